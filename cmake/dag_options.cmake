@@ -1,0 +1,13 @@
+# Warnings and sanitizers for dagrun's own targets only (never global flags).
+function(dag_target_options target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wshadow -Wconversion -Wsign-conversion)
+  if(DAG_WARNINGS_AS_ERRORS)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+if(DAG_SANITIZE)
+  # Applied to everything built here so that instrumented and plain code never mix in one binary.
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()

@@ -1,0 +1,84 @@
+#pragma once
+/// @file The operator concept: what an operator declares (its fields) and what a try returns.
+
+#include <concepts>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <dag/core/time.hpp>
+
+namespace dag {
+
+/// How an operator field's text is read and checked at load time.
+enum class field_kind {
+  text,        ///< plain text, never templated
+  templated,   ///< text rendered with macros (`{{ ds }}`) at run time; checked at load time
+  boolean,     ///< `true` / `false`
+  integer,     ///< a whole number
+  duration,    ///< `90s`, `30m`, `1h30m`, …
+  string_map,  ///< a YAML mapping of text to (templated) text, e.g. HTTP headers
+  string_list, ///< a YAML sequence of (templated) text, e.g. SQL parameters
+};
+
+/// One field an operator accepts.
+struct field_spec {
+  std::string name;           ///< YAML key
+  field_kind kind;            ///< how the value is read
+  bool required = false;      ///< must be present
+  std::vector<std::string> choices = {};  ///< allowed values of a text field; empty = any
+};
+
+/// What an operator declares about itself for loading and validation.
+struct operator_spec {
+  std::string name;               ///< the `operator:` value in YAML
+  std::vector<field_spec> fields; ///< accepted fields
+  bool yaml = true;               ///< can be used from YAML (false for C++ `callable`)
+};
+
+/// How one try of a task ended.
+enum class try_outcome { success, failed, skipped };
+
+/// The result of running an operator once: a value, never an exception escaping the engine.
+struct operator_result {
+  try_outcome outcome = try_outcome::success;  ///< success, failed or skipped
+  std::string message;                         ///< why it failed or was skipped
+  std::optional<std::string> xcom;             ///< value pushed to XCom under `return_value`
+  int exit_code = 0;                           ///< process exit status where there is one
+
+  /// A successful try, optionally pushing `xcom`.
+  static operator_result success(std::optional<std::string> xcom = std::nullopt) {
+    return {try_outcome::success, {}, std::move(xcom), 0};
+  }
+  /// A failed try with its reason.
+  static operator_result failed(std::string message, int exit_code = 1) {
+    return {try_outcome::failed, std::move(message), std::nullopt, exit_code};
+  }
+  /// A skipped task with its reason.
+  static operator_result skipped(std::string message = "skipped") {
+    return {try_outcome::skipped, std::move(message), std::nullopt, 99};
+  }
+};
+
+/// What a running try sees: identifiers, dates and its rendered fields.
+struct task_context {
+  std::string dag_id;                          ///< the DAG
+  std::string task_id;                         ///< the task
+  std::string run_id;                          ///< the run, e.g. `scheduled__2024-01-01T00:00:00+00:00`
+  time_point logical_date;                     ///< the run's logical date
+  time_point data_interval_start;              ///< the run's interval start
+  time_point data_interval_end;                ///< the run's interval end
+  int try_number = 1;                          ///< 1 for the first try
+  std::map<std::string, std::string> fields;   ///< operator fields, templates rendered
+  std::map<std::string, std::string> params;   ///< the run's params (DAG params with conf over them)
+};
+
+/// An operator: a type that declares its spec. (Issue 3 adds `run(task_context&)`.)
+template <class T>
+concept dag_operator = requires {
+  { T::spec() } -> std::convertible_to<operator_spec>;
+};
+
+}  // namespace dag

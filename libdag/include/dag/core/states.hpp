@@ -1,0 +1,63 @@
+#pragma once
+/// @file Task-instance and run states, with their Airflow names.
+
+#include <array>
+#include <optional>
+#include <string_view>
+
+namespace dag {
+
+/// The state of one task instance (one task in one run), as Airflow names them.
+enum class task_state {
+  none,            ///< not yet considered
+  scheduled,       ///< dependencies met, waiting for a slot
+  queued,          ///< handed to an executor
+  running,         ///< a try is executing
+  success,         ///< finished successfully
+  failed,          ///< finished with failure, no tries left
+  up_for_retry,    ///< a try failed, another will follow after the retry delay
+  upstream_failed, ///< cannot run because of upstream failures (trigger rule)
+  skipped,         ///< skipped by itself or by the trigger rule
+  removed,         ///< the task no longer exists in the DAG
+};
+
+/// The state of one DAG run.
+enum class run_state {
+  queued,   ///< created, not started
+  running,  ///< at least one task considered
+  success,  ///< every leaf is success or skipped
+  failed,   ///< some leaf failed or was upstream_failed
+};
+
+inline constexpr std::array<std::string_view, 10> task_state_names{
+    "none", "scheduled", "queued", "running", "success",
+    "failed", "up_for_retry", "upstream_failed", "skipped", "removed"};
+inline constexpr std::array<std::string_view, 4> run_state_names{"queued", "running", "success", "failed"};
+
+/// The Airflow name of a task state.
+constexpr std::string_view to_string(task_state s) { return task_state_names[static_cast<std::size_t>(s)]; }
+/// The Airflow name of a run state.
+constexpr std::string_view to_string(run_state s) { return run_state_names[static_cast<std::size_t>(s)]; }
+
+/// Parses a task state name; nullopt when unknown.
+constexpr std::optional<task_state> parse_task_state(std::string_view name) {
+  for (std::size_t i = 0; i < task_state_names.size(); ++i)
+    if (task_state_names[i] == name) return static_cast<task_state>(i);
+  return std::nullopt;
+}
+/// Parses a run state name; nullopt when unknown.
+constexpr std::optional<run_state> parse_run_state(std::string_view name) {
+  for (std::size_t i = 0; i < run_state_names.size(); ++i)
+    if (run_state_names[i] == name) return static_cast<run_state>(i);
+  return std::nullopt;
+}
+
+/// True for states a task instance never leaves on its own.
+constexpr bool is_finished(task_state s) {
+  return s == task_state::success || s == task_state::failed || s == task_state::upstream_failed ||
+         s == task_state::skipped || s == task_state::removed;
+}
+/// True for run states that are final.
+constexpr bool is_finished(run_state s) { return s == run_state::success || s == run_state::failed; }
+
+}  // namespace dag

@@ -1,0 +1,108 @@
+#pragma once
+/// @file A task: one node of a DAG, with its operator, fields, dependencies and run settings.
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <dag/core/operator.hpp>
+#include <dag/core/retry_policy.hpp>
+#include <dag/core/time.hpp>
+#include <dag/core/trigger_rule.hpp>
+
+namespace dag {
+
+/// Settings a task may set itself or inherit from its DAG's `default_args`; empty means "not set".
+struct task_options {
+  std::optional<trigger_rule> trigger;                 ///< `trigger_rule`
+  std::optional<int> retries;                          ///< `retries`
+  std::optional<duration> retry_delay;                 ///< `retry_delay`
+  std::optional<bool> retry_exponential_backoff;       ///< `retry_exponential_backoff`
+  std::optional<duration> max_retry_delay;             ///< `max_retry_delay`
+  std::optional<duration> execution_timeout;           ///< `execution_timeout`
+  std::optional<std::string> queue;                    ///< `queue` (queue executor routing)
+  std::optional<int> priority_weight;                  ///< `priority_weight`
+  std::optional<std::string> owner;                    ///< `owner` (informational)
+  std::optional<std::vector<std::string>> email;       ///< `email` (alert recipients)
+  std::optional<bool> email_on_failure;                ///< `email_on_failure`
+  std::optional<bool> email_on_retry;                  ///< `email_on_retry`
+
+  /// Every field set here, else the one in `fallback`.
+  task_options merged_over(const task_options& fallback) const {
+    task_options out = *this;
+    auto take = [](auto& mine, const auto& theirs) { if (!mine) mine = theirs; };
+    take(out.trigger, fallback.trigger);
+    take(out.retries, fallback.retries);
+    take(out.retry_delay, fallback.retry_delay);
+    take(out.retry_exponential_backoff, fallback.retry_exponential_backoff);
+    take(out.max_retry_delay, fallback.max_retry_delay);
+    take(out.execution_timeout, fallback.execution_timeout);
+    take(out.queue, fallback.queue);
+    take(out.priority_weight, fallback.priority_weight);
+    take(out.owner, fallback.owner);
+    take(out.email, fallback.email);
+    take(out.email_on_failure, fallback.email_on_failure);
+    take(out.email_on_retry, fallback.email_on_retry);
+    return out;
+  }
+};
+
+/// A task's settings once `default_args` and built-in defaults are applied.
+struct task_settings {
+  trigger_rule trigger = trigger_rule::all_success;  ///< when the task may run
+  retry_policy retry;                                ///< retries and their delays
+  std::optional<duration> execution_timeout;         ///< kill the try after this long
+  std::string queue = "default";                     ///< queue the task is routed to
+  int priority_weight = 1;                           ///< higher runs first among ready tasks
+  std::string owner = "dagrun";                      ///< informational
+  std::vector<std::string> email;                    ///< alert recipients
+  bool email_on_failure = false;                     ///< mail `email` when a task fails
+  bool email_on_retry = false;                       ///< mail `email` when a try is retried
+
+  /// Applies built-in defaults (Airflow's) to whatever `o` leaves unset.
+  static task_settings from(const task_options& o) {
+    task_settings s;
+    if (o.trigger) s.trigger = *o.trigger;
+    if (o.retries) s.retry.retries = *o.retries;
+    if (o.retry_delay) s.retry.retry_delay = *o.retry_delay;
+    if (o.retry_exponential_backoff) s.retry.exponential_backoff = *o.retry_exponential_backoff;
+    if (o.max_retry_delay) s.retry.max_retry_delay = *o.max_retry_delay;
+    s.execution_timeout = o.execution_timeout;
+    if (o.queue) s.queue = *o.queue;
+    if (o.priority_weight) s.priority_weight = *o.priority_weight;
+    if (o.owner) s.owner = *o.owner;
+    if (o.email) s.email = *o.email;
+    if (o.email_on_failure) s.email_on_failure = *o.email_on_failure;
+    if (o.email_on_retry) s.email_on_retry = *o.email_on_retry;
+    return s;
+  }
+};
+
+/// Where something was defined, for error messages (`file:line`).
+struct source_location {
+  std::string file;  ///< file path as given, empty for C++ DAGs built in memory
+  int line = 0;      ///< 1-based line, 0 when unknown
+};
+
+/// One operator field's value: text (possibly templated) with the line it came from.
+struct field_value {
+  std::string text;  ///< the raw value; templated fields are rendered at run time
+  int line = 0;      ///< 1-based line in the DAG file, 0 when unknown
+};
+
+/// One task of a DAG: an operator with its fields, upstream dependencies and options.
+struct task {
+  std::string id;                                  ///< `task_id`, unique in its DAG
+  std::string operator_name;                       ///< `operator`: bash, sqlite, postgres, http, …
+  std::map<std::string, field_value> fields;       ///< operator fields (`bash_command`, `sql`, …)
+  std::vector<std::string> dependencies;           ///< ids of direct upstream tasks
+  task_options options;                            ///< settings given on the task itself
+  task_settings settings;                          ///< effective settings; filled by `dag::finalize`
+  source_location where;                           ///< where the task was defined
+  /// The C++ body of a `callable` task; empty for other operators.
+  std::function<operator_result(task_context&)> callable;
+};
+
+}  // namespace dag

@@ -1,0 +1,52 @@
+#pragma once
+/// @file Time types and ISO-8601 / duration text formats used across libdag.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace dag {
+
+/// An instant in UTC, to the second: logical dates, interval bounds, run-after times.
+using time_point = std::chrono::sys_seconds;
+/// A span of time to the second: retry delays, timeouts, schedule periods.
+using duration = std::chrono::seconds;
+
+/// A source of "now", injected everywhere so that no decision reads the wall clock itself.
+struct clock {
+  virtual ~clock() = default;
+  /// The current instant.
+  virtual time_point now() const = 0;
+};
+
+/// The real clock, for the binary only; tests inject their own.
+struct system_clock final : clock {
+  /// The wall clock, truncated to seconds.
+  time_point now() const override {
+    return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  }
+};
+
+/// Parses `90s`, `30m`, `6h`, `1d`, `1h30m`, `2w` (units d h m s w, each at most once, in
+/// descending order, positive total); throws dag::usage_error naming the text otherwise.
+duration parse_duration(std::string_view text);
+
+/// Formats a duration in the same shortest form `parse_duration` reads (`1h30m`, `0s`).
+std::string format_duration(duration d);
+
+/// Parses an ISO-8601 date or date-time: `2024-01-01`, `2024-01-01T06:00`, `2024-01-01 06:00:00`,
+/// with optional `Z` or `±HH:MM` offset. A time without an offset is wall-clock time in
+/// `timezone` (an IANA name). Throws dag::usage_error naming the text on anything else.
+time_point parse_time(std::string_view text, std::string_view timezone = "UTC");
+
+/// Formats as ISO-8601 with offset in UTC: `2024-01-01T00:00:00+00:00` (Airflow's `ts`).
+std::string format_iso(time_point t);
+
+/// Formats as ISO-8601 in the given IANA zone with its offset: `2024-03-31T03:00:00+02:00`.
+std::string format_iso(time_point t, std::string_view timezone);
+
+/// True when `name` is a timezone the system's tz database knows.
+bool is_known_timezone(std::string_view name);
+
+}  // namespace dag
