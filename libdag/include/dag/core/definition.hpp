@@ -121,6 +121,8 @@ public:
   definition& default_args(task_options options) { default_args_ = std::move(options); return *this; }
   /// Records where the DAG was defined, for error messages.
   definition& defined_at(source_location where) { where_ = std::move(where); return *this; }
+  /// Records the line of a DAG-level key (`schedule`, `start_date`, …), for error messages.
+  definition& key_line(const std::string& key, int line) { key_lines_[key] = line; return *this; }
 
   // --- tasks ------------------------------------------------------------------------------
   /// Adds a task running `operator_name` and returns a handle on it.
@@ -175,6 +177,11 @@ public:
   const task_options& default_args() const { return default_args_; }
   /// Where the DAG was defined.
   const source_location& where() const { return where_; }
+  /// The line of a DAG-level key, or the DAG's own line when unknown.
+  int line_of(const std::string& key) const {
+    auto it = key_lines_.find(key);
+    return it == key_lines_.end() ? where_.line : it->second;
+  }
   /// The tasks, in definition order.
   const std::vector<task>& all_tasks() const { return tasks_; }
   /// The tasks, for the loader and `check` to complete.
@@ -209,6 +216,7 @@ private:
   std::map<std::string, std::string> params_;
   task_options default_args_;
   source_location where_;
+  std::map<std::string, int> key_lines_;
   std::vector<task> tasks_;
   std::unordered_map<std::string, std::size_t> index_;
 };

@@ -18,7 +18,7 @@ enum class field_kind {
   templated,   ///< text rendered with macros (`{{ ds }}`) at run time; checked at load time
   boolean,     ///< `true` / `false`
   integer,     ///< a whole number
-  duration,    ///< `90s`, `30m`, `1h30m`, …
+  time_span,   ///< a duration: `90s`, `30m`, `1h30m`, …
   string_map,  ///< a YAML mapping of text to (templated) text, e.g. HTTP headers
   string_list, ///< a YAML sequence of (templated) text, e.g. SQL parameters
 };

@@ -16,7 +16,7 @@ struct retry_policy {
   int retries = 0;                           ///< tries after the first; 0 means no retry
   duration retry_delay = std::chrono::minutes(5);  ///< base delay between tries
   bool exponential_backoff = false;          ///< double the delay each try, with jitter
-  duration max_retry_delay{0};               ///< cap on the delay; 0 means no cap (Airflow's default)
+  duration max_retry_delay{0};               ///< cap on backoff delays; 0 means only the one-day ceiling
 };
 
 namespace detail {
@@ -30,23 +30,24 @@ constexpr std::uint64_t fnv1a(std::string_view text, std::uint64_t h = 146959810
 }
 }  // namespace detail
 
+/// Airflow's ceiling on any backoff delay (`[core] max_task_retry_delay`, one day).
+inline constexpr duration max_backoff_delay = std::chrono::hours(24);
+
 /// The delay before try `next_try` (2 for the first retry) of a task, as Airflow computes it.
-/// Without backoff: `retry_delay`. With backoff: for n = tries failed so far and
-/// b = retry_delay·2^(n−1) (at least 1 s), a deterministic value in [b, 2b) whose jitter is a
-/// stable hash of `key` (dag, task, logical date) and the try. `max_retry_delay`, when set, caps
-/// either result.
+/// Without backoff: `retry_delay`, whatever `max_retry_delay` says. With backoff: for n = tries
+/// failed so far and b = max(1 s, retry_delay·2^(n−1)), a deterministic value in [b, 2b) whose
+/// jitter is a stable hash of `key` (dag, task, logical date) and the try, then capped by one day
+/// and by `max_retry_delay` when that is set.
 inline duration retry_delay_for(const retry_policy& p, int next_try, std::string_view key) {
-  duration delay = p.retry_delay;
-  if (p.exponential_backoff) {
-    const int failed_tries = std::max(1, next_try - 1);
-    // Saturate far beyond any useful delay (about 34 years) so large try numbers cannot overflow.
-    constexpr std::int64_t ceiling = std::int64_t{1} << 30;
-    std::int64_t lower = std::max<std::int64_t>(1, p.retry_delay.count());
-    for (int i = 1; i < failed_tries && lower < ceiling; ++i) lower *= 2;
-    lower = std::min(lower, ceiling);
-    const std::uint64_t h = detail::fnv1a(std::to_string(next_try), detail::fnv1a(key) ^ 0x9e3779b97f4a7c15ull);
-    delay = duration{lower + static_cast<std::int64_t>(h % static_cast<std::uint64_t>(lower))};
-  }
+  if (!p.exponential_backoff) return p.retry_delay;
+  const int failed_tries = std::max(1, next_try - 1);
+  // Doubling stops once past the one-day ceiling, so large try numbers cannot overflow.
+  std::int64_t lower = std::max<std::int64_t>(0, p.retry_delay.count());
+  for (int i = 1; i < failed_tries && lower <= max_backoff_delay.count(); ++i) lower *= 2;
+  lower = std::clamp<std::int64_t>(lower, 1, 2 * max_backoff_delay.count());
+  const std::uint64_t h = detail::fnv1a(std::to_string(next_try), detail::fnv1a(key) ^ 0x9e3779b97f4a7c15ull);
+  duration delay{lower + static_cast<std::int64_t>(h % static_cast<std::uint64_t>(lower))};
+  delay = std::min(delay, max_backoff_delay);
   if (p.max_retry_delay.count() > 0) delay = std::min(delay, p.max_retry_delay);
   return delay;
 }

@@ -86,10 +86,13 @@ struct source_location {
   int line = 0;      ///< 1-based line, 0 when unknown
 };
 
-/// One operator field's value: text (possibly templated) with the line it came from.
+/// One operator field's value with the line it came from: text (possibly templated) for
+/// scalar kinds, `items` for string_list fields, `entries` for string_map fields.
 struct field_value {
-  std::string text;  ///< the raw value; templated fields are rendered at run time
-  int line = 0;      ///< 1-based line in the DAG file, 0 when unknown
+  std::string text;                              ///< the raw scalar value
+  int line = 0;                                  ///< 1-based line in the DAG file, 0 when unknown
+  std::vector<std::string> items = {};           ///< values of a string_list field
+  std::map<std::string, std::string> entries = {};  ///< values of a string_map field
 };
 
 /// One task of a DAG: an operator with its fields, upstream dependencies and options.

@@ -49,4 +49,14 @@ std::string format_iso(time_point t, std::string_view timezone);
 /// True when `name` is a timezone the system's tz database knows.
 bool is_known_timezone(std::string_view name);
 
+/// The wall-clock time of `t` in `timezone`, as a naive date-time carried in a time_point as if
+/// the zone were UTC (2024-03-31T01:00:00Z in Europe/Berlin → 2024-03-31T03:00:00 naive).
+/// Throws dag::usage_error for an unknown zone.
+time_point to_wall_clock(time_point t, std::string_view timezone);
+
+/// The instant a naive wall-clock time (carried as if UTC) denotes in `timezone`. A time skipped
+/// by a DST gap maps to the instant the gap ends; a repeated time to its first (earliest)
+/// occurrence. Throws dag::usage_error for an unknown zone.
+time_point from_wall_clock(time_point wall, std::string_view timezone);
+
 }  // namespace dag

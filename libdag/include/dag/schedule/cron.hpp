@@ -2,8 +2,11 @@
 /// @file 5-field cron expressions (minute hour day-of-month month day-of-week).
 
 #include <bitset>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include <dag/core/time.hpp>
 
 namespace dag {
 
@@ -22,6 +25,14 @@ public:
   bool every_hour() const { return hour_wildcard_; }
   /// True when the wall-clock date and time match (weekday: 0 = Sunday).
   bool matches(int month, int day, int weekday, int hour, int minute) const;
+  /// True when a day with this month, day of month and weekday (0 = Sunday) has fire times.
+  bool day_matches(int month, int day, int weekday) const;
+
+  /// The earliest matching wall-clock minute at or after `wall`. Wall-clock (naive) times are
+  /// carried in a time_point as if the zone were UTC; the search covers 50 years at most.
+  std::optional<time_point> next_match(time_point wall) const;
+  /// The latest matching wall-clock minute strictly before `wall` (same conventions).
+  std::optional<time_point> prev_match(time_point wall) const;
 
   std::bitset<60> minutes;   ///< allowed minutes 0–59
   std::bitset<24> hours;     ///< allowed hours 0–23

@@ -15,6 +15,12 @@
 
 namespace dag {
 
+// GCC's -Wshadow flags the scoped enumerator `duration` as shadowing dag::duration although a
+// scoped enumerator is only ever named as schedule_kind::duration; silence that false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#endif
 /// What kind of schedule a DAG has.
 enum class schedule_kind {
   none,      ///< manual runs only (no `schedule`)
@@ -22,6 +28,9 @@ enum class schedule_kind {
   cron,      ///< a cron expression or a preset such as `@daily`
   duration,  ///< a fixed period such as `6h`, aligned to `start_date`
 };
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 /// A parsed `schedule:` value.
 struct schedule_spec {
@@ -89,6 +98,27 @@ public:
   std::optional<run_info> run_at(time_point logical_date) const;
 
 private:
+  /// The first fire time strictly after `t` (cron kind).
+  std::optional<time_point> fire_after(time_point t) const;
+  /// The last fire time strictly before `t` (cron kind).
+  std::optional<time_point> fire_before(time_point t) const;
+  /// The first fire time at or after `start_date` (cron kind): where the first interval starts.
+  std::optional<time_point> first_fire() const;
+  /// The run whose interval starts at `start`, a schedule point, ignoring `end_date`.
+  std::optional<run_info> run_starting(time_point start) const;
+  /// The first run whose logical date is at or after both `t` and `start_date`, ignoring `end_date`.
+  std::optional<run_info> first_run_from(time_point t) const;
+  /// The run right after `r`, a run of this timetable, ignoring `end_date`.
+  std::optional<run_info> successor(const run_info& r) const;
+  /// The latest run whose interval has ended by `now`, ignoring `end_date`.
+  std::optional<run_info> latest_complete(time_point now) const;
+  /// True when a run with this logical date is within `end_date`.
+  bool before_end(time_point logical_date) const { return !end_date_ || logical_date <= *end_date_; }
+  /// True when the schedule produces runs at all (a kind other than none, and a start_date).
+  bool produces_runs() const { return spec_.kind != schedule_kind::none && start_date_.has_value(); }
+
+  friend std::vector<run_info> due_runs(const timetable&, bool, int, std::span<const existing_run>, time_point);
+
   schedule_spec spec_;
   std::string timezone_;
   std::optional<time_point> start_date_;

@@ -1,0 +1,21 @@
+#pragma once
+/// @file The umbrella header: everything a DAG author or embedding program needs.
+
+#include <dag/core/connection.hpp>
+#include <dag/core/definition.hpp>
+#include <dag/core/error.hpp>
+#include <dag/core/operator.hpp>
+#include <dag/core/retry_policy.hpp>
+#include <dag/core/states.hpp>
+#include <dag/core/suggest.hpp>
+#include <dag/core/task.hpp>
+#include <dag/core/time.hpp>
+#include <dag/core/trigger_rule.hpp>
+#include <dag/graph/task_graph.hpp>
+#include <dag/load/check.hpp>
+#include <dag/load/dag_folder.hpp>
+#include <dag/load/operator_catalog.hpp>
+#include <dag/load/yaml_loader.hpp>
+#include <dag/schedule/cron.hpp>
+#include <dag/schedule/timetable.hpp>
+#include <dag/template/template.hpp>

@@ -1,0 +1,41 @@
+#pragma once
+/// @file The operators a loader accepts, by name, with the fields each declares.
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <dag/core/operator.hpp>
+
+namespace dag {
+
+/// Operators known to a loader; each validates its own fields through its spec.
+class operator_catalog {
+public:
+  /// Adds (or replaces) an operator by its spec.
+  void add(operator_spec spec) {
+    std::string name = spec.name;
+    specs_.insert_or_assign(std::move(name), std::move(spec));
+  }
+  /// Adds an operator type.
+  template <dag_operator Op>
+  void add() { add(Op::spec()); }
+  /// The spec of operator `name`, or nullptr.
+  const operator_spec* find(std::string_view name) const {
+    auto it = specs_.find(std::string(name));
+    return it == specs_.end() ? nullptr : &it->second;
+  }
+  /// Names of the operators usable from YAML, sorted.
+  std::vector<std::string> yaml_names() const {
+    std::vector<std::string> out;
+    for (const auto& [name, spec] : specs_)
+      if (spec.yaml) out.push_back(name);
+    return out;
+  }
+
+private:
+  std::map<std::string, operator_spec> specs_;
+};
+
+}  // namespace dag

@@ -1,0 +1,226 @@
+// Validation of a whole definition, shared by the YAML loader and C++ DAGs.
+#include <dag/load/check.hpp>
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include <dag/core/suggest.hpp>
+#include <dag/graph/task_graph.hpp>
+#include <dag/schedule/timetable.hpp>
+#include <dag/template/template.hpp>
+
+namespace dag {
+namespace {
+
+// Task keys that are not operator fields, offered as suggestions next to the operator's fields.
+const std::vector<std::string> task_keys{
+    "task_id",     "operator",        "dependencies",      "trigger_rule",    "retries",
+    "retry_delay", "retry_exponential_backoff", "max_retry_delay", "execution_timeout", "queue",
+    "priority_weight", "owner",       "email",             "email_on_failure", "email_on_retry",
+    "depends_on_past"};
+
+class checker {
+public:
+  checker(definition& d, const operator_catalog& operators) : d_(d), operators_(operators) {}
+
+  std::vector<definition_error> run() {
+    check_dag_settings();
+    for (const auto& t : d_.all_tasks()) check_task(t);
+    task_graph graph = task_graph::build(d_, problems_);
+    if (graph.size() == d_.all_tasks().size()) check_templates(graph);
+    d_.apply_default_args();
+    return std::move(problems_);
+  }
+
+private:
+  error_context at_key(const std::string& key) const {
+    error_context c;
+    c.file = d_.where().file;
+    c.line = d_.line_of(key);
+    c.dag_id = d_.id();
+    return c;
+  }
+  error_context at_field(const task& t, int line) const {
+    error_context c;
+    c.file = t.where.file.empty() ? d_.where().file : t.where.file;
+    c.line = line > 0 ? line : t.where.line;
+    c.dag_id = d_.id();
+    c.task_id = t.id;
+    return c;
+  }
+  void fail(error_context where, const std::string& message) { problems_.emplace_back(std::move(where), message); }
+
+  void check_dag_settings() {
+    if (!is_valid_id(d_.id()))
+      fail(at_key("dag_id"), "invalid dag_id '" + d_.id() + "': use letters, digits, '_', '-' and '.'");
+    const bool zone_ok = is_known_timezone(d_.timezone());
+    if (!zone_ok) fail(at_key("timezone"), "timezone: unknown IANA timezone '" + d_.timezone() + "'");
+    std::optional<schedule_spec> spec;
+    try {
+      spec = schedule_spec::parse(d_.schedule());
+    } catch (const error& e) {
+      fail(at_key("schedule"), "schedule: " + e.message());
+    }
+    if (spec && spec->kind != schedule_kind::none && !d_.start_date())
+      fail(at_key("schedule"), "start_date is required when a schedule is set");
+    if (d_.start_date() && d_.end_date() && *d_.end_date() < *d_.start_date())
+      fail(at_key("end_date"), "end_date " + format_iso(*d_.end_date()) + " is before start_date " +
+                                   format_iso(*d_.start_date()));
+    if (d_.max_active_runs() < 1) fail(at_key("max_active_runs"), "max_active_runs: must be at least 1");
+    if (d_.max_active_tasks() < 1) fail(at_key("max_active_tasks"), "max_active_tasks: must be at least 1");
+    if (d_.all_tasks().empty()) fail(at_key("tasks"), "a DAG needs at least one task");
+    check_options(d_.default_args(), at_key("default_args"), "default_args.");
+  }
+
+  void check_options(const task_options& o, const error_context& where, const std::string& prefix) {
+    if (o.retries && *o.retries < 0) fail(where, prefix + "retries: must be at least 0");
+    auto positive = [&](const std::optional<duration>& v, const char* name) {
+      if (v && v->count() <= 0) fail(where, prefix + name + ": must be longer than 0s");
+    };
+    positive(o.execution_timeout, "execution_timeout");
+    positive(o.max_retry_delay, "max_retry_delay");
+    if (o.retry_delay && o.retry_delay->count() < 0) fail(where, prefix + "retry_delay: must not be negative");
+  }
+
+  void check_task(const task& t) {
+    if (!is_valid_id(t.id)) fail(at_field(t, 0), "invalid task_id '" + t.id + "': use letters, digits, '_', '-' and '.'");
+    check_options(t.options, at_field(t, 0), "task '" + t.id + "': ");
+    const operator_spec* spec = operators_.find(t.operator_name);
+    if (!spec) {
+      fail(at_field(t, 0), "task '" + t.id + "': unknown operator '" + t.operator_name + "'" +
+                               did_you_mean(t.operator_name, operators_.yaml_names()) + "; known: " +
+                               join(operators_.yaml_names()));
+      return;
+    }
+    if (spec->name == "callable" && !t.callable)
+      fail(at_field(t, 0), "task '" + t.id + "': a callable task needs a C++ body");
+    for (const auto& f : spec->fields)
+      if (f.required && !t.fields.contains(f.name))
+        fail(at_field(t, 0), "task '" + t.id + "': operator '" + spec->name + "' requires field '" + f.name + "'");
+    for (const auto& [name, value] : t.fields) {
+      const field_spec* f = find_field(*spec, name);
+      if (!f) {
+        std::vector<std::string> candidates = task_keys;
+        for (const auto& known : spec->fields) candidates.push_back(known.name);
+        fail(at_field(t, value.line), "task '" + t.id + "': unknown field '" + name + "' for operator '" +
+                                          spec->name + "'" + did_you_mean(name, candidates));
+        continue;
+      }
+      check_field_value(t, *f, value);
+    }
+  }
+
+  static const field_spec* find_field(const operator_spec& spec, const std::string& name) {
+    for (const auto& f : spec.fields)
+      if (f.name == name) return &f;
+    return nullptr;
+  }
+
+  static std::string join(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+    return out;
+  }
+
+  void check_field_value(const task& t, const field_spec& f, const field_value& v) {
+    const std::string where = "task '" + t.id + "': " + f.name + ": ";
+    const bool is_list = !v.items.empty(), is_map = !v.entries.empty();
+    switch (f.kind) {
+      case field_kind::string_list:
+        if (is_map) fail(at_field(t, v.line), where + "expected a list, got a mapping");
+        return;
+      case field_kind::string_map:
+        if (!is_map && !v.text.empty()) fail(at_field(t, v.line), where + "expected a mapping, got '" + v.text + "'");
+        if (is_list) fail(at_field(t, v.line), where + "expected a mapping, got a list");
+        return;
+      default:
+        break;
+    }
+    if (is_list || is_map) {
+      fail(at_field(t, v.line), where + "expected a single value, got " + (is_list ? "a list" : "a mapping"));
+      return;
+    }
+    switch (f.kind) {
+      case field_kind::boolean:
+        if (v.text != "true" && v.text != "false") fail(at_field(t, v.line), where + "expected true or false, got '" + v.text + "'");
+        break;
+      case field_kind::integer: {
+        std::istringstream in(v.text);
+        long long n = 0;
+        if (!(in >> n) || !in.eof()) fail(at_field(t, v.line), where + "expected a whole number, got '" + v.text + "'");
+        break;
+      }
+      case field_kind::time_span:
+        try {
+          parse_duration(v.text);
+        } catch (const error& e) {
+          fail(at_field(t, v.line), where + e.message());
+        }
+        break;
+      default:
+        if (!f.choices.empty() && std::find(f.choices.begin(), f.choices.end(), v.text) == f.choices.end())
+          fail(at_field(t, v.line), where + "'" + v.text + "' is not one of " + join(f.choices) + did_you_mean(v.text, f.choices));
+        break;
+    }
+  }
+
+  // Templates are checked once the graph is known: an XCom may only come from an upstream task.
+  void check_templates(const task_graph& graph) {
+    template_scope scope;
+    for (const auto& [name, value] : d_.params()) scope.params.insert(name);
+    for (const auto& t : d_.all_tasks()) scope.task_ids.insert(t.id);
+    const auto& tasks = d_.all_tasks();
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      const task& t = tasks[i];
+      const operator_spec* spec = operators_.find(t.operator_name);
+      if (!spec) continue;
+      scope.task_id = t.id;
+      std::set<std::string> upstream;
+      for (std::size_t u : graph.all_upstream(i)) upstream.insert(tasks[u].id);
+      scope.upstream_task_ids = std::move(upstream);
+      for (const auto& [name, value] : t.fields) {
+        const field_spec* f = find_field(*spec, name);
+        if (!f) continue;
+        if (f->kind == field_kind::templated) check_template_text(t, name, value.text, value.line, scope);
+        if (f->kind == field_kind::string_list)
+          for (const auto& item : value.items) check_template_text(t, name, item, value.line, scope);
+        if (f->kind == field_kind::string_map)
+          for (const auto& [key, item] : value.entries) check_template_text(t, name + "." + key, item, value.line, scope);
+      }
+    }
+  }
+
+  void check_template_text(const task& t, const std::string& field, const std::string& text, int line,
+                           const template_scope& scope) {
+    try {
+      check(template_text::parse(text), scope);
+    } catch (const template_error& e) {
+      const int at = line > 0 ? line + e.line() : 0;
+      fail(at_field(t, at), "task '" + t.id + "': " + field + ": " + e.message() + " (column " +
+                                std::to_string(e.column()) + ")");
+    }
+  }
+
+  definition& d_;
+  const operator_catalog& operators_;
+  std::vector<definition_error> problems_;
+};
+
+}  // namespace
+
+bool is_valid_id(std::string_view id) {
+  if (id.empty() || id.size() > 250) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                    c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::vector<definition_error> check(definition& d, const operator_catalog& operators) {
+  return checker(d, operators).run();
+}
+
+}  // namespace dag

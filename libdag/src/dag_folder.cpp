@@ -1,0 +1,54 @@
+// A folder of YAML DAGs: each file loads on its own, so one broken file never hides the others.
+#include <dag/load/dag_folder.hpp>
+
+#include <algorithm>
+#include <map>
+
+#include <dag/load/yaml_loader.hpp>
+
+namespace dag {
+namespace {
+bool is_yaml(const std::filesystem::path& p) {
+  const auto ext = p.extension().string();
+  return ext == ".yaml" || ext == ".yml";
+}
+}  // namespace
+
+dag_folder load_dag_folder(const std::filesystem::path& path, const operator_catalog& operators) {
+  dag_folder out;
+  std::error_code ec;
+  std::vector<std::filesystem::path> files;
+  if (std::filesystem::is_directory(path, ec)) {
+    for (const auto& entry : std::filesystem::directory_iterator(path, ec))
+      if (entry.is_regular_file() && is_yaml(entry.path())) files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+  } else if (std::filesystem::exists(path, ec)) {
+    files.push_back(path);
+  } else {
+    error_context where;
+    where.file = path.string();
+    out.problems.emplace_back(where, "no such file or directory");
+    return out;
+  }
+
+  std::map<std::string, std::string> defined_in;
+  for (const auto& file : files) {
+    yaml_load_result r = load_yaml_file(file, operators);
+    out.problems.insert(out.problems.end(), r.problems.begin(), r.problems.end());
+    if (!r.dag) continue;
+    auto [it, fresh] = defined_in.emplace(r.dag->id(), file.string());
+    if (!fresh) {
+      error_context where;
+      where.file = file.string();
+      where.line = r.dag->where().line;
+      where.dag_id = r.dag->id();
+      out.problems.emplace_back(where, "dag_id '" + r.dag->id() + "' is already defined in " + it->second);
+      continue;
+    }
+    out.dags.push_back(std::move(*r.dag));
+  }
+  std::sort(out.dags.begin(), out.dags.end(), [](const definition& a, const definition& b) { return a.id() < b.id(); });
+  return out;
+}
+
+}  // namespace dag

@@ -1,0 +1,67 @@
+#pragma once
+// The command line of dagrun: global options, command dispatch, exit codes.
+
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include <boost/program_options/options_description.hpp>
+#include <boost/program_options/positional_options.hpp>
+#include <boost/program_options/variables_map.hpp>
+
+#include <dag/core/time.hpp>
+#include <dag/load/dag_folder.hpp>
+#include <dag/load/operator_catalog.hpp>
+
+namespace dagrun {
+
+/// Exit statuses of PRODUCT.md.
+enum exit_status : int { exit_ok = 0, exit_failed = 1, exit_usage = 2 };
+
+/// Options every command accepts.
+struct global_options {
+  std::string dags_folder = "./dags";  ///< --dags / DAGRUN_DAGS
+  std::string db = "sqlite:dagrun.db"; ///< --db / DAGRUN_DB
+  std::string log_level = "info";      ///< --log-level
+  bool json = false;                   ///< --json
+};
+
+/// What a command runs with: its options, streams and clock.
+struct invocation {
+  global_options global;                       ///< global options
+  boost::program_options::variables_map args;  ///< the command's own options and positionals
+  std::ostream& out;                           ///< standard output
+  std::ostream& err;                           ///< standard error
+  const dag::clock& now;                       ///< the clock (injected in tests)
+  const dag::operator_catalog& operators;      ///< known operators
+};
+
+/// One command: its words (`dags next`), summary, options and body.
+struct command {
+  std::vector<std::string> words;                          ///< e.g. {"dags", "next"}
+  std::string usage;                                       ///< e.g. "dags next DAG [-n N] [--after TS]"
+  std::string summary;                                     ///< one line for `dagrun --help`
+  std::function<void(boost::program_options::options_description&,
+                     boost::program_options::positional_options_description&)> declare;  ///< options
+  std::function<int(invocation&)> run;                     ///< the body; returns the exit status
+};
+
+/// Every command, in the order `dagrun --help` lists them.
+std::vector<command> all_commands();
+
+/// The commands of each file.
+void add_validate_commands(std::vector<command>& out);
+void add_dags_commands(std::vector<command>& out);
+void add_version_commands(std::vector<command>& out);
+
+/// Runs dagrun with `args` (without the program name); returns the exit status.
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, const dag::clock& now);
+
+/// Loads the DAG folder of the invocation; prints import errors to `err` unless `quiet`.
+dag::dag_folder load_dags(const invocation& inv, bool quiet = false);
+
+/// The DAG named `dag_id`, or prints a usage error (with a suggestion) and returns nullptr.
+const dag::definition* find_dag(const invocation& inv, const dag::dag_folder& folder, const std::string& dag_id);
+
+}  // namespace dagrun
