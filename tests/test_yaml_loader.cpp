@@ -1,0 +1,338 @@
+// YAML DAG files: the format of PRODUCT.md, and every kind of broken file with its message.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
+
+#include <builtin.hpp>
+#include <dag/load/dag_folder.hpp>
+#include <dag/load/yaml_loader.hpp>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+const dag::operator_catalog& catalog() {
+  static const dag::operator_catalog c = dag::builtin_operators();
+  return c;
+}
+
+std::vector<std::string> problems_of(const std::string& text) {
+  auto r = dag::load_yaml_text(text, "dags/t.yaml", catalog());
+  std::vector<std::string> out;
+  for (const auto& p : r.problems) out.push_back(p.what());
+  CHECK(r.dag.has_value() == out.empty());
+  return out;
+}
+
+// The single problem of `text`; fails the test if there is not exactly one.
+std::string problem_of(const std::string& text) {
+  auto all = problems_of(text);
+  std::string joined;
+  for (const auto& p : all) joined += p + "\n";
+  INFO("problems:\n" << joined);
+  REQUIRE(all.size() == 1);
+  return all.front();
+}
+
+// A valid DAG whose first task's extra lines are `task_extra` (indented 4) and whose top has `top`.
+std::string dag_with(const std::string& top, const std::string& task_extra = "") {
+  return "dag_id: t\n" + top +
+         "tasks:\n"
+         "  - task_id: a\n"
+         "    operator: bash\n"
+         "    bash_command: echo a\n" +
+         task_extra;
+}
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    path = std::filesystem::temp_directory_path() / ("dagrun-yaml-" + std::to_string(::getpid()) + "-" +
+                                                     std::to_string(counter()++));
+    std::filesystem::create_directories(path);
+  }
+  ~temp_dir() { std::filesystem::remove_all(path); }
+  void write(const std::string& name, const std::string& text) const { std::ofstream(path / name) << text; }
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("YamlLoader.ProductExampleLoadsWithEveryField") {
+  const std::string text = R"(dag_id: batch_processing_pipeline
+description: Process batch workflows
+schedule: 6h                  # cron, preset, duration, or omit for manual only
+timezone: UTC
+start_date: 2024-01-01
+catchup: false
+max_active_runs: 1
+max_active_tasks: 8
+tags: [batch, processing]
+params: {limit: 100}
+default_args: {retries: 2, retry_delay: 5m}
+tasks:
+  - task_id: process_pending_workflows
+    operator: postgres
+    conn_id: warehouse
+    sql: SELECT id FROM workflows WHERE status = 'pending' LIMIT {{ params.limit }}
+  - task_id: cleanup_completed_workflows
+    operator: bash
+    bash_command: ./cleanup.sh {{ ds }}
+    dependencies: [process_pending_workflows]
+    trigger_rule: all_done
+    execution_timeout: 10m
+)";
+  auto r = dag::load_yaml_text(text, "dags/batch.yaml", catalog());
+  REQUIRE(r.problems.empty());
+  REQUIRE(r.dag);
+  const auto& d = *r.dag;
+  CHECK(d.id() == "batch_processing_pipeline");
+  CHECK(d.description() == "Process batch workflows");
+  CHECK(d.schedule() == "6h");
+  CHECK(d.timezone() == "UTC");
+  CHECK(dag::format_iso(*d.start_date()) == "2024-01-01T00:00:00+00:00");
+  CHECK_FALSE(d.catchup());
+  CHECK(d.max_active_runs() == 1);
+  CHECK(d.max_active_tasks() == 8);
+  CHECK(d.tags() == std::vector<std::string>{"batch", "processing"});
+  CHECK(d.params().at("limit") == "100");
+  const auto* p = d.find("process_pending_workflows");
+  REQUIRE(p);
+  CHECK(p->operator_name == "postgres");
+  CHECK(p->fields.at("conn_id").text == "warehouse");
+  CHECK(p->fields.at("sql").line == 16);
+  CHECK(p->settings.retry.retries == 2);
+  CHECK(p->settings.retry.retry_delay == 5min);
+  const auto* c = d.find("cleanup_completed_workflows");
+  REQUIRE(c);
+  CHECK(c->dependencies == std::vector<std::string>{"process_pending_workflows"});
+  CHECK(c->settings.trigger == dag::trigger_rule::all_done);
+  CHECK(c->settings.execution_timeout == 10min);
+  CHECK(c->where.line == 17);
+}
+
+TEST_CASE("YamlLoader.StartDateIsWallClockInTheDagTimezone") {
+  auto r = dag::load_yaml_text(dag_with("start_date: 2024-01-01\nschedule: \"@daily\"\ntimezone: Europe/Berlin\n"),
+                               "dags/t.yaml", catalog());
+  REQUIRE(r.dag);
+  CHECK(dag::format_iso(*r.dag->start_date()) == "2023-12-31T23:00:00+00:00");
+}
+
+TEST_CASE("YamlLoader.DefaultArgsStartDateAndSeedKeysAreAccepted") {
+  auto r = dag::load_yaml_text(dag_with("schedule: 1d\ndefault_args:\n  owner: platform\n  depends_on_past: false\n"
+                                        "  start_date: 2024-02-01\n  email_on_failure: true\n  email: ops@example.com\n"),
+                               "dags/t.yaml", catalog());
+  REQUIRE(r.problems.empty());
+  CHECK(dag::format_iso(*r.dag->start_date()) == "2024-02-01T00:00:00+00:00");
+  const auto& s = r.dag->find("a")->settings;
+  CHECK(s.owner == "platform");
+  CHECK(s.email_on_failure);
+  CHECK(s.email == std::vector<std::string>{"ops@example.com"});
+}
+
+TEST_CASE("YamlLoader.SyntaxErrorNamesTheLine") {
+  auto m = problem_of("dag_id: t\ntasks:\n  - task_id: a\n   operator: bash\n");
+  CHECK(m.starts_with("dags/t.yaml:4: YAML syntax error: "));
+}
+
+TEST_CASE("YamlLoader.UnquotedStarCronGetsAHint") {
+  auto m = problem_of(dag_with("schedule: */5 * * * *\n"));
+  CHECK(m.starts_with("dags/t.yaml:2: YAML syntax error"));
+  CHECK(m.find("quote values that start with '*'") != std::string::npos);
+}
+
+TEST_CASE("YamlLoader.FileMustBeAMapping") {
+  CHECK(problem_of("- a\n- b\n") == "dags/t.yaml:1: a DAG file must be a mapping with dag_id and tasks");
+}
+
+TEST_CASE("YamlLoader.MissingRequiredKeys") {
+  auto all = problems_of("description: nothing else\n");
+  REQUIRE(all.size() == 2);
+  CHECK(all[0] == "dags/t.yaml:1: missing required key 'dag_id'");
+  CHECK(all[1] == "dags/t.yaml:1: missing required key 'tasks'");
+}
+
+TEST_CASE("YamlLoader.UnknownKeysSuggestTheIntendedOne") {
+  CHECK(problem_of(dag_with("schedul: 1d\n")) == "dags/t.yaml:2: unknown DAG key 'schedul' (did you mean 'schedule'?)");
+  CHECK(problem_of(dag_with("schedule_interval: 1d\n")) ==
+        "dags/t.yaml:2: unknown DAG key 'schedule_interval': Airflow's old name, use 'schedule'");
+  CHECK(problem_of(dag_with("default_args:\n  retires: 2\n")) ==
+        "dags/t.yaml:3: unknown default_args key 'retires' (did you mean 'retries'?)");
+  CHECK(problem_of(dag_with("", "    retires: 2\n")) ==
+        "dags/t.yaml:6: task 'a': unknown field 'retires' for operator 'bash' (did you mean 'retries'?)");
+  CHECK(problem_of(dag_with("", "    bash_comand: echo\n")) ==
+        "dags/t.yaml:6: task 'a': unknown field 'bash_comand' for operator 'bash' (did you mean 'bash_command'?)");
+  CHECK(problem_of(dag_with("zzzzzz: 1\n")) == "dags/t.yaml:2: unknown DAG key 'zzzzzz'");
+}
+
+TEST_CASE("YamlLoader.DuplicateKeysAreErrors") {
+  CHECK(problem_of(dag_with("catchup: true\ncatchup: false\n")) ==
+        "dags/t.yaml:3: duplicate key 'catchup' (first on line 2)");
+}
+
+TEST_CASE("YamlLoader.BadScalarValues") {
+  CHECK(problem_of(dag_with("catchup: maybe\n")) == "dags/t.yaml:2: catchup: expected true or false, got 'maybe'");
+  CHECK(problem_of(dag_with("max_active_runs: 0\n")) == "dags/t.yaml:2: max_active_runs: must be at least 1, got 0");
+  CHECK(problem_of(dag_with("max_active_tasks: many\n")) ==
+        "dags/t.yaml:2: max_active_tasks: expected a whole number, got 'many'");
+  CHECK(problem_of(dag_with("tags: {a: b}\n")) == "dags/t.yaml:2: tags: expected a list, got a mapping");
+  CHECK(problem_of(dag_with("description: [a]\n")) == "dags/t.yaml:2: description: expected a single value, got a list");
+  CHECK(problem_of(dag_with("", "    retries: -1\n")) == "dags/t.yaml:6: retries: must be at least 0, got -1");
+}
+
+TEST_CASE("YamlLoader.DurationsAreStrict") {
+  auto m = problem_of(dag_with("", "    retry_delay: 5 minutes\n"));
+  CHECK(m.starts_with("dags/t.yaml:6: retry_delay: "));
+  CHECK(m.find("5 minutes") != std::string::npos);
+  m = problem_of(dag_with("", "    execution_timeout: 300\n"));
+  CHECK(m.starts_with("dags/t.yaml:6: execution_timeout: "));
+  auto ok = dag::load_yaml_text(dag_with("", "    retry_delay: 1h30m\n    max_retry_delay: 90s\n"), "dags/t.yaml", catalog());
+  REQUIRE(ok.dag);
+  CHECK(ok.dag->find("a")->settings.retry.retry_delay == 90min);
+  CHECK(ok.dag->find("a")->settings.retry.max_retry_delay == 90s);
+}
+
+TEST_CASE("YamlLoader.BadDatesAndTimezones") {
+  auto m = problem_of(dag_with("start_date: 2024-13-01\n"));
+  CHECK(m.starts_with("dags/t.yaml:2: start_date: "));
+  CHECK(problem_of(dag_with("timezone: Europe/Berln\n")) == "dags/t.yaml:2: timezone: unknown IANA timezone 'Europe/Berln'");
+  CHECK(problem_of(dag_with("schedule: 1d\n")) == "dags/t.yaml:2: start_date is required when a schedule is set");
+  CHECK(problem_of(dag_with("start_date: 2024-02-01\nend_date: 2024-01-01\n")) ==
+        "dags/t.yaml:3: end_date 2024-01-01T00:00:00+00:00 is before start_date 2024-02-01T00:00:00+00:00");
+}
+
+TEST_CASE("YamlLoader.BadScheduleNamesItsLine") {
+  auto m = problem_of(dag_with("start_date: 2024-01-01\nschedule: 0 25 * * *\n"));
+  CHECK(m.starts_with("dags/t.yaml:3: schedule: "));
+  CHECK(m.find("25") != std::string::npos);
+  m = problem_of(dag_with("start_date: 2024-01-01\nschedule: \"@daly\"\n"));
+  CHECK(m.starts_with("dags/t.yaml:3: schedule: "));
+}
+
+TEST_CASE("YamlLoader.TriggerRulesAndOperatorsAreChecked") {
+  CHECK(problem_of(dag_with("", "    trigger_rule: all_sucess\n")) ==
+        "dags/t.yaml:6: trigger_rule: unknown rule 'all_sucess' (did you mean 'all_success'?)");
+  CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bsh\n    bash_command: x\n") ==
+        "dags/t.yaml:3: task 'a': unknown operator 'bsh' (did you mean 'bash'?); known: bash, http, postgres, "
+        "sql_sensor, sqlite");
+  CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n") ==
+        "dags/t.yaml:3: task 'a': operator 'bash' requires field 'bash_command'");
+  CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: callable\n") ==
+        "dags/t.yaml:3: task 'a': operator 'callable' is only available to C++ DAGs; YAML operators: bash, http, "
+        "postgres, sql_sensor, sqlite");
+  CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: http\n    conn_id: api\n    method: FETCH\n") ==
+        "dags/t.yaml:6: task 'a': method: 'FETCH' is not one of GET, POST, PUT, PATCH, DELETE, HEAD");
+  CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: postgres\n    conn_id: db\n    sql: x\n    autocommit: yes\n") ==
+        "dags/t.yaml:7: task 'a': autocommit: expected true or false, got 'yes'");
+  CHECK(problem_of(dag_with("", "    env: [A, B]\n")) == "dags/t.yaml:6: task 'a': env: expected a mapping, got a list");
+  CHECK(problem_of(dag_with("", "    depends_on_past: true\n")) ==
+        "dags/t.yaml:6: depends_on_past: true is not supported yet (only false)");
+  CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: [a, b]\n") ==
+        "dags/t.yaml:5: task 'a': bash_command: expected a single value, got a list");
+}
+
+TEST_CASE("YamlLoader.TaskListShapes") {
+  CHECK(problem_of("dag_id: t\ntasks: nope\n") == "dags/t.yaml:2: tasks: expected a list of tasks, got 'nope'");
+  CHECK(problem_of("dag_id: t\ntasks: []\n") == "dags/t.yaml:2: tasks: a DAG needs at least one task");
+  CHECK(problem_of("dag_id: t\ntasks:\n  - just_a_string\n") ==
+        "dags/t.yaml:3: each task must be a mapping with task_id and operator, got 'just_a_string'");
+  CHECK(problem_of("dag_id: t\ntasks:\n  - operator: bash\n    bash_command: x\n") ==
+        "dags/t.yaml:3: task: missing required key 'task_id'");
+  CHECK(problem_of("dag_id: bad id\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: x\n") ==
+        "dags/t.yaml:1: invalid dag_id 'bad id': use letters, digits, '_', '-' and '.'");
+}
+
+TEST_CASE("YamlLoader.GraphProblemsNameTheTaskLine") {
+  const std::string base = "dag_id: t\ntasks:\n  - task_id: extract\n    operator: bash\n    bash_command: x\n";
+  CHECK(problem_of(base + "  - task_id: load\n    operator: bash\n    bash_command: x\n    dependencies: [extarct]\n") ==
+        "dags/t.yaml:6: task 'load' depends on unknown task 'extarct' (did you mean 'extract'?)");
+  CHECK(problem_of(base + "  - task_id: extract\n    operator: bash\n    bash_command: y\n") ==
+        "dags/t.yaml:6: duplicate task_id 'extract' (first defined on line 3)");
+  auto m = problem_of(base + "    dependencies: [load]\n  - task_id: load\n    operator: bash\n    bash_command: x\n"
+                             "    dependencies: extract\n");
+  CHECK(m.find("dependency cycle: ") != std::string::npos);
+  CHECK(m.find("extract") != std::string::npos);
+  CHECK(m.find("load") != std::string::npos);
+}
+
+TEST_CASE("YamlLoader.TemplatesAreCheckedAtLoadTime") {
+  CHECK(problem_of(dag_with("", "    env: {DAY: \"{{ dss }}\"}\n")).starts_with(
+      "dags/t.yaml:6: task 'a': env.DAY: unknown template variable 'dss' (did you mean 'ds'?)"));
+  auto m = problem_of("dag_id: t\nparams: {limit: 5}\ntasks:\n  - task_id: a\n    operator: bash\n"
+                      "    bash_command: echo {{ params.limt }}\n");
+  CHECK(m.starts_with("dags/t.yaml:6: task 'a': bash_command: "));
+  CHECK(m.find("did you mean 'limit'") != std::string::npos);
+  // The error sits on the third line of a block scalar that starts on line 6.
+  m = problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: |\n"
+                 "      echo one\n      echo two\n      echo {{ ds\n");
+  CHECK(m.starts_with("dags/t.yaml:8: task 'a': bash_command: "));
+  CHECK(m.find("unclosed") != std::string::npos);
+  m = problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: echo {{ ti.xcom_pull('b') }}\n"
+                 "  - task_id: b\n    operator: bash\n    bash_command: echo b\n    dependencies: [a]\n");
+  CHECK(m.starts_with("dags/t.yaml:5: task 'a': bash_command: "));
+  CHECK(m.find("'b'") != std::string::npos);
+  CHECK(problems_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: echo a\n"
+                    "  - task_id: b\n    operator: bash\n    bash_command: echo {{ ti.xcom_pull('a') }}\n"
+                    "    dependencies: [a]\n")
+            .empty());
+}
+
+TEST_CASE("YamlLoader.SeveralProblemsOfOneFileAreAllReported") {
+  auto all = problems_of(dag_with("catchup: maybe\nmax_active_runs: none\nschedul: 1d\n"));
+  CHECK(all.size() == 3);
+}
+
+TEST_CASE("YamlLoader.OneBrokenFileNeverHidesTheOthers") {
+  temp_dir dir;
+  dir.write("a_good.yaml", "dag_id: good_one\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: x\n");
+  dir.write("b_broken.yaml", "dag_id: broken\ntasks:\n  - task_id: a\n    operator: nope\n");
+  dir.write("c_good.yml", "dag_id: good_two\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: x\n");
+  dir.write("d_dupe.yaml", "dag_id: good_one\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: x\n");
+  dir.write("notes.txt", "not a DAG");
+  auto folder = dag::load_dag_folder(dir.path, catalog());
+  REQUIRE(folder.dags.size() == 2);
+  CHECK(folder.dags[0].id() == "good_one");
+  CHECK(folder.dags[1].id() == "good_two");
+  REQUIRE(folder.problems.size() == 2);
+  CHECK(std::string(folder.problems[0].what()).starts_with((dir.path / "b_broken.yaml").string() + ":3: "));
+  CHECK(std::string(folder.problems[1].what()) ==
+        (dir.path / "d_dupe.yaml").string() + ":1: dag_id 'good_one' is already defined in " +
+            (dir.path / "a_good.yaml").string());
+  CHECK(folder.find("good_two") != nullptr);
+  CHECK(folder.find("broken") == nullptr);
+}
+
+TEST_CASE("YamlLoader.MissingPathIsAProblemNotACrash") {
+  auto folder = dag::load_dag_folder("/nonexistent/dagrun/dags", catalog());
+  CHECK(folder.dags.empty());
+  REQUIRE(folder.problems.size() == 1);
+  CHECK(std::string(folder.problems[0].what()) == "/nonexistent/dagrun/dags: no such file or directory");
+}
+
+TEST_CASE("YamlLoader.ShippedExampleDagsAreValid") {
+  auto folder = dag::load_dag_folder(std::filesystem::path(DAG_SOURCE_DIR) / "dags", catalog());
+  for (const auto& p : folder.problems) FAIL_CHECK(p.what());
+  const auto* training = folder.find("model_training_pipeline");
+  REQUIRE(training);
+  CHECK(training->schedule() == "1d");
+  CHECK_FALSE(training->catchup());
+  CHECK(training->tags() == std::vector<std::string>{"ml", "training"});
+  CHECK(training->all_tasks().size() == 5);
+  for (const auto& t : training->all_tasks()) {
+    CHECK(t.settings.retry.retries == 1);
+    CHECK(t.settings.retry.retry_delay == 5min);
+  }
+  const auto* batch = folder.find("batch_processing_pipeline");
+  REQUIRE(batch);
+  CHECK(batch->schedule() == "6h");
+  CHECK_FALSE(batch->catchup());
+  CHECK(batch->tags() == std::vector<std::string>{"batch", "processing"});
+  CHECK(batch->find("generate_reports")->dependencies == std::vector<std::string>{"process_pending_workflows"});
+  CHECK(batch->find("cleanup_completed_workflows")->settings.retry.retries == 2);
+}

@@ -43,7 +43,7 @@ inline duration retry_delay_for(const retry_policy& p, int next_try, std::string
   const int failed_tries = std::max(1, next_try - 1);
   // Doubling stops once past the one-day ceiling, so large try numbers cannot overflow.
   std::int64_t lower = std::max<std::int64_t>(0, p.retry_delay.count());
-  for (int i = 1; i < failed_tries && lower <= max_backoff_delay.count(); ++i) lower *= 2;
+  for (int i = 1; i < failed_tries && lower > 0 && lower <= max_backoff_delay.count(); ++i) lower *= 2;
   lower = std::clamp<std::int64_t>(lower, 1, 2 * max_backoff_delay.count());
   const std::uint64_t h = detail::fnv1a(std::to_string(next_try), detail::fnv1a(key) ^ 0x9e3779b97f4a7c15ull);
   duration delay{lower + static_cast<std::int64_t>(h % static_cast<std::uint64_t>(lower))};

@@ -15,22 +15,13 @@
 
 namespace dag {
 
-// GCC's -Wshadow flags the scoped enumerator `duration` as shadowing dag::duration although a
-// scoped enumerator is only ever named as schedule_kind::duration; silence that false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wshadow"
-#endif
 /// What kind of schedule a DAG has.
 enum class schedule_kind {
   none,      ///< manual runs only (no `schedule`)
   once,      ///< `@once`: a single run at `start_date`
   cron,      ///< a cron expression or a preset such as `@daily`
-  duration,  ///< a fixed period such as `6h`, aligned to `start_date`
+  period,    ///< a fixed duration such as `6h`, aligned to `start_date`
 };
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 /// A parsed `schedule:` value.
 struct schedule_spec {

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# README's test command: installs what is missing, builds with warnings as errors, runs every
+# test through ctest, then builds again with AddressSanitizer + UndefinedBehaviorSanitizer and
+# runs every test again. Build trees: build/test and build/asan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+jobs=$(nproc)
+
+echo "== build (warnings as errors) =="
+cmake -S . -B build/test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDAG_BUILD_TESTS=ON
+cmake --build build/test -j "$jobs"
+echo "== tests =="
+ctest --test-dir build/test --output-on-failure -j "$jobs"
+
+echo "== build (AddressSanitizer + UndefinedBehaviorSanitizer) =="
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDAG_BUILD_TESTS=ON -DDAG_SANITIZE=ON
+cmake --build build/asan -j "$jobs"
+echo "== tests under sanitizers =="
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build/asan --output-on-failure -j "$jobs"

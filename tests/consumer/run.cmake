@@ -1,0 +1,20 @@
+# ctest script: install the build tree into a scratch prefix, then configure, build and run the
+# consumer project against it with find_package(dag).
+foreach(var BUILD_DIR SOURCE_DIR SCRATCH GENERATOR)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "${var} is not set")
+  endif()
+endforeach()
+file(REMOVE_RECURSE "${SCRATCH}")
+macro(step)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "step failed (${rc}): ${ARGN}\n${out}")
+  endif()
+endmacro()
+step(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${SCRATCH}/prefix")
+step(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/consumer" -B "${SCRATCH}/build" -G "${GENERATOR}"
+     "-DCMAKE_PREFIX_PATH=${SCRATCH}/prefix" "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${LINKER_FLAGS}")
+step(${CMAKE_COMMAND} --build "${SCRATCH}/build")
+step("${SCRATCH}/build/dag_consumer")
+message(STATUS "${out}")

@@ -1,0 +1,184 @@
+// The dagrun command line, run in-process with an injected clock.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+
+namespace {
+
+struct fixed_clock final : dag::clock {
+  dag::time_point at;
+  explicit fixed_clock(std::string_view iso) : at(dag::parse_time(iso)) {}
+  dag::time_point now() const override { return at; }
+};
+
+struct result {
+  int status;
+  std::string out;
+  std::string err;
+};
+
+const std::string dags_dir = std::string(DAG_SOURCE_DIR) + "/dags";
+
+result run(std::vector<std::string> args, std::string_view now = "2024-06-15T12:00:00Z") {
+  std::ostringstream out, err;
+  fixed_clock clock(now);
+  int status = dagrun::run_cli(args, out, err, clock);
+  return {status, out.str(), err.str()};
+}
+
+}  // namespace
+
+TEST_CASE("Cli.HelpListsEveryCommandAndGlobalOption") {
+  auto r = run({"--help"});
+  CHECK(r.status == 0);
+  for (const char* text : {"validate [PATH]", "dags list", "dags show DAG", "dags next DAG [-n N] [--after TS]", "version",
+                           "--dags", "--db", "--log-level", "--json", "Exit status"})
+    CHECK_MESSAGE(r.out.find(text) != std::string::npos, text);
+  auto command_help = run({"dags", "next", "--help"});
+  CHECK(command_help.status == 0);
+  CHECK(command_help.out.find("Usage: dagrun dags next DAG [-n N] [--after TS]") != std::string::npos);
+  CHECK(command_help.out.find("--after") != std::string::npos);
+}
+
+TEST_CASE("Cli.BadUsageExitsTwoWithAClearMessage") {
+  CHECK(run({}).status == 2);
+  auto unknown = run({"dgas", "list"});
+  CHECK(unknown.status == 2);
+  CHECK(unknown.err.find("unknown command 'dgas' (did you mean 'dags'?)") != std::string::npos);
+  auto sub = run({"dags", "lst"});
+  CHECK(sub.status == 2);
+  CHECK(sub.err.find("dags: expected one of list show next, got 'lst' (did you mean 'list'?)") != std::string::npos);
+  auto option = run({"dags", "list", "--jsn"});
+  CHECK(option.status == 2);
+  CHECK(option.err.find("jsn") != std::string::npos);
+  auto level = run({"version", "--log-level", "verbose"});
+  CHECK(level.status == 2);
+  CHECK(level.err.find("--log-level: unknown level 'verbose'") != std::string::npos);
+  auto missing = run({"dags", "show", "--dags", dags_dir});
+  CHECK(missing.status == 2);
+  CHECK(missing.err.find("dag") != std::string::npos);
+}
+
+TEST_CASE("Cli.VersionPrintsTheVersion") {
+  auto r = run({"version"});
+  CHECK(r.status == 0);
+  CHECK(r.out.starts_with("dagrun "));
+  CHECK(run({"--version"}).out == r.out);
+}
+
+TEST_CASE("Cli.ValidatePassesShippedDagsAndFailsBrokenOnes") {
+  auto good = run({"validate", dags_dir});
+  CHECK(good.status == 0);
+  CHECK(good.out.find("2 DAGs valid, 0 errors") != std::string::npos);
+
+  const std::string broken = std::string(DAG_SOURCE_DIR) + "/tests/data/broken.yaml";
+  auto bad = run({"validate", broken});
+  CHECK(bad.status == 2);
+  CHECK(bad.out.find(broken + ":3: task 'a': unknown operator 'bsh' (did you mean 'bash'?)") != std::string::npos);
+
+  auto json = run({"validate", broken, "--json"});
+  CHECK(json.status == 2);
+  auto parsed = nlohmann::json::parse(json.out);
+  REQUIRE(parsed.size() == 1);
+  CHECK(parsed[0]["line"] == 3);
+  CHECK(parsed[0]["file"] == broken);
+}
+
+TEST_CASE("Cli.DagsListAsTableAndJson") {
+  auto table = run({"dags", "list", "--dags", dags_dir});
+  CHECK(table.status == 0);
+  CHECK(table.out.starts_with("dag_id"));
+  CHECK(table.out.find("batch_processing_pipeline") != std::string::npos);
+  auto json = run({"--json", "--dags", dags_dir, "dags", "list"});
+  CHECK(json.status == 0);
+  auto parsed = nlohmann::json::parse(json.out);
+  REQUIRE(parsed.is_array());
+  REQUIRE(parsed.size() == 2);
+  CHECK(parsed[0]["dag_id"] == "batch_processing_pipeline");
+  CHECK(parsed[0]["schedule"] == "6h");
+  CHECK(parsed[0]["tags"] == nlohmann::json({"batch", "processing"}));
+  CHECK(parsed[1]["dag_id"] == "model_training_pipeline");
+  CHECK(parsed[1]["start_date"] == "2024-01-01T00:00:00+00:00");
+}
+
+TEST_CASE("Cli.DagsFolderComesFromTheEnvironment") {
+  ::setenv("DAGRUN_DAGS", dags_dir.c_str(), 1);
+  auto r = run({"dags", "list", "--json"});
+  ::unsetenv("DAGRUN_DAGS");
+  CHECK(r.status == 0);
+  CHECK(nlohmann::json::parse(r.out).size() == 2);
+}
+
+TEST_CASE("Cli.ImportErrorsGoToStderrAndGoodDagsStillList") {
+  const auto dir = std::filesystem::temp_directory_path() / ("dagrun-cli-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "good.yaml") << "dag_id: good\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: x\n";
+  std::ofstream(dir / "bad.yaml") << "dag_id: bad\ntasks:\n  - task_id: a\n    operator: bash\n    retries: lots\n    bash_command: x\n";
+  auto r = run({"dags", "list", "--json", "--dags", dir.string()});
+  std::filesystem::remove_all(dir);
+  CHECK(r.status == 0);
+  CHECK(nlohmann::json::parse(r.out).size() == 1);
+  CHECK(r.err.find("bad.yaml:5: retries: expected a whole number, got 'lots'") != std::string::npos);
+}
+
+TEST_CASE("Cli.DagsShowGivesTasksInDependencyOrder") {
+  auto r = run({"dags", "show", "batch_processing_pipeline", "--json", "--dags", dags_dir});
+  CHECK(r.status == 0);
+  auto parsed = nlohmann::json::parse(r.out);
+  CHECK(parsed["dag_id"] == "batch_processing_pipeline");
+  CHECK(parsed["max_active_runs"] == 1);
+  auto tasks = parsed["tasks"];
+  REQUIRE(tasks.size() == 3);
+  CHECK(tasks[0]["task_id"] == "process_pending_workflows");
+  CHECK(tasks[0]["downstream"] == nlohmann::json({"cleanup_completed_workflows", "generate_reports"}));
+  CHECK(tasks[0]["retries"] == 2);
+  CHECK(tasks[0]["retry_delay"] == "5m");
+  auto text = run({"dags", "show", "model_training_pipeline", "--dags", dags_dir});
+  CHECK(text.status == 0);
+  CHECK(text.out.find("schedule:         1d") != std::string::npos);
+  CHECK(text.out.find("deploy_models") != std::string::npos);
+  auto unknown = run({"dags", "show", "model_training", "--dags", dags_dir});
+  CHECK(unknown.status == 2);
+  CHECK(unknown.err.find("unknown DAG 'model_training'") != std::string::npos);
+}
+
+TEST_CASE("Cli.DagsNextPrintsAirflowIntervals") {
+  auto r = run({"dags", "next", "model_training_pipeline", "-n", "3", "--after", "2024-03-01", "--json", "--dags", dags_dir});
+  CHECK(r.status == 0);
+  auto runs = nlohmann::json::parse(r.out);
+  REQUIRE(runs.size() == 3);
+  // run_after must be later than TS: the run of 2024-02-29 becomes due exactly at TS, so it is not listed.
+  CHECK(runs[0]["logical_date"] == "2024-03-01T00:00:00+00:00");
+  CHECK(runs[0]["data_interval_start"] == "2024-03-01T00:00:00+00:00");
+  CHECK(runs[0]["data_interval_end"] == "2024-03-02T00:00:00+00:00");
+  CHECK(runs[0]["run_after"] == "2024-03-02T00:00:00+00:00");
+  CHECK(runs[2]["logical_date"] == "2024-03-03T00:00:00+00:00");
+
+  auto batch = run({"dags", "next", "batch_processing_pipeline", "-n", "2", "--json", "--dags", dags_dir},
+                   "2024-06-15T13:00:00Z");
+  auto b = nlohmann::json::parse(batch.out);
+  REQUIRE(b.size() == 2);
+  CHECK(b[0]["logical_date"] == "2024-06-15T12:00:00+00:00");
+  CHECK(b[0]["run_after"] == "2024-06-15T18:00:00+00:00");
+  CHECK(b[1]["logical_date"] == "2024-06-15T18:00:00+00:00");
+
+  auto table = run({"dags", "next", "model_training_pipeline", "--after", "2024-03-01", "--dags", dags_dir});
+  CHECK(table.out.starts_with("logical_date"));
+  CHECK(table.out.find("2024-03-05T00:00:00+00:00") != std::string::npos);  // default -n 5
+
+  auto bad_time = run({"dags", "next", "model_training_pipeline", "--after", "yesterday", "--dags", dags_dir});
+  CHECK(bad_time.status == 2);
+  CHECK(bad_time.err.find("yesterday") != std::string::npos);
+  auto bad_n = run({"dags", "next", "model_training_pipeline", "-n", "0", "--dags", dags_dir});
+  CHECK(bad_n.status == 2);
+  CHECK(bad_n.err.find("-n: must be at least 1") != std::string::npos);
+}
