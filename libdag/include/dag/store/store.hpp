@@ -1,0 +1,204 @@
+#pragma once
+/// @file The metadata store: everything persistent goes through this one interface, which the
+/// SQLite and (later) PostgreSQL stores implement and one test suite checks on both.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <dag/core/connection.hpp>
+#include <dag/core/states.hpp>
+#include <dag/core/time.hpp>
+#include <dag/schedule/timetable.hpp>
+
+namespace dag {
+
+/// An instant to the microsecond: when tries and runs start and end.
+using timestamp = std::chrono::sys_time<std::chrono::microseconds>;
+
+/// The name of a run type as in Airflow run ids (`scheduled`, `manual`, `backfill`).
+std::string_view to_string(run_type t);
+/// Parses a run type name; nullopt when unknown.
+std::optional<run_type> parse_run_type(std::string_view name);
+/// Airflow's run id: `scheduled__2024-01-01T00:00:00+00:00`, `manual__…`, `backfill__…`.
+std::string make_run_id(run_type t, time_point logical_date);
+
+/// One DAG run.
+struct run_record {
+  std::string dag_id;                          ///< its DAG
+  std::string run_id;                          ///< unique within the DAG
+  run_type type = run_type::scheduled;         ///< how it was created
+  run_state state = run_state::queued;         ///< its state
+  time_point logical_date{};                   ///< its logical date
+  data_interval interval{};                    ///< its data interval
+  std::optional<timestamp> start_date;         ///< when it started running
+  std::optional<timestamp> end_date;           ///< when it finished
+  std::string conf = "{}";                     ///< `--conf` JSON given when triggered
+};
+
+/// One task instance: a task in a run, with the state of its latest try.
+struct task_instance_record {
+  std::string dag_id;                      ///< its DAG
+  std::string run_id;                      ///< its run
+  std::string task_id;                     ///< its task
+  task_state state = task_state::none;     ///< current state
+  int try_number = 0;                      ///< tries started so far (the current try when running)
+  std::optional<timestamp> start_date;     ///< start of the latest try
+  std::optional<timestamp> end_date;       ///< end of the latest try
+  std::optional<timestamp> retry_at;       ///< when an `up_for_retry` task may run again
+  std::optional<int> exit_code;            ///< exit status of the latest try, where there is one
+  std::string hostname;                    ///< host of the latest try
+  int pid = 0;                             ///< process of the latest try (0 for in-process tasks)
+  std::string log_path;                    ///< log file of the latest try
+  std::string message;                     ///< why the latest try failed or was skipped
+};
+
+/// One try of a task instance, kept for ever (until `db clean`): every try has its own log and status.
+struct try_record {
+  std::string dag_id;                      ///< its DAG
+  std::string run_id;                      ///< its run
+  std::string task_id;                     ///< its task
+  int try_number = 1;                      ///< 1 for the first try
+  task_state state = task_state::running;  ///< running, success, failed, up_for_retry or skipped
+  std::optional<timestamp> start_date;     ///< when it started
+  std::optional<timestamp> end_date;       ///< when it ended
+  std::optional<int> exit_code;            ///< exit status where there is one
+  std::string hostname;                    ///< where it ran
+  int pid = 0;                             ///< its process (0 for in-process tasks)
+  std::string log_path;                    ///< its log file
+  std::string message;                     ///< why it failed or was skipped
+};
+
+/// A value a task pushed for later tasks of the same run.
+struct xcom_record {
+  std::string dag_id;                      ///< its DAG
+  std::string run_id;                      ///< its run
+  std::string task_id;                     ///< the task that pushed it
+  std::string key = "return_value";        ///< its key
+  std::string value;                       ///< its value (text; JSON for SQL results)
+};
+
+/// A DAG file that failed to load, as `dagrun dags list` and `/health` report it.
+struct import_error_record {
+  std::string file;     ///< the file
+  std::string message;  ///< `file:line: message`
+};
+
+/// A change to a run, applied only if the run is still in `expected` (compare-and-set).
+struct run_update {
+  std::string dag_id;                      ///< the run's DAG
+  std::string run_id;                      ///< the run
+  run_state expected = run_state::queued;  ///< the state the writer saw
+  run_state state = run_state::running;    ///< the new state
+  std::optional<timestamp> start_date;     ///< set when given
+  std::optional<timestamp> end_date;       ///< set when given
+};
+
+/// A change to a task instance, applied only if it is still in `expected` with `expected_try`
+/// (compare-and-set): a stale writer loses. Every field of the record is written.
+struct task_instance_update {
+  task_state expected = task_state::none;  ///< the state the writer saw
+  int expected_try = 0;                    ///< the try number the writer saw
+  task_instance_record record;             ///< the new values (keys pick the row)
+};
+
+/// Everything one scheduler step writes, applied in one transaction.
+struct change_set {
+  std::vector<std::pair<run_record, std::vector<std::string>>> new_runs;  ///< runs with their task ids (instances start as `none`)
+  std::vector<run_update> runs;                    ///< run state changes
+  std::vector<task_instance_update> task_instances;///< task instance changes
+  std::vector<try_record> tries;                   ///< tries to insert or replace (by dag, run, task, try)
+  std::vector<xcom_record> xcoms;                  ///< XCom values to insert or replace
+
+  /// True when there is nothing to write.
+  bool empty() const {
+    return new_runs.empty() && runs.empty() && task_instances.empty() && tries.empty() && xcoms.empty();
+  }
+};
+
+/// What applying a change set did.
+struct change_result {
+  std::vector<bool> runs_created;            ///< per new run: false when it already existed
+  std::vector<bool> runs_updated;            ///< per run update: false when its compare-and-set lost
+  std::vector<bool> task_instances_updated;  ///< per task instance update: false when it lost
+};
+
+/// Which runs to list.
+struct run_filter {
+  std::optional<std::string> dag_id;   ///< only this DAG
+  std::set<run_state> states;          ///< only these states (empty: all)
+  std::optional<time_point> logical_from;  ///< logical date at or after
+  std::optional<time_point> logical_to;    ///< logical date at or before
+  std::size_t limit = 0;               ///< at most this many (0: all)
+};
+
+/// The metadata store. Implementations are safe to use from one thread at a time.
+class store {
+public:
+  virtual ~store() = default;
+
+  /// Brings the schema to the latest version (idempotent); every store does it on open too.
+  virtual void migrate() = 0;
+  /// The schema version in the database.
+  virtual int schema_version() = 0;
+
+  /// Pauses or unpauses a DAG (a DAG never seen before is created, unpaused by default).
+  virtual void set_paused(const std::string& dag_id, bool paused) = 0;
+  /// The ids of paused DAGs.
+  virtual std::set<std::string> paused_dags() = 0;
+  /// Replaces the list of import errors.
+  virtual void set_import_errors(const std::vector<import_error_record>& errors) = 0;
+  /// The current import errors.
+  virtual std::vector<import_error_record> import_errors() = 0;
+
+  /// Applies a change set in one transaction.
+  virtual change_result apply(const change_set& changes) = 0;
+
+  /// Runs matching `filter`, newest logical date first.
+  virtual std::vector<run_record> runs(const run_filter& filter) = 0;
+  /// One run, if it exists.
+  virtual std::optional<run_record> find_run(const std::string& dag_id, const std::string& run_id) = 0;
+  /// The task instances of a run, by task id.
+  virtual std::vector<task_instance_record> task_instances(const std::string& dag_id, const std::string& run_id) = 0;
+  /// Every task instance in one of `states`, across all runs (crash recovery, the scheduler's start).
+  virtual std::vector<task_instance_record> task_instances_in(const std::set<task_state>& states) = 0;
+  /// The tries of one task instance, oldest first.
+  virtual std::vector<try_record> tries(const std::string& dag_id, const std::string& run_id, const std::string& task_id) = 0;
+
+  /// An XCom value, if pushed.
+  virtual std::optional<std::string> xcom(const std::string& dag_id, const std::string& run_id,
+                                          const std::string& task_id, const std::string& key = "return_value") = 0;
+
+  /// Sets a variable.
+  virtual void set_variable(const std::string& name, const std::string& value) = 0;
+  /// A variable, if set.
+  virtual std::optional<std::string> variable(const std::string& name) = 0;
+  /// Every variable, by name.
+  virtual std::map<std::string, std::string> variables() = 0;
+  /// Deletes a variable; false when it did not exist.
+  virtual bool delete_variable(const std::string& name) = 0;
+
+  /// Adds or replaces a connection.
+  virtual void set_connection(const connection& c) = 0;
+  /// A connection, if stored.
+  virtual std::optional<connection> find_connection(const std::string& conn_id) = 0;
+  /// Every stored connection, by id.
+  virtual std::vector<connection> connections() = 0;
+  /// Deletes a connection; false when it did not exist.
+  virtual bool delete_connection(const std::string& conn_id) = 0;
+
+  /// Deletes finished runs (with their task instances, tries and XComs) whose end is before `cutoff`;
+  /// returns how many runs were deleted.
+  virtual std::size_t clean(timestamp cutoff) = 0;
+};
+
+/// Opens the store named by a `--db` URL: `sqlite:PATH` (created if missing, migrated).
+/// Throws dag::usage_error for an unknown scheme, dag::error when it cannot be opened.
+std::unique_ptr<store> open_store(const std::string& url);
+
+}  // namespace dag
