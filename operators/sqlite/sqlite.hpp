@@ -1,12 +1,21 @@
 #pragma once
 /// @file The sqlite operator: runs SQL against a SQLite database file.
 
+#include <cctype>
+#include <cstdio>
+#include <string>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <dag/core/connection.hpp>
 #include <dag/core/operator.hpp>
+#include <dag/core/task.hpp>
 
 namespace dag::operators {
 
-/// `operator: sqlite` — runs `sql` on the database of `conn_id` (or the file `database`);
-/// result rows go to XCom as JSON.
+/// `operator: sqlite` — runs `sql` (one or more statements) on the database file `database`, or
+/// the host/schema of connection `conn_id`; the rows of the last statement go to XCom as a JSON
+/// array of arrays (capped at 64 KiB, with a clear message when capped).
 struct sqlite {
   /// Fields: `sql` (templated, required), `conn_id` or `database`, `parameters`.
   static operator_spec spec() {
@@ -14,7 +23,108 @@ struct sqlite {
             {{"sql", field_kind::templated, true},
              {"conn_id", field_kind::text, false},
              {"database", field_kind::templated, false},
-             {"parameters", field_kind::string_list, false}}};
+             {"parameters", field_kind::string_list, false}},
+            true,
+            &run};
+  }
+
+  /// The XCom size cap.
+  static constexpr std::size_t xcom_limit = 64 * 1024;
+
+  /// Runs one try.
+  static operator_result run(const task&, task_context& ctx) {
+    std::string path;
+    if (auto db = ctx.fields.find("database"); db != ctx.fields.end()) path = db->second;
+    if (auto id = ctx.fields.find("conn_id"); path.empty() && id != ctx.fields.end()) {
+      const auto c = ctx.connection_lookup ? ctx.connection_lookup(id->second) : std::nullopt;
+      if (!c) return operator_result::failed("connection '" + id->second + "' is not defined");
+      // sqlite:///abs/path.db puts the path in the schema; sqlite://rel.db in the host.
+      path = c->host.empty() ? "/" + c->schema : c->host + (c->schema.empty() ? "" : "/" + c->schema);
+    }
+    if (path.empty()) return operator_result::failed("sqlite: set `database` or `conn_id`");
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.setBusyTimeout(5000);
+    std::string sql = ctx.fields.at("sql");
+    // All statements but the last run as a script; the last one's rows are the result.
+    std::string body = sql;
+    while (!body.empty() && (std::isspace(static_cast<unsigned char>(body.back())) || body.back() == ';')) body.pop_back();
+    const auto split = last_statement_start(body);
+    SQLite::Transaction tx(db);
+    if (split > 0) db.exec(body.substr(0, split));
+    SQLite::Statement st(db, body.substr(split));
+    for (int i = 0;; ++i) {
+      auto p = ctx.fields.find("parameters." + std::to_string(i));
+      if (p == ctx.fields.end()) break;
+      st.bind(i + 1, p->second);
+    }
+    std::string json = "[";
+    bool capped = false;
+    std::size_t rows = 0;
+    while (st.executeStep()) {
+      std::string row = rows ? ",[" : "[";
+      for (int c = 0; c < st.getColumnCount(); ++c) {
+        if (c) row += ",";
+        row += cell_json(st.getColumn(c));
+      }
+      row += "]";
+      if (json.size() + row.size() + 1 > xcom_limit) {
+        capped = true;
+        break;
+      }
+      json += row;
+      ++rows;
+    }
+    json += "]";
+    tx.commit();
+    operator_result out = operator_result::success(json);
+    if (capped) {
+      out.message = "result capped at " + std::to_string(xcom_limit) + " bytes of XCom: " + std::to_string(rows) + " rows kept";
+      if (ctx.log) ctx.log("[dagrun] " + out.message);
+    }
+    return out;
+  }
+
+private:
+  // Start of the last statement: after the last ';' outside quotes.
+  static std::size_t last_statement_start(const std::string& sql) {
+    std::size_t start = 0;
+    char quote = 0;
+    for (std::size_t i = 0; i < sql.size(); ++i) {
+      const char c = sql[i];
+      if (quote) {
+        if (c == quote) quote = 0;
+      } else if (c == '\'' || c == '"') {
+        quote = c;
+      } else if (c == ';') {
+        start = i + 1;
+      }
+    }
+    return start;
+  }
+
+  static std::string cell_json(const SQLite::Column& col) {
+    if (col.isNull()) return "null";
+    if (col.isInteger()) return std::to_string(col.getInt64());
+    if (col.isFloat()) return std::to_string(col.getDouble());
+    std::string out = "\"";
+    for (char ch : col.getString()) {
+      switch (ch) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+          if (static_cast<unsigned char>(ch) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", ch);
+            out += buf;
+          } else {
+            out += ch;
+          }
+      }
+    }
+    return out + "\"";
   }
 };
 

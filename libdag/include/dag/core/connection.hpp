@@ -1,8 +1,12 @@
 #pragma once
 /// @file A connection: how to reach an external system (database, HTTP service).
 
+#include <cctype>
 #include <optional>
 #include <string>
+#include <string_view>
+
+#include <dag/core/error.hpp>
 
 namespace dag {
 
@@ -16,5 +20,54 @@ struct connection {
   std::string password;  ///< secret: never logged or listed
   std::string schema;    ///< database name or base path
 };
+
+namespace detail {
+/// Decodes %XX escapes (as in a URI's user and password).
+inline std::string percent_decode(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+}  // namespace detail
+
+/// Parses a connection URI such as `postgresql://user:pw@host:5432/db` or `https://host/base`
+/// (Airflow's `AIRFLOW_CONN_*` form). Throws dag::usage_error naming the connection, never the
+/// URI itself, since it may hold a password.
+inline connection parse_connection_uri(std::string conn_id, std::string_view uri) {
+  connection c;
+  c.conn_id = std::move(conn_id);
+  const auto scheme_end = uri.find("://");
+  if (scheme_end == std::string_view::npos || scheme_end == 0)
+    throw usage_error("connection '" + c.conn_id + "': expected a URI like scheme://user:password@host:port/schema");
+  c.conn_type = std::string(uri.substr(0, scheme_end));
+  std::string_view rest = uri.substr(scheme_end + 3);
+  const auto path_start = rest.find('/');
+  std::string_view authority = rest.substr(0, path_start);
+  if (path_start != std::string_view::npos) c.schema = detail::percent_decode(rest.substr(path_start + 1));
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    std::string_view credentials = authority.substr(0, at);
+    authority = authority.substr(at + 1);
+    const auto colon = credentials.find(':');
+    c.login = detail::percent_decode(credentials.substr(0, colon));
+    if (colon != std::string_view::npos) c.password = detail::percent_decode(credentials.substr(colon + 1));
+  }
+  if (const auto colon = authority.rfind(':'); colon != std::string_view::npos && authority.find(']') == std::string_view::npos) {
+    const std::string port(authority.substr(colon + 1));
+    authority = authority.substr(0, colon);
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5)
+      throw usage_error("connection '" + c.conn_id + "': bad port in URI");
+    c.port = std::stoi(port);
+  }
+  c.host = detail::percent_decode(authority);
+  return c;
+}
 
 }  // namespace dag

@@ -2,15 +2,21 @@
 /// @file The operator concept: what an operator declares (its fields) and what a try returns.
 
 #include <concepts>
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <stop_token>
 #include <vector>
 
+#include <dag/core/connection.hpp>
 #include <dag/core/time.hpp>
 
 namespace dag {
+
+struct task;
 
 /// How an operator field's text is read and checked at load time.
 enum class field_kind {
@@ -21,21 +27,6 @@ enum class field_kind {
   time_span,   ///< a duration: `90s`, `30m`, `1h30m`, …
   string_map,  ///< a YAML mapping of text to (templated) text, e.g. HTTP headers
   string_list, ///< a YAML sequence of (templated) text, e.g. SQL parameters
-};
-
-/// One field an operator accepts.
-struct field_spec {
-  std::string name;           ///< YAML key
-  field_kind kind;            ///< how the value is read
-  bool required = false;      ///< must be present
-  std::vector<std::string> choices = {};  ///< allowed values of a text field; empty = any
-};
-
-/// What an operator declares about itself for loading and validation.
-struct operator_spec {
-  std::string name;               ///< the `operator:` value in YAML
-  std::vector<field_spec> fields; ///< accepted fields
-  bool yaml = true;               ///< can be used from YAML (false for C++ `callable`)
 };
 
 /// How one try of a task ended.
@@ -73,9 +64,34 @@ struct task_context {
   int try_number = 1;                          ///< 1 for the first try
   std::map<std::string, std::string> fields;   ///< operator fields, templates rendered
   std::map<std::string, std::string> params;   ///< the run's params (DAG params with conf over them)
+  std::map<std::string, std::string> environment;  ///< `DAGRUN_*` variables for child processes
+  std::filesystem::path log_path;              ///< this try's log file
+  std::optional<std::chrono::milliseconds> timeout;  ///< execution_timeout, enforced by the operator's process or the engine
+  std::stop_token stop;                        ///< requested when the try must stop (timeout, shutdown)
+  /// Looks a connection up by id (environment first, then the store); nullopt when undefined.
+  std::function<std::optional<connection>(std::string_view)> connection_lookup = {};
+  /// Appends a line to this try's log (in-process operators; processes write the file themselves).
+  std::function<void(std::string_view)> log = {};
 };
 
-/// An operator: a type that declares its spec. (Issue 3 adds `run(task_context&)`.)
+/// One field an operator accepts.
+struct field_spec {
+  std::string name;           ///< YAML key
+  field_kind kind;            ///< how the value is read
+  bool required = false;      ///< must be present
+  std::vector<std::string> choices = {};  ///< allowed values of a text field; empty = any
+};
+
+/// What an operator declares about itself for loading and validation.
+struct operator_spec {
+  std::string name;               ///< the `operator:` value in YAML
+  std::vector<field_spec> fields; ///< accepted fields
+  bool yaml = true;               ///< can be used from YAML (false for C++ `callable`)
+  /// Runs one try; empty for operators this build can validate but not run yet.
+  std::function<operator_result(const task&, task_context&)> run = {};
+};
+
+/// An operator: a type whose `spec()` declares its fields and, once runnable, its `run`.
 template <class T>
 concept dag_operator = requires {
   { T::spec() } -> std::convertible_to<operator_spec>;

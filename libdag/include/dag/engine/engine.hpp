@@ -1,0 +1,125 @@
+#pragma once
+/// @file The scheduler loop: reads state, asks the pure core what to do, writes it in one
+/// transaction, hands tries to the executor, and sleeps until a try ends or something falls due.
+
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include <dag/core/definition.hpp>
+#include <dag/core/time.hpp>
+#include <dag/engine/scheduler_core.hpp>
+#include <dag/exec/executor.hpp>
+#include <dag/load/operator_catalog.hpp>
+#include <dag/store/store.hpp>
+
+namespace dag {
+
+/// How an engine runs.
+struct engine_options {
+  int parallelism = 32;                          ///< tries running at once, across DAGs
+  std::filesystem::path log_folder = "logs";     ///< where try logs go
+  bool create_scheduled_runs = true;             ///< the daemon creates due runs; `run`/`backfill` do not
+  std::chrono::milliseconds poll_interval{1000}; ///< how often the daemon looks for runs made by other processes
+  std::string hostname;                          ///< recorded with each try (default: this host's name)
+};
+
+/// Identifies a run.
+struct run_key {
+  std::string dag_id;  ///< its DAG
+  std::string run_id;  ///< its run id
+  friend auto operator<=>(const run_key&, const run_key&) = default;
+};
+
+/// The scheduler loop over a store, with a local executor. Not thread-safe: one thread drives it;
+/// executor threads only post try ends to it.
+class engine {
+public:
+  /// An engine over `store` and the operators of `operators`, reading time from `now`.
+  engine(store& s, const operator_catalog& operators, const clock& now, engine_options options = {});
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  /// Replaces the DAGs the engine schedules (checked definitions). Runs of DAGs that disappeared
+  /// keep their state in the store but are not advanced.
+  void set_dags(std::vector<definition> dags);
+  /// The DAG with this id, or nullptr.
+  const scheduled_dag* find_dag(const std::string& dag_id) const;
+
+  /// After a crash: tries the store says are `queued` or `running` have no process any more;
+  /// each becomes a failed try ("executor lost"), retried while tries remain. Returns how many.
+  std::size_t recover_lost_tries();
+
+  /// Creates a run of `dag_id` now; nullopt when a run with that id or (for scheduled and backfill
+  /// runs) that logical date exists. Manual runs take the schedule's interval at that date, or
+  /// `[date, date]`.
+  std::optional<run_key> create_run(const std::string& dag_id, run_type type, time_point logical_date,
+                                    const std::string& conf = "{}");
+  /// Starts tracking an existing run (e.g. a backfill run to re-run), loading it from the store.
+  void track_run(const run_key& key);
+
+  /// One pass: applies finished tries, creates due runs (daemon), advances every active run,
+  /// writes all of it in one transaction and starts the chosen tries. Returns when to wake next
+  /// at the latest (nullopt: only on an event).
+  std::optional<timestamp> step();
+
+  /// Steps until `done()` holds (checked after each step) or `stop` is requested, sleeping
+  /// between steps until a try ends or the next wake time.
+  void run_until(const std::function<bool()>& done, std::stop_token stop = {});
+  /// Steps until every run in `keys` is finished; returns their final states.
+  std::vector<run_state> run_to_completion(const std::vector<run_key>& keys, std::stop_token stop = {});
+
+  /// Stops starting tries; waits up to `grace` for running ones, then cancels them (their
+  /// processes get SIGTERM, then SIGKILL) and records how they ended.
+  void shutdown(std::chrono::milliseconds grace);
+
+  /// The state of a tracked or stored run.
+  std::optional<run_state> state_of(const run_key& key);
+  /// Number of tries running now.
+  int running() const { return running_; }
+
+private:
+  struct active_run {
+    std::shared_ptr<const scheduled_dag> dag;
+    run_record run;
+    std::vector<task_instance_record> tis;
+  };
+
+  timestamp now_us() const;
+  void load_active_runs();
+  bool load_run(const run_key& key);
+  void take_events(change_set& changes);
+  void create_due_runs(change_set& changes, std::optional<timestamp>& wake);
+  void advance_runs(change_set& changes, std::vector<task_request>& starts, std::optional<timestamp>& wake);
+  task_request prepare_try(active_run& r, std::size_t task_index, change_set& changes, timestamp now);
+  void poll_store();
+  std::optional<connection> find_connection(std::string_view id);
+  void post(task_event e);
+
+  store& store_;
+  const operator_catalog& operators_;
+  const clock& clock_;
+  engine_options options_;
+  std::map<std::string, std::shared_ptr<const scheduled_dag>> dags_;
+  std::map<run_key, active_run> active_;
+  std::set<std::string> paused_;
+  int running_ = 0;
+  bool accepting_ = true;
+  timestamp last_poll_{};
+
+  std::mutex events_mutex_;
+  std::condition_variable events_cv_;
+  std::deque<task_event> events_;
+  std::unique_ptr<executor> executor_;
+};
+
+}  // namespace dag

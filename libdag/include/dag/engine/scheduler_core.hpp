@@ -1,0 +1,66 @@
+#pragma once
+/// @file The scheduler's decisions as pure functions of (state, now): no SQL, no clock reads, no
+/// threads. The loop around them (dag/engine/engine.hpp) reads state, calls these, writes the
+/// result in one transaction and hands the chosen tasks to an executor.
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <dag/core/definition.hpp>
+#include <dag/core/operator.hpp>
+#include <dag/core/retry_policy.hpp>
+#include <dag/core/states.hpp>
+#include <dag/graph/task_graph.hpp>
+#include <dag/store/store.hpp>
+
+namespace dag {
+
+/// A DAG prepared for scheduling: its definition, graph, timetable and task priorities.
+struct scheduled_dag {
+  definition def;                 ///< the checked definition (default_args applied)
+  task_graph graph;               ///< its graph
+  timetable times;                ///< its schedule
+  std::vector<int> priority;      ///< effective priority per task: own weight + all downstream weights (Airflow's `downstream` rule)
+
+  /// Prepares a checked definition; throws dag::definition_error if its graph is invalid.
+  explicit scheduled_dag(definition d);
+};
+
+/// Slots a scheduling step may still fill.
+struct slot_budget {
+  int free_slots = 0;    ///< global parallelism left
+  int dag_running = 0;   ///< tasks of this DAG already queued or running (all its runs)
+};
+
+/// What one pass over a run decided.
+struct run_step {
+  std::vector<std::size_t> changed;  ///< task indexes whose instance changed (write them)
+  std::vector<std::size_t> to_start; ///< task indexes now `queued` with a new try: hand to the executor
+  std::optional<run_state> new_run_state;  ///< set when the run's state changes
+  std::optional<time_point> wake_at;       ///< earliest retry time still pending, if any
+};
+
+/// Decides one run: marks tasks whose trigger rule can never be met (`skipped`, `upstream_failed`,
+/// cascading in one pass), makes `up_for_retry` tasks whose delay has passed ready again, queues
+/// ready tasks by priority while `budget` and the DAG's max_active_tasks allow, and finishes the
+/// run when every task has finished (success if every leaf is success or skipped). `tis` is
+/// indexed like `dag.def.all_tasks()` and is updated in place; so are `run` and `budget`.
+run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_instance_record>& tis, timestamp now,
+                  slot_budget& budget);
+
+/// Applies the end of a try to its task instance: success, skipped, or failed — which becomes
+/// `up_for_retry` (with `retry_at` from the retry policy) while tries remain. Returns the try's
+/// record to keep. `ti` must be `running` or `queued` with the try's number.
+try_record finish_try(const task& t, task_instance_record& ti, const operator_result& result, timestamp started,
+                      timestamp ended);
+
+/// Marks a try that was `running` when its executor disappeared (a killed daemon, a lost worker) as
+/// failed with `reason`, retrying while tries remain. Returns the try's record.
+try_record lose_try(const task& t, task_instance_record& ti, const std::string& reason, timestamp now);
+
+/// The run state a run's task states imply: nullopt while any task is unfinished.
+std::optional<run_state> run_outcome(const scheduled_dag& dag, const std::vector<task_instance_record>& tis);
+
+}  // namespace dag

@@ -1,0 +1,49 @@
+#pragma once
+/// @file The executor seam: the engine hands it tries to run; it reports each try's end.
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <dag/core/operator.hpp>
+#include <dag/core/task.hpp>
+#include <dag/store/store.hpp>
+
+namespace dag {
+
+/// One try to run.
+struct task_request {
+  std::shared_ptr<const void> keep_alive;  ///< keeps the task's DAG alive while the try runs
+  const task* definition = nullptr;        ///< the task (owned by what `keep_alive` holds)
+  const operator_spec* op = nullptr;       ///< its operator
+  task_context context;                    ///< ids, dates, rendered fields, log path, timeout
+};
+
+/// The end of one try.
+struct task_event {
+  std::string dag_id;          ///< its DAG
+  std::string run_id;          ///< its run
+  std::string task_id;         ///< its task
+  int try_number = 0;          ///< which try
+  operator_result result;      ///< how it ended
+  timestamp started{};         ///< when it started
+  timestamp ended{};           ///< when it ended
+  int pid = 0;                 ///< its process, if any
+};
+
+/// Runs tries somewhere and reports their ends through the listener given to it.
+class executor {
+public:
+  virtual ~executor() = default;
+  /// Starts a try; never blocks on the try itself.
+  virtual void submit(task_request request) = 0;
+  /// Asks every running try to stop (their processes get SIGTERM, then SIGKILL after their grace).
+  virtual void cancel_all() = 0;
+  /// Waits until every submitted try has reported its end.
+  virtual void drain() = 0;
+};
+
+/// Receives try ends; called from executor threads, so it must be thread-safe.
+using task_listener = std::function<void(task_event)>;
+
+}  // namespace dag

@@ -1,0 +1,490 @@
+// The scheduler loop. Data moves one way: events in, decisions from the pure core, one
+// transaction out, tries to the executor.
+#include <dag/engine/engine.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+
+#include <unistd.h>
+
+#include <dag/exec/local_executor.hpp>
+#include <dag/template/template.hpp>
+
+namespace dag {
+namespace {
+
+std::string this_host() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "localhost";
+  return name;
+}
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::optional<std::string> env(const std::string& name) {
+  if (const char* v = std::getenv(name.c_str())) return std::string(v);
+  return std::nullopt;
+}
+
+// Airflow's log layout: dag_id=X/run_id=Y/task_id=Z/attempt=N.log (run ids hold ':' and '+').
+std::filesystem::path log_path_for(const std::filesystem::path& folder, const task_instance_record& ti) {
+  return folder / ("dag_id=" + ti.dag_id) / ("run_id=" + ti.run_id) / ("task_id=" + ti.task_id) /
+         ("attempt=" + std::to_string(ti.try_number) + ".log");
+}
+
+task_instance_update update_of(const task_instance_record& ti, task_state expected, int expected_try) {
+  return {expected, expected_try, ti};
+}
+
+}  // namespace
+
+engine::engine(store& s, const operator_catalog& operators, const clock& now, engine_options options)
+    : store_(s), operators_(operators), clock_(now), options_(std::move(options)) {
+  if (options_.hostname.empty()) options_.hostname = this_host();
+  if (options_.parallelism < 1) throw usage_error("parallelism must be at least 1");
+  executor_ = std::make_unique<local_executor>(
+      options_.parallelism, [this](task_event e) { post(std::move(e)); }, [this] { return now_us(); });
+  paused_ = store_.paused_dags();
+  last_poll_ = now_us();
+}
+
+engine::~engine() {
+  if (executor_) {
+    executor_->cancel_all();
+    executor_->drain();
+  }
+}
+
+timestamp engine::now_us() const { return std::chrono::time_point_cast<std::chrono::microseconds>(clock_.now()); }
+
+void engine::set_dags(std::vector<definition> dags) {
+  std::map<std::string, std::shared_ptr<const scheduled_dag>> next;
+  for (auto& d : dags) {
+    std::string id = d.id();
+    next.emplace(std::move(id), std::make_shared<const scheduled_dag>(std::move(d)));
+  }
+  dags_ = std::move(next);
+  // Active runs follow the new definition of their DAG; task instances are matched by task id.
+  for (auto it = active_.begin(); it != active_.end();) {
+    auto found = dags_.find(it->first.dag_id);
+    if (found == dags_.end()) {
+      it = active_.erase(it);
+      continue;
+    }
+    if (found->second != it->second.dag) {
+      const run_key key = it->first;
+      it = active_.erase(it);
+      load_run(key);
+      continue;
+    }
+    ++it;
+  }
+  load_active_runs();
+}
+
+const scheduled_dag* engine::find_dag(const std::string& dag_id) const {
+  auto it = dags_.find(dag_id);
+  return it == dags_.end() ? nullptr : it->second.get();
+}
+
+bool engine::load_run(const run_key& key) {
+  auto dag_it = dags_.find(key.dag_id);
+  if (dag_it == dags_.end()) return false;
+  auto run = store_.find_run(key.dag_id, key.run_id);
+  if (!run) return false;
+  active_run r{dag_it->second, *run, {}};
+  const auto& tasks = r.dag->def.all_tasks();
+  r.tis.resize(tasks.size());
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    r.tis[i].dag_id = key.dag_id;
+    r.tis[i].run_id = key.run_id;
+    r.tis[i].task_id = tasks[i].id;
+  }
+  for (auto& stored : store_.task_instances(key.dag_id, key.run_id))
+    if (auto index = r.dag->def.index_of(stored.task_id)) r.tis[*index] = std::move(stored);
+  active_[key] = std::move(r);
+  return true;
+}
+
+void engine::load_active_runs() {
+  run_filter active;
+  active.states = {run_state::queued, run_state::running};
+  for (const auto& run : store_.runs(active)) {
+    run_key key{run.dag_id, run.run_id};
+    auto it = active_.find(key);
+    // A run the store moved back to `queued` behind our back was cleared: take the store's view.
+    if (it != active_.end() && !(run.state == run_state::queued && it->second.run.state != run_state::queued)) continue;
+    if (it != active_.end()) active_.erase(it);
+    load_run(key);
+  }
+}
+
+std::size_t engine::recover_lost_tries() {
+  change_set changes;
+  const timestamp now = now_us();
+  std::size_t lost = 0;
+  for (auto ti : store_.task_instances_in({task_state::queued, task_state::running})) {
+    auto dag_it = dags_.find(ti.dag_id);
+    const task_state expected = ti.state;
+    const int expected_try = ti.try_number;
+    try_record r;
+    if (dag_it != dags_.end()) {
+      if (auto index = dag_it->second->def.index_of(ti.task_id)) {
+        r = lose_try(dag_it->second->def.all_tasks()[*index], ti, "executor lost: the process running this try died", now);
+      }
+    }
+    if (r.task_id.empty()) {  // its DAG or task is gone: no retries to apply
+      ti.state = task_state::failed;
+      ti.end_date = now;
+      ti.message = "executor lost: the process running this try died";
+      r = try_record{ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.state, ti.start_date, ti.end_date,
+                     ti.exit_code, ti.hostname, ti.pid, ti.log_path, ti.message};
+    }
+    changes.task_instances.push_back(update_of(ti, expected, expected_try));
+    changes.tries.push_back(r);
+    ++lost;
+  }
+  if (!changes.empty()) store_.apply(changes);
+  for (auto& [key, run] : active_) load_run(key);
+  return lost;
+}
+
+std::optional<run_key> engine::create_run(const std::string& dag_id, run_type type, time_point logical_date,
+                                          const std::string& conf) {
+  auto dag_it = dags_.find(dag_id);
+  if (dag_it == dags_.end()) throw usage_error("unknown DAG '" + dag_id + "'");
+  const scheduled_dag& d = *dag_it->second;
+  run_record run;
+  run.dag_id = dag_id;
+  run.type = type;
+  run.run_id = make_run_id(type, logical_date);
+  run.logical_date = logical_date;
+  run.conf = conf;
+  if (auto scheduled = d.times.run_at(logical_date)) run.interval = scheduled->interval;
+  else run.interval = {logical_date, logical_date};
+  std::vector<std::string> ids;
+  for (const auto& t : d.def.all_tasks()) ids.push_back(t.id);
+  change_set changes;
+  changes.new_runs.emplace_back(run, std::move(ids));
+  auto result = store_.apply(changes);
+  if (result.runs_created.empty() || !result.runs_created.front()) return std::nullopt;
+  run_key key{dag_id, run.run_id};
+  load_run(key);
+  return key;
+}
+
+void engine::track_run(const run_key& key) {
+  if (!load_run(key)) throw error("cannot track run '" + key.run_id + "' of DAG '" + key.dag_id + "'");
+}
+
+void engine::post(task_event e) {
+  {
+    std::lock_guard lock(events_mutex_);
+    events_.push_back(std::move(e));
+  }
+  events_cv_.notify_one();
+}
+
+void engine::take_events(change_set& changes) {
+  std::deque<task_event> events;
+  {
+    std::lock_guard lock(events_mutex_);
+    events.swap(events_);
+  }
+  for (auto& e : events) {
+    --running_;
+    auto it = active_.find(run_key{e.dag_id, e.run_id});
+    if (it == active_.end()) continue;
+    active_run& r = it->second;
+    auto index = r.dag->def.index_of(e.task_id);
+    if (!index) continue;
+    task_instance_record& ti = r.tis[*index];
+    if (ti.try_number != e.try_number || (ti.state != task_state::running && ti.state != task_state::queued))
+      continue;  // a late result for a try that was already settled (cleared, lost): refused
+    const task_state expected = ti.state;
+    ti.pid = e.pid;
+    changes.tries.push_back(finish_try(r.dag->def.all_tasks()[*index], ti, e.result, e.started, e.ended));
+    changes.task_instances.push_back(update_of(ti, expected, e.try_number));
+    if (e.result.xcom && e.result.outcome == try_outcome::success)
+      changes.xcoms.push_back({ti.dag_id, ti.run_id, ti.task_id, "return_value", *e.result.xcom});
+  }
+}
+
+void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake) {
+  if (!options_.create_scheduled_runs) return;
+  const time_point now = clock_.now();
+  for (const auto& [dag_id, d] : dags_) {
+    if (paused_.contains(dag_id) || d->times.spec().kind == schedule_kind::none) continue;
+    std::vector<existing_run> existing;
+    run_filter filter;
+    filter.dag_id = dag_id;
+    filter.limit = 0;
+    // The latest automated run and every active run decide what comes next.
+    bool have_latest = false;
+    for (const auto& run : store_.runs(filter)) {
+      const bool active = !is_finished(run.state);
+      if (active || (!have_latest && run.type != run_type::manual)) {
+        existing.push_back({run.logical_date, run.interval, run.type, active});
+        if (run.type != run_type::manual) have_latest = true;
+      }
+    }
+    for (const auto& info : due_runs(d->times, d->def.catchup(), d->def.max_active_runs(), existing, now)) {
+      run_record run;
+      run.dag_id = dag_id;
+      run.type = run_type::scheduled;
+      run.run_id = make_run_id(run_type::scheduled, info.logical_date);
+      run.logical_date = info.logical_date;
+      run.interval = info.interval;
+      std::vector<std::string> ids;
+      for (const auto& t : d->def.all_tasks()) ids.push_back(t.id);
+      changes.new_runs.emplace_back(std::move(run), std::move(ids));
+    }
+    // Wake when the next interval ends.
+    std::vector<run_info> next = d->times.runs_after(now, 1);
+    if (!next.empty()) {
+      const timestamp at = std::chrono::time_point_cast<std::chrono::microseconds>(next.front().run_after);
+      wake = wake ? std::min(*wake, at) : at;
+    }
+  }
+}
+
+task_request engine::prepare_try(active_run& r, std::size_t index, change_set& changes, timestamp now) {
+  const task& t = r.dag->def.all_tasks()[index];
+  task_instance_record& ti = r.tis[index];
+  const task_state expected = task_state::queued;
+  ti.state = task_state::running;
+  ti.start_date = now;
+  ti.hostname = options_.hostname;
+  ti.log_path = log_path_for(options_.log_folder, ti).string();
+
+  task_request req;
+  req.keep_alive = r.dag;
+  req.definition = &t;
+  req.op = operators_.find(t.operator_name);
+  task_context& ctx = req.context;
+  ctx.dag_id = ti.dag_id;
+  ctx.task_id = ti.task_id;
+  ctx.run_id = ti.run_id;
+  ctx.logical_date = r.run.logical_date;
+  ctx.data_interval_start = r.run.interval.start;
+  ctx.data_interval_end = r.run.interval.end;
+  ctx.try_number = ti.try_number;
+  ctx.params = r.dag->def.params();
+  ctx.log_path = ti.log_path;
+  if (t.settings.execution_timeout)
+    ctx.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*t.settings.execution_timeout);
+  ctx.environment = {{"DAGRUN_DAG_ID", ti.dag_id},
+                     {"DAGRUN_TASK_ID", ti.task_id},
+                     {"DAGRUN_RUN_ID", ti.run_id},
+                     {"DAGRUN_LOGICAL_DATE", format_iso(r.run.logical_date)},
+                     {"DAGRUN_TRY_NUMBER", std::to_string(ti.try_number)}};
+
+  // Templates are rendered here, where the store is at hand; a render error fails the try.
+  template_context tc;
+  tc.dag_id = ctx.dag_id;
+  tc.task_id = ctx.task_id;
+  tc.run_id = ctx.run_id;
+  tc.logical_date = ctx.logical_date;
+  tc.data_interval_start = ctx.data_interval_start;
+  tc.data_interval_end = ctx.data_interval_end;
+  tc.try_number = ctx.try_number;
+  tc.params = ctx.params;
+  tc.variable = [this](std::string_view name) -> std::optional<std::string> {
+    if (auto v = env("DAGRUN_VAR_" + upper(name))) return v;
+    return store_.variable(std::string(name));
+  };
+  tc.connection = [this](std::string_view id) { return find_connection(id); };
+  const std::string run_id = ti.run_id, dag_id = ti.dag_id;
+  tc.xcom_pull = [this, dag_id, run_id](std::string_view task_id) {
+    return store_.xcom(dag_id, run_id, std::string(task_id));
+  };
+  // Connections are resolved now, on the engine's thread: the store is not shared with executor threads.
+  std::map<std::string, connection, std::less<>> resolved;
+  for (const auto& [name, value] : t.fields)
+    if (name == "conn_id")
+      if (auto c = find_connection(value.text)) resolved.emplace(value.text, *c);
+  ctx.connection_lookup = [resolved](std::string_view id) -> std::optional<connection> {
+    auto it = resolved.find(id);
+    if (it == resolved.end()) return std::nullopt;
+    return it->second;
+  };
+  const operator_spec* spec = req.op;
+  try {
+    for (const auto& [name, value] : t.fields) {
+      bool templated = false;
+      if (spec)
+        for (const auto& f : spec->fields) templated = templated || (f.name == name && f.kind == field_kind::templated);
+      ctx.fields[name] = templated ? render(std::string_view(value.text), tc) : value.text;
+      for (const auto& [key, item] : value.entries) ctx.fields[name + "." + key] = render(std::string_view(item), tc);
+      for (std::size_t i = 0; i < value.items.size(); ++i)
+        ctx.fields[name + "." + std::to_string(i)] = render(std::string_view(value.items[i]), tc);
+    }
+  } catch (const error& e) {
+    req.op = nullptr;  // runs nothing: the executor reports the render error as the try's failure
+    ctx.fields["__render_error"] = e.what();
+  }
+
+  changes.task_instances.push_back(update_of(ti, expected, ti.try_number));
+  try_record started{ti.dag_id, ti.run_id, ti.task_id, ti.try_number, task_state::running, ti.start_date, std::nullopt,
+                     std::nullopt, ti.hostname, 0, ti.log_path, {}};
+  changes.tries.push_back(started);
+  return req;
+}
+
+std::optional<connection> engine::find_connection(std::string_view id) {
+  if (auto uri = env("DAGRUN_CONN_" + upper(id))) return parse_connection_uri(std::string(id), *uri);
+  return store_.find_connection(std::string(id));
+}
+
+void engine::advance_runs(change_set& changes, std::vector<task_request>& starts, std::optional<timestamp>& wake) {
+  const timestamp now = now_us();
+  std::map<std::string, int> dag_running;
+  for (const auto& [key, r] : active_)
+    for (const auto& ti : r.tis)
+      if (ti.state == task_state::queued || ti.state == task_state::running) ++dag_running[key.dag_id];
+  int free_slots = accepting_ ? options_.parallelism - running_ : 0;
+
+  for (auto it = active_.begin(); it != active_.end();) {
+    active_run& r = it->second;
+    std::vector<task_instance_record> before = r.tis;
+    const run_state run_before = r.run.state;
+    slot_budget budget{free_slots, dag_running[it->first.dag_id]};
+    if (paused_.contains(it->first.dag_id)) budget.free_slots = 0;  // a paused DAG starts no new tries
+    run_step s = step_run(*r.dag, r.run, r.tis, now, budget);
+    free_slots -= static_cast<int>(s.to_start.size());
+    dag_running[it->first.dag_id] = budget.dag_running;
+    for (std::size_t i : s.changed) {
+      if (std::find(s.to_start.begin(), s.to_start.end(), i) != s.to_start.end()) continue;
+      changes.task_instances.push_back(update_of(r.tis[i], before[i].state, before[i].try_number));
+    }
+    for (std::size_t i : s.to_start) {
+      // The queued state is transient for the local executor: the try starts right away.
+      task_request req = prepare_try(r, i, changes, now);
+      changes.task_instances.back().expected = before[i].state;
+      changes.task_instances.back().expected_try = before[i].try_number;
+      starts.push_back(std::move(req));
+    }
+    if (s.new_run_state) {
+      changes.runs.push_back({r.run.dag_id, r.run.run_id, run_before, r.run.state, r.run.start_date, r.run.end_date});
+    }
+    if (s.wake_at) {
+      const timestamp at = std::chrono::time_point_cast<std::chrono::microseconds>(*s.wake_at);
+      wake = wake ? std::min(*wake, at) : at;
+    }
+    if (is_finished(r.run.state)) it = active_.erase(it);
+    else ++it;
+  }
+}
+
+void engine::poll_store() {
+  paused_ = store_.paused_dags();
+  load_active_runs();
+}
+
+std::optional<timestamp> engine::step() {
+  std::optional<timestamp> wake;
+  const timestamp now = now_us();
+  if (options_.create_scheduled_runs && now - last_poll_ >= options_.poll_interval) {
+    poll_store();
+    last_poll_ = now;
+  }
+  change_set changes;
+  take_events(changes);
+  create_due_runs(changes, wake);
+  if (!changes.new_runs.empty()) {
+    // New runs are written first so this pass can already start their first tasks.
+    change_set creation;
+    creation.new_runs = std::move(changes.new_runs);
+    changes.new_runs.clear();
+    auto created = store_.apply(creation);
+    for (std::size_t i = 0; i < creation.new_runs.size(); ++i)
+      if (created.runs_created[i]) load_run({creation.new_runs[i].first.dag_id, creation.new_runs[i].first.run_id});
+  }
+  std::vector<task_request> starts;
+  advance_runs(changes, starts, wake);
+  if (!changes.empty()) {
+    auto result = store_.apply(changes);
+    // A lost compare-and-set means another process changed that run: reload it from the store.
+    for (std::size_t i = 0; i < result.task_instances_updated.size(); ++i) {
+      if (result.task_instances_updated[i]) continue;
+      const auto& rec = changes.task_instances[i].record;
+      const run_key key{rec.dag_id, rec.run_id};
+      starts.erase(std::remove_if(starts.begin(), starts.end(),
+                                  [&](const task_request& s) {
+                                    return s.context.dag_id == key.dag_id && s.context.run_id == key.run_id &&
+                                           s.context.task_id == rec.task_id;
+                                  }),
+                   starts.end());
+      active_.erase(key);
+      load_run(key);
+    }
+  }
+  for (auto& req : starts) {
+    ++running_;
+    executor_->submit(std::move(req));
+  }
+  if (options_.create_scheduled_runs) {
+    const timestamp poll_at = last_poll_ + options_.poll_interval;
+    wake = wake ? std::min(*wake, poll_at) : poll_at;
+  }
+  return wake;
+}
+
+void engine::run_until(const std::function<bool()>& done, std::stop_token stop) {
+  while (!stop.stop_requested()) {
+    const std::optional<timestamp> wake = step();
+    if (done()) return;
+    std::unique_lock lock(events_mutex_);
+    auto ready = [&] { return !events_.empty() || stop.stop_requested(); };
+    if (wake) {
+      const auto delay = *wake - now_us();
+      if (delay > std::chrono::microseconds::zero()) events_cv_.wait_for(lock, delay, ready);
+    } else if (running_ > 0 || !active_.empty()) {
+      // Nothing is due: sleep until a try ends (bounded, so a stop request is seen).
+      events_cv_.wait_for(lock, std::chrono::milliseconds(200), ready);
+    } else {
+      return;  // nothing running, nothing due, nothing to wait for
+    }
+  }
+}
+
+std::vector<run_state> engine::run_to_completion(const std::vector<run_key>& keys, std::stop_token stop) {
+  auto finished = [&] {
+    for (const auto& k : keys)
+      if (active_.contains(k)) return false;
+    return running_ == 0;
+  };
+  run_until(finished, stop);
+  std::vector<run_state> states;
+  for (const auto& k : keys) states.push_back(state_of(k).value_or(run_state::failed));
+  return states;
+}
+
+void engine::shutdown(std::chrono::milliseconds grace) {
+  accepting_ = false;
+  const timestamp deadline = now_us() + grace;
+  // Keep recording tries that end by themselves during the grace period.
+  while (running_ > 0 && now_us() < deadline) {
+    step();
+    std::unique_lock lock(events_mutex_);
+    events_cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return !events_.empty(); });
+  }
+  if (running_ > 0) {
+    executor_->cancel_all();
+    executor_->drain();
+  }
+  step();
+}
+
+std::optional<run_state> engine::state_of(const run_key& key) {
+  if (auto it = active_.find(key); it != active_.end()) return it->second.run.state;
+  if (auto run = store_.find_run(key.dag_id, key.run_id)) return run->state;
+  return std::nullopt;
+}
+
+}  // namespace dag

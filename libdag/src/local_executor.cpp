@@ -1,0 +1,108 @@
+// The local executor: a fixed pool of threads; each try runs its operator and reports its end.
+#include <dag/exec/local_executor.hpp>
+
+#include <fstream>
+
+#include <unistd.h>
+
+namespace dag {
+
+local_executor::local_executor(int threads, task_listener listener, std::function<timestamp()> now)
+    : listener_(std::move(listener)), now_(std::move(now)) {
+  threads_.reserve(static_cast<std::size_t>(threads));
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this](std::stop_token st) { work(st); });
+}
+
+local_executor::~local_executor() {
+  cancel_all();
+  for (auto& t : threads_) t.request_stop();
+  wake_.notify_all();
+  threads_.clear();  // joins
+}
+
+void local_executor::submit(task_request request) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(request));
+  }
+  wake_.notify_one();
+}
+
+void local_executor::cancel_all() {
+  std::lock_guard lock(mutex_);
+  cancel_.request_stop();
+  // Later tries get a fresh source: cancelling is for what runs now.
+  cancel_ = std::stop_source();
+}
+
+void local_executor::drain() {
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [&] { return queue_.empty() && busy_ == 0; });
+}
+
+void local_executor::work(std::stop_token pool_stop) {
+  for (;;) {
+    task_request request;
+    std::stop_token cancel;
+    {
+      std::unique_lock lock(mutex_);
+      if (!wake_.wait(lock, pool_stop, [&] { return !queue_.empty(); })) return;
+      request = std::move(queue_.front());
+      queue_.pop_front();
+      cancel = cancel_.get_token();
+      ++busy_;
+    }
+    task_event event = run_one(request, cancel);
+    listener_(std::move(event));
+    {
+      std::lock_guard lock(mutex_);
+      --busy_;
+      if (queue_.empty() && busy_ == 0) idle_.notify_all();
+    }
+  }
+}
+
+task_event local_executor::run_one(task_request& request, std::stop_token stop) {
+  task_context& ctx = request.context;
+  task_event e;
+  e.dag_id = ctx.dag_id;
+  e.run_id = ctx.run_id;
+  e.task_id = ctx.task_id;
+  e.try_number = ctx.try_number;
+  e.started = now_();
+  ctx.stop = stop;
+
+  std::error_code ec;
+  std::filesystem::create_directories(ctx.log_path.parent_path(), ec);
+  std::ofstream log(ctx.log_path, std::ios::app);
+  ctx.log = [&log](std::string_view line) { log << line << '\n' << std::flush; };
+
+  if (auto it = ctx.fields.find("__render_error"); it != ctx.fields.end()) {
+    ctx.log("template error: " + it->second);
+    e.result = operator_result::failed("template error: " + it->second);
+  } else if (!request.op || !request.op->run) {
+    const std::string name = request.definition ? request.definition->operator_name : "?";
+    e.result = operator_result::failed("operator '" + name + "' cannot run in this build yet");
+    ctx.log(e.result.message);
+  } else {
+    // Operator failures are values; an exception escaping one is a failed try with its message.
+    try {
+      e.result = request.op->run(*request.definition, ctx);
+    } catch (const std::exception& ex) {
+      e.result = operator_result::failed(std::string("exception: ") + ex.what());
+      ctx.log(e.result.message);
+    } catch (...) {
+      e.result = operator_result::failed("exception of unknown type");
+      ctx.log(e.result.message);
+    }
+  }
+  e.ended = now_();
+  // In-process operators cannot be preempted: one that overran its timeout still fails.
+  if (ctx.timeout && e.result.outcome == try_outcome::success && e.ended - e.started > *ctx.timeout) {
+    e.result = operator_result::failed("execution_timeout exceeded");
+    ctx.log(e.result.message);
+  }
+  return e;
+}
+
+}  // namespace dag

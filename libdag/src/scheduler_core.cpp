@@ -1,0 +1,169 @@
+// The scheduler's pure decisions: trigger rules, retries, slots, run completion.
+#include <dag/engine/scheduler_core.hpp>
+
+#include <algorithm>
+
+namespace dag {
+namespace {
+
+task_graph checked_graph(const definition& d) {
+  std::vector<definition_error> problems;
+  task_graph g = task_graph::build(d, problems);
+  if (!problems.empty()) throw problems.front();
+  return g;
+}
+
+}  // namespace
+
+scheduled_dag::scheduled_dag(definition d) : def(std::move(d)), graph(checked_graph(def)), times(def) {
+  const auto& tasks = def.all_tasks();
+  priority.resize(tasks.size());
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    int p = tasks[i].settings.priority_weight;
+    for (std::size_t j : graph.all_downstream(i)) p += tasks[j].settings.priority_weight;
+    priority[i] = p;
+  }
+}
+
+run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_instance_record>& tis, timestamp now,
+                  slot_budget& budget) {
+  run_step step;
+  if (is_finished(run.state)) return step;
+  if (run.state == run_state::queued) {
+    run.state = run_state::running;
+    run.start_date = now;
+    step.new_run_state = run_state::running;
+  }
+  const auto& tasks = dag.def.all_tasks();
+  const auto& order = dag.graph.topological_order();
+
+  // Upstream before downstream, so a skip or failure cascades through the whole run in one pass.
+  for (std::size_t i : order) {
+    task_instance_record& ti = tis[i];
+    if (ti.state == task_state::up_for_retry) {
+      if (ti.retry_at && *ti.retry_at > now) {
+        const auto at = std::chrono::ceil<std::chrono::seconds>(*ti.retry_at);
+        step.wake_at = step.wake_at ? std::min(*step.wake_at, at) : at;
+        continue;
+      }
+      ti.state = task_state::scheduled;
+      step.changed.push_back(i);
+      continue;
+    }
+    if (ti.state != task_state::none) continue;
+    upstream_counts counts;
+    for (std::size_t u : dag.graph.upstream(i)) counts.add(tis[u].state);
+    switch (evaluate(tasks[i].settings.trigger, counts)) {
+      case trigger_decision::wait:
+        continue;
+      case trigger_decision::run:
+        ti.state = task_state::scheduled;
+        break;
+      case trigger_decision::skip:
+        ti.state = task_state::skipped;
+        ti.end_date = now;
+        break;
+      case trigger_decision::upstream_failed:
+        ti.state = task_state::upstream_failed;
+        ti.end_date = now;
+        break;
+    }
+    step.changed.push_back(i);
+  }
+
+  // Ready tasks by priority (Airflow's order), ties in topological order.
+  std::vector<std::size_t> ready;
+  for (std::size_t i : order)
+    if (tis[i].state == task_state::scheduled) ready.push_back(i);
+  std::stable_sort(ready.begin(), ready.end(),
+                   [&](std::size_t a, std::size_t b) { return dag.priority[a] > dag.priority[b]; });
+  for (std::size_t i : ready) {
+    if (budget.free_slots <= 0 || budget.dag_running >= dag.def.max_active_tasks()) break;
+    task_instance_record& ti = tis[i];
+    ti.state = task_state::queued;
+    ti.try_number += 1;
+    ti.start_date.reset();
+    ti.end_date.reset();
+    ti.retry_at.reset();
+    ti.exit_code.reset();
+    ti.pid = 0;
+    ti.message.clear();
+    --budget.free_slots;
+    ++budget.dag_running;
+    step.to_start.push_back(i);
+    if (std::find(step.changed.begin(), step.changed.end(), i) == step.changed.end()) step.changed.push_back(i);
+  }
+
+  if (auto outcome = run_outcome(dag, tis)) {
+    run.state = *outcome;
+    run.end_date = now;
+    step.new_run_state = *outcome;
+  }
+  return step;
+}
+
+std::optional<run_state> run_outcome(const scheduled_dag& dag, const std::vector<task_instance_record>& tis) {
+  for (const auto& ti : tis)
+    if (!is_finished(ti.state)) return std::nullopt;
+  for (std::size_t leaf : dag.graph.leaves()) {
+    const task_state s = tis[leaf].state;
+    if (s != task_state::success && s != task_state::skipped && s != task_state::removed) return run_state::failed;
+  }
+  return run_state::success;
+}
+
+namespace {
+try_record try_of(const task_instance_record& ti) {
+  try_record r;
+  r.dag_id = ti.dag_id;
+  r.run_id = ti.run_id;
+  r.task_id = ti.task_id;
+  r.try_number = ti.try_number;
+  r.start_date = ti.start_date;
+  r.end_date = ti.end_date;
+  r.exit_code = ti.exit_code;
+  r.hostname = ti.hostname;
+  r.pid = ti.pid;
+  r.log_path = ti.log_path;
+  r.message = ti.message;
+  r.state = ti.state;
+  return r;
+}
+
+// A failed try retries while tries remain: try n of a task with `retries` r is retried when n <= r.
+void fail_or_retry(const task& t, task_instance_record& ti, timestamp ended) {
+  if (ti.try_number <= t.settings.retry.retries) {
+    const std::string key = ti.dag_id + "#" + ti.task_id + "#" + ti.run_id;
+    ti.state = task_state::up_for_retry;
+    ti.retry_at = ended + std::chrono::duration_cast<std::chrono::microseconds>(
+                              retry_delay_for(t.settings.retry, ti.try_number + 1, key));
+  } else {
+    ti.state = task_state::failed;
+  }
+}
+}  // namespace
+
+try_record finish_try(const task& t, task_instance_record& ti, const operator_result& result, timestamp started,
+                      timestamp ended) {
+  ti.start_date = started;
+  ti.end_date = ended;
+  ti.exit_code = result.exit_code;
+  ti.message = result.message;
+  switch (result.outcome) {
+    case try_outcome::success: ti.state = task_state::success; break;
+    case try_outcome::skipped: ti.state = task_state::skipped; break;
+    case try_outcome::failed: fail_or_retry(t, ti, ended); break;
+  }
+  return try_of(ti);
+}
+
+try_record lose_try(const task& t, task_instance_record& ti, const std::string& reason, timestamp now) {
+  if (!ti.start_date) ti.start_date = now;
+  ti.end_date = now;
+  ti.message = reason;
+  ti.exit_code.reset();
+  fail_or_retry(t, ti, now);
+  return try_of(ti);
+}
+
+}  // namespace dag

@@ -1,0 +1,228 @@
+// The scheduler's pure decisions, driven by tables of states: no store, no clock, no threads.
+#include <doctest/doctest.h>
+
+#include <dag/engine/scheduler_core.hpp>
+#include <dag/load/check.hpp>
+
+using namespace std::chrono_literals;
+using dag::task_state;
+
+namespace {
+
+dag::timestamp at(int seconds) { return dag::timestamp{std::chrono::seconds(1'700'000'000 + seconds)}; }
+
+dag::operator_catalog any_operator() {
+  dag::operator_catalog c;
+  c.add({"bash", {{"bash_command", dag::field_kind::text, true}}});
+  return c;
+}
+
+// A run of `d` with every task instance in state none.
+struct fixture {
+  dag::scheduled_dag dag;
+  dag::run_record run;
+  std::vector<dag::task_instance_record> tis;
+
+  explicit fixture(dag::definition d) : dag(prepare(std::move(d))) {
+    run.dag_id = dag.def.id();
+    run.run_id = "manual__x";
+    for (const auto& t : dag.def.all_tasks()) {
+      dag::task_instance_record ti;
+      ti.dag_id = run.dag_id;
+      ti.run_id = run.run_id;
+      ti.task_id = t.id;
+      tis.push_back(ti);
+    }
+  }
+  static dag::definition prepare(dag::definition d) {
+    auto problems = dag::check(d, any_operator());
+    REQUIRE(problems.empty());
+    return d;
+  }
+  dag::task_instance_record& ti(const std::string& id) { return tis[*dag.def.index_of(id)]; }
+  dag::run_step step(int now = 0, int slots = 100) {
+    dag::slot_budget b{slots, 0};
+    return dag::step_run(dag, run, tis, at(now), b);
+  }
+  // Finishes the running try of `id` with `outcome`.
+  void finish(const std::string& id, dag::try_outcome outcome, int now = 0) {
+    auto& t = *dag.def.find(id);
+    dag::operator_result r;
+    r.outcome = outcome;
+    dag::finish_try(t, ti(id), r, at(now), at(now));
+  }
+};
+
+std::vector<std::string> names(const fixture& f, const std::vector<std::size_t>& idx) {
+  std::vector<std::string> out;
+  for (auto i : idx) out.push_back(f.dag.def.all_tasks()[i].id);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("SchedulerCore.RootsStartFirstAndRunStarts") {
+  dag::definition d{"chain"};
+  auto a = d.bash("a", "true");
+  auto b = d.bash("b", "true");
+  a >> b;
+  fixture f(std::move(d));
+  auto s = f.step();
+  CHECK(s.new_run_state == dag::run_state::running);
+  CHECK(names(f, s.to_start) == std::vector<std::string>{"a"});
+  CHECK(f.ti("a").state == task_state::queued);
+  CHECK(f.ti("a").try_number == 1);
+  CHECK(f.ti("b").state == task_state::none);
+  f.finish("a", dag::try_outcome::success);
+  s = f.step();
+  CHECK(names(f, s.to_start) == std::vector<std::string>{"b"});
+  f.finish("b", dag::try_outcome::success);
+  s = f.step();
+  CHECK(s.new_run_state == dag::run_state::success);
+  CHECK(f.run.state == dag::run_state::success);
+}
+
+TEST_CASE("SchedulerCore.DiamondWithFailingBranch") {
+  // start >> {ok, bad} >> {join_all_success, join_all_done, join_one_failed}
+  dag::definition d{"diamond"};
+  auto start = d.bash("start", "true");
+  auto ok = d.bash("ok", "true");
+  auto bad = d.bash("bad", "false");
+  auto j1 = d.bash("join_all_success", "true");
+  auto j2 = d.bash("join_all_done", "true").trigger(dag::trigger_rule::all_done);
+  auto j3 = d.bash("join_one_failed", "true").trigger(dag::trigger_rule::one_failed);
+  auto after = d.bash("after_join", "true");
+  start >> dag::tasks{ok, bad};
+  dag::tasks{ok, bad} >> j1;
+  dag::tasks{ok, bad} >> j2;
+  dag::tasks{ok, bad} >> j3;
+  j1 >> after;
+  fixture f(std::move(d));
+  f.step();
+  f.finish("start", dag::try_outcome::success);
+  f.step();
+  f.finish("ok", dag::try_outcome::success);
+  f.finish("bad", dag::try_outcome::failed);
+  auto s = f.step();
+  CHECK(f.ti("join_all_success").state == task_state::upstream_failed);
+  CHECK(f.ti("after_join").state == task_state::upstream_failed);  // cascades in the same pass
+  CHECK(f.ti("join_all_done").state == task_state::queued);
+  CHECK(f.ti("join_one_failed").state == task_state::queued);
+  f.finish("join_all_done", dag::try_outcome::success);
+  f.finish("join_one_failed", dag::try_outcome::success);
+  s = f.step();
+  // A leaf is upstream_failed, so the run fails.
+  CHECK(s.new_run_state == dag::run_state::failed);
+}
+
+TEST_CASE("SchedulerCore.SkipCascadesDownstream") {
+  dag::definition d{"skips"};
+  auto a = d.bash("a", "exit 99");
+  auto b = d.bash("b", "true");
+  auto c = d.bash("c", "true");
+  auto always = d.bash("cleanup", "true").trigger(dag::trigger_rule::none_failed);
+  a >> b >> c >> always;
+  fixture f(std::move(d));
+  f.step();
+  f.finish("a", dag::try_outcome::skipped);
+  auto s = f.step();
+  CHECK(f.ti("b").state == task_state::skipped);
+  CHECK(f.ti("c").state == task_state::skipped);
+  CHECK(f.ti("cleanup").state == task_state::queued);  // none_failed runs after skips
+  f.finish("cleanup", dag::try_outcome::success);
+  s = f.step();
+  CHECK(s.new_run_state == dag::run_state::success);
+}
+
+TEST_CASE("SchedulerCore.FailedTryRetriesAfterItsDelay") {
+  dag::definition d{"retry"};
+  d.bash("flaky", "false").retries(2).retry_delay(60s);
+  fixture f(std::move(d));
+  f.step(0);
+  f.finish("flaky", dag::try_outcome::failed, 10);
+  CHECK(f.ti("flaky").state == task_state::up_for_retry);
+  REQUIRE(f.ti("flaky").retry_at);
+  CHECK(*f.ti("flaky").retry_at == at(70));
+  auto s = f.step(69);
+  CHECK(s.to_start.empty());
+  REQUIRE(s.wake_at);
+  CHECK(*s.wake_at == std::chrono::time_point_cast<std::chrono::seconds>(at(70)));
+  s = f.step(70);
+  CHECK(s.to_start.size() == 1);
+  CHECK(f.ti("flaky").try_number == 2);
+  f.finish("flaky", dag::try_outcome::failed, 80);
+  CHECK(f.ti("flaky").state == task_state::up_for_retry);
+  f.step(140);
+  CHECK(f.ti("flaky").try_number == 3);
+  f.finish("flaky", dag::try_outcome::failed, 150);
+  CHECK(f.ti("flaky").state == task_state::failed);  // 1 try + 2 retries used up
+  s = f.step(150);
+  CHECK(s.new_run_state == dag::run_state::failed);
+}
+
+TEST_CASE("SchedulerCore.SuccessAfterRetryCompletesTheRun") {
+  dag::definition d{"retry_ok"};
+  d.bash("flaky", "x").retries(1).retry_delay(1s);
+  fixture f(std::move(d));
+  f.step(0);
+  f.finish("flaky", dag::try_outcome::failed, 0);
+  f.step(1);
+  f.finish("flaky", dag::try_outcome::success, 2);
+  auto s = f.step(2);
+  CHECK(s.new_run_state == dag::run_state::success);
+  CHECK(f.ti("flaky").try_number == 2);
+}
+
+TEST_CASE("SchedulerCore.SlotsAndMaxActiveTasksLimitStarts") {
+  dag::definition d{"wide"};
+  d.max_active_tasks(3);
+  for (int i = 0; i < 10; ++i) d.bash("t" + std::to_string(i), "true");
+  fixture f(std::move(d));
+  auto s = f.step(0, 2);
+  CHECK(s.to_start.size() == 2);  // global slots
+  dag::slot_budget b{100, 2};
+  s = dag::step_run(f.dag, f.run, f.tis, at(0), b);
+  CHECK(s.to_start.size() == 1);  // max_active_tasks 3 with 2 already running
+  CHECK(b.dag_running == 3);
+}
+
+TEST_CASE("SchedulerCore.PriorityWeightOrdersReadyTasks") {
+  dag::definition d{"prio"};
+  d.bash("low", "true");
+  auto high = d.bash("high", "true").priority_weight(10);
+  auto mid = d.bash("mid", "true");
+  auto child = d.bash("child", "true").priority_weight(3);
+  mid >> child;  // mid's effective weight is 1 + 3 (Airflow's downstream weight rule)
+  (void)high;
+  fixture f(std::move(d));
+  CHECK(f.dag.priority[*f.dag.def.index_of("mid")] == 4);
+  auto s = f.step(0, 2);
+  CHECK(names(f, s.to_start) == std::vector<std::string>{"high", "mid"});
+}
+
+TEST_CASE("SchedulerCore.LostTryIsAFailedTryThatRetries") {
+  dag::definition d{"lost"};
+  d.bash("a", "x").retries(1).retry_delay(30s);
+  d.bash("b", "x");
+  fixture f(std::move(d));
+  f.step(0);
+  f.ti("a").state = task_state::running;
+  f.ti("b").state = task_state::running;
+  auto ra = dag::lose_try(*f.dag.def.find("a"), f.ti("a"), "executor lost", at(5));
+  auto rb = dag::lose_try(*f.dag.def.find("b"), f.ti("b"), "executor lost", at(5));
+  CHECK(ra.state == task_state::up_for_retry);
+  CHECK(ra.message == "executor lost");
+  CHECK(f.ti("a").retry_at == at(35));
+  CHECK(rb.state == task_state::failed);
+}
+
+TEST_CASE("SchedulerCore.FinishedRunIsLeftAlone") {
+  dag::definition d{"done"};
+  d.bash("a", "true");
+  fixture f(std::move(d));
+  f.run.state = dag::run_state::success;
+  auto s = f.step();
+  CHECK(s.to_start.empty());
+  CHECK(s.changed.empty());
+  CHECK_FALSE(s.new_run_state.has_value());
+}
