@@ -11,6 +11,7 @@
 
 #include <builtin.hpp>
 #include <dag/core/suggest.hpp>
+#include <dag/load/check.hpp>
 
 namespace po = boost::program_options;
 
@@ -26,11 +27,14 @@ po::options_description global_description(global_options& g) {
       ("db", po::value(&g.db)->value_name("URL"), "metadata database: sqlite:FILE or postgresql://… (env DAGRUN_DB, default sqlite:dagrun.db)")
       ("log-level", po::value(&g.log_level)->value_name("LEVEL"), "trace, debug, info, warn, error, critical or off (default info)")
       ("json", po::bool_switch(&g.json), "print listings as JSON arrays of objects")
+      ("logs", po::value(&g.logs)->value_name("DIR"), "where try logs go (env DAGRUN_LOGS, default ./logs)")
       ("help,h", "show help (for a command: `dagrun COMMAND --help`)");
   return d;
 }
 
-bool takes_value(const std::string& arg) { return arg == "--dags" || arg == "--db" || arg == "--log-level"; }
+bool takes_value(const std::string& arg) {
+  return arg == "--dags" || arg == "--db" || arg == "--log-level" || arg == "--logs";
+}
 
 // Positional words of the command line, with their positions, skipping options and their values.
 std::vector<std::pair<std::size_t, std::string>> positional_words(const std::vector<std::string>& args) {
@@ -82,17 +86,23 @@ int usage_failure(std::ostream& err, const std::string& message, const std::stri
 
 std::vector<command> all_commands() {
   std::vector<command> out;
+  add_schedule_commands(out);
+  add_run_commands(out);
   add_validate_commands(out);
   add_dags_commands(out);
+  add_runs_commands(out);
+  add_admin_commands(out);
   add_version_commands(out);
   return out;
 }
 
-int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, const dag::clock& now) {
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, const dag::clock& now,
+            const std::vector<dag::definition>& extra_dags) {
   const std::vector<command> commands = all_commands();
   global_options global;
   if (const char* v = std::getenv("DAGRUN_DAGS"); v && *v) global.dags_folder = v;
   if (const char* v = std::getenv("DAGRUN_DB"); v && *v) global.db = v;
+  if (const char* v = std::getenv("DAGRUN_LOGS"); v && *v) global.logs = v;
   po::options_description globals = global_description(global);
 
   // The longest command whose words start the positional words.
@@ -150,7 +160,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   all.add(globals).add(own);
 
   static const dag::operator_catalog operators = dag::builtin_operators();
-  invocation inv{global, {}, out, err, now, operators};
+  invocation inv{global, {}, out, err, now, operators, &extra_dags};
   try {
     po::store(po::command_line_parser(rest).options(all).positional(positional).run(), inv.args);
     if (inv.args.count("help")) {
@@ -178,8 +188,40 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
 }
 
+// Prints rows as aligned columns under a header.
+void print_table(std::ostream& out, const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t c = 0; c < header.size(); ++c) width[c] = header[c].size();
+  for (const auto& r : rows)
+    for (std::size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string s;
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+      s += cells[c];
+      if (c + 1 < cells.size()) s += std::string(width[c] - cells[c].size() + 2, ' ');
+    }
+    out << s << "\n";
+  };
+  line(header);
+  for (const auto& r : rows) line(r);
+}
+
 dag::dag_folder load_dags(const invocation& inv, bool quiet) {
   dag::dag_folder folder = dag::load_dag_folder(inv.global.dags_folder, inv.operators);
+  if (inv.extra_dags)
+    for (dag::definition d : *inv.extra_dags) {
+      auto problems = dag::check(d, inv.operators);
+      if (!problems.empty()) {
+        folder.problems.insert(folder.problems.end(), problems.begin(), problems.end());
+        continue;
+      }
+      if (folder.find(d.id())) {
+        folder.problems.emplace_back(dag::error_context{}, "dag_id '" + d.id() + "' is defined both in C++ and in " +
+                                                                  folder.find(d.id())->where().file);
+        continue;
+      }
+      folder.dags.push_back(std::move(d));
+    }
   if (!quiet)
     for (const auto& p : folder.problems) inv.err << "import error: " << p.what() << "\n";
   return folder;

@@ -25,6 +25,7 @@ struct global_options {
   std::string db = "sqlite:dagrun.db"; ///< --db / DAGRUN_DB
   std::string log_level = "info";      ///< --log-level
   bool json = false;                   ///< --json
+  std::string logs = "./logs";         ///< --logs / DAGRUN_LOGS: where try logs go
 };
 
 /// What a command runs with: its options, streams and clock.
@@ -35,6 +36,7 @@ struct invocation {
   std::ostream& err;                           ///< standard error
   const dag::clock& now;                       ///< the clock (injected in tests)
   const dag::operator_catalog& operators;      ///< known operators
+  const std::vector<dag::definition>* extra_dags = nullptr;  ///< DAGs handed in by a program embedding the runner
 };
 
 /// One command: its words (`dags next`), summary, options and body.
@@ -54,9 +56,18 @@ std::vector<command> all_commands();
 void add_validate_commands(std::vector<command>& out);
 void add_dags_commands(std::vector<command>& out);
 void add_version_commands(std::vector<command>& out);
+void add_runs_commands(std::vector<command>& out);
+void add_admin_commands(std::vector<command>& out);
+void add_run_commands(std::vector<command>& out);
+void add_schedule_commands(std::vector<command>& out);
 
-/// Runs dagrun with `args` (without the program name); returns the exit status.
-int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, const dag::clock& now);
+/// Runs dagrun with `args` (without the program name); returns the exit status. `extra_dags` are
+/// C++ DAGs of a program that embeds the runner; they join the DAGs folder's.
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, const dag::clock& now,
+            const std::vector<dag::definition>& extra_dags = {});
+
+/// Prints rows as aligned columns under a header.
+void print_table(std::ostream& out, const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
 
 /// Loads the DAG folder of the invocation; prints import errors to `err` unless `quiet`.
 dag::dag_folder load_dags(const invocation& inv, bool quiet = false);

@@ -27,24 +27,6 @@ std::string optional_time(const std::optional<dag::time_point>& t) { return t ? 
 
 json optional_time_json(const std::optional<dag::time_point>& t) { return t ? json(dag::format_iso(*t)) : json(nullptr); }
 
-// Prints rows as aligned columns under a header.
-void print_table(std::ostream& out, const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t c = 0; c < header.size(); ++c) width[c] = header[c].size();
-  for (const auto& r : rows)
-    for (std::size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
-  auto line = [&](const std::vector<std::string>& cells) {
-    std::string s;
-    for (std::size_t c = 0; c < cells.size(); ++c) {
-      s += cells[c];
-      if (c + 1 < cells.size()) s += std::string(width[c] - cells[c].size() + 2, ' ');
-    }
-    out << s << "\n";
-  };
-  line(header);
-  for (const auto& r : rows) line(r);
-}
-
 int dags_list(invocation& inv) {
   dag::dag_folder folder = load_dags(inv);
   if (inv.global.json) {

@@ -56,7 +56,7 @@ TEST_CASE("Cli.BadUsageExitsTwoWithAClearMessage") {
   CHECK(unknown.err.find("unknown command 'dgas' (did you mean 'dags'?)") != std::string::npos);
   auto sub = run({"dags", "lst"});
   CHECK(sub.status == 2);
-  CHECK(sub.err.find("dags: expected one of list show next, got 'lst' (did you mean 'list'?)") != std::string::npos);
+  CHECK(sub.err.find("dags: expected one of list show next pause unpause, got 'lst' (did you mean 'list'?)") != std::string::npos);
   auto option = run({"dags", "list", "--jsn"});
   CHECK(option.status == 2);
   CHECK(option.err.find("jsn") != std::string::npos);
@@ -127,7 +127,7 @@ TEST_CASE("Cli.ImportErrorsGoToStderrAndGoodDagsStillList") {
   std::filesystem::remove_all(dir);
   CHECK(r.status == 0);
   CHECK(nlohmann::json::parse(r.out).size() == 1);
-  CHECK(r.err.find("bad.yaml:5: retries: expected a whole number, got 'lots'") != std::string::npos);
+  CHECK(r.err.find("bad.yaml:5: task 'a': retries: expected a whole number, got 'lots'") != std::string::npos);
 }
 
 TEST_CASE("Cli.DagsShowGivesTasksInDependencyOrder") {

@@ -147,6 +147,21 @@ TEST_CASE("YamlLoader.UnquotedStarCronGetsAHint") {
   CHECK(m.find("quote values that start with '*'") != std::string::npos);
 }
 
+TEST_CASE("YamlLoader.UnquotedPresetGetsAHint") {
+  auto m = problem_of(dag_with("schedule: @daily\n"));
+  CHECK(m.find("quote values that start with '@'") != std::string::npos);
+}
+
+TEST_CASE("YamlLoader.SingleValueListFieldIsCheckedAsAList") {
+  auto m = problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: sqlite\n    database: x.db\n    sql: select ?\n"
+                      "    parameters: \"{{ params.nope }}\"\n");
+  CHECK(m.starts_with("dags/t.yaml:7: task 'a': parameters: "));
+  auto ok = dag::load_yaml_text("dag_id: t\ntasks:\n  - task_id: a\n    operator: sqlite\n    database: x.db\n"
+                                "    sql: select ?\n    parameters: \"{{ ds }}\"\n", "dags/t.yaml", catalog());
+  REQUIRE(ok.dag);
+  CHECK(ok.dag->find("a")->fields.at("parameters").items == std::vector<std::string>{"{{ ds }}"});
+}
+
 TEST_CASE("YamlLoader.FileMustBeAMapping") {
   CHECK(problem_of("- a\n- b\n") == "dags/t.yaml:1: a DAG file must be a mapping with dag_id and tasks");
 }
@@ -183,15 +198,15 @@ TEST_CASE("YamlLoader.BadScalarValues") {
         "dags/t.yaml:2: max_active_tasks: expected a whole number, got 'many'");
   CHECK(problem_of(dag_with("tags: {a: b}\n")) == "dags/t.yaml:2: tags: expected a list, got a mapping");
   CHECK(problem_of(dag_with("description: [a]\n")) == "dags/t.yaml:2: description: expected a single value, got a list");
-  CHECK(problem_of(dag_with("", "    retries: -1\n")) == "dags/t.yaml:6: retries: must be at least 0, got -1");
+  CHECK(problem_of(dag_with("", "    retries: -1\n")) == "dags/t.yaml:6: task 'a': retries: must be at least 0, got -1");
 }
 
 TEST_CASE("YamlLoader.DurationsAreStrict") {
   auto m = problem_of(dag_with("", "    retry_delay: 5 minutes\n"));
-  CHECK(m.starts_with("dags/t.yaml:6: retry_delay: "));
+  CHECK(m.starts_with("dags/t.yaml:6: task 'a': retry_delay: "));
   CHECK(m.find("5 minutes") != std::string::npos);
   m = problem_of(dag_with("", "    execution_timeout: 300\n"));
-  CHECK(m.starts_with("dags/t.yaml:6: execution_timeout: "));
+  CHECK(m.starts_with("dags/t.yaml:6: task 'a': execution_timeout: "));
   auto ok = dag::load_yaml_text(dag_with("", "    retry_delay: 1h30m\n    max_retry_delay: 90s\n"), "dags/t.yaml", catalog());
   REQUIRE(ok.dag);
   CHECK(ok.dag->find("a")->settings.retry.retry_delay == 90min);
@@ -217,7 +232,7 @@ TEST_CASE("YamlLoader.BadScheduleNamesItsLine") {
 
 TEST_CASE("YamlLoader.TriggerRulesAndOperatorsAreChecked") {
   CHECK(problem_of(dag_with("", "    trigger_rule: all_sucess\n")) ==
-        "dags/t.yaml:6: trigger_rule: unknown rule 'all_sucess' (did you mean 'all_success'?)");
+        "dags/t.yaml:6: task 'a': trigger_rule: unknown rule 'all_sucess' (did you mean 'all_success'?)");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bsh\n    bash_command: x\n") ==
         "dags/t.yaml:3: task 'a': unknown operator 'bsh' (did you mean 'bash'?); known: bash, http, postgres, "
         "sql_sensor, sqlite");
@@ -232,7 +247,7 @@ TEST_CASE("YamlLoader.TriggerRulesAndOperatorsAreChecked") {
         "dags/t.yaml:7: task 'a': autocommit: expected true or false, got 'yes'");
   CHECK(problem_of(dag_with("", "    env: [A, B]\n")) == "dags/t.yaml:6: task 'a': env: expected a mapping, got a list");
   CHECK(problem_of(dag_with("", "    depends_on_past: true\n")) ==
-        "dags/t.yaml:6: depends_on_past: true is not supported yet (only false)");
+        "dags/t.yaml:6: task 'a': depends_on_past: true is not supported yet (only false)");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: [a, b]\n") ==
         "dags/t.yaml:5: task 'a': bash_command: expected a single value, got a list");
 }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 #include <sstream>
 
 #include <dag/core/suggest.hpp>
@@ -26,7 +27,10 @@ public:
 
   std::vector<definition_error> run() {
     check_dag_settings();
-    for (const auto& t : d_.all_tasks()) check_task(t);
+    for (auto& t : d_.all_tasks()) {
+      normalize_lists(t);
+      check_task(t);
+    }
     task_graph graph = task_graph::build(d_, problems_);
     if (graph.size() == d_.all_tasks().size()) check_templates(graph);
     d_.apply_default_args();
@@ -81,6 +85,17 @@ private:
     positive(o.execution_timeout, "execution_timeout");
     positive(o.max_retry_delay, "max_retry_delay");
     if (o.retry_delay && o.retry_delay->count() < 0) fail(where, prefix + "retry_delay: must not be negative");
+  }
+
+  // A list field given one value (`parameters: x`) is a list of that one value.
+  void normalize_lists(task& t) const {
+    const operator_spec* spec = operators_.find(t.operator_name);
+    if (!spec) return;
+    for (auto& [name, value] : t.fields) {
+      const field_spec* f = find_field(*spec, name);
+      if (f && f->kind == field_kind::string_list && value.items.empty() && !value.text.empty())
+        value.items.push_back(std::exchange(value.text, {}));
+    }
   }
 
   void check_task(const task& t) {
@@ -143,7 +158,7 @@ private:
     }
     switch (f.kind) {
       case field_kind::boolean:
-        if (v.text != "true" && v.text != "false") fail(at_field(t, v.line), where + "expected true or false, got '" + v.text + "'");
+        if (v.text != "true" && v.text != "false" && v.text != "True" && v.text != "False") fail(at_field(t, v.line), where + "expected true or false, got '" + v.text + "'");
         break;
       case field_kind::integer: {
         std::istringstream in(v.text);

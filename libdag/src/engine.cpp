@@ -60,7 +60,7 @@ engine::~engine() {
   }
 }
 
-timestamp engine::now_us() const { return std::chrono::time_point_cast<std::chrono::microseconds>(clock_.now()); }
+timestamp engine::now_us() const { return clock_.precise_now(); }
 
 void engine::set_dags(std::vector<definition> dags) {
   std::map<std::string, std::shared_ptr<const scheduled_dag>> next;
@@ -112,6 +112,7 @@ bool engine::load_run(const run_key& key) {
 }
 
 void engine::load_active_runs() {
+  if (!options_.adopt_store_runs) return;
   run_filter active;
   active.states = {run_state::queued, run_state::running};
   for (const auto& run : store_.runs(active)) {
@@ -154,13 +155,10 @@ std::size_t engine::recover_lost_tries() {
   return lost;
 }
 
-std::optional<run_key> engine::create_run(const std::string& dag_id, run_type type, time_point logical_date,
-                                          const std::string& conf) {
-  auto dag_it = dags_.find(dag_id);
-  if (dag_it == dags_.end()) throw usage_error("unknown DAG '" + dag_id + "'");
-  const scheduled_dag& d = *dag_it->second;
+std::optional<run_record> create_run_record(store& s, const scheduled_dag& d, run_type type, time_point logical_date,
+                                            const std::string& conf) {
   run_record run;
-  run.dag_id = dag_id;
+  run.dag_id = d.def.id();
   run.type = type;
   run.run_id = make_run_id(type, logical_date);
   run.logical_date = logical_date;
@@ -171,9 +169,18 @@ std::optional<run_key> engine::create_run(const std::string& dag_id, run_type ty
   for (const auto& t : d.def.all_tasks()) ids.push_back(t.id);
   change_set changes;
   changes.new_runs.emplace_back(run, std::move(ids));
-  auto result = store_.apply(changes);
+  auto result = s.apply(changes);
   if (result.runs_created.empty() || !result.runs_created.front()) return std::nullopt;
-  run_key key{dag_id, run.run_id};
+  return run;
+}
+
+std::optional<run_key> engine::create_run(const std::string& dag_id, run_type type, time_point logical_date,
+                                          const std::string& conf) {
+  auto dag_it = dags_.find(dag_id);
+  if (dag_it == dags_.end()) throw usage_error("unknown DAG '" + dag_id + "'");
+  auto run = create_run_record(store_, *dag_it->second, type, logical_date, conf);
+  if (!run) return std::nullopt;
+  run_key key{dag_id, run->run_id};
   load_run(key);
   return key;
 }
@@ -253,6 +260,20 @@ void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake
   }
 }
 
+std::map<std::string, std::string> render_fields(const task& t, const operator_spec* spec, const template_context& tc) {
+  std::map<std::string, std::string> out;
+  for (const auto& [name, value] : t.fields) {
+    bool templated = false;
+    if (spec)
+      for (const auto& f : spec->fields) templated = templated || (f.name == name && f.kind == field_kind::templated);
+    if (!value.text.empty() || (value.entries.empty() && value.items.empty()))
+      out[name] = templated ? render(std::string_view(value.text), tc) : value.text;
+    for (const auto& [key, item] : value.entries) out[name + "." + key] = render(std::string_view(item), tc);
+    for (std::size_t i = 0; i < value.items.size(); ++i) out[name + "." + std::to_string(i)] = render(std::string_view(value.items[i]), tc);
+  }
+  return out;
+}
+
 task_request engine::prepare_try(active_run& r, std::size_t index, change_set& changes, timestamp now) {
   const task& t = r.dag->def.all_tasks()[index];
   task_instance_record& ti = r.tis[index];
@@ -300,7 +321,12 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
   };
   tc.connection = [this](std::string_view id) { return find_connection(id); };
   const std::string run_id = ti.run_id, dag_id = ti.dag_id;
-  tc.xcom_pull = [this, dag_id, run_id](std::string_view task_id) {
+  // XComs pushed in this very step are not in the store yet: look at the pending ones first.
+  const std::vector<xcom_record>* pending = &changes.xcoms;
+  tc.xcom_pull = [this, dag_id, run_id, pending](std::string_view task_id) -> std::optional<std::string> {
+    for (auto it = pending->rbegin(); it != pending->rend(); ++it)
+      if (it->run_id == run_id && it->dag_id == dag_id && it->task_id == task_id && it->key == "return_value")
+        return it->value;
     return store_.xcom(dag_id, run_id, std::string(task_id));
   };
   // Connections are resolved now, on the engine's thread: the store is not shared with executor threads.
@@ -313,17 +339,8 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
     if (it == resolved.end()) return std::nullopt;
     return it->second;
   };
-  const operator_spec* spec = req.op;
   try {
-    for (const auto& [name, value] : t.fields) {
-      bool templated = false;
-      if (spec)
-        for (const auto& f : spec->fields) templated = templated || (f.name == name && f.kind == field_kind::templated);
-      ctx.fields[name] = templated ? render(std::string_view(value.text), tc) : value.text;
-      for (const auto& [key, item] : value.entries) ctx.fields[name + "." + key] = render(std::string_view(item), tc);
-      for (std::size_t i = 0; i < value.items.size(); ++i)
-        ctx.fields[name + "." + std::to_string(i)] = render(std::string_view(value.items[i]), tc);
-    }
+    ctx.fields = render_fields(t, req.op, tc);
   } catch (const error& e) {
     req.op = nullptr;  // runs nothing: the executor reports the render error as the try's failure
     ctx.fields["__render_error"] = e.what();
@@ -344,13 +361,25 @@ std::optional<connection> engine::find_connection(std::string_view id) {
 void engine::advance_runs(change_set& changes, std::vector<task_request>& starts, std::optional<timestamp>& wake) {
   const timestamp now = now_us();
   std::map<std::string, int> dag_running;
-  for (const auto& [key, r] : active_)
+  std::map<std::string, int> runs_running;
+  for (const auto& [key, r] : active_) {
+    if (r.run.state == run_state::running) ++runs_running[key.dag_id];
     for (const auto& ti : r.tis)
       if (ti.state == task_state::queued || ti.state == task_state::running) ++dag_running[key.dag_id];
+  }
   int free_slots = accepting_ ? options_.parallelism - running_ : 0;
 
   for (auto it = active_.begin(); it != active_.end();) {
     active_run& r = it->second;
+    // A queued run starts only while its DAG is under max_active_runs (oldest first: map order is by
+    // run id, which sorts by logical date within a run type).
+    if (r.run.state == run_state::queued) {
+      if (!accepting_ || runs_running[it->first.dag_id] >= r.dag->def.max_active_runs()) {
+        ++it;
+        continue;
+      }
+      ++runs_running[it->first.dag_id];
+    }
     std::vector<task_instance_record> before = r.tis;
     const run_state run_before = r.run.state;
     slot_budget budget{free_slots, dag_running[it->first.dag_id]};
@@ -389,7 +418,7 @@ void engine::poll_store() {
 std::optional<timestamp> engine::step() {
   std::optional<timestamp> wake;
   const timestamp now = now_us();
-  if (options_.create_scheduled_runs && now - last_poll_ >= options_.poll_interval) {
+  if (options_.adopt_store_runs && now - last_poll_ >= options_.poll_interval) {
     poll_store();
     last_poll_ = now;
   }
@@ -428,7 +457,7 @@ std::optional<timestamp> engine::step() {
     ++running_;
     executor_->submit(std::move(req));
   }
-  if (options_.create_scheduled_runs) {
+  if (options_.adopt_store_runs) {
     const timestamp poll_at = last_poll_ + options_.poll_interval;
     wake = wake ? std::min(*wake, poll_at) : poll_at;
   }
@@ -436,6 +465,11 @@ std::optional<timestamp> engine::step() {
 }
 
 void engine::run_until(const std::function<bool()>& done, std::stop_token stop) {
+  // A stop request must wake the wait below, not only be noticed at its next timeout.
+  std::stop_callback wake_on_stop(stop, [this] {
+    std::lock_guard lock(events_mutex_);
+    events_cv_.notify_all();
+  });
   while (!stop.stop_requested()) {
     const std::optional<timestamp> wake = step();
     if (done()) return;

@@ -240,7 +240,7 @@ private:
     task_options options;
     for (auto it = n.begin(); it != n.end(); ++it) {
       const std::string key = it->first.as<std::string>("");
-      if (read_option(options, key, it->second)) continue;
+      if (read_option(options, key, it->second, "default_args.")) continue;
       // Airflow DAGs often carry start_date/end_date in default_args; the DAG's own key wins.
       if (key == "start_date" || key == "end_date") {
         auto t = time_value(it->second, "default_args." + key, d.timezone());
@@ -254,36 +254,37 @@ private:
   }
 
   // Reads one task option key into `o`; false when `key` is not an option key.
-  bool read_option(task_options& o, const std::string& key, const YAML::Node& v) {
+  bool read_option(task_options& o, const std::string& key, const YAML::Node& v, const std::string& owner) {
+    const std::string field = owner + key;
     if (key == "trigger_rule") {
-      if (auto text = scalar(v, key)) {
+      if (auto text = scalar(v, field)) {
         if (auto rule = parse_trigger_rule(*text)) o.trigger = *rule;
-        else fail(v, "trigger_rule: unknown rule '" + *text + "'" + did_you_mean(*text, trigger_rule_names));
+        else fail(v, owner + "trigger_rule: unknown rule '" + *text + "'" + did_you_mean(*text, trigger_rule_names));
       }
     } else if (key == "retries") {
-      set(integer(v, key, 0), [&](int n) { o.retries = n; });
+      set(integer(v, field, 0), [&](int n) { o.retries = n; });
     } else if (key == "retry_delay") {
-      set(duration_value(v, key), [&](duration x) { o.retry_delay = x; });
+      set(duration_value(v, field), [&](duration x) { o.retry_delay = x; });
     } else if (key == "retry_exponential_backoff") {
-      set(boolean(v, key), [&](bool b) { o.retry_exponential_backoff = b; });
+      set(boolean(v, field), [&](bool b) { o.retry_exponential_backoff = b; });
     } else if (key == "max_retry_delay") {
-      set(duration_value(v, key), [&](duration x) { o.max_retry_delay = x; });
+      set(duration_value(v, field), [&](duration x) { o.max_retry_delay = x; });
     } else if (key == "execution_timeout") {
-      set(duration_value(v, key), [&](duration x) { o.execution_timeout = x; });
+      set(duration_value(v, field), [&](duration x) { o.execution_timeout = x; });
     } else if (key == "queue") {
-      set(scalar(v, key), [&](const std::string& q) { o.queue = q; });
+      set(scalar(v, field), [&](const std::string& q) { o.queue = q; });
     } else if (key == "priority_weight") {
-      set(integer(v, key, std::numeric_limits<int>::min()), [&](int n) { o.priority_weight = n; });
+      set(integer(v, field, std::numeric_limits<int>::min()), [&](int n) { o.priority_weight = n; });
     } else if (key == "owner") {
-      set(scalar(v, key), [&](const std::string& s) { o.owner = s; });
+      set(scalar(v, field), [&](const std::string& s) { o.owner = s; });
     } else if (key == "email") {
-      set(string_list(v, key), [&](const std::vector<std::string>& s) { o.email = s; });
+      set(string_list(v, field), [&](const std::vector<std::string>& s) { o.email = s; });
     } else if (key == "email_on_failure") {
-      set(boolean(v, key), [&](bool b) { o.email_on_failure = b; });
+      set(boolean(v, field), [&](bool b) { o.email_on_failure = b; });
     } else if (key == "email_on_retry") {
-      set(boolean(v, key), [&](bool b) { o.email_on_retry = b; });
+      set(boolean(v, field), [&](bool b) { o.email_on_retry = b; });
     } else if (key == "depends_on_past") {
-      if (auto b = boolean(v, key); b && *b) fail(v, "depends_on_past: true is not supported yet (only false)");
+      if (auto b = boolean(v, field); b && *b) fail(v, owner + "depends_on_past: true is not supported yet (only false)");
     } else {
       return false;
     }
@@ -320,7 +321,7 @@ private:
         set(string_list(v, key), [&](const std::vector<std::string>& deps) { t.dependencies = deps; });
         continue;
       }
-      if (read_option(t.options, key, v)) continue;
+      if (read_option(t.options, key, v, "task '" + t.id + "': ")) continue;
       // Everything else is an operator field; check() validates it against the operator's spec.
       field_value f;
       f.line = line(v);
@@ -359,6 +360,8 @@ yaml_load_result load_yaml_text(std::string_view text, const std::string& file, 
     std::string message = "YAML syntax error: " + e.msg;
     if (e.msg.find("alias") != std::string::npos || e.msg.find("anchor") != std::string::npos)
       message += " (quote values that start with '*', such as cron expressions: \"*/5 * * * *\")";
+    else if (e.msg.find("unknown token") != std::string::npos)
+      message += " (quote values that start with '@' or '`', such as presets: \"@daily\")";
     result.problems.emplace_back(where, message);
     return result;
   }

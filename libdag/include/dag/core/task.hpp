@@ -58,8 +58,8 @@ struct task_settings {
   int priority_weight = 1;                           ///< higher runs first among ready tasks
   std::string owner = "dagrun";                      ///< informational
   std::vector<std::string> email;                    ///< alert recipients
-  bool email_on_failure = false;                     ///< mail `email` when a task fails
-  bool email_on_retry = false;                       ///< mail `email` when a try is retried
+  bool email_on_failure = true;                      ///< mail `email` when a task fails (Airflow's default)
+  bool email_on_retry = true;                        ///< mail `email` when a try is retried (Airflow's default)
 
   /// Applies built-in defaults (Airflow's) to whatever `o` leaves unset.
   static task_settings from(const task_options& o) {

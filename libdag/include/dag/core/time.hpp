@@ -13,11 +13,16 @@ using time_point = std::chrono::sys_seconds;
 /// A span of time to the second: retry delays, timeouts, schedule periods.
 using duration = std::chrono::seconds;
 
+/// An instant to the microsecond: when tries and runs start and end.
+using timestamp = std::chrono::sys_time<std::chrono::microseconds>;
+
 /// A source of "now", injected everywhere so that no decision reads the wall clock itself.
 struct clock {
   virtual ~clock() = default;
-  /// The current instant.
+  /// The current instant, to the second (scheduling decisions).
   virtual time_point now() const = 0;
+  /// The current instant, to the microsecond (start and end of tries and runs).
+  virtual timestamp precise_now() const { return now(); }
 };
 
 /// The real clock, for the binary only; tests inject their own.
@@ -25,6 +30,10 @@ struct system_clock final : clock {
   /// The wall clock, truncated to seconds.
   time_point now() const override {
     return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  }
+  /// The wall clock, truncated to microseconds.
+  timestamp precise_now() const override {
+    return std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
   }
 };
 

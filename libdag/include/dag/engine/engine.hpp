@@ -20,6 +20,7 @@
 #include <dag/exec/executor.hpp>
 #include <dag/load/operator_catalog.hpp>
 #include <dag/store/store.hpp>
+#include <dag/template/template.hpp>
 
 namespace dag {
 
@@ -28,6 +29,7 @@ struct engine_options {
   int parallelism = 32;                          ///< tries running at once, across DAGs
   std::filesystem::path log_folder = "logs";     ///< where try logs go
   bool create_scheduled_runs = true;             ///< the daemon creates due runs; `run`/`backfill` do not
+  bool adopt_store_runs = true;                  ///< advance every active run in the store (the daemon); else only runs this engine created or tracks
   std::chrono::milliseconds poll_interval{1000}; ///< how often the daemon looks for runs made by other processes
   std::string hostname;                          ///< recorded with each try (default: this host's name)
 };
@@ -38,6 +40,16 @@ struct run_key {
   std::string run_id;  ///< its run id
   friend auto operator<=>(const run_key&, const run_key&) = default;
 };
+
+/// Writes a new run of `dag` with its task instances (state `none`) to `s`; nullopt when a run with
+/// that id or (for scheduled and backfill runs) that logical date exists. Manual and backfill runs
+/// take the schedule's interval at that date when there is one, else `[date, date]`.
+std::optional<run_record> create_run_record(store& s, const scheduled_dag& dag, run_type type, time_point logical_date,
+                                            const std::string& conf = "{}");
+
+/// Renders a task's fields for one try: templated fields through `tc`, map and list entries as
+/// `name.key` / `name.N`. Throws dag::error when a template cannot be rendered.
+std::map<std::string, std::string> render_fields(const task& t, const operator_spec* spec, const template_context& tc);
 
 /// The scheduler loop over a store, with a local executor. Not thread-safe: one thread drives it;
 /// executor threads only post try ends to it.
@@ -82,6 +94,8 @@ public:
   /// processes get SIGTERM, then SIGKILL) and records how they ended.
   void shutdown(std::chrono::milliseconds grace);
 
+  /// True while the engine advances this run (it is active and tracked).
+  bool tracking(const run_key& key) const { return active_.contains(key); }
   /// The state of a tracked or stored run.
   std::optional<run_state> state_of(const run_key& key);
   /// Number of tries running now.

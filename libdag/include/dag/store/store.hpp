@@ -18,9 +18,6 @@
 
 namespace dag {
 
-/// An instant to the microsecond: when tries and runs start and end.
-using timestamp = std::chrono::sys_time<std::chrono::microseconds>;
-
 /// The name of a run type as in Airflow run ids (`scheduled`, `manual`, `backfill`).
 std::string_view to_string(run_type t);
 /// Parses a run type name; nullopt when unknown.

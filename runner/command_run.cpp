@@ -1,0 +1,310 @@
+// `dagrun run`, `trigger`, `test`, `backfill`: runs in the foreground, or queued for the daemon.
+#include <iostream>
+#include <ostream>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <dag/core/suggest.hpp>
+
+#include "session.hpp"
+
+namespace po = boost::program_options;
+
+namespace dagrun {
+namespace {
+
+std::string conf_of(const invocation& inv) {
+  if (!inv.args.count("conf")) return "{}";
+  const std::string text = inv.args["conf"].as<std::string>();
+  auto parsed = nlohmann::json::parse(text, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) throw dag::usage_error("--conf: expected a JSON object, got '" + text + "'");
+  return parsed.dump();
+}
+
+dag::time_point date_or_now(const invocation& inv, const char* flag) {
+  return inv.args.count(flag) ? parse_flag_time(inv, flag) : inv.now.now();
+}
+
+void print_task_states(const invocation& inv, dag::store& db, const dag::run_key& key) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& ti : db.task_instances(key.dag_id, key.run_id))
+    rows.push_back({ti.task_id, std::string(dag::to_string(ti.state)), std::to_string(ti.try_number), ti.message});
+  print_table(inv.out, {"task_id", "state", "try", "message"}, rows);
+}
+
+void run_options(po::options_description& d, po::positional_options_description& p) {
+  d.add_options()("dag", po::value<std::string>()->required()->value_name("DAG"), "the DAG")(
+      "date", po::value<std::string>()->value_name("TS"), "logical date (default now)")(
+      "conf", po::value<std::string>()->value_name("JSON"), "run configuration, a JSON object");
+  p.add("dag", 1);
+}
+
+int run_command(invocation& inv) {
+  const std::string dag_id = inv.args["dag"].as<std::string>();
+  const std::string conf = conf_of(inv);
+  const dag::time_point date = date_or_now(inv, "date");
+  stop_on_signals signals;
+  auto folder = load_dags(inv);
+  if (!find_dag(inv, folder, dag_id)) return exit_usage;
+  auto db = open_db(inv);
+  dag::engine eng(*db, inv.operators, inv.now, foreground_options(inv, inv.args["parallelism"].as<int>()));
+  eng.set_dags(engine_dags(folder, dag_id));
+  auto key = eng.create_run(dag_id, dag::run_type::manual, date, conf);
+  if (!key) {
+    inv.err << "dagrun: a run " << dag::make_run_id(dag::run_type::manual, date) << " of " << dag_id << " already exists\n";
+    return exit_failed;
+  }
+  inv.out << "run " << key->run_id << " of " << dag_id << " started\n" << std::flush;
+  auto states = eng.run_to_completion({*key}, signals.token());
+  if (signals.token().stop_requested()) eng.shutdown(std::chrono::seconds(10));
+  const dag::run_state final_state = eng.state_of(*key).value_or(states.front());
+  print_task_states(inv, *db, *key);
+  inv.out << "run " << key->run_id << ": " << dag::to_string(final_state) << "\n";
+  return final_state == dag::run_state::success ? exit_ok : exit_failed;
+}
+
+int trigger_command(invocation& inv) {
+  const std::string dag_id = inv.args["dag"].as<std::string>();
+  const std::string conf = conf_of(inv);
+  const dag::time_point date = date_or_now(inv, "date");
+  auto folder = load_dags(inv);
+  const dag::definition* d = find_dag(inv, folder, dag_id);
+  if (!d) return exit_usage;
+  auto db = open_db(inv);
+  auto run = dag::create_run_record(*db, dag::scheduled_dag(*d), dag::run_type::manual, date, conf);
+  if (!run) {
+    inv.err << "dagrun: a run " << dag::make_run_id(dag::run_type::manual, date) << " of " << dag_id << " already exists\n";
+    return exit_failed;
+  }
+  inv.out << "queued " << run->run_id << "\n";
+  return exit_ok;
+}
+
+int test_command(invocation& inv) {
+  const std::string dag_id = inv.args["dag"].as<std::string>(), task_id = inv.args["task"].as<std::string>();
+  const dag::time_point date = date_or_now(inv, "date");
+  auto folder = load_dags(inv);
+  const dag::definition* d = find_dag(inv, folder, dag_id);
+  if (!d) return exit_usage;
+  const dag::task* t = d->find(task_id);
+  if (!t) {
+    std::vector<std::string> ids;
+    for (const auto& x : d->all_tasks()) ids.push_back(x.id);
+    throw dag::usage_error("DAG '" + dag_id + "' has no task '" + task_id + "'" + dag::did_you_mean(task_id, ids));
+  }
+  const dag::scheduled_dag sd(*d);
+  auto db = open_db(inv);
+  // Nothing is written: the try runs here with its log on standard output.
+  dag::task_context ctx;
+  ctx.dag_id = dag_id;
+  ctx.task_id = task_id;
+  ctx.run_id = dag::make_run_id(dag::run_type::manual, date);
+  ctx.logical_date = date;
+  auto interval = sd.times.run_at(date);
+  ctx.data_interval_start = interval ? interval->interval.start : date;
+  ctx.data_interval_end = interval ? interval->interval.end : date;
+  ctx.try_number = 1;
+  ctx.params = d->params();
+  ctx.log_path = "/dev/stdout";
+  if (t->settings.execution_timeout)
+    ctx.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*t->settings.execution_timeout);
+  ctx.environment = {{"DAGRUN_DAG_ID", dag_id}, {"DAGRUN_TASK_ID", task_id}, {"DAGRUN_RUN_ID", ctx.run_id},
+                     {"DAGRUN_LOGICAL_DATE", dag::format_iso(date)}, {"DAGRUN_TRY_NUMBER", "1"}};
+  ctx.log = [&](std::string_view line) { inv.out << line << "\n" << std::flush; };
+  auto lookup = [&](std::string_view id) -> std::optional<dag::connection> {
+    std::string env = "DAGRUN_CONN_" + std::string(id);
+    for (auto& c : env) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (const char* uri = std::getenv(env.c_str())) return dag::parse_connection_uri(std::string(id), uri);
+    return db->find_connection(std::string(id));
+  };
+  ctx.connection_lookup = lookup;
+  dag::template_context tc;
+  tc.dag_id = dag_id;
+  tc.task_id = task_id;
+  tc.run_id = ctx.run_id;
+  tc.logical_date = date;
+  tc.data_interval_start = ctx.data_interval_start;
+  tc.data_interval_end = ctx.data_interval_end;
+  tc.params = ctx.params;
+  tc.connection = lookup;
+  tc.variable = [&](std::string_view name) -> std::optional<std::string> {
+    std::string env = "DAGRUN_VAR_" + std::string(name);
+    for (auto& c : env) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (const char* v = std::getenv(env.c_str())) return std::string(v);
+    return db->variable(std::string(name));
+  };
+  const dag::operator_spec* op = inv.operators.find(t->operator_name);
+  ctx.fields = dag::render_fields(*t, op, tc);
+  if (!op || !op->run) throw dag::error("operator '" + t->operator_name + "' cannot run in this build yet");
+  inv.out << std::flush;
+  std::cout << std::flush;
+  dag::operator_result r;
+  try {
+    r = op->run(*t, ctx);
+  } catch (const std::exception& e) {
+    r = dag::operator_result::failed(std::string("exception: ") + e.what());
+  }
+  const char* outcome = r.outcome == dag::try_outcome::success ? "success"
+                        : r.outcome == dag::try_outcome::skipped ? "skipped"
+                                                                  : "failed";
+  inv.out << "[dagrun] task " << task_id << ": " << outcome << (r.message.empty() ? "" : " (" + r.message + ")") << "\n";
+  if (r.xcom) inv.out << "[dagrun] xcom: " << *r.xcom << "\n";
+  return r.outcome == dag::try_outcome::failed ? exit_failed : exit_ok;
+}
+
+// Backfill progress: a bar on a terminal, a line per finished run otherwise.
+class progress_report {
+public:
+  progress_report(std::ostream& out, std::size_t total) : out_(out), total_(total), tty_(::isatty(STDOUT_FILENO) == 1) {}
+  void update(std::size_t done, std::size_t failed) {
+    if (done == last_) return;
+    last_ = done;
+    if (tty_) {
+      const std::size_t width = 30, filled = total_ ? done * width / total_ : width;
+      out_ << "\r[" << std::string(filled, '#') << std::string(width - filled, '-') << "] " << done << "/" << total_
+           << " runs" << (failed ? ", " + std::to_string(failed) + " failed" : "") << std::flush;
+      if (done == total_) out_ << "\n";
+    } else {
+      out_ << "backfill: " << done << "/" << total_ << " runs done" << (failed ? ", " + std::to_string(failed) + " failed" : "")
+           << "\n" << std::flush;
+    }
+  }
+
+private:
+  std::ostream& out_;
+  std::size_t total_;
+  bool tty_;
+  std::size_t last_ = static_cast<std::size_t>(-1);
+};
+
+int backfill_command(invocation& inv) {
+  const std::string dag_id = inv.args["dag"].as<std::string>();
+  const dag::time_point start = parse_flag_time(inv, "start"), end = parse_flag_time(inv, "end");
+  if (end < start) throw dag::usage_error("--end is before --start");
+  const bool rerun_failed = inv.args.count("rerun-failed") > 0, dry_run = inv.args.count("dry-run") > 0;
+  stop_on_signals signals;
+  auto folder = load_dags(inv);
+  const dag::definition* d = find_dag(inv, folder, dag_id);
+  if (!d) return exit_usage;
+  const dag::scheduled_dag sd(*d);
+  const auto dates = sd.times.runs_between(start, end);
+  if (dates.empty()) {
+    inv.out << "no scheduled logical dates of " << dag_id << " in [" << dag::format_iso(start) << ", " << dag::format_iso(end) << "]\n";
+    return exit_ok;
+  }
+  auto db = open_db(inv);
+  // What exists already, by logical date (scheduled and backfill runs: one per date).
+  dag::run_filter filter;
+  filter.dag_id = dag_id;
+  filter.logical_from = start;
+  filter.logical_to = end;
+  std::map<dag::time_point, dag::run_record> existing;
+  for (auto& r : db->runs(filter))
+    if (r.type != dag::run_type::manual) existing.emplace(r.logical_date, r);
+
+  if (dry_run) {
+    for (const auto& info : dates) {
+      auto it = existing.find(info.logical_date);
+      const std::string what = it == existing.end() ? "would run"
+                               : (rerun_failed && it->second.state == dag::run_state::failed) ? "would re-run failed tasks"
+                                                                                               : "exists (" + std::string(dag::to_string(it->second.state)) + "), skipped";
+      inv.out << dag::format_iso(info.logical_date) << "  " << what << "\n";
+    }
+    return exit_ok;
+  }
+
+  dag::engine eng(*db, inv.operators, inv.now, foreground_options(inv, inv.args["parallelism"].as<int>()));
+  eng.set_dags(engine_dags(folder, dag_id));
+  std::vector<dag::run_key> keys;
+  std::size_t skipped = 0;
+  for (const auto& info : dates) {
+    auto it = existing.find(info.logical_date);
+    if (it == existing.end()) {
+      if (auto key = eng.create_run(dag_id, dag::run_type::backfill, info.logical_date)) keys.push_back(*key);
+      continue;
+    }
+    const dag::run_record& r = it->second;
+    if (rerun_failed && r.state == dag::run_state::failed) {
+      dag::change_set changes;
+      for (auto ti : db->task_instances(dag_id, r.run_id)) {
+        if (ti.state != dag::task_state::failed && ti.state != dag::task_state::upstream_failed) continue;
+        const auto expected = ti.state;
+        ti.state = dag::task_state::none;
+        ti.end_date.reset();
+        ti.message.clear();
+        changes.task_instances.push_back({expected, ti.try_number, ti});
+      }
+      changes.runs.push_back({dag_id, r.run_id, r.state, dag::run_state::queued, std::nullopt, std::nullopt});
+      db->apply(changes);
+      eng.track_run({dag_id, r.run_id});
+      keys.push_back({dag_id, r.run_id});
+      continue;
+    }
+    ++skipped;
+  }
+  inv.out << "backfill " << dag_id << ": " << dates.size() << " logical dates, " << keys.size() << " to run, " << skipped
+          << " already done\n" << std::flush;
+  progress_report progress(inv.out, keys.size());
+  std::vector<dag::run_key> pending = keys;
+  std::size_t failed = 0;
+  auto done = [&] {
+    std::erase_if(pending, [&](const dag::run_key& k) {
+      if (eng.tracking(k)) return false;
+      if (eng.state_of(k) != dag::run_state::success) ++failed;
+      return true;
+    });
+    progress.update(keys.size() - pending.size(), failed);
+    return pending.empty() && eng.running() == 0;
+  };
+  if (!keys.empty()) eng.run_until(done, signals.token());
+  if (signals.token().stop_requested()) {
+    eng.shutdown(std::chrono::seconds(10));
+    inv.err << "dagrun: backfill interrupted; run it again to continue\n";
+    return exit_failed;
+  }
+  inv.out << "backfill " << dag_id << ": " << keys.size() - failed << " succeeded, " << failed << " failed, " << skipped
+          << " skipped\n";
+  return failed == 0 ? exit_ok : exit_failed;
+}
+
+}  // namespace
+
+void add_run_commands(std::vector<command>& out) {
+  out.push_back({{"run"},
+                 "run DAG [--date TS] [--conf JSON]",
+                 "one run now, in the foreground, to its end; exit 0 if it succeeds, 1 if it fails",
+                 [](po::options_description& d, po::positional_options_description& p) {
+                   run_options(d, p);
+                   d.add_options()("parallelism", po::value<int>()->default_value(16)->value_name("N"), "tries at once");
+                 },
+                 run_command});
+  out.push_back({{"backfill"},
+                 "backfill DAG --start D --end D [--rerun-failed] [--dry-run]",
+                 "run every scheduled logical date in [start, end] (both included) that has no run yet, with progress",
+                 [](po::options_description& d, po::positional_options_description& p) {
+                   d.add_options()("dag", po::value<std::string>()->required()->value_name("DAG"), "the DAG")(
+                       "start", po::value<std::string>()->required()->value_name("D"), "first logical date")(
+                       "end", po::value<std::string>()->required()->value_name("D"), "last logical date (included)")(
+                       "rerun-failed", "re-run the failed tasks of failed runs in the range")(
+                       "dry-run", "print what would run, run nothing")(
+                       "parallelism", po::value<int>()->default_value(16)->value_name("N"), "tries at once");
+                   p.add("dag", 1);
+                 },
+                 backfill_command});
+  out.push_back({{"trigger"}, "trigger DAG [--date TS] [--conf JSON]", "queue a manual run for the daemon (`dagrun schedule`)",
+                 run_options, trigger_command});
+  out.push_back({{"test"},
+                 "test DAG TASK [DATE]",
+                 "run one task in the foreground, no state written, log to stdout; exit 1 if it fails",
+                 [](po::options_description& d, po::positional_options_description& p) {
+                   d.add_options()("dag", po::value<std::string>()->required()->value_name("DAG"), "the DAG")(
+                       "task", po::value<std::string>()->required()->value_name("TASK"), "the task")(
+                       "date", po::value<std::string>()->value_name("DATE"), "logical date (default now)");
+                   p.add("dag", 1).add("task", 1).add("date", 1);
+                 },
+                 test_command});
+}
+
+}  // namespace dagrun

@@ -1,0 +1,201 @@
+// `dagrun runs list`, `tasks list|log|clear`: what happened, and re-running it.
+#include <fstream>
+#include <ostream>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+
+#include "session.hpp"
+
+namespace po = boost::program_options;
+using json = nlohmann::json;
+
+namespace dagrun {
+namespace {
+
+json optional_json(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+
+std::string fixed(std::optional<double> seconds) {
+  if (!seconds) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", *seconds);
+  return buf;
+}
+
+int runs_list(invocation& inv) {
+  auto db = open_db(inv);
+  dag::run_filter filter;
+  filter.dag_id = inv.args["dag"].as<std::string>();
+  if (inv.args.count("state")) {
+    const std::string s = inv.args["state"].as<std::string>();
+    auto state = dag::parse_run_state(s);
+    if (!state) throw dag::usage_error("--state: unknown run state '" + s + "'; one of queued, running, success, failed");
+    filter.states.insert(*state);
+  }
+  const auto runs = db->runs(filter);
+  if (inv.global.json) {
+    json out = json::array();
+    for (const auto& r : runs)
+      out.push_back({{"run_id", r.run_id},
+                     {"dag_id", r.dag_id},
+                     {"run_type", std::string(dag::to_string(r.type))},
+                     {"logical_date", dag::format_iso(r.logical_date)},
+                     {"data_interval_start", dag::format_iso(r.interval.start)},
+                     {"data_interval_end", dag::format_iso(r.interval.end)},
+                     {"state", std::string(dag::to_string(r.state))},
+                     {"start_date", optional_json(iso(r.start_date))},
+                     {"end_date", optional_json(iso(r.end_date))}});
+    inv.out << out.dump(2) << "\n";
+    return exit_ok;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : runs)
+    rows.push_back({r.run_id, dag::format_iso(r.logical_date), std::string(dag::to_string(r.state)), iso(r.start_date),
+                    iso(r.end_date)});
+  print_table(inv.out, {"run_id", "logical_date", "state", "start_date", "end_date"}, rows);
+  return exit_ok;
+}
+
+int tasks_list(invocation& inv) {
+  auto db = open_db(inv);
+  const std::string dag_id = inv.args["dag"].as<std::string>(), run_id = inv.args["run_id"].as<std::string>();
+  if (!db->find_run(dag_id, run_id)) throw dag::usage_error("no run '" + run_id + "' of DAG '" + dag_id + "'");
+  const auto tis = db->task_instances(dag_id, run_id);
+  if (inv.global.json) {
+    json out = json::array();
+    for (const auto& ti : tis) {
+      auto d = seconds_between(ti.start_date, ti.end_date);
+      out.push_back({{"task_id", ti.task_id},
+                     {"state", std::string(dag::to_string(ti.state))},
+                     {"try_number", ti.try_number},
+                     {"start_date", optional_json(iso(ti.start_date))},
+                     {"end_date", optional_json(iso(ti.end_date))},
+                     {"duration", d ? json(*d) : json(nullptr)},
+                     {"exit_code", ti.exit_code ? json(*ti.exit_code) : json(nullptr)},
+                     {"message", ti.message}});
+    }
+    inv.out << out.dump(2) << "\n";
+    return exit_ok;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& ti : tis)
+    rows.push_back({ti.task_id, std::string(dag::to_string(ti.state)), std::to_string(ti.try_number), iso(ti.start_date),
+                    iso(ti.end_date), fixed(seconds_between(ti.start_date, ti.end_date)), ti.message});
+  print_table(inv.out, {"task_id", "state", "try", "start_date", "end_date", "duration", "message"}, rows);
+  return exit_ok;
+}
+
+int tasks_log(invocation& inv) {
+  auto db = open_db(inv);
+  const std::string dag_id = inv.args["dag"].as<std::string>(), run_id = inv.args["run_id"].as<std::string>(),
+                    task_id = inv.args["task"].as<std::string>();
+  const auto tries = db->tries(dag_id, run_id, task_id);
+  if (tries.empty()) throw dag::usage_error("task '" + task_id + "' of run '" + run_id + "' has no tries");
+  const dag::try_record* chosen = &tries.back();
+  if (inv.args.count("try")) {
+    const int n = inv.args["try"].as<int>();
+    chosen = nullptr;
+    for (const auto& t : tries)
+      if (t.try_number == n) chosen = &t;
+    if (!chosen)
+      throw dag::usage_error("--try " + std::to_string(n) + ": task '" + task_id + "' has tries 1.." +
+                             std::to_string(tries.back().try_number));
+  }
+  std::ifstream log(chosen->log_path, std::ios::binary);
+  if (!log) throw dag::error("cannot read log " + chosen->log_path);
+  inv.out << log.rdbuf();
+  return exit_ok;
+}
+
+int tasks_clear(invocation& inv) {
+  auto db = open_db(inv);
+  const std::string dag_id = inv.args["dag"].as<std::string>();
+  dag::run_filter filter;
+  filter.dag_id = dag_id;
+  if (inv.args.count("start")) filter.logical_from = parse_flag_time(inv, "start");
+  if (inv.args.count("end")) filter.logical_to = parse_flag_time(inv, "end");
+  std::optional<std::regex> pattern;
+  if (inv.args.count("task")) {
+    try {
+      pattern.emplace(inv.args["task"].as<std::string>());
+    } catch (const std::regex_error& e) {
+      throw dag::usage_error(std::string("--task: bad regular expression: ") + e.what());
+    }
+  }
+  const bool failed_only = inv.args.count("failed-only") > 0;
+  dag::change_set changes;
+  std::size_t cleared = 0, runs = 0;
+  for (const auto& run : db->runs(filter)) {
+    bool any = false;
+    for (auto ti : db->task_instances(dag_id, run.run_id)) {
+      if (pattern && !std::regex_search(ti.task_id, *pattern)) continue;
+      if (failed_only && ti.state != dag::task_state::failed && ti.state != dag::task_state::upstream_failed) continue;
+      if (ti.state == dag::task_state::none) continue;
+      const dag::task_state expected = ti.state;
+      // The try number stays: the next try is counted after the ones already made (Airflow).
+      ti.state = dag::task_state::none;
+      ti.end_date.reset();
+      ti.retry_at.reset();
+      ti.message.clear();
+      changes.task_instances.push_back({expected, ti.try_number, ti});
+      any = true;
+      ++cleared;
+    }
+    if (any) {
+      ++runs;
+      changes.runs.push_back({run.dag_id, run.run_id, run.state, dag::run_state::queued, std::nullopt, std::nullopt});
+    }
+  }
+  if (!changes.empty()) db->apply(changes);
+  inv.out << "cleared " << cleared << " task instance" << (cleared == 1 ? "" : "s") << " in " << runs << " run"
+          << (runs == 1 ? "" : "s") << "\n";
+  return exit_ok;
+}
+
+}  // namespace
+
+void add_runs_commands(std::vector<command>& out) {
+  out.push_back({{"runs", "list"},
+                 "runs list DAG [--state S]",
+                 "list a DAG's runs, newest first",
+                 [](po::options_description& d, po::positional_options_description& p) {
+                   d.add_options()("dag", po::value<std::string>()->required()->value_name("DAG"), "the DAG")(
+                       "state", po::value<std::string>()->value_name("S"), "only runs in state S (queued, running, success, failed)");
+                   p.add("dag", 1);
+                 },
+                 runs_list});
+  out.push_back({{"tasks", "list"},
+                 "tasks list DAG RUN_ID",
+                 "list a run's task instances with their state, try, times and duration",
+                 [](po::options_description& d, po::positional_options_description& p) {
+                   d.add_options()("dag", po::value<std::string>()->required()->value_name("DAG"), "the DAG")(
+                       "run_id", po::value<std::string>()->required()->value_name("RUN_ID"), "the run");
+                   p.add("dag", 1).add("run_id", 1);
+                 },
+                 tasks_list});
+  out.push_back({{"tasks", "log"},
+                 "tasks log DAG RUN_ID TASK [--try N]",
+                 "print the log of a task's latest try (or of try N)",
+                 [](po::options_description& d, po::positional_options_description& p) {
+                   d.add_options()("dag", po::value<std::string>()->required()->value_name("DAG"), "the DAG")(
+                       "run_id", po::value<std::string>()->required()->value_name("RUN_ID"), "the run")(
+                       "task", po::value<std::string>()->required()->value_name("TASK"), "the task")(
+                       "try", po::value<int>()->value_name("N"), "which try (default: the latest)");
+                   p.add("dag", 1).add("run_id", 1).add("task", 1);
+                 },
+                 tasks_log});
+  out.push_back({{"tasks", "clear"},
+                 "tasks clear DAG [--start D --end D] [--task REGEX] [--failed-only]",
+                 "reset task instances to be run again (their runs go back to queued)",
+                 [](po::options_description& d, po::positional_options_description& p) {
+                   d.add_options()("dag", po::value<std::string>()->required()->value_name("DAG"), "the DAG")(
+                       "start", po::value<std::string>()->value_name("D"), "runs with logical date at or after D")(
+                       "end", po::value<std::string>()->value_name("D"), "runs with logical date at or before D")(
+                       "task", po::value<std::string>()->value_name("REGEX"), "only tasks whose id matches REGEX")(
+                       "failed-only", "only failed and upstream_failed task instances");
+                   p.add("dag", 1);
+                 },
+                 tasks_clear});
+}
+
+}  // namespace dagrun

@@ -1,0 +1,98 @@
+// `dagrun schedule`: the daemon. Creates due runs, runs their tasks, reloads changed DAG files.
+#include <filesystem>
+#include <ostream>
+
+#include <spdlog/spdlog.h>
+
+#include "session.hpp"
+
+namespace po = boost::program_options;
+
+namespace dagrun {
+namespace {
+
+// What the DAGs folder looks like now: a change in any file's name, size or time means reload.
+std::vector<std::tuple<std::string, std::uintmax_t, std::filesystem::file_time_type>> folder_signature(
+    const std::string& path) {
+  std::vector<std::tuple<std::string, std::uintmax_t, std::filesystem::file_time_type>> out;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    for (const auto& e : std::filesystem::directory_iterator(path, ec))
+      if (e.is_regular_file(ec)) out.emplace_back(e.path().string(), e.file_size(ec), e.last_write_time(ec));
+  } else if (std::filesystem::exists(path, ec)) {
+    out.emplace_back(path, std::filesystem::file_size(path, ec), std::filesystem::last_write_time(path, ec));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void record_import_errors(dag::store& db, const dag::dag_folder& folder) {
+  std::vector<dag::import_error_record> errors;
+  for (const auto& p : folder.problems) errors.push_back({p.where().file, p.what()});
+  db.set_import_errors(errors);
+  for (const auto& p : folder.problems) spdlog::error("import error: {}", p.what());
+}
+
+int schedule_command(invocation& inv) {
+  const std::string executor = inv.args["executor"].as<std::string>();
+  if (executor == "queue")
+    throw dag::usage_error("--executor queue needs the PostgreSQL queue, which is not built yet; use --executor local");
+  if (executor != "local") throw dag::usage_error("--executor: expected local or queue, got '" + executor + "'");
+  if (inv.args.count("listen")) throw dag::usage_error("--listen: the HTTP server is not built yet");
+  const int parallelism = inv.args["parallelism"].as<int>();
+  if (parallelism < 1) throw dag::usage_error("--parallelism: must be at least 1");
+  const auto grace = std::chrono::seconds(inv.args["grace"].as<int>());
+
+  stop_on_signals signals;
+  auto db = open_db(inv);
+  auto folder = load_dags(inv, true);
+  record_import_errors(*db, folder);
+  dag::engine_options options;
+  options.parallelism = parallelism;
+  options.log_folder = inv.global.logs;
+  dag::engine eng(*db, inv.operators, inv.now, options);
+  eng.set_dags(engine_dags(folder));
+  if (auto lost = eng.recover_lost_tries())
+    spdlog::warn("{} tries were left running by a previous scheduler; recorded as failed (executor lost)", lost);
+  spdlog::info("scheduling {} DAGs from {} with {} slots", folder.dags.size(), inv.global.dags_folder, parallelism);
+
+  auto signature = folder_signature(inv.global.dags_folder);
+  auto last_check = std::chrono::steady_clock::now();
+  auto reload_if_changed = [&] {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_check < std::chrono::seconds(1)) return false;
+    last_check = now;
+    auto current = folder_signature(inv.global.dags_folder);
+    if (current == signature) return false;
+    signature = std::move(current);
+    auto reloaded = load_dags(inv, true);
+    record_import_errors(*db, reloaded);
+    eng.set_dags(engine_dags(reloaded));
+    spdlog::info("reloaded DAGs: {} loaded, {} import errors", reloaded.dags.size(), reloaded.problems.size());
+    return false;
+  };
+  eng.run_until(reload_if_changed, signals.token());
+  spdlog::info("signal {}: no new tries; waiting up to {}s for {} running", signals.signal(), grace.count(), eng.running());
+  eng.shutdown(grace);
+  spdlog::info("scheduler stopped");
+  return exit_ok;
+}
+
+}  // namespace
+
+void add_schedule_commands(std::vector<command>& out) {
+  out.push_back({{"schedule"},
+                 "schedule [--executor local|queue] [--parallelism N] [--listen HOST:PORT]",
+                 "the daemon: creates due runs and runs their tasks; SIGTERM drains running tasks (--grace)",
+                 [](po::options_description& d, po::positional_options_description&) {
+                   d.add_options()("executor", po::value<std::string>()->default_value("local")->value_name("KIND"),
+                                   "local (this process) or queue (PostgreSQL workers; not built yet)")(
+                       "parallelism", po::value<int>()->default_value(32)->value_name("N"), "tries running at once")(
+                       "listen", po::value<std::string>()->value_name("HOST:PORT"), "HTTP address (not built yet)")(
+                       "grace", po::value<int>()->default_value(30)->value_name("SECONDS"),
+                       "on SIGTERM, how long running tries may finish before they are killed");
+                 },
+                 schedule_command});
+}
+
+}  // namespace dagrun

@@ -1,0 +1,75 @@
+// Shared pieces of the commands that use the store.
+#include "session.hpp"
+
+#include <cstdio>
+
+namespace dagrun {
+
+std::unique_ptr<dag::store> open_db(const invocation& inv) { return dag::open_store(inv.global.db); }
+
+dag::time_point parse_flag_time(const invocation& inv, const char* flag) {
+  const std::string text = inv.args[flag].as<std::string>();
+  try {
+    return dag::parse_time(text);
+  } catch (const dag::error& e) {
+    throw dag::usage_error(std::string("--") + flag + ": " + e.message());
+  }
+}
+
+std::string iso(const std::optional<dag::timestamp>& t) {
+  if (!t) return "";
+  return dag::format_iso(std::chrono::floor<std::chrono::seconds>(*t));
+}
+
+std::optional<double> seconds_between(const std::optional<dag::timestamp>& a, const std::optional<dag::timestamp>& b) {
+  if (!a || !b) return std::nullopt;
+  return std::chrono::duration<double>(*b - *a).count();
+}
+
+}  // namespace dagrun
+
+#include <csignal>
+#include <pthread.h>
+
+namespace dagrun {
+
+stop_on_signals::stop_on_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);  // used only to end the waiter
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  waiter_ = std::jthread([this, set] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) continue;
+      if (sig == SIGUSR1) return;
+      signal_.store(sig);
+      source_.request_stop();
+    }
+  });
+}
+
+stop_on_signals::~stop_on_signals() {
+  pthread_kill(waiter_.native_handle(), SIGUSR1);
+  waiter_.join();
+}
+
+std::vector<dag::definition> engine_dags(const dag::dag_folder& folder, const std::string& dag_id) {
+  std::vector<dag::definition> out;
+  for (const auto& d : folder.dags)
+    if (dag_id.empty() || d.id() == dag_id) out.push_back(d);
+  return out;
+}
+
+dag::engine_options foreground_options(const invocation& inv, int parallelism) {
+  dag::engine_options o;
+  o.parallelism = parallelism;
+  o.log_folder = inv.global.logs;
+  o.create_scheduled_runs = false;
+  o.adopt_store_runs = false;
+  return o;
+}
+
+}  // namespace dagrun

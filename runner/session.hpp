@@ -1,0 +1,57 @@
+#pragma once
+// What commands that touch state share: the store, the DAGs, an engine.
+
+#include <atomic>
+#include <memory>
+#include <stop_token>
+#include <thread>
+
+#include <dag/engine/engine.hpp>
+#include <dag/store/store.hpp>
+
+#include "cli.hpp"
+
+namespace dagrun {
+
+/// The store named by --db (opened and migrated).
+std::unique_ptr<dag::store> open_db(const invocation& inv);
+
+/// Parses a --date/--start/--end value (UTC when it has no offset); usage error naming `flag`.
+dag::time_point parse_flag_time(const invocation& inv, const char* flag);
+
+/// Formats an optional timestamp as ISO-8601 (UTC), or "" when empty.
+std::string iso(const std::optional<dag::timestamp>& t);
+
+/// Seconds between two timestamps, or nullopt when either is missing.
+std::optional<double> seconds_between(const std::optional<dag::timestamp>& a, const std::optional<dag::timestamp>& b);
+
+}  // namespace dagrun
+
+namespace dagrun {
+
+/// While alive, SIGINT and SIGTERM request `token()`'s stop instead of killing the process.
+/// Create it before any thread, so every thread inherits the blocked signals.
+class stop_on_signals {
+public:
+  stop_on_signals();
+  ~stop_on_signals();
+  stop_on_signals(const stop_on_signals&) = delete;
+  stop_on_signals& operator=(const stop_on_signals&) = delete;
+  /// Requested when a signal arrives.
+  std::stop_token token() const { return source_.get_token(); }
+  /// The signal that arrived, 0 if none.
+  int signal() const { return signal_.load(); }
+
+private:
+  std::stop_source source_;
+  std::atomic<int> signal_{0};
+  std::jthread waiter_;
+};
+
+/// The DAGs of the invocation prepared for an engine: all of them, or only `dag_id`'s.
+std::vector<dag::definition> engine_dags(const dag::dag_folder& folder, const std::string& dag_id = "");
+
+/// Engine options from the invocation (logs folder) for a foreground command.
+dag::engine_options foreground_options(const invocation& inv, int parallelism);
+
+}  // namespace dagrun
