@@ -416,8 +416,10 @@ TEST_CASE("Store.CompareAndSetUpdatesWinOnlyWhenNotStale") {
     c.task_instances = {run_it,
                         moving(run, "a", dag::task_state::none, 0, dag::task_state::queued, 1),  // stale state
                         moving(run, "b", dag::task_state::none, 1, dag::task_state::queued, 1),  // stale try
-                        moving(run, "zzz", dag::task_state::none, 0, dag::task_state::queued, 1)};  // no such task
-    CHECK(s->apply(c).task_instances_updated == std::vector<bool>{true, false, false, false});
+                        // A task added to the DAG after the run was created: its instance is created.
+                        moving(run, "zzz", dag::task_state::none, 0, dag::task_state::queued, 1),
+                        moving(run, "yyy", dag::task_state::running, 1, dag::task_state::queued, 2)};  // no such row
+    CHECK(s->apply(c).task_instances_updated == std::vector<bool>{true, false, false, true, false});
 
     auto retry = moving(run, "a", dag::task_state::running, 1, dag::task_state::up_for_retry, 1);
     retry.record.start_date = run_it.record.start_date;
@@ -433,7 +435,9 @@ TEST_CASE("Store.CompareAndSetUpdatesWinOnlyWhenNotStale") {
     CHECK(s->apply(r).task_instances_updated == std::vector<bool>{false, true});
 
     const auto tis = s->task_instances("etl", run.run_id);
-    REQUIRE(tis.size() == 2);
+    REQUIRE(tis.size() == 3);
+    CHECK(tis[2].task_id == "zzz");
+    CHECK(tis[2].state == dag::task_state::queued);
     const auto& a = tis[0];
     CHECK(a.state == dag::task_state::up_for_retry);
     CHECK(a.try_number == 1);

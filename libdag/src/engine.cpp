@@ -227,19 +227,16 @@ void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake
   const time_point now = clock_.now();
   for (const auto& [dag_id, d] : dags_) {
     if (paused_.contains(dag_id) || d->times.spec().kind == schedule_kind::none) continue;
-    std::vector<existing_run> existing;
-    run_filter filter;
-    filter.dag_id = dag_id;
-    filter.limit = 0;
     // The latest automated run and every active run decide what comes next.
-    bool have_latest = false;
-    for (const auto& run : store_.runs(filter)) {
-      const bool active = !is_finished(run.state);
-      if (active || (!have_latest && run.type != run_type::manual)) {
-        existing.push_back({run.logical_date, run.interval, run.type, active});
-        if (run.type != run_type::manual) have_latest = true;
-      }
-    }
+    std::vector<existing_run> existing;
+    run_filter latest;
+    latest.dag_id = dag_id;
+    latest.automated_only = true;
+    latest.limit = 1;
+    for (const auto& run : store_.runs(latest))
+      if (is_finished(run.state)) existing.push_back({run.logical_date, run.interval, run.type, false});
+    for (const auto& [key, r] : active_)
+      if (key.dag_id == dag_id) existing.push_back({r.run.logical_date, r.run.interval, r.run.type, true});
     for (const auto& info : due_runs(d->times, d->def.catchup(), d->def.max_active_runs(), existing, now)) {
       run_record run;
       run.dag_id = dag_id;

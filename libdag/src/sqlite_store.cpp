@@ -165,7 +165,8 @@ constexpr std::string_view sql_insert_task_instance =
     "INSERT INTO task_instances (dag_id, run_id, task_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
 constexpr std::string_view sql_update_run =
     "UPDATE dag_runs SET state = ?1, start_date = COALESCE(?2, start_date), "
-    "end_date = COALESCE(?3, end_date) WHERE dag_id = ?4 AND run_id = ?5 AND state = ?6";
+    "end_date = CASE WHEN ?1 IN ('queued', 'running') THEN NULL ELSE COALESCE(?3, end_date) END "
+    "WHERE dag_id = ?4 AND run_id = ?5 AND state = ?6";
 constexpr std::string_view sql_update_task_instance =
     "UPDATE task_instances SET state = ?4, try_number = ?5, start_date = ?6, end_date = ?7, "
     "retry_at = ?8, exit_code = ?9, hostname = ?10, pid = ?11, log_path = ?12, message = ?13 "
@@ -598,7 +599,20 @@ change_result sqlite_store::apply(const change_set& changes) {
         s.bindNoCopy(13, r.message);
         bind_name(s, 14, to_string(u.expected));
         s.bind(15, u.expected_try);
-        result.task_instances_updated.push_back(update_ti.exec() == 1);
+        int changed = update_ti.exec();
+        if (changed == 0 && u.expected == task_state::none && u.expected_try == 0) {
+          // A task added to the DAG after the run was created has no row yet: an instance in
+          // state none with no try is what it would have been, so create it and apply the update.
+          auto insert_ti = use(sql_insert_task_instance);
+          insert_ti->bindNoCopy(1, r.dag_id);
+          insert_ti->bindNoCopy(2, r.run_id);
+          insert_ti->bindNoCopy(3, r.task_id);
+          if (insert_ti.exec() == 1) {
+            s.reset();
+            changed = s.exec();
+          }
+        }
+        result.task_instances_updated.push_back(changed == 1);
       }
     }
     if (!changes.tries.empty()) {
@@ -648,6 +662,7 @@ std::vector<run_record> sqlite_store::runs(const run_filter& filter) {
     }
     if (filter.logical_from) sql += " AND logical_date >= ?" + std::to_string(next++);
     if (filter.logical_to) sql += " AND logical_date <= ?" + std::to_string(next++);
+    if (filter.automated_only) sql += " AND run_type != 'manual'";
     sql += " ORDER BY logical_date DESC, dag_id, run_id";
     if (filter.limit > 0) sql += " LIMIT ?" + std::to_string(next++);
 

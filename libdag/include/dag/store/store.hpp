@@ -97,7 +97,9 @@ struct run_update {
 };
 
 /// A change to a task instance, applied only if it is still in `expected` with `expected_try`
-/// (compare-and-set): a stale writer loses. Every field of the record is written.
+/// (compare-and-set): a stale writer loses. Every field of the record is written. An instance
+/// that does not exist yet (a task added after its run was created) is created when the update
+/// expects `none` with try 0, the state it would have had.
 struct task_instance_update {
   task_state expected = task_state::none;  ///< the state the writer saw
   int expected_try = 0;                    ///< the try number the writer saw
@@ -131,6 +133,7 @@ struct run_filter {
   std::set<run_state> states;          ///< only these states (empty: all)
   std::optional<time_point> logical_from;  ///< logical date at or after
   std::optional<time_point> logical_to;    ///< logical date at or before
+  bool automated_only = false;         ///< only scheduled and backfill runs
   std::size_t limit = 0;               ///< at most this many (0: all)
 };
 
