@@ -1,9 +1,11 @@
-// A folder of YAML DAGs: each file loads on its own, so one broken file never hides the others.
+// A folder of YAML DAGs and C++ DAG libraries (`.so`): each file loads on its own, so one broken
+// file never hides the others.
 #include <dag/load/dag_folder.hpp>
 
 #include <algorithm>
 #include <map>
 
+#include <dag/load/cpp_library.hpp>
 #include <dag/load/yaml_loader.hpp>
 
 namespace dag {
@@ -20,7 +22,8 @@ dag_folder load_dag_folder(const std::filesystem::path& path, const operator_cat
   std::vector<std::filesystem::path> files;
   if (std::filesystem::is_directory(path, ec)) {
     for (const auto& entry : std::filesystem::directory_iterator(path, ec))
-      if (entry.is_regular_file() && is_yaml(entry.path())) files.push_back(entry.path());
+      if (entry.is_regular_file() && (is_yaml(entry.path()) || is_dag_library(entry.path())))
+        files.push_back(entry.path());
     std::sort(files.begin(), files.end());
   } else if (std::filesystem::exists(path, ec)) {
     files.push_back(path);
@@ -33,19 +36,29 @@ dag_folder load_dag_folder(const std::filesystem::path& path, const operator_cat
 
   std::map<std::string, std::string> defined_in;
   for (const auto& file : files) {
-    yaml_load_result r = load_yaml_file(file, operators);
-    out.problems.insert(out.problems.end(), r.problems.begin(), r.problems.end());
-    if (!r.dag) continue;
-    auto [it, fresh] = defined_in.emplace(r.dag->id(), file.string());
-    if (!fresh) {
-      error_context where;
-      where.file = file.string();
-      where.line = r.dag->where().line;
-      where.dag_id = r.dag->id();
-      out.problems.emplace_back(where, "dag_id '" + r.dag->id() + "' is already defined in " + it->second);
-      continue;
+    // A YAML file gives at most one DAG, a C++ DAG library (`.so`) any number.
+    std::vector<definition> loaded;
+    if (is_dag_library(file)) {
+      cpp_library_result r = load_dag_library(file, operators);
+      out.problems.insert(out.problems.end(), r.problems.begin(), r.problems.end());
+      loaded = std::move(r.dags);
+    } else {
+      yaml_load_result r = load_yaml_file(file, operators);
+      out.problems.insert(out.problems.end(), r.problems.begin(), r.problems.end());
+      if (r.dag) loaded.push_back(std::move(*r.dag));
     }
-    out.dags.push_back(std::move(*r.dag));
+    for (auto& d : loaded) {
+      auto [it, fresh] = defined_in.emplace(d.id(), file.string());
+      if (!fresh) {
+        error_context where;
+        where.file = file.string();
+        where.line = d.where().line;
+        where.dag_id = d.id();
+        out.problems.emplace_back(where, "dag_id '" + d.id() + "' is already defined in " + it->second);
+        continue;
+      }
+      out.dags.push_back(std::move(d));
+    }
   }
   std::sort(out.dags.begin(), out.dags.end(), [](const definition& a, const definition& b) { return a.id() < b.id(); });
   return out;

@@ -607,10 +607,7 @@ change_result sqlite_store::apply(const change_set& changes) {
           insert_ti->bindNoCopy(1, r.dag_id);
           insert_ti->bindNoCopy(2, r.run_id);
           insert_ti->bindNoCopy(3, r.task_id);
-          if (insert_ti.exec() == 1) {
-            s.reset();
-            changed = s.exec();
-          }
+          if (insert_ti.exec() == 1) changed = update_ti.exec();
         }
         result.task_instances_updated.push_back(changed == 1);
       }
