@@ -14,4 +14,5 @@ configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/dagConfig.cmake.in
   ${PROJECT_BINARY_DIR}/dagConfig.cmake INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/dag)
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/dagConfigVersion.cmake COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/dagConfig.cmake ${PROJECT_BINARY_DIR}/dagConfigVersion.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/dagrun_dag_library.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/dag)

@@ -1,0 +1,272 @@
+// The engine end to end: a real SQLite file, real child processes, an injected clock.
+#include <doctest/doctest.h>
+
+#include <cerrno>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include <unistd.h>
+
+#include <builtin.hpp>
+#include <dag/engine/engine.hpp>
+#include <dag/load/check.hpp>
+
+using namespace std::chrono_literals;
+using dag::task_state;
+
+namespace {
+
+struct fixed_clock final : dag::clock {
+  dag::time_point at;
+  explicit fixed_clock(std::string_view iso) : at(dag::parse_time(iso)) {}
+  dag::time_point now() const override { return at; }
+};
+
+// A scratch folder with a store and a log folder, removed at the end.
+struct sandbox {
+  std::filesystem::path dir;
+  std::unique_ptr<dag::store> db;
+  dag::operator_catalog operators = dag::builtin_operators();
+  fixed_clock clock{"2024-06-01T00:00:00Z"};
+
+  sandbox() {
+    static int n = 0;
+    dir = std::filesystem::temp_directory_path() / ("dagrun-engine-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    db = dag::open_store("sqlite:" + (dir / "dagrun.db").string());
+  }
+  ~sandbox() { std::filesystem::remove_all(dir); }
+
+  dag::engine_options options(bool daemon = false) const {
+    dag::engine_options o;
+    o.parallelism = 4;
+    o.log_folder = dir / "logs";
+    o.create_scheduled_runs = daemon;
+    o.adopt_store_runs = daemon;
+    return o;
+  }
+  dag::definition checked(dag::definition d) const {
+    auto problems = dag::check(d, operators);
+    for (const auto& p : problems) FAIL_CHECK(p.what());
+    return d;
+  }
+  // Runs `d` once to its end; returns the run's key.
+  dag::run_key run(dag::definition d, dag::run_state expected) {
+    dag::engine eng(*db, operators, clock, options());
+    const std::string id = d.id();
+    eng.set_dags({checked(std::move(d))});
+    auto key = eng.create_run(id, dag::run_type::manual, dag::parse_time("2024-01-01"));
+    REQUIRE(key);
+    auto states = eng.run_to_completion({*key});
+    CHECK(states.front() == expected);
+    return *key;
+  }
+  std::map<std::string, dag::task_instance_record> tis(const dag::run_key& k) {
+    std::map<std::string, dag::task_instance_record> out;
+    for (auto& ti : db->task_instances(k.dag_id, k.run_id)) out[ti.task_id] = ti;
+    return out;
+  }
+  std::string read(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    return {std::istreambuf_iterator<char>(in), {}};
+  }
+};
+
+bool process_gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), {});
+  const auto close = text.rfind(')');
+  return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';  // a zombie is dead
+}
+
+}  // namespace
+
+TEST_CASE("Engine.DiamondWithFailingBranchFollowsTriggerRules") {
+  sandbox s;
+  dag::definition d{"diamond"};
+  auto start = d.bash("start", "true");
+  auto ok = d.bash("ok", "true");
+  auto bad = d.bash("bad", "exit 3");
+  auto join = d.bash("join", "true");
+  auto all_done = d.bash("cleanup", "true").trigger(dag::trigger_rule::all_done);
+  auto alert = d.bash("alert", "true").trigger(dag::trigger_rule::one_failed);
+  start >> dag::tasks{ok, bad};
+  dag::tasks{ok, bad} >> join;
+  dag::tasks{ok, bad} >> all_done;
+  dag::tasks{ok, bad} >> alert;
+  auto key = s.run(std::move(d), dag::run_state::failed);
+  auto tis = s.tis(key);
+  CHECK(tis["start"].state == task_state::success);
+  CHECK(tis["ok"].state == task_state::success);
+  CHECK(tis["bad"].state == task_state::failed);
+  CHECK(tis["bad"].exit_code == 3);
+  CHECK(tis["join"].state == task_state::upstream_failed);
+  CHECK(tis["cleanup"].state == task_state::success);
+  CHECK(tis["alert"].state == task_state::success);
+}
+
+TEST_CASE("Engine.FailedTryIsRetriedAndEachTryKeepsItsLog") {
+  sandbox s;
+  dag::definition d{"flaky"};
+  d.bash("flaky", "echo \"try $DAGRUN_TRY_NUMBER\"; [ \"$DAGRUN_TRY_NUMBER\" -ge 2 ]").retries(2).retry_delay(0s);
+  auto key = s.run(std::move(d), dag::run_state::success);
+  auto tis = s.tis(key);
+  CHECK(tis["flaky"].state == task_state::success);
+  CHECK(tis["flaky"].try_number == 2);
+  auto tries = s.db->tries(key.dag_id, key.run_id, "flaky");
+  REQUIRE(tries.size() == 2);
+  CHECK(tries[0].state == task_state::up_for_retry);
+  CHECK(tries[0].exit_code == 1);
+  CHECK(tries[1].state == task_state::success);
+  CHECK(tries[0].log_path != tries[1].log_path);
+  CHECK(s.read(tries[0].log_path) == "try 1\n[dagrun] exit status 1\n");
+  CHECK(s.read(tries[1].log_path) == "try 2\n");
+}
+
+TEST_CASE("Engine.ExitNinetyNineSkipsAndTheSkipCascades") {
+  sandbox s;
+  dag::definition d{"skips"};
+  auto a = d.bash("a", "exit 99");
+  auto b = d.bash("b", "true");
+  auto c = d.bash("c", "true");
+  a >> b >> c;
+  auto key = s.run(std::move(d), dag::run_state::success);
+  auto tis = s.tis(key);
+  CHECK(tis["a"].state == task_state::skipped);
+  CHECK(tis["b"].state == task_state::skipped);
+  CHECK(tis["c"].state == task_state::skipped);
+  CHECK(tis["b"].try_number == 0);  // never ran
+}
+
+TEST_CASE("Engine.ExecutionTimeoutKillsTheWholeProcessGroup" * doctest::timeout(60)) {
+  sandbox s;
+  const auto pidfile = s.dir / "grandchild.pid";
+  dag::definition d{"slow"};
+  d.bash("slow", "sleep 30 & echo $! > " + pidfile.string() + "; wait").execution_timeout(1s);
+  auto key = s.run(std::move(d), dag::run_state::failed);
+  auto tis = s.tis(key);
+  CHECK(tis["slow"].state == task_state::failed);
+  CHECK(tis["slow"].message.find("execution_timeout") != std::string::npos);
+  std::ifstream in(pidfile);
+  pid_t grandchild = 0;
+  in >> grandchild;
+  REQUIRE(grandchild > 0);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!process_gone(grandchild) && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  CHECK(process_gone(grandchild));
+}
+
+TEST_CASE("Engine.TemplatesRenderAndXComFlowsBetweenTasks") {
+  sandbox s;
+  ::setenv("DAGRUN_VAR_GREETING", "hello", 1);
+  dag::definition d{"xcom"};
+  d.param("who", "world");
+  auto a = d.bash("a", "echo '{{ var.value.greeting }} {{ params.who }} {{ ds }}'");
+  auto b = d.bash("b", "echo \"got {{ ti.xcom_pull('a') }} in {{ run_id }}\"");
+  a >> b;
+  auto key = s.run(std::move(d), dag::run_state::success);
+  ::unsetenv("DAGRUN_VAR_GREETING");
+  CHECK(s.db->xcom(key.dag_id, key.run_id, "a") == "hello world 2024-01-01");
+  CHECK(s.db->xcom(key.dag_id, key.run_id, "b") == "got hello world 2024-01-01 in manual__2024-01-01T00:00:00+00:00");
+}
+
+TEST_CASE("Engine.CallableTasksRunInProcessAndExceptionsFailTheTry") {
+  sandbox s;
+  std::atomic<int> calls{0};
+  dag::definition d{"callables"};
+  auto ok = d.callable("ok", [&](dag::task_context& ctx) {
+    ++calls;
+    ctx.log("computing " + ctx.task_id);
+    return dag::operator_result::success("42");
+  });
+  auto boom = d.callable("boom", [](dag::task_context&) -> dag::operator_result { throw std::runtime_error("disk full"); });
+  ok >> boom;
+  auto key = s.run(std::move(d), dag::run_state::failed);
+  auto tis = s.tis(key);
+  CHECK(calls == 1);
+  CHECK(tis["ok"].state == task_state::success);
+  CHECK(s.db->xcom(key.dag_id, key.run_id, "ok") == "42");
+  CHECK(s.read(tis["ok"].log_path) == "computing ok\n");
+  CHECK(tis["boom"].state == task_state::failed);
+  CHECK(tis["boom"].message == "exception: disk full");
+}
+
+TEST_CASE("Engine.RendersErrorsFailTheTryWithTheirMessage") {
+  sandbox s;
+  dag::definition d{"render"};
+  d.bash("needs_var", "echo {{ var.value.not_set_anywhere }}");
+  auto key = s.run(std::move(d), dag::run_state::failed);
+  CHECK(s.tis(key)["needs_var"].message.find("not_set_anywhere") != std::string::npos);
+}
+
+TEST_CASE("Engine.LostTriesAreFailedAndRetried") {
+  sandbox s;
+  dag::definition d{"lost"};
+  d.bash("a", "true").retries(1).retry_delay(0s);
+  d.bash("b", "true");
+  auto def = s.checked(std::move(d));
+  dag::run_key key;
+  {
+    dag::engine eng(*s.db, s.operators, s.clock, s.options());
+    eng.set_dags({def});
+    key = *eng.create_run("lost", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  }
+  // What a killed daemon leaves behind: both instances running on try 1.
+  dag::change_set c;
+  for (auto ti : s.db->task_instances(key.dag_id, key.run_id)) {
+    ti.state = task_state::running;
+    ti.try_number = 1;
+    c.task_instances.push_back({task_state::none, 0, ti});
+  }
+  s.db->apply(c);
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  eng.set_dags({def});
+  CHECK(eng.recover_lost_tries() == 2);
+  auto tis = s.tis(key);
+  CHECK(tis["a"].state == task_state::up_for_retry);
+  CHECK(tis["a"].message.starts_with("executor lost"));
+  CHECK(tis["b"].state == task_state::failed);
+  eng.track_run(key);
+  eng.run_to_completion({key});
+  tis = s.tis(key);
+  CHECK(tis["a"].state == task_state::success);
+  CHECK(tis["a"].try_number == 2);
+}
+
+TEST_CASE("Engine.DaemonCreatesDueRunsOnceAndRunsThem") {
+  sandbox s;
+  s.clock.at = dag::parse_time("2024-01-04T12:00:00Z");
+  dag::definition d{"daily"};
+  d.schedule("@daily").start_date("2024-01-01").max_active_runs(2);
+  d.bash("t", "true");
+  dag::engine eng(*s.db, s.operators, s.clock, s.options(true));
+  eng.set_dags({s.checked(std::move(d))});
+  dag::run_filter all;
+  all.dag_id = "daily";
+  auto finished = [&] {
+    auto runs = s.db->runs(all);
+    return runs.size() == 3 && std::all_of(runs.begin(), runs.end(), [](auto& r) { return r.state == dag::run_state::success; });
+  };
+  std::stop_source stop;
+  std::jthread guard([&](std::stop_token st) {
+    // Ends the loop if the runs never finish, so a bug fails the test instead of hanging it.
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::unique_lock lock(m);
+    if (!cv.wait_for(lock, st, 30s, [] { return false; })) stop.request_stop();
+  });
+  eng.run_until(finished, stop.get_token());
+  guard.request_stop();
+  auto runs = s.db->runs(all);
+  REQUIRE(runs.size() == 3);
+  CHECK(runs[0].run_id == "scheduled__2024-01-03T00:00:00+00:00");
+  CHECK(runs[2].run_id == "scheduled__2024-01-01T00:00:00+00:00");
+  eng.step();
+  CHECK(s.db->runs(all).size() == 3);  // nothing new is due until 2024-01-05
+}
