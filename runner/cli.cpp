@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include <boost/program_options.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <builtin.hpp>
@@ -176,6 +177,13 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return usage_failure(err, "--log-level: unknown level '" + inv.global.log_level + "'" +
                                   dag::did_you_mean(inv.global.log_level, log_levels),
                          "Levels: trace, debug, info, warn, error, critical, off.");
+  // Logs go to stderr, line by line, so a supervisor (or a test) sees them as they happen.
+  static const auto logger = [] {
+    auto l = spdlog::stderr_color_mt("dagrun");
+    spdlog::set_default_logger(l);
+    spdlog::flush_on(spdlog::level::trace);
+    return l;
+  }();
   spdlog::set_level(spdlog::level::from_str(inv.global.log_level));
 
   try {

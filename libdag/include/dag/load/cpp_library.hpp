@@ -83,6 +83,10 @@ cpp_library_result load_dag_library(const std::filesystem::path& path, const ope
 #ifndef DAGRUN_DAG_LIBRARY_ABI
 #define DAGRUN_DAG_LIBRARY_ABI (::dag::cpp_library_abi_version)
 #endif
+/// The layout fingerprint a library reports. Only tests override it.
+#ifndef DAGRUN_DAG_LIBRARY_LAYOUT
+#define DAGRUN_DAG_LIBRARY_LAYOUT (::dag::cpp_library_abi_layout)
+#endif
 
 /// Gives an entry point default visibility, whatever the library's visibility preset.
 #if defined(__GNUC__) || defined(__clang__)
@@ -96,7 +100,5 @@ cpp_library_result load_dag_library(const std::filesystem::path& path, const ope
 /// `DAGRUN_DAGS(my_dags)`.
 #define DAGRUN_DAGS(fn)                                                                                   \
   extern "C" DAGRUN_DAG_LIBRARY_EXPORT int dagrun_abi_version() { return DAGRUN_DAG_LIBRARY_ABI; }       \
-  extern "C" DAGRUN_DAG_LIBRARY_EXPORT std::uint64_t dagrun_abi_layout() {                              \
-    return ::dag::cpp_library_abi_layout;                                                               \
-  }                                                                                                     \
+  extern "C" DAGRUN_DAG_LIBRARY_EXPORT std::uint64_t dagrun_abi_layout() { return DAGRUN_DAG_LIBRARY_LAYOUT; } \
   extern "C" DAGRUN_DAG_LIBRARY_EXPORT void dagrun_dags(std::vector<::dag::definition>* out) { *out = fn(); }

@@ -1,0 +1,180 @@
+// `dagrun schedule` as a real process: kill -9 and restart, SIGTERM drain, broken DAG files.
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <dag/exec/child_process.hpp>
+#include <dag/store/store.hpp>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+struct daemon_sandbox {
+  std::filesystem::path dir;
+  daemon_sandbox() {
+    static int n = 0;
+    dir = std::filesystem::temp_directory_path() / ("dagrun-daemon-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir / "dags");
+  }
+  ~daemon_sandbox() { std::filesystem::remove_all(dir); }
+
+  std::string flags() const {
+    return " --dags " + (dir / "dags").string() + " --db sqlite:" + (dir / "dagrun.db").string() + " --logs " +
+           (dir / "logs").string();
+  }
+  void write_dag(const std::string& name, const std::string& text) const {
+    const auto tmp = dir / (name + ".tmp");
+    std::ofstream(tmp) << text;
+    std::filesystem::rename(tmp, dir / "dags" / name);  // atomic: the daemon never reads half a file
+  }
+  // Runs a dagrun command to its end; returns its exit status.
+  int dagrun(const std::string& args) const {
+    dag::process_spec p;
+    p.command = std::string(DAGRUN_BINARY) + " " + args + flags();
+    p.log_file = dir / "cli.log";
+    return dag::child_process::start(p).wait().exit_code;
+  }
+  dag::child_process start_daemon(const std::string& extra = "") const {
+    dag::process_spec p;
+    p.command = "exec " + std::string(DAGRUN_BINARY) + " schedule --parallelism 4" + extra + flags();
+    p.log_file = dir / "daemon.log";
+    return dag::child_process::start(p);
+  }
+  std::unique_ptr<dag::store> store() const { return dag::open_store("sqlite:" + (dir / "dagrun.db").string()); }
+  std::string daemon_log() const {
+    std::ifstream in(dir / "daemon.log");
+    return {std::istreambuf_iterator<char>(in), {}};
+  }
+};
+
+// Waits until `condition` holds, checking every few milliseconds; false at the deadline.
+bool eventually(const std::function<bool()>& condition, std::chrono::seconds limit = 30s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return condition();
+}
+
+std::optional<dag::task_instance_record> instance(dag::store& s, const std::string& dag_id, const std::string& run_id,
+                                                  const std::string& task_id) {
+  for (auto& ti : s.task_instances(dag_id, run_id))
+    if (ti.task_id == task_id) return ti;
+  return std::nullopt;
+}
+
+const std::string run_id = "manual__2024-01-01T00:00:00+00:00";
+
+}  // namespace
+
+TEST_CASE("Daemon.KillNineMidTaskThenRestartRetriesTheLostTry" * doctest::timeout(120)) {
+  daemon_sandbox s;
+  const auto pidfile = s.dir / "first_try.pid";
+  s.write_dag("slow.yaml", "dag_id: slow\ntasks:\n  - task_id: a\n    operator: bash\n    retries: 1\n    retry_delay: 1s\n"
+                           "    bash_command: 'if [ \"$DAGRUN_TRY_NUMBER\" = 1 ]; then echo $$ > " + pidfile.string() +
+                           "; sleep 60; fi; echo finished'\n");
+  REQUIRE(s.dagrun("trigger slow --date 2024-01-01") == 0);
+  {
+    auto daemon = s.start_daemon();
+    REQUIRE(eventually([&] { return std::filesystem::exists(pidfile) && std::filesystem::file_size(pidfile) > 0; }));
+    ::kill(daemon.pid(), SIGKILL);
+    auto r = daemon.wait();
+    CHECK(r.signal == SIGKILL);
+  }
+  auto db = s.store();
+  CHECK(instance(*db, "slow", run_id, "a")->state == dag::task_state::running);  // what the dead daemon left
+  // The first try's process outlived its daemon; end it so it cannot interfere.
+  pid_t orphan = 0;
+  std::ifstream(pidfile) >> orphan;
+  if (orphan > 0) ::kill(-orphan, SIGKILL);
+
+  auto daemon = s.start_daemon();
+  REQUIRE(eventually([&] {
+    auto run = db->find_run("slow", run_id);
+    return run && run->state == dag::run_state::success;
+  }));
+  auto ti = instance(*db, "slow", run_id, "a");
+  CHECK(ti->try_number == 2);
+  auto tries = db->tries("slow", run_id, "a");
+  REQUIRE(tries.size() == 2);
+  CHECK(tries[0].state == dag::task_state::up_for_retry);
+  CHECK(tries[0].message.starts_with("executor lost"));
+  CHECK(tries[1].state == dag::task_state::success);
+  dag::run_filter all;
+  all.dag_id = "slow";
+  CHECK(db->runs(all).size() == 1);  // no duplicated run
+  ::kill(daemon.pid(), SIGTERM);
+  CHECK(daemon.wait().exit_code == 0);
+}
+
+TEST_CASE("Daemon.SigtermLetsRunningTasksFinish" * doctest::timeout(120)) {
+  daemon_sandbox s;
+  const auto started = s.dir / "started";
+  const auto release = s.dir / "release";
+  s.write_dag("drain.yaml", "dag_id: drain\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: 'touch " +
+                                started.string() + "; while [ ! -e " + release.string() + " ]; do sleep 0.05; done; echo done'\n");
+  REQUIRE(s.dagrun("trigger drain --date 2024-01-01") == 0);
+  auto daemon = s.start_daemon();
+  REQUIRE(eventually([&] { return std::filesystem::exists(started); }));
+  ::kill(daemon.pid(), SIGTERM);
+  REQUIRE(eventually([&] { return s.daemon_log().find("no new tries") != std::string::npos; }));
+  std::ofstream(release) << "go";
+  auto r = daemon.wait();
+  CHECK(r.exit_code == 0);
+  auto db = s.store();
+  CHECK(instance(*db, "drain", run_id, "a")->state == dag::task_state::success);
+  CHECK(db->find_run("drain", run_id)->state == dag::run_state::success);
+}
+
+TEST_CASE("Daemon.SigtermStopsTasksThatOutliveTheGracePeriod" * doctest::timeout(120)) {
+  daemon_sandbox s;
+  const auto started = s.dir / "started";
+  s.write_dag("stuck.yaml", "dag_id: stuck\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: 'touch " +
+                                started.string() + "; sleep 60'\n");
+  REQUIRE(s.dagrun("trigger stuck --date 2024-01-01") == 0);
+  auto daemon = s.start_daemon(" --grace 1");
+  REQUIRE(eventually([&] { return std::filesystem::exists(started); }));
+  ::kill(daemon.pid(), SIGTERM);
+  CHECK(daemon.wait().exit_code == 0);
+  auto db = s.store();
+  auto ti = instance(*db, "stuck", run_id, "a");
+  CHECK(ti->state == dag::task_state::failed);
+  CHECK(ti->message.find("shutting down") != std::string::npos);
+}
+
+TEST_CASE("Daemon.BrokenDagBesideGoodOnesAndReloadOnChange" * doctest::timeout(120)) {
+  daemon_sandbox s;
+  s.write_dag("good.yaml", "dag_id: good\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: echo good\n");
+  s.write_dag("later.yaml", "dag_id: later\ntasks:\n  - task_id: a\n    operator: bash\n    bash_comand: echo typo\n");
+  REQUIRE(s.dagrun("trigger good --date 2024-01-01") == 0);
+  auto daemon = s.start_daemon();
+  auto db = s.store();
+  REQUIRE(eventually([&] {
+    auto run = db->find_run("good", run_id);
+    return run && run->state == dag::run_state::success;
+  }));
+  auto errors = db->import_errors();
+  REQUIRE(errors.size() == 2);  // the missing bash_command and the misspelt key
+  CHECK(errors[1].message.find("later.yaml:5: task 'a': unknown field 'bash_comand'") != std::string::npos);
+
+  // Fixing the file on disk is picked up without a restart.
+  s.write_dag("later.yaml", "dag_id: later\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: echo fixed\n");
+  REQUIRE(eventually([&] { return db->import_errors().empty(); }));
+  REQUIRE(s.dagrun("trigger later --date 2024-01-01") == 0);
+  REQUIRE(eventually([&] {
+    auto run = db->find_run("later", run_id);
+    return run && run->state == dag::run_state::success;
+  }));
+  ::kill(daemon.pid(), SIGTERM);
+  CHECK(daemon.wait().exit_code == 0);
+}
