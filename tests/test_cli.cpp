@@ -182,3 +182,127 @@ TEST_CASE("Cli.DagsNextPrintsAirflowIntervals") {
   CHECK(bad_n.status == 2);
   CHECK(bad_n.err.find("-n: must be at least 1") != std::string::npos);
 }
+
+namespace {
+// A DAGs folder, database and logs folder for commands that keep state.
+struct state_dir {
+  std::filesystem::path dir;
+  state_dir() {
+    static int n = 0;
+    dir = std::filesystem::temp_directory_path() / ("dagrun-cli-state-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir / "dags");
+  }
+  ~state_dir() { std::filesystem::remove_all(dir); }
+  void write_dag(const std::string& name, const std::string& text) const { std::ofstream(dir / "dags" / name) << text; }
+  std::vector<std::string> with(std::vector<std::string> args) const {
+    for (const char* f : {"--dags", "--db", "--logs"}) args.push_back(f), args.push_back("");
+    args[args.size() - 5] = (dir / "dags").string();
+    args[args.size() - 3] = "sqlite:" + (dir / "dagrun.db").string();
+    args[args.size() - 1] = (dir / "logs").string();
+    return args;
+  }
+};
+const char* daily_dag =
+    "dag_id: daily\nschedule: \"@daily\"\nstart_date: 2024-01-01\ntasks:\n"
+    "  - task_id: a\n    operator: bash\n    bash_command: echo {{ ds }}\n"
+    "  - task_id: b\n    operator: bash\n    bash_command: '[ {{ ds }} != 2024-01-03 ]'\n    dependencies: [a]\n";
+}  // namespace
+
+TEST_CASE("Cli.BackfillRunsEachDateOnceAndRerunsOnlyFailedOnes" * doctest::timeout(120)) {
+  state_dir s;
+  s.write_dag("daily.yaml", daily_dag);
+  auto first = run(s.with({"backfill", "daily", "--start", "2024-01-01", "--end", "2024-01-05"}));
+  CHECK(first.status == 1);  // 2024-01-03's b fails
+  CHECK(first.out.find("backfill daily: 5 logical dates, 5 to run, 0 already done") != std::string::npos);
+  CHECK(first.out.find("backfill: 5/5 runs done, 1 failed") != std::string::npos);
+  auto runs = nlohmann::json::parse(run(s.with({"runs", "list", "daily", "--json"})).out);
+  REQUIRE(runs.size() == 5);
+  CHECK(runs[0]["run_id"] == "backfill__2024-01-05T00:00:00+00:00");
+  CHECK(runs[0]["data_interval_end"] == "2024-01-06T00:00:00+00:00");
+  CHECK(runs[2]["state"] == "failed");
+
+  auto again = run(s.with({"backfill", "daily", "--start", "2024-01-01", "--end", "2024-01-05"}));
+  CHECK(again.status == 0);
+  CHECK(again.out.find("0 to run, 5 already done") != std::string::npos);
+  CHECK(nlohmann::json::parse(run(s.with({"runs", "list", "daily", "--json"})).out).size() == 5);
+
+  auto dry = run(s.with({"backfill", "daily", "--start", "2024-01-01", "--end", "2024-01-06", "--dry-run"}));
+  CHECK(dry.status == 0);
+  CHECK(dry.out.find("2024-01-06T00:00:00+00:00  would run") != std::string::npos);
+  CHECK(dry.out.find("2024-01-03T00:00:00+00:00  exists (failed), skipped") != std::string::npos);
+
+  // Re-running failed tasks only: b of 2024-01-03 fails again; a is not re-run.
+  auto rerun = run(s.with({"backfill", "daily", "--start", "2024-01-03", "--end", "2024-01-03", "--rerun-failed"}));
+  CHECK(rerun.out.find("1 to run") != std::string::npos);
+  auto tis = nlohmann::json::parse(
+      run(s.with({"tasks", "list", "daily", "backfill__2024-01-03T00:00:00+00:00", "--json"})).out);
+  REQUIRE(tis.size() == 2);
+  CHECK(tis[0]["task_id"] == "a");
+  CHECK(tis[0]["try_number"] == 1);
+  CHECK(tis[1]["state"] == "failed");
+  CHECK(tis[1]["try_number"] == 2);
+  auto log = run(s.with({"tasks", "log", "daily", "backfill__2024-01-01T00:00:00+00:00", "a"}));
+  CHECK(log.out == "2024-01-01\n");
+  auto bad_try = run(s.with({"tasks", "log", "daily", "backfill__2024-01-01T00:00:00+00:00", "a", "--try", "3"}));
+  CHECK(bad_try.status == 2);
+}
+
+TEST_CASE("Cli.RunTriggerClearPauseAndListings" * doctest::timeout(120)) {
+  state_dir s;
+  s.write_dag("daily.yaml", daily_dag);
+  auto ok = run(s.with({"run", "daily", "--date", "2024-02-01"}));
+  CHECK(ok.status == 0);
+  CHECK(ok.out.find("run manual__2024-02-01T00:00:00+00:00: success") != std::string::npos);
+  auto failed = run(s.with({"run", "daily", "--date", "2024-01-03"}));
+  CHECK(failed.status == 1);
+  auto dup = run(s.with({"run", "daily", "--date", "2024-01-03"}));
+  CHECK(dup.status == 1);
+  CHECK(dup.err.find("already exists") != std::string::npos);
+
+  auto cleared = run(s.with({"tasks", "clear", "daily", "--failed-only"}));
+  CHECK(cleared.out == "cleared 1 task instance in 1 run\n");
+  auto queued = nlohmann::json::parse(run(s.with({"runs", "list", "daily", "--state", "queued", "--json"})).out);
+  REQUIRE(queued.size() == 1);
+  CHECK(queued[0]["run_id"] == "manual__2024-01-03T00:00:00+00:00");
+  CHECK(queued[0]["end_date"].is_null());
+
+  auto trig = run(s.with({"trigger", "daily", "--date", "2024-03-01", "--conf", "{\"k\": 1}"}));
+  CHECK(trig.status == 0);
+  CHECK(trig.out == "queued manual__2024-03-01T00:00:00+00:00\n");
+  CHECK(run(s.with({"trigger", "daily", "--conf", "[1]"})).status == 2);
+
+  CHECK(run(s.with({"dags", "pause", "daily"})).status == 0);
+  CHECK(run(s.with({"dags", "pause", "nope"})).status == 2);
+  CHECK(run(s.with({"dags", "unpause", "daily"})).status == 0);
+
+  auto test = run(s.with({"test", "daily", "a", "2024-05-05"}));
+  CHECK(test.status == 0);
+  CHECK(test.out.find("[dagrun] task a: success") != std::string::npos);
+  CHECK(test.out.find("[dagrun] xcom: 2024-05-05") != std::string::npos);
+  CHECK(run(s.with({"test", "daily", "b", "2024-01-03"})).status == 1);
+}
+
+TEST_CASE("Cli.VariablesAndConnectionsNeverShowSecrets") {
+  state_dir s;
+  CHECK(run(s.with({"variables", "set", "region", "eu-west-1"})).status == 0);
+  CHECK(run(s.with({"variables", "get", "region"})).out == "eu-west-1\n");
+  CHECK(run(s.with({"variables", "list"})).out == "region\n");
+  CHECK(run(s.with({"variables", "get", "nope"})).status == 1);
+  CHECK(run(s.with({"variables", "delete", "region"})).status == 0);
+  CHECK(run(s.with({"variables", "delete", "region"})).status == 1);
+
+  CHECK(run(s.with({"connections", "add", "warehouse", "--uri", "postgresql://etl:s3cr%40t@db.local:5432/dw"})).status == 0);
+  auto list = run(s.with({"connections", "list"}));
+  CHECK(list.out.find("postgresql://etl:***@db.local:5432/dw") != std::string::npos);
+  CHECK(list.out.find("s3cr") == std::string::npos);
+  auto json = run(s.with({"connections", "list", "--json"}));
+  CHECK(json.out.find("s3cr") == std::string::npos);
+  CHECK(nlohmann::json::parse(json.out)[0]["port"] == 5432);
+  auto bad = run(s.with({"connections", "add", "x", "--uri", "postgresql://u:topsecret@h:notaport/db"}));
+  CHECK(bad.status == 2);
+  CHECK(bad.err.find("topsecret") == std::string::npos);
+  CHECK(run(s.with({"connections", "delete", "warehouse"})).status == 0);
+  CHECK(run(s.with({"db", "migrate"})).out == "schema version 1\n");
+  CHECK(run(s.with({"db", "clean", "--older-than", "30"})).out == "deleted 0 runs\n");
+}

@@ -1,24 +1,17 @@
 // C++ DAG libraries: loading them, and every way a library can be refused.
 //
 // The libraries this test loads are built from this same file by tests/CMakeLists.txt, with
-// DAG_TEST_LIBRARY naming which one (good, cycle, throws, no_entry); the ABI and layout mismatches
-// are the good library with DAGRUN_DAG_LIBRARY_ABI / DAGRUN_DAG_LIBRARY_LAYOUT overridden.
+// DAG_TEST_LIBRARY and DAG_TEST_BUILD_<KIND> (GOOD, CYCLE, THROWS, NO_ENTRY) defined; the ABI and
+// layout mismatches are the good library with DAGRUN_DAG_LIBRARY_ABI / _LAYOUT overridden.
 #include <dag/load/cpp_library.hpp>
 
 #if defined(DAG_TEST_LIBRARY)
 
 #include <chrono>
-#include <stdexcept>
 
 namespace {
 
-#define DAG_TEST_IS(name) (DAG_TEST_LIBRARY == DAG_TEST_##name)
-#define DAG_TEST_good 1
-#define DAG_TEST_cycle 2
-#define DAG_TEST_throws 3
-#define DAG_TEST_no_entry 4
-
-#if DAG_TEST_IS(good)
+#if defined(DAG_TEST_BUILD_GOOD)
 std::vector<dag::definition> test_dags() {
   using namespace std::chrono_literals;
   dag::task_options defaults;
@@ -37,9 +30,7 @@ std::vector<dag::definition> test_dags() {
   second.bash("only", "true");
   return {first, second};
 }
-DAGRUN_DAGS(test_dags)
-
-#elif DAG_TEST_IS(cycle)
+#elif defined(DAG_TEST_BUILD_CYCLE)
 std::vector<dag::definition> test_dags() {
   dag::definition d{"cpp_library_cycle"};
   auto a = d.bash("a", "true");
@@ -47,24 +38,22 @@ std::vector<dag::definition> test_dags() {
   a >> b >> a;
   return {d};
 }
-DAGRUN_DAGS(test_dags)
-
-#elif DAG_TEST_IS(throws)
+#elif defined(DAG_TEST_BUILD_THROWS)
 std::vector<dag::definition> test_dags() {
   dag::definition d{"cpp_library_throws"};
   d.start_date("not a date");  // parse_time throws dag::usage_error
   return {d};
 }
-DAGRUN_DAGS(test_dags)
-
-#elif DAG_TEST_IS(no_entry)
-// A shared object with code of its own but no DAGRUN_DAGS.
 #endif
 
 }  // namespace
 
-// Exported, so the no_entry library is not empty of symbols; unused by the loader.
-extern "C" DAGRUN_DAG_LIBRARY_EXPORT int dag_test_library_marker() { return DAG_TEST_LIBRARY; }
+#if !defined(DAG_TEST_BUILD_NO_ENTRY)
+DAGRUN_DAGS(test_dags)
+#endif
+
+// Exported, so that even the library without entry points has a symbol of its own.
+extern "C" DAGRUN_DAG_LIBRARY_EXPORT int dag_test_library_marker() { return 1; }
 
 #else  // the test program
 
