@@ -1,17 +1,14 @@
 #!/usr/bin/env bash
-# README's run command: installs what is missing, builds dagrun (-O2) and runs it on the example
-# DAGs in dags/: validates them, lists them and shows the runs the scheduler will create next.
+# README's run command: installs what is missing, builds dagrun (-O2), validates the example DAGs
+# in dags/ and starts the scheduler daemon on them with an embedded SQLite file (dagrun.db).
+# Stop it with Ctrl-C (SIGINT/SIGTERM let running tasks finish first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DDAG_BUILD_TESTS=OFF
 cmake --build build/release -j "$(nproc)"
 dagrun=build/release/runner/dagrun
-export DAGRUN_DAGS=dags
+export DAGRUN_DAGS=dags DAGRUN_DB=sqlite:dagrun.db DAGRUN_LOGS=logs
 "$dagrun" validate
 "$dagrun" dags list
-for dag in $("$dagrun" dags list --json | sed -n 's/.*"dag_id": "\(.*\)".*/\1/p'); do
-  echo
-  echo "next runs of $dag:"
-  "$dagrun" dags next "$dag" -n 3
-done
+exec "$dagrun" schedule
