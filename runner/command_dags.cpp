@@ -8,6 +8,9 @@
 
 #include <dag/graph/task_graph.hpp>
 #include <dag/schedule/timetable.hpp>
+#include <dag/store/store.hpp>
+
+#include <set>
 
 namespace po = boost::program_options;
 using json = nlohmann::json;
@@ -29,6 +32,7 @@ json optional_time_json(const std::optional<dag::time_point>& t) { return t ? js
 
 int dags_list(invocation& inv) {
   dag::dag_folder folder = load_dags(inv);
+  const std::set<std::string> paused = dag::open_store(inv.global.db)->paused_dags();
   if (inv.global.json) {
     json out = json::array();
     for (const auto& d : folder.dags)
@@ -38,6 +42,7 @@ int dags_list(invocation& inv) {
                      {"timezone", d.timezone()},
                      {"start_date", optional_time_json(d.start_date())},
                      {"catchup", d.catchup()},
+                     {"is_paused", paused.contains(d.id())},
                      {"tags", d.tags()},
                      {"task_count", d.all_tasks().size()},
                      {"fileloc", d.where().file}});
@@ -46,8 +51,8 @@ int dags_list(invocation& inv) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& d : folder.dags)
       rows.push_back({d.id(), or_dash(d.schedule()), d.timezone(), std::to_string(d.all_tasks().size()),
-                      or_dash(joined(d.tags(), ",")), d.where().file});
-    print_table(inv.out, {"dag_id", "schedule", "timezone", "tasks", "tags", "file"}, rows);
+                      paused.contains(d.id()) ? "yes" : "no", or_dash(joined(d.tags(), ",")), d.where().file});
+    print_table(inv.out, {"dag_id", "schedule", "timezone", "tasks", "paused", "tags", "file"}, rows);
   }
   return exit_ok;
 }

@@ -273,6 +273,7 @@ TEST_CASE("Cli.RunTriggerClearPauseAndListings" * doctest::timeout(120)) {
   CHECK(run(s.with({"trigger", "daily", "--conf", "[1]"})).status == 2);
 
   CHECK(run(s.with({"dags", "pause", "daily"})).status == 0);
+  CHECK(nlohmann::json::parse(run(s.with({"dags", "list", "--json"})).out)[0]["is_paused"] == true);
   CHECK(run(s.with({"dags", "pause", "nope"})).status == 2);
   CHECK(run(s.with({"dags", "unpause", "daily"})).status == 0);
 
