@@ -7,6 +7,7 @@ packages=(
   libsqlitecpp-dev libsqlite3-dev libpqxx-dev
   libyaml-cpp-dev libspdlog-dev libfmt-dev doctest-dev nlohmann-json3-dev
   libhowardhinnant-date-dev libssl-dev
+  postgresql postgresql-client
 )
 missing=()
 for p in "${packages[@]}"; do

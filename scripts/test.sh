@@ -7,6 +7,13 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 jobs=$(nproc)
 
+# A throwaway PostgreSQL on loopback for the Postgres tests; stopped however this script ends.
+pg_dir=$(mktemp -d /tmp/dagrun-pg.XXXXXX)
+pg_port=${DAGRUN_TEST_PG_PORT:-54329}
+trap './scripts/test-postgres.sh stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
+export DAGRUN_TEST_POSTGRES_URL=$(./scripts/test-postgres.sh start "$pg_dir" "$pg_port")
+echo "PostgreSQL for tests: $DAGRUN_TEST_POSTGRES_URL"
+
 echo "== build (warnings as errors) =="
 cmake -S . -B build/test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDAG_BUILD_TESTS=ON
 cmake --build build/test -j "$jobs"

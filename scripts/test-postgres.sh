@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL cluster for the tests, on loopback only.
+#   scripts/test-postgres.sh start DIR PORT   → initdb into DIR (if new) and start; prints the URL
+#   scripts/test-postgres.sh stop DIR         → stop it (the folder is left for inspection)
+# The server runs as the 'postgres' system user (PostgreSQL refuses root), trusts local
+# connections, and is tuned for tests (no fsync): never use it for real data.
+set -euo pipefail
+cmd=${1:?start|stop}
+dir=${2:?cluster directory}
+bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+as_postgres() {
+  if [ "$(id -un)" = postgres ]; then "$@"; elif [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+case "$cmd" in
+  start)
+    port=${3:?port}
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+      as_postgres "$bin/initdb" -D "$dir/data" -U postgres --auth=trust --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log"; exit 1; }
+    fi
+    as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+      start >/dev/null || { cat "$dir/server.log"; exit 1; }
+    as_postgres "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -qtAc \
+      "SELECT 1 FROM pg_database WHERE datname='dagrun_test'" | grep -q 1 \
+      || as_postgres "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres dagrun_test
+    echo "postgresql://postgres@127.0.0.1:$port/dagrun_test"
+    ;;
+  stop)
+    [ -f "$dir/data/postmaster.pid" ] && as_postgres "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
+    ;;
+  *) echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2 ;;
+esac
