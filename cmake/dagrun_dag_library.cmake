@@ -17,17 +17,20 @@ function(dagrun_add_dag_library name)
   # parse_duration). It is linked in statically so the library loads into any program, whether or
   # not that program exports libdag's symbols.
   target_link_libraries(${name} PRIVATE dag::core dag::schedule)
-  # Hidden visibility: only the DAGRUN_DAGS entry points are exported, so two libraries (or a
-  # library and dagrun) never resolve each other's inline functions or template instances.
+  # Only the DAGRUN_DAGS entry points are exported (hidden visibility, then a version script for
+  # what the compiler still exports: std templates, the static dag::schedule), so two libraries,
+  # or a library and dagrun, never resolve each other's inline functions or template instances.
   set_target_properties(${name} PROPERTIES
     PREFIX ""
     SUFFIX ".so"
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON
     POSITION_INDEPENDENT_CODE ON)
-  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang" AND NOT APPLE)
-    # The static dag::schedule's symbols stay hidden too.
-    target_link_options(${name} PRIVATE "LINKER:--exclude-libs,ALL")
+  if(NOT APPLE)
+    set(exports "${CMAKE_CURRENT_BINARY_DIR}/${name}.exports")
+    file(WRITE "${exports}" "{\n  global: dagrun_abi_version; dagrun_abi_layout; dagrun_dags;\n  local: *;\n};\n")
+    target_link_options(${name} PRIVATE "LINKER:--version-script=${exports}")
+    set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS "${exports}")
   endif()
   # In dagrun's own tree the project's warnings apply; a user's project keeps its own.
   if(COMMAND dag_target_options)

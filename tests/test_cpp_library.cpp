@@ -52,9 +52,6 @@ std::vector<dag::definition> test_dags() {
 DAGRUN_DAGS(test_dags)
 #endif
 
-// Exported, so that even the library without entry points has a symbol of its own.
-extern "C" DAGRUN_DAG_LIBRARY_EXPORT int dag_test_library_marker() { return 1; }
-
 #else  // the test program
 
 #include <doctest/doctest.h>

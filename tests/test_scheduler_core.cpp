@@ -22,6 +22,7 @@ struct fixture {
   dag::scheduled_dag dag;
   dag::run_record run;
   std::vector<dag::task_instance_record> tis;
+  dag::run_progress progress;
 
   explicit fixture(dag::definition d) : dag(prepare(std::move(d))) {
     run.dag_id = dag.def.id();
@@ -42,7 +43,7 @@ struct fixture {
   dag::task_instance_record& ti(const std::string& id) { return tis[*dag.def.index_of(id)]; }
   dag::run_step step(int now = 0, int slots = 100) {
     dag::slot_budget b{slots, 0};
-    return dag::step_run(dag, run, tis, at(now), b);
+    return dag::step_run(dag, run, tis, progress, at(now), b);
   }
   // Finishes the running try of `id` with `outcome`.
   void finish(const std::string& id, dag::try_outcome outcome, int now = 0) {
@@ -50,6 +51,7 @@ struct fixture {
     dag::operator_result r;
     r.outcome = outcome;
     dag::finish_try(t, ti(id), r, at(now), at(now));
+    dag::note_try_ended(dag, progress, *dag.def.index_of(id), ti(id).state);
   }
 };
 
@@ -181,7 +183,7 @@ TEST_CASE("SchedulerCore.SlotsAndMaxActiveTasksLimitStarts") {
   auto s = f.step(0, 2);
   CHECK(s.to_start.size() == 2);  // global slots
   dag::slot_budget b{100, 2};
-  s = dag::step_run(f.dag, f.run, f.tis, at(0), b);
+  s = dag::step_run(f.dag, f.run, f.tis, f.progress, at(0), b);
   CHECK(s.to_start.size() == 1);  // max_active_tasks 3 with 2 already running
   CHECK(b.dag_running == 3);
 }

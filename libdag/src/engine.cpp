@@ -97,7 +97,7 @@ bool engine::load_run(const run_key& key) {
   if (dag_it == dags_.end()) return false;
   auto run = store_.find_run(key.dag_id, key.run_id);
   if (!run) return false;
-  active_run r{dag_it->second, *run, {}};
+  active_run r{dag_it->second, *run, {}, {}};
   const auto& tasks = r.dag->def.all_tasks();
   r.tis.resize(tasks.size());
   for (std::size_t i = 0; i < tasks.size(); ++i) {
@@ -205,6 +205,7 @@ void engine::take_events(change_set& changes) {
   }
   for (auto& e : events) {
     --running_;
+    --dag_running_[e.dag_id];
     auto it = active_.find(run_key{e.dag_id, e.run_id});
     if (it == active_.end()) continue;
     active_run& r = it->second;
@@ -216,6 +217,7 @@ void engine::take_events(change_set& changes) {
     const task_state expected = ti.state;
     ti.pid = e.pid;
     changes.tries.push_back(finish_try(r.dag->def.all_tasks()[*index], ti, e.result, e.started, e.ended));
+    note_try_ended(*r.dag, r.progress, *index, ti.state);
     changes.task_instances.push_back(update_of(ti, expected, e.try_number));
     if (e.result.xcom && e.result.outcome == try_outcome::success)
       changes.xcoms.push_back({ti.dag_id, ti.run_id, ti.task_id, "return_value", *e.result.xcom});
@@ -357,14 +359,11 @@ std::optional<connection> engine::find_connection(std::string_view id) {
 
 void engine::advance_runs(change_set& changes, std::vector<task_request>& starts, std::optional<timestamp>& wake) {
   const timestamp now = now_us();
-  std::map<std::string, int> dag_running;
   std::map<std::string, int> runs_running;
-  for (const auto& [key, r] : active_) {
+  for (const auto& [key, r] : active_)
     if (r.run.state == run_state::running) ++runs_running[key.dag_id];
-    for (const auto& ti : r.tis)
-      if (ti.state == task_state::queued || ti.state == task_state::running) ++dag_running[key.dag_id];
-  }
   int free_slots = accepting_ ? options_.parallelism - running_ : 0;
+  std::map<std::string, int> starting;  // tries this pass starts, per DAG (not yet submitted)
 
   for (auto it = active_.begin(); it != active_.end();) {
     active_run& r = it->second;
@@ -377,22 +376,23 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
       }
       ++runs_running[it->first.dag_id];
     }
-    std::vector<task_instance_record> before = r.tis;
     const run_state run_before = r.run.state;
-    slot_budget budget{free_slots, dag_running[it->first.dag_id]};
+    int& started_here = starting[it->first.dag_id];
+    slot_budget budget{free_slots, dag_running_[it->first.dag_id] + started_here};
     if (paused_.contains(it->first.dag_id)) budget.free_slots = 0;  // a paused DAG starts no new tries
-    run_step s = step_run(*r.dag, r.run, r.tis, now, budget);
+    run_step s = step_run(*r.dag, r.run, r.tis, r.progress, now, budget);
     free_slots -= static_cast<int>(s.to_start.size());
-    dag_running[it->first.dag_id] = budget.dag_running;
-    for (std::size_t i : s.changed) {
-      if (std::find(s.to_start.begin(), s.to_start.end(), i) != s.to_start.end()) continue;
-      changes.task_instances.push_back(update_of(r.tis[i], before[i].state, before[i].try_number));
+    started_here += static_cast<int>(s.to_start.size());
+    for (const task_change& c : s.changed) {
+      if (std::find(s.to_start.begin(), s.to_start.end(), c.index) != s.to_start.end()) continue;
+      changes.task_instances.push_back(update_of(r.tis[c.index], c.before, c.try_before));
     }
     for (std::size_t i : s.to_start) {
       // The queued state is transient for the local executor: the try starts right away.
+      const auto c = std::find_if(s.changed.begin(), s.changed.end(), [&](const task_change& x) { return x.index == i; });
       task_request req = prepare_try(r, i, changes, now);
-      changes.task_instances.back().expected = before[i].state;
-      changes.task_instances.back().expected_try = before[i].try_number;
+      changes.task_instances.back().expected = c->before;
+      changes.task_instances.back().expected_try = c->try_before;
       starts.push_back(std::move(req));
     }
     if (s.new_run_state) {
@@ -452,6 +452,7 @@ std::optional<timestamp> engine::step() {
   }
   for (auto& req : starts) {
     ++running_;
+    ++dag_running_[req.context.dag_id];
     executor_->submit(std::move(req));
   }
   if (options_.adopt_store_runs) {

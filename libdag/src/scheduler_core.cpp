@@ -18,6 +18,9 @@ task_graph checked_graph(const definition& d) {
 scheduled_dag::scheduled_dag(definition d) : def(std::move(d)), graph(checked_graph(def)), times(def) {
   const auto& tasks = def.all_tasks();
   priority.resize(tasks.size());
+  topo_position.resize(tasks.size());
+  const auto& order = graph.topological_order();
+  for (std::size_t p = 0; p < order.size(); ++p) topo_position[order[p]] = p;
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     int p = tasks[i].settings.priority_weight;
     for (std::size_t j : graph.all_downstream(i)) p += tasks[j].settings.priority_weight;
@@ -25,39 +28,97 @@ scheduled_dag::scheduled_dag(definition d) : def(std::move(d)), graph(checked_gr
   }
 }
 
-run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_instance_record>& tis, timestamp now,
-                  slot_budget& budget) {
+namespace {
+
+// Ready tasks pop highest priority first, then earliest in topological order.
+std::pair<int, long long> ready_key(const scheduled_dag& dag, std::size_t i) {
+  return {dag.priority[i], -static_cast<long long>(dag.topo_position[i])};
+}
+
+std::size_t ready_index(const scheduled_dag& dag, const std::pair<int, long long>& key) {
+  return dag.graph.topological_order()[static_cast<std::size_t>(-key.second)];
+}
+
+// The first pass over a run looks at every task; later passes only at the dirty ones.
+void initialize(const scheduled_dag& dag, const std::vector<task_instance_record>& tis, run_progress& p) {
+  p = run_progress{};
+  p.initialized = true;
+  for (std::size_t i : dag.graph.topological_order()) {
+    const task_state s = tis[i].state;
+    if (!is_finished(s)) ++p.unfinished;
+    if (s == task_state::none) p.dirty.push_back(i);
+    else if (s == task_state::up_for_retry) p.retrying.push_back(i);
+    else if (s == task_state::scheduled) p.ready.push(ready_key(dag, i));
+  }
+}
+
+}  // namespace
+
+void note_try_ended(const scheduled_dag& dag, run_progress& progress, std::size_t i, task_state state) {
+  if (!progress.initialized) return;  // the next pass looks at everything anyway
+  if (state == task_state::up_for_retry) {
+    progress.retrying.push_back(i);
+    return;
+  }
+  if (is_finished(state)) {
+    --progress.unfinished;
+    for (std::size_t d : dag.graph.downstream(i)) progress.dirty.push_back(d);
+  }
+}
+
+run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_instance_record>& tis,
+                  run_progress& progress, timestamp now, slot_budget& budget) {
   run_step step;
   if (is_finished(run.state)) return step;
+  if (!progress.initialized) initialize(dag, tis, progress);
   if (run.state == run_state::queued) {
     run.state = run_state::running;
     run.start_date = now;
     step.new_run_state = run_state::running;
   }
   const auto& tasks = dag.def.all_tasks();
-  const auto& order = dag.graph.topological_order();
+  auto record_change = [&](std::size_t i, task_state before, int try_before) {
+    step.changed.push_back({i, before, try_before});
+  };
 
-  // Upstream before downstream, so a skip or failure cascades through the whole run in one pass.
-  for (std::size_t i : order) {
+  // Retries whose delay has passed are ready again.
+  std::vector<std::size_t> still_waiting;
+  for (std::size_t i : progress.retrying) {
     task_instance_record& ti = tis[i];
-    if (ti.state == task_state::up_for_retry) {
-      if (ti.retry_at && *ti.retry_at > now) {
-        const auto at = std::chrono::ceil<std::chrono::seconds>(*ti.retry_at);
-        step.wake_at = step.wake_at ? std::min(*step.wake_at, at) : at;
-        continue;
-      }
-      ti.state = task_state::scheduled;
-      step.changed.push_back(i);
+    if (ti.state != task_state::up_for_retry) continue;
+    if (ti.retry_at && *ti.retry_at > now) {
+      const auto at = std::chrono::ceil<std::chrono::seconds>(*ti.retry_at);
+      step.wake_at = step.wake_at ? std::min(*step.wake_at, at) : at;
+      still_waiting.push_back(i);
       continue;
     }
+    ti.state = task_state::scheduled;
+    record_change(i, task_state::up_for_retry, ti.try_number);
+    progress.ready.push(ready_key(dag, i));
+  }
+  progress.retrying = std::move(still_waiting);
+
+  // Dirty tasks in topological order, so a skip or failure cascades through the run in one pass.
+  auto later = [&](std::size_t a, std::size_t b) { return dag.topo_position[a] > dag.topo_position[b]; };
+  std::priority_queue<std::size_t, std::vector<std::size_t>, decltype(later)> work(later, std::move(progress.dirty));
+  progress.dirty.clear();
+  std::size_t last = static_cast<std::size_t>(-1);
+  while (!work.empty()) {
+    const std::size_t i = work.top();
+    work.pop();
+    if (i == last) continue;  // listed twice
+    last = i;
+    task_instance_record& ti = tis[i];
     if (ti.state != task_state::none) continue;
     upstream_counts counts;
     for (std::size_t u : dag.graph.upstream(i)) counts.add(tis[u].state);
+    const task_state before = ti.state;
     switch (evaluate(tasks[i].settings.trigger, counts)) {
       case trigger_decision::wait:
         continue;
       case trigger_decision::run:
         ti.state = task_state::scheduled;
+        progress.ready.push(ready_key(dag, i));
         break;
       case trigger_decision::skip:
         ti.state = task_state::skipped;
@@ -68,18 +129,21 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
         ti.end_date = now;
         break;
     }
-    step.changed.push_back(i);
+    record_change(i, before, ti.try_number);
+    if (is_finished(ti.state)) {
+      --progress.unfinished;
+      for (std::size_t d : dag.graph.downstream(i)) work.push(d);
+    }
   }
 
-  // Ready tasks by priority (Airflow's order), ties in topological order.
-  std::vector<std::size_t> ready;
-  for (std::size_t i : order)
-    if (tis[i].state == task_state::scheduled) ready.push_back(i);
-  std::stable_sort(ready.begin(), ready.end(),
-                   [&](std::size_t a, std::size_t b) { return dag.priority[a] > dag.priority[b]; });
-  for (std::size_t i : ready) {
-    if (budget.free_slots <= 0 || budget.dag_running >= dag.def.max_active_tasks()) break;
+  // Ready tasks by priority (Airflow's order), while slots allow.
+  while (!progress.ready.empty() && budget.free_slots > 0 && budget.dag_running < dag.def.max_active_tasks()) {
+    const std::size_t i = ready_index(dag, progress.ready.top());
+    progress.ready.pop();
     task_instance_record& ti = tis[i];
+    if (ti.state != task_state::scheduled) continue;
+    const auto it = std::find_if(step.changed.begin(), step.changed.end(), [&](const task_change& c) { return c.index == i; });
+    if (it == step.changed.end()) record_change(i, ti.state, ti.try_number);
     ti.state = task_state::queued;
     ti.try_number += 1;
     ti.start_date.reset();
@@ -91,13 +155,14 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
     --budget.free_slots;
     ++budget.dag_running;
     step.to_start.push_back(i);
-    if (std::find(step.changed.begin(), step.changed.end(), i) == step.changed.end()) step.changed.push_back(i);
   }
 
-  if (auto outcome = run_outcome(dag, tis)) {
-    run.state = *outcome;
-    run.end_date = now;
-    step.new_run_state = *outcome;
+  if (progress.unfinished == 0) {
+    if (auto outcome = run_outcome(dag, tis)) {
+      run.state = *outcome;
+      run.end_date = now;
+      step.new_run_state = *outcome;
+    }
   }
   return step;
 }

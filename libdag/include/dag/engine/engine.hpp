@@ -106,6 +106,7 @@ private:
     std::shared_ptr<const scheduled_dag> dag;
     run_record run;
     std::vector<task_instance_record> tis;
+    run_progress progress;
   };
 
   timestamp now_us() const;
@@ -127,6 +128,7 @@ private:
   std::map<run_key, active_run> active_;
   std::set<std::string> paused_;
   int running_ = 0;
+  std::map<std::string, int> dag_running_;  // tries submitted and not yet ended, per DAG
   bool accepting_ = true;
   timestamp last_poll_{};
 

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <queue>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@ struct scheduled_dag {
   task_graph graph;               ///< its graph
   timetable times;                ///< its schedule
   std::vector<int> priority;      ///< effective priority per task: own weight + all downstream weights (Airflow's `downstream` rule)
+  std::vector<std::size_t> topo_position;  ///< each task's position in the topological order
 
   /// Prepares a checked definition; throws dag::definition_error if its graph is invalid.
   explicit scheduled_dag(definition d);
@@ -34,9 +36,31 @@ struct slot_budget {
   int dag_running = 0;   ///< tasks of this DAG already queued or running (all its runs)
 };
 
+/// What the scheduler remembers about a run between passes, so a pass looks only at tasks whose
+/// upstream changed instead of the whole run. A default-constructed one makes the next pass look
+/// at every task (a run just loaded from the store).
+struct run_progress {
+  bool initialized = false;            ///< false until the first pass has looked at every task
+  std::vector<std::size_t> dirty;      ///< tasks whose upstream changed since the last pass
+  std::vector<std::size_t> retrying;   ///< tasks in `up_for_retry`
+  std::size_t unfinished = 0;          ///< tasks not in a finished state
+  /// Tasks in `scheduled`, highest priority first (then topological order).
+  std::priority_queue<std::pair<int, long long>> ready;
+};
+
+/// Tells `progress` that task `i` of the run ended a try and is now in `tis[i].state`.
+void note_try_ended(const scheduled_dag& dag, run_progress& progress, std::size_t i, task_state state);
+
+/// One task instance a pass changed, with the state and try it had before (for compare-and-set).
+struct task_change {
+  std::size_t index;     ///< the task
+  task_state before;     ///< its state before the pass
+  int try_before;        ///< its try number before the pass
+};
+
 /// What one pass over a run decided.
 struct run_step {
-  std::vector<std::size_t> changed;  ///< task indexes whose instance changed (write them)
+  std::vector<task_change> changed;  ///< task instances that changed (write them)
   std::vector<std::size_t> to_start; ///< task indexes now `queued` with a new try: hand to the executor
   std::optional<run_state> new_run_state;  ///< set when the run's state changes
   std::optional<time_point> wake_at;       ///< earliest retry time still pending, if any
@@ -47,8 +71,8 @@ struct run_step {
 /// ready tasks by priority while `budget` and the DAG's max_active_tasks allow, and finishes the
 /// run when every task has finished (success if every leaf is success or skipped). `tis` is
 /// indexed like `dag.def.all_tasks()` and is updated in place; so are `run` and `budget`.
-run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_instance_record>& tis, timestamp now,
-                  slot_budget& budget);
+run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_instance_record>& tis,
+                  run_progress& progress, timestamp now, slot_budget& budget);
 
 /// Applies the end of a try to its task instance: success, skipped, or failed — which becomes
 /// `up_for_retry` (with `retry_at` from the retry policy) while tries remain. Returns the try's
