@@ -4,10 +4,12 @@
 // main sees it and each task's state; exits 0 if and only if the run succeeded.
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,24 +84,29 @@ int main() {
     auto store = dag::open_store("sqlite:" + (scratch / "dagrun.db").string());
     dag::system_clock clock;
     std::jthread loop([&](std::stop_token stop) {
-      dag::engine_options options;
-      options.log_folder = scratch / "logs";
-      options.create_scheduled_runs = false;
-      options.adopt_store_runs = false;
-      dag::engine eng(*store, operators, clock, options);
-      eng.set_dags({d});
       std::optional<dag::run_state> state;
-      if (const auto key = eng.create_run(d.id(), dag::run_type::manual, clock.now())) {
-        // Done once the engine stops tracking the run (it ended) and no try is still running.
-        eng.run_until([&] { return !eng.tracking(*key) && eng.running() == 0; }, stop);
-        // Stopped early: let running tries end (or cancel them) before the engine goes away.
-        if (stop.stop_requested()) eng.shutdown(5s);
-        state = eng.state_of(*key);
-        std::lock_guard lock(p.mutex);
-        p.run_id = key->run_id;
+      std::string run_id;
+      try {
+        dag::engine_options options;
+        options.log_folder = scratch / "logs";
+        options.create_scheduled_runs = false;
+        options.adopt_store_runs = false;
+        dag::engine eng(*store, operators, clock, options);
+        eng.set_dags({d});
+        if (const auto key = eng.create_run(d.id(), dag::run_type::manual, clock.now())) {
+          // Done once the engine stops tracking the run (it ended) and no try is still running.
+          eng.run_until([&] { return !eng.tracking(*key) && eng.running() == 0; }, stop);
+          // Stopped early: let running tries end (or cancel them) before the engine goes away.
+          if (stop.stop_requested()) eng.shutdown(5s);
+          state = eng.state_of(*key);
+          run_id = key->run_id;
+        }
+      } catch (const std::exception& e) {
+        std::cerr << "engine: " << e.what() << "\n";  // main must hear of the end all the same
       }
       {
         std::lock_guard lock(p.mutex);
+        p.run_id = run_id;
         p.final_state = state.value_or(dag::run_state::failed);
       }
       p.changed.notify_all();

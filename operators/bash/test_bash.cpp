@@ -1,0 +1,68 @@
+// The bash operator: exit codes, environment, XCom, timeouts.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
+
+#include <bash/bash.hpp>
+
+using namespace std::chrono_literals;
+
+namespace {
+struct bash_try {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / ("dagrun-op-bash-" + std::to_string(::getpid()));
+  dag::task_context ctx;
+  std::vector<std::string> logged;
+  bash_try() {
+    std::filesystem::create_directories(dir);
+    ctx.log_path = dir / "try.log";
+    ctx.log = [this](std::string_view l) { logged.emplace_back(l); };
+  }
+  ~bash_try() { std::filesystem::remove_all(dir); }
+  dag::operator_result run(const std::string& command) {
+    ctx.fields["bash_command"] = command;
+    return dag::operators::bash::run(dag::task{}, ctx);
+  }
+  std::string log() const {
+    std::ifstream in(ctx.log_path);
+    return {std::istreambuf_iterator<char>(in), {}};
+  }
+};
+}  // namespace
+
+TEST_CASE("BashOperator.ExitStatusDecidesTheOutcome") {
+  bash_try t;
+  CHECK(t.run("true").outcome == dag::try_outcome::success);
+  auto failed = t.run("exit 4");
+  CHECK(failed.outcome == dag::try_outcome::failed);
+  CHECK(failed.exit_code == 4);
+  CHECK(failed.message == "exit status 4");
+  auto skipped = t.run("exit 99");
+  CHECK(skipped.outcome == dag::try_outcome::skipped);
+}
+
+TEST_CASE("BashOperator.LastStdoutLineIsTheXCom") {
+  bash_try t;
+  auto r = t.run("echo first; echo oops >&2; echo last");
+  CHECK(r.xcom == "last");
+  CHECK(t.log().find("oops") != std::string::npos);
+  CHECK(t.log().find("first") != std::string::npos);
+}
+
+TEST_CASE("BashOperator.EnvironmentAndExtraEnv") {
+  bash_try t;
+  t.ctx.environment = {{"DAGRUN_DAG_ID", "d"}, {"DAGRUN_TRY_NUMBER", "3"}};
+  t.ctx.fields["env.REGION"] = "eu";
+  CHECK(t.run("echo $DAGRUN_DAG_ID-$DAGRUN_TRY_NUMBER-$REGION").xcom == "d-3-eu");
+}
+
+TEST_CASE("BashOperator.TimeoutFailsTheTry" * doctest::timeout(30)) {
+  bash_try t;
+  t.ctx.timeout = 200ms;
+  auto r = t.run("sleep 20");
+  CHECK(r.outcome == dag::try_outcome::failed);
+  CHECK(r.message == "execution_timeout exceeded: process group killed");
+  CHECK(t.logged.back() == "[dagrun] execution_timeout exceeded: process group killed");
+}
