@@ -1,6 +1,7 @@
 // A program of your own that links libdag and dagrun's runner: it builds its DAGs in C++ and hands
 // them to dagrun's command line, so `./own_main run nightly_report`, `./own_main schedule`,
 // `./own_main dags list` … work on them (beside any DAGs of the --dags folder).
+#include <chrono>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -9,6 +10,8 @@
 #include <dag/dag.hpp>
 
 namespace {
+
+using namespace std::chrono_literals;
 
 std::vector<dag::definition> my_dags() {
   dag::definition d{"nightly_report"};
@@ -23,12 +26,17 @@ std::vector<dag::definition> my_dags() {
     ctx.log("counting the orders of " + dag::format_iso(ctx.data_interval_start));
     return dag::operator_result::success("42");
   });
-  auto render = d.bash("render_report", "echo \"{{ ti.xcom_pull('count_orders') }} orders on {{ ds }}\"");
-  auto archive = d.bash("archive_counts", "echo archived {{ ti.xcom_pull('count_orders') }}");
+  auto render = d.bash("render_report", "echo \"{{ ti.xcom_pull('count_orders') }} orders on {{ ds }}\"")
+                    .retries(2)
+                    .retry_delay(30s)
+                    .execution_timeout(10min);
+  // Any operator by name, with its fields (as in YAML): the same as d.bash(...).
+  auto archive = d.add_task("archive_counts", "bash").field("bash_command", "echo archived {{ ti.xcom_pull('count_orders') }}");
   auto publish = d.callable("publish", [](dag::task_context& ctx) {
     ctx.log("publishing the report of run " + ctx.run_id);
     return dag::operator_result::success();
   });
+  publish.trigger(dag::trigger_rule::none_failed);  // also after a skipped upstream
   count >> dag::tasks{render, archive} >> publish;
 
   return {d};

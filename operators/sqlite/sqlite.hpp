@@ -2,12 +2,12 @@
 /// @file The sqlite operator: runs SQL against a SQLite database file.
 
 #include <cctype>
-#include <cstdio>
 #include <string>
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <dag/core/connection.hpp>
+#include <dag/core/json_text.hpp>
 #include <dag/core/operator.hpp>
 #include <dag/core/task.hpp>
 
@@ -57,28 +57,22 @@ struct sqlite {
       if (p == ctx.fields.end()) break;
       st.bind(i + 1, p->second);
     }
-    std::string json = "[";
-    bool capped = false;
-    std::size_t rows = 0;
+    json_rows rows(xcom_limit);
     while (st.executeStep()) {
-      std::string row = rows ? ",[" : "[";
+      if (!rows.begin_row()) break;
       for (int c = 0; c < st.getColumnCount(); ++c) {
-        if (c) row += ",";
-        row += cell_json(st.getColumn(c));
+        const SQLite::Column col = st.getColumn(c);
+        if (col.isNull()) rows.add_raw("null");
+        else if (col.isInteger()) rows.add_raw(std::to_string(col.getInt64()));
+        else if (col.isFloat()) rows.add_raw(std::to_string(col.getDouble()));
+        else rows.add_text(col.getString());
       }
-      row += "]";
-      if (json.size() + row.size() + 1 > xcom_limit) {
-        capped = true;
-        break;
-      }
-      json += row;
-      ++rows;
+      if (!rows.end_row()) break;
     }
-    json += "]";
     tx.commit();
-    operator_result out = operator_result::success(json);
-    if (capped) {
-      out.message = "result capped at " + std::to_string(xcom_limit) + " bytes of XCom: " + std::to_string(rows) + " rows kept";
+    operator_result out = operator_result::success(rows.json());
+    if (rows.capped()) {
+      out.message = "result capped at " + std::to_string(xcom_limit) + " bytes of XCom: " + std::to_string(rows.rows()) + " rows kept";
       if (ctx.log) ctx.log("[dagrun] " + out.message);
     }
     return out;
@@ -100,31 +94,6 @@ private:
       }
     }
     return start;
-  }
-
-  static std::string cell_json(const SQLite::Column& col) {
-    if (col.isNull()) return "null";
-    if (col.isInteger()) return std::to_string(col.getInt64());
-    if (col.isFloat()) return std::to_string(col.getDouble());
-    std::string out = "\"";
-    for (char ch : col.getString()) {
-      switch (ch) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-          if (static_cast<unsigned char>(ch) < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", ch);
-            out += buf;
-          } else {
-            out += ch;
-          }
-      }
-    }
-    return out + "\"";
   }
 };
 
