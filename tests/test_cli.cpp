@@ -9,6 +9,9 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include <dag/store/store.hpp>
 
 #include "cli.hpp"
 
@@ -306,4 +309,54 @@ TEST_CASE("Cli.VariablesAndConnectionsNeverShowSecrets") {
   CHECK(run(s.with({"connections", "delete", "warehouse"})).status == 0);
   CHECK(run(s.with({"db", "migrate"})).out == "schema version 1\n");
   CHECK(run(s.with({"db", "clean", "--older-than", "30"})).out == "deleted 0 runs\n");
+}
+
+
+TEST_CASE("Cli.SeedBatchPipelineRunsAgainstPostgres" * doctest::timeout(120)) {
+  const char* url = std::getenv("DAGRUN_TEST_POSTGRES_URL");
+  if (!url || !*url)
+    FAIL("DAGRUN_TEST_POSTGRES_URL is not set: start a server with scripts/test-postgres.sh start DIR PORT");
+  // A database of its own, loaded with the DDL and sample rows that dags/ ships.
+  const std::string db_name = "dagrun_batch_" + std::to_string(::getpid());
+  const dag::connection server = dag::parse_connection_uri("server", url);
+  dag::connection warehouse = server;
+  warehouse.schema = db_name;
+  const auto uri_of = [](const dag::connection& c) {
+    return "postgresql://" + c.login + "@" + c.host + ":" + std::to_string(c.port.value_or(5432)) + "/" + c.schema;
+  };
+  {
+    pqxx::connection admin(url);
+    pqxx::nontransaction tx(admin);
+    tx.exec("DROP DATABASE IF EXISTS " + db_name);
+    tx.exec("CREATE DATABASE " + db_name);
+  }
+  {
+    pqxx::connection c(uri_of(warehouse));
+    std::ifstream ddl(std::string(DAG_SOURCE_DIR) + "/dags/sql/workflows.sql");
+    pqxx::work tx(c);
+    tx.exec(std::string((std::istreambuf_iterator<char>(ddl)), {}));
+    tx.commit();
+  }
+  state_dir s;
+  ::setenv("DAGRUN_CONN_WAREHOUSE", uri_of(warehouse).c_str(), 1);
+  // The shipped DAGs folder, not the sandbox's empty one.
+  std::vector<std::string> args = s.with({"run", "batch_processing_pipeline", "--date", "2024-01-01T06:00:00Z"});
+  args[args.size() - 5] = std::string(DAG_SOURCE_DIR) + "/dags";
+  auto r = run(args);
+  ::unsetenv("DAGRUN_CONN_WAREHOUSE");
+  INFO(r.out << r.err);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("run manual__2024-01-01T06:00:00+00:00: success") != std::string::npos);
+  {
+    pqxx::connection c(uri_of(warehouse));
+    pqxx::work tx(c);
+    CHECK(tx.exec1("SELECT count(*) FROM workflows")[0].as<int>() == 4);  // the two finished >30 days ago are gone
+  }
+  auto db = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+  auto pending = db->xcom("batch_processing_pipeline", "manual__2024-01-01T06:00:00+00:00", "process_pending_workflows");
+  REQUIRE(pending);
+  CHECK(nlohmann::json::parse(*pending).size() == 2);  // pending for more than 5 minutes
+  pqxx::connection admin(url);
+  pqxx::nontransaction tx(admin);
+  tx.exec("DROP DATABASE IF EXISTS " + db_name);
 }
