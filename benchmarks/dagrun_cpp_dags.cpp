@@ -2,12 +2,14 @@
 // code paths (`run`, `backfill`) can be measured with no-op C++ callables, which YAML cannot
 // express. Every argument goes to dagrun::run_cli as is:
 //
-//   dagrun_cpp_dags backfill bench_daily_callables --start 2024-01-01 --end 2024-12-30 \
+//   dagrun_cpp_dags backfill bench_daily_callables --start 2024-01-01 --end 2024-12-30
 //       --dags EMPTY_DIR --db sqlite:FILE --logs DIR
 //
 // DAGs: bench_daily_callables (@daily, 10 independent no-op callables, like the YAML
-// bench_daily_bash of run.sh) and bench_callables_100k (100,000 independent no-op callables,
-// max_active_tasks 100000, for `run`).
+// bench_daily_bash of run.sh) and bench_callables (independent no-op callables, as many as
+// $BENCH_CALLABLES says, default 100,000, with max_active_tasks as high, for `run`).
+#include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -24,9 +26,11 @@ std::vector<dag::definition> bench_dags() {
   daily.schedule("@daily").start_date("2024-01-01").catchup(false);
   for (int i = 0; i < 10; ++i) daily.callable("t" + std::to_string(i), noop);
 
-  dag::definition wide{"bench_callables_100k"};
-  wide.max_active_tasks(100000);
-  for (int i = 0; i < 100000; ++i) wide.callable("t" + std::to_string(i), noop);
+  int n = 100000;
+  if (const char* v = std::getenv("BENCH_CALLABLES")) n = std::max(1, std::atoi(v));
+  dag::definition wide{"bench_callables"};
+  wide.max_active_tasks(n);
+  for (int i = 0; i < n; ++i) wide.callable("t" + std::to_string(i), noop);
   return {daily, wide};
 }
 

@@ -88,6 +88,7 @@ int usage_failure(std::ostream& err, const std::string& message, const std::stri
 std::vector<command> all_commands() {
   std::vector<command> out;
   add_schedule_commands(out);
+  add_worker_commands(out);
   add_run_commands(out);
   add_validate_commands(out);
   add_dags_commands(out);

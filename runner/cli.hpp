@@ -60,6 +60,7 @@ void add_runs_commands(std::vector<command>& out);
 void add_admin_commands(std::vector<command>& out);
 void add_run_commands(std::vector<command>& out);
 void add_schedule_commands(std::vector<command>& out);
+void add_worker_commands(std::vector<command>& out);
 
 /// Runs dagrun with `args` (without the program name); returns the exit status. `extra_dags` are
 /// C++ DAGs of a program that embeds the runner; they join the DAGs folder's.

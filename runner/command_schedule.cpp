@@ -35,9 +35,10 @@ void record_import_errors(dag::store& db, const dag::dag_folder& folder) {
 
 int schedule_command(invocation& inv) {
   const std::string executor = inv.args["executor"].as<std::string>();
-  if (executor == "queue")
-    throw dag::usage_error("--executor queue needs the PostgreSQL queue, which is not built yet; use --executor local");
-  if (executor != "local") throw dag::usage_error("--executor: expected local or queue, got '" + executor + "'");
+  if (executor != "local" && executor != "queue")
+    throw dag::usage_error("--executor: expected local or queue, got '" + executor + "'");
+  if (executor == "queue" && !inv.global.db.starts_with("postgres"))
+    throw dag::usage_error("--executor queue: the queue lives in PostgreSQL; give --db postgresql://…");
   if (inv.args.count("listen")) throw dag::usage_error("--listen: the HTTP server is not built yet");
   const int parallelism = inv.args["parallelism"].as<int>();
   if (parallelism < 1) throw dag::usage_error("--parallelism: must be at least 1");
@@ -50,6 +51,10 @@ int schedule_command(invocation& inv) {
   dag::engine_options options;
   options.parallelism = parallelism;
   options.log_folder = inv.global.logs;
+  if (executor == "queue") {
+    options.queue_url = inv.global.db;
+    options.lease = std::chrono::milliseconds(inv.args["lease-ms"].as<int>());
+  }
   dag::engine eng(*db, inv.operators, inv.now, options);
   eng.set_dags(engine_dags(folder));
   if (auto lost = eng.recover_lost_tries())
@@ -86,11 +91,13 @@ void add_schedule_commands(std::vector<command>& out) {
                  "the daemon: creates due runs and runs their tasks; SIGTERM drains running tasks (--grace)",
                  [](po::options_description& d, po::positional_options_description&) {
                    d.add_options()("executor", po::value<std::string>()->default_value("local")->value_name("KIND"),
-                                   "local (this process) or queue (PostgreSQL workers; not built yet)")(
+                                   "local (this process) or queue (`dagrun worker`s through PostgreSQL)")(
                        "parallelism", po::value<int>()->default_value(32)->value_name("N"), "tries running at once")(
                        "listen", po::value<std::string>()->value_name("HOST:PORT"), "HTTP address (not built yet)")(
                        "grace", po::value<int>()->default_value(30)->value_name("SECONDS"),
-                       "on SIGTERM, how long running tries may finish before they are killed");
+                       "on SIGTERM, how long running tries may finish before they are killed")(
+                       "lease-ms", po::value<int>()->default_value(30000)->value_name("MS"),
+                       "queue: a worker that does not renew its lease this long has lost its tries");
                  },
                  schedule_command});
 }

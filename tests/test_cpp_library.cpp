@@ -180,6 +180,20 @@ TEST_CASE("CppLibrary.AbiVersionMismatchIsRefused") {
                               std::to_string(dag::cpp_library_abi_version) + ": rebuild it against this libdag"));
 }
 
+TEST_CASE("CppLibrary.RefusedLibraryIsUnloadedSoAFixedOneLoadsAtTheSamePath") {
+  scratch_folder dir("replace");
+  const fs::path path = dir.path / "pipeline.so";
+  const auto operators = dag::builtin_operators();
+  fs::copy_file(DAG_TEST_LIBRARY_OTHER_ABI, path);
+  CHECK(dag::load_dag_library(path, operators).dags.empty());
+  // Replaced by a new file (never overwritten in place), as docs/cpp.md asks.
+  fs::remove(path);
+  fs::copy_file(DAG_TEST_LIBRARY_GOOD, path);
+  const auto fixed = dag::load_dag_library(path, operators);
+  CHECK(fixed.problems.empty());
+  CHECK(fixed.dags.size() == 2);
+}
+
 TEST_CASE("CppLibrary.LayoutMismatchIsRefused") {
   const std::string problem = only_problem(DAG_TEST_LIBRARY_OTHER_LAYOUT);
   CHECK(contains(problem, "types differ from this dagrun's"));

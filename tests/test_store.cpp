@@ -1,25 +1,45 @@
 // The metadata store, checked only through the dag::store interface so that the same cases run on
-// every backend. A backend is a `test_database`: a fresh, empty database per case, stores opened
+// every backend. A backend is a test database type: a fresh, empty database per case, stores opened
 // on it (`make_store`), and raw SQL (`execute`) for the one set-up the interface cannot express.
-// Today that is SQLite files in a temporary directory unique to this process; a PostgreSQL
-// `test_database` (a database per case) runs the same cases.
+// Every shared case is a template over the backends and runs once per backend
+// (`Store.Case<sqlite>`, `Store.Case<postgres>`):
+//  - sqlite: SQLite files in a temporary directory unique to this process;
+//  - postgres: a database per case (`dagrun_t_<pid>_<n>`, dropped afterwards) on the server named by
+//    DAGRUN_TEST_POSTGRES_URL. Without that variable the PostgreSQL cases fail, saying how to start
+//    a throwaway server: CI always sets it, and a skipped backend would pass unnoticed.
+// PostgreSQL-only cases (`Store.Postgres…`) check what only a server can do: racing writers and
+// migrations, sessions killed server-side, and connections cut around COMMIT (through a proxy).
 
 #include <dag/core/error.hpp>
 #include <dag/store/store.hpp>
 
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+// libpqxx reaches this test through dag::store's own (private) link; the test uses it only to
+// create and drop databases and to play the administrator.
+#include <pqxx/pqxx>
+
 #include <algorithm>
+#include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cstddef>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -39,7 +59,7 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-// --- the backend ---------------------------------------------------------------------------------
+// --- the backends --------------------------------------------------------------------------------
 
 /// This process's scratch directory, removed when the process ends.
 class scratch_root {
@@ -66,19 +86,19 @@ const fs::path& scratch_dir() {
 }
 
 /// A fresh SQLite database for one test case, in its own directory, removed afterwards.
-class test_database {
+class sqlite_database {
 public:
-  test_database() {
+  sqlite_database() {
     static int cases = 0;
     dir_ = scratch_dir() / std::to_string(++cases);
     fs::create_directories(dir_);
   }
-  ~test_database() {
+  ~sqlite_database() {
     std::error_code ignored;
     fs::remove_all(dir_, ignored);
   }
-  test_database(const test_database&) = delete;
-  test_database& operator=(const test_database&) = delete;
+  sqlite_database(const sqlite_database&) = delete;
+  sqlite_database& operator=(const sqlite_database&) = delete;
 
   /// The `--db` URL of the database.
   std::string url() const { return "sqlite:" + file().string(); }
@@ -102,6 +122,105 @@ private:
   fs::path file() const { return dir_ / "dagrun.db"; }
   fs::path dir_;
 };
+
+/// The server the PostgreSQL cases use (DAGRUN_TEST_POSTGRES_URL); fails the case when unset.
+std::string postgres_server_url() {
+  const char* url = std::getenv("DAGRUN_TEST_POSTGRES_URL");
+  if (url == nullptr || *url == '\0')
+    FAIL("DAGRUN_TEST_POSTGRES_URL is not set, so the PostgreSQL store cannot be tested. Start a throwaway "
+         "server with `scripts/test-postgres.sh start DIR PORT` (e.g. scripts/test-postgres.sh start "
+         "/tmp/dagrun-pg 54329), export the URL it prints as DAGRUN_TEST_POSTGRES_URL, and stop it afterwards "
+         "with `scripts/test-postgres.sh stop DIR`.");
+  return url;
+}
+
+/// `url` with its query parameters extended by `extra` (`key=value&…`); libpq lets a later
+/// parameter override the path's database and the host and port.
+std::string with_parameters(const std::string& url, const std::string& extra) {
+  return url + (url.find('?') == std::string::npos ? '?' : '&') + extra;
+}
+
+/// Runs one statement outside any transaction on a new connection to `url`; returns the first
+/// column of the first row, if any.
+std::optional<std::string> run_sql(const std::string& url, const std::string& sql) {
+  pqxx::connection c{url};
+  pqxx::nontransaction tx{c};
+  const pqxx::result r = tx.exec(sql);
+  if (r.empty() || r.columns() == 0 || r[0][0].is_null()) return std::nullopt;
+  return r[0][0].as<std::string>();
+}
+
+/// A fresh PostgreSQL database for one test case, dropped afterwards.
+class postgres_database {
+public:
+  postgres_database() : server_(postgres_server_url()) {
+    static int cases = 0;
+    name_ = "dagrun_t_" + std::to_string(::getpid()) + "_" + std::to_string(++cases);
+    try {
+      run_sql(server_, "DROP DATABASE IF EXISTS " + name_);  // a leftover of an earlier process with this pid
+      run_sql(server_, "CREATE DATABASE " + name_);
+    } catch (const std::exception& e) {
+      FAIL("cannot create the test database " << name_ << " on DAGRUN_TEST_POSTGRES_URL (is the server running? "
+                                              "scripts/test-postgres.sh start DIR PORT): "
+                                              << e.what());
+    }
+    url_ = with_parameters(server_, "dbname=" + name_);
+  }
+  ~postgres_database() {
+    try {
+      kill_sessions();
+      run_sql(server_, "DROP DATABASE IF EXISTS " + name_);
+    } catch (const std::exception& e) {
+      MESSAGE("could not drop " << name_ << ": " << e.what());
+    }
+  }
+  postgres_database(const postgres_database&) = delete;
+  postgres_database& operator=(const postgres_database&) = delete;
+
+  /// The `--db` URL of the database.
+  std::string url() const { return url_; }
+  /// A new store object on the database (each one its own connection).
+  std::unique_ptr<dag::store> make_store() const { return dag::open_store(url()); }
+  /// Runs raw SQL on the database, bypassing the store.
+  void execute(const std::string& sql) const {
+    try {
+      run_sql(url_, sql);
+    } catch (const std::exception& e) {
+      FAIL(sql << ": " << e.what());
+    }
+  }
+  /// The first column of the first row of `sql` on the database.
+  std::optional<std::string> query(const std::string& sql) const { return run_sql(url_, sql); }
+  /// Text that names the database in error messages.
+  std::string name() const { return name_; }
+  /// The server's URL (its maintenance database).
+  const std::string& server() const { return server_; }
+
+  /// Terminates every session on the database, as an administrator or a failover would, and waits
+  /// until they are gone; returns how many there were.
+  int kill_sessions() const {
+    const std::string where = " FROM pg_stat_activity WHERE datname = '" + name_ +
+                              "' AND backend_type = 'client backend' AND pid <> pg_backend_pid()";
+    const int killed = std::stoi(run_sql(server_, "SELECT count(pg_terminate_backend(pid))" + where).value_or("0"));
+    for (int i = 0; i < 500 && run_sql(server_, "SELECT count(*)" + where) != "0"; ++i) std::this_thread::sleep_for(10ms);
+    return killed;
+  }
+
+private:
+  std::string server_;
+  std::string name_;
+  std::string url_;
+};
+
+}  // namespace
+
+TYPE_TO_STRING_AS("sqlite", sqlite_database);
+TYPE_TO_STRING_AS("postgres", postgres_database);
+
+/// Every backend, for TEST_CASE_TEMPLATE.
+#define STORE_BACKENDS sqlite_database, postgres_database
+
+namespace {
 
 // --- records -------------------------------------------------------------------------------------
 
@@ -224,8 +343,8 @@ TEST_CASE("Store.RunIdsAndTypesUseAirflowNames") {
   CHECK_FALSE(dag::parse_run_type("").has_value());
 }
 
-TEST_CASE("Store.MigrateIsIdempotentAndRecordsTheVersion") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.MigrateIsIdempotentAndRecordsTheVersion", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   const int version = s->schema_version();
   CHECK(version >= 1);
@@ -238,8 +357,8 @@ TEST_CASE("Store.MigrateIsIdempotentAndRecordsTheVersion") {
   CHECK(db.make_store()->schema_version() == version);
 }
 
-TEST_CASE("Store.ReopeningAFileKeepsItsData") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.ReopeningAFileKeepsItsData", database, STORE_BACKENDS) {
+  database db;
   const auto run = daily_run("etl", utc(2024, 1, 1));
   {
     auto s = db.make_store();
@@ -261,8 +380,8 @@ TEST_CASE("Store.ReopeningAFileKeepsItsData") {
   CHECK(s->import_errors().size() == 1);
 }
 
-TEST_CASE("Store.RefusesADatabaseWithANewerSchema") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.RefusesADatabaseWithANewerSchema", database, STORE_BACKENDS) {
+  database db;
   const int known = db.make_store()->schema_version();
   const int newer = known + 5;
   db.execute("INSERT INTO schema_version (version, applied_at) VALUES (" + std::to_string(newer) + ", 0)");
@@ -280,8 +399,8 @@ TEST_CASE("Store.RefusesADatabaseWithANewerSchema") {
   }
 }
 
-TEST_CASE("Store.CreatesARunWithItsTaskInstancesInStateNone") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.CreatesARunWithItsTaskInstancesInStateNone", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   auto run = daily_run("etl", utc(2024, 1, 1));
   run.conf = R"({"limit": 5})";
@@ -317,8 +436,8 @@ TEST_CASE("Store.CreatesARunWithItsTaskInstancesInStateNone") {
   CHECK(s->apply(dag::change_set{}).runs_created.empty());  // nothing to do is fine
 }
 
-TEST_CASE("Store.OneScheduledOrBackfillRunPerDateButManualRunsMayShareIt") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.OneScheduledOrBackfillRunPerDateButManualRunsMayShareIt", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   const auto date = utc(2024, 1, 1);
   const auto scheduled = daily_run("etl", date);
@@ -348,8 +467,8 @@ TEST_CASE("Store.OneScheduledOrBackfillRunPerDateButManualRunsMayShareIt") {
   CHECK(s->apply(both).runs_created == std::vector<bool>{true, false});
 }
 
-TEST_CASE("Store.RefusesADuplicateRunIdAndLeavesTheRunAlone") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.RefusesADuplicateRunIdAndLeavesTheRunAlone", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   const auto run = daily_run("etl", utc(2024, 1, 1), dag::run_type::manual);
   REQUIRE(s->apply(creating(run, {"a"})).runs_created == std::vector<bool>{true});
@@ -370,8 +489,8 @@ TEST_CASE("Store.RefusesADuplicateRunIdAndLeavesTheRunAlone") {
   CHECK(tis[0].state == dag::task_state::running);
 }
 
-TEST_CASE("Store.CompareAndSetUpdatesWinOnlyWhenNotStale") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.CompareAndSetUpdatesWinOnlyWhenNotStale", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   const auto run = daily_run("etl", utc(2024, 1, 1));
   REQUIRE(s->apply(creating(run, {"a", "b"})).runs_created == std::vector<bool>{true});
@@ -464,8 +583,8 @@ TEST_CASE("Store.CompareAndSetUpdatesWinOnlyWhenNotStale") {
   }
 }
 
-TEST_CASE("Store.KeepsEveryTryByNumber") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.KeepsEveryTryByNumber", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   const auto run = daily_run("etl", utc(2024, 1, 1));
   REQUIRE(s->apply(creating(run, {"a", "b"})).runs_created == std::vector<bool>{true});
@@ -510,8 +629,8 @@ TEST_CASE("Store.KeepsEveryTryByNumber") {
   CHECK(s->tries("etl", run.run_id, "b").empty());
 }
 
-TEST_CASE("Store.XComIsReplacedAndPulledByKey") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.XComIsReplacedAndPulledByKey", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   const auto run = daily_run("etl", utc(2024, 1, 1));
   const auto other = daily_run("etl", utc(2024, 1, 2));
@@ -531,8 +650,8 @@ TEST_CASE("Store.XComIsReplacedAndPulledByKey") {
   CHECK_FALSE(s->xcom("etl", run.run_id, "a", "missing").has_value());
 }
 
-TEST_CASE("Store.ListsRunsByDagStateAndDateNewestFirst") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.ListsRunsByDagStateAndDateNewestFirst", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   const std::vector<dag::run_state> states{dag::run_state::success, dag::run_state::failed, dag::run_state::success,
                                            dag::run_state::running, dag::run_state::queued};
@@ -585,8 +704,8 @@ TEST_CASE("Store.ListsRunsByDagStateAndDateNewestFirst") {
   check_same_run(listed[2], manual);
 }
 
-TEST_CASE("Store.FindsTaskInstancesInStatesAcrossRuns") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.FindsTaskInstancesInStatesAcrossRuns", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   const auto r1 = daily_run("etl", utc(2024, 1, 1));
   const auto r2 = daily_run("etl", utc(2024, 1, 2));
@@ -615,8 +734,8 @@ TEST_CASE("Store.FindsTaskInstancesInStatesAcrossRuns") {
   CHECK(s->task_instances_in({}).empty());
 }
 
-TEST_CASE("Store.VariablesCanBeSetReadListedAndDeleted") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.VariablesCanBeSetReadListedAndDeleted", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   CHECK(s->variables().empty());
   CHECK_FALSE(s->variable("env").has_value());
@@ -633,8 +752,8 @@ TEST_CASE("Store.VariablesCanBeSetReadListedAndDeleted") {
   CHECK(s->variables().size() == 2);
 }
 
-TEST_CASE("Store.ConnectionsCanBeSetReadListedAndDeletedWithTheirPassword") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.ConnectionsCanBeSetReadListedAndDeletedWithTheirPassword", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   CHECK(s->connections().empty());
   s->set_connection({"warehouse", "postgresql", "db.example", 5432, "etl", "s3cret", "dw"});
@@ -667,8 +786,8 @@ TEST_CASE("Store.ConnectionsCanBeSetReadListedAndDeletedWithTheirPassword") {
   CHECK(s->connections().size() == 1);
 }
 
-TEST_CASE("Store.PausesAndUnpausesDags") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.PausesAndUnpausesDags", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   CHECK(s->paused_dags().empty());
   s->set_paused("a", true);
@@ -680,8 +799,8 @@ TEST_CASE("Store.PausesAndUnpausesDags") {
   CHECK(s->paused_dags() == std::set<std::string>{"b"});
 }
 
-TEST_CASE("Store.ImportErrorsAreReplacedAsAWhole") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.ImportErrorsAreReplacedAsAWhole", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   CHECK(s->import_errors().empty());
   s->set_import_errors({{"dags/b.yaml", "dags/b.yaml:3: unknown operator 'bsh'"},
@@ -701,8 +820,8 @@ TEST_CASE("Store.ImportErrorsAreReplacedAsAWhole") {
   CHECK(s->import_errors().empty());
 }
 
-TEST_CASE("Store.CleanDeletesOnlyOldFinishedRunsWithTheirChildren") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.CleanDeletesOnlyOldFinishedRunsWithTheirChildren", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   const auto cutoff = at(utc(2024, 2, 1));
   struct seed {
@@ -747,8 +866,8 @@ TEST_CASE("Store.CleanDeletesOnlyOldFinishedRunsWithTheirChildren") {
   CHECK(s->apply(creating(seeds[0].run, {"a"})).runs_created == std::vector<bool>{true});
 }
 
-TEST_CASE("Store.AChangeSetIsAppliedWhollyOrNotAtAll") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.AChangeSetIsAppliedWhollyOrNotAtAll", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   const auto run = daily_run("etl", utc(2024, 1, 1));
   s->apply(creating(run, {"a"}));
@@ -777,8 +896,8 @@ TEST_CASE("Store.AChangeSetIsAppliedWhollyOrNotAtAll") {
   CHECK(result.task_instances_updated == std::vector<bool>{true});
 }
 
-TEST_CASE("Store.AppliesTenThousandTaskInstanceUpdatesInOneCall") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.AppliesTenThousandTaskInstanceUpdatesInOneCall", database, STORE_BACKENDS) {
+  database db;
   auto s = db.make_store();
   const auto run = daily_run("big", utc(2024, 1, 1));
   constexpr std::size_t count = 10000;
@@ -808,8 +927,8 @@ TEST_CASE("Store.AppliesTenThousandTaskInstanceUpdatesInOneCall") {
   CHECK(s->task_instances_in({dag::task_state::none, dag::task_state::failed}).empty());
 }
 
-TEST_CASE("Store.TwoStoresOnOneDatabaseSeeEachOthersCommittedWrites") {
-  test_database db;
+TEST_CASE_TEMPLATE("Store.TwoStoresOnOneDatabaseSeeEachOthersCommittedWrites", database, STORE_BACKENDS) {
+  database db;
   auto one = db.make_store();
   auto two = db.make_store();
   const auto run = daily_run("etl", utc(2024, 1, 1));
@@ -832,21 +951,40 @@ TEST_CASE("Store.TwoStoresOnOneDatabaseSeeEachOthersCommittedWrites") {
   CHECK(one->paused_dags() == std::set<std::string>{"etl"});
 }
 
-TEST_CASE("Store.OpenStoreRefusesUnknownAndUnbuiltUrls") {
-  check_usage_error([] { dag::open_store("postgresql://etl:hunter2@db:5432/dagrun"); },
-                    "PostgreSQL support is not built yet", "hunter2");
-  check_usage_error([] { dag::open_store("postgres://etl:hunter2@db/dagrun"); }, "PostgreSQL support is not built yet",
-                    "hunter2");
+TEST_CASE("Store.OpenStoreRefusesUnknownUrls") {
   check_usage_error([] { dag::open_store("mysql://root:hunter2@db/dagrun"); }, "'mysql'", "hunter2");
   check_usage_error([] { dag::open_store("dagrun.db"); }, "use sqlite:dagrun.db");  // no scheme: a hint, no guess
   check_usage_error([] { dag::open_store(""); }, "sqlite:");
   check_usage_error([] { dag::open_store("sqlite:"); }, "no file");
   check_usage_error([] { dag::open_store("sqlite://"); }, "no file");
   check_usage_error([] { dag::open_store("sqlite://dagrun.db"); }, "host");
+  // libpq quotes a URL it cannot read; the user:password part must not come with it.
+  check_usage_error([] { dag::open_store("postgresql://etl:hunter2@[::1/dagrun"); }, "not a valid PostgreSQL URL",
+                    "hunter2");
+}
+
+TEST_CASE("Store.OpenStoreNamesAnUnreachablePostgresServerButNeverThePassword") {
+  // Port 1 on loopback refuses at once; the first connection is not retried, so this is quick.
+  for (const std::string url : {"postgresql://etl:hunter2@127.0.0.1:1/dagrun", "postgres://etl:hunter2@127.0.0.1:1/dagrun",
+                                "postgresql+psycopg2://etl:hunter2@127.0.0.1:1/dagrun"}) {
+    CAPTURE(url);
+    const auto started = std::chrono::steady_clock::now();
+    try {
+      dag::open_store(url);
+      FAIL("connected to port 1");
+    } catch (const dag::usage_error& e) {
+      FAIL("not a usage error: " << e.what());
+    } catch (const dag::error& e) {
+      const std::string what = e.what();
+      CHECK_MESSAGE(what.find("127.0.0.1:1/dagrun: cannot connect") != std::string::npos, what);
+      CHECK_MESSAGE(what.find("hunter2") == std::string::npos, what);
+    }
+    CHECK(std::chrono::steady_clock::now() - started < 10s);
+  }
 }
 
 TEST_CASE("Store.OpenStoreReadsSqliteUrlsAsAirflowDoes") {
-  test_database db;
+  sqlite_database db;
   const fs::path absolute = db.dir() / "absolute.db";
   // sqlite:////abs/path: SQLAlchemy's three slashes, then the absolute path.
   dag::open_store("sqlite:///" + absolute.string())->set_variable("x", "1");
@@ -872,7 +1010,7 @@ TEST_CASE("Store.OpenStoreReadsSqliteUrlsAsAirflowDoes") {
 }
 
 TEST_CASE("Store.OpenFailsNamingAPathThatCannotBeOpened") {
-  test_database db;
+  sqlite_database db;
   for (const fs::path& bad : {db.dir() / "missing" / "deeper" / "dagrun.db", db.dir()}) {
     CAPTURE(bad.string());
     try {
@@ -885,6 +1023,332 @@ TEST_CASE("Store.OpenFailsNamingAPathThatCannotBeOpened") {
       CHECK_MESSAGE(what.find(bad.string()) != std::string::npos, what);
     }
   }
+}
+
+// --- PostgreSQL only -----------------------------------------------------------------------------
+
+/// A TCP proxy between a store and the server that can cut a connection around COMMIT, as a
+/// network failure would, or go down altogether. Finds COMMIT by its simple-query text.
+class flaky_proxy {
+public:
+  /// How the next COMMIT is cut.
+  enum class cut {
+    reply_lost,     ///< COMMIT reaches the server and commits; its reply never comes back
+    never_arrives,  ///< COMMIT never reaches the server, whose session lingers in its transaction
+  };
+
+  /// Listens on a free loopback port and relays every connection to `db`'s server.
+  explicit flaky_proxy(const postgres_database& db) {
+    pqxx::connection c{db.server()};
+    const char* host = c.hostname();
+    server_host_ = host != nullptr ? host : "";
+    server_port_ = std::stoi(c.port());
+    in_addr probe{};
+    REQUIRE_MESSAGE(::inet_pton(AF_INET, server_host_.c_str(), &probe) == 1,
+                    "the proxy needs DAGRUN_TEST_POSTGRES_URL to name an IPv4 address, not '" << server_host_ << "'");
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof address;
+    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&address), size) == 0);
+    REQUIRE(::listen(listener_, 16) == 0);
+    REQUIRE(::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &size) == 0);
+    port_ = ntohs(address.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~flaky_proxy() {
+    stop_ = true;
+    acceptor_.join();
+    std::lock_guard lock(mutex_);
+    for (auto& t : relays_) t.join();
+    for (int fd : lingering_) ::close(fd);
+    if (listener_ >= 0) ::close(listener_);
+  }
+  flaky_proxy(const flaky_proxy&) = delete;
+  flaky_proxy& operator=(const flaky_proxy&) = delete;
+
+  /// `db`'s URL, through the proxy.
+  std::string url(const postgres_database& db) const {
+    return with_parameters(db.url(), "host=127.0.0.1&port=" + std::to_string(port_));
+  }
+  /// The port it listens on.
+  int port() const { return port_; }
+  /// Cuts the next COMMIT that passes, once.
+  void arm(cut how) {
+    how_ = how;
+    armed_ = true;
+  }
+  /// How many COMMITs were cut.
+  int cuts() const { return cuts_; }
+  /// Stops listening and cuts every connection: the server is unreachable from now on.
+  void go_down() { down_ = true; }
+
+private:
+  static bool write_all(int fd, const char* data, std::size_t size) {
+    while (size > 0) {
+      const ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      data += n;
+      size -= static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+
+  void accept_loop() {
+    while (!stop_) {
+      if (down_) {
+        ::close(listener_);  // connections are refused from now on
+        listener_ = -1;
+        return;
+      }
+      pollfd p{listener_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const int client = ::accept(listener_, nullptr, nullptr);
+      if (client < 0) continue;
+      std::lock_guard lock(mutex_);
+      relays_.emplace_back([this, client] { relay(client); });
+    }
+  }
+
+  void relay(int client) {
+    const int server = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(server_port_));
+    ::inet_pton(AF_INET, server_host_.c_str(), &address.sin_addr);
+    bool keep_server = false;
+    if (::connect(server, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+      std::vector<char> buffer(1 << 16);
+      constexpr std::string_view commit{"COMMIT\0", 7};
+      while (!stop_ && !down_) {
+        pollfd p[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+        if (::poll(p, 2, 50) <= 0) continue;
+        if (p[0].revents != 0) {
+          const ssize_t n = ::recv(client, buffer.data(), buffer.size(), 0);
+          if (n <= 0) break;
+          const std::string_view chunk(buffer.data(), static_cast<std::size_t>(n));
+          bool expected = true;
+          if (chunk.find(commit) != std::string_view::npos && armed_.compare_exchange_strong(expected, false)) {
+            ++cuts_;
+            if (how_ == cut::reply_lost) {
+              write_all(server, chunk.data(), chunk.size());
+              pollfd reply{server, POLLIN, 0};
+              ::poll(&reply, 1, 10000);  // the server replies once it has committed: drop the reply
+            } else {
+              keep_server = true;  // the session waits, in its transaction, for a client that is gone
+            }
+            break;
+          }
+          if (!write_all(server, chunk.data(), chunk.size())) break;
+        }
+        if (p[1].revents != 0) {
+          const ssize_t n = ::recv(server, buffer.data(), buffer.size(), 0);
+          if (n <= 0 || !write_all(client, buffer.data(), static_cast<std::size_t>(n))) break;
+        }
+      }
+    }
+    ::close(client);
+    if (!keep_server) {
+      ::close(server);
+      return;
+    }
+    std::lock_guard lock(mutex_);
+    lingering_.push_back(server);
+  }
+
+  std::string server_host_;
+  int server_port_ = 0;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> down_{false};
+  std::atomic<bool> armed_{false};
+  std::atomic<cut> how_{cut::reply_lost};
+  std::atomic<int> cuts_{0};
+  std::mutex mutex_;
+  std::vector<std::thread> relays_;
+  std::vector<int> lingering_;
+  std::thread acceptor_;
+};
+
+/// A change set claiming task `a` of `run` (none → queued, try 1) and starting the run.
+dag::change_set claiming(const dag::run_record& run) {
+  dag::change_set c;
+  c.runs.push_back(moving(run, dag::run_state::queued, dag::run_state::running));
+  c.task_instances.push_back(moving(run, "a", dag::task_state::none, 0, dag::task_state::queued, 1));
+  return c;
+}
+
+TEST_CASE("Store.PostgresSchedulersRacingToCreateARunCreateItOnce") {
+  postgres_database db;
+  db.make_store();  // migrated before the race
+  constexpr unsigned days = 30;
+  std::unique_ptr<dag::store> stores[2] = {db.make_store(), db.make_store()};
+  std::barrier sync(2);
+  std::vector<int> won[2] = {std::vector<int>(days), std::vector<int>(days)};
+  std::string errors[2];
+  const auto race = [&](int who) {
+    try {
+      for (unsigned day = 1; day <= days; ++day) {
+        // Even days: both create the same run; odd days: a scheduled and a backfill run (other ids,
+        // same date), which the partial unique index keeps to one.
+        const auto type = day % 2 == 1 && who == 1 ? dag::run_type::backfill : dag::run_type::scheduled;
+        const auto run = daily_run("etl", utc(2024, 1, day), type);
+        sync.arrive_and_wait();
+        won[who][day - 1] = stores[who]->apply(creating(run, {"a", "b"})).runs_created.at(0) ? 1 : 0;
+      }
+    } catch (const std::exception& e) {
+      errors[who] = e.what();
+      sync.arrive_and_drop();  // never leave the other thread waiting
+    }
+  };
+  std::thread other(race, 1);
+  race(0);
+  other.join();
+  CHECK(errors[0].empty());
+  CHECK(errors[1].empty());
+  for (unsigned day = 0; day < days; ++day) {
+    CAPTURE(day);
+    CHECK(won[0][day] + won[1][day] == 1);
+  }
+  dag::run_filter etl;
+  etl.dag_id = "etl";
+  const auto runs = stores[0]->runs(etl);
+  CHECK(runs.size() == days);
+  for (const auto& r : runs) CHECK(stores[1]->task_instances("etl", r.run_id).size() == 2);
+}
+
+TEST_CASE("Store.PostgresReconnectsAfterTheServerKillsItsSession") {
+  postgres_database db;
+  auto s = db.make_store();
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  s->set_variable("v", "1");
+
+  REQUIRE(db.kill_sessions() == 1);
+  CHECK(s->variable("v") == "1");  // a read
+  REQUIRE(db.kill_sessions() == 1);
+  CHECK(s->apply(creating(run, {"a", "b"})).runs_created == std::vector<bool>{true});  // a write
+  REQUIRE(db.kill_sessions() == 1);
+  const auto claimed = s->apply(claiming(run));
+  CHECK(claimed.runs_updated == std::vector<bool>{true});
+  CHECK(claimed.task_instances_updated == std::vector<bool>{true});
+  REQUIRE(db.kill_sessions() == 1);
+  CHECK(s->delete_variable("v"));  // the answer comes from the attempt that ran
+  REQUIRE(db.kill_sessions() == 1);
+  CHECK(s->schema_version() >= 1);
+
+  const auto tis = s->task_instances("etl", run.run_id);
+  REQUIRE(tis.size() == 2);
+  CHECK(tis[0].state == dag::task_state::queued);
+  CHECK(tis[1].state == dag::task_state::none);
+  CHECK_FALSE(s->variable("v").has_value());
+  CHECK(db.kill_sessions() == 1);  // still one connection per store
+}
+
+TEST_CASE("Store.PostgresLearnsThatACommitWhoseReplyWasLostWentThrough") {
+  postgres_database db;
+  db.make_store();
+  flaky_proxy proxy(db);
+  auto s = dag::open_store(proxy.url(db));
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(s->apply(creating(run, {"a"})).runs_created == std::vector<bool>{true});
+
+  proxy.arm(flaky_proxy::cut::reply_lost);
+  const auto result = s->apply(claiming(run));
+  CHECK(proxy.cuts() == 1);
+  // The commit went through: a blind retry would have found its own update stale and reported
+  // the claim as lost, and the scheduler would never have run the task.
+  CHECK(result.runs_updated == std::vector<bool>{true});
+  CHECK(result.task_instances_updated == std::vector<bool>{true});
+  const auto tis = s->task_instances("etl", run.run_id);
+  REQUIRE(tis.size() == 1);
+  CHECK(tis[0].state == dag::task_state::queued);
+  CHECK(tis[0].try_number == 1);
+}
+
+TEST_CASE("Store.PostgresSettlesACommitThatNeverArrivedAndRetriesIt") {
+  postgres_database db;
+  db.make_store();
+  flaky_proxy proxy(db);
+  auto s = dag::open_store(proxy.url(db));
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(s->apply(creating(run, {"a"})).runs_created == std::vector<bool>{true});
+
+  // The old session keeps its transaction and its row locks: the store must end it to learn that
+  // it did not commit, then run the transaction again.
+  proxy.arm(flaky_proxy::cut::never_arrives);
+  const auto started = std::chrono::steady_clock::now();
+  const auto result = s->apply(claiming(run));
+  CHECK(std::chrono::steady_clock::now() - started < 20s);
+  CHECK(proxy.cuts() == 1);
+  CHECK(result.runs_updated == std::vector<bool>{true});
+  CHECK(result.task_instances_updated == std::vector<bool>{true});
+  CHECK(s->task_instances("etl", run.run_id)[0].state == dag::task_state::queued);
+  CHECK(db.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND state LIKE 'idle in transaction%'") == "0");
+}
+
+TEST_CASE("Store.PostgresGivesUpNamingTheServerWhenItStaysUnreachable") {
+  postgres_database db;
+  db.make_store();
+  flaky_proxy proxy(db);
+  auto s = dag::open_store(proxy.url(db));
+  s->set_variable("v", "1");
+  proxy.go_down();
+  const auto started = std::chrono::steady_clock::now();
+  try {
+    s->variable("v");
+    FAIL("read a variable from a server that is gone");
+  } catch (const dag::usage_error& e) {
+    FAIL("not a usage error: " << e.what());
+  } catch (const dag::error& e) {
+    const auto waited = std::chrono::steady_clock::now() - started;
+    const std::string what = e.what();
+    CHECK_MESSAGE(what.find("cannot read a variable") != std::string::npos, what);
+    CHECK_MESSAGE(what.find("127.0.0.1:" + std::to_string(proxy.port()) + "/" + db.name()) != std::string::npos, what);
+    CHECK(waited >= 20s);  // it kept trying for its budget (about 30 s)…
+    CHECK(waited < 60s);   // …and no longer
+  }
+}
+
+TEST_CASE("Store.PostgresMigrationsRacingFromSeveralThreadsRunOnce") {
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    postgres_database db;  // empty: every store below finds the schema missing
+    constexpr int threads = 4;
+    std::barrier sync(threads);
+    std::vector<int> versions(threads, -1);
+    std::vector<std::string> errors(threads);
+    std::vector<std::thread> pool;
+    for (int i = 0; i < threads; ++i)
+      pool.emplace_back([&, i] {
+        sync.arrive_and_wait();
+        try {
+          versions[static_cast<std::size_t>(i)] = db.make_store()->schema_version();
+        } catch (const std::exception& e) {
+          errors[static_cast<std::size_t>(i)] = e.what();
+        }
+      });
+    for (auto& t : pool) t.join();
+    for (int i = 0; i < threads; ++i) {
+      CHECK(errors[static_cast<std::size_t>(i)].empty());
+      CHECK(versions[static_cast<std::size_t>(i)] == versions[0]);
+    }
+    CHECK(versions[0] >= 1);
+    CHECK(db.query("SELECT count(*) FROM schema_version") == std::to_string(versions[0]));
+  }
+}
+
+TEST_CASE("Store.PostgresUrlsMayUseEverySchemeSpelling") {
+  postgres_database db;
+  const std::string url = db.url();
+  const std::size_t scheme_end = url.find("://");
+  REQUIRE(scheme_end != std::string::npos);
+  const std::string rest = url.substr(scheme_end);
+  dag::open_store("postgresql" + rest)->set_variable("v", "1");
+  CHECK(dag::open_store("postgres" + rest)->variable("v") == "1");
+  CHECK(dag::open_store("postgresql+psycopg2" + rest)->variable("v") == "1");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 # ctest script: a DAGs folder holding the shipped YAML DAGs and the C++ DAG library LIBRARY (the
 # seed's model_training_pipeline in C++); validate it and run the C++ DAG with the real dagrun.
+cmake_minimum_required(VERSION 3.20)
 include(${CMAKE_CURRENT_LIST_DIR}/../expect.cmake)
 require_vars(DAGRUN LIBRARY YAML_DAGS SCRATCH)
 file(REMOVE_RECURSE "${SCRATCH}")

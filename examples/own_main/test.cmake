@@ -1,5 +1,6 @@
 # ctest script: the program PROGRAM (examples/own_main) lists and runs its own C++ DAG through
 # dagrun's command line, with an empty DAGs folder.
+cmake_minimum_required(VERSION 3.20)
 include(${CMAKE_CURRENT_LIST_DIR}/../expect.cmake)
 require_vars(PROGRAM SCRATCH)
 file(REMOVE_RECURSE "${SCRATCH}")

@@ -1,6 +1,7 @@
 # ctest script: install the build tree BUILD_DIR into a scratch prefix, build the project in
 # SOURCE_DIR (examples/package) against it with find_package(dag), and run what it built: the
 # installed dagrun on the DAG library, the own-main program, the embedding programs.
+cmake_minimum_required(VERSION 3.20)
 include(${CMAKE_CURRENT_LIST_DIR}/../expect.cmake)
 require_vars(BUILD_DIR SOURCE_DIR SCRATCH GENERATOR)
 file(REMOVE_RECURSE "${SCRATCH}")

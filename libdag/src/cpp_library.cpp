@@ -53,7 +53,13 @@ cpp_library_result load_dag_library(const std::filesystem::path& path, const ope
     const char* why = dlerror();
     return fail(std::string("cannot load DAG library: ") + (why ? why : "unknown dlopen error"));
   }
-  // The handle is never closed: the DAGs' callables (and their std::function managers) live in it.
+  // Once dagrun_dags has run, the handle is never closed: the DAGs' callables (and their
+  // std::function managers) live in it. A library refused before that holds nothing of ours, so it
+  // is closed, and a fixed file at the same path loads in a later scan of a long-lived process.
+  auto refuse = [&](const std::string& message) {
+    dlclose(handle);
+    return fail(message);
+  };
 
   auto version = reinterpret_cast<abi_version_fn>(symbol(handle, "dagrun_abi_version"));
   auto layout = reinterpret_cast<abi_layout_fn>(symbol(handle, "dagrun_abi_layout"));
@@ -64,16 +70,16 @@ cpp_library_result load_dag_library(const std::filesystem::path& path, const ope
                                  std::pair{layout != nullptr, "dagrun_abi_layout"},
                                  std::pair{dags != nullptr, "dagrun_dags"}})
       if (!present) missing += (missing.empty() ? "" : ", ") + std::string(name);
-    return fail("not a dagrun DAG library: it does not export " + missing +
-                " (define its DAGs with DAGRUN_DAGS(fn) from <dag/load/cpp_library.hpp> and build it with "
-                "dagrun_add_dag_library)");
+    return refuse("not a dagrun DAG library: it does not export " + missing +
+                  " (define its DAGs with DAGRUN_DAGS(fn) from <dag/load/cpp_library.hpp> and build it with "
+                  "dagrun_add_dag_library)");
   }
   if (const int v = version(); v != cpp_library_abi_version)
-    return fail("DAG library built for ABI version " + std::to_string(v) + ", but this dagrun loads version " +
-                std::to_string(cpp_library_abi_version) + ": rebuild it against this libdag");
+    return refuse("DAG library built for ABI version " + std::to_string(v) + ", but this dagrun loads version " +
+                  std::to_string(cpp_library_abi_version) + ": rebuild it against this libdag");
   if (const std::uint64_t l = layout(); l != cpp_library_abi_layout)
-    return fail("DAG library built against libdag headers whose types differ from this dagrun's (layout " + hex(l) +
-                ", expected " + hex(cpp_library_abi_layout) + "): rebuild it against this libdag");
+    return refuse("DAG library built against libdag headers whose types differ from this dagrun's (layout " + hex(l) +
+                  ", expected " + hex(cpp_library_abi_layout) + "): rebuild it against this libdag");
 
   std::vector<definition> defined;
   try {

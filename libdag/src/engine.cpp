@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <dag/exec/local_executor.hpp>
+#include <dag/exec/queue_executor.hpp>
 #include <dag/template/template.hpp>
 
 namespace dag {
@@ -47,8 +48,12 @@ engine::engine(store& s, const operator_catalog& operators, const clock& now, en
     : store_(s), operators_(operators), clock_(now), options_(std::move(options)) {
   if (options_.hostname.empty()) options_.hostname = this_host();
   if (options_.parallelism < 1) throw usage_error("parallelism must be at least 1");
-  executor_ = std::make_unique<local_executor>(
-      options_.parallelism, [this](task_event e) { post(std::move(e)); }, [this] { return now_us(); });
+  if (options_.queue_url.empty())
+    executor_ = std::make_unique<local_executor>(
+        options_.parallelism, [this](task_event e) { post(std::move(e)); }, [this] { return now_us(); });
+  else
+    executor_ = std::make_unique<queue_executor>(options_.queue_url, [this](task_event e) { post(std::move(e)); },
+                                                 options_.lease);
   paused_ = store_.paused_dags();
   last_poll_ = now_us();
 }
@@ -130,6 +135,13 @@ std::size_t engine::recover_lost_tries() {
   const timestamp now = now_us();
   std::size_t lost = 0;
   for (auto ti : store_.task_instances_in({task_state::queued, task_state::running})) {
+    if (executor_->still_running(ti.dag_id, ti.run_id, ti.task_id, ti.try_number)) {
+      // A queued try outlives its scheduler: its result will still come.
+      inflight_.insert(inflight_key(ti.dag_id, ti.run_id, ti.task_id, ti.try_number));
+      ++running_;
+      ++dag_running_[ti.dag_id];
+      continue;
+    }
     auto dag_it = dags_.find(ti.dag_id);
     const task_state expected = ti.state;
     const int expected_try = ti.try_number;
@@ -204,8 +216,11 @@ void engine::take_events(change_set& changes) {
     events.swap(events_);
   }
   for (auto& e : events) {
-    --running_;
-    --dag_running_[e.dag_id];
+    // Only tries this engine handed over move its counters (another scheduler may report others).
+    if (inflight_.erase(inflight_key(e.dag_id, e.run_id, e.task_id, e.try_number)) > 0) {
+      --running_;
+      --dag_running_[e.dag_id];
+    }
     auto it = active_.find(run_key{e.dag_id, e.run_id});
     if (it == active_.end()) continue;
     active_run& r = it->second;
@@ -433,6 +448,9 @@ std::optional<timestamp> engine::step() {
   }
   std::vector<task_request> starts;
   advance_runs(changes, starts, wake);
+  // A durable queue takes the tries before the step commits; a local executor only after.
+  const bool before = executor_->hand_over_before_commit();
+  if (before) hand_over(starts);
   if (!changes.empty()) {
     auto result = store_.apply(changes);
     // A lost compare-and-set means another process changed that run: reload it from the store.
@@ -440,26 +458,48 @@ std::optional<timestamp> engine::step() {
       if (result.task_instances_updated[i]) continue;
       const auto& rec = changes.task_instances[i].record;
       const run_key key{rec.dag_id, rec.run_id};
-      starts.erase(std::remove_if(starts.begin(), starts.end(),
-                                  [&](const task_request& s) {
-                                    return s.context.dag_id == key.dag_id && s.context.run_id == key.run_id &&
-                                           s.context.task_id == rec.task_id;
-                                  }),
-                   starts.end());
+      const auto lost = std::remove_if(starts.begin(), starts.end(), [&](const task_request& s) {
+        return s.context.dag_id == key.dag_id && s.context.run_id == key.run_id && s.context.task_id == rec.task_id;
+      });
+      for (auto it = lost; it != starts.end(); ++it)
+        if (before && inflight_.erase(inflight_key(it->context.dag_id, it->context.run_id, it->context.task_id,
+                                                   it->context.try_number)) > 0) {
+          --running_;
+          --dag_running_[it->context.dag_id];
+        }
+      starts.erase(lost, starts.end());
       active_.erase(key);
       load_run(key);
     }
   }
-  for (auto& req : starts) {
-    ++running_;
-    ++dag_running_[req.context.dag_id];
-    executor_->submit(std::move(req));
-  }
+  if (!before) hand_over(starts);
   if (options_.adopt_store_runs) {
     const timestamp poll_at = last_poll_ + options_.poll_interval;
     wake = wake ? std::min(*wake, poll_at) : poll_at;
   }
   return wake;
+}
+
+std::string engine::inflight_key(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
+                                 int try_number) {
+  std::string k;
+  k.reserve(dag_id.size() + run_id.size() + task_id.size() + 16);
+  k.append(dag_id).push_back('\0');
+  k.append(run_id).push_back('\0');
+  k.append(task_id).push_back('\0');
+  k.append(std::to_string(try_number));
+  return k;
+}
+
+void engine::hand_over(std::vector<task_request>& starts) {
+  // Copies, not moves: before a commit the engine may still need to know what it handed over.
+  for (const auto& req : starts) {
+    inflight_.insert(inflight_key(req.context.dag_id, req.context.run_id, req.context.task_id, req.context.try_number));
+    ++running_;
+    ++dag_running_[req.context.dag_id];
+    executor_->submit(req);
+  }
+  executor_->flush();
 }
 
 void engine::run_until(const std::function<bool()>& done, std::stop_token stop) {

@@ -9,7 +9,9 @@
 ///    empty host, so `sqlite:///dagrun.db` is relative and `sqlite:////var/lib/dagrun.db` is
 ///    absolute. A host (`sqlite://dagrun.db`) is refused rather than guessed at, because SQLAlchemy
 ///    refuses it too and the two readings (file or host) differ.
-///  - `postgresql://…` (also `postgres://…`, `postgresql+driver://…`): not built yet.
+///  - `postgresql://…` (also `postgres://…`, `postgresql+driver://…` as in SQLAlchemy): a libpq
+///    connection URI (`postgresql://user:password@host:5432/dagrun?sslmode=require`); errors name
+///    the host and database, never the password.
 /// A bare path (`dagrun.db`) is refused with a hint: without a scheme a mistyped Postgres URL
 /// would silently become a new, empty SQLite file. Errors about other schemes name the scheme,
 /// never the URL, because a database URL may carry a password.
@@ -23,6 +25,7 @@
 
 #include <dag/core/error.hpp>
 
+#include "postgres_store.hpp"
 #include "sqlite_store.hpp"
 
 namespace dag {
@@ -70,7 +73,7 @@ std::unique_ptr<store> open_store(const std::string& url) {
   const std::string_view scheme = text.substr(0, colon);
   if (scheme == "sqlite") return open_sqlite_store(sqlite_path(text.substr(colon + 1)));
   if (scheme == "postgresql" || scheme == "postgres" || scheme.starts_with("postgresql+"))
-    throw usage_error("PostgreSQL support is not built yet (database URL scheme '" + std::string(scheme) + "')");
+    return open_postgres_store(url);
   throw usage_error("unsupported database URL scheme '" + std::string(scheme) +
                     "'; use sqlite:PATH (e.g. sqlite:dagrun.db) or postgresql://…");
 }

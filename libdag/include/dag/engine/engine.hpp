@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -32,6 +33,8 @@ struct engine_options {
   bool adopt_store_runs = true;                  ///< advance every active run in the store (the daemon); else only runs this engine created or tracks
   std::chrono::milliseconds poll_interval{1000}; ///< how often the daemon looks for runs made by other processes
   std::string hostname;                          ///< recorded with each try (default: this host's name)
+  std::string queue_url;                         ///< PostgreSQL URL of the task queue; empty: run tries locally
+  std::chrono::milliseconds lease{30000};        ///< queue: a worker silent this long has lost its tries
 };
 
 /// Identifies a run.
@@ -119,6 +122,8 @@ private:
   void poll_store();
   std::optional<connection> find_connection(std::string_view id);
   void post(task_event e);
+  void hand_over(std::vector<task_request>& starts);
+  static std::string inflight_key(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int try_number);
 
   store& store_;
   const operator_catalog& operators_;
@@ -129,6 +134,7 @@ private:
   std::set<std::string> paused_;
   int running_ = 0;
   std::map<std::string, int> dag_running_;  // tries submitted and not yet ended, per DAG
+  std::set<std::string> inflight_;          // those tries' keys: only their ends move the counters
   bool accepting_ = true;
   timestamp last_poll_{};
 

@@ -41,6 +41,19 @@ public:
   virtual void cancel_all() = 0;
   /// Waits until every submitted try has reported its end.
   virtual void drain() = 0;
+  /// Hands over what `submit` buffered (the queue executor enqueues a whole step at once).
+  virtual void flush() {}
+  /// True when tries must be handed over before the step's state is committed (a durable queue:
+  /// a crash in between leaves a queued try that the restarted scheduler finds), false when only
+  /// after (in-process tries must not start for a state change that may still be refused).
+  virtual bool hand_over_before_commit() const { return false; }
+  /// After a crash, whether a try the store says is running still lives in this executor
+  /// (the queue still holds it); the local executor's tries died with the process.
+  virtual bool still_running(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
+                             int try_number) {
+    (void)dag_id, (void)run_id, (void)task_id, (void)try_number;
+    return false;
+  }
 };
 
 /// Receives try ends; called from executor threads, so it must be thread-safe.

@@ -73,8 +73,9 @@ bool is_dag_library(const std::filesystem::path& path);
 /// `dagrun_dags` and checks each DAG with `dag::check` (each DAG's file is set to `path`). Never
 /// throws for a bad library: a file that cannot be loaded (with dlerror's text), a missing entry
 /// point, an ABI mismatch, an exception thrown while building the DAGs and invalid DAGs are all
-/// problems. The library is never unloaded, because the DAGs' callables point into it; loading
-/// the same path again reuses the library already loaded (a rebuilt file needs a new process).
+/// problems. A library whose DAGs were taken is never unloaded, because their callables point
+/// into it: loading the same path again reuses it (a rebuilt file needs a new process). A library
+/// refused before its DAGs were taken (entry points, ABI) is unloaded again.
 cpp_library_result load_dag_library(const std::filesystem::path& path, const operator_catalog& operators);
 
 }  // namespace dag

@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# dagrun against GNU make, side by side in one run (docs/benchmarks.md has results and method).
+#
+#   benchmarks/run.sh [-n REPS] [--cases LIST] [--scratch DIR] [--no-build] [--quick]
+#
+#   -n REPS        repetitions per case and contender (default 5); medians are printed
+#   --cases LIST   comma-separated subset of: chain,fanout,callables,backfill (default all)
+#   --scratch DIR  where scratch folders (DAGs, databases, logs, Makefiles) go
+#                  (default ${TMPDIR:-/tmp}); /dev/shm takes the disk out of the picture
+#   --no-build     use the binaries already in $BUILD (default /work/main/build-bench)
+#   --quick        smaller sizes (chain 200, fan-out 400, callables 10,000, backfill 30 days), for a smoke test
+#
+# Each repetition runs every contender of a case once, in turn (dagrun, then the make variants),
+# each in a fresh scratch folder made before the clock starts and deleted after it stops. Times
+# are wall-clock seconds of the whole command (process start to exit) measured with bash's
+# EPOCHREALTIME, except where a case says otherwise.
+#
+# The make baselines spawn exactly one shell per target, like dagrun's bash operator does:
+#   make-sh:   SHELL=/bin/sh,   recipe `@sh -c true` — make execs /bin/sh (dash) itself, once per target
+#   make-bash: SHELL=/bin/bash, recipe `@true`       — make runs `/bin/bash -c true`, once per target
+#              (make's no-shell fast path only applies when SHELL is /bin/sh)
+# dagrun runs every bash task as `/bin/bash -c true`. No timing assertions: this prints numbers.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build-bench}
+REPS=5
+CASES=chain,fanout,callables,backfill
+SCRATCH_PARENT=${TMPDIR:-/tmp}
+BUILD_FIRST=1
+CHAIN_N=1000 FANOUT_N=2000 CALLABLES_N=100000 BACKFILL_END=2024-12-30  # 2024-01-01..2024-12-30: 365 dates
+
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    -n) REPS=$2; shift 2 ;;
+    --cases) CASES=$2; shift 2 ;;
+    --scratch) SCRATCH_PARENT=$2; shift 2 ;;
+    --no-build) BUILD_FIRST=0; shift ;;
+    --quick) CHAIN_N=200 FANOUT_N=400 CALLABLES_N=10000 BACKFILL_END=2024-01-30; shift ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+has_case() { [[ ",$CASES," == *",$1,"* ]]; }
+
+# --- build ---------------------------------------------------------------------------------------
+# Release with -O2 (CMake's Release default is -O3); -g only adds symbols for perf/callgrind.
+# DAG_WARNINGS_AS_ERRORS=OFF: at -O2/-O3, GCC 12 raises -Wformat-truncation in
+# libdag/src/child_process.cpp (read_proc_stat), which -Werror turns into a failed build.
+if [[ $BUILD_FIRST == 1 ]]; then
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -g -DNDEBUG" \
+    -DDAG_BUILD_BENCHMARKS=ON -DDAG_BUILD_TESTS=OFF -DDAG_WARNINGS_AS_ERRORS=OFF >/dev/null
+  cmake --build "$BUILD" -j2 --target dagrun bench_engine dagrun_cpp_dags >/dev/null
+fi
+DAGRUN=$BUILD/runner/dagrun
+CPP_DAGRUN=$BUILD/benchmarks/dagrun_cpp_dags
+BENCH_ENGINE=$BUILD/benchmarks/bench_engine
+for b in "$DAGRUN" "$CPP_DAGRUN" "$BENCH_ENGINE"; do
+  [[ -x $b ]] || { echo "run.sh: $b is missing (build first, or drop --no-build)" >&2; exit 2; }
+done
+
+WORK=$(mktemp -d "$SCRATCH_PARENT/dagrun-bench.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+
+# --- machine --------------------------------------------------------------------------------------
+echo "== machine"
+echo "nproc:     $(nproc)"
+echo "cpu:       $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+echo "kernel:    $(uname -r)"
+echo "make:      $(make --version | head -1)"
+echo "bash:      $(bash --version | head -1)"
+echo "sh:        $(readlink -f /bin/sh)"
+echo "scratch:   $WORK ($(df -T "$WORK" | awk 'NR==2 {print $2}'))"
+echo "dagrun:    $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -n $(git -C "$ROOT" status --porcelain -- libdag operators runner 2>/dev/null) ]] && echo ' (library sources modified)')"
+echo "load:      $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "reps:      $REPS"
+
+# --- generators -----------------------------------------------------------------------------------
+# gen_make FILE N SHELL_KIND DEPS: N targets t0..t(N-1); DEPS=chain makes each depend on the previous.
+gen_make() {
+  local file=$1 n=$2 kind=$3 deps=$4
+  awk -v n="$n" -v kind="$kind" -v deps="$deps" 'BEGIN {
+    if (kind == "sh") { print "SHELL := /bin/sh"; recipe = "\t@sh -c true" }
+    else { print "SHELL := /bin/bash"; recipe = "\t@true" }
+    print ".PHONY: all"
+    if (deps == "chain") print "all: t" (n - 1)
+    else { printf "all:"; for (i = 0; i < n; i++) printf " t%d", i; print "" }
+    for (i = 0; i < n; i++) {
+      if (deps == "chain" && i > 0) print "t" i ": t" (i - 1); else print "t" i ":"
+      print recipe
+    }
+  }' >"$file"
+}
+
+# gen_yaml FILE DAG_ID N DEPS [EXTRA_KEYS]: N bash tasks running `true`.
+gen_yaml() {
+  local file=$1 id=$2 n=$3 deps=$4 extra=${5:-}
+  awk -v n="$n" -v id="$id" -v deps="$deps" -v extra="$extra" 'BEGIN {
+    print "dag_id: " id
+    if (extra != "") print extra
+    print "tasks:"
+    for (i = 0; i < n; i++) {
+      printf "  - task_id: t%05d\n    operator: bash\n    bash_command: \"true\"\n", i
+      if (deps == "chain" && i > 0) printf "    dependencies: [t%05d]\n", i - 1
+    }
+  }' >"$file"
+}
+
+# --- timing -------------------------------------------------------------------------------------
+# timed CASE CONTENDER SCRATCH -- COMMAND...: runs COMMAND in SCRATCH (a fresh folder), records
+# the wall time; a failing command aborts the whole run (a benchmark of a failure means nothing).
+timed() {
+  local case=$1 who=$2 dir=$3; shift 4
+  local t0 t1 rc=0
+  t0=$EPOCHREALTIME
+  (cd "$dir" && "$@") >"$dir.out" 2>&1 || rc=$?
+  t1=$EPOCHREALTIME
+  if [[ $rc != 0 ]]; then
+    echo "run.sh: $case/$who failed (exit $rc): $*" >&2
+    tail -5 "$dir.out" >&2
+    exit 1
+  fi
+  echo "$case $who $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')" >>"$RESULTS"
+  printf '  %-10s %-22s %8.3f s\n' "$case" "$who" "$(tail -1 "$RESULTS" | cut -d' ' -f3)"
+}
+
+# fresh NAME: a new empty scratch folder (the previous one of that name is removed first,
+# outside any timed region).
+fresh() {
+  rm -rf "${WORK:?}/$1" "$WORK/$1.out"
+  mkdir -p "$WORK/$1"
+  echo "$WORK/$1"
+}
+
+# engine_result CASE WHO KEY -- ARGS: runs bench_engine and records KEY from its RESULT line.
+engine_result() {
+  local case=$1 who=$2 key=$3; shift 4
+  local dir line value
+  dir=$(fresh "engine")
+  line=$("$BENCH_ENGINE" "$@" --dir "$dir" | grep '^RESULT') || { echo "run.sh: bench_engine $* failed" >&2; exit 1; }
+  value=$(sed -n "s/.* $key=\([^ ]*\).*/\1/p" <<<"$line")
+  echo "$case $who $value" >>"$RESULTS"
+  printf '  %-10s %-22s %10s  (%s)\n' "$case" "$who" "$value" "$key"
+}
+
+# --- inputs -----------------------------------------------------------------------------------------
+mkdir -p "$WORK/in/chain" "$WORK/in/fanout" "$WORK/in/daily" "$WORK/in/empty"
+gen_make "$WORK/in/chain_sh.mk" "$CHAIN_N" sh chain
+gen_make "$WORK/in/chain_bash.mk" "$CHAIN_N" bash chain
+gen_make "$WORK/in/fanout_sh.mk" "$FANOUT_N" sh none
+gen_make "$WORK/in/fanout_bash.mk" "$FANOUT_N" bash none
+gen_yaml "$WORK/in/chain/chain.yaml" bench_chain_bash "$CHAIN_N" chain
+gen_yaml "$WORK/in/fanout/fanout.yaml" bench_fanout_bash "$FANOUT_N" none "max_active_tasks: 2"
+gen_yaml "$WORK/in/daily/daily.yaml" bench_daily_bash 10 none $'schedule: "@daily"\nstart_date: 2024-01-01\ncatchup: false'
+"$DAGRUN" validate "$WORK/in/chain" >/dev/null
+"$DAGRUN" validate "$WORK/in/fanout" >/dev/null
+"$DAGRUN" validate "$WORK/in/daily" >/dev/null
+
+# --- cases ---------------------------------------------------------------------------------------------
+for ((rep = 1; rep <= REPS; rep++)); do
+  echo "== repetition $rep/$REPS"
+  if has_case chain; then
+    d=$(fresh c1); timed chain dagrun "$d" -- "$DAGRUN" run bench_chain_bash --date 2024-01-01 --dags "$WORK/in/chain" --db "sqlite:$d/db" --logs "$d/logs"
+    d=$(fresh c2); timed chain make-sh "$d" -- make -s -f "$WORK/in/chain_sh.mk"
+    d=$(fresh c3); timed chain make-bash "$d" -- make -s -f "$WORK/in/chain_bash.mk"
+  fi
+  if has_case fanout; then
+    d=$(fresh f1); timed fanout dagrun "$d" -- "$DAGRUN" run bench_fanout_bash --date 2024-01-01 --dags "$WORK/in/fanout" --db "sqlite:$d/db" --logs "$d/logs"
+    d=$(fresh f2); timed fanout make-sh "$d" -- make -s -j2 -f "$WORK/in/fanout_sh.mk"
+    d=$(fresh f3); timed fanout make-bash "$d" -- make -s -j2 -f "$WORK/in/fanout_bash.mk"
+  fi
+  if has_case callables; then
+    # In-process: tasks/s over creating the run and running it to its end (state in SQLite).
+    engine_result callables engine-tasks/s tasks_per_s -- fanout --tasks "$CALLABLES_N" --op callable
+    # The same DAG through the CLI (`run`), whole process: loading, checking, run, final listing.
+    d=$(fresh k1); timed callables cli-run "$d" -- env BENCH_CALLABLES="$CALLABLES_N" "$CPP_DAGRUN" run bench_callables --date 2024-01-01 --dags "$WORK/in/empty" --db "sqlite:$d/db" --logs "$d/logs"
+  fi
+  if has_case backfill; then
+    d=$(fresh b1); timed backfill yaml-bash "$d" -- "$DAGRUN" backfill bench_daily_bash --start 2024-01-01 --end "$BACKFILL_END" --dags "$WORK/in/daily" --db "sqlite:$d/db" --logs "$d/logs"
+    d=$(fresh b2); timed backfill cpp-callables "$d" -- "$CPP_DAGRUN" backfill bench_daily_callables --start 2024-01-01 --end "$BACKFILL_END" --dags "$WORK/in/empty" --db "sqlite:$d/db" --logs "$d/logs"
+  fi
+done
+
+# --- summary ---------------------------------------------------------------------------------------------
+median() {  # median CASE WHO
+  awk -v c="$1" -v w="$2" '$1 == c && $2 == w { print $3 }' "$RESULTS" | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { ok = (op == "<=") ? v <= t : (op == ">=") ? v >= t : v < t; print ok ? "met" : "MISSED" }'; }
+
+echo
+echo "== medians of $REPS (seconds unless noted)"
+if has_case chain; then
+  a=$(median chain dagrun) s=$(median chain make-sh) b=$(median chain make-bash)
+  echo "chain ($CHAIN_N bash tasks in a line):  dagrun $a   make-sh $s   make-bash $b"
+  echo "  ratio vs make-sh   $(ratio "$a" "$s")  (target <= 1.3: $(verdict "$(ratio "$a" "$s")" "<=" 1.3))"
+  echo "  ratio vs make-bash $(ratio "$a" "$b")  (target <= 1.3: $(verdict "$(ratio "$a" "$b")" "<=" 1.3))"
+fi
+if has_case fanout; then
+  a=$(median fanout dagrun) s=$(median fanout make-sh) b=$(median fanout make-bash)
+  echo "fanout ($FANOUT_N independent bash tasks, max_active_tasks 2 / make -j2):  dagrun $a   make-sh $s   make-bash $b"
+  echo "  ratio vs make-sh   $(ratio "$a" "$s")  (target <= 1.25: $(verdict "$(ratio "$a" "$s")" "<=" 1.25))"
+  echo "  ratio vs make-bash $(ratio "$a" "$b")  (target <= 1.25: $(verdict "$(ratio "$a" "$b")" "<=" 1.25))"
+fi
+if has_case callables; then
+  e=$(median callables engine-tasks/s) c=$(median callables cli-run)
+  echo "callables ($CALLABLES_N no-op C++ callables, one run, SQLite):  engine $e tasks/s   CLI run $c s = $(awk -v n="$CALLABLES_N" -v t="$c" 'BEGIN { printf "%.0f", n / t }') tasks/s end to end"
+  echo "  target >= 50000 tasks/s: engine $(verdict "$e" ">=" 50000)"
+fi
+if has_case backfill; then
+  y=$(median backfill yaml-bash) k=$(median backfill cpp-callables)
+  echo "backfill (dates 2024-01-01..$BACKFILL_END, 10 no-op tasks each, CLI):  YAML bash 'true' $y   C++ callables $k"
+  echo "  target < 2 s: YAML bash $(verdict "$y" "<" 2)   C++ callables $(verdict "$k" "<" 2)"
+fi
+echo
+echo "raw: case contender value"
+cat "$RESULTS"

@@ -1,0 +1,92 @@
+#pragma once
+/// @file The task queue in PostgreSQL that schedulers fill and workers drain: claims with
+/// `FOR UPDATE SKIP LOCKED`, leases with tokens and heartbeats, LISTEN/NOTIFY wake-ups.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <string>
+#include <vector>
+
+#include <dag/core/operator.hpp>
+#include <dag/core/time.hpp>
+
+namespace dag {
+
+/// One try waiting in (or claimed from) the queue: everything a worker needs to run it.
+struct queued_try {
+  std::int64_t id = 0;                            ///< row id (set by the queue)
+  std::string dag_id;                             ///< its DAG
+  std::string run_id;                             ///< its run
+  std::string task_id;                            ///< its task
+  int try_number = 1;                             ///< which try
+  std::string queue = "default";                  ///< the named queue it is routed to
+  int priority = 1;                               ///< higher is claimed first
+  std::string operator_name;                      ///< the operator to run
+  std::map<std::string, std::string> fields;      ///< rendered operator fields
+  std::map<std::string, std::string> environment; ///< DAGRUN_* variables
+  std::map<std::string, std::string> params;      ///< the run's params
+  std::string log_path;                           ///< the try's log file (on the worker's machine)
+  std::optional<std::int64_t> timeout_ms;         ///< execution_timeout
+  time_point logical_date{};                      ///< the run's logical date
+  time_point data_interval_start{};               ///< the run's interval start
+  time_point data_interval_end{};                 ///< the run's interval end
+  std::string lease_token;                        ///< set when claimed: proves the claim
+  std::string worker;                             ///< who claimed it
+};
+
+/// A worker's report of one try's end, refused unless its lease token is still current.
+struct queued_result {
+  std::int64_t id = 0;          ///< the queue row
+  std::string lease_token;      ///< the claim's token
+  operator_result result;       ///< how the try ended
+  timestamp started{};          ///< when it started
+  timestamp ended{};            ///< when it ended
+  int pid = 0;                  ///< its process, if any
+  std::string hostname;         ///< where it ran
+};
+
+/// A finished (or lost) try as the scheduler collects it.
+struct finished_try {
+  queued_try item;              ///< what was queued
+  queued_result outcome;        ///< how it ended
+};
+
+/// The queue. One object is one database connection; use it from one thread at a time.
+class task_queue {
+public:
+  virtual ~task_queue() = default;
+
+  /// Adds tries (one transaction) and wakes listening workers.
+  virtual void enqueue(const std::vector<queued_try>& tries) = 0;
+  /// Claims up to `max` queued tries of `queues` (highest priority first) for `worker`, each with
+  /// a fresh lease token; `FOR UPDATE SKIP LOCKED` inside a CTE, so concurrent workers never
+  /// claim the same row and never more than `max`.
+  virtual std::vector<queued_try> claim(const std::vector<std::string>& queues, int max, const std::string& worker) = 0;
+  /// Renews the leases of `tokens`; returns the tokens that are no longer valid (lost or done).
+  virtual std::vector<std::string> heartbeat(const std::vector<std::string>& tokens) = 0;
+  /// Records results in one transaction; per result, false when refused (its lease was lost).
+  virtual std::vector<bool> complete(const std::vector<queued_result>& results) = 0;
+  /// Takes up to `max` finished tries off the queue (deleting them): the scheduler's input.
+  virtual std::vector<finished_try> take_finished(int max) = 0;
+  /// Claimed tries whose lease was not renewed for `lease` become lost: they are taken off the
+  /// queue and returned as failed tries ("worker lost"); a late result for them is refused.
+  virtual std::vector<finished_try> expire_leases(std::chrono::milliseconds lease) = 0;
+  /// Waits up to `max` for a notification on `channel` (`queued` for workers, `finished` for
+  /// schedulers); true when one came.
+  virtual bool wait(const std::string& channel, std::chrono::milliseconds max) = 0;
+  /// (dag, run, task, try) of every try in the queue, whatever its state: after a scheduler
+  /// restart, a try the store says is running but the queue does not hold was lost.
+  virtual std::set<std::tuple<std::string, std::string, std::string, int>> pending_keys() = 0;
+  /// Numbers of queued and claimed tries (metrics, tests).
+  virtual std::pair<std::int64_t, std::int64_t> counts() = 0;
+};
+
+/// Opens the queue in the PostgreSQL database at `url` (creating its table if needed).
+std::unique_ptr<task_queue> open_task_queue(const std::string& url);
+
+}  // namespace dag

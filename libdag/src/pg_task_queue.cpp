@@ -1,0 +1,382 @@
+// The PostgreSQL task queue: one table, batched statements, leases by random tokens.
+#include <dag/exec/task_queue.hpp>
+
+#include <set>
+#include <thread>
+#include <type_traits>
+#include <tuple>
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include <dag/core/connection.hpp>
+#include <dag/core/error.hpp>
+
+namespace dag {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* schema_sql = R"sql(
+CREATE TABLE IF NOT EXISTS dagrun_task_queue (
+  id           BIGSERIAL PRIMARY KEY,
+  dag_id       TEXT NOT NULL,
+  run_id       TEXT NOT NULL,
+  task_id      TEXT NOT NULL,
+  try_number   INT NOT NULL,
+  queue        TEXT NOT NULL,
+  priority     INT NOT NULL,
+  payload      TEXT NOT NULL,
+  state        TEXT NOT NULL DEFAULT 'queued',
+  lease_token  TEXT,
+  worker       TEXT,
+  heartbeat_at TIMESTAMPTZ,
+  result       TEXT,
+  enqueued_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+  UNIQUE (dag_id, run_id, task_id, try_number)
+);
+CREATE INDEX IF NOT EXISTS dagrun_task_queue_ready ON dagrun_task_queue (queue, priority DESC, id) WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS dagrun_task_queue_done ON dagrun_task_queue (id) WHERE state = 'done';
+CREATE INDEX IF NOT EXISTS dagrun_task_queue_leases ON dagrun_task_queue (heartbeat_at) WHERE state = 'claimed';
+)sql";
+
+constexpr const char* returned_columns =
+    "id, dag_id, run_id, task_id, try_number, queue, priority, payload, lease_token, worker, result";
+
+std::string payload_of(const queued_try& t) {
+  json j{{"operator", t.operator_name},
+         {"fields", t.fields},
+         {"environment", t.environment},
+         {"params", t.params},
+         {"log_path", t.log_path},
+         {"logical_date", t.logical_date.time_since_epoch().count()},
+         {"data_interval_start", t.data_interval_start.time_since_epoch().count()},
+         {"data_interval_end", t.data_interval_end.time_since_epoch().count()}};
+  if (t.timeout_ms) j["timeout_ms"] = *t.timeout_ms;
+  return j.dump();
+}
+
+queued_try read_try(const pqxx::row& r) {
+  queued_try t;
+  t.id = r["id"].as<std::int64_t>();
+  t.dag_id = r["dag_id"].c_str();
+  t.run_id = r["run_id"].c_str();
+  t.task_id = r["task_id"].c_str();
+  t.try_number = r["try_number"].as<int>();
+  t.queue = r["queue"].c_str();
+  t.priority = r["priority"].as<int>();
+  if (!r["lease_token"].is_null()) t.lease_token = r["lease_token"].c_str();
+  if (!r["worker"].is_null()) t.worker = r["worker"].c_str();
+  const json j = json::parse(r["payload"].c_str());
+  t.operator_name = j.at("operator").get<std::string>();
+  t.fields = j.at("fields").get<std::map<std::string, std::string>>();
+  t.environment = j.at("environment").get<std::map<std::string, std::string>>();
+  t.params = j.at("params").get<std::map<std::string, std::string>>();
+  t.log_path = j.at("log_path").get<std::string>();
+  t.logical_date = time_point{std::chrono::seconds(j.at("logical_date").get<std::int64_t>())};
+  t.data_interval_start = time_point{std::chrono::seconds(j.at("data_interval_start").get<std::int64_t>())};
+  t.data_interval_end = time_point{std::chrono::seconds(j.at("data_interval_end").get<std::int64_t>())};
+  if (j.contains("timeout_ms")) t.timeout_ms = j.at("timeout_ms").get<std::int64_t>();
+  return t;
+}
+
+std::string result_of(const queued_result& r) {
+  json j{{"outcome", static_cast<int>(r.result.outcome)},
+         {"message", r.result.message},
+         {"exit_code", r.result.exit_code},
+         {"started", r.started.time_since_epoch().count()},
+         {"ended", r.ended.time_since_epoch().count()},
+         {"pid", r.pid},
+         {"hostname", r.hostname}};
+  if (r.result.xcom) j["xcom"] = *r.result.xcom;
+  return j.dump();
+}
+
+queued_result read_result(const queued_try& t, const std::string& text) {
+  queued_result out;
+  out.id = t.id;
+  out.lease_token = t.lease_token;
+  const json j = json::parse(text);
+  out.result.outcome = static_cast<try_outcome>(j.at("outcome").get<int>());
+  out.result.message = j.at("message").get<std::string>();
+  out.result.exit_code = j.at("exit_code").get<int>();
+  if (j.contains("xcom")) out.result.xcom = j.at("xcom").get<std::string>();
+  out.started = timestamp{std::chrono::microseconds(j.at("started").get<std::int64_t>())};
+  out.ended = timestamp{std::chrono::microseconds(j.at("ended").get<std::int64_t>())};
+  out.pid = j.at("pid").get<int>();
+  out.hostname = j.at("hostname").get<std::string>();
+  return out;
+}
+
+// libpq's keyword string for a URL, so a password never sits in an error message we build.
+std::string conninfo(const std::string& url) {
+  const connection c = parse_connection_uri("queue", url);
+  auto quoted = [](const std::string& v) {
+    std::string out = "'";
+    for (char ch : v) {
+      if (ch == '\'' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    return out + "'";
+  };
+  std::string s = "host=" + quoted(c.host.empty() ? "localhost" : c.host);
+  if (c.port) s += " port=" + std::to_string(*c.port);
+  if (!c.login.empty()) s += " user=" + quoted(c.login);
+  if (!c.password.empty()) s += " password=" + quoted(c.password);
+  if (!c.schema.empty()) s += " dbname=" + quoted(c.schema);
+  return s + " connect_timeout=10 application_name='dagrun-queue'";
+}
+
+class notice_flag : public pqxx::notification_receiver {
+public:
+  notice_flag(pqxx::connection_base& c, const std::string& channel) : pqxx::notification_receiver(c, channel) {}
+  void operator()(const std::string&, int) override { fired = true; }
+  bool fired = false;
+};
+
+class pg_task_queue final : public task_queue {
+public:
+  explicit pg_task_queue(std::string url) : url_(std::move(url)), where_(describe(url_)) {
+    with_retry("create the queue table", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      tx.exec("SELECT pg_advisory_xact_lock(727277)");  // concurrent first starts create it once
+      tx.exec(schema_sql);
+      tx.commit();
+      return 0;
+    });
+  }
+
+  void enqueue(const std::vector<queued_try>& tries) override {
+    if (tries.empty()) return;
+    with_retry("enqueue tries", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      for (std::size_t start = 0; start < tries.size(); start += 500) {
+        std::string sql = "INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, queue, priority, payload) VALUES ";
+        for (std::size_t i = start; i < std::min(tries.size(), start + 500); ++i) {
+          const auto& t = tries[i];
+          if (i != start) sql += ',';
+          sql += "(" + tx.quote(t.dag_id) + "," + tx.quote(t.run_id) + "," + tx.quote(t.task_id) + "," +
+                 std::to_string(t.try_number) + "," + tx.quote(t.queue) + "," + std::to_string(t.priority) + "," +
+                 tx.quote(payload_of(t)) + ")";
+        }
+        // Another scheduler may have queued the same try: the unique key keeps one.
+        tx.exec(sql + " ON CONFLICT (dag_id, run_id, task_id, try_number) DO NOTHING");
+      }
+      tx.exec("NOTIFY dagrun_queued");
+      tx.commit();
+      return 0;
+    });
+  }
+
+  std::vector<queued_try> claim(const std::vector<std::string>& queues, int max, const std::string& worker) override {
+    if (max <= 0 || queues.empty()) return {};
+    return with_retry("claim tries", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      std::string in;
+      for (const auto& q : queues) in += (in.empty() ? "" : ",") + tx.quote(q);
+      // The CTE bounds the claim: the planner cannot lock more rows than the LIMIT.
+      const std::string sql =
+          "WITH c AS (SELECT id FROM dagrun_task_queue WHERE state = 'queued' AND queue IN (" + in +
+          ") ORDER BY priority DESC, id LIMIT " + std::to_string(max) +
+          " FOR UPDATE SKIP LOCKED) "
+          "UPDATE dagrun_task_queue q SET state = 'claimed', lease_token = gen_random_uuid()::text, worker = " +
+          tx.quote(worker) + ", heartbeat_at = now() FROM c WHERE q.id = c.id RETURNING " + prefixed("q.");
+      std::vector<queued_try> out;
+      for (const auto& row : tx.exec(sql)) out.push_back(read_try(row));
+      tx.commit();
+      return out;
+    });
+  }
+
+  std::vector<std::string> heartbeat(const std::vector<std::string>& tokens) override {
+    if (tokens.empty()) return {};
+    return with_retry("renew leases", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      std::string in;
+      for (const auto& t : tokens) in += (in.empty() ? "" : ",") + tx.quote(t);
+      std::set<std::string> alive;
+      for (const auto& row : tx.exec("UPDATE dagrun_task_queue SET heartbeat_at = now() WHERE state = 'claimed' AND "
+                                     "lease_token IN (" + in + ") RETURNING lease_token"))
+        alive.insert(row[0].c_str());
+      tx.commit();
+      std::vector<std::string> lost;
+      for (const auto& t : tokens)
+        if (!alive.contains(t)) lost.push_back(t);
+      return lost;
+    });
+  }
+
+  std::vector<bool> complete(const std::vector<queued_result>& results) override {
+    if (results.empty()) return {};
+    return with_retry("complete tries", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      std::string values;
+      for (const auto& r : results)
+        values += (values.empty() ? "" : ",") + std::string("(") + std::to_string(r.id) + "::bigint," +
+                  tx.quote(r.lease_token) + "," + tx.quote(result_of(r)) + ")";
+      // Only a current lease may finish its try: a stale worker's late result changes nothing.
+      std::set<std::int64_t> accepted;
+      for (const auto& row : tx.exec("UPDATE dagrun_task_queue q SET state = 'done', result = v.result FROM (VALUES " +
+                                     values + ") AS v(id, token, result) WHERE q.id = v.id AND q.lease_token = v.token "
+                                              "AND q.state = 'claimed' RETURNING q.id"))
+        accepted.insert(row[0].as<std::int64_t>());
+      tx.exec("NOTIFY dagrun_finished");
+      tx.commit();
+      std::vector<bool> out;
+      for (const auto& r : results) out.push_back(accepted.contains(r.id));
+      return out;
+    });
+  }
+
+  std::vector<finished_try> take_finished(int max) override {
+    return with_retry("take finished tries", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      std::vector<finished_try> out;
+      for (const auto& row : tx.exec("DELETE FROM dagrun_task_queue WHERE id IN (SELECT id FROM dagrun_task_queue "
+                                     "WHERE state = 'done' ORDER BY id LIMIT " + std::to_string(max) +
+                                     " FOR UPDATE SKIP LOCKED) RETURNING " + std::string(returned_columns))) {
+        finished_try f;
+        f.item = read_try(row);
+        f.outcome = read_result(f.item, row["result"].c_str());
+        out.push_back(std::move(f));
+      }
+      tx.commit();
+      return out;
+    });
+  }
+
+  std::vector<finished_try> expire_leases(std::chrono::milliseconds lease) override {
+    return with_retry("expire leases", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      std::vector<finished_try> out;
+      const auto rows = tx.exec("DELETE FROM dagrun_task_queue WHERE id IN (SELECT id FROM dagrun_task_queue WHERE "
+                                "state = 'claimed' AND heartbeat_at < now() - interval '1 millisecond' * " +
+                                std::to_string(lease.count()) + " FOR UPDATE SKIP LOCKED) RETURNING " +
+                                std::string(returned_columns));
+      for (const auto& row : rows) {
+        finished_try f;
+        f.item = read_try(row);
+        f.outcome.id = f.item.id;
+        f.outcome.lease_token = f.item.lease_token;
+        f.outcome.result = operator_result::failed("worker lost: '" + f.item.worker + "' stopped renewing its lease");
+        f.outcome.result.exit_code = -1;
+        out.push_back(std::move(f));
+      }
+      tx.commit();
+      return out;
+    });
+  }
+
+  bool wait(const std::string& channel, std::chrono::milliseconds max) override {
+    try {
+      pqxx::connection& c = conn();
+      auto& flag = listener(c, channel);
+      if (flag.fired) {
+        flag.fired = false;
+        return true;
+      }
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(max).count();
+      c.await_notification(static_cast<long>(us / 1'000'000), static_cast<long>(us % 1'000'000));
+      const bool fired = flag.fired;
+      flag.fired = false;
+      return fired;
+    } catch (const pqxx::broken_connection&) {
+      reset();
+      return false;  // the caller polls anyway; the next call reconnects
+    }
+  }
+
+  std::set<std::tuple<std::string, std::string, std::string, int>> pending_keys() override {
+    return with_retry("list queued tries", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      std::set<std::tuple<std::string, std::string, std::string, int>> out;
+      for (const auto& row : tx.exec("SELECT dag_id, run_id, task_id, try_number FROM dagrun_task_queue"))
+        out.emplace(row[0].c_str(), row[1].c_str(), row[2].c_str(), row[3].as<int>());
+      return out;
+    });
+  }
+
+  std::pair<std::int64_t, std::int64_t> counts() override {
+    return with_retry("count queue rows", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      auto r = tx.exec1("SELECT count(*) FILTER (WHERE state = 'queued'), count(*) FILTER (WHERE state = 'claimed') "
+                        "FROM dagrun_task_queue");
+      return std::pair<std::int64_t, std::int64_t>{r[0].as<std::int64_t>(), r[1].as<std::int64_t>()};
+    });
+  }
+
+private:
+  static std::string describe(const std::string& url) {
+    const connection c = parse_connection_uri("queue", url);
+    return "PostgreSQL " + c.host + (c.port ? ":" + std::to_string(*c.port) : "") + "/" + c.schema;
+  }
+  static std::string prefixed(const std::string& p) {
+    std::string out, col;
+    std::string cols = returned_columns;
+    cols += ",";
+    for (char ch : cols) {
+      if (ch == ',') {
+        out += (out.empty() ? "" : ", ") + p + col;
+        col.clear();
+      } else if (ch != ' ') {
+        col += ch;
+      }
+    }
+    return out;
+  }
+
+  pqxx::connection& conn() {
+    if (!conn_) conn_ = std::make_unique<pqxx::connection>(conninfo(url_));
+    return *conn_;
+  }
+  void reset() {
+    listeners_.clear();
+    conn_.reset();
+  }
+  notice_flag& listener(pqxx::connection& c, const std::string& channel) {
+    const std::string name = "dagrun_" + channel;
+    auto it = listeners_.find(name);
+    if (it == listeners_.end()) it = listeners_.emplace(name, std::make_unique<notice_flag>(c, name)).first;
+    return *it->second;
+  }
+
+  // A broken connection is re-opened and the whole transaction retried with backoff: every
+  // statement here is safe to repeat (claims and completions are guarded by state and token).
+  template <class F>
+  std::invoke_result_t<F, pqxx::connection&> with_retry(const char* what, F&& body) {
+    auto delay = std::chrono::milliseconds(50);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    for (;;) {
+      try {
+        return body(conn());
+      } catch (const pqxx::broken_connection& e) {
+        reset();
+        if (std::chrono::steady_clock::now() + delay > deadline)
+          throw error(where_ + ": cannot " + what + ": connection lost: " + first_line(e.what()));
+        std::this_thread::sleep_for(delay);  // backoff before reconnecting, not synchronisation
+        delay = std::min(delay * 2, std::chrono::milliseconds(2000));
+      } catch (const pqxx::sql_error& e) {
+        // A server restart surfaces as an SQL error on a connection that is no longer open.
+        const bool lost = !conn_ || !conn_->is_open();
+        if (!lost) throw error(where_ + ": cannot " + what + ": " + first_line(e.what()));
+        reset();
+        if (std::chrono::steady_clock::now() + delay > deadline)
+          throw error(where_ + ": cannot " + what + ": connection lost: " + first_line(e.what()));
+        std::this_thread::sleep_for(delay);
+        delay = std::min(delay * 2, std::chrono::milliseconds(2000));
+      }
+    }
+  }
+  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+  std::string url_;
+  std::string where_;
+  std::unique_ptr<pqxx::connection> conn_;
+  std::map<std::string, std::unique_ptr<notice_flag>> listeners_;
+};
+
+}  // namespace
+
+std::unique_ptr<task_queue> open_task_queue(const std::string& url) { return std::make_unique<pg_task_queue>(url); }
+
+}  // namespace dag

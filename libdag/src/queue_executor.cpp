@@ -1,0 +1,112 @@
+// The scheduler's side of the queue.
+#include <dag/exec/queue_executor.hpp>
+
+namespace dag {
+
+queue_executor::queue_executor(const std::string& url, task_listener listener, std::chrono::milliseconds lease)
+    : url_(url), listener_(std::move(listener)), lease_(lease), sender_(open_task_queue(url)) {
+  collector_ = std::jthread([this](std::stop_token st) { collect(st); });
+}
+
+queue_executor::~queue_executor() {
+  collector_.request_stop();
+  collector_ = {};
+}
+
+void queue_executor::submit(task_request request) {
+  const task_context& c = request.context;
+  queued_try t;
+  t.dag_id = c.dag_id;
+  t.run_id = c.run_id;
+  t.task_id = c.task_id;
+  t.try_number = c.try_number;
+  if (request.definition) {
+    t.queue = request.definition->settings.queue;
+    t.priority = request.definition->settings.priority_weight;
+    t.operator_name = request.definition->operator_name;
+  }
+  t.fields = c.fields;
+  t.environment = c.environment;
+  t.params = c.params;
+  t.log_path = c.log_path.string();
+  if (c.timeout) t.timeout_ms = c.timeout->count();
+  t.logical_date = c.logical_date;
+  t.data_interval_start = c.data_interval_start;
+  t.data_interval_end = c.data_interval_end;
+  buffer_.push_back(std::move(t));
+}
+
+void queue_executor::flush() {
+  if (buffer_.empty()) return;
+  sender_->enqueue(buffer_);
+  {
+    std::lock_guard lock(mutex_);
+    outstanding_ += static_cast<long long>(buffer_.size());
+  }
+  buffer_.clear();
+}
+
+void queue_executor::drain() {
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [&] { return outstanding_ <= 0; });
+}
+
+bool queue_executor::still_running(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
+                                   int try_number) {
+  if (!pending_) pending_ = sender_->pending_keys();
+  const bool held = pending_->contains({dag_id, run_id, task_id, try_number});
+  if (held) {
+    std::lock_guard lock(mutex_);
+    ++outstanding_;  // its result will come through the collector
+  }
+  return held;
+}
+
+void queue_executor::collect(std::stop_token stop) {
+  std::unique_ptr<task_queue> q;
+  auto last_expiry = std::chrono::steady_clock::now();
+  while (!stop.stop_requested()) {
+    try {
+      if (!q) q = open_task_queue(url_);
+      std::vector<finished_try> done = q->take_finished(1000);
+      if (std::chrono::steady_clock::now() - last_expiry > std::min(lease_ / 3, std::chrono::milliseconds(5000))) {
+        last_expiry = std::chrono::steady_clock::now();
+        auto lost = q->expire_leases(lease_);
+        const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+        for (auto& l : lost) {
+          l.outcome.started = now;
+          l.outcome.ended = now;
+          done.push_back(std::move(l));
+        }
+      }
+      for (auto& f : done) {
+        task_event e;
+        e.dag_id = f.item.dag_id;
+        e.run_id = f.item.run_id;
+        e.task_id = f.item.task_id;
+        e.try_number = f.item.try_number;
+        e.result = f.outcome.result;
+        e.started = f.outcome.started;
+        e.ended = f.outcome.ended;
+        e.pid = f.outcome.pid;
+        listener_(std::move(e));
+      }
+      if (!done.empty()) {
+        std::lock_guard lock(mutex_);
+        outstanding_ -= static_cast<long long>(done.size());
+        if (outstanding_ <= 0) idle_.notify_all();
+      }
+      if (done.size() < 1000) q->wait("finished", std::chrono::milliseconds(500));
+    } catch (const std::exception&) {
+      // The queue's own retries gave up (database down for long): start over with a new
+      // connection; tries stay safe in the queue meanwhile.
+      q.reset();
+      std::mutex m;
+      std::condition_variable_any cv;
+      std::unique_lock lock(m);
+      cv.wait_for(lock, stop, std::chrono::seconds(1), [] { return false; });
+    }
+  }
+}
+
+}  // namespace dag

@@ -1,0 +1,238 @@
+// `dagrun worker`: claims tries from the PostgreSQL queue, runs them, reports them.
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <ostream>
+#include <sstream>
+#include <thread>
+
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <dag/exec/local_executor.hpp>
+#include <dag/exec/task_queue.hpp>
+
+#include "session.hpp"
+
+namespace po = boost::program_options;
+
+namespace dagrun {
+namespace {
+
+std::vector<std::string> split_queues(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string q; std::getline(in, q, ',');)
+    if (!q.empty()) out.push_back(q);
+  if (out.empty()) throw dag::usage_error("--queues: give at least one queue name");
+  return out;
+}
+
+std::string key_of(const std::string& d, const std::string& r, const std::string& t, int n) {
+  return d + '\0' + r + '\0' + t + '\0' + std::to_string(n);
+}
+
+// What the worker holds for one claimed try.
+struct claimed {
+  std::int64_t id;
+  std::string token;
+};
+
+class worker {
+public:
+  worker(const invocation& inv, std::vector<std::string> queues, int concurrency, std::chrono::milliseconds lease)
+      : inv_(inv), queues_(std::move(queues)), concurrency_(concurrency), lease_(lease) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    hostname_ = host;
+    name_ = hostname_ + ":" + std::to_string(::getpid());
+  }
+
+  int run(std::stop_token stop, std::chrono::seconds grace) {
+    // C++ DAGs' callables run here too, so the worker loads the same DAGs as the scheduler.
+    folder_ = load_dags(inv_, true);
+    auto claimer = dag::open_task_queue(inv_.global.db);
+    dag::local_executor pool(
+        concurrency_, [this](dag::task_event e) { finished(std::move(e)); },
+        [] { return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()); });
+    std::jthread reporter([this](std::stop_token st) { report(st); });
+    spdlog::info("worker {} serving queues {} with {} slots", name_, fmt_list(queues_), concurrency_);
+
+    while (!stop.stop_requested()) {
+      const int free = concurrency_ - busy();
+      if (free <= 0) {
+        std::unique_lock lock(mutex_);
+        slot_freed_.wait_for(lock, stop, std::chrono::seconds(1), [&] { return busy_ < concurrency_; });
+        continue;
+      }
+      auto items = claimer->claim(queues_, free, name_);
+      for (auto& item : items) pool.submit(request_for(item));
+      if (static_cast<int>(items.size()) < free) claimer->wait("queued", std::chrono::milliseconds(1000));
+    }
+    spdlog::info("worker {}: stopping; waiting up to {}s for {} running tries", name_, grace.count(), busy());
+    {
+      std::unique_lock lock(mutex_);
+      slot_freed_.wait_for(lock, grace, [&] { return busy_ == 0; });
+    }
+    if (busy() > 0) {
+      pool.cancel_all();
+      pool.drain();
+    }
+    {
+      std::unique_lock lock(mutex_);
+      slot_freed_.wait(lock, [&] { return results_.empty() && busy_ == 0; });  // the reporter sent them
+    }
+    reporter.request_stop();
+    spdlog::info("worker {} stopped", name_);
+    return exit_ok;
+  }
+
+private:
+  static std::string fmt_list(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+    return s;
+  }
+  int busy() {
+    std::lock_guard lock(mutex_);
+    return busy_;
+  }
+
+  dag::task_request request_for(const dag::queued_try& item) {
+    dag::task_request req;
+    std::shared_ptr<dag::task> own = std::make_shared<dag::task>();
+    own->id = item.task_id;
+    own->operator_name = item.operator_name;
+    if (const auto* d = folder_.find(item.dag_id))
+      if (const auto* t = d->find(item.task_id)) *own = *t;  // callables need their C++ body
+    req.definition = own.get();
+    req.keep_alive = own;
+    req.op = inv_.operators.find(item.operator_name);
+    auto& c = req.context;
+    c.dag_id = item.dag_id;
+    c.run_id = item.run_id;
+    c.task_id = item.task_id;
+    c.try_number = item.try_number;
+    c.fields = item.fields;
+    c.environment = item.environment;
+    c.params = item.params;
+    c.log_path = item.log_path;
+    c.logical_date = item.logical_date;
+    c.data_interval_start = item.data_interval_start;
+    c.data_interval_end = item.data_interval_end;
+    if (item.timeout_ms) c.timeout = std::chrono::milliseconds(*item.timeout_ms);
+    c.connection_lookup = [](std::string_view id) -> std::optional<dag::connection> {
+      std::string env = "DAGRUN_CONN_" + std::string(id);
+      for (auto& ch : env) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      if (const char* uri = std::getenv(env.c_str())) return dag::parse_connection_uri(std::string(id), uri);
+      return std::nullopt;
+    };
+    std::lock_guard lock(mutex_);
+    claims_[key_of(item.dag_id, item.run_id, item.task_id, item.try_number)] = {item.id, item.lease_token};
+    ++busy_;
+    return req;
+  }
+
+  void finished(dag::task_event e) {
+    std::lock_guard lock(mutex_);
+    auto it = claims_.find(key_of(e.dag_id, e.run_id, e.task_id, e.try_number));
+    if (it == claims_.end()) return;
+    dag::queued_result r;
+    r.id = it->second.id;
+    r.lease_token = it->second.token;
+    r.result = std::move(e.result);
+    r.started = e.started;
+    r.ended = e.ended;
+    r.pid = e.pid;
+    r.hostname = hostname_;
+    claims_.erase(it);
+    results_.push_back(std::move(r));
+    --busy_;
+    results_ready_.notify_one();
+    slot_freed_.notify_all();
+  }
+
+  // Sends results in batches and renews the leases of running tries, on its own connection.
+  void report(std::stop_token stop) {
+    auto q = dag::open_task_queue(inv_.global.db);
+    auto last_beat = std::chrono::steady_clock::now();
+    const auto beat_every = std::max(lease_ / 3, std::chrono::milliseconds(100));
+    while (true) {
+      std::vector<dag::queued_result> batch;
+      std::vector<std::string> tokens;
+      {
+        std::unique_lock lock(mutex_);
+        results_ready_.wait_for(lock, beat_every, [&] { return !results_.empty() || stop.stop_requested(); });
+        if (results_.empty() && stop.stop_requested()) return;
+        batch.assign(std::make_move_iterator(results_.begin()), std::make_move_iterator(results_.end()));
+        results_.clear();
+        if (std::chrono::steady_clock::now() - last_beat >= beat_every)
+          for (const auto& [key, c] : claims_) tokens.push_back(c.token);
+      }
+      try {
+        if (!batch.empty()) {
+          auto accepted = q->complete(batch);
+          for (std::size_t i = 0; i < batch.size(); ++i)
+            if (!accepted[i])
+              spdlog::warn("result of queue item {} refused: its lease was lost (the scheduler re-queued it)", batch[i].id);
+        }
+        if (!tokens.empty() || std::chrono::steady_clock::now() - last_beat >= beat_every) {
+          for (const auto& t : q->heartbeat(tokens)) spdlog::warn("lease {} was lost", t);
+          last_beat = std::chrono::steady_clock::now();
+        }
+      } catch (const std::exception& ex) {
+        spdlog::error("worker {}: cannot reach the queue: {}; retrying", name_, ex.what());
+        std::lock_guard lock(mutex_);
+        results_.insert(results_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+      }
+      std::lock_guard lock(mutex_);
+      slot_freed_.notify_all();
+    }
+  }
+
+  const invocation& inv_;
+  std::vector<std::string> queues_;
+  int concurrency_;
+  std::chrono::milliseconds lease_;
+  std::string hostname_;
+  std::string name_;
+  dag::dag_folder folder_;
+  std::mutex mutex_;
+  std::condition_variable_any slot_freed_;
+  std::condition_variable results_ready_;
+  std::map<std::string, claimed> claims_;
+  std::deque<dag::queued_result> results_;
+  int busy_ = 0;
+};
+
+int worker_command(invocation& inv) {
+  if (!inv.global.db.starts_with("postgres"))
+    throw dag::usage_error("--db: a worker needs the PostgreSQL queue (postgresql://…), got a non-PostgreSQL database");
+  const int concurrency = inv.args["concurrency"].as<int>();
+  if (concurrency < 1) throw dag::usage_error("--concurrency: must be at least 1");
+  stop_on_signals signals;
+  worker w(inv, split_queues(inv.args["queues"].as<std::string>()), concurrency,
+           std::chrono::milliseconds(inv.args["lease-ms"].as<int>()));
+  return w.run(signals.token(), std::chrono::seconds(inv.args["grace"].as<int>()));
+}
+
+}  // namespace
+
+void add_worker_commands(std::vector<command>& out) {
+  out.push_back({{"worker"},
+                 "worker [--queues a,b] [--concurrency N]",
+                 "a queue worker: claims tries from PostgreSQL (--db postgresql://…) and runs them; SIGTERM drains",
+                 [](po::options_description& d, po::positional_options_description&) {
+                   d.add_options()("queues", po::value<std::string>()->default_value("default")->value_name("a,b"),
+                                   "queues to serve (a task's `queue`, default `default`)")(
+                       "concurrency", po::value<int>()->default_value(16)->value_name("N"), "tries at once")(
+                       "lease-ms", po::value<int>()->default_value(30000)->value_name("MS"),
+                       "the scheduler's lease: heartbeats go every third of it")(
+                       "grace", po::value<int>()->default_value(30)->value_name("SECONDS"),
+                       "on SIGTERM, how long running tries may finish before they are stopped");
+                 },
+                 worker_command});
+}
+
+}  // namespace dagrun
