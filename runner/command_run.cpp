@@ -217,6 +217,8 @@ int backfill_command(invocation& inv) {
 
   dag::engine eng(*db, inv.operators, inv.now, foreground_options(inv, inv.args["parallelism"].as<int>()));
   eng.set_dags(engine_dags(folder, dag_id));
+  // An interrupted backfill's tries died with it: record them as lost so its runs can finish.
+  eng.recover_lost_tries();
   std::vector<dag::run_key> keys;
   std::size_t skipped = 0;
   for (const auto& info : dates) {
@@ -226,6 +228,12 @@ int backfill_command(invocation& inv) {
       continue;
     }
     const dag::run_record& r = it->second;
+    if (!dag::is_finished(r.state)) {
+      // An interrupted backfill left this run queued or running: carry on with it.
+      eng.track_run({dag_id, r.run_id});
+      keys.push_back({dag_id, r.run_id});
+      continue;
+    }
     if (rerun_failed && r.state == dag::run_state::failed) {
       dag::change_set changes;
       for (auto ti : db->task_instances(dag_id, r.run_id)) {

@@ -6,7 +6,11 @@
 #include <cctype>
 #include <cstdlib>
 
+#include <csignal>
+
 #include <unistd.h>
+
+#include <nlohmann/json.hpp>
 
 #include <dag/exec/local_executor.hpp>
 #include <dag/exec/queue_executor.hpp>
@@ -47,6 +51,8 @@ task_instance_update update_of(const task_instance_record& ti, task_state expect
 engine::engine(store& s, const operator_catalog& operators, const clock& now, engine_options options)
     : store_(s), operators_(operators), clock_(now), options_(std::move(options)) {
   if (options_.hostname.empty()) options_.hostname = this_host();
+  // Stored log paths must not depend on the working directory of whoever reads them later.
+  options_.log_folder = std::filesystem::absolute(options_.log_folder);
   if (options_.parallelism < 1) throw usage_error("parallelism must be at least 1");
   if (options_.queue_url.empty())
     executor_ = std::make_unique<local_executor>(
@@ -135,6 +141,11 @@ std::size_t engine::recover_lost_tries() {
   const timestamp now = now_us();
   std::size_t lost = 0;
   for (auto ti : store_.task_instances_in({task_state::queued, task_state::running})) {
+    // A try of another live dagrun process on this host (a foreground `run`, say) is not lost;
+    // local tries of other hosts are theirs to recover when they restart.
+    const bool local = options_.queue_url.empty();
+    if (local && !ti.hostname.empty() && ti.hostname != options_.hostname) continue;
+    if (local && ti.pid > 0 && ti.pid != ::getpid() && ::kill(ti.pid, 0) == 0) continue;
     if (executor_->still_running(ti.dag_id, ti.run_id, ti.task_id, ti.try_number)) {
       // A queued try outlives its scheduler: its result will still come.
       inflight_.insert(inflight_key(ti.dag_id, ti.run_id, ti.task_id, ti.try_number));
@@ -295,6 +306,7 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
   ti.state = task_state::running;
   ti.start_date = now;
   ti.hostname = options_.hostname;
+  ti.pid = ::getpid();  // the dagrun process running the try: recovery checks it is gone
   ti.log_path = log_path_for(options_.log_folder, ti).string();
 
   task_request req;
@@ -310,6 +322,12 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
   ctx.data_interval_end = r.run.interval.end;
   ctx.try_number = ti.try_number;
   ctx.params = r.dag->def.params();
+  // Airflow: a run's conf overrides the DAG's params of the same name.
+  if (r.run.conf.size() > 2) {
+    const auto conf = nlohmann::json::parse(r.run.conf, nullptr, false);
+    if (conf.is_object())
+      for (const auto& [k, v] : conf.items()) ctx.params[k] = v.is_string() ? v.get<std::string>() : v.dump();
+  }
   ctx.log_path = ti.log_path;
   if (t.settings.execution_timeout)
     ctx.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*t.settings.execution_timeout);
@@ -362,7 +380,7 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
 
   changes.task_instances.push_back(update_of(ti, expected, ti.try_number));
   try_record started{ti.dag_id, ti.run_id, ti.task_id, ti.try_number, task_state::running, ti.start_date, std::nullopt,
-                     std::nullopt, ti.hostname, 0, ti.log_path, {}};
+                     std::nullopt, ti.hostname, ti.pid, ti.log_path, {}};
   changes.tries.push_back(started);
   return req;
 }
@@ -394,7 +412,8 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     const run_state run_before = r.run.state;
     int& started_here = starting[it->first.dag_id];
     slot_budget budget{free_slots, dag_running_[it->first.dag_id] + started_here};
-    if (paused_.contains(it->first.dag_id)) budget.free_slots = 0;  // a paused DAG starts no new tries
+    // A paused DAG starts no new tries in the daemon; `run` and `backfill` are explicit requests.
+    if (options_.adopt_store_runs && paused_.contains(it->first.dag_id)) budget.free_slots = 0;
     run_step s = step_run(*r.dag, r.run, r.tis, r.progress, now, budget);
     free_slots -= static_cast<int>(s.to_start.size());
     started_here += static_cast<int>(s.to_start.size());

@@ -2,6 +2,7 @@
 /// @file The sqlite operator: runs SQL against a SQLite database file.
 
 #include <cctype>
+#include <charconv>
 #include <string>
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -64,7 +65,7 @@ struct sqlite {
         const SQLite::Column col = st.getColumn(c);
         if (col.isNull()) rows.add_raw("null");
         else if (col.isInteger()) rows.add_raw(std::to_string(col.getInt64()));
-        else if (col.isFloat()) rows.add_raw(std::to_string(col.getDouble()));
+        else if (col.isFloat()) rows.add_raw(shortest(col.getDouble()));
         else rows.add_text(col.getString());
       }
       if (!rows.end_row()) break;
@@ -79,6 +80,13 @@ struct sqlite {
   }
 
 private:
+  // The shortest text that reads back as the same double (1.5, 1e-09), as JSON wants.
+  static std::string shortest(double v) {
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    return ec == std::errc{} ? std::string(buf, end) : "null";
+  }
+
   // Start of the last statement: after the last ';' outside quotes.
   static std::size_t last_statement_start(const std::string& sql) {
     std::size_t start = 0;

@@ -28,10 +28,10 @@ TEST_CASE("SqliteOperator.RunsStatementsAndPushesRowsAsJson") {
   ctx.fields["sql"] =
       "CREATE TABLE t(id INTEGER, name TEXT, score REAL, note TEXT); "
       "INSERT INTO t VALUES (1, 'a\"b', 1.5, NULL), (2, 'line\nbreak', 2.0, 'x'); "
-      "SELECT id, name, note FROM t ORDER BY id;";
+      "SELECT id, name, note, score FROM t ORDER BY id;";
   auto r = run_sql(ctx);
   CHECK(r.outcome == dag::try_outcome::success);
-  CHECK(r.xcom == R"([[1,"a\"b",null],[2,"line\nbreak","x"]])");
+  CHECK(r.xcom == R"([[1,"a\"b",null,1.5],[2,"line\nbreak","x",2]])");
 }
 
 TEST_CASE("SqliteOperator.BindsParametersAndUsesConnections") {
