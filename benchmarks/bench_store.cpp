@@ -18,8 +18,13 @@
 //   --partial-state-index  replace it by one on (state) WHERE state IN ('queued', 'running')
 //   --without-rowid        task_instances and task_tries as WITHOUT ROWID tables (same keys)
 //   --no-fk                task_tries without its foreign key to task_instances
+//   --raw-int-keys         not the store: the same statements through SQLiteCpp on tables keyed by
+//                          integers (run, task index, try) and states stored as integers, as a
+//                          lower bound for what a schema change could give
 // Prints one RESULT line: microseconds per task for each phase and in all.
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -28,6 +33,7 @@
 #include <vector>
 
 #include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
 
 #include <dag/store/store.hpp>
 
@@ -41,7 +47,7 @@ struct options {
   int tasks = 100000;
   int batch = 32;
   bool no_start_try = false, no_scheduled_write = false, drop_state_index = false, partial_state_index = false,
-       without_rowid = false, no_fk = false;
+       without_rowid = false, no_fk = false, raw_int_keys = false;
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -68,6 +74,7 @@ options parse(int argc, char** argv) {
     else if (a == "--partial-state-index") o.partial_state_index = true;
     else if (a == "--without-rowid") o.without_rowid = true;
     else if (a == "--no-fk") o.no_fk = true;
+    else if (a == "--raw-int-keys") o.raw_int_keys = true;
     else usage("unknown option '" + a + "'");
   }
   if (o.db.empty()) usage("--db is required");
@@ -109,10 +116,114 @@ CREATE TABLE xcom (
     db.exec("CREATE INDEX task_instances_by_state ON task_instances (state) WHERE state IN ('queued', 'running')");
 }
 
+// The same write pattern on integer-keyed tables, straight through SQLiteCpp.
+int raw_int_keys(const options& o) {
+  std::filesystem::remove(o.db);
+  SQLite::Database db(o.db, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX);
+  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+  db.exec(R"sql(
+CREATE TABLE runs (id INTEGER PRIMARY KEY, dag_id TEXT NOT NULL, run_id TEXT NOT NULL, UNIQUE (dag_id, run_id));
+CREATE TABLE ti (run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE, task INTEGER NOT NULL,
+  state INTEGER NOT NULL DEFAULT 0, try_number INTEGER NOT NULL DEFAULT 0, start_date INTEGER, end_date INTEGER,
+  hostname TEXT NOT NULL DEFAULT '', log_path TEXT NOT NULL DEFAULT '', message TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (run, task)) WITHOUT ROWID;
+CREATE INDEX ti_active ON ti (state) WHERE state IN (3, 4);
+CREATE TABLE tries (run INTEGER NOT NULL, task INTEGER NOT NULL, try_number INTEGER NOT NULL, state INTEGER NOT NULL,
+  start_date INTEGER, end_date INTEGER, hostname TEXT NOT NULL DEFAULT '', log_path TEXT NOT NULL DEFAULT '',
+  message TEXT NOT NULL DEFAULT '', PRIMARY KEY (run, task, try_number)) WITHOUT ROWID;
+INSERT INTO runs (id, dag_id, run_id) VALUES (1, 'bench_fanout_callable', 'manual__2024-01-01T00:00:00+00:00');
+)sql");
+  SQLite::Statement begin(db, "BEGIN IMMEDIATE"), commit(db, "COMMIT");
+  SQLite::Statement insert_ti(db, "INSERT INTO ti (run, task) VALUES (1, ?1)");
+  SQLite::Statement update_ti(db,
+                              "UPDATE ti SET state = ?3, try_number = ?4, start_date = ?5, end_date = ?6, hostname = ?7, "
+                              "log_path = ?8, message = ?9 WHERE run = ?1 AND task = ?2 AND state = ?10 AND try_number = ?11");
+  SQLite::Statement upsert_try(db,
+                               "INSERT INTO tries (run, task, try_number, state, start_date, end_date, hostname, log_path, "
+                               "message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (run, task, try_number) DO "
+                               "UPDATE SET state = excluded.state, end_date = excluded.end_date, message = excluded.message");
+  auto exec = [](SQLite::Statement& s) {
+    const int changed = s.exec();
+    s.reset();
+    return changed;
+  };
+  const int n = o.tasks;
+  const std::string host = "benchhost";
+  auto log_path = [](int i) {
+    return "/tmp/logs/dag_id=bench_fanout_callable/run_id=manual__2024-01-01T00:00:00+00:00/task_id=t" +
+           std::to_string(i) + "/attempt=1.log";
+  };
+  enum { none = 0, scheduled = 2, running = 4, success = 5 };
+  auto t = wall::now();
+  exec(begin);
+  for (int i = 0; i < n; ++i) {
+    insert_ti.bind(1, i);
+    exec(insert_ti);
+  }
+  exec(commit);
+  const double create_us = micros_since(t);
+  t = wall::now();
+  if (!o.no_scheduled_write) {
+    exec(begin);
+    for (int i = 0; i < n; ++i) {
+      update_ti.bind(1, 1), update_ti.bind(2, i), update_ti.bind(3, scheduled), update_ti.bind(4, 0);
+      update_ti.bind(5), update_ti.bind(6), update_ti.bind(7, ""), update_ti.bind(8, ""), update_ti.bind(9, "");
+      update_ti.bind(10, none), update_ti.bind(11, 0);
+      if (exec(update_ti) != 1) return 1;
+    }
+    exec(commit);
+  }
+  const double scheduled_us = micros_since(t);
+  const int before_start = o.no_scheduled_write ? none : scheduled;
+  t = wall::now();
+  std::size_t transactions = 0;
+  int started = 0, finished = 0;
+  const std::int64_t now = 1700000000000000;
+  while (finished < n) {
+    exec(begin);
+    for (; finished < started; ++finished) {
+      const std::string path = log_path(finished);
+      update_ti.bind(1, 1), update_ti.bind(2, finished), update_ti.bind(3, success), update_ti.bind(4, 1);
+      update_ti.bind(5, now), update_ti.bind(6, now), update_ti.bind(7, host), update_ti.bind(8, path);
+      update_ti.bind(9, ""), update_ti.bind(10, running), update_ti.bind(11, 1);
+      if (exec(update_ti) != 1) return 1;
+      upsert_try.bind(1, 1), upsert_try.bind(2, finished), upsert_try.bind(3, 1), upsert_try.bind(4, success);
+      upsert_try.bind(5, now), upsert_try.bind(6, now), upsert_try.bind(7, host), upsert_try.bind(8, path);
+      upsert_try.bind(9, "");
+      exec(upsert_try);
+    }
+    const int until = std::min(n, started + o.batch);
+    for (; started < until; ++started) {
+      const std::string path = log_path(started);
+      update_ti.bind(1, 1), update_ti.bind(2, started), update_ti.bind(3, running), update_ti.bind(4, 1);
+      update_ti.bind(5, now), update_ti.bind(6), update_ti.bind(7, host), update_ti.bind(8, path);
+      update_ti.bind(9, ""), update_ti.bind(10, before_start), update_ti.bind(11, 0);
+      if (exec(update_ti) != 1) return 1;
+      if (!o.no_start_try) {
+        upsert_try.bind(1, 1), upsert_try.bind(2, started), upsert_try.bind(3, 1), upsert_try.bind(4, running);
+        upsert_try.bind(5, now), upsert_try.bind(6), upsert_try.bind(7, host), upsert_try.bind(8, path);
+        upsert_try.bind(9, "");
+        exec(upsert_try);
+      }
+    }
+    exec(commit);
+    ++transactions;
+  }
+  const double steps_us = micros_since(t);
+  const double per = static_cast<double>(n);
+  std::printf(
+      "RESULT raw_int_keys=1 tasks=%d batch=%d transactions=%zu create_us_per_task=%.2f scheduled_us_per_task=%.2f "
+      "steps_us_per_task=%.2f total_us_per_task=%.2f\n",
+      o.tasks, o.batch, transactions, create_us / per, scheduled_us / per, steps_us / per,
+      (create_us + scheduled_us + steps_us) / per);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const options o = parse(argc, argv);
+  if (o.raw_int_keys) return raw_int_keys(o);
   std::filesystem::remove(o.db);
   dag::open_store("sqlite:" + o.db);  // creates and migrates, then closes
   reshape(o);
@@ -125,7 +236,7 @@ int main(int argc, char** argv) {
   const auto n = static_cast<std::size_t>(o.tasks);
   std::vector<dag::task_instance_record> tis(n);
   for (std::size_t i = 0; i < n; ++i) {
-    char id[16];
+    char id[32];
     std::snprintf(id, sizeof id, "t%06zu", i);
     tis[i].dag_id = dag_id;
     tis[i].run_id = run_id;

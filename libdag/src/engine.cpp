@@ -140,19 +140,18 @@ std::size_t engine::recover_lost_tries() {
   change_set changes;
   const timestamp now = now_us();
   std::size_t lost = 0;
-  for (auto ti : store_.task_instances_in({task_state::queued, task_state::running})) {
+  const auto candidates = store_.task_instances_in({task_state::queued, task_state::running});
+  const auto held = executor_->held_tries();  // read after the instances: a row seen then is still in flight
+  for (auto ti : candidates) {
     // A try of another live dagrun process on this host (a foreground `run`, say) is not lost;
     // local tries of other hosts are theirs to recover when they restart.
     const bool local = options_.queue_url.empty();
     if (local && !ti.hostname.empty() && ti.hostname != options_.hostname) continue;
     if (local && ti.pid > 0 && ti.pid != ::getpid() && ::kill(ti.pid, 0) == 0) continue;
-    if (executor_->still_running(ti.dag_id, ti.run_id, ti.task_id, ti.try_number)) {
-      // A queued try outlives its scheduler: its result will still come.
-      inflight_.insert(inflight_key(ti.dag_id, ti.run_id, ti.task_id, ti.try_number));
-      ++running_;
-      ++dag_running_[ti.dag_id];
-      continue;
-    }
+    // With a queue, another scheduler may be between committing a try and enqueueing it, or
+    // between collecting its end and committing that: only a try older than a lease is judged.
+    if (!local && ti.start_date && now - *ti.start_date < options_.lease) continue;
+    if (held.contains({ti.dag_id, ti.run_id, ti.task_id, ti.try_number})) continue;
     auto dag_it = dags_.find(ti.dag_id);
     const task_state expected = ti.state;
     const int expected_try = ti.try_number;
@@ -227,19 +226,32 @@ void engine::take_events(change_set& changes) {
     events.swap(events_);
   }
   for (auto& e : events) {
-    // Only tries this engine handed over move its counters (another scheduler may report others).
-    if (inflight_.erase(inflight_key(e.dag_id, e.run_id, e.task_id, e.try_number)) > 0) {
-      --running_;
-      --dag_running_[e.dag_id];
+    // Locally only tries this engine handed over move its counters; with a queue the counts come
+    // from the queue, and every collected end removes one of its rows.
+    const bool queued = !options_.queue_url.empty();
+    if (queued || inflight_.erase(inflight_key(e.dag_id, e.run_id, e.task_id, e.try_number)) > 0) {
+      running_ = std::max(0, running_ - 1);
+      dag_running_[e.dag_id] = std::max(0, dag_running_[e.dag_id] - 1);
     }
-    auto it = active_.find(run_key{e.dag_id, e.run_id});
-    if (it == active_.end()) continue;
+    const run_key key{e.dag_id, e.run_id};
+    auto matches = [&](active_run& r) {
+      auto index = r.dag->def.index_of(e.task_id);
+      if (!index) return false;
+      const task_instance_record& ti = r.tis[*index];
+      return ti.try_number == e.try_number && (ti.state == task_state::running || ti.state == task_state::queued);
+    };
+    auto it = active_.find(key);
+    // Another scheduler may have moved this run on (queue executor, several schedulers): before
+    // refusing a result, look at the store's view of the run.
+    if (it == active_.end() || !matches(it->second)) {
+      if (it != active_.end()) active_.erase(it);
+      if (!load_run(key)) continue;
+      it = active_.find(key);
+      if (!matches(it->second)) continue;  // a late result for a try already settled (cleared, lost): refused
+    }
     active_run& r = it->second;
-    auto index = r.dag->def.index_of(e.task_id);
-    if (!index) continue;
+    const auto index = r.dag->def.index_of(e.task_id);
     task_instance_record& ti = r.tis[*index];
-    if (ti.try_number != e.try_number || (ti.state != task_state::running && ti.state != task_state::queued))
-      continue;  // a late result for a try that was already settled (cleared, lost): refused
     const task_state expected = ti.state;
     ti.pid = e.pid;
     changes.tries.push_back(finish_try(r.dag->def.all_tasks()[*index], ti, e.result, e.started, e.ended));
@@ -444,6 +456,19 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
 void engine::poll_store() {
   paused_ = store_.paused_dags();
   load_active_runs();
+  // Tries whose queue row vanished (a scheduler died between committing and enqueueing, or
+  // between collecting an end and recording it) would stay running for ever: sweep them.
+  if (!options_.queue_url.empty() && now_us() - last_sweep_ >= options_.lease) {
+    last_sweep_ = now_us();
+    recover_lost_tries();
+  }
+  // With several schedulers on one queue, another may collect the end of a try this one handed
+  // over: take the executor's count as the truth now and then.
+  if (auto counts = executor_->in_flight_by_dag()) {
+    dag_running_ = std::move(*counts);
+    running_ = 0;
+    for (const auto& [dag_id, n] : dag_running_) running_ += n;
+  }
 }
 
 std::optional<timestamp> engine::step() {
@@ -513,7 +538,7 @@ std::string engine::inflight_key(const std::string& dag_id, const std::string& r
 void engine::hand_over(std::vector<task_request>& starts) {
   // Copies, not moves: before a commit the engine may still need to know what it handed over.
   for (const auto& req : starts) {
-    inflight_.insert(inflight_key(req.context.dag_id, req.context.run_id, req.context.task_id, req.context.try_number));
+    if (options_.queue_url.empty()) inflight_.insert(inflight_key(req.context.dag_id, req.context.run_id, req.context.task_id, req.context.try_number));
     ++running_;
     ++dag_running_[req.context.dag_id];
     executor_->submit(req);

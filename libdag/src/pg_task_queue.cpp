@@ -296,6 +296,16 @@ public:
     });
   }
 
+  std::map<std::string, int> counts_by_dag() override {
+    return with_retry("count queued tries", [&](pqxx::connection& c) {
+      pqxx::work tx(c);
+      std::map<std::string, int> out;
+      for (const auto& row : tx.exec("SELECT dag_id, count(*) FROM dagrun_task_queue GROUP BY dag_id"))
+        out[row[0].c_str()] = row[1].as<int>();
+      return out;
+    });
+  }
+
   std::pair<std::int64_t, std::int64_t> counts() override {
     return with_retry("count queue rows", [&](pqxx::connection& c) {
       pqxx::work tx(c);

@@ -51,17 +51,6 @@ void queue_executor::drain() {
   idle_.wait(lock, [&] { return outstanding_ <= 0; });
 }
 
-bool queue_executor::still_running(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
-                                   int try_number) {
-  if (!pending_) pending_ = sender_->pending_keys();
-  const bool held = pending_->contains({dag_id, run_id, task_id, try_number});
-  if (held) {
-    std::lock_guard lock(mutex_);
-    ++outstanding_;  // its result will come through the collector
-  }
-  return held;
-}
-
 void queue_executor::collect(std::stop_token stop) {
   std::unique_ptr<task_queue> q;
   auto last_expiry = std::chrono::steady_clock::now();

@@ -137,6 +137,7 @@ private:
   std::set<std::string> inflight_;          // those tries' keys: only their ends move the counters
   bool accepting_ = true;
   timestamp last_poll_{};
+  timestamp last_sweep_{};
 
   std::mutex events_mutex_;
   std::condition_variable events_cv_;

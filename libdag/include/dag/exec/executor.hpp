@@ -2,6 +2,10 @@
 /// @file The executor seam: the engine hands it tries to run; it reports each try's end.
 
 #include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <tuple>
 #include <memory>
 #include <string>
 
@@ -47,13 +51,12 @@ public:
   /// a crash in between leaves a queued try that the restarted scheduler finds), false when only
   /// after (in-process tries must not start for a state change that may still be refused).
   virtual bool hand_over_before_commit() const { return false; }
-  /// After a crash, whether a try the store says is running still lives in this executor
-  /// (the queue still holds it); the local executor's tries died with the process.
-  virtual bool still_running(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
-                             int try_number) {
-    (void)dag_id, (void)run_id, (void)task_id, (void)try_number;
-    return false;
-  }
+  /// Tries in flight per DAG as the executor's own source of truth sees them (the queue), or
+  /// nullopt when the engine's own count is exact (in-process tries).
+  virtual std::optional<std::map<std::string, int>> in_flight_by_dag() { return std::nullopt; }
+  /// The tries (dag, run, task, try) this executor still holds although no process of ours runs
+  /// them (the queue's rows); empty for in-process executors, whose tries die with the process.
+  virtual std::set<std::tuple<std::string, std::string, std::string, int>> held_tries() { return {}; }
 };
 
 /// Receives try ends; called from executor threads, so it must be thread-safe.

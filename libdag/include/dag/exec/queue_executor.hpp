@@ -33,11 +33,10 @@ public:
   void cancel_all() override {}
   /// Waits until every enqueued try has been collected.
   void drain() override;
-  /// True: the queue is durable, so tries are enqueued before the step commits.
-  bool hand_over_before_commit() const override { return true; }
-  /// True when the queue still holds this try (checked once, at the first call, after a restart).
-  bool still_running(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
-                     int try_number) override;
+  /// Counts from the queue: with several schedulers, any of them may collect a try's end.
+  std::optional<std::map<std::string, int>> in_flight_by_dag() override { return sender_->counts_by_dag(); }
+  /// Every try the queue holds, whatever its state.
+  std::set<std::tuple<std::string, std::string, std::string, int>> held_tries() override { return sender_->pending_keys(); }
 
 private:
   void collect(std::stop_token stop);
@@ -47,7 +46,6 @@ private:
   std::chrono::milliseconds lease_;
   std::unique_ptr<task_queue> sender_;   // used by the engine's thread only
   std::vector<queued_try> buffer_;
-  std::optional<std::set<std::tuple<std::string, std::string, std::string, int>>> pending_;
   std::mutex mutex_;
   std::condition_variable idle_;
   long long outstanding_ = 0;

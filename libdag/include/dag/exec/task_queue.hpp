@@ -82,6 +82,8 @@ public:
   /// (dag, run, task, try) of every try in the queue, whatever its state: after a scheduler
   /// restart, a try the store says is running but the queue does not hold was lost.
   virtual std::set<std::tuple<std::string, std::string, std::string, int>> pending_keys() = 0;
+  /// Tries in the queue (queued, claimed or finished but not yet collected), per DAG.
+  virtual std::map<std::string, int> counts_by_dag() = 0;
   /// Numbers of queued and claimed tries (metrics, tests).
   virtual std::pair<std::int64_t, std::int64_t> counts() = 0;
 };

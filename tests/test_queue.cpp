@@ -1,0 +1,221 @@
+// The PostgreSQL queue: real schedulers and workers as processes, a real server.
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <thread>
+
+#include <unistd.h>
+
+#include <pqxx/pqxx>
+
+#include <dag/exec/child_process.hpp>
+#include <dag/exec/task_queue.hpp>
+#include <dag/store/store.hpp>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string server_url() {
+  const char* url = std::getenv("DAGRUN_TEST_POSTGRES_URL");
+  if (!url || !*url)
+    FAIL("DAGRUN_TEST_POSTGRES_URL is not set: start a server with scripts/test-postgres.sh start DIR PORT");
+  return url;
+}
+
+// A database of its own on the test server, a DAGs folder and a logs folder; all removed after.
+struct queue_sandbox {
+  std::filesystem::path dir;
+  std::string db_name;
+  std::string server;
+  std::string url;
+  std::vector<dag::child_process> processes;
+
+  queue_sandbox() : server(server_url()) {
+    static int n = 0;
+    db_name = "dagrun_q_" + std::to_string(::getpid()) + "_" + std::to_string(n++);
+    dir = std::filesystem::temp_directory_path() / db_name;
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir / "dags");
+    admin("DROP DATABASE IF EXISTS " + db_name);
+    admin("CREATE DATABASE " + db_name);
+    url = server.substr(0, server.rfind('/') + 1) + db_name;
+  }
+  ~queue_sandbox() {
+    for (auto& p : processes)
+      if (p.pid() > 0) ::kill(p.pid(), SIGKILL);
+    processes.clear();
+    if (std::getenv("DAGRUN_KEEP_TEST_FILES")) return;  // for a post-mortem
+    admin("DROP DATABASE IF EXISTS " + db_name + " WITH (FORCE)");
+    std::filesystem::remove_all(dir);
+  }
+  void admin(const std::string& sql) {
+    pqxx::connection c(server);
+    pqxx::nontransaction tx(c);
+    tx.exec(sql);
+  }
+  std::string flags() const {
+    return " --dags " + (dir / "dags").string() + " --db " + url + " --logs " + (dir / "logs").string();
+  }
+  void write_dag(const std::string& name, const std::string& text) const { std::ofstream(dir / "dags" / name) << text; }
+  int dagrun(const std::string& args) const {
+    dag::process_spec p;
+    p.command = std::string(DAGRUN_BINARY) + " " + args + flags();
+    p.log_file = dir / "cli.log";
+    return dag::child_process::start(p).wait().exit_code;
+  }
+  dag::child_process& start(const std::string& args, const std::string& log) {
+    dag::process_spec p;
+    p.command = "exec " + std::string(DAGRUN_BINARY) + " " + args + flags();
+    p.log_file = dir / log;
+    processes.push_back(dag::child_process::start(p));
+    return processes.back();
+  }
+  std::unique_ptr<dag::store> store() const { return dag::open_store(url); }
+  std::vector<std::string> lines(const std::string& file) const {
+    std::ifstream in(dir / file);
+    std::vector<std::string> out;
+    for (std::string l; std::getline(in, l);) out.push_back(l);
+    return out;
+  }
+};
+
+bool eventually(const std::function<bool()>& condition, std::chrono::seconds limit = 60s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return condition();
+}
+
+bool run_finished(dag::store& s, const std::string& dag_id, const std::string& run_id, dag::run_state want) {
+  auto run = s.find_run(dag_id, run_id);
+  return run && run->state == want;
+}
+
+const std::string run_id = "manual__2024-01-01T00:00:00+00:00";
+
+}  // namespace
+
+TEST_CASE("Queue.TwoHundredTasksOverTwoWorkersRunOnceEach" * doctest::timeout(180)) {
+  queue_sandbox s;
+  std::string dag = "dag_id: wide\ntasks:\n";
+  for (int i = 0; i < 200; ++i)
+    dag += "  - task_id: t" + std::to_string(i) + "\n    operator: bash\n    bash_command: echo t" + std::to_string(i) +
+           "-$DAGRUN_TRY_NUMBER >> " + (s.dir / "ran.txt").string() + "\n";
+  s.write_dag("wide.yaml", dag);
+  REQUIRE(s.dagrun("db migrate") == 0);
+  REQUIRE(s.dagrun("trigger wide --date 2024-01-01") == 0);
+  s.start("schedule --executor queue --parallelism 64", "scheduler.log");
+  s.start("worker --concurrency 4", "worker1.log");
+  s.start("worker --concurrency 4", "worker2.log");
+  auto db = s.store();
+  REQUIRE(eventually([&] { return run_finished(*db, "wide", run_id, dag::run_state::success); }));
+  auto ran = s.lines("ran.txt");
+  CHECK(ran.size() == 200);
+  CHECK(std::set<std::string>(ran.begin(), ran.end()).size() == 200);
+  for (const auto& ti : db->task_instances("wide", run_id)) CHECK(ti.try_number == 1);
+  CHECK(dag::open_task_queue(s.url)->counts() == std::pair<std::int64_t, std::int64_t>{0, 0});  // cleaned
+}
+
+TEST_CASE("Queue.KilledWorkersTasksAreRequeuedAndFinishOnAnother" * doctest::timeout(180)) {
+  queue_sandbox s;
+  const auto pidfile = s.dir / "first.pid";
+  s.write_dag("slow.yaml", "dag_id: slow\ntasks:\n  - task_id: a\n    operator: bash\n    retries: 1\n    retry_delay: 1s\n"
+                           "    bash_command: 'if [ \"$DAGRUN_TRY_NUMBER\" = 1 ]; then echo $$ > " + pidfile.string() +
+                           "; sleep 60; fi; echo second'\n");
+  REQUIRE(s.dagrun("db migrate") == 0);
+  REQUIRE(s.dagrun("trigger slow --date 2024-01-01") == 0);
+  s.start("schedule --executor queue --lease-ms 2000", "scheduler.log");
+  auto& first = s.start("worker --concurrency 1 --lease-ms 2000", "worker1.log");
+  REQUIRE(eventually([&] { return std::filesystem::exists(pidfile) && std::filesystem::file_size(pidfile) > 0; }));
+  ::kill(first.pid(), SIGKILL);
+  pid_t orphan = 0;
+  std::ifstream(pidfile) >> orphan;
+  if (orphan > 0) ::kill(-orphan, SIGKILL);
+  s.start("worker --concurrency 1 --lease-ms 2000", "worker2.log");
+  auto db = s.store();
+  REQUIRE(eventually([&] { return run_finished(*db, "slow", run_id, dag::run_state::success); }));
+  auto tries = db->tries("slow", run_id, "a");
+  REQUIRE(tries.size() == 2);
+  CHECK(tries[0].state == dag::task_state::up_for_retry);
+  CHECK(tries[0].message.find("worker lost") != std::string::npos);
+  CHECK(tries[1].state == dag::task_state::success);
+}
+
+TEST_CASE("Queue.StaleWorkersLateResultIsRefused") {
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);
+  dag::queued_try t;
+  t.dag_id = "d";
+  t.run_id = "r";
+  t.task_id = "a";
+  t.operator_name = "bash";
+  q->enqueue({t, t});  // the same try twice (two schedulers): queued once
+  CHECK(q->counts().first == 1);
+  auto claimed = q->claim({"default"}, 10, "stale-worker");
+  REQUIRE(claimed.size() == 1);
+  CHECK(q->claim({"default"}, 10, "other").empty());
+  auto lost = q->expire_leases(0ms);
+  REQUIRE(lost.size() == 1);
+  CHECK(lost[0].outcome.result.message.find("worker lost") != std::string::npos);
+  dag::queued_result late;
+  late.id = claimed[0].id;
+  late.lease_token = claimed[0].lease_token;
+  late.result = dag::operator_result::success("late");
+  CHECK(q->complete({late}) == std::vector<bool>{false});
+  CHECK(q->take_finished(10).empty());
+  CHECK(q->heartbeat({claimed[0].lease_token}) == std::vector<std::string>{claimed[0].lease_token});
+}
+
+TEST_CASE("Queue.ClaimsRespectNamedQueuesAndPriority") {
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);
+  std::vector<dag::queued_try> tries;
+  for (int i = 0; i < 4; ++i) {
+    dag::queued_try t;
+    t.dag_id = "d";
+    t.run_id = "r";
+    t.task_id = "t" + std::to_string(i);
+    t.queue = i == 3 ? "gpu" : "default";
+    t.priority = i;
+    t.operator_name = "bash";
+    tries.push_back(t);
+  }
+  q->enqueue(tries);
+  auto first = q->claim({"default"}, 2, "w");
+  REQUIRE(first.size() == 2);
+  CHECK(first[0].task_id == "t2");  // highest priority first
+  CHECK(first[1].task_id == "t1");
+  auto gpu = q->claim({"gpu"}, 5, "w");
+  REQUIRE(gpu.size() == 1);
+  CHECK(gpu[0].task_id == "t3");
+}
+
+TEST_CASE("Queue.TwoSchedulersOverACatchupCreateAndRunEverythingOnce" * doctest::timeout(180)) {
+  queue_sandbox s;
+  s.write_dag("daily.yaml", "dag_id: daily\nschedule: \"@daily\"\nstart_date: 2024-01-01\nend_date: 2024-01-20\n"
+                            "max_active_runs: 40\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: echo {{ ds }}-a >> " +
+                                (s.dir / "ran.txt").string() + "\n  - task_id: b\n    operator: bash\n    bash_command: echo {{ ds }}-b >> " +
+                                (s.dir / "ran.txt").string() + "\n    dependencies: [a]\n");
+  REQUIRE(s.dagrun("db migrate") == 0);
+  s.start("schedule --executor queue", "scheduler1.log");
+  s.start("schedule --executor queue", "scheduler2.log");
+  s.start("worker --concurrency 4", "worker.log");
+  auto db = s.store();
+  dag::run_filter all;
+  all.dag_id = "daily";
+  REQUIRE(eventually([&] {
+    auto runs = db->runs(all);
+    return runs.size() == 20 && std::all_of(runs.begin(), runs.end(), [](auto& r) { return r.state == dag::run_state::success; });
+  }));
+  CHECK(db->runs(all).size() == 20);
+  auto ran = s.lines("ran.txt");
+  CHECK(ran.size() == 40);
+  CHECK(std::set<std::string>(ran.begin(), ran.end()).size() == 40);
+}
