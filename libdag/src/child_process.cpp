@@ -120,9 +120,9 @@ void terminate_group(int pgid) noexcept {
 
 /// The state letter and process group of /proc/<pid>/stat, or false when the process is gone.
 bool read_proc_stat(const char* pid_text, char& state, long& pgrp) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%s/stat", pid_text);
-  unique_fd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  // d_name can be 255 bytes: build the path as a string, not into a fixed buffer.
+  const std::string path = std::string("/proc/") + pid_text + "/stat";
+  unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return false;
   char text[512];
   const ssize_t n = ::read(fd.get(), text, sizeof text - 1);
