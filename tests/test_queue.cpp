@@ -219,3 +219,44 @@ TEST_CASE("Queue.TwoSchedulersOverACatchupCreateAndRunEverythingOnce" * doctest:
   CHECK(ran.size() == 40);
   CHECK(std::set<std::string>(ran.begin(), ran.end()).size() == 40);
 }
+
+TEST_CASE("Queue.PostgresRestartMidRunEveryProcessReconnects" * doctest::timeout(240)) {
+  // A server of its own, so restarting it disturbs no other test.
+  const auto cluster = std::filesystem::temp_directory_path() / ("dagrun-pg-restart-" + std::to_string(::getpid()));
+  const std::string script = std::string(DAG_SOURCE_DIR) + "/scripts/test-postgres.sh";
+  const std::string port = std::to_string(55000 + ::getpid() % 1000);
+  auto sh = [&](const std::string& command) {
+    dag::process_spec p;
+    p.command = command;
+    p.log_file = cluster.string() + ".log";
+    return dag::child_process::start(p).wait().exit_code;
+  };
+  REQUIRE(sh(script + " start " + cluster.string() + " " + port) == 0);
+  const std::string shared_server = server_url();
+  ::setenv("DAGRUN_TEST_POSTGRES_URL", ("postgresql://postgres@127.0.0.1:" + port + "/dagrun_test").c_str(), 1);
+  {
+    queue_sandbox s;
+    const auto marker = s.dir / "step3.started";
+    std::string dag = "dag_id: chain\ntasks:\n";
+    for (int i = 0; i < 6; ++i) {
+      dag += "  - task_id: t" + std::to_string(i) + "\n    operator: bash\n";
+      dag += i == 3 ? "    bash_command: 'touch " + marker.string() + "; sleep 3'\n" : "    bash_command: 'true'\n";
+      if (i > 0) dag += "    dependencies: [t" + std::to_string(i - 1) + "]\n";
+    }
+    s.write_dag("chain.yaml", dag);
+    REQUIRE(s.dagrun("db migrate") == 0);
+    REQUIRE(s.dagrun("trigger chain --date 2024-01-01") == 0);
+    s.start("schedule --executor queue", "scheduler.log");
+    s.start("worker --concurrency 2", "worker.log");
+    REQUIRE(eventually([&] { return std::filesystem::exists(marker); }));
+    REQUIRE(sh(script + " stop " + cluster.string()) == 0);
+    REQUIRE(sh(script + " start " + cluster.string() + " " + port) == 0);
+    auto db = s.store();
+    REQUIRE(eventually([&] { return run_finished(*db, "chain", run_id, dag::run_state::success); }, 120s));
+    for (const auto& ti : db->task_instances("chain", run_id)) CHECK(ti.state == dag::task_state::success);
+  }
+  sh(script + " stop " + cluster.string());
+  ::setenv("DAGRUN_TEST_POSTGRES_URL", shared_server.c_str(), 1);
+  std::filesystem::remove_all(cluster);
+  std::filesystem::remove(cluster.string() + ".log");
+}
