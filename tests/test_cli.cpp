@@ -356,6 +356,18 @@ TEST_CASE("Cli.SeedBatchPipelineRunsAgainstPostgres" * doctest::timeout(120)) {
   auto pending = db->xcom("batch_processing_pipeline", "manual__2024-01-01T06:00:00+00:00", "process_pending_workflows");
   REQUIRE(pending);
   CHECK(nlohmann::json::parse(*pending).size() == 2);  // pending for more than 5 minutes
+
+  // Its C++ twin, built as a DAG library, does the same.
+  ::setenv("DAGRUN_CONN_WAREHOUSE", uri_of(warehouse).c_str(), 1);
+  args = s.with({"run", "batch_processing_pipeline_cpp", "--date", "2024-01-01T06:00:00Z"});
+  args[args.size() - 5] = std::string(DAG_BINARY_DIR) + "/dags";
+  auto cpp = run(args);
+  ::unsetenv("DAGRUN_CONN_WAREHOUSE");
+  INFO(cpp.out << cpp.err);
+  CHECK(cpp.status == 0);
+  auto cpp_pending = db->xcom("batch_processing_pipeline_cpp", "manual__2024-01-01T06:00:00+00:00", "process_pending_workflows");
+  REQUIRE(cpp_pending);
+  CHECK(nlohmann::json::parse(*cpp_pending).size() == 2);
   pqxx::connection admin(url);
   pqxx::nontransaction tx(admin);
   tx.exec("DROP DATABASE IF EXISTS " + db_name);
