@@ -1,4 +1,5 @@
 // `dagrun runs list`, `tasks list|log|clear`: what happened, and re-running it.
+#include <filesystem>
 #include <fstream>
 #include <ostream>
 #include <regex>
@@ -100,6 +101,12 @@ int tasks_log(invocation& inv) {
     if (!chosen)
       throw dag::usage_error("--try " + std::to_string(n) + ": task '" + task_id + "' has tries 1.." +
                              std::to_string(tries.back().try_number));
+  }
+  std::error_code ec;
+  if (!std::filesystem::exists(chosen->log_path, ec)) {
+    // In-process tries that wrote nothing have no log file.
+    inv.err << "dagrun: try " << chosen->try_number << " of " << task_id << " wrote no log\n";
+    return exit_ok;
   }
   std::ifstream log(chosen->log_path, std::ios::binary);
   if (!log) throw dag::error("cannot read log " + chosen->log_path);

@@ -68,6 +68,7 @@ public:
       }
       auto items = claimer->claim(queues_, free, name_);
       for (auto& item : items) pool.submit(request_for(item));
+      pool.flush();
       if (static_cast<int>(items.size()) < free) claimer->wait("queued", std::chrono::milliseconds(1000));
     }
     spdlog::info("worker {}: stopping; waiting up to {}s for {} running tries", name_, grace.count(), busy());

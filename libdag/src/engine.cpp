@@ -212,11 +212,14 @@ void engine::track_run(const run_key& key) {
 }
 
 void engine::post(task_event e) {
+  bool was_empty = false;
   {
     std::lock_guard lock(events_mutex_);
+    was_empty = events_.empty();
     events_.push_back(std::move(e));
   }
-  events_cv_.notify_one();
+  // Only the first event of a batch needs to wake the loop; it takes them all at once.
+  if (was_empty) events_cv_.notify_one();
 }
 
 void engine::take_events(change_set& changes) {

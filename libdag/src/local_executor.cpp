@@ -2,6 +2,7 @@
 #include <dag/exec/local_executor.hpp>
 
 #include <fstream>
+#include <utility>
 
 #include <unistd.h>
 
@@ -21,11 +22,22 @@ local_executor::~local_executor() {
 }
 
 void local_executor::submit(task_request request) {
+  std::lock_guard lock(mutex_);
+  queue_.push_back(std::move(request));
+  ++unannounced_;
+}
+
+void local_executor::flush() {
+  // One wake-up per new try, after the whole step's tries are queued: threads that wake find
+  // work instead of contending for the lock while the engine is still adding to the queue.
+  std::size_t n = 0;
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(request));
+    n = std::exchange(unannounced_, 0);
   }
-  wake_.notify_one();
+  if (n >= threads_.size()) wake_.notify_all();
+  else
+    for (std::size_t i = 0; i < n; ++i) wake_.notify_one();
 }
 
 void local_executor::cancel_all() {
@@ -72,10 +84,17 @@ task_event local_executor::run_one(task_request& request, std::stop_token stop) 
   e.started = now_();
   ctx.stop = stop;
 
-  std::error_code ec;
-  std::filesystem::create_directories(ctx.log_path.parent_path(), ec);
-  std::ofstream log(ctx.log_path, std::ios::app);
-  ctx.log = [&log](std::string_view line) { log << line << '\n' << std::flush; };
+  // The log file is made on the first line: most in-process tries log nothing, and a directory and
+  // a file per try would cost more than the try. Processes create their own (child_process).
+  std::ofstream log;
+  ctx.log = [&log, &ctx](std::string_view line) {
+    if (!log.is_open()) {
+      std::error_code ec;
+      std::filesystem::create_directories(ctx.log_path.parent_path(), ec);
+      log.open(ctx.log_path, std::ios::app);
+    }
+    log << line << '\n' << std::flush;
+  };
 
   if (auto it = ctx.fields.find("__render_error"); it != ctx.fields.end()) {
     ctx.log("template error: " + it->second);

@@ -110,21 +110,7 @@ queued_result read_result(const queued_try& t, const std::string& text) {
 
 // libpq's keyword string for a URL, so a password never sits in an error message we build.
 std::string conninfo(const std::string& url) {
-  const connection c = parse_connection_uri("queue", url);
-  auto quoted = [](const std::string& v) {
-    std::string out = "'";
-    for (char ch : v) {
-      if (ch == '\'' || ch == '\\') out += '\\';
-      out += ch;
-    }
-    return out + "'";
-  };
-  std::string s = "host=" + quoted(c.host.empty() ? "localhost" : c.host);
-  if (c.port) s += " port=" + std::to_string(*c.port);
-  if (!c.login.empty()) s += " user=" + quoted(c.login);
-  if (!c.password.empty()) s += " password=" + quoted(c.password);
-  if (!c.schema.empty()) s += " dbname=" + quoted(c.schema);
-  return s + " connect_timeout=10 application_name='dagrun-queue'";
+  return libpq_conninfo(parse_connection_uri("queue", url), "dagrun-queue");
 }
 
 class notice_flag : public pqxx::notification_receiver {

@@ -33,24 +33,6 @@ struct postgres {
   /// The XCom size cap.
   static constexpr std::size_t xcom_limit = 64 * 1024;
 
-  /// libpq's connection string for a connection (values quoted; the password never logged).
-  static std::string connection_string(const connection& c) {
-    auto quoted = [](const std::string& v) {
-      std::string out = "'";
-      for (char ch : v) {
-        if (ch == '\'' || ch == '\\') out += '\\';
-        out += ch;
-      }
-      return out + "'";
-    };
-    std::string s = "host=" + quoted(c.host.empty() ? "localhost" : c.host);
-    if (c.port) s += " port=" + std::to_string(*c.port);
-    if (!c.login.empty()) s += " user=" + quoted(c.login);
-    if (!c.password.empty()) s += " password=" + quoted(c.password);
-    if (!c.schema.empty()) s += " dbname=" + quoted(c.schema);
-    return s + " connect_timeout=10 application_name='dagrun'";
-  }
-
   /// Runs one try.
   static operator_result run(const task&, task_context& ctx) {
     const std::string conn_id = ctx.fields.at("conn_id");
@@ -65,7 +47,7 @@ struct postgres {
     const bool autocommit = ctx.fields.count("autocommit") && (ctx.fields.at("autocommit") == "true" || ctx.fields.at("autocommit") == "True");
     const std::string& sql = ctx.fields.at("sql");
     try {
-      pqxx::connection conn(connection_string(*c));
+      pqxx::connection conn(libpq_conninfo(*c));
       pqxx::result r;
       if (autocommit) {
         pqxx::nontransaction tx(conn);

@@ -70,4 +70,23 @@ inline connection parse_connection_uri(std::string conn_id, std::string_view uri
   return c;
 }
 
+/// libpq's keyword/value connection string for a connection: values quoted, so a password with
+/// spaces or quotes works, and never built into an error message.
+inline std::string libpq_conninfo(const connection& c, std::string_view application = "dagrun") {
+  auto quoted = [](const std::string& v) {
+    std::string out = "'";
+    for (char ch : v) {
+      if (ch == '\'' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    return out + "'";
+  };
+  std::string s = "host=" + quoted(c.host.empty() ? "localhost" : c.host);
+  if (c.port) s += " port=" + std::to_string(*c.port);
+  if (!c.login.empty()) s += " user=" + quoted(c.login);
+  if (!c.password.empty()) s += " password=" + quoted(c.password);
+  if (!c.schema.empty()) s += " dbname=" + quoted(c.schema);
+  return s + " connect_timeout=10 application_name=" + quoted(std::string(application));
+}
+
 }  // namespace dag

@@ -22,8 +22,10 @@ public:
   local_executor(const local_executor&) = delete;
   local_executor& operator=(const local_executor&) = delete;
 
-  /// Queues a try for the next free thread.
+  /// Queues a try; `flush` wakes threads for it.
   void submit(task_request request) override;
+  /// Wakes as many threads as tries were queued since the last flush.
+  void flush() override;
   /// Requests every queued and running try to stop.
   void cancel_all() override;
   /// Waits until nothing is queued or running.
@@ -40,6 +42,7 @@ private:
   std::condition_variable idle_;
   std::deque<task_request> queue_;
   int busy_ = 0;
+  std::size_t unannounced_ = 0;
   std::stop_source cancel_;
   std::vector<std::jthread> threads_;
 };
