@@ -90,7 +90,12 @@ int tasks_log(invocation& inv) {
   auto db = open_db(inv);
   const std::string dag_id = inv.args["dag"].as<std::string>(), run_id = inv.args["run_id"].as<std::string>(),
                     task_id = inv.args["task"].as<std::string>();
-  const auto tries = db->tries(dag_id, run_id, task_id);
+  auto tries = db->tries(dag_id, run_id, task_id);
+  // A try still running has no row of its own yet: its task instance knows its log.
+  for (const auto& ti : db->task_instances(dag_id, run_id))
+    if (ti.task_id == task_id && ti.try_number > 0 && (tries.empty() || tries.back().try_number < ti.try_number))
+      tries.push_back({ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.state, ti.start_date, ti.end_date,
+                       ti.exit_code, ti.hostname, ti.pid, ti.log_path, ti.message});
   if (tries.empty()) throw dag::usage_error("task '" + task_id + "' of run '" + run_id + "' has no tries");
   const dag::try_record* chosen = &tries.back();
   if (inv.args.count("try")) {

@@ -394,9 +394,8 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
   }
 
   changes.task_instances.push_back(update_of(ti, expected, ti.try_number));
-  try_record started{ti.dag_id, ti.run_id, ti.task_id, ti.try_number, task_state::running, ti.start_date, std::nullopt,
-                     std::nullopt, ti.hostname, ti.pid, ti.log_path, {}};
-  changes.tries.push_back(started);
+  // The try's own row is written once, when it ends (or is found lost): while it runs, the task
+  // instance holds its number, start, host and log path.
   return req;
 }
 
