@@ -494,9 +494,8 @@ std::optional<timestamp> engine::step() {
   }
   std::vector<task_request> starts;
   advance_runs(changes, starts, wake);
-  // A durable queue takes the tries before the step commits; a local executor only after.
-  const bool before = executor_->hand_over_before_commit();
-  if (before) hand_over(starts);
+  // Tries are handed over only once their start is committed: a start another process refused
+  // never runs. (A crash in between leaves a `running` try that recovery records as lost.)
   if (!changes.empty()) {
     auto result = store_.apply(changes);
     // A lost compare-and-set means another process changed that run: reload it from the store.
@@ -507,18 +506,12 @@ std::optional<timestamp> engine::step() {
       const auto lost = std::remove_if(starts.begin(), starts.end(), [&](const task_request& s) {
         return s.context.dag_id == key.dag_id && s.context.run_id == key.run_id && s.context.task_id == rec.task_id;
       });
-      for (auto it = lost; it != starts.end(); ++it)
-        if (before && inflight_.erase(inflight_key(it->context.dag_id, it->context.run_id, it->context.task_id,
-                                                   it->context.try_number)) > 0) {
-          --running_;
-          --dag_running_[it->context.dag_id];
-        }
       starts.erase(lost, starts.end());
       active_.erase(key);
       load_run(key);
     }
   }
-  if (!before) hand_over(starts);
+  hand_over(starts);
   if (options_.adopt_store_runs) {
     const timestamp poll_at = last_poll_ + options_.poll_interval;
     wake = wake ? std::min(*wake, poll_at) : poll_at;
@@ -538,13 +531,13 @@ std::string engine::inflight_key(const std::string& dag_id, const std::string& r
 }
 
 void engine::hand_over(std::vector<task_request>& starts) {
-  // Copies, not moves: before a commit the engine may still need to know what it handed over.
-  for (const auto& req : starts) {
+  for (auto& req : starts) {
     if (options_.queue_url.empty()) inflight_.insert(inflight_key(req.context.dag_id, req.context.run_id, req.context.task_id, req.context.try_number));
     ++running_;
     ++dag_running_[req.context.dag_id];
-    executor_->submit(req);
+    executor_->submit(std::move(req));
   }
+  starts.clear();
   executor_->flush();
 }
 

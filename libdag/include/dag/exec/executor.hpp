@@ -47,10 +47,6 @@ public:
   virtual void drain() = 0;
   /// Hands over what `submit` buffered (the queue executor enqueues a whole step at once).
   virtual void flush() {}
-  /// True when tries must be handed over before the step's state is committed (a durable queue:
-  /// a crash in between leaves a queued try that the restarted scheduler finds), false when only
-  /// after (in-process tries must not start for a state change that may still be refused).
-  virtual bool hand_over_before_commit() const { return false; }
   /// Tries in flight per DAG as the executor's own source of truth sees them (the queue), or
   /// nullopt when the engine's own count is exact (in-process tries).
   virtual std::optional<std::map<std::string, int>> in_flight_by_dag() { return std::nullopt; }
