@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dag/core/environment.hpp>
 #include <dag/core/suggest.hpp>
 
 #include "session.hpp"
@@ -114,9 +115,7 @@ int test_command(invocation& inv) {
                      {"DAGRUN_LOGICAL_DATE", dag::format_iso(date)}, {"DAGRUN_TRY_NUMBER", "1"}};
   ctx.log = [&](std::string_view line) { inv.out << line << "\n" << std::flush; };
   auto lookup = [&](std::string_view id) -> std::optional<dag::connection> {
-    std::string env = "DAGRUN_CONN_" + std::string(id);
-    for (auto& c : env) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    if (const char* uri = std::getenv(env.c_str())) return dag::parse_connection_uri(std::string(id), uri);
+    if (auto c = dag::connection_from_environment(id)) return c;
     return db->find_connection(std::string(id));
   };
   ctx.connection_lookup = lookup;
@@ -130,9 +129,7 @@ int test_command(invocation& inv) {
   tc.params = ctx.params;
   tc.connection = lookup;
   tc.variable = [&](std::string_view name) -> std::optional<std::string> {
-    std::string env = "DAGRUN_VAR_" + std::string(name);
-    for (auto& c : env) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    if (const char* v = std::getenv(env.c_str())) return std::string(v);
+    if (auto v = dag::variable_from_environment(name)) return v;
     return db->variable(std::string(name));
   };
   const dag::operator_spec* op = inv.operators.find(t->operator_name);

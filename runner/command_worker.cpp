@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <dag/core/environment.hpp>
 #include <dag/exec/local_executor.hpp>
 #include <dag/exec/task_queue.hpp>
 
@@ -123,12 +124,7 @@ private:
     c.data_interval_start = item.data_interval_start;
     c.data_interval_end = item.data_interval_end;
     if (item.timeout_ms) c.timeout = std::chrono::milliseconds(*item.timeout_ms);
-    c.connection_lookup = [](std::string_view id) -> std::optional<dag::connection> {
-      std::string env = "DAGRUN_CONN_" + std::string(id);
-      for (auto& ch : env) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-      if (const char* uri = std::getenv(env.c_str())) return dag::parse_connection_uri(std::string(id), uri);
-      return std::nullopt;
-    };
+    c.connection_lookup = [](std::string_view id) { return dag::connection_from_environment(id); };
     std::lock_guard lock(mutex_);
     claims_[key_of(item.dag_id, item.run_id, item.task_id, item.try_number)] = {item.id, item.lease_token};
     ++busy_;

@@ -11,9 +11,13 @@
 #include <unistd.h>
 
 #include <dag/exec/child_process.hpp>
+
+#include "support/eventually.hpp"
 #include <dag/store/store.hpp>
 
 using namespace std::chrono_literals;
+
+using dag_test::eventually;
 
 namespace {
 
@@ -55,16 +59,6 @@ struct daemon_sandbox {
     return {std::istreambuf_iterator<char>(in), {}};
   }
 };
-
-// Waits until `condition` holds, checking every few milliseconds; false at the deadline.
-bool eventually(const std::function<bool()>& condition, std::chrono::seconds limit = 30s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return condition();
-}
 
 std::optional<dag::task_instance_record> instance(dag::store& s, const std::string& dag_id, const std::string& run_id,
                                                   const std::string& task_id) {

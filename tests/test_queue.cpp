@@ -13,10 +13,14 @@
 #include <pqxx/pqxx>
 
 #include <dag/exec/child_process.hpp>
+
+#include "support/eventually.hpp"
 #include <dag/exec/task_queue.hpp>
 #include <dag/store/store.hpp>
 
 using namespace std::chrono_literals;
+
+using dag_test::eventually;
 
 namespace {
 
@@ -83,15 +87,6 @@ struct queue_sandbox {
     return out;
   }
 };
-
-bool eventually(const std::function<bool()>& condition, std::chrono::seconds limit = 60s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return condition();
-}
 
 bool run_finished(dag::store& s, const std::string& dag_id, const std::string& run_id, dag::run_state want) {
   auto run = s.find_run(dag_id, run_id);

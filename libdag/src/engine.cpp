@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dag/core/environment.hpp>
 #include <dag/exec/local_executor.hpp>
 #include <dag/exec/queue_executor.hpp>
 #include <dag/template/template.hpp>
@@ -23,17 +24,6 @@ std::string this_host() {
   char name[256] = {};
   if (::gethostname(name, sizeof name - 1) != 0) return "localhost";
   return name;
-}
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::optional<std::string> env(const std::string& name) {
-  if (const char* v = std::getenv(name.c_str())) return std::string(v);
-  return std::nullopt;
 }
 
 // Airflow's log layout: dag_id=X/run_id=Y/task_id=Z/attempt=N.log (run ids hold ':' and '+').
@@ -363,7 +353,7 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
   tc.try_number = ctx.try_number;
   tc.params = ctx.params;
   tc.variable = [this](std::string_view name) -> std::optional<std::string> {
-    if (auto v = env("DAGRUN_VAR_" + upper(name))) return v;
+    if (auto v = variable_from_environment(name)) return v;
     return store_.variable(std::string(name));
   };
   tc.connection = [this](std::string_view id) { return find_connection(id); };
@@ -400,7 +390,7 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
 }
 
 std::optional<connection> engine::find_connection(std::string_view id) {
-  if (auto uri = env("DAGRUN_CONN_" + upper(id))) return parse_connection_uri(std::string(id), *uri);
+  if (auto c = connection_from_environment(id)) return c;
   return store_.find_connection(std::string(id));
 }
 

@@ -3,6 +3,7 @@
 
 #include <dag/core/connection.hpp>
 #include <dag/core/definition.hpp>
+#include <dag/core/environment.hpp>
 #include <dag/core/error.hpp>
 #include <dag/core/operator.hpp>
 #include <dag/core/retry_policy.hpp>
