@@ -191,9 +191,19 @@ private:
       const operator_spec* spec = operators_.find(t.operator_name);
       if (!spec) continue;
       scope.task_id = t.id;
-      std::set<std::string> upstream;
-      for (std::size_t u : graph.all_upstream(i)) upstream.insert(tasks[u].id);
-      scope.upstream_task_ids = std::move(upstream);
+      // The transitive upstream set costs O(tasks) per task: build it only where an XCom is pulled.
+      bool pulls = false;
+      for (const auto& [name, value] : t.fields) {
+        pulls = pulls || value.text.find("xcom_pull") != std::string::npos;
+        for (const auto& item : value.items) pulls = pulls || item.find("xcom_pull") != std::string::npos;
+        for (const auto& [key, item] : value.entries) pulls = pulls || item.find("xcom_pull") != std::string::npos;
+      }
+      scope.upstream_task_ids.reset();
+      if (pulls) {
+        std::set<std::string> upstream;
+        for (std::size_t u : graph.all_upstream(i)) upstream.insert(tasks[u].id);
+        scope.upstream_task_ids = std::move(upstream);
+      }
       for (const auto& [name, value] : t.fields) {
         const field_spec* f = find_field(*spec, name);
         if (!f) continue;
