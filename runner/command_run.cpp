@@ -278,7 +278,7 @@ int backfill_command(invocation& inv) {
 
 void add_run_commands(std::vector<command>& out) {
   out.push_back({{"run"},
-                 "run DAG [--date TS] [--conf JSON]",
+                 "run DAG [--date TS] [--conf JSON] [--parallelism N]",
                  "one run now, in the foreground, to its end; exit 0 if it succeeds, 1 if it fails",
                  [](po::options_description& d, po::positional_options_description& p) {
                    run_options(d, p);
@@ -286,7 +286,7 @@ void add_run_commands(std::vector<command>& out) {
                  },
                  run_command});
   out.push_back({{"backfill"},
-                 "backfill DAG --start D --end D [--rerun-failed] [--dry-run]",
+                 "backfill DAG --start D --end D [--rerun-failed] [--dry-run] [--parallelism N]",
                  "run every scheduled logical date in [start, end] (both included) that has no run yet, with progress",
                  [](po::options_description& d, po::positional_options_description& p) {
                    d.add_options()("dag", po::value<std::string>()->required()->value_name("DAG"), "the DAG")(

@@ -87,7 +87,7 @@ int schedule_command(invocation& inv) {
 
 void add_schedule_commands(std::vector<command>& out) {
   out.push_back({{"schedule"},
-                 "schedule [--executor local|queue] [--parallelism N] [--listen HOST:PORT]",
+                 "schedule [--executor local|queue] [--parallelism N] [--grace S] [--lease-ms MS] [--listen HOST:PORT]",
                  "the daemon: creates due runs and runs their tasks; SIGTERM drains running tasks (--grace)",
                  [](po::options_description& d, po::positional_options_description&) {
                    d.add_options()("executor", po::value<std::string>()->default_value("local")->value_name("KIND"),

@@ -218,7 +218,7 @@ int worker_command(invocation& inv) {
 
 void add_worker_commands(std::vector<command>& out) {
   out.push_back({{"worker"},
-                 "worker [--queues a,b] [--concurrency N]",
+                 "worker [--queues a,b] [--concurrency N] [--lease-ms MS] [--grace S]",
                  "a queue worker: claims tries from PostgreSQL (--db postgresql://…) and runs them; SIGTERM drains",
                  [](po::options_description& d, po::positional_options_description&) {
                    d.add_options()("queues", po::value<std::string>()->default_value("default")->value_name("a,b"),
