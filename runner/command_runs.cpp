@@ -94,8 +94,7 @@ int tasks_log(invocation& inv) {
   // A try still running has no row of its own yet: its task instance knows its log.
   for (const auto& ti : db->task_instances(dag_id, run_id))
     if (ti.task_id == task_id && ti.try_number > 0 && (tries.empty() || tries.back().try_number < ti.try_number))
-      tries.push_back({ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.state, ti.start_date, ti.end_date,
-                       ti.exit_code, ti.hostname, ti.pid, ti.log_path, ti.message});
+      tries.push_back(dag::try_record_of(ti));
   if (tries.empty()) throw dag::usage_error("task '" + task_id + "' of run '" + run_id + "' has no tries");
   const dag::try_record* chosen = &tries.back();
   if (inv.args.count("try")) {

@@ -155,8 +155,7 @@ std::size_t engine::recover_lost_tries() {
       ti.state = task_state::failed;
       ti.end_date = now;
       ti.message = "executor lost: the process running this try died";
-      r = try_record{ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.state, ti.start_date, ti.end_date,
-                     ti.exit_code, ti.hostname, ti.pid, ti.log_path, ti.message};
+      r = try_record_of(ti);
     }
     changes.task_instances.push_back(update_of(ti, expected, expected_try));
     changes.tries.push_back(r);

@@ -178,22 +178,6 @@ std::optional<run_state> run_outcome(const scheduled_dag& dag, const std::vector
 }
 
 namespace {
-try_record try_of(const task_instance_record& ti) {
-  try_record r;
-  r.dag_id = ti.dag_id;
-  r.run_id = ti.run_id;
-  r.task_id = ti.task_id;
-  r.try_number = ti.try_number;
-  r.start_date = ti.start_date;
-  r.end_date = ti.end_date;
-  r.exit_code = ti.exit_code;
-  r.hostname = ti.hostname;
-  r.pid = ti.pid;
-  r.log_path = ti.log_path;
-  r.message = ti.message;
-  r.state = ti.state;
-  return r;
-}
 
 // A failed try retries while tries remain: try n of a task with `retries` r is retried when n <= r.
 void fail_or_retry(const task& t, task_instance_record& ti, timestamp ended) {
@@ -219,7 +203,7 @@ try_record finish_try(const task& t, task_instance_record& ti, const operator_re
     case try_outcome::skipped: ti.state = task_state::skipped; break;
     case try_outcome::failed: fail_or_retry(t, ti, ended); break;
   }
-  return try_of(ti);
+  return try_record_of(ti);
 }
 
 try_record lose_try(const task& t, task_instance_record& ti, const std::string& reason, timestamp now) {
@@ -228,7 +212,7 @@ try_record lose_try(const task& t, task_instance_record& ti, const std::string& 
   ti.message = reason;
   ti.exit_code.reset();
   fail_or_retry(t, ti, now);
-  return try_of(ti);
+  return try_record_of(ti);
 }
 
 }  // namespace dag

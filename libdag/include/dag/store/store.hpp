@@ -71,6 +71,12 @@ struct try_record {
   std::string message;                     ///< why it failed or was skipped
 };
 
+/// The record of the try a task instance is on (its number, state, times, host and log).
+inline try_record try_record_of(const task_instance_record& ti) {
+  return {ti.dag_id,   ti.run_id, ti.task_id, ti.try_number, ti.state,    ti.start_date,
+          ti.end_date, ti.exit_code, ti.hostname, ti.pid,     ti.log_path, ti.message};
+}
+
 /// A value a task pushed for later tasks of the same run.
 struct xcom_record {
   std::string dag_id;                      ///< its DAG
