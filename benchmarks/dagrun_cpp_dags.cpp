@@ -7,10 +7,14 @@
 //
 // DAGs: bench_daily_callables (@daily, 10 independent no-op callables, like the YAML
 // bench_daily_bash of run.sh) and bench_callables (independent no-op callables, as many as
-// $BENCH_CALLABLES says, default 100,000, with max_active_tasks as high, for `run`).
+// $BENCH_CALLABLES says, default 100,000, with max_active_tasks as high, for `run`) and
+// bench_chain_callables (no-op callables in a line, $BENCH_CHAIN of them, default 200: the queue
+// latency case of benchmarks/queue.sh). $BENCH_DAGS, a comma-separated list of DAG ids, keeps
+// only those (so that a scheduler daemon does not also start the @daily one).
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,7 +35,22 @@ std::vector<dag::definition> bench_dags() {
   dag::definition wide{"bench_callables"};
   wide.max_active_tasks(n);
   for (int i = 0; i < n; ++i) wide.callable("t" + std::to_string(i), noop);
-  return {daily, wide};
+  int chain_n = 200;
+  if (const char* v = std::getenv("BENCH_CHAIN")) chain_n = std::max(1, std::atoi(v));
+  dag::definition chain{"bench_chain_callables"};
+  std::optional<dag::task_handle> previous;
+  for (int i = 0; i < chain_n; ++i) {
+    auto t = chain.callable("t" + std::to_string(i), noop);
+    if (previous) *previous >> t;
+    previous = t;
+  }
+
+  std::vector<dag::definition> all{daily, wide, chain};
+  if (const char* only = std::getenv("BENCH_DAGS")) {
+    const std::string keep = std::string(",") + only + ",";
+    std::erase_if(all, [&](const dag::definition& d) { return keep.find("," + d.id() + ",") == std::string::npos; });
+  }
+  return all;
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster for the tests, on loopback only.
-#   scripts/test-postgres.sh start DIR PORT   → initdb into DIR (if new) and start; prints the URL
+#   scripts/test-postgres.sh start DIR PORT [--durable]
+#                                             → initdb into DIR (if new) and start; prints the URL
 #   scripts/test-postgres.sh stop DIR         → stop it (the folder is left for inspection)
-# The server runs as the 'postgres' system user (PostgreSQL refuses root), trusts local
-# connections, and is tuned for tests (no fsync): never use it for real data.
+# The server runs as the 'postgres' system user (PostgreSQL refuses root) and trusts local
+# connections. By default it is tuned for tests (no fsync): never use it for real data.
+# --durable keeps PostgreSQL's defaults for durability (fsync, synchronous_commit,
+# full_page_writes on), for the queue benchmarks.
 set -euo pipefail
 cmd=${1:?start|stop}
 dir=${2:?cluster directory}
@@ -14,6 +17,12 @@ as_postgres() {
 case "$cmd" in
   start)
     port=${3:?port}
+    durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    case ${4:-} in
+      --durable) durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on" ;;
+      "") ;;
+      *) echo "$0: unknown option '$4' (only --durable)" >&2; exit 2 ;;
+    esac
     mkdir -p "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
     if [ ! -f "$dir/data/PG_VERSION" ]; then
@@ -21,7 +30,7 @@ case "$cmd" in
         || { cat "$dir/initdb.log"; exit 1; }
     fi
     as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir $durability -c max_connections=200" \
       start >/dev/null || { cat "$dir/server.log"; exit 1; }
     as_postgres "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -qtAc \
       "SELECT 1 FROM pg_database WHERE datname='dagrun_test'" | grep -q 1 \
@@ -31,5 +40,5 @@ case "$cmd" in
   stop)
     [ -f "$dir/data/postmaster.pid" ] && as_postgres "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
     ;;
-  *) echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 start DIR PORT [--durable] | stop DIR" >&2; exit 2 ;;
 esac

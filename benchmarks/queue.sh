@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# dagrun's PostgreSQL queue against a raw claim-and-complete loop, side by side in one run
+# (docs/benchmarks.md has results and method).
+#
+#   benchmarks/queue.sh [-n REPS] [--tasks N] [--chain N] [--port P] [--scratch DIR] [--no-build]
+#
+#   -n REPS        repetitions (default 5); medians are printed
+#   --tasks N      no-op tasks for the throughput case (default 20000)
+#   --chain N      tasks in the latency chain (default 200, so 199 upstream→downstream hand-offs)
+#   --port P       loopback port of the benchmark's own PostgreSQL cluster (default 54341)
+#   --scratch DIR  where the cluster, logs and scratch files go (default ${TMPDIR:-/tmp})
+#   --no-build     use the binaries already in $BUILD (default /work/main/build-bench)
+#
+# The cluster is a fresh one with PostgreSQL's durable defaults (fsync, synchronous_commit and
+# full_page_writes on): every commit below waits for the disk. Each repetition, in a fresh
+# database each:
+#   raw:        pgbench, two clients (one per "worker"), benchmarks/raw_claim_complete.sql: per task
+#               one SKIP LOCKED claim and one completion, each its own commit. tasks/s = pgbench's tps.
+#   dagrun:     one `schedule --executor queue --parallelism 2000` and two `worker --concurrency 64`
+#               processes run one run of N no-op C++ callables (bench_callables of dagrun_cpp_dags).
+#               Every try goes through the queue table, and the scheduler records every state in
+#               PostgreSQL. tasks/s = N / (run end − run start) as the store records them; also
+#               quoted: N / (last task end − first task start), and N / wall time from the
+#               scheduler's process start to the run's success (loading the DAG included).
+#   latency:    the same processes run a chain of no-op callables (bench_chain_callables); for each
+#               edge, downstream start − upstream end from the store's task records: p50, p99, max.
+# Waiting for a run to finish polls the database every 50 ms (this is a benchmark, not a test).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build-bench}
+REPS=5 TASKS=20000 CHAIN=200 PORT=54341 SCRATCH_PARENT=${TMPDIR:-/tmp} BUILD_FIRST=1
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    -n) REPS=$2; shift 2 ;;
+    --tasks) TASKS=$2; shift 2 ;;
+    --chain) CHAIN=$2; shift 2 ;;
+    --port) PORT=$2; shift 2 ;;
+    --scratch) SCRATCH_PARENT=$2; shift 2 ;;
+    --no-build) BUILD_FIRST=0; shift ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "queue.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+(( TASKS % 2 == 0 )) || { echo "queue.sh: --tasks must be even (two pgbench clients share them)" >&2; exit 2; }
+
+if [[ $BUILD_FIRST == 1 ]]; then
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -g -DNDEBUG" \
+    -DDAG_BUILD_BENCHMARKS=ON -DDAG_BUILD_TESTS=OFF -DDAG_WARNINGS_AS_ERRORS=ON >/dev/null
+  cmake --build "$BUILD" -j2 --target dagrun_cpp_dags >/dev/null
+fi
+BIN=$BUILD/benchmarks/dagrun_cpp_dags
+[[ -x $BIN ]] || { echo "queue.sh: $BIN is missing (build first, or drop --no-build)" >&2; exit 2; }
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+
+WORK=$(mktemp -d "$SCRATCH_PARENT/dagrun-queue-bench.XXXXXX")
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  "$ROOT/scripts/test-postgres.sh" stop "$WORK/pg" || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+"$ROOT/scripts/test-postgres.sh" start "$WORK/pg" "$PORT" --durable >/dev/null
+BASE="postgresql://postgres@127.0.0.1:$PORT"
+sql() { local db=$1; shift; PGOPTIONS="-c client_min_messages=warning" "$PGBIN/psql" -X -q -t -A -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d "$db" "$@"; }
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+
+echo "== machine"
+echo "nproc:      $(nproc)"
+echo "cpu:        $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+echo "postgresql: $(sql postgres -c 'SHOW server_version')   fsync=$(sql postgres -c 'SHOW fsync') synchronous_commit=$(sql postgres -c 'SHOW synchronous_commit')"
+echo "scratch:    $WORK ($(df -T "$WORK" | awk 'NR==2 {print $2}'))"
+echo "dagrun:     built from $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "load:       $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "reps:       $REPS   tasks: $TASKS   chain: $CHAIN"
+
+record() { echo "$1 $2 $3" >>"$RESULTS"; printf '  %-10s %-26s %10s\n' "$1" "$2" "$3"; }
+
+# fresh_db NAME: a new, empty database.
+fresh_db() { sql postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null; }
+
+raw_case() {
+  local db=raw_$1
+  fresh_db "$db"
+  sql "$db" -c "CREATE TABLE bench_raw_queue (id BIGSERIAL PRIMARY KEY, state TEXT NOT NULL DEFAULT 'queued',
+                  payload TEXT NOT NULL, lease_token TEXT, heartbeat_at TIMESTAMPTZ, result TEXT);
+                CREATE INDEX ON bench_raw_queue (id) WHERE state = 'queued';
+                INSERT INTO bench_raw_queue (payload) SELECT '{\"operator\":\"callable\"}' FROM generate_series(1, $TASKS);" \
+      -c "VACUUM ANALYZE bench_raw_queue"
+  local out tps
+  out=$("$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -c 2 -j 2 -t $((TASKS / 2)) \
+        -f "$ROOT/benchmarks/raw_claim_complete.sql" "$db" 2>&1) || { echo "$out" >&2; exit 1; }
+  tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)
+  [[ $(sql "$db" -c "SELECT count(*) FROM bench_raw_queue WHERE state = 'done'") == "$TASKS" ]] \
+    || { echo "queue.sh: the raw loop did not complete every task" >&2; exit 1; }
+  record raw tasks/s "$tps"
+}
+
+# dagrun_case REP DAG: two workers and a scheduler run one manual run of DAG; prints the
+# database name for the caller's queries.
+dagrun_case() {
+  local rep=$1 dag=$2 db=${2}_$1 dir=$WORK/$2_$1
+  fresh_db "$db"
+  mkdir -p "$dir/dags" "$dir/logs"
+  local url=$BASE/$db
+  export BENCH_CALLABLES=$TASKS BENCH_CHAIN=$CHAIN BENCH_DAGS=$dag
+  local common=(--db "$url" --dags "$dir/dags" --logs "$dir/logs" --log-level warn)
+  "$BIN" db migrate "${common[@]}" >/dev/null
+  "$BIN" trigger "$dag" --date 2024-01-01 "${common[@]}" >/dev/null
+  "$BIN" worker --concurrency 64 "${common[@]}" >"$dir/worker1.log" 2>&1 & PIDS+=($!)
+  "$BIN" worker --concurrency 64 "${common[@]}" >"$dir/worker2.log" 2>&1 & PIDS+=($!)
+  local t0 t1 state=""
+  t0=$EPOCHREALTIME
+  "$BIN" schedule --executor queue --parallelism 2000 "${common[@]}" >"$dir/scheduler.log" 2>&1 & PIDS+=($!)
+  local deadline=$((SECONDS + 600))
+  while [[ $state != success ]]; do
+    state=$(sql "$db" -c "SELECT state FROM dag_runs WHERE dag_id = '$dag'" 2>/dev/null || true)
+    [[ $state == failed ]] && { echo "queue.sh: the $dag run failed (see $dir)" >&2; exit 1; }
+    ((SECONDS < deadline)) || { echo "queue.sh: the $dag run did not finish in 600 s" >&2; exit 1; }
+    sleep 0.05
+  done
+  t1=$EPOCHREALTIME
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  PIDS=()
+  WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
+  DB=$db
+}
+
+for ((rep = 1; rep <= REPS; rep++)); do
+  echo "== repetition $rep/$REPS"
+  # Alternate the order so a drift of the machine's load does not favour one side.
+  ((rep % 2)) && raw_case "$rep"
+  dagrun_case "$rep" bench_callables
+  [[ $(sql "$DB" -c "SELECT count(*) FROM task_instances WHERE state = 'success'") == "$TASKS" ]] \
+    || { echo "queue.sh: not every task succeeded" >&2; exit 1; }
+  record dagrun tasks/s-run "$(sql "$DB" -c "SELECT round($TASKS / ((end_date - start_date) / 1e6), 1) FROM dag_runs")"
+  record dagrun tasks/s-first-to-last "$(sql "$DB" -c "SELECT round($TASKS / ((max(end_date) - min(start_date)) / 1e6), 1) FROM task_instances")"
+  record dagrun tasks/s-wall "$(awk -v n="$TASKS" -v w="$WALL" 'BEGIN { printf "%.1f", n / w }')"
+  ((rep % 2)) || raw_case "$rep"
+
+  dagrun_case "$rep" bench_chain_callables
+  # t0, t1, …: each edge is t(i) → t(i+1); times are microseconds.
+  read -r p50 p99 pmax < <(sql "$DB" -F ' ' -c "
+    WITH t AS (SELECT substr(task_id, 2)::int AS i, start_date AS s, end_date AS e FROM task_instances),
+         d AS (SELECT (b.s - a.e) / 1000.0 AS ms FROM t a JOIN t b ON b.i = a.i + 1)
+    SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+           round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2), round(max(ms)::numeric, 2) FROM d")
+  record latency p50-ms "$p50"
+  record latency p99-ms "$p99"
+  record latency max-ms "$pmax"
+done
+
+median() {  # median CASE WHAT
+  awk -v c="$1" -v w="$2" '$1 == c && $2 == w { print $3 }' "$RESULTS" | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { ok = (op == "<=") ? v <= t : v >= t; print ok ? "met" : "MISSED" }'; }
+
+echo
+echo "== medians of $REPS"
+r=$(median raw tasks/s) d=$(median dagrun tasks/s-run)
+echo "throughput ($TASKS no-op tasks, two workers, durable commits):"
+echo "  raw claim+complete loop (pgbench, 2 clients): $r tasks/s"
+echo "  dagrun, run start to end:                     $d tasks/s  ($(awk -v a="$d" -v b="$r" 'BEGIN { printf "%.2f", a / b }')x the raw loop; target >= 5000: $(verdict "$d" ">=" 5000))"
+echo "  dagrun, first task start to last task end:    $(median dagrun tasks/s-first-to-last) tasks/s"
+echo "  dagrun, scheduler start to run success seen:  $(median dagrun tasks/s-wall) tasks/s"
+p50=$(median latency p50-ms) p99=$(median latency p99-ms)
+echo "latency (upstream end to downstream start, chain of $CHAIN):"
+echo "  p50 $p50 ms (target <= 10: $(verdict "$p50" "<=" 10))   p99 $p99 ms (target <= 50: $(verdict "$p99" "<=" 50))   max $(median latency max-ms) ms"
+echo
+echo "raw: case what value"
+cat "$RESULTS"
