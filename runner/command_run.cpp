@@ -238,6 +238,9 @@ int backfill_command(invocation& inv) {
         const auto expected = ti.state;
         ti.state = dag::task_state::none;
         ti.end_date.reset();
+        ti.retry_at.reset();
+        ti.first_start_date.reset();
+        ti.cleared_tries = ti.try_number;  // its retries start over, as after `tasks clear`
         ti.message.clear();
         changes.task_instances.push_back({expected, ti.try_number, ti});
       }

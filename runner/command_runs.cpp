@@ -143,10 +143,13 @@ int tasks_clear(invocation& inv) {
       if (failed_only && ti.state != dag::task_state::failed && ti.state != dag::task_state::upstream_failed) continue;
       if (ti.state == dag::task_state::none) continue;
       const dag::task_state expected = ti.state;
-      // The try number stays: the next try is counted after the ones already made (Airflow).
+      // The try number stays: the next try is counted after the ones already made (Airflow), and
+      // the retries start over.
       ti.state = dag::task_state::none;
       ti.end_date.reset();
       ti.retry_at.reset();
+      ti.first_start_date.reset();
+      ti.cleared_tries = ti.try_number;
       ti.message.clear();
       changes.task_instances.push_back({expected, ti.try_number, ti});
       any = true;

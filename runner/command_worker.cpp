@@ -124,6 +124,7 @@ private:
     c.data_interval_start = item.data_interval_start;
     c.data_interval_end = item.data_interval_end;
     if (item.timeout_ms) c.timeout = std::chrono::milliseconds(*item.timeout_ms);
+    c.waited = std::chrono::microseconds(item.waited_us);
     c.connection_lookup = [](std::string_view id) { return dag::connection_from_environment(id); };
     std::lock_guard lock(mutex_);
     claims_[key_of(item.dag_id, item.run_id, item.task_id, item.try_number)] = {item.id, item.lease_token};

@@ -251,6 +251,29 @@ TEST_CASE("Cli.BackfillRunsEachDateOnceAndRerunsOnlyFailedOnes" * doctest::timeo
   CHECK(bad_try.status == 2);
 }
 
+TEST_CASE("Cli.ClearingATaskGivesItsRetriesBack" * doctest::timeout(120)) {
+  state_dir s;
+  s.write_dag("flaky.yaml",
+              "dag_id: flaky\nschedule: \"@daily\"\nstart_date: 2024-01-01\ntasks:\n"
+              "  - task_id: f\n    operator: bash\n    bash_command: exit 1\n    retries: 1\n    retry_delay: 0s\n");
+  const std::vector<std::string> once{"backfill", "flaky", "--start", "2024-01-01", "--end", "2024-01-01"};
+  auto tries_of_f = [&] {
+    auto tis = nlohmann::json::parse(run(s.with({"tasks", "list", "flaky", "backfill__2024-01-01T00:00:00+00:00", "--json"})).out);
+    REQUIRE(tis.size() == 1);
+    CHECK(tis[0]["state"] == "failed");
+    return tis[0]["try_number"].get<int>();
+  };
+  CHECK(run(s.with(once)).status == 1);
+  CHECK(tries_of_f() == 2);  // a try and its retry
+  auto rerun = once;
+  rerun.push_back("--rerun-failed");
+  CHECK(run(s.with(rerun)).status == 1);
+  CHECK(tries_of_f() == 4);  // the retry came back with the re-run
+  CHECK(run(s.with({"tasks", "clear", "flaky"})).out == "cleared 1 task instance in 1 run\n");
+  CHECK(run(s.with(once)).status == 1);  // carries on with the cleared run
+  CHECK(tries_of_f() == 6);
+}
+
 TEST_CASE("Cli.RunTriggerClearPauseAndListings" * doctest::timeout(120)) {
   state_dir s;
   s.write_dag("daily.yaml", daily_dag);
@@ -307,7 +330,7 @@ TEST_CASE("Cli.VariablesAndConnectionsNeverShowSecrets") {
   CHECK(bad.status == 2);
   CHECK(bad.err.find("topsecret") == std::string::npos);
   CHECK(run(s.with({"connections", "delete", "warehouse"})).status == 0);
-  CHECK(run(s.with({"db", "migrate"})).out == "schema version 1\n");
+  CHECK(run(s.with({"db", "migrate"})).out == "schema version 2\n");
   CHECK(run(s.with({"db", "clean", "--older-than", "30"})).out == "deleted 0 runs\n");
 }
 

@@ -11,6 +11,8 @@
 
 #include <unistd.h>
 
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include <builtin.hpp>
 #include <dag/engine/engine.hpp>
 #include <dag/load/check.hpp>
@@ -237,6 +239,88 @@ TEST_CASE("Engine.LostTriesAreFailedAndRetried") {
   tis = s.tis(key);
   CHECK(tis["a"].state == task_state::success);
   CHECK(tis["a"].try_number == 2);
+}
+
+// A sensor in reschedule mode over a real SQLite file: the first poke finds nothing, so the task
+// gives its only slot back (the other task runs) until the clock reaches its next poke.
+struct reschedule_sandbox : sandbox {
+  std::filesystem::path flags = dir / "flags.db";
+  reschedule_sandbox() {
+    SQLite::Database f(flags.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    f.exec("CREATE TABLE flags(ready INTEGER)");
+    db->set_connection(dag::parse_connection_uri("flags", "sqlite://" + flags.string()));
+  }
+  dag::definition sensor_dag(const std::string& timeout) {
+    dag::definition d{"sensing"};
+    d.add_task("wait", "sql_sensor")
+        .field("conn_id", "flags")
+        .field("sql", "SELECT count(*) FROM flags WHERE ready = 1")
+        .field("mode", "reschedule")
+        .field("poke_interval", "60s")
+        .field("timeout", timeout)
+        .priority_weight(10);  // first in line for the single slot
+    d.callable("other", [](dag::task_context&) { return dag::operator_result::success(); });
+    return checked(std::move(d));
+  }
+  dag::engine_options one_slot() const {
+    auto o = options();
+    o.parallelism = 1;
+    return o;
+  }
+};
+
+TEST_CASE("Engine.RescheduledSensorFreesItsSlotAndPokesAgainAsTheSameTry" * doctest::timeout(60)) {
+  reschedule_sandbox s;
+  const auto t0 = s.clock.at;
+  dag::engine eng(*s.db, s.operators, s.clock, s.one_slot());
+  eng.set_dags({s.sensor_dag("1h")});
+  const auto key = *eng.create_run("sensing", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  eng.run_until([&] {
+    auto tis = s.tis(key);
+    return tis["wait"].state == task_state::up_for_reschedule && tis["other"].state == task_state::success;
+  });
+  auto tis = s.tis(key);
+  CHECK(tis["wait"].try_number == 1);
+  CHECK(tis["wait"].retry_at == t0 + 60s);
+  CHECK(tis["wait"].first_start_date == t0);
+  CHECK(eng.running() == 0);  // the slot is free while it waits
+
+  // Not due yet: a step starts nothing.
+  s.clock.at = t0 + 59s;
+  eng.step();
+  CHECK(s.tis(key)["wait"].state == task_state::up_for_reschedule);
+
+  SQLite::Database(s.flags.string(), SQLite::OPEN_READWRITE).exec("INSERT INTO flags VALUES (1)");
+  s.clock.at = t0 + 61s;
+  CHECK(eng.run_to_completion({key}).front() == dag::run_state::success);
+  tis = s.tis(key);
+  CHECK(tis["wait"].state == task_state::success);
+  CHECK(tis["wait"].try_number == 1);            // the same try, not a retry
+  CHECK(tis["wait"].start_date == t0);           // the try spans both pokes
+  CHECK_FALSE(tis["wait"].first_start_date.has_value());
+  const auto tries = s.db->tries(key.dag_id, key.run_id, "wait");
+  REQUIRE(tries.size() == 1);
+  CHECK(tries[0].state == task_state::success);
+  CHECK(tries[0].start_date == t0);
+  // Both pokes went to the try's one log.
+  CHECK(s.read(tries[0].log_path) ==
+        "[dagrun] poke after 0s of waiting: not yet\n[dagrun] sensor condition met on poke after 1m1s of waiting\n");
+}
+
+TEST_CASE("Engine.RescheduledSensorTimesOutCountingFromItsFirstPoke" * doctest::timeout(60)) {
+  reschedule_sandbox s;
+  const auto t0 = s.clock.at;
+  dag::engine eng(*s.db, s.operators, s.clock, s.one_slot());
+  eng.set_dags({s.sensor_dag("90s")});
+  const auto key = *eng.create_run("sensing", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  eng.run_until([&] { return s.tis(key)["wait"].state == task_state::up_for_reschedule; });
+  // The second poke, 61 s after the first, finds nothing; another 60 s would pass 90 s.
+  s.clock.at = t0 + 61s;
+  CHECK(eng.run_to_completion({key}).front() == dag::run_state::failed);
+  const auto wait = s.tis(key)["wait"];
+  CHECK(wait.state == task_state::failed);
+  CHECK(wait.try_number == 1);
+  CHECK(wait.message == "sensor timeout: condition not met within 1m30s");
 }
 
 TEST_CASE("Engine.DaemonCreatesDueRunsOnceAndRunsThem") {

@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <pqxx/pqxx>
 
 #include <dag/exec/child_process.hpp>
@@ -72,9 +73,9 @@ struct queue_sandbox {
     p.log_file = dir / "cli.log";
     return dag::child_process::start(p).wait().exit_code;
   }
-  dag::child_process& start(const std::string& args, const std::string& log) {
+  dag::child_process& start(const std::string& args, const std::string& log, const std::string& environment = "") {
     dag::process_spec p;
-    p.command = "exec " + std::string(DAGRUN_BINARY) + " " + args + flags();
+    p.command = environment + "exec " + std::string(DAGRUN_BINARY) + " " + args + flags();
     p.log_file = dir / log;
     processes.push_back(dag::child_process::start(p));
     return processes.back();
@@ -166,6 +167,43 @@ TEST_CASE("Queue.StaleWorkersLateResultIsRefused") {
   CHECK(q->complete({late}) == std::vector<bool>{false});
   CHECK(q->take_finished(10).empty());
   CHECK(q->heartbeat({claimed[0].lease_token}) == std::vector<std::string>{claimed[0].lease_token});
+}
+
+TEST_CASE("Queue.RescheduledSensorGivesTheWorkerSlotBackAndFinishesAsOneTry" * doctest::timeout(180)) {
+  queue_sandbox s;
+  const auto flags = s.dir / "flags.db";
+  SQLite::Database(flags.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE).exec("CREATE TABLE flags(ready INTEGER)");
+  s.write_dag("sensing.yaml",
+              "dag_id: sensing\ntasks:\n"
+              "  - task_id: wait\n    operator: sql_sensor\n    conn_id: flags\n    mode: reschedule\n"
+              "    poke_interval: 1s\n    timeout: 1h\n    priority_weight: 10\n"
+              "    sql: SELECT count(*) FROM flags WHERE ready = 1\n"
+              "  - task_id: other\n    operator: bash\n    bash_command: 'true'\n");
+  REQUIRE(s.dagrun("db migrate") == 0);
+  REQUIRE(s.dagrun("trigger sensing --date 2024-01-01") == 0);
+  const std::string conn = "DAGRUN_CONN_FLAGS=sqlite://" + flags.string() + " ";
+  s.start("schedule --executor queue", "scheduler.log");
+  // One slot: `other` can only run while the sensor waits between pokes without holding it.
+  s.start("worker --concurrency 1", "worker.log", conn);
+  auto db = s.store();
+  auto state_of = [&](const std::string& task) {
+    for (const auto& ti : db->task_instances("sensing", run_id))
+      if (ti.task_id == task) return ti.state;
+    return dag::task_state::none;
+  };
+  REQUIRE(eventually([&] { return state_of("other") == dag::task_state::success; }));
+  CHECK_FALSE(dag::is_finished(state_of("wait")));
+  REQUIRE(eventually([&] { return state_of("wait") == dag::task_state::up_for_reschedule; }));
+  SQLite::Database(flags.string(), SQLite::OPEN_READWRITE).exec("INSERT INTO flags VALUES (1)");
+  REQUIRE(eventually([&] { return run_finished(*db, "sensing", run_id, dag::run_state::success); }));
+  const auto tries = db->tries("sensing", run_id, "wait");
+  REQUIRE(tries.size() == 1);  // every poke was the one try
+  CHECK(tries[0].try_number == 1);
+  CHECK(tries[0].state == dag::task_state::success);
+  std::ifstream log(tries[0].log_path);
+  const std::string text((std::istreambuf_iterator<char>(log)), {});
+  CHECK(text.find(": not yet") != std::string::npos);
+  CHECK(text.find("sensor condition met on poke after") != std::string::npos);
 }
 
 TEST_CASE("Queue.ClaimsRespectNamedQueuesAndPriority") {

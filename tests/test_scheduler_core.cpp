@@ -162,6 +162,74 @@ TEST_CASE("SchedulerCore.FailedTryRetriesAfterItsDelay") {
   CHECK(s.new_run_state == dag::run_state::failed);
 }
 
+TEST_CASE("SchedulerCore.AClearedTaskGetsItsRetriesBack") {
+  dag::definition d{"cleared"};
+  d.bash("flaky", "false").retries(1).retry_delay(0s);
+  fixture f(std::move(d));
+  // Tries 1 and 2 failed, then the task was cleared (`tasks clear` keeps the try number).
+  f.ti("flaky").try_number = 2;
+  f.ti("flaky").cleared_tries = 2;
+  f.step(0);
+  CHECK(f.ti("flaky").try_number == 3);
+  f.finish("flaky", dag::try_outcome::failed, 1);
+  CHECK(f.ti("flaky").state == task_state::up_for_retry);  // its one retry is back
+  f.step(1);
+  CHECK(f.ti("flaky").try_number == 4);
+  f.finish("flaky", dag::try_outcome::failed, 2);
+  CHECK(f.ti("flaky").state == task_state::failed);
+}
+
+TEST_CASE("SchedulerCore.ARescheduledTryFreesItsSlotAndRunsAgainUnderItsNumber") {
+  dag::definition d{"sensing"};
+  d.bash("sensor", "x").retries(1).priority_weight(10);
+  d.bash("other", "x");
+  fixture f(std::move(d));
+  auto s = f.step(0, 1);
+  CHECK(names(f, s.to_start) == std::vector<std::string>{"sensor"});  // first by priority
+  dag::operator_result later = dag::operator_result::reschedule(60s, "rescheduled: next poke in 1m");
+  auto rec = dag::finish_try(*f.dag.def.find("sensor"), f.ti("sensor"), later, at(0), at(2));
+  dag::note_try_ended(f.dag, f.progress, *f.dag.def.index_of("sensor"), f.ti("sensor").state);
+  CHECK(rec.state == task_state::up_for_reschedule);
+  CHECK(rec.try_number == 1);
+  CHECK(f.ti("sensor").retry_at == at(62));
+  CHECK(f.ti("sensor").first_start_date == at(0));
+  s = f.step(2, 1);  // the freed slot goes to the other task
+  CHECK(names(f, s.to_start) == std::vector<std::string>{"other"});
+  REQUIRE(s.wake_at);
+  CHECK(*s.wake_at == std::chrono::time_point_cast<std::chrono::seconds>(at(62)));
+  f.finish("other", dag::try_outcome::success, 3);
+  s = f.step(61, 1);
+  CHECK(s.to_start.empty());
+  s = f.step(62, 1);
+  CHECK(names(f, s.to_start) == std::vector<std::string>{"sensor"});
+  CHECK(f.ti("sensor").try_number == 1);  // the same try
+  // Its end is the try's end: the record spans both executions.
+  rec = dag::finish_try(*f.dag.def.find("sensor"), f.ti("sensor"), dag::operator_result::success(), at(62), at(63));
+  CHECK(rec.state == task_state::success);
+  CHECK(rec.start_date == at(0));
+  CHECK(rec.end_date == at(63));
+  CHECK_FALSE(f.ti("sensor").first_start_date.has_value());
+  dag::note_try_ended(f.dag, f.progress, *f.dag.def.index_of("sensor"), f.ti("sensor").state);
+  CHECK(f.step(63).new_run_state == dag::run_state::success);
+}
+
+TEST_CASE("SchedulerCore.ARescheduledTryThatFailsIsRetriedAsANewTry") {
+  dag::definition d{"sensing"};
+  d.bash("sensor", "x").retries(1).retry_delay(0s);
+  fixture f(std::move(d));
+  f.step(0);
+  dag::finish_try(*f.dag.def.find("sensor"), f.ti("sensor"), dag::operator_result::reschedule(10s), at(0), at(1));
+  dag::note_try_ended(f.dag, f.progress, 0, f.ti("sensor").state);
+  f.step(11);
+  auto rec = dag::finish_try(*f.dag.def.find("sensor"), f.ti("sensor"), dag::operator_result::failed("boom"), at(11), at(12));
+  dag::note_try_ended(f.dag, f.progress, 0, f.ti("sensor").state);
+  CHECK(rec.try_number == 1);
+  CHECK(rec.start_date == at(0));
+  CHECK(f.ti("sensor").state == task_state::up_for_retry);
+  f.step(12);
+  CHECK(f.ti("sensor").try_number == 2);  // a retry is a new try
+}
+
 TEST_CASE("SchedulerCore.SuccessAfterRetryCompletesTheRun") {
   dag::definition d{"retry_ok"};
   d.bash("flaky", "x").retries(1).retry_delay(1s);

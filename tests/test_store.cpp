@@ -357,6 +357,26 @@ TEST_CASE_TEMPLATE("Store.MigrateIsIdempotentAndRecordsTheVersion", database, ST
   CHECK(db.make_store()->schema_version() == version);
 }
 
+TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, STORE_BACKENDS) {
+  database db;
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  {
+    auto s = db.make_store();
+    REQUIRE(s->apply(creating(run, {"extract"})).runs_created == std::vector<bool>{true});
+  }
+  // What a version 1 database looks like: without the columns migration 2 adds.
+  db.execute("ALTER TABLE task_instances DROP COLUMN first_start_date");
+  db.execute("ALTER TABLE task_instances DROP COLUMN cleared_tries");
+  db.execute("DELETE FROM schema_version WHERE version > 1");
+  auto s = db.make_store();
+  CHECK(s->schema_version() == 2);
+  const auto tis = s->task_instances("etl", run.run_id);
+  REQUIRE(tis.size() == 1);
+  CHECK(tis[0].task_id == "extract");
+  CHECK_FALSE(tis[0].first_start_date.has_value());
+  CHECK(tis[0].cleared_tries == 0);
+}
+
 TEST_CASE_TEMPLATE("Store.ReopeningAFileKeepsItsData", database, STORE_BACKENDS) {
   database db;
   const auto run = daily_run("etl", utc(2024, 1, 1));
@@ -549,6 +569,8 @@ TEST_CASE_TEMPLATE("Store.CompareAndSetUpdatesWinOnlyWhenNotStale", database, ST
     retry.record.pid = 4242;
     retry.record.log_path = "logs/etl/a/1.log";
     retry.record.message = "exit status 3";
+    retry.record.first_start_date = at(utc(2024, 1, 1, 23));
+    retry.record.cleared_tries = 2;
     dag::change_set r;
     r.task_instances = {moving(run, "a", dag::task_state::running, 0, dag::task_state::failed, 0), retry};
     CHECK(s->apply(r).task_instances_updated == std::vector<bool>{false, true});
@@ -568,6 +590,8 @@ TEST_CASE_TEMPLATE("Store.CompareAndSetUpdatesWinOnlyWhenNotStale", database, ST
     CHECK(a.pid == 4242);
     CHECK(a.log_path == "logs/etl/a/1.log");
     CHECK(a.message == "exit status 3");
+    CHECK(a.first_start_date == retry.record.first_start_date);
+    CHECK(a.cleared_tries == 2);
     CHECK(tis[1].state == dag::task_state::none);
     CHECK(tis[1].try_number == 0);
 
@@ -579,6 +603,8 @@ TEST_CASE_TEMPLATE("Store.CompareAndSetUpdatesWinOnlyWhenNotStale", database, ST
     const auto cleared = s->task_instances("etl", run.run_id)[0];
     CHECK_FALSE(cleared.retry_at.has_value());
     CHECK_FALSE(cleared.exit_code.has_value());
+    CHECK_FALSE(cleared.first_start_date.has_value());
+    CHECK(cleared.cleared_tries == 0);
     CHECK(cleared.message.empty());
   }
 }

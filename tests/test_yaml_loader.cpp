@@ -211,6 +211,11 @@ TEST_CASE("YamlLoader.DurationsAreStrict") {
   REQUIRE(ok.dag);
   CHECK(ok.dag->find("a")->settings.retry.retry_delay == 90min);
   CHECK(ok.dag->find("a")->settings.retry.max_retry_delay == 90s);
+  // Only retry_delay may be zero (retry at once); a zero timeout means nothing.
+  ok = dag::load_yaml_text(dag_with("", "    retry_delay: 0s\n"), "dags/t.yaml", catalog());
+  REQUIRE(ok.dag);
+  CHECK(ok.dag->find("a")->settings.retry.retry_delay == 0s);
+  CHECK(problem_of(dag_with("", "    execution_timeout: 0s\n")).starts_with("dags/t.yaml:6: task 'a': execution_timeout: invalid duration '0s'"));
 }
 
 TEST_CASE("YamlLoader.BadDatesAndTimezones") {

@@ -325,6 +325,7 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
   ctx.data_interval_start = r.run.interval.start;
   ctx.data_interval_end = r.run.interval.end;
   ctx.try_number = ti.try_number;
+  if (ti.first_start_date) ctx.waited = now - *ti.first_start_date;  // a rescheduled try runs again
   ctx.params = r.dag->def.params();
   // Airflow: a run's conf overrides the DAG's params of the same name.
   if (r.run.conf.size() > 2) {

@@ -53,6 +53,7 @@ std::string payload_of(const queued_try& t) {
          {"data_interval_start", t.data_interval_start.time_since_epoch().count()},
          {"data_interval_end", t.data_interval_end.time_since_epoch().count()}};
   if (t.timeout_ms) j["timeout_ms"] = *t.timeout_ms;
+  if (t.waited_us) j["waited_us"] = t.waited_us;
   return j.dump();
 }
 
@@ -77,6 +78,7 @@ queued_try read_try(const pqxx::row& r) {
   t.data_interval_start = time_point{std::chrono::seconds(j.at("data_interval_start").get<std::int64_t>())};
   t.data_interval_end = time_point{std::chrono::seconds(j.at("data_interval_end").get<std::int64_t>())};
   if (j.contains("timeout_ms")) t.timeout_ms = j.at("timeout_ms").get<std::int64_t>();
+  if (j.contains("waited_us")) t.waited_us = j.at("waited_us").get<std::int64_t>();
   return t;
 }
 
@@ -89,6 +91,7 @@ std::string result_of(const queued_result& r) {
          {"pid", r.pid},
          {"hostname", r.hostname}};
   if (r.result.xcom) j["xcom"] = *r.result.xcom;
+  if (r.result.outcome == try_outcome::rescheduled) j["reschedule_after_s"] = r.result.reschedule_after.count();
   return j.dump();
 }
 
@@ -101,6 +104,7 @@ queued_result read_result(const queued_try& t, const std::string& text) {
   out.result.message = j.at("message").get<std::string>();
   out.result.exit_code = j.at("exit_code").get<int>();
   if (j.contains("xcom")) out.result.xcom = j.at("xcom").get<std::string>();
+  if (j.contains("reschedule_after_s")) out.result.reschedule_after = duration(j.at("reschedule_after_s").get<std::int64_t>());
   out.started = timestamp{std::chrono::microseconds(j.at("started").get<std::int64_t>())};
   out.ended = timestamp{std::chrono::microseconds(j.at("ended").get<std::int64_t>())};
   out.pid = j.at("pid").get<int>();

@@ -77,7 +77,7 @@ constexpr std::int64_t migration_lock_key = 0x64616772756e;
 /// The migrations, in order: entry i brings the schema from version i to i + 1. A shipped
 /// migration is never edited; a schema change is a new entry. Version 1 is the SQLite store's
 /// schema, in PostgreSQL's types.
-constexpr std::array<const char*, 1> migrations{
+constexpr std::array<const char*, 2> migrations{
     // 1: the initial schema.
     R"sql(
 CREATE TABLE dags (
@@ -172,6 +172,11 @@ CREATE TABLE connections (
   schema    TEXT NOT NULL DEFAULT ''
 );
 )sql",
+    // 2: rescheduled tries (sensors in reschedule mode) and retries given back by clearing.
+    R"sql(
+ALTER TABLE task_instances ADD COLUMN first_start_date BIGINT;
+ALTER TABLE task_instances ADD COLUMN cleared_tries INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 /// The schema version this build creates and understands.
@@ -186,7 +191,7 @@ constexpr std::string_view run_columns =
     "start_date, end_date, conf";
 constexpr std::string_view task_instance_columns =
     "dag_id, run_id, task_id, state, try_number, start_date, end_date, retry_at, exit_code, "
-    "hostname, pid, log_path, message";
+    "hostname, pid, log_path, message, first_start_date, cleared_tries";
 constexpr std::string_view try_columns =
     "dag_id, run_id, task_id, try_number, state, start_date, end_date, exit_code, hostname, pid, "
     "log_path, message";
@@ -213,11 +218,13 @@ constexpr std::string_view sql_update_runs =
 constexpr std::string_view sql_update_task_instances =
     "UPDATE task_instances AS t SET state = u.state, try_number = u.try_number, start_date = u.start_date, "
     "end_date = u.end_date, retry_at = u.retry_at, exit_code = u.exit_code, hostname = u.hostname, "
-    "pid = u.pid, log_path = u.log_path, message = u.message "
+    "pid = u.pid, log_path = u.log_path, message = u.message, first_start_date = u.first_start_date, "
+    "cleared_tries = u.cleared_tries "
     "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::integer[], $6::bigint[], $7::bigint[], "
     "$8::bigint[], $9::integer[], $10::text[], $11::integer[], $12::text[], $13::text[], $14::text[], "
-    "$15::integer[]) WITH ORDINALITY AS u(dag_id, run_id, task_id, state, try_number, start_date, end_date, "
-    "retry_at, exit_code, hostname, pid, log_path, message, expected, expected_try, ord) "
+    "$15::integer[], $16::bigint[], $17::integer[]) WITH ORDINALITY AS u(dag_id, run_id, task_id, state, "
+    "try_number, start_date, end_date, retry_at, exit_code, hostname, pid, log_path, message, expected, "
+    "expected_try, first_start_date, cleared_tries, ord) "
     "WHERE t.dag_id = u.dag_id AND t.run_id = u.run_id AND t.task_id = u.task_id AND t.state = u.expected "
     "AND t.try_number = u.expected_try RETURNING u.ord";
 constexpr std::string_view sql_insert_missing_task_instances =
@@ -305,6 +312,8 @@ task_instance_record read_task_instance(const pqxx::row& row) {
   r.pid = row[10].as<int>();
   r.log_path = row[11].as<std::string>();
   r.message = row[12].as<std::string>();
+  r.first_start_date = time_field(row[13]);
+  r.cleared_tries = row[14].as<int>();
   return r;
 }
 
@@ -876,7 +885,7 @@ std::vector<std::size_t> postgres_store::update_task_instance_rows(pqxx::transac
                                                                    const std::vector<task_instance_update>& updates,
                                                                    const std::vector<std::size_t>& which) {
   array_literal dag_ids, run_ids, task_ids, states, tries, start_dates, end_dates, retry_ats, exit_codes, hostnames,
-      pids, log_paths, messages, expected, expected_tries;
+      pids, log_paths, messages, expected, expected_tries, first_start_dates, cleared_tries;
   for (std::size_t i : which) {
     const task_instance_update& u = updates[i];
     const task_instance_record& r = u.record;
@@ -895,11 +904,13 @@ std::vector<std::size_t> postgres_store::update_task_instance_rows(pqxx::transac
     messages.add(r.message);
     expected.add(to_string(u.expected));
     expected_tries.add(u.expected_try);
+    first_start_dates.add(r.first_start_date);
+    cleared_tries.add(r.cleared_tries);
   }
   const pqxx::result won = tx.exec_prepared(
       prepared(sql_update_task_instances), dag_ids.str(), run_ids.str(), task_ids.str(), states.str(), tries.str(),
       start_dates.str(), end_dates.str(), retry_ats.str(), exit_codes.str(), hostnames.str(), pids.str(),
-      log_paths.str(), messages.str(), expected.str(), expected_tries.str());
+      log_paths.str(), messages.str(), expected.str(), expected_tries.str(), first_start_dates.str(), cleared_tries.str());
   std::vector<std::size_t> out;
   out.reserve(won.size());
   for (const auto& row : won) out.push_back(which[row[0].as<std::size_t>() - 1]);

@@ -47,7 +47,7 @@ void initialize(const scheduled_dag& dag, const std::vector<task_instance_record
     const task_state s = tis[i].state;
     if (!is_finished(s)) ++p.unfinished;
     if (s == task_state::none) p.dirty.push_back(i);
-    else if (s == task_state::up_for_retry) p.retrying.push_back(i);
+    else if (s == task_state::up_for_retry || s == task_state::up_for_reschedule) p.retrying.push_back(i);
     else if (s == task_state::scheduled) p.ready.push(ready_key(dag, i));
   }
 }
@@ -56,7 +56,7 @@ void initialize(const scheduled_dag& dag, const std::vector<task_instance_record
 
 void note_try_ended(const scheduled_dag& dag, run_progress& progress, std::size_t i, task_state state) {
   if (!progress.initialized) return;  // the next pass looks at everything anyway
-  if (state == task_state::up_for_retry) {
+  if (state == task_state::up_for_retry || state == task_state::up_for_reschedule) {
     progress.retrying.push_back(i);
     return;
   }
@@ -81,11 +81,12 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
     step.changed.push_back({i, before, try_before});
   };
 
-  // Retries whose delay has passed are ready again.
+  // Retries whose delay has passed, and rescheduled tries whose next execution is due, are ready again.
   std::vector<std::size_t> still_waiting;
   for (std::size_t i : progress.retrying) {
     task_instance_record& ti = tis[i];
-    if (ti.state != task_state::up_for_retry) continue;
+    const task_state waiting = ti.state;
+    if (waiting != task_state::up_for_retry && waiting != task_state::up_for_reschedule) continue;
     if (ti.retry_at && *ti.retry_at > now) {
       const auto at = std::chrono::ceil<std::chrono::seconds>(*ti.retry_at);
       step.wake_at = step.wake_at ? std::min(*step.wake_at, at) : at;
@@ -93,7 +94,7 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
       continue;
     }
     ti.state = task_state::scheduled;
-    record_change(i, task_state::up_for_retry, ti.try_number);
+    record_change(i, waiting, ti.try_number);
     progress.ready.push(ready_key(dag, i));
   }
   progress.retrying = std::move(still_waiting);
@@ -145,7 +146,8 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
     const auto it = std::find_if(step.changed.begin(), step.changed.end(), [&](const task_change& c) { return c.index == i; });
     if (it == step.changed.end()) record_change(i, ti.state, ti.try_number);
     ti.state = task_state::queued;
-    ti.try_number += 1;
+    // A rescheduled try runs again under its own number (its log and record continue).
+    if (!ti.first_start_date) ti.try_number += 1;
     ti.start_date.reset();
     ti.end_date.reset();
     ti.retry_at.reset();
@@ -181,7 +183,10 @@ namespace {
 
 // A failed try retries while tries remain: try n of a task with `retries` r is retried when n <= r.
 void fail_or_retry(const task& t, task_instance_record& ti, timestamp ended) {
-  if (ti.try_number <= t.settings.retry.retries) {
+  ti.first_start_date.reset();
+  // Tries made before the last clear do not count (the cleared task has its retries back).
+  const int counted = ti.try_number - ti.cleared_tries;
+  if (counted <= t.settings.retry.retries) {
     const std::string key = ti.dag_id + "#" + ti.task_id + "#" + ti.run_id;
     ti.state = task_state::up_for_retry;
     ti.retry_at = ended + std::chrono::duration_cast<std::chrono::microseconds>(
@@ -198,15 +203,29 @@ try_record finish_try(const task& t, task_instance_record& ti, const operator_re
   ti.end_date = ended;
   ti.exit_code = result.exit_code;
   ti.message = result.message;
+  if (result.outcome == try_outcome::rescheduled) {
+    // Airflow's up_for_reschedule: the slot is free until retry_at, the try number is kept, and
+    // the try's record spans every execution from the first.
+    if (!ti.first_start_date) ti.first_start_date = started;
+    ti.state = task_state::up_for_reschedule;
+    ti.retry_at = ended + std::chrono::duration_cast<std::chrono::microseconds>(result.reschedule_after);
+    try_record r = try_record_of(ti);
+    r.start_date = ti.first_start_date;
+    return r;
+  }
+  if (ti.first_start_date) ti.start_date = ti.first_start_date;
+  ti.first_start_date.reset();
   switch (result.outcome) {
     case try_outcome::success: ti.state = task_state::success; break;
     case try_outcome::skipped: ti.state = task_state::skipped; break;
     case try_outcome::failed: fail_or_retry(t, ti, ended); break;
+    case try_outcome::rescheduled: break;  // handled above
   }
   return try_record_of(ti);
 }
 
 try_record lose_try(const task& t, task_instance_record& ti, const std::string& reason, timestamp now) {
+  if (ti.first_start_date) ti.start_date = ti.first_start_date;
   if (!ti.start_date) ti.start_date = now;
   ti.end_date = now;
   ti.message = reason;

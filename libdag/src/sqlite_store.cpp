@@ -43,7 +43,7 @@ constexpr int busy_timeout_ms = 5000;
 
 /// The migrations, in order: entry i brings the schema from version i to i + 1. A shipped
 /// migration is never edited; a schema change is a new entry.
-constexpr std::array<const char*, 1> migrations{
+constexpr std::array<const char*, 2> migrations{
     // 1: the initial schema.
     R"sql(
 CREATE TABLE dags (
@@ -138,6 +138,11 @@ CREATE TABLE connections (
   schema    TEXT NOT NULL DEFAULT ''
 );
 )sql",
+    // 2: rescheduled tries (sensors in reschedule mode) and retries given back by clearing.
+    R"sql(
+ALTER TABLE task_instances ADD COLUMN first_start_date INTEGER;
+ALTER TABLE task_instances ADD COLUMN cleared_tries INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 /// The schema version this build creates and understands.
@@ -150,7 +155,7 @@ constexpr std::string_view run_columns =
     "start_date, end_date, conf";
 constexpr std::string_view task_instance_columns =
     "dag_id, run_id, task_id, state, try_number, start_date, end_date, retry_at, exit_code, "
-    "hostname, pid, log_path, message";
+    "hostname, pid, log_path, message, first_start_date, cleared_tries";
 constexpr std::string_view try_columns =
     "dag_id, run_id, task_id, try_number, state, start_date, end_date, exit_code, hostname, pid, "
     "log_path, message";
@@ -169,7 +174,8 @@ constexpr std::string_view sql_update_run =
     "WHERE dag_id = ?4 AND run_id = ?5 AND state = ?6";
 constexpr std::string_view sql_update_task_instance =
     "UPDATE task_instances SET state = ?4, try_number = ?5, start_date = ?6, end_date = ?7, "
-    "retry_at = ?8, exit_code = ?9, hostname = ?10, pid = ?11, log_path = ?12, message = ?13 "
+    "retry_at = ?8, exit_code = ?9, hostname = ?10, pid = ?11, log_path = ?12, message = ?13, "
+    "first_start_date = ?16, cleared_tries = ?17 "
     "WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND state = ?14 AND try_number = ?15";
 // Upserts rather than INSERT OR REPLACE: REPLACE deletes and re-inserts the row, which is slower
 // and would fire ON DELETE actions if these rows ever gain children.
@@ -250,6 +256,8 @@ task_instance_record read_task_instance(const SQLite::Statement& q) {
   r.pid = q.getColumn(10).getInt();
   r.log_path = q.getColumn(11).getString();
   r.message = q.getColumn(12).getString();
+  r.first_start_date = time_column(q.getColumn(13));
+  r.cleared_tries = q.getColumn(14).getInt();
   return r;
 }
 
@@ -599,6 +607,8 @@ change_result sqlite_store::apply(const change_set& changes) {
         s.bindNoCopy(13, r.message);
         bind_name(s, 14, to_string(u.expected));
         s.bind(15, u.expected_try);
+        bind_time(s, 16, r.first_start_date);
+        s.bind(17, r.cleared_tries);
         int changed = update_ti.exec();
         if (changed == 0 && u.expected == task_state::none && u.expected_try == 0) {
           // A task added to the DAG after the run was created has no row yet: an instance in

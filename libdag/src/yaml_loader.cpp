@@ -165,9 +165,13 @@ private:
     return value;
   }
 
-  std::optional<duration> duration_value(const YAML::Node& n, std::string_view key) {
+  std::optional<duration> duration_value(const YAML::Node& n, std::string_view key, bool zero_allowed = false) {
     auto text = scalar(n, key);
     if (!text) return std::nullopt;
+    // `retry_delay: 0s` retries at once, as Airflow's timedelta(0) does; other durations are positive.
+    if (zero_allowed && text->size() >= 2 && text->find_first_not_of('0') == text->size() - 1 &&
+        std::string_view("wdhms").find(text->back()) != std::string_view::npos)
+      return duration{0};
     try {
       return parse_duration(*text);
     } catch (const error& e) {
@@ -264,7 +268,7 @@ private:
     } else if (key == "retries") {
       set(integer(v, field, 0), [&](int n) { o.retries = n; });
     } else if (key == "retry_delay") {
-      set(duration_value(v, field), [&](duration x) { o.retry_delay = x; });
+      set(duration_value(v, field, true), [&](duration x) { o.retry_delay = x; });
     } else if (key == "retry_exponential_backoff") {
       set(boolean(v, field), [&](bool b) { o.retry_exponential_backoff = b; });
     } else if (key == "max_retry_delay") {

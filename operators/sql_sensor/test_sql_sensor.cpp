@@ -83,3 +83,31 @@ TEST_CASE("SqlSensor.StopsAtOnceWhenAsked" * doctest::timeout(30)) {
   auto r = dag::operators::sql_sensor::run(dag::task{}, t.ctx);
   CHECK(r.message == "stopped while waiting for the next poke");
 }
+
+TEST_CASE("SqlSensor.RescheduleModePokesOnceAndAsksToRunAgain" * doctest::timeout(30)) {
+  sensor_try t;
+  t.ctx.fields["mode"] = "reschedule";
+  t.ctx.fields["poke_interval"] = "5m";
+  auto r = dag::operators::sql_sensor::run(dag::task{}, t.ctx);
+  CHECK(r.outcome == dag::try_outcome::rescheduled);
+  CHECK(r.reschedule_after == std::chrono::minutes(5));
+  CHECK(r.message == "rescheduled: next poke in 5m");
+  CHECK(t.logged == std::vector<std::string>{"[dagrun] poke after 0s of waiting: not yet"});
+
+  SQLite::Database(t.db.string(), SQLite::OPEN_READWRITE).exec("INSERT INTO flags VALUES (1)");
+  t.ctx.waited = std::chrono::minutes(5);
+  r = dag::operators::sql_sensor::run(dag::task{}, t.ctx);
+  CHECK(r.outcome == dag::try_outcome::success);
+  CHECK(t.logged.back() == "[dagrun] sensor condition met on poke after 5m of waiting");
+}
+
+TEST_CASE("SqlSensor.RescheduleModeCountsTheTimeoutFromTheFirstPoke" * doctest::timeout(30)) {
+  sensor_try t;
+  t.ctx.fields["mode"] = "reschedule";
+  t.ctx.fields["poke_interval"] = "1m";
+  t.ctx.fields["timeout"] = "10m";
+  t.ctx.waited = std::chrono::minutes(9) + std::chrono::seconds(30);  // earlier pokes of this try
+  auto r = dag::operators::sql_sensor::run(dag::task{}, t.ctx);
+  CHECK(r.outcome == dag::try_outcome::failed);
+  CHECK(r.message == "sensor timeout: condition not met within 10m");
+}

@@ -29,8 +29,9 @@ enum class field_kind {
   string_list, ///< a YAML sequence of (templated) text, e.g. SQL parameters
 };
 
-/// How one try of a task ended.
-enum class try_outcome { success, failed, skipped };
+/// How one try of a task ended, or (`rescheduled`) paused: a sensor in `mode: reschedule` whose
+/// condition is not met yet ends this execution and asks to run again later as the same try.
+enum class try_outcome { success, failed, skipped, rescheduled };
 
 /// The result of running an operator once: a value, never an exception escaping the engine.
 struct operator_result {
@@ -38,18 +39,23 @@ struct operator_result {
   std::string message;                         ///< why it failed or was skipped
   std::optional<std::string> xcom;             ///< value pushed to XCom under `return_value`
   int exit_code = 0;                           ///< process exit status where there is one
+  duration reschedule_after{0};                ///< `rescheduled`: how long until the next execution
 
   /// A successful try, optionally pushing `xcom`.
   static operator_result success(std::optional<std::string> xcom = std::nullopt) {
-    return {try_outcome::success, {}, std::move(xcom), 0};
+    return {try_outcome::success, {}, std::move(xcom), 0, {}};
   }
   /// A failed try with its reason.
   static operator_result failed(std::string message, int exit_code = 1) {
-    return {try_outcome::failed, std::move(message), std::nullopt, exit_code};
+    return {try_outcome::failed, std::move(message), std::nullopt, exit_code, {}};
   }
   /// A skipped task with its reason.
   static operator_result skipped(std::string message = "skipped") {
-    return {try_outcome::skipped, std::move(message), std::nullopt, 99};
+    return {try_outcome::skipped, std::move(message), std::nullopt, 99, {}};
+  }
+  /// Gives the slot back and runs this try again after `after` (a sensor in reschedule mode).
+  static operator_result reschedule(duration after, std::string message = "rescheduled") {
+    return {try_outcome::rescheduled, std::move(message), std::nullopt, 0, after};
   }
 };
 
@@ -62,6 +68,9 @@ struct task_context {
   time_point data_interval_start;              ///< the run's interval start
   time_point data_interval_end;                ///< the run's interval end
   int try_number = 1;                          ///< 1 for the first try
+  /// Time since this try's first execution began: nonzero when the try was rescheduled (a sensor
+  /// in reschedule mode counts its `timeout` from its first poke).
+  std::chrono::microseconds waited{0};
   std::map<std::string, std::string> fields;   ///< operator fields, templates rendered
   std::map<std::string, std::string> params;   ///< the run's params (DAG params with conf over them)
   std::map<std::string, std::string> environment;  ///< `DAGRUN_*` variables for child processes

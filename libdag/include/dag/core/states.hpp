@@ -19,6 +19,7 @@ enum class task_state {
   upstream_failed, ///< cannot run because of upstream failures (trigger rule)
   skipped,         ///< skipped by itself or by the trigger rule
   removed,         ///< the task no longer exists in the DAG
+  up_for_reschedule, ///< a sensor in `mode: reschedule` gave its slot back until its next poke
 };
 
 /// The state of one DAG run.
@@ -29,9 +30,9 @@ enum class run_state {
   failed,   ///< some leaf failed or was upstream_failed
 };
 
-inline constexpr std::array<std::string_view, 10> task_state_names{
-    "none", "scheduled", "queued", "running", "success",
-    "failed", "up_for_retry", "upstream_failed", "skipped", "removed"};
+inline constexpr std::array<std::string_view, 11> task_state_names{
+    "none", "scheduled", "queued", "running", "success", "failed",
+    "up_for_retry", "upstream_failed", "skipped", "removed", "up_for_reschedule"};
 inline constexpr std::array<std::string_view, 4> run_state_names{"queued", "running", "success", "failed"};
 
 /// The Airflow name of a task state.

@@ -42,7 +42,7 @@ struct slot_budget {
 struct run_progress {
   bool initialized = false;            ///< false until the first pass has looked at every task
   std::vector<std::size_t> dirty;      ///< tasks whose upstream changed since the last pass
-  std::vector<std::size_t> retrying;   ///< tasks in `up_for_retry`
+  std::vector<std::size_t> retrying;   ///< tasks in `up_for_retry` or `up_for_reschedule`
   std::size_t unfinished = 0;          ///< tasks not in a finished state
   /// Tasks in `scheduled`, highest priority first (then topological order).
   std::priority_queue<std::pair<int, long long>> ready;
@@ -67,7 +67,8 @@ struct run_step {
 };
 
 /// Decides one run: marks tasks whose trigger rule can never be met (`skipped`, `upstream_failed`,
-/// cascading in one pass), makes `up_for_retry` tasks whose delay has passed ready again, queues
+/// cascading in one pass), makes `up_for_retry` and `up_for_reschedule` tasks whose time has come
+/// ready again (a rescheduled try keeps its number), queues
 /// ready tasks by priority while `budget` and the DAG's max_active_tasks allow, and finishes the
 /// run when every task has finished (success if every leaf is success or skipped). `tis` is
 /// indexed like `dag.def.all_tasks()` and is updated in place; so are `run` and `budget`.
@@ -75,8 +76,9 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
                   run_progress& progress, timestamp now, slot_budget& budget);
 
 /// Applies the end of a try to its task instance: success, skipped, or failed — which becomes
-/// `up_for_retry` (with `retry_at` from the retry policy) while tries remain. Returns the try's
-/// record to keep. `ti` must be `running` or `queued` with the try's number.
+/// `up_for_retry` (with `retry_at` from the retry policy) while tries remain (`retries`, not counting
+/// tries made before the last clear) — or rescheduled: `up_for_reschedule` until `retry_at`, then the same try runs
+/// again. Returns the try's record to keep. `ti` must be `running` or `queued` with the try's number.
 try_record finish_try(const task& t, task_instance_record& ti, const operator_result& result, timestamp started,
                       timestamp ended);
 

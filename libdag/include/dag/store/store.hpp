@@ -53,6 +53,12 @@ struct task_instance_record {
   int pid = 0;                             ///< process of the latest try (0 for in-process tasks)
   std::string log_path;                    ///< log file of the latest try
   std::string message;                     ///< why the latest try failed or was skipped
+  /// While a try is rescheduled (a sensor in reschedule mode between pokes, and its later
+  /// executions): when its first execution started. Unset otherwise.
+  std::optional<timestamp> first_start_date;
+  /// Tries made before the task instance was last cleared: they do not count against `retries`,
+  /// so a cleared task gets its retries back (Airflow raises max_tries for the same effect).
+  int cleared_tries = 0;
 };
 
 /// One try of a task instance, kept for ever (until `db clean`): every try has its own log and status.
@@ -61,7 +67,7 @@ struct try_record {
   std::string run_id;                      ///< its run
   std::string task_id;                     ///< its task
   int try_number = 1;                      ///< 1 for the first try
-  task_state state = task_state::running;  ///< running, success, failed, up_for_retry or skipped
+  task_state state = task_state::running;  ///< running, success, failed, up_for_retry, up_for_reschedule or skipped
   std::optional<timestamp> start_date;     ///< when it started
   std::optional<timestamp> end_date;       ///< when it ended
   std::optional<int> exit_code;            ///< exit status where there is one
