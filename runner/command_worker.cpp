@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include <dag/core/environment.hpp>
+#include <dag/core/secret_mask.hpp>
 #include <dag/exec/local_executor.hpp>
 #include <dag/exec/task_queue.hpp>
 
@@ -125,6 +126,11 @@ private:
     c.data_interval_end = item.data_interval_end;
     if (item.timeout_ms) c.timeout = std::chrono::milliseconds(*item.timeout_ms);
     c.waited = std::chrono::microseconds(item.waited_us);
+    c.secrets = item.secrets;
+    // The worker resolves connections from its own environment: their passwords are secrets too.
+    for (const auto& [name, value] : item.fields)
+      if (name == "conn_id")
+        if (auto conn = dag::connection_from_environment(value)) dag::add_secret(c.secrets, conn->password);
     c.connection_lookup = [](std::string_view id) { return dag::connection_from_environment(id); };
     std::lock_guard lock(mutex_);
     claims_[key_of(item.dag_id, item.run_id, item.task_id, item.try_number)] = {item.id, item.lease_token};

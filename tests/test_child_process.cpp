@@ -224,6 +224,31 @@ TEST_CASE("ChildProcess.StdoutAndStderrLandInLog") {
   CHECK(show(run(spec).last_stdout_line) == "[kept]");
 }
 
+TEST_CASE("ChildProcess.SecretsNeverReachTheLog") {
+  temp_dir dir;
+  auto spec = spec_in(dir,
+                      "echo \"pw=hunter2-secret\"; echo \"denied for hunter2-secret\" >&2; "
+                      // a secret split across writes, and one at the end of output with no newline
+                      "printf 'split hunter2-'; printf 'secret\\n'; "
+                      // a line longer than a read, with the secret across the 64 KiB mark
+                      "head -c 65530 /dev/zero | tr '\\0' x; echo hunter2-secret; "
+                      "echo short pw; printf 'hunter2-secret'");
+  spec.log_file = dir / "try.log";
+  spec.secrets = {"hunter2-secret", "pw"};  // "pw" is too short to mask (it would mangle text)
+  auto result = run(spec);
+  CHECK(result.exit_code == 0);
+  const std::string log = read_text(spec.log_file);
+  CHECK(log.find("hunter2") == std::string::npos);
+  CHECK(log.find("secret") == std::string::npos);
+  CHECK(log.find("pw=***\n") != std::string::npos);
+  CHECK(log.find("denied for ***\n") != std::string::npos);
+  CHECK(log.find("split ***\n") != std::string::npos);
+  CHECK(log.find(std::string(65530, 'x') + "***\n") != std::string::npos);
+  CHECK(log.find("short pw\n") != std::string::npos);
+  CHECK(log.ends_with("\n***"));
+  CHECK(show(result.last_stdout_line) == "[hunter2-secret]");  // the XCom is the task's own value
+}
+
 TEST_CASE("ChildProcess.LastStdoutLine") {
   temp_dir dir;
   struct example {

@@ -199,6 +199,23 @@ TEST_CASE("Engine.CallableTasksRunInProcessAndExceptionsFailTheTry") {
   CHECK(tis["boom"].message == "exception: disk full");
 }
 
+TEST_CASE("Engine.SecretsAreMaskedInTryLogs") {
+  sandbox s;
+  s.db->set_connection(dag::parse_connection_uri("vault", "postgresql://admin:s3cr3t-pass@db.example:5432/x"));
+  s.db->set_variable("api_key", "key-123456");
+  s.db->set_variable("region", "eu-west-1");
+  dag::definition d{"masked"};
+  d.bash("show", "echo login {{ conn.vault.login }} pass {{ conn.vault.password }}; "
+                 "echo {{ conn.vault.password }} >&2; echo key {{ var.value.api_key }} in {{ var.value.region }}");
+  auto key = s.run(std::move(d), dag::run_state::success);
+  // stdout and stderr reach the log through separate pipes: lines, not their order, are fixed.
+  const std::string log = s.read(s.tis(key)["show"].log_path);
+  CHECK(log.size() == std::string("login admin pass ***\n***\nkey *** in eu-west-1\n").size());
+  CHECK(log.find("login admin pass ***\n") != std::string::npos);
+  CHECK(log.find("key *** in eu-west-1\n") != std::string::npos);
+  CHECK(log.find("s3cr3t") == std::string::npos);
+}
+
 TEST_CASE("Engine.RendersErrorsFailTheTryWithTheirMessage") {
   sandbox s;
   dag::definition d{"render"};

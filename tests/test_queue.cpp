@@ -178,11 +178,12 @@ TEST_CASE("Queue.RescheduledSensorGivesTheWorkerSlotBackAndFinishesAsOneTry" * d
               "  - task_id: wait\n    operator: sql_sensor\n    conn_id: flags\n    mode: reschedule\n"
               "    poke_interval: 1s\n    timeout: 1h\n    priority_weight: 10\n"
               "    sql: SELECT count(*) FROM flags WHERE ready = 1\n"
-              "  - task_id: other\n    operator: bash\n    bash_command: 'true'\n");
+              "  - task_id: other\n    operator: bash\n    bash_command: 'echo pass {{ conn.vault.password }}'\n");
   REQUIRE(s.dagrun("db migrate") == 0);
   REQUIRE(s.dagrun("trigger sensing --date 2024-01-01") == 0);
   const std::string conn = "DAGRUN_CONN_FLAGS=sqlite://" + flags.string() + " ";
-  s.start("schedule --executor queue", "scheduler.log");
+  // The scheduler renders the password; the worker must still mask it in the try's log.
+  s.start("schedule --executor queue", "scheduler.log", "DAGRUN_CONN_VAULT=postgresql://u:vault-pass-123@h/db ");
   // One slot: `other` can only run while the sensor waits between pokes without holding it.
   s.start("worker --concurrency 1", "worker.log", conn);
   auto db = s.store();
@@ -204,6 +205,11 @@ TEST_CASE("Queue.RescheduledSensorGivesTheWorkerSlotBackAndFinishesAsOneTry" * d
   const std::string text((std::istreambuf_iterator<char>(log)), {});
   CHECK(text.find(": not yet") != std::string::npos);
   CHECK(text.find("sensor condition met on poke after") != std::string::npos);
+  for (const auto& ti : db->task_instances("sensing", run_id)) {
+    if (ti.task_id != "other") continue;
+    std::ifstream other_log(ti.log_path);
+    CHECK(std::string((std::istreambuf_iterator<char>(other_log)), {}) == "pass ***\n");
+  }
 }
 
 TEST_CASE("Queue.ClaimsRespectNamedQueuesAndPriority") {

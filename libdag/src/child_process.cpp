@@ -2,6 +2,7 @@
 // the stdout pipe, a pidfd and a stop eventfd, and group termination (SIGTERM, grace, SIGKILL).
 
 #include <dag/core/error.hpp>
+#include <dag/core/secret_mask.hpp>
 #include <dag/exec/child_process.hpp>
 
 #include <dirent.h>
@@ -243,10 +244,11 @@ private:
   bool raised_ = false;
 };
 
-/// Copies the child's stdout into the log and tracks its last line.
+/// Copies one of the child's streams into the log (masking secrets) and tracks its last line.
 class output_sink {
 public:
-  output_sink(int log_fd, sigpipe_guard& guard) : log_fd_(log_fd), guard_(guard), buffer_(chunk_bytes) {}
+  output_sink(int& log_fd, sigpipe_guard& guard, const std::vector<std::string>& secrets)
+      : log_fd_(log_fd), guard_(guard), buffer_(chunk_bytes), secrets_(secrets), hold_back_(longest_secret(secrets)) {}
 
   /// Reads what the pipe holds (up to a bound); false once it reached end of file.
   bool drain(int fd) {
@@ -268,8 +270,36 @@ public:
   /// The last non-blank stdout line seen.
   std::optional<std::string> last_line() const { return lines_.last_line(); }
 
+  /// Writes what masking held back (an unfinished last line); call once the stream has ended.
+  void finish() {
+    if (!pending_.empty()) write_raw(mask_secrets(pending_, secrets_));
+    pending_.clear();
+  }
+
 private:
+  // With secrets, text is masked a whole line at a time, so that a secret split across two reads
+  // is still found; a line longer than a chunk is masked and written except for its last
+  // (longest secret − 1) bytes, which may be the start of a secret.
   void write_log(std::string_view data) {
+    if (hold_back_ == 0) {
+      write_raw(data);
+      return;
+    }
+    pending_.append(data);
+    const std::size_t newline = pending_.rfind('\n');
+    if (newline != std::string::npos) {
+      write_raw(mask_secrets(std::string_view(pending_).substr(0, newline + 1), secrets_));
+      pending_.erase(0, newline + 1);
+    }
+    if (pending_.size() > chunk_bytes) {
+      std::string masked = mask_secrets(pending_, secrets_);
+      const std::size_t keep = std::min(masked.size(), hold_back_ - 1);
+      write_raw(std::string_view(masked).substr(0, masked.size() - keep));
+      pending_ = masked.substr(masked.size() - keep);
+    }
+  }
+
+  void write_raw(std::string_view data) {
     // After a failed write (disk full, reader gone) stdout is still drained so the child never
     // blocks on a full pipe, but no longer logged.
     while (log_fd_ >= 0 && !data.empty()) {
@@ -283,10 +313,13 @@ private:
     }
   }
 
-  int log_fd_;
+  int& log_fd_;  // shared by the stdout and stderr sinks: a failed write stops both
   sigpipe_guard& guard_;
   std::vector<char> buffer_;
   line_tracker lines_;
+  const std::vector<std::string>& secrets_;
+  std::size_t hold_back_;
+  std::string pending_;
 };
 
 /// RAII for posix_spawn's attribute and file-action objects.
@@ -371,9 +404,23 @@ child_process child_process::start(const process_spec& spec) {
   std::memset(&signals, 0xff, sizeof signals);
   posix_spawnattr_setsigdefault(&spawn.attr, &signals);
 
+  // stderr goes straight to the log, unless secrets must be masked on the way.
+  unique_fd stderr_read, stderr_write;
+  if (log.get() >= 0 && longest_secret(spec.secrets) > 0) {
+    if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
+      throw error("cannot create a pipe for command '" + abbreviate(spec.command) + "': " + errno_text(errno));
+    stderr_read.reset(pipe_fds[0]);
+    stderr_write.reset(pipe_fds[1]);
+    move_above_stdio(stderr_read);
+    move_above_stdio(stderr_write);
+    ::fcntl(stderr_read.get(), F_SETFL, ::fcntl(stderr_read.get(), F_GETFL) | O_NONBLOCK);
+  }
+
   posix_spawn_file_actions_addopen(&spawn.actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&spawn.actions, stdout_write.get(), 1);
-  if (log.get() >= 0)
+  if (stderr_write.get() >= 0)
+    posix_spawn_file_actions_adddup2(&spawn.actions, stderr_write.get(), 2);
+  else if (log.get() >= 0)
     posix_spawn_file_actions_adddup2(&spawn.actions, log.get(), 2);
   else
     posix_spawn_file_actions_addopen(&spawn.actions, 2, "/dev/null", O_WRONLY, 0);
@@ -421,7 +468,9 @@ child_process child_process::start(const process_spec& spec) {
   child.pid_ = pid;
   child.pidfd_ = open_pidfd(pid);
   child.stdout_fd_ = stdout_read.release();
+  child.stderr_fd_ = stderr_read.release();
   child.log_fd_ = log.release();
+  child.secrets_ = spec.secrets;
   child.timeout_ = spec.timeout;
   child.kill_grace_ = spec.kill_grace;
   return child;  // stdout_write closes here, so the pipe reaches end of file when the group is done
@@ -431,12 +480,14 @@ child_process::child_process(child_process&& other) noexcept
     : pid_(std::exchange(other.pid_, 0)),
       pidfd_(std::exchange(other.pidfd_, -1)),
       stdout_fd_(std::exchange(other.stdout_fd_, -1)),
+      stderr_fd_(std::exchange(other.stderr_fd_, -1)),
       log_fd_(std::exchange(other.log_fd_, -1)),
       reaped_(std::exchange(other.reaped_, false)),
       timeout_(other.timeout_),
       kill_grace_(other.kill_grace_),
       started_(other.started_),
-      result_(std::move(other.result_)) {
+      result_(std::move(other.result_)),
+      secrets_(std::move(other.secrets_)) {
   other.result_.reset();
 }
 
@@ -446,12 +497,14 @@ child_process& child_process::operator=(child_process&& other) noexcept {
     pid_ = std::exchange(other.pid_, 0);
     pidfd_ = std::exchange(other.pidfd_, -1);
     stdout_fd_ = std::exchange(other.stdout_fd_, -1);
+    stderr_fd_ = std::exchange(other.stderr_fd_, -1);
     log_fd_ = std::exchange(other.log_fd_, -1);
     reaped_ = std::exchange(other.reaped_, false);
     timeout_ = other.timeout_;
     kill_grace_ = other.kill_grace_;
     started_ = other.started_;
     result_ = std::move(other.result_);
+    secrets_ = std::move(other.secrets_);
     other.result_.reset();
   }
   return *this;
@@ -471,6 +524,7 @@ void child_process::kill_and_reap() noexcept {
   }
   close_fd(pidfd_);
   close_fd(stdout_fd_);
+  close_fd(stderr_fd_);
   close_fd(log_fd_);
   pid_ = 0;
 }
@@ -482,7 +536,8 @@ process_result child_process::wait(std::stop_token stop) {
   process_result result;
   result.pid = pid_;
   sigpipe_guard guard;
-  output_sink sink(log_fd_, guard);
+  output_sink sink(log_fd_, guard, secrets_);
+  output_sink errors(log_fd_, guard, secrets_);
 
   // A stop request wakes the poll below through this eventfd; the callback is destroyed before
   // the descriptor (declaration order), and its destructor waits for a running callback.
@@ -505,6 +560,9 @@ process_result child_process::wait(std::stop_token stop) {
 
   auto drain_stdout = [&] {
     if (stdout_fd_ >= 0 && !sink.drain(stdout_fd_)) close_fd(stdout_fd_);
+  };
+  auto drain_stderr = [&] {
+    if (stderr_fd_ >= 0 && !errors.drain(stderr_fd_)) close_fd(stderr_fd_);
   };
 
   // Until the shell (the group leader) has exited: copy stdout, watch the clock and the stop token.
@@ -540,11 +598,12 @@ process_result child_process::wait(std::stop_token stop) {
       backoff = std::min(backoff * 2, std::chrono::milliseconds(100));
     }
 
-    pollfd fds[3] = {{stdout_fd_, POLLIN, 0}, {pidfd_, POLLIN, 0},
-                     {current == phase::running ? wake_fd : -1, POLLIN, 0}};
-    if (::poll(fds, 3, timeout_ms) < 0 && errno != EINTR)
+    pollfd fds[4] = {{stdout_fd_, POLLIN, 0}, {pidfd_, POLLIN, 0},
+                     {current == phase::running ? wake_fd : -1, POLLIN, 0}, {stderr_fd_, POLLIN, 0}};
+    if (::poll(fds, 4, timeout_ms) < 0 && errno != EINTR)
       throw error("cannot wait for process " + std::to_string(pid_) + ": " + errno_text(errno));
     if (fds[0].revents != 0) drain_stdout();
+    if (fds[3].revents != 0) drain_stderr();
     // The pidfd and the eventfd need no handling: the next round checks exit and stop state.
   }
 
@@ -578,7 +637,7 @@ process_result child_process::wait(std::stop_token stop) {
       }
       // Wait for every member found to exit (pidfds work for non-children too), then look
       // again, since members may have started others meanwhile.
-      std::vector<pollfd> fds{{stdout_fd_, POLLIN, 0}};
+      std::vector<pollfd> fds{{stdout_fd_, POLLIN, 0}, {stderr_fd_, POLLIN, 0}};
       std::vector<unique_fd> pidfds;
       bool polling = !members.has_value();
       if (members) {
@@ -602,9 +661,11 @@ process_result child_process::wait(std::stop_token stop) {
           backoff = std::min(backoff * 2, std::chrono::milliseconds(100));
         }
         fds[0].fd = stdout_fd_;
+        fds[1].fd = stderr_fd_;
         if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) break;
         if (fds[0].revents != 0) drain_stdout();
-        for (std::size_t i = 1; i < fds.size(); ++i) {
+        if (fds[1].revents != 0) drain_stderr();
+        for (std::size_t i = 2; i < fds.size(); ++i) {
           if (fds[i].fd >= 0 && fds[i].revents != 0) {
             fds[i].fd = -1;  // exited: poll ignores negative descriptors
             --pending;
@@ -622,7 +683,15 @@ process_result child_process::wait(std::stop_token stop) {
     if (::poll(&fd, 1, 0) <= 0 || fd.revents == 0) break;
     drain_stdout();
   }
+  while (stderr_fd_ >= 0) {
+    pollfd fd{stderr_fd_, POLLIN, 0};
+    if (::poll(&fd, 1, 0) <= 0 || fd.revents == 0) break;
+    drain_stderr();
+  }
+  sink.finish();
+  errors.finish();
   close_fd(stdout_fd_);
+  close_fd(stderr_fd_);
   close_fd(log_fd_);
 
   result.last_stdout_line = sink.last_line();

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <dag/core/environment.hpp>
+#include <dag/core/secret_mask.hpp>
 #include <dag/exec/local_executor.hpp>
 #include <dag/exec/queue_executor.hpp>
 #include <dag/template/template.hpp>
@@ -357,6 +358,7 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
     return store_.variable(std::string(name));
   };
   tc.connection = [this](std::string_view id) { return find_connection(id); };
+  tc.mask_secret = [&ctx](std::string_view secret) { add_secret(ctx.secrets, secret); };
   const std::string run_id = ti.run_id, dag_id = ti.dag_id;
   // XComs pushed in this very step are not in the store yet: look at the pending ones first.
   const std::vector<xcom_record>* pending = &changes.xcoms;
@@ -370,7 +372,10 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
   std::map<std::string, connection, std::less<>> resolved;
   for (const auto& [name, value] : t.fields)
     if (name == "conn_id")
-      if (auto c = find_connection(value.text)) resolved.emplace(value.text, *c);
+      if (auto c = find_connection(value.text)) {
+        add_secret(ctx.secrets, c->password);
+        resolved.emplace(value.text, *c);
+      }
   ctx.connection_lookup = [resolved](std::string_view id) -> std::optional<connection> {
     auto it = resolved.find(id);
     if (it == resolved.end()) return std::nullopt;

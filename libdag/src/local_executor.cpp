@@ -1,5 +1,6 @@
 // The local executor: a fixed pool of threads; each try runs its operator and reports its end.
 #include <dag/exec/local_executor.hpp>
+#include <dag/core/secret_mask.hpp>
 
 #include <fstream>
 #include <utility>
@@ -93,7 +94,7 @@ task_event local_executor::run_one(task_request& request, std::stop_token stop) 
       std::filesystem::create_directories(ctx.log_path.parent_path(), ec);
       log.open(ctx.log_path, std::ios::app);
     }
-    log << line << '\n' << std::flush;
+    log << mask_secrets(line, ctx.secrets) << '\n' << std::flush;
   };
 
   if (auto it = ctx.fields.find("__render_error"); it != ctx.fields.end()) {
@@ -115,6 +116,8 @@ task_event local_executor::run_one(task_request& request, std::stop_token stop) 
       ctx.log(e.result.message);
     }
   }
+  // A message may quote what failed (a query, a connection error): it is logged and stored.
+  e.result.message = mask_secrets(e.result.message, ctx.secrets);
   e.ended = now_();
   // In-process operators cannot be preempted: one that overran its timeout still fails.
   if (ctx.timeout && e.result.outcome == try_outcome::success && e.ended - e.started > *ctx.timeout) {

@@ -54,6 +54,7 @@ std::string payload_of(const queued_try& t) {
          {"data_interval_end", t.data_interval_end.time_since_epoch().count()}};
   if (t.timeout_ms) j["timeout_ms"] = *t.timeout_ms;
   if (t.waited_us) j["waited_us"] = t.waited_us;
+  if (!t.secrets.empty()) j["secrets"] = t.secrets;
   return j.dump();
 }
 
@@ -79,6 +80,7 @@ queued_try read_try(const pqxx::row& r) {
   t.data_interval_end = time_point{std::chrono::seconds(j.at("data_interval_end").get<std::int64_t>())};
   if (j.contains("timeout_ms")) t.timeout_ms = j.at("timeout_ms").get<std::int64_t>();
   if (j.contains("waited_us")) t.waited_us = j.at("waited_us").get<std::int64_t>();
+  if (j.contains("secrets")) t.secrets = j.at("secrets").get<std::vector<std::string>>();
   return t;
 }
 

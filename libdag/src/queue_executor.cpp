@@ -31,6 +31,7 @@ void queue_executor::submit(task_request request) {
   t.log_path = c.log_path.string();
   if (c.timeout) t.timeout_ms = c.timeout->count();
   t.waited_us = c.waited.count();
+  t.secrets = c.secrets;
   t.logical_date = c.logical_date;
   t.data_interval_start = c.data_interval_start;
   t.data_interval_end = c.data_interval_end;

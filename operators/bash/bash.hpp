@@ -32,6 +32,7 @@ struct bash {
     if (auto cwd = ctx.fields.find("cwd"); cwd != ctx.fields.end()) p.working_directory = cwd->second;
     p.log_file = ctx.log_path;
     p.timeout = ctx.timeout;
+    p.secrets = ctx.secrets;
     child_process child = child_process::start(p);
     process_result r = child.wait(ctx.stop);
     operator_result out;

@@ -7,6 +7,7 @@
 #include <dag/core/error.hpp>
 #include <dag/core/operator.hpp>
 #include <dag/core/retry_policy.hpp>
+#include <dag/core/secret_mask.hpp>
 #include <dag/core/states.hpp>
 #include <dag/core/suggest.hpp>
 #include <dag/core/task.hpp>

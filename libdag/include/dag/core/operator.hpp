@@ -80,7 +80,11 @@ struct task_context {
   /// Looks a connection up by id (environment first, then the store); nullopt when undefined.
   std::function<std::optional<connection>(std::string_view)> connection_lookup = {};
   /// Appends a line to this try's log (in-process operators; processes write the file themselves).
+  /// Secrets are masked on the way.
   std::function<void(std::string_view)> log = {};
+  /// Values this try must never write to its log: the passwords of its connections and the
+  /// secret-looking variables its templates read. Logs show them as `***`.
+  std::vector<std::string> secrets = {};
 };
 
 /// One field an operator accepts.

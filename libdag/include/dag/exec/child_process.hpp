@@ -19,6 +19,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 namespace dag {
 
@@ -39,6 +40,10 @@ struct process_spec {
   std::chrono::milliseconds kill_grace{5000};
   /// The shell: an absolute path, or a name looked up in PATH.
   std::string shell = "/bin/bash";
+  /// Values written to the log as `***` (connection passwords and the like). When set, stderr too
+  /// goes through a pipe so that it can be masked; lines are masked whole. The last stdout line
+  /// (the XCom) is kept as the task printed it.
+  std::vector<std::string> secrets;
 };
 
 /// How a child process ended.
@@ -103,12 +108,14 @@ private:
   int pid_ = 0;
   int pidfd_ = -1;        // readable once the shell exits; -1 on kernels without pidfd_open
   int stdout_fd_ = -1;    // read end of the shell's stdout pipe, non-blocking
+  int stderr_fd_ = -1;    // read end of a stderr pipe when secrets are masked; else stderr is the log
   int log_fd_ = -1;       // the log file (O_APPEND), -1 when output is discarded
   bool reaped_ = false;
   std::optional<std::chrono::milliseconds> timeout_;
   std::chrono::milliseconds kill_grace_{5000};
   std::chrono::steady_clock::time_point started_{};
   std::optional<process_result> result_;
+  std::vector<std::string> secrets_;
 };
 
 }  // namespace dag

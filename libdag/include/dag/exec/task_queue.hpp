@@ -33,6 +33,7 @@ struct queued_try {
   std::string log_path;                           ///< the try's log file (on the worker's machine)
   std::optional<std::int64_t> timeout_ms;         ///< execution_timeout
   std::int64_t waited_us = 0;                     ///< time since a rescheduled try first started
+  std::vector<std::string> secrets;               ///< values the worker masks in the try's log
   time_point logical_date{};                      ///< the run's logical date
   time_point data_interval_start{};               ///< the run's interval start
   time_point data_interval_end{};                 ///< the run's interval end
