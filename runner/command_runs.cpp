@@ -3,6 +3,7 @@
 #include <fstream>
 #include <ostream>
 #include <regex>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -133,34 +134,17 @@ int tasks_clear(invocation& inv) {
       throw dag::usage_error(std::string("--task: bad regular expression: ") + e.what());
     }
   }
-  const bool failed_only = inv.args.count("failed-only") > 0;
-  dag::change_set changes;
-  std::size_t cleared = 0, runs = 0;
-  for (const auto& run : db->runs(filter)) {
-    bool any = false;
-    for (auto ti : db->task_instances(dag_id, run.run_id)) {
-      if (pattern && !std::regex_search(ti.task_id, *pattern)) continue;
-      if (failed_only && ti.state != dag::task_state::failed && ti.state != dag::task_state::upstream_failed) continue;
-      if (ti.state == dag::task_state::none) continue;
-      const dag::task_state expected = ti.state;
-      // The try number stays: the next try is counted after the ones already made (Airflow), and
-      // the retries start over.
-      ti.state = dag::task_state::none;
-      ti.end_date.reset();
-      ti.retry_at.reset();
-      ti.first_start_date.reset();
-      ti.cleared_tries = ti.try_number;
-      ti.message.clear();
-      changes.task_instances.push_back({expected, ti.try_number, ti});
-      any = true;
-      ++cleared;
-    }
-    if (any) {
-      ++runs;
-      changes.runs.push_back({run.dag_id, run.run_id, run.state, dag::run_state::queued, std::nullopt, std::nullopt});
-    }
-  }
-  if (!changes.empty()) db->apply(changes);
+  clear_selection which;
+  which.dag_id = dag_id;
+  which.logical_from = filter.logical_from;
+  which.logical_to = filter.logical_to;
+  if (pattern) which.task_matches = [&](const std::string& task_id) { return std::regex_search(task_id, *pattern); };
+  which.failed_only = inv.args.count("failed-only") > 0;
+  const auto done = clear_task_instances(*db, which);
+  const std::size_t cleared = done.size();
+  std::set<std::string> run_ids;
+  for (const auto& [run_id, task_id] : done) run_ids.insert(run_id);
+  const std::size_t runs = run_ids.size();
   inv.out << "cleared " << cleared << " task instance" << (cleared == 1 ? "" : "s") << " in " << runs << " run"
           << (runs == 1 ? "" : "s") << "\n";
   return exit_ok;

@@ -2,8 +2,11 @@
 #include <filesystem>
 #include <ostream>
 
+#include <cstdlib>
+
 #include <spdlog/spdlog.h>
 
+#include "http_face.hpp"
 #include "session.hpp"
 
 namespace po = boost::program_options;
@@ -39,7 +42,18 @@ int schedule_command(invocation& inv) {
     throw dag::usage_error("--executor: expected local or queue, got '" + executor + "'");
   if (executor == "queue" && !inv.global.db.starts_with("postgres"))
     throw dag::usage_error("--executor queue: the queue lives in PostgreSQL; give --db postgresql://…");
-  if (inv.args.count("listen")) throw dag::usage_error("--listen: the HTTP server is not built yet");
+  // The HTTP face: on by default on loopback; beyond it only with a token for mutations.
+  const std::string listen = inv.args["listen"].as<std::string>();
+  std::optional<std::pair<std::string, unsigned short>> address;
+  std::optional<std::string> token;
+  if (const char* t = std::getenv("DAGRUN_API_TOKEN"); t && *t) token = t;
+  if (listen != "none") {
+    address = dag::parse_listen_address(listen, "--listen");
+    if (!dag::is_loopback_address(address->first) && !token)
+      throw dag::usage_error("--listen " + listen +
+                             ": the API would accept changes from the network without a token; set DAGRUN_API_TOKEN "
+                             "or listen on 127.0.0.1");
+  }
   const int parallelism = inv.args["parallelism"].as<int>();
   if (parallelism < 1) throw dag::usage_error("--parallelism: must be at least 1");
   const auto grace = std::chrono::seconds(inv.args["grace"].as<int>());
@@ -48,14 +62,24 @@ int schedule_command(invocation& inv) {
   auto db = open_db(inv);
   auto folder = load_dags(inv, true);
   record_import_errors(*db, folder);
+  dag::metrics_registry metrics;
   dag::engine_options options;
   options.parallelism = parallelism;
   options.log_folder = inv.global.logs;
+  options.metrics = &metrics;
   if (executor == "queue") {
     options.queue_url = inv.global.db;
     options.lease = std::chrono::milliseconds(inv.args["lease-ms"].as<int>());
   }
   dag::engine eng(*db, inv.operators, inv.now, options);
+  // Declared before the server, so that it outlives it (the server joins its threads first).
+  http_face face({inv.global.db, options.queue_url, token, std::chrono::seconds(30)}, metrics, inv.now);
+  face.set_dags(engine_dags(folder));
+  std::optional<dag::http_server> server;
+  if (address) {
+    server.emplace(address->first, address->second, [&face](const dag::http_request& r) { return face.handle(r); });
+    spdlog::info("serving HTTP on {}:{}", address->first, server->port());
+  }
   eng.set_dags(engine_dags(folder));
   if (auto lost = eng.recover_lost_tries())
     spdlog::warn("{} tries were left running by a previous scheduler; recorded as failed (executor lost)", lost);
@@ -73,6 +97,7 @@ int schedule_command(invocation& inv) {
     auto reloaded = load_dags(inv, true);
     record_import_errors(*db, reloaded);
     eng.set_dags(engine_dags(reloaded));
+    face.set_dags(engine_dags(reloaded));
     spdlog::info("reloaded DAGs: {} loaded, {} import errors", reloaded.dags.size(), reloaded.problems.size());
     return false;
   };
@@ -93,7 +118,9 @@ void add_schedule_commands(std::vector<command>& out) {
                    d.add_options()("executor", po::value<std::string>()->default_value("local")->value_name("KIND"),
                                    "local (this process) or queue (`dagrun worker`s through PostgreSQL)")(
                        "parallelism", po::value<int>()->default_value(32)->value_name("N"), "tries running at once")(
-                       "listen", po::value<std::string>()->value_name("HOST:PORT"), "HTTP address (not built yet)")(
+                       "listen", po::value<std::string>()->default_value("127.0.0.1:8080")->value_name("HOST:PORT"),
+                       "HTTP address of /health, /metrics and /api/v1 (port 0: any free one; `none`: no HTTP); "
+                       "beyond loopback only with DAGRUN_API_TOKEN set")(
                        "grace", po::value<int>()->default_value(30)->value_name("SECONDS"),
                        "on SIGTERM, how long running tries may finish before they are killed")(
                        "lease-ms", po::value<int>()->default_value(30000)->value_name("MS"),

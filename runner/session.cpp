@@ -21,6 +21,38 @@ std::string iso(const std::optional<dag::timestamp>& t) {
   return dag::format_iso(std::chrono::floor<std::chrono::seconds>(*t));
 }
 
+std::vector<std::pair<std::string, std::string>> clear_task_instances(dag::store& db, const clear_selection& which) {
+  dag::run_filter filter;
+  filter.dag_id = which.dag_id;
+  filter.logical_from = which.logical_from;
+  filter.logical_to = which.logical_to;
+  dag::change_set changes;
+  std::vector<std::pair<std::string, std::string>> cleared;
+  for (const auto& run : db.runs(filter)) {
+    bool any = false;
+    for (auto ti : db.task_instances(which.dag_id, run.run_id)) {
+      if (which.task_matches && !which.task_matches(ti.task_id)) continue;
+      if (which.failed_only && ti.state != dag::task_state::failed && ti.state != dag::task_state::upstream_failed) continue;
+      if (ti.state == dag::task_state::none) continue;
+      const dag::task_state expected = ti.state;
+      // The try number stays: the next try is counted after the ones already made (Airflow), and
+      // the retries start over.
+      ti.state = dag::task_state::none;
+      ti.end_date.reset();
+      ti.retry_at.reset();
+      ti.first_start_date.reset();
+      ti.cleared_tries = ti.try_number;
+      ti.message.clear();
+      changes.task_instances.push_back({expected, ti.try_number, ti});
+      cleared.emplace_back(run.run_id, ti.task_id);
+      any = true;
+    }
+    if (any) changes.runs.push_back({run.dag_id, run.run_id, run.state, dag::run_state::queued, std::nullopt, std::nullopt});
+  }
+  if (!which.dry_run && !changes.empty()) db.apply(changes);
+  return cleared;
+}
+
 std::optional<double> seconds_between(const std::optional<dag::timestamp>& a, const std::optional<dag::timestamp>& b) {
   if (!a || !b) return std::nullopt;
   return std::chrono::duration<double>(*b - *a).count();

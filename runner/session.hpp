@@ -2,6 +2,8 @@
 // What commands that touch state share: the store, the DAGs, an engine.
 
 #include <atomic>
+#include <functional>
+#include <optional>
 #include <memory>
 #include <stop_token>
 #include <thread>
@@ -21,6 +23,20 @@ dag::time_point parse_flag_time(const invocation& inv, const char* flag);
 
 /// Formats an optional timestamp as ISO-8601 (UTC), or "" when empty.
 std::string iso(const std::optional<dag::timestamp>& t);
+
+/// Which task instances a clear puts back to `none` (`tasks clear`, the API's clearTaskInstances).
+struct clear_selection {
+  std::string dag_id;                                   ///< the DAG
+  std::optional<dag::time_point> logical_from;          ///< runs with logical dates from here
+  std::optional<dag::time_point> logical_to;            ///< … up to here (included)
+  std::function<bool(const std::string&)> task_matches; ///< which tasks; empty: all
+  bool failed_only = false;                             ///< only failed and upstream_failed instances
+  bool dry_run = false;                                 ///< report, change nothing
+};
+
+/// Clears the selected task instances (their retries start over) and queues their runs again;
+/// returns the (run id, task id) of every instance cleared.
+std::vector<std::pair<std::string, std::string>> clear_task_instances(dag::store& db, const clear_selection& which);
 
 /// Seconds between two timestamps, or nullopt when either is missing.
 std::optional<double> seconds_between(const std::optional<dag::timestamp>& a, const std::optional<dag::timestamp>& b);

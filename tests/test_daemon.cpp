@@ -13,6 +13,7 @@
 #include <dag/exec/child_process.hpp>
 
 #include "support/eventually.hpp"
+#include "support/http_client.hpp"
 #include <dag/store/store.hpp>
 
 using namespace std::chrono_literals;
@@ -49,7 +50,8 @@ struct daemon_sandbox {
   }
   dag::child_process start_daemon(const std::string& extra = "") const {
     dag::process_spec p;
-    p.command = "exec " + std::string(DAGRUN_BINARY) + " schedule --parallelism 4" + extra + flags();
+    // Port 0: any free port, so daemons of tests running at once do not collide.
+    p.command = "exec " + std::string(DAGRUN_BINARY) + " schedule --parallelism 4 --listen 127.0.0.1:0" + extra + flags();
     p.log_file = dir / "daemon.log";
     return dag::child_process::start(p);
   }
@@ -171,4 +173,47 @@ TEST_CASE("Daemon.BrokenDagBesideGoodOnesAndReloadOnChange" * doctest::timeout(1
   }));
   ::kill(daemon.pid(), SIGTERM);
   CHECK(daemon.wait().exit_code == 0);
+}
+
+TEST_CASE("Daemon.ServesHealthAndMetricsOverHttp" * doctest::timeout(120)) {
+  daemon_sandbox s;
+  s.write_dag("hello.yaml", "dag_id: hello\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: echo hi\n");
+  REQUIRE(s.dagrun("trigger hello --date 2024-01-01") == 0);
+  auto daemon = s.start_daemon();
+  // The daemon says where it listens (it was given port 0).
+  unsigned short port = 0;
+  REQUIRE(eventually([&] {
+    const std::string log = s.daemon_log();
+    const auto at = log.find("serving HTTP on 127.0.0.1:");
+    if (at == std::string::npos) return false;
+    port = static_cast<unsigned short>(std::stoi(log.substr(at + 26)));
+    return true;
+  }));
+  auto db = s.store();
+  REQUIRE(eventually([&] {
+    auto run = db->find_run("hello", run_id);
+    return run && run->state == dag::run_state::success;
+  }));
+  auto health = dag_test::http_call(port, "GET", "/health");
+  CHECK(health.status == 200);
+  CHECK(health.body.find(R"("status":"healthy")") != std::string::npos);
+  auto metrics = dag_test::http_call(port, "GET", "/metrics");
+  CHECK(metrics.status == 200);
+  CHECK(metrics.body.find(R"(dagrun_task_instance_finished_total{dag_id="hello",task_id="a",state="success"} 1)") !=
+        std::string::npos);
+  CHECK(metrics.body.find(R"(dagrun_dag_run_finished_total{dag_id="hello",state="success"} 1)") != std::string::npos);
+  ::kill(daemon.pid(), SIGTERM);
+  CHECK(daemon.wait().exit_code == 0);
+}
+
+TEST_CASE("Daemon.RefusesToListenBeyondLoopbackWithoutAToken") {
+  daemon_sandbox s;
+  dag::process_spec p;
+  p.command = std::string(DAGRUN_BINARY) + " schedule --listen 0.0.0.0:0" + s.flags();
+  p.environment = {{"DAGRUN_API_TOKEN", ""}};
+  p.log_file = s.dir / "refused.log";
+  CHECK(dag::child_process::start(p).wait().exit_code == 2);
+  std::ifstream in(s.dir / "refused.log");
+  const std::string log{std::istreambuf_iterator<char>(in), {}};
+  CHECK(log.find("--listen 0.0.0.0:0: the API would accept changes from the network without a token") != std::string::npos);
 }

@@ -216,6 +216,32 @@ TEST_CASE("Engine.SecretsAreMaskedInTryLogs") {
   CHECK(log.find("s3cr3t") == std::string::npos);
 }
 
+TEST_CASE("Engine.RecordsMetricsOfTriesRunsAndTheLoop") {
+  sandbox s;
+  dag::metrics_registry m;
+  auto options = s.options();
+  options.metrics = &m;
+  dag::definition d{"measured"};
+  auto a = d.callable("a", [](dag::task_context&) { return dag::operator_result::success(); });
+  auto b = d.callable("b", [](dag::task_context&) { return dag::operator_result::failed("no"); });
+  a >> b;
+  dag::engine eng(*s.db, s.operators, s.clock, options);
+  eng.set_dags({s.checked(std::move(d))});
+  auto key = eng.create_run("measured", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::failed);
+  CHECK(m.value("dagrun_task_instance_finished_total", {"measured", "a", "success"}) == 1);
+  CHECK(m.value("dagrun_task_instance_finished_total", {"measured", "b", "failed"}) == 1);
+  CHECK(m.value("dagrun_dag_run_finished_total", {"measured", "failed"}) == 1);
+  CHECK(m.count("dagrun_task_duration_seconds", {"measured", "a"}) == 1);
+  CHECK(m.count("dagrun_dag_run_duration_seconds", {"measured", "failed"}) == 1);
+  CHECK(m.count("dagrun_schedule_delay_seconds") == 1);  // b after a; a has no upstream
+  CHECK(m.count("dagrun_scheduler_loop_duration_seconds") >= 2);
+  // The heartbeat is the engine's clock (injected here), in Unix seconds.
+  CHECK(m.value("dagrun_scheduler_heartbeat") == static_cast<double>(s.clock.at.time_since_epoch().count()));
+  CHECK(m.value("dagrun_executor_running_tasks") == 0);
+  CHECK(m.value("dagrun_executor_open_slots") == 4);
+}
+
 TEST_CASE("Engine.RendersErrorsFailTheTryWithTheirMessage") {
   sandbox s;
   dag::definition d{"render"};

@@ -75,7 +75,9 @@ struct queue_sandbox {
   }
   dag::child_process& start(const std::string& args, const std::string& log, const std::string& environment = "") {
     dag::process_spec p;
-    p.command = environment + "exec " + std::string(DAGRUN_BINARY) + " " + args + flags();
+    // Schedulers serve HTTP on any free port, so several at once do not collide.
+    const std::string http = args.starts_with("schedule") ? " --listen 127.0.0.1:0" : "";
+    p.command = environment + "exec " + std::string(DAGRUN_BINARY) + " " + args + http + flags();
     p.log_file = dir / log;
     processes.push_back(dag::child_process::start(p));
     return processes.back();

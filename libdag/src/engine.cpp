@@ -39,6 +39,24 @@ task_instance_update update_of(const task_instance_record& ti, task_state expect
 
 }  // namespace
 
+void declare_engine_metrics(metrics_registry& m) {
+  m.gauge("dagrun_scheduler_heartbeat", "Unix time of the scheduler loop's latest pass (seconds)");
+  m.histogram("dagrun_scheduler_loop_duration_seconds", "Time one scheduler pass takes");
+  m.counter("dagrun_task_instance_finished_total", "Tries ended, by the state they left the task instance in",
+            {"dag_id", "task_id", "state"});
+  m.counter("dagrun_dag_run_finished_total", "Runs finished, by final state", {"dag_id", "state"});
+  m.histogram("dagrun_task_duration_seconds", "Duration of tries (execution start to end)", {"dag_id", "task_id"});
+  m.histogram("dagrun_dag_run_duration_seconds", "Duration of finished runs (start to end)", {"dag_id", "state"});
+  m.histogram("dagrun_schedule_delay_seconds",
+              "Time from the last upstream task's end to its downstream task's start");
+  m.gauge("dagrun_executor_running_tasks", "Tries handed to the executor and not yet ended");
+  m.gauge("dagrun_executor_open_slots", "Tries the scheduler may still start (parallelism minus running)");
+}
+
+namespace {
+double seconds_of(std::chrono::microseconds d) { return static_cast<double>(d.count()) / 1e6; }
+}  // namespace
+
 engine::engine(store& s, const operator_catalog& operators, const clock& now, engine_options options)
     : store_(s), operators_(operators), clock_(now), options_(std::move(options)) {
   if (options_.hostname.empty()) options_.hostname = this_host();
@@ -53,6 +71,7 @@ engine::engine(store& s, const operator_catalog& operators, const clock& now, en
                                                  options_.lease);
   paused_ = store_.paused_dags();
   last_poll_ = now_us();
+  if (options_.metrics) declare_engine_metrics(*options_.metrics);
 }
 
 engine::~engine() {
@@ -248,6 +267,10 @@ void engine::take_events(change_set& changes) {
     const task_state expected = ti.state;
     ti.pid = e.pid;
     changes.tries.push_back(finish_try(r.dag->def.all_tasks()[*index], ti, e.result, e.started, e.ended));
+    if (auto* m = options_.metrics) {
+      m->add("dagrun_task_instance_finished_total", {ti.dag_id, ti.task_id, std::string(to_string(ti.state))});
+      m->observe("dagrun_task_duration_seconds", seconds_of(e.ended - e.started), {ti.dag_id, ti.task_id});
+    }
     note_try_ended(*r.dag, r.progress, *index, ti.state);
     changes.task_instances.push_back(update_of(ti, expected, e.try_number));
     if (e.result.xcom && e.result.outcome == try_outcome::success)
@@ -310,6 +333,13 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
   const task_state expected = task_state::queued;
   ti.state = task_state::running;
   ti.start_date = now;
+  if (auto* m = options_.metrics) {
+    // Schedule delay: from the end of the last upstream task to this start.
+    std::optional<timestamp> upstream_end;
+    for (std::size_t u : r.dag->graph.upstream(index))
+      if (r.tis[u].end_date) upstream_end = upstream_end ? std::max(*upstream_end, *r.tis[u].end_date) : *r.tis[u].end_date;
+    if (upstream_end) m->observe("dagrun_schedule_delay_seconds", seconds_of(std::max(now - *upstream_end, std::chrono::microseconds(0))));
+  }
   ti.hostname = options_.hostname;
   ti.pid = ::getpid();  // the dagrun process running the try: recovery checks it is gone
   ti.log_path = log_path_for(options_.log_folder, ti).string();
@@ -440,6 +470,12 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     }
     if (s.new_run_state) {
       changes.runs.push_back({r.run.dag_id, r.run.run_id, run_before, r.run.state, r.run.start_date, r.run.end_date});
+      if (auto* m = options_.metrics; m && is_finished(r.run.state)) {
+        const std::string state(to_string(r.run.state));
+        m->add("dagrun_dag_run_finished_total", {r.run.dag_id, state});
+        if (r.run.start_date && r.run.end_date)
+          m->observe("dagrun_dag_run_duration_seconds", seconds_of(*r.run.end_date - *r.run.start_date), {r.run.dag_id, state});
+      }
     }
     if (s.wake_at) {
       const timestamp at = std::chrono::time_point_cast<std::chrono::microseconds>(*s.wake_at);
@@ -469,6 +505,19 @@ void engine::poll_store() {
 }
 
 std::optional<timestamp> engine::step() {
+  const auto began = std::chrono::steady_clock::now();
+  std::optional<timestamp> wake = step_once();
+  if (auto* m = options_.metrics) {
+    m->set("dagrun_scheduler_heartbeat", seconds_of(now_us().time_since_epoch()));
+    m->observe("dagrun_scheduler_loop_duration_seconds",
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+    m->set("dagrun_executor_running_tasks", running_);
+    m->set("dagrun_executor_open_slots", std::max(0, options_.parallelism - running_));
+  }
+  return wake;
+}
+
+std::optional<timestamp> engine::step_once() {
   std::optional<timestamp> wake;
   const timestamp now = now_us();
   if (options_.adopt_store_runs && now - last_poll_ >= options_.poll_interval) {

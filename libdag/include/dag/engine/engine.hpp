@@ -20,6 +20,7 @@
 #include <dag/engine/scheduler_core.hpp>
 #include <dag/exec/executor.hpp>
 #include <dag/load/operator_catalog.hpp>
+#include <dag/metrics/registry.hpp>
 #include <dag/store/store.hpp>
 #include <dag/template/template.hpp>
 
@@ -35,7 +36,14 @@ struct engine_options {
   std::string hostname;                          ///< recorded with each try (default: this host's name)
   std::string queue_url;                         ///< PostgreSQL URL of the task queue; empty: run tries locally
   std::chrono::milliseconds lease{30000};        ///< queue: a worker silent this long has lost its tries
+  /// Where the engine records its metrics (the daemon's /metrics; see declare_engine_metrics);
+  /// none when null. Must outlive the engine.
+  metrics_registry* metrics = nullptr;
 };
+
+/// Declares the families the engine records into `m`: heartbeat, loop duration, tries and runs
+/// finished, their durations, schedule delay and executor slots (all named `dagrun_…`).
+void declare_engine_metrics(metrics_registry& m);
 
 /// Identifies a run.
 struct run_key {
@@ -113,6 +121,7 @@ private:
   };
 
   timestamp now_us() const;
+  std::optional<timestamp> step_once();
   void load_active_runs();
   bool load_run(const run_key& key);
   void take_events(change_set& changes);

@@ -1,0 +1,77 @@
+#pragma once
+/// @file A small HTTP/1.1 server for the daemon's face (/health, /metrics, /api/v1): a thread
+/// that accepts, a thread per connection, keep-alive, and one handler function. Boost.Beast stays
+/// inside http_server.cpp.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace dag {
+
+/// One request as the handler sees it.
+struct http_request {
+  std::string method;                          ///< `GET`, `POST`, …
+  std::string target;                          ///< path and query, e.g. `/api/v1/dags?limit=10`
+  std::map<std::string, std::string> headers;  ///< header fields, names lower-cased
+  std::string body;                            ///< the request body
+
+  /// The path without the query string.
+  std::string path() const { return target.substr(0, target.find('?')); }
+  /// A query parameter's value, or empty.
+  std::string query(const std::string& name) const {
+    const auto q = target.find('?');
+    if (q == std::string::npos) return {};
+    std::string rest = target.substr(q + 1);
+    for (std::size_t start = 0; start <= rest.size();) {
+      const std::size_t end = std::min(rest.find('&', start), rest.size());
+      const std::string pair = rest.substr(start, end - start);
+      const std::size_t eq = pair.find('=');
+      if (pair.substr(0, eq) == name) return eq == std::string::npos ? "" : pair.substr(eq + 1);
+      start = end + 1;
+    }
+    return {};
+  }
+};
+
+/// One response.
+struct http_response {
+  int status = 200;                                    ///< HTTP status code
+  std::string content_type = "application/json";       ///< Content-Type
+  std::string body;                                    ///< the body
+};
+
+/// Handles one request; called from connection threads, one call at a time (the server
+/// serialises calls, so a handler may own a database connection).
+using http_handler = std::function<http_response(const http_request&)>;
+
+/// An HTTP server listening on one address until destroyed or stopped.
+class http_server {
+public:
+  /// Listens on `host:port` (port 0 picks a free one) and serves with `handler`. Throws
+  /// dag::error naming the address when it cannot listen.
+  http_server(const std::string& host, unsigned short port, http_handler handler);
+  /// Stops accepting, closes open connections and joins every thread.
+  ~http_server();
+  http_server(const http_server&) = delete;
+  http_server& operator=(const http_server&) = delete;
+
+  /// The port it listens on (the chosen one when 0 was asked for).
+  unsigned short port() const;
+  /// Stops accepting and closes connections; idempotent.
+  void stop();
+
+private:
+  struct state;
+  std::unique_ptr<state> state_;
+};
+
+/// `host:port` split, with a clear error naming `flag` when it is not of that form.
+std::pair<std::string, unsigned short> parse_listen_address(const std::string& text, const std::string& flag);
+
+/// True for addresses that only this machine can reach (127.0.0.0/8, ::1, localhost).
+bool is_loopback_address(const std::string& host);
+
+}  // namespace dag

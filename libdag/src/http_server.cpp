@@ -1,0 +1,182 @@
+// The daemon's HTTP server on Boost.Beast, synchronous: an accepting thread that polls so it can
+// stop, and a thread per connection (an admin endpoint sees a handful of clients: Prometheus,
+// a load balancer's health check, a person with curl).
+#include <dag/http/server.hpp>
+
+#include <utility>  // before Asio (Boost 1.74 with g++ 12)
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <list>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <dag/core/error.hpp>
+
+namespace dag {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+}  // namespace
+
+struct http_server::state {
+  asio::io_context io;
+  tcp::acceptor acceptor{io};
+  http_handler handler;
+  std::mutex handler_mutex;  // one handler call at a time
+
+  struct connection {
+    tcp::socket socket;
+    std::atomic<bool> done{false};
+    std::thread thread;
+    explicit connection(tcp::socket s) : socket(std::move(s)) {}
+  };
+  std::mutex connections_mutex;
+  std::list<connection> connections;
+  std::atomic<bool> stopping{false};
+  std::thread accepting;
+
+  void serve(connection& c) {
+    beast::flat_buffer buffer;
+    beast::error_code ec;
+    while (!stopping) {
+      bhttp::request<bhttp::string_body> req;
+      bhttp::read(c.socket, buffer, req, ec);
+      if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset) break;
+      if (ec) {
+        // A request we cannot parse gets a 400 and the connection is closed.
+        bhttp::response<bhttp::string_body> bad{bhttp::status::bad_request, 11};
+        bad.set(bhttp::field::content_type, "application/json");
+        bad.body() = R"({"title":"Bad Request","status":400,"detail":"the request could not be parsed"})";
+        bad.prepare_payload();
+        bhttp::write(c.socket, bad, ec);
+        break;
+      }
+      http_request r;
+      r.method = std::string(req.method_string());
+      r.target = std::string(req.target());
+      for (const auto& field : req) r.headers[lower(std::string(field.name_string()))] = std::string(field.value());
+      r.body = std::move(req.body());
+      http_response out;
+      {
+        std::lock_guard lock(handler_mutex);
+        try {
+          out = handler(r);
+        } catch (const std::exception& e) {
+          out = {500, "application/json", std::string(R"({"title":"Internal Server Error","status":500})")};
+        }
+      }
+      bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(out.status), req.version()};
+      res.set(bhttp::field::server, "dagrun");
+      res.set(bhttp::field::content_type, out.content_type);
+      res.keep_alive(req.keep_alive());
+      res.body() = std::move(out.body);
+      res.prepare_payload();
+      bhttp::write(c.socket, res, ec);
+      if (ec || !res.keep_alive()) break;
+    }
+    c.socket.shutdown(tcp::socket::shutdown_both, ec);
+    c.done = true;
+  }
+
+  void accept_loop() {
+    while (!stopping) {
+      pollfd fd{acceptor.native_handle(), POLLIN, 0};
+      if (::poll(&fd, 1, 200) <= 0) continue;  // wakes at least every 200 ms to see `stopping`
+      beast::error_code ec;
+      tcp::socket socket(io);
+      acceptor.accept(socket, ec);
+      if (ec) continue;
+      std::lock_guard lock(connections_mutex);
+      // Threads of finished connections are joined here, so they do not pile up.
+      for (auto it = connections.begin(); it != connections.end();) {
+        if (it->done) {
+          it->thread.join();
+          it = connections.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      auto& c = connections.emplace_back(std::move(socket));
+      c.thread = std::thread([this, &c] { serve(c); });
+    }
+  }
+};
+
+http_server::http_server(const std::string& host, unsigned short port, http_handler handler)
+    : state_(std::make_unique<state>()) {
+  state_->handler = std::move(handler);
+  beast::error_code ec;
+  const std::string where = host + ":" + std::to_string(port);
+  tcp::resolver resolver(state_->io);
+  const auto endpoints = resolver.resolve(host, std::to_string(port), tcp::resolver::passive, ec);
+  if (ec || endpoints.empty()) throw error("cannot listen on " + where + ": " + ec.message());
+  const tcp::endpoint endpoint = endpoints.begin()->endpoint();
+  auto& a = state_->acceptor;
+  a.open(endpoint.protocol(), ec);
+  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(endpoint, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw error("cannot listen on " + where + ": " + ec.message());
+  state_->accepting = std::thread([s = state_.get()] { s->accept_loop(); });
+}
+
+http_server::~http_server() { stop(); }
+
+unsigned short http_server::port() const { return state_->acceptor.local_endpoint().port(); }
+
+void http_server::stop() {
+  if (state_->stopping.exchange(true)) return;
+  if (state_->accepting.joinable()) state_->accepting.join();
+  beast::error_code ec;
+  state_->acceptor.close(ec);
+  std::list<state::connection> connections;
+  {
+    std::lock_guard lock(state_->connections_mutex);
+    connections.swap(state_->connections);
+  }
+  // A connection thread blocked in a read wakes when its socket is shut down.
+  for (auto& c : connections) ::shutdown(c.socket.native_handle(), SHUT_RDWR);
+  for (auto& c : connections)
+    if (c.thread.joinable()) c.thread.join();
+}
+
+std::pair<std::string, unsigned short> parse_listen_address(const std::string& text, const std::string& flag) {
+  const auto bad = [&] {
+    return usage_error(flag + ": expected HOST:PORT (e.g. 127.0.0.1:8080), got '" + text + "'");
+  };
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) throw bad();
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string port_text = text.substr(colon + 1);
+  if (port_text.size() > 5 || !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    throw bad();
+  const int port = std::stoi(port_text);
+  if (port > 65535) throw usage_error(flag + ": port " + port_text + " is out of range (0-65535)");
+  return {host, static_cast<unsigned short>(port)};
+}
+
+bool is_loopback_address(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+}  // namespace dag

@@ -1,0 +1,358 @@
+// The daemon's HTTP face: health, metrics, and the REST API in Airflow's shape.
+#include "http_face.hpp"
+
+#include <cctype>
+#include <chrono>
+#include <fstream>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include <dag/engine/engine.hpp>
+#include <dag/engine/scheduler_core.hpp>
+#include <dag/exec/task_queue.hpp>
+
+#include "session.hpp"
+
+namespace dagrun {
+namespace {
+
+using json = nlohmann::json;
+
+dag::http_response json_response(int status, const json& body) { return {status, "application/json", body.dump()}; }
+
+// Airflow's API errors are RFC 7807 problem documents.
+dag::http_response problem(int status, const std::string& title, const std::string& detail) {
+  return json_response(status, {{"title", title}, {"status", status}, {"detail", detail}, {"type", "about:blank"}});
+}
+
+json optional_time(const std::optional<dag::timestamp>& t) {
+  const std::string text = iso(t);
+  return text.empty() ? json(nullptr) : json(text);
+}
+
+// Path segments arrive percent-encoded (run ids hold `:` and `+`).
+std::string percent_decoded(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> segments(const std::string& path) {
+  std::vector<std::string> out;
+  for (std::size_t start = 1; start <= path.size();) {
+    const std::size_t end = std::min(path.find('/', start), path.size());
+    if (end > start) out.push_back(percent_decoded(path.substr(start, end - start)));
+    start = end + 1;
+  }
+  return out;
+}
+
+// Compares without an early exit, so response times do not reveal how much of a token matched.
+bool same_secret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
+  return diff == 0;
+}
+
+json dag_json(const dag::definition& d, bool paused) {
+  json schedule = nullptr;
+  if (!d.schedule().empty()) {
+    try {
+      const auto span = dag::parse_duration(d.schedule());
+      schedule = {{"__type", "TimeDelta"}, {"days", span.count() / 86400}, {"seconds", span.count() % 86400}, {"microseconds", 0}};
+    } catch (const dag::error&) {
+      schedule = {{"__type", "CronExpression"}, {"value", d.schedule()}};
+    }
+  }
+  json tags = json::array();
+  for (const auto& t : d.tags()) tags.push_back({{"name", t}});
+  return {{"dag_id", d.id()},
+          {"description", d.description().empty() ? json(nullptr) : json(d.description())},
+          {"is_paused", paused},
+          {"is_active", true},
+          {"fileloc", d.where().file},
+          {"schedule_interval", schedule},
+          {"timezone", d.timezone()},
+          {"catchup", d.catchup()},
+          {"max_active_runs", d.max_active_runs()},
+          {"max_active_tasks", d.max_active_tasks()},
+          {"tags", tags}};
+}
+
+json run_json(const dag::run_record& r) {
+  return {{"dag_run_id", r.run_id},
+          {"dag_id", r.dag_id},
+          {"logical_date", dag::format_iso(r.logical_date)},
+          {"execution_date", dag::format_iso(r.logical_date)},
+          {"data_interval_start", dag::format_iso(r.interval.start)},
+          {"data_interval_end", dag::format_iso(r.interval.end)},
+          {"start_date", optional_time(r.start_date)},
+          {"end_date", optional_time(r.end_date)},
+          {"state", std::string(dag::to_string(r.state))},
+          {"run_type", std::string(dag::to_string(r.type))},
+          {"external_trigger", r.type == dag::run_type::manual},
+          {"conf", json::parse(r.conf, nullptr, false).is_object() ? json::parse(r.conf) : json::object()}};
+}
+
+json task_instance_json(const dag::task_instance_record& ti, const dag::run_record& run) {
+  const auto d = seconds_between(ti.start_date, ti.end_date);
+  return {{"task_id", ti.task_id},
+          {"dag_id", ti.dag_id},
+          {"dag_run_id", ti.run_id},
+          {"execution_date", dag::format_iso(run.logical_date)},
+          {"state", ti.state == dag::task_state::none ? json(nullptr) : json(std::string(dag::to_string(ti.state)))},
+          {"try_number", ti.try_number},
+          {"start_date", optional_time(ti.start_date)},
+          {"end_date", optional_time(ti.end_date)},
+          {"duration", d ? json(*d) : json(nullptr)},
+          {"hostname", ti.hostname},
+          {"pid", ti.pid == 0 ? json(nullptr) : json(ti.pid)},
+          {"note", ti.message.empty() ? json(nullptr) : json(ti.message)}};
+}
+
+// An optional ISO time field of a request body; a usage error names the field.
+std::optional<dag::time_point> time_field(const json& body, const std::string& name) {
+  if (!body.contains(name) || body[name].is_null()) return std::nullopt;
+  if (!body[name].is_string()) throw dag::usage_error(name + ": expected an ISO-8601 date or time");
+  try {
+    return dag::parse_time(body[name].get<std::string>());
+  } catch (const dag::error& e) {
+    throw dag::usage_error(name + ": " + e.message());
+  }
+}
+
+bool bool_field(const json& body, const std::string& name, bool otherwise) {
+  if (!body.contains(name)) return otherwise;
+  if (!body[name].is_boolean()) throw dag::usage_error(name + ": expected true or false");
+  return body[name].get<bool>();
+}
+
+}  // namespace
+
+http_face::http_face(http_face_options options, dag::metrics_registry& metrics, const dag::clock& now)
+    : options_(std::move(options)), metrics_(metrics), now_(now) {
+  metrics_.counter("http_requests_total", "HTTP requests served, by method and status code", {"method", "status_code"});
+  metrics_.histogram("http_request_duration_seconds", "Time to answer an HTTP request");
+  metrics_.gauge("dagrun_import_errors", "DAG files that failed to load");
+  metrics_.gauge("dagrun_executor_queued_tasks", "Tries waiting in the task queue for a worker (queue executor)");
+}
+
+http_face::~http_face() = default;
+
+dag::store& http_face::db() {
+  if (!db_) db_ = dag::open_store(options_.db_url);
+  return *db_;
+}
+
+dag::http_response http_face::handle(const dag::http_request& request) {
+  const auto began = std::chrono::steady_clock::now();
+  dag::http_response out;
+  try {
+    out = route(request);
+  } catch (const std::exception& e) {
+    db_.reset();  // the connection may be what failed: open a fresh one next time
+    out = problem(500, "Internal Server Error", e.what());
+  }
+  metrics_.add("http_requests_total", {request.method, std::to_string(out.status)});
+  metrics_.observe("http_request_duration_seconds",
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+  return out;
+}
+
+void http_face::set_dags(std::vector<dag::definition> dags) {
+  auto next = std::make_shared<const std::vector<dag::definition>>(std::move(dags));
+  std::lock_guard lock(dags_mutex_);
+  dags_ = std::move(next);
+}
+
+std::shared_ptr<const std::vector<dag::definition>> http_face::dags() const {
+  std::lock_guard lock(dags_mutex_);
+  return dags_;
+}
+
+dag::http_response http_face::route(const dag::http_request& request) {
+  const std::string path = request.path();
+  if (path == "/health" || path == "/metrics") {
+    if (request.method != "GET" && request.method != "HEAD") return problem(405, "Method Not Allowed", path + " only answers GET");
+    return path == "/health" ? health() : metrics_text();
+  }
+  const auto parts = segments(path);
+  if (parts.size() >= 2 && parts[0] == "api" && parts[1] == "v1") {
+    if (request.method != "GET" && options_.token) {
+      const auto it = request.headers.find("authorization");
+      if (it == request.headers.end() || !same_secret(it->second, "Bearer " + *options_.token))
+        return problem(401, "Unauthorized", "this request changes state: send Authorization: Bearer <DAGRUN_API_TOKEN>");
+    }
+    try {
+      return api(request, std::vector<std::string>(parts.begin() + 2, parts.end()));
+    } catch (const dag::usage_error& e) {
+      return problem(400, "Bad Request", e.message());
+    }
+  }
+  return problem(404, "Not Found", "no such endpoint: " + path);
+}
+
+dag::http_response http_face::api(const dag::http_request& request, const std::vector<std::string>& p) {
+  const std::string& method = request.method;
+  auto not_found = [&](const std::string& what) { return problem(404, "Not Found", what); };
+  auto wrong_method = [&] { return problem(405, "Method Not Allowed", method + " is not allowed on " + request.path()); };
+  auto body = [&] {
+    if (request.body.empty()) return json::object();
+    json parsed = json::parse(request.body, nullptr, false);
+    if (parsed.is_discarded() || !parsed.is_object()) throw dag::usage_error("the request body must be a JSON object");
+    return parsed;
+  };
+  if (p.empty() || p[0] != "dags") return not_found("no such endpoint: " + request.path());
+  const auto all = dags();
+  const std::set<std::string> paused = db().paused_dags();
+  if (p.size() == 1) {
+    if (method != "GET") return wrong_method();
+    json list = json::array();
+    for (const auto& d : *all) list.push_back(dag_json(d, paused.contains(d.id())));
+    return json_response(200, {{"dags", list}, {"total_entries", all->size()}});
+  }
+  const std::string& dag_id = p[1];
+  const dag::definition* d = nullptr;
+  for (const auto& x : *all)
+    if (x.id() == dag_id) d = &x;
+  if (!d) return not_found("DAG '" + dag_id + "' is not loaded");
+
+  if (p.size() == 2) {
+    if (method == "PATCH") {
+      const json b = body();
+      if (!b.contains("is_paused") || !b["is_paused"].is_boolean()) throw dag::usage_error("is_paused: expected true or false");
+      db().set_paused(dag_id, b["is_paused"].get<bool>());
+      return json_response(200, dag_json(*d, b["is_paused"].get<bool>()));
+    }
+    if (method != "GET") return wrong_method();
+    return json_response(200, dag_json(*d, paused.contains(dag_id)));
+  }
+
+  if (p[2] == "clearTaskInstances" && p.size() == 3) {
+    if (method != "POST") return wrong_method();
+    const json b = body();
+    clear_selection which;
+    which.dag_id = dag_id;
+    which.logical_from = time_field(b, "start_date");
+    which.logical_to = time_field(b, "end_date");
+    which.failed_only = bool_field(b, "only_failed", false);
+    which.dry_run = bool_field(b, "dry_run", true);  // Airflow's default: say what would be cleared
+    if (b.contains("task_ids")) {
+      if (!b["task_ids"].is_array()) throw dag::usage_error("task_ids: expected a list of task ids");
+      std::set<std::string> ids;
+      for (const auto& t : b["task_ids"]) {
+        if (!t.is_string()) throw dag::usage_error("task_ids: expected a list of task ids");
+        if (!d->find(t.get<std::string>())) throw dag::usage_error("task_ids: DAG '" + dag_id + "' has no task '" + t.get<std::string>() + "'");
+        ids.insert(t.get<std::string>());
+      }
+      which.task_matches = [ids](const std::string& task_id) { return ids.contains(task_id); };
+    }
+    json list = json::array();
+    for (const auto& [run_id, task_id] : clear_task_instances(db(), which))
+      list.push_back({{"dag_id", dag_id}, {"dag_run_id", run_id}, {"task_id", task_id}});
+    return json_response(200, {{"task_instances", list}});
+  }
+
+  if (p[2] != "dagRuns") return not_found("no such endpoint: " + request.path());
+  if (p.size() == 3) {
+    if (method == "POST") {
+      const json b = body();
+      const dag::time_point date = time_field(b, "logical_date").value_or(now_.now());
+      json conf = json::object();
+      if (b.contains("conf")) {
+        if (!b["conf"].is_object()) throw dag::usage_error("conf: expected a JSON object");
+        conf = b["conf"];
+      }
+      const std::string run_id = dag::make_run_id(dag::run_type::manual, date);
+      if (b.contains("dag_run_id") && b["dag_run_id"] != run_id)
+        throw dag::usage_error("dag_run_id: dagrun names manual runs by their logical date ('" + run_id + "'); leave it out");
+      auto run = dag::create_run_record(db(), dag::scheduled_dag(*d), dag::run_type::manual, date, conf.dump());
+      if (!run) return problem(409, "Conflict", "a run " + run_id + " of " + dag_id + " already exists");
+      return json_response(200, run_json(*db().find_run(dag_id, run->run_id)));
+    }
+    if (method != "GET") return wrong_method();
+    dag::run_filter filter;
+    filter.dag_id = dag_id;
+    json list = json::array();
+    for (const auto& r : db().runs(filter)) list.push_back(run_json(r));
+    const auto total = list.size();
+    return json_response(200, {{"dag_runs", std::move(list)}, {"total_entries", total}});
+  }
+  const std::string& run_id = p[3];
+  const auto run = db().find_run(dag_id, run_id);
+  if (!run) return not_found("DAG '" + dag_id + "' has no run '" + run_id + "'");
+  if (method != "GET") return wrong_method();
+  if (p.size() == 4) return json_response(200, run_json(*run));
+  if (p[4] != "taskInstances") return not_found("no such endpoint: " + request.path());
+  const auto tis = db().task_instances(dag_id, run_id);
+  if (p.size() == 5) {
+    json list = json::array();
+    for (const auto& ti : tis) list.push_back(task_instance_json(ti, *run));
+    return json_response(200, {{"task_instances", list}, {"total_entries", tis.size()}});
+  }
+  const std::string& task_id = p[5];
+  const auto ti = std::find_if(tis.begin(), tis.end(), [&](const auto& x) { return x.task_id == task_id; });
+  if (ti == tis.end()) return not_found("run '" + run_id + "' has no task '" + task_id + "'");
+  if (p.size() == 6) return json_response(200, task_instance_json(*ti, *run));
+  if (p.size() != 8 || p[6] != "logs") return not_found("no such endpoint: " + request.path());
+  int try_number = 0;
+  try {
+    try_number = std::stoi(p[7]);
+  } catch (const std::exception&) {
+    throw dag::usage_error("try number: expected a whole number, got '" + p[7] + "'");
+  }
+  std::string log_path;
+  for (const auto& t : db().tries(dag_id, run_id, task_id))
+    if (t.try_number == try_number) log_path = t.log_path;
+  if (log_path.empty() && ti->try_number == try_number) log_path = ti->log_path;  // the try still running
+  if (log_path.empty()) return not_found("task '" + task_id + "' has no try " + p[7] + " in run '" + run_id + "'");
+  std::ifstream in(log_path);
+  const std::string content{std::istreambuf_iterator<char>(in), {}};  // no file: the try logged nothing
+  const auto accept = request.headers.find("accept");
+  if (accept != request.headers.end() && accept->second.find("text/plain") != std::string::npos)
+    return {200, "text/plain; charset=utf-8", content};
+  return json_response(200, {{"content", content}, {"continuation_token", nullptr}});
+}
+
+dag::http_response http_face::health() {
+  // The database: any cheap query through the face's own connection.
+  std::string db_status = "healthy";
+  try {
+    db().schema_version();
+  } catch (const std::exception&) {
+    db_.reset();
+    db_status = "unhealthy";
+  }
+  // The scheduler: the engine stamps its heartbeat on every pass (at least once a second).
+  const double beat = metrics_.value("dagrun_scheduler_heartbeat");
+  json scheduler{{"status", "unhealthy"}, {"latest_scheduler_heartbeat", nullptr}};
+  if (beat > 0) {
+    const auto at = dag::time_point{std::chrono::seconds(static_cast<std::int64_t>(beat))};
+    scheduler["latest_scheduler_heartbeat"] = dag::format_iso(at);
+    const auto age = std::chrono::duration<double>(now_.precise_now().time_since_epoch()).count() - beat;
+    if (age <= static_cast<double>(options_.heartbeat_limit.count())) scheduler["status"] = "healthy";
+  }
+  const bool healthy = db_status == "healthy" && scheduler["status"] == "healthy";
+  return json_response(healthy ? 200 : 503, {{"status", healthy ? "healthy" : "unhealthy"},
+                                             {"metadatabase", {{"status", db_status}}},
+                                             {"scheduler", scheduler}});
+}
+
+dag::http_response http_face::metrics_text() {
+  // Gauges read at scrape time rather than kept up to date by the loop.
+  metrics_.set("dagrun_import_errors", static_cast<double>(db().import_errors().size()));
+  if (!options_.queue_url.empty())
+    metrics_.set("dagrun_executor_queued_tasks", static_cast<double>(dag::open_task_queue(options_.queue_url)->counts().first));
+  return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_.text()};
+}
+
+}  // namespace dagrun

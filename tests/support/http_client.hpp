@@ -1,0 +1,64 @@
+#pragma once
+// A plain HTTP/1.1 client over loopback for the tests of the daemon's HTTP face (Boost.Beast).
+
+#include <utility>  // before Asio (Boost 1.74 with g++ 12)
+
+#include <string>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+namespace dag_test {
+
+/// What came back.
+struct http_reply {
+  int status = 0;
+  std::string content_type;
+  std::string body;
+};
+
+/// Sends one request to 127.0.0.1:`port` on a fresh connection and reads the reply.
+inline http_reply http_call(unsigned short port, const std::string& method, const std::string& target,
+                            const std::string& body = "", const std::string& authorization = "") {
+  namespace beast = boost::beast;
+  namespace bhttp = boost::beast::http;
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
+  req.set(bhttp::field::host, "127.0.0.1");
+  if (!authorization.empty()) req.set(bhttp::field::authorization, authorization);
+  if (!body.empty()) {
+    req.set(bhttp::field::content_type, "application/json");
+    req.body() = body;
+  }
+  req.prepare_payload();
+  bhttp::write(socket, req);
+  beast::flat_buffer buffer;
+  bhttp::response<bhttp::string_body> res;
+  bhttp::read(socket, buffer, res);
+  beast::error_code ec;
+  socket.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+  return {static_cast<int>(res.result_int()), std::string(res[bhttp::field::content_type]), res.body()};
+}
+
+/// Sends raw bytes and returns what the server answered (for malformed requests).
+inline std::string raw_exchange(unsigned short port, const std::string& bytes) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  boost::asio::write(socket, boost::asio::buffer(bytes));
+  std::string out;
+  boost::beast::error_code ec;
+  char chunk[4096];
+  for (;;) {
+    const std::size_t n = socket.read_some(boost::asio::buffer(chunk), ec);
+    if (ec) break;
+    out.append(chunk, n);
+  }
+  return out;
+}
+
+}  // namespace dag_test

@@ -1,0 +1,296 @@
+// The daemon's HTTP face over a real loopback server and client: /health against a real SQLite
+// file and an injected clock, /metrics in Prometheus' text format, errors for bad requests.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <dag/core/time.hpp>
+#include <dag/engine/engine.hpp>
+#include <dag/http/server.hpp>
+#include <dag/metrics/registry.hpp>
+#include <dag/store/store.hpp>
+
+#include <builtin.hpp>
+#include <dag/load/check.hpp>
+
+#include "../runner/http_face.hpp"
+#include "support/http_client.hpp"
+
+using namespace std::chrono_literals;
+using dag_test::http_call;
+using json = nlohmann::json;
+
+namespace {
+
+struct fixed_clock final : dag::clock {
+  dag::time_point at = dag::parse_time("2024-06-01T12:00:00Z");
+  dag::time_point now() const override { return at; }
+};
+
+dag::task_state task_state_failed() { return dag::task_state::failed; }
+
+double unix_seconds(dag::time_point t) { return static_cast<double>(t.time_since_epoch().count()); }
+
+// A face over a fresh SQLite file, served on a free loopback port.
+struct served_face {
+  std::filesystem::path dir;
+  fixed_clock clock;
+  dag::metrics_registry metrics;
+  std::unique_ptr<dagrun::http_face> face;
+  std::unique_ptr<dag::http_server> server;
+
+  explicit served_face(std::string db_url = "", std::optional<std::string> token = std::nullopt) {
+    static int n = 0;
+    dir = std::filesystem::temp_directory_path() / ("dagrun-http-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    std::filesystem::create_directories(dir);
+    if (db_url.empty()) {
+      db_url = "sqlite:" + (dir / "dagrun.db").string();
+      dag::open_store(db_url);  // created and migrated, as the daemon does before serving
+    }
+    dag::declare_engine_metrics(metrics);
+    face = std::make_unique<dagrun::http_face>(dagrun::http_face_options{db_url, "", token, 30s}, metrics, clock);
+    server = std::make_unique<dag::http_server>("127.0.0.1", 0, [this](const dag::http_request& r) { return face->handle(r); });
+  }
+  ~served_face() {
+    server.reset();
+    std::filesystem::remove_all(dir);
+  }
+  dag_test::http_reply get(const std::string& target) { return http_call(server->port(), "GET", target); }
+  dag_test::http_reply send(const std::string& method, const std::string& target, const json& body, const std::string& auth = "") {
+    return http_call(server->port(), method, target, body.dump(), auth);
+  }
+  std::unique_ptr<dag::store> store() const { return dag::open_store("sqlite:" + (dir / "dagrun.db").string()); }
+  void load_etl() {
+    dag::definition d{"etl"};
+    d.schedule("@daily").start_date("2024-01-01").tags({"batch"}).description("nightly load");
+    auto a = d.bash("extract", "echo hi");
+    auto b = d.bash("load", "true");
+    a >> b;
+    REQUIRE(dag::check(d, dag::builtin_operators()).empty());
+    face->set_dags({d});
+  }
+};
+
+}  // namespace
+
+TEST_CASE("Http.HealthIsHealthyWithAReachableDatabaseAndAFreshHeartbeat" * doctest::timeout(30)) {
+  served_face s;
+  s.metrics.set("dagrun_scheduler_heartbeat", unix_seconds(s.clock.at) - 5);
+  auto r = s.get("/health");
+  CHECK(r.status == 200);
+  CHECK(r.content_type == "application/json");
+  const auto body = json::parse(r.body);
+  CHECK(body["status"] == "healthy");
+  CHECK(body["metadatabase"]["status"] == "healthy");
+  CHECK(body["scheduler"]["status"] == "healthy");
+  CHECK(body["scheduler"]["latest_scheduler_heartbeat"] == "2024-06-01T11:59:55+00:00");
+}
+
+TEST_CASE("Http.HealthIsUnhealthyWhenTheHeartbeatIsStaleOrMissing" * doctest::timeout(30)) {
+  served_face s;
+  auto body = json::parse(s.get("/health").body);  // no scheduler pass yet
+  CHECK(body["status"] == "unhealthy");
+  CHECK(body["scheduler"]["latest_scheduler_heartbeat"].is_null());
+  s.metrics.set("dagrun_scheduler_heartbeat", unix_seconds(s.clock.at) - 31);
+  auto r = s.get("/health");
+  CHECK(r.status == 503);
+  body = json::parse(r.body);
+  CHECK(body["status"] == "unhealthy");
+  CHECK(body["metadatabase"]["status"] == "healthy");
+  CHECK(body["scheduler"]["status"] == "unhealthy");
+  // The scheduler comes back: healthy again.
+  s.metrics.set("dagrun_scheduler_heartbeat", unix_seconds(s.clock.at));
+  CHECK(s.get("/health").status == 200);
+}
+
+TEST_CASE("Http.HealthIsUnhealthyWhenTheDatabaseCannotBeReached" * doctest::timeout(30)) {
+  served_face s("sqlite:/nonexistent-dagrun-dir/sub/dagrun.db");
+  s.metrics.set("dagrun_scheduler_heartbeat", unix_seconds(s.clock.at));
+  auto r = s.get("/health");
+  CHECK(r.status == 503);
+  const auto body = json::parse(r.body);
+  CHECK(body["metadatabase"]["status"] == "unhealthy");
+  CHECK(body["scheduler"]["status"] == "healthy");
+}
+
+TEST_CASE("Http.MetricsArePrometheusTextAndCountRequests" * doctest::timeout(30)) {
+  served_face s;
+  s.metrics.set("dagrun_scheduler_heartbeat", unix_seconds(s.clock.at));
+  CHECK(s.get("/health").status == 200);
+  CHECK(s.get("/nope").status == 404);
+  auto r = s.get("/metrics");
+  CHECK(r.status == 200);
+  CHECK(r.content_type == "text/plain; version=0.0.4; charset=utf-8");
+  CHECK(r.body.find("# TYPE dagrun_scheduler_heartbeat gauge\ndagrun_scheduler_heartbeat 1717243200\n") != std::string::npos);
+  CHECK(r.body.find("http_requests_total{method=\"GET\",status_code=\"200\"} 1\n") != std::string::npos);
+  CHECK(r.body.find("http_requests_total{method=\"GET\",status_code=\"404\"} 1\n") != std::string::npos);
+  CHECK(r.body.find("# TYPE http_request_duration_seconds histogram\n") != std::string::npos);
+  CHECK(r.body.find("http_request_duration_seconds_count 2\n") != std::string::npos);
+  CHECK(r.body.find("dagrun_import_errors 0\n") != std::string::npos);
+  CHECK(r.body.find("# TYPE dagrun_task_instance_finished_total counter\n") != std::string::npos);
+}
+
+TEST_CASE("Http.BadRequestsGetClearErrors" * doctest::timeout(30)) {
+  served_face s;
+  auto r = http_call(s.server->port(), "POST", "/health");
+  CHECK(r.status == 405);
+  CHECK(json::parse(r.body)["detail"] == "/health only answers GET");
+  r = s.get("/api/v0/whatever");
+  CHECK(r.status == 404);
+  CHECK(json::parse(r.body)["detail"] == "no such endpoint: /api/v0/whatever");
+  const std::string reply = dag_test::raw_exchange(s.server->port(), "NOT HTTP AT ALL\r\n\r\n");
+  CHECK(reply.starts_with("HTTP/1.1 400"));
+}
+
+TEST_CASE("Http.ListenAddressesAreCheckedAndLoopbackIsKnown") {
+  CHECK(dag::parse_listen_address("127.0.0.1:8080", "--listen") == std::pair<std::string, unsigned short>{"127.0.0.1", 8080});
+  CHECK(dag::parse_listen_address("[::1]:0", "--listen") == std::pair<std::string, unsigned short>{"::1", 0});
+  CHECK_THROWS_WITH_AS(dag::parse_listen_address("8080", "--listen"),
+                       "--listen: expected HOST:PORT (e.g. 127.0.0.1:8080), got '8080'", dag::usage_error);
+  CHECK_THROWS_WITH_AS(dag::parse_listen_address("h:99999", "--listen"), "--listen: port 99999 is out of range (0-65535)",
+                       dag::usage_error);
+  CHECK(dag::is_loopback_address("127.0.0.1"));
+  CHECK(dag::is_loopback_address("localhost"));
+  CHECK(dag::is_loopback_address("::1"));
+  CHECK_FALSE(dag::is_loopback_address("0.0.0.0"));
+  CHECK_FALSE(dag::is_loopback_address("10.1.2.3"));
+}
+
+TEST_CASE("Http.ServerRefusesAnAddressInUseNamingIt") {
+  dag::http_server first("127.0.0.1", 0, [](const dag::http_request&) { return dag::http_response{}; });
+  const std::string where = "127.0.0.1:" + std::to_string(first.port());
+  try {
+    dag::http_server second("127.0.0.1", first.port(), [](const dag::http_request&) { return dag::http_response{}; });
+    FAIL("a second server listened on " << where);
+  } catch (const dag::error& e) {
+    CHECK(std::string(e.what()).starts_with("cannot listen on " + where + ": "));
+  }
+}
+
+TEST_CASE("Metrics.HistogramsAreCumulativeAndLabelsEscaped") {
+  dag::metrics_registry m;
+  m.histogram("d_seconds", "durations", {"dag_id"}, {0.1, 1});
+  m.observe("d_seconds", 0.05, {"a\"b"});
+  m.observe("d_seconds", 0.5, {"a\"b"});
+  m.observe("d_seconds", 5, {"a\"b"});
+  m.counter("c_total", "things");
+  m.add("c_total");
+  m.add("c_total", {}, 2);
+  m.add("undeclared_total");  // ignored, not a crash
+  const std::string text = m.text();
+  CHECK(text ==
+        "# HELP c_total things\n# TYPE c_total counter\nc_total 3\n"
+        "# HELP d_seconds durations\n# TYPE d_seconds histogram\n"
+        "d_seconds_bucket{dag_id=\"a\\\"b\",le=\"0.1\"} 1\n"
+        "d_seconds_bucket{dag_id=\"a\\\"b\",le=\"1\"} 2\n"
+        "d_seconds_bucket{dag_id=\"a\\\"b\",le=\"+Inf\"} 3\n"
+        "d_seconds_sum{dag_id=\"a\\\"b\"} 5.55\n"
+        "d_seconds_count{dag_id=\"a\\\"b\"} 3\n");
+}
+
+TEST_CASE("Http.ApiTriggersAndListsRunsAndTaskInstances" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  auto dags = json::parse(s.get("/api/v1/dags").body);
+  REQUIRE(dags["total_entries"] == 1);
+  CHECK(dags["dags"][0]["dag_id"] == "etl");
+  CHECK(dags["dags"][0]["is_paused"] == false);
+  CHECK(dags["dags"][0]["description"] == "nightly load");
+  CHECK(dags["dags"][0]["schedule_interval"] == json{{"__type", "CronExpression"}, {"value", "@daily"}});
+  CHECK(dags["dags"][0]["tags"] == json::array({{{"name", "batch"}}}));
+
+  auto r = s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-01T00:00:00Z"}, {"conf", {{"k", 1}}}});
+  CHECK(r.status == 200);
+  auto run = json::parse(r.body);
+  CHECK(run["dag_run_id"] == "manual__2024-01-01T00:00:00+00:00");
+  CHECK(run["state"] == "queued");
+  CHECK(run["run_type"] == "manual");
+  CHECK(run["conf"] == json{{"k", 1}});
+  CHECK(run["data_interval_start"] == "2024-01-01T00:00:00+00:00");
+  r = s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-01T00:00:00Z"}});
+  CHECK(r.status == 409);
+
+  auto runs = json::parse(s.get("/api/v1/dags/etl/dagRuns").body);
+  CHECK(runs["total_entries"] == 1);
+  // Run ids travel percent-encoded (`+` and `:`).
+  auto one = s.get("/api/v1/dags/etl/dagRuns/manual__2024-01-01T00%3A00%3A00%2B00%3A00");
+  CHECK(one.status == 200);
+  auto tis = json::parse(s.get("/api/v1/dags/etl/dagRuns/manual__2024-01-01T00%3A00%3A00%2B00%3A00/taskInstances").body);
+  REQUIRE(tis["total_entries"] == 2);
+  CHECK(tis["task_instances"][0]["task_id"] == "extract");
+  CHECK(tis["task_instances"][0]["state"].is_null());
+  CHECK(tis["task_instances"][0]["try_number"] == 0);
+
+  CHECK(s.get("/api/v1/dags/nope").status == 404);
+  CHECK(s.get("/api/v1/dags/etl/dagRuns/nope").status == 404);
+  r = s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "yesterday"}});
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("logical_date: "));
+  r = http_call(s.server->port(), "POST", "/api/v1/dags/etl/dagRuns", "[1, 2]");
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"] == "the request body must be a JSON object");
+}
+
+TEST_CASE("Http.ApiPausesClearsAndServesLogs" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  auto r = s.send("PATCH", "/api/v1/dags/etl", {{"is_paused", true}});
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["is_paused"] == true);
+  CHECK(s.store()->paused_dags() == std::set<std::string>{"etl"});
+  CHECK(s.send("PATCH", "/api/v1/dags/etl", {{"is_paused", "yes"}}).status == 400);
+
+  // A finished run with a failed task and its log, as the scheduler leaves them.
+  REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-02T00:00:00Z"}}).status == 200);
+  const std::string run_id = "manual__2024-01-02T00:00:00+00:00";
+  const auto log = s.dir / "extract.log";
+  std::ofstream(log) << "line one\n";
+  {
+    auto db = s.store();
+    dag::change_set c;
+    auto tis = db->task_instances("etl", run_id);
+    tis[0].state = task_state_failed();
+    tis[0].try_number = 1;
+    tis[0].log_path = log.string();
+    c.task_instances.push_back({dag::task_state::none, 0, tis[0]});
+    c.tries.push_back(dag::try_record_of(tis[0]));
+    c.runs.push_back({"etl", run_id, dag::run_state::queued, dag::run_state::failed, std::nullopt, std::nullopt});
+    db->apply(c);
+  }
+  const std::string base = "/api/v1/dags/etl/dagRuns/manual__2024-01-02T00%3A00%3A00%2B00%3A00/taskInstances/extract";
+  auto text = http_call(s.server->port(), "GET", base + "/logs/1");
+  CHECK(json::parse(text.body)["content"] == "line one\n");
+  CHECK(s.get(base + "/logs/2").status == 404);
+  CHECK(s.get(base + "/logs/x").status == 400);
+
+  // Airflow's clearTaskInstances is a dry run unless told otherwise.
+  r = s.send("POST", "/api/v1/dags/etl/clearTaskInstances", {{"only_failed", true}});
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["task_instances"] == json::array({{{"dag_id", "etl"}, {"dag_run_id", run_id}, {"task_id", "extract"}}}));
+  CHECK(s.store()->find_run("etl", run_id)->state == dag::run_state::failed);
+  r = s.send("POST", "/api/v1/dags/etl/clearTaskInstances", {{"only_failed", true}, {"dry_run", false}});
+  CHECK(json::parse(r.body)["task_instances"].size() == 1);
+  CHECK(s.store()->find_run("etl", run_id)->state == dag::run_state::queued);
+  CHECK(s.store()->task_instances("etl", run_id)[0].cleared_tries == 1);
+  r = s.send("POST", "/api/v1/dags/etl/clearTaskInstances", {{"task_ids", {"nope"}}});
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"] == "task_ids: DAG 'etl' has no task 'nope'");
+}
+
+TEST_CASE("Http.ApiChangesNeedTheTokenWhenOneIsSet" * doctest::timeout(30)) {
+  served_face s("", std::string("t0ken-abc"));
+  s.load_etl();
+  CHECK(s.get("/api/v1/dags").status == 200);  // reading needs no token
+  auto r = s.send("PATCH", "/api/v1/dags/etl", {{"is_paused", true}});
+  CHECK(r.status == 401);
+  CHECK(s.store()->paused_dags().empty());
+  CHECK(s.send("PATCH", "/api/v1/dags/etl", {{"is_paused", true}}, "Bearer wrong").status == 401);
+  CHECK(s.send("PATCH", "/api/v1/dags/etl", {{"is_paused", true}}, "Bearer t0ken-abc").status == 200);
+  CHECK(s.store()->paused_dags() == std::set<std::string>{"etl"});
+}
