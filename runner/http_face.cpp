@@ -13,6 +13,7 @@
 #include <dag/exec/task_queue.hpp>
 
 #include "session.hpp"
+#include "web_ui.hpp"
 
 namespace dagrun {
 namespace {
@@ -198,6 +199,8 @@ dag::http_response http_face::route(const dag::http_request& request) {
       return problem(400, "Bad Request", e.message());
     }
   }
+  const auto snapshot = dags();
+  if (auto page = web_ui(request, {db(), *snapshot, options_.token, now_})) return *page;
   return problem(404, "Not Found", "no such endpoint: " + path);
 }
 

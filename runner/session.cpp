@@ -29,6 +29,7 @@ std::vector<std::pair<std::string, std::string>> clear_task_instances(dag::store
   dag::change_set changes;
   std::vector<std::pair<std::string, std::string>> cleared;
   for (const auto& run : db.runs(filter)) {
+    if (which.run_id && run.run_id != *which.run_id) continue;
     bool any = false;
     for (auto ti : db.task_instances(which.dag_id, run.run_id)) {
       if (which.task_matches && !which.task_matches(ti.task_id)) continue;

@@ -30,6 +30,7 @@ struct clear_selection {
   std::optional<dag::time_point> logical_from;          ///< runs with logical dates from here
   std::optional<dag::time_point> logical_to;            ///< … up to here (included)
   std::function<bool(const std::string&)> task_matches; ///< which tasks; empty: all
+  std::optional<std::string> run_id;                    ///< only this run
   bool failed_only = false;                             ///< only failed and upstream_failed instances
   bool dry_run = false;                                 ///< report, change nothing
 };

@@ -294,3 +294,84 @@ TEST_CASE("Http.ApiChangesNeedTheTokenWhenOneIsSet" * doctest::timeout(30)) {
   CHECK(s.send("PATCH", "/api/v1/dags/etl", {{"is_paused", true}}, "Bearer t0ken-abc").status == 200);
   CHECK(s.store()->paused_dags() == std::set<std::string>{"etl"});
 }
+
+TEST_CASE("Http.UiShowsDagsTheGridTheGraphAndLogsEscaped" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-02T00:00:00Z"}}).status == 200);
+  const std::string run_id = "manual__2024-01-02T00:00:00+00:00";
+  const auto log = s.dir / "extract.log";
+  std::ofstream(log) << "<b>not markup</b>\n";
+  {
+    auto db = s.store();
+    dag::change_set c;
+    auto tis = db->task_instances("etl", run_id);
+    tis[0].state = task_state_failed();
+    tis[0].try_number = 1;
+    tis[0].log_path = log.string();
+    tis[0].message = "<script>alert(1)</script>";
+    c.task_instances.push_back({dag::task_state::none, 0, tis[0]});
+    c.tries.push_back(dag::try_record_of(tis[0]));
+    db->apply(c);
+  }
+  auto home = s.get("/");
+  CHECK(home.status == 200);
+  CHECK(home.content_type == "text/html; charset=utf-8");
+  CHECK(home.body.find("<a href=\"/dags/etl\">etl</a>") != std::string::npos);
+  CHECK(home.body.find("action=\"/dags/etl/trigger\"") != std::string::npos);
+  auto grid = s.get("/dags/etl");
+  CHECK(grid.status == 200);
+  CHECK(grid.body.find("<h2>Grid</h2>") != std::string::npos);
+  CHECK(grid.body.find("<svg") != std::string::npos);
+  CHECK(grid.body.find("<script>") == std::string::npos);  // a task's message is text, never markup
+  CHECK(grid.body.find("&lt;script&gt;") != std::string::npos);
+  CHECK(grid.body.find("/dags/etl/runs/manual__2024-01-02T00%3A00%3A00%2B00%3A00/tasks/extract/logs/1") != std::string::npos);
+  auto log_page = s.get("/dags/etl/runs/manual__2024-01-02T00%3A00%3A00%2B00%3A00/tasks/extract/logs/1");
+  CHECK(log_page.status == 200);
+  CHECK(log_page.body.find("<pre>&lt;b&gt;not markup&lt;/b&gt;\n</pre>") != std::string::npos);
+  CHECK(s.get("/dags/nope").status == 404);
+}
+
+TEST_CASE("Http.UiFormsTriggerPauseAndClearThenRedirect" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  auto r = http_call(s.server->port(), "POST", "/dags/etl/pause", "");
+  CHECK(r.status == 303);
+  CHECK(r.location == "/dags/etl");
+  CHECK(s.store()->paused_dags() == std::set<std::string>{"etl"});
+  CHECK(http_call(s.server->port(), "POST", "/dags/etl/unpause", "").status == 303);
+  CHECK(s.store()->paused_dags().empty());
+  CHECK(http_call(s.server->port(), "POST", "/dags/etl/trigger", "").status == 303);
+  dag::run_filter all;
+  all.dag_id = "etl";
+  REQUIRE(s.store()->runs(all).size() == 1);
+  CHECK(s.store()->runs(all)[0].run_id == "manual__2024-06-01T12:00:00+00:00");  // the injected clock's now
+  CHECK(http_call(s.server->port(), "POST", "/dags/etl/trigger", "").status == 409);
+  // "clear failed" on a failed run puts its failed tasks back and queues it.
+  const std::string run_id = "manual__2024-06-01T12:00:00+00:00";
+  {
+    auto db = s.store();
+    dag::change_set c;
+    auto tis = db->task_instances("etl", run_id);
+    tis[1].state = task_state_failed();
+    tis[1].try_number = 1;
+    c.task_instances.push_back({dag::task_state::none, 0, tis[1]});
+    c.runs.push_back({"etl", run_id, dag::run_state::queued, dag::run_state::failed, std::nullopt, std::nullopt});
+    db->apply(c);
+  }
+  CHECK(s.get("/dags/etl").body.find("action=\"/dags/etl/runs/manual__2024-06-01T12%3A00%3A00%2B00%3A00/clear\"") != std::string::npos);
+  r = http_call(s.server->port(), "POST", "/dags/etl/runs/manual__2024-06-01T12%3A00%3A00%2B00%3A00/clear", "");
+  CHECK(r.status == 303);
+  CHECK(s.store()->find_run("etl", run_id)->state == dag::run_state::queued);
+  CHECK(s.store()->task_instances("etl", run_id)[1].state == dag::task_state::none);
+}
+
+TEST_CASE("Http.UiFormsNeedTheTokenWhenOneIsSet" * doctest::timeout(30)) {
+  served_face s("", std::string("t0ken-abc"));
+  s.load_etl();
+  CHECK(s.get("/").body.find("name=\"token\"") != std::string::npos);
+  CHECK(http_call(s.server->port(), "POST", "/dags/etl/pause", "token=wrong").status == 401);
+  CHECK(s.store()->paused_dags().empty());
+  CHECK(http_call(s.server->port(), "POST", "/dags/etl/pause", "token=t0ken-abc").status == 303);
+  CHECK(s.store()->paused_dags() == std::set<std::string>{"etl"});
+}

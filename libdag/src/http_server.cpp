@@ -87,6 +87,7 @@ struct http_server::state {
       bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(out.status), req.version()};
       res.set(bhttp::field::server, "dagrun");
       res.set(bhttp::field::content_type, out.content_type);
+      for (const auto& [name, value] : out.headers) res.set(name, value);
       res.keep_alive(req.keep_alive());
       res.body() = std::move(out.body);
       res.prepare_payload();

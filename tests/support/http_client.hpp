@@ -17,6 +17,7 @@ struct http_reply {
   int status = 0;
   std::string content_type;
   std::string body;
+  std::string location;  ///< the Location header of a redirect
 };
 
 /// Sends one request to 127.0.0.1:`port` on a fresh connection and reads the reply.
@@ -41,7 +42,8 @@ inline http_reply http_call(unsigned short port, const std::string& method, cons
   bhttp::read(socket, buffer, res);
   beast::error_code ec;
   socket.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
-  return {static_cast<int>(res.result_int()), std::string(res[bhttp::field::content_type]), res.body()};
+  return {static_cast<int>(res.result_int()), std::string(res[bhttp::field::content_type]), res.body(),
+          std::string(res[bhttp::field::location])};
 }
 
 /// Sends raw bytes and returns what the server answered (for malformed requests).

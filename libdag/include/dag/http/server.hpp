@@ -8,6 +8,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace dag {
 
@@ -41,6 +43,7 @@ struct http_response {
   int status = 200;                                    ///< HTTP status code
   std::string content_type = "application/json";       ///< Content-Type
   std::string body;                                    ///< the body
+  std::vector<std::pair<std::string, std::string>> headers = {};  ///< more header fields (e.g. Location)
 };
 
 /// Handles one request; called from connection threads, one call at a time (the server

@@ -1,0 +1,345 @@
+// The web UI: a handful of HTML pages rendered on the server from the store and the loaded DAGs.
+// Forms post back and are answered with a redirect (303), so a reload never repeats an action.
+#include "web_ui.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <dag/engine/engine.hpp>
+#include <dag/engine/scheduler_core.hpp>
+
+#include "session.hpp"
+
+namespace dagrun {
+namespace {
+
+// Airflow's state colours, so the grid reads the same.
+std::string colour_of(dag::task_state s) {
+  switch (s) {
+    case dag::task_state::success: return "#008000";
+    case dag::task_state::failed: return "#ff0000";
+    case dag::task_state::running: return "#32cd32";
+    case dag::task_state::queued: return "#808080";
+    case dag::task_state::scheduled: return "#d2b48c";
+    case dag::task_state::up_for_retry: return "#ffd700";
+    case dag::task_state::up_for_reschedule: return "#40e0d0";
+    case dag::task_state::upstream_failed: return "#ffa500";
+    case dag::task_state::skipped: return "#ff69b4";
+    case dag::task_state::removed: return "#d3d3d3";
+    case dag::task_state::none: return "#ffffff";
+  }
+  return "#ffffff";
+}
+std::string colour_of(dag::run_state s) {
+  switch (s) {
+    case dag::run_state::success: return "#008000";
+    case dag::run_state::failed: return "#ff0000";
+    case dag::run_state::running: return "#32cd32";
+    case dag::run_state::queued: return "#808080";
+  }
+  return "#ffffff";
+}
+
+// Path segments in links: run ids hold `:` and `+`.
+std::string url_encoded(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+      out += ch;
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string url_decoded(const std::string& s, bool plus_is_space) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += plus_is_space && s[i] == '+' ? ' ' : s[i];
+    }
+  }
+  return out;
+}
+
+// A field of an application/x-www-form-urlencoded body.
+std::string form_field(const std::string& body, const std::string& name) {
+  for (std::size_t start = 0; start <= body.size();) {
+    const std::size_t end = std::min(body.find('&', start), body.size());
+    const std::string pair = body.substr(start, end - start);
+    const std::size_t eq = pair.find('=');
+    if (url_decoded(pair.substr(0, eq), true) == name) return eq == std::string::npos ? "" : url_decoded(pair.substr(eq + 1), true);
+    start = end + 1;
+  }
+  return {};
+}
+
+std::vector<std::string> path_segments(const std::string& path) {
+  std::vector<std::string> out;
+  for (std::size_t start = 1; start <= path.size();) {
+    const std::size_t end = std::min(path.find('/', start), path.size());
+    if (end > start) out.push_back(url_decoded(path.substr(start, end - start), false));
+    start = end + 1;
+  }
+  return out;
+}
+
+dag::http_response page(int status, const std::string& title, const std::string& body) {
+  std::string html = "<!doctype html><html><head><meta charset=\"utf-8\"><title>" + html_escaped(title) +
+                     " · dagrun</title><style>"
+                     "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
+                     "table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}"
+                     ".sq{display:inline-block;width:14px;height:14px;border:1px solid #999;margin:1px;vertical-align:middle}"
+                     ".err{background:#fee;border:1px solid #f99;padding:.5em}form{display:inline}"
+                     "pre{background:#f6f6f6;padding:1em;overflow:auto}"
+                     "</style></head><body><p><a href=\"/\">dagrun</a></p><h1>" +
+                     html_escaped(title) + "</h1>" + body + "</body></html>";
+  return {status, "text/html; charset=utf-8", std::move(html)};
+}
+
+dag::http_response redirect(const std::string& to) {
+  dag::http_response r{303, "text/plain; charset=utf-8", "see " + to};
+  r.headers.emplace_back("Location", to);
+  return r;
+}
+
+std::string square(const std::string& colour, const std::string& title, const std::string& link = "") {
+  const std::string sq = "<span class=\"sq\" style=\"background:" + colour + "\" title=\"" + html_escaped(title) + "\"></span>";
+  return link.empty() ? sq : "<a href=\"" + link + "\">" + sq + "</a>";
+}
+
+// A form that posts to `action`, with the token field when one is configured.
+std::string button(const std::string& action, const std::string& label, const web_ui_context& ui) {
+  std::string f = "<form method=\"post\" action=\"" + action + "\">";
+  if (ui.token) f += "<input type=\"password\" name=\"token\" placeholder=\"API token\" size=\"10\"> ";
+  return f + "<button>" + html_escaped(label) + "</button></form> ";
+}
+
+std::string dag_link(const std::string& dag_id) { return "/dags/" + url_encoded(dag_id); }
+std::string log_link(const dag::task_instance_record& ti, int try_number) {
+  return dag_link(ti.dag_id) + "/runs/" + url_encoded(ti.run_id) + "/tasks/" + url_encoded(ti.task_id) + "/logs/" +
+         std::to_string(try_number);
+}
+
+dag::http_response dag_list(const web_ui_context& ui) {
+  const auto paused = ui.db.paused_dags();
+  std::string body;
+  const auto errors = ui.db.import_errors();
+  if (!errors.empty()) {
+    body += "<div class=\"err\"><b>" + std::to_string(errors.size()) + " DAG file(s) failed to load</b><ul>";
+    for (const auto& e : errors) body += "<li><code>" + html_escaped(e.message) + "</code></li>";
+    body += "</ul></div>";
+  }
+  body += "<table><tr><th>DAG</th><th>schedule</th><th>tags</th><th>recent runs</th><th></th></tr>";
+  for (const auto& d : ui.dags) {
+    dag::run_filter latest;
+    latest.dag_id = d.id();
+    latest.limit = 10;
+    std::string runs;
+    for (const auto& r : ui.db.runs(latest))
+      runs = square(colour_of(r.state), r.run_id + ": " + std::string(dag::to_string(r.state))) + runs;  // oldest first
+    std::string tags;
+    for (const auto& t : d.tags()) tags += html_escaped(t) + " ";
+    const bool is_paused = paused.contains(d.id());
+    body += "<tr><td><a href=\"" + dag_link(d.id()) + "\">" + html_escaped(d.id()) + "</a>" + (is_paused ? " (paused)" : "") +
+            "</td><td><code>" + html_escaped(d.schedule().empty() ? "none" : d.schedule()) + "</code></td><td>" + tags +
+            "</td><td>" + runs + "</td><td>" + button(dag_link(d.id()) + "/trigger", "Trigger", ui) +
+            button(dag_link(d.id()) + (is_paused ? "/unpause" : "/pause"), is_paused ? "Unpause" : "Pause", ui) + "</td></tr>";
+  }
+  body += "</table>";
+  return page(200, "DAGs", body);
+}
+
+// Boxes placed by depth (longest path from a root), edges as lines: readable for the DAG sizes
+// people look at in a browser.
+std::string graph_svg(const dag::scheduled_dag& sd, const std::vector<dag::task_instance_record>& latest) {
+  const auto& tasks = sd.def.all_tasks();
+  std::vector<int> depth(tasks.size(), 0);
+  for (std::size_t i : sd.graph.topological_order())
+    for (std::size_t u : sd.graph.upstream(i)) depth[i] = std::max(depth[i], depth[u] + 1);
+  std::vector<int> row(tasks.size(), 0);
+  std::map<int, int> rows_at_depth;
+  for (std::size_t i : sd.graph.topological_order()) row[i] = rows_at_depth[depth[i]]++;
+  int width = 0, height = 0;
+  for (const auto& [d, n] : rows_at_depth) {
+    width = std::max(width, d * 200 + 180);
+    height = std::max(height, n * 40 + 10);
+  }
+  std::map<std::string, dag::task_state> state;
+  for (const auto& ti : latest) state[ti.task_id] = ti.state;
+  std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(width) + "\" height=\"" +
+                    std::to_string(height) + "\" font-size=\"12\">";
+  auto x = [&](std::size_t i) { return depth[i] * 200 + 10; };
+  auto y = [&](std::size_t i) { return row[i] * 40 + 5; };
+  for (std::size_t i = 0; i < tasks.size(); ++i)
+    for (std::size_t u : sd.graph.upstream(i))
+      svg += "<line x1=\"" + std::to_string(x(u) + 160) + "\" y1=\"" + std::to_string(y(u) + 14) + "\" x2=\"" +
+             std::to_string(x(i)) + "\" y2=\"" + std::to_string(y(i) + 14) + "\" stroke=\"#999\"/>";
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    const auto s = state.count(tasks[i].id) ? state[tasks[i].id] : dag::task_state::none;
+    svg += "<rect x=\"" + std::to_string(x(i)) + "\" y=\"" + std::to_string(y(i)) +
+           "\" width=\"160\" height=\"28\" rx=\"4\" fill=\"#fff\" stroke=\"" + colour_of(s) + "\" stroke-width=\"3\"/>";
+    svg += "<text x=\"" + std::to_string(x(i) + 8) + "\" y=\"" + std::to_string(y(i) + 18) + "\">" +
+           html_escaped(tasks[i].id.substr(0, 22)) + "<title>" + html_escaped(tasks[i].id + " (" + tasks[i].operator_name + ")") +
+           "</title></text>";
+  }
+  return svg + "</svg>";
+}
+
+dag::http_response dag_page(const dag::definition& d, const web_ui_context& ui) {
+  const dag::scheduled_dag sd(d);
+  dag::run_filter filter;
+  filter.dag_id = d.id();
+  filter.limit = 20;
+  auto runs = ui.db.runs(filter);
+  std::reverse(runs.begin(), runs.end());  // oldest on the left, as Airflow's grid
+  const bool is_paused = ui.db.paused_dags().contains(d.id());
+  std::string body = "<p>" + html_escaped(d.description()) + "</p><p>schedule <code>" +
+                     html_escaped(d.schedule().empty() ? "none" : d.schedule()) + "</code> · " +
+                     (is_paused ? "paused" : "active") + " · defined in <code>" + html_escaped(d.where().file) + "</code></p><p>" +
+                     button(dag_link(d.id()) + "/trigger", "Trigger a run now", ui) +
+                     button(dag_link(d.id()) + (is_paused ? "/unpause" : "/pause"), is_paused ? "Unpause" : "Pause", ui) + "</p>";
+  // The grid: a row per task in topological order, a column per run.
+  std::vector<std::map<std::string, dag::task_instance_record>> cells;
+  for (const auto& r : runs) {
+    std::map<std::string, dag::task_instance_record> by_task;
+    for (auto& ti : ui.db.task_instances(d.id(), r.run_id)) by_task[ti.task_id] = std::move(ti);
+    cells.push_back(std::move(by_task));
+  }
+  body += "<h2>Grid</h2><table><tr><th>task</th>";
+  for (const auto& r : runs) {
+    body += "<th>" + square(colour_of(r.state), r.run_id + ": " + std::string(dag::to_string(r.state)));
+    if (r.state == dag::run_state::failed) body += button(dag_link(d.id()) + "/runs/" + url_encoded(r.run_id) + "/clear", "clear failed", ui);
+    body += "</th>";
+  }
+  body += "</tr>";
+  for (std::size_t i : sd.graph.topological_order()) {
+    const auto& t = d.all_tasks()[i];
+    body += "<tr><td>" + html_escaped(t.id) + "</td>";
+    for (const auto& by_task : cells) {
+      auto it = by_task.find(t.id);
+      if (it == by_task.end()) {
+        body += "<td></td>";
+        continue;
+      }
+      const auto& ti = it->second;
+      const std::string title = ti.run_id + " · " + std::string(dag::to_string(ti.state)) +
+                                (ti.try_number > 0 ? " · try " + std::to_string(ti.try_number) : "") +
+                                (ti.message.empty() ? "" : " · " + ti.message);
+      body += "<td>" + square(colour_of(ti.state), title, ti.try_number > 0 ? log_link(ti, ti.try_number) : "") + "</td>";
+    }
+    body += "</tr>";
+  }
+  body += "</table><h2>Graph</h2>" + graph_svg(sd, cells.empty() ? std::vector<dag::task_instance_record>{} : [&] {
+    std::vector<dag::task_instance_record> latest;
+    for (const auto& [id, ti] : cells.back()) latest.push_back(ti);
+    return latest;
+  }());
+  return page(200, d.id(), body);
+}
+
+dag::http_response log_page(const dag::definition& d, const std::string& run_id, const std::string& task_id,
+                            const std::string& try_text, const web_ui_context& ui) {
+  int try_number = 0;
+  try {
+    try_number = std::stoi(try_text);
+  } catch (const std::exception&) {
+    return page(400, "Bad request", "<p>try number: expected a whole number</p>");
+  }
+  const auto tries = ui.db.tries(d.id(), run_id, task_id);
+  const auto ti_list = ui.db.task_instances(d.id(), run_id);
+  std::string log_path;
+  for (const auto& t : tries)
+    if (t.try_number == try_number) log_path = t.log_path;
+  for (const auto& ti : ti_list)
+    if (ti.task_id == task_id && ti.try_number == try_number && log_path.empty()) log_path = ti.log_path;
+  if (log_path.empty()) return page(404, "Not found", "<p>no such try</p>");
+  std::ifstream in(log_path);
+  const std::string content{std::istreambuf_iterator<char>(in), {}};
+  std::string others;
+  for (const auto& t : tries) {
+    dag::task_instance_record link_to;
+    link_to.dag_id = d.id();
+    link_to.run_id = run_id;
+    link_to.task_id = task_id;
+    others += "<a href=\"" + log_link(link_to, t.try_number) + "\">try " + std::to_string(t.try_number) + "</a> (" +
+              html_escaped(std::string(dag::to_string(t.state))) + ") ";
+  }
+  return page(200, d.id() + " · " + task_id + " · try " + std::to_string(try_number),
+              "<p><a href=\"" + dag_link(d.id()) + "\">" + html_escaped(d.id()) + "</a> · run " + html_escaped(run_id) +
+                  "</p><p>" + others + "</p><pre>" + html_escaped(content) + "</pre>");
+}
+
+}  // namespace
+
+std::string html_escaped(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::optional<dag::http_response> web_ui(const dag::http_request& request, const web_ui_context& ui) {
+  const auto p = path_segments(request.path());
+  if (!p.empty() && p[0] != "dags") return std::nullopt;
+  const bool post = request.method == "POST";
+  if (!post && request.method != "GET") return page(405, "Method not allowed", "");
+  if (p.empty()) return post ? page(405, "Method not allowed", "") : dag_list(ui);
+  if (p.size() < 2) return std::nullopt;
+  const dag::definition* d = nullptr;
+  for (const auto& x : ui.dags)
+    if (x.id() == p[1]) d = &x;
+  if (!d) return page(404, "Not found", "<p>no DAG <code>" + html_escaped(p[1]) + "</code> is loaded</p>");
+
+  if (post) {
+    // Forms change state: with a token configured, the form must carry it.
+    if (ui.token && form_field(request.body, "token") != *ui.token)
+      return page(401, "Not allowed", "<p>This dagrun needs its API token to change anything.</p>");
+    const std::string back = dag_link(d->id());
+    if (p.size() == 3 && (p[2] == "pause" || p[2] == "unpause")) {
+      ui.db.set_paused(d->id(), p[2] == "pause");
+      return redirect(back);
+    }
+    if (p.size() == 3 && p[2] == "trigger") {
+      const auto date = ui.now.now();
+      if (!dag::create_run_record(ui.db, dag::scheduled_dag(*d), dag::run_type::manual, date, "{}"))
+        return page(409, "Conflict", "<p>a run " + html_escaped(dag::make_run_id(dag::run_type::manual, date)) + " already exists</p>");
+      return redirect(back);
+    }
+    if (p.size() == 5 && p[2] == "runs" && p[4] == "clear") {
+      clear_selection which;
+      which.dag_id = d->id();
+      which.run_id = p[3];
+      which.failed_only = true;
+      clear_task_instances(ui.db, which);
+      return redirect(back);
+    }
+    return page(404, "Not found", "");
+  }
+  if (p.size() == 2) return dag_page(*d, ui);
+  if (p.size() == 8 && p[2] == "runs" && p[4] == "tasks" && p[6] == "logs") return log_page(*d, p[3], p[5], p[7], ui);
+  return page(404, "Not found", "");
+}
+
+}  // namespace dagrun

@@ -1,0 +1,30 @@
+#pragma once
+// The daemon's web UI: server-rendered HTML pages (no scripts) for the DAG list, a DAG's grid of
+// runs × tasks and its graph, try logs, and forms to trigger, pause and clear (docs/http.md).
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <dag/core/definition.hpp>
+#include <dag/core/time.hpp>
+#include <dag/http/server.hpp>
+#include <dag/store/store.hpp>
+
+namespace dagrun {
+
+/// What a UI request may read and change.
+struct web_ui_context {
+  dag::store& db;                              ///< the metadata database (the HTTP face's connection)
+  const std::vector<dag::definition>& dags;    ///< the loaded DAGs
+  const std::optional<std::string>& token;     ///< when set, forms that change state must carry it
+  const dag::clock& now;                       ///< for triggered runs' logical dates
+};
+
+/// Answers a UI request (`/`, `/dags/…`); nullopt when the path is not the UI's.
+std::optional<dag::http_response> web_ui(const dag::http_request& request, const web_ui_context& ui);
+
+/// `text` with `& < > " '` escaped for HTML.
+std::string html_escaped(const std::string& text);
+
+}  // namespace dagrun
