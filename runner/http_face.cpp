@@ -32,31 +32,6 @@ json optional_time(const std::optional<dag::timestamp>& t) {
   return text.empty() ? json(nullptr) : json(text);
 }
 
-// Path segments arrive percent-encoded (run ids hold `:` and `+`).
-std::string percent_decoded(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-std::vector<std::string> segments(const std::string& path) {
-  std::vector<std::string> out;
-  for (std::size_t start = 1; start <= path.size();) {
-    const std::size_t end = std::min(path.find('/', start), path.size());
-    if (end > start) out.push_back(percent_decoded(path.substr(start, end - start)));
-    start = end + 1;
-  }
-  return out;
-}
-
 // Compares without an early exit, so response times do not reveal how much of a token matched.
 bool same_secret(const std::string& a, const std::string& b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
@@ -186,7 +161,7 @@ dag::http_response http_face::route(const dag::http_request& request) {
     if (request.method != "GET" && request.method != "HEAD") return problem(405, "Method Not Allowed", path + " only answers GET");
     return path == "/health" ? health() : metrics_text();
   }
-  const auto parts = segments(path);
+  const auto parts = dag::path_segments(path);  // run ids arrive percent-encoded (`:` and `+`)
   if (parts.size() >= 2 && parts[0] == "api" && parts[1] == "v1") {
     if (request.method != "GET" && options_.token) {
       const auto it = request.headers.find("authorization");

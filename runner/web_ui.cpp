@@ -60,40 +60,16 @@ std::string url_encoded(const std::string& s) {
   return out;
 }
 
-std::string url_decoded(const std::string& s, bool plus_is_space) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else {
-      out += plus_is_space && s[i] == '+' ? ' ' : s[i];
-    }
-  }
-  return out;
-}
-
 // A field of an application/x-www-form-urlencoded body.
 std::string form_field(const std::string& body, const std::string& name) {
   for (std::size_t start = 0; start <= body.size();) {
     const std::size_t end = std::min(body.find('&', start), body.size());
     const std::string pair = body.substr(start, end - start);
     const std::size_t eq = pair.find('=');
-    if (url_decoded(pair.substr(0, eq), true) == name) return eq == std::string::npos ? "" : url_decoded(pair.substr(eq + 1), true);
+    if (dag::url_decoded(pair.substr(0, eq), true) == name) return eq == std::string::npos ? "" : dag::url_decoded(pair.substr(eq + 1), true);
     start = end + 1;
   }
   return {};
-}
-
-std::vector<std::string> path_segments(const std::string& path) {
-  std::vector<std::string> out;
-  for (std::size_t start = 1; start <= path.size();) {
-    const std::size_t end = std::min(path.find('/', start), path.size());
-    if (end > start) out.push_back(url_decoded(path.substr(start, end - start), false));
-    start = end + 1;
-  }
-  return out;
 }
 
 dag::http_response page(int status, const std::string& title, const std::string& body) {
@@ -301,7 +277,7 @@ std::string html_escaped(const std::string& text) {
 }
 
 std::optional<dag::http_response> web_ui(const dag::http_request& request, const web_ui_context& ui) {
-  const auto p = path_segments(request.path());
+  const auto p = dag::path_segments(request.path());
   if (!p.empty() && p[0] != "dags") return std::nullopt;
   const bool post = request.method == "POST";
   if (!post && request.method != "GET") return page(405, "Method not allowed", "");

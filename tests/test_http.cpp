@@ -33,8 +33,6 @@ struct fixed_clock final : dag::clock {
   dag::time_point now() const override { return at; }
 };
 
-dag::task_state task_state_failed() { return dag::task_state::failed; }
-
 double unix_seconds(dag::time_point t) { return static_cast<double>(t.time_since_epoch().count()); }
 
 // A face over a fresh SQLite file, served on a free loopback port.
@@ -66,6 +64,24 @@ struct served_face {
     return http_call(server->port(), method, target, body.dump(), auth);
   }
   std::unique_ptr<dag::store> store() const { return dag::open_store("sqlite:" + (dir / "dagrun.db").string()); }
+  // Marks task number `index` of a run failed on try 1, as the scheduler leaves it: its log file
+  // holds `log_text`; with `fail_run`, the run is failed too.
+  void fail_task(const std::string& run_id, std::size_t index, const std::string& log_text, const std::string& message = "",
+                 bool fail_run = false) {
+    const auto log = dir / ("task" + std::to_string(index) + ".log");
+    std::ofstream(log) << log_text;
+    auto db = store();
+    dag::change_set c;
+    auto tis = db->task_instances("etl", run_id);
+    tis[index].state = dag::task_state::failed;
+    tis[index].try_number = 1;
+    tis[index].log_path = log.string();
+    tis[index].message = message;
+    c.task_instances.push_back({dag::task_state::none, 0, tis[index]});
+    c.tries.push_back(dag::try_record_of(tis[index]));
+    if (fail_run) c.runs.push_back({"etl", run_id, dag::run_state::queued, dag::run_state::failed, std::nullopt, std::nullopt});
+    db->apply(c);
+  }
   void load_etl() {
     dag::definition d{"etl"};
     d.schedule("@daily").start_date("2024-01-01").tags({"batch"}).description("nightly load");
@@ -249,20 +265,7 @@ TEST_CASE("Http.ApiPausesClearsAndServesLogs" * doctest::timeout(30)) {
   // A finished run with a failed task and its log, as the scheduler leaves them.
   REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-02T00:00:00Z"}}).status == 200);
   const std::string run_id = "manual__2024-01-02T00:00:00+00:00";
-  const auto log = s.dir / "extract.log";
-  std::ofstream(log) << "line one\n";
-  {
-    auto db = s.store();
-    dag::change_set c;
-    auto tis = db->task_instances("etl", run_id);
-    tis[0].state = task_state_failed();
-    tis[0].try_number = 1;
-    tis[0].log_path = log.string();
-    c.task_instances.push_back({dag::task_state::none, 0, tis[0]});
-    c.tries.push_back(dag::try_record_of(tis[0]));
-    c.runs.push_back({"etl", run_id, dag::run_state::queued, dag::run_state::failed, std::nullopt, std::nullopt});
-    db->apply(c);
-  }
+  s.fail_task(run_id, 0, "line one\n", "", true);
   const std::string base = "/api/v1/dags/etl/dagRuns/manual__2024-01-02T00%3A00%3A00%2B00%3A00/taskInstances/extract";
   auto text = http_call(s.server->port(), "GET", base + "/logs/1");
   CHECK(json::parse(text.body)["content"] == "line one\n");
@@ -300,20 +303,7 @@ TEST_CASE("Http.UiShowsDagsTheGridTheGraphAndLogsEscaped" * doctest::timeout(30)
   s.load_etl();
   REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-02T00:00:00Z"}}).status == 200);
   const std::string run_id = "manual__2024-01-02T00:00:00+00:00";
-  const auto log = s.dir / "extract.log";
-  std::ofstream(log) << "<b>not markup</b>\n";
-  {
-    auto db = s.store();
-    dag::change_set c;
-    auto tis = db->task_instances("etl", run_id);
-    tis[0].state = task_state_failed();
-    tis[0].try_number = 1;
-    tis[0].log_path = log.string();
-    tis[0].message = "<script>alert(1)</script>";
-    c.task_instances.push_back({dag::task_state::none, 0, tis[0]});
-    c.tries.push_back(dag::try_record_of(tis[0]));
-    db->apply(c);
-  }
+  s.fail_task(run_id, 0, "<b>not markup</b>\n", "<script>alert(1)</script>");
   auto home = s.get("/");
   CHECK(home.status == 200);
   CHECK(home.content_type == "text/html; charset=utf-8");
@@ -349,16 +339,7 @@ TEST_CASE("Http.UiFormsTriggerPauseAndClearThenRedirect" * doctest::timeout(30))
   CHECK(http_call(s.server->port(), "POST", "/dags/etl/trigger", "").status == 409);
   // "clear failed" on a failed run puts its failed tasks back and queues it.
   const std::string run_id = "manual__2024-06-01T12:00:00+00:00";
-  {
-    auto db = s.store();
-    dag::change_set c;
-    auto tis = db->task_instances("etl", run_id);
-    tis[1].state = task_state_failed();
-    tis[1].try_number = 1;
-    c.task_instances.push_back({dag::task_state::none, 0, tis[1]});
-    c.runs.push_back({"etl", run_id, dag::run_state::queued, dag::run_state::failed, std::nullopt, std::nullopt});
-    db->apply(c);
-  }
+  s.fail_task(run_id, 1, "", "", true);
   CHECK(s.get("/dags/etl").body.find("action=\"/dags/etl/runs/manual__2024-06-01T12%3A00%3A00%2B00%3A00/clear\"") != std::string::npos);
   r = http_call(s.server->port(), "POST", "/dags/etl/runs/manual__2024-06-01T12%3A00%3A00%2B00%3A00/clear", "");
   CHECK(r.status == 303);

@@ -74,6 +74,12 @@ private:
 /// `host:port` split, with a clear error naming `flag` when it is not of that form.
 std::pair<std::string, unsigned short> parse_listen_address(const std::string& text, const std::string& flag);
 
+/// `text` with its %XX escapes decoded, and `+` read as a space when `plus_is_space` (form bodies).
+std::string url_decoded(const std::string& text, bool plus_is_space = false);
+
+/// The segments of a request path, each decoded (`/dags/a%2Bb` → {"dags", "a+b"}).
+std::vector<std::string> path_segments(const std::string& path);
+
 /// True for addresses that only this machine can reach (127.0.0.0/8, ::1, localhost).
 bool is_loopback_address(const std::string& host);
 
