@@ -45,6 +45,7 @@ std::vector<std::pair<std::string, std::string>> clear_task_instances(dag::store
       ti.cleared_tries = ti.try_number;
       ti.message.clear();
       changes.task_instances.push_back({expected, ti.try_number, ti});
+      changes.xcom_deletes.push_back({ti.dag_id, ti.run_id, ti.task_id, "", ""});  // Airflow clears them too
       cleared.emplace_back(run.run_id, ti.task_id);
       any = true;
     }

@@ -71,6 +71,15 @@ std::optional<dag::task_instance_record> instance(dag::store& s, const std::stri
 
 const std::string run_id = "manual__2024-01-01T00:00:00+00:00";
 
+// Gone, or a zombie nobody reaped yet (its parent, the killed daemon, is gone too).
+bool process_gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return true;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  const std::string text{std::istreambuf_iterator<char>(stat), {}};
+  const auto close = text.rfind(')');
+  return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';
+}
+
 }  // namespace
 
 TEST_CASE("Daemon.KillNineMidTaskThenRestartRetriesTheLostTry" * doctest::timeout(120)) {
@@ -78,7 +87,7 @@ TEST_CASE("Daemon.KillNineMidTaskThenRestartRetriesTheLostTry" * doctest::timeou
   const auto pidfile = s.dir / "first_try.pid";
   s.write_dag("slow.yaml", "dag_id: slow\ntasks:\n  - task_id: a\n    operator: bash\n    retries: 1\n    retry_delay: 1s\n"
                            "    bash_command: 'if [ \"$DAGRUN_TRY_NUMBER\" = 1 ]; then echo $$ > " + pidfile.string() +
-                           "; sleep 60; fi; echo finished'\n");
+                           "; sleep 600; fi; echo finished'\n");
   REQUIRE(s.dagrun("trigger slow --date 2024-01-01") == 0);
   {
     auto daemon = s.start_daemon();
@@ -89,12 +98,16 @@ TEST_CASE("Daemon.KillNineMidTaskThenRestartRetriesTheLostTry" * doctest::timeou
   }
   auto db = s.store();
   CHECK(instance(*db, "slow", run_id, "a")->state == dag::task_state::running);  // what the dead daemon left
-  // The first try's process outlived its daemon; end it so it cannot interfere.
+  // The first try's shell outlived its daemon (it sleeps in its own process group).
   pid_t orphan = 0;
   std::ifstream(pidfile) >> orphan;
-  if (orphan > 0) ::kill(-orphan, SIGKILL);
+  REQUIRE(orphan > 0);
+  CHECK(::kill(orphan, 0) == 0);
 
   auto daemon = s.start_daemon();
+  // Recovery ends the orphan's whole group before the retry starts: nothing runs twice.
+  // (It would sleep 10 minutes: gone within 30 s means it was ended.)
+  CHECK(eventually([&] { return process_gone(orphan); }, 30s));
   REQUIRE(eventually([&] {
     auto run = db->find_run("slow", run_id);
     return run && run->state == dag::run_state::success;

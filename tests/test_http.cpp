@@ -277,7 +277,13 @@ TEST_CASE("Http.ApiPausesClearsAndServesLogs" * doctest::timeout(30)) {
   CHECK(r.status == 200);
   CHECK(json::parse(r.body)["task_instances"] == json::array({{{"dag_id", "etl"}, {"dag_run_id", run_id}, {"task_id", "extract"}}}));
   CHECK(s.store()->find_run("etl", run_id)->state == dag::run_state::failed);
+  {
+    dag::change_set c;  // an XCom of the failed try's earlier success (say, before a clear)
+    c.xcoms.push_back({"etl", run_id, "extract", "return_value", "old"});
+    s.store()->apply(c);
+  }
   r = s.send("POST", "/api/v1/dags/etl/clearTaskInstances", {{"only_failed", true}, {"dry_run", false}});
+  CHECK_FALSE(s.store()->xcom("etl", run_id, "extract").has_value());  // cleared with its task instance
   CHECK(json::parse(r.body)["task_instances"].size() == 1);
   CHECK(s.store()->find_run("etl", run_id)->state == dag::run_state::queued);
   CHECK(s.store()->task_instances("etl", run_id)[0].cleared_tries == 1);

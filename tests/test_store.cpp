@@ -676,6 +676,29 @@ TEST_CASE_TEMPLATE("Store.XComIsReplacedAndPulledByKey", database, STORE_BACKEND
   CHECK_FALSE(s->xcom("etl", run.run_id, "a", "missing").has_value());
 }
 
+TEST_CASE_TEMPLATE("Store.DeletesATaskInstancesXComsBeforeWritingNewOnes", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(s->apply(creating(run, {"a", "b"})).runs_created == std::vector<bool>{true});
+  dag::change_set put;
+  put.xcoms = {{"etl", run.run_id, "a", "return_value", "1"}, {"etl", run.run_id, "a", "other", "2"},
+               {"etl", run.run_id, "b", "return_value", "3"}};
+  s->apply(put);
+  dag::change_set clear;
+  clear.xcom_deletes = {{"etl", run.run_id, "a", "", ""}};
+  CHECK_FALSE(clear.empty());
+  s->apply(clear);
+  CHECK_FALSE(s->xcom("etl", run.run_id, "a").has_value());
+  CHECK(s->xcom("etl", run.run_id, "b") == "3");
+  // In one change set the delete comes first, so a new value survives it.
+  dag::change_set both;
+  both.xcom_deletes = {{"etl", run.run_id, "b", "", ""}};
+  both.xcoms = {{"etl", run.run_id, "b", "return_value", "4"}};
+  s->apply(both);
+  CHECK(s->xcom("etl", run.run_id, "b") == "4");
+}
+
 TEST_CASE_TEMPLATE("Store.ListsRunsByDagStateAndDateNewestFirst", database, STORE_BACKENDS) {
   database db;
   auto s = db.make_store();

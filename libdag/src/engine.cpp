@@ -15,6 +15,7 @@
 #include <dag/core/environment.hpp>
 #include <dag/core/secret_mask.hpp>
 #include <dag/exec/local_executor.hpp>
+#include <dag/exec/orphan_processes.hpp>
 #include <dag/exec/queue_executor.hpp>
 #include <dag/template/template.hpp>
 
@@ -152,6 +153,7 @@ std::size_t engine::recover_lost_tries() {
   std::size_t lost = 0;
   const auto candidates = store_.task_instances_in({task_state::queued, task_state::running});
   const auto held = executor_->held_tries();  // read after the instances: a row seen then is still in flight
+  std::vector<try_identity> orphans;
   for (auto ti : candidates) {
     // A try of another live dagrun process on this host (a foreground `run`, say) is not lost;
     // local tries of other hosts are theirs to recover when they restart.
@@ -179,9 +181,12 @@ std::size_t engine::recover_lost_tries() {
     }
     changes.task_instances.push_back(update_of(ti, expected, expected_try));
     changes.tries.push_back(r);
+    if (local) orphans.push_back({ti.dag_id, ti.run_id, ti.task_id, expected_try});
     ++lost;
   }
   if (!changes.empty()) store_.apply(changes);
+  // A bash try of the dead process may still be running: end it before its retry can start.
+  end_orphaned_tries(orphans);
   for (auto& [key, run] : active_) load_run(key);
   return lost;
 }

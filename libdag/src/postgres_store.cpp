@@ -583,6 +583,7 @@ private:
   void upsert_tries(pqxx::transaction_base& tx, const change_set& changes);
   /// Inserts or replaces XComs in batches.
   void upsert_xcoms(pqxx::transaction_base& tx, const change_set& changes);
+  void delete_xcoms(pqxx::transaction_base& tx, const change_set& changes);
 
   target target_;                                         ///< where to connect, and how to name it
   std::unique_ptr<pqxx::connection> conn_;                ///< null after a break, until the next attempt
@@ -837,6 +838,7 @@ change_result postgres_store::apply(const change_set& changes) {
     update_runs(tx, changes, result);
     update_task_instances(tx, changes, result);
     upsert_tries(tx, changes);
+    delete_xcoms(tx, changes);
     upsert_xcoms(tx, changes);
     return result;
   });
@@ -984,6 +986,19 @@ void postgres_store::upsert_tries(pqxx::transaction_base& tx, const change_set& 
                      states.str(), start_dates.str(), end_dates.str(), exit_codes.str(), hostnames.str(), pids.str(),
                      log_paths.str(), messages.str());
   }
+}
+
+void postgres_store::delete_xcoms(pqxx::transaction_base& tx, const change_set& changes) {
+  if (changes.xcom_deletes.empty()) return;
+  array_literal dag_ids, run_ids, task_ids;
+  for (const auto& x : changes.xcom_deletes) {
+    dag_ids.add(x.dag_id);
+    run_ids.add(x.run_id);
+    task_ids.add(x.task_id);
+  }
+  tx.exec_prepared(prepared("DELETE FROM xcom AS x USING unnest($1::text[], $2::text[], $3::text[]) AS d(dag_id, run_id, task_id) "
+                            "WHERE x.dag_id = d.dag_id AND x.run_id = d.run_id AND x.task_id = d.task_id"),
+                   dag_ids.str(), run_ids.str(), task_ids.str());
 }
 
 void postgres_store::upsert_xcoms(pqxx::transaction_base& tx, const change_set& changes) {

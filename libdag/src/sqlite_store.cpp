@@ -641,6 +641,15 @@ change_result sqlite_store::apply(const change_set& changes) {
         upsert_try.exec();
       }
     }
+    if (!changes.xcom_deletes.empty()) {
+      auto delete_xcoms = use("DELETE FROM xcom WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3");
+      for (const auto& x : changes.xcom_deletes) {
+        delete_xcoms->bindNoCopy(1, x.dag_id);
+        delete_xcoms->bindNoCopy(2, x.run_id);
+        delete_xcoms->bindNoCopy(3, x.task_id);
+        delete_xcoms.exec();
+      }
+    }
     if (!changes.xcoms.empty()) {
       auto upsert_xcom = use(sql_upsert_xcom);
       for (const auto& x : changes.xcoms) {

@@ -125,10 +125,14 @@ struct change_set {
   std::vector<task_instance_update> task_instances;///< task instance changes
   std::vector<try_record> tries;                   ///< tries to insert or replace (by dag, run, task, try)
   std::vector<xcom_record> xcoms;                  ///< XCom values to insert or replace
+  /// Task instances whose XComs are deleted (all keys) before `xcoms` are written: a cleared
+  /// task must not hand its old values to the next run of its downstream tasks.
+  std::vector<xcom_record> xcom_deletes;
 
   /// True when there is nothing to write.
   bool empty() const {
-    return new_runs.empty() && runs.empty() && task_instances.empty() && tries.empty() && xcoms.empty();
+    return new_runs.empty() && runs.empty() && task_instances.empty() && tries.empty() && xcoms.empty() &&
+           xcom_deletes.empty();
   }
 };
 
