@@ -232,20 +232,12 @@ int backfill_command(invocation& inv) {
       continue;
     }
     if (rerun_failed && r.state == dag::run_state::failed) {
-      dag::change_set changes;
-      for (auto ti : db->task_instances(dag_id, r.run_id)) {
-        if (ti.state != dag::task_state::failed && ti.state != dag::task_state::upstream_failed) continue;
-        const auto expected = ti.state;
-        ti.state = dag::task_state::none;
-        ti.end_date.reset();
-        ti.retry_at.reset();
-        ti.first_start_date.reset();
-        ti.cleared_tries = ti.try_number;  // its retries start over, as after `tasks clear`
-        ti.message.clear();
-        changes.task_instances.push_back({expected, ti.try_number, ti});
-      }
-      changes.runs.push_back({dag_id, r.run_id, r.state, dag::run_state::queued, std::nullopt, std::nullopt});
-      db->apply(changes);
+      // Its failed tasks go back to none (their retries start over) and the run is queued again.
+      clear_selection which;
+      which.dag_id = dag_id;
+      which.run_id = r.run_id;
+      which.failed_only = true;
+      clear_task_instances(*db, which);
       eng.track_run({dag_id, r.run_id});
       keys.push_back({dag_id, r.run_id});
       continue;
