@@ -13,6 +13,7 @@
 #include <dag/core/environment.hpp>
 #include <dag/core/secret_mask.hpp>
 #include <dag/exec/local_executor.hpp>
+#include <dag/exec/orphan_processes.hpp>
 #include <dag/exec/task_queue.hpp>
 
 #include "session.hpp"
@@ -119,6 +120,9 @@ private:
     c.try_number = item.try_number;
     c.fields = item.fields;
     c.environment = item.environment;
+    // Marks the try's processes as this worker's: if it is killed, another worker on this machine
+    // ends them (see end_orphans_of_dead_workers).
+    c.environment["DAGRUN_WORKER_PID"] = std::to_string(::getpid());
     c.params = item.params;
     c.log_path = item.log_path;
     c.logical_date = item.logical_date;
@@ -161,6 +165,7 @@ private:
   void report(std::stop_token stop) {
     auto q = dag::open_task_queue(inv_.global.db);
     auto last_beat = std::chrono::steady_clock::now();
+    auto last_orphan_scan = std::chrono::steady_clock::time_point{};  // scan at once on start
     const auto beat_every = std::max(lease_ / 3, std::chrono::milliseconds(100));
     while (true) {
       std::vector<dag::queued_result> batch;
@@ -173,6 +178,12 @@ private:
         results_.clear();
         if (std::chrono::steady_clock::now() - last_beat >= beat_every)
           for (const auto& [key, c] : claims_) tokens.push_back(c.token);
+      }
+      if (std::chrono::steady_clock::now() - last_orphan_scan >= lease_) {
+        last_orphan_scan = std::chrono::steady_clock::now();
+        // Their tries were re-queued when the dead worker's lease ran out: these must not run on.
+        if (const auto ended = dag::end_orphans_of_dead_workers())
+          spdlog::warn("worker {}: ended {} process groups left running by a dead worker on this machine", name_, ended);
       }
       try {
         if (!batch.empty()) {

@@ -3,7 +3,10 @@
 #include <dag/exec/orphan_processes.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
+#include <cstdlib>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -27,16 +30,24 @@ std::vector<std::string> dagrun_variables(const std::filesystem::path& environ_f
   return out;
 }
 
+// Dead: no such process, or a zombie its parent has not reaped yet.
+bool process_dead(pid_t pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  const std::string text{std::istreambuf_iterator<char>(stat), {}};
+  const auto close = text.rfind(')');
+  return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';
+}
+
 bool names(const std::vector<std::string>& vars, const try_identity& t) {
   auto has = [&](const std::string& entry) { return std::find(vars.begin(), vars.end(), entry) != vars.end(); };
   return has("DAGRUN_DAG_ID=" + t.dag_id) && has("DAGRUN_RUN_ID=" + t.run_id) && has("DAGRUN_TASK_ID=" + t.task_id) &&
          has("DAGRUN_TRY_NUMBER=" + std::to_string(t.try_number));
 }
 
-}  // namespace
-
-std::size_t end_orphaned_tries(const std::vector<try_identity>& tries) {
-  if (tries.empty()) return 0;
+// Signals the process group of every process whose DAGRUN_* variables `matches` accepts, except
+// this process's own group; returns how many groups.
+std::size_t end_groups_where(const std::function<bool(const std::vector<std::string>&)>& matches) {
   const pid_t own_group = ::getpgrp();
   std::set<pid_t> groups;
   std::error_code ec;
@@ -44,15 +55,34 @@ std::size_t end_orphaned_tries(const std::vector<try_identity>& tries) {
     const std::string name = entry.path().filename().string();
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
     const auto vars = dagrun_variables(entry.path() / "environ");
-    if (vars.empty()) continue;
-    for (const auto& t : tries) {
-      if (!names(vars, t)) continue;
-      const pid_t group = ::getpgid(static_cast<pid_t>(std::stol(name)));
-      if (group > 1 && group != own_group) groups.insert(group);
-    }
+    if (vars.empty() || !matches(vars)) continue;
+    const pid_t group = ::getpgid(static_cast<pid_t>(std::stol(name)));
+    if (group > 1 && group != own_group) groups.insert(group);
   }
   for (pid_t g : groups) ::kill(-g, SIGKILL);
   return groups.size();
+}
+
+}  // namespace
+
+std::size_t end_orphaned_tries(const std::vector<try_identity>& tries) {
+  if (tries.empty()) return 0;
+  return end_groups_where([&](const std::vector<std::string>& vars) {
+    return std::any_of(tries.begin(), tries.end(), [&](const try_identity& t) { return names(vars, t); });
+  });
+}
+
+std::size_t end_orphans_of_dead_workers() {
+  const std::string prefix = "DAGRUN_WORKER_PID=";
+  return end_groups_where([&](const std::vector<std::string>& vars) {
+    for (const auto& v : vars) {
+      if (!v.starts_with(prefix)) continue;
+      const long worker = std::strtol(v.c_str() + prefix.size(), nullptr, 10);
+      // Gone (ESRCH) or a zombie means dead; a live process, even one that reused the pid, is left alone.
+      return worker > 0 && process_dead(static_cast<pid_t>(worker));
+    }
+    return false;
+  });
 }
 
 }  // namespace dag

@@ -21,4 +21,9 @@ struct try_identity {
 /// Returns how many groups were signalled.
 std::size_t end_orphaned_tries(const std::vector<try_identity>& tries);
 
+/// Sends SIGKILL to the process group of every process whose `DAGRUN_WORKER_PID` names a queue
+/// worker that no longer exists (a worker killed with kill -9 leaves its tries' processes behind;
+/// their tries were re-queued when the lease ran out). Returns how many groups were signalled.
+std::size_t end_orphans_of_dead_workers();
+
 }  // namespace dag
