@@ -106,6 +106,29 @@ std::optional<dag::time_point> time_field(const json& body, const std::string& n
   }
 }
 
+// Airflow's `limit` (default 100, at most 100) and `offset` query parameters.
+std::pair<std::size_t, std::size_t> page_of(const dag::http_request& request) {
+  auto number = [&](const std::string& name, long fallback, long low, long high) {
+    const std::string text = request.query(name);
+    if (text.empty()) return fallback;
+    if (text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos)
+      throw dag::usage_error(name + ": expected a whole number, got '" + text + "'");
+    const long v = std::stol(text);
+    if (v < low || v > high)
+      throw dag::usage_error(name + ": must be between " + std::to_string(low) + " and " + std::to_string(high) + ", got " + text);
+    return v;
+  };
+  return {static_cast<std::size_t>(number("limit", 100, 1, 100)), static_cast<std::size_t>(number("offset", 0, 0, 999999999))};
+}
+
+// One page of `all` under `key`, with the total before paging (Airflow's collection shape).
+json paged(const dag::http_request& request, const std::string& key, const json& all) {
+  const auto [limit, offset] = page_of(request);
+  json page = json::array();
+  for (std::size_t i = offset; i < all.size() && i < offset + limit; ++i) page.push_back(all[i]);
+  return {{key, std::move(page)}, {"total_entries", all.size()}};
+}
+
 bool bool_field(const json& body, const std::string& name, bool otherwise) {
   if (!body.contains(name)) return otherwise;
   if (!body[name].is_boolean()) throw dag::usage_error(name + ": expected true or false");
@@ -196,7 +219,7 @@ dag::http_response http_face::api(const dag::http_request& request, const std::v
     if (method != "GET") return wrong_method();
     json list = json::array();
     for (const auto& d : *all) list.push_back(dag_json(d, paused.contains(d.id())));
-    return json_response(200, {{"dags", list}, {"total_entries", all->size()}});
+    return json_response(200, paged(request, "dags", list));
   }
   const std::string& dag_id = p[1];
   const dag::definition* d = nullptr;
@@ -262,8 +285,7 @@ dag::http_response http_face::api(const dag::http_request& request, const std::v
     filter.dag_id = dag_id;
     json list = json::array();
     for (const auto& r : db().runs(filter)) list.push_back(run_json(r));
-    const auto total = list.size();
-    return json_response(200, {{"dag_runs", std::move(list)}, {"total_entries", total}});
+    return json_response(200, paged(request, "dag_runs", list));
   }
   const std::string& run_id = p[3];
   const auto run = db().find_run(dag_id, run_id);
@@ -275,12 +297,18 @@ dag::http_response http_face::api(const dag::http_request& request, const std::v
   if (p.size() == 5) {
     json list = json::array();
     for (const auto& ti : tis) list.push_back(task_instance_json(ti, *run));
-    return json_response(200, {{"task_instances", list}, {"total_entries", tis.size()}});
+    return json_response(200, paged(request, "task_instances", list));
   }
   const std::string& task_id = p[5];
   const auto ti = std::find_if(tis.begin(), tis.end(), [&](const auto& x) { return x.task_id == task_id; });
   if (ti == tis.end()) return not_found("run '" + run_id + "' has no task '" + task_id + "'");
   if (p.size() == 6) return json_response(200, task_instance_json(*ti, *run));
+  if (p.size() == 8 && p[6] == "xcomEntries") {
+    const auto value = db().xcom(dag_id, run_id, task_id, p[7]);
+    if (!value) return not_found("task '" + task_id + "' pushed no XCom '" + p[7] + "' in run '" + run_id + "'");
+    return json_response(200, {{"dag_id", dag_id}, {"dag_run_id", run_id}, {"task_id", task_id}, {"key", p[7]},
+                               {"execution_date", dag::format_iso(run->logical_date)}, {"value", *value}});
+  }
   if (p.size() != 8 || p[6] != "logs") return not_found("no such endpoint: " + request.path());
   int try_number = 0;
   try {

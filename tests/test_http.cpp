@@ -243,6 +243,16 @@ TEST_CASE("Http.ApiTriggersAndListsRunsAndTaskInstances" * doctest::timeout(30))
   CHECK(tis["task_instances"][0]["state"].is_null());
   CHECK(tis["task_instances"][0]["try_number"] == 0);
 
+  // Airflow's paging: limit and offset, total_entries before paging.
+  REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-02T00:00:00Z"}}).status == 200);
+  auto page = json::parse(s.get("/api/v1/dags/etl/dagRuns?limit=1&offset=1").body);
+  CHECK(page["total_entries"] == 2);
+  REQUIRE(page["dag_runs"].size() == 1);
+  CHECK(page["dag_runs"][0]["dag_run_id"] == "manual__2024-01-01T00:00:00+00:00");  // newest first
+  r = s.get("/api/v1/dags?limit=0");
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"] == "limit: must be between 1 and 100, got 0");
+  CHECK(s.get("/api/v1/dags?offset=x").status == 400);
   CHECK(s.get("/api/v1/dags/nope").status == 404);
   CHECK(s.get("/api/v1/dags/etl/dagRuns/nope").status == 404);
   r = s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "yesterday"}});
@@ -282,6 +292,10 @@ TEST_CASE("Http.ApiPausesClearsAndServesLogs" * doctest::timeout(30)) {
     c.xcoms.push_back({"etl", run_id, "extract", "return_value", "old"});
     s.store()->apply(c);
   }
+  auto xcom = s.get(base + "/xcomEntries/return_value");
+  CHECK(xcom.status == 200);
+  CHECK(json::parse(xcom.body)["value"] == "old");
+  CHECK(s.get(base + "/xcomEntries/other").status == 404);
   r = s.send("POST", "/api/v1/dags/etl/clearTaskInstances", {{"only_failed", true}, {"dry_run", false}});
   CHECK_FALSE(s.store()->xcom("etl", run_id, "extract").has_value());  // cleared with its task instance
   CHECK(json::parse(r.body)["task_instances"].size() == 1);
