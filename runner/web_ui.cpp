@@ -72,8 +72,10 @@ std::string form_field(const std::string& body, const std::string& name) {
   return {};
 }
 
-dag::http_response page(int status, const std::string& title, const std::string& body) {
-  std::string html = "<!doctype html><html><head><meta charset=\"utf-8\"><title>" + html_escaped(title) +
+// `refresh`: reload every 5 s (a page showing runs still in progress).
+dag::http_response page(int status, const std::string& title, const std::string& body, bool refresh = false) {
+  std::string html = std::string("<!doctype html><html><head><meta charset=\"utf-8\">") +
+                     (refresh ? "<meta http-equiv=\"refresh\" content=\"5\">" : "") + "<title>" + html_escaped(title) +
                      " · dagrun</title><style>"
                      "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
                      "table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}"
@@ -223,7 +225,8 @@ dag::http_response dag_page(const dag::definition& d, const web_ui_context& ui) 
     for (const auto& [id, ti] : cells.back()) latest.push_back(ti);
     return latest;
   }());
-  return page(200, d.id(), body);
+  const bool in_progress = std::any_of(runs.begin(), runs.end(), [](const dag::run_record& r) { return !dag::is_finished(r.state); });
+  return page(200, d.id(), body, in_progress);
 }
 
 dag::http_response log_page(const dag::definition& d, const std::string& run_id, const std::string& task_id,

@@ -332,6 +332,7 @@ TEST_CASE("Http.UiShowsDagsTheGridTheGraphAndLogsEscaped" * doctest::timeout(30)
   auto grid = s.get("/dags/etl");
   CHECK(grid.status == 200);
   CHECK(grid.body.find("<h2>Grid</h2>") != std::string::npos);
+  CHECK(grid.body.find("http-equiv=\"refresh\"") != std::string::npos);  // its run is still queued
   CHECK(grid.body.find("<svg") != std::string::npos);
   CHECK(grid.body.find("<script>") == std::string::npos);  // a task's message is text, never markup
   CHECK(grid.body.find("&lt;script&gt;") != std::string::npos);
