@@ -122,7 +122,7 @@ private:
     c.environment = item.environment;
     // Marks the try's processes as this worker's: if it is killed, another worker on this machine
     // ends them (see end_orphans_of_dead_workers).
-    c.environment["DAGRUN_WORKER_PID"] = std::to_string(::getpid());
+    c.environment["DAGRUN_OWNER_PID"] = std::to_string(::getpid());
     c.params = item.params;
     c.log_path = item.log_path;
     c.logical_date = item.logical_date;

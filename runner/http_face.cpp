@@ -20,7 +20,32 @@ namespace {
 
 using json = nlohmann::json;
 
-dag::http_response json_response(int status, const json& body) { return {status, "application/json", body.dump()}; }
+// Text from tasks (logs, messages) may not be UTF-8: replace what is not, rather than fail.
+dag::http_response json_response(int status, const json& body) {
+  return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
+
+// The most of a log the API returns: its end, where failures are.
+constexpr std::size_t max_log_bytes = 4 * 1024 * 1024;
+
+// The last `max_log_bytes` of a file, with a first line saying what was left out.
+std::string log_tail(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return {};
+  const auto size = static_cast<std::size_t>(in.tellg());
+  const std::size_t skip = size > max_log_bytes ? size - max_log_bytes : 0;
+  in.seekg(static_cast<std::streamoff>(skip));
+  std::string out(size - skip, '\0');
+  in.read(out.data(), static_cast<std::streamsize>(out.size()));
+  if (skip > 0) out = "[dagrun] the first " + std::to_string(skip) + " bytes of this log are left out\n" + out;
+  return out;
+}
+
+// The host part of a Host header: `127.0.0.1:8080` → `127.0.0.1`, `[::1]:8080` → `::1`.
+std::string host_of(const std::string& header) {
+  if (header.starts_with('[')) return header.substr(1, header.find(']') - 1);
+  return header.substr(0, header.find(':'));
+}
 
 // Airflow's API errors are RFC 7807 problem documents.
 dag::http_response problem(int status, const std::string& title, const std::string& detail) {
@@ -161,7 +186,9 @@ dag::http_response http_face::handle(const dag::http_request& request) {
     db_.reset();  // the connection may be what failed: open a fresh one next time
     out = problem(500, "Internal Server Error", e.what());
   }
-  metrics_.add("http_requests_total", {request.method, std::to_string(out.status)});
+  // The method is the client's text: only known ones become label values (bounded series).
+  static const std::set<std::string> methods{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+  metrics_.add("http_requests_total", {methods.contains(request.method) ? request.method : "other", std::to_string(out.status)});
   metrics_.observe("http_request_duration_seconds",
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
   return out;
@@ -180,12 +207,36 @@ std::shared_ptr<const std::vector<dag::definition>> http_face::dags() const {
 
 dag::http_response http_face::route(const dag::http_request& request) {
   const std::string path = request.path();
+  // Without a token the server is on loopback only; a page elsewhere in the user's browser could
+  // still reach it under a rebound DNS name, so the Host must be a loopback name too.
+  if (!options_.token) {
+    const auto host = request.headers.find("host");
+    if (host != request.headers.end() && !dag::is_loopback_address(host_of(host->second)))
+      return problem(403, "Forbidden", "this dagrun answers only requests addressed to localhost (set DAGRUN_API_TOKEN to serve others)");
+  }
+  // A cross-site form in the user's browser must not change anything (no CSRF).
+  if (request.method != "GET" && request.method != "HEAD") {
+    const auto site = request.headers.find("sec-fetch-site");
+    const auto origin = request.headers.find("origin");
+    const auto host = request.headers.find("host");
+    const bool foreign_origin = origin != request.headers.end() && host != request.headers.end() &&
+                                origin->second.substr(origin->second.find("://") == std::string::npos ? 0 : origin->second.find("://") + 3) != host->second;
+    if ((site != request.headers.end() && site->second == "cross-site") || foreign_origin)
+      return problem(403, "Forbidden", "requests from other sites may not change anything");
+  }
   if (path == "/health" || path == "/metrics") {
     if (request.method != "GET" && request.method != "HEAD") return problem(405, "Method Not Allowed", path + " only answers GET");
     return path == "/health" ? health() : metrics_text();
   }
   const auto parts = dag::path_segments(path);  // run ids arrive percent-encoded (`:` and `+`)
   if (parts.size() >= 2 && parts[0] == "api" && parts[1] == "v1") {
+    if (request.method != "GET" && !request.body.empty()) {
+      // Browsers cannot send JSON cross-site without asking first: together with the token this
+      // keeps other sites' forms out.
+      const auto type = request.headers.find("content-type");
+      if (type == request.headers.end() || !type->second.starts_with("application/json"))
+        return problem(415, "Unsupported Media Type", "send the request body as application/json");
+    }
     if (request.method != "GET" && options_.token) {
       const auto it = request.headers.find("authorization");
       if (it == request.headers.end() || !same_secret(it->second, "Bearer " + *options_.token))
@@ -241,12 +292,21 @@ dag::http_response http_face::api(const dag::http_request& request, const std::v
   if (p[2] == "clearTaskInstances" && p.size() == 3) {
     if (method != "POST") return wrong_method();
     const json b = body();
+    // Clearing is destructive: a field this server does not know is refused, not ignored.
+    static const std::set<std::string> known{"dry_run", "only_failed", "task_ids", "start_date", "end_date", "dag_run_id"};
+    for (const auto& [key, value] : b.items())
+      if (!known.contains(key)) throw dag::usage_error(key + ": not supported (known: dry_run, only_failed, task_ids, start_date, end_date, dag_run_id)");
     clear_selection which;
     which.dag_id = dag_id;
     which.logical_from = time_field(b, "start_date");
     which.logical_to = time_field(b, "end_date");
-    which.failed_only = bool_field(b, "only_failed", false);
-    which.dry_run = bool_field(b, "dry_run", true);  // Airflow's default: say what would be cleared
+    which.failed_only = bool_field(b, "only_failed", true);  // Airflow's defaults: failed ones,
+    which.dry_run = bool_field(b, "dry_run", true);          // and only say what would be cleared
+    if (b.contains("dag_run_id")) {
+      if (!b["dag_run_id"].is_string()) throw dag::usage_error("dag_run_id: expected a run id");
+      which.run_id = b["dag_run_id"].get<std::string>();
+      if (!db().find_run(dag_id, *which.run_id)) return not_found("DAG '" + dag_id + "' has no run '" + *which.run_id + "'");
+    }
     if (b.contains("task_ids")) {
       if (!b["task_ids"].is_array()) throw dag::usage_error("task_ids: expected a list of task ids");
       std::set<std::string> ids;
@@ -321,8 +381,7 @@ dag::http_response http_face::api(const dag::http_request& request, const std::v
     if (t.try_number == try_number) log_path = t.log_path;
   if (log_path.empty() && ti->try_number == try_number) log_path = ti->log_path;  // the try still running
   if (log_path.empty()) return not_found("task '" + task_id + "' has no try " + p[7] + " in run '" + run_id + "'");
-  std::ifstream in(log_path);
-  const std::string content{std::istreambuf_iterator<char>(in), {}};  // no file: the try logged nothing
+  const std::string content = log_tail(log_path);  // no file: the try logged nothing
   const auto accept = request.headers.find("accept");
   if (accept != request.headers.end() && accept->second.find("text/plain") != std::string::npos)
     return {200, "text/plain; charset=utf-8", content};
@@ -354,10 +413,21 @@ dag::http_response http_face::health() {
 }
 
 dag::http_response http_face::metrics_text() {
-  // Gauges read at scrape time rather than kept up to date by the loop.
-  metrics_.set("dagrun_import_errors", static_cast<double>(db().import_errors().size()));
-  if (!options_.queue_url.empty())
-    metrics_.set("dagrun_executor_queued_tasks", static_cast<double>(dag::open_task_queue(options_.queue_url)->counts().first));
+  // Gauges read at scrape time rather than kept up to date by the loop. A database that cannot
+  // answer leaves them at their last value: the scheduler's own metrics must still get out.
+  try {
+    metrics_.set("dagrun_import_errors", static_cast<double>(db().import_errors().size()));
+  } catch (const std::exception&) {
+    db_.reset();
+  }
+  if (!options_.queue_url.empty()) {
+    try {
+      if (!queue_) queue_ = dag::open_task_queue(options_.queue_url);
+      metrics_.set("dagrun_executor_queued_tasks", static_cast<double>(queue_->counts().first));
+    } catch (const std::exception&) {
+      queue_.reset();
+    }
+  }
   return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_.text()};
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <dag/core/definition.hpp>
+#include <dag/exec/task_queue.hpp>
 #include <optional>
 #include <string>
 
@@ -52,6 +53,7 @@ private:
   dag::metrics_registry& metrics_;
   const dag::clock& now_;
   std::unique_ptr<dag::store> db_;
+  std::unique_ptr<dag::task_queue> queue_;  // for the queued-tries gauge (queue executor only)
   mutable std::mutex dags_mutex_;
   std::shared_ptr<const std::vector<dag::definition>> dags_ = std::make_shared<const std::vector<dag::definition>>();
 };

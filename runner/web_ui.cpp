@@ -225,8 +225,9 @@ dag::http_response dag_page(const dag::definition& d, const web_ui_context& ui) 
     for (const auto& [id, ti] : cells.back()) latest.push_back(ti);
     return latest;
   }());
+  // No reload while the page has token fields: it would wipe what the user is typing.
   const bool in_progress = std::any_of(runs.begin(), runs.end(), [](const dag::run_record& r) { return !dag::is_finished(r.state); });
-  return page(200, d.id(), body, in_progress);
+  return page(200, d.id(), body, in_progress && !ui.token);
 }
 
 dag::http_response log_page(const dag::definition& d, const std::string& run_id, const std::string& task_id,

@@ -6,6 +6,7 @@
 // a pidfd becoming readable) with deadlines.
 
 #include <dag/core/error.hpp>
+#include <dag/core/secret_mask.hpp>
 #include <dag/exec/child_process.hpp>
 
 #include <doctest/doctest.h>
@@ -247,6 +248,15 @@ TEST_CASE("ChildProcess.SecretsNeverReachTheLog") {
   CHECK(log.find("short pw\n") != std::string::npos);
   CHECK(log.ends_with("\n***"));
   CHECK(show(result.last_stdout_line) == "[hunter2-secret]");  // the XCom is the task's own value
+}
+
+TEST_CASE("SecretMask.MultiLineSecretsAreMaskedLineByLine") {
+  std::vector<std::string> secrets;
+  dag::add_secret(secrets, "-----BEGIN KEY-----\r\nMIIEabcdef\r\nok\r\n-----END KEY-----");
+  dag::add_secret(secrets, "pw");  // too short
+  CHECK(secrets.size() == 4);      // the whole value and its three long lines
+  CHECK(dag::mask_secrets("line MIIEabcdef here", secrets) == "line *** here");
+  CHECK(dag::mask_secrets("ok pw", secrets) == "ok pw");
 }
 
 TEST_CASE("ChildProcess.LastStdoutLine") {

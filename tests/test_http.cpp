@@ -199,6 +199,8 @@ TEST_CASE("Metrics.HistogramsAreCumulativeAndLabelsEscaped") {
   m.add("c_total");
   m.add("c_total", {}, 2);
   m.add("undeclared_total");  // ignored, not a crash
+  m.gauge("t_seconds", "a time");
+  m.set("t_seconds", 1717243200.25);
   const std::string text = m.text();
   CHECK(text ==
         "# HELP c_total things\n# TYPE c_total counter\nc_total 3\n"
@@ -207,7 +209,8 @@ TEST_CASE("Metrics.HistogramsAreCumulativeAndLabelsEscaped") {
         "d_seconds_bucket{dag_id=\"a\\\"b\",le=\"1\"} 2\n"
         "d_seconds_bucket{dag_id=\"a\\\"b\",le=\"+Inf\"} 3\n"
         "d_seconds_sum{dag_id=\"a\\\"b\"} 5.55\n"
-        "d_seconds_count{dag_id=\"a\\\"b\"} 3\n");
+        "d_seconds_count{dag_id=\"a\\\"b\"} 3\n"
+        "# HELP t_seconds a time\n# TYPE t_seconds gauge\nt_seconds 1717243200.25\n");
 }
 
 TEST_CASE("Http.ApiTriggersAndListsRunsAndTaskInstances" * doctest::timeout(30)) {
@@ -376,4 +379,61 @@ TEST_CASE("Http.UiFormsNeedTheTokenWhenOneIsSet" * doctest::timeout(30)) {
   CHECK(s.store()->paused_dags().empty());
   CHECK(http_call(s.server->port(), "POST", "/dags/etl/pause", "token=t0ken-abc").status == 303);
   CHECK(s.store()->paused_dags() == std::set<std::string>{"etl"});
+}
+
+TEST_CASE("Http.BrowsersOfOtherSitesCannotReachOrChangeIt" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  const auto port = s.server->port();
+  // DNS rebinding: a name that is not loopback, on a server without a token.
+  std::string reply = dag_test::raw_exchange(port, "GET /api/v1/dags HTTP/1.1\r\nHost: evil.example:8080\r\nConnection: close\r\n\r\n");
+  CHECK(reply.starts_with("HTTP/1.1 403"));
+  // A cross-site form (text/plain or urlencoded) cannot post to the API...
+  reply = dag_test::raw_exchange(port,
+                                 "POST /api/v1/dags/etl/clearTaskInstances HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+                                 "Content-Length: 17\r\nConnection: close\r\n\r\n{\"dry_run\":false}");
+  CHECK(reply.starts_with("HTTP/1.1 415"));
+  // ...nor to the UI's forms.
+  reply = dag_test::raw_exchange(port, "POST /dags/etl/pause HTTP/1.1\r\nHost: 127.0.0.1\r\nSec-Fetch-Site: cross-site\r\n"
+                                       "Content-Length: 0\r\nConnection: close\r\n\r\n");
+  CHECK(reply.starts_with("HTTP/1.1 403"));
+  reply = dag_test::raw_exchange(port, "POST /dags/etl/pause HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nOrigin: https://evil.example\r\n"
+                                       "Content-Length: 0\r\nConnection: close\r\n\r\n");
+  CHECK(reply.starts_with("HTTP/1.1 403"));
+  CHECK(s.store()->paused_dags().empty());
+}
+
+TEST_CASE("Http.HeadGetsHeadersOnlyAndOddMethodsAreCountedAsOther" * doctest::timeout(30)) {
+  served_face s;
+  s.metrics.set("dagrun_scheduler_heartbeat", unix_seconds(s.clock.at));
+  const std::string reply = dag_test::raw_exchange(s.server->port(), "HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  CHECK(reply.starts_with("HTTP/1.1 200"));
+  CHECK(reply.ends_with("\r\n\r\n"));  // no body follows the headers
+  dag_test::raw_exchange(s.server->port(), "BREW /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  CHECK(s.get("/metrics").body.find("http_requests_total{method=\"other\",status_code=\"405\"} 1\n") != std::string::npos);
+}
+
+TEST_CASE("Http.ClearingDefaultsToFailedTasksAndRefusesUnknownFields" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-02T00:00:00Z"}}).status == 200);
+  const std::string run_id = "manual__2024-01-02T00:00:00+00:00";
+  s.fail_task(run_id, 1, "", "", true);
+  {
+    auto db = s.store();  // the other task succeeded
+    dag::change_set c;
+    auto tis = db->task_instances("etl", run_id);
+    tis[0].state = dag::task_state::success;
+    tis[0].try_number = 1;
+    c.task_instances.push_back({dag::task_state::none, 0, tis[0]});
+    db->apply(c);
+  }
+  auto r = s.send("POST", "/api/v1/dags/etl/clearTaskInstances", {{"dag_run_id", run_id}, {"dry_run", false}});
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["task_instances"].size() == 1);  // only the failed one (Airflow's only_failed: true)
+  CHECK(s.store()->task_instances("etl", run_id)[0].state == dag::task_state::success);
+  r = s.send("POST", "/api/v1/dags/etl/clearTaskInstances", {{"include_downstream", true}});
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("include_downstream: not supported"));
+  CHECK(s.send("POST", "/api/v1/dags/etl/clearTaskInstances", {{"dag_run_id", "nope"}}).status == 404);
 }

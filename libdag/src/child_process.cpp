@@ -308,6 +308,7 @@ private:
         data.remove_prefix(static_cast<std::size_t>(n));
       } else if (errno != EINTR) {
         if (errno == EPIPE) guard_.raised();
+        ::close(log_fd_);  // the child's copy of the number is this one: nothing else closes it
         log_fd_ = -1;
       }
     }

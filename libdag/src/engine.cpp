@@ -181,7 +181,7 @@ std::size_t engine::recover_lost_tries() {
     }
     changes.task_instances.push_back(update_of(ti, expected, expected_try));
     changes.tries.push_back(r);
-    if (local) orphans.push_back({ti.dag_id, ti.run_id, ti.task_id, expected_try});
+    if (local && ti.pid > 0) orphans.push_back({ti.dag_id, ti.run_id, ti.task_id, expected_try, ti.pid});
     ++lost;
   }
   if (!changes.empty()) store_.apply(changes);
@@ -376,7 +376,10 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
                      {"DAGRUN_TASK_ID", ti.task_id},
                      {"DAGRUN_RUN_ID", ti.run_id},
                      {"DAGRUN_LOGICAL_DATE", format_iso(r.run.logical_date)},
-                     {"DAGRUN_TRY_NUMBER", std::to_string(ti.try_number)}};
+                     {"DAGRUN_TRY_NUMBER", std::to_string(ti.try_number)},
+                     // Marks the try's processes as this dagrun's: recovery finds them by it (and a
+                     // queue worker puts its own pid here).
+                     {"DAGRUN_OWNER_PID", std::to_string(::getpid())}};
 
   // Templates are rendered here, where the store is at hand; a render error fails the try.
   template_context tc;

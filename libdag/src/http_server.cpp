@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cctype>
 #include <list>
 #include <mutex>
@@ -15,6 +16,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -24,6 +26,12 @@
 
 namespace dag {
 namespace {
+
+// An admin endpoint serves a handful of clients; a flood of connections must not exhaust the
+// threads and descriptors the scheduler's tasks need.
+constexpr std::size_t max_connections = 64;
+// A client that sends or reads nothing for this long is dropped (slow-header clients included).
+constexpr int io_timeout_seconds = 30;
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -55,6 +63,17 @@ struct http_server::state {
   std::thread accepting;
 
   void serve(connection& c) {
+    try {
+      serve_requests(c);
+    } catch (const std::exception&) {
+      // Out of memory for one request, say: drop this client, keep the server.
+    }
+    beast::error_code ec;
+    c.socket.shutdown(tcp::socket::shutdown_both, ec);
+    c.done = true;
+  }
+
+  void serve_requests(connection& c) {
     beast::flat_buffer buffer;
     beast::error_code ec;
     while (!stopping) {
@@ -89,13 +108,12 @@ struct http_server::state {
       res.set(bhttp::field::content_type, out.content_type);
       for (const auto& [name, value] : out.headers) res.set(name, value);
       res.keep_alive(req.keep_alive());
-      res.body() = std::move(out.body);
+      // HEAD gets the headers only: a body would be read as the start of the next response.
+      if (req.method() != bhttp::verb::head) res.body() = std::move(out.body);
       res.prepare_payload();
       bhttp::write(c.socket, res, ec);
       if (ec || !res.keep_alive()) break;
     }
-    c.socket.shutdown(tcp::socket::shutdown_both, ec);
-    c.done = true;
   }
 
   void accept_loop() {
@@ -105,7 +123,14 @@ struct http_server::state {
       beast::error_code ec;
       tcp::socket socket(io);
       acceptor.accept(socket, ec);
-      if (ec) continue;
+      if (ec) {
+        // Out of descriptors, say: the listening socket stays readable, so do not spin on it.
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      const timeval limit{io_timeout_seconds, 0};
+      ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+      ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
       std::lock_guard lock(connections_mutex);
       // Threads of finished connections are joined here, so they do not pile up.
       for (auto it = connections.begin(); it != connections.end();) {
@@ -116,8 +141,16 @@ struct http_server::state {
           ++it;
         }
       }
-      auto& c = connections.emplace_back(std::move(socket));
-      c.thread = std::thread([this, &c] { serve(c); });
+      if (connections.size() >= max_connections) {
+        socket.close(ec);  // too many at once: the client may retry
+        continue;
+      }
+      try {
+        auto& c = connections.emplace_back(std::move(socket));
+        c.thread = std::thread([this, &c] { serve(c); });
+      } catch (const std::exception&) {
+        connections.pop_back();  // no thread for it (resources exhausted): drop this client
+      }
     }
   }
 };
@@ -201,7 +234,11 @@ std::vector<std::string> path_segments(const std::string& path) {
 }
 
 bool is_loopback_address(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+  if (host == "localhost") return true;
+  // An address is judged as an address; any other name might resolve anywhere.
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(host, ec);
+  return !ec && address.is_loopback();
 }
 
 }  // namespace dag

@@ -42,22 +42,28 @@ bool process_dead(pid_t pid) {
 bool names(const std::vector<std::string>& vars, const try_identity& t) {
   auto has = [&](const std::string& entry) { return std::find(vars.begin(), vars.end(), entry) != vars.end(); };
   return has("DAGRUN_DAG_ID=" + t.dag_id) && has("DAGRUN_RUN_ID=" + t.run_id) && has("DAGRUN_TASK_ID=" + t.task_id) &&
-         has("DAGRUN_TRY_NUMBER=" + std::to_string(t.try_number));
+         has("DAGRUN_TRY_NUMBER=" + std::to_string(t.try_number)) && has("DAGRUN_OWNER_PID=" + std::to_string(t.owner_pid));
 }
 
 // Signals the process group of every process whose DAGRUN_* variables `matches` accepts, except
 // this process's own group; returns how many groups.
 std::size_t end_groups_where(const std::function<bool(const std::vector<std::string>&)>& matches) {
   const pid_t own_group = ::getpgrp();
-  std::set<pid_t> groups;
   std::error_code ec;
+  const auto own_namespace = std::filesystem::read_symlink("/proc/self/ns/pid", ec);
+  if (ec) return 0;  // cannot tell namespaces apart: do nothing rather than guess
+  std::set<pid_t> groups;
   for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename().string();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (name.empty() || name.size() > 9 || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<pid_t>(std::stol(name));
+    // Only a group leader counts: a try's shell leads its own group, while a process that merely
+    // inherited the variables (a dagrun started from a task, say) does not.
+    if (::getpgid(pid) != pid || pid == own_group || pid <= 1) continue;
+    std::error_code ns_ec;
+    if (std::filesystem::read_symlink(entry.path() / "ns" / "pid", ns_ec) != own_namespace || ns_ec) continue;
     const auto vars = dagrun_variables(entry.path() / "environ");
-    if (vars.empty() || !matches(vars)) continue;
-    const pid_t group = ::getpgid(static_cast<pid_t>(std::stol(name)));
-    if (group > 1 && group != own_group) groups.insert(group);
+    if (!vars.empty() && matches(vars)) groups.insert(pid);
   }
   for (pid_t g : groups) ::kill(-g, SIGKILL);
   return groups.size();
@@ -73,7 +79,7 @@ std::size_t end_orphaned_tries(const std::vector<try_identity>& tries) {
 }
 
 std::size_t end_orphans_of_dead_workers() {
-  const std::string prefix = "DAGRUN_WORKER_PID=";
+  const std::string prefix = "DAGRUN_OWNER_PID=";
   return end_groups_where([&](const std::vector<std::string>& vars) {
     for (const auto& v : vars) {
       if (!v.starts_with(prefix)) continue;

@@ -17,10 +17,21 @@ inline constexpr std::size_t min_masked_secret_length = 5;
 /// What a masked secret is replaced with.
 inline constexpr std::string_view secret_mask = "***";
 
-/// Adds `value` to `secrets` unless it is too short to mask or already there.
+/// Adds `value` to `secrets` unless it is too short to mask or already there. A value of several
+/// lines (a PEM key) adds each line as well: logs are masked a line at a time.
 inline void add_secret(std::vector<std::string>& secrets, std::string_view value) {
-  if (value.size() < min_masked_secret_length) return;
-  if (std::find(secrets.begin(), secrets.end(), value) == secrets.end()) secrets.emplace_back(value);
+  auto add_one = [&](std::string_view v) {
+    if (!v.empty() && v.back() == '\r') v.remove_suffix(1);
+    if (v.size() < min_masked_secret_length) return;
+    if (std::find(secrets.begin(), secrets.end(), v) == secrets.end()) secrets.emplace_back(v);
+  };
+  add_one(value);
+  if (value.find('\n') == std::string_view::npos) return;
+  for (std::size_t start = 0; start <= value.size();) {
+    const std::size_t end = std::min(value.find('\n', start), value.size());
+    add_one(value.substr(start, end - start));
+    start = end + 1;
+  }
 }
 
 /// `text` with every occurrence of each of `secrets` replaced by `***` (longest secrets first, so

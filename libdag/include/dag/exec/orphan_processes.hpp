@@ -14,16 +14,18 @@ struct try_identity {
   std::string run_id;   ///< DAGRUN_RUN_ID
   std::string task_id;  ///< DAGRUN_TASK_ID
   int try_number = 0;   ///< DAGRUN_TRY_NUMBER
+  int owner_pid = 0;    ///< DAGRUN_OWNER_PID: the dagrun process that ran the try
 };
 
-/// Sends SIGKILL to the process group of every process on this machine (readable in /proc, so
-/// this user's) whose environment names one of `tries`, except this process's own group.
-/// Returns how many groups were signalled.
+/// Sends SIGKILL to every process group on this machine whose leader (a try's shell) names one of
+/// `tries` in its environment, its owner included — never this process's own group, and never a
+/// process of another user or pid namespace (not readable, or not comparable). Returns how many
+/// groups were signalled.
 std::size_t end_orphaned_tries(const std::vector<try_identity>& tries);
 
-/// Sends SIGKILL to the process group of every process whose `DAGRUN_WORKER_PID` names a queue
-/// worker that no longer exists (a worker killed with kill -9 leaves its tries' processes behind;
-/// their tries were re-queued when the lease ran out). Returns how many groups were signalled.
+/// Sends SIGKILL to every process group whose leader's `DAGRUN_OWNER_PID` names a dagrun process
+/// that no longer exists (a worker killed with kill -9 leaves its tries' processes behind; their
+/// tries were re-queued when the lease ran out). Same limits as above. Returns how many groups.
 std::size_t end_orphans_of_dead_workers();
 
 }  // namespace dag

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
@@ -146,8 +147,13 @@ private:
   static std::string number(double v) {
     if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
     if (v == std::floor(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<long long>(v));
+    // The shortest text that reads back as the same double: 5.55 stays 5.55, and a Unix time in
+    // seconds keeps its fraction (%.9g would round it to 10 s).
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.9g", v);
+    for (int digits = 15; digits <= 17; ++digits) {
+      std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+      if (std::strtod(buf, nullptr) == v) break;
+    }
     return buf;
   }
   // Label values escape backslash, double quote and newline (the format's rules).
