@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # README's run command: installs what is missing, builds dagrun (-O2), validates the example DAGs
 # in dags/ and starts the scheduler daemon on them with an embedded SQLite file (dagrun.db).
-# Stop it with Ctrl-C (SIGINT/SIGTERM let running tasks finish first).
+# Its web UI, /health, /metrics and /api/v1 are on http://127.0.0.1:8080/ (DAGRUN_LISTEN changes
+# the address; `none` turns HTTP off). Stop it with Ctrl-C (SIGINT/SIGTERM let running tasks
+# finish first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -11,4 +13,5 @@ dagrun=build/release/runner/dagrun
 export DAGRUN_DAGS=dags DAGRUN_DB=sqlite:dagrun.db DAGRUN_LOGS=logs
 "$dagrun" validate
 "$dagrun" dags list
-exec "$dagrun" schedule
+echo "web UI, /health, /metrics and /api/v1 on http://${DAGRUN_LISTEN:-127.0.0.1:8080}/"
+exec "$dagrun" schedule --listen "${DAGRUN_LISTEN:-127.0.0.1:8080}"
