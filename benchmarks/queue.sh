@@ -115,7 +115,7 @@ dagrun_case() {
   "$BIN" worker --concurrency 64 "${common[@]}" >"$dir/worker2.log" 2>&1 & PIDS+=($!)
   local t0 t1 state=""
   t0=$EPOCHREALTIME
-  "$BIN" schedule --executor queue --parallelism 2000 "${common[@]}" >"$dir/scheduler.log" 2>&1 & PIDS+=($!)
+  "$BIN" schedule --executor queue --parallelism 2000 --listen 127.0.0.1:0 "${common[@]}" >"$dir/scheduler.log" 2>&1 & PIDS+=($!)
   local deadline=$((SECONDS + 600))
   while [[ $state != success ]]; do
     state=$(sql "$db" -c "SELECT state FROM dag_runs WHERE dag_id = '$dag'" 2>/dev/null || true)
