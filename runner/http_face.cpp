@@ -57,13 +57,6 @@ json optional_time(const std::optional<dag::timestamp>& t) {
   return text.empty() ? json(nullptr) : json(text);
 }
 
-// Compares without an early exit, so response times do not reveal how much of a token matched.
-bool same_secret(const std::string& a, const std::string& b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
-  return diff == 0;
-}
-
 json dag_json(const dag::definition& d, bool paused) {
   json schedule = nullptr;
   if (!d.schedule().empty()) {
@@ -237,10 +230,12 @@ dag::http_response http_face::route(const dag::http_request& request) {
       if (type == request.headers.end() || !type->second.starts_with("application/json"))
         return problem(415, "Unsupported Media Type", "send the request body as application/json");
     }
-    if (request.method != "GET" && options_.token) {
+    // With a token, the API answers only its holders (logs and XComs are data too), as Airflow's
+    // API answers only authenticated users.
+    if (options_.token) {
       const auto it = request.headers.find("authorization");
-      if (it == request.headers.end() || !same_secret(it->second, "Bearer " + *options_.token))
-        return problem(401, "Unauthorized", "this request changes state: send Authorization: Bearer <DAGRUN_API_TOKEN>");
+      if (it == request.headers.end() || !dag::same_secret(it->second, "Bearer " + *options_.token))
+        return problem(401, "Unauthorized", "send Authorization: Bearer <DAGRUN_API_TOKEN>");
     }
     try {
       return api(request, std::vector<std::string>(parts.begin() + 2, parts.end()));
@@ -249,7 +244,7 @@ dag::http_response http_face::route(const dag::http_request& request) {
     }
   }
   const auto snapshot = dags();
-  if (auto page = web_ui(request, {db(), *snapshot, options_.token, now_})) return *page;
+  if (auto page = web_ui(request, {db(), *snapshot, options_.token, sessions_, now_})) return *page;
   return problem(404, "Not Found", "no such endpoint: " + path);
 }
 

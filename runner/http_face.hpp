@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include <dag/core/definition.hpp>
@@ -54,6 +55,7 @@ private:
   const dag::clock& now_;
   std::unique_ptr<dag::store> db_;
   std::unique_ptr<dag::task_queue> queue_;  // for the queued-tries gauge (queue executor only)
+  std::set<std::string> sessions_;          // web UI sign-ins (cookies), when a token is configured
   mutable std::mutex dags_mutex_;
   std::shared_ptr<const std::vector<dag::definition>> dags_ = std::make_shared<const std::vector<dag::definition>>();
 };

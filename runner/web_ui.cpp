@@ -6,6 +6,7 @@
 #include <cctype>
 #include <fstream>
 #include <map>
+#include <random>
 #include <set>
 
 #include <dag/engine/engine.hpp>
@@ -98,11 +99,41 @@ std::string square(const std::string& colour, const std::string& title, const st
   return link.empty() ? sq : "<a href=\"" + link + "\">" + sq + "</a>";
 }
 
-// A form that posts to `action`, with the token field when one is configured.
-std::string button(const std::string& action, const std::string& label, const web_ui_context& ui) {
-  std::string f = "<form method=\"post\" action=\"" + action + "\">";
-  if (ui.token) f += "<input type=\"password\" name=\"token\" placeholder=\"API token\" size=\"10\"> ";
-  return f + "<button>" + html_escaped(label) + "</button></form> ";
+// A form that posts to `action` (signed-in pages only, so no token field is needed).
+std::string button(const std::string& action, const std::string& label, const web_ui_context&) {
+  return "<form method=\"post\" action=\"" + action + "\"><button>" + html_escaped(label) + "</button></form> ";
+}
+
+// The value of a cookie in a Cookie header, or empty.
+std::string cookie(const dag::http_request& request, const std::string& name) {
+  const auto it = request.headers.find("cookie");
+  if (it == request.headers.end()) return {};
+  const std::string& all = it->second;
+  for (std::size_t start = 0; start < all.size();) {
+    const std::size_t end = std::min(all.find(';', start), all.size());
+    std::string pair = all.substr(start, end - start);
+    pair.erase(0, pair.find_first_not_of(' '));
+    const std::size_t eq = pair.find('=');
+    if (eq != std::string::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
+    start = end + 1;
+  }
+  return {};
+}
+
+// 128 random bits as hex: a session id nobody can guess.
+std::string new_session_id() {
+  std::random_device random;
+  std::string id;
+  static const char* hex = "0123456789abcdef";
+  for (int i = 0; i < 32; ++i) id += hex[random() & 15];
+  return id;
+}
+
+dag::http_response sign_in_page(int status, const std::string& problem) {
+  return page(status, "Sign in",
+              (problem.empty() ? "" : "<p class=\"err\">" + html_escaped(problem) + "</p>") +
+                  "<form method=\"post\" action=\"/login\"><input type=\"password\" name=\"token\" "
+                  "placeholder=\"DAGRUN_API_TOKEN\" autofocus> <button>Sign in</button></form>");
 }
 
 std::string dag_link(const std::string& dag_id) { return "/dags/" + url_encoded(dag_id); }
@@ -225,9 +256,8 @@ dag::http_response dag_page(const dag::definition& d, const web_ui_context& ui) 
     for (const auto& [id, ti] : cells.back()) latest.push_back(ti);
     return latest;
   }());
-  // No reload while the page has token fields: it would wipe what the user is typing.
   const bool in_progress = std::any_of(runs.begin(), runs.end(), [](const dag::run_record& r) { return !dag::is_finished(r.state); });
-  return page(200, d.id(), body, in_progress && !ui.token);
+  return page(200, d.id(), body, in_progress);
 }
 
 dag::http_response log_page(const dag::definition& d, const std::string& run_id, const std::string& task_id,
@@ -282,9 +312,23 @@ std::string html_escaped(const std::string& text) {
 
 std::optional<dag::http_response> web_ui(const dag::http_request& request, const web_ui_context& ui) {
   const auto p = dag::path_segments(request.path());
-  if (!p.empty() && p[0] != "dags") return std::nullopt;
+  if (!p.empty() && p[0] != "dags" && p[0] != "login") return std::nullopt;
   const bool post = request.method == "POST";
   if (!post && request.method != "GET") return page(405, "Method not allowed", "");
+  // With a token, the UI is for those who signed in with it: a session cookie that scripts cannot
+  // read and other sites' requests do not carry (HttpOnly, SameSite=Strict).
+  if (p.size() == 1 && p[0] == "login") {
+    if (!ui.token) return redirect("/");
+    if (!post) return sign_in_page(200, "");
+    if (!dag::same_secret(form_field(request.body, "token"), *ui.token)) return sign_in_page(401, "That is not this dagrun's token.");
+    const std::string id = new_session_id();
+    ui.sessions.insert(id);
+    auto r = redirect("/");
+    r.headers.emplace_back("Set-Cookie", "dagrun_session=" + id + "; Path=/; HttpOnly; SameSite=Strict");
+    return r;
+  }
+  if (ui.token && !ui.sessions.contains(cookie(request, "dagrun_session")))
+    return post ? page(401, "Not signed in", "<p><a href=\"/login\">Sign in</a> first.</p>") : redirect("/login");
   if (p.empty()) return post ? page(405, "Method not allowed", "") : dag_list(ui);
   if (p.size() < 2) return std::nullopt;
   const dag::definition* d = nullptr;
@@ -293,9 +337,6 @@ std::optional<dag::http_response> web_ui(const dag::http_request& request, const
   if (!d) return page(404, "Not found", "<p>no DAG <code>" + html_escaped(p[1]) + "</code> is loaded</p>");
 
   if (post) {
-    // Forms change state: with a token configured, the form must carry it.
-    if (ui.token && form_field(request.body, "token") != *ui.token)
-      return page(401, "Not allowed", "<p>This dagrun needs its API token to change anything.</p>");
     const std::string back = dag_link(d->id());
     if (p.size() == 3 && (p[2] == "pause" || p[2] == "unpause")) {
       ui.db.set_paused(d->id(), p[2] == "pause");

@@ -3,6 +3,7 @@
 // runs × tasks and its graph, try logs, and forms to trigger, pause and clear (docs/http.md).
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,8 @@ namespace dagrun {
 struct web_ui_context {
   dag::store& db;                              ///< the metadata database (the HTTP face's connection)
   const std::vector<dag::definition>& dags;    ///< the loaded DAGs
-  const std::optional<std::string>& token;     ///< when set, forms that change state must carry it
+  const std::optional<std::string>& token;     ///< when set, pages need a sign-in with it (a session cookie)
+  std::set<std::string>& sessions;             ///< the session ids signed in so far
   const dag::clock& now;                       ///< for triggered runs' logical dates
 };
 

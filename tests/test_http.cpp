@@ -309,16 +309,20 @@ TEST_CASE("Http.ApiPausesClearsAndServesLogs" * doctest::timeout(30)) {
   CHECK(json::parse(r.body)["detail"] == "task_ids: DAG 'etl' has no task 'nope'");
 }
 
-TEST_CASE("Http.ApiChangesNeedTheTokenWhenOneIsSet" * doctest::timeout(30)) {
+TEST_CASE("Http.ApiNeedsTheTokenWhenOneIsSet" * doctest::timeout(30)) {
   served_face s("", std::string("t0ken-abc"));
   s.load_etl();
-  CHECK(s.get("/api/v1/dags").status == 200);  // reading needs no token
+  // Logs and XComs are data too: with a token, every API request needs it (as Airflow's API).
+  CHECK(s.get("/api/v1/dags").status == 401);
+  CHECK(http_call(s.server->port(), "GET", "/api/v1/dags", "", "Bearer t0ken-abc").status == 200);
   auto r = s.send("PATCH", "/api/v1/dags/etl", {{"is_paused", true}});
   CHECK(r.status == 401);
   CHECK(s.store()->paused_dags().empty());
   CHECK(s.send("PATCH", "/api/v1/dags/etl", {{"is_paused", true}}, "Bearer wrong").status == 401);
   CHECK(s.send("PATCH", "/api/v1/dags/etl", {{"is_paused", true}}, "Bearer t0ken-abc").status == 200);
   CHECK(s.store()->paused_dags() == std::set<std::string>{"etl"});
+  // Health and metrics stay open for load balancers and Prometheus.
+  CHECK(s.get("/metrics").status == 200);
 }
 
 TEST_CASE("Http.UiShowsDagsTheGridTheGraphAndLogsEscaped" * doctest::timeout(30)) {
@@ -371,14 +375,25 @@ TEST_CASE("Http.UiFormsTriggerPauseAndClearThenRedirect" * doctest::timeout(30))
   CHECK(s.store()->task_instances("etl", run_id)[1].state == dag::task_state::none);
 }
 
-TEST_CASE("Http.UiFormsNeedTheTokenWhenOneIsSet" * doctest::timeout(30)) {
+TEST_CASE("Http.UiNeedsASignInWithTheTokenWhenOneIsSet" * doctest::timeout(30)) {
   served_face s("", std::string("t0ken-abc"));
   s.load_etl();
-  CHECK(s.get("/").body.find("name=\"token\"") != std::string::npos);
-  CHECK(http_call(s.server->port(), "POST", "/dags/etl/pause", "token=wrong").status == 401);
-  CHECK(s.store()->paused_dags().empty());
-  CHECK(http_call(s.server->port(), "POST", "/dags/etl/pause", "token=t0ken-abc").status == 303);
+  const auto port = s.server->port();
+  auto r = s.get("/");
+  CHECK(r.status == 303);
+  CHECK(r.location == "/login");
+  CHECK(http_call(port, "POST", "/dags/etl/pause", "").status == 401);
+  CHECK(http_call(port, "POST", "/login", "token=wrong").status == 401);
+  r = http_call(port, "POST", "/login", "token=t0ken-abc");
+  CHECK(r.status == 303);
+  REQUIRE(r.set_cookie.starts_with("dagrun_session="));
+  CHECK(r.set_cookie.find("HttpOnly") != std::string::npos);
+  CHECK(r.set_cookie.find("SameSite=Strict") != std::string::npos);
+  const std::string session = r.set_cookie.substr(0, r.set_cookie.find(';'));
+  CHECK(http_call(port, "GET", "/", "", "", session).status == 200);
+  CHECK(http_call(port, "POST", "/dags/etl/pause", "", "", session).status == 303);
   CHECK(s.store()->paused_dags() == std::set<std::string>{"etl"});
+  CHECK(http_call(port, "GET", "/", "", "", "dagrun_session=guessed").status == 303);
 }
 
 TEST_CASE("Http.BrowsersOfOtherSitesCannotReachOrChangeIt" * doctest::timeout(30)) {

@@ -18,11 +18,13 @@ struct http_reply {
   std::string content_type;
   std::string body;
   std::string location;  ///< the Location header of a redirect
+  std::string set_cookie;  ///< the Set-Cookie header, if any
 };
 
 /// Sends one request to 127.0.0.1:`port` on a fresh connection and reads the reply.
 inline http_reply http_call(unsigned short port, const std::string& method, const std::string& target,
-                            const std::string& body = "", const std::string& authorization = "") {
+                            const std::string& body = "", const std::string& authorization = "",
+                            const std::string& cookie = "") {
   namespace beast = boost::beast;
   namespace bhttp = boost::beast::http;
   boost::asio::io_context io;
@@ -31,6 +33,7 @@ inline http_reply http_call(unsigned short port, const std::string& method, cons
   bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
   req.set(bhttp::field::host, "127.0.0.1");
   if (!authorization.empty()) req.set(bhttp::field::authorization, authorization);
+  if (!cookie.empty()) req.set(bhttp::field::cookie, cookie);
   if (!body.empty()) {
     req.set(bhttp::field::content_type, "application/json");
     req.body() = body;
@@ -43,7 +46,7 @@ inline http_reply http_call(unsigned short port, const std::string& method, cons
   beast::error_code ec;
   socket.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
   return {static_cast<int>(res.result_int()), std::string(res[bhttp::field::content_type]), res.body(),
-          std::string(res[bhttp::field::location])};
+          std::string(res[bhttp::field::location]), std::string(res[bhttp::field::set_cookie])};
 }
 
 /// Sends raw bytes and returns what the server answered (for malformed requests).

@@ -80,6 +80,13 @@ std::string url_decoded(const std::string& text, bool plus_is_space = false);
 /// The segments of a request path, each decoded (`/dags/a%2Bb` → {"dags", "a+b"}).
 std::vector<std::string> path_segments(const std::string& path);
 
+/// Compares two secrets (tokens) without an early exit, so timing does not reveal how much matched.
+inline bool same_secret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (b.empty() ? 0 : b[i % b.size()]));
+  return diff == 0;
+}
+
 /// True for addresses that only this machine can reach (127.0.0.0/8, ::1, localhost).
 bool is_loopback_address(const std::string& host);
 
