@@ -283,8 +283,19 @@ TEST_CASE("Queue.PostgresRestartMidRunEveryProcessReconnects" * doctest::timeout
     p.log_file = cluster.string() + ".log";
     return dag::child_process::start(p).wait().exit_code;
   };
+  const std::string shared_server = server_url();  // fails before anything is started
+  // Stopped and removed however the test ends: a failed REQUIRE must not leave a server running.
+  struct cluster_guard {
+    std::function<void()> stop;
+    ~cluster_guard() { stop(); }
+  } guard{[&] {
+    sh(script + " stop " + cluster.string());
+    ::setenv("DAGRUN_TEST_POSTGRES_URL", shared_server.c_str(), 1);
+    std::error_code ec;
+    std::filesystem::remove_all(cluster, ec);
+    std::filesystem::remove(cluster.string() + ".log", ec);
+  }};
   REQUIRE(sh(script + " start " + cluster.string() + " " + port) == 0);
-  const std::string shared_server = server_url();
   ::setenv("DAGRUN_TEST_POSTGRES_URL", ("postgresql://postgres@127.0.0.1:" + port + "/dagrun_test").c_str(), 1);
   {
     queue_sandbox s;
@@ -307,8 +318,4 @@ TEST_CASE("Queue.PostgresRestartMidRunEveryProcessReconnects" * doctest::timeout
     REQUIRE(eventually([&] { return run_finished(*db, "chain", run_id, dag::run_state::success); }, 120s));
     for (const auto& ti : db->task_instances("chain", run_id)) CHECK(ti.state == dag::task_state::success);
   }
-  sh(script + " stop " + cluster.string());
-  ::setenv("DAGRUN_TEST_POSTGRES_URL", shared_server.c_str(), 1);
-  std::filesystem::remove_all(cluster);
-  std::filesystem::remove(cluster.string() + ".log");
 }
