@@ -91,11 +91,7 @@ int tasks_log(invocation& inv) {
   auto db = open_db(inv);
   const std::string dag_id = inv.args["dag"].as<std::string>(), run_id = inv.args["run_id"].as<std::string>(),
                     task_id = inv.args["task"].as<std::string>();
-  auto tries = db->tries(dag_id, run_id, task_id);
-  // A try still running has no row of its own yet: its task instance knows its log.
-  for (const auto& ti : db->task_instances(dag_id, run_id))
-    if (ti.task_id == task_id && ti.try_number > 0 && (tries.empty() || tries.back().try_number < ti.try_number))
-      tries.push_back(dag::try_record_of(ti));
+  const auto tries = tries_of(*db, dag_id, run_id, task_id);
   if (tries.empty()) throw dag::usage_error("task '" + task_id + "' of run '" + run_id + "' has no tries");
   const dag::try_record* chosen = &tries.back();
   if (inv.args.count("try")) {

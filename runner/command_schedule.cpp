@@ -42,7 +42,7 @@ int schedule_command(invocation& inv) {
     throw dag::usage_error("--executor: expected local or queue, got '" + executor + "'");
   if (executor == "queue" && !inv.global.db.starts_with("postgres"))
     throw dag::usage_error("--executor queue: the queue lives in PostgreSQL; give --db postgresql://…");
-  // The HTTP face: on by default on loopback; beyond it only with a token for mutations.
+  // The HTTP face: on by default on loopback; beyond it only with a token.
   const std::string listen = inv.args["listen"].as<std::string>();
   std::optional<std::pair<std::string, unsigned short>> address;
   std::optional<std::string> token;
@@ -74,13 +74,14 @@ int schedule_command(invocation& inv) {
   dag::engine eng(*db, inv.operators, inv.now, options);
   // Declared before the server, so that it outlives it (the server joins its threads first).
   http_face face({inv.global.db, options.queue_url, token, std::chrono::seconds(30)}, metrics, inv.now);
-  face.set_dags(engine_dags(folder));
+  auto dags = engine_dags(folder);
+  face.set_dags(dags);
   std::optional<dag::http_server> server;
   if (address) {
     server.emplace(address->first, address->second, [&face](const dag::http_request& r) { return face.handle(r); });
     spdlog::info("serving HTTP on {}:{}", address->first, server->port());
   }
-  eng.set_dags(engine_dags(folder));
+  eng.set_dags(std::move(dags));
   if (auto lost = eng.recover_lost_tries())
     spdlog::warn("{} tries were left running by a previous scheduler; recorded as failed (executor lost)", lost);
   spdlog::info("scheduling {} DAGs from {} with {} slots", folder.dags.size(), inv.global.dags_folder, parallelism);
@@ -96,8 +97,9 @@ int schedule_command(invocation& inv) {
     signature = std::move(current);
     auto reloaded = load_dags(inv, true);
     record_import_errors(*db, reloaded);
-    eng.set_dags(engine_dags(reloaded));
-    face.set_dags(engine_dags(reloaded));
+    auto reloaded_dags = engine_dags(reloaded);
+    face.set_dags(reloaded_dags);
+    eng.set_dags(std::move(reloaded_dags));
     spdlog::info("reloaded DAGs: {} loaded, {} import errors", reloaded.dags.size(), reloaded.problems.size());
     return false;
   };

@@ -1,7 +1,6 @@
 // The daemon's HTTP face: health, metrics, and the REST API in Airflow's shape.
 #include "http_face.hpp"
 
-#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <set>
@@ -39,6 +38,12 @@ std::string log_tail(const std::string& path) {
   in.read(out.data(), static_cast<std::streamsize>(out.size()));
   if (skip > 0) out = "[dagrun] the first " + std::to_string(skip) + " bytes of this log are left out\n" + out;
   return out;
+}
+
+// The host and port of an Origin header: `https://h:8080` → `h:8080`, comparable with Host.
+std::string authority_of(const std::string& origin) {
+  const auto scheme = origin.find("://");
+  return scheme == std::string::npos ? origin : origin.substr(scheme + 3);
 }
 
 // The host part of a Host header: `127.0.0.1:8080` → `127.0.0.1`, `[::1]:8080` → `::1`.
@@ -83,6 +88,7 @@ json dag_json(const dag::definition& d, bool paused) {
 }
 
 json run_json(const dag::run_record& r) {
+  const json conf = json::parse(r.conf, nullptr, false);
   return {{"dag_run_id", r.run_id},
           {"dag_id", r.dag_id},
           {"logical_date", dag::format_iso(r.logical_date)},
@@ -94,7 +100,7 @@ json run_json(const dag::run_record& r) {
           {"state", std::string(dag::to_string(r.state))},
           {"run_type", std::string(dag::to_string(r.type))},
           {"external_trigger", r.type == dag::run_type::manual},
-          {"conf", json::parse(r.conf, nullptr, false).is_object() ? json::parse(r.conf) : json::object()}};
+          {"conf", conf.is_object() ? conf : json::object()}};
 }
 
 json task_instance_json(const dag::task_instance_record& ti, const dag::run_record& run) {
@@ -213,7 +219,7 @@ dag::http_response http_face::route(const dag::http_request& request) {
     const auto origin = request.headers.find("origin");
     const auto host = request.headers.find("host");
     const bool foreign_origin = origin != request.headers.end() && host != request.headers.end() &&
-                                origin->second.substr(origin->second.find("://") == std::string::npos ? 0 : origin->second.find("://") + 3) != host->second;
+                                authority_of(origin->second) != host->second;
     if ((site != request.headers.end() && site->second == "cross-site") || foreign_origin)
       return problem(403, "Forbidden", "requests from other sites may not change anything");
   }
@@ -260,9 +266,9 @@ dag::http_response http_face::api(const dag::http_request& request, const std::v
   };
   if (p.empty() || p[0] != "dags") return not_found("no such endpoint: " + request.path());
   const auto all = dags();
-  const std::set<std::string> paused = db().paused_dags();
   if (p.size() == 1) {
     if (method != "GET") return wrong_method();
+    const auto paused = db().paused_dags();
     json list = json::array();
     for (const auto& d : *all) list.push_back(dag_json(d, paused.contains(d.id())));
     return json_response(200, paged(request, "dags", list));
@@ -281,7 +287,7 @@ dag::http_response http_face::api(const dag::http_request& request, const std::v
       return json_response(200, dag_json(*d, b["is_paused"].get<bool>()));
     }
     if (method != "GET") return wrong_method();
-    return json_response(200, dag_json(*d, paused.contains(dag_id)));
+    return json_response(200, dag_json(*d, db().paused_dags().contains(dag_id)));
   }
 
   if (p[2] == "clearTaskInstances" && p.size() == 3) {
@@ -372,9 +378,8 @@ dag::http_response http_face::api(const dag::http_request& request, const std::v
     throw dag::usage_error("try number: expected a whole number, got '" + p[7] + "'");
   }
   std::string log_path;
-  for (const auto& t : db().tries(dag_id, run_id, task_id))
+  for (const auto& t : tries_of(db(), dag_id, run_id, task_id))
     if (t.try_number == try_number) log_path = t.log_path;
-  if (log_path.empty() && ti->try_number == try_number) log_path = ti->log_path;  // the try still running
   if (log_path.empty()) return not_found("task '" + task_id + "' has no try " + p[7] + " in run '" + run_id + "'");
   const std::string content = log_tail(log_path);  // no file: the try logged nothing
   const auto accept = request.headers.find("accept");

@@ -21,6 +21,15 @@ std::string iso(const std::optional<dag::timestamp>& t) {
   return dag::format_iso(std::chrono::floor<std::chrono::seconds>(*t));
 }
 
+std::vector<dag::try_record> tries_of(dag::store& db, const std::string& dag_id, const std::string& run_id,
+                                      const std::string& task_id) {
+  auto tries = db.tries(dag_id, run_id, task_id);
+  for (const auto& ti : db.task_instances(dag_id, run_id))
+    if (ti.task_id == task_id && ti.try_number > 0 && (tries.empty() || tries.back().try_number < ti.try_number))
+      tries.push_back(dag::try_record_of(ti));
+  return tries;
+}
+
 std::vector<std::pair<std::string, std::string>> clear_task_instances(dag::store& db, const clear_selection& which) {
   dag::run_filter filter;
   filter.dag_id = which.dag_id;

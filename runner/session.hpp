@@ -24,6 +24,11 @@ dag::time_point parse_flag_time(const invocation& inv, const char* flag);
 /// Formats an optional timestamp as ISO-8601 (UTC), or "" when empty.
 std::string iso(const std::optional<dag::timestamp>& t);
 
+/// Every try of a task instance, in order: the recorded ones, plus the one still running (it has no
+/// row of its own until it ends; its task instance knows its number and log).
+std::vector<dag::try_record> tries_of(dag::store& db, const std::string& dag_id, const std::string& run_id,
+                                      const std::string& task_id);
+
 /// Which task instances a clear puts back to `none` (`tasks clear`, the API's clearTaskInstances).
 struct clear_selection {
   std::string dag_id;                                   ///< the DAG

@@ -137,8 +137,8 @@ dag::http_response sign_in_page(int status, const std::string& problem) {
 }
 
 std::string dag_link(const std::string& dag_id) { return "/dags/" + url_encoded(dag_id); }
-std::string log_link(const dag::task_instance_record& ti, int try_number) {
-  return dag_link(ti.dag_id) + "/runs/" + url_encoded(ti.run_id) + "/tasks/" + url_encoded(ti.task_id) + "/logs/" +
+std::string log_link(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int try_number) {
+  return dag_link(dag_id) + "/runs/" + url_encoded(run_id) + "/tasks/" + url_encoded(task_id) + "/logs/" +
          std::to_string(try_number);
 }
 
@@ -247,7 +247,7 @@ dag::http_response dag_page(const dag::definition& d, const web_ui_context& ui) 
       const std::string title = ti.run_id + " · " + std::string(dag::to_string(ti.state)) +
                                 (ti.try_number > 0 ? " · try " + std::to_string(ti.try_number) : "") +
                                 (ti.message.empty() ? "" : " · " + ti.message);
-      body += "<td>" + square(colour_of(ti.state), title, ti.try_number > 0 ? log_link(ti, ti.try_number) : "") + "</td>";
+      body += "<td>" + square(colour_of(ti.state), title, ti.try_number > 0 ? log_link(ti.dag_id, ti.run_id, ti.task_id, ti.try_number) : "") + "</td>";
     }
     body += "</tr>";
   }
@@ -268,23 +268,16 @@ dag::http_response log_page(const dag::definition& d, const std::string& run_id,
   } catch (const std::exception&) {
     return page(400, "Bad request", "<p>try number: expected a whole number</p>");
   }
-  const auto tries = ui.db.tries(d.id(), run_id, task_id);
-  const auto ti_list = ui.db.task_instances(d.id(), run_id);
+  const auto tries = tries_of(ui.db, d.id(), run_id, task_id);
   std::string log_path;
   for (const auto& t : tries)
     if (t.try_number == try_number) log_path = t.log_path;
-  for (const auto& ti : ti_list)
-    if (ti.task_id == task_id && ti.try_number == try_number && log_path.empty()) log_path = ti.log_path;
   if (log_path.empty()) return page(404, "Not found", "<p>no such try</p>");
   std::ifstream in(log_path);
   const std::string content{std::istreambuf_iterator<char>(in), {}};
   std::string others;
   for (const auto& t : tries) {
-    dag::task_instance_record link_to;
-    link_to.dag_id = d.id();
-    link_to.run_id = run_id;
-    link_to.task_id = task_id;
-    others += "<a href=\"" + log_link(link_to, t.try_number) + "\">try " + std::to_string(t.try_number) + "</a> (" +
+    others += "<a href=\"" + log_link(d.id(), run_id, task_id, t.try_number) + "\">try " + std::to_string(t.try_number) + "</a> (" +
               html_escaped(std::string(dag::to_string(t.state))) + ") ";
   }
   return page(200, d.id() + " · " + task_id + " · try " + std::to_string(try_number),

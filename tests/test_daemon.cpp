@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <dag/exec/child_process.hpp>
+#include <dag/exec/orphan_processes.hpp>
 
 #include "support/eventually.hpp"
 #include "support/http_client.hpp"
@@ -71,15 +72,6 @@ std::optional<dag::task_instance_record> instance(dag::store& s, const std::stri
 
 const std::string run_id = "manual__2024-01-01T00:00:00+00:00";
 
-// Gone, or a zombie nobody reaped yet (its parent, the killed daemon, is gone too).
-bool process_gone(pid_t pid) {
-  if (::kill(pid, 0) != 0) return true;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  const std::string text{std::istreambuf_iterator<char>(stat), {}};
-  const auto close = text.rfind(')');
-  return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';
-}
-
 }  // namespace
 
 TEST_CASE("Daemon.KillNineMidTaskThenRestartRetriesTheLostTry" * doctest::timeout(120)) {
@@ -107,7 +99,7 @@ TEST_CASE("Daemon.KillNineMidTaskThenRestartRetriesTheLostTry" * doctest::timeou
   auto daemon = s.start_daemon();
   // Recovery ends the orphan's whole group before the retry starts: nothing runs twice.
   // (It would sleep 10 minutes: gone within 30 s means it was ended.)
-  CHECK(eventually([&] { return process_gone(orphan); }, 30s));
+  CHECK(eventually([&] { return dag::process_ended(orphan); }, 30s));
   REQUIRE(eventually([&] {
     auto run = db->find_run("slow", run_id);
     return run && run->state == dag::run_state::success;

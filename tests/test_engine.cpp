@@ -15,6 +15,7 @@
 
 #include <builtin.hpp>
 #include <dag/engine/engine.hpp>
+#include <dag/exec/orphan_processes.hpp>
 #include <dag/load/check.hpp>
 
 using namespace std::chrono_literals;
@@ -78,14 +79,6 @@ struct sandbox {
     return {std::istreambuf_iterator<char>(in), {}};
   }
 };
-
-bool process_gone(pid_t pid) {
-  if (::kill(pid, 0) != 0) return errno == ESRCH;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), {});
-  const auto close = text.rfind(')');
-  return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';  // a zombie is dead
-}
 
 }  // namespace
 
@@ -160,8 +153,8 @@ TEST_CASE("Engine.ExecutionTimeoutKillsTheWholeProcessGroup" * doctest::timeout(
   in >> grandchild;
   REQUIRE(grandchild > 0);
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!process_gone(grandchild) && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-  CHECK(process_gone(grandchild));
+  while (!dag::process_ended(grandchild) && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  CHECK(dag::process_ended(grandchild));
 }
 
 TEST_CASE("Engine.TemplatesRenderAndXComFlowsBetweenTasks") {

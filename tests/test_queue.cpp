@@ -14,6 +14,7 @@
 #include <pqxx/pqxx>
 
 #include <dag/exec/child_process.hpp>
+#include <dag/exec/orphan_processes.hpp>
 
 #include "support/eventually.hpp"
 #include <dag/exec/task_queue.hpp>
@@ -98,15 +99,6 @@ bool run_finished(dag::store& s, const std::string& dag_id, const std::string& r
 
 const std::string run_id = "manual__2024-01-01T00:00:00+00:00";
 
-// Gone, or a zombie nobody reaped yet (its parent, the killed worker, is gone too).
-bool process_gone(pid_t pid) {
-  if (::kill(pid, 0) != 0) return true;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  const std::string text{std::istreambuf_iterator<char>(stat), {}};
-  const auto close = text.rfind(')');
-  return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';
-}
-
 }  // namespace
 
 TEST_CASE("Queue.TwoHundredTasksOverTwoWorkersRunOnceEach" * doctest::timeout(180)) {
@@ -147,7 +139,7 @@ TEST_CASE("Queue.KilledWorkersTasksAreRequeuedAndFinishOnAnother" * doctest::tim
   REQUIRE(orphan > 0);
   s.start("worker --concurrency 1 --lease-ms 2000", "worker2.log");
   // The new worker on this machine ends what the dead one left running (a 10-minute sleep).
-  CHECK(eventually([&] { return process_gone(orphan); }, 30s));
+  CHECK(eventually([&] { return dag::process_ended(orphan); }, 30s));
   auto db = s.store();
   REQUIRE(eventually([&] { return run_finished(*db, "slow", run_id, dag::run_state::success); }));
   auto tries = db->tries("slow", run_id, "a");

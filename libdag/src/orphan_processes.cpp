@@ -30,15 +30,6 @@ std::vector<std::string> dagrun_variables(const std::filesystem::path& environ_f
   return out;
 }
 
-// Dead: no such process, or a zombie its parent has not reaped yet.
-bool process_dead(pid_t pid) {
-  if (::kill(pid, 0) != 0) return errno == ESRCH;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  const std::string text{std::istreambuf_iterator<char>(stat), {}};
-  const auto close = text.rfind(')');
-  return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';
-}
-
 bool names(const std::vector<std::string>& vars, const try_identity& t) {
   auto has = [&](const std::string& entry) { return std::find(vars.begin(), vars.end(), entry) != vars.end(); };
   return has("DAGRUN_DAG_ID=" + t.dag_id) && has("DAGRUN_RUN_ID=" + t.run_id) && has("DAGRUN_TASK_ID=" + t.task_id) &&
@@ -71,6 +62,14 @@ std::size_t end_groups_where(const std::function<bool(const std::vector<std::str
 
 }  // namespace
 
+bool process_ended(int pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  const std::string text{std::istreambuf_iterator<char>(stat), {}};
+  const auto close = text.rfind(')');
+  return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';
+}
+
 std::size_t end_orphaned_tries(const std::vector<try_identity>& tries) {
   if (tries.empty()) return 0;
   return end_groups_where([&](const std::vector<std::string>& vars) {
@@ -85,7 +84,7 @@ std::size_t end_orphans_of_dead_workers() {
       if (!v.starts_with(prefix)) continue;
       const long worker = std::strtol(v.c_str() + prefix.size(), nullptr, 10);
       // Gone (ESRCH) or a zombie means dead; a live process, even one that reused the pid, is left alone.
-      return worker > 0 && process_dead(static_cast<pid_t>(worker));
+      return worker > 0 && process_ended(static_cast<int>(worker));
     }
     return false;
   });

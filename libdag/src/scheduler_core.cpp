@@ -181,9 +181,15 @@ std::optional<run_state> run_outcome(const scheduled_dag& dag, const std::vector
 
 namespace {
 
+// A try that ends after being rescheduled started with its first execution: its record spans
+// them all, and the instance is no longer between executions.
+void end_rescheduled_span(task_instance_record& ti) {
+  if (ti.first_start_date) ti.start_date = ti.first_start_date;
+  ti.first_start_date.reset();
+}
+
 // A failed try retries while tries remain: try n of a task with `retries` r is retried when n <= r.
 void fail_or_retry(const task& t, task_instance_record& ti, timestamp ended) {
-  ti.first_start_date.reset();
   // Tries made before the last clear do not count (the cleared task has its retries back).
   const int counted = ti.try_number - ti.cleared_tries;
   if (counted <= t.settings.retry.retries) {
@@ -213,8 +219,7 @@ try_record finish_try(const task& t, task_instance_record& ti, const operator_re
     r.start_date = ti.first_start_date;
     return r;
   }
-  if (ti.first_start_date) ti.start_date = ti.first_start_date;
-  ti.first_start_date.reset();
+  end_rescheduled_span(ti);
   switch (result.outcome) {
     case try_outcome::success: ti.state = task_state::success; break;
     case try_outcome::skipped: ti.state = task_state::skipped; break;
@@ -225,7 +230,7 @@ try_record finish_try(const task& t, task_instance_record& ti, const operator_re
 }
 
 try_record lose_try(const task& t, task_instance_record& ti, const std::string& reason, timestamp now) {
-  if (ti.first_start_date) ti.start_date = ti.first_start_date;
+  end_rescheduled_span(ti);
   if (!ti.start_date) ti.start_date = now;
   ti.end_date = now;
   ti.message = reason;

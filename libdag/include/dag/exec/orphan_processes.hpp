@@ -17,6 +17,10 @@ struct try_identity {
   int owner_pid = 0;    ///< DAGRUN_OWNER_PID: the dagrun process that ran the try
 };
 
+/// True when process `pid` has ended: it does not exist, or it is a zombie its parent has not
+/// reaped yet.
+bool process_ended(int pid);
+
 /// Sends SIGKILL to every process group on this machine whose leader (a try's shell) names one of
 /// `tries` in its environment, its owner included — never this process's own group, and never a
 /// process of another user or pid namespace (not readable, or not comparable). Returns how many

@@ -88,31 +88,22 @@ public:
     std::string out;
     for (const auto& [name, f] : families_) {
       out += "# HELP " + name + " " + f.help + "\n# TYPE " + name + " " + type_name(f.type) + "\n";
-      // A family without labels shows its zero value before anything happened, as client libraries do.
-      if (f.series_by_labels.empty() && f.label_names.empty()) {
-        if (f.type == kind::histogram) {
-          for (double b : f.buckets) out += name + "_bucket{le=\"" + number(b) + "\"} 0\n";
-          out += name + "_bucket{le=\"+Inf\"} 0\n" + name + "_sum 0\n" + name + "_count 0\n";
-        } else {
-          out += name + " 0\n";
-        }
-      }
-      for (const auto& [labels, s] : f.series_by_labels) {
+      auto write = [&](const metric_labels& labels, const series& s) {
         const std::string l = label_text(f.label_names, labels);
         if (f.type != kind::histogram) {
           out += name + braces(l) + " " + number(s.value) + "\n";
-          continue;
+          return;
         }
-        std::uint64_t cumulative = 0;
-        for (std::size_t i = 0; i < f.buckets.size(); ++i) {
-          cumulative = s.bucket_counts.empty() ? 0 : s.bucket_counts[i];
+        for (std::size_t i = 0; i < f.buckets.size(); ++i)
           out += name + "_bucket" + braces(join(l, "le=\"" + number(f.buckets[i]) + "\"")) + " " +
-                 std::to_string(cumulative) + "\n";
-        }
+                 std::to_string(s.bucket_counts.empty() ? 0 : s.bucket_counts[i]) + "\n";
         out += name + "_bucket" + braces(join(l, "le=\"+Inf\"")) + " " + std::to_string(s.count) + "\n";
         out += name + "_sum" + braces(l) + " " + number(s.value) + "\n";
         out += name + "_count" + braces(l) + " " + std::to_string(s.count) + "\n";
-      }
+      };
+      // A family without labels shows its zero value before anything happened, as client libraries do.
+      if (f.series_by_labels.empty() && f.label_names.empty()) write({}, series{});
+      for (const auto& [labels, s] : f.series_by_labels) write(labels, s);
     }
     return out;
   }
