@@ -21,7 +21,7 @@ int set_pause(invocation& inv, bool paused) {
   const std::string dag_id = inv.args["dag"].as<std::string>();
   dag::dag_folder folder = load_dags(inv, true);
   if (!find_dag(inv, folder, dag_id)) return exit_usage;
-  open_db(inv)->set_paused(dag_id, paused);
+  dag::set_paused(*open_db(inv), dag_id, paused);
   inv.out << "DAG " << dag_id << (paused ? " paused" : " unpaused") << "\n";
   return exit_ok;
 }

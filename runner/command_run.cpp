@@ -18,10 +18,7 @@ namespace {
 
 std::string conf_of(const invocation& inv) {
   if (!inv.args.count("conf")) return "{}";
-  const std::string text = inv.args["conf"].as<std::string>();
-  auto parsed = nlohmann::json::parse(text, nullptr, false);
-  if (parsed.is_discarded() || !parsed.is_object()) throw dag::usage_error("--conf: expected a JSON object, got '" + text + "'");
-  return parsed.dump();
+  return dag::checked_conf(inv.args["conf"].as<std::string>(), "--conf");
 }
 
 dag::time_point date_or_now(const invocation& inv, const char* flag) {
@@ -74,7 +71,7 @@ int trigger_command(invocation& inv) {
   const dag::definition* d = find_dag(inv, folder, dag_id);
   if (!d) return exit_usage;
   auto db = open_db(inv);
-  auto run = dag::create_run_record(*db, dag::scheduled_dag(*d), dag::run_type::manual, date, conf);
+  auto run = dag::trigger_run(*db, *d, date, conf);
   if (!run) {
     inv.err << "dagrun: a run " << dag::make_run_id(dag::run_type::manual, date) << " of " << dag_id << " already exists\n";
     return exit_failed;
@@ -233,11 +230,11 @@ int backfill_command(invocation& inv) {
     }
     if (rerun_failed && r.state == dag::run_state::failed) {
       // Its failed tasks go back to none (their retries start over) and the run is queued again.
-      clear_selection which;
+      dag::clear_selection which;
       which.dag_id = dag_id;
       which.run_id = r.run_id;
       which.failed_only = true;
-      clear_task_instances(*db, which);
+      dag::clear_task_instances(*db, which);
       eng.track_run({dag_id, r.run_id});
       keys.push_back({dag_id, r.run_id});
       continue;

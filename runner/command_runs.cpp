@@ -115,13 +115,36 @@ int tasks_log(invocation& inv) {
   return exit_ok;
 }
 
+// The DAG named on the command line when an operation needs its graph; nullptr (after a usage
+// message) when it is not loaded.
+const dag::definition* dag_for(invocation& inv, dag::dag_folder& folder, const std::string& dag_id) {
+  folder = load_dags(inv, true);
+  return find_dag(inv, folder, dag_id);
+}
+
+// What a clear or mark touched: a line per task instance on a dry run (or with --json), then a count.
+void report(invocation& inv, const std::vector<dag::task_instance_ref>& refs, const std::string& verb, bool dry_run) {
+  if (inv.global.json) {
+    json out = json::array();
+    for (const auto& r : refs) out.push_back({{"dag_id", r.dag_id}, {"run_id", r.run_id}, {"task_id", r.task_id}});
+    inv.out << out.dump(2) << "\n";
+    return;
+  }
+  if (dry_run)
+    for (const auto& r : refs) inv.out << r.run_id << " " << r.task_id << "\n";
+  std::set<std::string> run_ids;
+  for (const auto& r : refs) run_ids.insert(r.run_id);
+  inv.out << (dry_run ? "would have " : "") << verb << " " << refs.size() << " task instance" << (refs.size() == 1 ? "" : "s")
+          << " in " << run_ids.size() << " run" << (run_ids.size() == 1 ? "" : "s") << "\n";
+}
+
 int tasks_clear(invocation& inv) {
   auto db = open_db(inv);
-  const std::string dag_id = inv.args["dag"].as<std::string>();
-  dag::run_filter filter;
-  filter.dag_id = dag_id;
-  if (inv.args.count("start")) filter.logical_from = parse_flag_time(inv, "start");
-  if (inv.args.count("end")) filter.logical_to = parse_flag_time(inv, "end");
+  dag::clear_selection which;
+  which.dag_id = inv.args["dag"].as<std::string>();
+  if (inv.args.count("start")) which.logical_from = parse_flag_time(inv, "start");
+  if (inv.args.count("end")) which.logical_to = parse_flag_time(inv, "end");
+  if (inv.args.count("run-id")) which.run_id = inv.args["run-id"].as<std::string>();
   std::optional<std::regex> pattern;
   if (inv.args.count("task")) {
     try {
@@ -130,20 +153,49 @@ int tasks_clear(invocation& inv) {
       throw dag::usage_error(std::string("--task: bad regular expression: ") + e.what());
     }
   }
-  clear_selection which;
-  which.dag_id = dag_id;
-  which.logical_from = filter.logical_from;
-  which.logical_to = filter.logical_to;
   if (pattern) which.task_matches = [&](const std::string& task_id) { return std::regex_search(task_id, *pattern); };
   which.failed_only = inv.args.count("failed-only") > 0;
-  const auto done = clear_task_instances(*db, which);
-  const std::size_t cleared = done.size();
-  std::set<std::string> run_ids;
-  for (const auto& [run_id, task_id] : done) run_ids.insert(run_id);
-  const std::size_t runs = run_ids.size();
-  inv.out << "cleared " << cleared << " task instance" << (cleared == 1 ? "" : "s") << " in " << runs << " run"
-          << (runs == 1 ? "" : "s") << "\n";
+  which.upstream = inv.args.count("upstream") > 0;
+  which.downstream = inv.args.count("downstream") > 0;
+  which.dry_run = inv.args.count("dry-run") > 0;
+  // Relatives come from the DAG's graph, so only then must the DAG load.
+  dag::dag_folder folder;
+  const dag::definition* d = nullptr;
+  if (which.upstream || which.downstream) {
+    d = dag_for(inv, folder, which.dag_id);
+    if (!d) return exit_usage;
+  }
+  if (which.run_id && !db->find_run(which.dag_id, *which.run_id))
+    throw dag::usage_error("--run-id: DAG '" + which.dag_id + "' has no run '" + *which.run_id + "'");
+  report(inv, dag::clear_task_instances(*db, which, d), "cleared", which.dry_run);
   return exit_ok;
+}
+
+int tasks_mark(invocation& inv, dag::task_state state) {
+  dag::mark_selection which;
+  which.dag_id = inv.args["dag"].as<std::string>();
+  which.run_id = inv.args["run_id"].as<std::string>();
+  which.task_ids = inv.args["task"].as<std::vector<std::string>>();
+  which.state = state;
+  which.upstream = inv.args.count("upstream") > 0;
+  which.downstream = inv.args.count("downstream") > 0;
+  which.dry_run = inv.args.count("dry-run") > 0;
+  dag::dag_folder folder;
+  const dag::definition* d = dag_for(inv, folder, which.dag_id);
+  if (!d) return exit_usage;
+  auto db = open_db(inv);
+  report(inv, dag::mark_task_instances(*db, which, *d, inv.now.precise_now()),
+         "marked " + std::string(dag::to_string(state)), which.dry_run);
+  return exit_ok;
+}
+
+void mark_options(po::options_description& d, po::positional_options_description& p) {
+  d.add_options()("dag", po::value<std::string>()->required()->value_name("DAG"), "the DAG")(
+      "run_id", po::value<std::string>()->required()->value_name("RUN_ID"), "the run")(
+      "task", po::value<std::vector<std::string>>()->required()->value_name("TASK"), "the task (one or more)")(
+      "upstream", "also every task upstream of them")("downstream", "also every task downstream of them")(
+      "dry-run", "print what would be marked, change nothing");
+  p.add("dag", 1).add("run_id", 1).add("task", -1);
 }
 
 }  // namespace
@@ -179,17 +231,29 @@ void add_runs_commands(std::vector<command>& out) {
                  },
                  tasks_log});
   out.push_back({{"tasks", "clear"},
-                 "tasks clear DAG [--start D --end D] [--task REGEX] [--failed-only]",
+                 "tasks clear DAG [--start D --end D] [--run-id R] [--task REGEX] [--upstream] [--downstream] [--failed-only] [--dry-run]",
                  "reset task instances to be run again (their runs go back to queued)",
                  [](po::options_description& d, po::positional_options_description& p) {
                    d.add_options()("dag", po::value<std::string>()->required()->value_name("DAG"), "the DAG")(
                        "start", po::value<std::string>()->value_name("D"), "runs with logical date at or after D")(
                        "end", po::value<std::string>()->value_name("D"), "runs with logical date at or before D")(
+                       "run-id", po::value<std::string>()->value_name("R"), "only run R")(
                        "task", po::value<std::string>()->value_name("REGEX"), "only tasks whose id matches REGEX")(
-                       "failed-only", "only failed and upstream_failed task instances");
+                       "upstream", "also every task upstream of a matched one")(
+                       "downstream", "also every task downstream of a matched one")(
+                       "failed-only", "only failed and upstream_failed task instances")(
+                       "dry-run", "print what would be cleared, change nothing");
                    p.add("dag", 1);
                  },
                  tasks_clear});
+  out.push_back({{"tasks", "mark-success"},
+                 "tasks mark-success DAG RUN_ID TASK... [--upstream] [--downstream] [--dry-run]",
+                 "set task instances to success (failed tasks downstream of them run again)",
+                 mark_options, [](invocation& inv) { return tasks_mark(inv, dag::task_state::success); }});
+  out.push_back({{"tasks", "mark-failed"},
+                 "tasks mark-failed DAG RUN_ID TASK... [--upstream] [--downstream] [--dry-run]",
+                 "set task instances to failed",
+                 mark_options, [](invocation& inv) { return tasks_mark(inv, dag::task_state::failed); }});
 }
 
 }  // namespace dagrun

@@ -6,7 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "http_face.hpp"
+#include <dag/http/face.hpp>
 #include "session.hpp"
 
 namespace po = boost::program_options;
@@ -73,7 +73,7 @@ int schedule_command(invocation& inv) {
   }
   dag::engine eng(*db, inv.operators, inv.now, options);
   // Declared before the server, so that it outlives it (the server joins its threads first).
-  http_face face({inv.global.db, options.queue_url, token, std::chrono::seconds(30)}, metrics, inv.now);
+  dag::http_face face({inv.global.db, options.queue_url, token, std::chrono::seconds(30)}, metrics, inv.now);
   auto dags = engine_dags(folder);
   face.set_dags(dags);
   std::optional<dag::http_server> server;

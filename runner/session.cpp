@@ -16,59 +16,6 @@ dag::time_point parse_flag_time(const invocation& inv, const char* flag) {
   }
 }
 
-std::string iso(const std::optional<dag::timestamp>& t) {
-  if (!t) return "";
-  return dag::format_iso(std::chrono::floor<std::chrono::seconds>(*t));
-}
-
-std::vector<dag::try_record> tries_of(dag::store& db, const std::string& dag_id, const std::string& run_id,
-                                      const std::string& task_id) {
-  auto tries = db.tries(dag_id, run_id, task_id);
-  for (const auto& ti : db.task_instances(dag_id, run_id))
-    if (ti.task_id == task_id && ti.try_number > 0 && (tries.empty() || tries.back().try_number < ti.try_number))
-      tries.push_back(dag::try_record_of(ti));
-  return tries;
-}
-
-std::vector<std::pair<std::string, std::string>> clear_task_instances(dag::store& db, const clear_selection& which) {
-  dag::run_filter filter;
-  filter.dag_id = which.dag_id;
-  filter.logical_from = which.logical_from;
-  filter.logical_to = which.logical_to;
-  dag::change_set changes;
-  std::vector<std::pair<std::string, std::string>> cleared;
-  for (const auto& run : db.runs(filter)) {
-    if (which.run_id && run.run_id != *which.run_id) continue;
-    bool any = false;
-    for (auto ti : db.task_instances(which.dag_id, run.run_id)) {
-      if (which.task_matches && !which.task_matches(ti.task_id)) continue;
-      if (which.failed_only && ti.state != dag::task_state::failed && ti.state != dag::task_state::upstream_failed) continue;
-      if (ti.state == dag::task_state::none) continue;
-      const dag::task_state expected = ti.state;
-      // The try number stays: the next try is counted after the ones already made (Airflow), and
-      // the retries start over.
-      ti.state = dag::task_state::none;
-      ti.end_date.reset();
-      ti.retry_at.reset();
-      ti.first_start_date.reset();
-      ti.cleared_tries = ti.try_number;
-      ti.message.clear();
-      changes.task_instances.push_back({expected, ti.try_number, ti});
-      changes.xcom_deletes.push_back({ti.dag_id, ti.run_id, ti.task_id, "", ""});  // Airflow clears them too
-      cleared.emplace_back(run.run_id, ti.task_id);
-      any = true;
-    }
-    if (any) changes.runs.push_back({run.dag_id, run.run_id, run.state, dag::run_state::queued, std::nullopt, std::nullopt});
-  }
-  if (!which.dry_run && !changes.empty()) db.apply(changes);
-  return cleared;
-}
-
-std::optional<double> seconds_between(const std::optional<dag::timestamp>& a, const std::optional<dag::timestamp>& b) {
-  if (!a || !b) return std::nullopt;
-  return std::chrono::duration<double>(*b - *a).count();
-}
-
 }  // namespace dagrun
 
 #include <csignal>

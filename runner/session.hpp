@@ -9,6 +9,7 @@
 #include <thread>
 
 #include <dag/engine/engine.hpp>
+#include <dag/model/operations.hpp>
 #include <dag/store/store.hpp>
 
 #include "cli.hpp"
@@ -22,30 +23,9 @@ std::unique_ptr<dag::store> open_db(const invocation& inv);
 dag::time_point parse_flag_time(const invocation& inv, const char* flag);
 
 /// Formats an optional timestamp as ISO-8601 (UTC), or "" when empty.
-std::string iso(const std::optional<dag::timestamp>& t);
+inline std::string iso(const std::optional<dag::timestamp>& t) { return dag::format_iso(t); }
 
-/// Every try of a task instance, in order: the recorded ones, plus the one still running (it has no
-/// row of its own until it ends; its task instance knows its number and log).
-std::vector<dag::try_record> tries_of(dag::store& db, const std::string& dag_id, const std::string& run_id,
-                                      const std::string& task_id);
-
-/// Which task instances a clear puts back to `none` (`tasks clear`, the API's clearTaskInstances).
-struct clear_selection {
-  std::string dag_id;                                   ///< the DAG
-  std::optional<dag::time_point> logical_from;          ///< runs with logical dates from here
-  std::optional<dag::time_point> logical_to;            ///< … up to here (included)
-  std::function<bool(const std::string&)> task_matches; ///< which tasks; empty: all
-  std::optional<std::string> run_id;                    ///< only this run
-  bool failed_only = false;                             ///< only failed and upstream_failed instances
-  bool dry_run = false;                                 ///< report, change nothing
-};
-
-/// Clears the selected task instances (their retries start over) and queues their runs again;
-/// returns the (run id, task id) of every instance cleared.
-std::vector<std::pair<std::string, std::string>> clear_task_instances(dag::store& db, const clear_selection& which);
-
-/// Seconds between two timestamps, or nullopt when either is missing.
-std::optional<double> seconds_between(const std::optional<dag::timestamp>& a, const std::optional<dag::timestamp>& b);
+using dag::seconds_between;
 
 }  // namespace dagrun
 

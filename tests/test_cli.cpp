@@ -395,3 +395,45 @@ TEST_CASE("Cli.SeedBatchPipelineRunsAgainstPostgres" * doctest::timeout(120)) {
   pqxx::nontransaction tx(admin);
   tx.exec("DROP DATABASE IF EXISTS " + db_name);
 }
+
+TEST_CASE("Cli.ClearWithRelativesAndMarkSuccessOrFailed" * doctest::timeout(120)) {
+  state_dir s;
+  s.write_dag("daily.yaml", daily_dag);
+  CHECK(run(s.with({"run", "daily", "--date", "2024-01-03"})).status == 1);  // b fails on that date
+  const std::string run_id = "manual__2024-01-03T00:00:00+00:00";
+  auto states = [&] {
+    std::string out;
+    for (const auto& t : nlohmann::json::parse(run(s.with({"tasks", "list", "daily", run_id, "--json"})).out))
+      out += t["task_id"].get<std::string>() + "=" + t["state"].get<std::string>() + " ";
+    return out;
+  };
+  CHECK(states() == "a=success b=failed ");
+
+  auto dry = run(s.with({"tasks", "clear", "daily", "--task", "^a$", "--downstream", "--dry-run"}));
+  CHECK(dry.status == 0);
+  CHECK(dry.out == run_id + " a\n" + run_id + " b\nwould have cleared 2 task instances in 1 run\n");
+  CHECK(states() == "a=success b=failed ");
+
+  auto marked = run(s.with({"tasks", "mark-success", "daily", run_id, "b"}));
+  CHECK(marked.status == 0);
+  CHECK(marked.out == "marked success 1 task instance in 1 run\n");
+  CHECK(states() == "a=success b=success ");
+  auto runs = nlohmann::json::parse(run(s.with({"runs", "list", "daily", "--json"})).out);
+  CHECK(runs[0]["state"] == "queued");  // the scheduler ends it again, now by its new states
+
+  auto failed = run(s.with({"tasks", "mark-failed", "daily", run_id, "b", "--upstream", "--json"}));
+  CHECK(failed.status == 0);
+  CHECK(nlohmann::json::parse(failed.out).size() == 2);
+  CHECK(states() == "a=failed b=failed ");
+
+  CHECK(run(s.with({"tasks", "clear", "daily", "--task", "^b$", "--upstream", "--run-id", run_id})).out ==
+        "cleared 2 task instances in 1 run\n");
+  CHECK(states() == "a=none b=none ");
+
+  auto unknown = run(s.with({"tasks", "mark-success", "daily", run_id, "bb"}));
+  CHECK(unknown.status == 2);
+  CHECK(unknown.err.find("DAG 'daily' has no task 'bb' (did you mean 'b'?)") != std::string::npos);
+  CHECK(run(s.with({"tasks", "mark-failed", "daily", "nope", "b"})).status == 2);
+  CHECK(run(s.with({"tasks", "clear", "daily", "--run-id", "nope"})).status == 2);
+  CHECK(run(s.with({"tasks", "clear", "nodag", "--downstream"})).status == 2);
+}

@@ -14,7 +14,7 @@
 #include <dag/engine/engine.hpp>
 #include <dag/metrics/registry.hpp>
 
-#include "../runner/http_face.hpp"
+#include <dag/http/face.hpp>
 #include "cli.hpp"
 
 namespace {
@@ -34,7 +34,7 @@ std::set<std::string> exported_metrics() {
   } clock;
   dag::metrics_registry m;
   dag::declare_engine_metrics(m);
-  dagrun::http_face face({"sqlite::memory:", "", std::nullopt, std::chrono::seconds(30)}, m, clock);
+  dag::http_face face({"sqlite::memory:", "", std::nullopt, std::chrono::seconds(30)}, m, clock);
   std::set<std::string> out;
   std::istringstream text(m.text());
   for (std::string line; std::getline(text, line);)

@@ -19,7 +19,7 @@
 #include <builtin.hpp>
 #include <dag/load/check.hpp>
 
-#include "../runner/http_face.hpp"
+#include <dag/http/face.hpp>
 #include "support/http_client.hpp"
 
 using namespace std::chrono_literals;
@@ -40,7 +40,7 @@ struct served_face {
   std::filesystem::path dir;
   fixed_clock clock;
   dag::metrics_registry metrics;
-  std::unique_ptr<dagrun::http_face> face;
+  std::unique_ptr<dag::http_face> face;
   std::unique_ptr<dag::http_server> server;
 
   explicit served_face(std::string db_url = "", std::optional<std::string> token = std::nullopt) {
@@ -52,7 +52,7 @@ struct served_face {
       dag::open_store(db_url);  // created and migrated, as the daemon does before serving
     }
     dag::declare_engine_metrics(metrics);
-    face = std::make_unique<dagrun::http_face>(dagrun::http_face_options{db_url, "", token, 30s}, metrics, clock);
+    face = std::make_unique<dag::http_face>(dag::http_face_options{db_url, "", token, 30s}, metrics, clock);
     server = std::make_unique<dag::http_server>("127.0.0.1", 0, [this](const dag::http_request& r) { return face->handle(r); });
   }
   ~served_face() {
@@ -288,7 +288,8 @@ TEST_CASE("Http.ApiPausesClearsAndServesLogs" * doctest::timeout(30)) {
   // Airflow's clearTaskInstances is a dry run unless told otherwise.
   r = s.send("POST", "/api/v1/dags/etl/clearTaskInstances", {{"only_failed", true}});
   CHECK(r.status == 200);
-  CHECK(json::parse(r.body)["task_instances"] == json::array({{{"dag_id", "etl"}, {"dag_run_id", run_id}, {"task_id", "extract"}}}));
+  CHECK(json::parse(r.body)["task_instances"] ==
+        json::array({{{"dag_id", "etl"}, {"dag_run_id", run_id}, {"task_id", "extract"}, {"execution_date", "2024-01-02T00:00:00+00:00"}}}));
   CHECK(s.store()->find_run("etl", run_id)->state == dag::run_state::failed);
   {
     dag::change_set c;  // an XCom of the failed try's earlier success (say, before a clear)
@@ -447,8 +448,54 @@ TEST_CASE("Http.ClearingDefaultsToFailedTasksAndRefusesUnknownFields" * doctest:
   CHECK(r.status == 200);
   CHECK(json::parse(r.body)["task_instances"].size() == 1);  // only the failed one (Airflow's only_failed: true)
   CHECK(s.store()->task_instances("etl", run_id)[0].state == dag::task_state::success);
-  r = s.send("POST", "/api/v1/dags/etl/clearTaskInstances", {{"include_downstream", true}});
+  r = s.send("POST", "/api/v1/dags/etl/clearTaskInstances", {{"include_future", true}});
   CHECK(r.status == 400);
-  CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("include_downstream: not supported"));
+  CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("include_future: not supported"));
   CHECK(s.send("POST", "/api/v1/dags/etl/clearTaskInstances", {{"dag_run_id", "nope"}}).status == 404);
+}
+
+TEST_CASE("Http.ApiMarksTaskInstancesAndClearsWithRelatives" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-02T00:00:00Z"}}).status == 200);
+  const std::string run_id = "manual__2024-01-02T00:00:00+00:00";
+  s.fail_task(run_id, 0, "", "boom", true);  // extract failed; load never ran
+  const std::string ti = "/api/v1/dags/etl/dagRuns/manual__2024-01-02T00%3A00%3A00%2B00%3A00/taskInstances/";
+  auto states = [&] {
+    std::vector<std::string> out;
+    for (const auto& t : s.store()->task_instances("etl", run_id)) out.emplace_back(dag::to_string(t.state));
+    return out;
+  };
+
+  // PATCH a task instance's state: Airflow's mark success / failed (not a dry run by default).
+  auto r = s.send("PATCH", ti + "extract", {{"new_state", "success"}});
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body) == json{{"dag_id", "etl"}, {"dag_run_id", run_id}, {"task_id", "extract"},
+                                    {"execution_date", "2024-01-02T00:00:00+00:00"}});
+  CHECK(states() == std::vector<std::string>{"success", "none"});
+  CHECK(s.store()->find_run("etl", run_id)->state == dag::run_state::queued);  // a scheduler takes it up again
+  CHECK(s.send("PATCH", ti + "extract", {{"new_state", "running"}}).status == 400);
+  CHECK(s.send("PATCH", ti + "nope", {{"new_state", "failed"}}).status == 404);
+  CHECK(s.send("PATCH", ti + "extract", {{"new_state", "failed"}, {"include_future", true}}).status == 400);
+
+  // updateTaskInstancesState with downstream: a dry run by default, as Airflow's.
+  const json mark{{"task_id", "extract"}, {"dag_run_id", run_id}, {"new_state", "failed"}, {"include_downstream", true}};
+  r = s.send("POST", "/api/v1/dags/etl/updateTaskInstancesState", mark);
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["task_instances"].size() == 2);
+  CHECK(states() == std::vector<std::string>{"success", "none"});
+  json real = mark;
+  real["dry_run"] = false;
+  r = s.send("POST", "/api/v1/dags/etl/updateTaskInstancesState", real);
+  CHECK(json::parse(r.body)["task_instances"].size() == 2);
+  CHECK(states() == std::vector<std::string>{"failed", "failed"});
+  real["dag_run_id"] = "nope";
+  CHECK(s.send("POST", "/api/v1/dags/etl/updateTaskInstancesState", real).status == 404);
+
+  // clearTaskInstances with include_downstream clears load with extract.
+  r = s.send("POST", "/api/v1/dags/etl/clearTaskInstances",
+             {{"task_ids", {"extract"}}, {"include_downstream", true}, {"dry_run", false}, {"only_failed", false}});
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["task_instances"].size() == 2);
+  CHECK(states() == std::vector<std::string>{"none", "none"});
 }

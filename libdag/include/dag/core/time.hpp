@@ -55,6 +55,17 @@ std::string format_iso(time_point t);
 /// Formats as ISO-8601 in the given IANA zone with its offset: `2024-03-31T03:00:00+02:00`.
 std::string format_iso(time_point t, std::string_view timezone);
 
+/// An optional instant (a try's or run's start or end) to the second, as format_iso; "" when unset.
+inline std::string format_iso(const std::optional<timestamp>& t) {
+  return t ? format_iso(std::chrono::floor<std::chrono::seconds>(*t)) : std::string{};
+}
+
+/// Seconds from `a` to `b` (a duration shown in listings), or nullopt when either is unset.
+inline std::optional<double> seconds_between(const std::optional<timestamp>& a, const std::optional<timestamp>& b) {
+  if (!a || !b) return std::nullopt;
+  return std::chrono::duration<double>(*b - *a).count();
+}
+
 /// True when `name` is a timezone the system's tz database knows.
 bool is_known_timezone(std::string_view name);
 

@@ -12,34 +12,34 @@
 #include <dag/engine/engine.hpp>
 #include <dag/engine/scheduler_core.hpp>
 
-#include "session.hpp"
+#include <dag/model/operations.hpp>
 
-namespace dagrun {
+namespace dag::detail {
 namespace {
 
 // Airflow's state colours, so the grid reads the same.
-std::string colour_of(dag::task_state s) {
+std::string colour_of(task_state s) {
   switch (s) {
-    case dag::task_state::success: return "#008000";
-    case dag::task_state::failed: return "#ff0000";
-    case dag::task_state::running: return "#32cd32";
-    case dag::task_state::queued: return "#808080";
-    case dag::task_state::scheduled: return "#d2b48c";
-    case dag::task_state::up_for_retry: return "#ffd700";
-    case dag::task_state::up_for_reschedule: return "#40e0d0";
-    case dag::task_state::upstream_failed: return "#ffa500";
-    case dag::task_state::skipped: return "#ff69b4";
-    case dag::task_state::removed: return "#d3d3d3";
-    case dag::task_state::none: return "#ffffff";
+    case task_state::success: return "#008000";
+    case task_state::failed: return "#ff0000";
+    case task_state::running: return "#32cd32";
+    case task_state::queued: return "#808080";
+    case task_state::scheduled: return "#d2b48c";
+    case task_state::up_for_retry: return "#ffd700";
+    case task_state::up_for_reschedule: return "#40e0d0";
+    case task_state::upstream_failed: return "#ffa500";
+    case task_state::skipped: return "#ff69b4";
+    case task_state::removed: return "#d3d3d3";
+    case task_state::none: return "#ffffff";
   }
   return "#ffffff";
 }
-std::string colour_of(dag::run_state s) {
+std::string colour_of(run_state s) {
   switch (s) {
-    case dag::run_state::success: return "#008000";
-    case dag::run_state::failed: return "#ff0000";
-    case dag::run_state::running: return "#32cd32";
-    case dag::run_state::queued: return "#808080";
+    case run_state::success: return "#008000";
+    case run_state::failed: return "#ff0000";
+    case run_state::running: return "#32cd32";
+    case run_state::queued: return "#808080";
   }
   return "#ffffff";
 }
@@ -67,14 +67,14 @@ std::string form_field(const std::string& body, const std::string& name) {
     const std::size_t end = std::min(body.find('&', start), body.size());
     const std::string pair = body.substr(start, end - start);
     const std::size_t eq = pair.find('=');
-    if (dag::url_decoded(pair.substr(0, eq), true) == name) return eq == std::string::npos ? "" : dag::url_decoded(pair.substr(eq + 1), true);
+    if (url_decoded(pair.substr(0, eq), true) == name) return eq == std::string::npos ? "" : url_decoded(pair.substr(eq + 1), true);
     start = end + 1;
   }
   return {};
 }
 
 // `refresh`: reload every 5 s (a page showing runs still in progress).
-dag::http_response page(int status, const std::string& title, const std::string& body, bool refresh = false) {
+http_response page(int status, const std::string& title, const std::string& body, bool refresh = false) {
   std::string html = std::string("<!doctype html><html><head><meta charset=\"utf-8\">") +
                      (refresh ? "<meta http-equiv=\"refresh\" content=\"5\">" : "") + "<title>" + html_escaped(title) +
                      " · dagrun</title><style>"
@@ -88,8 +88,8 @@ dag::http_response page(int status, const std::string& title, const std::string&
   return {status, "text/html; charset=utf-8", std::move(html)};
 }
 
-dag::http_response redirect(const std::string& to) {
-  dag::http_response r{303, "text/plain; charset=utf-8", "see " + to};
+http_response redirect(const std::string& to) {
+  http_response r{303, "text/plain; charset=utf-8", "see " + to};
   r.headers.emplace_back("Location", to);
   return r;
 }
@@ -105,7 +105,7 @@ std::string button(const std::string& action, const std::string& label, const we
 }
 
 // The value of a cookie in a Cookie header, or empty.
-std::string cookie(const dag::http_request& request, const std::string& name) {
+std::string cookie(const http_request& request, const std::string& name) {
   const auto it = request.headers.find("cookie");
   if (it == request.headers.end()) return {};
   const std::string& all = it->second;
@@ -129,7 +129,7 @@ std::string new_session_id() {
   return id;
 }
 
-dag::http_response sign_in_page(int status, const std::string& problem) {
+http_response sign_in_page(int status, const std::string& problem) {
   return page(status, "Sign in",
               (problem.empty() ? "" : "<p class=\"err\">" + html_escaped(problem) + "</p>") +
                   "<form method=\"post\" action=\"/login\"><input type=\"password\" name=\"token\" "
@@ -142,7 +142,7 @@ std::string log_link(const std::string& dag_id, const std::string& run_id, const
          std::to_string(try_number);
 }
 
-dag::http_response dag_list(const web_ui_context& ui) {
+http_response dag_list(const web_ui_context& ui) {
   const auto paused = ui.db.paused_dags();
   std::string body;
   const auto errors = ui.db.import_errors();
@@ -153,12 +153,12 @@ dag::http_response dag_list(const web_ui_context& ui) {
   }
   body += "<table><tr><th>DAG</th><th>schedule</th><th>tags</th><th>recent runs</th><th></th></tr>";
   for (const auto& d : ui.dags) {
-    dag::run_filter latest;
+    run_filter latest;
     latest.dag_id = d.id();
     latest.limit = 10;
     std::string runs;
     for (const auto& r : ui.db.runs(latest))
-      runs = square(colour_of(r.state), r.run_id + ": " + std::string(dag::to_string(r.state))) + runs;  // oldest first
+      runs = square(colour_of(r.state), r.run_id + ": " + std::string(to_string(r.state))) + runs;  // oldest first
     std::string tags;
     for (const auto& t : d.tags()) tags += html_escaped(t) + " ";
     const bool is_paused = paused.contains(d.id());
@@ -173,7 +173,7 @@ dag::http_response dag_list(const web_ui_context& ui) {
 
 // Boxes placed by depth (longest path from a root), edges as lines: readable for the DAG sizes
 // people look at in a browser.
-std::string graph_svg(const dag::scheduled_dag& sd, const std::vector<dag::task_instance_record>& latest) {
+std::string graph_svg(const scheduled_dag& sd, const std::vector<task_instance_record>& latest) {
   const auto& tasks = sd.def.all_tasks();
   std::vector<int> depth(tasks.size(), 0);
   for (std::size_t i : sd.graph.topological_order())
@@ -186,7 +186,7 @@ std::string graph_svg(const dag::scheduled_dag& sd, const std::vector<dag::task_
     width = std::max(width, d * 200 + 180);
     height = std::max(height, n * 40 + 10);
   }
-  std::map<std::string, dag::task_state> state;
+  std::map<std::string, task_state> state;
   for (const auto& ti : latest) state[ti.task_id] = ti.state;
   std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(width) + "\" height=\"" +
                     std::to_string(height) + "\" font-size=\"12\">";
@@ -197,7 +197,7 @@ std::string graph_svg(const dag::scheduled_dag& sd, const std::vector<dag::task_
       svg += "<line x1=\"" + std::to_string(x(u) + 160) + "\" y1=\"" + std::to_string(y(u) + 14) + "\" x2=\"" +
              std::to_string(x(i)) + "\" y2=\"" + std::to_string(y(i) + 14) + "\" stroke=\"#999\"/>";
   for (std::size_t i = 0; i < tasks.size(); ++i) {
-    const auto s = state.count(tasks[i].id) ? state[tasks[i].id] : dag::task_state::none;
+    const auto s = state.count(tasks[i].id) ? state[tasks[i].id] : task_state::none;
     svg += "<rect x=\"" + std::to_string(x(i)) + "\" y=\"" + std::to_string(y(i)) +
            "\" width=\"160\" height=\"28\" rx=\"4\" fill=\"#fff\" stroke=\"" + colour_of(s) + "\" stroke-width=\"3\"/>";
     svg += "<text x=\"" + std::to_string(x(i) + 8) + "\" y=\"" + std::to_string(y(i) + 18) + "\">" +
@@ -207,9 +207,9 @@ std::string graph_svg(const dag::scheduled_dag& sd, const std::vector<dag::task_
   return svg + "</svg>";
 }
 
-dag::http_response dag_page(const dag::definition& d, const web_ui_context& ui) {
-  const dag::scheduled_dag sd(d);
-  dag::run_filter filter;
+http_response dag_page(const definition& d, const web_ui_context& ui) {
+  const scheduled_dag sd(d);
+  run_filter filter;
   filter.dag_id = d.id();
   filter.limit = 20;
   auto runs = ui.db.runs(filter);
@@ -221,16 +221,16 @@ dag::http_response dag_page(const dag::definition& d, const web_ui_context& ui) 
                      button(dag_link(d.id()) + "/trigger", "Trigger a run now", ui) +
                      button(dag_link(d.id()) + (is_paused ? "/unpause" : "/pause"), is_paused ? "Unpause" : "Pause", ui) + "</p>";
   // The grid: a row per task in topological order, a column per run.
-  std::vector<std::map<std::string, dag::task_instance_record>> cells;
+  std::vector<std::map<std::string, task_instance_record>> cells;
   for (const auto& r : runs) {
-    std::map<std::string, dag::task_instance_record> by_task;
+    std::map<std::string, task_instance_record> by_task;
     for (auto& ti : ui.db.task_instances(d.id(), r.run_id)) by_task[ti.task_id] = std::move(ti);
     cells.push_back(std::move(by_task));
   }
   body += "<h2>Grid</h2><table><tr><th>task</th>";
   for (const auto& r : runs) {
-    body += "<th>" + square(colour_of(r.state), r.run_id + ": " + std::string(dag::to_string(r.state)));
-    if (r.state == dag::run_state::failed) body += button(dag_link(d.id()) + "/runs/" + url_encoded(r.run_id) + "/clear", "clear failed", ui);
+    body += "<th>" + square(colour_of(r.state), r.run_id + ": " + std::string(to_string(r.state)));
+    if (r.state == run_state::failed) body += button(dag_link(d.id()) + "/runs/" + url_encoded(r.run_id) + "/clear", "clear failed", ui);
     body += "</th>";
   }
   body += "</tr>";
@@ -244,23 +244,23 @@ dag::http_response dag_page(const dag::definition& d, const web_ui_context& ui) 
         continue;
       }
       const auto& ti = it->second;
-      const std::string title = ti.run_id + " · " + std::string(dag::to_string(ti.state)) +
+      const std::string title = ti.run_id + " · " + std::string(to_string(ti.state)) +
                                 (ti.try_number > 0 ? " · try " + std::to_string(ti.try_number) : "") +
                                 (ti.message.empty() ? "" : " · " + ti.message);
       body += "<td>" + square(colour_of(ti.state), title, ti.try_number > 0 ? log_link(ti.dag_id, ti.run_id, ti.task_id, ti.try_number) : "") + "</td>";
     }
     body += "</tr>";
   }
-  body += "</table><h2>Graph</h2>" + graph_svg(sd, cells.empty() ? std::vector<dag::task_instance_record>{} : [&] {
-    std::vector<dag::task_instance_record> latest;
+  body += "</table><h2>Graph</h2>" + graph_svg(sd, cells.empty() ? std::vector<task_instance_record>{} : [&] {
+    std::vector<task_instance_record> latest;
     for (const auto& [id, ti] : cells.back()) latest.push_back(ti);
     return latest;
   }());
-  const bool in_progress = std::any_of(runs.begin(), runs.end(), [](const dag::run_record& r) { return !dag::is_finished(r.state); });
+  const bool in_progress = std::any_of(runs.begin(), runs.end(), [](const run_record& r) { return !is_finished(r.state); });
   return page(200, d.id(), body, in_progress);
 }
 
-dag::http_response log_page(const dag::definition& d, const std::string& run_id, const std::string& task_id,
+http_response log_page(const definition& d, const std::string& run_id, const std::string& task_id,
                             const std::string& try_text, const web_ui_context& ui) {
   int try_number = 0;
   try {
@@ -278,7 +278,7 @@ dag::http_response log_page(const dag::definition& d, const std::string& run_id,
   std::string others;
   for (const auto& t : tries) {
     others += "<a href=\"" + log_link(d.id(), run_id, task_id, t.try_number) + "\">try " + std::to_string(t.try_number) + "</a> (" +
-              html_escaped(std::string(dag::to_string(t.state))) + ") ";
+              html_escaped(std::string(to_string(t.state))) + ") ";
   }
   return page(200, d.id() + " · " + task_id + " · try " + std::to_string(try_number),
               "<p><a href=\"" + dag_link(d.id()) + "\">" + html_escaped(d.id()) + "</a> · run " + html_escaped(run_id) +
@@ -303,8 +303,8 @@ std::string html_escaped(const std::string& text) {
   return out;
 }
 
-std::optional<dag::http_response> web_ui(const dag::http_request& request, const web_ui_context& ui) {
-  const auto p = dag::path_segments(request.path());
+std::optional<http_response> web_ui(const http_request& request, const web_ui_context& ui) {
+  const auto p = path_segments(request.path());
   if (!p.empty() && p[0] != "dags" && p[0] != "login") return std::nullopt;
   const bool post = request.method == "POST";
   if (!post && request.method != "GET") return page(405, "Method not allowed", "");
@@ -313,7 +313,7 @@ std::optional<dag::http_response> web_ui(const dag::http_request& request, const
   if (p.size() == 1 && p[0] == "login") {
     if (!ui.token) return redirect("/");
     if (!post) return sign_in_page(200, "");
-    if (!dag::same_secret(form_field(request.body, "token"), *ui.token)) return sign_in_page(401, "That is not this dagrun's token.");
+    if (!same_secret(form_field(request.body, "token"), *ui.token)) return sign_in_page(401, "That is not this dagrun's token.");
     const std::string id = new_session_id();
     ui.sessions.insert(id);
     auto r = redirect("/");
@@ -324,7 +324,7 @@ std::optional<dag::http_response> web_ui(const dag::http_request& request, const
     return post ? page(401, "Not signed in", "<p><a href=\"/login\">Sign in</a> first.</p>") : redirect("/login");
   if (p.empty()) return post ? page(405, "Method not allowed", "") : dag_list(ui);
   if (p.size() < 2) return std::nullopt;
-  const dag::definition* d = nullptr;
+  const definition* d = nullptr;
   for (const auto& x : ui.dags)
     if (x.id() == p[1]) d = &x;
   if (!d) return page(404, "Not found", "<p>no DAG <code>" + html_escaped(p[1]) + "</code> is loaded</p>");
@@ -337,8 +337,8 @@ std::optional<dag::http_response> web_ui(const dag::http_request& request, const
     }
     if (p.size() == 3 && p[2] == "trigger") {
       const auto date = ui.now.now();
-      if (!dag::create_run_record(ui.db, dag::scheduled_dag(*d), dag::run_type::manual, date, "{}"))
-        return page(409, "Conflict", "<p>a run " + html_escaped(dag::make_run_id(dag::run_type::manual, date)) + " already exists</p>");
+      if (!trigger_run(ui.db, *d, date))
+        return page(409, "Conflict", "<p>a run " + html_escaped(make_run_id(run_type::manual, date)) + " already exists</p>");
       return redirect(back);
     }
     if (p.size() == 5 && p[2] == "runs" && p[4] == "clear") {
@@ -346,7 +346,7 @@ std::optional<dag::http_response> web_ui(const dag::http_request& request, const
       which.dag_id = d->id();
       which.run_id = p[3];
       which.failed_only = true;
-      clear_task_instances(ui.db, which);
+      clear_task_instances(ui.db, which, d);
       return redirect(back);
     }
     return page(404, "Not found", "");
@@ -356,4 +356,4 @@ std::optional<dag::http_response> web_ui(const dag::http_request& request, const
   return page(404, "Not found", "");
 }
 
-}  // namespace dagrun
+}  // namespace dag::detail

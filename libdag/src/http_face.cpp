@@ -1,8 +1,9 @@
 // The daemon's HTTP face: health, metrics, and the REST API in Airflow's shape.
-#include "http_face.hpp"
+#include <dag/http/face.hpp>
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -11,16 +12,18 @@
 #include <dag/engine/scheduler_core.hpp>
 #include <dag/exec/task_queue.hpp>
 
-#include "session.hpp"
+#include <dag/model/operations.hpp>
+#include <dag/store/store.hpp>
+
 #include "web_ui.hpp"
 
-namespace dagrun {
+namespace dag {
 namespace {
 
 using json = nlohmann::json;
 
 // Text from tasks (logs, messages) may not be UTF-8: replace what is not, rather than fail.
-dag::http_response json_response(int status, const json& body) {
+http_response json_response(int status, const json& body) {
   return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
@@ -53,22 +56,22 @@ std::string host_of(const std::string& header) {
 }
 
 // Airflow's API errors are RFC 7807 problem documents.
-dag::http_response problem(int status, const std::string& title, const std::string& detail) {
+http_response problem(int status, const std::string& title, const std::string& detail) {
   return json_response(status, {{"title", title}, {"status", status}, {"detail", detail}, {"type", "about:blank"}});
 }
 
-json optional_time(const std::optional<dag::timestamp>& t) {
-  const std::string text = iso(t);
+json optional_time(const std::optional<timestamp>& t) {
+  const std::string text = format_iso(t);
   return text.empty() ? json(nullptr) : json(text);
 }
 
-json dag_json(const dag::definition& d, bool paused) {
+json dag_json(const definition& d, bool paused) {
   json schedule = nullptr;
   if (!d.schedule().empty()) {
     try {
-      const auto span = dag::parse_duration(d.schedule());
+      const auto span = parse_duration(d.schedule());
       schedule = {{"__type", "TimeDelta"}, {"days", span.count() / 86400}, {"seconds", span.count() % 86400}, {"microseconds", 0}};
-    } catch (const dag::error&) {
+    } catch (const error&) {
       schedule = {{"__type", "CronExpression"}, {"value", d.schedule()}};
     }
   }
@@ -87,29 +90,29 @@ json dag_json(const dag::definition& d, bool paused) {
           {"tags", tags}};
 }
 
-json run_json(const dag::run_record& r) {
+json run_json(const run_record& r) {
   const json conf = json::parse(r.conf, nullptr, false);
   return {{"dag_run_id", r.run_id},
           {"dag_id", r.dag_id},
-          {"logical_date", dag::format_iso(r.logical_date)},
-          {"execution_date", dag::format_iso(r.logical_date)},
-          {"data_interval_start", dag::format_iso(r.interval.start)},
-          {"data_interval_end", dag::format_iso(r.interval.end)},
+          {"logical_date", format_iso(r.logical_date)},
+          {"execution_date", format_iso(r.logical_date)},
+          {"data_interval_start", format_iso(r.interval.start)},
+          {"data_interval_end", format_iso(r.interval.end)},
           {"start_date", optional_time(r.start_date)},
           {"end_date", optional_time(r.end_date)},
-          {"state", std::string(dag::to_string(r.state))},
-          {"run_type", std::string(dag::to_string(r.type))},
-          {"external_trigger", r.type == dag::run_type::manual},
+          {"state", std::string(to_string(r.state))},
+          {"run_type", std::string(to_string(r.type))},
+          {"external_trigger", r.type == run_type::manual},
           {"conf", conf.is_object() ? conf : json::object()}};
 }
 
-json task_instance_json(const dag::task_instance_record& ti, const dag::run_record& run) {
+json task_instance_json(const task_instance_record& ti, const run_record& run) {
   const auto d = seconds_between(ti.start_date, ti.end_date);
   return {{"task_id", ti.task_id},
           {"dag_id", ti.dag_id},
           {"dag_run_id", ti.run_id},
-          {"execution_date", dag::format_iso(run.logical_date)},
-          {"state", ti.state == dag::task_state::none ? json(nullptr) : json(std::string(dag::to_string(ti.state)))},
+          {"execution_date", format_iso(run.logical_date)},
+          {"state", ti.state == task_state::none ? json(nullptr) : json(std::string(to_string(ti.state)))},
           {"try_number", ti.try_number},
           {"start_date", optional_time(ti.start_date)},
           {"end_date", optional_time(ti.end_date)},
@@ -120,33 +123,33 @@ json task_instance_json(const dag::task_instance_record& ti, const dag::run_reco
 }
 
 // An optional ISO time field of a request body; a usage error names the field.
-std::optional<dag::time_point> time_field(const json& body, const std::string& name) {
+std::optional<time_point> time_field(const json& body, const std::string& name) {
   if (!body.contains(name) || body[name].is_null()) return std::nullopt;
-  if (!body[name].is_string()) throw dag::usage_error(name + ": expected an ISO-8601 date or time");
+  if (!body[name].is_string()) throw usage_error(name + ": expected an ISO-8601 date or time");
   try {
-    return dag::parse_time(body[name].get<std::string>());
-  } catch (const dag::error& e) {
-    throw dag::usage_error(name + ": " + e.message());
+    return parse_time(body[name].get<std::string>());
+  } catch (const error& e) {
+    throw usage_error(name + ": " + e.message());
   }
 }
 
 // Airflow's `limit` (default 100, at most 100) and `offset` query parameters.
-std::pair<std::size_t, std::size_t> page_of(const dag::http_request& request) {
+std::pair<std::size_t, std::size_t> page_of(const http_request& request) {
   auto number = [&](const std::string& name, long fallback, long low, long high) {
     const std::string text = request.query(name);
     if (text.empty()) return fallback;
     if (text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos)
-      throw dag::usage_error(name + ": expected a whole number, got '" + text + "'");
+      throw usage_error(name + ": expected a whole number, got '" + text + "'");
     const long v = std::stol(text);
     if (v < low || v > high)
-      throw dag::usage_error(name + ": must be between " + std::to_string(low) + " and " + std::to_string(high) + ", got " + text);
+      throw usage_error(name + ": must be between " + std::to_string(low) + " and " + std::to_string(high) + ", got " + text);
     return v;
   };
   return {static_cast<std::size_t>(number("limit", 100, 1, 100)), static_cast<std::size_t>(number("offset", 0, 0, 999999999))};
 }
 
 // One page of `all` under `key`, with the total before paging (Airflow's collection shape).
-json paged(const dag::http_request& request, const std::string& key, const json& all) {
+json paged(const http_request& request, const std::string& key, const json& all) {
   const auto [limit, offset] = page_of(request);
   json page = json::array();
   for (std::size_t i = offset; i < all.size() && i < offset + limit; ++i) page.push_back(all[i]);
@@ -155,13 +158,66 @@ json paged(const dag::http_request& request, const std::string& key, const json&
 
 bool bool_field(const json& body, const std::string& name, bool otherwise) {
   if (!body.contains(name)) return otherwise;
-  if (!body[name].is_boolean()) throw dag::usage_error(name + ": expected true or false");
+  if (!body[name].is_boolean()) throw usage_error(name + ": expected true or false");
   return body[name].get<bool>();
+}
+
+// A string field of a request body; a usage error names the field.
+std::string string_field(const json& body, const std::string& name) {
+  if (!body.contains(name) || !body[name].is_string()) throw usage_error(name + ": expected a string");
+  return body[name].get<std::string>();
+}
+
+// Destructive requests refuse fields this server does not know rather than ignore them.
+void refuse_unknown_fields(const json& body, const std::set<std::string>& known) {
+  for (const auto& [key, value] : body.items()) {
+    if (known.contains(key)) continue;
+    std::string list;
+    for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+    throw usage_error(key + ": not supported (known: " + list + ")");
+  }
+}
+
+// A list of task ids of `d` under `name`; a usage error names the field and any unknown task.
+std::vector<std::string> task_ids_field(const json& body, const std::string& name, const definition& d) {
+  if (!body.contains(name) || !body[name].is_array()) throw usage_error(name + ": expected a list of task ids");
+  std::vector<std::string> ids;
+  for (const auto& t : body[name]) {
+    if (!t.is_string()) throw usage_error(name + ": expected a task id");
+    if (!d.find(t.get<std::string>())) throw usage_error(name + ": DAG '" + d.id() + "' has no task '" + t.get<std::string>() + "'");
+    ids.push_back(t.get<std::string>());
+  }
+  return ids;
+}
+
+// Airflow's `new_state` of a task instance: success, failed or skipped.
+task_state new_state_field(const json& body) {
+  const std::string text = string_field(body, "new_state");
+  const auto state = parse_task_state(text);
+  if (!state || (*state != task_state::success && *state != task_state::failed && *state != task_state::skipped))
+    throw usage_error("new_state: expected success, failed or skipped, got '" + text + "'");
+  return *state;
+}
+
+// Airflow's TaskInstanceReference list: the instances an operation touched, with their run's date.
+json references(const std::vector<task_instance_ref>& refs, store& s) {
+  json out = json::array();
+  std::map<std::string, std::string> dates;  // run id → logical date, read once per run
+  for (const auto& r : refs) {
+    auto it = dates.find(r.run_id);
+    if (it == dates.end()) {
+      const auto run = s.find_run(r.dag_id, r.run_id);
+      it = dates.emplace(r.run_id, run ? format_iso(run->logical_date) : "").first;
+    }
+    out.push_back({{"dag_id", r.dag_id}, {"dag_run_id", r.run_id}, {"task_id", r.task_id},
+                   {"execution_date", it->second}});
+  }
+  return out;
 }
 
 }  // namespace
 
-http_face::http_face(http_face_options options, dag::metrics_registry& metrics, const dag::clock& now)
+http_face::http_face(http_face_options options, metrics_registry& metrics, const clock& now)
     : options_(std::move(options)), metrics_(metrics), now_(now) {
   metrics_.counter("http_requests_total", "HTTP requests served, by method and status code", {"method", "status_code"});
   metrics_.histogram("http_request_duration_seconds", "Time to answer an HTTP request");
@@ -171,14 +227,14 @@ http_face::http_face(http_face_options options, dag::metrics_registry& metrics, 
 
 http_face::~http_face() = default;
 
-dag::store& http_face::db() {
-  if (!db_) db_ = dag::open_store(options_.db_url);
+store& http_face::db() {
+  if (!db_) db_ = open_store(options_.db_url);
   return *db_;
 }
 
-dag::http_response http_face::handle(const dag::http_request& request) {
+http_response http_face::handle(const http_request& request) {
   const auto began = std::chrono::steady_clock::now();
-  dag::http_response out;
+  http_response out;
   try {
     out = route(request);
   } catch (const std::exception& e) {
@@ -193,24 +249,24 @@ dag::http_response http_face::handle(const dag::http_request& request) {
   return out;
 }
 
-void http_face::set_dags(std::vector<dag::definition> dags) {
-  auto next = std::make_shared<const std::vector<dag::definition>>(std::move(dags));
+void http_face::set_dags(std::vector<definition> dags) {
+  auto next = std::make_shared<const std::vector<definition>>(std::move(dags));
   std::lock_guard lock(dags_mutex_);
   dags_ = std::move(next);
 }
 
-std::shared_ptr<const std::vector<dag::definition>> http_face::dags() const {
+std::shared_ptr<const std::vector<definition>> http_face::dags() const {
   std::lock_guard lock(dags_mutex_);
   return dags_;
 }
 
-dag::http_response http_face::route(const dag::http_request& request) {
+http_response http_face::route(const http_request& request) {
   const std::string path = request.path();
   // Without a token the server is on loopback only; a page elsewhere in the user's browser could
   // still reach it under a rebound DNS name, so the Host must be a loopback name too.
   if (!options_.token) {
     const auto host = request.headers.find("host");
-    if (host != request.headers.end() && !dag::is_loopback_address(host_of(host->second)))
+    if (host != request.headers.end() && !is_loopback_address(host_of(host->second)))
       return problem(403, "Forbidden", "this dagrun answers only requests addressed to localhost (set DAGRUN_API_TOKEN to serve others)");
   }
   // A cross-site form in the user's browser must not change anything (no CSRF).
@@ -227,7 +283,7 @@ dag::http_response http_face::route(const dag::http_request& request) {
     if (request.method != "GET" && request.method != "HEAD") return problem(405, "Method Not Allowed", path + " only answers GET");
     return path == "/health" ? health() : metrics_text();
   }
-  const auto parts = dag::path_segments(path);  // run ids arrive percent-encoded (`:` and `+`)
+  const auto parts = path_segments(path);  // run ids arrive percent-encoded (`:` and `+`)
   if (parts.size() >= 2 && parts[0] == "api" && parts[1] == "v1") {
     if (request.method != "GET" && !request.body.empty()) {
       // Browsers cannot send JSON cross-site without asking first: together with the token this
@@ -240,28 +296,28 @@ dag::http_response http_face::route(const dag::http_request& request) {
     // API answers only authenticated users.
     if (options_.token) {
       const auto it = request.headers.find("authorization");
-      if (it == request.headers.end() || !dag::same_secret(it->second, "Bearer " + *options_.token))
+      if (it == request.headers.end() || !same_secret(it->second, "Bearer " + *options_.token))
         return problem(401, "Unauthorized", "send Authorization: Bearer <DAGRUN_API_TOKEN>");
     }
     try {
       return api(request, std::vector<std::string>(parts.begin() + 2, parts.end()));
-    } catch (const dag::usage_error& e) {
+    } catch (const usage_error& e) {
       return problem(400, "Bad Request", e.message());
     }
   }
   const auto snapshot = dags();
-  if (auto page = web_ui(request, {db(), *snapshot, options_.token, sessions_, now_})) return *page;
+  if (auto page = detail::web_ui(request, {db(), *snapshot, options_.token, sessions_, now_})) return *page;
   return problem(404, "Not Found", "no such endpoint: " + path);
 }
 
-dag::http_response http_face::api(const dag::http_request& request, const std::vector<std::string>& p) {
+http_response http_face::api(const http_request& request, const std::vector<std::string>& p) {
   const std::string& method = request.method;
   auto not_found = [&](const std::string& what) { return problem(404, "Not Found", what); };
   auto wrong_method = [&] { return problem(405, "Method Not Allowed", method + " is not allowed on " + request.path()); };
   auto body = [&] {
     if (request.body.empty()) return json::object();
     json parsed = json::parse(request.body, nullptr, false);
-    if (parsed.is_discarded() || !parsed.is_object()) throw dag::usage_error("the request body must be a JSON object");
+    if (parsed.is_discarded() || !parsed.is_object()) throw usage_error("the request body must be a JSON object");
     return parsed;
   };
   if (p.empty() || p[0] != "dags") return not_found("no such endpoint: " + request.path());
@@ -274,7 +330,7 @@ dag::http_response http_face::api(const dag::http_request& request, const std::v
     return json_response(200, paged(request, "dags", list));
   }
   const std::string& dag_id = p[1];
-  const dag::definition* d = nullptr;
+  const definition* d = nullptr;
   for (const auto& x : *all)
     if (x.id() == dag_id) d = &x;
   if (!d) return not_found("DAG '" + dag_id + "' is not loaded");
@@ -282,7 +338,7 @@ dag::http_response http_face::api(const dag::http_request& request, const std::v
   if (p.size() == 2) {
     if (method == "PATCH") {
       const json b = body();
-      if (!b.contains("is_paused") || !b["is_paused"].is_boolean()) throw dag::usage_error("is_paused: expected true or false");
+      if (!b.contains("is_paused") || !b["is_paused"].is_boolean()) throw usage_error("is_paused: expected true or false");
       db().set_paused(dag_id, b["is_paused"].get<bool>());
       return json_response(200, dag_json(*d, b["is_paused"].get<bool>()));
     }
@@ -294,55 +350,72 @@ dag::http_response http_face::api(const dag::http_request& request, const std::v
     if (method != "POST") return wrong_method();
     const json b = body();
     // Clearing is destructive: a field this server does not know is refused, not ignored.
-    static const std::set<std::string> known{"dry_run", "only_failed", "task_ids", "start_date", "end_date", "dag_run_id"};
-    for (const auto& [key, value] : b.items())
-      if (!known.contains(key)) throw dag::usage_error(key + ": not supported (known: dry_run, only_failed, task_ids, start_date, end_date, dag_run_id)");
+    refuse_unknown_fields(b, {"dry_run", "only_failed", "task_ids", "start_date", "end_date", "dag_run_id",
+                              "include_upstream", "include_downstream"});
     clear_selection which;
     which.dag_id = dag_id;
     which.logical_from = time_field(b, "start_date");
     which.logical_to = time_field(b, "end_date");
     which.failed_only = bool_field(b, "only_failed", true);  // Airflow's defaults: failed ones,
     which.dry_run = bool_field(b, "dry_run", true);          // and only say what would be cleared
+    which.upstream = bool_field(b, "include_upstream", false);
+    which.downstream = bool_field(b, "include_downstream", false);
     if (b.contains("dag_run_id")) {
-      if (!b["dag_run_id"].is_string()) throw dag::usage_error("dag_run_id: expected a run id");
-      which.run_id = b["dag_run_id"].get<std::string>();
+      which.run_id = string_field(b, "dag_run_id");
       if (!db().find_run(dag_id, *which.run_id)) return not_found("DAG '" + dag_id + "' has no run '" + *which.run_id + "'");
     }
     if (b.contains("task_ids")) {
-      if (!b["task_ids"].is_array()) throw dag::usage_error("task_ids: expected a list of task ids");
       std::set<std::string> ids;
-      for (const auto& t : b["task_ids"]) {
-        if (!t.is_string()) throw dag::usage_error("task_ids: expected a list of task ids");
-        if (!d->find(t.get<std::string>())) throw dag::usage_error("task_ids: DAG '" + dag_id + "' has no task '" + t.get<std::string>() + "'");
-        ids.insert(t.get<std::string>());
-      }
+      for (const auto& id : task_ids_field(b, "task_ids", *d)) ids.insert(id);
       which.task_matches = [ids](const std::string& task_id) { return ids.contains(task_id); };
     }
-    json list = json::array();
-    for (const auto& [run_id, task_id] : clear_task_instances(db(), which))
-      list.push_back({{"dag_id", dag_id}, {"dag_run_id", run_id}, {"task_id", task_id}});
-    return json_response(200, {{"task_instances", list}});
+    return json_response(200, {{"task_instances", references(clear_task_instances(db(), which, d), db())}});
+  }
+
+  if (p[2] == "updateTaskInstancesState" && p.size() == 3) {
+    if (method != "POST") return wrong_method();
+    const json b = body();
+    refuse_unknown_fields(b, {"dry_run", "task_id", "dag_run_id", "execution_date", "include_upstream",
+                              "include_downstream", "new_state"});
+    mark_selection which;
+    which.dag_id = dag_id;
+    which.task_ids = {string_field(b, "task_id")};
+    if (b.contains("dag_run_id")) {
+      which.run_id = string_field(b, "dag_run_id");
+    } else if (const auto date = time_field(b, "execution_date")) {
+      run_filter at;
+      at.dag_id = dag_id;
+      at.logical_from = at.logical_to = *date;
+      const auto runs = db().runs(at);
+      if (runs.empty()) return not_found("DAG '" + dag_id + "' has no run at " + format_iso(*date));
+      which.run_id = runs.front().run_id;
+    } else {
+      throw usage_error("dag_run_id: name the run (or its execution_date)");
+    }
+    if (!db().find_run(dag_id, which.run_id)) return not_found("DAG '" + dag_id + "' has no run '" + which.run_id + "'");
+    which.state = new_state_field(b);
+    which.dry_run = bool_field(b, "dry_run", true);  // Airflow's default
+    which.upstream = bool_field(b, "include_upstream", false);
+    which.downstream = bool_field(b, "include_downstream", false);
+    return json_response(200, {{"task_instances", references(mark_task_instances(db(), which, *d, now_.precise_now()), db())}});
   }
 
   if (p[2] != "dagRuns") return not_found("no such endpoint: " + request.path());
   if (p.size() == 3) {
     if (method == "POST") {
       const json b = body();
-      const dag::time_point date = time_field(b, "logical_date").value_or(now_.now());
-      json conf = json::object();
-      if (b.contains("conf")) {
-        if (!b["conf"].is_object()) throw dag::usage_error("conf: expected a JSON object");
-        conf = b["conf"];
-      }
-      const std::string run_id = dag::make_run_id(dag::run_type::manual, date);
+      refuse_unknown_fields(b, {"dag_run_id", "logical_date", "execution_date", "conf", "note"});
+      const time_point date = time_field(b, "logical_date").value_or(time_field(b, "execution_date").value_or(now_.now()));
+      const std::string run_id = make_run_id(run_type::manual, date);
       if (b.contains("dag_run_id") && b["dag_run_id"] != run_id)
-        throw dag::usage_error("dag_run_id: dagrun names manual runs by their logical date ('" + run_id + "'); leave it out");
-      auto run = dag::create_run_record(db(), dag::scheduled_dag(*d), dag::run_type::manual, date, conf.dump());
+        throw usage_error("dag_run_id: dagrun names manual runs by their logical date ('" + run_id + "'); leave it out");
+      if (b.contains("conf") && !b["conf"].is_object()) throw usage_error("conf: expected a JSON object");
+      const auto run = trigger_run(db(), *d, date, b.contains("conf") ? b["conf"].dump() : "{}");
       if (!run) return problem(409, "Conflict", "a run " + run_id + " of " + dag_id + " already exists");
       return json_response(200, run_json(*db().find_run(dag_id, run->run_id)));
     }
     if (method != "GET") return wrong_method();
-    dag::run_filter filter;
+    run_filter filter;
     filter.dag_id = dag_id;
     json list = json::array();
     for (const auto& r : db().runs(filter)) list.push_back(run_json(r));
@@ -351,6 +424,22 @@ dag::http_response http_face::api(const dag::http_request& request, const std::v
   const std::string& run_id = p[3];
   const auto run = db().find_run(dag_id, run_id);
   if (!run) return not_found("DAG '" + dag_id + "' has no run '" + run_id + "'");
+  if (method == "PATCH" && p.size() == 6 && p[4] == "taskInstances") {
+    // Airflow's "update the state of a task instance": mark success, failed or skipped.
+    const json b = body();
+    refuse_unknown_fields(b, {"dry_run", "new_state"});
+    mark_selection which;
+    which.dag_id = dag_id;
+    which.run_id = run_id;
+    if (!d->find(p[5])) return not_found("DAG '" + dag_id + "' has no task '" + p[5] + "'");
+    which.task_ids = {p[5]};
+    which.state = new_state_field(b);
+    which.dry_run = bool_field(b, "dry_run", false);
+    const auto marked = mark_task_instances(db(), which, *d, now_.precise_now());
+    // The answer names the instance whether or not its state changed (it may already have had it).
+    json ref = references({{dag_id, run_id, p[5]}}, db()).front();
+    return json_response(200, ref);
+  }
   if (method != "GET") return wrong_method();
   if (p.size() == 4) return json_response(200, run_json(*run));
   if (p[4] != "taskInstances") return not_found("no such endpoint: " + request.path());
@@ -368,14 +457,14 @@ dag::http_response http_face::api(const dag::http_request& request, const std::v
     const auto value = db().xcom(dag_id, run_id, task_id, p[7]);
     if (!value) return not_found("task '" + task_id + "' pushed no XCom '" + p[7] + "' in run '" + run_id + "'");
     return json_response(200, {{"dag_id", dag_id}, {"dag_run_id", run_id}, {"task_id", task_id}, {"key", p[7]},
-                               {"execution_date", dag::format_iso(run->logical_date)}, {"value", *value}});
+                               {"execution_date", format_iso(run->logical_date)}, {"value", *value}});
   }
   if (p.size() != 8 || p[6] != "logs") return not_found("no such endpoint: " + request.path());
   int try_number = 0;
   try {
     try_number = std::stoi(p[7]);
   } catch (const std::exception&) {
-    throw dag::usage_error("try number: expected a whole number, got '" + p[7] + "'");
+    throw usage_error("try number: expected a whole number, got '" + p[7] + "'");
   }
   std::string log_path;
   for (const auto& t : tries_of(db(), dag_id, run_id, task_id))
@@ -388,7 +477,7 @@ dag::http_response http_face::api(const dag::http_request& request, const std::v
   return json_response(200, {{"content", content}, {"continuation_token", nullptr}});
 }
 
-dag::http_response http_face::health() {
+http_response http_face::health() {
   // The database: any cheap query through the face's own connection.
   std::string db_status = "healthy";
   try {
@@ -401,8 +490,8 @@ dag::http_response http_face::health() {
   const double beat = metrics_.value("dagrun_scheduler_heartbeat");
   json scheduler{{"status", "unhealthy"}, {"latest_scheduler_heartbeat", nullptr}};
   if (beat > 0) {
-    const auto at = dag::time_point{std::chrono::seconds(static_cast<std::int64_t>(beat))};
-    scheduler["latest_scheduler_heartbeat"] = dag::format_iso(at);
+    const auto at = time_point{std::chrono::seconds(static_cast<std::int64_t>(beat))};
+    scheduler["latest_scheduler_heartbeat"] = format_iso(at);
     const auto age = std::chrono::duration<double>(now_.precise_now().time_since_epoch()).count() - beat;
     if (age <= static_cast<double>(options_.heartbeat_limit.count())) scheduler["status"] = "healthy";
   }
@@ -412,7 +501,7 @@ dag::http_response http_face::health() {
                                              {"scheduler", scheduler}});
 }
 
-dag::http_response http_face::metrics_text() {
+http_response http_face::metrics_text() {
   // Gauges read at scrape time rather than kept up to date by the loop. A database that cannot
   // answer leaves them at their last value: the scheduler's own metrics must still get out.
   try {
@@ -422,7 +511,7 @@ dag::http_response http_face::metrics_text() {
   }
   if (!options_.queue_url.empty()) {
     try {
-      if (!queue_) queue_ = dag::open_task_queue(options_.queue_url);
+      if (!queue_) queue_ = open_task_queue(options_.queue_url);
       metrics_.set("dagrun_executor_queued_tasks", static_cast<double>(queue_->counts().first));
     } catch (const std::exception&) {
       queue_.reset();
@@ -431,4 +520,4 @@ dag::http_response http_face::metrics_text() {
   return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_.text()};
 }
 
-}  // namespace dagrun
+}  // namespace dag

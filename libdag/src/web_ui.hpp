@@ -1,6 +1,7 @@
 #pragma once
-// The daemon's web UI: server-rendered HTML pages (no scripts) for the DAG list, a DAG's grid of
-// runs × tasks and its graph, try logs, and forms to trigger, pause and clear (docs/http.md).
+/// @file Internal to libdag's HTTP face: the web UI, server-rendered HTML pages (no scripts) for
+/// the DAG list, a DAG's grid of runs × tasks and its graph, try logs, and forms to trigger, pause
+/// and clear (docs/http.md).
 
 #include <optional>
 #include <set>
@@ -12,21 +13,21 @@
 #include <dag/http/server.hpp>
 #include <dag/store/store.hpp>
 
-namespace dagrun {
+namespace dag::detail {
 
 /// What a UI request may read and change.
 struct web_ui_context {
-  dag::store& db;                              ///< the metadata database (the HTTP face's connection)
-  const std::vector<dag::definition>& dags;    ///< the loaded DAGs
+  store& db;                               ///< the metadata database (the HTTP face's connection)
+  const std::vector<definition>& dags;    ///< the loaded DAGs
   const std::optional<std::string>& token;     ///< when set, pages need a sign-in with it (a session cookie)
   std::set<std::string>& sessions;             ///< the session ids signed in so far
-  const dag::clock& now;                       ///< for triggered runs' logical dates
+  const clock& now;                       ///< for triggered runs' logical dates
 };
 
 /// Answers a UI request (`/`, `/dags/…`); nullopt when the path is not the UI's.
-std::optional<dag::http_response> web_ui(const dag::http_request& request, const web_ui_context& ui);
+std::optional<http_response> web_ui(const http_request& request, const web_ui_context& ui);
 
 /// `text` with `& < > " '` escaped for HTML.
 std::string html_escaped(const std::string& text);
 
-}  // namespace dagrun
+}  // namespace dag::detail

@@ -1,0 +1,69 @@
+#pragma once
+/// @file The HTTP face of a scheduler: /health, Prometheus /metrics, the REST API in Airflow's
+/// shape (/api/v1) and the web UI, over the same store and metrics as the engine (docs/http.md).
+/// `dagrun schedule` serves it; so can any program that embeds the engine (dag/http/serve.hpp).
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <dag/core/definition.hpp>
+#include <dag/core/time.hpp>
+#include <dag/http/server.hpp>
+#include <dag/metrics/registry.hpp>
+
+namespace dag {
+
+class store;
+class task_queue;
+
+/// What the face reads and how it is configured.
+struct http_face_options {
+  std::string db_url;                        ///< the metadata database (the face opens its own connection)
+  std::string queue_url;                     ///< the task queue's database, empty for in-process executors
+  std::optional<std::string> token;          ///< bearer token the API and UI need; none: loopback only
+  std::chrono::seconds heartbeat_limit{30};  ///< a scheduler heartbeat older than this is unhealthy
+};
+
+/// Answers HTTP requests for a scheduler. Not thread-safe: the server calls it one request at a
+/// time (http_server serialises handler calls), so it owns one store connection of its own and
+/// never touches the engine's.
+class http_face {
+public:
+  /// A face reading `metrics` (which the engine writes; must outlive the face) and the store at
+  /// `options.db_url`, with time from `now`.
+  http_face(http_face_options options, metrics_registry& metrics, const clock& now);
+  ~http_face();
+  http_face(const http_face&) = delete;
+  http_face& operator=(const http_face&) = delete;
+
+  /// One request, with its HTTP metrics recorded.
+  http_response handle(const http_request& request);
+
+  /// Replaces the DAGs the API and UI show (checked definitions). Safe to call while requests
+  /// are served.
+  void set_dags(std::vector<definition> dags);
+
+private:
+  http_response route(const http_request& request);
+  http_response health();
+  http_response metrics_text();
+  http_response api(const http_request& request, const std::vector<std::string>& path);
+  store& db();
+  std::shared_ptr<const std::vector<definition>> dags() const;
+
+  http_face_options options_;
+  metrics_registry& metrics_;
+  const clock& now_;
+  std::unique_ptr<store> db_;
+  std::unique_ptr<task_queue> queue_;  // for the queued-tries gauge (queue executor only)
+  std::set<std::string> sessions_;     // web UI sign-ins (cookies), when a token is configured
+  mutable std::mutex dags_mutex_;
+  std::shared_ptr<const std::vector<definition>> dags_ = std::make_shared<const std::vector<definition>>();
+};
+
+}  // namespace dag

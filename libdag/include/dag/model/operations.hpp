@@ -1,0 +1,100 @@
+#pragma once
+/// @file Domain operations on the metadata: trigger, clear, mark success/failed, pause, and the
+/// look-ups listings need. One place each, used alike by the CLI, the REST API, the web UI and
+/// embedding programs (as Airflow's `clear_task_instances` and `set_state` serve its CLI, API and UI).
+///
+/// Every write is one change set (one transaction) of compare-and-set updates, so an operation
+/// racing the scheduler loses cleanly rather than overwriting a newer state. A run an operation
+/// changes goes back to `queued`: that is how a scheduler learns that a run it tracks was changed
+/// behind its back (it reloads the run) and how a finished run is taken up again.
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <dag/core/definition.hpp>
+#include <dag/core/states.hpp>
+#include <dag/core/time.hpp>
+#include <dag/store/store.hpp>
+
+namespace dag {
+
+/// One task instance, by its keys (what an operation changed or would change).
+struct task_instance_ref {
+  std::string dag_id;   ///< its DAG
+  std::string run_id;   ///< its run
+  std::string task_id;  ///< its task
+  friend bool operator==(const task_instance_ref&, const task_instance_ref&) = default;
+};
+
+/// The deepest nesting of arrays and objects a run's `conf` may have: deeper documents are
+/// refused before they are parsed, so no request can exhaust the parser's stack.
+inline constexpr int max_conf_depth = 64;
+/// The largest `conf` accepted, in bytes.
+inline constexpr std::size_t max_conf_bytes = 1024 * 1024;
+
+/// Checks that `conf` is a JSON object within the bounds above and returns it compacted; throws
+/// dag::usage_error saying what is wrong, prefixed with `what` (e.g. "--conf", "conf").
+std::string checked_conf(const std::string& conf, const std::string& what = "conf");
+
+/// Creates a manual run of `dag` at `logical_date` with `conf` (checked with checked_conf);
+/// nullopt when a run with that id already exists. The run is `queued`: a scheduler starts it.
+std::optional<run_record> trigger_run(store& s, const definition& dag, time_point logical_date,
+                                      const std::string& conf = "{}");
+
+/// Pauses or unpauses a DAG (paused DAGs get no scheduled runs, and their runs start no tries).
+void set_paused(store& s, const std::string& dag_id, bool paused);
+
+/// Every try of a task instance, oldest first: the recorded ones, plus the one still running (it
+/// has no row of its own until it ends; its task instance knows its number and log).
+std::vector<try_record> tries_of(store& s, const std::string& dag_id, const std::string& run_id,
+                                 const std::string& task_id);
+
+/// Which task instances a clear puts back to `none`: Airflow's `clear` (CLI `tasks clear`, the
+/// API's `clearTaskInstances`, the UI's clear buttons).
+struct clear_selection {
+  std::string dag_id;                                    ///< the DAG
+  std::optional<std::string> run_id;                     ///< only this run
+  std::optional<time_point> logical_from;                ///< runs with logical dates from here
+  std::optional<time_point> logical_to;                  ///< … up to here (included)
+  std::function<bool(const std::string&)> task_matches;  ///< which tasks (ids or a pattern); empty: all
+  bool upstream = false;     ///< also every task upstream of a matched one (needs the DAG)
+  bool downstream = false;   ///< also every task downstream of a matched one (needs the DAG)
+  bool failed_only = false;  ///< only failed and upstream_failed instances
+  bool dry_run = false;      ///< report, change nothing
+  std::vector<std::string> exclude;  ///< task ids never cleared
+};
+
+/// Clears the selected task instances: their state goes back to `none`, their XComs are deleted,
+/// their retries start over (the try number stays, so the next try is counted after the ones
+/// made), and their runs go back to `queued`. `dag` is the DAG's definition, needed for
+/// `upstream`/`downstream` (dag::usage_error without it) and otherwise only used to name unknown
+/// tasks. Returns every instance cleared (or that would be, on a dry run), by run then task.
+std::vector<task_instance_ref> clear_task_instances(store& s, const clear_selection& which,
+                                                    const definition* dag = nullptr);
+
+/// Which task instances a mark sets, and to what: Airflow's "mark success" / "mark failed"
+/// (CLI `tasks mark-success|mark-failed`, the API's PATCH of a task instance and
+/// `updateTaskInstancesState`).
+struct mark_selection {
+  std::string dag_id;                 ///< the DAG
+  std::string run_id;                 ///< the run
+  std::vector<std::string> task_ids;  ///< the tasks (at least one; each must be in the DAG)
+  task_state state = task_state::success;  ///< success, failed or skipped
+  bool upstream = false;              ///< also every task upstream of them
+  bool downstream = false;            ///< also every task downstream of them
+  bool dry_run = false;               ///< report, change nothing
+};
+
+/// Sets the selected task instances that are not in `state` yet to it (ended `now`), then, as
+/// Airflow does, clears the failed and upstream_failed tasks downstream of them so they run again
+/// (a failed task marked success lets its downstream go on). The run goes back to `queued` when
+/// anything changed, so a scheduler re-evaluates it (a finished run ends again by its new states).
+/// A running try that is marked keeps running; its result is then ignored (its compare-and-set
+/// loses). Returns the instances set (not the ones cleared after them). Throws dag::usage_error
+/// for an unknown run or task, or a state other than success, failed or skipped.
+std::vector<task_instance_ref> mark_task_instances(store& s, const mark_selection& which, const definition& dag,
+                                                   timestamp now);
+
+}  // namespace dag

@@ -1,0 +1,199 @@
+/// @file Domain operations (dag/model/operations.hpp): trigger, clear, mark, pause, tries.
+
+#include <dag/model/operations.hpp>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include <dag/core/error.hpp>
+#include <dag/core/suggest.hpp>
+#include <dag/engine/engine.hpp>
+#include <dag/engine/scheduler_core.hpp>
+#include <dag/graph/task_graph.hpp>
+
+namespace dag {
+namespace {
+
+/// The deepest nesting of `[` and `{` in a JSON text, outside strings; stops counting once past
+/// `limit`. A scan, not a parse: it must be safe on input that would overflow a recursive parser.
+int nesting_depth(const std::string& text, int limit) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) return deepest;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+/// The task ids of `dag` that `matches` selects, with everything upstream and/or downstream of
+/// them; every task when `matches` is empty.
+std::set<std::string> select_tasks(const definition& dag, const std::function<bool(const std::string&)>& matches,
+                                   bool upstream, bool downstream) {
+  std::vector<definition_error> problems;
+  const task_graph graph = task_graph::build(dag, problems);
+  if (!problems.empty()) throw usage_error("DAG '" + dag.id() + "' is not valid: " + problems.front().what());
+  const auto& tasks = dag.all_tasks();
+  std::set<std::string> out;
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    if (matches && !matches(tasks[i].id)) continue;
+    out.insert(tasks[i].id);
+    if (upstream)
+      for (std::size_t u : graph.all_upstream(i)) out.insert(tasks[u].id);
+    if (downstream)
+      for (std::size_t d : graph.all_downstream(i)) out.insert(tasks[d].id);
+  }
+  return out;
+}
+
+/// Puts `ti` back to `none` in `changes` (state, times of the ended try, retries), with its XComs.
+void add_clear(change_set& changes, task_instance_record ti) {
+  const task_state expected = ti.state;
+  // The try number stays: the next try is counted after the ones already made (Airflow), and
+  // the retries start over.
+  ti.state = task_state::none;
+  ti.end_date.reset();
+  ti.retry_at.reset();
+  ti.first_start_date.reset();
+  ti.cleared_tries = ti.try_number;
+  ti.message.clear();
+  changes.xcom_deletes.push_back({ti.dag_id, ti.run_id, ti.task_id, "", ""});  // Airflow clears them too
+  changes.task_instances.push_back({expected, ti.try_number, std::move(ti)});
+}
+
+bool is_failure(task_state s) { return s == task_state::failed || s == task_state::upstream_failed; }
+
+}  // namespace
+
+std::string checked_conf(const std::string& conf, const std::string& what) {
+  if (conf.size() > max_conf_bytes)
+    throw usage_error(what + ": " + std::to_string(conf.size()) + " bytes is more than the " +
+                      std::to_string(max_conf_bytes) + " a run's conf may have");
+  if (nesting_depth(conf, max_conf_depth) > max_conf_depth)
+    throw usage_error(what + ": nested more than " + std::to_string(max_conf_depth) + " levels deep");
+  const auto parsed = nlohmann::json::parse(conf, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) throw usage_error(what + ": expected a JSON object");
+  return parsed.dump();
+}
+
+std::optional<run_record> trigger_run(store& s, const definition& dag, time_point logical_date, const std::string& conf) {
+  return create_run_record(s, scheduled_dag(dag), run_type::manual, logical_date, checked_conf(conf));
+}
+
+void set_paused(store& s, const std::string& dag_id, bool paused) { s.set_paused(dag_id, paused); }
+
+std::vector<try_record> tries_of(store& s, const std::string& dag_id, const std::string& run_id,
+                                 const std::string& task_id) {
+  auto tries = s.tries(dag_id, run_id, task_id);
+  for (const auto& ti : s.task_instances(dag_id, run_id))
+    if (ti.task_id == task_id && ti.try_number > 0 && (tries.empty() || tries.back().try_number < ti.try_number))
+      tries.push_back(try_record_of(ti));
+  return tries;
+}
+
+std::vector<task_instance_ref> clear_task_instances(store& s, const clear_selection& which, const definition* dag) {
+  if ((which.upstream || which.downstream) && dag == nullptr)
+    throw usage_error("clearing upstream or downstream tasks needs DAG '" + which.dag_id + "' to be loaded");
+  // With relatives the selection is a set of task ids from the DAG's graph; without, the matcher
+  // also reaches instances of tasks the DAG no longer has.
+  std::optional<std::set<std::string>> selected;
+  if (which.upstream || which.downstream) selected = select_tasks(*dag, which.task_matches, which.upstream, which.downstream);
+  const std::set<std::string> excluded(which.exclude.begin(), which.exclude.end());
+
+  run_filter filter;
+  filter.dag_id = which.dag_id;
+  filter.logical_from = which.logical_from;
+  filter.logical_to = which.logical_to;
+  change_set changes;
+  std::vector<task_instance_ref> cleared;
+  for (const auto& run : s.runs(filter)) {
+    if (which.run_id && run.run_id != *which.run_id) continue;
+    bool any = false;
+    for (auto& ti : s.task_instances(which.dag_id, run.run_id)) {
+      if (selected ? !selected->contains(ti.task_id) : (which.task_matches && !which.task_matches(ti.task_id))) continue;
+      if (excluded.contains(ti.task_id) || ti.state == task_state::none) continue;
+      if (which.failed_only && !is_failure(ti.state)) continue;
+      cleared.push_back({ti.dag_id, ti.run_id, ti.task_id});
+      add_clear(changes, std::move(ti));
+      any = true;
+    }
+    if (any) changes.runs.push_back({run.dag_id, run.run_id, run.state, run_state::queued, std::nullopt, std::nullopt});
+  }
+  // Oldest run first reads better than the store's newest-first order.
+  std::stable_sort(cleared.begin(), cleared.end(), [](const auto& a, const auto& b) { return a.run_id < b.run_id; });
+  if (!which.dry_run && !changes.empty()) s.apply(changes);
+  return cleared;
+}
+
+std::vector<task_instance_ref> mark_task_instances(store& s, const mark_selection& which, const definition& dag,
+                                                   timestamp now) {
+  if (which.state != task_state::success && which.state != task_state::failed && which.state != task_state::skipped)
+    throw usage_error("a task instance can be marked success, failed or skipped, not " +
+                      std::string(to_string(which.state)));
+  if (which.task_ids.empty()) throw usage_error("name at least one task to mark");
+  std::vector<std::string> ids;
+  for (const auto& t : dag.all_tasks()) ids.push_back(t.id);
+  for (const auto& id : which.task_ids)
+    if (!dag.find(id)) throw usage_error("DAG '" + dag.id() + "' has no task '" + id + "'" + did_you_mean(id, ids));
+  const auto run = s.find_run(which.dag_id, which.run_id);
+  if (!run) throw usage_error("DAG '" + which.dag_id + "' has no run '" + which.run_id + "'");
+
+  const std::set<std::string> named(which.task_ids.begin(), which.task_ids.end());
+  const auto is_named = [&](const std::string& id) { return named.contains(id); };
+  const std::set<std::string> marked = select_tasks(dag, is_named, which.upstream, which.downstream);
+  const std::set<std::string> below = select_tasks(dag, is_named, false, true);
+
+  std::map<std::string, task_instance_record> instances;
+  for (auto& ti : s.task_instances(which.dag_id, which.run_id)) instances.emplace(ti.task_id, std::move(ti));
+  change_set changes;
+  std::vector<task_instance_ref> set;
+  for (const auto& id : marked) {
+    auto it = instances.find(id);
+    task_instance_record ti;
+    if (it != instances.end()) ti = it->second;
+    else {  // a task added after the run was created
+      ti.dag_id = which.dag_id;
+      ti.run_id = which.run_id;
+      ti.task_id = id;
+    }
+    if (ti.state == which.state) continue;
+    const task_state expected = ti.state;
+    const int expected_try = ti.try_number;
+    ti.state = which.state;
+    if (!ti.start_date) ti.start_date = now;
+    ti.end_date = now;
+    ti.retry_at.reset();
+    ti.first_start_date.reset();
+    ti.message = "marked " + std::string(to_string(which.state)) + " by hand";
+    set.push_back({ti.dag_id, ti.run_id, ti.task_id});
+    changes.task_instances.push_back({expected, expected_try, std::move(ti)});
+  }
+  // As Airflow: what failed downstream of the marked tasks runs again.
+  for (const auto& [id, ti] : instances)
+    if (below.contains(id) && !marked.contains(id) && is_failure(ti.state)) add_clear(changes, ti);
+  if (changes.empty() || which.dry_run) return set;
+  changes.runs.push_back({run->dag_id, run->run_id, run->state, run_state::queued, std::nullopt, std::nullopt});
+  const change_result result = s.apply(changes);
+  // A compare-and-set lost to the scheduler (the task moved on meanwhile) did not mark it.
+  std::vector<task_instance_ref> done;
+  for (std::size_t i = 0; i < set.size(); ++i)
+    if (result.task_instances_updated[i]) done.push_back(std::move(set[i]));
+  return done;
+}
+
+}  // namespace dag

@@ -1,0 +1,189 @@
+// Domain operations (dag/model/operations.hpp) on a real SQLite file, with the engine taking up
+// what they changed: clear with relatives, mark success/failed, trigger's conf checks.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+
+#include <unistd.h>
+
+#include <builtin.hpp>
+#include <dag/core/error.hpp>
+#include <dag/engine/engine.hpp>
+#include <dag/load/check.hpp>
+#include <dag/model/operations.hpp>
+
+using dag::task_state;
+
+namespace {
+
+struct fixed_clock final : dag::clock {
+  dag::time_point at = dag::parse_time("2024-06-01T00:00:00Z");
+  dag::time_point now() const override { return at; }
+};
+
+// A store in a scratch folder and a DAG `ops`: a >> b >> c, and d on its own. b fails while
+// `b_fails` is set.
+struct sandbox {
+  std::filesystem::path dir;
+  std::unique_ptr<dag::store> db;
+  dag::operator_catalog operators = dag::builtin_operators();
+  fixed_clock clock;
+  std::atomic<bool> b_fails{false};
+  std::map<std::string, int> runs_of;  // task id → tries run (engine threads write it one at a time)
+  dag::definition dag{"ops"};
+
+  sandbox() {
+    static int n = 0;
+    dir = std::filesystem::temp_directory_path() / ("dagrun-ops-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    db = dag::open_store("sqlite:" + (dir / "dagrun.db").string());
+    auto ok = [this](const char* id) {
+      return [this, id](dag::task_context&) {
+        ++runs_of[id];
+        return dag::operator_result::success();
+      };
+    };
+    auto a = dag.callable("a", ok("a"));
+    auto b = dag.callable("b", [this](dag::task_context&) {
+      ++runs_of["b"];
+      return b_fails ? dag::operator_result::failed("b failed") : dag::operator_result::success();
+    });
+    auto c = dag.callable("c", ok("c"));
+    dag.callable("d", ok("d"));
+    a >> b >> c;
+    const auto problems = dag::check(dag, operators);
+    REQUIRE(problems.empty());
+  }
+  ~sandbox() { std::filesystem::remove_all(dir); }
+
+  // Runs `key` (new or taken up again) to its end with a fresh engine, as a scheduler would.
+  dag::run_state run(const std::optional<dag::run_key>& key = std::nullopt) {
+    dag::engine_options o;
+    o.log_folder = dir / "logs";
+    o.create_scheduled_runs = false;
+    o.adopt_store_runs = false;
+    dag::engine eng(*db, operators, clock, o);
+    eng.set_dags({dag});
+    dag::run_key k;
+    if (key) {
+      k = *key;
+      eng.track_run(k);
+    } else {
+      k = *eng.create_run("ops", dag::run_type::manual, dag::parse_time("2024-01-01"));
+    }
+    return eng.run_to_completion({k}).front();
+  }
+  std::map<std::string, task_state> states(const dag::run_key& k) {
+    std::map<std::string, task_state> out;
+    for (const auto& ti : db->task_instances(k.dag_id, k.run_id)) out[ti.task_id] = ti.state;
+    return out;
+  }
+  static std::vector<std::string> task_ids(const std::vector<dag::task_instance_ref>& refs) {
+    std::vector<std::string> out;
+    for (const auto& r : refs) out.push_back(r.task_id);
+    return out;
+  }
+};
+
+const dag::run_key key{"ops", "manual__2024-01-01T00:00:00+00:00"};
+using ids = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("Operations.ClearTakesDownstreamOrUpstreamFromTheGraph" * doctest::timeout(60)) {
+  sandbox s;
+  REQUIRE(s.run() == dag::run_state::success);
+  dag::clear_selection which;
+  which.dag_id = "ops";
+  which.task_matches = [](const std::string& id) { return id == "b"; };
+  which.downstream = true;
+  which.dry_run = true;
+  CHECK(sandbox::task_ids(dag::clear_task_instances(*s.db, which, &s.dag)) == ids{"b", "c"});
+  CHECK(s.states(key).at("b") == task_state::success);  // a dry run changes nothing
+  CHECK(s.db->find_run(key.dag_id, key.run_id)->state == dag::run_state::success);
+
+  which.downstream = false;
+  which.upstream = true;
+  CHECK(sandbox::task_ids(dag::clear_task_instances(*s.db, which, &s.dag)) == ids{"a", "b"});
+  which.dry_run = false;
+  which.upstream = false;
+  which.downstream = true;
+  CHECK(sandbox::task_ids(dag::clear_task_instances(*s.db, which, &s.dag)) == ids{"b", "c"});
+  CHECK(s.states(key) == std::map<std::string, task_state>{
+                             {"a", task_state::success}, {"b", task_state::none}, {"c", task_state::none}, {"d", task_state::success}});
+  CHECK(s.db->find_run(key.dag_id, key.run_id)->state == dag::run_state::queued);
+  // The scheduler runs only what was cleared.
+  CHECK(s.run(key) == dag::run_state::success);
+  CHECK(s.runs_of == std::map<std::string, int>{{"a", 1}, {"b", 2}, {"c", 2}, {"d", 1}});
+
+  // Relatives need the graph: without the DAG the request is refused, not narrowed.
+  CHECK_THROWS_AS(dag::clear_task_instances(*s.db, which), dag::usage_error);
+}
+
+TEST_CASE("Operations.MarkSuccessLetsTheFailedRunGoOn" * doctest::timeout(60)) {
+  sandbox s;
+  s.b_fails = true;
+  REQUIRE(s.run() == dag::run_state::failed);
+  CHECK(s.states(key).at("c") == task_state::upstream_failed);
+
+  dag::mark_selection which{"ops", key.run_id, {"b"}, task_state::success};
+  which.dry_run = true;
+  CHECK(sandbox::task_ids(dag::mark_task_instances(*s.db, which, s.dag, s.clock.precise_now())) == ids{"b"});
+  CHECK(s.states(key).at("b") == task_state::failed);
+  which.dry_run = false;
+  CHECK(sandbox::task_ids(dag::mark_task_instances(*s.db, which, s.dag, s.clock.precise_now())) == ids{"b"});
+  const auto tis = s.db->task_instances(key.dag_id, key.run_id);
+  CHECK(tis[1].state == task_state::success);
+  CHECK(tis[1].message == "marked success by hand");
+  CHECK(tis[2].state == task_state::none);  // c was upstream_failed: it runs again (Airflow)
+  CHECK(s.db->find_run(key.dag_id, key.run_id)->state == dag::run_state::queued);
+
+  CHECK(s.run(key) == dag::run_state::success);
+  CHECK(s.runs_of == std::map<std::string, int>{{"a", 1}, {"b", 1}, {"c", 1}, {"d", 1}});  // b was not run again
+  // Marking what already has the state changes nothing and leaves the run alone.
+  CHECK(dag::mark_task_instances(*s.db, which, s.dag, s.clock.precise_now()).empty());
+  CHECK(s.db->find_run(key.dag_id, key.run_id)->state == dag::run_state::success);
+}
+
+TEST_CASE("Operations.MarkFailedWithUpstreamEndsTheRunFailed" * doctest::timeout(60)) {
+  sandbox s;
+  REQUIRE(s.run() == dag::run_state::success);
+  dag::mark_selection which{"ops", key.run_id, {"c"}, task_state::failed};
+  which.upstream = true;
+  CHECK(sandbox::task_ids(dag::mark_task_instances(*s.db, which, s.dag, s.clock.precise_now())) == ids{"a", "b", "c"});
+  CHECK(s.states(key) == std::map<std::string, task_state>{
+                             {"a", task_state::failed}, {"b", task_state::failed}, {"c", task_state::failed}, {"d", task_state::success}});
+  CHECK(s.run(key) == dag::run_state::failed);  // re-evaluated from its new states, nothing re-run
+  CHECK(s.runs_of == std::map<std::string, int>{{"a", 1}, {"b", 1}, {"c", 1}, {"d", 1}});
+}
+
+TEST_CASE("Operations.MarkRefusesUnknownTasksRunsAndStates") {
+  sandbox s;
+  REQUIRE(s.run() == dag::run_state::success);
+  const auto now = s.clock.precise_now();
+  CHECK_THROWS_WITH_AS(dag::mark_task_instances(*s.db, {"ops", key.run_id, {"bb"}}, s.dag, now),
+                       "DAG 'ops' has no task 'bb' (did you mean 'b'?)", dag::usage_error);
+  CHECK_THROWS_WITH_AS(dag::mark_task_instances(*s.db, {"ops", "nope", {"b"}}, s.dag, now), "DAG 'ops' has no run 'nope'",
+                       dag::usage_error);
+  CHECK_THROWS_AS(dag::mark_task_instances(*s.db, {"ops", key.run_id, {"b"}, task_state::running}, s.dag, now),
+                  dag::usage_error);
+  CHECK_THROWS_AS(dag::mark_task_instances(*s.db, {"ops", key.run_id, {}}, s.dag, now), dag::usage_error);
+}
+
+TEST_CASE("Operations.TriggerChecksConfAndRefusesDeepNesting") {
+  sandbox s;
+  const auto run = dag::trigger_run(*s.db, s.dag, dag::parse_time("2024-02-01"), R"({"k": [1, {"x": "]]"}]})");
+  REQUIRE(run);
+  CHECK(run->conf == R"({"k":[1,{"x":"]]"}]})");
+  CHECK(s.db->find_run("ops", run->run_id)->state == dag::run_state::queued);
+  CHECK_FALSE(dag::trigger_run(*s.db, s.dag, dag::parse_time("2024-02-01")));  // the same run id
+  CHECK_THROWS_WITH_AS(dag::checked_conf("[1]"), "conf: expected a JSON object", dag::usage_error);
+  // 100,000 levels would overflow a recursive parser's stack; the bound refuses them unparsed.
+  const std::string deep = "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  CHECK_THROWS_WITH_AS(dag::checked_conf(deep, "--conf"), "--conf: nested more than 64 levels deep", dag::usage_error);
+  const std::string ok = "{\"a\":" + std::string(63, '[') + std::string(63, ']') + "}";
+  CHECK_NOTHROW(dag::checked_conf(ok));
+}
