@@ -1,5 +1,6 @@
 #pragma once
-/// @file The umbrella header: everything a DAG author or embedding program needs.
+/// @file The umbrella header: everything a DAG author or embedding program needs: the model, the
+/// loaders, the engine, the store, the domain operations and the HTTP face.
 
 #include <dag/core/connection.hpp>
 #include <dag/core/definition.hpp>
@@ -13,11 +14,17 @@
 #include <dag/core/task.hpp>
 #include <dag/core/time.hpp>
 #include <dag/core/trigger_rule.hpp>
+#include <dag/engine/engine.hpp>
 #include <dag/graph/task_graph.hpp>
+#include <dag/http/face.hpp>
+#include <dag/http/server.hpp>
 #include <dag/load/check.hpp>
 #include <dag/load/dag_folder.hpp>
 #include <dag/load/operator_catalog.hpp>
 #include <dag/load/yaml_loader.hpp>
+#include <dag/metrics/registry.hpp>
+#include <dag/model/operations.hpp>
 #include <dag/schedule/cron.hpp>
 #include <dag/schedule/timetable.hpp>
+#include <dag/store/store.hpp>
 #include <dag/template/template.hpp>

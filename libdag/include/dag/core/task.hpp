@@ -102,7 +102,7 @@ struct task {
   std::map<std::string, field_value> fields;       ///< operator fields (`bash_command`, `sql`, …)
   std::vector<std::string> dependencies;           ///< ids of direct upstream tasks
   task_options options;                            ///< settings given on the task itself
-  task_settings settings;                          ///< effective settings; filled by `dag::finalize`
+  task_settings settings;                          ///< effective settings (options over default_args); filled by `definition::apply_default_args`, which `dag::check` calls
   source_location where;                           ///< where the task was defined
   /// The C++ body of a `callable` task; empty for other operators.
   std::function<operator_result(task_context&)> callable;
