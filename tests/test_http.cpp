@@ -499,3 +499,16 @@ TEST_CASE("Http.ApiMarksTaskInstancesAndClearsWithRelatives" * doctest::timeout(
   CHECK(json::parse(r.body)["task_instances"].size() == 2);
   CHECK(states() == std::vector<std::string>{"none", "none"});
 }
+
+TEST_CASE("Http.DeeplyNestedBodiesAreRefusedNotParsed" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  // 100,000 levels of arrays in a run's conf overflowed the parser's stack and ended the daemon.
+  const std::string deep = R"({"conf": {"a": )" + std::string(100000, '[') + std::string(100000, ']') + "}}";
+  auto r = http_call(s.server->port(), "POST", "/api/v1/dags/etl/dagRuns", deep);
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"].get<std::string>().find("nested more than") != std::string::npos);
+  CHECK(s.get("/api/v1/dags/etl/dagRuns").status == 200);  // still serving
+  const std::string within = R"({"conf": {"a": )" + std::string(60, '[') + std::string(60, ']') + "}}";
+  CHECK(http_call(s.server->port(), "POST", "/api/v1/dags/etl/dagRuns", within).status == 200);
+}

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dag/core/json_text.hpp>
 #include <dag/engine/engine.hpp>
 #include <dag/engine/scheduler_core.hpp>
 #include <dag/exec/task_queue.hpp>
@@ -316,6 +317,9 @@ http_response http_face::api(const http_request& request, const std::vector<std:
   auto wrong_method = [&] { return problem(405, "Method Not Allowed", method + " is not allowed on " + request.path()); };
   auto body = [&] {
     if (request.body.empty()) return json::object();
+    // Bounded before parsing: the parser recurses, and a body nested 100,000 deep would end the daemon.
+    if (json_nesting_depth(request.body, max_conf_depth + 2) > max_conf_depth + 2)
+      throw usage_error("the request body is nested more than " + std::to_string(max_conf_depth + 2) + " levels deep");
     json parsed = json::parse(request.body, nullptr, false);
     if (parsed.is_discarded() || !parsed.is_object()) throw usage_error("the request body must be a JSON object");
     return parsed;

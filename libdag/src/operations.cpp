@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <dag/core/error.hpp>
+#include <dag/core/json_text.hpp>
 #include <dag/core/suggest.hpp>
 #include <dag/engine/engine.hpp>
 #include <dag/engine/scheduler_core.hpp>
@@ -17,29 +18,6 @@
 
 namespace dag {
 namespace {
-
-/// The deepest nesting of `[` and `{` in a JSON text, outside strings; stops counting once past
-/// `limit`. A scan, not a parse: it must be safe on input that would overflow a recursive parser.
-int nesting_depth(const std::string& text, int limit) {
-  int depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') in_string = true;
-    else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-      if (deepest > limit) return deepest;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return deepest;
-}
 
 /// The task ids of `dag` that `matches` selects, with everything upstream and/or downstream of
 /// them; every task when `matches` is empty.
@@ -84,7 +62,7 @@ std::string checked_conf(const std::string& conf, const std::string& what) {
   if (conf.size() > max_conf_bytes)
     throw usage_error(what + ": " + std::to_string(conf.size()) + " bytes is more than the " +
                       std::to_string(max_conf_bytes) + " a run's conf may have");
-  if (nesting_depth(conf, max_conf_depth) > max_conf_depth)
+  if (json_nesting_depth(conf, max_conf_depth) > max_conf_depth)
     throw usage_error(what + ": nested more than " + std::to_string(max_conf_depth) + " levels deep");
   const auto parsed = nlohmann::json::parse(conf, nullptr, false);
   if (parsed.is_discarded() || !parsed.is_object()) throw usage_error(what + ": expected a JSON object");

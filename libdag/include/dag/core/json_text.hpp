@@ -1,5 +1,6 @@
 #pragma once
-/// @file Writing JSON text by hand where pulling in a JSON library would cost every includer.
+/// @file Writing JSON text by hand where pulling in a JSON library would cost every includer, and
+/// bounding JSON from outside before a (recursive) parser sees it.
 
 #include <cstdio>
 #include <string>
@@ -28,6 +29,31 @@ inline void append_json_string(std::string& out, std::string_view text) {
     }
   }
   out += '"';
+}
+
+/// The deepest nesting of `[` and `{` in a JSON text, outside strings; stops counting once past
+/// `limit`. A scan, not a parse: it is safe on input that would overflow a recursive parser's
+/// stack, so requests and `--conf` are checked with it before they are parsed.
+inline int json_nesting_depth(std::string_view text, int limit) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > deepest) deepest = depth;
+      if (deepest > limit) return deepest;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
 }
 
 /// Collects result rows as a JSON array of arrays, stopping at `limit` bytes: what SQL
