@@ -1,5 +1,5 @@
 // Command dispatch: global options may stand before or after the command words.
-#include "cli.hpp"
+#include <dag/runner/cli.hpp>
 
 #include <algorithm>
 #include <cstdlib>

@@ -1,5 +1,5 @@
 // `dagrun dags list|show|next`: inspect the DAGs of the DAGs folder.
-#include "cli.hpp"
+#include <dag/runner/cli.hpp>
 
 #include <algorithm>
 #include <ostream>

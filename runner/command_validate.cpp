@@ -1,5 +1,5 @@
 // `dagrun validate [PATH]`: load every DAG, print each problem as `file:line: message`.
-#include "cli.hpp"
+#include <dag/runner/cli.hpp>
 
 #include <ostream>
 

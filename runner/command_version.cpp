@@ -1,5 +1,5 @@
 // `dagrun version`.
-#include "cli.hpp"
+#include <dag/runner/cli.hpp>
 
 #include <ostream>
 

@@ -1,7 +1,7 @@
 // dagrun's entry point: hands the command line to the CLI with the real clock.
 #include <iostream>
 
-#include "cli.hpp"
+#include <dag/runner/cli.hpp>
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);

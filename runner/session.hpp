@@ -12,7 +12,7 @@
 #include <dag/model/operations.hpp>
 #include <dag/store/store.hpp>
 
-#include "cli.hpp"
+#include <dag/runner/cli.hpp>
 
 namespace dagrun {
 

@@ -13,7 +13,7 @@
 
 #include <dag/store/store.hpp>
 
-#include "cli.hpp"
+#include <dag/runner/cli.hpp>
 
 namespace {
 

@@ -15,7 +15,7 @@
 #include <dag/metrics/registry.hpp>
 
 #include <dag/http/face.hpp>
-#include "cli.hpp"
+#include <dag/runner/cli.hpp>
 
 namespace {
 
