@@ -6,7 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include <dag/http/face.hpp>
+#include <dag/http/serve.hpp>
 #include "session.hpp"
 
 namespace po = boost::program_options;
@@ -42,18 +42,12 @@ int schedule_command(invocation& inv) {
     throw dag::usage_error("--executor: expected local or queue, got '" + executor + "'");
   if (executor == "queue" && !inv.global.db.starts_with("postgres"))
     throw dag::usage_error("--executor queue: the queue lives in PostgreSQL; give --db postgresql://…");
-  // The HTTP face: on by default on loopback; beyond it only with a token.
+  // The HTTP face: on by default on loopback; beyond it only with a token (http_service checks).
   const std::string listen = inv.args["listen"].as<std::string>();
-  std::optional<std::pair<std::string, unsigned short>> address;
-  std::optional<std::string> token;
-  if (const char* t = std::getenv("DAGRUN_API_TOKEN"); t && *t) token = t;
-  if (listen != "none") {
-    address = dag::parse_listen_address(listen, "--listen");
-    if (!dag::is_loopback_address(address->first) && !token)
-      throw dag::usage_error("--listen " + listen +
-                             ": the API would accept changes from the network without a token; set DAGRUN_API_TOKEN "
-                             "or listen on 127.0.0.1");
-  }
+  dag::serve_options serving;
+  serving.listen = listen;
+  serving.listen_name = "--listen";
+  if (const char* t = std::getenv("DAGRUN_API_TOKEN"); t && *t) serving.token = t;
   const int parallelism = inv.args["parallelism"].as<int>();
   if (parallelism < 1) throw dag::usage_error("--parallelism: must be at least 1");
   const auto grace = std::chrono::seconds(inv.args["grace"].as<int>());
@@ -72,15 +66,16 @@ int schedule_command(invocation& inv) {
     options.lease = std::chrono::milliseconds(inv.args["lease-ms"].as<int>());
   }
   dag::engine eng(*db, inv.operators, inv.now, options);
-  // Declared before the server, so that it outlives it (the server joins its threads first).
-  dag::http_face face({inv.global.db, options.queue_url, token, std::chrono::seconds(30)}, metrics, inv.now);
-  auto dags = engine_dags(folder);
-  face.set_dags(dags);
-  std::optional<dag::http_server> server;
-  if (address) {
-    server.emplace(address->first, address->second, [&face](const dag::http_request& r) { return face.handle(r); });
-    spdlog::info("serving HTTP on {}:{}", address->first, server->port());
+  std::optional<dag::http_service> http;
+  if (listen != "none") {
+    dag::http_face_options reads;
+    reads.db_url = inv.global.db;
+    reads.queue_url = options.queue_url;
+    http.emplace(serving, reads, metrics, inv.now);
+    spdlog::info("serving HTTP on {}:{}", listen.substr(0, listen.rfind(':')), http->port());
   }
+  auto dags = engine_dags(folder);
+  if (http) http->face().set_dags(dags);
   eng.set_dags(std::move(dags));
   if (auto lost = eng.recover_lost_tries())
     spdlog::warn("{} tries were left running by a previous scheduler; recorded as failed (executor lost)", lost);
@@ -98,7 +93,7 @@ int schedule_command(invocation& inv) {
     auto reloaded = load_dags(inv, true);
     record_import_errors(*db, reloaded);
     auto reloaded_dags = engine_dags(reloaded);
-    face.set_dags(reloaded_dags);
+    if (http) http->face().set_dags(reloaded_dags);
     eng.set_dags(std::move(reloaded_dags));
     spdlog::info("reloaded DAGs: {} loaded, {} import errors", reloaded.dags.size(), reloaded.problems.size());
     return false;

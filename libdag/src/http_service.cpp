@@ -1,0 +1,30 @@
+/// @file http_service (dag/http/serve.hpp): a face on a server.
+
+#include <dag/http/serve.hpp>
+
+#include <utility>
+
+#include <dag/core/error.hpp>
+
+namespace dag {
+
+http_service::http_service(const serve_options& options, http_face_options face_options, metrics_registry& metrics,
+                           const clock& now) {
+  const auto [host, port] = parse_listen_address(options.listen, options.listen_name);
+  // Without a token the API would take changes from anyone who can reach the address.
+  if (!is_loopback_address(host) && !options.token)
+    throw usage_error(options.listen_name + " " + options.listen +
+                      ": the API would accept changes from the network without a token; set DAGRUN_API_TOKEN "
+                      "or listen on 127.0.0.1");
+  face_options.token = options.token;
+  face_options.heartbeat_limit = options.heartbeat_limit;
+  face_ = std::make_unique<http_face>(std::move(face_options), metrics, now);
+  server_ = std::make_unique<http_server>(host, port, [face = face_.get()](const http_request& r) { return face->handle(r); });
+}
+
+// The server goes first: its threads call into the face.
+http_service::~http_service() { server_.reset(); }
+
+unsigned short http_service::port() const { return server_->port(); }
+
+}  // namespace dag
