@@ -9,7 +9,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <future>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -394,6 +396,13 @@ TEST_CASE("HttpServer.OversizedOrAmbiguousRequestsGetTheirOwnStatus" * doctest::
   {
     client c(s.port());
     c.send(get("/h", "X-Pad: " + std::string(9000, 'a') + "\r\n"));
+    const auto r = c.reply();
+    REQUIRE(r);
+    CHECK(r->result_int() == 431);
+  }
+  {
+    client c(s.port());
+    c.send(get("/" + std::string(9000, 'u')));  // the request line counts too
     const auto r = c.reply();
     REQUIRE(r);
     CHECK(r->result_int() == 431);

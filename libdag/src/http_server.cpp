@@ -10,8 +10,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
+#include <limits>
 #include <list>
 #include <map>
 #include <mutex>
@@ -132,7 +135,8 @@ struct http_server::state::connection : std::enable_shared_from_this<connection>
   // under the request deadline until it is whole.
   void await_request() {
     parser.emplace();
-    parser->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(server.options.header_limit, UINT32_MAX)));
+    constexpr std::size_t most = std::numeric_limits<std::uint32_t>::max();  // Beast's type for it
+    parser->header_limit(static_cast<std::uint32_t>(std::min(server.options.header_limit, most)));
     parser->body_limit(server.options.body_limit);
     if (buffer.size() > 0) return read_request();
     enter(phase::idle);
