@@ -1,24 +1,30 @@
-// The daemon's HTTP server on Boost.Beast, synchronous: an accepting thread that polls so it can
-// stop, and a thread per connection (an admin endpoint sees a handful of clients: Prometheus,
-// a load balancer's health check, a person with curl).
+// The daemon's HTTP server on Boost.Asio and Beast: one I/O thread runs every connection
+// asynchronously, each read and write under a deadline, so idle or slow clients cost a socket and
+// a few buffers, never a thread, and cannot hold up anyone else. Handler calls run one at a time
+// on a thread of their own (a handler may own a database connection and take its time), fed by a
+// queue; the answer is posted back to the I/O thread to be written.
 #include <dag/http/server.hpp>
 
 #include <utility>  // before Asio (Boost 1.74 with g++ 12)
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <limits>
 #include <list>
+#include <map>
 #include <mutex>
-#include <stdexcept>
+#include <optional>
 #include <thread>
 
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -27,82 +33,164 @@
 namespace dag {
 namespace {
 
-// An admin endpoint serves a handful of clients; a flood of connections must not exhaust the
-// threads and descriptors the scheduler's tasks need.
-constexpr std::size_t max_connections = 64;
-// A client that sends or reads nothing for this long is dropped (slow-header clients included).
-constexpr int io_timeout_seconds = 30;
-
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
+using steady = std::chrono::steady_clock;
+
+// After its last answer a connection stops sending and reads (and drops) what the client still
+// sends, for at most this long: closing with unread bytes would reset the connection, and the
+// client could lose the answer (a 413 sent before the body it is still writing).
+constexpr auto linger_limit = std::chrono::seconds(2);
+// Accepting fails when the process is out of descriptors; the listening socket then stays
+// readable, so the next try waits this long rather than spin.
+constexpr auto accept_retry_delay = std::chrono::milliseconds(100);
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
 }
 
+// An error answer: a problem document, as the handler's own errors are.
+bhttp::response<bhttp::string_body> problem(bhttp::status status, const std::string& detail) {
+  bhttp::response<bhttp::string_body> res{status, 11};
+  res.set(bhttp::field::server, "dagrun");
+  res.set(bhttp::field::content_type, "application/json");
+  res.body() = R"({"type":"about:blank","title":")" + std::string(bhttp::obsolete_reason(status)) +
+               R"(","status":)" + std::to_string(static_cast<unsigned>(status)) + R"(,"detail":")" + detail + R"("})";
+  res.keep_alive(false);
+  res.prepare_payload();
+  return res;
+}
+
 }  // namespace
 
 struct http_server::state {
-  asio::io_context io;
-  tcp::acceptor acceptor{io};
-  http_handler handler;
-  std::mutex handler_mutex;  // one handler call at a time
-
-  struct connection {
-    tcp::socket socket;
-    std::atomic<bool> done{false};
-    std::thread thread;
-    explicit connection(tcp::socket s) : socket(std::move(s)) {}
+  struct connection;
+  struct job {
+    http_request request;
+    std::shared_ptr<connection> from;
   };
-  std::mutex connections_mutex;
-  std::list<connection> connections;
-  std::atomic<bool> stopping{false};
-  std::thread accepting;
 
-  void serve(connection& c) {
-    try {
-      serve_requests(c);
-    } catch (const std::exception&) {
-      // Out of memory for one request, say: drop this client, keep the server.
-    }
-    beast::error_code ec;
-    c.socket.shutdown(tcp::socket::shutdown_both, ec);
-    c.done = true;
+  explicit state(http_handler h, http_server_options o) : options(o), handler(std::move(h)) {}
+
+  // Owned by the I/O thread once it runs (stop() reaches them by posting to it).
+  asio::io_context io{1};
+  tcp::acceptor acceptor{io};
+  asio::steady_timer accept_retry{io};
+  const http_server_options options;
+  std::list<std::shared_ptr<connection>> connections;
+  bool closing = false;
+
+  // The handler's side: a queue of read requests, served in order by one thread.
+  const http_handler handler;
+  std::mutex jobs_mutex;
+  std::condition_variable jobs_ready;
+  std::deque<job> jobs;
+  bool jobs_stopped = false;
+
+  unsigned short port = 0;
+  std::atomic<bool> stopped{false};
+  std::thread io_thread;
+  std::thread handler_thread;
+
+  void accept_next();
+  void admit(tcp::socket socket);
+  bool make_room(const asio::ip::address& newcomer);
+  void submit(std::shared_ptr<connection> from, http_request request);
+  void run_io();
+  void run_handler();
+  void shut();
+};
+
+// One client connection, driven by completion handlers on the I/O thread. It lives while an
+// operation of its own is pending, or its request is with the handler, or it is listed.
+struct http_server::state::connection : std::enable_shared_from_this<connection> {
+  enum class phase { idle, reading, handling, writing, lingering };
+
+  connection(state& s, tcp::socket socket, asio::ip::address from)
+      : server(s), stream(std::move(socket)), peer(std::move(from)) {}
+
+  state& server;
+  beast::tcp_stream stream;
+  const asio::ip::address peer;
+  beast::flat_buffer buffer;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser;
+  bhttp::response<bhttp::string_body> response;
+  phase now = phase::idle;
+  steady::time_point since = steady::now();
+  std::list<std::shared_ptr<connection>>::iterator entry;
+  bool listed = false;
+
+  void enter(phase p) {
+    now = p;
+    since = steady::now();
   }
 
-  void serve_requests(connection& c) {
-    beast::flat_buffer buffer;
-    beast::error_code ec;
-    while (!stopping) {
-      bhttp::request<bhttp::string_body> req;
-      bhttp::read(c.socket, buffer, req, ec);
-      if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset) break;
-      if (ec) {
-        // A request we cannot parse gets a 400 and the connection is closed.
-        bhttp::response<bhttp::string_body> bad{bhttp::status::bad_request, 11};
-        bad.set(bhttp::field::content_type, "application/json");
-        bad.body() = R"({"title":"Bad Request","status":400,"detail":"the request could not be parsed"})";
-        bad.prepare_payload();
-        bhttp::write(c.socket, bad, ec);
-        break;
+  // Waiting on the client (to open a request, finish it, or go away) rather than on the server.
+  bool waits_for_client() const { return now == phase::idle || now == phase::reading || now == phase::lingering; }
+
+  // Under the idle deadline until a request's first byte (already there when pipelined), then
+  // under the request deadline until it is whole.
+  void await_request() {
+    parser.emplace();
+    constexpr std::size_t most = std::numeric_limits<std::uint32_t>::max();  // Beast's type for it
+    parser->header_limit(static_cast<std::uint32_t>(std::min(server.options.header_limit, most)));
+    parser->body_limit(server.options.body_limit);
+    if (buffer.size() > 0) return read_request();
+    enter(phase::idle);
+    stream.expires_after(server.options.idle_timeout);
+    stream.async_read_some(buffer.prepare(1024), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->buffer.commit(n);
+      if (ec) return self->close();
+      self->read_request();
+    });
+  }
+
+  void read_request() {
+    enter(phase::reading);
+    stream.expires_after(server.options.request_timeout);
+    bhttp::async_read(stream, buffer, *parser, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      try {
+        self->on_request(ec);
+      } catch (const std::exception&) {
+        self->close();  // out of memory for this request: drop this client, keep the server
       }
-      http_request r;
-      r.method = std::string(req.method_string());
-      r.target = std::string(req.target());
-      for (const auto& field : req) r.headers[lower(std::string(field.name_string()))] = std::string(field.value());
-      r.body = std::move(req.body());
-      http_response out;
-      {
-        std::lock_guard lock(handler_mutex);
-        try {
-          out = handler(r);
-        } catch (const std::exception& e) {
-          out = {500, "application/json", std::string(R"({"title":"Internal Server Error","status":500})")};
-        }
-      }
+    });
+  }
+
+  void on_request(beast::error_code ec) {
+    // Gone, cut by a deadline, or closed by the server: nothing to answer.
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+        ec == asio::error::operation_aborted || ec == beast::error::timeout)
+      return close();
+    if (ec == bhttp::error::body_limit)
+      return answer(problem(bhttp::status::payload_too_large,
+                            "the request body is over " + std::to_string(server.options.body_limit) + " bytes"));
+    if (ec == bhttp::error::header_limit)
+      return answer(problem(bhttp::status::request_header_fields_too_large,
+                            "the request line and header are over " + std::to_string(server.options.header_limit) + " bytes"));
+    if (ec) return answer(problem(bhttp::status::bad_request, "the request could not be parsed"));
+    auto& req = parser->get();
+    const auto hosts = req.equal_range(bhttp::field::host);
+    if (std::distance(hosts.first, hosts.second) > 1)
+      return answer(problem(bhttp::status::bad_request, "the request has more than one Host header"));
+    http_request r;
+    r.method = std::string(req.method_string());
+    r.target = std::string(req.target());
+    for (const auto& field : req) r.headers[lower(std::string(field.name_string()))] = std::string(field.value());
+    r.body = std::move(req.body());
+    enter(phase::handling);
+    stream.expires_never();  // nothing is pending on the socket until the answer comes back
+    server.submit(shared_from_this(), std::move(r));
+  }
+
+  // The handler's answer, back on the I/O thread.
+  void respond(http_response out) {
+    if (!listed) return;  // closed meanwhile (the server is stopping)
+    try {
+      const auto& req = parser->get();
       bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(out.status), req.version()};
       res.set(bhttp::field::server, "dagrun");
       res.set(bhttp::field::content_type, out.content_type);
@@ -111,86 +199,204 @@ struct http_server::state {
       // HEAD gets the headers only: a body would be read as the start of the next response.
       if (req.method() != bhttp::verb::head) res.body() = std::move(out.body);
       res.prepare_payload();
-      bhttp::write(c.socket, res, ec);
-      if (ec || !res.keep_alive()) break;
+      answer(std::move(res));
+    } catch (const std::exception&) {
+      close();
     }
   }
 
-  void accept_loop() {
-    while (!stopping) {
-      pollfd fd{acceptor.native_handle(), POLLIN, 0};
-      if (::poll(&fd, 1, 200) <= 0) continue;  // wakes at least every 200 ms to see `stopping`
-      beast::error_code ec;
-      tcp::socket socket(io);
-      acceptor.accept(socket, ec);
-      if (ec) {
-        // Out of descriptors, say: the listening socket stays readable, so do not spin on it.
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        continue;
-      }
-      const timeval limit{io_timeout_seconds, 0};
-      ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-      ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
-      std::lock_guard lock(connections_mutex);
-      // Threads of finished connections are joined here, so they do not pile up.
-      for (auto it = connections.begin(); it != connections.end();) {
-        if (it->done) {
-          it->thread.join();
-          it = connections.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      if (connections.size() >= max_connections) {
-        socket.close(ec);  // too many at once: the client may retry
-        continue;
-      }
-      try {
-        auto& c = connections.emplace_back(std::move(socket));
-        c.thread = std::thread([this, &c] { serve(c); });
-      } catch (const std::exception&) {
-        connections.pop_back();  // no thread for it (resources exhausted): drop this client
-      }
+  void answer(bhttp::response<bhttp::string_body> res) {
+    response = std::move(res);
+    enter(phase::writing);
+    stream.expires_after(server.options.write_timeout);
+    bhttp::async_write(stream, response, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->close();
+      if (self->response.need_eof()) return self->linger();
+      self->response = {};
+      self->await_request();
+    });
+  }
+
+  // The last answer is out: say so (FIN), and drop what the client still sends until it closes.
+  void linger() {
+    enter(phase::lingering);
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.expires_after(linger_limit);
+    drain();
+  }
+
+  void drain() {
+    buffer.clear();
+    stream.async_read_some(buffer.prepare(4096), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->close();
+      self->drain();
+    });
+  }
+
+  // Idempotent; pending operations end with operation_aborted and come back here.
+  void close() {
+    if (listed) {
+      listed = false;
+      server.connections.erase(entry);  // callers hold their own owner of `this`
     }
+    stream.close();
   }
 };
 
-http_server::http_server(const std::string& host, unsigned short port, http_handler handler)
-    : state_(std::make_unique<state>()) {
-  state_->handler = std::move(handler);
+void http_server::state::accept_next() {
+  acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
+    if (closing) return;
+    if (ec) {
+      accept_retry.expires_after(accept_retry_delay);
+      accept_retry.async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec && !closing) accept_next();
+      });
+      return;
+    }
+    try {
+      admit(std::move(socket));
+    } catch (const std::exception&) {
+      // Out of memory for this client: it is dropped (its socket closes), the others go on.
+    }
+    accept_next();
+  });
+}
+
+void http_server::state::admit(tcp::socket socket) {
+  beast::error_code ec;
+  const auto peer = socket.remote_endpoint(ec).address();
+  if (ec) return;  // already gone
+  if (connections.size() >= options.max_connections && !make_room(peer)) return;  // closes `socket`
+  auto c = std::make_shared<connection>(*this, std::move(socket), peer);
+  c->entry = connections.insert(connections.end(), c);
+  c->listed = true;
+  c->await_request();
+}
+
+// Closes the connection waiting longest on its client, among those of the address holding the
+// most connections (the newcomer counted): a client hoarding connections loses its own first, and
+// many clients behind one proxy still share the whole cap (a hard cap per address would not let
+// them). False when every connection is busy with a request.
+bool http_server::state::make_room(const asio::ip::address& newcomer) {
+  std::map<asio::ip::address, std::size_t> held{{newcomer, 1}};
+  for (const auto& c : connections) ++held[c->peer];
+  connection* victim = nullptr;
+  for (const auto& c : connections) {
+    if (!c->waits_for_client()) continue;
+    if (victim == nullptr || held[c->peer] > held[victim->peer] ||
+        (held[c->peer] == held[victim->peer] && c->since < victim->since))
+      victim = c.get();
+  }
+  if (victim == nullptr) return false;
+  victim->shared_from_this()->close();
+  return true;
+}
+
+void http_server::state::submit(std::shared_ptr<connection> from, http_request request) {
+  {
+    std::lock_guard lock(jobs_mutex);
+    if (jobs_stopped) return;
+    jobs.push_back({std::move(request), std::move(from)});
+  }
+  jobs_ready.notify_one();
+}
+
+void http_server::state::run_io() {
+  for (;;) {
+    try {
+      io.run();
+      return;  // out of work: shut() ran
+    } catch (const std::exception&) {
+      // A completion handler ran out of memory: its connection is lost, the server goes on.
+    }
+  }
+}
+
+void http_server::state::run_handler() {
+  for (;;) {
+    job next;
+    {
+      std::unique_lock lock(jobs_mutex);
+      jobs_ready.wait(lock, [this] { return jobs_stopped || !jobs.empty(); });
+      if (jobs_stopped) return;
+      next = std::move(jobs.front());
+      jobs.pop_front();
+    }
+    http_response out;
+    try {
+      out = handler(next.request);
+    } catch (...) {
+      out = {500, "application/json", R"({"type":"about:blank","title":"Internal Server Error","status":500})"};
+    }
+    try {
+      asio::post(io, [c = std::move(next.from), out = std::move(out)]() mutable { c->respond(std::move(out)); });
+    } catch (const std::exception&) {
+      // Out of memory: this client gets no answer; stop() closes its connection.
+    }
+  }
+}
+
+// On the I/O thread: no new connections and every open one closed. The loop then runs out of work
+// and returns once the handlers already queued have run (not io.stop(): a connection accepted
+// but not yet admitted would stay open inside its queued handler until the context is destroyed).
+void http_server::state::shut() {
+  closing = true;
+  beast::error_code ignored;
+  acceptor.close(ignored);
+  accept_retry.cancel();
+  while (!connections.empty()) {
+    const auto c = connections.front();  // owned here while close() unlists it
+    c->close();
+  }
+}
+
+http_server::http_server(const std::string& host, unsigned short port, http_handler handler, http_server_options options)
+    : state_(std::make_unique<state>(std::move(handler), options)) {
+  auto& s = *state_;
   beast::error_code ec;
   const std::string where = host + ":" + std::to_string(port);
-  tcp::resolver resolver(state_->io);
+  tcp::resolver resolver(s.io);
   const auto endpoints = resolver.resolve(host, std::to_string(port), tcp::resolver::passive, ec);
   if (ec || endpoints.empty()) throw error("cannot listen on " + where + ": " + ec.message());
   const tcp::endpoint endpoint = endpoints.begin()->endpoint();
-  auto& a = state_->acceptor;
+  auto& a = s.acceptor;
   a.open(endpoint.protocol(), ec);
   if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) a.bind(endpoint, ec);
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (!ec) s.port = a.local_endpoint(ec).port();
   if (ec) throw error("cannot listen on " + where + ": " + ec.message());
-  state_->accepting = std::thread([s = state_.get()] { s->accept_loop(); });
+  s.accept_next();
+  try {
+    s.handler_thread = std::thread([&s] { s.run_handler(); });
+    s.io_thread = std::thread([&s] { s.run_io(); });
+  } catch (...) {
+    stop();
+    throw;
+  }
 }
 
 http_server::~http_server() { stop(); }
 
-unsigned short http_server::port() const { return state_->acceptor.local_endpoint().port(); }
+unsigned short http_server::port() const { return state_->port; }
 
 void http_server::stop() {
-  if (state_->stopping.exchange(true)) return;
-  if (state_->accepting.joinable()) state_->accepting.join();
-  beast::error_code ec;
-  state_->acceptor.close(ec);
-  std::list<state::connection> connections;
+  auto& s = *state_;
+  if (s.stopped.exchange(true)) return;
+  // No new handler calls; then every client let go, so that none waits on an answer that will
+  // not come; then the call in progress (if any) waited for: it may use what its owner destroys
+  // next.
   {
-    std::lock_guard lock(state_->connections_mutex);
-    connections.swap(state_->connections);
+    std::lock_guard lock(s.jobs_mutex);
+    s.jobs_stopped = true;
   }
-  // A connection thread blocked in a read wakes when its socket is shut down.
-  for (auto& c : connections) ::shutdown(c.socket.native_handle(), SHUT_RDWR);
-  for (auto& c : connections)
-    if (c.thread.joinable()) c.thread.join();
+  s.jobs_ready.notify_all();
+  if (s.io_thread.joinable()) {
+    asio::post(s.io, [&s] { s.shut(); });
+    s.io_thread.join();
+  }
+  if (s.handler_thread.joinable()) s.handler_thread.join();
 }
 
 std::pair<std::string, unsigned short> parse_listen_address(const std::string& text, const std::string& flag) {

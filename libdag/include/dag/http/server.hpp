@@ -1,7 +1,7 @@
 #pragma once
-/// @file A small HTTP/1.1 server for the daemon's face (/health, /metrics, /api/v1): a thread
-/// that accepts, a thread per connection, keep-alive, and one handler function. Boost.Beast stays
-/// inside http_server.cpp.
+/// @file A small HTTP/1.1 server for the daemon's face (/health, /metrics, /api/v1): one I/O thread
+/// that accepts, reads and writes asynchronously with a deadline on each step, keep-alive, and one
+/// handler function called on a thread of its own. Boost.Asio and Beast stay inside http_server.cpp.
 
 #include <chrono>
 #include <functional>
@@ -46,24 +46,47 @@ struct http_response {
   std::vector<std::pair<std::string, std::string>> headers = {};  ///< more header fields (e.g. Location)
 };
 
-/// Handles one request; called from connection threads, one call at a time (the server
-/// serialises calls, so a handler may own a database connection).
+/// Handles one request; called on the server's handler thread, one call at a time (so a handler
+/// may own a database connection). A slow call delays the requests queued behind it, but not
+/// accepting, reading, timing out or refusing other connections.
 using http_handler = std::function<http_response(const http_request&)>;
+
+/// Limits and deadlines of an http_server; the defaults are the ones docs/http.md documents.
+struct http_server_options {
+  /// How long a connection may wait for the first byte of a request: a new connection's first
+  /// request, or the next one on a kept-alive connection. Then it is closed.
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(30);
+  /// How long a request may take to arrive whole (request line, header and body), counted from its
+  /// first byte, so a client trickling bytes is cut however often it sends one.
+  std::chrono::milliseconds request_timeout = std::chrono::seconds(30);
+  /// How long writing one response may take.
+  std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
+  /// Connections open at once. A new connection beyond it takes the place of one that waits on
+  /// its client (idle, or sending a request): of the client address holding the most
+  /// connections, the one waiting longest. It is refused only when every connection has a request
+  /// in the handler or an answer being written.
+  std::size_t max_connections = 256;
+  /// Bytes of request line and header fields; more gets 431.
+  std::size_t header_limit = 8 * 1024;
+  /// Bytes of request body; more gets 413.
+  std::size_t body_limit = 1024 * 1024;
+};
 
 /// An HTTP server listening on one address until destroyed or stopped.
 class http_server {
 public:
   /// Listens on `host:port` (port 0 picks a free one) and serves with `handler`. Throws
   /// dag::error naming the address when it cannot listen.
-  http_server(const std::string& host, unsigned short port, http_handler handler);
-  /// Stops accepting, closes open connections and joins every thread.
+  http_server(const std::string& host, unsigned short port, http_handler handler, http_server_options options = {});
+  /// Stops: see stop().
   ~http_server();
   http_server(const http_server&) = delete;
   http_server& operator=(const http_server&) = delete;
 
   /// The port it listens on (the chosen one when 0 was asked for).
   unsigned short port() const;
-  /// Stops accepting and closes connections; idempotent.
+  /// Stops accepting, closes every connection (requests waiting for the handler are dropped), then
+  /// waits for a handler call in progress to return and joins the threads; idempotent.
   void stop();
 
 private:
