@@ -19,7 +19,8 @@ http_service::http_service(const serve_options& options, http_face_options face_
   face_options.token = options.token;
   face_options.heartbeat_limit = options.heartbeat_limit;
   face_ = std::make_unique<http_face>(std::move(face_options), metrics, now);
-  server_ = std::make_unique<http_server>(host, port, [face = face_.get()](const http_request& r) { return face->handle(r); });
+  server_ = std::make_unique<http_server>(host, port, [face = face_.get()](const http_request& r) { return face->handle(r); },
+                                          options.server);
 }
 
 // The server goes first: its threads call into the face.

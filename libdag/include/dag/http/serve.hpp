@@ -22,6 +22,7 @@ struct serve_options {
   std::optional<std::string> token;          ///< bearer token for the API and UI; needed beyond loopback
   std::chrono::seconds heartbeat_limit{30};  ///< /health: a scheduler heartbeat older than this is unhealthy
   std::string listen_name = "listen";        ///< how errors name the address (the daemon says `--listen`)
+  http_server_options server;                ///< timeouts and limits of the server
 };
 
 /// An HTTP face on a server: /health, /metrics, /api/v1 and the UI, answered until destroyed.
