@@ -6,6 +6,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <dag/exec/local_executor.hpp>
+#include <dag/exec/queue_executor.hpp>
+
 #include "http_face.hpp"
 #include "session.hpp"
 
@@ -67,13 +70,15 @@ int schedule_command(invocation& inv) {
   options.parallelism = parallelism;
   options.log_folder = inv.global.logs;
   options.metrics = &metrics;
+  std::unique_ptr<dag::executor> runs_tries = std::make_unique<dag::local_executor>(parallelism);
+  std::string queue_url;
   if (executor == "queue") {
-    options.queue_url = inv.global.db;
-    options.lease = std::chrono::milliseconds(inv.args["lease-ms"].as<int>());
+    queue_url = inv.global.db;
+    runs_tries = std::make_unique<dag::queue_executor>(queue_url, std::chrono::milliseconds(inv.args["lease-ms"].as<int>()));
   }
-  dag::engine eng(*db, inv.operators, inv.now, options);
+  dag::engine eng(*db, inv.operators, inv.now, options, std::move(runs_tries));
   // Declared before the server, so that it outlives it (the server joins its threads first).
-  http_face face({inv.global.db, options.queue_url, token, std::chrono::seconds(30)}, metrics, inv.now);
+  http_face face({inv.global.db, queue_url, token, std::chrono::seconds(30)}, metrics, inv.now);
   auto dags = engine_dags(folder);
   face.set_dags(dags);
   std::optional<dag::http_server> server;
