@@ -58,11 +58,8 @@ struct engine::defaults {
 };
 
 engine::engine(engine_options options, std::unique_ptr<executor> runs_tries)
-    : engine(std::make_unique<defaults>(options.store_url), std::move(options), std::move(runs_tries)) {}
-
-engine::engine(std::unique_ptr<defaults> owned, engine_options options, std::unique_ptr<executor> runs_tries)
-    : defaults_(std::move(owned)), store_(*defaults_->db), operators_(defaults_->operators), clock_(defaults_->clock),
-      options_(std::move(options)) {
+    : defaults_(std::make_unique<defaults>(options.store_url)), store_(*defaults_->db), operators_(defaults_->operators),
+      clock_(defaults_->clock), options_(std::move(options)) {
   start(std::move(runs_tries));
 }
 

@@ -127,7 +127,6 @@ public:
 
 private:
   struct defaults;  // what an engine built without them owns: store, operators, clock
-  engine(std::unique_ptr<defaults> owned, engine_options options, std::unique_ptr<executor> runs_tries);
   void start(std::unique_ptr<executor> runs_tries);
 
   struct active_run {
