@@ -3,7 +3,6 @@
 
 #include <dag/core/error.hpp>
 #include <dag/core/secret_mask.hpp>
-#include <dag/exec/orphan_processes.hpp>
 
 #include <fstream>
 #include <utility>
@@ -88,18 +87,6 @@ void local_executor::work(std::stop_token pool_stop) {
       if (queue_.empty() && busy_ == 0) idle_.notify_all();
     }
   }
-}
-
-std::vector<bool> local_executor::lost(const std::vector<recorded_try>& tries, const std::string& hostname,
-                                       timestamp now) {
-  std::vector<bool> out = executor::lost(tries, hostname, now);
-  // A bash try of the dead process may still be running: end it before its retry can start.
-  std::vector<try_identity> orphans;
-  for (std::size_t i = 0; i < tries.size(); ++i)
-    if (out[i] && tries[i].pid > 0)
-      orphans.push_back({tries[i].dag_id, tries[i].run_id, tries[i].task_id, tries[i].try_number, tries[i].pid});
-  end_orphaned_tries(orphans);
-  return out;
 }
 
 task_event run_try(task_request& request, const std::function<timestamp()>& now) {

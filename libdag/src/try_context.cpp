@@ -63,19 +63,18 @@ task_context make_try_context(const definition& d, const task& t, const operator
   if (t.settings.execution_timeout)
     ctx.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*t.settings.execution_timeout);
 
-  template_context tc;
-  tc.dag_id = ctx.dag_id;
-  tc.task_id = ctx.task_id;
-  tc.run_id = ctx.run_id;
-  tc.logical_date = ctx.logical_date;
-  tc.data_interval_start = ctx.data_interval_start;
-  tc.data_interval_end = ctx.data_interval_end;
-  tc.try_number = ctx.try_number;
-  tc.params = ctx.params;
-  tc.variable = sources.variable;
-  tc.connection = sources.connection;
-  tc.xcom_pull = sources.xcom;
-  tc.mask_secret = [&ctx](std::string_view secret) { add_secret(ctx.secrets, secret); };
+  const template_context tc{.dag_id = ctx.dag_id,
+                            .task_id = ctx.task_id,
+                            .run_id = ctx.run_id,
+                            .logical_date = ctx.logical_date,
+                            .data_interval_start = ctx.data_interval_start,
+                            .data_interval_end = ctx.data_interval_end,
+                            .try_number = ctx.try_number,
+                            .params = ctx.params,
+                            .variable = sources.variable,
+                            .connection = sources.connection,
+                            .xcom_pull = sources.xcom,
+                            .mask_secret = [&ctx](std::string_view secret) { add_secret(ctx.secrets, secret); }};
   try {
     ctx.fields = render_fields(t, op, tc);
   } catch (const error& e) {

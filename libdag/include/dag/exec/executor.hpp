@@ -89,7 +89,8 @@ public:
   /// ("executor lost") and retries them. `hostname` is the name the engine records its tries
   /// under; `now` its clock. One flag per try. The default suits executors whose tries live in the
   /// engine's process: a try is lost when this host started it in a process that is gone, or in
-  /// this one before any try was submitted (ask before starting runs).
+  /// this one before any try was submitted (ask before starting runs); the process groups such a
+  /// try left running (bash tasks) are ended, so that its retry never runs beside them.
   virtual std::vector<bool> lost(const std::vector<recorded_try>& tries, const std::string& hostname, timestamp now);
 
   /// How often the engine asks `lost` about every recorded try while it runs; nullopt (the

@@ -38,9 +38,6 @@ public:
   void cancel_all() override;
   /// Waits until nothing is queued or running.
   void drain() override;
-  /// The in-process rule (see executor::lost); the process groups that the lost tries' dead
-  /// owners left running are ended, so that a retry never runs beside its orphan.
-  std::vector<bool> lost(const std::vector<recorded_try>& tries, const std::string& hostname, timestamp now) override;
 
 private:
   void work(std::stop_token pool_stop);
