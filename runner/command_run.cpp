@@ -108,7 +108,9 @@ int test_command(invocation& inv) {
   dag::task_request request;
   request.definition = t;
   request.op = inv.operators.find(t->operator_name);
-  request.context = dag::make_try_context(*d, *t, request.op, run, which, dag::store_sources(*db, dag_id, run.run_id));
+  dag::try_sources sources = dag::store_sources(*db, dag_id, run.run_id);
+  sources.xcom = {};  // the try runs outside any run: there is no XCom to pull
+  request.context = dag::make_try_context(*d, *t, request.op, run, which, sources);
   const auto& fields = request.context.fields;
   if (auto it = fields.find(std::string(dag::render_error_field)); it != fields.end()) throw dag::error(it->second);
   if (!request.op || !request.op->run) throw dag::error("operator '" + t->operator_name + "' cannot run in this build yet");

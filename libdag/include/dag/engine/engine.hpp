@@ -122,7 +122,7 @@ public:
   std::optional<run_state> state_of(const run_key& key);
   /// Number of tries running now.
   int running() const { return running_; }
-  /// The store the engine records into.
+  /// The store the engine records into (not thread-safe: use it from the thread driving the engine).
   dag::store& store() { return store_; }
 
 private:
