@@ -1,27 +1,12 @@
 #pragma once
-/// @file The catalog of every operator shipped with dagrun.
+/// @file The catalog of every operator shipped with dagrun (compiled into dag::operators; the
+/// operators themselves are header-only: `<bash/bash.hpp>`, `<sqlite/sqlite.hpp>`, …).
 
 #include <dag/load/operator_catalog.hpp>
 
-#include <bash/bash.hpp>
-#include <callable/callable.hpp>
-#include <http/http.hpp>
-#include <postgres/postgres.hpp>
-#include <sql_sensor/sql_sensor.hpp>
-#include <sqlite/sqlite.hpp>
-
 namespace dag {
 
-/// A catalog holding dagrun's own operators.
-inline operator_catalog builtin_operators() {
-  operator_catalog c;
-  c.add<operators::bash>();
-  c.add<operators::sqlite>();
-  c.add<operators::postgres>();
-  c.add<operators::http>();
-  c.add<operators::sql_sensor>();
-  c.add<operators::callable>();
-  return c;
-}
+/// A catalog holding dagrun's own operators: bash, sqlite, postgres, http, sql_sensor, callable.
+operator_catalog builtin_operators();
 
 }  // namespace dag

@@ -6,8 +6,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include <dag/core/environment.hpp>
+#include <dag/core/secret_mask.hpp>
 #include <dag/core/suggest.hpp>
+#include <dag/engine/try_context.hpp>
+#include <dag/exec/local_executor.hpp>
 
 #include "session.hpp"
 
@@ -47,7 +49,8 @@ int run_command(invocation& inv) {
   auto folder = load_dags(inv);
   if (!find_dag(inv, folder, dag_id)) return exit_usage;
   auto db = open_db(inv);
-  dag::engine eng(*db, inv.operators, inv.now, foreground_options(inv, inv.args["parallelism"].as<int>()));
+  const int parallelism = inv.args["parallelism"].as<int>();
+  dag::engine eng(*db, inv.operators, inv.now, foreground_options(inv, parallelism), foreground_executor(parallelism));
   eng.set_dags(engine_dags(folder, dag_id));
   auto key = eng.create_run(dag_id, dag::run_type::manual, date, conf);
   if (!key) {
@@ -94,57 +97,29 @@ int test_command(invocation& inv) {
   }
   const dag::scheduled_dag sd(*d);
   auto db = open_db(inv);
-  // Nothing is written: the try runs here with its log on standard output.
-  dag::task_context ctx;
-  ctx.dag_id = dag_id;
-  ctx.task_id = task_id;
-  ctx.run_id = dag::make_run_id(dag::run_type::manual, date);
-  ctx.logical_date = date;
-  auto interval = sd.times.run_at(date);
-  ctx.data_interval_start = interval ? interval->interval.start : date;
-  ctx.data_interval_end = interval ? interval->interval.end : date;
-  ctx.try_number = 1;
-  ctx.params = d->params();
-  ctx.log_path = "/dev/stdout";
-  if (t->settings.execution_timeout)
-    ctx.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*t->settings.execution_timeout);
-  ctx.environment = {{"DAGRUN_DAG_ID", dag_id}, {"DAGRUN_TASK_ID", task_id}, {"DAGRUN_RUN_ID", ctx.run_id},
-                     {"DAGRUN_LOGICAL_DATE", dag::format_iso(date)}, {"DAGRUN_TRY_NUMBER", "1"}};
-  ctx.log = [&](std::string_view line) { inv.out << line << "\n" << std::flush; };
-  auto lookup = [&](std::string_view id) -> std::optional<dag::connection> {
-    if (auto c = dag::connection_from_environment(id)) return c;
-    return db->find_connection(std::string(id));
-  };
-  ctx.connection_lookup = lookup;
-  dag::template_context tc;
-  tc.dag_id = dag_id;
-  tc.task_id = task_id;
-  tc.run_id = ctx.run_id;
-  tc.logical_date = date;
-  tc.data_interval_start = ctx.data_interval_start;
-  tc.data_interval_end = ctx.data_interval_end;
-  tc.params = ctx.params;
-  tc.connection = lookup;
-  tc.variable = [&](std::string_view name) -> std::optional<std::string> {
-    if (auto v = dag::variable_from_environment(name)) return v;
-    return db->variable(std::string(name));
-  };
-  const dag::operator_spec* op = inv.operators.find(t->operator_name);
-  ctx.fields = dag::render_fields(*t, op, tc);
-  if (!op || !op->run) throw dag::error("operator '" + t->operator_name + "' cannot run in this build yet");
+  // Nothing is written: the try runs here with its log on standard output, its context built as
+  // the engine builds it (same environment, rendering and secrets).
+  const dag::run_record run = dag::make_run_record(sd, dag::run_type::manual, date);
+  dag::try_spec which;
+  which.log_path = "/dev/stdout";
+  dag::task_request request;
+  request.definition = t;
+  request.op = inv.operators.find(t->operator_name);
+  dag::try_sources sources = dag::store_sources(*db, dag_id, run.run_id);
+  sources.xcom = {};  // the try runs outside any run: there is no XCom to pull
+  request.context = dag::make_try_context(*d, *t, request.op, run, which, sources);
+  const auto& fields = request.context.fields;
+  if (auto it = fields.find(std::string(dag::render_error_field)); it != fields.end()) throw dag::error(it->second);
+  if (!request.op || !request.op->run) throw dag::error("operator '" + t->operator_name + "' cannot run in this build yet");
+  request.context.log = [&](std::string_view line) { inv.out << line << "\n" << std::flush; };
   inv.out << std::flush;
   std::cout << std::flush;
-  dag::operator_result r;
-  try {
-    r = op->run(*t, ctx);
-  } catch (const std::exception& e) {
-    r = dag::operator_result::failed(std::string("exception: ") + e.what());
-  }
+  const dag::operator_result r = dag::run_try(request, [&] { return inv.now.precise_now(); }).result;
   const char* outcome = r.outcome == dag::try_outcome::success ? "success"
                         : r.outcome == dag::try_outcome::skipped ? "skipped"
                                                                   : "failed";
   inv.out << "[dagrun] task " << task_id << ": " << outcome << (r.message.empty() ? "" : " (" + r.message + ")") << "\n";
-  if (r.xcom) inv.out << "[dagrun] xcom: " << *r.xcom << "\n";
+  if (r.xcom) inv.out << "[dagrun] xcom: " << dag::mask_secrets(*r.xcom, request.context.secrets) << "\n";
   return r.outcome == dag::try_outcome::failed ? exit_failed : exit_ok;
 }
 
@@ -209,7 +184,8 @@ int backfill_command(invocation& inv) {
     return exit_ok;
   }
 
-  dag::engine eng(*db, inv.operators, inv.now, foreground_options(inv, inv.args["parallelism"].as<int>()));
+  const int parallelism = inv.args["parallelism"].as<int>();
+  dag::engine eng(*db, inv.operators, inv.now, foreground_options(inv, parallelism), foreground_executor(parallelism));
   eng.set_dags(engine_dags(folder, dag_id));
   // An interrupted backfill's tries died with it: record them as lost so its runs can finish.
   eng.recover_lost_tries();

@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <dag/exec/local_executor.hpp>
+#include <dag/exec/queue_executor.hpp>
 #include <dag/http/serve.hpp>
 #include "session.hpp"
 
@@ -61,16 +63,18 @@ int schedule_command(invocation& inv) {
   options.parallelism = parallelism;
   options.log_folder = inv.global.logs;
   options.metrics = &metrics;
+  std::unique_ptr<dag::executor> runs_tries = std::make_unique<dag::local_executor>(parallelism);
+  std::string queue_url;
   if (executor == "queue") {
-    options.queue_url = inv.global.db;
-    options.lease = std::chrono::milliseconds(inv.args["lease-ms"].as<int>());
+    queue_url = inv.global.db;
+    runs_tries = std::make_unique<dag::queue_executor>(queue_url, std::chrono::milliseconds(inv.args["lease-ms"].as<int>()));
   }
-  dag::engine eng(*db, inv.operators, inv.now, options);
+  dag::engine eng(*db, inv.operators, inv.now, options, std::move(runs_tries));
   std::optional<dag::http_service> http;
   if (listen != "none") {
     dag::http_face_options reads;
     reads.db_url = inv.global.db;
-    reads.queue_url = options.queue_url;
+    reads.queue_url = queue_url;
     http.emplace(serving, reads, metrics, inv.now);
     spdlog::info("serving HTTP on {}:{}", listen.substr(0, listen.rfind(':')), http->port());
   }

@@ -11,10 +11,10 @@
 #include <spdlog/spdlog.h>
 
 #include <dag/core/environment.hpp>
-#include <dag/core/secret_mask.hpp>
+#include <dag/engine/try_context.hpp>
 #include <dag/exec/local_executor.hpp>
 #include <dag/exec/orphan_processes.hpp>
-#include <dag/exec/task_queue.hpp>
+#include <dag/exec/queue_executor.hpp>
 
 #include "session.hpp"
 
@@ -56,9 +56,9 @@ public:
     // C++ DAGs' callables run here too, so the worker loads the same DAGs as the scheduler.
     folder_ = load_dags(inv_, true);
     auto claimer = dag::open_task_queue(inv_.global.db);
-    dag::local_executor pool(
-        concurrency_, [this](dag::task_event e) { finished(std::move(e)); },
-        [] { return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()); });
+    dag::local_executor pool(concurrency_);
+    pool.connect([this](dag::task_event e) { finished(std::move(e)); },
+                 [] { return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()); });
     std::jthread reporter([this](std::stop_token st) { report(st); });
     spdlog::info("worker {} serving queues {} with {} slots", name_, fmt_list(queues_), concurrency_);
 
@@ -113,29 +113,10 @@ private:
     req.definition = own.get();
     req.keep_alive = own;
     req.op = inv_.operators.find(item.operator_name);
-    auto& c = req.context;
-    c.dag_id = item.dag_id;
-    c.run_id = item.run_id;
-    c.task_id = item.task_id;
-    c.try_number = item.try_number;
-    c.fields = item.fields;
-    c.environment = item.environment;
-    // Marks the try's processes as this worker's: if it is killed, another worker on this machine
-    // ends them (see end_orphans_of_dead_workers).
-    c.environment["DAGRUN_OWNER_PID"] = std::to_string(::getpid());
-    c.params = item.params;
-    c.log_path = item.log_path;
-    c.logical_date = item.logical_date;
-    c.data_interval_start = item.data_interval_start;
-    c.data_interval_end = item.data_interval_end;
-    if (item.timeout_ms) c.timeout = std::chrono::milliseconds(*item.timeout_ms);
-    c.waited = std::chrono::microseconds(item.waited_us);
-    c.secrets = item.secrets;
-    // The worker resolves connections from its own environment: their passwords are secrets too.
-    for (const auto& [name, value] : item.fields)
-      if (name == "conn_id")
-        if (auto conn = dag::connection_from_environment(value)) dag::add_secret(c.secrets, conn->password);
-    c.connection_lookup = [](std::string_view id) { return dag::connection_from_environment(id); };
+    // The scheduler built the context; this process owns the try now, and resolves its connection
+    // from its own environment (whose password is a secret too).
+    req.context = dag::to_task_context(item);
+    dag::finish_try_context(req.context, dag::connection_from_environment);
     std::lock_guard lock(mutex_);
     claims_[key_of(item.dag_id, item.run_id, item.task_id, item.try_number)] = {item.id, item.lease_token};
     ++busy_;

@@ -3,6 +3,8 @@
 
 #include <cstdio>
 
+#include <dag/exec/local_executor.hpp>
+
 namespace dagrun {
 
 std::unique_ptr<dag::store> open_db(const invocation& inv) { return dag::open_store(inv.global.db); }
@@ -60,6 +62,11 @@ dag::engine_options foreground_options(const invocation& inv, int parallelism) {
   o.create_scheduled_runs = false;
   o.adopt_store_runs = false;
   return o;
+}
+
+std::unique_ptr<dag::executor> foreground_executor(int parallelism) {
+  if (parallelism < 1) throw dag::usage_error("--parallelism: must be at least 1");
+  return std::make_unique<dag::local_executor>(parallelism);
 }
 
 }  // namespace dagrun

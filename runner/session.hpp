@@ -55,5 +55,7 @@ std::vector<dag::definition> engine_dags(const dag::dag_folder& folder, const st
 
 /// Engine options from the invocation (logs folder) for a foreground command.
 dag::engine_options foreground_options(const invocation& inv, int parallelism);
+/// The executor of a foreground command (`run`, `backfill`): `parallelism` threads here.
+std::unique_ptr<dag::executor> foreground_executor(int parallelism);
 
 }  // namespace dagrun

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -389,4 +390,147 @@ TEST_CASE("Engine.DaemonCreatesDueRunsOnceAndRunsThem") {
   CHECK(runs[2].run_id == "scheduled__2024-01-01T00:00:00+00:00");
   eng.step();
   CHECK(s.db->runs(all).size() == 3);  // nothing new is due until 2024-01-05
+}
+
+TEST_CASE("Engine.ChecksTheDagsItIsGivenSoRetriesCount") {
+  sandbox s;
+  dag::definition d{"unchecked"};
+  d.bash("flaky", "[ \"$DAGRUN_TRY_NUMBER\" -ge 3 ]").retries(2).retry_delay(0s);
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  eng.set_dags({d});  // not passed through dag::check: the engine checks it
+  const auto key = eng.create_run("unchecked", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+  CHECK(s.tis(*key)["flaky"].try_number == 3);
+  CHECK(s.db->tries(key->dag_id, key->run_id, "flaky").size() == 3);
+}
+
+TEST_CASE("Engine.RefusesInvalidDagsListingEveryProblem") {
+  sandbox s;
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  dag::definition good{"good"};
+  good.bash("t", "true");
+  eng.set_dags({good});
+  dag::definition bad{"bad"};
+  bad.add_task("a", "bsh");
+  bad.bash("b", "true").retries(-1);
+  try {
+    eng.set_dags({good, bad});
+    FAIL("an invalid DAG was accepted");
+  } catch (const dag::definition_error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("unknown operator 'bsh'") != std::string::npos);
+    CHECK(what.find("retries: must be at least 0") != std::string::npos);
+  }
+  CHECK(eng.find_dag("good"));  // nothing changed
+  CHECK_FALSE(eng.find_dag("bad"));
+}
+
+namespace {
+
+// A program's own executor: one thread of its own runs each try's operator in this process and
+// reports its end; nothing of dagrun's executors is used.
+class own_executor final : public dag::executor {
+public:
+  std::atomic<int> ran{0};
+  ~own_executor() override {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+  }
+  void submit(dag::task_request request) override {
+    {
+      std::lock_guard lock(mutex_);
+      queue_.push_back(std::move(request));
+    }
+    changed_.notify_all();
+  }
+  void cancel_all() override {}
+  void drain() override {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return queue_.empty() && !busy_; });
+  }
+
+private:
+  void work() {
+    for (;;) {
+      dag::task_request r;
+      {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (stopping_) return;
+        r = std::move(queue_.front());
+        queue_.pop_front();
+        busy_ = true;
+      }
+      dag::task_event e;
+      e.dag_id = r.context.dag_id;
+      e.run_id = r.context.run_id;
+      e.task_id = r.context.task_id;
+      e.try_number = r.context.try_number;
+      e.started = now();
+      e.result = r.op->run(*r.definition, r.context);
+      e.ended = now();
+      ++ran;
+      report(std::move(e));
+      {
+        std::lock_guard lock(mutex_);
+        busy_ = false;
+      }
+      changed_.notify_all();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<dag::task_request> queue_;
+  bool busy_ = false;
+  bool stopping_ = false;
+  std::jthread thread_{[this] { work(); }};  // last: starts once the rest is ready, joins first
+};
+
+}  // namespace
+
+TEST_CASE("Engine.RunsTriesOnAProgramsOwnExecutor") {
+  sandbox s;
+  std::vector<std::string> order;  // written by the executor's one thread only
+  dag::definition d{"own"};
+  auto a = d.callable("a", [&](dag::task_context& ctx) {
+    order.push_back(ctx.task_id);
+    return dag::operator_result::success("from a");
+  });
+  auto b = d.callable("b", [&](dag::task_context& ctx) {
+    order.push_back(ctx.task_id);
+    return dag::operator_result::success();
+  });
+  a >> b;
+  auto own = std::make_unique<own_executor>();
+  own_executor& used = *own;
+  dag::engine eng(*s.db, s.operators, s.clock, s.options(), std::move(own));
+  eng.set_dags({d});
+  const auto key = eng.create_run("own", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+  CHECK(used.ran == 2);
+  CHECK(order == std::vector<std::string>{"a", "b"});
+  CHECK(s.db->xcom(key->dag_id, key->run_id, "a") == "from a");
+  // An executor serves one engine.
+  CHECK_THROWS_AS(used.connect([](dag::task_event) {}, [] { return dag::timestamp{}; }), dag::usage_error);
+}
+
+TEST_CASE("Engine.DefaultsOpenTheStoreAtItsUrlWithTheBuiltInOperators") {
+  sandbox s;
+  dag::engine_options options = s.options();
+  options.store_url = "sqlite:" + (s.dir / "own.db").string();
+  dag::engine eng(options);
+  dag::definition d{"defaults"};
+  d.bash("t", "echo {{ ds }}");
+  eng.set_dags({d});
+  const auto key = eng.create_run("defaults", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+  CHECK(eng.store().xcom(key->dag_id, key->run_id, "t") == "2024-01-01");
+  CHECK(dag::open_store(options.store_url)->find_run("defaults", key->run_id));
 }

@@ -7,7 +7,6 @@
 
 #include <unistd.h>
 
-#include <builtin.hpp>
 #include <dag/dag.hpp>
 #include <dag/engine/engine.hpp>
 #include <dag/store/store.hpp>
@@ -32,36 +31,33 @@ dag::definition make_dag() {
 }  // namespace
 
 int main() {
-  const dag::operator_catalog operators = dag::builtin_operators();
-  // The engine takes checked DAGs: check() validates the definition and applies default_args.
-  dag::definition d = make_dag();
-  if (auto problems = dag::check(d, operators); !problems.empty()) {
-    for (const auto& p : problems) std::cerr << p.what() << "\n";
-    return 2;
-  }
-
   namespace fs = std::filesystem;
   const fs::path scratch = fs::temp_directory_path() / ("dagrun-embedded-" + std::to_string(::getpid()));
   fs::create_directories(scratch);
   bool succeeded = false;
-  {
-    auto store = dag::open_store("sqlite:" + (scratch / "dagrun.db").string());
-    dag::system_clock clock;
+  try {
     dag::engine_options options;
+    options.store_url = "sqlite:" + (scratch / "dagrun.db").string();
     options.log_folder = scratch / "logs";
     options.create_scheduled_runs = false;  // only the run created below
     options.adopt_store_runs = false;
-    dag::engine eng(*store, operators, clock, options);
-    eng.set_dags({d});
+    // The defaults: a SQLite store at store_url, the built-in operators, the system clock.
+    dag::engine eng(options);
+    // The engine checks the DAG (default_args applied) and throws dag::error listing any problem.
+    eng.set_dags({make_dag()});
 
     // nullopt only when a run of that id exists, which a fresh store never has.
-    if (const auto key = eng.create_run(d.id(), dag::run_type::manual, clock.now())) {
+    if (const auto key = eng.create_run("embedded_etl", dag::run_type::manual, dag::system_clock().now())) {
       const dag::run_state state = eng.run_to_completion({*key}).front();
-      for (const auto& ti : store->task_instances(key->dag_id, key->run_id))
+      for (const auto& ti : eng.store().task_instances(key->dag_id, key->run_id))
         std::cout << ti.task_id << ": " << dag::to_string(ti.state) << "\n";
       std::cout << "run " << key->run_id << ": " << dag::to_string(state) << "\n";
       succeeded = state == dag::run_state::success;
     }
+  } catch (const dag::error& e) {
+    std::cerr << e.what() << "\n";
+    fs::remove_all(scratch);
+    return 2;
   }
   fs::remove_all(scratch);
   return succeeded ? 0 : 1;

@@ -3,21 +3,13 @@
 #include <dag/engine/engine.hpp>
 
 #include <algorithm>
-#include <cctype>
-#include <cstdlib>
-
-#include <csignal>
 
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
-#include <dag/core/environment.hpp>
-#include <dag/core/secret_mask.hpp>
+#include <builtin.hpp>
+#include <dag/engine/try_context.hpp>
 #include <dag/exec/local_executor.hpp>
-#include <dag/exec/orphan_processes.hpp>
-#include <dag/exec/queue_executor.hpp>
-#include <dag/template/template.hpp>
+#include <dag/load/check.hpp>
 
 namespace dag {
 namespace {
@@ -58,18 +50,32 @@ namespace {
 double seconds_of(std::chrono::microseconds d) { return static_cast<double>(d.count()) / 1e6; }
 }  // namespace
 
-engine::engine(store& s, const operator_catalog& operators, const clock& now, engine_options options)
+struct engine::defaults {
+  std::unique_ptr<dag::store> db;
+  operator_catalog operators = builtin_operators();
+  system_clock clock;
+  explicit defaults(const std::string& store_url) : db(open_store(store_url)) {}
+};
+
+engine::engine(engine_options options, std::unique_ptr<executor> runs_tries)
+    : defaults_(std::make_unique<defaults>(options.store_url)), store_(*defaults_->db), operators_(defaults_->operators),
+      clock_(defaults_->clock), options_(std::move(options)) {
+  start(std::move(runs_tries));
+}
+
+engine::engine(dag::store& s, const operator_catalog& operators, const clock& now, engine_options options,
+               std::unique_ptr<executor> runs_tries)
     : store_(s), operators_(operators), clock_(now), options_(std::move(options)) {
+  start(std::move(runs_tries));
+}
+
+void engine::start(std::unique_ptr<executor> runs_tries) {
   if (options_.hostname.empty()) options_.hostname = this_host();
   // Stored log paths must not depend on the working directory of whoever reads them later.
   options_.log_folder = std::filesystem::absolute(options_.log_folder);
   if (options_.parallelism < 1) throw usage_error("parallelism must be at least 1");
-  if (options_.queue_url.empty())
-    executor_ = std::make_unique<local_executor>(
-        options_.parallelism, [this](task_event e) { post(std::move(e)); }, [this] { return now_us(); });
-  else
-    executor_ = std::make_unique<queue_executor>(options_.queue_url, [this](task_event e) { post(std::move(e)); },
-                                                 options_.lease);
+  executor_ = runs_tries ? std::move(runs_tries) : std::make_unique<local_executor>(options_.parallelism);
+  executor_->connect([this](task_event e) { post(std::move(e)); }, [this] { return now_us(); });
   paused_ = store_.paused_dags();
   last_poll_ = now_us();
   if (options_.metrics) declare_engine_metrics(*options_.metrics);
@@ -85,6 +91,11 @@ engine::~engine() {
 timestamp engine::now_us() const { return clock_.precise_now(); }
 
 void engine::set_dags(std::vector<definition> dags) {
+  // An unchecked definition would run with its tasks' settings (retries, timeouts) ignored.
+  std::string problems;
+  for (auto& d : dags)
+    for (const auto& p : check(d, operators_)) problems += "\n  " + std::string(p.what());
+  if (!problems.empty()) throw definition_error("the engine refuses invalid DAGs:" + problems);
   std::map<std::string, std::shared_ptr<const scheduled_dag>> next;
   for (auto& d : dags) {
     std::string id = d.id();
@@ -150,20 +161,16 @@ void engine::load_active_runs() {
 std::size_t engine::recover_lost_tries() {
   change_set changes;
   const timestamp now = now_us();
-  std::size_t lost = 0;
-  const auto candidates = store_.task_instances_in({task_state::queued, task_state::running});
-  const auto held = executor_->held_tries();  // read after the instances: a row seen then is still in flight
-  std::vector<try_identity> orphans;
-  for (auto ti : candidates) {
-    // A try of another live dagrun process on this host (a foreground `run`, say) is not lost;
-    // local tries of other hosts are theirs to recover when they restart.
-    const bool local = options_.queue_url.empty();
-    if (local && !ti.hostname.empty() && ti.hostname != options_.hostname) continue;
-    if (local && ti.pid > 0 && ti.pid != ::getpid() && ::kill(ti.pid, 0) == 0) continue;
-    // With a queue, another scheduler may be between committing a try and enqueueing it, or
-    // between collecting its end and committing that: only a try older than a lease is judged.
-    if (!local && ti.start_date && now - *ti.start_date < options_.lease) continue;
-    if (held.contains({ti.dag_id, ti.run_id, ti.task_id, ti.try_number})) continue;
+  auto candidates = store_.task_instances_in({task_state::queued, task_state::running});
+  std::vector<recorded_try> recorded;
+  recorded.reserve(candidates.size());
+  for (const auto& ti : candidates)
+    recorded.push_back({ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.hostname, ti.pid, ti.start_date});
+  const std::vector<bool> lost = executor_->lost(recorded, options_.hostname, now);
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < candidates.size(); ++i) {
+    if (i >= lost.size() || !lost[i]) continue;
+    task_instance_record& ti = candidates[i];
     auto dag_it = dags_.find(ti.dag_id);
     const task_state expected = ti.state;
     const int expected_try = ti.try_number;
@@ -181,18 +188,14 @@ std::size_t engine::recover_lost_tries() {
     }
     changes.task_instances.push_back(update_of(ti, expected, expected_try));
     changes.tries.push_back(r);
-    if (local && ti.pid > 0) orphans.push_back({ti.dag_id, ti.run_id, ti.task_id, expected_try, ti.pid});
-    ++lost;
+    ++count;
   }
   if (!changes.empty()) store_.apply(changes);
-  // A bash try of the dead process may still be running: end it before its retry can start.
-  end_orphaned_tries(orphans);
   for (auto& [key, run] : active_) load_run(key);
-  return lost;
+  return count;
 }
 
-std::optional<run_record> create_run_record(store& s, const scheduled_dag& d, run_type type, time_point logical_date,
-                                            const std::string& conf) {
+run_record make_run_record(const scheduled_dag& d, run_type type, time_point logical_date, const std::string& conf) {
   run_record run;
   run.dag_id = d.def.id();
   run.type = type;
@@ -201,6 +204,12 @@ std::optional<run_record> create_run_record(store& s, const scheduled_dag& d, ru
   run.conf = conf;
   if (auto scheduled = d.times.run_at(logical_date)) run.interval = scheduled->interval;
   else run.interval = {logical_date, logical_date};
+  return run;
+}
+
+std::optional<run_record> create_run_record(store& s, const scheduled_dag& d, run_type type, time_point logical_date,
+                                            const std::string& conf) {
+  run_record run = make_run_record(d, type, logical_date, conf);
   std::vector<std::string> ids;
   for (const auto& t : d.def.all_tasks()) ids.push_back(t.id);
   change_set changes;
@@ -243,13 +252,10 @@ void engine::take_events(change_set& changes) {
     events.swap(events_);
   }
   for (auto& e : events) {
-    // Locally only tries this engine handed over move its counters; with a queue the counts come
-    // from the queue, and every collected end removes one of its rows.
-    const bool queued = !options_.queue_url.empty();
-    if (queued || inflight_.erase(inflight_key(e.dag_id, e.run_id, e.task_id, e.try_number)) > 0) {
-      running_ = std::max(0, running_ - 1);
-      dag_running_[e.dag_id] = std::max(0, dag_running_[e.dag_id] - 1);
-    }
+    // Every end was a try in flight. (An executor shared by several schedulers may report a try
+    // another one submitted: the floor at zero holds until its own counts correct ours.)
+    running_ = std::max(0, running_ - 1);
+    dag_running_[e.dag_id] = std::max(0, dag_running_[e.dag_id] - 1);
     const run_key key{e.dag_id, e.run_id};
     auto matches = [&](active_run& r) {
       auto index = r.dag->def.index_of(e.task_id);
@@ -318,20 +324,6 @@ void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake
   }
 }
 
-std::map<std::string, std::string> render_fields(const task& t, const operator_spec* spec, const template_context& tc) {
-  std::map<std::string, std::string> out;
-  for (const auto& [name, value] : t.fields) {
-    bool templated = false;
-    if (spec)
-      for (const auto& f : spec->fields) templated = templated || (f.name == name && f.kind == field_kind::templated);
-    if (!value.text.empty() || (value.entries.empty() && value.items.empty()))
-      out[name] = templated ? render(std::string_view(value.text), tc) : value.text;
-    for (const auto& [key, item] : value.entries) out[name + "." + key] = render(std::string_view(item), tc);
-    for (std::size_t i = 0; i < value.items.size(); ++i) out[name + "." + std::to_string(i)] = render(std::string_view(value.items[i]), tc);
-  }
-  return out;
-}
-
 task_request engine::prepare_try(active_run& r, std::size_t index, change_set& changes, timestamp now) {
   const task& t = r.dag->def.all_tasks()[index];
   task_instance_record& ti = r.tis[index];
@@ -353,88 +345,26 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
   req.keep_alive = r.dag;
   req.definition = &t;
   req.op = operators_.find(t.operator_name);
-  task_context& ctx = req.context;
-  ctx.dag_id = ti.dag_id;
-  ctx.task_id = ti.task_id;
-  ctx.run_id = ti.run_id;
-  ctx.logical_date = r.run.logical_date;
-  ctx.data_interval_start = r.run.interval.start;
-  ctx.data_interval_end = r.run.interval.end;
-  ctx.try_number = ti.try_number;
-  if (ti.first_start_date) ctx.waited = now - *ti.first_start_date;  // a rescheduled try runs again
-  ctx.params = r.dag->def.params();
-  // Airflow: a run's conf overrides the DAG's params of the same name.
-  if (r.run.conf.size() > 2) {
-    const auto conf = nlohmann::json::parse(r.run.conf, nullptr, false);
-    if (conf.is_object())
-      for (const auto& [k, v] : conf.items()) ctx.params[k] = v.is_string() ? v.get<std::string>() : v.dump();
-  }
-  ctx.log_path = ti.log_path;
-  if (t.settings.execution_timeout)
-    ctx.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*t.settings.execution_timeout);
-  ctx.environment = {{"DAGRUN_DAG_ID", ti.dag_id},
-                     {"DAGRUN_TASK_ID", ti.task_id},
-                     {"DAGRUN_RUN_ID", ti.run_id},
-                     {"DAGRUN_LOGICAL_DATE", format_iso(r.run.logical_date)},
-                     {"DAGRUN_TRY_NUMBER", std::to_string(ti.try_number)},
-                     // Marks the try's processes as this dagrun's: recovery finds them by it (and a
-                     // queue worker puts its own pid here).
-                     {"DAGRUN_OWNER_PID", std::to_string(::getpid())}};
-
   // Templates are rendered here, where the store is at hand; a render error fails the try.
-  template_context tc;
-  tc.dag_id = ctx.dag_id;
-  tc.task_id = ctx.task_id;
-  tc.run_id = ctx.run_id;
-  tc.logical_date = ctx.logical_date;
-  tc.data_interval_start = ctx.data_interval_start;
-  tc.data_interval_end = ctx.data_interval_end;
-  tc.try_number = ctx.try_number;
-  tc.params = ctx.params;
-  tc.variable = [this](std::string_view name) -> std::optional<std::string> {
-    if (auto v = variable_from_environment(name)) return v;
-    return store_.variable(std::string(name));
-  };
-  tc.connection = [this](std::string_view id) { return find_connection(id); };
-  tc.mask_secret = [&ctx](std::string_view secret) { add_secret(ctx.secrets, secret); };
-  const std::string run_id = ti.run_id, dag_id = ti.dag_id;
+  try_sources sources = store_sources(store_, ti.dag_id, ti.run_id);
   // XComs pushed in this very step are not in the store yet: look at the pending ones first.
-  const std::vector<xcom_record>* pending = &changes.xcoms;
-  tc.xcom_pull = [this, dag_id, run_id, pending](std::string_view task_id) -> std::optional<std::string> {
+  sources.xcom = [pending = &changes.xcoms, from_store = std::move(sources.xcom), &ti](std::string_view task_id) {
     for (auto it = pending->rbegin(); it != pending->rend(); ++it)
-      if (it->run_id == run_id && it->dag_id == dag_id && it->task_id == task_id && it->key == "return_value")
-        return it->value;
-    return store_.xcom(dag_id, run_id, std::string(task_id));
+      if (it->run_id == ti.run_id && it->dag_id == ti.dag_id && it->task_id == task_id && it->key == "return_value")
+        return std::optional<std::string>(it->value);
+    return from_store(task_id);
   };
-  // Connections are resolved now, on the engine's thread: the store is not shared with executor threads.
-  std::map<std::string, connection, std::less<>> resolved;
-  for (const auto& [name, value] : t.fields)
-    if (name == "conn_id")
-      if (auto c = find_connection(value.text)) {
-        add_secret(ctx.secrets, c->password);
-        resolved.emplace(value.text, *c);
-      }
-  ctx.connection_lookup = [resolved](std::string_view id) -> std::optional<connection> {
-    auto it = resolved.find(id);
-    if (it == resolved.end()) return std::nullopt;
-    return it->second;
-  };
-  try {
-    ctx.fields = render_fields(t, req.op, tc);
-  } catch (const error& e) {
-    req.op = nullptr;  // runs nothing: the executor reports the render error as the try's failure
-    ctx.fields["__render_error"] = e.what();
-  }
+  try_spec which;
+  which.try_number = ti.try_number;
+  if (ti.first_start_date) which.waited = now - *ti.first_start_date;  // a rescheduled try runs again
+  which.log_path = ti.log_path;
+  req.context = make_try_context(r.dag->def, t, req.op, r.run, which, sources);
+  if (req.context.fields.contains(std::string(render_error_field))) req.op = nullptr;  // runs nothing
 
   changes.task_instances.push_back(update_of(ti, expected, ti.try_number));
   // The try's own row is written once, when it ends (or is found lost): while it runs, the task
   // instance holds its number, start, host and log path.
   return req;
-}
-
-std::optional<connection> engine::find_connection(std::string_view id) {
-  if (auto c = connection_from_environment(id)) return c;
-  return store_.find_connection(std::string(id));
 }
 
 void engine::advance_runs(change_set& changes, std::vector<task_request>& starts, std::optional<timestamp>& wake) {
@@ -497,14 +427,14 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
 void engine::poll_store() {
   paused_ = store_.paused_dags();
   load_active_runs();
-  // Tries whose queue row vanished (a scheduler died between committing and enqueueing, or
-  // between collecting an end and recording it) would stay running for ever: sweep them.
-  if (!options_.queue_url.empty() && now_us() - last_sweep_ >= options_.lease) {
+  // Tries whose executor lost them while this engine runs (the queue: a scheduler died between
+  // committing a try and enqueueing it) would stay running for ever: sweep them.
+  if (const auto every = executor_->sweep_interval(); every && now_us() - last_sweep_ >= *every) {
     last_sweep_ = now_us();
     recover_lost_tries();
   }
-  // With several schedulers on one queue, another may collect the end of a try this one handed
-  // over: take the executor's count as the truth now and then.
+  // An executor shared by several schedulers may report to another one the end of a try this one
+  // handed over: take the executor's count as the truth now and then.
   if (auto counts = executor_->in_flight_by_dag()) {
     dag_running_ = std::move(*counts);
     running_ = 0;
@@ -571,20 +501,8 @@ std::optional<timestamp> engine::step_once() {
   return wake;
 }
 
-std::string engine::inflight_key(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
-                                 int try_number) {
-  std::string k;
-  k.reserve(dag_id.size() + run_id.size() + task_id.size() + 16);
-  k.append(dag_id).push_back('\0');
-  k.append(run_id).push_back('\0');
-  k.append(task_id).push_back('\0');
-  k.append(std::to_string(try_number));
-  return k;
-}
-
 void engine::hand_over(std::vector<task_request>& starts) {
   for (auto& req : starts) {
-    if (options_.queue_url.empty()) inflight_.insert(inflight_key(req.context.dag_id, req.context.run_id, req.context.task_id, req.context.try_number));
     ++running_;
     ++dag_running_[req.context.dag_id];
     executor_->submit(std::move(req));

@@ -1,5 +1,7 @@
 // The local executor: a fixed pool of threads; each try runs its operator and reports its end.
 #include <dag/exec/local_executor.hpp>
+
+#include <dag/core/error.hpp>
 #include <dag/core/secret_mask.hpp>
 
 #include <fstream>
@@ -9,8 +11,8 @@
 
 namespace dag {
 
-local_executor::local_executor(int threads, task_listener listener, std::function<timestamp()> now)
-    : listener_(std::move(listener)), now_(std::move(now)) {
+local_executor::local_executor(int threads) {
+  if (threads < 1) throw usage_error("a local executor needs at least 1 thread");
   threads_.reserve(static_cast<std::size_t>(threads));
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this](std::stop_token st) { work(st); });
 }
@@ -65,8 +67,20 @@ void local_executor::work(std::stop_token pool_stop) {
       cancel = cancel_.get_token();
       ++busy_;
     }
-    task_event event = run_one(request, cancel);
-    listener_(std::move(event));
+    request.context.stop = cancel;
+    // The log file is made on the first line: most in-process tries log nothing, and a directory
+    // and a file per try would cost more than the try. Processes create their own (child_process).
+    std::ofstream log;
+    const std::filesystem::path& log_path = request.context.log_path;
+    request.context.log = [&log, &log_path](std::string_view line) {
+      if (!log.is_open()) {
+        std::error_code ec;
+        std::filesystem::create_directories(log_path.parent_path(), ec);
+        log.open(log_path, std::ios::app);
+      }
+      log << line << '\n' << std::flush;
+    };
+    report(run_try(request, [this] { return now(); }));
     {
       std::lock_guard lock(mutex_);
       --busy_;
@@ -75,32 +89,23 @@ void local_executor::work(std::stop_token pool_stop) {
   }
 }
 
-task_event local_executor::run_one(task_request& request, std::stop_token stop) {
+task_event run_try(task_request& request, const std::function<timestamp()>& now) {
   task_context& ctx = request.context;
   task_event e;
   e.dag_id = ctx.dag_id;
   e.run_id = ctx.run_id;
   e.task_id = ctx.task_id;
   e.try_number = ctx.try_number;
-  e.started = now_();
-  ctx.stop = stop;
-
-  // The log file is made on the first line: most in-process tries log nothing, and a directory and
-  // a file per try would cost more than the try. Processes create their own (child_process).
-  std::ofstream log;
-  ctx.log = [&log, &ctx](std::string_view line) {
-    if (!log.is_open()) {
-      std::error_code ec;
-      std::filesystem::create_directories(ctx.log_path.parent_path(), ec);
-      log.open(ctx.log_path, std::ios::app);
-    }
-    log << mask_secrets(line, ctx.secrets) << '\n' << std::flush;
+  e.started = now();
+  // Every line passes the mask on its way to the sink the caller gave.
+  ctx.log = [sink = std::move(ctx.log), &ctx](std::string_view line) {
+    if (sink) sink(mask_secrets(line, ctx.secrets));
   };
 
-  if (auto it = ctx.fields.find("__render_error"); it != ctx.fields.end()) {
-    ctx.log("template error: " + it->second);
+  if (auto it = ctx.fields.find(std::string(render_error_field)); it != ctx.fields.end()) {
     e.result = operator_result::failed("template error: " + it->second);
-  } else if (!request.op || !request.op->run) {
+    ctx.log(e.result.message);
+  } else if (!request.op || !request.op->run || !request.definition) {
     const std::string name = request.definition ? request.definition->operator_name : "?";
     e.result = operator_result::failed("operator '" + name + "' cannot run in this build yet");
     ctx.log(e.result.message);
@@ -118,7 +123,7 @@ task_event local_executor::run_one(task_request& request, std::stop_token stop) 
   }
   // A message may quote what failed (a query, a connection error): it is logged and stored.
   e.result.message = mask_secrets(e.result.message, ctx.secrets);
-  e.ended = now_();
+  e.ended = now();
   // In-process operators cannot be preempted: one that overran its timeout still fails.
   if (ctx.timeout && e.result.outcome == try_outcome::success && e.ended - e.started > *ctx.timeout) {
     e.result = operator_result::failed("execution_timeout exceeded");

@@ -3,17 +3,7 @@
 
 namespace dag {
 
-queue_executor::queue_executor(const std::string& url, task_listener listener, std::chrono::milliseconds lease)
-    : url_(url), listener_(std::move(listener)), lease_(lease), sender_(open_task_queue(url)) {
-  collector_ = std::jthread([this](std::stop_token st) { collect(st); });
-}
-
-queue_executor::~queue_executor() {
-  collector_.request_stop();
-  collector_ = {};
-}
-
-void queue_executor::submit(task_request request) {
+queued_try to_queued_try(const task_request& request) {
   const task_context& c = request.context;
   queued_try t;
   t.dag_id = c.dag_id;
@@ -35,7 +25,53 @@ void queue_executor::submit(task_request request) {
   t.logical_date = c.logical_date;
   t.data_interval_start = c.data_interval_start;
   t.data_interval_end = c.data_interval_end;
-  buffer_.push_back(std::move(t));
+  return t;
+}
+
+task_context to_task_context(const queued_try& item) {
+  task_context c;
+  c.dag_id = item.dag_id;
+  c.run_id = item.run_id;
+  c.task_id = item.task_id;
+  c.try_number = item.try_number;
+  c.fields = item.fields;
+  c.environment = item.environment;
+  c.params = item.params;
+  c.log_path = item.log_path;
+  if (item.timeout_ms) c.timeout = std::chrono::milliseconds(*item.timeout_ms);
+  c.waited = std::chrono::microseconds(item.waited_us);
+  c.secrets = item.secrets;
+  c.logical_date = item.logical_date;
+  c.data_interval_start = item.data_interval_start;
+  c.data_interval_end = item.data_interval_end;
+  return c;
+}
+
+queue_executor::queue_executor(const std::string& url, std::chrono::milliseconds lease)
+    : url_(url), lease_(lease), sender_(open_task_queue(url)) {}
+
+void queue_executor::on_connect() {
+  // Ends are collected only once there is someone to report them to.
+  collector_ = std::jthread([this](std::stop_token st) { collect(st); });
+}
+
+queue_executor::~queue_executor() {
+  collector_.request_stop();
+  collector_ = {};
+}
+
+void queue_executor::submit(task_request request) { buffer_.push_back(to_queued_try(request)); }
+
+std::vector<bool> queue_executor::lost(const std::vector<recorded_try>& tries, const std::string&, timestamp now) {
+  // Read after the engine read the tries: a row seen then is still in flight.
+  const auto held = sender_->pending_keys();
+  std::vector<bool> out;
+  out.reserve(tries.size());
+  for (const auto& t : tries) {
+    const bool young = t.start_date && now - *t.start_date < lease_;
+    out.push_back(!young && !held.contains({t.dag_id, t.run_id, t.task_id, t.try_number}));
+  }
+  return out;
 }
 
 void queue_executor::flush() {
@@ -63,10 +99,10 @@ void queue_executor::collect(std::stop_token stop) {
       if (std::chrono::steady_clock::now() - last_expiry > std::min(lease_ / 3, std::chrono::milliseconds(5000))) {
         last_expiry = std::chrono::steady_clock::now();
         auto lost = q->expire_leases(lease_);
-        const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+        const timestamp at = now();
         for (auto& l : lost) {
-          l.outcome.started = now;
-          l.outcome.ended = now;
+          l.outcome.started = at;
+          l.outcome.ended = at;
           done.push_back(std::move(l));
         }
       }
@@ -80,7 +116,7 @@ void queue_executor::collect(std::stop_token stop) {
         e.started = f.outcome.started;
         e.ended = f.outcome.ended;
         e.pid = f.outcome.pid;
-        listener_(std::move(e));
+        report(std::move(e));
       }
       if (!done.empty()) {
         std::lock_guard lock(mutex_);

@@ -1,6 +1,7 @@
 #pragma once
 /// @file The scheduler loop: reads state, asks the pure core what to do, writes it in one
-/// transaction, hands tries to the executor, and sleeps until a try ends or something falls due.
+/// transaction, hands tries to the executor it was given, and sleeps until a try ends or
+/// something falls due.
 
 #include <condition_variable>
 #include <deque>
@@ -22,20 +23,20 @@
 #include <dag/load/operator_catalog.hpp>
 #include <dag/metrics/registry.hpp>
 #include <dag/store/store.hpp>
-#include <dag/template/template.hpp>
 
 namespace dag {
 
 /// How an engine runs.
 struct engine_options {
+  /// The store an engine built without one opens (`sqlite:PATH` or `postgresql://…`); an engine
+  /// given a store ignores it.
+  std::string store_url = "sqlite:dagrun.db";
   int parallelism = 32;                          ///< tries running at once, across DAGs
   std::filesystem::path log_folder = "logs";     ///< where try logs go
   bool create_scheduled_runs = true;             ///< the daemon creates due runs; `run`/`backfill` do not
   bool adopt_store_runs = true;                  ///< advance every active run in the store (the daemon); else only runs this engine created or tracks
   std::chrono::milliseconds poll_interval{1000}; ///< how often the daemon looks for runs made by other processes
   std::string hostname;                          ///< recorded with each try (default: this host's name)
-  std::string queue_url;                         ///< PostgreSQL URL of the task queue; empty: run tries locally
-  std::chrono::milliseconds lease{30000};        ///< queue: a worker silent this long has lost its tries
   /// Where the engine records its metrics (the daemon's /metrics; see declare_engine_metrics);
   /// none when null. Must outlive the engine.
   metrics_registry* metrics = nullptr;
@@ -57,29 +58,39 @@ struct run_key {
 /// take the schedule's interval at that date when there is one, else `[date, date]`.
 std::optional<run_record> create_run_record(store& s, const scheduled_dag& dag, run_type type, time_point logical_date,
                                             const std::string& conf = "{}");
+/// The record create_run_record writes (nothing is written): its id, dates, interval and conf.
+run_record make_run_record(const scheduled_dag& dag, run_type type, time_point logical_date,
+                           const std::string& conf = "{}");
 
-/// Renders a task's fields for one try: templated fields through `tc`, map and list entries as
-/// `name.key` / `name.N`. Throws dag::error when a template cannot be rendered.
-std::map<std::string, std::string> render_fields(const task& t, const operator_spec* spec, const template_context& tc);
-
-/// The scheduler loop over a store, with a local executor. Not thread-safe: one thread drives it;
-/// executor threads only post try ends to it.
+/// The scheduler loop over a store, running tries on the executor it is given. Not thread-safe:
+/// one thread drives it; executor threads only post try ends to it.
 class engine {
 public:
-  /// An engine over `store` and the operators of `operators`, reading time from `now`.
-  engine(store& s, const operator_catalog& operators, const clock& now, engine_options options = {});
+  /// An engine with the defaults: the store at `options.store_url` (opened and migrated), dagrun's
+  /// built-in operators, the system clock, and `runs_tries` (null: a local executor of
+  /// `options.parallelism` threads).
+  explicit engine(engine_options options = {}, std::unique_ptr<executor> runs_tries = nullptr);
+  /// An engine over `s` and the operators of `operators`, reading time from `now`, running tries
+  /// on `runs_tries` (null: a local executor of `options.parallelism` threads). `s`, `operators`
+  /// and `now` must outlive it.
+  engine(dag::store& s, const operator_catalog& operators, const clock& now, engine_options options = {},
+         std::unique_ptr<executor> runs_tries = nullptr);
   ~engine();
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
 
-  /// Replaces the DAGs the engine schedules (checked definitions). Runs of DAGs that disappeared
-  /// keep their state in the store but are not advanced.
+  /// Replaces the DAGs the engine schedules. Each is checked first (dag::check: validated, and
+  /// `default_args` applied to its tasks; checking a checked DAG changes nothing), so a task's
+  /// settings always count; throws dag::definition_error listing every problem, changing nothing,
+  /// when any DAG is invalid. Runs of DAGs that disappeared keep their state in the store but are
+  /// not advanced.
   void set_dags(std::vector<definition> dags);
   /// The DAG with this id, or nullptr.
   const scheduled_dag* find_dag(const std::string& dag_id) const;
 
-  /// After a crash: tries the store says are `queued` or `running` have no process any more;
-  /// each becomes a failed try ("executor lost"), retried while tries remain. Returns how many.
+  /// After a crash: of the tries the store says are `queued` or `running`, those the executor
+  /// judges lost (executor::lost) become failed tries ("executor lost"), retried while tries
+  /// remain. Call it before starting runs. Returns how many.
   std::size_t recover_lost_tries();
 
   /// Creates a run of `dag_id` now; nullopt when a run with that id or (for scheduled and backfill
@@ -111,8 +122,13 @@ public:
   std::optional<run_state> state_of(const run_key& key);
   /// Number of tries running now.
   int running() const { return running_; }
+  /// The store the engine records into (not thread-safe: use it from the thread driving the engine).
+  dag::store& store() { return store_; }
 
 private:
+  struct defaults;  // what an engine built without them owns: store, operators, clock
+  void start(std::unique_ptr<executor> runs_tries);
+
   struct active_run {
     std::shared_ptr<const scheduled_dag> dag;
     run_record run;
@@ -129,12 +145,11 @@ private:
   void advance_runs(change_set& changes, std::vector<task_request>& starts, std::optional<timestamp>& wake);
   task_request prepare_try(active_run& r, std::size_t task_index, change_set& changes, timestamp now);
   void poll_store();
-  std::optional<connection> find_connection(std::string_view id);
   void post(task_event e);
   void hand_over(std::vector<task_request>& starts);
-  static std::string inflight_key(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int try_number);
 
-  store& store_;
+  std::unique_ptr<defaults> defaults_;  // null when given store, operators and clock
+  dag::store& store_;
   const operator_catalog& operators_;
   const clock& clock_;
   engine_options options_;
@@ -143,7 +158,6 @@ private:
   std::set<std::string> paused_;
   int running_ = 0;
   std::map<std::string, int> dag_running_;  // tries submitted and not yet ended, per DAG
-  std::set<std::string> inflight_;          // those tries' keys: only their ends move the counters
   bool accepting_ = true;
   timestamp last_poll_{};
   timestamp last_sweep_{};
@@ -151,7 +165,7 @@ private:
   std::mutex events_mutex_;
   std::condition_variable events_cv_;
   std::deque<task_event> events_;
-  std::unique_ptr<executor> executor_;
+  std::unique_ptr<executor> executor_;  // last: destroyed first, so no try end is posted to a dead engine
 };
 
 }  // namespace dag

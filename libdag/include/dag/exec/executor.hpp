@@ -1,17 +1,20 @@
 #pragma once
-/// @file The executor seam: the engine hands it tries to run; it reports each try's end.
+/// @file The executor seam: an engine is given an executor (the local pool, the PostgreSQL queue,
+/// or a program's own), hands it the tries it decided to start, and records the ends it reports.
+/// The executor runs; the engine records: nothing here knows of the store.
 
+#include <chrono>
 #include <functional>
 #include <map>
-#include <optional>
-#include <set>
-#include <tuple>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <dag/core/operator.hpp>
 #include <dag/core/task.hpp>
-#include <dag/store/store.hpp>
+#include <dag/core/time.hpp>
 
 namespace dag {
 
@@ -22,6 +25,10 @@ struct task_request {
   const operator_spec* op = nullptr;       ///< its operator
   task_context context;                    ///< ids, dates, rendered fields, log path, timeout
 };
+
+/// The field of a try whose fields could not be rendered: it holds why, and the try fails with
+/// that message without running. It travels with the other fields (through the queue too).
+inline constexpr std::string_view render_error_field = "__render_error";
 
 /// The end of one try.
 struct task_event {
@@ -35,27 +42,78 @@ struct task_event {
   int pid = 0;                 ///< its process, if any
 };
 
-/// Runs tries somewhere and reports their ends through the listener given to it.
+/// Receives try ends; called from executor threads, so it must be thread-safe.
+using task_listener = std::function<void(task_event)>;
+
+/// A try the store records as queued or running, as the engine shows it to its executor when it
+/// looks for tries that were lost.
+struct recorded_try {
+  std::string dag_id;                   ///< its DAG
+  std::string run_id;                   ///< its run
+  std::string task_id;                  ///< its task
+  int try_number = 0;                   ///< which try
+  std::string hostname;                 ///< the host whose engine started it (empty: unknown)
+  int pid = 0;                          ///< the process that started it (0: unknown)
+  std::optional<timestamp> start_date;  ///< when it started
+};
+
+/// Runs tries somewhere and reports each one's end, exactly once, to the listener it is connected
+/// to. Derive from it for an executor of your own: implement `submit`, `cancel_all` and `drain`,
+/// and call `report` when a try ends (from any thread).
 class executor {
 public:
   virtual ~executor() = default;
+
+  /// Connects the executor to whoever drives it: each try's end goes to `listener` (from any
+  /// thread), and `now` stamps starts and ends with the driver's clock. An engine calls it when it
+  /// is given the executor; it is called once, before the first `submit`. Throws dag::usage_error
+  /// when the executor is connected already: an executor serves one engine.
+  void connect(task_listener listener, std::function<timestamp()> now);
+
   /// Starts a try; never blocks on the try itself.
   virtual void submit(task_request request) = 0;
+  /// Hands over what `submit` buffered (the queue executor enqueues a whole step at once).
+  virtual void flush() {}
   /// Asks every running try to stop (their processes get SIGTERM, then SIGKILL after their grace).
   virtual void cancel_all() = 0;
   /// Waits until every submitted try has reported its end.
   virtual void drain() = 0;
-  /// Hands over what `submit` buffered (the queue executor enqueues a whole step at once).
-  virtual void flush() {}
-  /// Tries in flight per DAG as the executor's own source of truth sees them (the queue), or
-  /// nullopt when the engine's own count is exact (in-process tries).
-  virtual std::optional<std::map<std::string, int>> in_flight_by_dag() { return std::nullopt; }
-  /// The tries (dag, run, task, try) this executor still holds although no process of ours runs
-  /// them (the queue's rows); empty for in-process executors, whose tries die with the process.
-  virtual std::set<std::tuple<std::string, std::string, std::string, int>> held_tries() { return {}; }
-};
 
-/// Receives try ends; called from executor threads, so it must be thread-safe.
-using task_listener = std::function<void(task_event)>;
+  /// Tries in flight per DAG as the executor's own source of truth sees them (the queue, which
+  /// several schedulers share), or nullopt when the engine's own count is exact: it counts the
+  /// tries it submitted and the ends reported.
+  virtual std::optional<std::map<std::string, int>> in_flight_by_dag() { return std::nullopt; }
+
+  /// Of `tries`, which the store records as queued or running, which are lost: nothing runs them
+  /// any more and their end will never be reported, so the engine records them as failed
+  /// ("executor lost") and retries them. `hostname` is the name the engine records its tries
+  /// under; `now` its clock. One flag per try. The default suits executors whose tries live in the
+  /// engine's process: a try is lost when this host started it in a process that is gone, or in
+  /// this one before any try was submitted (ask before starting runs); the process groups such a
+  /// try left running (bash tasks) are ended, so that its retry never runs beside them.
+  virtual std::vector<bool> lost(const std::vector<recorded_try>& tries, const std::string& hostname, timestamp now);
+
+  /// How often the engine asks `lost` about every recorded try while it runs; nullopt (the
+  /// default): only when asked to recover, because tries in this process are not lost while it
+  /// lives. Executors whose tries run elsewhere can lose them at any time (the queue: a scheduler
+  /// died between committing a try and enqueueing it).
+  virtual std::optional<std::chrono::milliseconds> sweep_interval() const { return std::nullopt; }
+
+protected:
+  /// Called once `connect` has set the listener and the clock; an executor that reports ends it
+  /// did not start itself (the queue collects other schedulers' tries) starts listening here.
+  virtual void on_connect() {}
+  /// Reports a try's end to the listener.
+  void report(task_event e) const { listener_(std::move(e)); }
+  /// The driver's clock (the system clock until connected).
+  timestamp now() const { return now_(); }
+
+private:
+  task_listener listener_ = [](task_event) {};
+  std::function<timestamp()> now_ = [] {
+    return std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
+  };
+  bool connected_ = false;
+};
 
 }  // namespace dag

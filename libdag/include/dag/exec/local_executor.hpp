@@ -12,11 +12,19 @@
 
 namespace dag {
 
-/// Runs tries on `threads` worker threads (the daemon's parallelism).
+/// Runs one try on this thread, as the local executor and `dagrun test` do. A try whose fields
+/// could not be rendered, or whose operator cannot run in this build, fails without running; an
+/// exception escaping the operator fails it with its message; an in-process operator that overran
+/// `execution_timeout` fails when it returns. Lines the try writes through `context.log` (set it
+/// to the raw sink) and the result's message have the try's secrets masked. `now` stamps the
+/// start and the end.
+task_event run_try(task_request& request, const std::function<timestamp()>& now);
+
+/// Runs tries on `threads` worker threads (the daemon's parallelism), in this process.
 class local_executor final : public executor {
 public:
-  /// A pool of `threads` workers reporting to `listener`; `now` stamps try starts and ends.
-  local_executor(int threads, task_listener listener, std::function<timestamp()> now);
+  /// A pool of `threads` workers (at least 1).
+  explicit local_executor(int threads);
   /// Stops the pool; running tries are cancelled and waited for.
   ~local_executor() override;
   local_executor(const local_executor&) = delete;
@@ -33,10 +41,7 @@ public:
 
 private:
   void work(std::stop_token pool_stop);
-  task_event run_one(task_request& request, std::stop_token stop);
 
-  task_listener listener_;
-  std::function<timestamp()> now_;
   std::mutex mutex_;
   std::condition_variable_any wake_;
   std::condition_variable idle_;

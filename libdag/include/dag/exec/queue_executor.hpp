@@ -6,9 +6,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <thread>
-#include <tuple>
 #include <vector>
 
 #include <dag/exec/executor.hpp>
@@ -16,12 +14,18 @@
 
 namespace dag {
 
+/// The queue row that carries `request` to a worker: the context the scheduler built, as it is.
+queued_try to_queued_try(const task_request& request);
+/// The context a claimed try arrives with (the inverse of to_queued_try). The worker completes it
+/// for its own process (see finish_try_context in dag/engine/try_context.hpp).
+task_context to_task_context(const queued_try& item);
+
 /// Sends tries to `dagrun worker`s through the queue in PostgreSQL at `url`.
 class queue_executor final : public executor {
 public:
-  /// An executor over the queue at `url`, reporting to `listener`; a claimed try whose lease is
-  /// not renewed within `lease` is lost.
-  queue_executor(const std::string& url, task_listener listener, std::chrono::milliseconds lease);
+  /// An executor over the queue at `url` (connected to now); a claimed try whose lease is not
+  /// renewed within `lease` is lost.
+  queue_executor(const std::string& url, std::chrono::milliseconds lease);
   /// Stops collecting (tries keep running on workers; a restarted scheduler collects them).
   ~queue_executor() override;
 
@@ -35,14 +39,18 @@ public:
   void drain() override;
   /// Counts from the queue: with several schedulers, any of them may collect a try's end.
   std::optional<std::map<std::string, int>> in_flight_by_dag() override { return sender_->counts_by_dag(); }
-  /// Every try the queue holds, whatever its state.
-  std::set<std::tuple<std::string, std::string, std::string, int>> held_tries() override { return sender_->pending_keys(); }
+  /// A try is lost when the queue does not hold it (in any state) and it started more than a
+  /// lease ago: a younger one may be between another scheduler's commit and its enqueue, or
+  /// between the collection of its end and the commit of it.
+  std::vector<bool> lost(const std::vector<recorded_try>& tries, const std::string& hostname, timestamp now) override;
+  /// Every lease: a scheduler may die between committing a try and enqueueing it at any time.
+  std::optional<std::chrono::milliseconds> sweep_interval() const override { return lease_; }
 
 private:
+  void on_connect() override;
   void collect(std::stop_token stop);
 
   std::string url_;
-  task_listener listener_;
   std::chrono::milliseconds lease_;
   std::unique_ptr<task_queue> sender_;   // used by the engine's thread only
   std::vector<queued_try> buffer_;
