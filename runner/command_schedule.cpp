@@ -58,11 +58,9 @@ int schedule_command(invocation& inv) {
   auto db = open_db(inv);
   auto folder = load_dags(inv, true);
   record_import_errors(*db, folder);
-  dag::metrics_registry metrics;
   dag::engine_options options;
   options.parallelism = parallelism;
   options.log_folder = inv.global.logs;
-  options.metrics = &metrics;
   std::unique_ptr<dag::executor> runs_tries = std::make_unique<dag::local_executor>(parallelism);
   std::string queue_url;
   if (executor == "queue") {
@@ -70,17 +68,15 @@ int schedule_command(invocation& inv) {
     runs_tries = std::make_unique<dag::queue_executor>(queue_url, std::chrono::milliseconds(inv.args["lease-ms"].as<int>()));
   }
   dag::engine eng(*db, inv.operators, inv.now, options, std::move(runs_tries));
+  // The face follows the engine's DAGs, metrics and clock; it reads the store on a connection of its own.
   std::optional<dag::http_service> http;
   if (listen != "none") {
-    dag::http_face_options reads;
-    reads.db_url = inv.global.db;
-    reads.queue_url = queue_url;
-    http.emplace(serving, reads, metrics, inv.now);
+    serving.store_url = inv.global.db;
+    serving.queue_url = queue_url;
+    http.emplace(eng, serving);
     spdlog::info("serving HTTP on {}:{}", listen.substr(0, listen.rfind(':')), http->port());
   }
-  auto dags = engine_dags(folder);
-  if (http) http->face().set_dags(dags);
-  eng.set_dags(std::move(dags));
+  eng.set_dags(engine_dags(folder));
   if (auto lost = eng.recover_lost_tries())
     spdlog::warn("{} tries were left running by a previous scheduler; recorded as failed (executor lost)", lost);
   spdlog::info("scheduling {} DAGs from {} with {} slots", folder.dags.size(), inv.global.dags_folder, parallelism);
@@ -96,9 +92,7 @@ int schedule_command(invocation& inv) {
     signature = std::move(current);
     auto reloaded = load_dags(inv, true);
     record_import_errors(*db, reloaded);
-    auto reloaded_dags = engine_dags(reloaded);
-    if (http) http->face().set_dags(reloaded_dags);
-    eng.set_dags(std::move(reloaded_dags));
+    eng.set_dags(engine_dags(reloaded));
     spdlog::info("reloaded DAGs: {} loaded, {} import errors", reloaded.dags.size(), reloaded.problems.size());
     return false;
   };

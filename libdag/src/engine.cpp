@@ -102,6 +102,12 @@ void engine::set_dags(std::vector<definition> dags) {
     next.emplace(std::move(id), std::make_shared<const scheduled_dag>(std::move(d)));
   }
   dags_ = std::move(next);
+  auto published = std::make_shared<std::vector<definition>>();
+  for (const auto& [id, d] : dags_) published->push_back(d->def);
+  {
+    std::lock_guard lock(definitions_mutex_);
+    definitions_ = std::move(published);
+  }
   // Active runs follow the new definition of their DAG; task instances are matched by task id.
   for (auto it = active_.begin(); it != active_.end();) {
     auto found = dags_.find(it->first.dag_id);
@@ -118,6 +124,20 @@ void engine::set_dags(std::vector<definition> dags) {
     ++it;
   }
   load_active_runs();
+}
+
+metrics_registry& engine::metrics() {
+  if (!options_.metrics) {
+    own_metrics_ = std::make_unique<metrics_registry>();
+    declare_engine_metrics(*own_metrics_);
+    options_.metrics = own_metrics_.get();
+  }
+  return *options_.metrics;
+}
+
+std::shared_ptr<const std::vector<definition>> engine::definitions() const {
+  std::lock_guard lock(definitions_mutex_);
+  return definitions_;
 }
 
 const scheduled_dag* engine::find_dag(const std::string& dag_id) const {

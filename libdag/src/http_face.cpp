@@ -256,9 +256,14 @@ void http_face::set_dags(std::vector<definition> dags) {
   dags_ = std::move(next);
 }
 
+void http_face::follow_dags(std::function<std::shared_ptr<const std::vector<definition>>()> source) {
+  std::lock_guard lock(dags_mutex_);
+  dags_source_ = std::move(source);
+}
+
 std::shared_ptr<const std::vector<definition>> http_face::dags() const {
   std::lock_guard lock(dags_mutex_);
-  return dags_;
+  return dags_source_ ? dags_source_() : dags_;
 }
 
 http_response http_face::route(const http_request& request) {

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include <dag/core/error.hpp>
+#include <dag/engine/engine.hpp>
 
 namespace dag {
 
@@ -21,6 +22,23 @@ http_service::http_service(const serve_options& options, http_face_options face_
   face_ = std::make_unique<http_face>(std::move(face_options), metrics, now);
   server_ = std::make_unique<http_server>(host, port, [face = face_.get()](const http_request& r) { return face->handle(r); },
                                           options.server);
+}
+
+namespace {
+
+// What the face of an engine reads: the engine's store (unless told another URL) and the queue.
+http_face_options reads_of(const engine& e, const serve_options& options) {
+  http_face_options reads;
+  reads.db_url = options.store_url.empty() ? e.options().store_url : options.store_url;
+  reads.queue_url = options.queue_url;
+  return reads;
+}
+
+}  // namespace
+
+http_service::http_service(engine& e, const serve_options& options)
+    : http_service(options, reads_of(e, options), e.metrics(), e.time_source()) {
+  face_->follow_dags([&e] { return e.definitions(); });
 }
 
 // The server goes first: its threads call into the face.

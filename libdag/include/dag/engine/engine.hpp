@@ -124,6 +124,16 @@ public:
   int running() const { return running_; }
   /// The store the engine records into (not thread-safe: use it from the thread driving the engine).
   dag::store& store() { return store_; }
+  /// How it was configured (the store URL of an engine that opened its own store, among others).
+  const engine_options& options() const { return options_; }
+  /// The clock it reads.
+  const clock& time_source() const { return clock_; }
+  /// The registry it records its metrics into: `options.metrics`, or one of its own, made (with
+  /// the engine's families declared) on the first call. Call it before the engine runs.
+  metrics_registry& metrics();
+  /// The definitions of the DAGs it schedules now, as set_dags last replaced them (checked).
+  /// Thread-safe: the HTTP face reads it while the engine runs.
+  std::shared_ptr<const std::vector<definition>> definitions() const;
 
 private:
   struct defaults;  // what an engine built without them owns: store, operators, clock
@@ -149,6 +159,9 @@ private:
   void hand_over(std::vector<task_request>& starts);
 
   std::unique_ptr<defaults> defaults_;  // null when given store, operators and clock
+  std::unique_ptr<metrics_registry> own_metrics_;  // made by metrics() when none was given
+  mutable std::mutex definitions_mutex_;
+  std::shared_ptr<const std::vector<definition>> definitions_ = std::make_shared<const std::vector<definition>>();
   dag::store& store_;
   const operator_catalog& operators_;
   const clock& clock_;

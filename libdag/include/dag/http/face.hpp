@@ -4,6 +4,7 @@
 /// `dagrun schedule` serves it; so can any program that embeds the engine (dag/http/serve.hpp).
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -47,6 +48,9 @@ public:
   /// Replaces the DAGs the API and UI show (checked definitions). Safe to call while requests
   /// are served.
   void set_dags(std::vector<definition> dags);
+  /// Shows the DAGs `source` gives (asked once per request; it must be thread-safe, as
+  /// engine::definitions is) instead of those of set_dags.
+  void follow_dags(std::function<std::shared_ptr<const std::vector<definition>>()> source);
 
 private:
   http_response route(const http_request& request);
@@ -64,6 +68,7 @@ private:
   std::set<std::string> sessions_;     // web UI sign-ins (cookies), when a token is configured
   mutable std::mutex dags_mutex_;
   std::shared_ptr<const std::vector<definition>> dags_ = std::make_shared<const std::vector<definition>>();
+  std::function<std::shared_ptr<const std::vector<definition>>()> dags_source_;
 };
 
 }  // namespace dag

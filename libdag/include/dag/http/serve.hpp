@@ -23,6 +23,10 @@ struct serve_options {
   std::chrono::seconds heartbeat_limit{30};  ///< /health: a scheduler heartbeat older than this is unhealthy
   std::string listen_name = "listen";        ///< how errors name the address (the daemon says `--listen`)
   http_server_options server;                ///< timeouts and limits of the server
+  /// The store the face reads, through a connection of its own; empty: the engine's
+  /// `options().store_url` (give it when the engine was handed a store).
+  std::string store_url;
+  std::string queue_url;                     ///< the task queue's database, for /metrics' queued-tries gauge
 };
 
 /// An HTTP face on a server: /health, /metrics, /api/v1 and the UI, answered until destroyed.
