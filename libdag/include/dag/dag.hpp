@@ -17,6 +17,7 @@
 #include <dag/engine/engine.hpp>
 #include <dag/graph/task_graph.hpp>
 #include <dag/http/face.hpp>
+#include <dag/http/serve.hpp>
 #include <dag/http/server.hpp>
 #include <dag/load/check.hpp>
 #include <dag/load/dag_folder.hpp>
