@@ -3,8 +3,7 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/libdag/include/dag DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/operators/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/dag/operators
-        FILES_MATCHING PATTERN "*.hpp")
+# The operator headers install from operators/CMakeLists.txt, as <dag/operators/NAME.hpp>.
 install(TARGETS ${DAG_EXPORTED_TARGETS} dag_builtin_operators EXPORT dag_targets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -1,12 +1,12 @@
 // The built-in catalog, compiled once: the engine's default operators.
-#include <builtin.hpp>
+#include <dag/operators/builtin.hpp>
 
-#include <bash/bash.hpp>
-#include <callable/callable.hpp>
-#include <http/http.hpp>
-#include <postgres/postgres.hpp>
-#include <sql_sensor/sql_sensor.hpp>
-#include <sqlite/sqlite.hpp>
+#include <dag/operators/bash.hpp>
+#include <dag/operators/callable.hpp>
+#include <dag/operators/http.hpp>
+#include <dag/operators/postgres.hpp>
+#include <dag/operators/sql_sensor.hpp>
+#include <dag/operators/sqlite.hpp>
 
 namespace dag {
 

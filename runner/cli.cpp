@@ -10,7 +10,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <builtin.hpp>
+#include <dag/operators/builtin.hpp>
 #include <dag/core/suggest.hpp>
 #include <dag/load/check.hpp>
 

@@ -63,7 +63,7 @@ DAGRUN_DAGS(test_dags)
 
 #include <unistd.h>
 
-#include <builtin.hpp>
+#include <dag/operators/builtin.hpp>
 #include <dag/load/dag_folder.hpp>
 
 namespace fs = std::filesystem;

@@ -14,7 +14,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
-#include <builtin.hpp>
+#include <dag/operators/builtin.hpp>
 #include <dag/engine/engine.hpp>
 #include <dag/exec/orphan_processes.hpp>
 #include <dag/load/check.hpp>

@@ -16,7 +16,7 @@
 #include <dag/metrics/registry.hpp>
 #include <dag/store/store.hpp>
 
-#include <builtin.hpp>
+#include <dag/operators/builtin.hpp>
 #include <dag/load/check.hpp>
 
 #include <dag/http/face.hpp>

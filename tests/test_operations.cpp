@@ -8,7 +8,7 @@
 
 #include <unistd.h>
 
-#include <builtin.hpp>
+#include <dag/operators/builtin.hpp>
 #include <dag/core/error.hpp>
 #include <dag/engine/engine.hpp>
 #include <dag/load/check.hpp>

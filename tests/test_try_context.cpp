@@ -10,7 +10,7 @@
 
 #include <unistd.h>
 
-#include <builtin.hpp>
+#include <dag/operators/builtin.hpp>
 #include <dag/core/environment.hpp>
 #include <dag/engine/engine.hpp>
 #include <dag/engine/try_context.hpp>

@@ -6,7 +6,7 @@
 
 #include <unistd.h>
 
-#include <builtin.hpp>
+#include <dag/operators/builtin.hpp>
 #include <dag/load/dag_folder.hpp>
 #include <dag/load/yaml_loader.hpp>
 

@@ -16,7 +16,7 @@
 
 #include <unistd.h>
 
-#include <builtin.hpp>
+#include <dag/operators/builtin.hpp>
 #include <dag/dag.hpp>
 #include <dag/engine/engine.hpp>
 #include <dag/store/store.hpp>

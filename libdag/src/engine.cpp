@@ -6,7 +6,7 @@
 
 #include <unistd.h>
 
-#include <builtin.hpp>
+#include <dag/operators/builtin.hpp>
 #include <dag/engine/try_context.hpp>
 #include <dag/exec/local_executor.hpp>
 #include <dag/load/check.hpp>

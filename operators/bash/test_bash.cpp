@@ -6,7 +6,7 @@
 
 #include <unistd.h>
 
-#include <bash/bash.hpp>
+#include <dag/operators/bash.hpp>
 
 using namespace std::chrono_literals;
 

@@ -1,7 +1,7 @@
 // The callable operator: the task's C++ body is the try.
 #include <doctest/doctest.h>
 
-#include <callable/callable.hpp>
+#include <dag/operators/callable.hpp>
 
 TEST_CASE("CallableOperator.RunsTheBodyWithItsContext") {
   dag::task t;

@@ -3,7 +3,7 @@
 
 #include <cstdlib>
 
-#include <postgres/postgres.hpp>
+#include <dag/operators/postgres.hpp>
 
 namespace {
 // The test server's URL; a clear failure when it is missing, never a silent skip.

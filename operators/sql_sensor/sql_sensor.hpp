@@ -6,8 +6,8 @@
 #include <mutex>
 #include <string>
 
-#include <postgres/postgres.hpp>
-#include <sqlite/sqlite.hpp>
+#include <dag/operators/postgres.hpp>
+#include <dag/operators/sqlite.hpp>
 
 #include <dag/core/operator.hpp>
 #include <dag/core/task.hpp>

@@ -9,7 +9,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
-#include <sql_sensor/sql_sensor.hpp>
+#include <dag/operators/sql_sensor.hpp>
 
 namespace {
 struct sensor_try {

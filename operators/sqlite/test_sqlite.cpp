@@ -5,7 +5,7 @@
 
 #include <unistd.h>
 
-#include <sqlite/sqlite.hpp>
+#include <dag/operators/sqlite.hpp>
 
 namespace {
 struct scratch {

@@ -1,7 +1,7 @@
 // Builds a DAG in C++, checks it and loads a YAML one, using only the installed package.
 #include <iostream>
 
-#include <builtin.hpp>
+#include <dag/operators/builtin.hpp>
 #include <dag/dag.hpp>
 
 int main() {

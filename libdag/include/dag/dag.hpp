@@ -25,6 +25,7 @@
 #include <dag/load/yaml_loader.hpp>
 #include <dag/metrics/registry.hpp>
 #include <dag/model/operations.hpp>
+#include <dag/operators/builtin.hpp>
 #include <dag/schedule/cron.hpp>
 #include <dag/schedule/timetable.hpp>
 #include <dag/store/store.hpp>
