@@ -512,3 +512,20 @@ TEST_CASE("Http.DeeplyNestedBodiesAreRefusedNotParsed" * doctest::timeout(30)) {
   const std::string within = R"({"conf": {"a": )" + std::string(60, '[') + std::string(60, ']') + "}}";
   CHECK(http_call(s.server->port(), "POST", "/api/v1/dags/etl/dagRuns", within).status == 200);
 }
+
+TEST_CASE("Http.UiLogPageShowsTheEndOfALargeLog" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-02T00:00:00Z"}}).status == 200);
+  const std::string run_id = "manual__2024-01-02T00:00:00+00:00";
+  std::string big;
+  for (int i = 0; i < 100000; ++i) big += "line " + std::to_string(i) + " of a chatty task\n";  // ~2.6 MB
+  big += std::string(3 * 1024 * 1024, 'x') + "\nTHE END\n";
+  s.fail_task(run_id, 0, big);
+  const auto page = s.get("/dags/etl/runs/manual__2024-01-02T00%3A00%3A00%2B00%3A00/tasks/extract/logs/1");
+  CHECK(page.status == 200);
+  CHECK(page.body.find("THE END") != std::string::npos);  // the end, where failures are
+  CHECK(page.body.find("bytes of this log are left out") != std::string::npos);
+  CHECK(page.body.find("line 0 of a chatty task") == std::string::npos);
+  CHECK(page.body.size() < 5 * 1024 * 1024);
+}

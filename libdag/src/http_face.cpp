@@ -28,22 +28,6 @@ http_response json_response(int status, const json& body) {
   return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
-// The most of a log the API returns: its end, where failures are.
-constexpr std::size_t max_log_bytes = 4 * 1024 * 1024;
-
-// The last `max_log_bytes` of a file, with a first line saying what was left out.
-std::string log_tail(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return {};
-  const auto size = static_cast<std::size_t>(in.tellg());
-  const std::size_t skip = size > max_log_bytes ? size - max_log_bytes : 0;
-  in.seekg(static_cast<std::streamoff>(skip));
-  std::string out(size - skip, '\0');
-  in.read(out.data(), static_cast<std::streamsize>(out.size()));
-  if (skip > 0) out = "[dagrun] the first " + std::to_string(skip) + " bytes of this log are left out\n" + out;
-  return out;
-}
-
 // The host and port of an Origin header: `https://h:8080` → `h:8080`, comparable with Host.
 std::string authority_of(const std::string& origin) {
   const auto scheme = origin.find("://");
@@ -475,9 +459,8 @@ http_response http_face::api(const http_request& request, const std::vector<std:
   } catch (const std::exception&) {
     throw usage_error("try number: expected a whole number, got '" + p[7] + "'");
   }
-  std::string log_path;
-  for (const auto& t : tries_of(db(), dag_id, run_id, task_id))
-    if (t.try_number == try_number) log_path = t.log_path;
+  const auto found = find_try(db(), dag_id, run_id, task_id, try_number);
+  const std::string log_path = found ? found->log_path : "";
   if (log_path.empty()) return not_found("task '" + task_id + "' has no try " + p[7] + " in run '" + run_id + "'");
   const std::string content = log_tail(log_path);  // no file: the try logged nothing
   const auto accept = request.headers.find("accept");

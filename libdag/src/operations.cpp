@@ -3,6 +3,7 @@
 #include <dag/model/operations.hpp>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <set>
 #include <utility>
@@ -82,6 +83,26 @@ std::vector<try_record> tries_of(store& s, const std::string& dag_id, const std:
     if (ti.task_id == task_id && ti.try_number > 0 && (tries.empty() || tries.back().try_number < ti.try_number))
       tries.push_back(try_record_of(ti));
   return tries;
+}
+
+std::optional<try_record> find_try(store& s, const std::string& dag_id, const std::string& run_id,
+                                   const std::string& task_id, int try_number) {
+  for (auto& t : tries_of(s, dag_id, run_id, task_id))
+    if (t.try_number == try_number) return std::move(t);
+  return std::nullopt;
+}
+
+std::string log_tail(const std::string& path, std::size_t max_bytes) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return {};
+  const auto size = static_cast<std::size_t>(in.tellg());
+  const std::size_t skip = size > max_bytes ? size - max_bytes : 0;
+  in.seekg(static_cast<std::streamoff>(skip));
+  std::string out(size - skip, '\0');
+  in.read(out.data(), static_cast<std::streamsize>(out.size()));
+  out.resize(static_cast<std::size_t>(in.gcount()));  // the file may have shrunk meanwhile
+  if (skip > 0) out = "[dagrun] the first " + std::to_string(skip) + " bytes of this log are left out\n" + out;
+  return out;
 }
 
 std::vector<task_instance_ref> clear_task_instances(store& s, const clear_selection& which, const definition* dag) {

@@ -269,12 +269,10 @@ http_response log_page(const definition& d, const std::string& run_id, const std
     return page(400, "Bad request", "<p>try number: expected a whole number</p>");
   }
   const auto tries = tries_of(ui.db, d.id(), run_id, task_id);
-  std::string log_path;
-  for (const auto& t : tries)
-    if (t.try_number == try_number) log_path = t.log_path;
-  if (log_path.empty()) return page(404, "Not found", "<p>no such try</p>");
-  std::ifstream in(log_path);
-  const std::string content{std::istreambuf_iterator<char>(in), {}};
+  const auto found = std::find_if(tries.begin(), tries.end(), [&](const try_record& t) { return t.try_number == try_number; });
+  if (found == tries.end() || found->log_path.empty()) return page(404, "Not found", "<p>no such try</p>");
+  // The end of the log, as the API gives it: a page must not hold a log of any size.
+  const std::string content = log_tail(found->log_path);
   std::string others;
   for (const auto& t : tries) {
     others += "<a href=\"" + log_link(d.id(), run_id, task_id, t.try_number) + "\">try " + std::to_string(t.try_number) + "</a> (" +

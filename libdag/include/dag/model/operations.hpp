@@ -51,6 +51,17 @@ void set_paused(store& s, const std::string& dag_id, bool paused);
 std::vector<try_record> tries_of(store& s, const std::string& dag_id, const std::string& run_id,
                                  const std::string& task_id);
 
+/// Try `try_number` of a task instance (one of tries_of), if it exists.
+std::optional<try_record> find_try(store& s, const std::string& dag_id, const std::string& run_id,
+                                   const std::string& task_id, int try_number);
+
+/// The most of a try's log that the API and the UI show: its end, where failures are.
+inline constexpr std::size_t max_log_view_bytes = 4 * 1024 * 1024;
+
+/// The last `max_bytes` of the log at `path`, after a first line saying how many bytes were left
+/// out; "" when there is no such file (the try logged nothing).
+std::string log_tail(const std::string& path, std::size_t max_bytes = max_log_view_bytes);
+
 /// Which task instances a clear puts back to `none`: Airflow's `clear` (CLI `tasks clear`, the
 /// API's `clearTaskInstances`, the UI's clear buttons).
 struct clear_selection {
