@@ -252,7 +252,7 @@ void add_runs_commands(std::vector<command>& out) {
                  mark_options, [](invocation& inv) { return tasks_mark(inv, dag::task_state::success); }});
   out.push_back({{"tasks", "mark-failed"},
                  "tasks mark-failed DAG RUN_ID TASK... [--upstream] [--downstream] [--dry-run]",
-                 "set task instances to failed",
+                 "set task instances to failed (failed tasks downstream of them are cleared, as Airflow does)",
                  mark_options, [](invocation& inv) { return tasks_mark(inv, dag::task_state::failed); }});
 }
 

@@ -3,8 +3,11 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include <unistd.h>
 
@@ -13,6 +16,8 @@
 #include <dag/engine/engine.hpp>
 #include <dag/load/check.hpp>
 #include <dag/model/operations.hpp>
+
+#include "support/eventually.hpp"
 
 using dag::task_state;
 
@@ -186,4 +191,60 @@ TEST_CASE("Operations.TriggerChecksConfAndRefusesDeepNesting") {
   CHECK_THROWS_WITH_AS(dag::checked_conf(deep, "--conf"), "--conf: nested more than 64 levels deep", dag::usage_error);
   const std::string ok = "{\"a\":" + std::string(63, '[') + std::string(63, ']') + "}";
   CHECK_NOTHROW(dag::checked_conf(ok));
+}
+
+TEST_CASE("Operations.AnEngineTrackingTheRunTakesUpAClearMadeWhileItRuns" * doctest::timeout(60)) {
+  // The engine runs the run on its own thread (as an embedding program serving the API does);
+  // meanwhile another connection clears a finished task. The engine's write that would end the
+  // run loses its compare-and-set; it must reload the run and run the cleared task again, not
+  // drop the run as finished.
+  sandbox s;
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false;
+  dag::definition d{"held"};
+  d.callable("a", [&](dag::task_context&) {
+    std::lock_guard lock(m);
+    ++s.runs_of["a"];
+    return dag::operator_result::success();
+  });
+  d.callable("b", [&](dag::task_context&) {
+    std::unique_lock lock(m);
+    ++s.runs_of["b"];
+    cv.wait(lock, [&] { return release; });
+    return dag::operator_result::success();
+  });
+  std::optional<dag::run_state> final_state;
+  const dag::run_key held{"held", "manual__2024-01-01T00:00:00+00:00"};
+  {
+    std::jthread loop([&] {
+      auto own = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+      dag::engine_options o;
+      o.log_folder = s.dir / "logs";
+      o.create_scheduled_runs = false;
+      o.adopt_store_runs = false;
+      dag::engine eng(*own, s.operators, s.clock, o);
+      eng.set_dags({d});
+      const auto key = eng.create_run("held", dag::run_type::manual, dag::parse_time("2024-01-01"));
+      final_state = eng.run_to_completion({*key}).front();
+    });
+    auto other = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+    REQUIRE(dag_test::eventually([&] {
+      const auto tis = other->task_instances(held.dag_id, held.run_id);
+      return tis.size() == 2 && tis[0].state == task_state::success && tis[1].state == task_state::running;
+    }));
+    dag::clear_selection which;
+    which.dag_id = "held";
+    which.task_matches = [](const std::string& id) { return id == "a"; };
+    REQUIRE(dag::clear_task_instances(*other, which, &d).size() == 1);
+    {
+      std::lock_guard lock(m);
+      release = true;
+    }
+    cv.notify_all();
+  }
+  CHECK(final_state == dag::run_state::success);
+  CHECK(s.runs_of.at("a") == 2);  // run again after the clear
+  CHECK(s.runs_of.at("b") == 1);
+  CHECK(s.db->find_run(held.dag_id, held.run_id)->state == dag::run_state::success);
 }

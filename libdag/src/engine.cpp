@@ -78,7 +78,10 @@ void engine::start(std::unique_ptr<executor> runs_tries) {
   executor_->connect([this](task_event e) { post(std::move(e)); }, [this] { return now_us(); });
   paused_ = store_.paused_dags();
   last_poll_ = now_us();
-  if (options_.metrics) declare_engine_metrics(*options_.metrics);
+  if (options_.metrics) {
+    declare_engine_metrics(*options_.metrics);
+    metrics_.store(options_.metrics, std::memory_order_release);
+  }
 }
 
 engine::~engine() {
@@ -105,7 +108,7 @@ void engine::set_dags(std::vector<definition> dags) {
   auto published = std::make_shared<std::vector<definition>>();
   for (const auto& [id, d] : dags_) published->push_back(d->def);
   {
-    std::lock_guard lock(definitions_mutex_);
+    std::lock_guard lock(published_mutex_);
     definitions_ = std::move(published);
   }
   // Active runs follow the new definition of their DAG; task instances are matched by task id.
@@ -127,16 +130,17 @@ void engine::set_dags(std::vector<definition> dags) {
 }
 
 metrics_registry& engine::metrics() {
-  if (!options_.metrics) {
-    own_metrics_ = std::make_unique<metrics_registry>();
-    declare_engine_metrics(*own_metrics_);
-    options_.metrics = own_metrics_.get();
-  }
-  return *options_.metrics;
+  std::lock_guard lock(published_mutex_);
+  if (auto* m = metrics_.load(std::memory_order_acquire)) return *m;
+  own_metrics_ = std::make_unique<metrics_registry>();
+  declare_engine_metrics(*own_metrics_);
+  // Published after its families are declared: the loop may be running and record at once.
+  metrics_.store(own_metrics_.get(), std::memory_order_release);
+  return *own_metrics_;
 }
 
 std::shared_ptr<const std::vector<definition>> engine::definitions() const {
-  std::lock_guard lock(definitions_mutex_);
+  std::lock_guard lock(published_mutex_);
   return definitions_;
 }
 
@@ -298,7 +302,7 @@ void engine::take_events(change_set& changes) {
     const task_state expected = ti.state;
     ti.pid = e.pid;
     changes.tries.push_back(finish_try(r.dag->def.all_tasks()[*index], ti, e.result, e.started, e.ended));
-    if (auto* m = options_.metrics) {
+    if (auto* m = metrics_.load(std::memory_order_acquire)) {
       m->add("dagrun_task_instance_finished_total", {ti.dag_id, ti.task_id, std::string(to_string(ti.state))});
       m->observe("dagrun_task_duration_seconds", seconds_of(e.ended - e.started), {ti.dag_id, ti.task_id});
     }
@@ -350,7 +354,7 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
   const task_state expected = task_state::queued;
   ti.state = task_state::running;
   ti.start_date = now;
-  if (auto* m = options_.metrics) {
+  if (auto* m = metrics_.load(std::memory_order_acquire)) {
     // Schedule delay: from the end of the last upstream task to this start.
     std::optional<timestamp> upstream_end;
     for (std::size_t u : r.dag->graph.upstream(index))
@@ -405,6 +409,13 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
         continue;
       }
       ++runs_running[it->first.dag_id];
+      // While it waited, a clear or mark may have changed it without changing its state (it
+      // stayed queued): start from the store's view. Once per run start, so cheap.
+      const run_key key = it->first;
+      if (!load_run(key)) {
+        it = active_.erase(it);
+        continue;
+      }
     }
     const run_state run_before = r.run.state;
     int& started_here = starting[it->first.dag_id];
@@ -428,7 +439,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     }
     if (s.new_run_state) {
       changes.runs.push_back({r.run.dag_id, r.run.run_id, run_before, r.run.state, r.run.start_date, r.run.end_date});
-      if (auto* m = options_.metrics; m && is_finished(r.run.state)) {
+      if (auto* m = metrics_.load(std::memory_order_acquire); m && is_finished(r.run.state)) {
         const std::string state(to_string(r.run.state));
         m->add("dagrun_dag_run_finished_total", {r.run.dag_id, state});
         if (r.run.start_date && r.run.end_date)
@@ -465,7 +476,7 @@ void engine::poll_store() {
 std::optional<timestamp> engine::step() {
   const auto began = std::chrono::steady_clock::now();
   std::optional<timestamp> wake = step_once();
-  if (auto* m = options_.metrics) {
+  if (auto* m = metrics_.load(std::memory_order_acquire)) {
     m->set("dagrun_scheduler_heartbeat", seconds_of(now_us().time_since_epoch()));
     m->observe("dagrun_scheduler_loop_duration_seconds",
                std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
@@ -500,7 +511,15 @@ std::optional<timestamp> engine::step_once() {
   // never runs. (A crash in between leaves a `running` try that recovery records as lost.)
   if (!changes.empty()) {
     auto result = store_.apply(changes);
-    // A lost compare-and-set means another process changed that run: reload it from the store.
+    // A lost compare-and-set means another process changed that run (cleared or marked a task,
+    // say, which puts the run back to queued): reload it from the store, even when this pass had
+    // finished it, so that the engine carries on with the store's view.
+    for (std::size_t i = 0; i < result.runs_updated.size(); ++i) {
+      if (result.runs_updated[i]) continue;
+      const run_key key{changes.runs[i].dag_id, changes.runs[i].run_id};
+      active_.erase(key);
+      load_run(key);
+    }
     for (std::size_t i = 0; i < result.task_instances_updated.size(); ++i) {
       if (result.task_instances_updated[i]) continue;
       const auto& rec = changes.task_instances[i].record;

@@ -344,7 +344,12 @@ http_response http_face::api(const http_request& request, const std::vector<std:
     const json b = body();
     // Clearing is destructive: a field this server does not know is refused, not ignored.
     refuse_unknown_fields(b, {"dry_run", "only_failed", "task_ids", "start_date", "end_date", "dag_run_id",
-                              "include_upstream", "include_downstream"});
+                              "include_upstream", "include_downstream", "reset_dag_runs", "include_subdags",
+                              "include_parentdag"});
+    // Airflow's clients send these at values that mean what dagrun does anyway; others are refused.
+    if (!bool_field(b, "reset_dag_runs", true)) throw usage_error("reset_dag_runs: false is not supported (a cleared run is always queued again)");
+    bool_field(b, "include_subdags", false);    // dagrun has no subDAGs:
+    bool_field(b, "include_parentdag", false);  // either value means the same
     clear_selection which;
     which.dag_id = dag_id;
     which.logical_from = time_field(b, "start_date");
@@ -429,9 +434,15 @@ http_response http_face::api(const http_request& request, const std::vector<std:
     which.state = new_state_field(b);
     which.dry_run = bool_field(b, "dry_run", false);
     const auto marked = mark_task_instances(db(), which, *d, now_.precise_now());
+    // Nothing marked although the state differs: the scheduler moved the task on meanwhile.
+    if (marked.empty() && !which.dry_run) {
+      const auto tis = db().task_instances(dag_id, run_id);
+      const auto now_in = std::find_if(tis.begin(), tis.end(), [&](const auto& x) { return x.task_id == p[5]; });
+      if (now_in != tis.end() && now_in->state != which.state)
+        return problem(409, "Conflict", "task '" + p[5] + "' changed state while being marked; try again");
+    }
     // The answer names the instance whether or not its state changed (it may already have had it).
-    json ref = references({{dag_id, run_id, p[5]}}, db()).front();
-    return json_response(200, ref);
+    return json_response(200, references({{dag_id, run_id, p[5]}}, db()).front());
   }
   if (method != "GET") return wrong_method();
   if (p.size() == 4) return json_response(200, run_json(*run));

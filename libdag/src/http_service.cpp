@@ -28,6 +28,10 @@ namespace {
 
 // What the face of an engine reads: the engine's store (unless told another URL) and the queue.
 http_face_options reads_of(const engine& e, const serve_options& options) {
+  // An engine handed a store does not know its URL: guessing the default would serve (and let
+  // the API change) another database.
+  if (options.store_url.empty() && !e.owns_store())
+    throw usage_error("serving an engine that was handed its store needs serve_options.store_url (the same database)");
   http_face_options reads;
   reads.db_url = options.store_url.empty() ? e.options().store_url : options.store_url;
   reads.queue_url = options.queue_url;

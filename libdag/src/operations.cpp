@@ -120,7 +120,9 @@ std::vector<task_instance_ref> clear_task_instances(store& s, const clear_select
   filter.logical_to = which.logical_to;
   change_set changes;
   std::vector<task_instance_ref> cleared;
-  for (const auto& run : s.runs(filter)) {
+  auto runs = s.runs(filter);
+  std::reverse(runs.begin(), runs.end());  // oldest logical date first reads better than newest
+  for (const auto& run : runs) {
     if (which.run_id && run.run_id != *which.run_id) continue;
     bool any = false;
     for (auto& ti : s.task_instances(which.dag_id, run.run_id)) {
@@ -133,8 +135,6 @@ std::vector<task_instance_ref> clear_task_instances(store& s, const clear_select
     }
     if (any) changes.runs.push_back({run.dag_id, run.run_id, run.state, run_state::queued, std::nullopt, std::nullopt});
   }
-  // Oldest run first reads better than the store's newest-first order.
-  std::stable_sort(cleared.begin(), cleared.end(), [](const auto& a, const auto& b) { return a.run_id < b.run_id; });
   if (!which.dry_run && !changes.empty()) s.apply(changes);
   return cleared;
 }

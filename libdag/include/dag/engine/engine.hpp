@@ -3,6 +3,7 @@
 /// transaction, hands tries to the executor it was given, and sleeps until a try ends or
 /// something falls due.
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -129,8 +130,12 @@ public:
   /// The clock it reads.
   const clock& time_source() const { return clock_; }
   /// The registry it records its metrics into: `options.metrics`, or one of its own, made (with
-  /// the engine's families declared) on the first call. Call it before the engine runs.
+  /// the engine's families declared) on the first call. Thread-safe: the loop records into it
+  /// from the next pass on.
   metrics_registry& metrics();
+  /// True when the engine opened its store itself (from `options().store_url`), false when it was
+  /// handed one (its URL is then unknown to the engine).
+  bool owns_store() const { return defaults_ != nullptr; }
   /// The definitions of the DAGs it schedules now, as set_dags last replaced them (checked).
   /// Thread-safe: the HTTP face reads it while the engine runs.
   std::shared_ptr<const std::vector<definition>> definitions() const;
@@ -160,7 +165,8 @@ private:
 
   std::unique_ptr<defaults> defaults_;  // null when given store, operators and clock
   std::unique_ptr<metrics_registry> own_metrics_;  // made by metrics() when none was given
-  mutable std::mutex definitions_mutex_;
+  std::atomic<metrics_registry*> metrics_{nullptr};  // where the loop records: read by it, set by metrics() from any thread
+  mutable std::mutex published_mutex_;  // guards what other threads read: definitions_, and making own_metrics_
   std::shared_ptr<const std::vector<definition>> definitions_ = std::make_shared<const std::vector<definition>>();
   dag::store& store_;
   const operator_catalog& operators_;

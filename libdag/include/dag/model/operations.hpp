@@ -4,9 +4,11 @@
 /// embedding programs (as Airflow's `clear_task_instances` and `set_state` serve its CLI, API and UI).
 ///
 /// Every write is one change set (one transaction) of compare-and-set updates, so an operation
-/// racing the scheduler loses cleanly rather than overwriting a newer state. A run an operation
+/// racing the scheduler never overwrites a newer state: an instance the scheduler moved on
+/// meanwhile is left as the scheduler left it and is not reported as changed. A run an operation
 /// changes goes back to `queued`: that is how a scheduler learns that a run it tracks was changed
-/// behind its back (it reloads the run) and how a finished run is taken up again.
+/// behind its back (its own next write to the run loses, and it reloads the run) and how a
+/// finished run is taken up again.
 
 #include <functional>
 #include <optional>
