@@ -20,6 +20,7 @@
 #include <dag/load/check.hpp>
 
 #include <dag/http/face.hpp>
+#include <dag/http/serve.hpp>
 #include "support/http_client.hpp"
 
 using namespace std::chrono_literals;
@@ -528,4 +529,51 @@ TEST_CASE("Http.UiLogPageShowsTheEndOfALargeLog" * doctest::timeout(30)) {
   CHECK(page.body.find("bytes of this log are left out") != std::string::npos);
   CHECK(page.body.find("line 0 of a chatty task") == std::string::npos);
   CHECK(page.body.size() < 5 * 1024 * 1024);
+}
+
+TEST_CASE("Http.ServiceOfAnEngineFollowsItsDagsAndRefusesToGuessItsStore" * doctest::timeout(30)) {
+  const auto dir = std::filesystem::temp_directory_path() / ("dagrun-http-service-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  dag::engine_options o;
+  o.store_url = "sqlite:" + (dir / "dagrun.db").string();
+  o.log_folder = dir / "logs";
+  {
+    dag::engine eng(o);
+    dag::serve_options serving;
+    serving.listen = "127.0.0.1:0";
+    dag::http_service http(eng, serving);
+    auto ids = [&] {
+      std::set<std::string> out;
+      const json listed = json::parse(http_call(http.port(), "GET", "/api/v1/dags").body);
+      for (const auto& d : listed["dags"]) out.insert(d["dag_id"].get<std::string>());
+      return out;
+    };
+    CHECK(ids().empty());
+    dag::definition a{"first"};
+    a.bash("t", "true");
+    eng.set_dags({a});
+    CHECK(ids() == std::set<std::string>{"first"});
+    dag::definition b{"second"};
+    b.bash("t", "true");
+    eng.set_dags({a, b});  // a reload, as the daemon's
+    CHECK(ids() == std::set<std::string>{"first", "second"});
+    // A trigger through the API lands in the engine's store.
+    CHECK(http_call(http.port(), "POST", "/api/v1/dags/second/dagRuns", "{}").status == 200);
+    CHECK(eng.store().runs({}).size() == 1);
+    serving.listen = "0.0.0.0:0";
+    CHECK_THROWS_AS(dag::http_service(eng, serving), dag::usage_error);  // beyond loopback without a token
+  }
+  {
+    auto own = dag::open_store(o.store_url);
+    fixed_clock clock;
+    dag::engine eng(*own, dag::builtin_operators(), clock, o);
+    dag::serve_options serving;
+    serving.listen = "127.0.0.1:0";
+    CHECK_THROWS_WITH_AS(dag::http_service(eng, serving),
+                         doctest::Contains("needs serve_options.store_url"), dag::usage_error);
+    serving.store_url = o.store_url;
+    dag::http_service http(eng, serving);
+    CHECK(http_call(http.port(), "GET", "/api/v1/dags/second/dagRuns").status == 404);  // no DAGs set on this engine
+  }
+  std::filesystem::remove_all(dir);
 }
