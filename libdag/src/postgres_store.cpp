@@ -2,6 +2,7 @@
 /// in-doubt commits: see pg_connection.hpp), migrations under an advisory lock, and the hot path's
 /// writes as set-based statements, one per batch, over array parameters.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -20,37 +21,24 @@
 namespace dag::detail {
 namespace {
 
-/// PostgreSQL's type for a column type; arrays of it carry a batch's column.
-std::string type_name(column_type type) {
-  switch (type) {
-    case column_type::integer: return "integer";
-    case column_type::instant: return "bigint";
-    case column_type::flag: return "boolean";
-    case column_type::text: break;
-  }
-  return "text";
-}
+/// PostgreSQL's type for each column_type; arrays of it carry a batch's column.
+constexpr std::array<std::string_view, 4> type_names{"text", "integer", "bigint", "boolean"};
 
 /// The SQL of `w` for a whole batch: rows travel as one array parameter per column (`$1::text[]`),
 /// unnested server-side, so one prepared statement serves any batch size and a batch is one round
 /// trip. An update returns the ordinals (from 1) of the rows that won.
 std::string sql_of(const row_write& w) {
-  std::string arrays;
-  for (std::size_t i = 0; i < w.given.size(); ++i)
-    arrays += (i > 0 ? ", $" : "$") + std::to_string(i + 1) + "::" + type_name(w.given[i].type) + "[]";
-  const std::string rows = "unnest(" + arrays + ") WITH ORDINALITY AS u(" + w.names() + ", ord)";
+  const auto array = [&](std::size_t i) {
+    return "$" + std::to_string(i + 1) + "::" + std::string(type_names[static_cast<std::size_t>(w.given[i].type)]) + "[]";
+  };
+  const std::string rows = "unnest(" + w.refs(array) + ") WITH ORDINALITY AS u(" + w.names() + ", ord)";
   const auto column = [&](std::size_t i) { return "u." + w.given[i].name; };
-  switch (w.what) {
-    case row_write::verb::insert:  // in the order given: ids drawn on insertion follow it
-      return "INSERT INTO " + w.table + " (" + w.names() + ") SELECT " + w.refs(column) + " FROM " + rows +
-             " ORDER BY u.ord " + w.clause;
-    case row_write::verb::update:
-      return "UPDATE " + w.table + " AS r SET " + w.expand(w.clause, column) + " FROM " + rows + " WHERE " +
-             w.expand(w.condition, column) + " RETURNING u.ord";
-    case row_write::verb::remove:
-      break;
-  }
-  return "DELETE FROM " + w.table + " AS r USING " + rows + " WHERE " + w.expand(w.condition, column);
+  if (w.what == row_write::verb::insert)  // in the order given: ids drawn on insertion follow it
+    return "INSERT INTO " + w.table + " (" + w.names() + ") SELECT " + w.refs(column) + " FROM " + rows +
+           " ORDER BY u.ord " + w.clause;
+  const std::string where = " WHERE " + w.expand(w.condition, column);
+  if (w.what == row_write::verb::remove) return "DELETE FROM " + w.table + " AS r USING " + rows + where;
+  return "UPDATE " + w.table + " AS r SET " + w.expand(w.clause, column) + " FROM " + rows + where + " RETURNING u.ord";
 }
 
 /// Rows per set-based statement: large enough that 100k updates take a few dozen round trips, small
@@ -98,105 +86,35 @@ void add_element(std::string& array, const value& v) {
   }
 }
 
-/// Statement parameters as libpq takes them (text; nullopt for NULL).
-std::vector<std::optional<std::string>> parameters(std::span<const value> values) {
-  std::vector<std::optional<std::string>> out;
-  for (const value& v : values) {
-    if (const auto* number = std::get_if<std::int64_t>(&v)) out.emplace_back(std::to_string(*number));
-    else if (const auto* text = std::get_if<std::string_view>(&v)) out.emplace_back(std::string(*text));
-    else out.emplace_back(std::nullopt);
-  }
-  return out;
-}
-
-/// A result row.
-class pg_row final : public row {
-public:
-  explicit pg_row(const pqxx::row& r) : r_(r) {}
-  bool is_null(int column) const override { return r_[column].is_null(); }
-  std::int64_t integer(int column) const override { return r_[column].as<std::int64_t>(); }
-  std::string text(int column) const override { return r_[column].as<std::string>(); }
-
-private:
-  const pqxx::row& r_;
-};
-
 /// The PostgreSQL store. One object is one connection (re-established when it breaks), used from
 /// one thread at a time; the server arbitrates between store objects and processes. No global
 /// state: everything, the prepared statements included, lives in the object.
-class postgres_store final : public store_core {
+class postgres_store final : public store_core, private session {
 public:
   /// Connects to the database of `where` (once, without retrying) and migrates it.
   explicit postgres_store(pg_target where);
 
 private:
-  /// One transaction's statements.
-  class pg_session;
-
   void run(const char* what, access mode, const std::function<void(session&)>& body) override;
 
+  std::size_t exec(std::string_view sql, std::span<const value> params,
+                   const std::function<void(std::span<const value>)>& each) override;
+  void script(std::string_view sql) override { tx_->exec(std::string(sql)); }
+  std::vector<bool> write(const row_write& w, std::size_t count, const row_source& rows, const on_lost* lost) override;
+
+  /// Runs `w` once over rows `begin` to `end` - 1; returns the rows that won (updates).
+  std::vector<std::size_t> write_batch(const row_write& w, std::size_t begin, std::size_t end, const row_source& rows);
+
   pg_connection conn_;
+  pqxx::transaction_base* tx_ = nullptr;  ///< the transaction of the current `run`
   std::unordered_map<const row_write*, std::string> writes_;  ///< each write's SQL
 };
 
-class postgres_store::pg_session final : public session {
-public:
-  pg_session(postgres_store& store, pqxx::transaction_base& tx) : store_(store), tx_(tx) {}
-
-  std::size_t exec(std::string_view sql, std::span<const value> params) override {
-    return static_cast<std::size_t>(run(sql, params).affected_rows());
-  }
-  void query(std::string_view sql, std::span<const value> params, const std::function<void(const row&)>& each) override {
-    for (const auto& r : run(sql, params)) each(pg_row(r));
-  }
-  void script(std::string_view sql) override { tx_.exec(std::string(sql)); }
-  std::vector<bool> write(const row_write& w, std::size_t count, const row_source& rows, const on_lost* lost) override {
-    std::vector<bool> won(count, false);
-    for (const auto& [begin, end] : batches(w.key_size, count, rows)) {
-      for (std::size_t i : write_batch(w, begin, end, rows)) won[i] = true;
-      std::vector<std::size_t> again;
-      for (std::size_t i = begin; i < end && lost != nullptr; ++i)
-        if (!won[i] && lost->applies(i)) again.push_back(i);
-      if (again.empty()) continue;
-      const row_source subset = [&](std::size_t i, std::vector<value>& out) { rows(again[i], out); };
-      write_batch(lost->insert, 0, again.size(), subset);
-      for (std::size_t i : write_batch(w, 0, again.size(), subset)) won[again[i]] = true;
-    }
-    return won;
-  }
-
-private:
-  /// Runs `w` once over rows `begin` to `end` - 1; returns the rows that won (updates).
-  std::vector<std::size_t> write_batch(const row_write& w, std::size_t begin, std::size_t end, const row_source& rows) {
-    auto it = store_.writes_.find(&w);
-    if (it == store_.writes_.end()) it = store_.writes_.emplace(&w, sql_of(w)).first;
-    std::vector<std::string> arrays(w.given.size());  // one per column
-    std::vector<value> row;
-    for (std::size_t i = begin; i < end; ++i) {
-      rows(i, row);
-      for (std::size_t c = 0; c < arrays.size(); ++c) add_element(arrays[c], row[c]);
-    }
-    for (auto& a : arrays) a += a.empty() ? "{}" : "}";
-    const pqxx::result r = tx_.exec_prepared(store_.conn_.prepared(it->second), pqxx::prepare::make_dynamic_params(arrays));
-    std::vector<std::size_t> won;
-    if (w.what == row_write::verb::update)
-      for (const auto& ord : r) won.push_back(begin + ord[0].as<std::size_t>() - 1);
-    return won;
-  }
-
-  pqxx::result run(std::string_view sql, std::span<const value> params) {
-    return tx_.exec_prepared(store_.conn_.prepared(sql), pqxx::prepare::make_dynamic_params(parameters(params)));
-  }
-
-  postgres_store& store_;
-  pqxx::transaction_base& tx_;
-};
-
 dialect postgres_dialect() {
-  return {"TEXT COLLATE \"C\"",
-          "BIGINT",
-          "BOOLEAN NOT NULL DEFAULT FALSE",
-          "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+  return {{{"key", "TEXT COLLATE \"C\""},
+           {"instant", "BIGINT"},
+           {"flag", "BOOLEAN NOT NULL DEFAULT FALSE"},
+           {"row_id", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"}},
           "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0 ELSE 1 END",
           // Migrations' advisory lock ("dagrun" in ASCII, 0x64616772756e): per database, so stores on
           // other databases do not wait; it goes with the transaction, so it cannot outlive a crash.
@@ -211,11 +129,64 @@ postgres_store::postgres_store(pg_target where)
 
 void postgres_store::run(const char* what, access mode, const std::function<void(session&)>& body) {
   const auto in_session = [&](pqxx::transaction_base& tx) {
-    pg_session s(*this, tx);
-    body(s);
+    tx_ = &tx;
+    body(*this);
   };
   if (mode == access::read) conn_.read(what, in_session);
   else conn_.write(what, in_session);
+  tx_ = nullptr;
+}
+
+std::size_t postgres_store::exec(std::string_view sql, std::span<const value> params,
+                                 const std::function<void(std::span<const value>)>& each) {
+  std::vector<std::optional<std::string>> texts;  // as libpq takes them, nullopt for NULL
+  for (const value& v : params) {
+    const auto* number = std::get_if<std::int64_t>(&v);
+    const auto* text = std::get_if<std::string_view>(&v);
+    texts.push_back(number ? std::to_string(*number) : text ? std::optional<std::string>(*text) : std::nullopt);
+  }
+  const pqxx::result result = tx_->exec_prepared(conn_.prepared(sql), pqxx::prepare::make_dynamic_params(texts));
+  std::vector<value> row;
+  for (const auto& r : result) {
+    row.clear();
+    for (const auto& f : r) row.push_back(f.is_null() ? value{} : std::string_view(f.c_str(), f.size()));
+    if (each) each(row);
+  }
+  return static_cast<std::size_t>(result.affected_rows());
+}
+
+std::vector<bool> postgres_store::write(const row_write& w, std::size_t count, const row_source& rows,
+                                        const on_lost* lost) {
+  std::vector<bool> won(count, false);
+  for (const auto& [begin, end] : batches(w.key_size, count, rows)) {
+    for (std::size_t i : write_batch(w, begin, end, rows)) won[i] = true;
+    std::vector<std::size_t> again;
+    for (std::size_t i = begin; i < end && lost != nullptr; ++i)
+      if (!won[i] && lost->applies(i)) again.push_back(i);
+    if (again.empty()) continue;
+    const row_source subset = [&](std::size_t i, std::vector<value>& out) { rows(again[i], out); };
+    write_batch(lost->insert, 0, again.size(), subset);
+    for (std::size_t i : write_batch(w, 0, again.size(), subset)) won[again[i]] = true;
+  }
+  return won;
+}
+
+std::vector<std::size_t> postgres_store::write_batch(const row_write& w, std::size_t begin, std::size_t end,
+                                                     const row_source& rows) {
+  auto it = writes_.find(&w);
+  if (it == writes_.end()) it = writes_.emplace(&w, sql_of(w)).first;
+  std::vector<std::string> arrays(w.given.size());  // one per column
+  std::vector<value> row;
+  for (std::size_t i = begin; i < end; ++i) {
+    rows(i, row);
+    for (std::size_t c = 0; c < arrays.size(); ++c) add_element(arrays[c], row[c]);
+  }
+  for (auto& a : arrays) a += a.empty() ? "{}" : "}";
+  const pqxx::result r = tx_->exec_prepared(conn_.prepared(it->second), pqxx::prepare::make_dynamic_params(arrays));
+  std::vector<std::size_t> won;
+  if (w.what == row_write::verb::update)
+    for (const auto& ord : r) won.push_back(begin + ord[0].as<std::size_t>() - 1);
+  return won;
 }
 
 }  // namespace

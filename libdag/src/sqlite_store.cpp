@@ -29,7 +29,7 @@ namespace {
 constexpr int busy_timeout_ms = 5000;
 
 /// A prepared statement, through SQLite's own API so that text binds by length without a copy.
-class statement final : public row {
+class statement {
 public:
   statement(sqlite3* db, const std::string& sql) : db_(db) {
     check(sqlite3_prepare_v3(db, sql.c_str(), static_cast<int>(sql.size() + 1), SQLITE_PREPARE_PERSISTENT, &stmt_,
@@ -60,17 +60,21 @@ public:
   /// Runs a statement that returns no rows and makes it ready to run again; returns the number
   /// of rows it changed.
   std::size_t run() {
-    const int rc = sqlite3_step(stmt_);
+    step();
     sqlite3_reset(stmt_);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) check(rc);
     return static_cast<std::size_t>(sqlite3_changes(db_));
   }
 
-  bool is_null(int column) const override { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
-  std::int64_t integer(int column) const override { return sqlite3_column_int64(stmt_, column); }
-  std::string text(int column) const override {
-    const auto* data = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
-    return data == nullptr ? std::string() : std::string(data, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)));
+  /// The current row's columns; text stays valid until the next step.
+  void columns(std::vector<value>& out) const {
+    out.clear();
+    for (int c = 0; c < sqlite3_column_count(stmt_); ++c) {
+      const int type = sqlite3_column_type(stmt_, c);
+      if (type == SQLITE_NULL) out.emplace_back();
+      else if (type == SQLITE_INTEGER) out.emplace_back(std::int64_t{sqlite3_column_int64(stmt_, c)});
+      else out.emplace_back(std::string_view(reinterpret_cast<const char*>(sqlite3_column_text(stmt_, c)),
+                                               static_cast<std::size_t>(sqlite3_column_bytes(stmt_, c))));
+    }
   }
 
   /// A use of the statement: ends reset, even on error, so that a SELECT stopped mid-way keeps no
@@ -102,16 +106,11 @@ private:
 /// The SQL of `w`: one statement per row, the row's values its parameters.
 std::string sql_of(const row_write& w) {
   const auto parameter = [](std::size_t i) { return "?" + std::to_string(i + 1); };
-  switch (w.what) {
-    case row_write::verb::insert:
-      return "INSERT INTO " + w.table + " (" + w.names() + ") VALUES (" + w.refs(parameter) + ") " + w.clause;
-    case row_write::verb::update:
-      return "UPDATE " + w.table + " AS r SET " + w.expand(w.clause, parameter) + " WHERE " +
-             w.expand(w.condition, parameter);
-    case row_write::verb::remove:
-      break;
-  }
-  return "DELETE FROM " + w.table + " AS r WHERE " + w.expand(w.condition, parameter);
+  if (w.what == row_write::verb::insert)
+    return "INSERT INTO " + w.table + " (" + w.names() + ") VALUES (" + w.refs(parameter) + ") " + w.clause;
+  const std::string where = " WHERE " + w.expand(w.condition, parameter);
+  if (w.what == row_write::verb::remove) return "DELETE FROM " + w.table + " AS r" + where;
+  return "UPDATE " + w.table + " AS r SET " + w.expand(w.clause, parameter) + where;
 }
 
 /// The SQLite store. One object is one SQLite connection, opened without SQLite's own mutex, so it
@@ -126,15 +125,13 @@ public:
 private:
   void run(const char* what, access mode, const std::function<void(session&)>& body) override;
 
-  std::size_t exec(std::string_view sql, std::span<const value> params) override;
-  void query(std::string_view sql, std::span<const value> params, const std::function<void(const row&)>& each) override;
+  std::size_t exec(std::string_view sql, std::span<const value> params,
+                   const std::function<void(std::span<const value>)>& each) override;
   void script(std::string_view sql) override { db_.exec(std::string(sql)); }
   std::vector<bool> write(const row_write& w, std::size_t count, const row_source& rows, const on_lost* lost) override;
 
   /// The cached statement for `sql`, prepared on first use; `$N` parameters become SQLite's `?N`.
   statement& prepared(std::string_view sql);
-  /// The cached statement of `w`.
-  statement& prepared(const row_write& w);
 
   SQLite::Database db_;
   // Declared after db_ so that every statement is finalized before the connection closes.
@@ -143,10 +140,7 @@ private:
 };
 
 dialect sqlite_dialect() {
-  return {"TEXT",
-          "INTEGER",
-          "INTEGER NOT NULL DEFAULT 0",
-          "INTEGER PRIMARY KEY",
+  return {{{"key", "TEXT"}, {"instant", "INTEGER"}, {"flag", "INTEGER NOT NULL DEFAULT 0"}, {"row_id", "INTEGER PRIMARY KEY"}},
           "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
           ""};  // BEGIN IMMEDIATE already serializes writers
 }
@@ -163,9 +157,7 @@ sqlite_store::sqlite_store(const std::string& path) try
   db_.exec("PRAGMA synchronous = NORMAL");
   migrate();
 } catch (const SQLite::Exception& e) {
-  error_context where;
-  where.file = path;
-  throw error(where, std::string("cannot open the database: ") + e.what());
+  throw database_error(path, std::string("cannot open the database: ") + e.what());
 }
 
 void sqlite_store::run(const char* what, access mode, const std::function<void(session&)>& body) {
@@ -183,7 +175,7 @@ void sqlite_store::run(const char* what, access mode, const std::function<void(s
       throw;
     }
   } catch (const SQLite::Exception& e) {
-    throw database_error("cannot " + std::string(what) + ": " + e.what());
+    throw database_error(label(), "cannot " + std::string(what) + ": " + e.what());
   }
 }
 
@@ -198,32 +190,28 @@ statement& sqlite_store::prepared(std::string_view sql) {
   return *it->second;
 }
 
-std::size_t sqlite_store::exec(std::string_view sql, std::span<const value> params) {
+std::size_t sqlite_store::exec(std::string_view sql, std::span<const value> params,
+                               const std::function<void(std::span<const value>)>& each) {
   statement& s = prepared(sql);
   const statement::use in_use(s);
   s.bind(params);
-  return s.run();
-}
-
-void sqlite_store::query(std::string_view sql, std::span<const value> params,
-                         const std::function<void(const row&)>& each) {
-  statement& s = prepared(sql);
-  const statement::use in_use(s);
-  s.bind(params);
-  while (s.step()) each(s);
-}
-
-statement& sqlite_store::prepared(const row_write& w) {
-  auto it = writes_.find(&w);
-  if (it == writes_.end()) it = writes_.emplace(&w, &prepared(sql_of(w))).first;
-  return *it->second;
+  std::vector<value> row;
+  while (s.step()) {
+    s.columns(row);
+    if (each) each(row);
+  }
+  return static_cast<std::size_t>(sqlite3_changes(db_.getHandle()));
 }
 
 std::vector<bool> sqlite_store::write(const row_write& w, std::size_t count, const row_source& rows,
                                       const on_lost* lost) {
   if (count == 0) return {};
-  statement& s = prepared(w);
-  statement& insert = lost != nullptr ? prepared(lost->insert) : s;
+  const auto prepared_write = [&](const row_write& of) -> statement& {
+    auto it = writes_.find(&of);
+    return it != writes_.end() ? *it->second : *writes_.emplace(&of, &prepared(sql_of(of))).first->second;
+  };
+  statement& s = prepared_write(w);
+  statement& insert = lost != nullptr ? prepared_write(lost->insert) : s;
   const statement::use in_use(s), insert_in_use(insert);
   std::vector<value> row;
   std::vector<bool> won(count);

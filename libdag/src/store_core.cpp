@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -20,7 +22,7 @@ namespace {
 
 /// The migrations, in order: entry i brings the schema from version i to i + 1. A shipped
 /// migration is never edited; a schema change is a new entry. `{key}`, `{instant}`, `{flag}` and
-/// `{row_id}` are the backend's types (see `dialect`).
+/// `{row_id}` are the backend's types (`dialect::types`).
 constexpr std::array<std::string_view, 2> migrations{
     // 1: the initial schema.
     R"sql(
@@ -129,19 +131,13 @@ constexpr int latest_schema_version = static_cast<int>(migrations.size());
 /// `text` with every `{token}` that `replace` knows (it returns nullopt for the others) replaced.
 std::string expand(std::string_view text, const std::function<std::optional<std::string>(std::string_view)>& replace) {
   std::string out;
-  for (std::size_t pos = 0; pos < text.size();) {
-    const std::size_t open = text.find('{', pos);
-    const std::size_t close = open == std::string_view::npos ? open : text.find('}', open);
-    if (close == std::string_view::npos) {
-      out += text.substr(pos);
-      break;
-    }
+  std::size_t open = 0, close = 0;
+  while ((open = text.find('{')) != std::string_view::npos && (close = text.find('}', open)) != std::string_view::npos) {
     const auto replacement = replace(text.substr(open + 1, close - open - 1));
-    out += text.substr(pos, open - pos);
-    out += replacement ? *replacement : std::string(text.substr(open, close - open + 1));
-    pos = close + 1;
+    out.append(text.substr(0, open)).append(replacement ? *replacement : text.substr(open, close - open + 1));
+    text.remove_prefix(close + 1);
   }
-  return out;
+  return out.append(text);
 }
 
 // --- conversions at the boundary --------------------------------------------------------------
@@ -150,15 +146,13 @@ std::int64_t micros_of(timestamp t) { return static_cast<std::int64_t>(t.time_si
 std::int64_t micros_of(time_point t) { return micros_of(std::chrono::time_point_cast<std::chrono::microseconds>(t)); }
 timestamp timestamp_at(std::int64_t micros) { return timestamp{std::chrono::microseconds{micros}}; }
 
-value value_of(const std::string& text) { return std::string_view(text); }
-value value_of(int number) { return std::int64_t{number}; }
-value value_of(const std::optional<int>& number) { return number ? value_of(*number) : value{}; }
-value value_of(time_point t) { return micros_of(t); }
-value value_of(const std::optional<timestamp>& t) { return t ? value{micros_of(*t)} : value{}; }
-template <class Enum>
-  requires std::is_enum_v<Enum>
-value value_of(Enum e) {
-  return to_string(e);  // names of static storage
+template <class T>
+value value_of(const T& member) {
+  if constexpr (std::is_enum_v<T>) return to_string(member);  // names of static storage
+  else if constexpr (std::same_as<T, std::string>) return std::string_view(member);
+  else if constexpr (std::same_as<T, int>) return std::int64_t{member};
+  else if constexpr (std::same_as<T, time_point> || std::same_as<T, timestamp>) return micros_of(member);
+  else return member ? value_of(*member) : value{};  // the optionals
 }
 
 /// Reads an enum stored by name; a name this build does not know means the database was written by
@@ -170,20 +164,31 @@ void read_name(const std::string& text, Enum& out, std::optional<Enum> (*parse)(
   out = *parsed;
 }
 
-void read_value(const row& r, int i, std::string& out) { out = r.text(i); }
-void read_value(const row& r, int i, int& out) { out = static_cast<int>(r.integer(i)); }
-void read_value(const row& r, int i, std::optional<int>& out) {
-  out = r.is_null(i) ? std::nullopt : std::optional<int>(static_cast<int>(r.integer(i)));
+std::int64_t integer_of(const value& v) {
+  if (const auto* number = std::get_if<std::int64_t>(&v)) return *number;
+  const auto text = std::get<std::string_view>(v);
+  std::int64_t number = 0;
+  std::from_chars(text.data(), text.data() + text.size(), number);
+  return number;
 }
-void read_value(const row& r, int i, time_point& out) {
-  out = std::chrono::floor<std::chrono::seconds>(timestamp_at(r.integer(i)));
+
+std::string text_of(const value& v) {
+  if (const auto* number = std::get_if<std::int64_t>(&v)) return std::to_string(*number);
+  return std::string(std::get<std::string_view>(v));
 }
-void read_value(const row& r, int i, std::optional<timestamp>& out) {
-  out = r.is_null(i) ? std::nullopt : std::optional<timestamp>(timestamp_at(r.integer(i)));
+
+template <class T>
+void read_value(const value& v, T& out) {
+  if constexpr (std::same_as<T, std::string>) out = text_of(v);
+  else if constexpr (std::same_as<T, int>) out = static_cast<int>(integer_of(v));
+  else if constexpr (std::same_as<T, timestamp>) out = timestamp_at(integer_of(v));
+  else if constexpr (std::same_as<T, time_point>) out = std::chrono::floor<std::chrono::seconds>(timestamp_at(integer_of(v)));
+  else if constexpr (std::same_as<T, run_type>) read_name(text_of(v), out, parse_run_type, "run type");
+  else if constexpr (std::same_as<T, run_state>) read_name(text_of(v), out, parse_run_state, "run state");
+  else if constexpr (std::same_as<T, task_state>) read_name(text_of(v), out, parse_task_state, "task state");
+  else if (std::holds_alternative<std::monostate>(v)) out.reset();  // the optionals
+  else read_value(v, out.emplace());
 }
-void read_value(const row& r, int i, run_type& out) { read_name(r.text(i), out, parse_run_type, "run type"); }
-void read_value(const row& r, int i, run_state& out) { read_name(r.text(i), out, parse_run_state, "run state"); }
-void read_value(const row& r, int i, task_state& out) { read_name(r.text(i), out, parse_task_state, "task state"); }
 
 template <class T>
 constexpr column_type type_of() {
@@ -192,153 +197,132 @@ constexpr column_type type_of() {
   else return column_type::text;  // text, and enums by name
 }
 
-// --- the records' columns: each listed once, in table order, keys first ---------------------------
-// `visit(column name, member)` for every column; R is the record, const or not.
+// --- the records' columns, each record's once: the names in table order (keys first), and the
+// members in the same order.
 
-template <class R, class F>
-  requires std::same_as<std::remove_const_t<R>, run_record>
-void fields(R& r, F&& visit) {
-  visit("dag_id", r.dag_id);
-  visit("run_id", r.run_id);
-  visit("run_type", r.type);
-  visit("state", r.state);
-  visit("logical_date", r.logical_date);
-  visit("data_interval_start", r.interval.start);
-  visit("data_interval_end", r.interval.end);
-  visit("start_date", r.start_date);
-  visit("end_date", r.end_date);
-  visit("conf", r.conf);
-}
+template <class R>
+struct table;
 
-template <class R, class F>
-  requires std::same_as<std::remove_const_t<R>, task_instance_record>
-void fields(R& r, F&& visit) {
-  visit("dag_id", r.dag_id);
-  visit("run_id", r.run_id);
-  visit("task_id", r.task_id);
-  visit("state", r.state);
-  visit("try_number", r.try_number);
-  visit("start_date", r.start_date);
-  visit("end_date", r.end_date);
-  visit("retry_at", r.retry_at);
-  visit("exit_code", r.exit_code);
-  visit("hostname", r.hostname);
-  visit("pid", r.pid);
-  visit("log_path", r.log_path);
-  visit("message", r.message);
-  visit("first_start_date", r.first_start_date);
-  visit("cleared_tries", r.cleared_tries);
-}
+template <>
+struct table<run_record> {
+  static constexpr std::string_view names =
+      "dag_id, run_id, run_type, state, logical_date, data_interval_start, data_interval_end, start_date, end_date, conf";
+  static void members(auto& r, auto&& f) {
+    f(r.dag_id, r.run_id, r.type, r.state, r.logical_date, r.interval.start, r.interval.end, r.start_date, r.end_date,
+      r.conf);
+  }
+};
 
-template <class R, class F>
-  requires std::same_as<std::remove_const_t<R>, try_record>
-void fields(R& r, F&& visit) {
-  visit("dag_id", r.dag_id);
-  visit("run_id", r.run_id);
-  visit("task_id", r.task_id);
-  visit("try_number", r.try_number);
-  visit("state", r.state);
-  visit("start_date", r.start_date);
-  visit("end_date", r.end_date);
-  visit("exit_code", r.exit_code);
-  visit("hostname", r.hostname);
-  visit("pid", r.pid);
-  visit("log_path", r.log_path);
-  visit("message", r.message);
-}
+template <>
+struct table<task_instance_record> {
+  static constexpr std::string_view names =
+      "dag_id, run_id, task_id, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid, log_path, "
+      "message, first_start_date, cleared_tries";
+  static void members(auto& r, auto&& f) {
+    f(r.dag_id, r.run_id, r.task_id, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
+      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries);
+  }
+};
 
-template <class R, class F>
-  requires std::same_as<std::remove_const_t<R>, xcom_record>
-void fields(R& r, F&& visit) {
-  visit("dag_id", r.dag_id);
-  visit("run_id", r.run_id);
-  visit("task_id", r.task_id);
-  visit("key", r.key);
-  visit("value", r.value);
-}
+template <>
+struct table<try_record> {
+  static constexpr std::string_view names =
+      "dag_id, run_id, task_id, try_number, state, start_date, end_date, exit_code, hostname, pid, log_path, message";
+  static void members(auto& r, auto&& f) {
+    f(r.dag_id, r.run_id, r.task_id, r.try_number, r.state, r.start_date, r.end_date, r.exit_code, r.hostname, r.pid,
+      r.log_path, r.message);
+  }
+};
 
-template <class R, class F>
-  requires std::same_as<std::remove_const_t<R>, connection>
-void fields(R& c, F&& visit) {
-  visit("conn_id", c.conn_id);
-  visit("conn_type", c.conn_type);
-  visit("host", c.host);
-  visit("port", c.port);
-  visit("login", c.login);
-  visit("password", c.password);
-  visit("schema", c.schema);
-}
+template <>
+struct table<xcom_record> {
+  static constexpr std::string_view names = "dag_id, run_id, task_id, key, value";
+  static void members(auto& r, auto&& f) { f(r.dag_id, r.run_id, r.task_id, r.key, r.value); }
+};
 
-template <class R, class F>
-  requires std::same_as<std::remove_const_t<R>, import_error_record>
-void fields(R& e, F&& visit) {
-  visit("file", e.file);
-  visit("message", e.message);
-}
+template <>
+struct table<connection> {
+  static constexpr std::string_view names = "conn_id, conn_type, host, port, login, password, schema";
+  static void members(auto& c, auto&& f) { f(c.conn_id, c.conn_type, c.host, c.port, c.login, c.password, c.schema); }
+};
 
-// A change gives its key, its new values and what it expects to find.
-template <class R, class F>
-  requires std::same_as<std::remove_const_t<R>, run_update>
-void fields(R& u, F&& visit) {
-  visit("dag_id", u.dag_id);
-  visit("run_id", u.run_id);
-  visit("state", u.state);
-  visit("start_date", u.start_date);
-  visit("end_date", u.end_date);
-  visit("expected", u.expected);
-}
+template <>
+struct table<import_error_record> {
+  static constexpr std::string_view names = "file, message";
+  static void members(auto& e, auto&& f) { f(e.file, e.message); }
+};
 
-template <class R, class F>
-  requires std::same_as<std::remove_const_t<R>, task_instance_update>
-void fields(R& u, F&& visit) {
-  fields(u.record, visit);
-  visit("expected", u.expected);
-  visit("expected_try", u.expected_try);
-}
+// A change gives its row's key, its new values and what it expects to find.
+template <>
+struct table<run_update> {
+  static constexpr std::string_view names = "dag_id, run_id, state, start_date, end_date, expected";
+  static void members(auto& u, auto&& f) { f(u.dag_id, u.run_id, u.state, u.start_date, u.end_date, u.expected); }
+};
+
+template <>
+struct table<task_instance_update> {
+  static inline const std::string names = std::string(table<task_instance_record>::names) + ", expected, expected_try";
+  static void members(auto& u, auto&& f) {
+    table<task_instance_record>::members(u.record, [&](auto&... m) { f(m..., u.expected, u.expected_try); });
+  }
+};
 
 /// R's columns, in order.
 template <class R>
 const std::vector<column>& columns_of() {
   static const std::vector<column> columns = [] {
     std::vector<column> out;
-    R r{};
-    fields(r, [&](std::string_view name, auto& member) {
-      out.push_back({std::string(name), type_of<std::remove_cvref_t<decltype(member)>>()});
-    });
+    std::string_view names = table<R>::names;
+    const auto add = [&](column_type type) {
+      const std::size_t comma = names.find(',');
+      out.push_back({std::string(names.substr(0, comma)), type});
+      names.remove_prefix(comma == std::string_view::npos ? names.size() : comma + 2);
+    };
+    const R r{};
+    table<R>::members(r, [&](const auto&... member) { (add(type_of<std::remove_cvref_t<decltype(member)>>()), ...); });
+    if (!names.empty() || out.back().name.empty()) throw std::logic_error("a record's column names and members differ");
     return out;
   }();
   return columns;
 }
 
-/// The columns' names, comma-separated.
-std::string names_of(std::span<const column> columns) {
-  std::string out;
-  for (const auto& c : columns) out += (out.empty() ? "" : ", ") + c.name;
-  return out;
-}
-
 /// `SELECT <R's columns> FROM table`.
 template <class R>
-std::string select_from(std::string_view table) {
-  return "SELECT " + names_of(columns_of<R>()) + " FROM " + std::string(table);
+std::string select_from(std::string_view name) {
+  return "SELECT " + std::string(table<R>::names) + " FROM " + std::string(name);
 }
 
-/// An R from a row holding its columns in order.
+/// An R (a record, or the text of one or two columns) from a row holding its columns in order.
 template <class R>
-R read(const row& r) {
-  R out{};
-  int i = 0;
-  fields(out, [&](std::string_view, auto& member) { read_value(r, i++, member); });
-  return out;
+R read(std::span<const value> row) {
+  if constexpr (std::same_as<R, std::string>) {
+    return text_of(row[0]);
+  } else if constexpr (std::same_as<R, std::pair<std::string, std::string>>) {
+    return R{text_of(row[0]), text_of(row[1])};
+  } else {
+    R out{};
+    table<R>::members(out, [&](auto&... member) {
+      std::size_t i = 0;
+      (read_value(row[i++], member), ...);
+    });
+    return out;
+  }
 }
 
 /// Appends the values of r's first `count` columns.
 template <class R>
 void append(std::vector<value>& out, const R& r, std::size_t count = std::numeric_limits<std::size_t>::max()) {
-  fields(r, [&](std::string_view, const auto& member) {
+  const auto add = [&](const auto& member) {
     if (count > 0) out.push_back(value_of(member));
     if (count > 0) --count;
-  });
+  };
+  table<R>::members(r, [&](const auto&... member) { (add(member), ...); });
+}
+
+/// The first of `rows`, if any.
+template <class R>
+std::optional<R> first_of(std::vector<R> rows) {
+  return rows.empty() ? std::nullopt : std::optional<R>(std::move(rows.front()));
 }
 
 /// The rows of `records`: each one's first `count` columns.
@@ -357,37 +341,25 @@ std::vector<column> first(const std::vector<column>& columns, std::size_t count)
   return {columns.begin(), columns.begin() + static_cast<std::ptrdiff_t>(count)};
 }
 
-/// `r.k = {k} AND …` over the key columns of `w`.
-std::string key_match(const row_write& w) {
-  std::string out;
-  for (std::size_t i = 0; i < w.key_size; ++i)
-    out += (i > 0 ? " AND r." : "r.") + w.given[i].name + " = {" + w.given[i].name + "}";
-  return out;
-}
-
-/// What an insert does when its row's key exists.
-enum class on_conflict { fail, keep, replace };
-
-row_write inserting(std::string table, std::vector<column> given, std::size_t key_size, on_conflict conflict) {
-  row_write w{row_write::verb::insert, std::move(table), std::move(given), key_size, {}, {}};
-  if (conflict == on_conflict::keep) {
-    // DO NOTHING without a target covers every uniqueness constraint.
-    w.clause = "ON CONFLICT DO NOTHING";
-  } else if (conflict == on_conflict::replace) {
-    // Upserts rather than SQLite's INSERT OR REPLACE, which deletes and re-inserts the row (slower,
-    // and it would fire ON DELETE actions).
-    w.clause = "ON CONFLICT (" + names_of(first(w.given, key_size)) + ") DO UPDATE SET ";
-    for (std::size_t i = key_size; i < w.given.size(); ++i)
-      w.clause += (i > key_size ? ", " : "") + w.given[i].name + " = excluded." + w.given[i].name;
-  }
+/// An insert that, when the row exists (by whichever constraint), keeps it or replaces its columns.
+row_write inserting(std::string table, std::vector<column> given, std::size_t key_size, bool replace) {
+  row_write w{row_write::verb::insert, std::move(table), std::move(given), key_size, "ON CONFLICT DO NOTHING", {}};
+  if (!replace) return w;
+  // An upsert rather than SQLite's INSERT OR REPLACE, which deletes and re-inserts the row (slower,
+  // and it would fire ON DELETE actions).
+  w.clause = "ON CONFLICT (" + w.names(key_size) + ") DO UPDATE SET ";
+  for (std::size_t i = key_size; i < w.given.size(); ++i)
+    w.clause += (i > key_size ? ", " : "") + w.given[i].name + " = excluded." + w.given[i].name;
   return w;
 }
 
-/// A compare-and-set update: `assignments` apply where the key matches and `expected` holds.
-row_write updating(std::string table, std::vector<column> given, std::size_t key_size, std::string assignments,
-                   const std::string& expected) {
-  row_write w{row_write::verb::update, std::move(table), std::move(given), key_size, std::move(assignments), {}};
-  w.condition = key_match(w) + " AND " + expected;
+/// An update (`assignments` given) or a delete of the row whose key matches, where `expected` holds.
+row_write matching(std::string table, std::vector<column> given, std::size_t key_size, std::string assignments,
+                   std::string expected) {
+  const auto what = assignments.empty() ? row_write::verb::remove : row_write::verb::update;
+  row_write w{what, std::move(table), std::move(given), key_size, std::move(assignments), std::move(expected)};
+  for (std::size_t i = key_size; i-- > 0;)
+    w.condition = "r." + w.given[i].name + " = {" + w.given[i].name + "}" + (w.condition.empty() ? "" : " AND ") + w.condition;
   return w;
 }
 
@@ -395,34 +367,35 @@ row_write updating(std::string table, std::vector<column> given, std::size_t key
 struct writes {
   writes() {
     const auto& ti = columns_of<task_instance_record>();
-    new_task_instances = inserting("task_instances", first(ti, 3), 3, on_conflict::keep);
-    // A run goes back to queued or running when cleared: it has not ended then, whatever the
-    // update says; a start date, once set, is kept unless a new one is given.
-    run_updates = updating("dag_runs", columns_of<run_update>(), 2,
-                           "state = {state}, start_date = COALESCE({start_date}, r.start_date), "
-                           "end_date = CASE WHEN {state} IN ('queued', 'running') THEN NULL "
-                           "ELSE COALESCE({end_date}, r.end_date) END",
-                           "r.state = {expected}");
-    std::string every_field;  // an update writes every field of the record
+    std::string every_field;  // a task instance update writes every field of the record
     for (std::size_t i = 3; i < ti.size(); ++i) every_field += (i > 3 ? ", " : "") + ti[i].name + " = {" + ti[i].name + "}";
-    task_instance_updates = updating("task_instances", columns_of<task_instance_update>(), 3, every_field,
+    task_instance_updates = matching("task_instances", columns_of<task_instance_update>(), 3, every_field,
                                      "r.state = {expected} AND r.try_number = {expected_try}");
-    try_upserts = inserting("task_tries", columns_of<try_record>(), 4, on_conflict::replace);
-    xcom_deletes = row_write{row_write::verb::remove, "xcom", first(columns_of<xcom_record>(), 3), 3, {}, {}};
-    xcom_deletes.condition = key_match(xcom_deletes);
-    xcom_upserts = inserting("xcom", columns_of<xcom_record>(), 4, on_conflict::replace);
-    import_errors = inserting("import_errors", columns_of<import_error_record>(), 0, on_conflict::fail);
-    variables = inserting("variables", {{"name", column_type::text}, {"value", column_type::text}}, 1, on_conflict::replace);
-    connections = inserting("connections", columns_of<connection>(), 1, on_conflict::replace);
-    paused = inserting("dags", {{"dag_id", column_type::text}, {"is_paused", column_type::flag}}, 1, on_conflict::replace);
     // A run is inserted on its own, to learn whether it was created: DO NOTHING also covers the
     // partial index on scheduled/backfill dates, so a duplicate by run id or by date is "not created".
-    insert_run = "INSERT INTO dag_runs (" + names_of(columns_of<run_record>()) + ") VALUES (";
-    for (std::size_t i = 1; i <= columns_of<run_record>().size(); ++i) insert_run += (i > 1 ? ", $" : "$") + std::to_string(i);
+    insert_run = "INSERT INTO dag_runs (" + std::string(table<run_record>::names) + ") VALUES ($1";
+    for (std::size_t i = 2; i <= columns_of<run_record>().size(); ++i) insert_run += ", $" + std::to_string(i);
     insert_run += ") ON CONFLICT DO NOTHING";
   }
-  row_write new_task_instances, run_updates, task_instance_updates, try_upserts, xcom_deletes, xcom_upserts,
-      import_errors, variables, connections, paused;
+  row_write new_task_instances =
+      inserting("task_instances", first(columns_of<task_instance_record>(), 3), 3, false);
+  // A run goes back to queued or running when cleared: it has not ended then, whatever the update
+  // says; a start date, once set, is kept unless a new one is given.
+  row_write run_updates = matching("dag_runs", columns_of<run_update>(), 2,
+                                   "state = {state}, start_date = COALESCE({start_date}, r.start_date), "
+                                   "end_date = CASE WHEN {state} IN ('queued', 'running') THEN NULL "
+                                   "ELSE COALESCE({end_date}, r.end_date) END",
+                                   "r.state = {expected}");
+  row_write task_instance_updates;
+  row_write xcom_deletes = matching("xcom", first(columns_of<xcom_record>(), 3), 3, {}, {});
+  row_write try_upserts = inserting("task_tries", columns_of<try_record>(), 4, true);
+  row_write xcom_upserts = inserting("xcom", columns_of<xcom_record>(), 4, true);
+  row_write import_errors = inserting("import_errors", columns_of<import_error_record>(), 0, false);
+  row_write variables =
+      inserting("variables", {{"name", column_type::text}, {"value", column_type::text}}, 1, true);
+  row_write connections = inserting("connections", columns_of<connection>(), 1, true);
+  row_write paused =
+      inserting("dags", {{"dag_id", column_type::text}, {"is_paused", column_type::flag}}, 1, true);
   std::string insert_run;
 };
 
@@ -441,7 +414,11 @@ std::string row_write::expand(std::string_view text, const std::function<std::st
   });
 }
 
-std::string row_write::names() const { return names_of(given); }
+std::string row_write::names(std::size_t count) const {
+  std::string out;
+  for (std::size_t i = 0; i < std::min(count, given.size()); ++i) out += (i > 0 ? ", " : "") + given[i].name;
+  return out;
+}
 
 std::string row_write::refs(const std::function<std::string(std::size_t)>& ref) const {
   std::string out;
@@ -451,9 +428,9 @@ std::string row_write::refs(const std::function<std::string(std::size_t)>& ref) 
 
 store_core::store_core(dialect sql, std::string label) : sql_(std::move(sql)), label_(std::move(label)) {}
 
-error store_core::database_error(const std::string& message) const {
+error database_error(const std::string& label, const std::string& message) {
   error_context where;
-  where.file = label_;
+  where.file = label;
   return error(where, message);
 }
 
@@ -469,19 +446,37 @@ auto store_core::transact(const char* what, access mode, F&& body) {
   }
 }
 
+template <class R>
+std::vector<R> store_core::list(const char* what, const std::string& sql, std::span<const value> params) {
+  return transact(what, access::read, [&](session& s) {
+    std::vector<R> out;
+    s.exec(sql, params, [&](std::span<const value> row) { out.push_back(read<R>(row)); });
+    return out;
+  });
+}
+
+void store_core::write_row(const char* what, const row_write& w, const std::vector<value>& values) {
+  transact(what, access::write,
+           [&](session& s) { s.write(w, 1, [&](std::size_t, std::vector<value>& out) { out = values; }); });
+}
+
+std::size_t store_core::execute(const char* what, std::string_view sql, std::span<const value> params) {
+  return transact(what, access::write, [&](session& s) { return s.exec(sql, params); });
+}
+
 int store_core::recorded_version(session& s) {
   int version = 0;
-  const auto read_version = [&](const row& r) { version = static_cast<int>(r.integer(0)); };
-  s.query(sql_.has_schema_version, {}, read_version);
+  const auto read_version = [&](std::span<const value> row) { version = static_cast<int>(integer_of(row[0])); };
+  s.exec(sql_.has_schema_version, {}, read_version);
   if (version == 0) return 0;
-  s.query("SELECT COALESCE(MAX(version), 0) FROM schema_version", {}, read_version);
+  s.exec("SELECT COALESCE(MAX(version), 0) FROM schema_version", {}, read_version);
   return version;
 }
 
 void store_core::migrate() {
   const auto check = [&](int version) {
     if (version > latest_schema_version)
-      throw database_error("database schema version " + std::to_string(version) + " is newer than this dagrun (" +
+      throw database_error(label_, "database schema version " + std::to_string(version) + " is newer than this dagrun (" +
                            std::to_string(latest_schema_version) + ")");
   };
   // Read first so that opening an up-to-date database (every CLI command) takes no lock.
@@ -490,11 +485,8 @@ void store_core::migrate() {
   if (seen == latest_schema_version) return;
 
   const auto types = [&](std::string_view token) -> std::optional<std::string> {
-    if (token == "key") return sql_.key;
-    if (token == "instant") return sql_.instant;
-    if (token == "flag") return sql_.flag;
-    if (token == "row_id") return sql_.row_id;
-    return std::nullopt;
+    const auto it = sql_.types.find(token);
+    return it == sql_.types.end() ? std::nullopt : std::optional<std::string>(it->second);
   };
   transact("migrate the schema", access::write, [&](session& s) {
     // Several processes may start at once: the first to get the lock migrates, the others then
@@ -518,19 +510,12 @@ int store_core::schema_version() {
 }
 
 void store_core::set_paused(const std::string& dag_id, bool paused) {
-  transact("set a DAG's paused flag", access::write, [&](session& s) {
-    s.write(all_writes().paused, 1, [&](std::size_t, std::vector<value>& out) {
-      out.assign({dag_id, std::int64_t{paused ? 1 : 0}});
-    });
-  });
+  write_row("set a DAG's paused flag", all_writes().paused, {dag_id, std::int64_t{paused ? 1 : 0}});
 }
 
 std::set<std::string> store_core::paused_dags() {
-  return transact("list paused DAGs", access::read, [&](session& s) {
-    std::set<std::string> out;
-    s.query("SELECT dag_id FROM dags WHERE is_paused", {}, [&](const row& r) { out.insert(r.text(0)); });
-    return out;
-  });
+  const auto ids = list<std::string>("list paused DAGs", "SELECT dag_id FROM dags WHERE is_paused");
+  return {ids.begin(), ids.end()};
 }
 
 void store_core::set_import_errors(const std::vector<import_error_record>& errors) {
@@ -541,12 +526,7 @@ void store_core::set_import_errors(const std::vector<import_error_record>& error
 }
 
 std::vector<import_error_record> store_core::import_errors() {
-  return transact("list import errors", access::read, [&](session& s) {
-    std::vector<import_error_record> out;
-    s.query(select_from<import_error_record>("import_errors") + " ORDER BY id", {},
-            [&](const row& r) { out.push_back(read<import_error_record>(r)); });
-    return out;
-  });
+  return list<import_error_record>("list import errors", select_from<import_error_record>("import_errors") + " ORDER BY id");
 }
 
 change_result store_core::apply(const change_set& changes) {
@@ -606,32 +586,20 @@ std::vector<run_record> store_core::runs(const run_filter& filter) {
     constexpr auto max_limit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
     sql += " LIMIT " + param(static_cast<std::int64_t>(std::min(filter.limit, max_limit)));
   }
-  return transact("list runs", access::read, [&](session& s) {
-    std::vector<run_record> out;
-    s.query(sql, params, [&](const row& r) { out.push_back(read<run_record>(r)); });
-    return out;
-  });
+  return list<run_record>("list runs", sql, params);
 }
 
 std::optional<run_record> store_core::find_run(const std::string& dag_id, const std::string& run_id) {
-  static const std::string sql = select_from<run_record>("dag_runs") + " WHERE dag_id = $1 AND run_id = $2";
   const value key[] = {dag_id, run_id};
-  return transact("find a run", access::read, [&](session& s) {
-    std::optional<run_record> out;
-    s.query(sql, key, [&](const row& r) { out = read<run_record>(r); });
-    return out;
-  });
+  return first_of(
+      list<run_record>("find a run", select_from<run_record>("dag_runs") + " WHERE dag_id = $1 AND run_id = $2", key));
 }
 
 std::vector<task_instance_record> store_core::task_instances(const std::string& dag_id, const std::string& run_id) {
-  static const std::string sql =
-      select_from<task_instance_record>("task_instances") + " WHERE dag_id = $1 AND run_id = $2 ORDER BY task_id";
   const value key[] = {dag_id, run_id};
-  return transact("list task instances", access::read, [&](session& s) {
-    std::vector<task_instance_record> out;
-    s.query(sql, key, [&](const row& r) { out.push_back(read<task_instance_record>(r)); });
-    return out;
-  });
+  return list<task_instance_record>(
+      "list task instances",
+      select_from<task_instance_record>("task_instances") + " WHERE dag_id = $1 AND run_id = $2 ORDER BY task_id", key);
 }
 
 std::vector<task_instance_record> store_core::task_instances_in(const std::set<task_state>& states) {
@@ -643,105 +611,69 @@ std::vector<task_instance_record> store_core::task_instances_in(const std::set<t
     sql += (names.size() > 1 ? ", $" : "$") + std::to_string(names.size());
   }
   sql += ") ORDER BY dag_id, run_id, task_id";
-  return transact("list task instances by state", access::read, [&](session& s) {
-    std::vector<task_instance_record> out;
-    s.query(sql, names, [&](const row& r) { out.push_back(read<task_instance_record>(r)); });
-    return out;
-  });
+  return list<task_instance_record>("list task instances by state", sql, names);
 }
 
 std::vector<try_record> store_core::tries(const std::string& dag_id, const std::string& run_id,
                                           const std::string& task_id) {
-  static const std::string sql = select_from<try_record>("task_tries") +
-                                 " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 ORDER BY try_number";
   const value key[] = {dag_id, run_id, task_id};
-  return transact("list tries", access::read, [&](session& s) {
-    std::vector<try_record> out;
-    s.query(sql, key, [&](const row& r) { out.push_back(read<try_record>(r)); });
-    return out;
-  });
+  return list<try_record>("list tries",
+                          select_from<try_record>("task_tries") +
+                              " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 ORDER BY try_number",
+                          key);
 }
 
 std::optional<std::string> store_core::xcom(const std::string& dag_id, const std::string& run_id,
                                             const std::string& task_id, const std::string& key) {
   const value where[] = {dag_id, run_id, task_id, key};
-  return transact("read an XCom", access::read, [&](session& s) {
-    std::optional<std::string> out;
-    s.query("SELECT value FROM xcom WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND key = $4", where,
-            [&](const row& r) { out = r.text(0); });
-    return out;
-  });
+  return first_of(list<std::string>(
+      "read an XCom", "SELECT value FROM xcom WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND key = $4", where));
 }
 
 void store_core::set_variable(const std::string& name, const std::string& text) {
-  transact("set a variable", access::write, [&](session& s) {
-    s.write(all_writes().variables, 1, [&](std::size_t, std::vector<value>& out) { out.assign({name, text}); });
-  });
+  write_row("set a variable", all_writes().variables, {name, text});
 }
 
 std::optional<std::string> store_core::variable(const std::string& name) {
   const value key[] = {name};
-  return transact("read a variable", access::read, [&](session& s) {
-    std::optional<std::string> out;
-    s.query("SELECT value FROM variables WHERE name = $1", key, [&](const row& r) { out = r.text(0); });
-    return out;
-  });
+  return first_of(list<std::string>("read a variable", "SELECT value FROM variables WHERE name = $1", key));
 }
 
 std::map<std::string, std::string> store_core::variables() {
-  return transact("list variables", access::read, [&](session& s) {
-    std::map<std::string, std::string> out;
-    s.query("SELECT name, value FROM variables", {}, [&](const row& r) { out.emplace(r.text(0), r.text(1)); });
-    return out;
-  });
+  const auto pairs = list<std::pair<std::string, std::string>>("list variables", "SELECT name, value FROM variables");
+  return {pairs.begin(), pairs.end()};
 }
 
 bool store_core::delete_variable(const std::string& name) {
   const value key[] = {name};
-  return transact("delete a variable", access::write,
-                  [&](session& s) { return s.exec("DELETE FROM variables WHERE name = $1", key) == 1; });
+  return execute("delete a variable", "DELETE FROM variables WHERE name = $1", key) == 1;
 }
 
 void store_core::set_connection(const connection& c) {
-  transact("store a connection", access::write, [&](session& s) {
-    s.write(all_writes().connections, 1, [&](std::size_t, std::vector<value>& out) {
-      out.clear();
-      append(out, c);
-    });
-  });
+  std::vector<value> values;
+  append(values, c);
+  write_row("store a connection", all_writes().connections, values);
 }
 
 std::optional<connection> store_core::find_connection(const std::string& conn_id) {
-  static const std::string sql = select_from<connection>("connections") + " WHERE conn_id = $1";
   const value key[] = {conn_id};
-  return transact("read a connection", access::read, [&](session& s) {
-    std::optional<connection> out;
-    s.query(sql, key, [&](const row& r) { out = read<connection>(r); });
-    return out;
-  });
+  return first_of(
+      list<connection>("read a connection", select_from<connection>("connections") + " WHERE conn_id = $1", key));
 }
 
 std::vector<connection> store_core::connections() {
-  return transact("list connections", access::read, [&](session& s) {
-    std::vector<connection> out;
-    s.query(select_from<connection>("connections") + " ORDER BY conn_id", {},
-            [&](const row& r) { out.push_back(read<connection>(r)); });
-    return out;
-  });
+  return list<connection>("list connections", select_from<connection>("connections") + " ORDER BY conn_id");
 }
 
 bool store_core::delete_connection(const std::string& conn_id) {
   const value key[] = {conn_id};
-  return transact("delete a connection", access::write,
-                  [&](session& s) { return s.exec("DELETE FROM connections WHERE conn_id = $1", key) == 1; });
+  return execute("delete a connection", "DELETE FROM connections WHERE conn_id = $1", key) == 1;
 }
 
 std::size_t store_core::clean(timestamp cutoff) {
+  // Task instances, tries and XComs go with their run through ON DELETE CASCADE.
   const value before[] = {micros_of(cutoff)};
-  return transact("clean old runs", access::write, [&](session& s) {
-    // Task instances, tries and XComs go with their run through ON DELETE CASCADE.
-    return s.exec("DELETE FROM dag_runs WHERE state IN ('success', 'failed') AND end_date < $1", before);
-  });
+  return execute("clean old runs", "DELETE FROM dag_runs WHERE state IN ('success', 'failed') AND end_date < $1", before);
 }
 
 }  // namespace dag::detail

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -39,23 +40,10 @@ struct column {
   column_type type;  ///< its type
 };
 
-/// A statement parameter: NULL, an integer (instants in microseconds, flags 0 or 1) or text that
-/// outlives the statement's execution.
+/// A statement parameter or a column of a result row: NULL, an integer (instants in microseconds,
+/// flags 0 or 1) or text (a parameter's outlives the statement's execution; a column's lasts while
+/// its row is looked at). PostgreSQL gives every column as text.
 using value = std::variant<std::monostate, std::int64_t, std::string_view>;
-
-/// One result row as a backend exposes it, columns by position.
-class row {
-public:
-  /// Whether the column is NULL.
-  virtual bool is_null(int column) const = 0;
-  /// The column as an integer.
-  virtual std::int64_t integer(int column) const = 0;
-  /// The column as text.
-  virtual std::string text(int column) const = 0;
-
-protected:
-  ~row() = default;
-};
 
 /// A write applied to each row of a list, described once; each backend writes it as its own SQL
 /// (a statement per row, or one per batch). In `clause` and `condition`, `{name}` stands for the
@@ -72,8 +60,8 @@ struct row_write {
 
   /// `text` with every `{name}` of a given column replaced by `ref(its index)`.
   std::string expand(std::string_view text, const std::function<std::string(std::size_t)>& ref) const;
-  /// The given columns' names, comma-separated.
-  std::string names() const;
+  /// The first `count` given columns' names, comma-separated.
+  std::string names(std::size_t count = std::string::npos) const;
   /// `ref(i)` for every given column, comma-separated.
   std::string refs(const std::function<std::string(std::size_t)>& ref) const;
 };
@@ -93,11 +81,10 @@ struct on_lost {
 /// The statements of one transaction (or, for reads, of one connection), as a backend runs them.
 class session {
 public:
-  /// Runs a statement whose parameters are `$1`, `$2`, …; returns how many rows it changed.
-  virtual std::size_t exec(std::string_view sql, std::span<const value> params = {}) = 0;
-  /// Runs a query, calling `each` with every row.
-  virtual void query(std::string_view sql, std::span<const value> params,
-                     const std::function<void(const row&)>& each) = 0;
+  /// Runs a statement whose parameters are `$1`, `$2`, …, calling `each` (if any) with every row
+  /// it returns; returns how many rows it changed.
+  virtual std::size_t exec(std::string_view sql, std::span<const value> params = {},
+                           const std::function<void(std::span<const value>)>& each = {}) = 0;
   /// Runs statements that take no parameters (the schema's migrations).
   virtual void script(std::string_view sql) = 0;
   /// Applies `w` to rows 0 to `count` - 1 of `rows` as if one by one, in order; for updates, per
@@ -111,13 +98,15 @@ protected:
 
 /// What the core needs to know of a backend's SQL.
 struct dialect {
-  std::string key;                 ///< the type of a key column (text ordered bytewise)
-  std::string instant;             ///< the type of an instant (64-bit integer)
-  std::string flag;                ///< a flag column: its type and default (false)
-  std::string row_id;              ///< an integer primary key the database draws
+  /// The schema's types: `key` (text ordered bytewise), `instant` (64-bit integer), `flag` (with
+  /// its default, false) and `row_id` (an integer primary key the database draws).
+  std::map<std::string, std::string, std::less<>> types;
   std::string has_schema_version;  ///< a query giving 1 when table schema_version exists, else 0
   std::string migration_lock;      ///< run first when migrating, to serialize migrations ("" if not needed)
 };
+
+/// A dag::error about the database `label` (its path, `host:port/database`): `LABEL: message`.
+error database_error(const std::string& label, const std::string& message);
 
 /// What a transaction does: a read, or a write applied wholly or not at all.
 enum class access { read, write };
@@ -163,13 +152,20 @@ protected:
   /// failure it recovers from); turns database errors into dag::error "LABEL: cannot WHAT: …".
   virtual void run(const char* what, access mode, const std::function<void(session&)>& body) = 0;
 
-  /// A dag::error about the database: `what()` reads `LABEL: message`.
-  error database_error(const std::string& message) const;
+  /// The database in errors.
+  const std::string& label() const { return label_; }
 
 private:
   /// `run` for a body with a result: the result of the run that counted.
   template <class F>
   auto transact(const char* what, access mode, F&& body);
+  /// Writes one row of `w` in a transaction of its own.
+  void write_row(const char* what, const row_write& w, const std::vector<value>& values);
+  /// Runs one statement in a write transaction; returns how many rows it changed.
+  std::size_t execute(const char* what, std::string_view sql, std::span<const value> params);
+  /// The rows of a read, each an R (a record, or the text of one or two columns).
+  template <class R>
+  std::vector<R> list(const char* what, const std::string& sql, std::span<const value> params = {});
   /// The version recorded in schema_version; 0 when the table does not exist yet.
   int recorded_version(session& s);
 
