@@ -174,6 +174,46 @@ TEST_CASE("Queue.StaleWorkersLateResultIsRefused") {
   CHECK(q->heartbeat({claimed[0].lease_token}) == std::vector<std::string>{claimed[0].lease_token});
 }
 
+TEST_CASE("Queue.UrlsMayUseEverySchemeSpellingAndLibpqParameters") {
+  queue_sandbox s;
+  dag::queued_try t;
+  t.dag_id = "d";
+  t.run_id = "r";
+  t.task_id = "a";
+  t.operator_name = "bash";
+  const std::string rest = s.url.substr(s.url.find("://"));
+  dag::open_task_queue("postgres" + rest)->enqueue({t});
+  CHECK(dag::open_task_queue("postgresql+psycopg2" + rest)->counts().first == 1);
+  // The store's URL reader is the queue's: libpq's query parameters work (here the database).
+  const std::string by_parameter = s.server + (s.server.find('?') == std::string::npos ? "?" : "&") + "dbname=" + s.db_name;
+  CHECK(dag::open_task_queue(by_parameter)->counts().first == 1);
+}
+
+TEST_CASE("Queue.ReconnectsAfterTheServerKillsItsSession") {
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);
+  dag::queued_try t;
+  t.dag_id = "d";
+  t.run_id = "r";
+  t.task_id = "a";
+  t.operator_name = "bash";
+  q->enqueue({t});
+  const std::string sessions = " FROM pg_stat_activity WHERE datname = '" + s.db_name +
+                               "' AND backend_type = 'client backend' AND pid <> pg_backend_pid()";
+  const auto count = [&] {
+    pqxx::connection c(s.server);
+    pqxx::nontransaction tx(c);
+    return tx.exec1("SELECT count(*)" + sessions)[0].as<int>();
+  };
+  REQUIRE(count() == 1);
+  s.admin("SELECT pg_terminate_backend(pid)" + sessions);  // as an administrator or a failover would
+  REQUIRE(eventually([&] { return count() == 0; }));
+  const auto claimed = q->claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 1);
+  CHECK(claimed[0].task_id == "a");
+  CHECK(count() == 1);  // still one connection per queue object
+}
+
 TEST_CASE("Queue.RescheduledSensorGivesTheWorkerSlotBackAndFinishesAsOneTry" * doctest::timeout(180)) {
   queue_sandbox s;
   const auto flags = s.dir / "flags.db";
