@@ -99,6 +99,13 @@ bool run_finished(dag::store& s, const std::string& dag_id, const std::string& r
 
 const std::string run_id = "manual__2024-01-01T00:00:00+00:00";
 
+/// A try of task `task_id` in run `r` of DAG `d`, by the bash operator.
+dag::queued_try bash_try(const std::string& task_id) {
+  dag::queued_try t;
+  t.dag_id = "d", t.run_id = "r", t.task_id = task_id, t.operator_name = "bash";
+  return t;
+}
+
 }  // namespace
 
 TEST_CASE("Queue.TwoHundredTasksOverTwoWorkersRunOnceEach" * doctest::timeout(180)) {
@@ -176,13 +183,8 @@ TEST_CASE("Queue.StaleWorkersLateResultIsRefused") {
 
 TEST_CASE("Queue.UrlsMayUseEverySchemeSpellingAndLibpqParameters") {
   queue_sandbox s;
-  dag::queued_try t;
-  t.dag_id = "d";
-  t.run_id = "r";
-  t.task_id = "a";
-  t.operator_name = "bash";
   const std::string rest = s.url.substr(s.url.find("://"));
-  dag::open_task_queue("postgres" + rest)->enqueue({t});
+  dag::open_task_queue("postgres" + rest)->enqueue({bash_try("a")});
   CHECK(dag::open_task_queue("postgresql+psycopg2" + rest)->counts().first == 1);
   // The store's URL reader is the queue's: libpq's query parameters work (here the database).
   const std::string by_parameter = s.server + (s.server.find('?') == std::string::npos ? "?" : "&") + "dbname=" + s.db_name;
@@ -192,12 +194,7 @@ TEST_CASE("Queue.UrlsMayUseEverySchemeSpellingAndLibpqParameters") {
 TEST_CASE("Queue.ReconnectsAfterTheServerKillsItsSession") {
   queue_sandbox s;
   auto q = dag::open_task_queue(s.url);
-  dag::queued_try t;
-  t.dag_id = "d";
-  t.run_id = "r";
-  t.task_id = "a";
-  t.operator_name = "bash";
-  q->enqueue({t});
+  q->enqueue({bash_try("a")});
   const std::string sessions = " FROM pg_stat_activity WHERE datname = '" + s.db_name +
                                "' AND backend_type = 'client backend' AND pid <> pg_backend_pid()";
   const auto count = [&] {
