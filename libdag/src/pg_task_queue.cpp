@@ -7,8 +7,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <dag/core/error.hpp>
-
 #include "pg_connection.hpp"
 
 namespace dag {

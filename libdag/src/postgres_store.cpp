@@ -106,7 +106,7 @@ private:
   std::vector<std::size_t> write_batch(const row_write& w, std::size_t begin, std::size_t end, const row_source& rows);
 
   pg_connection conn_;
-  pqxx::transaction_base* tx_ = nullptr;  ///< the transaction of the current `run`
+  pqxx::transaction_base* tx_ = nullptr;  ///< during `run`, the transaction of its current attempt
   std::unordered_map<const row_write*, std::string> writes_;  ///< each write's SQL
 };
 
@@ -134,7 +134,6 @@ void postgres_store::run(const char* what, access mode, const std::function<void
   };
   if (mode == access::read) conn_.read(what, in_session);
   else conn_.write(what, in_session);
-  tx_ = nullptr;
 }
 
 std::size_t postgres_store::exec(std::string_view sql, std::span<const value> params,
