@@ -1,9 +1,12 @@
-// The SQLite store's write path alone, fed the change sets the engine writes for a run of N
+// The store's write path alone, fed the change sets the engine writes for a run of N
 // independent tasks, so that the store's share of a run can be measured and schema or write-
 // pattern changes compared without touching the library. Goes through dag::open_store and
 // store::apply, as the engine does.
 //
-//   bench_store --db FILE [--tasks N] [--batch B] [variants...]
+//   bench_store --db FILE|URL [--tasks N] [--batch B] [variants...]
+//
+// FILE is a SQLite file (recreated); a `postgresql://` URL names a PostgreSQL database, which
+// must be empty (create a fresh one per run: the run the benchmark writes must not exist yet).
 //
 // The pattern (engine.cpp at the time of writing): one transaction creates the run and its N
 // task instances; one sets every instance none -> scheduled (the first pass of a run with no
@@ -11,7 +14,7 @@
 // running -> success, try row upserted) and starts the next B (instance scheduled -> running,
 // try row inserted as running).
 //
-// Variants, applied with plain SQL to a freshly migrated file before the measured part:
+// Variants (SQLite only), applied with plain SQL to a freshly migrated file before the measured part:
 //   --no-start-try         write the try row only when the try ends (not also when it starts)
 //   --no-scheduled-write   do not persist the none -> scheduled step
 //   --drop-state-index     drop task_instances_by_state
@@ -52,7 +55,7 @@ struct options {
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "bench_store: " << why
-            << "\nusage: bench_store --db FILE [--tasks N] [--batch B] [--no-start-try] [--no-scheduled-write]\n"
+            << "\nusage: bench_store --db FILE|URL [--tasks N] [--batch B] [--no-start-try] [--no-scheduled-write]\n"
                "       [--drop-state-index] [--partial-state-index] [--without-rowid] [--no-fk]\n";
   std::exit(2);
 }
@@ -78,6 +81,9 @@ options parse(int argc, char** argv) {
     else usage("unknown option '" + a + "'");
   }
   if (o.db.empty()) usage("--db is required");
+  if (o.db.starts_with("postgres") && (o.no_start_try || o.no_scheduled_write || o.drop_state_index ||
+                                       o.partial_state_index || o.without_rowid || o.no_fk || o.raw_int_keys))
+    usage("the variants apply to SQLite files only");
   if (o.tasks < 1 || o.batch < 1) usage("--tasks and --batch must be at least 1");
   return o;
 }
@@ -224,10 +230,13 @@ INSERT INTO runs (id, dag_id, run_id) VALUES (1, 'bench_fanout_callable', 'manua
 int main(int argc, char** argv) {
   const options o = parse(argc, argv);
   if (o.raw_int_keys) return raw_int_keys(o);
-  std::filesystem::remove(o.db);
-  dag::open_store("sqlite:" + o.db);  // creates and migrates, then closes
-  reshape(o);
-  auto store = dag::open_store("sqlite:" + o.db);
+  const bool postgres = o.db.starts_with("postgres");
+  if (!postgres) {
+    std::filesystem::remove(o.db);
+    dag::open_store("sqlite:" + o.db);  // creates and migrates, then closes
+    reshape(o);
+  }
+  auto store = dag::open_store(postgres ? o.db : "sqlite:" + o.db);
 
   const std::string dag_id = "bench_fanout_callable";
   const std::string run_id = "manual__2024-01-01T00:00:00+00:00";

@@ -99,6 +99,13 @@ bool run_finished(dag::store& s, const std::string& dag_id, const std::string& r
 
 const std::string run_id = "manual__2024-01-01T00:00:00+00:00";
 
+/// A try of task `task_id` in run `r` of DAG `d`, by the bash operator.
+dag::queued_try bash_try(const std::string& task_id) {
+  dag::queued_try t;
+  t.dag_id = "d", t.run_id = "r", t.task_id = task_id, t.operator_name = "bash";
+  return t;
+}
+
 }  // namespace
 
 TEST_CASE("Queue.TwoHundredTasksOverTwoWorkersRunOnceEach" * doctest::timeout(180)) {
@@ -172,6 +179,36 @@ TEST_CASE("Queue.StaleWorkersLateResultIsRefused") {
   CHECK(q->complete({late}) == std::vector<bool>{false});
   CHECK(q->take_finished(10).empty());
   CHECK(q->heartbeat({claimed[0].lease_token}) == std::vector<std::string>{claimed[0].lease_token});
+}
+
+TEST_CASE("Queue.UrlsMayUseEverySchemeSpellingAndLibpqParameters") {
+  queue_sandbox s;
+  const std::string rest = s.url.substr(s.url.find("://"));
+  dag::open_task_queue("postgres" + rest)->enqueue({bash_try("a")});
+  CHECK(dag::open_task_queue("postgresql+psycopg2" + rest)->counts().first == 1);
+  // The store's URL reader is the queue's: libpq's query parameters work (here the database).
+  const std::string by_parameter = s.server + (s.server.find('?') == std::string::npos ? "?" : "&") + "dbname=" + s.db_name;
+  CHECK(dag::open_task_queue(by_parameter)->counts().first == 1);
+}
+
+TEST_CASE("Queue.ReconnectsAfterTheServerKillsItsSession") {
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);
+  q->enqueue({bash_try("a")});
+  const std::string sessions = " FROM pg_stat_activity WHERE datname = '" + s.db_name +
+                               "' AND backend_type = 'client backend' AND pid <> pg_backend_pid()";
+  const auto count = [&] {
+    pqxx::connection c(s.server);
+    pqxx::nontransaction tx(c);
+    return tx.exec1("SELECT count(*)" + sessions)[0].as<int>();
+  };
+  REQUIRE(count() == 1);
+  s.admin("SELECT pg_terminate_backend(pid)" + sessions);  // as an administrator or a failover would
+  REQUIRE(eventually([&] { return count() == 0; }));
+  const auto claimed = q->claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 1);
+  CHECK(claimed[0].task_id == "a");
+  CHECK(count() == 1);  // still one connection per queue object
 }
 
 TEST_CASE("Queue.RescheduledSensorGivesTheWorkerSlotBackAndFinishesAsOneTry" * doctest::timeout(180)) {

@@ -609,6 +609,26 @@ TEST_CASE_TEMPLATE("Store.CompareAndSetUpdatesWinOnlyWhenNotStale", database, ST
   }
 }
 
+TEST_CASE_TEMPLATE("Store.AnAddedTaskIsCreatedBeforeLaterUpdatesOfItInTheSameChangeSet", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(s->apply(creating(run, {"a"})).runs_created == std::vector<bool>{true});
+
+  // A task added to the DAG after the run was created, moved twice in one step (applied in order,
+  // so the second move sees the first), then claimed by a writer that still thinks it absent.
+  dag::change_set c;
+  c.task_instances = {moving(run, "added", dag::task_state::none, 0, dag::task_state::scheduled, 0),
+                      moving(run, "added", dag::task_state::scheduled, 0, dag::task_state::queued, 1),
+                      moving(run, "added", dag::task_state::none, 0, dag::task_state::running, 1)};
+  CHECK(s->apply(c).task_instances_updated == std::vector<bool>{true, true, false});
+  const auto tis = s->task_instances("etl", run.run_id);
+  REQUIRE(tis.size() == 2);
+  CHECK(tis[1].task_id == "added");
+  CHECK(tis[1].state == dag::task_state::queued);
+  CHECK(tis[1].try_number == 1);
+}
+
 TEST_CASE_TEMPLATE("Store.KeepsEveryTryByNumber", database, STORE_BACKENDS) {
   database db;
   auto s = db.make_store();

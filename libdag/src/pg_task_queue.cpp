@@ -1,16 +1,13 @@
-// The PostgreSQL task queue: one table, batched statements, leases by random tokens.
+// The PostgreSQL task queue: one table, batched statements, leases by random tokens, on the
+// PostgreSQL connection layer the store uses too (retries, in-doubt commits: pg_connection.hpp).
 #include <dag/exec/task_queue.hpp>
 
 #include <set>
-#include <thread>
-#include <type_traits>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
-#include <pqxx/pqxx>
 
-#include <dag/core/connection.hpp>
-#include <dag/core/error.hpp>
+#include "pg_connection.hpp"
 
 namespace dag {
 namespace {
@@ -114,34 +111,18 @@ queued_result read_result(const queued_try& t, const std::string& text) {
   return out;
 }
 
-// libpq's keyword string for a URL, so a password never sits in an error message we build.
-std::string conninfo(const std::string& url) {
-  return libpq_conninfo(parse_connection_uri("queue", url), "dagrun-queue");
-}
-
-class notice_flag : public pqxx::notification_receiver {
-public:
-  notice_flag(pqxx::connection_base& c, const std::string& channel) : pqxx::notification_receiver(c, channel) {}
-  void operator()(const std::string&, int) override { fired = true; }
-  bool fired = false;
-};
-
 class pg_task_queue final : public task_queue {
 public:
-  explicit pg_task_queue(std::string url) : url_(std::move(url)), where_(describe(url_)) {
-    with_retry("create the queue table", [&](pqxx::connection& c) {
-      pqxx::work tx(c);
+  explicit pg_task_queue(const std::string& url) : conn_(detail::parse_postgres_url(url, "dagrun-queue")) {
+    conn_.write("create the queue table", [&](pqxx::transaction_base& tx) {
       tx.exec("SELECT pg_advisory_xact_lock(727277)");  // concurrent first starts create it once
       tx.exec(schema_sql);
-      tx.commit();
-      return 0;
     });
   }
 
   void enqueue(const std::vector<queued_try>& tries) override {
     if (tries.empty()) return;
-    with_retry("enqueue tries", [&](pqxx::connection& c) {
-      pqxx::work tx(c);
+    conn_.write("enqueue tries", [&](pqxx::transaction_base& tx) {
       for (std::size_t start = 0; start < tries.size(); start += 500) {
         std::string sql = "INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, queue, priority, payload) VALUES ";
         for (std::size_t i = start; i < std::min(tries.size(), start + 500); ++i) {
@@ -155,15 +136,12 @@ public:
         tx.exec(sql + " ON CONFLICT (dag_id, run_id, task_id, try_number) DO NOTHING");
       }
       tx.exec("NOTIFY dagrun_queued");
-      tx.commit();
-      return 0;
     });
   }
 
   std::vector<queued_try> claim(const std::vector<std::string>& queues, int max, const std::string& worker) override {
     if (max <= 0 || queues.empty()) return {};
-    return with_retry("claim tries", [&](pqxx::connection& c) {
-      pqxx::work tx(c);
+    return conn_.write("claim tries", [&](pqxx::transaction_base& tx) {
       std::string in;
       for (const auto& q : queues) in += (in.empty() ? "" : ",") + tx.quote(q);
       // The CTE bounds the claim: the planner cannot lock more rows than the LIMIT.
@@ -175,22 +153,19 @@ public:
           tx.quote(worker) + ", heartbeat_at = now() FROM c WHERE q.id = c.id RETURNING " + prefixed("q.");
       std::vector<queued_try> out;
       for (const auto& row : tx.exec(sql)) out.push_back(read_try(row));
-      tx.commit();
       return out;
     });
   }
 
   std::vector<std::string> heartbeat(const std::vector<std::string>& tokens) override {
     if (tokens.empty()) return {};
-    return with_retry("renew leases", [&](pqxx::connection& c) {
-      pqxx::work tx(c);
+    return conn_.write("renew leases", [&](pqxx::transaction_base& tx) {
       std::string in;
       for (const auto& t : tokens) in += (in.empty() ? "" : ",") + tx.quote(t);
       std::set<std::string> alive;
       for (const auto& row : tx.exec("UPDATE dagrun_task_queue SET heartbeat_at = now() WHERE state = 'claimed' AND "
                                      "lease_token IN (" + in + ") RETURNING lease_token"))
         alive.insert(row[0].c_str());
-      tx.commit();
       std::vector<std::string> lost;
       for (const auto& t : tokens)
         if (!alive.contains(t)) lost.push_back(t);
@@ -200,8 +175,7 @@ public:
 
   std::vector<bool> complete(const std::vector<queued_result>& results) override {
     if (results.empty()) return {};
-    return with_retry("complete tries", [&](pqxx::connection& c) {
-      pqxx::work tx(c);
+    return conn_.write("complete tries", [&](pqxx::transaction_base& tx) {
       std::string values;
       for (const auto& r : results)
         values += (values.empty() ? "" : ",") + std::string("(") + std::to_string(r.id) + "::bigint," +
@@ -213,7 +187,6 @@ public:
                                               "AND q.state = 'claimed' RETURNING q.id"))
         accepted.insert(row[0].as<std::int64_t>());
       tx.exec("NOTIFY dagrun_finished");
-      tx.commit();
       std::vector<bool> out;
       for (const auto& r : results) out.push_back(accepted.contains(r.id));
       return out;
@@ -221,8 +194,7 @@ public:
   }
 
   std::vector<finished_try> take_finished(int max) override {
-    return with_retry("take finished tries", [&](pqxx::connection& c) {
-      pqxx::work tx(c);
+    return conn_.write("take finished tries", [&](pqxx::transaction_base& tx) {
       std::vector<finished_try> out;
       for (const auto& row : tx.exec("DELETE FROM dagrun_task_queue WHERE id IN (SELECT id FROM dagrun_task_queue "
                                      "WHERE state = 'done' ORDER BY id LIMIT " + std::to_string(max) +
@@ -232,14 +204,12 @@ public:
         f.outcome = read_result(f.item, row["result"].c_str());
         out.push_back(std::move(f));
       }
-      tx.commit();
       return out;
     });
   }
 
   std::vector<finished_try> expire_leases(std::chrono::milliseconds lease) override {
-    return with_retry("expire leases", [&](pqxx::connection& c) {
-      pqxx::work tx(c);
+    return conn_.write("expire leases", [&](pqxx::transaction_base& tx) {
       std::vector<finished_try> out;
       const auto rows = tx.exec("DELETE FROM dagrun_task_queue WHERE id IN (SELECT id FROM dagrun_task_queue WHERE "
                                 "state = 'claimed' AND heartbeat_at < now() - interval '1 millisecond' * " +
@@ -254,33 +224,16 @@ public:
         f.outcome.result.exit_code = -1;
         out.push_back(std::move(f));
       }
-      tx.commit();
       return out;
     });
   }
 
   bool wait(const std::string& channel, std::chrono::milliseconds max) override {
-    try {
-      pqxx::connection& c = conn();
-      auto& flag = listener(c, channel);
-      if (flag.fired) {
-        flag.fired = false;
-        return true;
-      }
-      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(max).count();
-      c.await_notification(static_cast<long>(us / 1'000'000), static_cast<long>(us % 1'000'000));
-      const bool fired = flag.fired;
-      flag.fired = false;
-      return fired;
-    } catch (const pqxx::broken_connection&) {
-      reset();
-      return false;  // the caller polls anyway; the next call reconnects
-    }
+    return conn_.wait("dagrun_" + channel, max);
   }
 
   std::set<std::tuple<std::string, std::string, std::string, int>> pending_keys() override {
-    return with_retry("list queued tries", [&](pqxx::connection& c) {
-      pqxx::work tx(c);
+    return conn_.read("list queued tries", [&](pqxx::transaction_base& tx) {
       std::set<std::tuple<std::string, std::string, std::string, int>> out;
       for (const auto& row : tx.exec("SELECT dag_id, run_id, task_id, try_number FROM dagrun_task_queue"))
         out.emplace(row[0].c_str(), row[1].c_str(), row[2].c_str(), row[3].as<int>());
@@ -289,8 +242,7 @@ public:
   }
 
   std::map<std::string, int> counts_by_dag() override {
-    return with_retry("count queued tries", [&](pqxx::connection& c) {
-      pqxx::work tx(c);
+    return conn_.read("count queued tries", [&](pqxx::transaction_base& tx) {
       std::map<std::string, int> out;
       for (const auto& row : tx.exec("SELECT dag_id, count(*) FROM dagrun_task_queue GROUP BY dag_id"))
         out[row[0].c_str()] = row[1].as<int>();
@@ -299,8 +251,7 @@ public:
   }
 
   std::pair<std::int64_t, std::int64_t> counts() override {
-    return with_retry("count queue rows", [&](pqxx::connection& c) {
-      pqxx::work tx(c);
+    return conn_.read("count queue rows", [&](pqxx::transaction_base& tx) {
       auto r = tx.exec1("SELECT count(*) FILTER (WHERE state = 'queued'), count(*) FILTER (WHERE state = 'claimed') "
                         "FROM dagrun_task_queue");
       return std::pair<std::int64_t, std::int64_t>{r[0].as<std::int64_t>(), r[1].as<std::int64_t>()};
@@ -308,10 +259,6 @@ public:
   }
 
 private:
-  static std::string describe(const std::string& url) {
-    const connection c = parse_connection_uri("queue", url);
-    return "PostgreSQL " + c.host + (c.port ? ":" + std::to_string(*c.port) : "") + "/" + c.schema;
-  }
   static std::string prefixed(const std::string& p) {
     std::string out, col;
     std::string cols = returned_columns;
@@ -327,54 +274,7 @@ private:
     return out;
   }
 
-  pqxx::connection& conn() {
-    if (!conn_) conn_ = std::make_unique<pqxx::connection>(conninfo(url_));
-    return *conn_;
-  }
-  void reset() {
-    listeners_.clear();
-    conn_.reset();
-  }
-  notice_flag& listener(pqxx::connection& c, const std::string& channel) {
-    const std::string name = "dagrun_" + channel;
-    auto it = listeners_.find(name);
-    if (it == listeners_.end()) it = listeners_.emplace(name, std::make_unique<notice_flag>(c, name)).first;
-    return *it->second;
-  }
-
-  // A broken connection is re-opened and the whole transaction retried with backoff: every
-  // statement here is safe to repeat (claims and completions are guarded by state and token).
-  template <class F>
-  std::invoke_result_t<F, pqxx::connection&> with_retry(const char* what, F&& body) {
-    auto delay = std::chrono::milliseconds(50);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    for (;;) {
-      try {
-        return body(conn());
-      } catch (const pqxx::broken_connection& e) {
-        reset();
-        if (std::chrono::steady_clock::now() + delay > deadline)
-          throw error(where_ + ": cannot " + what + ": connection lost: " + first_line(e.what()));
-        std::this_thread::sleep_for(delay);  // backoff before reconnecting, not synchronisation
-        delay = std::min(delay * 2, std::chrono::milliseconds(2000));
-      } catch (const pqxx::sql_error& e) {
-        // A server restart surfaces as an SQL error on a connection that is no longer open.
-        const bool lost = !conn_ || !conn_->is_open();
-        if (!lost) throw error(where_ + ": cannot " + what + ": " + first_line(e.what()));
-        reset();
-        if (std::chrono::steady_clock::now() + delay > deadline)
-          throw error(where_ + ": cannot " + what + ": connection lost: " + first_line(e.what()));
-        std::this_thread::sleep_for(delay);
-        delay = std::min(delay * 2, std::chrono::milliseconds(2000));
-      }
-    }
-  }
-  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
-  std::string url_;
-  std::string where_;
-  std::unique_ptr<pqxx::connection> conn_;
-  std::map<std::string, std::unique_ptr<notice_flag>> listeners_;
+  detail::pg_connection conn_;  // every operation retried as pg_connection describes
 };
 
 }  // namespace

@@ -25,8 +25,7 @@
 
 #include <dag/core/error.hpp>
 
-#include "postgres_store.hpp"
-#include "sqlite_store.hpp"
+#include "store_core.hpp"
 
 namespace dag {
 namespace {
@@ -71,9 +70,9 @@ std::unique_ptr<store> open_store(const std::string& url) {
                       " for a SQLite file or postgresql://… for PostgreSQL");
   if (colon == 0) throw usage_error("database URL has no scheme; use sqlite:PATH (e.g. sqlite:dagrun.db) or postgresql://…");
   const std::string_view scheme = text.substr(0, colon);
-  if (scheme == "sqlite") return open_sqlite_store(sqlite_path(text.substr(colon + 1)));
+  if (scheme == "sqlite") return detail::open_sqlite_store(sqlite_path(text.substr(colon + 1)));
   if (scheme == "postgresql" || scheme == "postgres" || scheme.starts_with("postgresql+"))
-    return open_postgres_store(url);
+    return detail::open_postgres_store(url);
   throw usage_error("unsupported database URL scheme '" + std::string(scheme) +
                     "'; use sqlite:PATH (e.g. sqlite:dagrun.db) or postgresql://…");
 }

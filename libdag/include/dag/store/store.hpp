@@ -1,6 +1,6 @@
 #pragma once
 /// @file The metadata store: everything persistent goes through this one interface, which the
-/// SQLite and (later) PostgreSQL stores implement and one test suite checks on both.
+/// SQLite and PostgreSQL stores implement (over one core) and one test suite checks on both.
 
 #include <chrono>
 #include <cstdint>
@@ -213,8 +213,8 @@ public:
   virtual std::size_t clean(timestamp cutoff) = 0;
 };
 
-/// Opens the store named by a `--db` URL: `sqlite:PATH` (created if missing, migrated).
-/// Throws dag::usage_error for an unknown scheme, dag::error when it cannot be opened.
+/// Opens and migrates the store a `--db` URL names: `sqlite:PATH` (created if missing) or
+/// `postgresql://…`; throws dag::usage_error for a bad URL, dag::error when it cannot be opened.
 std::unique_ptr<store> open_store(const std::string& url);
 
 }  // namespace dag

@@ -1,0 +1,273 @@
+/// @file The PostgreSQL client layer (see pg_connection.hpp).
+
+#include "pg_connection.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
+#include <libpq-fe.h>
+
+namespace dag::detail {
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+/// The first pause before retrying after a broken connection; doubled after every failure.
+constexpr std::chrono::milliseconds first_retry_delay{50};
+/// The longest pause between two retries.
+constexpr std::chrono::milliseconds max_retry_delay{2000};
+/// How long an operation keeps retrying before it fails: long enough to ride out a server
+/// restart or a failover, short enough that a scheduler notices a real outage.
+constexpr std::chrono::seconds retry_budget{30};
+
+constexpr std::string_view sql_txid_current = "SELECT txid_current()";
+constexpr std::string_view sql_txid_status = "SELECT txid_status($1)";
+// Ends the session still running transaction $1 (our own, whose connection broke), so that its
+// outcome is settled now rather than when the server notices the dead connection. No other session
+// can be running that transaction, so this never hits anybody else, poolers included.
+constexpr std::string_view sql_end_session_of_transaction =
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE backend_xid::text = ($1::bigint % 4294967296)::text AND pid <> pg_backend_pid()";
+
+/// `text` with every `secret` replaced by `***` (nothing when `secret` is empty).
+std::string scrubbed(std::string text, const std::string& secret) {
+  if (secret.empty()) return text;
+  for (std::size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 3))
+    text.replace(pos, secret.size(), "***");
+  return text;
+}
+
+/// `text` without trailing newlines and spaces (libpq ends its messages with a newline).
+std::string trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\t')) text.pop_back();
+  return text;
+}
+
+}  // namespace
+
+pg_target parse_postgres_url(const std::string& url, std::string_view application) {
+  std::string uri = url;
+  if (url.starts_with("postgresql+")) {  // SQLAlchemy's `postgresql+psycopg2://`: the driver is ours
+    const std::size_t scheme_end = url.find("://");
+    if (scheme_end != std::string::npos) uri = "postgresql" + url.substr(scheme_end);
+  }
+  char* message = nullptr;
+  PQconninfoOption* options = PQconninfoParse(uri.c_str(), &message);
+  if (options == nullptr) {
+    std::string why = message != nullptr ? trimmed(message) : "out of memory";
+    PQfreemem(message);
+    // libpq may quote the offending part, which may be the user:password part: never show it.
+    const std::size_t start = uri.find("://");
+    const std::size_t at = uri.find('@');
+    if (start != std::string::npos && at != std::string::npos && at > start + 3)
+      why = scrubbed(why, uri.substr(start + 3, at - start - 3));
+    throw usage_error("database URL is not a valid PostgreSQL URL: " + why);
+  }
+  std::map<std::string, std::string> given;
+  for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o)
+    if (o->val != nullptr && *o->val != '\0') given.emplace(o->keyword, o->val);
+  PQconninfoFree(options);
+
+  const auto from_environment = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v != nullptr && *v != '\0' ? std::optional<std::string>(v) : std::nullopt;
+  };
+  if (!from_environment("PGCONNECT_TIMEOUT")) given.try_emplace("connect_timeout", "10");
+  given.try_emplace("fallback_application_name", application);
+  pg_target t;
+  for (const auto& [keyword, v] : given) {  // libpq's keyword=value form, values quoted
+    t.conninfo += keyword + "='";
+    for (char c : v) t.conninfo += c == '\'' || c == '\\' ? std::string{'\\', c} : std::string{c};
+    t.conninfo += "' ";
+  }
+  const auto value = [&](const char* keyword, const char* env, const std::string& fallback) {
+    if (auto it = given.find(keyword); it != given.end()) return it->second;
+    return from_environment(env).value_or(fallback);
+  };
+  const std::string user = value("user", "PGUSER", "");
+  t.label = value("host", "PGHOST", "localhost") + ':' + value("port", "PGPORT", "5432") + '/' +
+            value("dbname", "PGDATABASE", user.empty() ? "(default database)" : user);
+  if (auto it = given.find("password"); it != given.end()) t.password = it->second;
+  return t;
+}
+
+/// A channel's LISTEN on the current connection, and whether a notification came.
+class pg_connection::listener : public pqxx::notification_receiver {
+public:
+  listener(pqxx::connection_base& c, const std::string& channel) : pqxx::notification_receiver(c, channel) {}
+  void operator()(const std::string&, int) override { fired = true; }
+  bool fired = false;  ///< a notification came since the last wait
+};
+
+pg_connection::pg_connection(pg_target where) : target_(std::move(where)) {}
+
+pg_connection::~pg_connection() { drop(); }
+
+void pg_connection::connect() {
+  try {
+    open();
+  } catch (const pqxx::pqxx_exception& e) {
+    throw failure("connect", e.base().what());
+  }
+}
+
+void pg_connection::open() {
+  auto c = std::make_unique<pqxx::connection>(target_.conninfo);
+  // Session settings go through set_variable, which libpqxx replays should it ever re-establish
+  // the session by itself. Warnings only: CREATE … IF NOT EXISTS notices are noise. A session left
+  // idle inside a transaction (its client vanished without the server noticing) keeps its row
+  // locks until the server gives up on it, and our retries would wait for them; unless the
+  // administrator chose a limit, one minute is it: our own transactions never idle that long.
+  c->set_variable("client_min_messages", "warning");
+  if (c->get_variable("idle_in_transaction_session_timeout") == "0")
+    c->set_variable("idle_in_transaction_session_timeout", "60000");
+  for (const auto& [name, sql] : statements_) c->prepare(name, sql);
+  conn_ = std::move(c);
+}
+
+void pg_connection::drop() noexcept {
+  listeners_.clear();  // before their connection
+  conn_.reset();
+}
+
+const std::string& pg_connection::prepared(std::string_view sql) {
+  const std::string text(sql);
+  if (auto it = names_.find(text); it != names_.end()) return it->second;
+  std::string name = "dagrun_" + std::to_string(statements_.size());
+  if (conn_) conn_->prepare(name, text);
+  statements_.emplace_back(name, text);
+  return names_.emplace(text, std::move(name)).first->second;
+}
+
+error pg_connection::failure(const char* what, const std::string& message) const {
+  // libpq never echoes a password, but a message is cheap to check and a leak is not. (A password
+  // of one or two characters would mangle every message and is no secret anyway.)
+  const std::string& secret = target_.password;
+  const std::string text = secret.size() >= 3 ? scrubbed(trimmed(message), secret) : trimmed(message);
+  error_context where;
+  where.file = target_.label;
+  return error(where, "cannot " + std::string(what) + ": " + text);
+}
+
+bool pg_connection::lost(const pqxx::sql_error& e) const {
+  // Class 08 (connection exception), the server shutting down or terminating the session
+  // (57P01-57P03), or any error on a connection that is no longer open (a server restart).
+  const std::string& state = e.sqlstate();
+  return state.starts_with("08") || state == "57P01" || state == "57P02" || state == "57P03" || !conn_ ||
+         !conn_->is_open();
+}
+
+void pg_connection::attempts(const char* what, bool write, const attempt_body& body) {
+  const auto deadline = steady::now() + retry_budget;
+  auto delay = first_retry_delay;
+  for (int attempt = 1;; ++attempt) {
+    std::string problem;  // why this attempt did not finish
+    bool broken = false;  // the connection is gone
+    bool in_doubt = false;  // this attempt's COMMIT may or may not have happened
+    std::int64_t txid = 0;
+    try {
+      if (!conn_) open();
+      if (!write) {
+        pqxx::nontransaction tx(*conn_);
+        return body(tx);
+      }
+      pqxx::work tx(*conn_);
+      body(tx);
+      txid = tx.exec_prepared1(prepared(sql_txid_current))[0].as<std::int64_t>();
+      try {
+        tx.commit();
+        return;
+      } catch (const pqxx::in_doubt_error& e) {
+        in_doubt = true;
+        problem = e.what();
+        broken = true;
+      }
+    } catch (const error&) {
+      throw;  // ours (an unknown state name, a newer schema): not a connection problem
+    } catch (const pqxx::broken_connection& e) {
+      problem = e.what();
+      broken = true;
+    } catch (const pqxx::transaction_rollback& e) {
+      problem = e.what();  // deadlock or serialization failure: rolled back, safe to run again
+    } catch (const pqxx::sql_error& e) {
+      if (!lost(e)) throw failure(what, e.what());
+      problem = e.what();
+      broken = true;
+    } catch (const pqxx::pqxx_exception& e) {
+      throw failure(what, e.base().what());
+    }
+    if (broken) drop();
+    if (in_doubt) {
+      if (committed(what, txid, deadline, delay, problem)) return;
+      continue;  // it rolled back: run the whole transaction again (committed() already waited)
+    }
+    back_off(what, deadline, delay, problem, attempt);
+  }
+}
+
+void pg_connection::back_off(const char* what, steady::time_point deadline, std::chrono::milliseconds& delay,
+                             const std::string& problem, int attempts) {
+  if (steady::now() + delay > deadline)
+    throw failure(what, "still failing after " + std::to_string(attempts) + " attempts over " +
+                            std::to_string(retry_budget.count()) + " s: " + trimmed(problem));
+  std::this_thread::sleep_for(delay);  // backoff before reconnecting, not synchronisation
+  delay = std::min(delay * 2, max_retry_delay);
+}
+
+bool pg_connection::committed(const char* what, std::int64_t txid, steady::time_point deadline,
+                              std::chrono::milliseconds& delay, std::string& problem) {
+  for (;;) {
+    if (steady::now() + delay > deadline)
+      throw failure(what, "the connection was lost while committing, and whether transaction " +
+                              std::to_string(txid) + " committed is still unknown after " +
+                              std::to_string(retry_budget.count()) + " s: " + trimmed(problem));
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, max_retry_delay);
+    try {
+      if (!conn_) open();
+      pqxx::nontransaction tx(*conn_);
+      const pqxx::row status = tx.exec_prepared1(prepared(sql_txid_status), txid);
+      if (status[0].is_null())
+        throw failure(what, "the connection was lost while committing, and the server no longer knows whether "
+                            "transaction " + std::to_string(txid) + " committed");
+      const std::string state = status[0].as<std::string>();
+      if (state == "committed") return true;
+      if (state == "aborted") return false;
+      // Still in progress: only the network broke, and the old session waits for a client that is
+      // gone. End it, then ask again.
+      tx.exec_prepared(prepared(sql_end_session_of_transaction), txid);
+      problem = "transaction " + std::to_string(txid) + " is still in progress";
+    } catch (const error&) {
+      throw;
+    } catch (const pqxx::broken_connection& e) {
+      problem = e.what();
+      drop();
+    } catch (const pqxx::sql_error& e) {
+      if (!lost(e)) throw failure(what, e.what());
+      problem = e.what();
+      drop();
+    } catch (const pqxx::pqxx_exception& e) {
+      throw failure(what, e.base().what());
+    }
+  }
+}
+
+bool pg_connection::wait(const std::string& channel, std::chrono::milliseconds max) {
+  try {
+    if (!conn_) open();
+    auto it = listeners_.find(channel);
+    if (it == listeners_.end()) it = listeners_.emplace(channel, std::make_unique<listener>(*conn_, channel)).first;
+    listener& l = *it->second;
+    if (!l.fired) {
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(max).count();
+      conn_->await_notification(static_cast<long>(us / 1'000'000), static_cast<long>(us % 1'000'000));
+    }
+    return std::exchange(l.fired, false);
+  } catch (const pqxx::broken_connection&) {
+    drop();
+    return false;
+  }
+}
+
+}  // namespace dag::detail

@@ -1,0 +1,134 @@
+#pragma once
+/// @file The PostgreSQL client layer that the store and the task queue share, private to libdag
+/// (libpqxx 6.4): reading URLs, connecting with the session settings, retrying on broken
+/// connections, settling in-doubt commits, LISTEN. Only .cpp files include it, so libpqxx stays
+/// out of every public header.
+///
+/// Retries (`pg_connection::read` and `write`). An operation that fails because the connection
+/// broke is retried on a new connection, with a delay of 50 ms doubling up to 2 s, for up to 30 s;
+/// then it fails with dag::error naming the operation and the server. A read is simply run again.
+/// A write transaction is retried as a whole, which is only right when it did not commit:
+///  - lost before COMMIT was sent: the server rolls the transaction back, so it did not commit;
+///  - lost during COMMIT (libpqxx's in_doubt_error): it may have committed. A blind retry would
+///    report as lost what the first attempt did (a compare-and-set update now finds its own write
+///    and loses; a claimed queue row is claimed again), and the caller would never act on it. So
+///    every write transaction reads its id (txid_current()) just before COMMIT, and after
+///    reconnecting asks the server (txid_status()) what became of it: committed → the result
+///    computed in that attempt is returned; aborted → the transaction is retried; still in
+///    progress (only the network broke and the old session lives on) → the old session, found by
+///    its transaction id, is terminated so that the outcome is settled, and the server is asked
+///    again. If the outcome is still unknown when the budget runs out, it throws rather than guess.
+/// Deadlocks and serialization failures (the server rolled the transaction back) are retried the
+/// same way. Any other database error fails at once.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include <dag/core/error.hpp>
+
+namespace dag::detail {
+
+/// Where a PostgreSQL URL points, for connecting and for messages.
+struct pg_target {
+  std::string conninfo;  ///< what libpq connects with (may hold the password: never shown)
+  std::string label;     ///< `host:port/database`, for messages
+  std::string password;  ///< the password given in the URL, scrubbed from any message
+};
+
+/// Reads a libpq connection URI (`postgresql://user:password@host:5432/db?sslmode=require`, also
+/// `postgres://`, and SQLAlchemy's `postgresql+driver://` read as `postgresql://`) with libpq's own
+/// parser, so that every form libpq accepts works. `application` names the client to the server
+/// unless the URL or PGAPPNAME does; connecting gives up after 10 s unless the URL or
+/// PGCONNECT_TIMEOUT says otherwise. Throws dag::usage_error, never showing the password.
+pg_target parse_postgres_url(const std::string& url, std::string_view application);
+
+/// One PostgreSQL connection, opened on first use and re-opened when it breaks. Not thread-safe
+/// (neither are libpqxx connections): use it from one thread at a time.
+class pg_connection {
+public:
+  /// The connection to `where`, opened on first use (or by `connect`).
+  explicit pg_connection(pg_target where);
+  ~pg_connection();
+  pg_connection(const pg_connection&) = delete;
+  pg_connection& operator=(const pg_connection&) = delete;
+
+  /// Connects now, once, without retrying: a refused first connection is far more often a wrong
+  /// URL than an outage, and the person who typed it should hear so at once. Throws dag::error
+  /// "LABEL: cannot connect: …".
+  void connect();
+
+  /// Runs `body(tx)` outside any transaction (one round trip for one statement), again on a new
+  /// connection when it breaks; returns what `body` returns.
+  template <class F>
+  auto read(const char* what, F&& body) {
+    return transact(what, false, body);
+  }
+  /// Runs `body(tx)` in one transaction whose outcome is made certain (see the file comment);
+  /// returns what `body` returned in the attempt that committed.
+  template <class F>
+  auto write(const char* what, F&& body) {
+    return transact(what, true, body);
+  }
+
+  /// The name of the prepared statement for `sql`, registered on first use (and on every new
+  /// connection from then on).
+  const std::string& prepared(std::string_view sql);
+
+  /// Waits up to `max` for a notification on `channel` (LISTENing from the first call on); false
+  /// when none came or the connection broke (the next call reconnects).
+  bool wait(const std::string& channel, std::chrono::milliseconds max);
+
+  /// dag::error "LABEL: cannot WHAT: MESSAGE", with the password scrubbed from MESSAGE.
+  error failure(const char* what, const std::string& message) const;
+
+private:
+  class listener;
+  using attempt_body = std::function<void(pqxx::transaction_base&)>;
+
+  template <class F>
+  auto transact(const char* what, bool write, F& body) {
+    using result = std::invoke_result_t<F&, pqxx::transaction_base&>;
+    if constexpr (std::is_void_v<result>) {
+      attempts(what, write, body);
+    } else {
+      std::optional<result> out;  // from the attempt that counted
+      attempts(what, write, [&](pqxx::transaction_base& tx) { out = body(tx); });
+      return std::move(*out);
+    }
+  }
+  /// Runs `body` until one attempt counts, as the file comment describes.
+  void attempts(const char* what, bool write, const attempt_body& body);
+  /// Whether write transaction `txid`, whose COMMIT was in doubt, committed; reconnects as needed.
+  /// Throws once the outcome is still unknown at `deadline`.
+  bool committed(const char* what, std::int64_t txid, std::chrono::steady_clock::time_point deadline,
+                 std::chrono::milliseconds& delay, std::string& problem);
+  /// Sleeps `delay` and doubles it (up to the cap), or throws when that would pass `deadline`.
+  void back_off(const char* what, std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds& delay,
+                const std::string& problem, int attempts);
+  /// Whether `e` means the connection is gone rather than the statement wrong.
+  bool lost(const pqxx::sql_error& e) const;
+  /// Opens a new connection with the session settings and every prepared statement.
+  void open();
+  /// Forgets a broken connection (and what listened on it); the next attempt opens a new one.
+  void drop() noexcept;
+
+  pg_target target_;
+  std::unique_ptr<pqxx::connection> conn_;  ///< null after a break, until the next attempt
+  std::unordered_map<std::string, std::string> names_;  ///< SQL text → prepared statement name
+  std::vector<std::pair<std::string, std::string>> statements_;  ///< (name, SQL) to prepare on each connection
+  std::map<std::string, std::unique_ptr<listener>> listeners_;  ///< by channel, on conn_
+};
+
+}  // namespace dag::detail

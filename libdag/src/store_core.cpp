@@ -1,0 +1,679 @@
+/// @file The store core (see store_core.hpp): the schema, the records' columns, and every store
+/// method over the backend's sessions.
+
+#include "store_core.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace dag::detail {
+namespace {
+
+/// The migrations, in order: entry i brings the schema from version i to i + 1. A shipped
+/// migration is never edited; a schema change is a new entry. `{key}`, `{instant}`, `{flag}` and
+/// `{row_id}` are the backend's types (`dialect::types`).
+constexpr std::array<std::string_view, 2> migrations{
+    // 1: the initial schema.
+    R"sql(
+CREATE TABLE dags (
+  dag_id    {key} PRIMARY KEY,
+  is_paused {flag}
+);
+
+CREATE TABLE import_errors (
+  id      {row_id},
+  file    TEXT NOT NULL,
+  message TEXT NOT NULL
+);
+
+CREATE TABLE dag_runs (
+  dag_id              {key} NOT NULL,
+  run_id              {key} NOT NULL,
+  run_type            TEXT NOT NULL,
+  state               TEXT NOT NULL,
+  logical_date        {instant} NOT NULL,
+  data_interval_start {instant} NOT NULL,
+  data_interval_end   {instant} NOT NULL,
+  start_date          {instant},
+  end_date            {instant},
+  conf                TEXT NOT NULL DEFAULT '{}',
+  PRIMARY KEY (dag_id, run_id)
+);
+-- One scheduled or backfill run per logical date, whoever creates it (several schedulers, a
+-- backfill racing the scheduler); manual runs may share a date with them.
+CREATE UNIQUE INDEX dag_runs_one_per_scheduled_date ON dag_runs (dag_id, logical_date)
+  WHERE run_type IN ('scheduled', 'backfill');
+CREATE INDEX dag_runs_by_logical_date ON dag_runs (dag_id, logical_date);
+CREATE INDEX dag_runs_by_state ON dag_runs (state, end_date);
+
+CREATE TABLE task_instances (
+  dag_id     {key} NOT NULL,
+  run_id     {key} NOT NULL,
+  task_id    {key} NOT NULL,
+  state      TEXT NOT NULL DEFAULT 'none',
+  try_number INTEGER NOT NULL DEFAULT 0,
+  start_date {instant},
+  end_date   {instant},
+  retry_at   {instant},
+  exit_code  INTEGER,
+  hostname   TEXT NOT NULL DEFAULT '',
+  pid        INTEGER NOT NULL DEFAULT 0,
+  log_path   TEXT NOT NULL DEFAULT '',
+  message    TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (dag_id, run_id, task_id),
+  FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+);
+CREATE INDEX task_instances_by_state ON task_instances (state);
+
+CREATE TABLE task_tries (
+  dag_id     {key} NOT NULL,
+  run_id     {key} NOT NULL,
+  task_id    {key} NOT NULL,
+  try_number INTEGER NOT NULL,
+  state      TEXT NOT NULL,
+  start_date {instant},
+  end_date   {instant},
+  exit_code  INTEGER,
+  hostname   TEXT NOT NULL DEFAULT '',
+  pid        INTEGER NOT NULL DEFAULT 0,
+  log_path   TEXT NOT NULL DEFAULT '',
+  message    TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (dag_id, run_id, task_id, try_number),
+  FOREIGN KEY (dag_id, run_id, task_id) REFERENCES task_instances (dag_id, run_id, task_id) ON DELETE CASCADE
+);
+
+CREATE TABLE xcom (
+  dag_id  {key} NOT NULL,
+  run_id  {key} NOT NULL,
+  task_id {key} NOT NULL,
+  key     {key} NOT NULL,
+  value   TEXT NOT NULL,
+  PRIMARY KEY (dag_id, run_id, task_id, key),
+  FOREIGN KEY (dag_id, run_id, task_id) REFERENCES task_instances (dag_id, run_id, task_id) ON DELETE CASCADE
+);
+
+CREATE TABLE variables (
+  name  {key} PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+CREATE TABLE connections (
+  conn_id   {key} PRIMARY KEY,
+  conn_type TEXT NOT NULL DEFAULT '',
+  host      TEXT NOT NULL DEFAULT '',
+  port      INTEGER,
+  login     TEXT NOT NULL DEFAULT '',
+  password  TEXT NOT NULL DEFAULT '',
+  schema    TEXT NOT NULL DEFAULT ''
+);
+)sql",
+    // 2: rescheduled tries (sensors in reschedule mode) and retries given back by clearing.
+    R"sql(
+ALTER TABLE task_instances ADD COLUMN first_start_date {instant};
+ALTER TABLE task_instances ADD COLUMN cleared_tries INTEGER NOT NULL DEFAULT 0;
+)sql",
+};
+
+/// The schema version this build creates and understands.
+constexpr int latest_schema_version = static_cast<int>(migrations.size());
+
+/// `text` with every `{token}` that `replace` knows (it returns nullopt for the others) replaced.
+std::string expand(std::string_view text, const std::function<std::optional<std::string>(std::string_view)>& replace) {
+  std::string out;
+  std::size_t open = 0, close = 0;
+  while ((open = text.find('{')) != std::string_view::npos && (close = text.find('}', open)) != std::string_view::npos) {
+    const auto replacement = replace(text.substr(open + 1, close - open - 1));
+    out.append(text.substr(0, open)).append(replacement ? *replacement : text.substr(open, close - open + 1));
+    text.remove_prefix(close + 1);
+  }
+  return out.append(text);
+}
+
+// --- conversions at the boundary --------------------------------------------------------------
+
+std::int64_t micros_of(timestamp t) { return static_cast<std::int64_t>(t.time_since_epoch().count()); }
+std::int64_t micros_of(time_point t) { return micros_of(std::chrono::time_point_cast<std::chrono::microseconds>(t)); }
+timestamp timestamp_at(std::int64_t micros) { return timestamp{std::chrono::microseconds{micros}}; }
+
+template <class T>
+value value_of(const T& member) {
+  if constexpr (std::is_enum_v<T>) return to_string(member);  // names of static storage
+  else if constexpr (std::same_as<T, std::string>) return std::string_view(member);
+  else if constexpr (std::same_as<T, int>) return std::int64_t{member};
+  else if constexpr (std::same_as<T, time_point> || std::same_as<T, timestamp>) return micros_of(member);
+  else return member ? value_of(*member) : value{};  // the optionals
+}
+
+/// Reads an enum stored by name; a name this build does not know means the database was written by
+/// something else, which is an error rather than a silent default.
+template <class Enum>
+void read_name(const std::string& text, Enum& out, std::optional<Enum> (*parse)(std::string_view), const char* what) {
+  const auto parsed = parse(text);
+  if (!parsed) throw error("the database holds an unknown " + std::string(what) + " '" + text + "'");
+  out = *parsed;
+}
+
+std::int64_t integer_of(const value& v) {
+  if (const auto* number = std::get_if<std::int64_t>(&v)) return *number;
+  const auto text = std::get<std::string_view>(v);
+  std::int64_t number = 0;
+  std::from_chars(text.data(), text.data() + text.size(), number);
+  return number;
+}
+
+std::string text_of(const value& v) {
+  if (const auto* number = std::get_if<std::int64_t>(&v)) return std::to_string(*number);
+  return std::string(std::get<std::string_view>(v));
+}
+
+template <class T>
+void read_value(const value& v, T& out) {
+  if constexpr (std::same_as<T, std::string>) out = text_of(v);
+  else if constexpr (std::same_as<T, int>) out = static_cast<int>(integer_of(v));
+  else if constexpr (std::same_as<T, timestamp>) out = timestamp_at(integer_of(v));
+  else if constexpr (std::same_as<T, time_point>) out = std::chrono::floor<std::chrono::seconds>(timestamp_at(integer_of(v)));
+  else if constexpr (std::same_as<T, run_type>) read_name(text_of(v), out, parse_run_type, "run type");
+  else if constexpr (std::same_as<T, run_state>) read_name(text_of(v), out, parse_run_state, "run state");
+  else if constexpr (std::same_as<T, task_state>) read_name(text_of(v), out, parse_task_state, "task state");
+  else if (std::holds_alternative<std::monostate>(v)) out.reset();  // the optionals
+  else read_value(v, out.emplace());
+}
+
+template <class T>
+constexpr column_type type_of() {
+  if constexpr (std::same_as<T, int> || std::same_as<T, std::optional<int>>) return column_type::integer;
+  else if constexpr (std::same_as<T, time_point> || std::same_as<T, std::optional<timestamp>>) return column_type::instant;
+  else return column_type::text;  // text, and enums by name
+}
+
+// --- the records' columns, each record's once: the names in table order (keys first), and the
+// members in the same order.
+
+template <class R>
+struct table;
+
+template <>
+struct table<run_record> {
+  static constexpr std::string_view names =
+      "dag_id, run_id, run_type, state, logical_date, data_interval_start, data_interval_end, start_date, end_date, conf";
+  static void members(auto& r, auto&& f) {
+    f(r.dag_id, r.run_id, r.type, r.state, r.logical_date, r.interval.start, r.interval.end, r.start_date, r.end_date,
+      r.conf);
+  }
+};
+
+template <>
+struct table<task_instance_record> {
+  static constexpr std::string_view names =
+      "dag_id, run_id, task_id, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid, log_path, "
+      "message, first_start_date, cleared_tries";
+  static void members(auto& r, auto&& f) {
+    f(r.dag_id, r.run_id, r.task_id, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
+      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries);
+  }
+};
+
+template <>
+struct table<try_record> {
+  static constexpr std::string_view names =
+      "dag_id, run_id, task_id, try_number, state, start_date, end_date, exit_code, hostname, pid, log_path, message";
+  static void members(auto& r, auto&& f) {
+    f(r.dag_id, r.run_id, r.task_id, r.try_number, r.state, r.start_date, r.end_date, r.exit_code, r.hostname, r.pid,
+      r.log_path, r.message);
+  }
+};
+
+template <>
+struct table<xcom_record> {
+  static constexpr std::string_view names = "dag_id, run_id, task_id, key, value";
+  static void members(auto& r, auto&& f) { f(r.dag_id, r.run_id, r.task_id, r.key, r.value); }
+};
+
+template <>
+struct table<connection> {
+  static constexpr std::string_view names = "conn_id, conn_type, host, port, login, password, schema";
+  static void members(auto& c, auto&& f) { f(c.conn_id, c.conn_type, c.host, c.port, c.login, c.password, c.schema); }
+};
+
+template <>
+struct table<import_error_record> {
+  static constexpr std::string_view names = "file, message";
+  static void members(auto& e, auto&& f) { f(e.file, e.message); }
+};
+
+// A change gives its row's key, its new values and what it expects to find.
+template <>
+struct table<run_update> {
+  static constexpr std::string_view names = "dag_id, run_id, state, start_date, end_date, expected";
+  static void members(auto& u, auto&& f) { f(u.dag_id, u.run_id, u.state, u.start_date, u.end_date, u.expected); }
+};
+
+template <>
+struct table<task_instance_update> {
+  static inline const std::string names = std::string(table<task_instance_record>::names) + ", expected, expected_try";
+  static void members(auto& u, auto&& f) {
+    table<task_instance_record>::members(u.record, [&](auto&... m) { f(m..., u.expected, u.expected_try); });
+  }
+};
+
+/// R's columns, in order.
+template <class R>
+const std::vector<column>& columns_of() {
+  static const std::vector<column> columns = [] {
+    std::vector<column> out;
+    std::string_view names = table<R>::names;
+    const auto add = [&](column_type type) {
+      const std::size_t comma = names.find(',');
+      out.push_back({std::string(names.substr(0, comma)), type});
+      names.remove_prefix(comma == std::string_view::npos ? names.size() : comma + 2);
+    };
+    const R r{};
+    table<R>::members(r, [&](const auto&... member) { (add(type_of<std::remove_cvref_t<decltype(member)>>()), ...); });
+    if (!names.empty() || out.back().name.empty()) throw std::logic_error("a record's column names and members differ");
+    return out;
+  }();
+  return columns;
+}
+
+/// `SELECT <R's columns> FROM table`.
+template <class R>
+std::string select_from(std::string_view name) {
+  return "SELECT " + std::string(table<R>::names) + " FROM " + std::string(name);
+}
+
+/// An R (a record, or the text of one or two columns) from a row holding its columns in order.
+template <class R>
+R read(std::span<const value> row) {
+  if constexpr (std::same_as<R, std::string>) {
+    return text_of(row[0]);
+  } else if constexpr (std::same_as<R, std::pair<std::string, std::string>>) {
+    return R{text_of(row[0]), text_of(row[1])};
+  } else {
+    R out{};
+    table<R>::members(out, [&](auto&... member) {
+      std::size_t i = 0;
+      (read_value(row[i++], member), ...);
+    });
+    return out;
+  }
+}
+
+/// Appends the values of r's first `count` columns.
+template <class R>
+void append(std::vector<value>& out, const R& r, std::size_t count = std::numeric_limits<std::size_t>::max()) {
+  const auto add = [&](const auto& member) {
+    if (count > 0) out.push_back(value_of(member));
+    if (count > 0) --count;
+  };
+  table<R>::members(r, [&](const auto&... member) { (add(member), ...); });
+}
+
+/// The first of `rows`, if any.
+template <class R>
+std::optional<R> first_of(std::vector<R> rows) {
+  return rows.empty() ? std::nullopt : std::optional<R>(std::move(rows.front()));
+}
+
+/// The rows of `records`: each one's first `count` columns.
+template <class R>
+row_source rows_of(const std::vector<R>& records, std::size_t count = std::numeric_limits<std::size_t>::max()) {
+  return [&records, count](std::size_t i, std::vector<value>& out) {
+    out.clear();
+    append(out, records[i], count);
+  };
+}
+
+// --- the writes ---------------------------------------------------------------------------------
+
+/// The first `count` of `columns`.
+std::vector<column> first(const std::vector<column>& columns, std::size_t count) {
+  return {columns.begin(), columns.begin() + static_cast<std::ptrdiff_t>(count)};
+}
+
+/// An insert that, when the row exists (by whichever constraint), keeps it or replaces its columns.
+row_write inserting(std::string table, std::vector<column> given, std::size_t key_size, bool replace) {
+  row_write w{row_write::verb::insert, std::move(table), std::move(given), key_size, "ON CONFLICT DO NOTHING", {}};
+  if (!replace) return w;
+  // An upsert rather than SQLite's INSERT OR REPLACE, which deletes and re-inserts the row (slower,
+  // and it would fire ON DELETE actions).
+  w.clause = "ON CONFLICT (" + w.names(key_size) + ") DO UPDATE SET ";
+  for (std::size_t i = key_size; i < w.given.size(); ++i)
+    w.clause += (i > key_size ? ", " : "") + w.given[i].name + " = excluded." + w.given[i].name;
+  return w;
+}
+
+/// An update (`assignments` given) or a delete of the row whose key matches, where `expected` holds.
+row_write matching(std::string table, std::vector<column> given, std::size_t key_size, std::string assignments,
+                   std::string expected) {
+  const auto what = assignments.empty() ? row_write::verb::remove : row_write::verb::update;
+  row_write w{what, std::move(table), std::move(given), key_size, std::move(assignments), std::move(expected)};
+  for (std::size_t i = key_size; i-- > 0;)
+    w.condition = "r." + w.given[i].name + " = {" + w.given[i].name + "}" + (w.condition.empty() ? "" : " AND ") + w.condition;
+  return w;
+}
+
+/// Every write the store makes, built once.
+struct writes {
+  writes() {
+    const auto& ti = columns_of<task_instance_record>();
+    std::string every_field;  // a task instance update writes every field of the record
+    for (std::size_t i = 3; i < ti.size(); ++i) every_field += (i > 3 ? ", " : "") + ti[i].name + " = {" + ti[i].name + "}";
+    task_instance_updates = matching("task_instances", columns_of<task_instance_update>(), 3, every_field,
+                                     "r.state = {expected} AND r.try_number = {expected_try}");
+    // A run is inserted on its own, to learn whether it was created: DO NOTHING also covers the
+    // partial index on scheduled/backfill dates, so a duplicate by run id or by date is "not created".
+    insert_run = "INSERT INTO dag_runs (" + std::string(table<run_record>::names) + ") VALUES ($1";
+    for (std::size_t i = 2; i <= columns_of<run_record>().size(); ++i) insert_run += ", $" + std::to_string(i);
+    insert_run += ") ON CONFLICT DO NOTHING";
+  }
+  row_write new_task_instances =
+      inserting("task_instances", first(columns_of<task_instance_record>(), 3), 3, false);
+  // A run goes back to queued or running when cleared: it has not ended then, whatever the update
+  // says; a start date, once set, is kept unless a new one is given.
+  row_write run_updates = matching("dag_runs", columns_of<run_update>(), 2,
+                                   "state = {state}, start_date = COALESCE({start_date}, r.start_date), "
+                                   "end_date = CASE WHEN {state} IN ('queued', 'running') THEN NULL "
+                                   "ELSE COALESCE({end_date}, r.end_date) END",
+                                   "r.state = {expected}");
+  row_write task_instance_updates;
+  row_write xcom_deletes = matching("xcom", first(columns_of<xcom_record>(), 3), 3, {}, {});
+  row_write try_upserts = inserting("task_tries", columns_of<try_record>(), 4, true);
+  row_write xcom_upserts = inserting("xcom", columns_of<xcom_record>(), 4, true);
+  row_write import_errors = inserting("import_errors", columns_of<import_error_record>(), 0, false);
+  row_write variables =
+      inserting("variables", {{"name", column_type::text}, {"value", column_type::text}}, 1, true);
+  row_write connections = inserting("connections", columns_of<connection>(), 1, true);
+  row_write paused =
+      inserting("dags", {{"dag_id", column_type::text}, {"is_paused", column_type::flag}}, 1, true);
+  std::string insert_run;
+};
+
+const writes& all_writes() {
+  static const writes w;
+  return w;
+}
+
+}  // namespace
+
+std::string row_write::expand(std::string_view text, const std::function<std::string(std::size_t)>& ref) const {
+  return detail::expand(text, [&](std::string_view name) -> std::optional<std::string> {
+    for (std::size_t i = 0; i < given.size(); ++i)
+      if (given[i].name == name) return ref(i);
+    return std::nullopt;
+  });
+}
+
+std::string row_write::names(std::size_t count) const {
+  std::string out;
+  for (std::size_t i = 0; i < std::min(count, given.size()); ++i) out += (i > 0 ? ", " : "") + given[i].name;
+  return out;
+}
+
+std::string row_write::refs(const std::function<std::string(std::size_t)>& ref) const {
+  std::string out;
+  for (std::size_t i = 0; i < given.size(); ++i) out += (i > 0 ? ", " : "") + ref(i);
+  return out;
+}
+
+store_core::store_core(dialect sql, std::string label) : sql_(std::move(sql)), label_(std::move(label)) {}
+
+error database_error(const std::string& label, const std::string& message) {
+  error_context where;
+  where.file = label;
+  return error(where, message);
+}
+
+template <class F>
+auto store_core::transact(const char* what, access mode, F&& body) {
+  using result = std::invoke_result_t<F&, session&>;
+  if constexpr (std::is_void_v<result>) {
+    run(what, mode, body);
+  } else {
+    std::optional<result> out;  // from the run that counted, when a backend runs the body again
+    run(what, mode, [&](session& s) { out = body(s); });
+    return std::move(*out);
+  }
+}
+
+template <class R>
+std::vector<R> store_core::list(const char* what, const std::string& sql, std::span<const value> params) {
+  return transact(what, access::read, [&](session& s) {
+    std::vector<R> out;
+    s.exec(sql, params, [&](std::span<const value> row) { out.push_back(read<R>(row)); });
+    return out;
+  });
+}
+
+void store_core::write_row(const char* what, const row_write& w, const std::vector<value>& values) {
+  transact(what, access::write,
+           [&](session& s) { s.write(w, 1, [&](std::size_t, std::vector<value>& out) { out = values; }); });
+}
+
+std::size_t store_core::execute(const char* what, std::string_view sql, std::span<const value> params) {
+  return transact(what, access::write, [&](session& s) { return s.exec(sql, params); });
+}
+
+int store_core::recorded_version(session& s) {
+  int version = 0;
+  const auto read_version = [&](std::span<const value> row) { version = static_cast<int>(integer_of(row[0])); };
+  s.exec(sql_.has_schema_version, {}, read_version);
+  if (version == 0) return 0;
+  s.exec("SELECT COALESCE(MAX(version), 0) FROM schema_version", {}, read_version);
+  return version;
+}
+
+void store_core::migrate() {
+  const auto check = [&](int version) {
+    if (version > latest_schema_version)
+      throw database_error(label_, "database schema version " + std::to_string(version) + " is newer than this dagrun (" +
+                           std::to_string(latest_schema_version) + ")");
+  };
+  // Read first so that opening an up-to-date database (every CLI command) takes no lock.
+  const int seen = transact("migrate the schema", access::read, [&](session& s) { return recorded_version(s); });
+  check(seen);
+  if (seen == latest_schema_version) return;
+
+  const auto types = [&](std::string_view token) -> std::optional<std::string> {
+    const auto it = sql_.types.find(token);
+    return it == sql_.types.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  transact("migrate the schema", access::write, [&](session& s) {
+    // Several processes may start at once: the first to get the lock migrates, the others then
+    // find the work done (the version is read again under the lock).
+    if (!sql_.migration_lock.empty()) s.exec(sql_.migration_lock);
+    s.script(expand("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at {instant} NOT NULL)",
+                    types));
+    const int current = recorded_version(s);
+    check(current);
+    const std::int64_t now = micros_of(std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()));
+    for (int v = current; v < latest_schema_version; ++v) {
+      s.script(expand(migrations[static_cast<std::size_t>(v)], types));  // in the transaction: all or nothing
+      const value version[] = {std::int64_t{v + 1}, now};
+      s.exec("INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)", version);
+    }
+  });
+}
+
+int store_core::schema_version() {
+  return transact("read the schema version", access::read, [&](session& s) { return recorded_version(s); });
+}
+
+void store_core::set_paused(const std::string& dag_id, bool paused) {
+  write_row("set a DAG's paused flag", all_writes().paused, {dag_id, std::int64_t{paused ? 1 : 0}});
+}
+
+std::set<std::string> store_core::paused_dags() {
+  const auto ids = list<std::string>("list paused DAGs", "SELECT dag_id FROM dags WHERE is_paused");
+  return {ids.begin(), ids.end()};
+}
+
+void store_core::set_import_errors(const std::vector<import_error_record>& errors) {
+  transact("replace import errors", access::write, [&](session& s) {
+    s.exec("DELETE FROM import_errors");
+    s.write(all_writes().import_errors, errors.size(), rows_of(errors));  // in order: listing sorts by id
+  });
+}
+
+std::vector<import_error_record> store_core::import_errors() {
+  return list<import_error_record>("list import errors", select_from<import_error_record>("import_errors") + " ORDER BY id");
+}
+
+change_result store_core::apply(const change_set& changes) {
+  if (changes.empty()) return {};  // the idle scheduler loop takes no lock and costs no round trip
+  const writes& w = all_writes();
+  return transact("apply changes", access::write, [&](session& s) {
+    change_result result;  // afresh in every run, so that a run again reports only what it did itself
+    std::vector<value> run;
+    std::vector<std::pair<const run_record*, const std::string*>> new_task_instances;
+    for (const auto& [r, task_ids] : changes.new_runs) {
+      run.clear();
+      append(run, r);
+      result.runs_created.push_back(s.exec(w.insert_run, run) == 1);
+      if (!result.runs_created.back()) continue;  // an existing run keeps its task instances as they are
+      for (const auto& task_id : task_ids) new_task_instances.emplace_back(&r, &task_id);
+    }
+    s.write(w.new_task_instances, new_task_instances.size(), [&](std::size_t i, std::vector<value>& out) {
+      out.assign({new_task_instances[i].first->dag_id, new_task_instances[i].first->run_id, *new_task_instances[i].second});
+    });
+    result.runs_updated = s.write(w.run_updates, changes.runs.size(), rows_of(changes.runs));
+    // A task added to the DAG after its run was created has no row yet: an instance in state none
+    // with no try is what it would have been, so it is created and the update applied again (which
+    // still loses if another writer created the row and moved it on meanwhile).
+    const on_lost added_task{w.new_task_instances, [&](std::size_t i) {
+                               const task_instance_update& u = changes.task_instances[i];
+                               return u.expected == task_state::none && u.expected_try == 0;
+                             }};
+    result.task_instances_updated =
+        s.write(w.task_instance_updates, changes.task_instances.size(), rows_of(changes.task_instances), &added_task);
+    s.write(w.try_upserts, changes.tries.size(), rows_of(changes.tries));
+    s.write(w.xcom_deletes, changes.xcom_deletes.size(), rows_of(changes.xcom_deletes, w.xcom_deletes.key_size));
+    s.write(w.xcom_upserts, changes.xcoms.size(), rows_of(changes.xcoms));
+    return result;
+  });
+}
+
+std::vector<run_record> store_core::runs(const run_filter& filter) {
+  // One statement per combination of filters (a bounded number), each prepared once: a single
+  // statement with `$1 IS NULL OR …` would get one generic plan that fits no combination well.
+  std::string sql = select_from<run_record>("dag_runs") + " WHERE 1 = 1";
+  std::vector<value> params;
+  const auto param = [&](value v) {
+    params.push_back(v);
+    return "$" + std::to_string(params.size());
+  };
+  if (filter.dag_id) sql += " AND dag_id = " + param(*filter.dag_id);
+  if (!filter.states.empty()) {
+    sql += " AND state IN (";
+    for (run_state s : filter.states) sql += (sql.back() == '(' ? "" : ", ") + param(to_string(s));
+    sql += ")";
+  }
+  if (filter.logical_from) sql += " AND logical_date >= " + param(micros_of(*filter.logical_from));
+  if (filter.logical_to) sql += " AND logical_date <= " + param(micros_of(*filter.logical_to));
+  if (filter.automated_only) sql += " AND run_type <> 'manual'";
+  sql += " ORDER BY logical_date DESC, dag_id, run_id";
+  if (filter.limit > 0) {
+    constexpr auto max_limit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+    sql += " LIMIT " + param(static_cast<std::int64_t>(std::min(filter.limit, max_limit)));
+  }
+  return list<run_record>("list runs", sql, params);
+}
+
+std::optional<run_record> store_core::find_run(const std::string& dag_id, const std::string& run_id) {
+  const value key[] = {dag_id, run_id};
+  return first_of(
+      list<run_record>("find a run", select_from<run_record>("dag_runs") + " WHERE dag_id = $1 AND run_id = $2", key));
+}
+
+std::vector<task_instance_record> store_core::task_instances(const std::string& dag_id, const std::string& run_id) {
+  const value key[] = {dag_id, run_id};
+  return list<task_instance_record>(
+      "list task instances",
+      select_from<task_instance_record>("task_instances") + " WHERE dag_id = $1 AND run_id = $2 ORDER BY task_id", key);
+}
+
+std::vector<task_instance_record> store_core::task_instances_in(const std::set<task_state>& states) {
+  if (states.empty()) return {};  // no state asked for, none matches
+  std::string sql = select_from<task_instance_record>("task_instances") + " WHERE state IN (";
+  std::vector<value> names;
+  for (task_state state : states) {
+    names.push_back(to_string(state));
+    sql += (names.size() > 1 ? ", $" : "$") + std::to_string(names.size());
+  }
+  sql += ") ORDER BY dag_id, run_id, task_id";
+  return list<task_instance_record>("list task instances by state", sql, names);
+}
+
+std::vector<try_record> store_core::tries(const std::string& dag_id, const std::string& run_id,
+                                          const std::string& task_id) {
+  const value key[] = {dag_id, run_id, task_id};
+  return list<try_record>("list tries",
+                          select_from<try_record>("task_tries") +
+                              " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 ORDER BY try_number",
+                          key);
+}
+
+std::optional<std::string> store_core::xcom(const std::string& dag_id, const std::string& run_id,
+                                            const std::string& task_id, const std::string& key) {
+  const value where[] = {dag_id, run_id, task_id, key};
+  return first_of(list<std::string>(
+      "read an XCom", "SELECT value FROM xcom WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND key = $4", where));
+}
+
+void store_core::set_variable(const std::string& name, const std::string& text) {
+  write_row("set a variable", all_writes().variables, {name, text});
+}
+
+std::optional<std::string> store_core::variable(const std::string& name) {
+  const value key[] = {name};
+  return first_of(list<std::string>("read a variable", "SELECT value FROM variables WHERE name = $1", key));
+}
+
+std::map<std::string, std::string> store_core::variables() {
+  const auto pairs = list<std::pair<std::string, std::string>>("list variables", "SELECT name, value FROM variables");
+  return {pairs.begin(), pairs.end()};
+}
+
+bool store_core::delete_variable(const std::string& name) {
+  const value key[] = {name};
+  return execute("delete a variable", "DELETE FROM variables WHERE name = $1", key) == 1;
+}
+
+void store_core::set_connection(const connection& c) {
+  std::vector<value> values;
+  append(values, c);
+  write_row("store a connection", all_writes().connections, values);
+}
+
+std::optional<connection> store_core::find_connection(const std::string& conn_id) {
+  const value key[] = {conn_id};
+  return first_of(
+      list<connection>("read a connection", select_from<connection>("connections") + " WHERE conn_id = $1", key));
+}
+
+std::vector<connection> store_core::connections() {
+  return list<connection>("list connections", select_from<connection>("connections") + " ORDER BY conn_id");
+}
+
+bool store_core::delete_connection(const std::string& conn_id) {
+  const value key[] = {conn_id};
+  return execute("delete a connection", "DELETE FROM connections WHERE conn_id = $1", key) == 1;
+}
+
+std::size_t store_core::clean(timestamp cutoff) {
+  // Task instances, tries and XComs go with their run through ON DELETE CASCADE.
+  const value before[] = {micros_of(cutoff)};
+  return execute("clean old runs", "DELETE FROM dag_runs WHERE state IN ('success', 'failed') AND end_date < $1", before);
+}
+
+}  // namespace dag::detail

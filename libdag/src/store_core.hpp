@@ -1,0 +1,186 @@
+#pragma once
+/// @file The store core, private to libdag: everything the SQLite and PostgreSQL stores share (the
+/// schema, the column lists, the row mapping, the compare-and-set rules and every store method),
+/// written once over a few backend hooks, as spdlog's base_sink does for sinks. A backend brings
+/// its statement syntax, its types, its transactions and locking, and its batching: SQLite runs a
+/// cached statement per row (sqlite_store.cpp); PostgreSQL one set-based statement per batch over
+/// array parameters, on a connection that survives restarts (postgres_store.cpp).
+///
+/// Storage conventions (both backends):
+///  - Every instant is an integer of microseconds since the Unix epoch (UTC); logical dates and
+///    interval bounds are whole seconds stored the same way. NULL means "not set".
+///  - States and run types are text holding their Airflow names, so the tables read well in a SQL
+///    shell; a name this build does not know is an error, not a silent default.
+///  - Key columns sort bytewise (PostgreSQL: COLLATE "C", as SQLite does), whatever the locale.
+///  - Task instances, tries and XComs hang off their run by foreign keys with ON DELETE CASCADE, so
+///    deleting a run (`db clean`) deletes everything of it.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <dag/core/error.hpp>
+#include <dag/store/store.hpp>
+
+namespace dag::detail {
+
+/// How a column is stored; each backend has its own type for each.
+enum class column_type { text, integer, instant, flag };
+
+/// A column a statement writes.
+struct column {
+  std::string name;  ///< its name
+  column_type type;  ///< its type
+};
+
+/// A statement parameter or a column of a result row: NULL, an integer (instants in microseconds,
+/// flags 0 or 1) or text (a parameter's outlives the statement's execution; a column's lasts while
+/// its row is looked at). PostgreSQL gives every column as text.
+using value = std::variant<std::monostate, std::int64_t, std::string_view>;
+
+/// A write applied to each row of a list, described once; each backend writes it as its own SQL
+/// (a statement per row, or one per batch). In `clause` and `condition`, `{name}` stands for the
+/// row's value of a given column and `r` for the table's row being written.
+struct row_write {
+  /// What the write does.
+  enum class verb { insert, update, remove };
+  verb what = verb::insert;  ///< what it does
+  std::string table;         ///< the table written
+  std::vector<column> given; ///< what each row gives, in order; the key columns first
+  std::size_t key_size = 0;  ///< how many leading columns identify the row written
+  std::string clause;        ///< insert: what follows the values (ON CONFLICT …); update: the assignments
+  std::string condition;     ///< update, remove: which row is written
+
+  /// `text` with every `{name}` of a given column replaced by `ref(its index)`.
+  std::string expand(std::string_view text, const std::function<std::string(std::size_t)>& ref) const;
+  /// The first `count` given columns' names, comma-separated.
+  std::string names(std::size_t count = std::string::npos) const;
+  /// `ref(i)` for every given column, comma-separated.
+  std::string refs(const std::function<std::string(std::size_t)>& ref) const;
+};
+
+/// The rows of a write, produced one at a time (a batch is never built as a whole): `rows(i, out)`
+/// puts row i's values into `out`, replacing what it held.
+using row_source = std::function<void(std::size_t i, std::vector<value>& out)>;
+
+/// What happens to the rows of an update that lose: those for which `applies(i)` holds get
+/// `insert` (of the row's first columns) and then the update again, right after their first try
+/// and before any later row with the same key.
+struct on_lost {
+  const row_write& insert;                    ///< the insert
+  std::function<bool(std::size_t)> applies;  ///< which rows
+};
+
+/// The statements of one transaction (or, for reads, of one connection), as a backend runs them.
+class session {
+public:
+  /// Runs a statement whose parameters are `$1`, `$2`, …, calling `each` (if any) with every row
+  /// it returns; returns how many rows it changed.
+  virtual std::size_t exec(std::string_view sql, std::span<const value> params = {},
+                           const std::function<void(std::span<const value>)>& each = {}) = 0;
+  /// Runs statements that take no parameters (the schema's migrations).
+  virtual void script(std::string_view sql) = 0;
+  /// Applies `w` to rows 0 to `count` - 1 of `rows` as if one by one, in order; for updates, per
+  /// row whether it won, after `lost` where given.
+  virtual std::vector<bool> write(const row_write& w, std::size_t count, const row_source& rows,
+                                  const on_lost* lost = nullptr) = 0;
+
+protected:
+  ~session() = default;
+};
+
+/// What the core needs to know of a backend's SQL.
+struct dialect {
+  /// The schema's types: `key` (text ordered bytewise), `instant` (64-bit integer), `flag` (with
+  /// its default, false) and `row_id` (an integer primary key the database draws).
+  std::map<std::string, std::string, std::less<>> types;
+  std::string has_schema_version;  ///< a query giving 1 when table schema_version exists, else 0
+  std::string migration_lock;      ///< run first when migrating, to serialize migrations ("" if not needed)
+};
+
+/// A dag::error about the database `label` (its path, `host:port/database`): `LABEL: message`.
+error database_error(const std::string& label, const std::string& message);
+
+/// What a transaction does: a read, or a write applied wholly or not at all.
+enum class access { read, write };
+
+/// The store every backend is: every method written once over the backend's `run`.
+class store_core : public store {
+public:
+  void migrate() final;
+  int schema_version() final;
+
+  void set_paused(const std::string& dag_id, bool paused) final;
+  std::set<std::string> paused_dags() final;
+  void set_import_errors(const std::vector<import_error_record>& errors) final;
+  std::vector<import_error_record> import_errors() final;
+
+  change_result apply(const change_set& changes) final;
+
+  std::vector<run_record> runs(const run_filter& filter) final;
+  std::optional<run_record> find_run(const std::string& dag_id, const std::string& run_id) final;
+  std::vector<task_instance_record> task_instances(const std::string& dag_id, const std::string& run_id) final;
+  std::vector<task_instance_record> task_instances_in(const std::set<task_state>& states) final;
+  std::vector<try_record> tries(const std::string& dag_id, const std::string& run_id, const std::string& task_id) final;
+  std::optional<std::string> xcom(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
+                                  const std::string& key) final;
+
+  void set_variable(const std::string& name, const std::string& value) final;
+  std::optional<std::string> variable(const std::string& name) final;
+  std::map<std::string, std::string> variables() final;
+  bool delete_variable(const std::string& name) final;
+
+  void set_connection(const connection& c) final;
+  std::optional<connection> find_connection(const std::string& conn_id) final;
+  std::vector<connection> connections() final;
+  bool delete_connection(const std::string& conn_id) final;
+
+  std::size_t clean(timestamp cutoff) final;
+
+protected:
+  /// A store on the database named `label` in errors (its path, `host:port/database`).
+  store_core(dialect sql, std::string label);
+
+  /// Runs `body` once as a read or one write transaction (a backend may run it again after a
+  /// failure it recovers from); turns database errors into dag::error "LABEL: cannot WHAT: …".
+  virtual void run(const char* what, access mode, const std::function<void(session&)>& body) = 0;
+
+  /// The database in errors.
+  const std::string& label() const { return label_; }
+
+private:
+  /// `run` for a body with a result: the result of the run that counted.
+  template <class F>
+  auto transact(const char* what, access mode, F&& body);
+  /// Writes one row of `w` in a transaction of its own.
+  void write_row(const char* what, const row_write& w, const std::vector<value>& values);
+  /// Runs one statement in a write transaction; returns how many rows it changed.
+  std::size_t execute(const char* what, std::string_view sql, std::span<const value> params);
+  /// The rows of a read, each an R (a record, or the text of one or two columns).
+  template <class R>
+  std::vector<R> list(const char* what, const std::string& sql, std::span<const value> params = {});
+  /// The version recorded in schema_version; 0 when the table does not exist yet.
+  int recorded_version(session& s);
+
+  dialect sql_;
+  std::string label_;
+};
+
+/// Opens (creating if missing) the SQLite database at `path` and migrates it; throws dag::error
+/// naming the path when it cannot be opened or its schema is newer than this build knows.
+std::unique_ptr<store> open_sqlite_store(const std::string& path);
+
+/// Connects to the PostgreSQL database named by `url` (see parse_postgres_url) and migrates it. The
+/// first connection is tried once, so that a wrong URL fails at once; a connection lost later is
+/// re-established. Throws dag::error naming the host and database, never the password, when it
+/// cannot connect or the schema is newer than this build.
+std::unique_ptr<store> open_postgres_store(const std::string& url);
+
+}  // namespace dag::detail
