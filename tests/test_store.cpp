@@ -629,6 +629,41 @@ TEST_CASE_TEMPLATE("Store.AnAddedTaskIsCreatedBeforeLaterUpdatesOfItInTheSameCha
   CHECK(tis[1].try_number == 1);
 }
 
+TEST_CASE_TEMPLATE("Store.AnAllOrNothingChangeSetWritesNothingWhenOneCompareAndSetLoses", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(s->apply(creating(run, {"a", "b"})).runs_created == std::vector<bool>{true});
+  {
+    dag::change_set c;  // the XCom the second change set would delete
+    c.task_instances = {moving(run, "a", dag::task_state::none, 0, dag::task_state::success, 1)};
+    c.xcoms.push_back({"etl", run.run_id, "a", "return_value", "kept"});
+    REQUIRE(s->apply(c).task_instances_updated == std::vector<bool>{true});
+  }
+  // b's compare-and-set is stale (it is in none, not running): nothing of the set is written.
+  dag::change_set c;
+  c.all_or_nothing = true;
+  c.task_instances = {moving(run, "a", dag::task_state::success, 1, dag::task_state::none, 1),
+                      moving(run, "b", dag::task_state::running, 1, dag::task_state::success, 1)};
+  c.xcom_deletes.push_back({"etl", run.run_id, "a", "", ""});
+  c.runs.push_back({"etl", run.run_id, dag::run_state::running, dag::run_state::queued, std::nullopt, std::nullopt});
+  const auto lost = s->apply(c);
+  CHECK_FALSE(lost.applied);
+  CHECK(lost.task_instances_updated == std::vector<bool>{true, false});  // which lost, as seen inside
+  const auto tis = s->task_instances("etl", run.run_id);
+  CHECK(tis[0].state == dag::task_state::success);  // rolled back
+  CHECK(s->xcom("etl", run.run_id, "a") == "kept");
+  CHECK(s->find_run("etl", run.run_id)->state == run.state);
+  // The same set when every compare-and-set wins is written whole.
+  c.task_instances.pop_back();
+  c.runs.front().expected = run.state;
+  const auto won = s->apply(c);
+  CHECK(won.applied);
+  CHECK(s->task_instances("etl", run.run_id)[0].state == dag::task_state::none);
+  CHECK_FALSE(s->xcom("etl", run.run_id, "a").has_value());
+  CHECK(s->find_run("etl", run.run_id)->state == dag::run_state::queued);
+}
+
 TEST_CASE_TEMPLATE("Store.KeepsEveryTryByNumber", database, STORE_BACKENDS) {
   database db;
   auto s = db.make_store();

@@ -293,6 +293,8 @@ http_response http_face::route(const http_request& request) {
       return api(request, std::vector<std::string>(parts.begin() + 2, parts.end()));
     } catch (const usage_error& e) {
       return problem(400, "Bad Request", e.message());
+    } catch (const conflict_error& e) {
+      return problem(409, "Conflict", e.message());
     }
   }
   const auto snapshot = dags();
@@ -433,14 +435,7 @@ http_response http_face::api(const http_request& request, const std::vector<std:
     which.task_ids = {p[5]};
     which.state = new_state_field(b);
     which.dry_run = bool_field(b, "dry_run", false);
-    const auto marked = mark_task_instances(db(), which, *d, now_.precise_now());
-    // Nothing marked although the state differs: the scheduler moved the task on meanwhile.
-    if (marked.empty() && !which.dry_run) {
-      const auto tis = db().task_instances(dag_id, run_id);
-      const auto now_in = std::find_if(tis.begin(), tis.end(), [&](const auto& x) { return x.task_id == p[5]; });
-      if (now_in != tis.end() && now_in->state != which.state)
-        return problem(409, "Conflict", "task '" + p[5] + "' changed state while being marked; try again");
-    }
+    mark_task_instances(db(), which, *d, now_.precise_now());
     // The answer names the instance whether or not its state changed (it may already have had it).
     return json_response(200, references({{dag_id, run_id, p[5]}}, db()).front());
   }

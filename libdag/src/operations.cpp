@@ -57,6 +57,25 @@ void add_clear(change_set& changes, task_instance_record ti) {
 
 bool is_failure(task_state s) { return s == task_state::failed || s == task_state::upstream_failed; }
 
+/// How often an operation reads and writes again when a scheduler moved the same run on between
+/// its read and its write: each attempt is short, so a few cover any realistic race.
+constexpr int max_attempts = 5;
+
+/// Runs `attempt` (which reads the store and returns a change set with what it reports) until its
+/// change set is written whole; a dry run or an empty change set writes nothing. Throws dag::error
+/// naming `what` when every attempt lost a race.
+template <class Attempt>
+std::vector<task_instance_ref> write_whole(store& s, const char* what, bool dry_run, Attempt attempt) {
+  for (int i = 0; i < max_attempts; ++i) {
+    auto [changes, report] = attempt();
+    if (dry_run || changes.empty()) return report;
+    changes.all_or_nothing = true;  // never half a clear or half a mark
+    if (s.apply(changes).applied) return report;
+  }
+  throw conflict_error(std::string("the run kept changing while being ") + what + " (" + std::to_string(max_attempts) +
+              " attempts); try again");
+}
+
 }  // namespace
 
 std::string checked_conf(const std::string& conf, const std::string& what) {
@@ -118,25 +137,26 @@ std::vector<task_instance_ref> clear_task_instances(store& s, const clear_select
   filter.dag_id = which.dag_id;
   filter.logical_from = which.logical_from;
   filter.logical_to = which.logical_to;
-  change_set changes;
-  std::vector<task_instance_ref> cleared;
-  auto runs = s.runs(filter);
-  std::reverse(runs.begin(), runs.end());  // oldest logical date first reads better than newest
-  for (const auto& run : runs) {
-    if (which.run_id && run.run_id != *which.run_id) continue;
-    bool any = false;
-    for (auto& ti : s.task_instances(which.dag_id, run.run_id)) {
-      if (selected ? !selected->contains(ti.task_id) : (which.task_matches && !which.task_matches(ti.task_id))) continue;
-      if (excluded.contains(ti.task_id) || ti.state == task_state::none) continue;
-      if (which.failed_only && !is_failure(ti.state)) continue;
-      cleared.push_back({ti.dag_id, ti.run_id, ti.task_id});
-      add_clear(changes, std::move(ti));
-      any = true;
+  return write_whole(s, "cleared", which.dry_run, [&] {
+    change_set changes;
+    std::vector<task_instance_ref> cleared;
+    auto runs = s.runs(filter);
+    std::reverse(runs.begin(), runs.end());  // oldest logical date first reads better than newest
+    for (const auto& run : runs) {
+      if (which.run_id && run.run_id != *which.run_id) continue;
+      bool any = false;
+      for (auto& ti : s.task_instances(which.dag_id, run.run_id)) {
+        if (selected ? !selected->contains(ti.task_id) : (which.task_matches && !which.task_matches(ti.task_id))) continue;
+        if (excluded.contains(ti.task_id) || ti.state == task_state::none) continue;
+        if (which.failed_only && !is_failure(ti.state)) continue;
+        cleared.push_back({ti.dag_id, ti.run_id, ti.task_id});
+        add_clear(changes, std::move(ti));
+        any = true;
+      }
+      if (any) changes.runs.push_back({run.dag_id, run.run_id, run.state, run_state::queued, std::nullopt, std::nullopt});
     }
-    if (any) changes.runs.push_back({run.dag_id, run.run_id, run.state, run_state::queued, std::nullopt, std::nullopt});
-  }
-  if (!which.dry_run && !changes.empty()) s.apply(changes);
-  return cleared;
+    return std::pair{std::move(changes), std::move(cleared)};
+  });
 }
 
 std::vector<task_instance_ref> mark_task_instances(store& s, const mark_selection& which, const definition& dag,
@@ -149,50 +169,49 @@ std::vector<task_instance_ref> mark_task_instances(store& s, const mark_selectio
   for (const auto& t : dag.all_tasks()) ids.push_back(t.id);
   for (const auto& id : which.task_ids)
     if (!dag.find(id)) throw usage_error("DAG '" + dag.id() + "' has no task '" + id + "'" + did_you_mean(id, ids));
-  const auto run = s.find_run(which.dag_id, which.run_id);
-  if (!run) throw usage_error("DAG '" + which.dag_id + "' has no run '" + which.run_id + "'");
 
   const std::set<std::string> named(which.task_ids.begin(), which.task_ids.end());
   const auto is_named = [&](const std::string& id) { return named.contains(id); };
   const std::set<std::string> marked = select_tasks(dag, is_named, which.upstream, which.downstream);
   const std::set<std::string> below = select_tasks(dag, is_named, false, true);
 
-  std::map<std::string, task_instance_record> instances;
-  for (auto& ti : s.task_instances(which.dag_id, which.run_id)) instances.emplace(ti.task_id, std::move(ti));
-  change_set changes;
-  std::vector<task_instance_ref> set;
-  for (const auto& id : marked) {
-    auto it = instances.find(id);
-    task_instance_record ti;
-    if (it != instances.end()) ti = it->second;
-    else {  // a task added after the run was created
-      ti.dag_id = which.dag_id;
-      ti.run_id = which.run_id;
-      ti.task_id = id;
+  return write_whole(s, "marked", which.dry_run, [&] {
+    const auto current = s.find_run(which.dag_id, which.run_id);
+    if (!current) throw usage_error("DAG '" + which.dag_id + "' has no run '" + which.run_id + "'");
+    std::map<std::string, task_instance_record> instances;
+    for (auto& ti : s.task_instances(which.dag_id, which.run_id)) instances.emplace(ti.task_id, std::move(ti));
+    change_set changes;
+    std::vector<task_instance_ref> set;
+    for (const auto& id : marked) {
+      auto it = instances.find(id);
+      task_instance_record ti;
+      if (it != instances.end()) {
+        ti = it->second;
+      } else {  // a task added after the run was created
+        ti.dag_id = which.dag_id;
+        ti.run_id = which.run_id;
+        ti.task_id = id;
+      }
+      if (ti.state == which.state) continue;
+      const task_state expected = ti.state;
+      const int expected_try = ti.try_number;
+      ti.state = which.state;
+      if (!ti.start_date) ti.start_date = now;
+      ti.end_date = now;
+      ti.retry_at.reset();
+      ti.first_start_date.reset();
+      ti.message = "marked " + std::string(to_string(which.state)) + " by hand";
+      set.push_back({ti.dag_id, ti.run_id, ti.task_id});
+      changes.task_instances.push_back({expected, expected_try, std::move(ti)});
     }
-    if (ti.state == which.state) continue;
-    const task_state expected = ti.state;
-    const int expected_try = ti.try_number;
-    ti.state = which.state;
-    if (!ti.start_date) ti.start_date = now;
-    ti.end_date = now;
-    ti.retry_at.reset();
-    ti.first_start_date.reset();
-    ti.message = "marked " + std::string(to_string(which.state)) + " by hand";
-    set.push_back({ti.dag_id, ti.run_id, ti.task_id});
-    changes.task_instances.push_back({expected, expected_try, std::move(ti)});
-  }
-  // As Airflow: what failed downstream of the marked tasks runs again.
-  for (const auto& [id, ti] : instances)
-    if (below.contains(id) && !marked.contains(id) && is_failure(ti.state)) add_clear(changes, ti);
-  if (changes.empty() || which.dry_run) return set;
-  changes.runs.push_back({run->dag_id, run->run_id, run->state, run_state::queued, std::nullopt, std::nullopt});
-  const change_result result = s.apply(changes);
-  // A compare-and-set lost to the scheduler (the task moved on meanwhile) did not mark it.
-  std::vector<task_instance_ref> done;
-  for (std::size_t i = 0; i < set.size(); ++i)
-    if (result.task_instances_updated[i]) done.push_back(std::move(set[i]));
-  return done;
+    // As Airflow: what failed downstream of the marked tasks runs again.
+    if (!changes.empty())
+      for (const auto& [id, ti] : instances)
+        if (below.contains(id) && !marked.contains(id) && is_failure(ti.state)) add_clear(changes, ti);
+    if (!changes.empty())
+      changes.runs.push_back({current->dag_id, current->run_id, current->state, run_state::queued, std::nullopt, std::nullopt});
+    return std::pair{std::move(changes), std::move(set)};
+  });
 }
 
 }  // namespace dag

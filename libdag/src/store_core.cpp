@@ -529,8 +529,32 @@ std::vector<import_error_record> store_core::import_errors() {
   return list<import_error_record>("list import errors", select_from<import_error_record>("import_errors") + " ORDER BY id");
 }
 
+namespace {
+
+/// Thrown out of an all-or-nothing change set's transaction, which rolls it back, carrying what
+/// lost. Not a std::exception: no backend handler may take it for a database error to retry.
+struct change_set_lost {
+  change_result result;
+};
+
+bool all_won(const change_result& r) {
+  const auto won = [](const std::vector<bool>& v) { return std::find(v.begin(), v.end(), false) == v.end(); };
+  return won(r.runs_created) && won(r.runs_updated) && won(r.task_instances_updated);
+}
+
+}  // namespace
+
 change_result store_core::apply(const change_set& changes) {
   if (changes.empty()) return {};  // the idle scheduler loop takes no lock and costs no round trip
+  try {
+    return apply_once(changes);
+  } catch (change_set_lost& lost) {
+    lost.result.applied = false;
+    return std::move(lost.result);
+  }
+}
+
+change_result store_core::apply_once(const change_set& changes) {
   const writes& w = all_writes();
   return transact("apply changes", access::write, [&](session& s) {
     change_result result;  // afresh in every run, so that a run again reports only what it did itself
@@ -556,6 +580,7 @@ change_result store_core::apply(const change_set& changes) {
                              }};
     result.task_instances_updated =
         s.write(w.task_instance_updates, changes.task_instances.size(), rows_of(changes.task_instances), &added_task);
+    if (changes.all_or_nothing && !all_won(result)) throw change_set_lost{result};  // rolls back
     s.write(w.try_upserts, changes.tries.size(), rows_of(changes.tries));
     s.write(w.xcom_deletes, changes.xcom_deletes.size(), rows_of(changes.xcom_deletes, w.xcom_deletes.key_size));
     s.write(w.xcom_upserts, changes.xcoms.size(), rows_of(changes.xcoms));

@@ -156,6 +156,8 @@ protected:
   const std::string& label() const { return label_; }
 
 private:
+  /// apply's transaction; throws (and so rolls back) when an all-or-nothing change set lost.
+  change_result apply_once(const change_set& changes);
   /// `run` for a body with a result: the result of the run that counted.
   template <class F>
   auto transact(const char* what, access mode, F&& body);

@@ -60,4 +60,11 @@ public:
   using error::error;
 };
 
+/// A change that lost a race it may win if tried again (a scheduler moved the same run on
+/// meanwhile): the API answers 409.
+class conflict_error : public error {
+public:
+  using error::error;
+};
+
 }  // namespace dag

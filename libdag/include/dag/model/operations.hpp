@@ -3,9 +3,10 @@
 /// look-ups listings need. One place each, used alike by the CLI, the REST API, the web UI and
 /// embedding programs (as Airflow's `clear_task_instances` and `set_state` serve its CLI, API and UI).
 ///
-/// Every write is one change set (one transaction) of compare-and-set updates, so an operation
-/// racing the scheduler never overwrites a newer state: an instance the scheduler moved on
-/// meanwhile is left as the scheduler left it and is not reported as changed. A run an operation
+/// Every write is one all-or-nothing change set (one transaction) of compare-and-set updates, so
+/// an operation racing the scheduler never overwrites a newer state nor applies in part: when the
+/// scheduler moved the run on between the operation's read and its write, nothing is written and
+/// the operation reads and tries again (dag::conflict_error after a few attempts). A run an operation
 /// changes goes back to `queued`: that is how a scheduler learns that a run it tracks was changed
 /// behind its back (its own next write to the run loses, and it reloads the run) and how a
 /// finished run is taken up again.

@@ -129,6 +129,12 @@ struct change_set {
   /// task must not hand its old values to the next run of its downstream tasks.
   std::vector<xcom_record> xcom_deletes;
 
+  /// When set, the change set is written only if every compare-and-set wins (and every new run is
+  /// created): otherwise nothing is written and the result says so (`applied` false). Operations
+  /// made by hand (clear, mark) use it, so that they never apply in part while a scheduler moves
+  /// the same run on; the scheduler's own steps do not (a lost update there only means "reload").
+  bool all_or_nothing = false;
+
   /// True when there is nothing to write.
   bool empty() const {
     return new_runs.empty() && runs.empty() && task_instances.empty() && tries.empty() && xcoms.empty() &&
@@ -141,6 +147,9 @@ struct change_result {
   std::vector<bool> runs_created;            ///< per new run: false when it already existed
   std::vector<bool> runs_updated;            ///< per run update: false when its compare-and-set lost
   std::vector<bool> task_instances_updated;  ///< per task instance update: false when it lost
+  /// False when an `all_or_nothing` change set was not written because one of its
+  /// compare-and-sets lost (the vectors above then say which won and which lost).
+  bool applied = true;
 };
 
 /// Which runs to list.
