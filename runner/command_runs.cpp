@@ -45,15 +45,15 @@ int runs_list(invocation& inv) {
                      {"data_interval_start", dag::format_iso(r.interval.start)},
                      {"data_interval_end", dag::format_iso(r.interval.end)},
                      {"state", std::string(dag::to_string(r.state))},
-                     {"start_date", optional_json(iso(r.start_date))},
-                     {"end_date", optional_json(iso(r.end_date))}});
+                     {"start_date", optional_json(dag::format_iso(r.start_date))},
+                     {"end_date", optional_json(dag::format_iso(r.end_date))}});
     inv.out << out.dump(2) << "\n";
     return exit_ok;
   }
   std::vector<std::vector<std::string>> rows;
   for (const auto& r : runs)
-    rows.push_back({r.run_id, dag::format_iso(r.logical_date), std::string(dag::to_string(r.state)), iso(r.start_date),
-                    iso(r.end_date)});
+    rows.push_back({r.run_id, dag::format_iso(r.logical_date), std::string(dag::to_string(r.state)), dag::format_iso(r.start_date),
+                    dag::format_iso(r.end_date)});
   print_table(inv.out, {"run_id", "logical_date", "state", "start_date", "end_date"}, rows);
   return exit_ok;
 }
@@ -66,12 +66,12 @@ int tasks_list(invocation& inv) {
   if (inv.global.json) {
     json out = json::array();
     for (const auto& ti : tis) {
-      auto d = seconds_between(ti.start_date, ti.end_date);
+      auto d = dag::seconds_between(ti.start_date, ti.end_date);
       out.push_back({{"task_id", ti.task_id},
                      {"state", std::string(dag::to_string(ti.state))},
                      {"try_number", ti.try_number},
-                     {"start_date", optional_json(iso(ti.start_date))},
-                     {"end_date", optional_json(iso(ti.end_date))},
+                     {"start_date", optional_json(dag::format_iso(ti.start_date))},
+                     {"end_date", optional_json(dag::format_iso(ti.end_date))},
                      {"duration", d ? json(*d) : json(nullptr)},
                      {"exit_code", ti.exit_code ? json(*ti.exit_code) : json(nullptr)},
                      {"message", ti.message}});
@@ -81,8 +81,8 @@ int tasks_list(invocation& inv) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const auto& ti : tis)
-    rows.push_back({ti.task_id, std::string(dag::to_string(ti.state)), std::to_string(ti.try_number), iso(ti.start_date),
-                    iso(ti.end_date), fixed(seconds_between(ti.start_date, ti.end_date)), ti.message});
+    rows.push_back({ti.task_id, std::string(dag::to_string(ti.state)), std::to_string(ti.try_number), dag::format_iso(ti.start_date),
+                    dag::format_iso(ti.end_date), fixed(dag::seconds_between(ti.start_date, ti.end_date)), ti.message});
   print_table(inv.out, {"task_id", "state", "try", "start_date", "end_date", "duration", "message"}, rows);
   return exit_ok;
 }

@@ -22,11 +22,6 @@ std::unique_ptr<dag::store> open_db(const invocation& inv);
 /// Parses a --date/--start/--end value (UTC when it has no offset); usage error naming `flag`.
 dag::time_point parse_flag_time(const invocation& inv, const char* flag);
 
-/// Formats an optional timestamp as ISO-8601 (UTC), or "" when empty.
-inline std::string iso(const std::optional<dag::timestamp>& t) { return dag::format_iso(t); }
-
-using dag::seconds_between;
-
 }  // namespace dagrun
 
 namespace dagrun {

@@ -405,16 +405,20 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     // run id, which sorts by logical date within a run type).
     if (r.run.state == run_state::queued) {
       if (!accepting_ || runs_running[it->first.dag_id] >= r.dag->def.max_active_runs()) {
+        r.waited = true;
         ++it;
         continue;
       }
       ++runs_running[it->first.dag_id];
       // While it waited, a clear or mark may have changed it without changing its state (it
-      // stayed queued): start from the store's view. Once per run start, so cheap.
-      const run_key key = it->first;
-      if (!load_run(key)) {
-        it = active_.erase(it);
-        continue;
+      // stayed queued): start from the store's view. A run loaded and started in one pass (most
+      // runs) was just read.
+      if (r.waited) {
+        const run_key key = it->first;
+        if (!load_run(key)) {
+          it = active_.erase(it);
+          continue;
+        }
       }
     }
     const run_state run_before = r.run.state;

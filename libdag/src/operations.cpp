@@ -20,13 +20,18 @@
 namespace dag {
 namespace {
 
-/// The task ids of `dag` that `matches` selects, with everything upstream and/or downstream of
-/// them; every task when `matches` is empty.
-std::set<std::string> select_tasks(const definition& dag, const std::function<bool(const std::string&)>& matches,
-                                   bool upstream, bool downstream) {
+/// The graph of `dag`, whose relatives clear and mark select.
+task_graph graph_of(const definition& dag) {
   std::vector<definition_error> problems;
-  const task_graph graph = task_graph::build(dag, problems);
+  task_graph graph = task_graph::build(dag, problems);
   if (!problems.empty()) throw usage_error("DAG '" + dag.id() + "' is not valid: " + problems.front().what());
+  return graph;
+}
+
+/// The task ids of `dag` (whose graph is `graph`) that `matches` selects, with everything upstream
+/// and/or downstream of them; every task when `matches` is empty.
+std::set<std::string> select_tasks(const definition& dag, const task_graph& graph,
+                                   const std::function<bool(const std::string&)>& matches, bool upstream, bool downstream) {
   const auto& tasks = dag.all_tasks();
   std::set<std::string> out;
   for (std::size_t i = 0; i < tasks.size(); ++i) {
@@ -130,7 +135,8 @@ std::vector<task_instance_ref> clear_task_instances(store& s, const clear_select
   // With relatives the selection is a set of task ids from the DAG's graph; without, the matcher
   // also reaches instances of tasks the DAG no longer has.
   std::optional<std::set<std::string>> selected;
-  if (which.upstream || which.downstream) selected = select_tasks(*dag, which.task_matches, which.upstream, which.downstream);
+  if (which.upstream || which.downstream)
+    selected = select_tasks(*dag, graph_of(*dag), which.task_matches, which.upstream, which.downstream);
   const std::set<std::string> excluded(which.exclude.begin(), which.exclude.end());
 
   run_filter filter;
@@ -172,8 +178,9 @@ std::vector<task_instance_ref> mark_task_instances(store& s, const mark_selectio
 
   const std::set<std::string> named(which.task_ids.begin(), which.task_ids.end());
   const auto is_named = [&](const std::string& id) { return named.contains(id); };
-  const std::set<std::string> marked = select_tasks(dag, is_named, which.upstream, which.downstream);
-  const std::set<std::string> below = select_tasks(dag, is_named, false, true);
+  const task_graph graph = graph_of(dag);
+  const std::set<std::string> marked = select_tasks(dag, graph, is_named, which.upstream, which.downstream);
+  const std::set<std::string> below = select_tasks(dag, graph, is_named, false, true);
 
   return write_whole(s, "marked", which.dry_run, [&] {
     const auto current = s.find_run(which.dag_id, which.run_id);

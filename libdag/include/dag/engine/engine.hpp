@@ -149,6 +149,7 @@ private:
     run_record run;
     std::vector<task_instance_record> tis;
     run_progress progress;
+    bool waited = false;  // it stayed queued through a pass (max_active_runs): re-read it when it starts
   };
 
   timestamp now_us() const;
