@@ -36,7 +36,14 @@ struct sandbox {
   dag::operator_catalog operators = dag::builtin_operators();
   fixed_clock clock;
   std::atomic<bool> b_fails{false};
-  std::map<std::string, int> runs_of;  // task id → tries run (engine threads write it one at a time)
+  // Task id → tries run. Executor threads run independent tasks (a and d) at the same time, so
+  // every count goes through count().
+  std::map<std::string, int> runs_of;
+  std::mutex runs_mutex;
+  void count(const std::string& id) {
+    std::lock_guard lock(runs_mutex);
+    ++runs_of[id];
+  }
   dag::definition dag{"ops"};
 
   sandbox() {
@@ -47,13 +54,13 @@ struct sandbox {
     db = dag::open_store("sqlite:" + (dir / "dagrun.db").string());
     auto ok = [this](const char* id) {
       return [this, id](dag::task_context&) {
-        ++runs_of[id];
+        count(id);
         return dag::operator_result::success();
       };
     };
     auto a = dag.callable("a", ok("a"));
     auto b = dag.callable("b", [this](dag::task_context&) {
-      ++runs_of["b"];
+      count("b");
       return b_fails ? dag::operator_result::failed("b failed") : dag::operator_result::success();
     });
     auto c = dag.callable("c", ok("c"));
@@ -205,12 +212,12 @@ TEST_CASE("Operations.AnEngineTrackingTheRunTakesUpAClearMadeWhileItRuns" * doct
   dag::definition d{"held"};
   d.callable("a", [&](dag::task_context&) {
     std::lock_guard lock(m);
-    ++s.runs_of["a"];
+    s.count("a");
     return dag::operator_result::success();
   });
   d.callable("b", [&](dag::task_context&) {
     std::unique_lock lock(m);
-    ++s.runs_of["b"];
+    s.count("b");
     cv.wait(lock, [&] { return release; });
     return dag::operator_result::success();
   });
