@@ -2,7 +2,7 @@
 # SOURCE_DIR (examples/package) against it with find_package(dag), and run what it built: the
 # installed dagrun on the DAG library, the own-main program, the embedding programs.
 # With -DDEB=ON the prefix is made from the Debian packages instead (cmake/dag_package.cmake):
-# cpack builds dagrun and dagrun-dev, their fields and scripts are checked, both are unpacked
+# scripts/package.sh builds dagrun and dagrun-dev, their fields and scripts are checked, both are unpacked
 # into a scratch root, and, when this runs as root, dagrun is installed for real with dpkg -i
 # (the postinst's user, folders and settings file checked) and purged again.
 cmake_minimum_required(VERSION 3.20)
@@ -13,9 +13,9 @@ set(prefix "${SCRATCH}/prefix")
 set(build "${SCRATCH}/build")
 
 if(DEB)
-  get_filename_component(cmake_bin "${CMAKE_COMMAND}" DIRECTORY)
-  set(cpack "${cmake_bin}/cpack")
-  expect_step(0 "dagrun_.*\\.deb generated" "${cpack}" -G DEB -B "${SCRATCH}/debs" --config "${BUILD_DIR}/CPackConfig.cmake")
+  # The same script the container image builds its package with.
+  require_vars(REPO)
+  expect_step(0 "dagrun_.*\\.deb generated" "${REPO}/scripts/package.sh" "${SCRATCH}/debs" "${BUILD_DIR}")
   file(GLOB runtime_deb "${SCRATCH}/debs/dagrun_*.deb")
   file(GLOB dev_deb "${SCRATCH}/debs/dagrun-dev_*.deb")
   if(NOT runtime_deb OR NOT dev_deb)
