@@ -8,6 +8,8 @@ packages=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev doctest-dev nlohmann-json3-dev
   libhowardhinnant-date-dev libssl-dev
   postgresql postgresql-client
+  curl libcurl4-openssl-dev
+  prometheus prometheus-alertmanager
 )
 missing=()
 for p in "${packages[@]}"; do
