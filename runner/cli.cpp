@@ -21,7 +21,9 @@ namespace {
 
 constexpr const char* log_levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 
-po::options_description global_description(global_options& g) {
+}  // namespace
+
+po::options_description global_options_description(global_options& g) {
   po::options_description d("Global options");
   d.add_options()
       ("dags", po::value(&g.dags_folder)->value_name("DIR"), "DAGs folder (env DAGRUN_DAGS, default ./dags)")
@@ -29,9 +31,21 @@ po::options_description global_description(global_options& g) {
       ("log-level", po::value(&g.log_level)->value_name("LEVEL"), "trace, debug, info, warn, error, critical or off (default info)")
       ("json", po::bool_switch(&g.json), "print listings as JSON arrays of objects")
       ("logs", po::value(&g.logs)->value_name("DIR"), "where try logs go (env DAGRUN_LOGS, default ./logs)")
+      ("quiet,q", po::bool_switch(&g.quiet), "print only errors on stderr and no progress lines (unless --log-level says otherwise)")
       ("help,h", "show help (for a command: `dagrun COMMAND --help`)");
   return d;
 }
+
+const std::vector<std::pair<int, std::string>>& exit_statuses() {
+  static const std::vector<std::pair<int, std::string>> table{
+      {exit_ok, "success"},
+      {exit_failed, "a run or task failed, or what was asked for does not exist (a run that already exists, a variable "
+                    "that is not set, a log file that cannot be read)"},
+      {exit_usage, "bad usage: unknown command or option, bad value, unknown DAG, task or run; or invalid DAGs (`validate`)"}};
+  return table;
+}
+
+namespace {
 
 bool takes_value(const std::string& arg) {
   return arg == "--dags" || arg == "--db" || arg == "--log-level" || arg == "--logs";
@@ -65,7 +79,9 @@ void print_main_help(std::ostream& out, const std::vector<command>& commands, co
   for (const auto& c : commands) width = std::max(width, c.usage.size());
   for (const auto& c : commands) out << "  " << c.usage << std::string(width - c.usage.size() + 2, ' ') << c.summary << "\n";
   out << "\n" << globals << "\n"
-      << "Exit status: 0 success, 1 a run or task failed, 2 bad usage or invalid DAGs.\n"
+      << "Exit status:\n";
+  for (const auto& [status, meaning] : exit_statuses()) out << "  " << status << "  " << meaning << "\n";
+  out << "\n"
       << "Times are ISO-8601 (2024-01-01, 2024-01-01T06:00:00+02:00); a time without offset is UTC.\n"
       << "`dagrun COMMAND --help` shows a command's own options.\n";
 }
@@ -95,6 +111,7 @@ std::vector<command> all_commands() {
   add_runs_commands(out);
   add_admin_commands(out);
   add_version_commands(out);
+  add_completion_commands(out);
   return out;
 }
 
@@ -105,7 +122,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   if (const char* v = std::getenv("DAGRUN_DAGS"); v && *v) global.dags_folder = v;
   if (const char* v = std::getenv("DAGRUN_DB"); v && *v) global.db = v;
   if (const char* v = std::getenv("DAGRUN_LOGS"); v && *v) global.logs = v;
-  po::options_description globals = global_description(global);
+  po::options_description globals = global_options_description(global);
 
   // The longest command whose words start the positional words.
   const auto words = positional_words(args);
@@ -180,11 +197,17 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                          "Levels: trace, debug, info, warn, error, critical, off.");
   // Logs go to stderr, line by line, so a supervisor (or a test) sees them as they happen.
   static const auto logger = [] {
-    auto l = spdlog::stderr_color_mt("dagrun");
+    // NO_COLOR (no-color.org): any non-empty value turns colours off; otherwise only on a terminal.
+    const char* no_color = std::getenv("NO_COLOR");
+    auto l = spdlog::stderr_color_mt("dagrun", no_color && *no_color ? spdlog::color_mode::never : spdlog::color_mode::automatic);
     spdlog::set_default_logger(l);
     spdlog::flush_on(spdlog::level::trace);
     return l;
   }();
+  const bool level_given = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+    return a == "--log-level" || a.starts_with("--log-level=");
+  });
+  if (inv.global.quiet && !level_given) inv.global.log_level = "error";
   spdlog::set_level(spdlog::level::from_str(inv.global.log_level));
 
   try {

@@ -126,9 +126,10 @@ int test_command(invocation& inv) {
 // Backfill progress: a bar on a terminal, a line per finished run otherwise.
 class progress_report {
 public:
-  progress_report(std::ostream& out, std::size_t total) : out_(out), total_(total), tty_(::isatty(STDOUT_FILENO) == 1) {}
+  progress_report(std::ostream& out, std::size_t total, bool quiet)
+      : out_(out), total_(total), tty_(::isatty(STDOUT_FILENO) == 1), quiet_(quiet) {}
   void update(std::size_t done, std::size_t failed) {
-    if (done == last_) return;
+    if (quiet_ || done == last_) return;
     last_ = done;
     if (tty_) {
       const std::size_t width = 30, filled = total_ ? done * width / total_ : width;
@@ -145,6 +146,7 @@ private:
   std::ostream& out_;
   std::size_t total_;
   bool tty_;
+  bool quiet_;
   std::size_t last_ = static_cast<std::size_t>(-1);
 };
 
@@ -219,7 +221,7 @@ int backfill_command(invocation& inv) {
   }
   inv.out << "backfill " << dag_id << ": " << dates.size() << " logical dates, " << keys.size() << " to run, " << skipped
           << " already done\n" << std::flush;
-  progress_report progress(inv.out, keys.size());
+  progress_report progress(inv.out, keys.size(), inv.global.quiet);
   std::vector<dag::run_key> pending = keys;
   std::size_t failed = 0;
   auto done = [&] {

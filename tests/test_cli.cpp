@@ -212,6 +212,17 @@ const char* daily_dag =
     "  - task_id: b\n    operator: bash\n    bash_command: '[ {{ ds }} != 2024-01-03 ]'\n    dependencies: [a]\n";
 }  // namespace
 
+TEST_CASE("Cli.QuietBackfillPrintsNoProgressLines" * doctest::timeout(120)) {
+  state_dir s;
+  s.write_dag("daily.yaml", daily_dag);
+  auto loud = run(s.with({"backfill", "daily", "--start", "2024-01-01", "--end", "2024-01-02"}));
+  CHECK(loud.out.find("backfill: 2/2 runs done") != std::string::npos);
+  auto quiet = run(s.with({"backfill", "daily", "--start", "2024-01-04", "--end", "2024-01-05", "-q"}));
+  CHECK(quiet.status == 0);
+  CHECK(quiet.out.find("runs done") == std::string::npos);
+  CHECK(quiet.out.find("backfill daily: 2 logical dates, 2 to run") != std::string::npos);  // the result still shows
+}
+
 TEST_CASE("Cli.BackfillRunsEachDateOnceAndRerunsOnlyFailedOnes" * doctest::timeout(120)) {
   state_dir s;
   s.write_dag("daily.yaml", daily_dag);

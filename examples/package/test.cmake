@@ -26,7 +26,7 @@ if(DEB)
   expect_step(0 "adduser.*libpq5.*libyaml-cpp" dpkg-deb -f "${runtime_deb}" Depends)
   expect_step(0 "dagrun-dev\n" dpkg-deb -f "${dev_deb}" Package)
   expect_step(0 "libboost-dev.*libpqxx-dev" dpkg-deb -f "${dev_deb}" Depends)
-  expect_step(0 "usr/bin/dagrun\n.*usr/lib/systemd/system/dagrun-scheduler.service.*usr/share/dagrun/dagrun.env.example"
+  expect_step(0 "usr/bin/dagrun\n.*usr/lib/systemd/system/dagrun-scheduler.service.*usr/share/bash-completion/completions/dagrun.*usr/share/dagrun/dagrun.env.example.*usr/share/fish/vendor_completions.d/dagrun.fish.*usr/share/man/man1/dagrun.1.*usr/share/zsh/vendor-completions/_dagrun"
               dpkg-deb -c "${runtime_deb}")
   expect_step(0 "usr/include/dag/dag.hpp.*cmake/dag/dagConfig.cmake" dpkg-deb -c "${dev_deb}")
   set(root "${SCRATCH}/root")

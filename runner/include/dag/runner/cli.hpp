@@ -26,7 +26,14 @@ struct global_options {
   std::string log_level = "info";      ///< --log-level
   bool json = false;                   ///< --json
   std::string logs = "./logs";         ///< --logs / DAGRUN_LOGS: where try logs go
+  bool quiet = false;                  ///< --quiet: errors only on stderr, no progress lines
 };
+
+/// Every exit status with its meaning, as `--help`, `dagrun man` and docs/cli.md give them.
+const std::vector<std::pair<int, std::string>>& exit_statuses();
+
+/// The global options (bound to `g`), as `--help` lists them.
+boost::program_options::options_description global_options_description(global_options& g);
 
 /// What a command runs with: its options, streams and clock.
 struct invocation {
@@ -61,6 +68,7 @@ void add_admin_commands(std::vector<command>& out);
 void add_run_commands(std::vector<command>& out);
 void add_schedule_commands(std::vector<command>& out);
 void add_worker_commands(std::vector<command>& out);
+void add_completion_commands(std::vector<command>& out);
 
 /// Runs dagrun with `args` (without the program name); returns the exit status. `extra_dags` are
 /// C++ DAGs of a program that embeds the runner; they join the DAGs folder's.
