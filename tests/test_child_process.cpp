@@ -570,3 +570,66 @@ TEST_CASE("ChildProcess.TimeoutNotReached") {
 }
 
 }  // namespace
+
+TEST_CASE("ChildProcess.PlainCommandWordsOnlyWithoutShellSyntax") {
+  using words = std::vector<std::string>;
+  CHECK(dag::plain_command_words("true") == words{"true"});
+  CHECK(dag::plain_command_words("  /usr/bin/python3 job.py\t--date 2024-01-01 ") ==
+        words{"/usr/bin/python3", "job.py", "--date", "2024-01-01"});
+  CHECK(dag::plain_command_words("./report.sh --out=/tmp/x,y 100%") == words{"./report.sh", "--out=/tmp/x,y", "100%"});
+  CHECK(dag::plain_command_words("echo hello") == words{"echo", "hello"});
+  // Each shell feature keeps the shell.
+  for (const char* shell_syntax :
+       {"a | b", "a && b", "a; b", "a > out", "a < in", "a 2>&1", "a &", "(a)", "echo $HOME", "echo ${X}", "echo `id`",
+        "echo $(id)", "echo 'quoted'", "echo \"quoted\"", "echo a\\ b", "ls *.txt", "ls file?", "ls [ab]", "echo {a,b}",
+        "echo ~/x", "a # comment", "! a", "a\nb", "X=1 env", "cd /tmp", "export X=1", "source env.sh", ". env.sh",
+        "exit 3", "test -f x", "[ -f x ]", "pwd", "read x", "set -e", "if", "for", "while", "eval a", "exec a",
+        "ulimit -n 10", "umask 022", "trap x EXIT", "", "   "})
+    CHECK_MESSAGE(!dag::plain_command_words(shell_syntax), "'" << shell_syntax << "' must go through the shell");
+}
+
+TEST_CASE("ChildProcess.PlainCommandsAreExecutedWithoutTheShell") {
+  // bash sets `_` to the path of each program it starts (even when it execs a one-command -c
+  // string in place of itself); a program executed directly inherits `_` as the spec gives it.
+  temp_dir dir;
+  auto spec = spec_in(dir, "env");
+  spec.environment["_"] = "direct";
+  spec.direct_exec = true;
+  REQUIRE(run(spec).exit_code == 0);
+  CHECK(read_text(dir / "task.log").find("\n_=direct\n") != std::string::npos);
+  // The same command with shell syntax, or without direct_exec, goes through bash.
+  for (const auto& [command, direct] : {std::pair<const char*, bool>{"env | cat", true}, {"env", false}}) {
+    fs::remove(dir / "task.log");
+    spec.command = command;
+    spec.direct_exec = direct;
+    REQUIRE(run(spec).exit_code == 0);
+    const auto log = read_text(dir / "task.log");
+    CHECK_MESSAGE(log.find("\n_=direct\n") == std::string::npos, command);
+    CHECK_MESSAGE(log.find("_=/usr/bin/env\n") != std::string::npos, command);
+  }
+}
+
+TEST_CASE("ChildProcess.DirectExecFallsBackToTheShellAsItWouldBehave") {
+  temp_dir dir;
+  // A script without #! (the kernel refuses it; bash runs it as a script).
+  std::ofstream(dir / "no_shebang.sh") << "echo ran as a script\nexit 7\n";
+  fs::permissions(dir / "no_shebang.sh", fs::perms::owner_all);
+  auto spec = spec_in(dir, "./no_shebang.sh");
+  spec.working_directory = dir.path().string();
+  spec.direct_exec = true;
+  CHECK(run(spec).exit_code == 7);
+  CHECK(read_text(dir / "task.log").find("ran as a script") != std::string::npos);
+  // A program on the PATH the task gets (not the scheduler's), found and run with its arguments.
+  fs::create_directories(dir / "bin");
+  std::ofstream(dir / "bin" / "greet") << "#!/bin/sh\necho \"hello $1\"\n";
+  fs::permissions(dir / "bin" / "greet", fs::perms::owner_all);
+  spec.command = "greet world";
+  spec.environment["PATH"] = (dir / "bin").string() + ":/usr/bin:/bin";
+  const auto r = run(spec);
+  CHECK(r.exit_code == 0);
+  CHECK(show(r.last_stdout_line) == "[hello world]");
+  // A program that is nowhere: the shell's own message and status.
+  spec.command = "no-such-program-dagrun --flag";
+  CHECK(run(spec).exit_code == 127);
+  CHECK(read_text(dir / "task.log").find("no-such-program-dagrun: command not found") != std::string::npos);
+}

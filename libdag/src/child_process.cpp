@@ -362,7 +362,58 @@ void record_status(const siginfo_t& info, process_result& result) {
   }
 }
 
+/// Where a plain command's program is: a word with a slash as it is (relative to the working
+/// directory, as the shell would take it), else the first executable file of that name in the
+/// PATH the task gets. None when it is not there, or PATH has a relative entry (the shell is then
+/// left to decide).
+std::optional<std::string> program_path(const std::string& word, const std::map<std::string, std::string>& environment) {
+  if (word.find('/') != std::string::npos) return word;
+  std::string path;
+  if (const auto it = environment.find("PATH"); it != environment.end()) path = it->second;
+  else if (const char* p = std::getenv("PATH")) path = p;
+  else path = "/usr/local/bin:/usr/bin:/bin";
+  for (std::size_t start = 0; start <= path.size();) {
+    const std::size_t end = std::min(path.find(':', start), path.size());
+    const std::string dir = path.substr(start, end - start);
+    if (dir.empty() || dir[0] != '/') return std::nullopt;
+    const std::string candidate = dir + "/" + word;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+std::optional<std::vector<std::string>> plain_command_words(std::string_view command) {
+  // Shell keywords, and builtins that change the shell or differ from the program of that name.
+  static constexpr std::string_view shell_only[] = {
+      ".",       ":",        "[",       "[[",      "]]",     "{",        "}",        "!",        "alias",   "bg",
+      "bind",    "break",    "builtin", "caller",  "case",   "cd",       "command",  "compgen",  "complete", "compopt",
+      "continue", "coproc",  "declare", "dirs",    "disown", "do",       "done",     "elif",     "else",    "enable",
+      "esac",    "eval",     "exec",    "exit",    "export", "fc",       "fg",       "fi",       "for",     "function",
+      "getopts", "hash",     "help",    "history", "if",     "in",       "jobs",     "let",      "local",   "logout",
+      "mapfile", "popd",     "pushd",   "pwd",     "read",   "readarray", "readonly", "return",  "select",  "set",
+      "shift",   "shopt",    "source",  "suspend", "test",   "then",     "time",     "times",    "trap",    "type",
+      "typeset", "ulimit",   "umask",   "unalias", "unset",  "until",    "wait",     "while"};
+  constexpr std::string_view special = "|&;<>()$`\\\"'*?[]{}#~!\n\r";
+  if (command.find_first_of(special) != std::string_view::npos) return std::nullopt;
+  std::vector<std::string> words;
+  for (std::size_t i = 0; i < command.size();) {
+    if (command[i] == ' ' || command[i] == '\t') {
+      ++i;
+      continue;
+    }
+    const std::size_t end = std::min(command.find_first_of(" \t", i), command.size());
+    words.emplace_back(command.substr(i, end - i));
+    i = end;
+  }
+  if (words.empty() || words.front().find('=') != std::string::npos) return std::nullopt;
+  for (const auto& k : shell_only)
+    if (words.front() == k) return std::nullopt;
+  return words;
+}
 
 child_process child_process::start(const process_spec& spec) {
   for (const auto& [name, value] : spec.environment) {
@@ -443,19 +494,32 @@ child_process child_process::start(const process_spec& spec) {
     env = envp.data();
   }
 
+  child_process child;
+  child.started_ = steady::now();
+  pid_t pid = 0;
+  int rc = -1;
+  // A plain command is executed as it is. When that fails (a script without `#!` is ENOEXEC,
+  // which the shell runs as a script), the shell below gets it, as it would have anyway.
+  if (spec.direct_exec) {
+    if (auto words = plain_command_words(spec.command)) {
+      if (const auto program = program_path(words->front(), spec.environment)) {
+        std::vector<char*> argv;
+        for (auto& w : *words) argv.push_back(w.data());
+        argv.push_back(nullptr);
+        rc = ::posix_spawn(&pid, program->c_str(), &spawn.actions, &spawn.attr, argv.data(), env);
+      }
+    }
+  }
   std::string shell = spec.shell;
   std::string dash_c = "-c";
   std::string command = spec.command;
   char* argv[] = {shell.data(), dash_c.data(), command.data(), nullptr};
-
-  child_process child;
-  child.started_ = steady::now();
-  pid_t pid = 0;
   // posix_spawn clones with CLONE_VM|CLONE_VFORK, so its cost does not grow with the parent's
   // memory, and it reports exec failures (missing shell, bad directory) as its result.
-  const int rc = spec.shell.find('/') != std::string::npos
-                     ? ::posix_spawn(&pid, shell.c_str(), &spawn.actions, &spawn.attr, argv, env)
-                     : ::posix_spawnp(&pid, shell.c_str(), &spawn.actions, &spawn.attr, argv, env);
+  if (rc != 0)
+    rc = spec.shell.find('/') != std::string::npos
+             ? ::posix_spawn(&pid, shell.c_str(), &spawn.actions, &spawn.attr, argv, env)
+             : ::posix_spawnp(&pid, shell.c_str(), &spawn.actions, &spawn.attr, argv, env);
   if (rc != 0) {
     std::string what = "cannot start command '" + abbreviate(spec.command) + "' with shell '" + spec.shell + "'";
     std::error_code ec;

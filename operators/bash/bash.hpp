@@ -8,7 +8,8 @@
 namespace dag::operators {
 
 /// `operator: bash` — runs `bash_command` with `bash -c` in its own process group, stdout and
-/// stderr into the try's log; exit 0 is success, 99 skipped, anything else a failed try. The last
+/// stderr into the try's log (a command of plain words, such as `./report.sh 2024-01-01`, is
+/// executed directly: one exec instead of two; see dag::plain_command_words); exit 0 is success, 99 skipped, anything else a failed try. The last
 /// line of stdout goes to XCom. `execution_timeout` kills the whole group (SIGTERM, then SIGKILL).
 struct bash {
   /// Fields: `bash_command` (templated, required), `env` (extra environment), `cwd`.
@@ -33,6 +34,7 @@ struct bash {
     p.log_file = ctx.log_path;
     p.timeout = ctx.timeout;
     p.secrets = ctx.secrets;
+    p.direct_exec = true;
     child_process child = child_process::start(p);
     process_result r = child.wait(ctx.stop);
     operator_result out;

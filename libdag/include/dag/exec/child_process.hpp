@@ -19,6 +19,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dag {
@@ -44,7 +45,21 @@ struct process_spec {
   /// goes through a pipe so that it can be masked; lines are masked whole. The last stdout line
   /// (the XCom) is kept as the task printed it.
   std::vector<std::string> secrets;
+  /// When set, a command that is plain words (see plain_command_words) is executed directly,
+  /// without the shell: one exec instead of two, as make does for a recipe without shell syntax.
+  /// Anything else, a program not found on the PATH, or one the kernel cannot execute (a script
+  /// without `#!`), goes through `shell -c` as usual.
+  bool direct_exec = false;
 };
+
+/// The words of `command` when a shell would run it as one simple command with no expansion at
+/// all, so executing the words directly behaves the same; none otherwise. The rule: words split on
+/// spaces and tabs, none of the characters ``| & ; < > ( ) $ ` \ " ' * ? [ ] { } # ~ !`` or a line
+/// break anywhere, no `=` in the first word (an assignment), and a first word that is not a shell
+/// keyword or a builtin that acts on the shell itself or has no program of the same behaviour
+/// (cd, export, source, exit, test, pwd, read, ...; `true`, `echo` and `printf` are programs too
+/// and run directly).
+std::optional<std::vector<std::string>> plain_command_words(std::string_view command);
 
 /// How a child process ended.
 struct process_result {
