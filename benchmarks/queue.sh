@@ -10,6 +10,7 @@
 #   --port P       loopback port of the benchmark's own PostgreSQL cluster (default 54341)
 #   --scratch DIR  where the cluster, logs and scratch files go (default ${TMPDIR:-/tmp})
 #   --no-build     use the binaries already in $BUILD (default /work/main/build-bench)
+#   --no-celery    leave the Celery peer out
 #
 # The cluster is a fresh one with PostgreSQL's durable defaults (fsync, synchronous_commit and
 # full_page_writes on): every commit below waits for the disk. Each repetition, in a fresh
@@ -24,12 +25,18 @@
 #               scheduler's process start to the run's success (loading the DAG included).
 #   latency:    the same processes run a chain of no-op callables (bench_chain_callables); for each
 #               edge, downstream start − upstream end from the store's task records: p50, p99, max.
+#   celery:     Celery on Redis (Debian's python3-celery and redis-server; the executor the seed's
+#               Airflow runs), benchmarks/celery_peer.py: two `celery worker` processes (prefork,
+#               their default concurrency), a producer enqueueing N no-op tasks one at a time as
+#               Airflow's CeleryExecutor does; tasks/s = N / (first enqueue → last task run).
+#               Redis persists nothing (its default RDB snapshots are off here), so this side runs
+#               without the durable commits the other two pay for. --no-celery skips it.
 # Waiting for a run to finish polls the database every 50 ms (this is a benchmark, not a test).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build-bench}
-REPS=5 TASKS=20000 CHAIN=200 PORT=54341 SCRATCH_PARENT=${TMPDIR:-/tmp} BUILD_FIRST=1
+REPS=5 TASKS=20000 CHAIN=200 PORT=54341 SCRATCH_PARENT=${TMPDIR:-/tmp} BUILD_FIRST=1 CELERY=1
 while [[ $# -gt 0 ]]; do
   case $1 in
     -n) REPS=$2; shift 2 ;;
@@ -38,7 +45,8 @@ while [[ $# -gt 0 ]]; do
     --port) PORT=$2; shift 2 ;;
     --scratch) SCRATCH_PARENT=$2; shift 2 ;;
     --no-build) BUILD_FIRST=0; shift ;;
-    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --no-celery) CELERY=0; shift ;;
+    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "queue.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -52,6 +60,11 @@ fi
 BIN=$BUILD/benchmarks/dagrun_cpp_dags
 [[ -x $BIN ]] || { echo "queue.sh: $BIN is missing (build first, or drop --no-build)" >&2; exit 2; }
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+if ((CELERY)) && ! { command -v redis-server >/dev/null && /usr/bin/python3 -c 'import celery, redis' 2>/dev/null; }; then
+  echo "queue.sh: the Celery peer needs Debian's python3-celery, python3-redis and redis-server" \
+       "(apt-get install python3-celery python3-redis redis-server), or pass --no-celery" >&2
+  exit 2
+fi
 
 WORK=$(mktemp -d "$SCRATCH_PARENT/dagrun-queue-bench.XXXXXX")
 chmod 755 "$WORK"
@@ -100,6 +113,32 @@ raw_case() {
   record raw tasks/s "$tps"
 }
 
+celery_case() {
+  local dir=$WORK/celery_$1
+  mkdir -p "$dir"
+  local port=$((PORT + 1))
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --daemonize no \
+    >"$dir/redis.log" 2>&1 & PIDS+=($!)
+  until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+  export BENCH_REDIS=redis://127.0.0.1:$port/0
+  local w
+  for w in 1 2; do
+    (cd "$ROOT/benchmarks" && exec /usr/bin/python3 -m celery -A celery_peer worker -n "w$w@%h" --loglevel WARNING \
+      >"$dir/worker$w.log" 2>&1) & PIDS+=($!)
+  done
+  # Both workers up before the clock starts (they answer a ping).
+  until (cd "$ROOT/benchmarks" && /usr/bin/python3 -m celery -A celery_peer inspect ping --timeout 1 2>/dev/null) | grep -q "w2@"; do
+    sleep 0.2
+  done
+  local rates
+  rates=$(cd "$ROOT/benchmarks" && /usr/bin/python3 celery_peer.py produce "$TASKS")
+  record celery tasks/s "${rates% *}"
+  record celery enqueue/s "${rates#* }"
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  PIDS=()
+}
+
 # dagrun_case REP DAG: two workers and a scheduler run one manual run of DAG; prints the
 # database name for the caller's queries.
 dagrun_case() {
@@ -142,6 +181,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
   record dagrun tasks/s-first-to-last "$(sql "$DB" -c "SELECT round($TASKS / ((max(end_date) - min(start_date)) / 1e6), 1) FROM task_instances")"
   record dagrun tasks/s-wall "$(awk -v n="$TASKS" -v w="$WALL" 'BEGIN { printf "%.1f", n / w }')"
   ((rep % 2)) || raw_case "$rep"
+  ((CELERY)) && celery_case "$rep"
 
   dagrun_case "$rep" bench_chain_callables
   # t0, t1, …: each edge is t(i) → t(i+1); times are microseconds.
@@ -169,6 +209,10 @@ echo "  raw claim+complete loop (pgbench, 2 clients): $r tasks/s"
 echo "  dagrun, run start to end:                     $d tasks/s  ($(awk -v a="$d" -v b="$r" 'BEGIN { printf "%.2f", a / b }')x the raw loop; target >= 5000: $(verdict "$d" ">=" 5000))"
 echo "  dagrun, first task start to last task end:    $(median dagrun tasks/s-first-to-last) tasks/s"
 echo "  dagrun, scheduler start to run success seen:  $(median dagrun tasks/s-wall) tasks/s"
+if ((CELERY)); then
+  c=$(median celery tasks/s)
+  echo "  Celery on Redis, 2 workers (no durable commits): $c tasks/s (dagrun is $(awk -v a="$d" -v b="$c" 'BEGIN { printf "%.2f", a / b }')x; enqueue alone $(median celery enqueue/s)/s)"
+fi
 p50=$(median latency p50-ms) p99=$(median latency p99-ms)
 echo "latency (upstream end to downstream start, chain of $CHAIN):"
 echo "  p50 $p50 ms (target <= 10: $(verdict "$p50" "<=" 10))   p99 $p99 ms (target <= 50: $(verdict "$p99" "<=" 50))   max $(median latency max-ms) ms"

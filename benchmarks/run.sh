@@ -4,11 +4,17 @@
 #   benchmarks/run.sh [-n REPS] [--cases LIST] [--scratch DIR] [--no-build] [--quick]
 #
 #   -n REPS        repetitions per case and contender (default 5); medians are printed
-#   --cases LIST   comma-separated subset of: chain,fanout,callables,backfill (default all)
+#   --cases LIST   comma-separated subset of: chain,fanout,callables,backfill,scale (default all)
 #   --scratch DIR  where scratch folders (DAGs, databases, logs, Makefiles) go
 #                  (default ${TMPDIR:-/tmp}); /dev/shm takes the disk out of the picture
 #   --no-build     use the binaries already in $BUILD (default /work/main/build-bench)
-#   --quick        smaller sizes (chain 200, fan-out 400, callables 10,000, backfill 30 days), for a smoke test
+#   --quick        smaller sizes (chain 200, fan-out 400, callables 10,000, backfill 30 days,
+#                  scale 100 DAGs), for a smoke test
+#
+# scale: a folder of 1,000 generated YAML DAGs × 20 bash tasks (start dates in 2099, so the daemon
+# has nothing to run): `validate` wall time; the daemon's start to its "scheduling N DAGs" line
+# (every file parsed and checked, the store opened, the first pass next); its RSS and CPU over 5 s
+# of idling; and after one file changes, the time until the daemon logs the reload.
 #
 # Each repetition runs every contender of a case once, in turn (dagrun, then the make variants),
 # each in a fresh scratch folder made before the clock starts and deleted after it stops. Times
@@ -25,10 +31,11 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build-bench}
 REPS=5
-CASES=chain,fanout,callables,backfill
+CASES=chain,fanout,callables,backfill,scale
 SCRATCH_PARENT=${TMPDIR:-/tmp}
 BUILD_FIRST=1
 CHAIN_N=1000 FANOUT_N=2000 CALLABLES_N=100000 BACKFILL_END=2024-12-30  # 2024-01-01..2024-12-30: 365 dates
+SCALE_DAGS=1000 SCALE_TASKS=20
 
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -36,8 +43,8 @@ while [[ $# -gt 0 ]]; do
     --cases) CASES=$2; shift 2 ;;
     --scratch) SCRATCH_PARENT=$2; shift 2 ;;
     --no-build) BUILD_FIRST=0; shift ;;
-    --quick) CHAIN_N=200 FANOUT_N=400 CALLABLES_N=10000 BACKFILL_END=2024-01-30; shift ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --quick) CHAIN_N=200 FANOUT_N=400 CALLABLES_N=10000 BACKFILL_END=2024-01-30 SCALE_DAGS=100; shift ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -160,6 +167,53 @@ gen_yaml "$WORK/in/daily/daily.yaml" bench_daily_bash 10 none $'schedule: "@dail
 "$DAGRUN" validate "$WORK/in/chain" >/dev/null
 "$DAGRUN" validate "$WORK/in/fanout" >/dev/null
 "$DAGRUN" validate "$WORK/in/daily" >/dev/null
+if has_case scale; then
+  mkdir -p "$WORK/in/scale"
+  for ((i = 0; i < SCALE_DAGS; i++)); do
+    gen_yaml "$(printf '%s/in/scale/dag%04d.yaml' "$WORK" "$i")" "$(printf 'bench_scale_%04d' "$i")" "$SCALE_TASKS" chain \
+      $'schedule: "@daily"\nstart_date: 2099-01-01\ntags: [bench, scale]'
+  done
+fi
+
+# wait_for_line FILE REGEX PID: until FILE has a line matching REGEX (60 s at most, or PID dies).
+wait_for_line() {
+  local deadline=$((SECONDS + 60))
+  until grep -q -- "$2" "$1" 2>/dev/null; do
+    kill -0 "$3" 2>/dev/null || { echo "run.sh: the daemon ended early:" >&2; tail -5 "$1" >&2; exit 1; }
+    ((SECONDS < deadline)) || { echo "run.sh: no '$2' in $1 within 60 s" >&2; exit 1; }
+    sleep 0.01
+  done
+}
+
+# scale_daemon: the daemon on a copy of the scale folder: start, idle, one file changed.
+scale_daemon() {
+  local d t0 t1 pid ticks0 ticks1 hz
+  d=$(fresh s2)
+  cp -r "$WORK/in/scale" "$d/dags"
+  t0=$EPOCHREALTIME
+  "$DAGRUN" schedule --dags "$d/dags" --db "sqlite:$d/db" --logs "$d/logs" --listen none >"$d/daemon.log" 2>&1 &
+  pid=$!
+  wait_for_line "$d/daemon.log" "scheduling $SCALE_DAGS DAGs" "$pid"
+  t1=$EPOCHREALTIME
+  echo "scale start-s $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')" >>"$RESULTS"
+  sleep 1  # let the first passes end before idling is measured
+  hz=$(getconf CLK_TCK)
+  ticks0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+  sleep 5
+  ticks1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+  echo "scale idle-cpu-% $(awk -v a="$ticks0" -v b="$ticks1" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz / 5 * 100 }')" >>"$RESULTS"
+  echo "scale rss-mb $(awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")" >>"$RESULTS"
+  t0=$EPOCHREALTIME
+  echo "# changed" >>"$d/dags/dag0000.yaml"
+  wait_for_line "$d/daemon.log" "reloaded DAGs" "$pid"
+  t1=$EPOCHREALTIME
+  echo "scale reload-s $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')" >>"$RESULTS"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  printf '  %-10s start %ss  idle CPU %s%%  RSS %s MB  reload %ss\n' scale \
+    "$(grep '^scale start-s' "$RESULTS" | tail -1 | cut -d' ' -f3)" "$(grep '^scale idle-cpu-%' "$RESULTS" | tail -1 | cut -d' ' -f3)" \
+    "$(grep '^scale rss-mb' "$RESULTS" | tail -1 | cut -d' ' -f3)" "$(grep '^scale reload-s' "$RESULTS" | tail -1 | cut -d' ' -f3)"
+}
 
 # --- cases ---------------------------------------------------------------------------------------------
 for ((rep = 1; rep <= REPS; rep++)); do
@@ -192,6 +246,10 @@ for ((rep = 1; rep <= REPS; rep++)); do
     # Reference, not a target: the same number of bash processes under make -j2 (a floor for the
     # YAML case on this machine; dagrun runs up to 16 at once, but there are only $(nproc) CPUs).
     d=$(fresh b3); timed backfill make-bash-j2 "$d" -- make -s -j2 -f "$WORK/in/backfill_bash.mk"
+  fi
+  if has_case scale; then
+    d=$(fresh s1); timed scale validate "$d" -- "$DAGRUN" validate "$WORK/in/scale"
+    scale_daemon
   fi
 done
 
@@ -237,6 +295,11 @@ if has_case backfill; then
   echo "backfill (dates 2024-01-01..$BACKFILL_END, 10 no-op tasks each, CLI):  YAML bash 'true' $y   C++ callables $k"
   echo "  reference: make -j2 running the same $BACKFILL_TASKS bash processes: $m"
   echo "  target < 2 s: YAML bash $(verdict "$y" "<" 2)   C++ callables $(verdict "$k" "<" 2)"
+fi
+if has_case scale; then
+  v=$(median scale validate) st=$(median scale start-s) cpu=$(median scale idle-cpu-%) rss=$(median scale rss-mb) rl=$(median scale reload-s)
+  echo "scale ($SCALE_DAGS YAML DAGs x $SCALE_TASKS tasks):  validate $v s   daemon start $st s   idle CPU $cpu %   RSS $rss MB   one file reloaded in $rl s"
+  echo "  targets: validate < 1 s $(verdict "$v" "<" 1)   start < 2 s $(verdict "$st" "<" 2)   idle CPU < 1 % $(verdict "$cpu" "<" 1)   RSS < 150 MB $(verdict "$rss" "<" 150)"
 fi
 echo
 echo "raw: case contender value"
