@@ -83,8 +83,9 @@ public:
   /// Replaces the DAGs the engine schedules. Each is checked first (dag::check: validated, and
   /// `default_args` applied to its tasks; checking a checked DAG changes nothing), so a task's
   /// settings always count; throws dag::definition_error listing every problem, changing nothing,
-  /// when any DAG is invalid. Runs of DAGs that disappeared keep their state in the store but are
-  /// not advanced.
+  /// when any DAG is invalid. Runs of DAGs that disappeared keep their state in the store and wait,
+  /// not advanced, until their DAG comes back; tries of theirs that end meanwhile are recorded
+  /// (with the last definition the engine had, or once the DAG is back when it never had one).
   void set_dags(std::vector<definition> dags);
   /// The DAG with this id, or nullptr.
   const scheduled_dag* find_dag(const std::string& dag_id) const;
@@ -104,7 +105,9 @@ public:
 
   /// One pass: applies finished tries, creates due runs (daemon), advances every active run,
   /// writes all of it in one transaction and starts the chosen tries. Returns when to wake next
-  /// at the latest (nullopt: only on an event).
+  /// at the latest (nullopt: only on an event). When the store cannot be written (its own retries
+  /// gave up) it throws and nothing of the pass counts: the ends it took are kept to be recorded
+  /// by a later pass, so a caller may simply step again.
   std::optional<timestamp> step();
 
   /// Steps until `done()` holds (checked after each step) or `stop` is requested, sleeping
@@ -156,7 +159,14 @@ private:
   std::optional<timestamp> step_once();
   void load_active_runs();
   bool load_run(const run_key& key);
-  void take_events(change_set& changes);
+  /// The definition of `dag_id`: the loaded one, else the last one it had before it left the
+  /// folder (retired_); nullptr when the engine never had one.
+  const std::shared_ptr<const scheduled_dag>* dag_for(const std::string& dag_id) const;
+  /// Moves the reported ends (and the parked ones) into `changes`; returns every end it took.
+  /// Ends of DAGs the engine has no definition of are parked until one comes.
+  std::vector<task_event> take_events(change_set& changes);
+  /// Re-reads every active run from the store (after a pass whose commit failed).
+  void reload_active_runs();
   void create_due_runs(change_set& changes, std::optional<timestamp>& wake);
   void advance_runs(change_set& changes, std::vector<task_request>& starts, std::optional<timestamp>& wake);
   task_request prepare_try(active_run& r, std::size_t task_index, change_set& changes, timestamp now);
@@ -174,6 +184,11 @@ private:
   const clock& clock_;
   engine_options options_;
   std::map<std::string, std::shared_ptr<const scheduled_dag>> dags_;
+  // DAGs that left the folder (deleted, unreadable, broken) keep their last definition here: their
+  // runs wait, not advanced, but tries of theirs that end are still recorded.
+  std::map<std::string, std::shared_ptr<const scheduled_dag>> retired_;
+  std::vector<task_event> parked_;  // ends of DAGs never loaded in this engine: recorded once they are
+  bool stale_ = false;  // a pass's commit failed: active_ is ahead of the store until re-read
   std::map<run_key, active_run> active_;
   std::set<std::string> paused_;
   int running_ = 0;
