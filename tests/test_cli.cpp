@@ -96,6 +96,32 @@ TEST_CASE("Cli.ValidatePassesShippedDagsAndFailsBrokenOnes") {
   CHECK(parsed[0]["file"] == broken);
 }
 
+TEST_CASE("Cli.AnUnreadableDagsFolderOrFileIsAnErrorNamingItsPath") {
+  const auto dir = std::filesystem::temp_directory_path() / ("dagrun-unreadable-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "folder");
+  std::ofstream(dir / "folder" / "a.yaml") << "dag_id: a\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: 'true'\n";
+  std::ofstream(dir / "file.yaml") << "dag_id: b\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: 'true'\n";
+  std::filesystem::permissions(dir / "folder", std::filesystem::perms::none);
+  std::filesystem::permissions(dir / "file.yaml", std::filesystem::perms::none);
+  // Root reads anything: validate as nobody (the effective user decides file access).
+  const bool root = ::geteuid() == 0;
+  auto as_nobody = [&](std::vector<std::string> args) {
+    if (root) REQUIRE(::seteuid(65534) == 0);
+    auto r = run(std::move(args));
+    if (root) REQUIRE(::seteuid(0) == 0);
+    return r;
+  };
+  auto folder = as_nobody({"validate", (dir / "folder").string()});
+  CHECK(folder.status == 2);
+  CHECK(folder.out.find((dir / "folder").string() + ": cannot read the DAGs folder: Permission denied") != std::string::npos);
+  CHECK(folder.out.find("0 DAGs valid, 1 error") != std::string::npos);
+  auto file = as_nobody({"validate", (dir / "file.yaml").string()});
+  CHECK(file.status == 2);
+  CHECK(file.out.find((dir / "file.yaml").string() + ": cannot read file: Permission denied") != std::string::npos);
+  std::filesystem::permissions(dir / "folder", std::filesystem::perms::owner_all);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("Cli.DagsListAsTableAndJson") {
   auto table = run({"dags", "list", "--dags", dags_dir});
   CHECK(table.status == 0);

@@ -222,3 +222,60 @@ TEST_CASE("Daemon.RefusesToListenBeyondLoopbackWithoutAToken") {
   const std::string log{std::istreambuf_iterator<char>(in), {}};
   CHECK(log.find("--listen 0.0.0.0:0: the API would accept changes from the network without a token") != std::string::npos);
 }
+
+TEST_CASE("Daemon.TriesEndingWhileTheirDagIsBrokenOrMissingAreRecordedAndTheRunWaits" * doctest::timeout(120)) {
+  // A chain a → b → c whose tasks wait for a go file each. a ends while the DAG file is broken,
+  // b while it is missing: both ends are recorded, the run waits (not failed, nothing started)
+  // and carries on once the file is back.
+  daemon_sandbox s;
+  const std::string dir = s.dir.string();
+  std::string dag = "dag_id: flaky\ntasks:\n";
+  for (const std::string t : {"a", "b", "c"}) {
+    dag += "  - task_id: " + t + "\n    operator: bash\n    bash_command: 'touch " + dir + "/$DAGRUN_TASK_ID.started; "
+           "while [ ! -e " + dir + "/$DAGRUN_TASK_ID.go ]; do sleep 0.05; done'\n";
+    if (t != "a") dag += std::string("    dependencies: [") + (t == "b" ? "a" : "b") + "]\n";
+  }
+  s.write_dag("flaky.yaml", dag);
+  REQUIRE(s.dagrun("trigger flaky --date 2024-01-01") == 0);
+  auto daemon = s.start_daemon();
+  auto db = s.store();
+  auto state = [&](const std::string& task) { return instance(*db, "flaky", run_id, task)->state; };
+  auto reloads = [&] {
+    const std::string log = s.daemon_log();
+    std::size_t n = 0;
+    for (auto at = log.find("reloaded DAGs"); at != std::string::npos; at = log.find("reloaded DAGs", at + 1)) ++n;
+    return n;
+  };
+  auto waits = [&] {
+    auto run = db->find_run("flaky", run_id);
+    return run && run->state == dag::run_state::running;
+  };
+
+  REQUIRE(eventually([&] { return std::filesystem::exists(s.dir / "a.started"); }));
+  s.write_dag("flaky.yaml", "dag_id: flaky\ntasks: [broken\n");
+  REQUIRE(eventually([&] { return reloads() == 1; }));
+  CHECK(db->import_errors().size() == 1);  // the broken file is shown
+  std::ofstream(s.dir / "a.go").flush();
+  REQUIRE(eventually([&] { return state("a") == dag::task_state::success; }));
+  CHECK(waits());
+  CHECK(state("b") == dag::task_state::none);
+
+  s.write_dag("flaky.yaml", dag);
+  REQUIRE(eventually([&] { return std::filesystem::exists(s.dir / "b.started"); }));
+  std::filesystem::remove(s.dir / "dags" / "flaky.yaml");
+  REQUIRE(eventually([&] { return reloads() == 3; }));
+  std::ofstream(s.dir / "b.go").flush();
+  REQUIRE(eventually([&] { return state("b") == dag::task_state::success; }));
+  CHECK(waits());
+  CHECK(state("c") == dag::task_state::none);
+
+  s.write_dag("flaky.yaml", dag);
+  std::ofstream(s.dir / "c.go").flush();
+  REQUIRE(eventually([&] {
+    auto run = db->find_run("flaky", run_id);
+    return run && run->state == dag::run_state::success;
+  }));
+  for (const std::string t : {"a", "b", "c"}) CHECK(db->tries("flaky", run_id, t).size() == 1);
+  ::kill(daemon.pid(), SIGTERM);
+  CHECK(daemon.wait().exit_code == 0);
+}
