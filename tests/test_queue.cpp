@@ -421,3 +421,21 @@ TEST_CASE("Queue.DatabaseCrashesAndAnOutageLongerThanTheLeaseLoseNoResultAndRunN
   CHECK(executed.size() == 60);
   CHECK(std::set<std::string>(executed.begin(), executed.end()).size() == 60);
 }
+
+TEST_CASE("Queue.AWorkerTheServerRefusesSaysSoAtOnceAndExitsNonZero" * doctest::timeout(60)) {
+  // Refused for who it is (here an unknown role; a wrong password alike): no retrying for 30 s.
+  queue_sandbox s;
+  const std::string refused = "postgresql://no_such_role@" + s.url.substr(s.url.find('@') + 1);
+  dag::process_spec p;
+  p.command = std::string(DAGRUN_BINARY) + " worker --dags " + (s.dir / "dags").string() + " --db " + refused;
+  p.log_file = s.dir / "worker.log";
+  const auto began = std::chrono::steady_clock::now();
+  const auto ended = dag::child_process::start(p).wait();
+  CHECK(ended.exit_code != 0);
+  CHECK(std::chrono::steady_clock::now() - began < 10s);
+  const auto log = s.lines("worker.log");
+  std::string text;
+  for (const auto& l : log) text += l + "\n";
+  CHECK(text.find("cannot connect") != std::string::npos);
+  CHECK(text.find("role \"no_such_role\" does not exist") != std::string::npos);
+}
