@@ -279,3 +279,64 @@ TEST_CASE("Daemon.TriesEndingWhileTheirDagIsBrokenOrMissingAreRecordedAndTheRunW
   ::kill(daemon.pid(), SIGTERM);
   CHECK(daemon.wait().exit_code == 0);
 }
+
+TEST_CASE("Daemon.AFullDiskPausesNewTriesAndSaysSoUntilThereIsSpace" * doctest::timeout(120)) {
+  daemon_sandbox s;
+  const auto logs = s.dir / "logs";
+  std::filesystem::create_directories(logs);
+  auto sh = [&](const std::string& command) {
+    dag::process_spec p;
+    p.command = command;
+    p.log_file = s.dir / "mount.log";
+    return dag::child_process::start(p).wait().exit_code;
+  };
+  // A small disk of its own for the logs (root only; elsewhere there is nothing to fill safely).
+  if (sh("mount -t tmpfs -o size=4m dagrun-test " + logs.string()) != 0) {
+    MESSAGE("cannot mount a tmpfs here (not root?): skipped");
+    return;
+  }
+  struct unmount {
+    std::function<void()> run;
+    ~unmount() { run(); }
+  } guard{[&] { sh("umount " + logs.string()); }};
+  auto free_bytes = [&] { return std::filesystem::space(logs).available; };
+  {
+    // Filled to half the limit below which the disk counts as full.
+    std::ofstream filler(logs / "filler", std::ios::binary);
+    const std::string chunk(64 * 1024, 'x');
+    while (free_bytes() > 512 * 1024 && filler.write(chunk.data(), static_cast<std::streamsize>(chunk.size())))
+      filler.flush();
+  }
+  s.write_dag("hello.yaml", "dag_id: hello\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: echo hi\n");
+  REQUIRE(s.dagrun("trigger hello --date 2024-01-01") == 0);
+  auto daemon = s.start_daemon();
+  unsigned short port = 0;
+  REQUIRE(eventually([&] {
+    const std::string log = s.daemon_log();
+    const auto at = log.find("serving HTTP on 127.0.0.1:");
+    if (at == std::string::npos) return false;
+    port = static_cast<unsigned short>(std::stoi(log.substr(at + 26)));
+    return true;
+  }));
+  dag_test::http_reply health;
+  REQUIRE(eventually([&] {
+    health = dag_test::http_call(port, "GET", "/health");
+    return health.body.find("disk_full") != std::string::npos;
+  }));
+  CHECK(health.status == 503);
+  CHECK(health.body.find(R"("paused":["disk_full"])") != std::string::npos);
+  CHECK(dag_test::http_call(port, "GET", "/metrics").body.find(R"(dagrun_scheduler_paused{reason="disk_full"} 1)") !=
+        std::string::npos);
+  auto db = s.store();
+  CHECK(instance(*db, "hello", run_id, "a")->try_number == 0);  // nothing started meanwhile
+  CHECK(::kill(daemon.pid(), 0) == 0);                           // and the daemon lives
+
+  std::filesystem::remove(logs / "filler");
+  REQUIRE(eventually([&] {
+    auto run = db->find_run("hello", run_id);
+    return run && run->state == dag::run_state::success;
+  }));
+  REQUIRE(eventually([&] { return dag_test::http_call(port, "GET", "/health").status == 200; }));
+  ::kill(daemon.pid(), SIGTERM);
+  CHECK(daemon.wait().exit_code == 0);
+}

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <dag/operators/builtin.hpp>
@@ -44,6 +45,20 @@ void declare_engine_metrics(metrics_registry& m) {
               "Time from the last upstream task's end to its downstream task's start");
   m.gauge("dagrun_executor_running_tasks", "Tries handed to the executor and not yet ended");
   m.gauge("dagrun_executor_open_slots", "Tries the scheduler may still start (parallelism minus running)");
+  m.gauge("dagrun_scheduler_paused",
+          "1 while the scheduler starts no new tries because of a resource fault: disk_full (the logs folder's "
+          "disk has less than 1 MiB free) or store_unwritable (the latest pass could not be written)",
+          {"reason"});
+}
+
+bool disk_full(const std::filesystem::path& folder) {
+  // The folder may not exist yet (its first log makes it): ask about the nearest one that does.
+  std::filesystem::path at = folder;
+  std::error_code ec;
+  while (!at.empty() && !std::filesystem::exists(at, ec) && at != at.parent_path()) at = at.parent_path();
+  struct statvfs fs {};
+  if (at.empty() || ::statvfs(at.c_str(), &fs) != 0) return false;  // cannot tell: not full
+  return static_cast<std::uintmax_t>(fs.f_bavail) * fs.f_frsize < min_free_log_bytes;
 }
 
 namespace {
@@ -427,7 +442,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
   std::map<std::string, int> runs_running;
   for (const auto& [key, r] : active_)
     if (r.run.state == run_state::running) ++runs_running[key.dag_id];
-  int free_slots = accepting_ ? options_.parallelism - running_ : 0;
+  int free_slots = accepting_ && !disk_full_ ? options_.parallelism - running_ : 0;
   std::map<std::string, int> starting;  // tries this pass starts, per DAG (not yet submitted)
 
   for (auto it = active_.begin(); it != active_.end();) {
@@ -514,8 +529,21 @@ void engine::poll_store() {
 
 std::optional<timestamp> engine::step() {
   const auto began = std::chrono::steady_clock::now();
-  std::optional<timestamp> wake = step_once();
+  // A full disk pauses new tries (running ones go on, and their ends are recorded while the
+  // store can be written); the tries start once space is back.
+  disk_full_ = disk_full(options_.log_folder);
+  std::optional<timestamp> wake;
+  try {
+    wake = step_once();
+    store_unwritable_ = false;
+  } catch (...) {
+    store_unwritable_ = true;
+    if (auto* m = metrics_.load(std::memory_order_acquire)) m->set("dagrun_scheduler_paused", 1, {"store_unwritable"});
+    throw;
+  }
   if (auto* m = metrics_.load(std::memory_order_acquire)) {
+    m->set("dagrun_scheduler_paused", disk_full_ ? 1 : 0, {"disk_full"});
+    m->set("dagrun_scheduler_paused", store_unwritable_ ? 1 : 0, {"store_unwritable"});
     m->set("dagrun_scheduler_heartbeat", seconds_of(now_us().time_since_epoch()));
     m->observe("dagrun_scheduler_loop_duration_seconds",
                std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <filesystem>
 #include <functional>
@@ -44,8 +45,15 @@ struct engine_options {
 };
 
 /// Declares the families the engine records into `m`: heartbeat, loop duration, tries and runs
-/// finished, their durations, schedule delay and executor slots (all named `dagrun_…`).
+/// finished, their durations, schedule delay, executor slots and resource-fault pauses (all named
+/// `dagrun_…`).
 void declare_engine_metrics(metrics_registry& m);
+
+/// Free space below which the disk of the logs folder counts as full (1 MiB).
+inline constexpr std::uintmax_t min_free_log_bytes = 1u << 20;
+/// Whether the disk holding `folder` (or its nearest existing parent) has less than
+/// min_free_log_bytes free for unprivileged writers. False when that cannot be told.
+bool disk_full(const std::filesystem::path& folder);
 
 /// Identifies a run.
 struct run_key {
@@ -188,6 +196,8 @@ private:
   // runs wait, not advanced, but tries of theirs that end are still recorded.
   std::map<std::string, std::shared_ptr<const scheduled_dag>> retired_;
   std::vector<task_event> parked_;  // ends of DAGs never loaded in this engine: recorded once they are
+  bool disk_full_ = false;  // the logs folder's disk is full: no new tries
+  bool store_unwritable_ = false;  // the latest pass could not be written
   bool stale_ = false;  // a pass's commit failed: active_ is ahead of the store until re-read
   std::map<run_key, active_run> active_;
   std::set<std::string> paused_;
