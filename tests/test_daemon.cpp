@@ -61,6 +61,18 @@ struct daemon_sandbox {
     std::ifstream in(dir / "daemon.log");
     return {std::istreambuf_iterator<char>(in), {}};
   }
+  // The port the daemon says it listens on (it was given port 0), once it says so.
+  unsigned short http_port() const {
+    unsigned short port = 0;
+    REQUIRE(eventually([&] {
+      const std::string log = daemon_log();
+      const auto at = log.find("serving HTTP on 127.0.0.1:");
+      if (at == std::string::npos) return false;
+      port = static_cast<unsigned short>(std::stoi(log.substr(at + 26)));
+      return true;
+    }));
+    return port;
+  }
 };
 
 std::optional<dag::task_instance_record> instance(dag::store& s, const std::string& dag_id, const std::string& run_id,
@@ -185,15 +197,7 @@ TEST_CASE("Daemon.ServesHealthAndMetricsOverHttp" * doctest::timeout(120)) {
   s.write_dag("hello.yaml", "dag_id: hello\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: echo hi\n");
   REQUIRE(s.dagrun("trigger hello --date 2024-01-01") == 0);
   auto daemon = s.start_daemon();
-  // The daemon says where it listens (it was given port 0).
-  unsigned short port = 0;
-  REQUIRE(eventually([&] {
-    const std::string log = s.daemon_log();
-    const auto at = log.find("serving HTTP on 127.0.0.1:");
-    if (at == std::string::npos) return false;
-    port = static_cast<unsigned short>(std::stoi(log.substr(at + 26)));
-    return true;
-  }));
+  const unsigned short port = s.http_port();
   auto db = s.store();
   REQUIRE(eventually([&] {
     auto run = db->find_run("hello", run_id);
@@ -310,14 +314,7 @@ TEST_CASE("Daemon.AFullDiskPausesNewTriesAndSaysSoUntilThereIsSpace" * doctest::
   s.write_dag("hello.yaml", "dag_id: hello\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: echo hi\n");
   REQUIRE(s.dagrun("trigger hello --date 2024-01-01") == 0);
   auto daemon = s.start_daemon();
-  unsigned short port = 0;
-  REQUIRE(eventually([&] {
-    const std::string log = s.daemon_log();
-    const auto at = log.find("serving HTTP on 127.0.0.1:");
-    if (at == std::string::npos) return false;
-    port = static_cast<unsigned short>(std::stoi(log.substr(at + 26)));
-    return true;
-  }));
+  const unsigned short port = s.http_port();
   dag_test::http_reply health;
   REQUIRE(eventually([&] {
     health = dag_test::http_call(port, "GET", "/health");

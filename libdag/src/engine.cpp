@@ -294,19 +294,25 @@ void engine::post(task_event e) {
   if (was_empty) events_cv_.notify_one();
 }
 
-std::vector<task_event> engine::take_events(change_set& changes) {
+std::vector<task_event> engine::take_events() {
   std::vector<task_event> events = std::move(parked_);
   parked_.clear();
-  {
-    std::lock_guard lock(events_mutex_);
-    events.insert(events.end(), std::make_move_iterator(events_.begin()), std::make_move_iterator(events_.end()));
-    events_.clear();
-  }
-  for (auto& e : events) {
+  std::lock_guard lock(events_mutex_);
+  events.insert(events.end(), std::make_move_iterator(events_.begin()), std::make_move_iterator(events_.end()));
+  events_.clear();
+  return events;
+}
+
+void engine::record_events(const std::vector<task_event>& events, change_set& changes) {
+  for (const auto& e : events) {
     if (!dag_for(e.dag_id)) {
       // No definition to apply its retries with (the DAG file was missing or broken since this
-      // engine started): kept, not dropped, until the DAG loads.
-      parked_.push_back(e);
+      // engine started): kept, not dropped, until the DAG loads. (The queue reports an end it
+      // holds again now and then: one is kept.)
+      const bool known = std::any_of(parked_.begin(), parked_.end(), [&](const task_event& p) {
+        return p.dag_id == e.dag_id && p.run_id == e.run_id && p.task_id == e.task_id && p.try_number == e.try_number;
+      });
+      if (!known) parked_.push_back(e);
       continue;
     }
     // Every end was a try in flight. (An executor shared by several schedulers may report a try
@@ -346,7 +352,6 @@ std::vector<task_event> engine::take_events(change_set& changes) {
     if (e.result.xcom && e.result.outcome == try_outcome::success)
       changes.xcoms.push_back({ti.dag_id, ti.run_id, ti.task_id, "return_value", *e.result.xcom});
   }
-  return events;
 }
 
 void engine::reload_active_runs() {
@@ -567,9 +572,10 @@ std::optional<timestamp> engine::step_once() {
   const int running_before = running_;
   const std::map<std::string, int> dag_running_before = dag_running_;
   change_set changes;
-  std::vector<task_event> taken = take_events(changes);
+  std::vector<task_event> taken = take_events();
   std::vector<task_request> starts;
   try {
+    record_events(taken, changes);
     create_due_runs(changes, wake);
     if (!changes.new_runs.empty()) {
       // New runs are written first so this pass can already start their first tasks.
@@ -607,8 +613,9 @@ std::optional<timestamp> engine::step_once() {
       }
     }
   } catch (...) {
-    // Nothing of this pass counts. Its ends go back to be taken again (the executor has let go of
-    // them, so they live here only), and the runs, changed in memory, are re-read next pass.
+    // Nothing of this pass counts. Its ends go back to be taken again (the local executor has let
+    // go of them, so they live here only; the queue still holds its own, and a repeat is ignored),
+    // and the runs, changed in memory, are re-read next pass.
     parked_.clear();
     {
       std::lock_guard lock(events_mutex_);

@@ -170,9 +170,12 @@ private:
   /// The definition of `dag_id`: the loaded one, else the last one it had before it left the
   /// folder (retired_); nullptr when the engine never had one.
   const std::shared_ptr<const scheduled_dag>* dag_for(const std::string& dag_id) const;
-  /// Moves the reported ends (and the parked ones) into `changes`; returns every end it took.
-  /// Ends of DAGs the engine has no definition of are parked until one comes.
-  std::vector<task_event> take_events(change_set& changes);
+  /// Takes the reported ends and the parked ones (never throws: none is lost).
+  std::vector<task_event> take_events();
+  /// Puts `events` into `changes`: each end of a try still running, as finish_try decides; repeats
+  /// and late ends are ignored; ends of DAGs the engine has no definition of are parked until one
+  /// comes.
+  void record_events(const std::vector<task_event>& events, change_set& changes);
   /// Re-reads every active run from the store (after a pass whose commit failed).
   void reload_active_runs();
   void create_due_runs(change_set& changes, std::optional<timestamp>& wake);
