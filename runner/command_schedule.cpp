@@ -1,5 +1,7 @@
 // `dagrun schedule`: the daemon. Creates due runs, runs their tasks, reloads changed DAG files.
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <ostream>
 
 #include <cstdlib>
@@ -96,7 +98,19 @@ int schedule_command(invocation& inv) {
     spdlog::info("reloaded DAGs: {} loaded, {} import errors", reloaded.dags.size(), reloaded.problems.size());
     return false;
   };
-  eng.run_until(reload_if_changed, signals.token());
+  // The store's own retries cover a restart or a failover; a longer outage makes a pass throw,
+  // and the engine keeps what that pass took (ends of tries) for the next one: wait and go on.
+  while (!signals.token().stop_requested()) {
+    try {
+      eng.run_until(reload_if_changed, signals.token());
+    } catch (const dag::error& e) {
+      spdlog::error("scheduler pass failed: {}; trying again", e.what());
+      std::mutex m;
+      std::condition_variable_any cv;
+      std::unique_lock lock(m);
+      cv.wait_for(lock, signals.token(), std::chrono::seconds(1), [] { return false; });
+    }
+  }
   spdlog::info("signal {}: no new tries; waiting up to {}s for {} running", signals.signal(), grace.count(), eng.running());
   eng.shutdown(grace);
   spdlog::info("scheduler stopped");

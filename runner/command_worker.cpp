@@ -69,10 +69,18 @@ public:
         slot_freed_.wait_for(lock, stop, std::chrono::seconds(1), [&] { return busy_ < concurrency_; });
         continue;
       }
-      auto items = claimer->claim(queues_, free, name_);
-      for (auto& item : items) pool.submit(request_for(item));
-      pool.flush();
-      if (static_cast<int>(items.size()) < free) claimer->wait("queued", std::chrono::milliseconds(1000));
+      try {
+        auto items = claimer->claim(queues_, free, name_);
+        for (auto& item : items) pool.submit(request_for(item));
+        pool.flush();
+        if (static_cast<int>(items.size()) < free) claimer->wait("queued", std::chrono::milliseconds(1000));
+      } catch (const dag::error& e) {
+        // The queue's retries gave up (a long outage). Running tries go on and their results wait
+        // in the reporter; claiming starts again once the database is back.
+        spdlog::error("worker {}: cannot claim tries: {}; retrying", name_, e.what());
+        std::unique_lock lock(mutex_);
+        slot_freed_.wait_for(lock, stop, std::chrono::seconds(1), [] { return false; });
+      }
     }
     spdlog::info("worker {}: stopping; waiting up to {}s for {} running tries", name_, grace.count(), busy());
     {
@@ -144,7 +152,7 @@ private:
 
   // Sends results in batches and renews the leases of running tries, on its own connection.
   void report(std::stop_token stop) {
-    auto q = dag::open_task_queue(inv_.global.db);
+    std::unique_ptr<dag::task_queue> q;  // opened (again) inside the loop, where failures are retried
     auto last_beat = std::chrono::steady_clock::now();
     auto last_orphan_scan = std::chrono::steady_clock::time_point{};  // scan at once on start
     const auto beat_every = std::max(lease_ / 3, std::chrono::milliseconds(100));
@@ -157,8 +165,12 @@ private:
         if (results_.empty() && stop.stop_requested()) return;
         batch.assign(std::make_move_iterator(results_.begin()), std::make_move_iterator(results_.end()));
         results_.clear();
-        if (std::chrono::steady_clock::now() - last_beat >= beat_every)
+        // A finished try's lease is renewed too until its result is in: after an outage the
+        // result may wait for the database longer than a lease.
+        if (std::chrono::steady_clock::now() - last_beat >= beat_every) {
           for (const auto& [key, c] : claims_) tokens.push_back(c.token);
+          for (const auto& r : batch) tokens.push_back(r.lease_token);
+        }
       }
       if (std::chrono::steady_clock::now() - last_orphan_scan >= lease_) {
         last_orphan_scan = std::chrono::steady_clock::now();
@@ -167,20 +179,25 @@ private:
           spdlog::warn("worker {}: ended {} process groups left running by a dead worker on this machine", name_, ended);
       }
       try {
+        if (!q) q = dag::open_task_queue(inv_.global.db);
+        // Renewed first: after an outage the leases are the ones close to running out.
+        if (!tokens.empty() || std::chrono::steady_clock::now() - last_beat >= beat_every) {
+          for (const auto& t : q->heartbeat(tokens)) spdlog::warn("lease {} was lost", t);
+          last_beat = std::chrono::steady_clock::now();
+        }
         if (!batch.empty()) {
+          // Sent until the queue answers: a result whose COMMIT was in doubt is settled by the
+          // connection layer, and one sent again finds its lease token spent and changes nothing.
           auto accepted = q->complete(batch);
           for (std::size_t i = 0; i < batch.size(); ++i)
             if (!accepted[i])
               spdlog::warn("result of queue item {} refused: its lease was lost (the scheduler re-queued it)", batch[i].id);
         }
-        if (!tokens.empty() || std::chrono::steady_clock::now() - last_beat >= beat_every) {
-          for (const auto& t : q->heartbeat(tokens)) spdlog::warn("lease {} was lost", t);
-          last_beat = std::chrono::steady_clock::now();
-        }
       } catch (const std::exception& ex) {
         spdlog::error("worker {}: cannot reach the queue: {}; retrying", name_, ex.what());
-        std::lock_guard lock(mutex_);
+        std::unique_lock lock(mutex_);
         results_.insert(results_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+        results_ready_.wait_for(lock, std::chrono::seconds(1), [] { return false; });  // then try again
       }
       std::lock_guard lock(mutex_);
       slot_freed_.notify_all();

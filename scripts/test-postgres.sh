@@ -3,6 +3,7 @@
 #   scripts/test-postgres.sh start DIR PORT [--durable]
 #                                             → initdb into DIR (if new) and start; prints the URL
 #   scripts/test-postgres.sh stop DIR         → stop it (the folder is left for inspection)
+#   scripts/test-postgres.sh crash DIR        → stop it as a crash would (`-m immediate`)
 # The server runs as the 'postgres' system user (PostgreSQL refuses root) and trusts local
 # connections. By default it is tuned for tests (no fsync): never use it for real data.
 # --durable keeps PostgreSQL's defaults for durability (fsync, synchronous_commit,
@@ -40,5 +41,9 @@ case "$cmd" in
   stop)
     [ -f "$dir/data/postmaster.pid" ] && as_postgres "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
     ;;
-  *) echo "usage: $0 start DIR PORT [--durable] | stop DIR" >&2; exit 2 ;;
+  crash)
+    # As if the server lost power: no checkpoint, no goodbye to clients; the next start recovers.
+    [ -f "$dir/data/postmaster.pid" ] && as_postgres "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null || true
+    ;;
+  *) echo "usage: $0 start DIR PORT [--durable] | stop DIR | crash DIR" >&2; exit 2 ;;
 esac

@@ -38,6 +38,16 @@ result run(std::vector<std::string> args, std::string_view now = "2024-06-15T12:
   return {status, out.str(), err.str()};
 }
 
+// Runs the command as the user nobody when this is root, whom file modes do not stop: the
+// effective user decides file access, and root takes its own back after.
+result as_nobody(std::vector<std::string> args) {
+  const bool root = ::geteuid() == 0;
+  if (root) REQUIRE(::seteuid(65534) == 0);
+  auto r = run(std::move(args));
+  if (root) REQUIRE(::seteuid(0) == 0);
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("Cli.HelpListsEveryCommandAndGlobalOption") {
@@ -94,6 +104,24 @@ TEST_CASE("Cli.ValidatePassesShippedDagsAndFailsBrokenOnes") {
   REQUIRE(parsed.size() == 1);
   CHECK(parsed[0]["line"] == 3);
   CHECK(parsed[0]["file"] == broken);
+}
+
+TEST_CASE("Cli.AnUnreadableDagsFolderOrFileIsAnErrorNamingItsPath") {
+  const auto dir = std::filesystem::temp_directory_path() / ("dagrun-unreadable-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "folder");
+  std::ofstream(dir / "folder" / "a.yaml") << "dag_id: a\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: 'true'\n";
+  std::ofstream(dir / "file.yaml") << "dag_id: b\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: 'true'\n";
+  std::filesystem::permissions(dir / "folder", std::filesystem::perms::none);
+  std::filesystem::permissions(dir / "file.yaml", std::filesystem::perms::none);
+  auto folder = as_nobody({"validate", (dir / "folder").string()});
+  CHECK(folder.status == 2);
+  CHECK(folder.out.find((dir / "folder").string() + ": cannot read the DAGs folder: Permission denied") != std::string::npos);
+  CHECK(folder.out.find("0 DAGs valid, 1 error") != std::string::npos);
+  auto file = as_nobody({"validate", (dir / "file.yaml").string()});
+  CHECK(file.status == 2);
+  CHECK(file.out.find((dir / "file.yaml").string() + ": cannot read file: Permission denied") != std::string::npos);
+  std::filesystem::permissions(dir / "folder", std::filesystem::perms::owner_all);
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("Cli.DagsListAsTableAndJson") {
@@ -283,6 +311,27 @@ TEST_CASE("Cli.ClearingATaskGivesItsRetriesBack" * doctest::timeout(120)) {
   CHECK(run(s.with({"tasks", "clear", "flaky"})).out == "cleared 1 task instance in 1 run\n");
   CHECK(run(s.with(once)).status == 1);  // carries on with the cleared run
   CHECK(tries_of_f() == 6);
+}
+
+TEST_CASE("Cli.AReadOnlyDatabaseCanStillBeListed" * doctest::timeout(120)) {
+  state_dir s;
+  s.write_dag("daily.yaml", daily_dag);
+  REQUIRE(run(s.with({"trigger", "daily", "--date", "2024-02-01"})).status == 0);
+  // Read-only media, as far as SQLite can tell: the file and its folder cannot be written.
+  namespace fs = std::filesystem;
+  fs::permissions(s.dir / "dagrun.db", fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  fs::permissions(s.dir, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read | fs::perms::group_exec |
+                             fs::perms::others_read | fs::perms::others_exec);
+  auto runs = as_nobody(s.with({"runs", "list", "daily"}));
+  auto dags = as_nobody(s.with({"dags", "list"}));
+  auto write = as_nobody(s.with({"trigger", "daily", "--date", "2024-02-02"}));
+  fs::permissions(s.dir, fs::perms::owner_all);
+  CHECK(runs.status == 0);
+  CHECK(runs.out.find("manual__2024-02-01T00:00:00+00:00") != std::string::npos);
+  CHECK(dags.status == 0);
+  CHECK(dags.out.find("daily") != std::string::npos);
+  CHECK(write.status == 1);
+  CHECK(write.err.find("the database is read-only here") != std::string::npos);
 }
 
 TEST_CASE("Cli.RunTriggerClearPauseAndListings" * doctest::timeout(120)) {

@@ -61,6 +61,18 @@ struct daemon_sandbox {
     std::ifstream in(dir / "daemon.log");
     return {std::istreambuf_iterator<char>(in), {}};
   }
+  // The port the daemon says it listens on (it was given port 0), once it says so.
+  unsigned short http_port() const {
+    unsigned short port = 0;
+    REQUIRE(eventually([&] {
+      const std::string log = daemon_log();
+      const auto at = log.find("serving HTTP on 127.0.0.1:");
+      if (at == std::string::npos) return false;
+      port = static_cast<unsigned short>(std::stoi(log.substr(at + 26)));
+      return true;
+    }));
+    return port;
+  }
 };
 
 std::optional<dag::task_instance_record> instance(dag::store& s, const std::string& dag_id, const std::string& run_id,
@@ -185,15 +197,7 @@ TEST_CASE("Daemon.ServesHealthAndMetricsOverHttp" * doctest::timeout(120)) {
   s.write_dag("hello.yaml", "dag_id: hello\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: echo hi\n");
   REQUIRE(s.dagrun("trigger hello --date 2024-01-01") == 0);
   auto daemon = s.start_daemon();
-  // The daemon says where it listens (it was given port 0).
-  unsigned short port = 0;
-  REQUIRE(eventually([&] {
-    const std::string log = s.daemon_log();
-    const auto at = log.find("serving HTTP on 127.0.0.1:");
-    if (at == std::string::npos) return false;
-    port = static_cast<unsigned short>(std::stoi(log.substr(at + 26)));
-    return true;
-  }));
+  const unsigned short port = s.http_port();
   auto db = s.store();
   REQUIRE(eventually([&] {
     auto run = db->find_run("hello", run_id);
@@ -221,4 +225,115 @@ TEST_CASE("Daemon.RefusesToListenBeyondLoopbackWithoutAToken") {
   std::ifstream in(s.dir / "refused.log");
   const std::string log{std::istreambuf_iterator<char>(in), {}};
   CHECK(log.find("--listen 0.0.0.0:0: the API would accept changes from the network without a token") != std::string::npos);
+}
+
+TEST_CASE("Daemon.TriesEndingWhileTheirDagIsBrokenOrMissingAreRecordedAndTheRunWaits" * doctest::timeout(120)) {
+  // A chain a → b → c whose tasks wait for a go file each. a ends while the DAG file is broken,
+  // b while it is missing: both ends are recorded, the run waits (not failed, nothing started)
+  // and carries on once the file is back.
+  daemon_sandbox s;
+  const std::string dir = s.dir.string();
+  std::string dag = "dag_id: flaky\ntasks:\n";
+  for (const std::string t : {"a", "b", "c"}) {
+    dag += "  - task_id: " + t + "\n    operator: bash\n    bash_command: 'touch " + dir + "/$DAGRUN_TASK_ID.started; "
+           "while [ ! -e " + dir + "/$DAGRUN_TASK_ID.go ]; do sleep 0.05; done'\n";
+    if (t != "a") dag += std::string("    dependencies: [") + (t == "b" ? "a" : "b") + "]\n";
+  }
+  s.write_dag("flaky.yaml", dag);
+  REQUIRE(s.dagrun("trigger flaky --date 2024-01-01") == 0);
+  auto daemon = s.start_daemon();
+  auto db = s.store();
+  auto state = [&](const std::string& task) { return instance(*db, "flaky", run_id, task)->state; };
+  auto reloads = [&] {
+    const std::string log = s.daemon_log();
+    std::size_t n = 0;
+    for (auto at = log.find("reloaded DAGs"); at != std::string::npos; at = log.find("reloaded DAGs", at + 1)) ++n;
+    return n;
+  };
+  auto waits = [&] {
+    auto run = db->find_run("flaky", run_id);
+    return run && run->state == dag::run_state::running;
+  };
+
+  REQUIRE(eventually([&] { return std::filesystem::exists(s.dir / "a.started"); }));
+  s.write_dag("flaky.yaml", "dag_id: flaky\ntasks: [broken\n");
+  REQUIRE(eventually([&] { return reloads() == 1; }));
+  CHECK(db->import_errors().size() == 1);  // the broken file is shown
+  std::ofstream(s.dir / "a.go").flush();
+  REQUIRE(eventually([&] { return state("a") == dag::task_state::success; }));
+  CHECK(waits());
+  CHECK(state("b") == dag::task_state::none);
+
+  s.write_dag("flaky.yaml", dag);
+  REQUIRE(eventually([&] { return std::filesystem::exists(s.dir / "b.started"); }));
+  std::filesystem::remove(s.dir / "dags" / "flaky.yaml");
+  REQUIRE(eventually([&] { return reloads() == 3; }));
+  std::ofstream(s.dir / "b.go").flush();
+  REQUIRE(eventually([&] { return state("b") == dag::task_state::success; }));
+  CHECK(waits());
+  CHECK(state("c") == dag::task_state::none);
+
+  s.write_dag("flaky.yaml", dag);
+  std::ofstream(s.dir / "c.go").flush();
+  REQUIRE(eventually([&] {
+    auto run = db->find_run("flaky", run_id);
+    return run && run->state == dag::run_state::success;
+  }));
+  for (const std::string t : {"a", "b", "c"}) CHECK(db->tries("flaky", run_id, t).size() == 1);
+  ::kill(daemon.pid(), SIGTERM);
+  CHECK(daemon.wait().exit_code == 0);
+}
+
+TEST_CASE("Daemon.AFullDiskPausesNewTriesAndSaysSoUntilThereIsSpace" * doctest::timeout(120)) {
+  daemon_sandbox s;
+  const auto logs = s.dir / "logs";
+  std::filesystem::create_directories(logs);
+  auto sh = [&](const std::string& command) {
+    dag::process_spec p;
+    p.command = command;
+    p.log_file = s.dir / "mount.log";
+    return dag::child_process::start(p).wait().exit_code;
+  };
+  // A small disk of its own for the logs (root only; elsewhere there is nothing to fill safely).
+  if (sh("mount -t tmpfs -o size=4m dagrun-test " + logs.string()) != 0) {
+    MESSAGE("cannot mount a tmpfs here (not root?): skipped");
+    return;
+  }
+  struct unmount {
+    std::function<void()> run;
+    ~unmount() { run(); }
+  } guard{[&] { sh("umount " + logs.string()); }};
+  auto free_bytes = [&] { return std::filesystem::space(logs).available; };
+  {
+    // Filled to half the limit below which the disk counts as full.
+    std::ofstream filler(logs / "filler", std::ios::binary);
+    const std::string chunk(64 * 1024, 'x');
+    while (free_bytes() > 512 * 1024 && filler.write(chunk.data(), static_cast<std::streamsize>(chunk.size())))
+      filler.flush();
+  }
+  s.write_dag("hello.yaml", "dag_id: hello\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: echo hi\n");
+  REQUIRE(s.dagrun("trigger hello --date 2024-01-01") == 0);
+  auto daemon = s.start_daemon();
+  const unsigned short port = s.http_port();
+  dag_test::http_reply health;
+  REQUIRE(eventually([&] {
+    health = dag_test::http_call(port, "GET", "/health");
+    return health.body.find("disk_full") != std::string::npos;
+  }));
+  CHECK(health.status == 503);
+  CHECK(health.body.find(R"("paused":["disk_full"])") != std::string::npos);
+  CHECK(dag_test::http_call(port, "GET", "/metrics").body.find(R"(dagrun_scheduler_paused{reason="disk_full"} 1)") !=
+        std::string::npos);
+  auto db = s.store();
+  CHECK(instance(*db, "hello", run_id, "a")->try_number == 0);  // nothing started meanwhile
+  CHECK(::kill(daemon.pid(), 0) == 0);                           // and the daemon lives
+
+  std::filesystem::remove(logs / "filler");
+  REQUIRE(eventually([&] {
+    auto run = db->find_run("hello", run_id);
+    return run && run->state == dag::run_state::success;
+  }));
+  REQUIRE(eventually([&] { return dag_test::http_call(port, "GET", "/health").status == 200; }));
+  ::kill(daemon.pid(), SIGTERM);
+  CHECK(daemon.wait().exit_code == 0);
 }

@@ -177,7 +177,7 @@ TEST_CASE("Queue.StaleWorkersLateResultIsRefused") {
   late.lease_token = claimed[0].lease_token;
   late.result = dag::operator_result::success("late");
   CHECK(q->complete({late}) == std::vector<bool>{false});
-  CHECK(q->take_finished(10).empty());
+  CHECK(q->take_finished(10, 60s).empty());
   CHECK(q->heartbeat({claimed[0].lease_token}) == std::vector<std::string>{claimed[0].lease_token});
 }
 
@@ -301,50 +301,141 @@ TEST_CASE("Queue.TwoSchedulersOverACatchupCreateAndRunEverythingOnce" * doctest:
   CHECK(std::set<std::string>(ran.begin(), ran.end()).size() == 40);
 }
 
-TEST_CASE("Queue.PostgresRestartMidRunEveryProcessReconnects" * doctest::timeout(240)) {
-  // A server of its own, so restarting it disturbs no other test.
-  const auto cluster = std::filesystem::temp_directory_path() / ("dagrun-pg-restart-" + std::to_string(::getpid()));
-  const std::string script = std::string(DAG_SOURCE_DIR) + "/scripts/test-postgres.sh";
-  const std::string port = std::to_string(55000 + ::getpid() % 1000);
-  auto sh = [&](const std::string& command) {
+namespace {
+
+// A PostgreSQL server of the test's own, which it may stop, crash and restart without disturbing
+// other tests; the sandboxes made meanwhile live on it. Stopped and removed however the test ends.
+class private_server {
+public:
+  private_server()
+      : cluster_(std::filesystem::temp_directory_path() / ("dagrun-pg-own-" + std::to_string(::getpid()))),
+        script_(std::string(DAG_SOURCE_DIR) + "/scripts/test-postgres.sh"),
+        port_(std::to_string(55000 + ::getpid() % 1000)),
+        shared_(server_url()) {  // fails before anything is started
+    start();
+    ::setenv("DAGRUN_TEST_POSTGRES_URL", ("postgresql://postgres@127.0.0.1:" + port_ + "/dagrun_test").c_str(), 1);
+  }
+  ~private_server() {
+    sh(script_ + " stop " + cluster_.string());
+    ::setenv("DAGRUN_TEST_POSTGRES_URL", shared_.c_str(), 1);
+    std::error_code ec;
+    std::filesystem::remove_all(cluster_, ec);
+    std::filesystem::remove(cluster_.string() + ".log", ec);
+  }
+  private_server(const private_server&) = delete;
+  private_server& operator=(const private_server&) = delete;
+
+  // Durable: with synchronous_commit off, a crash forgets commits the server had acknowledged
+  // (claims, results), which no client can make up for.
+  void start() { REQUIRE(sh(script_ + " start " + cluster_.string() + " " + port_ + " --durable") == 0); }
+  void stop() { REQUIRE(sh(script_ + " stop " + cluster_.string()) == 0); }
+  /// `pg_ctl stop -m immediate`: what a crash leaves, recovered on the next start.
+  void crash() { REQUIRE(sh(script_ + " crash " + cluster_.string()) == 0); }
+
+private:
+  int sh(const std::string& command) const {
     dag::process_spec p;
     p.command = command;
-    p.log_file = cluster.string() + ".log";
+    p.log_file = cluster_.string() + ".log";
     return dag::child_process::start(p).wait().exit_code;
-  };
-  const std::string shared_server = server_url();  // fails before anything is started
-  // Stopped and removed however the test ends: a failed REQUIRE must not leave a server running.
-  struct cluster_guard {
-    std::function<void()> stop;
-    ~cluster_guard() { stop(); }
-  } guard{[&] {
-    sh(script + " stop " + cluster.string());
-    ::setenv("DAGRUN_TEST_POSTGRES_URL", shared_server.c_str(), 1);
-    std::error_code ec;
-    std::filesystem::remove_all(cluster, ec);
-    std::filesystem::remove(cluster.string() + ".log", ec);
-  }};
-  REQUIRE(sh(script + " start " + cluster.string() + " " + port) == 0);
-  ::setenv("DAGRUN_TEST_POSTGRES_URL", ("postgresql://postgres@127.0.0.1:" + port + "/dagrun_test").c_str(), 1);
-  {
-    queue_sandbox s;
-    const auto marker = s.dir / "step3.started";
-    std::string dag = "dag_id: chain\ntasks:\n";
-    for (int i = 0; i < 6; ++i) {
-      dag += "  - task_id: t" + std::to_string(i) + "\n    operator: bash\n";
-      dag += i == 3 ? "    bash_command: 'touch " + marker.string() + "; sleep 3'\n" : "    bash_command: 'true'\n";
-      if (i > 0) dag += "    dependencies: [t" + std::to_string(i - 1) + "]\n";
-    }
-    s.write_dag("chain.yaml", dag);
-    REQUIRE(s.dagrun("db migrate") == 0);
-    REQUIRE(s.dagrun("trigger chain --date 2024-01-01") == 0);
-    s.start("schedule --executor queue", "scheduler.log");
-    s.start("worker --concurrency 2", "worker.log");
-    REQUIRE(eventually([&] { return std::filesystem::exists(marker); }));
-    REQUIRE(sh(script + " stop " + cluster.string()) == 0);
-    REQUIRE(sh(script + " start " + cluster.string() + " " + port) == 0);
-    auto db = s.store();
-    REQUIRE(eventually([&] { return run_finished(*db, "chain", run_id, dag::run_state::success); }, 120s));
-    for (const auto& ti : db->task_instances("chain", run_id)) CHECK(ti.state == dag::task_state::success);
   }
+  std::filesystem::path cluster_;
+  std::string script_;
+  std::string port_;
+  std::string shared_;
+};
+
+}  // namespace
+
+TEST_CASE("Queue.PostgresRestartMidRunEveryProcessReconnects" * doctest::timeout(240)) {
+  private_server server;
+  queue_sandbox s;
+  const auto marker = s.dir / "step3.started";
+  std::string dag = "dag_id: chain\ntasks:\n";
+  for (int i = 0; i < 6; ++i) {
+    dag += "  - task_id: t" + std::to_string(i) + "\n    operator: bash\n";
+    dag += i == 3 ? "    bash_command: 'touch " + marker.string() + "; sleep 3'\n" : "    bash_command: 'true'\n";
+    if (i > 0) dag += "    dependencies: [t" + std::to_string(i - 1) + "]\n";
+  }
+  s.write_dag("chain.yaml", dag);
+  REQUIRE(s.dagrun("db migrate") == 0);
+  REQUIRE(s.dagrun("trigger chain --date 2024-01-01") == 0);
+  s.start("schedule --executor queue", "scheduler.log");
+  s.start("worker --concurrency 2", "worker.log");
+  REQUIRE(eventually([&] { return std::filesystem::exists(marker); }));
+  server.stop();
+  server.start();
+  auto db = s.store();
+  REQUIRE(eventually([&] { return run_finished(*db, "chain", run_id, dag::run_state::success); }, 120s));
+  for (const auto& ti : db->task_instances("chain", run_id)) CHECK(ti.state == dag::task_state::success);
+}
+
+TEST_CASE("Queue.DatabaseCrashesAndAnOutageLongerThanTheLeaseLoseNoResultAndRunNothingTwice" * doctest::timeout(300)) {
+  // 20 runs of a three-task chain without retries over two workers; the server crashes twice
+  // while tries run, and the second time stays down for more than twice the lease. Every try
+  // must run once (each appends a line) and every run succeed: no result lost ("executor lost",
+  // "worker lost"), none recorded twice, nothing run again.
+  private_server server;
+  queue_sandbox s;
+  const std::string ran = (s.dir / "ran.txt").string();
+  std::string dag = "dag_id: chain\nschedule: \"@daily\"\nstart_date: 2024-01-01\nend_date: 2024-01-20\n"
+                    "max_active_runs: 20\ntasks:\n";
+  for (const std::string t : {"a", "b", "c"}) {
+    dag += "  - task_id: " + t + "\n    operator: bash\n    retries: 0\n"
+           "    bash_command: 'echo {{ ds }}-" + t + "-$DAGRUN_TRY_NUMBER >> " + ran + "; sleep 0.4'\n";
+    if (t != "a") dag += std::string("    dependencies: [") + (t == "b" ? "a" : "b") + "]\n";
+  }
+  s.write_dag("chain.yaml", dag);
+  REQUIRE(s.dagrun("db migrate") == 0);
+  const std::string lease = " --lease-ms 2000";
+  s.start("schedule --executor queue" + lease, "scheduler.log");
+  s.start("worker --concurrency 2" + lease, "worker1.log");
+  s.start("worker --concurrency 2" + lease, "worker2.log");
+  auto lines = [&] { return s.lines("ran.txt").size(); };
+
+  REQUIRE(eventually([&] { return lines() >= 10; }));
+  server.crash();
+  server.start();
+  REQUIRE(eventually([&] { return lines() >= 30; }));
+  server.crash();
+  // Down for longer than the lease (not a wait for anything: the outage is what is tested).
+  std::this_thread::sleep_for(5s);
+  server.start();
+
+  auto db = s.store();
+  dag::run_filter all;
+  all.dag_id = "chain";
+  const bool done = eventually([&] {
+    auto runs = db->runs(all);
+    return runs.size() == 20 && std::all_of(runs.begin(), runs.end(), [](auto& r) { return dag::is_finished(r.state); });
+  }, 180s);
+  REQUIRE(done);
+  for (const auto& run : db->runs(all)) {
+    CHECK_MESSAGE(run.state == dag::run_state::success, run.run_id);
+    for (const auto& ti : db->task_instances("chain", run.run_id)) {
+      CHECK_MESSAGE(ti.state == dag::task_state::success, run.run_id, " ", ti.task_id, ": ", ti.message);
+      CHECK(ti.try_number == 1);
+    }
+  }
+  auto executed = s.lines("ran.txt");
+  CHECK(executed.size() == 60);
+  CHECK(std::set<std::string>(executed.begin(), executed.end()).size() == 60);
+}
+
+TEST_CASE("Queue.AWorkerTheServerRefusesSaysSoAtOnceAndExitsNonZero" * doctest::timeout(60)) {
+  // Refused for who it is (here an unknown role; a wrong password alike): no retrying for 30 s.
+  queue_sandbox s;
+  const std::string refused = "postgresql://no_such_role@" + s.url.substr(s.url.find('@') + 1);
+  dag::process_spec p;
+  p.command = std::string(DAGRUN_BINARY) + " worker --dags " + (s.dir / "dags").string() + " --db " + refused;
+  p.log_file = s.dir / "worker.log";
+  const auto began = std::chrono::steady_clock::now();
+  const auto ended = dag::child_process::start(p).wait();
+  CHECK(ended.exit_code != 0);
+  CHECK(std::chrono::steady_clock::now() - began < 10s);
+  const auto log = s.lines("worker.log");
+  std::string text;
+  for (const auto& l : log) text += l + "\n";
+  CHECK(text.find("cannot connect") != std::string::npos);
+  CHECK(text.find("role \"no_such_role\" does not exist") != std::string::npos);
 }

@@ -21,9 +21,20 @@ dag_folder load_dag_folder(const std::filesystem::path& path, const operator_cat
   std::error_code ec;
   std::vector<std::filesystem::path> files;
   if (std::filesystem::is_directory(path, ec)) {
-    for (const auto& entry : std::filesystem::directory_iterator(path, ec))
-      if (entry.is_regular_file() && (is_yaml(entry.path()) || is_dag_library(entry.path())))
-        files.push_back(entry.path());
+    // A folder that cannot be read is an error, never an empty folder: the daemon would take its
+    // DAGs as deleted.
+    std::filesystem::directory_iterator it(path, ec);
+    for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      std::error_code type_ec;
+      if (it->is_regular_file(type_ec) && (is_yaml(it->path()) || is_dag_library(it->path())))
+        files.push_back(it->path());
+    }
+    if (ec) {
+      error_context where;
+      where.file = path.string();
+      out.problems.emplace_back(where, "cannot read the DAGs folder: " + ec.message());
+      return out;
+    }
     std::sort(files.begin(), files.end());
   } else if (std::filesystem::exists(path, ec)) {
     files.push_back(path);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <dag/operators/builtin.hpp>
@@ -44,6 +45,20 @@ void declare_engine_metrics(metrics_registry& m) {
               "Time from the last upstream task's end to its downstream task's start");
   m.gauge("dagrun_executor_running_tasks", "Tries handed to the executor and not yet ended");
   m.gauge("dagrun_executor_open_slots", "Tries the scheduler may still start (parallelism minus running)");
+  m.gauge("dagrun_scheduler_paused",
+          "1 while the scheduler starts no new tries because of a resource fault: disk_full (the logs folder's "
+          "disk has less than 1 MiB free) or store_unwritable (the latest pass could not be written)",
+          {"reason"});
+}
+
+bool disk_full(const std::filesystem::path& folder) {
+  // The folder may not exist yet (its first log makes it): ask about the nearest one that does.
+  std::filesystem::path at = folder;
+  std::error_code ec;
+  while (!at.empty() && !std::filesystem::exists(at, ec) && at != at.parent_path()) at = at.parent_path();
+  struct statvfs fs {};
+  if (at.empty() || ::statvfs(at.c_str(), &fs) != 0) return false;  // cannot tell: not full
+  return static_cast<std::uintmax_t>(fs.f_bavail) * fs.f_frsize < min_free_log_bytes;
 }
 
 namespace {
@@ -104,6 +119,9 @@ void engine::set_dags(std::vector<definition> dags) {
     std::string id = d.id();
     next.emplace(std::move(id), std::make_shared<const scheduled_dag>(std::move(d)));
   }
+  for (auto& [id, d] : dags_)
+    if (!next.contains(id)) retired_[id] = std::move(d);
+  for (const auto& [id, d] : next) retired_.erase(id);
   dags_ = std::move(next);
   auto published = std::make_shared<std::vector<definition>>();
   for (const auto& [id, d] : dags_) published->push_back(d->def);
@@ -111,11 +129,12 @@ void engine::set_dags(std::vector<definition> dags) {
     std::lock_guard lock(published_mutex_);
     definitions_ = std::move(published);
   }
-  // Active runs follow the new definition of their DAG; task instances are matched by task id.
+  // Active runs follow the new definition of their DAG (task instances are matched by task id);
+  // runs of a DAG that left keep its last one, and wait.
   for (auto it = active_.begin(); it != active_.end();) {
     auto found = dags_.find(it->first.dag_id);
     if (found == dags_.end()) {
-      it = active_.erase(it);
+      ++it;
       continue;
     }
     if (found->second != it->second.dag) {
@@ -144,17 +163,23 @@ std::shared_ptr<const std::vector<definition>> engine::definitions() const {
   return definitions_;
 }
 
+const std::shared_ptr<const scheduled_dag>* engine::dag_for(const std::string& dag_id) const {
+  if (auto it = dags_.find(dag_id); it != dags_.end()) return &it->second;
+  if (auto it = retired_.find(dag_id); it != retired_.end()) return &it->second;
+  return nullptr;
+}
+
 const scheduled_dag* engine::find_dag(const std::string& dag_id) const {
   auto it = dags_.find(dag_id);
   return it == dags_.end() ? nullptr : it->second.get();
 }
 
 bool engine::load_run(const run_key& key) {
-  auto dag_it = dags_.find(key.dag_id);
-  if (dag_it == dags_.end()) return false;
+  const auto* dag = dag_for(key.dag_id);
+  if (!dag) return false;
   auto run = store_.find_run(key.dag_id, key.run_id);
   if (!run) return false;
-  active_run r{dag_it->second, *run, {}, {}};
+  active_run r{*dag, *run, {}, {}};
   const auto& tasks = r.dag->def.all_tasks();
   r.tis.resize(tasks.size());
   for (std::size_t i = 0; i < tasks.size(); ++i) {
@@ -195,13 +220,13 @@ std::size_t engine::recover_lost_tries() {
   for (std::size_t i = 0; i < candidates.size(); ++i) {
     if (i >= lost.size() || !lost[i]) continue;
     task_instance_record& ti = candidates[i];
-    auto dag_it = dags_.find(ti.dag_id);
+    const auto* dag = dag_for(ti.dag_id);
     const task_state expected = ti.state;
     const int expected_try = ti.try_number;
     try_record r;
-    if (dag_it != dags_.end()) {
-      if (auto index = dag_it->second->def.index_of(ti.task_id)) {
-        r = lose_try(dag_it->second->def.all_tasks()[*index], ti, "executor lost: the process running this try died", now);
+    if (dag) {
+      if (auto index = (*dag)->def.index_of(ti.task_id)) {
+        r = lose_try((*dag)->def.all_tasks()[*index], ti, "executor lost: the process running this try died", now);
       }
     }
     if (r.task_id.empty()) {  // its DAG or task is gone: no retries to apply
@@ -269,13 +294,27 @@ void engine::post(task_event e) {
   if (was_empty) events_cv_.notify_one();
 }
 
-void engine::take_events(change_set& changes) {
-  std::deque<task_event> events;
-  {
-    std::lock_guard lock(events_mutex_);
-    events.swap(events_);
-  }
-  for (auto& e : events) {
+std::vector<task_event> engine::take_events() {
+  std::vector<task_event> events = std::move(parked_);
+  parked_.clear();
+  std::lock_guard lock(events_mutex_);
+  events.insert(events.end(), std::make_move_iterator(events_.begin()), std::make_move_iterator(events_.end()));
+  events_.clear();
+  return events;
+}
+
+void engine::record_events(const std::vector<task_event>& events, change_set& changes) {
+  for (const auto& e : events) {
+    if (!dag_for(e.dag_id)) {
+      // No definition to apply its retries with (the DAG file was missing or broken since this
+      // engine started): kept, not dropped, until the DAG loads. (The queue reports an end it
+      // holds again now and then: one is kept.)
+      const bool known = std::any_of(parked_.begin(), parked_.end(), [&](const task_event& p) {
+        return p.dag_id == e.dag_id && p.run_id == e.run_id && p.task_id == e.task_id && p.try_number == e.try_number;
+      });
+      if (!known) parked_.push_back(e);
+      continue;
+    }
     // Every end was a try in flight. (An executor shared by several schedulers may report a try
     // another one submitted: the floor at zero holds until its own counts correct ours.)
     running_ = std::max(0, running_ - 1);
@@ -294,7 +333,9 @@ void engine::take_events(change_set& changes) {
       if (it != active_.end()) active_.erase(it);
       if (!load_run(key)) continue;
       it = active_.find(key);
-      if (!matches(it->second)) continue;  // a late result for a try already settled (cleared, lost): refused
+      // A repeat of an end already recorded, or a late one for a try already settled (cleared,
+      // lost): the try number tells, and it is refused.
+      if (!matches(it->second)) continue;
     }
     active_run& r = it->second;
     const auto index = r.dag->def.index_of(e.task_id);
@@ -311,6 +352,16 @@ void engine::take_events(change_set& changes) {
     if (e.result.xcom && e.result.outcome == try_outcome::success)
       changes.xcoms.push_back({ti.dag_id, ti.run_id, ti.task_id, "return_value", *e.result.xcom});
   }
+}
+
+void engine::reload_active_runs() {
+  std::vector<run_key> keys;
+  for (const auto& [key, r] : active_) keys.push_back(key);
+  for (const auto& key : keys) {
+    active_.erase(key);
+    load_run(key);
+  }
+  load_active_runs();
 }
 
 void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake) {
@@ -396,11 +447,15 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
   std::map<std::string, int> runs_running;
   for (const auto& [key, r] : active_)
     if (r.run.state == run_state::running) ++runs_running[key.dag_id];
-  int free_slots = accepting_ ? options_.parallelism - running_ : 0;
+  int free_slots = accepting_ && !disk_full_ ? options_.parallelism - running_ : 0;
   std::map<std::string, int> starting;  // tries this pass starts, per DAG (not yet submitted)
 
   for (auto it = active_.begin(); it != active_.end();) {
     active_run& r = it->second;
+    if (!dags_.contains(it->first.dag_id)) {  // its DAG left the folder: the run waits for it
+      ++it;
+      continue;
+    }
     // A queued run starts only while its DAG is under max_active_runs (oldest first: map order is by
     // run id, which sorts by logical date within a run type).
     if (r.run.state == run_state::queued) {
@@ -479,8 +534,21 @@ void engine::poll_store() {
 
 std::optional<timestamp> engine::step() {
   const auto began = std::chrono::steady_clock::now();
-  std::optional<timestamp> wake = step_once();
+  // A full disk pauses new tries (running ones go on, and their ends are recorded while the
+  // store can be written); the tries start once space is back.
+  disk_full_ = disk_full(options_.log_folder);
+  std::optional<timestamp> wake;
+  try {
+    wake = step_once();
+    store_unwritable_ = false;
+  } catch (...) {
+    store_unwritable_ = true;
+    if (auto* m = metrics_.load(std::memory_order_acquire)) m->set("dagrun_scheduler_paused", 1, {"store_unwritable"});
+    throw;
+  }
   if (auto* m = metrics_.load(std::memory_order_acquire)) {
+    m->set("dagrun_scheduler_paused", disk_full_ ? 1 : 0, {"disk_full"});
+    m->set("dagrun_scheduler_paused", store_unwritable_ ? 1 : 0, {"store_unwritable"});
     m->set("dagrun_scheduler_heartbeat", seconds_of(now_us().time_since_epoch()));
     m->observe("dagrun_scheduler_loop_duration_seconds",
                std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
@@ -493,49 +561,78 @@ std::optional<timestamp> engine::step() {
 std::optional<timestamp> engine::step_once() {
   std::optional<timestamp> wake;
   const timestamp now = now_us();
+  if (stale_) {
+    reload_active_runs();
+    stale_ = false;
+  }
   if (options_.adopt_store_runs && now - last_poll_ >= options_.poll_interval) {
     poll_store();
     last_poll_ = now;
   }
+  const int running_before = running_;
+  const std::map<std::string, int> dag_running_before = dag_running_;
   change_set changes;
-  take_events(changes);
-  create_due_runs(changes, wake);
-  if (!changes.new_runs.empty()) {
-    // New runs are written first so this pass can already start their first tasks.
-    change_set creation;
-    creation.new_runs = std::move(changes.new_runs);
-    changes.new_runs.clear();
-    auto created = store_.apply(creation);
-    for (std::size_t i = 0; i < creation.new_runs.size(); ++i)
-      if (created.runs_created[i]) load_run({creation.new_runs[i].first.dag_id, creation.new_runs[i].first.run_id});
-  }
+  std::vector<task_event> taken = take_events();
   std::vector<task_request> starts;
-  advance_runs(changes, starts, wake);
-  // Tries are handed over only once their start is committed: a start another process refused
-  // never runs. (A crash in between leaves a `running` try that recovery records as lost.)
-  if (!changes.empty()) {
-    auto result = store_.apply(changes);
-    // A lost compare-and-set means another process changed that run (cleared or marked a task,
-    // say, which puts the run back to queued): reload it from the store, even when this pass had
-    // finished it, so that the engine carries on with the store's view.
-    for (std::size_t i = 0; i < result.runs_updated.size(); ++i) {
-      if (result.runs_updated[i]) continue;
-      const run_key key{changes.runs[i].dag_id, changes.runs[i].run_id};
-      active_.erase(key);
-      load_run(key);
+  try {
+    record_events(taken, changes);
+    create_due_runs(changes, wake);
+    if (!changes.new_runs.empty()) {
+      // New runs are written first so this pass can already start their first tasks.
+      change_set creation;
+      creation.new_runs = std::move(changes.new_runs);
+      changes.new_runs.clear();
+      auto created = store_.apply(creation);
+      for (std::size_t i = 0; i < creation.new_runs.size(); ++i)
+        if (created.runs_created[i]) load_run({creation.new_runs[i].first.dag_id, creation.new_runs[i].first.run_id});
     }
-    for (std::size_t i = 0; i < result.task_instances_updated.size(); ++i) {
-      if (result.task_instances_updated[i]) continue;
-      const auto& rec = changes.task_instances[i].record;
-      const run_key key{rec.dag_id, rec.run_id};
-      const auto lost = std::remove_if(starts.begin(), starts.end(), [&](const task_request& s) {
-        return s.context.dag_id == key.dag_id && s.context.run_id == key.run_id && s.context.task_id == rec.task_id;
-      });
-      starts.erase(lost, starts.end());
-      active_.erase(key);
-      load_run(key);
+    advance_runs(changes, starts, wake);
+    // Tries are handed over only once their start is committed: a start another process refused
+    // never runs. (A crash in between leaves a `running` try that recovery records as lost.)
+    if (!changes.empty()) {
+      auto result = store_.apply(changes);
+      // A lost compare-and-set means another process changed that run (cleared or marked a task,
+      // say, which puts the run back to queued): reload it from the store, even when this pass had
+      // finished it, so that the engine carries on with the store's view.
+      for (std::size_t i = 0; i < result.runs_updated.size(); ++i) {
+        if (result.runs_updated[i]) continue;
+        const run_key key{changes.runs[i].dag_id, changes.runs[i].run_id};
+        active_.erase(key);
+        load_run(key);
+      }
+      for (std::size_t i = 0; i < result.task_instances_updated.size(); ++i) {
+        if (result.task_instances_updated[i]) continue;
+        const auto& rec = changes.task_instances[i].record;
+        const run_key key{rec.dag_id, rec.run_id};
+        const auto lost = std::remove_if(starts.begin(), starts.end(), [&](const task_request& s) {
+          return s.context.dag_id == key.dag_id && s.context.run_id == key.run_id && s.context.task_id == rec.task_id;
+        });
+        starts.erase(lost, starts.end());
+        active_.erase(key);
+        load_run(key);
+      }
     }
+  } catch (...) {
+    // Nothing of this pass counts. Its ends go back to be taken again (the local executor has let
+    // go of them, so they live here only; the queue still holds its own, and a repeat is ignored),
+    // and the runs, changed in memory, are re-read next pass.
+    parked_.clear();
+    {
+      std::lock_guard lock(events_mutex_);
+      events_.insert(events_.begin(), std::make_move_iterator(taken.begin()), std::make_move_iterator(taken.end()));
+    }
+    running_ = running_before;
+    dag_running_ = dag_running_before;
+    stale_ = true;
+    throw;
   }
+  // The store holds these ends now: the executor may forget them.
+  std::erase_if(taken, [&](const task_event& e) {
+    return std::any_of(parked_.begin(), parked_.end(), [&](const task_event& p) {
+      return p.dag_id == e.dag_id && p.run_id == e.run_id && p.task_id == e.task_id && p.try_number == e.try_number;
+    });
+  });
+  executor_->recorded(taken);
   hand_over(starts);
   if (options_.adopt_store_runs) {
     const timestamp poll_at = last_poll_ + options_.poll_interval;

@@ -493,6 +493,14 @@ http_response http_face::health() {
     const auto age = std::chrono::duration<double>(now_.precise_now().time_since_epoch()).count() - beat;
     if (age <= static_cast<double>(options_.heartbeat_limit.count())) scheduler["status"] = "healthy";
   }
+  // A scheduler paused by a resource fault beats but starts nothing: unhealthy, saying why.
+  json paused = json::array();
+  for (const char* reason : {"disk_full", "store_unwritable"})
+    if (metrics_.value("dagrun_scheduler_paused", {reason}) > 0) paused.push_back(reason);
+  if (!paused.empty()) {
+    scheduler["status"] = "unhealthy";
+    scheduler["paused"] = paused;
+  }
   const bool healthy = db_status == "healthy" && scheduler["status"] == "healthy";
   return json_response(healthy ? 200 : 503, {{"status", healthy ? "healthy" : "unhealthy"},
                                              {"metadatabase", {{"status", db_status}}},

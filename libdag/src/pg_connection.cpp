@@ -39,6 +39,16 @@ std::string scrubbed(std::string text, const std::string& secret) {
 }
 
 /// `text` without trailing newlines and spaces (libpq ends its messages with a newline).
+// Whether a failed connection attempt was refused for who the client is (credentials, pg_hba,
+// an unknown role or database) rather than for the server's state: waiting does not change such
+// an answer, so it is not retried and its reason is told at once.
+bool refused_for_good(std::string_view message) {
+  for (std::string_view sign : {"authentication failed", "no pg_hba.conf entry", "no password supplied",
+                                "does not exist", "permission denied"})
+    if (message.find(sign) != std::string_view::npos) return true;
+  return false;
+}
+
 std::string trimmed(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\t')) text.pop_back();
   return text;
@@ -186,6 +196,7 @@ void pg_connection::attempts(const char* what, bool write, const attempt_body& b
     } catch (const error&) {
       throw;  // ours (an unknown state name, a newer schema): not a connection problem
     } catch (const pqxx::broken_connection& e) {
+      if (!conn_ && refused_for_good(e.what())) throw failure("connect", e.what());
       problem = e.what();
       broken = true;
     } catch (const pqxx::transaction_rollback& e) {

@@ -193,11 +193,16 @@ public:
     });
   }
 
-  std::vector<finished_try> take_finished(int max) override {
+  std::vector<finished_try> take_finished(int max, std::chrono::milliseconds stale_after) override {
     return conn_.write("take finished tries", [&](pqxx::transaction_base& tx) {
       std::vector<finished_try> out;
-      for (const auto& row : tx.exec("DELETE FROM dagrun_task_queue WHERE id IN (SELECT id FROM dagrun_task_queue "
-                                     "WHERE state = 'done' ORDER BY id LIMIT " + std::to_string(max) +
+      // Taken, not deleted: the row stays until the scheduler acknowledges the end as recorded,
+      // so a scheduler (or database) crash in between loses nothing. A taken row left
+      // unacknowledged for `stale_after` (its scheduler died) is taken again, by anyone.
+      for (const auto& row : tx.exec("UPDATE dagrun_task_queue SET state = 'taken', heartbeat_at = now() WHERE id IN "
+                                     "(SELECT id FROM dagrun_task_queue WHERE state = 'done' OR (state = 'taken' AND "
+                                     "heartbeat_at < now() - interval '1 millisecond' * " +
+                                     std::to_string(stale_after.count()) + ") ORDER BY id LIMIT " + std::to_string(max) +
                                      " FOR UPDATE SKIP LOCKED) RETURNING " + std::string(returned_columns))) {
         finished_try f;
         f.item = read_try(row);
@@ -208,13 +213,34 @@ public:
     });
   }
 
+  void acknowledge(const std::vector<try_key>& keys) override {
+    if (keys.empty()) return;
+    conn_.write("acknowledge recorded tries", [&](pqxx::transaction_base& tx) {
+      for (std::size_t start = 0; start < keys.size(); start += 500) {
+        std::string values;
+        for (std::size_t i = start; i < std::min(keys.size(), start + 500); ++i) {
+          const auto& [d, r, t, n] = keys[i];
+          values += (values.empty() ? "(" : ",(") + tx.quote(d) + "," + tx.quote(r) + "," + tx.quote(t) + "," +
+                    std::to_string(n) + ")";
+        }
+        tx.exec("DELETE FROM dagrun_task_queue q USING (VALUES " + values +
+                ") AS v(dag_id, run_id, task_id, try_number) WHERE q.state = 'taken' AND q.dag_id = v.dag_id AND "
+                "q.run_id = v.run_id AND q.task_id = v.task_id AND q.try_number = v.try_number");
+      }
+    });
+  }
+
   std::vector<finished_try> expire_leases(std::chrono::milliseconds lease) override {
     return conn_.write("expire leases", [&](pqxx::transaction_base& tx) {
       std::vector<finished_try> out;
-      const auto rows = tx.exec("DELETE FROM dagrun_task_queue WHERE id IN (SELECT id FROM dagrun_task_queue WHERE "
-                                "state = 'claimed' AND heartbeat_at < now() - interval '1 millisecond' * " +
-                                std::to_string(lease.count()) + " FOR UPDATE SKIP LOCKED) RETURNING " +
-                                std::string(returned_columns));
+      const std::string ms = "interval '1 millisecond' * " + std::to_string(lease.count());
+      // A lost try becomes a taken row holding its failure, acknowledged like any end. A server
+      // that (re)started less than a lease ago has not given workers a lease to renew in: their
+      // heartbeats were stopped by the outage, not by their death.
+      const auto rows = tx.exec("UPDATE dagrun_task_queue SET state = 'taken', heartbeat_at = now() WHERE id IN "
+                                "(SELECT id FROM dagrun_task_queue WHERE state = 'claimed' AND heartbeat_at < now() - " +
+                                ms + " AND pg_postmaster_start_time() < now() - " + ms +
+                                " FOR UPDATE SKIP LOCKED) RETURNING " + std::string(returned_columns));
       for (const auto& row : rows) {
         finished_try f;
         f.item = read_try(row);
@@ -222,8 +248,13 @@ public:
         f.outcome.lease_token = f.item.lease_token;
         f.outcome.result = operator_result::failed("worker lost: '" + f.item.worker + "' stopped renewing its lease");
         f.outcome.result.exit_code = -1;
+        f.outcome.started = f.outcome.ended = std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
         out.push_back(std::move(f));
       }
+      // Tell the result apart from a worker's, should the row be taken again after a crash.
+      for (const auto& f : out)
+        tx.exec("UPDATE dagrun_task_queue SET result = " + tx.quote(result_of(f.outcome)) +
+                " WHERE id = " + std::to_string(f.item.id));
       return out;
     });
   }
@@ -232,9 +263,9 @@ public:
     return conn_.wait("dagrun_" + channel, max);
   }
 
-  std::set<std::tuple<std::string, std::string, std::string, int>> pending_keys() override {
+  std::set<try_key> pending_keys() override {
     return conn_.read("list queued tries", [&](pqxx::transaction_base& tx) {
-      std::set<std::tuple<std::string, std::string, std::string, int>> out;
+      std::set<try_key> out;
       for (const auto& row : tx.exec("SELECT dag_id, run_id, task_id, try_number FROM dagrun_task_queue"))
         out.emplace(row[0].c_str(), row[1].c_str(), row[2].c_str(), row[3].as<int>());
       return out;

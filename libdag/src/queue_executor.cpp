@@ -1,6 +1,8 @@
 // The scheduler's side of the queue.
 #include <dag/exec/queue_executor.hpp>
 
+#include <optional>
+
 namespace dag {
 
 queued_try to_queued_try(const task_request& request) {
@@ -64,7 +66,8 @@ void queue_executor::submit(task_request request) { buffer_.push_back(to_queued_
 
 std::vector<bool> queue_executor::lost(const std::vector<recorded_try>& tries, const std::string&, timestamp now) {
   // Read after the engine read the tries: a row seen then is still in flight.
-  const auto held = sender_->pending_keys();
+  auto held = sender_->pending_keys();
+  for (const auto& t : buffer_) held.emplace(t.dag_id, t.run_id, t.task_id, t.try_number);
   std::vector<bool> out;
   out.reserve(tries.size());
   for (const auto& t : tries) {
@@ -76,12 +79,25 @@ std::vector<bool> queue_executor::lost(const std::vector<recorded_try>& tries, c
 
 void queue_executor::flush() {
   if (buffer_.empty()) return;
-  sender_->enqueue(buffer_);
+  sender_->enqueue(buffer_);  // throws with buffer_ intact: the next flush sends it (once: ON CONFLICT)
   {
     std::lock_guard lock(mutex_);
     outstanding_ += static_cast<long long>(buffer_.size());
   }
   buffer_.clear();
+}
+
+void queue_executor::recorded(const std::vector<task_event>& events) noexcept {
+  if (events.empty()) return;
+  std::vector<try_key> keys;
+  keys.reserve(events.size());
+  for (const auto& e : events) keys.emplace_back(e.dag_id, e.run_id, e.task_id, e.try_number);
+  try {
+    sender_->acknowledge(keys);
+  } catch (const std::exception&) {
+    // The rows stay taken: after a lease they are collected again, and the engine, which holds
+    // these ends, acknowledges the repeat.
+  }
 }
 
 void queue_executor::drain() {
@@ -91,20 +107,24 @@ void queue_executor::drain() {
 
 void queue_executor::collect(std::stop_token stop) {
   std::unique_ptr<task_queue> q;
-  auto last_expiry = std::chrono::steady_clock::now();
+  const auto now_steady = [] { return std::chrono::steady_clock::now(); };
+  const auto expiry_every = std::min(lease_ / 3, std::chrono::milliseconds(5000));
+  auto last_expiry = now_steady();
+  // Since when this collector has reached the queue without a break: leases are expired only
+  // after a whole lease of it. While the database was out of reach for the scheduler it was most
+  // likely out of reach for the workers too, and a lease they could not renew says nothing of
+  // whether they live.
+  std::optional<std::chrono::steady_clock::time_point> reachable_since;
   while (!stop.stop_requested()) {
+    const auto began = now_steady();
     try {
       if (!q) q = open_task_queue(url_);
-      std::vector<finished_try> done = q->take_finished(1000);
-      if (std::chrono::steady_clock::now() - last_expiry > std::min(lease_ / 3, std::chrono::milliseconds(5000))) {
-        last_expiry = std::chrono::steady_clock::now();
-        auto lost = q->expire_leases(lease_);
-        const timestamp at = now();
-        for (auto& l : lost) {
-          l.outcome.started = at;
-          l.outcome.ended = at;
-          done.push_back(std::move(l));
-        }
+      std::vector<finished_try> done = q->take_finished(1000, lease_);
+      // An answer that took half a lease came through retries: the connection broke meanwhile.
+      if (!reachable_since || now_steady() - began > lease_ / 2) reachable_since = now_steady();
+      if (now_steady() - last_expiry > expiry_every && now_steady() - *reachable_since >= lease_) {
+        last_expiry = now_steady();
+        for (auto& l : q->expire_leases(lease_)) done.push_back(std::move(l));
       }
       for (auto& f : done) {
         task_event e;
@@ -126,8 +146,9 @@ void queue_executor::collect(std::stop_token stop) {
       if (done.size() < 1000) q->wait("finished", std::chrono::milliseconds(500));
     } catch (const std::exception&) {
       // The queue's own retries gave up (database down for long): start over with a new
-      // connection; tries stay safe in the queue meanwhile.
+      // connection; ends stay safe in the queue meanwhile.
       q.reset();
+      reachable_since.reset();
       std::mutex m;
       std::condition_variable_any cv;
       std::unique_lock lock(m);

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -14,7 +15,9 @@
 #include <variant>
 #include <vector>
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
@@ -133,6 +136,7 @@ private:
   /// The cached statement for `sql`, prepared on first use; `$N` parameters become SQLite's `?N`.
   statement& prepared(std::string_view sql);
 
+  bool read_only_;  // opened for reading only (see read_only_database): every write fails
   SQLite::Database db_;
   // Declared after db_ so that every statement is finalized before the connection closes.
   std::map<std::string, std::unique_ptr<statement>, std::less<>> statements_;
@@ -145,17 +149,57 @@ dialect sqlite_dialect() {
           ""};  // BEGIN IMMEDIATE already serializes writers
 }
 
+// Whether this process may not write the existing database at `path`: the file, or the folder
+// where SQLite keeps its WAL and shared-memory files beside it, is read-only (mode 0444,
+// read-only media), for the effective user.
+bool read_only_database(const std::string& path) {
+  if (path.empty() || path == ":memory:" || ::faccessat(AT_FDCWD, path.c_str(), F_OK, AT_EACCESS) != 0) return false;
+  const auto folder = std::filesystem::path(path).parent_path();
+  return ::faccessat(AT_FDCWD, path.c_str(), W_OK, AT_EACCESS) != 0 ||
+         ::faccessat(AT_FDCWD, folder.empty() ? "." : folder.c_str(), W_OK, AT_EACCESS) != 0;
+}
+
+// A read-only database opens as a read-only URI, which still takes SQLite's locks and reads its
+// WAL, so a daemon may go on writing it (another user's file). Where SQLite could not even make
+// the shared-memory file that needs (a read-only folder without one: read-only media), it opens
+// as immutable: no locks, no WAL (nothing can write it there; a WAL left unmerged is not read).
+std::string read_only_uri(const std::string& path) {
+  const auto folder = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  const bool immutable = ::faccessat(AT_FDCWD, folder.empty() ? "." : folder.c_str(), W_OK, AT_EACCESS) != 0 &&
+                         !std::filesystem::exists(path + "-shm", ec);
+  std::string out = "file:";
+  for (const char c : path) {
+    if (c == '%' || c == '?' || c == '#') {
+      constexpr char hex[] = "0123456789ABCDEF";
+      const auto byte = static_cast<unsigned char>(c);
+      out += '%';
+      out += hex[byte >> 4];
+      out += hex[byte & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out + (immutable ? "?immutable=1" : "?mode=ro");
+}
+
 // The handler of a constructor's function-try-block may use parameters but not members.
 sqlite_store::sqlite_store(const std::string& path) try
     : store_core(sqlite_dialect(), path),
-      db_(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX, busy_timeout_ms) {
+      read_only_(read_only_database(path)),
+      db_(read_only_ ? read_only_uri(path) : path,
+          read_only_ ? SQLite::OPEN_READONLY | SQLite::OPEN_URI | SQLite::OPEN_NOMUTEX
+                     : SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX,
+          busy_timeout_ms) {
   // Opening is lazy: a directory or unreadable file first fails here, still inside the try.
   db_.exec("PRAGMA foreign_keys = ON");  // per connection; the cascades of clean() need it
-  db_.exec("PRAGMA journal_mode = WAL");  // readers never block the writer, nor it them
-  // No fsync per commit (the hot path needs that): a power cut may lose the latest commits but
-  // never corrupts the file.
-  db_.exec("PRAGMA synchronous = NORMAL");
-  migrate();
+  if (!read_only_) {
+    db_.exec("PRAGMA journal_mode = WAL");  // readers never block the writer, nor it them
+    // No fsync per commit (the hot path needs that): a power cut may lose the latest commits but
+    // never corrupts the file.
+    db_.exec("PRAGMA synchronous = NORMAL");
+  }
+  migrate();  // only reads when the schema is current; a read-only database that is not fails
 } catch (const SQLite::Exception& e) {
   throw database_error(path, std::string("cannot open the database: ") + e.what());
 }
@@ -163,6 +207,9 @@ sqlite_store::sqlite_store(const std::string& path) try
 void sqlite_store::run(const char* what, access mode, const std::function<void(session&)>& body) {
   try {
     if (mode == access::read) return body(*this);
+    if (read_only_)
+      throw database_error(label(), "cannot " + std::string(what) +
+                                        ": the database is read-only here (the file or its folder cannot be written)");
     // BEGIN IMMEDIATE takes the write lock up front (waiting up to the busy timeout), because a
     // deferred transaction that reads first and writes later can fail with SQLITE_BUSY_SNAPSHOT in
     // WAL mode without waiting.

@@ -3,6 +3,8 @@
 #include <dag/load/yaml_loader.hpp>
 
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -399,7 +401,7 @@ yaml_load_result load_yaml_file(const std::filesystem::path& file, const operato
     yaml_load_result result;
     error_context where;
     where.file = file.string();
-    result.problems.emplace_back(where, "cannot read file");
+    result.problems.emplace_back(where, std::string("cannot read file: ") + std::strerror(errno));
     return result;
   }
   std::stringstream buffer;

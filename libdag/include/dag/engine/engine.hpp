@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <filesystem>
 #include <functional>
@@ -44,8 +45,15 @@ struct engine_options {
 };
 
 /// Declares the families the engine records into `m`: heartbeat, loop duration, tries and runs
-/// finished, their durations, schedule delay and executor slots (all named `dagrun_…`).
+/// finished, their durations, schedule delay, executor slots and resource-fault pauses (all named
+/// `dagrun_…`).
 void declare_engine_metrics(metrics_registry& m);
+
+/// Free space below which the disk of the logs folder counts as full (1 MiB).
+inline constexpr std::uintmax_t min_free_log_bytes = 1u << 20;
+/// Whether the disk holding `folder` (or its nearest existing parent) has less than
+/// min_free_log_bytes free for unprivileged writers. False when that cannot be told.
+bool disk_full(const std::filesystem::path& folder);
 
 /// Identifies a run.
 struct run_key {
@@ -83,8 +91,9 @@ public:
   /// Replaces the DAGs the engine schedules. Each is checked first (dag::check: validated, and
   /// `default_args` applied to its tasks; checking a checked DAG changes nothing), so a task's
   /// settings always count; throws dag::definition_error listing every problem, changing nothing,
-  /// when any DAG is invalid. Runs of DAGs that disappeared keep their state in the store but are
-  /// not advanced.
+  /// when any DAG is invalid. Runs of DAGs that disappeared keep their state in the store and wait,
+  /// not advanced, until their DAG comes back; tries of theirs that end meanwhile are recorded
+  /// (with the last definition the engine had, or once the DAG is back when it never had one).
   void set_dags(std::vector<definition> dags);
   /// The DAG with this id, or nullptr.
   const scheduled_dag* find_dag(const std::string& dag_id) const;
@@ -104,7 +113,9 @@ public:
 
   /// One pass: applies finished tries, creates due runs (daemon), advances every active run,
   /// writes all of it in one transaction and starts the chosen tries. Returns when to wake next
-  /// at the latest (nullopt: only on an event).
+  /// at the latest (nullopt: only on an event). When the store cannot be written (its own retries
+  /// gave up) it throws and nothing of the pass counts: the ends it took are kept to be recorded
+  /// by a later pass, so a caller may simply step again.
   std::optional<timestamp> step();
 
   /// Steps until `done()` holds (checked after each step) or `stop` is requested, sleeping
@@ -156,7 +167,17 @@ private:
   std::optional<timestamp> step_once();
   void load_active_runs();
   bool load_run(const run_key& key);
-  void take_events(change_set& changes);
+  /// The definition of `dag_id`: the loaded one, else the last one it had before it left the
+  /// folder (retired_); nullptr when the engine never had one.
+  const std::shared_ptr<const scheduled_dag>* dag_for(const std::string& dag_id) const;
+  /// Takes the reported ends and the parked ones (never throws: none is lost).
+  std::vector<task_event> take_events();
+  /// Puts `events` into `changes`: each end of a try still running, as finish_try decides; repeats
+  /// and late ends are ignored; ends of DAGs the engine has no definition of are parked until one
+  /// comes.
+  void record_events(const std::vector<task_event>& events, change_set& changes);
+  /// Re-reads every active run from the store (after a pass whose commit failed).
+  void reload_active_runs();
   void create_due_runs(change_set& changes, std::optional<timestamp>& wake);
   void advance_runs(change_set& changes, std::vector<task_request>& starts, std::optional<timestamp>& wake);
   task_request prepare_try(active_run& r, std::size_t task_index, change_set& changes, timestamp now);
@@ -174,6 +195,13 @@ private:
   const clock& clock_;
   engine_options options_;
   std::map<std::string, std::shared_ptr<const scheduled_dag>> dags_;
+  // DAGs that left the folder (deleted, unreadable, broken) keep their last definition here: their
+  // runs wait, not advanced, but tries of theirs that end are still recorded.
+  std::map<std::string, std::shared_ptr<const scheduled_dag>> retired_;
+  std::vector<task_event> parked_;  // ends of DAGs never loaded in this engine: recorded once they are
+  bool disk_full_ = false;  // the logs folder's disk is full: no new tries
+  bool store_unwritable_ = false;  // the latest pass could not be written
+  bool stale_ = false;  // a pass's commit failed: active_ is ahead of the store until re-read
   std::map<run_key, active_run> active_;
   std::set<std::string> paused_;
   int running_ = 0;

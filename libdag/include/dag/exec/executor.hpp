@@ -57,9 +57,10 @@ struct recorded_try {
   std::optional<timestamp> start_date;  ///< when it started
 };
 
-/// Runs tries somewhere and reports each one's end, exactly once, to the listener it is connected
-/// to. Derive from it for an executor of your own: implement `submit`, `cancel_all` and `drain`,
-/// and call `report` when a try ends (from any thread).
+/// Runs tries somewhere and reports each one's end to the listener it is connected to: at least
+/// once (an end reported again, after a crash or an outage, is recognised by its try number and
+/// ignored). Derive from it for an executor of your own: implement `submit`, `cancel_all` and
+/// `drain`, and call `report` when a try ends (from any thread).
 class executor {
 public:
   virtual ~executor() = default;
@@ -78,6 +79,13 @@ public:
   virtual void cancel_all() = 0;
   /// Waits until every submitted try has reported its end.
   virtual void drain() = 0;
+
+  /// Called on the driving thread once the store holds the ends in `events` (recorded now, or
+  /// settled before: a repeat): an executor that keeps ends until then (the queue keeps each in
+  /// its table, so that no crash between report and commit loses one) may forget them. An end
+  /// that could not be recorded is not passed here and stays the executor's to report again.
+  /// Must not throw: an end forgotten later is only reported again.
+  virtual void recorded(const std::vector<task_event>& events) noexcept { (void)events; }
 
   /// Tries in flight per DAG as the executor's own source of truth sees them (the queue, which
   /// several schedulers share), or nullopt when the engine's own count is exact: it counts the

@@ -1,7 +1,9 @@
 #pragma once
 /// @file The queue executor: the scheduler's side of the PostgreSQL task queue. Tries are
 /// enqueued a step at a time; a background thread collects finished tries (woken by NOTIFY) and
-/// turns leases that stopped being renewed into failed tries ("worker lost").
+/// turns leases that stopped being renewed into failed tries ("worker lost"). An end stays in the
+/// queue until the engine has recorded it (`recorded`), so a crash of the scheduler or of the
+/// database between the two loses none; the engine ignores an end it already holds.
 
 #include <condition_variable>
 #include <memory>
@@ -31,17 +33,20 @@ public:
 
   /// Buffers a try until `flush`.
   void submit(task_request request) override;
-  /// Enqueues the buffered tries in one transaction.
+  /// Enqueues the buffered tries in one transaction; when that fails they stay buffered (and
+  /// held, for `lost`) and go with the next flush.
   void flush() override;
+  /// Acknowledges the ends in the queue, which kept them until now.
+  void recorded(const std::vector<task_event>& events) noexcept override;
   /// Remote tries cannot be cancelled from here; their workers stop them on their own shutdown.
   void cancel_all() override {}
   /// Waits until every enqueued try has been collected.
   void drain() override;
   /// Counts from the queue: with several schedulers, any of them may collect a try's end.
   std::optional<std::map<std::string, int>> in_flight_by_dag() override { return sender_->counts_by_dag(); }
-  /// A try is lost when the queue does not hold it (in any state) and it started more than a
-  /// lease ago: a younger one may be between another scheduler's commit and its enqueue, or
-  /// between the collection of its end and the commit of it.
+  /// A try is lost when neither the queue (in any state) nor this executor's unsent buffer holds
+  /// it and it started more than a lease ago: a younger one may be between another scheduler's
+  /// commit and its enqueue.
   std::vector<bool> lost(const std::vector<recorded_try>& tries, const std::string& hostname, timestamp now) override;
   /// Every lease: a scheduler may die between committing a try and enqueueing it at any time.
   std::optional<std::chrono::milliseconds> sweep_interval() const override { return lease_; }

@@ -58,6 +58,9 @@ struct finished_try {
   queued_result outcome;        ///< how it ended
 };
 
+/// (dag, run, task, try): one try, wherever it is.
+using try_key = std::tuple<std::string, std::string, std::string, int>;
+
 /// The queue. One object is one database connection; use it from one thread at a time.
 class task_queue {
 public:
@@ -73,17 +76,23 @@ public:
   virtual std::vector<std::string> heartbeat(const std::vector<std::string>& tokens) = 0;
   /// Records results in one transaction; per result, false when refused (its lease was lost).
   virtual std::vector<bool> complete(const std::vector<queued_result>& results) = 0;
-  /// Takes up to `max` finished tries off the queue (deleting them): the scheduler's input.
-  virtual std::vector<finished_try> take_finished(int max) = 0;
-  /// Claimed tries whose lease was not renewed for `lease` become lost: they are taken off the
-  /// queue and returned as failed tries ("worker lost"); a late result for them is refused.
+  /// Takes up to `max` finished tries (the scheduler's input), marking them taken but keeping them
+  /// until `acknowledge`: an end is in the queue until the store holds it. Tries taken more than
+  /// `stale_after` ago and never acknowledged (their scheduler died) are taken again.
+  virtual std::vector<finished_try> take_finished(int max, std::chrono::milliseconds stale_after) = 0;
+  /// Forgets taken tries whose ends the store has recorded (or found settled already).
+  virtual void acknowledge(const std::vector<try_key>& keys) = 0;
+  /// Claimed tries whose lease was not renewed for `lease` become lost: they are returned (and
+  /// kept, taken, until acknowledged) as failed tries ("worker lost"); a late result for them is
+  /// refused. Nothing expires while the server has been up for less than `lease`: after a crash
+  /// or restart, workers get a whole lease to reconnect and renew.
   virtual std::vector<finished_try> expire_leases(std::chrono::milliseconds lease) = 0;
   /// Waits up to `max` for a notification on `channel` (`queued` for workers, `finished` for
   /// schedulers); true when one came.
   virtual bool wait(const std::string& channel, std::chrono::milliseconds max) = 0;
   /// (dag, run, task, try) of every try in the queue, whatever its state: after a scheduler
   /// restart, a try the store says is running but the queue does not hold was lost.
-  virtual std::set<std::tuple<std::string, std::string, std::string, int>> pending_keys() = 0;
+  virtual std::set<try_key> pending_keys() = 0;
   /// Tries in the queue (queued, claimed or finished but not yet collected), per DAG.
   virtual std::map<std::string, int> counts_by_dag() = 0;
   /// Numbers of queued and claimed tries (metrics, tests).
