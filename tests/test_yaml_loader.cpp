@@ -239,13 +239,13 @@ TEST_CASE("YamlLoader.TriggerRulesAndOperatorsAreChecked") {
   CHECK(problem_of(dag_with("", "    trigger_rule: all_sucess\n")) ==
         "dags/t.yaml:6: task 'a': trigger_rule: unknown rule 'all_sucess' (did you mean 'all_success'?)");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bsh\n    bash_command: x\n") ==
-        "dags/t.yaml:3: task 'a': unknown operator 'bsh' (did you mean 'bash'?); known: bash, http, postgres, "
-        "sql_sensor, sqlite");
+        "dags/t.yaml:3: task 'a': unknown operator 'bsh' (did you mean 'bash'?); known: bash, branch_day_of_week, "
+        "http, latest_only, postgres, sql_sensor, sqlite");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n") ==
         "dags/t.yaml:3: task 'a': operator 'bash' requires field 'bash_command'");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: callable\n") ==
-        "dags/t.yaml:3: task 'a': operator 'callable' is only available to C++ DAGs; YAML operators: bash, http, "
-        "postgres, sql_sensor, sqlite");
+        "dags/t.yaml:3: task 'a': operator 'callable' is only available to C++ DAGs; YAML operators: bash, "
+        "branch_day_of_week, http, latest_only, postgres, sql_sensor, sqlite");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: http\n    conn_id: api\n    method: FETCH\n") ==
         "dags/t.yaml:6: task 'a': method: 'FETCH' is not one of GET, POST, PUT, PATCH, DELETE, HEAD");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: postgres\n    conn_id: db\n    sql: x\n    autocommit: yes\n") ==

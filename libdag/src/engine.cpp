@@ -301,14 +301,16 @@ void engine::take_events(change_set& changes) {
     task_instance_record& ti = r.tis[*index];
     const task_state expected = ti.state;
     ti.pid = e.pid;
-    changes.tries.push_back(finish_try(r.dag->def.all_tasks()[*index], ti, e.result, e.started, e.ended));
+    try_end ended = end_try(*r.dag, r.run, r.tis, r.progress, *index, e.result, e.started, e.ended);
+    changes.tries.push_back(std::move(ended.record));
     if (auto* m = metrics_.load(std::memory_order_acquire)) {
       m->add("dagrun_task_instance_finished_total", {ti.dag_id, ti.task_id, std::string(to_string(ti.state))});
       m->observe("dagrun_task_duration_seconds", seconds_of(e.ended - e.started), {ti.dag_id, ti.task_id});
     }
-    note_try_ended(*r.dag, r.progress, *index, ti.state);
     changes.task_instances.push_back(update_of(ti, expected, e.try_number));
-    if (e.result.xcom && e.result.outcome == try_outcome::success)
+    // Downstream tasks a branch, short-circuit or latest-only task ruled out, in the same commit.
+    for (const task_change& c : ended.skipped) changes.task_instances.push_back(update_of(r.tis[c.index], c.before, c.try_before));
+    if (e.result.xcom && ti.state == task_state::success)
       changes.xcoms.push_back({ti.dag_id, ti.run_id, ti.task_id, "return_value", *e.result.xcom});
   }
 }

@@ -95,6 +95,18 @@ struct field_value {
   std::map<std::string, std::string> entries = {};  ///< values of a string_map field
 };
 
+/// A task's flow rule and its options.
+struct task_flow {
+  flow_rule rule = flow_rule::none;  ///< `branch: true`, `short_circuit: true`, or the operator's own (`latest_only`)
+  /// short_circuit: true skips every downstream task whatever its trigger rule (Airflow's
+  /// default); false skips only the direct downstream tasks and lets trigger rules carry it on.
+  bool ignore_downstream_trigger_rules = true;
+  /// branch: when set, the XCom is read as true or false and the branch follows one of these
+  /// lists (Airflow's BranchSQLOperator and BranchDayOfWeekOperator) instead of naming ids itself.
+  std::optional<std::vector<std::string>> follow_if_true;
+  std::optional<std::vector<std::string>> follow_if_false;  ///< see follow_if_true
+};
+
 /// One task of a DAG: an operator with its fields, upstream dependencies and options.
 struct task {
   std::string id;                                  ///< `task_id`, unique in its DAG
@@ -103,6 +115,8 @@ struct task {
   std::vector<std::string> dependencies;           ///< ids of direct upstream tasks
   task_options options;                            ///< settings given on the task itself
   task_settings settings;                          ///< effective settings (options over default_args); filled by `definition::apply_default_args`, which `dag::check` calls
+  task_flow flow;                                  ///< what a successful try decides for downstream tasks
+  std::string group;                               ///< the innermost task group's id (`outer.inner`), empty for none
   source_location where;                           ///< where the task was defined
   /// The C++ body of a `callable` task; empty for other operators.
   std::function<operator_result(task_context&)> callable;
