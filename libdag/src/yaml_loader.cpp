@@ -2,6 +2,7 @@
 // sees all of a file's mistakes at once; the file's DAG is kept out if there is any.
 #include <dag/load/yaml_loader.hpp>
 
+#include <algorithm>
 #include <array>
 #include <fstream>
 #include <limits>
@@ -87,7 +88,8 @@ bool contains(const List& list, std::string_view key) {
 // Reads one file's YAML tree into a definition, recording problems with their lines.
 class yaml_reader {
 public:
-  yaml_reader(std::string_view text, std::string file) : text_(text), file_(std::move(file)) {}
+  yaml_reader(std::string_view text, std::string file, const operator_catalog& operators)
+      : text_(text), file_(std::move(file)), operators_(operators) {}
 
   std::vector<definition_error>& problems() { return problems_; }
 
@@ -480,7 +482,9 @@ private:
       // Everything else is an operator field; check() validates it against the operator's spec.
       field_value f;
       f.line = line(v);
-      if (v.IsSequence()) {
+      if (!may_be_field(t, key)) {
+        // Kept without its value: check() names it as an unknown field with suggestions.
+      } else if (v.IsSequence()) {
         set(string_list(v, key), [&](const std::vector<std::string>& items) { f.items = items; });
       } else if (v.IsMap()) {
         set(string_map(v, key), [&](const std::map<std::string, std::string>& m) { f.entries = m; });
@@ -496,8 +500,18 @@ private:
     d.add_task(std::move(t));
   }
 
+  // True when `key` is a field of the task's operator, or the operator is unknown (check()
+  // reports that): the value of any other key is not read, so a list or mapping given to an
+  // unknown key is reported as an unknown field, not as a malformed value.
+  bool may_be_field(const task& t, const std::string& key) const {
+    const operator_spec* spec = operators_.find(t.operator_name);
+    if (!spec) return true;
+    return std::any_of(spec->fields.begin(), spec->fields.end(), [&](const field_spec& f) { return f.name == key; });
+  }
+
   std::string_view text_;
   std::string file_;
+  const operator_catalog& operators_;
   std::vector<definition_error> problems_;
 };
 
@@ -520,7 +534,7 @@ yaml_load_result load_yaml_text(std::string_view text, const std::string& file, 
     result.problems.emplace_back(where, message);
     return result;
   }
-  yaml_reader reader(text, file);
+  yaml_reader reader(text, file, operators);
   std::optional<definition> d = reader.read(root);
   result.problems = std::move(reader.problems());
   if (!d) return result;
