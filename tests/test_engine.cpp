@@ -672,3 +672,17 @@ TEST_CASE("Engine.NestedTaskGroupsRunInGroupOrder") {
   CHECK(started("transform.join") >= ended("transform.clean.validate"));
   CHECK(started("publish.upload") >= ended("transform.join"));
 }
+
+TEST_CASE("Engine.MaxActiveTisPerDagIsNeverExceededAcrossRuns" * doctest::timeout(60)) {
+  sandbox s;
+  // Each try holds a lock directory while it works: a second try at the same time cannot take it.
+  const auto lock = s.dir / "lock";
+  dag::definition d{"one_at_a_time"};
+  d.bash("load", "mkdir " + lock.string() + " || exit 3; sleep 0.2; rmdir " + lock.string()).max_active_tis_per_dag(1);
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  eng.set_dags({s.checked(std::move(d))});
+  std::vector<dag::run_key> keys;
+  for (const char* day : {"2024-01-01", "2024-01-02", "2024-01-03"})
+    keys.push_back(*eng.create_run("one_at_a_time", dag::run_type::manual, dag::parse_time(day)));
+  for (auto state : eng.run_to_completion(keys)) CHECK(state == dag::run_state::success);
+}

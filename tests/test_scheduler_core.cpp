@@ -1,6 +1,8 @@
 // The scheduler's pure decisions, driven by tables of states: no store, no clock, no threads.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <dag/engine/scheduler_core.hpp>
 #include <dag/load/check.hpp>
 
@@ -585,4 +587,57 @@ TEST_CASE("SchedulerCore.TaskGroupsBecomeDependenciesOnTheirRootsAndLeaves") {
   CHECK(again.find("transform.inner.x")->dependencies == deps("transform.inner.x"));
   f.run_out();
   CHECK(f.run.state == dag::run_state::success);
+}
+
+TEST_CASE("SchedulerCore.WeightRuleDecidesHowPrioritiesAddUp") {
+  // a >> b >> c, weights 1, 10, 100; the priority of b under each rule.
+  struct row {
+    dag::weight_rule rule;
+    int a, b, c;
+  };
+  const std::vector<row> table{
+      {dag::weight_rule::downstream, 111, 110, 100},
+      {dag::weight_rule::upstream, 1, 11, 111},
+      {dag::weight_rule::absolute, 1, 10, 100},
+  };
+  for (const auto& r : table) {
+    dag::definition d{"weights"};
+    dag::task_options o;
+    o.weights = r.rule;
+    d.default_args(o);
+    auto a = d.bash("a", "true").priority_weight(1);
+    auto b = d.bash("b", "true").priority_weight(10);
+    auto c = d.bash("c", "true").priority_weight(100);
+    a >> b >> c;
+    fixture f(std::move(d));
+    CHECK(f.dag.priority == std::vector<int>{r.a, r.b, r.c});
+  }
+  // A task's own rule wins over default_args.
+  dag::definition d{"own"};
+  auto a = d.bash("a", "true").weight(dag::weight_rule::absolute);
+  a >> d.bash("b", "true").priority_weight(5);
+  fixture f(std::move(d));
+  CHECK(f.dag.priority == std::vector<int>{1, 5});
+}
+
+TEST_CASE("SchedulerCore.MaxActiveTisPerDagHoldsATaskOverAllRuns") {
+  dag::definition d{"limited"};
+  d.bash("load", "true").max_active_tis_per_dag(2);
+  d.bash("free", "true");
+  fixture first(d), second(d), third(d);
+  // One budget carried from run to run, as the engine does in one pass.
+  dag::slot_budget budget{100, 0};
+  std::vector<std::string> started;
+  for (auto* f : {&first, &second, &third}) {
+    for (std::size_t i : dag::step_run(f->dag, f->run, f->tis, f->progress, at(0), budget).to_start)
+      started.push_back(f->dag.def.all_tasks()[i].id);
+  }
+  CHECK(std::count(started.begin(), started.end(), "load") == 2);
+  CHECK(std::count(started.begin(), started.end(), "free") == 3);
+  CHECK(third.state("load") == "scheduled");
+  // Once a `load` try ends, the held one starts on a later pass.
+  first.succeed("load", std::nullopt);
+  dag::slot_budget next{100, 0, {1, 0}};  // second's load still running
+  CHECK(names(third, dag::step_run(third.dag, third.run, third.tis, third.progress, at(1), next).to_start) ==
+        std::vector<std::string>{"load"});
 }

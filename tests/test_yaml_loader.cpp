@@ -459,3 +459,14 @@ TEST_CASE("YamlLoader.NestedValuesOfAnUnknownKeyAreNotReadAsValues") {
   CHECK(problem_of(dag_with("", "    colours: [[1], {a: 2}]\n")) == "dags/t.yaml:6: task 'a': unknown field 'colours' for operator 'bash'");
   CHECK(problem_of(dag_with("default_args:\n  colours: [1]\n")) == "dags/t.yaml:3: unknown default_args key 'colours'");
 }
+
+TEST_CASE("YamlLoader.WeightRuleAndMaxActiveTisPerDag") {
+  auto r = dag::load_yaml_text(dag_with("default_args:\n  weight_rule: upstream\n", "    max_active_tis_per_dag: 2\n"),
+                               "dags/t.yaml", catalog());
+  REQUIRE(r.dag);
+  CHECK(r.dag->find("a")->settings.weights == dag::weight_rule::upstream);
+  CHECK(r.dag->find("a")->settings.max_active_tis_per_dag == 2);
+  CHECK(problem_of(dag_with("", "    weight_rule: downstreem\n")) ==
+        "dags/t.yaml:6: task 'a': weight_rule: unknown rule 'downstreem' (did you mean 'downstream'?); use downstream, upstream or absolute");
+  CHECK(problem_of(dag_with("", "    max_active_tis_per_dag: 0\n")) == "dags/t.yaml:6: task 'a': max_active_tis_per_dag: must be at least 1, got 0");
+}

@@ -20,7 +20,7 @@ const std::vector<std::string> task_keys{
     "task_id",     "operator",        "dependencies",      "trigger_rule",    "retries",
     "retry_delay", "retry_exponential_backoff", "max_retry_delay", "execution_timeout", "queue",
     "priority_weight", "owner",       "email",             "email_on_failure", "email_on_retry",
-    "depends_on_past", "branch",      "short_circuit",     "ignore_downstream_trigger_rules",
+    "depends_on_past", "weight_rule", "max_active_tis_per_dag", "branch",      "short_circuit",     "ignore_downstream_trigger_rules",
     "follow_task_ids_if_true",        "follow_task_ids_if_false"};
 
 class checker {
@@ -83,6 +83,7 @@ private:
 
   void check_options(const task_options& o, const error_context& where, const std::string& prefix) {
     if (o.retries && *o.retries < 0) fail(where, prefix + "retries: must be at least 0");
+    if (o.max_active_tis_per_dag && *o.max_active_tis_per_dag < 1) fail(where, prefix + "max_active_tis_per_dag: must be at least 1");
     auto positive = [&](const std::optional<duration>& v, const char* name) {
       if (v && v->count() <= 0) fail(where, prefix + name + ": must be longer than 0s");
     };

@@ -400,6 +400,15 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     if (r.run.state == run_state::running) ++runs_running[key.dag_id];
   int free_slots = accepting_ ? options_.parallelism - running_ : 0;
   std::map<std::string, int> starting;  // tries this pass starts, per DAG (not yet submitted)
+  // Tries in flight per task, over all runs, for DAGs with a max_active_tis_per_dag task.
+  std::map<std::string, std::vector<int>> task_running;
+  for (const auto& [key, r] : active_) {
+    if (!r.dag->limits_tasks) continue;
+    auto& counts = task_running[key.dag_id];
+    counts.resize(r.tis.size(), 0);
+    for (std::size_t i = 0; i < r.tis.size() && i < counts.size(); ++i)
+      if (r.tis[i].state == task_state::queued || r.tis[i].state == task_state::running) ++counts[i];
+  }
 
   for (auto it = active_.begin(); it != active_.end();) {
     active_run& r = it->second;
@@ -428,7 +437,9 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     slot_budget budget{free_slots, dag_running_[it->first.dag_id] + started_here};
     // A paused DAG starts no new tries in the daemon; `run` and `backfill` are explicit requests.
     if (options_.adopt_store_runs && paused_.contains(it->first.dag_id)) budget.free_slots = 0;
+    if (r.dag->limits_tasks) budget.task_running = std::move(task_running[it->first.dag_id]);
     run_step s = step_run(*r.dag, r.run, r.tis, r.progress, now, budget);
+    if (r.dag->limits_tasks) task_running[it->first.dag_id] = std::move(budget.task_running);
     free_slots -= static_cast<int>(s.to_start.size());
     started_here += static_cast<int>(s.to_start.size());
     for (const task_change& c : s.changed) {

@@ -26,8 +26,18 @@ scheduled_dag::scheduled_dag(definition d) : def(std::move(d)), graph(checked_gr
   for (std::size_t p = 0; p < order.size(); ++p) topo_position[order[p]] = p;
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     int p = tasks[i].settings.priority_weight;
-    for (std::size_t j : graph.all_downstream(i)) p += tasks[j].settings.priority_weight;
+    switch (tasks[i].settings.weights) {
+      case weight_rule::downstream:
+        for (std::size_t j : graph.all_downstream(i)) p += tasks[j].settings.priority_weight;
+        break;
+      case weight_rule::upstream:
+        for (std::size_t j : graph.all_upstream(i)) p += tasks[j].settings.priority_weight;
+        break;
+      case weight_rule::absolute:
+        break;
+    }
     priority[i] = p;
+    limits_tasks = limits_tasks || tasks[i].settings.max_active_tis_per_dag.has_value();
   }
 }
 
@@ -140,12 +150,23 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
     }
   }
 
-  // Ready tasks by priority (Airflow's order), while slots allow.
+  // Ready tasks by priority (Airflow's order), while slots allow. A task at its
+  // max_active_tis_per_dag waits, still ready, for the next pass.
+  if (dag.limits_tasks && budget.task_running.size() < tasks.size()) budget.task_running.resize(tasks.size(), 0);
+  std::vector<std::pair<int, long long>> held;
   while (!progress.ready.empty() && budget.free_slots > 0 && budget.dag_running < dag.def.max_active_tasks()) {
-    const std::size_t i = ready_index(dag, progress.ready.top());
+    const auto key = progress.ready.top();
+    const std::size_t i = ready_index(dag, key);
     progress.ready.pop();
     task_instance_record& ti = tis[i];
     if (ti.state != task_state::scheduled) continue;
+    if (const auto& limit = tasks[i].settings.max_active_tis_per_dag) {
+      if (budget.task_running[i] >= *limit) {
+        held.push_back(key);
+        continue;
+      }
+      ++budget.task_running[i];
+    }
     const auto it = std::find_if(step.changed.begin(), step.changed.end(), [&](const task_change& c) { return c.index == i; });
     if (it == step.changed.end()) record_change(i, ti.state, ti.try_number);
     ti.state = task_state::queued;
@@ -161,6 +182,7 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
     ++budget.dag_running;
     step.to_start.push_back(i);
   }
+  for (const auto& key : held) progress.ready.push(key);
 
   if (progress.unfinished == 0) {
     if (auto outcome = run_outcome(dag, tis)) {

@@ -41,9 +41,7 @@ constexpr std::array unsupported_keys{
     unsupported_key{"wait_for_downstream", "is not supported yet"},
     unsupported_key{"pool", "is not supported yet; limit concurrency with max_active_tasks or the queue"},
     unsupported_key{"pool_slots", "is not supported yet; limit concurrency with max_active_tasks or the queue"},
-    unsupported_key{"max_active_tis_per_dag", "is not supported yet; limit concurrency with max_active_tasks"},
-    unsupported_key{"max_active_tis_per_dagrun", "is not supported yet; limit concurrency with max_active_tasks"},
-    unsupported_key{"weight_rule", "is not supported yet: priorities follow Airflow's default rule, downstream"},
+    unsupported_key{"max_active_tis_per_dagrun", "is not supported: without dynamic task mapping a task has one instance per run"},
     unsupported_key{"dagrun_timeout", "is not supported yet; bound each task with execution_timeout"},
     unsupported_key{"expand", "(dynamic task mapping) is not supported yet"},
     unsupported_key{"partial", "(dynamic task mapping) is not supported yet"},
@@ -69,7 +67,7 @@ constexpr std::array option_keys{"trigger_rule",     "retries",        "retry_de
                                  "retry_exponential_backoff", "max_retry_delay", "execution_timeout",
                                  "queue",            "priority_weight", "owner",
                                  "email",            "email_on_failure", "email_on_retry",
-                                 "depends_on_past"};
+                                 "depends_on_past",  "weight_rule",    "max_active_tis_per_dag"};
 
 template <class... Lists>
 std::vector<std::string> join_keys(const Lists&... lists) {
@@ -351,6 +349,13 @@ private:
       set(scalar(v, field), [&](const std::string& q) { o.queue = q; });
     } else if (key == "priority_weight") {
       set(integer(v, field, std::numeric_limits<int>::min()), [&](int n) { o.priority_weight = n; });
+    } else if (key == "weight_rule") {
+      if (auto text = scalar(v, field)) {
+        if (auto rule = parse_weight_rule(*text)) o.weights = *rule;
+        else fail(v, owner + "weight_rule: unknown rule '" + *text + "'" + did_you_mean(*text, std::array{"downstream", "upstream", "absolute"}) + "; use downstream, upstream or absolute");
+      }
+    } else if (key == "max_active_tis_per_dag") {
+      set(integer(v, field, 1), [&](int n) { o.max_active_tis_per_dag = n; });
     } else if (key == "owner") {
       set(scalar(v, field), [&](const std::string& s) { o.owner = s; });
     } else if (key == "email") {

@@ -60,6 +60,10 @@ public:
   task_handle& queue(std::string name) { get().options.queue = std::move(name); return *this; }
   /// Sets `priority_weight`.
   task_handle& priority_weight(int w) { get().options.priority_weight = w; return *this; }
+  /// Sets `weight_rule`.
+  task_handle& weight(weight_rule r) { get().options.weights = r; return *this; }
+  /// Sets `max_active_tis_per_dag`: at most `n` tries of this task at once over all runs.
+  task_handle& max_active_tis_per_dag(int n) { get().options.max_active_tis_per_dag = n; return *this; }
   /// Makes the task a branch: its XCom names the task ids (or group ids) to follow.
   task_handle& branch() { get().flow.rule = flow_rule::branch; return *this; }
   /// Makes the task a branch on a condition: a true XCom follows `if_true`, a false one `if_false`.

@@ -23,8 +23,9 @@ struct scheduled_dag {
   definition def;                 ///< the checked definition (default_args applied)
   task_graph graph;               ///< its graph
   timetable times;                ///< its schedule
-  std::vector<int> priority;      ///< effective priority per task: own weight + all downstream weights (Airflow's `downstream` rule)
+  std::vector<int> priority;      ///< effective priority per task by its weight_rule: own weight, plus all downstream (default) or upstream weights
   std::vector<std::size_t> topo_position;  ///< each task's position in the topological order
+  bool limits_tasks = false;      ///< some task sets max_active_tis_per_dag
 
   /// Prepares a checked definition; throws dag::definition_error if its graph is invalid.
   explicit scheduled_dag(definition d);
@@ -34,6 +35,9 @@ struct scheduled_dag {
 struct slot_budget {
   int free_slots = 0;    ///< global parallelism left
   int dag_running = 0;   ///< tasks of this DAG already queued or running (all its runs)
+  /// Tries of each task of this DAG queued or running over all its runs, for
+  /// max_active_tis_per_dag; may stay empty when no task sets it (then only this pass counts).
+  std::vector<int> task_running = {};
 };
 
 /// What the scheduler remembers about a run between passes, so a pass looks only at tasks whose
