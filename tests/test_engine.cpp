@@ -686,3 +686,27 @@ TEST_CASE("Engine.MaxActiveTisPerDagIsNeverExceededAcrossRuns" * doctest::timeou
     keys.push_back(*eng.create_run("one_at_a_time", dag::run_type::manual, dag::parse_time(day)));
   for (auto state : eng.run_to_completion(keys)) CHECK(state == dag::run_state::success);
 }
+
+TEST_CASE("Engine.BranchDayOfWeekFollowsTheLogicalDatesWeekday") {
+  // 2024-01-01 was a Monday, 2024-01-06 a Saturday.
+  for (const auto& [day, weekend, weekday] : {std::tuple{"2024-01-01", task_state::skipped, task_state::success},
+                                              std::tuple{"2024-01-06", task_state::success, task_state::skipped}}) {
+    CAPTURE(day);
+    sandbox s;
+    dag::definition d{"by_weekday"};
+    auto pick = d.add_task("pick", "branch_day_of_week")
+                    .field("use_task_logical_date", "true")
+                    .branch({"weekend_report"}, {"daily_report"});
+    pick.get().fields["week_day"].items = {"Saturday", "sunday"};
+    pick >> dag::tasks{d.bash("weekend_report", "true"), d.bash("daily_report", "true")};
+    dag::engine eng(*s.db, s.operators, s.clock, s.options());
+    eng.set_dags({s.checked(std::move(d))});
+    auto key = eng.create_run("by_weekday", dag::run_type::manual, dag::parse_time(day));
+    REQUIRE(key);
+    CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+    auto tis = s.tis(*key);
+    CHECK(s.db->xcom(key->dag_id, key->run_id, "pick") == (weekend == task_state::success ? "true" : "false"));
+    CHECK(tis["weekend_report"].state == weekend);
+    CHECK(tis["daily_report"].state == weekday);
+  }
+}
