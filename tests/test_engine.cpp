@@ -18,6 +18,7 @@
 #include <dag/engine/engine.hpp>
 #include <dag/exec/orphan_processes.hpp>
 #include <dag/load/check.hpp>
+#include <dag/load/yaml_loader.hpp>
 
 using namespace std::chrono_literals;
 using dag::task_state;
@@ -533,4 +534,179 @@ TEST_CASE("Engine.DefaultsOpenTheStoreAtItsUrlWithTheBuiltInOperators") {
   CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
   CHECK(eng.store().xcom(key->dag_id, key->run_id, "t") == "2024-01-01");
   CHECK(dag::open_store(options.store_url)->find_run("defaults", key->run_id));
+}
+
+namespace {
+
+// A worked example of the docs (examples/flow/), loaded as `dagrun` loads it.
+dag::definition flow_example(const dag::operator_catalog& operators, const std::string& name) {
+  auto loaded = dag::load_yaml_file(std::filesystem::path(DAG_SOURCE_DIR) / "examples" / "flow" / name, operators);
+  for (const auto& p : loaded.problems) FAIL_CHECK(p.what());
+  REQUIRE(loaded.dag);
+  return std::move(*loaded.dag);
+}
+
+// Runs the example once with `conf`; returns each task's state by id.
+std::map<std::string, std::string> run_example(sandbox& s, const std::string& name, const std::string& conf,
+                                               dag::run_type type = dag::run_type::manual,
+                                               const std::string& logical_date = "2024-01-01") {
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  dag::definition d = flow_example(s.operators, name);
+  const std::string id = d.id();
+  eng.set_dags({std::move(d)});
+  auto key = eng.create_run(id, type, dag::parse_time(logical_date), conf);
+  REQUIRE(key);
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+  std::map<std::string, std::string> states;
+  for (const auto& [task_id, ti] : s.tis(*key)) states[task_id] = std::string(dag::to_string(ti.state));
+  return states;
+}
+
+}  // namespace
+
+TEST_CASE("Engine.BranchRunsOneOfThreePathsAndTheJoin") {
+  struct row {
+    std::string conf;
+    std::map<std::string, std::string> states;
+  };
+  const std::vector<row> table{
+      {"{}",
+       {{"pick", "success"}, {"quick", "success"}, {"full_extract", "skipped"}, {"full_load", "skipped"},
+        {"repair", "skipped"}, {"report", "success"}}},
+      {R"({"path": "full_extract"})",
+       {{"pick", "success"}, {"quick", "skipped"}, {"full_extract", "success"}, {"full_load", "success"},
+        {"repair", "skipped"}, {"report", "success"}}},
+      {R"({"path": ["quick", "repair"]})",
+       {{"pick", "success"}, {"quick", "success"}, {"full_extract", "skipped"}, {"full_load", "skipped"},
+        {"repair", "success"}, {"report", "success"}}},
+  };
+  for (const auto& r : table) {
+    CAPTURE(r.conf);
+    sandbox s;
+    CHECK(run_example(s, "branching.yaml", r.conf) == r.states);
+  }
+}
+
+TEST_CASE("Engine.BranchNamingAnUnknownTaskFailsWithTheReason") {
+  sandbox s;
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  eng.set_dags({flow_example(s.operators, "branching.yaml")});
+  auto key = eng.create_run("choose_a_path", dag::run_type::manual, dag::parse_time("2024-01-01"), R"({"path": "quik"})");
+  REQUIRE(key);
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::failed);
+  auto tis = s.tis(*key);
+  CHECK(tis["pick"].state == task_state::failed);
+  CHECK(tis["pick"].message == "branch: the XCom names no task of the DAG: 'quik'");
+  CHECK(tis["report"].state == task_state::upstream_failed);
+  CHECK_FALSE(s.db->xcom(key->dag_id, key->run_id, "pick"));  // a failed try pushes nothing
+}
+
+TEST_CASE("Engine.ShortCircuitSkipsTheDirectDownstreamAndCleanupStillRuns") {
+  sandbox s;
+  CHECK(run_example(s, "short_circuit.yaml", "{}") ==
+        std::map<std::string, std::string>{{"any_new_files", "success"}, {"process", "success"}, {"cleanup", "success"}});
+  sandbox none;
+  CHECK(run_example(none, "short_circuit.yaml", R"({"files": "0"})") ==
+        std::map<std::string, std::string>{{"any_new_files", "success"}, {"process", "skipped"}, {"cleanup", "success"}});
+}
+
+TEST_CASE("Engine.ShortCircuitIgnoringTriggerRulesSkipsEverythingDownstream") {
+  sandbox s;
+  dag::definition d{"gate_all"};
+  auto gate = d.bash("gate", "echo false").short_circuit();
+  auto work = d.bash("work", "true");
+  auto cleanup = d.bash("cleanup", "true").trigger(dag::trigger_rule::all_done);
+  gate >> work >> cleanup;
+  auto key = s.run(std::move(d), dag::run_state::success);
+  auto tis = s.tis(key);
+  CHECK(tis["gate"].state == task_state::success);
+  CHECK(tis["work"].state == task_state::skipped);
+  CHECK(tis["cleanup"].state == task_state::skipped);
+  CHECK(tis["cleanup"].try_number == 0);
+}
+
+TEST_CASE("Engine.LatestOnlySkipsEveryDayOfABackfillButRunsTheLatest") {
+  sandbox s;
+  s.clock.at = dag::parse_time("2024-06-01T06:00:00Z");
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  eng.set_dags({flow_example(s.operators, "latest_only.yaml")});
+  std::vector<dag::run_key> keys;
+  for (const char* day : {"2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"}) {
+    auto key = eng.create_run("daily_with_notification", dag::run_type::backfill, dag::parse_time(day));
+    REQUIRE(key);
+    keys.push_back(*key);
+  }
+  // The run of 2024-05-31: its successor's interval [06-01, 06-02) holds now.
+  auto latest = eng.create_run("daily_with_notification", dag::run_type::scheduled, dag::parse_time("2024-05-31"));
+  REQUIRE(latest);
+  keys.push_back(*latest);
+  for (auto state : eng.run_to_completion(keys)) CHECK(state == dag::run_state::success);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    CAPTURE(keys[i].run_id);
+    auto tis = s.tis(keys[i]);
+    CHECK(tis["compute"].state == task_state::success);
+    CHECK(tis["latest_only"].state == task_state::success);
+    CHECK(tis["notify"].state == (i + 1 < keys.size() ? task_state::skipped : task_state::success));
+  }
+}
+
+TEST_CASE("Engine.NestedTaskGroupsRunInGroupOrder") {
+  sandbox s;
+  dag::definition d = flow_example(s.operators, "groups.yaml");
+  CHECK(d.find("extract.orders")->settings.retry.retries == 2);
+  CHECK(d.find("transform.join")->settings.retry.retries == 0);
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  eng.set_dags({std::move(d)});
+  auto key = eng.create_run("grouped_etl", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+  auto tis = s.tis(*key);
+  const std::vector<std::string> ids{"start", "extract.orders", "extract.customers", "transform.clean.dedupe",
+                                     "transform.clean.validate", "transform.join", "publish.upload"};
+  for (const auto& id : ids) CHECK(tis[id].state == task_state::success);
+  // Each group starts after the one before it ended.
+  auto ended = [&](const std::string& id) { return *tis[id].end_date; };
+  auto started = [&](const std::string& id) { return *tis[id].start_date; };
+  CHECK(started("extract.orders") >= ended("start"));
+  CHECK(started("transform.clean.dedupe") >= std::max(ended("extract.orders"), ended("extract.customers")));
+  CHECK(started("transform.join") >= ended("transform.clean.validate"));
+  CHECK(started("publish.upload") >= ended("transform.join"));
+}
+
+TEST_CASE("Engine.MaxActiveTisPerDagIsNeverExceededAcrossRuns" * doctest::timeout(60)) {
+  sandbox s;
+  // Each try holds a lock directory while it works: a second try at the same time cannot take it.
+  const auto lock = s.dir / "lock";
+  dag::definition d{"one_at_a_time"};
+  d.bash("load", "mkdir " + lock.string() + " || exit 3; sleep 0.2; rmdir " + lock.string()).max_active_tis_per_dag(1);
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  eng.set_dags({s.checked(std::move(d))});
+  std::vector<dag::run_key> keys;
+  for (const char* day : {"2024-01-01", "2024-01-02", "2024-01-03"})
+    keys.push_back(*eng.create_run("one_at_a_time", dag::run_type::manual, dag::parse_time(day)));
+  for (auto state : eng.run_to_completion(keys)) CHECK(state == dag::run_state::success);
+}
+
+TEST_CASE("Engine.BranchDayOfWeekFollowsTheLogicalDatesWeekday") {
+  // 2024-01-01 was a Monday, 2024-01-06 a Saturday.
+  for (const auto& [day, weekend, weekday] : {std::tuple{"2024-01-01", task_state::skipped, task_state::success},
+                                              std::tuple{"2024-01-06", task_state::success, task_state::skipped}}) {
+    CAPTURE(day);
+    sandbox s;
+    dag::definition d{"by_weekday"};
+    auto pick = d.add_task("pick", "branch_day_of_week")
+                    .field("use_task_logical_date", "true")
+                    .branch({"weekend_report"}, {"daily_report"});
+    pick.get().fields["week_day"].items = {"Saturday", "sunday"};
+    pick >> dag::tasks{d.bash("weekend_report", "true"), d.bash("daily_report", "true")};
+    dag::engine eng(*s.db, s.operators, s.clock, s.options());
+    eng.set_dags({s.checked(std::move(d))});
+    auto key = eng.create_run("by_weekday", dag::run_type::manual, dag::parse_time(day));
+    REQUIRE(key);
+    CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+    auto tis = s.tis(*key);
+    CHECK(s.db->xcom(key->dag_id, key->run_id, "pick") == (weekend == task_state::success ? "true" : "false"));
+    CHECK(tis["weekend_report"].state == weekend);
+    CHECK(tis["daily_report"].state == weekday);
+  }
 }

@@ -1,6 +1,8 @@
 // The scheduler's pure decisions, driven by tables of states: no store, no clock, no threads.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <dag/engine/scheduler_core.hpp>
 #include <dag/load/check.hpp>
 
@@ -14,6 +16,7 @@ dag::timestamp at(int seconds) { return dag::timestamp{std::chrono::seconds(1'70
 dag::operator_catalog any_operator() {
   dag::operator_catalog c;
   c.add({"bash", {{"bash_command", dag::field_kind::text, true}}});
+  c.add({"latest_only", {}, true, {}, dag::flow_rule::latest_only});
   return c;
 }
 
@@ -53,6 +56,17 @@ struct fixture {
     dag::finish_try(t, ti(id), r, at(now), at(now));
     dag::note_try_ended(dag, progress, *dag.def.index_of(id), ti(id).state);
   }
+  // Ends the running try of `id` successfully with `xcom`, applying the task's flow rule.
+  dag::try_end succeed(const std::string& id, std::optional<std::string> xcom, int now = 0) {
+    return dag::end_try(dag, run, tis, progress, *dag.def.index_of(id), dag::operator_result::success(std::move(xcom)),
+                        at(now), at(now));
+  }
+  // Runs passes, succeeding every started task without an XCom, until the run ends.
+  void run_out(int now = 0) {
+    for (int pass = 0; pass < 50 && !dag::is_finished(run.state); ++pass)
+      for (std::size_t i : step(now).to_start) succeed(dag.def.all_tasks()[i].id, std::nullopt, now);
+  }
+  std::string state(const std::string& id) { return std::string(dag::to_string(ti(id).state)); }
 };
 
 std::vector<std::string> names(const fixture& f, const std::vector<std::size_t>& idx) {
@@ -295,4 +309,335 @@ TEST_CASE("SchedulerCore.FinishedRunIsLeftAlone") {
   CHECK(s.to_start.empty());
   CHECK(s.changed.empty());
   CHECK_FALSE(s.new_run_state.has_value());
+}
+
+namespace {
+
+// branch >> {a, b, c}; a >> a2; {a2, b, c} >> join (none_failed_min_one_success) >> end
+dag::definition three_way_branch() {
+  dag::definition d{"branching"};
+  auto branch = d.bash("branch", "echo b").branch();
+  auto a = d.bash("a", "true");
+  auto a2 = d.bash("a2", "true");
+  auto b = d.bash("b", "true");
+  auto c = d.bash("c", "true");
+  auto join = d.bash("join", "true").trigger(dag::trigger_rule::none_failed_min_one_success);
+  auto end = d.bash("end", "true");
+  branch >> dag::tasks{a, b, c};
+  a >> a2;
+  dag::tasks{a2, b, c} >> join;
+  join >> end;
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("SchedulerCore.BranchFollowsTheTasksItsXComNames") {
+  struct row {
+    std::optional<std::string> xcom;
+    std::string a, a2, b, c, join;
+  };
+  const std::vector<row> table{
+      {"b", "skipped", "skipped", "success", "skipped", "success"},
+      {"  a\n", "success", "success", "skipped", "skipped", "success"},
+      {"\"c\"", "skipped", "skipped", "skipped", "success", "success"},
+      {R"(["a", "c"])", "success", "success", "skipped", "success", "success"},
+      // Nothing named: every path is skipped, and so is the join (all its upstream skipped).
+      {std::nullopt, "skipped", "skipped", "skipped", "skipped", "skipped"},
+      {"[]", "skipped", "skipped", "skipped", "skipped", "skipped"},
+      {"null", "skipped", "skipped", "skipped", "skipped", "skipped"},
+  };
+  for (const auto& r : table) {
+    CAPTURE(r.xcom.value_or("(none)"));
+    fixture f(three_way_branch());
+    f.step();
+    auto ended = f.succeed("branch", r.xcom);
+    CHECK(f.state("branch") == "success");
+    f.run_out();
+    CHECK(f.state("a") == r.a);
+    CHECK(f.state("a2") == r.a2);
+    CHECK(f.state("b") == r.b);
+    CHECK(f.state("c") == r.c);
+    CHECK(f.state("join") == r.join);
+    CHECK(f.state("end") == r.join);
+    CHECK(f.run.state == dag::run_state::success);
+  }
+}
+
+TEST_CASE("SchedulerCore.BranchSkipsOnlyItsUnfollowedDirectDownstreamAtOnce") {
+  fixture f(three_way_branch());
+  f.step();
+  auto ended = f.succeed("branch", "b");
+  // The two skips are part of the branch's own end (one commit), with their states before.
+  REQUIRE(ended.skipped.size() == 2);
+  CHECK(names(f, {ended.skipped[0].index, ended.skipped[1].index}) == std::vector<std::string>{"a", "c"});
+  CHECK(ended.skipped[0].before == task_state::none);
+  CHECK(f.ti("a").message == "skipped by branch");
+  // The next pass cascades the skip (a2 follows a) and starts b.
+  auto s = f.step();
+  CHECK(names(f, s.to_start) == std::vector<std::string>{"b"});
+  CHECK(f.state("a2") == "skipped");
+  CHECK(f.state("join") == "none");
+}
+
+TEST_CASE("SchedulerCore.BranchToAnEmptyPathKeepsTheJoin") {
+  // Airflow's special case: branch >> join and branch >> t >> join; following t keeps join,
+  // although join is a direct downstream task of the branch too.
+  dag::definition d{"empty_path"};
+  auto branch = d.bash("branch", "echo t").branch();
+  auto t = d.bash("t", "true");
+  auto join = d.bash("join", "true").trigger(dag::trigger_rule::none_failed_min_one_success);
+  branch >> t >> join;
+  branch >> join;
+  fixture f(std::move(d));
+  f.step();
+  CHECK(f.succeed("branch", "t").skipped.empty());
+  f.run_out();
+  CHECK(f.state("t") == "success");
+  CHECK(f.state("join") == "success");
+}
+
+TEST_CASE("SchedulerCore.BranchNamingNoTaskFailsTheTry") {
+  struct row {
+    std::string xcom, message;
+  };
+  const std::vector<row> table{
+      {"nope", "branch: the XCom names no task of the DAG: 'nope'"},
+      {R"(["b", "x", "y"])", "branch: the XCom names no task of the DAG: 'x', 'y'"},
+      {R"({"b": 1})", "branch: the XCom must name a task id, a JSON list of task ids, or nothing; got '{\"b\": 1}'"},
+      {"[1, 2]", "branch: the XCom must name a task id, a JSON list of task ids, or nothing; got '[1, 2]'"},
+  };
+  for (const auto& r : table) {
+    CAPTURE(r.xcom);
+    fixture f(three_way_branch());
+    f.step();
+    auto ended = f.succeed("branch", r.xcom);
+    CHECK(ended.skipped.empty());
+    CHECK(f.state("branch") == "failed");
+    CHECK(f.ti("branch").message == r.message);
+    CHECK(ended.record.state == task_state::failed);
+    f.step();
+    CHECK(f.state("a") == "upstream_failed");
+    CHECK(f.state("join") == "upstream_failed");
+  }
+}
+
+TEST_CASE("SchedulerCore.ConditionalBranchFollowsTheTrueOrFalseList") {
+  struct row {
+    std::string xcom, yes, no;
+  };
+  const std::vector<row> table{
+      {"true", "success", "skipped"}, {"1", "success", "skipped"}, {"yes", "success", "skipped"},
+      {"false", "skipped", "success"}, {"0", "skipped", "success"}, {"", "skipped", "success"},
+  };
+  for (const auto& r : table) {
+    CAPTURE(r.xcom);
+    dag::definition d{"conditional"};
+    auto check = d.bash("check", "echo true").branch({"yes"}, {"no"});
+    check >> dag::tasks{d.bash("yes", "true"), d.bash("no", "true")};
+    fixture f(std::move(d));
+    f.step();
+    f.succeed("check", r.xcom);
+    f.run_out();
+    CHECK(f.state("yes") == r.yes);
+    CHECK(f.state("no") == r.no);
+  }
+}
+
+TEST_CASE("SchedulerCore.BranchToATaskGroupFollowsItsRoots") {
+  dag::definition d{"groups"};
+  auto branch = d.bash("branch", "echo load").branch();
+  auto load = d.group("load");
+  auto l1 = load.bash("first", "true");
+  auto l2 = load.bash("second", "true");
+  l1 >> l2;
+  auto other = d.bash("other", "true");
+  branch >> load;
+  branch >> other;
+  fixture f(std::move(d));
+  f.step();
+  auto ended = f.succeed("branch", "load");
+  REQUIRE(ended.skipped.size() == 1);
+  f.run_out();
+  CHECK(f.state("load.first") == "success");
+  CHECK(f.state("load.second") == "success");
+  CHECK(f.state("other") == "skipped");
+}
+
+TEST_CASE("SchedulerCore.ShortCircuitSkipsDownstreamOnAFalsyXCom") {
+  // gate >> direct >> later (all_done); a falsy XCom skips both unless trigger rules are respected,
+  // in which case only `direct` is skipped and `later` (all_done) still runs.
+  struct row {
+    std::optional<std::string> xcom;
+    bool ignore_rules;
+    std::string direct, later;
+  };
+  const std::vector<row> table{
+      {"true", true, "success", "success"},   {"some text", true, "success", "success"},
+      {"false", true, "skipped", "skipped"},  {std::nullopt, true, "skipped", "skipped"},
+      {"0", true, "skipped", "skipped"},      {"[]", true, "skipped", "skipped"},
+      {"False", false, "skipped", "success"}, {"1", false, "success", "success"},
+  };
+  for (const auto& r : table) {
+    CAPTURE(r.xcom.value_or("(none)"));
+    CAPTURE(r.ignore_rules);
+    dag::definition d{"short"};
+    auto gate = d.bash("gate", "echo false").short_circuit(r.ignore_rules);
+    auto direct = d.bash("direct", "true");
+    auto later = d.bash("later", "true").trigger(dag::trigger_rule::all_done);
+    gate >> direct >> later;
+    fixture f(std::move(d));
+    f.step();
+    f.succeed("gate", r.xcom);
+    CHECK(f.state("gate") == "success");
+    f.run_out();
+    CHECK(f.state("direct") == r.direct);
+    CHECK(f.state("later") == r.later);
+    CHECK(f.run.state == dag::run_state::success);
+  }
+}
+
+TEST_CASE("SchedulerCore.LatestOnlySkipsDownstreamOutsideTheLatestRun") {
+  // A daily DAG; `now` (seconds after at(0)) against runs of various intervals.
+  struct row {
+    dag::run_type type;
+    std::string logical_date;
+    std::string now;
+    std::string downstream;
+  };
+  const std::vector<row> table{
+      // The run of 2024-01-02 is the latest while its successor's interval holds now.
+      {dag::run_type::scheduled, "2024-01-02", "2024-01-03T12:00:00Z", "success"},
+      {dag::run_type::scheduled, "2024-01-02", "2024-01-04T00:00:00Z", "success"},  // right edge included
+      {dag::run_type::scheduled, "2024-01-02", "2024-01-03T00:00:00Z", "skipped"},  // left edge excluded
+      {dag::run_type::scheduled, "2024-01-01", "2024-01-03T12:00:00Z", "skipped"},  // caught up: older
+      {dag::run_type::backfill, "2023-12-01", "2024-01-03T12:00:00Z", "skipped"},
+      {dag::run_type::manual, "2023-12-01", "2024-01-03T12:00:00Z", "success"},  // triggered runs go on
+  };
+  for (const auto& r : table) {
+    CAPTURE(r.logical_date);
+    CAPTURE(r.now);
+    dag::definition d{"latest"};
+    d.schedule("@daily").start_date("2023-01-01");
+    auto latest = d.latest_only("latest_only");
+    auto work = d.bash("work", "true");
+    auto always = d.bash("always", "true").trigger(dag::trigger_rule::all_done);
+    latest >> work >> always;
+    fixture f(std::move(d));
+    f.run.type = r.type;
+    f.run.interval = f.dag.times.run_at(dag::parse_time(r.logical_date))->interval;
+    f.step();
+    const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(dag::parse_time(r.now));
+    dag::end_try(f.dag, f.run, f.tis, f.progress, 0, dag::operator_result::success(), now, now);
+    f.run_out();
+    CHECK(f.state("latest_only") == "success");
+    CHECK(f.state("work") == r.downstream);
+    CHECK(f.state("always") == "success");
+  }
+}
+
+TEST_CASE("SchedulerCore.AFlowRuleOnlyActsOnASuccessfulTry") {
+  dag::definition d{"failing_branch"};
+  auto branch = d.bash("branch", "exit 1").branch();
+  branch >> d.bash("a", "true");
+  fixture f(std::move(d));
+  f.step();
+  f.finish("branch", dag::try_outcome::failed);
+  f.step();
+  CHECK(f.state("a") == "upstream_failed");
+}
+
+TEST_CASE("SchedulerCore.TaskGroupsBecomeDependenciesOnTheirRootsAndLeaves") {
+  // start >> extract{a >> b, c} >> transform{inner{x}, y} >> end
+  dag::definition d{"groups"};
+  auto start = d.bash("start", "true");
+  auto extract = d.group("extract");
+  auto a = extract.bash("a", "true");
+  auto b = extract.bash("b", "true");
+  extract.bash("c", "true");
+  a >> b;
+  auto transform = d.group("transform");
+  dag::task_options three_retries;
+  three_retries.retries = 3;
+  transform.default_args(three_retries);
+  auto inner = transform.group("inner");
+  inner.bash("x", "true").retries(1);
+  auto y = transform.bash("y", "true");
+  inner >> y;
+  auto end = d.bash("end", "true");
+  start >> extract;
+  extract >> transform;
+  transform >> end;
+  fixture f(std::move(d));
+  const auto& def = f.dag.def;
+  auto deps = [&](const std::string& id) { return def.find(id)->dependencies; };
+  CHECK(deps("extract.a") == std::vector<std::string>{"start"});
+  CHECK(deps("extract.b") == std::vector<std::string>{"extract.a"});
+  CHECK(deps("extract.c") == std::vector<std::string>{"start"});
+  CHECK(deps("transform.inner.x") == std::vector<std::string>{"extract.b", "extract.c"});
+  CHECK(deps("transform.y") == std::vector<std::string>{"transform.inner.x"});
+  CHECK(deps("end") == std::vector<std::string>{"transform.y"});
+  // Group default_args sit between the task's own options and the DAG's.
+  CHECK(def.find("transform.inner.x")->settings.retry.retries == 1);
+  CHECK(def.find("transform.y")->settings.retry.retries == 3);
+  CHECK(def.find("extract.a")->settings.retry.retries == 0);
+  // Checking again (the engine does) changes nothing.
+  dag::definition again = def;
+  REQUIRE(dag::check(again, any_operator()).empty());
+  CHECK(again.find("transform.inner.x")->dependencies == deps("transform.inner.x"));
+  f.run_out();
+  CHECK(f.run.state == dag::run_state::success);
+}
+
+TEST_CASE("SchedulerCore.WeightRuleDecidesHowPrioritiesAddUp") {
+  // a >> b >> c, weights 1, 10, 100; the priority of b under each rule.
+  struct row {
+    dag::weight_rule rule;
+    int a, b, c;
+  };
+  const std::vector<row> table{
+      {dag::weight_rule::downstream, 111, 110, 100},
+      {dag::weight_rule::upstream, 1, 11, 111},
+      {dag::weight_rule::absolute, 1, 10, 100},
+  };
+  for (const auto& r : table) {
+    dag::definition d{"weights"};
+    dag::task_options o;
+    o.weights = r.rule;
+    d.default_args(o);
+    auto a = d.bash("a", "true").priority_weight(1);
+    auto b = d.bash("b", "true").priority_weight(10);
+    auto c = d.bash("c", "true").priority_weight(100);
+    a >> b >> c;
+    fixture f(std::move(d));
+    CHECK(f.dag.priority == std::vector<int>{r.a, r.b, r.c});
+  }
+  // A task's own rule wins over default_args.
+  dag::definition d{"own"};
+  auto a = d.bash("a", "true").weight(dag::weight_rule::absolute);
+  a >> d.bash("b", "true").priority_weight(5);
+  fixture f(std::move(d));
+  CHECK(f.dag.priority == std::vector<int>{1, 5});
+}
+
+TEST_CASE("SchedulerCore.MaxActiveTisPerDagHoldsATaskOverAllRuns") {
+  dag::definition d{"limited"};
+  d.bash("load", "true").max_active_tis_per_dag(2);
+  d.bash("free", "true");
+  fixture first(d), second(d), third(d);
+  // One budget carried from run to run, as the engine does in one pass.
+  dag::slot_budget budget{100, 0};
+  std::vector<std::string> started;
+  for (auto* f : {&first, &second, &third}) {
+    for (std::size_t i : dag::step_run(f->dag, f->run, f->tis, f->progress, at(0), budget).to_start)
+      started.push_back(f->dag.def.all_tasks()[i].id);
+  }
+  CHECK(std::count(started.begin(), started.end(), "load") == 2);
+  CHECK(std::count(started.begin(), started.end(), "free") == 3);
+  CHECK(third.state("load") == "scheduled");
+  // Once a `load` try ends, the held one starts on a later pass.
+  first.succeed("load", std::nullopt);
+  dag::slot_budget next{100, 0, {1, 0}};  // second's load still running
+  CHECK(names(third, dag::step_run(third.dag, third.run, third.tis, third.progress, at(1), next).to_start) ==
+        std::vector<std::string>{"load"});
 }

@@ -239,13 +239,13 @@ TEST_CASE("YamlLoader.TriggerRulesAndOperatorsAreChecked") {
   CHECK(problem_of(dag_with("", "    trigger_rule: all_sucess\n")) ==
         "dags/t.yaml:6: task 'a': trigger_rule: unknown rule 'all_sucess' (did you mean 'all_success'?)");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bsh\n    bash_command: x\n") ==
-        "dags/t.yaml:3: task 'a': unknown operator 'bsh' (did you mean 'bash'?); known: bash, http, postgres, "
-        "sql_sensor, sqlite");
+        "dags/t.yaml:3: task 'a': unknown operator 'bsh' (did you mean 'bash'?); known: bash, branch_day_of_week, "
+        "http, latest_only, postgres, sql_sensor, sqlite");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n") ==
         "dags/t.yaml:3: task 'a': operator 'bash' requires field 'bash_command'");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: callable\n") ==
-        "dags/t.yaml:3: task 'a': operator 'callable' is only available to C++ DAGs; YAML operators: bash, http, "
-        "postgres, sql_sensor, sqlite");
+        "dags/t.yaml:3: task 'a': operator 'callable' is only available to C++ DAGs; YAML operators: bash, "
+        "branch_day_of_week, http, latest_only, postgres, sql_sensor, sqlite");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: http\n    conn_id: api\n    method: FETCH\n") ==
         "dags/t.yaml:6: task 'a': method: 'FETCH' is not one of GET, POST, PUT, PATCH, DELETE, HEAD");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: postgres\n    conn_id: db\n    sql: x\n    autocommit: yes\n") ==
@@ -355,4 +355,118 @@ TEST_CASE("YamlLoader.ShippedExampleDagsAreValid") {
   CHECK(batch->tags() == std::vector<std::string>{"batch", "processing"});
   CHECK(batch->find("generate_reports")->dependencies == std::vector<std::string>{"process_pending_workflows"});
   CHECK(batch->find("cleanup_completed_workflows")->settings.retry.retries == 2);
+}
+
+TEST_CASE("YamlLoader.FlowKeysSetTheTasksFlowRule") {
+  auto r = dag::load_yaml_text(
+      "dag_id: t\ntasks:\n"
+      "  - {task_id: pick, operator: bash, bash_command: echo b, branch: true}\n"
+      "  - {task_id: b, operator: bash, bash_command: 'true', dependencies: [pick]}\n"
+      "  - {task_id: gate, operator: bash, bash_command: echo 0, short_circuit: true, ignore_downstream_trigger_rules: false, dependencies: [b]}\n"
+      "  - {task_id: check, operator: bash, bash_command: echo true, branch: true, follow_task_ids_if_true: [yes], follow_task_ids_if_false: no, dependencies: [gate]}\n"
+      "  - {task_id: 'yes', operator: bash, bash_command: 'true', dependencies: [check]}\n"
+      "  - {task_id: 'no', operator: bash, bash_command: 'true', dependencies: [check]}\n"
+      "  - {task_id: latest, operator: latest_only, dependencies: [check]}\n"
+      "  - {task_id: monday, operator: branch_day_of_week, week_day: [Monday, sunday], follow_task_ids_if_true: [yes], follow_task_ids_if_false: [no]}\n",
+      "dags/t.yaml", catalog());
+  for (const auto& p : r.problems) FAIL_CHECK(p.what());
+  REQUIRE(r.dag);
+  CHECK(r.dag->find("pick")->flow.rule == dag::flow_rule::branch);
+  CHECK(r.dag->find("gate")->flow.rule == dag::flow_rule::short_circuit);
+  CHECK_FALSE(r.dag->find("gate")->flow.ignore_downstream_trigger_rules);
+  CHECK(r.dag->find("check")->flow.follow_if_true == std::vector<std::string>{"yes"});
+  CHECK(r.dag->find("check")->flow.follow_if_false == std::vector<std::string>{"no"});
+  CHECK(r.dag->find("latest")->flow.rule == dag::flow_rule::latest_only);
+  CHECK(r.dag->find("monday")->flow.rule == dag::flow_rule::branch);
+}
+
+TEST_CASE("YamlLoader.FlowMistakesAreNamed") {
+  CHECK(problem_of(dag_with("", "    follow_task_ids_if_true: [a]\n    follow_task_ids_if_false: [a]\n")) ==
+        "dags/t.yaml:3: task 'a': follow_task_ids_if_true/_if_false need branch: true");
+  CHECK(problem_of(dag_with("", "    branch: true\n    follow_task_ids_if_true: [b]\n    follow_task_ids_if_false: [a]\n")) ==
+        "dags/t.yaml:3: task 'a': follows unknown task 'b' (did you mean 'a'?)");
+  CHECK(problem_of(dag_with("", "    branch: true\n    follow_task_ids_if_true: [a]\n")) ==
+        "dags/t.yaml:3: task 'a': set both follow_task_ids_if_true and follow_task_ids_if_false");
+  CHECK(problem_of("dag_id: t\ntasks:\n  - {task_id: a, operator: branch_day_of_week, week_day: Monday}\n") ==
+        "dags/t.yaml:3: task 'a': operator 'branch_day_of_week' needs follow_task_ids_if_true and follow_task_ids_if_false");
+  CHECK(problem_of("dag_id: t\ntasks:\n  - {task_id: a, operator: latest_only, short_circuit: true}\n") ==
+        "dags/t.yaml:3: task 'a': operator 'latest_only' decides its downstream tasks itself; remove branch/short_circuit");
+  CHECK(problem_of(dag_with("", "    branch: maybe\n")) == "dags/t.yaml:6: task 'a': branch: expected true or false, got 'maybe'");
+}
+
+TEST_CASE("YamlLoader.GroupsPrefixTheirTasksAndResolveNamesInside") {
+  auto r = dag::load_yaml_text(
+      "dag_id: t\n"
+      "tasks:\n"
+      "  - {task_id: load, operator: bash, bash_command: 'true'}\n"
+      "groups:\n"
+      "  - group_id: g\n"
+      "    tasks:\n"
+      "      - {task_id: load, operator: bash, bash_command: 'true'}\n"
+      "      - {task_id: after, operator: bash, bash_command: 'true', dependencies: [load]}\n"
+      "      - {task_id: outer, operator: bash, bash_command: 'true', dependencies: [h]}\n"
+      "    groups:\n"
+      "      - group_id: h\n"
+      "        default_args: {retries: 4}\n"
+      "        tasks:\n"
+      "          - {task_id: x, operator: bash, bash_command: 'true', dependencies: [load]}\n",
+      "dags/t.yaml", catalog());
+  for (const auto& p : r.problems) FAIL_CHECK(p.what());
+  REQUIRE(r.dag);
+  CHECK(r.dag->find("g.after")->dependencies == std::vector<std::string>{"g.load"});
+  CHECK(r.dag->find("g.h.x")->dependencies == std::vector<std::string>{"g.load"});  // the closest enclosing group first
+  CHECK(r.dag->find("g.outer")->dependencies == std::vector<std::string>{"g.h.x"});
+  CHECK(r.dag->find("g.h.x")->settings.retry.retries == 4);
+  CHECK(r.dag->find("g.h.x")->group == "g.h");
+  REQUIRE(r.dag->groups().size() == 2);
+  CHECK(r.dag->groups()[1].parent == "g");
+}
+
+TEST_CASE("YamlLoader.GroupMistakesAreNamed") {
+  const std::string top = "dag_id: t\ntasks:\n  - {task_id: a, operator: bash, bash_command: 'true'}\ngroups:\n";
+  CHECK(problem_of(top + "  - group_id: a\n    tasks: []\n") == "dags/t.yaml:5: group_id 'a' is also a task_id");
+  CHECK(problem_of(top + "  - group_id: g.h\n    tasks: []\n") ==
+        "dags/t.yaml:5: group_id 'g.h': a group's own id has no '.' (nested groups get their prefix from the enclosing group)");
+  CHECK(problem_of(top + "  - group_id: g\n    tasks: []\n  - group_id: g\n    tasks: []\n") ==
+        "dags/t.yaml:7: duplicate group_id 'g'");
+  CHECK(problem_of(top + "  - group_id: g\n    dependencies: [b]\n    tasks:\n      - {task_id: x, operator: bash, bash_command: 'true'}\n") ==
+        "dags/t.yaml:8: task 'g.x' depends on unknown task 'b' (did you mean 'a'?)");
+  CHECK(problem_of(top + "  - group_id: g\n    tooltip: x\n    colour: red\n") ==
+        "dags/t.yaml:7: unknown group key 'colour'");
+  CHECK(problem_of(top + "  - group_id: g\n    prefix_group_id: false\n") ==
+        "dags/t.yaml:6: group 'g': prefix_group_id: false is not supported (task ids always carry their group's id)");
+}
+
+TEST_CASE("YamlLoader.UnsupportedAirflowKeysSayWhy") {
+  CHECK(problem_of(dag_with("sla_miss_callback: notify\n")) ==
+        "dags/t.yaml:2: DAG key 'sla_miss_callback' is not supported; there are no SLAs (watch run durations in the metrics)");
+  CHECK(problem_of(dag_with("concurrency: 4\n")) ==
+        "dags/t.yaml:2: DAG key 'concurrency' is Airflow's old name of max_active_tasks: use 'max_active_tasks'");
+  CHECK(problem_of(dag_with("", "    pool: db\n")) ==
+        "dags/t.yaml:6: task 'a': key 'pool' is not supported yet; limit concurrency with max_active_tasks or the queue");
+  // A list or mapping given to such a key, or to an unknown one, is named as what it is.
+  CHECK(problem_of(dag_with("", "    expand:\n      x: [1, 2]\n")) ==
+        "dags/t.yaml:6: task 'a': key 'expand' (dynamic task mapping) is not supported yet");
+  CHECK(problem_of(dag_with("", "    outlets: [s3://bucket/x]\n")) == "dags/t.yaml:6: task 'a': key 'outlets' (datasets) is not supported yet");
+  CHECK(problem_of(dag_with("colours: [red, green]\n")) == "dags/t.yaml:2: unknown DAG key 'colours'");
+  CHECK(problem_of(dag_with("", "    colours: {a: red}\n")) == "dags/t.yaml:6: task 'a': unknown field 'colours' for operator 'bash'");
+  CHECK(problem_of(dag_with("default_args:\n  on_failure_callback: alert\n")) ==
+        "dags/t.yaml:3: default_args key 'on_failure_callback' is not supported in YAML; use email/email_on_failure, or a C++ DAG");
+}
+
+TEST_CASE("YamlLoader.NestedValuesOfAnUnknownKeyAreNotReadAsValues") {
+  CHECK(problem_of(dag_with("", "    colours: {a: [1, 2]}\n")) == "dags/t.yaml:6: task 'a': unknown field 'colours' for operator 'bash'");
+  CHECK(problem_of(dag_with("", "    colours: [[1], {a: 2}]\n")) == "dags/t.yaml:6: task 'a': unknown field 'colours' for operator 'bash'");
+  CHECK(problem_of(dag_with("default_args:\n  colours: [1]\n")) == "dags/t.yaml:3: unknown default_args key 'colours'");
+}
+
+TEST_CASE("YamlLoader.WeightRuleAndMaxActiveTisPerDag") {
+  auto r = dag::load_yaml_text(dag_with("default_args:\n  weight_rule: upstream\n", "    max_active_tis_per_dag: 2\n"),
+                               "dags/t.yaml", catalog());
+  REQUIRE(r.dag);
+  CHECK(r.dag->find("a")->settings.weights == dag::weight_rule::upstream);
+  CHECK(r.dag->find("a")->settings.max_active_tis_per_dag == 2);
+  CHECK(problem_of(dag_with("", "    weight_rule: downstreem\n")) ==
+        "dags/t.yaml:6: task 'a': weight_rule: unknown rule 'downstreem' (did you mean 'downstream'?); use downstream, upstream or absolute");
+  CHECK(problem_of(dag_with("", "    max_active_tis_per_dag: 0\n")) == "dags/t.yaml:6: task 'a': max_active_tis_per_dag: must be at least 1, got 0");
 }

@@ -2,6 +2,7 @@
 #include <dag/load/check.hpp>
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <utility>
 #include <sstream>
@@ -19,7 +20,8 @@ const std::vector<std::string> task_keys{
     "task_id",     "operator",        "dependencies",      "trigger_rule",    "retries",
     "retry_delay", "retry_exponential_backoff", "max_retry_delay", "execution_timeout", "queue",
     "priority_weight", "owner",       "email",             "email_on_failure", "email_on_retry",
-    "depends_on_past"};
+    "depends_on_past", "weight_rule", "max_active_tis_per_dag", "branch",      "short_circuit",     "ignore_downstream_trigger_rules",
+    "follow_task_ids_if_true",        "follow_task_ids_if_false"};
 
 class checker {
 public:
@@ -30,7 +32,9 @@ public:
     for (auto& t : d_.all_tasks()) {
       normalize_lists(t);
       check_task(t);
+      check_flow(t);
     }
+    expand_groups();
     task_graph graph = task_graph::build(d_, problems_);
     if (graph.size() == d_.all_tasks().size()) check_templates(graph);
     d_.apply_default_args();
@@ -79,6 +83,7 @@ private:
 
   void check_options(const task_options& o, const error_context& where, const std::string& prefix) {
     if (o.retries && *o.retries < 0) fail(where, prefix + "retries: must be at least 0");
+    if (o.max_active_tis_per_dag && *o.max_active_tis_per_dag < 1) fail(where, prefix + "max_active_tis_per_dag: must be at least 1");
     auto positive = [&](const std::optional<duration>& v, const char* name) {
       if (v && v->count() <= 0) fail(where, prefix + name + ": must be longer than 0s");
     };
@@ -123,6 +128,74 @@ private:
         continue;
       }
       check_field_value(t, *f, value);
+    }
+  }
+
+  // Task groups become plain dependencies before the graph is built: a group's own dependencies
+  // go to its roots, and a dependency on a group means its leaves. Running twice changes nothing
+  // more (the engine checks definitions the loader already checked).
+  void expand_groups() {
+    if (d_.groups().empty()) return;
+    std::set<std::string> seen;
+    for (const auto& g : d_.groups()) {
+      error_context where = at_key("tasks");
+      if (g.where.line > 0) where.line = g.where.line;
+      if (!is_valid_id(g.id)) fail(where, "invalid group_id '" + g.id + "': use letters, digits, '_', '-' and '.'");
+      if (!seen.insert(g.id).second) fail(where, "duplicate group_id '" + g.id + "'");
+      if (d_.find(g.id)) fail(where, "group_id '" + g.id + "' is also a task_id");
+      if (!g.parent.empty() && !seen.contains(g.parent)) fail(where, "group '" + g.id + "': unknown enclosing group '" + g.parent + "'");
+    }
+    for (const auto& t : d_.all_tasks())
+      if (!t.group.empty() && !seen.contains(t.group))
+        fail(at_field(t, 0), "task '" + t.id + "': unknown group '" + t.group + "'");
+    auto add = [](std::vector<std::string>& deps, const std::string& id) {
+      if (std::find(deps.begin(), deps.end(), id) == deps.end()) deps.push_back(id);
+    };
+    std::vector<std::pair<std::size_t, std::string>> to_roots;
+    for (const auto& g : d_.groups())
+      for (std::size_t root : d_.group_roots(g.id))
+        for (const auto& dep : g.dependencies) to_roots.emplace_back(root, dep);
+    for (auto& [root, dep] : to_roots) add(d_.all_tasks()[root].dependencies, dep);
+    std::map<std::string, std::vector<std::string>> leaves;
+    for (const auto& g : d_.groups())
+      for (std::size_t leaf : d_.group_leaves(g.id)) leaves[g.id].push_back(d_.all_tasks()[leaf].id);
+    for (auto& t : d_.all_tasks()) {
+      std::vector<std::string> deps;
+      for (const auto& dep : t.dependencies) {
+        auto it = leaves.find(dep);
+        if (it == leaves.end() && !d_.is_group(dep)) add(deps, dep);
+        else if (it != leaves.end())
+          for (const auto& leaf : it->second)
+            if (leaf != t.id) add(deps, leaf);
+      }
+      t.dependencies = std::move(deps);
+    }
+  }
+
+  // An operator that decides its downstream itself (latest_only, branch_day_of_week) gives its
+  // tasks its flow rule; a task cannot have two.
+  void check_flow(task& t) {
+    const operator_spec* spec = operators_.find(t.operator_name);
+    const std::string who = "task '" + t.id + "': ";
+    if (spec && spec->flow != flow_rule::none) {
+      if (t.flow.rule != flow_rule::none && t.flow.rule != spec->flow)
+        fail(at_field(t, 0), who + "operator '" + spec->name + "' decides its downstream tasks itself; remove branch/short_circuit");
+      t.flow.rule = spec->flow;
+    }
+    const bool conditional = t.flow.follow_if_true || t.flow.follow_if_false;
+    if (spec && spec->flow == flow_rule::branch && !conditional)
+      fail(at_field(t, 0), who + "operator '" + spec->name + "' needs follow_task_ids_if_true and follow_task_ids_if_false");
+    if (conditional && t.flow.rule != flow_rule::branch)
+      fail(at_field(t, 0), who + "follow_task_ids_if_true/_if_false need branch: true");
+    if (conditional && (!t.flow.follow_if_true || !t.flow.follow_if_false))
+      fail(at_field(t, 0), who + "set both follow_task_ids_if_true and follow_task_ids_if_false");
+    std::vector<std::string> ids;
+    for (const auto& other : d_.all_tasks()) ids.push_back(other.id);
+    for (const auto* list : {&t.flow.follow_if_true, &t.flow.follow_if_false}) {
+      if (!*list) continue;
+      for (const auto& id : **list)
+        if (!d_.find(id) && !d_.is_group(id))
+          fail(at_field(t, 0), who + "follows unknown task '" + id + "'" + did_you_mean(id, ids));
     }
   }
 

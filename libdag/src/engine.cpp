@@ -342,14 +342,16 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     task_instance_record& ti = r.tis[*index];
     const task_state expected = ti.state;
     ti.pid = e.pid;
-    changes.tries.push_back(finish_try(r.dag->def.all_tasks()[*index], ti, e.result, e.started, e.ended));
+    try_end ended = end_try(*r.dag, r.run, r.tis, r.progress, *index, e.result, e.started, e.ended);
+    changes.tries.push_back(std::move(ended.record));
     if (auto* m = metrics_.load(std::memory_order_acquire)) {
       m->add("dagrun_task_instance_finished_total", {ti.dag_id, ti.task_id, std::string(to_string(ti.state))});
       m->observe("dagrun_task_duration_seconds", seconds_of(e.ended - e.started), {ti.dag_id, ti.task_id});
     }
-    note_try_ended(*r.dag, r.progress, *index, ti.state);
     changes.task_instances.push_back(update_of(ti, expected, e.try_number));
-    if (e.result.xcom && e.result.outcome == try_outcome::success)
+    // Downstream tasks a branch, short-circuit or latest-only task ruled out, in the same commit.
+    for (const task_change& c : ended.skipped) changes.task_instances.push_back(update_of(r.tis[c.index], c.before, c.try_before));
+    if (e.result.xcom && ti.state == task_state::success)
       changes.xcoms.push_back({ti.dag_id, ti.run_id, ti.task_id, "return_value", *e.result.xcom});
   }
 }
@@ -449,6 +451,15 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     if (r.run.state == run_state::running) ++runs_running[key.dag_id];
   int free_slots = accepting_ && !disk_full_ ? options_.parallelism - running_ : 0;
   std::map<std::string, int> starting;  // tries this pass starts, per DAG (not yet submitted)
+  // Tries in flight per task, over all runs, for DAGs with a max_active_tis_per_dag task.
+  std::map<std::string, std::vector<int>> task_running;
+  for (const auto& [key, r] : active_) {
+    if (!r.dag->limits_tasks) continue;
+    auto& counts = task_running[key.dag_id];
+    counts.resize(r.tis.size(), 0);
+    for (std::size_t i = 0; i < r.tis.size() && i < counts.size(); ++i)
+      if (r.tis[i].state == task_state::queued || r.tis[i].state == task_state::running) ++counts[i];
+  }
 
   for (auto it = active_.begin(); it != active_.end();) {
     active_run& r = it->second;
@@ -481,7 +492,9 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     slot_budget budget{free_slots, dag_running_[it->first.dag_id] + started_here};
     // A paused DAG starts no new tries in the daemon; `run` and `backfill` are explicit requests.
     if (options_.adopt_store_runs && paused_.contains(it->first.dag_id)) budget.free_slots = 0;
+    if (r.dag->limits_tasks) budget.task_running = std::move(task_running[it->first.dag_id]);
     run_step s = step_run(*r.dag, r.run, r.tis, r.progress, now, budget);
+    if (r.dag->limits_tasks) task_running[it->first.dag_id] = std::move(budget.task_running);
     free_slots -= static_cast<int>(s.to_start.size());
     started_here += static_cast<int>(s.to_start.size());
     for (const task_change& c : s.changed) {

@@ -2,6 +2,9 @@
 #include <dag/engine/scheduler_core.hpp>
 
 #include <algorithm>
+#include <set>
+
+#include <nlohmann/json.hpp>
 
 namespace dag {
 namespace {
@@ -23,8 +26,18 @@ scheduled_dag::scheduled_dag(definition d) : def(std::move(d)), graph(checked_gr
   for (std::size_t p = 0; p < order.size(); ++p) topo_position[order[p]] = p;
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     int p = tasks[i].settings.priority_weight;
-    for (std::size_t j : graph.all_downstream(i)) p += tasks[j].settings.priority_weight;
+    switch (tasks[i].settings.weights) {
+      case weight_rule::downstream:
+        for (std::size_t j : graph.all_downstream(i)) p += tasks[j].settings.priority_weight;
+        break;
+      case weight_rule::upstream:
+        for (std::size_t j : graph.all_upstream(i)) p += tasks[j].settings.priority_weight;
+        break;
+      case weight_rule::absolute:
+        break;
+    }
     priority[i] = p;
+    limits_tasks = limits_tasks || tasks[i].settings.max_active_tis_per_dag.has_value();
   }
 }
 
@@ -137,12 +150,23 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
     }
   }
 
-  // Ready tasks by priority (Airflow's order), while slots allow.
+  // Ready tasks by priority (Airflow's order), while slots allow. A task at its
+  // max_active_tis_per_dag waits, still ready, for the next pass.
+  if (dag.limits_tasks && budget.task_running.size() < tasks.size()) budget.task_running.resize(tasks.size(), 0);
+  std::vector<std::pair<int, long long>> held;
   while (!progress.ready.empty() && budget.free_slots > 0 && budget.dag_running < dag.def.max_active_tasks()) {
-    const std::size_t i = ready_index(dag, progress.ready.top());
+    const auto key = progress.ready.top();
+    const std::size_t i = ready_index(dag, key);
     progress.ready.pop();
     task_instance_record& ti = tis[i];
     if (ti.state != task_state::scheduled) continue;
+    if (const auto& limit = tasks[i].settings.max_active_tis_per_dag) {
+      if (budget.task_running[i] >= *limit) {
+        held.push_back(key);
+        continue;
+      }
+      ++budget.task_running[i];
+    }
     const auto it = std::find_if(step.changed.begin(), step.changed.end(), [&](const task_change& c) { return c.index == i; });
     if (it == step.changed.end()) record_change(i, ti.state, ti.try_number);
     ti.state = task_state::queued;
@@ -158,6 +182,7 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
     ++budget.dag_running;
     step.to_start.push_back(i);
   }
+  for (const auto& key : held) progress.ready.push(key);
 
   if (progress.unfinished == 0) {
     if (auto outcome = run_outcome(dag, tis)) {
@@ -237,6 +262,127 @@ try_record lose_try(const task& t, task_instance_record& ti, const std::string& 
   ti.exit_code.reset();
   fail_or_retry(t, ti, now);
   return try_record_of(ti);
+}
+
+namespace {
+
+std::string trimmed(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  const auto last = text.find_last_not_of(" \t\r\n");
+  return std::string(text.substr(first, last - first + 1));
+}
+
+// The ids a branch's XCom names: one id (bare or a JSON string), a JSON list of ids, or nothing
+// (empty, null: follow no task). nullopt when it is JSON of another shape.
+std::optional<std::vector<std::string>> named_ids(const std::optional<std::string>& xcom) {
+  const std::string text = xcom ? trimmed(*xcom) : std::string();
+  if (text.empty() || text == "null" || text == "None") return std::vector<std::string>{};
+  if (text.front() != '[' && text.front() != '"' && text.front() != '{') return std::vector<std::string>{text};
+  const auto value = nlohmann::json::parse(text, nullptr, false);
+  if (value.is_string()) return std::vector<std::string>{value.get<std::string>()};
+  if (!value.is_array()) return std::nullopt;
+  std::vector<std::string> ids;
+  for (const auto& item : value) {
+    if (!item.is_string()) return std::nullopt;
+    ids.push_back(item.get<std::string>());
+  }
+  return ids;
+}
+
+// Airflow's skip_all_except: the followed tasks (a group stands for its roots) and everything
+// downstream of them stay; the branch's other direct downstream tasks are skipped.
+flow_decision follow_only(const scheduled_dag& dag, std::size_t i, const std::vector<std::string>& ids) {
+  flow_decision out;
+  std::set<std::size_t> kept;
+  std::string unknown;
+  for (const auto& id : ids) {
+    std::vector<std::size_t> named;
+    if (auto index = dag.def.index_of(id)) named.push_back(*index);
+    else if (dag.def.is_group(id)) named = dag.def.group_roots(id);
+    else unknown += (unknown.empty() ? "'" : ", '") + id + "'";
+    for (std::size_t n : named) {
+      kept.insert(n);
+      for (std::size_t d : dag.graph.all_downstream(n)) kept.insert(d);
+    }
+  }
+  if (!unknown.empty()) {
+    out.error = "branch: the XCom names no task of the DAG: " + unknown;
+    return out;
+  }
+  for (std::size_t d : dag.graph.downstream(i))
+    if (!kept.contains(d)) out.skip.push_back(d);
+  return out;
+}
+
+// Airflow's LatestOnlyOperator: a run is the latest when now lies in the interval of the run
+// after it; manual runs always are.
+bool is_latest_run(const scheduled_dag& dag, const run_record& run, timestamp now) {
+  if (run.type == run_type::manual) return true;
+  const auto next = dag.times.next_run(run.interval);
+  if (!next) return true;
+  return next->interval.start < now && now <= next->interval.end;
+}
+
+}  // namespace
+
+bool xcom_truthy(const std::optional<std::string>& xcom) {
+  if (!xcom) return false;
+  static const std::set<std::string, std::less<>> falsy{"",     "false", "False", "FALSE", "0",  "no", "off",
+                                                        "null", "None",  "[]",    "{}",    "\"\""};
+  return !falsy.contains(trimmed(*xcom));
+}
+
+flow_decision decide_flow(const scheduled_dag& dag, const run_record& run, std::size_t i,
+                          const std::optional<std::string>& xcom, timestamp now) {
+  const task_flow& flow = dag.def.all_tasks()[i].flow;
+  flow_decision out;
+  switch (flow.rule) {
+    case flow_rule::none:
+      break;
+    case flow_rule::branch: {
+      if (flow.follow_if_true) return follow_only(dag, i, xcom_truthy(xcom) ? *flow.follow_if_true : *flow.follow_if_false);
+      auto ids = named_ids(xcom);
+      if (!ids) {
+        out.error = "branch: the XCom must name a task id, a JSON list of task ids, or nothing; got '" + trimmed(*xcom) + "'";
+        return out;
+      }
+      return follow_only(dag, i, *ids);
+    }
+    case flow_rule::short_circuit:
+      if (xcom_truthy(xcom)) break;
+      out.skip = flow.ignore_downstream_trigger_rules ? dag.graph.all_downstream(i) : dag.graph.downstream(i);
+      break;
+    case flow_rule::latest_only:
+      if (!is_latest_run(dag, run, now)) out.skip = dag.graph.downstream(i);
+      break;
+  }
+  return out;
+}
+
+try_end end_try(const scheduled_dag& dag, const run_record& run, std::vector<task_instance_record>& tis,
+                run_progress& progress, std::size_t i, operator_result result, timestamp started, timestamp ended) {
+  const task& t = dag.def.all_tasks()[i];
+  flow_decision decision;
+  if (result.outcome == try_outcome::success && t.flow.rule != flow_rule::none) {
+    decision = decide_flow(dag, run, i, result.xcom, ended);
+    if (!decision.error.empty()) result = operator_result::failed(decision.error);
+  }
+  try_end out;
+  out.record = finish_try(t, tis[i], result, started, ended);
+  note_try_ended(dag, progress, i, tis[i].state);
+  if (tis[i].state != task_state::success) return out;
+  for (std::size_t d : decision.skip) {
+    task_instance_record& ti = tis[d];
+    // Only tasks not handed to an executor yet: a running try is not taken back.
+    if (ti.state != task_state::none && ti.state != task_state::scheduled) continue;
+    out.skipped.push_back({d, ti.state, ti.try_number});
+    ti.state = task_state::skipped;
+    ti.end_date = ended;
+    ti.message = "skipped by " + t.id;
+    note_try_ended(dag, progress, d, ti.state);
+  }
+  return out;
 }
 
 }  // namespace dag

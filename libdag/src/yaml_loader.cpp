@@ -2,6 +2,7 @@
 // sees all of a file's mistakes at once; the file's DAG is kept out if there is any.
 #include <dag/load/yaml_loader.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -21,14 +22,54 @@ namespace {
 constexpr std::array dag_keys{"dag_id",   "description",      "schedule",         "timezone",
                               "start_date", "end_date",       "catchup",          "max_active_runs",
                               "max_active_tasks", "tags",     "params",           "default_args",
-                              "tasks"};
+                              "tasks",    "groups"};
+
+constexpr std::array group_keys{"group_id", "dependencies", "default_args", "tasks", "groups", "tooltip",
+                                "prefix_group_id"};
+
+// Airflow keys dagrun does not support, with what to do instead: a migration then stops with a
+// reason, not with "unknown key".
+struct unsupported_key {
+  const char* key;
+  const char* advice;
+};
+constexpr std::array unsupported_keys{
+    unsupported_key{"sla", "is not supported (Airflow 3 removed SLAs); alert on failures with email or watch durations in the metrics"},
+    unsupported_key{"sla_miss_callback", "is not supported; there are no SLAs (watch run durations in the metrics)"},
+    unsupported_key{"on_failure_callback", "is not supported in YAML; use email/email_on_failure, or a C++ DAG"},
+    unsupported_key{"on_success_callback", "is not supported in YAML; add a downstream task, or use a C++ DAG"},
+    unsupported_key{"on_retry_callback", "is not supported in YAML; use email_on_retry, or a C++ DAG"},
+    unsupported_key{"on_execute_callback", "is not supported in YAML; use a C++ DAG"},
+    unsupported_key{"wait_for_downstream", "is not supported yet"},
+    unsupported_key{"pool", "is not supported yet; limit concurrency with max_active_tasks or the queue"},
+    unsupported_key{"pool_slots", "is not supported yet; limit concurrency with max_active_tasks or the queue"},
+    unsupported_key{"max_active_tis_per_dagrun", "is not supported: without dynamic task mapping a task has one instance per run"},
+    unsupported_key{"dagrun_timeout", "is not supported yet; bound each task with execution_timeout"},
+    unsupported_key{"expand", "(dynamic task mapping) is not supported yet"},
+    unsupported_key{"partial", "(dynamic task mapping) is not supported yet"},
+    unsupported_key{"expand_kwargs", "(dynamic task mapping) is not supported yet"},
+    unsupported_key{"outlets", "(datasets) is not supported yet"},
+    unsupported_key{"inlets", "(datasets) is not supported yet"},
+    unsupported_key{"task_concurrency", "is not supported; limit concurrency with max_active_tasks"},
+    unsupported_key{"concurrency", "is Airflow's old name of max_active_tasks: use 'max_active_tasks'"},
+    unsupported_key{"do_xcom_push", "is not supported: tasks always push their return value"},
+    unsupported_key{"executor_config", "is not supported; route tasks with queue"},
+    unsupported_key{"run_as_user", "is not supported; tasks run as the user running dagrun"},
+    unsupported_key{"doc_md", "is not supported; use description"},
+    unsupported_key{"user_defined_macros", "is not supported; use params or variables"},
+    unsupported_key{"user_defined_filters", "is not supported"},
+    unsupported_key{"template_searchpath", "is not supported; templates are inline"},
+    unsupported_key{"render_template_as_native_obj", "is not supported; templates render text"},
+    unsupported_key{"is_paused_upon_creation", "is not supported; pause with 'dagrun dags pause'"},
+    unsupported_key{"access_control", "is not supported"},
+};
 
 // Keys that set task_options, valid on a task and in default_args.
 constexpr std::array option_keys{"trigger_rule",     "retries",        "retry_delay",
                                  "retry_exponential_backoff", "max_retry_delay", "execution_timeout",
                                  "queue",            "priority_weight", "owner",
                                  "email",            "email_on_failure", "email_on_retry",
-                                 "depends_on_past"};
+                                 "depends_on_past",  "weight_rule",    "max_active_tis_per_dag"};
 
 template <class... Lists>
 std::vector<std::string> join_keys(const Lists&... lists) {
@@ -47,7 +88,8 @@ bool contains(const List& list, std::string_view key) {
 // Reads one file's YAML tree into a definition, recording problems with their lines.
 class yaml_reader {
 public:
-  yaml_reader(std::string_view text, std::string file) : text_(text), file_(std::move(file)) {}
+  yaml_reader(std::string_view text, std::string file, const operator_catalog& operators)
+      : text_(text), file_(std::move(file)), operators_(operators) {}
 
   std::vector<definition_error>& problems() { return problems_; }
 
@@ -83,11 +125,13 @@ public:
       else if (key == "tags") set(string_list(value, key), [&](auto v) { d.tags(v); });
       else if (key == "params") read_params(d, value);
       else if (key == "default_args") read_default_args(d, value);
-      else if (key == "tasks") continue;  // after the DAG's own keys, below
+      else if (key == "tasks" || key == "groups") continue;  // after the DAG's own keys, below
       else unknown_key(it->first, key, join_keys(dag_keys), "DAG");
     }
-    if (auto tasks = root["tasks"]) read_tasks(d, tasks);
-    else fail(root, "missing required key 'tasks'");
+    if (auto tasks = root["tasks"]) read_tasks(d, tasks, "");
+    else if (!root["groups"]) fail(root, "missing required key 'tasks'");
+    if (auto groups = root["groups"]) read_groups(d, groups, "");
+    resolve_group_names(d);
     return d;
   }
 
@@ -131,7 +175,18 @@ private:
       fail(key_node, "unknown " + where + " key 'schedule_interval': Airflow's old name, use 'schedule'");
       return;
     }
+    if (unsupported(key_node, key, where)) return;
     fail(key_node, "unknown " + where + " key '" + key + "'" + did_you_mean(key, allowed));
+  }
+
+  // True (and the reason reported) when `key` is an Airflow key dagrun does not support.
+  bool unsupported(const YAML::Node& key_node, const std::string& key, const std::string& where) {
+    for (const auto& u : unsupported_keys)
+      if (key == u.key) {
+        fail(key_node, where + " key '" + key + "' " + u.advice);
+        return true;
+      }
+    return false;
   }
 
   std::optional<std::string> scalar(const YAML::Node& n, std::string_view key) {
@@ -237,6 +292,21 @@ private:
       for (auto& [name, value] : *params) d.param(name, value);
   }
 
+  // A group's default_args: task options only.
+  task_options read_options_map(const YAML::Node& n, const std::string& owner) {
+    task_options options;
+    if (!n.IsMap()) {
+      fail(n, owner + ": expected a mapping, got " + kind_name(n));
+      return options;
+    }
+    check_duplicate_keys(n);
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const std::string key = it->first.as<std::string>("");
+      if (!read_option(options, key, it->second, owner)) unknown_key(it->first, key, join_keys(option_keys), "default_args");
+    }
+    return options;
+  }
+
   void read_default_args(definition& d, const YAML::Node& n) {
     if (!n.IsMap()) {
       fail(n, "default_args: expected a mapping, got " + kind_name(n));
@@ -281,6 +351,13 @@ private:
       set(scalar(v, field), [&](const std::string& q) { o.queue = q; });
     } else if (key == "priority_weight") {
       set(integer(v, field, std::numeric_limits<int>::min()), [&](int n) { o.priority_weight = n; });
+    } else if (key == "weight_rule") {
+      if (auto text = scalar(v, field)) {
+        if (auto rule = parse_weight_rule(*text)) o.weights = *rule;
+        else fail(v, owner + "weight_rule: unknown rule '" + *text + "'" + did_you_mean(*text, std::array{"downstream", "upstream", "absolute"}) + "; use downstream, upstream or absolute");
+      }
+    } else if (key == "max_active_tis_per_dag") {
+      set(integer(v, field, 1), [&](int n) { o.max_active_tis_per_dag = n; });
     } else if (key == "owner") {
       set(scalar(v, field), [&](const std::string& s) { o.owner = s; });
     } else if (key == "email") {
@@ -297,16 +374,94 @@ private:
     return true;
   }
 
-  void read_tasks(definition& d, const YAML::Node& n) {
+  void read_tasks(definition& d, const YAML::Node& n, const std::string& group) {
     if (!n.IsSequence()) {
       fail(n, "tasks: expected a list of tasks, got " + kind_name(n));
       return;
     }
-    if (n.size() == 0) fail(n, "tasks: a DAG needs at least one task");
-    for (const auto& item : n) read_task(d, item);
+    if (n.size() == 0 && group.empty()) fail(n, "tasks: a DAG needs at least one task");
+    for (const auto& item : n) read_task(d, item, group);
   }
 
-  void read_task(definition& d, const YAML::Node& n) {
+  // `groups:` — Airflow's TaskGroups: each has a group_id and its own tasks and groups, whose ids
+  // get the group's id and a dot in front (`extract.load`).
+  void read_groups(definition& d, const YAML::Node& n, const std::string& parent) {
+    if (!n.IsSequence()) {
+      fail(n, "groups: expected a list of groups, got " + kind_name(n));
+      return;
+    }
+    for (const auto& item : n) {
+      if (!item.IsMap()) {
+        fail(item, "each group must be a mapping with group_id and tasks, got " + kind_name(item));
+        continue;
+      }
+      check_duplicate_keys(item);
+      task_group g;
+      g.parent = parent;
+      g.where = {file_, line(item)};
+      std::string name;
+      if (auto id = item["group_id"]) set(scalar(id, "group_id"), [&](const std::string& s) { name = s; });
+      else fail(item, "group: missing required key 'group_id'");
+      if (name.find('.') != std::string::npos) fail(item["group_id"], "group_id '" + name + "': a group's own id has no '.' (nested groups get their prefix from the enclosing group)");
+      g.id = parent.empty() ? name : parent + "." + name;
+      for (auto it = item.begin(); it != item.end(); ++it) {
+        const std::string key = it->first.as<std::string>("");
+        const YAML::Node v = it->second;
+        if (key == "group_id" || key == "tasks" || key == "groups" || key == "tooltip") continue;
+        if (key == "dependencies") set(string_list(v, key), [&](const std::vector<std::string>& deps) { g.dependencies = deps; });
+        else if (key == "default_args") g.default_args = read_options_map(v, "group '" + g.id + "': default_args.");
+        else if (key == "prefix_group_id") {
+          if (auto b = boolean(v, key); b && !*b) fail(v, "group '" + g.id + "': prefix_group_id: false is not supported (task ids always carry their group's id)");
+        } else unknown_key(it->first, key, join_keys(group_keys), "group");
+      }
+      d.add_group(g);
+      if (auto tasks = item["tasks"]) read_tasks(d, tasks, g.id);
+      if (auto groups = item["groups"]) read_groups(d, groups, g.id);
+    }
+  }
+
+  // Inside a group, names are looked up from the group outwards: `dependencies: [load]` in group
+  // `etl` means `etl.load` when there is one, else a top-level `load`.
+  static std::string resolve(const definition& d, const std::string& scope, const std::string& name) {
+    for (const task_group* g = d.find_group(scope); g; g = g->parent.empty() ? nullptr : d.find_group(g->parent)) {
+      const std::string full = g->id + "." + name;
+      if (d.find(full) || d.is_group(full)) return full;
+    }
+    return name;
+  }
+
+  static void resolve_group_names(definition& d) {
+    if (d.groups().empty()) return;
+    for (auto& t : d.all_tasks()) {
+      for (auto& dep : t.dependencies) dep = resolve(d, t.group, dep);
+      for (auto* list : {&t.flow.follow_if_true, &t.flow.follow_if_false})
+        if (*list)
+          for (auto& id : **list) id = resolve(d, t.group, id);
+    }
+    for (auto& g : d.groups())
+      for (auto& dep : g.dependencies) dep = resolve(d, g.parent, dep);
+  }
+
+  // Reads one task's flow key into `f`; false when `key` is not one.
+  bool read_flow(task_flow& f, const std::string& key, const YAML::Node& v, const std::string& owner) {
+    const std::string field = owner + key;
+    if (key == "branch") {
+      set(boolean(v, field), [&](bool b) { if (b) f.rule = flow_rule::branch; });
+    } else if (key == "short_circuit") {
+      set(boolean(v, field), [&](bool b) { if (b) f.rule = flow_rule::short_circuit; });
+    } else if (key == "ignore_downstream_trigger_rules") {
+      set(boolean(v, field), [&](bool b) { f.ignore_downstream_trigger_rules = b; });
+    } else if (key == "follow_task_ids_if_true") {
+      set(string_list(v, field), [&](const std::vector<std::string>& ids) { f.follow_if_true = ids; });
+    } else if (key == "follow_task_ids_if_false") {
+      set(string_list(v, field), [&](const std::vector<std::string>& ids) { f.follow_if_false = ids; });
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  void read_task(definition& d, const YAML::Node& n, const std::string& group) {
     if (!n.IsMap()) {
       fail(n, "each task must be a mapping with task_id and operator, got " + kind_name(n));
       return;
@@ -314,8 +469,9 @@ private:
     check_duplicate_keys(n);
     task t;
     t.where = {file_, line(n)};
-    if (auto id = n["task_id"]) set(scalar(id, "task_id"), [&](const std::string& s) { t.id = s; });
+    if (auto id = n["task_id"]) set(scalar(id, "task_id"), [&](const std::string& s) { t.id = group.empty() ? s : group + "." + s; });
     else fail(n, "task: missing required key 'task_id'");
+    t.group = group;
     if (auto op = n["operator"]) set(scalar(op, "operator"), [&](const std::string& s) { t.operator_name = s; });
     else fail(n, "task '" + t.id + "': missing required key 'operator'");
 
@@ -328,10 +484,14 @@ private:
         continue;
       }
       if (read_option(t.options, key, v, "task '" + t.id + "': ")) continue;
+      if (read_flow(t.flow, key, v, "task '" + t.id + "': ")) continue;
+      if (unsupported(it->first, key, "task '" + t.id + "':")) continue;
       // Everything else is an operator field; check() validates it against the operator's spec.
       field_value f;
       f.line = line(v);
-      if (v.IsSequence()) {
+      if (!may_be_field(t, key)) {
+        // Kept without its value: check() names it as an unknown field with suggestions.
+      } else if (v.IsSequence()) {
         set(string_list(v, key), [&](const std::vector<std::string>& items) { f.items = items; });
       } else if (v.IsMap()) {
         set(string_map(v, key), [&](const std::map<std::string, std::string>& m) { f.entries = m; });
@@ -347,8 +507,18 @@ private:
     d.add_task(std::move(t));
   }
 
+  // True when `key` is a field of the task's operator, or the operator is unknown (check()
+  // reports that): the value of any other key is not read, so a list or mapping given to an
+  // unknown key is reported as an unknown field, not as a malformed value.
+  bool may_be_field(const task& t, const std::string& key) const {
+    const operator_spec* spec = operators_.find(t.operator_name);
+    if (!spec) return true;
+    return std::any_of(spec->fields.begin(), spec->fields.end(), [&](const field_spec& f) { return f.name == key; });
+  }
+
   std::string_view text_;
   std::string file_;
+  const operator_catalog& operators_;
   std::vector<definition_error> problems_;
 };
 
@@ -371,7 +541,7 @@ yaml_load_result load_yaml_text(std::string_view text, const std::string& file, 
     result.problems.emplace_back(where, message);
     return result;
   }
-  yaml_reader reader(text, file);
+  yaml_reader reader(text, file, operators);
   std::optional<definition> d = reader.read(root);
   result.problems = std::move(reader.problems());
   if (!d) return result;

@@ -1,6 +1,7 @@
 #pragma once
 /// @file A DAG definition with its fluent C++ API (`a >> b`, `a >> dag::tasks{b, c}`).
 
+#include <algorithm>
 #include <cstddef>
 #include <initializer_list>
 #include <map>
@@ -17,6 +18,17 @@
 namespace dag {
 
 class definition;
+class group_handle;
+
+/// A task group (Airflow's TaskGroup): its tasks' ids start with its id and a dot
+/// (`prefix_group_id`); groups nest (`outer.inner.task`).
+struct task_group {
+  std::string id;                         ///< full id: the enclosing group's id, '.', its own name
+  std::string parent;                     ///< the enclosing group's id, empty at the top
+  task_options default_args;              ///< defaults for its tasks, over the enclosing group's and the DAG's
+  std::vector<std::string> dependencies;  ///< tasks or groups the whole group runs after (its roots wait for their leaves)
+  source_location where;                  ///< where the group was defined
+};
 
 /// A handle on one task of a definition, for setting its options and wiring dependencies.
 /// Stays valid while the definition lives (it holds an index, not a pointer into storage).
@@ -48,6 +60,26 @@ public:
   task_handle& queue(std::string name) { get().options.queue = std::move(name); return *this; }
   /// Sets `priority_weight`.
   task_handle& priority_weight(int w) { get().options.priority_weight = w; return *this; }
+  /// Sets `weight_rule`.
+  task_handle& weight(weight_rule r) { get().options.weights = r; return *this; }
+  /// Sets `max_active_tis_per_dag`: at most `n` tries of this task at once over all runs.
+  task_handle& max_active_tis_per_dag(int n) { get().options.max_active_tis_per_dag = n; return *this; }
+  /// Makes the task a branch: its XCom names the task ids (or group ids) to follow.
+  task_handle& branch() { get().flow.rule = flow_rule::branch; return *this; }
+  /// Makes the task a branch on a condition: a true XCom follows `if_true`, a false one `if_false`.
+  task_handle& branch(std::vector<std::string> if_true, std::vector<std::string> if_false) {
+    get().flow.rule = flow_rule::branch;
+    get().flow.follow_if_true = std::move(if_true);
+    get().flow.follow_if_false = std::move(if_false);
+    return *this;
+  }
+  /// Makes the task short-circuit: a falsy XCom skips everything downstream, or only the direct
+  /// downstream tasks when `ignore_downstream_trigger_rules` is false.
+  task_handle& short_circuit(bool ignore_downstream_trigger_rules = true) {
+    get().flow.rule = flow_rule::short_circuit;
+    get().flow.ignore_downstream_trigger_rules = ignore_downstream_trigger_rules;
+    return *this;
+  }
   /// Makes this task run after `upstream` (same as `upstream >> *this`).
   task_handle& after(const task_handle& upstream);
 
@@ -84,6 +116,40 @@ inline task_handle operator>>(const tasks& upstream, task_handle downstream) {
   for (const auto& u : upstream.members) downstream.after(u);
   return downstream;
 }
+
+/// A handle on one task group of a definition: adds tasks and groups inside it, and wires it.
+class group_handle {
+public:
+  /// A handle on group number `index` of `owner`.
+  group_handle(definition& owner, std::size_t index) : owner_(&owner), index_(index) {}
+  /// The group itself.
+  task_group& get() const;
+  /// The group's full id.
+  const std::string& id() const { return get().id; }
+  /// Adds a task `<group id>.<name>` running `operator_name`.
+  task_handle add_task(const std::string& name, std::string operator_name);
+  /// Adds a bash task `<group id>.<name>`.
+  task_handle bash(const std::string& name, std::string command) {
+    return add_task(name, "bash").field("bash_command", std::move(command));
+  }
+  /// Adds a group `<group id>.<name>` inside this one.
+  group_handle group(const std::string& name);
+  /// Sets the group's `default_args`.
+  group_handle& default_args(task_options options) { get().default_args = std::move(options); return *this; }
+  /// Makes the group's roots run after `upstream` (a task or group id): `upstream >> group`.
+  group_handle& after(const std::string& upstream);
+
+private:
+  definition* owner_;
+  std::size_t index_;
+};
+
+/// `group_a >> group_b`: b's roots run after a's leaves. Returns b.
+inline group_handle operator>>(group_handle upstream, group_handle downstream) { return downstream.after(upstream.id()); }
+/// `task >> group`: the group's roots run after the task. Returns the group.
+inline group_handle operator>>(task_handle upstream, group_handle downstream) { return downstream.after(upstream.id()); }
+/// `group >> task`: the task runs after the group's leaves. Returns the task.
+inline task_handle operator>>(group_handle upstream, task_handle downstream);
 
 /// A DAG: its settings and its tasks. Built by the YAML loader or with the fluent API;
 /// `dag::check` (in dag/load/check.hpp) validates it and applies `default_args`.
@@ -142,6 +208,8 @@ public:
   task_handle bash(std::string task_id, std::string command) {
     return add_task(std::move(task_id), "bash").field("bash_command", std::move(command));
   }
+  /// Adds a `latest_only` task: outside the latest scheduled run it skips its direct downstream tasks.
+  task_handle latest_only(std::string task_id) { return add_task(std::move(task_id), "latest_only"); }
   /// Adds a C++ callable task.
   template <class F>
   task_handle callable(std::string task_id, F&& body) {
@@ -149,6 +217,37 @@ public:
     h.get().callable = std::forward<F>(body);
     return h;
   }
+
+  // --- task groups ------------------------------------------------------------------------
+  /// Adds a top-level task group and returns a handle on it.
+  group_handle group(std::string group_id) {
+    task_group g;
+    g.id = std::move(group_id);
+    return add_group(std::move(g));
+  }
+  /// Adds a fully built group (as the YAML loader does; `parent` must be added first).
+  group_handle add_group(task_group g) {
+    groups_.push_back(std::move(g));
+    return {*this, groups_.size() - 1};
+  }
+  /// The task groups, in definition order (an enclosing group before those inside it).
+  const std::vector<task_group>& groups() const { return groups_; }
+  /// The task groups, for the loader to complete.
+  std::vector<task_group>& groups() { return groups_; }
+  /// The group with this id, or nullptr.
+  const task_group* find_group(std::string_view group_id) const {
+    for (const auto& g : groups_)
+      if (g.id == group_id) return &g;
+    return nullptr;
+  }
+  /// True when `id` names a task group.
+  bool is_group(std::string_view id) const { return find_group(id) != nullptr; }
+  /// The tasks in group `group_id` or in a group inside it.
+  std::vector<std::size_t> group_members(std::string_view group_id) const;
+  /// The group's tasks none of whose upstream tasks is in the group.
+  std::vector<std::size_t> group_roots(std::string_view group_id) const;
+  /// The group's tasks no task of the group runs after.
+  std::vector<std::size_t> group_leaves(std::string_view group_id) const;
 
   // --- reading ------------------------------------------------------------------------------
   /// `dag_id`.
@@ -197,9 +296,15 @@ public:
     if (it == index_.end()) return std::nullopt;
     return it->second;
   }
-  /// Fills each task's effective `settings` from its options over `default_args`.
+  /// Fills each task's effective `settings` from its options over its groups' `default_args`
+  /// (innermost first) over the DAG's.
   void apply_default_args() {
-    for (auto& t : tasks_) t.settings = task_settings::from(t.options.merged_over(default_args_));
+    for (auto& t : tasks_) {
+      task_options o = t.options;
+      for (const task_group* g = find_group(t.group); g; g = g->parent.empty() ? nullptr : find_group(g->parent))
+        o = o.merged_over(g->default_args);
+      t.settings = task_settings::from(o.merged_over(default_args_));
+    }
   }
 
 private:
@@ -219,9 +324,82 @@ private:
   std::map<std::string, int> key_lines_;
   std::vector<task> tasks_;
   std::unordered_map<std::string, std::size_t> index_;
+  std::vector<task_group> groups_;
 };
 
 inline task& task_handle::get() const { return owner_->all_tasks()[index_]; }
+
+inline task_group& group_handle::get() const { return owner_->groups()[index_]; }
+
+inline task_handle group_handle::add_task(const std::string& name, std::string operator_name) {
+  auto h = owner_->add_task(id() + "." + name, std::move(operator_name));
+  h.get().group = id();
+  return h;
+}
+
+inline group_handle group_handle::group(const std::string& name) {
+  task_group g;
+  g.id = id() + "." + name;
+  g.parent = id();
+  return owner_->add_group(std::move(g));
+}
+
+inline group_handle& group_handle::after(const std::string& upstream) {
+  auto& deps = get().dependencies;
+  if (std::find(deps.begin(), deps.end(), upstream) == deps.end()) deps.push_back(upstream);
+  return *this;
+}
+
+inline task_handle operator>>(group_handle upstream, task_handle downstream) {
+  auto& deps = downstream.get().dependencies;
+  if (std::find(deps.begin(), deps.end(), upstream.id()) == deps.end()) deps.push_back(upstream.id());
+  return downstream;
+}
+
+inline std::vector<std::size_t> definition::group_members(std::string_view group_id) const {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < tasks_.size(); ++i) {
+    const std::string& g = tasks_[i].group;
+    if (g == group_id || (g.size() > group_id.size() && g.starts_with(group_id) && g[group_id.size()] == '.'))
+      out.push_back(i);
+  }
+  return out;
+}
+
+namespace detail {
+// True when `dependency` (a task id or a group id) names task `member` or a group holding it.
+inline bool names_task(const definition& d, const std::string& dependency, std::size_t member) {
+  const task& t = d.all_tasks()[member];
+  if (dependency == t.id) return true;
+  return t.group == dependency || (t.group.size() > dependency.size() && t.group.starts_with(dependency) &&
+                                   t.group[dependency.size()] == '.');
+}
+}  // namespace detail
+
+inline std::vector<std::size_t> definition::group_roots(std::string_view group_id) const {
+  const auto members = group_members(group_id);
+  std::vector<std::size_t> out;
+  for (std::size_t m : members) {
+    bool inner = false;
+    for (const auto& dep : tasks_[m].dependencies)
+      for (std::size_t other : members) inner = inner || (other != m && detail::names_task(*this, dep, other));
+    if (!inner) out.push_back(m);
+  }
+  return out;
+}
+
+inline std::vector<std::size_t> definition::group_leaves(std::string_view group_id) const {
+  const auto members = group_members(group_id);
+  std::vector<std::size_t> out;
+  for (std::size_t m : members) {
+    bool depended_on = false;
+    for (std::size_t other : members)
+      for (const auto& dep : tasks_[other].dependencies)
+        depended_on = depended_on || (other != m && detail::names_task(*this, dep, m));
+    if (!depended_on) out.push_back(m);
+  }
+  return out;
+}
 
 inline task_handle& task_handle::after(const task_handle& upstream) {
   auto& deps = get().dependencies;

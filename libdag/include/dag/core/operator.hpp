@@ -87,6 +87,14 @@ struct task_context {
   std::vector<std::string> secrets = {};
 };
 
+/// What a task's successful try decides for its downstream tasks (Airflow's branching operators).
+enum class flow_rule {
+  none,           ///< nothing: downstream tasks follow their trigger rules
+  branch,         ///< the XCom names the task ids (or group ids) to follow; other direct downstream tasks are skipped
+  short_circuit,  ///< a falsy XCom skips the downstream tasks
+  latest_only,    ///< outside the latest scheduled run, direct downstream tasks are skipped
+};
+
 /// One field an operator accepts.
 struct field_spec {
   std::string name;           ///< YAML key
@@ -102,6 +110,7 @@ struct operator_spec {
   bool yaml = true;               ///< can be used from YAML (false for C++ `callable`)
   /// Runs one try; empty for operators this build can validate but not run yet.
   std::function<operator_result(const task&, task_context&)> run = {};
+  flow_rule flow = flow_rule::none;  ///< the flow rule of its tasks (`latest_only`, `branch_day_of_week`)
 };
 
 /// An operator: a type whose `spec()` declares its fields and, once runnable, its `run`.

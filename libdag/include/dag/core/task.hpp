@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <dag/core/operator.hpp>
@@ -13,6 +14,21 @@
 #include <dag/core/trigger_rule.hpp>
 
 namespace dag {
+
+/// How a task's effective priority is computed from the `priority_weight`s (Airflow's weight_rule).
+enum class weight_rule {
+  downstream,  ///< its own weight plus every downstream task's (Airflow's default)
+  upstream,    ///< its own weight plus every upstream task's
+  absolute,    ///< its own weight only
+};
+
+/// Parses a weight rule name; nullopt when unknown.
+inline std::optional<weight_rule> parse_weight_rule(std::string_view name) {
+  if (name == "downstream") return weight_rule::downstream;
+  if (name == "upstream") return weight_rule::upstream;
+  if (name == "absolute") return weight_rule::absolute;
+  return std::nullopt;
+}
 
 /// Settings a task may set itself or inherit from its DAG's `default_args`; empty means "not set".
 struct task_options {
@@ -24,6 +40,8 @@ struct task_options {
   std::optional<duration> execution_timeout;           ///< `execution_timeout`
   std::optional<std::string> queue;                    ///< `queue` (queue executor routing)
   std::optional<int> priority_weight;                  ///< `priority_weight`
+  std::optional<weight_rule> weights;                  ///< `weight_rule`
+  std::optional<int> max_active_tis_per_dag;           ///< `max_active_tis_per_dag`
   std::optional<std::string> owner;                    ///< `owner` (informational)
   std::optional<std::vector<std::string>> email;       ///< `email` (alert recipients)
   std::optional<bool> email_on_failure;                ///< `email_on_failure`
@@ -41,6 +59,8 @@ struct task_options {
     take(out.execution_timeout, fallback.execution_timeout);
     take(out.queue, fallback.queue);
     take(out.priority_weight, fallback.priority_weight);
+    take(out.weights, fallback.weights);
+    take(out.max_active_tis_per_dag, fallback.max_active_tis_per_dag);
     take(out.owner, fallback.owner);
     take(out.email, fallback.email);
     take(out.email_on_failure, fallback.email_on_failure);
@@ -56,6 +76,8 @@ struct task_settings {
   std::optional<duration> execution_timeout;         ///< kill the try after this long
   std::string queue = "default";                     ///< queue the task is routed to
   int priority_weight = 1;                           ///< higher runs first among ready tasks
+  weight_rule weights = weight_rule::downstream;     ///< how priority_weight adds up along the graph
+  std::optional<int> max_active_tis_per_dag;         ///< at most this many tries of the task at once, over all runs
   std::string owner = "dagrun";                      ///< informational
   std::vector<std::string> email;                    ///< alert recipients
   bool email_on_failure = true;                      ///< mail `email` when a task fails (Airflow's default)
@@ -72,6 +94,8 @@ struct task_settings {
     s.execution_timeout = o.execution_timeout;
     if (o.queue) s.queue = *o.queue;
     if (o.priority_weight) s.priority_weight = *o.priority_weight;
+    if (o.weights) s.weights = *o.weights;
+    s.max_active_tis_per_dag = o.max_active_tis_per_dag;
     if (o.owner) s.owner = *o.owner;
     if (o.email) s.email = *o.email;
     if (o.email_on_failure) s.email_on_failure = *o.email_on_failure;
@@ -95,6 +119,18 @@ struct field_value {
   std::map<std::string, std::string> entries = {};  ///< values of a string_map field
 };
 
+/// A task's flow rule and its options.
+struct task_flow {
+  flow_rule rule = flow_rule::none;  ///< `branch: true`, `short_circuit: true`, or the operator's own (`latest_only`)
+  /// short_circuit: true skips every downstream task whatever its trigger rule (Airflow's
+  /// default); false skips only the direct downstream tasks and lets trigger rules carry it on.
+  bool ignore_downstream_trigger_rules = true;
+  /// branch: when set, the XCom is read as true or false and the branch follows one of these
+  /// lists (Airflow's BranchSQLOperator and BranchDayOfWeekOperator) instead of naming ids itself.
+  std::optional<std::vector<std::string>> follow_if_true;
+  std::optional<std::vector<std::string>> follow_if_false;  ///< see follow_if_true
+};
+
 /// One task of a DAG: an operator with its fields, upstream dependencies and options.
 struct task {
   std::string id;                                  ///< `task_id`, unique in its DAG
@@ -103,6 +139,8 @@ struct task {
   std::vector<std::string> dependencies;           ///< ids of direct upstream tasks
   task_options options;                            ///< settings given on the task itself
   task_settings settings;                          ///< effective settings (options over default_args); filled by `definition::apply_default_args`, which `dag::check` calls
+  task_flow flow;                                  ///< what a successful try decides for downstream tasks
+  std::string group;                               ///< the innermost task group's id (`outer.inner`), empty for none
   source_location where;                           ///< where the task was defined
   /// The C++ body of a `callable` task; empty for other operators.
   std::function<operator_result(task_context&)> callable;

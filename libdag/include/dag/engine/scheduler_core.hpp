@@ -23,8 +23,9 @@ struct scheduled_dag {
   definition def;                 ///< the checked definition (default_args applied)
   task_graph graph;               ///< its graph
   timetable times;                ///< its schedule
-  std::vector<int> priority;      ///< effective priority per task: own weight + all downstream weights (Airflow's `downstream` rule)
+  std::vector<int> priority;      ///< effective priority per task by its weight_rule: own weight, plus all downstream (default) or upstream weights
   std::vector<std::size_t> topo_position;  ///< each task's position in the topological order
+  bool limits_tasks = false;      ///< some task sets max_active_tis_per_dag
 
   /// Prepares a checked definition; throws dag::definition_error if its graph is invalid.
   explicit scheduled_dag(definition d);
@@ -34,6 +35,9 @@ struct scheduled_dag {
 struct slot_budget {
   int free_slots = 0;    ///< global parallelism left
   int dag_running = 0;   ///< tasks of this DAG already queued or running (all its runs)
+  /// Tries of each task of this DAG queued or running over all its runs, for
+  /// max_active_tis_per_dag; may stay empty when no task sets it (then only this pass counts).
+  std::vector<int> task_running = {};
 };
 
 /// What the scheduler remembers about a run between passes, so a pass looks only at tasks whose
@@ -81,6 +85,32 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
 /// again. Returns the try's record to keep. `ti` must be `running` or `queued` with the try's number.
 try_record finish_try(const task& t, task_instance_record& ti, const operator_result& result, timestamp started,
                       timestamp ended);
+
+/// A try's end applied to its run: the try's record and the downstream tasks its flow rule skipped.
+struct try_end {
+  try_record record;                 ///< the try's record to keep
+  std::vector<task_change> skipped;  ///< task instances the flow rule marked `skipped` (write them)
+};
+
+/// `finish_try` for task `i` of `run`, then the task's flow rule (branch, short_circuit,
+/// latest_only) when the try succeeded: it marks the downstream tasks it rules out `skipped`
+/// (those not started yet), and a branch naming an unknown task fails the try instead. Tells
+/// `progress` about every task that finished. `now` decides latest_only.
+try_end end_try(const scheduled_dag& dag, const run_record& run, std::vector<task_instance_record>& tis,
+                run_progress& progress, std::size_t i, operator_result result, timestamp started, timestamp ended);
+
+/// The downstream tasks a successful try of flow task `i` rules out, given its XCom (nullopt
+/// when it pushed none); an error message instead when the XCom names no task of the DAG.
+struct flow_decision {
+  std::vector<std::size_t> skip;  ///< tasks to skip
+  std::string error;              ///< non-empty: the try fails with this message
+};
+flow_decision decide_flow(const scheduled_dag& dag, const run_record& run, std::size_t i,
+                          const std::optional<std::string>& xcom, timestamp now);
+
+/// How a flow rule reads an XCom as a condition: no value, empty text, `false`, `0`, `no`,
+/// `off`, `null`, `None`, `[]`, `{}` and `""` are false; anything else is true.
+bool xcom_truthy(const std::optional<std::string>& xcom);
 
 /// Marks a try that was `running` when its executor disappeared (a killed daemon, a lost worker) as
 /// failed with `reason`, retrying while tries remain. Returns the try's record.
