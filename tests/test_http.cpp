@@ -53,7 +53,11 @@ struct served_face {
       dag::open_store(db_url);  // created and migrated, as the daemon does before serving
     }
     dag::declare_engine_metrics(metrics);
-    face = std::make_unique<dag::http_face>(dag::http_face_options{db_url, "", token, 30s}, metrics, clock);
+    dag::http_face_options options;
+    options.db_url = db_url;
+    options.token = token;
+    if (token) options.users = {{"alice", "wonderland"}};  // basic auth, beside the token
+    face = std::make_unique<dag::http_face>(options, metrics, clock);
     server = std::make_unique<dag::http_server>("127.0.0.1", 0, [this](const dag::http_request& r) { return face->handle(r); });
   }
   ~served_face() {
@@ -253,9 +257,17 @@ TEST_CASE("Http.ApiTriggersAndListsRunsAndTaskInstances" * doctest::timeout(30))
   CHECK(page["total_entries"] == 2);
   REQUIRE(page["dag_runs"].size() == 1);
   CHECK(page["dag_runs"][0]["dag_run_id"] == "manual__2024-01-01T00:00:00+00:00");  // newest first
-  r = s.get("/api/v1/dags?limit=0");
+  // As Airflow: a limit beyond the maximum page size is clamped to it, and 0 means the default.
+  CHECK(json::parse(s.get("/api/v1/dags/etl/dagRuns?limit=1000").body)["dag_runs"].size() == 2);
+  CHECK(json::parse(s.get("/api/v1/dags/etl/dagRuns?limit=0").body)["dag_runs"].size() == 2);
+  r = s.get("/api/v1/dags?limit=-1");
   CHECK(r.status == 400);
-  CHECK(json::parse(r.body)["detail"] == "limit: must be between 1 and 100, got 0");
+  CHECK(r.content_type == "application/problem+json");
+  CHECK(json::parse(r.body)["detail"] == "limit: expected a whole number, got '-1'");
+  CHECK(json::parse(r.body)["instance"] == "/api/v1/dags");
+  r = s.get("/api/v1/dags?colour=red");
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("unknown query parameter 'colour'"));
   CHECK(s.get("/api/v1/dags?offset=x").status == 400);
   CHECK(s.get("/api/v1/dags/nope").status == 404);
   CHECK(s.get("/api/v1/dags/etl/dagRuns/nope").status == 404);
