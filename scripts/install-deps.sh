@@ -8,6 +8,7 @@ packages=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev doctest-dev nlohmann-json3-dev
   libhowardhinnant-date-dev libssl-dev
   postgresql postgresql-client
+  python3 python3-jsonschema python3-yaml
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -284,7 +284,6 @@ json task_json(const definition& d, const task& t) {
           {"ui_color", "#ffffff"},
           {"ui_fgcolor", "#000000"},
           {"template_fields", json::array()},
-          {"sub_dag", nullptr},
           {"downstream_task_ids", downstream},
           {"doc_md", nullptr}};
 }

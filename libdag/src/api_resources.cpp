@@ -3,6 +3,8 @@
 
 #include "api.hpp"
 
+#include <chrono>
+#include <filesystem>
 #include <set>
 
 namespace dag::detail {
@@ -166,14 +168,19 @@ http_response test_connection(api_call& call) {
 
 // --- import errors and the event log -------------------------------------------------------------
 
-json import_error_json(const import_error_record& e, std::size_t id) {
-  return {{"import_error_id", id}, {"timestamp", nullptr}, {"filename", e.file}, {"stack_trace", e.message}};
+// The store keeps no time for an import error: the failing file's last change is when it began.
+json import_error_json(const import_error_record& e, std::size_t id, const clock& now) {
+  std::error_code failed;
+  const auto changed = std::filesystem::last_write_time(e.file, failed);
+  const timestamp when = failed ? now.precise_now()
+                                : std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::file_clock::to_sys(changed));
+  return {{"import_error_id", id}, {"timestamp", format_iso(std::optional<timestamp>(when))}, {"filename", e.file}, {"stack_trace", e.message}};
 }
 
 http_response list_import_errors(api_call& call) {
   json all = json::array();
   const auto errors = call.db.import_errors();
-  for (std::size_t i = 0; i < errors.size(); ++i) all.push_back(import_error_json(errors[i], i + 1));
+  for (std::size_t i = 0; i < errors.size(); ++i) all.push_back(import_error_json(errors[i], i + 1, call.now));
   order_by(call, all, {"import_error_id", "filename"});
   return json_response(200, page_of(call, "import_errors", all));
 }
@@ -186,7 +193,7 @@ http_response get_import_error(api_call& call) {
   const std::size_t id = std::stoul(text);
   // Ids are positions in the current list, which each reload of the DAG folder replaces.
   if (id == 0 || id > errors.size()) throw not_found_error("no import error " + text);
-  return json_response(200, import_error_json(errors[id - 1], id));
+  return json_response(200, import_error_json(errors[id - 1], id, call.now));
 }
 
 json event_json(const event_record& e) {

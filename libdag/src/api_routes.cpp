@@ -390,7 +390,8 @@ const json& openapi_document() {
                       {{std::to_string(route.status), std::move(answer)},
                        {"400", error_answer},
                        {"401", error_answer},
-                       {"404", error_answer}}}};
+                       {"404", error_answer},
+                       {"409", error_answer}}}};
       if (!route.body.empty())
         operation["requestBody"] = {{"required", true},
                                     {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/" + route.body}}}}}}}};

@@ -213,7 +213,7 @@ std::vector<api_route> run_routes() {
       {"GET", run, "get_dag_run", "DAGRun", {}, "", 200, "DAGRun", get_run},
       {"DELETE", run, "delete_dag_run", "DAGRun", {}, "", 204, "", delete_run},
       {"PATCH", run, "update_dag_run_state", "DAGRun", {}, "UpdateDagRunState", 200, "DAGRun", patch_run_state},
-      {"POST", run + "/clear", "clear_dag_run", "DAGRun", {}, "ClearDagRun", 200, "DAGRun", clear_run},
+      {"POST", run + "/clear", "clear_dag_run", "DAGRun", {}, "ClearDagRun", 200, "DAGRunOrTaskInstances", clear_run},
       {"PATCH", run + "/setNote", "set_dag_run_note", "DAGRun", {}, "SetDagRunNote", 200, "DAGRun", set_run_note},
   };
 }

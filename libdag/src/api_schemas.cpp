@@ -58,6 +58,8 @@ json api_schemas() {
     "data_interval_end": {"type": "string", "format": "date-time", "nullable": true},
     "state": {"type": "string", "enum": ["queued", "running", "success", "failed"]}, "run_type": {"type": "string"},
     "external_trigger": {"type": "boolean"}, "conf": {"type": "object"}, "note": {"type": "string", "nullable": true}}},
+  "DAGRunOrTaskInstances": {"anyOf": [{"$ref": "#/components/schemas/DAGRun"},
+    {"$ref": "#/components/schemas/TaskInstanceCollection"}]},
   "DAGRunCollection": {"type": "object", "required": ["dag_runs", "total_entries"], "properties": {
     "dag_runs": {"type": "array", "items": {"$ref": "#/components/schemas/DAGRun"}}, "total_entries": {"type": "integer"}}},
   "ListDagRunsForm": {"type": "object", "properties": {
