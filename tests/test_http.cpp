@@ -339,6 +339,57 @@ TEST_CASE("Http.ApiNeedsTheTokenWhenOneIsSet" * doctest::timeout(30)) {
   CHECK(s.get("/metrics").status == 200);
 }
 
+TEST_CASE("Http.ApiTakesBasicAuthBesideTheTokenAndLogsWhoChangedWhat" * doctest::timeout(30)) {
+  served_face s("", std::string("t0ken-abc"));
+  s.load_etl();
+  // alice:wonderland, as Airflow's basic_auth backend reads it.
+  const std::string alice = "Basic YWxpY2U6d29uZGVybGFuZA==";
+  CHECK(http_call(s.server->port(), "GET", "/api/v1/dags", "", alice).status == 200);
+  CHECK(http_call(s.server->port(), "GET", "/api/v1/dags", "", "Basic YWxpY2U6d3Jvbmc=").status == 401);  // alice:wrong
+  CHECK(http_call(s.server->port(), "GET", "/api/v1/dags", "", "Basic Ym9iOndvbmRlcmxhbmQ=").status == 401);  // bob:…
+  CHECK(http_call(s.server->port(), "GET", "/api/v1/dags", "", "Basic !!!").status == 401);
+  REQUIRE(s.send("PATCH", "/api/v1/dags/etl", {{"is_paused", true}}, alice).status == 200);
+  REQUIRE(s.send("PATCH", "/api/v1/dags/etl", {{"is_paused", false}}, "Bearer t0ken-abc").status == 200);
+  const auto events = s.store()->events({});
+  REQUIRE(events.size() == 2);
+  CHECK(events[0].event == "unpause");
+  CHECK(events[0].owner == "token");
+  CHECK(events[1].event == "pause");
+  CHECK(events[1].owner == "alice");
+  CHECK(events[1].dag_id == "etl");
+  auto r = http_call(s.server->port(), "GET", "/api/v1/eventLogs?owner=alice", "", alice);
+  CHECK(json::parse(r.body)["total_entries"] == 1);
+  // The served OpenAPI document names each operation once.
+  r = http_call(s.server->port(), "GET", "/api/v1/openapi.json", "", alice);
+  REQUIRE(r.status == 200);
+  std::set<std::string> ids;
+  std::size_t operations = 0;
+  const json document = json::parse(r.body);
+  for (const auto& [path, methods] : document["paths"].items())
+    for (const auto& [method, op] : methods.items()) {
+      ++operations;
+      ids.insert(op["operationId"].get<std::string>());
+    }
+  CHECK(operations >= 60);
+  CHECK(ids.size() == operations);
+}
+
+TEST_CASE("Http.ApiRefusesUnknownParametersAndAnswersWrongMethodsWithTheAllowedOnes" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  auto r = s.get("/api/v1/dags/etl/dagRuns?stat=failed");
+  CHECK(r.status == 400);
+  CHECK(r.content_type == "application/problem+json");
+  CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("unknown query parameter 'stat' (known: limit, offset"));
+  r = s.send("PUT", "/api/v1/dags/etl", json::object());
+  CHECK(r.status == 405);
+  CHECK(json::parse(r.body)["detail"] == "PUT is not allowed on /api/v1/dags/etl (allowed: DELETE, GET, PATCH)");
+  r = s.get("/api/v1/dags/etl/dagRuns?order_by=colour");
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("order_by: cannot order by 'colour'"));
+  CHECK(s.get("/api/v1/nothing/here").status == 404);
+}
+
 TEST_CASE("Http.UiShowsDagsTheGridTheGraphAndLogsEscaped" * doctest::timeout(30)) {
   served_face s;
   s.load_etl();
