@@ -150,6 +150,26 @@ void order_by(const std::optional<std::string>& field, json& all, const std::vec
 /// `all` ordered by the query's `order_by`.
 void order_by(const api_call& call, json& all, const std::vector<std::string>& allowed);
 
+// --- filters -------------------------------------------------------------------------------------
+
+/// Whether `t` lies within [from, to] (a bound not given is open); an unset `t` only when neither is.
+bool within(const std::optional<timestamp>& t, const std::optional<timestamp>& from, const std::optional<timestamp>& to);
+
+/// Airflow's date filters of run and task instance listings: logical date (`execution_date_…`),
+/// start and end date, each `_gte` and `_lte`.
+struct date_ranges {
+  std::optional<timestamp> logical_from, logical_to, start_from, start_to, end_from, end_to;
+  /// From the query of a GET listing.
+  static date_ranges of_query(const api_call& call);
+  /// From the body of a batch listing (POST …/list).
+  static date_ranges of_body(const json& body);
+};
+
+/// A batch listing's page: `all` ordered by the body's `order_by`, then `page_offset` and
+/// `page_limit` (clamped to the maximum page size, as `limit` is).
+json batch_page(const api_call& call, const json& body, const std::string& key, json all,
+                const std::vector<std::string>& allowed);
+
 // --- bodies --------------------------------------------------------------------------------------
 
 /// Refuses fields of `body` not in `known` (400 naming them).
@@ -160,6 +180,8 @@ bool bool_field(const json& body, const std::string& name, bool otherwise);
 std::string string_field(const json& body, const std::string& name);
 /// An optional ISO time field; a usage error names it.
 std::optional<time_point> time_field(const json& body, const std::string& name);
+/// An optional list of strings (empty when absent or null); a usage error names it.
+std::vector<std::string> string_list_field(const json& body, const std::string& name);
 
 // --- records as Airflow shows them ---------------------------------------------------------------
 

@@ -298,6 +298,51 @@ std::optional<time_point> time_field(const json& body, const std::string& name) 
   }
 }
 
+std::vector<std::string> string_list_field(const json& b, const std::string& name) {
+  std::vector<std::string> out;
+  if (!b.contains(name) || b[name].is_null()) return out;
+  if (!b[name].is_array()) throw usage_error(name + ": expected a list of strings");
+  for (const auto& v : b[name]) {
+    if (!v.is_string()) throw usage_error(name + ": expected a list of strings");
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+// --- filters -------------------------------------------------------------------------------------
+
+bool within(const std::optional<timestamp>& t, const std::optional<timestamp>& from, const std::optional<timestamp>& to) {
+  if (!from && !to) return true;
+  if (!t) return false;
+  return (!from || *t >= *from) && (!to || *t <= *to);
+}
+
+date_ranges date_ranges::of_query(const api_call& call) {
+  return {call.query_time("execution_date_gte"), call.query_time("execution_date_lte"), call.query_time("start_date_gte"),
+          call.query_time("start_date_lte"),     call.query_time("end_date_gte"),       call.query_time("end_date_lte")};
+}
+
+date_ranges date_ranges::of_body(const json& body) {
+  const auto at = [&](const char* name) {
+    const auto t = time_field(body, name);
+    return t ? std::optional<timestamp>(*t) : std::nullopt;
+  };
+  return {at("execution_date_gte"), at("execution_date_lte"), at("start_date_gte"),
+          at("start_date_lte"),     at("end_date_gte"),       at("end_date_lte")};
+}
+
+json batch_page(const api_call& call, const json& body, const std::string& key, json all,
+                const std::vector<std::string>& allowed) {
+  order_by(body.contains("order_by") ? std::optional<std::string>(string_field(body, "order_by")) : std::nullopt, all, allowed);
+  const auto whole = [&](const char* field, std::size_t otherwise) {
+    if (!body.contains(field)) return otherwise;
+    if (!body[field].is_number_unsigned()) throw usage_error(std::string(field) + ": expected a whole number");
+    return body[field].get<std::size_t>();
+  };
+  const std::size_t limit = whole("page_limit", call.max_page_size());
+  return page_of(key, all, limit == 0 ? call.max_page_size() : std::min(limit, call.max_page_size()), whole("page_offset", 0));
+}
+
 // --- dispatch ------------------------------------------------------------------------------------
 
 const std::vector<api_route>& api_routes() {

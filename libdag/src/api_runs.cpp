@@ -12,19 +12,13 @@ namespace {
 struct run_selection {
   std::vector<std::string> dag_ids;  // empty: every DAG
   std::set<run_state> states;
-  std::optional<timestamp> logical_from, logical_to, start_from, start_to, end_from, end_to;
+  date_ranges dates;
 };
 
 run_state run_state_named(const std::string& text, const std::string& what) {
   const auto s = parse_run_state(text);
   if (!s) throw usage_error(what + ": unknown state '" + text + "' (queued, running, success, failed)");
   return *s;
-}
-
-bool within(const std::optional<timestamp>& t, const std::optional<timestamp>& from, const std::optional<timestamp>& to) {
-  if (!from && !to) return true;
-  if (!t) return false;
-  return (!from || *t >= *from) && (!to || *t <= *to);
 }
 
 const std::vector<std::string> run_order{"dag_run_id", "dag_id", "execution_date", "logical_date", "start_date", "end_date",
@@ -42,9 +36,9 @@ json selected_runs(api_call& call, const run_selection& which) {
   for (const auto& id : which.dag_ids) add(id);
   json all = json::array();
   for (const auto& r : runs) {
-    const timestamp logical = r.logical_date;
-    if (!within(logical, which.logical_from, which.logical_to) || !within(r.start_date, which.start_from, which.start_to) ||
-        !within(r.end_date, which.end_from, which.end_to))
+    const auto& d = which.dates;
+    if (!within(timestamp(r.logical_date), d.logical_from, d.logical_to) || !within(r.start_date, d.start_from, d.start_to) ||
+        !within(r.end_date, d.end_from, d.end_to))
       continue;
     all.push_back(run_json(r));
   }
@@ -55,31 +49,10 @@ http_response list_runs(api_call& call) {
   run_selection which;
   if (call.path("dag_id") != "~") which.dag_ids = {call.dag(call.path("dag_id")).id()};
   for (const auto& s : call.query_list("state")) which.states.insert(run_state_named(s, "state"));
-  which.logical_from = call.query_time("execution_date_gte");
-  which.logical_to = call.query_time("execution_date_lte");
-  which.start_from = call.query_time("start_date_gte");
-  which.start_to = call.query_time("start_date_lte");
-  which.end_from = call.query_time("end_date_gte");
-  which.end_to = call.query_time("end_date_lte");
+  which.dates = date_ranges::of_query(call);
   json all = selected_runs(call, which);
   order_by(call, all, run_order);
   return json_response(200, page_of(call, "dag_runs", all));
-}
-
-std::optional<timestamp> body_time(const json& b, const std::string& name) {
-  const auto t = time_field(b, name);
-  return t ? std::optional<timestamp>(*t) : std::nullopt;
-}
-
-std::vector<std::string> string_list_field(const json& b, const std::string& name) {
-  std::vector<std::string> out;
-  if (!b.contains(name) || b[name].is_null()) return out;
-  if (!b[name].is_array()) throw usage_error(name + ": expected a list of strings");
-  for (const auto& v : b[name]) {
-    if (!v.is_string()) throw usage_error(name + ": expected a list of strings");
-    out.push_back(v.get<std::string>());
-  }
-  return out;
 }
 
 // Airflow's ListDagRunsForm: the same filters in a body, with its own paging fields.
@@ -90,23 +63,8 @@ http_response list_runs_batch(api_call& call) {
   run_selection which;
   which.dag_ids = string_list_field(b, "dag_ids");
   for (const auto& s : string_list_field(b, "states")) which.states.insert(run_state_named(s, "states"));
-  which.logical_from = body_time(b, "execution_date_gte");
-  which.logical_to = body_time(b, "execution_date_lte");
-  which.start_from = body_time(b, "start_date_gte");
-  which.start_to = body_time(b, "start_date_lte");
-  which.end_from = body_time(b, "end_date_gte");
-  which.end_to = body_time(b, "end_date_lte");
-  json all = selected_runs(call, which);
-  // The body's paging and order, as the query's are read elsewhere.
-  const auto whole = [&](const char* field, std::size_t otherwise) {
-    if (!b.contains(field)) return otherwise;
-    if (!b[field].is_number_unsigned()) throw usage_error(std::string(field) + ": expected a whole number");
-    return b[field].get<std::size_t>();
-  };
-  const std::size_t limit = whole("page_limit", call.max_page_size());
-  order_by(b.contains("order_by") ? std::optional<std::string>(string_field(b, "order_by")) : std::nullopt, all, run_order);
-  return json_response(200, page_of("dag_runs", all, limit == 0 ? call.max_page_size() : std::min(limit, call.max_page_size()),
-                                    whole("page_offset", 0)));
+  which.dates = date_ranges::of_body(b);
+  return json_response(200, batch_page(call, b, "dag_runs", selected_runs(call, which), run_order));
 }
 
 http_response trigger(api_call& call) {

@@ -15,15 +15,9 @@ namespace {
 struct instance_selection {
   std::vector<std::string> dag_ids, run_ids, task_ids;  // empty: all
   std::set<std::string> states;
-  std::optional<timestamp> logical_from, logical_to, start_from, start_to, end_from, end_to;
+  date_ranges dates;
   std::optional<double> duration_from, duration_to;
 };
-
-bool within(const std::optional<timestamp>& t, const std::optional<timestamp>& from, const std::optional<timestamp>& to) {
-  if (!from && !to) return true;
-  if (!t) return false;
-  return (!from || *t >= *from) && (!to || *t <= *to);
-}
 
 const definition* loaded(const api_call& call, const std::string& dag_id) {
   for (const auto& d : call.dags())
@@ -49,12 +43,14 @@ json selected_instances(api_call& call, const instance_selection& which) {
   }
   json all = json::array();
   for (const auto& run : runs) {
-    if (!wanted(which.run_ids, run.run_id) || !within(timestamp(run.logical_date), which.logical_from, which.logical_to)) continue;
+    if (!wanted(which.run_ids, run.run_id) || !within(timestamp(run.logical_date), which.dates.logical_from, which.dates.logical_to)) continue;
     const definition* d = loaded(call, run.dag_id);
     for (const auto& ti : call.db.task_instances(run.dag_id, run.run_id)) {
       if (!wanted(which.task_ids, ti.task_id)) continue;
       if (!which.states.empty() && !which.states.contains(std::string(to_string(ti.state)))) continue;
-      if (!within(ti.start_date, which.start_from, which.start_to) || !within(ti.end_date, which.end_from, which.end_to)) continue;
+      if (!within(ti.start_date, which.dates.start_from, which.dates.start_to) ||
+          !within(ti.end_date, which.dates.end_from, which.dates.end_to))
+        continue;
       const auto duration = seconds_between(ti.start_date, ti.end_date);
       if ((which.duration_from || which.duration_to) &&
           (!duration || (which.duration_from && *duration < *which.duration_from) || (which.duration_to && *duration > *which.duration_to)))
@@ -76,33 +72,12 @@ http_response list_instances(api_call& call) {
     which.run_ids = {call.run(which.dag_ids.front(), call.path("dag_run_id")).run_id};
   }
   for (const auto& s : call.query_list("state")) which.states.insert(s);
-  which.logical_from = call.query_time("execution_date_gte");
-  which.logical_to = call.query_time("execution_date_lte");
-  which.start_from = call.query_time("start_date_gte");
-  which.start_to = call.query_time("start_date_lte");
-  which.end_from = call.query_time("end_date_gte");
-  which.end_to = call.query_time("end_date_lte");
+  which.dates = date_ranges::of_query(call);
   which.duration_from = call.query_number("duration_gte");
   which.duration_to = call.query_number("duration_lte");
   json all = selected_instances(call, which);
   order_by(call, all, instance_order);
   return json_response(200, page_of(call, "task_instances", all));
-}
-
-std::vector<std::string> string_list_field(const json& b, const std::string& name) {
-  std::vector<std::string> out;
-  if (!b.contains(name) || b[name].is_null()) return out;
-  if (!b[name].is_array()) throw usage_error(name + ": expected a list of strings");
-  for (const auto& v : b[name]) {
-    if (!v.is_string()) throw usage_error(name + ": expected a list of strings");
-    out.push_back(v.get<std::string>());
-  }
-  return out;
-}
-
-std::optional<timestamp> body_time(const json& b, const std::string& name) {
-  const auto t = time_field(b, name);
-  return t ? std::optional<timestamp>(*t) : std::nullopt;
 }
 
 std::optional<double> body_number(const json& b, const std::string& name) {
@@ -121,24 +96,10 @@ http_response list_instances_batch(api_call& call) {
   which.run_ids = string_list_field(b, "dag_run_ids");
   which.task_ids = string_list_field(b, "task_ids");
   for (const auto& s : string_list_field(b, "state")) which.states.insert(s);
-  which.logical_from = body_time(b, "execution_date_gte");
-  which.logical_to = body_time(b, "execution_date_lte");
-  which.start_from = body_time(b, "start_date_gte");
-  which.start_to = body_time(b, "start_date_lte");
-  which.end_from = body_time(b, "end_date_gte");
-  which.end_to = body_time(b, "end_date_lte");
+  which.dates = date_ranges::of_body(b);
   which.duration_from = body_number(b, "duration_gte");
   which.duration_to = body_number(b, "duration_lte");
-  json all = selected_instances(call, which);
-  order_by(b.contains("order_by") ? std::optional<std::string>(string_field(b, "order_by")) : std::nullopt, all, instance_order);
-  const auto whole = [&](const char* field, std::size_t otherwise) {
-    if (!b.contains(field)) return otherwise;
-    if (!b[field].is_number_unsigned()) throw usage_error(std::string(field) + ": expected a whole number");
-    return b[field].get<std::size_t>();
-  };
-  const std::size_t limit = whole("page_limit", call.max_page_size());
-  return json_response(200, page_of("task_instances", all,
-                                    limit == 0 ? call.max_page_size() : std::min(limit, call.max_page_size()), whole("page_offset", 0)));
+  return json_response(200, batch_page(call, b, "task_instances", selected_instances(call, which), instance_order));
 }
 
 // The task instance a path names, with its run and DAG; not_found_error when any is missing.
