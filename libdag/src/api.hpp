@@ -2,8 +2,9 @@
 /// @file The REST API (/api/v1, Airflow 2's stable API), private to libdag: one route table —
 /// method, path template, Airflow's operationId, the query parameters each route accepts, its
 /// body and answer — from which requests are dispatched and the OpenAPI document dagrun serves
-/// is generated, so the two cannot drift. Handlers live by area in api_*.cpp and call the domain
-/// operations (dag/model/operations.hpp); they never change the store themselves beyond them.
+/// is generated, so the two cannot drift. Handlers live by area in api_*.cpp; they change runs and
+/// task instances only through the domain operations (dag/model/operations.hpp), as the CLI does,
+/// and write one event log entry per change with who made it.
 
 #include <cstdint>
 #include <functional>
