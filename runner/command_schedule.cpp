@@ -52,6 +52,8 @@ int schedule_command(invocation& inv) {
   serving.listen = listen;
   serving.listen_name = "--listen";
   if (const char* t = std::getenv("DAGRUN_API_TOKEN"); t && *t) serving.token = t;
+  if (const char* u = std::getenv("DAGRUN_API_USERS"); u && *u) serving.users = dag::parse_api_users(u, "DAGRUN_API_USERS");
+  if (const char* m = std::getenv("DAGRUN_API_MAX_PAGE_SIZE"); m && *m) serving.max_page_size = dag::parse_page_size(m, "DAGRUN_API_MAX_PAGE_SIZE");
   const int parallelism = inv.args["parallelism"].as<int>();
   if (parallelism < 1) throw dag::usage_error("--parallelism: must be at least 1");
   const auto grace = std::chrono::seconds(inv.args["grace"].as<int>());

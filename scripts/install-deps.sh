@@ -10,6 +10,7 @@ packages=(
   postgresql postgresql-client
   curl libcurl4-openssl-dev
   prometheus prometheus-alertmanager
+  python3 python3-jsonschema python3-yaml
 )
 missing=()
 for p in "${packages[@]}"; do

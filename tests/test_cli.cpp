@@ -390,7 +390,7 @@ TEST_CASE("Cli.VariablesAndConnectionsNeverShowSecrets") {
   CHECK(bad.status == 2);
   CHECK(bad.err.find("topsecret") == std::string::npos);
   CHECK(run(s.with({"connections", "delete", "warehouse"})).status == 0);
-  CHECK(run(s.with({"db", "migrate"})).out == "schema version 2\n");
+  CHECK(run(s.with({"db", "migrate"})).out == "schema version 3\n");
   CHECK(run(s.with({"db", "clean", "--older-than", "30"})).out == "deleted 0 runs\n");
 }
 

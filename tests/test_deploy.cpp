@@ -38,7 +38,9 @@ std::set<std::string> exported_metrics() {
   } clock;
   dag::metrics_registry m;
   dag::declare_engine_metrics(m);
-  dag::http_face face({"sqlite::memory:", "", std::nullopt, std::chrono::seconds(30)}, m, clock);
+  dag::http_face_options options;
+  options.db_url = "sqlite::memory:";
+  dag::http_face face(options, m, clock);
   std::set<std::string> out;
   std::istringstream text(m.text());
   for (std::string line; std::getline(text, line);)

@@ -53,7 +53,11 @@ struct served_face {
       dag::open_store(db_url);  // created and migrated, as the daemon does before serving
     }
     dag::declare_engine_metrics(metrics);
-    face = std::make_unique<dag::http_face>(dag::http_face_options{db_url, "", token, 30s}, metrics, clock);
+    dag::http_face_options options;
+    options.db_url = db_url;
+    options.token = token;
+    if (token) options.users = {{"alice", "wonderland"}};  // basic auth, beside the token
+    face = std::make_unique<dag::http_face>(options, metrics, clock);
     server = std::make_unique<dag::http_server>("127.0.0.1", 0, [this](const dag::http_request& r) { return face->handle(r); });
   }
   ~served_face() {
@@ -253,9 +257,17 @@ TEST_CASE("Http.ApiTriggersAndListsRunsAndTaskInstances" * doctest::timeout(30))
   CHECK(page["total_entries"] == 2);
   REQUIRE(page["dag_runs"].size() == 1);
   CHECK(page["dag_runs"][0]["dag_run_id"] == "manual__2024-01-01T00:00:00+00:00");  // newest first
-  r = s.get("/api/v1/dags?limit=0");
+  // As Airflow: a limit beyond the maximum page size is clamped to it, and 0 means the default.
+  CHECK(json::parse(s.get("/api/v1/dags/etl/dagRuns?limit=1000").body)["dag_runs"].size() == 2);
+  CHECK(json::parse(s.get("/api/v1/dags/etl/dagRuns?limit=0").body)["dag_runs"].size() == 2);
+  r = s.get("/api/v1/dags?limit=-1");
   CHECK(r.status == 400);
-  CHECK(json::parse(r.body)["detail"] == "limit: must be between 1 and 100, got 0");
+  CHECK(r.content_type == "application/problem+json");
+  CHECK(json::parse(r.body)["detail"] == "limit: expected a whole number, got '-1'");
+  CHECK(json::parse(r.body)["instance"] == "/api/v1/dags");
+  r = s.get("/api/v1/dags?colour=red");
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("unknown query parameter 'colour'"));
   CHECK(s.get("/api/v1/dags?offset=x").status == 400);
   CHECK(s.get("/api/v1/dags/nope").status == 404);
   CHECK(s.get("/api/v1/dags/etl/dagRuns/nope").status == 404);
@@ -325,6 +337,57 @@ TEST_CASE("Http.ApiNeedsTheTokenWhenOneIsSet" * doctest::timeout(30)) {
   CHECK(s.store()->paused_dags() == std::set<std::string>{"etl"});
   // Health and metrics stay open for load balancers and Prometheus.
   CHECK(s.get("/metrics").status == 200);
+}
+
+TEST_CASE("Http.ApiTakesBasicAuthBesideTheTokenAndLogsWhoChangedWhat" * doctest::timeout(30)) {
+  served_face s("", std::string("t0ken-abc"));
+  s.load_etl();
+  // alice:wonderland, as Airflow's basic_auth backend reads it.
+  const std::string alice = "Basic YWxpY2U6d29uZGVybGFuZA==";
+  CHECK(http_call(s.server->port(), "GET", "/api/v1/dags", "", alice).status == 200);
+  CHECK(http_call(s.server->port(), "GET", "/api/v1/dags", "", "Basic YWxpY2U6d3Jvbmc=").status == 401);  // alice:wrong
+  CHECK(http_call(s.server->port(), "GET", "/api/v1/dags", "", "Basic Ym9iOndvbmRlcmxhbmQ=").status == 401);  // bob:…
+  CHECK(http_call(s.server->port(), "GET", "/api/v1/dags", "", "Basic !!!").status == 401);
+  REQUIRE(s.send("PATCH", "/api/v1/dags/etl", {{"is_paused", true}}, alice).status == 200);
+  REQUIRE(s.send("PATCH", "/api/v1/dags/etl", {{"is_paused", false}}, "Bearer t0ken-abc").status == 200);
+  const auto events = s.store()->events({});
+  REQUIRE(events.size() == 2);
+  CHECK(events[0].event == "unpause");
+  CHECK(events[0].owner == "token");
+  CHECK(events[1].event == "pause");
+  CHECK(events[1].owner == "alice");
+  CHECK(events[1].dag_id == "etl");
+  auto r = http_call(s.server->port(), "GET", "/api/v1/eventLogs?owner=alice", "", alice);
+  CHECK(json::parse(r.body)["total_entries"] == 1);
+  // The served OpenAPI document names each operation once.
+  r = http_call(s.server->port(), "GET", "/api/v1/openapi.json", "", alice);
+  REQUIRE(r.status == 200);
+  std::set<std::string> ids;
+  std::size_t operations = 0;
+  const json document = json::parse(r.body);
+  for (const auto& [path, methods] : document["paths"].items())
+    for (const auto& [method, op] : methods.items()) {
+      ++operations;
+      ids.insert(op["operationId"].get<std::string>());
+    }
+  CHECK(operations >= 50);
+  CHECK(ids.size() == operations);
+}
+
+TEST_CASE("Http.ApiRefusesUnknownParametersAndAnswersWrongMethodsWithTheAllowedOnes" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  auto r = s.get("/api/v1/dags/etl/dagRuns?stat=failed");
+  CHECK(r.status == 400);
+  CHECK(r.content_type == "application/problem+json");
+  CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("unknown query parameter 'stat' (known: limit, offset"));
+  r = s.send("PUT", "/api/v1/dags/etl", json::object());
+  CHECK(r.status == 405);
+  CHECK(json::parse(r.body)["detail"] == "PUT is not allowed on /api/v1/dags/etl (allowed: DELETE, GET, PATCH)");
+  r = s.get("/api/v1/dags/etl/dagRuns?order_by=colour");
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("order_by: cannot order by 'colour'"));
+  CHECK(s.get("/api/v1/nothing/here").status == 404);
 }
 
 TEST_CASE("Http.UiShowsDagsTheGridTheGraphAndLogsEscaped" * doctest::timeout(30)) {

@@ -364,17 +364,22 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
     auto s = db.make_store();
     REQUIRE(s->apply(creating(run, {"extract"})).runs_created == std::vector<bool>{true});
   }
-  // What a version 1 database looks like: without the columns migration 2 adds.
+  // What a version 1 database looks like: without the columns and tables later migrations add.
   db.execute("ALTER TABLE task_instances DROP COLUMN first_start_date");
   db.execute("ALTER TABLE task_instances DROP COLUMN cleared_tries");
+  db.execute("ALTER TABLE task_instances DROP COLUMN note");
+  db.execute("ALTER TABLE dag_runs DROP COLUMN note");
+  db.execute("DROP TABLE event_log");
   db.execute("DELETE FROM schema_version WHERE version > 1");
   auto s = db.make_store();
-  CHECK(s->schema_version() == 2);
+  CHECK(s->schema_version() == 3);
   const auto tis = s->task_instances("etl", run.run_id);
   REQUIRE(tis.size() == 1);
   CHECK(tis[0].task_id == "extract");
   CHECK_FALSE(tis[0].first_start_date.has_value());
   CHECK(tis[0].cleared_tries == 0);
+  CHECK(tis[0].note.empty());
+  CHECK(s->events({}).empty());
 }
 
 TEST_CASE_TEMPLATE("Store.ReopeningAFileKeepsItsData", database, STORE_BACKENDS) {
@@ -836,6 +841,84 @@ TEST_CASE_TEMPLATE("Store.FindsTaskInstancesInStatesAcrossRuns", database, STORE
   CHECK(s->task_instances_in({dag::task_state::none}).size() == 1);
   CHECK(s->task_instances_in({dag::task_state::up_for_retry}).empty());
   CHECK(s->task_instances_in({}).empty());
+}
+
+TEST_CASE_TEMPLATE("Store.NotesSurviveASchedulersStaleWriteAndXComsAreListedByKey", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  s->apply(creating(run, {"a"}));
+  auto stale = s->task_instances("etl", run.run_id).front();  // read before the note is set
+  CHECK(s->set_note("etl", run.run_id, "", "rerun after the outage"));
+  CHECK(s->set_note("etl", run.run_id, "a", "checked by hand"));
+  CHECK_FALSE(s->set_note("etl", "nope", "", "x"));
+  CHECK_FALSE(s->set_note("etl", run.run_id, "nope", "x"));
+  // A scheduler writes back its copy of the record (without the note): the note stays.
+  dag::change_set c;
+  stale.state = dag::task_state::queued;
+  c.task_instances.push_back({dag::task_state::none, 0, stale});
+  REQUIRE(s->apply(c).task_instances_updated == std::vector<bool>{true});
+  const auto ti = s->task_instances("etl", run.run_id).front();
+  CHECK(ti.state == dag::task_state::queued);
+  CHECK(ti.note == "checked by hand");
+  CHECK(s->find_run("etl", run.run_id)->note == "rerun after the outage");
+  dag::change_set x;
+  x.xcoms = {an_xcom(run, "a", "rows", "2"), an_xcom(run, "a", "return_value", "1")};
+  s->apply(x);
+  const auto all = s->xcoms("etl", run.run_id, "a");
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].key == "return_value");
+  CHECK(all[1].key == "rows");
+}
+
+TEST_CASE_TEMPLATE("Store.EventLogIsWrittenWithChangeSetsAndFiltered", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  const auto at = dag::timestamp(utc(2024, 1, 1, 12));
+  dag::change_set c;
+  c.events = {{0, at, "trigger", "alice", "etl", "manual__1", "", R"({"conf":{}})"},
+              {0, at + std::chrono::hours(1), "pause", "token", "etl", "", "", ""},
+              {0, at + std::chrono::hours(2), "variable.set", "bob", "", "", "", ""}};
+  s->apply(c);
+  const auto all = s->events({});
+  REQUIRE(all.size() == 3);
+  CHECK(all[0].event == "variable.set");  // newest first
+  CHECK(all[2].owner == "alice");
+  CHECK(all[2].extra == R"({"conf":{}})");
+  CHECK(all[2].when == at);
+  CHECK(all[0].id > all[2].id);
+  dag::event_filter of_etl;
+  of_etl.dag_id = "etl";
+  CHECK(s->events(of_etl).size() == 2);
+  dag::event_filter later;
+  later.after = at + std::chrono::minutes(30);
+  later.owner = "token";
+  REQUIRE(s->events(later).size() == 1);
+  CHECK(s->events(later)[0].event == "pause");
+  CHECK(s->find_event(all[1].id)->event == "pause");
+  CHECK_FALSE(s->find_event(all[0].id + 100).has_value());
+}
+
+TEST_CASE_TEMPLATE("Store.DeletesARunOrAllOfADagWithTheirRows", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  const auto one = daily_run("etl", utc(2024, 1, 1));
+  const auto two = daily_run("etl", utc(2024, 1, 2));
+  const auto other = daily_run("report", utc(2024, 1, 1));
+  for (const auto& r : {one, two, other}) s->apply(creating(r, {"a"}));
+  dag::change_set x;
+  x.xcoms = {an_xcom(one, "a", "return_value", "1")};
+  s->apply(x);
+  s->set_paused("etl", true);
+  CHECK(s->delete_run("etl", one.run_id));
+  CHECK_FALSE(s->delete_run("etl", one.run_id));
+  CHECK_FALSE(s->find_run("etl", one.run_id).has_value());
+  CHECK(s->task_instances("etl", one.run_id).empty());
+  CHECK(s->xcoms("etl", one.run_id, "a").empty());
+  CHECK(s->delete_dag("etl") == 1);
+  CHECK(s->runs({}).size() == 1);
+  CHECK_FALSE(s->paused_dags().contains("etl"));
+  CHECK(s->find_run("report", other.run_id).has_value());
 }
 
 TEST_CASE_TEMPLATE("Store.VariablesCanBeSetReadListedAndDeleted", database, STORE_BACKENDS) {

@@ -16,6 +16,7 @@
 #include <dag/model/operations.hpp>
 #include <dag/store/store.hpp>
 
+#include "api.hpp"
 #include "web_ui.hpp"
 
 namespace dag {
@@ -23,10 +24,8 @@ namespace {
 
 using json = nlohmann::json;
 
-// Text from tasks (logs, messages) may not be UTF-8: replace what is not, rather than fail.
-http_response json_response(int status, const json& body) {
-  return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
-}
+using detail::json_response;
+using detail::problem;
 
 // The host and port of an Origin header: `https://h:8080` → `h:8080`, comparable with Host.
 std::string authority_of(const std::string& origin) {
@@ -40,162 +39,22 @@ std::string host_of(const std::string& header) {
   return header.substr(0, header.find(':'));
 }
 
-// Airflow's API errors are RFC 7807 problem documents.
-http_response problem(int status, const std::string& title, const std::string& detail) {
-  return json_response(status, {{"title", title}, {"status", status}, {"detail", detail}, {"type", "about:blank"}});
-}
-
-json optional_time(const std::optional<timestamp>& t) {
-  const std::string text = format_iso(t);
-  return text.empty() ? json(nullptr) : json(text);
-}
-
-json dag_json(const definition& d, bool paused) {
-  json schedule = nullptr;
-  if (!d.schedule().empty()) {
-    try {
-      const auto span = parse_duration(d.schedule());
-      schedule = {{"__type", "TimeDelta"}, {"days", span.count() / 86400}, {"seconds", span.count() % 86400}, {"microseconds", 0}};
-    } catch (const error&) {
-      schedule = {{"__type", "CronExpression"}, {"value", d.schedule()}};
+// Standard base64 (RFC 4648) as HTTP basic auth sends it; nullopt when it is not.
+std::optional<std::string> base64_decoded(const std::string& text) {
+  static constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  unsigned bits = 0;
+  int count = 0;
+  for (char c : text) {
+    if (c == '=') break;
+    const auto at = alphabet.find(c);
+    if (at == std::string_view::npos) return std::nullopt;
+    bits = (bits << 6) | static_cast<unsigned>(at);
+    count += 6;
+    if (count >= 8) {
+      count -= 8;
+      out += static_cast<char>((bits >> count) & 0xFF);
     }
-  }
-  json tags = json::array();
-  for (const auto& t : d.tags()) tags.push_back({{"name", t}});
-  return {{"dag_id", d.id()},
-          {"description", d.description().empty() ? json(nullptr) : json(d.description())},
-          {"is_paused", paused},
-          {"is_active", true},
-          {"fileloc", d.where().file},
-          {"schedule_interval", schedule},
-          {"timezone", d.timezone()},
-          {"catchup", d.catchup()},
-          {"max_active_runs", d.max_active_runs()},
-          {"max_active_tasks", d.max_active_tasks()},
-          {"tags", tags}};
-}
-
-json run_json(const run_record& r) {
-  const json conf = json::parse(r.conf, nullptr, false);
-  return {{"dag_run_id", r.run_id},
-          {"dag_id", r.dag_id},
-          {"logical_date", format_iso(r.logical_date)},
-          {"execution_date", format_iso(r.logical_date)},
-          {"data_interval_start", format_iso(r.interval.start)},
-          {"data_interval_end", format_iso(r.interval.end)},
-          {"start_date", optional_time(r.start_date)},
-          {"end_date", optional_time(r.end_date)},
-          {"state", std::string(to_string(r.state))},
-          {"run_type", std::string(to_string(r.type))},
-          {"external_trigger", r.type == run_type::manual},
-          {"conf", conf.is_object() ? conf : json::object()}};
-}
-
-json task_instance_json(const task_instance_record& ti, const run_record& run) {
-  const auto d = seconds_between(ti.start_date, ti.end_date);
-  return {{"task_id", ti.task_id},
-          {"dag_id", ti.dag_id},
-          {"dag_run_id", ti.run_id},
-          {"execution_date", format_iso(run.logical_date)},
-          {"state", ti.state == task_state::none ? json(nullptr) : json(std::string(to_string(ti.state)))},
-          {"try_number", ti.try_number},
-          {"start_date", optional_time(ti.start_date)},
-          {"end_date", optional_time(ti.end_date)},
-          {"duration", d ? json(*d) : json(nullptr)},
-          {"hostname", ti.hostname},
-          {"pid", ti.pid == 0 ? json(nullptr) : json(ti.pid)},
-          {"note", ti.message.empty() ? json(nullptr) : json(ti.message)}};
-}
-
-// An optional ISO time field of a request body; a usage error names the field.
-std::optional<time_point> time_field(const json& body, const std::string& name) {
-  if (!body.contains(name) || body[name].is_null()) return std::nullopt;
-  if (!body[name].is_string()) throw usage_error(name + ": expected an ISO-8601 date or time");
-  try {
-    return parse_time(body[name].get<std::string>());
-  } catch (const error& e) {
-    throw usage_error(name + ": " + e.message());
-  }
-}
-
-// Airflow's `limit` (default 100, at most 100) and `offset` query parameters.
-std::pair<std::size_t, std::size_t> page_of(const http_request& request) {
-  auto number = [&](const std::string& name, long fallback, long low, long high) {
-    const std::string text = request.query(name);
-    if (text.empty()) return fallback;
-    if (text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos)
-      throw usage_error(name + ": expected a whole number, got '" + text + "'");
-    const long v = std::stol(text);
-    if (v < low || v > high)
-      throw usage_error(name + ": must be between " + std::to_string(low) + " and " + std::to_string(high) + ", got " + text);
-    return v;
-  };
-  return {static_cast<std::size_t>(number("limit", 100, 1, 100)), static_cast<std::size_t>(number("offset", 0, 0, 999999999))};
-}
-
-// One page of `all` under `key`, with the total before paging (Airflow's collection shape).
-json paged(const http_request& request, const std::string& key, const json& all) {
-  const auto [limit, offset] = page_of(request);
-  json page = json::array();
-  for (std::size_t i = offset; i < all.size() && i < offset + limit; ++i) page.push_back(all[i]);
-  return {{key, std::move(page)}, {"total_entries", all.size()}};
-}
-
-bool bool_field(const json& body, const std::string& name, bool otherwise) {
-  if (!body.contains(name)) return otherwise;
-  if (!body[name].is_boolean()) throw usage_error(name + ": expected true or false");
-  return body[name].get<bool>();
-}
-
-// A string field of a request body; a usage error names the field.
-std::string string_field(const json& body, const std::string& name) {
-  if (!body.contains(name) || !body[name].is_string()) throw usage_error(name + ": expected a string");
-  return body[name].get<std::string>();
-}
-
-// Destructive requests refuse fields this server does not know rather than ignore them.
-void refuse_unknown_fields(const json& body, const std::set<std::string>& known) {
-  for (const auto& [key, value] : body.items()) {
-    if (known.contains(key)) continue;
-    std::string list;
-    for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-    throw usage_error(key + ": not supported (known: " + list + ")");
-  }
-}
-
-// A list of task ids of `d` under `name`; a usage error names the field and any unknown task.
-std::vector<std::string> task_ids_field(const json& body, const std::string& name, const definition& d) {
-  if (!body.contains(name) || !body[name].is_array()) throw usage_error(name + ": expected a list of task ids");
-  std::vector<std::string> ids;
-  for (const auto& t : body[name]) {
-    if (!t.is_string()) throw usage_error(name + ": expected a task id");
-    if (!d.find(t.get<std::string>())) throw usage_error(name + ": DAG '" + d.id() + "' has no task '" + t.get<std::string>() + "'");
-    ids.push_back(t.get<std::string>());
-  }
-  return ids;
-}
-
-// Airflow's `new_state` of a task instance: success, failed or skipped.
-task_state new_state_field(const json& body) {
-  const std::string text = string_field(body, "new_state");
-  const auto state = parse_task_state(text);
-  if (!state || (*state != task_state::success && *state != task_state::failed && *state != task_state::skipped))
-    throw usage_error("new_state: expected success, failed or skipped, got '" + text + "'");
-  return *state;
-}
-
-// Airflow's TaskInstanceReference list: the instances an operation touched, with their run's date.
-json references(const std::vector<task_instance_ref>& refs, store& s) {
-  json out = json::array();
-  std::map<std::string, std::string> dates;  // run id → logical date, read once per run
-  for (const auto& r : refs) {
-    auto it = dates.find(r.run_id);
-    if (it == dates.end()) {
-      const auto run = s.find_run(r.dag_id, r.run_id);
-      it = dates.emplace(r.run_id, run ? format_iso(run->logical_date) : "").first;
-    }
-    out.push_back({{"dag_id", r.dag_id}, {"dag_run_id", r.run_id}, {"task_id", r.task_id},
-                   {"execution_date", it->second}});
   }
   return out;
 }
@@ -282,197 +141,38 @@ http_response http_face::route(const http_request& request) {
       if (type == request.headers.end() || !type->second.starts_with("application/json"))
         return problem(415, "Unsupported Media Type", "send the request body as application/json");
     }
-    // With a token, the API answers only its holders (logs and XComs are data too), as Airflow's
-    // API answers only authenticated users.
-    if (options_.token) {
-      const auto it = request.headers.find("authorization");
-      if (it == request.headers.end() || !same_secret(it->second, "Bearer " + *options_.token))
-        return problem(401, "Unauthorized", "send Authorization: Bearer <DAGRUN_API_TOKEN>");
-    }
-    try {
-      return api(request, std::vector<std::string>(parts.begin() + 2, parts.end()));
-    } catch (const usage_error& e) {
-      return problem(400, "Bad Request", e.message());
-    } catch (const conflict_error& e) {
-      return problem(409, "Conflict", e.message());
-    }
+    // With a token or users, the API answers only its holders (logs and XComs are data too), as
+    // Airflow's API answers only authenticated users.
+    const auto who = caller(request);
+    if (!who) return problem(401, "Unauthorized", "send Authorization: Bearer <DAGRUN_API_TOKEN> or Basic (DAGRUN_API_USERS)", path);
+    const auto snapshot = dags();
+    detail::api_context context{db(), *snapshot, now_, *who, options_.max_page_size,
+                                [this] { return json::parse(health().body); }};
+    return detail::api_answer(request, path.substr(std::string("/api/v1").size()), context);
   }
   const auto snapshot = dags();
   if (auto page = detail::web_ui(request, {db(), *snapshot, options_.token, sessions_, now_})) return *page;
   return problem(404, "Not Found", "no such endpoint: " + path);
 }
 
-http_response http_face::api(const http_request& request, const std::vector<std::string>& p) {
-  const std::string& method = request.method;
-  auto not_found = [&](const std::string& what) { return problem(404, "Not Found", what); };
-  auto wrong_method = [&] { return problem(405, "Method Not Allowed", method + " is not allowed on " + request.path()); };
-  auto body = [&] {
-    if (request.body.empty()) return json::object();
-    // Bounded before parsing: the parser recurses, and a body nested 100,000 deep would end the daemon.
-    if (json_nesting_depth(request.body, max_conf_depth + 2) > max_conf_depth + 2)
-      throw usage_error("the request body is nested more than " + std::to_string(max_conf_depth + 2) + " levels deep");
-    json parsed = json::parse(request.body, nullptr, false);
-    if (parsed.is_discarded() || !parsed.is_object()) throw usage_error("the request body must be a JSON object");
-    return parsed;
-  };
-  if (p.empty() || p[0] != "dags") return not_found("no such endpoint: " + request.path());
-  const auto all = dags();
-  if (p.size() == 1) {
-    if (method != "GET") return wrong_method();
-    const auto paused = db().paused_dags();
-    json list = json::array();
-    for (const auto& d : *all) list.push_back(dag_json(d, paused.contains(d.id())));
-    return json_response(200, paged(request, "dags", list));
+std::optional<std::string> http_face::caller(const http_request& request) const {
+  if (!options_.token && options_.users.empty()) return "anonymous";
+  const auto it = request.headers.find("authorization");
+  if (it == request.headers.end()) return std::nullopt;
+  if (options_.token && same_secret(it->second, "Bearer " + *options_.token)) return "token";
+  // Airflow's basic_auth backend: `Authorization: Basic base64(user:password)`.
+  if (it->second.starts_with("Basic ") && !options_.users.empty()) {
+    const auto pair = base64_decoded(it->second.substr(6));
+    if (!pair) return std::nullopt;
+    const auto colon = pair->find(':');
+    if (colon == std::string::npos) return std::nullopt;
+    const std::string user = pair->substr(0, colon);
+    const auto known = options_.users.find(user);
+    // Compared whether or not the user exists, so timing does not tell which users do.
+    const bool right = same_secret(pair->substr(colon + 1), known == options_.users.end() ? std::string(1, '\0') : known->second);
+    if (known != options_.users.end() && right) return user;
   }
-  const std::string& dag_id = p[1];
-  const definition* d = nullptr;
-  for (const auto& x : *all)
-    if (x.id() == dag_id) d = &x;
-  if (!d) return not_found("DAG '" + dag_id + "' is not loaded");
-
-  if (p.size() == 2) {
-    if (method == "PATCH") {
-      const json b = body();
-      if (!b.contains("is_paused") || !b["is_paused"].is_boolean()) throw usage_error("is_paused: expected true or false");
-      db().set_paused(dag_id, b["is_paused"].get<bool>());
-      return json_response(200, dag_json(*d, b["is_paused"].get<bool>()));
-    }
-    if (method != "GET") return wrong_method();
-    return json_response(200, dag_json(*d, db().paused_dags().contains(dag_id)));
-  }
-
-  if (p[2] == "clearTaskInstances" && p.size() == 3) {
-    if (method != "POST") return wrong_method();
-    const json b = body();
-    // Clearing is destructive: a field this server does not know is refused, not ignored.
-    refuse_unknown_fields(b, {"dry_run", "only_failed", "task_ids", "start_date", "end_date", "dag_run_id",
-                              "include_upstream", "include_downstream", "reset_dag_runs", "include_subdags",
-                              "include_parentdag"});
-    // Airflow's clients send these at values that mean what dagrun does anyway; others are refused.
-    if (!bool_field(b, "reset_dag_runs", true)) throw usage_error("reset_dag_runs: false is not supported (a cleared run is always queued again)");
-    bool_field(b, "include_subdags", false);    // dagrun has no subDAGs:
-    bool_field(b, "include_parentdag", false);  // either value means the same
-    clear_selection which;
-    which.dag_id = dag_id;
-    which.logical_from = time_field(b, "start_date");
-    which.logical_to = time_field(b, "end_date");
-    which.failed_only = bool_field(b, "only_failed", true);  // Airflow's defaults: failed ones,
-    which.dry_run = bool_field(b, "dry_run", true);          // and only say what would be cleared
-    which.upstream = bool_field(b, "include_upstream", false);
-    which.downstream = bool_field(b, "include_downstream", false);
-    if (b.contains("dag_run_id")) {
-      which.run_id = string_field(b, "dag_run_id");
-      if (!db().find_run(dag_id, *which.run_id)) return not_found("DAG '" + dag_id + "' has no run '" + *which.run_id + "'");
-    }
-    if (b.contains("task_ids")) {
-      std::set<std::string> ids;
-      for (const auto& id : task_ids_field(b, "task_ids", *d)) ids.insert(id);
-      which.task_matches = [ids](const std::string& task_id) { return ids.contains(task_id); };
-    }
-    return json_response(200, {{"task_instances", references(clear_task_instances(db(), which, d), db())}});
-  }
-
-  if (p[2] == "updateTaskInstancesState" && p.size() == 3) {
-    if (method != "POST") return wrong_method();
-    const json b = body();
-    refuse_unknown_fields(b, {"dry_run", "task_id", "dag_run_id", "execution_date", "include_upstream",
-                              "include_downstream", "new_state"});
-    mark_selection which;
-    which.dag_id = dag_id;
-    which.task_ids = {string_field(b, "task_id")};
-    if (b.contains("dag_run_id")) {
-      which.run_id = string_field(b, "dag_run_id");
-    } else if (const auto date = time_field(b, "execution_date")) {
-      run_filter at;
-      at.dag_id = dag_id;
-      at.logical_from = at.logical_to = *date;
-      const auto runs = db().runs(at);
-      if (runs.empty()) return not_found("DAG '" + dag_id + "' has no run at " + format_iso(*date));
-      which.run_id = runs.front().run_id;
-    } else {
-      throw usage_error("dag_run_id: name the run (or its execution_date)");
-    }
-    if (!db().find_run(dag_id, which.run_id)) return not_found("DAG '" + dag_id + "' has no run '" + which.run_id + "'");
-    which.state = new_state_field(b);
-    which.dry_run = bool_field(b, "dry_run", true);  // Airflow's default
-    which.upstream = bool_field(b, "include_upstream", false);
-    which.downstream = bool_field(b, "include_downstream", false);
-    return json_response(200, {{"task_instances", references(mark_task_instances(db(), which, *d, now_.precise_now()), db())}});
-  }
-
-  if (p[2] != "dagRuns") return not_found("no such endpoint: " + request.path());
-  if (p.size() == 3) {
-    if (method == "POST") {
-      const json b = body();
-      refuse_unknown_fields(b, {"dag_run_id", "logical_date", "execution_date", "conf", "note"});
-      const time_point date = time_field(b, "logical_date").value_or(time_field(b, "execution_date").value_or(now_.now()));
-      const std::string run_id = make_run_id(run_type::manual, date);
-      if (b.contains("dag_run_id") && b["dag_run_id"] != run_id)
-        throw usage_error("dag_run_id: dagrun names manual runs by their logical date ('" + run_id + "'); leave it out");
-      if (b.contains("conf") && !b["conf"].is_object()) throw usage_error("conf: expected a JSON object");
-      const auto run = trigger_run(db(), *d, date, b.contains("conf") ? b["conf"].dump() : "{}");
-      if (!run) return problem(409, "Conflict", "a run " + run_id + " of " + dag_id + " already exists");
-      return json_response(200, run_json(*db().find_run(dag_id, run->run_id)));
-    }
-    if (method != "GET") return wrong_method();
-    run_filter filter;
-    filter.dag_id = dag_id;
-    json list = json::array();
-    for (const auto& r : db().runs(filter)) list.push_back(run_json(r));
-    return json_response(200, paged(request, "dag_runs", list));
-  }
-  const std::string& run_id = p[3];
-  const auto run = db().find_run(dag_id, run_id);
-  if (!run) return not_found("DAG '" + dag_id + "' has no run '" + run_id + "'");
-  if (method == "PATCH" && p.size() == 6 && p[4] == "taskInstances") {
-    // Airflow's "update the state of a task instance": mark success, failed or skipped.
-    const json b = body();
-    refuse_unknown_fields(b, {"dry_run", "new_state"});
-    mark_selection which;
-    which.dag_id = dag_id;
-    which.run_id = run_id;
-    if (!d->find(p[5])) return not_found("DAG '" + dag_id + "' has no task '" + p[5] + "'");
-    which.task_ids = {p[5]};
-    which.state = new_state_field(b);
-    which.dry_run = bool_field(b, "dry_run", false);
-    mark_task_instances(db(), which, *d, now_.precise_now());
-    // The answer names the instance whether or not its state changed (it may already have had it).
-    return json_response(200, references({{dag_id, run_id, p[5]}}, db()).front());
-  }
-  if (method != "GET") return wrong_method();
-  if (p.size() == 4) return json_response(200, run_json(*run));
-  if (p[4] != "taskInstances") return not_found("no such endpoint: " + request.path());
-  const auto tis = db().task_instances(dag_id, run_id);
-  if (p.size() == 5) {
-    json list = json::array();
-    for (const auto& ti : tis) list.push_back(task_instance_json(ti, *run));
-    return json_response(200, paged(request, "task_instances", list));
-  }
-  const std::string& task_id = p[5];
-  const auto ti = std::find_if(tis.begin(), tis.end(), [&](const auto& x) { return x.task_id == task_id; });
-  if (ti == tis.end()) return not_found("run '" + run_id + "' has no task '" + task_id + "'");
-  if (p.size() == 6) return json_response(200, task_instance_json(*ti, *run));
-  if (p.size() == 8 && p[6] == "xcomEntries") {
-    const auto value = db().xcom(dag_id, run_id, task_id, p[7]);
-    if (!value) return not_found("task '" + task_id + "' pushed no XCom '" + p[7] + "' in run '" + run_id + "'");
-    return json_response(200, {{"dag_id", dag_id}, {"dag_run_id", run_id}, {"task_id", task_id}, {"key", p[7]},
-                               {"execution_date", format_iso(run->logical_date)}, {"value", *value}});
-  }
-  if (p.size() != 8 || p[6] != "logs") return not_found("no such endpoint: " + request.path());
-  int try_number = 0;
-  try {
-    try_number = std::stoi(p[7]);
-  } catch (const std::exception&) {
-    throw usage_error("try number: expected a whole number, got '" + p[7] + "'");
-  }
-  const auto found = find_try(db(), dag_id, run_id, task_id, try_number);
-  const std::string log_path = found ? found->log_path : "";
-  if (log_path.empty()) return not_found("task '" + task_id + "' has no try " + p[7] + " in run '" + run_id + "'");
-  const std::string content = log_tail(log_path);  // no file: the try logged nothing
-  const auto accept = request.headers.find("accept");
-  if (accept != request.headers.end() && accept->second.find("text/plain") != std::string::npos)
-    return {200, "text/plain; charset=utf-8", content};
-  return json_response(200, {{"content", content}, {"continuation_token", nullptr}});
+  return std::nullopt;
 }
 
 http_response http_face::health() {

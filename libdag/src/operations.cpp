@@ -94,8 +94,14 @@ std::string checked_conf(const std::string& conf, const std::string& what) {
   return parsed.dump();
 }
 
-std::optional<run_record> trigger_run(store& s, const definition& dag, time_point logical_date, const std::string& conf) {
-  return create_run_record(s, scheduled_dag(dag), run_type::manual, logical_date, checked_conf(conf));
+std::optional<run_record> trigger_run(store& s, const definition& dag, time_point logical_date, const std::string& conf,
+                                      const std::string& note) {
+  auto run = create_run_record(s, scheduled_dag(dag), run_type::manual, logical_date, checked_conf(conf));
+  if (run && !note.empty()) {
+    s.set_note(run->dag_id, run->run_id, "", note);
+    run->note = note;
+  }
+  return run;
 }
 
 void set_paused(store& s, const std::string& dag_id, bool paused) { s.set_paused(dag_id, paused); }
@@ -114,6 +120,19 @@ std::optional<try_record> find_try(store& s, const std::string& dag_id, const st
   for (auto& t : tries_of(s, dag_id, run_id, task_id))
     if (t.try_number == try_number) return std::move(t);
   return std::nullopt;
+}
+
+std::pair<std::string, std::size_t> log_since(const std::string& path, std::size_t from, std::size_t max_bytes) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return {"", from};
+  const auto size = static_cast<std::size_t>(in.tellg());
+  if (from == 0) return {log_tail(path, max_bytes), size};
+  if (from >= size) return {"", from};
+  const std::size_t count = std::min(size - from, max_bytes);
+  std::string out(count, '\0');
+  in.seekg(static_cast<std::streamoff>(from));
+  in.read(out.data(), static_cast<std::streamsize>(count));
+  return {out, from + count};
 }
 
 std::string log_tail(const std::string& path, std::size_t max_bytes) {
@@ -219,6 +238,32 @@ std::vector<task_instance_ref> mark_task_instances(store& s, const mark_selectio
       changes.runs.push_back({current->dag_id, current->run_id, current->state, run_state::queued, std::nullopt, std::nullopt});
     return std::pair{std::move(changes), std::move(set)};
   });
+}
+
+std::vector<task_instance_ref> set_run_state(store& s, const definition& dag, const std::string& run_id, run_state state,
+                                             timestamp now) {
+  if (!s.find_run(dag.id(), run_id)) throw usage_error("DAG '" + dag.id() + "' has no run '" + run_id + "'");
+  if (state == run_state::queued) {
+    clear_selection all;
+    all.dag_id = dag.id();
+    all.run_id = run_id;
+    return clear_task_instances(s, all, &dag);
+  }
+  if (state != run_state::success && state != run_state::failed)
+    throw usage_error("a run can be set to success, failed or queued, not " + std::string(to_string(state)));
+  std::map<std::string, task_state> states;
+  for (const auto& ti : s.task_instances(dag.id(), run_id)) states[ti.task_id] = ti.state;
+  mark_selection which;
+  which.dag_id = dag.id();
+  which.run_id = run_id;
+  which.state = state == run_state::success ? task_state::success : task_state::failed;
+  for (const auto& t : dag.all_tasks()) {
+    const auto it = states.find(t.id);
+    const task_state now_in = it == states.end() ? task_state::none : it->second;
+    if (now_in != task_state::success && now_in != task_state::skipped) which.task_ids.push_back(t.id);
+  }
+  if (which.task_ids.empty()) return {};
+  return mark_task_instances(s, which, dag, now);
 }
 
 }  // namespace dag

@@ -23,7 +23,7 @@ namespace {
 /// The migrations, in order: entry i brings the schema from version i to i + 1. A shipped
 /// migration is never edited; a schema change is a new entry. `{key}`, `{instant}`, `{flag}` and
 /// `{row_id}` are the backend's types (`dialect::types`).
-constexpr std::array<std::string_view, 2> migrations{
+constexpr std::array<std::string_view, 3> migrations{
     // 1: the initial schema.
     R"sql(
 CREATE TABLE dags (
@@ -123,6 +123,23 @@ CREATE TABLE connections (
 ALTER TABLE task_instances ADD COLUMN first_start_date {instant};
 ALTER TABLE task_instances ADD COLUMN cleared_tries INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 3: notes on runs and task instances, and the event log (who changed what: the REST API's
+    // eventLogs).
+    R"sql(
+ALTER TABLE dag_runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
+ALTER TABLE task_instances ADD COLUMN note TEXT NOT NULL DEFAULT '';
+CREATE TABLE event_log (
+  id       {row_id},
+  happened {instant} NOT NULL,
+  event    TEXT NOT NULL,
+  owner    TEXT NOT NULL DEFAULT '',
+  dag_id   TEXT NOT NULL DEFAULT '',
+  run_id   TEXT NOT NULL DEFAULT '',
+  task_id  TEXT NOT NULL DEFAULT '',
+  extra    TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX event_log_by_dag ON event_log (dag_id, happened);
+)sql",
 };
 
 /// The schema version this build creates and understands.
@@ -151,6 +168,7 @@ value value_of(const T& member) {
   if constexpr (std::is_enum_v<T>) return to_string(member);  // names of static storage
   else if constexpr (std::same_as<T, std::string>) return std::string_view(member);
   else if constexpr (std::same_as<T, int>) return std::int64_t{member};
+  else if constexpr (std::same_as<T, std::int64_t>) return member;
   else if constexpr (std::same_as<T, time_point> || std::same_as<T, timestamp>) return micros_of(member);
   else return member ? value_of(*member) : value{};  // the optionals
 }
@@ -181,6 +199,7 @@ template <class T>
 void read_value(const value& v, T& out) {
   if constexpr (std::same_as<T, std::string>) out = text_of(v);
   else if constexpr (std::same_as<T, int>) out = static_cast<int>(integer_of(v));
+  else if constexpr (std::same_as<T, std::int64_t>) out = integer_of(v);
   else if constexpr (std::same_as<T, timestamp>) out = timestamp_at(integer_of(v));
   else if constexpr (std::same_as<T, time_point>) out = std::chrono::floor<std::chrono::seconds>(timestamp_at(integer_of(v)));
   else if constexpr (std::same_as<T, run_type>) read_name(text_of(v), out, parse_run_type, "run type");
@@ -192,8 +211,10 @@ void read_value(const value& v, T& out) {
 
 template <class T>
 constexpr column_type type_of() {
-  if constexpr (std::same_as<T, int> || std::same_as<T, std::optional<int>>) return column_type::integer;
-  else if constexpr (std::same_as<T, time_point> || std::same_as<T, std::optional<timestamp>>) return column_type::instant;
+  if constexpr (std::same_as<T, int> || std::same_as<T, std::optional<int>> || std::same_as<T, std::int64_t>)
+    return column_type::integer;
+  else if constexpr (std::same_as<T, time_point> || std::same_as<T, timestamp> || std::same_as<T, std::optional<timestamp>>)
+    return column_type::instant;
   else return column_type::text;  // text, and enums by name
 }
 
@@ -206,10 +227,11 @@ struct table;
 template <>
 struct table<run_record> {
   static constexpr std::string_view names =
-      "dag_id, run_id, run_type, state, logical_date, data_interval_start, data_interval_end, start_date, end_date, conf";
+      "dag_id, run_id, run_type, state, logical_date, data_interval_start, data_interval_end, start_date, end_date, conf, "
+      "note";
   static void members(auto& r, auto&& f) {
     f(r.dag_id, r.run_id, r.type, r.state, r.logical_date, r.interval.start, r.interval.end, r.start_date, r.end_date,
-      r.conf);
+      r.conf, r.note);
   }
 };
 
@@ -217,11 +239,17 @@ template <>
 struct table<task_instance_record> {
   static constexpr std::string_view names =
       "dag_id, run_id, task_id, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid, log_path, "
-      "message, first_start_date, cleared_tries";
+      "message, first_start_date, cleared_tries, note";
   static void members(auto& r, auto&& f) {
     f(r.dag_id, r.run_id, r.task_id, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
-      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries);
+      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.note);
   }
+};
+
+template <>
+struct table<event_record> {
+  static constexpr std::string_view names = "id, happened, event, owner, dag_id, run_id, task_id, extra";
+  static void members(auto& e, auto&& f) { f(e.id, e.when, e.event, e.owner, e.dag_id, e.run_id, e.task_id, e.extra); }
 };
 
 template <>
@@ -259,11 +287,17 @@ struct table<run_update> {
   static void members(auto& u, auto&& f) { f(u.dag_id, u.run_id, u.state, u.start_date, u.end_date, u.expected); }
 };
 
+// Every field of the record but the note, which only set_note writes: a scheduler writing back
+// its copy of a record must not undo a note set meanwhile.
 template <>
 struct table<task_instance_update> {
-  static inline const std::string names = std::string(table<task_instance_record>::names) + ", expected, expected_try";
+  static constexpr std::string_view names =
+      "dag_id, run_id, task_id, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid, log_path, "
+      "message, first_start_date, cleared_tries, expected, expected_try";
   static void members(auto& u, auto&& f) {
-    table<task_instance_record>::members(u.record, [&](auto&... m) { f(m..., u.expected, u.expected_try); });
+    auto& r = u.record;
+    f(r.dag_id, r.run_id, r.task_id, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
+      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, u.expected, u.expected_try);
   }
 };
 
@@ -366,9 +400,9 @@ row_write matching(std::string table, std::vector<column> given, std::size_t key
 /// Every write the store makes, built once.
 struct writes {
   writes() {
-    const auto& ti = columns_of<task_instance_record>();
-    std::string every_field;  // a task instance update writes every field of the record
-    for (std::size_t i = 3; i < ti.size(); ++i) every_field += (i > 3 ? ", " : "") + ti[i].name + " = {" + ti[i].name + "}";
+    const auto& ti = columns_of<task_instance_update>();
+    std::string every_field;  // a task instance update writes every field it gives (all but `expected…`)
+    for (std::size_t i = 3; i + 2 < ti.size(); ++i) every_field += (i > 3 ? ", " : "") + ti[i].name + " = {" + ti[i].name + "}";
     task_instance_updates = matching("task_instances", columns_of<task_instance_update>(), 3, every_field,
                                      "r.state = {expected} AND r.try_number = {expected_try}");
     // A run is inserted on its own, to learn whether it was created: DO NOTHING also covers the
@@ -394,6 +428,8 @@ struct writes {
   row_write variables =
       inserting("variables", {{"name", column_type::text}, {"value", column_type::text}}, 1, true);
   row_write connections = inserting("connections", columns_of<connection>(), 1, true);
+  // Event log entries: every column but the id, which the database draws.
+  row_write events = inserting("event_log", {columns_of<event_record>().begin() + 1, columns_of<event_record>().end()}, 0, false);
   row_write paused =
       inserting("dags", {{"dag_id", column_type::text}, {"is_paused", column_type::flag}}, 1, true);
   std::string insert_run;
@@ -584,6 +620,11 @@ change_result store_core::apply_once(const change_set& changes) {
     s.write(w.try_upserts, changes.tries.size(), rows_of(changes.tries));
     s.write(w.xcom_deletes, changes.xcom_deletes.size(), rows_of(changes.xcom_deletes, w.xcom_deletes.key_size));
     s.write(w.xcom_upserts, changes.xcoms.size(), rows_of(changes.xcoms));
+    s.write(w.events, changes.events.size(), [&](std::size_t i, std::vector<value>& out) {
+      out.clear();
+      append(out, changes.events[i]);
+      out.erase(out.begin());  // the id
+    });
     return result;
   });
 }
@@ -653,6 +694,62 @@ std::optional<std::string> store_core::xcom(const std::string& dag_id, const std
   const value where[] = {dag_id, run_id, task_id, key};
   return first_of(list<std::string>(
       "read an XCom", "SELECT value FROM xcom WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND key = $4", where));
+}
+
+std::vector<xcom_record> store_core::xcoms(const std::string& dag_id, const std::string& run_id,
+                                           const std::string& task_id) {
+  const value where[] = {dag_id, run_id, task_id};
+  return list<xcom_record>("list XComs",
+                           select_from<xcom_record>("xcom") + " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 ORDER BY key",
+                           where);
+}
+
+bool store_core::set_note(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
+                          const std::string& note) {
+  if (task_id.empty()) {
+    const value row[] = {note, dag_id, run_id};
+    return execute("set a run's note", "UPDATE dag_runs SET note = $1 WHERE dag_id = $2 AND run_id = $3", row) == 1;
+  }
+  const value row[] = {note, dag_id, run_id, task_id};
+  return execute("set a task instance's note",
+                 "UPDATE task_instances SET note = $1 WHERE dag_id = $2 AND run_id = $3 AND task_id = $4", row) == 1;
+}
+
+bool store_core::delete_run(const std::string& dag_id, const std::string& run_id) {
+  // Task instances, tries and XComs go with their run through ON DELETE CASCADE.
+  const value key[] = {dag_id, run_id};
+  return execute("delete a run", "DELETE FROM dag_runs WHERE dag_id = $1 AND run_id = $2", key) == 1;
+}
+
+std::size_t store_core::delete_dag(const std::string& dag_id) {
+  const value key[] = {dag_id};
+  return transact("delete a DAG's records", access::write, [&](session& s) {
+    const std::size_t runs = s.exec("DELETE FROM dag_runs WHERE dag_id = $1", key);
+    s.exec("DELETE FROM dags WHERE dag_id = $1", key);
+    return runs;
+  });
+}
+
+std::vector<event_record> store_core::events(const event_filter& filter) {
+  std::string sql = select_from<event_record>("event_log") + " WHERE 1 = 1";
+  std::vector<value> params;
+  const auto param = [&](value v) {
+    params.push_back(v);
+    return "$" + std::to_string(params.size());
+  };
+  const std::pair<const char*, const std::optional<std::string>*> equal[] = {
+      {"dag_id", &filter.dag_id}, {"run_id", &filter.run_id}, {"task_id", &filter.task_id},
+      {"event", &filter.event},   {"owner", &filter.owner}};
+  for (const auto& [name, wanted] : equal)
+    if (*wanted) sql += std::string(" AND ") + name + " = " + param(std::string_view(**wanted));
+  if (filter.after) sql += " AND happened >= " + param(micros_of(*filter.after));
+  if (filter.before) sql += " AND happened <= " + param(micros_of(*filter.before));
+  return list<event_record>("list the event log", sql + " ORDER BY id DESC", params);
+}
+
+std::optional<event_record> store_core::find_event(std::int64_t id) {
+  const value key[] = {id};
+  return first_of(list<event_record>("read an event log entry", select_from<event_record>("event_log") + " WHERE id = $1", key));
 }
 
 void store_core::set_variable(const std::string& name, const std::string& text) {

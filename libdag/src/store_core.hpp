@@ -132,6 +132,14 @@ public:
   std::optional<std::string> xcom(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
                                   const std::string& key) final;
 
+  std::vector<xcom_record> xcoms(const std::string& dag_id, const std::string& run_id, const std::string& task_id) final;
+  bool set_note(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
+                const std::string& note) final;
+  bool delete_run(const std::string& dag_id, const std::string& run_id) final;
+  std::size_t delete_dag(const std::string& dag_id) final;
+  std::vector<event_record> events(const event_filter& filter) final;
+  std::optional<event_record> find_event(std::int64_t id) final;
+
   void set_variable(const std::string& name, const std::string& value) final;
   std::optional<std::string> variable(const std::string& name) final;
   std::map<std::string, std::string> variables() final;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,6 +29,10 @@ struct http_face_options {
   std::string queue_url;                     ///< the task queue's database, empty for in-process executors
   std::optional<std::string> token;          ///< bearer token the API and UI need; none: loopback only
   std::chrono::seconds heartbeat_limit{30};  ///< a scheduler heartbeat older than this is unhealthy
+  /// Users the API also accepts with HTTP basic auth (name → password), as Airflow's basic_auth
+  /// backend; `dagrun schedule` reads them from DAGRUN_API_USERS (`name:password,…`).
+  std::map<std::string, std::string> users;
+  std::size_t max_page_size = 100;           ///< the most entries an API listing returns at once
 };
 
 /// Answers HTTP requests for a scheduler. Not thread-safe: the server calls it one request at a
@@ -56,7 +61,9 @@ private:
   http_response route(const http_request& request);
   http_response health();
   http_response metrics_text();
-  http_response api(const http_request& request, const std::vector<std::string>& path);
+  /// Who the API request comes from (basic-auth user, `token`, `anonymous` when no credentials
+  /// are configured); nullopt when credentials are needed and these are not right.
+  std::optional<std::string> caller(const http_request& request) const;
   store& db();
   std::shared_ptr<const std::vector<definition>> dags() const;
 

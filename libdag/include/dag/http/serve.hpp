@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -27,6 +28,10 @@ struct serve_options {
   /// `options().store_url` (give it when the engine was handed a store).
   std::string store_url;
   std::string queue_url;                     ///< the task queue's database, for /metrics' queued-tries gauge
+  /// Users the API also accepts with HTTP basic auth (name → password); with users, the API
+  /// needs credentials (a token or a user) as it does with a token.
+  std::map<std::string, std::string> users;
+  std::size_t max_page_size = 100;           ///< the most entries an API listing returns at once
 };
 
 /// An HTTP face on a server: /health, /metrics, /api/v1 and the UI, answered until destroyed.
@@ -56,5 +61,12 @@ private:
   std::unique_ptr<http_face> face_;
   std::unique_ptr<http_server> server_;
 };
+
+/// The API's basic-auth users from `name:password,name:password` (DAGRUN_API_USERS); throws
+/// dag::usage_error naming `what` and the entry's position (never a password) when malformed.
+std::map<std::string, std::string> parse_api_users(const std::string& text, const std::string& what);
+
+/// A maximum page size (a whole number from 1 to 10000); dag::usage_error naming `what` otherwise.
+std::size_t parse_page_size(const std::string& text, const std::string& what);
 
 }  // namespace dag

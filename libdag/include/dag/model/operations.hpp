@@ -14,6 +14,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <dag/core/definition.hpp>
@@ -41,10 +42,11 @@ inline constexpr std::size_t max_conf_bytes = 1024 * 1024;
 /// dag::usage_error saying what is wrong, prefixed with `what` (e.g. "--conf", "conf").
 std::string checked_conf(const std::string& conf, const std::string& what = "conf");
 
-/// Creates a manual run of `dag` at `logical_date` with `conf` (checked with checked_conf);
-/// nullopt when a run with that id already exists. The run is `queued`: a scheduler starts it.
+/// Creates a manual run of `dag` at `logical_date` with `conf` (checked with checked_conf) and
+/// `note` (Airflow's note on a run, "" for none); nullopt when a run with that id already exists.
+/// The run is `queued`: a scheduler starts it.
 std::optional<run_record> trigger_run(store& s, const definition& dag, time_point logical_date,
-                                      const std::string& conf = "{}");
+                                      const std::string& conf = "{}", const std::string& note = "");
 
 /// Pauses or unpauses a DAG (paused DAGs get no scheduled runs, and their runs start no tries).
 void set_paused(store& s, const std::string& dag_id, bool paused);
@@ -64,6 +66,12 @@ inline constexpr std::size_t max_log_view_bytes = 4 * 1024 * 1024;
 /// The last `max_bytes` of the log at `path`, after a first line saying how many bytes were left
 /// out; "" when there is no such file (the try logged nothing).
 std::string log_tail(const std::string& path, std::size_t max_bytes = max_log_view_bytes);
+
+/// What the log at `path` holds from byte `from` on, and the offset it was read to (the
+/// continuation a reader passes next time, as the API's log token): from 0, its log_tail; from
+/// elsewhere, up to `max_bytes` from there. "" and `from` when nothing was added.
+std::pair<std::string, std::size_t> log_since(const std::string& path, std::size_t from,
+                                              std::size_t max_bytes = max_log_view_bytes);
 
 /// Which task instances a clear puts back to `none`: Airflow's `clear` (CLI `tasks clear`, the
 /// API's `clearTaskInstances`, the UI's clear buttons).
@@ -110,5 +118,13 @@ struct mark_selection {
 /// for an unknown run or task, or a state other than success, failed or skipped.
 std::vector<task_instance_ref> mark_task_instances(store& s, const mark_selection& which, const definition& dag,
                                                    timestamp now);
+
+/// Sets a whole run's state, as Airflow's "mark run as success / failed / queued" (the API's PATCH
+/// of a run): `success` marks every task instance that is not success or skipped success;
+/// `failed` marks those failed; `queued` clears every task instance so the run runs again. The
+/// scheduler then ends (or reruns) the run by its tasks' new states. Returns the task instances
+/// changed. Throws dag::usage_error for an unknown run or another state.
+std::vector<task_instance_ref> set_run_state(store& s, const definition& dag, const std::string& run_id, run_state state,
+                                             timestamp now);
 
 }  // namespace dag

@@ -36,6 +36,7 @@ struct run_record {
   std::optional<timestamp> start_date;         ///< when it started running
   std::optional<timestamp> end_date;           ///< when it finished
   std::string conf = "{}";                     ///< `--conf` JSON given when triggered
+  std::string note;                            ///< a person's note on the run (Airflow's `note`), "" for none
 };
 
 /// One task instance: a task in a run, with the state of its latest try.
@@ -59,6 +60,9 @@ struct task_instance_record {
   /// Tries made before the task instance was last cleared: they do not count against `retries`,
   /// so a cleared task gets its retries back (Airflow raises max_tries for the same effect).
   int cleared_tries = 0;
+  /// A person's note on the task instance (Airflow's `note`), "" for none. Read with the record,
+  /// written only by store::set_note: a scheduler writing back its copy of the record never undoes it.
+  std::string note;
 };
 
 /// One try of a task instance, kept for ever (until `db clean`): every try has its own log and status.
@@ -98,6 +102,30 @@ struct import_error_record {
   std::string message;  ///< `file:line: message`
 };
 
+/// One entry of the event log: a change someone made (trigger, clear, mark, pause, a variable set
+/// …), with who made it — Airflow's audit log (`/api/v1/eventLogs`).
+struct event_record {
+  std::int64_t id = 0;   ///< drawn by the store when written (increasing)
+  timestamp when{};      ///< when it was made
+  std::string event;     ///< what was done, e.g. `trigger`, `clear`, `variable.set`
+  std::string owner;     ///< who did it (a user name, `token`, or `anonymous` on loopback)
+  std::string dag_id;    ///< the DAG it concerns, "" for none
+  std::string run_id;    ///< the run it concerns, "" for none
+  std::string task_id;   ///< the task it concerns, "" for none
+  std::string extra;     ///< details (JSON text), "" for none
+};
+
+/// Which event log entries to list (every field set must match).
+struct event_filter {
+  std::optional<std::string> dag_id;   ///< only this DAG
+  std::optional<std::string> run_id;   ///< only this run
+  std::optional<std::string> task_id;  ///< only this task
+  std::optional<std::string> event;    ///< only this event
+  std::optional<std::string> owner;    ///< only this owner
+  std::optional<timestamp> after;      ///< made at or after
+  std::optional<timestamp> before;     ///< made at or before
+};
+
 /// A change to a run, applied only if the run is still in `expected` (compare-and-set).
 struct run_update {
   std::string dag_id;                      ///< the run's DAG
@@ -128,6 +156,8 @@ struct change_set {
   /// Task instances whose XComs are deleted (all keys) before `xcoms` are written: a cleared
   /// task must not hand its old values to the next run of its downstream tasks.
   std::vector<xcom_record> xcom_deletes;
+  /// Event log entries to add, in the same transaction (the store draws their ids).
+  std::vector<event_record> events;
 
   /// When set, the change set is written only if every compare-and-set wins (and every new run is
   /// created): otherwise nothing is written and the result says so (`applied` false). Operations
@@ -138,7 +168,7 @@ struct change_set {
   /// True when there is nothing to write.
   bool empty() const {
     return new_runs.empty() && runs.empty() && task_instances.empty() && tries.empty() && xcoms.empty() &&
-           xcom_deletes.empty();
+           xcom_deletes.empty() && events.empty();
   }
 };
 
@@ -198,6 +228,25 @@ public:
   /// An XCom value, if pushed.
   virtual std::optional<std::string> xcom(const std::string& dag_id, const std::string& run_id,
                                           const std::string& task_id, const std::string& key = "return_value") = 0;
+
+  /// Every XCom a task instance pushed, by key.
+  virtual std::vector<xcom_record> xcoms(const std::string& dag_id, const std::string& run_id,
+                                         const std::string& task_id) = 0;
+
+  /// Sets the note of a run (`task_id` empty) or of one of its task instances; false when there
+  /// is no such run or task instance.
+  virtual bool set_note(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
+                        const std::string& note) = 0;
+  /// Deletes a run with its task instances, tries and XComs; false when it did not exist.
+  virtual bool delete_run(const std::string& dag_id, const std::string& run_id) = 0;
+  /// Deletes everything recorded of a DAG (its runs and their rows, its paused flag); returns how
+  /// many runs were deleted. The event log keeps its entries.
+  virtual std::size_t delete_dag(const std::string& dag_id) = 0;
+
+  /// Event log entries matching `filter`, newest first.
+  virtual std::vector<event_record> events(const event_filter& filter) = 0;
+  /// One event log entry, if it exists.
+  virtual std::optional<event_record> find_event(std::int64_t id) = 0;
 
   /// Sets a variable.
   virtual void set_variable(const std::string& name, const std::string& value) = 0;

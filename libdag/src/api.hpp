@@ -1,0 +1,196 @@
+#pragma once
+/// @file The REST API (/api/v1, Airflow 2's stable API), private to libdag: one route table —
+/// method, path template, Airflow's operationId, the query parameters each route accepts, its
+/// body and answer — from which requests are dispatched and the OpenAPI document dagrun serves
+/// is generated, so the two cannot drift. Handlers live by area in api_*.cpp; they change runs and
+/// task instances only through the domain operations (dag/model/operations.hpp), as the CLI does,
+/// and write one event log entry per change with who made it.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <dag/core/definition.hpp>
+#include <dag/core/error.hpp>
+#include <dag/core/time.hpp>
+#include <dag/http/server.hpp>
+#include <dag/model/operations.hpp>
+#include <dag/store/store.hpp>
+
+namespace dag::detail {
+
+using json = nlohmann::json;
+
+/// Something the request names does not exist: 404.
+class not_found_error : public error {
+public:
+  using error::error;
+};
+
+/// One API request as a handler sees it.
+class api_call {
+public:
+  /// A request with its decoded path parameters (by name), read against `db` and the loaded `dags`.
+  api_call(const http_request& request, std::map<std::string, std::string> path, store& db,
+           const std::vector<definition>& dags, const clock& now, std::string actor, std::size_t max_page_size);
+
+  const http_request& request;  ///< the request
+  store& db;                    ///< the face's store connection
+  const clock& now;             ///< the face's clock
+  std::function<json()> health; ///< the face's health answer (HealthInfo, with its overall `status`)
+
+  /// A path parameter (`dag_id`, …).
+  const std::string& path(const std::string& name) const { return path_.at(name); }
+  /// A query parameter's decoded value, if given (the first when given several times).
+  std::optional<std::string> query(const std::string& name) const;
+  /// Every value of a query parameter given several times (`state=a&state=b`) or comma-separated.
+  std::vector<std::string> query_list(const std::string& name) const;
+  /// A boolean query parameter (`true`/`false`); a usage error names it.
+  std::optional<bool> query_flag(const std::string& name) const;
+  /// An ISO-8601 time query parameter; a usage error names it.
+  std::optional<timestamp> query_time(const std::string& name) const;
+  /// A number query parameter; a usage error names it.
+  std::optional<double> query_number(const std::string& name) const;
+  /// Airflow's `limit`, clamped to the maximum page size (default: that size).
+  std::size_t limit() const;
+  /// Airflow's `offset` (default 0).
+  std::size_t offset() const;
+  /// The most a listing returns at once.
+  std::size_t max_page_size() const { return max_page_size_; }
+
+  /// The request body: a JSON object (empty when there is none); a usage error otherwise.
+  const json& body();
+
+  /// The loaded DAGs.
+  const std::vector<definition>& dags() const { return dags_; }
+  /// The loaded DAG `dag_id`; not_found_error otherwise.
+  const definition& dag(const std::string& dag_id) const;
+  /// The run of a loaded DAG; not_found_error when either is missing.
+  run_record run(const std::string& dag_id, const std::string& run_id);
+
+  /// Who makes the request (the basic-auth user, `token`, or `anonymous`).
+  const std::string& actor() const { return actor_; }
+  /// Writes an event log entry for a change this request made.
+  void record(const std::string& event, const std::string& dag_id = "", const std::string& run_id = "",
+              const std::string& task_id = "", const json& extra = nullptr);
+
+private:
+  std::map<std::string, std::string> path_;
+  std::multimap<std::string, std::string> query_;
+  const std::vector<definition>& dags_;
+  std::string actor_;
+  std::size_t max_page_size_;
+  std::optional<json> body_;
+};
+
+/// One operation of the API.
+struct api_route {
+  std::string method;                 ///< GET, POST, PATCH, DELETE
+  std::string path;                   ///< template below /api/v1, e.g. `/dags/{dag_id}/dagRuns`
+  std::string operation_id;           ///< Airflow's operationId
+  std::string tag;                    ///< Airflow's tag (DAG, DAGRun, …)
+  std::vector<std::string> query;     ///< the query parameters it accepts; any other is refused (400)
+  std::string body;                   ///< the request body's schema (a component name), "" for none
+  int status = 200;                   ///< the status of a success
+  std::string answer;                 ///< the answer's schema (a component name), "" for none
+  std::function<http_response(api_call&)> handle;  ///< what it does
+};
+
+/// The query parameters of a listing: limit, offset, order_by.
+inline const std::vector<std::string> paging{"limit", "offset", "order_by"};
+
+/// The routes of each area (api_dags.cpp, api_runs.cpp, api_task_instances.cpp, api_resources.cpp).
+std::vector<api_route> dag_routes();
+std::vector<api_route> run_routes();
+std::vector<api_route> task_instance_routes();
+std::vector<api_route> resource_routes();
+
+/// Every route, in the order they are matched.
+const std::vector<api_route>& api_routes();
+
+/// What the API needs from the face.
+struct api_context {
+  store& db;                           ///< the face's store connection
+  const std::vector<definition>& dags; ///< the loaded DAGs
+  const clock& now;                    ///< time
+  std::string actor;                   ///< who asks
+  std::size_t max_page_size = 100;     ///< the most a listing returns at once
+  std::function<json()> health;        ///< the face's health answer
+};
+
+/// Answers a request for /api/v1`rest` (`rest` starting with `/`): the route it matches, or 404
+/// (no path) / 405 (no method); errors as problem documents.
+http_response api_answer(const http_request& request, const std::string& rest, const api_context& context);
+
+/// The OpenAPI 3 document of the routes (`/api/v1/openapi.json`).
+const json& openapi_document();
+
+// --- answers -------------------------------------------------------------------------------------
+
+/// A JSON answer (text that is not UTF-8 replaced rather than refused).
+http_response json_response(int status, const json& body);
+/// Airflow's error answer: an RFC 7807 problem document (application/problem+json).
+http_response problem(int status, const std::string& title, const std::string& detail, const std::string& instance = "");
+/// An optional time as Airflow writes it (ISO-8601 with offset), or null.
+json optional_time(const std::optional<timestamp>& t);
+/// `text`, or null when empty.
+json text_or_null(const std::string& text);
+/// Entries `offset` to `offset + limit` of `all` (already filtered and ordered) under `key`, with
+/// `total_entries` (how many there are in all).
+json page_of(const std::string& key, const json& all, std::size_t limit, std::size_t offset);
+/// The page the query's `limit` and `offset` ask for.
+json page_of(const api_call& call, const std::string& key, const json& all);
+/// `all` ordered by `field` (`-field` for descending); a usage error for a field not in `allowed`.
+/// Keeps the order when no field is given.
+void order_by(const std::optional<std::string>& field, json& all, const std::vector<std::string>& allowed);
+/// `all` ordered by the query's `order_by`.
+void order_by(const api_call& call, json& all, const std::vector<std::string>& allowed);
+
+// --- filters -------------------------------------------------------------------------------------
+
+/// Whether `t` lies within [from, to] (a bound not given is open); an unset `t` only when neither is.
+bool within(const std::optional<timestamp>& t, const std::optional<timestamp>& from, const std::optional<timestamp>& to);
+
+/// Airflow's date filters of run and task instance listings: logical date (`execution_date_…`),
+/// start and end date, each `_gte` and `_lte`.
+struct date_ranges {
+  std::optional<timestamp> logical_from, logical_to, start_from, start_to, end_from, end_to;
+  /// From the query of a GET listing.
+  static date_ranges of_query(const api_call& call);
+  /// From the body of a batch listing (POST …/list).
+  static date_ranges of_body(const json& body);
+};
+
+/// A batch listing's page: `all` ordered by the body's `order_by`, then `page_offset` and
+/// `page_limit` (clamped to the maximum page size, as `limit` is).
+json batch_page(const api_call& call, const json& body, const std::string& key, json all,
+                const std::vector<std::string>& allowed);
+
+// --- bodies --------------------------------------------------------------------------------------
+
+/// Refuses fields of `body` not in `known` (400 naming them).
+void refuse_unknown_fields(const json& body, const std::vector<std::string>& known);
+/// A boolean field, or `otherwise` when absent; a usage error when not a boolean.
+bool bool_field(const json& body, const std::string& name, bool otherwise);
+/// A string field; a usage error when missing or not a string.
+std::string string_field(const json& body, const std::string& name);
+/// An optional ISO time field; a usage error names it.
+std::optional<time_point> time_field(const json& body, const std::string& name);
+/// An optional list of strings (empty when absent or null); a usage error names it.
+std::vector<std::string> string_list_field(const json& body, const std::string& name);
+
+// --- records as Airflow shows them ---------------------------------------------------------------
+
+json dag_json(const definition& d, bool paused);
+json run_json(const run_record& r);
+json task_instance_json(const task_instance_record& ti, const run_record& run, const definition* d);
+json task_json(const definition& d, const task& t);
+/// Airflow's TaskInstanceReference list: the instances an operation touched.
+json references(const std::vector<task_instance_ref>& refs, store& s);
+
+}  // namespace dag::detail

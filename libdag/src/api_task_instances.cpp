@@ -1,0 +1,433 @@
+/// @file The REST API's task instances (api.hpp): listing (one run, `~`, the batch `list`) with
+/// filters, one instance, marking, clearing, tries, dependencies, notes, logs and XComs.
+
+#include "api.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+
+namespace dag::detail {
+namespace {
+
+// Which task instances a listing selects: from the query (GET) or the body (POST …/list).
+struct instance_selection {
+  std::vector<std::string> dag_ids, run_ids, task_ids;  // empty: all
+  std::set<std::string> states;
+  date_ranges dates;
+  std::optional<double> duration_from, duration_to;
+};
+
+const definition* loaded(const api_call& call, const std::string& dag_id) {
+  for (const auto& d : call.dags())
+    if (d.id() == dag_id) return &d;
+  return nullptr;
+}
+
+json selected_instances(api_call& call, const instance_selection& which) {
+  for (const auto& s : which.states)
+    if (s != "none" && !parse_task_state(s)) throw usage_error("state: unknown task state '" + s + "'");
+  const auto wanted = [](const std::vector<std::string>& list, const std::string& v) {
+    return list.empty() || std::find(list.begin(), list.end(), v) != list.end();
+  };
+  std::vector<run_record> runs;
+  if (which.dag_ids.empty()) {
+    runs = call.db.runs({});
+  } else {
+    for (const auto& id : which.dag_ids) {
+      run_filter of_dag;
+      of_dag.dag_id = id;
+      for (auto& r : call.db.runs(of_dag)) runs.push_back(std::move(r));
+    }
+  }
+  json all = json::array();
+  for (const auto& run : runs) {
+    if (!wanted(which.run_ids, run.run_id) || !within(timestamp(run.logical_date), which.dates.logical_from, which.dates.logical_to)) continue;
+    const definition* d = loaded(call, run.dag_id);
+    for (const auto& ti : call.db.task_instances(run.dag_id, run.run_id)) {
+      if (!wanted(which.task_ids, ti.task_id)) continue;
+      if (!which.states.empty() && !which.states.contains(std::string(to_string(ti.state)))) continue;
+      if (!within(ti.start_date, which.dates.start_from, which.dates.start_to) ||
+          !within(ti.end_date, which.dates.end_from, which.dates.end_to))
+        continue;
+      const auto duration = seconds_between(ti.start_date, ti.end_date);
+      if ((which.duration_from || which.duration_to) &&
+          (!duration || (which.duration_from && *duration < *which.duration_from) || (which.duration_to && *duration > *which.duration_to)))
+        continue;
+      all.push_back(task_instance_json(ti, run, d));
+    }
+  }
+  return all;
+}
+
+const std::vector<std::string> instance_order{"task_id", "dag_id", "dag_run_id", "execution_date", "start_date", "end_date",
+                                              "duration", "state", "try_number", "priority_weight"};
+
+http_response list_instances(api_call& call) {
+  instance_selection which;
+  if (call.path("dag_id") != "~") which.dag_ids = {call.dag(call.path("dag_id")).id()};
+  if (call.path("dag_run_id") != "~") {
+    if (which.dag_ids.empty()) throw usage_error("dag_run_id: a run can be named only with its DAG (use ~ for both)");
+    which.run_ids = {call.run(which.dag_ids.front(), call.path("dag_run_id")).run_id};
+  }
+  for (const auto& s : call.query_list("state")) which.states.insert(s);
+  which.dates = date_ranges::of_query(call);
+  which.duration_from = call.query_number("duration_gte");
+  which.duration_to = call.query_number("duration_lte");
+  json all = selected_instances(call, which);
+  order_by(call, all, instance_order);
+  return json_response(200, page_of(call, "task_instances", all));
+}
+
+std::optional<double> body_number(const json& b, const std::string& name) {
+  if (!b.contains(name) || b[name].is_null()) return std::nullopt;
+  if (!b[name].is_number()) throw usage_error(name + ": expected a number");
+  return b[name].get<double>();
+}
+
+http_response list_instances_batch(api_call& call) {
+  const json& b = call.body();
+  refuse_unknown_fields(b, {"dag_ids", "dag_run_ids", "task_ids", "execution_date_gte", "execution_date_lte", "start_date_gte",
+                            "start_date_lte", "end_date_gte", "end_date_lte", "duration_gte", "duration_lte", "state",
+                            "order_by", "page_offset", "page_limit"});
+  instance_selection which;
+  which.dag_ids = string_list_field(b, "dag_ids");
+  which.run_ids = string_list_field(b, "dag_run_ids");
+  which.task_ids = string_list_field(b, "task_ids");
+  for (const auto& s : string_list_field(b, "state")) which.states.insert(s);
+  which.dates = date_ranges::of_body(b);
+  which.duration_from = body_number(b, "duration_gte");
+  which.duration_to = body_number(b, "duration_lte");
+  return json_response(200, batch_page(call, b, "task_instances", selected_instances(call, which), instance_order));
+}
+
+// The task instance a path names, with its run and DAG; not_found_error when any is missing.
+struct named_instance {
+  const definition* dag;
+  run_record run;
+  task_instance_record ti;
+};
+
+named_instance instance_of(api_call& call) {
+  const auto& d = call.dag(call.path("dag_id"));
+  auto run = call.run(d.id(), call.path("dag_run_id"));
+  const std::string& task_id = call.path("task_id");
+  for (auto& ti : call.db.task_instances(d.id(), run.run_id))
+    if (ti.task_id == task_id) return {&d, std::move(run), std::move(ti)};
+  throw not_found_error("run '" + run.run_id + "' has no task '" + task_id + "'");
+}
+
+http_response get_instance(api_call& call) {
+  const auto named = instance_of(call);
+  return json_response(200, task_instance_json(named.ti, named.run, named.dag));
+}
+
+task_state new_state_field(const json& body) {
+  const std::string text = string_field(body, "new_state");
+  const auto state = parse_task_state(text);
+  if (!state || (*state != task_state::success && *state != task_state::failed && *state != task_state::skipped))
+    throw usage_error("new_state: expected success, failed or skipped, got '" + text + "'");
+  return *state;
+}
+
+// Airflow's "update the state of a task instance": mark success, failed or skipped.
+http_response patch_instance(api_call& call) {
+  const auto named = instance_of(call);
+  const json& b = call.body();
+  refuse_unknown_fields(b, {"dry_run", "new_state"});
+  mark_selection which;
+  which.dag_id = named.run.dag_id;
+  which.run_id = named.run.run_id;
+  which.task_ids = {named.ti.task_id};
+  which.state = new_state_field(b);
+  which.dry_run = bool_field(b, "dry_run", false);
+  mark_task_instances(call.db, which, *named.dag, call.now.precise_now());
+  if (!which.dry_run) call.record("mark_" + std::string(to_string(which.state)), which.dag_id, which.run_id, named.ti.task_id);
+  // The answer names the instance whether or not its state changed (it may already have had it).
+  return json_response(200, references({{which.dag_id, which.run_id, named.ti.task_id}}, call.db).front());
+}
+
+http_response update_instances_state(api_call& call) {
+  const auto& d = call.dag(call.path("dag_id"));
+  const json& b = call.body();
+  refuse_unknown_fields(b, {"dry_run", "task_id", "dag_run_id", "execution_date", "include_upstream", "include_downstream",
+                            "include_future", "include_past", "new_state"});
+  if (bool_field(b, "include_future", false) || bool_field(b, "include_past", false))
+    throw usage_error("include_future: marking other runs at once is not supported; mark each run");
+  mark_selection which;
+  which.dag_id = d.id();
+  which.task_ids = {string_field(b, "task_id")};
+  if (!d.find(which.task_ids.front())) throw usage_error("task_id: DAG '" + d.id() + "' has no task '" + which.task_ids.front() + "'");
+  if (b.contains("dag_run_id") && !b["dag_run_id"].is_null()) {
+    which.run_id = call.run(d.id(), string_field(b, "dag_run_id")).run_id;
+  } else if (const auto date = time_field(b, "execution_date")) {
+    run_filter at;
+    at.dag_id = d.id();
+    at.logical_from = at.logical_to = *date;
+    const auto runs = call.db.runs(at);
+    if (runs.empty()) throw not_found_error("DAG '" + d.id() + "' has no run at " + format_iso(*date));
+    which.run_id = runs.front().run_id;
+  } else {
+    throw usage_error("dag_run_id: name the run (or its execution_date)");
+  }
+  which.state = new_state_field(b);
+  which.dry_run = bool_field(b, "dry_run", true);  // Airflow's default
+  which.upstream = bool_field(b, "include_upstream", false);
+  which.downstream = bool_field(b, "include_downstream", false);
+  const auto marked = mark_task_instances(call.db, which, d, call.now.precise_now());
+  if (!which.dry_run)
+    call.record("mark_" + std::string(to_string(which.state)), d.id(), which.run_id, which.task_ids.front(),
+                {{"task_instances", marked.size()}});
+  return json_response(200, {{"task_instances", references(marked, call.db)}});
+}
+
+std::vector<std::string> task_ids_field(const json& body, const std::string& name, const definition& d) {
+  if (!body[name].is_array()) throw usage_error(name + ": expected a list of task ids");
+  std::vector<std::string> ids;
+  for (const auto& t : body[name]) {
+    if (!t.is_string()) throw usage_error(name + ": expected a task id");
+    if (!d.find(t.get<std::string>())) throw usage_error(name + ": DAG '" + d.id() + "' has no task '" + t.get<std::string>() + "'");
+    ids.push_back(t.get<std::string>());
+  }
+  return ids;
+}
+
+http_response clear_instances(api_call& call) {
+  const auto& d = call.dag(call.path("dag_id"));
+  const json& b = call.body();
+  // Clearing is destructive: a field this server does not know is refused, not ignored.
+  refuse_unknown_fields(b, {"dry_run", "only_failed", "only_running", "task_ids", "start_date", "end_date", "dag_run_id",
+                            "include_upstream", "include_downstream", "include_future", "include_past", "reset_dag_runs",
+                            "include_subdags", "include_parentdag"});
+  // Airflow's clients send these at values that mean what dagrun does anyway; others are refused.
+  if (!bool_field(b, "reset_dag_runs", true)) throw usage_error("reset_dag_runs: false is not supported (a cleared run is always queued again)");
+  if (bool_field(b, "only_running", false)) throw usage_error("only_running: not supported (a running try is not cleared)");
+  if (bool_field(b, "include_future", false) || bool_field(b, "include_past", false))
+    throw usage_error("include_future: not supported; give start_date and end_date to clear several runs");
+  bool_field(b, "include_subdags", false);    // dagrun has no subDAGs:
+  bool_field(b, "include_parentdag", false);  // either value means the same
+  clear_selection which;
+  which.dag_id = d.id();
+  which.logical_from = time_field(b, "start_date");
+  which.logical_to = time_field(b, "end_date");
+  which.failed_only = bool_field(b, "only_failed", true);  // Airflow's defaults: failed ones,
+  which.dry_run = bool_field(b, "dry_run", true);          // and only say what would be cleared
+  which.upstream = bool_field(b, "include_upstream", false);
+  which.downstream = bool_field(b, "include_downstream", false);
+  if (b.contains("dag_run_id") && !b["dag_run_id"].is_null()) which.run_id = call.run(d.id(), string_field(b, "dag_run_id")).run_id;
+  if (b.contains("task_ids")) {
+    const auto list = task_ids_field(b, "task_ids", d);
+    const std::set<std::string> ids(list.begin(), list.end());
+    which.task_matches = [ids](const std::string& task_id) { return ids.contains(task_id); };
+  }
+  const auto cleared = clear_task_instances(call.db, which, &d);
+  if (!which.dry_run) call.record("clear", d.id(), which.run_id.value_or(""), "", {{"task_instances", cleared.size()}});
+  return json_response(200, {{"task_instances", references(cleared, call.db)}});
+}
+
+json try_json(const try_record& t, const named_instance& named) {
+  task_instance_record as_instance = named.ti;
+  as_instance.try_number = t.try_number;
+  as_instance.state = t.state;
+  as_instance.start_date = t.start_date;
+  as_instance.end_date = t.end_date;
+  as_instance.hostname = t.hostname;
+  as_instance.pid = t.pid;
+  return task_instance_json(as_instance, named.run, named.dag);
+}
+
+http_response list_tries(api_call& call) {
+  const auto named = instance_of(call);
+  json all = json::array();
+  for (const auto& t : tries_of(call.db, named.run.dag_id, named.run.run_id, named.ti.task_id)) all.push_back(try_json(t, named));
+  return json_response(200, page_of(call, "task_instances", all));
+}
+
+int try_number_of(const std::string& text) {
+  if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos)
+    throw usage_error("task_try_number: expected a whole number, got '" + text + "'");
+  return std::stoi(text);
+}
+
+http_response get_try(api_call& call) {
+  const auto named = instance_of(call);
+  const int number = try_number_of(call.path("task_try_number"));
+  const auto found = find_try(call.db, named.run.dag_id, named.run.run_id, named.ti.task_id, number);
+  if (!found) throw not_found_error("task '" + named.ti.task_id + "' has no try " + std::to_string(number) + " in run '" + named.run.run_id + "'");
+  return json_response(200, try_json(*found, named));
+}
+
+// Why a task instance is not running: its upstream tasks, or its own state.
+http_response dependencies(api_call& call) {
+  const auto named = instance_of(call);
+  json deps = json::array();
+  const auto state = named.ti.state;
+  if (state == task_state::success || state == task_state::failed || state == task_state::skipped ||
+      state == task_state::upstream_failed) {
+    deps.push_back({{"name", "Task Instance State"},
+                    {"reason", "Task is in the '" + std::string(to_string(state)) + "' state which is not a valid state for execution."}});
+  } else if (state == task_state::none || state == task_state::scheduled) {
+    std::map<std::string, task_state> states;
+    for (const auto& ti : call.db.task_instances(named.run.dag_id, named.run.run_id)) states[ti.task_id] = ti.state;
+    std::string waiting;
+    if (const auto* t = named.dag->find(named.ti.task_id))
+      for (const auto& up : t->dependencies) {
+        const auto it = states.find(up);
+        const task_state s = it == states.end() ? task_state::none : it->second;
+        if (s != task_state::success && s != task_state::skipped && s != task_state::failed && s != task_state::upstream_failed)
+          waiting += (waiting.empty() ? "" : ", ") + up;
+      }
+    if (!waiting.empty())
+      deps.push_back({{"name", "Trigger Rule"}, {"reason", "upstream tasks have not finished: " + waiting}});
+    if (call.db.paused_dags().contains(named.run.dag_id))
+      deps.push_back({{"name", "DAG Paused"}, {"reason", "the DAG is paused"}});
+  }
+  return json_response(200, {{"dependencies", deps}});
+}
+
+http_response set_instance_note(api_call& call) {
+  const auto named = instance_of(call);
+  const json& b = call.body();
+  refuse_unknown_fields(b, {"note"});
+  const std::string note = string_field(b, "note");
+  call.db.set_note(named.run.dag_id, named.run.run_id, named.ti.task_id, note);
+  call.record("set_task_instance_note", named.run.dag_id, named.run.run_id, named.ti.task_id, {{"note", note}});
+  return get_instance(call);
+}
+
+// A try's log. The continuation token is the byte offset read up to: given back, the answer is
+// what the try wrote since (a running try's log grows).
+http_response get_log(api_call& call) {
+  const auto named = instance_of(call);
+  const int number = try_number_of(call.path("task_try_number"));
+  if (const auto index = call.query("map_index"); index && *index != "-1")
+    throw not_found_error("task '" + named.ti.task_id + "' is not mapped: only map_index -1 exists");
+  const auto found = find_try(call.db, named.run.dag_id, named.run.run_id, named.ti.task_id, number);
+  if (!found || found->log_path.empty())
+    throw not_found_error("task '" + named.ti.task_id + "' has no try " + std::to_string(number) + " in run '" + named.run.run_id + "'");
+  call.query_flag("full_content");  // the whole log is always given (up to its last 4 MiB)
+  std::size_t from = 0;
+  if (const auto token = call.query("token")) {
+    if (token->empty() || token->size() > 15 || token->find_first_not_of("0123456789") != std::string::npos)
+      throw usage_error("token: not a continuation token of this server ('" + *token + "')");
+    from = static_cast<std::size_t>(std::stoull(*token));
+  }
+  const auto [content, end] = log_since(found->log_path, from);
+  const auto accept = call.request.headers.find("accept");
+  if (accept != call.request.headers.end() && accept->second.find("text/plain") != std::string::npos &&
+      accept->second.find("application/json") == std::string::npos)
+    return {200, "text/plain; charset=utf-8", content};
+  return json_response(200, {{"content", content}, {"continuation_token", std::to_string(end)}});
+}
+
+json xcom_json(const xcom_record& x, const run_record& run, bool with_value) {
+  json out{{"dag_id", x.dag_id}, {"dag_run_id", x.run_id}, {"task_id", x.task_id}, {"key", x.key},
+           {"execution_date", format_iso(run.logical_date)}, {"timestamp", optional_time(run.start_date).is_null() ? json(format_iso(run.logical_date)) : optional_time(run.start_date)},
+           {"map_index", -1}};
+  if (with_value) out["value"] = x.value;
+  return out;
+}
+
+http_response list_xcoms(api_call& call) {
+  const auto named = instance_of(call);
+  if (const auto index = call.query("map_index"); index && *index != "-1") return json_response(200, page_of(call, "xcom_entries", json::array()));
+  const auto key = call.query("xcom_key");
+  json all = json::array();
+  for (const auto& x : call.db.xcoms(named.run.dag_id, named.run.run_id, named.ti.task_id))
+    if (!key || x.key == *key) all.push_back(xcom_json(x, named.run, false));
+  return json_response(200, page_of(call, "xcom_entries", all));
+}
+
+http_response get_xcom(api_call& call) {
+  const auto named = instance_of(call);
+  call.query_flag("deserialize");  // values are text: either way the same
+  call.query_flag("stringify");
+  const std::string& key = call.path("xcom_key");
+  for (const auto& x : call.db.xcoms(named.run.dag_id, named.run.run_id, named.ti.task_id))
+    if (x.key == key) return json_response(200, xcom_json(x, named.run, true));
+  throw not_found_error("task '" + named.ti.task_id + "' pushed no XCom '" + key + "' in run '" + named.run.run_id + "'");
+}
+
+}  // namespace
+
+json task_instance_json(const task_instance_record& ti, const run_record& run, const definition* d) {
+  const auto duration = seconds_between(ti.start_date, ti.end_date);
+  const task* t = d ? d->find(ti.task_id) : nullptr;
+  return {{"task_id", ti.task_id},
+          {"task_display_name", ti.task_id},
+          {"dag_id", ti.dag_id},
+          {"dag_run_id", ti.run_id},
+          {"execution_date", format_iso(run.logical_date)},
+          {"start_date", optional_time(ti.start_date)},
+          {"end_date", optional_time(ti.end_date)},
+          {"duration", duration ? json(*duration) : json(nullptr)},
+          {"state", ti.state == task_state::none ? json(nullptr) : json(std::string(to_string(ti.state)))},
+          {"try_number", ti.try_number},
+          {"map_index", -1},
+          {"max_tries", t ? ti.cleared_tries + t->settings.retry.retries : ti.try_number},
+          {"hostname", ti.hostname},
+          {"unixname", ""},
+          {"pool", "default_pool"},
+          {"pool_slots", 1},
+          {"queue", t ? json(t->settings.queue) : json(nullptr)},
+          {"priority_weight", t ? json(t->settings.priority_weight) : json(nullptr)},
+          {"operator", t ? json(t->operator_name) : json(nullptr)},
+          {"queued_when", nullptr},
+          {"pid", ti.pid == 0 ? json(nullptr) : json(ti.pid)},
+          {"executor", nullptr},
+          {"executor_config", "{}"},
+          {"sla_miss", nullptr},
+          {"rendered_map_index", nullptr},
+          {"rendered_fields", json::object()},
+          {"trigger", nullptr},
+          {"triggerer_job", nullptr},
+          {"note", text_or_null(ti.note)}};
+}
+
+json references(const std::vector<task_instance_ref>& refs, store& s) {
+  json out = json::array();
+  std::map<std::string, std::string> dates;  // run id → logical date, read once per run
+  for (const auto& r : refs) {
+    auto it = dates.find(r.run_id);
+    if (it == dates.end()) {
+      const auto run = s.find_run(r.dag_id, r.run_id);
+      it = dates.emplace(r.run_id, run ? format_iso(run->logical_date) : "").first;
+    }
+    out.push_back({{"dag_id", r.dag_id}, {"dag_run_id", r.run_id}, {"task_id", r.task_id}, {"execution_date", it->second}});
+  }
+  return out;
+}
+
+std::vector<api_route> task_instance_routes() {
+  const std::vector<std::string> filters{"limit",          "offset",         "order_by",     "execution_date_gte",
+                                         "execution_date_lte", "start_date_gte", "start_date_lte", "end_date_gte",
+                                         "end_date_lte",   "duration_gte",   "duration_lte", "state"};
+  const std::string ti = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}";
+  return {
+      {"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", "get_task_instances", "TaskInstance", filters, "", 200,
+       "TaskInstanceCollection", list_instances},
+      {"POST", "/dags/~/dagRuns/~/taskInstances/list", "get_task_instances_batch", "TaskInstance", {}, "ListTaskInstanceForm", 200,
+       "TaskInstanceCollection", list_instances_batch},
+      {"GET", ti, "get_task_instance", "TaskInstance", {}, "", 200, "TaskInstance", get_instance},
+      {"PATCH", ti, "patch_task_instance", "TaskInstance", {}, "UpdateTaskInstance", 200, "TaskInstanceReference", patch_instance},
+      {"POST", "/dags/{dag_id}/updateTaskInstancesState", "post_set_task_instances_state", "TaskInstance", {},
+       "UpdateTaskInstancesState", 200, "TaskInstanceReferenceCollection", update_instances_state},
+      {"POST", "/dags/{dag_id}/clearTaskInstances", "post_clear_task_instances", "DAG", {}, "ClearTaskInstances", 200,
+       "TaskInstanceReferenceCollection", clear_instances},
+      {"GET", ti + "/tries", "get_task_instance_tries", "TaskInstance", {"limit", "offset", "order_by"}, "", 200,
+       "TaskInstanceCollection", list_tries},
+      {"GET", ti + "/tries/{task_try_number}", "get_task_instance_try_details", "TaskInstance", {}, "", 200, "TaskInstance", get_try},
+      {"GET", ti + "/dependencies", "get_task_instance_dependencies", "TaskInstance", {}, "", 200,
+       "TaskInstanceDependencyCollection", dependencies},
+      {"PATCH", ti + "/setNote", "set_task_instance_note", "TaskInstance", {}, "SetTaskInstanceNote", 200, "TaskInstance",
+       set_instance_note},
+      {"GET", ti + "/logs/{task_try_number}", "get_log", "TaskInstance", {"full_content", "map_index", "token"}, "", 200, "Log", get_log},
+      {"GET", ti + "/xcomEntries", "get_xcom_entries", "XCom", {"map_index", "xcom_key", "limit", "offset"}, "", 200, "XComCollection",
+       list_xcoms},
+      {"GET", ti + "/xcomEntries/{xcom_key}", "get_xcom_entry", "XCom", {"map_index", "deserialize", "stringify"}, "", 200, "XCom",
+       get_xcom},
+  };
+}
+
+}  // namespace dag::detail
