@@ -123,6 +123,12 @@ private:
         continue;
       }
       check_field_value(t, *f, value);
+      if (spec->check_value && f->kind != field_kind::templated) {
+        std::vector<std::string> texts = value.items;
+        if (!value.text.empty()) texts.push_back(value.text);
+        for (const auto& text : texts)
+          if (auto why = spec->check_value(name, text)) fail(at_field(t, value.line), "task '" + t.id + "': " + name + ": " + *why);
+      }
     }
   }
 

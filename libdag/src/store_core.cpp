@@ -23,7 +23,7 @@ namespace {
 /// The migrations, in order: entry i brings the schema from version i to i + 1. A shipped
 /// migration is never edited; a schema change is a new entry. `{key}`, `{instant}`, `{flag}` and
 /// `{row_id}` are the backend's types (`dialect::types`).
-constexpr std::array<std::string_view, 2> migrations{
+constexpr std::array<std::string_view, 3> migrations{
     // 1: the initial schema.
     R"sql(
 CREATE TABLE dags (
@@ -122,6 +122,10 @@ CREATE TABLE connections (
     R"sql(
 ALTER TABLE task_instances ADD COLUMN first_start_date {instant};
 ALTER TABLE task_instances ADD COLUMN cleared_tries INTEGER NOT NULL DEFAULT 0;
+)sql",
+    // 3: a connection's `extra` (Airflow's JSON object of further settings).
+    R"sql(
+ALTER TABLE connections ADD COLUMN extra TEXT NOT NULL DEFAULT '';
 )sql",
 };
 
@@ -242,8 +246,8 @@ struct table<xcom_record> {
 
 template <>
 struct table<connection> {
-  static constexpr std::string_view names = "conn_id, conn_type, host, port, login, password, schema";
-  static void members(auto& c, auto&& f) { f(c.conn_id, c.conn_type, c.host, c.port, c.login, c.password, c.schema); }
+  static constexpr std::string_view names = "conn_id, conn_type, host, port, login, password, schema, extra";
+  static void members(auto& c, auto&& f) { f(c.conn_id, c.conn_type, c.host, c.port, c.login, c.password, c.schema, c.extra); }
 };
 
 template <>

@@ -32,6 +32,20 @@ public:
 
   /// Sets an operator field (`bash_command`, `sql`, …).
   task_handle& field(const std::string& name, std::string text) { get().fields[name] = {std::move(text), 0}; return *this; }
+  /// Sets a list field (`parameters`, `expected_status`, …), as a YAML sequence would.
+  task_handle& field_list(const std::string& name, std::vector<std::string> items) {
+    field_value v;
+    v.items = std::move(items);
+    get().fields[name] = std::move(v);
+    return *this;
+  }
+  /// Sets a mapping field (`headers`, `env`), as a YAML mapping would.
+  task_handle& field_map(const std::string& name, std::map<std::string, std::string> entries) {
+    field_value v;
+    v.entries = std::move(entries);
+    get().fields[name] = std::move(v);
+    return *this;
+  }
   /// Sets `trigger_rule`.
   task_handle& trigger(trigger_rule r) { get().options.trigger = r; return *this; }
   /// Sets `retries`.
