@@ -26,6 +26,23 @@ struct connection {
   std::string extra = {};
 };
 
+/// `text` with everything but letters, digits and `-_.~` as %XX: a URL path segment or query value.
+inline std::string percent_encoded(std::string_view text) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+      out += ch;
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
 namespace detail {
 /// Decodes %XX escapes (as in a URI's user and password).
 inline std::string percent_decode(std::string_view text) {
