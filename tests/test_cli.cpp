@@ -331,8 +331,10 @@ TEST_CASE("Cli.VariablesAndConnectionsNeverShowSecrets") {
   auto bad = run(s.with({"connections", "add", "x", "--uri", "postgresql://u:topsecret@h:notaport/db"}));
   CHECK(bad.status == 2);
   CHECK(bad.err.find("topsecret") == std::string::npos);
+  CHECK(run(s.with({"connections", "add", "hook", "--uri", "https://hooks.example?api_token=tok-123456&ca_file=%2Fetc%2Fca.pem"})).status == 0);
+  CHECK(run(s.with({"connections", "list"})).out.find("https://hooks.example/?api_token=***&ca_file=%2Fetc%2Fca.pem") != std::string::npos);
   CHECK(run(s.with({"connections", "delete", "warehouse"})).status == 0);
-  CHECK(run(s.with({"db", "migrate"})).out == "schema version 2\n");
+  CHECK(run(s.with({"db", "migrate"})).out == "schema version 3\n");
   CHECK(run(s.with({"db", "clean", "--older-than", "30"})).out == "deleted 0 runs\n");
 }
 

@@ -364,12 +364,16 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
     auto s = db.make_store();
     REQUIRE(s->apply(creating(run, {"extract"})).runs_created == std::vector<bool>{true});
   }
-  // What a version 1 database looks like: without the columns migration 2 adds.
+  // What a version 1 database looks like: without the columns migrations 2 and 3 add.
   db.execute("ALTER TABLE task_instances DROP COLUMN first_start_date");
   db.execute("ALTER TABLE task_instances DROP COLUMN cleared_tries");
+  db.execute("ALTER TABLE connections DROP COLUMN extra");
   db.execute("DELETE FROM schema_version WHERE version > 1");
   auto s = db.make_store();
-  CHECK(s->schema_version() == 2);
+  CHECK(s->schema_version() == 3);
+  // Migration 3: a connection keeps its extra (the URI's query, as Airflow's JSON object).
+  s->set_connection(dag::parse_connection_uri("api", "https://api.example/v1?token=abc&verify=false"));
+  CHECK(s->find_connection("api")->extra == R"({"token":"abc","verify":"false"})");
   const auto tis = s->task_instances("etl", run.run_id);
   REQUIRE(tis.size() == 1);
   CHECK(tis[0].task_id == "extract");
