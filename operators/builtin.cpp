@@ -3,6 +3,7 @@
 
 #include <dag/operators/bash.hpp>
 #include <dag/operators/callable.hpp>
+#include <dag/operators/empty.hpp>
 #include <dag/operators/http.hpp>
 #include <dag/operators/postgres.hpp>
 #include <dag/operators/sql_sensor.hpp>
@@ -18,6 +19,7 @@ operator_catalog builtin_operators() {
   c.add<operators::http>();
   c.add<operators::sql_sensor>();
   c.add<operators::callable>();
+  c.add<operators::empty>();
   return c;
 }
 

@@ -239,12 +239,12 @@ TEST_CASE("YamlLoader.TriggerRulesAndOperatorsAreChecked") {
   CHECK(problem_of(dag_with("", "    trigger_rule: all_sucess\n")) ==
         "dags/t.yaml:6: task 'a': trigger_rule: unknown rule 'all_sucess' (did you mean 'all_success'?)");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bsh\n    bash_command: x\n") ==
-        "dags/t.yaml:3: task 'a': unknown operator 'bsh' (did you mean 'bash'?); known: bash, http, postgres, "
+        "dags/t.yaml:3: task 'a': unknown operator 'bsh' (did you mean 'bash'?); known: bash, empty, http, postgres, "
         "sql_sensor, sqlite");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n") ==
         "dags/t.yaml:3: task 'a': operator 'bash' requires field 'bash_command'");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: callable\n") ==
-        "dags/t.yaml:3: task 'a': operator 'callable' is only available to C++ DAGs; YAML operators: bash, http, "
+        "dags/t.yaml:3: task 'a': operator 'callable' is only available to C++ DAGs; YAML operators: bash, empty, http, "
         "postgres, sql_sensor, sqlite");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: http\n    conn_id: api\n    method: FETCH\n") ==
         "dags/t.yaml:6: task 'a': method: 'FETCH' is not one of GET, POST, PUT, PATCH, DELETE, HEAD");
