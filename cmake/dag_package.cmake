@@ -47,7 +47,7 @@ set(CPACK_DEBIAN_DEV_PACKAGE_NAME dagrun-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 # What find_package(dag) finds its dependencies with (cmake/dagConfig.cmake.in).
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
-    "cmake, pkg-config, g++ (>= 4:12), libboost-dev (>= 1.74), libboost-program-options-dev, libsqlitecpp-dev, libsqlite3-dev, libpqxx-dev, libyaml-cpp-dev, libspdlog-dev, libfmt-dev, nlohmann-json3-dev, libhowardhinnant-date-dev, libssl-dev")
+    "cmake, pkg-config, g++ (>= 4:12), libboost-dev (>= 1.74), libboost-program-options-dev, libsqlitecpp-dev, libsqlite3-dev, libpqxx-dev, libyaml-cpp-dev, libspdlog-dev, libfmt-dev, nlohmann-json3-dev, libhowardhinnant-date-dev, libssl-dev, libcurl4-openssl-dev")
 set(CPACK_COMPONENT_RUNTIME_DESCRIPTION "dagrun: scheduler, workers, CLI, REST API and web UI")
 set(CPACK_COMPONENT_DEV_DESCRIPTION "libdag: headers, static libraries and CMake package for embedding dagrun")
 include(CPack)

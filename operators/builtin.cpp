@@ -4,6 +4,7 @@
 #include <dag/operators/bash.hpp>
 #include <dag/operators/callable.hpp>
 #include <dag/operators/flow.hpp>
+#include <dag/operators/empty.hpp>
 #include <dag/operators/http.hpp>
 #include <dag/operators/postgres.hpp>
 #include <dag/operators/sql_sensor.hpp>
@@ -21,6 +22,7 @@ operator_catalog builtin_operators() {
   c.add<operators::callable>();
   c.add<operators::latest_only>();
   c.add<operators::branch_day_of_week>();
+  c.add<operators::empty>();
   return c;
 }
 

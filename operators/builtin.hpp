@@ -6,7 +6,7 @@
 
 namespace dag {
 
-/// A catalog holding dagrun's own operators: bash, sqlite, postgres, http, sql_sensor, callable.
+/// A catalog holding dagrun's own operators: bash, sqlite, postgres, http, sql_sensor, callable, empty.
 operator_catalog builtin_operators();
 
 }  // namespace dag

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dag/core/secret_mask.hpp>
+
 #include "session.hpp"
 
 namespace po = boost::program_options;
@@ -33,6 +35,15 @@ std::string masked_uri(const dag::connection& c) {
   uri += c.host;
   if (c.port) uri += ":" + std::to_string(*c.port);
   if (!c.schema.empty()) uri += "/" + c.schema;
+  // The extra as the URI's query, its secret-looking members (token, api_key, …) masked too.
+  const auto extra = nlohmann::json::parse(c.extra.empty() ? "{}" : c.extra, nullptr, false);
+  if (extra.is_object() && !extra.empty()) {
+    std::string query;
+    for (const auto& [name, value] : extra.items())
+      query += (query.empty() ? "?" : "&") + dag::percent_encoded(name) + "=" +
+               (dag::looks_secret(name) ? "***" : dag::percent_encoded(value.is_string() ? value.get<std::string>() : value.dump()));
+    uri += (c.schema.empty() ? "/" : "") + query;
+  }
   return uri;
 }
 

@@ -63,6 +63,8 @@ int schedule_command(invocation& inv) {
   auto folder = load_dags(inv, true);
   record_import_errors(*db, folder);
   dag::engine_options options;
+  set_alert_options(options);
+  if (options.base_url.empty() && listen != "none") options.base_url = "http://" + listen;
   options.parallelism = parallelism;
   options.log_folder = inv.global.logs;
   std::unique_ptr<dag::executor> runs_tries = std::make_unique<dag::local_executor>(parallelism);

@@ -2,6 +2,9 @@
 #include "session.hpp"
 
 #include <cstdio>
+#include <cstdlib>
+
+#include <spdlog/spdlog.h>
 
 #include <dag/exec/local_executor.hpp>
 
@@ -55,8 +58,17 @@ std::vector<dag::definition> engine_dags(const dag::dag_folder& folder, const st
   return out;
 }
 
+void set_alert_options(dag::engine_options& o) {
+  if (const char* base = std::getenv("DAGRUN_BASE_URL"); base && *base) {
+    o.base_url = base;
+    while (o.base_url.ends_with('/')) o.base_url.pop_back();
+  }
+  o.warn = [](const std::string& line) { spdlog::warn("{}", line); };
+}
+
 dag::engine_options foreground_options(const invocation& inv, int parallelism) {
   dag::engine_options o;
+  set_alert_options(o);
   o.parallelism = parallelism;
   o.log_folder = inv.global.logs;
   o.create_scheduled_runs = false;

@@ -50,6 +50,9 @@ std::vector<dag::definition> engine_dags(const dag::dag_folder& folder, const st
 
 /// Engine options from the invocation (logs folder) for a foreground command.
 dag::engine_options foreground_options(const invocation& inv, int parallelism);
+/// Alert settings every engine of the runner shares: log links under `DAGRUN_BASE_URL`, and a
+/// failing notifier reported as a warning in dagrun's log.
+void set_alert_options(dag::engine_options& o);
 /// The executor of a foreground command (`run`, `backfill`): `parallelism` threads here.
 std::unique_ptr<dag::executor> foreground_executor(int parallelism);
 

@@ -6,7 +6,7 @@ packages=(
   libboost-dev libboost-program-options-dev
   libsqlitecpp-dev libsqlite3-dev libpqxx-dev
   libyaml-cpp-dev libspdlog-dev libfmt-dev doctest-dev nlohmann-json3-dev
-  libhowardhinnant-date-dev libssl-dev
+  libhowardhinnant-date-dev libssl-dev libcurl4-openssl-dev openssl
   postgresql postgresql-client
   curl libcurl4-openssl-dev
   prometheus prometheus-alertmanager

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
 #include <unistd.h>
 #include <sstream>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include <dag/http/server.hpp>
 #include <dag/store/store.hpp>
 
 #include <dag/runner/cli.hpp>
@@ -389,8 +391,10 @@ TEST_CASE("Cli.VariablesAndConnectionsNeverShowSecrets") {
   auto bad = run(s.with({"connections", "add", "x", "--uri", "postgresql://u:topsecret@h:notaport/db"}));
   CHECK(bad.status == 2);
   CHECK(bad.err.find("topsecret") == std::string::npos);
+  CHECK(run(s.with({"connections", "add", "hook", "--uri", "https://hooks.example?api_token=tok-123456&ca_file=%2Fetc%2Fca.pem"})).status == 0);
+  CHECK(run(s.with({"connections", "list"})).out.find("https://hooks.example/?api_token=***&ca_file=%2Fetc%2Fca.pem") != std::string::npos);
   CHECK(run(s.with({"connections", "delete", "warehouse"})).status == 0);
-  CHECK(run(s.with({"db", "migrate"})).out == "schema version 3\n");
+  CHECK(run(s.with({"db", "migrate"})).out == "schema version 4\n");
   CHECK(run(s.with({"db", "clean", "--older-than", "30"})).out == "deleted 0 runs\n");
 }
 
@@ -454,6 +458,35 @@ TEST_CASE("Cli.SeedBatchPipelineRunsAgainstPostgres" * doctest::timeout(120)) {
   pqxx::connection admin(url);
   pqxx::nontransaction tx(admin);
   tx.exec("DROP DATABASE IF EXISTS " + db_name);
+}
+
+TEST_CASE("Cli.ShippedModelTrainingPipelineDeploysThroughTheRegistry" * doctest::timeout(120)) {
+  // A loopback stand-in for the model registry that deploy_models posts to.
+  std::mutex m;
+  std::vector<dag::http_request> received;
+  dag::http_server registry("127.0.0.1", 0, [&](const dag::http_request& r) {
+    std::lock_guard lock(m);
+    received.push_back(r);
+    return dag::http_response{201, "application/json", R"({"deployment_id":"d-1"})"};
+  });
+  state_dir s;
+  const std::string uri = "http://ml:registry-pass@127.0.0.1:" + std::to_string(registry.port()) + "/api";
+  ::setenv("DAGRUN_CONN_MODEL_REGISTRY", uri.c_str(), 1);
+  std::vector<std::string> args = s.with({"run", "model_training_pipeline", "--date", "2024-03-01"});
+  args[args.size() - 5] = std::string(DAG_SOURCE_DIR) + "/dags";
+  auto r = run(args);
+  ::unsetenv("DAGRUN_CONN_MODEL_REGISTRY");
+  registry.stop();
+  INFO(r.out << r.err);
+  CHECK(r.status == 0);
+  REQUIRE(received.size() == 1);
+  CHECK(received[0].method == "POST");
+  CHECK(received[0].target == "/api/models/deploy");
+  CHECK(received[0].headers["authorization"] == "Basic bWw6cmVnaXN0cnktcGFzcw==");  // ml:registry-pass
+  CHECK(nlohmann::json::parse(received[0].body) ==
+        nlohmann::json{{"dag_run", "manual__2024-03-01T00:00:00+00:00"}, {"data_date", "2024-03-01"}});
+  auto db = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+  CHECK(db->xcom("model_training_pipeline", "manual__2024-03-01T00:00:00+00:00", "deploy_models") == R"({"deployment_id":"d-1"})");
 }
 
 TEST_CASE("Cli.ClearWithRelativesAndMarkSuccessOrFailed" * doctest::timeout(120)) {

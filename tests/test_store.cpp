@@ -370,9 +370,13 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
   db.execute("ALTER TABLE task_instances DROP COLUMN note");
   db.execute("ALTER TABLE dag_runs DROP COLUMN note");
   db.execute("DROP TABLE event_log");
+  db.execute("ALTER TABLE connections DROP COLUMN extra");
   db.execute("DELETE FROM schema_version WHERE version > 1");
   auto s = db.make_store();
-  CHECK(s->schema_version() == 3);
+  CHECK(s->schema_version() == 4);
+  // Migration 4: a connection keeps its extra (the URI's query, as Airflow's JSON object).
+  s->set_connection(dag::parse_connection_uri("api", "https://api.example/v1?token=abc&verify=false"));
+  CHECK(s->find_connection("api")->extra == R"({"token":"abc","verify":"false"})");
   const auto tis = s->task_instances("etl", run.run_id);
   REQUIRE(tis.size() == 1);
   CHECK(tis[0].task_id == "extract");

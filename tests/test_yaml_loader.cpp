@@ -240,12 +240,20 @@ TEST_CASE("YamlLoader.TriggerRulesAndOperatorsAreChecked") {
         "dags/t.yaml:6: task 'a': trigger_rule: unknown rule 'all_sucess' (did you mean 'all_success'?)");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bsh\n    bash_command: x\n") ==
         "dags/t.yaml:3: task 'a': unknown operator 'bsh' (did you mean 'bash'?); known: bash, branch_day_of_week, "
-        "http, latest_only, postgres, sql_sensor, sqlite");
-  CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n") ==
+        "empty, http, latest_only, postgres, sql_sensor, sqlite");
+  CHECK(problem_of("dag_id: t
+tasks:
+  - task_id: a
+    operator: bash
+") ==
         "dags/t.yaml:3: task 'a': operator 'bash' requires field 'bash_command'");
-  CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: callable\n") ==
+  CHECK(problem_of("dag_id: t
+tasks:
+  - task_id: a
+    operator: callable
+") ==
         "dags/t.yaml:3: task 'a': operator 'callable' is only available to C++ DAGs; YAML operators: bash, "
-        "branch_day_of_week, http, latest_only, postgres, sql_sensor, sqlite");
+        "branch_day_of_week, empty, http, latest_only, postgres, sql_sensor, sqlite");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: http\n    conn_id: api\n    method: FETCH\n") ==
         "dags/t.yaml:6: task 'a': method: 'FETCH' is not one of GET, POST, PUT, PATCH, DELETE, HEAD");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: postgres\n    conn_id: db\n    sql: x\n    autocommit: yes\n") ==
@@ -451,7 +459,7 @@ TEST_CASE("YamlLoader.UnsupportedAirflowKeysSayWhy") {
   CHECK(problem_of(dag_with("colours: [red, green]\n")) == "dags/t.yaml:2: unknown DAG key 'colours'");
   CHECK(problem_of(dag_with("", "    colours: {a: red}\n")) == "dags/t.yaml:6: task 'a': unknown field 'colours' for operator 'bash'");
   CHECK(problem_of(dag_with("default_args:\n  on_failure_callback: alert\n")) ==
-        "dags/t.yaml:3: default_args key 'on_failure_callback' is not supported in YAML; use email/email_on_failure, or a C++ DAG");
+        "dags/t.yaml:3: default_args key 'on_failure_callback' is not supported in YAML; use on_failure (notifiers: email, webhook, command)");
 }
 
 TEST_CASE("YamlLoader.NestedValuesOfAnUnknownKeyAreNotReadAsValues") {

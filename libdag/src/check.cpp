@@ -79,6 +79,18 @@ private:
     if (d_.max_active_tasks() < 1) fail(at_key("max_active_tasks"), "max_active_tasks: must be at least 1");
     if (d_.all_tasks().empty()) fail(at_key("tasks"), "a DAG needs at least one task");
     check_options(d_.default_args(), at_key("default_args"), "default_args.");
+    check_notifiers(d_.on_run_failure(), at_key("on_run_failure"), "on_run_failure");
+    check_notifiers(d_.on_run_success(), at_key("on_run_success"), "on_run_success");
+  }
+
+  // Each notifier's problem, at its own line when the loader recorded one.
+  void check_notifiers(const std::vector<notifier_spec>& list, error_context where, const std::string& prefix) {
+    for (const auto& n : list)
+      if (auto why = notifier_problem(n)) {
+        error_context at = where;
+        if (n.line > 0) at.line = n.line;
+        fail(at, prefix + ": " + *why);
+      }
   }
 
   void check_options(const task_options& o, const error_context& where, const std::string& prefix) {
@@ -90,6 +102,9 @@ private:
     positive(o.execution_timeout, "execution_timeout");
     positive(o.max_retry_delay, "max_retry_delay");
     if (o.retry_delay && o.retry_delay->count() < 0) fail(where, prefix + "retry_delay: must not be negative");
+    if (o.on_failure) check_notifiers(*o.on_failure, where, prefix + "on_failure");
+    if (o.on_retry) check_notifiers(*o.on_retry, where, prefix + "on_retry");
+    if (o.on_success) check_notifiers(*o.on_success, where, prefix + "on_success");
   }
 
   // A list field given one value (`parameters: x`) is a list of that one value.
@@ -128,6 +143,12 @@ private:
         continue;
       }
       check_field_value(t, *f, value);
+      if (spec->check_value && f->kind != field_kind::templated) {
+        std::vector<std::string> texts = value.items;
+        if (!value.text.empty()) texts.push_back(value.text);
+        for (const auto& text : texts)
+          if (auto why = spec->check_value(name, text)) fail(at_field(t, value.line), "task '" + t.id + "': " + name + ": " + *why);
+      }
     }
   }
 

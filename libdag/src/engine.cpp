@@ -3,10 +3,13 @@
 #include <dag/engine/engine.hpp>
 
 #include <algorithm>
+#include <iostream>
 
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <dag/core/environment.hpp>
+#include <dag/notifiers/dispatcher.hpp>
 #include <dag/operators/builtin.hpp>
 #include <dag/engine/try_context.hpp>
 #include <dag/exec/local_executor.hpp>
@@ -49,6 +52,8 @@ void declare_engine_metrics(metrics_registry& m) {
           "1 while the scheduler starts no new tries because of a resource fault: disk_full (the logs folder's "
           "disk has less than 1 MiB free) or store_unwritable (the latest pass could not be written)",
           {"reason"});
+  m.counter("dagrun_notifications_total", "Alerts sent by notifiers, by notifier type and result (sent, failed)",
+            {"type", "result"});
 }
 
 bool disk_full(const std::filesystem::path& folder) {
@@ -63,6 +68,28 @@ bool disk_full(const std::filesystem::path& folder) {
 
 namespace {
 double seconds_of(std::chrono::microseconds d) { return static_cast<double>(d.count()) / 1e6; }
+
+// The notifiers told when a try leaves its task instance in `state`, Airflow's way: on_failure,
+// on_retry or on_success, plus a mail to `email` under email_on_failure / email_on_retry.
+std::vector<notifier_spec> notifiers_for(const task_settings& s, task_state state) {
+  std::vector<notifier_spec> out;
+  auto mail = [&](bool on) {
+    if (!on || s.email.empty()) return;
+    std::string to;
+    for (const auto& address : s.email) to += (to.empty() ? "" : ",") + address;
+    out.push_back({"email", {{"to", to}}, 0});
+  };
+  if (state == task_state::failed) {
+    out = s.on_failure;
+    mail(s.email_on_failure);
+  } else if (state == task_state::up_for_retry) {
+    out = s.on_retry;
+    mail(s.email_on_retry);
+  } else if (state == task_state::success) {
+    out = s.on_success;
+  }
+  return out;
+}
 }  // namespace
 
 struct engine::defaults {
@@ -97,6 +124,32 @@ void engine::start(std::unique_ptr<executor> runs_tries) {
     declare_engine_metrics(*options_.metrics);
     metrics_.store(options_.metrics, std::memory_order_release);
   }
+  alerts_ = std::make_unique<alert_dispatcher>([this](const notifier_spec& n, const alert& a, const std::string& why) {
+    if (auto* m = metrics_.load(std::memory_order_acquire)) m->add("dagrun_notifications_total", {n.type, why.empty() ? "sent" : "failed"});
+    if (why.empty()) return;
+    const std::string line = "alert " + a.event + " of " + a.dag_id + (a.task_id.empty() ? "" : "." + a.task_id) + " (" + a.run_id +
+                             "): " + n.type + " notifier failed: " + why;
+    if (options_.warn) options_.warn(line);
+    else std::cerr << line << std::endl;
+  });
+}
+
+void engine::queue_alert(alert a, std::vector<notifier_spec> notifiers) {
+  if (!notifiers.empty()) pending_alerts_.emplace_back(std::move(a), std::move(notifiers));
+}
+
+void engine::send_alerts() {
+  // Connections are looked up here, on the loop's thread: the store is not the sender's to read.
+  auto lookup = [this](std::string_view id) -> std::optional<connection> {
+    if (auto c = connection_from_environment(id)) return c;
+    return store_.find_connection(std::string(id));
+  };
+  for (auto& [a, notifiers] : pending_alerts_) {
+    std::vector<notifier_job> jobs;
+    for (const auto& n : notifiers) jobs.push_back(alert_dispatcher::resolve(n, lookup));
+    alerts_->post(std::move(a), std::move(jobs));
+  }
+  pending_alerts_.clear();
 }
 
 engine::~engine() {
@@ -348,6 +401,15 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
       m->add("dagrun_task_instance_finished_total", {ti.dag_id, ti.task_id, std::string(to_string(ti.state))});
       m->observe("dagrun_task_duration_seconds", seconds_of(e.ended - e.started), {ti.dag_id, ti.task_id});
     }
+    {
+      const task& t = r.dag->def.all_tasks()[*index];
+      alert a{std::string(ti.state == task_state::failed ? "failure" : ti.state == task_state::up_for_retry ? "retry" : "success"),
+              ti.dag_id, ti.run_id, ti.task_id, e.try_number, std::string(to_string(ti.state)),
+              ti.state == task_state::failed || ti.state == task_state::up_for_retry ? ti.message : std::string(),
+              options_.base_url.empty() ? ti.log_path : options_.base_url + try_log_path(ti.dag_id, ti.run_id, ti.task_id, e.try_number),
+              r.run.logical_date};
+      queue_alert(std::move(a), notifiers_for(t.settings, ti.state));
+    }
     changes.task_instances.push_back(update_of(ti, expected, e.try_number));
     // Downstream tasks a branch, short-circuit or latest-only task ruled out, in the same commit.
     for (const task_change& c : ended.skipped) changes.task_instances.push_back(update_of(r.tis[c.index], c.before, c.try_before));
@@ -511,6 +573,12 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     }
     if (s.new_run_state) {
       changes.runs.push_back({r.run.dag_id, r.run.run_id, run_before, r.run.state, r.run.start_date, r.run.end_date});
+      if (is_finished(r.run.state)) {
+        const bool ok = r.run.state == run_state::success;
+        queue_alert({ok ? "run_success" : "run_failure", r.run.dag_id, r.run.run_id, "", 0, std::string(to_string(r.run.state)),
+                     "", options_.base_url.empty() ? "" : options_.base_url + "/dags/" + percent_encoded(r.run.dag_id), r.run.logical_date},
+                    ok ? r.dag->def.on_run_success() : r.dag->def.on_run_failure());
+      }
       if (auto* m = metrics_.load(std::memory_order_acquire); m && is_finished(r.run.state)) {
         const std::string state(to_string(r.run.state));
         m->add("dagrun_dag_run_finished_total", {r.run.dag_id, state});
@@ -647,6 +715,7 @@ std::optional<timestamp> engine::step_once() {
   });
   executor_->recorded(taken);
   hand_over(starts);
+  send_alerts();
   if (options_.adopt_store_runs) {
     const timestamp poll_at = last_poll_ + options_.poll_interval;
     wake = wake ? std::min(*wake, poll_at) : poll_at;

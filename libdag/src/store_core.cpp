@@ -23,7 +23,7 @@ namespace {
 /// The migrations, in order: entry i brings the schema from version i to i + 1. A shipped
 /// migration is never edited; a schema change is a new entry. `{key}`, `{instant}`, `{flag}` and
 /// `{row_id}` are the backend's types (`dialect::types`).
-constexpr std::array<std::string_view, 3> migrations{
+constexpr std::array<std::string_view, 4> migrations{
     // 1: the initial schema.
     R"sql(
 CREATE TABLE dags (
@@ -139,6 +139,10 @@ CREATE TABLE event_log (
   extra    TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX event_log_by_dag ON event_log (dag_id, happened);
+)sql",
+    // 4: a connection's `extra` (Airflow's JSON object of further settings).
+    R"sql(
+ALTER TABLE connections ADD COLUMN extra TEXT NOT NULL DEFAULT '';
 )sql",
 };
 
@@ -270,8 +274,8 @@ struct table<xcom_record> {
 
 template <>
 struct table<connection> {
-  static constexpr std::string_view names = "conn_id, conn_type, host, port, login, password, schema";
-  static void members(auto& c, auto&& f) { f(c.conn_id, c.conn_type, c.host, c.port, c.login, c.password, c.schema); }
+  static constexpr std::string_view names = "conn_id, conn_type, host, port, login, password, schema, extra";
+  static void members(auto& c, auto&& f) { f(c.conn_id, c.conn_type, c.host, c.port, c.login, c.password, c.schema, c.extra); }
 };
 
 template <>

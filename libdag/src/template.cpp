@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include <dag/core/secret_mask.hpp>
 #include <dag/core/suggest.hpp>
 
 namespace dag {
@@ -444,18 +445,6 @@ void append_timestamp(std::string& out, time_point t, bool with_separators) {
   if (with_separators) out += ':';
   append_digits(out, c.second, 2);
   if (with_separators) out += "+00:00";
-}
-
-/// Airflow's secrets masker hides variables whose names contain one of these words.
-bool looks_secret(std::string_view name) {
-  static constexpr std::array<std::string_view, 12> words{
-      "access_token", "api_key", "apikey",     "authorization", "passphrase",  "passwd",
-      "password",     "private_key", "secret", "token",         "keyfile_dict", "service_account"};
-  std::string lower(name);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
-  return std::any_of(words.begin(), words.end(),
-                     [&](std::string_view w) { return lower.find(w) != std::string::npos; });
 }
 
 /// The connections one render has looked up: `host:port` fields read the same connection twice

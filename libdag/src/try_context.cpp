@@ -11,6 +11,15 @@
 
 namespace dag {
 
+void add_connection_secrets(std::vector<std::string>& secrets, const connection& c) {
+  add_secret(secrets, c.password);
+  if (c.extra.empty()) return;
+  const auto extra = nlohmann::json::parse(c.extra, nullptr, false);
+  if (!extra.is_object()) return;
+  for (const auto& [name, value] : extra.items())
+    if (looks_secret(name)) add_secret(secrets, value.is_string() ? value.get<std::string>() : value.dump());
+}
+
 try_sources store_sources(store& s, std::string dag_id, std::string run_id) {
   try_sources out;
   out.variable = [&s](std::string_view name) -> std::optional<std::string> {
@@ -97,7 +106,7 @@ void finish_try_context(task_context& ctx, const connection_source& connections)
     id = field->second;
     resolved = connections(id);
   }
-  if (resolved) add_secret(ctx.secrets, resolved->password);
+  if (resolved) add_connection_secrets(ctx.secrets, *resolved);
   ctx.connection_lookup = [id = std::move(id), resolved = std::move(resolved)](std::string_view wanted) {
     return wanted == id ? resolved : std::nullopt;
   };

@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 
+#include <dag/core/alert.hpp>
 #include <dag/engine/engine.hpp>
 #include <dag/engine/scheduler_core.hpp>
 
@@ -45,21 +46,7 @@ std::string colour_of(run_state s) {
 }
 
 // Path segments in links: run ids hold `:` and `+`.
-std::string url_encoded(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-      out += ch;
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
+std::string url_encoded(const std::string& s) { return percent_encoded(s); }
 
 // A field of an application/x-www-form-urlencoded body.
 std::string form_field(const std::string& body, const std::string& name) {
@@ -138,8 +125,7 @@ http_response sign_in_page(int status, const std::string& problem) {
 
 std::string dag_link(const std::string& dag_id) { return "/dags/" + url_encoded(dag_id); }
 std::string log_link(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int try_number) {
-  return dag_link(dag_id) + "/runs/" + url_encoded(run_id) + "/tasks/" + url_encoded(task_id) + "/logs/" +
-         std::to_string(try_number);
+  return try_log_path(dag_id, run_id, task_id, try_number);
 }
 
 http_response dag_list(const web_ui_context& ui) {

@@ -22,7 +22,7 @@ namespace {
 constexpr std::array dag_keys{"dag_id",   "description",      "schedule",         "timezone",
                               "start_date", "end_date",       "catchup",          "max_active_runs",
                               "max_active_tasks", "tags",     "params",           "default_args",
-                              "tasks",    "groups"};
+                              "on_run_failure", "on_run_success", "tasks", "groups"};
 
 constexpr std::array group_keys{"group_id", "dependencies", "default_args", "tasks", "groups", "tooltip",
                                 "prefix_group_id"};
@@ -35,10 +35,10 @@ struct unsupported_key {
 };
 constexpr std::array unsupported_keys{
     unsupported_key{"sla", "is not supported (Airflow 3 removed SLAs); alert on failures with email or watch durations in the metrics"},
-    unsupported_key{"sla_miss_callback", "is not supported; there are no SLAs (watch run durations in the metrics)"},
-    unsupported_key{"on_failure_callback", "is not supported in YAML; use email/email_on_failure, or a C++ DAG"},
-    unsupported_key{"on_success_callback", "is not supported in YAML; add a downstream task, or use a C++ DAG"},
-    unsupported_key{"on_retry_callback", "is not supported in YAML; use email_on_retry, or a C++ DAG"},
+    unsupported_key{"sla_miss_callback", "is not supported; there are no SLAs (alert with on_failure, watch run durations in the metrics)"},
+    unsupported_key{"on_failure_callback", "is not supported in YAML; use on_failure (notifiers: email, webhook, command)"},
+    unsupported_key{"on_success_callback", "is not supported in YAML; use on_success (notifiers: email, webhook, command)"},
+    unsupported_key{"on_retry_callback", "is not supported in YAML; use on_retry (notifiers: email, webhook, command)"},
     unsupported_key{"on_execute_callback", "is not supported in YAML; use a C++ DAG"},
     unsupported_key{"wait_for_downstream", "is not supported yet"},
     unsupported_key{"pool", "is not supported yet; limit concurrency with max_active_tasks or the queue"},
@@ -69,7 +69,8 @@ constexpr std::array option_keys{"trigger_rule",     "retries",        "retry_de
                                  "retry_exponential_backoff", "max_retry_delay", "execution_timeout",
                                  "queue",            "priority_weight", "owner",
                                  "email",            "email_on_failure", "email_on_retry",
-                                 "depends_on_past",  "weight_rule",    "max_active_tis_per_dag"};
+                                 "depends_on_past",  "weight_rule",    "max_active_tis_per_dag",
+                                 "on_failure",       "on_retry",       "on_success"};
 
 template <class... Lists>
 std::vector<std::string> join_keys(const Lists&... lists) {
@@ -125,6 +126,8 @@ public:
       else if (key == "tags") set(string_list(value, key), [&](auto v) { d.tags(v); });
       else if (key == "params") read_params(d, value);
       else if (key == "default_args") read_default_args(d, value);
+      else if (key == "on_run_failure") set(notifiers(value, key), [&](auto v) { d.on_run_failure(v); });
+      else if (key == "on_run_success") set(notifiers(value, key), [&](auto v) { d.on_run_success(v); });
       else if (key == "tasks" || key == "groups") continue;  // after the DAG's own keys, below
       else unknown_key(it->first, key, join_keys(dag_keys), "DAG");
     }
@@ -248,6 +251,48 @@ private:
     }
   }
 
+  // A list of notifiers (or one): mappings with `type` and its settings, a list setting joined
+  // with `,`. check() validates types and settings.
+  std::optional<std::vector<notifier_spec>> notifiers(const YAML::Node& n, std::string_view key) {
+    if (!n.IsSequence() && !n.IsMap()) {
+      fail(n, std::string(key) + ": expected a list of notifiers (mappings with type: email, webhook or command), got " + kind_name(n));
+      return std::nullopt;
+    }
+    std::vector<notifier_spec> out;
+    bool ok = true;
+    auto read_one = [&](const YAML::Node& item) {
+      if (!item.IsMap()) {
+        fail(item, std::string(key) + ": each notifier is a mapping with type: email, webhook or command, got " + kind_name(item));
+        ok = false;
+        return;
+      }
+      check_duplicate_keys(item);
+      notifier_spec spec;
+      spec.line = line(item);
+      for (auto it = item.begin(); it != item.end(); ++it) {
+        const std::string name = it->first.as<std::string>("");
+        const std::string where = std::string(key) + "." + name;
+        if (name == "type") {
+          set(scalar(it->second, where), [&](const std::string& t) { spec.type = t; });
+          continue;
+        }
+        auto values = string_list(it->second, where);
+        if (!values) {
+          ok = false;
+          continue;
+        }
+        std::string joined;
+        for (const auto& v : *values) joined += (joined.empty() ? "" : ",") + v;
+        spec.settings[name] = joined;
+      }
+      out.push_back(std::move(spec));
+    };
+    if (n.IsMap()) read_one(n);
+    else for (const auto& item : n) read_one(item);
+    if (!ok) return std::nullopt;
+    return out;
+  }
+
   std::optional<std::vector<std::string>> string_list(const YAML::Node& n, std::string_view key) {
     if (n.IsScalar()) return std::vector<std::string>{n.Scalar()};
     if (!n.IsSequence()) {
@@ -366,6 +411,12 @@ private:
       set(boolean(v, field), [&](bool b) { o.email_on_failure = b; });
     } else if (key == "email_on_retry") {
       set(boolean(v, field), [&](bool b) { o.email_on_retry = b; });
+    } else if (key == "on_failure") {
+      set(notifiers(v, field), [&](auto n) { o.on_failure = n; });
+    } else if (key == "on_retry") {
+      set(notifiers(v, field), [&](auto n) { o.on_retry = n; });
+    } else if (key == "on_success") {
+      set(notifiers(v, field), [&](auto n) { o.on_success = n; });
     } else if (key == "depends_on_past") {
       if (auto b = boolean(v, field); b && *b) fail(v, owner + "depends_on_past: true is not supported yet (only false)");
     } else {

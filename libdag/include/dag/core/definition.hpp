@@ -44,6 +44,20 @@ public:
 
   /// Sets an operator field (`bash_command`, `sql`, …).
   task_handle& field(const std::string& name, std::string text) { get().fields[name] = {std::move(text), 0}; return *this; }
+  /// Sets a list field (`parameters`, `expected_status`, …), as a YAML sequence would.
+  task_handle& field_list(const std::string& name, std::vector<std::string> items) {
+    field_value v;
+    v.items = std::move(items);
+    get().fields[name] = std::move(v);
+    return *this;
+  }
+  /// Sets a mapping field (`headers`, `env`), as a YAML mapping would.
+  task_handle& field_map(const std::string& name, std::map<std::string, std::string> entries) {
+    field_value v;
+    v.entries = std::move(entries);
+    get().fields[name] = std::move(v);
+    return *this;
+  }
   /// Sets `trigger_rule`.
   task_handle& trigger(trigger_rule r) { get().options.trigger = r; return *this; }
   /// Sets `retries`.
@@ -80,6 +94,12 @@ public:
     get().flow.ignore_downstream_trigger_rules = ignore_downstream_trigger_rules;
     return *this;
   }
+  /// Sets `on_failure`: the notifiers told when the task fails for good.
+  task_handle& on_failure(std::vector<notifier_spec> n) { get().options.on_failure = std::move(n); return *this; }
+  /// Sets `on_retry`: the notifiers told when a failed try will be retried.
+  task_handle& on_retry(std::vector<notifier_spec> n) { get().options.on_retry = std::move(n); return *this; }
+  /// Sets `on_success`: the notifiers told when the task succeeds.
+  task_handle& on_success(std::vector<notifier_spec> n) { get().options.on_success = std::move(n); return *this; }
   /// Makes this task run after `upstream` (same as `upstream >> *this`).
   task_handle& after(const task_handle& upstream);
 
@@ -185,6 +205,10 @@ public:
   definition& param(const std::string& name, std::string value) { params_[name] = std::move(value); return *this; }
   /// Sets `default_args`.
   definition& default_args(task_options options) { default_args_ = std::move(options); return *this; }
+  /// Sets `on_run_failure`: the notifiers told when a run fails.
+  definition& on_run_failure(std::vector<notifier_spec> n) { on_run_failure_ = std::move(n); return *this; }
+  /// Sets `on_run_success`: the notifiers told when a run succeeds.
+  definition& on_run_success(std::vector<notifier_spec> n) { on_run_success_ = std::move(n); return *this; }
   /// Records where the DAG was defined, for error messages.
   definition& defined_at(source_location where) { where_ = std::move(where); return *this; }
   /// Records the line of a DAG-level key (`schedule`, `start_date`, …), for error messages.
@@ -274,6 +298,10 @@ public:
   const std::map<std::string, std::string>& params() const { return params_; }
   /// `default_args`.
   const task_options& default_args() const { return default_args_; }
+  /// `on_run_failure`.
+  const std::vector<notifier_spec>& on_run_failure() const { return on_run_failure_; }
+  /// `on_run_success`.
+  const std::vector<notifier_spec>& on_run_success() const { return on_run_success_; }
   /// Where the DAG was defined.
   const source_location& where() const { return where_; }
   /// The line of a DAG-level key, or the DAG's own line when unknown.
@@ -320,6 +348,8 @@ private:
   std::vector<std::string> tags_;
   std::map<std::string, std::string> params_;
   task_options default_args_;
+  std::vector<notifier_spec> on_run_failure_;
+  std::vector<notifier_spec> on_run_success_;
   source_location where_;
   std::map<std::string, int> key_lines_;
   std::vector<task> tasks_;

@@ -111,6 +111,10 @@ struct operator_spec {
   /// Runs one try; empty for operators this build can validate but not run yet.
   std::function<operator_result(const task&, task_context&)> run = {};
   flow_rule flow = flow_rule::none;  ///< the flow rule of its tasks (`latest_only`, `branch_day_of_week`)
+  /// What a field's kind cannot say (a status code, a JSON pointer): given a field's name and its
+  /// value (each item of a list), why the value is wrong, or nullopt. Called at load time for
+  /// fields that are not templated; empty checks nothing more.
+  std::function<std::optional<std::string>(std::string_view field, std::string_view value)> check_value = {};
 };
 
 /// An operator: a type whose `spec()` declares its fields and, once runnable, its `run`.

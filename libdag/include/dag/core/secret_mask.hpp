@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +17,18 @@ inline constexpr std::size_t min_masked_secret_length = 5;
 
 /// What a masked secret is replaced with.
 inline constexpr std::string_view secret_mask = "***";
+
+/// True for a name whose value Airflow's secrets masker hides: one containing `password`,
+/// `token`, `secret`, `api_key`, … (variables, and the members of a connection's `extra`).
+inline bool looks_secret(std::string_view name) {
+  static constexpr std::string_view words[] = {"access_token", "api_key", "apikey", "authorization",
+                                                "passphrase", "passwd", "password", "private_key",
+                                                "secret", "token", "keyfile_dict", "service_account"};
+  std::string lower(name);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
+  return std::any_of(std::begin(words), std::end(words), [&](std::string_view w) { return lower.find(w) != std::string::npos; });
+}
 
 /// Adds `value` to `secrets` unless it is too short to mask or already there. A value of several
 /// lines (a PEM key) adds each line as well: logs are masked a line at a time.

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include <dag/core/alert.hpp>
 #include <dag/core/operator.hpp>
 #include <dag/core/retry_policy.hpp>
 #include <dag/core/time.hpp>
@@ -46,6 +47,9 @@ struct task_options {
   std::optional<std::vector<std::string>> email;       ///< `email` (alert recipients)
   std::optional<bool> email_on_failure;                ///< `email_on_failure`
   std::optional<bool> email_on_retry;                  ///< `email_on_retry`
+  std::optional<std::vector<notifier_spec>> on_failure;  ///< `on_failure`: told when the task fails for good
+  std::optional<std::vector<notifier_spec>> on_retry;    ///< `on_retry`: told when a failed try will be retried
+  std::optional<std::vector<notifier_spec>> on_success;  ///< `on_success`: told when the task succeeds
 
   /// Every field set here, else the one in `fallback`.
   task_options merged_over(const task_options& fallback) const {
@@ -65,6 +69,9 @@ struct task_options {
     take(out.email, fallback.email);
     take(out.email_on_failure, fallback.email_on_failure);
     take(out.email_on_retry, fallback.email_on_retry);
+    take(out.on_failure, fallback.on_failure);
+    take(out.on_retry, fallback.on_retry);
+    take(out.on_success, fallback.on_success);
     return out;
   }
 };
@@ -82,6 +89,9 @@ struct task_settings {
   std::vector<std::string> email;                    ///< alert recipients
   bool email_on_failure = true;                      ///< mail `email` when a task fails (Airflow's default)
   bool email_on_retry = true;                        ///< mail `email` when a try is retried (Airflow's default)
+  std::vector<notifier_spec> on_failure;             ///< notifiers told when the task fails for good
+  std::vector<notifier_spec> on_retry;               ///< notifiers told when a failed try will be retried
+  std::vector<notifier_spec> on_success;             ///< notifiers told when the task succeeds
 
   /// Applies built-in defaults (Airflow's) to whatever `o` leaves unset.
   static task_settings from(const task_options& o) {
@@ -100,6 +110,9 @@ struct task_settings {
     if (o.email) s.email = *o.email;
     if (o.email_on_failure) s.email_on_failure = *o.email_on_failure;
     if (o.email_on_retry) s.email_on_retry = *o.email_on_retry;
+    if (o.on_failure) s.on_failure = *o.on_failure;
+    if (o.on_retry) s.on_retry = *o.on_retry;
+    if (o.on_success) s.on_success = *o.on_success;
     return s;
   }
 };

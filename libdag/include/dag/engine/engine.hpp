@@ -42,6 +42,11 @@ struct engine_options {
   /// Where the engine records its metrics (the daemon's /metrics; see declare_engine_metrics);
   /// none when null. Must outlive the engine.
   metrics_registry* metrics = nullptr;
+  /// The web UI's address (`https://dagrun.example`, Airflow's `[webserver] base_url`): alerts link
+  /// to a try's log under it. Empty: alerts give the log file's path.
+  std::string base_url;
+  /// Where a notifier that failed is reported (one line, on the alert thread); empty: stderr.
+  std::function<void(const std::string&)> warn;
 };
 
 /// Declares the families the engine records into `m`: heartbeat, loop duration, tries and runs
@@ -73,6 +78,8 @@ run_record make_run_record(const scheduled_dag& dag, run_type type, time_point l
 
 /// The scheduler loop over a store, running tries on the executor it is given. Not thread-safe:
 /// one thread drives it; executor threads only post try ends to it.
+class alert_dispatcher;
+
 class engine {
 public:
   /// An engine with the defaults: the store at `options.store_url` (opened and migrated), dagrun's
@@ -184,6 +191,8 @@ private:
   void poll_store();
   void post(task_event e);
   void hand_over(std::vector<task_request>& starts);
+  void queue_alert(alert a, std::vector<notifier_spec> notifiers);
+  void send_alerts();
 
   std::unique_ptr<defaults> defaults_;  // null when given store, operators and clock
   std::unique_ptr<metrics_registry> own_metrics_;  // made by metrics() when none was given
@@ -213,6 +222,8 @@ private:
   std::mutex events_mutex_;
   std::condition_variable events_cv_;
   std::deque<task_event> events_;
+  std::vector<std::pair<alert, std::vector<notifier_spec>>> pending_alerts_;  // sent once the pass is written
+  std::unique_ptr<alert_dispatcher> alerts_;  // sends what is still queued when destroyed, before the members above go
   std::unique_ptr<executor> executor_;  // last: destroyed first, so no try end is posted to a dead engine
 };
 

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <dag/core/connection.hpp>
 #include <dag/core/definition.hpp>
@@ -59,9 +60,13 @@ task_context make_try_context(const definition& d, const task& t, const operator
 /// process as the owner (recovery and workers find the processes of a dead owner by it), and the
 /// connection the `conn_id` field names resolved now through `connections` (operators run on other
 /// threads, or on a worker, where the sources are not at hand): `connection_lookup` answers from
-/// it, and its password joins `secrets`. Called by make_try_context, and by a worker on the
+/// it, and its secrets (add_connection_secrets) join `secrets`. Called by make_try_context, and by a worker on the
 /// context the queue brought, with its own environment's connections.
 void finish_try_context(task_context& ctx, const connection_source& connections);
+
+/// Adds what of `c` a log must never show to `secrets`: its password, and the values of the
+/// members of its `extra` whose names look secret (`token`, `api_key`, …).
+void add_connection_secrets(std::vector<std::string>& secrets, const connection& c);
 
 /// Renders a task's fields for one try: templated fields through `tc`, map and list entries as
 /// `name.key` / `name.N`. Throws dag::error when a template cannot be rendered.

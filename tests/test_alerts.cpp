@@ -1,0 +1,199 @@
+// Alerts end to end: the engine tells notifiers (a real SMTP sink, a real webhook receiver, a
+// command) when tasks fail, retry or succeed and when runs end; a failing notifier fails nothing.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <dag/engine/engine.hpp>
+#include <dag/http/server.hpp>
+#include <dag/load/check.hpp>
+#include <dag/load/yaml_loader.hpp>
+#include <dag/operators/builtin.hpp>
+
+#include "support/eventually.hpp"
+#include "support/smtp_sink.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+struct fixed_clock final : dag::clock {
+  dag::time_point now() const override { return dag::parse_time("2024-06-01T00:00:00Z"); }
+};
+
+// A webhook receiver that keeps the JSON documents it was sent.
+struct receiver {
+  std::mutex m;
+  std::vector<nlohmann::json> docs;
+  dag::http_server server{"127.0.0.1", 0, [this](const dag::http_request& r) {
+                            std::lock_guard lock(m);
+                            docs.push_back(nlohmann::json::parse(r.body, nullptr, false));
+                            return dag::http_response{200, "text/plain", "ok"};
+                          }};
+  std::vector<nlohmann::json> received() {
+    std::lock_guard lock(m);
+    return docs;
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server.port()) + "/hook"; }
+};
+
+struct sandbox {
+  std::filesystem::path dir;
+  std::unique_ptr<dag::store> db;
+  dag::operator_catalog operators = dag::builtin_operators();
+  fixed_clock clock;
+  dag::metrics_registry metrics;
+  std::mutex warn_mutex;
+  std::vector<std::string> warnings;  // guarded by warn_mutex: written on the alert thread
+  sandbox() {
+    static int n = 0;
+    dir = std::filesystem::temp_directory_path() / ("dagrun-alerts-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    db = dag::open_store("sqlite:" + (dir / "dagrun.db").string());
+  }
+  ~sandbox() { std::filesystem::remove_all(dir); }
+  // Runs `d` once; the engine (and so its alert thread, which sends what is queued) ends with it.
+  dag::run_state run(dag::definition d) {
+    dag::engine_options o;
+    o.parallelism = 2;
+    o.log_folder = dir / "logs";
+    o.metrics = &metrics;
+    o.base_url = "http://dagrun.local";
+    o.warn = [this](const std::string& line) {
+      std::lock_guard lock(warn_mutex);
+      warnings.push_back(line);
+    };
+    dag::engine eng(*db, operators, clock, o);
+    const std::string id = d.id();
+    for (const auto& p : dag::check(d, operators)) FAIL_CHECK(p.what());
+    eng.set_dags({std::move(d)});
+    auto key = eng.create_run(id, dag::run_type::manual, dag::parse_time("2024-01-01"));
+    REQUIRE(key);
+    return eng.run_to_completion({*key}).front();
+  }
+  std::vector<std::string> warned() {
+    std::lock_guard lock(warn_mutex);
+    return warnings;
+  }
+};
+
+dag::notifier_spec webhook(const std::string& url) { return {"webhook", {{"url", url}}, 0}; }
+
+}  // namespace
+
+TEST_CASE("Alerts.RetryAndFailureReachTheWebhookAndEmail" * doctest::timeout(60)) {
+  receiver hook;
+  dag_test::smtp_sink smtp;
+  sandbox s;
+  s.db->set_connection(dag::parse_connection_uri("mail", "smtp://127.0.0.1:" + std::to_string(smtp.port()) + "?starttls=false"));
+  dag::definition d{"etl"};
+  dag::task_options defaults;
+  defaults.on_retry = std::vector{webhook(hook.url())};
+  defaults.on_failure = std::vector{webhook(hook.url()), dag::notifier_spec{"email", {{"to", "ops@example.com"}, {"conn_id", "mail"}}, 0}};
+  d.default_args(defaults);
+  d.bash("load", "exit 3").retries(1).retry_delay(0s);
+  d.on_run_failure({webhook(hook.url())});
+  CHECK(s.run(std::move(d)) == dag::run_state::failed);
+  const auto docs = hook.received();
+  REQUIRE(docs.size() == 3);
+  CHECK(docs[0]["event"] == "retry");
+  CHECK(docs[0]["try_number"] == 1);
+  CHECK(docs[0]["state"] == "up_for_retry");
+  CHECK(docs[0]["error"] == "exit status 3");
+  CHECK(docs[0]["log_url"] == "http://dagrun.local/dags/etl/runs/manual__2024-01-01T00%3A00%3A00%2B00%3A00/tasks/load/logs/1");
+  CHECK(docs[1]["event"] == "failure");
+  CHECK(docs[1]["try_number"] == 2);
+  CHECK(docs[2]["event"] == "run_failure");
+  CHECK(docs[2]["task_id"] == "");
+  const auto mails = smtp.mails();
+  REQUIRE(mails.size() == 1);
+  CHECK(mails[0].to == std::vector<std::string>{"ops@example.com"});
+  CHECK(mails[0].data.find("Subject: dagrun alert: task etl.load [failed]") != std::string::npos);
+  CHECK(mails[0].data.find("Log: http://dagrun.local/dags/etl/runs/manual__2024-01-01T00%3A00%3A00%2B00%3A00/tasks/load/logs/2") !=
+        std::string::npos);
+  CHECK(s.metrics.text().find("dagrun_notifications_total{type=\"webhook\",result=\"sent\"} 3") != std::string::npos);
+}
+
+TEST_CASE("Alerts.EmailOnFailureMailsTheEmailAddressesThroughDagrunSmtp" * doctest::timeout(60)) {
+  dag_test::smtp_sink smtp;
+  sandbox s;
+  ::setenv("DAGRUN_SMTP_HOST", "127.0.0.1", 1);
+  ::setenv("DAGRUN_SMTP_PORT", std::to_string(smtp.port()).c_str(), 1);
+  ::setenv("DAGRUN_SMTP_STARTTLS", "false", 1);
+  dag::definition d{"mailed"};
+  dag::task_options defaults;
+  defaults.email = std::vector<std::string>{"a@example.com", "b@example.com"};
+  defaults.email_on_failure = true;
+  d.default_args(defaults);
+  d.bash("boom", "exit 1");
+  d.bash("fine", "true");
+  CHECK(s.run(std::move(d)) == dag::run_state::failed);
+  ::unsetenv("DAGRUN_SMTP_HOST");
+  ::unsetenv("DAGRUN_SMTP_PORT");
+  ::unsetenv("DAGRUN_SMTP_STARTTLS");
+  const auto mails = smtp.mails();
+  REQUIRE(mails.size() == 1);  // only the failed task; success sends nothing
+  CHECK(mails[0].to == std::vector<std::string>{"a@example.com", "b@example.com"});
+  CHECK(mails[0].data.find("Task: boom") != std::string::npos);
+}
+
+TEST_CASE("Alerts.AFailingNotifierFailsNothingAndIsCounted" * doctest::timeout(60)) {
+  unsigned short closed = 0;
+  {
+    receiver gone;
+    closed = gone.server.port();
+  }
+  const auto marker = std::filesystem::temp_directory_path() / ("dagrun-alert-cmd-" + std::to_string(::getpid()));
+  std::filesystem::remove(marker);
+  sandbox s;
+  dag::definition d{"ok"};
+  d.bash("work", "true").on_success({webhook("http://127.0.0.1:" + std::to_string(closed) + "/hook"),
+                                      dag::notifier_spec{"command", {{"command", "echo $DAGRUN_ALERT $DAGRUN_TASK_ID > " + marker.string()}}, 0}});
+  d.on_run_success({dag::notifier_spec{"email", {{"to", "x@example.com"}, {"conn_id", "nowhere"}}, 0}});
+  CHECK(s.run(std::move(d)) == dag::run_state::success);
+  const auto warned = s.warned();
+  REQUIRE(warned.size() == 2);
+  CHECK(warned[0].starts_with("alert success of ok.work (manual__2024-01-01T00:00:00+00:00): webhook notifier failed: webhook: Couldn't connect"));
+  CHECK(warned[1] == "alert run_success of ok (manual__2024-01-01T00:00:00+00:00): email notifier failed: connection 'nowhere' is not defined");
+  const std::string metrics = s.metrics.text();
+  CHECK(metrics.find("dagrun_notifications_total{type=\"webhook\",result=\"failed\"} 1") != std::string::npos);
+  CHECK(metrics.find("dagrun_notifications_total{type=\"command\",result=\"sent\"} 1") != std::string::npos);
+  std::ifstream in(marker);
+  std::string line;
+  std::getline(in, line);
+  CHECK(line == "success work");
+  std::filesystem::remove(marker);
+}
+
+TEST_CASE("Alerts.NotifiersAreCheckedAtLoadTime") {
+  const auto catalog = dag::builtin_operators();
+  auto problems = [&](const std::string& text) {
+    std::vector<std::string> out;
+    for (const auto& p : dag::load_yaml_text(text, "dags/a.yaml", catalog).problems) out.push_back(p.what());
+    return out;
+  };
+  const std::string good =
+      "dag_id: a\non_run_failure:\n  - type: webhook\n    url: https://hooks.example/x\n"
+      "default_args:\n  on_failure:\n    - type: email\n      to: [a@example.com, b@example.com]\n"
+      "tasks:\n  - task_id: t\n    operator: bash\n    bash_command: 'true'\n    on_retry:\n      type: command\n      command: echo retry\n";
+  CHECK(problems(good).empty());
+  auto loaded = dag::load_yaml_text(good, "dags/a.yaml", catalog);
+  REQUIRE(loaded.dag);
+  const auto& t = loaded.dag->all_tasks().front();
+  REQUIRE(t.settings.on_failure.size() == 1);
+  CHECK(t.settings.on_failure[0].settings.at("to") == "a@example.com,b@example.com");
+  CHECK(t.settings.on_retry.at(0).type == "command");
+  CHECK(problems("dag_id: a\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: 'true'\n    on_failure:\n      - type: pager\n") ==
+        std::vector<std::string>{"dags/a.yaml:7: task 't': on_failure: notifier type 'pager' is not one of email, webhook, command"});
+  CHECK(problems("dag_id: a\non_run_success:\n  - type: webhook\n    endpoint: x\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: 'true'\n") ==
+        std::vector<std::string>{"dags/a.yaml:3: on_run_success: notifier 'webhook' needs url or conn_id"});
+  CHECK(problems("dag_id: a\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: 'true'\n    on_success: [{type: command, cmd: x}]\n") ==
+        std::vector<std::string>{"dags/a.yaml:6: task 't': on_success: notifier 'command': unknown setting 'cmd'"});
+}
