@@ -241,17 +241,9 @@ TEST_CASE("YamlLoader.TriggerRulesAndOperatorsAreChecked") {
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bsh\n    bash_command: x\n") ==
         "dags/t.yaml:3: task 'a': unknown operator 'bsh' (did you mean 'bash'?); known: bash, branch_day_of_week, "
         "empty, http, latest_only, postgres, sql_sensor, sqlite");
-  CHECK(problem_of("dag_id: t
-tasks:
-  - task_id: a
-    operator: bash
-") ==
+  CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n") ==
         "dags/t.yaml:3: task 'a': operator 'bash' requires field 'bash_command'");
-  CHECK(problem_of("dag_id: t
-tasks:
-  - task_id: a
-    operator: callable
-") ==
+  CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: callable\n") ==
         "dags/t.yaml:3: task 'a': operator 'callable' is only available to C++ DAGs; YAML operators: bash, "
         "branch_day_of_week, empty, http, latest_only, postgres, sql_sensor, sqlite");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: http\n    conn_id: api\n    method: FETCH\n") ==
