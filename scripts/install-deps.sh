@@ -10,6 +10,7 @@ packages=(
   postgresql postgresql-client
   curl libcurl4-openssl-dev
   prometheus prometheus-alertmanager
+  chromium nodejs
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -22,3 +23,11 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# npm: Debian's, unless a nodejs that brings its own (NodeSource's) is installed.
+if ! command -v npm >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm
+fi
+# The browser tests' driver (playwright-core, from npm, into a git-ignored folder).
+"$(dirname "$0")/browser-deps.sh"
