@@ -42,7 +42,7 @@ http_response task_page(const request& r, const definition& d, const run_record&
                                       std::string(to_string(ti.state)) + "\">" + std::string(to_string(ti.state)) + "</span>") +
                      row("Run", "<a href=\"" + esc(run_href(d.id(), run.run_id)) + "\">" + esc(run.run_id) + "</a>") +
                      row("Operator", esc(t.operator_name)) + row("Trigger rule", esc(std::string(to_string(t.settings.trigger)))) +
-                     row("Try", std::to_string(ti.try_number) + " of " + std::to_string(t.settings.retry.retries + 1) + " allowed") +
+                     row("Try", std::to_string(ti.try_number)) + row("Retries", std::to_string(t.settings.retry.retries)) +
                      row("Started", esc(when(ti.start_date))) + row("Ended", esc(when(ti.end_date))) +
                      row("Duration", esc(span_text(seconds_of(ti.start_date, ti.end_date, now)))) +
                      row("Host", esc(ti.hostname)) + row("Exit code", ti.exit_code ? std::to_string(*ti.exit_code) : "—") +
