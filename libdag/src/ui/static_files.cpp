@@ -111,8 +111,11 @@ pre.field,pre.conf{margin:0;padding:4px 6px}
 pre.code{white-space:pre;overflow-wrap:normal}
 label.auto{font-size:.9em;color:var(--dim);display:flex;gap:4px;align-items:center}
 @media (max-width:600px){main{padding:8px 10px 30px}h1{font-size:1.25em}
-table.list thead{display:none}table.list,table.list tbody,table.list tr,table.list td{display:block;width:100%}
-table.list tr{border-bottom:1px solid var(--line);padding:6px 0}table.list td{border:none;padding:2px 4px}
+#dags thead{display:none}#dags,#dags tbody,#dags tr,#dags td{display:block;width:100%}
+#dags tr{border-bottom:1px solid var(--line);padding:6px 0}#dags td{border:none;padding:2px 4px}
+#dags td:nth-child(n+2)::before{color:var(--dim);font-size:.85em;margin-right:6px}
+#dags td:nth-child(2)::before{content:"Owner"}#dags td:nth-child(3)::before{content:"Schedule"}
+#dags td:nth-child(4)::before{content:"Last run"}#dags td:nth-child(5)::before{content:"Recent runs"}
 .cols>table{flex-basis:100%}}
 )css";
 
