@@ -20,25 +20,10 @@ namespace {
 constexpr std::size_t default_runs = 25;
 constexpr std::size_t most_runs = 100;
 
-std::string num(double v) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f", v);
-  return text;
-}
-
 std::size_t number_param(const request& r, const std::string& name, std::size_t fallback, std::size_t most) {
   const std::string text = r.param(name);
   if (text.empty() || text.size() > 7 || text.find_first_not_of("0123456789") != std::string::npos) return fallback;
   return std::min(static_cast<std::size_t>(std::stoul(text)), most);
-}
-
-std::vector<std::size_t> topological(const definition& d) {
-  std::vector<definition_error> problems;
-  const task_graph g = task_graph::build(d, problems);
-  if (g.size() == d.all_tasks().size()) return g.topological_order();
-  std::vector<std::size_t> plain(d.all_tasks().size());
-  for (std::size_t i = 0; i < plain.size(); ++i) plain[i] = i;
-  return plain;
 }
 
 // The DAG page's own address with its view parameters.
@@ -57,10 +42,6 @@ struct view {
   }
 };
 
-std::string row(const std::string& name, const std::string& value_html) {
-  return "<tr><th>" + esc(name) + "</th><td>" + value_html + "</td></tr>";
-}
-
 // The details panel beside the grid: the selected run, or one of its task instances.
 std::string details_panel(const request& r, const definition& d, const std::vector<run_record>& runs,
                           const std::vector<std::vector<task_instance_record>>& cells, const view& v) {
@@ -74,11 +55,11 @@ std::string details_panel(const request& r, const definition& d, const std::vect
       std::string summary;
       for (const auto& [s, n] : counts) summary += "<span class=\"count st-" + s + "\">" + std::to_string(n) + "</span> " + s + " ";
       return "<aside class=\"panel\" id=\"details\"><h2>Run " + esc(run.run_id) + "</h2><table class=\"kv\">" +
-             row("State", "<span data-s=\"" + esc(live_key(run.run_id)) + "\" class=\"st st-" + std::string(to_string(run.state)) + "\">" +
+             kv_row("State", "<span data-s=\"" + esc(live_key(run.run_id)) + "\" class=\"st st-" + std::string(to_string(run.state)) + "\">" +
                               std::string(to_string(run.state)) + "</span>") +
-             row("Type", esc(std::string(to_string(run.type)))) + row("Logical date", esc(when(run.logical_date))) +
-             row("Started", esc(when(run.start_date))) + row("Duration", esc(span_text(seconds_of(run.start_date, run.end_date, now)))) +
-             row("Tasks", summary) + "</table><p><a class=\"button\" href=\"" + esc(run_href(d.id(), run.run_id)) +
+             kv_row("Type", esc(std::string(to_string(run.type)))) + kv_row("Logical date", esc(when(run.logical_date))) +
+             kv_row("Started", esc(when(run.start_date))) + kv_row("Duration", esc(span_text(seconds_of(run.start_date, run.end_date, now)))) +
+             kv_row("Tasks", summary) + "</table><p><a class=\"button\" href=\"" + esc(run_href(d.id(), run.run_id)) +
              "\">Open run</a></p></aside>";
     }
     for (const auto& ti : cells[k]) {
@@ -86,12 +67,12 @@ std::string details_panel(const request& r, const definition& d, const std::vect
       std::string links = "<a class=\"button\" href=\"" + esc(ti_href(d.id(), run.run_id, ti.task_id)) + "\">Task instance</a>";
       if (ti.try_number > 0 && !ti.log_path.empty())
         links += " <a class=\"button\" href=\"" + esc(log_href(d.id(), run.run_id, ti.task_id, ti.try_number)) + "\">Log</a>";
-      return "<aside class=\"panel\" id=\"details\"><h2>" + esc(ti.task_id) + "</h2><table class=\"kv\">" + row("Run", esc(run.run_id)) +
-             row("State", "<span data-s=\"" + esc(live_key(run.run_id, ti.task_id)) + "\" class=\"st st-" +
+      return "<aside class=\"panel\" id=\"details\"><h2>" + esc(ti.task_id) + "</h2><table class=\"kv\">" + kv_row("Run", esc(run.run_id)) +
+             kv_row("State", "<span data-s=\"" + esc(live_key(run.run_id, ti.task_id)) + "\" class=\"st st-" +
                               std::string(to_string(ti.state)) + "\">" + std::string(to_string(ti.state)) + "</span>") +
-             row("Try", std::to_string(ti.try_number)) + row("Started", esc(when(ti.start_date))) +
-             row("Duration", esc(span_text(seconds_of(ti.start_date, ti.end_date, now)))) +
-             (ti.message.empty() ? "" : row("Message", "<code>" + esc(ti.message) + "</code>")) + "</table><p>" + links + "</p></aside>";
+             kv_row("Try", std::to_string(ti.try_number)) + kv_row("Started", esc(when(ti.start_date))) +
+             kv_row("Duration", esc(span_text(seconds_of(ti.start_date, ti.end_date, now)))) +
+             (ti.message.empty() ? "" : kv_row("Message", "<code>" + esc(ti.message) + "</code>")) + "</table><p>" + links + "</p></aside>";
     }
   }
   return "<aside class=\"panel dim\" id=\"details\"><p>Select a run (a bar) or a task instance (a square) for its details.</p></aside>";
@@ -117,14 +98,14 @@ std::string grid_tab(const request& r, const definition& d, const std::vector<ru
     out += "<th class=\"run" + std::string(run.run_id == v.run ? " sel" : "") + "\"><a href=\"" + esc(v.href("grid", run.run_id, "")) +
            "\" title=\"" + esc(run.run_id + " · " + state + " · " + span_text(durations[k])) +
            "\"><svg width=\"14\" height=\"62\" viewBox=\"0 0 14 62\"><rect class=\"bar st-" + state + "\" data-s=\"" +
-           esc(live_key(run.run_id)) + "\" x=\"1\" y=\"" + num(62 - h) + "\" width=\"12\" height=\"" + num(h) + "\"/></svg><span class=\"date\">" +
+           esc(live_key(run.run_id)) + "\" x=\"1\" y=\"" + svg_number(62 - h) + "\" width=\"12\" height=\"" + svg_number(h) + "\"/></svg><span class=\"date\">" +
            esc(when(run.logical_date).substr(5, 5)) + "</span></a></th>";
   }
   out += "</tr></thead><tbody>";
   std::vector<std::map<std::string, const task_instance_record*>> by_task(runs.size());
   for (std::size_t k = 0; k < runs.size(); ++k)
     for (const auto& ti : cells[k]) by_task[k][ti.task_id] = &ti;
-  for (std::size_t i : topological(d)) {
+  for (std::size_t i : task_rows(d)) {
     const auto& t = d.all_tasks()[i];
     out += "<tr><th class=\"task\"><a href=\"" + esc(dag_href(d.id())) + "?tab=duration\">" + esc(t.id) + "</a></th>";
     for (std::size_t k = 0; k < runs.size(); ++k) {
@@ -173,13 +154,13 @@ std::string details_tab(const definition& d, bool paused) {
              esc(std::string(to_string(t.settings.trigger))) + "</td><td>" + std::to_string(t.settings.retry.retries) + "</td></tr>";
   }
   for (const auto& o : owner_set) owners += (owners.empty() ? "" : ", ") + o;
-  return "<h2>Details</h2><table class=\"kv\">" + row("DAG id", esc(d.id())) + row("Description", esc(d.description())) +
-         row("State", paused ? "paused" : "active") + row("Schedule", "<code>" + esc(d.schedule().empty() ? "none" : d.schedule()) + "</code>") +
-         row("Timezone", esc(d.timezone())) +
-         row("Start date", d.start_date() ? esc(when(*d.start_date())) : "—") + row("End date", d.end_date() ? esc(when(*d.end_date())) : "—") +
-         row("Catchup", d.catchup() ? "yes" : "no") + row("Max active runs", std::to_string(d.max_active_runs())) +
-         row("Max active tasks", std::to_string(d.max_active_tasks())) + row("Tags", tags) + row("Owners", esc(owners)) +
-         row("Params", params) + row("File", "<code>" + esc(d.where().file.empty() ? "(C++, in memory)" : d.where().file) + "</code>") +
+  return "<h2>Details</h2><table class=\"kv\">" + kv_row("DAG id", esc(d.id())) + kv_row("Description", esc(d.description())) +
+         kv_row("State", paused ? "paused" : "active") + kv_row("Schedule", "<code>" + esc(d.schedule().empty() ? "none" : d.schedule()) + "</code>") +
+         kv_row("Timezone", esc(d.timezone())) +
+         kv_row("Start date", d.start_date() ? esc(when(*d.start_date())) : "—") + kv_row("End date", d.end_date() ? esc(when(*d.end_date())) : "—") +
+         kv_row("Catchup", d.catchup() ? "yes" : "no") + kv_row("Max active runs", std::to_string(d.max_active_runs())) +
+         kv_row("Max active tasks", std::to_string(d.max_active_tasks())) + kv_row("Tags", tags) + kv_row("Owners", esc(owners)) +
+         kv_row("Params", params) + kv_row("File", "<code>" + esc(d.where().file.empty() ? "(C++, in memory)" : d.where().file) + "</code>") +
          "</table><h3>Tasks</h3><div class=\"scroll\"><table class=\"list\"><thead><tr><th>Task</th><th>Operator</th><th>Upstream</th>"
          "<th>Trigger rule</th><th>Retries</th></tr></thead><tbody>" +
          tasks + "</tbody></table></div>";

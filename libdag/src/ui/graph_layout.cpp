@@ -19,12 +19,6 @@ constexpr double row_gap = 18;
 constexpr double column_gap = 70;
 constexpr double char_width = 7.4;  // the UI font at 13px, a little generous
 
-std::string num(double v) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f", v);
-  return text;
-}
-
 struct vertex {
   std::size_t layer = 0;
   double width = 0;  // 0: an edge's waypoint
@@ -127,8 +121,8 @@ std::string graph_svg(const definition& d, const std::vector<graph_node>& nodes)
     }
   }
 
-  std::string svg = "<svg class=\"graph\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(width) + "\" height=\"" + num(height) +
-                    "\" viewBox=\"0 0 " + num(width) + " " + num(height) + "\" role=\"img\" aria-label=\"task graph\">"
+  std::string svg = "<svg class=\"graph\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" + svg_number(width) + "\" height=\"" + svg_number(height) +
+                    "\" viewBox=\"0 0 " + svg_number(width) + " " + svg_number(height) + "\" role=\"img\" aria-label=\"task graph\">"
                     "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"8\" markerHeight=\"8\" "
                     "orient=\"auto-start-reverse\"><path class=\"arrowhead\" d=\"M0,0L10,5L0,10z\"/></marker></defs>";
   // Edges: out of the right side of a box, through the waypoints, into the left side with an arrow.
@@ -137,15 +131,15 @@ std::string graph_svg(const definition& d, const std::vector<graph_node>& nodes)
     auto in_point = [&](std::size_t i) { return std::pair{v[i].x, v[i].y + box_height / 2}; };
     std::string path;
     auto [x0, y0] = out_point(chain.front());
-    path += "M" + num(x0) + "," + num(y0);
+    path += "M" + svg_number(x0) + "," + svg_number(y0);
     for (std::size_t k = 1; k < chain.size(); ++k) {
       const bool last = k + 1 == chain.size();
       auto [x1, y1] = in_point(chain[k]);
       const double mid = (x0 + x1) / 2;
-      path += "C" + num(mid) + "," + num(y0) + " " + num(mid) + "," + num(y1) + " " + num(x1) + "," + num(y1);
+      path += "C" + svg_number(mid) + "," + svg_number(y0) + " " + svg_number(mid) + "," + svg_number(y1) + " " + svg_number(x1) + "," + svg_number(y1);
       if (!last) {
         const auto [x2, y2] = out_point(chain[k]);
-        path += "L" + num(x2) + "," + num(y2);
+        path += "L" + svg_number(x2) + "," + svg_number(y2);
         x0 = x2;
       }
       y0 = y1;
@@ -156,9 +150,9 @@ std::string graph_svg(const definition& d, const std::vector<graph_node>& nodes)
     const graph_node node = i < nodes.size() ? nodes[i] : graph_node{};
     std::string box = "<g class=\"node st-" + esc(node.state) + "\"" +
                       (node.live.empty() ? std::string() : " data-s=\"" + esc(node.live) + "\"") + " data-task=\"" + esc(tasks[i].id) +
-                      "\"><rect x=\"" + num(v[i].x) + "\" y=\"" + num(v[i].y) + "\" width=\"" + num(v[i].width) + "\" height=\"" +
-                      num(box_height) + "\" rx=\"5\"/><text x=\"" + num(v[i].x + v[i].width / 2) + "\" y=\"" +
-                      num(v[i].y + box_height / 2 + 4.5) + "\" text-anchor=\"middle\">" + esc(tasks[i].id) + "</text><title>" +
+                      "\"><rect x=\"" + svg_number(v[i].x) + "\" y=\"" + svg_number(v[i].y) + "\" width=\"" + svg_number(v[i].width) + "\" height=\"" +
+                      svg_number(box_height) + "\" rx=\"5\"/><text x=\"" + svg_number(v[i].x + v[i].width / 2) + "\" y=\"" +
+                      svg_number(v[i].y + box_height / 2 + 4.5) + "\" text-anchor=\"middle\">" + esc(tasks[i].id) + "</text><title>" +
                       esc(tasks[i].id + " (" + tasks[i].operator_name + ") · " + node.state) + "</title></g>";
     svg += node.href.empty() ? box : "<a href=\"" + esc(node.href) + "\">" + box + "</a>";
   }

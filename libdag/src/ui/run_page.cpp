@@ -5,28 +5,20 @@
 #include <nlohmann/json.hpp>
 
 namespace dag::detail::ui {
-namespace {
-
-std::string row(const std::string& name, const std::string& value_html) {
-  return "<tr><th>" + esc(name) + "</th><td>" + value_html + "</td></tr>";
-}
-
-}  // namespace
-
 http_response run_page(const request& r, const definition& d, const run_record& run) {
   const auto now = r.ctx.now.precise_now();
   const auto tis = r.ctx.db.task_instances(d.id(), run.run_id);
   const nlohmann::json conf = nlohmann::json::parse(run.conf, nullptr, false);
   const std::string base = run_href(d.id(), run.run_id);
   std::string body = "<div class=\"cols\"><table class=\"kv\">" +
-                     row("State", "<span data-s=\"" + esc(live_key(run.run_id)) + "\" class=\"st st-" + std::string(to_string(run.state)) +
+                     kv_row("State", "<span data-s=\"" + esc(live_key(run.run_id)) + "\" class=\"st st-" + std::string(to_string(run.state)) +
                                       "\">" + std::string(to_string(run.state)) + "</span>") +
-                     row("Run id", "<code>" + esc(run.run_id) + "</code>") + row("Run type", esc(std::string(to_string(run.type)))) +
-                     row("Logical date", esc(when(run.logical_date))) +
-                     row("Data interval", esc(when(run.interval.start)) + " – " + esc(when(run.interval.end))) +
-                     row("Started", esc(when(run.start_date))) + row("Ended", esc(when(run.end_date))) +
-                     row("Duration", esc(span_text(seconds_of(run.start_date, run.end_date, now)))) +
-                     row("Conf", "<pre class=\"conf\">" + esc(conf.is_discarded() ? run.conf : conf.dump(2)) + "</pre>") + "</table>";
+                     kv_row("Run id", "<code>" + esc(run.run_id) + "</code>") + kv_row("Run type", esc(std::string(to_string(run.type)))) +
+                     kv_row("Logical date", esc(when(run.logical_date))) +
+                     kv_row("Data interval", esc(when(run.interval.start)) + " – " + esc(when(run.interval.end))) +
+                     kv_row("Started", esc(when(run.start_date))) + kv_row("Ended", esc(when(run.end_date))) +
+                     kv_row("Duration", esc(span_text(seconds_of(run.start_date, run.end_date, now)))) +
+                     kv_row("Conf", "<pre class=\"conf\">" + esc(conf.is_discarded() ? run.conf : conf.dump(2)) + "</pre>") + "</table>";
   body += "<div class=\"actions stack-sm\"><h2>Actions</h2>"
           "<a class=\"button\" href=\"" + esc(base) + "/clear?only_failed=1\">Clear failed tasks</a>"
           "<a class=\"button\" href=\"" + esc(base) + "/clear?only_failed=0\">Clear all tasks</a>"

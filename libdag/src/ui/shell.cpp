@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <random>
 
+#include <dag/graph/task_graph.hpp>
 #include <dag/model/operations.hpp>
 
 namespace dag::detail {
@@ -170,6 +171,25 @@ std::optional<double> seconds_of(const std::optional<timestamp>& start, const st
   return seconds_between(start, end ? end : std::optional<timestamp>(now));
 }
 
+std::string kv_row(const std::string& name, const std::string& value_html) {
+  return "<tr><th>" + esc(name) + "</th><td>" + value_html + "</td></tr>";
+}
+
+std::string svg_number(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f", v);
+  return text;
+}
+
+std::vector<std::size_t> task_rows(const definition& d) {
+  std::vector<definition_error> problems;
+  const task_graph g = task_graph::build(d, problems);
+  if (g.size() == d.all_tasks().size()) return g.topological_order();
+  std::vector<std::size_t> plain(d.all_tasks().size());
+  for (std::size_t i = 0; i < plain.size(); ++i) plain[i] = i;
+  return plain;
+}
+
 const definition* find_dag(const request& r, const std::string& dag_id) {
   for (const auto& d : r.ctx.dags)
     if (d.id() == dag_id) return &d;
@@ -248,8 +268,10 @@ std::optional<http_response> dag_pages(const request& r, const std::vector<std::
   if (p.size() < 4 || p[2] != "runs") return not_found_page(r, "No such page of DAG '" + d->id() + "'.", back, d->id());
   const auto run = r.ctx.db.find_run(d->id(), p[3]);
   if (!run) return not_found_page(r, "DAG '" + d->id() + "' has no run '" + p[3] + "'.", back, d->id());
-  if (p.size() == 4) return run_page(r, *d, *run);
   if (p.size() == 5 && is_change_action(p[4])) return change_page(r, *d, *run, "", p[4]);
+  // Everything else under a run is read-only.
+  if (post) return page(405, frame_of(r, "Method not allowed"), "<p>This page only answers GET.</p>");
+  if (p.size() == 4) return run_page(r, *d, *run);
   if (p.size() < 6 || p[4] != "tasks" || !d->find(p[5]))
     return not_found_page(r, "Run '" + run->run_id + "' has no such task or page.", run_href(d->id(), run->run_id), "the run");
   const auto tis = r.ctx.db.task_instances(d->id(), run->run_id);

@@ -13,10 +13,6 @@
 namespace dag::detail::ui {
 namespace {
 
-std::string row(const std::string& name, const std::string& value_html) {
-  return "<tr><th>" + esc(name) + "</th><td>" + value_html + "</td></tr>";
-}
-
 // What the operator receives for this try: fields rendered against the run, secrets masked.
 std::string rendered_fields(const request& r, const definition& d, const run_record& run, const task& t, int try_number) {
   static const operator_catalog catalog = builtin_operators();
@@ -26,7 +22,7 @@ std::string rendered_fields(const request& r, const definition& d, const run_rec
   std::string out;
   for (const auto& [name, value] : ctx.fields) {
     const std::string shown = name == render_error_field ? "cannot render: " + value : value;
-    out += row(name == render_error_field ? "problem" : name, "<pre class=\"field\">" + esc(mask_secrets(shown, ctx.secrets)) + "</pre>");
+    out += kv_row(name == render_error_field ? "problem" : name, "<pre class=\"field\">" + esc(mask_secrets(shown, ctx.secrets)) + "</pre>");
   }
   return out.empty() ? "<p class=\"dim\">This task has no fields.</p>" : "<table class=\"kv fields\">" + out + "</table>";
 }
@@ -38,15 +34,15 @@ http_response task_page(const request& r, const definition& d, const run_record&
   const task& t = *d.find(ti.task_id);
   const std::string base = ti_href(d.id(), run.run_id, ti.task_id);
   std::string body = "<div class=\"cols\"><table class=\"kv\">" +
-                     row("State", "<span data-s=\"" + esc(live_key(run.run_id, ti.task_id)) + "\" class=\"st st-" +
+                     kv_row("State", "<span data-s=\"" + esc(live_key(run.run_id, ti.task_id)) + "\" class=\"st st-" +
                                       std::string(to_string(ti.state)) + "\">" + std::string(to_string(ti.state)) + "</span>") +
-                     row("Run", "<a href=\"" + esc(run_href(d.id(), run.run_id)) + "\">" + esc(run.run_id) + "</a>") +
-                     row("Operator", esc(t.operator_name)) + row("Trigger rule", esc(std::string(to_string(t.settings.trigger)))) +
-                     row("Try", std::to_string(ti.try_number)) + row("Retries", std::to_string(t.settings.retry.retries)) +
-                     row("Started", esc(when(ti.start_date))) + row("Ended", esc(when(ti.end_date))) +
-                     row("Duration", esc(span_text(seconds_of(ti.start_date, ti.end_date, now)))) +
-                     row("Host", esc(ti.hostname)) + row("Exit code", ti.exit_code ? std::to_string(*ti.exit_code) : "—") +
-                     (ti.message.empty() ? "" : row("Message", "<code>" + esc(ti.message) + "</code>")) + "</table>";
+                     kv_row("Run", "<a href=\"" + esc(run_href(d.id(), run.run_id)) + "\">" + esc(run.run_id) + "</a>") +
+                     kv_row("Operator", esc(t.operator_name)) + kv_row("Trigger rule", esc(std::string(to_string(t.settings.trigger)))) +
+                     kv_row("Try", std::to_string(ti.try_number)) + kv_row("Retries", std::to_string(t.settings.retry.retries)) +
+                     kv_row("Started", esc(when(ti.start_date))) + kv_row("Ended", esc(when(ti.end_date))) +
+                     kv_row("Duration", esc(span_text(seconds_of(ti.start_date, ti.end_date, now)))) +
+                     kv_row("Host", esc(ti.hostname)) + kv_row("Exit code", ti.exit_code ? std::to_string(*ti.exit_code) : "—") +
+                     (ti.message.empty() ? "" : kv_row("Message", "<code>" + esc(ti.message) + "</code>")) + "</table>";
   // Clear and mark: a GET form to the confirmation page, which lists what would change.
   body += "<div class=\"actions\"><h2>Actions</h2><form method=\"get\" action=\"" + esc(base) +
           "/clear\" class=\"stack-sm\" id=\"clear-form\"><label><input type=\"checkbox\" name=\"upstream\" value=\"1\"> upstream</label>"
@@ -68,7 +64,7 @@ http_response task_page(const request& r, const definition& d, const run_record&
   if (tries.empty()) body += "<p class=\"dim\">No try yet.</p>";
   body += "<h2>Rendered fields</h2>" + rendered_fields(r, d, run, t, ti.try_number);
   const auto xcom = r.ctx.db.xcom(d.id(), run.run_id, ti.task_id);
-  body += "<h2>XCom</h2>" + (xcom ? "<table class=\"kv\">" + row("return_value", "<pre class=\"field\">" + esc(*xcom) + "</pre>") + "</table>"
+  body += "<h2>XCom</h2>" + (xcom ? "<table class=\"kv\">" + kv_row("return_value", "<pre class=\"field\">" + esc(*xcom) + "</pre>") + "</table>"
                                   : std::string("<p class=\"dim\">Nothing pushed.</p>"));
   auto frame = frame_of(r, ti.task_id);
   frame.crumbs = {{"/", "DAGs"}, {dag_href(d.id()), d.id()}, {run_href(d.id(), run.run_id), run.run_id}};

@@ -92,6 +92,14 @@ std::string span_text(std::optional<double> seconds);
 std::optional<double> seconds_of(const std::optional<timestamp>& start, const std::optional<timestamp>& end,
                                  timestamp now);
 
+/// A table row of a key-value table (`<table class="kv">`): `name` escaped, `value_html` as is.
+std::string kv_row(const std::string& name, const std::string& value_html);
+/// A number for an SVG attribute, one decimal.
+std::string svg_number(double v);
+/// The indexes of `d`'s tasks in dependency order (as given when the graph is not valid): the
+/// order of rows in the grid and the charts.
+std::vector<std::size_t> task_rows(const definition& d);
+
 /// The DAG `dag_id` among the loaded ones, or null.
 const definition* find_dag(const request& r, const std::string& dag_id);
 
