@@ -202,6 +202,7 @@ TEST_CASE("Ui.ClearAndMarkListWhatWillChangeAndChangeOnlyWhenConfirmed" * doctes
   // Nothing to change says so.
   CHECK(f.get(base + "/tasks/task_0/mark_success").body.find("Nothing would change") != std::string::npos);
   CHECK(f.get(base + "/tasks/nope").status == 404);
+  CHECK(f.call("POST", base + "/tasks/task_0").status == 405);  // only clear and mark change anything
   CHECK(f.get("/dags/wide/runs/nope").status == 404);
 }
 

@@ -77,7 +77,9 @@ let page;
 const stop = () => { try { daemon.kill('SIGTERM'); } catch (e) { /* gone */ } };
 process.on('exit', stop);
 
-async function until(what, check, ms = 20000) {
+// Checks every `every` ms (checks that reload a page use a longer one: they ask the daemon for a
+// whole page each time).
+async function until(what, check, ms = 20000, every = 100) {
   const end = Date.now() + ms;
   for (;;) {
     let v = false;
@@ -89,7 +91,7 @@ async function until(what, check, ms = 20000) {
     }
     if (v) return v;
     if (Date.now() > end) throw new Error('timed out waiting for ' + what);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, every));
   }
 }
 
@@ -245,8 +247,8 @@ try {
     await shot('08-clear-confirm');
     await page.click('button:has-text("Confirm: Clear")');
     assert.match(page.url(), /\/tasks\/boom$/);
-    await until('the second try', async () => { await page.reload(); return (await page.locator('#tries tbody tr').count()) === 2; }, 30000);
-    await until('the second try to fail', async () => { await page.reload(); return /failed/.test(await page.textContent('table.kv')); }, 30000);
+    await until('the second try', async () => { await page.reload(); return (await page.locator('#tries tbody tr').count()) === 2; }, 60000, 1000);
+    await until('the second try to fail', async () => { await page.reload(); return /failed/.test(await page.textContent('table.kv')); }, 60000, 1000);
     // Mark success: the confirmation names the task; then it is success and `after` runs.
     await page.click('button:has-text("Mark success")');
     assert.deepEqual(await page.locator('#would-change li').allTextContents(), ['boom']);

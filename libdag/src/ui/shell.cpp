@@ -269,8 +269,9 @@ std::optional<http_response> dag_pages(const request& r, const std::vector<std::
   const auto run = r.ctx.db.find_run(d->id(), p[3]);
   if (!run) return not_found_page(r, "DAG '" + d->id() + "' has no run '" + p[3] + "'.", back, d->id());
   if (p.size() == 5 && is_change_action(p[4])) return change_page(r, *d, *run, "", p[4]);
-  // Everything else under a run is read-only.
-  if (post) return page(405, frame_of(r, "Method not allowed"), "<p>This page only answers GET.</p>");
+  // Everything under a run but clear and mark is read-only.
+  const bool change = p.size() == 7 && p[4] == "tasks" && is_change_action(p[6]);
+  if (post && !change) return page(405, frame_of(r, "Method not allowed"), "<p>This page only answers GET.</p>");
   if (p.size() == 4) return run_page(r, *d, *run);
   if (p.size() < 6 || p[4] != "tasks" || !d->find(p[5]))
     return not_found_page(r, "Run '" + run->run_id + "' has no such task or page.", run_href(d->id(), run->run_id), "the run");
