@@ -3,13 +3,14 @@
 #   docker run dagrun schedule --executor queue --listen 0.0.0.0:8080   (scheduler, HTTP face)
 #   docker run dagrun worker                                           (queue worker)
 # Settings come from the environment as in /etc/dagrun/dagrun.env (DAGRUN_DB, DAGRUN_DAGS, ...).
-# The build stage uses the same scripts as the tests (scripts/install-deps.sh, scripts/package.sh),
-# and the image installs the Debian package they make, postinst and all.
+# The build stage uses the same scripts as the tests (scripts/install-deps.sh, without the browser
+# tests' Chromium, and scripts/package.sh), and the image installs the Debian package they make,
+# postinst and all.
 
 FROM debian:12 AS build
 WORKDIR /src
 COPY . .
-RUN ./scripts/install-deps.sh \
+RUN DAGRUN_NO_BROWSER_TESTS=1 ./scripts/install-deps.sh \
  && ./scripts/package.sh /out build/release
 
 FROM debian:12-slim

@@ -12,6 +12,8 @@ packages=(
   prometheus prometheus-alertmanager
   python3 python3-jsonschema python3-yaml
 )
+# The browser tests' Chromium and Node.js, unless DAGRUN_NO_BROWSER_TESTS=1 (the image's build stage).
+[ "${DAGRUN_NO_BROWSER_TESTS:-0}" = 1 ] || packages+=(chromium nodejs)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,3 +25,12 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+[ "${DAGRUN_NO_BROWSER_TESTS:-0}" = 1 ] && exit 0
+# npm: Debian's, unless a nodejs that brings its own (NodeSource's) is installed.
+if ! command -v npm >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm
+fi
+# The browser tests' driver (playwright-core, from npm, into a git-ignored folder).
+"$(dirname "$0")/browser-deps.sh"

@@ -1,7 +1,7 @@
 #pragma once
-/// @file Internal to libdag's HTTP face: the web UI, server-rendered HTML pages (no scripts) for
-/// the DAG list, a DAG's grid of runs × tasks and its graph, try logs, and forms to trigger, pause
-/// and clear (docs/http.md).
+/// @file Internal to libdag's HTTP face: the web UI's entry point. The pages are rendered on the
+/// server (src/ui/, one file per page), with one embedded script and stylesheet under /static/
+/// for live updates (docs/http.md, "Web UI").
 
 #include <optional>
 #include <set>
@@ -24,7 +24,9 @@ struct web_ui_context {
   const clock& now;                       ///< for triggered runs' logical dates
 };
 
-/// Answers a UI request (`/`, `/dags/…`); nullopt when the path is not the UI's.
+/// Answers a UI request (`/`, `/dags/…`, `/login`, `/logout`, `/ui/live.json`, `/static/…`), or a
+/// page saying "not found" for any other path a browser asks for; nullopt for other clients'
+/// requests outside the UI (they get the API's JSON 404).
 std::optional<http_response> web_ui(const http_request& request, const web_ui_context& ui);
 
 /// `text` with `& < > " '` escaped for HTML.

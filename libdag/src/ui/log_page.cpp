@@ -1,0 +1,99 @@
+// A try's log (`…/tasks/TASK/logs/N`): its first and last part at most, whatever the file's
+// size (a page never holds a whole huge log), a try selector, a download of the whole file, and
+// a live tail while the try runs (`/tail?offset=N`, polled by app.js).
+#include "ui.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include <dag/model/operations.hpp>
+
+namespace dag::detail::ui {
+namespace {
+
+constexpr std::size_t head_bytes = 64 * 1024;
+constexpr std::size_t tail_bytes = 512 * 1024;
+constexpr std::size_t tail_step_bytes = 256 * 1024;  // the most one live-tail answer adds
+
+// Bytes [from, from + count) of the file at `path` (fewer at its end).
+std::string read_part(const std::string& path, std::uintmax_t from, std::size_t count) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  in.seekg(static_cast<std::streamoff>(from));
+  std::string out(count, '\0');
+  in.read(out.data(), static_cast<std::streamsize>(count));
+  out.resize(static_cast<std::size_t>(std::max<std::streamsize>(0, in.gcount())));
+  return out;
+}
+
+std::uintmax_t size_of(const std::string& path) {
+  std::error_code ec;
+  const auto n = std::filesystem::file_size(path, ec);
+  return ec ? 0 : n;
+}
+
+}  // namespace
+
+http_response log_page(const request& r, const definition& d, const run_record& run, const std::string& task_id, int try_number,
+                       const std::string& view) {
+  const auto tries = tries_of(r.ctx.db, d.id(), run.run_id, task_id);
+  const auto found = std::find_if(tries.begin(), tries.end(), [&](const try_record& t) { return t.try_number == try_number; });
+  const std::string back = ti_href(d.id(), run.run_id, task_id);
+  if (found == tries.end() || found->log_path.empty())
+    return not_found_page(r, "Task '" + task_id + "' has no try " + std::to_string(try_number) + " in run '" + run.run_id + "'.", back, task_id);
+  const std::string& path = found->log_path;
+  const bool running = !is_finished(found->state) || found->state == task_state::up_for_reschedule;
+  const std::uintmax_t size = size_of(path);
+
+  if (view == "download") {
+    http_response out{200, "text/plain; charset=utf-8", read_part(path, 0, static_cast<std::size_t>(size))};
+    out.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + d.id() + "." + task_id + "." + std::to_string(try_number) + ".log\"");
+    return out;
+  }
+  if (view == "tail") {
+    std::uintmax_t from = 0;
+    const std::string text = r.param("offset");
+    if (!text.empty() && text.size() < 16 && text.find_first_not_of("0123456789") == std::string::npos) from = std::stoull(text);
+    from = std::min(from, size);
+    // A client far behind skips to the last part, as the page itself would show it.
+    std::string skipped;
+    if (size - from > tail_step_bytes) {
+      skipped = "\n… " + std::to_string(size - tail_step_bytes - from) + " bytes left out …\n";
+      from = size - tail_step_bytes;
+    }
+    const std::string part = skipped + read_part(path, from, static_cast<std::size_t>(size - from));
+    const nlohmann::json out{{"text", part}, {"offset", size}, {"running", running}};
+    http_response response{200, "application/json", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+    response.headers.emplace_back("Cache-Control", "no-store");
+    return response;
+  }
+  if (!view.empty()) return not_found_page(r, "A log has no view '" + view + "'.", back, task_id);
+
+  std::string content;
+  if (size <= head_bytes + tail_bytes) {
+    content = read_part(path, 0, static_cast<std::size_t>(size));
+  } else {
+    content = read_part(path, 0, head_bytes) + "\n… " + std::to_string(size - head_bytes - tail_bytes) +
+              " bytes left out: download the whole log …\n" + read_part(path, size - tail_bytes, tail_bytes);
+  }
+  const std::string self = log_href(d.id(), run.run_id, task_id, try_number);
+  std::string body = "<nav class=\"tabs tries\">";
+  for (const auto& t : tries)
+    body += "<a href=\"" + esc(log_href(d.id(), run.run_id, task_id, t.try_number)) + "\"" + (t.try_number == try_number ? " class=\"on\"" : "") +
+            ">try " + std::to_string(t.try_number) + " <span class=\"st st-" + std::string(to_string(t.state)) + "\">" +
+            std::string(to_string(t.state)) + "</span></a>";
+  body += "</nav><p class=\"bar-actions\"><span class=\"dim\">" + std::to_string(size) + " bytes · started " + esc(when(found->start_date)) +
+          "</span> <a class=\"button\" href=\"" + esc(self) + "/download\" download>Download</a> <a class=\"button\" href=\"" +
+          esc(back) + "\">Task instance</a></p>";
+  body += "<div id=\"log\" class=\"log\"" +
+          (running ? " data-tail=\"" + esc(self) + "/tail\" data-offset=\"" + std::to_string(size) + "\"" : std::string()) +
+          "><pre>" + esc(content) + "</pre></div>";
+  auto frame = frame_of(r, task_id + " · try " + std::to_string(try_number));
+  frame.crumbs = {{"/", "DAGs"}, {dag_href(d.id()), d.id()}, {run_href(d.id(), run.run_id), run.run_id}, {back, task_id}};
+  return page(200, frame, body);
+}
+
+}  // namespace dag::detail::ui
