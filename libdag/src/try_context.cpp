@@ -21,8 +21,8 @@ try_sources store_sources(store& s, std::string dag_id, std::string run_id) {
     if (auto c = connection_from_environment(id)) return c;
     return s.find_connection(std::string(id));
   };
-  out.xcom = [&s, dag_id = std::move(dag_id), run_id = std::move(run_id)](std::string_view task_id) {
-    return s.xcom(dag_id, run_id, std::string(task_id));
+  out.xcom = [&s, dag_id = std::move(dag_id), run_id = std::move(run_id)](std::string_view task_id, std::string_view key) {
+    return s.xcom(dag_id, run_id, std::string(task_id), std::string(key));
   };
   return out;
 }
@@ -71,6 +71,14 @@ task_context make_try_context(const definition& d, const task& t, const operator
                             .data_interval_end = ctx.data_interval_end,
                             .try_number = ctx.try_number,
                             .params = ctx.params,
+                            .typed_params = {},
+                            .conf = run.conf.empty() ? std::string("{}") : run.conf,
+                            .owner = t.settings.owner,
+                            .prev_logical_date = std::nullopt,
+                            .next_logical_date = std::nullopt,
+                            .prev_data_interval_start_success = std::nullopt,
+                            .prev_data_interval_end_success = std::nullopt,
+                            .prev_start_date_success = std::nullopt,
                             .variable = sources.variable,
                             .connection = sources.connection,
                             .xcom_pull = sources.xcom,

@@ -29,8 +29,8 @@ struct try_sources {
   std::function<std::optional<std::string>(std::string_view name)> variable;
   /// `{{ conn.ID.ATTR }}` and the connections of `conn_id` fields.
   connection_source connection;
-  /// `{{ ti.xcom_pull('TASK') }}`: TASK's `return_value` in the try's run.
-  std::function<std::optional<std::string>(std::string_view task_id)> xcom;
+  /// `{{ ti.xcom_pull(task_ids='TASK', key='KEY') }}`: TASK's XCom under KEY in the try's run.
+  std::function<std::optional<std::string>(std::string_view task_id, std::string_view key)> xcom;
 };
 
 /// The sources of the tries of run `run_id` of `dag_id`: `DAGRUN_VAR_*` and `DAGRUN_CONN_*` first
