@@ -789,20 +789,28 @@ void trim_right(std::string& s) {
 /// The end of the tag body that opens at `body`: the offset of its closing `close` (`}}` or
 /// `%}`), skipping quoted strings, or npos. Another opening before it means it was never closed.
 std::size_t find_close(std::string_view text, std::size_t body, char close) {
+  int depth = 0;  // open brackets inside the tag: `{{ {'a': {'b': 1}}['a'] }}` closes after the last `}}`
+  std::size_t unbalanced = std::string_view::npos;  // the first closing pair seen inside brackets
   for (std::size_t j = body; j < text.size();) {
     char c = text[j];
     std::size_t quoted_stop = c == '\'' || c == '"' ? string_stop(text, j, text.size()) : std::string_view::npos;
     if (quoted_stop != std::string_view::npos) {
       j = quoted_stop;
-    } else if (c == close && j + 1 < text.size() && text[j + 1] == '}') {
-      return j;
-    } else if (c == '{' && j + 1 < text.size() && (text[j + 1] == '{' || text[j + 1] == '%')) {
-      return std::string_view::npos;
-    } else {
-      ++j;
+      continue;
     }
+    const bool pair_closes = j + 1 < text.size() && text[j + 1] == '}';
+    if (c == close && pair_closes) {
+      if (depth == 0) return j;
+      if (unbalanced == std::string_view::npos) unbalanced = j;
+    }
+    // Another opening means this tag was never closed, or closed inside unbalanced brackets
+    // (then the expression parser names the bracket left open).
+    if (depth == 0 && c == '{' && j + 1 < text.size() && (text[j + 1] == '{' || text[j + 1] == '%')) return unbalanced;
+    if (c == '{' || c == '(' || c == '[') ++depth;
+    else if ((c == '}' || c == ')' || c == ']') && depth > 0) --depth;
+    ++j;
   }
-  return std::string_view::npos;
+  return unbalanced;
 }
 
 std::vector<piece> split_pieces(std::string_view text) {
@@ -1178,16 +1186,20 @@ private:
   expr_ptr parse_math1() { return parse_binary_level({"+", "-"}, &parser::parse_concat); }
   expr_ptr parse_concat() { return parse_binary_level({"~"}, &parser::parse_math2); }
   expr_ptr parse_math2() { return parse_binary_level({"*", "/", "//", "%"}, &parser::parse_pow); }
-  expr_ptr parse_pow() { return parse_binary_level({"**"}, &parser::parse_unary); }
+  expr_ptr parse_pow() { return parse_binary_level({"**"}, &parser::parse_unary_filtered); }
+  expr_ptr parse_unary_filtered() { return parse_unary(true); }
 
-  expr_ptr parse_unary() {
+  /// Jinja's precedence: `-x|abs` is `(-x)|abs`; filters apply to the whole unary expression.
+  expr_ptr parse_unary(bool with_filters = true) {
+    expr_ptr e;
     if (is_op("-") || is_op("+")) {
-      auto e = make_expr(is_op("-") ? expr_kind::neg : expr_kind::pos, tok().offset);
+      e = make_expr(is_op("-") ? expr_kind::neg : expr_kind::pos, tok().offset);
       ++pos_;
-      e->args.push_back(parse_unary());
-      return parse_filters(std::move(e));
+      e->args.push_back(parse_unary(false));
+    } else {
+      e = parse_postfix(parse_primary());
     }
-    return parse_filters(parse_postfix(parse_primary()));
+    return with_filters ? parse_filters(std::move(e)) : std::move(e);
   }
 
   expr_ptr parse_primary() {
