@@ -81,7 +81,7 @@ TEST_CASE("TryContext.DagrunTestMasksSecretsAndSeesWhatRunSees" * doctest::timeo
          "  - task_id: show\n"
          "    operator: bash\n"
          "    bash_command: \"echo pass {{ conn.vault.password }} key {{ var.value.api_key }}; "
-         "env | grep '^DAGRUN_' | grep -v '^DAGRUN_OWNER_PID=' | sort\"\n"
+         "env | grep '^DAGRUN_' | grep -v '^DAGRUN_OWNER_PID=' | grep -v '^DAGRUN_XCOM_FILE=' | sort\"\n"
          "  - task_id: query\n"
          "    operator: sqlite\n"
          "    database: " << (s.dir / "data.db").string() << "\n"
