@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <dag/core/environment.hpp>
+#include <dag/core/params.hpp>
 #include <dag/core/secret_mask.hpp>
 #include <dag/exec/executor.hpp>
 #include <dag/schedule/timetable.hpp>
@@ -67,11 +68,16 @@ task_context make_try_context(const definition& d, const task& t, const operator
   ctx.params = d.params();
   // Airflow: a run's conf overrides the DAG's params of the same name; other keys stay in
   // `dag_run.conf` only, so a trigger cannot invent params the DAG never declared.
-  if (run.conf.size() > 2) {
+  // A typed param's value is JSON text (see definition::param_schema).
+  std::set<std::string> typed;
+  for (const auto& [name, schema] : d.param_schemas())
+    if (param_is_typed(schema)) typed.insert(name);
+  if (run.conf.size() > 2 && d.conf_overrides_params()) {
     const auto conf = nlohmann::json::parse(run.conf, nullptr, false);
     if (conf.is_object())
       for (const auto& [k, v] : conf.items())
-        if (auto p = ctx.params.find(k); p != ctx.params.end()) p->second = v.is_string() ? v.get<std::string>() : v.dump();
+        if (auto p = ctx.params.find(k); p != ctx.params.end())
+          p->second = v.is_string() && !typed.contains(k) ? v.get<std::string>() : v.dump();
   }
   if (t.settings.execution_timeout)
     ctx.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*t.settings.execution_timeout);
@@ -104,7 +110,7 @@ task_context make_try_context(const definition& d, const task& t, const operator
                             .data_interval_end = ctx.data_interval_end,
                             .try_number = ctx.try_number,
                             .params = ctx.params,
-                            .typed_params = {},
+                            .typed_params = typed,
                             .conf = run.conf.empty() ? std::string("{}") : run.conf,
                             .owner = t.settings.owner,
                             .prev_logical_date = prev_logical,
