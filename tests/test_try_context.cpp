@@ -81,7 +81,7 @@ TEST_CASE("TryContext.DagrunTestMasksSecretsAndSeesWhatRunSees" * doctest::timeo
          "  - task_id: show\n"
          "    operator: bash\n"
          "    bash_command: \"echo pass {{ conn.vault.password }} key {{ var.value.api_key }}; "
-         "env | grep '^DAGRUN_' | grep -v '^DAGRUN_OWNER_PID=' | sort\"\n"
+         "env | grep '^DAGRUN_' | grep -v '^DAGRUN_OWNER_PID=' | grep -v '^DAGRUN_XCOM_FILE=' | sort\"\n"
          "  - task_id: query\n"
          "    operator: sqlite\n"
          "    database: " << (s.dir / "data.db").string() << "\n"
@@ -163,4 +163,37 @@ TEST_CASE("TryContext.RenderErrorsTravelWithTheTryInsteadOfThrowing") {
   REQUIRE(ctx.fields.size() == 1);
   CHECK(ctx.fields.at(std::string(dag::render_error_field)).find("nowhere_at_all") != std::string::npos);
   CHECK(ctx.environment.at("DAGRUN_RUN_ID") == run.run_id);
+}
+
+// The injection example of docs/concepts.md "Safe values in commands": a conf value that is a
+// shell command substitution reaches the command as text with `| shquote` or through `env:`.
+TEST_CASE("TryContext.ConfInjectionStaysTextWithShquoteOrEnv" * doctest::timeout(60)) {
+  sandbox s;
+  const auto pwned = s.dir / "pwned";
+  std::ofstream(s.dir / "dags" / "inject.yaml")
+      << "dag_id: inject\n"
+         "params:\n"
+         "  x: world\n"
+         "tasks:\n"
+         "  - task_id: quoted\n"
+         "    operator: bash\n"
+         "    bash_command: \"echo quoted {{ params.x | shquote }}; echo \\\"rows={{ dag_run.conf.extra }}\\\" >> \\\"$DAGRUN_XCOM_FILE\\\"\"\n"
+         "  - task_id: via_env\n"
+         "    operator: bash\n"
+         "    dependencies: [quoted]\n"
+         "    bash_command: 'echo \"env $X rows {{ ti.xcom_pull(task_ids=''quoted'', key=''rows'') }}\"'\n"
+         "    env:\n"
+         "      X: \"{{ params.x }}\"\n";
+  const std::string conf = R"j({"x": "$(touch )j" + pwned.string() + R"j()", "extra": "7"})j";
+  const auto [status, out] = s.dagrun("run inject --date 2024-01-01 --conf '" + conf + "'");
+  CHECK(status == 0);
+  CHECK_FALSE(std::filesystem::exists(pwned));
+  const auto tis = s.db->task_instances("inject", "manual__2024-01-01T00:00:00+00:00");
+  REQUIRE(tis.size() == 2);
+  for (const auto& ti : tis) {
+    const std::string log = s.read(ti.log_path);
+    CAPTURE(log);
+    if (ti.task_id == "quoted") CHECK(log.find("quoted $(touch " + pwned.string() + ")\n") != std::string::npos);
+    if (ti.task_id == "via_env") CHECK(log.find("env $(touch " + pwned.string() + ") rows 7\n") != std::string::npos);
+  }
 }

@@ -469,4 +469,45 @@ TEST_CASE("YamlLoader.WeightRuleAndMaxActiveTisPerDag") {
   CHECK(problem_of(dag_with("", "    weight_rule: downstreem\n")) ==
         "dags/t.yaml:6: task 'a': weight_rule: unknown rule 'downstreem' (did you mean 'downstream'?); use downstream, upstream or absolute");
   CHECK(problem_of(dag_with("", "    max_active_tis_per_dag: 0\n")) == "dags/t.yaml:6: task 'a': max_active_tis_per_dag: must be at least 1, got 0");
+TEST_CASE("YamlLoader.TypedParamsAreCheckedWhenLoaded") {
+  const std::string dag_head =
+      "dag_id: typed\n"
+      "tasks:\n"
+      "  - task_id: t\n"
+      "    operator: bash\n"
+      "    bash_command: echo {{ params.limit + 1 }} {{ params.region }} {{ params.day }}\n"
+      "params:\n";
+  auto r = dag::load_yaml_text(dag_head +
+                                   "  limit: {type: integer, default: 5, minimum: 1, maximum: 10, description: rows}\n"
+                                   "  region: {default: eu, enum: [eu, us], title: Region}\n"
+                                   "  day: {type: string, format: date, default: '2024-01-01', pattern: '^[0-9-]+$'}\n",
+                               "dags/t.yaml", catalog());
+  REQUIRE(r.dag);
+  CHECK(r.dag->params().at("limit") == "5");
+  CHECK(r.dag->params().at("region") == "eu");
+  CHECK(r.dag->params().at("day") == "2024-01-01");
+  CHECK(r.dag->param_schemas().at("limit") == R"({"maximum":10,"minimum":1,"type":"integer"})");
+  CHECK(r.dag->conf_overrides_params());
+
+  struct bad_case {
+    std::string params;
+    std::string message;
+  };
+  const std::vector<bad_case> table{
+      {"  limit: {type: integer, default: 50, maximum: 10}\n", "params.limit: default 50 is greater than the maximum of 10"},
+      {"  limit: {type: integer, default: '5'}\n", "params.limit: default \"5\" is not of type integer"},
+      {"  region: {default: asia, enum: [eu, us]}\n", "params.region: default \"asia\" is not one of [\"eu\",\"us\"]"},
+      {"  day: {type: string, format: date, default: '2024-13-01'}\n", "params.day: default \"2024-13-01\" is not a valid date"},
+      {"  region: {default: 'x y', pattern: '^[a-z]+$'}\n", "params.region: default \"x y\" does not match the pattern \"^[a-z]+$\""},
+      {"  region: {default: ab, minLength: 3}\n", "params.region: default \"ab\" is shorter than 3 characters"},
+      {"  region: {type: string}\n", "params.region: a typed param needs a 'default' (the value a run gets without conf)"},
+      {"  region: {default: a, typo: 1}\n", "unknown param 'region' key 'typo'"},
+  };
+  for (const auto& row : table) {
+    CAPTURE(row.params);
+    auto bad = dag::load_yaml_text("dag_id: typed\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: echo\nparams:\n" + row.params,
+                                   "dags/t.yaml", catalog());
+    REQUIRE_FALSE(bad.problems.empty());
+    CHECK(std::string(bad.problems[0].what()).find(row.message) != std::string::npos);
+  }
 }

@@ -415,6 +415,9 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     for (const task_change& c : ended.skipped) changes.task_instances.push_back(update_of(r.tis[c.index], c.before, c.try_before));
     if (e.result.xcom && ti.state == task_state::success)
       changes.xcoms.push_back({ti.dag_id, ti.run_id, ti.task_id, "return_value", *e.result.xcom});
+    if (e.result.outcome == try_outcome::success)
+      for (const auto& [xcom_key, value] : e.result.keyed_xcoms)
+        changes.xcoms.push_back({ti.dag_id, ti.run_id, ti.task_id, xcom_key, value});
   }
 }
 
@@ -487,11 +490,12 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
   // Templates are rendered here, where the store is at hand; a render error fails the try.
   try_sources sources = store_sources(store_, ti.dag_id, ti.run_id);
   // XComs pushed in this very step are not in the store yet: look at the pending ones first.
-  sources.xcom = [pending = &changes.xcoms, from_store = std::move(sources.xcom), &ti](std::string_view task_id) {
+  sources.xcom = [pending = &changes.xcoms, from_store = std::move(sources.xcom), &ti](std::string_view task_id,
+                                                                                       std::string_view key) {
     for (auto it = pending->rbegin(); it != pending->rend(); ++it)
-      if (it->run_id == ti.run_id && it->dag_id == ti.dag_id && it->task_id == task_id && it->key == "return_value")
+      if (it->run_id == ti.run_id && it->dag_id == ti.dag_id && it->task_id == task_id && it->key == key)
         return std::optional<std::string>(it->value);
-    return from_store(task_id);
+    return from_store(task_id, key);
   };
   try_spec which;
   which.try_number = ti.try_number;

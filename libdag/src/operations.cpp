@@ -12,6 +12,7 @@
 
 #include <dag/core/error.hpp>
 #include <dag/core/json_text.hpp>
+#include <dag/core/params.hpp>
 #include <dag/core/suggest.hpp>
 #include <dag/engine/engine.hpp>
 #include <dag/engine/scheduler_core.hpp>
@@ -96,7 +97,18 @@ std::string checked_conf(const std::string& conf, const std::string& what) {
 
 std::optional<run_record> trigger_run(store& s, const definition& dag, time_point logical_date, const std::string& conf,
                                       const std::string& note) {
-  auto run = create_run_record(s, scheduled_dag(dag), run_type::manual, logical_date, checked_conf(conf));
+  std::string checked = checked_conf(conf);
+  // A conf value that overrides a typed param must satisfy its schema, as Airflow's Param checks
+  // at trigger time; other keys are the run's own (`dag_run.conf`).
+  if (dag.conf_overrides_params()) {
+    const auto parsed = nlohmann::json::parse(checked);
+    for (const auto& [name, schema] : dag.param_schemas()) {
+      if (!parsed.contains(name)) continue;
+      const std::string problem = param_problem(schema, parsed[name].dump());
+      if (!problem.empty()) throw usage_error("--conf: param '" + name + "': " + problem);
+    }
+  }
+  auto run = create_run_record(s, scheduled_dag(dag), run_type::manual, logical_date, checked);
   if (run && !note.empty()) {
     s.set_note(run->dag_id, run->run_id, "", note);
     run->note = note;

@@ -90,6 +90,7 @@ std::string result_of(const queued_result& r) {
          {"pid", r.pid},
          {"hostname", r.hostname}};
   if (r.result.xcom) j["xcom"] = *r.result.xcom;
+  if (!r.result.keyed_xcoms.empty()) j["keyed_xcoms"] = r.result.keyed_xcoms;
   if (r.result.outcome == try_outcome::rescheduled) j["reschedule_after_s"] = r.result.reschedule_after.count();
   return j.dump();
 }
@@ -103,6 +104,7 @@ queued_result read_result(const queued_try& t, const std::string& text) {
   out.result.message = j.at("message").get<std::string>();
   out.result.exit_code = j.at("exit_code").get<int>();
   if (j.contains("xcom")) out.result.xcom = j.at("xcom").get<std::string>();
+  if (j.contains("keyed_xcoms")) out.result.keyed_xcoms = j.at("keyed_xcoms").get<std::map<std::string, std::string>>();
   if (j.contains("reschedule_after_s")) out.result.reschedule_after = duration(j.at("reschedule_after_s").get<std::int64_t>());
   out.started = timestamp{std::chrono::microseconds(j.at("started").get<std::int64_t>())};
   out.ended = timestamp{std::chrono::microseconds(j.at("ended").get<std::int64_t>())};

@@ -6,8 +6,10 @@
 #include <nlohmann/json.hpp>
 
 #include <dag/core/environment.hpp>
+#include <dag/core/params.hpp>
 #include <dag/core/secret_mask.hpp>
 #include <dag/exec/executor.hpp>
+#include <dag/schedule/timetable.hpp>
 
 namespace dag {
 
@@ -30,8 +32,18 @@ try_sources store_sources(store& s, std::string dag_id, std::string run_id) {
     if (auto c = connection_from_environment(id)) return c;
     return s.find_connection(std::string(id));
   };
-  out.xcom = [&s, dag_id = std::move(dag_id), run_id = std::move(run_id)](std::string_view task_id) {
-    return s.xcom(dag_id, run_id, std::string(task_id));
+  out.previous_success = [&s, dag_id](time_point before) -> std::optional<run_record> {
+    run_filter f;
+    f.dag_id = dag_id;
+    f.states = {run_state::success};
+    f.logical_to = before - std::chrono::seconds{1};
+    f.limit = 1;
+    auto runs = s.runs(f);
+    if (runs.empty()) return std::nullopt;
+    return runs.front();
+  };
+  out.xcom = [&s, dag_id = std::move(dag_id), run_id = std::move(run_id)](std::string_view task_id, std::string_view key) {
+    return s.xcom(dag_id, run_id, std::string(task_id), std::string(key));
   };
   return out;
 }
@@ -63,14 +75,41 @@ task_context make_try_context(const definition& d, const task& t, const operator
   ctx.waited = which.waited;
   ctx.log_path = which.log_path;
   ctx.params = d.params();
-  // Airflow: a run's conf overrides the DAG's params of the same name.
-  if (run.conf.size() > 2) {
+  // Airflow: a run's conf overrides the DAG's params of the same name; other keys stay in
+  // `dag_run.conf` only, so a trigger cannot invent params the DAG never declared.
+  // A typed param's value is JSON text (see definition::param_schema).
+  std::set<std::string> typed;
+  for (const auto& [name, schema] : d.param_schemas())
+    if (param_is_typed(schema)) typed.insert(name);
+  if (run.conf.size() > 2 && d.conf_overrides_params()) {
     const auto conf = nlohmann::json::parse(run.conf, nullptr, false);
     if (conf.is_object())
-      for (const auto& [k, v] : conf.items()) ctx.params[k] = v.is_string() ? v.get<std::string>() : v.dump();
+      for (const auto& [k, v] : conf.items())
+        if (auto p = ctx.params.find(k); p != ctx.params.end())
+          p->second = v.is_string() && !typed.contains(k) ? v.get<std::string>() : v.dump();
   }
   if (t.settings.execution_timeout)
     ctx.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*t.settings.execution_timeout);
+
+  // Airflow 2's prev_ds/next_ds: a manual run has its own logical date for both; a scheduled
+  // run has the schedule's neighbours (none for a DAG without a schedule).
+  std::optional<time_point> prev_logical, next_logical;
+  if (run.type == run_type::manual) {
+    prev_logical = next_logical = run.logical_date;
+  } else if (!d.schedule().empty()) {
+    try {
+      const timetable tt(d);
+      if (auto prev = tt.latest_run(run.logical_date); prev && prev->logical_date < run.logical_date)
+        prev_logical = prev->logical_date;
+      if (auto next = tt.next_run(run.interval)) next_logical = next->logical_date;
+    } catch (const error&) {
+      // A schedule that does not parse never produced this run: leave the names None.
+    }
+  }
+  std::optional<run_record> previous;
+  if (sources.previous_success) previous = sources.previous_success(run.logical_date);
+  std::optional<time_point> previous_start;
+  if (previous && previous->start_date) previous_start = std::chrono::floor<std::chrono::seconds>(*previous->start_date);
 
   const template_context tc{.dag_id = ctx.dag_id,
                             .task_id = ctx.task_id,
@@ -80,6 +119,14 @@ task_context make_try_context(const definition& d, const task& t, const operator
                             .data_interval_end = ctx.data_interval_end,
                             .try_number = ctx.try_number,
                             .params = ctx.params,
+                            .typed_params = typed,
+                            .conf = run.conf.empty() ? std::string("{}") : run.conf,
+                            .owner = t.settings.owner,
+                            .prev_logical_date = prev_logical,
+                            .next_logical_date = next_logical,
+                            .prev_data_interval_start_success = previous ? std::optional(previous->interval.start) : std::nullopt,
+                            .prev_data_interval_end_success = previous ? std::optional(previous->interval.end) : std::nullopt,
+                            .prev_start_date_success = previous_start,
                             .variable = sources.variable,
                             .connection = sources.connection,
                             .xcom_pull = sources.xcom,

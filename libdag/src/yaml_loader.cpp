@@ -9,9 +9,14 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
+#include <regex>
 #include <sstream>
 
 #include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
+
+#include <dag/core/params.hpp>
 
 #include <dag/core/suggest.hpp>
 #include <dag/load/check.hpp>
@@ -22,7 +27,7 @@ namespace {
 constexpr std::array dag_keys{"dag_id",   "description",      "schedule",         "timezone",
                               "start_date", "end_date",       "catchup",          "max_active_runs",
                               "max_active_tasks", "tags",     "params",           "default_args",
-                              "on_run_failure", "on_run_success", "tasks", "groups"};
+                              "on_run_failure", "on_run_success", "conf_overrides_params", "tasks", "groups"};
 
 constexpr std::array group_keys{"group_id", "dependencies", "default_args", "tasks", "groups", "tooltip",
                                 "prefix_group_id"};
@@ -63,6 +68,10 @@ constexpr std::array unsupported_keys{
     unsupported_key{"is_paused_upon_creation", "is not supported; pause with 'dagrun dags pause'"},
     unsupported_key{"access_control", "is not supported"},
 };
+
+// Keys of a typed param (Airflow's `Param`).
+constexpr std::array param_keys{"default", "type", "enum", "minimum", "maximum", "minLength", "maxLength",
+                                "pattern", "format", "description", "title"};
 
 // Keys that set task_options, valid on a task and in default_args.
 constexpr std::array option_keys{"trigger_rule",     "retries",        "retry_delay",
@@ -125,6 +134,7 @@ public:
       else if (key == "max_active_tasks") set(integer(value, key, 1), [&](auto v) { d.max_active_tasks(v); });
       else if (key == "tags") set(string_list(value, key), [&](auto v) { d.tags(v); });
       else if (key == "params") read_params(d, value);
+      else if (key == "conf_overrides_params") set(boolean(value, key), [&](bool v) { d.conf_overrides_params(v); });
       else if (key == "default_args") read_default_args(d, value);
       else if (key == "on_run_failure") set(notifiers(value, key), [&](auto v) { d.on_run_failure(v); });
       else if (key == "on_run_success") set(notifiers(value, key), [&](auto v) { d.on_run_success(v); });
@@ -332,9 +342,78 @@ private:
     if (auto text = scalar(n, "schedule")) d.schedule(*text);
   }
 
+  // A param is a plain value (a string param), or a mapping with Airflow's Param keys: its
+  // default is checked against its schema here, so a bad default is a load-time error.
   void read_params(definition& d, const YAML::Node& n) {
-    if (auto params = string_map(n, "params"))
-      for (auto& [name, value] : *params) d.param(name, value);
+    if (!n.IsMap()) {
+      fail(n, "params: expected a mapping, got " + kind_name(n));
+      return;
+    }
+    check_duplicate_keys(n);
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const std::string name = it->first.as<std::string>("");
+      const YAML::Node& v = it->second;
+      if (!v.IsMap()) {
+        if (auto text = scalar(v, "params." + name)) d.param(name, *text);
+        continue;
+      }
+      nlohmann::json schema = nlohmann::json::object();
+      std::optional<nlohmann::json> default_value;
+      for (auto k = v.begin(); k != v.end(); ++k) {
+        const std::string key = k->first.as<std::string>("");
+        if (std::find(param_keys.begin(), param_keys.end(), key) == param_keys.end()) {
+          unknown_key(k->first, key, join_keys(param_keys), "param '" + name + "'");
+          continue;
+        }
+        if (key == "default") default_value = to_json(k->second);
+        else if (key != "description" && key != "title") schema[key] = to_json(k->second);
+      }
+      if (!default_value) {
+        fail(v, "params." + name + ": a typed param needs a 'default' (the value a run gets without conf)");
+        continue;
+      }
+      const std::string problem = param_problem(schema.dump(), default_value->dump());
+      if (!problem.empty()) {
+        fail(v, "params." + name + ": default " + problem);
+        continue;
+      }
+      const bool typed = param_is_typed(schema.dump());
+      d.param(name, typed || !default_value->is_string() ? default_value->dump() : default_value->get<std::string>());
+      if (!typed && !default_value->is_string()) schema["type"] = nlohmann::json::array({"string", "number", "boolean", "null", "array", "object"});
+      d.param_schema(name, schema.dump());
+    }
+  }
+
+  /// A YAML value as JSON, with YAML 1.2 core scalars: quoted text is a string; plain
+  /// `true`/`false`, `null`/`~`, integers and decimals are what they look like.
+  static nlohmann::json to_json(const YAML::Node& n) {
+    if (n.IsNull()) return nullptr;
+    if (n.IsSequence()) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& item : n) out.push_back(to_json(item));
+      return out;
+    }
+    if (n.IsMap()) {
+      nlohmann::json out = nlohmann::json::object();
+      for (auto it = n.begin(); it != n.end(); ++it) out[it->first.as<std::string>("")] = to_json(it->second);
+      return out;
+    }
+    const std::string& s = n.Scalar();
+    if (n.Tag() == "!") return s;  // quoted
+    if (s == "true") return true;
+    if (s == "false") return false;
+    if (s == "null" || s == "~") return nullptr;
+    static const std::regex integer_text(R"(^[-+]?[0-9]+$)");
+    static const std::regex decimal_text(R"(^[-+]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$|^[-+]?[0-9]+[eE][-+]?[0-9]+$)");
+    if (std::regex_match(s, integer_text)) {
+      try {
+        return std::stoll(s);
+      } catch (const std::out_of_range&) {
+        return s;
+      }
+    }
+    if (std::regex_match(s, decimal_text)) return std::stod(s);
+    return s;
   }
 
   // A group's default_args: task options only.

@@ -1,6 +1,18 @@
 #pragma once
 /// @file The bash operator: runs a shell command in its own process group.
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <system_error>
+
+#include <dag/core/error.hpp>
 #include <dag/core/operator.hpp>
 #include <dag/core/task.hpp>
 #include <dag/exec/child_process.hpp>
@@ -11,6 +23,11 @@ namespace dag::operators {
 /// stderr into the try's log (a command of plain words, such as `./report.sh 2024-01-01`, is
 /// executed directly: one exec instead of two; see dag::plain_command_words); exit 0 is success, 99 skipped, anything else a failed try. The last
 /// line of stdout goes to XCom. `execution_timeout` kills the whole group (SIGTERM, then SIGKILL).
+///
+/// Keyed XComs (Airflow's `ti.xcom_push(key=..., value=...)`): the command may append lines
+/// `KEY=VALUE` to the file `$DAGRUN_XCOM_FILE`; after a successful try each line pushes VALUE
+/// (the rest of the line, kept as written) under KEY, a later line winning. A file rather than
+/// stdout, so that no output of the command's programs is ever taken for a push.
 struct bash {
   /// Fields: `bash_command` (templated, required), `env` (extra environment), `cwd`.
   static operator_spec spec() {
@@ -35,6 +52,8 @@ struct bash {
     p.timeout = ctx.timeout;
     p.secrets = ctx.secrets;
     p.direct_exec = true;
+    const xcom_file pushes;
+    p.environment["DAGRUN_XCOM_FILE"] = pushes.path().string();
     child_process child = child_process::start(p);
     process_result r = child.wait(ctx.stop);
     operator_result out;
@@ -51,6 +70,16 @@ struct bash {
     } else if (r.exit_code == 0) {
       out.outcome = try_outcome::success;
       out.xcom = r.last_stdout_line;
+      std::string bad_line;
+      out.keyed_xcoms = pushes.read(bad_line);
+      if (!bad_line.empty()) {
+        out.outcome = try_outcome::failed;
+        out.message = "bad line in $DAGRUN_XCOM_FILE (expected KEY=VALUE): " + bad_line;
+      }
+      if (auto rv = out.keyed_xcoms.find("return_value"); rv != out.keyed_xcoms.end()) {
+        out.xcom = rv->second;
+        out.keyed_xcoms.erase(rv);
+      }
     } else if (r.exit_code == 99) {
       out.outcome = try_outcome::skipped;
       out.message = "exit status 99: skipped";
@@ -61,6 +90,52 @@ struct bash {
     if (ctx.log && !out.message.empty()) ctx.log("[dagrun] " + out.message);
     return out;
   }
+
+private:
+  /// A fresh empty file for one try's pushes, removed when the try is over.
+  class xcom_file {
+  public:
+    xcom_file() {
+      std::string pattern = (std::filesystem::temp_directory_path() / "dagrun-xcom-XXXXXX").string();
+      const int fd = ::mkstemp(pattern.data());
+      if (fd < 0) throw error("cannot create the XCom file in " + std::filesystem::temp_directory_path().string());
+      ::close(fd);
+      path_ = pattern;
+    }
+    ~xcom_file() {
+      std::error_code ignored;
+      std::filesystem::remove(path_, ignored);
+    }
+    xcom_file(const xcom_file&) = delete;
+    xcom_file& operator=(const xcom_file&) = delete;
+
+    const std::filesystem::path& path() const { return path_; }
+
+    /// The pushes, by key; `bad` gets the first line that is not `KEY=VALUE` (KEY a name).
+    std::map<std::string, std::string> read(std::string& bad) const {
+      std::map<std::string, std::string> out;
+      std::ifstream in(path_);
+      for (std::string line; std::getline(in, line);) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty()) continue;
+        const std::size_t eq = line.find('=');
+        const std::string key = line.substr(0, eq);
+        const bool valid_key = eq != std::string::npos && !key.empty() &&
+                               std::all_of(key.begin(), key.end(), [](char c) {
+                                 return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-' || c == '.';
+                               });
+        if (!valid_key) {
+          if (bad.empty()) bad = line.substr(0, 200);
+          continue;
+        }
+        out[key] = line.substr(eq + 1);
+      }
+      return out;
+    }
+
+  private:
+    std::filesystem::path path_;
+  };
 };
 
 }  // namespace dag::operators

@@ -66,3 +66,28 @@ TEST_CASE("BashOperator.TimeoutFailsTheTry" * doctest::timeout(30)) {
   CHECK(r.message == "execution_timeout exceeded: process group killed");
   CHECK(t.logged.back() == "[dagrun] execution_timeout exceeded: process group killed");
 }
+
+TEST_CASE("BashOperator.KeyedXComsArePushedThroughTheXComFile") {
+  bash_try t;
+  auto r = t.run("echo rows=12 >> \"$DAGRUN_XCOM_FILE\"; echo 'path=/data/a b=c' >> \"$DAGRUN_XCOM_FILE\"; "
+                 "echo rows=13 >> \"$DAGRUN_XCOM_FILE\"; echo done");
+  CHECK(r.outcome == dag::try_outcome::success);
+  CHECK(r.xcom == "done");
+  CHECK(r.keyed_xcoms == std::map<std::string, std::string>{{"path", "/data/a b=c"}, {"rows", "13"}});
+  SUBCASE("return_value in the file replaces the last stdout line") {
+    auto rv = t.run("echo return_value=from-file >> \"$DAGRUN_XCOM_FILE\"; echo stdout");
+    CHECK(rv.xcom == "from-file");
+    CHECK(rv.keyed_xcoms.empty());
+  }
+  SUBCASE("a line that is not KEY=VALUE fails the try, naming the line") {
+    auto bad = t.run("echo 'no equals sign' >> \"$DAGRUN_XCOM_FILE\"");
+    CHECK(bad.outcome == dag::try_outcome::failed);
+    CHECK(bad.message == "bad line in $DAGRUN_XCOM_FILE (expected KEY=VALUE): no equals sign");
+  }
+  SUBCASE("each try gets its own file, removed afterwards") {
+    auto first = t.run("echo $DAGRUN_XCOM_FILE");
+    REQUIRE(first.xcom);
+    CHECK_FALSE(std::filesystem::exists(*first.xcom));
+    CHECK(t.run("echo $DAGRUN_XCOM_FILE").xcom != first.xcom);
+  }
+}

@@ -203,6 +203,15 @@ public:
   definition& tags(std::vector<std::string> list) { tags_ = std::move(list); return *this; }
   /// Sets one entry of `params`.
   definition& param(const std::string& name, std::string value) { params_[name] = std::move(value); return *this; }
+  /// Gives param `name` a schema (Airflow's `Param`; see dag/core/params.hpp). A typed param's
+  /// value in `params` is JSON text (`5`, `["a"]`); a string param's is the plain string.
+  definition& param_schema(const std::string& name, std::string schema_json) {
+    param_schemas_[name] = std::move(schema_json);
+    return *this;
+  }
+  /// Sets `conf_overrides_params` (Airflow's `dag_run_conf_overrides_params`): whether a run's
+  /// conf overrides the params of the same name (default true).
+  definition& conf_overrides_params(bool on) { conf_overrides_params_ = on; return *this; }
   /// Sets `default_args`.
   definition& default_args(task_options options) { default_args_ = std::move(options); return *this; }
   /// Sets `on_run_failure`: the notifiers told when a run fails.
@@ -296,6 +305,10 @@ public:
   const std::vector<std::string>& tags() const { return tags_; }
   /// `params`.
   const std::map<std::string, std::string>& params() const { return params_; }
+  /// The schemas of typed params, by name (JSON objects).
+  const std::map<std::string, std::string>& param_schemas() const { return param_schemas_; }
+  /// `conf_overrides_params`.
+  bool conf_overrides_params() const { return conf_overrides_params_; }
   /// `default_args`.
   const task_options& default_args() const { return default_args_; }
   /// `on_run_failure`.
@@ -347,6 +360,8 @@ private:
   int max_active_tasks_ = 16;    // Airflow's max_active_tasks_per_dag
   std::vector<std::string> tags_;
   std::map<std::string, std::string> params_;
+  std::map<std::string, std::string> param_schemas_;
+  bool conf_overrides_params_ = true;
   task_options default_args_;
   std::vector<notifier_spec> on_run_failure_;
   std::vector<notifier_spec> on_run_success_;

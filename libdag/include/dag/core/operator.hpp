@@ -40,22 +40,23 @@ struct operator_result {
   std::optional<std::string> xcom;             ///< value pushed to XCom under `return_value`
   int exit_code = 0;                           ///< process exit status where there is one
   duration reschedule_after{0};                ///< `rescheduled`: how long until the next execution
+  std::map<std::string, std::string> keyed_xcoms;  ///< values pushed under other keys (Airflow's `ti.xcom_push`)
 
   /// A successful try, optionally pushing `xcom`.
   static operator_result success(std::optional<std::string> xcom = std::nullopt) {
-    return {try_outcome::success, {}, std::move(xcom), 0, {}};
+    return {try_outcome::success, {}, std::move(xcom), 0, {}, {}};
   }
   /// A failed try with its reason.
   static operator_result failed(std::string message, int exit_code = 1) {
-    return {try_outcome::failed, std::move(message), std::nullopt, exit_code, {}};
+    return {try_outcome::failed, std::move(message), std::nullopt, exit_code, {}, {}};
   }
   /// A skipped task with its reason.
   static operator_result skipped(std::string message = "skipped") {
-    return {try_outcome::skipped, std::move(message), std::nullopt, 99, {}};
+    return {try_outcome::skipped, std::move(message), std::nullopt, 99, {}, {}};
   }
   /// Gives the slot back and runs this try again after `after` (a sensor in reschedule mode).
   static operator_result reschedule(duration after, std::string message = "rescheduled") {
-    return {try_outcome::rescheduled, std::move(message), std::nullopt, 0, after};
+    return {try_outcome::rescheduled, std::move(message), std::nullopt, 0, after, {}};
   }
 };
 

@@ -30,13 +30,16 @@ struct try_sources {
   std::function<std::optional<std::string>(std::string_view name)> variable;
   /// `{{ conn.ID.ATTR }}` and the connections of `conn_id` fields.
   connection_source connection;
-  /// `{{ ti.xcom_pull('TASK') }}`: TASK's `return_value` in the try's run.
-  std::function<std::optional<std::string>(std::string_view task_id)> xcom;
+  /// `{{ ti.xcom_pull(task_ids='TASK', key='KEY') }}`: TASK's XCom under KEY in the try's run.
+  std::function<std::optional<std::string>(std::string_view task_id, std::string_view key)> xcom;
+  /// `{{ prev_data_interval_start_success }}` and friends: the newest successful run of the DAG
+  /// whose logical date is before `before`; nullopt when there is none (or no store).
+  std::function<std::optional<run_record>(time_point before)> previous_success;
 };
 
 /// The sources of the tries of run `run_id` of `dag_id`: `DAGRUN_VAR_*` and `DAGRUN_CONN_*` first
 /// (they win, as Airflow's `AIRFLOW_VAR_*` and `AIRFLOW_CONN_*` do), then the variables,
-/// connections and that run's XComs in `s`, which must outlive the sources.
+/// connections, that run's XComs and the DAG's earlier runs in `s`, which must outlive the sources.
 try_sources store_sources(store& s, std::string dag_id, std::string run_id);
 
 /// Which try of a run a context is for.

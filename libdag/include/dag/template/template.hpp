@@ -1,19 +1,17 @@
 #pragma once
-/// @file Airflow-style `{{ macro }}` templates in operator fields: parse, check at load time, render.
-// (Interface pinned by the foundation issue; see docs/concepts.md "Templates".)
-//
-// The supported language is a small, closed subset of Airflow's Jinja context, so that every name
-// can be checked when a DAG is loaded instead of rendering as an empty string at run time:
-//   {{ ds }} {{ ds_nodash }} {{ ts }} {{ ts_nodash }} {{ logical_date }} {{ data_interval_start }}
-//   {{ data_interval_end }} {{ run_id }} {{ dag_id }} {{ task_id }} {{ try_number }}
-//   {{ params.NAME }} {{ var.value.NAME }} {{ conn.ID.host|port|login|password|schema }}
-//   {{ ti.xcom_pull('TASK') }} {{ ti.xcom_pull("TASK") }} {{ ti.xcom_pull(task_ids='TASK') }}
-//   {{ 'text' }} (a quoted literal: the only way to write a literal `{{`, as in Jinja)
-//   {# comment #}, and Jinja's whitespace control `{{-` / `-}}`.
-// `{% ... %}` statements, filters and any other expression are rejected when parsed.
+/// @file Airflow-style Jinja templates in operator fields: parse, check at load time, render.
+// See docs/concepts.md "Templates" for the language. It is the part of Jinja that Airflow DAGs
+// use: `{{ expression }}`, `{% if/elif/else %}`, `{% for %}` (with `loop`), `{% set %}`,
+// `{% raw %}`, `{# comments #}`, whitespace control (`{{-`, `-}}`, `{%-`, `-%}`), literals,
+// attribute and item access, arithmetic, comparisons, `and/or/not`, `in`, `is` tests, `~`,
+// filters and Airflow's context (`ds`, `macros`, `params`, `var`, `conn`, `ti`, `dag_run`, ...).
+// Every name, filter, test and tag is known when the template is parsed, so a typo is a
+// load-time error with a suggestion rather than an empty string (Airflow's StrictUndefined)
+// when the task runs.
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -44,62 +42,51 @@ private:
   int column_;
 };
 
-/// What one `{{ expression }}` refers to.
+/// A name from outside the DAG's own text that a template uses, found when it is parsed.
 enum class template_ref_kind {
-  ds,                   ///< `2024-01-01`
-  ds_nodash,            ///< `20240101`
-  ts,                   ///< `2024-01-01T00:00:00+00:00`
-  ts_nodash,            ///< `20240101T000000`
-  logical_date,         ///< like `ts`
-  data_interval_start,  ///< like `ts`
-  data_interval_end,    ///< like `ts`
-  run_id,               ///< the run's id
-  dag_id,               ///< the DAG's id
-  task_id,              ///< the task's id
-  try_number,           ///< 1 for the first try
-  param,                ///< `params.NAME`; `name` is NAME
-  variable,             ///< `var.value.NAME`; `name` is NAME
-  connection,           ///< `conn.ID.ATTR`; `name` is ID, `attribute` is ATTR
-  xcom_pull,            ///< `ti.xcom_pull('TASK')`; `name` is TASK
+  param,       ///< `params.NAME` (or `params['NAME']`); `name` is NAME
+  variable,    ///< `var.value.NAME` or `var.json.NAME`; `name` is NAME
+  connection,  ///< `conn.ID.ATTR`; `name` is ID
+  xcom_pull,   ///< `ti.xcom_pull(task_ids='TASK')` (or a list of ids); `name` is TASK
 };
 
-/// Which attribute of a connection `{{ conn.ID.ATTR }}` reads.
-enum class connection_attribute { host, port, login, password, schema };
-
-/// One parsed `{{ expression }}`, with where its name sits in the text (for load-time errors).
+/// One use of an outside name, with where the name sits in the text (for load-time errors).
 struct template_ref {
-  template_ref_kind kind = template_ref_kind::ds;                ///< what it refers to
-  std::string name;                                              ///< param, variable, connection or task id
-  connection_attribute attribute = connection_attribute::host;   ///< for `connection` only
-  int line = 0;                                                  ///< 0-based line of `name` (or of the macro)
-  int column = 1;                                                ///< 1-based column of `name` (or of the macro)
+  template_ref_kind kind = template_ref_kind::param;  ///< what it refers to
+  std::string name;                                    ///< param, variable, connection or task id
+  int line = 0;                                        ///< 0-based line of `name`
+  int column = 1;                                      ///< 1-based column of `name`
+  /// True when the template copes with the name being absent (`params.x | default(...)`,
+  /// `params.x is defined`), so a load-time check does not require it.
+  bool optional = false;
 };
 
-/// A template parsed once into literal text and references, ready to be checked and rendered
-/// many times without reparsing. Text with no `{{` is a template with no references; comments
-/// and `{{ 'quoted' }}` literals are folded into the literal text when parsed.
+namespace detail {
+struct template_program;  // the parsed statements (template.cpp)
+}
+
+/// A template parsed once, ready to be checked and rendered many times without reparsing.
 class template_text {
 public:
   /// An empty template (renders as "").
-  template_text() : literals_(1) {}
+  template_text();
 
   /// Parses `text`; throws dag::template_error with the position of the first problem.
   static template_text parse(std::string_view text);
 
   /// The text it was parsed from.
   const std::string& source() const noexcept { return source_; }
-  /// The references in order of appearance.
+  /// The outside names it uses, in order of appearance.
   const std::vector<template_ref>& refs() const noexcept { return refs_; }
-  /// The literal pieces around the references: `refs().size() + 1` of them, possibly empty;
-  /// literal `i` comes before reference `i`, the last one after every reference.
-  const std::vector<std::string>& literals() const noexcept { return literals_; }
-  /// True when rendering always gives the same text (no reference needs a context).
-  bool is_constant() const noexcept { return refs_.empty(); }
+  /// True when rendering always gives the same text (plain text, comments, quoted literals).
+  bool is_constant() const noexcept;
+  /// Internal: the parsed program, for the renderer.
+  const detail::template_program& program() const noexcept { return *program_; }
 
 private:
   std::string source_;
-  std::vector<std::string> literals_;
   std::vector<template_ref> refs_;
+  std::shared_ptr<const detail::template_program> program_;
 };
 
 /// What a load-time check knows about the DAG around a templated field.
@@ -119,28 +106,46 @@ struct template_scope {
 void check(const template_text& text, const template_scope& scope);
 
 /// Everything rendering can read: the run, the task, and lookups for what lives in the store.
+/// Dates are UTC instants; names are Airflow's (docs/concepts.md lists each).
 struct template_context {
   std::string dag_id;                         ///< `{{ dag_id }}`
-  std::string task_id;                        ///< `{{ task_id }}`
-  std::string run_id;                         ///< `{{ run_id }}`
+  std::string task_id;                        ///< `{{ task_id }}`, `{{ task.task_id }}`
+  std::string run_id;                         ///< `{{ run_id }}`, `{{ dag_run.run_id }}`
   time_point logical_date{};                  ///< `{{ ds }}`, `{{ ts }}`, `{{ logical_date }}`, …
   time_point data_interval_start{};           ///< `{{ data_interval_start }}`
   time_point data_interval_end{};             ///< `{{ data_interval_end }}`
-  int try_number = 1;                         ///< `{{ try_number }}`
-  std::map<std::string, std::string> params;  ///< `{{ params.NAME }}`: DAG params with the run's conf over them
-  /// `{{ var.value.NAME }}`: the variable's value, or nullopt when it is not set.
+  int try_number = 1;                         ///< `{{ try_number }}`, `{{ ti.try_number }}`
+  /// `{{ params.NAME }}`: DAG params with the run's conf over them. Each value is JSON text
+  /// when `typed_params` names it (a typed param: `5`, `true`, `["a"]`), else the plain string.
+  std::map<std::string, std::string> params;
+  std::set<std::string> typed_params;         ///< params whose value in `params` is JSON
+  std::string conf = "{}";                    ///< `{{ dag_run.conf }}`: the run's conf, JSON text
+  std::string owner = "dagrun";               ///< `{{ task.owner }}`
+  /// `{{ prev_ds }}` and friends: the logical date of the run before, on the schedule; unset for
+  /// a manual run or an unscheduled DAG (they render as None, as in Airflow).
+  std::optional<time_point> prev_logical_date;
+  /// `{{ next_ds }}` and friends: the logical date of the run after, on the schedule.
+  std::optional<time_point> next_logical_date;
+  /// `{{ prev_data_interval_start_success }}` / `..._end_success`: the data interval of the last
+  /// successful run before this one; unset (None) when there is none.
+  std::optional<time_point> prev_data_interval_start_success;
+  std::optional<time_point> prev_data_interval_end_success;  ///< see above
+  std::optional<time_point> prev_start_date_success;  ///< `{{ prev_start_date_success }}`: when it started
+  /// `{{ var.value.NAME }}` / `{{ var.json.NAME }}`: the variable's value, or nullopt when it is not set.
   std::function<std::optional<std::string>(std::string_view)> variable;
   /// `{{ conn.ID.ATTR }}`: the connection, or nullopt when it is not defined.
   std::function<std::optional<dag::connection>(std::string_view)> connection;
-  /// `{{ ti.xcom_pull('TASK') }}`: TASK's `return_value` in this run, or nullopt when there is none.
-  std::function<std::optional<std::string>(std::string_view)> xcom_pull;
+  /// `{{ ti.xcom_pull(task_ids='TASK', key='KEY') }}`: TASK's XCom under KEY (`return_value`
+  /// when no key is given) in this run, or nullopt when there is none.
+  std::function<std::optional<std::string>(std::string_view task_id, std::string_view key)> xcom_pull;
   /// Called with each secret a render puts into its output (connection passwords, variables
   /// whose names look secret, like Airflow's masker), so that log sinks can hide it. May be empty.
   std::function<void(std::string_view)> mask_secret;
 };
 
-/// Renders a parsed template. Throws dag::error naming what is missing: a variable that is not
-/// set, a connection that is not defined, a param the run lacks, a task with no XCom in this run.
+/// Renders a parsed template. Throws dag::error naming what is missing or wrong: a variable that
+/// is not set, a connection that is not defined, a param the run lacks, a task with no XCom in
+/// this run, an undefined attribute, an operation on values of the wrong types.
 std::string render(const template_text& text, const template_context& context);
 
 /// Appends the rendering of `text` to `out` (no allocation beyond `out`'s growth): the hot path.
