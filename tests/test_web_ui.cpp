@@ -47,7 +47,7 @@ struct ui_face {
     std::filesystem::create_directories(dir);
     const std::string url = "sqlite:" + (dir / "dagrun.db").string();
     db = dag::open_store(url);
-    face = std::make_unique<dag::http_face>(dag::http_face_options{url, "", token, 30s}, metrics, clock);
+    face = std::make_unique<dag::http_face>(dag::http_face_options{url, "", token, 30s, {}, 100}, metrics, clock);
     dag.schedule("@daily").start_date("2024-01-01").tags({"wide", "<b>tag</b>"}).description("a <i>wide</i> DAG");
     std::vector<dag::task_handle> made;
     for (int i = 0; i < tasks; ++i) {
@@ -256,10 +256,10 @@ TEST_CASE("Ui.UnknownPagesAre404PagesWithAWayBack" * doctest::timeout(30)) {
   CHECK(r.status == 404);
   CHECK(r.body.find("No DAG &#39;nope&#39; is loaded.") != std::string::npos);
   CHECK(f.get("/dags/wide?tab=nope").status == 404);
-  // Clients that do not ask for HTML keep the API's JSON 404.
+  // Clients that do not ask for HTML keep the API's JSON 404 (problem+json).
   r = f.call("GET", "/no/such/page", "", "application/json");
   CHECK(r.status == 404);
-  CHECK(r.content_type == "application/json");
+  CHECK(r.content_type == "application/problem+json");  // Airflow's error shape
 }
 
 TEST_CASE("Ui.LogsShowTheirStartAndEndAndTailFromAnOffset" * doctest::timeout(30)) {

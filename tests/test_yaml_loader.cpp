@@ -439,7 +439,7 @@ TEST_CASE("YamlLoader.GroupMistakesAreNamed") {
 
 TEST_CASE("YamlLoader.UnsupportedAirflowKeysSayWhy") {
   CHECK(problem_of(dag_with("sla_miss_callback: notify\n")) ==
-        "dags/t.yaml:2: DAG key 'sla_miss_callback' is not supported; there are no SLAs (watch run durations in the metrics)");
+        "dags/t.yaml:2: DAG key 'sla_miss_callback' is not supported; there are no SLAs (alert with on_failure, watch run durations in the metrics)");
   CHECK(problem_of(dag_with("concurrency: 4\n")) ==
         "dags/t.yaml:2: DAG key 'concurrency' is Airflow's old name of max_active_tasks: use 'max_active_tasks'");
   CHECK(problem_of(dag_with("", "    pool: db\n")) ==
@@ -469,6 +469,8 @@ TEST_CASE("YamlLoader.WeightRuleAndMaxActiveTisPerDag") {
   CHECK(problem_of(dag_with("", "    weight_rule: downstreem\n")) ==
         "dags/t.yaml:6: task 'a': weight_rule: unknown rule 'downstreem' (did you mean 'downstream'?); use downstream, upstream or absolute");
   CHECK(problem_of(dag_with("", "    max_active_tis_per_dag: 0\n")) == "dags/t.yaml:6: task 'a': max_active_tis_per_dag: must be at least 1, got 0");
+}
+
 TEST_CASE("YamlLoader.TypedParamsAreCheckedWhenLoaded") {
   const std::string dag_head =
       "dag_id: typed\n"
