@@ -352,7 +352,7 @@ private:
     check_duplicate_keys(n);
     for (auto it = n.begin(); it != n.end(); ++it) {
       const std::string name = it->first.as<std::string>("");
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a copy: the iterator hands out a temporary
       if (!v.IsMap()) {
         if (auto text = scalar(v, "params." + name)) d.param(name, *text);
         continue;
