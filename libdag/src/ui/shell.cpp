@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <random>
 
+#include <dag/core/connection.hpp>
 #include <dag/graph/task_graph.hpp>
 #include <dag/model/operations.hpp>
 
@@ -39,22 +40,7 @@ std::string request::field(const std::string& name) const { return encoded_field
 bool request::flag(const std::string& name) const { return is_set(field(name)); }
 bool request::param_flag(const std::string& name) const { return is_set(param(name)); }
 
-std::string url_encoded(const std::string& text) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
-  for (char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-      out += ch;
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
+std::string url_encoded(const std::string& text) { return percent_encoded(text); }
 
 http_response page(int status, const shell& frame, const std::string& body) {
   std::string html;
