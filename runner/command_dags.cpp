@@ -155,9 +155,16 @@ int dags_next(invocation& inv) {
     inv.out << out.dump(2) << "\n";
     return exit_ok;
   }
+  // A repeating schedule without end_date stops only where dagrun's dates do (year 9999).
+  const bool repeats = tt.spec().kind == dag::schedule_kind::cron || tt.spec().kind == dag::schedule_kind::period;
+  const bool hit_end_of_time = repeats && d->start_date() && !d->end_date() && runs.size() < static_cast<std::size_t>(n);
+  const std::string end_of_time = "no later runs: dates end at " + dag::format_iso(dag::latest_time());
   if (runs.empty()) {
     inv.out << "no runs after " << dag::format_iso(after)
-            << (d->schedule().empty() ? " (the DAG has no schedule: manual runs only)" : "") << "\n";
+            << (d->schedule().empty() ? " (the DAG has no schedule: manual runs only)"
+                : hit_end_of_time  ? " (" + end_of_time + ")"
+                                   : "")
+            << "\n";
     return exit_ok;
   }
   std::vector<std::vector<std::string>> rows;
@@ -165,6 +172,7 @@ int dags_next(invocation& inv) {
     rows.push_back({dag::format_iso(r.logical_date), dag::format_iso(r.interval.start), dag::format_iso(r.interval.end),
                     dag::format_iso(r.run_after)});
   print_table(inv.out, {"logical_date", "data_interval_start", "data_interval_end", "run_after"}, rows);
+  if (hit_end_of_time) inv.out << end_of_time << "\n";
   return exit_ok;
 }
 

@@ -121,7 +121,8 @@ TEST_CASE("Cron.PrevMatchIsStrictlyBeforeAndMirrorsNextMatch") {
   REQUIRE(prev);
   CHECK(minute_text(*prev) == "2024-01-05T17:56");
   for (std::string_view expr : {"*/7 9-17 * * MON-FRI", "0 0 13 * FRI", "30 2 * * *", "0 0 31 * *",
-                                "15 */5 1,15 JAN-MAR *"}) {
+                                "15 */5 1,15 JAN-MAR *", "0 9 15W * *", "0 0 L * *", "0 6 * * MON#2",
+                                "0 0 * * L5", "0 22-2 * NOV-FEB FRI-MON", "0 0 22-31 * L5"}) {
     auto c = dag::cron_expr::parse(expr);
     // A fixed pseudo-random walk over ten years of instants.
     std::uint64_t state = 12345;
@@ -142,12 +143,13 @@ TEST_CASE("Cron.PrevMatchIsStrictlyBeforeAndMirrorsNextMatch") {
 }
 
 TEST_CASE("Cron.MatchesWallClockFields") {
-  auto cron = dag::cron_expr::parse("30 2 * * MON");
-  CHECK(cron.matches(1, 8, 1, 2, 30));
-  CHECK_FALSE(cron.matches(1, 9, 2, 2, 30));
-  CHECK_FALSE(cron.matches(1, 8, 1, 2, 31));
-  CHECK_FALSE(cron.matches(1, 8, 1, 3, 30));
-  CHECK_FALSE(cron.matches(13, 8, 1, 2, 30));
+  auto cron = dag::cron_expr::parse("30 2 * * MON");  // 2024-01-08 is a Monday
+  CHECK(cron.matches(2024, 1, 8, 2, 30));
+  CHECK_FALSE(cron.matches(2024, 1, 9, 2, 30));
+  CHECK_FALSE(cron.matches(2024, 1, 8, 2, 31));
+  CHECK_FALSE(cron.matches(2024, 1, 8, 3, 30));
+  CHECK_FALSE(cron.matches(2024, 13, 8, 2, 30));
+  CHECK_FALSE(dag::cron_expr::parse("0 0 * * *").matches(2023, 2, 29, 0, 0));
 }
 
 TEST_CASE("Cron.PresetsExpand") {
@@ -193,19 +195,134 @@ TEST_CASE("Cron.RejectsBadExpressionsNamingTheProblem") {
   CHECK(message("* * * *").find("has 4 fields") != std::string::npos);
   CHECK(message("").find("has 0 fields") != std::string::npos);
   CHECK(message("*/0 * * * *") == "cron field 'minute' step 0 must be at least 1 in '*/0 * * * *'");
-  CHECK(message("5-1 * * * *") == "cron field 'minute' range 5-1 is reversed in '5-1 * * * *'");
   CHECK(message("0 0 * FOO *") == "cron field 'month' has unknown name 'FOO' in '0 0 * FOO *'");
   CHECK(message("0 0 * * FOO") == "cron field 'day-of-week' has unknown name 'FOO' in '0 0 * * FOO'");
   CHECK(message("0 0 * * 8") == "cron field 'day-of-week' value 8 out of range 0-7 in '0 0 * * 8'");
   CHECK(message("0 0 0 * *").find("'day-of-month' value 0 out of range 1-31") != std::string::npos);
-  CHECK(message("0 0 L * *").find("'day-of-month' value 'L' is not a number") != std::string::npos);
+  CHECK(message("0 0 X * *").find("'day-of-month' value 'X' is not a number") != std::string::npos);
+  CHECK(message("0 0 * * L").find("'day-of-week' has unknown name 'L'") != std::string::npos);
+  CHECK(message("0 0 * * FRI#6").find("the n in #n must be 1-5") != std::string::npos);
+  CHECK(message("0 0 * * FRI#0").find("the n in #n must be 1-5") != std::string::npos);
+  CHECK(message("0 0 * * MON,FRI#2").find("mixes plain weekdays with #/L forms") != std::string::npos);
+  CHECK(message("0 9 15W,16 * *").find("W takes a single day, not a list") != std::string::npos);
+  CHECK(message("0 9 32W * *").find("value 32 out of range 1-31") != std::string::npos);
+  CHECK(message("0 9 0W * *").find("value 0 out of range 1-31") != std::string::npos);
+  CHECK(message("0 0 * * L8").find("value 8 out of range 0-7") != std::string::npos);
+  // croniter refuses these at their first search: the 15th is never a second Friday.
+  CHECK(message("0 0 15 * FRI#2").find("never fires") != std::string::npos);
+  CHECK(message("0 0 1 * L0").find("never fires") != std::string::npos);
+  CHECK(message("0 0 31 2 *").find("never fires") != std::string::npos);
   CHECK(message("1,,2 * * * *").find("empty list item") != std::string::npos);
   CHECK(message("-5 * * * *").find("'minute' has an empty value") != std::string::npos);
   CHECK(message("*/x * * * *").find("step 'x' is not a whole number") != std::string::npos);
   CHECK(message("0 0 30 2 *").find("'0 0 30 2 *' never fires") != std::string::npos);
   CHECK(message("@fortnightly").find("unknown cron preset '@fortnightly'") != std::string::npos);
-  // Impossible days are fine when the weekday field can still fire (Vixie OR).
+  // Impossible days are fine when the weekday field can still fire (Vixie OR), as in croniter:
+  // `0 0 31 2 0` is every Sunday in February.
   CHECK_NOTHROW(dag::cron_expr::parse("0 0 30 2 MON"));
+  CHECK(matches_from("0 0 31 2 0", "2026-01-01", 2) == strings{"2026-02-01T00:00", "2026-02-08T00:00"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// croniter's extensions. Vectors: croniter's documented behaviour (README and its test suite's
+// examples), checked by hand against the calendar.
+
+TEST_CASE("Cron.RangesWrapAroundTheFieldsEnd") {
+  struct vector {
+    std::string_view expr;
+    std::size_t field;  // 0 minute … 4 day-of-week
+    ints values;
+  };
+  const std::vector<vector> table{
+      {"0 0 1 NOV-FEB *", 3, {1, 2, 11, 12}},
+      {"0 0 * * FRI-MON", 4, {0, 1, 5, 6}},
+      {"0 22-2 * * *", 1, {0, 1, 2, 22, 23}},
+      {"50-5 * * * *", 0, {0, 1, 2, 3, 4, 5, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59}},
+      {"0 0 28-3 * *", 2, {1, 2, 3, 28, 29, 30, 31}},
+      // Sunday as 7 ends a range: Mon-Sun is every day, Fri-Sun the weekend and Friday.
+      {"0 0 * * MON-SUN", 4, {0, 1, 2, 3, 4, 5, 6}},
+      {"0 0 * * FRI-SUN", 4, {0, 5, 6}},
+      {"0 0 * * 5-7", 4, {0, 5, 6}},
+      {"0 0 * * Wed-Sun", 4, {0, 3, 4, 5, 6}},
+      // Steps continue past the wrap as croniter computes them.
+      {"0 0 1 APR-JAN/3 *", 3, {1, 4, 7, 10}},
+      {"50-10/15 * * * *", 0, {6, 50}},
+      {"0 0 1 NOV-FEB/2 *", 3, {1, 11}},
+      // A range with equal ends is the whole cycle (croniter), with its step.
+      {"5-5 * * * *", 0, {}},
+      {"59-59/15 * * * *", 0, {0, 15, 30, 45}},
+      {"0 0 1 JAN-JAN *", 3, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
+      // A start with a step runs to the field's end; at the end it is that value alone.
+      {"44/15 * * * *", 0, {44, 59}},
+      {"59/15 * * * *", 0, {59}},
+      {"0 0 * DEC/3 *", 3, {12}},
+      {"0 0 * * SAT/2", 4, {6}},
+      {"0 0 * * 7/2", 4, {0, 2, 4, 6}},
+      {"0 0 31/5 * *", 2, {31}},
+      {"0 0 10-L * *", 2, {10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31}},
+  };
+  for (const auto& v : table) {
+    CAPTURE(v.expr);
+    auto c = dag::cron_expr::parse(v.expr);
+    ints got = v.field == 0 ? values(c.minutes) : v.field == 1 ? values(c.hours) : v.field == 2 ? values(c.days)
+             : v.field == 3 ? values(c.months) : values(c.weekdays);
+    if (v.values.empty()) CHECK(got.size() == 60);  // every minute
+    else CHECK(got == v.values);
+  }
+  // A wrapped range searches like any other: Fri 22:00 to Mon 02:00 on weekends only.
+  CHECK(matches_from("0 22-2 * * FRI-MON", "2024-01-05T21:00", 6) ==
+        strings{"2024-01-05T22:00", "2024-01-05T23:00", "2024-01-06T00:00", "2024-01-06T01:00",
+                "2024-01-06T02:00", "2024-01-06T22:00"});
+}
+
+TEST_CASE("Cron.LastDayOfMonth") {
+  CHECK(matches_from("0 0 L * *", "2024-01-15", 4) ==
+        strings{"2024-01-31T00:00", "2024-02-29T00:00", "2024-03-31T00:00", "2024-04-30T00:00"});
+  CHECK(matches_from("0 0 l 2 *", "2023-01-01", 2) == strings{"2023-02-28T00:00", "2024-02-29T00:00"});
+  CHECK(matches_from("0 0 1,15,L * *", "2023-02-10", 4) ==
+        strings{"2023-02-15T00:00", "2023-02-28T00:00", "2023-03-01T00:00", "2023-03-15T00:00"});
+  auto c = dag::cron_expr::parse("0 0 L * *");
+  CHECK(c.last_day);
+  CHECK(c.day_restricted);
+  auto before = c.prev_match(at("2024-03-01"));
+  REQUIRE(before);
+  CHECK(minute_text(*before) == "2024-02-29T00:00");
+}
+
+TEST_CASE("Cron.NthAndLastWeekdayOfMonth") {
+  // croniter's own vectors: the first Saturday from 2010-02-25, the fifth Wednesday from 2010-01-25.
+  CHECK(matches_from("0 0 * * sat#1", "2010-02-25", 2) == strings{"2010-03-06T00:00", "2010-04-03T00:00"});
+  CHECK(matches_from("0 0 * * wed#5", "2010-01-25", 2) == strings{"2010-03-31T00:00", "2010-06-30T00:00"});
+  CHECK(matches_from("0 9 * * MON#2", "2024-01-01", 3) ==
+        strings{"2024-01-08T09:00", "2024-02-12T09:00", "2024-03-11T09:00"});
+  CHECK(matches_from("0 9 * * 1#2", "2024-01-01", 1) == strings{"2024-01-08T09:00"});
+  CHECK(matches_from("0 0 * * sat#1,sun#2", "2024-01-01", 4) ==
+        strings{"2024-01-06T00:00", "2024-01-14T00:00", "2024-02-03T00:00", "2024-02-11T00:00"});
+  CHECK(matches_from("0 0 * * MON-WED#1", "2024-01-01", 3) ==
+        strings{"2024-01-01T00:00", "2024-01-02T00:00", "2024-01-03T00:00"});
+  // The last Friday, written as croniter does (L5) or as Quartz does (5L).
+  const strings last_fridays{"2024-01-26T00:00", "2024-02-23T00:00", "2024-03-29T00:00"};
+  CHECK(matches_from("0 0 * * L5", "2024-01-01", 3) == last_fridays);
+  CHECK(matches_from("0 0 * * 5L", "2024-01-01", 3) == last_fridays);
+  // With a day of month too, croniter's OR keeps the # form on both sides: the last Friday that
+  // falls on the 22nd-31st (every one), or the last Friday.
+  CHECK(matches_from("0 0 22-31 * L5", "2024-01-01", 3) == last_fridays);
+  // All seven weekdays next to a # form: the # form decides (croniter).
+  CHECK(matches_from("0 0 * 1 0-6,sat#3", "2024-01-01", 1) == strings{"2024-01-20T00:00"});
+}
+
+TEST_CASE("Cron.NearestWeekday") {
+  // croniter's vectors for 15W, 1W, 30W and 31W.
+  CHECK(matches_from("0 9 15W * *", "2024-01-01", 3) ==
+        strings{"2024-01-15T09:00", "2024-02-15T09:00", "2024-03-15T09:00"});
+  CHECK(matches_from("0 9 15W * *", "2024-06-01", 1) == strings{"2024-06-14T09:00"});  // Saturday: Friday
+  CHECK(matches_from("0 9 15W * *", "2024-09-01", 1) == strings{"2024-09-16T09:00"});  // Sunday: Monday
+  CHECK(matches_from("0 9 1W * *", "2024-05-31", 1) == strings{"2024-06-03T09:00"});   // never leaves the month
+  CHECK(matches_from("0 9 31W * *", "2025-03-01", 1) == strings{"2025-03-31T09:00"});
+  CHECK(matches_from("0 9 30W * *", "2024-11-01", 1) == strings{"2024-11-29T09:00"});
+  CHECK(matches_from("0 9 31W * *", "2024-11-01", 1) == strings{"2024-11-29T09:00"});  // clamped to the 30th
+  CHECK(matches_from("0 9 W15 * *", "2024-01-01", 1) == strings{"2024-01-15T09:00"});
+  CHECK(matches_from("0 9 W15 * *", "2024-06-15T10:00", 1) == strings{"2024-07-15T09:00"});
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -238,40 +239,101 @@ TEST_CASE("Timetable.RunsAfterFarInTheFutureJumps") {
   CHECK(logical_dates(daily.runs_after(at("2024-01-03"), 1)) == strings{"2024-01-03T00:00:00+00:00"});
 }
 
+TEST_CASE("Timetable.ManualIntervalInferredAsAirflowDoes") {
+  struct vector {
+    std::string_view schedule;
+    std::string_view zone;
+    std::string_view run_after;
+    std::string_view start;  // expected interval, UTC
+    std::string_view end;
+  };
+  // CronDataIntervalTimetable.infer_manual_data_interval: the last complete interval at or before
+  // run_after; DeltaDataIntervalTimetable: [run_after - delta, run_after]; others: run_after.
+  const std::vector<vector> table{
+      {"@daily", "UTC", "2024-01-25T01:00", "2024-01-24", "2024-01-25"},        // between fires
+      {"@daily", "UTC", "2024-01-25T00:00", "2024-01-24", "2024-01-25"},        // on a fire
+      {"0 6 * * MON", "UTC", "2024-01-10T12:00", "2024-01-01T06:00", "2024-01-08T06:00"},
+      {"0 * * * *", "UTC", "2024-01-25T10:59:59", "2024-01-25T09:00", "2024-01-25T10:00"},
+      {"30 2 * * *", "Europe/Berlin", "2024-03-31T02:00", "2024-03-30T01:30", "2024-03-31T01:30"},
+      {"6h", "UTC", "2024-01-25T01:00", "2024-01-24T19:00", "2024-01-25T01:00"},
+      {"@once", "UTC", "2024-01-25T01:00", "2024-01-25T01:00", "2024-01-25T01:00"},
+      {"", "UTC", "2024-01-25T01:00", "2024-01-25T01:00", "2024-01-25T01:00"},
+  };
+  for (const auto& v : table) {
+    CAPTURE(v.schedule);
+    CAPTURE(v.run_after);
+    auto tt = make(v.schedule, "2024-01-01", std::string(v.zone));
+    CHECK(tt.manual_interval(at(v.run_after)) == dag::data_interval{at(v.start), at(v.end)});
+  }
+}
+
+TEST_CASE("Timetable.DatesEndInYear9999") {
+  CHECK(dag::format_iso(dag::latest_time()) == "9999-12-31T23:59:59+00:00");
+  auto yearly = make("@yearly", "2000-01-01");
+  // The run of 9999-01-01 would end in year 10000: the listing stops before it.
+  CHECK(logical_dates(yearly.runs_after(at("9997-06-01"), 5)) ==
+        strings{"9997-01-01T00:00:00+00:00", "9998-01-01T00:00:00+00:00"});
+  CHECK(yearly.runs_after(at("9999-06-01"), 5).empty());
+  CHECK(yearly.runs_after(dag::latest_time(), 1).empty());
+  CHECK(yearly.runs_between(at("9998-01-01"), at("9999-12-31")).size() == 1);
+  auto daily = make("1d", "2000-01-01");
+  auto last = daily.runs_after(at("9999-12-29"), 5);
+  REQUIRE(last.size() == 2);
+  CHECK(last[1].run_after == at("9999-12-31"));
+  auto berlin = make("30 2 * * *", "2000-01-01", "Europe/Berlin");
+  auto runs = berlin.runs_after(at("9999-12-29"), 5);
+  CHECK(logical_dates(runs) == strings{"9999-12-28T01:30:00+00:00", "9999-12-29T01:30:00+00:00",
+                                       "9999-12-30T01:30:00+00:00"});  // 12-31's ends in year 10000
+  // Every listed run_after is a time --after accepts.
+  for (const auto& r : runs) CHECK(dag::parse_time(dag::format_iso(r.run_after)) == r.run_after);
+}
+
 // ---------------------------------------------------------------------------------------------
 // DST
 
-TEST_CASE("Dst.FixedHourCronInBerlinGapFiresWhenTheGapEnds") {
+// Airflow's rules for a fixed-hour cron (CronMixin with pendulum's make_aware, fold=1): a time
+// skipped by a gap moves forward by the gap's length keeping its minutes; a repeated time fires
+// once, at its second occurrence, and the data intervals run from fire to fire.
+
+TEST_CASE("Dst.FixedHourCronInBerlinGapMovesForwardByTheGap") {
   auto tt = make("30 2 * * *", "2024-03-28", "Europe/Berlin");
   auto runs = tt.runs_after(at("2024-03-28"), 4);
   CHECK(logical_dates(runs) == strings{"2024-03-28T01:30:00+00:00", "2024-03-29T01:30:00+00:00",
-                                       "2024-03-30T01:30:00+00:00", "2024-03-31T01:00:00+00:00"});
-  CHECK(local_dates(runs, "Europe/Berlin").back() == "2024-03-31T03:00:00+02:00");
+                                       "2024-03-30T01:30:00+00:00", "2024-03-31T01:30:00+00:00"});
+  CHECK(local_dates(runs, "Europe/Berlin").back() == "2024-03-31T03:30:00+02:00");
+  CHECK(runs[2].run_after == at("2024-03-31T01:30"));  // a 23-hour interval
   CHECK(runs.back().run_after == at("2024-04-01T00:30"));  // 02:30+02:00 the next day
   // Going backwards lands on the same instants.
   auto latest = tt.latest_run(at("2024-04-01T00:30"));
   REQUIRE(latest);
-  CHECK(latest->logical_date == at("2024-03-31T01:00"));
-  CHECK(tt.run_at(at("2024-03-31T01:00")));
+  CHECK(latest->logical_date == at("2024-03-31T01:30"));
+  CHECK(tt.run_at(at("2024-03-31T01:30")));
+  CHECK_FALSE(tt.run_at(at("2024-03-31T01:00")));
   CHECK_FALSE(tt.run_at(at("2024-03-31T00:30")));
 }
 
-TEST_CASE("Dst.FixedHourCronTimesCollapsingIntoOneGapFireOnce") {
-  auto tt = make("0,30 2 * * *", "2024-03-30T12:00", "Europe/Berlin");
+TEST_CASE("Dst.FixedHourCronTimesMovedOntoOthersFireOnce") {
+  // 02:00 and 02:30 move to 03:00 and 03:30, which the expression also names.
+  auto tt = make("0,30 2,3 * * *", "2024-03-30T12:00", "Europe/Berlin");
   CHECK(local_dates(tt.runs_after(at("2024-03-30T12:00"), 3), "Europe/Berlin") ==
-        strings{"2024-03-31T03:00:00+02:00", "2024-04-01T02:00:00+02:00", "2024-04-01T02:30:00+02:00"});
+        strings{"2024-03-31T03:00:00+02:00", "2024-03-31T03:30:00+02:00", "2024-04-01T02:00:00+02:00"});
+  auto gap_only = make("0,30 2 * * *", "2024-03-30T12:00", "Europe/Berlin");
+  CHECK(local_dates(gap_only.runs_after(at("2024-03-30T12:00"), 3), "Europe/Berlin") ==
+        strings{"2024-03-31T03:00:00+02:00", "2024-03-31T03:30:00+02:00", "2024-04-01T02:00:00+02:00"});
 }
 
-TEST_CASE("Dst.FixedHourCronInBerlinOverlapFiresOnceAtFirstOccurrence") {
+TEST_CASE("Dst.FixedHourCronInBerlinOverlapFiresOnceAtTheSecondOccurrence") {
   auto tt = make("30 2 * * *", "2024-10-25", "Europe/Berlin");
   auto runs = tt.runs_after(at("2024-10-26T00:30"), 3);  // the run of 10-25 becomes runnable then
   CHECK(local_dates(runs, "Europe/Berlin") ==
-        strings{"2024-10-26T02:30:00+02:00", "2024-10-27T02:30:00+02:00", "2024-10-28T02:30:00+01:00"});
-  CHECK(runs[1].logical_date == at("2024-10-27T00:30"));
-  CHECK(runs[1].run_after == at("2024-10-28T01:30"));  // a 25-hour interval
+        strings{"2024-10-26T02:30:00+02:00", "2024-10-27T02:30:00+01:00", "2024-10-28T02:30:00+01:00"});
+  CHECK(runs[0].interval == dag::data_interval{at("2024-10-26T00:30"), at("2024-10-27T01:30")});  // 25 hours
+  CHECK(runs[1].logical_date == at("2024-10-27T01:30"));
+  CHECK(runs[1].run_after == at("2024-10-28T01:30"));
   auto latest = tt.latest_run(at("2024-10-28T01:29"));
   REQUIRE(latest);
   CHECK(latest->logical_date == at("2024-10-26T00:30"));
+  CHECK_FALSE(tt.run_at(at("2024-10-27T00:30")));  // the first 02:30 does not fire
 }
 
 TEST_CASE("Dst.MidnightCronIntervalsSpanTheChange") {
@@ -285,15 +347,56 @@ TEST_CASE("Dst.MidnightCronIntervalsSpanTheChange") {
   CHECK(ny_runs[1].run_after == at("2024-11-04T05:00"));  // a 25-hour day
 }
 
-TEST_CASE("Dst.FixedHourCronInNewYork") {
-  auto gap = make("30 2 * * *", "2024-03-09", "America/New_York");
-  CHECK(logical_dates(gap.runs_after(at("2024-03-09"), 3)) ==
-        strings{"2024-03-09T07:30:00+00:00", "2024-03-10T07:00:00+00:00", "2024-03-11T06:30:00+00:00"});
-  auto overlap = make("30 1 * * *", "2024-11-02", "America/New_York");
-  CHECK(logical_dates(overlap.runs_after(at("2024-11-02"), 3)) ==
-        strings{"2024-11-02T05:30:00+00:00", "2024-11-03T05:30:00+00:00", "2024-11-04T06:30:00+00:00"});
-  auto after_overlap = make("30 2 * * *", "2024-11-03", "America/New_York");
-  CHECK(after_overlap.first_run()->logical_date == at("2024-11-03T07:30"));
+/// One zone's vectors: the fire times of `expr` from `from` on, as local ISO text.
+struct dst_vector {
+  std::string_view zone;
+  std::string_view expr;
+  std::string_view from;  // UTC
+  strings local;
+};
+
+TEST_CASE("Dst.FixedHourCronVectorsInFourZones") {
+  const std::vector<dst_vector> table{
+      // Berlin: gap 2024-03-31 02:00→03:00, overlap 2024-10-27 03:00→02:00.
+      {"Europe/Berlin", "30 2 * * *", "2024-03-30T00:00",
+       {"2024-03-30T02:30:00+01:00", "2024-03-31T03:30:00+02:00", "2024-04-01T02:30:00+02:00"}},
+      {"Europe/Berlin", "0 2 * * *", "2024-03-30T00:00",
+       {"2024-03-30T02:00:00+01:00", "2024-03-31T03:00:00+02:00", "2024-04-01T02:00:00+02:00"}},
+      {"Europe/Berlin", "15 2 * * *", "2024-10-26T00:00",
+       {"2024-10-26T02:15:00+02:00", "2024-10-27T02:15:00+01:00", "2024-10-28T02:15:00+01:00"}},
+      // New York: gap 2024-03-10 02:00→03:00, overlap 2024-11-03 02:00→01:00.
+      {"America/New_York", "30 2 * * *", "2024-03-09T00:00",
+       {"2024-03-09T02:30:00-05:00", "2024-03-10T03:30:00-04:00", "2024-03-11T02:30:00-04:00"}},
+      {"America/New_York", "30 1 * * *", "2024-11-02T00:00",
+       {"2024-11-02T01:30:00-04:00", "2024-11-03T01:30:00-05:00", "2024-11-04T01:30:00-05:00"}},
+      {"America/New_York", "0 1 * * *", "2024-11-02T00:00",
+       {"2024-11-02T01:00:00-04:00", "2024-11-03T01:00:00-05:00", "2024-11-04T01:00:00-05:00"}},
+      // Adelaide (+09:30/+10:30): gap 2024-10-06 02:00→03:00, overlap 2024-04-07 03:00→02:00.
+      {"Australia/Adelaide", "30 2 * * *", "2024-10-04T00:00",
+       {"2024-10-05T02:30:00+09:30", "2024-10-06T03:30:00+10:30", "2024-10-07T02:30:00+10:30"}},
+      {"Australia/Adelaide", "45 2 * * *", "2024-04-05T00:00",
+       {"2024-04-06T02:45:00+10:30", "2024-04-07T02:45:00+09:30", "2024-04-08T02:45:00+09:30"}},
+      // São Paulo's last DST: midnight skipped on 2018-11-04 (00:00→01:00), 23:00 repeated on
+      // 2019-02-16 (00:00→23:00).
+      {"America/Sao_Paulo", "0 0 * * *", "2018-11-02T12:00",
+       {"2018-11-03T00:00:00-03:00", "2018-11-04T01:00:00-02:00", "2018-11-05T00:00:00-02:00"}},
+      {"America/Sao_Paulo", "30 23 * * *", "2019-02-15T12:00",
+       {"2019-02-15T23:30:00-02:00", "2019-02-16T23:30:00-03:00", "2019-02-17T23:30:00-03:00"}},
+  };
+  for (const auto& v : table) {
+    CAPTURE(v.zone);
+    CAPTURE(v.expr);
+    auto tt = make(v.expr, "2018-01-01", std::string(v.zone));
+    auto runs = tt.runs_between(at(v.from), at(v.from) + std::chrono::days{3});
+    strings got = local_dates(runs, v.zone);
+    got.resize(std::min(got.size(), v.local.size()));
+    CHECK(got == v.local);
+    // Every interval runs from one fire to the next, and the searches agree both ways.
+    for (const auto& r : runs) {
+      CHECK(tt.run_at(r.logical_date) == r);
+      CHECK(tt.latest_run(r.run_after)->logical_date == r.logical_date);
+    }
+  }
 }
 
 TEST_CASE("Dst.HourlyCronFiresByElapsedTimeInBerlin") {
@@ -325,7 +428,7 @@ TEST_CASE("Dst.HourlyCronFiresByElapsedTimeInNewYork") {
   // The same hour written as a fixed list fires once: 0-23 is every hour, 1 is not.
   auto at_one = make("0 1 * * *", "2024-11-02", "America/New_York");
   CHECK(logical_dates(at_one.runs_after(at("2024-11-03T05:00"), 2)) ==
-        strings{"2024-11-03T05:00:00+00:00", "2024-11-04T06:00:00+00:00"});
+        strings{"2024-11-02T05:00:00+00:00", "2024-11-03T06:00:00+00:00"});
 }
 
 // ---------------------------------------------------------------------------------------------

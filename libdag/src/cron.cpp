@@ -2,6 +2,7 @@
 
 #include <dag/schedule/cron.hpp>
 
+#include <algorithm>
 #include <array>
 #include <bitset>
 #include <cstddef>
@@ -99,25 +100,110 @@ std::vector<std::string_view> split_whitespace(std::string_view text) {
   return words;
 }
 
-/// Reads one field into a set of values, naming the field and expression in every error.
+/// What one field selects: values (bit i = value i; day-of-week 7 already folded onto 0) and
+/// the day fields' special forms.
+struct field_values {
+  std::bitset<64> values;
+  bool last_day = false;               // day-of-month `L`
+  int nearest_weekday = 0;             // day-of-month `15W`
+  std::array<std::uint8_t, 7> nth{};   // day-of-week `FRI#2` (bit 2), `L5` (bit 6)
+};
+
+/// The bit of `nth_weekdays` that stands for "the last such weekday of the month".
+constexpr unsigned last_weekday_bit = 6;
+
+/// Reads one field as croniter does, naming the field and expression in every error.
 class field_parser {
 public:
   field_parser(const field_def& def, std::string_view expression) : def_(def), expression_(expression) {}
 
-  /// The values `field` selects (bit i = value i; day-of-week 7 already folded onto 0).
-  std::bitset<64> parse(std::string_view field) const {
-    std::bitset<64> values;
-    for (std::string_view item : split(field, ',')) add_item(item, values);
-    if (def_.max == 7 && values.test(7)) {  // day-of-week 7 is Sunday, like 0
-      values.reset(7);
-      values.set(0);
+  field_values parse(std::string_view field) const {
+    field_values out;
+    const std::vector<std::string_view> items = split(field, ',');
+    for (std::string_view item : items) {
+      if (item.empty()) fail("has an empty list item");
+      if (is_weekday_field() && add_nth_weekday(item, out)) continue;
+      if (is_day_of_month_field() && add_special_day(item, items.size(), out)) continue;
+      add_item(item, out.values);
     }
-    return values;
+    if (is_weekday_field() && out.values.test(7)) {  // day-of-week 7 is Sunday, like 0
+      out.values.reset(7);
+      out.values.set(0);
+    }
+    if (is_weekday_field()) check_nth_mix(out);
+    return out;
   }
 
 private:
+  bool is_weekday_field() const { return def_.max == 7; }
+  bool is_day_of_month_field() const { return def_.day_field && def_.max == 31; }
+  /// The last value of the field's cycle (day-of-week: 6, Saturday; 7 folds onto Sunday).
+  int cycle_max() const { return def_.wildcard_max; }
+  int fold(int v) const { return is_weekday_field() && v == 7 ? 0 : v; }
+
+  /// `L`, `15W` or `W15` in day-of-month; false for anything else. `W` must stand alone.
+  bool add_special_day(std::string_view item, std::size_t item_count, field_values& out) const {
+    if (iequals(item, "L")) {
+      out.last_day = true;
+      return true;
+    }
+    std::string_view number;
+    if (item.size() > 1 && upper(item.back()) == 'W') number = item.substr(0, item.size() - 1);
+    else if (item.size() > 1 && upper(item.front()) == 'W') number = item.substr(1);
+    if (!all_digits(number)) return false;
+    if (item_count > 1) fail("'" + std::string(item) + "': W takes a single day, not a list");
+    const int day = read_value(number);
+    out.nearest_weekday = day;
+    out.values.set(static_cast<std::size_t>(day));
+    return true;
+  }
+
+  /// `FRI#2`, `5#2`, `MON-FRI#1` (each weekday's n-th), `L5` or `5L` (the last one); false for
+  /// anything else.
+  bool add_nth_weekday(std::string_view item, field_values& out) const {
+    int low = 0;
+    int high = 0;
+    unsigned bit = 0;
+    if (auto hash = item.find('#'); hash != std::string_view::npos) {
+      std::string_view n = item.substr(hash + 1);
+      if (!all_digits(n) || n.size() > 1 || n[0] < '1' || n[0] > '5')
+        fail("'" + std::string(item) + "': the n in #n must be 1-5");
+      bit = static_cast<unsigned>(n[0] - '0');
+      std::string_view days = item.substr(0, hash);
+      if (auto dash = days.find('-'); dash != std::string_view::npos) {
+        low = fold(read_value(days.substr(0, dash)));
+        high = fold(read_value(days.substr(dash + 1)));
+      } else {
+        low = high = fold(read_value(days));
+      }
+    } else if (item.size() > 1 && (upper(item.front()) == 'L' || upper(item.back()) == 'L')) {
+      std::string_view day = upper(item.front()) == 'L' ? item.substr(1) : item.substr(0, item.size() - 1);
+      if (!all_digits(day)) return false;
+      low = high = fold(read_value(day));
+      bit = last_weekday_bit;
+    } else {
+      return false;
+    }
+    for (int v : expand_range(low, high, 1, false)) {
+      out.nth[static_cast<std::size_t>(v)] = static_cast<std::uint8_t>(out.nth[static_cast<std::size_t>(v)] | (1u << bit));
+      out.values.set(static_cast<std::size_t>(v));
+    }
+    return true;
+  }
+
+  /// croniter refuses plain weekdays next to `#`/`L` forms unless together they name all seven.
+  void check_nth_mix(const field_values& out) const {
+    bool any_nth = false;
+    bool plain_only = false;
+    for (std::size_t d = 0; d < 7; ++d) {
+      any_nth = any_nth || out.nth[d] != 0;
+      plain_only = plain_only || (out.values.test(d) && out.nth[d] == 0);
+    }
+    if (any_nth && plain_only && out.values.count() != 7)
+      fail("mixes plain weekdays with #/L forms (croniter refuses this)");
+  }
+
   void add_item(std::string_view item, std::bitset<64>& values) const {
-    if (item.empty()) fail("has an empty list item");
     std::string_view base = item;
     int step = 1;
     bool stepped = false;
@@ -126,21 +212,48 @@ private:
       step = read_step(item.substr(slash + 1));
       stepped = true;
     }
-    int low = 0;
-    int high = 0;
+    std::vector<int> selected;
     if (base == "*" || (base == "?" && def_.day_field)) {
-      low = def_.min;
-      high = def_.wildcard_max;
+      selected = expand_range(def_.min, cycle_max(), step, false);
     } else if (auto dash = base.find('-'); dash != std::string_view::npos) {
-      low = read_value(base.substr(0, dash));
-      high = read_value(base.substr(dash + 1));
-      if (low > high) fail("range " + std::string(base) + " is reversed");
+      const int low = fold(read_value(base.substr(0, dash)));
+      std::string_view high_text = base.substr(dash + 1);
+      // `10-L` in day-of-month runs to the 31st (croniter).
+      const int high = is_day_of_month_field() && iequals(high_text, "L") ? 31 : fold(read_value(high_text));
+      selected = expand_range(low, high, step, true);
     } else {
-      low = read_value(base);
+      const int low = fold(read_value(base));
       // `5/15` means 5, 20, 35, 50: a start with a step runs to the field's end (croniter).
-      high = stepped ? def_.wildcard_max : low;
+      selected = stepped ? expand_range(low, cycle_max(), step, false) : std::vector<int>{low};
     }
-    for (int v = low; v <= high; v += step) values.set(static_cast<std::size_t>(v));
+    for (int v : selected) values.set(static_cast<std::size_t>(v));
+  }
+
+  /// The values of `low-high/step` as croniter expands them: a range whose end comes before its
+  /// start wraps around the field's end (`NOV-FEB`, `22-2`), continuing the step past the end as
+  /// croniter computes it; with `equal_is_cycle`, a range with equal ends (`JAN-JAN`) is the
+  /// whole cycle.
+  std::vector<int> expand_range(int low, int high, int step, bool equal_is_cycle) const {
+    std::vector<int> out;
+    const int lo = def_.min;
+    const int hi = cycle_max();
+    if (low == high && equal_is_cycle) {
+      low = lo;
+      high = hi;
+    }
+    if (low <= high) {
+      for (int v = low; v <= high; v += step) out.push_back(v);
+      return out;
+    }
+    for (int v = low; v <= hi; v += step) out.push_back(v);
+    // croniter's rule for where the step resumes after the wrap (its arithmetic, kept as is:
+    // `50-10/15` gives 50, 6 — not 5 — as in Airflow).
+    int skip = 0;
+    const int last = out.back();
+    const int left_before_end = hi - last;
+    if ((last - lo) + step > hi - lo + 1 && left_before_end < step) skip = step - left_before_end;
+    for (int v = lo + skip; v <= high; v += step) out.push_back(v);
+    return out;
   }
 
   int read_step(std::string_view text) const {
@@ -190,11 +303,33 @@ bool day_field_is_star(std::string_view field, bool selects_all, std::string_vie
   return selects_all && other_field.find('*') != std::string_view::npos;
 }
 
-/// The most days month `m` can have (February: 29, leap years included).
-unsigned max_days_in(unsigned m) {
-  constexpr std::array<unsigned, 13> days{0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return days[m];
+/// The number of days of `month` in `year`.
+unsigned last_day_of(int year, unsigned month) {
+  return static_cast<unsigned>(date::year_month_day_last{date::year{year} / date::month{month} / date::last}.day());
 }
+
+/// Day of week, 0 = Sunday.
+unsigned weekday_of(int year, unsigned month, unsigned day) {
+  return date::weekday{date::sys_days{date::year{year} / date::month{month} / date::day{day}}}.c_encoding();
+}
+
+/// croniter's `15W`: the weekday (Monday to Friday) nearest that day of the month, never leaving
+/// the month; a day beyond the month's end counts as its last day.
+unsigned nearest_weekday_in(int year, unsigned month, unsigned day) {
+  const unsigned last = last_day_of(year, month);
+  day = std::min(day, last);
+  const unsigned weekday = weekday_of(year, month, day);
+  if (weekday == 6) return day > 1 ? day - 1 : day + 2;      // Saturday: Friday, or Monday the 3rd
+  if (weekday == 0) return day < last ? day + 1 : day - 2;   // Sunday: Monday, or Friday before
+  return day;
+}
+
+/// A day field selects every day as croniter counts it (`1-31`, without `L` or `W`).
+bool sets_all_days(const cron_expr& c) { return c.days.count() == 31 && !c.last_day && c.nearest_weekday == 0; }
+
+/// Where the parser's "does it ever fire" probe starts: 50 years from here cover every
+/// combination of leap year and weekday.
+const time_point never_fires_probe = time_point{date::sys_days{date::year{2000} / 1 / 1}};
 
 // ---------------------------------------------------------------------------------------------
 // Searching
@@ -261,44 +396,76 @@ cron_expr cron_expr::parse(std::string_view text) {
     throw usage_error("cron expression '" + std::string(text) + "' has " + std::to_string(words.size()) +
                       " fields; expected 5 (minute hour day-of-month month day-of-week)");
 
-  std::array<std::bitset<64>, 5> sets;
-  for (std::size_t i = 0; i < 5; ++i) sets[i] = field_parser(field_defs[i], text).parse(words[i]);
-  out.minutes = narrow<60>(sets[0]);
-  out.hours = narrow<24>(sets[1]);
-  out.days = narrow<32>(sets[2]);
-  out.months = narrow<13>(sets[3]);
-  out.weekdays = narrow<7>(sets[4]);
-  out.day_restricted = !day_field_is_star(words[2], sets[2].count() == 31, words[4]);
-  out.weekday_restricted = !day_field_is_star(words[4], out.weekdays.all(), words[2]);
+  std::array<field_values, 5> fields;
+  for (std::size_t i = 0; i < 5; ++i) fields[i] = field_parser(field_defs[i], text).parse(words[i]);
+  out.minutes = narrow<60>(fields[0].values);
+  out.hours = narrow<24>(fields[1].values);
+  out.days = narrow<32>(fields[2].values);
+  out.months = narrow<13>(fields[3].values);
+  out.weekdays = narrow<7>(fields[4].values);
+  out.last_day = fields[2].last_day;
+  out.nearest_weekday = fields[2].nearest_weekday;
+  out.nth_weekdays = fields[4].nth;
+  const bool all_days = sets_all_days(out);
+  out.day_restricted = !day_field_is_star(words[2], all_days, words[4]);
+  out.weekday_restricted = !day_field_is_star(words[4], out.weekdays.all() && !out.has_nth(), words[2]);
   out.hour_wildcard_ = out.hours.all();  // `*`, `*/1` and `0-23` alike, as Airflow's croniter sees it
 
-  // With the AND rule the day-of-month field alone decides the days; make sure some selected
-  // month has a selected day, so that searches always end (`0 0 30 2 *` never fires).
-  if (!out.weekday_restricted) {
-    bool possible = false;
-    for (unsigned m = 1; m <= 12 && !possible; ++m)
-      if (out.months.test(m))
-        for (unsigned d = 1; d <= max_days_in(m) && !possible; ++d) possible = out.days.test(d);
-    if (!possible)
+  // Refuse what never fires, so that searches always end (`0 0 30 2 *`). croniter also refuses
+  // an expression one of whose two day sides never fires when `#` or `W` is involved (those
+  // sides are intersections there, `0 0 15 * FRI#2`), so each side is tried on its own.
+  auto never_fires = [](const cron_expr& c) { return !c.next_match(never_fires_probe); };
+  if (out.day_restricted && out.weekday_restricted && (out.has_nth() || out.nearest_weekday != 0)) {
+    cron_expr by_day = out;
+    by_day.weekday_restricted = false;
+    cron_expr by_weekday = out;
+    by_weekday.day_restricted = false;
+    if (never_fires(by_day) || never_fires(by_weekday))
       throw usage_error("cron expression '" + out.text_ +
-                        "' never fires: no selected month has the selected day of month");
+                        "' never fires: its day-of-month and its day-of-week #/L/W days never coincide");
   }
+  if (never_fires(out))
+    throw usage_error("cron expression '" + out.text_ +
+                      "' never fires: no selected month has the selected day of month");
   return out;
 }
 
-bool cron_expr::day_matches(int month, int day, int weekday) const {
-  if (month < 1 || month > 12 || day < 1 || day > 31 || weekday < 0 || weekday > 6) return false;
-  if (!months.test(static_cast<std::size_t>(month))) return false;
-  bool by_day = days.test(static_cast<std::size_t>(day));
-  bool by_weekday = weekdays.test(static_cast<std::size_t>(weekday));
-  // Vixie cron: when both day fields are restricted a day matching either one fires.
-  if (day_restricted && weekday_restricted) return by_day || by_weekday;
-  return by_day && by_weekday;
+bool cron_expr::has_nth() const {
+  return std::any_of(nth_weekdays.begin(), nth_weekdays.end(), [](std::uint8_t bits) { return bits != 0; });
 }
 
-bool cron_expr::matches(int month, int day, int weekday, int hour, int minute) const {
+bool cron_expr::day_of_month_matches(int year, unsigned month, unsigned day) const {
+  const unsigned last = last_day_of(year, month);
+  if (nearest_weekday != 0) return day == nearest_weekday_in(year, month, static_cast<unsigned>(nearest_weekday));
+  return days.test(day) || (last_day && day == last);
+}
+
+bool cron_expr::day_of_week_matches(int year, unsigned month, unsigned day) const {
+  const unsigned weekday = weekday_of(year, month, day);
+  if (!has_nth()) return weekdays.test(weekday);
+  const unsigned bits = nth_weekdays[weekday];
+  const unsigned nth = (day - 1) / 7 + 1;
+  const bool last = day + 7 > last_day_of(year, month);
+  return (bits & (1u << nth)) != 0 || (last && (bits & (1u << last_weekday_bit)) != 0);
+}
+
+bool cron_expr::day_matches(int year, int month, int day) const {
+  if (month < 1 || month > 12 || day < 1 || day > 31) return false;
+  const auto m = static_cast<unsigned>(month);
+  const auto d = static_cast<unsigned>(day);
+  if (!months.test(m) || d > last_day_of(year, m)) return false;
+  // Vixie cron: when both day fields are restricted a day matching either one fires. As in
+  // croniter, `#`/`L` weekdays still narrow the day-of-month side.
+  if (day_restricted && weekday_restricted)
+    return (day_of_month_matches(year, m, d) && (!has_nth() || day_of_week_matches(year, m, d))) ||
+           day_of_week_matches(year, m, d);
+  return (!day_restricted || day_of_month_matches(year, m, d)) &&
+         ((!weekday_restricted && !has_nth()) || day_of_week_matches(year, m, d));
+}
+
+bool cron_expr::matches(int year, int month, int day, int hour, int minute) const {
   if (hour < 0 || hour > 23 || minute < 0 || minute > 59) return false;
-  return day_matches(month, day, weekday) && hours.test(static_cast<std::size_t>(hour)) &&
+  return day_matches(year, month, day) && hours.test(static_cast<std::size_t>(hour)) &&
          minutes.test(static_cast<std::size_t>(minute));
 }
 
@@ -312,9 +479,8 @@ std::optional<time_point> cron_expr::next_match(time_point wall) const {
       at = {date::sys_days{(ymd.year() / ymd.month() + date::months{1}) / 1}, 0, 0};
       continue;
     }
-    const auto weekday = date::weekday{at.day}.c_encoding();
-    if (day_matches(static_cast<int>(month), static_cast<int>(static_cast<unsigned>(ymd.day())),
-                    static_cast<int>(weekday))) {
+    if (day_matches(static_cast<int>(ymd.year()), static_cast<int>(month),
+                    static_cast<int>(static_cast<unsigned>(ymd.day())))) {
       for (std::size_t h = first_at_or_after(hours, at.hour); h < 24; h = first_at_or_after(hours, h + 1)) {
         std::size_t m = first_at_or_after(minutes, h == at.hour ? at.minute : 0);
         if (m < 60) return at_minute(at.day, h, m);
@@ -335,9 +501,8 @@ std::optional<time_point> cron_expr::prev_match(time_point wall) const {
       at = {date::sys_days{ymd.year() / ymd.month() / 1} - date::days{1}, 23, 59};
       continue;
     }
-    const auto weekday = date::weekday{at.day}.c_encoding();
-    if (day_matches(static_cast<int>(month), static_cast<int>(static_cast<unsigned>(ymd.day())),
-                    static_cast<int>(weekday))) {
+    if (day_matches(static_cast<int>(ymd.year()), static_cast<int>(month),
+                    static_cast<int>(static_cast<unsigned>(ymd.day())))) {
       for (std::size_t h = last_at_or_before(hours, at.hour); h < 24;
            h = h == 0 ? 24 : last_at_or_before(hours, h - 1)) {
         std::size_t m = last_at_or_before(minutes, h == at.hour ? at.minute : 59);

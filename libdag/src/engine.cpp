@@ -304,7 +304,10 @@ run_record make_run_record(const scheduled_dag& d, run_type type, time_point log
   run.run_id = make_run_id(type, logical_date);
   run.logical_date = logical_date;
   run.conf = conf;
-  if (auto scheduled = d.times.run_at(logical_date)) run.interval = scheduled->interval;
+  // A manual run's interval is inferred as Airflow's infer_manual_data_interval does; a backfill
+  // run takes the schedule's interval at its date.
+  if (type == run_type::manual) run.interval = d.times.manual_interval(logical_date);
+  else if (auto scheduled = d.times.run_at(logical_date)) run.interval = scheduled->interval;
   else run.interval = {logical_date, logical_date};
   return run;
 }

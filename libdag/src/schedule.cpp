@@ -1,18 +1,22 @@
 /// @file Schedules and Airflow 2 data intervals: CronDataIntervalTimetable,
 /// DeltaDataIntervalTimetable and OnceTimetable, and the scheduler's "which runs are due" rule.
 ///
-/// Cron fires in the DAG timezone's wall clock. Across DST changes:
+/// Cron fires in the DAG timezone's wall clock, with Airflow's rules across DST changes:
 ///  - A cron whose hour field is not `*` (fixed hours, e.g. `30 2 * * *`) fires at wall-clock
-///    times. A time skipped by a spring-forward gap fires at the instant the gap ends (`30 2 * * *`
-///    in Europe/Berlin on 2024-03-31 fires at 01:00Z = 03:00+02:00); a time repeated by a fall-back
-///    fires once, at its first occurrence. Several wall times mapping to one instant fire once.
+///    times made aware as Airflow's `make_aware` does (pendulum, fold=1). A time skipped by a
+///    spring-forward gap moves forward by the gap's length, keeping its minutes (`30 2 * * *` in
+///    Europe/Berlin on 2024-03-31 fires at 01:30Z = 03:30+02:00); a time repeated by a fall-back
+///    fires once, at its second occurrence (02:30+01:00 on 2024-10-27). Several wall times
+///    mapping to one instant fire once.
 ///  - A cron whose hour field is `*` (every hour) fires by elapsed time, as Airflow does: every
 ///    real instant whose local wall-clock fields match fires. On fall-back day `0 * * * *` fires
 ///    at both 02:00+02:00 and 02:00+01:00 in Berlin; the hour skipped by a gap has no fire.
+/// Dates stop at latest_time() (year 9999): no interval ends later.
 
 #include <dag/schedule/timetable.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstddef>
 #include <set>
@@ -87,23 +91,73 @@ std::optional<time_point> elapsed_fire_before(const cron_expr& cron, const void*
   }
 }
 
-/// Wall-clock fire times in a DST overlap resolve to instants earlier than their wall order
-/// suggests, so searches over wall time may step over a few candidates; this bounds the steps.
-constexpr int max_wall_candidates = 100000;
+/// A period with its neighbours' offsets: what decides how its wall-clock times map to instants.
+struct zone_period {
+  offset_period here;
+  duration before;  // offset of the period before (equal to here.offset when none)
+  duration after;   // offset of the period after
+};
 
-/// An exclusive bound on the wall-clock times whose instant is before `t`: the latest wall time
-/// shown before `t`. It can exceed t's own wall time after a fall-back; only the last two days
-/// matter, because offsets lie within -12h..+14h so instants before that show earlier times.
-time_point wall_upper_bound(const void* zone, time_point t) {
-  offset_period p = period_at(zone, t - 1s);
-  time_point bound = t + p.offset;
-  const time_point horizon = t - 48h;
-  while (p.begin > horizon) {
-    time_point end = p.begin;
-    p = period_at(zone, end - 1s);
-    bound = std::max(bound, end + p.offset);
+zone_period zone_period_at(const void* zone, time_point t) {
+  zone_period p{period_at(zone, t), 0s, 0s};
+  p.before = p.after = p.here.offset;
+  if (zone == nullptr) return p;
+  if (p.here.begin > time_point::min()) p.before = period_at(zone, p.here.begin - 1s).offset;
+  if (p.here.end < time_point::max()) p.after = period_at(zone, p.here.end).offset;
+  return p;
+}
+
+/// Fire times of a fixed-hour cron that fall in period `p`, as two stretches of instants and the
+/// offset that turns each one's instants into the wall times that must match:
+///  - the period's own wall times, `[begin, end)` at `offset`, less its last instants when the
+///    next period repeats their wall times (those fire at their second occurrence, there);
+///  - after a spring-forward gap, the skipped wall times moved forward by the gap's length:
+///    `[begin, begin + gap)` at the previous period's offset.
+struct fire_stretch {
+  time_point begin;
+  time_point end;
+  duration offset;
+};
+
+std::array<fire_stretch, 2> fire_stretches(const zone_period& p) {
+  const duration repeated = std::max(duration{0}, p.here.offset - p.after);
+  const duration gap = std::max(duration{0}, p.here.offset - p.before);
+  const time_point own_end = p.here.end == time_point::max() ? p.here.end : p.here.end - repeated;
+  return {{{p.here.begin, own_end, p.here.offset}, {p.here.begin, p.here.begin + gap, p.before}}};
+}
+
+std::optional<time_point> fixed_fire_after(const cron_expr& cron, const void* zone, time_point t) {
+  time_point from = t + 1s;
+  while (true) {
+    const zone_period p = zone_period_at(zone, from);
+    std::optional<time_point> best;
+    for (const fire_stretch& s : fire_stretches(p)) {
+      if (from >= s.end) continue;
+      const time_point start = std::max(from, s.begin);
+      if (auto wall = cron.next_match(start + s.offset); wall && *wall - s.offset < s.end)
+        best = best ? std::min(*best, *wall - s.offset) : *wall - s.offset;
+    }
+    if (best) return best;
+    if (p.here.end == time_point::max() || !cron.next_match(from + p.here.offset)) return std::nullopt;
+    from = p.here.end;
   }
-  return bound;
+}
+
+std::optional<time_point> fixed_fire_before(const cron_expr& cron, const void* zone, time_point t) {
+  time_point to = t;  // exclusive
+  while (true) {
+    const zone_period p = zone_period_at(zone, to - 1s);
+    std::optional<time_point> best;
+    for (const fire_stretch& s : fire_stretches(p)) {
+      const time_point stop = std::min(to, s.end);
+      if (stop <= s.begin) continue;
+      if (auto wall = cron.prev_match(stop + s.offset); wall && *wall - s.offset >= s.begin)
+        best = best ? std::max(*best, *wall - s.offset) : *wall - s.offset;
+    }
+    if (best) return best;
+    if (p.here.begin == time_point::min() || !cron.prev_match(to + p.here.offset)) return std::nullopt;
+    to = p.here.begin;
+  }
 }
 
 }  // namespace
@@ -172,27 +226,15 @@ timetable::timetable(schedule_spec spec, std::string zone_name, std::optional<ti
 
 std::optional<time_point> timetable::fire_after(time_point t) const {
   const cron_expr& cron = *spec_.cron;
-  if (cron.every_hour()) return elapsed_fire_after(cron, zone_, t);
-  // Wall times up to t's own resolve to instants at or before t, so start just after it.
-  auto wall = cron.next_match(t + period_at(zone_, t).offset + 1s);
-  for (int i = 0; wall && i < max_wall_candidates; ++i) {
-    time_point instant = zone_ ? from_wall_clock(*wall, timezone_) : *wall;
-    if (instant > t) return instant;
-    wall = cron.next_match(*wall + 1min);
-  }
-  return std::nullopt;
+  if (t >= latest_time()) return std::nullopt;
+  auto fire = cron.every_hour() ? elapsed_fire_after(cron, zone_, t) : fixed_fire_after(cron, zone_, t);
+  if (fire && *fire > latest_time()) return std::nullopt;
+  return fire;
 }
 
 std::optional<time_point> timetable::fire_before(time_point t) const {
   const cron_expr& cron = *spec_.cron;
-  if (cron.every_hour()) return elapsed_fire_before(cron, zone_, t);
-  auto wall = cron.prev_match(wall_upper_bound(zone_, t));
-  for (int i = 0; wall && i < max_wall_candidates; ++i) {
-    time_point instant = zone_ ? from_wall_clock(*wall, timezone_) : *wall;
-    if (instant < t) return instant;
-    wall = cron.prev_match(*wall);
-  }
-  return std::nullopt;
+  return cron.every_hour() ? elapsed_fire_before(cron, zone_, t) : fixed_fire_before(cron, zone_, t);
 }
 
 std::optional<time_point> timetable::first_fire() const { return fire_after(*start_date_ - 1s); }
@@ -202,6 +244,7 @@ std::optional<run_info> timetable::run_starting(time_point start) const {
     case schedule_kind::once:
       return run_info{start, {start, start}, start};
     case schedule_kind::period:
+      if (start > latest_time() - spec_.period) return std::nullopt;
       return run_info{start, {start, start + spec_.period}, start + spec_.period};
     case schedule_kind::cron:
       if (auto end = fire_after(start)) return run_info{start, {start, *end}, *end};
@@ -325,7 +368,8 @@ std::vector<run_info> timetable::runs_after(time_point after, std::size_t n) con
       break;
     case schedule_kind::cron: {
       auto end = fire_after(after);
-      auto begin = end ? fire_before(*end) : std::nullopt;
+      if (!end) return out;  // no interval ends later (the end of dagrun's dates)
+      auto begin = fire_before(*end);
       auto first = first_fire();
       if (begin && first && *begin >= *first)
         r = run_info{*begin, {*begin, *end}, *end};
@@ -353,6 +397,26 @@ std::optional<run_info> timetable::run_at(time_point logical_date) const {
   auto r = first_run_from(logical_date);
   if (r && r->logical_date == logical_date && before_end(logical_date)) return r;
   return std::nullopt;
+}
+
+data_interval timetable::manual_interval(time_point run_after) const {
+  const data_interval exact{run_after, run_after};
+  switch (spec_.kind) {
+    case schedule_kind::period:
+      return {run_after - spec_.period, run_after};
+    case schedule_kind::cron: {
+      // Airflow's _align_to_prev: run_after itself when it is a fire time, else the fire before.
+      const auto fire = fire_after(run_after - 1s);
+      const auto end = fire == run_after ? fire : fire_before(run_after);
+      const auto start = end ? fire_before(*end) : std::nullopt;
+      if (start) return {*start, *end};
+      return exact;
+    }
+    case schedule_kind::once:
+    case schedule_kind::none:
+      break;
+  }
+  return exact;
 }
 
 // ---------------------------------------------------------------------------------------------

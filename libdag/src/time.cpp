@@ -218,6 +218,10 @@ std::string format_iso(time_point t, std::string_view zone_name) {
   return date::format("%FT%T", t + info.offset) + format_offset(info.offset);
 }
 
+time_point latest_time() {
+  return time_point{date::sys_days{date::year{9999} / 12 / 31}} + std::chrono::hours{24} - std::chrono::seconds{1};
+}
+
 bool is_known_timezone(std::string_view name) {
   if (is_utc(name)) return true;
   try {

@@ -66,6 +66,10 @@ inline std::optional<double> seconds_between(const std::optional<timestamp>& a, 
   return std::chrono::duration<double>(*b - *a).count();
 }
 
+/// The last instant dagrun's dates reach, 9999-12-31T23:59:59Z: ISO-8601 text (what parse_time
+/// reads and format_iso writes) has four-digit years. Schedules end there.
+time_point latest_time();
+
 /// True when `name` is a timezone the system's tz database knows.
 bool is_known_timezone(std::string_view name);
 

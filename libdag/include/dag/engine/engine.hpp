@@ -68,8 +68,9 @@ struct run_key {
 };
 
 /// Writes a new run of `dag` with its task instances (state `none`) to `s`; nullopt when a run with
-/// that id or (for scheduled and backfill runs) that logical date exists. Manual and backfill runs
-/// take the schedule's interval at that date when there is one, else `[date, date]`.
+/// that id or (for scheduled and backfill runs) that logical date exists. A manual run's interval
+/// is timetable::manual_interval (Airflow's inference); a backfill run takes the schedule's
+/// interval at that date when there is one, else `[date, date]`.
 std::optional<run_record> create_run_record(store& s, const scheduled_dag& dag, run_type type, time_point logical_date,
                                             const std::string& conf = "{}");
 /// The record create_run_record writes (nothing is written): its id, dates, interval and conf.
@@ -111,8 +112,7 @@ public:
   std::size_t recover_lost_tries();
 
   /// Creates a run of `dag_id` now; nullopt when a run with that id or (for scheduled and backfill
-  /// runs) that logical date exists. Manual runs take the schedule's interval at that date, or
-  /// `[date, date]`.
+  /// runs) that logical date exists. Manual runs take timetable::manual_interval.
   std::optional<run_key> create_run(const std::string& dag_id, run_type type, time_point logical_date,
                                     const std::string& conf = "{}");
   /// Starts tracking an existing run (e.g. a backfill run to re-run), loading it from the store.

@@ -87,6 +87,11 @@ public:
   std::vector<run_info> runs_between(time_point first, time_point last) const;
   /// The run with this logical date, if the schedule produces one there.
   std::optional<run_info> run_at(time_point logical_date) const;
+  /// The data interval of a manual run triggered for `run_after`, as Airflow's
+  /// `infer_manual_data_interval`: for a cron, the last complete interval ending at or before
+  /// it (`[previous fire, run_after]` when run_after is a fire time); for a duration,
+  /// `[run_after - period, run_after]`; otherwise `[run_after, run_after]`. Ignores start_date.
+  data_interval manual_interval(time_point run_after) const;
 
 private:
   /// The first fire time strictly after `t` (cron kind).
