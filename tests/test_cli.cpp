@@ -216,6 +216,23 @@ TEST_CASE("Cli.DagsNextPrintsAirflowIntervals") {
   CHECK(bad_n.err.find("-n: must be at least 1") != std::string::npos);
 }
 
+TEST_CASE("Cli.DagsNextStopsBeforeYear10000AndAfterAcceptsWhatItLists") {
+  auto last = run({"dags", "next", "model_training_pipeline", "-n", "5", "--after", "9999-12-28", "--json", "--dags", dags_dir});
+  REQUIRE(last.status == 0);
+  auto runs = nlohmann::json::parse(last.out);
+  REQUIRE(runs.size() == 3);  // the 9999-12-31 interval would end in year 10000
+  CHECK(runs[2]["run_after"] == "9999-12-31T00:00:00+00:00");
+  // Every run_after listed is a time --after takes.
+  for (const auto& r : runs) {
+    auto again = run({"dags", "next", "model_training_pipeline", "--after", r["run_after"].get<std::string>(), "--dags", dags_dir});
+    CHECK(again.status == 0);
+  }
+  auto table = run({"dags", "next", "model_training_pipeline", "--after", "9999-12-28", "--dags", dags_dir});
+  CHECK(table.out.find("no later runs: dates end at 9999-12-31T23:59:59+00:00") != std::string::npos);
+  auto none = run({"dags", "next", "model_training_pipeline", "--after", "9999-12-31", "--dags", dags_dir});
+  CHECK(none.out == "no runs after 9999-12-31T00:00:00+00:00 (no later runs: dates end at 9999-12-31T23:59:59+00:00)\n");
+}
+
 namespace {
 // A DAGs folder, database and logs folder for commands that keep state.
 struct state_dir {

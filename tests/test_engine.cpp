@@ -564,6 +564,22 @@ std::map<std::string, std::string> run_example(sandbox& s, const std::string& na
 
 }  // namespace
 
+TEST_CASE("Engine.TemplateFilesAreReadAndRendered") {
+  // The example of docs/yaml.md "Template files": sql and bash_command name files.
+  sandbox s;
+  auto loaded = dag::load_yaml_file(std::filesystem::path(DAG_SOURCE_DIR) / "examples" / "templates" / "daily_report.yaml",
+                                    s.operators);
+  for (const auto& p : loaded.problems) FAIL_CHECK(p.what());
+  REQUIRE(loaded.dag);
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  eng.set_dags({std::move(*loaded.dag)});
+  auto key = eng.create_run("daily_report", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+  CHECK(s.db->xcom(key->dag_id, key->run_id, "count") == "[[3]]");
+  CHECK(s.db->xcom(key->dag_id, key->run_id, "report") == "daily 2024-01-01: [[3]]");
+}
+
 TEST_CASE("Engine.BranchRunsOneOfThreePathsAndTheJoin") {
   struct row {
     std::string conf;

@@ -39,6 +39,10 @@ dag::template_context fixed_context() {
   c.connection = [](std::string_view id) -> std::optional<dag::connection> {
     if (id == "warehouse") return dag::connection{"warehouse", "postgresql", "db.local", 5432, "etl", "s3cret", "dw"};
     if (id == "web") return dag::connection{"web", "https", "example.com", std::nullopt, "", "", "api"};
+    if (id == "cloud")
+      return dag::connection{"cloud", "aws", "", std::nullopt, "", "", "",
+                             R"({"region_name": "eu-west-1", "retries": 3, "tags": {"team": "data"}, "api_key": "k-9"})"};
+    if (id == "broken") return dag::connection{"broken", "aws", "", std::nullopt, "", "", "", "[1, 2]"};
     return std::nullopt;
   };
   c.xcom_pull = [](std::string_view task, std::string_view key) -> std::optional<std::string> {
@@ -144,6 +148,23 @@ TEST_CASE("Template.SecretsAreReportedForMasking") {
   CHECK(dag::render("{{ conn.warehouse.password }} {{ var.value.api_token }} {{ var.value.bucket }}", c) ==
         "s3cret tok-123 s3://data");
   CHECK(secrets == std::vector<std::string>{"s3cret", "tok-123"});
+}
+
+TEST_CASE("Template.ConnectionExtraDejson") {
+  CHECK(render("{{ conn.cloud.extra_dejson.region_name }}") == "eu-west-1");
+  CHECK(render("{{ conn.cloud.extra_dejson.retries + 1 }}") == "4");
+  CHECK(render("{{ conn.cloud.extra_dejson.tags.team | upper }}") == "DATA");
+  CHECK(render("{{ conn.cloud.extra_dejson['region_name'] }}") == "eu-west-1");
+  CHECK(render("{{ conn.cloud.extra_dejson.get('missing', 'none') }}") == "none");
+  CHECK(render("{{ conn.cloud.extra | fromjson | length }}") == "4");
+  CHECK(render("{{ conn.warehouse.extra_dejson | length }}") == "0");  // no extra: an empty dict
+  auto c = fixed_context();
+  std::vector<std::string> secrets;
+  c.mask_secret = [&](std::string_view s) { secrets.emplace_back(s); };
+  CHECK(dag::render("{{ conn.cloud.extra_dejson.region_name }}", c) == "eu-west-1");
+  CHECK(secrets == std::vector<std::string>{"k-9"});  // a secret-looking extra is masked
+  CHECK_THROWS_WITH(dag::render("{{ conn.broken.extra_dejson }}", fixed_context()),
+                    doctest::Contains("connection 'broken': extra is not a JSON object"));
 }
 
 TEST_CASE("Template.XcomPullInAllThreeCallSyntaxes") {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <dag/operators/builtin.hpp>
+#include <dag/load/check.hpp>
 #include <dag/load/dag_folder.hpp>
 #include <dag/load/yaml_loader.hpp>
 
@@ -512,4 +513,85 @@ TEST_CASE("YamlLoader.TypedParamsAreCheckedWhenLoaded") {
     REQUIRE_FALSE(bad.problems.empty());
     CHECK(std::string(bad.problems[0].what()).find(row.message) != std::string::npos);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Template files (Airflow's template_ext and template_searchpath)
+
+namespace {
+
+std::vector<std::string> file_problems(const dag::yaml_load_result& r) {
+  std::vector<std::string> out;
+  for (const auto& p : r.problems) out.push_back(p.what());
+  return out;
+}
+
+const std::string bash_task = "tasks:\n  - task_id: a\n    operator: bash\n    bash_command: ";
+
+}  // namespace
+
+TEST_CASE("YamlLoader.TemplateFileIsReadFromTheDagFolderThenTheSearchPath") {
+  temp_dir d;
+  std::filesystem::create_directories(d.path / "scripts");
+  std::filesystem::create_directories(d.path / "shared");
+  d.write("scripts/run.sh", "echo {{ ds }} from the dag folder\n");
+  d.write("shared/run.sh", "echo from shared\n");
+  d.write("shared/only.bash", "echo only {{ params.x }}\n");
+  d.write("t.yaml", "dag_id: t\nparams: {x: 1}\ntemplate_searchpath: [shared]\n" + bash_task +
+                        "scripts/run.sh\n  - task_id: b\n    operator: bash\n    bash_command: only.bash\n"
+                        "  - task_id: c\n    operator: bash\n    bash_command: run.sh\n"
+                        "  - task_id: d\n    operator: bash\n    bash_command: \"echo run.sh \"\n");
+  auto r = dag::load_yaml_file(d.path / "t.yaml", catalog());
+  INFO(file_problems(r).size());
+  REQUIRE(r.dag);
+  auto field = [&](std::size_t i) { return r.dag->all_tasks()[i].fields.at("bash_command"); };
+  CHECK(field(0).text == "echo {{ ds }} from the dag folder\n");
+  CHECK(field(0).template_file == (d.path / "scripts" / "run.sh").string());
+  CHECK(field(1).text == "echo only {{ params.x }}\n");
+  CHECK(field(2).text == "echo from shared\n");  // not in the DAG folder itself: the search path's
+  CHECK(field(3).text == "echo run.sh ");        // a trailing space keeps it text, as in Airflow
+  CHECK(field(3).template_file.empty());
+  // Checking again (the engine checks what the loader checked) changes nothing.
+  dag::definition again = *r.dag;
+  CHECK(dag::check(again, catalog()).empty());
+  CHECK(again.all_tasks()[0].fields.at("bash_command").text == field(0).text);
+}
+
+TEST_CASE("YamlLoader.TemplateFileProblemsNameTheFileAndLine") {
+  temp_dir d;
+  d.write("bad.sql", "SELECT 1;\nSELECT '{{ ds_nodash | uper }}';\n");
+  d.write("t.yaml", "dag_id: t\ntasks:\n  - task_id: q\n    operator: sqlite\n    database: ':memory:'\n    sql: bad.sql\n"
+                    "  - task_id: m\n    operator: sqlite\n    database: ':memory:'\n    sql: missing.sql\n"
+                    "  - task_id: up\n    operator: bash\n    bash_command: ../outside.sh\n");
+  auto r = dag::load_yaml_file(d.path / "t.yaml", catalog());
+  auto problems = file_problems(r);
+  REQUIRE(problems.size() == 3);
+  auto with = [&](const std::string& part) {
+    for (const auto& p : problems)
+      if (p.find(part) != std::string::npos) return p;
+    return std::string("(none has '" + part + "')");
+  };
+  const std::string file = (d.path / "bad.sql").string();
+  CHECK(with("uper").starts_with(file + ":2: task 'q': sql: "));
+  CHECK(with("missing.sql") == (d.path / "t.yaml").string() + ":10: task 'm': sql: template file 'missing.sql' not found in " +
+                                   d.path.string() + "; a value ending in .sql names a template file, as in Airflow (end it "
+                                   "with a space to use it as text)");
+  CHECK(with("outside.sh").find("'..' is not allowed in a template file's name") != std::string::npos);
+}
+
+TEST_CASE("YamlLoader.TemplateFilesAreBounded") {
+  temp_dir d;
+  d.write("big.sh", std::string(1024 * 1024 + 1, '#'));
+  d.write("t.yaml", "dag_id: t\n" + bash_task + "big.sh\n");
+  auto problems = file_problems(dag::load_yaml_file(d.path / "t.yaml", catalog()));
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].find("1048577 bytes is more than the 1048576 a template file may have") != std::string::npos);
+}
+
+TEST_CASE("YamlLoader.TemplateFileFromTextWithoutAFolder") {
+  // A DAG read from text has no folder of its own: only template_searchpath is searched.
+  auto r = dag::load_yaml_text("dag_id: t\n" + bash_task + "run.sh\n", "", catalog());
+  auto problems = file_problems(r);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].find("(no folder to search: set template_searchpath)") != std::string::npos);
 }

@@ -2,6 +2,10 @@
 #include <dag/load/check.hpp>
 
 #include <algorithm>
+#include <filesystem>
+#include <cstdint>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <utility>
@@ -23,6 +27,10 @@ const std::vector<std::string> task_keys{
     "depends_on_past", "weight_rule", "max_active_tis_per_dag", "branch",      "short_circuit",     "ignore_downstream_trigger_rules",
     "follow_task_ids_if_true",        "follow_task_ids_if_false"};
 
+/// The largest template file a field may name: far above any script or query, small enough that a
+/// wrong path (a log, a dump) fails clearly instead of loading it into every try.
+constexpr std::uintmax_t max_template_file_bytes = 1024 * 1024;
+
 class checker {
 public:
   checker(definition& d, const operator_catalog& operators) : d_(d), operators_(operators) {}
@@ -35,6 +43,7 @@ public:
       check_flow(t);
     }
     expand_groups();
+    resolve_template_files();
     task_graph graph = task_graph::build(d_, problems_);
     if (graph.size() == d_.all_tasks().size()) check_templates(graph);
     d_.apply_default_args();
@@ -301,7 +310,8 @@ private:
       for (const auto& [name, value] : t.fields) {
         const field_spec* f = find_field(*spec, name);
         if (!f) continue;
-        if (f->kind == field_kind::templated) check_template_text(t, name, value.text, value.line, scope);
+        if (f->kind == field_kind::templated)
+          check_template_text(t, name, value.text, value.line, scope, value.template_file);
         if (f->kind == field_kind::string_list)
           for (const auto& item : value.items) check_template_text(t, name, item, value.line, scope);
         if (f->kind == field_kind::string_map)
@@ -310,15 +320,91 @@ private:
     }
   }
 
+  /// Checks one template; a problem points at `file` (a template file) when given, else at the
+  /// DAG file, on the template's line.
   void check_template_text(const task& t, const std::string& field, const std::string& text, int line,
-                           const template_scope& scope) {
+                           const template_scope& scope, const std::string& file = {}) {
     try {
       check(template_text::parse(text), scope);
     } catch (const template_error& e) {
       const int at = line > 0 ? line + e.line() : 0;
-      fail(at_field(t, at), "task '" + t.id + "': " + field + ": " + e.message() + " (column " +
-                                std::to_string(e.column()) + ")");
+      error_context where = at_field(t, at);
+      if (!file.empty()) where.file = file;
+      fail(where, "task '" + t.id + "': " + field + ": " + e.message() + " (column " +
+                      std::to_string(e.column()) + ")");
     }
+  }
+
+  /// Airflow's resolve_template_files: a templated field whose value ends in one of its
+  /// operator's template extensions (`.sh`, `.sql`) names a file. It is looked up in the DAG
+  /// file's folder, then in template_searchpath, and its text replaces the value, to be checked
+  /// and rendered like inline text. Done once: a resolved field remembers its file.
+  void resolve_template_files() {
+    for (auto& t : d_.all_tasks()) {
+      const operator_spec* spec = operators_.find(t.operator_name);
+      if (!spec) continue;
+      for (auto& [name, value] : t.fields) {
+        const field_spec* f = find_field(*spec, name);
+        if (!f || f->kind != field_kind::templated || !value.template_file.empty()) continue;
+        const bool names_file = std::any_of(f->template_ext.begin(), f->template_ext.end(),
+                                            [&](const std::string& ext) { return value.text.ends_with(ext); });
+        if (names_file) read_template_file(t, name, value);
+      }
+    }
+  }
+
+  /// The folders searched for template files, in order (Airflow: the DAG's folder, then
+  /// template_searchpath); relative ones are relative to the DAG file's folder.
+  std::vector<std::filesystem::path> template_folders() const {
+    std::vector<std::filesystem::path> out;
+    const std::filesystem::path dag_folder =
+        d_.where().file.empty() ? std::filesystem::path{} : std::filesystem::path(d_.where().file).parent_path();
+    if (!d_.where().file.empty()) out.push_back(dag_folder.empty() ? "." : dag_folder);
+    for (const auto& folder : d_.template_searchpath()) {
+      std::filesystem::path p(folder);
+      out.push_back(p.is_relative() && !dag_folder.empty() ? dag_folder / p : p);
+    }
+    return out;
+  }
+
+  void read_template_file(task& t, const std::string& field, field_value& value) {
+    const std::string where = "task '" + t.id + "': " + field + ": template file '" + value.text + "'";
+    // As Jinja's FileSystemLoader: the name is relative to each folder, and may not climb out.
+    std::filesystem::path name;
+    for (const auto& part : std::filesystem::path(value.text).relative_path()) {
+      if (part == "..") {
+        fail(at_field(t, value.line), where + ": '..' is not allowed in a template file's name");
+        return;
+      }
+      name /= part;
+    }
+    const auto folders = template_folders();
+    std::string searched;
+    for (const auto& folder : folders) {
+      const std::filesystem::path path = folder / name;
+      searched += (searched.empty() ? "" : ", ") + folder.string();
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(path, ec)) continue;
+      const auto size = std::filesystem::file_size(path, ec);
+      if (ec || size > max_template_file_bytes) {
+        fail(at_field(t, value.line), where + ": " + (ec ? "cannot be read" : std::to_string(size) + " bytes is more than the " + std::to_string(max_template_file_bytes) + " a template file may have"));
+        return;
+      }
+      std::ifstream in(path, std::ios::binary);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (!in && !in.eof()) {
+        fail(at_field(t, value.line), where + ": cannot be read");
+        return;
+      }
+      value.text = std::move(text);
+      value.template_file = path.lexically_normal().string();
+      value.line = 1;
+      return;
+    }
+    fail(at_field(t, value.line),
+         where + " not found" + (folders.empty() ? " (no folder to search: set template_searchpath)" : " in " + searched) +
+             "; a value ending in " + std::filesystem::path(value.text).extension().string() +
+             " names a template file, as in Airflow (end it with a space to use it as text)");
   }
 
   definition& d_;

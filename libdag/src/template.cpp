@@ -2087,6 +2087,17 @@ private:
     if (context_.connection) found = context_.connection(id);
     if (!found) fail("connection '" + id + "' is not defined");
     if (context_.mask_secret && !found->password.empty()) context_.mask_secret(found->password);
+    // Airflow's extra_dejson: the extra JSON object (empty when none); its secret-looking values
+    // are masked like the password.
+    value extra_dejson = value::of_dict({});
+    if (!found->extra.empty()) {
+      const auto j = nlohmann::json::parse(found->extra, nullptr, false);
+      if (!j.is_object()) fail("connection '" + id + "': extra is not a JSON object");
+      extra_dejson = from_json(j);
+      if (context_.mask_secret)
+        for (const auto& [name, item] : j.items())
+          if (looks_secret(name)) context_.mask_secret(item.is_string() ? item.get<std::string>() : item.dump());
+    }
     value c = value::of_dict({{"conn_id", value::of_string(found->conn_id)},
                               {"conn_type", value::of_string(found->conn_type)},
                               {"host", value::of_string(found->host)},
@@ -2095,8 +2106,8 @@ private:
                               {"password", value::of_string(found->password)},
                               {"schema", value::of_string(found->schema)},
                               {"description", value::of_string("")},
-                              {"extra", value::of_string("")},
-                              {"extra_dejson", value::of_dict({})}});
+                              {"extra", value::of_string(found->extra)},
+                              {"extra_dejson", extra_dejson}});
     connections_.emplace_back(id, c);
     return c;
   }

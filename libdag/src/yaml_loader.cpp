@@ -27,7 +27,8 @@ namespace {
 constexpr std::array dag_keys{"dag_id",   "description",      "schedule",         "timezone",
                               "start_date", "end_date",       "catchup",          "max_active_runs",
                               "max_active_tasks", "tags",     "params",           "default_args",
-                              "on_run_failure", "on_run_success", "conf_overrides_params", "tasks", "groups"};
+                              "on_run_failure", "on_run_success", "conf_overrides_params", "template_searchpath",
+                              "tasks", "groups"};
 
 constexpr std::array group_keys{"group_id", "dependencies", "default_args", "tasks", "groups", "tooltip",
                                 "prefix_group_id"};
@@ -63,7 +64,6 @@ constexpr std::array unsupported_keys{
     unsupported_key{"doc_md", "is not supported; use description"},
     unsupported_key{"user_defined_macros", "is not supported; use params or variables"},
     unsupported_key{"user_defined_filters", "is not supported"},
-    unsupported_key{"template_searchpath", "is not supported; templates are inline"},
     unsupported_key{"render_template_as_native_obj", "is not supported; templates render text"},
     unsupported_key{"is_paused_upon_creation", "is not supported; pause with 'dagrun dags pause'"},
     unsupported_key{"access_control", "is not supported"},
@@ -135,6 +135,7 @@ public:
       else if (key == "tags") set(string_list(value, key), [&](auto v) { d.tags(v); });
       else if (key == "params") read_params(d, value);
       else if (key == "conf_overrides_params") set(boolean(value, key), [&](bool v) { d.conf_overrides_params(v); });
+      else if (key == "template_searchpath") set(string_list(value, key), [&](auto v) { d.template_searchpath(v); });
       else if (key == "default_args") read_default_args(d, value);
       else if (key == "on_run_failure") set(notifiers(value, key), [&](auto v) { d.on_run_failure(v); });
       else if (key == "on_run_success") set(notifiers(value, key), [&](auto v) { d.on_run_success(v); });

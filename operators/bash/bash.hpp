@@ -32,7 +32,7 @@ struct bash {
   /// Fields: `bash_command` (templated, required), `env` (extra environment), `cwd`.
   static operator_spec spec() {
     return {"bash",
-            {{"bash_command", field_kind::templated, true},
+            {{"bash_command", field_kind::templated, true, {}, {".sh", ".bash"}},
              {"env", field_kind::string_map, false},
              {"cwd", field_kind::templated, false}},
             true,

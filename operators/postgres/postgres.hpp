@@ -22,7 +22,7 @@ struct postgres {
   /// Fields: `sql` (templated, required), `conn_id` (required), `parameters`, `autocommit`.
   static operator_spec spec() {
     return {"postgres",
-            {{"sql", field_kind::templated, true},
+            {{"sql", field_kind::templated, true, {}, {".sql", ".json"}},
              {"conn_id", field_kind::text, true},
              {"parameters", field_kind::string_list, false},
              {"autocommit", field_kind::boolean, false}},

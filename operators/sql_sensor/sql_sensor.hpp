@@ -26,7 +26,7 @@ struct sql_sensor {
   static operator_spec spec() {
     return {"sql_sensor",
             {{"conn_id", field_kind::text, true},
-             {"sql", field_kind::templated, true},
+             {"sql", field_kind::templated, true, {}, {".sql"}},
              {"poke_interval", field_kind::time_span, false},
              {"timeout", field_kind::time_span, false},
              {"mode", field_kind::text, false, {"poke", "reschedule"}}},

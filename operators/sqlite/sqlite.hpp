@@ -21,7 +21,7 @@ struct sqlite {
   /// Fields: `sql` (templated, required), `conn_id` or `database`, `parameters`.
   static operator_spec spec() {
     return {"sqlite",
-            {{"sql", field_kind::templated, true},
+            {{"sql", field_kind::templated, true, {}, {".sql", ".json"}},
              {"conn_id", field_kind::text, false},
              {"database", field_kind::templated, false},
              {"parameters", field_kind::string_list, false}},

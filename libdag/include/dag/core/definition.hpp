@@ -212,6 +212,12 @@ public:
   /// Sets `conf_overrides_params` (Airflow's `dag_run_conf_overrides_params`): whether a run's
   /// conf overrides the params of the same name (default true).
   definition& conf_overrides_params(bool on) { conf_overrides_params_ = on; return *this; }
+  /// Sets `template_searchpath` (Airflow's): folders searched for template files after the DAG
+  /// file's own folder; a relative folder is relative to the DAG file's folder.
+  definition& template_searchpath(std::vector<std::string> folders) {
+    template_searchpath_ = std::move(folders);
+    return *this;
+  }
   /// Sets `default_args`.
   definition& default_args(task_options options) { default_args_ = std::move(options); return *this; }
   /// Sets `on_run_failure`: the notifiers told when a run fails.
@@ -309,6 +315,8 @@ public:
   const std::map<std::string, std::string>& param_schemas() const { return param_schemas_; }
   /// `conf_overrides_params`.
   bool conf_overrides_params() const { return conf_overrides_params_; }
+  /// `template_searchpath`.
+  const std::vector<std::string>& template_searchpath() const { return template_searchpath_; }
   /// `default_args`.
   const task_options& default_args() const { return default_args_; }
   /// `on_run_failure`.
@@ -362,6 +370,7 @@ private:
   std::map<std::string, std::string> params_;
   std::map<std::string, std::string> param_schemas_;
   bool conf_overrides_params_ = true;
+  std::vector<std::string> template_searchpath_;
   task_options default_args_;
   std::vector<notifier_spec> on_run_failure_;
   std::vector<notifier_spec> on_run_success_;

@@ -102,6 +102,9 @@ struct field_spec {
   field_kind kind;            ///< how the value is read
   bool required = false;      ///< must be present
   std::vector<std::string> choices = {};  ///< allowed values of a text field; empty = any
+  /// Airflow's `template_ext` for a templated field: a value ending in one of these (`.sh`,
+  /// `.sql`) names a template file, read at load time from the DAG's template search path.
+  std::vector<std::string> template_ext = {};
 };
 
 /// What an operator declares about itself for loading and validation.

@@ -130,6 +130,9 @@ struct field_value {
   int line = 0;                                  ///< 1-based line in the DAG file, 0 when unknown
   std::vector<std::string> items = {};           ///< values of a string_list field
   std::map<std::string, std::string> entries = {};  ///< values of a string_map field
+  /// The template file `text` was read from (a templated field naming a `.sh`, `.sql`, …
+  /// file, as in Airflow); `line` is then 1. Empty: the text is the DAG file's own.
+  std::string template_file = {};
 };
 
 /// A task's flow rule and its options.
