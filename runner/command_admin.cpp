@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dag/core/json_text.hpp>
+
 #include "session.hpp"
 
 namespace po = boost::program_options;
@@ -82,7 +84,7 @@ void add_admin_commands(std::vector<command>& out) {
                    if (inv.global.json) {
                      json outj = json::array();
                      for (const auto& [k, v] : vars) outj.push_back({{"key", k}});
-                     inv.out << outj.dump(2) << "\n";
+                     inv.out << dag::json_dump(outj, 2) << "\n";
                    } else {
                      for (const auto& [k, v] : vars) inv.out << k << "\n";
                    }
@@ -125,7 +127,7 @@ void add_admin_commands(std::vector<command>& out) {
                        outj.push_back({{"conn_id", c.conn_id}, {"conn_type", c.conn_type}, {"host", c.host},
                                        {"port", c.port ? json(*c.port) : json(nullptr)}, {"login", c.login},
                                        {"schema", c.schema}, {"password", c.password.empty() ? "" : "***"}});
-                     inv.out << outj.dump(2) << "\n";
+                     inv.out << dag::json_dump(outj, 2) << "\n";
                    } else {
                      std::vector<std::vector<std::string>> rows;
                      for (const auto& c : conns) rows.push_back({c.conn_id, c.conn_type, masked_uri(c)});

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dag/core/json_text.hpp>
+
 #include "session.hpp"
 
 namespace po = boost::program_options;
@@ -47,7 +49,7 @@ int runs_list(invocation& inv) {
                      {"state", std::string(dag::to_string(r.state))},
                      {"start_date", optional_json(dag::format_iso(r.start_date))},
                      {"end_date", optional_json(dag::format_iso(r.end_date))}});
-    inv.out << out.dump(2) << "\n";
+    inv.out << dag::json_dump(out, 2) << "\n";
     return exit_ok;
   }
   std::vector<std::vector<std::string>> rows;
@@ -76,7 +78,7 @@ int tasks_list(invocation& inv) {
                      {"exit_code", ti.exit_code ? json(*ti.exit_code) : json(nullptr)},
                      {"message", ti.message}});
     }
-    inv.out << out.dump(2) << "\n";
+    inv.out << dag::json_dump(out, 2) << "\n";
     return exit_ok;
   }
   std::vector<std::vector<std::string>> rows;
@@ -127,7 +129,7 @@ void report(invocation& inv, const std::vector<dag::task_instance_ref>& refs, co
   if (inv.global.json) {
     json out = json::array();
     for (const auto& r : refs) out.push_back({{"dag_id", r.dag_id}, {"run_id", r.run_id}, {"task_id", r.task_id}});
-    inv.out << out.dump(2) << "\n";
+    inv.out << dag::json_dump(out, 2) << "\n";
     return;
   }
   if (dry_run)

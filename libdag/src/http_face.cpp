@@ -25,7 +25,7 @@ using json = nlohmann::json;
 
 // Text from tasks (logs, messages) may not be UTF-8: replace what is not, rather than fail.
 http_response json_response(int status, const json& body) {
-  return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
+  return {status, "application/json", json_dump(body)};
 }
 
 // The host and port of an Origin header: `https://h:8080` → `h:8080`, comparable with Host.
@@ -410,7 +410,7 @@ http_response http_face::api(const http_request& request, const std::vector<std:
       if (b.contains("dag_run_id") && b["dag_run_id"] != run_id)
         throw usage_error("dag_run_id: dagrun names manual runs by their logical date ('" + run_id + "'); leave it out");
       if (b.contains("conf") && !b["conf"].is_object()) throw usage_error("conf: expected a JSON object");
-      const auto run = trigger_run(db(), *d, date, b.contains("conf") ? b["conf"].dump() : "{}");
+      const auto run = trigger_run(db(), *d, date, b.contains("conf") ? json_dump(b["conf"]) : "{}");
       if (!run) return problem(409, "Conflict", "a run " + run_id + " of " + dag_id + " already exists");
       return json_response(200, run_json(*db().find_run(dag_id, run->run_id)));
     }

@@ -91,7 +91,7 @@ std::string checked_conf(const std::string& conf, const std::string& what) {
     throw usage_error(what + ": nested more than " + std::to_string(max_conf_depth) + " levels deep");
   const auto parsed = nlohmann::json::parse(conf, nullptr, false);
   if (parsed.is_discarded() || !parsed.is_object()) throw usage_error(what + ": expected a JSON object");
-  return parsed.dump();
+  return json_dump(parsed);
 }
 
 std::optional<run_record> trigger_run(store& s, const definition& dag, time_point logical_date, const std::string& conf) {

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dag/core/json_text.hpp>
 #include <dag/core/environment.hpp>
 #include <dag/core/secret_mask.hpp>
 #include <dag/exec/executor.hpp>
@@ -58,7 +59,7 @@ task_context make_try_context(const definition& d, const task& t, const operator
   if (run.conf.size() > 2) {
     const auto conf = nlohmann::json::parse(run.conf, nullptr, false);
     if (conf.is_object())
-      for (const auto& [k, v] : conf.items()) ctx.params[k] = v.is_string() ? v.get<std::string>() : v.dump();
+      for (const auto& [k, v] : conf.items()) ctx.params[k] = v.is_string() ? v.get<std::string>() : json_dump(v);
   }
   if (t.settings.execution_timeout)
     ctx.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*t.settings.execution_timeout);
