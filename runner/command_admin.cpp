@@ -162,8 +162,7 @@ void add_admin_commands(std::vector<command>& out) {
                    d.add_options()("older-than", po::value<int>()->required()->value_name("DAYS"), "age in days");
                  },
                  [](invocation& inv) {
-                   const int days = inv.args["older-than"].as<int>();
-                   if (days < 0) throw dag::usage_error("--older-than: must be 0 or more days");
+                   const int days = bounded_flag(inv, "older-than", 0, 3650000);  // the cutoff stays a time
                    const auto cutoff = std::chrono::time_point_cast<std::chrono::microseconds>(inv.now.now()) -
                                        std::chrono::hours(24) * days;
                    const auto n = open_db(inv)->clean(cutoff);

@@ -139,7 +139,8 @@ int dags_show(invocation& inv) {
 
 int dags_next(invocation& inv) {
   const int n = inv.args["num"].as<int>();
-  if (n < 1) throw dag::usage_error("-n: must be at least 1, got " + std::to_string(n));
+  constexpr int most = 10000;  // each is computed and printed
+  if (n < 1 || n > most) throw dag::usage_error("-n: must be between 1 and " + std::to_string(most) + ", got " + std::to_string(n));
   const dag::time_point after =
       inv.args.count("after") ? dag::parse_time(inv.args["after"].as<std::string>()) : inv.now.now();
   dag::dag_folder folder = load_dags(inv);

@@ -4,6 +4,7 @@
 #include <ostream>
 #include <regex>
 #include <set>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -144,8 +145,7 @@ int tasks_clear(invocation& inv) {
   auto db = open_db(inv);
   dag::clear_selection which;
   which.dag_id = inv.args["dag"].as<std::string>();
-  if (inv.args.count("start")) which.logical_from = parse_flag_time(inv, "start");
-  if (inv.args.count("end")) which.logical_to = parse_flag_time(inv, "end");
+  std::tie(which.logical_from, which.logical_to) = flag_range(inv);
   if (inv.args.count("run-id")) which.run_id = inv.args["run-id"].as<std::string>();
   std::optional<std::regex> pattern;
   if (inv.args.count("task")) {

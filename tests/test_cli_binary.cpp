@@ -87,3 +87,56 @@ TEST_CASE("CliBinary.JsonListingsReplaceBytesThatAreNotUtf8" * doctest::timeout(
     if (command != "runs list latin") CHECK(r.out.find(replacement) != std::string::npos);
   }
 }
+
+TEST_CASE("CliBinary.NumericFlagsOutOfBoundsAreRefusedNamingTheFlag" * doctest::timeout(60)) {
+  cli_sandbox s;
+  s.write("dags/h.yaml", "dag_id: h\nschedule: '@hourly'\nstart_date: 2024-01-01\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: 'true'\n");
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"run h --parallelism 100000000", "--parallelism"},
+      {"run h --parallelism 0", "--parallelism"},
+      {"backfill h --start 2024-01-01 --end 2024-01-02 --parallelism 5000", "--parallelism"},
+      {"schedule --parallelism 2000000000 --listen none", "--parallelism"},
+      {"schedule --grace -1 --listen none", "--grace"},
+      {"schedule --lease-ms 0 --listen none", "--lease-ms"},
+      {"db clean --older-than 2000000000", "--older-than"},
+      {"dags next h -n 2000000000", "-n"}};
+  for (const auto& [args, flag] : cases) {
+    CAPTURE(args);
+    const auto r = s.dagrun(args);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find(flag + ": must be between") != std::string::npos);
+  }
+}
+
+TEST_CASE("CliBinary.DateRangesEndingBeforeTheyStartAreRefused" * doctest::timeout(60)) {
+  cli_sandbox s;
+  s.write("dags/h.yaml", "dag_id: h\nschedule: '@hourly'\nstart_date: 2024-01-01\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: 'true'\n");
+  for (const std::string& command : {std::string("tasks clear h"), std::string("backfill h"), std::string("backfill h --dry-run")}) {
+    CAPTURE(command);
+    const auto r = s.dagrun(command + " --start 2024-02-01 --end 2024-01-01");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("--end 2024-01-01T00:00:00+00:00 is before --start 2024-02-01T00:00:00+00:00") != std::string::npos);
+  }
+}
+
+TEST_CASE("CliBinary.BackfillOverMillenniaIsBoundedAndItsDryRunStreamsAndStopsOnSignals" * doctest::timeout(120)) {
+  cli_sandbox s;
+  s.write("dags/h.yaml", "dag_id: h\nschedule: '@hourly'\nstart_date: 0001-01-01\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: 'true'\n");
+  // A real backfill refuses a range this long before creating anything.
+  const auto refused = s.dagrun("backfill h --start 0001-01-01 --end 9999-12-31");
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.err.find("holds more than 100000 logical dates") != std::string::npos);
+  // The dry run prints as it goes (87 million lines would take minutes), and each signal ends it.
+  for (const int sig : {SIGTERM, SIGINT}) {
+    CAPTURE(sig);
+    auto p = s.start("backfill h --start 0001-01-01 --end 9999-12-31 --dry-run");
+    REQUIRE(dag_test::eventually([&] { return std::filesystem::exists(s.dir / "out") && std::filesystem::file_size(s.dir / "out") > 1000; }));
+    const auto signalled = std::chrono::steady_clock::now();
+    ::kill(p.pid(), sig);
+    const auto r = p.wait();
+    CHECK(std::chrono::steady_clock::now() - signalled < 10s);
+    CHECK(r.exit_code == 1);
+    CHECK(cli_sandbox::read(s.dir / "err").find("backfill interrupted") != std::string::npos);
+    std::filesystem::remove(s.dir / "out");
+  }
+}
