@@ -28,6 +28,11 @@ http_response json_response(int status, const json& body) {
   return {status, "application/json", json_dump(body)};
 }
 
+std::string lower_case(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
 // The host and port of an Origin header: `https://h:8080` → `h:8080`, comparable with Host.
 std::string authority_of(const std::string& origin) {
   const auto scheme = origin.find("://");
@@ -123,9 +128,9 @@ std::pair<std::size_t, std::size_t> page_of(const http_request& request) {
   auto number = [&](const std::string& name, long fallback, long low, long high) {
     const std::string text = request.query(name);
     if (text.empty()) return fallback;
-    if (text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos)
-      throw usage_error(name + ": expected a whole number, got '" + text + "'");
-    const long v = std::stol(text);
+    const auto parsed = detail::whole_number(text, 999999999);
+    if (!parsed) throw usage_error(name + ": expected a whole number, got '" + text + "'");
+    const long v = *parsed;
     if (v < low || v > high)
       throw usage_error(name + ": must be between " + std::to_string(low) + " and " + std::to_string(high) + ", got " + text);
     return v;
@@ -203,7 +208,7 @@ json references(const std::vector<task_instance_ref>& refs, store& s) {
 }  // namespace
 
 http_face::http_face(http_face_options options, metrics_registry& metrics, const clock& now)
-    : options_(std::move(options)), metrics_(metrics), now_(now) {
+    : options_(std::move(options)), metrics_(metrics), now_(now), sign_ins_(std::make_unique<detail::ui_sign_ins>()) {
   metrics_.counter("http_requests_total", "HTTP requests served, by method and status code", {"method", "status_code"});
   metrics_.histogram("http_request_duration_seconds", "Time to answer an HTTP request");
   metrics_.gauge("dagrun_import_errors", "DAG files that failed to load");
@@ -250,7 +255,17 @@ std::shared_ptr<const std::vector<definition>> http_face::dags() const {
   return dags_source_ ? dags_source_() : dags_;
 }
 
-http_response http_face::route(const http_request& request) {
+bool http_face::express(const http_request& request) {
+  return request.path() == "/health" && (request.method == "GET" || request.method == "HEAD");
+}
+
+http_server_options http_face::server_options(http_server_options base) {
+  base.gate = [this](const http_request& r) { return gate(r); };
+  base.express = &http_face::express;
+  return base;
+}
+
+std::optional<http_response> http_face::gate(const http_request& request) {
   const std::string path = request.path();
   // Without a token the server is on loopback only; a page elsewhere in the user's browser could
   // still reach it under a rebound DNS name, so the Host must be a loopback name too.
@@ -269,6 +284,29 @@ http_response http_face::route(const http_request& request) {
     if ((site != request.headers.end() && site->second == "cross-site") || foreign_origin)
       return problem(403, "Forbidden", "requests from other sites may not change anything");
   }
+  if (path == "/api/v1" || path.starts_with("/api/v1/")) {
+    // With a token, the API answers only its holders (logs and XComs are data too), as Airflow's
+    // API answers only authenticated users. The scheme's name is case-insensitive (RFC 9110).
+    if (options_.token) {
+      const auto it = request.headers.find("authorization");
+      const std::string given = it == request.headers.end() ? "" : it->second;
+      const std::size_t space = given.find(' ');
+      const bool bearer = space != std::string::npos && lower_case(given.substr(0, space)) == "bearer";
+      const std::string token = bearer ? given.substr(given.find_first_not_of(' ', space) == std::string::npos
+                                                          ? given.size()
+                                                          : given.find_first_not_of(' ', space))
+                                       : "";
+      if (!bearer || !same_secret(token, *options_.token))
+        return problem(401, "Unauthorized", "send Authorization: Bearer <DAGRUN_API_TOKEN>");
+    }
+    return std::nullopt;
+  }
+  return detail::web_ui_gate(request, options_.token, *sign_ins_);
+}
+
+http_response http_face::route(const http_request& request) {
+  const std::string path = request.path();
+  if (auto refused = gate(request)) return *refused;
   if (path == "/health" || path == "/metrics") {
     if (request.method != "GET" && request.method != "HEAD") return problem(405, "Method Not Allowed", path + " only answers GET");
     return path == "/health" ? health() : metrics_text();
@@ -282,13 +320,6 @@ http_response http_face::route(const http_request& request) {
       if (type == request.headers.end() || !type->second.starts_with("application/json"))
         return problem(415, "Unsupported Media Type", "send the request body as application/json");
     }
-    // With a token, the API answers only its holders (logs and XComs are data too), as Airflow's
-    // API answers only authenticated users.
-    if (options_.token) {
-      const auto it = request.headers.find("authorization");
-      if (it == request.headers.end() || !same_secret(it->second, "Bearer " + *options_.token))
-        return problem(401, "Unauthorized", "send Authorization: Bearer <DAGRUN_API_TOKEN>");
-    }
     try {
       return api(request, std::vector<std::string>(parts.begin() + 2, parts.end()));
     } catch (const usage_error& e) {
@@ -298,7 +329,7 @@ http_response http_face::route(const http_request& request) {
     }
   }
   const auto snapshot = dags();
-  if (auto page = detail::web_ui(request, {db(), *snapshot, options_.token, sessions_, now_})) return *page;
+  if (auto page = detail::web_ui(request, {db(), *snapshot, options_.token, *sign_ins_, now_})) return *page;
   return problem(404, "Not Found", "no such endpoint: " + path);
 }
 
@@ -459,31 +490,32 @@ http_response http_face::api(const http_request& request, const std::vector<std:
                                {"execution_date", format_iso(run->logical_date)}, {"value", *value}});
   }
   if (p.size() != 8 || p[6] != "logs") return not_found("no such endpoint: " + request.path());
-  int try_number = 0;
-  try {
-    try_number = std::stoi(p[7]);
-  } catch (const std::exception&) {
-    throw usage_error("try number: expected a whole number, got '" + p[7] + "'");
-  }
-  const auto found = find_try(db(), dag_id, run_id, task_id, try_number);
+  // Strictly digits: `1abc` is no try number (not try 1).
+  const auto try_number = detail::whole_number(p[7], 1000000);
+  if (!try_number) throw usage_error("try number: expected a whole number, got '" + p[7] + "'");
+  const auto found = find_try(db(), dag_id, run_id, task_id, static_cast<int>(*try_number));
   const std::string log_path = found ? found->log_path : "";
   if (log_path.empty()) return not_found("task '" + task_id + "' has no try " + p[7] + " in run '" + run_id + "'");
-  const std::string content = log_tail(log_path);  // no file: the try logged nothing
   const auto accept = request.headers.find("accept");
-  if (accept != request.headers.end() && accept->second.find("text/plain") != std::string::npos)
-    return {200, "text/plain; charset=utf-8", content};
+  const bool text = accept != request.headers.end() && accept->second.find("text/plain") != std::string::npos;
+  const std::string full = request.query("full_content");
+  if (full != "" && full != "true" && full != "false") throw usage_error("full_content: expected true or false, got '" + full + "'");
+  if (full == "true") {
+    // Airflow's full_content: the whole log, streamed from the file as text whatever its size.
+    if (!text) throw usage_error("full_content: the whole log comes as text; send Accept: text/plain");
+    http_response whole{200, "text/plain; charset=utf-8", ""};
+    if (std::ifstream(log_path).good()) whole.file = log_path;  // no file: the try logged nothing
+    return whole;
+  }
+  const std::string content = log_excerpt(log_path);  // no file: the try logged nothing
+  if (text) return {200, "text/plain; charset=utf-8", content};
   return json_response(200, {{"content", content}, {"continuation_token", nullptr}});
 }
 
 http_response http_face::health() {
-  // The database: any cheap query through the face's own connection.
-  std::string db_status = "healthy";
-  try {
-    db().schema_version();
-  } catch (const std::exception&) {
-    db_.reset();
-    db_status = "unhealthy";
-  }
+  // The database: a fresh connection and a query under a short deadline, never the face's own
+  // connection (it belongs to the main handler thread, and it rides out outages by retrying).
+  const std::string db_status = database_answers(options_.db_url, health_database_timeout) ? "healthy" : "unhealthy";
   // The scheduler: the engine stamps its heartbeat on every pass (at least once a second).
   const double beat = metrics_.value("dagrun_scheduler_heartbeat");
   json scheduler{{"status", "unhealthy"}, {"latest_scheduler_heartbeat", nullptr}};

@@ -116,17 +116,22 @@ std::optional<try_record> find_try(store& s, const std::string& dag_id, const st
   return std::nullopt;
 }
 
-std::string log_tail(const std::string& path, std::size_t max_bytes) {
+std::string log_excerpt(const std::string& path, std::size_t head_bytes, std::size_t tail_bytes) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return {};
   const auto size = static_cast<std::size_t>(in.tellg());
-  const std::size_t skip = size > max_bytes ? size - max_bytes : 0;
-  in.seekg(static_cast<std::streamoff>(skip));
-  std::string out(size - skip, '\0');
-  in.read(out.data(), static_cast<std::streamsize>(out.size()));
-  out.resize(static_cast<std::size_t>(in.gcount()));  // the file may have shrunk meanwhile
-  if (skip > 0) out = "[dagrun] the first " + std::to_string(skip) + " bytes of this log are left out\n" + out;
-  return out;
+  const auto read = [&](std::size_t from, std::size_t count) {
+    in.seekg(static_cast<std::streamoff>(from));
+    std::string part(count, '\0');
+    in.read(part.data(), static_cast<std::streamsize>(count));
+    part.resize(static_cast<std::size_t>(in.gcount()));  // the file may have shrunk meanwhile
+    return part;
+  };
+  if (size <= head_bytes + tail_bytes) return read(0, size);
+  std::string head = read(0, head_bytes);
+  if (!head.ends_with('\n')) head += '\n';
+  return head + "[dagrun] " + std::to_string(size - head_bytes - tail_bytes) +
+         " bytes of this log are left out here (the whole log: its download link)\n" + read(size - tail_bytes, tail_bytes);
 }
 
 std::vector<task_instance_ref> clear_task_instances(store& s, const clear_selection& which, const definition* dag) {

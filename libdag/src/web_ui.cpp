@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -31,15 +32,6 @@ std::string colour_of(task_state s) {
     case task_state::skipped: return "#ff69b4";
     case task_state::removed: return "#d3d3d3";
     case task_state::none: return "#ffffff";
-  }
-  return "#ffffff";
-}
-std::string colour_of(run_state s) {
-  switch (s) {
-    case run_state::success: return "#008000";
-    case run_state::failed: return "#ff0000";
-    case run_state::running: return "#32cd32";
-    case run_state::queued: return "#808080";
   }
   return "#ffffff";
 }
@@ -73,17 +65,30 @@ std::string form_field(const std::string& body, const std::string& name) {
   return {};
 }
 
+// The pages' one style sheet, served at /ui.css: the Content Security Policy allows no inline
+// style, so each state's colour is a class (`st-failed`).
+std::string style_sheet() {
+  std::string css =
+      "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
+      "table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}"
+      ".sq{display:inline-block;width:14px;height:14px;border:1px solid #999;margin:1px;vertical-align:middle}"
+      ".err{background:#fee;border:1px solid #f99;padding:.5em}form{display:inline}"
+      "pre{background:#f6f6f6;padding:1em;overflow:auto}\n";
+  for (const auto s : {task_state::none, task_state::scheduled, task_state::queued, task_state::running, task_state::success,
+                       task_state::failed, task_state::up_for_retry, task_state::up_for_reschedule,
+                       task_state::upstream_failed, task_state::skipped, task_state::removed})
+    css += ".st-" + std::string(to_string(s)) + "{background:" + colour_of(s) + "}\n";
+  return css;  // run states share their names and colours with task states
+}
+
+std::string state_class(task_state s) { return "st-" + std::string(to_string(s)); }
+std::string state_class(run_state s) { return "st-" + std::string(to_string(s)); }
+
 // `refresh`: reload every 5 s (a page showing runs still in progress).
 http_response page(int status, const std::string& title, const std::string& body, bool refresh = false) {
   std::string html = std::string("<!doctype html><html><head><meta charset=\"utf-8\">") +
                      (refresh ? "<meta http-equiv=\"refresh\" content=\"5\">" : "") + "<title>" + html_escaped(title) +
-                     " · dagrun</title><style>"
-                     "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
-                     "table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}"
-                     ".sq{display:inline-block;width:14px;height:14px;border:1px solid #999;margin:1px;vertical-align:middle}"
-                     ".err{background:#fee;border:1px solid #f99;padding:.5em}form{display:inline}"
-                     "pre{background:#f6f6f6;padding:1em;overflow:auto}"
-                     "</style></head><body><p><a href=\"/\">dagrun</a></p><h1>" +
+                     " · dagrun</title><link rel=\"stylesheet\" href=\"/ui.css\"></head><body><p><a href=\"/\">dagrun</a></p><h1>" +
                      html_escaped(title) + "</h1>" + body + "</body></html>";
   return {status, "text/html; charset=utf-8", std::move(html)};
 }
@@ -94,8 +99,8 @@ http_response redirect(const std::string& to) {
   return r;
 }
 
-std::string square(const std::string& colour, const std::string& title, const std::string& link = "") {
-  const std::string sq = "<span class=\"sq\" style=\"background:" + colour + "\" title=\"" + html_escaped(title) + "\"></span>";
+std::string square(const std::string& state_class, const std::string& title, const std::string& link = "") {
+  const std::string sq = "<span class=\"sq " + state_class + "\" title=\"" + html_escaped(title) + "\"></span>";
   return link.empty() ? sq : "<a href=\"" + link + "\">" + sq + "</a>";
 }
 
@@ -120,14 +125,6 @@ std::string cookie(const http_request& request, const std::string& name) {
   return {};
 }
 
-// 128 random bits as hex: a session id nobody can guess.
-std::string new_session_id() {
-  std::random_device random;
-  std::string id;
-  static const char* hex = "0123456789abcdef";
-  for (int i = 0; i < 32; ++i) id += hex[random() & 15];
-  return id;
-}
 
 http_response sign_in_page(int status, const std::string& problem) {
   return page(status, "Sign in",
@@ -158,7 +155,7 @@ http_response dag_list(const web_ui_context& ui) {
     latest.limit = 10;
     std::string runs;
     for (const auto& r : ui.db.runs(latest))
-      runs = square(colour_of(r.state), r.run_id + ": " + std::string(to_string(r.state))) + runs;  // oldest first
+      runs = square(state_class(r.state), r.run_id + ": " + std::string(to_string(r.state))) + runs;  // oldest first
     std::string tags;
     for (const auto& t : d.tags()) tags += html_escaped(t) + " ";
     const bool is_paused = paused.contains(d.id());
@@ -229,7 +226,7 @@ http_response dag_page(const definition& d, const web_ui_context& ui) {
   }
   body += "<h2>Grid</h2><table><tr><th>task</th>";
   for (const auto& r : runs) {
-    body += "<th>" + square(colour_of(r.state), r.run_id + ": " + std::string(to_string(r.state)));
+    body += "<th>" + square(state_class(r.state), r.run_id + ": " + std::string(to_string(r.state)));
     if (r.state == run_state::failed) body += button(dag_link(d.id()) + "/runs/" + url_encoded(r.run_id) + "/clear", "clear failed", ui);
     body += "</th>";
   }
@@ -247,7 +244,7 @@ http_response dag_page(const definition& d, const web_ui_context& ui) {
       const std::string title = ti.run_id + " · " + std::string(to_string(ti.state)) +
                                 (ti.try_number > 0 ? " · try " + std::to_string(ti.try_number) : "") +
                                 (ti.message.empty() ? "" : " · " + ti.message);
-      body += "<td>" + square(colour_of(ti.state), title, ti.try_number > 0 ? log_link(ti.dag_id, ti.run_id, ti.task_id, ti.try_number) : "") + "</td>";
+      body += "<td>" + square(state_class(ti.state), title, ti.try_number > 0 ? log_link(ti.dag_id, ti.run_id, ti.task_id, ti.try_number) : "") + "</td>";
     }
     body += "</tr>";
   }
@@ -260,19 +257,27 @@ http_response dag_page(const definition& d, const web_ui_context& ui) {
   return page(200, d.id(), body, in_progress);
 }
 
+// What a log page shows of a log: its start and its end, so that a page stays small whatever the
+// log's size; the whole log is a download.
+constexpr std::size_t page_log_head_bytes = 64 * 1024;
+constexpr std::size_t page_log_tail_bytes = 512 * 1024;
+
+// `whole`: the log file itself, streamed as text (`…/logs/{try}/whole`).
 http_response log_page(const definition& d, const std::string& run_id, const std::string& task_id,
-                            const std::string& try_text, const web_ui_context& ui) {
-  int try_number = 0;
-  try {
-    try_number = std::stoi(try_text);
-  } catch (const std::exception&) {
-    return page(400, "Bad request", "<p>try number: expected a whole number</p>");
-  }
+                       const std::string& try_text, bool whole, const web_ui_context& ui) {
+  const auto parsed = whole_number(try_text, 1000000);
+  if (!parsed) return page(400, "Bad request", "<p>try number: expected a whole number</p>");
+  const int try_number = static_cast<int>(*parsed);
   const auto tries = tries_of(ui.db, d.id(), run_id, task_id);
   const auto found = std::find_if(tries.begin(), tries.end(), [&](const try_record& t) { return t.try_number == try_number; });
   if (found == tries.end() || found->log_path.empty()) return page(404, "Not found", "<p>no such try</p>");
-  // The end of the log, as the API gives it: a page must not hold a log of any size.
-  const std::string content = log_tail(found->log_path);
+  if (whole) {
+    if (!std::filesystem::exists(found->log_path)) return {200, "text/plain; charset=utf-8", ""};  // it logged nothing
+    http_response r{200, "text/plain; charset=utf-8", ""};
+    r.file = found->log_path;
+    return r;
+  }
+  const std::string content = log_excerpt(found->log_path, page_log_head_bytes, page_log_tail_bytes);
   std::string others;
   for (const auto& t : tries) {
     others += "<a href=\"" + log_link(d.id(), run_id, task_id, t.try_number) + "\">try " + std::to_string(t.try_number) + "</a> (" +
@@ -280,7 +285,8 @@ http_response log_page(const definition& d, const std::string& run_id, const std
   }
   return page(200, d.id() + " · " + task_id + " · try " + std::to_string(try_number),
               "<p><a href=\"" + dag_link(d.id()) + "\">" + html_escaped(d.id()) + "</a> · run " + html_escaped(run_id) +
-                  "</p><p>" + others + "</p><pre>" + html_escaped(content) + "</pre>");
+                  "</p><p>" + others + "</p><p><a href=\"" + log_link(d.id(), run_id, task_id, try_number) +
+                  "/whole\">the whole log</a></p><pre>" + html_escaped(content) + "</pre>");
 }
 
 }  // namespace
@@ -301,25 +307,98 @@ std::string html_escaped(const std::string& text) {
   return out;
 }
 
+std::string ui_sign_ins::open_session() {
+  std::random_device random;
+  std::string id;
+  static const char* hex = "0123456789abcdef";
+  for (int i = 0; i < 32; ++i) id += hex[random() & 15];
+  std::lock_guard lock(mutex_);
+  sessions_.insert(id);
+  return id;
+}
+
+bool ui_sign_ins::has_session(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  return sessions_.contains(id);
+}
+
+void ui_sign_ins::forget_old_failures(steady::time_point now) {
+  for (auto it = failures_.begin(); it != failures_.end();) {
+    auto& times = it->second;
+    while (!times.empty() && now - times.front() >= sign_in_window) times.pop_front();
+    it = times.empty() ? failures_.erase(it) : std::next(it);
+  }
+}
+
+std::chrono::seconds ui_sign_ins::wait_before_attempt(const std::string& client) {
+  std::lock_guard lock(mutex_);
+  const auto now = steady::now();
+  forget_old_failures(now);
+  const auto it = failures_.find(client);
+  if (it == failures_.end() || it->second.size() < max_failed_sign_ins) return std::chrono::seconds(0);
+  // The oldest failure that counts leaves the window then (rounded up to a whole second).
+  const auto left = it->second.front() + sign_in_window - now;
+  return std::chrono::ceil<std::chrono::seconds>(left);
+}
+
+void ui_sign_ins::failed_attempt(const std::string& client) {
+  std::lock_guard lock(mutex_);
+  auto& times = failures_[client];
+  times.push_back(steady::now());
+  while (times.size() > max_failed_sign_ins) times.pop_front();  // the last few are all that count
+}
+
+std::optional<long> whole_number(const std::string& text, long most) {
+  // 18 digits always fit a long: the text is read only after that is known.
+  if (text.empty() || text.size() > 18 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  const long value = std::stol(text);
+  return value <= most ? std::optional<long>(value) : std::nullopt;
+}
+
+std::optional<http_response> web_ui_gate(const http_request& request, const std::optional<std::string>& token,
+                                         ui_sign_ins& sign_ins) {
+  const auto p = path_segments(request.path());
+  if (!token || (!p.empty() && p[0] != "dags" && p[0] != "login")) return std::nullopt;
+  const bool post = request.method == "POST";
+  if (p.size() == 1 && p[0] == "login") {
+    if (!post) return std::nullopt;
+    // Guessing the token: a few tries a minute per address, then 429 until the oldest expires.
+    const auto wait = sign_ins.wait_before_attempt(request.client);
+    if (wait.count() == 0) return std::nullopt;
+    auto r = sign_in_page(429, "Too many failed sign-ins from your address; try again in " + std::to_string(wait.count()) + " s.");
+    r.headers.emplace_back("Retry-After", std::to_string(wait.count()));
+    return r;
+  }
+  // With a token, the UI is for those who signed in with it: a session cookie that scripts cannot
+  // read and other sites' requests do not carry (HttpOnly, SameSite=Strict).
+  if (sign_ins.has_session(cookie(request, "dagrun_session"))) return std::nullopt;
+  return post ? page(401, "Not signed in", "<p><a href=\"/login\">Sign in</a> first.</p>") : redirect("/login");
+}
+
 std::optional<http_response> web_ui(const http_request& request, const web_ui_context& ui) {
   const auto p = path_segments(request.path());
+  if (p.size() == 1 && p[0] == "ui.css") {
+    static const std::string css = style_sheet();
+    return request.method == "GET" || request.method == "HEAD" ? http_response{200, "text/css; charset=utf-8", css}
+                                                                : page(405, "Method not allowed", "");
+  }
   if (!p.empty() && p[0] != "dags" && p[0] != "login") return std::nullopt;
   const bool post = request.method == "POST";
   if (!post && request.method != "GET") return page(405, "Method not allowed", "");
-  // With a token, the UI is for those who signed in with it: a session cookie that scripts cannot
-  // read and other sites' requests do not carry (HttpOnly, SameSite=Strict).
+  if (auto refused = web_ui_gate(request, ui.token, ui.sign_ins)) return refused;
   if (p.size() == 1 && p[0] == "login") {
     if (!ui.token) return redirect("/");
     if (!post) return sign_in_page(200, "");
-    if (!same_secret(form_field(request.body, "token"), *ui.token)) return sign_in_page(401, "That is not this dagrun's token.");
-    const std::string id = new_session_id();
-    ui.sessions.insert(id);
+    if (!same_secret(form_field(request.body, "token"), *ui.token)) {
+      ui.sign_ins.failed_attempt(request.client);
+      return sign_in_page(401, "That is not this dagrun's token.");
+    }
     auto r = redirect("/");
-    r.headers.emplace_back("Set-Cookie", "dagrun_session=" + id + "; Path=/; HttpOnly; SameSite=Strict");
+    r.headers.emplace_back("Set-Cookie", "dagrun_session=" + ui.sign_ins.open_session() + "; Path=/; HttpOnly; SameSite=Strict");
     return r;
   }
-  if (ui.token && !ui.sessions.contains(cookie(request, "dagrun_session")))
-    return post ? page(401, "Not signed in", "<p><a href=\"/login\">Sign in</a> first.</p>") : redirect("/login");
   if (p.empty()) return post ? page(405, "Method not allowed", "") : dag_list(ui);
   if (p.size() < 2) return std::nullopt;
   const definition* d = nullptr;
@@ -350,7 +429,9 @@ std::optional<http_response> web_ui(const http_request& request, const web_ui_co
     return page(404, "Not found", "");
   }
   if (p.size() == 2) return dag_page(*d, ui);
-  if (p.size() == 8 && p[2] == "runs" && p[4] == "tasks" && p[6] == "logs") return log_page(*d, p[3], p[5], p[7], ui);
+  if (p.size() == 8 && p[2] == "runs" && p[4] == "tasks" && p[6] == "logs") return log_page(*d, p[3], p[5], p[7], false, ui);
+  if (p.size() == 9 && p[2] == "runs" && p[4] == "tasks" && p[6] == "logs" && p[8] == "whole")
+    return log_page(*d, p[3], p[5], p[7], true, ui);
   return page(404, "Not found", "");
 }
 
