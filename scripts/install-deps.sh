@@ -8,6 +8,7 @@ packages=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev doctest-dev nlohmann-json3-dev
   libhowardhinnant-date-dev libssl-dev
   postgresql postgresql-client
+  clang-14 libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

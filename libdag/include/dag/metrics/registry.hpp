@@ -86,7 +86,11 @@ public:
   std::string text() const {
     std::lock_guard lock(mutex_);
     std::string out;
-    for (const auto& [name, f] : families_) {
+    for (const auto& family : families_) {
+      // Named references, not a structured binding: the lambda below captures them, which clang
+      // before 16 does not allow for bindings.
+      const std::string& name = family.first;
+      const auto& f = family.second;
       out += "# HELP " + name + " " + f.help + "\n# TYPE " + name + " " + type_name(f.type) + "\n";
       auto write = [&](const metric_labels& labels, const series& s) {
         const std::string l = label_text(f.label_names, labels);
