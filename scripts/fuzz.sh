@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Fuzzing (docs/architecture.md): builds the libFuzzer targets of fuzz/ with clang, everything
-# under ASan + UBSan, in build/fuzz, then runs each target over its seed corpus (fuzz/corpus/NAME)
-# for a fixed number of runs (a minute or two in all). Any crash, sanitizer report, leak or
-# timeout fails the script; the input that caused it is saved as build/fuzz/crash-NAME-… (or
-# leak-/timeout-). Once fixed, copy it into fuzz/corpus/NAME: every run then replays it.
+# Fuzzing (README.md; the last stage of scripts/test.sh): builds the libFuzzer targets of fuzz/
+# with clang, everything under ASan + UBSan, in build/fuzz, then runs each target over its seed
+# corpus (fuzz/corpus/NAME) for a fixed number of runs (a minute or two in all). Any crash,
+# sanitizer report, leak or timeout fails the script; the input that caused it is saved as
+# build/fuzz/crash-NAME-… (or leak-/timeout-). Once fixed, copy it into
+# fuzz/corpus/NAME: every run then replays it.
 #
 #   scripts/fuzz.sh              configure, build and run every target
 #   scripts/fuzz.sh --no-build   run what build/fuzz already holds
