@@ -8,13 +8,13 @@
 #
 #   scripts/fuzz.sh              configure, build and run every target
 #   scripts/fuzz.sh --no-build   run what build/fuzz already holds
-#   DAG_FUZZ_RUNS=N              mutations per target (default 20000; the HTTP target a tenth)
+#   DAG_FUZZ_RUNS=N              mutations per target (default 100000; the HTTP target a tenth)
 #   DAG_FUZZ_CXX=clang++         the compiler (default: clang++-14, or clang++)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 targets=(cron duration template yaml conf url http)
-runs=${DAG_FUZZ_RUNS:-20000}
+runs=${DAG_FUZZ_RUNS:-100000}
 tree=build/fuzz
 
 if [[ "${1:-}" != "--no-build" ]]; then
