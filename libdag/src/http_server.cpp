@@ -59,7 +59,7 @@ void set_common_fields(bhttp::response<Body>& res) {
   res.set("X-Frame-Options", "DENY");
   res.set("X-Content-Type-Options", "nosniff");
   res.set("Content-Security-Policy", http_content_security_policy);
-  res.set("Referrer-Policy", "no-referrer");
+  res.set("Referrer-Policy", "same-origin");
 }
 
 // An error answer: a problem document, as the handler's own errors are.
