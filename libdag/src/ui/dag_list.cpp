@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <dag/core/error.hpp>
+#include <dag/core/json_text.hpp>
 #include <dag/core/params.hpp>
 #include <dag/model/operations.hpp>
 #include <dag/schedule/timetable.hpp>
@@ -197,7 +198,7 @@ param_field field_of(const definition& d, const std::string& name) {
 // A param's value as JSON: a typed param's text in `params` is JSON, a string param's is the string.
 json default_of(const definition& d, const param_field& f) {
   const std::string& text = d.params().at(f.name);
-  if (!param_is_typed(f.schema.dump())) return text;
+  if (!param_is_typed(json_dump(f.schema))) return text;
   const json v = json::parse(text, nullptr, false);
   return v.is_discarded() ? json(text) : v;
 }
@@ -216,7 +217,7 @@ json value_of(const param_field& f, const std::string& text) {
 
 // The text a field shows for a param's value.
 std::string shown(const param_field& f, const json& v) {
-  return v.is_string() && f.as != param_field::kind::choice && f.as != param_field::kind::json_text ? v.get<std::string>() : v.dump();
+  return v.is_string() && f.as != param_field::kind::choice && f.as != param_field::kind::json_text ? v.get<std::string>() : json_dump(v);
 }
 
 std::string field_html(const param_field& f, const std::string& text) {
@@ -236,7 +237,7 @@ std::string field_html(const param_field& f, const std::string& text) {
     case kind::choice: {
       std::string out = head + "<select name=\"" + esc(name) + "\">";
       for (const auto& option : f.schema["enum"]) {
-        const std::string value = option.dump();
+        const std::string value = json_dump(option);
         out += "<option value=\"" + esc(value) + "\"" + (value == text ? " selected" : "") + ">" +
                esc(option.is_string() ? option.get<std::string>() : value) + "</option>";
       }
@@ -272,11 +273,11 @@ std::string conf_of_form(const request& r, const definition& d) {
     if (conf.contains(name) || !r.has_field(field)) continue;
     const param_field f = field_of(d, name);
     const json v = value_of(f, r.field(field));
-    if (const std::string problem = param_problem(f.schema.dump(), v.dump()); !problem.empty())
+    if (const std::string problem = param_problem(json_dump(f.schema), json_dump(v)); !problem.empty())
       throw usage_error("param '" + name + "': " + problem);
     conf[name] = v;
   }
-  return checked_conf(conf.dump(), "conf");
+  return checked_conf(json_dump(conf), "conf");
 }
 
 }  // namespace

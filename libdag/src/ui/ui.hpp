@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <dag/core/definition.hpp>
+#include <dag/core/json_text.hpp>
 #include <dag/core/states.hpp>
 #include <dag/core/time.hpp>
 #include <dag/http/server.hpp>
@@ -80,6 +81,8 @@ std::string state_badge(std::string_view state);
 std::string live_key(const std::string& run_id, const std::string& task_id = "");
 /// The key of a DAG's run on the DAG list, where runs of many DAGs share ids (`dag_id/run_id`).
 inline std::string list_key(const std::string& dag_id, const std::string& run_id) { return dag_id + "/" + run_id; }
+/// 128 random bits as hex (32 characters): a secret nobody can guess.
+std::string random_token();
 /// The token every form that changes something carries back (field `csrf`): a secret of this
 /// process, so another site can make a browser post here but not with it (it cannot read pages).
 const std::string& csrf_token();
