@@ -159,6 +159,9 @@ int tasks_clear(invocation& inv) {
   which.failed_only = inv.args.count("failed-only") > 0;
   which.upstream = inv.args.count("upstream") > 0;
   which.downstream = inv.args.count("downstream") > 0;
+  which.past = inv.args.count("past") > 0;
+  which.future = inv.args.count("future") > 0;
+  if ((which.past || which.future) && !which.run_id) throw dag::usage_error("--past, --future: give --run-id, the run they count from");
   which.dry_run = inv.args.count("dry-run") > 0;
   // Relatives come from the DAG's graph, so only then must the DAG load.
   dag::dag_folder folder;
@@ -233,13 +236,15 @@ void add_runs_commands(std::vector<command>& out) {
                  },
                  tasks_log});
   out.push_back({{"tasks", "clear"},
-                 "tasks clear DAG [--start D --end D] [--run-id R] [--task REGEX] [--upstream] [--downstream] [--failed-only] [--dry-run]",
+                 "tasks clear DAG [--start D --end D] [--run-id R [--past] [--future]] [--task REGEX] [--upstream] [--downstream] [--failed-only] [--dry-run]",
                  "reset task instances to be run again (their runs go back to queued)",
                  [](po::options_description& d, po::positional_options_description& p) {
                    d.add_options()("dag", po::value<std::string>()->required()->value_name("DAG"), "the DAG")(
                        "start", po::value<std::string>()->value_name("D"), "runs with logical date at or after D")(
                        "end", po::value<std::string>()->value_name("D"), "runs with logical date at or before D")(
                        "run-id", po::value<std::string>()->value_name("R"), "only run R")(
+                       "past", "with --run-id: also the runs before R (by logical date)")(
+                       "future", "with --run-id: also the runs after R (by logical date)")(
                        "task", po::value<std::string>()->value_name("REGEX"), "only tasks whose id matches REGEX")(
                        "upstream", "also every task upstream of a matched one")(
                        "downstream", "also every task downstream of a matched one")(

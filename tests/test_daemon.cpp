@@ -337,3 +337,74 @@ TEST_CASE("Daemon.AFullDiskPausesNewTriesAndSaysSoUntilThereIsSpace" * doctest::
   ::kill(daemon.pid(), SIGTERM);
   CHECK(daemon.wait().exit_code == 0);
 }
+
+TEST_CASE("Daemon.TakesUpEveryRunClearedOrMarkedAfterItEndedOrWhileItRuns" * doctest::timeout(300)) {
+  // A run cleared or marked goes back to queued in the store; the daemon must take it up each
+  // time and carry on from the store's view, whenever the change lands relative to its passes
+  // (after the run ended, or while a try runs). Changed through the real API.
+  daemon_sandbox s;
+  s.write_dag("flaky.yaml",
+              "dag_id: flaky\ntasks:\n  - task_id: boom\n    operator: bash\n    bash_command: echo boom; exit 3\n"
+              "  - task_id: after\n    operator: bash\n    bash_command: echo after\n    dependencies: [boom]\n");
+  REQUIRE(s.dagrun("trigger flaky --date 2024-01-01") == 0);
+  auto daemon = s.start_daemon();
+  const unsigned short port = s.http_port();
+  auto db = s.store();
+  const std::string clear = R"({"dry_run": false, "only_failed": false, "include_downstream": true, "task_ids": ["boom"], "dag_run_id": ")" +
+                            run_id + R"("})";
+  constexpr int cycles = 12;
+  for (int cycle = 1; cycle <= cycles; ++cycle) {
+    CAPTURE(cycle);
+    // Ended: failed, with `boom` at this cycle's try.
+    REQUIRE(eventually([&] {
+      auto run = db->find_run("flaky", run_id);
+      auto boom = instance(*db, "flaky", run_id, "boom");
+      return run && run->state == dag::run_state::failed && boom && boom->try_number == cycle;
+    }, 30s));
+    const auto reply = dag_test::http_call(port, "POST", "/api/v1/dags/flaky/clearTaskInstances", clear);
+    REQUIRE(reply.status == 200);
+    CHECK(reply.body.find("\"after\"") != std::string::npos);
+  }
+  // The last clear's try fails too; then a mark success lets `after` run and the run end green.
+  REQUIRE(eventually([&] {
+    auto run = db->find_run("flaky", run_id);
+    auto boom = instance(*db, "flaky", run_id, "boom");
+    return run && run->state == dag::run_state::failed && boom && boom->try_number == cycles + 1;
+  }, 30s));
+  const auto marked = dag_test::http_call(port, "PATCH", "/api/v1/dags/flaky/dagRuns/manual__2024-01-01T00%3A00%3A00%2B00%3A00/taskInstances/boom",
+                                          R"({"new_state": "success"})");
+  REQUIRE(marked.status == 200);
+  CHECK(eventually([&] {
+    auto run = db->find_run("flaky", run_id);
+    return run && run->state == dag::run_state::success;
+  }, 30s));
+  // Marked while its try runs: the try's end (a failure) must not fail `after` behind the mark.
+  s.write_dag("gate.yaml", "dag_id: gate\nparams: {dir: " + s.dir.string() +
+                               "}\ntasks:\n  - task_id: boom\n    operator: bash\n"
+                               "    bash_command: while [ ! -e {{ params.dir }}/go-{{ ds }} ]; do sleep 0.02; done; exit 3\n"
+                               "  - task_id: after\n    operator: bash\n    bash_command: echo after\n    dependencies: [boom]\n");
+  REQUIRE(eventually([&] { return dag_test::http_call(port, "GET", "/api/v1/dags/gate").status == 200; }, 30s));
+  for (int day = 1; day <= 4; ++day) {
+    CAPTURE(day);
+    const std::string date = "2024-02-0" + std::to_string(day);
+    const std::string gate_run = "manual__" + date + "T00:00:00+00:00";
+    const std::string in_path = "manual__" + date + "T00%3A00%3A00%2B00%3A00";
+    REQUIRE(dag_test::http_call(port, "POST", "/api/v1/dags/gate/dagRuns", R"({"logical_date": ")" + date + R"(T00:00:00+00:00"})")
+                .status == 200);
+    REQUIRE(eventually([&] {
+      auto boom = instance(*db, "gate", gate_run, "boom");
+      return boom && boom->state == dag::task_state::running;
+    }, 30s));
+    REQUIRE(dag_test::http_call(port, "PATCH", "/api/v1/dags/gate/dagRuns/" + in_path + "/taskInstances/boom", R"({"new_state": "success"})")
+                .status == 200);
+    std::ofstream(s.dir / ("go-" + date)) << "go";
+    CHECK(eventually([&] {
+      auto run = db->find_run("gate", gate_run);
+      return run && run->state == dag::run_state::success;
+    }, 30s));
+    CHECK(instance(*db, "gate", gate_run, "after")->state == dag::task_state::success);
+    CHECK(instance(*db, "gate", gate_run, "boom")->state == dag::task_state::success);
+  }
+  ::kill(daemon.pid(), SIGTERM);
+  CHECK(daemon.wait().exit_code == 0);
+}

@@ -274,3 +274,131 @@ TEST_CASE("Operations.TriggerChecksConfAgainstTypedParams") {
     CHECK(dag::trigger_run(*s.db, s.dag, dag::parse_time("2024-02-02"), R"j({"x": "$(id)"})j"));
   }
 }
+
+TEST_CASE("Operations.AClearOrMarkWhileATryRunsLeavesNoHalfOfTheEnginesPass" * doctest::timeout(60)) {
+  // `boom` >> `after`. While boom's first try runs, another connection clears or marks it; then
+  // the try fails. The engine's pass for that end would fail boom, mark `after` upstream_failed
+  // and fail the run: boom's and the run's compare-and-set lose, and `after`'s must not win alone
+  // (it was in `none` in the store too), or the run taken up again ends failed with `after` never
+  // run. The engine writes a run's part of a pass whole or not at all.
+  for (const bool mark : {false, true}) {
+    CAPTURE(mark);
+    sandbox s;
+    std::mutex m;
+    std::condition_variable cv;
+    bool release = false;
+    int boom_tries = 0;  // under m
+    dag::definition d{"held"};
+    d.callable("boom", [&](dag::task_context&) {
+      std::unique_lock lock(m);
+      s.count("boom");
+      if (++boom_tries > 1) return dag::operator_result::success();  // a try after the clear
+      cv.wait(lock, [&] { return release; });
+      return dag::operator_result::failed("boom");
+    }) >> d.callable("after", [&](dag::task_context&) {
+      s.count("after");
+      return dag::operator_result::success();
+    });
+    REQUIRE(dag::check(d, s.operators).empty());
+    std::optional<dag::run_state> final_state;
+    const dag::run_key held{"held", "manual__2024-01-01T00:00:00+00:00"};
+    {
+      std::jthread loop([&] {
+        auto own = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+        dag::engine_options o;
+        o.log_folder = s.dir / "logs";
+        o.create_scheduled_runs = false;
+        o.adopt_store_runs = false;
+        dag::engine eng(*own, s.operators, s.clock, o);
+        eng.set_dags({d});
+        const auto key = eng.create_run("held", dag::run_type::manual, dag::parse_time("2024-01-01"));
+        final_state = eng.run_to_completion({*key}).front();
+      });
+      auto other = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+      REQUIRE(dag_test::eventually([&] {
+        for (const auto& ti : other->task_instances(held.dag_id, held.run_id))
+          if (ti.task_id == "boom") return ti.state == task_state::running;
+        return false;
+      }));
+      if (mark) {
+        dag::mark_selection which{"held", held.run_id, {"boom"}, task_state::success};
+        REQUIRE(dag::mark_task_instances(*other, which, d, s.clock.precise_now()).size() == 1);
+      } else {
+        dag::clear_selection which;
+        which.dag_id = "held";
+        which.task_matches = [](const std::string& id) { return id == "boom"; };
+        REQUIRE(dag::clear_task_instances(*other, which, &d).size() == 1);
+      }
+      {
+        std::lock_guard lock(m);
+        release = true;
+      }
+      cv.notify_all();
+    }
+    CHECK(final_state == dag::run_state::success);
+    CHECK(s.states({"held", held.run_id}) ==
+          std::map<std::string, task_state>{{"after", task_state::success}, {"boom", task_state::success}});
+    CHECK(s.runs_of == std::map<std::string, int>{{"after", 1}, {"boom", mark ? 1 : 2}});
+  }
+}
+
+TEST_CASE("Operations.ClearReachesThePastOrFutureRunsOfTheNamedOne" * doctest::timeout(60)) {
+  sandbox s;
+  std::vector<std::string> ids_by_date;
+  for (const char* date : {"2024-01-01", "2024-01-02", "2024-01-03"}) {
+    const auto run = dag::trigger_run(*s.db, s.dag, dag::parse_time(date));
+    REQUIRE(run);
+    ids_by_date.push_back(run->run_id);
+    REQUIRE(s.run(dag::run_key{"ops", run->run_id}) == dag::run_state::success);
+  }
+  const auto runs_in = [](const std::vector<dag::task_instance_ref>& refs) {
+    std::vector<std::string> out;
+    for (const auto& r : refs) out.push_back(r.run_id);
+    return out;
+  };
+  dag::clear_selection which;
+  which.dag_id = "ops";
+  which.run_id = ids_by_date[1];
+  which.task_matches = [](const std::string& id) { return id == "d"; };
+  which.dry_run = true;
+  CHECK(runs_in(dag::clear_task_instances(*s.db, which, &s.dag)) == ids{ids_by_date[1]});
+  which.past = true;
+  CHECK(runs_in(dag::clear_task_instances(*s.db, which, &s.dag)) == ids{ids_by_date[0], ids_by_date[1]});
+  which.past = false;
+  which.future = true;
+  CHECK(runs_in(dag::clear_task_instances(*s.db, which, &s.dag)) == ids{ids_by_date[1], ids_by_date[2]});
+  which.past = true;
+  CHECK(runs_in(dag::clear_task_instances(*s.db, which, &s.dag)) == ids_by_date);
+  which.logical_to = dag::parse_time("2024-01-02");  // given bounds still hold
+  which.dry_run = false;
+  CHECK(runs_in(dag::clear_task_instances(*s.db, which, &s.dag)) == ids{ids_by_date[0], ids_by_date[1]});
+  CHECK(s.states({"ops", ids_by_date[0]}).at("d") == task_state::none);
+  CHECK(s.states({"ops", ids_by_date[2]}).at("d") == task_state::success);
+  CHECK(s.db->find_run("ops", ids_by_date[0])->state == dag::run_state::queued);
+  CHECK(s.db->find_run("ops", ids_by_date[2])->state == dag::run_state::success);
+  which.run_id.reset();
+  CHECK_THROWS_WITH_AS(dag::clear_task_instances(*s.db, which, &s.dag),
+                       "clearing past or future runs counts from a run: name the run", dag::usage_error);
+  which.run_id = "nope";
+  CHECK_THROWS_WITH_AS(dag::clear_task_instances(*s.db, which, &s.dag), "DAG 'ops' has no run 'nope'", dag::usage_error);
+}
+
+TEST_CASE("Operations.DeletingADagsHistoryWaitsForItsRunningRuns" * doctest::timeout(60)) {
+  sandbox s;
+  REQUIRE(s.run() == dag::run_state::success);
+  const auto other = dag::trigger_run(*s.db, s.dag, dag::parse_time("2024-01-05"));
+  REQUIRE(other);
+  dag::change_set started;
+  started.runs.push_back({"ops", other->run_id, dag::run_state::queued, dag::run_state::running, s.clock.precise_now(), std::nullopt});
+  REQUIRE(s.db->apply(started).runs_updated.front());
+  dag::run_filter all;
+  all.dag_id = "ops";
+  CHECK_THROWS_AS(dag::delete_dag_history(*s.db, "ops"), dag::conflict_error);
+  CHECK(s.db->runs(all).size() == 2);
+  dag::change_set ended;
+  ended.runs.push_back({"ops", other->run_id, dag::run_state::running, dag::run_state::failed, std::nullopt, s.clock.precise_now()});
+  REQUIRE(s.db->apply(ended).runs_updated.front());
+  CHECK(dag::delete_dag_history(*s.db, "ops") == 2);
+  CHECK(s.db->runs(all).empty());
+  CHECK(s.db->task_instances("ops", key.run_id).empty());
+}

@@ -70,6 +70,18 @@ struct ui_face {
     return face->handle(r);
   }
   dag::http_response get(const std::string& target) { return call("GET", target); }
+  // The CSRF token the pages' forms carry, read from the page `from` as a browser would.
+  std::string csrf(const std::string& from = "/") {
+    const std::string body = get(from).body;
+    const std::string marker = "name=\"csrf\" value=\"";
+    const auto at = body.find(marker);
+    REQUIRE(at != std::string::npos);
+    return body.substr(at + marker.size(), body.find('"', at + marker.size()) - at - marker.size());
+  }
+  // Posts a form as its page would: with the CSRF token.
+  dag::http_response post(const std::string& target, const std::string& fields = "") {
+    return call("POST", target, fields + (fields.empty() ? "" : "&") + "csrf=" + csrf());
+  }
   // A run at `date` whose task instances all end in `state` (failed ones with a log).
   std::string finished_run(const std::string& date, dag::task_state state) {
     const auto run = dag::trigger_run(*db, dag, dag::parse_time(date));
@@ -186,7 +198,7 @@ TEST_CASE("Ui.ClearAndMarkListWhatWillChangeAndChangeOnlyWhenConfirmed" * doctes
   for (const char* t : {"task_0", "task_1", "task_2", "task_3"}) CHECK(r.body.find(std::string("<li><code>") + t + "</code></li>") != std::string::npos);
   CHECK(r.body.find("<input type=\"hidden\" name=\"downstream\" value=\"1\">") != std::string::npos);
   CHECK(f.db->task_instances("wide", run_id)[0].state == dag::task_state::failed);  // a dry run
-  r = f.call("POST", base + "/tasks/task_1/clear", "downstream=1&only_failed=0");
+  r = f.post(base + "/tasks/task_1/clear", "downstream=1&only_failed=0");
   CHECK(r.status == 303);
   CHECK(header(r, "Location") == base + "/tasks/task_1");
   auto tis = f.db->task_instances("wide", run_id);
@@ -197,28 +209,162 @@ TEST_CASE("Ui.ClearAndMarkListWhatWillChangeAndChangeOnlyWhenConfirmed" * doctes
   r = f.get(base + "/tasks/task_0/mark_success");
   CHECK(r.body.find("<li><code>task_0</code></li>") != std::string::npos);
   CHECK(r.body.find("Confirm: Mark success") != std::string::npos);
-  CHECK(f.call("POST", base + "/tasks/task_0/mark_success", "").status == 303);
+  CHECK(f.post(base + "/tasks/task_0/mark_success").status == 303);
   CHECK(f.db->task_instances("wide", run_id)[0].state == dag::task_state::success);
   // Nothing to change says so.
   CHECK(f.get(base + "/tasks/task_0/mark_success").body.find("Nothing would change") != std::string::npos);
   CHECK(f.get(base + "/tasks/nope").status == 404);
-  CHECK(f.call("POST", base + "/tasks/task_0").status == 405);  // only clear and mark change anything
+  CHECK(f.post(base + "/tasks/task_0").status == 405);  // only clear and mark change anything
   CHECK(f.get("/dags/wide/runs/nope").status == 404);
 }
 
 TEST_CASE("Ui.TriggerFormTakesConfAndRefusesABadOneWithItsReason" * doctest::timeout(30)) {
   ui_face f;
-  auto r = f.call("POST", "/dags/wide/trigger", "conf=%7B%22a%22%3A");
+  auto r = f.post("/dags/wide/trigger", "conf=%7B%22a%22%3A");
   CHECK(r.status == 400);
   CHECK(r.body.find("id=\"problem\">conf: ") != std::string::npos);
   CHECK(r.body.find("{&quot;a&quot;:") != std::string::npos);  // what was typed, kept
-  r = f.call("POST", "/dags/wide/trigger", "conf=%7B%22a%22%3A1%7D&logical_date=2024-05-05T00%3A00%3A00Z");
+  r = f.post("/dags/wide/trigger", "conf=%7B%22a%22%3A1%7D&logical_date=2024-05-05T00%3A00%3A00Z");
   CHECK(r.status == 303);
   const auto run = f.db->find_run("wide", "manual__2024-05-05T00:00:00+00:00");
   REQUIRE(run);
   CHECK(run->conf == "{\"a\":1}");
-  CHECK(f.call("POST", "/dags/wide/trigger", "logical_date=2024-05-05T00%3A00%3A00Z").status == 409);
-  CHECK(f.call("POST", "/dags/wide/trigger", "logical_date=someday").status == 400);
+  CHECK(f.post("/dags/wide/trigger", "logical_date=2024-05-05T00%3A00%3A00Z").status == 409);
+  CHECK(f.post("/dags/wide/trigger", "logical_date=someday").status == 400);
+}
+
+TEST_CASE("Ui.TriggerFormHasAFieldPerParamAndRefusesABadValueWithTheParamsMessage" * doctest::timeout(30)) {
+  ui_face f;
+  f.dag.param("count", "5").param_schema("count", R"({"type": "integer", "minimum": 1, "maximum": 10, "description": "how <b>many</b>"})");
+  f.dag.param("region", "eu").param_schema("region", R"({"enum": ["eu", "us"]})");
+  f.dag.param("flag", "false").param_schema("flag", R"({"type": "boolean"})");
+  f.dag.param("tags", R"(["a"])").param_schema("tags", R"({"type": "array"})");
+  f.dag.param("who", "nobody");
+  REQUIRE(dag::check(f.dag, dag::builtin_operators()).empty());
+  f.face->set_dags({f.dag});
+  auto r = f.get("/dags/wide/trigger");
+  CHECK(r.status == 200);
+  check_no_inline_code(r.body, "trigger form");
+  CHECK(r.body.find(R"(<input type="text" inputmode="decimal" name="param.count" value="5" step="1" min="1" max="10">)") != std::string::npos);
+  CHECK(r.body.find("how &lt;b&gt;many&lt;/b&gt;") != std::string::npos);
+  CHECK(r.body.find(R"(<option value="&quot;eu&quot;" selected>eu</option><option value="&quot;us&quot;">us</option>)") != std::string::npos);
+  CHECK(r.body.find(R"(<input type="checkbox" name="param.flag" value="true">)") != std::string::npos);
+  CHECK(r.body.find(R"(<textarea name="param.tags" rows="3" spellcheck="false">[&quot;a&quot;]</textarea>)") != std::string::npos);
+  CHECK(r.body.find(R"(name="param.who" value="nobody")") != std::string::npos);
+
+  // A bad value is refused with the param's own message, and the form keeps what was typed.
+  const std::string rest = "&param.region=%22eu%22&param.flag=false&param.tags=%5B%5D&param.who=me&logical_date=2024-05-05T00%3A00%3A00Z";
+  r = f.post("/dags/wide/trigger", "param.count=abc" + rest);
+  CHECK(r.status == 400);
+  CHECK(r.body.find("id=\"problem\">param &#39;count&#39;: &quot;abc&quot; is not of type integer</p>") != std::string::npos);
+  CHECK(r.body.find(R"(name="param.count" value="abc")") != std::string::npos);
+  CHECK(r.body.find(R"(name="param.who" value="me")") != std::string::npos);
+  r = f.post("/dags/wide/trigger", "param.count=11" + rest);
+  CHECK(r.status == 400);
+  CHECK(r.body.find("param &#39;count&#39;: 11 is greater than the maximum of 10") != std::string::npos);
+  CHECK_FALSE(f.db->find_run("wide", "manual__2024-05-05T00:00:00+00:00"));
+
+  // Good values reach the run's conf typed; more conf joins them; a key given there wins.
+  r = f.post("/dags/wide/trigger", "param.count=7&param.region=%22us%22&param.flag=true&param.flag=false&param.tags=%5B%22x%22%5D"
+                                   "&param.who=me&conf=%7B%22extra%22%3A1%2C%22who%22%3A%22json%22%7D&logical_date=2024-05-05T00%3A00%3A00Z");
+  CHECK(r.status == 303);
+  const auto run = f.db->find_run("wide", "manual__2024-05-05T00:00:00+00:00");
+  REQUIRE(run);
+  CHECK(json::parse(run->conf) == json{{"count", 7}, {"region", "us"}, {"flag", true}, {"tags", {"x"}}, {"who", "json"}, {"extra", 1}});
+  // A value given only in the JSON is checked too.
+  r = f.post("/dags/wide/trigger", "conf=%7B%22count%22%3A0%7D&logical_date=2024-05-06T00%3A00%3A00Z");
+  CHECK(r.status == 400);
+  CHECK(r.body.find("param &#39;count&#39;: 0 is less than the minimum of 1") != std::string::npos);
+}
+
+TEST_CASE("Ui.EveryFormThatChangesSomethingCarriesTheCsrfTokenAndOneWithoutIsRefused" * doctest::timeout(30)) {
+  ui_face f(3, std::string("t0ken"));
+  auto r = f.call("POST", "/login", "token=t0ken");  // the sign-in form carries the API token instead
+  const std::string set = header(r, "Set-Cookie");
+  f.cookie = set.substr(0, set.find(';'));
+  f.finished_run("2024-05-02T00:00:00Z", dag::task_state::failed);
+  const std::string run = "/dags/wide/runs/manual__2024-05-02T00%3A00%3A00%2B00%3A00";
+  const std::string token = f.csrf();
+  CHECK(token.size() == 32);
+  for (const std::string& target : {std::string("/"), std::string("/dags/wide"), std::string("/dags/wide/trigger"), std::string("/dags/wide/delete"),
+                                    run + "/tasks/task_1/clear", run + "/mark_success"}) {
+    INFO(target);
+    const std::string body = f.get(target).body;
+    std::size_t forms = 0, tokens = 0;
+    for (auto at = body.find("<form method=\"post\""); at != std::string::npos; at = body.find("<form method=\"post\"", at + 1)) {
+      ++forms;
+      const auto end = body.find("</form>", at);
+      if (body.substr(at, end - at).find("name=\"csrf\" value=\"" + token + "\"") != std::string::npos) ++tokens;
+    }
+    CHECK(forms > 0);
+    CHECK(tokens == forms);
+  }
+  // Another site can make a browser post, but not with the token.
+  for (const std::string& fields : {std::string("logical_date=2024-05-05T00%3A00%3A00Z"), std::string("logical_date=2024-05-05T00%3A00%3A00Z&csrf=guess")}) {
+    r = f.call("POST", "/dags/wide/trigger", fields);
+    CHECK(r.status == 403);
+    CHECK(r.body.find("Reload the page and try again") != std::string::npos);
+  }
+  CHECK_FALSE(f.db->find_run("wide", "manual__2024-05-05T00:00:00+00:00"));
+  CHECK(f.call("POST", "/dags/wide/pause").status == 403);
+  CHECK(f.call("POST", "/logout").status == 403);
+  CHECK(f.post("/dags/wide/trigger", "logical_date=2024-05-05T00%3A00%3A00Z").status == 303);
+}
+
+TEST_CASE("Ui.DeletingADagsHistoryListsWhatGoesAndWaitsForRunningRuns" * doctest::timeout(30)) {
+  ui_face f;
+  f.finished_run("2024-05-01T00:00:00Z", dag::task_state::success);
+  f.finished_run("2024-05-02T00:00:00Z", dag::task_state::failed);
+  CHECK(f.get("/").body.find("<a class=\"button\" href=\"/dags/wide/delete\"") != std::string::npos);
+  auto r = f.get("/dags/wide/delete");
+  CHECK(r.status == 200);
+  check_no_inline_code(r.body, "delete");
+  CHECK(r.body.find("<p id=\"would-delete\">2 runs of <code>wide</code> will be deleted") != std::string::npos);
+  dag::run_filter all;
+  all.dag_id = "wide";
+  CHECK(f.db->runs(all).size() == 2);  // asking changes nothing
+  // A running run keeps the history until it ends.
+  const auto running = dag::trigger_run(*f.db, f.dag, dag::parse_time("2024-05-03T00:00:00Z"));
+  REQUIRE(running);
+  dag::change_set started;
+  started.runs.push_back({"wide", running->run_id, dag::run_state::queued, dag::run_state::running, std::nullopt, std::nullopt});
+  f.db->apply(started);
+  r = f.post("/dags/wide/delete");
+  CHECK(r.status == 409);
+  CHECK(r.body.find("has a running run") != std::string::npos);
+  dag::change_set ended;
+  ended.runs.push_back({"wide", running->run_id, dag::run_state::running, dag::run_state::failed, std::nullopt, std::nullopt});
+  f.db->apply(ended);
+  r = f.post("/dags/wide/delete");
+  CHECK(r.status == 303);
+  CHECK(header(r, "Location") == "/");
+  CHECK(f.db->runs(all).empty());
+  CHECK(f.get("/dags/wide").status == 200);  // the DAG stays, with no runs
+}
+
+TEST_CASE("Ui.ClearWithPastOrFutureListsTheTaskInEveryRunItReaches" * doctest::timeout(30)) {
+  ui_face f;
+  std::vector<std::string> runs;
+  for (const char* date : {"2024-05-01T00:00:00Z", "2024-05-02T00:00:00Z", "2024-05-03T00:00:00Z"})
+    runs.push_back(f.finished_run(date, dag::task_state::failed));
+  const std::string base = "/dags/wide/runs/manual__2024-05-02T00%3A00%3A00%2B00%3A00/tasks/task_1";
+  CHECK(f.get(base).body.find("<input type=\"checkbox\" name=\"past\" value=\"1\">") != std::string::npos);
+  auto r = f.get(base + "/clear?past=1");
+  CHECK(r.body.find("<li><code>task_1</code> <span class=\"dim run\">in " + runs[0] + "</span></li><li><code>task_1</code> <span class=\"dim run\">in " +
+                    runs[1] + "</span></li></ul>") != std::string::npos);
+  CHECK(r.body.find("<input type=\"hidden\" name=\"past\" value=\"1\">") != std::string::npos);
+  r = f.get(base + "/clear?future=1");
+  CHECK(r.body.find("in " + runs[0]) == std::string::npos);
+  CHECK(r.body.find("in " + runs[2]) != std::string::npos);
+  CHECK(f.post(base + "/clear", "future=1&only_failed=0").status == 303);
+  const auto state_in = [&](const std::string& run_id) {
+    for (const auto& ti : f.db->task_instances("wide", run_id))
+      if (ti.task_id == "task_1") return ti.state;
+    return dag::task_state::removed;
+  };
+  CHECK(state_in(runs[0]) == dag::task_state::failed);
+  CHECK(state_in(runs[1]) == dag::task_state::none);
+  CHECK(state_in(runs[2]) == dag::task_state::none);
 }
 
 TEST_CASE("Ui.SignInReturnsToTheAskedPageAndSignOutEndsTheSession" * doctest::timeout(30)) {
@@ -239,7 +385,7 @@ TEST_CASE("Ui.SignInReturnsToTheAskedPageAndSignOutEndsTheSession" * doctest::ti
     r = f.call("POST", "/login", std::string("token=t0ken&next=") + next);
     CHECK(header(r, "Location") == "/");
   }
-  r = f.call("POST", "/logout");
+  r = f.post("/logout");
   CHECK(r.status == 303);
   CHECK(header(r, "Location") == "/login");
   CHECK(header(r, "Set-Cookie").find("Max-Age=0") != std::string::npos);

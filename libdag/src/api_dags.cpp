@@ -146,12 +146,7 @@ http_response patch_dag(api_call& call) {
 
 http_response delete_dag(api_call& call) {
   const auto& d = call.dag(call.path("dag_id"));
-  run_filter running;
-  running.dag_id = d.id();
-  running.states = {run_state::running};
-  for (const auto& run : call.db.runs(running))
-    throw conflict_error("DAG '" + d.id() + "' has a running run ('" + run.run_id + "'); wait for it or mark it first");
-  const std::size_t runs = call.db.delete_dag(d.id());
+  const std::size_t runs = delete_dag_history(call.db, d.id());
   call.record("delete_dag", d.id(), "", "", {{"runs_deleted", runs}});
   return {204, "application/json", ""};
 }

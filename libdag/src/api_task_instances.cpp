@@ -203,8 +203,6 @@ http_response clear_instances(api_call& call) {
   // Airflow's clients send these at values that mean what dagrun does anyway; others are refused.
   if (!bool_field(b, "reset_dag_runs", true)) throw usage_error("reset_dag_runs: false is not supported (a cleared run is always queued again)");
   if (bool_field(b, "only_running", false)) throw usage_error("only_running: not supported (a running try is not cleared)");
-  if (bool_field(b, "include_future", false) || bool_field(b, "include_past", false))
-    throw usage_error("include_future: not supported; give start_date and end_date to clear several runs");
   bool_field(b, "include_subdags", false);    // dagrun has no subDAGs:
   bool_field(b, "include_parentdag", false);  // either value means the same
   clear_selection which;
@@ -215,7 +213,11 @@ http_response clear_instances(api_call& call) {
   which.dry_run = bool_field(b, "dry_run", true);          // and only say what would be cleared
   which.upstream = bool_field(b, "include_upstream", false);
   which.downstream = bool_field(b, "include_downstream", false);
+  which.past = bool_field(b, "include_past", false);
+  which.future = bool_field(b, "include_future", false);
   if (b.contains("dag_run_id") && !b["dag_run_id"].is_null()) which.run_id = call.run(d.id(), string_field(b, "dag_run_id")).run_id;
+  if ((which.past || which.future) && !which.run_id)
+    throw usage_error("include_past, include_future: name the run they count from (dag_run_id)");
   if (b.contains("task_ids")) {
     const auto list = task_ids_field(b, "task_ids", d);
     const std::set<std::string> ids(list.begin(), list.end());

@@ -678,24 +678,19 @@ std::optional<timestamp> engine::step_once() {
     // Tries are handed over only once their start is committed: a start another process refused
     // never runs. (A crash in between leaves a `running` try that recovery records as lost.)
     if (!changes.empty()) {
-      auto result = store_.apply(changes);
       // A lost compare-and-set means another process changed that run (cleared or marked a task,
-      // say, which puts the run back to queued): reload it from the store, even when this pass had
-      // finished it, so that the engine carries on with the store's view.
-      for (std::size_t i = 0; i < result.runs_updated.size(); ++i) {
-        if (result.runs_updated[i]) continue;
-        const run_key key{changes.runs[i].dag_id, changes.runs[i].run_id};
-        active_.erase(key);
-        load_run(key);
-      }
-      for (std::size_t i = 0; i < result.task_instances_updated.size(); ++i) {
-        if (result.task_instances_updated[i]) continue;
-        const auto& rec = changes.task_instances[i].record;
-        const run_key key{rec.dag_id, rec.run_id};
-        const auto lost = std::remove_if(starts.begin(), starts.end(), [&](const task_request& s) {
-          return s.context.dag_id == key.dag_id && s.context.run_id == key.run_id && s.context.task_id == rec.task_id;
+      // say, which puts the run back to queued). The pass's other writes to that run were decided
+      // from the same outdated view, so none of them may land (the rest of the pass's runs still
+      // do): one lost run's writes are left out and the rest written again, until what is left is
+      // written whole.
+      const std::set<run_key> lost = apply_by_run(changes);
+      // Carry on with the store's view of each lost run, even when this pass had finished it; its
+      // tries this pass would have started do not start.
+      for (const run_key& key : lost) {
+        std::erase_if(starts, [&](const task_request& s) { return s.context.dag_id == key.dag_id && s.context.run_id == key.run_id; });
+        std::erase_if(pending_alerts_, [&](const auto& queued) {
+          return queued.first.task_id.empty() && queued.first.dag_id == key.dag_id && queued.first.run_id == key.run_id;
         });
-        starts.erase(lost, starts.end());
         active_.erase(key);
         load_run(key);
       }
@@ -728,6 +723,29 @@ std::optional<timestamp> engine::step_once() {
     wake = wake ? std::min(*wake, poll_at) : poll_at;
   }
   return wake;
+}
+
+std::set<run_key> engine::apply_by_run(change_set& changes) {
+  std::set<run_key> lost;
+  const auto of_lost = [&](const std::string& dag_id, const std::string& run_id) { return lost.contains({dag_id, run_id}); };
+  changes.all_or_nothing = true;
+  for (;;) {
+    const change_result result = store_.apply(changes);
+    if (result.applied) return lost;
+    const std::size_t known = lost.size();
+    for (std::size_t i = 0; i < result.runs_updated.size(); ++i)
+      if (!result.runs_updated[i]) lost.insert({changes.runs[i].dag_id, changes.runs[i].run_id});
+    for (std::size_t i = 0; i < result.task_instances_updated.size(); ++i)
+      if (!result.task_instances_updated[i])
+        lost.insert({changes.task_instances[i].record.dag_id, changes.task_instances[i].record.run_id});
+    if (lost.size() == known) throw error("the store refused a scheduler pass without saying which run lost");
+    // The tries stay: they were made, whatever their task instances became meanwhile. Their
+    // XComs go: a cleared task's downstream must not read them, nor a marked one's.
+    std::erase_if(changes.runs, [&](const run_update& u) { return of_lost(u.dag_id, u.run_id); });
+    std::erase_if(changes.task_instances, [&](const task_instance_update& u) { return of_lost(u.record.dag_id, u.record.run_id); });
+    std::erase_if(changes.xcoms, [&](const xcom_record& x) { return of_lost(x.dag_id, x.run_id); });
+    if (changes.empty()) return lost;
+  }
 }
 
 void engine::hand_over(std::vector<task_request>& starts) {

@@ -179,13 +179,23 @@ std::vector<task_instance_ref> clear_task_instances(store& s, const clear_select
   filter.dag_id = which.dag_id;
   filter.logical_from = which.logical_from;
   filter.logical_to = which.logical_to;
+  // Past and future reach the runs before and after the named one, by logical date.
+  std::optional<std::string> only_run = which.run_id;
+  if (which.past || which.future) {
+    if (!which.run_id) throw usage_error("clearing past or future runs counts from a run: name the run");
+    const auto from = s.find_run(which.dag_id, *which.run_id);
+    if (!from) throw usage_error("DAG '" + which.dag_id + "' has no run '" + *which.run_id + "'");
+    if (!which.past) filter.logical_from = std::max(filter.logical_from.value_or(from->logical_date), from->logical_date);
+    if (!which.future) filter.logical_to = std::min(filter.logical_to.value_or(from->logical_date), from->logical_date);
+    only_run.reset();
+  }
   return write_whole(s, "cleared", which.dry_run, [&] {
     change_set changes;
     std::vector<task_instance_ref> cleared;
     auto runs = s.runs(filter);
     std::reverse(runs.begin(), runs.end());  // oldest logical date first reads better than newest
     for (const auto& run : runs) {
-      if (which.run_id && run.run_id != *which.run_id) continue;
+      if (only_run && run.run_id != *only_run) continue;
       bool any = false;
       for (auto& ti : s.task_instances(which.dag_id, run.run_id)) {
         if (selected ? !selected->contains(ti.task_id) : (which.task_matches && !which.task_matches(ti.task_id))) continue;
@@ -255,6 +265,16 @@ std::vector<task_instance_ref> mark_task_instances(store& s, const mark_selectio
       changes.runs.push_back({current->dag_id, current->run_id, current->state, run_state::queued, std::nullopt, std::nullopt});
     return std::pair{std::move(changes), std::move(set)};
   });
+}
+
+std::size_t delete_dag_history(store& s, const std::string& dag_id) {
+  run_filter running;
+  running.dag_id = dag_id;
+  running.states = {run_state::running};
+  running.limit = 1;
+  for (const auto& run : s.runs(running))
+    throw conflict_error("DAG '" + dag_id + "' has a running run ('" + run.run_id + "'); wait for it or mark it first");
+  return s.delete_dag(dag_id);
 }
 
 std::vector<task_instance_ref> set_run_state(store& s, const definition& dag, const std::string& run_id, run_state state,

@@ -16,8 +16,8 @@ namespace dag::detail {
 namespace ui {
 namespace {
 
-// A field of an application/x-www-form-urlencoded text (a body, or a query string).
-std::string encoded_field(const std::string& text, const std::string& name) {
+// A field of an application/x-www-form-urlencoded text (a body, or a query string), if it is there.
+std::optional<std::string> encoded_field(const std::string& text, const std::string& name) {
   for (std::size_t start = 0; start <= text.size();) {
     const std::size_t end = std::min(text.find('&', start), text.size());
     const std::string pair = text.substr(start, end - start);
@@ -25,18 +25,33 @@ std::string encoded_field(const std::string& text, const std::string& name) {
     if (url_decoded(pair.substr(0, eq), true) == name) return eq == std::string::npos ? "" : url_decoded(pair.substr(eq + 1), true);
     start = end + 1;
   }
-  return {};
+  return std::nullopt;
 }
 
 bool is_set(const std::string& value) { return !value.empty() && value != "0" && value != "false"; }
 
 }  // namespace
 
+// 128 random bits as hex: a secret nobody can guess (session ids, the CSRF token).
+std::string random_token() {
+  std::random_device random;
+  std::string id;
+  static const char* hex = "0123456789abcdef";
+  for (int i = 0; i < 32; ++i) id += hex[random() & 15];
+  return id;
+}
+
+const std::string& csrf_token() {
+  static const std::string token = random_token();
+  return token;
+}
+
 std::string request::param(const std::string& name) const {
   const auto q = http.target.find('?');
-  return q == std::string::npos ? std::string() : encoded_field(http.target.substr(q + 1), name);
+  return q == std::string::npos ? std::string() : encoded_field(http.target.substr(q + 1), name).value_or("");
 }
-std::string request::field(const std::string& name) const { return encoded_field(http.body, name); }
+std::string request::field(const std::string& name) const { return encoded_field(http.body, name).value_or(""); }
+bool request::has_field(const std::string& name) const { return encoded_field(http.body, name).has_value(); }
 bool request::flag(const std::string& name) const { return is_set(field(name)); }
 bool request::param_flag(const std::string& name) const { return is_set(param(name)); }
 
@@ -116,12 +131,14 @@ std::string live_key(const std::string& run_id, const std::string& task_id) {
 
 std::string post_button(const std::string& action, const std::string& label,
                         const std::vector<std::pair<std::string, std::string>>& fields, const std::string& css_class) {
-  std::string out = "<form method=\"post\" action=\"" + esc(action) + "\">";
+  std::string out = "<form method=\"post\" action=\"" + esc(action) + "\">" + csrf_field();
   for (const auto& [name, value] : fields)
     out += "<input type=\"hidden\" name=\"" + esc(name) + "\" value=\"" + esc(value) + "\">";
   out += "<button" + (css_class.empty() ? std::string() : " class=\"" + css_class + "\"") + ">" + esc(label) + "</button></form>";
   return out;
 }
+
+std::string csrf_field() { return "<input type=\"hidden\" name=\"csrf\" value=\"" + csrf_token() + "\">"; }
 
 std::string when(const std::optional<timestamp>& t) {
   if (!t) return "—";
@@ -241,7 +258,8 @@ std::optional<http_response> dag_pages(const request& r, const std::vector<std::
     const std::string next = r.field("next");
     return redirect(next == "/" ? "/" : back);
   }
-  if (p.size() == 3 && p[2] == "trigger") return post ? trigger(r, *d) : trigger_form(r, *d, 200, "", "");
+  if (p.size() == 3 && p[2] == "trigger") return post ? trigger(r, *d) : trigger_form(r, *d, 200, "");
+  if (p.size() == 3 && p[2] == "delete") return delete_page(r, *d);
   if (p.size() < 4 || p[2] != "runs") return not_found_page(r, "No such page of DAG '" + d->id() + "'.", back, d->id());
   const auto run = r.ctx.db.find_run(d->id(), p[3]);
   if (!run) return not_found_page(r, "DAG '" + d->id() + "' has no run '" + p[3] + "'.", back, d->id());
@@ -293,6 +311,10 @@ std::optional<http_response> web_ui(const http_request& request, const web_ui_co
     out.headers.emplace_back("Set-Cookie", session_cookie + "=" + ctx.sign_ins.open_session() + "; Path=/; HttpOnly; SameSite=Strict");
     return out;
   }
+  // Every form but the sign-in one (which carries the API token) carries the CSRF token.
+  if (post && !same_secret(r.field("csrf"), csrf_token()))
+    return problem_page(r, 403, "Form expired",
+                        "This form is from an earlier start of dagrun or from another site. Reload the page and try again.", "/");
   if (p.size() == 1 && p[0] == "logout") {
     if (!post) return redirect("/");
     ctx.sign_ins.close_session(cookie(request, session_cookie));
@@ -324,11 +346,7 @@ std::string html_escaped(const std::string& text) {
 
 
 std::string ui_sign_ins::open_session() {
-  // 128 random bits as hex: a session id nobody can guess.
-  std::random_device random;
-  std::string id;
-  static const char* hex = "0123456789abcdef";
-  for (int i = 0; i < 32; ++i) id += hex[random() & 15];
+  std::string id = ui::random_token();
   std::lock_guard lock(mutex_);
   sessions_.insert(id);
   return id;

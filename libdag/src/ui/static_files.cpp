@@ -42,6 +42,9 @@ button,.button{cursor:pointer;display:inline-block;background:var(--panel);color
 button:hover,.button:hover{border-color:var(--dim);text-decoration:none}
 .primary{background:#017cee;border-color:#017cee;color:#fff}
 button.link{background:none;border:none;color:var(--link);padding:0}
+.danger{background:#d92d20;border-color:#d92d20;color:#fff}
+fieldset.params{border:1px solid var(--line);border-radius:8px;padding:8px 12px;margin:0}
+.stack label.check{flex-direction:row;align-items:center;gap:8px}
 .bar-actions{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:6px 0}
 .filters{display:flex;flex-wrap:wrap;gap:6px;margin:0 0 8px}
 .filters input[type=search]{flex:1 1 200px;min-width:0}

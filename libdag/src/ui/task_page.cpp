@@ -47,6 +47,8 @@ http_response task_page(const request& r, const definition& d, const run_record&
   body += "<div class=\"actions\"><h2>Actions</h2><form method=\"get\" action=\"" + esc(base) +
           "/clear\" class=\"stack-sm\" id=\"clear-form\"><label><input type=\"checkbox\" name=\"upstream\" value=\"1\"> upstream</label>"
           "<label><input type=\"checkbox\" name=\"downstream\" value=\"1\" checked> downstream</label>"
+          "<label><input type=\"checkbox\" name=\"past\" value=\"1\"> past</label>"
+          "<label><input type=\"checkbox\" name=\"future\" value=\"1\"> future</label>"
           "<label><input type=\"checkbox\" name=\"only_failed\" value=\"1\"> only failed</label><button>Clear…</button></form>"
           "<form method=\"get\" action=\"" + esc(base) + "/mark_success\" class=\"stack-sm\"><label><input type=\"checkbox\" name=\"upstream\" value=\"1\"> upstream</label>"
           "<label><input type=\"checkbox\" name=\"downstream\" value=\"1\"> downstream</label><button>Mark success…</button></form>"
@@ -78,6 +80,8 @@ http_response change_page(const request& r, const definition& d, const run_recor
   auto option = [&](const std::string& name) { return post ? r.flag(name) : r.param_flag(name); };
   auto given = [&](const std::string& name) { return !(post ? r.field(name) : r.param(name)).empty(); };
   const bool upstream = option("upstream"), downstream = option("downstream");
+  // Past and future (other runs of the DAG, by logical date) are for clearing only.
+  const bool past = action == "clear" && option("past"), future = action == "clear" && option("future");
   // Clearing a whole run clears its failed tasks unless told otherwise (the run's "clear failed").
   const bool only_failed = task_id.empty() && !given("only_failed") ? true : option("only_failed");
   const std::string back = task_id.empty() ? run_href(d.id(), run.run_id) : ti_href(d.id(), run.run_id, task_id);
@@ -91,6 +95,8 @@ http_response change_page(const request& r, const definition& d, const run_recor
       if (!task_id.empty()) which.task_matches = [task_id](const std::string& t) { return t == task_id; };
       which.upstream = upstream;
       which.downstream = downstream;
+      which.past = past;
+      which.future = future;
       which.failed_only = only_failed;
       which.dry_run = !post;
       changed = clear_task_instances(r.ctx.db, which, &d);
@@ -127,6 +133,14 @@ http_response change_page(const request& r, const definition& d, const run_recor
     fields.emplace_back("downstream", "1");
     body += ", with downstream";
   }
+  if (past) {
+    fields.emplace_back("past", "1");
+    body += ", in past runs";
+  }
+  if (future) {
+    fields.emplace_back("future", "1");
+    body += ", in future runs";
+  }
   if (action == "clear") {
     fields.emplace_back("only_failed", only_failed ? "1" : "0");
     if (only_failed) body += ", only failed";
@@ -136,7 +150,9 @@ http_response change_page(const request& r, const definition& d, const run_recor
     body += "<p class=\"dim\" id=\"would-change\">Nothing would change.</p><p><a class=\"button\" href=\"" + esc(back) + "\">← Back</a></p>";
   } else {
     body += "<p>These " + std::to_string(changed.size()) + " task instance(s) will change:</p><ul id=\"would-change\">";
-    for (const auto& c : changed) body += "<li><code>" + esc(c.task_id) + "</code></li>";
+    for (const auto& c : changed)
+      body += "<li><code>" + esc(c.task_id) + "</code>" + (past || future ? " <span class=\"dim run\">in " + esc(c.run_id) + "</span>" : "") +
+              "</li>";
     body += "</ul><div class=\"bar-actions\">" + post_button(r.http.path(), "Confirm: " + what, fields, "primary") +
             "<a class=\"button\" href=\"" + esc(back) + "\">Cancel</a></div>";
   }

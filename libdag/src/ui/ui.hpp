@@ -33,6 +33,8 @@ struct request {
   std::string param(const std::string& name) const;
   /// A field of the form body, decoded; empty when absent.
   std::string field(const std::string& name) const;
+  /// True when the form body has the field (even empty).
+  bool has_field(const std::string& name) const;
   /// True when the form body has the field with a non-empty value other than "0".
   bool flag(const std::string& name) const;
   /// True when the query has the parameter with a non-empty value other than "0".
@@ -79,7 +81,14 @@ std::string state_badge(std::string_view state);
 std::string live_key(const std::string& run_id, const std::string& task_id = "");
 /// The key of a DAG's run on the DAG list, where runs of many DAGs share ids (`dag_id/run_id`).
 inline std::string list_key(const std::string& dag_id, const std::string& run_id) { return dag_id + "/" + run_id; }
-/// A form posting to `action` with hidden `fields`, shown as one button.
+/// 128 random bits as hex (32 characters): a secret nobody can guess.
+std::string random_token();
+/// The token every form that changes something carries back (field `csrf`): a secret of this
+/// process, so another site can make a browser post here but not with it (it cannot read pages).
+const std::string& csrf_token();
+/// The hidden field with csrf_token(), for forms written by hand.
+std::string csrf_field();
+/// A form posting to `action` with hidden `fields` (and the CSRF field), shown as one button.
 std::string post_button(const std::string& action, const std::string& label,
                         const std::vector<std::pair<std::string, std::string>>& fields = {},
                         const std::string& css_class = "");
@@ -107,9 +116,12 @@ const definition* find_dag(const request& r, const std::string& dag_id);
 // Pages (one file each).
 http_response dag_list_page(const request& r);                                   // dag_list.cpp
 http_response dag_page(const request& r, const definition& d);                   // dag_page.cpp
-http_response trigger_form(const request& r, const definition& d, int status, const std::string& problem,
-                           const std::string& conf);                             // dag_list.cpp
+/// The trigger form with a field per param (typed by its schema) and more conf as JSON; a form
+/// sent back refused keeps what was sent.
+http_response trigger_form(const request& r, const definition& d, int status, const std::string& problem);  // dag_list.cpp
 http_response trigger(const request& r, const definition& d);                    // dag_list.cpp
+/// The confirmation of deleting a DAG's history (GET) and the deletion (POST).
+http_response delete_page(const request& r, const definition& d);                // dag_list.cpp
 http_response run_page(const request& r, const definition& d, const run_record& run);  // run_page.cpp
 http_response task_page(const request& r, const definition& d, const run_record& run,
                         const task_instance_record& ti);                          // task_page.cpp

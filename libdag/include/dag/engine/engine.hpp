@@ -189,6 +189,9 @@ private:
   void advance_runs(change_set& changes, std::vector<task_request>& starts, std::optional<timestamp>& wake);
   task_request prepare_try(active_run& r, std::size_t task_index, change_set& changes, timestamp now);
   void poll_store();
+  /// Writes `changes` (a pass): whole when every compare-and-set wins; otherwise without any write
+  /// to a run that lost one (tries made stay). Returns the runs left out.
+  std::set<run_key> apply_by_run(change_set& changes);
   void post(task_event e);
   void hand_over(std::vector<task_request>& starts);
   void queue_alert(alert a, std::vector<notifier_spec> notifiers);

@@ -87,6 +87,10 @@ struct clear_selection {
   std::function<bool(const std::string&)> task_matches;  ///< which tasks (ids or a pattern); empty: all
   bool upstream = false;     ///< also every task upstream of a matched one (needs the DAG)
   bool downstream = false;   ///< also every task downstream of a matched one (needs the DAG)
+  /// With `run_id`: also the runs whose logical date is before it (Airflow's include_past) …
+  bool past = false;
+  /// … or after it (include_future); both: every run of the DAG (within the logical dates given).
+  bool future = false;
   bool failed_only = false;  ///< only failed and upstream_failed instances
   bool dry_run = false;      ///< report, change nothing
   std::vector<std::string> exclude;  ///< task ids never cleared
@@ -96,7 +100,8 @@ struct clear_selection {
 /// their retries start over (the try number stays, so the next try is counted after the ones
 /// made), and their runs go back to `queued`. `dag` is the DAG's definition, needed for
 /// `upstream`/`downstream` (dag::usage_error without it) and otherwise only used to name unknown
-/// tasks. Returns every instance cleared (or that would be, on a dry run), by run then task.
+/// tasks. `past`/`future` need `run_id` naming an existing run (dag::usage_error otherwise).
+/// Returns every instance cleared (or that would be, on a dry run), by run (oldest first) then task.
 std::vector<task_instance_ref> clear_task_instances(store& s, const clear_selection& which,
                                                     const definition* dag = nullptr);
 
@@ -122,6 +127,12 @@ struct mark_selection {
 /// for an unknown run or task, or a state other than success, failed or skipped.
 std::vector<task_instance_ref> mark_task_instances(store& s, const mark_selection& which, const definition& dag,
                                                    timestamp now);
+
+/// Deletes a DAG's history: every run of `dag_id` with its task instances, tries and XComs, and its
+/// paused flag (Airflow's "delete DAG"; the DAG file stays, so a loaded DAG stays listed, with no
+/// runs). The event log keeps its entries. Returns how many runs were deleted. Throws
+/// dag::conflict_error while a run of it is running (its tries would end into nothing).
+std::size_t delete_dag_history(store& s, const std::string& dag_id);
 
 /// Sets a whole run's state, as Airflow's "mark run as success / failed / queued" (the API's PATCH
 /// of a run): `success` marks every task instance that is not success or skipped success;

@@ -162,7 +162,8 @@ struct change_set {
   /// When set, the change set is written only if every compare-and-set wins (and every new run is
   /// created): otherwise nothing is written and the result says so (`applied` false). Operations
   /// made by hand (clear, mark) use it, so that they never apply in part while a scheduler moves
-  /// the same run on; the scheduler's own steps do not (a lost update there only means "reload").
+  /// the same run on; so does the scheduler, which then writes its pass again without the runs
+  /// that lost (it reloads those).
   bool all_or_nothing = false;
 
   /// True when there is nothing to write.
