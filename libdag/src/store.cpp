@@ -24,6 +24,7 @@
 #include <string_view>
 
 #include <dag/core/error.hpp>
+#include <dag/core/json_text.hpp>
 
 #include "store_core.hpp"
 
@@ -75,6 +76,17 @@ std::unique_ptr<store> open_store(const std::string& url) {
     return detail::open_postgres_store(url);
   throw usage_error("unsupported database URL scheme '" + std::string(scheme) +
                     "'; use sqlite:PATH (e.g. sqlite:dagrun.db) or postgresql://…");
+}
+
+std::string pool_json(const pool_record& p) {
+  std::string out = "{\"name\": ";
+  append_json_string(out, p.name);
+  out += ", \"slots\": " + std::to_string(p.slots) + ", \"occupied_slots\": " + std::to_string(p.occupied_slots()) +
+         ", \"running_slots\": " + std::to_string(p.running_slots) + ", \"queued_slots\": " + std::to_string(p.queued_slots) +
+         ", \"open_slots\": " + std::to_string(p.open_slots()) + ", \"description\": ";
+  if (p.description.empty()) out += "null";
+  else append_json_string(out, p.description);
+  return out + "}";
 }
 
 }  // namespace dag
