@@ -1,4 +1,4 @@
-// `dagrun dags pause|unpause`, `variables`, `connections`, `db`: settings and housekeeping.
+// `dagrun dags pause|unpause`, `variables`, `connections`, `pools`, `db`: settings and housekeeping.
 #include <ostream>
 
 #include <nlohmann/json.hpp>
@@ -153,6 +153,56 @@ void add_admin_commands(std::vector<command>& out) {
                    const std::string id = inv.args["id"].as<std::string>();
                    if (!open_db(inv)->delete_connection(id)) {
                      inv.err << "dagrun: connection '" << id << "' does not exist\n";
+                     return int{exit_failed};
+                   }
+                   return int{exit_ok};
+                 }});
+
+  out.push_back({{"pools", "set"},
+                 "pools set NAME SLOTS [--description TEXT]",
+                 "add a pool or change its slots (tasks take them with pool and pool_slots)",
+                 [](po::options_description& d, po::positional_options_description& p) {
+                   d.add_options()("name", po::value<std::string>()->required()->value_name("NAME"), "pool name")(
+                       "slots", po::value<int>()->required()->value_name("SLOTS"), "its slots (0 or more)")(
+                       "description", po::value<std::string>()->value_name("TEXT"), "what it is for");
+                   p.add("name", 1).add("slots", 1);
+                 },
+                 [](invocation& inv) {
+                   auto db = open_db(inv);
+                   dag::pool_record pool;
+                   pool.name = inv.args["name"].as<std::string>();
+                   pool.slots = inv.args["slots"].as<int>();
+                   if (inv.args.count("description")) pool.description = inv.args["description"].as<std::string>();
+                   else if (auto existing = db->find_pool(pool.name)) pool.description = existing->description;
+                   db->set_pool(pool);
+                   inv.out << "pool " << pool.name << " has " << pool.slots << " slot" << (pool.slots == 1 ? "" : "s") << "\n";
+                   return int{exit_ok};
+                 }});
+  out.push_back({{"pools", "list"}, "pools list", "list pools with their slots in use",
+                 [](po::options_description&, po::positional_options_description&) {},
+                 [](invocation& inv) {
+                   const auto pools = open_db(inv)->pools();
+                   if (inv.global.json) {
+                     json outj = json::array();
+                     for (const auto& p : pools) outj.push_back(json::parse(dag::pool_json(p)));
+                     inv.out << dag::json_dump(outj, 2) << "\n";
+                   } else {
+                     std::vector<std::vector<std::string>> rows;
+                     for (const auto& p : pools)
+                       rows.push_back({p.name, std::to_string(p.slots), std::to_string(p.running_slots),
+                                       std::to_string(p.queued_slots), std::to_string(p.open_slots()), p.description});
+                     print_table(inv.out, {"pool", "slots", "running", "queued", "open", "description"}, rows);
+                   }
+                   return int{exit_ok};
+                 }});
+  out.push_back({{"pools", "delete"}, "pools delete NAME", "delete a pool (its tasks wait until it exists again)",
+                 [](po::options_description& d, po::positional_options_description& p) {
+                   one_positional(d, p, "name", "NAME", "pool name");
+                 },
+                 [](invocation& inv) {
+                   const std::string name = inv.args["name"].as<std::string>();
+                   if (!open_db(inv)->delete_pool(name)) {
+                     inv.err << "dagrun: pool '" << name << "' does not exist\n";
                      return int{exit_failed};
                    }
                    return int{exit_ok};

@@ -389,6 +389,27 @@ TEST_CASE("Cli.RunTriggerClearPauseAndListings" * doctest::timeout(120)) {
   CHECK(run(s.with({"test", "daily", "b", "2024-01-03"})).status == 1);
 }
 
+TEST_CASE("Cli.PoolsAreSetListedAndDeleted") {
+  state_dir s;
+  CHECK(run(s.with({"pools", "set", "warehouse", "3", "--description", "DW connections"})).out == "pool warehouse has 3 slots\n");
+  CHECK(run(s.with({"pools", "set", "warehouse", "4"})).status == 0);  // the description stays
+  const auto list = run(s.with({"pools", "list"}));
+  CHECK(list.out.find("default_pool") != std::string::npos);
+  CHECK(list.out.find("DW connections") != std::string::npos);
+  const auto json = nlohmann::json::parse(run(s.with({"pools", "list", "--json"})).out);
+  REQUIRE(json.size() == 2);
+  CHECK(json[0]["name"] == "default_pool");
+  CHECK(json[0]["slots"] == 128);
+  CHECK(json[1] == nlohmann::json{{"name", "warehouse"}, {"slots", 4}, {"occupied_slots", 0}, {"running_slots", 0},
+                                  {"queued_slots", 0}, {"open_slots", 4}, {"description", "DW connections"}});
+  CHECK(run(s.with({"pools", "set", "bad", "-1"})).status == 2);
+  const auto refused = run(s.with({"pools", "delete", "default_pool"}));
+  CHECK(refused.status == 2);
+  CHECK(refused.err.find("default_pool cannot be deleted") != std::string::npos);
+  CHECK(run(s.with({"pools", "delete", "warehouse"})).status == 0);
+  CHECK(run(s.with({"pools", "delete", "warehouse"})).status == 1);
+}
+
 TEST_CASE("Cli.VariablesAndConnectionsNeverShowSecrets") {
   state_dir s;
   CHECK(run(s.with({"variables", "set", "region", "eu-west-1"})).status == 0);
@@ -411,7 +432,7 @@ TEST_CASE("Cli.VariablesAndConnectionsNeverShowSecrets") {
   CHECK(run(s.with({"connections", "add", "hook", "--uri", "https://hooks.example?api_token=tok-123456&ca_file=%2Fetc%2Fca.pem"})).status == 0);
   CHECK(run(s.with({"connections", "list"})).out.find("https://hooks.example/?api_token=***&ca_file=%2Fetc%2Fca.pem") != std::string::npos);
   CHECK(run(s.with({"connections", "delete", "warehouse"})).status == 0);
-  CHECK(run(s.with({"db", "migrate"})).out == "schema version 4\n");
+  CHECK(run(s.with({"db", "migrate"})).out == "schema version 5\n");
   CHECK(run(s.with({"db", "clean", "--older-than", "30"})).out == "deleted 0 runs\n");
 }
 

@@ -603,6 +603,35 @@ TEST_CASE("Engine.BranchRunsOneOfThreePathsAndTheJoin") {
   }
 }
 
+TEST_CASE("Engine.ThePoolsExampleRunsInItsPool") {
+  sandbox s;
+  s.db->set_pool({"warehouse", 2, ""});
+  CHECK(run_example(s, "pools.yaml", "{}") ==
+        std::map<std::string, std::string>{
+            {"load_orders", "success"}, {"load_customers", "success"}, {"rebuild_index", "success"}, {"notify", "success"}});
+  const auto runs = s.db->runs({});
+  REQUIRE(runs.size() == 1);
+  auto tis = s.tis({runs[0].dag_id, runs[0].run_id});
+  CHECK(tis["load_orders"].pool == "warehouse");
+  CHECK(tis["rebuild_index"].pool_slots == 2);
+  CHECK(tis["notify"].pool == "default_pool");
+}
+
+TEST_CASE("Engine.TheRunTimeoutExampleStopsItsSleepingTask" * doctest::timeout(60)) {
+  sandbox s;
+  dag::system_clock wall;
+  dag::engine eng(*s.db, s.operators, wall, s.options());
+  eng.set_dags({flow_example(s.operators, "run_timeout.yaml")});
+  auto key = eng.create_run("bounded_run", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  const auto began = std::chrono::steady_clock::now();
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::failed);
+  CHECK(std::chrono::steady_clock::now() - began < 20s);
+  auto tis = s.tis(*key);
+  CHECK(tis["slow_extract"].state == task_state::skipped);
+  CHECK(tis["report"].try_number == 0);
+}
+
 TEST_CASE("Engine.BranchNamingAnUnknownTaskFailsWithTheReason") {
   sandbox s;
   dag::engine eng(*s.db, s.operators, s.clock, s.options());
@@ -666,6 +695,33 @@ TEST_CASE("Engine.LatestOnlySkipsEveryDayOfABackfillButRunsTheLatest") {
   }
 }
 
+TEST_CASE("Engine.DependsOnPastInABackfillWaitsForTheDayBeforeAndAFailedDayBlocksTheNext" * doctest::timeout(60)) {
+  sandbox s;
+  // `check` fails on 01-03 only; `load` depends on its own previous instance.
+  dag::definition d{"daily_chain"};
+  d.schedule("@daily").start_date(dag::parse_time("2024-01-01"));
+  d.bash("check", "[ {{ ds }} != 2024-01-03 ]") >> d.bash("load", "sleep 0.2").depends_on_past();
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  eng.set_dags({s.checked(std::move(d))});
+  std::vector<dag::run_key> keys;
+  for (const char* day : {"2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"})
+    keys.push_back(*eng.create_run("daily_chain", dag::run_type::backfill, dag::parse_time(day)));
+  const auto states = eng.run_to_completion(keys);
+  CHECK(states == std::vector<dag::run_state>{dag::run_state::success, dag::run_state::success, dag::run_state::failed,
+                                              dag::run_state::failed, dag::run_state::failed});
+  // Each day's load started after the day before's had ended.
+  CHECK(*s.tis(keys[1])["load"].start_date >= *s.tis(keys[0])["load"].end_date);
+  CHECK(s.tis(keys[2])["load"].state == task_state::upstream_failed);
+  // 01-04's check ran, its load never: 01-03's load did not succeed; 01-05 waits on 01-04's.
+  for (std::size_t day : {3u, 4u}) {
+    auto tis = s.tis(keys[day]);
+    CHECK(tis["check"].state == task_state::success);
+    CHECK(tis["load"].state == task_state::none);
+    CHECK(tis["load"].try_number == 0);
+    CHECK(tis["load"].message == "waits for the previous run (depends_on_past), which has ended");
+  }
+}
+
 TEST_CASE("Engine.NestedTaskGroupsRunInGroupOrder") {
   sandbox s;
   dag::definition d = flow_example(s.operators, "groups.yaml");
@@ -701,6 +757,97 @@ TEST_CASE("Engine.MaxActiveTisPerDagIsNeverExceededAcrossRuns" * doctest::timeou
   for (const char* day : {"2024-01-01", "2024-01-02", "2024-01-03"})
     keys.push_back(*eng.create_run("one_at_a_time", dag::run_type::manual, dag::parse_time(day)));
   for (auto state : eng.run_to_completion(keys)) CHECK(state == dag::run_state::success);
+}
+
+TEST_CASE("Engine.APoolOfTwoSharedByTwoDagsIsNeverExceeded" * doctest::timeout(90)) {
+  sandbox s;
+  s.db->set_pool({"pair", 2, ""});
+  // Each try counts itself in and out under a lock and keeps the highest count it saw.
+  const auto lock = (s.dir / "count.lock").string(), count = (s.dir / "count").string(), peak = (s.dir / "peak").string();
+  const std::string in = "flock " + lock + " -c 'n=$(( $(cat " + count + " 2>/dev/null || echo 0) + 1 )); echo $n > " + count +
+                         "; [ $n -gt $(cat " + peak + " 2>/dev/null || echo 0) ] && echo $n > " + peak + "; true'";
+  const std::string out = "flock " + lock + " -c 'echo $(( $(cat " + count + ") - 1 )) > " + count + "'";
+  std::vector<dag::definition> dags;
+  for (const char* id : {"orders", "customers"}) {
+    dag::definition d{id};
+    for (const char* task : {"a", "b", "c"}) d.bash(task, in + " && sleep 1 && " + out).pool("pair");
+    dags.push_back(s.checked(std::move(d)));
+  }
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  eng.set_dags(std::move(dags));
+  std::vector<dag::run_key> keys;
+  for (const char* id : {"orders", "customers"}) keys.push_back(*eng.create_run(id, dag::run_type::manual, dag::parse_time("2024-01-01")));
+  for (auto state : eng.run_to_completion(keys)) CHECK(state == dag::run_state::success);
+  CHECK(s.read(peak) == "2\n");  // two at once, never three
+  for (const auto& key : keys)
+    for (const auto& [id, ti] : s.tis(key)) {
+      CHECK(ti.pool == "pair");
+      CHECK(ti.pool_slots == 1);
+    }
+  CHECK(s.db->find_pool("pair")->occupied_slots() == 0);
+}
+
+TEST_CASE("Engine.ATaskTakingMoreSlotsThanAreOpenWaitsForThem" * doctest::timeout(60)) {
+  sandbox s;
+  s.db->set_pool({"three", 3, ""});
+  const auto lock = s.dir / "lock";
+  // `big` takes all three slots: it never runs beside `small`s, which take one each.
+  dag::definition d{"weighted"};
+  const std::string hold = "mkdir " + lock.string() + " 2>/dev/null || exit 3; sleep 0.3; rmdir " + lock.string();
+  d.bash("big", hold).pool("three", 3);
+  d.bash("small1", "mkdir " + lock.string() + "/s1 2>/dev/null; sleep 0.3; true").pool("three");
+  auto key = s.run(std::move(d), dag::run_state::success);
+  CHECK(s.tis(key)["big"].pool_slots == 3);
+}
+
+TEST_CASE("Engine.ATaskInAMissingPoolWaitsAndIsNamedInAWarning" * doctest::timeout(60)) {
+  sandbox s;
+  dag::definition d{"nowhere"};
+  d.bash("a", "true").pool("missing");
+  std::mutex warnings_mutex;
+  std::vector<std::string> warnings;
+  auto o = s.options();
+  o.warn = [&](const std::string& line) {
+    std::lock_guard lock(warnings_mutex);
+    warnings.push_back(line);
+  };
+  dag::engine eng(*s.db, s.operators, s.clock, o);
+  eng.set_dags({s.checked(std::move(d))});
+  {
+    std::lock_guard lock(warnings_mutex);
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("pool 'missing' does not exist") != std::string::npos);
+  }
+  auto key = eng.create_run("nowhere", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  eng.step();
+  CHECK(s.tis(*key)["a"].try_number == 0);  // not started
+  s.db->set_pool({"missing", 1, ""});
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+}
+
+TEST_CASE("Engine.DagrunTimeoutFailsTheRunAndStopsItsRunningTry" * doctest::timeout(60)) {
+  sandbox s;
+  dag::system_clock wall;  // the timeout is measured on a clock that moves
+  dag::definition d{"slow"};
+  d.dagrun_timeout(std::chrono::seconds(1));
+  d.bash("sleepy", "sleep 60") >> d.bash("after", "true");
+  dag::engine eng(*s.db, s.operators, wall, s.options());
+  eng.set_dags({s.checked(std::move(d))});
+  auto key = eng.create_run("slow", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  const auto began = std::chrono::steady_clock::now();
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::failed);
+  CHECK(std::chrono::steady_clock::now() - began < 20s);  // not the 60s of the task
+  auto tis = s.tis(*key);
+  CHECK(tis["sleepy"].state == task_state::skipped);
+  CHECK(tis["sleepy"].message == "the run exceeded its dagrun_timeout");
+  CHECK(tis["after"].state == task_state::skipped);
+  CHECK(tis["after"].try_number == 0);  // never ran
+  const auto tries = s.db->tries(key->dag_id, key->run_id, "sleepy");
+  REQUIRE(tries.size() == 1);
+  CHECK(tries[0].state == task_state::skipped);
+  CHECK(eng.running() == 0);
 }
 
 TEST_CASE("Engine.BranchDayOfWeekFollowsTheLogicalDatesWeekday") {

@@ -641,3 +641,93 @@ TEST_CASE("SchedulerCore.MaxActiveTisPerDagHoldsATaskOverAllRuns") {
   CHECK(names(third, dag::step_run(third.dag, third.run, third.tis, third.progress, at(1), next).to_start) ==
         std::vector<std::string>{"load"});
 }
+
+TEST_CASE("SchedulerCore.APoolShortOfSlotsHoldsItsTasksAcrossRuns") {
+  dag::definition d{"pooled"};
+  d.bash("load", "true").pool("warehouse", 2);
+  d.bash("check", "true").pool("warehouse");
+  d.bash("free", "true");
+  fixture first(d), second(d);
+  // One budget carried from run to run, as the engine does in one pass: three open slots.
+  dag::slot_budget budget{100, 0};
+  budget.pool_open = std::map<std::string, int>{{"warehouse", 3}, {"default_pool", 128}};
+  std::vector<std::string> started;
+  for (auto* f : {&first, &second})
+    for (std::size_t i : dag::step_run(f->dag, f->run, f->tis, f->progress, at(0), budget).to_start)
+      started.push_back(f->dag.def.all_tasks()[i].id);
+  // load (2) and check (1) of the first run fill the pool; the second run's wait, still ready.
+  CHECK(std::count(started.begin(), started.end(), "load") == 1);
+  CHECK(std::count(started.begin(), started.end(), "check") == 1);
+  CHECK(std::count(started.begin(), started.end(), "free") == 2);
+  CHECK(budget.pool_open->at("warehouse") == 0);
+  CHECK(second.state("load") == "scheduled");
+  CHECK(first.ti("load").pool == "warehouse");
+  CHECK(first.ti("load").pool_slots == 2);
+  CHECK(first.ti("free").pool == "default_pool");
+  // One open slot is not enough for load's two, but is for check's one.
+  dag::slot_budget later{100, 0};
+  later.pool_open = std::map<std::string, int>{{"warehouse", 1}, {"default_pool", 128}};
+  CHECK(names(second, dag::step_run(second.dag, second.run, second.tis, second.progress, at(1), later).to_start) ==
+        std::vector<std::string>{"check"});
+  // A pool that does not exist holds its tasks.
+  dag::slot_budget gone{100, 0};
+  gone.pool_open = std::map<std::string, int>{{"default_pool", 128}};
+  CHECK(dag::step_run(second.dag, second.run, second.tis, second.progress, at(2), gone).to_start.empty());
+}
+
+TEST_CASE("SchedulerCore.DagrunTimeoutFailsTheRunAndSkipsWhatIsUnfinished") {
+  dag::definition d{"slow"};
+  d.dagrun_timeout(std::chrono::seconds(60));
+  d.bash("a", "true") >> d.bash("b", "true");
+  fixture f(std::move(d));
+  auto first = f.step(0);
+  CHECK(names(f, first.to_start) == std::vector<std::string>{"a"});
+  CHECK(first.wake_at == std::chrono::floor<std::chrono::seconds>(at(60)));  // the deadline is a time to wake
+  CHECK(f.step(59).new_run_state == std::nullopt);
+  auto late = f.step(60);
+  CHECK(late.new_run_state == dag::run_state::failed);
+  CHECK(names(f, late.to_stop) == std::vector<std::string>{"a"});
+  CHECK(f.state("a") == "skipped");
+  CHECK(f.state("b") == "skipped");
+  CHECK(f.ti("b").message == "the run exceeded its dagrun_timeout");
+  CHECK(f.run.end_date == at(60));
+}
+
+TEST_CASE("SchedulerCore.DependsOnPastWaitsForThePreviousInstanceAndItsDownstream") {
+  dag::definition d{"chain"};
+  d.bash("a", "true").depends_on_past(true, true) >> d.bash("b", "true");
+  d.bash("free", "true");
+  fixture before(d), f(d);
+  // No previous run: nothing waits.
+  fixture first(d);
+  CHECK(names(first, first.step().to_start) == std::vector<std::string>{"a", "free"});
+  // The previous run's `a` has not ended: `a` waits in none; `free` does not depend on the past.
+  dag::slot_budget budget{100, 0};
+  dag::previous_run past{&before.tis, false, false};
+  CHECK(names(f, dag::step_run(f.dag, f.run, f.tis, f.progress, at(0), budget, past).to_start) ==
+        std::vector<std::string>{"free"});
+  CHECK(f.state("a") == "none");
+  // Its `a` succeeded but its `b` (downstream, wait_for_downstream) has not.
+  before.ti("a").state = task_state::success;
+  f.progress.dirty.push_back(*f.dag.def.index_of("a"));
+  CHECK(dag::step_run(f.dag, f.run, f.tis, f.progress, at(1), budget, past).to_start.empty());
+  before.ti("b").state = task_state::skipped;
+  f.progress.dirty.push_back(*f.dag.def.index_of("a"));
+  CHECK(names(f, dag::step_run(f.dag, f.run, f.tis, f.progress, at(2), budget, past).to_start) ==
+        std::vector<std::string>{"a"});
+}
+
+TEST_CASE("SchedulerCore.ARunBlockedByAnEndedPreviousRunFailsOnlyWhenAskedToGiveUp") {
+  dag::definition d{"chain"};
+  d.bash("a", "true").depends_on_past();
+  fixture before(d), waits(d), gives_up(d);
+  before.ti("a").state = task_state::failed;
+  dag::slot_budget budget{100, 0};
+  CHECK(dag::step_run(waits.dag, waits.run, waits.tis, waits.progress, at(0), budget, {&before.tis, true, false})
+            .new_run_state == dag::run_state::running);
+  CHECK(waits.run.state == dag::run_state::running);
+  const auto s = dag::step_run(gives_up.dag, gives_up.run, gives_up.tis, gives_up.progress, at(0), budget, {&before.tis, true, true});
+  CHECK(s.new_run_state == dag::run_state::failed);
+  CHECK(gives_up.state("a") == "none");
+  CHECK(gives_up.ti("a").message == "waits for the previous run (depends_on_past), which has ended");
+}

@@ -371,9 +371,15 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
   db.execute("ALTER TABLE dag_runs DROP COLUMN note");
   db.execute("DROP TABLE event_log");
   db.execute("ALTER TABLE connections DROP COLUMN extra");
+  db.execute("DROP TABLE pools");
+  db.execute("DROP INDEX task_instances_by_pool");
+  db.execute("ALTER TABLE task_instances DROP COLUMN pool");
+  db.execute("ALTER TABLE task_instances DROP COLUMN pool_slots");
   db.execute("DELETE FROM schema_version WHERE version > 1");
   auto s = db.make_store();
-  CHECK(s->schema_version() == 4);
+  CHECK(s->schema_version() == 5);
+  // Migration 5: the default pool, and every task instance in it.
+  CHECK(s->find_pool("default_pool")->slots == 128);
   // Migration 4: a connection keeps its extra (the URI's query, as Airflow's JSON object).
   s->set_connection(dag::parse_connection_uri("api", "https://api.example/v1?token=abc&verify=false"));
   CHECK(s->find_connection("api")->extra == R"({"token":"abc","verify":"false"})");
@@ -383,6 +389,8 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
   CHECK_FALSE(tis[0].first_start_date.has_value());
   CHECK(tis[0].cleared_tries == 0);
   CHECK(tis[0].note.empty());
+  CHECK(tis[0].pool == "default_pool");
+  CHECK(tis[0].pool_slots == 1);
   CHECK(s->events({}).empty());
 }
 
@@ -943,6 +951,101 @@ TEST_CASE_TEMPLATE("Store.VariablesCanBeSetReadListedAndDeleted", database, STOR
   CHECK(s->variables().size() == 2);
 }
 
+TEST_CASE_TEMPLATE("Store.PoolsCanBeSetReadListedAndDeletedAndCountTheirSlots", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  // Airflow's default pool is there from the start, with 128 slots, and cannot be deleted.
+  REQUIRE(s->pools().size() == 1);
+  CHECK(s->pools()[0].name == "default_pool");
+  CHECK(s->pools()[0].slots == 128);
+  check_usage_error([&] { s->delete_pool("default_pool"); }, "default_pool");
+  check_usage_error([&] { s->set_pool({"bad", -1, ""}); }, "at least 0");
+  check_usage_error([&] { s->set_pool({"", 1, ""}); }, "name");
+
+  s->set_pool({"warehouse", 3, "the DW's connections"});
+  s->set_pool({"api", 1, ""});
+  s->set_pool({"api", 2, "rate limited"});
+  const auto api = s->find_pool("api");
+  REQUIRE(api);
+  CHECK(api->slots == 2);
+  CHECK(api->description == "rate limited");
+  CHECK_FALSE(s->find_pool("nothing").has_value());
+  std::vector<std::string> names;
+  for (const auto& p : s->pools()) names.push_back(p.name);
+  CHECK(names == std::vector<std::string>{"api", "default_pool", "warehouse"});
+
+  // A running try takes its slots, a queued one too; a finished one gives them back.
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(s->apply(creating(run, {"a", "b", "c"})).runs_created == std::vector<bool>{true});
+  dag::change_set start;
+  start.task_instances.push_back(moving(run, "a", dag::task_state::none, 0, dag::task_state::running, 1));
+  start.task_instances.push_back(moving(run, "b", dag::task_state::none, 0, dag::task_state::queued, 1));
+  for (auto& u : start.task_instances) u.record.pool = "warehouse";
+  start.task_instances[0].record.pool_slots = 2;
+  CHECK(s->apply(start).task_instances_updated == std::vector<bool>{true, true});
+  auto warehouse = s->find_pool("warehouse");
+  REQUIRE(warehouse);
+  CHECK(warehouse->running_slots == 2);
+  CHECK(warehouse->queued_slots == 1);
+  CHECK(warehouse->occupied_slots() == 3);
+  CHECK(warehouse->open_slots() == 0);
+  CHECK(s->task_instances("etl", run.run_id)[0].pool == "warehouse");
+  CHECK(s->task_instances("etl", run.run_id)[0].pool_slots == 2);
+  CHECK(dag::pool_json(*warehouse) ==
+        R"({"name": "warehouse", "slots": 3, "occupied_slots": 3, "running_slots": 2, "queued_slots": 1, "open_slots": 0, "description": "the DW's connections"})");
+
+  // A full pool refuses a try as a lost compare-and-set; one ending in the same change set
+  // frees its slots for a try after it.
+  dag::change_set full;
+  full.task_instances.push_back(moving(run, "c", dag::task_state::none, 0, dag::task_state::running, 1));
+  full.task_instances[0].record.pool = "warehouse";
+  CHECK(s->apply(full).task_instances_updated == std::vector<bool>{false});
+  dag::change_set swap;
+  swap.task_instances.push_back(full.task_instances[0]);
+  auto done = moving(run, "b", dag::task_state::queued, 1, dag::task_state::success, 1);
+  done.record.pool = "warehouse";
+  swap.task_instances.push_back(done);
+  CHECK(s->apply(swap).task_instances_updated == std::vector<bool>{true, true});
+  CHECK(s->find_pool("warehouse")->open_slots() == 0);
+
+  // A pool that does not exist admits nothing.
+  const auto other = daily_run("etl", utc(2024, 1, 2));
+  REQUIRE(s->apply(creating(other, {"a"})).runs_created == std::vector<bool>{true});
+  dag::change_set nowhere;
+  nowhere.task_instances.push_back(moving(other, "a", dag::task_state::none, 0, dag::task_state::running, 1));
+  nowhere.task_instances[0].record.pool = "missing";
+  CHECK(s->apply(nowhere).task_instances_updated == std::vector<bool>{false});
+
+  CHECK(s->delete_pool("api"));
+  CHECK_FALSE(s->delete_pool("api"));
+  CHECK(s->pools().size() == 2);
+}
+
+TEST_CASE_TEMPLATE("Store.TwoStoresNeverOverfillAPool", database, STORE_BACKENDS) {
+  database db;
+  auto one = db.make_store();
+  auto two = db.make_store();
+  one->set_pool({"pair", 2, ""});
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(one->apply(creating(run, {"a", "b", "c", "d"})).runs_created == std::vector<bool>{true});
+  // Two schedulers, each claiming two tries in the pool of two at the same time.
+  const auto claims = [&](dag::store& s, std::vector<std::string> ids) {
+    dag::change_set c;
+    for (const auto& id : ids) {
+      c.task_instances.push_back(moving(run, id, dag::task_state::none, 0, dag::task_state::running, 1));
+      c.task_instances.back().record.pool = "pair";
+    }
+    const auto won = s.apply(c).task_instances_updated;
+    return static_cast<int>(std::count(won.begin(), won.end(), true));
+  };
+  std::atomic<int> won_by_two{0};
+  std::thread other([&] { won_by_two = claims(*two, {"c", "d"}); });
+  const int won_by_one = claims(*one, {"a", "b"});
+  other.join();
+  CHECK(won_by_one + won_by_two == 2);
+  CHECK(one->find_pool("pair")->running_slots == 2);
+}
+
 TEST_CASE_TEMPLATE("Store.ConnectionsCanBeSetReadListedAndDeletedWithTheirPassword", database, STORE_BACKENDS) {
   database db;
   auto s = db.make_store();
@@ -1095,6 +1198,7 @@ TEST_CASE_TEMPLATE("Store.AppliesTenThousandTaskInstanceUpdatesInOneCall", datab
   std::vector<std::string> ids;
   for (std::size_t i = 0; i < count; ++i) ids.push_back("task_" + std::to_string(100000 + i));
   REQUIRE(s->apply(creating(run, ids)).runs_created == std::vector<bool>{true});
+  s->set_pool({"default_pool", static_cast<int>(count), ""});  // room for every try queued here
 
   dag::change_set c;
   for (const auto& id : ids) {

@@ -252,8 +252,7 @@ TEST_CASE("YamlLoader.TriggerRulesAndOperatorsAreChecked") {
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: postgres\n    conn_id: db\n    sql: x\n    autocommit: yes\n") ==
         "dags/t.yaml:7: task 'a': autocommit: expected true or false, got 'yes'");
   CHECK(problem_of(dag_with("", "    env: [A, B]\n")) == "dags/t.yaml:6: task 'a': env: expected a mapping, got a list");
-  CHECK(problem_of(dag_with("", "    depends_on_past: true\n")) ==
-        "dags/t.yaml:6: task 'a': depends_on_past: true is not supported yet (only false)");
+  CHECK(problem_of(dag_with("", "    depends_on_past: maybe\n")).find("depends_on_past") != std::string::npos);
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: [a, b]\n") ==
         "dags/t.yaml:5: task 'a': bash_command: expected a single value, got a list");
 }
@@ -443,8 +442,8 @@ TEST_CASE("YamlLoader.UnsupportedAirflowKeysSayWhy") {
         "dags/t.yaml:2: DAG key 'sla_miss_callback' is not supported; there are no SLAs (alert with on_failure, watch run durations in the metrics)");
   CHECK(problem_of(dag_with("concurrency: 4\n")) ==
         "dags/t.yaml:2: DAG key 'concurrency' is Airflow's old name of max_active_tasks: use 'max_active_tasks'");
-  CHECK(problem_of(dag_with("", "    pool: db\n")) ==
-        "dags/t.yaml:6: task 'a': key 'pool' is not supported yet; limit concurrency with max_active_tasks or the queue");
+  CHECK(problem_of(dag_with("", "    run_as_user: etl\n")) ==
+        "dags/t.yaml:6: task 'a': key 'run_as_user' is not supported; tasks run as the user running dagrun");
   // A list or mapping given to such a key, or to an unknown one, is named as what it is.
   CHECK(problem_of(dag_with("", "    expand:\n      x: [1, 2]\n")) ==
         "dags/t.yaml:6: task 'a': key 'expand' (dynamic task mapping) is not supported yet");
@@ -470,6 +469,35 @@ TEST_CASE("YamlLoader.WeightRuleAndMaxActiveTisPerDag") {
   CHECK(problem_of(dag_with("", "    weight_rule: downstreem\n")) ==
         "dags/t.yaml:6: task 'a': weight_rule: unknown rule 'downstreem' (did you mean 'downstream'?); use downstream, upstream or absolute");
   CHECK(problem_of(dag_with("", "    max_active_tis_per_dag: 0\n")) == "dags/t.yaml:6: task 'a': max_active_tis_per_dag: must be at least 1, got 0");
+}
+
+TEST_CASE("YamlLoader.PoolsAndDagrunTimeout") {
+  auto r = dag::load_yaml_text(dag_with("dagrun_timeout: 2h\ndefault_args:\n  pool: warehouse\n", "    pool_slots: 2\n"),
+                               "dags/t.yaml", catalog());
+  REQUIRE(r.dag);
+  CHECK(r.dag->dagrun_timeout() == std::chrono::hours(2));
+  CHECK(r.dag->find("a")->settings.pool == "warehouse");
+  CHECK(r.dag->find("a")->settings.pool_slots == 2);
+  auto plain = dag::load_yaml_text(dag_with("", ""), "dags/t.yaml", catalog());
+  REQUIRE(plain.dag);
+  CHECK(plain.dag->find("a")->settings.pool == "default_pool");
+  CHECK(plain.dag->find("a")->settings.pool_slots == 1);
+  CHECK_FALSE(plain.dag->dagrun_timeout().has_value());
+  CHECK(problem_of(dag_with("", "    pool_slots: 0\n")) == "dags/t.yaml:6: task 'a': pool_slots: must be at least 1, got 0");
+  CHECK(problem_of(dag_with("dagrun_timeout: soon\n")).find("dagrun_timeout") != std::string::npos);
+}
+
+TEST_CASE("YamlLoader.DependsOnPastAndWaitForDownstream") {
+  auto r = dag::load_yaml_text(dag_with("default_args:\n  depends_on_past: true\n", "    wait_for_downstream: true\n    max_active_tis_per_dagrun: 1\n"),
+                               "dags/t.yaml", catalog());
+  REQUIRE(r.dag);
+  CHECK(r.dag->find("a")->settings.depends_on_past);
+  CHECK(r.dag->find("a")->settings.wait_for_downstream);
+  CHECK(r.dag->find("a")->settings.max_active_tis_per_dagrun == 1);
+  // wait_for_downstream implies depends_on_past, as in Airflow.
+  auto implied = dag::load_yaml_text(dag_with("", "    wait_for_downstream: true\n"), "dags/t.yaml", catalog());
+  REQUIRE(implied.dag);
+  CHECK(implied.dag->find("a")->settings.depends_on_past);
 }
 
 TEST_CASE("YamlLoader.TypedParamsAreCheckedWhenLoaded") {

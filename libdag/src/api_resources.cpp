@@ -1,4 +1,4 @@
-/// @file The REST API's other resources (api.hpp): variables, connections, import errors, the
+/// @file The REST API's other resources (api.hpp): variables, connections, pools, import errors, the
 /// event log, health, version, config, plugins and providers.
 
 #include "api.hpp"
@@ -63,6 +63,82 @@ http_response delete_variable(api_call& call) {
   const auto& key = call.path("variable_key");
   if (!call.db.delete_variable(key)) throw not_found_error("no variable '" + key + "'");
   call.record("variable.delete", "", "", "", {{"key", key}});
+  return {204, "application/json", ""};
+}
+
+// --- pools ---------------------------------------------------------------------------------------
+
+json pool_object(const pool_record& p) { return json::parse(pool_json(p)); }
+
+http_response list_pools(api_call& call) {
+  json all = json::array();
+  for (const auto& p : call.db.pools()) all.push_back(pool_object(p));
+  order_by(call, all, {"name", "slots", "occupied_slots", "running_slots", "queued_slots", "open_slots"});
+  return json_response(200, page_of(call, "pools", all));
+}
+
+// A Pool body's fields over `p` (the stored pool when patching): those `fields` names, if given.
+pool_record pool_body(api_call& call, pool_record p, const std::set<std::string>& fields) {
+  const json& b = call.body();
+  refuse_unknown_fields(b, {"name", "slots", "description", "include_deferred", "occupied_slots", "running_slots",
+                            "queued_slots", "open_slots", "scheduled_slots", "deferred_slots"});
+  if (fields.contains("name") && b.contains("name")) p.name = string_field(b, "name");
+  if (fields.contains("slots") && b.contains("slots")) {
+    if (!b["slots"].is_number_integer() || b["slots"].get<long long>() < 0 || b["slots"].get<long long>() > 1'000'000'000)
+      throw usage_error("slots: expected a whole number of 0 or more");
+    p.slots = b["slots"].get<int>();
+  }
+  if (fields.contains("description") && b.contains("description")) {
+    if (!b["description"].is_null() && !b["description"].is_string()) throw usage_error("description: expected a string or null");
+    p.description = b["description"].is_string() ? b["description"].get<std::string>() : std::string();
+  }
+  if (b.contains("include_deferred") && bool_field(b, "include_deferred", false))
+    throw usage_error("include_deferred: dagrun has no deferred tasks; leave it out or false");
+  return p;
+}
+
+http_response post_pool(api_call& call) {
+  const json& b = call.body();
+  if (!b.contains("name") || !b.contains("slots")) throw usage_error("a pool needs name and slots");
+  const pool_record p = pool_body(call, {}, {"name", "slots", "description"});
+  if (p.name.empty()) throw usage_error("name: must not be empty");
+  if (call.db.find_pool(p.name)) throw conflict_error("pool '" + p.name + "' already exists");
+  call.db.set_pool(p);
+  call.record("pool.create", "", "", "", {{"name", p.name}, {"slots", p.slots}});
+  return json_response(200, pool_object(*call.db.find_pool(p.name)));
+}
+
+pool_record stored_pool(api_call& call) {
+  const auto& name = call.path("pool_name");
+  auto p = call.db.find_pool(name);
+  if (!p) throw not_found_error("no pool '" + name + "'");
+  return *p;
+}
+
+http_response get_pool(api_call& call) { return json_response(200, pool_object(stored_pool(call))); }
+
+http_response patch_pool(api_call& call) {
+  const pool_record old = stored_pool(call);
+  std::set<std::string> fields{"name", "slots", "description"};
+  if (const auto masks = call.query_list("update_mask"); !masks.empty()) {
+    fields.clear();
+    for (const auto& m : masks) {
+      if (m != "slots" && m != "description" && m != "name" && m != "include_deferred")
+        throw usage_error("update_mask: '" + m + "' cannot be updated");
+      fields.insert(m);
+    }
+  }
+  const pool_record p = pool_body(call, old, fields);
+  if (p.name != old.name) throw usage_error("name: a pool cannot be renamed ('" + old.name + "' to '" + p.name + "')");
+  call.db.set_pool(p);
+  call.record("pool.edit", "", "", "", {{"name", p.name}, {"slots", p.slots}});
+  return json_response(200, pool_object(*call.db.find_pool(p.name)));
+}
+
+http_response delete_pool(api_call& call) {
+  const auto& name = call.path("pool_name");
+  if (!call.db.delete_pool(name)) throw not_found_error("no pool '" + name + "'");
+  call.record("pool.delete", "", "", "", {{"name", name}});
   return {204, "application/json", ""};
 }
 
@@ -307,6 +383,11 @@ std::vector<api_route> resource_routes() {
       {"PATCH", "/connections/{connection_id}", "patch_connection", "Connection", {"update_mask"}, "Connection", 200, "Connection",
        patch_connection},
       {"DELETE", "/connections/{connection_id}", "delete_connection", "Connection", {}, "", 204, "", delete_connection},
+      {"GET", "/pools", "get_pools", "Pool", listing, "", 200, "PoolCollection", list_pools},
+      {"POST", "/pools", "post_pool", "Pool", {}, "Pool", 200, "Pool", post_pool},
+      {"GET", "/pools/{pool_name}", "get_pool", "Pool", {}, "", 200, "Pool", get_pool},
+      {"PATCH", "/pools/{pool_name}", "patch_pool", "Pool", {"update_mask"}, "Pool", 200, "Pool", patch_pool},
+      {"DELETE", "/pools/{pool_name}", "delete_pool", "Pool", {}, "", 204, "", delete_pool},
       {"GET", "/importErrors", "get_import_errors", "ImportError", listing, "", 200, "ImportErrorCollection", list_import_errors},
       {"GET", "/importErrors/{import_error_id}", "get_import_error", "ImportError", {}, "", 200, "ImportError", get_import_error},
       {"GET", "/eventLogs", "get_event_logs", "EventLog",

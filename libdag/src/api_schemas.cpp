@@ -127,6 +127,12 @@ json api_schemas() {
   "ConnectionCollection": {"type": "object", "required": ["connections", "total_entries"], "properties": {
     "connections": {"type": "array", "items": {"$ref": "#/components/schemas/Connection"}}, "total_entries": {"type": "integer"}}},
   "ConnectionTest": {"type": "object", "properties": {"status": {"type": "boolean"}, "message": {"type": "string"}}},
+  "Pool": {"type": "object", "properties": {
+    "name": {"type": "string"}, "slots": {"type": "integer"}, "occupied_slots": {"type": "integer", "readOnly": true},
+    "running_slots": {"type": "integer", "readOnly": true}, "queued_slots": {"type": "integer", "readOnly": true},
+    "open_slots": {"type": "integer", "readOnly": true}, "description": {"type": "string", "nullable": true}}},
+  "PoolCollection": {"type": "object", "required": ["pools", "total_entries"], "properties": {
+    "pools": {"type": "array", "items": {"$ref": "#/components/schemas/Pool"}}, "total_entries": {"type": "integer"}}},
   "ImportError": {"type": "object", "required": ["import_error_id", "filename", "stack_trace"], "properties": {
     "import_error_id": {"type": "integer"}, "timestamp": {"type": "string", "nullable": true},
     "filename": {"type": "string"}, "stack_trace": {"type": "string"}}},

@@ -377,8 +377,9 @@ json task_instance_json(const task_instance_record& ti, const run_record& run, c
           {"max_tries", t ? ti.cleared_tries + t->settings.retry.retries : ti.try_number},
           {"hostname", ti.hostname},
           {"unixname", ""},
-          {"pool", "default_pool"},
-          {"pool_slots", 1},
+          // The pool its latest try took; before any, the task's.
+          {"pool", t && ti.try_number == 0 ? t->settings.pool : ti.pool},
+          {"pool_slots", t && ti.try_number == 0 ? t->settings.pool_slots : ti.pool_slots},
           {"queue", t ? json(t->settings.queue) : json(nullptr)},
           {"priority_weight", t ? json(t->settings.priority_weight) : json(nullptr)},
           {"operator", t ? json(t->operator_name) : json(nullptr)},

@@ -24,7 +24,7 @@ const std::vector<std::string> task_keys{
     "task_id",     "operator",        "dependencies",      "trigger_rule",    "retries",
     "retry_delay", "retry_exponential_backoff", "max_retry_delay", "execution_timeout", "queue",
     "priority_weight", "owner",       "email",             "email_on_failure", "email_on_retry",
-    "depends_on_past", "weight_rule", "max_active_tis_per_dag", "branch",      "short_circuit",     "ignore_downstream_trigger_rules",
+    "depends_on_past", "weight_rule", "max_active_tis_per_dag", "pool", "pool_slots", "wait_for_downstream", "max_active_tis_per_dagrun", "branch",      "short_circuit",     "ignore_downstream_trigger_rules",
     "follow_task_ids_if_true",        "follow_task_ids_if_false"};
 
 /// The largest template file a field may name: far above any script or query, small enough that a
@@ -86,6 +86,8 @@ private:
                                    format_iso(*d_.start_date()));
     if (d_.max_active_runs() < 1) fail(at_key("max_active_runs"), "max_active_runs: must be at least 1");
     if (d_.max_active_tasks() < 1) fail(at_key("max_active_tasks"), "max_active_tasks: must be at least 1");
+    if (d_.dagrun_timeout() && d_.dagrun_timeout()->count() <= 0)
+      fail(at_key("dagrun_timeout"), "dagrun_timeout: must be longer than 0s");
     if (d_.all_tasks().empty()) fail(at_key("tasks"), "a DAG needs at least one task");
     check_options(d_.default_args(), at_key("default_args"), "default_args.");
     check_notifiers(d_.on_run_failure(), at_key("on_run_failure"), "on_run_failure");
@@ -105,6 +107,10 @@ private:
   void check_options(const task_options& o, const error_context& where, const std::string& prefix) {
     if (o.retries && *o.retries < 0) fail(where, prefix + "retries: must be at least 0");
     if (o.max_active_tis_per_dag && *o.max_active_tis_per_dag < 1) fail(where, prefix + "max_active_tis_per_dag: must be at least 1");
+    if (o.pool_slots && *o.pool_slots < 1) fail(where, prefix + "pool_slots: must be at least 1");
+    if (o.max_active_tis_per_dagrun && *o.max_active_tis_per_dagrun < 1)
+      fail(where, prefix + "max_active_tis_per_dagrun: must be at least 1");
+    if (o.pool && o.pool->empty()) fail(where, prefix + "pool: must not be empty");
     auto positive = [&](const std::optional<duration>& v, const char* name) {
       if (v && v->count() <= 0) fail(where, prefix + name + ": must be longer than 0s");
     };

@@ -199,6 +199,20 @@ void engine::set_dags(std::vector<definition> dags) {
     ++it;
   }
   load_active_runs();
+  warn_missing_pools();
+}
+
+void engine::warn_missing_pools() {
+  std::set<std::string> known;
+  for (const auto& p : store_.pools()) known.insert(p.name);
+  for (const auto& [id, d] : dags_)
+    for (const auto& t : d->def.all_tasks()) {
+      if (known.contains(t.settings.pool) || !warned_pools_.insert(id + "\n" + t.id + "\n" + t.settings.pool).second) continue;
+      const std::string line = "DAG '" + id + "' task '" + t.id + "': pool '" + t.settings.pool +
+                               "' does not exist; its tries wait until it does (dagrun pools set " + t.settings.pool + " SLOTS)";
+      if (options_.warn) options_.warn(line);
+      else std::cerr << line << std::endl;
+    }
 }
 
 metrics_registry& engine::metrics() {
@@ -399,6 +413,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     const task_state expected = ti.state;
     ti.pid = e.pid;
     try_end ended = end_try(*r.dag, r.run, r.tis, r.progress, *index, e.result, e.started, e.ended);
+    if (r.dag->uses_past && is_finished(ti.state)) past_changed_.insert(e.dag_id);  // later runs may go on
     changes.tries.push_back(std::move(ended.record));
     if (auto* m = metrics_.load(std::memory_order_acquire)) {
       m->add("dagrun_task_instance_finished_total", {ti.dag_id, ti.task_id, std::string(to_string(ti.state))});
@@ -513,7 +528,8 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
   return req;
 }
 
-void engine::advance_runs(change_set& changes, std::vector<task_request>& starts, std::optional<timestamp>& wake) {
+void engine::advance_runs(change_set& changes, std::vector<task_request>& starts, std::vector<try_id>& stops,
+                          std::optional<timestamp>& wake) {
   const timestamp now = now_us();
   std::map<std::string, int> runs_running;
   for (const auto& [key, r] : active_)
@@ -530,8 +546,32 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
       if (r.tis[i].state == task_state::queued || r.tis[i].state == task_state::running) ++counts[i];
   }
 
+  // Open slots per pool over every DAG, as the store counts them, plus the slots of the tries
+  // whose ends this pass records (still counted there until it commits). The store checks each
+  // claim again when it is written, so that schedulers sharing it never overfill a pool.
+  std::optional<std::map<std::string, int>> pool_open;
+  if (free_slots > 0 && !active_.empty()) {
+    pool_open.emplace();
+    for (const auto& p : store_.pools()) (*pool_open)[p.name] = p.open_slots();
+    const auto busy = [](task_state st) { return st == task_state::queued || st == task_state::running; };
+    for (const auto& u : changes.task_instances)
+      if (busy(u.expected) && !busy(u.record.state))
+        if (auto p = pool_open->find(u.record.pool); p != pool_open->end()) p->second += u.record.pool_slots;
+  }
+
+  // depends_on_past: runs of DAGs whose task instances finished look again at the tasks that
+  // wait on their previous run; what finishes in this pass wakes the next one at once.
+  const std::set<std::string> woken = std::move(past_changed_);
+  past_changed_.clear();
+  std::set<std::string> woken_later;
+
   for (auto it = active_.begin(); it != active_.end();) {
     active_run& r = it->second;
+    if (woken.contains(it->first.dag_id) && r.progress.initialized) {
+      const auto& tasks = r.dag->def.all_tasks();
+      for (std::size_t i = 0; i < tasks.size(); ++i)
+        if (tasks[i].settings.depends_on_past && r.tis[i].state == task_state::none) r.progress.dirty.push_back(i);
+    }
     if (!dags_.contains(it->first.dag_id)) {  // its DAG left the folder: the run waits for it
       ++it;
       continue;
@@ -558,17 +598,32 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     }
     const run_state run_before = r.run.state;
     int& started_here = starting[it->first.dag_id];
+    std::vector<task_instance_record> past_tis;  // the previous run's, when read from the store
+    const previous_run past = r.dag->uses_past ? previous_of(r, past_tis) : previous_run{};
     slot_budget budget{free_slots, dag_running_[it->first.dag_id] + started_here};
     // A paused DAG starts no new tries in the daemon; `run` and `backfill` are explicit requests.
     if (options_.adopt_store_runs && paused_.contains(it->first.dag_id)) budget.free_slots = 0;
     if (r.dag->limits_tasks) budget.task_running = std::move(task_running[it->first.dag_id]);
-    run_step s = step_run(*r.dag, r.run, r.tis, r.progress, now, budget);
+    if (pool_open) budget.pool_open = std::move(*pool_open);
+    run_step s = step_run(*r.dag, r.run, r.tis, r.progress, now, budget, past);
+    if (r.dag->uses_past && (is_finished(r.run.state) || std::any_of(s.changed.begin(), s.changed.end(), [&](const task_change& c) {
+                               return is_finished(r.tis[c.index].state);
+                             })))
+      woken_later.insert(it->first.dag_id);
     if (r.dag->limits_tasks) task_running[it->first.dag_id] = std::move(budget.task_running);
+    if (pool_open) *pool_open = std::move(*budget.pool_open);
     free_slots -= static_cast<int>(s.to_start.size());
     started_here += static_cast<int>(s.to_start.size());
     for (const task_change& c : s.changed) {
       if (std::find(s.to_start.begin(), s.to_start.end(), c.index) != s.to_start.end()) continue;
       changes.task_instances.push_back(update_of(r.tis[c.index], c.before, c.try_before));
+    }
+    for (std::size_t i : s.to_stop) {
+      // The try's record is written now: its end, when the executor reports it, is refused (the
+      // task instance has left `running`).
+      const task_instance_record& ti = r.tis[i];
+      changes.tries.push_back(try_record_of(ti));
+      stops.push_back({ti.dag_id, ti.run_id, ti.task_id, ti.try_number});
     }
     for (std::size_t i : s.to_start) {
       // The queued state is transient for the local executor: the try starts right away.
@@ -600,10 +655,44 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     if (is_finished(r.run.state)) it = active_.erase(it);
     else ++it;
   }
+  if (!woken_later.empty()) {
+    past_changed_ = std::move(woken_later);
+    wake = now;
+  }
+}
+
+previous_run engine::previous_of(const active_run& r, std::vector<task_instance_record>& from_store) {
+  previous_run past;
+  past.give_up_when_blocked = !options_.adopt_store_runs;
+  const active_run* before = nullptr;  // the latest earlier run the engine holds
+  for (const auto& [key, other] : active_)
+    if (key.dag_id == r.run.dag_id && other.run.logical_date < r.run.logical_date &&
+        (!before || other.run.logical_date > before->run.logical_date))
+      before = &other;
+  run_filter earlier;
+  earlier.dag_id = r.run.dag_id;
+  earlier.logical_to = r.run.logical_date - std::chrono::seconds(1);
+  earlier.limit = 1;
+  const auto stored = store_.runs(earlier);
+  if (before && (stored.empty() || stored.front().logical_date <= before->run.logical_date)) {
+    past.tis = &before->tis;
+    past.finished = is_finished(before->run.state);
+    return past;
+  }
+  if (stored.empty()) return past;  // the first run: nothing to wait for
+  from_store.assign(r.tis.size(), task_instance_record{});  // tasks the previous run lacks keep an empty id
+  for (auto& ti : store_.task_instances(stored.front().dag_id, stored.front().run_id))
+    if (auto index = r.dag->def.index_of(ti.task_id)) from_store[*index] = std::move(ti);
+  past.tis = &from_store;
+  past.finished = is_finished(stored.front().state);
+  return past;
 }
 
 void engine::poll_store() {
   paused_ = store_.paused_dags();
+  // Another process may have moved a previous run on: runs waiting on one look again.
+  for (const auto& [id, d] : dags_)
+    if (d->uses_past) past_changed_.insert(id);
   load_active_runs();
   // Tries whose executor lost them while this engine runs (the queue: a scheduler died between
   // committing a try and enqueueing it) would stay running for ever: sweep them.
@@ -662,6 +751,7 @@ std::optional<timestamp> engine::step_once() {
   change_set changes;
   std::vector<task_event> taken = take_events();
   std::vector<task_request> starts;
+  std::vector<try_id> stops;
   try {
     record_events(taken, changes);
     create_due_runs(changes, wake);
@@ -674,7 +764,7 @@ std::optional<timestamp> engine::step_once() {
       for (std::size_t i = 0; i < creation.new_runs.size(); ++i)
         if (created.runs_created[i]) load_run({creation.new_runs[i].first.dag_id, creation.new_runs[i].first.run_id});
     }
-    advance_runs(changes, starts, wake);
+    advance_runs(changes, starts, stops, wake);
     // Tries are handed over only once their start is committed: a start another process refused
     // never runs. (A crash in between leaves a `running` try that recovery records as lost.)
     if (!changes.empty()) {
@@ -716,6 +806,7 @@ std::optional<timestamp> engine::step_once() {
     });
   });
   executor_->recorded(taken);
+  for (const auto& which : stops) executor_->cancel(which);  // only once their skip is committed
   hand_over(starts);
   send_alerts();
   if (options_.adopt_store_runs) {

@@ -4,7 +4,9 @@
 #include <dag/core/error.hpp>
 #include <dag/core/secret_mask.hpp>
 
+#include <algorithm>
 #include <fstream>
+#include <optional>
 #include <utility>
 
 #include <unistd.h>
@@ -50,6 +52,40 @@ void local_executor::cancel_all() {
   cancel_ = std::stop_source();
 }
 
+namespace {
+// A try as one text, to find it among the running ones.
+std::string try_text(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int try_number) {
+  return dag_id + '\n' + run_id + '\n' + task_id + '\n' + std::to_string(try_number);
+}
+}  // namespace
+
+void local_executor::cancel(const try_id& which) {
+  std::optional<task_request> unstarted;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = running_.find(try_text(which.dag_id, which.run_id, which.task_id, which.try_number)); it != running_.end()) {
+      it->second.request_stop();
+      return;
+    }
+    const auto queued = std::find_if(queue_.begin(), queue_.end(), [&](const task_request& r) {
+      return r.context.dag_id == which.dag_id && r.context.run_id == which.run_id && r.context.task_id == which.task_id &&
+             r.context.try_number == which.try_number;
+    });
+    if (queued == queue_.end()) return;
+    unstarted = std::move(*queued);
+    queue_.erase(queued);
+    if (queue_.empty() && busy_ == 0) idle_.notify_all();
+  }
+  task_event e;
+  e.dag_id = which.dag_id;
+  e.run_id = which.run_id;
+  e.task_id = which.task_id;
+  e.try_number = which.try_number;
+  e.started = e.ended = now();
+  e.result = operator_result::failed("cancelled before it started");
+  report(std::move(e));
+}
+
 void local_executor::drain() {
   std::unique_lock lock(mutex_);
   idle_.wait(lock, [&] { return queue_.empty() && busy_ == 0; });
@@ -59,15 +95,21 @@ void local_executor::work(std::stop_token pool_stop) {
   for (;;) {
     task_request request;
     std::stop_token cancel;
+    std::stop_source own;  // this try's stop: cancel() asks it, and so does cancel_all (below)
+    std::string key;
     {
       std::unique_lock lock(mutex_);
       if (!wake_.wait(lock, pool_stop, [&] { return !queue_.empty(); })) return;
       request = std::move(queue_.front());
       queue_.pop_front();
       cancel = cancel_.get_token();
+      const task_context& c = request.context;
+      key = try_text(c.dag_id, c.run_id, c.task_id, c.try_number);
+      running_[key] = own;
       ++busy_;
     }
-    request.context.stop = cancel;
+    const std::stop_callback on_cancel_all(cancel, [&own] { own.request_stop(); });
+    request.context.stop = own.get_token();
     // The log file is made on the first line: most in-process tries log nothing, and a directory
     // and a file per try would cost more than the try. Processes create their own (child_process).
     std::ofstream log;
@@ -80,7 +122,12 @@ void local_executor::work(std::stop_token pool_stop) {
       }
       log << line << '\n' << std::flush;
     };
-    report(run_try(request, [this] { return now(); }));
+    task_event ended = run_try(request, [this] { return now(); });
+    {
+      std::lock_guard lock(mutex_);
+      running_.erase(key);
+    }
+    report(std::move(ended));
     {
       std::lock_guard lock(mutex_);
       --busy_;

@@ -118,7 +118,8 @@ dialect postgres_dialect() {
           "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0 ELSE 1 END",
           // Migrations' advisory lock ("dagrun" in ASCII, 0x64616772756e): per database, so stores on
           // other databases do not wait; it goes with the transaction, so it cannot outlive a crash.
-          "SELECT pg_advisory_xact_lock(110369510159726)"};
+          "SELECT pg_advisory_xact_lock(110369510159726)",
+          " FOR UPDATE"};
 }
 
 postgres_store::postgres_store(pg_target where)

@@ -38,6 +38,7 @@ scheduled_dag::scheduled_dag(definition d) : def(std::move(d)), graph(checked_gr
     }
     priority[i] = p;
     limits_tasks = limits_tasks || tasks[i].settings.max_active_tis_per_dag.has_value();
+    uses_past = uses_past || tasks[i].settings.depends_on_past;
   }
 }
 
@@ -79,8 +80,28 @@ void note_try_ended(const scheduled_dag& dag, run_progress& progress, std::size_
   }
 }
 
+namespace {
+
+// Airflow's PrevDagrunDep: the previous instance of task i (and with wait_for_downstream its
+// direct downstream instances) ended success or skipped; a task the previous run lacks passes.
+bool past_allows(const scheduled_dag& dag, const previous_run& past, std::size_t i) {
+  const task_settings& s = dag.def.all_tasks()[i].settings;
+  if (!s.depends_on_past || !past.tis) return true;
+  const auto done = [&](std::size_t j) {
+    const task_instance_record& ti = (*past.tis)[j];
+    return ti.task_id.empty() || ti.state == task_state::success || ti.state == task_state::skipped;
+  };
+  if (!done(i)) return false;
+  if (s.wait_for_downstream)
+    for (std::size_t d : dag.graph.downstream(i))
+      if (!done(d)) return false;
+  return true;
+}
+
+}  // namespace
+
 run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_instance_record>& tis,
-                  run_progress& progress, timestamp now, slot_budget& budget) {
+                  run_progress& progress, timestamp now, slot_budget& budget, const previous_run& past) {
   run_step step;
   if (is_finished(run.state)) return step;
   if (!progress.initialized) initialize(dag, tis, progress);
@@ -93,6 +114,29 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
   auto record_change = [&](std::size_t i, task_state before, int try_before) {
     step.changed.push_back({i, before, try_before});
   };
+
+  // dagrun_timeout: past it, the run fails and whatever has not finished is skipped (running
+  // tries are to be stopped); before it, the deadline is a time to wake at.
+  if (const auto& timeout = dag.def.dagrun_timeout(); timeout && run.start_date) {
+    const timestamp deadline = *run.start_date + std::chrono::duration_cast<std::chrono::microseconds>(*timeout);
+    if (now >= deadline) {
+      for (std::size_t i = 0; i < tis.size(); ++i) {
+        task_instance_record& ti = tis[i];
+        if (is_finished(ti.state)) continue;
+        record_change(i, ti.state, ti.try_number);
+        if (ti.state == task_state::queued || ti.state == task_state::running) step.to_stop.push_back(i);
+        ti.state = task_state::skipped;
+        ti.end_date = now;
+        ti.message = "the run exceeded its dagrun_timeout";
+      }
+      progress = run_progress{};
+      run.state = run_state::failed;
+      run.end_date = now;
+      step.new_run_state = run_state::failed;
+      return step;
+    }
+    step.wake_at = std::chrono::ceil<std::chrono::seconds>(deadline);
+  }
 
   // Retries whose delay has passed, and rescheduled tries whose next execution is due, are ready again.
   std::vector<std::size_t> still_waiting;
@@ -131,6 +175,7 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
       case trigger_decision::wait:
         continue;
       case trigger_decision::run:
+        if (!past_allows(dag, past, i)) continue;  // waits, in none, for the previous run
         ti.state = task_state::scheduled;
         progress.ready.push(ready_key(dag, i));
         break;
@@ -160,13 +205,26 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
     progress.ready.pop();
     task_instance_record& ti = tis[i];
     if (ti.state != task_state::scheduled) continue;
-    if (const auto& limit = tasks[i].settings.max_active_tis_per_dag) {
+    const task_settings& settings = tasks[i].settings;
+    int* pool_open = nullptr;  // the task's pool's open slots, when pools count
+    if (budget.pool_open) {
+      const auto pool = budget.pool_open->find(settings.pool);
+      if (pool == budget.pool_open->end() || pool->second < settings.pool_slots) {
+        held.push_back(key);  // a pool short of slots (or missing) holds the task, still ready
+        continue;
+      }
+      pool_open = &pool->second;
+    }
+    if (const auto& limit = settings.max_active_tis_per_dag) {
       if (budget.task_running[i] >= *limit) {
         held.push_back(key);
         continue;
       }
       ++budget.task_running[i];
     }
+    if (pool_open) *pool_open -= settings.pool_slots;
+    ti.pool = settings.pool;
+    ti.pool_slots = settings.pool_slots;
     const auto it = std::find_if(step.changed.begin(), step.changed.end(), [&](const task_change& c) { return c.index == i; });
     if (it == step.changed.end()) record_change(i, ti.state, ti.try_number);
     ti.state = task_state::queued;
@@ -183,6 +241,22 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
     step.to_start.push_back(i);
   }
   for (const auto& key : held) progress.ready.push(key);
+
+  // Everything left waits on a previous run that has ended: nothing will move it but a clear.
+  if (dag.uses_past && past.tis && past.finished && past.give_up_when_blocked && progress.unfinished > 0 &&
+      progress.ready.empty() && progress.retrying.empty() && std::all_of(tis.begin(), tis.end(), [](const auto& ti) {
+        return is_finished(ti.state) || ti.state == task_state::none;
+      })) {
+    for (std::size_t i = 0; i < tis.size(); ++i)
+      if (tis[i].state == task_state::none && !past_allows(dag, past, i)) {
+        record_change(i, tis[i].state, tis[i].try_number);
+        tis[i].message = "waits for the previous run (depends_on_past), which has ended";
+      }
+    run.state = run_state::failed;
+    run.end_date = now;
+    step.new_run_state = run_state::failed;
+    return step;
+  }
 
   if (progress.unfinished == 0) {
     if (auto outcome = run_outcome(dag, tis)) {

@@ -24,6 +24,7 @@
 #include <string_view>
 
 #include <dag/core/error.hpp>
+#include <dag/core/json_text.hpp>
 
 #include "store_core.hpp"
 
@@ -85,6 +86,17 @@ bool database_answers(const std::string& url, std::chrono::milliseconds within) 
   } catch (const std::exception&) {
     return false;
   }
+}
+
+std::string pool_json(const pool_record& p) {
+  std::string out = "{\"name\": ";
+  append_json_string(out, p.name);
+  out += ", \"slots\": " + std::to_string(p.slots) + ", \"occupied_slots\": " + std::to_string(p.occupied_slots()) +
+         ", \"running_slots\": " + std::to_string(p.running_slots) + ", \"queued_slots\": " + std::to_string(p.queued_slots) +
+         ", \"open_slots\": " + std::to_string(p.open_slots()) + ", \"description\": ";
+  if (p.description.empty()) out += "null";
+  else append_json_string(out, p.description);
+  return out + "}";
 }
 
 }  // namespace dag

@@ -11,9 +11,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <set>
 #include <stdexcept>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -23,7 +25,7 @@ namespace {
 /// The migrations, in order: entry i brings the schema from version i to i + 1. A shipped
 /// migration is never edited; a schema change is a new entry. `{key}`, `{instant}`, `{flag}` and
 /// `{row_id}` are the backend's types (`dialect::types`).
-constexpr std::array<std::string_view, 4> migrations{
+constexpr std::array<std::string_view, 5> migrations{
     // 1: the initial schema.
     R"sql(
 CREATE TABLE dags (
@@ -144,6 +146,19 @@ CREATE INDEX event_log_by_dag ON event_log (dag_id, happened);
     R"sql(
 ALTER TABLE connections ADD COLUMN extra TEXT NOT NULL DEFAULT '';
 )sql",
+    // 5: pools (Airflow's: named slot counts shared by every DAG's tries), with the default pool,
+    // and the pool and slots each task instance's try takes.
+    R"sql(
+CREATE TABLE pools (
+  name        {key} PRIMARY KEY,
+  slots       INTEGER NOT NULL,
+  description TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO pools (name, slots, description) VALUES ('default_pool', 128, 'Default pool');
+ALTER TABLE task_instances ADD COLUMN pool {key} NOT NULL DEFAULT 'default_pool';
+ALTER TABLE task_instances ADD COLUMN pool_slots INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX task_instances_by_pool ON task_instances (pool, state);
+)sql",
 };
 
 /// The schema version this build creates and understands.
@@ -243,10 +258,10 @@ template <>
 struct table<task_instance_record> {
   static constexpr std::string_view names =
       "dag_id, run_id, task_id, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid, log_path, "
-      "message, first_start_date, cleared_tries, note";
+      "message, first_start_date, cleared_tries, note, pool, pool_slots";
   static void members(auto& r, auto&& f) {
     f(r.dag_id, r.run_id, r.task_id, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
-      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.note);
+      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.note, r.pool, r.pool_slots);
   }
 };
 
@@ -278,6 +293,13 @@ struct table<connection> {
   static void members(auto& c, auto&& f) { f(c.conn_id, c.conn_type, c.host, c.port, c.login, c.password, c.schema, c.extra); }
 };
 
+// A pool as written (its occupancy is counted when read).
+template <>
+struct table<pool_record> {
+  static constexpr std::string_view names = "name, slots, description";
+  static void members(auto& p, auto&& f) { f(p.name, p.slots, p.description); }
+};
+
 template <>
 struct table<import_error_record> {
   static constexpr std::string_view names = "file, message";
@@ -297,11 +319,12 @@ template <>
 struct table<task_instance_update> {
   static constexpr std::string_view names =
       "dag_id, run_id, task_id, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid, log_path, "
-      "message, first_start_date, cleared_tries, expected, expected_try";
+      "message, first_start_date, cleared_tries, pool, pool_slots, expected, expected_try";
   static void members(auto& u, auto&& f) {
     auto& r = u.record;
     f(r.dag_id, r.run_id, r.task_id, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
-      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, u.expected, u.expected_try);
+      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.pool, r.pool_slots, u.expected,
+      u.expected_try);
   }
 };
 
@@ -432,6 +455,7 @@ struct writes {
   row_write variables =
       inserting("variables", {{"name", column_type::text}, {"value", column_type::text}}, 1, true);
   row_write connections = inserting("connections", columns_of<connection>(), 1, true);
+  row_write pools = inserting("pools", columns_of<pool_record>(), 1, true);
   // Event log entries: every column but the id, which the database draws.
   row_write events = inserting("event_log", {columns_of<event_record>().begin() + 1, columns_of<event_record>().end()}, 0, false);
   row_write paused =
@@ -577,6 +601,13 @@ struct change_set_lost {
   change_result result;
 };
 
+/// Whether an update starts a try (moves a task instance to queued or running from elsewhere),
+/// and so takes slots of its pool.
+bool starts_try(const task_instance_update& u) {
+  const auto busy = [](task_state s) { return s == task_state::queued || s == task_state::running; };
+  return busy(u.record.state) && !busy(u.expected);
+}
+
 bool all_won(const change_result& r) {
   const auto won = [](const std::vector<bool>& v) { return std::find(v.begin(), v.end(), false) == v.end(); };
   return won(r.runs_created) && won(r.runs_updated) && won(r.task_instances_updated);
@@ -596,7 +627,16 @@ change_result store_core::apply(const change_set& changes) {
 
 change_result store_core::apply_once(const change_set& changes) {
   const writes& w = all_writes();
+  // The pools tries start in, locked first and in order, so that claiming writers queue up on
+  // them without deadlocking: a writer waiting for a pool holds no row yet.
+  std::set<std::string> claimed_pools;
+  for (const auto& u : changes.task_instances)
+    if (starts_try(u)) claimed_pools.insert(u.record.pool);
   return transact("apply changes", access::write, [&](session& s) {
+    for (const auto& pool : claimed_pools) {
+      const value name[] = {pool};
+      s.exec("SELECT slots FROM pools WHERE name = $1" + sql_.row_lock, name);
+    }
     change_result result;  // afresh in every run, so that a run again reports only what it did itself
     std::vector<value> run;
     std::vector<std::pair<const run_record*, const std::string*>> new_task_instances;
@@ -614,12 +654,37 @@ change_result store_core::apply_once(const change_set& changes) {
     // A task added to the DAG after its run was created has no row yet: an instance in state none
     // with no try is what it would have been, so it is created and the update applied again (which
     // still loses if another writer created the row and moved it on meanwhile).
-    const on_lost added_task{w.new_task_instances, [&](std::size_t i) {
-                               const task_instance_update& u = changes.task_instances[i];
-                               return u.expected == task_state::none && u.expected_try == 0;
-                             }};
-    result.task_instances_updated =
-        s.write(w.task_instance_updates, changes.task_instances.size(), rows_of(changes.task_instances), &added_task);
+    // Updates that start a try are written after the others (which may end tries and so free
+    // slots), and only those their pool has the slots for: counted here, under the pools' locks.
+    // An update of a row a claim before it touched still comes after that claim.
+    std::vector<std::size_t> ordinary, claims, after_claims;
+    std::set<std::tuple<std::string_view, std::string_view, std::string_view>> claimed;
+    for (std::size_t i = 0; i < changes.task_instances.size(); ++i) {
+      const task_instance_record& r = changes.task_instances[i].record;
+      const auto key = std::make_tuple(std::string_view(r.dag_id), std::string_view(r.run_id), std::string_view(r.task_id));
+      if (starts_try(changes.task_instances[i])) {
+        claims.push_back(i);
+        claimed.insert(key);
+      } else {
+        (claimed.contains(key) ? after_claims : ordinary).push_back(i);
+      }
+    }
+    result.task_instances_updated.assign(changes.task_instances.size(), false);
+    const auto write_updates = [&](const std::vector<std::size_t>& which) {
+      const on_lost added_task{w.new_task_instances, [&](std::size_t k) {
+                                 const task_instance_update& u = changes.task_instances[which[k]];
+                                 return u.expected == task_state::none && u.expected_try == 0;
+                               }};
+      const row_source rows = [&](std::size_t k, std::vector<value>& out) {
+        out.clear();
+        append(out, changes.task_instances[which[k]]);
+      };
+      const std::vector<bool> won = s.write(w.task_instance_updates, which.size(), rows, &added_task);
+      for (std::size_t k = 0; k < which.size(); ++k) result.task_instances_updated[which[k]] = won[k];
+    };
+    write_updates(ordinary);
+    if (!claims.empty()) write_updates(admitted_claims(s, changes.task_instances, claims));
+    write_updates(after_claims);
     if (changes.all_or_nothing && !all_won(result)) throw change_set_lost{result};  // rolls back
     s.write(w.try_upserts, changes.tries.size(), rows_of(changes.tries));
     s.write(w.xcom_deletes, changes.xcom_deletes.size(), rows_of(changes.xcom_deletes, w.xcom_deletes.key_size));
@@ -631,6 +696,30 @@ change_result store_core::apply_once(const change_set& changes) {
     });
     return result;
   });
+}
+
+std::vector<std::size_t> store_core::admitted_claims(session& s, const std::vector<task_instance_update>& updates,
+                                                     const std::vector<std::size_t>& claims) {
+  std::map<std::string, std::int64_t> open;  // per pool: slots left; a pool missing admits nothing
+  for (std::size_t i : claims) {
+    const std::string& pool = updates[i].record.pool;
+    if (open.contains(pool)) continue;
+    const value name[] = {pool};
+    std::optional<std::int64_t> slots;
+    s.exec("SELECT slots FROM pools WHERE name = $1", name, [&](std::span<const value> row) { slots = integer_of(row[0]); });
+    std::int64_t used = 0;
+    s.exec("SELECT COALESCE(SUM(pool_slots), 0) FROM task_instances WHERE pool = $1 AND state IN ('queued', 'running')",
+           name, [&](std::span<const value> row) { used = integer_of(row[0]); });
+    open[pool] = slots ? *slots - used : 0;
+  }
+  std::vector<std::size_t> admitted;
+  for (std::size_t i : claims) {
+    std::int64_t& left = open[updates[i].record.pool];
+    if (updates[i].record.pool_slots > left) continue;  // loses, as a compare-and-set would
+    left -= updates[i].record.pool_slots;
+    admitted.push_back(i);
+  }
+  return admitted;
 }
 
 std::vector<run_record> store_core::runs(const run_filter& filter) {
@@ -794,6 +883,55 @@ std::vector<connection> store_core::connections() {
 bool store_core::delete_connection(const std::string& conn_id) {
   const value key[] = {conn_id};
   return execute("delete a connection", "DELETE FROM connections WHERE conn_id = $1", key) == 1;
+}
+
+void store_core::set_pool(const pool_record& p) {
+  if (p.name.empty()) throw usage_error("a pool needs a name");
+  if (p.slots < 0) throw usage_error("pool '" + p.name + "': slots must be at least 0, got " + std::to_string(p.slots));
+  std::vector<value> values;
+  append(values, p);
+  write_row("set a pool", all_writes().pools, values);
+}
+
+namespace {
+// Pools with the slots their queued and running tries take.
+constexpr std::string_view pools_with_usage =
+    "SELECT p.name, p.slots, p.description, "
+    "COALESCE(SUM(CASE WHEN t.state = 'running' THEN t.pool_slots ELSE 0 END), 0), "
+    "COALESCE(SUM(CASE WHEN t.state = 'queued' THEN t.pool_slots ELSE 0 END), 0) "
+    "FROM pools p LEFT JOIN task_instances t ON t.pool = p.name AND t.state IN ('queued', 'running')";
+
+pool_record read_pool(std::span<const value> row) {
+  pool_record p = read<pool_record>(row);
+  p.running_slots = static_cast<int>(integer_of(row[3]));
+  p.queued_slots = static_cast<int>(integer_of(row[4]));
+  return p;
+}
+}  // namespace
+
+std::optional<pool_record> store_core::find_pool(const std::string& name) {
+  const value key[] = {name};
+  return transact("read a pool", access::read, [&](session& s) {
+    std::optional<pool_record> out;
+    s.exec(std::string(pools_with_usage) + " WHERE p.name = $1 GROUP BY p.name, p.slots, p.description", key,
+           [&](std::span<const value> row) { out = read_pool(row); });
+    return out;
+  });
+}
+
+std::vector<pool_record> store_core::pools() {
+  return transact("list pools", access::read, [&](session& s) {
+    std::vector<pool_record> out;
+    s.exec(std::string(pools_with_usage) + " GROUP BY p.name, p.slots, p.description ORDER BY p.name", {},
+           [&](std::span<const value> row) { out.push_back(read_pool(row)); });
+    return out;
+  });
+}
+
+bool store_core::delete_pool(const std::string& name) {
+  if (name == default_pool_name) throw usage_error("the default_pool cannot be deleted");
+  const value key[] = {name};
+  return execute("delete a pool", "DELETE FROM pools WHERE name = $1", key) == 1;
 }
 
 std::size_t store_core::clean(timestamp cutoff) {

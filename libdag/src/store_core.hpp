@@ -103,6 +103,9 @@ struct dialect {
   std::map<std::string, std::string, std::less<>> types;
   std::string has_schema_version;  ///< a query giving 1 when table schema_version exists, else 0
   std::string migration_lock;      ///< run first when migrating, to serialize migrations ("" if not needed)
+  /// Appended to a SELECT of one row to lock it until the transaction ends (PostgreSQL's
+  /// `FOR UPDATE`); "" where write transactions are serialized anyway (SQLite's BEGIN IMMEDIATE).
+  std::string row_lock = {};
 };
 
 /// A dag::error about the database `label` (its path, `host:port/database`): `LABEL: message`.
@@ -150,6 +153,11 @@ public:
   std::vector<connection> connections() final;
   bool delete_connection(const std::string& conn_id) final;
 
+  void set_pool(const pool_record& p) final;
+  std::optional<pool_record> find_pool(const std::string& name) final;
+  std::vector<pool_record> pools() final;
+  bool delete_pool(const std::string& name) final;
+
   std::size_t clean(timestamp cutoff) final;
 
 protected:
@@ -176,6 +184,10 @@ private:
   /// The rows of a read, each an R (a record, or the text of one or two columns).
   template <class R>
   std::vector<R> list(const char* what, const std::string& sql, std::span<const value> params = {});
+  /// Of the task instance updates `claims` (indexes into `updates`, each starting a try), those
+  /// whose pool has the slots, in order; the pools are locked already (see apply_once).
+  std::vector<std::size_t> admitted_claims(session& s, const std::vector<task_instance_update>& updates,
+                                           const std::vector<std::size_t>& claims);
   /// The version recorded in schema_version; 0 when the table does not exist yet.
   int recorded_version(session& s);
 

@@ -28,7 +28,7 @@ constexpr std::array dag_keys{"dag_id",   "description",      "schedule",       
                               "start_date", "end_date",       "catchup",          "max_active_runs",
                               "max_active_tasks", "tags",     "params",           "default_args",
                               "on_run_failure", "on_run_success", "conf_overrides_params", "template_searchpath",
-                              "tasks", "groups"};
+                              "tasks", "groups", "dagrun_timeout"};
 
 constexpr std::array group_keys{"group_id", "dependencies", "default_args", "tasks", "groups", "tooltip",
                                 "prefix_group_id"};
@@ -46,11 +46,6 @@ constexpr std::array unsupported_keys{
     unsupported_key{"on_success_callback", "is not supported in YAML; use on_success (notifiers: email, webhook, command)"},
     unsupported_key{"on_retry_callback", "is not supported in YAML; use on_retry (notifiers: email, webhook, command)"},
     unsupported_key{"on_execute_callback", "is not supported in YAML; use a C++ DAG"},
-    unsupported_key{"wait_for_downstream", "is not supported yet"},
-    unsupported_key{"pool", "is not supported yet; limit concurrency with max_active_tasks or the queue"},
-    unsupported_key{"pool_slots", "is not supported yet; limit concurrency with max_active_tasks or the queue"},
-    unsupported_key{"max_active_tis_per_dagrun", "is not supported: without dynamic task mapping a task has one instance per run"},
-    unsupported_key{"dagrun_timeout", "is not supported yet; bound each task with execution_timeout"},
     unsupported_key{"expand", "(dynamic task mapping) is not supported yet"},
     unsupported_key{"partial", "(dynamic task mapping) is not supported yet"},
     unsupported_key{"expand_kwargs", "(dynamic task mapping) is not supported yet"},
@@ -79,6 +74,8 @@ constexpr std::array option_keys{"trigger_rule",     "retries",        "retry_de
                                  "queue",            "priority_weight", "owner",
                                  "email",            "email_on_failure", "email_on_retry",
                                  "depends_on_past",  "weight_rule",    "max_active_tis_per_dag",
+                                 "pool",             "pool_slots",     "wait_for_downstream",
+                                 "max_active_tis_per_dagrun",
                                  "on_failure",       "on_retry",       "on_success"};
 
 template <class... Lists>
@@ -132,6 +129,7 @@ public:
       else if (key == "catchup") set(boolean(value, key), [&](auto v) { d.catchup(v); });
       else if (key == "max_active_runs") set(integer(value, key, 1), [&](auto v) { d.max_active_runs(v); });
       else if (key == "max_active_tasks") set(integer(value, key, 1), [&](auto v) { d.max_active_tasks(v); });
+      else if (key == "dagrun_timeout") set(duration_value(value, key), [&](duration v) { d.dagrun_timeout(v); });
       else if (key == "tags") set(string_list(value, key), [&](auto v) { d.tags(v); });
       else if (key == "params") read_params(d, value);
       else if (key == "conf_overrides_params") set(boolean(value, key), [&](bool v) { d.conf_overrides_params(v); });
@@ -483,6 +481,10 @@ private:
       }
     } else if (key == "max_active_tis_per_dag") {
       set(integer(v, field, 1), [&](int n) { o.max_active_tis_per_dag = n; });
+    } else if (key == "pool") {
+      set(scalar(v, field), [&](const std::string& name) { o.pool = name; });
+    } else if (key == "pool_slots") {
+      set(integer(v, field, 1), [&](int n) { o.pool_slots = n; });
     } else if (key == "owner") {
       set(scalar(v, field), [&](const std::string& s) { o.owner = s; });
     } else if (key == "email") {
@@ -498,7 +500,11 @@ private:
     } else if (key == "on_success") {
       set(notifiers(v, field), [&](auto n) { o.on_success = n; });
     } else if (key == "depends_on_past") {
-      if (auto b = boolean(v, field); b && *b) fail(v, owner + "depends_on_past: true is not supported yet (only false)");
+      set(boolean(v, field), [&](bool b) { o.depends_on_past = b; });
+    } else if (key == "wait_for_downstream") {
+      set(boolean(v, field), [&](bool b) { o.wait_for_downstream = b; });
+    } else if (key == "max_active_tis_per_dagrun") {
+      set(integer(v, field, 1), [&](int n) { o.max_active_tis_per_dagrun = n; });
     } else {
       return false;
     }

@@ -252,6 +252,25 @@ def run(d, airflow_path):
     call("POST", "/connections/test", "/connections/test", conn)
     call("DELETE", "/connections/{connection_id}", "/connections/warehouse", expect=204)
 
+    # Pools.
+    pools = call("GET", "/pools", "/pools")
+    check([p["name"] for p in pools["pools"]] == ["default_pool"] and pools["pools"][0]["slots"] == 128,
+          "the default pool has 128 slots")
+    made = call("POST", "/pools", "/pools", {"name": "warehouse", "slots": 2, "description": "DW"})
+    check(made == {"name": "warehouse", "slots": 2, "occupied_slots": 0, "running_slots": 0, "queued_slots": 0,
+                   "open_slots": 2, "description": "DW"}, "a pool is created: %s" % made)
+    call("POST", "/pools", "/pools", {"name": "warehouse", "slots": 2}, expect=409)
+    call("POST", "/pools", "/pools", {"name": "negative", "slots": -1}, expect=400)
+    patched = call("PATCH", "/pools/{pool_name}", "/pools/warehouse?update_mask=slots", {"name": "warehouse", "slots": 5})
+    check(patched["slots"] == 5 and patched["description"] == "DW", "update_mask=slots changes only the slots")
+    check(call("GET", "/pools/{pool_name}", "/pools/warehouse")["open_slots"] == 5, "a pool is read")
+    check(call("GET", "/pools", "/pools?order_by=-name&limit=1")["pools"][0]["name"] == "warehouse", "pools are ordered")
+    call("DELETE", "/pools/{pool_name}", "/pools/default_pool", expect=400)
+    call("DELETE", "/pools/{pool_name}", "/pools/warehouse", expect=204)
+    call("GET", "/pools/{pool_name}", "/pools/warehouse", expect=404)
+    ti = call("GET", T_TI, ti_path)
+    check(ti["pool"] == "default_pool" and ti["pool_slots"] == 1, "a task instance names its pool")
+
     # Import errors, the event log, the server.
     errors = call("GET", "/importErrors", "/importErrors")
     check(errors["total_entries"] == 1 and "broken.yaml" in errors["import_errors"][0]["filename"], "the broken DAG file")

@@ -78,6 +78,20 @@ public:
   task_handle& weight(weight_rule r) { get().options.weights = r; return *this; }
   /// Sets `max_active_tis_per_dag`: at most `n` tries of this task at once over all runs.
   task_handle& max_active_tis_per_dag(int n) { get().options.max_active_tis_per_dag = n; return *this; }
+  /// Sets `depends_on_past`: the task runs only once its instance in the previous run is success
+  /// or skipped; with `wait_for_downstream`, also that instance's direct downstream tasks.
+  task_handle& depends_on_past(bool on = true, bool wait_for_downstream = false) {
+    get().options.depends_on_past = on;
+    get().options.wait_for_downstream = wait_for_downstream;
+    return *this;
+  }
+  /// Sets `pool` and `pool_slots`: each try takes `slots` of the named pool's slots while it is
+  /// queued or running, over all DAGs (`dagrun pools set`; every task is in `default_pool` unless set).
+  task_handle& pool(std::string name, int slots = 1) {
+    get().options.pool = std::move(name);
+    get().options.pool_slots = slots;
+    return *this;
+  }
   /// Makes the task a branch: its XCom names the task ids (or group ids) to follow.
   task_handle& branch() { get().flow.rule = flow_rule::branch; return *this; }
   /// Makes the task a branch on a condition: a true XCom follows `if_true`, a false one `if_false`.
@@ -199,6 +213,9 @@ public:
   definition& max_active_runs(int n) { max_active_runs_ = n; return *this; }
   /// Sets `max_active_tasks`.
   definition& max_active_tasks(int n) { max_active_tasks_ = n; return *this; }
+  /// Sets `dagrun_timeout`: a run still unfinished this long after it started fails, its running
+  /// tries are stopped and its other unfinished tasks skipped (Airflow's).
+  definition& dagrun_timeout(duration d) { dagrun_timeout_ = d; return *this; }
   /// Sets `tags`.
   definition& tags(std::vector<std::string> list) { tags_ = std::move(list); return *this; }
   /// Sets one entry of `params`.
@@ -307,6 +324,8 @@ public:
   int max_active_runs() const { return max_active_runs_; }
   /// `max_active_tasks`.
   int max_active_tasks() const { return max_active_tasks_; }
+  /// `dagrun_timeout`, if set.
+  const std::optional<duration>& dagrun_timeout() const { return dagrun_timeout_; }
   /// `tags`.
   const std::vector<std::string>& tags() const { return tags_; }
   /// `params`.
@@ -366,6 +385,7 @@ private:
   bool catchup_ = true;          // Airflow's catchup_by_default
   int max_active_runs_ = 16;     // Airflow's max_active_runs_per_dag
   int max_active_tasks_ = 16;    // Airflow's max_active_tasks_per_dag
+  std::optional<duration> dagrun_timeout_;
   std::vector<std::string> tags_;
   std::map<std::string, std::string> params_;
   std::map<std::string, std::string> param_schemas_;

@@ -43,6 +43,11 @@ struct task_options {
   std::optional<int> priority_weight;                  ///< `priority_weight`
   std::optional<weight_rule> weights;                  ///< `weight_rule`
   std::optional<int> max_active_tis_per_dag;           ///< `max_active_tis_per_dag`
+  std::optional<std::string> pool;                     ///< `pool`
+  std::optional<bool> depends_on_past;                 ///< `depends_on_past`
+  std::optional<bool> wait_for_downstream;             ///< `wait_for_downstream`
+  std::optional<int> max_active_tis_per_dagrun;        ///< `max_active_tis_per_dagrun`
+  std::optional<int> pool_slots;                       ///< `pool_slots`
   std::optional<std::string> owner;                    ///< `owner` (informational)
   std::optional<std::vector<std::string>> email;       ///< `email` (alert recipients)
   std::optional<bool> email_on_failure;                ///< `email_on_failure`
@@ -65,6 +70,11 @@ struct task_options {
     take(out.priority_weight, fallback.priority_weight);
     take(out.weights, fallback.weights);
     take(out.max_active_tis_per_dag, fallback.max_active_tis_per_dag);
+    take(out.pool, fallback.pool);
+    take(out.depends_on_past, fallback.depends_on_past);
+    take(out.wait_for_downstream, fallback.wait_for_downstream);
+    take(out.max_active_tis_per_dagrun, fallback.max_active_tis_per_dagrun);
+    take(out.pool_slots, fallback.pool_slots);
     take(out.owner, fallback.owner);
     take(out.email, fallback.email);
     take(out.email_on_failure, fallback.email_on_failure);
@@ -85,6 +95,15 @@ struct task_settings {
   int priority_weight = 1;                           ///< higher runs first among ready tasks
   weight_rule weights = weight_rule::downstream;     ///< how priority_weight adds up along the graph
   std::optional<int> max_active_tis_per_dag;         ///< at most this many tries of the task at once, over all runs
+  std::string pool = "default_pool";                 ///< the pool whose slots its tries take (Airflow's default pool)
+  int pool_slots = 1;                                ///< how many of the pool's slots a try takes
+  /// Runs only once its instance in the previous run (by logical date) is success or skipped.
+  bool depends_on_past = false;
+  /// Also waits for the direct downstream tasks of its previous instance (implies depends_on_past).
+  bool wait_for_downstream = false;
+  /// At most this many instances of the task in one run at once: with one instance per task and
+  /// run (no mapped tasks), always met.
+  std::optional<int> max_active_tis_per_dagrun;
   std::string owner = "dagrun";                      ///< informational
   std::vector<std::string> email;                    ///< alert recipients
   bool email_on_failure = true;                      ///< mail `email` when a task fails (Airflow's default)
@@ -106,6 +125,11 @@ struct task_settings {
     if (o.priority_weight) s.priority_weight = *o.priority_weight;
     if (o.weights) s.weights = *o.weights;
     s.max_active_tis_per_dag = o.max_active_tis_per_dag;
+    if (o.pool) s.pool = *o.pool;
+    if (o.pool_slots) s.pool_slots = *o.pool_slots;
+    if (o.wait_for_downstream) s.wait_for_downstream = *o.wait_for_downstream;
+    s.depends_on_past = o.depends_on_past.value_or(false) || s.wait_for_downstream;  // Airflow: the one implies the other
+    s.max_active_tis_per_dagrun = o.max_active_tis_per_dagrun;
     if (o.owner) s.owner = *o.owner;
     if (o.email) s.email = *o.email;
     if (o.email_on_failure) s.email_on_failure = *o.email_on_failure;

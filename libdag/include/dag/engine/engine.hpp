@@ -186,12 +186,18 @@ private:
   /// Re-reads every active run from the store (after a pass whose commit failed).
   void reload_active_runs();
   void create_due_runs(change_set& changes, std::optional<timestamp>& wake);
-  void advance_runs(change_set& changes, std::vector<task_request>& starts, std::optional<timestamp>& wake);
+  /// Advances every active run: the tries to start go to `starts`, those a dagrun_timeout stops to `stops`.
+  void advance_runs(change_set& changes, std::vector<task_request>& starts, std::vector<try_id>& stops,
+                    std::optional<timestamp>& wake);
   task_request prepare_try(active_run& r, std::size_t task_index, change_set& changes, timestamp now);
+  /// The run before `r` for depends_on_past: held by the engine, or read from the store into `from_store`.
+  previous_run previous_of(const active_run& r, std::vector<task_instance_record>& from_store);
   void poll_store();
   /// Writes `changes` (a pass): whole when every compare-and-set wins; otherwise without any write
   /// to a run that lost one (tries made stay). Returns the runs left out.
   std::set<run_key> apply_by_run(change_set& changes);
+  /// Warns (options_.warn, else stderr) of each task naming a pool the store does not have.
+  void warn_missing_pools();
   void post(task_event e);
   void hand_over(std::vector<task_request>& starts);
   void queue_alert(alert a, std::vector<notifier_spec> notifiers);
@@ -216,6 +222,8 @@ private:
   bool stale_ = false;  // a pass's commit failed: active_ is ahead of the store until re-read
   std::map<run_key, active_run> active_;
   std::set<std::string> paused_;
+  std::set<std::string> past_changed_;  // DAGs (with depends_on_past) whose task instances finished since the last pass
+  std::set<std::string> warned_pools_;  // DAG, task and pool of missing pools already warned of
   int running_ = 0;
   std::map<std::string, int> dag_running_;  // tries submitted and not yet ended, per DAG
   bool accepting_ = true;

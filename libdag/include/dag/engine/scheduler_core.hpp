@@ -4,6 +4,7 @@
 /// result in one transaction and hands the chosen tasks to an executor.
 
 #include <cstddef>
+#include <map>
 #include <optional>
 #include <queue>
 #include <string>
@@ -26,6 +27,7 @@ struct scheduled_dag {
   std::vector<int> priority;      ///< effective priority per task by its weight_rule: own weight, plus all downstream (default) or upstream weights
   std::vector<std::size_t> topo_position;  ///< each task's position in the topological order
   bool limits_tasks = false;      ///< some task sets max_active_tis_per_dag
+  bool uses_past = false;         ///< some task sets depends_on_past (or wait_for_downstream)
 
   /// Prepares a checked definition; throws dag::definition_error if its graph is invalid.
   explicit scheduled_dag(definition d);
@@ -38,6 +40,9 @@ struct slot_budget {
   /// Tries of each task of this DAG queued or running over all its runs, for
   /// max_active_tis_per_dag; may stay empty when no task sets it (then only this pass counts).
   std::vector<int> task_running = {};
+  /// Open slots per pool, over every DAG (pools absent here do not exist: their tasks wait);
+  /// nullopt leaves pools out of the decision.
+  std::optional<std::map<std::string, int>> pool_open = std::nullopt;
 };
 
 /// What the scheduler remembers about a run between passes, so a pass looks only at tasks whose
@@ -50,6 +55,18 @@ struct run_progress {
   std::size_t unfinished = 0;          ///< tasks not in a finished state
   /// Tasks in `scheduled`, highest priority first (then topological order).
   std::priority_queue<std::pair<int, long long>> ready;
+};
+
+/// The run before a run (the latest with an earlier logical date), for depends_on_past and
+/// wait_for_downstream.
+struct previous_run {
+  /// Its task instances, indexed like the DAG's tasks (a task it lacks has an empty task_id and
+  /// does not hold anything back); null when there is no run before (nothing waits).
+  const std::vector<task_instance_record>* tis = nullptr;
+  bool finished = false;  ///< it has ended: what waits on it now waits until someone clears it
+  /// When everything the run has left waits on a finished previous run: fail the run (`run`,
+  /// `backfill`: Airflow's backfill gives up on such a deadlock) rather than wait (the daemon).
+  bool give_up_when_blocked = false;
 };
 
 /// Tells `progress` that task `i` of the run ended a try and is now in `tis[i].state`.
@@ -66,18 +83,25 @@ struct task_change {
 struct run_step {
   std::vector<task_change> changed;  ///< task instances that changed (write them)
   std::vector<std::size_t> to_start; ///< task indexes now `queued` with a new try: hand to the executor
+  /// Tasks whose try was queued or running when the run timed out (dagrun_timeout): now
+  /// `skipped`; ask the executor to stop their tries.
+  std::vector<std::size_t> to_stop;
   std::optional<run_state> new_run_state;  ///< set when the run's state changes
-  std::optional<time_point> wake_at;       ///< earliest retry time still pending, if any
+  std::optional<time_point> wake_at;       ///< earliest time something falls due (a retry, the run's dagrun_timeout), if any
 };
 
 /// Decides one run: marks tasks whose trigger rule can never be met (`skipped`, `upstream_failed`,
 /// cascading in one pass), makes `up_for_retry` and `up_for_reschedule` tasks whose time has come
 /// ready again (a rescheduled try keeps its number), queues
-/// ready tasks by priority while `budget` and the DAG's max_active_tasks allow, and finishes the
-/// run when every task has finished (success if every leaf is success or skipped). `tis` is
+/// ready tasks by priority while `budget` (slots, pools) and the DAG's max_active_tasks allow, and finishes the
+/// run when every task has finished (success if every leaf is success or skipped). A run past its
+/// DAG's dagrun_timeout fails instead, its unfinished tasks `skipped` (Airflow's). `tis` is
 /// indexed like `dag.def.all_tasks()` and is updated in place; so are `run` and `budget`.
+/// A task with depends_on_past waits, in state `none`, until its instance in `past` is success
+/// or skipped (with wait_for_downstream, that instance's direct downstream ones too); the caller
+/// makes it dirty again when the previous run moves on (see previous_run for when it gives up).
 run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_instance_record>& tis,
-                  run_progress& progress, timestamp now, slot_budget& budget);
+                  run_progress& progress, timestamp now, slot_budget& budget, const previous_run& past = {});
 
 /// Applies the end of a try to its task instance: success, skipped, or failed — which becomes
 /// `up_for_retry` (with `retry_at` from the retry policy) while tries remain (`retries`, not counting

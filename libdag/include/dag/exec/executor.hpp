@@ -42,6 +42,14 @@ struct task_event {
   int pid = 0;                 ///< its process, if any
 };
 
+/// Identifies one try.
+struct try_id {
+  std::string dag_id;   ///< its DAG
+  std::string run_id;   ///< its run
+  std::string task_id;  ///< its task
+  int try_number = 0;   ///< which try
+};
+
 /// Receives try ends; called from executor threads, so it must be thread-safe.
 using task_listener = std::function<void(task_event)>;
 
@@ -77,6 +85,10 @@ public:
   virtual void flush() {}
   /// Asks every running try to stop (their processes get SIGTERM, then SIGKILL after their grace).
   virtual void cancel_all() = 0;
+  /// Asks one try to stop, as cancel_all does, or not to start when it has not yet; its end is
+  /// reported either way. Nothing happens for a try the executor does not hold. The default does
+  /// nothing: executors whose tries run elsewhere (the queue's workers) cannot reach them.
+  virtual void cancel(const try_id& which) { (void)which; }
   /// Waits until every submitted try has reported its end.
   virtual void drain() = 0;
 

@@ -4,6 +4,8 @@
 
 #include <condition_variable>
 #include <deque>
+#include <map>
+#include <string>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -36,6 +38,8 @@ public:
   void flush() override;
   /// Requests every queued and running try to stop.
   void cancel_all() override;
+  /// Stops one running try, or takes it off the queue (reporting it failed) before it starts.
+  void cancel(const try_id& which) override;
   /// Waits until nothing is queued or running.
   void drain() override;
 
@@ -49,6 +53,7 @@ private:
   int busy_ = 0;
   std::size_t unannounced_ = 0;
   std::stop_source cancel_;
+  std::map<std::string, std::stop_source> running_;  // each running try's own stop, by try_text
   std::vector<std::jthread> threads_;
 };
 

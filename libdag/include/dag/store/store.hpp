@@ -63,6 +63,10 @@ struct task_instance_record {
   /// A person's note on the task instance (Airflow's `note`), "" for none. Read with the record,
   /// written only by store::set_note: a scheduler writing back its copy of the record never undoes it.
   std::string note;
+  /// The pool the latest try took its slots from, and how many: a try `queued` or `running`
+  /// occupies them (the scheduler sets both from the task when it starts a try).
+  std::string pool = "default_pool";
+  int pool_slots = 1;  ///< slots of `pool` the try takes
 };
 
 /// One try of a task instance, kept for ever (until `db clean`): every try has its own log and status.
@@ -126,6 +130,28 @@ struct event_filter {
   std::optional<timestamp> before;     ///< made at or before
 };
 
+/// The pool every task is in unless it names another (Airflow's), with its initial slots.
+inline constexpr std::string_view default_pool_name = "default_pool";
+inline constexpr int default_pool_slots = 128;
+
+/// A pool: a named number of slots that the tries of every DAG taking it share (Airflow's pools).
+/// A try takes its task's `pool_slots` while it is queued or running.
+struct pool_record {
+  std::string name;         ///< unique name
+  int slots = 0;            ///< slots in all (at least 0)
+  std::string description;  ///< free text, "" for none
+  int running_slots = 0;    ///< read only: slots taken by running tries
+  int queued_slots = 0;     ///< read only: slots taken by queued tries
+  /// Slots taken (running and queued).
+  int occupied_slots() const { return running_slots + queued_slots; }
+  /// Slots left (negative when the pool was shrunk below what runs in it).
+  int open_slots() const { return slots - occupied_slots(); }
+};
+
+/// A pool as a JSON object in Airflow's `Pool` schema (name, slots, occupied_slots, running_slots,
+/// queued_slots, open_slots, description): what the API and `dagrun pools list --json` show.
+std::string pool_json(const pool_record& p);
+
 /// A change to a run, applied only if the run is still in `expected` (compare-and-set).
 struct run_update {
   std::string dag_id;                      ///< the run's DAG
@@ -137,7 +163,11 @@ struct run_update {
 };
 
 /// A change to a task instance, applied only if it is still in `expected` with `expected_try`
-/// (compare-and-set): a stale writer loses. Every field of the record is written. An instance
+/// (compare-and-set): a stale writer loses. An update that starts a try (to `queued` or
+/// `running` from any other state) also loses when its pool does not exist or has fewer open
+/// slots than the record's `pool_slots`, counted in the same transaction over every DAG, so
+/// that several schedulers never overfill a pool. Such updates are written after the change
+/// set's other updates (which may free slots), except updates of a row a claim before them touched. Every field of the record is written. An instance
 /// that does not exist yet (a task added after its run was created) is created when the update
 /// expects `none` with try 0, the state it would have had.
 struct task_instance_update {
@@ -266,6 +296,17 @@ public:
   virtual std::vector<connection> connections() = 0;
   /// Deletes a connection; false when it did not exist.
   virtual bool delete_connection(const std::string& conn_id) = 0;
+
+  /// Adds a pool or changes its slots and description; throws dag::usage_error for an empty name
+  /// or negative slots.
+  virtual void set_pool(const pool_record& p) = 0;
+  /// A pool with its occupied slots, if it exists.
+  virtual std::optional<pool_record> find_pool(const std::string& name) = 0;
+  /// Every pool with its occupied slots, by name.
+  virtual std::vector<pool_record> pools() = 0;
+  /// Deletes a pool; false when it did not exist. Throws dag::usage_error for `default_pool`.
+  /// Tasks naming a deleted pool wait until it exists again.
+  virtual bool delete_pool(const std::string& name) = 0;
 
   /// Deletes finished runs (with their task instances, tries and XComs) whose end is before `cutoff`;
   /// returns how many runs were deleted.
