@@ -420,27 +420,37 @@ TEST_CASE("Http.UiShowsDagsTheGridTheGraphAndLogsEscaped" * doctest::timeout(30)
   CHECK(s.get("/dags/nope").status == 404);
 }
 
+// The CSRF token a UI page's forms carry back (field `csrf`).
+std::string csrf_of(const std::string& page) {
+  const std::string marker = "name=\"csrf\" value=\"";
+  const auto at = page.find(marker);
+  REQUIRE(at != std::string::npos);
+  const auto from = at + marker.size();
+  return page.substr(from, page.find('"', from) - from);
+}
+
 TEST_CASE("Http.UiFormsTriggerPauseAndClearThenRedirect" * doctest::timeout(30)) {
   served_face s;
   s.load_etl();
-  auto r = http_call(s.server->port(), "POST", "/dags/etl/pause", "");
+  const std::string form = "csrf=" + csrf_of(s.get("/").body);
+  auto r = http_call(s.server->port(), "POST", "/dags/etl/pause", form);
   CHECK(r.status == 303);
   CHECK(r.location == "/dags/etl");
   CHECK(s.store()->paused_dags() == std::set<std::string>{"etl"});
-  CHECK(http_call(s.server->port(), "POST", "/dags/etl/unpause", "").status == 303);
+  CHECK(http_call(s.server->port(), "POST", "/dags/etl/unpause", form).status == 303);
   CHECK(s.store()->paused_dags().empty());
-  CHECK(http_call(s.server->port(), "POST", "/dags/etl/trigger", "").status == 303);
+  CHECK(http_call(s.server->port(), "POST", "/dags/etl/trigger", form).status == 303);
   dag::run_filter all;
   all.dag_id = "etl";
   REQUIRE(s.store()->runs(all).size() == 1);
   CHECK(s.store()->runs(all)[0].run_id == "manual__2024-06-01T12:00:00+00:00");  // the injected clock's now
-  CHECK(http_call(s.server->port(), "POST", "/dags/etl/trigger", "").status == 409);
+  CHECK(http_call(s.server->port(), "POST", "/dags/etl/trigger", form).status == 409);
   // "clear failed" on a failed run puts its failed tasks back and queues it.
   const std::string run_id = "manual__2024-06-01T12:00:00+00:00";
   s.fail_task(run_id, 1, "", "", true);
   CHECK(s.get("/dags/etl/runs/manual__2024-06-01T12%3A00%3A00%2B00%3A00").body.find(
             "href=\"/dags/etl/runs/manual__2024-06-01T12%3A00%3A00%2B00%3A00/clear?only_failed=1\"") != std::string::npos);
-  r = http_call(s.server->port(), "POST", "/dags/etl/runs/manual__2024-06-01T12%3A00%3A00%2B00%3A00/clear", "");
+  r = http_call(s.server->port(), "POST", "/dags/etl/runs/manual__2024-06-01T12%3A00%3A00%2B00%3A00/clear", form);
   CHECK(r.status == 303);
   CHECK(s.store()->find_run("etl", run_id)->state == dag::run_state::queued);
   CHECK(s.store()->task_instances("etl", run_id)[1].state == dag::task_state::none);
@@ -462,7 +472,9 @@ TEST_CASE("Http.UiNeedsASignInWithTheTokenWhenOneIsSet" * doctest::timeout(30)) 
   CHECK(r.set_cookie.find("SameSite=Strict") != std::string::npos);
   const std::string session = r.set_cookie.substr(0, r.set_cookie.find(';'));
   CHECK(http_call(port, "GET", "/", "", "", session).status == 200);
-  CHECK(http_call(port, "POST", "/dags/etl/pause", "", "", session).status == 303);
+  const std::string form = "csrf=" + csrf_of(http_call(port, "GET", "/", "", "", session).body);
+  CHECK(http_call(port, "POST", "/dags/etl/pause", "", "", session).status == 403);  // no CSRF token
+  CHECK(http_call(port, "POST", "/dags/etl/pause", form, "", session).status == 303);
   CHECK(s.store()->paused_dags() == std::set<std::string>{"etl"});
   CHECK(http_call(port, "GET", "/", "", "", "dagrun_session=guessed").status == 303);
 }

@@ -817,23 +817,36 @@ std::optional<timestamp> engine::step_once() {
 }
 
 std::set<run_key> engine::apply_by_run(change_set& changes) {
+  using instance = std::tuple<std::string, std::string, std::string>;  // dag, run, task
   std::set<run_key> lost;
+  std::set<instance> refused;  // task instance updates whose own compare-and-set lost
   const auto of_lost = [&](const std::string& dag_id, const std::string& run_id) { return lost.contains({dag_id, run_id}); };
+  // A try's end is kept even when its run lost: the try happened, and its task instance would
+  // otherwise stay `running` with nothing running it. Only its own lost compare-and-set (the task
+  // was cleared or marked meanwhile) drops it.
+  std::set<instance> ended;
+  for (const auto& t : changes.tries) ended.insert({t.dag_id, t.run_id, t.task_id});
   changes.all_or_nothing = true;
   for (;;) {
     const change_result result = store_.apply(changes);
     if (result.applied) return lost;
-    const std::size_t known = lost.size();
+    const std::size_t known = lost.size() + refused.size();
     for (std::size_t i = 0; i < result.runs_updated.size(); ++i)
       if (!result.runs_updated[i]) lost.insert({changes.runs[i].dag_id, changes.runs[i].run_id});
     for (std::size_t i = 0; i < result.task_instances_updated.size(); ++i)
-      if (!result.task_instances_updated[i])
-        lost.insert({changes.task_instances[i].record.dag_id, changes.task_instances[i].record.run_id});
-    if (lost.size() == known) throw error("the store refused a scheduler pass without saying which run lost");
+      if (!result.task_instances_updated[i]) {
+        const auto& r = changes.task_instances[i].record;
+        lost.insert({r.dag_id, r.run_id});
+        refused.insert({r.dag_id, r.run_id, r.task_id});
+      }
+    if (lost.size() + refused.size() == known) throw error("the store refused a scheduler pass without saying which run lost");
     // The tries stay: they were made, whatever their task instances became meanwhile. Their
     // XComs go: a cleared task's downstream must not read them, nor a marked one's.
     std::erase_if(changes.runs, [&](const run_update& u) { return of_lost(u.dag_id, u.run_id); });
-    std::erase_if(changes.task_instances, [&](const task_instance_update& u) { return of_lost(u.record.dag_id, u.record.run_id); });
+    std::erase_if(changes.task_instances, [&](const task_instance_update& u) {
+      const instance key{u.record.dag_id, u.record.run_id, u.record.task_id};
+      return refused.contains(key) || (of_lost(u.record.dag_id, u.record.run_id) && !ended.contains(key));
+    });
     std::erase_if(changes.xcoms, [&](const xcom_record& x) { return of_lost(x.dag_id, x.run_id); });
     if (changes.empty()) return lost;
   }
