@@ -47,7 +47,6 @@ struct trigger_dagrun {
       return it == ctx.fields.end() ? std::string() : it->second;
     };
     const std::string dag_id = field("trigger_dag_id");
-    const bool rescheduled = ctx.waited.count() > 0;  // a later execution: the run was triggered by the first
     std::string run_id;
     time_point logical_date{};
     try {
@@ -57,9 +56,10 @@ struct trigger_dagrun {
             for (const auto& d : v.dags)
               if (d.id() == dag_id) target = &d;
             if (!target) throw usage_error("DAG '" + dag_id + "' is not loaded");
-            logical_date = field("logical_date").empty() ? started(v.db, ctx) : parse_time(field("logical_date"));
+            const own_try mine = own_try::of(v.db, ctx);
+            logical_date = field("logical_date").empty() ? mine.started : parse_time(field("logical_date"));
             run_id = field("trigger_run_id").empty() ? make_run_id(run_type::manual, logical_date) : field("trigger_run_id");
-            if (rescheduled) return;
+            if (mine.rescheduled) return;  // a later execution of the try: its first one triggered the run
             if (v.db.find_run(dag_id, run_id)) {
               if (!field_is_true(ctx, "reset_dag_run"))
                 throw usage_error("run '" + run_id + "' of DAG '" + dag_id + "' already exists (reset_dag_run: true clears it)");
@@ -98,16 +98,22 @@ struct trigger_dagrun {
   }
 
 private:
-  // When this try started (its first execution, for a rescheduled one): Airflow's default logical
-  // date is "now" at the trigger, and every execution of the try must name the same run.
-  static time_point started(store& db, const task_context& ctx) {
-    for (const auto& ti : db.task_instances(ctx.dag_id, ctx.run_id)) {
-      if (ti.task_id != ctx.task_id) continue;
-      if (auto at = ti.first_start_date ? ti.first_start_date : ti.start_date)
-        return std::chrono::floor<std::chrono::seconds>(*at);
+  // This try as the store has it (read on the scheduler's thread).
+  struct own_try {
+    // When it started (its first execution, for a rescheduled one): Airflow's default logical date
+    // is "now" at the trigger, and every execution of the try must name the same run.
+    time_point started;
+    bool rescheduled = false;  // an execution after the first: the run exists already
+
+    static own_try of(store& db, const task_context& ctx) {
+      for (const auto& ti : db.task_instances(ctx.dag_id, ctx.run_id)) {
+        if (ti.task_id != ctx.task_id) continue;
+        if (auto at = ti.first_start_date ? ti.first_start_date : ti.start_date)
+          return {std::chrono::floor<std::chrono::seconds>(*at), ti.first_start_date.has_value()};
+      }
+      return {sensor::now(ctx), false};
     }
-    return sensor::now(ctx);
-  }
+  };
 };
 
 }  // namespace dag::operators
