@@ -265,3 +265,25 @@ TEST_CASE("Alerts.SlaMissIsRecordedOnceCountedAndSentToOnSlaMiss" * doctest::tim
   }
   cv.notify_all();
 }
+
+TEST_CASE("Alerts.SlaAndOnSlaMissLoadFromYamlAndDefaultArgs") {
+  const auto catalog = dag::builtin_operators();
+  const std::string text = "dag_id: nightly\nschedule: '@daily'\nstart_date: 2024-01-01\n"
+                           "default_args:\n  sla: 2h\n  on_sla_miss:\n    - type: command\n      command: echo missed\n"
+                           "tasks:\n  - task_id: a\n    operator: bash\n    bash_command: 'true'\n"
+                           "  - task_id: b\n    operator: bash\n    bash_command: 'true'\n    sla: 30m\n";
+  auto loaded = dag::load_yaml_text(text, "dags/nightly.yaml", catalog);
+  REQUIRE(loaded.problems.empty());
+  REQUIRE(loaded.dag);
+  const dag::definition& d = *loaded.dag;  // checked: default_args applied
+  CHECK(d.find("a")->settings.sla == std::chrono::hours(2));
+  CHECK(d.find("b")->settings.sla == std::chrono::minutes(30));
+  REQUIRE(d.find("b")->settings.on_sla_miss.size() == 1);
+  CHECK(d.find("b")->settings.on_sla_miss[0].type == "command");
+
+  auto bad = dag::load_yaml_text("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: 'true'\n"
+                                 "    sla: soon\n    on_sla_miss:\n      - type: pager\n",
+                                 "dags/t.yaml", catalog);
+  REQUIRE_FALSE(bad.problems.empty());
+  CHECK(std::string(bad.problems[0].what()).starts_with("dags/t.yaml:6: task 'a': sla: invalid duration 'soon'"));
+}
