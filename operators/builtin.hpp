@@ -6,7 +6,9 @@
 
 namespace dag {
 
-/// A catalog holding dagrun's own operators: bash, sqlite, postgres, http, sql_sensor, callable, empty.
+/// A catalog holding dagrun's own operators: bash, sqlite, postgres, http, sql_sensor, callable, empty,
+/// latest_only, branch_day_of_week, the sensors (file, time delta, date-time, http, external task) and
+/// trigger_dagrun.
 operator_catalog builtin_operators();
 
 }  // namespace dag

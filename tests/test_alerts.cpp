@@ -2,6 +2,7 @@
 // command) when tasks fail, retry or succeed and when runs end; a failing notifier fails nothing.
 #include <doctest/doctest.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -20,6 +21,7 @@
 #include "support/smtp_sink.hpp"
 
 using namespace std::chrono_literals;
+using dag_test::eventually;
 
 namespace {
 
@@ -196,4 +198,92 @@ TEST_CASE("Alerts.NotifiersAreCheckedAtLoadTime") {
         std::vector<std::string>{"dags/a.yaml:3: on_run_success: notifier 'webhook' needs url or conn_id"});
   CHECK(problems("dag_id: a\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: 'true'\n    on_success: [{type: command, cmd: x}]\n") ==
         std::vector<std::string>{"dags/a.yaml:6: task 't': on_success: notifier 'command': unknown setting 'cmd'"});
+}
+
+TEST_CASE("Alerts.SlaMissIsRecordedOnceCountedAndSentToOnSlaMiss" * doctest::timeout(60)) {
+  receiver hook;
+  sandbox s;  // the clock says 2024-06-01T00:00
+  std::mutex m;
+  std::condition_variable_any cv;
+  bool released = false;  // guarded by m
+  dag::definition d{"nightly"};
+  d.schedule("@daily").start_date("2024-05-01");
+  // The run of 2024-05-30 covers [05-30, 05-31): `slow` was due by 05-31T01:00 and is still running.
+  d.callable("slow", [&](dag::task_context& ctx) {
+     std::unique_lock lock(m);
+     cv.wait(lock, ctx.stop, [&] { return released; });
+     return dag::operator_result::success();
+   })
+      .sla(1h)
+      .on_sla_miss({webhook(hook.url())});
+  d.bash("later", "true").sla(std::chrono::hours(24 * 30)).on_sla_miss({webhook(hook.url())});  // due 06-30: no miss
+  for (const auto& p : dag::check(d, s.operators)) FAIL_CHECK(p.what());
+  dag::engine_options o;
+  o.log_folder = s.dir / "logs";
+  o.metrics = &s.metrics;
+  o.create_scheduled_runs = false;
+  o.adopt_store_runs = false;
+  dag::event_filter misses;
+  misses.event = "sla_miss";
+  dag::run_key key;
+  {
+    dag::engine eng(*s.db, s.operators, s.clock, o);
+    eng.set_dags({d});
+    key = *eng.create_run("nightly", dag::run_type::scheduled, dag::parse_time("2024-05-30"));
+    // Several passes while `slow` runs: the miss is recorded in the first and never again.
+    int passes = 0;
+    eng.run_until([&] { return ++passes == 5; });
+    REQUIRE(eventually([&] { return hook.received().size() == 1; }));
+  }  // the engine goes away with `slow` still running (as in a crash): its try stays `running` in the store
+  auto recorded = s.db->events(misses);
+  REQUIRE(recorded.size() == 1);
+  CHECK(recorded[0].task_id == "slow");
+  CHECK(recorded[0].run_id == key.run_id);
+  CHECK(recorded[0].owner == "scheduler");
+  CHECK(recorded[0].extra == R"({"sla":"1h","deadline":"2024-05-31T01:00:00+00:00"})");
+  const auto doc = hook.received().front();
+  CHECK(doc["event"] == "sla_miss");
+  CHECK(doc["task_id"] == "slow");
+  CHECK(doc["error"] == "missed its sla of 1h: not succeeded by 2024-05-31T01:00:00+00:00 (state running)");
+  CHECK(s.metrics.text().find("dagrun_sla_misses_total{dag_id=\"nightly\",task_id=\"slow\"} 1") != std::string::npos);
+
+  // A scheduler started later finds the miss in the store: nothing is recorded or sent twice.
+  dag::metrics_registry fresh;
+  o.metrics = &fresh;
+  {
+    dag::engine eng(*s.db, s.operators, s.clock, o);
+    eng.set_dags({d});
+    eng.track_run(key);
+    eng.step();
+  }
+  CHECK(s.db->events(misses).size() == 1);
+  CHECK(hook.received().size() == 1);
+  CHECK(fresh.text().find("dagrun_sla_misses_total{") == std::string::npos);
+  {
+    std::lock_guard lock(m);
+    released = true;
+  }
+  cv.notify_all();
+}
+
+TEST_CASE("Alerts.SlaAndOnSlaMissLoadFromYamlAndDefaultArgs") {
+  const auto catalog = dag::builtin_operators();
+  const std::string text = "dag_id: nightly\nschedule: '@daily'\nstart_date: 2024-01-01\n"
+                           "default_args:\n  sla: 2h\n  on_sla_miss:\n    - type: command\n      command: echo missed\n"
+                           "tasks:\n  - task_id: a\n    operator: bash\n    bash_command: 'true'\n"
+                           "  - task_id: b\n    operator: bash\n    bash_command: 'true'\n    sla: 30m\n";
+  auto loaded = dag::load_yaml_text(text, "dags/nightly.yaml", catalog);
+  REQUIRE(loaded.problems.empty());
+  REQUIRE(loaded.dag);
+  const dag::definition& d = *loaded.dag;  // checked: default_args applied
+  CHECK(d.find("a")->settings.sla == std::chrono::hours(2));
+  CHECK(d.find("b")->settings.sla == std::chrono::minutes(30));
+  REQUIRE(d.find("b")->settings.on_sla_miss.size() == 1);
+  CHECK(d.find("b")->settings.on_sla_miss[0].type == "command");
+
+  auto bad = dag::load_yaml_text("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: 'true'\n"
+                                 "    sla: soon\n    on_sla_miss:\n      - type: pager\n",
+                                 "dags/t.yaml", catalog);
+  REQUIRE_FALSE(bad.problems.empty());
+  CHECK(std::string(bad.problems[0].what()).starts_with("dags/t.yaml:6: task 'a': sla: invalid duration 'soon'"));
 }

@@ -241,12 +241,14 @@ TEST_CASE("YamlLoader.TriggerRulesAndOperatorsAreChecked") {
         "dags/t.yaml:6: task 'a': trigger_rule: unknown rule 'all_sucess' (did you mean 'all_success'?)");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bsh\n    bash_command: x\n") ==
         "dags/t.yaml:3: task 'a': unknown operator 'bsh' (did you mean 'bash'?); known: bash, branch_day_of_week, "
-        "empty, http, latest_only, postgres, sql_sensor, sqlite");
+        "date_time_sensor, empty, external_task_sensor, file_sensor, http, http_sensor, latest_only, postgres, "
+        "sql_sensor, sqlite, time_delta_sensor, trigger_dagrun");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n") ==
         "dags/t.yaml:3: task 'a': operator 'bash' requires field 'bash_command'");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: callable\n") ==
         "dags/t.yaml:3: task 'a': operator 'callable' is only available to C++ DAGs; YAML operators: bash, "
-        "branch_day_of_week, empty, http, latest_only, postgres, sql_sensor, sqlite");
+        "branch_day_of_week, date_time_sensor, empty, external_task_sensor, file_sensor, http, http_sensor, "
+        "latest_only, postgres, sql_sensor, sqlite, time_delta_sensor, trigger_dagrun");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: http\n    conn_id: api\n    method: FETCH\n") ==
         "dags/t.yaml:6: task 'a': method: 'FETCH' is not one of GET, POST, PUT, PATCH, DELETE, HEAD");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: postgres\n    conn_id: db\n    sql: x\n    autocommit: yes\n") ==
@@ -439,7 +441,7 @@ TEST_CASE("YamlLoader.GroupMistakesAreNamed") {
 
 TEST_CASE("YamlLoader.UnsupportedAirflowKeysSayWhy") {
   CHECK(problem_of(dag_with("sla_miss_callback: notify\n")) ==
-        "dags/t.yaml:2: DAG key 'sla_miss_callback' is not supported; there are no SLAs (alert with on_failure, watch run durations in the metrics)");
+        "dags/t.yaml:2: DAG key 'sla_miss_callback' is not supported in YAML; use on_sla_miss (notifiers: email, webhook, command)");
   CHECK(problem_of(dag_with("concurrency: 4\n")) ==
         "dags/t.yaml:2: DAG key 'concurrency' is Airflow's old name of max_active_tasks: use 'max_active_tasks'");
   CHECK(problem_of(dag_with("", "    run_as_user: etl\n")) ==

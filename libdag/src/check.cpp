@@ -120,6 +120,7 @@ private:
     if (o.on_failure) check_notifiers(*o.on_failure, where, prefix + "on_failure");
     if (o.on_retry) check_notifiers(*o.on_retry, where, prefix + "on_retry");
     if (o.on_success) check_notifiers(*o.on_success, where, prefix + "on_success");
+    if (o.on_sla_miss) check_notifiers(*o.on_sla_miss, where, prefix + "on_sla_miss");
   }
 
   // A list field given one value (`parameters: x`) is a list of that one value.

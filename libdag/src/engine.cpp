@@ -3,6 +3,7 @@
 #include <dag/engine/engine.hpp>
 
 #include <algorithm>
+#include <exception>
 #include <iostream>
 
 #include <sys/statvfs.h>
@@ -52,6 +53,8 @@ void declare_engine_metrics(metrics_registry& m) {
           "1 while the scheduler starts no new tries because of a resource fault: disk_full (the logs folder's "
           "disk has less than 1 MiB free) or store_unwritable (the latest pass could not be written)",
           {"reason"});
+  m.counter("dagrun_sla_misses_total", "Tasks that missed their sla (not succeeded by the data interval end plus sla), each counted once",
+            {"dag_id", "task_id"});
   m.counter("dagrun_notifications_total", "Alerts sent by notifiers, by notifier type and result (sent, failed)",
             {"type", "result"});
 }
@@ -132,6 +135,76 @@ void engine::start(std::unique_ptr<executor> runs_tries) {
     if (options_.warn) options_.warn(line);
     else std::cerr << line << std::endl;
   });
+}
+
+// A metadata job a try handed to the loop: the try waits on it until the loop ran it, or takes
+// it back (cancelled) when the try must stop before the loop got to it.
+struct engine::metadata_request {
+  enum class phase { pending, running, done, cancelled };
+  const metadata_job* job = nullptr;
+  std::exception_ptr error;
+  phase at = phase::pending;
+  std::mutex m;
+  std::condition_variable_any cv;
+};
+
+std::function<bool(const metadata_job&, std::stop_token)> engine::metadata_for_tries() {
+  return [this](const metadata_job& job, std::stop_token stop) {
+    auto request = std::make_shared<metadata_request>();
+    request->job = &job;
+    {
+      std::lock_guard lock(events_mutex_);
+      metadata_requests_.push_back(request);
+    }
+    events_cv_.notify_all();
+    std::unique_lock lock(request->m);
+    request->cv.wait(lock, stop, [&] { return request->at == metadata_request::phase::done; });
+    if (request->at == metadata_request::phase::pending) {
+      request->at = metadata_request::phase::cancelled;  // the loop skips it: `job` dies with the caller
+      return false;
+    }
+    // Running on the loop now: it refers to the caller's job, so wait for it to end.
+    request->cv.wait(lock, [&] { return request->at == metadata_request::phase::done; });
+    if (request->error) std::rethrow_exception(request->error);
+    return true;
+  };
+}
+
+void engine::run_metadata_jobs() {
+  std::deque<std::shared_ptr<metadata_request>> requests;
+  {
+    std::lock_guard lock(events_mutex_);
+    requests.swap(metadata_requests_);
+  }
+  if (requests.empty()) return;
+  const auto dags = definitions();
+  std::vector<run_key> changed;
+  metadata_view view{store_, *dags, [&](const std::string& dag_id, const std::string& run_id) {
+                       changed.push_back({dag_id, run_id});
+                     }};
+  for (const auto& request : requests) {
+    {
+      std::lock_guard lock(request->m);
+      if (request->at == metadata_request::phase::cancelled) continue;
+      request->at = metadata_request::phase::running;
+    }
+    try {
+      (*request->job)(view);
+    } catch (...) {
+      request->error = std::current_exception();
+    }
+    {
+      std::lock_guard lock(request->m);
+      request->at = metadata_request::phase::done;
+    }
+    request->cv.notify_all();
+  }
+  // A run a job created or cleared is advanced by this engine from now on, even one that does
+  // not adopt the store's runs; one it tracks already is re-read (a clear changed it).
+  for (const auto& key : changed) {
+    active_.erase(key);
+    load_run(key);
+  }
 }
 
 void engine::queue_alert(alert a, std::vector<notifier_spec> notifiers) {
@@ -311,11 +384,12 @@ std::size_t engine::recover_lost_tries() {
   return count;
 }
 
-run_record make_run_record(const scheduled_dag& d, run_type type, time_point logical_date, const std::string& conf) {
+run_record make_run_record(const scheduled_dag& d, run_type type, time_point logical_date, const std::string& conf,
+                           const std::string& run_id) {
   run_record run;
   run.dag_id = d.def.id();
   run.type = type;
-  run.run_id = make_run_id(type, logical_date);
+  run.run_id = run_id.empty() ? make_run_id(type, logical_date) : run_id;
   run.logical_date = logical_date;
   run.conf = conf;
   // A manual run's interval is inferred as Airflow's infer_manual_data_interval does; a backfill
@@ -327,8 +401,8 @@ run_record make_run_record(const scheduled_dag& d, run_type type, time_point log
 }
 
 std::optional<run_record> create_run_record(store& s, const scheduled_dag& d, run_type type, time_point logical_date,
-                                            const std::string& conf) {
-  run_record run = make_run_record(d, type, logical_date, conf);
+                                            const std::string& conf, const std::string& run_id) {
+  run_record run = make_run_record(d, type, logical_date, conf, run_id);
   std::vector<std::string> ids;
   for (const auto& t : d.def.all_tasks()) ids.push_back(t.id);
   change_set changes;
@@ -520,6 +594,8 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
   if (ti.first_start_date) which.waited = now - *ti.first_start_date;  // a rescheduled try runs again
   which.log_path = ti.log_path;
   req.context = make_try_context(r.dag->def, t, req.op, r.run, which, sources);
+  req.context.time_source = &clock_;
+  req.context.metadata = metadata_for_tries();
   if (req.context.fields.contains(std::string(render_error_field))) req.op = nullptr;  // runs nothing
 
   changes.task_instances.push_back(update_of(ti, expected, ti.try_number));
@@ -688,6 +764,48 @@ previous_run engine::previous_of(const active_run& r, std::vector<task_instance_
   return past;
 }
 
+void engine::check_slas(change_set& changes, std::optional<timestamp>& wake) {
+  const timestamp now = now_us();
+  for (const auto& [key, r] : active_) {
+    // Airflow's SLAs concern the schedule's runs: a manual run has no deadline to keep.
+    if (r.run.type == run_type::manual) continue;
+    const auto& tasks = r.dag->def.all_tasks();
+    for (std::size_t i = 0; i < tasks.size() && i < r.tis.size(); ++i) {
+      const task& t = tasks[i];
+      if (!t.settings.sla) continue;
+      const task_instance_record& ti = r.tis[i];
+      if (ti.state == task_state::success || ti.state == task_state::skipped) continue;
+      const timestamp deadline = std::chrono::time_point_cast<std::chrono::microseconds>(r.run.interval.end + *t.settings.sla);
+      if (now < deadline) {
+        wake = wake ? std::min(*wake, deadline) : deadline;
+        continue;
+      }
+      auto id = std::make_tuple(key.dag_id, key.run_id, t.id);
+      if (sla_missed_.contains(id)) continue;
+      sla_missed_.insert(id);
+      // Recorded by an earlier scheduler (a restart)? Then it was counted and alerted already.
+      event_filter earlier;
+      earlier.dag_id = key.dag_id;
+      earlier.run_id = key.run_id;
+      earlier.task_id = t.id;
+      earlier.event = "sla_miss";
+      if (!store_.events(earlier).empty()) continue;
+      const std::string message = "missed its sla of " + format_duration(*t.settings.sla) + ": not succeeded by " +
+                                  format_iso(std::chrono::floor<std::chrono::seconds>(deadline)) + " (state " +
+                                  std::string(to_string(ti.state)) + ")";
+      changes.events.push_back({0, now, "sla_miss", "scheduler", key.dag_id, key.run_id, t.id,
+                                "{\"sla\":\"" + format_duration(*t.settings.sla) + "\",\"deadline\":\"" +
+                                    format_iso(std::chrono::floor<std::chrono::seconds>(deadline)) + "\"}"});
+      if (auto* m = metrics_.load(std::memory_order_acquire)) m->add("dagrun_sla_misses_total", {key.dag_id, t.id});
+      queue_alert({"sla_miss", key.dag_id, key.run_id, t.id, ti.try_number, std::string(to_string(ti.state)), message,
+                   options_.base_url.empty() ? ti.log_path
+                                             : options_.base_url + try_log_path(ti.dag_id, ti.run_id, ti.task_id, std::max(ti.try_number, 1)),
+                   r.run.logical_date},
+                  t.settings.on_sla_miss);
+    }
+  }
+}
+
 void engine::poll_store() {
   paused_ = store_.paused_dags();
   // Another process may have moved a previous run on: runs waiting on one look again.
@@ -746,6 +864,7 @@ std::optional<timestamp> engine::step_once() {
     poll_store();
     last_poll_ = now;
   }
+  run_metadata_jobs();
   const int running_before = running_;
   const std::map<std::string, int> dag_running_before = dag_running_;
   change_set changes;
@@ -765,6 +884,7 @@ std::optional<timestamp> engine::step_once() {
         if (created.runs_created[i]) load_run({creation.new_runs[i].first.dag_id, creation.new_runs[i].first.run_id});
     }
     advance_runs(changes, starts, stops, wake);
+    check_slas(changes, wake);
     // Tries are handed over only once their start is committed: a start another process refused
     // never runs. (A crash in between leaves a `running` try that recovery records as lost.)
     if (!changes.empty()) {
@@ -872,7 +992,7 @@ void engine::run_until(const std::function<bool()>& done, std::stop_token stop) 
     const std::optional<timestamp> wake = step();
     if (done()) return;
     std::unique_lock lock(events_mutex_);
-    auto ready = [&] { return !events_.empty() || stop.stop_requested(); };
+    auto ready = [&] { return !events_.empty() || !metadata_requests_.empty() || stop.stop_requested(); };
     if (wake) {
       const auto delay = *wake - now_us();
       if (delay > std::chrono::microseconds::zero()) events_cv_.wait_for(lock, delay, ready);
@@ -904,7 +1024,7 @@ void engine::shutdown(std::chrono::milliseconds grace) {
   while (running_ > 0 && now_us() < deadline) {
     step();
     std::unique_lock lock(events_mutex_);
-    events_cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return !events_.empty(); });
+    events_cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return !events_.empty() || !metadata_requests_.empty(); });
   }
   if (running_ > 0) {
     executor_->cancel_all();

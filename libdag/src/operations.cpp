@@ -96,7 +96,7 @@ std::string checked_conf(const std::string& conf, const std::string& what) {
 }
 
 std::optional<run_record> trigger_run(store& s, const definition& dag, time_point logical_date, const std::string& conf,
-                                      const std::string& note) {
+                                      const std::string& note, const std::string& run_id) {
   std::string checked = checked_conf(conf);
   // A conf value that overrides a typed param must satisfy its schema, as Airflow's Param checks
   // at trigger time; other keys are the run's own (`dag_run.conf`).
@@ -108,7 +108,7 @@ std::optional<run_record> trigger_run(store& s, const definition& dag, time_poin
       if (!problem.empty()) throw usage_error("--conf: param '" + name + "': " + problem);
     }
   }
-  auto run = create_run_record(s, scheduled_dag(dag), run_type::manual, logical_date, checked);
+  auto run = create_run_record(s, scheduled_dag(dag), run_type::manual, logical_date, checked, run_id);
   if (run && !note.empty()) {
     s.set_note(run->dag_id, run->run_id, "", note);
     run->note = note;

@@ -40,8 +40,7 @@ struct unsupported_key {
   const char* advice;
 };
 constexpr std::array unsupported_keys{
-    unsupported_key{"sla", "is not supported (Airflow 3 removed SLAs); alert on failures with email or watch durations in the metrics"},
-    unsupported_key{"sla_miss_callback", "is not supported; there are no SLAs (alert with on_failure, watch run durations in the metrics)"},
+    unsupported_key{"sla_miss_callback", "is not supported in YAML; use on_sla_miss (notifiers: email, webhook, command)"},
     unsupported_key{"on_failure_callback", "is not supported in YAML; use on_failure (notifiers: email, webhook, command)"},
     unsupported_key{"on_success_callback", "is not supported in YAML; use on_success (notifiers: email, webhook, command)"},
     unsupported_key{"on_retry_callback", "is not supported in YAML; use on_retry (notifiers: email, webhook, command)"},
@@ -76,7 +75,8 @@ constexpr std::array option_keys{"trigger_rule",     "retries",        "retry_de
                                  "depends_on_past",  "weight_rule",    "max_active_tis_per_dag",
                                  "pool",             "pool_slots",     "wait_for_downstream",
                                  "max_active_tis_per_dagrun",
-                                 "on_failure",       "on_retry",       "on_success"};
+                                 "on_failure",       "on_retry",       "on_success",
+                                 "sla",              "on_sla_miss"};
 
 template <class... Lists>
 std::vector<std::string> join_keys(const Lists&... lists) {
@@ -499,6 +499,10 @@ private:
       set(notifiers(v, field), [&](auto n) { o.on_retry = n; });
     } else if (key == "on_success") {
       set(notifiers(v, field), [&](auto n) { o.on_success = n; });
+    } else if (key == "sla") {
+      set(duration_value(v, field), [&](duration x) { o.sla = x; });
+    } else if (key == "on_sla_miss") {
+      set(notifiers(v, field), [&](auto n) { o.on_sla_miss = n; });
     } else if (key == "depends_on_past") {
       set(boolean(v, field), [&](bool b) { o.depends_on_past = b; });
     } else if (key == "wait_for_downstream") {

@@ -109,7 +109,8 @@ email_message alert_email(const alert& a, std::vector<std::string> to, const std
   email_message m;
   m.to = std::move(to);
   const std::string what = a.task_id.empty() ? "run " + a.run_id + " of DAG " + a.dag_id : "task " + a.dag_id + "." + a.task_id;
-  m.subject = subject.empty() ? "dagrun alert: " + what + " [" + a.state + "]" : subject;
+  // An SLA miss is not a state change: the subject names the miss, the body the state.
+  m.subject = subject.empty() ? "dagrun alert: " + what + " [" + (a.event == "sla_miss" ? "sla_miss" : a.state) + "]" : subject;
   m.body = "DAG: " + a.dag_id + "\nRun: " + a.run_id + "\n";
   if (!a.task_id.empty()) m.body += "Task: " + a.task_id + "\nTry: " + std::to_string(a.try_number) + "\n";
   m.body += "State: " + a.state + "\n";

@@ -118,8 +118,6 @@ std::string field_or(const task_context& ctx, const std::string& name, std::stri
   return it == ctx.fields.end() ? fallback : it->second;
 }
 
-bool is_true(const std::string& text) { return text == "true" || text == "True"; }
-
 std::string seconds_text(std::chrono::steady_clock::duration d) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3fs", std::chrono::duration<double>(d).count());
@@ -168,7 +166,7 @@ http::reply http::send(task_context& ctx) {
   curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &on_progress);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
-  const bool follow = !ctx.fields.contains("follow_redirects") || is_true(ctx.fields.at("follow_redirects"));
+  const bool follow = !ctx.fields.contains("follow_redirects") || field_is_true(ctx, "follow_redirects");
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
   curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
 
@@ -272,6 +270,10 @@ operator_result http::run(const task&, task_context& ctx) {
     if (ctx.log && r.failure.empty()) ctx.log("[dagrun] " + *why);
     return operator_result::failed(*why);
   }
+  return accepted(ctx, r);
+}
+
+operator_result http::accepted(task_context& ctx, const reply& r) {
   if (ctx.fields.contains("method") && ctx.fields.at("method") == "HEAD") return operator_result::success();
   std::string value = r.body;
   if (auto f = ctx.fields.find("response_filter"); f != ctx.fields.end()) {

@@ -65,7 +65,11 @@ struct http {
   /// `response_check`), or nullopt when it passes.
   static std::optional<std::string> rejected(const task_context& ctx, const reply& r);
 
-  /// Runs one try: send, then rejected, then the body (or its filtered value) to XCom.
+  /// The result of a reply that passed `rejected`: success with the body (or the value
+  /// `response_filter` picks) to XCom, capped at xcom_limit; failed when the filter finds nothing.
+  static operator_result accepted(task_context& ctx, const reply& r);
+
+  /// Runs one try: send, then rejected, then accepted.
   static operator_result run(const task& t, task_context& ctx);
 
   /// Why `response_check` `check` rejects `body`, or nullopt when it passes: a check starting with

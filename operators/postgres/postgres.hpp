@@ -44,7 +44,7 @@ struct postgres {
       if (p == ctx.fields.end()) break;
       params.push_back(p->second);
     }
-    const bool autocommit = ctx.fields.count("autocommit") && (ctx.fields.at("autocommit") == "true" || ctx.fields.at("autocommit") == "True");
+    const bool autocommit = field_is_true(ctx, "autocommit");
     const std::string& sql = ctx.fields.at("sql");
     try {
       pqxx::connection conn(libpq_conninfo(*c));

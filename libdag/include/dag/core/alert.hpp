@@ -66,7 +66,7 @@ inline std::optional<std::string> notifier_problem(const notifier_spec& n) {
 
 /// What happened, as an alert tells it.
 struct alert {
-  std::string event;        ///< `failure`, `retry`, `success`, `run_failure`, `run_success`
+  std::string event;        ///< `failure`, `retry`, `success`, `run_failure`, `run_success`, `sla_miss`
   std::string dag_id;       ///< the DAG
   std::string run_id;       ///< the run
   std::string task_id;      ///< the task; empty for a run's alert

@@ -112,6 +112,10 @@ public:
   task_handle& on_failure(std::vector<notifier_spec> n) { get().options.on_failure = std::move(n); return *this; }
   /// Sets `on_retry`: the notifiers told when a failed try will be retried.
   task_handle& on_retry(std::vector<notifier_spec> n) { get().options.on_retry = std::move(n); return *this; }
+  /// Sets `sla`: the task should succeed within `d` after its run's data interval ends.
+  task_handle& sla(duration d) { get().options.sla = d; return *this; }
+  /// Sets `on_sla_miss`: the notifiers told once when the task misses its `sla`.
+  task_handle& on_sla_miss(std::vector<notifier_spec> n) { get().options.on_sla_miss = std::move(n); return *this; }
   /// Sets `on_success`: the notifiers told when the task succeeds.
   task_handle& on_success(std::vector<notifier_spec> n) { get().options.on_success = std::move(n); return *this; }
   /// Makes this task run after `upstream` (same as `upstream >> *this`).

@@ -17,6 +17,18 @@
 namespace dag {
 
 struct task;
+class store;
+class definition;
+
+/// What a metadata job sees: the store and the DAGs the scheduler has, on the scheduler's thread.
+struct metadata_view {
+  store& db;                                     ///< the metadata store (use it only inside the job)
+  const std::vector<definition>& dags;           ///< the DAG definitions the scheduler schedules now
+  /// Asks the scheduler to advance a run the job created or cleared (when it would not adopt it by itself).
+  std::function<void(const std::string& dag_id, const std::string& run_id)> track;
+};
+/// A piece of work on the metadata that a try hands to the scheduler (see task_context::metadata).
+using metadata_job = std::function<void(metadata_view&)>;
 
 /// How an operator field's text is read and checked at load time.
 enum class field_kind {
@@ -86,7 +98,22 @@ struct task_context {
   /// Values this try must never write to its log: the passwords of its connections and the
   /// secret-looking variables its templates read. Logs show them as `***`.
   std::vector<std::string> secrets = {};
+  /// The scheduler's clock (injected in tests): time sensors read "now" from it. Null: the system clock.
+  const dag::clock* time_source = nullptr;
+  /// Runs a job on the metadata store from the try's thread: the scheduler runs it on its own
+  /// thread between passes (the store is used by one thread at a time) and returns once it ran;
+  /// false, without running it, when the stop token it is given (the try's) is requested first. Exceptions the job
+  /// throws come back to the caller. Empty where no scheduler is at hand (a queue worker):
+  /// operators that need it (external_task_sensor, trigger_dagrun) fail saying so.
+  std::function<bool(const metadata_job&, std::stop_token)> metadata = {};
 };
+
+/// Whether boolean field `name` of a try is set to true (`true` or `True`, as the load-time check
+/// accepts); false when absent.
+inline bool field_is_true(const task_context& ctx, const std::string& name) {
+  auto it = ctx.fields.find(name);
+  return it != ctx.fields.end() && (it->second == "true" || it->second == "True");
+}
 
 /// What a task's successful try decides for its downstream tasks (Airflow's branching operators).
 enum class flow_rule {

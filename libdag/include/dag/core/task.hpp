@@ -55,6 +55,8 @@ struct task_options {
   std::optional<std::vector<notifier_spec>> on_failure;  ///< `on_failure`: told when the task fails for good
   std::optional<std::vector<notifier_spec>> on_retry;    ///< `on_retry`: told when a failed try will be retried
   std::optional<std::vector<notifier_spec>> on_success;  ///< `on_success`: told when the task succeeds
+  std::optional<duration> sla;                         ///< `sla`: the task should succeed this long after its run's data interval ends
+  std::optional<std::vector<notifier_spec>> on_sla_miss; ///< `on_sla_miss`: told once when the task misses its `sla`
 
   /// Every field set here, else the one in `fallback`.
   task_options merged_over(const task_options& fallback) const {
@@ -82,6 +84,8 @@ struct task_options {
     take(out.on_failure, fallback.on_failure);
     take(out.on_retry, fallback.on_retry);
     take(out.on_success, fallback.on_success);
+    take(out.sla, fallback.sla);
+    take(out.on_sla_miss, fallback.on_sla_miss);
     return out;
   }
 };
@@ -111,6 +115,8 @@ struct task_settings {
   std::vector<notifier_spec> on_failure;             ///< notifiers told when the task fails for good
   std::vector<notifier_spec> on_retry;               ///< notifiers told when a failed try will be retried
   std::vector<notifier_spec> on_success;             ///< notifiers told when the task succeeds
+  std::optional<duration> sla;                       ///< succeed within this after the data interval end, or it is a miss
+  std::vector<notifier_spec> on_sla_miss;            ///< notifiers told once when the task misses its `sla`
 
   /// Applies built-in defaults (Airflow's) to whatever `o` leaves unset.
   static task_settings from(const task_options& o) {
@@ -137,6 +143,8 @@ struct task_settings {
     if (o.on_failure) s.on_failure = *o.on_failure;
     if (o.on_retry) s.on_retry = *o.on_retry;
     if (o.on_success) s.on_success = *o.on_success;
+    s.sla = o.sla;
+    if (o.on_sla_miss) s.on_sla_miss = *o.on_sla_miss;
     return s;
   }
 };

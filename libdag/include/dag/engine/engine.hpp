@@ -16,6 +16,7 @@
 #include <set>
 #include <stop_token>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <dag/core/definition.hpp>
@@ -70,12 +71,13 @@ struct run_key {
 /// Writes a new run of `dag` with its task instances (state `none`) to `s`; nullopt when a run with
 /// that id or (for scheduled and backfill runs) that logical date exists. A manual run's interval
 /// is timetable::manual_interval (Airflow's inference); a backfill run takes the schedule's
-/// interval at that date when there is one, else `[date, date]`.
+/// interval at that date when there is one, else `[date, date]`. `run_id` replaces the id made from
+/// the type and date (make_run_id) when not empty.
 std::optional<run_record> create_run_record(store& s, const scheduled_dag& dag, run_type type, time_point logical_date,
-                                            const std::string& conf = "{}");
+                                            const std::string& conf = "{}", const std::string& run_id = "");
 /// The record create_run_record writes (nothing is written): its id, dates, interval and conf.
 run_record make_run_record(const scheduled_dag& dag, run_type type, time_point logical_date,
-                           const std::string& conf = "{}");
+                           const std::string& conf = "{}", const std::string& run_id = "");
 
 /// The scheduler loop over a store, running tries on the executor it is given. Not thread-safe:
 /// one thread drives it; executor threads only post try ends to it.
@@ -189,6 +191,9 @@ private:
   /// Advances every active run: the tries to start go to `starts`, those a dagrun_timeout stops to `stops`.
   void advance_runs(change_set& changes, std::vector<task_request>& starts, std::vector<try_id>& stops,
                     std::optional<timestamp>& wake);
+  /// Records (as a `sla_miss` event), counts and alerts each task of an active run that has not
+  /// succeeded by its run's data interval end plus its `sla`, once; wakes at the next deadline.
+  void check_slas(change_set& changes, std::optional<timestamp>& wake);
   task_request prepare_try(active_run& r, std::size_t task_index, change_set& changes, timestamp now);
   /// The run before `r` for depends_on_past: held by the engine, or read from the store into `from_store`.
   previous_run previous_of(const active_run& r, std::vector<task_instance_record>& from_store);
@@ -201,6 +206,10 @@ private:
   void post(task_event e);
   void hand_over(std::vector<task_request>& starts);
   void queue_alert(alert a, std::vector<notifier_spec> notifiers);
+  /// Runs the metadata jobs tries handed over (task_context::metadata), on the loop's thread.
+  void run_metadata_jobs();
+  /// The task_context::metadata of the tries this engine starts.
+  std::function<bool(const metadata_job&, std::stop_token)> metadata_for_tries();
   void send_alerts();
 
   std::unique_ptr<defaults> defaults_;  // null when given store, operators and clock
@@ -227,12 +236,16 @@ private:
   int running_ = 0;
   std::map<std::string, int> dag_running_;  // tries submitted and not yet ended, per DAG
   bool accepting_ = true;
+  // Task instances whose SLA miss is recorded (dag, run, task): each is recorded and alerted once.
+  std::set<std::tuple<std::string, std::string, std::string>> sla_missed_;
   timestamp last_poll_{};
   timestamp last_sweep_{};
 
   std::mutex events_mutex_;
   std::condition_variable events_cv_;
   std::deque<task_event> events_;
+  struct metadata_request;  // a job a try handed over, waiting for the loop (engine.cpp)
+  std::deque<std::shared_ptr<metadata_request>> metadata_requests_;  // guarded by events_mutex_
   std::vector<std::pair<alert, std::vector<notifier_spec>>> pending_alerts_;  // sent once the pass is written
   std::unique_ptr<alert_dispatcher> alerts_;  // sends what is still queued when destroyed, before the members above go
   std::unique_ptr<executor> executor_;  // last: destroyed first, so no try end is posted to a dead engine

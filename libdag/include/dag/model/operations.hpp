@@ -44,9 +44,11 @@ std::string checked_conf(const std::string& conf, const std::string& what = "con
 
 /// Creates a manual run of `dag` at `logical_date` with `conf` (checked with checked_conf) and
 /// `note` (Airflow's note on a run, "" for none); nullopt when a run with that id already exists.
-/// The run is `queued`: a scheduler starts it.
+/// The run is `queued`: a scheduler starts it. Its id is `run_id`, or when empty Airflow's
+/// `manual__<logical date>`.
 std::optional<run_record> trigger_run(store& s, const definition& dag, time_point logical_date,
-                                      const std::string& conf = "{}", const std::string& note = "");
+                                      const std::string& conf = "{}", const std::string& note = "",
+                                      const std::string& run_id = "");
 
 /// Pauses or unpauses a DAG (paused DAGs get no scheduled runs, and their runs start no tries).
 void set_paused(store& s, const std::string& dag_id, bool paused);
