@@ -519,7 +519,7 @@ TEST_CASE("YamlLoader.TypedParamsAreCheckedWhenLoaded") {
   CHECK(r.dag->params().at("limit") == "5");
   CHECK(r.dag->params().at("region") == "eu");
   CHECK(r.dag->params().at("day") == "2024-01-01");
-  CHECK(r.dag->param_schemas().at("limit") == R"({"maximum":10,"minimum":1,"type":"integer"})");
+  CHECK(r.dag->param_schemas().at("limit") == R"({"description":"rows","maximum":10,"minimum":1,"type":"integer"})");
   CHECK(r.dag->conf_overrides_params());
 
   struct bad_case {

@@ -365,7 +365,7 @@ private:
           continue;
         }
         if (key == "default") default_value = to_json(k->second);
-        else if (key != "description" && key != "title") schema[key] = to_json(k->second);
+        else schema[key] = to_json(k->second);  // description and title too: the trigger form shows them
       }
       if (!default_value) {
         fail(v, "params." + name + ": a typed param needs a 'default' (the value a run gets without conf)");
