@@ -1605,7 +1605,8 @@ bool equal(const value& a, const value& b) {
     case value_kind::dict: {
       if (a.dict->size() != b.dict->size()) return false;
       for (const auto& [k, v] : *a.dict) {
-        auto it = std::find_if(b.dict->begin(), b.dict->end(), [&](const auto& e) { return e.first == k; });
+        const auto& key = k;  // clang 14 cannot capture a structured binding in a lambda
+        auto it = std::find_if(b.dict->begin(), b.dict->end(), [&](const auto& e) { return e.first == key; });
         if (it == b.dict->end() || !equal(v, it->second)) return false;
       }
       return true;
@@ -2146,7 +2147,8 @@ private:
       total += need(args.positional[i]).as_double() * static_cast<double>(units[i].second);
     }
     for (const auto& [k, v] : args.named) {
-      auto it = std::find_if(units.begin(), units.end(), [&](const auto& u) { return u.first == k; });
+      const auto& name = k;  // clang 14 cannot capture a structured binding in a lambda
+      auto it = std::find_if(units.begin(), units.end(), [&](const auto& u) { return u.first == name; });
       if (it == units.end()) fail("timedelta has no argument '" + k + "'");
       if (!need(v).numeric()) fail("timedelta " + k + " must be a number");
       total += v.as_double() * static_cast<double>(it->second);
