@@ -26,8 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (id != "c") return std::nullopt;
     return dag::parse_connection_uri("c", "postgresql://user:secret@host:5432/db");
   };
-  context.xcom_pull = [](std::string_view task) -> std::optional<std::string> {
-    return task == "t" ? std::optional<std::string>("42") : std::nullopt;
+  context.xcom_pull = [](std::string_view task, std::string_view key) -> std::optional<std::string> {
+    return task == "t" && key == "return_value" ? std::optional<std::string>("42") : std::nullopt;
   };
   context.mask_secret = [](std::string_view) {};
   try {

@@ -353,8 +353,9 @@ private:
       for (auto& [name, value] : t.fields) {
         const field_spec* f = find_field(*spec, name);
         if (!f || f->kind != field_kind::templated || !value.template_file.empty()) continue;
+        const std::string& text = value.text;  // clang 14 cannot capture a structured binding in a lambda
         const bool names_file = std::any_of(f->template_ext.begin(), f->template_ext.end(),
-                                            [&](const std::string& ext) { return value.text.ends_with(ext); });
+                                            [&](const std::string& ext) { return text.ends_with(ext); });
         if (names_file) read_template_file(t, name, value);
       }
     }
