@@ -200,6 +200,22 @@ TEST_CASE("Operations.TriggerChecksConfAndRefusesDeepNesting") {
   CHECK_NOTHROW(dag::checked_conf(ok));
 }
 
+// Runs DAG `d`'s manual run of 2024-01-01 to its end on a thread of its own, with an engine on a
+// connection of its own (as an embedding program serving the API does); its end goes to `final_state`.
+std::jthread run_on_own_thread(sandbox& s, const dag::definition& d, std::optional<dag::run_state>& final_state) {
+  return std::jthread([&s, &d, &final_state] {
+    auto own = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+    dag::engine_options o;
+    o.log_folder = s.dir / "logs";
+    o.create_scheduled_runs = false;
+    o.adopt_store_runs = false;
+    dag::engine eng(*own, s.operators, s.clock, o);
+    eng.set_dags({d});
+    const auto key = eng.create_run(d.id(), dag::run_type::manual, dag::parse_time("2024-01-01"));
+    final_state = eng.run_to_completion({*key}).front();
+  });
+}
+
 TEST_CASE("Operations.AnEngineTrackingTheRunTakesUpAClearMadeWhileItRuns" * doctest::timeout(60)) {
   // The engine runs the run on its own thread (as an embedding program serving the API does);
   // meanwhile another connection clears a finished task. The engine's write that would end the
@@ -224,17 +240,7 @@ TEST_CASE("Operations.AnEngineTrackingTheRunTakesUpAClearMadeWhileItRuns" * doct
   std::optional<dag::run_state> final_state;
   const dag::run_key held{"held", "manual__2024-01-01T00:00:00+00:00"};
   {
-    std::jthread loop([&] {
-      auto own = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
-      dag::engine_options o;
-      o.log_folder = s.dir / "logs";
-      o.create_scheduled_runs = false;
-      o.adopt_store_runs = false;
-      dag::engine eng(*own, s.operators, s.clock, o);
-      eng.set_dags({d});
-      const auto key = eng.create_run("held", dag::run_type::manual, dag::parse_time("2024-01-01"));
-      final_state = eng.run_to_completion({*key}).front();
-    });
+    std::jthread loop = run_on_own_thread(s, d, final_state);
     auto other = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
     REQUIRE(dag_test::eventually([&] {
       const auto tis = other->task_instances(held.dag_id, held.run_id);
@@ -303,17 +309,7 @@ TEST_CASE("Operations.AClearOrMarkWhileATryRunsLeavesNoHalfOfTheEnginesPass" * d
     std::optional<dag::run_state> final_state;
     const dag::run_key held{"held", "manual__2024-01-01T00:00:00+00:00"};
     {
-      std::jthread loop([&] {
-        auto own = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
-        dag::engine_options o;
-        o.log_folder = s.dir / "logs";
-        o.create_scheduled_runs = false;
-        o.adopt_store_runs = false;
-        dag::engine eng(*own, s.operators, s.clock, o);
-        eng.set_dags({d});
-        const auto key = eng.create_run("held", dag::run_type::manual, dag::parse_time("2024-01-01"));
-        final_state = eng.run_to_completion({*key}).front();
-      });
+      std::jthread loop = run_on_own_thread(s, d, final_state);
       auto other = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
       REQUIRE(dag_test::eventually([&] {
         for (const auto& ti : other->task_instances(held.dag_id, held.run_id))
