@@ -96,6 +96,7 @@ task_event run_try(task_request& request, const std::function<timestamp()>& now)
   e.run_id = ctx.run_id;
   e.task_id = ctx.task_id;
   e.try_number = ctx.try_number;
+  e.map_index = ctx.map_index;
   e.started = now();
   // Every line passes the mask on its way to the sink the caller gave.
   ctx.log = [sink = std::move(ctx.log), &ctx](std::string_view line) {

@@ -187,7 +187,7 @@ private:
   void reload_active_runs();
   void create_due_runs(change_set& changes, std::optional<timestamp>& wake);
   void advance_runs(change_set& changes, std::vector<task_request>& starts, std::optional<timestamp>& wake);
-  task_request prepare_try(active_run& r, std::size_t task_index, change_set& changes, timestamp now);
+  task_request prepare_try(active_run& r, std::size_t slot, change_set& changes, timestamp now);
   void poll_store();
   void post(task_event e);
   void hand_over(std::vector<task_request>& starts);

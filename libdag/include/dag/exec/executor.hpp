@@ -40,6 +40,7 @@ struct task_event {
   timestamp started{};         ///< when it started
   timestamp ended{};           ///< when it ended
   int pid = 0;                 ///< its process, if any
+  int map_index = -1;          ///< its task instance's map index (-1: not mapped)
 };
 
 /// Receives try ends; called from executor threads, so it must be thread-safe.
