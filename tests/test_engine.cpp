@@ -758,7 +758,7 @@ TEST_CASE("Engine.MappingOverALiteralListCrossProductAndZippedKwargs") {
   dag::definition d{"literal_maps"};
   auto one = d.bash("one", "unused").expand("bash_command", {"echo a", "echo b", "echo {{ ti.map_index }}"});
   auto cross = d.bash("cross", "echo $X$Y").expand("env", {R"({"X": "1"})", R"({"X": "2"})"}).expand("cwd", {"/", "/tmp", "/usr"});
-  auto zipped = d.bash("zipped", "unused").expand_kwargs({{{"bash_command", "echo first"}, {"cwd", "/"}},
+  d.bash("zipped", "unused").expand_kwargs({{{"bash_command", "echo first"}, {"cwd", "/"}},
                                                           {{"bash_command", "echo second"}, {"cwd", "/tmp"}}});
   one >> cross;
   auto key = s.run(std::move(d), dag::run_state::success);

@@ -87,7 +87,7 @@ struct clear_selection {
   bool failed_only = false;  ///< only failed and upstream_failed instances
   bool dry_run = false;      ///< report, change nothing
   std::vector<std::string> exclude;  ///< task ids never cleared
-  std::optional<int> map_index;      ///< of a mapped task, only this instance (all when unset)
+  std::optional<int> map_index = {}; ///< of a mapped task, only this instance (all when unset)
 };
 
 /// Clears the selected task instances: their state goes back to `none`, their XComs are deleted,
@@ -105,11 +105,11 @@ struct mark_selection {
   std::string dag_id;                 ///< the DAG
   std::string run_id;                 ///< the run
   std::vector<std::string> task_ids;  ///< the tasks (at least one; each must be in the DAG; every instance of a mapped one)
-  std::optional<int> map_index;       ///< of the named mapped tasks, only this instance (all when unset)
   task_state state = task_state::success;  ///< success, failed or skipped
   bool upstream = false;              ///< also every task upstream of them
   bool downstream = false;            ///< also every task downstream of them
   bool dry_run = false;               ///< report, change nothing
+  std::optional<int> map_index = {};  ///< of the named mapped tasks, only this instance (all when unset)
 };
 
 /// Sets the selected task instances that are not in `state` yet to it (ended `now`), then, as
