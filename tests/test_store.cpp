@@ -787,10 +787,11 @@ TEST_CASE_TEMPLATE("Store.MappedTaskInstancesTriesAndXComsAreKeyedByMapIndex", d
   CHECK(s->apply(expand).task_instances_updated == std::vector<bool>{true, true, true});
   auto tis = s->task_instances("etl", run.run_id);
   REQUIRE(tis.size() == 4);
-  CHECK(tis[1].task_id == "each");
-  CHECK(tis[1].map_index == 0);
-  CHECK(tis[3].map_index == 2);
-  CHECK(tis[3].state == dag::task_state::scheduled);
+  CHECK(tis[0].task_id == "each");  // by task id, then map index
+  CHECK(tis[0].map_index == 0);
+  CHECK(tis[2].map_index == 2);
+  CHECK(tis[2].state == dag::task_state::scheduled);
+  CHECK(tis[3].task_id == "list");
 
   // Each instance moves, tries and pushes on its own.
   dag::change_set ran;

@@ -445,8 +445,10 @@ TEST_CASE("YamlLoader.UnsupportedAirflowKeysSayWhy") {
   CHECK(problem_of(dag_with("", "    pool: db\n")) ==
         "dags/t.yaml:6: task 'a': key 'pool' is not supported yet; limit concurrency with max_active_tasks or the queue");
   // A list or mapping given to such a key, or to an unknown one, is named as what it is.
-  CHECK(problem_of(dag_with("", "    expand:\n      x: [1, 2]\n")) ==
-        "dags/t.yaml:6: task 'a': key 'expand' (dynamic task mapping) is not supported yet");
+  CHECK(problem_of(dag_with("", "    max_active_tis_per_dagrun:\n      x: [1, 2]\n")) ==
+        "dags/t.yaml:6: task 'a': key 'max_active_tis_per_dagrun' is not supported yet; bound a mapped task's instances with max_active_tis_per_dag");
+  // Dynamic task mapping is supported: what it expands must be a field of the operator.
+  CHECK(problem_of(dag_with("", "    expand:\n      x: [1, 2]\n")) == "dags/t.yaml:3: task 'a': expand: 'x' is not a field of operator 'bash'");
   CHECK(problem_of(dag_with("", "    outlets: [s3://bucket/x]\n")) == "dags/t.yaml:6: task 'a': key 'outlets' (datasets) is not supported yet");
   CHECK(problem_of(dag_with("colours: [red, green]\n")) == "dags/t.yaml:2: unknown DAG key 'colours'");
   CHECK(problem_of(dag_with("", "    colours: {a: red}\n")) == "dags/t.yaml:6: task 'a': unknown field 'colours' for operator 'bash'");

@@ -48,7 +48,7 @@ constexpr std::array unsupported_keys{
     unsupported_key{"wait_for_downstream", "is not supported yet"},
     unsupported_key{"pool", "is not supported yet; limit concurrency with max_active_tasks or the queue"},
     unsupported_key{"pool_slots", "is not supported yet; limit concurrency with max_active_tasks or the queue"},
-    unsupported_key{"max_active_tis_per_dagrun", "is not supported: without dynamic task mapping a task has one instance per run"},
+    unsupported_key{"max_active_tis_per_dagrun", "is not supported yet; bound a mapped task's instances with max_active_tis_per_dag"},
     unsupported_key{"dagrun_timeout", "is not supported yet; bound each task with execution_timeout"},
     unsupported_key{"outlets", "(datasets) is not supported yet"},
     unsupported_key{"inlets", "(datasets) is not supported yet"},
