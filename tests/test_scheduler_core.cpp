@@ -755,6 +755,17 @@ TEST_CASE("SchedulerCore.AMappedTaskExpandsIntoSlotsAndItsDownstreamWaitsForEver
   CHECK(f.step().to_start == std::vector<std::size_t>{1});
 }
 
+TEST_CASE("SchedulerCore.MaxActiveTisPerDagrunBoundsAMappedTasksInstancesInOneRun") {
+  dag::definition d{"bounded"};
+  d.bash("each", "x").expand("bash_command", {"a", "b", "c"}).max_active_tis_per_dagrun(2);
+  fixture f(std::move(d));
+  CHECK(f.step().to_start == std::vector<std::size_t>{0, 1});  // the third waits, still scheduled
+  CHECK(f.tis[2].state == task_state::scheduled);
+  CHECK(f.step().to_start.empty());
+  dag::end_try(f.dag, f.run, f.tis, f.progress, 1, dag::operator_result::success(std::nullopt), at(0), at(0));
+  CHECK(f.step().to_start == std::vector<std::size_t>{2});
+}
+
 TEST_CASE("SchedulerCore.MappingEdgesEmptyTooManyAndUnreadableXCom") {
   dag::definition d{"edges"};
   auto list = d.bash("list", "x");

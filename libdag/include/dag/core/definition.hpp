@@ -78,6 +78,8 @@ public:
   task_handle& weight(weight_rule r) { get().options.weights = r; return *this; }
   /// Sets `max_active_tis_per_dag`: at most `n` tries of this task at once over all runs.
   task_handle& max_active_tis_per_dag(int n) { get().options.max_active_tis_per_dag = n; return *this; }
+  /// Sets `max_active_tis_per_dagrun`: at most `n` instances of this (mapped) task at once in one run.
+  task_handle& max_active_tis_per_dagrun(int n) { get().options.max_active_tis_per_dagrun = n; return *this; }
   /// Sets `depends_on_past`: the task runs only once its instance in the previous run is success
   /// or skipped; with `wait_for_downstream`, also that instance's direct downstream tasks.
   task_handle& depends_on_past(bool on = true, bool wait_for_downstream = false) {

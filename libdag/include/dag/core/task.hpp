@@ -106,8 +106,8 @@ struct task_settings {
   bool depends_on_past = false;
   /// Also waits for the direct downstream tasks of its previous instance (implies depends_on_past).
   bool wait_for_downstream = false;
-  /// At most this many instances of the task in one run at once: with one instance per task and
-  /// run (no mapped tasks), always met.
+  /// At most this many instances of a mapped task queued or running at once in one run (a task
+  /// that is not mapped has one instance per run, so it is always met).
   std::optional<int> max_active_tis_per_dagrun;
   std::string owner = "dagrun";                      ///< informational
   std::vector<std::string> email;                    ///< alert recipients
