@@ -109,6 +109,7 @@ std::vector<api_route> dag_routes();
 std::vector<api_route> run_routes();
 std::vector<api_route> task_instance_routes();
 std::vector<api_route> resource_routes();
+std::vector<api_route> dataset_routes();
 
 /// Every route, in the order they are matched.
 const std::vector<api_route>& api_routes();

@@ -59,6 +59,12 @@ const std::map<std::string, query_parameter>& query_parameters() {
       {"included_events", {string_list(), "only these events"}},
       {"excluded_events", {string_list(), "not these events"}},
       {"update_mask", {string_list(), "the fields to update"}},
+      {"uri_pattern", {{{"type", "string"}}, "only datasets whose URI contains this text"}},
+      {"dataset_id", {{{"type", "integer"}}, "only events of this dataset"}},
+      {"source_dag_id", {{{"type", "string"}}, "only events of this DAG's tasks"}},
+      {"source_task_id", {{{"type", "string"}}, "only events of this task"}},
+      {"source_run_id", {{{"type", "string"}}, "only events of this run's tasks"}},
+      {"source_map_index", {{{"type", "integer"}}, "only events of this mapped instance (dagrun maps no tasks: -1)"}},
   };
   return known;
 }
@@ -348,7 +354,7 @@ json batch_page(const api_call& call, const json& body, const std::string& key, 
 const std::vector<api_route>& api_routes() {
   static const std::vector<api_route> all = [] {
     std::vector<api_route> out;
-    for (auto area : {dag_routes, run_routes, task_instance_routes, resource_routes})
+    for (auto area : {dag_routes, run_routes, task_instance_routes, resource_routes, dataset_routes})
       for (auto& r : area()) out.push_back(std::move(r));
     return out;
   }();

@@ -186,6 +186,12 @@ private:
   /// Re-reads every active run from the store (after a pass whose commit failed).
   void reload_active_runs();
   void create_due_runs(change_set& changes, std::optional<timestamp>& wake);
+  /// Creates a dataset-triggered run of each dataset-scheduled DAG whose condition the datasets
+  /// queued for it meet (after a pass that wrote dataset events, and on each poll).
+  void create_dataset_runs();
+  /// Records in the store the datasets of `dags_` and which DAGs consume which, for DAGs that are
+  /// or were (`before`) scheduled on datasets.
+  void register_datasets(const std::map<std::string, std::shared_ptr<const scheduled_dag>>& before);
   void advance_runs(change_set& changes, std::vector<task_request>& starts, std::optional<timestamp>& wake);
   task_request prepare_try(active_run& r, std::size_t task_index, change_set& changes, timestamp now);
   void poll_store();
@@ -211,6 +217,7 @@ private:
   bool disk_full_ = false;  // the logs folder's disk is full: no new tries
   bool store_unwritable_ = false;  // the latest pass could not be written
   bool stale_ = false;  // a pass's commit failed: active_ is ahead of the store until re-read
+  bool check_datasets_ = true;  // the dataset queue may have changed: look at it in the next pass
   std::map<run_key, active_run> active_;
   std::set<std::string> paused_;
   int running_ = 0;
