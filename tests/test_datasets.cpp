@@ -32,9 +32,11 @@ using json = nlohmann::json;
 
 namespace {
 
+// Fixed dates (run ids), but instants that move, so the schedulers poll the store as in a daemon.
 struct fixed_clock final : dag::clock {
   dag::time_point at = dag::parse_time("2024-06-01T00:00:00Z");
   dag::time_point now() const override { return at; }
+  dag::timestamp precise_now() const override { return dag::system_clock{}.precise_now(); }
 };
 
 const std::string orders = "s3://warehouse/orders.parquet";

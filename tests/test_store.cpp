@@ -372,9 +372,12 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
   db.execute("ALTER TABLE dag_runs DROP COLUMN note");
   db.execute("DROP TABLE event_log");
   db.execute("ALTER TABLE connections DROP COLUMN extra");
+  for (const char* table : {"dataset_run_events", "dataset_queue", "dataset_consumers", "dataset_events", "datasets"})
+    db.execute(std::string("DROP TABLE ") + table);
   db.execute("DELETE FROM schema_version WHERE version > 1");
   auto s = db.make_store();
-  CHECK(s->schema_version() == 4);
+  CHECK(s->schema_version() == 5);
+  CHECK(s->datasets().empty());
   // Migration 4: a connection keeps its extra (the URI's query, as Airflow's JSON object).
   s->set_connection(dag::parse_connection_uri("api", "https://api.example/v1?token=abc&verify=false"));
   CHECK(s->find_connection("api")->extra == R"({"token":"abc","verify":"false"})");

@@ -68,12 +68,14 @@ private:
     try {
       spec = schedule_spec::parse(d_.schedule());
     } catch (const error& e) {
-      fail(at_key("schedule"), "schedule: " + e.message());
+      // A URI is no time schedule: say how to schedule on it instead.
+      if (d_.schedule().find("://") != std::string::npos)
+        fail(at_key("schedule"), "schedule: to run on updates of a dataset, give a list: schedule: [" + d_.schedule() + "]");
+      else
+        fail(at_key("schedule"), "schedule: " + e.message());
     }
     if (spec && spec->kind != schedule_kind::none && !d_.start_date())
       fail(at_key("schedule"), "start_date is required when a schedule is set");
-    if (!spec && d_.schedule().find("://") != std::string::npos)
-      fail(at_key("schedule"), "schedule: to run on updates of a dataset, give a list: schedule: [" + d_.schedule() + "]");
     if (const auto& on = d_.dataset_schedule()) {
       if (!d_.schedule().empty())
         fail(at_key("schedule"), "schedule: a DAG runs on a time schedule or on datasets, not both");
