@@ -10,7 +10,12 @@ function(dag_target_options target)
   endif()
 endfunction()
 
-if(DAG_SANITIZE)
+if(DAG_FUZZ)
+  # Coverage for libFuzzer plus ASan and UBSan on everything built here (the fuzz targets add
+  # libFuzzer's main when they link).
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+elseif(DAG_SANITIZE)
   # Applied to everything built here so that instrumented and plain code never mix in one binary.
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <dag/core/secret_mask.hpp>
+#include <dag/core/json_text.hpp>
 
 #include "session.hpp"
 
@@ -93,7 +94,7 @@ void add_admin_commands(std::vector<command>& out) {
                    if (inv.global.json) {
                      json outj = json::array();
                      for (const auto& [k, v] : vars) outj.push_back({{"key", k}});
-                     inv.out << outj.dump(2) << "\n";
+                     inv.out << dag::json_dump(outj, 2) << "\n";
                    } else {
                      for (const auto& [k, v] : vars) inv.out << k << "\n";
                    }
@@ -136,7 +137,7 @@ void add_admin_commands(std::vector<command>& out) {
                        outj.push_back({{"conn_id", c.conn_id}, {"conn_type", c.conn_type}, {"host", c.host},
                                        {"port", c.port ? json(*c.port) : json(nullptr)}, {"login", c.login},
                                        {"schema", c.schema}, {"password", c.password.empty() ? "" : "***"}});
-                     inv.out << outj.dump(2) << "\n";
+                     inv.out << dag::json_dump(outj, 2) << "\n";
                    } else {
                      std::vector<std::vector<std::string>> rows;
                      for (const auto& c : conns) rows.push_back({c.conn_id, c.conn_type, masked_uri(c)});
@@ -171,8 +172,7 @@ void add_admin_commands(std::vector<command>& out) {
                    d.add_options()("older-than", po::value<int>()->required()->value_name("DAYS"), "age in days");
                  },
                  [](invocation& inv) {
-                   const int days = inv.args["older-than"].as<int>();
-                   if (days < 0) throw dag::usage_error("--older-than: must be 0 or more days");
+                   const int days = bounded_flag(inv, "older-than", 0, 3650000);  // the cutoff stays a time
                    const auto cutoff = std::chrono::time_point_cast<std::chrono::microseconds>(inv.now.now()) -
                                        std::chrono::hours(24) * days;
                    const auto n = open_db(inv)->clean(cutoff);

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dag/core/json_text.hpp>
+
 #include <dag/graph/task_graph.hpp>
 #include <dag/schedule/timetable.hpp>
 #include <dag/store/store.hpp>
@@ -52,7 +54,7 @@ int dags_list(invocation& inv) {
                      {"tags", d.tags()},
                      {"task_count", d.all_tasks().size()},
                      {"fileloc", d.where().file}});
-    inv.out << out.dump(2) << "\n";
+    inv.out << dag::json_dump(out, 2) << "\n";
   } else {
     std::vector<std::vector<std::string>> rows;
     for (const auto& d : folder.dags)
@@ -113,7 +115,7 @@ int dags_show(invocation& inv) {
                 {"params", d->params()},
                 {"fileloc", d->where().file},
                 {"tasks", tasks}};
-    inv.out << out.dump(2) << "\n";
+    inv.out << dag::json_dump(out, 2) << "\n";
     return exit_ok;
   }
   auto& o = inv.out;
@@ -148,7 +150,8 @@ int dags_show(invocation& inv) {
 
 int dags_next(invocation& inv) {
   const int n = inv.args["num"].as<int>();
-  if (n < 1) throw dag::usage_error("-n: must be at least 1, got " + std::to_string(n));
+  constexpr int most = 10000;  // each is computed and printed
+  if (n < 1 || n > most) throw dag::usage_error("-n: must be between 1 and " + std::to_string(most) + ", got " + std::to_string(n));
   const dag::time_point after =
       inv.args.count("after") ? dag::parse_time(inv.args["after"].as<std::string>()) : inv.now.now();
   dag::dag_folder folder = load_dags(inv);
@@ -163,7 +166,7 @@ int dags_next(invocation& inv) {
                      {"data_interval_start", dag::format_iso(r.interval.start)},
                      {"data_interval_end", dag::format_iso(r.interval.end)},
                      {"run_after", dag::format_iso(r.run_after)}});
-    inv.out << out.dump(2) << "\n";
+    inv.out << dag::json_dump(out, 2) << "\n";
     return exit_ok;
   }
   if (runs.empty()) {

@@ -49,7 +49,7 @@ int run_command(invocation& inv) {
   auto folder = load_dags(inv);
   if (!find_dag(inv, folder, dag_id)) return exit_usage;
   auto db = open_db(inv);
-  const int parallelism = inv.args["parallelism"].as<int>();
+  const int parallelism = bounded_flag(inv, "parallelism", 1, max_threads);
   dag::engine eng(*db, inv.operators, inv.now, foreground_options(inv, parallelism), foreground_executor(parallelism));
   eng.set_dags(engine_dags(folder, dag_id));
   auto key = eng.create_run(dag_id, dag::run_type::manual, date, conf);
@@ -150,21 +150,19 @@ private:
   std::size_t last_ = static_cast<std::size_t>(-1);
 };
 
+// The most logical dates one backfill (not a dry run) takes on.
+constexpr std::size_t max_backfill_runs = 100000;
+
 int backfill_command(invocation& inv) {
   const std::string dag_id = inv.args["dag"].as<std::string>();
-  const dag::time_point start = parse_flag_time(inv, "start"), end = parse_flag_time(inv, "end");
-  if (end < start) throw dag::usage_error("--end is before --start");
+  const auto [from, to] = flag_range(inv);
+  const dag::time_point start = *from, end = *to;  // both required
   const bool rerun_failed = inv.args.count("rerun-failed") > 0, dry_run = inv.args.count("dry-run") > 0;
   stop_on_signals signals;
   auto folder = load_dags(inv);
   const dag::definition* d = find_dag(inv, folder, dag_id);
   if (!d) return exit_usage;
   const dag::scheduled_dag sd(*d);
-  const auto dates = sd.times.runs_between(start, end);
-  if (dates.empty()) {
-    inv.out << "no scheduled logical dates of " << dag_id << " in [" << dag::format_iso(start) << ", " << dag::format_iso(end) << "]\n";
-    return exit_ok;
-  }
   auto db = open_db(inv);
   // What exists already, by logical date (scheduled and backfill runs: one per date).
   dag::run_filter filter;
@@ -175,18 +173,45 @@ int backfill_command(invocation& inv) {
   for (auto& r : db->runs(filter))
     if (r.type != dag::run_type::manual) existing.emplace(r.logical_date, r);
 
+  const auto interrupted = [&] {
+    inv.err << "dagrun: backfill interrupted; run it again to continue\n";
+    return exit_failed;
+  };
+  const auto none_in_range = [&] {
+    inv.out << "no scheduled logical dates of " << dag_id << " in [" << dag::format_iso(start) << ", " << dag::format_iso(end) << "]\n";
+    return exit_ok;
+  };
   if (dry_run) {
-    for (const auto& info : dates) {
+    // Printed as they are computed: a range of any length streams, and a signal stops it.
+    std::size_t listed = 0;
+    sd.times.each_run_between(start, end, [&](const dag::run_info& info) {
+      if (signals.token().stop_requested()) return false;
       auto it = existing.find(info.logical_date);
       const std::string what = it == existing.end() ? "would run"
                                : (rerun_failed && it->second.state == dag::run_state::failed) ? "would re-run failed tasks"
                                                                                                : "exists (" + std::string(dag::to_string(it->second.state)) + "), skipped";
       inv.out << dag::format_iso(info.logical_date) << "  " << what << "\n";
-    }
-    return exit_ok;
+      ++listed;
+      return true;
+    });
+    if (signals.token().stop_requested()) return interrupted();
+    return listed == 0 ? none_in_range() : exit_ok;
   }
+  // A real backfill keeps its runs: bounded, so that a typo in a year is refused rather than
+  // filling the database (and memory) with millions of runs.
+  std::vector<dag::run_info> dates;
+  sd.times.each_run_between(start, end, [&](const dag::run_info& info) {
+    if (signals.token().stop_requested()) return false;
+    dates.push_back(info);
+    return dates.size() <= max_backfill_runs;  // one more says the range is too long
+  });
+  if (signals.token().stop_requested()) return interrupted();
+  if (dates.size() > max_backfill_runs)
+    throw dag::usage_error("--start/--end: the range holds more than " + std::to_string(max_backfill_runs) +
+                           " logical dates of " + dag_id + "; backfill it in parts (--dry-run lists them)");
+  if (dates.empty()) return none_in_range();
 
-  const int parallelism = inv.args["parallelism"].as<int>();
+  const int parallelism = bounded_flag(inv, "parallelism", 1, max_threads);
   dag::engine eng(*db, inv.operators, inv.now, foreground_options(inv, parallelism), foreground_executor(parallelism));
   eng.set_dags(engine_dags(folder, dag_id));
   // An interrupted backfill's tries died with it: record them as lost so its runs can finish.
@@ -236,8 +261,7 @@ int backfill_command(invocation& inv) {
   if (!keys.empty()) eng.run_until(done, signals.token());
   if (signals.token().stop_requested()) {
     eng.shutdown(std::chrono::seconds(10));
-    inv.err << "dagrun: backfill interrupted; run it again to continue\n";
-    return exit_failed;
+    return interrupted();
   }
   inv.out << "backfill " << dag_id << ": " << keys.size() - failed << " succeeded, " << failed << " failed, " << skipped
           << " skipped\n";

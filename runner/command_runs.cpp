@@ -4,8 +4,11 @@
 #include <ostream>
 #include <regex>
 #include <set>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
+
+#include <dag/core/json_text.hpp>
 
 #include "session.hpp"
 
@@ -47,7 +50,7 @@ int runs_list(invocation& inv) {
                      {"state", std::string(dag::to_string(r.state))},
                      {"start_date", optional_json(dag::format_iso(r.start_date))},
                      {"end_date", optional_json(dag::format_iso(r.end_date))}});
-    inv.out << out.dump(2) << "\n";
+    inv.out << dag::json_dump(out, 2) << "\n";
     return exit_ok;
   }
   std::vector<std::vector<std::string>> rows;
@@ -76,7 +79,7 @@ int tasks_list(invocation& inv) {
                      {"exit_code", ti.exit_code ? json(*ti.exit_code) : json(nullptr)},
                      {"message", ti.message}});
     }
-    inv.out << out.dump(2) << "\n";
+    inv.out << dag::json_dump(out, 2) << "\n";
     return exit_ok;
   }
   std::vector<std::vector<std::string>> rows;
@@ -127,7 +130,7 @@ void report(invocation& inv, const std::vector<dag::task_instance_ref>& refs, co
   if (inv.global.json) {
     json out = json::array();
     for (const auto& r : refs) out.push_back({{"dag_id", r.dag_id}, {"run_id", r.run_id}, {"task_id", r.task_id}});
-    inv.out << out.dump(2) << "\n";
+    inv.out << dag::json_dump(out, 2) << "\n";
     return;
   }
   if (dry_run)
@@ -142,8 +145,7 @@ int tasks_clear(invocation& inv) {
   auto db = open_db(inv);
   dag::clear_selection which;
   which.dag_id = inv.args["dag"].as<std::string>();
-  if (inv.args.count("start")) which.logical_from = parse_flag_time(inv, "start");
-  if (inv.args.count("end")) which.logical_to = parse_flag_time(inv, "end");
+  std::tie(which.logical_from, which.logical_to) = flag_range(inv);
   if (inv.args.count("run-id")) which.run_id = inv.args["run-id"].as<std::string>();
   std::optional<std::regex> pattern;
   if (inv.args.count("task")) {

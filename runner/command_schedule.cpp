@@ -54,9 +54,10 @@ int schedule_command(invocation& inv) {
   if (const char* t = std::getenv("DAGRUN_API_TOKEN"); t && *t) serving.token = t;
   if (const char* u = std::getenv("DAGRUN_API_USERS"); u && *u) serving.users = dag::parse_api_users(u, "DAGRUN_API_USERS");
   if (const char* m = std::getenv("DAGRUN_API_MAX_PAGE_SIZE"); m && *m) serving.max_page_size = dag::parse_page_size(m, "DAGRUN_API_MAX_PAGE_SIZE");
-  const int parallelism = inv.args["parallelism"].as<int>();
-  if (parallelism < 1) throw dag::usage_error("--parallelism: must be at least 1");
-  const auto grace = std::chrono::seconds(inv.args["grace"].as<int>());
+  // With the queue executor the slots are rows in the queue, not threads of this process.
+  const int parallelism = bounded_flag(inv, "parallelism", 1, executor == "queue" ? max_queued_parallelism : max_threads);
+  const auto grace = std::chrono::seconds(bounded_flag(inv, "grace", 0, max_grace_seconds));
+  const auto lease = std::chrono::milliseconds(bounded_flag(inv, "lease-ms", min_lease_ms, max_lease_ms));
 
   stop_on_signals signals;
   auto db = open_db(inv);
@@ -67,11 +68,13 @@ int schedule_command(invocation& inv) {
   if (options.base_url.empty() && listen != "none") options.base_url = "http://" + listen;
   options.parallelism = parallelism;
   options.log_folder = inv.global.logs;
-  std::unique_ptr<dag::executor> runs_tries = std::make_unique<dag::local_executor>(parallelism);
+  std::unique_ptr<dag::executor> runs_tries;
   std::string queue_url;
   if (executor == "queue") {
     queue_url = inv.global.db;
-    runs_tries = std::make_unique<dag::queue_executor>(queue_url, std::chrono::milliseconds(inv.args["lease-ms"].as<int>()));
+    runs_tries = std::make_unique<dag::queue_executor>(queue_url, lease);
+  } else {
+    runs_tries = std::make_unique<dag::local_executor>(parallelism);
   }
   dag::engine eng(*db, inv.operators, inv.now, options, std::move(runs_tries));
   // The face follows the engine's DAGs, metrics and clock; it reads the store on a connection of its own.

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dag/core/json_text.hpp>
+
 namespace po = boost::program_options;
 
 namespace dagrun {
@@ -26,7 +28,7 @@ void add_validate_commands(std::vector<command>& out) {
            nlohmann::json result = nlohmann::json::array();
            for (const auto& p : folder.problems)
              result.push_back({{"file", p.where().file}, {"line", p.where().line}, {"message", p.message()}});
-           inv.out << result.dump(2) << "\n";
+           inv.out << dag::json_dump(result, 2) << "\n";
          } else {
            for (const auto& p : folder.problems) inv.out << p.what() << "\n";
            inv.out << folder.dags.size() << " DAG" << (folder.dags.size() == 1 ? "" : "s") << " valid, "

@@ -222,12 +222,12 @@ private:
 int worker_command(invocation& inv) {
   if (!inv.global.db.starts_with("postgres"))
     throw dag::usage_error("--db: a worker needs the PostgreSQL queue (postgresql://…), got a non-PostgreSQL database");
-  const int concurrency = inv.args["concurrency"].as<int>();
-  if (concurrency < 1) throw dag::usage_error("--concurrency: must be at least 1");
+  const int concurrency = bounded_flag(inv, "concurrency", 1, max_threads);
+  const auto lease = std::chrono::milliseconds(bounded_flag(inv, "lease-ms", min_lease_ms, max_lease_ms));
+  const auto grace = std::chrono::seconds(bounded_flag(inv, "grace", 0, max_grace_seconds));
   stop_on_signals signals;
-  worker w(inv, split_queues(inv.args["queues"].as<std::string>()), concurrency,
-           std::chrono::milliseconds(inv.args["lease-ms"].as<int>()));
-  return w.run(signals.token(), std::chrono::seconds(inv.args["grace"].as<int>()));
+  worker w(inv, split_queues(inv.args["queues"].as<std::string>()), concurrency, lease);
+  return w.run(signals.token(), grace);
 }
 
 }  // namespace

@@ -21,6 +21,23 @@ dag::time_point parse_flag_time(const invocation& inv, const char* flag) {
   }
 }
 
+std::pair<std::optional<dag::time_point>, std::optional<dag::time_point>> flag_range(const invocation& inv) {
+  std::optional<dag::time_point> start, end;
+  if (inv.args.count("start")) start = parse_flag_time(inv, "start");
+  if (inv.args.count("end")) end = parse_flag_time(inv, "end");
+  if (start && end && *end < *start)
+    throw dag::usage_error("--end " + dag::format_iso(*end) + " is before --start " + dag::format_iso(*start));
+  return {start, end};
+}
+
+int bounded_flag(const invocation& inv, const char* flag, int low, int high) {
+  const int value = inv.args[flag].as<int>();
+  if (value < low || value > high)
+    throw dag::usage_error(std::string("--") + flag + ": must be between " + std::to_string(low) + " and " +
+                           std::to_string(high) + ", got " + std::to_string(value));
+  return value;
+}
+
 }  // namespace dagrun
 
 #include <csignal>
@@ -77,7 +94,6 @@ dag::engine_options foreground_options(const invocation& inv, int parallelism) {
 }
 
 std::unique_ptr<dag::executor> foreground_executor(int parallelism) {
-  if (parallelism < 1) throw dag::usage_error("--parallelism: must be at least 1");
   return std::make_unique<dag::local_executor>(parallelism);
 }
 

@@ -22,6 +22,23 @@ std::unique_ptr<dag::store> open_db(const invocation& inv);
 /// Parses a --date/--start/--end value (UTC when it has no offset); usage error naming `flag`.
 dag::time_point parse_flag_time(const invocation& inv, const char* flag);
 
+/// The `--start`/`--end` pair of the invocation, each optional; a usage error when both are
+/// given and the end is before the start.
+std::pair<std::optional<dag::time_point>, std::optional<dag::time_point>> flag_range(const invocation& inv);
+
+/// The integer flag `--flag` (it must have a value or a default), within [low, high]: a usage
+/// error naming the flag otherwise (a huge --parallelism would start that many threads).
+int bounded_flag(const invocation& inv, const char* flag, int low, int high);
+
+/// The most tries at once a process runs itself (--parallelism of a local executor,
+/// --concurrency of a worker): each is a thread.
+inline constexpr int max_threads = 1024;
+/// The most tries at once the daemon hands to queue workers (--parallelism, --executor queue).
+inline constexpr int max_queued_parallelism = 100000;
+/// Bounds of the time flags: --grace (seconds) and --lease-ms.
+inline constexpr int max_grace_seconds = 24 * 3600;
+inline constexpr int min_lease_ms = 100, max_lease_ms = 24 * 3600 * 1000;
+
 }  // namespace dagrun
 
 namespace dagrun {

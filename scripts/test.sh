@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README's test command: installs what is missing, builds with warnings as errors, runs every
 # test through ctest, then builds again with AddressSanitizer + UndefinedBehaviorSanitizer and
-# runs every test again. Build trees: build/test and build/asan.
+# runs every test again, then fuzzes every parser (scripts/fuzz.sh). Build trees: build/test,
+# build/asan and build/fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -27,3 +28,6 @@ echo "== tests under sanitizers =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0 \
   ctest --test-dir build/asan --output-on-failure -j "$jobs"
+
+echo "== fuzzing (libFuzzer with clang, ASan + UBSan; scripts/fuzz.sh) =="
+./scripts/fuzz.sh

@@ -58,7 +58,8 @@ struct served_face {
     options.token = token;
     if (token) options.users = {{"alice", "wonderland"}};  // basic auth, beside the token
     face = std::make_unique<dag::http_face>(options, metrics, clock);
-    server = std::make_unique<dag::http_server>("127.0.0.1", 0, [this](const dag::http_request& r) { return face->handle(r); });
+    server = std::make_unique<dag::http_server>("127.0.0.1", 0, [this](const dag::http_request& r) { return face->handle(r); },
+                                                face->server_options());
   }
   ~served_face() {
     server.reset();
@@ -580,21 +581,147 @@ TEST_CASE("Http.DeeplyNestedBodiesAreRefusedNotParsed" * doctest::timeout(30)) {
   CHECK(http_call(s.server->port(), "POST", "/api/v1/dags/etl/dagRuns", within).status == 200);
 }
 
-TEST_CASE("Http.UiLogPageShowsTheEndOfALargeLog" * doctest::timeout(30)) {
+TEST_CASE("Http.LogPagesShowTheStartAndTheEndOfALargeLogAndStreamTheWholeOne" * doctest::timeout(60)) {
   served_face s;
   s.load_etl();
   REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-02T00:00:00Z"}}).status == 200);
   const std::string run_id = "manual__2024-01-02T00:00:00+00:00";
   std::string big;
-  for (int i = 0; i < 100000; ++i) big += "line " + std::to_string(i) + " of a chatty task\n";  // ~2.6 MB
+  for (int i = 0; i < 400000; ++i) big += "line " + std::to_string(i) + " of a chatty task\n";  // ~11 MB
   big += std::string(3 * 1024 * 1024, 'x') + "\nTHE END\n";
   s.fail_task(run_id, 0, big);
-  const auto page = s.get("/dags/etl/runs/manual__2024-01-02T00%3A00%3A00%2B00%3A00/tasks/extract/logs/1");
+  const std::string log = "/dags/etl/runs/manual__2024-01-02T00%3A00%3A00%2B00%3A00/tasks/extract/logs/1";
+  const auto page = s.get(log);
   CHECK(page.status == 200);
-  CHECK(page.body.find("THE END") != std::string::npos);  // the end, where failures are
-  CHECK(page.body.find("line 0 of a chatty task") != std::string::npos);  // and the start
-  CHECK(page.body.find("bytes left out: download the whole log") != std::string::npos);
+  CHECK(page.body.find("line 0 of a chatty task") != std::string::npos);  // how it began
+  CHECK(page.body.find("THE END") != std::string::npos);                  // and the end, where failures are
+  CHECK(page.body.find("bytes of this log are left out here") != std::string::npos);
+  CHECK(page.body.find("line 200000 of a chatty task") == std::string::npos);
   CHECK(page.body.size() < 1024 * 1024);
+  CHECK(page.body.find("href=\"" + log + "/download\"") != std::string::npos);
+  // The whole log, streamed from its file, in the UI and in the API (Airflow's full_content).
+  const auto whole = s.get(log + "/download");
+  CHECK(whole.status == 200);
+  CHECK(whole.content_type == "text/plain; charset=utf-8");
+  CHECK(whole.body == big);
+  const std::string api = "/api/v1/dags/etl/dagRuns/manual__2024-01-02T00%3A00%3A00%2B00%3A00/taskInstances/extract/logs/1";
+  CHECK(http_call(s.server->port(), "GET", api + "?full_content=true", "", "", "", "text/plain").body == big);
+  const auto excerpt = http_call(s.server->port(), "GET", api, "", "", "", "text/plain").body;
+  CHECK(excerpt.size() < big.size());
+  CHECK(excerpt.starts_with("line 0 of a chatty task"));
+  CHECK(excerpt.ends_with("THE END\n"));
+}
+
+TEST_CASE("Http.NumbersInPathsAreStrict" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-02T00:00:00Z"}}).status == 200);
+  s.fail_task("manual__2024-01-02T00:00:00+00:00", 0, "try one\n");
+  const std::string ui = "/dags/etl/runs/manual__2024-01-02T00%3A00%3A00%2B00%3A00/tasks/extract/logs/";
+  const std::string api = "/api/v1/dags/etl/dagRuns/manual__2024-01-02T00%3A00%3A00%2B00%3A00/taskInstances/extract/logs/";
+  CHECK(s.get(ui + "1").status == 200);
+  CHECK(s.get(api + "1").status == 200);
+  for (const std::string bad : {"1abc", "+1", "%201", "1.0", "-1", "99999999999999999999", ""}) {
+    CAPTURE(bad);
+    CHECK(s.get(ui + bad).status >= 400);
+    CHECK(s.get(ui + bad).body.find("try one") == std::string::npos);
+    CHECK(s.get(api + bad).status >= 400);
+    CHECK(s.get(api + bad).body.find("try one") == std::string::npos);
+  }
+  CHECK(s.get(ui + "1abc").status == 400);
+  CHECK(s.get(api + "1abc").status == 400);
+  CHECK(s.get("/api/v1/dags?limit=1x").status == 400);
+}
+
+TEST_CASE("Http.TheBearerSchemeIsCaseInsensitive" * doctest::timeout(30)) {
+  served_face s("", std::string("t0ken-abc"));
+  for (const std::string scheme : {"Bearer", "bearer", "BEARER", "bEaReR"}) {
+    CAPTURE(scheme);
+    CHECK(http_call(s.server->port(), "GET", "/api/v1/dags", "", scheme + " t0ken-abc").status == 200);
+  }
+  CHECK(http_call(s.server->port(), "GET", "/api/v1/dags", "", "Basic t0ken-abc").status == 401);
+  CHECK(http_call(s.server->port(), "GET", "/api/v1/dags", "", "bearer t0ken-abd").status == 401);
+  CHECK(http_call(s.server->port(), "GET", "/api/v1/dags", "", "bearert0ken-abc").status == 401);
+}
+
+TEST_CASE("Http.SignInsAreRateLimitedPerAddress" * doctest::timeout(30)) {
+  served_face s("", std::string("t0ken-abc"));
+  const auto port = s.server->port();
+  for (int i = 0; i < 5; ++i) CHECK(http_call(port, "POST", "/login", "token=guess" + std::to_string(i)).status == 401);
+  // The sixth within a minute is refused before the token is even compared: the right one too.
+  for (const std::string token : {"guess", "t0ken-abc"}) {
+    const auto r = http_call(port, "POST", "/login", "token=" + token);
+    CHECK(r.status == 429);
+    REQUIRE(r.headers.count("retry-after") == 1);
+    const int wait = std::stoi(r.headers.at("retry-after"));
+    CHECK(wait >= 1);
+    CHECK(wait <= 60);
+  }
+  // Another address is not held up by this one's guesses.
+  const auto other = http_call(port, "POST", "/login", "token=t0ken-abc", "", "", "", "127.0.0.2");
+  CHECK(other.status == 303);
+}
+
+TEST_CASE("Http.EveryAnswerForbidsFramingAndSniffingAndTheUiWorksUnderItsPolicy" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-02T00:00:00Z"}}).status == 200);
+  for (const std::string target : {"/", "/dags/etl", "/api/v1/dags", "/health", "/metrics", "/nothing", "/static/app.css"}) {
+    CAPTURE(target);
+    auto r = s.get(target);
+    CHECK(r.headers["x-frame-options"] == "DENY");
+    CHECK(r.headers["x-content-type-options"] == "nosniff");
+    CHECK(r.headers["content-security-policy"].find("frame-ancestors 'none'") != std::string::npos);
+  }
+  // The policy allows no inline style or script: the pages use none, only the site's own files.
+  CHECK(s.get("/").headers["content-security-policy"].find("script-src 'self'") != std::string::npos);
+  for (const std::string target : {"/", "/dags/etl"}) {
+    const auto page = s.get(target);
+    CHECK(page.body.find("<style") == std::string::npos);
+    CHECK(page.body.find(" style=") == std::string::npos);
+    CHECK(page.body.find("<script>") == std::string::npos);
+    CHECK(page.body.find(" onclick=") == std::string::npos);
+    CHECK(page.body.find("<script src=\"/static/app.js\" defer></script>") != std::string::npos);
+    CHECK(page.body.find("<link rel=\"stylesheet\" href=\"/static/app.css\">") != std::string::npos);
+  }
+  const auto css = s.get("/static/app.css");
+  CHECK(css.status == 200);
+  CHECK(css.content_type.starts_with("text/css"));
+  CHECK(css.body.find(".st-failed{") != std::string::npos);
+}
+
+TEST_CASE("Http.AuthenticationComesBeforeTheBodyIsRead" * doctest::timeout(30)) {
+  served_face s("", std::string("t0ken-abc"));
+  s.load_etl();
+  // A megabyte announced and never sent: without the token the answer does not wait for it.
+  const auto start = std::chrono::steady_clock::now();
+  const std::string reply = dag_test::raw_exchange(
+      s.server->port(), "POST /api/v1/dags/etl/dagRuns HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        "Content-Length: 1000000\r\n\r\n{");
+  CHECK(reply.starts_with("HTTP/1.1 401"));
+  CHECK(std::chrono::steady_clock::now() - start < 5s);
+  CHECK(reply.find("X-Frame-Options: DENY") != std::string::npos);
+}
+
+TEST_CASE("Http.HealthAnswersWithinASecondWhenTheDatabaseDoesNotAnswer" * doctest::timeout(60)) {
+  // A "server" that accepts connections and never says a word: PostgreSQL hung, or a network
+  // dropping packets. The face's own connection would wait for it (and then retry).
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor silent(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  const auto url = "postgresql://postgres@127.0.0.1:" + std::to_string(silent.local_endpoint().port()) + "/dagrun?connect_timeout=20";
+  served_face s(url);
+  s.metrics.set("dagrun_scheduler_heartbeat", unix_seconds(s.clock.at));
+  for (int i = 0; i < 2; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = s.get("/health");
+    const auto took = std::chrono::steady_clock::now() - start;
+    MESSAGE("/health took " << std::chrono::duration<double, std::milli>(took).count() << " ms");
+    CHECK(took < 1s);
+    CHECK(r.status == 503);
+    CHECK(json::parse(r.body)["metadatabase"]["status"] == "unhealthy");
+  }
+  CHECK(dag::http_face::express({"GET", "/health", {}, "", ""}));
+  CHECK_FALSE(dag::http_face::express({"GET", "/metrics", {}, "", ""}));
 }
 
 TEST_CASE("Http.ServiceOfAnEngineFollowsItsDagsAndRefusesToGuessItsStore" * doctest::timeout(30)) {

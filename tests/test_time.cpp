@@ -64,6 +64,13 @@ TEST_CASE("Duration.RejectsBadTextNamingIt") {
                        dag::usage_error);
 }
 
+TEST_CASE("Duration.ALongRunOfDigitsIsRefusedBeforeItIsRead") {
+  // Found by fuzz/fuzz_duration (fuzz/corpus/duration/regression-long-digits): the digits were
+  // read into an int64 before their count was checked, overflowing (UBSan).
+  CHECK_THROWS_AS(dag::parse_duration("7777777777777777777777!:"), dag::usage_error);
+  CHECK_THROWS_AS(dag::parse_duration(std::string(40, '9') + "s"), dag::usage_error);
+}
+
 TEST_CASE("Duration.FormatsShortestFormThatParsesBack") {
   CHECK(dag::format_duration(0s) == "0s");
   CHECK(dag::format_duration(90s) == "1m30s");

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <dag/core/definition.hpp>
+#include <dag/core/json_text.hpp>
 #include <dag/core/error.hpp>
 #include <dag/core/time.hpp>
 #include <dag/http/server.hpp>

@@ -226,20 +226,20 @@ void api_call::record(const std::string& event, const std::string& dag_id, const
                       const std::string& task_id, const json& extra) {
   change_set c;
   c.events.push_back({0, now.precise_now(), event, actor_, dag_id, run_id, task_id,
-                      extra.is_null() ? "" : extra.dump(-1, ' ', false, json::error_handler_t::replace)});
+                      extra.is_null() ? "" : json_dump(extra)});
   db.apply(c);
 }
 
 // --- answers -------------------------------------------------------------------------------------
 
 http_response json_response(int status, const json& body) {
-  return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
+  return {status, "application/json", json_dump(body)};
 }
 
 http_response problem(int status, const std::string& title, const std::string& detail, const std::string& instance) {
   json body{{"type", "about:blank"}, {"title", title}, {"status", status}, {"detail", detail}};
   if (!instance.empty()) body["instance"] = instance;
-  return {status, "application/problem+json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
+  return {status, "application/problem+json", json_dump(body)};
 }
 
 json optional_time(const std::optional<timestamp>& t) {

@@ -80,7 +80,7 @@ http_response trigger(api_call& call) {
   if (b.contains("conf") && !b["conf"].is_object() && !b["conf"].is_null()) throw usage_error("conf: expected a JSON object");
   std::string note;
   if (b.contains("note") && !b["note"].is_null()) note = string_field(b, "note");
-  const auto run = trigger_run(call.db, d, date, b.contains("conf") && b["conf"].is_object() ? b["conf"].dump() : "{}", note);
+  const auto run = trigger_run(call.db, d, date, b.contains("conf") && b["conf"].is_object() ? json_dump(b["conf"]) : "{}", note);
   if (!run) throw conflict_error("a run " + run_id + " of " + d.id() + " already exists");
   call.record("trigger", d.id(), run->run_id, "", {{"conf", b.value("conf", json::object())}});
   return json_response(200, run_json(call.run(d.id(), run->run_id)));

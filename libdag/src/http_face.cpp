@@ -1,6 +1,7 @@
 // The daemon's HTTP face: health, metrics, and the REST API in Airflow's shape.
 #include <dag/http/face.hpp>
 
+#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -26,6 +27,11 @@ using json = nlohmann::json;
 
 using detail::json_response;
 using detail::problem;
+
+std::string lower_case(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
 
 // The host and port of an Origin header: `https://h:8080` → `h:8080`, comparable with Host.
 std::string authority_of(const std::string& origin) {
@@ -62,7 +68,7 @@ std::optional<std::string> base64_decoded(const std::string& text) {
 }  // namespace
 
 http_face::http_face(http_face_options options, metrics_registry& metrics, const clock& now)
-    : options_(std::move(options)), metrics_(metrics), now_(now) {
+    : options_(std::move(options)), metrics_(metrics), now_(now), sign_ins_(std::make_unique<detail::ui_sign_ins>()) {
   metrics_.counter("http_requests_total", "HTTP requests served, by method and status code", {"method", "status_code"});
   metrics_.histogram("http_request_duration_seconds", "Time to answer an HTTP request");
   metrics_.gauge("dagrun_import_errors", "DAG files that failed to load");
@@ -109,7 +115,17 @@ std::shared_ptr<const std::vector<definition>> http_face::dags() const {
   return dags_source_ ? dags_source_() : dags_;
 }
 
-http_response http_face::route(const http_request& request) {
+bool http_face::express(const http_request& request) {
+  return request.path() == "/health" && (request.method == "GET" || request.method == "HEAD");
+}
+
+http_server_options http_face::server_options(http_server_options base) {
+  base.gate = [this](const http_request& r) { return gate(r); };
+  base.express = &http_face::express;
+  return base;
+}
+
+std::optional<http_response> http_face::gate(const http_request& request) {
   const std::string path = request.path();
   // Without a token the server is on loopback only; a page elsewhere in the user's browser could
   // still reach it under a rebound DNS name, so the Host must be a loopback name too.
@@ -128,6 +144,18 @@ http_response http_face::route(const http_request& request) {
     if ((site != request.headers.end() && site->second == "cross-site") || foreign_origin)
       return problem(403, "Forbidden", "requests from other sites may not change anything");
   }
+  if (path == "/api/v1" || path.starts_with("/api/v1/")) {
+    // With a token or users, the API answers only its holders (logs and XComs are data too), as
+    // Airflow's API answers only authenticated users.
+    if (!caller(request)) return problem(401, "Unauthorized", "send Authorization: Bearer <DAGRUN_API_TOKEN> or Basic (DAGRUN_API_USERS)", path);
+    return std::nullopt;
+  }
+  return detail::web_ui_gate(request, options_.token, *sign_ins_);
+}
+
+http_response http_face::route(const http_request& request) {
+  const std::string path = request.path();
+  if (auto refused = gate(request)) return *refused;
   if (path == "/health" || path == "/metrics") {
     if (request.method != "GET" && request.method != "HEAD") return problem(405, "Method Not Allowed", path + " only answers GET");
     return path == "/health" ? health() : metrics_text();
@@ -151,7 +179,7 @@ http_response http_face::route(const http_request& request) {
     return detail::api_answer(request, path.substr(std::string("/api/v1").size()), context);
   }
   const auto snapshot = dags();
-  if (auto page = detail::web_ui(request, {db(), *snapshot, options_.token, sessions_, now_})) return *page;
+  if (auto page = detail::web_ui(request, {db(), *snapshot, options_.token, *sign_ins_, now_})) return *page;
   return problem(404, "Not Found", "no such endpoint: " + path);
 }
 
@@ -159,10 +187,17 @@ std::optional<std::string> http_face::caller(const http_request& request) const 
   if (!options_.token && options_.users.empty()) return "anonymous";
   const auto it = request.headers.find("authorization");
   if (it == request.headers.end()) return std::nullopt;
-  if (options_.token && same_secret(it->second, "Bearer " + *options_.token)) return "token";
+  // The scheme's name is case-insensitive (RFC 9110): `bearer x` is `Bearer x`.
+  const std::string& given = it->second;
+  const std::size_t space = given.find(' ');
+  if (space == std::string::npos) return std::nullopt;
+  const std::string scheme = lower_case(given.substr(0, space));
+  const std::size_t start = given.find_first_not_of(' ', space);
+  const std::string credentials = start == std::string::npos ? "" : given.substr(start);
+  if (options_.token && scheme == "bearer" && same_secret(credentials, *options_.token)) return "token";
   // Airflow's basic_auth backend: `Authorization: Basic base64(user:password)`.
-  if (it->second.starts_with("Basic ") && !options_.users.empty()) {
-    const auto pair = base64_decoded(it->second.substr(6));
+  if (scheme == "basic" && !options_.users.empty()) {
+    const auto pair = base64_decoded(credentials);
     if (!pair) return std::nullopt;
     const auto colon = pair->find(':');
     if (colon == std::string::npos) return std::nullopt;
@@ -176,14 +211,9 @@ std::optional<std::string> http_face::caller(const http_request& request) const 
 }
 
 http_response http_face::health() {
-  // The database: any cheap query through the face's own connection.
-  std::string db_status = "healthy";
-  try {
-    db().schema_version();
-  } catch (const std::exception&) {
-    db_.reset();
-    db_status = "unhealthy";
-  }
+  // The database: a fresh connection and a query under a short deadline, never the face's own
+  // connection (it belongs to the main handler thread, and it rides out outages by retrying).
+  const std::string db_status = database_answers(options_.db_url, health_database_timeout) ? "healthy" : "unhealthy";
   // The scheduler: the engine stamps its heartbeat on every pass (at least once a second).
   const double beat = metrics_.value("dagrun_scheduler_heartbeat");
   json scheduler{{"status", "unhealthy"}, {"latest_scheduler_heartbeat", nullptr}};

@@ -52,10 +52,20 @@ std::string lower(std::string s) {
   return s;
 }
 
+// The header fields every answer carries, the server's own errors included.
+template <class Body>
+void set_common_fields(bhttp::response<Body>& res) {
+  res.set(bhttp::field::server, "dagrun");
+  res.set("X-Frame-Options", "DENY");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("Content-Security-Policy", http_content_security_policy);
+  res.set("Referrer-Policy", "no-referrer");
+}
+
 // An error answer: a problem document, as the handler's own errors are.
 bhttp::response<bhttp::string_body> problem(bhttp::status status, const std::string& detail) {
   bhttp::response<bhttp::string_body> res{status, 11};
-  res.set(bhttp::field::server, "dagrun");
+  set_common_fields(res);
   res.set(bhttp::field::content_type, "application/json");
   res.body() = R"({"type":"about:blank","title":")" + std::string(bhttp::obsolete_reason(status)) +
                R"(","status":)" + std::to_string(static_cast<unsigned>(status)) + R"(,"detail":")" + detail + R"("})";
@@ -73,7 +83,17 @@ struct http_server::state {
     std::shared_ptr<connection> from;
   };
 
-  explicit state(http_handler h, http_server_options o) : options(o), handler(std::move(h)) {}
+  // Handler calls are queued on a lane and made one at a time by its thread: the main lane, and
+  // the express lane for requests the options' `express` picks.
+  struct lane {
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::deque<job> jobs;
+    bool stopped = false;
+    std::thread thread;
+  };
+
+  explicit state(http_handler h, http_server_options o) : options(std::move(o)), handler(std::move(h)) {}
 
   // Owned by the I/O thread once it runs (stop() reaches them by posting to it).
   asio::io_context io{1};
@@ -83,24 +103,22 @@ struct http_server::state {
   std::list<std::shared_ptr<connection>> connections;
   bool closing = false;
 
-  // The handler's side: a queue of read requests, served in order by one thread.
+  // The handler's side.
   const http_handler handler;
-  std::mutex jobs_mutex;
-  std::condition_variable jobs_ready;
-  std::deque<job> jobs;
-  bool jobs_stopped = false;
+  lane main_lane;
+  lane express_lane;
 
   unsigned short port = 0;
   std::atomic<bool> stopped{false};
   std::thread io_thread;
-  std::thread handler_thread;
 
   void accept_next();
   void admit(tcp::socket socket);
-  bool make_room(const asio::ip::address& newcomer);
-  void submit(std::shared_ptr<connection> from, http_request request);
+  bool make_room(const asio::ip::address& newcomer, bool same_client_only);
+  void submit(lane& to, std::shared_ptr<connection> from, http_request request);
   void run_io();
-  void run_handler();
+  void run_handler(lane& from);
+  static void stop_lane(lane& l);
   void shut();
 };
 
@@ -118,6 +136,10 @@ struct http_server::state::connection : std::enable_shared_from_this<connection>
   beast::flat_buffer buffer;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser;
   bhttp::response<bhttp::string_body> response;
+  // A file answer, streamed: each piece written under the write deadline.
+  std::optional<bhttp::response<bhttp::file_body>> file_response;
+  std::optional<bhttp::response_serializer<bhttp::file_body>> file_writer;
+  http_request request;  // the one being read or answered
   phase now = phase::idle;
   steady::time_point since = steady::now();
   std::list<std::shared_ptr<connection>>::iterator entry;
@@ -148,42 +170,73 @@ struct http_server::state::connection : std::enable_shared_from_this<connection>
     });
   }
 
+  // The header first (the gate may answer without the body), then the body; one deadline for both.
   void read_request() {
     enter(phase::reading);
     stream.expires_after(server.options.request_timeout);
-    bhttp::async_read(stream, buffer, *parser, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      try {
-        self->on_request(ec);
-      } catch (const std::exception&) {
-        self->close();  // out of memory for this request: drop this client, keep the server
-      }
+    bhttp::async_read_header(stream, buffer, *parser, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->guarded([&] { self->on_header(ec); });
     });
   }
 
-  void on_request(beast::error_code ec) {
+  template <class F>
+  void guarded(F&& step) {
+    try {
+      step();
+    } catch (const std::exception&) {
+      close();  // out of memory for this request: drop this client, keep the server
+    }
+  }
+
+  // False (and the connection answered or closed) when reading failed.
+  bool read_ok(beast::error_code ec) {
     // Gone, cut by a deadline, or closed by the server: nothing to answer.
     if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
-        ec == asio::error::operation_aborted || ec == beast::error::timeout)
-      return close();
+        ec == asio::error::operation_aborted || ec == beast::error::timeout) {
+      close();
+      return false;
+    }
     if (ec == bhttp::error::body_limit)
-      return answer(problem(bhttp::status::payload_too_large,
-                            "the request body is over " + std::to_string(server.options.body_limit) + " bytes"));
-    if (ec == bhttp::error::header_limit)
-      return answer(problem(bhttp::status::request_header_fields_too_large,
-                            "the request line and header are over " + std::to_string(server.options.header_limit) + " bytes"));
-    if (ec) return answer(problem(bhttp::status::bad_request, "the request could not be parsed"));
+      answer(problem(bhttp::status::payload_too_large,
+                     "the request body is over " + std::to_string(server.options.body_limit) + " bytes"));
+    else if (ec == bhttp::error::header_limit)
+      answer(problem(bhttp::status::request_header_fields_too_large,
+                     "the request line and header are over " + std::to_string(server.options.header_limit) + " bytes"));
+    else if (ec)
+      answer(problem(bhttp::status::bad_request, "the request could not be parsed"));
+    return !ec;
+  }
+
+  void on_header(beast::error_code ec) {
+    if (!read_ok(ec)) return;
     auto& req = parser->get();
     const auto hosts = req.equal_range(bhttp::field::host);
     if (std::distance(hosts.first, hosts.second) > 1)
       return answer(problem(bhttp::status::bad_request, "the request has more than one Host header"));
-    http_request r;
-    r.method = std::string(req.method_string());
-    r.target = std::string(req.target());
-    for (const auto& field : req) r.headers[lower(std::string(field.name_string()))] = std::string(field.value());
-    r.body = std::move(req.body());
+    request = {};
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    request.client = peer.to_string();
+    for (const auto& field : req) request.headers[lower(std::string(field.name_string()))] = std::string(field.value());
+    if (server.options.gate) {
+      if (auto refused = server.options.gate(request)) {
+        parser->get().keep_alive(false);  // the body (if any) stays unread: this is the last answer
+        return respond(std::move(*refused));
+      }
+    }
+    if (parser->is_done()) return on_request({});
+    bhttp::async_read(stream, buffer, *parser, [self = shared_from_this()](beast::error_code body_ec, std::size_t) {
+      self->guarded([&] { self->on_request(body_ec); });
+    });
+  }
+
+  void on_request(beast::error_code ec) {
+    if (!read_ok(ec)) return;
+    request.body = std::move(parser->get().body());
     enter(phase::handling);
     stream.expires_never();  // nothing is pending on the socket until the answer comes back
-    server.submit(shared_from_this(), std::move(r));
+    const bool express = server.options.express && server.options.express(request);
+    server.submit(express ? server.express_lane : server.main_lane, shared_from_this(), std::move(request));
   }
 
   // The handler's answer, back on the I/O thread.
@@ -191,8 +244,9 @@ struct http_server::state::connection : std::enable_shared_from_this<connection>
     if (!listed) return;  // closed meanwhile (the server is stopping)
     try {
       const auto& req = parser->get();
+      if (!out.file.empty() && req.method() != bhttp::verb::head) return send_file(std::move(out));
       bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(out.status), req.version()};
-      res.set(bhttp::field::server, "dagrun");
+      set_common_fields(res);
       res.set(bhttp::field::content_type, out.content_type);
       for (const auto& [name, value] : out.headers) res.set(name, value);
       res.keep_alive(req.keep_alive());
@@ -203,6 +257,39 @@ struct http_server::state::connection : std::enable_shared_from_this<connection>
     } catch (const std::exception&) {
       close();
     }
+  }
+
+  void send_file(http_response out) {
+    const auto& req = parser->get();
+    bhttp::file_body::value_type file;
+    beast::error_code ec;
+    file.open(out.file.c_str(), beast::file_mode::scan, ec);
+    if (ec) return answer(problem(bhttp::status::not_found, "the file of this answer is gone"));
+    file_response.emplace(static_cast<bhttp::status>(out.status), req.version());
+    auto& res = *file_response;
+    set_common_fields(res);
+    res.set(bhttp::field::content_type, out.content_type);
+    for (const auto& [name, value] : out.headers) res.set(name, value);
+    res.keep_alive(req.keep_alive());
+    res.body() = std::move(file);
+    res.prepare_payload();
+    file_writer.emplace(res);
+    enter(phase::writing);
+    write_file_piece();
+  }
+
+  // Each piece under the write deadline: a long file is cut only when the client stops reading.
+  void write_file_piece() {
+    stream.expires_after(server.options.write_timeout);
+    bhttp::async_write_some(stream, *file_writer, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->close();
+      if (!self->file_writer->is_done()) return self->write_file_piece();
+      const bool last = self->file_response->need_eof();
+      self->file_writer.reset();
+      self->file_response.reset();
+      if (last) return self->linger();
+      self->await_request();
+    });
   }
 
   void answer(bhttp::response<bhttp::string_body> res) {
@@ -267,7 +354,11 @@ void http_server::state::admit(tcp::socket socket) {
   beast::error_code ec;
   const auto peer = socket.remote_endpoint(ec).address();
   if (ec) return;  // already gone
-  if (connections.size() >= options.max_connections && !make_room(peer)) return;  // closes `socket`
+  // Returning closes `socket`: refused.
+  const auto from_peer = static_cast<std::size_t>(
+      std::count_if(connections.begin(), connections.end(), [&](const auto& c) { return c->peer == peer; }));
+  if (from_peer >= options.max_connections_per_client && !make_room(peer, true)) return;
+  if (connections.size() >= options.max_connections && !make_room(peer, false)) return;
   auto c = std::make_shared<connection>(*this, std::move(socket), peer);
   c->entry = connections.insert(connections.end(), c);
   c->listed = true;
@@ -275,15 +366,15 @@ void http_server::state::admit(tcp::socket socket) {
 }
 
 // Closes the connection waiting longest on its client, among those of the address holding the
-// most connections (the newcomer counted): a client hoarding connections loses its own first, and
-// many clients behind one proxy still share the whole cap (a hard cap per address would not let
-// them). False when every connection is busy with a request.
-bool http_server::state::make_room(const asio::ip::address& newcomer) {
+// most connections (the newcomer counted), or among the newcomer's own when `same_client_only`:
+// a client hoarding connections loses its own first, and many clients behind one proxy still
+// share the whole cap. False when every candidate is busy with a request.
+bool http_server::state::make_room(const asio::ip::address& newcomer, bool same_client_only) {
   std::map<asio::ip::address, std::size_t> held{{newcomer, 1}};
   for (const auto& c : connections) ++held[c->peer];
   connection* victim = nullptr;
   for (const auto& c : connections) {
-    if (!c->waits_for_client()) continue;
+    if (!c->waits_for_client() || (same_client_only && c->peer != newcomer)) continue;
     if (victim == nullptr || held[c->peer] > held[victim->peer] ||
         (held[c->peer] == held[victim->peer] && c->since < victim->since))
       victim = c.get();
@@ -293,13 +384,21 @@ bool http_server::state::make_room(const asio::ip::address& newcomer) {
   return true;
 }
 
-void http_server::state::submit(std::shared_ptr<connection> from, http_request request) {
+void http_server::state::submit(lane& to, std::shared_ptr<connection> from, http_request request) {
   {
-    std::lock_guard lock(jobs_mutex);
-    if (jobs_stopped) return;
-    jobs.push_back({std::move(request), std::move(from)});
+    std::lock_guard lock(to.mutex);
+    if (to.stopped) return;
+    to.jobs.push_back({std::move(request), std::move(from)});
   }
-  jobs_ready.notify_one();
+  to.ready.notify_one();
+}
+
+void http_server::state::stop_lane(lane& l) {
+  {
+    std::lock_guard lock(l.mutex);
+    l.stopped = true;
+  }
+  l.ready.notify_all();
 }
 
 void http_server::state::run_io() {
@@ -313,15 +412,15 @@ void http_server::state::run_io() {
   }
 }
 
-void http_server::state::run_handler() {
+void http_server::state::run_handler(lane& from) {
   for (;;) {
     job next;
     {
-      std::unique_lock lock(jobs_mutex);
-      jobs_ready.wait(lock, [this] { return jobs_stopped || !jobs.empty(); });
-      if (jobs_stopped) return;
-      next = std::move(jobs.front());
-      jobs.pop_front();
+      std::unique_lock lock(from.mutex);
+      from.ready.wait(lock, [&] { return from.stopped || !from.jobs.empty(); });
+      if (from.stopped) return;
+      next = std::move(from.jobs.front());
+      from.jobs.pop_front();
     }
     http_response out;
     try {
@@ -369,7 +468,8 @@ http_server::http_server(const std::string& host, unsigned short port, http_hand
   if (ec) throw error("cannot listen on " + where + ": " + ec.message());
   s.accept_next();
   try {
-    s.handler_thread = std::thread([&s] { s.run_handler(); });
+    s.main_lane.thread = std::thread([&s] { s.run_handler(s.main_lane); });
+    if (s.options.express) s.express_lane.thread = std::thread([&s] { s.run_handler(s.express_lane); });
     s.io_thread = std::thread([&s] { s.run_io(); });
   } catch (...) {
     stop();
@@ -387,16 +487,14 @@ void http_server::stop() {
   // No new handler calls; then every client let go, so that none waits on an answer that will
   // not come; then the call in progress (if any) waited for: it may use what its owner destroys
   // next.
-  {
-    std::lock_guard lock(s.jobs_mutex);
-    s.jobs_stopped = true;
-  }
-  s.jobs_ready.notify_all();
+  state::stop_lane(s.main_lane);
+  state::stop_lane(s.express_lane);
   if (s.io_thread.joinable()) {
     asio::post(s.io, [&s] { s.shut(); });
     s.io_thread.join();
   }
-  if (s.handler_thread.joinable()) s.handler_thread.join();
+  for (auto* l : {&s.main_lane, &s.express_lane})
+    if (l->thread.joinable()) l->thread.join();
 }
 
 std::pair<std::string, unsigned short> parse_listen_address(const std::string& text, const std::string& flag) {

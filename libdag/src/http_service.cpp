@@ -23,7 +23,7 @@ http_service::http_service(const serve_options& options, http_face_options face_
   face_options.heartbeat_limit = options.heartbeat_limit;
   face_ = std::make_unique<http_face>(std::move(face_options), metrics, now);
   server_ = std::make_unique<http_server>(host, port, [face = face_.get()](const http_request& r) { return face->handle(r); },
-                                          options.server);
+                                          face_->server_options(options.server));
 }
 
 namespace {

@@ -92,7 +92,7 @@ std::string checked_conf(const std::string& conf, const std::string& what) {
     throw usage_error(what + ": nested more than " + std::to_string(max_conf_depth) + " levels deep");
   const auto parsed = nlohmann::json::parse(conf, nullptr, false);
   if (parsed.is_discarded() || !parsed.is_object()) throw usage_error(what + ": expected a JSON object");
-  return parsed.dump();
+  return json_dump(parsed);
 }
 
 std::optional<run_record> trigger_run(store& s, const definition& dag, time_point logical_date, const std::string& conf,
@@ -104,7 +104,7 @@ std::optional<run_record> trigger_run(store& s, const definition& dag, time_poin
     const auto parsed = nlohmann::json::parse(checked);
     for (const auto& [name, schema] : dag.param_schemas()) {
       if (!parsed.contains(name)) continue;
-      const std::string problem = param_problem(schema, parsed[name].dump());
+      const std::string problem = param_problem(schema, json_dump(parsed[name]));
       if (!problem.empty()) throw usage_error("--conf: param '" + name + "': " + problem);
     }
   }
@@ -138,7 +138,7 @@ std::pair<std::string, std::size_t> log_since(const std::string& path, std::size
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return {"", from};
   const auto size = static_cast<std::size_t>(in.tellg());
-  if (from == 0) return {log_tail(path, max_bytes), size};
+  if (from == 0) return {log_excerpt(path), size};
   if (from >= size) return {"", from};
   const std::size_t count = std::min(size - from, max_bytes);
   std::string out(count, '\0');
@@ -147,17 +147,22 @@ std::pair<std::string, std::size_t> log_since(const std::string& path, std::size
   return {out, from + count};
 }
 
-std::string log_tail(const std::string& path, std::size_t max_bytes) {
+std::string log_excerpt(const std::string& path, std::size_t head_bytes, std::size_t tail_bytes) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return {};
   const auto size = static_cast<std::size_t>(in.tellg());
-  const std::size_t skip = size > max_bytes ? size - max_bytes : 0;
-  in.seekg(static_cast<std::streamoff>(skip));
-  std::string out(size - skip, '\0');
-  in.read(out.data(), static_cast<std::streamsize>(out.size()));
-  out.resize(static_cast<std::size_t>(in.gcount()));  // the file may have shrunk meanwhile
-  if (skip > 0) out = "[dagrun] the first " + std::to_string(skip) + " bytes of this log are left out\n" + out;
-  return out;
+  const auto read = [&](std::size_t from, std::size_t count) {
+    in.seekg(static_cast<std::streamoff>(from));
+    std::string part(count, '\0');
+    in.read(part.data(), static_cast<std::streamsize>(count));
+    part.resize(static_cast<std::size_t>(in.gcount()));  // the file may have shrunk meanwhile
+    return part;
+  };
+  if (size <= head_bytes + tail_bytes) return read(0, size);
+  std::string head = read(0, head_bytes);
+  if (!head.ends_with('\n')) head += '\n';
+  return head + "[dagrun] " + std::to_string(size - head_bytes - tail_bytes) +
+         " bytes of this log are left out here (the whole log: its download link)\n" + read(size - tail_bytes, tail_bytes);
 }
 
 std::vector<task_instance_ref> clear_task_instances(store& s, const clear_selection& which, const definition* dag) {

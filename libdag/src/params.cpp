@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dag/core/json_text.hpp>
 #include <dag/core/time.hpp>
 
 namespace dag {
@@ -38,7 +39,7 @@ std::string param_problem(std::string_view schema_json, std::string_view value_j
   const json v = json::parse(value_json, nullptr, false);
   if (schema.is_discarded() || !schema.is_object()) return "its schema is not a JSON object";
   if (v.is_discarded()) return "the value is not JSON";
-  const std::string shown = v.dump();
+  const std::string shown = json_dump(v);
   if (schema.contains("type")) {
     const json& t = schema["type"];
     bool ok = false;

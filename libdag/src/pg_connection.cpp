@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <memory>
 #include <thread>
+
+#include <poll.h>
 
 #include <libpq-fe.h>
 
@@ -279,6 +282,34 @@ bool pg_connection::wait(const std::string& channel, std::chrono::milliseconds m
     drop();
     return false;
   }
+}
+
+bool pg_answers(const pg_target& where, std::chrono::milliseconds within) {
+  const auto deadline = steady::now() + within;
+  // Waits until the connection's socket is ready for `events`, or the deadline passes.
+  const auto ready = [&](PGconn* c, short events) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
+    if (left <= 0) return false;
+    pollfd p{PQsocket(c), events, 0};
+    return ::poll(&p, 1, static_cast<int>(left)) > 0;
+  };
+  std::unique_ptr<PGconn, decltype(&PQfinish)> conn(PQconnectStart(where.conninfo.c_str()), &PQfinish);
+  PGconn* c = conn.get();
+  if (c == nullptr || PQstatus(c) == CONNECTION_BAD) return false;
+  for (auto step = PGRES_POLLING_WRITING; step != PGRES_POLLING_OK;) {
+    if (step == PGRES_POLLING_FAILED) return false;
+    if (!ready(c, step == PGRES_POLLING_READING ? POLLIN : POLLOUT)) return false;
+    step = PQconnectPoll(c);
+  }
+  if (PQsendQuery(c, "SELECT 1") == 0) return false;
+  while (PQisBusy(c) != 0)
+    if (!ready(c, POLLIN) || PQconsumeInput(c) == 0) return false;
+  bool answered = false;
+  while (PGresult* r = PQgetResult(c)) {
+    answered = answered || PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+  }
+  return answered;
 }
 
 }  // namespace dag::detail

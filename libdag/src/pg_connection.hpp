@@ -54,6 +54,10 @@ struct pg_target {
 /// PGCONNECT_TIMEOUT says otherwise. Throws dag::usage_error, never showing the password.
 pg_target parse_postgres_url(const std::string& url, std::string_view application);
 
+/// Whether the server of `where` accepts a connection and answers `SELECT 1`, all within
+/// `within` (libpq's own connect_timeout counts whole seconds, at least 2): never retries.
+bool pg_answers(const pg_target& where, std::chrono::milliseconds within);
+
 /// One PostgreSQL connection, opened on first use and re-opened when it breaks. Not thread-safe
 /// (neither are libpqxx connections): use it from one thread at a time.
 class pg_connection {

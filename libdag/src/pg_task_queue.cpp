@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dag/core/json_text.hpp>
+
 #include "pg_connection.hpp"
 
 namespace dag {
@@ -52,7 +54,7 @@ std::string payload_of(const queued_try& t) {
   if (t.timeout_ms) j["timeout_ms"] = *t.timeout_ms;
   if (t.waited_us) j["waited_us"] = t.waited_us;
   if (!t.secrets.empty()) j["secrets"] = t.secrets;
-  return j.dump();
+  return json_dump(j);
 }
 
 queued_try read_try(const pqxx::row& r) {
@@ -92,7 +94,7 @@ std::string result_of(const queued_result& r) {
   if (r.result.xcom) j["xcom"] = *r.result.xcom;
   if (!r.result.keyed_xcoms.empty()) j["keyed_xcoms"] = r.result.keyed_xcoms;
   if (r.result.outcome == try_outcome::rescheduled) j["reschedule_after_s"] = r.result.reschedule_after.count();
-  return j.dump();
+  return json_dump(j);
 }
 
 queued_result read_result(const queued_try& t, const std::string& text) {

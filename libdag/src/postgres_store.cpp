@@ -190,6 +190,10 @@ std::vector<std::size_t> postgres_store::write_batch(const row_write& w, std::si
 
 }  // namespace
 
+bool postgres_answers(const std::string& url, std::chrono::milliseconds within) {
+  return pg_answers(parse_postgres_url(url, "dagrun health"), within);
+}
+
 std::unique_ptr<store> open_postgres_store(const std::string& url) {
   return std::make_unique<postgres_store>(parse_postgres_url(url, "dagrun"));
 }

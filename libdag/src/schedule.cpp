@@ -343,10 +343,16 @@ std::vector<run_info> timetable::runs_after(time_point after, std::size_t n) con
 
 std::vector<run_info> timetable::runs_between(time_point first, time_point last) const {
   std::vector<run_info> out;
-  for (auto r = first_run_from(first); r && r->logical_date <= last && before_end(r->logical_date);
-       r = successor(*r))
-    out.push_back(*r);
+  each_run_between(first, last, [&](const run_info& r) {
+    out.push_back(r);
+    return true;
+  });
   return out;
+}
+
+void timetable::each_run_between(time_point first, time_point last, const std::function<bool(const run_info&)>& visit) const {
+  for (auto r = first_run_from(first); r && r->logical_date <= last && before_end(r->logical_date); r = successor(*r))
+    if (!visit(*r)) return;
 }
 
 std::optional<run_info> timetable::run_at(time_point logical_date) const {

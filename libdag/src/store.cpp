@@ -77,4 +77,14 @@ std::unique_ptr<store> open_store(const std::string& url) {
                     "'; use sqlite:PATH (e.g. sqlite:dagrun.db) or postgresql://…");
 }
 
+bool database_answers(const std::string& url, std::chrono::milliseconds within) {
+  try {
+    const std::string_view text{url};
+    if (text.starts_with("sqlite:")) return detail::sqlite_answers(sqlite_path(text.substr(7)), within);
+    return detail::postgres_answers(url, within);
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 }  // namespace dag

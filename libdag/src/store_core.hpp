@@ -206,4 +206,9 @@ std::unique_ptr<store> open_sqlite_store(const std::string& path);
 /// cannot connect or the schema is newer than this build.
 std::unique_ptr<store> open_postgres_store(const std::string& url);
 
+/// database_answers for each backend: the file opened read-only (SQLite), a connection made and a
+/// query answered under one deadline (PostgreSQL).
+bool sqlite_answers(const std::string& path, std::chrono::milliseconds within);
+bool postgres_answers(const std::string& url, std::chrono::milliseconds within);
+
 }  // namespace dag::detail

@@ -176,10 +176,12 @@ duration parse_duration(std::string_view text) {
   if (text.empty()) bad_duration(text);
   while (pos < text.size()) {
     std::size_t digits_start = pos;
-    std::int64_t value = 0;
-    while (pos < text.size() && is_digit(text[pos])) value = value * 10 + (text[pos++] - '0');
+    while (pos < text.size() && is_digit(text[pos])) ++pos;
     std::size_t digit_count = pos - digits_start;
+    // Counted before they are read: a long run of digits would overflow the value.
     if (digit_count == 0 || digit_count > max_duration_digits || pos == text.size()) bad_duration(text);
+    std::int64_t value = 0;
+    for (std::size_t i = digits_start; i < pos; ++i) value = value * 10 + (text[i] - '0');
     std::size_t unit = next_unit;
     while (unit < duration_units.size() && duration_units[unit].letter != text[pos]) ++unit;
     if (unit == duration_units.size()) bad_duration(text);

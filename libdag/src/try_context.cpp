@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dag/core/json_text.hpp>
 #include <dag/core/environment.hpp>
 #include <dag/core/params.hpp>
 #include <dag/core/secret_mask.hpp>
@@ -87,7 +88,7 @@ task_context make_try_context(const definition& d, const task& t, const operator
     if (conf.is_object())
       for (const auto& [k, v] : conf.items())
         if (auto p = ctx.params.find(k); p != ctx.params.end())
-          p->second = v.is_string() && !typed.contains(k) ? v.get<std::string>() : v.dump();
+          p->second = v.is_string() && !typed.contains(k) ? v.get<std::string>() : json_dump(v);
   }
   if (t.settings.execution_timeout)
     ctx.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*t.settings.execution_timeout);

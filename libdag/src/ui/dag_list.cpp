@@ -174,7 +174,7 @@ http_response trigger_form(const request& r, const definition& d, int status, co
   if (initial.empty()) {
     nlohmann::json params = nlohmann::json::object();
     for (const auto& [k, v] : d.params()) params[k] = v;
-    initial = params.dump(2);
+    initial = json_dump(params, 2);
   }
   auto frame = frame_of(r, "Trigger " + d.id());
   frame.crumbs = {{"/", "DAGs"}, {dag_href(d.id()), d.id()}};

@@ -71,7 +71,7 @@ http_response live_json(const request& r) {
   scope.offset = number("offset", 1000000);
   scope.limit = number("limit", 100);
   if (!scope.dag_id.empty() && !find_dag(r, scope.dag_id))
-    return {404, "application/json", nlohmann::json{{"detail", "no DAG '" + scope.dag_id + "' is loaded"}}.dump()};
+    return {404, "application/json", json_dump(nlohmann::json{{"detail", "no DAG '" + scope.dag_id + "' is loaded"}})};
   const auto runs = live_runs(r, scope);
   nlohmann::json states = nlohmann::json::object();
   for (const auto& run : runs) {
@@ -85,7 +85,7 @@ http_response live_json(const request& r) {
       states[live_key(run.run_id, ti.task_id)] = std::string(to_string(ti.state));
   }
   const nlohmann::json out{{"busy", any_active(runs)}, {"sig", live_signature(runs)}, {"states", states}};
-  http_response response{200, "application/json", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+  http_response response{200, "application/json", json_dump(out)};
   response.headers.emplace_back("Cache-Control", "no-store");
   return response;
 }

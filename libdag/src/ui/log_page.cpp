@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dag/core/json_text.hpp>
 #include <dag/model/operations.hpp>
 
 namespace dag::detail::ui {
@@ -49,7 +50,9 @@ http_response log_page(const request& r, const definition& d, const run_record& 
   const std::uintmax_t size = size_of(path);
 
   if (view == "download") {
-    http_response out{200, "text/plain; charset=utf-8", read_part(path, 0, static_cast<std::size_t>(size))};
+    // Streamed from the file by the server: a log of any size costs a buffer, not its size.
+    http_response out{200, "text/plain; charset=utf-8", ""};
+    out.file = path;
     out.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + d.id() + "." + task_id + "." + std::to_string(try_number) + ".log\"");
     return out;
   }
@@ -66,19 +69,13 @@ http_response log_page(const request& r, const definition& d, const run_record& 
     }
     const std::string part = skipped + read_part(path, from, static_cast<std::size_t>(size - from));
     const nlohmann::json out{{"text", part}, {"offset", size}, {"running", running}};
-    http_response response{200, "application/json", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+    http_response response{200, "application/json", json_dump(out)};
     response.headers.emplace_back("Cache-Control", "no-store");
     return response;
   }
   if (!view.empty()) return not_found_page(r, "A log has no view '" + view + "'.", back, task_id);
 
-  std::string content;
-  if (size <= head_bytes + tail_bytes) {
-    content = read_part(path, 0, static_cast<std::size_t>(size));
-  } else {
-    content = read_part(path, 0, head_bytes) + "\n… " + std::to_string(size - head_bytes - tail_bytes) +
-              " bytes left out: download the whole log …\n" + read_part(path, size - tail_bytes, tail_bytes);
-  }
+  const std::string content = log_excerpt(path, head_bytes, tail_bytes);
   const std::string self = log_href(d.id(), run.run_id, task_id, try_number);
   std::string body = "<nav class=\"tabs tries\">";
   for (const auto& t : tries)

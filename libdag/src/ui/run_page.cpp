@@ -18,7 +18,7 @@ http_response run_page(const request& r, const definition& d, const run_record& 
                      kv_row("Data interval", esc(when(run.interval.start)) + " – " + esc(when(run.interval.end))) +
                      kv_row("Started", esc(when(run.start_date))) + kv_row("Ended", esc(when(run.end_date))) +
                      kv_row("Duration", esc(span_text(seconds_of(run.start_date, run.end_date, now)))) +
-                     kv_row("Conf", "<pre class=\"conf\">" + esc(conf.is_discarded() ? run.conf : conf.dump(2)) + "</pre>") + "</table>";
+                     kv_row("Conf", "<pre class=\"conf\">" + esc(conf.is_discarded() ? run.conf : json_dump(conf, 2)) + "</pre>") + "</table>";
   body += "<div class=\"actions stack-sm\"><h2>Actions</h2>"
           "<a class=\"button\" href=\"" + esc(base) + "/clear?only_failed=1\">Clear failed tasks</a>"
           "<a class=\"button\" href=\"" + esc(base) + "/clear?only_failed=0\">Clear all tasks</a>"

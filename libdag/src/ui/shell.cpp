@@ -200,15 +200,6 @@ std::string cookie(const http_request& request, const std::string& name) {
   return {};
 }
 
-// 128 random bits as hex: a session id nobody can guess.
-std::string new_session_id() {
-  std::random_device random;
-  std::string id;
-  static const char* hex = "0123456789abcdef";
-  for (int i = 0; i < 32; ++i) id += hex[random() & 15];
-  return id;
-}
-
 // Where to go after signing in: a path on this site only (never `//other.site` or a URL).
 std::string safe_next(const std::string& next) {
   if (next.empty() || next[0] != '/' || (next.size() > 1 && (next[1] == '/' || next[1] == '\\'))) return "/";
@@ -267,16 +258,11 @@ std::optional<http_response> dag_pages(const request& r, const std::vector<std::
   if (p.size() == 6) return task_page(r, *d, *run, *ti);
   if (p.size() == 7 && is_change_action(p[6])) return change_page(r, *d, *run, ti->task_id, p[6]);
   if ((p.size() == 8 || p.size() == 9) && p[6] == "logs") {
-    int try_number = 0;
-    try {
-      std::size_t used = 0;
-      try_number = std::stoi(p[7], &used);
-      if (used != p[7].size()) throw std::invalid_argument("trailing text");
-    } catch (const std::exception&) {
+    const auto try_number = whole_number(p[7], 1000000);
+    if (!try_number)
       return problem_page(r, 400, "Bad request", "The try number must be a whole number, not '" + p[7] + "'.",
                           ti_href(d->id(), run->run_id, ti->task_id));
-    }
-    return log_page(r, *d, *run, ti->task_id, try_number, p.size() == 9 ? p[8] : r.param("view"));
+    return log_page(r, *d, *run, ti->task_id, static_cast<int>(*try_number), p.size() == 9 ? p[8] : r.param("view"));
   }
   return not_found_page(r, "No such page of task '" + ti->task_id + "'.", ti_href(d->id(), run->run_id, ti->task_id), ti->task_id);
 }
@@ -295,29 +281,21 @@ std::optional<http_response> web_ui(const http_request& request, const web_ui_co
   const ui::request r{request, ctx};
   const bool post = request.method == "POST";
   if (!post && request.method != "GET" && request.method != "HEAD") return page(405, frame_of(r, "Method not allowed"), "");
-  // With a token, the UI is for those who signed in with it: a session cookie that scripts cannot
-  // read and other sites' requests do not carry (HttpOnly, SameSite=Strict).
+  if (auto refused = web_ui_gate(request, ctx.token, ctx.sign_ins)) return refused;
   if (p.size() == 1 && p[0] == "login") {
     if (!ctx.token) return redirect("/");
     if (!post) return sign_in_page(200, "", r.param("next"));
-    if (!same_secret(r.field("token"), *ctx.token)) return sign_in_page(401, "That is not this dagrun's token.", r.field("next"));
-    const std::string id = new_session_id();
-    ctx.sessions.insert(id);
-    auto out = redirect(safe_next(r.field("next")));
-    out.headers.emplace_back("Set-Cookie", session_cookie + "=" + id + "; Path=/; HttpOnly; SameSite=Strict");
-    return out;
-  }
-  if (ctx.token && !ctx.sessions.contains(cookie(request, session_cookie))) {
-    if (post || (!p.empty() && p[0] == "ui")) {
-      shell s;
-      s.title = "Not signed in";
-      return page(401, s, "<p><a class=\"button\" href=\"/login\">Sign in</a> first.</p>");
+    if (!same_secret(r.field("token"), *ctx.token)) {
+      ctx.sign_ins.failed_attempt(request.client);
+      return sign_in_page(401, "That is not this dagrun's token.", r.field("next"));
     }
-    return redirect(request.target == "/" ? "/login" : "/login?next=" + url_encoded(request.target));
+    auto out = redirect(safe_next(r.field("next")));
+    out.headers.emplace_back("Set-Cookie", session_cookie + "=" + ctx.sign_ins.open_session() + "; Path=/; HttpOnly; SameSite=Strict");
+    return out;
   }
   if (p.size() == 1 && p[0] == "logout") {
     if (!post) return redirect("/");
-    ctx.sessions.erase(cookie(request, session_cookie));
+    ctx.sign_ins.close_session(cookie(request, session_cookie));
     auto out = redirect(ctx.token ? "/login" : "/");
     out.headers.emplace_back("Set-Cookie", session_cookie + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     return out;
@@ -342,6 +320,89 @@ std::string html_escaped(const std::string& text) {
     }
   }
   return out;
+}
+
+
+std::string ui_sign_ins::open_session() {
+  // 128 random bits as hex: a session id nobody can guess.
+  std::random_device random;
+  std::string id;
+  static const char* hex = "0123456789abcdef";
+  for (int i = 0; i < 32; ++i) id += hex[random() & 15];
+  std::lock_guard lock(mutex_);
+  sessions_.insert(id);
+  return id;
+}
+
+bool ui_sign_ins::has_session(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  return sessions_.contains(id);
+}
+
+void ui_sign_ins::close_session(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  sessions_.erase(id);
+}
+
+void ui_sign_ins::forget_old_failures(steady::time_point now) {
+  for (auto it = failures_.begin(); it != failures_.end();) {
+    auto& times = it->second;
+    while (!times.empty() && now - times.front() >= sign_in_window) times.pop_front();
+    it = times.empty() ? failures_.erase(it) : std::next(it);
+  }
+}
+
+std::chrono::seconds ui_sign_ins::wait_before_attempt(const std::string& client) {
+  std::lock_guard lock(mutex_);
+  const auto now = steady::now();
+  forget_old_failures(now);
+  const auto it = failures_.find(client);
+  if (it == failures_.end() || it->second.size() < max_failed_sign_ins) return std::chrono::seconds(0);
+  // The oldest failure that counts leaves the window then (rounded up to a whole second).
+  return std::chrono::ceil<std::chrono::seconds>(it->second.front() + sign_in_window - now);
+}
+
+void ui_sign_ins::failed_attempt(const std::string& client) {
+  std::lock_guard lock(mutex_);
+  auto& times = failures_[client];
+  times.push_back(steady::now());
+  while (times.size() > max_failed_sign_ins) times.pop_front();  // the last few are all that count
+}
+
+std::optional<long> whole_number(const std::string& text, long most) {
+  // 18 digits always fit a long: the text is read only after that is known.
+  if (text.empty() || text.size() > 18 || !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  const long value = std::stol(text);
+  return value <= most ? std::optional<long>(value) : std::nullopt;
+}
+
+std::optional<http_response> web_ui_gate(const http_request& request, const std::optional<std::string>& token,
+                                         ui_sign_ins& sign_ins) {
+  using namespace ui;
+  if (!token) return std::nullopt;
+  const auto p = path_segments(request.path());
+  const bool ui_path = p.empty() || p[0] == "dags" || p[0] == "login" || p[0] == "logout" || p[0] == "ui";
+  if (!ui_path) return std::nullopt;  // static files, the API (its own credentials), /health, /metrics
+  const bool post = request.method == "POST";
+  if (p.size() == 1 && p[0] == "login") {
+    if (!post) return std::nullopt;
+    // Guessing the token: a few tries a minute per address, then 429 until the oldest expires.
+    const auto wait = sign_ins.wait_before_attempt(request.client);
+    if (wait.count() == 0) return std::nullopt;
+    auto out = sign_in_page(429, "Too many failed sign-ins from your address; try again in " + std::to_string(wait.count()) + " s.", "/");
+    out.headers.emplace_back("Retry-After", std::to_string(wait.count()));
+    return out;
+  }
+  // With a token, the UI is for those who signed in with it: a session cookie that scripts cannot
+  // read and other sites' requests do not carry (HttpOnly, SameSite=Strict).
+  if (sign_ins.has_session(cookie(request, session_cookie))) return std::nullopt;
+  if (post || (!p.empty() && p[0] == "ui")) {
+    shell s;
+    s.title = "Not signed in";
+    return page(401, s, "<p><a class=\"button\" href=\"/login\">Sign in</a> first.</p>");
+  }
+  return redirect(request.target == "/" ? "/login" : "/login?next=" + url_encoded(request.target));
 }
 
 }  // namespace dag::detail

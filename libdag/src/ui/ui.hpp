@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <dag/core/definition.hpp>
+#include <dag/core/json_text.hpp>
 #include <dag/core/states.hpp>
 #include <dag/core/time.hpp>
 #include <dag/http/server.hpp>

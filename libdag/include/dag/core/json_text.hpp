@@ -8,10 +8,42 @@
 
 namespace dag {
 
-/// Appends `text` to `out` as a quoted JSON string, escaping quotes, backslashes and controls.
+/// The length of the UTF-8 sequence at the start of `text`, 0 when it is not one (a stray
+/// continuation byte, an overlong form, a surrogate, past U+10FFFF, or cut short).
+inline std::size_t utf8_sequence_length(std::string_view text) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(0);
+  if (lead < 0x80) return 1;
+  std::size_t length = 0;
+  unsigned char low = 0x80, high = 0xBF;  // the range of the second byte
+  if (lead >= 0xC2 && lead <= 0xDF) length = 2;
+  else if (lead >= 0xE0 && lead <= 0xEF) length = 3, low = lead == 0xE0 ? 0xA0 : 0x80, high = lead == 0xED ? 0x9F : 0xBF;
+  else if (lead >= 0xF0 && lead <= 0xF4) length = 4, low = lead == 0xF0 ? 0x90 : 0x80, high = lead == 0xF4 ? 0x8F : 0xBF;
+  else return 0;
+  if (text.size() < length || byte(1) < low || byte(1) > high) return 0;
+  for (std::size_t i = 2; i < length; ++i)
+    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
+  return length;
+}
+
+/// Appends `text` to `out` as a quoted JSON string, escaping quotes, backslashes and controls;
+/// a byte that does not start a UTF-8 sequence becomes U+FFFD (text is text, as json_dump).
 inline void append_json_string(std::string& out, std::string_view text) {
   out += '"';
-  for (char ch : text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const char ch = text[i];
+    const std::size_t length = utf8_sequence_length(text.substr(i));
+    if (length == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+      continue;
+    }
+    if (length > 1) {
+      out.append(text.substr(i, length));
+      i += length;
+      continue;
+    }
+    ++i;
     switch (ch) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -29,6 +61,15 @@ inline void append_json_string(std::string& out, std::string_view text) {
     }
   }
   out += '"';
+}
+
+/// `value` (an nlohmann::json) as JSON text, `indent` spaces deep (-1: one line). Text is text:
+/// bytes that are not UTF-8 (a DAG file, a task's output, an SQL error, a variable) become U+FFFD
+/// instead of throwing, so no listing or answer fails on them. Every JSON text dagrun writes with
+/// nlohmann goes through here.
+template <class Json>
+std::string json_dump(const Json& value, int indent = -1) {
+  return value.dump(indent, ' ', false, Json::error_handler_t::replace);
 }
 
 /// The deepest nesting of `[` and `{` in a JSON text, outside strings; stops counting once past

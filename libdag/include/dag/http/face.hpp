@@ -22,6 +22,9 @@ namespace dag {
 
 class store;
 class task_queue;
+namespace detail {
+class ui_sign_ins;
+}
 
 /// What the face reads and how it is configured.
 struct http_face_options {
@@ -35,9 +38,10 @@ struct http_face_options {
   std::size_t max_page_size = 100;           ///< the most entries an API listing returns at once
 };
 
-/// Answers HTTP requests for a scheduler. Not thread-safe: the server calls it one request at a
-/// time (http_server serialises handler calls), so it owns one store connection of its own and
-/// never touches the engine's.
+/// Answers HTTP requests for a scheduler. handle() is called one request at a time (http_server
+/// serialises handler calls), so the face owns one store connection of its own and never touches
+/// the engine's; the exceptions are `/health`, which may be answered on a thread of its own at the
+/// same time (it uses no shared connection), and gate(), which is thread-safe.
 class http_face {
 public:
   /// A face reading `metrics` (which the engine writes; must outlive the face) and the store at
@@ -49,6 +53,20 @@ public:
 
   /// One request, with its HTTP metrics recorded.
   http_response handle(const http_request& request);
+
+  /// The refusals that need no database and no body, checked on the server's I/O thread before
+  /// the body is read (authentication before any expensive work): a Host that is not loopback
+  /// without a token, cross-site changes, the API without its bearer token, UI pages without a
+  /// session, sign-ins too frequent. nullopt: go on. handle() checks the same. Thread-safe.
+  std::optional<http_response> gate(const http_request& request);
+  /// Whether a request is answered on the server's express thread: `GET /health`, so that a load
+  /// balancer hears from the daemon while a slow request holds the main handler thread.
+  static bool express(const http_request& request);
+  /// `base` with gate() and express() of this face: what to give the http_server serving it.
+  http_server_options server_options(http_server_options base = {});
+
+  /// How long /health waits for the database before it calls it unhealthy.
+  static constexpr std::chrono::milliseconds health_database_timeout{800};
 
   /// Replaces the DAGs the API and UI show (checked definitions). Safe to call while requests
   /// are served.
@@ -72,7 +90,7 @@ private:
   const clock& now_;
   std::unique_ptr<store> db_;
   std::unique_ptr<task_queue> queue_;  // for the queued-tries gauge (queue executor only)
-  std::set<std::string> sessions_;     // web UI sign-ins (cookies), when a token is configured
+  std::unique_ptr<detail::ui_sign_ins> sign_ins_;  // web UI sessions and failed sign-ins
   mutable std::mutex dags_mutex_;
   std::shared_ptr<const std::vector<definition>> dags_ = std::make_shared<const std::vector<definition>>();
   std::function<std::shared_ptr<const std::vector<definition>>()> dags_source_;

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,7 +19,8 @@ struct http_request {
   std::string method;                          ///< `GET`, `POST`, …
   std::string target;                          ///< path and query, e.g. `/api/v1/dags?limit=10`
   std::map<std::string, std::string> headers;  ///< header fields, names lower-cased
-  std::string body;                            ///< the request body
+  std::string body;                            ///< the request body (a gate sees it empty: it runs first)
+  std::string client;                          ///< the client's address (`127.0.0.1`, `::1`)
 
   /// The path without the query string.
   std::string path() const { return target.substr(0, target.find('?')); }
@@ -44,12 +46,32 @@ struct http_response {
   std::string content_type = "application/json";       ///< Content-Type
   std::string body;                                    ///< the body
   std::vector<std::pair<std::string, std::string>> headers = {};  ///< more header fields (e.g. Location)
+  /// When set, the body is this file's content instead of `body`, streamed from disk (a log of any
+  /// size costs a buffer, not its size in memory); a file that cannot be opened gets 404.
+  std::string file = {};
 };
 
 /// Handles one request; called on the server's handler thread, one call at a time (so a handler
 /// may own a database connection). A slow call delays the requests queued behind it, but not
-/// accepting, reading, timing out or refusing other connections.
+/// accepting, reading, timing out or refusing other connections, nor express requests.
 using http_handler = std::function<http_response(const http_request&)>;
+
+/// Looks at a request whose header has arrived and whose body has not, on the I/O thread: an
+/// answer ends the request there (its body is not read, nothing is queued). For what must come
+/// before any expensive work, authentication first. It must be quick and thread-safe.
+using http_gate = std::function<std::optional<http_response>(const http_request&)>;
+
+/// Chooses the requests (e.g. `GET /health`) that the server hands to a handler thread of their
+/// own, one at a time, so that they are answered while the main handler thread is busy. Called on
+/// the I/O thread with the header only; the handler must then be safe to call for such a request
+/// while it serves another one.
+using http_express = std::function<bool(const http_request&)>;
+
+/// The security headers on every answer (docs/http.md): no framing, no type sniffing, and a
+/// Content Security Policy that lets pages load only this server's own style sheet.
+inline constexpr const char* http_content_security_policy =
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Limits and deadlines of an http_server; the defaults are the ones docs/http.md documents.
 struct http_server_options {
@@ -66,10 +88,16 @@ struct http_server_options {
   /// connections, the one waiting longest. It is refused only when every connection has a request
   /// in the handler or an answer being written.
   std::size_t max_connections = 256;
+  /// Connections open at once from one client address. A new one beyond it takes the place of
+  /// that address's connection waiting longest on its client, or is refused when all of them have
+  /// a request in progress.
+  std::size_t max_connections_per_client = 64;
   /// Bytes of request line and header fields; more gets 431.
   std::size_t header_limit = 8 * 1024;
   /// Bytes of request body; more gets 413.
   std::size_t body_limit = 1024 * 1024;
+  http_gate gate;        ///< answers requests before their body is read (none: every request is read)
+  http_express express;  ///< requests for the express handler thread (none: all go to the main one)
 };
 
 /// An HTTP server listening on one address until destroyed or stopped.

@@ -86,7 +86,11 @@ public:
   std::string text() const {
     std::lock_guard lock(mutex_);
     std::string out;
-    for (const auto& [name, f] : families_) {
+    for (const auto& entry : families_) {
+      // Named references, not a structured binding: the lambda below captures them, which clang
+      // before 16 does not allow for bindings.
+      const std::string& name = entry.first;
+      const auto& f = entry.second;
       out += "# HELP " + name + " " + f.help + "\n# TYPE " + name + " " + type_name(f.type) + "\n";
       auto write = [&](const metric_labels& labels, const series& s) {
         const std::string l = label_text(f.label_names, labels);

@@ -61,18 +61,22 @@ std::vector<try_record> tries_of(store& s, const std::string& dag_id, const std:
 std::optional<try_record> find_try(store& s, const std::string& dag_id, const std::string& run_id,
                                    const std::string& task_id, int try_number);
 
-/// The most of a try's log that the API and the UI show: its end, where failures are.
-inline constexpr std::size_t max_log_view_bytes = 4 * 1024 * 1024;
+/// How much of a try's log the API shows in one answer: its start (how the try began) and its
+/// end (where failures are). The whole log is streamed on request.
+inline constexpr std::size_t log_view_head_bytes = 64 * 1024;
+inline constexpr std::size_t log_view_tail_bytes = 4 * 1024 * 1024;
 
-/// The last `max_bytes` of the log at `path`, after a first line saying how many bytes were left
-/// out; "" when there is no such file (the try logged nothing).
-std::string log_tail(const std::string& path, std::size_t max_bytes = max_log_view_bytes);
+/// The log at `path` when it holds at most `head_bytes + tail_bytes`; otherwise its first
+/// `head_bytes` and its last `tail_bytes`, with a line between saying how many bytes were left out.
+/// "" when there is no such file (the try logged nothing). Reads only what it returns.
+std::string log_excerpt(const std::string& path, std::size_t head_bytes = log_view_head_bytes,
+                        std::size_t tail_bytes = log_view_tail_bytes);
 
 /// What the log at `path` holds from byte `from` on, and the offset it was read to (the
-/// continuation a reader passes next time, as the API's log token): from 0, its log_tail; from
+/// continuation a reader passes next time, as the API's log token): from 0, its log_excerpt; from
 /// elsewhere, up to `max_bytes` from there. "" and `from` when nothing was added.
 std::pair<std::string, std::size_t> log_since(const std::string& path, std::size_t from,
-                                              std::size_t max_bytes = max_log_view_bytes);
+                                              std::size_t max_bytes = log_view_tail_bytes);
 
 /// Which task instances a clear puts back to `none`: Airflow's `clear` (CLI `tasks clear`, the
 /// API's `clearTaskInstances`, the UI's clear buttons).

@@ -2,6 +2,7 @@
 /// @file When a DAG's runs happen: schedules, Airflow 2 data intervals and what is due now.
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -85,6 +86,9 @@ public:
   std::vector<run_info> runs_after(time_point after, std::size_t n) const;
   /// Every run whose logical date lies in `[first, last]`, both included (backfill).
   std::vector<run_info> runs_between(time_point first, time_point last) const;
+  /// The same runs, one at a time, oldest first, while `visit` returns true: a range of any
+  /// length (years 1 to 9999 hourly) costs no memory, and the caller can stop at any run.
+  void each_run_between(time_point first, time_point last, const std::function<bool(const run_info&)>& visit) const;
   /// The run with this logical date, if the schedule produces one there.
   std::optional<run_info> run_at(time_point logical_date) const;
 

@@ -339,4 +339,9 @@ public:
 /// `postgresql://…`; throws dag::usage_error for a bad URL, dag::error when it cannot be opened.
 std::unique_ptr<store> open_store(const std::string& url);
 
+/// Whether the database a `--db` URL names answers a query within `within`: one fresh connection,
+/// no retry and no backoff (a store rides out outages; a health check must say at once that there
+/// is one). Never throws: a bad URL or any failure is false.
+bool database_answers(const std::string& url, std::chrono::milliseconds within);
+
 }  // namespace dag

@@ -1,0 +1,142 @@
+// The `dagrun` binary as a user runs it, on input it must survive: bytes that are not UTF-8,
+// numbers and date ranges out of bounds, and signals during long loops.
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <dag/exec/child_process.hpp>
+
+#include "support/eventually.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string replacement = "\xEF\xBF\xBD";  // U+FFFD
+
+struct cli_sandbox {
+  std::filesystem::path dir;
+  cli_sandbox() {
+    static int n = 0;
+    dir = std::filesystem::temp_directory_path() / ("dagrun-cli-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir / "dags");
+  }
+  ~cli_sandbox() { std::filesystem::remove_all(dir); }
+
+  void write(const std::filesystem::path& name, const std::string& text) const { std::ofstream(dir / name, std::ios::binary) << text; }
+
+  struct outcome {
+    int exit_code;
+    std::string out;  ///< stdout
+    std::string err;  ///< stderr
+  };
+  // Runs `dagrun ARGS` with this sandbox's folders to its end.
+  outcome dagrun(const std::string& args) const {
+    dag::process_spec p;
+    p.command = std::string(DAGRUN_BINARY) + " " + args + flags() + " >" + (dir / "out").string() + " 2>" + (dir / "err").string();
+    const int code = dag::child_process::start(p).wait().exit_code;
+    return {code, read(dir / "out"), read(dir / "err")};
+  }
+  dag::child_process start(const std::string& args) const {
+    dag::process_spec p;
+    p.command = "exec " + std::string(DAGRUN_BINARY) + " " + args + flags() + " >" + (dir / "out").string() + " 2>" +
+                (dir / "err").string();
+    return dag::child_process::start(p);
+  }
+  std::string flags() const {
+    return " --dags " + (dir / "dags").string() + " --db sqlite:" + (dir / "dagrun.db").string() + " --logs " +
+           (dir / "logs").string();
+  }
+  static std::string read(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), {}};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("CliBinary.JsonListingsReplaceBytesThatAreNotUtf8" * doctest::timeout(120)) {
+  cli_sandbox s;
+  // A description in Latin-1, and a task whose SQL error message holds a stray byte.
+  s.write("dags/latin.yaml", "dag_id: latin\ndescription: \"caf\xe9\"\ntags: [\"t\xff\"]\ntasks:\n"
+                             "  - task_id: t\n    operator: sqlite\n    database: ':memory:'\n    sql: \"SELECT \xff\"\n");
+  s.write("dags/broken.yaml", "dag_id: broken\ntasks:\n  - task_id: \"b\xfe\"\n    operator: nosuch\xff\n");
+  s.write("value", "v\xff");
+  s.write("uri", "postgresql://u\xfe:p@h/d\xff");
+  REQUIRE(s.dagrun("variables set \"$(cat " + (s.dir / "value").string() + ")x\" \"$(cat " + (s.dir / "value").string() + ")\"").exit_code == 0);
+  REQUIRE(s.dagrun("connections add \"c$(cat " + (s.dir / "value").string() + ")\" --uri \"$(cat " + (s.dir / "uri").string() + ")\"").exit_code == 0);
+  CHECK(s.dagrun("run latin --date 2024-01-01").exit_code == 1);
+
+  const std::string run_id = "manual__2024-01-01T00:00:00+00:00";
+  for (const std::string& command : std::vector<std::string>{"dags list", "dags show latin", "variables list", "connections list", "runs list latin",
+                                    "tasks list latin " + run_id, "validate"}) {
+    CAPTURE(command);
+    const auto r = s.dagrun(command + " --json");
+    CHECK(r.exit_code != 134);  // abort
+    CHECK((r.exit_code == 0 || (command == "validate" && r.exit_code == 2)));
+    const auto parsed = nlohmann::json::parse(r.out, nullptr, false);
+    CHECK_FALSE(parsed.is_discarded());
+    if (command != "runs list latin") CHECK(r.out.find(replacement) != std::string::npos);
+  }
+}
+
+TEST_CASE("CliBinary.NumericFlagsOutOfBoundsAreRefusedNamingTheFlag" * doctest::timeout(60)) {
+  cli_sandbox s;
+  s.write("dags/h.yaml", "dag_id: h\nschedule: '@hourly'\nstart_date: 2024-01-01\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: 'true'\n");
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"run h --parallelism 100000000", "--parallelism"},
+      {"run h --parallelism 0", "--parallelism"},
+      {"backfill h --start 2024-01-01 --end 2024-01-02 --parallelism 5000", "--parallelism"},
+      {"schedule --parallelism 2000000000 --listen none", "--parallelism"},
+      {"schedule --grace -1 --listen none", "--grace"},
+      {"schedule --lease-ms 0 --listen none", "--lease-ms"},
+      {"db clean --older-than 2000000000", "--older-than"},
+      {"dags next h -n 2000000000", "-n"}};
+  for (const auto& [args, flag] : cases) {
+    CAPTURE(args);
+    const auto r = s.dagrun(args);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find(flag + ": must be between") != std::string::npos);
+  }
+}
+
+TEST_CASE("CliBinary.DateRangesEndingBeforeTheyStartAreRefused" * doctest::timeout(60)) {
+  cli_sandbox s;
+  s.write("dags/h.yaml", "dag_id: h\nschedule: '@hourly'\nstart_date: 2024-01-01\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: 'true'\n");
+  for (const std::string& command : {std::string("tasks clear h"), std::string("backfill h"), std::string("backfill h --dry-run")}) {
+    CAPTURE(command);
+    const auto r = s.dagrun(command + " --start 2024-02-01 --end 2024-01-01");
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("--end 2024-01-01T00:00:00+00:00 is before --start 2024-02-01T00:00:00+00:00") != std::string::npos);
+  }
+}
+
+TEST_CASE("CliBinary.BackfillOverMillenniaIsBoundedAndItsDryRunStreamsAndStopsOnSignals" * doctest::timeout(120)) {
+  cli_sandbox s;
+  s.write("dags/h.yaml", "dag_id: h\nschedule: '@hourly'\nstart_date: 0001-01-01\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: 'true'\n");
+  // A real backfill refuses a range this long before creating anything.
+  const auto refused = s.dagrun("backfill h --start 0001-01-01 --end 9999-12-31");
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.err.find("holds more than 100000 logical dates") != std::string::npos);
+  // The dry run prints as it goes (87 million lines would take minutes), and each signal ends it.
+  for (const int sig : {SIGTERM, SIGINT}) {
+    CAPTURE(sig);
+    auto p = s.start("backfill h --start 0001-01-01 --end 9999-12-31 --dry-run");
+    REQUIRE(dag_test::eventually([&] { return std::filesystem::exists(s.dir / "out") && std::filesystem::file_size(s.dir / "out") > 1000; }));
+    const auto signalled = std::chrono::steady_clock::now();
+    ::kill(p.pid(), sig);
+    const auto r = p.wait();
+    CHECK(std::chrono::steady_clock::now() - signalled < 10s);
+    CHECK(r.exit_code == 1);
+    CHECK(cli_sandbox::read(s.dir / "err").find("backfill interrupted") != std::string::npos);
+    std::filesystem::remove(s.dir / "out");
+  }
+}
