@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dag/core/json_text.hpp>
 #include <dag/model/operations.hpp>
 
 #include "session.hpp"
@@ -41,7 +42,7 @@ int datasets_list(invocation& inv) {
                      {"consuming_dags", u.consuming_dags},
                      {"producing_tasks", producers}});
     }
-    inv.out << out.dump(2) << "\n";
+    inv.out << dag::json_dump(out, 2) << "\n";
     return exit_ok;
   }
   std::vector<std::vector<std::string>> rows;
@@ -91,7 +92,7 @@ int datasets_events(invocation& inv) {
   if (inv.global.json) {
     json out = json::array();
     for (const auto& e : events) out.push_back(event_json(e));
-    inv.out << out.dump(2) << "\n";
+    inv.out << dag::json_dump(out, 2) << "\n";
     return exit_ok;
   }
   std::vector<std::vector<std::string>> rows;

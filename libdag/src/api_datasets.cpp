@@ -137,7 +137,7 @@ http_response post_dataset_event(api_call& call) {
   std::string extra = "{}";
   if (body.contains("extra") && !body["extra"].is_null()) {
     if (!body["extra"].is_object()) throw usage_error("extra: expected an object");
-    extra = body["extra"].dump();
+    extra = json_dump(body["extra"]);
   }
   const auto e = dag::post_dataset_event(call.db, uri, extra);
   if (!e) throw not_found_error("no dataset '" + uri + "'");

@@ -135,7 +135,7 @@ task_context make_try_context(const definition& d, const task& t, const operator
                             .params = ctx.params,
                             .typed_params = typed,
                             .conf = run.conf.empty() ? std::string("{}") : run.conf,
-                            .triggering_dataset_events = triggering.dump(),
+                            .triggering_dataset_events = json_dump(triggering),
                             .owner = t.settings.owner,
                             .prev_logical_date = prev_logical,
                             .next_logical_date = next_logical,
