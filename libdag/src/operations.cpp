@@ -309,4 +309,22 @@ std::vector<task_instance_ref> set_run_state(store& s, const definition& dag, co
   return mark_task_instances(s, which, dag, now);
 }
 
+std::map<std::string, dataset_uses> dataset_uses_of(const std::vector<definition>& dags) {
+  std::map<std::string, dataset_uses> out;
+  for (const auto& d : dags) {
+    if (const auto& on = d.dataset_schedule())
+      for (const auto& uri : on->uris()) out[uri].consuming_dags.push_back(d.id());
+    for (const auto& t : d.all_tasks())
+      for (const auto& uri : t.outlets) out[uri].producing_tasks.emplace_back(d.id(), t.id);
+  }
+  return out;
+}
+
+std::optional<dataset_event_record> post_dataset_event(store& s, const std::string& uri, const std::string& extra) {
+  dataset_event_record e;
+  e.uri = uri;
+  e.extra = checked_conf(extra.empty() ? "{}" : extra, "extra");
+  return s.add_dataset_event(e);
+}
+
 }  // namespace dag

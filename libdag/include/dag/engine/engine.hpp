@@ -188,6 +188,12 @@ private:
   /// Re-reads every active run from the store (after a pass whose commit failed).
   void reload_active_runs();
   void create_due_runs(change_set& changes, std::optional<timestamp>& wake);
+  /// Creates a dataset-triggered run of each dataset-scheduled DAG whose condition the datasets
+  /// queued for it meet (after a pass that wrote dataset events, and on each poll).
+  void create_dataset_runs();
+  /// Records in the store the datasets of `dags_` and which DAGs consume which, for DAGs that are
+  /// or were (`before`) scheduled on datasets.
+  void register_datasets(const std::map<std::string, std::shared_ptr<const scheduled_dag>>& before);
   /// Advances every active run: the tries to start go to `starts`, those a dagrun_timeout stops to `stops`.
   void advance_runs(change_set& changes, std::vector<task_request>& starts, std::vector<try_id>& stops,
                     std::optional<timestamp>& wake);
@@ -229,6 +235,7 @@ private:
   bool disk_full_ = false;  // the logs folder's disk is full: no new tries
   bool store_unwritable_ = false;  // the latest pass could not be written
   bool stale_ = false;  // a pass's commit failed: active_ is ahead of the store until re-read
+  bool check_datasets_ = true;  // the dataset queue may have changed: look at it in the next pass
   std::map<run_key, active_run> active_;
   std::set<std::string> paused_;
   std::set<std::string> past_changed_;  // DAGs (with depends_on_past) whose task instances finished since the last pass

@@ -12,6 +12,7 @@
 /// finished run is taken up again.
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -146,5 +147,19 @@ std::size_t delete_dag_history(store& s, const std::string& dag_id);
 /// changed. Throws dag::usage_error for an unknown run or another state.
 std::vector<task_instance_ref> set_run_state(store& s, const definition& dag, const std::string& run_id, run_state state,
                                              timestamp now);
+
+/// Who uses a dataset, as the DAGs declare it.
+struct dataset_uses {
+  std::vector<std::string> consuming_dags;                          ///< DAGs scheduled on it
+  std::vector<std::pair<std::string, std::string>> producing_tasks;  ///< (dag_id, task_id) of tasks with it in outlets
+};
+
+/// The uses of every dataset `dags` name, by URI (a listing adds them to the store's datasets).
+std::map<std::string, dataset_uses> dataset_uses_of(const std::vector<definition>& dags);
+
+/// Records an external update of dataset `uri` (Airflow's `create_dataset_event`), queued for its
+/// consumers as a task's would be; `extra` must be a JSON object within checked_conf's bounds
+/// (dag::usage_error otherwise). Nullopt when the dataset is unknown.
+std::optional<dataset_event_record> post_dataset_event(store& s, const std::string& uri, const std::string& extra = "{}");
 
 }  // namespace dag
