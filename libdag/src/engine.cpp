@@ -444,7 +444,7 @@ std::size_t engine::recover_lost_tries() {
   std::vector<recorded_try> recorded;
   recorded.reserve(candidates.size());
   for (const auto& ti : candidates)
-    recorded.push_back({ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.hostname, ti.pid, ti.start_date});
+    recorded.push_back({ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.hostname, ti.pid, ti.start_date, ti.map_index});
   const std::vector<bool> lost = executor_->lost(recorded, options_.hostname, now);
   std::size_t count = 0;
   for (std::size_t i = 0; i < candidates.size(); ++i) {
