@@ -581,6 +581,19 @@ TEST_CASE("Http.ApiMarksTaskInstancesAndClearsWithRelatives" * doctest::timeout(
   CHECK(r.status == 200);
   CHECK(json::parse(r.body)["task_instances"].size() == 2);
   CHECK(states() == std::vector<std::string>{"none", "none"});
+
+  // … and with include_upstream (not a dry run) clears extract, upstream of load, with load.
+  real["dag_run_id"] = run_id;
+  REQUIRE(s.send("POST", "/api/v1/dags/etl/updateTaskInstancesState", real).status == 200);
+  REQUIRE(states() == std::vector<std::string>{"failed", "failed"});
+  r = s.send("POST", "/api/v1/dags/etl/clearTaskInstances",
+             {{"task_ids", {"load"}}, {"include_upstream", true}, {"dry_run", false}, {"only_failed", false}});
+  CHECK(r.status == 200);
+  const json cleared = json::parse(r.body)["task_instances"];
+  REQUIRE(cleared.size() == 2);
+  CHECK(cleared[0]["task_id"] == "extract");
+  CHECK(cleared[1]["task_id"] == "load");
+  CHECK(states() == std::vector<std::string>{"none", "none"});
 }
 
 TEST_CASE("Http.DeeplyNestedBodiesAreRefusedNotParsed" * doctest::timeout(30)) {
