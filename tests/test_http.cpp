@@ -1,4 +1,4 @@
-// The daemon's HTTP face over a real loopback server and client: /health against a real SQLite
+// The HTTP face over a real loopback server and client: /health against a real SQLite
 // file and an injected clock, /metrics in Prometheus' text format, errors for bad requests.
 #include <doctest/doctest.h>
 
