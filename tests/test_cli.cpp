@@ -305,8 +305,10 @@ TEST_CASE("Cli.BackfillRunsEachDateOnceAndRerunsOnlyFailedOnes" * doctest::timeo
   CHECK(tis[1]["try_number"] == 2);
   auto log = run(s.with({"tasks", "log", "daily", "backfill__2024-01-01T00:00:00+00:00", "a"}));
   CHECK(log.out == "2024-01-01\n");
+  CHECK(run(s.with({"tasks", "log", "daily", "backfill__2024-01-01T00:00:00+00:00", "a", "--try", "1"})).out == "2024-01-01\n");
   auto bad_try = run(s.with({"tasks", "log", "daily", "backfill__2024-01-01T00:00:00+00:00", "a", "--try", "3"}));
   CHECK(bad_try.status == 2);
+  CHECK(bad_try.err.find("--try 3: task 'a' has tries 1..1") != std::string::npos);
 }
 
 TEST_CASE("Cli.ClearingATaskGivesItsRetriesBack" * doctest::timeout(120)) {
