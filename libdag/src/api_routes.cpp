@@ -210,7 +210,7 @@ std::size_t api_call::offset() const { return whole_number(query("offset"), "off
 const json& api_call::body() {
   if (body_) return *body_;
   if (request.body.empty()) return *(body_ = json::object());
-  // Bounded before parsing: the parser recurses, and a body nested 100,000 deep would end the daemon.
+  // Bounded before parsing: the parser recurses, and a body nested 100,000 deep would end the serving program.
   if (json_nesting_depth(request.body, max_conf_depth + 2) > max_conf_depth + 2)
     throw usage_error("the request body is nested more than " + std::to_string(max_conf_depth + 2) + " levels deep");
   json parsed = json::parse(request.body, nullptr, false);

@@ -95,19 +95,21 @@ std::string checked_conf(const std::string& conf, const std::string& what) {
   return json_dump(parsed);
 }
 
+std::string checked_conf(const definition& dag, const std::string& conf, const std::string& what) {
+  std::string checked = checked_conf(conf, what);
+  if (!dag.conf_overrides_params()) return checked;
+  const auto parsed = nlohmann::json::parse(checked);
+  for (const auto& [name, schema] : dag.param_schemas()) {
+    if (!parsed.contains(name)) continue;
+    const std::string problem = param_problem(schema, json_dump(parsed[name]));
+    if (!problem.empty()) throw usage_error(what + ": param '" + name + "': " + problem);
+  }
+  return checked;
+}
+
 std::optional<run_record> trigger_run(store& s, const definition& dag, time_point logical_date, const std::string& conf,
                                       const std::string& note, const std::string& run_id) {
-  std::string checked = checked_conf(conf);
-  // A conf value that overrides a typed param must satisfy its schema, as Airflow's Param checks
-  // at trigger time; other keys are the run's own (`dag_run.conf`).
-  if (dag.conf_overrides_params()) {
-    const auto parsed = nlohmann::json::parse(checked);
-    for (const auto& [name, schema] : dag.param_schemas()) {
-      if (!parsed.contains(name)) continue;
-      const std::string problem = param_problem(schema, json_dump(parsed[name]));
-      if (!problem.empty()) throw usage_error("--conf: param '" + name + "': " + problem);
-    }
-  }
+  const std::string checked = checked_conf(dag, conf);
   auto run = create_run_record(s, scheduled_dag(dag), run_type::manual, logical_date, checked, run_id);
   if (run && !note.empty()) {
     s.set_note(run->dag_id, run->run_id, "", note);

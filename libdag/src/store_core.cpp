@@ -498,6 +498,32 @@ std::string select_from(std::string_view name) {
   return "SELECT " + std::string(table<R>::names) + " FROM " + std::string(name);
 }
 
+/// A listing's SELECT with the conditions of its filter, each added only when given, and their
+/// numbered parameters (which view the filter's strings: the filter must outlive them). One
+/// statement per combination of filters, each prepared once: a single statement with
+/// `$1 IS NULL OR …` would get one generic plan that fits no combination well.
+struct filtered_select {
+  std::string sql;
+  std::vector<value> params;
+
+  explicit filtered_select(const std::string& select) : sql(select + " WHERE 1 = 1") {}
+  /// `$N`, N naming a new parameter holding `v`.
+  std::string param(value v) {
+    params.push_back(v);
+    return "$" + std::to_string(params.size());
+  }
+  /// ` AND column = wanted` when `wanted` is given.
+  void equal(const char* column, const std::optional<std::string>& wanted) {
+    if (wanted) sql += std::string(" AND ") + column + " = " + param(std::string_view(*wanted));
+  }
+  /// ` AND column >= from` and ` AND column <= to`, each when given.
+  template <class Time>
+  void within(const char* column, const std::optional<Time>& from, const std::optional<Time>& to) {
+    if (from) sql += std::string(" AND ") + column + " >= " + param(micros_of(*from));
+    if (to) sql += std::string(" AND ") + column + " <= " + param(micros_of(*to));
+  }
+};
+
 /// An R (a record, or the text of one or two columns) from a row holding its columns in order.
 template <class R>
 R read(std::span<const value> row) {
@@ -914,29 +940,21 @@ std::vector<std::size_t> store_core::admitted_claims(session& s, const std::vect
 }
 
 std::vector<run_record> store_core::runs(const run_filter& filter) {
-  // One statement per combination of filters (a bounded number), each prepared once: a single
-  // statement with `$1 IS NULL OR …` would get one generic plan that fits no combination well.
-  std::string sql = select_from<run_record>("dag_runs") + " WHERE 1 = 1";
-  std::vector<value> params;
-  const auto param = [&](value v) {
-    params.push_back(v);
-    return "$" + std::to_string(params.size());
-  };
-  if (filter.dag_id) sql += " AND dag_id = " + param(*filter.dag_id);
+  filtered_select q(select_from<run_record>("dag_runs"));
+  q.equal("dag_id", filter.dag_id);
   if (!filter.states.empty()) {
-    sql += " AND state IN (";
-    for (run_state s : filter.states) sql += (sql.back() == '(' ? "" : ", ") + param(to_string(s));
-    sql += ")";
+    q.sql += " AND state IN (";
+    for (run_state s : filter.states) q.sql += (q.sql.back() == '(' ? "" : ", ") + q.param(to_string(s));
+    q.sql += ")";
   }
-  if (filter.logical_from) sql += " AND logical_date >= " + param(micros_of(*filter.logical_from));
-  if (filter.logical_to) sql += " AND logical_date <= " + param(micros_of(*filter.logical_to));
-  if (filter.automated_only) sql += " AND run_type <> 'manual'";
-  sql += " ORDER BY logical_date DESC, dag_id, run_id";
+  q.within("logical_date", filter.logical_from, filter.logical_to);
+  if (filter.automated_only) q.sql += " AND run_type <> 'manual'";
+  q.sql += " ORDER BY logical_date DESC, dag_id, run_id";
   if (filter.limit > 0) {
     constexpr auto max_limit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-    sql += " LIMIT " + param(static_cast<std::int64_t>(std::min(filter.limit, max_limit)));
+    q.sql += " LIMIT " + q.param(static_cast<std::int64_t>(std::min(filter.limit, max_limit)));
   }
-  return list<run_record>("list runs", sql, params);
+  return list<run_record>("list runs", q.sql, q.params);
 }
 
 std::optional<run_record> store_core::find_run(const std::string& dag_id, const std::string& run_id) {
@@ -1022,20 +1040,14 @@ std::size_t store_core::delete_dag(const std::string& dag_id) {
 }
 
 std::vector<event_record> store_core::events(const event_filter& filter) {
-  std::string sql = select_from<event_record>("event_log") + " WHERE 1 = 1";
-  std::vector<value> params;
-  const auto param = [&](value v) {
-    params.push_back(v);
-    return "$" + std::to_string(params.size());
-  };
-  const std::pair<const char*, const std::optional<std::string>*> equal[] = {
-      {"dag_id", &filter.dag_id}, {"run_id", &filter.run_id}, {"task_id", &filter.task_id},
-      {"event", &filter.event},   {"owner", &filter.owner}};
-  for (const auto& [name, wanted] : equal)
-    if (*wanted) sql += std::string(" AND ") + name + " = " + param(std::string_view(**wanted));
-  if (filter.after) sql += " AND happened >= " + param(micros_of(*filter.after));
-  if (filter.before) sql += " AND happened <= " + param(micros_of(*filter.before));
-  return list<event_record>("list the event log", sql + " ORDER BY id DESC", params);
+  filtered_select q(select_from<event_record>("event_log"));
+  q.equal("dag_id", filter.dag_id);
+  q.equal("run_id", filter.run_id);
+  q.equal("task_id", filter.task_id);
+  q.equal("event", filter.event);
+  q.equal("owner", filter.owner);
+  q.within("happened", filter.after, filter.before);
+  return list<event_record>("list the event log", q.sql + " ORDER BY id DESC", q.params);
 }
 
 std::optional<event_record> store_core::find_event(std::int64_t id) {

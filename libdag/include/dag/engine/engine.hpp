@@ -40,7 +40,7 @@ struct engine_options {
   bool adopt_store_runs = true;                  ///< advance every active run in the store (the daemon); else only runs this engine created or tracks
   std::chrono::milliseconds poll_interval{1000}; ///< how often the daemon looks for runs made by other processes
   std::string hostname;                          ///< recorded with each try (default: this host's name)
-  /// Where the engine records its metrics (the daemon's /metrics; see declare_engine_metrics);
+  /// Where the engine records its metrics (the HTTP face's /metrics; see declare_engine_metrics);
   /// none when null. Must outlive the engine.
   metrics_registry* metrics = nullptr;
   /// The web UI's address (`https://dagrun.example`, Airflow's `[webserver] base_url`): alerts link
@@ -114,7 +114,9 @@ public:
   std::size_t recover_lost_tries();
 
   /// Creates a run of `dag_id` now; nullopt when a run with that id or (for scheduled and backfill
-  /// runs) that logical date exists. Manual runs take timetable::manual_interval.
+  /// runs) that logical date exists. Manual runs take timetable::manual_interval. `conf` is stored
+  /// as given: a conf from a user goes through dag::checked_conf (dag/model/operations.hpp) first,
+  /// as `dagrun run` does, so that it is a JSON object and its typed params hold.
   std::optional<run_key> create_run(const std::string& dag_id, run_type type, time_point logical_date,
                                     const std::string& conf = "{}");
   /// Starts tracking an existing run (e.g. a backfill run to re-run), loading it from the store.

@@ -44,7 +44,15 @@ inline constexpr std::size_t max_conf_bytes = 1024 * 1024;
 /// dag::usage_error saying what is wrong, prefixed with `what` (e.g. "--conf", "conf").
 std::string checked_conf(const std::string& conf, const std::string& what = "conf");
 
-/// Creates a manual run of `dag` at `logical_date` with `conf` (checked with checked_conf) and
+/// checked_conf, and then, when `dag` lets a run's conf override its params
+/// (definition::conf_overrides_params), each value in `conf` named like a typed param checked
+/// against the param's schema, as Airflow's Param checks at trigger time; other keys are the run's
+/// own (`dag_run.conf`). What every run created from a user's conf goes through (trigger_run,
+/// `dagrun run --conf`). Throws dag::usage_error naming the param, prefixed with `what`.
+std::string checked_conf(const definition& dag, const std::string& conf, const std::string& what = "conf");
+
+/// Creates a manual run of `dag` at `logical_date` with `conf` (checked with checked_conf against
+/// `dag`'s typed params) and
 /// `note` (Airflow's note on a run, "" for none); nullopt when a run with that id already exists.
 /// The run is `queued`: a scheduler starts it. Its id is `run_id`, or when empty Airflow's
 /// `manual__<logical date>`.
