@@ -1,6 +1,7 @@
 // The PostgreSQL queue: real schedulers and workers as processes, a real server.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
