@@ -136,7 +136,7 @@ TEST_CASE("Queue.AMappedTasksInstancesRunOnceEachOnTheWorkers" * doctest::timeou
   queue_sandbox s;
   const std::string ran = (s.dir / "ran.txt").string();
   s.write_dag("mapped.yaml", "dag_id: mapped\ntasks:\n  - task_id: list\n    operator: bash\n"
-                             "    bash_command: echo '[{\"X\": \"a\"}, {\"X\": \"b\"}, {\"X\": \"c\"}, {\"X\": \"d\"}, {\"X\": \"e\"}, {\"X\": \"f\"}]'\n"
+                             "    bash_command: >-\n      echo '[{\"X\": \"a\"}, {\"X\": \"b\"}, {\"X\": \"c\"}, {\"X\": \"d\"}, {\"X\": \"e\"}, {\"X\": \"f\"}]'\n"
                              "  - task_id: each\n    operator: bash\n    expand:\n      env: {xcom: list}\n"
                              "    bash_command: echo \"$DAGRUN_MAP_INDEX-$DAGRUN_TRY_NUMBER\" >> " + ran + "; echo $DAGRUN_MAP_INDEX\n"
                              "    dependencies: [list]\n");
