@@ -100,6 +100,8 @@ struct api_route {
   int status = 200;                   ///< the status of a success
   std::string answer;                 ///< the answer's schema (a component name), "" for none
   std::function<http_response(api_call&)> handle;  ///< what it does
+  /// Answers without credentials (Airflow's `security: []`): what clients and probes call first.
+  bool open = false;
 };
 
 /// The query parameters of a listing: limit, offset, order_by.
@@ -128,8 +130,15 @@ struct api_context {
 /// (no path) / 405 (no method); errors as problem documents.
 http_response api_answer(const http_request& request, const std::string& rest, const api_context& context);
 
+/// Whether `method` on /api/v1`rest` answers without credentials: an open route (GET or HEAD),
+/// or the API's own description (`/openapi.json`, the documentation page `/ui/`), as Airflow
+/// serves its specification and Swagger UI to anyone.
+bool api_is_open(const std::string& method, const std::string& rest);
+
 /// The OpenAPI 3 document of the routes (`/api/v1/openapi.json`).
 const json& openapi_document();
+/// The API's documentation page (`/api/v1/ui/`): openapi_document() as HTML (ui/api_docs.cpp).
+http_response api_docs_page();
 
 // --- answers -------------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ let chromium;
 try {
   ({ chromium } = await import(new URL('./node_modules/playwright-core/index.mjs', import.meta.url)));
 } catch (e) {
-  console.error('playwright-core is missing: run scripts/browser-deps.sh (scripts/install-deps.sh runs it)');
+  console.error('playwright-core is missing: run scripts/npm-deps.sh (scripts/install-deps.sh runs it)');
   process.exit(1);
 }
 
