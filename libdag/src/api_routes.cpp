@@ -66,7 +66,7 @@ const std::map<std::string, query_parameter>& query_parameters() {
 
 // Each operation's one-line summary in the OpenAPI document and on the documentation page, by
 // operationId. An operation missing here gets its operationId in words ("get_dag_runs" → "Get dag
-// runs"); Api.EveryOperationHasASummary (test_http.cpp) keeps the table complete.
+// runs"); Http.ApiDocumentationPageListsEveryOperationOfTheDocument keeps the table complete.
 const std::map<std::string, std::string>& operation_summaries() {
   static const std::map<std::string, std::string> known{
       {"get_dags", "List the loaded DAGs"},
