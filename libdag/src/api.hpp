@@ -176,8 +176,21 @@ struct date_ranges {
   static date_ranges of_body(const json& body);
 };
 
+/// The page a listing asks for: its order (a field, `-field` descending; none: the listing's own)
+/// and which entries.
+struct page_request {
+  std::optional<std::string> order;
+  std::size_t limit = 0;
+  std::size_t offset = 0;
+  /// A GET listing's `order_by`, `limit` and `offset`.
+  static page_request of_query(const api_call& call);
+  /// A batch listing's (POST …/list) `order_by`, `page_limit` and `page_offset`, the limit clamped
+  /// to the maximum page size as `limit` is.
+  static page_request of_body(const api_call& call, const json& body);
+};
+
 /// A batch listing's page: `all` ordered by the body's `order_by`, then `page_offset` and
-/// `page_limit` (clamped to the maximum page size, as `limit` is).
+/// `page_limit` (page_request::of_body).
 json batch_page(const api_call& call, const json& body, const std::string& key, json all,
                 const std::vector<std::string>& allowed);
 

@@ -408,16 +408,24 @@ date_ranges date_ranges::of_body(const json& body) {
           at("start_date_lte"),     at("end_date_gte"),       at("end_date_lte")};
 }
 
-json batch_page(const api_call& call, const json& body, const std::string& key, json all,
-                const std::vector<std::string>& allowed) {
-  order_by(body.contains("order_by") ? std::optional<std::string>(string_field(body, "order_by")) : std::nullopt, all, allowed);
+page_request page_request::of_query(const api_call& call) { return {call.query("order_by"), call.limit(), call.offset()}; }
+
+page_request page_request::of_body(const api_call& call, const json& body) {
   const auto whole = [&](const char* field, std::size_t otherwise) {
     if (!body.contains(field)) return otherwise;
     if (!body[field].is_number_unsigned()) throw usage_error(std::string(field) + ": expected a whole number");
     return body[field].get<std::size_t>();
   };
   const std::size_t limit = whole("page_limit", call.max_page_size());
-  return page_of(key, all, limit == 0 ? call.max_page_size() : std::min(limit, call.max_page_size()), whole("page_offset", 0));
+  return {body.contains("order_by") ? std::optional<std::string>(string_field(body, "order_by")) : std::nullopt,
+          limit == 0 ? call.max_page_size() : std::min(limit, call.max_page_size()), whole("page_offset", 0)};
+}
+
+json batch_page(const api_call& call, const json& body, const std::string& key, json all,
+                const std::vector<std::string>& allowed) {
+  const auto page = page_request::of_body(call, body);
+  order_by(page.order, all, allowed);
+  return page_of(key, all, page.limit, page.offset);
 }
 
 // --- dispatch ------------------------------------------------------------------------------------

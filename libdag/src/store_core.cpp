@@ -722,16 +722,23 @@ std::vector<std::size_t> store_core::admitted_claims(session& s, const std::vect
   return admitted;
 }
 
-std::vector<run_record> store_core::runs(const run_filter& filter) {
-  // One statement per combination of filters (a bounded number), each prepared once: a single
-  // statement with `$1 IS NULL OR …` would get one generic plan that fits no combination well.
-  std::string sql = select_from<run_record>("dag_runs") + " WHERE 1 = 1";
-  std::vector<value> params;
+namespace {
+
+// The WHERE clause of the runs `filter` selects (its limit and offset aside), its values added to
+// `params`. One statement per combination of filters (a bounded number), each prepared once: a
+// single statement with `$1 IS NULL OR …` would get one generic plan that fits no combination well.
+std::string runs_where(const run_filter& filter, std::vector<value>& params) {
+  std::string sql = " WHERE 1 = 1";
   const auto param = [&](value v) {
     params.push_back(v);
     return "$" + std::to_string(params.size());
   };
   if (filter.dag_id) sql += " AND dag_id = " + param(*filter.dag_id);
+  if (!filter.dag_ids.empty()) {
+    sql += " AND dag_id IN (";
+    for (const auto& id : filter.dag_ids) sql += (sql.back() == '(' ? "" : ", ") + param(id);
+    sql += ")";
+  }
   if (!filter.states.empty()) {
     sql += " AND state IN (";
     for (run_state s : filter.states) sql += (sql.back() == '(' ? "" : ", ") + param(to_string(s));
@@ -739,13 +746,50 @@ std::vector<run_record> store_core::runs(const run_filter& filter) {
   }
   if (filter.logical_from) sql += " AND logical_date >= " + param(micros_of(*filter.logical_from));
   if (filter.logical_to) sql += " AND logical_date <= " + param(micros_of(*filter.logical_to));
+  // A bound on a column that is NULL (not started or ended yet) is not met: `NULL >= x` is not true.
+  if (filter.start_from) sql += " AND start_date >= " + param(micros_of(*filter.start_from));
+  if (filter.start_to) sql += " AND start_date <= " + param(micros_of(*filter.start_to));
+  if (filter.end_from) sql += " AND end_date >= " + param(micros_of(*filter.end_from));
+  if (filter.end_to) sql += " AND end_date <= " + param(micros_of(*filter.end_to));
   if (filter.automated_only) sql += " AND run_type <> 'manual'";
-  sql += " ORDER BY logical_date DESC, dag_id, run_id";
+  return sql;
+}
+
+std::int64_t sql_count(std::size_t n) {
+  constexpr auto most = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+  return static_cast<std::int64_t>(std::min(n, most));
+}
+
+}  // namespace
+
+std::vector<run_record> store_core::runs(const run_filter& filter) {
+  std::vector<value> params;
+  std::string sql = select_from<run_record>("dag_runs") + runs_where(filter, params) + " ORDER BY logical_date DESC, dag_id, run_id";
   if (filter.limit > 0) {
-    constexpr auto max_limit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-    sql += " LIMIT " + param(static_cast<std::int64_t>(std::min(filter.limit, max_limit)));
+    params.push_back(sql_count(filter.limit));
+    sql += " LIMIT $" + std::to_string(params.size());
+  }
+  if (filter.offset > 0) {
+    // SQLite takes an OFFSET only after a LIMIT, and neither database takes the other's "no
+    // limit" (-1, ALL): the largest count is one both read.
+    if (filter.limit == 0) {
+      params.push_back(sql_count(std::numeric_limits<std::size_t>::max()));
+      sql += " LIMIT $" + std::to_string(params.size());
+    }
+    params.push_back(sql_count(filter.offset));
+    sql += " OFFSET $" + std::to_string(params.size());
   }
   return list<run_record>("list runs", sql, params);
+}
+
+std::size_t store_core::count_runs(const run_filter& filter) {
+  std::vector<value> params;
+  const std::string sql = "SELECT COUNT(*) FROM dag_runs" + runs_where(filter, params);
+  return transact("count runs", access::read, [&](session& s) {
+    std::size_t n = 0;
+    s.exec(sql, params, [&](std::span<const value> row) { n = static_cast<std::size_t>(integer_of(row[0])); });
+    return n;
+  });
 }
 
 std::optional<run_record> store_core::find_run(const std::string& dag_id, const std::string& run_id) {
