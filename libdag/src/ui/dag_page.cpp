@@ -66,7 +66,7 @@ std::string details_panel(const request& r, const definition& d, const std::vect
       if (ti.task_id != v.task) continue;
       std::string links = "<a class=\"button\" href=\"" + esc(ti_href(d.id(), run.run_id, ti.task_id)) + "\">Task instance</a>";
       if (ti.try_number > 0 && !ti.log_path.empty())
-        links += " <a class=\"button\" href=\"" + esc(log_href(d.id(), run.run_id, ti.task_id, ti.try_number)) + "\">Log</a>";
+        links += " <a class=\"button\" href=\"" + esc(log_href(d.id(), run.run_id, ti.task_id, ti.try_number, ti.map_index)) + "\">Log</a>";
       return "<aside class=\"panel\" id=\"details\"><h2>" + esc(ti.task_id) + "</h2><table class=\"kv\">" + kv_row("Run", esc(run.run_id)) +
              kv_row("State", "<span data-s=\"" + esc(live_key(run.run_id, ti.task_id)) + "\" class=\"st st-" +
                               std::string(to_string(ti.state)) + "\">" + std::string(to_string(ti.state)) + "</span>") +
@@ -102,9 +102,24 @@ std::string grid_tab(const request& r, const definition& d, const std::vector<ru
            esc(when(run.logical_date).substr(5, 5)) + "</span></a></th>";
   }
   out += "</tr></thead><tbody>";
+  // A mapped task's cell stands for all its instances: the state that matters most, and their count.
   std::vector<std::map<std::string, const task_instance_record*>> by_task(runs.size());
+  std::vector<std::map<std::string, int>> mapped(runs.size());
+  const auto weight = [](task_state s) {
+    switch (s) {
+      case task_state::failed: case task_state::upstream_failed: return 4;
+      case task_state::running: case task_state::queued: return 3;
+      case task_state::up_for_retry: case task_state::up_for_reschedule: case task_state::scheduled: return 2;
+      case task_state::success: return 0;
+      default: return 1;
+    }
+  };
   for (std::size_t k = 0; k < runs.size(); ++k)
-    for (const auto& ti : cells[k]) by_task[k][ti.task_id] = &ti;
+    for (const auto& ti : cells[k]) {
+      auto& shown = by_task[k][ti.task_id];
+      if (!shown || weight(ti.state) > weight(shown->state)) shown = &ti;
+      if (ti.map_index >= 0) ++mapped[k][ti.task_id];
+    }
   for (std::size_t i : task_rows(d)) {
     const auto& t = d.all_tasks()[i];
     out += "<tr><th class=\"task\"><a href=\"" + esc(dag_href(d.id())) + "?tab=duration\">" + esc(t.id) + "</a></th>";
@@ -116,8 +131,11 @@ std::string grid_tab(const request& r, const definition& d, const std::vector<ru
       }
       const std::string state(to_string(it->second->state));
       const bool selected = runs[k].run_id == v.run && t.id == v.task;
+      const auto count = mapped[k].find(t.id);
+      const std::string instances = count == mapped[k].end() ? "" : " [" + std::to_string(count->second) + "]";
       out += "<td><a class=\"sq st-" + state + (selected ? " sel" : "") + "\" data-s=\"" + esc(live_key(runs[k].run_id, t.id)) +
-             "\" href=\"" + esc(v.href("grid", runs[k].run_id, t.id)) + "\" title=\"" + esc(t.id) + " · " + state + "\"></a></td>";
+             "\" href=\"" + esc(v.href("grid", runs[k].run_id, t.id)) + "\" title=\"" + esc(t.id) + " · " + state + instances + "\">" +
+             (instances.empty() ? "" : "<span class=\"mapped\">" + std::to_string(count->second) + "</span>") + "</a></td>";
     }
     out += "</tr>";
   }
