@@ -33,5 +33,5 @@ if ! command -v npm >/dev/null; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm
 fi
-# The browser tests' driver (playwright-core, from npm, into a git-ignored folder).
-"$(dirname "$0")/browser-deps.sh"
+# The Node.js tests' npm packages (playwright-core, swagger-parser), into git-ignored folders.
+"$(dirname "$0")/npm-deps.sh"

@@ -2,6 +2,8 @@
 // file and an injected clock, /metrics in Prometheus' text format, errors for bad requests.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -375,6 +377,94 @@ TEST_CASE("Http.ApiTakesBasicAuthBesideTheTokenAndLogsWhoChangedWhat" * doctest:
     }
   CHECK(operations >= 50);
   CHECK(ids.size() == operations);
+}
+
+TEST_CASE("Http.ApiHealthVersionAndTheApiDescriptionAnswerWithoutCredentials" * doctest::timeout(30)) {
+  served_face s("", std::string("t0ken-abc"));
+  s.load_etl();
+  s.metrics.set("dagrun_scheduler_heartbeat", unix_seconds(s.clock.at));
+  // What clients and probes call first answers anyone, as Airflow's (`security: []`) does …
+  auto r = s.get("/api/v1/health");
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["metadatabase"]["status"] == "healthy");
+  r = s.get("/api/v1/version");
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body).contains("version"));
+  CHECK(http_call(s.server->port(), "HEAD", "/api/v1/version").status == 200);
+  CHECK(s.get("/api/v1/openapi.json").status == 200);
+  CHECK(s.get("/api/v1/ui/").status == 200);
+  // … and nothing else does: the data, any other method on those paths, a path near them.
+  CHECK(s.get("/api/v1/dags").status == 401);
+  CHECK(s.get("/api/v1/dags/etl/dagRuns").status == 401);
+  CHECK(s.get("/api/v1/config").status == 401);
+  CHECK(s.get("/api/v1/health/x").status == 401);
+  CHECK(s.send("POST", "/api/v1/health", json::object()).status == 401);
+  CHECK(s.send("DELETE", "/api/v1/version", json::object()).status == 401);
+  // With credentials the open paths answer the same; wrong ones do not shut them.
+  CHECK(http_call(s.server->port(), "GET", "/api/v1/health", "", "Bearer t0ken-abc").status == 200);
+  CHECK(http_call(s.server->port(), "GET", "/api/v1/version", "", "Bearer wrong").status == 200);
+  // The document says so: `security: []` on exactly these operations, no 401 among their answers.
+  const json document = json::parse(s.get("/api/v1/openapi.json").body);
+  std::set<std::string> open;
+  for (const auto& [path, methods] : document["paths"].items())
+    for (const auto& [method, op] : methods.items())
+      if (op.contains("security")) {
+        CHECK(op["security"] == json::array());
+        CHECK_FALSE(op["responses"].contains("401"));
+        open.insert(method + " " + path);
+      } else {
+        CHECK(op["responses"].contains("401"));
+      }
+  CHECK(open == std::set<std::string>{"get /health", "get /version"});
+  CHECK(document["security"].size() == 2);  // everything else: Basic or Bearer
+}
+
+TEST_CASE("Http.ApiDocumentationPageListsEveryOperationOfTheDocument" * doctest::timeout(30)) {
+  served_face s("", std::string("t0ken-abc"));
+  const auto r = s.get("/api/v1/ui/");
+  REQUIRE(r.status == 200);
+  CHECK(r.content_type.starts_with("text/html"));
+  CHECK(s.get("/api/v1/ui").status == 200);
+  CHECK(s.send("POST", "/api/v1/ui/", json::object()).status == 401);  // only reading is open
+  CHECK(s.send("POST", "/api/v1/ui/", json::object(), "Bearer t0ken-abc").status == 405);
+  const std::string& page = r.body;
+  // Under the UI's policy: no inline script or style, only the site's own files.
+  CHECK(page.find("<script>") == std::string::npos);
+  CHECK(page.find(" style=") == std::string::npos);
+  CHECK(page.find("<style") == std::string::npos);
+  CHECK(page.find("http://") == std::string::npos);
+  CHECK(page.find("https://") == std::string::npos);
+  CHECK(page.find("<link rel=\"stylesheet\" href=\"/static/app.css\">") != std::string::npos);
+  // Every operation of the served document: an anchor, a contents link to it, its method and path,
+  // its summary (written for it, not its operationId in words), and its parameters.
+  const json document = json::parse(s.get("/api/v1/openapi.json").body);
+  std::size_t operations = 0;
+  for (const auto& [path, methods] : document["paths"].items())
+    for (const auto& [method, op] : methods.items()) {
+      ++operations;
+      const std::string id = op["operationId"];
+      CAPTURE(id);
+      CHECK(page.find("id=\"" + id + "\"") != std::string::npos);
+      CHECK(page.find("href=\"#" + id + "\"") != std::string::npos);
+      const auto at = page.find("id=\"" + id + "\"");
+      const std::string section = page.substr(at, page.find("</section>", at) - at);
+      CHECK(section.find("<code>/api/v1" + path + "</code>") != std::string::npos);
+      const std::string summary = op["summary"];
+      std::string words = id;
+      std::replace(words.begin(), words.end(), '_', ' ');
+      words[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(words[0])));
+      CHECK(summary != words);
+      for (const auto& p : op["parameters"]) CHECK(section.find("<code>" + p["name"].get<std::string>() + "</code>") != std::string::npos);
+      CHECK(section.find(op.contains("requestBody") ? "Request body" : "Responses") != std::string::npos);
+    }
+  CHECK(operations >= 50);
+  // The bodies and answers link to their schemas, each shown with its fields.
+  CHECK(page.find("href=\"#schema-DAGRun\"") != std::string::npos);
+  CHECK(page.find("id=\"schema-DAGRun\"") != std::string::npos);
+  CHECK(page.find("<code>dag_run_id</code>") != std::string::npos);
+  CHECK(page.find("no credentials needed") != std::string::npos);
+  // The web UI links to it from every page.
+  CHECK(s.get("/login").body.find("<a href=\"/api/v1/ui/\">API</a>") != std::string::npos);
 }
 
 TEST_CASE("Http.ApiRefusesUnknownParametersAndAnswersWrongMethodsWithTheAllowedOnes" * doctest::timeout(30)) {

@@ -955,6 +955,67 @@ TEST_CASE_TEMPLATE("Store.ListsRunsByDagStateAndDateNewestFirst", database, STOR
   check_same_run(listed[2], manual);
 }
 
+TEST_CASE_TEMPLATE("Store.ListsRunsByStartAndEndDateAndSeveralDagsPagesThemAndCountsThem", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  // Day d started at d 01:00:00.000250 and ended an hour later; day 4 is running, day 5 queued.
+  dag::change_set c;
+  for (unsigned day = 1; day <= 5; ++day) {
+    auto r = daily_run("etl", utc(2024, 1, day));
+    if (day <= 4) r.start_date = at(utc(2024, 1, day, 1), 250us);
+    if (day <= 3) r.end_date = at(utc(2024, 1, day, 2));
+    r.state = day <= 3 ? dag::run_state::success : day == 4 ? dag::run_state::running : dag::run_state::queued;
+    c.new_runs.emplace_back(r, std::vector<std::string>{"a"});
+  }
+  c.new_runs.emplace_back(daily_run("reports", utc(2024, 1, 2, 6)), std::vector<std::string>{"a"});
+  c.new_runs.emplace_back(daily_run("other", utc(2024, 1, 3, 6)), std::vector<std::string>{"a"});
+  REQUIRE(s->apply(c).runs_created == std::vector<bool>(7, true));
+  const auto id = [](unsigned day) { return dag::make_run_id(dag::run_type::scheduled, utc(2024, 1, day)); };
+
+  dag::run_filter started;
+  started.start_from = at(utc(2024, 1, 2, 1), 250us);  // to the microsecond, both ends included
+  started.start_to = at(utc(2024, 1, 4, 1), 250us);
+  CHECK(run_ids(s->runs(started)) == std::vector<std::string>{id(4), id(3), id(2)});
+  started.start_to = at(utc(2024, 1, 4, 1), 249us);
+  CHECK(run_ids(s->runs(started)) == std::vector<std::string>{id(3), id(2)});
+
+  dag::run_filter ended;  // a run not ended yet meets no bound on its end
+  ended.end_from = at(utc(2024, 1, 2));
+  CHECK(run_ids(s->runs(ended)) == std::vector<std::string>{id(3), id(2)});
+  ended.end_from.reset();
+  ended.end_to = at(utc(2024, 1, 1, 2));
+  CHECK(run_ids(s->runs(ended)) == std::vector<std::string>{id(1)});
+  CHECK(s->count_runs(ended) == 1);
+
+  dag::run_filter two_dags;
+  two_dags.dag_ids = {"reports", "other"};
+  CHECK(run_ids(s->runs(two_dags)) == std::vector<std::string>{dag::make_run_id(dag::run_type::scheduled, utc(2024, 1, 3, 6)),
+                                                               dag::make_run_id(dag::run_type::scheduled, utc(2024, 1, 2, 6))});
+  two_dags.dag_id = "reports";  // both must hold
+  CHECK(s->count_runs(two_dags) == 1);
+  two_dags.dag_id = "etl";
+  CHECK(s->runs(two_dags).empty());
+
+  // Pages in the listing's order, and the count of every match whatever the page.
+  dag::run_filter etl;
+  etl.dag_id = "etl";
+  etl.limit = 2;
+  etl.offset = 1;
+  CHECK(run_ids(s->runs(etl)) == std::vector<std::string>{id(4), id(3)});
+  CHECK(s->count_runs(etl) == 5);
+  etl.limit = 0;  // an offset alone: the rest
+  etl.offset = 3;
+  CHECK(run_ids(s->runs(etl)) == std::vector<std::string>{id(2), id(1)});
+  etl.offset = 10;
+  CHECK(s->runs(etl).empty());
+  CHECK(s->count_runs(etl) == 5);
+  etl.offset = 0;
+  etl.states = {dag::run_state::success};
+  etl.start_from = at(utc(2024, 1, 2));
+  CHECK(s->count_runs(etl) == 2);
+  CHECK(s->count_runs(dag::run_filter{}) == 7);
+}
+
 TEST_CASE_TEMPLATE("Store.FindsTaskInstancesInStatesAcrossRuns", database, STORE_BACKENDS) {
   database db;
   auto s = db.make_store();

@@ -102,6 +102,8 @@ struct api_route {
   int status = 200;                   ///< the status of a success
   std::string answer;                 ///< the answer's schema (a component name), "" for none
   std::function<http_response(api_call&)> handle;  ///< what it does
+  /// Answers without credentials (Airflow's `security: []`): what clients and probes call first.
+  bool open = false;
 };
 
 /// The query parameters of a listing: limit, offset, order_by.
@@ -131,8 +133,15 @@ struct api_context {
 /// (no path) / 405 (no method); errors as problem documents.
 http_response api_answer(const http_request& request, const std::string& rest, const api_context& context);
 
+/// Whether `method` on /api/v1`rest` answers without credentials: an open route (GET or HEAD),
+/// or the API's own description (`/openapi.json`, the documentation page `/ui/`), as Airflow
+/// serves its specification and Swagger UI to anyone.
+bool api_is_open(const std::string& method, const std::string& rest);
+
 /// The OpenAPI 3 document of the routes (`/api/v1/openapi.json`).
 const json& openapi_document();
+/// The API's documentation page (`/api/v1/ui/`): openapi_document() as HTML (ui/api_docs.cpp).
+http_response api_docs_page();
 
 // --- answers -------------------------------------------------------------------------------------
 
@@ -170,8 +179,21 @@ struct date_ranges {
   static date_ranges of_body(const json& body);
 };
 
+/// The page a listing asks for: its order (a field, `-field` descending; none: the listing's own)
+/// and which entries.
+struct page_request {
+  std::optional<std::string> order;
+  std::size_t limit = 0;
+  std::size_t offset = 0;
+  /// A GET listing's `order_by`, `limit` and `offset`.
+  static page_request of_query(const api_call& call);
+  /// A batch listing's (POST …/list) `order_by`, `page_limit` and `page_offset`, the limit clamped
+  /// to the maximum page size as `limit` is.
+  static page_request of_body(const api_call& call, const json& body);
+};
+
 /// A batch listing's page: `all` ordered by the body's `order_by`, then `page_offset` and
-/// `page_limit` (clamped to the maximum page size, as `limit` is).
+/// `page_limit` (page_request::of_body).
 json batch_page(const api_call& call, const json& body, const std::string& key, json all,
                 const std::vector<std::string>& allowed);
 

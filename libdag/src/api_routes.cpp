@@ -4,6 +4,7 @@
 #include "api.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <set>
 
@@ -67,6 +68,87 @@ const std::map<std::string, query_parameter>& query_parameters() {
       {"source_map_index", {{{"type", "integer"}}, "only events of this mapped instance (-1: of tasks that are not mapped)"}},
   };
   return known;
+}
+
+// Each operation's one-line summary in the OpenAPI document and on the documentation page, by
+// operationId. An operation missing here gets its operationId in words ("get_dag_runs" → "Get dag
+// runs"); Http.ApiDocumentationPageListsEveryOperationOfTheDocument keeps the table complete.
+const std::map<std::string, std::string>& operation_summaries() {
+  static const std::map<std::string, std::string> known{
+      {"get_dags", "List the loaded DAGs"},
+      {"patch_dags", "Pause or unpause every DAG a filter selects"},
+      {"get_dag", "Get a DAG"},
+      {"patch_dag", "Pause or unpause a DAG"},
+      {"delete_dag", "Delete a DAG's history (runs, task instances, XComs)"},
+      {"get_dag_details", "Get a DAG with its schedule, params and more"},
+      {"get_tasks", "List a DAG's tasks"},
+      {"get_task", "Get one task of a DAG"},
+      {"get_dag_source", "Get the source file of a DAG"},
+      {"get_dag_stats", "Count each DAG's runs by state"},
+      {"get_dag_warnings", "List warnings about DAGs"},
+      {"get_variables", "List variables"},
+      {"post_variables", "Create a variable"},
+      {"get_variable", "Get a variable"},
+      {"patch_variable", "Change a variable"},
+      {"delete_variable", "Delete a variable"},
+      {"get_connections", "List connections"},
+      {"post_connection", "Create a connection"},
+      {"test_connection", "Check a connection without saving it"},
+      {"get_connection", "Get a connection"},
+      {"patch_connection", "Change a connection"},
+      {"delete_connection", "Delete a connection"},
+      {"get_pools", "List pools"},
+      {"post_pool", "Create a pool"},
+      {"get_pool", "Get a pool"},
+      {"patch_pool", "Change a pool"},
+      {"delete_pool", "Delete a pool"},
+      {"get_import_errors", "List DAG files that failed to load"},
+      {"get_import_error", "Get one DAG file's load error"},
+      {"get_event_logs", "List the audit log: who triggered, cleared, paused what"},
+      {"get_event_log", "Get one audit log entry"},
+      {"get_health", "Health of the metadata database and the scheduler"},
+      {"get_version", "The dagrun version"},
+      {"get_config", "dagrun's settings"},
+      {"get_value", "One setting of dagrun"},
+      {"get_plugins", "List plugins (dagrun has none)"},
+      {"get_providers", "List dagrun's operators as providers"},
+      {"get_dag_runs", "List a DAG's runs (~ for every DAG's)"},
+      {"post_dag_run", "Trigger a run"},
+      {"get_dag_runs_batch", "List runs of many DAGs, filters in the body"},
+      {"get_dag_run", "Get a run"},
+      {"delete_dag_run", "Delete a run and its task instances"},
+      {"update_dag_run_state", "Mark a run success, failed or queued"},
+      {"clear_dag_run", "Clear a run's task instances so they run again"},
+      {"set_dag_run_note", "Set a run's note"},
+      {"get_task_instances", "List a run's task instances (~ across DAGs and runs)"},
+      {"get_task_instances_batch", "List task instances of many runs, filters in the body"},
+      {"get_task_instance", "Get a task instance"},
+      {"patch_task_instance", "Mark a task instance success or failed"},
+      {"post_set_task_instances_state", "Mark task instances (and their relatives) success or failed"},
+      {"post_clear_task_instances", "Clear task instances so they run again (a dry run unless told otherwise)"},
+      {"get_mapped_task_instances", "List the instances of a mapped task, one per map index"},
+      {"get_mapped_task_instance", "Get one instance of a mapped task"},
+      {"patch_mapped_task_instance", "Mark one instance of a mapped task success or failed"},
+      {"get_mapped_task_instance_tries", "List the tries of one instance of a mapped task"},
+      {"get_mapped_task_instance_try_details", "Get one try of one instance of a mapped task"},
+      {"get_task_instance_tries", "List a task instance's tries"},
+      {"get_task_instance_try_details", "Get one try of a task instance"},
+      {"get_task_instance_dependencies", "Why a task instance is not running yet"},
+      {"set_task_instance_note", "Set a task instance's note"},
+      {"get_log", "Get the log of one try"},
+      {"get_xcom_entries", "List a task instance's XCom entries"},
+      {"get_xcom_entry", "Get one XCom entry"},
+  };
+  return known;
+}
+
+std::string summary_of(const api_route& route) {
+  const auto it = operation_summaries().find(route.operation_id);
+  if (it != operation_summaries().end()) return it->second;
+  std::string words = route.operation_id;
+  std::replace(words.begin(), words.end(), '_', ' ');
+  if (!words.empty()) words[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(words[0])));
+  return words;
 }
 
 // `/a/{b}/c` → {"a", "{b}", "c"}.
@@ -346,16 +428,24 @@ date_ranges date_ranges::of_body(const json& body) {
           at("start_date_lte"),     at("end_date_gte"),       at("end_date_lte")};
 }
 
-json batch_page(const api_call& call, const json& body, const std::string& key, json all,
-                const std::vector<std::string>& allowed) {
-  order_by(body.contains("order_by") ? std::optional<std::string>(string_field(body, "order_by")) : std::nullopt, all, allowed);
+page_request page_request::of_query(const api_call& call) { return {call.query("order_by"), call.limit(), call.offset()}; }
+
+page_request page_request::of_body(const api_call& call, const json& body) {
   const auto whole = [&](const char* field, std::size_t otherwise) {
     if (!body.contains(field)) return otherwise;
     if (!body[field].is_number_unsigned()) throw usage_error(std::string(field) + ": expected a whole number");
     return body[field].get<std::size_t>();
   };
   const std::size_t limit = whole("page_limit", call.max_page_size());
-  return page_of(key, all, limit == 0 ? call.max_page_size() : std::min(limit, call.max_page_size()), whole("page_offset", 0));
+  return {body.contains("order_by") ? std::optional<std::string>(string_field(body, "order_by")) : std::nullopt,
+          limit == 0 ? call.max_page_size() : std::min(limit, call.max_page_size()), whole("page_offset", 0)};
+}
+
+json batch_page(const api_call& call, const json& body, const std::string& key, json all,
+                const std::vector<std::string>& allowed) {
+  const auto page = page_request::of_body(call, body);
+  order_by(page.order, all, allowed);
+  return page_of(key, all, page.limit, page.offset);
 }
 
 // --- dispatch ------------------------------------------------------------------------------------
@@ -370,31 +460,55 @@ const std::vector<api_route>& api_routes() {
   return all;
 }
 
+namespace {
+
+// The route `method` on `rest` dispatches to (the most specific of those whose path matches), with
+// its path parameters; and the methods of every route whose path matches (for a 405).
+struct dispatch {
+  const api_route* route = nullptr;
+  std::map<std::string, std::string> path;
+  std::set<std::string> methods;
+};
+
+dispatch dispatch_of(const std::string& method, const std::string& rest) {
+  const auto parts = path_segments(rest);
+  dispatch out;
+  int best_literals = -1;
+  for (const auto& route : api_routes()) {
+    int literals = 0;
+    auto found = match(route, parts, literals);
+    if (!found) continue;
+    out.methods.insert(route.method);
+    if (route.method != method && !(method == "HEAD" && route.method == "GET")) continue;
+    if (literals > best_literals) {
+      out.route = &route;
+      out.path = std::move(*found);
+      best_literals = literals;
+    }
+  }
+  return out;
+}
+
+bool is_docs_page(const std::string& rest) { return rest == "/ui" || rest == "/ui/"; }
+
+}  // namespace
+
+bool api_is_open(const std::string& method, const std::string& rest) {
+  if (method != "GET" && method != "HEAD") return false;
+  if (rest == "/openapi.json" || is_docs_page(rest)) return true;
+  const auto found = dispatch_of(method, rest);
+  return found.route && found.route->open;
+}
+
 http_response api_answer(const http_request& request, const std::string& rest, const api_context& context) {
   const std::string instance = request.path();
   try {
-    if (rest == "/openapi.json") {
+    if (rest == "/openapi.json" || is_docs_page(rest)) {
       if (request.method != "GET" && request.method != "HEAD")
         return problem(405, "Method Not Allowed", request.method + " is not allowed on " + instance, instance);
-      return json_response(200, openapi_document());
+      return rest == "/openapi.json" ? json_response(200, openapi_document()) : api_docs_page();
     }
-    const auto parts = path_segments(rest);
-    const api_route* best = nullptr;
-    std::map<std::string, std::string> best_path;
-    int best_literals = -1;
-    std::set<std::string> methods;  // of the routes whose path matches
-    for (const auto& route : api_routes()) {
-      int literals = 0;
-      auto found = match(route, parts, literals);
-      if (!found) continue;
-      methods.insert(route.method);
-      if (route.method != request.method && !(request.method == "HEAD" && route.method == "GET")) continue;
-      if (literals > best_literals) {
-        best = &route;
-        best_path = std::move(*found);
-        best_literals = literals;
-      }
-    }
+    auto [best, best_path, methods] = dispatch_of(request.method, rest);
     if (!best) {
       if (methods.empty()) return problem(404, "Not Found", "no such endpoint: " + instance, instance);
       std::vector<std::string> allowed(methods.begin(), methods.end());
@@ -443,15 +557,16 @@ const json& openapi_document() {
       json answer{{"description", "success"}};
       if (!route.answer.empty())
         answer["content"] = {{"application/json", {{"schema", {{"$ref", "#/components/schemas/" + route.answer}}}}}};
+      json responses{{std::to_string(route.status), std::move(answer)}, {"400", error_answer}, {"404", error_answer}, {"409", error_answer}};
       json operation{{"operationId", route.operation_id},
+                     {"summary", summary_of(route)},
                      {"tags", {route.tag}},
-                     {"parameters", std::move(parameters)},
-                     {"responses",
-                      {{std::to_string(route.status), std::move(answer)},
-                       {"400", error_answer},
-                       {"401", error_answer},
-                       {"404", error_answer},
-                       {"409", error_answer}}}};
+                     {"parameters", std::move(parameters)}};
+      if (route.open)
+        operation["security"] = json::array();  // answers without credentials
+      else
+        responses["401"] = error_answer;
+      operation["responses"] = std::move(responses);
       if (!route.body.empty())
         operation["requestBody"] = {{"required", true},
                                     {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/" + route.body}}}}}}}};

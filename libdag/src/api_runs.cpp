@@ -8,13 +8,6 @@
 namespace dag::detail {
 namespace {
 
-// Which runs a listing selects: from the query (GET) or the body (POST …/list).
-struct run_selection {
-  std::vector<std::string> dag_ids;  // empty: every DAG
-  std::set<run_state> states;
-  date_ranges dates;
-};
-
 run_state run_state_named(const std::string& text, const std::string& what) {
   const auto s = parse_run_state(text);
   if (!s) throw usage_error(what + ": unknown state '" + text + "' (queued, running, success, failed)");
@@ -24,35 +17,47 @@ run_state run_state_named(const std::string& text, const std::string& what) {
 const std::vector<std::string> run_order{"dag_run_id", "dag_id", "execution_date", "logical_date", "start_date", "end_date",
                                          "state", "run_type", "data_interval_start", "data_interval_end", "external_trigger"};
 
-json selected_runs(api_call& call, const run_selection& which) {
-  std::vector<run_record> runs;
-  const auto add = [&](std::optional<std::string> dag_id) {
-    run_filter f;
-    f.dag_id = std::move(dag_id);
-    f.states = which.states;
-    for (auto& r : call.db.runs(f)) runs.push_back(std::move(r));
+// The runs a listing's filters select, as the store filters them.
+run_filter run_filter_of(const std::vector<std::string>& dag_ids, const std::vector<std::string>& states,
+                         const std::string& states_name, const date_ranges& dates) {
+  run_filter f;
+  f.dag_ids.insert(dag_ids.begin(), dag_ids.end());
+  for (const auto& s : states) f.states.insert(run_state_named(s, states_name));
+  // Query and body times are whole seconds (parse_time): the floor changes nothing.
+  const auto seconds = [](const std::optional<timestamp>& t) {
+    return t ? std::optional<time_point>(std::chrono::floor<std::chrono::seconds>(*t)) : std::nullopt;
   };
-  if (which.dag_ids.empty()) add(std::nullopt);
-  for (const auto& id : which.dag_ids) add(id);
-  json all = json::array();
-  for (const auto& r : runs) {
-    const auto& d = which.dates;
-    if (!within(timestamp(r.logical_date), d.logical_from, d.logical_to) || !within(r.start_date, d.start_from, d.start_to) ||
-        !within(r.end_date, d.end_from, d.end_to))
-      continue;
-    all.push_back(run_json(r));
+  f.logical_from = seconds(dates.logical_from);
+  f.logical_to = seconds(dates.logical_to);
+  f.start_from = dates.start_from;
+  f.start_to = dates.start_to;
+  f.end_from = dates.end_from;
+  f.end_to = dates.end_to;
+  return f;
+}
+
+// A page of the runs `filter` selects. In the store's own order (no `order_by`: newest logical
+// date first) the database pages and counts; another order needs every selected run in hand.
+json runs_page(api_call& call, run_filter filter, const page_request& page) {
+  if (!page.order || page.order->empty()) {
+    const std::size_t total = call.db.count_runs(filter);
+    filter.limit = page.limit;
+    filter.offset = page.offset;
+    json runs = json::array();
+    for (const auto& r : call.db.runs(filter)) runs.push_back(run_json(r));
+    return {{"dag_runs", std::move(runs)}, {"total_entries", total}};
   }
-  return all;
+  json all = json::array();
+  for (const auto& r : call.db.runs(filter)) all.push_back(run_json(r));
+  order_by(page.order, all, run_order);
+  return page_of("dag_runs", all, page.limit, page.offset);
 }
 
 http_response list_runs(api_call& call) {
-  run_selection which;
-  if (call.path("dag_id") != "~") which.dag_ids = {call.dag(call.path("dag_id")).id()};
-  for (const auto& s : call.query_list("state")) which.states.insert(run_state_named(s, "state"));
-  which.dates = date_ranges::of_query(call);
-  json all = selected_runs(call, which);
-  order_by(call, all, run_order);
-  return json_response(200, page_of(call, "dag_runs", all));
+  std::vector<std::string> dag_ids;
+  if (call.path("dag_id") != "~") dag_ids = {call.dag(call.path("dag_id")).id()};
+  const auto filter = run_filter_of(dag_ids, call.query_list("state"), "state", date_ranges::of_query(call));
+  return json_response(200, runs_page(call, filter, page_request::of_query(call)));
 }
 
 // Airflow's ListDagRunsForm: the same filters in a body, with its own paging fields.
@@ -60,11 +65,8 @@ http_response list_runs_batch(api_call& call) {
   const json& b = call.body();
   refuse_unknown_fields(b, {"order_by", "page_offset", "page_limit", "dag_ids", "states", "execution_date_gte",
                             "execution_date_lte", "start_date_gte", "start_date_lte", "end_date_gte", "end_date_lte"});
-  run_selection which;
-  which.dag_ids = string_list_field(b, "dag_ids");
-  for (const auto& s : string_list_field(b, "states")) which.states.insert(run_state_named(s, "states"));
-  which.dates = date_ranges::of_body(b);
-  return json_response(200, batch_page(call, b, "dag_runs", selected_runs(call, which), run_order));
+  const auto filter = run_filter_of(string_list_field(b, "dag_ids"), string_list_field(b, "states"), "states", date_ranges::of_body(b));
+  return json_response(200, runs_page(call, filter, page_request::of_body(call, b)));
 }
 
 http_response trigger(api_call& call) {

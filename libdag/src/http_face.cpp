@@ -66,6 +66,15 @@ std::optional<std::string> base64_decoded(const std::string& text) {
   return out;
 }
 
+constexpr std::string_view api_prefix = "/api/v1";
+
+// With a token or users, the API answers only its holders (logs and XComs are data too), as
+// Airflow's API answers only authenticated users; the open routes (health, version, the API's
+// description) answer anyone, as Airflow's `security: []` ones do.
+http_response unauthorized(const std::string& path) {
+  return problem(401, "Unauthorized", "send Authorization: Bearer <DAGRUN_API_TOKEN> or Basic (DAGRUN_API_USERS)", path);
+}
+
 }  // namespace
 
 http_face::http_face(http_face_options options, metrics_registry& metrics, const clock& now)
@@ -146,9 +155,7 @@ std::optional<http_response> http_face::gate(const http_request& request) {
       return problem(403, "Forbidden", "requests from other sites may not change anything");
   }
   if (path == "/api/v1" || path.starts_with("/api/v1/")) {
-    // With a token or users, the API answers only its holders (logs and XComs are data too), as
-    // Airflow's API answers only authenticated users.
-    if (!caller(request)) return problem(401, "Unauthorized", "send Authorization: Bearer <DAGRUN_API_TOKEN> or Basic (DAGRUN_API_USERS)", path);
+    if (!caller(request) && !detail::api_is_open(request.method, path.substr(api_prefix.size()))) return unauthorized(path);
     return std::nullopt;
   }
   return detail::web_ui_gate(request, options_.token, *sign_ins_);
@@ -170,14 +177,13 @@ http_response http_face::route(const http_request& request) {
       if (type == request.headers.end() || !type->second.starts_with("application/json"))
         return problem(415, "Unsupported Media Type", "send the request body as application/json");
     }
-    // With a token or users, the API answers only its holders (logs and XComs are data too), as
-    // Airflow's API answers only authenticated users.
+    const std::string rest = path.substr(api_prefix.size());
     const auto who = caller(request);
-    if (!who) return problem(401, "Unauthorized", "send Authorization: Bearer <DAGRUN_API_TOKEN> or Basic (DAGRUN_API_USERS)", path);
+    if (!who && !detail::api_is_open(request.method, rest)) return unauthorized(path);
     const auto snapshot = dags();
-    detail::api_context context{db(), *snapshot, now_, *who, options_.max_page_size,
+    detail::api_context context{db(), *snapshot, now_, who.value_or("anonymous"), options_.max_page_size,
                                 [this] { return json::parse(health().body); }};
-    return detail::api_answer(request, path.substr(std::string("/api/v1").size()), context);
+    return detail::api_answer(request, rest, context);
   }
   const auto snapshot = dags();
   if (auto page = detail::web_ui(request, {db(), *snapshot, options_.token, *sign_ins_, now_})) return *page;

@@ -939,22 +939,59 @@ std::vector<std::size_t> store_core::admitted_claims(session& s, const std::vect
   return admitted;
 }
 
-std::vector<run_record> store_core::runs(const run_filter& filter) {
-  filtered_select q(select_from<run_record>("dag_runs"));
+namespace {
+
+// The runs `filter` selects (its limit and offset aside) after `select`. One statement per
+// combination of filters (a bounded number), each prepared once: a single statement with
+// `$1 IS NULL OR …` would get one generic plan that fits no combination well.
+filtered_select runs_query(const std::string& select, const run_filter& filter) {
+  filtered_select q(select);
   q.equal("dag_id", filter.dag_id);
+  if (!filter.dag_ids.empty()) {
+    q.sql += " AND dag_id IN (";
+    for (const auto& id : filter.dag_ids) q.sql += (q.sql.back() == '(' ? "" : ", ") + q.param(id);
+    q.sql += ")";
+  }
   if (!filter.states.empty()) {
     q.sql += " AND state IN (";
     for (run_state s : filter.states) q.sql += (q.sql.back() == '(' ? "" : ", ") + q.param(to_string(s));
     q.sql += ")";
   }
   q.within("logical_date", filter.logical_from, filter.logical_to);
+  // A bound on a column that is NULL (not started or ended yet) is not met: `NULL >= x` is not true.
+  q.within("start_date", filter.start_from, filter.start_to);
+  q.within("end_date", filter.end_from, filter.end_to);
   if (filter.automated_only) q.sql += " AND run_type <> 'manual'";
+  return q;
+}
+
+std::int64_t sql_count(std::size_t n) {
+  constexpr auto most = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+  return static_cast<std::int64_t>(std::min(n, most));
+}
+
+}  // namespace
+
+std::vector<run_record> store_core::runs(const run_filter& filter) {
+  filtered_select q = runs_query(select_from<run_record>("dag_runs"), filter);
   q.sql += " ORDER BY logical_date DESC, dag_id, run_id";
-  if (filter.limit > 0) {
-    constexpr auto max_limit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-    q.sql += " LIMIT " + q.param(static_cast<std::int64_t>(std::min(filter.limit, max_limit)));
+  if (filter.limit > 0) q.sql += " LIMIT " + q.param(sql_count(filter.limit));
+  if (filter.offset > 0) {
+    // SQLite takes an OFFSET only after a LIMIT, and neither database takes the other's "no
+    // limit" (-1, ALL): the largest count is one both read.
+    if (filter.limit == 0) q.sql += " LIMIT " + q.param(sql_count(std::numeric_limits<std::size_t>::max()));
+    q.sql += " OFFSET " + q.param(sql_count(filter.offset));
   }
   return list<run_record>("list runs", q.sql, q.params);
+}
+
+std::size_t store_core::count_runs(const run_filter& filter) {
+  const filtered_select q = runs_query("SELECT COUNT(*) FROM dag_runs", filter);
+  return transact("count runs", access::read, [&](session& s) {
+    std::size_t n = 0;
+    s.exec(q.sql, q.params, [&](std::span<const value> row) { n = static_cast<std::size_t>(integer_of(row[0])); });
+    return n;
+  });
 }
 
 std::optional<run_record> store_core::find_run(const std::string& dag_id, const std::string& run_id) {
@@ -1098,26 +1135,15 @@ std::optional<dataset_event_record> store_core::add_dataset_event(const dataset_
 }
 
 std::vector<dataset_event_record> store_core::dataset_events(const dataset_event_filter& filter) {
-  std::string sql = select_from<dataset_event_record>("dataset_events") + " WHERE 1 = 1";
-  std::vector<value> params;
-  const auto param = [&](value v) {
-    params.push_back(v);
-    return "$" + std::to_string(params.size());
-  };
-  const std::pair<const char*, const std::optional<std::string>*> equal[] = {
-      {"uri", &filter.uri},
-      {"source_dag_id", &filter.source_dag_id},
-      {"source_run_id", &filter.source_run_id},
-      {"source_task_id", &filter.source_task_id}};
-  for (const auto& [name, wanted] : equal)
-    if (*wanted) sql += std::string(" AND ") + name + " = " + param(std::string_view(**wanted));
-  if (filter.source_map_index) sql += " AND source_map_index = " + param(std::int64_t{*filter.source_map_index});
-  sql += " ORDER BY id DESC";
-  if (filter.limit > 0) {
-    constexpr auto max_limit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-    sql += " LIMIT " + param(static_cast<std::int64_t>(std::min(filter.limit, max_limit)));
-  }
-  return list<dataset_event_record>("list dataset events", sql, params);
+  filtered_select q(select_from<dataset_event_record>("dataset_events"));
+  q.equal("uri", filter.uri);
+  q.equal("source_dag_id", filter.source_dag_id);
+  q.equal("source_run_id", filter.source_run_id);
+  q.equal("source_task_id", filter.source_task_id);
+  if (filter.source_map_index) q.sql += " AND source_map_index = " + q.param(std::int64_t{*filter.source_map_index});
+  q.sql += " ORDER BY id DESC";
+  if (filter.limit > 0) q.sql += " LIMIT " + q.param(sql_count(filter.limit));
+  return list<dataset_event_record>("list dataset events", q.sql, q.params);
 }
 
 std::map<std::string, std::set<std::string>> store_core::queued_datasets() {

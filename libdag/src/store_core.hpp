@@ -128,6 +128,7 @@ public:
   change_result apply(const change_set& changes) final;
 
   std::vector<run_record> runs(const run_filter& filter) final;
+  std::size_t count_runs(const run_filter& filter) final;
   std::optional<run_record> find_run(const std::string& dag_id, const std::string& run_id) final;
   std::vector<task_instance_record> task_instances(const std::string& dag_id, const std::string& run_id) final;
   std::vector<task_instance_record> task_instances_in(const std::set<task_state>& states) final;

@@ -192,6 +192,14 @@ def run(d, airflow_path):
     check([r["dag_run_id"] for r in dated["dag_runs"]] == [r2], "execution_date_gte filters")
     ordered = call("GET", "/dags/{dag_id}/dagRuns", "/dags/etl/dagRuns?order_by=execution_date")
     check([r["dag_run_id"] for r in ordered["dag_runs"]] == [r1, r2], "order_by=execution_date, oldest first")
+    every = call("GET", "/dags/{dag_id}/dagRuns", "/dags/~/dagRuns")["dag_runs"]
+    paged = call("GET", "/dags/{dag_id}/dagRuns", "/dags/~/dagRuns?limit=1&offset=1")
+    check(paged["total_entries"] == 3 and [r["dag_run_id"] for r in paged["dag_runs"]] == [every[1]["dag_run_id"]],
+          "limit and offset page the runs in their order, total_entries counts them all")
+    ended = call("GET", "/dags/{dag_id}/dagRuns", "/dags/~/dagRuns?end_date_gte=2999-01-01T00:00:00Z")
+    check(ended["total_entries"] == 0, "end_date_gte filters")
+    started = call("GET", "/dags/{dag_id}/dagRuns", "/dags/~/dagRuns?start_date_lte=2999-01-01T00:00:00Z&state=failed")
+    check([r["dag_id"] for r in started["dag_runs"]] == ["flaky"], "start_date_lte and state filter together")
     batch = call("POST", "/dags/~/dagRuns/list", "/dags/~/dagRuns/list", {"dag_ids": ["etl"], "page_limit": 1, "order_by": "-execution_date"})
     check(batch["total_entries"] == 2 and batch["dag_runs"][0]["dag_run_id"] == r2, "the batch list filters, orders, pages")
     call("GET", T_RUN, run_path)

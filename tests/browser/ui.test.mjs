@@ -19,7 +19,7 @@ let chromium;
 try {
   ({ chromium } = await import(new URL('./node_modules/playwright-core/index.mjs', import.meta.url)));
 } catch (e) {
-  console.error('playwright-core is missing: run scripts/browser-deps.sh (scripts/install-deps.sh runs it)');
+  console.error('playwright-core is missing: run scripts/npm-deps.sh (scripts/install-deps.sh runs it)');
   process.exit(1);
 }
 
@@ -309,6 +309,28 @@ try {
     const noDag = await p.goto(base + '/dags/nope');
     assert.equal(noDag.status(), 404);
     await dark.close();
+  });
+
+  await flow('the API link opens the API\'s documentation: contents, anchors, no sideways scrolling on a phone', async () => {
+    await page.goto(base + '/');
+    await page.click('header.top a:has-text("API")');
+    assert.equal(new URL(page.url()).pathname, '/api/v1/ui/');
+    assert.equal(await page.textContent('h1'), 'dagrun REST API');
+    await noInline();
+    await page.click('ul.toc a[href="#get_dag_runs"]');
+    assert.equal(new URL(page.url()).hash, '#get_dag_runs');
+    const section = page.locator('section#get_dag_runs');
+    assert.match(await section.textContent(), /\/api\/v1\/dags\/\{dag_id\}\/dagRuns/);
+    assert.match(await section.textContent(), /execution_date_gte/);
+    await section.locator('a:has-text("DAGRunCollection")').first().click();
+    assert.equal(new URL(page.url()).hash, '#schema-DAGRunCollection');
+    await shot('12-api-docs');
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+    const p = await phone.newPage();
+    await p.goto(base + '/api/v1/ui/');  // open to anyone, as Airflow's
+    const [scroll, client] = await p.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+    assert.ok(scroll <= client, `the API page scrolls sideways at 390 px (${scroll} > ${client})`);
+    await phone.close();
   });
 
   await flow('sign out', async () => {

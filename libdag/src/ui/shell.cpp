@@ -69,7 +69,7 @@ http_response page(int status, const shell& frame, const std::string& body) {
   if (!frame.live.empty())
     html += " data-live=\"" + esc(frame.live) + "\" data-busy=\"" + (frame.busy ? "1" : "0") + "\" data-sig=\"" + esc(frame.sig) + "\"";
   html += "><header class=\"top\"><a class=\"brand\" href=\"/\"><img src=\"/static/favicon.svg\" alt=\"\" width=\"20\" height=\"20\">dagrun</a>"
-          "<nav><a href=\"/\">DAGs</a>";
+          "<nav><a href=\"/\">DAGs</a><a href=\"/api/v1/ui/\">API</a>";
   if (!frame.live.empty())
     html += "<label class=\"auto\" title=\"Update this page while something runs\"><input type=\"checkbox\" id=\"auto-refresh\" checked> live</label>";
   if (frame.signed_in) html += post_button("/logout", "Sign out", {}, "link");

@@ -112,6 +112,12 @@ pre{background:var(--panel);border:1px solid var(--line);border-radius:6px;paddi
 pre.field,pre.conf{margin:0;padding:4px 6px}
 .log pre{max-height:75vh;font-size:12.5px}
 pre.code{white-space:pre;overflow-wrap:normal}
+/* API documentation (/api/v1/ui/) */
+section.op{border:1px solid var(--line);border-radius:8px;padding:4px 12px 8px;margin:10px 0}
+section.op h3{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:.4em 0}section.op h4{margin:.8em 0 .3em}
+.verb{display:inline-block;min-width:58px;text-align:center;border-radius:4px;padding:0 6px;font-size:.85em;font-weight:600;color:#fff;background:var(--dim)}
+.verb-get{background:#0b5cad}.verb-post{background:#2f9e44}.verb-patch{background:#c05500}.verb-delete{background:#d92d20}
+ul.toc ul{margin:2px 0 8px;padding-left:18px}ul.toc li{margin:2px 0}
 label.auto{font-size:.9em;color:var(--dim);display:flex;gap:4px;align-items:center}
 @media (max-width:600px){main{padding:8px 10px 30px}h1{font-size:1.25em}
 #dags thead{display:none}#dags,#dags tbody,#dags tr,#dags td{display:block;width:100%}

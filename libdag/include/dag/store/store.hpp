@@ -265,11 +265,15 @@ struct change_result {
 /// Which runs to list.
 struct run_filter {
   std::optional<std::string> dag_id;   ///< only this DAG
+  std::set<std::string> dag_ids;       ///< only these DAGs (empty: any); with `dag_id`, both must hold
   std::set<run_state> states;          ///< only these states (empty: all)
   std::optional<time_point> logical_from;  ///< logical date at or after
   std::optional<time_point> logical_to;    ///< logical date at or before
+  /// Started (ended) at or after / at or before; a run not started (ended) yet matches no bound.
+  std::optional<timestamp> start_from, start_to, end_from, end_to;
   bool automated_only = false;         ///< only scheduled and backfill runs
   std::size_t limit = 0;               ///< at most this many (0: all)
+  std::size_t offset = 0;              ///< skipping this many first, in the listing's order
 };
 
 /// The metadata store. Implementations are safe to use from one thread at a time.
@@ -294,8 +298,10 @@ public:
   /// Applies a change set in one transaction.
   virtual change_result apply(const change_set& changes) = 0;
 
-  /// Runs matching `filter`, newest logical date first.
+  /// Runs matching `filter`, newest logical date first (then by DAG and run id).
   virtual std::vector<run_record> runs(const run_filter& filter) = 0;
+  /// How many runs match `filter`, its limit and offset aside (a listing's total).
+  virtual std::size_t count_runs(const run_filter& filter) = 0;
   /// One run, if it exists.
   virtual std::optional<run_record> find_run(const std::string& dag_id, const std::string& run_id) = 0;
   /// The task instances of a run, by task id, then map index.
