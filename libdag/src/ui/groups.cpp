@@ -42,17 +42,23 @@ std::string open_groups::text() const {
 
 group_view::group_view(const definition& d, open_groups open) : d_(d), open_(std::move(open)) {
   for (const auto& g : d.groups()) ids_.insert(g.id);
+  if (ids_.empty()) return;
+  // Each task's groups: the prefixes of its innermost group's id that end before a '.' and name a
+  // group, then the innermost itself.
+  chains_.resize(d.all_tasks().size());
+  for (std::size_t i = 0; i < chains_.size(); ++i) {
+    const std::string& innermost = d.all_tasks()[i].group;
+    if (innermost.empty()) continue;
+    for (std::size_t dot = innermost.find('.'); dot != std::string::npos; dot = innermost.find('.', dot + 1))
+      if (std::string outer = innermost.substr(0, dot); ids_.contains(outer)) chains_[i].push_back(std::move(outer));
+    chains_[i].push_back(innermost);
+  }
 }
 
-std::vector<std::string> group_view::groups_of(const task& t) const {
-  // The prefixes of its innermost group's id that end before a '.' and name a group, then the
-  // innermost itself.
-  std::vector<std::string> out;
-  if (t.group.empty()) return out;
-  for (std::size_t dot = t.group.find('.'); dot != std::string::npos; dot = t.group.find('.', dot + 1))
-    if (std::string outer = t.group.substr(0, dot); ids_.contains(outer)) out.push_back(std::move(outer));
-  out.push_back(t.group);
-  return out;
+const std::vector<std::string>& group_view::groups_of(const task& t) const {
+  static const std::vector<std::string> none;
+  const auto i = d_.index_of(t.id);
+  return i && *i < chains_.size() ? chains_[*i] : none;
 }
 
 bool group_view::visible(const std::string& group_id) const {
@@ -83,9 +89,9 @@ std::map<std::string, task_state> group_view::states(const std::vector<task_inst
   std::map<std::string, task_state> out;
   if (ids_.empty()) return out;
   for (const auto& ti : tis) {
-    const task* t = d_.find(ti.task_id);
-    if (!t) continue;
-    for (const auto& g : groups_of(*t)) {
+    const auto i = d_.index_of(ti.task_id);
+    if (!i) continue;
+    for (const auto& g : chains_[*i]) {
       auto [it, added] = out.try_emplace(g, ti.state);
       if (!added && state_priority(ti.state) < state_priority(it->second)) it->second = ti.state;
     }

@@ -143,7 +143,7 @@ public:
   bool empty() const { return ids_.empty(); }
   const open_groups& open() const { return open_; }
   /// The groups holding task `t`, outermost first.
-  std::vector<std::string> groups_of(const task& t) const;
+  const std::vector<std::string>& groups_of(const task& t) const;
   /// True when every group enclosing the group is open (the group has a row or a box).
   bool visible(const std::string& group_id) const;
   /// The id task `t` is shown as: its outermost collapsed group's, or its own.
@@ -165,6 +165,7 @@ private:
   const definition& d_;
   open_groups open_;
   std::set<std::string> ids_;
+  std::vector<std::vector<std::string>> chains_;  // by task index: its groups, outermost first (none without groups)
 };
 
 /// The DAG `dag_id` among the loaded ones, or null.
