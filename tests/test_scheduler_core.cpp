@@ -731,3 +731,65 @@ TEST_CASE("SchedulerCore.ARunBlockedByAnEndedPreviousRunFailsOnlyWhenAskedToGive
   CHECK(gives_up.state("a") == "none");
   CHECK(gives_up.ti("a").message == "waits for the previous run (depends_on_past), which has ended");
 }
+
+TEST_CASE("SchedulerCore.AMappedTaskExpandsIntoSlotsAndItsDownstreamWaitsForEveryInstance") {
+  dag::definition d{"mapped"};
+  auto each = d.bash("each", "x").expand("bash_command", {"a", "b", "c"});
+  auto after = d.bash("after", "x");
+  each >> after;
+  fixture f(std::move(d));
+  auto s = f.step();
+  CHECK(s.expanded == std::vector<std::size_t>{0});
+  REQUIRE(f.tis.size() == 4);  // slot 0 is map index 0; slots 2 and 3 are 1 and 2
+  CHECK(f.tis[0].map_index == 0);
+  CHECK(f.tis[2].map_index == 1);
+  CHECK(f.tis[3].map_index == 2);
+  CHECK(s.to_start == std::vector<std::size_t>{0, 2, 3});
+  CHECK(dag::task_of_slot(f.dag, f.tis, 3) == 0);
+  // Two instances succeed: the downstream task still waits for the third.
+  for (std::size_t slot : {std::size_t{0}, std::size_t{3}})
+    dag::end_try(f.dag, f.run, f.tis, f.progress, slot, dag::operator_result::success(std::nullopt), at(0), at(0));
+  CHECK(f.step().to_start.empty());
+  CHECK(f.state("after") == "none");
+  dag::end_try(f.dag, f.run, f.tis, f.progress, 2, dag::operator_result::success(std::nullopt), at(0), at(0));
+  CHECK(f.step().to_start == std::vector<std::size_t>{1});
+}
+
+TEST_CASE("SchedulerCore.MaxActiveTisPerDagrunBoundsAMappedTasksInstancesInOneRun") {
+  dag::definition d{"bounded"};
+  d.bash("each", "x").expand("bash_command", {"a", "b", "c"}).max_active_tis_per_dagrun(2);
+  fixture f(std::move(d));
+  CHECK(f.step().to_start == std::vector<std::size_t>{0, 1});  // the third waits, still scheduled
+  CHECK(f.tis[2].state == task_state::scheduled);
+  CHECK(f.step().to_start.empty());
+  dag::end_try(f.dag, f.run, f.tis, f.progress, 1, dag::operator_result::success(std::nullopt), at(0), at(0));
+  CHECK(f.step().to_start == std::vector<std::size_t>{2});
+}
+
+TEST_CASE("SchedulerCore.MappingEdgesEmptyTooManyAndUnreadableXCom") {
+  dag::definition d{"edges"};
+  auto list = d.bash("list", "x");
+  auto each = d.bash("each", "x").expand_xcom("bash_command", "list").max_map_length(2);
+  list >> each;
+  struct row {
+    std::optional<std::string> xcom;
+    std::string state, message;
+  };
+  const std::vector<row> table{
+      {"[]", "skipped", "mapped over an empty list: no instances"},
+      {"[1,2,3]", "failed", "expand: 3 instances exceed max_map_length (2)"},
+      {"{}", "failed", "expand: the XCom 'return_value' of task 'list' is not a JSON list: '{}'"},
+      {std::nullopt, "failed", "expand: the XCom 'return_value' of task 'list' was not pushed"},
+  };
+  for (const auto& r : table) {
+    CAPTURE(r.message);
+    fixture f(d);
+    f.step();
+    f.succeed("list", r.xcom);
+    dag::slot_budget b{100, 0};
+    dag::step_run(f.dag, f.run, f.tis, f.progress, at(0), b, {}, [&](std::string_view, std::string_view) { return r.xcom; });
+    CHECK(f.state("each") == r.state);
+    CHECK(f.ti("each").message == r.message);
+    CHECK(f.tis.size() == 2);
+  }
+}

@@ -377,7 +377,7 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
   db.execute("ALTER TABLE task_instances DROP COLUMN pool_slots");
   db.execute("DELETE FROM schema_version WHERE version > 1");
   auto s = db.make_store();
-  CHECK(s->schema_version() == 5);
+  CHECK(s->schema_version() == 6);
   // Migration 5: the default pool, and every task instance in it.
   CHECK(s->find_pool("default_pool")->slots == 128);
   // Migration 4: a connection keeps its extra (the URI's query, as Airflow's JSON object).
@@ -769,6 +769,70 @@ TEST_CASE_TEMPLATE("Store.DeletesATaskInstancesXComsBeforeWritingNewOnes", datab
   both.xcoms = {{"etl", run.run_id, "b", "return_value", "4"}};
   s->apply(both);
   CHECK(s->xcom("etl", run.run_id, "b") == "4");
+}
+
+TEST_CASE_TEMPLATE("Store.MappedTaskInstancesTriesAndXComsAreKeyedByMapIndex", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(s->apply(creating(run, {"list", "each"})).runs_created == std::vector<bool>{true});
+  const auto tis_before = s->task_instances("etl", run.run_id);
+  REQUIRE(tis_before.size() == 2);
+  CHECK(tis_before[0].map_index == -1);  // a task that is not mapped (yet)
+
+  // Expanding: the unexpanded instance goes, three instances come (created by their updates).
+  dag::change_set expand;
+  dag::task_instance_record unexpanded;
+  unexpanded.dag_id = "etl";
+  unexpanded.run_id = run.run_id;
+  unexpanded.task_id = "each";
+  expand.task_instance_deletes = {unexpanded};
+  for (int k = 0; k < 3; ++k) {
+    auto u = moving(run, "each", dag::task_state::none, 0, dag::task_state::scheduled, 0);
+    u.record.map_index = k;
+    expand.task_instances.push_back(u);
+  }
+  CHECK(s->apply(expand).task_instances_updated == std::vector<bool>{true, true, true});
+  auto tis = s->task_instances("etl", run.run_id);
+  REQUIRE(tis.size() == 4);
+  CHECK(tis[0].task_id == "each");  // by task id, then map index
+  CHECK(tis[0].map_index == 0);
+  CHECK(tis[2].map_index == 2);
+  CHECK(tis[2].state == dag::task_state::scheduled);
+  CHECK(tis[3].task_id == "list");
+
+  // Each instance moves, tries and pushes on its own.
+  dag::change_set ran;
+  for (int k = 0; k < 3; ++k) {
+    auto u = moving(run, "each", dag::task_state::scheduled, 0, dag::task_state::success, 1);
+    u.record.map_index = k;
+    ran.task_instances.push_back(u);
+    dag::try_record t = dag::try_record_of(u.record);
+    ran.tries.push_back(t);
+    auto x = an_xcom(run, "each", "return_value", k == 1 ? "two words" : std::to_string(k * 10));
+    x.map_index = k;
+    ran.xcoms.push_back(x);
+  }
+  auto stale = moving(run, "each", dag::task_state::scheduled, 0, dag::task_state::failed, 1);
+  stale.record.map_index = 1;
+  ran.task_instances.push_back(stale);  // after the instance moved on: loses
+  CHECK(s->apply(ran).task_instances_updated == std::vector<bool>{true, true, true, false});
+  CHECK(s->tries("etl", run.run_id, "each", 2).size() == 1);
+  CHECK(s->tries("etl", run.run_id, "each").empty());  // map index -1: none
+  // xcom_pull of a mapped task: its instances' values in map index order, as one JSON list.
+  CHECK(s->xcom("etl", run.run_id, "each") == R"([0,"two words",20])");
+  CHECK(s->xcoms("etl", run.run_id, "each").size() == 3);
+
+  // Clearing one instance deletes its XCom only.
+  dag::change_set clear;
+  clear.xcom_deletes = {{"etl", run.run_id, "each", "", "", 1}};
+  s->apply(clear);
+  CHECK(s->xcom("etl", run.run_id, "each") == "[0,20]");
+  CHECK(s->set_note("etl", run.run_id, "each", "every instance"));
+  for (const auto& ti : s->task_instances("etl", run.run_id))
+    if (ti.task_id == "each") CHECK(ti.note == "every instance");
+  CHECK(s->delete_run("etl", run.run_id));
+  CHECK(s->task_instances("etl", run.run_id).empty());
 }
 
 TEST_CASE_TEMPLATE("Store.ListsRunsByDagStateAndDateNewestFirst", database, STORE_BACKENDS) {

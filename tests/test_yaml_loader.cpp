@@ -447,8 +447,10 @@ TEST_CASE("YamlLoader.UnsupportedAirflowKeysSayWhy") {
   CHECK(problem_of(dag_with("", "    run_as_user: etl\n")) ==
         "dags/t.yaml:6: task 'a': key 'run_as_user' is not supported; tasks run as the user running dagrun");
   // A list or mapping given to such a key, or to an unknown one, is named as what it is.
-  CHECK(problem_of(dag_with("", "    expand:\n      x: [1, 2]\n")) ==
-        "dags/t.yaml:6: task 'a': key 'expand' (dynamic task mapping) is not supported yet");
+  CHECK(problem_of(dag_with("", "    run_as_user:\n      x: [1, 2]\n")) ==
+        "dags/t.yaml:6: task 'a': key 'run_as_user' is not supported; tasks run as the user running dagrun");
+  // Dynamic task mapping is supported: what it expands must be a field of the operator.
+  CHECK(problem_of(dag_with("", "    expand:\n      x: [1, 2]\n")) == "dags/t.yaml:3: task 'a': expand: 'x' is not a field of operator 'bash'");
   CHECK(problem_of(dag_with("", "    outlets: [s3://bucket/x]\n")) == "dags/t.yaml:6: task 'a': key 'outlets' (datasets) is not supported yet");
   CHECK(problem_of(dag_with("colours: [red, green]\n")) == "dags/t.yaml:2: unknown DAG key 'colours'");
   CHECK(problem_of(dag_with("", "    colours: {a: red}\n")) == "dags/t.yaml:6: task 'a': unknown field 'colours' for operator 'bash'");

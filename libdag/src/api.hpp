@@ -47,6 +47,8 @@ public:
 
   /// A path parameter (`dag_id`, …).
   const std::string& path(const std::string& name) const { return path_.at(name); }
+  /// True when the route has path parameter `name`.
+  bool has_path(const std::string& name) const { return path_.contains(name); }
   /// A query parameter's decoded value, if given (the first when given several times).
   std::optional<std::string> query(const std::string& name) const;
   /// Every value of a query parameter given several times (`state=a&state=b`) or comma-separated.

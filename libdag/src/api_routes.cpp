@@ -41,7 +41,7 @@ const std::map<std::string, query_parameter>& query_parameters() {
       {"duration_lte", {{{"type", "number"}}, "lasted at most (seconds)"}},
       {"state", {string_list(), "only these states"}},
       {"full_content", {{{"type", "boolean"}}, "the whole log rather than a part"}},
-      {"map_index", {{{"type", "integer"}}, "the mapped task's index (dagrun maps no tasks: -1)"}},
+      {"map_index", {{{"type", "integer"}}, "a mapped task instance's index (-1: not mapped)"}},
       {"token", {{{"type", "string"}}, "the continuation token of an earlier part of the log"}},
       {"xcom_key", {{{"type", "string"}}, "only this key"}},
       {"deserialize", {{{"type", "boolean"}}, "XCom values are text: either value answers the same"}},

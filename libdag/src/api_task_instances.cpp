@@ -109,13 +109,56 @@ struct named_instance {
   task_instance_record ti;
 };
 
+// A map index given as text (the path's `{map_index}` or the `map_index` query parameter).
+int map_index_of(const std::string& text) {
+  const bool negative = text.starts_with('-');
+  const std::string digits = negative ? text.substr(1) : text;
+  if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos)
+    throw usage_error("map_index: expected a whole number, got '" + text + "'");
+  return negative ? -std::stoi(digits) : std::stoi(digits);
+}
+
+// The map index a request names: the path's, else the query's, else -1 (not mapped).
+int wanted_map_index(const api_call& call) {
+  if (call.has_path("map_index")) return map_index_of(call.path("map_index"));
+  if (const auto in_query = call.query("map_index")) return map_index_of(*in_query);
+  return -1;
+}
+
 named_instance instance_of(api_call& call) {
   const auto& d = call.dag(call.path("dag_id"));
   auto run = call.run(d.id(), call.path("dag_run_id"));
   const std::string& task_id = call.path("task_id");
-  for (auto& ti : call.db.task_instances(d.id(), run.run_id))
-    if (ti.task_id == task_id) return {&d, std::move(run), std::move(ti)};
+  const int map_index = wanted_map_index(call);
+  bool mapped = false;
+  for (auto& ti : call.db.task_instances(d.id(), run.run_id)) {
+    if (ti.task_id != task_id) continue;
+    if (ti.map_index == map_index) return {&d, std::move(run), std::move(ti)};
+    mapped = true;
+  }
+  if (mapped && map_index < 0)
+    throw not_found_error("task '" + task_id + "' is mapped: name its instance (…/" + task_id + "/{map_index}, or listMapped)");
+  if (mapped) throw not_found_error("task '" + task_id + "' has no mapped instance " + std::to_string(map_index) + " in run '" + run.run_id + "'");
   throw not_found_error("run '" + run.run_id + "' has no task '" + task_id + "'");
+}
+
+// Airflow's listMapped: the instances of a mapped task in a run, by map index.
+http_response list_mapped(api_call& call) {
+  const auto& d = call.dag(call.path("dag_id"));
+  auto run = call.run(d.id(), call.path("dag_run_id"));
+  const std::string& task_id = call.path("task_id");
+  if (!d.find(task_id)) throw not_found_error("DAG '" + d.id() + "' has no task '" + task_id + "'");
+  std::set<std::string> states;
+  for (const auto& s : call.query_list("state")) {
+    if (s != "none" && !parse_task_state(s)) throw usage_error("state: unknown task state '" + s + "'");
+    states.insert(s);
+  }
+  json all = json::array();
+  for (const auto& ti : call.db.task_instances(d.id(), run.run_id))
+    if (ti.task_id == task_id && ti.map_index >= 0 && (states.empty() || states.contains(std::string(to_string(ti.state)))))
+      all.push_back(task_instance_json(ti, run, &d));
+  order_by(call, all, {"map_index", "state", "start_date", "end_date", "duration", "try_number"});
+  return json_response(200, page_of(call, "task_instances", all));
 }
 
 http_response get_instance(api_call& call) {
@@ -140,6 +183,7 @@ http_response patch_instance(api_call& call) {
   which.dag_id = named.run.dag_id;
   which.run_id = named.run.run_id;
   which.task_ids = {named.ti.task_id};
+  if (named.ti.map_index >= 0) which.map_index = named.ti.map_index;
   which.state = new_state_field(b);
   which.dry_run = bool_field(b, "dry_run", false);
   mark_task_instances(call.db, which, *named.dag, call.now.precise_now());
@@ -242,7 +286,8 @@ json try_json(const try_record& t, const named_instance& named) {
 http_response list_tries(api_call& call) {
   const auto named = instance_of(call);
   json all = json::array();
-  for (const auto& t : tries_of(call.db, named.run.dag_id, named.run.run_id, named.ti.task_id)) all.push_back(try_json(t, named));
+  for (const auto& t : tries_of(call.db, named.run.dag_id, named.run.run_id, named.ti.task_id, named.ti.map_index))
+    all.push_back(try_json(t, named));
   return json_response(200, page_of(call, "task_instances", all));
 }
 
@@ -255,7 +300,7 @@ int try_number_of(const std::string& text) {
 http_response get_try(api_call& call) {
   const auto named = instance_of(call);
   const int number = try_number_of(call.path("task_try_number"));
-  const auto found = find_try(call.db, named.run.dag_id, named.run.run_id, named.ti.task_id, number);
+  const auto found = find_try(call.db, named.run.dag_id, named.run.run_id, named.ti.task_id, number, named.ti.map_index);
   if (!found) throw not_found_error("task '" + named.ti.task_id + "' has no try " + std::to_string(number) + " in run '" + named.run.run_id + "'");
   return json_response(200, try_json(*found, named));
 }
@@ -303,9 +348,7 @@ http_response set_instance_note(api_call& call) {
 http_response get_log(api_call& call) {
   const auto named = instance_of(call);
   const int number = try_number_of(call.path("task_try_number"));
-  if (const auto index = call.query("map_index"); index && *index != "-1")
-    throw not_found_error("task '" + named.ti.task_id + "' is not mapped: only map_index -1 exists");
-  const auto found = find_try(call.db, named.run.dag_id, named.run.run_id, named.ti.task_id, number);
+  const auto found = find_try(call.db, named.run.dag_id, named.run.run_id, named.ti.task_id, number, named.ti.map_index);
   if (!found || found->log_path.empty())
     throw not_found_error("task '" + named.ti.task_id + "' has no try " + std::to_string(number) + " in run '" + named.run.run_id + "'");
   const bool full = call.query_flag("full_content").value_or(false);
@@ -333,18 +376,17 @@ http_response get_log(api_call& call) {
 json xcom_json(const xcom_record& x, const run_record& run, bool with_value) {
   json out{{"dag_id", x.dag_id}, {"dag_run_id", x.run_id}, {"task_id", x.task_id}, {"key", x.key},
            {"execution_date", format_iso(run.logical_date)}, {"timestamp", optional_time(run.start_date).is_null() ? json(format_iso(run.logical_date)) : optional_time(run.start_date)},
-           {"map_index", -1}};
+           {"map_index", x.map_index}};
   if (with_value) out["value"] = x.value;
   return out;
 }
 
 http_response list_xcoms(api_call& call) {
   const auto named = instance_of(call);
-  if (const auto index = call.query("map_index"); index && *index != "-1") return json_response(200, page_of(call, "xcom_entries", json::array()));
   const auto key = call.query("xcom_key");
   json all = json::array();
   for (const auto& x : call.db.xcoms(named.run.dag_id, named.run.run_id, named.ti.task_id))
-    if (!key || x.key == *key) all.push_back(xcom_json(x, named.run, false));
+    if ((!key || x.key == *key) && x.map_index == named.ti.map_index) all.push_back(xcom_json(x, named.run, false));
   return json_response(200, page_of(call, "xcom_entries", all));
 }
 
@@ -354,7 +396,7 @@ http_response get_xcom(api_call& call) {
   call.query_flag("stringify");
   const std::string& key = call.path("xcom_key");
   for (const auto& x : call.db.xcoms(named.run.dag_id, named.run.run_id, named.ti.task_id))
-    if (x.key == key) return json_response(200, xcom_json(x, named.run, true));
+    if (x.key == key && x.map_index == named.ti.map_index) return json_response(200, xcom_json(x, named.run, true));
   throw not_found_error("task '" + named.ti.task_id + "' pushed no XCom '" + key + "' in run '" + named.run.run_id + "'");
 }
 
@@ -373,7 +415,7 @@ json task_instance_json(const task_instance_record& ti, const run_record& run, c
           {"duration", duration ? json(*duration) : json(nullptr)},
           {"state", ti.state == task_state::none ? json(nullptr) : json(std::string(to_string(ti.state)))},
           {"try_number", ti.try_number},
-          {"map_index", -1},
+          {"map_index", ti.map_index},
           {"max_tries", t ? ti.cleared_tries + t->settings.retry.retries : ti.try_number},
           {"hostname", ti.hostname},
           {"unixname", ""},
@@ -432,6 +474,14 @@ std::vector<api_route> task_instance_routes() {
        "TaskInstanceDependencyCollection", dependencies},
       {"PATCH", ti + "/setNote", "set_task_instance_note", "TaskInstance", {}, "SetTaskInstanceNote", 200, "TaskInstance",
        set_instance_note},
+      {"GET", ti + "/listMapped", "get_mapped_task_instances", "TaskInstance", filters, "", 200, "TaskInstanceCollection", list_mapped},
+      {"GET", ti + "/{map_index}", "get_mapped_task_instance", "TaskInstance", {}, "", 200, "TaskInstance", get_instance},
+      {"PATCH", ti + "/{map_index}", "patch_mapped_task_instance", "TaskInstance", {}, "UpdateTaskInstance", 200,
+       "TaskInstanceReference", patch_instance},
+      {"GET", ti + "/{map_index}/tries", "get_mapped_task_instance_tries", "TaskInstance", {"limit", "offset", "order_by"}, "", 200,
+       "TaskInstanceCollection", list_tries},
+      {"GET", ti + "/{map_index}/tries/{task_try_number}", "get_mapped_task_instance_try_details", "TaskInstance", {}, "", 200,
+       "TaskInstance", get_try},
       {"GET", ti + "/logs/{task_try_number}", "get_log", "TaskInstance", {"full_content", "map_index", "token"}, "", 200, "Log", get_log},
       {"GET", ti + "/xcomEntries", "get_xcom_entries", "XCom", {"map_index", "xcom_key", "limit", "offset"}, "", 200, "XComCollection",
        list_xcoms},

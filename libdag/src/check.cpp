@@ -25,7 +25,7 @@ const std::vector<std::string> task_keys{
     "retry_delay", "retry_exponential_backoff", "max_retry_delay", "execution_timeout", "queue",
     "priority_weight", "owner",       "email",             "email_on_failure", "email_on_retry",
     "depends_on_past", "weight_rule", "max_active_tis_per_dag", "pool", "pool_slots", "wait_for_downstream", "max_active_tis_per_dagrun", "branch",      "short_circuit",     "ignore_downstream_trigger_rules",
-    "follow_task_ids_if_true",        "follow_task_ids_if_false"};
+    "follow_task_ids_if_true",        "follow_task_ids_if_false", "expand", "expand_kwargs", "partial", "max_map_length"};
 
 /// The largest template file a field may name: far above any script or query, small enough that a
 /// wrong path (a log, a dump) fails clearly instead of loading it into every try.
@@ -41,6 +41,7 @@ public:
       normalize_lists(t);
       check_task(t);
       check_flow(t);
+      check_mapping(t);
     }
     expand_groups();
     resolve_template_files();
@@ -147,7 +148,7 @@ private:
     if (spec->name == "callable" && !t.callable)
       fail(at_field(t, 0), "task '" + t.id + "': a callable task needs a C++ body");
     for (const auto& f : spec->fields)
-      if (f.required && !t.fields.contains(f.name))
+      if (f.required && !t.fields.contains(f.name) && !maps_field(t, f.name))
         fail(at_field(t, 0), "task '" + t.id + "': operator '" + spec->name + "' requires field '" + f.name + "'");
     for (const auto& [name, value] : t.fields) {
       const field_spec* f = find_field(*spec, name);
@@ -166,6 +167,50 @@ private:
           if (auto why = spec->check_value(name, text)) fail(at_field(t, value.line), "task '" + t.id + "': " + name + ": " + *why);
       }
     }
+  }
+
+  // True when mapping gives the task `field` (expanded, or possibly from expand_kwargs' XCom).
+  static bool maps_field(const task& t, const std::string& field) {
+    const task_mapping& m = t.mapping;
+    if (m.has_kwargs && !m.kwargs_from.xcom_task.empty()) return true;
+    if (std::any_of(m.expand.begin(), m.expand.end(), [&](const auto& e) { return e.first == field; })) return true;
+    return !m.kwargs.empty() && std::all_of(m.kwargs.begin(), m.kwargs.end(), [&](const auto& k) { return k.contains(field); });
+  }
+
+  // A mapped task expands fields of its operator that it does not also set for every instance;
+  // an XCom it expands over makes that task one of its upstream tasks (Airflow's XComArg).
+  void check_mapping(task& t) {
+    task_mapping& m = t.mapping;
+    if (!m.mapped()) return;
+    const std::string who = "task '" + t.id + "': ";
+    if (!m.expand.empty() && m.has_kwargs) fail(at_field(t, 0), who + "use expand or expand_kwargs, not both");
+    if (m.max_map_length < 1) fail(at_field(t, 0), who + "max_map_length must be at least 1");
+    const operator_spec* spec = operators_.find(t.operator_name);
+    auto check_name = [&](const std::string& field, const char* how) {
+      if (!spec) return;
+      if (!find_field(*spec, field)) {
+        std::vector<std::string> names;
+        for (const auto& known : spec->fields) names.push_back(known.name);
+        fail(at_field(t, 0), who + how + ": '" + field + "' is not a field of operator '" + spec->name + "'" + did_you_mean(field, names));
+      } else if (t.fields.contains(field)) {
+        fail(at_field(t, t.fields.at(field).line), who + how + ": field '" + field + "' is also given for every instance; give it in one place");
+      }
+    };
+    std::set<std::string> seen;
+    for (const auto& [field, from] : m.expand) {
+      if (!seen.insert(field).second) fail(at_field(t, 0), who + "expand: field '" + field + "' given twice");
+      check_name(field, "expand");
+    }
+    for (const auto& kwargs : m.kwargs)
+      for (const auto& [field, value] : kwargs) check_name(field, "expand_kwargs");
+    auto depend_on = [&](const map_source& from) {
+      if (from.xcom_task.empty()) return;
+      if (from.xcom_task == t.id) fail(at_field(t, 0), who + "cannot expand over its own XCom");
+      else if (std::find(t.dependencies.begin(), t.dependencies.end(), from.xcom_task) == t.dependencies.end())
+        t.dependencies.push_back(from.xcom_task);
+    };
+    for (const auto& [field, from] : m.expand) depend_on(from);
+    depend_on(m.kwargs_from);
   }
 
   // Task groups become plain dependencies before the graph is built: a group's own dependencies

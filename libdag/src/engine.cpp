@@ -25,14 +25,44 @@ std::string this_host() {
   return name;
 }
 
-// Airflow's log layout: dag_id=X/run_id=Y/task_id=Z/attempt=N.log (run ids hold ':' and '+').
+// Airflow's log layout: dag_id=X/run_id=Y/task_id=Z/attempt=N.log (run ids hold ':' and '+'),
+// with map_index=K/ before the attempt for the instances of a mapped task.
 std::filesystem::path log_path_for(const std::filesystem::path& folder, const task_instance_record& ti) {
-  return folder / ("dag_id=" + ti.dag_id) / ("run_id=" + ti.run_id) / ("task_id=" + ti.task_id) /
-         ("attempt=" + std::to_string(ti.try_number) + ".log");
+  auto dir = folder / ("dag_id=" + ti.dag_id) / ("run_id=" + ti.run_id) / ("task_id=" + ti.task_id);
+  if (ti.map_index >= 0) dir /= "map_index=" + std::to_string(ti.map_index);
+  return dir / ("attempt=" + std::to_string(ti.try_number) + ".log");
+}
+
+// The same try: a try end and another, or a try end and a task instance.
+bool same_try(const task_event& a, const task_event& b) {
+  return a.dag_id == b.dag_id && a.run_id == b.run_id && a.task_id == b.task_id && a.map_index == b.map_index &&
+         a.try_number == b.try_number;
 }
 
 task_instance_update update_of(const task_instance_record& ti, task_state expected, int expected_try) {
   return {expected, expected_try, ti};
+}
+
+// An XCom of a run as the store will hold it once this pass's `pending` values are written: the
+// newest pending value, or of a mapped task its instances' values (stored ones with the pending
+// ones over them) as one list; else what `stored` reads.
+std::optional<std::string> xcom_after(store& s, const std::vector<xcom_record>& pending, const std::string& dag_id,
+                                      const std::string& run_id, std::string_view task_id, std::string_view key,
+                                      const xcom_reader& stored) {
+  std::vector<const xcom_record*> mine;
+  for (const auto& x : pending)
+    if (x.run_id == run_id && x.dag_id == dag_id && x.task_id == task_id && x.key == key) mine.push_back(&x);
+  if (mine.empty()) return stored(task_id, key);
+  if (mine.back()->map_index < 0) return mine.back()->value;
+  std::vector<xcom_record> rows;
+  for (auto& x : s.xcoms(dag_id, run_id, std::string(task_id)))
+    if (x.key == key) rows.push_back(std::move(x));
+  for (const xcom_record* x : mine) {
+    auto same = std::find_if(rows.begin(), rows.end(), [&](const xcom_record& r) { return r.map_index == x->map_index; });
+    if (same != rows.end()) *same = *x;
+    else rows.push_back(*x);
+  }
+  return mapped_xcom_list(std::move(rows));
 }
 
 }  // namespace
@@ -327,8 +357,19 @@ bool engine::load_run(const run_key& key) {
     r.tis[i].run_id = key.run_id;
     r.tis[i].task_id = tasks[i].id;
   }
-  for (auto& stored : store_.task_instances(key.dag_id, key.run_id))
-    if (auto index = r.dag->def.index_of(stored.task_id)) r.tis[*index] = std::move(stored);
+  // Slots (see run_progress): each task's instance with the lowest map index in its own slot, the
+  // other instances of mapped tasks after them (the store lists them by task, then map index).
+  std::vector<bool> placed(tasks.size(), false);
+  for (auto& stored : store_.task_instances(key.dag_id, key.run_id)) {
+    const auto index = r.dag->def.index_of(stored.task_id);
+    if (!index) continue;
+    if (!placed[*index]) {
+      placed[*index] = true;
+      r.tis[*index] = std::move(stored);
+    } else {
+      r.tis.push_back(std::move(stored));
+    }
+  }
   active_[key] = std::move(r);
   return true;
 }
@@ -453,9 +494,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
       // No definition to apply its retries with (the DAG file was missing or broken since this
       // engine started): kept, not dropped, until the DAG loads. (The queue reports an end it
       // holds again now and then: one is kept.)
-      const bool known = std::any_of(parked_.begin(), parked_.end(), [&](const task_event& p) {
-        return p.dag_id == e.dag_id && p.run_id == e.run_id && p.task_id == e.task_id && p.try_number == e.try_number;
-      });
+      const bool known = std::any_of(parked_.begin(), parked_.end(), [&](const task_event& p) { return same_try(p, e); });
       if (!known) parked_.push_back(e);
       continue;
     }
@@ -464,10 +503,18 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     running_ = std::max(0, running_ - 1);
     dag_running_[e.dag_id] = std::max(0, dag_running_[e.dag_id] - 1);
     const run_key key{e.dag_id, e.run_id};
-    auto matches = [&](active_run& r) {
+    auto slot_of = [&](const active_run& r) -> std::optional<std::size_t> {
       auto index = r.dag->def.index_of(e.task_id);
-      if (!index) return false;
-      const task_instance_record& ti = r.tis[*index];
+      if (!index) return std::nullopt;
+      if (r.tis[*index].map_index == e.map_index) return index;
+      for (std::size_t s = r.dag->def.all_tasks().size(); s < r.tis.size(); ++s)
+        if (r.tis[s].map_index == e.map_index && r.tis[s].task_id == e.task_id) return s;
+      return std::nullopt;
+    };
+    auto matches = [&](active_run& r) {
+      auto slot = slot_of(r);
+      if (!slot) return false;
+      const task_instance_record& ti = r.tis[*slot];
       return ti.try_number == e.try_number && (ti.state == task_state::running || ti.state == task_state::queued);
     };
     auto it = active_.find(key);
@@ -482,7 +529,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
       if (!matches(it->second)) continue;
     }
     active_run& r = it->second;
-    const auto index = r.dag->def.index_of(e.task_id);
+    const auto index = slot_of(r);
     task_instance_record& ti = r.tis[*index];
     const task_state expected = ti.state;
     ti.pid = e.pid;
@@ -494,7 +541,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
       m->observe("dagrun_task_duration_seconds", seconds_of(e.ended - e.started), {ti.dag_id, ti.task_id});
     }
     {
-      const task& t = r.dag->def.all_tasks()[*index];
+      const task& t = r.dag->def.all_tasks()[task_of_slot(*r.dag, r.tis, *index)];
       alert a{std::string(ti.state == task_state::failed ? "failure" : ti.state == task_state::up_for_retry ? "retry" : "success"),
               ti.dag_id, ti.run_id, ti.task_id, e.try_number, std::string(to_string(ti.state)),
               ti.state == task_state::failed || ti.state == task_state::up_for_retry ? ti.message : std::string(),
@@ -506,10 +553,10 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     // Downstream tasks a branch, short-circuit or latest-only task ruled out, in the same commit.
     for (const task_change& c : ended.skipped) changes.task_instances.push_back(update_of(r.tis[c.index], c.before, c.try_before));
     if (e.result.xcom && ti.state == task_state::success)
-      changes.xcoms.push_back({ti.dag_id, ti.run_id, ti.task_id, "return_value", *e.result.xcom});
+      changes.xcoms.push_back({ti.dag_id, ti.run_id, ti.task_id, "return_value", *e.result.xcom, ti.map_index});
     if (e.result.outcome == try_outcome::success)
       for (const auto& [xcom_key, value] : e.result.keyed_xcoms)
-        changes.xcoms.push_back({ti.dag_id, ti.run_id, ti.task_id, xcom_key, value});
+        changes.xcoms.push_back({ti.dag_id, ti.run_id, ti.task_id, xcom_key, value, ti.map_index});
   }
 }
 
@@ -558,9 +605,10 @@ void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake
   }
 }
 
-task_request engine::prepare_try(active_run& r, std::size_t index, change_set& changes, timestamp now) {
+task_request engine::prepare_try(active_run& r, std::size_t slot, change_set& changes, timestamp now) {
+  const std::size_t index = task_of_slot(*r.dag, r.tis, slot);
   const task& t = r.dag->def.all_tasks()[index];
-  task_instance_record& ti = r.tis[index];
+  task_instance_record& ti = r.tis[slot];
   const task_state expected = task_state::queued;
   ti.state = task_state::running;
   ti.start_date = now;
@@ -582,20 +630,36 @@ task_request engine::prepare_try(active_run& r, std::size_t index, change_set& c
   // Templates are rendered here, where the store is at hand; a render error fails the try.
   try_sources sources = store_sources(store_, ti.dag_id, ti.run_id);
   // XComs pushed in this very step are not in the store yet: look at the pending ones first.
-  sources.xcom = [pending = &changes.xcoms, from_store = std::move(sources.xcom), &ti](std::string_view task_id,
-                                                                                       std::string_view key) {
-    for (auto it = pending->rbegin(); it != pending->rend(); ++it)
-      if (it->run_id == ti.run_id && it->dag_id == ti.dag_id && it->task_id == task_id && it->key == key)
-        return std::optional<std::string>(it->value);
-    return from_store(task_id, key);
+  sources.xcom = [this, pending = &changes.xcoms, from_store = std::move(sources.xcom), &ti](std::string_view task_id,
+                                                                                             std::string_view key) {
+    return xcom_after(store_, *pending, ti.dag_id, ti.run_id, task_id, key, from_store);
   };
+  // A mapped instance runs the task with its expanded fields set to its values (read again now, as
+  // Airflow does): its own copy of the task, kept alive with the request.
+  std::string mapping_error;
+  if (t.mapping.mapped() && ti.map_index >= 0) {
+    const map_expansion expansion = expand_mapping(t, sources.xcom);
+    const auto k = static_cast<std::size_t>(ti.map_index);
+    if (!expansion.error.empty()) mapping_error = expansion.error;
+    else if (k >= expansion.length)
+      mapping_error = "expand: map index " + std::to_string(k) + " is past the " + std::to_string(expansion.length) +
+                      " values the task expands to now";
+    else {
+      auto own = std::make_shared<std::pair<std::shared_ptr<const scheduled_dag>, task>>(
+          r.dag, mapped_instance(t, operators_.find(t.operator_name), expansion, k));
+      req.definition = &own->second;
+      req.keep_alive = std::move(own);
+    }
+  }
   try_spec which;
   which.try_number = ti.try_number;
+  which.map_index = ti.map_index;
   if (ti.first_start_date) which.waited = now - *ti.first_start_date;  // a rescheduled try runs again
   which.log_path = ti.log_path;
-  req.context = make_try_context(r.dag->def, t, req.op, r.run, which, sources);
+  req.context = make_try_context(r.dag->def, *req.definition, req.op, r.run, which, sources);
   req.context.time_source = &clock_;
   req.context.metadata = metadata_for_tries();
+  if (!mapping_error.empty()) req.context.fields = {{std::string(render_error_field), mapping_error}};
   if (req.context.fields.contains(std::string(render_error_field))) req.op = nullptr;  // runs nothing
 
   changes.task_instances.push_back(update_of(ti, expected, ti.try_number));
@@ -617,9 +681,9 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
   for (const auto& [key, r] : active_) {
     if (!r.dag->limits_tasks) continue;
     auto& counts = task_running[key.dag_id];
-    counts.resize(r.tis.size(), 0);
-    for (std::size_t i = 0; i < r.tis.size() && i < counts.size(); ++i)
-      if (r.tis[i].state == task_state::queued || r.tis[i].state == task_state::running) ++counts[i];
+    counts.resize(r.dag->def.all_tasks().size(), 0);
+    for (std::size_t s = 0; s < r.tis.size(); ++s)
+      if (r.tis[s].state == task_state::queued || r.tis[s].state == task_state::running) ++counts[task_of_slot(*r.dag, r.tis, s)];
   }
 
   // Open slots per pool over every DAG, as the store counts them, plus the slots of the tries
@@ -681,11 +745,22 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     if (options_.adopt_store_runs && paused_.contains(it->first.dag_id)) budget.free_slots = 0;
     if (r.dag->limits_tasks) budget.task_running = std::move(task_running[it->first.dag_id]);
     if (pool_open) budget.pool_open = std::move(*pool_open);
-    run_step s = step_run(*r.dag, r.run, r.tis, r.progress, now, budget, past);
+    const xcom_reader xcoms = [&](std::string_view task_id, std::string_view key) {
+      return xcom_after(store_, changes.xcoms, r.run.dag_id, r.run.run_id, task_id, key,
+                        [&](std::string_view id, std::string_view k) {
+                          return store_.xcom(r.run.dag_id, r.run.run_id, std::string(id), std::string(k));
+                        });
+    };
+    run_step s = step_run(*r.dag, r.run, r.tis, r.progress, now, budget, past, xcoms);
     if (r.dag->uses_past && (is_finished(r.run.state) || std::any_of(s.changed.begin(), s.changed.end(), [&](const task_change& c) {
                                return is_finished(r.tis[c.index].state);
                              })))
       woken_later.insert(it->first.dag_id);
+    for (std::size_t i : s.expanded) {
+      task_instance_record unexpanded = r.tis[i];
+      unexpanded.map_index = -1;
+      changes.task_instance_deletes.push_back(std::move(unexpanded));
+    }
     if (r.dag->limits_tasks) task_running[it->first.dag_id] = std::move(budget.task_running);
     if (pool_open) *pool_open = std::move(*budget.pool_open);
     free_slots -= static_cast<int>(s.to_start.size());
@@ -699,7 +774,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
       // task instance has left `running`).
       const task_instance_record& ti = r.tis[i];
       changes.tries.push_back(try_record_of(ti));
-      stops.push_back({ti.dag_id, ti.run_id, ti.task_id, ti.try_number});
+      stops.push_back({ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.map_index});
     }
     for (std::size_t i : s.to_start) {
       // The queued state is transient for the local executor: the try starts right away.
@@ -756,9 +831,10 @@ previous_run engine::previous_of(const active_run& r, std::vector<task_instance_
     return past;
   }
   if (stored.empty()) return past;  // the first run: nothing to wait for
-  from_store.assign(r.tis.size(), task_instance_record{});  // tasks the previous run lacks keep an empty id
+  from_store.assign(r.dag->def.all_tasks().size(), task_instance_record{});  // tasks the previous run lacks keep an empty id
   for (auto& ti : store_.task_instances(stored.front().dag_id, stored.front().run_id))
-    if (auto index = r.dag->def.index_of(ti.task_id)) from_store[*index] = std::move(ti);
+    // A mapped task is judged by its first instance (the store lists them by map index).
+    if (auto index = r.dag->def.index_of(ti.task_id); index && from_store[*index].task_id.empty()) from_store[*index] = std::move(ti);
   past.tis = &from_store;
   past.finished = is_finished(stored.front().state);
   return past;
@@ -921,9 +997,7 @@ std::optional<timestamp> engine::step_once() {
   }
   // The store holds these ends now: the executor may forget them.
   std::erase_if(taken, [&](const task_event& e) {
-    return std::any_of(parked_.begin(), parked_.end(), [&](const task_event& p) {
-      return p.dag_id == e.dag_id && p.run_id == e.run_id && p.task_id == e.task_id && p.try_number == e.try_number;
-    });
+    return std::any_of(parked_.begin(), parked_.end(), [&](const task_event& p) { return same_try(p, e); });
   });
   executor_->recorded(taken);
   for (const auto& which : stops) executor_->cancel(which);  // only once their skip is committed
@@ -937,7 +1011,7 @@ std::optional<timestamp> engine::step_once() {
 }
 
 std::set<run_key> engine::apply_by_run(change_set& changes) {
-  using instance = std::tuple<std::string, std::string, std::string>;  // dag, run, task
+  using instance = std::tuple<std::string, std::string, std::string, int>;  // dag, run, task, map index
   std::set<run_key> lost;
   std::set<instance> refused;  // task instance updates whose own compare-and-set lost
   const auto of_lost = [&](const std::string& dag_id, const std::string& run_id) { return lost.contains({dag_id, run_id}); };
@@ -945,7 +1019,7 @@ std::set<run_key> engine::apply_by_run(change_set& changes) {
   // otherwise stay `running` with nothing running it. Only its own lost compare-and-set (the task
   // was cleared or marked meanwhile) drops it.
   std::set<instance> ended;
-  for (const auto& t : changes.tries) ended.insert({t.dag_id, t.run_id, t.task_id});
+  for (const auto& t : changes.tries) ended.insert({t.dag_id, t.run_id, t.task_id, t.map_index});
   changes.all_or_nothing = true;
   for (;;) {
     const change_result result = store_.apply(changes);
@@ -957,17 +1031,18 @@ std::set<run_key> engine::apply_by_run(change_set& changes) {
       if (!result.task_instances_updated[i]) {
         const auto& r = changes.task_instances[i].record;
         lost.insert({r.dag_id, r.run_id});
-        refused.insert({r.dag_id, r.run_id, r.task_id});
+        refused.insert({r.dag_id, r.run_id, r.task_id, r.map_index});
       }
     if (lost.size() + refused.size() == known) throw error("the store refused a scheduler pass without saying which run lost");
     // The tries stay: they were made, whatever their task instances became meanwhile. Their
     // XComs go: a cleared task's downstream must not read them, nor a marked one's.
     std::erase_if(changes.runs, [&](const run_update& u) { return of_lost(u.dag_id, u.run_id); });
     std::erase_if(changes.task_instances, [&](const task_instance_update& u) {
-      const instance key{u.record.dag_id, u.record.run_id, u.record.task_id};
+      const instance key{u.record.dag_id, u.record.run_id, u.record.task_id, u.record.map_index};
       return refused.contains(key) || (of_lost(u.record.dag_id, u.record.run_id) && !ended.contains(key));
     });
     std::erase_if(changes.xcoms, [&](const xcom_record& x) { return of_lost(x.dag_id, x.run_id); });
+    std::erase_if(changes.task_instance_deletes, [&](const task_instance_record& d) { return of_lost(d.dag_id, d.run_id); });
     if (changes.empty()) return lost;
   }
 }

@@ -54,8 +54,9 @@ void local_executor::cancel_all() {
 
 namespace {
 // A try as one text, to find it among the running ones.
-std::string try_text(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int try_number) {
-  return dag_id + '\n' + run_id + '\n' + task_id + '\n' + std::to_string(try_number);
+std::string try_text(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int map_index,
+                     int try_number) {
+  return dag_id + '\n' + run_id + '\n' + task_id + '\n' + std::to_string(map_index) + '\n' + std::to_string(try_number);
 }
 }  // namespace
 
@@ -63,13 +64,13 @@ void local_executor::cancel(const try_id& which) {
   std::optional<task_request> unstarted;
   {
     std::lock_guard lock(mutex_);
-    if (auto it = running_.find(try_text(which.dag_id, which.run_id, which.task_id, which.try_number)); it != running_.end()) {
+    if (auto it = running_.find(try_text(which.dag_id, which.run_id, which.task_id, which.map_index, which.try_number)); it != running_.end()) {
       it->second.request_stop();
       return;
     }
     const auto queued = std::find_if(queue_.begin(), queue_.end(), [&](const task_request& r) {
       return r.context.dag_id == which.dag_id && r.context.run_id == which.run_id && r.context.task_id == which.task_id &&
-             r.context.try_number == which.try_number;
+             r.context.map_index == which.map_index && r.context.try_number == which.try_number;
     });
     if (queued == queue_.end()) return;
     unstarted = std::move(*queued);
@@ -80,6 +81,7 @@ void local_executor::cancel(const try_id& which) {
   e.dag_id = which.dag_id;
   e.run_id = which.run_id;
   e.task_id = which.task_id;
+  e.map_index = which.map_index;
   e.try_number = which.try_number;
   e.started = e.ended = now();
   e.result = operator_result::failed("cancelled before it started");
@@ -104,7 +106,7 @@ void local_executor::work(std::stop_token pool_stop) {
       queue_.pop_front();
       cancel = cancel_.get_token();
       const task_context& c = request.context;
-      key = try_text(c.dag_id, c.run_id, c.task_id, c.try_number);
+      key = try_text(c.dag_id, c.run_id, c.task_id, c.map_index, c.try_number);
       running_[key] = own;
       ++busy_;
     }
@@ -143,6 +145,7 @@ task_event run_try(task_request& request, const std::function<timestamp()>& now)
   e.run_id = ctx.run_id;
   e.task_id = ctx.task_id;
   e.try_number = ctx.try_number;
+  e.map_index = ctx.map_index;
   e.started = now();
   // Every line passes the mask on its way to the sink the caller gave.
   ctx.log = [sink = std::move(ctx.log), &ctx](std::string_view line) {

@@ -57,7 +57,7 @@ void add_clear(change_set& changes, task_instance_record ti) {
   ti.first_start_date.reset();
   ti.cleared_tries = ti.try_number;
   ti.message.clear();
-  changes.xcom_deletes.push_back({ti.dag_id, ti.run_id, ti.task_id, "", ""});  // Airflow clears them too
+  changes.xcom_deletes.push_back({ti.dag_id, ti.run_id, ti.task_id, "", "", ti.map_index});  // Airflow clears them too
   changes.task_instances.push_back({expected, ti.try_number, std::move(ti)});
 }
 
@@ -119,17 +119,17 @@ std::optional<run_record> trigger_run(store& s, const definition& dag, time_poin
 void set_paused(store& s, const std::string& dag_id, bool paused) { s.set_paused(dag_id, paused); }
 
 std::vector<try_record> tries_of(store& s, const std::string& dag_id, const std::string& run_id,
-                                 const std::string& task_id) {
-  auto tries = s.tries(dag_id, run_id, task_id);
+                                 const std::string& task_id, int map_index) {
+  auto tries = s.tries(dag_id, run_id, task_id, map_index);
   for (const auto& ti : s.task_instances(dag_id, run_id))
-    if (ti.task_id == task_id && ti.try_number > 0 && (tries.empty() || tries.back().try_number < ti.try_number))
+    if (ti.task_id == task_id && ti.map_index == map_index && ti.try_number > 0 && (tries.empty() || tries.back().try_number < ti.try_number))
       tries.push_back(try_record_of(ti));
   return tries;
 }
 
 std::optional<try_record> find_try(store& s, const std::string& dag_id, const std::string& run_id,
-                                   const std::string& task_id, int try_number) {
-  for (auto& t : tries_of(s, dag_id, run_id, task_id))
+                                   const std::string& task_id, int try_number, int map_index) {
+  for (auto& t : tries_of(s, dag_id, run_id, task_id, map_index))
     if (t.try_number == try_number) return std::move(t);
   return std::nullopt;
 }
@@ -201,7 +201,8 @@ std::vector<task_instance_ref> clear_task_instances(store& s, const clear_select
         if (selected ? !selected->contains(ti.task_id) : (which.task_matches && !which.task_matches(ti.task_id))) continue;
         if (excluded.contains(ti.task_id) || ti.state == task_state::none) continue;
         if (which.failed_only && !is_failure(ti.state)) continue;
-        cleared.push_back({ti.dag_id, ti.run_id, ti.task_id});
+        if (which.map_index && ti.map_index != *which.map_index) continue;
+        cleared.push_back({ti.dag_id, ti.run_id, ti.task_id, ti.map_index});
         add_clear(changes, std::move(ti));
         any = true;
       }
@@ -231,20 +232,25 @@ std::vector<task_instance_ref> mark_task_instances(store& s, const mark_selectio
   return write_whole(s, "marked", which.dry_run, [&] {
     const auto current = s.find_run(which.dag_id, which.run_id);
     if (!current) throw usage_error("DAG '" + which.dag_id + "' has no run '" + which.run_id + "'");
-    std::map<std::string, task_instance_record> instances;
+    // By task id: the instances of a mapped task are all marked (or the one `map_index` names).
+    std::multimap<std::string, task_instance_record> instances;
     for (auto& ti : s.task_instances(which.dag_id, which.run_id)) instances.emplace(ti.task_id, std::move(ti));
     change_set changes;
     std::vector<task_instance_ref> set;
+    std::vector<task_instance_record> targets;
     for (const auto& id : marked) {
-      auto it = instances.find(id);
-      task_instance_record ti;
-      if (it != instances.end()) {
-        ti = it->second;
-      } else {  // a task added after the run was created
+      auto [from, to] = instances.equal_range(id);
+      if (from == to) {  // a task added after the run was created
+        task_instance_record ti;
         ti.dag_id = which.dag_id;
         ti.run_id = which.run_id;
         ti.task_id = id;
+        targets.push_back(std::move(ti));
       }
+      for (auto it = from; it != to; ++it)
+        if (!which.map_index || !named.contains(id) || it->second.map_index == *which.map_index) targets.push_back(it->second);
+    }
+    for (auto& ti : targets) {
       if (ti.state == which.state) continue;
       const task_state expected = ti.state;
       const int expected_try = ti.try_number;
@@ -254,7 +260,7 @@ std::vector<task_instance_ref> mark_task_instances(store& s, const mark_selectio
       ti.retry_at.reset();
       ti.first_start_date.reset();
       ti.message = "marked " + std::string(to_string(which.state)) + " by hand";
-      set.push_back({ti.dag_id, ti.run_id, ti.task_id});
+      set.push_back({ti.dag_id, ti.run_id, ti.task_id, ti.map_index});
       changes.task_instances.push_back({expected, expected_try, std::move(ti)});
     }
     // As Airflow: what failed downstream of the marked tasks runs again.

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <set>
 
+#include <dag/core/error.hpp>
+
 #include <nlohmann/json.hpp>
 
 namespace dag {
@@ -44,29 +46,66 @@ scheduled_dag::scheduled_dag(definition d) : def(std::move(d)), graph(checked_gr
 
 namespace {
 
-// Ready tasks pop highest priority first, then earliest in topological order.
-std::pair<int, long long> ready_key(const scheduled_dag& dag, std::size_t i) {
-  return {dag.priority[i], -static_cast<long long>(dag.topo_position[i])};
+using ready_entry = std::tuple<int, long long, long long>;
+
+// Ready slots pop highest priority first, then earliest in topological order, then lowest slot
+// (a mapped task's instances by map index).
+ready_entry ready_key(const scheduled_dag& dag, std::size_t task, std::size_t slot) {
+  return {dag.priority[task], -static_cast<long long>(dag.topo_position[task]), -static_cast<long long>(slot)};
 }
 
-std::size_t ready_index(const scheduled_dag& dag, const std::pair<int, long long>& key) {
-  return dag.graph.topological_order()[static_cast<std::size_t>(-key.second)];
+std::size_t ready_slot(const ready_entry& key) { return static_cast<std::size_t>(-std::get<2>(key)); }
+
+std::size_t task_of(const scheduled_dag& dag, const run_progress& p, std::size_t slot) {
+  const std::size_t n = dag.def.all_tasks().size();
+  return slot < n ? slot : p.slot_task[slot - n];
 }
 
 // The first pass over a run looks at every task; later passes only at the dirty ones.
 void initialize(const scheduled_dag& dag, const std::vector<task_instance_record>& tis, run_progress& p) {
+  const std::size_t n = dag.def.all_tasks().size();
   p = run_progress{};
   p.initialized = true;
+  p.more_instances.resize(n);
+  for (std::size_t s = n; s < tis.size(); ++s) {
+    p.slot_task.push_back(task_of_slot(dag, tis, s));
+    p.more_instances[p.slot_task.back()].push_back(s);
+  }
+  auto look_at = [&](std::size_t task, std::size_t s) {
+    const task_state state = tis[s].state;
+    if (!is_finished(state)) ++p.unfinished;
+    if (state == task_state::none) p.dirty.push_back(task);
+    else if (state == task_state::up_for_retry || state == task_state::up_for_reschedule) p.retrying.push_back(s);
+    else if (state == task_state::scheduled) p.ready.push(ready_key(dag, task, s));
+  };
   for (std::size_t i : dag.graph.topological_order()) {
-    const task_state s = tis[i].state;
-    if (!is_finished(s)) ++p.unfinished;
-    if (s == task_state::none) p.dirty.push_back(i);
-    else if (s == task_state::up_for_retry || s == task_state::up_for_reschedule) p.retrying.push_back(i);
-    else if (s == task_state::scheduled) p.ready.push(ready_key(dag, i));
+    look_at(i, i);
+    for (std::size_t s : p.more_instances[i]) look_at(i, s);
   }
 }
 
+// Adds the states of every instance of task `u` to `counts`.
+void count_instances(const std::vector<task_instance_record>& tis, const run_progress& p, std::size_t u,
+                     upstream_counts& counts) {
+  counts.add(tis[u].state);
+  for (std::size_t s : p.more_instances[u]) counts.add(tis[s].state);
+}
+
+bool all_finished(const std::vector<task_instance_record>& tis, const run_progress& p, std::size_t task) {
+  if (!is_finished(tis[task].state)) return false;
+  return std::all_of(p.more_instances[task].begin(), p.more_instances[task].end(),
+                     [&](std::size_t s) { return is_finished(tis[s].state); });
+}
+
 }  // namespace
+
+std::size_t task_of_slot(const scheduled_dag& dag, const std::vector<task_instance_record>& tis, std::size_t s) {
+  const std::size_t n = dag.def.all_tasks().size();
+  if (s < n) return s;
+  const auto index = dag.def.index_of(tis[s].task_id);
+  if (!index) throw error("task instance of unknown task '" + tis[s].task_id + "'");
+  return *index;
+}
 
 void note_try_ended(const scheduled_dag& dag, run_progress& progress, std::size_t i, task_state state) {
   if (!progress.initialized) return;  // the next pass looks at everything anyway
@@ -76,7 +115,7 @@ void note_try_ended(const scheduled_dag& dag, run_progress& progress, std::size_
   }
   if (is_finished(state)) {
     --progress.unfinished;
-    for (std::size_t d : dag.graph.downstream(i)) progress.dirty.push_back(d);
+    for (std::size_t d : dag.graph.downstream(task_of(dag, progress, i))) progress.dirty.push_back(d);
   }
 }
 
@@ -101,7 +140,8 @@ bool past_allows(const scheduled_dag& dag, const previous_run& past, std::size_t
 }  // namespace
 
 run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_instance_record>& tis,
-                  run_progress& progress, timestamp now, slot_budget& budget, const previous_run& past) {
+                  run_progress& progress, timestamp now, slot_budget& budget, const previous_run& past,
+                  const xcom_reader& xcoms) {
   run_step step;
   if (is_finished(run.state)) return step;
   if (!progress.initialized) initialize(dag, tis, progress);
@@ -152,60 +192,112 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
     }
     ti.state = task_state::scheduled;
     record_change(i, waiting, ti.try_number);
-    progress.ready.push(ready_key(dag, i));
+    progress.ready.push(ready_key(dag, task_of(dag, progress, i), i));
   }
   progress.retrying = std::move(still_waiting);
+
+  // A mapped task that may run is expanded into its instances: slot i becomes map index 0 and
+  // new slots hold the others, all scheduled. Returns the slots to decide like an unmapped task's.
+  auto expand_into_slots = [&](std::size_t i) {
+    const map_expansion expansion = expand_mapping(tasks[i], xcoms);
+    task_instance_record& ti = tis[i];
+    if (!expansion.error.empty() || expansion.length == 0) {
+      ti.state = expansion.error.empty() ? task_state::skipped : task_state::failed;
+      ti.end_date = now;
+      ti.message = expansion.error.empty() ? "mapped over an empty list: no instances" : expansion.error;
+      return;
+    }
+    step.expanded.push_back(i);
+    task_instance_record first = ti;
+    ti.map_index = 0;
+    ti.state = task_state::scheduled;
+    progress.ready.push(ready_key(dag, i, i));
+    tis.reserve(tis.size() + expansion.length - 1);
+    for (std::size_t k = 1; k < expansion.length; ++k) {
+      task_instance_record more;
+      more.dag_id = first.dag_id;
+      more.run_id = first.run_id;
+      more.task_id = first.task_id;
+      more.map_index = static_cast<int>(k);
+      more.state = task_state::scheduled;
+      const std::size_t slot = tis.size();
+      tis.push_back(std::move(more));
+      progress.slot_task.push_back(i);
+      progress.more_instances[i].push_back(slot);
+      ++progress.unfinished;
+      progress.ready.push(ready_key(dag, i, slot));
+      record_change(slot, task_state::none, 0);
+    }
+  };
 
   // Dirty tasks in topological order, so a skip or failure cascades through the run in one pass.
   auto later = [&](std::size_t a, std::size_t b) { return dag.topo_position[a] > dag.topo_position[b]; };
   std::priority_queue<std::size_t, std::vector<std::size_t>, decltype(later)> work(later, std::move(progress.dirty));
   progress.dirty.clear();
   std::size_t last = static_cast<std::size_t>(-1);
+  std::vector<std::size_t> waiting;  // the dirty task's instances still in `none`
   while (!work.empty()) {
     const std::size_t i = work.top();
     work.pop();
     if (i == last) continue;  // listed twice
     last = i;
-    task_instance_record& ti = tis[i];
-    if (ti.state != task_state::none) continue;
+    waiting.clear();
+    if (tis[i].state == task_state::none) waiting.push_back(i);
+    for (std::size_t s : progress.more_instances[i])
+      if (tis[s].state == task_state::none) waiting.push_back(s);
+    if (waiting.empty()) continue;
     upstream_counts counts;
-    for (std::size_t u : dag.graph.upstream(i)) counts.add(tis[u].state);
-    const task_state before = ti.state;
-    switch (evaluate(tasks[i].settings.trigger, counts)) {
-      case trigger_decision::wait:
-        continue;
-      case trigger_decision::run:
-        if (!past_allows(dag, past, i)) continue;  // waits, in none, for the previous run
-        ti.state = task_state::scheduled;
-        progress.ready.push(ready_key(dag, i));
-        break;
-      case trigger_decision::skip:
-        ti.state = task_state::skipped;
-        ti.end_date = now;
-        break;
-      case trigger_decision::upstream_failed:
-        ti.state = task_state::upstream_failed;
-        ti.end_date = now;
-        break;
+    for (std::size_t u : dag.graph.upstream(i)) count_instances(tis, progress, u, counts);
+    const trigger_decision decision = evaluate(tasks[i].settings.trigger, counts);
+    if (decision == trigger_decision::wait) continue;
+    if (decision == trigger_decision::run && !past_allows(dag, past, i)) continue;  // waits, in none, for the previous run
+    if (decision == trigger_decision::run && tasks[i].mapping.mapped() && tis[i].map_index < 0) {
+      expand_into_slots(i);
+      record_change(i, task_state::none, tis[i].try_number);
+      if (is_finished(tis[i].state)) {
+        --progress.unfinished;
+        for (std::size_t d : dag.graph.downstream(i)) work.push(d);
+      }
+      continue;
     }
-    record_change(i, before, ti.try_number);
-    if (is_finished(ti.state)) {
-      --progress.unfinished;
+    for (std::size_t s : waiting) {
+      task_instance_record& ti = tis[s];
+      const task_state before = ti.state;
+      switch (decision) {
+        case trigger_decision::wait:
+          break;
+        case trigger_decision::run:
+          ti.state = task_state::scheduled;
+          progress.ready.push(ready_key(dag, i, s));
+          break;
+        case trigger_decision::skip:
+          ti.state = task_state::skipped;
+          ti.end_date = now;
+          break;
+        case trigger_decision::upstream_failed:
+          ti.state = task_state::upstream_failed;
+          ti.end_date = now;
+          break;
+      }
+      record_change(s, before, ti.try_number);
+      if (is_finished(ti.state)) --progress.unfinished;
+    }
+    if (all_finished(tis, progress, i))
       for (std::size_t d : dag.graph.downstream(i)) work.push(d);
-    }
   }
 
-  // Ready tasks by priority (Airflow's order), while slots allow. A task at its
-  // max_active_tis_per_dag waits, still ready, for the next pass.
+  // Ready slots by priority (Airflow's order), while slots allow. A task at its
+  // max_active_tis_per_dag (counting its mapped instances) waits, still ready, for the next pass.
   if (dag.limits_tasks && budget.task_running.size() < tasks.size()) budget.task_running.resize(tasks.size(), 0);
-  std::vector<std::pair<int, long long>> held;
+  std::vector<ready_entry> held;
   while (!progress.ready.empty() && budget.free_slots > 0 && budget.dag_running < dag.def.max_active_tasks()) {
     const auto key = progress.ready.top();
-    const std::size_t i = ready_index(dag, key);
+    const std::size_t i = ready_slot(key);
     progress.ready.pop();
     task_instance_record& ti = tis[i];
     if (ti.state != task_state::scheduled) continue;
-    const task_settings& settings = tasks[i].settings;
+    const std::size_t task_index = task_of(dag, progress, i);
+    const task_settings& settings = tasks[task_index].settings;
     int* pool_open = nullptr;  // the task's pool's open slots, when pools count
     if (budget.pool_open) {
       const auto pool = budget.pool_open->find(settings.pool);
@@ -215,12 +307,25 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
       }
       pool_open = &pool->second;
     }
-    if (const auto& limit = settings.max_active_tis_per_dag) {
-      if (budget.task_running[i] >= *limit) {
+    if (const auto& limit = settings.max_active_tis_per_dagrun) {
+      // Instances of this task in flight in this run (a mapped task's, Airflow's per-run bound).
+      const auto in_flight = [&](std::size_t s) {
+        return tis[s].state == task_state::queued || tis[s].state == task_state::running;
+      };
+      const auto& more = progress.more_instances[task_index];
+      const auto busy = static_cast<int>(in_flight(task_index)) +
+                        static_cast<int>(std::count_if(more.begin(), more.end(), in_flight));
+      if (busy >= *limit) {
         held.push_back(key);
         continue;
       }
-      ++budget.task_running[i];
+    }
+    if (const auto& limit = settings.max_active_tis_per_dag) {
+      if (budget.task_running[task_index] >= *limit) {
+        held.push_back(key);
+        continue;
+      }
+      ++budget.task_running[task_index];
     }
     if (pool_open) *pool_open -= settings.pool_slots;
     ti.pool = settings.pool;
@@ -248,7 +353,7 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
         return is_finished(ti.state) || ti.state == task_state::none;
       })) {
     for (std::size_t i = 0; i < tis.size(); ++i)
-      if (tis[i].state == task_state::none && !past_allows(dag, past, i)) {
+      if (tis[i].state == task_state::none && !past_allows(dag, past, task_of(dag, progress, i))) {
         record_change(i, tis[i].state, tis[i].try_number);
         tis[i].message = "waits for the previous run (depends_on_past), which has ended";
       }
@@ -271,9 +376,12 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
 std::optional<run_state> run_outcome(const scheduled_dag& dag, const std::vector<task_instance_record>& tis) {
   for (const auto& ti : tis)
     if (!is_finished(ti.state)) return std::nullopt;
-  for (std::size_t leaf : dag.graph.leaves()) {
-    const task_state s = tis[leaf].state;
-    if (s != task_state::success && s != task_state::skipped && s != task_state::removed) return run_state::failed;
+  std::vector<bool> leaf(dag.def.all_tasks().size(), false);
+  for (std::size_t l : dag.graph.leaves()) leaf[l] = true;
+  for (std::size_t s = 0; s < tis.size(); ++s) {
+    if (!leaf[task_of_slot(dag, tis, s)]) continue;
+    const task_state state = tis[s].state;
+    if (state != task_state::success && state != task_state::skipped && state != task_state::removed) return run_state::failed;
   }
   return run_state::success;
 }
@@ -436,10 +544,11 @@ flow_decision decide_flow(const scheduled_dag& dag, const run_record& run, std::
 
 try_end end_try(const scheduled_dag& dag, const run_record& run, std::vector<task_instance_record>& tis,
                 run_progress& progress, std::size_t i, operator_result result, timestamp started, timestamp ended) {
-  const task& t = dag.def.all_tasks()[i];
+  const std::size_t task_index = task_of_slot(dag, tis, i);
+  const task& t = dag.def.all_tasks()[task_index];
   flow_decision decision;
   if (result.outcome == try_outcome::success && t.flow.rule != flow_rule::none) {
-    decision = decide_flow(dag, run, i, result.xcom, ended);
+    decision = decide_flow(dag, run, task_index, result.xcom, ended);
     if (!decision.error.empty()) result = operator_result::failed(decision.error);
   }
   try_end out;

@@ -23,6 +23,10 @@
 #include <string>
 #include <string_view>
 
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
 #include <dag/core/error.hpp>
 #include <dag/core/json_text.hpp>
 
@@ -61,6 +65,16 @@ std::optional<run_type> parse_run_type(std::string_view name) {
 
 std::string make_run_id(run_type t, time_point logical_date) {
   return std::string(to_string(t)) + "__" + format_iso(logical_date);
+}
+
+std::string mapped_xcom_list(std::vector<xcom_record> rows) {
+  std::stable_sort(rows.begin(), rows.end(), [](const xcom_record& a, const xcom_record& b) { return a.map_index < b.map_index; });
+  auto list = nlohmann::json::array();
+  for (const auto& r : rows) {
+    auto parsed = nlohmann::json::parse(r.value, nullptr, false);
+    list.push_back(parsed.is_discarded() ? nlohmann::json(r.value) : std::move(parsed));
+  }
+  return list.dump();
 }
 
 std::unique_ptr<store> open_store(const std::string& url) {

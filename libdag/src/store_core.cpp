@@ -25,7 +25,7 @@ namespace {
 /// The migrations, in order: entry i brings the schema from version i to i + 1. A shipped
 /// migration is never edited; a schema change is a new entry. `{key}`, `{instant}`, `{flag}` and
 /// `{row_id}` are the backend's types (`dialect::types`).
-constexpr std::array<std::string_view, 5> migrations{
+constexpr std::array<std::string_view, 6> migrations{
     // 1: the initial schema.
     R"sql(
 CREATE TABLE dags (
@@ -159,6 +159,80 @@ ALTER TABLE task_instances ADD COLUMN pool {key} NOT NULL DEFAULT 'default_pool'
 ALTER TABLE task_instances ADD COLUMN pool_slots INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX task_instances_by_pool ON task_instances (pool, state);
 )sql",
+    // 6: dynamic task mapping: a task instance, its tries and its XComs are keyed by map index too
+    // (-1 for tasks that are not mapped). Keys cannot change in place (SQLite), so the three tables
+    // are made again under new names, filled, and take the old names once those are dropped.
+    R"sql(
+CREATE TABLE task_instances_mapped (
+  dag_id           {key} NOT NULL,
+  run_id           {key} NOT NULL,
+  task_id          {key} NOT NULL,
+  map_index        INTEGER NOT NULL DEFAULT -1,
+  state            TEXT NOT NULL DEFAULT 'none',
+  try_number       INTEGER NOT NULL DEFAULT 0,
+  start_date       {instant},
+  end_date         {instant},
+  retry_at         {instant},
+  exit_code        INTEGER,
+  hostname         TEXT NOT NULL DEFAULT '',
+  pid              INTEGER NOT NULL DEFAULT 0,
+  log_path         TEXT NOT NULL DEFAULT '',
+  message          TEXT NOT NULL DEFAULT '',
+  first_start_date {instant},
+  cleared_tries    INTEGER NOT NULL DEFAULT 0,
+  note             TEXT NOT NULL DEFAULT '',
+  pool             {key} NOT NULL DEFAULT 'default_pool',
+  pool_slots       INTEGER NOT NULL DEFAULT 1,
+  PRIMARY KEY (dag_id, run_id, task_id, map_index),
+  FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+);
+CREATE TABLE task_tries_mapped (
+  dag_id     {key} NOT NULL,
+  run_id     {key} NOT NULL,
+  task_id    {key} NOT NULL,
+  map_index  INTEGER NOT NULL DEFAULT -1,
+  try_number INTEGER NOT NULL,
+  state      TEXT NOT NULL,
+  start_date {instant},
+  end_date   {instant},
+  exit_code  INTEGER,
+  hostname   TEXT NOT NULL DEFAULT '',
+  pid        INTEGER NOT NULL DEFAULT 0,
+  log_path   TEXT NOT NULL DEFAULT '',
+  message    TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (dag_id, run_id, task_id, map_index, try_number),
+  FOREIGN KEY (dag_id, run_id, task_id, map_index)
+    REFERENCES task_instances_mapped (dag_id, run_id, task_id, map_index) ON DELETE CASCADE
+);
+CREATE TABLE xcom_mapped (
+  dag_id    {key} NOT NULL,
+  run_id    {key} NOT NULL,
+  task_id   {key} NOT NULL,
+  map_index INTEGER NOT NULL DEFAULT -1,
+  key       {key} NOT NULL,
+  value     TEXT NOT NULL,
+  PRIMARY KEY (dag_id, run_id, task_id, map_index, key),
+  FOREIGN KEY (dag_id, run_id, task_id, map_index)
+    REFERENCES task_instances_mapped (dag_id, run_id, task_id, map_index) ON DELETE CASCADE
+);
+INSERT INTO task_instances_mapped (dag_id, run_id, task_id, state, try_number, start_date, end_date, retry_at,
+    exit_code, hostname, pid, log_path, message, first_start_date, cleared_tries, note, pool, pool_slots)
+  SELECT dag_id, run_id, task_id, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid,
+    log_path, message, first_start_date, cleared_tries, note, pool, pool_slots FROM task_instances;
+INSERT INTO task_tries_mapped (dag_id, run_id, task_id, try_number, state, start_date, end_date, exit_code, hostname,
+    pid, log_path, message)
+  SELECT dag_id, run_id, task_id, try_number, state, start_date, end_date, exit_code, hostname, pid, log_path,
+    message FROM task_tries;
+INSERT INTO xcom_mapped (dag_id, run_id, task_id, key, value) SELECT dag_id, run_id, task_id, key, value FROM xcom;
+DROP TABLE xcom;
+DROP TABLE task_tries;
+DROP TABLE task_instances;
+ALTER TABLE task_instances_mapped RENAME TO task_instances;
+ALTER TABLE task_tries_mapped RENAME TO task_tries;
+ALTER TABLE xcom_mapped RENAME TO xcom;
+CREATE INDEX task_instances_by_state ON task_instances (state);
+CREATE INDEX task_instances_by_pool ON task_instances (pool, state);
+)sql",
 };
 
 /// The schema version this build creates and understands.
@@ -257,10 +331,10 @@ struct table<run_record> {
 template <>
 struct table<task_instance_record> {
   static constexpr std::string_view names =
-      "dag_id, run_id, task_id, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid, log_path, "
-      "message, first_start_date, cleared_tries, note, pool, pool_slots";
+      "dag_id, run_id, task_id, map_index, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid, "
+      "log_path, message, first_start_date, cleared_tries, note, pool, pool_slots";
   static void members(auto& r, auto&& f) {
-    f(r.dag_id, r.run_id, r.task_id, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
+    f(r.dag_id, r.run_id, r.task_id, r.map_index, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
       r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.note, r.pool, r.pool_slots);
   }
 };
@@ -274,17 +348,18 @@ struct table<event_record> {
 template <>
 struct table<try_record> {
   static constexpr std::string_view names =
-      "dag_id, run_id, task_id, try_number, state, start_date, end_date, exit_code, hostname, pid, log_path, message";
+      "dag_id, run_id, task_id, map_index, try_number, state, start_date, end_date, exit_code, hostname, pid, log_path, "
+      "message";
   static void members(auto& r, auto&& f) {
-    f(r.dag_id, r.run_id, r.task_id, r.try_number, r.state, r.start_date, r.end_date, r.exit_code, r.hostname, r.pid,
+    f(r.dag_id, r.run_id, r.task_id, r.map_index, r.try_number, r.state, r.start_date, r.end_date, r.exit_code, r.hostname, r.pid,
       r.log_path, r.message);
   }
 };
 
 template <>
 struct table<xcom_record> {
-  static constexpr std::string_view names = "dag_id, run_id, task_id, key, value";
-  static void members(auto& r, auto&& f) { f(r.dag_id, r.run_id, r.task_id, r.key, r.value); }
+  static constexpr std::string_view names = "dag_id, run_id, task_id, map_index, key, value";
+  static void members(auto& r, auto&& f) { f(r.dag_id, r.run_id, r.task_id, r.map_index, r.key, r.value); }
 };
 
 template <>
@@ -318,11 +393,11 @@ struct table<run_update> {
 template <>
 struct table<task_instance_update> {
   static constexpr std::string_view names =
-      "dag_id, run_id, task_id, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid, log_path, "
-      "message, first_start_date, cleared_tries, pool, pool_slots, expected, expected_try";
+      "dag_id, run_id, task_id, map_index, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid, "
+      "log_path, message, first_start_date, cleared_tries, pool, pool_slots, expected, expected_try";
   static void members(auto& u, auto&& f) {
     auto& r = u.record;
-    f(r.dag_id, r.run_id, r.task_id, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
+    f(r.dag_id, r.run_id, r.task_id, r.map_index, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
       r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.pool, r.pool_slots, u.expected,
       u.expected_try);
   }
@@ -429,8 +504,8 @@ struct writes {
   writes() {
     const auto& ti = columns_of<task_instance_update>();
     std::string every_field;  // a task instance update writes every field it gives (all but `expected…`)
-    for (std::size_t i = 3; i + 2 < ti.size(); ++i) every_field += (i > 3 ? ", " : "") + ti[i].name + " = {" + ti[i].name + "}";
-    task_instance_updates = matching("task_instances", columns_of<task_instance_update>(), 3, every_field,
+    for (std::size_t i = 4; i + 2 < ti.size(); ++i) every_field += (i > 4 ? ", " : "") + ti[i].name + " = {" + ti[i].name + "}";
+    task_instance_updates = matching("task_instances", columns_of<task_instance_update>(), 4, every_field,
                                      "r.state = {expected} AND r.try_number = {expected_try}");
     // A run is inserted on its own, to learn whether it was created: DO NOTHING also covers the
     // partial index on scheduled/backfill dates, so a duplicate by run id or by date is "not created".
@@ -439,7 +514,8 @@ struct writes {
     insert_run += ") ON CONFLICT DO NOTHING";
   }
   row_write new_task_instances =
-      inserting("task_instances", first(columns_of<task_instance_record>(), 3), 3, false);
+      inserting("task_instances", first(columns_of<task_instance_record>(), 4), 4, false);
+  row_write task_instance_deletes = matching("task_instances", first(columns_of<task_instance_record>(), 4), 4, {}, {});
   // A run goes back to queued or running when cleared: it has not ended then, whatever the update
   // says; a start date, once set, is kept unless a new one is given.
   row_write run_updates = matching("dag_runs", columns_of<run_update>(), 2,
@@ -448,9 +524,9 @@ struct writes {
                                    "ELSE COALESCE({end_date}, r.end_date) END",
                                    "r.state = {expected}");
   row_write task_instance_updates;
-  row_write xcom_deletes = matching("xcom", first(columns_of<xcom_record>(), 3), 3, {}, {});
-  row_write try_upserts = inserting("task_tries", columns_of<try_record>(), 4, true);
-  row_write xcom_upserts = inserting("xcom", columns_of<xcom_record>(), 4, true);
+  row_write xcom_deletes = matching("xcom", first(columns_of<xcom_record>(), 4), 4, {}, {});
+  row_write try_upserts = inserting("task_tries", columns_of<try_record>(), 5, true);
+  row_write xcom_upserts = inserting("xcom", columns_of<xcom_record>(), 5, true);
   row_write import_errors = inserting("import_errors", columns_of<import_error_record>(), 0, false);
   row_write variables =
       inserting("variables", {{"name", column_type::text}, {"value", column_type::text}}, 1, true);
@@ -648,8 +724,11 @@ change_result store_core::apply_once(const change_set& changes) {
       for (const auto& task_id : task_ids) new_task_instances.emplace_back(&r, &task_id);
     }
     s.write(w.new_task_instances, new_task_instances.size(), [&](std::size_t i, std::vector<value>& out) {
-      out.assign({new_task_instances[i].first->dag_id, new_task_instances[i].first->run_id, *new_task_instances[i].second});
+      out.assign({new_task_instances[i].first->dag_id, new_task_instances[i].first->run_id, *new_task_instances[i].second,
+                  std::int64_t{-1}});
     });
+    s.write(w.task_instance_deletes, changes.task_instance_deletes.size(),
+            rows_of(changes.task_instance_deletes, w.task_instance_deletes.key_size));
     result.runs_updated = s.write(w.run_updates, changes.runs.size(), rows_of(changes.runs));
     // A task added to the DAG after its run was created has no row yet: an instance in state none
     // with no try is what it would have been, so it is created and the update applied again (which
@@ -758,7 +837,7 @@ std::vector<task_instance_record> store_core::task_instances(const std::string& 
   const value key[] = {dag_id, run_id};
   return list<task_instance_record>(
       "list task instances",
-      select_from<task_instance_record>("task_instances") + " WHERE dag_id = $1 AND run_id = $2 ORDER BY task_id", key);
+      select_from<task_instance_record>("task_instances") + " WHERE dag_id = $1 AND run_id = $2 ORDER BY task_id, map_index", key);
 }
 
 std::vector<task_instance_record> store_core::task_instances_in(const std::set<task_state>& states) {
@@ -769,31 +848,36 @@ std::vector<task_instance_record> store_core::task_instances_in(const std::set<t
     names.push_back(to_string(state));
     sql += (names.size() > 1 ? ", $" : "$") + std::to_string(names.size());
   }
-  sql += ") ORDER BY dag_id, run_id, task_id";
+  sql += ") ORDER BY dag_id, run_id, task_id, map_index";
   return list<task_instance_record>("list task instances by state", sql, names);
 }
 
 std::vector<try_record> store_core::tries(const std::string& dag_id, const std::string& run_id,
-                                          const std::string& task_id) {
-  const value key[] = {dag_id, run_id, task_id};
+                                          const std::string& task_id, int map_index) {
+  const value key[] = {dag_id, run_id, task_id, std::int64_t{map_index}};
   return list<try_record>("list tries",
                           select_from<try_record>("task_tries") +
-                              " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 ORDER BY try_number",
+                              " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4 ORDER BY try_number",
                           key);
 }
 
 std::optional<std::string> store_core::xcom(const std::string& dag_id, const std::string& run_id,
                                             const std::string& task_id, const std::string& key) {
   const value where[] = {dag_id, run_id, task_id, key};
-  return first_of(list<std::string>(
-      "read an XCom", "SELECT value FROM xcom WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND key = $4", where));
+  auto rows = list<xcom_record>("read an XCom",
+                                select_from<xcom_record>("xcom") +
+                                    " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND key = $4 ORDER BY map_index",
+                                where);
+  if (rows.empty()) return std::nullopt;
+  if (rows.size() == 1 && rows.front().map_index < 0) return std::move(rows.front().value);
+  return mapped_xcom_list(std::move(rows));
 }
 
 std::vector<xcom_record> store_core::xcoms(const std::string& dag_id, const std::string& run_id,
                                            const std::string& task_id) {
   const value where[] = {dag_id, run_id, task_id};
   return list<xcom_record>("list XComs",
-                           select_from<xcom_record>("xcom") + " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 ORDER BY key",
+                           select_from<xcom_record>("xcom") + " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 ORDER BY key, map_index",
                            where);
 }
 
@@ -805,7 +889,7 @@ bool store_core::set_note(const std::string& dag_id, const std::string& run_id, 
   }
   const value row[] = {note, dag_id, run_id, task_id};
   return execute("set a task instance's note",
-                 "UPDATE task_instances SET note = $1 WHERE dag_id = $2 AND run_id = $3 AND task_id = $4", row) == 1;
+                 "UPDATE task_instances SET note = $1 WHERE dag_id = $2 AND run_id = $3 AND task_id = $4", row) >= 1;
 }
 
 bool store_core::delete_run(const std::string& dag_id, const std::string& run_id) {

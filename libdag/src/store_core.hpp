@@ -131,7 +131,8 @@ public:
   std::optional<run_record> find_run(const std::string& dag_id, const std::string& run_id) final;
   std::vector<task_instance_record> task_instances(const std::string& dag_id, const std::string& run_id) final;
   std::vector<task_instance_record> task_instances_in(const std::set<task_state>& states) final;
-  std::vector<try_record> tries(const std::string& dag_id, const std::string& run_id, const std::string& task_id) final;
+  std::vector<try_record> tries(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
+                                int map_index = -1) final;
   std::optional<std::string> xcom(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
                                   const std::string& key) final;
 

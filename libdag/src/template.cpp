@@ -114,8 +114,8 @@ constexpr std::array<unsupported_entry, 10> unsupported{{
 
 constexpr std::array<std::string_view, 10> connection_attributes{
     "host", "port", "login", "password", "schema", "conn_type", "conn_id", "extra", "extra_dejson", "description"};
-constexpr std::array<std::string_view, 6> ti_attributes{"xcom_pull", "try_number", "task_id", "dag_id", "run_id",
-                                                        "max_tries"};
+constexpr std::array<std::string_view, 7> ti_attributes{"xcom_pull", "try_number", "task_id", "dag_id", "run_id",
+                                                        "max_tries", "map_index"};
 constexpr std::array<std::string_view, 4> macro_names{"ds_add", "ds_format", "datetime", "timedelta"};
 constexpr std::array<std::string_view, 9> dag_run_attributes{
     "conf", "run_id", "logical_date", "data_interval_start", "data_interval_end", "run_type", "external_trigger",
@@ -2011,6 +2011,7 @@ private:
       if (ns == "ti") {
         if (name == "try_number") return value::of_int(context_.try_number);
         if (name == "max_tries") return value::of_int(context_.try_number);
+        if (name == "map_index") return value::of_int(context_.map_index);
         if (name == "task_id") return value::of_string(context_.task_id);
         if (name == "dag_id") return value::of_string(context_.dag_id);
         if (name == "run_id") return value::of_string(context_.run_id);

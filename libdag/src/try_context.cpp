@@ -73,6 +73,7 @@ task_context make_try_context(const definition& d, const task& t, const operator
   ctx.data_interval_start = run.interval.start;
   ctx.data_interval_end = run.interval.end;
   ctx.try_number = which.try_number;
+  ctx.map_index = which.map_index;
   ctx.waited = which.waited;
   ctx.log_path = which.log_path;
   ctx.params = d.params();
@@ -119,6 +120,7 @@ task_context make_try_context(const definition& d, const task& t, const operator
                             .data_interval_start = ctx.data_interval_start,
                             .data_interval_end = ctx.data_interval_end,
                             .try_number = ctx.try_number,
+                            .map_index = ctx.map_index,
                             .params = ctx.params,
                             .typed_params = typed,
                             .conf = run.conf.empty() ? std::string("{}") : run.conf,
@@ -148,6 +150,7 @@ void finish_try_context(task_context& ctx, const connection_source& connections)
                      {"DAGRUN_LOGICAL_DATE", format_iso(ctx.logical_date)},
                      {"DAGRUN_TRY_NUMBER", std::to_string(ctx.try_number)},
                      {"DAGRUN_OWNER_PID", std::to_string(::getpid())}};
+  if (ctx.map_index >= 0) ctx.environment["DAGRUN_MAP_INDEX"] = std::to_string(ctx.map_index);
   std::string id;
   std::optional<connection> resolved;
   if (const auto field = ctx.fields.find("conn_id"); field != ctx.fields.end() && connections) {

@@ -45,9 +45,6 @@ constexpr std::array unsupported_keys{
     unsupported_key{"on_success_callback", "is not supported in YAML; use on_success (notifiers: email, webhook, command)"},
     unsupported_key{"on_retry_callback", "is not supported in YAML; use on_retry (notifiers: email, webhook, command)"},
     unsupported_key{"on_execute_callback", "is not supported in YAML; use a C++ DAG"},
-    unsupported_key{"expand", "(dynamic task mapping) is not supported yet"},
-    unsupported_key{"partial", "(dynamic task mapping) is not supported yet"},
-    unsupported_key{"expand_kwargs", "(dynamic task mapping) is not supported yet"},
     unsupported_key{"outlets", "(datasets) is not supported yet"},
     unsupported_key{"inlets", "(datasets) is not supported yet"},
     unsupported_key{"task_concurrency", "is not supported; limit concurrency with max_active_tasks"},
@@ -626,26 +623,95 @@ private:
       }
       if (read_option(t.options, key, v, "task '" + t.id + "': ")) continue;
       if (read_flow(t.flow, key, v, "task '" + t.id + "': ")) continue;
+      if (read_mapping(t, key, v)) continue;
       if (unsupported(it->first, key, "task '" + t.id + "':")) continue;
-      // Everything else is an operator field; check() validates it against the operator's spec.
-      field_value f;
-      f.line = line(v);
-      if (!may_be_field(t, key)) {
-        // Kept without its value: check() names it as an unknown field with suggestions.
-      } else if (v.IsSequence()) {
-        set(string_list(v, key), [&](const std::vector<std::string>& items) { f.items = items; });
-      } else if (v.IsMap()) {
-        set(string_map(v, key), [&](const std::map<std::string, std::string>& m) { f.entries = m; });
-      } else if (v.IsNull()) {
-        fail(it->first, "task '" + t.id + "': field '" + key + "' has no value");
-        continue;
-      } else {
-        f.text = v.Scalar();
-      }
-      f.line = f.line > 0 ? f.line : line(it->first);
-      t.fields.emplace(key, std::move(f));
+      read_field(t, it->first, key, v);
     }
     d.add_task(std::move(t));
+  }
+
+  // An operator field; check() validates it against the operator's spec.
+  void read_field(task& t, const YAML::Node& key_node, const std::string& key, const YAML::Node& v) {
+    field_value f;
+    f.line = line(v);
+    if (!may_be_field(t, key)) {
+      // Kept without its value: check() names it as an unknown field with suggestions.
+    } else if (v.IsSequence()) {
+      set(string_list(v, key), [&](const std::vector<std::string>& items) { f.items = items; });
+    } else if (v.IsMap()) {
+      set(string_map(v, key), [&](const std::map<std::string, std::string>& m) { f.entries = m; });
+    } else if (v.IsNull()) {
+      fail(key_node, "task '" + t.id + "': field '" + key + "' has no value");
+      return;
+    } else {
+      f.text = v.Scalar();
+    }
+    f.line = f.line > 0 ? f.line : line(key_node);
+    t.fields.emplace(key, std::move(f));
+  }
+
+  // Where mapped values come from: a list, or `{xcom: TASK, key: KEY}` (an upstream XCom, which
+  // makes TASK an upstream task as Airflow's XComArg does).
+  std::optional<map_source> read_map_source(task& t, const YAML::Node& v, const std::string& field, bool list_allowed) {
+    map_source out;
+    if (v.IsMap() && v["xcom"]) {
+      check_duplicate_keys(v);
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        const std::string k = it->first.as<std::string>("");
+        if (k == "xcom") set(scalar(it->second, field + ".xcom"), [&](const std::string& s) { out.xcom_task = s; });
+        else if (k == "key") set(scalar(it->second, field + ".key"), [&](const std::string& s) { out.xcom_key = s; });
+        else fail(it->first, field + ": unknown key '" + k + "'; an XCom source has 'xcom' (the task) and 'key'");
+      }
+      if (!out.xcom_task.empty() &&
+          std::find(t.dependencies.begin(), t.dependencies.end(), out.xcom_task) == t.dependencies.end())
+        t.dependencies.push_back(out.xcom_task);
+      return out;
+    }
+    if (list_allowed && v.IsSequence()) {
+      if (auto items = string_list(v, field)) out.items = *items;
+      return out;
+    }
+    fail(v, field + ": expected " + std::string(list_allowed ? "a list or " : "") + "{xcom: TASK_ID, key: KEY}, got " + kind_name(v));
+    return std::nullopt;
+  }
+
+  // Dynamic task mapping keys (`expand`, `expand_kwargs`, `partial`, `max_map_length`); false
+  // when `key` is not one.
+  bool read_mapping(task& t, const std::string& key, const YAML::Node& v) {
+    const std::string owner = "task '" + t.id + "': ";
+    if (key == "expand") {
+      if (!v.IsMap()) {
+        fail(v, owner + "expand: expected a mapping of fields to lists, got " + kind_name(v));
+        return true;
+      }
+      check_duplicate_keys(v);
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        const std::string field = it->first.as<std::string>("");
+        if (auto from = read_map_source(t, it->second, owner + "expand." + field, true))
+          t.mapping.expand.emplace_back(field, std::move(*from));
+      }
+    } else if (key == "expand_kwargs") {
+      t.mapping.has_kwargs = true;
+      if (v.IsSequence()) {
+        for (const auto& item : v)
+          set(string_map(item, owner + "expand_kwargs[]"), [&](const std::map<std::string, std::string>& m) { t.mapping.kwargs.push_back(m); });
+      } else if (auto from = read_map_source(t, v, owner + "expand_kwargs", false)) {
+        t.mapping.kwargs_from = std::move(*from);
+      }
+    } else if (key == "partial") {
+      // Airflow's partial(): the fields every instance shares (the task's other fields are too).
+      if (!v.IsMap()) {
+        fail(v, owner + "partial: expected a mapping of fields, got " + kind_name(v));
+        return true;
+      }
+      check_duplicate_keys(v);
+      for (auto it = v.begin(); it != v.end(); ++it) read_field(t, it->first, it->first.as<std::string>(""), it->second);
+    } else if (key == "max_map_length") {
+      set(integer(v, owner + key, 1), [&](int n) { t.mapping.max_map_length = n; });
+    } else {
+      return false;
+    }
+    return true;
   }
 
   // True when `key` is a field of the task's operator, or the operator is unknown (check()

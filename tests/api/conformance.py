@@ -302,6 +302,22 @@ def run(d, airflow_path):
           "a wrong password gets 401")
     check(len(call("GET", "/dags", "/dags?limit=1000")["dags"]) == 2, "a limit beyond the maximum is clamped, not refused")
 
+    # A mapped task: its instances by map index (the DAG file arrives while the daemon runs).
+    (d.dir / "dags" / "mapped.yaml").write_text(
+        "dag_id: mapped\nschedule: null\ntasks:\n  - task_id: each\n    operator: bash\n"
+        "    expand:\n      bash_command: [echo a, echo b]\n")
+    deadline_wait("the mapped DAG to load", lambda: d.call("GET", "/api/v1/dags/mapped")[0] == 200)
+    mapped = call("POST", "/dags/{dag_id}/dagRuns", "/dags/mapped/dagRuns", {"logical_date": "2024-01-01T00:00:00+00:00"})
+    check(d.wait_run("mapped", mapped["dag_run_id"])["state"] == "success", "the mapped run succeeds")
+    each = "/dags/mapped/dagRuns/" + quote(mapped["dag_run_id"]) + "/taskInstances/each"
+    listed = call("GET", T_TI + "/listMapped", each + "/listMapped")
+    check([t["map_index"] for t in listed["task_instances"]] == [0, 1], "listMapped lists the instances by map index")
+    check(call("GET", T_TI + "/{map_index}", each + "/1")["map_index"] == 1, "one mapped instance")
+    call("GET", T_TI + "/{map_index}/tries", each + "/1/tries")
+    call("GET", T_TI + "/{map_index}/tries/{task_try_number}", each + "/1/tries/1")
+    call("PATCH", T_TI + "/{map_index}", each + "/1", {"new_state": "failed", "dry_run": True})
+    call("GET", T_TI + "/{map_index}", each + "/7", expect=404)
+
     missing = sorted(set(operations) - called)
     check(not missing, "operations never called with success: %s" % missing)
 

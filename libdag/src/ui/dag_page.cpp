@@ -97,7 +97,7 @@ std::string details_panel(const request& r, const definition& d, const group_vie
       if (ti.task_id != v.task) continue;
       std::string links = "<a class=\"button\" href=\"" + esc(ti_href(d.id(), run.run_id, ti.task_id)) + "\">Task instance</a>";
       if (ti.try_number > 0 && !ti.log_path.empty())
-        links += " <a class=\"button\" href=\"" + esc(log_href(d.id(), run.run_id, ti.task_id, ti.try_number)) + "\">Log</a>";
+        links += " <a class=\"button\" href=\"" + esc(log_href(d.id(), run.run_id, ti.task_id, ti.try_number, ti.map_index)) + "\">Log</a>";
       return "<aside class=\"panel\" id=\"details\"><h2>" + esc(ti.task_id) + "</h2><table class=\"kv\">" + kv_row("Run", esc(run.run_id)) +
              kv_row("State", "<span data-s=\"" + esc(live_key(run.run_id, ti.task_id)) + "\" class=\"st st-" +
                               std::string(to_string(ti.state)) + "\">" + std::string(to_string(ti.state)) + "</span>") +
@@ -133,9 +133,16 @@ std::string grid_tab(const request& r, const definition& d, const std::vector<ru
            esc(when(run.logical_date).substr(5, 5)) + "</span></a></th>";
   }
   out += "</tr></thead><tbody>";
+  // A mapped task's cell stands for all its instances: the state that matters most (Airflow's
+  // order, as for a group), and their count.
   std::vector<std::map<std::string, const task_instance_record*>> by_task(runs.size());
+  std::vector<std::map<std::string, int>> mapped(runs.size());
   for (std::size_t k = 0; k < runs.size(); ++k)
-    for (const auto& ti : cells[k]) by_task[k][ti.task_id] = &ti;
+    for (const auto& ti : cells[k]) {
+      auto& shown = by_task[k][ti.task_id];
+      if (!shown || state_priority(ti.state) < state_priority(shown->state)) shown = &ti;
+      if (ti.map_index >= 0) ++mapped[k][ti.task_id];
+    }
   // A group's row: its state in each run (Airflow's rule), a link that opens or closes it.
   const group_view groups(d, open_groups::parse(v.open));
   std::vector<std::map<std::string, task_state>> group_cells(runs.size());
@@ -173,8 +180,11 @@ std::string grid_tab(const request& r, const definition& d, const std::vector<ru
       }
       const std::string state(to_string(it->second->state));
       const bool selected = runs[k].run_id == v.run && t.id == v.task;
+      const auto count = mapped[k].find(t.id);
+      const std::string instances = count == mapped[k].end() ? "" : " [" + std::to_string(count->second) + "]";
       out += "<td><a class=\"sq st-" + state + (selected ? " sel" : "") + "\" data-s=\"" + esc(live_key(runs[k].run_id, t.id)) +
-             "\" href=\"" + esc(v.href("grid", runs[k].run_id, t.id)) + "\" title=\"" + esc(t.id) + " · " + state + "\"></a></td>";
+             "\" href=\"" + esc(v.href("grid", runs[k].run_id, t.id)) + "\" title=\"" + esc(t.id) + " · " + state + instances + "\">" +
+             (instances.empty() ? "" : "<span class=\"mapped\">" + std::to_string(count->second) + "</span>") + "</a></td>";
     }
     out += "</tr>";
   }
@@ -191,8 +201,9 @@ std::string graph_tab(const definition& d, const std::vector<task_instance_recor
   const auto& tasks = d.all_tasks();
   if (g.size() != tasks.size()) return "<p class=\"err\">The graph cannot be drawn: the DAG's dependencies are not valid.</p>";
   const group_view groups(d, open_groups::parse(v.open));
-  std::map<std::string, const task_instance_record*> by_task;
-  for (const auto& ti : tis) by_task[ti.task_id] = &ti;
+  std::map<std::string, const task_instance_record*> by_task;  // a mapped task: its most relevant instance
+  for (const auto& ti : tis)
+    if (auto& shown = by_task[ti.task_id]; !shown || state_priority(ti.state) < state_priority(shown->state)) shown = &ti;
   const auto group_state = groups.states(tis);
   std::vector<graph_node> nodes;
   std::map<std::string, std::size_t> index;

@@ -39,10 +39,10 @@ std::uintmax_t size_of(const std::string& path) {
 }  // namespace
 
 http_response log_page(const request& r, const definition& d, const run_record& run, const std::string& task_id, int try_number,
-                       const std::string& view) {
-  const auto tries = tries_of(r.ctx.db, d.id(), run.run_id, task_id);
+                       const std::string& view, int map_index) {
+  const auto tries = tries_of(r.ctx.db, d.id(), run.run_id, task_id, map_index);
   const auto found = std::find_if(tries.begin(), tries.end(), [&](const try_record& t) { return t.try_number == try_number; });
-  const std::string back = ti_href(d.id(), run.run_id, task_id);
+  const std::string back = ti_href(d.id(), run.run_id, task_id, map_index);
   if (found == tries.end() || found->log_path.empty())
     return not_found_page(r, "Task '" + task_id + "' has no try " + std::to_string(try_number) + " in run '" + run.run_id + "'.", back, task_id);
   const std::string& path = found->log_path;

@@ -113,11 +113,16 @@ std::string dag_href(const std::string& dag_id) { return "/dags/" + url_encoded(
 std::string run_href(const std::string& dag_id, const std::string& run_id) {
   return dag_href(dag_id) + "/runs/" + url_encoded(run_id);
 }
-std::string ti_href(const std::string& dag_id, const std::string& run_id, const std::string& task_id) {
-  return run_href(dag_id, run_id) + "/tasks/" + url_encoded(task_id);
+namespace {
+std::string map_index_query(int map_index) { return map_index < 0 ? "" : "?map_index=" + std::to_string(map_index); }
+}  // namespace
+
+std::string ti_href(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int map_index) {
+  return run_href(dag_id, run_id) + "/tasks/" + url_encoded(task_id) + map_index_query(map_index);
 }
-std::string log_href(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int try_number) {
-  return ti_href(dag_id, run_id, task_id) + "/logs/" + std::to_string(try_number);
+std::string log_href(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int try_number,
+                     int map_index) {
+  return ti_href(dag_id, run_id, task_id) + "/logs/" + std::to_string(try_number) + map_index_query(map_index);
 }
 
 std::string state_badge(std::string_view state) {
@@ -271,7 +276,17 @@ std::optional<http_response> dag_pages(const request& r, const std::vector<std::
   if (p.size() < 6 || p[4] != "tasks" || !d->find(p[5]))
     return not_found_page(r, "Run '" + run->run_id + "' has no such task or page.", run_href(d->id(), run->run_id), "the run");
   const auto tis = r.ctx.db.task_instances(d->id(), run->run_id);
-  const auto ti = std::find_if(tis.begin(), tis.end(), [&](const task_instance_record& t) { return t.task_id == p[5]; });
+  // A mapped task's instance by `?map_index=K`; without it, its first instance.
+  std::optional<int> map_index;
+  if (const std::string k = r.param("map_index"); !k.empty()) {
+    const auto number = whole_number(k, 1000000);
+    if (!number)
+      return problem_page(r, 400, "Bad request", "The map index must be a whole number, not '" + k + "'.", run_href(d->id(), run->run_id));
+    map_index = static_cast<int>(*number);
+  }
+  const auto ti = std::find_if(tis.begin(), tis.end(), [&](const task_instance_record& t) {
+    return t.task_id == p[5] && (!map_index || t.map_index == *map_index);
+  });
   if (ti == tis.end()) return not_found_page(r, "Run '" + run->run_id + "' has no task '" + p[5] + "'.", run_href(d->id(), run->run_id), "the run");
   if (p.size() == 6) return task_page(r, *d, *run, *ti);
   if (p.size() == 7 && is_change_action(p[6])) return change_page(r, *d, *run, ti->task_id, p[6]);
@@ -280,7 +295,8 @@ std::optional<http_response> dag_pages(const request& r, const std::vector<std::
     if (!try_number)
       return problem_page(r, 400, "Bad request", "The try number must be a whole number, not '" + p[7] + "'.",
                           ti_href(d->id(), run->run_id, ti->task_id));
-    return log_page(r, *d, *run, ti->task_id, static_cast<int>(*try_number), p.size() == 9 ? p[8] : r.param("view"));
+    return log_page(r, *d, *run, ti->task_id, static_cast<int>(*try_number), p.size() == 9 ? p[8] : r.param("view"),
+                    ti->map_index);
   }
   return not_found_page(r, "No such page of task '" + ti->task_id + "'.", ti_href(d->id(), run->run_id, ti->task_id), ti->task_id);
 }

@@ -5,6 +5,7 @@
 
 #include <dag/core/error.hpp>
 #include <dag/core/secret_mask.hpp>
+#include <dag/engine/mapping.hpp>
 #include <dag/engine/try_context.hpp>
 #include <dag/exec/executor.hpp>
 #include <dag/model/operations.hpp>
@@ -14,11 +15,21 @@ namespace dag::detail::ui {
 namespace {
 
 // What the operator receives for this try: fields rendered against the run, secrets masked.
-std::string rendered_fields(const request& r, const definition& d, const run_record& run, const task& t, int try_number) {
+std::string rendered_fields(const request& r, const definition& d, const run_record& run, const task& t, int try_number,
+                            int map_index) {
   static const operator_catalog catalog = builtin_operators();
   try_spec which;
   which.try_number = std::max(1, try_number);
-  const task_context ctx = make_try_context(d, t, catalog.find(t.operator_name), run, which, store_sources(r.ctx.db, d.id(), run.run_id));
+  which.map_index = map_index;
+  const try_sources sources = store_sources(r.ctx.db, d.id(), run.run_id);
+  // A mapped instance shows its own values in its expanded fields.
+  task own = t;
+  if (t.mapping.mapped() && map_index >= 0) {
+    const map_expansion expansion = expand_mapping(t, sources.xcom);
+    if (static_cast<std::size_t>(map_index) < expansion.length)
+      own = mapped_instance(t, catalog.find(t.operator_name), expansion, static_cast<std::size_t>(map_index));
+  }
+  const task_context ctx = make_try_context(d, own, catalog.find(t.operator_name), run, which, sources);
   std::string out;
   for (const auto& [name, value] : ctx.fields) {
     const std::string shown = name == render_error_field ? "cannot render: " + value : value;
@@ -33,7 +44,17 @@ http_response task_page(const request& r, const definition& d, const run_record&
   const auto now = r.ctx.now.precise_now();
   const task& t = *d.find(ti.task_id);
   const std::string base = ti_href(d.id(), run.run_id, ti.task_id);
+  // The instances of a mapped task, each a link to its own page.
+  std::string instances;
+  if (t.mapping.mapped())
+    for (const auto& other : r.ctx.db.task_instances(d.id(), run.run_id))
+      if (other.task_id == ti.task_id && other.map_index >= 0)
+        instances += (instances.empty() ? "" : " ") + std::string("<a class=\"st st-") + std::string(to_string(other.state)) +
+                     (other.map_index == ti.map_index ? " sel" : "") + "\" href=\"" +
+                     esc(ti_href(d.id(), run.run_id, ti.task_id, other.map_index)) + "\">" + std::to_string(other.map_index) + "</a>";
   std::string body = "<div class=\"cols\"><table class=\"kv\">" +
+                     (ti.map_index >= 0 ? kv_row("Map index", std::to_string(ti.map_index)) : std::string()) +
+                     (instances.empty() ? std::string() : kv_row("Mapped instances", instances)) +
                      kv_row("State", "<span data-s=\"" + esc(live_key(run.run_id, ti.task_id)) + "\" class=\"st st-" +
                                       std::string(to_string(ti.state)) + "\">" + std::string(to_string(ti.state)) + "</span>") +
                      kv_row("Run", "<a href=\"" + esc(run_href(d.id(), run.run_id)) + "\">" + esc(run.run_id) + "</a>") +
@@ -56,15 +77,15 @@ http_response task_page(const request& r, const definition& d, const run_record&
           "<label><input type=\"checkbox\" name=\"downstream\" value=\"1\"> downstream</label><button>Mark failed…</button></form></div></div>";
   body += "<h2>Tries</h2><div class=\"scroll\"><table class=\"list\" id=\"tries\"><thead><tr><th>Try</th><th>State</th><th>Started</th><th>Ended</th>"
           "<th>Duration</th><th>Host</th><th>Exit code</th><th>Log</th></tr></thead><tbody>";
-  const auto tries = tries_of(r.ctx.db, d.id(), run.run_id, ti.task_id);
+  const auto tries = tries_of(r.ctx.db, d.id(), run.run_id, ti.task_id, ti.map_index);
   for (const auto& x : tries)
     body += "<tr><td>" + std::to_string(x.try_number) + "</td><td>" + state_badge(to_string(x.state)) + "</td><td>" + esc(when(x.start_date)) +
             "</td><td>" + esc(when(x.end_date)) + "</td><td>" + esc(span_text(seconds_of(x.start_date, x.end_date, now))) + "</td><td>" +
             esc(x.hostname) + "</td><td>" + (x.exit_code ? std::to_string(*x.exit_code) : "—") + "</td><td>" +
-            (x.log_path.empty() ? "" : "<a href=\"" + esc(log_href(d.id(), run.run_id, ti.task_id, x.try_number)) + "\">log</a>") + "</td></tr>";
+            (x.log_path.empty() ? "" : "<a href=\"" + esc(log_href(d.id(), run.run_id, ti.task_id, x.try_number, ti.map_index)) + "\">log</a>") + "</td></tr>";
   body += "</tbody></table></div>";
   if (tries.empty()) body += "<p class=\"dim\">No try yet.</p>";
-  body += "<h2>Rendered fields</h2>" + rendered_fields(r, d, run, t, ti.try_number);
+  body += "<h2>Rendered fields</h2>" + rendered_fields(r, d, run, t, ti.try_number, ti.map_index);
   const auto xcom = r.ctx.db.xcom(d.id(), run.run_id, ti.task_id);
   body += "<h2>XCom</h2>" + (xcom ? "<table class=\"kv\">" + kv_row("return_value", "<pre class=\"field\">" + esc(*xcom) + "</pre>") + "</table>"
                                   : std::string("<p class=\"dim\">Nothing pushed.</p>"));

@@ -74,8 +74,10 @@ shell frame_of(const request& r, std::string title);
 /// Links.
 std::string dag_href(const std::string& dag_id);
 std::string run_href(const std::string& dag_id, const std::string& run_id);
-std::string ti_href(const std::string& dag_id, const std::string& run_id, const std::string& task_id);
-std::string log_href(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int try_number);
+/// A task instance's page; of a mapped task's instance, `map_index` names it (`?map_index=K`).
+std::string ti_href(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int map_index = -1);
+std::string log_href(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int try_number,
+                     int map_index = -1);
 
 /// `<span class="st st-STATE">STATE</span>`: a state with its colour.
 std::string state_badge(std::string_view state);
@@ -188,7 +190,7 @@ http_response task_page(const request& r, const definition& d, const run_record&
 http_response change_page(const request& r, const definition& d, const run_record& run, const std::string& task_id,
                           const std::string& action);                            // task_page.cpp
 http_response log_page(const request& r, const definition& d, const run_record& run, const std::string& task_id,
-                       int try_number, const std::string& view);                 // log_page.cpp
+                       int try_number, const std::string& view, int map_index = -1);                 // log_page.cpp
 /// What a live page watches: one DAG's runs (newest first, from `offset`, at most `limit`) and
 /// one more run (`run_id`, when set); no DAG: every DAG's newest run.
 struct live_scope {

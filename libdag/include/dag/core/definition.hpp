@@ -78,6 +78,8 @@ public:
   task_handle& weight(weight_rule r) { get().options.weights = r; return *this; }
   /// Sets `max_active_tis_per_dag`: at most `n` tries of this task at once over all runs.
   task_handle& max_active_tis_per_dag(int n) { get().options.max_active_tis_per_dag = n; return *this; }
+  /// Sets `max_active_tis_per_dagrun`: at most `n` instances of this (mapped) task at once in one run.
+  task_handle& max_active_tis_per_dagrun(int n) { get().options.max_active_tis_per_dagrun = n; return *this; }
   /// Sets `depends_on_past`: the task runs only once its instance in the previous run is success
   /// or skipped; with `wait_for_downstream`, also that instance's direct downstream tasks.
   task_handle& depends_on_past(bool on = true, bool wait_for_downstream = false) {
@@ -108,6 +110,29 @@ public:
     get().flow.ignore_downstream_trigger_rules = ignore_downstream_trigger_rules;
     return *this;
   }
+  /// Maps the task over `values` of `field` (Airflow's expand): one instance per value; several
+  /// calls expand to the cross product. The field's value given before (`bash("id", command)`) goes.
+  task_handle& expand(std::string field, std::vector<std::string> values) {
+    get().fields.erase(field);
+    get().mapping.expand.emplace_back(std::move(field), map_source{std::move(values), "", "return_value"});
+    return *this;
+  }
+  /// Maps the task over `field` values from `task_id`'s XCom under `key` (a JSON list).
+  task_handle& expand_xcom(std::string field, std::string task_id, std::string key = "return_value") {
+    get().fields.erase(field);
+    get().mapping.expand.emplace_back(std::move(field), map_source{{}, std::move(task_id), std::move(key)});
+    return *this;
+  }
+  /// Maps the task over field mappings, one instance each (Airflow's expand_kwargs).
+  task_handle& expand_kwargs(std::vector<std::map<std::string, std::string>> instances) {
+    for (const auto& fields : instances)
+      for (const auto& [name, value] : fields) get().fields.erase(name);
+    get().mapping.has_kwargs = true;
+    get().mapping.kwargs = std::move(instances);
+    return *this;
+  }
+  /// Bounds the number of mapped instances (1024 by default): more fail the task.
+  task_handle& max_map_length(int n) { get().mapping.max_map_length = n; return *this; }
   /// Sets `on_failure`: the notifiers told when the task fails for good.
   task_handle& on_failure(std::vector<notifier_spec> n) { get().options.on_failure = std::move(n); return *this; }
   /// Sets `on_retry`: the notifiers told when a failed try will be retried.

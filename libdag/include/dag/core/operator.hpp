@@ -81,6 +81,7 @@ struct task_context {
   time_point data_interval_start;              ///< the run's interval start
   time_point data_interval_end;                ///< the run's interval end
   int try_number = 1;                          ///< 1 for the first try
+  int map_index = -1;                          ///< a mapped task's instance (dynamic task mapping), -1 when not mapped
   /// Time since this try's first execution began: nonzero when the try was rescheduled (a sensor
   /// in reschedule mode counts its `timeout` from its first poke).
   std::chrono::microseconds waited{0};

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <dag/core/alert.hpp>
@@ -105,8 +106,8 @@ struct task_settings {
   bool depends_on_past = false;
   /// Also waits for the direct downstream tasks of its previous instance (implies depends_on_past).
   bool wait_for_downstream = false;
-  /// At most this many instances of the task in one run at once: with one instance per task and
-  /// run (no mapped tasks), always met.
+  /// At most this many instances of a mapped task queued or running at once in one run (a task
+  /// that is not mapped has one instance per run, so it is always met).
   std::optional<int> max_active_tis_per_dagrun;
   std::string owner = "dagrun";                      ///< informational
   std::vector<std::string> email;                    ///< alert recipients
@@ -179,6 +180,32 @@ struct task_flow {
   std::optional<std::vector<std::string>> follow_if_false;  ///< see follow_if_true
 };
 
+/// Where the values a mapped task expands over come from: a literal list, or the XCom of an
+/// upstream task (a JSON list) when `xcom_task` is set.
+struct map_source {
+  std::vector<std::string> items;          ///< the literal values (`expand: {field: [a, b]}`)
+  std::string xcom_task;                   ///< the task whose XCom is the list ("" for a literal list)
+  std::string xcom_key = "return_value";   ///< its key
+};
+
+/// Dynamic task mapping (Airflow's `expand` and `expand_kwargs`): one task instance per value (per
+/// combination of values), each with its fields set to its values; the task's other fields are
+/// the `partial` ones every instance shares.
+struct task_mapping {
+  /// `expand:` field → values. Several fields expand to their cross product, the first field
+  /// varying slowest (Airflow's order).
+  std::vector<std::pair<std::string, map_source>> expand;
+  /// `expand_kwargs:` literal field mappings, one instance each (zipped, not crossed).
+  std::vector<std::map<std::string, std::string>> kwargs;
+  /// `expand_kwargs:` from an upstream XCom holding a JSON list of objects (xcom_task set).
+  map_source kwargs_from;
+  bool has_kwargs = false;                 ///< `expand_kwargs` was given
+  int max_map_length = 1024;               ///< more instances than this fail the task (Airflow's [core] max_map_length)
+
+  /// True when the task is mapped.
+  bool mapped() const { return !expand.empty() || has_kwargs; }
+};
+
 /// One task of a DAG: an operator with its fields, upstream dependencies and options.
 struct task {
   std::string id;                                  ///< `task_id`, unique in its DAG
@@ -188,6 +215,7 @@ struct task {
   task_options options;                            ///< settings given on the task itself
   task_settings settings;                          ///< effective settings (options over default_args); filled by `definition::apply_default_args`, which `dag::check` calls
   task_flow flow;                                  ///< what a successful try decides for downstream tasks
+  task_mapping mapping;                            ///< dynamic task mapping (`expand`), if any
   std::string group;                               ///< the innermost task group's id (`outer.inner`), empty for none
   source_location where;                           ///< where the task was defined
   /// The C++ body of a `callable` task; empty for other operators.

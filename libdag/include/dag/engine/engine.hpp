@@ -194,7 +194,7 @@ private:
   /// Records (as a `sla_miss` event), counts and alerts each task of an active run that has not
   /// succeeded by its run's data interval end plus its `sla`, once; wakes at the next deadline.
   void check_slas(change_set& changes, std::optional<timestamp>& wake);
-  task_request prepare_try(active_run& r, std::size_t task_index, change_set& changes, timestamp now);
+  task_request prepare_try(active_run& r, std::size_t slot, change_set& changes, timestamp now);
   /// The run before `r` for depends_on_past: held by the engine, or read from the store into `from_store`.
   previous_run previous_of(const active_run& r, std::vector<task_instance_record>& from_store);
   void poll_store();

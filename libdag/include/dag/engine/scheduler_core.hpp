@@ -8,12 +8,14 @@
 #include <optional>
 #include <queue>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <dag/core/definition.hpp>
 #include <dag/core/operator.hpp>
 #include <dag/core/retry_policy.hpp>
 #include <dag/core/states.hpp>
+#include <dag/engine/mapping.hpp>
 #include <dag/graph/task_graph.hpp>
 #include <dag/store/store.hpp>
 
@@ -48,20 +50,26 @@ struct slot_budget {
 /// What the scheduler remembers about a run between passes, so a pass looks only at tasks whose
 /// upstream changed instead of the whole run. A default-constructed one makes the next pass look
 /// at every task (a run just loaded from the store).
+///
+/// A run's task instances are held in slots: slot i < the DAG's task count is task i's instance
+/// (of a mapped task: its map index 0 once expanded, -1 before); the slots after them hold the
+/// instances of mapped tasks from map index 1 on.
 struct run_progress {
   bool initialized = false;            ///< false until the first pass has looked at every task
   std::vector<std::size_t> dirty;      ///< tasks whose upstream changed since the last pass
-  std::vector<std::size_t> retrying;   ///< tasks in `up_for_retry` or `up_for_reschedule`
-  std::size_t unfinished = 0;          ///< tasks not in a finished state
-  /// Tasks in `scheduled`, highest priority first (then topological order).
-  std::priority_queue<std::pair<int, long long>> ready;
+  std::vector<std::size_t> retrying;   ///< slots in `up_for_retry` or `up_for_reschedule`
+  std::size_t unfinished = 0;          ///< slots not in a finished state
+  /// Slots in `scheduled`, highest priority first (then topological order, then map index).
+  std::priority_queue<std::tuple<int, long long, long long>> ready;
+  std::vector<std::size_t> slot_task;  ///< the task of each slot past the DAG's tasks
+  std::vector<std::vector<std::size_t>> more_instances;  ///< per task: its slots past the first
 };
 
 /// The run before a run (the latest with an earlier logical date), for depends_on_past and
 /// wait_for_downstream.
 struct previous_run {
-  /// Its task instances, indexed like the DAG's tasks (a task it lacks has an empty task_id and
-  /// does not hold anything back); null when there is no run before (nothing waits).
+  /// Its task instances, the first ones indexed like the DAG's tasks (a task it lacks has an empty
+  /// task_id and does not hold anything back; a mapped task is judged by its first instance); null when there is no run before (nothing waits).
   const std::vector<task_instance_record>* tis = nullptr;
   bool finished = false;  ///< it has ended: what waits on it now waits until someone clears it
   /// When everything the run has left waits on a finished previous run: fail the run (`run`,
@@ -69,12 +77,15 @@ struct previous_run {
   bool give_up_when_blocked = false;
 };
 
-/// Tells `progress` that task `i` of the run ended a try and is now in `tis[i].state`.
+/// The task of slot `s` of a run's task instances (see run_progress).
+std::size_t task_of_slot(const scheduled_dag& dag, const std::vector<task_instance_record>& tis, std::size_t s);
+
+/// Tells `progress` that slot `i` of the run ended a try and is now in `tis[i].state`.
 void note_try_ended(const scheduled_dag& dag, run_progress& progress, std::size_t i, task_state state);
 
 /// One task instance a pass changed, with the state and try it had before (for compare-and-set).
 struct task_change {
-  std::size_t index;     ///< the task
+  std::size_t index;     ///< its slot
   task_state before;     ///< its state before the pass
   int try_before;        ///< its try number before the pass
 };
@@ -82,10 +93,13 @@ struct task_change {
 /// What one pass over a run decided.
 struct run_step {
   std::vector<task_change> changed;  ///< task instances that changed (write them)
-  std::vector<std::size_t> to_start; ///< task indexes now `queued` with a new try: hand to the executor
-  /// Tasks whose try was queued or running when the run timed out (dagrun_timeout): now
+  std::vector<std::size_t> to_start; ///< slots now `queued` with a new try: hand to the executor
+  /// Slots whose try was queued or running when the run timed out (dagrun_timeout): now
   /// `skipped`; ask the executor to stop their tries.
   std::vector<std::size_t> to_stop;
+  /// Mapped tasks this pass expanded: their unexpanded instance (map index -1) is deleted, as their
+  /// instances (new slots, in `changed`) take its place.
+  std::vector<std::size_t> expanded;
   std::optional<run_state> new_run_state;  ///< set when the run's state changes
   std::optional<time_point> wake_at;       ///< earliest time something falls due (a retry, the run's dagrun_timeout), if any
 };
@@ -95,13 +109,16 @@ struct run_step {
 /// ready again (a rescheduled try keeps its number), queues
 /// ready tasks by priority while `budget` (slots, pools) and the DAG's max_active_tasks allow, and finishes the
 /// run when every task has finished (success if every leaf is success or skipped). A run past its
-/// DAG's dagrun_timeout fails instead, its unfinished tasks `skipped` (Airflow's). `tis` is
-/// indexed like `dag.def.all_tasks()` and is updated in place; so are `run` and `budget`.
+/// DAG's dagrun_timeout fails instead, its unfinished tasks `skipped` (Airflow's). A mapped task
+/// that becomes ready is expanded (expand_mapping, reading upstream XComs through `xcoms`): one
+/// slot per instance, skipped for an empty list, failed when it cannot expand. `tis` holds the
+/// run's slots (see run_progress) and is updated in place (slots added); so are `run` and `budget`.
 /// A task with depends_on_past waits, in state `none`, until its instance in `past` is success
 /// or skipped (with wait_for_downstream, that instance's direct downstream ones too); the caller
 /// makes it dirty again when the previous run moves on (see previous_run for when it gives up).
 run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_instance_record>& tis,
-                  run_progress& progress, timestamp now, slot_budget& budget, const previous_run& past = {});
+                  run_progress& progress, timestamp now, slot_budget& budget, const previous_run& past = {},
+                  const xcom_reader& xcoms = {});
 
 /// Applies the end of a try to its task instance: success, skipped, or failed — which becomes
 /// `up_for_retry` (with `retry_at` from the retry policy) while tries remain (`retries`, not counting
@@ -116,7 +133,7 @@ struct try_end {
   std::vector<task_change> skipped;  ///< task instances the flow rule marked `skipped` (write them)
 };
 
-/// `finish_try` for task `i` of `run`, then the task's flow rule (branch, short_circuit,
+/// `finish_try` for slot `i` of `run`, then the task's flow rule (branch, short_circuit,
 /// latest_only) when the try succeeded: it marks the downstream tasks it rules out `skipped`
 /// (those not started yet), and a branch naming an unknown task fails the try instead. Tells
 /// `progress` about every task that finished. `now` decides latest_only.

@@ -45,6 +45,7 @@ try_sources store_sources(store& s, std::string dag_id, std::string run_id);
 /// Which try of a run a context is for.
 struct try_spec {
   int try_number = 1;                   ///< 1 for the first try
+  int map_index = -1;                   ///< a mapped task's instance, -1 when not mapped
   std::chrono::microseconds waited{0};  ///< time since a rescheduled try first started
   std::filesystem::path log_path;       ///< its log file
 };

@@ -40,6 +40,7 @@ struct task_event {
   timestamp started{};         ///< when it started
   timestamp ended{};           ///< when it ended
   int pid = 0;                 ///< its process, if any
+  int map_index = -1;          ///< its task instance's map index (-1: not mapped)
 };
 
 /// Identifies one try.
@@ -48,6 +49,7 @@ struct try_id {
   std::string run_id;   ///< its run
   std::string task_id;  ///< its task
   int try_number = 0;   ///< which try
+  int map_index = -1;   ///< which instance of a mapped task (-1: not mapped)
 };
 
 /// Receives try ends; called from executor threads, so it must be thread-safe.

@@ -29,6 +29,7 @@ struct task_instance_ref {
   std::string dag_id;   ///< its DAG
   std::string run_id;   ///< its run
   std::string task_id;  ///< its task
+  int map_index = -1;   ///< its map index (-1: not mapped)
   friend bool operator==(const task_instance_ref&, const task_instance_ref&) = default;
 };
 
@@ -56,11 +57,11 @@ void set_paused(store& s, const std::string& dag_id, bool paused);
 /// Every try of a task instance, oldest first: the recorded ones, plus the one still running (it
 /// has no row of its own until it ends; its task instance knows its number and log).
 std::vector<try_record> tries_of(store& s, const std::string& dag_id, const std::string& run_id,
-                                 const std::string& task_id);
+                                 const std::string& task_id, int map_index = -1);
 
 /// Try `try_number` of a task instance (one of tries_of), if it exists.
 std::optional<try_record> find_try(store& s, const std::string& dag_id, const std::string& run_id,
-                                   const std::string& task_id, int try_number);
+                                   const std::string& task_id, int try_number, int map_index = -1);
 
 /// How much of a try's log the API shows in one answer: its start (how the try began) and its
 /// end (where failures are). The whole log is streamed on request.
@@ -96,6 +97,7 @@ struct clear_selection {
   bool failed_only = false;  ///< only failed and upstream_failed instances
   bool dry_run = false;      ///< report, change nothing
   std::vector<std::string> exclude;  ///< task ids never cleared
+  std::optional<int> map_index = {}; ///< of a mapped task, only this instance (all when unset)
 };
 
 /// Clears the selected task instances: their state goes back to `none`, their XComs are deleted,
@@ -113,11 +115,12 @@ std::vector<task_instance_ref> clear_task_instances(store& s, const clear_select
 struct mark_selection {
   std::string dag_id;                 ///< the DAG
   std::string run_id;                 ///< the run
-  std::vector<std::string> task_ids;  ///< the tasks (at least one; each must be in the DAG)
+  std::vector<std::string> task_ids;  ///< the tasks (at least one; each must be in the DAG; every instance of a mapped one)
   task_state state = task_state::success;  ///< success, failed or skipped
   bool upstream = false;              ///< also every task upstream of them
   bool downstream = false;            ///< also every task downstream of them
   bool dry_run = false;               ///< report, change nothing
+  std::optional<int> map_index = {};  ///< of the named mapped tasks, only this instance (all when unset)
 };
 
 /// Sets the selected task instances that are not in `state` yet to it (ended `now`), then, as

@@ -67,6 +67,9 @@ struct task_instance_record {
   /// occupies them (the scheduler sets both from the task when it starts a try).
   std::string pool = "default_pool";
   int pool_slots = 1;  ///< slots of `pool` the try takes
+  /// Which instance of a mapped task (dynamic task mapping) this is, from 0; -1 for a task that is
+  /// not mapped, or a mapped one not expanded yet (Airflow's map_index).
+  int map_index = -1;
 };
 
 /// One try of a task instance, kept for ever (until `db clean`): every try has its own log and status.
@@ -83,12 +86,13 @@ struct try_record {
   int pid = 0;                             ///< its process (0 for in-process tasks)
   std::string log_path;                    ///< its log file
   std::string message;                     ///< why it failed or was skipped
+  int map_index = -1;                      ///< its task instance's map index (-1: not mapped)
 };
 
 /// The record of the try a task instance is on (its number, state, times, host and log).
 inline try_record try_record_of(const task_instance_record& ti) {
-  return {ti.dag_id,   ti.run_id, ti.task_id, ti.try_number, ti.state,    ti.start_date,
-          ti.end_date, ti.exit_code, ti.hostname, ti.pid,     ti.log_path, ti.message};
+  return {ti.dag_id,   ti.run_id,    ti.task_id,  ti.try_number, ti.state,   ti.start_date, ti.end_date,
+          ti.exit_code, ti.hostname, ti.pid,      ti.log_path,   ti.message, ti.map_index};
 }
 
 /// A value a task pushed for later tasks of the same run.
@@ -98,7 +102,13 @@ struct xcom_record {
   std::string task_id;                     ///< the task that pushed it
   std::string key = "return_value";        ///< its key
   std::string value;                       ///< its value (text; JSON for SQL results)
+  int map_index = -1;                      ///< the pushing instance's map index (-1: not mapped)
 };
+
+/// What `xcom_pull` of a mapped task reads: the values its instances pushed, as a JSON list in
+/// map index order (a value that is JSON stays JSON, other text becomes a JSON string). `rows` are
+/// one key's values of one task.
+std::string mapped_xcom_list(std::vector<xcom_record> rows);
 
 /// A DAG file that failed to load, as `dagrun dags list` and `/health` report it.
 struct import_error_record {
@@ -186,6 +196,9 @@ struct change_set {
   /// Task instances whose XComs are deleted (all keys) before `xcoms` are written: a cleared
   /// task must not hand its old values to the next run of its downstream tasks.
   std::vector<xcom_record> xcom_deletes;
+  /// Task instances deleted (by dag, run, task and map index), before the task instance updates:
+  /// a mapped task's unexpanded instance (map index -1) when its instances are created.
+  std::vector<task_instance_record> task_instance_deletes;
   /// Event log entries to add, in the same transaction (the store draws their ids).
   std::vector<event_record> events;
 
@@ -199,7 +212,7 @@ struct change_set {
   /// True when there is nothing to write.
   bool empty() const {
     return new_runs.empty() && runs.empty() && task_instances.empty() && tries.empty() && xcoms.empty() &&
-           xcom_deletes.empty() && events.empty();
+           xcom_deletes.empty() && events.empty() && task_instance_deletes.empty();
   }
 };
 
@@ -249,18 +262,20 @@ public:
   virtual std::vector<run_record> runs(const run_filter& filter) = 0;
   /// One run, if it exists.
   virtual std::optional<run_record> find_run(const std::string& dag_id, const std::string& run_id) = 0;
-  /// The task instances of a run, by task id.
+  /// The task instances of a run, by task id, then map index.
   virtual std::vector<task_instance_record> task_instances(const std::string& dag_id, const std::string& run_id) = 0;
   /// Every task instance in one of `states`, across all runs (crash recovery, the scheduler's start).
   virtual std::vector<task_instance_record> task_instances_in(const std::set<task_state>& states) = 0;
-  /// The tries of one task instance, oldest first.
-  virtual std::vector<try_record> tries(const std::string& dag_id, const std::string& run_id, const std::string& task_id) = 0;
+  /// The tries of one task instance, oldest first (of a mapped task: of its instance `map_index`).
+  virtual std::vector<try_record> tries(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
+                                        int map_index = -1) = 0;
 
-  /// An XCom value, if pushed.
+  /// An XCom value, if pushed. Of a mapped task: the values of its instances as a JSON list in
+  /// map index order (mapped_xcom_list), as Airflow's xcom_pull of a mapped task.
   virtual std::optional<std::string> xcom(const std::string& dag_id, const std::string& run_id,
                                           const std::string& task_id, const std::string& key = "return_value") = 0;
 
-  /// Every XCom a task instance pushed, by key.
+  /// Every XCom a task pushed, by key, then map index (all the instances of a mapped task).
   virtual std::vector<xcom_record> xcoms(const std::string& dag_id, const std::string& run_id,
                                          const std::string& task_id) = 0;
 

@@ -115,6 +115,7 @@ struct template_context {
   time_point data_interval_start{};           ///< `{{ data_interval_start }}`
   time_point data_interval_end{};             ///< `{{ data_interval_end }}`
   int try_number = 1;                         ///< `{{ try_number }}`, `{{ ti.try_number }}`
+  int map_index = -1;                         ///< `{{ ti.map_index }}`: a mapped instance's index, -1 when not mapped
   /// `{{ params.NAME }}`: DAG params with the run's conf over them. Each value is JSON text
   /// when `typed_params` names it (a typed param: `5`, `true`, `["a"]`), else the plain string.
   std::map<std::string, std::string> params;
