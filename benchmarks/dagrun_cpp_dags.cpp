@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include <cli.hpp>
+#include <dag/runner/cli.hpp>
 #include <dag/dag.hpp>
 
 namespace {

@@ -110,6 +110,7 @@ std::vector<command> all_commands() {
   add_dags_commands(out);
   add_runs_commands(out);
   add_admin_commands(out);
+  add_datasets_commands(out);
   add_version_commands(out);
   add_completion_commands(out);
   return out;

@@ -32,6 +32,11 @@ std::string optional_time(const std::optional<dag::time_point>& t) { return t ? 
 
 json optional_time_json(const std::optional<dag::time_point>& t) { return t ? json(dag::format_iso(*t)) : json(nullptr); }
 
+// The datasets a DAG is scheduled on, as Airflow 2.9 writes the condition; null for none.
+json dataset_condition_json(const dag::definition& d) {
+  return d.dataset_schedule() ? json(d.dataset_schedule()->text()) : json(nullptr);
+}
+
 int dags_list(invocation& inv) {
   dag::dag_folder folder = load_dags(inv);
   const std::set<std::string> paused = dag::open_store(inv.global.db)->paused_dags();
@@ -40,7 +45,8 @@ int dags_list(invocation& inv) {
     for (const auto& d : folder.dags)
       out.push_back({{"dag_id", d.id()},
                      {"description", d.description()},
-                     {"schedule", d.schedule().empty() ? json(nullptr) : json(d.schedule())},
+                     {"schedule", d.schedule_summary().empty() ? json(nullptr) : json(d.schedule_summary())},
+                     {"dataset_condition", dataset_condition_json(d)},
                      {"timezone", d.timezone()},
                      {"start_date", optional_time_json(d.start_date())},
                      {"catchup", d.catchup()},
@@ -52,7 +58,7 @@ int dags_list(invocation& inv) {
   } else {
     std::vector<std::vector<std::string>> rows;
     for (const auto& d : folder.dags)
-      rows.push_back({d.id(), or_dash(d.schedule()), d.timezone(), std::to_string(d.all_tasks().size()),
+      rows.push_back({d.id(), or_dash(d.schedule_summary()), d.timezone(), std::to_string(d.all_tasks().size()),
                       paused.contains(d.id()) ? "yes" : "no", or_dash(joined(d.tags(), ",")), d.where().file});
     print_table(inv.out, {"dag_id", "schedule", "timezone", "tasks", "paused", "tags", "file"}, rows);
   }
@@ -74,6 +80,7 @@ json task_json(const dag::definition& d, const dag::task_graph& g, std::size_t i
           {"operator", t.operator_name},
           {"dependencies", t.dependencies},
           {"downstream", downstream},
+          {"outlets", t.outlets},
           {"trigger_rule", std::string(dag::to_string(s.trigger))},
           {"retries", s.retry.retries},
           {"retry_delay", dag::format_duration(s.retry.retry_delay)},
@@ -96,7 +103,8 @@ int dags_show(invocation& inv) {
     for (std::size_t i : g.topological_order()) tasks.push_back(task_json(*d, g, i));
     json out = {{"dag_id", d->id()},
                 {"description", d->description()},
-                {"schedule", d->schedule().empty() ? json(nullptr) : json(d->schedule())},
+                {"schedule", d->schedule_summary().empty() ? json(nullptr) : json(d->schedule_summary())},
+                {"dataset_condition", dataset_condition_json(*d)},
                 {"timezone", d->timezone()},
                 {"start_date", optional_time_json(d->start_date())},
                 {"end_date", optional_time_json(d->end_date())},
@@ -113,7 +121,10 @@ int dags_show(invocation& inv) {
   auto& o = inv.out;
   o << "dag_id:           " << d->id() << "\n";
   if (!d->description().empty()) o << "description:      " << d->description() << "\n";
-  o << "schedule:         " << (d->schedule().empty() ? "none (manual runs only)" : d->schedule()) << "\n"
+  o << "schedule:         "
+    << (d->dataset_schedule() ? "on dataset updates: " + d->dataset_schedule()->text()
+                              : d->schedule().empty() ? "none (manual runs only)" : d->schedule())
+    << "\n"
     << "timezone:         " << d->timezone() << "\n"
     << "start_date:       " << or_dash(optional_time(d->start_date())) << "\n"
     << "end_date:         " << or_dash(optional_time(d->end_date())) << "\n"
@@ -164,9 +175,10 @@ int dags_next(invocation& inv) {
   const std::string end_of_time = "no later runs: dates end at " + dag::format_iso(dag::latest_time());
   if (runs.empty()) {
     inv.out << "no runs after " << dag::format_iso(after)
-            << (d->schedule().empty() ? " (the DAG has no schedule: manual runs only)"
-                : hit_end_of_time  ? " (" + end_of_time + ")"
-                                   : "")
+            << (d->dataset_schedule() ? " (the DAG runs on dataset updates: " + d->dataset_schedule()->text() + ")"
+                : d->schedule().empty() ? " (the DAG has no schedule: manual runs only)"
+                : hit_end_of_time       ? " (" + end_of_time + ")"
+                                        : "")
             << "\n";
     return exit_ok;
   }

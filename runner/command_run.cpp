@@ -18,9 +18,11 @@ namespace po = boost::program_options;
 namespace dagrun {
 namespace {
 
-std::string conf_of(const invocation& inv) {
+// The run's conf from --conf, checked against the DAG's typed params here rather than only in the
+// library (trigger_run) so that a refusal names the flag.
+std::string conf_of(const invocation& inv, const dag::definition& d) {
   if (!inv.args.count("conf")) return "{}";
-  return dag::checked_conf(inv.args["conf"].as<std::string>(), "--conf");
+  return dag::checked_conf(d, inv.args["conf"].as<std::string>(), "--conf");
 }
 
 dag::time_point date_or_now(const invocation& inv, const char* flag) {
@@ -43,11 +45,12 @@ void run_options(po::options_description& d, po::positional_options_description&
 
 int run_command(invocation& inv) {
   const std::string dag_id = inv.args["dag"].as<std::string>();
-  const std::string conf = conf_of(inv);
   const dag::time_point date = date_or_now(inv, "date");
   stop_on_signals signals;
   auto folder = load_dags(inv);
-  if (!find_dag(inv, folder, dag_id)) return exit_usage;
+  const dag::definition* d = find_dag(inv, folder, dag_id);
+  if (!d) return exit_usage;
+  const std::string conf = conf_of(inv, *d);
   auto db = open_db(inv);
   const int parallelism = bounded_flag(inv, "parallelism", 1, max_threads);
   dag::engine eng(*db, inv.operators, inv.now, foreground_options(inv, parallelism), foreground_executor(parallelism));
@@ -68,11 +71,11 @@ int run_command(invocation& inv) {
 
 int trigger_command(invocation& inv) {
   const std::string dag_id = inv.args["dag"].as<std::string>();
-  const std::string conf = conf_of(inv);
   const dag::time_point date = date_or_now(inv, "date");
   auto folder = load_dags(inv);
   const dag::definition* d = find_dag(inv, folder, dag_id);
   if (!d) return exit_usage;
+  const std::string conf = conf_of(inv, *d);
   auto db = open_db(inv);
   auto run = dag::trigger_run(*db, *d, date, conf);
   if (!run) {

@@ -1,6 +1,7 @@
 // `dagrun runs list`, `tasks list|log|clear`: what happened, and re-running it.
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <ostream>
 #include <regex>
 #include <set>
@@ -96,12 +97,10 @@ int tasks_log(invocation& inv) {
                     task_id = inv.args["task"].as<std::string>();
   const auto tries = tries_of(*db, dag_id, run_id, task_id);
   if (tries.empty()) throw dag::usage_error("task '" + task_id + "' of run '" + run_id + "' has no tries");
-  const dag::try_record* chosen = &tries.back();
+  std::optional<dag::try_record> chosen = tries.back();
   if (inv.args.count("try")) {
     const int n = inv.args["try"].as<int>();
-    chosen = nullptr;
-    for (const auto& t : tries)
-      if (t.try_number == n) chosen = &t;
+    chosen = dag::find_try(*db, dag_id, run_id, task_id, n);
     if (!chosen)
       throw dag::usage_error("--try " + std::to_string(n) + ": task '" + task_id + "' has tries 1.." +
                              std::to_string(tries.back().try_number));

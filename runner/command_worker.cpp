@@ -32,8 +32,8 @@ std::vector<std::string> split_queues(const std::string& text) {
   return out;
 }
 
-std::string key_of(const std::string& d, const std::string& r, const std::string& t, int n) {
-  return d + '\0' + r + '\0' + t + '\0' + std::to_string(n);
+std::string key_of(const std::string& d, const std::string& r, const std::string& t, int m, int n) {
+  return d + '\0' + r + '\0' + t + '\0' + std::to_string(m) + '\0' + std::to_string(n);
 }
 
 // What the worker holds for one claimed try.
@@ -126,14 +126,14 @@ private:
     req.context = dag::to_task_context(item);
     dag::finish_try_context(req.context, dag::connection_from_environment);
     std::lock_guard lock(mutex_);
-    claims_[key_of(item.dag_id, item.run_id, item.task_id, item.try_number)] = {item.id, item.lease_token};
+    claims_[key_of(item.dag_id, item.run_id, item.task_id, item.map_index, item.try_number)] = {item.id, item.lease_token};
     ++busy_;
     return req;
   }
 
   void finished(dag::task_event e) {
     std::lock_guard lock(mutex_);
-    auto it = claims_.find(key_of(e.dag_id, e.run_id, e.task_id, e.try_number));
+    auto it = claims_.find(key_of(e.dag_id, e.run_id, e.task_id, e.map_index, e.try_number));
     if (it == claims_.end()) return;
     dag::queued_result r;
     r.id = it->second.id;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# README's test command: installs what is missing, builds with warnings as errors, runs every
-# test through ctest, then builds again with AddressSanitizer + UndefinedBehaviorSanitizer and
+# README's test command: installs what is missing, builds with warnings as errors (the
+# benchmarks too), runs every test through ctest, then builds again with AddressSanitizer + UndefinedBehaviorSanitizer and
 # runs every test again, then fuzzes every parser (scripts/fuzz.sh). Build trees: build/test,
 # build/asan and build/fuzz.
 set -euo pipefail
@@ -16,7 +16,8 @@ export DAGRUN_TEST_POSTGRES_URL=$(./scripts/test-postgres.sh start "$pg_dir" "$p
 echo "PostgreSQL for tests: $DAGRUN_TEST_POSTGRES_URL"
 
 echo "== build (warnings as errors) =="
-cmake -S . -B build/test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDAG_BUILD_TESTS=ON
+# The benchmarks are built too (a few programs, not run), so a change that breaks them fails here.
+cmake -S . -B build/test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDAG_BUILD_TESTS=ON -DDAG_BUILD_BENCHMARKS=ON
 cmake --build build/test -j "$jobs"
 echo "== tests =="
 ctest --test-dir build/test --output-on-failure -j "$jobs"

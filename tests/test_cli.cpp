@@ -305,8 +305,10 @@ TEST_CASE("Cli.BackfillRunsEachDateOnceAndRerunsOnlyFailedOnes" * doctest::timeo
   CHECK(tis[1]["try_number"] == 2);
   auto log = run(s.with({"tasks", "log", "daily", "backfill__2024-01-01T00:00:00+00:00", "a"}));
   CHECK(log.out == "2024-01-01\n");
+  CHECK(run(s.with({"tasks", "log", "daily", "backfill__2024-01-01T00:00:00+00:00", "a", "--try", "1"})).out == "2024-01-01\n");
   auto bad_try = run(s.with({"tasks", "log", "daily", "backfill__2024-01-01T00:00:00+00:00", "a", "--try", "3"}));
   CHECK(bad_try.status == 2);
+  CHECK(bad_try.err.find("--try 3: task 'a' has tries 1..1") != std::string::npos);
 }
 
 TEST_CASE("Cli.ClearingATaskGivesItsRetriesBack" * doctest::timeout(120)) {
@@ -389,6 +391,26 @@ TEST_CASE("Cli.RunTriggerClearPauseAndListings" * doctest::timeout(120)) {
   CHECK(run(s.with({"test", "daily", "b", "2024-01-03"})).status == 1);
 }
 
+TEST_CASE("Cli.RunAndTriggerCheckConfAgainstTypedParams" * doctest::timeout(120)) {
+  state_dir s;
+  s.write_dag("typed.yaml",
+              "dag_id: typed\nstart_date: 2024-01-01\nparams:\n  n: {type: integer, default: 5, minimum: 1}\ntasks:\n"
+              "  - task_id: t\n    operator: bash\n    bash_command: echo {{ params.n }}\n");
+  for (const std::string command : {"run", "trigger"}) {
+    CAPTURE(command);
+    auto bad = run(s.with({command, "typed", "--date", "2024-02-01", "--conf", R"({"n": 0})"}));
+    CHECK(bad.status == 2);
+    CHECK(bad.err.find("--conf: param 'n': 0 is less than the minimum of 1") != std::string::npos);
+    auto wrong_type = run(s.with({command, "typed", "--date", "2024-02-01", "--conf", R"({"n": "7"})"}));
+    CHECK(wrong_type.status == 2);
+    CHECK(wrong_type.err.find("--conf: param 'n': \"7\" is not of type integer") != std::string::npos);
+  }
+  CHECK(nlohmann::json::parse(run(s.with({"runs", "list", "typed", "--json"})).out).empty());  // nothing was created
+  auto good = run(s.with({"run", "typed", "--date", "2024-02-01", "--conf", R"({"n": 7, "other": "x"})"}));
+  CHECK(good.status == 0);
+  CHECK(good.out.find("run manual__2024-02-01T00:00:00+00:00: success") != std::string::npos);
+}
+
 TEST_CASE("Cli.PoolsAreSetListedAndDeleted") {
   state_dir s;
   CHECK(run(s.with({"pools", "set", "warehouse", "3", "--description", "DW connections"})).out == "pool warehouse has 3 slots\n");
@@ -432,7 +454,7 @@ TEST_CASE("Cli.VariablesAndConnectionsNeverShowSecrets") {
   CHECK(run(s.with({"connections", "add", "hook", "--uri", "https://hooks.example?api_token=tok-123456&ca_file=%2Fetc%2Fca.pem"})).status == 0);
   CHECK(run(s.with({"connections", "list"})).out.find("https://hooks.example/?api_token=***&ca_file=%2Fetc%2Fca.pem") != std::string::npos);
   CHECK(run(s.with({"connections", "delete", "warehouse"})).status == 0);
-  CHECK(run(s.with({"db", "migrate"})).out == "schema version 6\n");
+  CHECK(run(s.with({"db", "migrate"})).out == "schema version 7\n");
   CHECK(run(s.with({"db", "clean", "--older-than", "30"})).out == "deleted 0 runs\n");
 }
 
@@ -551,6 +573,11 @@ TEST_CASE("Cli.ClearWithRelativesAndMarkSuccessOrFailed" * doctest::timeout(120)
   CHECK(states() == "a=success b=success ");
   auto runs = nlohmann::json::parse(run(s.with({"runs", "list", "daily", "--json"})).out);
   CHECK(runs[0]["state"] == "queued");  // the scheduler ends it again, now by its new states
+
+  // A real clear (not a dry run) with --downstream: b, downstream of a, is cleared with it.
+  CHECK(run(s.with({"tasks", "clear", "daily", "--task", "^a$", "--downstream", "--run-id", run_id})).out ==
+        "cleared 2 task instances in 1 run\n");
+  CHECK(states() == "a=none b=none ");
 
   auto failed = run(s.with({"tasks", "mark-failed", "daily", run_id, "b", "--upstream", "--json"}));
   CHECK(failed.status == 0);

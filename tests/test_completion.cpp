@@ -62,10 +62,11 @@ TEST_CASE("Completion.BashCompletesCommandsSubcommandsOptionsValuesAndDagIds") {
       "source ./bash; c() { read -ra COMP_WORDS <<< \"$1\"; [[ \"$1\" == *\" \" ]] && COMP_WORDS+=(\"\"); "
       "COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=(); _dagrun; echo \"$1=${COMPREPLY[*]}\"; }; ";
   const std::string out = s.shell("bash", prelude +
-      "c \"dagrun da\"; c \"dagrun dags \"; c \"dagrun dags next --a\"; c \"dagrun --log-level w\"; "
+      "c \"dagrun da\"; c \"dagrun dag\"; c \"dagrun dags \"; c \"dagrun dags next --a\"; c \"dagrun --log-level w\"; "
       "c \"dagrun --dags /tmp ru\"; c \"dagrun trigger ni\"; c \"dagrun dags show \"; c \"dagrun schedule --ex\"; "
       "c \"dagrun schedule --executor \"; c \"dagrun completion \"");
-  CHECK(out.find("dagrun da=dags\n") != std::string::npos);
+  CHECK(out.find("dagrun da=dags datasets\n") != std::string::npos);
+  CHECK(out.find("dagrun dag=dags\n") != std::string::npos);
   CHECK(out.find("dagrun dags =list show next pause unpause") != std::string::npos);
   CHECK(out.find("dagrun dags next --a=--after\n") != std::string::npos);
   CHECK(out.find("dagrun --log-level w=warn\n") != std::string::npos);

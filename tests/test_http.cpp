@@ -1,4 +1,4 @@
-// The daemon's HTTP face over a real loopback server and client: /health against a real SQLite
+// The HTTP face over a real loopback server and client: /health against a real SQLite
 // file and an injected clock, /metrics in Prometheus' text format, errors for bad requests.
 #include <doctest/doctest.h>
 
@@ -580,6 +580,19 @@ TEST_CASE("Http.ApiMarksTaskInstancesAndClearsWithRelatives" * doctest::timeout(
              {{"task_ids", {"extract"}}, {"include_downstream", true}, {"dry_run", false}, {"only_failed", false}});
   CHECK(r.status == 200);
   CHECK(json::parse(r.body)["task_instances"].size() == 2);
+  CHECK(states() == std::vector<std::string>{"none", "none"});
+
+  // … and with include_upstream (not a dry run) clears extract, upstream of load, with load.
+  real["dag_run_id"] = run_id;
+  REQUIRE(s.send("POST", "/api/v1/dags/etl/updateTaskInstancesState", real).status == 200);
+  REQUIRE(states() == std::vector<std::string>{"failed", "failed"});
+  r = s.send("POST", "/api/v1/dags/etl/clearTaskInstances",
+             {{"task_ids", {"load"}}, {"include_upstream", true}, {"dry_run", false}, {"only_failed", false}});
+  CHECK(r.status == 200);
+  const json cleared = json::parse(r.body)["task_instances"];
+  REQUIRE(cleared.size() == 2);
+  CHECK(cleared[0]["task_id"] == "extract");
+  CHECK(cleared[1]["task_id"] == "load");
   CHECK(states() == std::vector<std::string>{"none", "none"});
 }
 

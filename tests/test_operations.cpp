@@ -268,11 +268,11 @@ TEST_CASE("Operations.TriggerChecksConfAgainstTypedParams") {
   s.dag.param("n", "5").param_schema("n", R"({"type": "integer", "minimum": 1})");
   // The injection example of docs/concepts.md: a pattern on the param refuses the trigger.
   CHECK_THROWS_WITH_AS(dag::trigger_run(*s.db, s.dag, dag::parse_time("2024-02-01"), R"j({"x": "$(id > /tmp/pwned)"})j"),
-                       "--conf: param 'x': \"$(id > /tmp/pwned)\" does not match the pattern \"^[a-z]+$\"", dag::usage_error);
+                       "conf: param 'x': \"$(id > /tmp/pwned)\" does not match the pattern \"^[a-z]+$\"", dag::usage_error);
   CHECK_THROWS_WITH_AS(dag::trigger_run(*s.db, s.dag, dag::parse_time("2024-02-01"), R"({"n": 0})"),
-                       "--conf: param 'n': 0 is less than the minimum of 1", dag::usage_error);
+                       "conf: param 'n': 0 is less than the minimum of 1", dag::usage_error);
   CHECK_THROWS_WITH_AS(dag::trigger_run(*s.db, s.dag, dag::parse_time("2024-02-01"), R"({"n": "7"})"),
-                       "--conf: param 'n': \"7\" is not of type integer", dag::usage_error);
+                       "conf: param 'n': \"7\" is not of type integer", dag::usage_error);
   // Keys that are no param are the run's own; valid values pass.
   CHECK(dag::trigger_run(*s.db, s.dag, dag::parse_time("2024-02-01"), R"j({"x": "ok", "n": 7, "other": "$(anything)"})j"));
   SUBCASE("with conf_overrides_params off, conf never reaches params and is not checked against them") {

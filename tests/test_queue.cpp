@@ -1,6 +1,7 @@
 // The PostgreSQL queue: real schedulers and workers as processes, a real server.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -127,6 +128,37 @@ TEST_CASE("Queue.TwoHundredTasksOverTwoWorkersRunOnceEach" * doctest::timeout(18
   CHECK(std::set<std::string>(ran.begin(), ran.end()).size() == 200);
   for (const auto& ti : db->task_instances("wide", run_id)) CHECK(ti.try_number == 1);
   CHECK(dag::open_task_queue(s.url)->counts() == std::pair<std::int64_t, std::int64_t>{0, 0});  // cleaned
+}
+
+TEST_CASE("Queue.AMappedTasksInstancesRunOnceEachOnTheWorkers" * doctest::timeout(180)) {
+  // Every instance of a mapped task has the same try number: the map index tells them apart in
+  // the queue, in the worker and in the ends the scheduler collects.
+  queue_sandbox s;
+  const std::string ran = (s.dir / "ran.txt").string();
+  s.write_dag("mapped.yaml", "dag_id: mapped\ntasks:\n  - task_id: list\n    operator: bash\n"
+                             "    bash_command: echo '[{\"X\": \"a\"}, {\"X\": \"b\"}, {\"X\": \"c\"}, {\"X\": \"d\"}, {\"X\": \"e\"}, {\"X\": \"f\"}]'\n"
+                             "  - task_id: each\n    operator: bash\n    expand:\n      env: {xcom: list}\n"
+                             "    bash_command: echo \"$DAGRUN_MAP_INDEX-$DAGRUN_TRY_NUMBER\" >> " + ran + "; echo $DAGRUN_MAP_INDEX\n"
+                             "    dependencies: [list]\n");
+  REQUIRE(s.dagrun("db migrate") == 0);
+  REQUIRE(s.dagrun("trigger mapped --date 2024-01-01") == 0);
+  s.start("schedule --executor queue --parallelism 8", "scheduler.log");
+  s.start("worker --concurrency 2", "worker1.log");
+  s.start("worker --concurrency 2", "worker2.log");
+  auto db = s.store();
+  REQUIRE(eventually([&] { return run_finished(*db, "mapped", run_id, dag::run_state::success); }));
+  auto lines = s.lines("ran.txt");
+  std::sort(lines.begin(), lines.end());
+  CHECK(lines == std::vector<std::string>{"0-1", "1-1", "2-1", "3-1", "4-1", "5-1"});
+  int instances = 0;
+  for (const auto& ti : db->task_instances("mapped", run_id))
+    if (ti.task_id == "each") {
+      ++instances;
+      CHECK(ti.state == dag::task_state::success);
+      CHECK(ti.try_number == 1);
+    }
+  CHECK(instances == 6);
+  CHECK(db->xcom("mapped", run_id, "each") == "[0,1,2,3,4,5]");  // each instance's own result
 }
 
 TEST_CASE("Queue.KilledWorkersTasksAreRequeuedAndFinishOnAnother" * doctest::timeout(180)) {

@@ -336,6 +336,7 @@ TEST_CASE("Store.RunIdsAndTypesUseAirflowNames") {
   CHECK(dag::make_run_id(dag::run_type::scheduled, utc(2024, 1, 1)) == "scheduled__2024-01-01T00:00:00+00:00");
   CHECK(dag::make_run_id(dag::run_type::manual, utc(2024, 3, 31, 6)) == "manual__2024-03-31T06:00:00+00:00");
   CHECK(dag::make_run_id(dag::run_type::backfill, utc(2023, 12, 31, 23)) == "backfill__2023-12-31T23:00:00+00:00");
+  CHECK(dag::make_run_id(dag::run_type::dataset_triggered, utc(2024, 1, 1)) == "dataset_triggered__2024-01-01T00:00:00+00:00");
   for (auto t : {dag::run_type::scheduled, dag::run_type::manual, dag::run_type::backfill})
     CHECK(dag::parse_run_type(dag::to_string(t)) == t);
   CHECK(dag::to_string(dag::run_type::manual) == "manual");
@@ -375,9 +376,12 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
   db.execute("DROP INDEX task_instances_by_pool");
   db.execute("ALTER TABLE task_instances DROP COLUMN pool");
   db.execute("ALTER TABLE task_instances DROP COLUMN pool_slots");
+  for (const char* table : {"dataset_run_events", "dataset_queue", "dataset_consumers", "dataset_events", "datasets"})
+    db.execute(std::string("DROP TABLE ") + table);
   db.execute("DELETE FROM schema_version WHERE version > 1");
   auto s = db.make_store();
-  CHECK(s->schema_version() == 6);
+  CHECK(s->schema_version() == 7);
+  CHECK(s->datasets().empty());
   // Migration 5: the default pool, and every task instance in it.
   CHECK(s->find_pool("default_pool")->slots == 128);
   // Migration 4: a connection keeps its extra (the URI's query, as Airflow's JSON object).
@@ -415,6 +419,68 @@ TEST_CASE_TEMPLATE("Store.ReopeningAFileKeepsItsData", database, STORE_BACKENDS)
   CHECK(s->find_connection("warehouse")->password == "pw");
   CHECK(s->paused_dags() == std::set<std::string>{"etl"});
   CHECK(s->import_errors().size() == 1);
+}
+
+TEST_CASE_TEMPLATE("Store.DatasetEventsQueueForConsumersAndARunTakesThemOnce", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  s->register_datasets({"s3://b/x"}, {{"report", {"s3://b/x", "s3://b/y"}}});
+  CHECK(s->datasets().size() == 2);  // the consumer's datasets are datasets too
+  dag::dataset_event_record e;
+  e.uri = "s3://b/nowhere";
+  CHECK_FALSE(s->add_dataset_event(e));  // an unknown dataset
+  e.uri = "s3://b/x";
+  e.when = at(utc(2024, 1, 1), 5us);
+  const auto first = s->add_dataset_event(e);
+  REQUIRE(first);
+  CHECK(first->id > 0);
+  e.when = at(utc(2024, 1, 2));
+  REQUIRE(s->add_dataset_event(e));
+  CHECK(s->find_dataset("s3://b/x")->updated_at == at(utc(2024, 1, 2)));
+  CHECK(s->queued_datasets() == std::map<std::string, std::set<std::string>>{{"report", {"s3://b/x"}}});
+
+  // A task's event is recorded once per try, whoever reports it.
+  dag::change_set task_end;
+  task_end.dataset_events.push_back({0, "s3://b/y", "{}", "load", "manual__x", "put", 1, at(utc(2024, 1, 3))});
+  task_end.dataset_events.push_back(task_end.dataset_events.back());
+  // Each instance of a mapped task has its own try: one event each.
+  task_end.dataset_events.push_back({0, "s3://b/y", "{}", "load", "manual__x", "each", 1, at(utc(2024, 1, 3)), 0});
+  task_end.dataset_events.push_back({0, "s3://b/y", "{}", "load", "manual__x", "each", 1, at(utc(2024, 1, 3)), 1});
+  s->apply(task_end);
+  dag::dataset_event_filter of_load;
+  of_load.source_dag_id = "load";
+  of_load.source_task_id = "each";
+  CHECK(s->dataset_events(of_load).size() == 2);
+  of_load.source_map_index = 1;
+  REQUIRE(s->dataset_events(of_load).size() == 1);
+  CHECK(s->dataset_events(of_load).front().source_map_index == 1);
+  of_load.source_map_index.reset();
+  of_load.source_task_id = "put";
+  CHECK(s->dataset_events(of_load).size() == 1);
+  of_load.source_task_id.reset();
+
+  dag::run_record run = daily_run("report", utc(2024, 1, 4), dag::run_type::dataset_triggered);
+  CHECK(run.run_id == "dataset_triggered__2024-01-04T00:00:00+00:00");
+  CHECK_FALSE(s->create_dataset_run(run, {"a"}, {"s3://b/x", "s3://b/z"}));  // s3://b/z is not queued: nothing happens
+  CHECK_FALSE(s->find_run("report", run.run_id));
+  CHECK(s->create_dataset_run(run, {"a"}, {"s3://b/x", "s3://b/y"}));
+  CHECK(s->find_run("report", run.run_id)->type == dag::run_type::dataset_triggered);
+  CHECK(task_ids(s->task_instances("report", run.run_id)) == std::vector<std::string>{"a"});
+  CHECK(s->triggering_dataset_events("report", run.run_id).size() == 5);  // x twice, y from put and each instance
+  CHECK(s->runs_triggered_by(first->id).size() == 1);
+  CHECK(s->queued_datasets().empty());
+  CHECK_FALSE(s->create_dataset_run(daily_run("report", utc(2024, 1, 5), dag::run_type::dataset_triggered), {"a"},
+                                    {"s3://b/x", "s3://b/y"}));  // taken already
+
+  // A DAG that no longer consumes a dataset loses its queue entry for it; deleting the run
+  // forgets its triggering events.
+  e.when = at(utc(2024, 1, 6));
+  REQUIRE(s->add_dataset_event(e));
+  s->register_datasets({}, {{"report", {"s3://b/y"}}});
+  CHECK(s->queued_datasets().empty());
+  REQUIRE(s->delete_run("report", run.run_id));
+  CHECK(s->triggering_dataset_events("report", run.run_id).empty());
+  CHECK(s->dataset_events({}).size() == 6);
 }
 
 TEST_CASE_TEMPLATE("Store.RefusesADatabaseWithANewerSchema", database, STORE_BACKENDS) {

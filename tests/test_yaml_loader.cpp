@@ -451,11 +451,41 @@ TEST_CASE("YamlLoader.UnsupportedAirflowKeysSayWhy") {
         "dags/t.yaml:6: task 'a': key 'run_as_user' is not supported; tasks run as the user running dagrun");
   // Dynamic task mapping is supported: what it expands must be a field of the operator.
   CHECK(problem_of(dag_with("", "    expand:\n      x: [1, 2]\n")) == "dags/t.yaml:3: task 'a': expand: 'x' is not a field of operator 'bash'");
-  CHECK(problem_of(dag_with("", "    outlets: [s3://bucket/x]\n")) == "dags/t.yaml:6: task 'a': key 'outlets' (datasets) is not supported yet");
+  CHECK(problem_of(dag_with("", "    inlets: [s3://bucket/x]\n")) ==
+        "dags/t.yaml:6: task 'a': key 'inlets' (lineage) is not supported; a task's outlets update datasets, and a DAG's "
+        "schedule lists those it waits for");
   CHECK(problem_of(dag_with("colours: [red, green]\n")) == "dags/t.yaml:2: unknown DAG key 'colours'");
   CHECK(problem_of(dag_with("", "    colours: {a: red}\n")) == "dags/t.yaml:6: task 'a': unknown field 'colours' for operator 'bash'");
   CHECK(problem_of(dag_with("default_args:\n  on_failure_callback: alert\n")) ==
         "dags/t.yaml:3: default_args key 'on_failure_callback' is not supported in YAML; use on_failure (notifiers: email, webhook, command)");
+}
+
+TEST_CASE("YamlLoader.DatasetSchedulesAndOutletsAreReadAndCheckedAtLoad") {
+  auto r = dag::load_yaml_text(dag_with("schedule: [\"s3://b/x\", \"s3://b/y\"]\n", "    outlets: file:///data/z.csv\n"),
+                               "dags/t.yaml", catalog());
+  REQUIRE(r.dag);
+  REQUIRE(r.dag->dataset_schedule());
+  CHECK(r.dag->dataset_schedule()->text() == "(s3://b/x & s3://b/y)");
+  CHECK(r.dag->schedule().empty());
+  CHECK(r.dag->schedule_summary() == "on dataset updates");
+  CHECK(r.dag->all_tasks()[0].outlets == std::vector<std::string>{"file:///data/z.csv"});
+  r = dag::load_yaml_text(dag_with("schedule:\n  all:\n    - any: [\"s3://b/x\", \"s3://b/y\"]\n    - \"s3://b/z\"\n"),
+                          "dags/t.yaml", catalog());
+  REQUIRE(r.dag);
+  CHECK(r.dag->dataset_schedule()->text() == "((s3://b/x | s3://b/y) & s3://b/z)");
+
+  CHECK(problem_of(dag_with("schedule:\n  al: [\"s3://b/x\"]\n")) ==
+        "dags/t.yaml:3: schedule: unknown dataset condition 'al' (did you mean 'all'?); use all: [uri, …] or any: [uri, …]");
+  CHECK(problem_of(dag_with("schedule: [orders]\n")) ==
+        "dags/t.yaml:2: schedule: 'orders' is not a dataset URI: expected SCHEME:REST such as s3://bucket/key or file:///data/x.csv");
+  CHECK(problem_of(dag_with("schedule: s3://b/x\n")) ==
+        "dags/t.yaml:2: schedule: to run on updates of a dataset, give a list: schedule: [s3://b/x]");
+  CHECK(problem_of(dag_with("schedule: []\n")) ==
+        "dags/t.yaml:2: schedule: an empty list of datasets; give dataset URIs, or leave schedule out for manual runs");
+  CHECK(problem_of(dag_with("schedule:\n  any: s3://b/x\n")) ==
+        "dags/t.yaml:3: schedule.any: expected a list of dataset URIs or conditions, got 's3://b/x'");
+  CHECK(problem_of(dag_with("", "    outlets: [\"s3://b/a b\"]\n")) ==
+        "dags/t.yaml:3: task 'a': outlets: dataset URI 's3://b/a b' holds a space or a non-ASCII character");
 }
 
 TEST_CASE("YamlLoader.NestedValuesOfAnUnknownKeyAreNotReadAsValues") {

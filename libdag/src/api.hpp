@@ -112,6 +112,7 @@ std::vector<api_route> dag_routes();
 std::vector<api_route> run_routes();
 std::vector<api_route> task_instance_routes();
 std::vector<api_route> resource_routes();
+std::vector<api_route> dataset_routes();
 
 /// Every route, in the order they are matched.
 const std::vector<api_route>& api_routes();
@@ -195,5 +196,8 @@ json task_instance_json(const task_instance_record& ti, const run_record& run, c
 json task_json(const definition& d, const task& t);
 /// Airflow's TaskInstanceReference list: the instances an operation touched.
 json references(const std::vector<task_instance_ref>& refs, store& s);
+
+/// A map index given as text (-1 for a task that is not mapped); a bad one is a 400 naming `name`.
+int map_index_of(const std::string& text, const std::string& name);
 
 }  // namespace dag::detail

@@ -59,6 +59,12 @@ const std::map<std::string, query_parameter>& query_parameters() {
       {"included_events", {string_list(), "only these events"}},
       {"excluded_events", {string_list(), "not these events"}},
       {"update_mask", {string_list(), "the fields to update"}},
+      {"uri_pattern", {{{"type", "string"}}, "only datasets whose URI contains this text"}},
+      {"dataset_id", {{{"type", "integer"}}, "only events of this dataset"}},
+      {"source_dag_id", {{{"type", "string"}}, "only events of this DAG's tasks"}},
+      {"source_task_id", {{{"type", "string"}}, "only events of this task"}},
+      {"source_run_id", {{{"type", "string"}}, "only events of this run's tasks"}},
+      {"source_map_index", {{{"type", "integer"}}, "only events of this mapped instance (-1: of tasks that are not mapped)"}},
   };
   return known;
 }
@@ -184,6 +190,15 @@ std::size_t whole_number(const std::optional<std::string>& text, const std::stri
 }
 }  // namespace
 
+// A map index given as text (a path's `{map_index}`, a query's `map_index` or `source_map_index`).
+int map_index_of(const std::string& text, const std::string& name) {
+  const bool negative = text.starts_with('-');
+  const std::string digits = negative ? text.substr(1) : text;
+  if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos)
+    throw usage_error(name + ": expected a whole number, got '" + text + "'");
+  return negative ? -std::stoi(digits) : std::stoi(digits);
+}
+
 std::size_t api_call::limit() const {
   // As Airflow: a limit above the maximum page size is clamped to it, and 0 gives the maximum.
   const std::size_t asked = whole_number(query("limit"), "limit", max_page_size_);
@@ -195,7 +210,7 @@ std::size_t api_call::offset() const { return whole_number(query("offset"), "off
 const json& api_call::body() {
   if (body_) return *body_;
   if (request.body.empty()) return *(body_ = json::object());
-  // Bounded before parsing: the parser recurses, and a body nested 100,000 deep would end the daemon.
+  // Bounded before parsing: the parser recurses, and a body nested 100,000 deep would end the serving program.
   if (json_nesting_depth(request.body, max_conf_depth + 2) > max_conf_depth + 2)
     throw usage_error("the request body is nested more than " + std::to_string(max_conf_depth + 2) + " levels deep");
   json parsed = json::parse(request.body, nullptr, false);
@@ -348,7 +363,7 @@ json batch_page(const api_call& call, const json& body, const std::string& key, 
 const std::vector<api_route>& api_routes() {
   static const std::vector<api_route> all = [] {
     std::vector<api_route> out;
-    for (auto area : {dag_routes, run_routes, task_instance_routes, resource_routes})
+    for (auto area : {dag_routes, run_routes, task_instance_routes, resource_routes, dataset_routes})
       for (auto& r : area()) out.push_back(std::move(r));
     return out;
   }();

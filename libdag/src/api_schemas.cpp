@@ -158,7 +158,35 @@ json api_schemas() {
     "plugins": {"type": "array", "items": {"type": "object"}}, "total_entries": {"type": "integer"}}},
   "ProviderCollection": {"type": "object", "required": ["providers"], "properties": {"providers": {"type": "array", "items": {
     "type": "object", "required": ["package_name", "description", "version"], "properties": {
-      "package_name": {"type": "string"}, "description": {"type": "string"}, "version": {"type": "string"}}}}}}
+      "package_name": {"type": "string"}, "description": {"type": "string"}, "version": {"type": "string"}}}}}},
+  "Dataset": {"type": "object", "required": ["id", "uri", "created_at", "updated_at", "consuming_dags", "producing_tasks"],
+    "properties": {"id": {"type": "integer"}, "uri": {"type": "string"}, "extra": {"type": "object", "nullable": true},
+    "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+    "consuming_dags": {"type": "array", "items": {"type": "object", "properties": {"dag_id": {"type": "string", "nullable": true},
+      "created_at": {"type": "string"}, "updated_at": {"type": "string"}}}},
+    "producing_tasks": {"type": "array", "items": {"type": "object", "properties": {"dag_id": {"type": "string", "nullable": true},
+      "task_id": {"type": "string", "nullable": true}, "created_at": {"type": "string"}, "updated_at": {"type": "string"}}}}}},
+  "DatasetCollection": {"type": "object", "required": ["datasets", "total_entries"], "properties": {
+    "datasets": {"type": "array", "items": {"$ref": "#/components/schemas/Dataset"}}, "total_entries": {"type": "integer"}}},
+  "BasicDAGRun": {"type": "object", "properties": {"run_id": {"type": "string", "nullable": true}, "dag_id": {"type": "string"},
+    "logical_date": {"type": "string", "format": "date-time", "nullable": true},
+    "start_date": {"type": "string", "format": "date-time", "nullable": true},
+    "end_date": {"type": "string", "format": "date-time", "nullable": true},
+    "data_interval_start": {"type": "string", "format": "date-time", "nullable": true},
+    "data_interval_end": {"type": "string", "format": "date-time", "nullable": true},
+    "state": {"type": "string", "enum": ["queued", "running", "success", "failed"]}}},
+  "DatasetEvent": {"type": "object", "required": ["dataset_id", "dataset_uri", "timestamp", "created_dagruns"], "properties": {
+    "id": {"type": "integer"}, "dataset_id": {"type": "integer", "nullable": true}, "dataset_uri": {"type": "string"},
+    "extra": {"type": "object", "nullable": true}, "source_dag_id": {"type": "string", "nullable": true},
+    "source_task_id": {"type": "string", "nullable": true}, "source_run_id": {"type": "string", "nullable": true},
+    "source_map_index": {"type": "integer", "nullable": true},
+    "created_dagruns": {"type": "array", "items": {"$ref": "#/components/schemas/BasicDAGRun"}},
+    "timestamp": {"type": "string"}}},
+  "DatasetEventCollection": {"type": "object", "required": ["dataset_events", "total_entries"], "properties": {
+    "dataset_events": {"type": "array", "items": {"$ref": "#/components/schemas/DatasetEvent"}},
+    "total_entries": {"type": "integer"}}},
+  "CreateDatasetEvent": {"type": "object", "required": ["dataset_uri"], "properties": {
+    "dataset_uri": {"type": "string"}, "extra": {"type": "object", "nullable": true}}}
 })json";
   return json::parse(text);
 }

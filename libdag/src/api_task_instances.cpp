@@ -109,19 +109,10 @@ struct named_instance {
   task_instance_record ti;
 };
 
-// A map index given as text (the path's `{map_index}` or the `map_index` query parameter).
-int map_index_of(const std::string& text) {
-  const bool negative = text.starts_with('-');
-  const std::string digits = negative ? text.substr(1) : text;
-  if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos)
-    throw usage_error("map_index: expected a whole number, got '" + text + "'");
-  return negative ? -std::stoi(digits) : std::stoi(digits);
-}
-
 // The map index a request names: the path's, else the query's, else -1 (not mapped).
 int wanted_map_index(const api_call& call) {
-  if (call.has_path("map_index")) return map_index_of(call.path("map_index"));
-  if (const auto in_query = call.query("map_index")) return map_index_of(*in_query);
+  if (call.has_path("map_index")) return map_index_of(call.path("map_index"), "map_index");
+  if (const auto in_query = call.query("map_index")) return map_index_of(*in_query, "map_index");
   return -1;
 }
 

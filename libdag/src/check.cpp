@@ -78,10 +78,21 @@ private:
     try {
       spec = schedule_spec::parse(d_.schedule());
     } catch (const error& e) {
-      fail(at_key("schedule"), "schedule: " + e.message());
+      // A URI is no time schedule: say how to schedule on it instead.
+      if (d_.schedule().find("://") != std::string::npos)
+        fail(at_key("schedule"), "schedule: to run on updates of a dataset, give a list: schedule: [" + d_.schedule() + "]");
+      else
+        fail(at_key("schedule"), "schedule: " + e.message());
     }
     if (spec && spec->kind != schedule_kind::none && !d_.start_date())
       fail(at_key("schedule"), "start_date is required when a schedule is set");
+    if (const auto& on = d_.dataset_schedule()) {
+      if (!d_.schedule().empty())
+        fail(at_key("schedule"), "schedule: a DAG runs on a time schedule or on datasets, not both");
+      if (on->uris().empty()) fail(at_key("schedule"), "schedule: a dataset condition names no dataset");
+      for (const auto& uri : on->uris())
+        if (auto why = dataset_uri_problem(uri); !why.empty()) fail(at_key("schedule"), "schedule: " + why);
+    }
     if (d_.start_date() && d_.end_date() && *d_.end_date() < *d_.start_date())
       fail(at_key("end_date"), "end_date " + format_iso(*d_.end_date()) + " is before start_date " +
                                    format_iso(*d_.start_date()));
@@ -138,6 +149,8 @@ private:
   void check_task(const task& t) {
     if (!is_valid_id(t.id)) fail(at_field(t, 0), "invalid task_id '" + t.id + "': use letters, digits, '_', '-' and '.'");
     check_options(t.options, at_field(t, 0), "task '" + t.id + "': ");
+    for (const auto& uri : t.outlets)
+      if (auto why = dataset_uri_problem(uri); !why.empty()) fail(at_field(t, 0), "task '" + t.id + "': outlets: " + why);
     const operator_spec* spec = operators_.find(t.operator_name);
     if (!spec) {
       fail(at_field(t, 0), "task '" + t.id + "': unknown operator '" + t.operator_name + "'" +

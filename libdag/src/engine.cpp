@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <exception>
 #include <iostream>
+#include <utility>
 
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -275,10 +276,11 @@ void engine::set_dags(std::vector<definition> dags) {
     std::string id = d.id();
     next.emplace(std::move(id), std::make_shared<const scheduled_dag>(std::move(d)));
   }
-  for (auto& [id, d] : dags_)
-    if (!next.contains(id)) retired_[id] = std::move(d);
+  for (const auto& [id, d] : dags_)
+    if (!next.contains(id)) retired_[id] = d;
   for (const auto& [id, d] : next) retired_.erase(id);
-  dags_ = std::move(next);
+  const auto before = std::exchange(dags_, std::move(next));
+  register_datasets(before);
   auto published = std::make_shared<std::vector<definition>>();
   for (const auto& [id, d] : dags_) published->push_back(d->def);
   {
@@ -316,6 +318,53 @@ void engine::warn_missing_pools() {
       if (options_.warn) options_.warn(line);
       else std::cerr << line << std::endl;
     }
+}
+
+void engine::register_datasets(const std::map<std::string, std::shared_ptr<const scheduled_dag>>& before) {
+  std::vector<std::string> uris;
+  std::map<std::string, std::vector<std::string>> consumers;
+  for (const auto& [id, d] : dags_) {
+    for (const auto& t : d->def.all_tasks()) uris.insert(uris.end(), t.outlets.begin(), t.outlets.end());
+    if (const auto& on = d->def.dataset_schedule()) consumers[id] = on->uris();
+  }
+  // A DAG no longer scheduled on datasets stops consuming them (a DAG that left keeps its queue).
+  for (const auto& [id, d] : before)
+    if (d->def.dataset_schedule() && dags_.contains(id)) consumers.try_emplace(id);
+  if (uris.empty() && consumers.empty()) return;  // no datasets: no store round trip
+  store_.register_datasets(uris, consumers);
+  check_datasets_ = true;
+}
+
+void engine::create_dataset_runs() {
+  if (!options_.create_scheduled_runs || !check_datasets_) return;
+  check_datasets_ = false;
+  const bool any = std::any_of(dags_.begin(), dags_.end(), [](const auto& d) { return d.second->def.dataset_schedule().has_value(); });
+  if (!any) return;
+  const auto queued = store_.queued_datasets();
+  for (const auto& [dag_id, updated] : queued) {
+    const auto found = dags_.find(dag_id);
+    if (found == dags_.end() || paused_.contains(dag_id)) continue;
+    const auto& on = found->second->def.dataset_schedule();
+    if (!on || !on->met_by(updated)) continue;
+    // The run takes every queued dataset the condition names (with `|`, those not needed too,
+    // as Airflow empties the DAG's queue).
+    std::set<std::string> taken;
+    for (const auto& uri : on->uris())
+      if (updated.contains(uri)) taken.insert(uri);
+    // Its logical date is now, or a second after the DAG's latest dataset-triggered run when that
+    // is as late (run ids are to the second): two updates in one second get two runs.
+    time_point date = clock_.now();
+    run_filter latest;
+    latest.dag_id = dag_id;
+    latest.logical_from = date;
+    for (const auto& r : store_.runs(latest))
+      if (r.type == run_type::dataset_triggered && r.logical_date >= date) date = r.logical_date + std::chrono::seconds{1};
+    const run_record run = make_run_record(*found->second, run_type::dataset_triggered, date);
+    std::vector<std::string> ids;
+    for (const auto& t : found->second->def.all_tasks()) ids.push_back(t.id);
+    if (store_.create_dataset_run(run, ids, taken)) load_run({dag_id, run.run_id});
+    else check_datasets_ = true;  // another scheduler took it, or the run id was taken this second: look again
+  }
 }
 
 metrics_registry& engine::metrics() {
@@ -395,7 +444,7 @@ std::size_t engine::recover_lost_tries() {
   std::vector<recorded_try> recorded;
   recorded.reserve(candidates.size());
   for (const auto& ti : candidates)
-    recorded.push_back({ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.hostname, ti.pid, ti.start_date});
+    recorded.push_back({ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.hostname, ti.pid, ti.start_date, ti.map_index});
   const std::vector<bool> lost = executor_->lost(recorded, options_.hostname, now);
   std::size_t count = 0;
   for (std::size_t i = 0; i < candidates.size(); ++i) {
@@ -540,8 +589,8 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
       m->add("dagrun_task_instance_finished_total", {ti.dag_id, ti.task_id, std::string(to_string(ti.state))});
       m->observe("dagrun_task_duration_seconds", seconds_of(e.ended - e.started), {ti.dag_id, ti.task_id});
     }
+    const task& t = r.dag->def.all_tasks()[task_of_slot(*r.dag, r.tis, *index)];
     {
-      const task& t = r.dag->def.all_tasks()[task_of_slot(*r.dag, r.tis, *index)];
       alert a{std::string(ti.state == task_state::failed ? "failure" : ti.state == task_state::up_for_retry ? "retry" : "success"),
               ti.dag_id, ti.run_id, ti.task_id, e.try_number, std::string(to_string(ti.state)),
               ti.state == task_state::failed || ti.state == task_state::up_for_retry ? ti.message : std::string(),
@@ -552,6 +601,10 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     changes.task_instances.push_back(update_of(ti, expected, e.try_number));
     // Downstream tasks a branch, short-circuit or latest-only task ruled out, in the same commit.
     for (const task_change& c : ended.skipped) changes.task_instances.push_back(update_of(r.tis[c.index], c.before, c.try_before));
+    // A task's outlets are updated by its success (Airflow's dataset events), in the same commit.
+    if (ti.state == task_state::success)
+      for (const auto& uri : t.outlets)
+        changes.dataset_events.push_back({0, uri, "{}", ti.dag_id, ti.run_id, ti.task_id, e.try_number, e.ended, ti.map_index});
     if (e.result.xcom && ti.state == task_state::success)
       changes.xcoms.push_back({ti.dag_id, ti.run_id, ti.task_id, "return_value", *e.result.xcom, ti.map_index});
     if (e.result.outcome == try_outcome::success)
@@ -887,6 +940,7 @@ void engine::poll_store() {
   // Another process may have moved a previous run on: runs waiting on one look again.
   for (const auto& [id, d] : dags_)
     if (d->uses_past) past_changed_.insert(id);
+  check_datasets_ = true;  // events of other processes (the API, another scheduler)
   load_active_runs();
   // Tries whose executor lost them while this engine runs (the queue: a scheduler died between
   // committing a try and enqueueing it) would stay running for ever: sweep them.
@@ -950,6 +1004,7 @@ std::optional<timestamp> engine::step_once() {
   try {
     record_events(taken, changes);
     create_due_runs(changes, wake);
+    create_dataset_runs();
     if (!changes.new_runs.empty()) {
       // New runs are written first so this pass can already start their first tasks.
       change_set creation;
@@ -969,7 +1024,12 @@ std::optional<timestamp> engine::step_once() {
       // from the same outdated view, so none of them may land (the rest of the pass's runs still
       // do): one lost run's writes are left out and the rest written again, until what is left is
       // written whole.
+      const bool wrote_dataset_events = !changes.dataset_events.empty();  // a try's end, kept whatever its run became
       const std::set<run_key> lost = apply_by_run(changes);
+      if (wrote_dataset_events) {
+        check_datasets_ = true;  // consumers may be due: the next pass looks, right away
+        wake = now;
+      }
       // Carry on with the store's view of each lost run, even when this pass had finished it; its
       // tries this pass would have started do not start.
       for (const run_key& key : lost) {

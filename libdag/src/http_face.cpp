@@ -1,4 +1,5 @@
-// The daemon's HTTP face: health, metrics, and the REST API in Airflow's shape.
+// The library's HTTP face, served by any program on its engine (the daemon or an embedding one):
+// health, metrics, the REST API in Airflow's shape and the web UI.
 #include <dag/http/face.hpp>
 
 #include <cctype>

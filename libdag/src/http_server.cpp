@@ -1,8 +1,8 @@
-// The daemon's HTTP server on Boost.Asio and Beast: one I/O thread runs every connection
-// asynchronously, each read and write under a deadline, so idle or slow clients cost a socket and
-// a few buffers, never a thread, and cannot hold up anyone else. Handler calls run one at a time
-// on a thread of their own (a handler may own a database connection and take its time), fed by a
-// queue; the answer is posted back to the I/O thread to be written.
+// The library's HTTP server (the daemon's or an embedding program's) on Boost.Asio and Beast: one
+// I/O thread runs every connection asynchronously, each read and write under a deadline, so idle or
+// slow clients cost a socket and a few buffers, never a thread, and cannot hold up anyone else.
+// Handler calls run one at a time on a thread of their own (a handler may own a database connection
+// and take its time), fed by a queue; the answer is posted back to the I/O thread to be written.
 #include <dag/http/server.hpp>
 
 #include <utility>  // before Asio (Boost 1.74 with g++ 12)

@@ -95,19 +95,21 @@ std::string checked_conf(const std::string& conf, const std::string& what) {
   return json_dump(parsed);
 }
 
+std::string checked_conf(const definition& dag, const std::string& conf, const std::string& what) {
+  std::string checked = checked_conf(conf, what);
+  if (!dag.conf_overrides_params()) return checked;
+  const auto parsed = nlohmann::json::parse(checked);
+  for (const auto& [name, schema] : dag.param_schemas()) {
+    if (!parsed.contains(name)) continue;
+    const std::string problem = param_problem(schema, json_dump(parsed[name]));
+    if (!problem.empty()) throw usage_error(what + ": param '" + name + "': " + problem);
+  }
+  return checked;
+}
+
 std::optional<run_record> trigger_run(store& s, const definition& dag, time_point logical_date, const std::string& conf,
                                       const std::string& note, const std::string& run_id) {
-  std::string checked = checked_conf(conf);
-  // A conf value that overrides a typed param must satisfy its schema, as Airflow's Param checks
-  // at trigger time; other keys are the run's own (`dag_run.conf`).
-  if (dag.conf_overrides_params()) {
-    const auto parsed = nlohmann::json::parse(checked);
-    for (const auto& [name, schema] : dag.param_schemas()) {
-      if (!parsed.contains(name)) continue;
-      const std::string problem = param_problem(schema, json_dump(parsed[name]));
-      if (!problem.empty()) throw usage_error("--conf: param '" + name + "': " + problem);
-    }
-  }
+  const std::string checked = checked_conf(dag, conf);
   auto run = create_run_record(s, scheduled_dag(dag), run_type::manual, logical_date, checked, run_id);
   if (run && !note.empty()) {
     s.set_note(run->dag_id, run->run_id, "", note);
@@ -307,6 +309,24 @@ std::vector<task_instance_ref> set_run_state(store& s, const definition& dag, co
   }
   if (which.task_ids.empty()) return {};
   return mark_task_instances(s, which, dag, now);
+}
+
+std::map<std::string, dataset_uses> dataset_uses_of(const std::vector<definition>& dags) {
+  std::map<std::string, dataset_uses> out;
+  for (const auto& d : dags) {
+    if (const auto& on = d.dataset_schedule())
+      for (const auto& uri : on->uris()) out[uri].consuming_dags.push_back(d.id());
+    for (const auto& t : d.all_tasks())
+      for (const auto& uri : t.outlets) out[uri].producing_tasks.emplace_back(d.id(), t.id);
+  }
+  return out;
+}
+
+std::optional<dataset_event_record> post_dataset_event(store& s, const std::string& uri, const std::string& extra) {
+  dataset_event_record e;
+  e.uri = uri;
+  e.extra = checked_conf(extra.empty() ? "{}" : extra, "extra");
+  return s.add_dataset_event(e);
 }
 
 }  // namespace dag

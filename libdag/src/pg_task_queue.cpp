@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS dagrun_task_queue (
   run_id       TEXT NOT NULL,
   task_id      TEXT NOT NULL,
   try_number   INT NOT NULL,
+  map_index    INT NOT NULL DEFAULT -1,
   queue        TEXT NOT NULL,
   priority     INT NOT NULL,
   payload      TEXT NOT NULL,
@@ -31,16 +32,19 @@ CREATE TABLE IF NOT EXISTS dagrun_task_queue (
   worker       TEXT,
   heartbeat_at TIMESTAMPTZ,
   result       TEXT,
-  enqueued_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
-  UNIQUE (dag_id, run_id, task_id, try_number)
+  enqueued_at  TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+-- A queue made before mapped tasks: the map index joins the key (one row per try of an instance).
+ALTER TABLE dagrun_task_queue ADD COLUMN IF NOT EXISTS map_index INT NOT NULL DEFAULT -1;
+ALTER TABLE dagrun_task_queue DROP CONSTRAINT IF EXISTS dagrun_task_queue_dag_id_run_id_task_id_try_number_key;
+CREATE UNIQUE INDEX IF NOT EXISTS dagrun_task_queue_once ON dagrun_task_queue (dag_id, run_id, task_id, map_index, try_number);
 CREATE INDEX IF NOT EXISTS dagrun_task_queue_ready ON dagrun_task_queue (queue, priority DESC, id) WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS dagrun_task_queue_done ON dagrun_task_queue (id) WHERE state = 'done';
 CREATE INDEX IF NOT EXISTS dagrun_task_queue_leases ON dagrun_task_queue (heartbeat_at) WHERE state = 'claimed';
 )sql";
 
 constexpr const char* returned_columns =
-    "id, dag_id, run_id, task_id, try_number, queue, priority, payload, lease_token, worker, result";
+    "id, dag_id, run_id, task_id, try_number, map_index, queue, priority, payload, lease_token, worker, result";
 
 std::string payload_of(const queued_try& t) {
   json j{{"operator", t.operator_name},
@@ -64,6 +68,7 @@ queued_try read_try(const pqxx::row& r) {
   t.run_id = r["run_id"].c_str();
   t.task_id = r["task_id"].c_str();
   t.try_number = r["try_number"].as<int>();
+  t.map_index = r["map_index"].as<int>();
   t.queue = r["queue"].c_str();
   t.priority = r["priority"].as<int>();
   if (!r["lease_token"].is_null()) t.lease_token = r["lease_token"].c_str();
@@ -128,16 +133,16 @@ public:
     if (tries.empty()) return;
     conn_.write("enqueue tries", [&](pqxx::transaction_base& tx) {
       for (std::size_t start = 0; start < tries.size(); start += 500) {
-        std::string sql = "INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, queue, priority, payload) VALUES ";
+        std::string sql = "INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority, payload) VALUES ";
         for (std::size_t i = start; i < std::min(tries.size(), start + 500); ++i) {
           const auto& t = tries[i];
           if (i != start) sql += ',';
           sql += "(" + tx.quote(t.dag_id) + "," + tx.quote(t.run_id) + "," + tx.quote(t.task_id) + "," +
-                 std::to_string(t.try_number) + "," + tx.quote(t.queue) + "," + std::to_string(t.priority) + "," +
+                 std::to_string(t.try_number) + "," + std::to_string(t.map_index) + "," + tx.quote(t.queue) + "," + std::to_string(t.priority) + "," +
                  tx.quote(payload_of(t)) + ")";
         }
         // Another scheduler may have queued the same try: the unique key keeps one.
-        tx.exec(sql + " ON CONFLICT (dag_id, run_id, task_id, try_number) DO NOTHING");
+        tx.exec(sql + " ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING");
       }
       tx.exec("NOTIFY dagrun_queued");
     });
@@ -223,13 +228,13 @@ public:
       for (std::size_t start = 0; start < keys.size(); start += 500) {
         std::string values;
         for (std::size_t i = start; i < std::min(keys.size(), start + 500); ++i) {
-          const auto& [d, r, t, n] = keys[i];
+          const auto& [d, r, t, m, n] = keys[i];
           values += (values.empty() ? "(" : ",(") + tx.quote(d) + "," + tx.quote(r) + "," + tx.quote(t) + "," +
-                    std::to_string(n) + ")";
+                    std::to_string(m) + "," + std::to_string(n) + ")";
         }
         tx.exec("DELETE FROM dagrun_task_queue q USING (VALUES " + values +
-                ") AS v(dag_id, run_id, task_id, try_number) WHERE q.state = 'taken' AND q.dag_id = v.dag_id AND "
-                "q.run_id = v.run_id AND q.task_id = v.task_id AND q.try_number = v.try_number");
+                ") AS v(dag_id, run_id, task_id, map_index, try_number) WHERE q.state = 'taken' AND q.dag_id = v.dag_id AND "
+                "q.run_id = v.run_id AND q.task_id = v.task_id AND q.map_index = v.map_index AND q.try_number = v.try_number");
       }
     });
   }
@@ -270,8 +275,8 @@ public:
   std::set<try_key> pending_keys() override {
     return conn_.read("list queued tries", [&](pqxx::transaction_base& tx) {
       std::set<try_key> out;
-      for (const auto& row : tx.exec("SELECT dag_id, run_id, task_id, try_number FROM dagrun_task_queue"))
-        out.emplace(row[0].c_str(), row[1].c_str(), row[2].c_str(), row[3].as<int>());
+      for (const auto& row : tx.exec("SELECT dag_id, run_id, task_id, map_index, try_number FROM dagrun_task_queue"))
+        out.emplace(row[0].c_str(), row[1].c_str(), row[2].c_str(), row[3].as<int>(), row[4].as<int>());
       return out;
     });
   }

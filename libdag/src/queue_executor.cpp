@@ -12,6 +12,7 @@ queued_try to_queued_try(const task_request& request) {
   t.run_id = c.run_id;
   t.task_id = c.task_id;
   t.try_number = c.try_number;
+  t.map_index = c.map_index;
   if (request.definition) {
     t.queue = request.definition->settings.queue;
     t.priority = request.definition->settings.priority_weight;
@@ -36,6 +37,7 @@ task_context to_task_context(const queued_try& item) {
   c.run_id = item.run_id;
   c.task_id = item.task_id;
   c.try_number = item.try_number;
+  c.map_index = item.map_index;
   c.fields = item.fields;
   c.environment = item.environment;
   c.params = item.params;
@@ -67,12 +69,12 @@ void queue_executor::submit(task_request request) { buffer_.push_back(to_queued_
 std::vector<bool> queue_executor::lost(const std::vector<recorded_try>& tries, const std::string&, timestamp now) {
   // Read after the engine read the tries: a row seen then is still in flight.
   auto held = sender_->pending_keys();
-  for (const auto& t : buffer_) held.emplace(t.dag_id, t.run_id, t.task_id, t.try_number);
+  for (const auto& t : buffer_) held.emplace(t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number);
   std::vector<bool> out;
   out.reserve(tries.size());
   for (const auto& t : tries) {
     const bool young = t.start_date && now - *t.start_date < lease_;
-    out.push_back(!young && !held.contains({t.dag_id, t.run_id, t.task_id, t.try_number}));
+    out.push_back(!young && !held.contains({t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number}));
   }
   return out;
 }
@@ -91,7 +93,7 @@ void queue_executor::recorded(const std::vector<task_event>& events) noexcept {
   if (events.empty()) return;
   std::vector<try_key> keys;
   keys.reserve(events.size());
-  for (const auto& e : events) keys.emplace_back(e.dag_id, e.run_id, e.task_id, e.try_number);
+  for (const auto& e : events) keys.emplace_back(e.dag_id, e.run_id, e.task_id, e.map_index, e.try_number);
   try {
     sender_->acknowledge(keys);
   } catch (const std::exception&) {
@@ -132,6 +134,7 @@ void queue_executor::collect(std::stop_token stop) {
         e.run_id = f.item.run_id;
         e.task_id = f.item.task_id;
         e.try_number = f.item.try_number;
+        e.map_index = f.item.map_index;
         e.result = f.outcome.result;
         e.started = f.outcome.started;
         e.ended = f.outcome.ended;

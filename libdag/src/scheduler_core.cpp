@@ -498,9 +498,9 @@ flow_decision follow_only(const scheduled_dag& dag, std::size_t i, const std::ve
 }
 
 // Airflow's LatestOnlyOperator: a run is the latest when now lies in the interval of the run
-// after it; manual runs always are.
+// after it; manual and dataset-triggered runs always are.
 bool is_latest_run(const scheduled_dag& dag, const run_record& run, timestamp now) {
-  if (run.type == run_type::manual) return true;
+  if (run.type == run_type::manual || run.type == run_type::dataset_triggered) return true;
   const auto next = dag.times.next_run(run.interval);
   if (!next) return true;
   return next->interval.start < now && now <= next->interval.end;

@@ -35,7 +35,7 @@
 namespace dag {
 namespace {
 
-constexpr std::array<std::string_view, 3> run_type_names{"scheduled", "manual", "backfill"};
+constexpr std::array<std::string_view, 4> run_type_names{"scheduled", "manual", "backfill", "dataset_triggered"};
 
 /// The SQLite file named by what follows `sqlite:` in a URL.
 std::string sqlite_path(std::string_view rest) {

@@ -25,7 +25,7 @@ namespace {
 /// The migrations, in order: entry i brings the schema from version i to i + 1. A shipped
 /// migration is never edited; a schema change is a new entry. `{key}`, `{instant}`, `{flag}` and
 /// `{row_id}` are the backend's types (`dialect::types`).
-constexpr std::array<std::string_view, 6> migrations{
+constexpr std::array<std::string_view, 7> migrations{
     // 1: the initial schema.
     R"sql(
 CREATE TABLE dags (
@@ -233,6 +233,55 @@ ALTER TABLE xcom_mapped RENAME TO xcom;
 CREATE INDEX task_instances_by_state ON task_instances (state);
 CREATE INDEX task_instances_by_pool ON task_instances (pool, state);
 )sql",
+    // 7: datasets (data-aware scheduling): the datasets, their events, which DAGs consume which
+    // dataset, each consumer's queue of datasets updated since its last dataset-triggered run
+    // (Airflow's DatasetDagRunQueue), and the events that triggered each such run.
+    R"sql(
+CREATE TABLE datasets (
+  id         {row_id},
+  uri        {key} NOT NULL UNIQUE,
+  extra      TEXT NOT NULL DEFAULT '{}',
+  created_at {instant} NOT NULL,
+  updated_at {instant} NOT NULL
+);
+CREATE TABLE dataset_events (
+  id             {row_id},
+  uri            {key} NOT NULL,
+  extra          TEXT NOT NULL DEFAULT '{}',
+  source_dag_id  {key} NOT NULL DEFAULT '',
+  source_run_id  {key} NOT NULL DEFAULT '',
+  source_task_id {key} NOT NULL DEFAULT '',
+  source_try     INTEGER NOT NULL DEFAULT 0,
+  happened       {instant} NOT NULL,
+  source_map_index INTEGER NOT NULL DEFAULT -1
+);
+-- A task try updates each of its outlets once, whichever scheduler records its end.
+CREATE UNIQUE INDEX dataset_events_once_per_try
+  ON dataset_events (uri, source_dag_id, source_run_id, source_task_id, source_map_index, source_try)
+  WHERE source_task_id <> '';
+CREATE INDEX dataset_events_by_uri ON dataset_events (uri, happened);
+CREATE TABLE dataset_consumers (
+  dag_id {key} NOT NULL,
+  uri    {key} NOT NULL,
+  PRIMARY KEY (dag_id, uri)
+);
+CREATE INDEX dataset_consumers_by_uri ON dataset_consumers (uri);
+CREATE TABLE dataset_queue (
+  dag_id         {key} NOT NULL,
+  uri            {key} NOT NULL,
+  queued_at      {instant} NOT NULL,
+  first_event_id BIGINT NOT NULL,
+  PRIMARY KEY (dag_id, uri)
+);
+CREATE TABLE dataset_run_events (
+  dag_id   {key} NOT NULL,
+  run_id   {key} NOT NULL,
+  event_id BIGINT NOT NULL,
+  PRIMARY KEY (dag_id, run_id, event_id),
+  FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE
+);
+CREATE INDEX dataset_run_events_by_event ON dataset_run_events (event_id);
+)sql",
 };
 
 /// The schema version this build creates and understands.
@@ -248,6 +297,12 @@ std::string expand(std::string_view text, const std::function<std::optional<std:
     text.remove_prefix(close + 1);
   }
   return out.append(text);
+}
+
+/// The key of a new run's task instance (`new_task_instances`' columns): not mapped, or a mapped
+/// task not expanded yet (map index -1).
+void new_task_instance_row(const run_record& run, const std::string& task_id, std::vector<value>& out) {
+  out.assign({run.dag_id, run.run_id, task_id, std::int64_t{-1}});
 }
 
 // --- conversions at the boundary --------------------------------------------------------------
@@ -346,6 +401,21 @@ struct table<event_record> {
 };
 
 template <>
+struct table<dataset_record> {
+  static constexpr std::string_view names = "id, uri, extra, created_at, updated_at";
+  static void members(auto& d, auto&& f) { f(d.id, d.uri, d.extra, d.created_at, d.updated_at); }
+};
+
+template <>
+struct table<dataset_event_record> {
+  static constexpr std::string_view names =
+      "id, uri, extra, source_dag_id, source_run_id, source_task_id, source_try, happened, source_map_index";
+  static void members(auto& e, auto&& f) {
+    f(e.id, e.uri, e.extra, e.source_dag_id, e.source_run_id, e.source_task_id, e.source_try, e.when, e.source_map_index);
+  }
+};
+
+template <>
 struct table<try_record> {
   static constexpr std::string_view names =
       "dag_id, run_id, task_id, map_index, try_number, state, start_date, end_date, exit_code, hostname, pid, log_path, "
@@ -427,6 +497,32 @@ template <class R>
 std::string select_from(std::string_view name) {
   return "SELECT " + std::string(table<R>::names) + " FROM " + std::string(name);
 }
+
+/// A listing's SELECT with the conditions of its filter, each added only when given, and their
+/// numbered parameters (which view the filter's strings: the filter must outlive them). One
+/// statement per combination of filters, each prepared once: a single statement with
+/// `$1 IS NULL OR …` would get one generic plan that fits no combination well.
+struct filtered_select {
+  std::string sql;
+  std::vector<value> params;
+
+  explicit filtered_select(const std::string& select) : sql(select + " WHERE 1 = 1") {}
+  /// `$N`, N naming a new parameter holding `v`.
+  std::string param(value v) {
+    params.push_back(v);
+    return "$" + std::to_string(params.size());
+  }
+  /// ` AND column = wanted` when `wanted` is given.
+  void equal(const char* column, const std::optional<std::string>& wanted) {
+    if (wanted) sql += std::string(" AND ") + column + " = " + param(std::string_view(*wanted));
+  }
+  /// ` AND column >= from` and ` AND column <= to`, each when given.
+  template <class Time>
+  void within(const char* column, const std::optional<Time>& from, const std::optional<Time>& to) {
+    if (from) sql += std::string(" AND ") + column + " >= " + param(micros_of(*from));
+    if (to) sql += std::string(" AND ") + column + " <= " + param(micros_of(*to));
+  }
+};
 
 /// An R (a record, or the text of one or two columns) from a row holding its columns in order.
 template <class R>
@@ -671,6 +767,48 @@ std::vector<import_error_record> store_core::import_errors() {
 
 namespace {
 
+/// Writes dataset event `e` (its time drawn now when unset) and queues its dataset for the
+/// dataset's consumers; returns it with its id. Nullopt, writing nothing, when the event repeats
+/// one of the same task try, or when `known_only` and the dataset is unknown. A task's outlet
+/// that is not a dataset yet (a DAG the store never registered) becomes one.
+std::optional<dataset_event_record> write_dataset_event(session& s, dataset_event_record e, bool known_only) {
+  if (e.when == timestamp{})
+    e.when = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+  const value uri[] = {e.uri};
+  if (known_only) {
+    bool known = false;
+    s.exec("SELECT 1 FROM datasets WHERE uri = $1", uri, [&](std::span<const value>) { known = true; });
+    if (!known) return std::nullopt;
+  }
+  std::vector<value> row;
+  append(row, e);
+  row.erase(row.begin());  // the id, which the database draws
+  bool written = false;
+  s.exec("INSERT INTO dataset_events (uri, extra, source_dag_id, source_run_id, source_task_id, source_try, happened, "
+         "source_map_index) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id",
+         row, [&](std::span<const value> r) {
+           e.id = integer_of(r[0]);
+           written = true;
+         });
+  if (!written) return std::nullopt;
+  const value when[] = {e.uri, micros_of(e.when)};
+  s.exec("INSERT INTO datasets (uri, created_at, updated_at) VALUES ($1, $2, $2) "
+         "ON CONFLICT (uri) DO UPDATE SET updated_at = excluded.updated_at",
+         when);
+  // A consumer's queue entry keeps the first event since its last run: the run takes every event
+  // from that one on.
+  const value queued[] = {e.uri, micros_of(e.when), e.id};
+  s.exec("INSERT INTO dataset_queue (dag_id, uri, queued_at, first_event_id) "
+         "SELECT dag_id, uri, CAST($2 AS BIGINT), CAST($3 AS BIGINT) FROM dataset_consumers WHERE uri = $1 "
+         "ON CONFLICT DO NOTHING",
+         queued);
+  return e;
+}
+
+/// Thrown out of create_dataset_run's transaction, which rolls it back, when another writer took
+/// the queue entries or the run id first. Not a std::exception, as change_set_lost.
+struct dataset_run_lost {};
+
 /// Thrown out of an all-or-nothing change set's transaction, which rolls it back, carrying what
 /// lost. Not a std::exception: no backend handler may take it for a database error to retry.
 struct change_set_lost {
@@ -724,8 +862,7 @@ change_result store_core::apply_once(const change_set& changes) {
       for (const auto& task_id : task_ids) new_task_instances.emplace_back(&r, &task_id);
     }
     s.write(w.new_task_instances, new_task_instances.size(), [&](std::size_t i, std::vector<value>& out) {
-      out.assign({new_task_instances[i].first->dag_id, new_task_instances[i].first->run_id, *new_task_instances[i].second,
-                  std::int64_t{-1}});
+      new_task_instance_row(*new_task_instances[i].first, *new_task_instances[i].second, out);
     });
     s.write(w.task_instance_deletes, changes.task_instance_deletes.size(),
             rows_of(changes.task_instance_deletes, w.task_instance_deletes.key_size));
@@ -773,6 +910,7 @@ change_result store_core::apply_once(const change_set& changes) {
       append(out, changes.events[i]);
       out.erase(out.begin());  // the id
     });
+    for (const auto& e : changes.dataset_events) write_dataset_event(s, e, false);
     return result;
   });
 }
@@ -802,29 +940,21 @@ std::vector<std::size_t> store_core::admitted_claims(session& s, const std::vect
 }
 
 std::vector<run_record> store_core::runs(const run_filter& filter) {
-  // One statement per combination of filters (a bounded number), each prepared once: a single
-  // statement with `$1 IS NULL OR …` would get one generic plan that fits no combination well.
-  std::string sql = select_from<run_record>("dag_runs") + " WHERE 1 = 1";
-  std::vector<value> params;
-  const auto param = [&](value v) {
-    params.push_back(v);
-    return "$" + std::to_string(params.size());
-  };
-  if (filter.dag_id) sql += " AND dag_id = " + param(*filter.dag_id);
+  filtered_select q(select_from<run_record>("dag_runs"));
+  q.equal("dag_id", filter.dag_id);
   if (!filter.states.empty()) {
-    sql += " AND state IN (";
-    for (run_state s : filter.states) sql += (sql.back() == '(' ? "" : ", ") + param(to_string(s));
-    sql += ")";
+    q.sql += " AND state IN (";
+    for (run_state s : filter.states) q.sql += (q.sql.back() == '(' ? "" : ", ") + q.param(to_string(s));
+    q.sql += ")";
   }
-  if (filter.logical_from) sql += " AND logical_date >= " + param(micros_of(*filter.logical_from));
-  if (filter.logical_to) sql += " AND logical_date <= " + param(micros_of(*filter.logical_to));
-  if (filter.automated_only) sql += " AND run_type <> 'manual'";
-  sql += " ORDER BY logical_date DESC, dag_id, run_id";
+  q.within("logical_date", filter.logical_from, filter.logical_to);
+  if (filter.automated_only) q.sql += " AND run_type <> 'manual'";
+  q.sql += " ORDER BY logical_date DESC, dag_id, run_id";
   if (filter.limit > 0) {
     constexpr auto max_limit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-    sql += " LIMIT " + param(static_cast<std::int64_t>(std::min(filter.limit, max_limit)));
+    q.sql += " LIMIT " + q.param(static_cast<std::int64_t>(std::min(filter.limit, max_limit)));
   }
-  return list<run_record>("list runs", sql, params);
+  return list<run_record>("list runs", q.sql, q.params);
 }
 
 std::optional<run_record> store_core::find_run(const std::string& dag_id, const std::string& run_id) {
@@ -903,30 +1033,153 @@ std::size_t store_core::delete_dag(const std::string& dag_id) {
   return transact("delete a DAG's records", access::write, [&](session& s) {
     const std::size_t runs = s.exec("DELETE FROM dag_runs WHERE dag_id = $1", key);
     s.exec("DELETE FROM dags WHERE dag_id = $1", key);
+    s.exec("DELETE FROM dataset_consumers WHERE dag_id = $1", key);
+    s.exec("DELETE FROM dataset_queue WHERE dag_id = $1", key);
     return runs;
   });
 }
 
 std::vector<event_record> store_core::events(const event_filter& filter) {
-  std::string sql = select_from<event_record>("event_log") + " WHERE 1 = 1";
+  filtered_select q(select_from<event_record>("event_log"));
+  q.equal("dag_id", filter.dag_id);
+  q.equal("run_id", filter.run_id);
+  q.equal("task_id", filter.task_id);
+  q.equal("event", filter.event);
+  q.equal("owner", filter.owner);
+  q.within("happened", filter.after, filter.before);
+  return list<event_record>("list the event log", q.sql + " ORDER BY id DESC", q.params);
+}
+
+std::optional<event_record> store_core::find_event(std::int64_t id) {
+  const value key[] = {id};
+  return first_of(list<event_record>("read an event log entry", select_from<event_record>("event_log") + " WHERE id = $1", key));
+}
+
+void store_core::register_datasets(const std::vector<std::string>& uris,
+                                   const std::map<std::string, std::vector<std::string>>& consumers) {
+  const value now[] = {micros_of(std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()))};
+  transact("register datasets", access::write, [&](session& s) {
+    for (const auto& uri : uris) {
+      const value row[] = {uri, now[0]};
+      s.exec("INSERT INTO datasets (uri, created_at, updated_at) VALUES ($1, $2, $2) ON CONFLICT (uri) DO NOTHING", row);
+    }
+    for (const auto& [dag_id, consumed] : consumers) {
+      const value dag[] = {dag_id};
+      std::vector<std::string> had;
+      s.exec("SELECT uri FROM dataset_consumers WHERE dag_id = $1", dag,
+             [&](std::span<const value> r) { had.push_back(text_of(r[0])); });
+      for (const auto& uri : had)
+        if (std::find(consumed.begin(), consumed.end(), uri) == consumed.end()) {
+          const value row[] = {dag_id, uri};
+          s.exec("DELETE FROM dataset_consumers WHERE dag_id = $1 AND uri = $2", row);
+          s.exec("DELETE FROM dataset_queue WHERE dag_id = $1 AND uri = $2", row);
+        }
+      for (const auto& uri : consumed) {
+        const value dataset[] = {uri, now[0]};
+        s.exec("INSERT INTO datasets (uri, created_at, updated_at) VALUES ($1, $2, $2) ON CONFLICT (uri) DO NOTHING", dataset);
+        const value consumer[] = {dag_id, uri};
+        s.exec("INSERT INTO dataset_consumers (dag_id, uri) VALUES ($1, $2) ON CONFLICT DO NOTHING", consumer);
+      }
+    }
+  });
+}
+
+std::vector<dataset_record> store_core::datasets() {
+  return list<dataset_record>("list datasets", select_from<dataset_record>("datasets") + " ORDER BY uri");
+}
+
+std::optional<dataset_record> store_core::find_dataset(const std::string& uri) {
+  const value key[] = {uri};
+  return first_of(list<dataset_record>("read a dataset", select_from<dataset_record>("datasets") + " WHERE uri = $1", key));
+}
+
+std::optional<dataset_event_record> store_core::add_dataset_event(const dataset_event_record& e) {
+  return transact("record a dataset event", access::write, [&](session& s) { return write_dataset_event(s, e, true); });
+}
+
+std::vector<dataset_event_record> store_core::dataset_events(const dataset_event_filter& filter) {
+  std::string sql = select_from<dataset_event_record>("dataset_events") + " WHERE 1 = 1";
   std::vector<value> params;
   const auto param = [&](value v) {
     params.push_back(v);
     return "$" + std::to_string(params.size());
   };
   const std::pair<const char*, const std::optional<std::string>*> equal[] = {
-      {"dag_id", &filter.dag_id}, {"run_id", &filter.run_id}, {"task_id", &filter.task_id},
-      {"event", &filter.event},   {"owner", &filter.owner}};
+      {"uri", &filter.uri},
+      {"source_dag_id", &filter.source_dag_id},
+      {"source_run_id", &filter.source_run_id},
+      {"source_task_id", &filter.source_task_id}};
   for (const auto& [name, wanted] : equal)
     if (*wanted) sql += std::string(" AND ") + name + " = " + param(std::string_view(**wanted));
-  if (filter.after) sql += " AND happened >= " + param(micros_of(*filter.after));
-  if (filter.before) sql += " AND happened <= " + param(micros_of(*filter.before));
-  return list<event_record>("list the event log", sql + " ORDER BY id DESC", params);
+  if (filter.source_map_index) sql += " AND source_map_index = " + param(std::int64_t{*filter.source_map_index});
+  sql += " ORDER BY id DESC";
+  if (filter.limit > 0) {
+    constexpr auto max_limit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+    sql += " LIMIT " + param(static_cast<std::int64_t>(std::min(filter.limit, max_limit)));
+  }
+  return list<dataset_event_record>("list dataset events", sql, params);
 }
 
-std::optional<event_record> store_core::find_event(std::int64_t id) {
-  const value key[] = {id};
-  return first_of(list<event_record>("read an event log entry", select_from<event_record>("event_log") + " WHERE id = $1", key));
+std::map<std::string, std::set<std::string>> store_core::queued_datasets() {
+  std::map<std::string, std::set<std::string>> out;
+  for (auto& [dag_id, uri] :
+       list<std::pair<std::string, std::string>>("read the dataset queue", "SELECT dag_id, uri FROM dataset_queue"))
+    out[dag_id].insert(std::move(uri));
+  return out;
+}
+
+bool store_core::create_dataset_run(const run_record& run, const std::vector<std::string>& task_ids,
+                                    const std::set<std::string>& uris) {
+  const writes& w = all_writes();
+  try {
+    transact("create a dataset-triggered run", access::write, [&](session& s) {
+      // Taking the entries off the queue is the claim: a second scheduler's delete waits for this
+      // transaction and then finds nothing, so it rolls back.
+      std::vector<std::pair<std::string, std::int64_t>> claimed;
+      for (const auto& uri : uris) {
+        const value key[] = {run.dag_id, uri};
+        s.exec("DELETE FROM dataset_queue WHERE dag_id = $1 AND uri = $2 RETURNING first_event_id", key,
+               [&](std::span<const value> r) { claimed.emplace_back(uri, integer_of(r[0])); });
+      }
+      if (uris.empty() || claimed.size() != uris.size()) throw dataset_run_lost{};
+      std::vector<value> row;
+      append(row, run);
+      if (s.exec(w.insert_run, row) != 1) throw dataset_run_lost{};
+      s.write(w.new_task_instances, task_ids.size(),
+              [&](std::size_t i, std::vector<value>& out) { new_task_instance_row(run, task_ids[i], out); });
+      for (const auto& [uri, first] : claimed) {
+        const value link[] = {run.dag_id, run.run_id, uri, first};
+        s.exec("INSERT INTO dataset_run_events (dag_id, run_id, event_id) SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), id "
+               "FROM dataset_events WHERE uri = $3 AND id >= $4 ON CONFLICT DO NOTHING",
+               link);
+      }
+    });
+    return true;
+  } catch (const dataset_run_lost&) {
+    return false;
+  }
+}
+
+std::vector<run_record> store_core::runs_triggered_by(std::int64_t event_id) {
+  const value key[] = {event_id};
+  std::string columns;
+  for (const auto& c : columns_of<run_record>()) columns += (columns.empty() ? "r." : ", r.") + c.name;
+  return list<run_record>("list the runs a dataset event triggered",
+                          "SELECT " + columns + " FROM dag_runs r JOIN dataset_run_events l ON l.dag_id = r.dag_id AND "
+                          "l.run_id = r.run_id WHERE l.event_id = $1 ORDER BY r.logical_date, r.run_id",
+                          key);
+}
+
+std::vector<dataset_event_record> store_core::triggering_dataset_events(const std::string& dag_id,
+                                                                        const std::string& run_id) {
+  const value key[] = {dag_id, run_id};
+  std::string columns;
+  for (const auto& c : columns_of<dataset_event_record>()) columns += (columns.empty() ? "e." : ", e.") + c.name;
+  return list<dataset_event_record>(
+      "list a run's triggering dataset events",
+      "SELECT " + columns + " FROM dataset_events e JOIN dataset_run_events l ON l.event_id = e.id "
+      "WHERE l.dag_id = $1 AND l.run_id = $2 ORDER BY e.id",
+      key);
 }
 
 void store_core::set_variable(const std::string& name, const std::string& text) {

@@ -144,6 +144,19 @@ public:
   std::vector<event_record> events(const event_filter& filter) final;
   std::optional<event_record> find_event(std::int64_t id) final;
 
+  void register_datasets(const std::vector<std::string>& uris,
+                         const std::map<std::string, std::vector<std::string>>& consumers) final;
+  std::vector<dataset_record> datasets() final;
+  std::optional<dataset_record> find_dataset(const std::string& uri) final;
+  std::optional<dataset_event_record> add_dataset_event(const dataset_event_record& e) final;
+  std::vector<dataset_event_record> dataset_events(const dataset_event_filter& filter) final;
+  std::map<std::string, std::set<std::string>> queued_datasets() final;
+  bool create_dataset_run(const run_record& run, const std::vector<std::string>& task_ids,
+                          const std::set<std::string>& uris) final;
+  std::vector<run_record> runs_triggered_by(std::int64_t event_id) final;
+  std::vector<dataset_event_record> triggering_dataset_events(const std::string& dag_id,
+                                                              const std::string& run_id) final;
+
   void set_variable(const std::string& name, const std::string& value) final;
   std::optional<std::string> variable(const std::string& name) final;
   std::map<std::string, std::string> variables() final;

@@ -85,12 +85,13 @@ bool is_ident_char(char c) { return is_ident_start(c) || is_digit(c); }
 // Names known at parse time
 
 /// Names of Airflow's context a template may start an expression with.
-constexpr std::array<std::string_view, 36> root_names{
+constexpr std::array<std::string_view, 37> root_names{
     "ds", "ds_nodash", "ts", "ts_nodash", "ts_nodash_with_tz", "logical_date", "data_interval_start",
     "data_interval_end", "run_id", "dag_id", "task_id", "try_number", "params", "var", "conn", "ti",
     "task_instance", "macros", "dag_run", "task", "prev_ds", "prev_ds_nodash", "next_ds", "next_ds_nodash",
     "yesterday_ds", "yesterday_ds_nodash", "tomorrow_ds", "tomorrow_ds_nodash", "prev_data_interval_start_success",
-    "prev_data_interval_end_success", "prev_start_date_success", "range", "true", "false", "none", "loop"};
+    "prev_data_interval_end_success", "prev_start_date_success", "range", "true", "false", "none", "loop",
+    "triggering_dataset_events"};
 
 /// Airflow context names dagrun knowingly leaves out, with a replacement where one exists, so
 /// that a migrated DAG gets a clear answer rather than a far-fetched suggestion.
@@ -99,7 +100,7 @@ struct unsupported_entry {
   std::string_view hint;
 };
 
-constexpr std::array<unsupported_entry, 10> unsupported{{
+constexpr std::array<unsupported_entry, 9> unsupported{{
     {"execution_date", "use 'logical_date'"},
     {"next_execution_date", "use 'data_interval_end'"},
     {"prev_execution_date", "use 'prev_ds' or 'data_interval_start'"},
@@ -109,7 +110,6 @@ constexpr std::array<unsupported_entry, 10> unsupported{{
     {"test_mode", ""},
     {"inlets", ""},
     {"outlets", ""},
-    {"triggering_dataset_events", ""},
 }};
 
 constexpr std::array<std::string_view, 10> connection_attributes{
@@ -1973,6 +1973,8 @@ private:
     if (name == "prev_data_interval_start_success") return optional_date(context_.prev_data_interval_start_success);
     if (name == "prev_data_interval_end_success") return optional_date(context_.prev_data_interval_end_success);
     if (name == "prev_start_date_success") return optional_date(context_.prev_start_date_success);
+    if (name == "triggering_dataset_events")
+      return parse_json(context_.triggering_dataset_events, "the run's triggering dataset events");
     if (name == "dag_run") {
       const bool manual = context_.run_id.starts_with("manual__");
       return value::of_dict({{"conf", parse_json(context_.conf, "the run's conf")},
@@ -1982,7 +1984,10 @@ private:
                              {"execution_date", logical},
                              {"data_interval_start", value::of_time(context_.data_interval_start)},
                              {"data_interval_end", value::of_time(context_.data_interval_end)},
-                             {"run_type", value::of_string(manual ? "manual" : context_.run_id.starts_with("backfill__") ? "backfill" : "scheduled")},
+                             {"run_type", value::of_string(manual                                          ? "manual"
+                                                           : context_.run_id.starts_with("backfill__")   ? "backfill"
+                                                           : context_.run_id.starts_with("dataset_triggered__") ? "dataset_triggered"
+                                                                                                          : "scheduled")},
                              {"external_trigger", value::boolean(manual)}});
     }
     if (name == "task")

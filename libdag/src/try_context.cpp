@@ -43,6 +43,7 @@ try_sources store_sources(store& s, std::string dag_id, std::string run_id) {
     if (runs.empty()) return std::nullopt;
     return runs.front();
   };
+  out.triggering_dataset_events = [&s, dag_id, run_id] { return s.triggering_dataset_events(dag_id, run_id); };
   out.xcom = [&s, dag_id = std::move(dag_id), run_id = std::move(run_id)](std::string_view task_id, std::string_view key) {
     return s.xcom(dag_id, run_id, std::string(task_id), std::string(key));
   };
@@ -108,6 +109,18 @@ task_context make_try_context(const definition& d, const task& t, const operator
       // A schedule that does not parse never produced this run: leave the names None.
     }
   }
+  // Airflow's triggering_dataset_events: by dataset URI, the events that triggered the run.
+  nlohmann::json triggering = nlohmann::json::object();
+  if (run.type == run_type::dataset_triggered && sources.triggering_dataset_events)
+    for (const auto& e : sources.triggering_dataset_events()) {
+      auto extra = nlohmann::json::parse(e.extra, nullptr, false);
+      triggering[e.uri].push_back({{"uri", e.uri},
+                                   {"extra", extra.is_discarded() ? nlohmann::json::object() : extra},
+                                   {"timestamp", format_iso(e.when)},
+                                   {"source_dag_id", e.source_dag_id},
+                                   {"source_run_id", e.source_run_id},
+                                   {"source_task_id", e.source_task_id}});
+    }
   std::optional<run_record> previous;
   if (sources.previous_success) previous = sources.previous_success(run.logical_date);
   std::optional<time_point> previous_start;
@@ -124,6 +137,7 @@ task_context make_try_context(const definition& d, const task& t, const operator
                             .params = ctx.params,
                             .typed_params = typed,
                             .conf = run.conf.empty() ? std::string("{}") : run.conf,
+                            .triggering_dataset_events = json_dump(triggering),
                             .owner = t.settings.owner,
                             .prev_logical_date = prev_logical,
                             .next_logical_date = next_logical,

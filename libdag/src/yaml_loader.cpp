@@ -45,8 +45,7 @@ constexpr std::array unsupported_keys{
     unsupported_key{"on_success_callback", "is not supported in YAML; use on_success (notifiers: email, webhook, command)"},
     unsupported_key{"on_retry_callback", "is not supported in YAML; use on_retry (notifiers: email, webhook, command)"},
     unsupported_key{"on_execute_callback", "is not supported in YAML; use a C++ DAG"},
-    unsupported_key{"outlets", "(datasets) is not supported yet"},
-    unsupported_key{"inlets", "(datasets) is not supported yet"},
+    unsupported_key{"inlets", "(lineage) is not supported; a task's outlets update datasets, and a DAG's schedule lists those it waits for"},
     unsupported_key{"task_concurrency", "is not supported; limit concurrency with max_active_tasks"},
     unsupported_key{"concurrency", "is Airflow's old name of max_active_tasks: use 'max_active_tasks'"},
     unsupported_key{"do_xcom_push", "is not supported: tasks always push their return value"},
@@ -335,7 +334,46 @@ private:
 
   void read_schedule(definition& d, const YAML::Node& n) {
     if (n.IsNull()) return;  // `schedule:` or `schedule: null` — manual runs only
-    if (auto text = scalar(n, "schedule")) d.schedule(*text);
+    if (n.IsScalar()) {
+      d.schedule(n.Scalar());
+      return;
+    }
+    // Datasets: `[uri, …]` (all of them), or a condition `{all: […]}` / `{any: […]}`, nested.
+    if (auto on = dataset_condition_of(n, "schedule")) d.schedule_on(std::move(*on));
+  }
+
+  std::optional<dataset_condition> dataset_condition_of(const YAML::Node& n, const std::string& where) {
+    if (n.IsScalar()) return dataset_condition::dataset(n.Scalar());  // check() validates the URI
+    if (n.IsSequence()) {
+      dataset_condition all;
+      for (const auto& item : n) {
+        auto c = dataset_condition_of(item, where);
+        if (!c) return std::nullopt;
+        all.of.push_back(std::move(*c));
+      }
+      if (all.of.empty()) fail(n, where + ": an empty list of datasets; give dataset URIs, or leave schedule out for manual runs");
+      return all;
+    }
+    if (n.IsMap() && n.size() == 1) {
+      const std::string key = n.begin()->first.as<std::string>("");
+      const YAML::Node operands = n.begin()->second;
+      if (key != "all" && key != "any") {
+        fail(n.begin()->first, where + ": unknown dataset condition '" + key + "'" +
+                                   did_you_mean(key, std::array{"all", "any"}) +
+                                   "; use all: [uri, …] or any: [uri, …]");
+        return std::nullopt;
+      }
+      if (!operands.IsSequence()) {
+        fail(operands, where + "." + key + ": expected a list of dataset URIs or conditions, got " + kind_name(operands));
+        return std::nullopt;
+      }
+      auto c = dataset_condition_of(operands, where + "." + key);
+      if (c && key == "any") c->what = dataset_condition::kind::any;
+      return c;
+    }
+    fail(n, where + ": expected a schedule (cron, preset, duration), a list of dataset URIs, or one of all: / any: with "
+               "a list, got " + kind_name(n));
+    return std::nullopt;
   }
 
   // A param is a plain value (a string param), or a mapping with Airflow's Param keys: its
@@ -619,6 +657,10 @@ private:
       if (key == "task_id" || key == "operator") continue;
       if (key == "dependencies") {
         set(string_list(v, key), [&](const std::vector<std::string>& deps) { t.dependencies = deps; });
+        continue;
+      }
+      if (key == "outlets") {
+        set(string_list(v, "task '" + t.id + "': outlets"), [&](const std::vector<std::string>& uris) { t.outlets = uris; });
         continue;
       }
       if (read_option(t.options, key, v, "task '" + t.id + "': ")) continue;

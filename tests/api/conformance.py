@@ -287,6 +287,24 @@ def run(d, airflow_path):
     call("GET", "/plugins", "/plugins")
     call("GET", "/providers", "/providers")
 
+    # Datasets: etl's load updates one on each success; an external producer posts another event.
+    WAREHOUSE = "s3://warehouse/etl.parquet"
+    datasets = call("GET", "/datasets", "/datasets")
+    check([x["uri"] for x in datasets["datasets"]] == [WAREHOUSE], "the dataset etl's outlets name")
+    check(datasets["datasets"][0]["producing_tasks"][0]["task_id"] == "load", "a dataset's producing task")
+    check(call("GET", "/datasets", "/datasets?uri_pattern=nothing")["total_entries"] == 0, "uri_pattern filters")
+    call("GET", "/datasets/{uri}", "/datasets/" + quote(WAREHOUSE))
+    call("GET", "/datasets/{uri}", "/datasets/" + quote("s3://nowhere/x"), expect=404)
+    produced = call("GET", "/datasets/events", "/datasets/events?source_dag_id=etl&order_by=timestamp")
+    check(sorted(e["source_run_id"] for e in produced["dataset_events"]) == sorted([r1, r2]),
+          "each successful etl run updated the dataset once")
+    posted = call("POST", "/datasets/events", "/datasets/events", {"dataset_uri": WAREHOUSE, "extra": {"rows": 3}})
+    check(posted["extra"] == {"rows": 3} and posted["source_dag_id"] is None, "an external event keeps its extra")
+    call("POST", "/datasets/events", "/datasets/events", {"dataset_uri": "s3://nowhere/x"}, expect=404)
+    check(call("GET", "/datasets/events", "/datasets/events?limit=1")["total_entries"] == 3, "every event is listed")
+    upstream = call("GET", T_RUN + "/upstreamDatasetEvents", run_path + "/upstreamDatasetEvents")
+    check(upstream["total_entries"] == 0, "a manual run was triggered by no dataset")
+
     # Deleting, last.
     call("DELETE", T_RUN, "/dags/etl/dagRuns/" + quote(r2), expect=204)
     call("GET", T_RUN, "/dags/etl/dagRuns/" + quote(r2), expect=404)

@@ -35,6 +35,7 @@ tasks:
     operator: bash
     bash_command: echo loaded
     dependencies: [transform]
+    outlets: ["s3://warehouse/etl.parquet"]
 """,
     "flaky.yaml": """dag_id: flaky
 tags: [flaky]

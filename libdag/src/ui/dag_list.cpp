@@ -156,7 +156,9 @@ http_response dag_list_page(const request& r) {
       recent += "<span class=\"count st-" + state + "\" title=\"" + state + "\">" + std::to_string(n) + "</span>";
     body += "<tr data-dag=\"" + esc(d.id()) + "\"><td><a href=\"" + esc(dag_href(d.id())) + "\">" + esc(d.id()) + "</a>" +
             (x.paused ? " <span class=\"paused\">paused</span>" : "") + "<br>" + tags + "</td><td>" + esc(owners_of(d)) +
-            "</td><td>" + esc(schedule_in_words(d.schedule())) + (d.schedule().empty() ? "" : " <code>" + esc(d.schedule()) + "</code>") +
+            "</td><td>" +
+            (d.dataset_schedule() ? esc(d.schedule_summary()) + " <code>" + esc(d.dataset_schedule()->text()) + "</code>"
+                                  : esc(schedule_in_words(d.schedule())) + (d.schedule().empty() ? "" : " <code>" + esc(d.schedule()) + "</code>")) +
             "<br>" + next + "</td><td>" + last + "</td><td>" + recent + "</td><td class=\"actions\">" +
             post_button(dag_href(d.id()) + (x.paused ? "/unpause" : "/pause"), x.paused ? "Unpause" : "Pause", {{"next", "/"}}) +
             "<a class=\"button\" href=\"" + esc(dag_href(d.id())) + "/trigger\">Trigger</a>"

@@ -282,7 +282,8 @@ std::string details_tab(const definition& d, bool paused) {
   }
   for (const auto& o : owner_set) owners += (owners.empty() ? "" : ", ") + o;
   return "<h2>Details</h2><table class=\"kv\">" + kv_row("DAG id", esc(d.id())) + kv_row("Description", esc(d.description())) +
-         kv_row("State", paused ? "paused" : "active") + kv_row("Schedule", "<code>" + esc(d.schedule().empty() ? "none" : d.schedule()) + "</code>") +
+         kv_row("State", paused ? "paused" : "active") + kv_row("Schedule", d.dataset_schedule() ? esc(d.schedule_summary()) + " <code>" + esc(d.dataset_schedule()->text()) + "</code>"
+                                                      : "<code>" + esc(d.schedule().empty() ? "none" : d.schedule()) + "</code>") +
          kv_row("Timezone", esc(d.timezone())) +
          kv_row("Start date", d.start_date() ? esc(when(*d.start_date())) : "—") + kv_row("End date", d.end_date() ? esc(when(*d.end_date())) : "—") +
          kv_row("Catchup", d.catchup() ? "yes" : "no") + kv_row("Max active runs", std::to_string(d.max_active_runs())) +

@@ -40,10 +40,9 @@ std::uintmax_t size_of(const std::string& path) {
 
 http_response log_page(const request& r, const definition& d, const run_record& run, const std::string& task_id, int try_number,
                        const std::string& view, int map_index) {
-  const auto tries = tries_of(r.ctx.db, d.id(), run.run_id, task_id, map_index);
-  const auto found = std::find_if(tries.begin(), tries.end(), [&](const try_record& t) { return t.try_number == try_number; });
+  const auto found = find_try(r.ctx.db, d.id(), run.run_id, task_id, try_number, map_index);
   const std::string back = ti_href(d.id(), run.run_id, task_id, map_index);
-  if (found == tries.end() || found->log_path.empty())
+  if (!found || found->log_path.empty())
     return not_found_page(r, "Task '" + task_id + "' has no try " + std::to_string(try_number) + " in run '" + run.run_id + "'.", back, task_id);
   const std::string& path = found->log_path;
   const bool running = !is_finished(found->state) || found->state == task_state::up_for_reschedule;
@@ -78,7 +77,7 @@ http_response log_page(const request& r, const definition& d, const run_record& 
   const std::string content = log_excerpt(path, head_bytes, tail_bytes);
   const std::string self = log_href(d.id(), run.run_id, task_id, try_number);
   std::string body = "<nav class=\"tabs tries\">";
-  for (const auto& t : tries)
+  for (const auto& t : tries_of(r.ctx.db, d.id(), run.run_id, task_id, map_index))
     body += "<a href=\"" + esc(log_href(d.id(), run.run_id, task_id, t.try_number)) + "\"" + (t.try_number == try_number ? " class=\"on\"" : "") +
             ">try " + std::to_string(t.try_number) + " <span class=\"st st-" + std::string(to_string(t.state)) + "\">" +
             std::string(to_string(t.state)) + "</span></a>";

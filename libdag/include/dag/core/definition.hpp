@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include <dag/core/dataset.hpp>
 #include <dag/core/error.hpp>
 #include <dag/core/task.hpp>
 #include <dag/core/time.hpp>
@@ -58,6 +59,8 @@ public:
     get().fields[name] = std::move(v);
     return *this;
   }
+  /// Sets `outlets`: the datasets (URIs) a successful try of the task updates.
+  task_handle& outlets(std::vector<std::string> uris) { get().outlets = std::move(uris); return *this; }
   /// Sets `trigger_rule`.
   task_handle& trigger(trigger_rule r) { get().options.trigger = r; return *this; }
   /// Sets `retries`.
@@ -226,6 +229,14 @@ public:
   definition& description(std::string text) { description_ = std::move(text); return *this; }
   /// Sets `schedule`: cron, preset (`@daily`), duration (`6h`); empty for manual runs only.
   definition& schedule(std::string text) { schedule_ = std::move(text); return *this; }
+  /// Schedules the DAG on datasets (`schedule: [uri, …]`): a run each time `condition` is met by
+  /// the datasets updated since its last dataset-triggered run. Replaces a time schedule.
+  definition& schedule_on(dataset_condition condition) {
+    datasets_ = std::move(condition);
+    return *this;
+  }
+  /// Schedules the DAG on every one of `uris` being updated (`schedule: [a, b]`).
+  definition& schedule_on(const std::vector<std::string>& uris) { return schedule_on(dataset_condition::all_of(uris)); }
   /// Sets `timezone` (IANA name) in which cron fires and naive dates are read.
   definition& timezone(std::string name) { timezone_ = std::move(name); return *this; }
   /// Sets `start_date`.
@@ -341,6 +352,10 @@ public:
   const std::string& description() const { return description_; }
   /// `schedule` text; empty when the DAG runs only when triggered.
   const std::string& schedule() const { return schedule_; }
+  /// The datasets the DAG is scheduled on, if it is (`schedule: [uri, …]`).
+  const std::optional<dataset_condition>& dataset_schedule() const { return datasets_; }
+  /// How the schedule reads in listings: the schedule text, "on dataset updates", or "" for none.
+  std::string schedule_summary() const { return datasets_ ? std::string("on dataset updates") : schedule_; }
   /// `timezone`.
   const std::string& timezone() const { return timezone_; }
   /// `start_date`, if set.
@@ -408,6 +423,7 @@ private:
   std::string id_;
   std::string description_;
   std::string schedule_;
+  std::optional<dataset_condition> datasets_;
   std::string timezone_ = "UTC";
   std::optional<time_point> start_date_;
   std::optional<time_point> end_date_;

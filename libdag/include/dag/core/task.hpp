@@ -216,6 +216,7 @@ struct task {
   task_settings settings;                          ///< effective settings (options over default_args); filled by `definition::apply_default_args`, which `dag::check` calls
   task_flow flow;                                  ///< what a successful try decides for downstream tasks
   task_mapping mapping;                            ///< dynamic task mapping (`expand`), if any
+  std::vector<std::string> outlets;                ///< `outlets`: datasets (URIs) a successful try updates
   std::string group;                               ///< the innermost task group's id (`outer.inner`), empty for none
   source_location where;                           ///< where the task was defined
   /// The C++ body of a `callable` task; empty for other operators.

@@ -40,7 +40,7 @@ struct engine_options {
   bool adopt_store_runs = true;                  ///< advance every active run in the store (the daemon); else only runs this engine created or tracks
   std::chrono::milliseconds poll_interval{1000}; ///< how often the daemon looks for runs made by other processes
   std::string hostname;                          ///< recorded with each try (default: this host's name)
-  /// Where the engine records its metrics (the daemon's /metrics; see declare_engine_metrics);
+  /// Where the engine records its metrics (the HTTP face's /metrics; see declare_engine_metrics);
   /// none when null. Must outlive the engine.
   metrics_registry* metrics = nullptr;
   /// The web UI's address (`https://dagrun.example`, Airflow's `[webserver] base_url`): alerts link
@@ -114,7 +114,9 @@ public:
   std::size_t recover_lost_tries();
 
   /// Creates a run of `dag_id` now; nullopt when a run with that id or (for scheduled and backfill
-  /// runs) that logical date exists. Manual runs take timetable::manual_interval.
+  /// runs) that logical date exists. Manual runs take timetable::manual_interval. `conf` is stored
+  /// as given: a conf from a user goes through dag::checked_conf (dag/model/operations.hpp) first,
+  /// as `dagrun run` does, so that it is a JSON object and its typed params hold.
   std::optional<run_key> create_run(const std::string& dag_id, run_type type, time_point logical_date,
                                     const std::string& conf = "{}");
   /// Starts tracking an existing run (e.g. a backfill run to re-run), loading it from the store.
@@ -188,6 +190,12 @@ private:
   /// Re-reads every active run from the store (after a pass whose commit failed).
   void reload_active_runs();
   void create_due_runs(change_set& changes, std::optional<timestamp>& wake);
+  /// Creates a dataset-triggered run of each dataset-scheduled DAG whose condition the datasets
+  /// queued for it meet (after a pass that wrote dataset events, and on each poll).
+  void create_dataset_runs();
+  /// Records in the store the datasets of `dags_` and which DAGs consume which, for DAGs that are
+  /// or were (`before`) scheduled on datasets.
+  void register_datasets(const std::map<std::string, std::shared_ptr<const scheduled_dag>>& before);
   /// Advances every active run: the tries to start go to `starts`, those a dagrun_timeout stops to `stops`.
   void advance_runs(change_set& changes, std::vector<task_request>& starts, std::vector<try_id>& stops,
                     std::optional<timestamp>& wake);
@@ -229,6 +237,7 @@ private:
   bool disk_full_ = false;  // the logs folder's disk is full: no new tries
   bool store_unwritable_ = false;  // the latest pass could not be written
   bool stale_ = false;  // a pass's commit failed: active_ is ahead of the store until re-read
+  bool check_datasets_ = true;  // the dataset queue may have changed: look at it in the next pass
   std::map<run_key, active_run> active_;
   std::set<std::string> paused_;
   std::set<std::string> past_changed_;  // DAGs (with depends_on_past) whose task instances finished since the last pass

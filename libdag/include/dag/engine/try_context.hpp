@@ -35,6 +35,9 @@ struct try_sources {
   /// `{{ prev_data_interval_start_success }}` and friends: the newest successful run of the DAG
   /// whose logical date is before `before`; nullopt when there is none (or no store).
   std::function<std::optional<run_record>(time_point before)> previous_success;
+  /// `{{ triggering_dataset_events }}`: the dataset events that triggered the try's run (read
+  /// only for dataset-triggered runs).
+  std::function<std::vector<dataset_event_record>()> triggering_dataset_events;
 };
 
 /// The sources of the tries of run `run_id` of `dag_id`: `DAGRUN_VAR_*` and `DAGRUN_CONN_*` first

@@ -65,6 +65,7 @@ struct recorded_try {
   std::string hostname;                 ///< the host whose engine started it (empty: unknown)
   int pid = 0;                          ///< the process that started it (0: unknown)
   std::optional<timestamp> start_date;  ///< when it started
+  int map_index = -1;                   ///< which instance of a mapped task (-1: not mapped)
 };
 
 /// Runs tries somewhere and reports each one's end to the listener it is connected to: at least

@@ -24,6 +24,7 @@ struct queued_try {
   std::string run_id;                             ///< its run
   std::string task_id;                            ///< its task
   int try_number = 1;                             ///< which try
+  int map_index = -1;                             ///< which instance of a mapped task (-1: not mapped)
   std::string queue = "default";                  ///< the named queue it is routed to
   int priority = 1;                               ///< higher is claimed first
   std::string operator_name;                      ///< the operator to run
@@ -58,8 +59,8 @@ struct finished_try {
   queued_result outcome;        ///< how it ended
 };
 
-/// (dag, run, task, try): one try, wherever it is.
-using try_key = std::tuple<std::string, std::string, std::string, int>;
+/// (dag, run, task, map index, try): one try, wherever it is.
+using try_key = std::tuple<std::string, std::string, std::string, int, int>;
 
 /// The queue. One object is one database connection; use it from one thread at a time.
 class task_queue {
@@ -90,7 +91,7 @@ public:
   /// Waits up to `max` for a notification on `channel` (`queued` for workers, `finished` for
   /// schedulers); true when one came.
   virtual bool wait(const std::string& channel, std::chrono::milliseconds max) = 0;
-  /// (dag, run, task, try) of every try in the queue, whatever its state: after a scheduler
+  /// (dag, run, task, map index, try) of every try in the queue, whatever its state: after a scheduler
   /// restart, a try the store says is running but the queue does not hold was lost.
   virtual std::set<try_key> pending_keys() = 0;
   /// Tries in the queue (queued, claimed or finished but not yet collected), per DAG.

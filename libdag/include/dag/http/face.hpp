@@ -60,7 +60,7 @@ public:
   /// session, sign-ins too frequent. nullopt: go on. handle() checks the same. Thread-safe.
   std::optional<http_response> gate(const http_request& request);
   /// Whether a request is answered on the server's express thread: `GET /health`, so that a load
-  /// balancer hears from the daemon while a slow request holds the main handler thread.
+  /// balancer hears from the serving program while a slow request holds the main handler thread.
   static bool express(const http_request& request);
   /// `base` with gate() and express() of this face: what to give the http_server serving it.
   http_server_options server_options(http_server_options base = {});

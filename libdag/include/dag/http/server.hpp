@@ -1,6 +1,7 @@
 #pragma once
-/// @file A small HTTP/1.1 server for the daemon's face (/health, /metrics, /api/v1): one I/O thread
-/// that accepts, reads and writes asynchronously with a deadline on each step, keep-alive, and one
+/// @file A small HTTP/1.1 server for the library's HTTP face (/health, /metrics, /api/v1, the UI),
+/// which the daemon or an embedding program serves (dag/http/serve.hpp): one I/O thread that
+/// accepts, reads and writes asynchronously with a deadline on each step, keep-alive, and one
 /// handler function called on a thread of its own. Boost.Asio and Beast stay inside http_server.cpp.
 
 #include <chrono>

@@ -12,6 +12,7 @@
 /// finished run is taken up again.
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -43,7 +44,15 @@ inline constexpr std::size_t max_conf_bytes = 1024 * 1024;
 /// dag::usage_error saying what is wrong, prefixed with `what` (e.g. "--conf", "conf").
 std::string checked_conf(const std::string& conf, const std::string& what = "conf");
 
-/// Creates a manual run of `dag` at `logical_date` with `conf` (checked with checked_conf) and
+/// checked_conf, and then, when `dag` lets a run's conf override its params
+/// (definition::conf_overrides_params), each value in `conf` named like a typed param checked
+/// against the param's schema, as Airflow's Param checks at trigger time; other keys are the run's
+/// own (`dag_run.conf`). What every run created from a user's conf goes through (trigger_run,
+/// `dagrun run --conf`). Throws dag::usage_error naming the param, prefixed with `what`.
+std::string checked_conf(const definition& dag, const std::string& conf, const std::string& what = "conf");
+
+/// Creates a manual run of `dag` at `logical_date` with `conf` (checked with checked_conf against
+/// `dag`'s typed params) and
 /// `note` (Airflow's note on a run, "" for none); nullopt when a run with that id already exists.
 /// The run is `queued`: a scheduler starts it. Its id is `run_id`, or when empty Airflow's
 /// `manual__<logical date>`.
@@ -146,5 +155,19 @@ std::size_t delete_dag_history(store& s, const std::string& dag_id);
 /// changed. Throws dag::usage_error for an unknown run or another state.
 std::vector<task_instance_ref> set_run_state(store& s, const definition& dag, const std::string& run_id, run_state state,
                                              timestamp now);
+
+/// Who uses a dataset, as the DAGs declare it.
+struct dataset_uses {
+  std::vector<std::string> consuming_dags;                          ///< DAGs scheduled on it
+  std::vector<std::pair<std::string, std::string>> producing_tasks;  ///< (dag_id, task_id) of tasks with it in outlets
+};
+
+/// The uses of every dataset `dags` name, by URI (a listing adds them to the store's datasets).
+std::map<std::string, dataset_uses> dataset_uses_of(const std::vector<definition>& dags);
+
+/// Records an external update of dataset `uri` (Airflow's `create_dataset_event`), queued for its
+/// consumers as a task's would be; `extra` must be a JSON object within checked_conf's bounds
+/// (dag::usage_error otherwise). Nullopt when the dataset is unknown.
+std::optional<dataset_event_record> post_dataset_event(store& s, const std::string& uri, const std::string& extra = "{}");
 
 }  // namespace dag

@@ -51,8 +51,8 @@ struct run_info {
   friend bool operator==(const run_info&, const run_info&) = default;
 };
 
-/// The kind of run, as in Airflow's run ids.
-enum class run_type { scheduled, manual, backfill };
+/// The kind of run, as in Airflow's run ids (`dataset_triggered`: a DAG scheduled on datasets).
+enum class run_type { scheduled, manual, backfill, dataset_triggered };
 
 /// A run that already exists, as the due-runs decision needs to see it.
 struct existing_run {

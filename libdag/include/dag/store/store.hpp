@@ -162,6 +162,39 @@ struct pool_record {
 /// queued_slots, open_slots, description): what the API and `dagrun pools list --json` show.
 std::string pool_json(const pool_record& p);
 
+/// A dataset (Airflow's Dataset): a URI that tasks update (`outlets`) and DAGs are scheduled on.
+struct dataset_record {
+  std::int64_t id = 0;       ///< drawn by the store when first recorded
+  std::string uri;           ///< its URI
+  std::string extra = "{}";  ///< Airflow's `extra` (JSON object text)
+  timestamp created_at{};    ///< when the store first heard of it
+  timestamp updated_at{};    ///< its latest event, or its creation
+};
+
+/// One update of a dataset (Airflow's DatasetEvent): a producing task's success, or an event
+/// posted through the API (no source task then).
+struct dataset_event_record {
+  std::int64_t id = 0;         ///< drawn by the store when written (increasing)
+  std::string uri;             ///< the dataset
+  std::string extra = "{}";    ///< details (JSON object text)
+  std::string source_dag_id;   ///< the producing task's DAG, "" for an external event
+  std::string source_run_id;   ///< its run, "" for an external event
+  std::string source_task_id;  ///< the producing task, "" for an external event
+  int source_try = 0;          ///< the try that succeeded (0 for an external event)
+  timestamp when{};            ///< when it happened
+  int source_map_index = -1;   ///< the producing instance's map index (-1: not mapped, or external)
+};
+
+/// Which dataset events to list (every field set must match), newest first.
+struct dataset_event_filter {
+  std::optional<std::string> uri;             ///< only this dataset
+  std::optional<std::string> source_dag_id;   ///< only events of this DAG's tasks
+  std::optional<std::string> source_run_id;   ///< only events of this run's tasks
+  std::optional<std::string> source_task_id;  ///< only events of this task
+  std::optional<int> source_map_index;        ///< only events of this mapped instance (-1: not mapped)
+  std::size_t limit = 0;                      ///< at most this many (0: all)
+};
+
 /// A change to a run, applied only if the run is still in `expected` (compare-and-set).
 struct run_update {
   std::string dag_id;                      ///< the run's DAG
@@ -201,6 +234,9 @@ struct change_set {
   std::vector<task_instance_record> task_instance_deletes;
   /// Event log entries to add, in the same transaction (the store draws their ids).
   std::vector<event_record> events;
+  /// Dataset events of tasks that succeeded (their outlets), each queued for the dataset's
+  /// consumers as add_dataset_event does; a repeat of one (same task try and URI) is ignored.
+  std::vector<dataset_event_record> dataset_events;
 
   /// When set, the change set is written only if every compare-and-set wins (and every new run is
   /// created): otherwise nothing is written and the result says so (`applied` false). Operations
@@ -212,7 +248,7 @@ struct change_set {
   /// True when there is nothing to write.
   bool empty() const {
     return new_runs.empty() && runs.empty() && task_instances.empty() && tries.empty() && xcoms.empty() &&
-           xcom_deletes.empty() && events.empty() && task_instance_deletes.empty();
+           xcom_deletes.empty() && events.empty() && task_instance_deletes.empty() && dataset_events.empty();
   }
 };
 
@@ -293,6 +329,36 @@ public:
   virtual std::vector<event_record> events(const event_filter& filter) = 0;
   /// One event log entry, if it exists.
   virtual std::optional<event_record> find_event(std::int64_t id) = 0;
+
+  /// Records the datasets DAGs declare: every URI in `uris` becomes a dataset if it is not one, and
+  /// for each DAG in `consumers` the datasets it is scheduled on replace those it had (an empty
+  /// list: it consumes none). Events queue up for consumers from then on.
+  virtual void register_datasets(const std::vector<std::string>& uris,
+                                 const std::map<std::string, std::vector<std::string>>& consumers) = 0;
+  /// Every dataset, by URI.
+  virtual std::vector<dataset_record> datasets() = 0;
+  /// One dataset, if known.
+  virtual std::optional<dataset_record> find_dataset(const std::string& uri) = 0;
+  /// Records an event of a known dataset (its id and time drawn here when 0 / unset) and queues it
+  /// for the dataset's consumers; returns it with its id, or nullopt when the dataset is unknown
+  /// or the event repeats one of the same task try.
+  virtual std::optional<dataset_event_record> add_dataset_event(const dataset_event_record& e) = 0;
+  /// Dataset events matching `filter`, newest first.
+  virtual std::vector<dataset_event_record> dataset_events(const dataset_event_filter& filter) = 0;
+  /// The datasets updated since each consumer DAG's last dataset-triggered run (Airflow's
+  /// DatasetDagRunQueue), by DAG.
+  virtual std::map<std::string, std::set<std::string>> queued_datasets() = 0;
+  /// Creates `run` with its task instances if, in the same transaction, it takes `uris` off its
+  /// DAG's queue (each must still be queued) and no run with its id exists; links the events of
+  /// those datasets since they were queued to it. False, changing nothing, otherwise: of several
+  /// schedulers, exactly one creates the run.
+  virtual bool create_dataset_run(const run_record& run, const std::vector<std::string>& task_ids,
+                                  const std::set<std::string>& uris) = 0;
+  /// The runs dataset event `event_id` triggered (Airflow's `created_dagruns`), oldest first.
+  virtual std::vector<run_record> runs_triggered_by(std::int64_t event_id) = 0;
+  /// The dataset events that triggered a run (Airflow's upstreamDatasetEvents), oldest first.
+  virtual std::vector<dataset_event_record> triggering_dataset_events(const std::string& dag_id,
+                                                                      const std::string& run_id) = 0;
 
   /// Sets a variable.
   virtual void set_variable(const std::string& name, const std::string& value) = 0;

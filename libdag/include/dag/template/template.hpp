@@ -121,6 +121,9 @@ struct template_context {
   std::map<std::string, std::string> params;
   std::set<std::string> typed_params;         ///< params whose value in `params` is JSON
   std::string conf = "{}";                    ///< `{{ dag_run.conf }}`: the run's conf, JSON text
+  /// `{{ triggering_dataset_events }}`: JSON text, an object from each dataset URI to the list of
+  /// events that triggered the run (`{}` for a run not triggered by datasets).
+  std::string triggering_dataset_events = "{}";
   std::string owner = "dagrun";               ///< `{{ task.owner }}`
   /// `{{ prev_ds }}` and friends: the logical date of the run before, on the schedule; unset for
   /// a manual run or an unscheduled DAG (they render as None, as in Airflow).

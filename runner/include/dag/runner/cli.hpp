@@ -65,6 +65,7 @@ void add_dags_commands(std::vector<command>& out);
 void add_version_commands(std::vector<command>& out);
 void add_runs_commands(std::vector<command>& out);
 void add_admin_commands(std::vector<command>& out);
+void add_datasets_commands(std::vector<command>& out);
 void add_run_commands(std::vector<command>& out);
 void add_schedule_commands(std::vector<command>& out);
 void add_worker_commands(std::vector<command>& out);
