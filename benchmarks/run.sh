@@ -4,7 +4,7 @@
 #   benchmarks/run.sh [-n REPS] [--cases LIST] [--scratch DIR] [--no-build] [--quick]
 #
 #   -n REPS        repetitions per case and contender (default 5); medians are printed
-#   --cases LIST   comma-separated subset of: chain,fanout,callables,backfill,scale (default all)
+#   --cases LIST   comma-separated subset of: chain,fanout,callables,backfill,scale,ui (default all)
 #   --scratch DIR  where scratch folders (DAGs, databases, logs, Makefiles) go
 #                  (default ${TMPDIR:-/tmp}); /dev/shm takes the disk out of the picture
 #   --no-build     use the binaries already in $BUILD (default /work/main/build-bench)
@@ -15,6 +15,9 @@
 # has nothing to run): `validate` wall time; the daemon's start to its "scheduling N DAGs" line
 # (every file parsed and checked, the store opened, the first pass next); its RSS and CPU over 5 s
 # of idling; and after one file changes, the time until the daemon logs the reload.
+#
+# ui: the web UI's Grid page of 100 tasks x 100 finished runs (seeded straight into a SQLite store),
+# rendered 50 times in-process through the HTTP face by bench_ui; its median render, in ms.
 #
 # Each repetition runs every contender of a case once, in turn (dagrun, then the make variants),
 # each in a fresh scratch folder made before the clock starts and deleted after it stops. Times
@@ -31,7 +34,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build-bench}
 REPS=5
-CASES=chain,fanout,callables,backfill,scale
+CASES=chain,fanout,callables,backfill,scale,ui
 SCRATCH_PARENT=${TMPDIR:-/tmp}
 BUILD_FIRST=1
 CHAIN_N=1000 FANOUT_N=2000 CALLABLES_N=100000 BACKFILL_END=2024-12-30  # 2024-01-01..2024-12-30: 365 dates
@@ -44,7 +47,7 @@ while [[ $# -gt 0 ]]; do
     --scratch) SCRATCH_PARENT=$2; shift 2 ;;
     --no-build) BUILD_FIRST=0; shift ;;
     --quick) CHAIN_N=200 FANOUT_N=400 CALLABLES_N=10000 BACKFILL_END=2024-01-30 SCALE_DAGS=100; shift ;;
-    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -55,7 +58,7 @@ has_case() { [[ ",$CASES," == *",$1,"* ]]; }
 if [[ $BUILD_FIRST == 1 ]]; then
   cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -g -DNDEBUG" \
     -DDAG_BUILD_BENCHMARKS=ON -DDAG_BUILD_TESTS=OFF -DDAG_WARNINGS_AS_ERRORS=ON >/dev/null
-  cmake --build "$BUILD" -j2 --target dagrun bench_engine dagrun_cpp_dags bench_store >/dev/null
+  cmake --build "$BUILD" -j2 --target dagrun bench_engine dagrun_cpp_dags bench_store bench_ui >/dev/null
   { git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'
     if [[ -n $(git -C "$ROOT" status --porcelain -- libdag operators runner 2>/dev/null) ]]; then echo ' (library sources modified)'; fi
   } | tr -d '\n' >"$BUILD/benchmarks/built-from.txt"
@@ -63,7 +66,8 @@ fi
 DAGRUN=$BUILD/runner/dagrun
 CPP_DAGRUN=$BUILD/benchmarks/dagrun_cpp_dags
 BENCH_ENGINE=$BUILD/benchmarks/bench_engine
-for b in "$DAGRUN" "$CPP_DAGRUN" "$BENCH_ENGINE"; do
+BENCH_UI=$BUILD/benchmarks/bench_ui
+for b in "$DAGRUN" "$CPP_DAGRUN" "$BENCH_ENGINE" "$BENCH_UI"; do
   [[ -x $b ]] || { echo "run.sh: $b is missing (build first, or drop --no-build)" >&2; exit 2; }
 done
 
@@ -251,6 +255,13 @@ for ((rep = 1; rep <= REPS; rep++)); do
     d=$(fresh s1); timed scale validate "$d" -- "$DAGRUN" validate "$WORK/in/scale"
     scale_daemon
   fi
+  if has_case ui; then
+    d=$(fresh u1)
+    line=$("$BENCH_UI" --dir "$d" | grep '^RESULT') || { echo "run.sh: bench_ui failed" >&2; exit 1; }
+    value=$(sed -n 's/.* median_ms=\([^ ]*\).*/\1/p' <<<"$line")
+    echo "ui grid-ms $value" >>"$RESULTS"
+    printf '  %-10s %-22s %10s  (%s)\n' ui grid-100x100 "$value" "median ms of 50 renders"
+  fi
 done
 
 # --- summary ---------------------------------------------------------------------------------------------
@@ -300,6 +311,11 @@ if has_case scale; then
   v=$(median scale validate) st=$(median scale start-s) cpu=$(median scale idle-cpu-%) rss=$(median scale rss-mb) rl=$(median scale reload-s)
   echo "scale ($SCALE_DAGS YAML DAGs x $SCALE_TASKS tasks):  validate $v s   daemon start $st s   idle CPU $cpu %   RSS $rss MB   one file reloaded in $rl s"
   echo "  targets: validate < 1 s $(verdict "$v" "<" 1)   start < 2 s $(verdict "$st" "<" 2)   idle CPU < 1 % $(verdict "$cpu" "<" 1)   RSS < 150 MB $(verdict "$rss" "<" 150)"
+fi
+if has_case ui; then
+  u=$(median ui grid-ms)
+  echo "ui (the Grid page, 100 tasks x 100 runs, rendered in-process):  median of the repetitions' median renders $u ms"
+  echo "  target < 100 ms: $(verdict "$u" "<" 100)"
 fi
 echo
 echo "raw: case contender value"

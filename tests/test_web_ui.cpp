@@ -7,6 +7,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <regex>
 
 #include <unistd.h>
@@ -41,7 +43,18 @@ struct ui_face {
   dag::definition dag{"wide"};
   std::string cookie;
 
-  explicit ui_face(int tasks = 3, std::optional<std::string> token = std::nullopt) {
+  explicit ui_face(int tasks = 3, std::optional<std::string> token = std::nullopt)
+      : ui_face(
+            [tasks](dag::definition& d) {
+              std::vector<dag::task_handle> made;
+              for (int i = 0; i < tasks; ++i) {
+                made.push_back(d.bash("task_" + std::to_string(i), "echo " + std::to_string(i)));
+                if (i > 0) made[static_cast<std::size_t>((i - 1) / 3)] >> made.back();
+              }
+            },
+            std::move(token)) {}
+  // A face whose DAG `wide` has the tasks (and groups) `build` adds.
+  explicit ui_face(const std::function<void(dag::definition&)>& build, std::optional<std::string> token = std::nullopt) {
     static int n = 0;
     dir = std::filesystem::temp_directory_path() / ("dagrun-ui-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
     std::filesystem::create_directories(dir);
@@ -49,11 +62,7 @@ struct ui_face {
     db = dag::open_store(url);
     face = std::make_unique<dag::http_face>(dag::http_face_options{url, "", token, 30s, {}, 100}, metrics, clock);
     dag.schedule("@daily").start_date("2024-01-01").tags({"wide", "<b>tag</b>"}).description("a <i>wide</i> DAG");
-    std::vector<dag::task_handle> made;
-    for (int i = 0; i < tasks; ++i) {
-      made.push_back(dag.bash("task_" + std::to_string(i), "echo " + std::to_string(i)));
-      if (i > 0) made[static_cast<std::size_t>((i - 1) / 3)] >> made.back();
-    }
+    build(dag);
     REQUIRE(dag::check(dag, dag::builtin_operators()).empty());
     face->set_dags({dag});
   }
@@ -82,14 +91,16 @@ struct ui_face {
   dag::http_response post(const std::string& target, const std::string& fields = "") {
     return call("POST", target, fields + (fields.empty() ? "" : "&") + "csrf=" + csrf());
   }
-  // A run at `date` whose task instances all end in `state` (failed ones with a log).
-  std::string finished_run(const std::string& date, dag::task_state state) {
+  // A run at `date` whose task instances all end in `state` (failed ones with a log), but those
+  // `states` names, which end in the state it gives them.
+  std::string finished_run(const std::string& date, dag::task_state state, const std::map<std::string, dag::task_state>& states = {}) {
     const auto run = dag::trigger_run(*db, dag, dag::parse_time(date));
     REQUIRE(run);
     dag::change_set c;
     const auto start = dag::timestamp(run->logical_date) + 1s;
     for (auto ti : db->task_instances("wide", run->run_id)) {
-      ti.state = state;
+      const auto given = states.find(ti.task_id);
+      ti.state = given == states.end() ? state : given->second;
       ti.try_number = 1;
       ti.start_date = start;
       ti.end_date = start + 5s;
@@ -131,7 +142,7 @@ TEST_CASE("Ui.EveryPageIsEscapedAndCarriesNoInlineCode" * doctest::timeout(60)) 
   const std::string run = "/dags/wide/runs/manual__2024-05-02T00%3A00%3A00%2B00%3A00";
   for (const std::string& target :
        {std::string("/"), std::string("/?q=wi&tag=wide&show=failed"), std::string("/dags/wide"), std::string("/dags/wide?tab=graph"),
-        std::string("/dags/wide?tab=gantt"), std::string("/dags/wide?tab=duration"), std::string("/dags/wide?tab=calendar"),
+        std::string("/dags/wide?tab=gantt"), std::string("/dags/wide?tab=duration"), std::string("/dags/wide?tab=landing"), std::string("/dags/wide?tab=calendar"),
         std::string("/dags/wide?tab=code"), std::string("/dags/wide?tab=details"), std::string("/dags/wide/trigger"), run,
         run + "/tasks/task_1", run + "/tasks/task_1/logs/1", run + "/tasks/task_1/clear?downstream=1", run + "/mark_success"}) {
     const auto r = f.get(target);
@@ -165,6 +176,157 @@ TEST_CASE("Ui.GraphHasABoxAndAnArrowPerTaskAndEdgeWithWholeLabels" * doctest::ti
   CHECK(count("marker-end=\"url(#arrow)\"") == 6);
   CHECK(body.find(">task_6</text>") != std::string::npos);
   CHECK(body.find("/dags/wide/runs/manual__2024-05-01T00%3A00%3A00%2B00%3A00/tasks/task_6") != std::string::npos);
+}
+
+// `start`, then group `etl` (extract >> transform >> load >> inner.check, and `side` on its own),
+// then `finish` after the whole group.
+void grouped_dag(dag::definition& d) {
+  auto start = d.bash("start", "true");
+  auto etl = d.group("etl");
+  auto extract = etl.bash("extract", "true");
+  auto transform = etl.bash("transform", "true");
+  auto load = etl.bash("load", "true");
+  etl.bash("side", "true");
+  auto check = etl.group("inner").bash("check", "true");
+  extract >> transform >> load >> check;
+  start >> etl;
+  etl >> d.bash("finish", "true");
+}
+
+std::size_t occurrences(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// The href of the first link whose text is `label`, decoded from HTML as a browser would.
+std::string link_to(const std::string& html, const std::string& label) {
+  const auto at = html.find(">" + label + "</a>");
+  REQUIRE(at != std::string::npos);
+  const auto href = html.rfind("href=\"", at);
+  std::string out = html.substr(href + 6, html.find('"', href + 6) - href - 6);
+  for (std::size_t amp = out.find("&amp;"); amp != std::string::npos; amp = out.find("&amp;", amp + 1)) out.replace(amp, 5, "&");
+  return out;
+}
+
+TEST_CASE("Ui.GraphShowsAGroupCollapsedAsOneBoxWithItsEdgesOnceAndOpensIt" * doctest::timeout(30)) {
+  ui_face f(grouped_dag);
+  f.finished_run("2024-05-01T00:00:00Z", dag::task_state::success, {{"etl.transform", dag::task_state::failed}});
+  // Collapsed by default: one box for the group's five tasks; start's two edges into it and its
+  // two edges out to finish are one each.
+  const auto collapsed = f.get("/dags/wide?tab=graph").body;
+  CHECK(occurrences(collapsed, "<g class=\"node") == 3);
+  CHECK(occurrences(collapsed, "<g class=\"node group st-failed\" data-s=\"manual__2024-05-01T00:00:00+00:00|etl\" data-group=\"etl\"") == 1);
+  CHECK(occurrences(collapsed, "marker-end=\"url(#arrow)\"") == 2);
+  CHECK(collapsed.find("data-task=\"etl.extract\"") == std::string::npos);
+  check_no_inline_code(collapsed, "graph");
+  // Its box opens it: the group's tasks get boxes, the inner group stays one box, edges go to the tasks.
+  const std::string opened_href = link_to(collapsed, "▸ etl");
+  CHECK(opened_href == "/dags/wide?tab=graph&open=etl");
+  CHECK(collapsed.find("<a href=\"/dags/wide?tab=graph&amp;open=etl\"><g class=\"node group") != std::string::npos);
+  const auto opened = f.get(opened_href).body;
+  CHECK(occurrences(opened, "<g class=\"node") == 7);  // start, extract, transform, load, side, inner, finish
+  CHECK(occurrences(opened, "marker-end=\"url(#arrow)\"") == 7);
+  CHECK(opened.find("data-group=\"etl\"") == std::string::npos);
+  CHECK(opened.find("<g class=\"node st-failed\" data-s=\"manual__2024-05-01T00:00:00+00:00|etl.transform\" data-task=\"etl.transform\"") !=
+        std::string::npos);
+  CHECK(opened.find("data-group=\"etl.inner\"") != std::string::npos);
+  CHECK(link_to(opened, "▾ etl") == "/dags/wide?tab=graph");  // the bar closes it again
+  // Everything open: every task is a box and every edge is there.
+  const auto all = f.get("/dags/wide?tab=graph&open=*").body;
+  CHECK(occurrences(all, "<g class=\"node st-") == 7);
+  CHECK(occurrences(all, "marker-end=\"url(#arrow)\"") == 7);
+  CHECK(all.find("data-task=\"etl.inner.check\"") != std::string::npos);
+}
+
+TEST_CASE("Ui.GraphDrawsACycleThatCollapsingMakes" * doctest::timeout(30)) {
+  // `between` runs after g.a and before g.b: collapsed, g -> between -> g.
+  ui_face f([](dag::definition& d) {
+    auto g = d.group("g");
+    auto a = g.bash("a", "true");
+    auto b = g.bash("b", "true");
+    a >> d.bash("between", "true") >> b;
+  });
+  const auto body = f.get("/dags/wide?tab=graph").body;
+  CHECK(occurrences(body, "<g class=\"node") == 2);
+  CHECK(occurrences(body, "marker-end=\"url(#arrow)\"") == 2);
+}
+
+TEST_CASE("Ui.GridGroupRowShowsItsTasksMostRelevantStateAndOpens" * doctest::timeout(30)) {
+  ui_face f(grouped_dag);
+  using ts = dag::task_state;
+  // Airflow's order: failed before anything; up_for_retry before running; success before skipped.
+  const std::string failed = f.finished_run("2024-05-01T00:00:00Z", ts::success,
+                                            {{"etl.transform", ts::failed}, {"etl.load", ts::upstream_failed},
+                                             {"etl.inner.check", ts::upstream_failed}, {"etl.side", ts::running}});
+  const std::string skipped = f.finished_run("2024-05-02T00:00:00Z", ts::success, {{"etl.side", ts::skipped}});
+  const std::string retry = f.finished_run("2024-05-03T00:00:00Z", ts::success, {{"etl.side", ts::up_for_retry}, {"etl.extract", ts::running}});
+  const auto grid = f.get("/dags/wide").body;
+  check_no_inline_code(grid, "grid");
+  const auto group_cell = [&](const std::string& body, const std::string& run, const std::string& group) {
+    const std::string key = "data-s=\"" + run + "|" + group + "\"";
+    const auto at = body.find(key);
+    if (at == std::string::npos) return std::string("absent");
+    const auto cls = body.rfind("class=\"sq grp st-", at);
+    return body.substr(cls + 17, body.find_first_of(" \"", cls + 17) - cls - 17);
+  };
+  CHECK(group_cell(grid, failed, "etl") == "failed");
+  CHECK(group_cell(grid, skipped, "etl") == "success");
+  CHECK(group_cell(grid, retry, "etl") == "up_for_retry");
+  // Collapsed: the group's row only.
+  CHECK(grid.find("<tr class=\"group\" data-group=\"etl\">") != std::string::npos);
+  CHECK(grid.find("title=\"etl.extract\"") == std::string::npos);
+  CHECK(group_cell(grid, failed, "etl.inner") == "absent");
+  CHECK(occurrences(grid, "<a class=\"sq st-") == 3 * 2);  // start and finish
+  // Opened: its tasks indented under it, by their own names; the inner group a row of its own.
+  const std::string opened_href = link_to(grid, "▸ etl");
+  CHECK(opened_href == "/dags/wide?tab=grid&open=etl");
+  const auto opened = f.get(opened_href).body;
+  CHECK(opened.find("<th class=\"task d1\"><a href=\"/dags/wide?tab=duration\" title=\"etl.extract\">extract</a></th>") != std::string::npos);
+  CHECK(group_cell(opened, failed, "etl.inner") == "upstream_failed");
+  CHECK(opened.find("title=\"etl.inner.check\"") == std::string::npos);
+  CHECK(occurrences(opened, "<a class=\"sq st-") == 3 * 6);
+  const auto both = f.get(link_to(opened, "▸ inner")).body;
+  CHECK(both.find("<th class=\"task d2\"><a href=\"/dags/wide?tab=duration\" title=\"etl.inner.check\">check</a></th>") != std::string::npos);
+  CHECK(occurrences(both, "<a class=\"sq st-") == 3 * 7);
+  // Rows come in dependency order, each group where its first task comes.
+  CHECK(both.find("title=\"start\"") < both.find("data-group=\"etl\""));
+  CHECK(both.find("title=\"etl.load\"") < both.find("data-group=\"etl.inner\""));
+  CHECK(both.find("title=\"etl.inner.check\"") < both.find("title=\"finish\""));
+  // A group's square opens its details: its state and its tasks' states counted.
+  std::string encoded = failed;
+  encoded.replace(encoded.find('+'), 1, "%2B");
+  const auto panel = f.get("/dags/wide?tab=grid&run=" + encoded + "&task=etl").body;
+  CHECK(panel.find("<h2>Group etl</h2>") != std::string::npos);
+  CHECK(panel.find("<span class=\"count st-upstream_failed\">2</span> upstream_failed") != std::string::npos);
+  // The live endpoint gives the groups' states too.
+  const auto live = json::parse(f.call("GET", "/ui/live.json?dag=wide&limit=25", "", "application/json").body);
+  CHECK(live["states"][failed + "|etl"] == "failed");
+  CHECK(live["states"][failed + "|etl.inner"] == "upstream_failed");
+  CHECK(live["states"][retry + "|etl"] == "up_for_retry");
+}
+
+TEST_CASE("Ui.LandingTimesChartHasALinePerTaskFromTheDataIntervalsEnd" * doctest::timeout(30)) {
+  ui_face f(3);
+  const std::string first = f.finished_run("2024-05-01T00:00:00Z", dag::task_state::success);
+  f.finished_run("2024-05-02T00:00:00Z", dag::task_state::success);
+  const auto r = f.get("/dags/wide?tab=landing");
+  CHECK(r.status == 200);
+  check_no_inline_code(r.body, "landing");
+  CHECK(r.body.find("<h2>Landing times</h2>") != std::string::npos);
+  CHECK(r.body.find("aria-current=\"page\" data-tab=\"landing\"") != std::string::npos);
+  CHECK(occurrences(r.body, "<polyline class=\"series") == 3);
+  // Every task ended 6 s after its run's logical date (finished_run); the landing time counts
+  // from the end of the run's data interval.
+  const auto run = f.db->find_run("wide", first);
+  REQUIRE(run);
+  const double landing = 6 - std::chrono::duration<double>(run->interval.end - run->logical_date).count();
+  REQUIRE(landing >= 0);
+  REQUIRE(landing < 60);
+  char latest[32];
+  std::snprintf(latest, sizeof latest, "%.1fs", landing);
+  CHECK(r.body.find("data-task=\"task_2\"") != std::string::npos);
+  CHECK(r.body.find("<title>task_2 · latest " + std::string(latest) + "</title>") != std::string::npos);
 }
 
 TEST_CASE("Ui.LiveJsonGivesStatesAndSaysWhenNothingRuns" * doctest::timeout(30)) {

@@ -59,6 +59,28 @@ tasks:
     bash_command: echo after
     dependencies: [boom]
 `);
+dag('ui_groups.yaml', `dag_id: ui_groups
+tags: [groups]
+tasks:
+  - task_id: start
+    operator: bash
+    bash_command: "true"
+  - task_id: finish
+    operator: bash
+    bash_command: "true"
+    dependencies: [etl]
+groups:
+  - group_id: etl
+    dependencies: [start]
+    tasks:
+      - task_id: extract
+        operator: bash
+        bash_command: "true"
+      - task_id: boom
+        operator: bash
+        bash_command: exit 1
+        dependencies: [extract]
+`);
 dag('other.yaml', `dag_id: other_ops
 schedule: "@daily"
 start_date: 2024-01-01
@@ -155,7 +177,7 @@ try {
     await page.goto(base + '/');
     await shot('01-dag-list');
     await noInline();
-    assert.equal(await page.locator('#dags tbody tr').count(), 3);
+    assert.equal(await page.locator('#dags tbody tr').count(), 4);
     assert.match(await page.textContent('tr[data-dag=other_ops]'), /every day at 00:00/);
     assert.match(await page.textContent('tr[data-dag=other_ops]'), /next 20/);
     assert.match(await page.textContent('tr[data-dag=ui_demo]'), /data-team/);
@@ -166,7 +188,7 @@ try {
     await page.click('p.tags a.tag:has-text("ops")');
     assert.deepEqual(await page.locator('#dags tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.dag)), ['other_ops']);
     await page.click('a:has-text("clear filter")');
-    assert.equal(await page.locator('#dags tbody tr').count(), 3);
+    assert.equal(await page.locator('#dags tbody tr').count(), 4);
     // Pause from the list; the paused tab then shows it.
     await page.click('tr[data-dag=other_ops] button:has-text("Pause")');
     assert.equal(new URL(page.url()).pathname, '/');
@@ -214,7 +236,7 @@ try {
 
   await flow('switch tabs: grid, graph (arrows, click opens the task instance), gantt, durations, calendar, code, details', async () => {
     await page.goto(base + '/dags/ui_demo');
-    for (const [tab, heading] of [['graph', 'Graph'], ['gantt', 'Gantt'], ['duration', 'Task duration'], ['calendar', 'Calendar'],
+    for (const [tab, heading] of [['graph', 'Graph'], ['gantt', 'Gantt'], ['duration', 'Task duration'], ['landing', 'Landing times'], ['calendar', 'Calendar'],
       ['code', 'Code'], ['details', 'Details'], ['grid', 'Grid']]) {
       await page.click(`#tabs a[data-tab=${tab}]`);
       assert.equal(await page.textContent('main h2'), heading);
@@ -270,12 +292,50 @@ try {
     await shot('09-after-mark-success');
   });
 
+  await flow('task groups: the grid row has the group\'s state and opens; the graph shows it as one box a click opens; landing times', async () => {
+    await page.goto(base + '/dags/ui_groups/trigger');
+    await page.click('button:has-text("Trigger")');
+    await until('the run to fail', () => page.evaluate(() => !!document.querySelector('#grid th.run .bar.st-failed')), 30000);
+    await settled();
+    // The grid: the group collapsed to one row, failed because etl.boom failed.
+    assert.equal(await page.locator('#grid tr.group[data-group=etl] .sq.grp.st-failed').count(), 1);
+    assert.equal(await page.locator('#grid th.task a[title="etl.boom"]').count(), 0);
+    await page.click('#grid tr.group[data-group=etl] a.toggle');
+    assert.equal(await page.getAttribute('#grid tr.group[data-group=etl] a.toggle', 'aria-expanded'), 'true');
+    assert.equal(await page.locator('#grid tr:has(a[title="etl.boom"]) .sq.st-failed').count(), 1);
+    assert.equal(await page.locator('#grid tr:has(a[title="etl.extract"]) .sq.st-success').count(), 1);
+    await shot('12-grid-group-open');
+    await noInline();
+    // The graph: the group is one box (edges from start and to finish re-pointed to it); a click opens it.
+    await page.goto(base + '/dags/ui_groups?tab=graph');
+    assert.equal(await page.locator('svg.graph g.node').count(), 3);
+    assert.equal(await page.locator('svg.graph g.node.group.st-failed[data-group=etl]').count(), 1);
+    assert.equal(await page.locator('svg.graph path.edge[marker-end]').count(), 2);
+    await shot('13-graph-group-collapsed');
+    await page.click('svg.graph g[data-group=etl]');
+    assert.match(page.url(), /[?&]open=etl/);
+    assert.equal(await page.locator('svg.graph g.node').count(), 4);
+    assert.equal(await page.locator('svg.graph g.node.group').count(), 0);
+    assert.equal(await page.locator('svg.graph path.edge[marker-end]').count(), 3);
+    assert.equal(await page.locator('svg.graph g.node.st-failed[data-task="etl.boom"]').count(), 1);
+    await shot('14-graph-group-open');
+    await noInline();
+    await page.click('#groups a.toggle:has-text("etl")');
+    assert.equal(await page.locator('svg.graph g.node.group[data-group=etl]').count(), 1);
+    // Landing times: a line per task that ended.
+    await page.click('#tabs a[data-tab=landing]');
+    assert.equal(await page.textContent('main h2'), 'Landing times');
+    assert.equal(await page.locator('svg.chart.landing polyline.series').count(), 4);
+    await shot('15-landing-times');
+  });
+
   await flow('a 390 px phone: no page scrolls sideways', async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
       storageState: await context.storageState() });
     const p = await phone.newPage();
     const pages = ['/', '/dags/ui_demo', '/dags/ui_demo?tab=graph', '/dags/ui_demo?tab=gantt', '/dags/ui_demo?tab=calendar',
-      '/dags/ui_demo?tab=code', '/dags/ui_demo?tab=details', '/dags/ui_demo/trigger'];
+      '/dags/ui_demo?tab=code', '/dags/ui_demo?tab=details', '/dags/ui_demo/trigger', '/dags/ui_groups?open=etl',
+      '/dags/ui_groups?tab=graph&open=etl', '/dags/ui_demo?tab=landing'];
     await p.goto(base + '/dags/ui_flaky');
     await p.click('#grid tr:has-text("boom") .sq');
     await p.click('#details a:has-text("Task instance")');

@@ -58,29 +58,42 @@ std::string gantt_svg(const definition& d, const run_record& run, const std::vec
   return svg + "</svg>";
 }
 
-std::string duration_chart_svg(const definition& d, const std::vector<run_record>& runs,
-                               const std::vector<std::vector<task_instance_record>>& tis) {
+namespace {
+
+// A span that may be negative (a task instance that ended before its run's data interval did).
+std::string signed_span(double seconds) { return seconds < 0 ? "−" + span_text(-seconds) : span_text(seconds); }
+
+// One line per task over `runs` (oldest first), through `value` of its instance in each run
+// where it has one; the y axis from 0 (or the lowest value, when below) to the highest.
+template <class Value>
+std::string task_lines_svg(const definition& d, const std::vector<run_record>& runs,
+                           const std::vector<std::vector<task_instance_record>>& tis, const std::string& css_class,
+                           const std::string& aria_label, Value value) {
   if (runs.empty()) return "<p class=\"dim\">No runs yet.</p>";
-  constexpr double left = 60, chart_w = 640, chart_h = 240, bottom = 40;
+  constexpr double left = 70, chart_w = 640, chart_h = 240, bottom = 40;
   std::map<std::string, std::vector<std::optional<double>>> series;
-  double most = 1;
+  double most = 1, least = 0;
   for (std::size_t k = 0; k < runs.size(); ++k)
     for (const auto& ti : tis[k]) {
       auto& s = series[ti.task_id];
       s.resize(runs.size());
-      if (ti.start_date && ti.end_date) {
-        s[k] = seconds_between(ti.start_date, ti.end_date);
-        most = std::max(most, *s[k]);
+      if (const std::optional<double> x = value(runs[k], ti)) {
+        s[k] = x;
+        most = std::max(most, *x);
+        least = std::min(least, *x);
       }
     }
+  const double range = most - least;
+  const auto y_of = [&](double x) { return chart_h - (x - least) / range * chart_h + 5; };
   const double step = runs.size() > 1 ? chart_w / static_cast<double>(runs.size() - 1) : 0;
-  std::string svg = "<svg class=\"chart durations\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " + svg_number(left + chart_w + 20) + " " +
-                    svg_number(chart_h + bottom) + "\" width=\"" + svg_number(left + chart_w + 20) + "\" role=\"img\" aria-label=\"task durations\">";
+  std::string svg = "<svg class=\"chart " + css_class + "\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " + svg_number(left + chart_w + 20) +
+                    " " + svg_number(chart_h + bottom) + "\" width=\"" + svg_number(left + chart_w + 20) + "\" role=\"img\" aria-label=\"" +
+                    aria_label + "\">";
   for (double t = 0; t <= 4; ++t) {
     const double y = chart_h - chart_h * t / 4 + 5;
     svg += "<line class=\"grid\" x1=\"" + svg_number(left) + "\" y1=\"" + svg_number(y) + "\" x2=\"" + svg_number(left + chart_w) + "\" y2=\"" + svg_number(y) +
            "\"/><text class=\"axis\" x=\"" + svg_number(left - 6) + "\" y=\"" + svg_number(y + 4) + "\" text-anchor=\"end\">" +
-           esc(span_text(most * t / 4)) + "</text>";
+           esc(signed_span(least + range * t / 4)) + "</text>";
   }
   for (std::size_t k = 0; k < runs.size(); k += std::max<std::size_t>(1, runs.size() / 6))
     svg += "<text class=\"axis\" x=\"" + svg_number(left + step * static_cast<double>(k)) + "\" y=\"" + svg_number(chart_h + 25) +
@@ -90,14 +103,32 @@ std::string duration_chart_svg(const definition& d, const std::vector<run_record
     const auto it = series.find(t.id);
     if (it == series.end()) continue;
     std::string points;
+    std::optional<double> latest;
     for (std::size_t k = 0; k < it->second.size(); ++k)
-      if (it->second[k])
-        points += svg_number(left + step * static_cast<double>(k)) + "," + svg_number(chart_h - *it->second[k] / most * chart_h + 5) + " ";
+      if (const auto x = it->second[k]) {
+        points += svg_number(left + step * static_cast<double>(k)) + "," + svg_number(y_of(*x)) + " ";
+        latest = x;
+      }
     if (points.empty()) continue;
-    svg += "<polyline class=\"series c" + std::to_string(colour++ % 8) + "\" points=\"" + points + "\"><title>" + esc(t.id) +
-           "</title></polyline>";
+    svg += "<polyline class=\"series c" + std::to_string(colour++ % 8) + "\" data-task=\"" + esc(t.id) + "\" points=\"" + points +
+           "\"><title>" + esc(t.id + " · latest " + signed_span(*latest)) + "</title></polyline>";
   }
   return svg + "</svg>";
+}
+
+}  // namespace
+
+std::string duration_chart_svg(const definition& d, const std::vector<run_record>& runs,
+                               const std::vector<std::vector<task_instance_record>>& tis) {
+  return task_lines_svg(d, runs, tis, "durations", "task durations",
+                        [](const run_record&, const task_instance_record& ti) { return seconds_between(ti.start_date, ti.end_date); });
+}
+
+std::string landing_chart_svg(const definition& d, const std::vector<run_record>& runs,
+                              const std::vector<std::vector<task_instance_record>>& tis) {
+  return task_lines_svg(d, runs, tis, "landing", "task landing times", [](const run_record& run, const task_instance_record& ti) {
+    return seconds_between(timestamp(run.interval.end), ti.end_date);
+  });
 }
 
 std::string calendar_svg(const std::vector<run_record>& runs, time_point today) {

@@ -30,20 +30,30 @@ std::size_t number_param(const request& r, const std::string& name, std::size_t 
 struct view {
   std::string dag_id, tab = "grid", run, task;
   std::size_t offset = 0, limit = default_runs;
+  std::string open;  // the task groups shown open (open_groups::text())
   std::string href(const std::string& to_tab, const std::string& to_run, const std::string& to_task,
-                   std::optional<std::size_t> to_offset = std::nullopt) const {
+                   std::optional<std::size_t> to_offset = std::nullopt, std::optional<std::string> to_open = std::nullopt) const {
     std::string out = dag_href(dag_id) + "?tab=" + to_tab;
     const std::size_t o = to_offset.value_or(offset);
     if (o) out += "&offset=" + std::to_string(o);
     if (limit != default_runs) out += "&limit=" + std::to_string(limit);
     if (!to_run.empty()) out += "&run=" + url_encoded(to_run);
     if (!to_task.empty()) out += "&task=" + url_encoded(to_task);
+    if (const std::string& groups = to_open.value_or(open); !groups.empty()) out += "&open=" + url_encoded(groups);
     return out;
   }
 };
 
+// The link that opens or closes a group, keeping the rest of the view.
+std::string toggle_link(const view& v, const group_view& groups, const std::string& group_id, bool open_now) {
+  return "<a class=\"toggle\" href=\"" + esc(v.href(v.tab, v.run, v.task, std::nullopt, groups.toggled(group_id, !open_now))) +
+         "\" aria-expanded=\"" + (open_now ? "true" : "false") + "\" title=\"" +
+         esc(group_id + " · " + std::to_string(groups.size_of(group_id)) + " tasks · click to " + (open_now ? "collapse" : "expand")) + "\">" +
+         (open_now ? "▾ " : "▸ ") + esc(groups.short_name(group_id)) + "</a>";
+}
+
 // The details panel beside the grid: the selected run, or one of its task instances.
-std::string details_panel(const request& r, const definition& d, const std::vector<run_record>& runs,
+std::string details_panel(const request& r, const definition& d, const group_view& groups, const std::vector<run_record>& runs,
                           const std::vector<std::vector<task_instance_record>>& cells, const view& v) {
   const auto now = r.ctx.now.precise_now();
   for (std::size_t k = 0; k < runs.size(); ++k) {
@@ -61,6 +71,27 @@ std::string details_panel(const request& r, const definition& d, const std::vect
              kv_row("Started", esc(when(run.start_date))) + kv_row("Duration", esc(span_text(seconds_of(run.start_date, run.end_date, now)))) +
              kv_row("Tasks", summary) + "</table><p><a class=\"button\" href=\"" + esc(run_href(d.id(), run.run_id)) +
              "\">Open run</a></p></aside>";
+    }
+    if (d.is_group(v.task)) {
+      // A group in a run: its state by Airflow's rule and how many of its tasks are in each state.
+      std::map<std::string, int> counts;
+      for (const auto& ti : cells[k])
+        if (const task* t = d.find(ti.task_id)) {
+          const auto& of = groups.groups_of(*t);
+          if (std::find(of.begin(), of.end(), v.task) != of.end()) ++counts[std::string(to_string(ti.state))];
+        }
+      const auto states = groups.states(cells[k]);
+      const auto state = states.find(v.task);
+      std::string summary;
+      for (const auto& [s, n] : counts) summary += "<span class=\"count st-" + s + "\">" + std::to_string(n) + "</span> " + s + " ";
+      const bool open_now = groups.open().is_open(v.task);
+      return "<aside class=\"panel\" id=\"details\"><h2>Group " + esc(v.task) + "</h2><table class=\"kv\">" + kv_row("Run", esc(run.run_id)) +
+             (state == states.end() ? std::string()
+                                    : kv_row("State", "<span data-s=\"" + esc(live_key(run.run_id, v.task)) + "\" class=\"st st-" +
+                                                          std::string(to_string(state->second)) + "\">" + std::string(to_string(state->second)) + "</span>")) +
+             kv_row("Tasks", summary) + "</table><p><a class=\"button\" href=\"" +
+             esc(v.href("grid", run.run_id, v.task, std::nullopt, groups.toggled(v.task, !open_now))) + "\">" +
+             (open_now ? "Collapse" : "Expand") + " the group</a></p></aside>";
     }
     for (const auto& ti : cells[k]) {
       if (ti.task_id != v.task) continue;
@@ -102,27 +133,45 @@ std::string grid_tab(const request& r, const definition& d, const std::vector<ru
            esc(when(run.logical_date).substr(5, 5)) + "</span></a></th>";
   }
   out += "</tr></thead><tbody>";
-  // A mapped task's cell stands for all its instances: the state that matters most, and their count.
+  // A mapped task's cell stands for all its instances: the state that matters most (Airflow's
+  // order, as for a group), and their count.
   std::vector<std::map<std::string, const task_instance_record*>> by_task(runs.size());
   std::vector<std::map<std::string, int>> mapped(runs.size());
-  const auto weight = [](task_state s) {
-    switch (s) {
-      case task_state::failed: case task_state::upstream_failed: return 4;
-      case task_state::running: case task_state::queued: return 3;
-      case task_state::up_for_retry: case task_state::up_for_reschedule: case task_state::scheduled: return 2;
-      case task_state::success: return 0;
-      default: return 1;
-    }
-  };
   for (std::size_t k = 0; k < runs.size(); ++k)
     for (const auto& ti : cells[k]) {
       auto& shown = by_task[k][ti.task_id];
-      if (!shown || weight(ti.state) > weight(shown->state)) shown = &ti;
+      if (!shown || state_priority(ti.state) < state_priority(shown->state)) shown = &ti;
       if (ti.map_index >= 0) ++mapped[k][ti.task_id];
     }
-  for (std::size_t i : task_rows(d)) {
-    const auto& t = d.all_tasks()[i];
-    out += "<tr><th class=\"task\"><a href=\"" + esc(dag_href(d.id())) + "?tab=duration\">" + esc(t.id) + "</a></th>";
+  // A group's row: its state in each run (Airflow's rule), a link that opens or closes it.
+  const group_view groups(d, open_groups::parse(v.open));
+  std::vector<std::map<std::string, task_state>> group_cells(runs.size());
+  if (!groups.empty())
+    for (std::size_t k = 0; k < runs.size(); ++k) group_cells[k] = groups.states(cells[k]);
+  const auto rows = groups.rows();
+  // A cell is about 240 bytes: reserving the whole table spares the copies of a growing page.
+  out.reserve(out.size() + rows.size() * (runs.size() + 1) * 256 + 4096);
+  for (const auto& row : rows) {
+    const std::string depth = row.depth ? " d" + std::to_string(std::min<std::size_t>(row.depth, 6)) : "";
+    if (!row.task) {
+      out += "<tr class=\"group\" data-group=\"" + esc(row.id) + "\"><th class=\"task" + depth + "\">" + toggle_link(v, groups, row.id, row.open) + "</th>";
+      for (std::size_t k = 0; k < runs.size(); ++k) {
+        const auto it = group_cells[k].find(row.id);
+        if (it == group_cells[k].end()) {
+          out += "<td></td>";
+          continue;
+        }
+        const std::string state(to_string(it->second));
+        const bool selected = runs[k].run_id == v.run && row.id == v.task;
+        out += "<td><a class=\"sq grp st-" + state + (selected ? " sel" : "") + "\" data-s=\"" + esc(live_key(runs[k].run_id, row.id)) +
+               "\" href=\"" + esc(v.href("grid", runs[k].run_id, row.id)) + "\" title=\"" + esc(row.id) + " · " + state + "\"></a></td>";
+      }
+      out += "</tr>";
+      continue;
+    }
+    const auto& t = d.all_tasks()[*row.task];
+    out += "<tr><th class=\"task" + depth + "\"><a href=\"" + esc(dag_href(d.id())) + "?tab=duration\" title=\"" + esc(t.id) + "\">" +
+           esc(groups.short_name(t.id)) + "</a></th>";
     for (std::size_t k = 0; k < runs.size(); ++k) {
       const auto it = by_task[k].find(t.id);
       if (it == by_task[k].end()) {
@@ -139,9 +188,69 @@ std::string grid_tab(const request& r, const definition& d, const std::vector<ru
     }
     out += "</tr>";
   }
-  out += "</tbody></table></div>" + details_panel(r, d, runs, cells, v) + "</div>";
+  out += "</tbody></table></div>" + details_panel(r, d, groups, runs, cells, v) + "</div>";
   if (runs.empty()) out += "<p class=\"dim\">No runs yet: trigger one.</p>";
   return out;
+}
+
+// The Graph tab's drawing: a box per task, or per collapsed group for all its tasks (the edges to
+// and from them re-pointed to it, once each), coloured by the run shown; a group's box opens it.
+std::string graph_tab(const definition& d, const std::vector<task_instance_record>& tis, const view& v) {
+  std::vector<definition_error> problems;
+  const task_graph g = task_graph::build(d, problems);
+  const auto& tasks = d.all_tasks();
+  if (g.size() != tasks.size()) return "<p class=\"err\">The graph cannot be drawn: the DAG's dependencies are not valid.</p>";
+  const group_view groups(d, open_groups::parse(v.open));
+  std::map<std::string, const task_instance_record*> by_task;  // a mapped task: its most relevant instance
+  for (const auto& ti : tis)
+    if (auto& shown = by_task[ti.task_id]; !shown || state_priority(ti.state) < state_priority(shown->state)) shown = &ti;
+  const auto group_state = groups.states(tis);
+  std::vector<graph_node> nodes;
+  std::map<std::string, std::size_t> index;
+  std::vector<std::size_t> node_of(tasks.size());
+  for (std::size_t i : g.topological_order()) {
+    const task& t = tasks[i];
+    const std::string shown = groups.shown_as(t);
+    auto [it, added] = index.try_emplace(shown, nodes.size());
+    node_of[i] = it->second;
+    if (!added) continue;
+    graph_node node;
+    node.id = shown;
+    if (shown == t.id) {
+      node.label = t.id;
+      if (const auto ti = by_task.find(t.id); ti != by_task.end()) {
+        node.state = std::string(to_string(ti->second->state));
+        node.href = ti_href(d.id(), ti->second->run_id, t.id);
+        node.live = live_key(ti->second->run_id, t.id);
+      }
+      node.title = t.id + " (" + t.operator_name + ") · " + node.state;
+    } else {
+      const std::size_t size = groups.size_of(shown);
+      node.group = true;
+      node.label = "▸ " + shown + " (" + std::to_string(size) + ")";
+      if (const auto s = group_state.find(shown); s != group_state.end()) node.state = std::string(to_string(s->second));
+      if (!tis.empty()) node.live = live_key(tis.front().run_id, shown);
+      node.href = v.href("graph", v.run, "", std::nullopt, groups.toggled(shown, true));
+      node.title = "task group " + shown + " · " + std::to_string(size) + " tasks · " + node.state + " · click to expand";
+    }
+    nodes.push_back(std::move(node));
+  }
+  std::vector<std::vector<std::size_t>> upstream(nodes.size());
+  for (std::size_t w = 0; w < tasks.size(); ++w)
+    for (std::size_t u : g.upstream(w)) {
+      const std::size_t from = node_of[u], to = node_of[w];
+      if (from != to && std::find(upstream[to].begin(), upstream[to].end(), from) == upstream[to].end()) upstream[to].push_back(from);
+    }
+  std::string bar;
+  if (!groups.empty()) {
+    // Every group that has a box or whose tasks do (its enclosing groups open): open or close it.
+    bar = "<p class=\"groups\" id=\"groups\">Task groups: ";
+    for (const auto& grp : d.groups())
+      if (groups.visible(grp.id)) bar += toggle_link(v, groups, grp.id, groups.open().is_open(grp.id)) + " ";
+    bar += "· <a href=\"" + esc(v.href("graph", v.run, "", std::nullopt, "*")) + "\">expand all</a> · <a href=\"" +
+           esc(v.href("graph", v.run, "", std::nullopt, "")) + "\">collapse all</a></p>";
+  }
+  return bar + "<div class=\"scroll graph-wrap\">" + graph_svg(nodes, upstream) + "</div>";
 }
 
 std::string code_tab(const definition& d) {
@@ -195,8 +304,9 @@ http_response dag_page(const request& r, const definition& d) {
   v.task = r.param("task");
   v.offset = number_param(r, "offset", 0, 1000000);
   v.limit = std::max<std::size_t>(1, number_param(r, "limit", default_runs, most_runs));
+  v.open = open_groups::parse(r.param("open")).text();
   static const std::vector<std::pair<std::string, std::string>> tabs{
-      {"grid", "Grid"}, {"graph", "Graph"}, {"gantt", "Gantt"}, {"duration", "Task duration"},
+      {"grid", "Grid"}, {"graph", "Graph"}, {"gantt", "Gantt"}, {"duration", "Task duration"}, {"landing", "Landing times"},
       {"calendar", "Calendar"}, {"code", "Code"}, {"details", "Details"}};
   if (std::none_of(tabs.begin(), tabs.end(), [&](const auto& t) { return t.first == v.tab; }))
     return not_found_page(r, "DAG pages have no tab '" + v.tab + "'.", dag_href(d.id()), d.id());
@@ -228,19 +338,24 @@ http_response dag_page(const request& r, const definition& d) {
   body += "</nav>";
 
   const auto now = r.ctx.now.precise_now();
-  if (v.tab == "grid" || v.tab == "duration") {
+  if (v.tab == "grid" || v.tab == "duration" || v.tab == "landing") {
     std::reverse(runs.begin(), runs.end());  // oldest on the left, as Airflow's grid
     std::vector<std::vector<task_instance_record>> cells;
     cells.reserve(runs.size());
     for (const auto& run : runs) cells.push_back(r.ctx.db.task_instances(d.id(), run.run_id));
     if (v.tab == "grid")
       body += grid_tab(r, d, runs, cells, v, more);
+    else if (v.tab == "landing")
+      body += "<h2>Landing times</h2><p class=\"dim\">Each task's landing time over the runs shown on the grid: from the end of the "
+              "run's data interval to the end of the task instance (hover a line for its task).</p><div class=\"scroll\">" +
+              landing_chart_svg(d, runs, cells) + "</div>";
     else
       body += "<h2>Task duration</h2><p class=\"dim\">Each task's duration over the runs shown on the grid (hover a line for its task).</p>"
               "<div class=\"scroll\">" + duration_chart_svg(d, runs, cells) + "</div>";
   } else if (v.tab == "graph" || v.tab == "gantt") {
     std::string picker = "<form method=\"get\" class=\"inline\" action=\"" + esc(dag_href(d.id())) +
-                         "\"><input type=\"hidden\" name=\"tab\" value=\"" + v.tab + "\"><label>Run <select name=\"run\" class=\"autosubmit\">";
+                         "\"><input type=\"hidden\" name=\"tab\" value=\"" + v.tab + "\">" +
+                         (v.open.empty() ? std::string() : "<input type=\"hidden\" name=\"open\" value=\"" + esc(v.open) + "\">") + "<label>Run <select name=\"run\" class=\"autosubmit\">";
     for (const auto& run : runs)
       picker += "<option value=\"" + esc(run.run_id) + "\"" + (selected && selected->run_id == run.run_id ? " selected" : "") + ">" +
                 esc(when(run.logical_date) + " · " + std::string(to_string(run.state))) + "</option>";
@@ -249,14 +364,7 @@ http_response dag_page(const request& r, const definition& d) {
     if (selected) tis = r.ctx.db.task_instances(d.id(), selected->run_id);
     if (selected) scope.run_id = selected->run_id;
     if (v.tab == "graph") {
-      std::vector<graph_node> nodes(d.all_tasks().size());
-      for (const auto& ti : tis)
-        if (const auto i = d.index_of(ti.task_id)) {
-          nodes[*i].state = std::string(to_string(ti.state));
-          nodes[*i].href = ti_href(d.id(), ti.run_id, ti.task_id);
-          nodes[*i].live = live_key(ti.run_id, ti.task_id);
-        }
-      body += "<h2>Graph</h2>" + (runs.empty() ? std::string() : picker) + "<div class=\"scroll graph-wrap\">" + graph_svg(d, nodes) + "</div>";
+      body += "<h2>Graph</h2>" + (runs.empty() ? std::string() : picker) + graph_tab(d, tis, v);
     } else {
       body += "<h2>Gantt</h2>" + (runs.empty() ? std::string() : picker) +
               (selected ? "<div class=\"scroll\">" + gantt_svg(d, *selected, tis, now) + "</div>" : "<p class=\"dim\">No runs yet.</p>");

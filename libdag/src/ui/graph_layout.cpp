@@ -1,15 +1,15 @@
 // The Graph tab's drawing: a layered (Sugiyama-style) layout computed here, left to right.
 // Layers are the longest path from a root; an edge spanning several layers gets a waypoint in
 // each one, so it is ordered (and routed) like a node; a few barycentre sweeps order each layer
-// to cross few edges; boxes are as wide as their labels. Nothing is cut or hand-placed.
+// to cross few edges; boxes are as wide as their labels. Nothing is cut or hand-placed. A box is a
+// task or a collapsed task group; collapsing can close a cycle (a task between two of a group's
+// tasks), whose edge against the order is drawn straight back and sets no layer.
 #include "ui.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <cstdio>
-
-#include <dag/graph/task_graph.hpp>
+#include <set>
 
 namespace dag::detail::ui {
 namespace {
@@ -26,28 +26,67 @@ struct vertex {
   double order = 0;
 };
 
+// The nodes in dependency order (Kahn's, the earliest given first); in a cycle, the earliest
+// given node still waiting goes next.
+std::vector<std::size_t> dependency_order(const std::vector<std::vector<std::size_t>>& upstream) {
+  const std::size_t n = upstream.size();
+  std::vector<std::size_t> waiting(n, 0);
+  std::vector<std::vector<std::size_t>> downstream(n);
+  for (std::size_t w = 0; w < n; ++w)
+    for (std::size_t u : upstream[w]) {
+      ++waiting[w];
+      downstream[u].push_back(w);
+    }
+  std::vector<bool> done(n, false);
+  std::vector<std::size_t> out;
+  std::set<std::size_t> ready;
+  for (std::size_t i = 0; i < n; ++i)
+    if (!waiting[i]) ready.insert(i);
+  while (out.size() < n) {
+    if (ready.empty())
+      for (std::size_t i = 0; i < n; ++i)
+        if (!done[i]) {
+          ready.insert(i);
+          break;
+        }
+    const std::size_t i = *ready.begin();
+    ready.erase(ready.begin());
+    done[i] = true;
+    out.push_back(i);
+    for (std::size_t w : downstream[i])
+      if (!done[w] && --waiting[w] == 0) ready.insert(w);
+  }
+  return out;
+}
+
 }  // namespace
 
-std::string graph_svg(const definition& d, const std::vector<graph_node>& nodes) {
-  const auto& tasks = d.all_tasks();
-  const std::size_t n = tasks.size();
+std::string graph_svg(const std::vector<graph_node>& nodes, const std::vector<std::vector<std::size_t>>& upstream) {
+  const std::size_t n = nodes.size();
   if (n == 0) return "<p class=\"dim\">This DAG has no tasks.</p>";
-  std::vector<definition_error> problems;
-  const task_graph g = task_graph::build(d, problems);
-  if (g.size() != n) return "<p class=\"err\">The graph cannot be drawn: the DAG's dependencies are not valid.</p>";
+  const auto order = dependency_order(upstream);
+  std::vector<std::size_t> position(n);
+  for (std::size_t k = 0; k < n; ++k) position[order[k]] = k;
+  auto forward = [&](std::size_t u, std::size_t w) { return position[u] < position[w]; };
 
   std::vector<vertex> v(n);
-  for (std::size_t i : g.topological_order())
-    for (std::size_t u : g.upstream(i)) v[i].layer = std::max(v[i].layer, v[u].layer + 1);
+  for (std::size_t i : order)
+    for (std::size_t u : upstream[i])
+      if (forward(u, i)) v[i].layer = std::max(v[i].layer, v[u].layer + 1);
   for (std::size_t i = 0; i < n; ++i)
-    v[i].width = std::max(90.0, static_cast<double>(tasks[i].id.size()) * char_width + 28);
+    v[i].width = std::max(90.0, static_cast<double>(nodes[i].label.size()) * char_width + 28);
 
   // Edges become chains through one waypoint per layer they cross.
   std::vector<std::vector<std::size_t>> chains;  // each: u, waypoints…, w
   std::vector<std::pair<std::size_t, std::size_t>> links;  // consecutive pairs, for ordering
   for (std::size_t w = 0; w < n; ++w)
-    for (std::size_t u : g.upstream(w)) {
+    for (std::size_t u : upstream[w]) {
       std::vector<std::size_t> chain{u};
+      if (!forward(u, w)) {  // against the order: drawn straight back, not ordered with the layers
+        chain.push_back(w);
+        chains.push_back(std::move(chain));
+        continue;
+      }
       for (std::size_t layer = v[u].layer + 1; layer < v[w].layer; ++layer) {
         vertex p;
         p.layer = layer;
@@ -62,7 +101,7 @@ std::string graph_svg(const definition& d, const std::vector<graph_node>& nodes)
   std::size_t layers = 0;
   for (const auto& x : v) layers = std::max(layers, x.layer + 1);
   std::vector<std::vector<std::size_t>> by_layer(layers);
-  for (std::size_t i : g.topological_order()) by_layer[v[i].layer].push_back(i);
+  for (std::size_t i : order) by_layer[v[i].layer].push_back(i);
   for (std::size_t i = n; i < v.size(); ++i) by_layer[v[i].layer].push_back(i);
   auto renumber = [&] {
     for (auto& layer : by_layer)
@@ -147,13 +186,14 @@ std::string graph_svg(const definition& d, const std::vector<graph_node>& nodes)
     svg += "<path class=\"edge\" d=\"" + path + "\" marker-end=\"url(#arrow)\"/>";
   }
   for (std::size_t i = 0; i < n; ++i) {
-    const graph_node node = i < nodes.size() ? nodes[i] : graph_node{};
-    std::string box = "<g class=\"node st-" + esc(node.state) + "\"" +
-                      (node.live.empty() ? std::string() : " data-s=\"" + esc(node.live) + "\"") + " data-task=\"" + esc(tasks[i].id) +
-                      "\"><rect x=\"" + svg_number(v[i].x) + "\" y=\"" + svg_number(v[i].y) + "\" width=\"" + svg_number(v[i].width) + "\" height=\"" +
-                      svg_number(box_height) + "\" rx=\"5\"/><text x=\"" + svg_number(v[i].x + v[i].width / 2) + "\" y=\"" +
-                      svg_number(v[i].y + box_height / 2 + 4.5) + "\" text-anchor=\"middle\">" + esc(tasks[i].id) + "</text><title>" +
-                      esc(tasks[i].id + " (" + tasks[i].operator_name + ") · " + node.state) + "</title></g>";
+    const graph_node& node = nodes[i];
+    std::string box = "<g class=\"node" + std::string(node.group ? " group" : "") + " st-" + esc(node.state) + "\"" +
+                      (node.live.empty() ? std::string() : " data-s=\"" + esc(node.live) + "\"") +
+                      (node.group ? " data-group=\"" : " data-task=\"") + esc(node.id) + "\"><rect x=\"" + svg_number(v[i].x) +
+                      "\" y=\"" + svg_number(v[i].y) + "\" width=\"" + svg_number(v[i].width) + "\" height=\"" + svg_number(box_height) +
+                      "\" rx=\"" + (node.group ? "12" : "5") + "\"/><text x=\"" + svg_number(v[i].x + v[i].width / 2) + "\" y=\"" +
+                      svg_number(v[i].y + box_height / 2 + 4.5) + "\" text-anchor=\"middle\">" + esc(node.label) + "</text><title>" +
+                      esc(node.title) + "</title></g>";
     svg += node.href.empty() ? box : "<a href=\"" + esc(node.href) + "\">" + box + "</a>";
   }
   return svg + "</svg>";

@@ -1,6 +1,7 @@
 // Live updates: pages name what they show (a live_scope); app.js polls /ui/live.json for it every
 // few seconds while something is in progress, recolours the cells whose state changed, and
-// reloads the page when a run finishes or a new one appears. Idle pages do not poll.
+// reloads the page when a run finishes or a new one appears. Idle pages do not poll. A task
+// group's state is there too, under its id, as its row and box show it.
 #include "ui.hpp"
 
 #include <algorithm>
@@ -70,9 +71,12 @@ http_response live_json(const request& r) {
   };
   scope.offset = number("offset", 1000000);
   scope.limit = number("limit", 100);
-  if (!scope.dag_id.empty() && !find_dag(r, scope.dag_id))
+  const definition* d = scope.dag_id.empty() ? nullptr : find_dag(r, scope.dag_id);
+  if (!scope.dag_id.empty() && !d)
     return {404, "application/json", json_dump(nlohmann::json{{"detail", "no DAG '" + scope.dag_id + "' is loaded"}})};
   const auto runs = live_runs(r, scope);
+  std::optional<group_view> groups;
+  if (d) groups.emplace(*d, open_groups{});
   nlohmann::json states = nlohmann::json::object();
   for (const auto& run : runs) {
     // Every DAG's newest run (the list) needs no task states.
@@ -81,8 +85,10 @@ http_response live_json(const request& r) {
       continue;
     }
     states[live_key(run.run_id)] = std::string(to_string(run.state));
-    for (const auto& ti : r.ctx.db.task_instances(run.dag_id, run.run_id))
-      states[live_key(run.run_id, ti.task_id)] = std::string(to_string(ti.state));
+    const auto tis = r.ctx.db.task_instances(run.dag_id, run.run_id);
+    for (const auto& ti : tis) states[live_key(run.run_id, ti.task_id)] = std::string(to_string(ti.state));
+    // Task groups by their tasks' most relevant state, as the grid and the graph show them.
+    for (const auto& [group, state] : groups->states(tis)) states[live_key(run.run_id, group)] = std::string(to_string(state));
   }
   const nlohmann::json out{{"busy", any_active(runs)}, {"sig", live_signature(runs)}, {"states", states}};
   http_response response{200, "application/json", json_dump(out)};

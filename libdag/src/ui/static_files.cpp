@@ -79,6 +79,11 @@ table.grid .date{font-size:10px;color:var(--dim);font-weight:400;writing-mode:ve
 .sq{display:block;width:16px;height:16px;border-radius:3px;border:1px solid var(--line)}
 .sq.st-none{background:transparent;border:1px dashed var(--none-line)}
 .sq.sel{outline:2px solid var(--link);outline-offset:1px}
+.sq.grp{border-radius:8px}
+table.grid tr.group th.task a.toggle{font-weight:600;color:var(--fg)}
+table.grid th.d1{padding-left:16px}table.grid th.d2{padding-left:30px}table.grid th.d3{padding-left:44px}
+table.grid th.d4{padding-left:58px}table.grid th.d5{padding-left:72px}table.grid th.d6{padding-left:86px}
+p.groups{display:flex;flex-wrap:wrap;gap:4px 10px;align-items:center;margin:4px 0 8px}
 th.pager{font-weight:400;font-size:.85em;white-space:nowrap;vertical-align:bottom}
 svg .bar.st-success,svg .day.st-success{fill:var(--success)}svg .bar.st-running,svg .day.st-running{fill:var(--running)}
 svg .bar.st-failed,svg .day.st-failed{fill:var(--failed)}svg .bar.st-queued,svg .day.st-queued{fill:var(--queued)}
@@ -94,6 +99,8 @@ svg.graph .edge{fill:none;stroke:var(--dim);stroke-width:1.4}
 svg.graph .arrowhead{fill:var(--dim)}
 svg.graph .node rect{fill:var(--bg);stroke:var(--none-line);stroke-width:2.5}
 svg.graph .node.st-none rect{stroke-dasharray:4 3}
+svg.graph .node.group rect{fill:var(--panel);stroke-width:3.5}
+svg.graph .node.group text{font-weight:600}
 svg.graph a:hover rect{stroke-width:4}
 .node.st-success rect{stroke:var(--success)!important}.node.st-running rect{stroke:var(--running)!important}
 .node.st-failed rect{stroke:var(--failed)!important}.node.st-queued rect{stroke:var(--queued)!important}

@@ -8,7 +8,9 @@
 /// forms that change something post and are answered with a redirect (303); pages that show
 /// something in progress name a live endpoint (/ui/live.json) that app.js polls while it is.
 
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -112,6 +114,62 @@ std::string svg_number(double v);
 /// order of rows in the grid and the charts.
 std::vector<std::size_t> task_rows(const definition& d);
 
+// Task groups (groups.cpp).
+/// Airflow's order of relevance of task states: failed, upstream_failed, up_for_retry,
+/// up_for_reschedule, queued, scheduled, running, none, success, skipped, removed. A task group's
+/// state in a run is the state of its tasks that comes first (lower is more relevant).
+int state_priority(task_state s);
+/// The task groups a page shows open (`?open=a,a.b`, `*` for all); the others are collapsed.
+struct open_groups {
+  bool all = false;             ///< every group open
+  std::set<std::string> ids;    ///< the open groups
+  /// From the `open` parameter.
+  static open_groups parse(const std::string& text);
+  /// The `open` parameter's value.
+  std::string text() const;
+  /// True when the group is open.
+  bool is_open(const std::string& group_id) const { return all || ids.contains(group_id); }
+};
+/// One row of the grid: a task or a group, with its depth in the tree of groups.
+struct tree_row {
+  std::string id;                   ///< the task's or the group's id
+  std::size_t depth = 0;            ///< 0 at the top, 1 inside one group, …
+  std::optional<std::size_t> task;  ///< the task's index; empty for a group
+  bool open = false;                ///< a group shown open (its rows follow)
+};
+/// A DAG's task groups as a page shows them, open or collapsed.
+class group_view {
+public:
+  group_view(const definition& d, open_groups open);
+  /// True when the DAG has no groups.
+  bool empty() const { return ids_.empty(); }
+  const open_groups& open() const { return open_; }
+  /// The groups holding task `t`, outermost first.
+  const std::vector<std::string>& groups_of(const task& t) const;
+  /// True when every group enclosing the group is open (the group has a row or a box).
+  bool visible(const std::string& group_id) const;
+  /// The id task `t` is shown as: its outermost collapsed group's, or its own.
+  std::string shown_as(const task& t) const;
+  /// The `open` parameter with the group opened or closed.
+  std::string toggled(const std::string& group_id, bool open) const;
+  /// Each group's state in a run whose task instances are `tis`: the most relevant state
+  /// (state_priority) of its tasks' instances, those of groups inside it included.
+  std::map<std::string, task_state> states(const std::vector<task_instance_record>& tis) const;
+  /// How many tasks the group holds, those of groups inside it included.
+  std::size_t size_of(const std::string& group_id) const;
+  /// The grid's rows: the tree of groups and tasks in dependency order (each group where its first
+  /// task comes), without what is inside collapsed groups.
+  std::vector<tree_row> rows() const;
+  /// A task's or group's id without its enclosing group's prefix.
+  std::string short_name(const std::string& id) const;
+
+private:
+  const definition& d_;
+  open_groups open_;
+  std::set<std::string> ids_;
+  std::vector<std::vector<std::string>> chains_;  // by task index: its groups, outermost first (none without groups)
+};
+
 /// The DAG `dag_id` among the loaded ones, or null.
 const definition* find_dag(const request& r, const std::string& dag_id);
 
@@ -158,15 +216,21 @@ http_response live_json(const request& r);                                      
 /// /static/… and /favicon.ico; nullopt for other paths.
 std::optional<http_response> static_resource(const std::string& path);          // static_files.cpp
 
-/// One task's box in a graph: indexed like `definition::all_tasks()`.
+/// One box in a graph: a task, or a collapsed task group standing for its tasks.
 struct graph_node {
+  std::string id;              ///< the task's or the group's id
+  std::string label;           ///< the text in the box
+  std::string title;           ///< the tooltip
+  bool group = false;          ///< a collapsed task group
   std::string state = "none";  ///< its state in the run shown
   std::string href;            ///< where a click goes (empty: nowhere)
   std::string live;            ///< its live key (empty: not updated live)
 };
-/// The graph of `d` as SVG: layers by longest path from a root, ordered to cross few edges,
-/// arrows into each task, boxes as wide as their labels and coloured by state.
-std::string graph_svg(const definition& d, const std::vector<graph_node>& nodes);  // graph_layout.cpp
+/// A graph as SVG: layers by longest path from a root, ordered to cross few edges, arrows into
+/// each box, boxes as wide as their labels and coloured by state. `upstream[i]` lists the nodes
+/// with an edge into node `i` (no duplicates, no node itself); nodes come in dependency order
+/// where there is one (what comes first is placed first).
+std::string graph_svg(const std::vector<graph_node>& nodes, const std::vector<std::vector<std::size_t>>& upstream);  // graph_layout.cpp
 
 // Charts (charts.cpp), SVG drawn on the server.
 /// The Gantt chart of one run's task instances.
@@ -174,6 +238,10 @@ std::string gantt_svg(const definition& d, const run_record& run, const std::vec
 /// Each task's duration over `runs` (oldest first), one line per task.
 std::string duration_chart_svg(const definition& d, const std::vector<run_record>& runs,
                                const std::vector<std::vector<task_instance_record>>& tis);
+/// Each task's landing time over `runs` (oldest first), one line per task: Airflow's "Landing
+/// Times", from the end of the run's data interval to the end of the task instance.
+std::string landing_chart_svg(const definition& d, const std::vector<run_record>& runs,
+                              const std::vector<std::vector<task_instance_record>>& tis);
 /// A year of days up to `today`, each coloured by its runs' states.
 std::string calendar_svg(const std::vector<run_record>& runs, time_point today);
 /// The state legend.
