@@ -136,6 +136,11 @@ const std::map<std::string, std::string>& operation_summaries() {
       {"get_task_instance_dependencies", "Why a task instance is not running yet"},
       {"set_task_instance_note", "Set a task instance's note"},
       {"get_log", "Get the log of one try"},
+      {"get_datasets", "List the datasets tasks update and DAGs are scheduled on"},
+      {"get_dataset", "Get one dataset by its URI"},
+      {"get_dataset_events", "List dataset events, newest first"},
+      {"create_dataset_event", "Record an update of a dataset made outside dagrun"},
+      {"get_upstream_dataset_events", "List the dataset events that triggered a run"},
       {"get_xcom_entries", "List a task instance's XCom entries"},
       {"get_xcom_entry", "Get one XCom entry"},
   };
