@@ -1895,14 +1895,25 @@ private:
       bool ints = !a.is(vk::number) && !b.is(vk::number);
       if (ints) {
         long long x = a.as_int(), y = b.as_int();
-        if (op == "+") return value::of_int(x + y);
-        if (op == "-") return value::of_int(x - y);
-        if (op == "*") return value::of_int(x * y);
+        long long r = 0;
+        // Python's integers have no bound; ours have 64 bits, and going past them is an error.
+        const auto checked = [&](bool overflowed) {
+          if (overflowed) fail("integer overflow in '" + op + "'");
+          return value::of_int(r);
+        };
+        if (op == "+") return checked(__builtin_add_overflow(x, y, &r));
+        if (op == "-") return checked(__builtin_sub_overflow(x, y, &r));
+        if (op == "*") return checked(__builtin_mul_overflow(x, y, &r));
         if (op == "**") {
           if (y < 0) return value::of_float(std::pow(static_cast<double>(x), static_cast<double>(y)));
-          long long r = 1;
-          for (long long i = 0; i < y; ++i) r *= x;
-          return value::of_int(r);
+          r = 1;
+          long long base = x;
+          bool overflowed = false;
+          for (long long e = y; e > 0 && !overflowed; e >>= 1) {  // by squaring: a huge exponent ends at once
+            if (e & 1) overflowed = __builtin_mul_overflow(r, base, &r);
+            if (e > 1 && !overflowed) overflowed = __builtin_mul_overflow(base, base, &base);
+          }
+          return checked(overflowed);
         }
         if (y == 0 && (op == "/" || op == "//" || op == "%")) fail("division by zero");
         if (op == "/") return value::of_float(static_cast<double>(x) / static_cast<double>(y));
