@@ -8,6 +8,7 @@
 #include <dag/template/template.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <array>
 #include <charconv>
 #include <chrono>
@@ -1228,7 +1229,7 @@ private:
       }
       case token_kind::number: {
         auto e = make_expr(expr_kind::literal, t.offset);
-        e->literal = value::of_float(std::stod(t.text));
+        e->literal = value::of_float(std::strtod(t.text.c_str(), nullptr));  // 1e999 is inf, as in Python (stod throws)
         ++pos_;
         return e;
       }
