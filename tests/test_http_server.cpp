@@ -187,6 +187,20 @@ bool health_answers(unsigned short port) {
   }
 }
 
+// The fastest of five answers to /health, or nothing if one was refused. A stalled server makes
+// every one of them slow; a machine busy with other work (sanitizers, parallel tests) can make
+// any single one slow, so one request's time alone would make the test flaky.
+std::optional<steady::duration> fastest_health(unsigned short port) {
+  std::optional<steady::duration> fastest;
+  for (int i = 0; i < 5; ++i) {
+    const auto start = steady::now();
+    if (!health_answers(port)) return std::nullopt;
+    const auto took = steady::now() - start;
+    if (!fastest || took < *fastest) fastest = took;
+  }
+  return fastest;
+}
+
 }  // namespace
 
 TEST_CASE("HttpServer.DefaultsAreTheDocumentedOnes") {
@@ -207,11 +221,10 @@ TEST_CASE("HttpServer.IdleConnectionsDoNotBlockHealth" * doctest::timeout(60)) {
   std::vector<std::string> addresses;
   for (int i = 0; i < 200; ++i) addresses.push_back("127.0.1." + std::to_string(i + 1));
   for (const auto& a : addresses) idle.push_back(std::make_unique<client>(s.port(), a.c_str()));
-  const auto start = steady::now();
-  CHECK(health_answers(s.port()));
-  const auto took = steady::now() - start;
-  MESSAGE("/health beside 200 idle connections took " << std::chrono::duration<double, std::milli>(took).count() << " ms");
-  CHECK(took < 100ms);
+  const auto took = fastest_health(s.port());
+  REQUIRE(took);
+  MESSAGE("/health beside 200 idle connections took " << std::chrono::duration<double, std::milli>(*took).count() << " ms");
+  CHECK(*took < 100ms);
   // They are all still served, not dropped to make room.
   idle.back()->send(get("/after"));
   CHECK(idle.back()->reply()->body() == "GET /after");
@@ -226,9 +239,9 @@ TEST_CASE("HttpServer.OneClientAddressHoldsAtMostItsShareOfConnections" * doctes
   for (int i = 0; i < 200; ++i) hoard.push_back(std::make_unique<client>(s.port()));
   // Far below the overall cap (256), the address's 64 are its limit: its oldest made room.
   CHECK(hoard.front()->closed_within(10s));
-  const auto start = steady::now();
-  CHECK(health_answers(s.port()));
-  CHECK(steady::now() - start < 100ms);
+  const auto took = fastest_health(s.port());
+  REQUIRE(took);
+  CHECK(*took < 100ms);
   hoard.back()->send(get("/newest"));
   CHECK(hoard.back()->reply()->body() == "GET /newest");
   other.send(get("/client"));
@@ -242,9 +255,9 @@ TEST_CASE("HttpServer.ExpressRequestsAreAnsweredWhileTheHandlerIsBusy" * doctest
   client slow(s.port());
   slow.send(get("/slow"));
   REQUIRE(eventually([&] { return s.handler.held_calls() == 1; }, 10s));
-  const auto start = steady::now();
-  CHECK(health_answers(s.port()));  // the main handler thread is still held
-  CHECK(steady::now() - start < 100ms);
+  const auto took = fastest_health(s.port());  // the main handler thread is still held
+  REQUIRE(took);
+  CHECK(*took < 100ms);
   s.handler.release();
   CHECK(slow.reply()->body() == "GET /slow");
 }
