@@ -1380,6 +1380,35 @@ TEST_CASE_TEMPLATE("Store.CleanDeletesOnlyOldFinishedRunsWithTheirChildren", dat
   CHECK(s->apply(creating(seeds[0].run, {"a"})).runs_created == std::vector<bool>{true});
 }
 
+TEST_CASE_TEMPLATE("Store.CleanDeletesOldDatasetEventsButThoseAConsumerWaitsOn", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  s->register_datasets({"s3://b/old", "s3://b/waiting"}, {{"report", {"s3://b/waiting", "s3://b/other"}}});
+  const auto event = [&](const char* uri, dag::timestamp when) {
+    dag::dataset_event_record e;
+    e.uri = uri;
+    e.when = when;
+    REQUIRE(s->add_dataset_event(e));
+  };
+  const auto cutoff = at(utc(2024, 2, 1));
+  event("s3://b/old", at(utc(2024, 1, 1)));      // history: cleaned
+  event("s3://b/waiting", at(utc(2024, 1, 1)));  // queued for report, whose run has not come: kept
+  event("s3://b/old", at(utc(2024, 3, 1)));      // recent: kept
+  CHECK(s->clean(cutoff) == 0);  // it counts runs
+  dag::dataset_event_filter all;
+  const auto left = s->dataset_events(all);
+  REQUIRE(left.size() == 2);
+  std::set<std::pair<std::string, dag::timestamp>> kept;
+  for (const auto& e : left) kept.emplace(e.uri, e.when);
+  CHECK(kept == std::set<std::pair<std::string, dag::timestamp>>{{"s3://b/waiting", at(utc(2024, 1, 1))},
+                                                                 {"s3://b/old", at(utc(2024, 3, 1))}});
+  // Once report's run took the queued event, the run lists it: kept while the run is.
+  CHECK(s->create_dataset_run(daily_run("report", utc(2024, 1, 4), dag::run_type::dataset_triggered), {"a"}, {"s3://b/waiting"}));
+  CHECK(s->queued_datasets().empty());
+  s->clean(cutoff);
+  CHECK(s->dataset_events(all).size() == 2);
+}
+
 TEST_CASE_TEMPLATE("Store.AChangeSetIsAppliedWhollyOrNotAtAll", database, STORE_BACKENDS) {
   database db;
   auto s = db.make_store();

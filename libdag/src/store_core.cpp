@@ -1301,7 +1301,16 @@ bool store_core::delete_pool(const std::string& name) {
 std::size_t store_core::clean(timestamp cutoff) {
   // Task instances, tries and XComs go with their run through ON DELETE CASCADE.
   const value before[] = {micros_of(cutoff)};
-  return execute("clean old runs", "DELETE FROM dag_runs WHERE state IN ('success', 'failed') AND end_date < $1", before);
+  const auto runs = execute("clean old runs", "DELETE FROM dag_runs WHERE state IN ('success', 'failed') AND end_date < $1", before);
+  // Dataset events are history too (as Airflow's `db clean` has them), except those a run that
+  // is kept lists as its upstream events, and those a consumer DAG still waits on (its next run
+  // will list them).
+  execute("clean old dataset events",
+          "DELETE FROM dataset_events WHERE happened < $1"
+          " AND NOT EXISTS (SELECT 1 FROM dataset_run_events l WHERE l.event_id = dataset_events.id)"
+          " AND NOT EXISTS (SELECT 1 FROM dataset_queue q WHERE q.uri = dataset_events.uri AND dataset_events.id >= q.first_event_id)",
+          before);
+  return runs;
 }
 
 }  // namespace dag::detail
