@@ -616,3 +616,57 @@ TEST_CASE("Ui.GridOf100TasksBy100RunsRendersQuickly" * doctest::timeout(120)) {
   // Loose: the target (100 ms) is for optimised builds; Debug and sanitizer builds are slower.
   CHECK(ms < 2000);
 }
+
+TEST_CASE("Ui.AMappedInstancesLogLinksKeepItsMapIndex" * doctest::timeout(30)) {
+  ui_face f([](dag::definition& d) { d.bash("m", "unused").expand("bash_command", {"echo a", "echo b"}); });
+  const auto run = dag::trigger_run(*f.db, f.dag, dag::parse_time("2024-05-03T00:00:00Z"));
+  REQUIRE(run);
+  // Instances 0 and 1, each with two tries whose logs differ; instance 1's second try still runs.
+  dag::change_set c;
+  dag::task_instance_record unexpanded;
+  unexpanded.dag_id = "wide";
+  unexpanded.run_id = run->run_id;
+  unexpanded.task_id = "m";
+  c.task_instance_deletes = {unexpanded};
+  const auto start = dag::timestamp(run->logical_date) + 1s;
+  for (int index = 0; index < 2; ++index) {
+    auto ti = unexpanded;
+    ti.map_index = index;
+    for (int number = 1; number <= 2; ++number) {
+      ti.try_number = number;
+      ti.state = index == 1 && number == 2 ? dag::task_state::running : dag::task_state::failed;
+      ti.start_date = start;
+      ti.log_path = (f.dir / ("m." + std::to_string(index) + "." + std::to_string(number) + ".log")).string();
+      std::ofstream(ti.log_path) << "log of instance " << index << " try " << number << "\n";
+      c.tries.push_back(dag::try_record_of(ti));
+    }
+    c.task_instances.push_back({dag::task_state::none, 0, ti});
+  }
+  auto tries = std::move(c.tries);
+  c.tries.clear();
+  REQUIRE(f.db->apply(c).task_instances_updated == std::vector<bool>{true, true});
+  dag::change_set written_tries;
+  written_tries.tries = std::move(tries);
+  f.db->apply(written_tries);
+
+  const std::string run_page = "/dags/wide/runs/manual__2024-05-03T00%3A00%3A00%2B00%3A00";
+  const std::string logs = run_page + "/tasks/m/logs/";
+  // The run page links each instance and its log by its map index.
+  const std::string listing = f.get(run_page).body;
+  CHECK(listing.find("href=\"" + run_page + "/tasks/m?map_index=1\"") != std::string::npos);
+  CHECK(listing.find("href=\"" + logs + "2?map_index=1\"") != std::string::npos);
+
+  const std::string page = f.get(logs + "2?map_index=1").body;
+  CHECK(page.find("log of instance 1 try 2") != std::string::npos);
+  // Every link of instance 1's log page leads to instance 1's logs, the query after the view.
+  for (const std::string& link : {logs + "1?map_index=1", logs + "2/download?map_index=1", logs + "2/tail?map_index=1"}) {
+    INFO(link);
+    CHECK(page.find("\"" + link + "\"") != std::string::npos);
+  }
+  CHECK(f.get(logs + "1?map_index=1").body.find("log of instance 1 try 1") != std::string::npos);
+  const auto download = f.get(logs + "2/download?map_index=1");
+  CHECK(download.file == (f.dir / "m.1.2.log").string());
+  const auto tail = json::parse(f.call("GET", logs + "2/tail?map_index=1&offset=0", "", "application/json").body);
+  CHECK(tail["text"] == "log of instance 1 try 2\n");
+  CHECK(f.get(logs + "1?map_index=0").body.find("log of instance 0 try 1") != std::string::npos);
+}

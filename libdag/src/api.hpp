@@ -166,9 +166,6 @@ void order_by(const api_call& call, json& all, const std::vector<std::string>& a
 
 // --- filters -------------------------------------------------------------------------------------
 
-/// Whether `t` lies within [from, to] (a bound not given is open); an unset `t` only when neither is.
-bool within(const std::optional<timestamp>& t, const std::optional<timestamp>& from, const std::optional<timestamp>& to);
-
 /// Airflow's date filters of run and task instance listings: logical date (`execution_date_…`),
 /// start and end date, each `_gte` and `_lte`.
 struct date_ranges {
@@ -192,10 +189,10 @@ struct page_request {
   static page_request of_body(const api_call& call, const json& body);
 };
 
-/// A batch listing's page: `all` ordered by the body's `order_by`, then `page_offset` and
-/// `page_limit` (page_request::of_body).
-json batch_page(const api_call& call, const json& body, const std::string& key, json all,
-                const std::vector<std::string>& allowed);
+/// A listing's order in the store (which orders and pages in SQL) for an Airflow `order_by`
+/// (`-field` descending; none: the listing's own order). `fields` maps each field Airflow allows
+/// for the listing to the store's sort field; any other is a usage error (400) naming them.
+listing_order listing_order_of(const std::optional<std::string>& order_by, const std::map<std::string, std::string>& fields);
 
 // --- bodies --------------------------------------------------------------------------------------
 
@@ -214,7 +211,8 @@ std::vector<std::string> string_list_field(const json& body, const std::string& 
 
 json dag_json(const definition& d, bool paused);
 json run_json(const run_record& r);
-json task_instance_json(const task_instance_record& ti, const run_record& run, const definition* d);
+/// A task instance as Airflow's TaskInstance, `logical_date` its run's.
+json task_instance_json(const task_instance_record& ti, time_point logical_date, const definition* d);
 json task_json(const definition& d, const task& t);
 /// Airflow's TaskInstanceReference list: the instances an operation touched.
 json references(const std::vector<task_instance_ref>& refs, store& s);

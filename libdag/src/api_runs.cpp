@@ -4,6 +4,7 @@
 #include "api.hpp"
 
 #include <algorithm>
+#include <map>
 
 namespace dag::detail {
 namespace {
@@ -14,8 +15,12 @@ run_state run_state_named(const std::string& text, const std::string& what) {
   return *s;
 }
 
-const std::vector<std::string> run_order{"dag_run_id", "dag_id", "execution_date", "logical_date", "start_date", "end_date",
-                                         "state", "run_type", "data_interval_start", "data_interval_end", "external_trigger"};
+// Airflow's order_by fields of run listings, as the store names them.
+const std::map<std::string, std::string> run_order{
+    {"dag_run_id", "run_id"},   {"dag_id", "dag_id"},         {"execution_date", "logical_date"},
+    {"logical_date", "logical_date"}, {"start_date", "start_date"}, {"end_date", "end_date"},
+    {"state", "state"},         {"run_type", "run_type"},     {"data_interval_start", "data_interval_start"},
+    {"data_interval_end", "data_interval_end"}, {"external_trigger", "manual"}};
 
 // The runs a listing's filters select, as the store filters them.
 run_filter run_filter_of(const std::vector<std::string>& dag_ids, const std::vector<std::string>& states,
@@ -36,21 +41,15 @@ run_filter run_filter_of(const std::vector<std::string>& dag_ids, const std::vec
   return f;
 }
 
-// A page of the runs `filter` selects. In the store's own order (no `order_by`: newest logical
-// date first) the database pages and counts; another order needs every selected run in hand.
+// A page of the runs `filter` selects, filtered, ordered, paged and counted by the database.
 json runs_page(api_call& call, run_filter filter, const page_request& page) {
-  if (!page.order || page.order->empty()) {
-    const std::size_t total = call.db.count_runs(filter);
-    filter.limit = page.limit;
-    filter.offset = page.offset;
-    json runs = json::array();
-    for (const auto& r : call.db.runs(filter)) runs.push_back(run_json(r));
-    return {{"dag_runs", std::move(runs)}, {"total_entries", total}};
-  }
-  json all = json::array();
-  for (const auto& r : call.db.runs(filter)) all.push_back(run_json(r));
-  order_by(page.order, all, run_order);
-  return page_of("dag_runs", all, page.limit, page.offset);
+  const std::size_t total = call.db.count_runs(filter);
+  filter.order = listing_order_of(page.order, run_order);
+  filter.limit = page.limit;
+  filter.offset = page.offset;
+  json runs = json::array();
+  for (const auto& r : call.db.runs(filter)) runs.push_back(run_json(r));
+  return {{"dag_runs", std::move(runs)}, {"total_entries", total}};
 }
 
 http_response list_runs(api_call& call) {
@@ -124,7 +123,7 @@ http_response clear_run(api_call& call) {
     const auto instances = call.db.task_instances(run.dag_id, run.run_id);
     for (const auto& ref : cleared)
       for (const auto& ti : instances)
-        if (ti.task_id == ref.task_id) tis.push_back(task_instance_json(ti, run, &d));
+        if (ti.task_id == ref.task_id) tis.push_back(task_instance_json(ti, run.logical_date, &d));
     return json_response(200, {{"task_instances", tis}, {"total_entries", tis.size()}});
   }
   call.record("clear_dag_run", run.dag_id, run.run_id, "", {{"task_instances", cleared.size()}});
