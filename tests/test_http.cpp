@@ -427,6 +427,13 @@ TEST_CASE("Http.ApiListingsFilterOrderPageAndCountTaskInstancesRunsXComsAndEvent
   const auto listed_runs = s.send("POST", "/api/v1/dags/~/dagRuns/list", {{"order_by", "-dag_run_id"}, {"page_offset", 1}, {"dag_ids", {"etl"}}});
   CHECK(run_ids(json::parse(listed_runs.body)) == std::vector<std::string>{day2, day1});
   CHECK(s.get("/api/v1/dags/etl/dagRuns?order_by=conf").status == 400);
+  // Airflow's sparse fieldsets: only the fields asked for.
+  CHECK(get("/dags/etl/dagRuns?fields=dag_run_id&fields=state&limit=1")["dag_runs"][0] ==
+        json{{"dag_run_id", "manual__2024-01-03T00:00:00+00:00"}, {"state", "queued"}});
+  CHECK(get("/dags/etl/dagRuns/" + in_path(day1) + "?fields=run_type") == json{{"run_type", "manual"}});
+  r = s.get("/api/v1/dags/etl/dagRuns?fields=colour");
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"] == "fields: a DAG run has no field 'colour'");
 
   // XCom entries of a task instance: by key, paged, counted, filtered by key.
   const std::string xcoms = "/dags/etl/dagRuns/" + in_path(day1) + "/taskInstances/extract/xcomEntries";

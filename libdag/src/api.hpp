@@ -156,6 +156,9 @@ json text_or_null(const std::string& text);
 /// Entries `offset` to `offset + limit` of `all` (already filtered and ordered) under `key`, with
 /// `total_entries` (how many there are in all).
 json page_of(const std::string& key, const json& all, std::size_t limit, std::size_t offset);
+/// `entry` with only the fields the query's `fields` names (Airflow's sparse fieldsets), or whole
+/// when it names none; a usage error for a field `entry` (`what`, e.g. "a DAG") does not have.
+json only_fields(const api_call& call, json entry, const std::string& what);
 /// The page the query's `limit` and `offset` ask for.
 json page_of(const api_call& call, const std::string& key, const json& all);
 /// `all` ordered by `field` (`-field` for descending); a usage error for a field not in `allowed`.

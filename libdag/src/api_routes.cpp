@@ -31,7 +31,7 @@ const std::map<std::string, query_parameter>& query_parameters() {
       {"dag_id_pattern", {{{"type", "string"}}, "only DAGs whose id contains this text"}},
       {"only_active", {{{"type", "boolean"}, {"default", true}}, "only active DAGs (every loaded DAG is)"}},
       {"paused", {{{"type", "boolean"}}, "only paused (true) or unpaused (false) DAGs"}},
-      {"fields", {string_list(), "only these fields of each DAG"}},
+      {"fields", {string_list(), "only these fields of each entry"}},
       {"execution_date_gte", {date_time(), "logical date at or after"}},
       {"execution_date_lte", {date_time(), "logical date at or before"}},
       {"start_date_gte", {date_time(), "started at or after"}},
@@ -439,6 +439,17 @@ page_request page_request::of_body(const api_call& call, const json& body) {
   const std::size_t limit = whole("page_limit", call.max_page_size());
   return {body.contains("order_by") ? std::optional<std::string>(string_field(body, "order_by")) : std::nullopt,
           limit == 0 ? call.max_page_size() : std::min(limit, call.max_page_size()), whole("page_offset", 0)};
+}
+
+json only_fields(const api_call& call, json entry, const std::string& what) {
+  const auto fields = call.query_list("fields");
+  if (fields.empty()) return entry;
+  json out = json::object();
+  for (const auto& f : fields) {
+    if (!entry.contains(f)) throw usage_error("fields: " + what + " has no field '" + f + "'");
+    out[f] = entry[f];
+  }
+  return out;
 }
 
 listing_order listing_order_of(const std::optional<std::string>& text, const std::map<std::string, std::string>& fields) {

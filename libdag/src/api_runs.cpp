@@ -56,7 +56,9 @@ http_response list_runs(api_call& call) {
   std::vector<std::string> dag_ids;
   if (call.path("dag_id") != "~") dag_ids = {call.dag(call.path("dag_id")).id()};
   const auto filter = run_filter_of(dag_ids, call.query_list("state"), "state", date_ranges::of_query(call));
-  return json_response(200, runs_page(call, filter, page_request::of_query(call)));
+  json page = runs_page(call, filter, page_request::of_query(call));
+  for (auto& r : page["dag_runs"]) r = only_fields(call, std::move(r), "a DAG run");
+  return json_response(200, page);
 }
 
 // Airflow's ListDagRunsForm: the same filters in a body, with its own paging fields.
@@ -87,7 +89,9 @@ http_response trigger(api_call& call) {
   return json_response(200, run_json(call.run(d.id(), run->run_id)));
 }
 
-http_response get_run(api_call& call) { return json_response(200, run_json(call.run(call.path("dag_id"), call.path("dag_run_id")))); }
+http_response get_run(api_call& call) {
+  return json_response(200, only_fields(call, run_json(call.run(call.path("dag_id"), call.path("dag_run_id"))), "a DAG run"));
+}
 
 http_response delete_run(api_call& call) {
   const auto run = call.run(call.path("dag_id"), call.path("dag_run_id"));
@@ -163,13 +167,13 @@ json run_json(const run_record& r) {
 std::vector<api_route> run_routes() {
   const std::vector<std::string> filters{"limit",          "offset",         "order_by",       "execution_date_gte",
                                          "execution_date_lte", "start_date_gte", "start_date_lte", "end_date_gte",
-                                         "end_date_lte",   "state"};
+                                         "end_date_lte",   "state",          "fields"};
   const std::string run = "/dags/{dag_id}/dagRuns/{dag_run_id}";
   return {
       {"GET", "/dags/{dag_id}/dagRuns", "get_dag_runs", "DAGRun", filters, "", 200, "DAGRunCollection", list_runs},
       {"POST", "/dags/{dag_id}/dagRuns", "post_dag_run", "DAGRun", {}, "DAGRun", 200, "DAGRun", trigger},
       {"POST", "/dags/~/dagRuns/list", "get_dag_runs_batch", "DAGRun", {}, "ListDagRunsForm", 200, "DAGRunCollection", list_runs_batch},
-      {"GET", run, "get_dag_run", "DAGRun", {}, "", 200, "DAGRun", get_run},
+      {"GET", run, "get_dag_run", "DAGRun", {"fields"}, "", 200, "DAGRun", get_run},
       {"DELETE", run, "delete_dag_run", "DAGRun", {}, "", 204, "", delete_run},
       {"PATCH", run, "update_dag_run_state", "DAGRun", {}, "UpdateDagRunState", 200, "DAGRun", patch_run_state},
       {"POST", run + "/clear", "clear_dag_run", "DAGRun", {}, "ClearDagRun", 200, "DAGRunOrTaskInstances", clear_run},
