@@ -6,6 +6,7 @@
 /// task instances only through the domain operations (dag/model/operations.hpp), as the CLI does,
 /// and write one event log entry per change with who made it.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -177,6 +178,20 @@ struct date_ranges {
   static date_ranges of_query(const api_call& call);
   /// From the body of a batch listing (POST …/list).
   static date_ranges of_body(const json& body);
+  /// Sets the same bounds of a store filter (run_filter, task_instance_filter).
+  template <class Filter>
+  void bound(Filter& f) const {
+    // Query and body times are whole seconds (parse_time): the floor changes nothing.
+    const auto seconds = [](const std::optional<timestamp>& t) {
+      return t ? std::optional<time_point>(std::chrono::floor<std::chrono::seconds>(*t)) : std::nullopt;
+    };
+    f.logical_from = seconds(logical_from);
+    f.logical_to = seconds(logical_to);
+    f.start_from = start_from;
+    f.start_to = start_to;
+    f.end_from = end_from;
+    f.end_to = end_to;
+  }
 };
 
 /// The page a listing asks for: its order (a field, `-field` descending; none: the listing's own)

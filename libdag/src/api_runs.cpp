@@ -28,16 +28,7 @@ run_filter run_filter_of(const std::vector<std::string>& dag_ids, const std::vec
   run_filter f;
   f.dag_ids.insert(dag_ids.begin(), dag_ids.end());
   for (const auto& s : states) f.states.insert(run_state_named(s, states_name));
-  // Query and body times are whole seconds (parse_time): the floor changes nothing.
-  const auto seconds = [](const std::optional<timestamp>& t) {
-    return t ? std::optional<time_point>(std::chrono::floor<std::chrono::seconds>(*t)) : std::nullopt;
-  };
-  f.logical_from = seconds(dates.logical_from);
-  f.logical_to = seconds(dates.logical_to);
-  f.start_from = dates.start_from;
-  f.start_to = dates.start_to;
-  f.end_from = dates.end_from;
-  f.end_to = dates.end_to;
+  dates.bound(f);
   return f;
 }
 

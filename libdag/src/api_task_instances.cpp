@@ -40,16 +40,7 @@ std::optional<std::chrono::microseconds> duration_bound(const std::optional<doub
 // The date and duration filters of a task instance listing.
 void add_ranges(task_instance_filter& f, const date_ranges& dates, const std::optional<double>& duration_from,
                 const std::optional<double>& duration_to, const std::string& from_name, const std::string& to_name) {
-  // Query and body times are whole seconds (parse_time): the floor changes nothing.
-  const auto seconds = [](const std::optional<timestamp>& t) {
-    return t ? std::optional<time_point>(std::chrono::floor<std::chrono::seconds>(*t)) : std::nullopt;
-  };
-  f.logical_from = seconds(dates.logical_from);
-  f.logical_to = seconds(dates.logical_to);
-  f.start_from = dates.start_from;
-  f.start_to = dates.start_to;
-  f.end_from = dates.end_from;
-  f.end_to = dates.end_to;
+  dates.bound(f);
   f.duration_from = duration_bound(duration_from, false, from_name);
   f.duration_to = duration_bound(duration_to, true, to_name);
 }
