@@ -901,6 +901,35 @@ TEST_CASE_TEMPLATE("Store.MappedTaskInstancesTriesAndXComsAreKeyedByMapIndex", d
   CHECK(s->task_instances("etl", run.run_id).empty());
 }
 
+TEST_CASE("Store.AMappedTasksXComListTakesTextThatIsNotUtf8") {
+  // A bash task's XCom is its last line as printed: Latin-1 text must become U+FFFD in the list,
+  // not an exception (which failed every scheduler pass that expanded over it or pulled it).
+  dag::xcom_record latin1;
+  latin1.map_index = 0;
+  latin1.value = "caf\xe9";
+  dag::xcom_record plain;
+  plain.map_index = 1;
+  plain.value = "ok";
+  CHECK(dag::mapped_xcom_list({plain, latin1}) == "[\"caf\xef\xbf\xbd\",\"ok\"]");
+}
+
+TEST_CASE_TEMPLATE("Store.AutomatedRunsAreTheScheduledAndBackfillOnes", database, STORE_BACKENDS) {
+  // What the time schedule continues from: a dataset-triggered run (of a DAG once scheduled on
+  // datasets) is no step of it, as a manual run is none.
+  database db;
+  auto s = db.make_store();
+  for (const auto& run : {daily_run("etl", utc(2024, 1, 1)), daily_run("etl", utc(2024, 1, 2), dag::run_type::backfill),
+                          daily_run("etl", utc(2024, 1, 3), dag::run_type::manual),
+                          daily_run("etl", utc(2024, 1, 4), dag::run_type::dataset_triggered)})
+    REQUIRE(s->apply(creating(run, {"extract"})).runs_created == std::vector<bool>{true});
+  dag::run_filter automated;
+  automated.automated_only = true;
+  std::vector<dag::run_type> types;
+  for (const auto& r : s->runs(automated)) types.push_back(r.type);
+  CHECK(types == std::vector<dag::run_type>{dag::run_type::backfill, dag::run_type::scheduled});
+  CHECK(s->count_runs(automated) == 2);
+}
+
 TEST_CASE_TEMPLATE("Store.ListsRunsByDagStateAndDateNewestFirst", database, STORE_BACKENDS) {
   database db;
   auto s = db.make_store();

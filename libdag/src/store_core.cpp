@@ -1025,7 +1025,8 @@ filtered_select runs_query(const std::string& select, const run_filter& filter) 
   // A bound on a column that is NULL (not started or ended yet) is not met: `NULL >= x` is not true.
   q.within("start_date", filter.start_from, filter.start_to);
   q.within("end_date", filter.end_from, filter.end_to);
-  if (filter.automated_only) q.sql += " AND run_type <> 'manual'";
+  // The time schedule's own runs: not manual ones, nor those dataset updates triggered.
+  if (filter.automated_only) q.sql += " AND run_type IN ('scheduled', 'backfill')";
   return q;
 }
 
