@@ -284,6 +284,189 @@ TEST_CASE("Http.ApiTriggersAndListsRunsAndTaskInstances" * doctest::timeout(30))
   CHECK(json::parse(r.body)["detail"] == "the request body must be a JSON object");
 }
 
+// Each listing's filters, order and page as the database applies them: what each parameter does to
+// the answer, not only that it is accepted.
+TEST_CASE("Http.ApiListingsFilterOrderPageAndCountTaskInstancesRunsXComsAndEvents" * doctest::timeout(30)) {
+  served_face s;
+  dag::definition etl{"etl"};
+  etl.schedule("@daily").start_date("2024-01-01");
+  auto extract = etl.bash("extract", "echo hi");
+  auto load = etl.bash("load", "true");
+  extract >> load;
+  dag::definition maps{"maps"};
+  maps.schedule("@daily").start_date("2024-01-01");
+  maps.bash("fan", "unused").expand("bash_command", {"echo 0", "echo 1", "echo 2"});
+  REQUIRE(dag::check(etl, dag::builtin_operators()).empty());
+  REQUIRE(dag::check(maps, dag::builtin_operators()).empty());
+  s.face->set_dags({etl, maps});
+  for (const char* day : {"2024-01-01", "2024-01-02", "2024-01-03"})
+    REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", std::string(day) + "T00:00:00Z"}}).status == 200);
+  REQUIRE(s.send("POST", "/api/v1/dags/maps/dagRuns", {{"logical_date", "2024-01-01T00:00:00Z"}}).status == 200);
+  const std::string day1 = "manual__2024-01-01T00:00:00+00:00", day2 = "manual__2024-01-02T00:00:00+00:00";
+  {
+    // Day 1: extract succeeded in 10 s, load failed after 30 s; day 2: extract runs. The mapped
+    // task's instances 0-2 with states success, failed, success; XComs a, b, c of day 1's extract.
+    auto db = s.store();
+    dag::change_set c;
+    const auto set = [&](const std::string& dag_id, const std::string& run_id, const std::string& task, int map_index,
+                         dag::task_state state, std::optional<int> seconds) {
+      dag::task_instance_record ti;
+      ti.dag_id = dag_id;
+      ti.run_id = run_id;
+      ti.task_id = task;
+      ti.map_index = map_index;
+      ti.state = state;
+      ti.try_number = 1;
+      ti.start_date = dag::timestamp(dag::parse_time("2024-01-05T00:00:00Z"));
+      if (seconds) ti.end_date = *ti.start_date + std::chrono::seconds(*seconds);
+      c.task_instances.push_back({dag::task_state::none, 0, ti});
+    };
+    set("etl", day1, "extract", -1, dag::task_state::success, 10);
+    set("etl", day1, "load", -1, dag::task_state::failed, 30);
+    c.task_instances.back().record.pool = "warehouse";
+    set("etl", day2, "extract", -1, dag::task_state::running, std::nullopt);
+    dag::task_instance_record unexpanded;
+    unexpanded.dag_id = "maps";
+    unexpanded.run_id = day1;
+    unexpanded.task_id = "fan";
+    c.task_instance_deletes = {unexpanded};
+    for (int i = 0; i < 3; ++i) set("maps", day1, "fan", i, i == 1 ? dag::task_state::failed : dag::task_state::success, 5 * (i + 1));
+    for (const char* key : {"c", "a", "b"}) c.xcoms.push_back({"etl", day1, "extract", key, std::string("value ") + key});
+    REQUIRE(db->apply(c).task_instances_updated == std::vector<bool>(6, true));
+  }
+  const auto get = [&](const std::string& target) {
+    const auto r = s.get("/api/v1" + target);
+    INFO(target << ": " << r.body);
+    REQUIRE(r.status == 200);
+    return json::parse(r.body);
+  };
+  const auto ids = [](const json& page, const std::string& key, const std::vector<std::string>& fields) {
+    std::vector<std::string> out;
+    for (const auto& x : page[key]) {
+      std::string id;
+      for (const auto& f : fields) id += (id.empty() ? "" : "@") + (x[f].is_string() ? x[f].get<std::string>() : x[f].dump());
+      out.push_back(id);
+    }
+    return out;
+  };
+  const auto tis = [&](const json& page) { return ids(page, "task_instances", {"task_id", "execution_date"}); };
+  const auto in_path = [](std::string id) {  // a run id percent-encoded, as it travels in a path
+    for (auto at = id.find_first_of(":+"); at != std::string::npos; at = id.find_first_of(":+", at))
+      id.replace(at, 1, id[at] == ':' ? "%3A" : "%2B");
+    return id;
+  };
+  const std::string d1 = "2024-01-01T00:00:00+00:00", d2 = "2024-01-02T00:00:00+00:00", d3 = "2024-01-03T00:00:00+00:00";
+
+  // Task instances of every run of a DAG: filtered by state, duration and dates, counted before paging.
+  auto page = get("/dags/etl/dagRuns/~/taskInstances");
+  CHECK(page["total_entries"] == 6);
+  CHECK(tis(page) == std::vector<std::string>{"extract@" + d3, "load@" + d3, "extract@" + d2, "load@" + d2, "extract@" + d1, "load@" + d1});
+  page = get("/dags/etl/dagRuns/~/taskInstances?state=failed&state=running");
+  CHECK(tis(page) == std::vector<std::string>{"extract@" + d2, "load@" + d1});
+  CHECK(page["total_entries"] == 2);
+  CHECK(tis(get("/dags/etl/dagRuns/~/taskInstances?duration_gte=20")) == std::vector<std::string>{"load@" + d1});
+  CHECK(tis(get("/dags/etl/dagRuns/~/taskInstances?duration_lte=10.5")) == std::vector<std::string>{"extract@" + d1});
+  CHECK(get("/dags/etl/dagRuns/~/taskInstances?execution_date_gte=2024-01-02T00:00:00Z")["total_entries"] == 4);
+  CHECK(get("/dags/etl/dagRuns/~/taskInstances?execution_date_lte=2024-01-01T00:00:00Z")["total_entries"] == 2);
+  CHECK(get("/dags/etl/dagRuns/~/taskInstances?start_date_gte=2024-01-05T00:00:00Z")["total_entries"] == 3);
+  CHECK(tis(get("/dags/etl/dagRuns/~/taskInstances?pool=warehouse")) == std::vector<std::string>{"load@" + d1});
+  CHECK(tis(get("/dags/etl/dagRuns/~/taskInstances?end_date_gte=2024-01-05T00:00:20Z")) == std::vector<std::string>{"load@" + d1});
+  // Ordered (no duration first, last descending) and paged.
+  page = get("/dags/etl/dagRuns/~/taskInstances?order_by=-duration&limit=2");
+  CHECK(tis(page) == std::vector<std::string>{"load@" + d1, "extract@" + d1});
+  CHECK(page["total_entries"] == 6);
+  CHECK(tis(get("/dags/etl/dagRuns/~/taskInstances?order_by=execution_date&offset=4")) ==
+        std::vector<std::string>{"extract@" + d3, "load@" + d3});
+  CHECK(tis(get("/dags/etl/dagRuns/" + in_path(day1) + "/taskInstances?order_by=-task_id")) ==
+        std::vector<std::string>{"load@" + d1, "extract@" + d1});
+  auto r = s.get("/api/v1/dags/etl/dagRuns/~/taskInstances?order_by=colour");
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("order_by: cannot order by 'colour'"));
+  CHECK(s.get("/api/v1/dags/etl/dagRuns/~/taskInstances?state=sleepy").status == 400);
+  CHECK(s.get("/api/v1/dags/etl/dagRuns/~/taskInstances?duration_gte=nan").status == 400);
+  // Across DAGs.
+  CHECK(get("/dags/~/dagRuns/~/taskInstances")["total_entries"] == 9);
+  CHECK(get("/dags/~/dagRuns/~/taskInstances?state=failed")["total_entries"] == 2);
+
+  // The batch listing: the same filters in a body, with its own paging fields.
+  const auto batch = [&](const json& body) {
+    const auto reply = s.send("POST", "/api/v1/dags/~/dagRuns/~/taskInstances/list", body);
+    INFO(body.dump() << ": " << reply.body);
+    REQUIRE(reply.status == 200);
+    return json::parse(reply.body);
+  };
+  page = batch({{"dag_ids", {"etl"}}, {"task_ids", {"load"}}, {"order_by", "execution_date"}, {"page_limit", 2}});
+  CHECK(tis(page) == std::vector<std::string>{"load@" + d1, "load@" + d2});
+  CHECK(page["total_entries"] == 3);
+  CHECK(tis(batch({{"dag_ids", {"etl"}}, {"task_ids", {"load"}}, {"order_by", "execution_date"}, {"page_offset", 2}})) ==
+        std::vector<std::string>{"load@" + d3});
+  CHECK(tis(batch({{"state", {"running"}}})) == std::vector<std::string>{"extract@" + d2});
+  CHECK(tis(batch({{"dag_run_ids", {day2}}, {"dag_ids", {"etl"}}})) == std::vector<std::string>{"extract@" + d2, "load@" + d2});
+  CHECK(batch({{"duration_gte", 10}, {"duration_lte", 15}})["total_entries"] == 3);  // extract, fan 1 and 2
+  CHECK(batch({{"execution_date_gte", "2024-01-03T00:00:00Z"}})["total_entries"] == 2);
+  CHECK(batch({{"pool", {"warehouse", "elsewhere"}}})["total_entries"] == 1);
+  CHECK(s.send("POST", "/api/v1/dags/~/dagRuns/~/taskInstances/list", {{"order_by", "colour"}}).status == 400);
+
+  // A mapped task's instances: by map index, filtered, ordered and paged.
+  const std::string fan = "/dags/maps/dagRuns/" + in_path(day1) + "/taskInstances/fan/listMapped";
+  const auto indexes = [&](const json& p) { return ids(p, "task_instances", {"map_index"}); };
+  CHECK(indexes(get(fan)) == std::vector<std::string>{"0", "1", "2"});
+  CHECK(indexes(get(fan + "?state=success")) == std::vector<std::string>{"0", "2"});
+  page = get(fan + "?order_by=-duration&limit=1&offset=1");
+  CHECK(indexes(page) == std::vector<std::string>{"1"});
+  CHECK(page["total_entries"] == 3);
+  CHECK(indexes(get(fan + "?duration_gte=10")) == std::vector<std::string>{"1", "2"});
+  CHECK(s.get("/api/v1" + fan + "?order_by=task_id").status == 400);  // not one of listMapped's fields
+
+  // Runs: ordered by the database, then paged.
+  const auto run_ids = [&](const json& p) { return ids(p, "dag_runs", {"dag_run_id"}); };
+  page = get("/dags/etl/dagRuns?order_by=execution_date&limit=1&offset=1");
+  CHECK(run_ids(page) == std::vector<std::string>{day2});
+  CHECK(page["total_entries"] == 3);
+  CHECK(run_ids(get("/dags/~/dagRuns?order_by=-dag_id&limit=1")) == std::vector<std::string>{day1});  // maps' run
+  const auto listed_runs = s.send("POST", "/api/v1/dags/~/dagRuns/list", {{"order_by", "-dag_run_id"}, {"page_offset", 1}, {"dag_ids", {"etl"}}});
+  CHECK(run_ids(json::parse(listed_runs.body)) == std::vector<std::string>{day2, day1});
+  CHECK(s.get("/api/v1/dags/etl/dagRuns?order_by=conf").status == 400);
+  // Airflow's sparse fieldsets: only the fields asked for.
+  CHECK(get("/dags/etl/dagRuns?fields=dag_run_id&fields=state&limit=1")["dag_runs"][0] ==
+        json{{"dag_run_id", "manual__2024-01-03T00:00:00+00:00"}, {"state", "queued"}});
+  CHECK(get("/dags/etl/dagRuns/" + in_path(day1) + "?fields=run_type") == json{{"run_type", "manual"}});
+  r = s.get("/api/v1/dags/etl/dagRuns?fields=colour");
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"] == "fields: a DAG run has no field 'colour'");
+
+  // XCom entries of a task instance: by key, paged, counted, filtered by key.
+  const std::string xcoms = "/dags/etl/dagRuns/" + in_path(day1) + "/taskInstances/extract/xcomEntries";
+  page = get(xcoms + "?limit=2&offset=1");
+  CHECK(ids(page, "xcom_entries", {"key"}) == std::vector<std::string>{"b", "c"});
+  CHECK(page["total_entries"] == 3);
+  page = get(xcoms + "?xcom_key=a");
+  CHECK(ids(page, "xcom_entries", {"key"}) == std::vector<std::string>{"a"});
+  CHECK(page["total_entries"] == 1);
+  CHECK(get(xcoms + "/b")["value"] == "value b");
+
+  // The event log: included and excluded events, ordered, paged and counted.
+  REQUIRE(s.send("PATCH", "/api/v1/dags/etl", {{"is_paused", true}}).status == 200);
+  page = get("/eventLogs?included_events=trigger&order_by=event_log_id&limit=2&offset=1");
+  CHECK(ids(page, "event_logs", {"run_id"}) == std::vector<std::string>{day2, "manual__2024-01-03T00:00:00+00:00"});
+  CHECK(page["total_entries"] == 4);
+  page = get("/eventLogs?excluded_events=trigger");
+  CHECK(page["total_entries"] == 1);
+  CHECK(page["event_logs"][0]["dag_id"] == "etl");
+  CHECK(get("/eventLogs?order_by=-dag_id&limit=1")["event_logs"][0]["dag_id"] == "maps");
+  CHECK(s.get("/api/v1/eventLogs?order_by=extra").status == 400);
+
+  // Dataset events: ordered by URI, paged and counted.
+  s.store()->register_datasets({"s3://b", "s3://a"}, {});
+  for (const char* uri : {"s3://a", "s3://b", "s3://a"})
+    REQUIRE(s.send("POST", "/api/v1/datasets/events", {{"dataset_uri", uri}}).status == 200);
+  page = get("/datasets/events?order_by=-dataset_uri&limit=2");
+  CHECK(ids(page, "dataset_events", {"dataset_uri"}) == std::vector<std::string>{"s3://b", "s3://a"});
+  CHECK(page["total_entries"] == 3);
+  page = get("/datasets/events?order_by=dataset_id&offset=1");  // s3://b was recorded first
+  CHECK(ids(page, "dataset_events", {"dataset_uri"}) == std::vector<std::string>{"s3://a", "s3://a"});
+}
+
 TEST_CASE("Http.ApiPausesClearsAndServesLogs" * doctest::timeout(30)) {
   served_face s;
   s.load_etl();

@@ -1045,6 +1045,210 @@ TEST_CASE_TEMPLATE("Store.ListsRunsByStartAndEndDateAndSeveralDagsPagesThemAndCo
   CHECK(s->count_runs(dag::run_filter{}) == 7);
 }
 
+// "task_id[map_index]@day" of each listed instance (the day of its run's logical date).
+std::vector<std::string> listed(const std::vector<dag::listed_task_instance>& tis) {
+  std::vector<std::string> out;
+  for (const auto& l : tis) {
+    const auto day = std::chrono::year_month_day(std::chrono::floor<std::chrono::days>(l.logical_date)).day();
+    out.push_back((l.record.dag_id == "etl" ? "" : l.record.dag_id + ".") + l.record.task_id +
+                  (l.record.map_index >= 0 ? "[" + std::to_string(l.record.map_index) + "]" : "") + "@" +
+                  std::to_string(static_cast<unsigned>(day)));
+  }
+  return out;
+}
+
+TEST_CASE_TEMPLATE("Store.ListsTaskInstancesAcrossRunsFilteredOrderedPagedAndCountedInSql", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  // etl on days 1-3 with tasks a and b (and m, mapped into 2 instances, on day 3); reports on day 2.
+  const auto day = [](unsigned d) { return daily_run("etl", utc(2024, 1, d)); };
+  const auto reports = daily_run("reports", utc(2024, 1, 2));
+  dag::change_set c;
+  for (unsigned d = 1; d <= 3; ++d) c.new_runs.emplace_back(day(d), std::vector<std::string>{"a", "b"});
+  c.new_runs.emplace_back(reports, std::vector<std::string>{"a"});
+  REQUIRE(s->apply(c).runs_created == std::vector<bool>(4, true));
+  dag::change_set u;
+  // Day 1: a succeeded in 10 s, b failed after 30 s; day 2: a runs; reports' a succeeded in 20 s.
+  const auto ran = [&](const dag::run_record& run, const std::string& task, dag::task_state state, std::optional<int> seconds) {
+    auto m = moving(run, task, dag::task_state::none, 0, state, 1);
+    m.record.start_date = at(run.logical_date + 1h, 250us);
+    if (seconds) m.record.end_date = *m.record.start_date + std::chrono::seconds(*seconds);
+    u.task_instances.push_back(m);
+  };
+  ran(day(1), "a", dag::task_state::success, 10);
+  ran(day(1), "b", dag::task_state::failed, 30);
+  ran(day(2), "a", dag::task_state::running, std::nullopt);
+  ran(reports, "a", dag::task_state::success, 20);
+  for (int i = 0; i < 2; ++i) {
+    auto m = moving(day(3), "m", dag::task_state::none, 0, dag::task_state::none, 0);
+    m.record.map_index = i;
+    u.task_instances.push_back(m);
+  }
+  REQUIRE(s->apply(u).task_instances_updated == std::vector<bool>(6, true));
+
+  // The listing's own order: newest run first, then DAG, run, task and map index.
+  const std::vector<std::string> everything{"a@3", "b@3", "m[0]@3", "m[1]@3", "a@2", "b@2", "reports.a@2", "a@1", "b@1"};
+  CHECK(listed(s->list_task_instances({})) == everything);
+  CHECK(s->count_task_instances({}) == everything.size());
+  CHECK(s->list_task_instances({}).back().logical_date == utc(2024, 1, 1));
+
+  dag::task_instance_filter f;
+  f.dag_ids = {"etl"};
+  f.states = {dag::task_state::success, dag::task_state::failed};
+  CHECK(listed(s->list_task_instances(f)) == std::vector<std::string>{"a@1", "b@1"});
+  f.dag_ids = {"etl", "reports"};
+  CHECK(s->count_task_instances(f) == 3);
+
+  dag::task_instance_filter runs_and_tasks;
+  runs_and_tasks.run_ids = {day(2).run_id, day(3).run_id};  // reports' run on day 2 has the same id
+  runs_and_tasks.task_ids = {"a"};
+  CHECK(listed(s->list_task_instances(runs_and_tasks)) == std::vector<std::string>{"a@3", "a@2", "reports.a@2"});
+
+  dag::task_instance_filter dates;
+  dates.logical_from = utc(2024, 1, 2);
+  dates.logical_to = utc(2024, 1, 2);
+  CHECK(s->count_task_instances(dates) == 3);
+  dates = {};
+  dates.start_from = at(utc(2024, 1, 2, 1), 250us);  // to the microsecond, both ends included
+  CHECK(listed(s->list_task_instances(dates)) == std::vector<std::string>{"a@2", "reports.a@2"});
+  dates.start_from.reset();
+  dates.end_to = at(utc(2024, 1, 1, 1), 10s + 250us);  // an instance not ended meets no bound on its end
+  CHECK(listed(s->list_task_instances(dates)) == std::vector<std::string>{"a@1"});
+
+  dag::task_instance_filter durations;  // one not ended has no duration
+  durations.duration_from = 20s;
+  CHECK(listed(s->list_task_instances(durations)) == std::vector<std::string>{"reports.a@2", "b@1"});
+  durations.duration_to = 25s;
+  CHECK(listed(s->list_task_instances(durations)) == std::vector<std::string>{"reports.a@2"});
+  durations.duration_from.reset();
+  CHECK(s->count_task_instances(durations) == 2);
+
+  dag::task_instance_filter mapped;
+  mapped.mapped_only = true;
+  CHECK(listed(s->list_task_instances(mapped)) == std::vector<std::string>{"m[0]@3", "m[1]@3"});
+  mapped.mapped_only = false;
+  mapped.map_index = 1;
+  CHECK(listed(s->list_task_instances(mapped)) == std::vector<std::string>{"m[1]@3"});
+
+  // Ordered by a field, ties in the listing's order; no value (no duration) first ascending, last descending.
+  dag::task_instance_filter ordered;
+  ordered.order = {"duration", true};
+  CHECK(listed(s->list_task_instances(ordered)) ==
+        std::vector<std::string>{"b@1", "reports.a@2", "a@1", "a@3", "b@3", "m[0]@3", "m[1]@3", "a@2", "b@2"});
+  ordered.order = {"duration", false};
+  CHECK(listed(s->list_task_instances(ordered)) ==
+        std::vector<std::string>{"a@3", "b@3", "m[0]@3", "m[1]@3", "a@2", "b@2", "a@1", "reports.a@2", "b@1"});
+  ordered.order = {"logical_date", false};
+  CHECK(listed(s->list_task_instances(ordered)).front() == "a@1");
+  ordered.order = {"task_id", true};
+  ordered.limit = 3;
+  ordered.offset = 1;
+  CHECK(listed(s->list_task_instances(ordered)) == std::vector<std::string>{"m[1]@3", "b@3", "b@2"});
+  CHECK(s->count_task_instances(ordered) == everything.size());  // the count, whatever the page
+  ordered.limit = 0;  // an offset alone: the rest
+  ordered.offset = 7;
+  CHECK(listed(s->list_task_instances(ordered)) == std::vector<std::string>{"reports.a@2", "a@1"});
+  ordered.order = {"colour", false};
+  check_usage_error([&] { s->list_task_instances(ordered); }, "cannot order by 'colour'");
+}
+
+TEST_CASE_TEMPLATE("Store.ListsRunsEventsDatasetEventsAndXComsOrderedAndPagedInSql", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  // Runs: day 1 started last, day 2 first, day 3 (manual) not at all.
+  auto one = daily_run("etl", utc(2024, 1, 1));
+  auto two = daily_run("etl", utc(2024, 1, 2));
+  const auto three = daily_run("etl", utc(2024, 1, 3), dag::run_type::manual);
+  one.start_date = at(utc(2024, 1, 5));
+  two.start_date = at(utc(2024, 1, 4));
+  dag::change_set c;
+  for (const auto& r : {one, two, three}) c.new_runs.emplace_back(r, std::vector<std::string>{"a"});
+  s->apply(c);
+  dag::run_filter runs;
+  runs.order = {"start_date", false};
+  CHECK(run_ids(s->runs(runs)) == std::vector<std::string>{three.run_id, two.run_id, one.run_id});
+  runs.order = {"start_date", true};
+  CHECK(run_ids(s->runs(runs)) == std::vector<std::string>{one.run_id, two.run_id, three.run_id});
+  runs.order = {"manual", true};
+  runs.limit = 1;
+  CHECK(run_ids(s->runs(runs)) == std::vector<std::string>{three.run_id});
+  runs.order = {"logical_date", false};
+  runs.offset = 1;
+  CHECK(run_ids(s->runs(runs)) == std::vector<std::string>{two.run_id});
+  runs.order = {"conf", false};
+  check_usage_error([&] { s->runs(runs); }, "cannot order by 'conf'");
+
+  // The event log: by event sets, ordered by owner, paged and counted.
+  const auto when = at(utc(2024, 1, 1, 12));
+  dag::change_set e;
+  e.events = {{0, when, "trigger", "carol", "etl", "", "", ""},
+              {0, when + 1h, "clear", "alice", "etl", "", "", ""},
+              {0, when + 2h, "trigger", "bob", "etl", "", "", ""},
+              {0, when + 3h, "pause", "dave", "etl", "", "", ""}};
+  s->apply(e);
+  const auto owners = [](const std::vector<dag::event_record>& listed_events) {
+    std::vector<std::string> out;
+    for (const auto& x : listed_events) out.push_back(x.owner);
+    return out;
+  };
+  dag::event_filter events;
+  events.not_events = {"pause"};
+  CHECK(owners(s->events(events)) == std::vector<std::string>{"bob", "alice", "carol"});  // newest first
+  events.order = {"owner", false};
+  events.limit = 2;
+  events.offset = 1;
+  CHECK(owners(s->events(events)) == std::vector<std::string>{"bob", "carol"});
+  CHECK(s->count_events(events) == 3);
+  events.events = {"trigger", "pause"};
+  events.order = {"when", true};
+  events.limit = 0;
+  events.offset = 0;
+  CHECK(owners(s->events(events)) == std::vector<std::string>{"bob", "carol"});
+  CHECK(s->count_events(events) == 2);
+
+  // Dataset events: ordered by URI or by their dataset's id, paged and counted.
+  s->register_datasets({"s3://z", "s3://a"}, {});
+  for (const auto* uri : {"s3://a", "s3://z", "s3://a"}) {
+    dag::dataset_event_record x;
+    x.uri = uri;
+    x.when = when;
+    REQUIRE(s->add_dataset_event(x));
+  }
+  const auto uris = [](const std::vector<dag::dataset_event_record>& listed_events) {
+    std::vector<std::string> out;
+    for (const auto& x : listed_events) out.push_back(x.uri);
+    return out;
+  };
+  dag::dataset_event_filter dataset_events;
+  CHECK(uris(s->dataset_events(dataset_events)) == std::vector<std::string>{"s3://a", "s3://z", "s3://a"});
+  dataset_events.order = {"uri", true};
+  CHECK(uris(s->dataset_events(dataset_events)) == std::vector<std::string>{"s3://z", "s3://a", "s3://a"});
+  dataset_events.order = {"dataset_id", false};  // s3://z was registered first
+  dataset_events.offset = 1;
+  CHECK(uris(s->dataset_events(dataset_events)) == std::vector<std::string>{"s3://a", "s3://a"});
+  dataset_events.uri = "s3://a";
+  CHECK(s->count_dataset_events(dataset_events) == 2);
+
+  // XComs of one task instance: by key and map index, paged and counted.
+  dag::change_set x;
+  x.xcoms = {an_xcom(one, "a", "rows", "2"), an_xcom(one, "a", "return_value", "1"), an_xcom(one, "a", "size", "3")};
+  s->apply(x);
+  dag::xcom_filter xcoms{"etl", one.run_id, "a", -1, std::nullopt, 2, 1};
+  const auto keys = [&] {
+    std::vector<std::string> out;
+    for (const auto& v : s->xcoms(xcoms)) out.push_back(v.key);
+    return out;
+  };
+  CHECK(keys() == std::vector<std::string>{"rows", "size"});
+  CHECK(s->count_xcoms(xcoms) == 3);
+  xcoms.key = "size";
+  xcoms.offset = 0;
+  CHECK(keys() == std::vector<std::string>{"size"});
+  xcoms.key.reset();
+  xcoms.map_index = 0;  // no instance 0: the task is not mapped
+  CHECK(s->count_xcoms(xcoms) == 0);
+}
+
 TEST_CASE_TEMPLATE("Store.FindsTaskInstancesInStatesAcrossRuns", database, STORE_BACKENDS) {
   database db;
   auto s = db.make_store();

@@ -6,6 +6,7 @@
 /// task instances only through the domain operations (dag/model/operations.hpp), as the CLI does,
 /// and write one event log entry per change with who made it.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -156,6 +157,9 @@ json text_or_null(const std::string& text);
 /// Entries `offset` to `offset + limit` of `all` (already filtered and ordered) under `key`, with
 /// `total_entries` (how many there are in all).
 json page_of(const std::string& key, const json& all, std::size_t limit, std::size_t offset);
+/// `entry` with only the fields the query's `fields` names (Airflow's sparse fieldsets), or whole
+/// when it names none; a usage error for a field `entry` (`what`, e.g. "a DAG") does not have.
+json only_fields(const api_call& call, json entry, const std::string& what);
 /// The page the query's `limit` and `offset` ask for.
 json page_of(const api_call& call, const std::string& key, const json& all);
 /// `all` ordered by `field` (`-field` for descending); a usage error for a field not in `allowed`.
@@ -166,9 +170,6 @@ void order_by(const api_call& call, json& all, const std::vector<std::string>& a
 
 // --- filters -------------------------------------------------------------------------------------
 
-/// Whether `t` lies within [from, to] (a bound not given is open); an unset `t` only when neither is.
-bool within(const std::optional<timestamp>& t, const std::optional<timestamp>& from, const std::optional<timestamp>& to);
-
 /// Airflow's date filters of run and task instance listings: logical date (`execution_date_…`),
 /// start and end date, each `_gte` and `_lte`.
 struct date_ranges {
@@ -177,6 +178,20 @@ struct date_ranges {
   static date_ranges of_query(const api_call& call);
   /// From the body of a batch listing (POST …/list).
   static date_ranges of_body(const json& body);
+  /// Sets the same bounds of a store filter (run_filter, task_instance_filter).
+  template <class Filter>
+  void bound(Filter& f) const {
+    // Query and body times are whole seconds (parse_time): the floor changes nothing.
+    const auto seconds = [](const std::optional<timestamp>& t) {
+      return t ? std::optional<time_point>(std::chrono::floor<std::chrono::seconds>(*t)) : std::nullopt;
+    };
+    f.logical_from = seconds(logical_from);
+    f.logical_to = seconds(logical_to);
+    f.start_from = start_from;
+    f.start_to = start_to;
+    f.end_from = end_from;
+    f.end_to = end_to;
+  }
 };
 
 /// The page a listing asks for: its order (a field, `-field` descending; none: the listing's own)
@@ -192,10 +207,10 @@ struct page_request {
   static page_request of_body(const api_call& call, const json& body);
 };
 
-/// A batch listing's page: `all` ordered by the body's `order_by`, then `page_offset` and
-/// `page_limit` (page_request::of_body).
-json batch_page(const api_call& call, const json& body, const std::string& key, json all,
-                const std::vector<std::string>& allowed);
+/// A listing's order in the store (which orders and pages in SQL) for an Airflow `order_by`
+/// (`-field` descending; none: the listing's own order). `fields` maps each field Airflow allows
+/// for the listing to the store's sort field; any other is a usage error (400) naming them.
+listing_order listing_order_of(const std::optional<std::string>& order_by, const std::map<std::string, std::string>& fields);
 
 // --- bodies --------------------------------------------------------------------------------------
 
@@ -214,7 +229,8 @@ std::vector<std::string> string_list_field(const json& body, const std::string& 
 
 json dag_json(const definition& d, bool paused);
 json run_json(const run_record& r);
-json task_instance_json(const task_instance_record& ti, const run_record& run, const definition* d);
+/// A task instance as Airflow's TaskInstance, `logical_date` its run's.
+json task_instance_json(const task_instance_record& ti, time_point logical_date, const definition* d);
 json task_json(const definition& d, const task& t);
 /// Airflow's TaskInstanceReference list: the instances an operation touched.
 json references(const std::vector<task_instance_ref>& refs, store& s);

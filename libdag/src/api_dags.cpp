@@ -84,18 +84,6 @@ std::vector<const definition*> selected_dags(const api_call& call, const std::se
   return out;
 }
 
-// `fields`: only these fields of each DAG (Airflow's sparse fieldsets).
-json only_fields(const api_call& call, json dag) {
-  const auto fields = call.query_list("fields");
-  if (fields.empty()) return dag;
-  json out = json::object();
-  for (const auto& f : fields) {
-    if (!dag.contains(f)) throw usage_error("fields: a DAG has no field '" + f + "'");
-    out[f] = dag[f];
-  }
-  return out;
-}
-
 // The body of a PATCH: Airflow's DAG with only `is_paused` writable.
 bool paused_field(api_call& call) {
   const json& b = call.body();
@@ -113,7 +101,7 @@ http_response list_dags(api_call& call) {
   for (const auto* d : selected_dags(call, paused)) all.push_back(dag_json(*d, paused.contains(d->id())));
   order_by(call, all, dag_order);
   json page = page_of(call, "dags", all);
-  for (auto& d : page["dags"]) d = only_fields(call, d);
+  for (auto& d : page["dags"]) d = only_fields(call, d, "a DAG");
   return json_response(200, page);
 }
 
@@ -133,7 +121,7 @@ http_response patch_dags(api_call& call) {
 
 http_response get_dag(api_call& call) {
   const auto& d = call.dag(call.path("dag_id"));
-  return json_response(200, only_fields(call, dag_json(d, call.db.paused_dags().contains(d.id()))));
+  return json_response(200, only_fields(call, dag_json(d, call.db.paused_dags().contains(d.id())), "a DAG"));
 }
 
 http_response patch_dag(api_call& call) {
@@ -153,7 +141,7 @@ http_response delete_dag(api_call& call) {
 
 http_response dag_details(api_call& call) {
   const auto& d = call.dag(call.path("dag_id"));
-  return json_response(200, only_fields(call, dag_detail_json(d, call.db.paused_dags().contains(d.id()))));
+  return json_response(200, only_fields(call, dag_detail_json(d, call.db.paused_dags().contains(d.id())), "a DAG"));
 }
 
 http_response list_tasks(api_call& call) {

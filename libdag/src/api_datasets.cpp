@@ -121,12 +121,19 @@ http_response list_dataset_events(api_call& call) {
   f.source_task_id = call.query("source_task_id");
   f.source_run_id = call.query("source_run_id");
   if (const auto index = call.query("source_map_index")) f.source_map_index = map_index_of(*index, "source_map_index");
-  json all = json::array();
-  for (const auto& e : call.db.dataset_events(f)) all.push_back(event_json(e, ids));
-  order_by(call, all, {"id", "timestamp", "dataset_id", "dataset_uri", "source_dag_id", "source_task_id", "source_run_id"});
-  json page = page_of(call, "dataset_events", all);
-  page["dataset_events"] = with_runs(std::move(page["dataset_events"]), call.db);
-  return json_response(200, page);
+  f.order = listing_order_of(call.query("order_by"), {{"id", "id"},
+                                                      {"timestamp", "when"},
+                                                      {"dataset_id", "dataset_id"},
+                                                      {"dataset_uri", "uri"},
+                                                      {"source_dag_id", "source_dag_id"},
+                                                      {"source_task_id", "source_task_id"},
+                                                      {"source_run_id", "source_run_id"}});
+  const std::size_t total = call.db.count_dataset_events(f);
+  f.limit = call.limit();
+  f.offset = call.offset();
+  json listed = json::array();
+  for (const auto& e : call.db.dataset_events(f)) listed.push_back(event_json(e, ids));
+  return json_response(200, {{"dataset_events", with_runs(std::move(listed), call.db)}, {"total_entries", total}});
 }
 
 http_response post_dataset_event(api_call& call) {

@@ -16,6 +16,9 @@ json variable_json(const std::string& key, const std::string& value) {
   return {{"key", key}, {"value", value}, {"description", nullptr}};
 }
 
+// Variables, pools and connections are listed in memory: each is a small set that people write
+// by hand (tens of rows, not the thousands runs and task instances reach), and a pool's
+// occupancy, which it can be ordered by, is counted as it is read.
 http_response list_variables(api_call& call) {
   json all = json::array();
   for (const auto& [key, value] : call.db.variables()) all.push_back(variable_json(key, value));
@@ -70,6 +73,7 @@ http_response delete_variable(api_call& call) {
 
 json pool_object(const pool_record& p) { return json::parse(pool_json(p)); }
 
+// In memory, as variables are (see list_variables).
 http_response list_pools(api_call& call) {
   json all = json::array();
   for (const auto& p : call.db.pools()) all.push_back(pool_object(p));
@@ -179,6 +183,7 @@ connection connection_body(api_call& call, connection c) {
   return c;
 }
 
+// In memory, as variables are (see list_variables).
 http_response list_connections(api_call& call) {
   json all = json::array();
   for (const auto& c : call.db.connections()) all.push_back(connection_json(c));
@@ -253,6 +258,8 @@ json import_error_json(const import_error_record& e, std::size_t id, const clock
   return {{"import_error_id", id}, {"timestamp", format_iso(std::optional<timestamp>(when))}, {"filename", e.file}, {"stack_trace", e.message}};
 }
 
+// Import errors are listed in memory: one per DAG file at most, and their ids are positions in
+// the current list (see get_import_error).
 http_response list_import_errors(api_call& call) {
   json all = json::array();
   const auto errors = call.db.import_errors();
@@ -295,16 +302,17 @@ http_response list_events(api_call& call) {
   f.owner = call.query("owner");
   f.after = call.query_time("after");
   f.before = call.query_time("before");
-  const auto included = call.query_list("included_events");
-  const auto excluded = call.query_list("excluded_events");
-  json all = json::array();
-  for (const auto& e : call.db.events(f)) {
-    if (!included.empty() && std::find(included.begin(), included.end(), e.event) == included.end()) continue;
-    if (std::find(excluded.begin(), excluded.end(), e.event) != excluded.end()) continue;
-    all.push_back(event_json(e));
-  }
-  order_by(call, all, {"event_log_id", "when", "dag_id", "task_id", "run_id", "event", "owner"});
-  return json_response(200, page_of(call, "event_logs", all));
+  for (auto& e : call.query_list("included_events")) f.events.insert(std::move(e));
+  for (auto& e : call.query_list("excluded_events")) f.not_events.insert(std::move(e));
+  f.order = listing_order_of(call.query("order_by"), {{"event_log_id", "id"}, {"when", "when"},   {"dag_id", "dag_id"},
+                                                      {"task_id", "task_id"},    {"run_id", "run_id"}, {"event", "event"},
+                                                      {"owner", "owner"}});
+  const std::size_t total = call.db.count_events(f);
+  f.limit = call.limit();
+  f.offset = call.offset();
+  json listed = json::array();
+  for (const auto& e : call.db.events(f)) listed.push_back(event_json(e));
+  return json_response(200, {{"event_logs", std::move(listed)}, {"total_entries", total}});
 }
 
 http_response get_event(api_call& call) {

@@ -31,7 +31,7 @@ const std::map<std::string, query_parameter>& query_parameters() {
       {"dag_id_pattern", {{{"type", "string"}}, "only DAGs whose id contains this text"}},
       {"only_active", {{{"type", "boolean"}, {"default", true}}, "only active DAGs (every loaded DAG is)"}},
       {"paused", {{{"type", "boolean"}}, "only paused (true) or unpaused (false) DAGs"}},
-      {"fields", {string_list(), "only these fields of each DAG"}},
+      {"fields", {string_list(), "only these fields of each entry"}},
       {"execution_date_gte", {date_time(), "logical date at or after"}},
       {"execution_date_lte", {date_time(), "logical date at or before"}},
       {"start_date_gte", {date_time(), "started at or after"}},
@@ -41,6 +41,7 @@ const std::map<std::string, query_parameter>& query_parameters() {
       {"duration_gte", {{{"type", "number"}}, "lasted at least (seconds)"}},
       {"duration_lte", {{{"type", "number"}}, "lasted at most (seconds)"}},
       {"state", {string_list(), "only these states"}},
+      {"pool", {string_list(), "only task instances whose latest try took one of these pools"}},
       {"full_content", {{{"type", "boolean"}}, "the whole log rather than a part"}},
       {"map_index", {{{"type", "integer"}}, "a mapped task instance's index (-1: not mapped)"}},
       {"token", {{{"type", "string"}}, "the continuation token of an earlier part of the log"}},
@@ -413,12 +414,6 @@ std::vector<std::string> string_list_field(const json& b, const std::string& nam
 
 // --- filters -------------------------------------------------------------------------------------
 
-bool within(const std::optional<timestamp>& t, const std::optional<timestamp>& from, const std::optional<timestamp>& to) {
-  if (!from && !to) return true;
-  if (!t) return false;
-  return (!from || *t >= *from) && (!to || *t <= *to);
-}
-
 date_ranges date_ranges::of_query(const api_call& call) {
   return {call.query_time("execution_date_gte"), call.query_time("execution_date_lte"), call.query_time("start_date_gte"),
           call.query_time("start_date_lte"),     call.query_time("end_date_gte"),       call.query_time("end_date_lte")};
@@ -446,11 +441,28 @@ page_request page_request::of_body(const api_call& call, const json& body) {
           limit == 0 ? call.max_page_size() : std::min(limit, call.max_page_size()), whole("page_offset", 0)};
 }
 
-json batch_page(const api_call& call, const json& body, const std::string& key, json all,
-                const std::vector<std::string>& allowed) {
-  const auto page = page_request::of_body(call, body);
-  order_by(page.order, all, allowed);
-  return page_of(key, all, page.limit, page.offset);
+json only_fields(const api_call& call, json entry, const std::string& what) {
+  const auto fields = call.query_list("fields");
+  if (fields.empty()) return entry;
+  json out = json::object();
+  for (const auto& f : fields) {
+    if (!entry.contains(f)) throw usage_error("fields: " + what + " has no field '" + f + "'");
+    out[f] = entry[f];
+  }
+  return out;
+}
+
+listing_order listing_order_of(const std::optional<std::string>& text, const std::map<std::string, std::string>& fields) {
+  if (!text || text->empty()) return {};
+  const bool descending = text->starts_with('-');
+  const std::string field = descending ? text->substr(1) : *text;
+  const auto it = fields.find(field);
+  if (it == fields.end()) {
+    std::vector<std::string> known;
+    for (const auto& [name, in_store] : fields) known.push_back(name);
+    throw usage_error("order_by: cannot order by '" + field + "' (known: " + joined(known) + ")");
+  }
+  return {it->second, descending};
 }
 
 // --- dispatch ------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include "api.hpp"
 
 #include <algorithm>
+#include <map>
 
 namespace dag::detail {
 namespace {
@@ -14,8 +15,12 @@ run_state run_state_named(const std::string& text, const std::string& what) {
   return *s;
 }
 
-const std::vector<std::string> run_order{"dag_run_id", "dag_id", "execution_date", "logical_date", "start_date", "end_date",
-                                         "state", "run_type", "data_interval_start", "data_interval_end", "external_trigger"};
+// Airflow's order_by fields of run listings, as the store names them.
+const std::map<std::string, std::string> run_order{
+    {"dag_run_id", "run_id"},   {"dag_id", "dag_id"},         {"execution_date", "logical_date"},
+    {"logical_date", "logical_date"}, {"start_date", "start_date"}, {"end_date", "end_date"},
+    {"state", "state"},         {"run_type", "run_type"},     {"data_interval_start", "data_interval_start"},
+    {"data_interval_end", "data_interval_end"}, {"external_trigger", "manual"}};
 
 // The runs a listing's filters select, as the store filters them.
 run_filter run_filter_of(const std::vector<std::string>& dag_ids, const std::vector<std::string>& states,
@@ -23,41 +28,28 @@ run_filter run_filter_of(const std::vector<std::string>& dag_ids, const std::vec
   run_filter f;
   f.dag_ids.insert(dag_ids.begin(), dag_ids.end());
   for (const auto& s : states) f.states.insert(run_state_named(s, states_name));
-  // Query and body times are whole seconds (parse_time): the floor changes nothing.
-  const auto seconds = [](const std::optional<timestamp>& t) {
-    return t ? std::optional<time_point>(std::chrono::floor<std::chrono::seconds>(*t)) : std::nullopt;
-  };
-  f.logical_from = seconds(dates.logical_from);
-  f.logical_to = seconds(dates.logical_to);
-  f.start_from = dates.start_from;
-  f.start_to = dates.start_to;
-  f.end_from = dates.end_from;
-  f.end_to = dates.end_to;
+  dates.bound(f);
   return f;
 }
 
-// A page of the runs `filter` selects. In the store's own order (no `order_by`: newest logical
-// date first) the database pages and counts; another order needs every selected run in hand.
+// A page of the runs `filter` selects, filtered, ordered, paged and counted by the database.
 json runs_page(api_call& call, run_filter filter, const page_request& page) {
-  if (!page.order || page.order->empty()) {
-    const std::size_t total = call.db.count_runs(filter);
-    filter.limit = page.limit;
-    filter.offset = page.offset;
-    json runs = json::array();
-    for (const auto& r : call.db.runs(filter)) runs.push_back(run_json(r));
-    return {{"dag_runs", std::move(runs)}, {"total_entries", total}};
-  }
-  json all = json::array();
-  for (const auto& r : call.db.runs(filter)) all.push_back(run_json(r));
-  order_by(page.order, all, run_order);
-  return page_of("dag_runs", all, page.limit, page.offset);
+  const std::size_t total = call.db.count_runs(filter);
+  filter.order = listing_order_of(page.order, run_order);
+  filter.limit = page.limit;
+  filter.offset = page.offset;
+  json runs = json::array();
+  for (const auto& r : call.db.runs(filter)) runs.push_back(run_json(r));
+  return {{"dag_runs", std::move(runs)}, {"total_entries", total}};
 }
 
 http_response list_runs(api_call& call) {
   std::vector<std::string> dag_ids;
   if (call.path("dag_id") != "~") dag_ids = {call.dag(call.path("dag_id")).id()};
   const auto filter = run_filter_of(dag_ids, call.query_list("state"), "state", date_ranges::of_query(call));
-  return json_response(200, runs_page(call, filter, page_request::of_query(call)));
+  json page = runs_page(call, filter, page_request::of_query(call));
+  for (auto& r : page["dag_runs"]) r = only_fields(call, std::move(r), "a DAG run");
+  return json_response(200, page);
 }
 
 // Airflow's ListDagRunsForm: the same filters in a body, with its own paging fields.
@@ -88,7 +80,9 @@ http_response trigger(api_call& call) {
   return json_response(200, run_json(call.run(d.id(), run->run_id)));
 }
 
-http_response get_run(api_call& call) { return json_response(200, run_json(call.run(call.path("dag_id"), call.path("dag_run_id")))); }
+http_response get_run(api_call& call) {
+  return json_response(200, only_fields(call, run_json(call.run(call.path("dag_id"), call.path("dag_run_id"))), "a DAG run"));
+}
 
 http_response delete_run(api_call& call) {
   const auto run = call.run(call.path("dag_id"), call.path("dag_run_id"));
@@ -124,7 +118,7 @@ http_response clear_run(api_call& call) {
     const auto instances = call.db.task_instances(run.dag_id, run.run_id);
     for (const auto& ref : cleared)
       for (const auto& ti : instances)
-        if (ti.task_id == ref.task_id) tis.push_back(task_instance_json(ti, run, &d));
+        if (ti.task_id == ref.task_id) tis.push_back(task_instance_json(ti, run.logical_date, &d));
     return json_response(200, {{"task_instances", tis}, {"total_entries", tis.size()}});
   }
   call.record("clear_dag_run", run.dag_id, run.run_id, "", {{"task_instances", cleared.size()}});
@@ -164,13 +158,13 @@ json run_json(const run_record& r) {
 std::vector<api_route> run_routes() {
   const std::vector<std::string> filters{"limit",          "offset",         "order_by",       "execution_date_gte",
                                          "execution_date_lte", "start_date_gte", "start_date_lte", "end_date_gte",
-                                         "end_date_lte",   "state"};
+                                         "end_date_lte",   "state",          "fields"};
   const std::string run = "/dags/{dag_id}/dagRuns/{dag_run_id}";
   return {
       {"GET", "/dags/{dag_id}/dagRuns", "get_dag_runs", "DAGRun", filters, "", 200, "DAGRunCollection", list_runs},
       {"POST", "/dags/{dag_id}/dagRuns", "post_dag_run", "DAGRun", {}, "DAGRun", 200, "DAGRun", trigger},
       {"POST", "/dags/~/dagRuns/list", "get_dag_runs_batch", "DAGRun", {}, "ListDagRunsForm", 200, "DAGRunCollection", list_runs_batch},
-      {"GET", run, "get_dag_run", "DAGRun", {}, "", 200, "DAGRun", get_run},
+      {"GET", run, "get_dag_run", "DAGRun", {"fields"}, "", 200, "DAGRun", get_run},
       {"DELETE", run, "delete_dag_run", "DAGRun", {}, "", 204, "", delete_run},
       {"PATCH", run, "update_dag_run_state", "DAGRun", {}, "UpdateDagRunState", 200, "DAGRun", patch_run_state},
       {"POST", run + "/clear", "clear_dag_run", "DAGRun", {}, "ClearDagRun", 200, "DAGRunOrTaskInstances", clear_run},

@@ -7,6 +7,8 @@ namespace dag::detail {
 
 json api_schemas() {
   // Written as JSON text: one place to read them, checked when the document is first built.
+  // DAG and DAGRun require no field, as in Airflow's document: `fields` (sparse fieldsets) may
+  // leave any of them out.
   static constexpr const char* text = R"json({
   "Error": {"type": "object", "required": ["type", "title", "status"], "properties": {
     "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "number"},
@@ -15,7 +17,7 @@ json api_schemas() {
   "ScheduleInterval": {"nullable": true, "type": "object", "required": ["__type"], "properties": {
     "__type": {"type": "string", "enum": ["TimeDelta", "CronExpression"]}, "days": {"type": "integer"},
     "seconds": {"type": "integer"}, "microseconds": {"type": "integer"}, "value": {"type": "string"}}},
-  "DAG": {"type": "object", "required": ["dag_id", "is_paused", "fileloc", "file_token", "tags"], "properties": {
+  "DAG": {"type": "object", "properties": {
     "dag_id": {"type": "string"}, "dag_display_name": {"type": "string"},
     "description": {"type": "string", "nullable": true}, "is_paused": {"type": "boolean", "nullable": true},
     "is_active": {"type": "boolean", "nullable": true}, "fileloc": {"type": "string"}, "file_token": {"type": "string"},
@@ -48,7 +50,7 @@ json api_schemas() {
     "total_entries": {"type": "integer"}}},
   "DagWarningCollection": {"type": "object", "required": ["dag_warnings", "total_entries"], "properties": {
     "dag_warnings": {"type": "array", "items": {"type": "object"}}, "total_entries": {"type": "integer"}}},
-  "DAGRun": {"type": "object", "required": ["dag_run_id", "dag_id", "logical_date", "state", "run_type", "conf"], "properties": {
+  "DAGRun": {"type": "object", "properties": {
     "dag_run_id": {"type": "string", "nullable": true}, "dag_id": {"type": "string"},
     "logical_date": {"type": "string", "format": "date-time", "nullable": true},
     "execution_date": {"type": "string", "format": "date-time", "nullable": true},

@@ -4,6 +4,7 @@
 #include "api.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <set>
@@ -11,73 +12,78 @@
 namespace dag::detail {
 namespace {
 
-// Which task instances a listing selects: from the query (GET) or the body (POST …/list).
-struct instance_selection {
-  std::vector<std::string> dag_ids, run_ids, task_ids;  // empty: all
-  std::set<std::string> states;
-  date_ranges dates;
-  std::optional<double> duration_from, duration_to;
-};
-
 const definition* loaded(const api_call& call, const std::string& dag_id) {
   for (const auto& d : call.dags())
     if (d.id() == dag_id) return &d;
   return nullptr;
 }
 
-json selected_instances(api_call& call, const instance_selection& which) {
-  for (const auto& s : which.states)
-    if (s != "none" && !parse_task_state(s)) throw usage_error("state: unknown task state '" + s + "'");
-  const auto wanted = [](const std::vector<std::string>& list, const std::string& v) {
-    return list.empty() || std::find(list.begin(), list.end(), v) != list.end();
-  };
-  std::vector<run_record> runs;
-  if (which.dag_ids.empty()) {
-    runs = call.db.runs({});
-  } else {
-    for (const auto& id : which.dag_ids) {
-      run_filter of_dag;
-      of_dag.dag_id = id;
-      for (auto& r : call.db.runs(of_dag)) runs.push_back(std::move(r));
-    }
+std::set<task_state> task_states_of(const std::vector<std::string>& names, const std::string& what) {
+  std::set<task_state> out;
+  for (const auto& name : names) {
+    const auto state = parse_task_state(name);
+    if (!state) throw usage_error(what + ": unknown task state '" + name + "'");
+    out.insert(*state);
   }
-  json all = json::array();
-  for (const auto& run : runs) {
-    if (!wanted(which.run_ids, run.run_id) || !within(timestamp(run.logical_date), which.dates.logical_from, which.dates.logical_to)) continue;
-    const definition* d = loaded(call, run.dag_id);
-    for (const auto& ti : call.db.task_instances(run.dag_id, run.run_id)) {
-      if (!wanted(which.task_ids, ti.task_id)) continue;
-      if (!which.states.empty() && !which.states.contains(std::string(to_string(ti.state)))) continue;
-      if (!within(ti.start_date, which.dates.start_from, which.dates.start_to) ||
-          !within(ti.end_date, which.dates.end_from, which.dates.end_to))
-        continue;
-      const auto duration = seconds_between(ti.start_date, ti.end_date);
-      if ((which.duration_from || which.duration_to) &&
-          (!duration || (which.duration_from && *duration < *which.duration_from) || (which.duration_to && *duration > *which.duration_to)))
-        continue;
-      all.push_back(task_instance_json(ti, run, d));
-    }
-  }
-  return all;
+  return out;
 }
 
-const std::vector<std::string> instance_order{"task_id", "dag_id", "dag_run_id", "execution_date", "start_date", "end_date",
-                                              "duration", "state", "try_number", "priority_weight"};
+// A duration bound in seconds as the store's microseconds: rounded inwards, so that the bound
+// means what it says of the whole microseconds the store keeps.
+std::optional<std::chrono::microseconds> duration_bound(const std::optional<double>& seconds, bool upper, const std::string& what) {
+  if (!seconds) return std::nullopt;
+  if (!std::isfinite(*seconds) || std::abs(*seconds) > 1e12) throw usage_error(what + ": expected a number of seconds");
+  const std::chrono::duration<double> d(*seconds);
+  return upper ? std::chrono::floor<std::chrono::microseconds>(d) : std::chrono::ceil<std::chrono::microseconds>(d);
+}
+
+// The date and duration filters of a task instance listing.
+void add_ranges(task_instance_filter& f, const date_ranges& dates, const std::optional<double>& duration_from,
+                const std::optional<double>& duration_to, const std::string& from_name, const std::string& to_name) {
+  dates.bound(f);
+  f.duration_from = duration_bound(duration_from, false, from_name);
+  f.duration_to = duration_bound(duration_to, true, to_name);
+}
+
+// Airflow's order_by fields of task instance listings, as the store names them.
+const std::map<std::string, std::string> instance_order{
+    {"task_id", "task_id"},       {"dag_id", "dag_id"},         {"dag_run_id", "run_id"},
+    {"execution_date", "logical_date"}, {"start_date", "start_date"}, {"end_date", "end_date"},
+    {"duration", "duration"},     {"state", "state"},           {"try_number", "try_number"},
+    {"map_index", "map_index"},   {"pool", "pool"},             {"pool_slots", "pool_slots"}};
+
+// A page of the task instances `filter` selects, filtered, ordered, paged and counted by the
+// database.
+json instances_page(api_call& call, task_instance_filter filter, const page_request& page,
+                    const std::map<std::string, std::string>& order) {
+  filter.order = listing_order_of(page.order, order);
+  const std::size_t total = call.db.count_task_instances(filter);
+  filter.limit = page.limit;
+  filter.offset = page.offset;
+  json listed = json::array();
+  for (const auto& l : call.db.list_task_instances(filter))
+    listed.push_back(task_instance_json(l.record, l.logical_date, loaded(call, l.record.dag_id)));
+  return {{"task_instances", std::move(listed)}, {"total_entries", total}};
+}
+
+// The filters a GET listing of task instances takes from its query.
+task_instance_filter instance_filter_of_query(const api_call& call) {
+  task_instance_filter f;
+  f.states = task_states_of(call.query_list("state"), "state");
+  for (auto& p : call.query_list("pool")) f.pools.insert(std::move(p));
+  add_ranges(f, date_ranges::of_query(call), call.query_number("duration_gte"), call.query_number("duration_lte"),
+             "duration_gte", "duration_lte");
+  return f;
+}
 
 http_response list_instances(api_call& call) {
-  instance_selection which;
-  if (call.path("dag_id") != "~") which.dag_ids = {call.dag(call.path("dag_id")).id()};
+  task_instance_filter f = instance_filter_of_query(call);
+  if (call.path("dag_id") != "~") f.dag_ids = {call.dag(call.path("dag_id")).id()};
   if (call.path("dag_run_id") != "~") {
-    if (which.dag_ids.empty()) throw usage_error("dag_run_id: a run can be named only with its DAG (use ~ for both)");
-    which.run_ids = {call.run(which.dag_ids.front(), call.path("dag_run_id")).run_id};
+    if (f.dag_ids.empty()) throw usage_error("dag_run_id: a run can be named only with its DAG (use ~ for both)");
+    f.run_ids = {call.run(*f.dag_ids.begin(), call.path("dag_run_id")).run_id};
   }
-  for (const auto& s : call.query_list("state")) which.states.insert(s);
-  which.dates = date_ranges::of_query(call);
-  which.duration_from = call.query_number("duration_gte");
-  which.duration_to = call.query_number("duration_lte");
-  json all = selected_instances(call, which);
-  order_by(call, all, instance_order);
-  return json_response(200, page_of(call, "task_instances", all));
+  return json_response(200, instances_page(call, std::move(f), page_request::of_query(call), instance_order));
 }
 
 std::optional<double> body_number(const json& b, const std::string& name) {
@@ -86,20 +92,25 @@ std::optional<double> body_number(const json& b, const std::string& name) {
   return b[name].get<double>();
 }
 
+std::set<std::string> string_set_field(const json& b, const std::string& name) {
+  const auto list = string_list_field(b, name);
+  return {list.begin(), list.end()};
+}
+
 http_response list_instances_batch(api_call& call) {
   const json& b = call.body();
   refuse_unknown_fields(b, {"dag_ids", "dag_run_ids", "task_ids", "execution_date_gte", "execution_date_lte", "start_date_gte",
                             "start_date_lte", "end_date_gte", "end_date_lte", "duration_gte", "duration_lte", "state",
-                            "order_by", "page_offset", "page_limit"});
-  instance_selection which;
-  which.dag_ids = string_list_field(b, "dag_ids");
-  which.run_ids = string_list_field(b, "dag_run_ids");
-  which.task_ids = string_list_field(b, "task_ids");
-  for (const auto& s : string_list_field(b, "state")) which.states.insert(s);
-  which.dates = date_ranges::of_body(b);
-  which.duration_from = body_number(b, "duration_gte");
-  which.duration_to = body_number(b, "duration_lte");
-  return json_response(200, batch_page(call, b, "task_instances", selected_instances(call, which), instance_order));
+                            "pool", "order_by", "page_offset", "page_limit"});
+  task_instance_filter f;
+  f.dag_ids = string_set_field(b, "dag_ids");
+  f.run_ids = string_set_field(b, "dag_run_ids");
+  f.task_ids = string_set_field(b, "task_ids");
+  f.states = task_states_of(string_list_field(b, "state"), "state");
+  f.pools = string_set_field(b, "pool");
+  add_ranges(f, date_ranges::of_body(b), body_number(b, "duration_gte"), body_number(b, "duration_lte"), "duration_gte",
+             "duration_lte");
+  return json_response(200, instances_page(call, std::move(f), page_request::of_body(call, b), instance_order));
 }
 
 // The task instance a path names, with its run and DAG; not_found_error when any is missing.
@@ -133,28 +144,27 @@ named_instance instance_of(api_call& call) {
   throw not_found_error("run '" + run.run_id + "' has no task '" + task_id + "'");
 }
 
-// Airflow's listMapped: the instances of a mapped task in a run, by map index.
+// Airflow's listMapped: the instances of a mapped task in a run, by map index, with the
+// filters of other task instance listings.
 http_response list_mapped(api_call& call) {
   const auto& d = call.dag(call.path("dag_id"));
-  auto run = call.run(d.id(), call.path("dag_run_id"));
+  const auto run = call.run(d.id(), call.path("dag_run_id"));
   const std::string& task_id = call.path("task_id");
   if (!d.find(task_id)) throw not_found_error("DAG '" + d.id() + "' has no task '" + task_id + "'");
-  std::set<std::string> states;
-  for (const auto& s : call.query_list("state")) {
-    if (s != "none" && !parse_task_state(s)) throw usage_error("state: unknown task state '" + s + "'");
-    states.insert(s);
-  }
-  json all = json::array();
-  for (const auto& ti : call.db.task_instances(d.id(), run.run_id))
-    if (ti.task_id == task_id && ti.map_index >= 0 && (states.empty() || states.contains(std::string(to_string(ti.state)))))
-      all.push_back(task_instance_json(ti, run, &d));
-  order_by(call, all, {"map_index", "state", "start_date", "end_date", "duration", "try_number"});
-  return json_response(200, page_of(call, "task_instances", all));
+  task_instance_filter f = instance_filter_of_query(call);
+  f.dag_ids = {d.id()};
+  f.run_ids = {run.run_id};
+  f.task_ids = {task_id};
+  f.mapped_only = true;
+  static const std::map<std::string, std::string> mapped_order{{"map_index", "map_index"}, {"state", "state"},
+                                                               {"start_date", "start_date"}, {"end_date", "end_date"},
+                                                               {"duration", "duration"},   {"try_number", "try_number"}};
+  return json_response(200, instances_page(call, std::move(f), page_request::of_query(call), mapped_order));
 }
 
 http_response get_instance(api_call& call) {
   const auto named = instance_of(call);
-  return json_response(200, task_instance_json(named.ti, named.run, named.dag));
+  return json_response(200, task_instance_json(named.ti, named.run.logical_date, named.dag));
 }
 
 task_state new_state_field(const json& body) {
@@ -271,7 +281,7 @@ json try_json(const try_record& t, const named_instance& named) {
   as_instance.end_date = t.end_date;
   as_instance.hostname = t.hostname;
   as_instance.pid = t.pid;
-  return task_instance_json(as_instance, named.run, named.dag);
+  return task_instance_json(as_instance, named.run.logical_date, named.dag);
 }
 
 http_response list_tries(api_call& call) {
@@ -374,11 +384,13 @@ json xcom_json(const xcom_record& x, const run_record& run, bool with_value) {
 
 http_response list_xcoms(api_call& call) {
   const auto named = instance_of(call);
-  const auto key = call.query("xcom_key");
-  json all = json::array();
-  for (const auto& x : call.db.xcoms(named.run.dag_id, named.run.run_id, named.ti.task_id))
-    if ((!key || x.key == *key) && x.map_index == named.ti.map_index) all.push_back(xcom_json(x, named.run, false));
-  return json_response(200, page_of(call, "xcom_entries", all));
+  xcom_filter f{named.run.dag_id, named.run.run_id, named.ti.task_id, named.ti.map_index, call.query("xcom_key"), 0, 0};
+  const std::size_t total = call.db.count_xcoms(f);
+  f.limit = call.limit();
+  f.offset = call.offset();
+  json listed = json::array();
+  for (const auto& x : call.db.xcoms(f)) listed.push_back(xcom_json(x, named.run, false));
+  return json_response(200, {{"xcom_entries", std::move(listed)}, {"total_entries", total}});
 }
 
 http_response get_xcom(api_call& call) {
@@ -386,21 +398,21 @@ http_response get_xcom(api_call& call) {
   call.query_flag("deserialize");  // values are text: either way the same
   call.query_flag("stringify");
   const std::string& key = call.path("xcom_key");
-  for (const auto& x : call.db.xcoms(named.run.dag_id, named.run.run_id, named.ti.task_id))
-    if (x.key == key && x.map_index == named.ti.map_index) return json_response(200, xcom_json(x, named.run, true));
+  for (const auto& x : call.db.xcoms(xcom_filter{named.run.dag_id, named.run.run_id, named.ti.task_id, named.ti.map_index, key, 1, 0}))
+    return json_response(200, xcom_json(x, named.run, true));
   throw not_found_error("task '" + named.ti.task_id + "' pushed no XCom '" + key + "' in run '" + named.run.run_id + "'");
 }
 
 }  // namespace
 
-json task_instance_json(const task_instance_record& ti, const run_record& run, const definition* d) {
+json task_instance_json(const task_instance_record& ti, time_point logical_date, const definition* d) {
   const auto duration = seconds_between(ti.start_date, ti.end_date);
   const task* t = d ? d->find(ti.task_id) : nullptr;
   return {{"task_id", ti.task_id},
           {"task_display_name", ti.task_id},
           {"dag_id", ti.dag_id},
           {"dag_run_id", ti.run_id},
-          {"execution_date", format_iso(run.logical_date)},
+          {"execution_date", format_iso(logical_date)},
           {"start_date", optional_time(ti.start_date)},
           {"end_date", optional_time(ti.end_date)},
           {"duration", duration ? json(*duration) : json(nullptr)},
@@ -445,7 +457,7 @@ json references(const std::vector<task_instance_ref>& refs, store& s) {
 std::vector<api_route> task_instance_routes() {
   const std::vector<std::string> filters{"limit",          "offset",         "order_by",     "execution_date_gte",
                                          "execution_date_lte", "start_date_gte", "start_date_lte", "end_date_gte",
-                                         "end_date_lte",   "duration_gte",   "duration_lte", "state"};
+                                         "end_date_lte",   "duration_gte",   "duration_lte", "state", "pool"};
   const std::string ti = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}";
   return {
       {"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", "get_task_instances", "TaskInstance", filters, "", 200,

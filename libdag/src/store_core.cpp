@@ -498,10 +498,28 @@ std::string select_from(std::string_view name) {
   return "SELECT " + std::string(table<R>::names) + " FROM " + std::string(name);
 }
 
+/// `SELECT <R's columns, each as alias.column>`, for a join.
+template <class R>
+std::string select_in(std::string_view alias) {
+  std::string out = "SELECT ";
+  for (const auto& c : columns_of<R>()) out += (out.size() > 7 ? ", " : "") + std::string(alias) + "." + c.name;
+  return out;
+}
+
+/// The largest count both databases read (as a LIMIT or OFFSET), for a size_t.
+std::int64_t sql_count(std::size_t n) {
+  constexpr auto most = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+  return static_cast<std::int64_t>(std::min(n, most));
+}
+
+/// A listing's sort fields (listing_order::field): each one's SQL expression.
+using sort_fields = std::map<std::string, std::string, std::less<>>;
+
 /// A listing's SELECT with the conditions of its filter, each added only when given, and their
-/// numbered parameters (which view the filter's strings: the filter must outlive them). One
-/// statement per combination of filters, each prepared once: a single statement with
-/// `$1 IS NULL OR …` would get one generic plan that fits no combination well.
+/// numbered parameters (which view the filter's strings: the filter must outlive them), then its
+/// order and page: what every listing of both backends is built with. One statement per
+/// combination of filters, each prepared once: a single statement with `$1 IS NULL OR …` would
+/// get one generic plan that fits no combination well.
 struct filtered_select {
   std::string sql;
   std::vector<value> params;
@@ -514,13 +532,59 @@ struct filtered_select {
   }
   /// ` AND column = wanted` when `wanted` is given.
   void equal(const char* column, const std::optional<std::string>& wanted) {
-    if (wanted) sql += std::string(" AND ") + column + " = " + param(std::string_view(*wanted));
+    if (wanted) equal(column, *wanted);
+  }
+  /// ` AND column = wanted` (an overload of its own: an optional made of `wanted` would not
+  /// outlive the statement its parameter views).
+  void equal(const char* column, const std::string& wanted) {
+    sql += std::string(" AND ") + column + " = " + param(std::string_view(wanted));
   }
   /// ` AND column >= from` and ` AND column <= to`, each when given.
   template <class Time>
   void within(const char* column, const std::optional<Time>& from, const std::optional<Time>& to) {
     if (from) sql += std::string(" AND ") + column + " >= " + param(micros_of(*from));
     if (to) sql += std::string(" AND ") + column + " <= " + param(micros_of(*to));
+  }
+  /// ` AND column IN (…)` (with `negated`, NOT IN) of `as(w)` for each w of `wanted`, when any.
+  template <class Range, class As>
+  void in(const char* column, const Range& wanted, As as, bool negated = false) {
+    if (wanted.empty()) return;
+    sql += std::string(" AND ") + column + (negated ? " NOT IN (" : " IN (");
+    bool first = true;
+    for (const auto& w : wanted) {
+      sql += (first ? "" : ", ") + param(as(w));
+      first = false;
+    }
+    sql += ")";
+  }
+  /// ` AND column IN (…)` of strings.
+  void in(const char* column, const std::set<std::string>& wanted, bool negated = false) {
+    in(column, wanted, [](const std::string& w) { return value(std::string_view(w)); }, negated);
+  }
+  /// ` ORDER BY` the sort field `order` names, then the listing's `own` order (which also breaks
+  /// ties). NULL sorts before every value on both databases (PostgreSQL's default is the reverse).
+  void order_by(const listing_order& order, const sort_fields& fields, std::string_view own) {
+    sql += " ORDER BY ";
+    if (!order.field.empty()) {
+      const auto it = fields.find(order.field);
+      if (it == fields.end()) {
+        std::string known;
+        for (const auto& [name, expression] : fields) known += (known.empty() ? "" : ", ") + name;
+        throw usage_error("cannot order by '" + order.field + "' (known: " + known + ")");
+      }
+      sql += it->second + (order.descending ? " DESC NULLS LAST, " : " ASC NULLS FIRST, ");
+    }
+    sql += own;
+  }
+  /// ` LIMIT … OFFSET …`: at most `limit` rows (0: all), skipping `offset` first.
+  void page(std::size_t limit, std::size_t offset) {
+    if (limit > 0) sql += " LIMIT " + param(sql_count(limit));
+    if (offset > 0) {
+      // SQLite takes an OFFSET only after a LIMIT, and neither database takes the other's "no
+      // limit" (-1, ALL): the largest count is one both read.
+      if (limit == 0) sql += " LIMIT " + param(sql_count(std::numeric_limits<std::size_t>::max()));
+      sql += " OFFSET " + param(sql_count(offset));
+    }
   }
 };
 
@@ -966,33 +1030,131 @@ filtered_select runs_query(const std::string& select, const run_filter& filter) 
   return q;
 }
 
-std::int64_t sql_count(std::size_t n) {
-  constexpr auto most = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-  return static_cast<std::int64_t>(std::min(n, most));
+const sort_fields run_sort_fields{{"dag_id", "dag_id"},
+                                  {"run_id", "run_id"},
+                                  {"run_type", "run_type"},
+                                  {"state", "state"},
+                                  {"logical_date", "logical_date"},
+                                  {"data_interval_start", "data_interval_start"},
+                                  {"data_interval_end", "data_interval_end"},
+                                  {"start_date", "start_date"},
+                                  {"end_date", "end_date"},
+                                  {"manual", "CASE WHEN run_type = 'manual' THEN 1 ELSE 0 END"}};
+
+// The task instances `filter` selects (its order and page aside), with `select` naming columns of
+// `ti` (task_instances) and `r` (their runs, for the logical date).
+filtered_select task_instances_query(const std::string& select, const task_instance_filter& filter) {
+  filtered_select q(select + " FROM task_instances ti JOIN dag_runs r ON r.dag_id = ti.dag_id AND r.run_id = ti.run_id");
+  q.in("ti.dag_id", filter.dag_ids);
+  q.in("ti.run_id", filter.run_ids);
+  q.in("ti.task_id", filter.task_ids);
+  q.in("ti.state", filter.states, [](task_state state) { return value(to_string(state)); });
+  q.in("ti.pool", filter.pools);
+  if (filter.map_index) q.sql += " AND ti.map_index = " + q.param(std::int64_t{*filter.map_index});
+  if (filter.mapped_only) q.sql += " AND ti.map_index >= 0";
+  q.within("r.logical_date", filter.logical_from, filter.logical_to);
+  q.within("ti.start_date", filter.start_from, filter.start_to);
+  q.within("ti.end_date", filter.end_from, filter.end_to);
+  // NULL - x is NULL, and no bound holds for it: an instance not ended has no duration.
+  if (filter.duration_from)
+    q.sql += " AND ti.end_date - ti.start_date >= " + q.param(static_cast<std::int64_t>(filter.duration_from->count()));
+  if (filter.duration_to)
+    q.sql += " AND ti.end_date - ti.start_date <= " + q.param(static_cast<std::int64_t>(filter.duration_to->count()));
+  return q;
 }
+
+const sort_fields task_instance_sort_fields{
+    {"dag_id", "ti.dag_id"},         {"run_id", "ti.run_id"},       {"task_id", "ti.task_id"},
+    {"map_index", "ti.map_index"},   {"logical_date", "r.logical_date"}, {"start_date", "ti.start_date"},
+    {"end_date", "ti.end_date"},     {"duration", "ti.end_date - ti.start_date"}, {"state", "ti.state"},
+    {"try_number", "ti.try_number"}, {"pool", "ti.pool"},           {"pool_slots", "ti.pool_slots"}};
+
+filtered_select xcoms_query(const std::string& select, const xcom_filter& filter) {
+  filtered_select q(select);
+  q.equal("dag_id", filter.dag_id);
+  q.equal("run_id", filter.run_id);
+  q.equal("task_id", filter.task_id);
+  if (filter.map_index) q.sql += " AND map_index = " + q.param(std::int64_t{*filter.map_index});
+  q.equal("key", filter.key);
+  return q;
+}
+
+filtered_select events_query(const std::string& select, const event_filter& filter) {
+  filtered_select q(select);
+  q.equal("dag_id", filter.dag_id);
+  q.equal("run_id", filter.run_id);
+  q.equal("task_id", filter.task_id);
+  q.equal("event", filter.event);
+  q.equal("owner", filter.owner);
+  q.within("happened", filter.after, filter.before);
+  q.in("event", filter.events);
+  q.in("event", filter.not_events, true);
+  return q;
+}
+
+const sort_fields event_sort_fields{{"id", "id"},         {"when", "happened"},  {"event", "event"},    {"owner", "owner"},
+                                    {"dag_id", "dag_id"}, {"run_id", "run_id"}, {"task_id", "task_id"}};
+
+filtered_select dataset_events_query(const std::string& select, const dataset_event_filter& filter) {
+  filtered_select q(select);
+  q.equal("uri", filter.uri);
+  q.equal("source_dag_id", filter.source_dag_id);
+  q.equal("source_run_id", filter.source_run_id);
+  q.equal("source_task_id", filter.source_task_id);
+  if (filter.source_map_index) q.sql += " AND source_map_index = " + q.param(std::int64_t{*filter.source_map_index});
+  return q;
+}
+
+const sort_fields dataset_event_sort_fields{
+    {"id", "id"},
+    {"when", "happened"},
+    {"uri", "uri"},
+    {"dataset_id", "(SELECT d.id FROM datasets d WHERE d.uri = dataset_events.uri)"},
+    {"source_dag_id", "source_dag_id"},
+    {"source_run_id", "source_run_id"},
+    {"source_task_id", "source_task_id"}};
 
 }  // namespace
 
+std::size_t store_core::count(const char* what, const std::string& sql, std::span<const value> params) {
+  return transact(what, access::read, [&](session& s) {
+    std::size_t n = 0;
+    s.exec(sql, params, [&](std::span<const value> row) { n = static_cast<std::size_t>(integer_of(row[0])); });
+    return n;
+  });
+}
+
 std::vector<run_record> store_core::runs(const run_filter& filter) {
   filtered_select q = runs_query(select_from<run_record>("dag_runs"), filter);
-  q.sql += " ORDER BY logical_date DESC, dag_id, run_id";
-  if (filter.limit > 0) q.sql += " LIMIT " + q.param(sql_count(filter.limit));
-  if (filter.offset > 0) {
-    // SQLite takes an OFFSET only after a LIMIT, and neither database takes the other's "no
-    // limit" (-1, ALL): the largest count is one both read.
-    if (filter.limit == 0) q.sql += " LIMIT " + q.param(sql_count(std::numeric_limits<std::size_t>::max()));
-    q.sql += " OFFSET " + q.param(sql_count(filter.offset));
-  }
+  q.order_by(filter.order, run_sort_fields, "logical_date DESC, dag_id, run_id");
+  q.page(filter.limit, filter.offset);
   return list<run_record>("list runs", q.sql, q.params);
 }
 
 std::size_t store_core::count_runs(const run_filter& filter) {
   const filtered_select q = runs_query("SELECT COUNT(*) FROM dag_runs", filter);
-  return transact("count runs", access::read, [&](session& s) {
-    std::size_t n = 0;
-    s.exec(q.sql, q.params, [&](std::span<const value> row) { n = static_cast<std::size_t>(integer_of(row[0])); });
-    return n;
+  return count("count runs", q.sql, q.params);
+}
+
+std::vector<listed_task_instance> store_core::list_task_instances(const task_instance_filter& filter) {
+  filtered_select q = task_instances_query(select_in<task_instance_record>("ti") + ", r.logical_date", filter);
+  q.order_by(filter.order, task_instance_sort_fields, "r.logical_date DESC, ti.dag_id, ti.run_id, ti.task_id, ti.map_index");
+  q.page(filter.limit, filter.offset);
+  const std::size_t logical_date = columns_of<task_instance_record>().size();
+  return transact("list task instances", access::read, [&](session& s) {
+    std::vector<listed_task_instance> out;
+    s.exec(q.sql, q.params, [&](std::span<const value> row) {
+      listed_task_instance listed{read<task_instance_record>(row), {}};
+      read_value(row[logical_date], listed.logical_date);
+      out.push_back(std::move(listed));
+    });
+    return out;
   });
+}
+
+std::size_t store_core::count_task_instances(const task_instance_filter& filter) {
+  const filtered_select q = task_instances_query("SELECT COUNT(*)", filter);
+  return count("count task instances", q.sql, q.params);
 }
 
 std::optional<run_record> store_core::find_run(const std::string& dag_id, const std::string& run_id) {
@@ -1049,6 +1211,18 @@ std::vector<xcom_record> store_core::xcoms(const std::string& dag_id, const std:
                            where);
 }
 
+std::vector<xcom_record> store_core::xcoms(const xcom_filter& filter) {
+  filtered_select q = xcoms_query(select_from<xcom_record>("xcom"), filter);
+  q.sql += " ORDER BY key, map_index";
+  q.page(filter.limit, filter.offset);
+  return list<xcom_record>("list XComs", q.sql, q.params);
+}
+
+std::size_t store_core::count_xcoms(const xcom_filter& filter) {
+  const filtered_select q = xcoms_query("SELECT COUNT(*) FROM xcom", filter);
+  return count("count XComs", q.sql, q.params);
+}
+
 bool store_core::set_note(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
                           const std::string& note) {
   if (task_id.empty()) {
@@ -1078,14 +1252,15 @@ std::size_t store_core::delete_dag(const std::string& dag_id) {
 }
 
 std::vector<event_record> store_core::events(const event_filter& filter) {
-  filtered_select q(select_from<event_record>("event_log"));
-  q.equal("dag_id", filter.dag_id);
-  q.equal("run_id", filter.run_id);
-  q.equal("task_id", filter.task_id);
-  q.equal("event", filter.event);
-  q.equal("owner", filter.owner);
-  q.within("happened", filter.after, filter.before);
-  return list<event_record>("list the event log", q.sql + " ORDER BY id DESC", q.params);
+  filtered_select q = events_query(select_from<event_record>("event_log"), filter);
+  q.order_by(filter.order, event_sort_fields, "id DESC");
+  q.page(filter.limit, filter.offset);
+  return list<event_record>("list the event log", q.sql, q.params);
+}
+
+std::size_t store_core::count_events(const event_filter& filter) {
+  const filtered_select q = events_query("SELECT COUNT(*) FROM event_log", filter);
+  return count("count the event log", q.sql, q.params);
 }
 
 std::optional<event_record> store_core::find_event(std::int64_t id) {
@@ -1136,15 +1311,15 @@ std::optional<dataset_event_record> store_core::add_dataset_event(const dataset_
 }
 
 std::vector<dataset_event_record> store_core::dataset_events(const dataset_event_filter& filter) {
-  filtered_select q(select_from<dataset_event_record>("dataset_events"));
-  q.equal("uri", filter.uri);
-  q.equal("source_dag_id", filter.source_dag_id);
-  q.equal("source_run_id", filter.source_run_id);
-  q.equal("source_task_id", filter.source_task_id);
-  if (filter.source_map_index) q.sql += " AND source_map_index = " + q.param(std::int64_t{*filter.source_map_index});
-  q.sql += " ORDER BY id DESC";
-  if (filter.limit > 0) q.sql += " LIMIT " + q.param(sql_count(filter.limit));
+  filtered_select q = dataset_events_query(select_from<dataset_event_record>("dataset_events"), filter);
+  q.order_by(filter.order, dataset_event_sort_fields, "id DESC");
+  q.page(filter.limit, filter.offset);
   return list<dataset_event_record>("list dataset events", q.sql, q.params);
+}
+
+std::size_t store_core::count_dataset_events(const dataset_event_filter& filter) {
+  const filtered_select q = dataset_events_query("SELECT COUNT(*) FROM dataset_events", filter);
+  return count("count dataset events", q.sql, q.params);
 }
 
 std::map<std::string, std::set<std::string>> store_core::queued_datasets() {

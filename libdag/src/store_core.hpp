@@ -129,6 +129,8 @@ public:
 
   std::vector<run_record> runs(const run_filter& filter) final;
   std::size_t count_runs(const run_filter& filter) final;
+  std::vector<listed_task_instance> list_task_instances(const task_instance_filter& filter) final;
+  std::size_t count_task_instances(const task_instance_filter& filter) final;
   std::optional<run_record> find_run(const std::string& dag_id, const std::string& run_id) final;
   std::vector<task_instance_record> task_instances(const std::string& dag_id, const std::string& run_id) final;
   std::vector<task_instance_record> task_instances_in(const std::set<task_state>& states) final;
@@ -138,11 +140,14 @@ public:
                                   const std::string& key) final;
 
   std::vector<xcom_record> xcoms(const std::string& dag_id, const std::string& run_id, const std::string& task_id) final;
+  std::vector<xcom_record> xcoms(const xcom_filter& filter) final;
+  std::size_t count_xcoms(const xcom_filter& filter) final;
   bool set_note(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
                 const std::string& note) final;
   bool delete_run(const std::string& dag_id, const std::string& run_id) final;
   std::size_t delete_dag(const std::string& dag_id) final;
   std::vector<event_record> events(const event_filter& filter) final;
+  std::size_t count_events(const event_filter& filter) final;
   std::optional<event_record> find_event(std::int64_t id) final;
 
   void register_datasets(const std::vector<std::string>& uris,
@@ -151,6 +156,7 @@ public:
   std::optional<dataset_record> find_dataset(const std::string& uri) final;
   std::optional<dataset_event_record> add_dataset_event(const dataset_event_record& e) final;
   std::vector<dataset_event_record> dataset_events(const dataset_event_filter& filter) final;
+  std::size_t count_dataset_events(const dataset_event_filter& filter) final;
   std::map<std::string, std::set<std::string>> queued_datasets() final;
   bool create_dataset_run(const run_record& run, const std::vector<std::string>& task_ids,
                           const std::set<std::string>& uris) final;
@@ -196,6 +202,8 @@ private:
   void write_row(const char* what, const row_write& w, const std::vector<value>& values);
   /// Runs one statement in a write transaction; returns how many rows it changed.
   std::size_t execute(const char* what, std::string_view sql, std::span<const value> params);
+  /// How many rows a `SELECT COUNT(*)` statement counted.
+  std::size_t count(const char* what, const std::string& sql, std::span<const value> params);
   /// The rows of a read, each an R (a record, or the text of one or two columns).
   template <class R>
   std::vector<R> list(const char* what, const std::string& sql, std::span<const value> params = {});

@@ -129,7 +129,16 @@ struct event_record {
   std::string extra;     ///< details (JSON text), "" for none
 };
 
-/// Which event log entries to list (every field set must match).
+/// A listing's order (Airflow's `order_by`): one of the listing's sort fields, each listing naming
+/// its own; ties, and no field at all, in the listing's own order. An unset time (or a duration of
+/// an instance not ended) sorts before every value, so it comes first ascending and last descending.
+/// A field the listing does not know is a dag::usage_error.
+struct listing_order {
+  std::string field;        ///< the sort field, "" for the listing's own order
+  bool descending = false;  ///< largest first
+};
+
+/// Which event log entries to list (every field set must match), in which order, which page.
 struct event_filter {
   std::optional<std::string> dag_id;   ///< only this DAG
   std::optional<std::string> run_id;   ///< only this run
@@ -138,6 +147,12 @@ struct event_filter {
   std::optional<std::string> owner;    ///< only this owner
   std::optional<timestamp> after;      ///< made at or after
   std::optional<timestamp> before;     ///< made at or before
+  std::set<std::string> events;        ///< only these events (empty: any)
+  std::set<std::string> not_events;    ///< none of these events
+  /// Sort fields: id, when, event, owner, dag_id, run_id, task_id; own order: newest (highest id) first.
+  listing_order order;
+  std::size_t limit = 0;               ///< at most this many (0: all)
+  std::size_t offset = 0;              ///< skipping this many first, in the listing's order
 };
 
 /// The pool every task is in unless it names another (Airflow's), with its initial slots.
@@ -192,7 +207,11 @@ struct dataset_event_filter {
   std::optional<std::string> source_run_id;   ///< only events of this run's tasks
   std::optional<std::string> source_task_id;  ///< only events of this task
   std::optional<int> source_map_index;        ///< only events of this mapped instance (-1: not mapped)
+  /// Sort fields: id, when, uri, dataset_id, source_dag_id, source_run_id, source_task_id; own
+  /// order: newest (highest id) first.
+  listing_order order;
   std::size_t limit = 0;                      ///< at most this many (0: all)
+  std::size_t offset = 0;                     ///< skipping this many first, in the listing's order
 };
 
 /// A change to a run, applied only if the run is still in `expected` (compare-and-set).
@@ -272,8 +291,52 @@ struct run_filter {
   /// Started (ended) at or after / at or before; a run not started (ended) yet matches no bound.
   std::optional<timestamp> start_from, start_to, end_from, end_to;
   bool automated_only = false;         ///< only scheduled and backfill runs
+  /// Sort fields: dag_id, run_id, run_type, state, logical_date, data_interval_start,
+  /// data_interval_end, start_date, end_date, manual (triggered by hand: after the others
+  /// ascending); own order: newest logical date first, then by DAG and run id.
+  listing_order order;
   std::size_t limit = 0;               ///< at most this many (0: all)
   std::size_t offset = 0;              ///< skipping this many first, in the listing's order
+};
+
+/// Which task instances to list across runs (every field set must hold), in which order, which page.
+struct task_instance_filter {
+  std::set<std::string> dag_ids;       ///< only these DAGs (empty: any)
+  std::set<std::string> run_ids;       ///< only these runs (empty: any)
+  std::set<std::string> task_ids;      ///< only these tasks (empty: any)
+  std::set<task_state> states;         ///< only these states (empty: any)
+  std::set<std::string> pools;         ///< only instances whose latest try took these pools (empty: any)
+  std::optional<int> map_index;        ///< only this map index (-1: instances of tasks not mapped)
+  bool mapped_only = false;            ///< only instances of mapped tasks (map index 0 and up)
+  std::optional<time_point> logical_from;  ///< its run's logical date at or after
+  std::optional<time_point> logical_to;    ///< its run's logical date at or before
+  /// Started (ended) at or after / at or before; an instance not started (ended) yet meets no bound.
+  std::optional<timestamp> start_from, start_to, end_from, end_to;
+  /// Its latest try's duration (end - start) at least / at most; one not ended meets no bound.
+  std::optional<std::chrono::microseconds> duration_from, duration_to;
+  /// Sort fields: dag_id, run_id, task_id, map_index, logical_date, start_date, end_date,
+  /// duration, state, try_number, pool, pool_slots; own order: newest run (logical date) first,
+  /// then by DAG, run id, task id and map index.
+  listing_order order;
+  std::size_t limit = 0;               ///< at most this many (0: all)
+  std::size_t offset = 0;              ///< skipping this many first, in the listing's order
+};
+
+/// A task instance as listed across runs: with its run's logical date (Airflow's execution_date).
+struct listed_task_instance {
+  task_instance_record record;  ///< the instance
+  time_point logical_date{};    ///< its run's logical date
+};
+
+/// Which XComs of one task instance to list, by key then map index, and which page.
+struct xcom_filter {
+  std::string dag_id;              ///< its DAG
+  std::string run_id;              ///< its run
+  std::string task_id;             ///< its task
+  std::optional<int> map_index;    ///< only this instance's (-1: a task not mapped); unset: every instance's
+  std::optional<std::string> key;  ///< only this key
+  std::size_t limit = 0;           ///< at most this many (0: all)
+  std::size_t offset = 0;          ///< skipping this many first
 };
 
 /// The metadata store. Implementations are safe to use from one thread at a time.
@@ -298,10 +361,14 @@ public:
   /// Applies a change set in one transaction.
   virtual change_result apply(const change_set& changes) = 0;
 
-  /// Runs matching `filter`, newest logical date first (then by DAG and run id).
+  /// Runs matching `filter`, in its order (by default newest logical date first, then by DAG and run id).
   virtual std::vector<run_record> runs(const run_filter& filter) = 0;
   /// How many runs match `filter`, its limit and offset aside (a listing's total).
   virtual std::size_t count_runs(const run_filter& filter) = 0;
+  /// Task instances matching `filter` across runs, each with its run's logical date.
+  virtual std::vector<listed_task_instance> list_task_instances(const task_instance_filter& filter) = 0;
+  /// How many task instances match `filter`, its limit and offset aside (a listing's total).
+  virtual std::size_t count_task_instances(const task_instance_filter& filter) = 0;
   /// One run, if it exists.
   virtual std::optional<run_record> find_run(const std::string& dag_id, const std::string& run_id) = 0;
   /// The task instances of a run, by task id, then map index.
@@ -320,6 +387,10 @@ public:
   /// Every XCom a task pushed, by key, then map index (all the instances of a mapped task).
   virtual std::vector<xcom_record> xcoms(const std::string& dag_id, const std::string& run_id,
                                          const std::string& task_id) = 0;
+  /// The XComs `filter` selects, by key, then map index.
+  virtual std::vector<xcom_record> xcoms(const xcom_filter& filter) = 0;
+  /// How many XComs match `filter`, its limit and offset aside.
+  virtual std::size_t count_xcoms(const xcom_filter& filter) = 0;
 
   /// Sets the note of a run (`task_id` empty) or of one of its task instances; false when there
   /// is no such run or task instance.
@@ -331,8 +402,10 @@ public:
   /// many runs were deleted. The event log keeps its entries.
   virtual std::size_t delete_dag(const std::string& dag_id) = 0;
 
-  /// Event log entries matching `filter`, newest first.
+  /// Event log entries matching `filter`, in its order (newest first by default).
   virtual std::vector<event_record> events(const event_filter& filter) = 0;
+  /// How many event log entries match `filter`, its limit and offset aside.
+  virtual std::size_t count_events(const event_filter& filter) = 0;
   /// One event log entry, if it exists.
   virtual std::optional<event_record> find_event(std::int64_t id) = 0;
 
@@ -349,8 +422,10 @@ public:
   /// for the dataset's consumers; returns it with its id, or nullopt when the dataset is unknown
   /// or the event repeats one of the same task try.
   virtual std::optional<dataset_event_record> add_dataset_event(const dataset_event_record& e) = 0;
-  /// Dataset events matching `filter`, newest first.
+  /// Dataset events matching `filter`, in its order (newest first by default).
   virtual std::vector<dataset_event_record> dataset_events(const dataset_event_filter& filter) = 0;
+  /// How many dataset events match `filter`, its limit and offset aside.
+  virtual std::size_t count_dataset_events(const dataset_event_filter& filter) = 0;
   /// The datasets updated since each consumer DAG's last dataset-triggered run (Airflow's
   /// DatasetDagRunQueue), by DAG.
   virtual std::map<std::string, std::set<std::string>> queued_datasets() = 0;
