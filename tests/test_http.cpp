@@ -426,6 +426,17 @@ TEST_CASE("Http.ApiListingsFilterOrderPageAndCountTaskInstancesRunsXComsAndEvent
   CHECK(run_ids(get("/dags/~/dagRuns?order_by=-dag_id&limit=1")) == std::vector<std::string>{day1});  // maps' run
   const auto listed_runs = s.send("POST", "/api/v1/dags/~/dagRuns/list", {{"order_by", "-dag_run_id"}, {"page_offset", 1}, {"dag_ids", {"etl"}}});
   CHECK(run_ids(json::parse(listed_runs.body)) == std::vector<std::string>{day2, day1});
+  // A list filter is bounded: each length is a statement of its own in the stores' caches.
+  json many = json::array();
+  for (int i = 0; i < 101; ++i) many.push_back("dag" + std::to_string(i));
+  r = s.send("POST", "/api/v1/dags/~/dagRuns/list", {{"dag_ids", many}});
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"] == "dag_ids: at most 100 values");
+  many.erase(many.end() - 1);
+  CHECK(s.send("POST", "/api/v1/dags/~/dagRuns/list", {{"dag_ids", many}}).status == 200);
+  std::string states = "success";
+  for (int i = 0; i < 100; ++i) states += ",failed";
+  CHECK(s.get("/api/v1/dags/~/dagRuns?state=" + states).status == 400);
   CHECK(s.get("/api/v1/dags/etl/dagRuns?order_by=conf").status == 400);
   // Airflow's sparse fieldsets: only the fields asked for.
   CHECK(get("/dags/etl/dagRuns?fields=dag_run_id&fields=state&limit=1")["dag_runs"][0] ==

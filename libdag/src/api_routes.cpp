@@ -234,6 +234,7 @@ std::vector<std::string> api_call::query_list(const std::string& name) const {
     for (std::size_t start = 0; start <= it->second.size();) {
       const std::size_t end = std::min(it->second.find(',', start), it->second.size());
       if (end > start) out.push_back(it->second.substr(start, end - start));
+      if (out.size() > max_list_items) throw usage_error(name + ": at most " + std::to_string(max_list_items) + " values");
       start = end + 1;
     }
   return out;
@@ -405,6 +406,7 @@ std::vector<std::string> string_list_field(const json& b, const std::string& nam
   std::vector<std::string> out;
   if (!b.contains(name) || b[name].is_null()) return out;
   if (!b[name].is_array()) throw usage_error(name + ": expected a list of strings");
+  if (b[name].size() > max_list_items) throw usage_error(name + ": at most " + std::to_string(max_list_items) + " values");
   for (const auto& v : b[name]) {
     if (!v.is_string()) throw usage_error(name + ": expected a list of strings");
     out.push_back(v.get<std::string>());

@@ -1006,7 +1006,8 @@ std::vector<std::size_t> store_core::admitted_claims(session& s, const std::vect
 namespace {
 
 // The runs `filter` selects (its limit and offset aside) after `select`. One statement per
-// combination of filters (a bounded number), each prepared once: a single statement with
+// combination of filters and length of each id list, each prepared once and cached (the API
+// takes lists of at most 100 ids, api.hpp's max_list_items, so the combinations stay few): a single statement with
 // `$1 IS NULL OR …` would get one generic plan that fits no combination well.
 filtered_select runs_query(const std::string& select, const run_filter& filter) {
   filtered_select q(select);
