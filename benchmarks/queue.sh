@@ -14,6 +14,7 @@
 #   --no-celery    leave the Celery peer out
 #   --tuned        also run dagrun with the earlier hand-tuned flags (`--parallelism 2000`,
 #                  `--concurrency 64`), recorded as case `tuned` beside the defaults
+#   --chart FILE   draw the medians (tasks/s and latency of each peer) into FILE, an SVG, with gnuplot
 #   --setup        install the peers' Debian packages first (python3-celery, python3-redis,
 #                  redis-server; gnuplot-nox for the chart) with apt-get, if they are missing
 #
@@ -35,13 +36,15 @@
 #               their default concurrency), a producer enqueueing N no-op tasks one at a time as
 #               Airflow's CeleryExecutor does; tasks/s = N / (first enqueue → last task run).
 #               Redis persists nothing (its default RDB snapshots are off here), so this side runs
-#               without the durable commits the other two pay for. --no-celery skips it.
+#               without the durable commits the other two pay for. Its latency: a chain of CHAIN
+#               no-op tasks, each sending the next as it ends (a Celery chain), next start − end.
+#               --no-celery skips it.
 # Waiting for a run to finish polls the database every 50 ms (this is a benchmark, not a test).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build-bench}
-REPS=5 TASKS=20000 CHAIN=200 PORT=54341 SCRATCH_PARENT=${TMPDIR:-/tmp} BUILD_FIRST=1 CELERY=1 TUNED=0 SETUP=0
+REPS=5 TASKS=20000 CHAIN=200 PORT=54341 SCRATCH_PARENT=${TMPDIR:-/tmp} BUILD_FIRST=1 CELERY=1 TUNED=0 SETUP=0 CHART=
 while [[ $# -gt 0 ]]; do
   case $1 in
     -n) REPS=$2; shift 2 ;;
@@ -53,7 +56,8 @@ while [[ $# -gt 0 ]]; do
     --no-celery) CELERY=0; shift ;;
     --tuned) TUNED=1; shift ;;
     --setup) SETUP=1; shift ;;
-    -h|--help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --chart) CHART=$2; shift 2 ;;
+    -h|--help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "queue.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -146,13 +150,21 @@ celery_case() {
       >"$dir/worker$w.log" 2>&1) & PIDS+=($!)
   done
   # Both workers up before the clock starts (they answer a ping).
-  until (cd "$ROOT/benchmarks" && /usr/bin/python3 -m celery -A celery_peer inspect ping --timeout 1 2>/dev/null) | grep -q "w2@"; do
+  local deadline=$((SECONDS + 120))
+  until [[ $( (cd "$ROOT/benchmarks" && /usr/bin/python3 -m celery -A celery_peer inspect ping --timeout 2 2>/dev/null) | grep -c "@.*OK") == 2 ]]; do
+    ((SECONDS < deadline)) || { echo "queue.sh: the Celery workers did not answer within 120 s:" >&2; cat "$dir"/worker*.log >&2; exit 1; }
     sleep 0.2
   done
   local rates
   rates=$(cd "$ROOT/benchmarks" && /usr/bin/python3 celery_peer.py produce "$TASKS")
   record celery tasks/s "${rates% *}"
   record celery enqueue/s "${rates#* }"
+  local lat
+  lat=$(cd "$ROOT/benchmarks" && /usr/bin/python3 celery_peer.py chain "$CHAIN")
+  read -r p50 p99 pmax <<<"$lat"
+  record celery-latency p50-ms "$p50"
+  record celery-latency p99-ms "$p99"
+  record celery-latency max-ms "$pmax"
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   PIDS=()
@@ -249,7 +261,47 @@ if ((CELERY)); then
 fi
 p50=$(median latency p50-ms) p99=$(median latency p99-ms)
 echo "latency (upstream end to downstream start, chain of $CHAIN):"
-echo "  p50 $p50 ms (target <= 2: $(verdict "$p50" "<=" 2))   p99 $p99 ms (target <= 10: $(verdict "$p99" "<=" 10))   max $(median latency max-ms) ms"
+echo "  dagrun: p50 $p50 ms (target <= 2: $(verdict "$p50" "<=" 2))   p99 $p99 ms (target <= 10: $(verdict "$p99" "<=" 10))   max $(median latency max-ms) ms"
+((CELERY)) && echo "  Celery: p50 $(median celery-latency p50-ms) ms   p99 $(median celery-latency p99-ms) ms   max $(median celery-latency max-ms) ms"
+if [[ -n $CHART ]]; then
+  if command -v gnuplot >/dev/null; then
+    # Two panels: throughput (tasks/s, higher is better) and hand-off latency (ms, lower is better).
+    { echo "peer tasks/s"
+      echo "\"raw SKIP LOCKED loop\" $r"
+      echo "\"dagrun (defaults)\" $d"
+      ((TUNED)) && echo "\"dagrun (tuned flags)\" $(median tuned tasks/s-run)"
+      ((CELERY)) && echo "\"Celery + Redis\" $c"
+      true
+    } >"$WORK/tps.dat"
+    { echo "peer p50 p99"
+      echo "\"dagrun\" $p50 $p99"
+      ((CELERY)) && echo "\"Celery + Redis\" $(median celery-latency p50-ms) $(median celery-latency p99-ms)"
+      true
+    } >"$WORK/lat.dat"
+    gnuplot <<GP
+set terminal svg size 900,380 font "sans,11" background "white"
+set output "$CHART"
+set multiplot layout 1,2 title "$TASKS no-op tasks, two workers (medians of $REPS; $(nproc) CPUs, $(df -T "$WORK" | awk 'NR==2 {print $2}'))"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.8
+set key off
+set grid ytics
+set xtics rotate by -20 scale 0
+set yrange [0:*]
+set title "throughput, tasks/s (higher is better)"
+plot "$WORK/tps.dat" using 2:xtic(1) skip 1 linecolor rgb "#4878a8"
+set key top left
+set title "upstream end -> downstream start, ms (lower is better)"
+plot "$WORK/lat.dat" using 2:xtic(1) skip 1 title "p50" linecolor rgb "#4878a8", "" using 3 skip 1 title "p99" linecolor rgb "#d08040"
+unset multiplot
+GP
+    echo "chart: $CHART"
+  else
+    echo "queue.sh: no gnuplot, no chart (--setup installs gnuplot-nox)" >&2
+  fi
+fi
 echo
 echo "raw: case what value"
 cat "$RESULTS"
