@@ -267,15 +267,15 @@ if [[ -n $CHART ]]; then
   if command -v gnuplot >/dev/null; then
     # Two panels: throughput (tasks/s, higher is better) and hand-off latency (ms, lower is better).
     { echo "peer tasks/s"
-      echo "\"raw SKIP LOCKED loop\" $r"
-      echo "\"dagrun (defaults)\" $d"
-      ((TUNED)) && echo "\"dagrun (tuned flags)\" $(median tuned tasks/s-run)"
-      ((CELERY)) && echo "\"Celery + Redis\" $c"
+      echo "\"raw loop\" $r"
+      echo "\"dagrun\" $d"
+      ((TUNED)) && echo "\"dagrun tuned\" $(median tuned tasks/s-run)"
+      ((CELERY)) && echo "\"Celery\" $c"
       true
     } >"$WORK/tps.dat"
     { echo "peer p50 p99"
       echo "\"dagrun\" $p50 $p99"
-      ((CELERY)) && echo "\"Celery + Redis\" $(median celery-latency p50-ms) $(median celery-latency p99-ms)"
+      ((CELERY)) && echo "\"Celery\" $(median celery-latency p50-ms) $(median celery-latency p99-ms)"
       true
     } >"$WORK/lat.dat"
     gnuplot <<GP
@@ -288,7 +288,7 @@ set style fill solid 0.8 border -1
 set boxwidth 0.8
 set key off
 set grid ytics
-set xtics rotate by -20 scale 0
+set xtics scale 0
 set yrange [0:*]
 set title "throughput, tasks/s (higher is better)"
 plot "$WORK/tps.dat" using 2:xtic(1) skip 1 linecolor rgb "#4878a8"
