@@ -55,7 +55,9 @@ int schedule_command(invocation& inv) {
   if (const char* u = std::getenv("DAGRUN_API_USERS"); u && *u) serving.users = dag::parse_api_users(u, "DAGRUN_API_USERS");
   if (const char* m = std::getenv("DAGRUN_API_MAX_PAGE_SIZE"); m && *m) serving.max_page_size = dag::parse_page_size(m, "DAGRUN_API_MAX_PAGE_SIZE");
   // With the queue executor the slots are rows in the queue, not threads of this process.
-  const int parallelism = bounded_flag(inv, "parallelism", 1, executor == "queue" ? max_queued_parallelism : max_threads);
+  const int parallelism = inv.args.count("parallelism")
+                              ? bounded_flag(inv, "parallelism", 1, executor == "queue" ? max_queued_parallelism : max_threads)
+                              : (executor == "queue" ? default_queued_parallelism : default_local_parallelism);
   const auto grace = std::chrono::seconds(bounded_flag(inv, "grace", 0, max_grace_seconds));
   const auto lease = std::chrono::milliseconds(bounded_flag(inv, "lease-ms", min_lease_ms, max_lease_ms));
 
@@ -133,7 +135,9 @@ void add_schedule_commands(std::vector<command>& out) {
                  [](po::options_description& d, po::positional_options_description&) {
                    d.add_options()("executor", po::value<std::string>()->default_value("local")->value_name("KIND"),
                                    "local (this process) or queue (`dagrun worker`s through PostgreSQL)")(
-                       "parallelism", po::value<int>()->default_value(32)->value_name("N"), "tries running at once")(
+                       "parallelism", po::value<int>()->value_name("N"),
+                       ("tries running at once (default " + std::to_string(default_local_parallelism) + " with the local executor, " +
+                        std::to_string(default_queued_parallelism) + " with the queue: its workers' --concurrency bounds what runs)").c_str())(
                        "listen", po::value<std::string>()->default_value("127.0.0.1:8080")->value_name("HOST:PORT"),
                        "HTTP address of /health, /metrics and /api/v1 (port 0: any free one; `none`: no HTTP); "
                        "beyond loopback only with DAGRUN_API_TOKEN set")(

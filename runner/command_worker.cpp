@@ -1,4 +1,5 @@
 // `dagrun worker`: claims tries from the PostgreSQL queue, runs them, reports them.
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -62,6 +63,11 @@ public:
     std::jthread reporter([this](std::stop_token st) { report(st); });
     spdlog::info("worker {} serving queues {} with {} slots", name_, fmt_list(queues_), concurrency_);
 
+    // How many tries one claim asks for (never more than the free slots): it doubles while
+    // claims come back full (a backlog: one statement, one commit for many tries) and falls to
+    // what the last claim found when the queue runs dry, so that workers share a trickle of
+    // tries instead of the first one taking them all.
+    int batch = 1;
     while (!stop.stop_requested()) {
       const int free = concurrency_ - busy();
       if (free <= 0) {
@@ -70,10 +76,13 @@ public:
         continue;
       }
       try {
-        auto items = claimer->claim(queues_, free, name_);
+        const int want = std::min(free, batch);
+        auto items = claimer->claim(queues_, want, name_);
         for (auto& item : items) pool.submit(request_for(item));
         pool.flush();
-        if (static_cast<int>(items.size()) < free) claimer->wait("queued", std::chrono::milliseconds(1000));
+        const int found = static_cast<int>(items.size());
+        batch = found == want ? std::min(concurrency_, 2 * batch) : std::max({1, found, batch / 2});
+        if (found < want) claimer->wait("queued", std::chrono::milliseconds(1000));
       } catch (const dag::error& e) {
         // The queue's retries gave up (a long outage). Running tries go on and their results wait
         // in the reporter; claiming starts again once the database is back.
@@ -222,7 +231,7 @@ private:
 int worker_command(invocation& inv) {
   if (!inv.global.db.starts_with("postgres"))
     throw dag::usage_error("--db: a worker needs the PostgreSQL queue (postgresql://…), got a non-PostgreSQL database");
-  const int concurrency = bounded_flag(inv, "concurrency", 1, max_threads);
+  const int concurrency = inv.args.count("concurrency") ? bounded_flag(inv, "concurrency", 1, max_threads) : default_worker_concurrency();
   const auto lease = std::chrono::milliseconds(bounded_flag(inv, "lease-ms", min_lease_ms, max_lease_ms));
   const auto grace = std::chrono::seconds(bounded_flag(inv, "grace", 0, max_grace_seconds));
   stop_on_signals signals;
@@ -239,7 +248,9 @@ void add_worker_commands(std::vector<command>& out) {
                  [](po::options_description& d, po::positional_options_description&) {
                    d.add_options()("queues", po::value<std::string>()->default_value("default")->value_name("a,b"),
                                    "queues to serve (a task's `queue`, default `default`)")(
-                       "concurrency", po::value<int>()->default_value(16)->value_name("N"), "tries at once")(
+                       "concurrency", po::value<int>()->value_name("N"),
+                       ("tries at once (default " + std::to_string(default_worker_concurrency()) + ": " +
+                        std::to_string(worker_slots_per_cpu) + " per CPU, at least 16)").c_str())(
                        "lease-ms", po::value<int>()->default_value(30000)->value_name("MS"),
                        "the scheduler's lease: heartbeats go every third of it")(
                        "grace", po::value<int>()->default_value(30)->value_name("SECONDS"),

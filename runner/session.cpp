@@ -1,8 +1,10 @@
 // Shared pieces of the commands that use the store.
 #include "session.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -28,6 +30,11 @@ std::pair<std::optional<dag::time_point>, std::optional<dag::time_point>> flag_r
   if (start && end && *end < *start)
     throw dag::usage_error("--end " + dag::format_iso(*end) + " is before --start " + dag::format_iso(*start));
   return {start, end};
+}
+
+int default_worker_concurrency() {
+  const auto cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::clamp(worker_slots_per_cpu * cpus, 16, max_threads);
 }
 
 int bounded_flag(const invocation& inv, const char* flag, int low, int high) {

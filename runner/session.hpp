@@ -35,6 +35,16 @@ int bounded_flag(const invocation& inv, const char* flag, int low, int high);
 inline constexpr int max_threads = 1024;
 /// The most tries at once the daemon hands to queue workers (--parallelism, --executor queue).
 inline constexpr int max_queued_parallelism = 100000;
+/// `schedule --parallelism` when not given: the local executor's threads (Airflow's default), and
+/// the tries the daemon keeps in the queue: rows, not threads, so enough for every worker's free
+/// slots to be filled by one claim each (the workers' --concurrency bounds what runs).
+inline constexpr int default_local_parallelism = 32;
+inline constexpr int default_queued_parallelism = 4096;
+/// `worker --concurrency` when not given: slots per CPU of the worker's machine (at least 16). A
+/// slot is a thread that mostly waits (on a child process, or nothing for a callable), and the
+/// slots are also the most one claim takes: one commit for that many tries.
+inline constexpr int worker_slots_per_cpu = 32;
+int default_worker_concurrency();
 /// Bounds of the time flags: --grace (seconds) and --lease-ms.
 inline constexpr int max_grace_seconds = 24 * 3600;
 inline constexpr int min_lease_ms = 100, max_lease_ms = 24 * 3600 * 1000;

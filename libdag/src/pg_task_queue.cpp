@@ -41,6 +41,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS dagrun_task_queue_once ON dagrun_task_queue (d
 CREATE INDEX IF NOT EXISTS dagrun_task_queue_ready ON dagrun_task_queue (queue, priority DESC, id) WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS dagrun_task_queue_done ON dagrun_task_queue (id) WHERE state = 'done';
 CREATE INDEX IF NOT EXISTS dagrun_task_queue_leases ON dagrun_task_queue (heartbeat_at) WHERE state = 'claimed';
+CREATE INDEX IF NOT EXISTS dagrun_task_queue_taken ON dagrun_task_queue (heartbeat_at) WHERE state = 'taken';
 )sql";
 
 constexpr const char* returned_columns =
@@ -208,15 +209,22 @@ public:
       // Taken, not deleted: the row stays until the scheduler acknowledges the end as recorded,
       // so a scheduler (or database) crash in between loses nothing. A taken row left
       // unacknowledged for `stale_after` (its scheduler died) is taken again, by anyone.
-      for (const auto& row : tx.exec("UPDATE dagrun_task_queue SET state = 'taken', heartbeat_at = now() WHERE id IN "
-                                     "(SELECT id FROM dagrun_task_queue WHERE state = 'done' OR (state = 'taken' AND "
-                                     "heartbeat_at < now() - interval '1 millisecond' * " +
-                                     std::to_string(stale_after.count()) + ") ORDER BY id LIMIT " + std::to_string(max) +
-                                     " FOR UPDATE SKIP LOCKED) RETURNING " + std::string(returned_columns))) {
-        finished_try f;
-        f.item = read_try(row);
-        f.outcome = read_result(f.item, row["result"].c_str());
-        out.push_back(std::move(f));
+      // Two statements, each on its partial index: one condition with OR scanned the whole table.
+      const std::string which[] = {
+          "state = 'done'",
+          "state = 'taken' AND heartbeat_at < now() - interval '1 millisecond' * " + std::to_string(stale_after.count())};
+      for (const auto& condition : which) {
+        const auto left = max - static_cast<int>(out.size());
+        if (left <= 0) break;
+        // The CTE keeps the planner on the index: `id IN (subquery)` may hash-join the whole table.
+        for (const auto& row : tx.exec("WITH c AS (SELECT id FROM dagrun_task_queue WHERE " + condition + " ORDER BY id LIMIT " +
+                                       std::to_string(left) + " FOR UPDATE SKIP LOCKED) UPDATE dagrun_task_queue q SET state = "
+                                       "'taken', heartbeat_at = now() FROM c WHERE q.id = c.id RETURNING " + prefixed("q."))) {
+          finished_try f;
+          f.item = read_try(row);
+          f.outcome = read_result(f.item, row["result"].c_str());
+          out.push_back(std::move(f));
+        }
       }
       return out;
     });

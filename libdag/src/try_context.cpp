@@ -50,6 +50,21 @@ try_sources store_sources(store& s, std::string dag_id, std::string run_id) {
   return out;
 }
 
+namespace {
+
+bool mentions(const task& t, std::string_view word) {
+  for (const auto& [name, value] : t.fields) {
+    if (value.text.find(word) != std::string::npos) return true;
+    for (const auto& [key, item] : value.entries)
+      if (item.find(word) != std::string::npos) return true;
+    for (const auto& item : value.items)
+      if (item.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::map<std::string, std::string> render_fields(const task& t, const operator_spec* spec, const template_context& tc) {
   std::map<std::string, std::string> out;
   for (const auto& [name, value] : t.fields) {
@@ -123,8 +138,10 @@ task_context make_try_context(const definition& d, const task& t, const operator
                                    {"source_run_id", e.source_run_id},
                                    {"source_task_id", e.source_task_id}});
     }
+  // The previous successful run costs the store a query per try: asked only when a field can
+  // name it (the names are reachable by name alone, and all three end in `_success`).
   std::optional<run_record> previous;
-  if (sources.previous_success) previous = sources.previous_success(run.logical_date);
+  if (sources.previous_success && mentions(t, "_success")) previous = sources.previous_success(run.logical_date);
   std::optional<time_point> previous_start;
   if (previous && previous->start_date) previous_start = std::chrono::floor<std::chrono::seconds>(*previous->start_date);
 
