@@ -31,8 +31,8 @@ std::string identity(const task_event& e) {
 // (FNV-1a) names the file, and the file itself says whose end it is.
 std::string file_name(const std::string& id) {
   std::uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : id) {
-    h ^= c;
+  for (const char c : id) {
+    h ^= static_cast<unsigned char>(c);
     h *= 1099511628211ull;
   }
   static constexpr char digits[] = "0123456789abcdef";

@@ -1046,6 +1046,15 @@ std::optional<timestamp> engine::step() {
     store_unwritable_ = false;
   } catch (...) {
     store_unwritable_ = true;
+    // Every end not recorded yet goes to the executor to keep where it outlives this process (the
+    // local executor's spool, which from now on also takes each end as its try ends), wherever
+    // the pass failed: a scheduler stopped or killed during a long outage keeps them.
+    std::vector<task_event> unrecorded = parked_;
+    {
+      std::lock_guard lock(events_mutex_);
+      unrecorded.insert(unrecorded.end(), events_.begin(), events_.end());
+    }
+    note_unkept(executor_->hold(unrecorded));
     if (auto* m = metrics_.load(std::memory_order_acquire)) {
       m->set("dagrun_scheduler_paused", 1, {"store_unwritable"});
       m->set("dagrun_executor_unkept_ends", unkept_.empty() ? 0 : 1);
@@ -1081,10 +1090,6 @@ std::optional<timestamp> engine::step_once() {
   const std::map<std::string, int> dag_running_before = dag_running_;
   change_set changes;
   std::vector<task_event> taken = take_events();
-  // While the store fails, ends are handed to the executor to keep (the local executor's spool)
-  // before this pass tries to write them: a process stopped or killed during a long outage keeps
-  // them.
-  if (store_unwritable_ && !taken.empty()) note_unkept(executor_->hold(taken));
   std::vector<task_request> starts;
   std::vector<try_id> stops;
   try {
@@ -1139,7 +1144,6 @@ std::optional<timestamp> engine::step_once() {
     running_ = running_before;
     dag_running_ = dag_running_before;
     stale_ = true;
-    note_unkept(executor_->hold(taken));
     throw;
   }
   // The store holds these ends now: the executor may forget them.
