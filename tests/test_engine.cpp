@@ -1059,6 +1059,20 @@ TEST_CASE("Engine.MappingOverALiteralListCrossProductAndZippedKwargs") {
   CHECK(s.db->xcom(key.dag_id, key.run_id, "zipped") == R"(["first","second"])");
 }
 
+TEST_CASE("Engine.MappedValuesFromAnXComAreDataNotTemplates") {
+  sandbox s;
+  dag::definition d{"xcom_data"};
+  // The upstream prints template syntax (its own command spells the braces through $o, so that it
+  // is no template itself). Airflow hands XCom values to mapped instances as they are: only
+  // literal expand values are rendered. Rendered, the first would print the run id and the
+  // second would fail to render.
+  auto list = d.bash("list", R"(o='{'; echo "[\"echo $o$o run_id }}\", \"echo $o$o nope\"]")");
+  auto each = d.bash("each", "unused").expand_xcom("bash_command", "list");
+  list >> each;
+  auto key = s.run(std::move(d), dag::run_state::success);
+  CHECK(s.db->xcom(key.dag_id, key.run_id, "each") == R"(["{{ run_id }}","{{ nope"])");
+}
+
 TEST_CASE("Engine.AnEmptyListSkipsTheMappedTaskAndItsDownstream") {
   sandbox s;
   dag::definition d{"empty_map"};

@@ -766,6 +766,57 @@ TEST_CASE("SchedulerCore.MaxActiveTisPerDagrunBoundsAMappedTasksInstancesInOneRu
   CHECK(f.step().to_start == std::vector<std::size_t>{2});
 }
 
+TEST_CASE("SchedulerCore.AClearedMappedTaskExpandsAgainOverTheListItsUpstreamGivesNow") {
+  // As Airflow revises a mapped task's map indexes: cleared with its upstream, whose list has
+  // changed, it gets an instance per value again; those past the new length are `removed`.
+  dag::definition d{"remapped"};
+  auto list = d.bash("list", "x");
+  auto each = d.bash("each", "x").expand_xcom("bash_command", "list");
+  list >> each;
+  fixture f(std::move(d));
+  std::optional<std::string> pushed = "[1,2]";
+  const dag::xcom_reader reader = [&](std::string_view, std::string_view) { return pushed; };
+  const auto pass = [&] {
+    dag::slot_budget b{100, 0};
+    return dag::step_run(f.dag, f.run, f.tis, f.progress, at(0), b, {}, reader);
+  };
+  // Cleared as clear_task_instances does: back to none, each instance keeping its map index.
+  const auto clear_all = [&] {
+    for (auto& ti : f.tis) ti.state = task_state::none;
+    f.run.state = dag::run_state::queued;
+    f.progress = dag::run_progress{};
+  };
+  const auto each_instances = [&] {
+    std::vector<std::pair<int, std::string>> out;
+    for (const auto& ti : f.tis)
+      if (ti.task_id == "each") out.emplace_back(ti.map_index, std::string(dag::to_string(ti.state)));
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const auto run_out = [&] {
+    for (int k = 0; k < 10 && !dag::is_finished(f.run.state); ++k)
+      for (std::size_t slot : pass().to_start)
+        dag::end_try(f.dag, f.run, f.tis, f.progress, slot, dag::operator_result::success(std::nullopt), at(0), at(0));
+  };
+  run_out();
+  REQUIRE(f.run.state == dag::run_state::success);
+  REQUIRE(each_instances().size() == 2);
+
+  // The list grows: a third instance runs too (not only the two there were).
+  clear_all();
+  pushed = "[1,2,3]";
+  run_out();
+  CHECK(f.run.state == dag::run_state::success);
+  CHECK(each_instances() == std::vector<std::pair<int, std::string>>{{0, "success"}, {1, "success"}, {2, "success"}});
+
+  // It shrinks: the instances past it are removed, not failed, and the run succeeds.
+  clear_all();
+  pushed = "[1]";
+  run_out();
+  CHECK(f.run.state == dag::run_state::success);
+  CHECK(each_instances() == std::vector<std::pair<int, std::string>>{{0, "success"}, {1, "removed"}, {2, "removed"}});
+}
+
 TEST_CASE("SchedulerCore.MappingEdgesEmptyTooManyAndUnreadableXCom") {
   dag::definition d{"edges"};
   auto list = d.bash("list", "x");

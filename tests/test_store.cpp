@@ -901,6 +901,35 @@ TEST_CASE_TEMPLATE("Store.MappedTaskInstancesTriesAndXComsAreKeyedByMapIndex", d
   CHECK(s->task_instances("etl", run.run_id).empty());
 }
 
+TEST_CASE("Store.AMappedTasksXComListTakesTextThatIsNotUtf8") {
+  // A bash task's XCom is its last line as printed: Latin-1 text must become U+FFFD in the list,
+  // not an exception (which failed every scheduler pass that expanded over it or pulled it).
+  dag::xcom_record latin1;
+  latin1.map_index = 0;
+  latin1.value = "caf\xe9";
+  dag::xcom_record plain;
+  plain.map_index = 1;
+  plain.value = "ok";
+  CHECK(dag::mapped_xcom_list({plain, latin1}) == "[\"caf\xef\xbf\xbd\",\"ok\"]");
+}
+
+TEST_CASE_TEMPLATE("Store.AutomatedRunsAreTheScheduledAndBackfillOnes", database, STORE_BACKENDS) {
+  // What the time schedule continues from: a dataset-triggered run (of a DAG once scheduled on
+  // datasets) is no step of it, as a manual run is none.
+  database db;
+  auto s = db.make_store();
+  for (const auto& run : {daily_run("etl", utc(2024, 1, 1)), daily_run("etl", utc(2024, 1, 2), dag::run_type::backfill),
+                          daily_run("etl", utc(2024, 1, 3), dag::run_type::manual),
+                          daily_run("etl", utc(2024, 1, 4), dag::run_type::dataset_triggered)})
+    REQUIRE(s->apply(creating(run, {"extract"})).runs_created == std::vector<bool>{true});
+  dag::run_filter automated;
+  automated.automated_only = true;
+  std::vector<dag::run_type> types;
+  for (const auto& r : s->runs(automated)) types.push_back(r.type);
+  CHECK(types == std::vector<dag::run_type>{dag::run_type::backfill, dag::run_type::scheduled});
+  CHECK(s->count_runs(automated) == 2);
+}
+
 TEST_CASE_TEMPLATE("Store.ListsRunsByDagStateAndDateNewestFirst", database, STORE_BACKENDS) {
   database db;
   auto s = db.make_store();
@@ -1349,6 +1378,35 @@ TEST_CASE_TEMPLATE("Store.CleanDeletesOnlyOldFinishedRunsWithTheirChildren", dat
 
   // The date of a cleaned scheduled run is free again (a backfill may recreate it).
   CHECK(s->apply(creating(seeds[0].run, {"a"})).runs_created == std::vector<bool>{true});
+}
+
+TEST_CASE_TEMPLATE("Store.CleanDeletesOldDatasetEventsButThoseAConsumerWaitsOn", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  s->register_datasets({"s3://b/old", "s3://b/waiting"}, {{"report", {"s3://b/waiting", "s3://b/other"}}});
+  const auto event = [&](const char* uri, dag::timestamp when) {
+    dag::dataset_event_record e;
+    e.uri = uri;
+    e.when = when;
+    REQUIRE(s->add_dataset_event(e));
+  };
+  const auto cutoff = at(utc(2024, 2, 1));
+  event("s3://b/old", at(utc(2024, 1, 1)));      // history: cleaned
+  event("s3://b/waiting", at(utc(2024, 1, 1)));  // queued for report, whose run has not come: kept
+  event("s3://b/old", at(utc(2024, 3, 1)));      // recent: kept
+  CHECK(s->clean(cutoff) == 0);  // it counts runs
+  dag::dataset_event_filter all;
+  const auto left = s->dataset_events(all);
+  REQUIRE(left.size() == 2);
+  std::set<std::pair<std::string, dag::timestamp>> kept;
+  for (const auto& e : left) kept.emplace(e.uri, e.when);
+  CHECK(kept == std::set<std::pair<std::string, dag::timestamp>>{{"s3://b/waiting", at(utc(2024, 1, 1))},
+                                                                 {"s3://b/old", at(utc(2024, 3, 1))}});
+  // Once report's run took the queued event, the run lists it: kept while the run is.
+  CHECK(s->create_dataset_run(daily_run("report", utc(2024, 1, 4), dag::run_type::dataset_triggered), {"a"}, {"s3://b/waiting"}));
+  CHECK(s->queued_datasets().empty());
+  s->clean(cutoff);
+  CHECK(s->dataset_events(all).size() == 2);
 }
 
 TEST_CASE_TEMPLATE("Store.AChangeSetIsAppliedWhollyOrNotAtAll", database, STORE_BACKENDS) {

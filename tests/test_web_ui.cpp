@@ -598,6 +598,60 @@ TEST_CASE("Ui.LogsShowTheirStartAndEndAndTailFromAnOffset" * doctest::timeout(30
   CHECK(f.get(base.substr(0, base.size() - 1) + "x").status == 400);
 }
 
+TEST_CASE("Ui.AMappedInstancesLogLinksAndLiveStateAreItsOwn" * doctest::timeout(30)) {
+  ui_face f([](dag::definition& d) { d.bash("m", "unused").expand("bash_command", {"echo a", "echo b", "echo c"}); });
+  const auto run = dag::trigger_run(*f.db, f.dag, dag::parse_time("2024-05-02T00:00:00Z"));
+  REQUIRE(run);
+  // Expanded as the scheduler does: instance 0 still running its first try, 1 and 2 succeeded.
+  dag::change_set c;
+  dag::task_instance_record unexpanded;
+  unexpanded.dag_id = "wide";
+  unexpanded.run_id = run->run_id;
+  unexpanded.task_id = "m";
+  c.task_instance_deletes.push_back(unexpanded);
+  const auto start = dag::timestamp(run->logical_date) + 1s;
+  for (int k = 0; k < 3; ++k) {
+    dag::task_instance_record ti = unexpanded;
+    ti.map_index = k;
+    ti.state = k == 0 ? dag::task_state::running : dag::task_state::success;
+    ti.try_number = 1;
+    ti.start_date = start;
+    if (k > 0) ti.end_date = start + 5s;
+    ti.log_path = (f.dir / ("m-" + std::to_string(k) + ".log")).string();
+    std::ofstream(ti.log_path) << "log of instance " << k << "\n";
+    c.task_instances.push_back({dag::task_state::none, 0, ti});
+    if (k > 0) c.tries.push_back(dag::try_record_of(ti));
+  }
+  REQUIRE(f.db->apply(c).task_instances_updated == std::vector<bool>{true, true, true});
+  const std::string base = "/dags/wide/runs/manual__2024-05-02T00%3A00%3A00%2B00%3A00/tasks/m";
+
+  // Instance 2's log page: its try tab, download link and every other link name instance 2.
+  auto r = f.get(base + "/logs/1?map_index=2");
+  REQUIRE(r.status == 200);
+  CHECK(r.body.find("log of instance 2") != std::string::npos);
+  CHECK(r.body.find("/tasks/m/logs/1?map_index=2\"") != std::string::npos);
+  CHECK(r.body.find("/tasks/m/logs/1/download?map_index=2\"") != std::string::npos);
+  CHECK(r.body.find("/tasks/m/logs/1\"") == std::string::npos);  // no link to the first instance's log
+  CHECK(r.body.find("/tasks/m/logs/1/download\"") == std::string::npos);
+  CHECK(f.get(base + "/logs/1/download?map_index=2").file == (f.dir / "m-2.log").string());
+  // Instance 0 runs: its page tails its own log.
+  r = f.get(base + "/logs/1?map_index=0");
+  REQUIRE(r.status == 200);
+  CHECK(r.body.find("data-tail=\"/dags/wide/runs/manual__2024-05-02T00%3A00%3A00%2B00%3A00/tasks/m/logs/1/tail?map_index=0\"") !=
+        std::string::npos);
+  // The run's list of task instances links each instance and its log.
+  r = f.get("/dags/wide/runs/manual__2024-05-02T00%3A00%3A00%2B00%3A00");
+  for (int k = 0; k < 3; ++k) {
+    CHECK(r.body.find("/tasks/m?map_index=" + std::to_string(k) + "\"") != std::string::npos);
+    CHECK(r.body.find("/tasks/m/logs/1?map_index=" + std::to_string(k) + "\"") != std::string::npos);
+  }
+  // live.json gives the task its instances' most relevant state, as its grid cell shows it, not
+  // the last instance's.
+  const auto live = json::parse(f.call("GET", "/ui/live.json?dag=wide&limit=25", "", "application/json").body);
+  CHECK(live["states"][run->run_id + "|m"] == "running");
+  CHECK(f.get("/dags/wide").body.find("st-running") != std::string::npos);
+}
+
 TEST_CASE("Ui.GridOf100TasksBy100RunsRendersQuickly" * doctest::timeout(120)) {
   ui_face f(100);
   for (int day = 0; day < 100; ++day) {

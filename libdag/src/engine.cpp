@@ -288,7 +288,10 @@ void engine::set_dags(std::vector<definition> dags) {
     if (!next.contains(id)) retired_[id] = d;
   for (const auto& [id, d] : next) retired_.erase(id);
   const auto before = std::exchange(dags_, std::move(next));
-  register_datasets(before);
+  // Consumers of datasets as the store last knew them: what a DAG that left or changed stops
+  // consuming is judged against it when the registration below (or its retry) reaches the store.
+  if (!datasets_pending_) datasets_before_ = before;
+  datasets_pending_ = true;
   auto published = std::make_shared<std::vector<definition>>();
   for (const auto& [id, d] : dags_) published->push_back(d->def);
   {
@@ -313,6 +316,16 @@ void engine::set_dags(std::vector<definition> dags) {
   }
   load_active_runs();
   warn_missing_pools();
+  // Last, after the new DAGs are published and their runs re-bound: a store that fails here
+  // leaves the registration pending, and every pass tries it again (register_pending_datasets).
+  register_pending_datasets();
+}
+
+void engine::register_pending_datasets() {
+  if (!datasets_pending_) return;
+  register_datasets(datasets_before_);
+  datasets_pending_ = false;
+  datasets_before_.clear();
 }
 
 void engine::warn_missing_pools() {
@@ -1095,6 +1108,7 @@ std::optional<timestamp> engine::step_once() {
   try {
     record_events(taken, changes);
     create_due_runs(changes, wake);
+    register_pending_datasets();
     create_dataset_runs();
     if (!changes.new_runs.empty()) {
       // New runs are written first so this pass can already start their first tasks.

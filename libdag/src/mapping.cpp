@@ -2,6 +2,7 @@
 #include <dag/engine/mapping.hpp>
 
 #include <algorithm>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -44,8 +45,12 @@ std::map<std::string, std::string> map_expansion::instance(std::size_t map_index
 
 task mapped_instance(const task& t, const operator_spec* spec, const map_expansion& expansion, std::size_t map_index) {
   task out = t;
+  std::set<std::string> from_xcom;
+  for (const auto& [field, from] : t.mapping.expand)
+    if (!from.xcom_task.empty()) from_xcom.insert(field);
   for (auto& [name, text] : expansion.instance(map_index)) {
     field_value value;
+    value.literal = expansion.kwargs_from_xcom || from_xcom.contains(name);
     const field_spec* f = nullptr;
     if (spec)
       for (const auto& candidate : spec->fields)
@@ -75,6 +80,7 @@ map_expansion expand_mapping(const task& t, const xcom_reader& xcom) {
     } else {
       auto list = read_list(m.kwargs_from, xcom, out.error);
       if (!list) return out;
+      out.kwargs_from_xcom = true;
       for (const auto& item : *list) {
         if (!item.is_object()) {
           out.error = "expand_kwargs: the XCom '" + m.kwargs_from.xcom_key + "' of task '" + m.kwargs_from.xcom_task +

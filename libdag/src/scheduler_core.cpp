@@ -196,24 +196,18 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
   }
   progress.retrying = std::move(still_waiting);
 
-  // A mapped task that may run is expanded into its instances: slot i becomes map index 0 and
-  // new slots hold the others, all scheduled. Returns the slots to decide like an unmapped task's.
-  auto expand_into_slots = [&](std::size_t i) {
-    const map_expansion expansion = expand_mapping(tasks[i], xcoms);
-    task_instance_record& ti = tis[i];
-    if (!expansion.error.empty() || expansion.length == 0) {
-      ti.state = expansion.error.empty() ? task_state::skipped : task_state::failed;
-      ti.end_date = now;
-      ti.message = expansion.error.empty() ? "mapped over an empty list: no instances" : expansion.error;
-      return;
-    }
-    step.expanded.push_back(i);
-    task_instance_record first = ti;
-    ti.map_index = 0;
-    ti.state = task_state::scheduled;
-    progress.ready.push(ready_key(dag, i, i));
-    tis.reserve(tis.size() + expansion.length - 1);
-    for (std::size_t k = 1; k < expansion.length; ++k) {
+  // Why a mapped task has no instances: an empty list skips it, an error fails it.
+  auto no_instances = [&](task_instance_record& ti, const map_expansion& expansion) {
+    ti.state = expansion.error.empty() ? task_state::skipped : task_state::failed;
+    ti.end_date = now;
+    ti.message = expansion.error.empty() ? "mapped over an empty list: no instances" : expansion.error;
+  };
+  // New slots for instances `from` to `length` - 1 of mapped task i, all scheduled.
+  auto add_instances = [&](std::size_t i, std::size_t from, std::size_t length) {
+    if (length <= from) return;
+    const task_instance_record first = tis[i];
+    tis.reserve(tis.size() + length - from);
+    for (std::size_t k = from; k < length; ++k) {
       task_instance_record more;
       more.dag_id = first.dag_id;
       more.run_id = first.run_id;
@@ -228,6 +222,48 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
       progress.ready.push(ready_key(dag, i, slot));
       record_change(slot, task_state::none, 0);
     }
+  };
+  // A mapped task that may run is expanded into its instances: slot i becomes map index 0 and
+  // new slots hold the others, all scheduled.
+  auto expand_into_slots = [&](std::size_t i) {
+    const map_expansion expansion = expand_mapping(tasks[i], xcoms);
+    task_instance_record& ti = tis[i];
+    if (!expansion.error.empty() || expansion.length == 0) return no_instances(ti, expansion);
+    step.expanded.push_back(i);
+    ti.map_index = 0;
+    ti.state = task_state::scheduled;
+    progress.ready.push(ready_key(dag, i, i));
+    add_instances(i, 1, expansion.length);
+  };
+  // A mapped task whose every instance was cleared expands again, as Airflow revises its map
+  // indexes: the list it maps over may have changed (its upstream ran again). Instances past the
+  // new length are `removed` (the first one skipped or failed as an expansion to nothing is),
+  // missing ones are added scheduled, and `waiting` keeps those left to decide as usual.
+  auto revise_slots = [&](std::size_t i, std::vector<std::size_t>& waiting_slots) {
+    const map_expansion expansion = expand_mapping(tasks[i], xcoms);
+    const std::size_t length = expansion.error.empty() ? expansion.length : 0;
+    std::size_t had = 0;
+    std::vector<std::size_t> kept;
+    for (std::size_t s : waiting_slots) {
+      task_instance_record& ti = tis[s];
+      const auto k = static_cast<std::size_t>(ti.map_index);
+      had = std::max(had, k + 1);
+      if (k < length) {
+        kept.push_back(s);
+        continue;
+      }
+      if (length == 0 && s == i) {
+        no_instances(ti, expansion);
+      } else {
+        ti.state = task_state::removed;
+        ti.end_date = now;
+        ti.message = "removed: the list it maps over has " + std::to_string(length) + " values now";
+      }
+      record_change(s, task_state::none, ti.try_number);
+      --progress.unfinished;
+    }
+    waiting_slots = std::move(kept);
+    add_instances(i, had, length);
   };
 
   // Dirty tasks in topological order, so a skip or failure cascades through the run in one pass.
@@ -260,6 +296,9 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
       }
       continue;
     }
+    if (decision == trigger_decision::run && tasks[i].mapping.mapped() &&
+        waiting.size() == 1 + progress.more_instances[i].size())
+      revise_slots(i, waiting);
     for (std::size_t s : waiting) {
       task_instance_record& ti = tis[s];
       const task_state before = ti.state;

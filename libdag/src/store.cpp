@@ -74,7 +74,7 @@ std::string mapped_xcom_list(std::vector<xcom_record> rows) {
     auto parsed = nlohmann::json::parse(r.value, nullptr, false);
     list.push_back(parsed.is_discarded() ? nlohmann::json(r.value) : std::move(parsed));
   }
-  return list.dump();
+  return json_dump(list);  // an instance's text that is not UTF-8 (a task's output) must not throw
 }
 
 std::unique_ptr<store> open_store(const std::string& url) {

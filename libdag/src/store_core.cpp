@@ -961,7 +961,8 @@ filtered_select runs_query(const std::string& select, const run_filter& filter) 
   // A bound on a column that is NULL (not started or ended yet) is not met: `NULL >= x` is not true.
   q.within("start_date", filter.start_from, filter.start_to);
   q.within("end_date", filter.end_from, filter.end_to);
-  if (filter.automated_only) q.sql += " AND run_type <> 'manual'";
+  // The time schedule's own runs: not manual ones, nor those dataset updates triggered.
+  if (filter.automated_only) q.sql += " AND run_type IN ('scheduled', 'backfill')";
   return q;
 }
 
@@ -1300,7 +1301,16 @@ bool store_core::delete_pool(const std::string& name) {
 std::size_t store_core::clean(timestamp cutoff) {
   // Task instances, tries and XComs go with their run through ON DELETE CASCADE.
   const value before[] = {micros_of(cutoff)};
-  return execute("clean old runs", "DELETE FROM dag_runs WHERE state IN ('success', 'failed') AND end_date < $1", before);
+  const auto runs = execute("clean old runs", "DELETE FROM dag_runs WHERE state IN ('success', 'failed') AND end_date < $1", before);
+  // Dataset events are history too (as Airflow's `db clean` has them), except those a run that
+  // is kept lists as its upstream events, and those a consumer DAG still waits on (its next run
+  // will list them).
+  execute("clean old dataset events",
+          "DELETE FROM dataset_events WHERE happened < $1"
+          " AND NOT EXISTS (SELECT 1 FROM dataset_run_events l WHERE l.event_id = dataset_events.id)"
+          " AND NOT EXISTS (SELECT 1 FROM dataset_queue q WHERE q.uri = dataset_events.uri AND dataset_events.id >= q.first_event_id)",
+          before);
+  return runs;
 }
 
 }  // namespace dag::detail

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <regex>
 #include <string>
@@ -1663,6 +1664,21 @@ long long int_of(const value& v, std::string_view what) {
   fail(std::string(what) + " must be an integer, not " + type_name(v));
 }
 
+/// -x, where the negation of the smallest integer (which has no positive counterpart in 64 bits)
+/// is an overflow error rather than undefined behaviour.
+long long negative_of(long long x) {
+  if (x == std::numeric_limits<long long>::min()) fail("integer overflow in '-'");
+  return -x;
+}
+
+/// A float's integer part (Python's int(x)); a float beyond the 64-bit range (inf, nan, 1e300) is
+/// an error rather than undefined behaviour.
+long long truncated(double d) {
+  constexpr double bound = 9223372036854775808.0;  // 2^63, exactly
+  if (!(d >= -bound && d < bound)) fail("cannot convert float " + float_text(d) + " to integer");
+  return static_cast<long long>(d);
+}
+
 std::string string_of(const value& v, std::string_view what) {
   if (v.is(value_kind::string)) return v.text;
   fail(std::string(what) + " must be a string, not " + type_name(need(v)));
@@ -1771,7 +1787,7 @@ private:
       case expr_kind::pos: {
         value v = need(eval(*e.args[0]));
         if (e.kind == expr_kind::pos) return v;
-        if (v.is(value_kind::integer) || v.is(value_kind::boolean)) return value::of_int(-v.as_int());
+        if (v.is(value_kind::integer) || v.is(value_kind::boolean)) return value::of_int(negative_of(v.as_int()));
         if (v.is(value_kind::number)) return value::of_float(-v.number);
         if (v.is(value_kind::timedelta)) return value::timedelta(-v.micros);
         fail("bad operand type for unary -: '" + type_name(v) + "'");
@@ -1883,7 +1899,7 @@ private:
           if (next >= args.size()) fail("not enough arguments for format string");
           const value& arg = args[next++];
           if (d == 's') out += str(arg);
-          else if (d == 'd') out += std::to_string(arg.numeric() ? static_cast<long long>(arg.as_double()) : int_of(arg, "%d"));
+          else if (d == 'd') out += std::to_string(arg.is(value_kind::number) ? truncated(arg.number) : int_of(arg, "%d"));
           else if (d == 'r') out += repr(arg);
           else fail("unsupported format character '" + std::string(1, d) + "'");
         } else {
@@ -1918,6 +1934,8 @@ private:
         }
         if (y == 0 && (op == "/" || op == "//" || op == "%")) fail("division by zero");
         if (op == "/") return value::of_float(static_cast<double>(x) / static_cast<double>(y));
+        // The smallest integer divided by -1 does not fit (the CPU traps on it: SIGFPE).
+        if (y == -1) return op == "//" ? value::of_int(negative_of(x)) : value::of_int(0);
         long long q = x / y;
         if ((x % y != 0) && ((x < 0) != (y < 0))) --q;  // Python floors
         if (op == "//") return value::of_int(q);
@@ -2367,7 +2385,7 @@ private:
       value fallback = args.get_or(0, "default", value::of_int(0));
       long long base = int_of(args.get_or(1, "base", value::of_int(10)), "base");
       if (v.is(vk::integer) || v.is(vk::boolean)) return value::of_int(v.as_int());
-      if (v.is(vk::number)) return value::of_int(static_cast<long long>(v.number));
+      if (v.is(vk::number)) return value::of_int(truncated(v.number));
       if (v.is(vk::string)) {
         std::string s = strip_text(v.text);
         std::string digits;
@@ -2378,7 +2396,7 @@ private:
         if (ec == std::errc{} && p == digits.data() + digits.size() && !digits.empty()) return value::of_int(out);
         double d = 0;
         auto [q, ec2] = std::from_chars(s.data(), s.data() + s.size(), d);
-        if (ec2 == std::errc{} && q == s.data() + s.size() && !s.empty() && std::isfinite(d)) return value::of_int(static_cast<long long>(d));
+        if (ec2 == std::errc{} && q == s.data() + s.size() && !s.empty() && std::isfinite(d)) return value::of_int(truncated(d));
       }
       return fallback;
     }
@@ -2492,7 +2510,7 @@ private:
     if (name == "abs") {
       if (v.is(vk::number)) return value::of_float(std::fabs(v.number));
       if (v.is(vk::timedelta)) return value::timedelta(v.micros < std::chrono::microseconds{0} ? -v.micros : v.micros);
-      if (v.numeric()) return value::of_int(v.as_int() < 0 ? -v.as_int() : v.as_int());
+      if (v.numeric()) return value::of_int(v.as_int() < 0 ? negative_of(v.as_int()) : v.as_int());
       fail("bad operand type for abs(): '" + type_name(v) + "'");
     }
     if (name == "truncate") {

@@ -56,10 +56,12 @@ std::map<std::string, std::string> render_fields(const task& t, const operator_s
     bool templated = false;
     if (spec)
       for (const auto& f : spec->fields) templated = templated || (f.name == name && f.kind == field_kind::templated);
+    // A literal value (a mapped instance's from an XCom) is data: never rendered.
+    const auto rendered = [&](const std::string& text) { return value.literal ? text : render(std::string_view(text), tc); };
     if (!value.text.empty() || (value.entries.empty() && value.items.empty()))
-      out[name] = templated ? render(std::string_view(value.text), tc) : value.text;
-    for (const auto& [key, item] : value.entries) out[name + "." + key] = render(std::string_view(item), tc);
-    for (std::size_t i = 0; i < value.items.size(); ++i) out[name + "." + std::to_string(i)] = render(std::string_view(value.items[i]), tc);
+      out[name] = templated ? rendered(value.text) : value.text;
+    for (const auto& [key, item] : value.entries) out[name + "." + key] = rendered(item);
+    for (std::size_t i = 0; i < value.items.size(); ++i) out[name + "." + std::to_string(i)] = rendered(value.items[i]);
   }
   return out;
 }

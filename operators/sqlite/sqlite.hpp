@@ -1,11 +1,14 @@
 #pragma once
 /// @file The sqlite operator: runs SQL against a SQLite database file.
 
-#include <cctype>
 #include <charconv>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
 
 #include <dag/core/connection.hpp>
 #include <dag/core/json_text.hpp>
@@ -45,30 +48,61 @@ struct sqlite {
     if (path.empty()) return operator_result::failed("sqlite: set `database` or `conn_id`");
     SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     db.setBusyTimeout(5000);
-    std::string sql = ctx.fields.at("sql");
-    // All statements but the last run as a script; the last one's rows are the result.
-    std::string body = sql;
-    while (!body.empty() && (std::isspace(static_cast<unsigned char>(body.back())) || body.back() == ';')) body.pop_back();
-    const auto split = last_statement_start(body);
-    SQLite::Transaction tx(db);
-    if (split > 0) db.exec(body.substr(0, split));
-    SQLite::Statement st(db, body.substr(split));
+    const std::string& sql = ctx.fields.at("sql");
+    std::vector<std::string> parameters;
     for (int i = 0;; ++i) {
       auto p = ctx.fields.find("parameters." + std::to_string(i));
       if (p == ctx.fields.end()) break;
-      st.bind(i + 1, p->second);
+      parameters.push_back(p->second);
     }
+    SQLite::Transaction tx(db);
+    // SQLite's own parser splits the script: each prepare compiles one statement and says where
+    // the next begins, so quotes, `--` and `/* */` comments and empty statements are its
+    // business, not a hand-written scanner's. Statements run one by one as they are compiled (a
+    // later one may use a table an earlier one created); the rows of the last one that is not
+    // empty are the result, as Airflow's `return_last`. `parameters` bind to every statement
+    // that has placeholders, as Airflow's hooks pass them to each statement.
     json_rows rows(xcom_limit);
-    while (st.executeStep()) {
-      if (!rows.begin_row()) break;
-      for (int c = 0; c < st.getColumnCount(); ++c) {
-        const SQLite::Column col = st.getColumn(c);
-        if (col.isNull()) rows.add_raw("null");
-        else if (col.isInteger()) rows.add_raw(std::to_string(col.getInt64()));
-        else if (col.isFloat()) rows.add_raw(shortest(col.getDouble()));
-        else rows.add_text(col.getString());
+    const char* next = sql.c_str();
+    const char* const end = next + sql.size();
+    while (next < end) {
+      sqlite3_stmt* compiled = nullptr;
+      const char* tail = nullptr;
+      if (sqlite3_prepare_v2(db.getHandle(), next, static_cast<int>(end - next), &compiled, &tail) != SQLITE_OK)
+        throw SQLite::Exception(db.getHandle());
+      next = tail;
+      if (!compiled) continue;  // only blanks or comments
+      const std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> st(compiled, &sqlite3_finalize);
+      const int wanted = sqlite3_bind_parameter_count(compiled);
+      for (int i = 0; i < wanted && static_cast<std::size_t>(i) < parameters.size(); ++i) {
+        const auto& v = parameters[static_cast<std::size_t>(i)];
+        if (sqlite3_bind_text(compiled, i + 1, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT) != SQLITE_OK)
+          throw SQLite::Exception(db.getHandle());
       }
-      if (!rows.end_row()) break;
+      rows = json_rows(xcom_limit);
+      // Rows beyond the cap are not read from a query; a statement that writes runs to its end.
+      const bool reads_only = sqlite3_stmt_readonly(compiled) != 0;
+      for (;;) {
+        const int rc = sqlite3_step(compiled);
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) throw SQLite::Exception(db.getHandle(), rc);
+        if (!rows.begin_row()) {
+          if (reads_only) break;
+          continue;
+        }
+        for (int c = 0; c < sqlite3_column_count(compiled); ++c) {
+          switch (sqlite3_column_type(compiled, c)) {
+            case SQLITE_NULL: rows.add_raw("null"); break;
+            case SQLITE_INTEGER: rows.add_raw(std::to_string(sqlite3_column_int64(compiled, c))); break;
+            case SQLITE_FLOAT: rows.add_raw(shortest(sqlite3_column_double(compiled, c))); break;
+            default: {
+              const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(compiled, c));
+              rows.add_text(text ? std::string_view(text, static_cast<std::size_t>(sqlite3_column_bytes(compiled, c))) : "");
+            }
+          }
+        }
+        rows.end_row();
+      }
     }
     tx.commit();
     operator_result out = operator_result::success(rows.json());
@@ -85,23 +119,6 @@ private:
     char buf[32];
     auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
     return ec == std::errc{} ? std::string(buf, end) : "null";
-  }
-
-  // Start of the last statement: after the last ';' outside quotes.
-  static std::size_t last_statement_start(const std::string& sql) {
-    std::size_t start = 0;
-    char quote = 0;
-    for (std::size_t i = 0; i < sql.size(); ++i) {
-      const char c = sql[i];
-      if (quote) {
-        if (c == quote) quote = 0;
-      } else if (c == '\'' || c == '"') {
-        quote = c;
-      } else if (c == ';') {
-        start = i + 1;
-      }
-    }
-    return start;
   }
 };
 

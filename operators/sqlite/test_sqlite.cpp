@@ -73,3 +73,42 @@ TEST_CASE("SqliteOperator.LargeResultsAreCappedWithAMessage") {
   CHECK(r.xcom->size() <= dag::operators::sqlite::xcom_limit);
   CHECK(r.message.find("result capped at 65536 bytes") != std::string::npos);
 }
+
+TEST_CASE("SqliteOperator.CommentsAndQuotedSemicolonsDoNotSplitStatements") {
+  scratch s;
+  dag::task_context ctx;
+  ctx.fields["database"] = (s.dir / "comments.db").string();
+  ctx.fields["sql"] =
+      "-- the table; made once\n"
+      "CREATE TABLE t(id INTEGER, note TEXT); /* a; b */\n"
+      "INSERT INTO t VALUES (1, 'x;y'), (2, '-- not a comment');\n"
+      "SELECT id, note FROM t ORDER BY id; -- the result; the last statement\n"
+      "/* trailing; block */ ;;\n";
+  auto r = run_sql(ctx);
+  CHECK(r.outcome == dag::try_outcome::success);
+  CHECK(r.xcom == R"([[1,"x;y"],[2,"-- not a comment"]])");
+}
+
+TEST_CASE("SqliteOperator.ParametersBindToEveryStatementWithPlaceholders") {
+  scratch s;
+  dag::task_context ctx;
+  ctx.fields["database"] = (s.dir / "params.db").string();
+  ctx.fields["sql"] =
+      "CREATE TABLE t(day TEXT); INSERT INTO t VALUES (?); SELECT day, (SELECT count(*) FROM t WHERE day = ?) FROM t";
+  ctx.fields["parameters.0"] = "2024-01-01";
+  auto r = run_sql(ctx);
+  CHECK(r.outcome == dag::try_outcome::success);
+  CHECK(r.xcom == R"([["2024-01-01",1]])");
+}
+
+TEST_CASE("SqliteOperator.AFailingStatementRollsBackTheWholeScript") {
+  scratch s;
+  dag::task_context ctx;
+  ctx.fields["database"] = (s.dir / "rollback.db").string();
+  ctx.fields["sql"] = "CREATE TABLE t(id INTEGER PRIMARY KEY)";
+  CHECK(run_sql(ctx).outcome == dag::try_outcome::success);
+  ctx.fields["sql"] = "INSERT INTO t VALUES (1); INSERT INTO t VALUES (1); SELECT 1";
+  CHECK_THROWS_WITH(run_sql(ctx), doctest::Contains("UNIQUE"));
+  ctx.fields["sql"] = "SELECT count(*) FROM t";
+  CHECK(run_sql(ctx).xcom == "[[0]]");
+}

@@ -5,6 +5,7 @@
 #include "ui.hpp"
 
 #include <algorithm>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -86,7 +87,13 @@ http_response live_json(const request& r) {
     }
     states[live_key(run.run_id)] = std::string(to_string(run.state));
     const auto tis = r.ctx.db.task_instances(run.dag_id, run.run_id);
-    for (const auto& ti : tis) states[live_key(run.run_id, ti.task_id)] = std::string(to_string(ti.state));
+    // A mapped task by its instances' most relevant state, as its grid cell and graph box show it
+    // (not by whichever instance comes last).
+    std::map<std::string, task_state> by_task;
+    for (const auto& ti : tis)
+      if (auto [it, added] = by_task.try_emplace(ti.task_id, ti.state); !added && state_priority(ti.state) < state_priority(it->second))
+        it->second = ti.state;
+    for (const auto& [task_id, state] : by_task) states[live_key(run.run_id, task_id)] = std::string(to_string(state));
     // Task groups by their tasks' most relevant state, as the grid and the graph show them.
     for (const auto& [group, state] : groups->states(tis)) states[live_key(run.run_id, group)] = std::string(to_string(state));
   }

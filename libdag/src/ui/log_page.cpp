@@ -75,17 +75,18 @@ http_response log_page(const request& r, const definition& d, const run_record& 
   if (!view.empty()) return not_found_page(r, "A log has no view '" + view + "'.", back, task_id);
 
   const std::string content = log_excerpt(path, head_bytes, tail_bytes);
-  const std::string self = log_href(d.id(), run.run_id, task_id, try_number);
+  // Every link names the instance: without its map index, a mapped task's page is its first instance's.
+  const auto view_href = [&](std::string_view part) { return log_href(d.id(), run.run_id, task_id, try_number, map_index, part); };
   std::string body = "<nav class=\"tabs tries\">";
   for (const auto& t : tries_of(r.ctx.db, d.id(), run.run_id, task_id, map_index))
-    body += "<a href=\"" + esc(log_href(d.id(), run.run_id, task_id, t.try_number)) + "\"" + (t.try_number == try_number ? " class=\"on\"" : "") +
+    body += "<a href=\"" + esc(log_href(d.id(), run.run_id, task_id, t.try_number, map_index)) + "\"" + (t.try_number == try_number ? " class=\"on\"" : "") +
             ">try " + std::to_string(t.try_number) + " <span class=\"st st-" + std::string(to_string(t.state)) + "\">" +
             std::string(to_string(t.state)) + "</span></a>";
   body += "</nav><p class=\"bar-actions\"><span class=\"dim\">" + std::to_string(size) + " bytes · started " + esc(when(found->start_date)) +
-          "</span> <a class=\"button\" href=\"" + esc(self) + "/download\" download>Download</a> <a class=\"button\" href=\"" +
+          "</span> <a class=\"button\" href=\"" + esc(view_href("download")) + "\" download>Download</a> <a class=\"button\" href=\"" +
           esc(back) + "\">Task instance</a></p>";
   body += "<div id=\"log\" class=\"log\"" +
-          (running ? " data-tail=\"" + esc(self) + "/tail\" data-offset=\"" + std::to_string(size) + "\"" : std::string()) +
+          (running ? " data-tail=\"" + esc(view_href("tail")) + "\" data-offset=\"" + std::to_string(size) + "\"" : std::string()) +
           "><pre>" + esc(content) + "</pre></div>";
   auto frame = frame_of(r, task_id + " · try " + std::to_string(try_number));
   frame.crumbs = {{"/", "DAGs"}, {dag_href(d.id()), d.id()}, {run_href(d.id(), run.run_id), run.run_id}, {back, task_id}};

@@ -27,12 +27,13 @@ http_response run_page(const request& r, const definition& d, const run_record& 
   body += "<h2>Task instances</h2><div class=\"scroll\"><table class=\"list\" id=\"tis\"><thead><tr><th>Task</th><th>State</th><th>Try</th>"
           "<th>Started</th><th>Duration</th><th>Log</th></tr></thead><tbody>";
   for (const auto& ti : tis) {
-    body += "<tr><td><a href=\"" + esc(ti_href(d.id(), run.run_id, ti.task_id)) + "\">" + esc(ti.task_id) + "</a></td><td><span data-s=\"" +
+    body += "<tr><td><a href=\"" + esc(ti_href(d.id(), run.run_id, ti.task_id, ti.map_index)) + "\">" + esc(ti.task_id) +
+            (ti.map_index >= 0 ? " [" + std::to_string(ti.map_index) + "]" : std::string()) + "</a></td><td><span data-s=\"" +
             esc(live_key(run.run_id, ti.task_id)) + "\" class=\"st st-" + std::string(to_string(ti.state)) + "\">" +
             std::string(to_string(ti.state)) + "</span></td><td>" + std::to_string(ti.try_number) + "</td><td>" + esc(when(ti.start_date)) +
             "</td><td>" + esc(span_text(seconds_of(ti.start_date, ti.end_date, now))) + "</td><td>" +
             (ti.try_number > 0 && !ti.log_path.empty()
-                 ? "<a href=\"" + esc(log_href(d.id(), run.run_id, ti.task_id, ti.try_number)) + "\">log</a>"
+                 ? "<a href=\"" + esc(log_href(d.id(), run.run_id, ti.task_id, ti.try_number, ti.map_index)) + "\">log</a>"
                  : std::string()) +
             "</td></tr>";
   }

@@ -121,8 +121,9 @@ std::string ti_href(const std::string& dag_id, const std::string& run_id, const 
   return run_href(dag_id, run_id) + "/tasks/" + url_encoded(task_id) + map_index_query(map_index);
 }
 std::string log_href(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int try_number,
-                     int map_index) {
-  return ti_href(dag_id, run_id, task_id) + "/logs/" + std::to_string(try_number) + map_index_query(map_index);
+                     int map_index, std::string_view view) {
+  return ti_href(dag_id, run_id, task_id) + "/logs/" + std::to_string(try_number) + (view.empty() ? "" : "/") +
+         std::string(view) + map_index_query(map_index);
 }
 
 std::string state_badge(std::string_view state) {

@@ -200,7 +200,7 @@ constexpr const char* app_js = R"js('use strict';
     const tail = async function () {
       if (!wanted()) { setTimeout(tail, 2000); return; }
       try {
-        const res = await fetch(log.dataset.tail + '?offset=' + offset, { credentials: 'same-origin', cache: 'no-store' });
+        const res = await fetch(log.dataset.tail + (log.dataset.tail.includes('?') ? '&' : '?') + 'offset=' + offset, { credentials: 'same-origin', cache: 'no-store' });
         const data = await res.json();
         const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 20;
         if (data.text) pre.append(document.createTextNode(data.text));

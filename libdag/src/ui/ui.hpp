@@ -76,8 +76,10 @@ std::string dag_href(const std::string& dag_id);
 std::string run_href(const std::string& dag_id, const std::string& run_id);
 /// A task instance's page; of a mapped task's instance, `map_index` names it (`?map_index=K`).
 std::string ti_href(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int map_index = -1);
+/// A try's log page, or one of its views (`download`, `tail`); of a mapped task's instance,
+/// `map_index` names it (the query comes after the view).
 std::string log_href(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int try_number,
-                     int map_index = -1);
+                     int map_index = -1, std::string_view view = {});
 
 /// `<span class="st st-STATE">STATE</span>`: a state with its colour.
 std::string state_badge(std::string_view state);

@@ -166,6 +166,9 @@ struct field_value {
   /// The template file `text` was read from (a templated field naming a `.sh`, `.sql`, …
   /// file, as in Airflow); `line` is then 1. Empty: the text is the DAG file's own.
   std::string template_file = {};
+  /// The value is data, not a template: a mapped instance's value from an upstream XCom, which
+  /// Airflow does not render (a task's output must not run as template code).
+  bool literal = false;
 };
 
 /// A task's flow rule and its options.

@@ -224,6 +224,7 @@ private:
   /// Records in the store the datasets of `dags_` and which DAGs consume which, for DAGs that are
   /// or were (`before`) scheduled on datasets.
   void register_datasets(const std::map<std::string, std::shared_ptr<const scheduled_dag>>& before);
+  void register_pending_datasets();
   /// Advances every active run: the tries to start go to `starts`, those a dagrun_timeout stops to `stops`.
   void advance_runs(change_set& changes, std::vector<task_request>& starts, std::vector<try_id>& stops,
                     std::optional<timestamp>& wake);
@@ -271,6 +272,8 @@ private:
   std::string unkept_;  // why ends not recorded yet are held in memory only (executor::hold), or empty
   bool stale_ = false;  // a pass's commit failed: active_ is ahead of the store until re-read
   bool check_datasets_ = true;  // the dataset queue may have changed: look at it in the next pass
+  bool datasets_pending_ = false;  // set_dags changed the DAGs; the store has not taken their datasets yet
+  std::map<std::string, std::shared_ptr<const scheduled_dag>> datasets_before_;  // the DAGs it last took
   std::map<run_key, active_run> active_;
   std::set<std::string> paused_;
   std::set<std::string> past_changed_;  // DAGs (with depends_on_past) whose task instances finished since the last pass

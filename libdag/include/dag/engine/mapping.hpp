@@ -26,6 +26,7 @@ struct map_expansion {
   std::string error;       ///< non-empty: the task cannot be expanded and fails with this message
   std::vector<std::pair<std::string, std::vector<std::string>>> fields;  ///< `expand`: each field's values
   std::vector<std::map<std::string, std::string>> kwargs;                  ///< `expand_kwargs`: each instance's fields
+  bool kwargs_from_xcom = false;  ///< `kwargs` came from an upstream XCom
 
   /// The fields instance `map_index` sets (its values; `map_index` < length).
   std::map<std::string, std::string> instance(std::size_t map_index) const;
@@ -39,7 +40,8 @@ map_expansion expand_mapping(const task& t, const xcom_reader& xcom);
 
 /// Task `t` as instance `map_index` of `expansion` runs it: its expanded fields set to the
 /// instance's values. A value for a mapping field of `spec` (bash's `env`) that is a JSON object
-/// gives its entries, one for a list field that is a JSON list its items; others are text.
+/// gives its entries, one for a list field that is a JSON list its items; others are text. Values
+/// from an XCom are data (field_value::literal): rendering leaves them as they are, as Airflow's.
 task mapped_instance(const task& t, const operator_spec* spec, const map_expansion& expansion, std::size_t map_index);
 
 }  // namespace dag

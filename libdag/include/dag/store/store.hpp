@@ -395,8 +395,9 @@ public:
   /// Tasks naming a deleted pool wait until it exists again.
   virtual bool delete_pool(const std::string& name) = 0;
 
-  /// Deletes finished runs (with their task instances, tries and XComs) whose end is before `cutoff`;
-  /// returns how many runs were deleted.
+  /// Deletes finished runs (with their task instances, tries and XComs) whose end is before `cutoff`,
+  /// and the dataset events before it that no consumer DAG still waits on; returns how many runs
+  /// were deleted.
   virtual std::size_t clean(timestamp cutoff) = 0;
 };
 
