@@ -8,6 +8,7 @@
 
 #include <dag/core/json_text.hpp>
 
+#include <dag/engine/engine.hpp>
 #include <dag/graph/task_graph.hpp>
 #include <dag/schedule/timetable.hpp>
 #include <dag/store/store.hpp>
@@ -39,7 +40,11 @@ json dataset_condition_json(const dag::definition& d) {
 
 int dags_list(invocation& inv) {
   dag::dag_folder folder = load_dags(inv);
-  const std::set<std::string> paused = dag::open_store(inv.global.db)->paused_dags();
+  const auto db = dag::open_store(inv.global.db);
+  const std::set<std::string> paused = db->paused_dags();
+  // A DAG whose file is gone while it has unfinished runs is an import error, as the daemon shows it.
+  for (const auto& e : dag::import_errors_of({}, dag::waiting_dags(*db, folder.dags), inv.global.dags_folder))
+    inv.err << "import error: " << e.message << "\n";
   if (inv.global.json) {
     json out = json::array();
     for (const auto& d : folder.dags)

@@ -8,7 +8,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <dag/exec/local_executor.hpp>
 #include <dag/exec/queue_executor.hpp>
 #include <dag/http/serve.hpp>
 #include "session.hpp"
@@ -33,11 +32,12 @@ std::vector<std::tuple<std::string, std::uintmax_t, std::filesystem::file_time_t
   return out;
 }
 
-void record_import_errors(dag::store& db, const dag::dag_folder& folder) {
-  std::vector<dag::import_error_record> errors;
-  for (const auto& p : folder.problems) errors.push_back({p.where().file, p.what()});
+// The folder's problems and the DAGs whose runs wait for their file, as the API and the UI show them.
+void record_import_errors(dag::store& db, const dag::dag_folder& folder, const std::vector<dag::waiting_dag>& waiting,
+                          const std::string& dags_folder) {
+  const auto errors = dag::import_errors_of(folder, waiting, dags_folder);
   db.set_import_errors(errors);
-  for (const auto& p : folder.problems) spdlog::error("import error: {}", p.what());
+  for (const auto& e : errors) spdlog::error("import error: {}", e.message);
 }
 
 int schedule_command(invocation& inv) {
@@ -64,7 +64,7 @@ int schedule_command(invocation& inv) {
   stop_on_signals signals;
   auto db = open_db(inv);
   auto folder = load_dags(inv, true);
-  record_import_errors(*db, folder);
+  record_import_errors(*db, folder, dag::waiting_dags(*db, folder.dags), inv.global.dags_folder);
   dag::engine_options options;
   set_alert_options(options);
   if (options.base_url.empty() && listen != "none") options.base_url = "http://" + listen;
@@ -76,7 +76,7 @@ int schedule_command(invocation& inv) {
     queue_url = inv.global.db;
     runs_tries = std::make_unique<dag::queue_executor>(queue_url, lease);
   } else {
-    runs_tries = std::make_unique<dag::local_executor>(parallelism);
+    options.spool_unrecorded_ends = true;  // the engine makes its local executor, with the spool
   }
   dag::engine eng(*db, inv.operators, inv.now, options, std::move(runs_tries));
   // The face follows the engine's DAGs, metrics and clock; it reads the store on a connection of its own.
@@ -94,17 +94,24 @@ int schedule_command(invocation& inv) {
 
   auto signature = folder_signature(inv.global.dags_folder);
   auto last_check = std::chrono::steady_clock::now();
+  auto waiting = eng.waiting_dags();
   auto reload_if_changed = [&] {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_check < std::chrono::seconds(1)) return false;
     last_check = now;
     auto current = folder_signature(inv.global.dags_folder);
-    if (current == signature) return false;
-    signature = std::move(current);
-    auto reloaded = load_dags(inv, true);
-    record_import_errors(*db, reloaded);
-    eng.set_dags(engine_dags(reloaded));
-    spdlog::info("reloaded DAGs: {} loaded, {} import errors", reloaded.dags.size(), reloaded.problems.size());
+    if (current != signature) {
+      signature = std::move(current);
+      folder = load_dags(inv, true);
+      eng.set_dags(engine_dags(folder));
+      spdlog::info("reloaded DAGs: {} loaded, {} import errors", folder.dags.size(), folder.problems.size());
+    } else if (eng.waiting_dags() == waiting) {
+      return false;
+    }
+    // A DAG file gone while its DAG has unfinished runs is an import error until it is back or
+    // the runs end; one gone without any simply leaves the loaded DAGs.
+    waiting = eng.waiting_dags();
+    record_import_errors(*db, folder, waiting, inv.global.dags_folder);
     return false;
   };
   // The store's own retries cover a restart or a failover; a longer outage makes a pass throw,
@@ -121,7 +128,14 @@ int schedule_command(invocation& inv) {
     }
   }
   spdlog::info("signal {}: no new tries; waiting up to {}s for {} running", signals.signal(), grace.count(), eng.running());
-  eng.shutdown(grace);
+  try {
+    eng.shutdown(grace);
+  } catch (const dag::error& e) {
+    // The store is still out of reach: the ends not recorded stay in the spool (local executor) or
+    // the queue, and the next start records them.
+    spdlog::error("scheduler stopped with ends not recorded: {}", e.what());
+    return exit_failed;
+  }
   spdlog::info("scheduler stopped");
   return exit_ok;
 }

@@ -284,6 +284,74 @@ TEST_CASE("Daemon.TriesEndingWhileTheirDagIsBrokenOrMissingAreRecordedAndTheRunW
   CHECK(daemon.wait().exit_code == 0);
 }
 
+TEST_CASE("Daemon.ADagFileMovedAwayWhileItsTaskRunsIsAnImportErrorUntilItIsBack" * doctest::timeout(120)) {
+  // `moved` runs a → b; its file is moved out of the folder while a runs. Meanwhile it is an
+  // import error naming the file (the API, `dags list`), a's end is recorded, the run waits; once
+  // the file is back the run completes, a having run once. `gone`, without unfinished runs, is
+  // deleted too: it simply leaves the loaded DAGs, no import error.
+  daemon_sandbox s;
+  const std::string dir = s.dir.string();
+  s.write_dag("moved.yaml", "dag_id: moved\ntasks:\n"
+                            "  - task_id: a\n    operator: bash\n    bash_command: 'echo ran >> " + dir + "/a.ran; touch " + dir +
+                                "/a.started; while [ ! -e " + dir + "/a.go ]; do sleep 0.05; done'\n"
+                            "  - task_id: b\n    operator: bash\n    bash_command: 'echo ran >> " + dir + "/b.ran'\n"
+                            "    dependencies: [a]\n");
+  s.write_dag("gone.yaml", "dag_id: gone\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: 'true'\n");
+  REQUIRE(s.dagrun("trigger moved --date 2024-01-01") == 0);
+  auto daemon = s.start_daemon();
+  const unsigned short port = s.http_port();
+  auto db = s.store();
+  auto state = [&](const std::string& task) { return instance(*db, "moved", run_id, task)->state; };
+  auto import_errors = [&] { return dag_test::http_call(port, "GET", "/api/v1/importErrors").body; };
+  auto listed = [&](const std::string& dag_id) {
+    return dag_test::http_call(port, "GET", "/api/v1/dags").body.find("\"dag_id\":\"" + dag_id + "\"") != std::string::npos;
+  };
+  REQUIRE(eventually([&] { return std::filesystem::exists(s.dir / "a.started") && listed("gone"); }));
+
+  const auto file = s.dir / "dags" / "moved.yaml";
+  std::filesystem::rename(file, s.dir / "moved.yaml.away");
+  std::filesystem::remove(s.dir / "dags" / "gone.yaml");
+  std::string errors;
+  REQUIRE(eventually([&] {
+    errors = import_errors();
+    return errors.find("file not found") != std::string::npos;
+  }));
+  CHECK(errors.find("\"filename\":\"" + file.string() + "\"") != std::string::npos);
+  CHECK(errors.find("\"total_entries\":1") != std::string::npos);  // `gone` is no import error
+  CHECK(errors.find("moved") != std::string::npos);
+  REQUIRE(eventually([&] { return !listed("gone"); }));
+  {
+    // `dags list` tells too, though the folder no longer holds the file.
+    dag::process_spec p;
+    p.command = std::string(DAGRUN_BINARY) + " dags list" + s.flags();
+    p.log_file = s.dir / "list.log";
+    CHECK(dag::child_process::start(p).wait().exit_code == 0);
+    std::ifstream in(p.log_file);
+    const std::string out{std::istreambuf_iterator<char>(in), {}};
+    CHECK(out.find("import error:") != std::string::npos);
+    CHECK(out.find("no file defines DAG 'moved', which has unfinished runs") != std::string::npos);
+  }
+
+  std::ofstream(s.dir / "a.go").flush();
+  REQUIRE(eventually([&] { return state("a") == dag::task_state::success; }));
+  CHECK(state("b") == dag::task_state::none);  // the run waits
+  CHECK(db->find_run("moved", run_id)->state == dag::run_state::running);
+
+  std::filesystem::rename(s.dir / "moved.yaml.away", file);
+  REQUIRE(eventually([&] {
+    auto run = db->find_run("moved", run_id);
+    return run && run->state == dag::run_state::success;
+  }));
+  REQUIRE(eventually([&] { return import_errors().find("\"total_entries\":0") != std::string::npos; }));
+  CHECK(db->tries("moved", run_id, "a").size() == 1);
+  std::ifstream ran(s.dir / "a.ran");
+  int lines = 0;
+  for (std::string line; std::getline(ran, line);) ++lines;
+  CHECK(lines == 1);
+  ::kill(daemon.pid(), SIGTERM);
+  CHECK(daemon.wait().exit_code == 0);
+}
+
 TEST_CASE("Daemon.AFullDiskPausesNewTriesAndSaysSoUntilThereIsSpace" * doctest::timeout(120)) {
   daemon_sandbox s;
   const auto logs = s.dir / "logs";

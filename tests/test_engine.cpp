@@ -5,6 +5,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -16,12 +17,16 @@
 
 #include <dag/operators/builtin.hpp>
 #include <dag/engine/engine.hpp>
+#include <dag/exec/local_executor.hpp>
 #include <dag/exec/orphan_processes.hpp>
 #include <dag/load/check.hpp>
 #include <dag/load/yaml_loader.hpp>
 
+#include "support/eventually.hpp"
+
 using namespace std::chrono_literals;
 using dag::task_state;
+using dag_test::eventually;
 
 namespace {
 
@@ -277,6 +282,129 @@ TEST_CASE("Engine.LostTriesAreFailedAndRetried") {
   tis = s.tis(key);
   CHECK(tis["a"].state == task_state::success);
   CHECK(tis["a"].try_number == 2);
+}
+
+namespace {
+// The `.end` files of a spool folder.
+std::size_t spooled_ends(const std::filesystem::path& folder) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (std::filesystem::recursive_directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().extension() == ".end") ++n;
+  return n;
+}
+
+dag::task_event an_end(const std::string& task_id) {
+  dag::task_event e;
+  e.dag_id = "d";
+  e.run_id = "manual__2024-01-01T00:00:00+00:00";
+  e.task_id = task_id;
+  e.try_number = 1;
+  e.result = dag::operator_result::success("{\"n\": 1}");
+  e.result.keyed_xcoms["other"] = "\xff bytes";
+  e.result.message = "done";
+  e.started = dag::timestamp{std::chrono::microseconds(1'700'000'000'000'001)};
+  e.ended = e.started + 5s;
+  e.pid = 42;
+  return e;
+}
+}  // namespace
+
+TEST_CASE("Engine.EndsAPassCouldNotWriteAreSpooledAndRecordedOnceByTheNextEngine" * doctest::timeout(90)) {
+  // A try ends while the store refuses writes (another connection holds its write lock), and its
+  // engine goes away before the store is back. The next engine records that end: the try is not
+  // taken for lost, it succeeded once with its XCom, and the spool is empty again.
+  sandbox s;
+  std::atomic<int> runs{0};
+  dag::definition d{"spooled"};
+  auto a = d.callable("a", [&runs](dag::task_context&) {
+    ++runs;
+    return dag::operator_result::success("7");
+  });
+  d.bash("b", "true").after(a);
+  const auto def = s.checked(std::move(d));
+  auto o = s.options();
+  o.spool_unrecorded_ends = true;
+  const auto spool = o.log_folder / ".unrecorded";
+  dag::run_key key;
+  {
+    dag::engine eng(*s.db, s.operators, s.clock, o);
+    eng.set_dags({def});
+    key = *eng.create_run("spooled", dag::run_type::manual, dag::parse_time("2024-01-01"));
+    SQLite::Database writer((s.dir / "dagrun.db").string(), SQLite::OPEN_READWRITE);
+    eng.step();  // a starts
+    REQUIRE(eventually([&] { return runs == 1; }));
+    writer.exec("BEGIN EXCLUSIVE");
+    REQUIRE(eventually([&] {
+      try {
+        eng.step();
+        return false;
+      } catch (const std::exception&) {
+        return true;  // the pass with a's end could not be written
+      }
+    }));
+    CHECK(spooled_ends(spool) == 1);
+    writer.exec("ROLLBACK");
+  }
+  CHECK(s.tis(key)["a"].state == task_state::running);
+  dag::engine next(*s.db, s.operators, s.clock, o);
+  next.set_dags({def});
+  CHECK(next.recover_lost_tries() == 0);
+  next.track_run(key);
+  CHECK(next.run_to_completion({key}).front() == dag::run_state::success);
+  CHECK(runs == 1);
+  const auto tries = s.db->tries("spooled", key.run_id, "a");
+  REQUIRE(tries.size() == 1);
+  CHECK(tries[0].state == task_state::success);
+  CHECK(s.db->xcom("spooled", key.run_id, "a") == "7");
+  CHECK(spooled_ends(spool) == 0);
+}
+
+TEST_CASE("LocalExecutor.SpoolIsBoundedAndReplayedWhenTheNextExecutorConnects") {
+  sandbox s;
+  dag::end_spool_options o;
+  o.folder = s.dir / "spool";
+  o.max_entries = 2;
+  const auto now = [] { return dag::timestamp{}; };
+  {
+    dag::local_executor ex(1, o);
+    ex.connect([](dag::task_event) {}, now);
+    CHECK(ex.hold({an_end("x"), an_end("y")}).empty());
+    CHECK(ex.hold({an_end("x")}).empty());  // held already
+    CHECK(spooled_ends(o.folder) == 2);
+    const std::string why = ex.hold({an_end("z")});
+    CHECK(why.find("is full (2 ends") != std::string::npos);
+    CHECK(why.find("d.z") != std::string::npos);
+    CHECK(spooled_ends(o.folder) == 2);
+    ex.recorded({an_end("x")});
+    CHECK(spooled_ends(o.folder) == 1);
+    CHECK(ex.hold({an_end("z")}).empty());  // room again
+    ex.recorded({an_end("z")});
+  }
+  std::ofstream(o.folder / "0123.end.tmp") << "{\"dag_id\":";  // a write a crash cut short
+  std::mutex m;
+  std::vector<dag::task_event> replayed;
+  dag::local_executor again(1, o);
+  again.connect([&](dag::task_event e) {
+    std::lock_guard lock(m);
+    replayed.push_back(std::move(e));
+  }, now);
+  std::lock_guard lock(m);
+  REQUIRE(replayed.size() == 1);
+  const dag::task_event want = an_end("y");
+  const dag::task_event& got = replayed.front();
+  CHECK(got.task_id == "y");
+  CHECK(got.run_id == want.run_id);
+  CHECK(got.try_number == 1);
+  CHECK(got.map_index == -1);
+  CHECK(got.started == want.started);
+  CHECK(got.ended == want.ended);
+  CHECK(got.pid == 42);
+  CHECK(got.result.outcome == dag::try_outcome::success);
+  CHECK(got.result.xcom == want.result.xcom);
+  CHECK(got.result.message == "done");
+  CHECK(got.result.keyed_xcoms.at("other") == "\xef\xbf\xbd bytes");  // text is text
+  CHECK(!std::filesystem::exists(o.folder / "0123.end.tmp"));
 }
 
 // A sensor in reschedule mode over a real SQLite file: the first poke finds nothing, so the task

@@ -454,6 +454,55 @@ TEST_CASE("Queue.DatabaseCrashesAndAnOutageLongerThanTheLeaseLoseNoResultAndRunN
   CHECK(std::set<std::string>(executed.begin(), executed.end()).size() == 60);
 }
 
+TEST_CASE("Daemon.LocalTriesEndingDuringAnOutageAreSpooledAndRecordedOnceAfterARestart" * doctest::timeout(300)) {
+  // The local executor: a try ends while PostgreSQL is down, and the scheduler is stopped before
+  // the server is back. Its end, spooled to disk, is recorded by the next scheduler: the try
+  // succeeded once, never "executor lost", and its task ran once (it appends a line each time).
+  private_server server;
+  queue_sandbox s;
+  const std::string dir = s.dir.string();
+  s.write_dag("held.yaml", "dag_id: held\ntasks:\n"
+                           "  - task_id: a\n    operator: bash\n    retries: 2\n    retry_delay: 1s\n"
+                           "    bash_command: 'echo ran >> " + dir + "/ran.txt; touch " + dir + "/a.started; "
+                           "while [ ! -e " + dir + "/a.go ]; do sleep 0.05; done'\n"
+                           "  - task_id: b\n    operator: bash\n    bash_command: 'echo ran >> " + dir + "/b.txt'\n"
+                           "    dependencies: [a]\n");
+  REQUIRE(s.dagrun("db migrate") == 0);
+  REQUIRE(s.dagrun("trigger held --date 2024-01-01") == 0);
+  const auto spool = s.dir / "logs" / ".unrecorded";
+  auto spooled = [&] {
+    std::size_t n = 0;
+    std::error_code ec;
+    for (std::filesystem::recursive_directory_iterator it(spool, ec), end; !ec && it != end; it.increment(ec))
+      if (it->path().extension() == ".end") ++n;
+    return n;
+  };
+  {
+    dag::child_process& scheduler = s.start("schedule --parallelism 2", "scheduler1.log");
+    REQUIRE(eventually([&] { return std::filesystem::exists(s.dir / "a.started"); }));
+    server.stop();
+    std::ofstream(s.dir / "a.go").flush();
+    // The pass holding a's end fails once the store's retries give up (30 s): the end is spooled.
+    CHECK(eventually([&] { return spooled() == 1; }, 90s));  // (not REQUIRE: the server must come back)
+    ::kill(scheduler.pid(), SIGTERM);
+    const auto stopped = scheduler.wait();
+    CHECK(stopped.exit_code == 1);  // it could not record every end, and says so
+    s.processes.pop_back();         // reaped: its id is no longer its own to signal
+  }
+  CHECK(spooled() == 1);
+  server.start();
+  s.start("schedule --parallelism 2", "scheduler2.log");
+  auto db = s.store();
+  REQUIRE(eventually([&] { return run_finished(*db, "held", run_id, dag::run_state::success); }, 60s));
+  const auto tries = db->tries("held", run_id, "a");
+  REQUIRE(tries.size() == 1);
+  CHECK(tries[0].state == dag::task_state::success);
+  CHECK(tries[0].message.find("lost") == std::string::npos);
+  CHECK(s.lines("ran.txt").size() == 1);  // a ran once
+  CHECK(s.lines("b.txt").size() == 1);
+  CHECK(eventually([&] { return spooled() == 0; }));  // forgotten once recorded
+}
+
 TEST_CASE("Queue.AWorkerTheServerRefusesSaysSoAtOnceAndExitsNonZero" * doctest::timeout(60)) {
   // Refused for who it is (here an unknown role; a wrong password alike): no retrying for 30 s.
   queue_sandbox s;

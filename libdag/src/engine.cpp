@@ -84,6 +84,9 @@ void declare_engine_metrics(metrics_registry& m) {
           "1 while the scheduler starts no new tries because of a resource fault: disk_full (the logs folder's "
           "disk has less than 1 MiB free) or store_unwritable (the latest pass could not be written)",
           {"reason"});
+  m.gauge("dagrun_executor_unkept_ends",
+          "1 while ends of tries that the store could not take are held in memory only, because the executor "
+          "could not keep them where they outlive the process (the local executor's spool is full or cannot be written)");
   m.counter("dagrun_sla_misses_total", "Tasks that missed their sla (not succeeded by the data interval end plus sla), each counted once",
             {"dag_id", "task_id"});
   m.counter("dagrun_notifications_total", "Alerts sent by notifiers, by notifier type and result (sent, failed)",
@@ -150,7 +153,12 @@ void engine::start(std::unique_ptr<executor> runs_tries) {
   // Stored log paths must not depend on the working directory of whoever reads them later.
   options_.log_folder = std::filesystem::absolute(options_.log_folder);
   if (options_.parallelism < 1) throw usage_error("parallelism must be at least 1");
-  executor_ = runs_tries ? std::move(runs_tries) : std::make_unique<local_executor>(options_.parallelism);
+  if (!runs_tries) {
+    end_spool_options spool;
+    if (options_.spool_unrecorded_ends) spool.folder = options_.log_folder / ".unrecorded" / options_.hostname;
+    runs_tries = std::make_unique<local_executor>(options_.parallelism, std::move(spool));
+  }
+  executor_ = std::move(runs_tries);
   executor_->connect([this](task_event e) { post(std::move(e)); }, [this] { return now_us(); });
   paused_ = store_.paused_dags();
   last_poll_ = now_us();
@@ -436,11 +444,58 @@ bool engine::load_run(const run_key& key) {
   return true;
 }
 
+std::vector<waiting_dag> waiting_dags(store& s, const std::vector<definition>& loaded) {
+  run_filter active;
+  active.states = {run_state::queued, run_state::running};
+  std::set<std::string> ids;
+  for (const auto& run : s.runs(active)) ids.insert(run.dag_id);
+  for (const auto& d : loaded) ids.erase(d.id());
+  std::vector<waiting_dag> out;
+  for (const auto& id : ids) out.push_back({id, ""});
+  return out;
+}
+
+std::vector<import_error_record> import_errors_of(const dag_folder& folder, const std::vector<waiting_dag>& waiting,
+                                                  const std::filesystem::path& folder_path) {
+  std::vector<import_error_record> out;
+  std::set<std::string> reported;
+  for (const auto& p : folder.problems) {
+    out.push_back({p.where().file, p.what()});
+    reported.insert(p.where().file);
+  }
+  for (const auto& w : waiting) {
+    if (!w.file.empty() && reported.contains(w.file)) continue;  // broken or unreadable: said already
+    const std::string which = "DAG '" + w.dag_id + "'";
+    std::error_code ec;
+    if (w.file.empty())
+      out.push_back({folder_path.string(), folder_path.string() + ": no file defines " + which +
+                                               ", which has unfinished runs: they wait until one does"});
+    else if (!std::filesystem::exists(w.file, ec))
+      out.push_back({w.file, w.file + ": file not found: " + which + " has unfinished runs, which wait until it is back"});
+    else
+      out.push_back({w.file, w.file + ": no longer defines " + which +
+                                 ", which has unfinished runs: they wait until a file defines it again"});
+  }
+  return out;
+}
+
+std::vector<waiting_dag> engine::waiting_dags() const {
+  std::vector<waiting_dag> out;
+  for (const auto& id : unloaded_with_runs_) {
+    if (dags_.contains(id)) continue;
+    auto retired = retired_.find(id);
+    out.push_back({id, retired == retired_.end() ? std::string() : retired->second->def.where().file});
+  }
+  return out;
+}
+
 void engine::load_active_runs() {
   if (!options_.adopt_store_runs) return;
   run_filter active;
   active.states = {run_state::queued, run_state::running};
+  std::set<std::string> unloaded;
   for (const auto& run : store_.runs(active)) {
+    if (!dags_.contains(run.dag_id)) unloaded.insert(run.dag_id);
     run_key key{run.dag_id, run.run_id};
     auto it = active_.find(key);
     // A run the store moved back to `queued` behind our back was cleared: take the store's view.
@@ -448,12 +503,26 @@ void engine::load_active_runs() {
     if (it != active_.end()) active_.erase(it);
     load_run(key);
   }
+  unloaded_with_runs_ = std::move(unloaded);
 }
 
 std::size_t engine::recover_lost_tries() {
   change_set changes;
   const timestamp now = now_us();
   auto candidates = store_.task_instances_in({task_state::queued, task_state::running});
+  // A try whose end the engine holds (replayed from the local executor's spool, or waiting for its
+  // DAG) is not lost, and not the executor's to judge: its own end is recorded instead.
+  std::vector<task_event> pending = parked_;
+  {
+    std::lock_guard lock(events_mutex_);
+    pending.insert(pending.end(), events_.begin(), events_.end());
+  }
+  std::erase_if(candidates, [&](const task_instance_record& ti) {
+    return std::any_of(pending.begin(), pending.end(), [&](const task_event& e) {
+      return e.dag_id == ti.dag_id && e.run_id == ti.run_id && e.task_id == ti.task_id && e.map_index == ti.map_index &&
+             e.try_number == ti.try_number;
+    });
+  });
   std::vector<recorded_try> recorded;
   recorded.reserve(candidates.size());
   for (const auto& ti : candidates)
@@ -528,6 +597,15 @@ std::optional<run_key> engine::create_run(const std::string& dag_id, run_type ty
 
 void engine::track_run(const run_key& key) {
   if (!load_run(key)) throw error("cannot track run '" + key.run_id + "' of DAG '" + key.dag_id + "'");
+}
+
+void engine::note_unkept(std::string problem) {
+  if (!problem.empty() && problem != unkept_) {
+    const std::string line = "ends not recorded yet are held in memory only: " + problem;
+    if (options_.warn) options_.warn(line);
+    else std::cerr << line << std::endl;
+  }
+  unkept_ = std::move(problem);
 }
 
 void engine::post(task_event e) {
@@ -981,12 +1059,25 @@ std::optional<timestamp> engine::step() {
     store_unwritable_ = false;
   } catch (...) {
     store_unwritable_ = true;
-    if (auto* m = metrics_.load(std::memory_order_acquire)) m->set("dagrun_scheduler_paused", 1, {"store_unwritable"});
+    // Every end not recorded yet goes to the executor to keep where it outlives this process (the
+    // local executor's spool, which from now on also takes each end as its try ends), wherever
+    // the pass failed: a scheduler stopped or killed during a long outage keeps them.
+    std::vector<task_event> unrecorded = parked_;
+    {
+      std::lock_guard lock(events_mutex_);
+      unrecorded.insert(unrecorded.end(), events_.begin(), events_.end());
+    }
+    note_unkept(executor_->hold(unrecorded));
+    if (auto* m = metrics_.load(std::memory_order_acquire)) {
+      m->set("dagrun_scheduler_paused", 1, {"store_unwritable"});
+      m->set("dagrun_executor_unkept_ends", unkept_.empty() ? 0 : 1);
+    }
     throw;
   }
   if (auto* m = metrics_.load(std::memory_order_acquire)) {
     m->set("dagrun_scheduler_paused", disk_full_ ? 1 : 0, {"disk_full"});
     m->set("dagrun_scheduler_paused", store_unwritable_ ? 1 : 0, {"store_unwritable"});
+    m->set("dagrun_executor_unkept_ends", unkept_.empty() ? 0 : 1);
     m->set("dagrun_scheduler_heartbeat", seconds_of(now_us().time_since_epoch()));
     m->observe("dagrun_scheduler_loop_duration_seconds",
                std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
@@ -1073,6 +1164,9 @@ std::optional<timestamp> engine::step_once() {
   std::erase_if(taken, [&](const task_event& e) {
     return std::any_of(parked_.begin(), parked_.end(), [&](const task_event& p) { return same_try(p, e); });
   });
+  // Ends waiting for their DAG are not recorded either: kept as the ones of a failed pass are
+  // (first: `recorded` then tells the executor that the store takes ends again).
+  note_unkept(parked_.empty() ? std::string() : executor_->hold(parked_));
   executor_->recorded(taken);
   for (const auto& which : stops) executor_->cancel(which);  // only once their skip is committed
   hand_over(starts);

@@ -238,6 +238,11 @@ http_response http_face::health() {
     scheduler["status"] = "unhealthy";
     scheduler["paused"] = paused;
   }
+  // Ends the store could not take that would not survive a restart (the spool is full).
+  if (metrics_.value("dagrun_executor_unkept_ends") > 0) {
+    scheduler["status"] = "unhealthy";
+    scheduler["unkept_ends"] = true;
+  }
   const bool healthy = db_status == "healthy" && scheduler["status"] == "healthy";
   return json_response(healthy ? 200 : 503, {{"status", healthy ? "healthy" : "unhealthy"},
                                              {"metadatabase", {{"status", db_status}}},

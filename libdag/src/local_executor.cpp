@@ -11,10 +11,13 @@
 
 #include <unistd.h>
 
+#include "end_spool.hpp"
+
 namespace dag {
 
-local_executor::local_executor(int threads) {
+local_executor::local_executor(int threads, end_spool_options spool) {
   if (threads < 1) throw usage_error("a local executor needs at least 1 thread");
+  if (!spool.folder.empty()) spool_ = std::make_unique<detail::end_spool>(std::move(spool));
   threads_.reserve(static_cast<std::size_t>(threads));
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this](std::stop_token st) { work(st); });
 }
@@ -88,6 +91,54 @@ void local_executor::cancel(const try_id& which) {
   report(std::move(e));
 }
 
+void local_executor::on_connect() {
+  // Ends a previous process could not record: reported first, so that the engine records them
+  // before it judges any try lost (a repeat, or an end of a try settled meanwhile, is refused by
+  // its try number, and then forgotten here).
+  if (!spool_) return;
+  std::vector<task_event> left;
+  {
+    std::lock_guard lock(spool_mutex_);
+    left = spool_->load();
+  }
+  for (auto& e : left) report(std::move(e));
+}
+
+std::string local_executor::hold(const std::vector<task_event>& events) noexcept {
+  if (!spool_) return {};
+  outage_ = true;
+  try {
+    std::lock_guard lock(spool_mutex_);
+    std::string problem;
+    for (const auto& e : events)
+      if (!spool_->keep(e) && problem.empty()) problem = spool_->problem();
+    return problem;
+  } catch (const std::exception& ex) {
+    return std::string("cannot spool unrecorded ends: ") + ex.what();
+  }
+}
+
+void local_executor::recorded(const std::vector<task_event>& events) noexcept {
+  if (!spool_) return;
+  outage_ = false;  // a pass was written
+  try {
+    std::lock_guard lock(spool_mutex_);
+    if (spool_->size() == 0) return;
+    for (const auto& e : events) spool_->forget(e);
+  } catch (const std::exception&) {
+    // A file left behind is replayed on the next start, refused as a repeat, and removed then.
+  }
+}
+
+void local_executor::spool_now(const task_event& e) noexcept {
+  try {
+    std::lock_guard lock(spool_mutex_);
+    spool_->keep(e);  // when full, the engine's next `hold` of it says so
+  } catch (const std::exception&) {
+    // Held in memory by the engine, as without a spool.
+  }
+}
+
 void local_executor::drain() {
   std::unique_lock lock(mutex_);
   idle_.wait(lock, [&] { return queue_.empty() && busy_ == 0; });
@@ -129,6 +180,8 @@ void local_executor::work(std::stop_token pool_stop) {
       std::lock_guard lock(mutex_);
       running_.erase(key);
     }
+    // The store is failing: on disk before it is reported, so a stop or a crash meanwhile keeps it.
+    if (spool_ && outage_) spool_now(ended);
     report(std::move(ended));
     {
       std::lock_guard lock(mutex_);

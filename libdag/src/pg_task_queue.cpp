@@ -10,6 +10,7 @@
 #include <dag/core/json_text.hpp>
 
 #include "pg_connection.hpp"
+#include "result_json.hpp"
 
 namespace dag {
 namespace {
@@ -90,16 +91,11 @@ queued_try read_try(const pqxx::row& r) {
 }
 
 std::string result_of(const queued_result& r) {
-  json j{{"outcome", static_cast<int>(r.result.outcome)},
-         {"message", r.result.message},
-         {"exit_code", r.result.exit_code},
-         {"started", r.started.time_since_epoch().count()},
-         {"ended", r.ended.time_since_epoch().count()},
-         {"pid", r.pid},
-         {"hostname", r.hostname}};
-  if (r.result.xcom) j["xcom"] = *r.result.xcom;
-  if (!r.result.keyed_xcoms.empty()) j["keyed_xcoms"] = r.result.keyed_xcoms;
-  if (r.result.outcome == try_outcome::rescheduled) j["reschedule_after_s"] = r.result.reschedule_after.count();
+  json j = detail::result_json(r.result);
+  j["started"] = r.started.time_since_epoch().count();
+  j["ended"] = r.ended.time_since_epoch().count();
+  j["pid"] = r.pid;
+  j["hostname"] = r.hostname;
   return json_dump(j);
 }
 
@@ -108,12 +104,7 @@ queued_result read_result(const queued_try& t, const std::string& text) {
   out.id = t.id;
   out.lease_token = t.lease_token;
   const json j = json::parse(text);
-  out.result.outcome = static_cast<try_outcome>(j.at("outcome").get<int>());
-  out.result.message = j.at("message").get<std::string>();
-  out.result.exit_code = j.at("exit_code").get<int>();
-  if (j.contains("xcom")) out.result.xcom = j.at("xcom").get<std::string>();
-  if (j.contains("keyed_xcoms")) out.result.keyed_xcoms = j.at("keyed_xcoms").get<std::map<std::string, std::string>>();
-  if (j.contains("reschedule_after_s")) out.result.reschedule_after = duration(j.at("reschedule_after_s").get<std::int64_t>());
+  out.result = detail::result_from_json(j);
   out.started = timestamp{std::chrono::microseconds(j.at("started").get<std::int64_t>())};
   out.ended = timestamp{std::chrono::microseconds(j.at("ended").get<std::int64_t>())};
   out.pid = j.at("pid").get<int>();

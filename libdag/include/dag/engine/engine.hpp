@@ -23,6 +23,7 @@
 #include <dag/core/time.hpp>
 #include <dag/engine/scheduler_core.hpp>
 #include <dag/exec/executor.hpp>
+#include <dag/load/dag_folder.hpp>
 #include <dag/load/operator_catalog.hpp>
 #include <dag/metrics/registry.hpp>
 #include <dag/store/store.hpp>
@@ -40,6 +41,10 @@ struct engine_options {
   bool adopt_store_runs = true;                  ///< advance every active run in the store (the daemon); else only runs this engine created or tracks
   std::chrono::milliseconds poll_interval{1000}; ///< how often the daemon looks for runs made by other processes
   std::string hostname;                          ///< recorded with each try (default: this host's name)
+  /// The local executor an engine makes (when given none) keeps the ends the store could not take
+  /// in files under `log_folder/.unrecorded/HOSTNAME/`, so that they outlive the process, and
+  /// records those a previous process left there (the daemon); false: they are held in memory only.
+  bool spool_unrecorded_ends = false;
   /// Where the engine records its metrics (the HTTP face's /metrics; see declare_engine_metrics);
   /// none when null. Must outlive the engine.
   metrics_registry* metrics = nullptr;
@@ -60,6 +65,24 @@ inline constexpr std::uintmax_t min_free_log_bytes = 1u << 20;
 /// Whether the disk holding `folder` (or its nearest existing parent) has less than
 /// min_free_log_bytes free for unprivileged writers. False when that cannot be told.
 bool disk_full(const std::filesystem::path& folder);
+
+/// A DAG that has unfinished (queued or running) runs while no definition of it is loaded: its
+/// file was deleted or moved away, or no longer defines it. Its runs wait until it is back.
+struct waiting_dag {
+  std::string dag_id;  ///< the DAG
+  std::string file;    ///< the file it was last loaded from; empty when unknown (not loaded since the process started)
+  friend bool operator==(const waiting_dag&, const waiting_dag&) = default;
+};
+
+/// The DAGs of `s`'s unfinished runs that are not among `loaded`, each once, by id (files unknown).
+std::vector<waiting_dag> waiting_dags(store& s, const std::vector<definition>& loaded);
+
+/// The import errors of a DAGs folder, as the daemon records them (`/api/v1/importErrors`, the UI's
+/// banner, `dags list`): each problem of `folder`, then one for each DAG of `waiting` whose file has
+/// no problem of its own, naming the file and saying why (`file not found`, or that it no longer
+/// defines the DAG); a DAG whose file is unknown is named under `folder_path`.
+std::vector<import_error_record> import_errors_of(const dag_folder& folder, const std::vector<waiting_dag>& waiting,
+                                                  const std::filesystem::path& folder_path);
 
 /// Identifies a run.
 struct run_key {
@@ -107,10 +130,15 @@ public:
   void set_dags(std::vector<definition> dags);
   /// The DAG with this id, or nullptr.
   const scheduled_dag* find_dag(const std::string& dag_id) const;
+  /// The DAGs whose runs wait for them (see waiting_dag), as the latest look at the store's active
+  /// runs saw them (the daemon looks every poll_interval), less those loaded since; by id. A DAG
+  /// this engine loaded before names the file it came from.
+  std::vector<waiting_dag> waiting_dags() const;
 
   /// After a crash: of the tries the store says are `queued` or `running`, those the executor
   /// judges lost (executor::lost) become failed tries ("executor lost"), retried while tries
-  /// remain. Call it before starting runs. Returns how many.
+  /// remain; a try whose end the engine holds (replayed from the local executor's spool) is not
+  /// lost, and its end is recorded by the next pass. Call it before starting runs. Returns how many.
   std::size_t recover_lost_tries();
 
   /// Creates a run of `dag_id` now; nullopt when a run with that id or (for scheduled and backfill
@@ -213,6 +241,9 @@ private:
   /// Warns (options_.warn, else stderr) of each task naming a pool the store does not have.
   void warn_missing_pools();
   void post(task_event e);
+  /// Remembers why ends the store could not take are held in memory only ("" when none is), and
+  /// warns when that changes to a new reason.
+  void note_unkept(std::string problem);
   void hand_over(std::vector<task_request>& starts);
   void queue_alert(alert a, std::vector<notifier_spec> notifiers);
   /// Runs the metadata jobs tries handed over (task_context::metadata), on the loop's thread.
@@ -235,8 +266,10 @@ private:
   // runs wait, not advanced, but tries of theirs that end are still recorded.
   std::map<std::string, std::shared_ptr<const scheduled_dag>> retired_;
   std::vector<task_event> parked_;  // ends of DAGs never loaded in this engine: recorded once they are
+  std::set<std::string> unloaded_with_runs_;  // DAGs with active runs in the store and no definition, at the latest poll
   bool disk_full_ = false;  // the logs folder's disk is full: no new tries
   bool store_unwritable_ = false;  // the latest pass could not be written
+  std::string unkept_;  // why ends not recorded yet are held in memory only (executor::hold), or empty
   bool stale_ = false;  // a pass's commit failed: active_ is ahead of the store until re-read
   bool check_datasets_ = true;  // the dataset queue may have changed: look at it in the next pass
   bool datasets_pending_ = false;  // set_dags changed the DAGs; the store has not taken their datasets yet

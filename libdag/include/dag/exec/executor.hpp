@@ -102,6 +102,17 @@ public:
   /// Must not throw: an end forgotten later is only reported again.
   virtual void recorded(const std::vector<task_event>& events) noexcept { (void)events; }
 
+  /// Called on the driving thread with ends the store could not take yet: a pass that carried them
+  /// failed, they arrived while the store was failing, or their DAG is not loaded. The engine
+  /// keeps them in memory and records them in a later pass; an executor that can keep them where
+  /// they outlive this process does so (the local executor's spool), until `recorded` says the
+  /// store holds them. Returns why some are not kept that way (a full spool), else "". The default
+  /// keeps nothing and says nothing: the queue keeps its ends in its table already. Must not throw.
+  virtual std::string hold(const std::vector<task_event>& events) noexcept {
+    (void)events;
+    return {};
+  }
+
   /// Tries in flight per DAG as the executor's own source of truth sees them (the queue, which
   /// several schedulers share), or nullopt when the engine's own count is exact: it counts the
   /// tries it submitted and the ends reported.
