@@ -128,7 +128,9 @@ async function flow(name, fn) {
   } catch (e) {
     failures++;
     console.log(`FAIL ${name}: ${e.stack || e}`);
-    if (process.env.UI_DEBUG) console.log(await page.evaluate(() => location.href + '\n' + document.body.innerText).catch(() => ''), fs.readFileSync(logFile, 'utf8').slice(-3000));
+    // What the page and the daemon last said: a failure on a CI machine is read from this output alone.
+    console.log(await page.evaluate(() => location.href + '\n' + document.body.innerText.slice(0, 3000)).catch(() => ''));
+    console.log('--- daemon log (end) ---\n' + fs.readFileSync(logFile, 'utf8').slice(-3000));
   }
 }
 
