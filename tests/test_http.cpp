@@ -476,6 +476,20 @@ TEST_CASE("Http.ApiListingsFilterOrderPageAndCountTaskInstancesRunsXComsAndEvent
   CHECK(page["total_entries"] == 3);
   page = get("/datasets/events?order_by=dataset_id&offset=1");  // s3://b was recorded first
   CHECK(ids(page, "dataset_events", {"dataset_uri"}) == std::vector<std::string>{"s3://a", "s3://a"});
+  // clearTaskInstances takes Airflow's [task id, map index] items: only that instance.
+  const auto would_clear = [&](const json& task_ids) {
+    const auto answer = s.send("POST", "/api/v1/dags/maps/clearTaskInstances", {{"only_failed", false}, {"task_ids", task_ids}});
+    INFO(answer.body);
+    REQUIRE(answer.status == 200);
+    return json::parse(answer.body)["task_instances"].size();
+  };
+  CHECK(would_clear(json::array({json::array({"fan", 2})})) == 1);
+  CHECK(would_clear(json::array({json::array({"fan", 0}), json::array({"fan", 2})})) == 2);
+  CHECK(would_clear(json::array({"fan"})) == 3);
+  CHECK(would_clear(json::array({json::array({"fan", 0}), "fan"})) == 3);  // named whole too: every instance
+  CHECK(would_clear(json::array({json::array({"fan", 7})})) == 0);
+  CHECK(s.send("POST", "/api/v1/dags/maps/clearTaskInstances", {{"task_ids", json::array({json::array({"fan", -1})})}}).status == 400);
+  CHECK(s.send("POST", "/api/v1/dags/maps/clearTaskInstances", {{"task_ids", json::array({json::array({"fan"})})}}).status == 400);
 }
 
 TEST_CASE("Http.ApiPausesClearsAndServesLogs" * doctest::timeout(30)) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -227,17 +228,6 @@ http_response update_instances_state(api_call& call) {
   return json_response(200, {{"task_instances", references(marked, call.db)}});
 }
 
-std::vector<std::string> task_ids_field(const json& body, const std::string& name, const definition& d) {
-  if (!body[name].is_array()) throw usage_error(name + ": expected a list of task ids");
-  std::vector<std::string> ids;
-  for (const auto& t : body[name]) {
-    if (!t.is_string()) throw usage_error(name + ": expected a task id");
-    if (!d.find(t.get<std::string>())) throw usage_error(name + ": DAG '" + d.id() + "' has no task '" + t.get<std::string>() + "'");
-    ids.push_back(t.get<std::string>());
-  }
-  return ids;
-}
-
 http_response clear_instances(api_call& call) {
   const auto& d = call.dag(call.path("dag_id"));
   const json& b = call.body();
@@ -264,8 +254,25 @@ http_response clear_instances(api_call& call) {
   if ((which.past || which.future) && !which.run_id)
     throw usage_error("include_past, include_future: name the run they count from (dag_run_id)");
   if (b.contains("task_ids")) {
-    const auto list = task_ids_field(b, "task_ids", d);
-    const std::set<std::string> ids(list.begin(), list.end());
+    // Airflow's items: a task id (all its instances) or [task id, map index] (that instance).
+    if (!b["task_ids"].is_array()) throw usage_error("task_ids: expected a list of task ids");
+    if (b["task_ids"].size() > max_list_items) throw usage_error("task_ids: at most " + std::to_string(max_list_items) + " values");
+    std::set<std::string> ids, whole;
+    for (const auto& t : b["task_ids"]) {
+      const bool pair = t.is_array() && t.size() == 2 && t[0].is_string() && t[1].is_number_integer();
+      if (!t.is_string() && !pair) throw usage_error("task_ids: expected a task id or [task id, map index]");
+      const std::string id = pair ? t[0].get<std::string>() : t.get<std::string>();
+      if (!d.find(id)) throw usage_error("task_ids: DAG '" + d.id() + "' has no task '" + id + "'");
+      ids.insert(id);
+      if (!pair) {
+        whole.insert(id);
+        continue;
+      }
+      const auto index = t[1].get<std::int64_t>();
+      if (index < 0 || index > std::numeric_limits<int>::max()) throw usage_error("task_ids: a map index is 0 or more");
+      which.only_instances[id].insert(static_cast<int>(index));
+    }
+    for (const auto& id : whole) which.only_instances.erase(id);  // named whole too: all its instances
     which.task_matches = [ids](const std::string& task_id) { return ids.contains(task_id); };
   }
   const auto cleared = clear_task_instances(call.db, which, &d);

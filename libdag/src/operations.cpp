@@ -204,6 +204,9 @@ std::vector<task_instance_ref> clear_task_instances(store& s, const clear_select
         if (excluded.contains(ti.task_id) || ti.state == task_state::none) continue;
         if (which.failed_only && !is_failure(ti.state)) continue;
         if (which.map_index && ti.map_index != *which.map_index) continue;
+        if (const auto only = which.only_instances.find(ti.task_id);
+            only != which.only_instances.end() && !only->second.contains(ti.map_index))
+          continue;
         cleared.push_back({ti.dag_id, ti.run_id, ti.task_id, ti.map_index});
         add_clear(changes, std::move(ti));
         any = true;

@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -107,6 +108,9 @@ struct clear_selection {
   bool dry_run = false;      ///< report, change nothing
   std::vector<std::string> exclude;  ///< task ids never cleared
   std::optional<int> map_index = {}; ///< of a mapped task, only this instance (all when unset)
+  /// Of the tasks named here, only these instances (Airflow's `[task_id, map_index]` items); the
+  /// other selected tasks keep all theirs.
+  std::map<std::string, std::set<int>> only_instances;
 };
 
 /// Clears the selected task instances: their state goes back to `none`, their XComs are deleted,
