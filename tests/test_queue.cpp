@@ -9,6 +9,9 @@
 #include <set>
 #include <thread>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -337,14 +340,36 @@ namespace {
 
 // A PostgreSQL server of the test's own, which it may stop, crash and restart without disturbing
 // other tests; the sandboxes made meanwhile live on it. Stopped and removed however the test ends.
+// A loopback port no socket is bound to at the moment of asking.
+unsigned short free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t size = sizeof a;
+  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &size) == 0;
+  ::close(fd);
+  REQUIRE(bound);
+  return ntohs(a.sin_port);
+}
+
 class private_server {
 public:
   private_server()
       : cluster_(std::filesystem::temp_directory_path() / ("dagrun-pg-own-" + std::to_string(::getpid()))),
         script_(std::string(DAG_SOURCE_DIR) + "/scripts/test-postgres.sh"),
-        port_(std::to_string(55000 + ::getpid() % 1000)),
         shared_(server_url()) {  // fails before anything is started
-    start();
+    // A port the kernel has free now. A fixed one lies in the range the kernel hands out to
+    // outgoing connections, so a test's own client socket could hold it: if the server still
+    // cannot bind it, take another.
+    for (int attempt = 0;; ++attempt) {
+      port_ = std::to_string(free_port());
+      if (sh(script_ + " start " + cluster_.string() + " " + port_ + " --durable") == 0) break;
+      REQUIRE_MESSAGE(attempt < 4, "PostgreSQL did not start; see " << cluster_.string() << ".log");
+    }
     ::setenv("DAGRUN_TEST_POSTGRES_URL", ("postgresql://postgres@127.0.0.1:" + port_ + "/dagrun_test").c_str(), 1);
   }
   ~private_server() {
