@@ -279,14 +279,16 @@ try {
     await page.click('#clear-form button');
     assert.deepEqual((await page.locator('#would-change li').allTextContents()).sort(), ['after', 'boom']);
     await shot('08-clear-confirm');
-    await page.click('button:has-text("Confirm: Clear")');
+    // The POST and its redirect must have landed before the page is reloaded below: a reload while
+    // the POST is in flight cancels it, and the clear never reaches the server.
+    await Promise.all([page.waitForURL(/\/tasks\/boom$/, { timeout: 30000 }), page.click('button:has-text("Confirm: Clear")')]);
     assert.match(page.url(), /\/tasks\/boom$/);
     await until('the second try', async () => { await page.reload(); return (await page.locator('#tries tbody tr').count()) === 2; }, 60000, 1000);
     await until('the second try to fail', async () => { await page.reload(); return /failed/.test(await page.textContent('table.kv')); }, 60000, 1000);
     // Mark success: the confirmation names the task; then it is success and `after` runs.
     await page.click('button:has-text("Mark success")');
     assert.deepEqual(await page.locator('#would-change li').allTextContents(), ['boom']);
-    await page.click('button:has-text("Confirm: Mark success")');
+    await Promise.all([page.waitForURL(/\/tasks\/boom$/, { timeout: 30000 }), page.click('button:has-text("Confirm: Mark success")')]);
     assert.match(await page.textContent('table.kv'), /success/);
     await page.goto(base + '/dags/ui_flaky');
     await until('the run to end green after the mark', () => page.evaluate(() => !!document.querySelector('#grid th.run .bar.st-success')), 30000);
