@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <dag/core/json_text.hpp>
+#include <dag/core/retry_policy.hpp>
 
 #include "result_json.hpp"
 
@@ -28,13 +29,9 @@ std::string identity(const task_event& e) {
 }
 
 // A file name for the identity: ids may hold any character and be long, so a stable 64-bit hash
-// (FNV-1a) names the file, and the file itself says whose end it is.
+// (retry_policy's FNV-1a) names the file, and the file itself says whose end it is.
 std::string file_name(const std::string& id) {
-  std::uint64_t h = 14695981039346656037ull;
-  for (const char c : id) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ull;
-  }
+  std::uint64_t h = fnv1a(id);
   static constexpr char digits[] = "0123456789abcdef";
   std::string out(16, '0');
   for (int i = 15; i >= 0; --i, h >>= 4) out[static_cast<std::size_t>(i)] = digits[h & 0xf];

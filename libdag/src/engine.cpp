@@ -512,11 +512,7 @@ std::size_t engine::recover_lost_tries() {
   auto candidates = store_.task_instances_in({task_state::queued, task_state::running});
   // A try whose end the engine holds (replayed from the local executor's spool, or waiting for its
   // DAG) is not lost, and not the executor's to judge: its own end is recorded instead.
-  std::vector<task_event> pending = parked_;
-  {
-    std::lock_guard lock(events_mutex_);
-    pending.insert(pending.end(), events_.begin(), events_.end());
-  }
+  const std::vector<task_event> pending = unrecorded_ends();
   std::erase_if(candidates, [&](const task_instance_record& ti) {
     return std::any_of(pending.begin(), pending.end(), [&](const task_event& e) {
       return e.dag_id == ti.dag_id && e.run_id == ti.run_id && e.task_id == ti.task_id && e.map_index == ti.map_index &&
@@ -597,6 +593,13 @@ std::optional<run_key> engine::create_run(const std::string& dag_id, run_type ty
 
 void engine::track_run(const run_key& key) {
   if (!load_run(key)) throw error("cannot track run '" + key.run_id + "' of DAG '" + key.dag_id + "'");
+}
+
+std::vector<task_event> engine::unrecorded_ends() {
+  std::vector<task_event> out = parked_;
+  std::lock_guard lock(events_mutex_);
+  out.insert(out.end(), events_.begin(), events_.end());
+  return out;
 }
 
 void engine::note_unkept(std::string problem) {
@@ -1062,12 +1065,7 @@ std::optional<timestamp> engine::step() {
     // Every end not recorded yet goes to the executor to keep where it outlives this process (the
     // local executor's spool, which from now on also takes each end as its try ends), wherever
     // the pass failed: a scheduler stopped or killed during a long outage keeps them.
-    std::vector<task_event> unrecorded = parked_;
-    {
-      std::lock_guard lock(events_mutex_);
-      unrecorded.insert(unrecorded.end(), events_.begin(), events_.end());
-    }
-    note_unkept(executor_->hold(unrecorded));
+    note_unkept(executor_->hold(unrecorded_ends()));
     if (auto* m = metrics_.load(std::memory_order_acquire)) {
       m->set("dagrun_scheduler_paused", 1, {"store_unwritable"});
       m->set("dagrun_executor_unkept_ends", unkept_.empty() ? 0 : 1);

@@ -1007,21 +1007,13 @@ namespace {
 
 // The runs `filter` selects (its limit and offset aside) after `select`. One statement per
 // combination of filters and length of each id list, each prepared once and cached (the API
-// takes lists of at most 100 ids, api.hpp's max_list_items, so the combinations stay few): a single statement with
-// `$1 IS NULL OR …` would get one generic plan that fits no combination well.
+// takes lists of at most 100 ids, api.hpp's max_list_items, so the combinations stay few): a
+// single statement with `$1 IS NULL OR …` would get one generic plan that fits no combination well.
 filtered_select runs_query(const std::string& select, const run_filter& filter) {
   filtered_select q(select);
   q.equal("dag_id", filter.dag_id);
-  if (!filter.dag_ids.empty()) {
-    q.sql += " AND dag_id IN (";
-    for (const auto& id : filter.dag_ids) q.sql += (q.sql.back() == '(' ? "" : ", ") + q.param(id);
-    q.sql += ")";
-  }
-  if (!filter.states.empty()) {
-    q.sql += " AND state IN (";
-    for (run_state s : filter.states) q.sql += (q.sql.back() == '(' ? "" : ", ") + q.param(to_string(s));
-    q.sql += ")";
-  }
+  q.in("dag_id", filter.dag_ids);
+  q.in("state", filter.states, [](run_state state) { return value(to_string(state)); });
   q.within("logical_date", filter.logical_from, filter.logical_to);
   // A bound on a column that is NULL (not started or ended yet) is not met: `NULL >= x` is not true.
   q.within("start_date", filter.start_from, filter.start_to);

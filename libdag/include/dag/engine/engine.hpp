@@ -243,6 +243,9 @@ private:
   void post(task_event e);
   /// Remembers why ends the store could not take are held in memory only ("" when none is), and
   /// warns when that changes to a new reason.
+  /// The ends the engine holds and has not recorded: those waiting for their DAG, then those
+  /// reported since the last pass took its events.
+  std::vector<task_event> unrecorded_ends();
   void note_unkept(std::string problem);
   void hand_over(std::vector<task_request>& starts);
   void queue_alert(alert a, std::vector<notifier_spec> notifiers);
