@@ -558,10 +558,13 @@ TEST_CASE("Engine.RefusesInvalidDagsListingEveryProblem") {
 namespace {
 
 // A program's own executor: one thread of its own runs each try's operator in this process and
-// reports its end; nothing of dagrun's executors is used.
+// reports its end (`reports` times: the queue hands an end out again when the scheduler's pass
+// that took it could not be written); nothing of dagrun's executors is used.
 class own_executor final : public dag::executor {
 public:
+  explicit own_executor(int reports = 1) : reports_(reports) {}
   std::atomic<int> ran{0};
+  std::atomic<int> reported{0};  ///< ends reported, repeats included
   ~own_executor() override {
     {
       std::lock_guard lock(mutex_);
@@ -603,7 +606,10 @@ private:
       e.result = r.op->run(*r.definition, r.context);
       e.ended = now();
       ++ran;
-      report(std::move(e));
+      for (int i = 0; i < reports_; ++i) {
+        report(e);
+        ++reported;
+      }
       {
         std::lock_guard lock(mutex_);
         busy_ = false;
@@ -612,6 +618,7 @@ private:
     }
   }
 
+  const int reports_;
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<dag::task_request> queue_;
@@ -647,6 +654,33 @@ TEST_CASE("Engine.RunsTriesOnAProgramsOwnExecutor") {
   CHECK(s.db->xcom(key->dag_id, key->run_id, "a") == "from a");
   // An executor serves one engine.
   CHECK_THROWS_AS(used.connect([](dag::task_event) {}, [] { return dag::timestamp{}; }), dag::usage_error);
+}
+
+TEST_CASE("Engine.AnEndReportedTwiceInOnePassIsRecordedOnce") {
+  // The queue hands an end out again when the scheduler's pass that took it could not be written
+  // (the database crashed), so one pass may take the same end twice. It is recorded once: the
+  // repeat must not make the store refuse the first (the try would stay running with its end
+  // acknowledged, and be taken for lost later).
+  sandbox s;
+  dag::definition d{"twice"};
+  auto a = d.callable("a", [](dag::task_context&) { return dag::operator_result::success("1"); });
+  auto b = d.callable("b", [](dag::task_context&) { return dag::operator_result::success(); });
+  a >> b;
+  auto own = std::make_unique<own_executor>(2);
+  own_executor& used = *own;
+  dag::engine eng(*s.db, s.operators, s.clock, s.options(), std::move(own));
+  eng.set_dags({d});
+  const auto key = eng.create_run("twice", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  eng.step();  // a starts
+  REQUIRE(eventually([&] { return used.reported == 2; }));
+  eng.step();  // takes both of a's ends at once
+  REQUIRE(s.tis(*key)["a"].state == task_state::success);
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+  CHECK(used.ran == 2);
+  CHECK(s.db->tries("twice", key->run_id, "a").size() == 1);
+  CHECK(s.db->tries("twice", key->run_id, "b").size() == 1);
+  CHECK(s.tis(*key)["b"].try_number == 1);
 }
 
 TEST_CASE("Engine.DefaultsOpenTheStoreAtItsUrlWithTheBuiltInOperators") {

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <exception>
 #include <iostream>
+#include <set>
+#include <tuple>
 #include <utility>
 
 #include <sys/statvfs.h>
@@ -632,6 +634,37 @@ std::vector<task_event> engine::take_events() {
 }
 
 void engine::record_events(const std::vector<task_event>& events, change_set& changes) {
+  auto slot_of = [](const active_run& r, const task_event& e) -> std::optional<std::size_t> {
+    auto index = r.dag->def.index_of(e.task_id);
+    if (!index) return std::nullopt;
+    if (r.tis[*index].map_index == e.map_index) return index;
+    for (std::size_t s = r.dag->def.all_tasks().size(); s < r.tis.size(); ++s)
+      if (r.tis[s].map_index == e.map_index && r.tis[s].task_id == e.task_id) return s;
+    return std::nullopt;
+  };
+  // Another scheduler may have moved a run on (queue executor, several schedulers): a run whose
+  // view here is behind an end (no instance for it, or an older try) is read again from the store
+  // first, before any end of this pass changes a run in memory, so that a re-read never drops
+  // what an earlier end of the same pass recorded.
+  std::set<run_key> reread;
+  for (const auto& e : events) {
+    if (!dag_for(e.dag_id)) continue;
+    const run_key key{e.dag_id, e.run_id};
+    if (reread.contains(key)) continue;
+    auto it = active_.find(key);
+    if (it != active_.end()) {
+      const auto slot = slot_of(it->second, e);
+      if (slot && it->second.tis[*slot].try_number >= e.try_number) continue;
+      active_.erase(it);
+    }
+    reread.insert(key);
+    load_run(key);
+  }
+  // The same end may come twice (the queue hands an end out again when the pass that took it
+  // could not be written): the first is recorded, the repeat ignored. Recorded twice in one
+  // pass, both updates would expect the try running, the second would lose its compare-and-set
+  // and take the first with it, and the try would stay running with its end acknowledged.
+  std::set<std::tuple<std::string, std::string, std::string, int, int>> seen;
   for (const auto& e : events) {
     if (!dag_for(e.dag_id)) {
       // No definition to apply its retries with (the DAG file was missing or broken since this
@@ -641,49 +674,32 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
       if (!known) parked_.push_back(e);
       continue;
     }
+    if (!seen.emplace(e.dag_id, e.run_id, e.task_id, e.map_index, e.try_number).second) continue;
     // Every end was a try in flight. (An executor shared by several schedulers may report a try
     // another one submitted: the floor at zero holds until its own counts correct ours.)
     running_ = std::max(0, running_ - 1);
     dag_running_[e.dag_id] = std::max(0, dag_running_[e.dag_id] - 1);
-    const run_key key{e.dag_id, e.run_id};
-    auto slot_of = [&](const active_run& r) -> std::optional<std::size_t> {
-      auto index = r.dag->def.index_of(e.task_id);
-      if (!index) return std::nullopt;
-      if (r.tis[*index].map_index == e.map_index) return index;
-      for (std::size_t s = r.dag->def.all_tasks().size(); s < r.tis.size(); ++s)
-        if (r.tis[s].map_index == e.map_index && r.tis[s].task_id == e.task_id) return s;
-      return std::nullopt;
-    };
-    auto matches = [&](active_run& r) {
-      auto slot = slot_of(r);
-      if (!slot) return false;
-      const task_instance_record& ti = r.tis[*slot];
-      return ti.try_number == e.try_number && (ti.state == task_state::running || ti.state == task_state::queued);
-    };
-    auto it = active_.find(key);
-    // Another scheduler may have moved this run on (queue executor, several schedulers): before
-    // refusing a result, look at the store's view of the run.
-    if (it == active_.end() || !matches(it->second)) {
-      if (it != active_.end()) active_.erase(it);
-      if (!load_run(key)) continue;
-      it = active_.find(key);
-      // A repeat of an end already recorded, or a late one for a try already settled (cleared,
-      // lost): the try number tells, and it is refused.
-      if (!matches(it->second)) continue;
-    }
+    auto it = active_.find({e.dag_id, e.run_id});
+    if (it == active_.end()) continue;  // no such run
+    // A repeat of an end already recorded, or a late one for a try already settled (cleared,
+    // lost): the try number and state tell, and it is refused.
+    const auto slot = slot_of(it->second, e);
+    if (!slot) continue;
+    const task_instance_record& current = it->second.tis[*slot];
+    if (current.try_number != e.try_number || (current.state != task_state::running && current.state != task_state::queued))
+      continue;
     active_run& r = it->second;
-    const auto index = slot_of(r);
-    task_instance_record& ti = r.tis[*index];
+    task_instance_record& ti = r.tis[*slot];
     const task_state expected = ti.state;
     ti.pid = e.pid;
-    try_end ended = end_try(*r.dag, r.run, r.tis, r.progress, *index, e.result, e.started, e.ended);
+    try_end ended = end_try(*r.dag, r.run, r.tis, r.progress, *slot, e.result, e.started, e.ended);
     if (r.dag->uses_past && is_finished(ti.state)) past_changed_.insert(e.dag_id);  // later runs may go on
     changes.tries.push_back(std::move(ended.record));
     if (auto* m = metrics_.load(std::memory_order_acquire)) {
       m->add("dagrun_task_instance_finished_total", {ti.dag_id, ti.task_id, std::string(to_string(ti.state))});
       m->observe("dagrun_task_duration_seconds", seconds_of(e.ended - e.started), {ti.dag_id, ti.task_id});
     }
-    const task& t = r.dag->def.all_tasks()[task_of_slot(*r.dag, r.tis, *index)];
+    const task& t = r.dag->def.all_tasks()[task_of_slot(*r.dag, r.tis, *slot)];
     {
       alert a{std::string(ti.state == task_state::failed ? "failure" : ti.state == task_state::up_for_retry ? "retry" : "success"),
               ti.dag_id, ti.run_id, ti.task_id, e.try_number, std::string(to_string(ti.state)),
