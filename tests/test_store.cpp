@@ -1445,6 +1445,37 @@ TEST_CASE_TEMPLATE("Store.PoolsCanBeSetReadListedAndDeletedAndCountTheirSlots", 
   CHECK(s->pools().size() == 2);
 }
 
+TEST_CASE_TEMPLATE("Store.AMappedInstanceEndingFreesItsSlotForAnotherInstanceClaimedBeforeIt", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  s->set_pool({"one", 1, ""});
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(s->apply(creating(run, {"each"})).runs_created == std::vector<bool>{true});
+  const auto instance = [&](int map_index, dag::task_state expected, int expected_try, dag::task_state state, int try_number) {
+    auto u = moving(run, "each", expected, expected_try, state, try_number);
+    u.record.map_index = map_index;
+    u.record.pool = "one";
+    return u;
+  };
+  dag::change_set expand;
+  expand.task_instance_deletes = {s->task_instances("etl", run.run_id)[0]};
+  expand.task_instances = {instance(0, dag::task_state::none, 0, dag::task_state::scheduled, 0),
+                           instance(1, dag::task_state::none, 0, dag::task_state::running, 1)};
+  REQUIRE(s->apply(expand).task_instances_updated == std::vector<bool>{true, true});
+  // Instance 1 holds the pool's only slot. In one change set instance 0 claims it and instance 1
+  // ends: the end is written before the claim (it is another instance's row, though of the same
+  // task), so the claim finds the slot free.
+  dag::change_set swap;
+  swap.task_instances = {instance(0, dag::task_state::scheduled, 0, dag::task_state::running, 1),
+                         instance(1, dag::task_state::running, 1, dag::task_state::success, 1)};
+  CHECK(s->apply(swap).task_instances_updated == std::vector<bool>{true, true});
+  const auto tis = s->task_instances("etl", run.run_id);
+  REQUIRE(tis.size() == 2);
+  CHECK(tis[0].state == dag::task_state::running);
+  CHECK(tis[1].state == dag::task_state::success);
+  CHECK(s->find_pool("one")->running_slots == 1);
+}
+
 TEST_CASE_TEMPLATE("Store.TwoStoresNeverOverfillAPool", database, STORE_BACKENDS) {
   database db;
   auto one = db.make_store();

@@ -938,10 +938,11 @@ change_result store_core::apply_once(const change_set& changes) {
     // slots), and only those their pool has the slots for: counted here, under the pools' locks.
     // An update of a row a claim before it touched still comes after that claim.
     std::vector<std::size_t> ordinary, claims, after_claims;
-    std::set<std::tuple<std::string_view, std::string_view, std::string_view>> claimed;
+    // Keyed by the whole task instance key: the instances of a mapped task are rows of their own.
+    std::set<std::tuple<std::string_view, std::string_view, std::string_view, int>> claimed;
     for (std::size_t i = 0; i < changes.task_instances.size(); ++i) {
       const task_instance_record& r = changes.task_instances[i].record;
-      const auto key = std::make_tuple(std::string_view(r.dag_id), std::string_view(r.run_id), std::string_view(r.task_id));
+      const auto key = std::make_tuple(std::string_view(r.dag_id), std::string_view(r.run_id), std::string_view(r.task_id), r.map_index);
       if (starts_try(changes.task_instances[i])) {
         claims.push_back(i);
         claimed.insert(key);
