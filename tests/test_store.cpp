@@ -113,6 +113,9 @@ public:
     sqlite3_close(db);
     REQUIRE_MESSAGE(rc == SQLITE_OK, message);
   }
+  /// The schema's `key` and `instant` types on this backend (for tables an older schema had).
+  static constexpr const char* key_type = "TEXT";
+  static constexpr const char* instant_type = "INTEGER";
   /// A directory the case may use for files of its own.
   const fs::path& dir() const { return dir_; }
   /// Text that names the database in error messages.
@@ -189,6 +192,9 @@ public:
       FAIL(sql << ": " << e.what());
     }
   }
+  /// The schema's `key` and `instant` types on this backend (for tables an older schema had).
+  static constexpr const char* key_type = "TEXT COLLATE \"C\"";
+  static constexpr const char* instant_type = "BIGINT";
   /// The first column of the first row of `sql` on the database.
   std::optional<std::string> query(const std::string& sql) const { return run_sql(url_, sql); }
   /// Text that names the database in error messages.
@@ -396,6 +402,127 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
   CHECK(tis[0].pool == "default_pool");
   CHECK(tis[0].pool_slots == 1);
   CHECK(s->events({}).empty());
+}
+
+TEST_CASE_TEMPLATE("Store.MigrationSixKeepsEveryTaskInstanceTryAndXComAsUnmapped", database, STORE_BACKENDS) {
+  database db;
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  const int latest = [&] {
+    auto s = db.make_store();
+    REQUIRE(s->apply(creating(run, {})).runs_created == std::vector<bool>{true});
+    CHECK(s->set_note("etl", run.run_id, "", "nightly load"));
+    return s->schema_version();
+  }();
+  // A version 5 database: task instances, tries and XComs keyed without a map index (the tables
+  // of migrations 1, 2, 3 and 5), and no datasets (migration 7).
+  for (const char* table : {"dataset_run_events", "dataset_queue", "dataset_consumers", "dataset_events", "datasets",
+                            "xcom", "task_tries", "task_instances"})
+    db.execute(std::string("DROP TABLE ") + table);
+  db.execute("DELETE FROM schema_version WHERE version > 5");
+  const std::string key = database::key_type, instant = database::instant_type;
+  db.execute("CREATE TABLE task_instances (dag_id " + key + " NOT NULL, run_id " + key + " NOT NULL, task_id " + key +
+             " NOT NULL, state TEXT NOT NULL DEFAULT 'none', try_number INTEGER NOT NULL DEFAULT 0, start_date " + instant +
+             ", end_date " + instant + ", retry_at " + instant +
+             ", exit_code INTEGER, hostname TEXT NOT NULL DEFAULT '', pid INTEGER NOT NULL DEFAULT 0, "
+             "log_path TEXT NOT NULL DEFAULT '', message TEXT NOT NULL DEFAULT '', first_start_date " + instant +
+             ", cleared_tries INTEGER NOT NULL DEFAULT 0, note TEXT NOT NULL DEFAULT '', pool " + key +
+             " NOT NULL DEFAULT 'default_pool', pool_slots INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (dag_id, run_id, task_id), "
+             "FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE)");
+  db.execute("CREATE INDEX task_instances_by_state ON task_instances (state)");
+  db.execute("CREATE INDEX task_instances_by_pool ON task_instances (pool, state)");
+  db.execute("CREATE TABLE task_tries (dag_id " + key + " NOT NULL, run_id " + key + " NOT NULL, task_id " + key +
+             " NOT NULL, try_number INTEGER NOT NULL, state TEXT NOT NULL, start_date " + instant + ", end_date " + instant +
+             ", exit_code INTEGER, hostname TEXT NOT NULL DEFAULT '', pid INTEGER NOT NULL DEFAULT 0, "
+             "log_path TEXT NOT NULL DEFAULT '', message TEXT NOT NULL DEFAULT '', PRIMARY KEY (dag_id, run_id, task_id, try_number), "
+             "FOREIGN KEY (dag_id, run_id, task_id) REFERENCES task_instances (dag_id, run_id, task_id) ON DELETE CASCADE)");
+  db.execute("CREATE TABLE xcom (dag_id " + key + " NOT NULL, run_id " + key + " NOT NULL, task_id " + key + " NOT NULL, key " +
+             key + " NOT NULL, value TEXT NOT NULL, PRIMARY KEY (dag_id, run_id, task_id, key), FOREIGN KEY (dag_id, run_id, task_id) "
+             "REFERENCES task_instances (dag_id, run_id, task_id) ON DELETE CASCADE)");
+  // Its rows: a task that failed once and then succeeded (every column set), one still waiting.
+  const std::string r = "'etl', '" + run.run_id + "', ";
+  db.execute("INSERT INTO task_instances (dag_id, run_id, task_id, state, try_number, start_date, end_date, retry_at, exit_code, "
+             "hostname, pid, log_path, message, first_start_date, cleared_tries, note, pool, pool_slots) VALUES (" + r +
+             "'extract', 'success', 2, 1000, 2000, 1500, 0, 'worker-1', 4242, 'logs/extract/2.log', 'done', 900, 1, "
+             "'checked by hand', 'warehouse', 2)");
+  db.execute("INSERT INTO task_instances (dag_id, run_id, task_id) VALUES (" + r + "'load')");
+  db.execute("INSERT INTO task_tries (dag_id, run_id, task_id, try_number, state, start_date, end_date, exit_code, hostname, pid, "
+             "log_path, message) VALUES (" + r + "'extract', 1, 'failed', 100, 200, 3, 'worker-2', 7, 'logs/extract/1.log', "
+             "'exit status 3'), (" + r + "'extract', 2, 'success', 1000, 2000, 0, 'worker-1', 4242, 'logs/extract/2.log', 'done')");
+  db.execute("INSERT INTO xcom (dag_id, run_id, task_id, key, value) VALUES (" + r + "'extract', 'return_value', '42'), (" + r +
+             "'extract', 'rows', '[1,2]')");
+
+  auto s = db.make_store();  // migrates from 5
+  CHECK(s->schema_version() == latest);
+  CHECK(s->find_run("etl", run.run_id)->note == "nightly load");
+  const auto tis = s->task_instances("etl", run.run_id);
+  REQUIRE(tis.size() == 2);
+  const auto& extract = tis[0];
+  CHECK(extract.task_id == "extract");
+  CHECK(extract.map_index == -1);
+  CHECK(extract.state == dag::task_state::success);
+  CHECK(extract.try_number == 2);
+  CHECK(extract.start_date == dag::timestamp{1000us});
+  CHECK(extract.end_date == dag::timestamp{2000us});
+  CHECK(extract.retry_at == dag::timestamp{1500us});
+  CHECK(extract.exit_code == 0);
+  CHECK(extract.hostname == "worker-1");
+  CHECK(extract.pid == 4242);
+  CHECK(extract.log_path == "logs/extract/2.log");
+  CHECK(extract.message == "done");
+  CHECK(extract.first_start_date == dag::timestamp{900us});
+  CHECK(extract.cleared_tries == 1);
+  CHECK(extract.note == "checked by hand");
+  CHECK(extract.pool == "warehouse");
+  CHECK(extract.pool_slots == 2);
+  CHECK(tis[1].task_id == "load");
+  CHECK(tis[1].map_index == -1);
+  CHECK(tis[1].state == dag::task_state::none);
+  CHECK(tis[1].pool == "default_pool");
+  const auto tries = s->tries("etl", run.run_id, "extract");
+  REQUIRE(tries.size() == 2);
+  CHECK(tries[0].map_index == -1);
+  CHECK(tries[0].state == dag::task_state::failed);
+  CHECK(tries[0].start_date == dag::timestamp{100us});
+  CHECK(tries[0].end_date == dag::timestamp{200us});
+  CHECK(tries[0].exit_code == 3);
+  CHECK(tries[0].hostname == "worker-2");
+  CHECK(tries[0].pid == 7);
+  CHECK(tries[0].log_path == "logs/extract/1.log");
+  CHECK(tries[0].message == "exit status 3");
+  CHECK(tries[1].try_number == 2);
+  CHECK(tries[1].state == dag::task_state::success);
+  const auto xcoms = s->xcoms("etl", run.run_id, "extract");
+  REQUIRE(xcoms.size() == 2);
+  CHECK(xcoms[0].key == "return_value");
+  CHECK(xcoms[0].value == "42");
+  CHECK(xcoms[0].map_index == -1);
+  CHECK(xcoms[1].key == "rows");
+  CHECK(xcoms[1].map_index == -1);
+  CHECK(s->xcom("etl", run.run_id, "extract") == "42");
+
+  // The new keys: instances of the same task with a map index sit beside the unmapped one, with
+  // tries and XComs of their own; the old rows still take their own updates.
+  dag::change_set mapped;
+  for (int k = 0; k < 2; ++k) {
+    auto u = moving(run, "extract", dag::task_state::none, 0, dag::task_state::success, 1);
+    u.record.map_index = k;
+    mapped.task_instances.push_back(u);
+    mapped.tries.push_back(dag::try_record_of(u.record));
+    auto x = an_xcom(run, "extract", "return_value", std::to_string(k));
+    x.map_index = k;
+    mapped.xcoms.push_back(x);
+  }
+  mapped.task_instances.push_back(moving(run, "load", dag::task_state::none, 0, dag::task_state::queued, 1));
+  CHECK(s->apply(mapped).task_instances_updated == std::vector<bool>{true, true, true});
+  CHECK(s->task_instances("etl", run.run_id).size() == 4);
+  CHECK(s->tries("etl", run.run_id, "extract", 1).size() == 1);
+  CHECK(s->tries("etl", run.run_id, "extract").size() == 2);  // the unmapped instance's, untouched
+  CHECK(s->xcoms("etl", run.run_id, "extract").size() == 4);
+  // Deleting the run takes every row of every instance with it (the foreign keys were kept).
+  CHECK(s->delete_run("etl", run.run_id));
+  CHECK(s->task_instances("etl", run.run_id).empty());
+  CHECK(s->tries("etl", run.run_id, "extract").empty());
+  CHECK(s->xcoms("etl", run.run_id, "extract").empty());
 }
 
 TEST_CASE_TEMPLATE("Store.ReopeningAFileKeepsItsData", database, STORE_BACKENDS) {
