@@ -136,6 +136,13 @@ std::optional<try_record> find_try(store& s, const std::string& dag_id, const st
   return std::nullopt;
 }
 
+std::map<std::string, const task_instance_record*> most_relevant_instances(const std::vector<task_instance_record>& tis) {
+  std::map<std::string, const task_instance_record*> out;
+  for (const auto& ti : tis)
+    if (auto& shown = out[ti.task_id]; !shown || most_relevant(shown->state, ti.state) != shown->state) shown = &ti;
+  return out;
+}
+
 std::pair<std::string, std::size_t> log_since(const std::string& path, std::size_t from, std::size_t max_bytes) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return {"", from};

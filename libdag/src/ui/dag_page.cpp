@@ -137,12 +137,11 @@ std::string grid_tab(const request& r, const definition& d, const std::vector<ru
   // order, as for a group), and their count.
   std::vector<std::map<std::string, const task_instance_record*>> by_task(runs.size());
   std::vector<std::map<std::string, int>> mapped(runs.size());
-  for (std::size_t k = 0; k < runs.size(); ++k)
-    for (const auto& ti : cells[k]) {
-      auto& shown = by_task[k][ti.task_id];
-      if (!shown || state_priority(ti.state) < state_priority(shown->state)) shown = &ti;
+  for (std::size_t k = 0; k < runs.size(); ++k) {
+    by_task[k] = most_relevant_instances(cells[k]);
+    for (const auto& ti : cells[k])
       if (ti.map_index >= 0) ++mapped[k][ti.task_id];
-    }
+  }
   // A group's row: its state in each run (Airflow's rule), a link that opens or closes it.
   const group_view groups(d, open_groups::parse(v.open));
   std::vector<std::map<std::string, task_state>> group_cells(runs.size());
@@ -201,9 +200,7 @@ std::string graph_tab(const definition& d, const std::vector<task_instance_recor
   const auto& tasks = d.all_tasks();
   if (g.size() != tasks.size()) return "<p class=\"err\">The graph cannot be drawn: the DAG's dependencies are not valid.</p>";
   const group_view groups(d, open_groups::parse(v.open));
-  std::map<std::string, const task_instance_record*> by_task;  // a mapped task: its most relevant instance
-  for (const auto& ti : tis)
-    if (auto& shown = by_task[ti.task_id]; !shown || state_priority(ti.state) < state_priority(shown->state)) shown = &ti;
+  const auto by_task = most_relevant_instances(tis);  // a mapped task: its most relevant instance
   const auto group_state = groups.states(tis);
   std::vector<graph_node> nodes;
   std::map<std::string, std::size_t> index;

@@ -4,20 +4,9 @@
 #include "ui.hpp"
 
 #include <algorithm>
-#include <array>
 #include <map>
 
 namespace dag::detail::ui {
-
-int state_priority(task_state s) {
-  // Airflow's `state_priority` (its grid's group summary), without the states dagrun lacks
-  // (deferred, restarting).
-  static constexpr std::array<task_state, 11> order{
-      task_state::failed,    task_state::upstream_failed, task_state::up_for_retry, task_state::up_for_reschedule,
-      task_state::queued,    task_state::scheduled,       task_state::running,      task_state::none,
-      task_state::success,   task_state::skipped,         task_state::removed};
-  return static_cast<int>(std::find(order.begin(), order.end(), s) - order.begin());
-}
 
 open_groups open_groups::parse(const std::string& text) {
   open_groups out;
@@ -93,7 +82,7 @@ std::map<std::string, task_state> group_view::states(const std::vector<task_inst
     if (!i) continue;
     for (const auto& g : chains_[*i]) {
       auto [it, added] = out.try_emplace(g, ti.state);
-      if (!added && state_priority(ti.state) < state_priority(it->second)) it->second = ti.state;
+      it->second = most_relevant(it->second, ti.state);
     }
   }
   return out;

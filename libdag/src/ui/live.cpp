@@ -5,9 +5,10 @@
 #include "ui.hpp"
 
 #include <algorithm>
-#include <map>
 
 #include <nlohmann/json.hpp>
+
+#include <dag/model/operations.hpp>
 
 namespace dag::detail::ui {
 
@@ -89,11 +90,8 @@ http_response live_json(const request& r) {
     const auto tis = r.ctx.db.task_instances(run.dag_id, run.run_id);
     // A mapped task by its instances' most relevant state, as its grid cell and graph box show it
     // (not by whichever instance comes last).
-    std::map<std::string, task_state> by_task;
-    for (const auto& ti : tis)
-      if (auto [it, added] = by_task.try_emplace(ti.task_id, ti.state); !added && state_priority(ti.state) < state_priority(it->second))
-        it->second = ti.state;
-    for (const auto& [task_id, state] : by_task) states[live_key(run.run_id, task_id)] = std::string(to_string(state));
+    for (const auto& [task_id, shown] : most_relevant_instances(tis))
+      states[live_key(run.run_id, task_id)] = std::string(to_string(shown->state));
     // Task groups by their tasks' most relevant state, as the grid and the graph show them.
     for (const auto& [group, state] : groups->states(tis)) states[live_key(run.run_id, group)] = std::string(to_string(state));
   }

@@ -117,10 +117,6 @@ std::string svg_number(double v);
 std::vector<std::size_t> task_rows(const definition& d);
 
 // Task groups (groups.cpp).
-/// Airflow's order of relevance of task states: failed, upstream_failed, up_for_retry,
-/// up_for_reschedule, queued, scheduled, running, none, success, skipped, removed. A task group's
-/// state in a run is the state of its tasks that comes first (lower is more relevant).
-int state_priority(task_state s);
 /// The task groups a page shows open (`?open=a,a.b`, `*` for all); the others are collapsed.
 struct open_groups {
   bool all = false;             ///< every group open
@@ -155,7 +151,7 @@ public:
   /// The `open` parameter with the group opened or closed.
   std::string toggled(const std::string& group_id, bool open) const;
   /// Each group's state in a run whose task instances are `tis`: the most relevant state
-  /// (state_priority) of its tasks' instances, those of groups inside it included.
+  /// (dag::most_relevant) of its tasks' instances, those of groups inside it included.
   std::map<std::string, task_state> states(const std::vector<task_instance_record>& tis) const;
   /// How many tasks the group holds, those of groups inside it included.
   std::size_t size_of(const std::string& group_id) const;

@@ -61,4 +61,24 @@ constexpr bool is_finished(task_state s) {
 /// True for run states that are final.
 constexpr bool is_finished(run_state s) { return s == run_state::success || s == run_state::failed; }
 
+/// Airflow's order of relevance of task states (its grid's `state_priority`, without the states
+/// dagrun lacks: deferred, restarting): failed, upstream_failed, up_for_retry, up_for_reschedule,
+/// queued, scheduled, running, none, success, skipped, removed. Lower is more relevant.
+constexpr int state_priority(task_state s) {
+  constexpr std::array<task_state, 11> order{
+      task_state::failed,    task_state::upstream_failed, task_state::up_for_retry, task_state::up_for_reschedule,
+      task_state::queued,    task_state::scheduled,       task_state::running,      task_state::none,
+      task_state::success,   task_state::skipped,         task_state::removed};
+  int i = 0;
+  while (i < static_cast<int>(order.size()) && order[static_cast<std::size_t>(i)] != s) ++i;
+  return i;
+}
+
+/// The state shown for task instances together (a mapped task's instances, a task group's tasks,
+/// as Airflow's grid and graph show them): of `shown` and another instance's `state`, the more
+/// relevant (state_priority); `shown` on a tie.
+constexpr task_state most_relevant(task_state shown, task_state state) {
+  return state_priority(state) < state_priority(shown) ? state : shown;
+}
+
 }  // namespace dag

@@ -73,6 +73,11 @@ std::vector<try_record> tries_of(store& s, const std::string& dag_id, const std:
 std::optional<try_record> find_try(store& s, const std::string& dag_id, const std::string& run_id,
                                    const std::string& task_id, int try_number, int map_index = -1);
 
+/// The instance of each task among `tis` (one run's) whose state stands for all its instances, by
+/// task id: for a mapped task the one in the most relevant state (dag::most_relevant, the first on
+/// a tie), as its grid cell and graph box show it. Points into `tis`.
+std::map<std::string, const task_instance_record*> most_relevant_instances(const std::vector<task_instance_record>& tis);
+
 /// How much of a try's log the API shows in one answer: its start (how the try began) and its
 /// end (where failures are). The whole log is streamed on request.
 inline constexpr std::size_t log_view_head_bytes = 64 * 1024;
