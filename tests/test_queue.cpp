@@ -21,6 +21,7 @@
 #include <dag/exec/orphan_processes.hpp>
 
 #include "support/eventually.hpp"
+#include <dag/core/error.hpp>
 #include <dag/exec/task_queue.hpp>
 #include <dag/store/store.hpp>
 
@@ -214,6 +215,57 @@ TEST_CASE("Queue.StaleWorkersLateResultIsRefused") {
   CHECK(q->complete({late}) == std::vector<bool>{false});
   CHECK(q->take_finished(10, 60s).empty());
   CHECK(q->heartbeat({claimed[0].lease_token}) == std::vector<std::string>{claimed[0].lease_token});
+}
+
+TEST_CASE("Queue.AnOlderQueueIsUpgradedOnceACurrentOneIsLeftAloneAndANewerOneRefused") {
+  queue_sandbox s;
+  // The queue table as a dagrun before mapped tasks made it: no map index, the old key, a try queued.
+  {
+    pqxx::connection c(s.url);
+    pqxx::work tx(c);
+    tx.exec("CREATE TABLE dagrun_task_queue (id BIGSERIAL PRIMARY KEY, dag_id TEXT NOT NULL, run_id TEXT NOT NULL, "
+            "task_id TEXT NOT NULL, try_number INT NOT NULL, queue TEXT NOT NULL, priority INT NOT NULL, payload TEXT NOT NULL, "
+            "state TEXT NOT NULL DEFAULT 'queued', lease_token TEXT, worker TEXT, heartbeat_at TIMESTAMPTZ, result TEXT, "
+            "enqueued_at TIMESTAMPTZ NOT NULL DEFAULT now(), UNIQUE (dag_id, run_id, task_id, try_number))");
+    tx.exec("INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, queue, priority, payload) "
+            "VALUES ('d', 'r', 'each', 1, 'default', 1, '{}')");
+    tx.commit();
+  }
+  auto q = dag::open_task_queue(s.url);
+  // Upgraded: the old row is the unmapped instance's, and instances of the same task queue beside it.
+  std::vector<dag::queued_try> mapped;
+  for (int k = 0; k < 2; ++k) {
+    mapped.push_back(bash_try("each"));
+    mapped.back().map_index = k;
+  }
+  q->enqueue(mapped);
+  CHECK(q->counts().first == 3);
+
+  // A start that finds the queue current changes nothing, so it waits on nobody: here a
+  // scheduler's enqueue still in flight (its lock on the table), which statements changing the
+  // table would wait for (the lock timeout makes such a wait an error instead of a hang).
+  {
+    pqxx::connection c(s.url);
+    pqxx::work in_flight(c);
+    in_flight.exec("LOCK TABLE dagrun_task_queue IN ROW EXCLUSIVE MODE");
+    std::unique_ptr<dag::task_queue> again;
+    CHECK_NOTHROW(again = dag::open_task_queue(s.url + "?options=-c%20lock_timeout%3D2000"));
+  }
+
+  // A queue a newer dagrun changed is refused, saying so, before anything is read or written.
+  {
+    pqxx::connection c(s.url);
+    pqxx::work tx(c);
+    tx.exec("UPDATE dagrun_task_queue_format SET format = format + 1");
+    tx.commit();
+  }
+  try {
+    dag::open_task_queue(s.url);
+    FAIL("a queue of a newer format was opened");
+  } catch (const dag::error& e) {
+    CHECK_MESSAGE(std::string(e.what()).find("is newer than this dagrun's") != std::string::npos, e.what());
+    CHECK_MESSAGE(std::string(e.what()).find("upgraded together") != std::string::npos, e.what());
+  }
 }
 
 TEST_CASE("Queue.UrlsMayUseEverySchemeSpellingAndLibpqParameters") {

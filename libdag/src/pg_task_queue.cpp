@@ -3,10 +3,12 @@
 #include <dag/exec/task_queue.hpp>
 
 #include <set>
+#include <string>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
 
+#include <dag/core/error.hpp>
 #include <dag/core/json_text.hpp>
 
 #include "pg_connection.hpp"
@@ -36,6 +38,8 @@ CREATE TABLE IF NOT EXISTS dagrun_task_queue (
   enqueued_at  TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 -- A queue made before mapped tasks: the map index joins the key (one row per try of an instance).
+-- The old key goes (it would refuse a mapped task's second instance), and with it the enqueues of
+-- the dagrun versions that named it.
 ALTER TABLE dagrun_task_queue ADD COLUMN IF NOT EXISTS map_index INT NOT NULL DEFAULT -1;
 ALTER TABLE dagrun_task_queue DROP CONSTRAINT IF EXISTS dagrun_task_queue_dag_id_run_id_task_id_try_number_key;
 CREATE UNIQUE INDEX IF NOT EXISTS dagrun_task_queue_once ON dagrun_task_queue (dag_id, run_id, task_id, map_index, try_number);
@@ -44,6 +48,19 @@ CREATE INDEX IF NOT EXISTS dagrun_task_queue_done ON dagrun_task_queue (id) WHER
 CREATE INDEX IF NOT EXISTS dagrun_task_queue_leases ON dagrun_task_queue (heartbeat_at) WHERE state = 'claimed';
 CREATE INDEX IF NOT EXISTS dagrun_task_queue_taken ON dagrun_task_queue (heartbeat_at) WHERE state = 'taken';
 )sql";
+
+/// The format of the queue table this dagrun reads and writes. The map index joining the key
+/// (format 1) was a change an older dagrun cannot work with (its enqueues name the old key), and
+/// so is every later format: all schedulers and workers on one queue run one format, and are
+/// upgraded together (docs/reliability.md, "Upgrading").
+constexpr int queue_format = 1;
+
+/// The queue format recorded in the database: 0 before any (no table, or one made before formats
+/// were recorded, which schema_sql brings to format 1).
+int recorded_format(pqxx::transaction_base& tx) {
+  if (tx.exec("SELECT to_regclass('dagrun_task_queue_format') IS NULL")[0][0].as<bool>()) return 0;
+  return tx.exec("SELECT COALESCE(MAX(format), 0) FROM dagrun_task_queue_format")[0][0].as<int>();
+}
 
 constexpr const char* returned_columns =
     "id, dag_id, run_id, task_id, try_number, map_index, queue, priority, payload, lease_token, worker, result";
@@ -116,9 +133,25 @@ class pg_task_queue final : public task_queue {
 public:
   explicit pg_task_queue(const std::string& url) : conn_(detail::parse_postgres_url(url, "dagrun-queue")) {
     conn_.write("create the queue table", [&](pqxx::transaction_base& tx) {
+      // The table is changed only when it is older than this dagrun: its statements lock the table
+      // against every scheduler and worker, so a start that finds it current runs none of them.
+      if (check_format(recorded_format(tx))) return;
       tx.exec("SELECT pg_advisory_xact_lock(727277)");  // concurrent first starts create it once
+      if (check_format(recorded_format(tx))) return;
       tx.exec(schema_sql);
+      tx.exec("CREATE TABLE IF NOT EXISTS dagrun_task_queue_format (format INT NOT NULL)");
+      tx.exec("DELETE FROM dagrun_task_queue_format");
+      tx.exec("INSERT INTO dagrun_task_queue_format (format) VALUES (" + std::to_string(queue_format) + ")");
     });
+  }
+
+  /// True when the queue is at this dagrun's format; throws when a newer dagrun has changed it.
+  static bool check_format(int found) {
+    if (found > queue_format)
+      throw error("the task queue's format (" + std::to_string(found) + ") is newer than this dagrun's (" +
+                  std::to_string(queue_format) + "): a newer dagrun uses this queue, and schedulers and workers "
+                  "on one queue are upgraded together");
+    return found == queue_format;
   }
 
   void enqueue(const std::vector<queued_try>& tries) override {
