@@ -30,10 +30,10 @@ dag::time_point date_or_now(const invocation& inv, const char* flag) {
 }
 
 void print_task_states(const invocation& inv, dag::store& db, const dag::run_key& key) {
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& ti : db.task_instances(key.dag_id, key.run_id))
-    rows.push_back({ti.task_id, std::string(dag::to_string(ti.state)), std::to_string(ti.try_number), ti.message});
-  print_table(inv.out, {"task_id", "state", "try", "message"}, rows);
+  print_task_instances(inv.out, db.task_instances(key.dag_id, key.run_id), {"state", "try", "message"},
+                       [](const dag::task_instance_record& ti) -> std::vector<std::string> {
+                         return {std::string(dag::to_string(ti.state)), std::to_string(ti.try_number), ti.message};
+                       });
 }
 
 void run_options(po::options_description& d, po::positional_options_description& p) {

@@ -1,4 +1,5 @@
 // `dagrun runs list`, `tasks list|log|clear`: what happened, and re-running it.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -72,6 +73,7 @@ int tasks_list(invocation& inv) {
     for (const auto& ti : tis) {
       auto d = dag::seconds_between(ti.start_date, ti.end_date);
       out.push_back({{"task_id", ti.task_id},
+                     {"map_index", ti.map_index},
                      {"state", std::string(dag::to_string(ti.state))},
                      {"try_number", ti.try_number},
                      {"start_date", optional_json(dag::format_iso(ti.start_date))},
@@ -83,32 +85,59 @@ int tasks_list(invocation& inv) {
     inv.out << dag::json_dump(out, 2) << "\n";
     return exit_ok;
   }
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& ti : tis)
-    rows.push_back({ti.task_id, std::string(dag::to_string(ti.state)), std::to_string(ti.try_number), dag::format_iso(ti.start_date),
-                    dag::format_iso(ti.end_date), fixed(dag::seconds_between(ti.start_date, ti.end_date)), ti.message});
-  print_table(inv.out, {"task_id", "state", "try", "start_date", "end_date", "duration", "message"}, rows);
+  print_task_instances(inv.out, tis, {"state", "try", "start_date", "end_date", "duration", "message"},
+                       [](const dag::task_instance_record& ti) -> std::vector<std::string> {
+                         return {std::string(dag::to_string(ti.state)), std::to_string(ti.try_number), dag::format_iso(ti.start_date),
+                                 dag::format_iso(ti.end_date), fixed(dag::seconds_between(ti.start_date, ti.end_date)), ti.message};
+                       });
   return exit_ok;
+}
+
+// Map indexes as a reader takes them in: runs of consecutive ones as `first..last`.
+std::string index_list(const std::vector<int>& sorted) {
+  std::string out;
+  for (std::size_t i = 0; i < sorted.size();) {
+    std::size_t j = i;
+    while (j + 1 < sorted.size() && sorted[j + 1] == sorted[j] + 1) ++j;
+    out += (out.empty() ? "" : ", ") + std::to_string(sorted[i]);
+    if (j > i) out += (j == i + 1 ? ", " : "..") + std::to_string(sorted[j]);
+    i = j + 1;
+  }
+  return out;
 }
 
 int tasks_log(invocation& inv) {
   auto db = open_db(inv);
   const std::string dag_id = inv.args["dag"].as<std::string>(), run_id = inv.args["run_id"].as<std::string>(),
                     task_id = inv.args["task"].as<std::string>();
-  const auto tries = tries_of(*db, dag_id, run_id, task_id);
-  if (tries.empty()) throw dag::usage_error("task '" + task_id + "' of run '" + run_id + "' has no tries");
+  // Which instance: a mapped task's has to be named (its instances' logs are each their own).
+  const std::optional<int> given = inv.args.count("map-index") ? std::optional<int>(inv.args["map-index"].as<int>()) : std::nullopt;
+  if (given && *given < -1)
+    throw dag::usage_error("--map-index " + std::to_string(*given) + ": a map index is 0 or more (-1: a task that is not mapped)");
+  std::vector<int> indexes;
+  for (const auto& ti : db->task_instances(dag_id, run_id))
+    if (ti.task_id == task_id && ti.map_index >= 0) indexes.push_back(ti.map_index);
+  const int map_index = given.value_or(-1);
+  if (map_index < 0 && !indexes.empty())
+    throw dag::usage_error("task '" + task_id + "' is mapped: give --map-index, one of " + index_list(indexes));
+  if (map_index >= 0 && std::find(indexes.begin(), indexes.end(), map_index) == indexes.end())
+    throw dag::usage_error("--map-index " + std::to_string(map_index) + ": task '" + task_id + "' " +
+                           (indexes.empty() ? "is not mapped" + std::string(" in run '") + run_id + "'"
+                                            : "has map indexes " + index_list(indexes)));
+  const std::string instance = "task '" + task_id + "'" + (map_index >= 0 ? " [" + std::to_string(map_index) + "]" : "");
+  const auto tries = tries_of(*db, dag_id, run_id, task_id, map_index);
+  if (tries.empty()) throw dag::usage_error(instance + " of run '" + run_id + "' has no tries");
   std::optional<dag::try_record> chosen = tries.back();
   if (inv.args.count("try")) {
     const int n = inv.args["try"].as<int>();
-    chosen = dag::find_try(*db, dag_id, run_id, task_id, n);
+    chosen = dag::find_try(*db, dag_id, run_id, task_id, n, map_index);
     if (!chosen)
-      throw dag::usage_error("--try " + std::to_string(n) + ": task '" + task_id + "' has tries 1.." +
-                             std::to_string(tries.back().try_number));
+      throw dag::usage_error("--try " + std::to_string(n) + ": " + instance + " has tries 1.." + std::to_string(tries.back().try_number));
   }
   std::error_code ec;
   if (!std::filesystem::exists(chosen->log_path, ec)) {
     // In-process tries that wrote nothing have no log file.
-    inv.err << "dagrun: try " << chosen->try_number << " of " << task_id << " wrote no log\n";
+    inv.err << "dagrun: try " << chosen->try_number << " of " << instance << " wrote no log\n";
     return exit_ok;
   }
   std::ifstream log(chosen->log_path, std::ios::binary);
@@ -128,12 +157,14 @@ const dag::definition* dag_for(invocation& inv, dag::dag_folder& folder, const s
 void report(invocation& inv, const std::vector<dag::task_instance_ref>& refs, const std::string& verb, bool dry_run) {
   if (inv.global.json) {
     json out = json::array();
-    for (const auto& r : refs) out.push_back({{"dag_id", r.dag_id}, {"run_id", r.run_id}, {"task_id", r.task_id}});
+    for (const auto& r : refs)
+      out.push_back({{"dag_id", r.dag_id}, {"run_id", r.run_id}, {"task_id", r.task_id}, {"map_index", r.map_index}});
     inv.out << dag::json_dump(out, 2) << "\n";
     return;
   }
   if (dry_run)
-    for (const auto& r : refs) inv.out << r.run_id << " " << r.task_id << "\n";
+    for (const auto& r : refs)
+      inv.out << r.run_id << " " << r.task_id << (r.map_index >= 0 ? " [" + std::to_string(r.map_index) + "]" : "") << "\n";
   std::set<std::string> run_ids;
   for (const auto& r : refs) run_ids.insert(r.run_id);
   inv.out << (dry_run ? "would have " : "") << verb << " " << refs.size() << " task instance" << (refs.size() == 1 ? "" : "s")
@@ -216,7 +247,7 @@ void add_runs_commands(std::vector<command>& out) {
                  runs_list});
   out.push_back({{"tasks", "list"},
                  "tasks list DAG RUN_ID",
-                 "list a run's task instances with their state, try, times and duration",
+                 "list a run's task instances (a mapped task's by map index) with their state, try, times and duration",
                  [](po::options_description& d, po::positional_options_description& p) {
                    d.add_options()("dag", po::value<std::string>()->required()->value_name("DAG"), "the DAG")(
                        "run_id", po::value<std::string>()->required()->value_name("RUN_ID"), "the run");
@@ -224,12 +255,14 @@ void add_runs_commands(std::vector<command>& out) {
                  },
                  tasks_list});
   out.push_back({{"tasks", "log"},
-                 "tasks log DAG RUN_ID TASK [--try N]",
-                 "print the log of a task's latest try (or of try N)",
+                 "tasks log DAG RUN_ID TASK [--map-index N] [--try N]",
+                 "print the log of a task instance's latest try (or of try N)",
                  [](po::options_description& d, po::positional_options_description& p) {
                    d.add_options()("dag", po::value<std::string>()->required()->value_name("DAG"), "the DAG")(
                        "run_id", po::value<std::string>()->required()->value_name("RUN_ID"), "the run")(
                        "task", po::value<std::string>()->required()->value_name("TASK"), "the task")(
+                       "map-index", po::value<int>()->value_name("N"),
+                       "of a mapped task, the instance with map index N (needed for one; default -1: a task that is not mapped)")(
                        "try", po::value<int>()->value_name("N"), "which try (default: the latest)");
                    p.add("dag", 1).add("run_id", 1).add("task", 1);
                  },

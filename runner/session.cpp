@@ -45,6 +45,24 @@ int bounded_flag(const invocation& inv, const char* flag, int low, int high) {
   return value;
 }
 
+void print_task_instances(std::ostream& out, const std::vector<dag::task_instance_record>& tis,
+                          const std::vector<std::string>& columns,
+                          const std::function<std::vector<std::string>(const dag::task_instance_record&)>& cells) {
+  const bool mapped = std::any_of(tis.begin(), tis.end(), [](const dag::task_instance_record& ti) { return ti.map_index >= 0; });
+  std::vector<std::string> header{"task_id"};
+  if (mapped) header.emplace_back("map_index");
+  header.insert(header.end(), columns.begin(), columns.end());
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& ti : tis) {
+    std::vector<std::string> row{ti.task_id};
+    if (mapped) row.push_back(ti.map_index >= 0 ? std::to_string(ti.map_index) : "");
+    auto more = cells(ti);
+    row.insert(row.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+    rows.push_back(std::move(row));
+  }
+  print_table(out, header, rows);
+}
+
 }  // namespace dagrun
 
 #include <csignal>

@@ -30,6 +30,13 @@ std::pair<std::optional<dag::time_point>, std::optional<dag::time_point>> flag_r
 /// error naming the flag otherwise (a huge --parallelism would start that many threads).
 int bounded_flag(const invocation& inv, const char* flag, int low, int high);
 
+/// Prints a run's task instances as a table: task_id, then the `columns` `cells` gives for each.
+/// As Airflow's `tasks states-for-dag-run`, a map_index column follows task_id when any instance
+/// is of a mapped task (empty for the others).
+void print_task_instances(std::ostream& out, const std::vector<dag::task_instance_record>& tis,
+                          const std::vector<std::string>& columns,
+                          const std::function<std::vector<std::string>(const dag::task_instance_record&)>& cells);
+
 /// The most tries at once a process runs itself (--parallelism of a local executor,
 /// --concurrency of a worker): each is a thread.
 inline constexpr int max_threads = 1024;

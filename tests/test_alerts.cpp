@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <dag/load/yaml_loader.hpp>
 #include <dag/operators/builtin.hpp>
 
+#include "support/engine_sandbox.hpp"
 #include "support/eventually.hpp"
 #include "support/smtp_sink.hpp"
 
@@ -264,6 +266,41 @@ TEST_CASE("Alerts.SlaMissIsRecordedOnceCountedAndSentToOnSlaMiss" * doctest::tim
     released = true;
   }
   cv.notify_all();
+}
+
+TEST_CASE("Alerts.AMappedTaskMissesItsSlaWhileAnyOfItsInstancesHasNotSucceeded" * doctest::timeout(60)) {
+  // One miss per task and run (Airflow's SlaMiss has no map index): the task is late while any
+  // instance is, even when map index 0 is done.
+  dag_test::engine_sandbox s("sla-mapped");
+  s.clock.set(dag::parse_time("2024-05-31T00:30:00Z"));  // before the deadline, 05-31T01:00
+  dag::definition d{"nightly_fan"};
+  d.schedule("@daily").start_date("2024-05-01");
+  d.bash("fan", "unused").expand("bash_command", {"true", "sleep 60"}).sla(1h);
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  eng.set_dags({s.checked(std::move(d))});
+  const auto key = eng.create_run("nightly_fan", dag::run_type::scheduled, dag::parse_time("2024-05-30"));
+  REQUIRE(key);
+  const auto states = [&] {
+    std::map<int, dag::task_state> out;
+    for (const auto& ti : s.db->task_instances(key->dag_id, key->run_id)) out[ti.map_index] = ti.state;
+    return out;
+  };
+  eng.run_until([&] {
+    return states() == std::map<int, dag::task_state>{{0, dag::task_state::success}, {1, dag::task_state::running}};
+  });
+  dag::event_filter misses;
+  misses.event = "sla_miss";
+  CHECK(s.db->events(misses).empty());
+  // Past the deadline, map index 1 still runs: the task missed its sla, once.
+  s.clock.set(dag::parse_time("2024-05-31T02:00:00Z"));
+  eng.step();
+  eng.step();
+  const auto recorded = s.db->events(misses);
+  REQUIRE(recorded.size() == 1);
+  CHECK(recorded[0].task_id == "fan");
+  CHECK(recorded[0].run_id == key->run_id);
+  // An instance's alert links its own log.
+  CHECK(dag::try_log_path("d", "r", "fan", 2, 1) == "/dags/d/runs/r/tasks/fan/logs/2?map_index=1");
 }
 
 TEST_CASE("Alerts.SlaAndOnSlaMissLoadFromYamlAndDefaultArgs") {

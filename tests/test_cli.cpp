@@ -311,6 +311,54 @@ TEST_CASE("Cli.BackfillRunsEachDateOnceAndRerunsOnlyFailedOnes" * doctest::timeo
   CHECK(bad_try.err.find("--try 3: task 'a' has tries 1..1") != std::string::npos);
 }
 
+TEST_CASE("Cli.TasksListShowsMapIndexesAndTasksLogTakesOne" * doctest::timeout(120)) {
+  state_dir s;
+  s.write_dag("fan.yaml",
+              "dag_id: fan\nschedule: null\nstart_date: 2024-01-01\ntasks:\n"
+              "  - task_id: each\n    operator: bash\n    expand:\n      bash_command: [echo first, echo second, echo third]\n"
+              "  - task_id: after\n    operator: bash\n    bash_command: echo after\n    dependencies: [each]\n");
+  const auto ran = run(s.with({"run", "fan", "--date", "2024-02-01"}));
+  REQUIRE(ran.status == 0);
+  CHECK(ran.out.find("task_id  map_index  state") != std::string::npos);  // the run's summary too
+  const std::string run_id = "manual__2024-02-01T00:00:00+00:00";
+
+  // The table has a map_index column (empty for a task that is not mapped), --json its number.
+  const auto table = run(s.with({"tasks", "list", "fan", run_id})).out;
+  CHECK(table.starts_with("task_id  map_index  state"));
+  CHECK(table.find("\neach     1          success") != std::string::npos);
+  CHECK(table.find("\nafter               success") != std::string::npos);
+  const auto tis = nlohmann::json::parse(run(s.with({"tasks", "list", "fan", run_id, "--json"})).out);
+  REQUIRE(tis.size() == 4);
+  CHECK(tis[0]["task_id"] == "after");
+  CHECK(tis[0]["map_index"] == -1);
+  CHECK(tis[3]["task_id"] == "each");
+  CHECK(tis[3]["map_index"] == 2);
+
+  // --map-index picks the instance's log; without it a mapped task's indexes are named.
+  CHECK(run(s.with({"tasks", "log", "fan", run_id, "each", "--map-index", "1"})).out == "second\n");
+  CHECK(run(s.with({"tasks", "log", "fan", run_id, "each", "--map-index", "2", "--try", "1"})).out == "third\n");
+  auto whole = run(s.with({"tasks", "log", "fan", run_id, "each"}));
+  CHECK(whole.status == 2);
+  CHECK(whole.out.empty());
+  CHECK(whole.err.find("task 'each' is mapped: give --map-index, one of 0..2") != std::string::npos);
+  auto beyond = run(s.with({"tasks", "log", "fan", run_id, "each", "--map-index", "3"}));
+  CHECK(beyond.status == 2);
+  CHECK(beyond.err.find("--map-index 3: task 'each' has map indexes 0..2") != std::string::npos);
+  auto unmapped = run(s.with({"tasks", "log", "fan", run_id, "after", "--map-index", "0"}));
+  CHECK(unmapped.status == 2);
+  CHECK(unmapped.err.find("--map-index 0: task 'after' is not mapped") != std::string::npos);
+  CHECK(run(s.with({"tasks", "log", "fan", run_id, "after"})).out == "after\n");
+  CHECK(run(s.with({"tasks", "log", "fan", run_id, "after", "--map-index", "-1"})).out == "after\n");
+  // --help names the option.
+  CHECK(run({"tasks", "log", "--help"}).out.find("--map-index N") != std::string::npos);
+  // A run without mapped instances lists no map_index column.
+  s.write_dag("daily.yaml", daily_dag);
+  REQUIRE(run(s.with({"run", "daily", "--date", "2024-02-01"})).status == 0);
+  const auto plain = run(s.with({"tasks", "list", "daily", run_id})).out;
+  CHECK(plain.starts_with("task_id  state "));
+  CHECK(plain.find("map_index") == std::string::npos);
+}
+
 TEST_CASE("Cli.ClearingATaskGivesItsRetriesBack" * doctest::timeout(120)) {
   state_dir s;
   s.write_dag("flaky.yaml",

@@ -884,6 +884,34 @@ TEST_CASE("Engine.DependsOnPastInABackfillWaitsForTheDayBeforeAndAFailedDayBlock
   }
 }
 
+TEST_CASE("Engine.DependsOnPastOfAMappedTaskWaitsForEveryInstanceOfThePreviousRunInTheStore" * doctest::timeout(60)) {
+  sandbox s;
+  dag::definition d{"daily_fan"};
+  d.schedule("@daily").start_date(dag::parse_time("2024-01-01"));
+  // Map index 1 fails on 01-01 only; map index 0 always succeeds.
+  d.bash("each", "unused").expand("bash_command", {"true", "[ {{ ds }} != 2024-01-01 ]"}).depends_on_past();
+  const dag::definition checked = s.checked(std::move(d));
+  {
+    dag::engine eng(*s.db, s.operators, s.clock, s.options());
+    eng.set_dags({checked});
+    const auto first = eng.create_run("daily_fan", dag::run_type::backfill, dag::parse_time("2024-01-01"));
+    REQUIRE(first);
+    CHECK(eng.run_to_completion({*first}).front() == dag::run_state::failed);
+  }
+  // Another scheduler reads the previous run from the store: its failed map index 1 holds the
+  // whole task back, though map index 0 succeeded.
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  eng.set_dags({checked});
+  const auto second = eng.create_run("daily_fan", dag::run_type::backfill, dag::parse_time("2024-01-02"));
+  REQUIRE(second);
+  CHECK(eng.run_to_completion({*second}).front() == dag::run_state::failed);
+  const auto tis = s.db->task_instances("daily_fan", second->run_id);
+  REQUIRE(tis.size() == 1);
+  CHECK(tis[0].map_index == -1);
+  CHECK(tis[0].state == task_state::none);
+  CHECK(tis[0].message == "waits for the previous run (depends_on_past), which has ended");
+}
+
 TEST_CASE("Engine.NestedTaskGroupsRunInGroupOrder") {
   sandbox s;
   dag::definition d = flow_example(s.operators, "groups.yaml");

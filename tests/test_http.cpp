@@ -492,6 +492,61 @@ TEST_CASE("Http.ApiListingsFilterOrderPageAndCountTaskInstancesRunsXComsAndEvent
   CHECK(s.send("POST", "/api/v1/dags/maps/clearTaskInstances", {{"task_ids", json::array({json::array({"fan"})})}}).status == 400);
 }
 
+// Airflow's setNote of one mapped instance (…/{task_id}/{map_index}/setNote) notes that instance
+// only; the route without a map index names map index -1, as Airflow's does.
+TEST_CASE("Http.ApiSetsTheNoteOfOneMappedInstance" * doctest::timeout(30)) {
+  served_face s;
+  dag::definition maps{"maps"};
+  maps.schedule("@daily").start_date("2024-01-01");
+  maps.bash("fan", "unused").expand("bash_command", {"echo 0", "echo 1", "echo 2"});
+  maps.bash("single", "echo 1");
+  REQUIRE(dag::check(maps, dag::builtin_operators()).empty());
+  s.face->set_dags({maps});
+  REQUIRE(s.send("POST", "/api/v1/dags/maps/dagRuns", {{"logical_date", "2024-01-01T00:00:00Z"}}).status == 200);
+  const std::string run_id = "manual__2024-01-01T00:00:00+00:00";
+  {
+    auto db = s.store();
+    dag::change_set c;
+    dag::task_instance_record unexpanded;
+    unexpanded.dag_id = "maps";
+    unexpanded.run_id = run_id;
+    unexpanded.task_id = "fan";
+    c.task_instance_deletes = {unexpanded};
+    for (int i = 0; i < 3; ++i) {
+      dag::task_instance_record ti = unexpanded;
+      ti.map_index = i;
+      ti.state = dag::task_state::success;
+      c.task_instances.push_back({dag::task_state::none, 0, ti});
+    }
+    REQUIRE(db->apply(c).task_instances_updated == std::vector<bool>(3, true));
+  }
+  const std::string tis = "/api/v1/dags/maps/dagRuns/manual__2024-01-01T00%3A00%3A00%2B00%3A00/taskInstances/";
+  auto r = s.send("PATCH", tis + "fan/1/setNote", {{"note", "looked at 1"}});
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(json::parse(r.body)["map_index"] == 1);
+  CHECK(json::parse(r.body)["note"] == "looked at 1");
+  const auto notes = [&] {
+    std::map<std::string, std::string> out;
+    for (const auto& ti : s.store()->task_instances("maps", run_id)) out[ti.task_id + std::to_string(ti.map_index)] = ti.note;
+    return out;
+  };
+  CHECK(notes() == std::map<std::string, std::string>{{"fan0", ""}, {"fan1", "looked at 1"}, {"fan2", ""}, {"single-1", ""}});
+  CHECK(json::parse(s.get(tis + "fan/0").body)["note"].is_null());
+  // Not an instance: 404, as Airflow's; the unmapped route on a mapped task names no instance either.
+  CHECK(s.send("PATCH", tis + "fan/7/setNote", {{"note", "x"}}).status == 404);
+  CHECK(s.send("PATCH", tis + "fan/setNote", {{"note", "x"}}).status == 404);
+  CHECK(s.send("PATCH", tis + "single/0/setNote", {{"note", "x"}}).status == 404);
+  CHECK(s.send("PATCH", tis + "fan/one/setNote", {{"note", "x"}}).status == 400);
+  CHECK(s.send("PATCH", tis + "fan/1/setNote", {{"colour", "x"}}).status == 400);
+  // The unmapped route notes an unmapped task's instance (map index -1).
+  REQUIRE(s.send("PATCH", tis + "single/setNote", {{"note", "fine"}}).status == 200);
+  CHECK(notes() == std::map<std::string, std::string>{{"fan0", ""}, {"fan1", "looked at 1"}, {"fan2", ""}, {"single-1", "fine"}});
+  // The route is in the API's description.
+  const auto doc = json::parse(s.get("/api/v1/openapi.json").body);
+  CHECK(doc["paths"].contains("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/setNote"));
+}
+
 TEST_CASE("Http.ApiPausesClearsAndServesLogs" * doctest::timeout(30)) {
   served_face s;
   s.load_etl();

@@ -717,6 +717,43 @@ TEST_CASE("SchedulerCore.DependsOnPastWaitsForThePreviousInstanceAndItsDownstrea
         std::vector<std::string>{"a"});
 }
 
+TEST_CASE("SchedulerCore.DependsOnPastOfAMappedTaskWaitsForEveryInstanceOfThePreviousRun") {
+  // Airflow's PrevDagrunDep counts every instance of the task in the previous run, whatever their
+  // map indexes: here the previous run had two instances of `each`, and this one will have three.
+  dag::definition d{"fan"};
+  d.bash("each", "x").expand("bash_command", {"a", "b", "c"}).depends_on_past(true, true) >>
+      d.bash("after", "x").expand("bash_command", {"p", "q"});
+  fixture before(d), f(d);
+  before.ti("each").map_index = 0;
+  before.ti("each").state = task_state::success;
+  before.ti("after").map_index = 0;
+  before.ti("after").state = task_state::success;
+  for (const char* task : {"each", "after"}) {
+    dag::task_instance_record more = before.ti(task);
+    more.map_index = 1;
+    before.tis.push_back(more);
+  }
+  before.tis[2].state = task_state::failed;  // each's map index 1
+  dag::slot_budget budget{100, 0};
+  const dag::previous_run past{&before.tis, false, false};
+  const std::size_t each = *f.dag.def.index_of("each");
+  // Instance 0 of the previous run succeeded, instance 1 failed: the task waits, unexpanded.
+  CHECK(dag::step_run(f.dag, f.run, f.tis, f.progress, at(0), budget, past).to_start.empty());
+  CHECK(f.state("each") == "none");
+  CHECK(f.ti("each").map_index == -1);
+  // Every instance succeeded, but one of its downstream task's instances runs (wait_for_downstream).
+  before.tis[2].state = task_state::success;
+  before.tis[3].state = task_state::running;
+  f.progress.dirty.push_back(each);
+  CHECK(dag::step_run(f.dag, f.run, f.tis, f.progress, at(1), budget, past).to_start.empty());
+  // Done: every instance starts, map index 2 too, which the previous run did not have.
+  before.tis[3].state = task_state::skipped;
+  f.progress.dirty.push_back(each);
+  const auto started = dag::step_run(f.dag, f.run, f.tis, f.progress, at(2), budget, past).to_start;
+  REQUIRE(started.size() == 3);
+  for (std::size_t slot : started) CHECK(f.tis[slot].task_id == "each");
+}
+
 TEST_CASE("SchedulerCore.ARunBlockedByAnEndedPreviousRunFailsOnlyWhenAskedToGiveUp") {
   dag::definition d{"chain"};
   d.bash("a", "true").depends_on_past();

@@ -1021,9 +1021,12 @@ TEST_CASE_TEMPLATE("Store.MappedTaskInstancesTriesAndXComsAreKeyedByMapIndex", d
   clear.xcom_deletes = {{"etl", run.run_id, "each", "", "", 1}};
   s->apply(clear);
   CHECK(s->xcom("etl", run.run_id, "each") == "[0,20]");
-  CHECK(s->set_note("etl", run.run_id, "each", "every instance"));
+  // A note is one instance's (Airflow's …/{task_id}/{map_index}/setNote); map index -1 names none here.
+  CHECK(s->set_note("etl", run.run_id, "each", "instance 1 only", 1));
+  CHECK_FALSE(s->set_note("etl", run.run_id, "each", "no such instance", 3));
+  CHECK_FALSE(s->set_note("etl", run.run_id, "each", "the task is mapped"));
   for (const auto& ti : s->task_instances("etl", run.run_id))
-    if (ti.task_id == "each") CHECK(ti.note == "every instance");
+    if (ti.task_id == "each") CHECK(ti.note == (ti.map_index == 1 ? "instance 1 only" : ""));
   CHECK(s->delete_run("etl", run.run_id));
   CHECK(s->task_instances("etl", run.run_id).empty());
 }

@@ -652,6 +652,81 @@ TEST_CASE("Ui.AMappedInstancesLogLinksAndLiveStateAreItsOwn" * doctest::timeout(
   CHECK(f.get("/dags/wide").body.find("st-running") != std::string::npos);
 }
 
+// A mapped task's three instances ended `failed`, written as the scheduler writes expanded ones.
+void expand_failed(ui_face& f, const std::string& run_id, const std::string& task_id, int count) {
+  dag::change_set c;
+  dag::task_instance_record unexpanded;
+  unexpanded.dag_id = "wide";
+  unexpanded.run_id = run_id;
+  unexpanded.task_id = task_id;
+  c.task_instance_deletes.push_back(unexpanded);
+  const auto start = dag::timestamp(dag::parse_time("2024-05-02T00:00:01Z"));
+  for (int k = 0; k < count; ++k) {
+    dag::task_instance_record ti = unexpanded;
+    ti.map_index = k;
+    ti.state = dag::task_state::failed;
+    ti.try_number = 1;
+    ti.start_date = start;
+    ti.end_date = start + 5s;
+    c.task_instances.push_back({dag::task_state::none, 0, ti});
+  }
+  REQUIRE(f.db->apply(c).applied);
+}
+
+std::map<int, dag::task_state> states_of(ui_face& f, const std::string& run_id, const std::string& task_id) {
+  std::map<int, dag::task_state> out;
+  for (const auto& ti : f.db->task_instances("wide", run_id))
+    if (ti.task_id == task_id) out[ti.map_index] = ti.state;
+  return out;
+}
+
+TEST_CASE("Ui.AMappedInstancesPageClearsAndMarksThatInstanceOnlyAndTheTasksPageAllOfThem" * doctest::timeout(30)) {
+  ui_face f([](dag::definition& d) {
+    auto m = d.bash("m", "unused").expand("bash_command", {"echo a", "echo b", "echo c"});
+    m >> d.bash("after", "echo after");
+  });
+  const auto run = dag::trigger_run(*f.db, f.dag, dag::parse_time("2024-05-02T00:00:00Z"));
+  REQUIRE(run);
+  expand_failed(f, run->run_id, "m", 3);
+  using st = dag::task_state;
+  const std::string base = "/dags/wide/runs/manual__2024-05-02T00%3A00%3A00%2B00%3A00/tasks/m";
+
+  // Instance 1's page: its forms carry its map index, and the confirmation lists it alone.
+  auto r = f.get(base + "?map_index=1");
+  REQUIRE(r.status == 200);
+  CHECK(r.body.find("<input type=\"hidden\" name=\"map_index\" value=\"1\">") != std::string::npos);
+  r = f.get(base + "/clear?map_index=1&downstream=0");
+  REQUIRE(r.status == 200);
+  CHECK(r.body.find("These 1 task instance(s) will change") != std::string::npos);
+  CHECK(r.body.find("action=\"" + base + "/clear?map_index=1\"") != std::string::npos);
+  // The confirmed clear puts back instance 1 only, and returns to its page.
+  r = f.post(base + "/clear?map_index=1", "only_failed=0");
+  CHECK(r.status == 303);
+  CHECK(header(r, "Location") == base + "?map_index=1");
+  CHECK(states_of(f, run->run_id, "m") == std::map<int, st>{{0, st::failed}, {1, st::none}, {2, st::failed}});
+  // Mark success and mark failed on instance 2's page set instance 2 only.
+  CHECK(f.post(base + "/mark_success?map_index=2").status == 303);
+  CHECK(states_of(f, run->run_id, "m") == std::map<int, st>{{0, st::failed}, {1, st::none}, {2, st::success}});
+  CHECK(f.post(base + "/mark_failed?map_index=1").status == 303);
+  CHECK(states_of(f, run->run_id, "m") == std::map<int, st>{{0, st::failed}, {1, st::failed}, {2, st::success}});
+  // An instance's downstream is still the whole downstream task.
+  CHECK(f.post(base + "/mark_success?map_index=0", "downstream=1").status == 303);
+  CHECK(states_of(f, run->run_id, "m") == std::map<int, st>{{0, st::success}, {1, st::failed}, {2, st::success}});
+  CHECK(states_of(f, run->run_id, "after") == std::map<int, st>{{-1, st::success}});
+  CHECK(f.get(base + "/clear?map_index=7").status == 404);  // no such instance
+
+  // The task's page (no map index: the mapped task as a whole) acts on every instance.
+  r = f.get(base);
+  REQUIRE(r.status == 200);
+  CHECK(r.body.find("name=\"map_index\"") == std::string::npos);
+  CHECK(r.body.find("all 3 mapped instances") != std::string::npos);
+  CHECK(f.post(base + "/mark_failed").status == 303);
+  CHECK(states_of(f, run->run_id, "m") == std::map<int, st>{{0, st::failed}, {1, st::failed}, {2, st::failed}});
+  r = f.post(base + "/clear", "only_failed=0");
+  CHECK(header(r, "Location") == base);
+  CHECK(states_of(f, run->run_id, "m") == std::map<int, st>{{0, st::none}, {1, st::none}, {2, st::none}});
+}
+
 TEST_CASE("Ui.GridOf100TasksBy100RunsRendersQuickly" * doctest::timeout(120)) {
   ui_face f(100);
   for (int day = 0; day < 100; ++day) {

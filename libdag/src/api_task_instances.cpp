@@ -346,8 +346,10 @@ http_response set_instance_note(api_call& call) {
   const json& b = call.body();
   refuse_unknown_fields(b, {"note"});
   const std::string note = string_field(b, "note");
-  call.db.set_note(named.run.dag_id, named.run.run_id, named.ti.task_id, note);
-  call.record("set_task_instance_note", named.run.dag_id, named.run.run_id, named.ti.task_id, {{"note", note}});
+  // One instance's note: the map index the path names, -1 on the route without one (as Airflow).
+  call.db.set_note(named.run.dag_id, named.run.run_id, named.ti.task_id, note, named.ti.map_index);
+  call.record("set_task_instance_note", named.run.dag_id, named.run.run_id, named.ti.task_id,
+              {{"note", note}, {"map_index", named.ti.map_index}});
   return get_instance(call);
 }
 
@@ -488,6 +490,8 @@ std::vector<api_route> task_instance_routes() {
       {"GET", ti + "/{map_index}", "get_mapped_task_instance", "TaskInstance", {}, "", 200, "TaskInstance", get_instance},
       {"PATCH", ti + "/{map_index}", "patch_mapped_task_instance", "TaskInstance", {}, "UpdateTaskInstance", 200,
        "TaskInstanceReference", patch_instance},
+      {"PATCH", ti + "/{map_index}/setNote", "set_mapped_task_instance_note", "TaskInstance", {}, "SetTaskInstanceNote", 200,
+       "TaskInstance", set_instance_note},
       {"GET", ti + "/{map_index}/tries", "get_mapped_task_instance_tries", "TaskInstance", {"limit", "offset", "order_by"}, "", 200,
        "TaskInstanceCollection", list_tries},
       {"GET", ti + "/{map_index}/tries/{task_try_number}", "get_mapped_task_instance_try_details", "TaskInstance", {}, "", 200,

@@ -704,7 +704,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
       alert a{std::string(ti.state == task_state::failed ? "failure" : ti.state == task_state::up_for_retry ? "retry" : "success"),
               ti.dag_id, ti.run_id, ti.task_id, e.try_number, std::string(to_string(ti.state)),
               ti.state == task_state::failed || ti.state == task_state::up_for_retry ? ti.message : std::string(),
-              options_.base_url.empty() ? ti.log_path : options_.base_url + try_log_path(ti.dag_id, ti.run_id, ti.task_id, e.try_number),
+              options_.base_url.empty() ? ti.log_path : options_.base_url + try_log_path(ti.dag_id, ti.run_id, ti.task_id, e.try_number, ti.map_index),
               r.run.logical_date};
       queue_alert(std::move(a), notifiers_for(t.settings, ti.state));
     }
@@ -995,9 +995,12 @@ previous_run engine::previous_of(const active_run& r, std::vector<task_instance_
   }
   if (stored.empty()) return past;  // the first run: nothing to wait for
   from_store.assign(r.dag->def.all_tasks().size(), task_instance_record{});  // tasks the previous run lacks keep an empty id
+  // As slots: a task's first instance at its index, the other instances of mapped tasks after.
   for (auto& ti : store_.task_instances(stored.front().dag_id, stored.front().run_id))
-    // A mapped task is judged by its first instance (the store lists them by map index).
-    if (auto index = r.dag->def.index_of(ti.task_id); index && from_store[*index].task_id.empty()) from_store[*index] = std::move(ti);
+    if (auto index = r.dag->def.index_of(ti.task_id)) {
+      if (from_store[*index].task_id.empty()) from_store[*index] = std::move(ti);
+      else from_store.push_back(std::move(ti));
+    }
   past.tis = &from_store;
   past.finished = is_finished(stored.front().state);
   return past;
@@ -1012,8 +1015,18 @@ void engine::check_slas(change_set& changes, std::optional<timestamp>& wake) {
     for (std::size_t i = 0; i < tasks.size() && i < r.tis.size(); ++i) {
       const task& t = tasks[i];
       if (!t.settings.sla) continue;
-      const task_instance_record& ti = r.tis[i];
-      if (ti.state == task_state::success || ti.state == task_state::skipped) continue;
+      // A mapped task is late while any of its instances is (one miss per task and run, as
+      // Airflow's SlaMiss has no map index); the first late instance is the one reported.
+      const task_instance_record* late = nullptr;
+      for (std::size_t s : instance_slots(*r.dag, r.tis, i)) {
+        const task_state st = r.tis[s].state;
+        if (st != task_state::success && st != task_state::skipped && st != task_state::removed) {
+          late = &r.tis[s];
+          break;
+        }
+      }
+      if (!late) continue;
+      const task_instance_record& ti = *late;
       const timestamp deadline = std::chrono::time_point_cast<std::chrono::microseconds>(r.run.interval.end + *t.settings.sla);
       if (now < deadline) {
         wake = wake ? std::min(*wake, deadline) : deadline;
@@ -1031,14 +1044,16 @@ void engine::check_slas(change_set& changes, std::optional<timestamp>& wake) {
       if (!store_.events(earlier).empty()) continue;
       const std::string message = "missed its sla of " + format_duration(*t.settings.sla) + ": not succeeded by " +
                                   format_iso(std::chrono::floor<std::chrono::seconds>(deadline)) + " (state " +
-                                  std::string(to_string(ti.state)) + ")";
+                                  std::string(to_string(ti.state)) +
+                                  (ti.map_index >= 0 ? " at map index " + std::to_string(ti.map_index) : "") + ")";
       changes.events.push_back({0, now, "sla_miss", "scheduler", key.dag_id, key.run_id, t.id,
                                 "{\"sla\":\"" + format_duration(*t.settings.sla) + "\",\"deadline\":\"" +
                                     format_iso(std::chrono::floor<std::chrono::seconds>(deadline)) + "\"}"});
       if (auto* m = metrics_.load(std::memory_order_acquire)) m->add("dagrun_sla_misses_total", {key.dag_id, t.id});
       queue_alert({"sla_miss", key.dag_id, key.run_id, t.id, ti.try_number, std::string(to_string(ti.state)), message,
                    options_.base_url.empty() ? ti.log_path
-                                             : options_.base_url + try_log_path(ti.dag_id, ti.run_id, ti.task_id, std::max(ti.try_number, 1)),
+                                             : options_.base_url + try_log_path(ti.dag_id, ti.run_id, ti.task_id, std::max(ti.try_number, 1),
+                                                                                ti.map_index),
                    r.run.logical_date},
                   t.settings.on_sla_miss);
     }

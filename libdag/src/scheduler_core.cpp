@@ -107,6 +107,15 @@ std::size_t task_of_slot(const scheduled_dag& dag, const std::vector<task_instan
   return *index;
 }
 
+std::vector<std::size_t> instance_slots(const scheduled_dag& dag, const std::vector<task_instance_record>& tis,
+                                        std::size_t task) {
+  std::vector<std::size_t> out{task};
+  const std::string& id = dag.def.all_tasks()[task].id;
+  for (std::size_t s = dag.def.all_tasks().size(); s < tis.size(); ++s)
+    if (tis[s].task_id == id) out.push_back(s);
+  return out;
+}
+
 void note_try_ended(const scheduled_dag& dag, run_progress& progress, std::size_t i, task_state state) {
   if (!progress.initialized) return;  // the next pass looks at everything anyway
   if (state == task_state::up_for_retry || state == task_state::up_for_reschedule) {
@@ -121,14 +130,19 @@ void note_try_ended(const scheduled_dag& dag, run_progress& progress, std::size_
 
 namespace {
 
-// Airflow's PrevDagrunDep: the previous instance of task i (and with wait_for_downstream its
-// direct downstream instances) ended success or skipped; a task the previous run lacks passes.
+// Airflow's PrevDagrunDep: every previous instance of task i (each map index of a mapped task,
+// however many the previous run had) and with wait_for_downstream every instance of its direct
+// downstream tasks ended success or skipped; a task the previous run lacks passes.
 bool past_allows(const scheduled_dag& dag, const previous_run& past, std::size_t i) {
   const task_settings& s = dag.def.all_tasks()[i].settings;
   if (!s.depends_on_past || !past.tis) return true;
   const auto done = [&](std::size_t j) {
-    const task_instance_record& ti = (*past.tis)[j];
-    return ti.task_id.empty() || ti.state == task_state::success || ti.state == task_state::skipped;
+    const auto& tis = *past.tis;
+    if (tis[j].task_id.empty()) return true;
+    const auto slots = instance_slots(dag, tis, j);
+    return std::all_of(slots.begin(), slots.end(), [&](std::size_t k) {
+      return tis[k].state == task_state::success || tis[k].state == task_state::skipped;
+    });
   };
   if (!done(i)) return false;
   if (s.wait_for_downstream)

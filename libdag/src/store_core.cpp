@@ -1218,14 +1218,15 @@ std::size_t store_core::count_xcoms(const xcom_filter& filter) {
 }
 
 bool store_core::set_note(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
-                          const std::string& note) {
+                          const std::string& note, int map_index) {
   if (task_id.empty()) {
     const value row[] = {note, dag_id, run_id};
     return execute("set a run's note", "UPDATE dag_runs SET note = $1 WHERE dag_id = $2 AND run_id = $3", row) == 1;
   }
-  const value row[] = {note, dag_id, run_id, task_id};
+  const value row[] = {note, dag_id, run_id, task_id, std::int64_t{map_index}};
   return execute("set a task instance's note",
-                 "UPDATE task_instances SET note = $1 WHERE dag_id = $2 AND run_id = $3 AND task_id = $4", row) >= 1;
+                 "UPDATE task_instances SET note = $1 WHERE dag_id = $2 AND run_id = $3 AND task_id = $4 AND map_index = $5",
+                 row) == 1;
 }
 
 bool store_core::delete_run(const std::string& dag_id, const std::string& run_id) {

@@ -143,7 +143,7 @@ public:
   std::vector<xcom_record> xcoms(const xcom_filter& filter) final;
   std::size_t count_xcoms(const xcom_filter& filter) final;
   bool set_note(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
-                const std::string& note) final;
+                const std::string& note, int map_index = -1) final;
   bool delete_run(const std::string& dag_id, const std::string& run_id) final;
   std::size_t delete_dag(const std::string& dag_id) final;
   std::vector<event_record> events(const event_filter& filter) final;

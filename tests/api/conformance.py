@@ -354,6 +354,10 @@ def run(d, airflow_path):
     call("GET", T_TI + "/{map_index}/tries/{task_try_number}", each + "/1/tries/1")
     call("PATCH", T_TI + "/{map_index}", each + "/1", {"new_state": "failed", "dry_run": True})
     call("GET", T_TI + "/{map_index}", each + "/7", expect=404)
+    noted = call("PATCH", T_TI + "/{map_index}/setNote", each + "/1/setNote", {"note": "instance 1"})
+    check(noted["note"] == "instance 1" and call("GET", T_TI + "/{map_index}", each + "/0")["note"] is None,
+          "setNote of a mapped instance notes that instance alone")
+    call("PATCH", T_TI + "/{map_index}/setNote", each + "/7/setNote", {"note": "x"}, expect=404)
 
     missing = sorted(set(operations) - called)
     check(not missing, "operations never called with success: %s" % missing)

@@ -126,6 +126,11 @@ std::string log_href(const std::string& dag_id, const std::string& run_id, const
          std::string(view) + map_index_query(map_index);
 }
 
+std::string change_href(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
+                        const std::string& action, int map_index) {
+  return ti_href(dag_id, run_id, task_id) + "/" + action + map_index_query(map_index);
+}
+
 std::string state_badge(std::string_view state) {
   const std::string s(state);
   return "<span class=\"st st-" + s + "\">" + (s == "none" ? std::string("no status") : s) + "</span>";
@@ -289,8 +294,11 @@ std::optional<http_response> dag_pages(const request& r, const std::vector<std::
     return t.task_id == p[5] && (!map_index || t.map_index == *map_index);
   });
   if (ti == tis.end()) return not_found_page(r, "Run '" + run->run_id + "' has no task '" + p[5] + "'.", run_href(d->id(), run->run_id), "the run");
-  if (p.size() == 6) return task_page(r, *d, *run, *ti);
-  if (p.size() == 7 && is_change_action(p[6])) return change_page(r, *d, *run, ti->task_id, p[6]);
+  // Without a map index, a mapped task's pages are the task's as a whole: they change every instance.
+  const bool whole = !map_index && ti->map_index >= 0;
+  if (p.size() == 6) return task_page(r, *d, *run, *ti, whole);
+  if (p.size() == 7 && is_change_action(p[6]))
+    return change_page(r, *d, *run, ti->task_id, p[6], whole ? std::nullopt : std::optional<int>(ti->map_index));
   if ((p.size() == 8 || p.size() == 9) && p[6] == "logs") {
     const auto try_number = whole_number(p[7], 1000000);
     if (!try_number)

@@ -40,20 +40,35 @@ std::string rendered_fields(const request& r, const definition& d, const run_rec
 
 }  // namespace
 
-http_response task_page(const request& r, const definition& d, const run_record& run, const task_instance_record& ti) {
+http_response task_page(const request& r, const definition& d, const run_record& run, const task_instance_record& ti,
+                        bool whole) {
   const auto now = r.ctx.now.precise_now();
   const task& t = *d.find(ti.task_id);
   const std::string base = ti_href(d.id(), run.run_id, ti.task_id);
   // The instances of a mapped task, each a link to its own page.
   std::string instances;
+  int instance_count = 0;
   if (t.mapping.mapped())
     for (const auto& other : r.ctx.db.task_instances(d.id(), run.run_id))
-      if (other.task_id == ti.task_id && other.map_index >= 0)
+      if (other.task_id == ti.task_id && other.map_index >= 0) {
+        ++instance_count;
         instances += (instances.empty() ? "" : " ") + std::string("<a class=\"st st-") + std::string(to_string(other.state)) +
-                     (other.map_index == ti.map_index ? " sel" : "") + "\" href=\"" +
+                     (!whole && other.map_index == ti.map_index ? " sel" : "") + "\" href=\"" +
                      esc(ti_href(d.id(), run.run_id, ti.task_id, other.map_index)) + "\">" + std::to_string(other.map_index) + "</a>";
+      }
+  // The forms of one mapped instance carry its map index (a GET form's fields replace its action's query).
+  const std::string one = ti.map_index >= 0 && !whole
+                              ? "<input type=\"hidden\" name=\"map_index\" value=\"" + std::to_string(ti.map_index) + "\">"
+                              : std::string();
+  std::string acts_on;
+  if (whole)
+    acts_on = "<p class=\"dim\">These act on all " + std::to_string(instance_count) + " mapped instances.</p>";
+  else if (ti.map_index >= 0)
+    acts_on = "<p class=\"dim\">These act on map index " + std::to_string(ti.map_index) + " only.</p>";
   std::string body = "<div class=\"cols\"><table class=\"kv\">" +
-                     (ti.map_index >= 0 ? kv_row("Map index", std::to_string(ti.map_index)) : std::string()) +
+                     (ti.map_index >= 0 ? kv_row("Map index", whole ? "all (tries below: " + std::to_string(ti.map_index) + ")"
+                                                                    : std::to_string(ti.map_index))
+                                        : std::string()) +
                      (instances.empty() ? std::string() : kv_row("Mapped instances", instances)) +
                      kv_row("State", "<span data-s=\"" + esc(live_key(run.run_id, ti.task_id)) + "\" class=\"st st-" +
                                       std::string(to_string(ti.state)) + "\">" + std::string(to_string(ti.state)) + "</span>") +
@@ -65,15 +80,15 @@ http_response task_page(const request& r, const definition& d, const run_record&
                      kv_row("Host", esc(ti.hostname)) + kv_row("Exit code", ti.exit_code ? std::to_string(*ti.exit_code) : "—") +
                      (ti.message.empty() ? "" : kv_row("Message", "<code>" + esc(ti.message) + "</code>")) + "</table>";
   // Clear and mark: a GET form to the confirmation page, which lists what would change.
-  body += "<div class=\"actions\"><h2>Actions</h2><form method=\"get\" action=\"" + esc(base) +
-          "/clear\" class=\"stack-sm\" id=\"clear-form\"><label><input type=\"checkbox\" name=\"upstream\" value=\"1\"> upstream</label>"
+  body += "<div class=\"actions\"><h2>Actions</h2>" + acts_on + "<form method=\"get\" action=\"" + esc(base) +
+          "/clear\" class=\"stack-sm\" id=\"clear-form\">" + one + "<label><input type=\"checkbox\" name=\"upstream\" value=\"1\"> upstream</label>"
           "<label><input type=\"checkbox\" name=\"downstream\" value=\"1\" checked> downstream</label>"
           "<label><input type=\"checkbox\" name=\"past\" value=\"1\"> past</label>"
           "<label><input type=\"checkbox\" name=\"future\" value=\"1\"> future</label>"
           "<label><input type=\"checkbox\" name=\"only_failed\" value=\"1\"> only failed</label><button>Clear…</button></form>"
-          "<form method=\"get\" action=\"" + esc(base) + "/mark_success\" class=\"stack-sm\"><label><input type=\"checkbox\" name=\"upstream\" value=\"1\"> upstream</label>"
+          "<form method=\"get\" action=\"" + esc(base) + "/mark_success\" class=\"stack-sm\">" + one + "<label><input type=\"checkbox\" name=\"upstream\" value=\"1\"> upstream</label>"
           "<label><input type=\"checkbox\" name=\"downstream\" value=\"1\"> downstream</label><button>Mark success…</button></form>"
-          "<form method=\"get\" action=\"" + esc(base) + "/mark_failed\" class=\"stack-sm\"><label><input type=\"checkbox\" name=\"upstream\" value=\"1\"> upstream</label>"
+          "<form method=\"get\" action=\"" + esc(base) + "/mark_failed\" class=\"stack-sm\">" + one + "<label><input type=\"checkbox\" name=\"upstream\" value=\"1\"> upstream</label>"
           "<label><input type=\"checkbox\" name=\"downstream\" value=\"1\"> downstream</label><button>Mark failed…</button></form></div></div>";
   body += "<h2>Tries</h2><div class=\"scroll\"><table class=\"list\" id=\"tries\"><thead><tr><th>Try</th><th>State</th><th>Started</th><th>Ended</th>"
           "<th>Duration</th><th>Host</th><th>Exit code</th><th>Log</th></tr></thead><tbody>";
@@ -96,7 +111,9 @@ http_response task_page(const request& r, const definition& d, const run_record&
 }
 
 http_response change_page(const request& r, const definition& d, const run_record& run, const std::string& task_id,
-                          const std::string& action) {
+                          const std::string& action, std::optional<int> map_index) {
+  // Of a task that is not mapped (or not expanded yet), its one instance is the task.
+  const int instance = map_index.value_or(-1);
   const bool post = r.http.method == "POST";
   auto option = [&](const std::string& name) { return post ? r.flag(name) : r.param_flag(name); };
   auto given = [&](const std::string& name) { return !(post ? r.field(name) : r.param(name)).empty(); };
@@ -105,7 +122,7 @@ http_response change_page(const request& r, const definition& d, const run_recor
   const bool past = action == "clear" && option("past"), future = action == "clear" && option("future");
   // Clearing a whole run clears its failed tasks unless told otherwise (the run's "clear failed").
   const bool only_failed = task_id.empty() && !given("only_failed") ? true : option("only_failed");
-  const std::string back = task_id.empty() ? run_href(d.id(), run.run_id) : ti_href(d.id(), run.run_id, task_id);
+  const std::string back = task_id.empty() ? run_href(d.id(), run.run_id) : ti_href(d.id(), run.run_id, task_id, instance);
   std::vector<task_instance_ref> changed;
   std::string what;
   try {
@@ -119,6 +136,7 @@ http_response change_page(const request& r, const definition& d, const run_recor
       which.past = past;
       which.future = future;
       which.failed_only = only_failed;
+      if (instance >= 0) which.only_instances[task_id] = {instance};
       which.dry_run = !post;
       changed = clear_task_instances(r.ctx.db, which, &d);
       what = "Clear";
@@ -133,6 +151,7 @@ http_response change_page(const request& r, const definition& d, const run_recor
       which.state = action == "mark_success" ? task_state::success : task_state::failed;
       which.upstream = upstream;
       which.downstream = downstream;
+      if (instance >= 0) which.map_index = instance;
       which.dry_run = !post;
       changed = mark_task_instances(r.ctx.db, which, d, r.ctx.now.precise_now());
       what = action == "mark_success" ? "Mark success" : "Mark failed";
@@ -143,7 +162,8 @@ http_response change_page(const request& r, const definition& d, const run_recor
     return problem_page(r, 409, "Changed meanwhile", e.message() + " Try again.", back);
   }
   if (post) return redirect(back);
-  const std::string subject = task_id.empty() ? "run " + run.run_id : task_id + " in run " + run.run_id;
+  const std::string subject = task_id.empty() ? "run " + run.run_id
+                              : task_id + (instance >= 0 ? " [" + std::to_string(instance) + "]" : "") + " in run " + run.run_id;
   std::string body = "<p>" + esc(what) + " " + esc(subject);
   std::vector<std::pair<std::string, std::string>> fields;
   if (upstream) {
@@ -172,9 +192,10 @@ http_response change_page(const request& r, const definition& d, const run_recor
   } else {
     body += "<p>These " + std::to_string(changed.size()) + " task instance(s) will change:</p><ul id=\"would-change\">";
     for (const auto& c : changed)
-      body += "<li><code>" + esc(c.task_id) + "</code>" + (past || future ? " <span class=\"dim run\">in " + esc(c.run_id) + "</span>" : "") +
+      body += "<li><code>" + esc(c.task_id) + "</code>" + (c.map_index >= 0 ? " [" + std::to_string(c.map_index) + "]" : "") + (past || future ? " <span class=\"dim run\">in " + esc(c.run_id) + "</span>" : "") +
               "</li>";
-    body += "</ul><div class=\"bar-actions\">" + post_button(r.http.path(), "Confirm: " + what, fields, "primary") +
+    body += "</ul><div class=\"bar-actions\">" + post_button(task_id.empty() ? r.http.path() : change_href(d.id(), run.run_id, task_id, action, instance),
+                                                      "Confirm: " + what, fields, "primary") +
             "<a class=\"button\" href=\"" + esc(back) + "\">Cancel</a></div>";
   }
   auto frame = frame_of(r, what + "?");

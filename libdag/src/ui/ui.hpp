@@ -80,6 +80,9 @@ std::string ti_href(const std::string& dag_id, const std::string& run_id, const 
 /// `map_index` names it (the query comes after the view).
 std::string log_href(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int try_number,
                      int map_index = -1, std::string_view view = {});
+/// A task's clear or mark page (`action`); of one mapped instance, `map_index` names it.
+std::string change_href(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
+                        const std::string& action, int map_index = -1);
 
 /// `<span class="st st-STATE">STATE</span>`: a state with its colour.
 std::string state_badge(std::string_view state);
@@ -181,12 +184,16 @@ http_response trigger(const request& r, const definition& d);                   
 /// The confirmation of deleting a DAG's history (GET) and the deletion (POST).
 http_response delete_page(const request& r, const definition& d);                // dag_list.cpp
 http_response run_page(const request& r, const definition& d, const run_record& run);  // run_page.cpp
+/// A task instance's page. `whole`: the page of a mapped task as a whole (asked without a map
+/// index; `ti` is its first instance), whose clear and mark act on every instance; otherwise they
+/// act on `ti` alone (as Airflow's task instance details).
 http_response task_page(const request& r, const definition& d, const run_record& run,
-                        const task_instance_record& ti);                          // task_page.cpp
+                        const task_instance_record& ti, bool whole);              // task_page.cpp
 /// The confirmation of a clear or mark (GET, a dry run listing what would change) and the
-/// change itself (POST). `task_id` empty: every task of the run.
+/// change itself (POST). `task_id` empty: every task of the run. `map_index` set: of the task,
+/// only that instance (its relatives, upstream or downstream, whole).
 http_response change_page(const request& r, const definition& d, const run_record& run, const std::string& task_id,
-                          const std::string& action);                            // task_page.cpp
+                          const std::string& action, std::optional<int> map_index = {});  // task_page.cpp
 http_response log_page(const request& r, const definition& d, const run_record& run, const std::string& task_id,
                        int try_number, const std::string& view, int map_index = -1);                 // log_page.cpp
 /// What a live page watches: one DAG's runs (newest first, from `offset`, at most `limit`) and

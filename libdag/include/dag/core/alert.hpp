@@ -77,9 +77,12 @@ struct alert {
   time_point logical_date;  ///< the run's logical date
 };
 
-/// The web UI's path of a try's log, `/dags/D/runs/R/tasks/T/logs/N`, each part percent-encoded.
-inline std::string try_log_path(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int try_number) {
-  return "/dags/" + percent_encoded(dag_id) + "/runs/" + percent_encoded(run_id) + "/tasks/" + percent_encoded(task_id) + "/logs/" + std::to_string(try_number);
+/// The web UI's path of a try's log, `/dags/D/runs/R/tasks/T/logs/N`, each part percent-encoded;
+/// of a mapped task's instance, `?map_index=K` names it.
+inline std::string try_log_path(const std::string& dag_id, const std::string& run_id, const std::string& task_id, int try_number,
+                                int map_index = -1) {
+  return "/dags/" + percent_encoded(dag_id) + "/runs/" + percent_encoded(run_id) + "/tasks/" + percent_encoded(task_id) + "/logs/" +
+         std::to_string(try_number) + (map_index >= 0 ? "?map_index=" + std::to_string(map_index) : "");
 }
 
 }  // namespace dag

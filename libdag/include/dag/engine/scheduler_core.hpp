@@ -68,8 +68,9 @@ struct run_progress {
 /// The run before a run (the latest with an earlier logical date), for depends_on_past and
 /// wait_for_downstream.
 struct previous_run {
-  /// Its task instances, the first ones indexed like the DAG's tasks (a task it lacks has an empty
-  /// task_id and does not hold anything back; a mapped task is judged by its first instance); null when there is no run before (nothing waits).
+  /// Its task instances as slots (see run_progress: the first ones indexed like the DAG's tasks,
+  /// then the other instances of mapped tasks); a task it lacks has an empty task_id and does not
+  /// hold anything back. Null when there is no run before (nothing waits).
   const std::vector<task_instance_record>* tis = nullptr;
   bool finished = false;  ///< it has ended: what waits on it now waits until someone clears it
   /// When everything the run has left waits on a finished previous run: fail the run (`run`,
@@ -79,6 +80,11 @@ struct previous_run {
 
 /// The task of slot `s` of a run's task instances (see run_progress).
 std::size_t task_of_slot(const scheduled_dag& dag, const std::vector<task_instance_record>& tis, std::size_t s);
+
+/// The slots of task `task`'s instances in a run's task instances (see run_progress): its own slot,
+/// then those past the DAG's tasks that hold its other instances (of a mapped task).
+std::vector<std::size_t> instance_slots(const scheduled_dag& dag, const std::vector<task_instance_record>& tis,
+                                        std::size_t task);
 
 /// Tells `progress` that slot `i` of the run ended a try and is now in `tis[i].state`.
 void note_try_ended(const scheduled_dag& dag, run_progress& progress, std::size_t i, task_state state);
@@ -113,8 +119,9 @@ struct run_step {
 /// that becomes ready is expanded (expand_mapping, reading upstream XComs through `xcoms`): one
 /// slot per instance, skipped for an empty list, failed when it cannot expand. `tis` holds the
 /// run's slots (see run_progress) and is updated in place (slots added); so are `run` and `budget`.
-/// A task with depends_on_past waits, in state `none`, until its instance in `past` is success
-/// or skipped (with wait_for_downstream, that instance's direct downstream ones too); the caller
+/// A task with depends_on_past waits, in state `none`, until its instances in `past` are success
+/// or skipped — every map index of a mapped task, as Airflow's PrevDagrunDep counts them (with
+/// wait_for_downstream, the instances of its direct downstream tasks too); the caller
 /// makes it dirty again when the previous run moves on (see previous_run for when it gives up).
 run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_instance_record>& tis,
                   run_progress& progress, timestamp now, slot_budget& budget, const previous_run& past = {},

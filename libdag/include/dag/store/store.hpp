@@ -392,10 +392,11 @@ public:
   /// How many XComs match `filter`, its limit and offset aside.
   virtual std::size_t count_xcoms(const xcom_filter& filter) = 0;
 
-  /// Sets the note of a run (`task_id` empty) or of one of its task instances; false when there
-  /// is no such run or task instance.
+  /// Sets the note of a run (`task_id` empty) or of one of its task instances (of a mapped task,
+  /// the one at `map_index`: each instance has its own, as in Airflow); false when there is no
+  /// such run or task instance.
   virtual bool set_note(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
-                        const std::string& note) = 0;
+                        const std::string& note, int map_index = -1) = 0;
   /// Deletes a run with its task instances, tries and XComs; false when it did not exist.
   virtual bool delete_run(const std::string& dag_id, const std::string& run_id) = 0;
   /// Deletes everything recorded of a DAG (its runs and their rows, its paused flag); returns how
