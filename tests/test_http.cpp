@@ -492,6 +492,68 @@ TEST_CASE("Http.ApiListingsFilterOrderPageAndCountTaskInstancesRunsXComsAndEvent
   CHECK(s.send("POST", "/api/v1/dags/maps/clearTaskInstances", {{"task_ids", json::array({json::array({"fan"})})}}).status == 400);
 }
 
+// The wall clock now as ISO-8601 to the microsecond (`…T12:00:00.123456Z`): what a client
+// filtering on updated_at sends, and the store's stamps are made of.
+std::string precise_now() {
+  const auto t = std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
+  const std::string whole = dag::format_iso(std::chrono::floor<std::chrono::seconds>(t));  // …+00:00
+  const auto micros = std::to_string(1000000 + t.time_since_epoch().count() % 1000000).substr(1);
+  return whole.substr(0, whole.size() - 6) + "." + micros + "Z";
+}
+
+TEST_CASE("Http.ApiFiltersAndOrdersRunsAndTaskInstancesByWhenTheyLastChanged" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  for (const char* day : {"2024-01-01", "2024-01-02"})
+    REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", std::string(day) + "T00:00:00Z"}}).status == 200);
+  const std::string run1 = "/api/v1/dags/etl/dagRuns/manual__2024-01-01T00%3A00%3A00%2B00%3A00";
+  const std::string run2 = "/api/v1/dags/etl/dagRuns/manual__2024-01-02T00%3A00%3A00%2B00%3A00";
+  const auto listed = [&](const std::string& target, const std::string& key, const std::vector<std::string>& fields) {
+    const auto r = s.get(target);
+    INFO(target << ": " << r.body);
+    REQUIRE(r.status == 200);
+    const json page = json::parse(r.body);
+    std::vector<std::string> out;
+    for (const auto& x : page[key]) {
+      std::string id;
+      for (const auto& f : fields) id += (id.empty() ? "" : "@") + x[f].get<std::string>();
+      out.push_back(id);
+    }
+    return out;
+  };
+  const auto tis = [&](const std::string& query) {
+    return listed("/api/v1/dags/etl/dagRuns/~/taskInstances?" + query, "task_instances", {"task_id", "execution_date"});
+  };
+  const auto runs = [&](const std::string& query) { return listed("/api/v1/dags/~/dagRuns?" + query, "dag_runs", {"dag_run_id"}); };
+  const std::string d1 = "2024-01-01T00:00:00+00:00";
+
+  // Marking day 1's extract changes that task instance; a note on day 2's run changes the run.
+  const std::string marked = precise_now();
+  CHECK(tis("updated_at_gte=" + marked).empty());
+  REQUIRE(s.send("PATCH", run1 + "/taskInstances/extract", {{"new_state", "success"}}).status == 200);
+  const std::string noted = precise_now();
+  REQUIRE(s.send("PATCH", run2 + "/setNote", {{"note", "checked"}}).status == 200);
+  CHECK(tis("updated_at_gte=" + marked) == std::vector<std::string>{"extract@" + d1});
+  CHECK(tis("updated_at_lte=" + marked).size() == 3);  // the others, untouched since their runs were made
+  CHECK(tis("updated_at_gte=" + noted).empty());
+  CHECK(runs("updated_at_gte=" + noted) == std::vector<std::string>{"manual__2024-01-02T00:00:00+00:00"});
+  CHECK(runs("updated_at_gte=" + marked + "&updated_at_lte=" + noted).size() <= 1);  // day 1's, if marking moved it
+  CHECK(listed(run1 + "/taskInstances?updated_at_gte=" + marked, "task_instances", {"task_id"}) == std::vector<std::string>{"extract"});
+  // Ordered by it, newest change first.
+  CHECK(tis("order_by=-updated_at&limit=1") == std::vector<std::string>{"extract@" + d1});
+  CHECK(runs("order_by=-updated_at&limit=1") == std::vector<std::string>{"manual__2024-01-02T00:00:00+00:00"});
+
+  // A bad time is Airflow's 400 problem naming the parameter; Airflow's batch forms have no such field.
+  auto r = s.get("/api/v1/dags/~/dagRuns?updated_at_gte=yesterday");
+  CHECK(r.status == 400);
+  CHECK(r.content_type == "application/problem+json");
+  CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("updated_at_gte: invalid time 'yesterday'"));
+  r = s.get("/api/v1/dags/etl/dagRuns/~/taskInstances?updated_at_lte=2024-13-01");
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("updated_at_lte: "));
+  CHECK(s.send("POST", "/api/v1/dags/~/dagRuns/list", {{"updated_at_gte", marked}}).status == 400);
+}
+
 TEST_CASE("Http.ApiPausesClearsAndServesLogs" * doctest::timeout(30)) {
   served_face s;
   s.load_etl();

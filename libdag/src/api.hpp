@@ -171,9 +171,9 @@ void order_by(const api_call& call, json& all, const std::vector<std::string>& a
 // --- filters -------------------------------------------------------------------------------------
 
 /// Airflow's date filters of run and task instance listings: logical date (`execution_date_…`),
-/// start and end date, each `_gte` and `_lte`.
+/// start, end and last change (`updated_at_…`), each `_gte` and `_lte`.
 struct date_ranges {
-  std::optional<timestamp> logical_from, logical_to, start_from, start_to, end_from, end_to;
+  std::optional<timestamp> logical_from, logical_to, start_from, start_to, end_from, end_to, updated_from, updated_to;
   /// From the query of a GET listing.
   static date_ranges of_query(const api_call& call);
   /// From the body of a batch listing (POST …/list).
@@ -181,16 +181,20 @@ struct date_ranges {
   /// Sets the same bounds of a store filter (run_filter, task_instance_filter).
   template <class Filter>
   void bound(Filter& f) const {
-    // Query and body times are whole seconds (parse_time): the floor changes nothing.
-    const auto seconds = [](const std::optional<timestamp>& t) {
-      return t ? std::optional<time_point>(std::chrono::floor<std::chrono::seconds>(*t)) : std::nullopt;
+    // Logical dates are whole seconds: a bound with a fraction means the next whole second up
+    // (from) or the one it is in (to).
+    const auto seconds = [](const std::optional<timestamp>& t, bool from) {
+      if (!t) return std::optional<time_point>();
+      return std::optional<time_point>(from ? std::chrono::ceil<std::chrono::seconds>(*t) : std::chrono::floor<std::chrono::seconds>(*t));
     };
-    f.logical_from = seconds(logical_from);
-    f.logical_to = seconds(logical_to);
+    f.logical_from = seconds(logical_from, true);
+    f.logical_to = seconds(logical_to, false);
     f.start_from = start_from;
     f.start_to = start_to;
     f.end_from = end_from;
     f.end_to = end_to;
+    f.updated_from = updated_from;
+    f.updated_to = updated_to;
   }
 };
 

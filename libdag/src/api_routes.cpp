@@ -38,6 +38,8 @@ const std::map<std::string, query_parameter>& query_parameters() {
       {"start_date_lte", {date_time(), "started at or before"}},
       {"end_date_gte", {date_time(), "ended at or after"}},
       {"end_date_lte", {date_time(), "ended at or before"}},
+      {"updated_at_gte", {date_time(), "last changed at or after (any write of the row: a state, a date, a note)"}},
+      {"updated_at_lte", {date_time(), "last changed at or before"}},
       {"duration_gte", {{{"type", "number"}}, "lasted at least (seconds)"}},
       {"duration_lte", {{{"type", "number"}}, "lasted at most (seconds)"}},
       {"state", {string_list(), "only these states"}},
@@ -252,7 +254,7 @@ std::optional<timestamp> api_call::query_time(const std::string& name) const {
   const auto text = query(name);
   if (!text) return std::nullopt;
   try {
-    return timestamp(parse_time(*text));
+    return parse_precise_time(*text);
   } catch (const error& e) {
     throw usage_error(name + ": " + e.message());
   }
@@ -418,7 +420,8 @@ std::vector<std::string> string_list_field(const json& b, const std::string& nam
 
 date_ranges date_ranges::of_query(const api_call& call) {
   return {call.query_time("execution_date_gte"), call.query_time("execution_date_lte"), call.query_time("start_date_gte"),
-          call.query_time("start_date_lte"),     call.query_time("end_date_gte"),       call.query_time("end_date_lte")};
+          call.query_time("start_date_lte"),     call.query_time("end_date_gte"),       call.query_time("end_date_lte"),
+          call.query_time("updated_at_gte"),     call.query_time("updated_at_lte")};
 }
 
 date_ranges date_ranges::of_body(const json& body) {
@@ -426,8 +429,9 @@ date_ranges date_ranges::of_body(const json& body) {
     const auto t = time_field(body, name);
     return t ? std::optional<timestamp>(*t) : std::nullopt;
   };
+  // Airflow's ListDagRunsForm and ListTaskInstanceForm have no updated_at bounds.
   return {at("execution_date_gte"), at("execution_date_lte"), at("start_date_gte"),
-          at("start_date_lte"),     at("end_date_gte"),       at("end_date_lte")};
+          at("start_date_lte"),     at("end_date_gte"),       at("end_date_lte"), std::nullopt, std::nullopt};
 }
 
 page_request page_request::of_query(const api_call& call) { return {call.query("order_by"), call.limit(), call.offset()}; }

@@ -51,7 +51,8 @@ const std::map<std::string, std::string> instance_order{
     {"task_id", "task_id"},       {"dag_id", "dag_id"},         {"dag_run_id", "run_id"},
     {"execution_date", "logical_date"}, {"start_date", "start_date"}, {"end_date", "end_date"},
     {"duration", "duration"},     {"state", "state"},           {"try_number", "try_number"},
-    {"map_index", "map_index"},   {"pool", "pool"},             {"pool_slots", "pool_slots"}};
+    {"map_index", "map_index"},   {"pool", "pool"},             {"pool_slots", "pool_slots"},
+    {"updated_at", "updated_at"}};
 
 // A page of the task instances `filter` selects, filtered, ordered, paged and counted by the
 // database.
@@ -159,7 +160,8 @@ http_response list_mapped(api_call& call) {
   f.mapped_only = true;
   static const std::map<std::string, std::string> mapped_order{{"map_index", "map_index"}, {"state", "state"},
                                                                {"start_date", "start_date"}, {"end_date", "end_date"},
-                                                               {"duration", "duration"},   {"try_number", "try_number"}};
+                                                               {"duration", "duration"},   {"try_number", "try_number"},
+                                                               {"updated_at", "updated_at"}};
   return json_response(200, instances_page(call, std::move(f), page_request::of_query(call), mapped_order));
 }
 
@@ -464,7 +466,8 @@ json references(const std::vector<task_instance_ref>& refs, store& s) {
 std::vector<api_route> task_instance_routes() {
   const std::vector<std::string> filters{"limit",          "offset",         "order_by",     "execution_date_gte",
                                          "execution_date_lte", "start_date_gte", "start_date_lte", "end_date_gte",
-                                         "end_date_lte",   "duration_gte",   "duration_lte", "state", "pool"};
+                                         "end_date_lte",   "updated_at_gte", "updated_at_lte", "duration_gte",
+                                         "duration_lte",   "state",          "pool"};
   const std::string ti = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}";
   return {
       {"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", "get_task_instances", "TaskInstance", filters, "", 200,

@@ -290,10 +290,14 @@ struct run_filter {
   std::optional<time_point> logical_to;    ///< logical date at or before
   /// Started (ended) at or after / at or before; a run not started (ended) yet matches no bound.
   std::optional<timestamp> start_from, start_to, end_from, end_to;
+  /// Last written at or after / at or before (Airflow's updated_at: the store stamps every write
+  /// of a run's row with the time it is made); a row not written since the stamp was kept (a
+  /// database from before it) meets no bound unless it had started or ended.
+  std::optional<timestamp> updated_from, updated_to;
   bool automated_only = false;         ///< only scheduled and backfill runs
   /// Sort fields: dag_id, run_id, run_type, state, logical_date, data_interval_start,
-  /// data_interval_end, start_date, end_date, manual (triggered by hand: after the others
-  /// ascending); own order: newest logical date first, then by DAG and run id.
+  /// data_interval_end, start_date, end_date, updated_at, manual (triggered by hand: after the
+  /// others ascending); own order: newest logical date first, then by DAG and run id.
   listing_order order;
   std::size_t limit = 0;               ///< at most this many (0: all)
   std::size_t offset = 0;              ///< skipping this many first, in the listing's order
@@ -314,9 +318,11 @@ struct task_instance_filter {
   std::optional<timestamp> start_from, start_to, end_from, end_to;
   /// Its latest try's duration (end - start) at least / at most; one not ended meets no bound.
   std::optional<std::chrono::microseconds> duration_from, duration_to;
+  /// Last written at or after / at or before, as run_filter's.
+  std::optional<timestamp> updated_from, updated_to;
   /// Sort fields: dag_id, run_id, task_id, map_index, logical_date, start_date, end_date,
-  /// duration, state, try_number, pool, pool_slots; own order: newest run (logical date) first,
-  /// then by DAG, run id, task id and map index.
+  /// duration, state, try_number, pool, pool_slots, updated_at; own order: newest run (logical
+  /// date) first, then by DAG, run id, task id and map index.
   listing_order order;
   std::size_t limit = 0;               ///< at most this many (0: all)
   std::size_t offset = 0;              ///< skipping this many first, in the listing's order
