@@ -554,6 +554,60 @@ TEST_CASE("Http.ApiFiltersAndOrdersRunsAndTaskInstancesByWhenTheyLastChanged" * 
   CHECK(s.send("POST", "/api/v1/dags/~/dagRuns/list", {{"updated_at_gte", marked}}).status == 400);
 }
 
+TEST_CASE("Http.ApiFiltersTaskInstancesByTheQueueAndExecutorOfTheirLatestTry" * doctest::timeout(30)) {
+  served_face s;
+  dag::definition d{"etl"};
+  d.schedule("@daily").start_date("2024-01-01");
+  d.bash("extract", "echo hi").queue("io");
+  d.bash("load", "true");
+  REQUIRE(dag::check(d, dag::builtin_operators()).empty());
+  s.face->set_dags({d});
+  REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-01T00:00:00Z"}}).status == 200);
+  const std::string run_id = "manual__2024-01-01T00:00:00+00:00";
+  {
+    // extract's try ran on the queue executor, load's on the local one, as the engine records them.
+    auto db = s.store();
+    dag::change_set c;
+    auto tis = db->task_instances("etl", run_id);
+    for (auto& ti : tis) {
+      ti.state = dag::task_state::running;
+      ti.try_number = 1;
+      ti.queue = ti.task_id == "extract" ? "io" : "default";
+      ti.executor = ti.task_id == "extract" ? "QueueExecutor" : "LocalExecutor";
+      c.task_instances.push_back({dag::task_state::none, 0, ti});
+    }
+    REQUIRE(db->apply(c).task_instances_updated == std::vector<bool>(2, true));
+  }
+  const auto tasks = [&](const std::string& query) {
+    const auto r = s.get("/api/v1/dags/~/dagRuns/~/taskInstances?" + query);
+    INFO(query << ": " << r.body);
+    REQUIRE(r.status == 200);
+    std::vector<std::string> out;
+    for (const auto& ti : json::parse(r.body)["task_instances"]) out.push_back(ti["task_id"].get<std::string>() + "@" + ti["queue"].get<std::string>() + "@" + ti["executor"].get<std::string>());
+    return out;
+  };
+  CHECK(tasks("queue=io") == std::vector<std::string>{"extract@io@QueueExecutor"});
+  CHECK(tasks("executor=LocalExecutor") == std::vector<std::string>{"load@default@LocalExecutor"});
+  CHECK(tasks("executor=LocalExecutor,QueueExecutor&order_by=-executor") ==
+        std::vector<std::string>{"extract@io@QueueExecutor", "load@default@LocalExecutor"});
+  CHECK(tasks("queue=io&executor=LocalExecutor").empty());
+  CHECK(tasks("pool=default_pool&queue=default") == std::vector<std::string>{"load@default@LocalExecutor"});
+  const auto batch = s.send("POST", "/api/v1/dags/~/dagRuns/~/taskInstances/list", {{"queue", {"io"}}, {"executor", {"QueueExecutor"}}});
+  REQUIRE(batch.status == 200);
+  CHECK(json::parse(batch.body)["total_entries"] == 1);
+  CHECK(s.get("/api/v1/dags/etl/dagRuns/manual__2024-01-01T00%3A00%3A00%2B00%3A00/taskInstances/extract/listMapped?queue=io").status == 200);
+  // A list filter holds at most 100 values; a batch's must be a list of strings.
+  std::string many = "q";
+  for (int i = 0; i < 100; ++i) many += ",q";
+  auto r = s.get("/api/v1/dags/~/dagRuns/~/taskInstances?executor=" + many);
+  CHECK(r.status == 400);
+  CHECK(r.content_type == "application/problem+json");
+  CHECK(json::parse(r.body)["detail"] == "executor: at most 100 values");
+  r = s.send("POST", "/api/v1/dags/~/dagRuns/~/taskInstances/list", {{"queue", "io"}});
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"] == "queue: expected a list of strings");
+}
+
 TEST_CASE("Http.ApiPausesClearsAndServesLogs" * doctest::timeout(30)) {
   served_face s;
   s.load_etl();

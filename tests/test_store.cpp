@@ -1214,6 +1214,46 @@ TEST_CASE_TEMPLATE("Store.EveryWriteOfARunOrTaskInstanceStampsWhenItChangedAndLi
   CHECK(run_ids(s->runs(ordered)) == std::vector<std::string>{two.run_id, one.run_id});
 }
 
+TEST_CASE_TEMPLATE("Store.TaskInstancesKeepTheQueueAndExecutorOfTheirLatestTryFilteredAndOrderedInSql", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(s->apply(creating(run, {"a", "b", "c"})).runs_created == std::vector<bool>{true});
+  dag::change_set c;
+  const auto tried = [&](const std::string& task, const std::string& queue, const std::string& executor) {
+    auto m = moving(run, task, dag::task_state::none, 0, dag::task_state::running, 1);
+    m.record.queue = queue;
+    m.record.executor = executor;
+    c.task_instances.push_back(m);
+  };
+  tried("a", "default", "LocalExecutor");
+  tried("b", "gpu", "QueueExecutor");
+  REQUIRE(s->apply(c).task_instances_updated == std::vector<bool>{true, true});
+  const auto tis = s->task_instances("etl", run.run_id);
+  CHECK(tis[1].queue == "gpu");
+  CHECK(tis[1].executor == "QueueExecutor");
+  CHECK(tis[2].queue.empty());  // no try yet
+  CHECK(tis[2].executor.empty());
+
+  const auto ids = [&](const dag::task_instance_filter& f) {
+    std::vector<std::string> out;
+    for (const auto& l : s->list_task_instances(f)) out.push_back(l.record.task_id);
+    return out;
+  };
+  dag::task_instance_filter f;
+  f.queues = {"gpu", "io"};
+  CHECK(ids(f) == std::vector<std::string>{"b"});
+  f.executors = {"LocalExecutor"};  // both must hold
+  CHECK(s->count_task_instances(f) == 0);
+  f.queues.clear();
+  CHECK(ids(f) == std::vector<std::string>{"a"});
+  dag::task_instance_filter ordered;
+  ordered.order = {"queue", true};
+  CHECK(ids(ordered) == std::vector<std::string>{"b", "a", "c"});
+  ordered.order = {"executor", false};
+  CHECK(ids(ordered) == std::vector<std::string>{"c", "a", "b"});
+}
+
 TEST_CASE_TEMPLATE("Store.ListsRunsEventsDatasetEventsAndXComsOrderedAndPagedInSql", database, STORE_BACKENDS) {
   database db;
   auto s = db.make_store();

@@ -44,6 +44,8 @@ const std::map<std::string, query_parameter>& query_parameters() {
       {"duration_lte", {{{"type", "number"}}, "lasted at most (seconds)"}},
       {"state", {string_list(), "only these states"}},
       {"pool", {string_list(), "only task instances whose latest try took one of these pools"}},
+      {"queue", {string_list(), "only task instances whose latest try was sent to one of these queues"}},
+      {"executor", {string_list(), "only task instances whose latest try one of these executors ran (LocalExecutor, QueueExecutor)"}},
       {"full_content", {{{"type", "boolean"}}, "the whole log rather than a part"}},
       {"map_index", {{{"type", "integer"}}, "a mapped task instance's index (-1: not mapped)"}},
       {"token", {{{"type", "string"}}, "the continuation token of an earlier part of the log"}},

@@ -284,10 +284,13 @@ CREATE INDEX dataset_run_events_by_event ON dataset_run_events (event_id);
 )sql",
     // 8: when each run and task instance was last written (Airflow's updated_at, which the REST
     // API's updated_at_gte and updated_at_lte filter on): every write of a row stamps it. A row
-    // written before has the latest instant it knows of, if any.
+    // written before has the latest instant it knows of, if any. The queue and the executor of a
+    // task instance's latest try.
     R"sql(
 ALTER TABLE dag_runs ADD COLUMN updated_at {instant};
 ALTER TABLE task_instances ADD COLUMN updated_at {instant};
+ALTER TABLE task_instances ADD COLUMN queue {key} NOT NULL DEFAULT '';
+ALTER TABLE task_instances ADD COLUMN executor {key} NOT NULL DEFAULT '';
 UPDATE dag_runs SET updated_at = COALESCE(end_date, start_date);
 UPDATE task_instances SET updated_at = COALESCE(end_date, start_date);
 )sql",
@@ -398,10 +401,11 @@ template <>
 struct table<task_instance_record> {
   static constexpr std::string_view names =
       "dag_id, run_id, task_id, map_index, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid, "
-      "log_path, message, first_start_date, cleared_tries, note, pool, pool_slots";
+      "log_path, message, first_start_date, cleared_tries, note, pool, pool_slots, queue, executor";
   static void members(auto& r, auto&& f) {
     f(r.dag_id, r.run_id, r.task_id, r.map_index, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
-      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.note, r.pool, r.pool_slots);
+      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.note, r.pool, r.pool_slots, r.queue,
+      r.executor);
   }
 };
 
@@ -475,12 +479,12 @@ template <>
 struct table<task_instance_update> {
   static constexpr std::string_view names =
       "dag_id, run_id, task_id, map_index, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid, "
-      "log_path, message, first_start_date, cleared_tries, pool, pool_slots, expected, expected_try";
+      "log_path, message, first_start_date, cleared_tries, pool, pool_slots, queue, executor, expected, expected_try";
   static void members(auto& u, auto&& f) {
     auto& r = u.record;
     f(r.dag_id, r.run_id, r.task_id, r.map_index, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
-      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.pool, r.pool_slots, u.expected,
-      u.expected_try);
+      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.pool, r.pool_slots, r.queue, r.executor,
+      u.expected, u.expected_try);
   }
 };
 
@@ -1075,6 +1079,8 @@ filtered_select task_instances_query(const std::string& select, const task_insta
   q.in("ti.task_id", filter.task_ids);
   q.in("ti.state", filter.states, [](task_state state) { return value(to_string(state)); });
   q.in("ti.pool", filter.pools);
+  q.in("ti.queue", filter.queues);
+  q.in("ti.executor", filter.executors);
   if (filter.map_index) q.sql += " AND ti.map_index = " + q.param(std::int64_t{*filter.map_index});
   if (filter.mapped_only) q.sql += " AND ti.map_index >= 0";
   q.within("r.logical_date", filter.logical_from, filter.logical_to);
@@ -1094,7 +1100,7 @@ const sort_fields task_instance_sort_fields{
     {"map_index", "ti.map_index"},   {"logical_date", "r.logical_date"}, {"start_date", "ti.start_date"},
     {"end_date", "ti.end_date"},     {"duration", "ti.end_date - ti.start_date"}, {"state", "ti.state"},
     {"try_number", "ti.try_number"}, {"pool", "ti.pool"},           {"pool_slots", "ti.pool_slots"},
-    {"updated_at", "ti.updated_at"}};
+    {"queue", "ti.queue"},           {"executor", "ti.executor"},  {"updated_at", "ti.updated_at"}};
 
 filtered_select xcoms_query(const std::string& select, const xcom_filter& filter) {
   filtered_select q(select);

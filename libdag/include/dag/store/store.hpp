@@ -67,6 +67,11 @@ struct task_instance_record {
   /// occupies them (the scheduler sets both from the task when it starts a try).
   std::string pool = "default_pool";
   int pool_slots = 1;  ///< slots of `pool` the try takes
+  /// The queue the latest try was sent to (its task's `queue` when it started), "" before any try.
+  std::string queue;
+  /// The executor that ran the latest try (executor::name(): `LocalExecutor`, `QueueExecutor`), ""
+  /// before any try or for an executor without a name.
+  std::string executor;
   /// Which instance of a mapped task (dynamic task mapping) this is, from 0; -1 for a task that is
   /// not mapped, or a mapped one not expanded yet (Airflow's map_index).
   int map_index = -1;
@@ -310,6 +315,8 @@ struct task_instance_filter {
   std::set<std::string> task_ids;      ///< only these tasks (empty: any)
   std::set<task_state> states;         ///< only these states (empty: any)
   std::set<std::string> pools;         ///< only instances whose latest try took these pools (empty: any)
+  std::set<std::string> queues;        ///< only instances whose latest try was sent to these queues (empty: any)
+  std::set<std::string> executors;     ///< only instances whose latest try these executors ran (empty: any)
   std::optional<int> map_index;        ///< only this map index (-1: instances of tasks not mapped)
   bool mapped_only = false;            ///< only instances of mapped tasks (map index 0 and up)
   std::optional<time_point> logical_from;  ///< its run's logical date at or after
@@ -321,7 +328,7 @@ struct task_instance_filter {
   /// Last written at or after / at or before, as run_filter's.
   std::optional<timestamp> updated_from, updated_to;
   /// Sort fields: dag_id, run_id, task_id, map_index, logical_date, start_date, end_date,
-  /// duration, state, try_number, pool, pool_slots, updated_at; own order: newest run (logical
+  /// duration, state, try_number, pool, pool_slots, queue, executor, updated_at; own order: newest run (logical
   /// date) first, then by DAG, run id, task id and map index.
   listing_order order;
   std::size_t limit = 0;               ///< at most this many (0: all)
