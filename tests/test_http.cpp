@@ -583,7 +583,8 @@ TEST_CASE("Http.ApiFiltersTaskInstancesByTheQueueAndExecutorOfTheirLatestTry" * 
     INFO(query << ": " << r.body);
     REQUIRE(r.status == 200);
     std::vector<std::string> out;
-    for (const auto& ti : json::parse(r.body)["task_instances"]) out.push_back(ti["task_id"].get<std::string>() + "@" + ti["queue"].get<std::string>() + "@" + ti["executor"].get<std::string>());
+    const json page = json::parse(r.body);
+    for (const auto& ti : page["task_instances"]) out.push_back(ti["task_id"].get<std::string>() + "@" + ti["queue"].get<std::string>() + "@" + ti["executor"].get<std::string>());
     return out;
   };
   CHECK(tasks("queue=io") == std::vector<std::string>{"extract@io@QueueExecutor"});
@@ -606,6 +607,45 @@ TEST_CASE("Http.ApiFiltersTaskInstancesByTheQueueAndExecutorOfTheirLatestTry" * 
   r = s.send("POST", "/api/v1/dags/~/dagRuns/~/taskInstances/list", {{"queue", "io"}});
   CHECK(r.status == 400);
   CHECK(json::parse(r.body)["detail"] == "queue: expected a list of strings");
+}
+
+TEST_CASE("Http.ApiEventLogEntriesAboutATaskInstanceCarryItsMapIndexAndTryAndAreFilteredByThem" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-02T00:00:00Z"}}).status == 200);
+  const std::string run_id = "manual__2024-01-02T00:00:00+00:00";
+  s.fail_task(run_id, 0, "line one\n");  // extract failed on try 1
+  const std::string run = "/api/v1/dags/etl/dagRuns/manual__2024-01-02T00%3A00%3A00%2B00%3A00";
+  REQUIRE(s.send("PATCH", run + "/taskInstances/extract", {{"new_state", "success"}}).status == 200);
+  REQUIRE(s.send("PATCH", run + "/taskInstances/load/setNote", {{"note", "waits for extract"}}).status == 200);
+  const auto events = [&](const std::string& query) {
+    const auto r = s.get("/api/v1/eventLogs?" + query);
+    INFO(query << ": " << r.body);
+    REQUIRE(r.status == 200);
+    std::vector<std::string> out;
+    const json page = json::parse(r.body);
+    for (const auto& e : page["event_logs"])
+      out.push_back(e["event"].get<std::string>() + "@" + e["map_index"].dump() + "@" + e["try_number"].dump());
+    return out;
+  };
+  CHECK(events("") == std::vector<std::string>{"set_task_instance_note@-1@0", "mark_success@-1@1", "trigger@null@null"});
+  CHECK(events("try_number=1") == std::vector<std::string>{"mark_success@-1@1"});
+  CHECK(events("map_index=-1") == std::vector<std::string>{"set_task_instance_note@-1@0", "mark_success@-1@1"});
+  CHECK(events("map_index=-1&try_number=0&task_id=load") == std::vector<std::string>{"set_task_instance_note@-1@0"});
+  CHECK(events("map_index=3").empty());
+  const auto one = json::parse(s.get("/api/v1/eventLogs?event=mark_success").body)["event_logs"][0];
+  const auto got = json::parse(s.get("/api/v1/eventLogs/" + one["event_log_id"].dump()).body);
+  CHECK(got["map_index"] == -1);
+  CHECK(got["try_number"] == 1);
+  CHECK(got["task_id"] == "extract");
+  // Bad values are Airflow's 400 problem naming the parameter.
+  auto r = s.get("/api/v1/eventLogs?map_index=first");
+  CHECK(r.status == 400);
+  CHECK(r.content_type == "application/problem+json");
+  CHECK(json::parse(r.body)["detail"] == "map_index: expected a whole number, got 'first'");
+  r = s.get("/api/v1/eventLogs?try_number=-1");
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"] == "try_number: expected a whole number, got '-1'");
 }
 
 TEST_CASE("Http.ApiPausesClearsAndServesLogs" * doctest::timeout(30)) {

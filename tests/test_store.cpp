@@ -380,6 +380,8 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
     db.execute(std::string("DROP TABLE ") + table);
   db.execute("ALTER TABLE dag_runs DROP COLUMN updated_at");
   db.execute("ALTER TABLE task_instances DROP COLUMN updated_at");
+  db.execute("ALTER TABLE task_instances DROP COLUMN queue");
+  db.execute("ALTER TABLE task_instances DROP COLUMN executor");
   db.execute("DELETE FROM schema_version WHERE version > 1");
   auto s = db.make_store();
   CHECK(s->schema_version() == 8);
@@ -1435,6 +1437,37 @@ TEST_CASE_TEMPLATE("Store.EventLogIsWrittenWithChangeSetsAndFiltered", database,
   CHECK(s->events(later)[0].event == "pause");
   CHECK(s->find_event(all[1].id)->event == "pause");
   CHECK_FALSE(s->find_event(all[0].id + 100).has_value());
+}
+
+TEST_CASE_TEMPLATE("Store.EventLogEntriesAboutATaskInstanceKeepItsMapIndexAndTryAndAreFilteredByThem", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  const auto at = dag::timestamp(utc(2024, 1, 1, 12));
+  dag::change_set c;
+  c.events = {{0, at, "mark_success", "alice", "maps", "manual__1", "fan", "", 2, 1},
+              {0, at, "set_task_instance_note", "alice", "etl", "manual__1", "load", "", -1, 3},
+              {0, at, "pause", "bob", "etl", "", "", ""}};
+  s->apply(c);
+  const auto all = s->events({});
+  REQUIRE(all.size() == 3);
+  CHECK_FALSE(all[0].map_index.has_value());  // not about a task instance
+  CHECK_FALSE(all[0].try_number.has_value());
+  CHECK(all[2].map_index == 2);
+  CHECK(all[2].try_number == 1);
+  const auto events = [&](const dag::event_filter& f) {
+    std::vector<std::string> out;
+    for (const auto& e : s->events(f)) out.push_back(e.event);
+    return out;
+  };
+  dag::event_filter f;
+  f.map_index = -1;  // a task that is not mapped
+  CHECK(events(f) == std::vector<std::string>{"set_task_instance_note"});
+  f.map_index = 2;
+  CHECK(events(f) == std::vector<std::string>{"mark_success"});
+  f.try_number = 3;  // both must hold
+  CHECK(s->count_events(f) == 0);
+  f.map_index.reset();
+  CHECK(events(f) == std::vector<std::string>{"set_task_instance_note"});
 }
 
 TEST_CASE_TEMPLATE("Store.DeletesARunOrAllOfADagWithTheirRows", database, STORE_BACKENDS) {

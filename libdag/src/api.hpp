@@ -82,6 +82,9 @@ public:
   /// Writes an event log entry for a change this request made.
   void record(const std::string& event, const std::string& dag_id = "", const std::string& run_id = "",
               const std::string& task_id = "", const json& extra = nullptr);
+  /// Writes an event log entry for a change this request made to one task instance `ti` (as it
+  /// was before: its map index and try are the entry's).
+  void record(const std::string& event, const task_instance_record& ti, const json& extra = nullptr);
 
 private:
   std::map<std::string, std::string> path_;
@@ -244,5 +247,7 @@ json references(const std::vector<task_instance_ref>& refs, store& s);
 
 /// A map index given as text (-1 for a task that is not mapped); a bad one is a 400 naming `name`.
 int map_index_of(const std::string& text, const std::string& name);
+/// A count given as text (a try number: 0 or more); a bad one is a 400 naming `name`.
+int whole_number_of(const std::string& text, const std::string& name);
 
 }  // namespace dag::detail

@@ -71,6 +71,7 @@ const std::map<std::string, query_parameter>& query_parameters() {
       {"source_task_id", {{{"type", "string"}}, "only events of this task"}},
       {"source_run_id", {{{"type", "string"}}, "only events of this run's tasks"}},
       {"source_map_index", {{{"type", "integer"}}, "only events of this mapped instance (-1: of tasks that are not mapped)"}},
+      {"try_number", {{{"type", "integer"}}, "only entries about a task instance on this try"}},
   };
   return known;
 }
@@ -292,6 +293,12 @@ int map_index_of(const std::string& text, const std::string& name) {
   return negative ? -std::stoi(digits) : std::stoi(digits);
 }
 
+int whole_number_of(const std::string& text, const std::string& name) {
+  if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos)
+    throw usage_error(name + ": expected a whole number, got '" + text + "'");
+  return std::stoi(text);
+}
+
 std::size_t api_call::limit() const {
   // As Airflow: a limit above the maximum page size is clamped to it, and 0 gives the maximum.
   const std::size_t asked = whole_number(query("limit"), "limit", max_page_size_);
@@ -329,6 +336,13 @@ void api_call::record(const std::string& event, const std::string& dag_id, const
   change_set c;
   c.events.push_back({0, now.precise_now(), event, actor_, dag_id, run_id, task_id,
                       extra.is_null() ? "" : json_dump(extra)});
+  db.apply(c);
+}
+
+void api_call::record(const std::string& event, const task_instance_record& ti, const json& extra) {
+  change_set c;
+  c.events.push_back({0, now.precise_now(), event, actor_, ti.dag_id, ti.run_id, ti.task_id,
+                      extra.is_null() ? "" : json_dump(extra), ti.map_index, ti.try_number});
   db.apply(c);
 }
 

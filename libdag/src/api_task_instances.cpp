@@ -195,7 +195,7 @@ http_response patch_instance(api_call& call) {
   which.state = new_state_field(b);
   which.dry_run = bool_field(b, "dry_run", false);
   mark_task_instances(call.db, which, *named.dag, call.now.precise_now());
-  if (!which.dry_run) call.record("mark_" + std::string(to_string(which.state)), which.dag_id, which.run_id, named.ti.task_id);
+  if (!which.dry_run) call.record("mark_" + std::string(to_string(which.state)), named.ti);
   // The answer names the instance whether or not its state changed (it may already have had it).
   return json_response(200, references({{which.dag_id, which.run_id, named.ti.task_id}}, call.db).front());
 }
@@ -305,11 +305,7 @@ http_response list_tries(api_call& call) {
   return json_response(200, page_of(call, "task_instances", all));
 }
 
-int try_number_of(const std::string& text) {
-  if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos)
-    throw usage_error("task_try_number: expected a whole number, got '" + text + "'");
-  return std::stoi(text);
-}
+int try_number_of(const std::string& text) { return whole_number_of(text, "task_try_number"); }
 
 http_response get_try(api_call& call) {
   const auto named = instance_of(call);
@@ -353,7 +349,7 @@ http_response set_instance_note(api_call& call) {
   refuse_unknown_fields(b, {"note"});
   const std::string note = string_field(b, "note");
   call.db.set_note(named.run.dag_id, named.run.run_id, named.ti.task_id, note);
-  call.record("set_task_instance_note", named.run.dag_id, named.run.run_id, named.ti.task_id, {{"note", note}});
+  call.record("set_task_instance_note", named.ti, {{"note", note}});
   return get_instance(call);
 }
 

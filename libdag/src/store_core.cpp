@@ -285,12 +285,15 @@ CREATE INDEX dataset_run_events_by_event ON dataset_run_events (event_id);
     // 8: when each run and task instance was last written (Airflow's updated_at, which the REST
     // API's updated_at_gte and updated_at_lte filter on): every write of a row stamps it. A row
     // written before has the latest instant it knows of, if any. The queue and the executor of a
-    // task instance's latest try.
+    // task instance's latest try. The map index and try of the task instance an event log entry
+    // is about.
     R"sql(
 ALTER TABLE dag_runs ADD COLUMN updated_at {instant};
 ALTER TABLE task_instances ADD COLUMN updated_at {instant};
 ALTER TABLE task_instances ADD COLUMN queue {key} NOT NULL DEFAULT '';
 ALTER TABLE task_instances ADD COLUMN executor {key} NOT NULL DEFAULT '';
+ALTER TABLE event_log ADD COLUMN map_index INTEGER;
+ALTER TABLE event_log ADD COLUMN try_number INTEGER;
 UPDATE dag_runs SET updated_at = COALESCE(end_date, start_date);
 UPDATE task_instances SET updated_at = COALESCE(end_date, start_date);
 )sql",
@@ -411,8 +414,10 @@ struct table<task_instance_record> {
 
 template <>
 struct table<event_record> {
-  static constexpr std::string_view names = "id, happened, event, owner, dag_id, run_id, task_id, extra";
-  static void members(auto& e, auto&& f) { f(e.id, e.when, e.event, e.owner, e.dag_id, e.run_id, e.task_id, e.extra); }
+  static constexpr std::string_view names = "id, happened, event, owner, dag_id, run_id, task_id, extra, map_index, try_number";
+  static void members(auto& e, auto&& f) {
+    f(e.id, e.when, e.event, e.owner, e.dag_id, e.run_id, e.task_id, e.extra, e.map_index, e.try_number);
+  }
 };
 
 template <>
@@ -1120,6 +1125,8 @@ filtered_select events_query(const std::string& select, const event_filter& filt
   q.equal("event", filter.event);
   q.equal("owner", filter.owner);
   q.within("happened", filter.after, filter.before);
+  if (filter.map_index) q.sql += " AND map_index = " + q.param(std::int64_t{*filter.map_index});
+  if (filter.try_number) q.sql += " AND try_number = " + q.param(std::int64_t{*filter.try_number});
   q.in("event", filter.events);
   q.in("event", filter.not_events, true);
   return q;

@@ -132,6 +132,10 @@ struct event_record {
   std::string run_id;    ///< the run it concerns, "" for none
   std::string task_id;   ///< the task it concerns, "" for none
   std::string extra;     ///< details (JSON text), "" for none
+  /// Of an entry about one task instance (marking it, its note): its map index (-1: a task not
+  /// mapped) and the try it was on; unset for other entries.
+  std::optional<int> map_index = std::nullopt;
+  std::optional<int> try_number = std::nullopt;  ///< see map_index
 };
 
 /// A listing's order (Airflow's `order_by`): one of the listing's sort fields, each listing naming
@@ -152,6 +156,8 @@ struct event_filter {
   std::optional<std::string> owner;    ///< only this owner
   std::optional<timestamp> after;      ///< made at or after
   std::optional<timestamp> before;     ///< made at or before
+  std::optional<int> map_index;        ///< only entries about a task instance with this map index
+  std::optional<int> try_number;       ///< only entries about a task instance on this try
   std::set<std::string> events;        ///< only these events (empty: any)
   std::set<std::string> not_events;    ///< none of these events
   /// Sort fields: id, when, event, owner, dag_id, run_id, task_id; own order: newest (highest id) first.
