@@ -779,6 +779,24 @@ TEST_CASE("Engine.ThePoolsExampleRunsInItsPool") {
   CHECK(tis["notify"].pool == "default_pool");
 }
 
+TEST_CASE("Engine.ATaskInstanceKeepsTheQueueAndTheExecutorOfItsLatestTry") {
+  sandbox s;
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  dag::definition d{"routed"};
+  d.bash("fast", "true").queue("fast_lane");
+  d.bash("plain", "true");
+  REQUIRE(dag::check(d, s.operators).empty());
+  eng.set_dags({d});
+  auto key = eng.create_run("routed", dag::run_type::manual, dag::parse_time("2024-01-01"), "{}");
+  REQUIRE(key);
+  CHECK(s.tis(*key)["fast"].queue.empty());  // no try yet
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+  auto tis = s.tis(*key);
+  CHECK(tis["fast"].queue == "fast_lane");
+  CHECK(tis["plain"].queue == "default");  // Airflow's default queue
+  CHECK(tis["fast"].executor == "LocalExecutor");
+}
+
 TEST_CASE("Engine.TheRunTimeoutExampleStopsItsSleepingTask" * doctest::timeout(60)) {
   sandbox s;
   dag::system_clock wall;

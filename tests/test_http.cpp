@@ -547,6 +547,162 @@ TEST_CASE("Http.ApiSetsTheNoteOfOneMappedInstance" * doctest::timeout(30)) {
   CHECK(doc["paths"].contains("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/setNote"));
 }
 
+// The wall clock now as ISO-8601 to the microsecond (`…T12:00:00.123456Z`): what a client
+// filtering on updated_at sends, and the store's stamps are made of.
+std::string precise_now() {
+  const auto t = std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
+  const std::string whole = dag::format_iso(std::chrono::floor<std::chrono::seconds>(t));  // …+00:00
+  const auto micros = std::to_string(1000000 + t.time_since_epoch().count() % 1000000).substr(1);
+  return whole.substr(0, whole.size() - 6) + "." + micros + "Z";
+}
+
+TEST_CASE("Http.ApiFiltersAndOrdersRunsAndTaskInstancesByWhenTheyLastChanged" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  for (const char* day : {"2024-01-01", "2024-01-02"})
+    REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", std::string(day) + "T00:00:00Z"}}).status == 200);
+  const std::string run1 = "/api/v1/dags/etl/dagRuns/manual__2024-01-01T00%3A00%3A00%2B00%3A00";
+  const std::string run2 = "/api/v1/dags/etl/dagRuns/manual__2024-01-02T00%3A00%3A00%2B00%3A00";
+  const auto listed = [&](const std::string& target, const std::string& key, const std::vector<std::string>& fields) {
+    const auto r = s.get(target);
+    INFO(target << ": " << r.body);
+    REQUIRE(r.status == 200);
+    const json page = json::parse(r.body);
+    std::vector<std::string> out;
+    for (const auto& x : page[key]) {
+      std::string id;
+      for (const auto& f : fields) id += (id.empty() ? "" : "@") + x[f].get<std::string>();
+      out.push_back(id);
+    }
+    return out;
+  };
+  const auto tis = [&](const std::string& query) {
+    return listed("/api/v1/dags/etl/dagRuns/~/taskInstances?" + query, "task_instances", {"task_id", "execution_date"});
+  };
+  const auto runs = [&](const std::string& query) { return listed("/api/v1/dags/~/dagRuns?" + query, "dag_runs", {"dag_run_id"}); };
+  const std::string d1 = "2024-01-01T00:00:00+00:00";
+
+  // Marking day 1's extract changes that task instance; a note on day 2's run changes the run.
+  const std::string marked = precise_now();
+  CHECK(tis("updated_at_gte=" + marked).empty());
+  REQUIRE(s.send("PATCH", run1 + "/taskInstances/extract", {{"new_state", "success"}}).status == 200);
+  const std::string noted = precise_now();
+  REQUIRE(s.send("PATCH", run2 + "/setNote", {{"note", "checked"}}).status == 200);
+  CHECK(tis("updated_at_gte=" + marked) == std::vector<std::string>{"extract@" + d1});
+  CHECK(tis("updated_at_lte=" + marked).size() == 3);  // the others, untouched since their runs were made
+  CHECK(tis("updated_at_gte=" + noted).empty());
+  CHECK(runs("updated_at_gte=" + noted) == std::vector<std::string>{"manual__2024-01-02T00:00:00+00:00"});
+  CHECK(runs("updated_at_gte=" + marked + "&updated_at_lte=" + noted).size() <= 1);  // day 1's, if marking moved it
+  CHECK(listed(run1 + "/taskInstances?updated_at_gte=" + marked, "task_instances", {"task_id"}) == std::vector<std::string>{"extract"});
+  // Ordered by it, newest change first.
+  CHECK(tis("order_by=-updated_at&limit=1") == std::vector<std::string>{"extract@" + d1});
+  CHECK(runs("order_by=-updated_at&limit=1") == std::vector<std::string>{"manual__2024-01-02T00:00:00+00:00"});
+
+  // A bad time is Airflow's 400 problem naming the parameter; Airflow's batch forms have no such field.
+  auto r = s.get("/api/v1/dags/~/dagRuns?updated_at_gte=yesterday");
+  CHECK(r.status == 400);
+  CHECK(r.content_type == "application/problem+json");
+  CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("updated_at_gte: invalid time 'yesterday'"));
+  r = s.get("/api/v1/dags/etl/dagRuns/~/taskInstances?updated_at_lte=2024-13-01");
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("updated_at_lte: "));
+  CHECK(s.send("POST", "/api/v1/dags/~/dagRuns/list", {{"updated_at_gte", marked}}).status == 400);
+}
+
+TEST_CASE("Http.ApiFiltersTaskInstancesByTheQueueAndExecutorOfTheirLatestTry" * doctest::timeout(30)) {
+  served_face s;
+  dag::definition d{"etl"};
+  d.schedule("@daily").start_date("2024-01-01");
+  d.bash("extract", "echo hi").queue("io");
+  d.bash("load", "true");
+  REQUIRE(dag::check(d, dag::builtin_operators()).empty());
+  s.face->set_dags({d});
+  REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-01T00:00:00Z"}}).status == 200);
+  const std::string run_id = "manual__2024-01-01T00:00:00+00:00";
+  {
+    // extract's try ran on the queue executor, load's on the local one, as the engine records them.
+    auto db = s.store();
+    dag::change_set c;
+    auto tis = db->task_instances("etl", run_id);
+    for (auto& ti : tis) {
+      ti.state = dag::task_state::running;
+      ti.try_number = 1;
+      ti.queue = ti.task_id == "extract" ? "io" : "default";
+      ti.executor = ti.task_id == "extract" ? "QueueExecutor" : "LocalExecutor";
+      c.task_instances.push_back({dag::task_state::none, 0, ti});
+    }
+    REQUIRE(db->apply(c).task_instances_updated == std::vector<bool>(2, true));
+  }
+  const auto tasks = [&](const std::string& query) {
+    const auto r = s.get("/api/v1/dags/~/dagRuns/~/taskInstances?" + query);
+    INFO(query << ": " << r.body);
+    REQUIRE(r.status == 200);
+    std::vector<std::string> out;
+    const json page = json::parse(r.body);
+    for (const auto& ti : page["task_instances"]) out.push_back(ti["task_id"].get<std::string>() + "@" + ti["queue"].get<std::string>() + "@" + ti["executor"].get<std::string>());
+    return out;
+  };
+  CHECK(tasks("queue=io") == std::vector<std::string>{"extract@io@QueueExecutor"});
+  CHECK(tasks("executor=LocalExecutor") == std::vector<std::string>{"load@default@LocalExecutor"});
+  CHECK(tasks("executor=LocalExecutor,QueueExecutor&order_by=-executor") ==
+        std::vector<std::string>{"extract@io@QueueExecutor", "load@default@LocalExecutor"});
+  CHECK(tasks("queue=io&executor=LocalExecutor").empty());
+  CHECK(tasks("pool=default_pool&queue=default") == std::vector<std::string>{"load@default@LocalExecutor"});
+  const auto batch = s.send("POST", "/api/v1/dags/~/dagRuns/~/taskInstances/list", {{"queue", {"io"}}, {"executor", {"QueueExecutor"}}});
+  REQUIRE(batch.status == 200);
+  CHECK(json::parse(batch.body)["total_entries"] == 1);
+  CHECK(s.get("/api/v1/dags/etl/dagRuns/manual__2024-01-01T00%3A00%3A00%2B00%3A00/taskInstances/extract/listMapped?queue=io").status == 200);
+  // A list filter holds at most 100 values; a batch's must be a list of strings.
+  std::string many = "q";
+  for (int i = 0; i < 100; ++i) many += ",q";
+  auto r = s.get("/api/v1/dags/~/dagRuns/~/taskInstances?executor=" + many);
+  CHECK(r.status == 400);
+  CHECK(r.content_type == "application/problem+json");
+  CHECK(json::parse(r.body)["detail"] == "executor: at most 100 values");
+  r = s.send("POST", "/api/v1/dags/~/dagRuns/~/taskInstances/list", {{"queue", "io"}});
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"] == "queue: expected a list of strings");
+}
+
+TEST_CASE("Http.ApiEventLogEntriesAboutATaskInstanceCarryItsMapIndexAndTryAndAreFilteredByThem" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-02T00:00:00Z"}}).status == 200);
+  const std::string run_id = "manual__2024-01-02T00:00:00+00:00";
+  s.fail_task(run_id, 0, "line one\n");  // extract failed on try 1
+  const std::string run = "/api/v1/dags/etl/dagRuns/manual__2024-01-02T00%3A00%3A00%2B00%3A00";
+  REQUIRE(s.send("PATCH", run + "/taskInstances/extract", {{"new_state", "success"}}).status == 200);
+  REQUIRE(s.send("PATCH", run + "/taskInstances/load/setNote", {{"note", "waits for extract"}}).status == 200);
+  const auto events = [&](const std::string& query) {
+    const auto r = s.get("/api/v1/eventLogs?" + query);
+    INFO(query << ": " << r.body);
+    REQUIRE(r.status == 200);
+    std::vector<std::string> out;
+    const json page = json::parse(r.body);
+    for (const auto& e : page["event_logs"])
+      out.push_back(e["event"].get<std::string>() + "@" + e["map_index"].dump() + "@" + e["try_number"].dump());
+    return out;
+  };
+  CHECK(events("") == std::vector<std::string>{"set_task_instance_note@-1@0", "mark_success@-1@1", "trigger@null@null"});
+  CHECK(events("try_number=1") == std::vector<std::string>{"mark_success@-1@1"});
+  CHECK(events("map_index=-1") == std::vector<std::string>{"set_task_instance_note@-1@0", "mark_success@-1@1"});
+  CHECK(events("map_index=-1&try_number=0&task_id=load") == std::vector<std::string>{"set_task_instance_note@-1@0"});
+  CHECK(events("map_index=3").empty());
+  const auto one = json::parse(s.get("/api/v1/eventLogs?event=mark_success").body)["event_logs"][0];
+  const auto got = json::parse(s.get("/api/v1/eventLogs/" + one["event_log_id"].dump()).body);
+  CHECK(got["map_index"] == -1);
+  CHECK(got["try_number"] == 1);
+  CHECK(got["task_id"] == "extract");
+  // Bad values are Airflow's 400 problem naming the parameter.
+  auto r = s.get("/api/v1/eventLogs?map_index=first");
+  CHECK(r.status == 400);
+  CHECK(r.content_type == "application/problem+json");
+  CHECK(json::parse(r.body)["detail"] == "map_index: expected a whole number, got 'first'");
+  r = s.get("/api/v1/eventLogs?try_number=-1");
+  CHECK(r.status == 400);
+  CHECK(json::parse(r.body)["detail"] == "try_number: expected a whole number, got '-1'");
+}
+
 TEST_CASE("Http.ApiPausesClearsAndServesLogs" * doctest::timeout(30)) {
   served_face s;
   s.load_etl();

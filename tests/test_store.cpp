@@ -384,9 +384,17 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
   db.execute("ALTER TABLE task_instances DROP COLUMN pool_slots");
   for (const char* table : {"dataset_run_events", "dataset_queue", "dataset_consumers", "dataset_events", "datasets"})
     db.execute(std::string("DROP TABLE ") + table);
+  db.execute("ALTER TABLE dag_runs DROP COLUMN updated_at");
+  db.execute("ALTER TABLE task_instances DROP COLUMN updated_at");
+  db.execute("ALTER TABLE task_instances DROP COLUMN queue");
+  db.execute("ALTER TABLE task_instances DROP COLUMN executor");
   db.execute("DELETE FROM schema_version WHERE version > 1");
   auto s = db.make_store();
-  CHECK(s->schema_version() == 7);
+  CHECK(s->schema_version() == 8);
+  // Migration 8: a row written before was changed when it last started or ended; this one never did.
+  dag::task_instance_filter changed;
+  changed.updated_from = dag::timestamp{};
+  CHECK(s->count_task_instances(changed) == 0);
   CHECK(s->datasets().empty());
   // Migration 5: the default pool, and every task instance in it.
   CHECK(s->find_pool("default_pool")->slots == 128);
@@ -1282,6 +1290,102 @@ TEST_CASE_TEMPLATE("Store.ListsTaskInstancesAcrossRunsFilteredOrderedPagedAndCou
   check_usage_error([&] { s->list_task_instances(ordered); }, "cannot order by 'colour'");
 }
 
+/// The wall clock to the microsecond, as the store stamps rows (updated_at).
+dag::timestamp wall_now() { return std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now()); }
+
+TEST_CASE_TEMPLATE("Store.EveryWriteOfARunOrTaskInstanceStampsWhenItChangedAndListingsFilterAndOrderOnIt", database,
+                   STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  const auto one = daily_run("etl", utc(2024, 1, 1)), two = daily_run("etl", utc(2024, 1, 2));
+  const auto since = [&](dag::timestamp from) {
+    dag::run_filter runs;
+    runs.updated_from = from;
+    dag::task_instance_filter tis;
+    tis.updated_from = from;
+    tis.order = {"updated_at", true};
+    std::vector<std::string> out = run_ids(s->runs(runs));
+    for (const auto& l : s->list_task_instances(tis)) out.push_back(l.record.task_id + "@" + (l.record.run_id == one.run_id ? "1" : "2"));
+    return out;
+  };
+  const auto created = wall_now();
+  dag::change_set c;
+  c.new_runs = {{one, {"a", "b"}}, {two, {"a"}}};
+  REQUIRE(s->apply(c).runs_created == std::vector<bool>{true, true});
+  CHECK(since(created).size() == 5);  // both runs and their three task instances, stamped when created
+  dag::run_filter before;
+  before.updated_to = created;
+  CHECK(s->count_runs(before) == 0);
+
+  // A task instance update stamps its row only; a run update its run only.
+  const auto moved = wall_now();
+  CHECK(since(moved).empty());
+  dag::change_set m;
+  m.task_instances = {moving(one, "a", dag::task_state::none, 0, dag::task_state::queued, 1)};
+  m.runs = {moving(two, dag::run_state::queued, dag::run_state::running)};
+  REQUIRE(s->apply(m).task_instances_updated == std::vector<bool>{true});
+  CHECK(since(moved) == std::vector<std::string>{two.run_id, "a@1"});
+  dag::task_instance_filter until;
+  until.updated_to = moved;
+  CHECK(s->count_task_instances(until) == 2);  // the two not written since
+
+  // A note is a change; a compare-and-set that loses changes nothing; a task added after its run
+  // was created is stamped when its row is made.
+  const auto noted = wall_now();
+  CHECK(s->set_note("etl", one.run_id, "b", "looked at"));
+  CHECK(s->set_note("etl", one.run_id, "", "rerun"));
+  dag::change_set late;
+  late.task_instances = {moving(one, "a", dag::task_state::none, 0, dag::task_state::queued, 1),  // stale: loses
+                         moving(two, "c", dag::task_state::none, 0, dag::task_state::scheduled, 0)};
+  CHECK(s->apply(late).task_instances_updated == std::vector<bool>{false, true});
+  CHECK(since(noted) == std::vector<std::string>{one.run_id, "c@2", "b@1"});  // newest change first
+
+  // Ordered by it, ties in the listing's own order.
+  dag::run_filter ordered;
+  ordered.order = {"updated_at", false};
+  CHECK(run_ids(s->runs(ordered)) == std::vector<std::string>{two.run_id, one.run_id});
+}
+
+TEST_CASE_TEMPLATE("Store.TaskInstancesKeepTheQueueAndExecutorOfTheirLatestTryFilteredAndOrderedInSql", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(s->apply(creating(run, {"a", "b", "c"})).runs_created == std::vector<bool>{true});
+  dag::change_set c;
+  const auto tried = [&](const std::string& task, const std::string& queue, const std::string& executor) {
+    auto m = moving(run, task, dag::task_state::none, 0, dag::task_state::running, 1);
+    m.record.queue = queue;
+    m.record.executor = executor;
+    c.task_instances.push_back(m);
+  };
+  tried("a", "default", "LocalExecutor");
+  tried("b", "gpu", "QueueExecutor");
+  REQUIRE(s->apply(c).task_instances_updated == std::vector<bool>{true, true});
+  const auto tis = s->task_instances("etl", run.run_id);
+  CHECK(tis[1].queue == "gpu");
+  CHECK(tis[1].executor == "QueueExecutor");
+  CHECK(tis[2].queue.empty());  // no try yet
+  CHECK(tis[2].executor.empty());
+
+  const auto ids = [&](const dag::task_instance_filter& f) {
+    std::vector<std::string> out;
+    for (const auto& l : s->list_task_instances(f)) out.push_back(l.record.task_id);
+    return out;
+  };
+  dag::task_instance_filter f;
+  f.queues = {"gpu", "io"};
+  CHECK(ids(f) == std::vector<std::string>{"b"});
+  f.executors = {"LocalExecutor"};  // both must hold
+  CHECK(s->count_task_instances(f) == 0);
+  f.queues.clear();
+  CHECK(ids(f) == std::vector<std::string>{"a"});
+  dag::task_instance_filter ordered;
+  ordered.order = {"queue", true};
+  CHECK(ids(ordered) == std::vector<std::string>{"b", "a", "c"});
+  ordered.order = {"executor", false};
+  CHECK(ids(ordered) == std::vector<std::string>{"c", "a", "b"});
+}
+
 TEST_CASE_TEMPLATE("Store.ListsRunsEventsDatasetEventsAndXComsOrderedAndPagedInSql", database, STORE_BACKENDS) {
   database db;
   auto s = db.make_store();
@@ -1463,6 +1567,37 @@ TEST_CASE_TEMPLATE("Store.EventLogIsWrittenWithChangeSetsAndFiltered", database,
   CHECK(s->events(later)[0].event == "pause");
   CHECK(s->find_event(all[1].id)->event == "pause");
   CHECK_FALSE(s->find_event(all[0].id + 100).has_value());
+}
+
+TEST_CASE_TEMPLATE("Store.EventLogEntriesAboutATaskInstanceKeepItsMapIndexAndTryAndAreFilteredByThem", database, STORE_BACKENDS) {
+  database db;
+  auto s = db.make_store();
+  const auto at = dag::timestamp(utc(2024, 1, 1, 12));
+  dag::change_set c;
+  c.events = {{0, at, "mark_success", "alice", "maps", "manual__1", "fan", "", 2, 1},
+              {0, at, "set_task_instance_note", "alice", "etl", "manual__1", "load", "", -1, 3},
+              {0, at, "pause", "bob", "etl", "", "", ""}};
+  s->apply(c);
+  const auto all = s->events({});
+  REQUIRE(all.size() == 3);
+  CHECK_FALSE(all[0].map_index.has_value());  // not about a task instance
+  CHECK_FALSE(all[0].try_number.has_value());
+  CHECK(all[2].map_index == 2);
+  CHECK(all[2].try_number == 1);
+  const auto events = [&](const dag::event_filter& f) {
+    std::vector<std::string> out;
+    for (const auto& e : s->events(f)) out.push_back(e.event);
+    return out;
+  };
+  dag::event_filter f;
+  f.map_index = -1;  // a task that is not mapped
+  CHECK(events(f) == std::vector<std::string>{"set_task_instance_note"});
+  f.map_index = 2;
+  CHECK(events(f) == std::vector<std::string>{"mark_success"});
+  f.try_number = 3;  // both must hold
+  CHECK(s->count_events(f) == 0);
+  f.map_index.reset();
+  CHECK(events(f) == std::vector<std::string>{"set_task_instance_note"});
 }
 
 TEST_CASE_TEMPLATE("Store.DeletesARunOrAllOfADagWithTheirRows", database, STORE_BACKENDS) {

@@ -85,6 +85,17 @@ TEST_CASE("Duration.FormatsShortestFormThatParsesBack") {
   }
 }
 
+TEST_CASE("Time.ParsesAFractionOfASecondToTheMicrosecondWhenAskedTo") {
+  using namespace std::chrono;
+  const dag::timestamp whole{dag::parse_time("2024-01-01T06:00:00Z")};
+  CHECK(dag::parse_precise_time("2024-01-01T06:00:00.25Z") == whole + 250000us);
+  CHECK(dag::parse_precise_time("2024-01-01T08:00:00.123456789+02:00") == whole + 123456us);  // beyond microseconds: dropped
+  CHECK(dag::parse_precise_time("2024-01-01T06:00") == whole);
+  CHECK(dag::parse_time("2024-01-01T06:00:00.999Z") == dag::parse_time("2024-01-01T06:00:00Z"));  // to the second
+  CHECK_THROWS_AS(dag::parse_precise_time("2024-01-01T06:00:00.Z"), dag::usage_error);
+  CHECK_THROWS_AS(dag::parse_precise_time("yesterday"), dag::usage_error);
+}
+
 TEST_CASE("Time.ParsesIsoDateAndDateTimeForms") {
   CHECK(dag::parse_time("2024-01-01") == utc(2024, 1, 1));
   CHECK(dag::parse_time("2024-01-01T06:00") == utc(2024, 1, 1, 6));

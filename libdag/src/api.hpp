@@ -82,6 +82,9 @@ public:
   /// Writes an event log entry for a change this request made.
   void record(const std::string& event, const std::string& dag_id = "", const std::string& run_id = "",
               const std::string& task_id = "", const json& extra = nullptr);
+  /// Writes an event log entry for a change this request made to one task instance `ti` (as it
+  /// was before: its map index and try are the entry's).
+  void record(const std::string& event, const task_instance_record& ti, const json& extra = nullptr);
 
 private:
   std::map<std::string, std::string> path_;
@@ -171,9 +174,9 @@ void order_by(const api_call& call, json& all, const std::vector<std::string>& a
 // --- filters -------------------------------------------------------------------------------------
 
 /// Airflow's date filters of run and task instance listings: logical date (`execution_date_…`),
-/// start and end date, each `_gte` and `_lte`.
+/// start, end and last change (`updated_at_…`), each `_gte` and `_lte`.
 struct date_ranges {
-  std::optional<timestamp> logical_from, logical_to, start_from, start_to, end_from, end_to;
+  std::optional<timestamp> logical_from, logical_to, start_from, start_to, end_from, end_to, updated_from, updated_to;
   /// From the query of a GET listing.
   static date_ranges of_query(const api_call& call);
   /// From the body of a batch listing (POST …/list).
@@ -181,16 +184,20 @@ struct date_ranges {
   /// Sets the same bounds of a store filter (run_filter, task_instance_filter).
   template <class Filter>
   void bound(Filter& f) const {
-    // Query and body times are whole seconds (parse_time): the floor changes nothing.
-    const auto seconds = [](const std::optional<timestamp>& t) {
-      return t ? std::optional<time_point>(std::chrono::floor<std::chrono::seconds>(*t)) : std::nullopt;
+    // Logical dates are whole seconds: a bound with a fraction means the next whole second up
+    // (from) or the one it is in (to).
+    const auto seconds = [](const std::optional<timestamp>& t, bool from) {
+      if (!t) return std::optional<time_point>();
+      return std::optional<time_point>(from ? std::chrono::ceil<std::chrono::seconds>(*t) : std::chrono::floor<std::chrono::seconds>(*t));
     };
-    f.logical_from = seconds(logical_from);
-    f.logical_to = seconds(logical_to);
+    f.logical_from = seconds(logical_from, true);
+    f.logical_to = seconds(logical_to, false);
     f.start_from = start_from;
     f.start_to = start_to;
     f.end_from = end_from;
     f.end_to = end_to;
+    f.updated_from = updated_from;
+    f.updated_to = updated_to;
   }
 };
 
@@ -240,5 +247,7 @@ json references(const std::vector<task_instance_ref>& refs, store& s);
 
 /// A map index given as text (-1 for a task that is not mapped); a bad one is a 400 naming `name`.
 int map_index_of(const std::string& text, const std::string& name);
+/// A count given as text (a try number: 0 or more); a bad one is a 400 naming `name`.
+int whole_number_of(const std::string& text, const std::string& name);
 
 }  // namespace dag::detail

@@ -285,8 +285,8 @@ json event_json(const event_record& e) {
           {"dag_id", text_or_null(e.dag_id)},
           {"task_id", text_or_null(e.task_id)},
           {"run_id", text_or_null(e.run_id)},
-          {"map_index", nullptr},
-          {"try_number", nullptr},
+          {"map_index", e.map_index ? json(*e.map_index) : json(nullptr)},
+          {"try_number", e.try_number ? json(*e.try_number) : json(nullptr)},
           {"event", e.event},
           {"execution_date", nullptr},
           {"owner", text_or_null(e.owner)},
@@ -302,6 +302,8 @@ http_response list_events(api_call& call) {
   f.owner = call.query("owner");
   f.after = call.query_time("after");
   f.before = call.query_time("before");
+  if (const auto index = call.query("map_index")) f.map_index = map_index_of(*index, "map_index");
+  if (const auto number = call.query("try_number")) f.try_number = whole_number_of(*number, "try_number");
   for (auto& e : call.query_list("included_events")) f.events.insert(std::move(e));
   for (auto& e : call.query_list("excluded_events")) f.not_events.insert(std::move(e));
   f.order = listing_order_of(call.query("order_by"), {{"event_log_id", "id"}, {"when", "when"},   {"dag_id", "dag_id"},
@@ -399,8 +401,8 @@ std::vector<api_route> resource_routes() {
       {"GET", "/importErrors", "get_import_errors", "ImportError", listing, "", 200, "ImportErrorCollection", list_import_errors},
       {"GET", "/importErrors/{import_error_id}", "get_import_error", "ImportError", {}, "", 200, "ImportError", get_import_error},
       {"GET", "/eventLogs", "get_event_logs", "EventLog",
-       {"limit", "offset", "order_by", "dag_id", "task_id", "run_id", "event", "owner", "before", "after", "included_events",
-        "excluded_events"},
+       {"limit", "offset", "order_by", "dag_id", "task_id", "run_id", "map_index", "try_number", "event", "owner", "before",
+        "after", "included_events", "excluded_events"},
        "", 200, "EventLogCollection", list_events},
       {"GET", "/eventLogs/{event_log_id}", "get_event_log", "EventLog", {}, "", 200, "EventLog", get_event},
       {"GET", "/health", "get_health", "Monitoring", {}, "", 200, "HealthInfo", health, /*open=*/true},

@@ -38,10 +38,14 @@ const std::map<std::string, query_parameter>& query_parameters() {
       {"start_date_lte", {date_time(), "started at or before"}},
       {"end_date_gte", {date_time(), "ended at or after"}},
       {"end_date_lte", {date_time(), "ended at or before"}},
+      {"updated_at_gte", {date_time(), "last changed at or after (any write of the row: a state, a date, a note)"}},
+      {"updated_at_lte", {date_time(), "last changed at or before"}},
       {"duration_gte", {{{"type", "number"}}, "lasted at least (seconds)"}},
       {"duration_lte", {{{"type", "number"}}, "lasted at most (seconds)"}},
       {"state", {string_list(), "only these states"}},
       {"pool", {string_list(), "only task instances whose latest try took one of these pools"}},
+      {"queue", {string_list(), "only task instances whose latest try was sent to one of these queues"}},
+      {"executor", {string_list(), "only task instances whose latest try one of these executors ran (LocalExecutor, QueueExecutor)"}},
       {"full_content", {{{"type", "boolean"}}, "the whole log rather than a part"}},
       {"map_index", {{{"type", "integer"}}, "a mapped task instance's index (-1: not mapped)"}},
       {"token", {{{"type", "string"}}, "the continuation token of an earlier part of the log"}},
@@ -67,6 +71,7 @@ const std::map<std::string, query_parameter>& query_parameters() {
       {"source_task_id", {{{"type", "string"}}, "only events of this task"}},
       {"source_run_id", {{{"type", "string"}}, "only events of this run's tasks"}},
       {"source_map_index", {{{"type", "integer"}}, "only events of this mapped instance (-1: of tasks that are not mapped)"}},
+      {"try_number", {{{"type", "integer"}}, "only entries about a task instance on this try"}},
   };
   return known;
 }
@@ -252,7 +257,7 @@ std::optional<timestamp> api_call::query_time(const std::string& name) const {
   const auto text = query(name);
   if (!text) return std::nullopt;
   try {
-    return timestamp(parse_time(*text));
+    return parse_precise_time(*text);
   } catch (const error& e) {
     throw usage_error(name + ": " + e.message());
   }
@@ -286,6 +291,12 @@ int map_index_of(const std::string& text, const std::string& name) {
   if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos)
     throw usage_error(name + ": expected a whole number, got '" + text + "'");
   return negative ? -std::stoi(digits) : std::stoi(digits);
+}
+
+int whole_number_of(const std::string& text, const std::string& name) {
+  if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos)
+    throw usage_error(name + ": expected a whole number, got '" + text + "'");
+  return std::stoi(text);
 }
 
 std::size_t api_call::limit() const {
@@ -325,6 +336,13 @@ void api_call::record(const std::string& event, const std::string& dag_id, const
   change_set c;
   c.events.push_back({0, now.precise_now(), event, actor_, dag_id, run_id, task_id,
                       extra.is_null() ? "" : json_dump(extra)});
+  db.apply(c);
+}
+
+void api_call::record(const std::string& event, const task_instance_record& ti, const json& extra) {
+  change_set c;
+  c.events.push_back({0, now.precise_now(), event, actor_, ti.dag_id, ti.run_id, ti.task_id,
+                      extra.is_null() ? "" : json_dump(extra), ti.map_index, ti.try_number});
   db.apply(c);
 }
 
@@ -418,7 +436,8 @@ std::vector<std::string> string_list_field(const json& b, const std::string& nam
 
 date_ranges date_ranges::of_query(const api_call& call) {
   return {call.query_time("execution_date_gte"), call.query_time("execution_date_lte"), call.query_time("start_date_gte"),
-          call.query_time("start_date_lte"),     call.query_time("end_date_gte"),       call.query_time("end_date_lte")};
+          call.query_time("start_date_lte"),     call.query_time("end_date_gte"),       call.query_time("end_date_lte"),
+          call.query_time("updated_at_gte"),     call.query_time("updated_at_lte")};
 }
 
 date_ranges date_ranges::of_body(const json& body) {
@@ -426,8 +445,9 @@ date_ranges date_ranges::of_body(const json& body) {
     const auto t = time_field(body, name);
     return t ? std::optional<timestamp>(*t) : std::nullopt;
   };
+  // Airflow's ListDagRunsForm and ListTaskInstanceForm have no updated_at bounds.
   return {at("execution_date_gte"), at("execution_date_lte"), at("start_date_gte"),
-          at("start_date_lte"),     at("end_date_gte"),       at("end_date_lte")};
+          at("start_date_lte"),     at("end_date_gte"),       at("end_date_lte"), std::nullopt, std::nullopt};
 }
 
 page_request page_request::of_query(const api_call& call) { return {call.query("order_by"), call.limit(), call.offset()}; }

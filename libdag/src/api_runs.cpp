@@ -20,7 +20,7 @@ const std::map<std::string, std::string> run_order{
     {"dag_run_id", "run_id"},   {"dag_id", "dag_id"},         {"execution_date", "logical_date"},
     {"logical_date", "logical_date"}, {"start_date", "start_date"}, {"end_date", "end_date"},
     {"state", "state"},         {"run_type", "run_type"},     {"data_interval_start", "data_interval_start"},
-    {"data_interval_end", "data_interval_end"}, {"external_trigger", "manual"}};
+    {"data_interval_end", "data_interval_end"}, {"external_trigger", "manual"}, {"updated_at", "updated_at"}};
 
 // The runs a listing's filters select, as the store filters them.
 run_filter run_filter_of(const std::vector<std::string>& dag_ids, const std::vector<std::string>& states,
@@ -158,7 +158,8 @@ json run_json(const run_record& r) {
 std::vector<api_route> run_routes() {
   const std::vector<std::string> filters{"limit",          "offset",         "order_by",       "execution_date_gte",
                                          "execution_date_lte", "start_date_gte", "start_date_lte", "end_date_gte",
-                                         "end_date_lte",   "state",          "fields"};
+                                         "end_date_lte",   "updated_at_gte", "updated_at_lte", "state",
+                                         "fields"};
   const std::string run = "/dags/{dag_id}/dagRuns/{dag_run_id}";
   return {
       {"GET", "/dags/{dag_id}/dagRuns", "get_dag_runs", "DAGRun", filters, "", 200, "DAGRunCollection", list_runs},

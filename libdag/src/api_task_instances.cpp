@@ -51,7 +51,8 @@ const std::map<std::string, std::string> instance_order{
     {"task_id", "task_id"},       {"dag_id", "dag_id"},         {"dag_run_id", "run_id"},
     {"execution_date", "logical_date"}, {"start_date", "start_date"}, {"end_date", "end_date"},
     {"duration", "duration"},     {"state", "state"},           {"try_number", "try_number"},
-    {"map_index", "map_index"},   {"pool", "pool"},             {"pool_slots", "pool_slots"}};
+    {"map_index", "map_index"},   {"pool", "pool"},             {"pool_slots", "pool_slots"},
+    {"queue", "queue"},           {"executor", "executor"},     {"updated_at", "updated_at"}};
 
 // A page of the task instances `filter` selects, filtered, ordered, paged and counted by the
 // database.
@@ -72,6 +73,8 @@ task_instance_filter instance_filter_of_query(const api_call& call) {
   task_instance_filter f;
   f.states = task_states_of(call.query_list("state"), "state");
   for (auto& p : call.query_list("pool")) f.pools.insert(std::move(p));
+  for (auto& q : call.query_list("queue")) f.queues.insert(std::move(q));
+  for (auto& e : call.query_list("executor")) f.executors.insert(std::move(e));
   add_ranges(f, date_ranges::of_query(call), call.query_number("duration_gte"), call.query_number("duration_lte"),
              "duration_gte", "duration_lte");
   return f;
@@ -102,13 +105,15 @@ http_response list_instances_batch(api_call& call) {
   const json& b = call.body();
   refuse_unknown_fields(b, {"dag_ids", "dag_run_ids", "task_ids", "execution_date_gte", "execution_date_lte", "start_date_gte",
                             "start_date_lte", "end_date_gte", "end_date_lte", "duration_gte", "duration_lte", "state",
-                            "pool", "order_by", "page_offset", "page_limit"});
+                            "pool", "queue", "executor", "order_by", "page_offset", "page_limit"});
   task_instance_filter f;
   f.dag_ids = string_set_field(b, "dag_ids");
   f.run_ids = string_set_field(b, "dag_run_ids");
   f.task_ids = string_set_field(b, "task_ids");
   f.states = task_states_of(string_list_field(b, "state"), "state");
   f.pools = string_set_field(b, "pool");
+  f.queues = string_set_field(b, "queue");
+  f.executors = string_set_field(b, "executor");
   add_ranges(f, date_ranges::of_body(b), body_number(b, "duration_gte"), body_number(b, "duration_lte"), "duration_gte",
              "duration_lte");
   return json_response(200, instances_page(call, std::move(f), page_request::of_body(call, b), instance_order));
@@ -159,7 +164,8 @@ http_response list_mapped(api_call& call) {
   f.mapped_only = true;
   static const std::map<std::string, std::string> mapped_order{{"map_index", "map_index"}, {"state", "state"},
                                                                {"start_date", "start_date"}, {"end_date", "end_date"},
-                                                               {"duration", "duration"},   {"try_number", "try_number"}};
+                                                               {"duration", "duration"},   {"try_number", "try_number"},
+                                                               {"updated_at", "updated_at"}};
   return json_response(200, instances_page(call, std::move(f), page_request::of_query(call), mapped_order));
 }
 
@@ -189,7 +195,7 @@ http_response patch_instance(api_call& call) {
   which.state = new_state_field(b);
   which.dry_run = bool_field(b, "dry_run", false);
   mark_task_instances(call.db, which, *named.dag, call.now.precise_now());
-  if (!which.dry_run) call.record("mark_" + std::string(to_string(which.state)), which.dag_id, which.run_id, named.ti.task_id);
+  if (!which.dry_run) call.record("mark_" + std::string(to_string(which.state)), named.ti);
   // The answer names the instance whether or not its state changed (it may already have had it).
   return json_response(200, references({{which.dag_id, which.run_id, named.ti.task_id}}, call.db).front());
 }
@@ -299,11 +305,7 @@ http_response list_tries(api_call& call) {
   return json_response(200, page_of(call, "task_instances", all));
 }
 
-int try_number_of(const std::string& text) {
-  if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos)
-    throw usage_error("task_try_number: expected a whole number, got '" + text + "'");
-  return std::stoi(text);
-}
+int try_number_of(const std::string& text) { return whole_number_of(text, "task_try_number"); }
 
 http_response get_try(api_call& call) {
   const auto named = instance_of(call);
@@ -348,8 +350,7 @@ http_response set_instance_note(api_call& call) {
   const std::string note = string_field(b, "note");
   // One instance's note: the map index the path names, -1 on the route without one (as Airflow).
   call.db.set_note(named.run.dag_id, named.run.run_id, named.ti.task_id, note, named.ti.map_index);
-  call.record("set_task_instance_note", named.run.dag_id, named.run.run_id, named.ti.task_id,
-              {{"note", note}, {"map_index", named.ti.map_index}});
+  call.record("set_task_instance_note", named.ti, {{"note", note}});
   return get_instance(call);
 }
 
@@ -434,12 +435,13 @@ json task_instance_json(const task_instance_record& ti, time_point logical_date,
           // The pool its latest try took; before any, the task's.
           {"pool", t && ti.try_number == 0 ? t->settings.pool : ti.pool},
           {"pool_slots", t && ti.try_number == 0 ? t->settings.pool_slots : ti.pool_slots},
-          {"queue", t ? json(t->settings.queue) : json(nullptr)},
+          // The queue its latest try was sent to; before any (or before the store kept it), the task's.
+          {"queue", !ti.queue.empty() ? json(ti.queue) : t ? json(t->settings.queue) : json(nullptr)},
           {"priority_weight", t ? json(t->settings.priority_weight) : json(nullptr)},
           {"operator", t ? json(t->operator_name) : json(nullptr)},
           {"queued_when", nullptr},
           {"pid", ti.pid == 0 ? json(nullptr) : json(ti.pid)},
-          {"executor", nullptr},
+          {"executor", text_or_null(ti.executor)},
           {"executor_config", "{}"},
           {"sla_miss", nullptr},
           {"rendered_map_index", nullptr},
@@ -466,7 +468,9 @@ json references(const std::vector<task_instance_ref>& refs, store& s) {
 std::vector<api_route> task_instance_routes() {
   const std::vector<std::string> filters{"limit",          "offset",         "order_by",     "execution_date_gte",
                                          "execution_date_lte", "start_date_gte", "start_date_lte", "end_date_gte",
-                                         "end_date_lte",   "duration_gte",   "duration_lte", "state", "pool"};
+                                         "end_date_lte",   "updated_at_gte", "updated_at_lte", "duration_gte",
+                                         "duration_lte",   "state",          "pool",         "queue",
+                                         "executor"};
   const std::string ti = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}";
   return {
       {"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", "get_task_instances", "TaskInstance", filters, "", 200,

@@ -784,6 +784,7 @@ task_request engine::prepare_try(active_run& r, std::size_t slot, change_set& ch
   }
   ti.hostname = options_.hostname;
   ti.pid = ::getpid();  // the dagrun process running the try: recovery checks it is gone
+  ti.executor = executor_->name();
   ti.log_path = log_path_for(options_.log_folder, ti).string();
 
   task_request req;

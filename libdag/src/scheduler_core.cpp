@@ -383,6 +383,7 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
     if (pool_open) *pool_open -= settings.pool_slots;
     ti.pool = settings.pool;
     ti.pool_slots = settings.pool_slots;
+    ti.queue = settings.queue;
     const auto it = std::find_if(step.changed.begin(), step.changed.end(), [&](const task_change& c) { return c.index == i; });
     if (it == step.changed.end()) record_change(i, ti.state, ti.try_number);
     ti.state = task_state::queued;

@@ -25,7 +25,7 @@ namespace {
 /// The migrations, in order: entry i brings the schema from version i to i + 1. A shipped
 /// migration is never edited; a schema change is a new entry. `{key}`, `{instant}`, `{flag}` and
 /// `{row_id}` are the backend's types (`dialect::types`).
-constexpr std::array<std::string_view, 7> migrations{
+constexpr std::array<std::string_view, 8> migrations{
     // 1: the initial schema.
     R"sql(
 CREATE TABLE dags (
@@ -282,6 +282,21 @@ CREATE TABLE dataset_run_events (
 );
 CREATE INDEX dataset_run_events_by_event ON dataset_run_events (event_id);
 )sql",
+    // 8: when each run and task instance was last written (Airflow's updated_at, which the REST
+    // API's updated_at_gte and updated_at_lte filter on): every write of a row stamps it. A row
+    // written before has the latest instant it knows of, if any. The queue and the executor of a
+    // task instance's latest try. The map index and try of the task instance an event log entry
+    // is about.
+    R"sql(
+ALTER TABLE dag_runs ADD COLUMN updated_at {instant};
+ALTER TABLE task_instances ADD COLUMN updated_at {instant};
+ALTER TABLE task_instances ADD COLUMN queue {key} NOT NULL DEFAULT '';
+ALTER TABLE task_instances ADD COLUMN executor {key} NOT NULL DEFAULT '';
+ALTER TABLE event_log ADD COLUMN map_index INTEGER;
+ALTER TABLE event_log ADD COLUMN try_number INTEGER;
+UPDATE dag_runs SET updated_at = COALESCE(end_date, start_date);
+UPDATE task_instances SET updated_at = COALESCE(end_date, start_date);
+)sql",
 };
 
 /// The schema version this build creates and understands.
@@ -308,6 +323,8 @@ void new_task_instance_row(const run_record& run, const std::string& task_id, st
 // --- conversions at the boundary --------------------------------------------------------------
 
 std::int64_t micros_of(timestamp t) { return static_cast<std::int64_t>(t.time_since_epoch().count()); }
+/// The wall clock, to the microsecond: what the store stamps rows with.
+timestamp wall_now() { return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()); }
 std::int64_t micros_of(time_point t) { return micros_of(std::chrono::time_point_cast<std::chrono::microseconds>(t)); }
 timestamp timestamp_at(std::int64_t micros) { return timestamp{std::chrono::microseconds{micros}}; }
 
@@ -387,17 +404,20 @@ template <>
 struct table<task_instance_record> {
   static constexpr std::string_view names =
       "dag_id, run_id, task_id, map_index, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid, "
-      "log_path, message, first_start_date, cleared_tries, note, pool, pool_slots";
+      "log_path, message, first_start_date, cleared_tries, note, pool, pool_slots, queue, executor";
   static void members(auto& r, auto&& f) {
     f(r.dag_id, r.run_id, r.task_id, r.map_index, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
-      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.note, r.pool, r.pool_slots);
+      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.note, r.pool, r.pool_slots, r.queue,
+      r.executor);
   }
 };
 
 template <>
 struct table<event_record> {
-  static constexpr std::string_view names = "id, happened, event, owner, dag_id, run_id, task_id, extra";
-  static void members(auto& e, auto&& f) { f(e.id, e.when, e.event, e.owner, e.dag_id, e.run_id, e.task_id, e.extra); }
+  static constexpr std::string_view names = "id, happened, event, owner, dag_id, run_id, task_id, extra, map_index, try_number";
+  static void members(auto& e, auto&& f) {
+    f(e.id, e.when, e.event, e.owner, e.dag_id, e.run_id, e.task_id, e.extra, e.map_index, e.try_number);
+  }
 };
 
 template <>
@@ -464,12 +484,12 @@ template <>
 struct table<task_instance_update> {
   static constexpr std::string_view names =
       "dag_id, run_id, task_id, map_index, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid, "
-      "log_path, message, first_start_date, cleared_tries, pool, pool_slots, expected, expected_try";
+      "log_path, message, first_start_date, cleared_tries, pool, pool_slots, queue, executor, expected, expected_try";
   static void members(auto& u, auto&& f) {
     auto& r = u.record;
     f(r.dag_id, r.run_id, r.task_id, r.map_index, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
-      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.pool, r.pool_slots, u.expected,
-      u.expected_try);
+      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.pool, r.pool_slots, r.queue, r.executor,
+      u.expected, u.expected_try);
   }
 };
 
@@ -659,27 +679,44 @@ row_write matching(std::string table, std::vector<column> given, std::size_t key
   return w;
 }
 
-/// Every write the store makes, built once.
+/// The column every write of a run or a task instance sets to the time it is made (Airflow's
+/// updated_at), placed right after the row's key: an insert of a key alone (a task instance
+/// created for an update that lost) then takes it from the update's row at the same place.
+std::vector<column> stamped(std::vector<column> given, std::size_t key_size) {
+  given.insert(given.begin() + static_cast<std::ptrdiff_t>(key_size), column{"updated_at", column_type::instant});
+  return given;
+}
+
+/// `rows` with the time `now` (microseconds) at the stamp's place (see stamped).
+row_source stamped_rows(row_source rows, std::size_t key_size, std::int64_t now) {
+  return [rows = std::move(rows), key_size, now](std::size_t i, std::vector<value>& out) {
+    rows(i, out);
+    out.insert(out.begin() + static_cast<std::ptrdiff_t>(key_size), now);
+  };
+}
+
+/// Every write the store makes, built once. Writes of runs and task instances are stamped (their
+/// updated_at): their rows come through stamped_rows.
 struct writes {
   writes() {
-    const auto& ti = columns_of<task_instance_update>();
+    const auto ti = stamped(columns_of<task_instance_update>(), 4);
     std::string every_field;  // a task instance update writes every field it gives (all but `expected…`)
     for (std::size_t i = 4; i + 2 < ti.size(); ++i) every_field += (i > 4 ? ", " : "") + ti[i].name + " = {" + ti[i].name + "}";
-    task_instance_updates = matching("task_instances", columns_of<task_instance_update>(), 4, every_field,
-                                     "r.state = {expected} AND r.try_number = {expected_try}");
+    task_instance_updates = matching("task_instances", ti, 4, every_field, "r.state = {expected} AND r.try_number = {expected_try}");
     // A run is inserted on its own, to learn whether it was created: DO NOTHING also covers the
     // partial index on scheduled/backfill dates, so a duplicate by run id or by date is "not created".
-    insert_run = "INSERT INTO dag_runs (" + std::string(table<run_record>::names) + ") VALUES ($1";
-    for (std::size_t i = 2; i <= columns_of<run_record>().size(); ++i) insert_run += ", $" + std::to_string(i);
+    // Its values are the record's, then the stamp.
+    insert_run = "INSERT INTO dag_runs (" + std::string(table<run_record>::names) + ", updated_at) VALUES ($1";
+    for (std::size_t i = 2; i <= columns_of<run_record>().size() + 1; ++i) insert_run += ", $" + std::to_string(i);
     insert_run += ") ON CONFLICT DO NOTHING";
   }
   row_write new_task_instances =
-      inserting("task_instances", first(columns_of<task_instance_record>(), 4), 4, false);
+      inserting("task_instances", stamped(first(columns_of<task_instance_record>(), 4), 4), 4, false);
   row_write task_instance_deletes = matching("task_instances", first(columns_of<task_instance_record>(), 4), 4, {}, {});
   // A run goes back to queued or running when cleared: it has not ended then, whatever the update
   // says; a start date, once set, is kept unless a new one is given.
-  row_write run_updates = matching("dag_runs", columns_of<run_update>(), 2,
-                                   "state = {state}, start_date = COALESCE({start_date}, r.start_date), "
+  row_write run_updates = matching("dag_runs", stamped(columns_of<run_update>(), 2), 2,
+                                   "state = {state}, updated_at = {updated_at}, start_date = COALESCE({start_date}, r.start_date), "
                                    "end_date = CASE WHEN {state} IN ('queued', 'running') THEN NULL "
                                    "ELSE COALESCE({end_date}, r.end_date) END",
                                    "r.state = {expected}");
@@ -796,7 +833,7 @@ void store_core::migrate() {
                     types));
     const int current = recorded_version(s);
     check(current);
-    const std::int64_t now = micros_of(std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()));
+    const std::int64_t now = micros_of(wall_now());
     for (int v = current; v < latest_schema_version; ++v) {
       s.script(expand(migrations[static_cast<std::size_t>(v)], types));  // in the transaction: all or nothing
       const value version[] = {std::int64_t{v + 1}, now};
@@ -837,7 +874,7 @@ namespace {
 /// that is not a dataset yet (a DAG the store never registered) becomes one.
 std::optional<dataset_event_record> write_dataset_event(session& s, dataset_event_record e, bool known_only) {
   if (e.when == timestamp{})
-    e.when = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+    e.when = wall_now();
   const value uri[] = {e.uri};
   if (known_only) {
     bool known = false;
@@ -916,21 +953,23 @@ change_result store_core::apply_once(const change_set& changes) {
       s.exec("SELECT slots FROM pools WHERE name = $1" + sql_.row_lock, name);
     }
     change_result result;  // afresh in every run, so that a run again reports only what it did itself
+    const std::int64_t now = micros_of(wall_now());
     std::vector<value> run;
     std::vector<std::pair<const run_record*, const std::string*>> new_task_instances;
     for (const auto& [r, task_ids] : changes.new_runs) {
       run.clear();
       append(run, r);
+      run.emplace_back(now);
       result.runs_created.push_back(s.exec(w.insert_run, run) == 1);
       if (!result.runs_created.back()) continue;  // an existing run keeps its task instances as they are
       for (const auto& task_id : task_ids) new_task_instances.emplace_back(&r, &task_id);
     }
-    s.write(w.new_task_instances, new_task_instances.size(), [&](std::size_t i, std::vector<value>& out) {
+    s.write(w.new_task_instances, new_task_instances.size(), stamped_rows([&](std::size_t i, std::vector<value>& out) {
       new_task_instance_row(*new_task_instances[i].first, *new_task_instances[i].second, out);
-    });
+    }, 4, now));
     s.write(w.task_instance_deletes, changes.task_instance_deletes.size(),
             rows_of(changes.task_instance_deletes, w.task_instance_deletes.key_size));
-    result.runs_updated = s.write(w.run_updates, changes.runs.size(), rows_of(changes.runs));
+    result.runs_updated = s.write(w.run_updates, changes.runs.size(), stamped_rows(rows_of(changes.runs), 2, now));
     // A task added to the DAG after its run was created has no row yet: an instance in state none
     // with no try is what it would have been, so it is created and the update applied again (which
     // still loses if another writer created the row and moved it on meanwhile).
@@ -956,10 +995,10 @@ change_result store_core::apply_once(const change_set& changes) {
                                  const task_instance_update& u = changes.task_instances[which[k]];
                                  return u.expected == task_state::none && u.expected_try == 0;
                                }};
-      const row_source rows = [&](std::size_t k, std::vector<value>& out) {
+      const row_source rows = stamped_rows([&](std::size_t k, std::vector<value>& out) {
         out.clear();
         append(out, changes.task_instances[which[k]]);
-      };
+      }, 4, now);
       const std::vector<bool> won = s.write(w.task_instance_updates, which.size(), rows, &added_task);
       for (std::size_t k = 0; k < which.size(); ++k) result.task_instances_updated[which[k]] = won[k];
     };
@@ -1019,6 +1058,7 @@ filtered_select runs_query(const std::string& select, const run_filter& filter) 
   // A bound on a column that is NULL (not started or ended yet) is not met: `NULL >= x` is not true.
   q.within("start_date", filter.start_from, filter.start_to);
   q.within("end_date", filter.end_from, filter.end_to);
+  q.within("updated_at", filter.updated_from, filter.updated_to);
   // The time schedule's own runs: not manual ones, nor those dataset updates triggered.
   if (filter.automated_only) q.sql += " AND run_type IN ('scheduled', 'backfill')";
   return q;
@@ -1033,6 +1073,7 @@ const sort_fields run_sort_fields{{"dag_id", "dag_id"},
                                   {"data_interval_end", "data_interval_end"},
                                   {"start_date", "start_date"},
                                   {"end_date", "end_date"},
+                                  {"updated_at", "updated_at"},
                                   {"manual", "CASE WHEN run_type = 'manual' THEN 1 ELSE 0 END"}};
 
 // The task instances `filter` selects (its order and page aside), with `select` naming columns of
@@ -1044,11 +1085,14 @@ filtered_select task_instances_query(const std::string& select, const task_insta
   q.in("ti.task_id", filter.task_ids);
   q.in("ti.state", filter.states, [](task_state state) { return value(to_string(state)); });
   q.in("ti.pool", filter.pools);
+  q.in("ti.queue", filter.queues);
+  q.in("ti.executor", filter.executors);
   if (filter.map_index) q.sql += " AND ti.map_index = " + q.param(std::int64_t{*filter.map_index});
   if (filter.mapped_only) q.sql += " AND ti.map_index >= 0";
   q.within("r.logical_date", filter.logical_from, filter.logical_to);
   q.within("ti.start_date", filter.start_from, filter.start_to);
   q.within("ti.end_date", filter.end_from, filter.end_to);
+  q.within("ti.updated_at", filter.updated_from, filter.updated_to);
   // NULL - x is NULL, and no bound holds for it: an instance not ended has no duration.
   if (filter.duration_from)
     q.sql += " AND ti.end_date - ti.start_date >= " + q.param(static_cast<std::int64_t>(filter.duration_from->count()));
@@ -1061,7 +1105,8 @@ const sort_fields task_instance_sort_fields{
     {"dag_id", "ti.dag_id"},         {"run_id", "ti.run_id"},       {"task_id", "ti.task_id"},
     {"map_index", "ti.map_index"},   {"logical_date", "r.logical_date"}, {"start_date", "ti.start_date"},
     {"end_date", "ti.end_date"},     {"duration", "ti.end_date - ti.start_date"}, {"state", "ti.state"},
-    {"try_number", "ti.try_number"}, {"pool", "ti.pool"},           {"pool_slots", "ti.pool_slots"}};
+    {"try_number", "ti.try_number"}, {"pool", "ti.pool"},           {"pool_slots", "ti.pool_slots"},
+    {"queue", "ti.queue"},           {"executor", "ti.executor"},  {"updated_at", "ti.updated_at"}};
 
 filtered_select xcoms_query(const std::string& select, const xcom_filter& filter) {
   filtered_select q(select);
@@ -1081,6 +1126,8 @@ filtered_select events_query(const std::string& select, const event_filter& filt
   q.equal("event", filter.event);
   q.equal("owner", filter.owner);
   q.within("happened", filter.after, filter.before);
+  if (filter.map_index) q.sql += " AND map_index = " + q.param(std::int64_t{*filter.map_index});
+  if (filter.try_number) q.sql += " AND try_number = " + q.param(std::int64_t{*filter.try_number});
   q.in("event", filter.events);
   q.in("event", filter.not_events, true);
   return q;
@@ -1219,13 +1266,14 @@ std::size_t store_core::count_xcoms(const xcom_filter& filter) {
 
 bool store_core::set_note(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
                           const std::string& note, int map_index) {
+  const std::int64_t now = micros_of(wall_now());  // a note is a change of the row: stamped as any other
   if (task_id.empty()) {
-    const value row[] = {note, dag_id, run_id};
-    return execute("set a run's note", "UPDATE dag_runs SET note = $1 WHERE dag_id = $2 AND run_id = $3", row) == 1;
+    const value row[] = {note, dag_id, run_id, now};
+    return execute("set a run's note", "UPDATE dag_runs SET note = $1, updated_at = $4 WHERE dag_id = $2 AND run_id = $3", row) == 1;
   }
-  const value row[] = {note, dag_id, run_id, task_id, std::int64_t{map_index}};
+  const value row[] = {note, dag_id, run_id, task_id, std::int64_t{map_index}, now};
   return execute("set a task instance's note",
-                 "UPDATE task_instances SET note = $1 WHERE dag_id = $2 AND run_id = $3 AND task_id = $4 AND map_index = $5",
+                 "UPDATE task_instances SET note = $1, updated_at = $6 WHERE dag_id = $2 AND run_id = $3 AND task_id = $4 AND map_index = $5",
                  row) == 1;
 }
 
@@ -1265,7 +1313,7 @@ std::optional<event_record> store_core::find_event(std::int64_t id) {
 
 void store_core::register_datasets(const std::vector<std::string>& uris,
                                    const std::map<std::string, std::vector<std::string>>& consumers) {
-  const value now[] = {micros_of(std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()))};
+  const value now[] = {micros_of(wall_now())};
   transact("register datasets", access::write, [&](session& s) {
     for (const auto& uri : uris) {
       const value row[] = {uri, now[0]};
@@ -1339,11 +1387,13 @@ bool store_core::create_dataset_run(const run_record& run, const std::vector<std
                [&](std::span<const value> r) { claimed.emplace_back(uri, integer_of(r[0])); });
       }
       if (uris.empty() || claimed.size() != uris.size()) throw dataset_run_lost{};
+      const std::int64_t now = micros_of(wall_now());
       std::vector<value> row;
       append(row, run);
+      row.emplace_back(now);
       if (s.exec(w.insert_run, row) != 1) throw dataset_run_lost{};
       s.write(w.new_task_instances, task_ids.size(),
-              [&](std::size_t i, std::vector<value>& out) { new_task_instance_row(run, task_ids[i], out); });
+              stamped_rows([&](std::size_t i, std::vector<value>& out) { new_task_instance_row(run, task_ids[i], out); }, 4, now));
       for (const auto& [uri, first] : claimed) {
         const value link[] = {run.dag_id, run.run_id, uri, first};
         s.exec("INSERT INTO dataset_run_events (dag_id, run_id, event_id) SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), id "

@@ -96,10 +96,13 @@ public:
     }
     return value;
   }
-  /// Skips a fraction of a second: times are kept to the second, like the rest of libdag.
-  void skip_fraction() {
+  /// A fraction of a second, to the microsecond (further digits are dropped).
+  std::chrono::microseconds fraction() {
     if (!is_digit(peek())) fail();
+    std::int64_t micros = 0;
+    for (int place = 0; place < 6; ++place) micros = micros * 10 + (is_digit(peek()) ? text_[pos_++] - '0' : 0);
     while (is_digit(peek())) ++pos_;
+    return std::chrono::microseconds{micros};
   }
   [[noreturn]] void fail(std::string_view why = {}) const {
     std::string message = "invalid time '" + std::string(text_) + "'";
@@ -118,6 +121,7 @@ private:
 struct written_time {
   time_point wall;
   std::optional<duration> offset;
+  std::chrono::microseconds fraction{0};  ///< of the second
 };
 
 /// `YYYY-MM-DD` as days since the epoch, checking that the day exists.
@@ -156,7 +160,7 @@ written_time read_time(std::string_view text) {
   int second = 0;
   if (in.accept(':')) {
     second = in.digits(2);
-    if (in.accept('.')) in.skip_fraction();
+    if (in.accept('.')) out.fraction = in.fraction();
   }
   if (hour > 23 || minute > 59 || second > 59) in.fail("time of day out of range");
   out.wall += std::chrono::hours{hour} + std::chrono::minutes{minute} + std::chrono::seconds{second};
@@ -207,9 +211,12 @@ std::string format_duration(duration d) {
 }
 
 time_point parse_time(std::string_view text, std::string_view zone_name) {
-  written_time t = read_time(text);
-  if (t.offset) return t.wall - *t.offset;
-  return from_wall_clock(t.wall, zone_name);
+  return std::chrono::floor<std::chrono::seconds>(parse_precise_time(text, zone_name));
+}
+
+timestamp parse_precise_time(std::string_view text, std::string_view zone_name) {
+  const written_time t = read_time(text);
+  return timestamp{t.offset ? t.wall - *t.offset : from_wall_clock(t.wall, zone_name)} + t.fraction;
 }
 
 std::string format_iso(time_point t) { return date::format("%FT%T", t) + "+00:00"; }

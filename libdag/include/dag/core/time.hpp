@@ -49,6 +49,10 @@ std::string format_duration(duration d);
 /// `timezone` (an IANA name). Throws dag::usage_error naming the text on anything else.
 time_point parse_time(std::string_view text, std::string_view timezone = "UTC");
 
+/// parse_time keeping a fraction of the second, to the microsecond (`2024-01-01T06:00:00.250Z`):
+/// for bounds on instants the store keeps to the microsecond (a REST API filter's times).
+timestamp parse_precise_time(std::string_view text, std::string_view timezone = "UTC");
+
 /// Formats as ISO-8601 with offset in UTC: `2024-01-01T00:00:00+00:00` (Airflow's `ts`).
 std::string format_iso(time_point t);
 

@@ -82,6 +82,11 @@ public:
   /// when the executor is connected already: an executor serves one engine.
   void connect(task_listener listener, std::function<timestamp()> now);
 
+  /// The name task instances show for the tries it runs (Airflow's TaskInstance `executor`, which
+  /// the REST API filters on): dagrun's own are `LocalExecutor` and `QueueExecutor`, after Airflow's
+  /// class names. The default, "", shows as null (Airflow's "the default executor").
+  virtual std::string name() const { return {}; }
+
   /// Starts a try; never blocks on the try itself.
   virtual void submit(task_request request) = 0;
   /// Hands over what `submit` buffered (the queue executor enqueues a whole step at once).

@@ -50,6 +50,9 @@ public:
   local_executor(const local_executor&) = delete;
   local_executor& operator=(const local_executor&) = delete;
 
+  /// `LocalExecutor`: tries run in this process's threads (bash tasks as its children), as
+  /// Airflow's LocalExecutor runs them beside its scheduler.
+  std::string name() const override { return "LocalExecutor"; }
   /// Queues a try; `flush` wakes threads for it.
   void submit(task_request request) override;
   /// Wakes as many threads as tries were queued since the last flush.

@@ -31,6 +31,8 @@ public:
   /// Stops collecting (tries keep running on workers; a restarted scheduler collects them).
   ~queue_executor() override;
 
+  /// `QueueExecutor`: tries go through the PostgreSQL queue to `dagrun worker`s.
+  std::string name() const override { return "QueueExecutor"; }
   /// Buffers a try until `flush`.
   void submit(task_request request) override;
   /// Enqueues the buffered tries in one transaction; when that fails they stay buffered (and

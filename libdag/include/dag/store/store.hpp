@@ -67,6 +67,11 @@ struct task_instance_record {
   /// occupies them (the scheduler sets both from the task when it starts a try).
   std::string pool = "default_pool";
   int pool_slots = 1;  ///< slots of `pool` the try takes
+  /// The queue the latest try was sent to (its task's `queue` when it started), "" before any try.
+  std::string queue;
+  /// The executor that ran the latest try (executor::name(): `LocalExecutor`, `QueueExecutor`), ""
+  /// before any try or for an executor without a name.
+  std::string executor;
   /// Which instance of a mapped task (dynamic task mapping) this is, from 0; -1 for a task that is
   /// not mapped, or a mapped one not expanded yet (Airflow's map_index).
   int map_index = -1;
@@ -127,6 +132,10 @@ struct event_record {
   std::string run_id;    ///< the run it concerns, "" for none
   std::string task_id;   ///< the task it concerns, "" for none
   std::string extra;     ///< details (JSON text), "" for none
+  /// Of an entry about one task instance (marking it, its note): its map index (-1: a task not
+  /// mapped) and the try it was on; unset for other entries.
+  std::optional<int> map_index = std::nullopt;
+  std::optional<int> try_number = std::nullopt;  ///< see map_index
 };
 
 /// A listing's order (Airflow's `order_by`): one of the listing's sort fields, each listing naming
@@ -147,6 +156,8 @@ struct event_filter {
   std::optional<std::string> owner;    ///< only this owner
   std::optional<timestamp> after;      ///< made at or after
   std::optional<timestamp> before;     ///< made at or before
+  std::optional<int> map_index;        ///< only entries about a task instance with this map index
+  std::optional<int> try_number;       ///< only entries about a task instance on this try
   std::set<std::string> events;        ///< only these events (empty: any)
   std::set<std::string> not_events;    ///< none of these events
   /// Sort fields: id, when, event, owner, dag_id, run_id, task_id; own order: newest (highest id) first.
@@ -290,10 +301,14 @@ struct run_filter {
   std::optional<time_point> logical_to;    ///< logical date at or before
   /// Started (ended) at or after / at or before; a run not started (ended) yet matches no bound.
   std::optional<timestamp> start_from, start_to, end_from, end_to;
+  /// Last written at or after / at or before (Airflow's updated_at: the store stamps every write
+  /// of a run's row with the time it is made); a row not written since the stamp was kept (a
+  /// database from before it) meets no bound unless it had started or ended.
+  std::optional<timestamp> updated_from, updated_to;
   bool automated_only = false;         ///< only scheduled and backfill runs
   /// Sort fields: dag_id, run_id, run_type, state, logical_date, data_interval_start,
-  /// data_interval_end, start_date, end_date, manual (triggered by hand: after the others
-  /// ascending); own order: newest logical date first, then by DAG and run id.
+  /// data_interval_end, start_date, end_date, updated_at, manual (triggered by hand: after the
+  /// others ascending); own order: newest logical date first, then by DAG and run id.
   listing_order order;
   std::size_t limit = 0;               ///< at most this many (0: all)
   std::size_t offset = 0;              ///< skipping this many first, in the listing's order
@@ -306,6 +321,8 @@ struct task_instance_filter {
   std::set<std::string> task_ids;      ///< only these tasks (empty: any)
   std::set<task_state> states;         ///< only these states (empty: any)
   std::set<std::string> pools;         ///< only instances whose latest try took these pools (empty: any)
+  std::set<std::string> queues;        ///< only instances whose latest try was sent to these queues (empty: any)
+  std::set<std::string> executors;     ///< only instances whose latest try these executors ran (empty: any)
   std::optional<int> map_index;        ///< only this map index (-1: instances of tasks not mapped)
   bool mapped_only = false;            ///< only instances of mapped tasks (map index 0 and up)
   std::optional<time_point> logical_from;  ///< its run's logical date at or after
@@ -314,9 +331,11 @@ struct task_instance_filter {
   std::optional<timestamp> start_from, start_to, end_from, end_to;
   /// Its latest try's duration (end - start) at least / at most; one not ended meets no bound.
   std::optional<std::chrono::microseconds> duration_from, duration_to;
+  /// Last written at or after / at or before, as run_filter's.
+  std::optional<timestamp> updated_from, updated_to;
   /// Sort fields: dag_id, run_id, task_id, map_index, logical_date, start_date, end_date,
-  /// duration, state, try_number, pool, pool_slots; own order: newest run (logical date) first,
-  /// then by DAG, run id, task id and map index.
+  /// duration, state, try_number, pool, pool_slots, queue, executor, updated_at; own order: newest run (logical
+  /// date) first, then by DAG, run id, task id and map index.
   listing_order order;
   std::size_t limit = 0;               ///< at most this many (0: all)
   std::size_t offset = 0;              ///< skipping this many first, in the listing's order
