@@ -71,8 +71,10 @@ std::map<std::string, std::string> render_fields(const task& t, const operator_s
     bool templated = false;
     if (spec)
       for (const auto& f : spec->fields) templated = templated || (f.name == name && f.kind == field_kind::templated);
-    // A literal value (a mapped instance's from an XCom) is data: never rendered.
-    const auto rendered = [&](const std::string& text) { return value.literal ? text : render(std::string_view(text), tc); };
+    // A literal value (a mapped instance's from an XCom) is data: never rendered. (A copy, as
+    // clang 14 refuses a lambda that captures a structured binding.)
+    const bool literal = value.literal;
+    const auto rendered = [&](const std::string& text) { return literal ? text : render(std::string_view(text), tc); };
     if (!value.text.empty() || (value.entries.empty() && value.items.empty()))
       out[name] = templated ? rendered(value.text) : value.text;
     for (const auto& [key, item] : value.entries) out[name + "." + key] = rendered(item);
