@@ -426,6 +426,9 @@ TEST_CASE_TEMPLATE("Store.MigrationSixKeepsEveryTaskInstanceTryAndXComAsUnmapped
   for (const char* table : {"dataset_run_events", "dataset_queue", "dataset_consumers", "dataset_events", "datasets",
                             "xcom", "task_tries", "task_instances"})
     db.execute(std::string("DROP TABLE ") + table);
+  // Nor the columns migration 8 added to the tables kept.
+  for (const char* column : {"dag_runs DROP COLUMN updated_at", "event_log DROP COLUMN map_index", "event_log DROP COLUMN try_number"})
+    db.execute(std::string("ALTER TABLE ") + column);
   db.execute("DELETE FROM schema_version WHERE version > 5");
   const std::string key = database::key_type, instant = database::instant_type;
   db.execute("CREATE TABLE task_instances (dag_id " + key + " NOT NULL, run_id " + key + " NOT NULL, task_id " + key +

@@ -141,6 +141,7 @@ const std::map<std::string, std::string>& operation_summaries() {
       {"get_task_instance_try_details", "Get one try of a task instance"},
       {"get_task_instance_dependencies", "Why a task instance is not running yet"},
       {"set_task_instance_note", "Set a task instance's note"},
+      {"set_mapped_task_instance_note", "Set the note of one instance of a mapped task"},
       {"get_log", "Get the log of one try"},
       {"get_datasets", "List the datasets tasks update and DAGs are scheduled on"},
       {"get_dataset", "Get one dataset by its URI"},
