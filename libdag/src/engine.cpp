@@ -643,9 +643,10 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     return std::nullopt;
   };
   // Another scheduler may have moved a run on (queue executor, several schedulers): a run whose
-  // view here is behind an end (no instance for it, or an older try) is read again from the store
-  // first, before any end of this pass changes a run in memory, so that a re-read never drops
-  // what an earlier end of the same pass recorded.
+  // view here does not show an end's try in flight (no instance for it, an older try, or the same
+  // try not running: a rescheduled sensor pokes again under its try number) is read again from
+  // the store first, before any end of this pass changes a run in memory, so that a re-read
+  // never drops what an earlier end of the same pass recorded.
   std::set<run_key> reread;
   for (const auto& e : events) {
     if (!dag_for(e.dag_id)) continue;
@@ -654,7 +655,11 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     auto it = active_.find(key);
     if (it != active_.end()) {
       const auto slot = slot_of(it->second, e);
-      if (slot && it->second.tis[*slot].try_number >= e.try_number) continue;
+      if (slot) {
+        const task_instance_record& ti = it->second.tis[*slot];
+        const bool in_flight = ti.state == task_state::running || ti.state == task_state::queued;
+        if (ti.try_number > e.try_number || (ti.try_number == e.try_number && in_flight)) continue;
+      }
       active_.erase(it);
     }
     reread.insert(key);
