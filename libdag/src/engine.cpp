@@ -642,6 +642,10 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
       if (r.tis[s].map_index == e.map_index && r.tis[s].task_id == e.task_id) return s;
     return std::nullopt;
   };
+  // The try this end is of is the one `ti` shows running (or queued, its start not seen yet).
+  auto runs_try_of = [](const task_instance_record& ti, const task_event& e) {
+    return ti.try_number == e.try_number && (ti.state == task_state::running || ti.state == task_state::queued);
+  };
   // Another scheduler may have moved a run on (queue executor, several schedulers): a run whose
   // view here does not show an end's try in flight (no instance for it, an older try, or the same
   // try not running: a rescheduled sensor pokes again under its try number) is read again from
@@ -655,11 +659,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     auto it = active_.find(key);
     if (it != active_.end()) {
       const auto slot = slot_of(it->second, e);
-      if (slot) {
-        const task_instance_record& ti = it->second.tis[*slot];
-        const bool in_flight = ti.state == task_state::running || ti.state == task_state::queued;
-        if (ti.try_number > e.try_number || (ti.try_number == e.try_number && in_flight)) continue;
-      }
+      if (slot && (it->second.tis[*slot].try_number > e.try_number || runs_try_of(it->second.tis[*slot], e))) continue;
       active_.erase(it);
     }
     reread.insert(key);
@@ -690,9 +690,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     // lost): the try number and state tell, and it is refused.
     const auto slot = slot_of(it->second, e);
     if (!slot) continue;
-    const task_instance_record& current = it->second.tis[*slot];
-    if (current.try_number != e.try_number || (current.state != task_state::running && current.state != task_state::queued))
-      continue;
+    if (!runs_try_of(it->second.tis[*slot], e)) continue;
     active_run& r = it->second;
     task_instance_record& ti = r.tis[*slot];
     const task_state expected = ti.state;
