@@ -111,13 +111,13 @@ int tasks_log(invocation& inv) {
   const std::string dag_id = inv.args["dag"].as<std::string>(), run_id = inv.args["run_id"].as<std::string>(),
                     task_id = inv.args["task"].as<std::string>();
   // Which instance: a mapped task's has to be named (its instances' logs are each their own).
-  const std::optional<int> given = inv.args.count("map-index") ? std::optional<int>(inv.args["map-index"].as<int>()) : std::nullopt;
-  if (given && *given < -1)
-    throw dag::usage_error("--map-index " + std::to_string(*given) + ": a map index is 0 or more (-1: a task that is not mapped)");
+  // A plain int with -1 for "not given" (g++ 12 at -O2 takes an optional<int> here for uninitialised).
+  const int map_index = inv.args.count("map-index") ? inv.args["map-index"].as<int>() : -1;
+  if (map_index < -1)
+    throw dag::usage_error("--map-index " + std::to_string(map_index) + ": a map index is 0 or more (-1: a task that is not mapped)");
   std::vector<int> indexes;
   for (const auto& ti : db->task_instances(dag_id, run_id))
     if (ti.task_id == task_id && ti.map_index >= 0) indexes.push_back(ti.map_index);
-  const int map_index = given.value_or(-1);
   if (map_index < 0 && !indexes.empty())
     throw dag::usage_error("task '" + task_id + "' is mapped: give --map-index, one of " + index_list(indexes));
   if (map_index >= 0 && std::find(indexes.begin(), indexes.end(), map_index) == indexes.end())
