@@ -360,6 +360,40 @@ TEST_CASE("Engine.EndsAPassCouldNotWriteAreSpooledAndRecordedOnceByTheNextEngine
   CHECK(spooled_ends(spool) == 0);
 }
 
+TEST_CASE("LocalExecutor.StartsWithAThreadPerCpuAndGrowsToParallelismWhileTriesBlock") {
+  const int cpus = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  CHECK(dag::local_executor(64).threads() == std::min(cpus, 64));
+  CHECK(dag::local_executor(1).threads() == 1);
+  // Eight tries that each wait for all eight to be running: they finish only if the pool grows
+  // past the CPUs to the parallelism, and none gives up before its deadline.
+  sandbox s;
+  constexpr int width = 8;
+  std::mutex m;
+  std::condition_variable all_in;
+  int started = 0;
+  int met = 0;
+  dag::definition d{"blocking"};
+  d.max_active_tasks(width);
+  for (int i = 0; i < width; ++i)
+    d.callable("t" + std::to_string(i), [&](dag::task_context&) {
+      std::unique_lock lock(m);
+      ++started;
+      all_in.notify_all();
+      if (!all_in.wait_for(lock, 60s, [&] { return started == width; })) return dag::operator_result::failed("not all running");
+      ++met;
+      return dag::operator_result::success();
+    });
+  auto o = s.options();
+  o.parallelism = width;
+  dag::engine eng(*s.db, s.operators, s.clock, o);
+  eng.set_dags({s.checked(std::move(d))});
+  const auto key = eng.create_run("blocking", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+  std::lock_guard lock(m);
+  CHECK(met == width);
+}
+
 TEST_CASE("LocalExecutor.SpoolIsBoundedAndReplayedWhenTheNextExecutorConnects") {
   sandbox s;
   dag::end_spool_options o;

@@ -1117,6 +1117,7 @@ std::optional<timestamp> engine::step() {
     m->set("dagrun_executor_running_tasks", running_);
     m->set("dagrun_executor_open_slots", std::max(0, options_.parallelism - running_));
   }
+  if (options_.on_pass) options_.on_pass(std::chrono::steady_clock::now() - began);
   return wake;
 }
 

@@ -1,4 +1,5 @@
-// The local executor: a fixed pool of threads; each try runs its operator and reports its end.
+// The local executor: a pool of threads sized from the machine, growing while tries block; each
+// try runs its operator and reports its end.
 #include <dag/exec/local_executor.hpp>
 
 #include <dag/core/error.hpp>
@@ -7,6 +8,7 @@
 #include <algorithm>
 #include <fstream>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include <unistd.h>
@@ -15,23 +17,65 @@
 
 namespace dag {
 
-local_executor::local_executor(int threads, end_spool_options spool) {
-  if (threads < 1) throw usage_error("a local executor needs at least 1 thread");
+local_executor::local_executor(int max_threads, end_spool_options spool) : max_threads_(max_threads) {
+  if (max_threads < 1) throw usage_error("a local executor needs at least 1 thread");
   if (!spool.folder.empty()) spool_ = std::make_unique<detail::end_spool>(std::move(spool));
-  threads_.reserve(static_cast<std::size_t>(threads));
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this](std::stop_token st) { work(st); });
+  const int cpus = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  threads_.reserve(static_cast<std::size_t>(max_threads));
+  {
+    std::lock_guard lock(mutex_);
+    for (int i = 0; i < std::min(cpus, max_threads); ++i) add_thread();
+  }
+  if (max_threads > live_) watcher_ = std::jthread([this](std::stop_token st) { watch(st); });
 }
 
 local_executor::~local_executor() {
   cancel_all();
+  if (watcher_.joinable()) {  // first: no thread is added while the pool stops
+    watcher_.request_stop();
+    watcher_.join();
+  }
   for (auto& t : threads_) t.request_stop();
   wake_.notify_all();
   threads_.clear();  // joins
 }
 
+void local_executor::add_thread() {
+  threads_.emplace_back([this](std::stop_token st) { work(st); });
+  ++live_;
+}
+
+int local_executor::threads() {
+  std::lock_guard lock(mutex_);
+  return live_;
+}
+
+void local_executor::watch(std::stop_token stop) {
+  std::unique_lock lock(mutex_);
+  while (live_ < max_threads_) {
+    if (!watch_.wait(lock, stop, [&] { return watching_; })) return;
+    // Give the busy threads `grow_after` to come back: in-process tries take microseconds.
+    watch_.wait_for(lock, stop, grow_after, [] { return false; });
+    if (stop.stop_requested()) return;
+    const auto waited_since = std::chrono::steady_clock::now() - grow_after;
+    std::size_t waited = 0;  // the queue is in order of arrival: the long waiters are in front
+    for (const auto& q : queue_) {
+      if (q.since > waited_since) break;
+      ++waited;
+    }
+    std::size_t held = 0;  // threads a try has held as long: blocked, most likely
+    for (const auto& [key, r] : running_)
+      if (r.since <= waited_since) ++held;
+    const auto idle = static_cast<std::size_t>(std::max(0, live_ - busy_));
+    const std::size_t more = idle >= waited ? 0 : std::min(waited - idle, held);
+    for (std::size_t i = 0; i < more && live_ < max_threads_; ++i) add_thread();
+    watching_ = starved();
+  }
+}
+
 void local_executor::submit(task_request request) {
   std::lock_guard lock(mutex_);
-  queue_.push_back(std::move(request));
+  queue_.push_back({std::move(request), std::chrono::steady_clock::now()});
   ++unannounced_;
 }
 
@@ -39,11 +83,18 @@ void local_executor::flush() {
   // One wake-up per new try, after the whole step's tries are queued: threads that wake find
   // work instead of contending for the lock while the engine is still adding to the queue.
   std::size_t n = 0;
+  std::size_t threads = 0;
   {
     std::lock_guard lock(mutex_);
     n = std::exchange(unannounced_, 0);
+    threads = static_cast<std::size_t>(live_);
+    // Every thread is held by a try (a blocking one, most likely): the watcher times the new ones.
+    if (!watching_ && live_ < max_threads_ && starved()) {
+      watching_ = true;
+      watch_.notify_one();
+    }
   }
-  if (n >= threads_.size()) wake_.notify_all();
+  if (n >= threads) wake_.notify_all();
   else
     for (std::size_t i = 0; i < n; ++i) wake_.notify_one();
 }
@@ -68,15 +119,16 @@ void local_executor::cancel(const try_id& which) {
   {
     std::lock_guard lock(mutex_);
     if (auto it = running_.find(try_text(which.dag_id, which.run_id, which.task_id, which.map_index, which.try_number)); it != running_.end()) {
-      it->second.request_stop();
+      it->second.stop.request_stop();
       return;
     }
-    const auto queued = std::find_if(queue_.begin(), queue_.end(), [&](const task_request& r) {
+    const auto queued = std::find_if(queue_.begin(), queue_.end(), [&](const queued_try& q) {
+      const task_request& r = q.request;
       return r.context.dag_id == which.dag_id && r.context.run_id == which.run_id && r.context.task_id == which.task_id &&
              r.context.map_index == which.map_index && r.context.try_number == which.try_number;
     });
     if (queued == queue_.end()) return;
-    unstarted = std::move(*queued);
+    unstarted = std::move(queued->request);
     queue_.erase(queued);
     if (queue_.empty() && busy_ == 0) idle_.notify_all();
   }
@@ -153,13 +205,18 @@ void local_executor::work(std::stop_token pool_stop) {
     {
       std::unique_lock lock(mutex_);
       if (!wake_.wait(lock, pool_stop, [&] { return !queue_.empty(); })) return;
-      request = std::move(queue_.front());
+      request = std::move(queue_.front().request);
       queue_.pop_front();
       cancel = cancel_.get_token();
       const task_context& c = request.context;
       key = try_text(c.dag_id, c.run_id, c.task_id, c.map_index, c.try_number);
-      running_[key] = own;
+      running_[key] = {own, std::chrono::steady_clock::now()};
       ++busy_;
+      // Every thread busy and tries left waiting: the watcher times them (once, not per try).
+      if (!watching_ && live_ < max_threads_ && starved()) {
+        watching_ = true;
+        watch_.notify_one();
+      }
     }
     const std::stop_callback on_cancel_all(cancel, [&own] { own.request_stop(); });
     request.context.stop = own.get_token();

@@ -25,7 +25,7 @@ namespace {
 /// The migrations, in order: entry i brings the schema from version i to i + 1. A shipped
 /// migration is never edited; a schema change is a new entry. `{key}`, `{instant}`, `{flag}` and
 /// `{row_id}` are the backend's types (`dialect::types`).
-constexpr std::array<std::string_view, 8> migrations{
+constexpr std::array<std::string_view, 9> migrations{
     // 1: the initial schema.
     R"sql(
 CREATE TABLE dags (
@@ -296,6 +296,15 @@ ALTER TABLE event_log ADD COLUMN map_index INTEGER;
 ALTER TABLE event_log ADD COLUMN try_number INTEGER;
 UPDATE dag_runs SET updated_at = COALESCE(end_date, start_date);
 UPDATE task_instances SET updated_at = COALESCE(end_date, start_date);
+)sql",
+    // 9: the state and pool indexes hold only the instances in flight, the ones their queries
+    // ask for (the pools' open slots, the tries recovery checks): a try's start adds an entry to
+    // each and its end removes it, where every state change used to rewrite one entry of each.
+    R"sql(
+DROP INDEX IF EXISTS task_instances_by_state;
+DROP INDEX IF EXISTS task_instances_by_pool;
+CREATE INDEX task_instances_in_flight ON task_instances (state) WHERE state IN ('queued', 'running');
+CREATE INDEX task_instances_by_pool ON task_instances (pool, state) WHERE state IN ('queued', 'running');
 )sql",
 };
 
@@ -1213,14 +1222,16 @@ std::vector<task_instance_record> store_core::task_instances(const std::string& 
 
 std::vector<task_instance_record> store_core::task_instances_in(const std::set<task_state>& states) {
   if (states.empty()) return {};  // no state asked for, none matches
+  // The states as literals (names of the enum, nothing from outside): written as the partial
+  // index task_instances_in_flight is, `IN ('queued', 'running')` may use it.
   std::string sql = select_from<task_instance_record>("task_instances") + " WHERE state IN (";
-  std::vector<value> names;
+  bool first = true;
   for (task_state state : states) {
-    names.push_back(to_string(state));
-    sql += (names.size() > 1 ? ", $" : "$") + std::to_string(names.size());
+    sql += (first ? "'" : ", '") + std::string(to_string(state)) + "'";
+    first = false;
   }
   sql += ") ORDER BY dag_id, run_id, task_id, map_index";
-  return list<task_instance_record>("list task instances by state", sql, names);
+  return list<task_instance_record>("list task instances by state", sql, {});
 }
 
 std::vector<try_record> store_core::tries(const std::string& dag_id, const std::string& run_id,

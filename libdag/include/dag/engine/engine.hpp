@@ -53,6 +53,9 @@ struct engine_options {
   std::string base_url;
   /// Where a notifier that failed is reported (one line, on the alert thread); empty: stderr.
   std::function<void(const std::string&)> warn;
+  /// Told how long each scheduler pass (`step`) took, on the engine's thread, after the pass
+  /// (benchmarks; the metrics' loop duration histogram is too coarse for them); none when empty.
+  std::function<void(std::chrono::steady_clock::duration)> on_pass;
 };
 
 /// Declares the families the engine records into `m`: heartbeat, loop duration, tries and runs

@@ -3,6 +3,7 @@
 /// processes in their own process groups, C++ callables in-process.
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -38,13 +39,29 @@ struct end_spool_options {
 /// start and the end.
 task_event run_try(task_request& request, const std::function<timestamp()>& now);
 
-/// Runs tries on `threads` worker threads (the daemon's parallelism), in this process.
+/// Runs tries on worker threads in this process: as many as the machine has CPUs to begin with,
+/// growing up to `max_threads` (the daemon's parallelism) while tries wait for a thread.
+///
+/// Most in-process tries take microseconds: spread over 32 threads on 2 CPUs they would cost a
+/// context switch each. A try that blocks (a bash process, a sensor's poke, a callable that
+/// sleeps) holds its thread, so when a queued try has waited `grow_after` with every thread busy
+/// and tries have held their threads that long, a watcher thread adds a thread per such try, up
+/// to `max_threads`: blocking tries still get up to `max_threads` concurrent slots, a few
+/// milliseconds later. (A waiting queue alone is not enough: on a loaded machine, threads that
+/// run microsecond tries are merely not scheduled for a while.) Added threads stay until the
+/// executor stops.
 class local_executor final : public executor {
 public:
-  /// A pool of `threads` workers (at least 1). With a spool folder, ends the store could not take
-  /// are written there (`hold`) until recorded, and the ends a previous process left there are
-  /// reported again when the executor is connected to its engine, before anything else.
-  explicit local_executor(int threads, end_spool_options spool = {});
+  /// How long a queued try waits with every thread busy before the pool grows.
+  static constexpr std::chrono::milliseconds grow_after{2};
+
+  /// A pool of at most `max_threads` workers (at least 1). With a spool folder, ends the store
+  /// could not take are written there (`hold`) until recorded, and the ends a previous process
+  /// left there are reported again when the executor is connected to its engine, before anything
+  /// else.
+  explicit local_executor(int max_threads, end_spool_options spool = {});
+  /// The threads the pool has now (for tests and benchmarks).
+  int threads();
   /// Stops the pool; running tries are cancelled and waited for.
   ~local_executor() override;
   local_executor(const local_executor&) = delete;
@@ -72,18 +89,37 @@ public:
 private:
   void on_connect() override;
   void work(std::stop_token pool_stop);
+  /// Grows the pool while queued tries wait with every thread busy (see the class comment).
+  void watch(std::stop_token stop);
+  /// Adds one worker; under mutex_.
+  void add_thread();
+  /// Tries wait and no thread is free to take them; under mutex_.
+  bool starved() const { return !queue_.empty() && busy_ >= live_; }
   /// Spools one end as its try ends (during an outage), on the try's thread.
   void spool_now(const task_event& e) noexcept;
 
   std::mutex mutex_;
   std::condition_variable_any wake_;
   std::condition_variable idle_;
-  std::deque<task_request> queue_;
-  int busy_ = 0;
+  struct queued_try {
+    task_request request;
+    std::chrono::steady_clock::time_point since;  // when it was queued
+  };
+  std::deque<queued_try> queue_;
+  int busy_ = 0;   // threads running a try
+  int live_ = 0;   // threads started (threads_.size(), readable by the workers under mutex_)
+  int max_threads_ = 1;
+  std::condition_variable_any watch_;  // wakes the watcher
+  bool watching_ = false;              // the watcher is timing a starved queue (no need to wake it)
   std::size_t unannounced_ = 0;
   std::stop_source cancel_;
-  std::map<std::string, std::stop_source> running_;  // each running try's own stop, by try_text
+  struct running_try {
+    std::stop_source stop;                         // its own stop
+    std::chrono::steady_clock::time_point since;  // when it started
+  };
+  std::map<std::string, running_try> running_;  // by try_text
   std::vector<std::jthread> threads_;
+  std::jthread watcher_;  // only when the pool may grow
   std::unique_ptr<detail::end_spool> spool_;  // null without a spool folder
   std::mutex spool_mutex_;  // guards *spool_: the engine's thread uses it, and during an outage the try threads
   // The engine could not record ends lately (`hold` was called, and no pass succeeded since):
