@@ -4,12 +4,16 @@
 #   benchmarks/run.sh [-n REPS] [--cases LIST] [--scratch DIR] [--no-build] [--quick]
 #
 #   -n REPS        repetitions per case and contender (default 5); medians are printed
-#   --cases LIST   comma-separated subset of: chain,fanout,callables,backfill,scale,ui (default all)
+#   --cases LIST   comma-separated subset of: chain,fanout,callables,chain10k,backfill,scale,ui (default all)
 #   --scratch DIR  where scratch folders (DAGs, databases, logs, Makefiles) go
 #                  (default ${TMPDIR:-/tmp}); /dev/shm takes the disk out of the picture
 #   --no-build     use the binaries already in $BUILD (default /work/main/build-bench)
-#   --quick        smaller sizes (chain 200, fan-out 400, callables 10,000, backfill 30 days,
-#                  scale 100 DAGs), for a smoke test
+#   --quick        smaller sizes (chain 200, fan-out 400, callables 10,000, chain10k 1,000,
+#                  backfill 30 days, scale 100 DAGs), for a smoke test
+#
+# chain10k: 10,000 no-op C++ callables in a line through bench_engine (every state persisted in
+# SQLite): tasks/s, and the scheduler passes of that 10,000-task DAG (the first one, which looks
+# at every task, and the median).
 #
 # scale: a folder of 1,000 generated YAML DAGs × 20 bash tasks (start dates in 2099, so the daemon
 # has nothing to run): `validate` wall time; the daemon's start to its "scheduling N DAGs" line
@@ -34,10 +38,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build-bench}
 REPS=5
-CASES=chain,fanout,callables,backfill,scale,ui
+CASES=chain,fanout,callables,chain10k,backfill,scale,ui
 SCRATCH_PARENT=${TMPDIR:-/tmp}
 BUILD_FIRST=1
-CHAIN_N=1000 FANOUT_N=2000 CALLABLES_N=100000 BACKFILL_END=2024-12-30  # 2024-01-01..2024-12-30: 365 dates
+CHAIN_N=1000 FANOUT_N=2000 CALLABLES_N=100000 CHAIN10K_N=10000 BACKFILL_END=2024-12-30  # 2024-01-01..2024-12-30: 365 dates
 SCALE_DAGS=1000 SCALE_TASKS=20
 
 while [[ $# -gt 0 ]]; do
@@ -46,7 +50,7 @@ while [[ $# -gt 0 ]]; do
     --cases) CASES=$2; shift 2 ;;
     --scratch) SCRATCH_PARENT=$2; shift 2 ;;
     --no-build) BUILD_FIRST=0; shift ;;
-    --quick) CHAIN_N=200 FANOUT_N=400 CALLABLES_N=10000 BACKFILL_END=2024-01-30 SCALE_DAGS=100; shift ;;
+    --quick) CHAIN_N=200 FANOUT_N=400 CALLABLES_N=10000 CHAIN10K_N=1000 BACKFILL_END=2024-01-30 SCALE_DAGS=100; shift ;;
     -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -146,15 +150,20 @@ fresh() {
   echo "$WORK/$1"
 }
 
-# engine_result CASE WHO KEY -- ARGS: runs bench_engine and records KEY from its RESULT line.
+# engine_result CASE WHO KEY [WHO2 KEY2 ...] -- ARGS: runs bench_engine once and records each KEY of its RESULT line as WHO.
 engine_result() {
-  local case=$1 who=$2 key=$3; shift 4
-  local dir line value
+  local case=$1 pairs=() dir line value who key i
+  shift
+  while [[ $1 != -- ]]; do pairs+=("$1" "$2"); shift 2; done
+  shift
   dir=$(fresh "engine")
   line=$("$BENCH_ENGINE" "$@" --dir "$dir" | grep '^RESULT') || { echo "run.sh: bench_engine $* failed" >&2; exit 1; }
-  value=$(sed -n "s/.* $key=\([^ ]*\).*/\1/p" <<<"$line")
-  echo "$case $who $value" >>"$RESULTS"
-  printf '  %-10s %-22s %10s  (%s)\n' "$case" "$who" "$value" "$key"
+  for ((i = 0; i < ${#pairs[@]}; i += 2)); do
+    who=${pairs[i]} key=${pairs[i + 1]}
+    value=$(sed -n "s/.* $key=\([^ ]*\).*/\1/p" <<<"$line")
+    echo "$case $who $value" >>"$RESULTS"
+    printf '  %-10s %-22s %10s  (%s)\n' "$case" "$who" "$value" "$key"
+  done
 }
 
 # --- inputs -----------------------------------------------------------------------------------------
@@ -244,6 +253,10 @@ for ((rep = 1; rep <= REPS; rep++)); do
     # The same DAG through the CLI (`run`), whole process: loading, checking, run, final listing.
     d=$(fresh k1); timed callables cli-run "$d" -- env BENCH_CALLABLES="$CALLABLES_N" "$CPP_DAGRUN" run bench_callables --date 2024-01-01 --dags "$WORK/in/empty" --db "sqlite:$d/db" --logs "$d/logs"
   fi
+  if has_case chain10k; then
+    engine_result chain10k engine-tasks/s tasks_per_s first-pass-ms first_pass_ms pass-median-ms pass_median_ms \
+      -- chain --tasks "$CHAIN10K_N" --op callable
+  fi
   if has_case backfill; then
     d=$(fresh b1); timed backfill yaml-bash "$d" -- "$DAGRUN" backfill bench_daily_bash --start 2024-01-01 --end "$BACKFILL_END" --dags "$WORK/in/daily" --db "sqlite:$d/db" --logs "$d/logs"
     d=$(fresh b2); timed backfill cpp-callables "$d" -- "$CPP_DAGRUN" backfill bench_daily_callables --start 2024-01-01 --end "$BACKFILL_END" --dags "$WORK/in/empty" --db "sqlite:$d/db" --logs "$d/logs"
@@ -300,6 +313,11 @@ if has_case callables; then
   e=$(median callables engine-tasks/s) c=$(median callables cli-run)
   echo "callables ($CALLABLES_N no-op C++ callables, one run, SQLite):  engine $e tasks/s   CLI run $c s = $(awk -v n="$CALLABLES_N" -v t="$c" 'BEGIN { printf "%.0f", n / t }') tasks/s end to end"
   echo "  target >= 50000 tasks/s: engine $(verdict "$e" ">=" 50000)"
+fi
+if has_case chain10k; then
+  e=$(median chain10k engine-tasks/s) f=$(median chain10k first-pass-ms) p=$(median chain10k pass-median-ms)
+  echo "chain10k ($CHAIN10K_N no-op C++ callables in a line, SQLite):  $e tasks/s   scheduler pass: first $f ms, median $p ms"
+  echo "  targets: >= 20000 tasks/s $(verdict "$e" ">=" 20000)   a pass < 10 ms: first $(verdict "$f" "<" 10), median $(verdict "$p" "<" 10)"
 fi
 if has_case backfill; then
   y=$(median backfill yaml-bash) k=$(median backfill cpp-callables) m=$(median backfill make-bash-j2)

@@ -30,10 +30,15 @@ std::string this_host() {
 
 // Airflow's log layout: dag_id=X/run_id=Y/task_id=Z/attempt=N.log (run ids hold ':' and '+'),
 // with map_index=K/ before the attempt for the instances of a mapped task.
-std::filesystem::path log_path_for(const std::filesystem::path& folder, const task_instance_record& ti) {
-  auto dir = folder / ("dag_id=" + ti.dag_id) / ("run_id=" + ti.run_id) / ("task_id=" + ti.task_id);
-  if (ti.map_index >= 0) dir /= "map_index=" + std::to_string(ti.map_index);
-  return dir / ("attempt=" + std::to_string(ti.try_number) + ".log");
+// Built as one string: path's operator/ per part cost more than the rest of a try's start.
+std::string log_path_for(const std::string& folder, const task_instance_record& ti) {
+  std::string out;
+  out.reserve(folder.size() + ti.dag_id.size() + ti.run_id.size() + ti.task_id.size() + 64);
+  out.append(folder);
+  if (!out.empty() && out.back() != '/') out += '/';
+  out.append("dag_id=").append(ti.dag_id).append("/run_id=").append(ti.run_id).append("/task_id=").append(ti.task_id);
+  if (ti.map_index >= 0) out.append("/map_index=").append(std::to_string(ti.map_index));
+  return out.append("/attempt=").append(std::to_string(ti.try_number)).append(".log");
 }
 
 // The same try: a try end and another, or a try end and a task instance.
@@ -154,6 +159,7 @@ void engine::start(std::unique_ptr<executor> runs_tries) {
   if (options_.hostname.empty()) options_.hostname = this_host();
   // Stored log paths must not depend on the working directory of whoever reads them later.
   options_.log_folder = std::filesystem::absolute(options_.log_folder);
+  log_folder_ = options_.log_folder.string();
   if (options_.parallelism < 1) throw usage_error("parallelism must be at least 1");
   if (!runs_tries) {
     end_spool_options spool;
@@ -786,21 +792,25 @@ task_request engine::prepare_try(active_run& r, std::size_t slot, change_set& ch
     if (upstream_end) m->observe("dagrun_schedule_delay_seconds", seconds_of(std::max(now - *upstream_end, std::chrono::microseconds(0))));
   }
   ti.hostname = options_.hostname;
-  ti.pid = ::getpid();  // the dagrun process running the try: recovery checks it is gone
+  ti.pid = this_process_id();  // the dagrun process running the try: recovery checks it is gone
   ti.executor = executor_->name();
-  ti.log_path = log_path_for(options_.log_folder, ti).string();
+  ti.log_path = log_path_for(log_folder_, ti);
 
   task_request req;
   req.keep_alive = r.dag;
   req.definition = &t;
   req.op = operators_.find(t.operator_name);
-  // Templates are rendered here, where the store is at hand; a render error fails the try.
-  try_sources sources = store_sources(store_, ti.dag_id, ti.run_id);
-  // XComs pushed in this very step are not in the store yet: look at the pending ones first.
-  sources.xcom = [this, pending = &changes.xcoms, from_store = std::move(sources.xcom), &ti](std::string_view task_id,
-                                                                                             std::string_view key) {
-    return xcom_after(store_, *pending, ti.dag_id, ti.run_id, task_id, key, from_store);
-  };
+  // Templates are rendered here, where the store is at hand; a render error fails the try. A task
+  // with no fields and no mapping reads nothing through them (most C++ callables): none are made.
+  try_sources sources;
+  if (!t.fields.empty() || t.mapping.mapped()) {
+    sources = store_sources(store_, ti.dag_id, ti.run_id);
+    // XComs pushed in this very step are not in the store yet: look at the pending ones first.
+    sources.xcom = [this, pending = &changes.xcoms, from_store = std::move(sources.xcom), &ti](std::string_view task_id,
+                                                                                               std::string_view key) {
+      return xcom_after(store_, *pending, ti.dag_id, ti.run_id, task_id, key, from_store);
+    };
+  }
   // A mapped instance runs the task with its expanded fields set to its values (read again now, as
   // Airflow does): its own copy of the task, kept alive with the request.
   std::string mapping_error;

@@ -83,36 +83,12 @@ std::map<std::string, std::string> render_fields(const task& t, const operator_s
   return out;
 }
 
-task_context make_try_context(const definition& d, const task& t, const operator_spec* op, const run_record& run,
-                              const try_spec& which, const try_sources& sources) {
-  task_context ctx;
-  ctx.dag_id = d.id();
-  ctx.task_id = t.id;
-  ctx.run_id = run.run_id;
-  ctx.logical_date = run.logical_date;
-  ctx.data_interval_start = run.interval.start;
-  ctx.data_interval_end = run.interval.end;
-  ctx.try_number = which.try_number;
-  ctx.map_index = which.map_index;
-  ctx.waited = which.waited;
-  ctx.log_path = which.log_path;
-  ctx.params = d.params();
-  // Airflow: a run's conf overrides the DAG's params of the same name; other keys stay in
-  // `dag_run.conf` only, so a trigger cannot invent params the DAG never declared.
-  // A typed param's value is JSON text (see definition::param_schema).
-  std::set<std::string> typed;
-  for (const auto& [name, schema] : d.param_schemas())
-    if (param_is_typed(schema)) typed.insert(name);
-  if (run.conf.size() > 2 && d.conf_overrides_params()) {
-    const auto conf = nlohmann::json::parse(run.conf, nullptr, false);
-    if (conf.is_object())
-      for (const auto& [k, v] : conf.items())
-        if (auto p = ctx.params.find(k); p != ctx.params.end())
-          p->second = v.is_string() && !typed.contains(k) ? v.get<std::string>() : json_dump(v);
-  }
-  if (t.settings.execution_timeout)
-    ctx.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*t.settings.execution_timeout);
+namespace {
 
+// The fields of `t` rendered for the try `ctx` is being made for (its ids, dates and params set).
+std::map<std::string, std::string> rendered_fields(const definition& d, const task& t, const operator_spec* op,
+                                                   const run_record& run, task_context& ctx,
+                                                   const std::set<std::string>& typed, const try_sources& sources) {
   // Airflow 2's prev_ds/next_ds: a manual run has its own logical date for both; a scheduled
   // run has the schedule's neighbours (none for a DAG without a schedule).
   std::optional<time_point> prev_logical, next_logical;
@@ -170,21 +146,66 @@ task_context make_try_context(const definition& d, const task& t, const operator
                             .xcom_pull = sources.xcom,
                             .mask_secret = [&ctx](std::string_view secret) { add_secret(ctx.secrets, secret); }};
   try {
-    ctx.fields = render_fields(t, op, tc);
+    return render_fields(t, op, tc);
   } catch (const error& e) {
-    ctx.fields = {{std::string(render_error_field), e.what()}};
+    return {{std::string(render_error_field), e.what()}};
   }
+}
+
+}  // namespace
+
+task_context make_try_context(const definition& d, const task& t, const operator_spec* op, const run_record& run,
+                              const try_spec& which, const try_sources& sources) {
+  task_context ctx;
+  ctx.dag_id = d.id();
+  ctx.task_id = t.id;
+  ctx.run_id = run.run_id;
+  ctx.logical_date = run.logical_date;
+  ctx.data_interval_start = run.interval.start;
+  ctx.data_interval_end = run.interval.end;
+  ctx.try_number = which.try_number;
+  ctx.map_index = which.map_index;
+  ctx.waited = which.waited;
+  ctx.log_path = which.log_path;
+  ctx.params = d.params();
+  // Airflow: a run's conf overrides the DAG's params of the same name; other keys stay in
+  // `dag_run.conf` only, so a trigger cannot invent params the DAG never declared.
+  // A typed param's value is JSON text (see definition::param_schema).
+  std::set<std::string> typed;
+  for (const auto& [name, schema] : d.param_schemas())
+    if (param_is_typed(schema)) typed.insert(name);
+  if (run.conf.size() > 2 && d.conf_overrides_params()) {
+    const auto conf = nlohmann::json::parse(run.conf, nullptr, false);
+    if (conf.is_object())
+      for (const auto& [k, v] : conf.items())
+        if (auto p = ctx.params.find(k); p != ctx.params.end())
+          p->second = v.is_string() && !typed.contains(k) ? v.get<std::string>() : json_dump(v);
+  }
+  if (t.settings.execution_timeout)
+    ctx.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*t.settings.execution_timeout);
+
+  // Everything below serves templates only: a task without fields (most C++ callables) skips it.
+  if (!t.fields.empty()) ctx.fields = rendered_fields(d, t, op, run, ctx, typed, sources);
   finish_try_context(ctx, sources.connection);
   return ctx;
 }
 
+int this_process_id() {
+  // dagrun never forks without exec (child processes are spawned), so the id cannot change.
+  static const int id = static_cast<int>(::getpid());
+  return id;
+}
+
 void finish_try_context(task_context& ctx, const connection_source& connections) {
+  // The tries of a run share its logical date: formatted once per run a thread prepares, not per try.
+  thread_local std::pair<time_point, std::string> date{time_point::min(), ""};
+  if (date.first != ctx.logical_date) date = {ctx.logical_date, format_iso(ctx.logical_date)};
   ctx.environment = {{"DAGRUN_DAG_ID", ctx.dag_id},
                      {"DAGRUN_TASK_ID", ctx.task_id},
                      {"DAGRUN_RUN_ID", ctx.run_id},
-                     {"DAGRUN_LOGICAL_DATE", format_iso(ctx.logical_date)},
+                     {"DAGRUN_LOGICAL_DATE", date.second},
                      {"DAGRUN_TRY_NUMBER", std::to_string(ctx.try_number)},
-                     {"DAGRUN_OWNER_PID", std::to_string(::getpid())}};
+                     {"DAGRUN_OWNER_PID", std::to_string(this_process_id())}};
   if (ctx.map_index >= 0) ctx.environment["DAGRUN_MAP_INDEX"] = std::to_string(ctx.map_index);
   std::string id;
   std::optional<connection> resolved;

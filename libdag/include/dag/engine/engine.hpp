@@ -263,6 +263,7 @@ private:
   std::atomic<metrics_registry*> metrics_{nullptr};  // where the loop records: read by it, set by metrics() from any thread
   mutable std::mutex published_mutex_;  // guards what other threads read: definitions_, and making own_metrics_
   std::shared_ptr<const std::vector<definition>> definitions_ = std::make_shared<const std::vector<definition>>();
+  std::string log_folder_;  // options_.log_folder as text, for each try's log path
   dag::store& store_;
   const operator_catalog& operators_;
   const clock& clock_;

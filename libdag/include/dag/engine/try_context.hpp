@@ -71,6 +71,9 @@ task_context make_try_context(const definition& d, const task& t, const operator
 /// context the queue brought, with its own environment's connections.
 void finish_try_context(task_context& ctx, const connection_source& connections);
 
+/// This process's id, read once (getpid is a system call; a try's start records it twice).
+int this_process_id();
+
 /// Adds what of `c` a log must never show to `secrets`: its password, and the values of the
 /// members of its `extra` whose names look secret (`token`, `api_key`, …).
 void add_connection_secrets(std::vector<std::string>& secrets, const connection& c);
