@@ -30,6 +30,13 @@
 
 namespace dag {
 
+/// Identifies a run.
+struct run_key {
+  std::string dag_id;  ///< its DAG
+  std::string run_id;  ///< its run id
+  friend auto operator<=>(const run_key&, const run_key&) = default;
+};
+
 /// How an engine runs.
 struct engine_options {
   /// The store an engine built without one opens (`sqlite:PATH` or `postgresql://…`); an engine
@@ -53,6 +60,11 @@ struct engine_options {
   std::string base_url;
   /// Where a notifier that failed is reported (one line, on the alert thread); empty: stderr.
   std::function<void(const std::string&)> warn;
+  /// Called on the loop's thread for each run the engine stops advancing: with its final state when
+  /// it finished (this engine finished it, or another process did), with nullopt when it was
+  /// deleted from the store meanwhile. `backfill` counts its runs with it, without asking after
+  /// each of them on every pass.
+  std::function<void(const run_key&, std::optional<run_state>)> run_ended;
 };
 
 /// Declares the families the engine records into `m`: heartbeat, loop duration, tries and runs
@@ -83,13 +95,6 @@ std::vector<waiting_dag> waiting_dags(store& s, const std::vector<definition>& l
 /// defines the DAG); a DAG whose file is unknown is named under `folder_path`.
 std::vector<import_error_record> import_errors_of(const dag_folder& folder, const std::vector<waiting_dag>& waiting,
                                                   const std::filesystem::path& folder_path);
-
-/// Identifies a run.
-struct run_key {
-  std::string dag_id;  ///< its DAG
-  std::string run_id;  ///< its run id
-  friend auto operator<=>(const run_key&, const run_key&) = default;
-};
 
 /// Writes a new run of `dag` with its task instances (state `none`) to `s`; nullopt when a run with
 /// that id or (for scheduled and backfill runs) that logical date exists. A manual run's interval
@@ -147,6 +152,11 @@ public:
   /// as `dagrun run` does, so that it is a JSON object and its typed params hold.
   std::optional<run_key> create_run(const std::string& dag_id, run_type type, time_point logical_date,
                                     const std::string& conf = "{}");
+  /// Creates runs of `dag_id` at each of `logical_dates` as create_run does, all in one
+  /// transaction (a backfill's runs); per date, its run's key, or nullopt when a run with that id
+  /// or logical date exists. The runs are tracked from what was written, without reading them back.
+  std::vector<std::optional<run_key>> create_runs(const std::string& dag_id, run_type type,
+                                                  const std::vector<time_point>& logical_dates, const std::string& conf = "{}");
   /// Starts tracking an existing run (e.g. a backfill run to re-run), loading it from the store.
   void track_run(const run_key& key);
 
@@ -206,6 +216,9 @@ private:
   std::optional<timestamp> step_once();
   void load_active_runs();
   bool load_run(const run_key& key);
+  /// Tracks `run` of `dag` with the task instances `stored` (as the store lists them; none for a
+  /// run just created, whose instances are all `none`), replacing any view of it the engine had.
+  void track_loaded(const std::shared_ptr<const scheduled_dag>& dag, run_record run, std::vector<task_instance_record> stored);
   /// The definition of `dag_id`: the loaded one, else the last one it had before it left the
   /// folder (retired_); nullptr when the engine never had one.
   const std::shared_ptr<const scheduled_dag>* dag_for(const std::string& dag_id) const;
