@@ -286,6 +286,7 @@ void engine::set_dags(std::vector<definition> dags) {
     std::string id = d.id();
     next.emplace(std::move(id), std::make_shared<const scheduled_dag>(std::move(d)));
   }
+  nothing_due_until_.clear();  // a schedule, catchup or max_active_runs may have changed
   for (const auto& [id, d] : dags_)
     if (!next.contains(id)) retired_[id] = d;
   for (const auto& [id, d] : next) retired_.erase(id);
@@ -779,8 +780,16 @@ void engine::reload_active_runs() {
 void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake) {
   if (!options_.create_scheduled_runs) return;
   const time_point now = clock_.now();
+  const timestamp now_at = now_us();
   for (const auto& [dag_id, d] : dags_) {
     if (paused_.contains(dag_id) || d->times.spec().kind == schedule_kind::none) continue;
+    if (auto quiet = nothing_due_until_.find(dag_id); quiet != nothing_due_until_.end()) {
+      if (now_at < quiet->second) {
+        wake = wake ? std::min(*wake, quiet->second) : quiet->second;
+        continue;
+      }
+      nothing_due_until_.erase(quiet);
+    }
     // The latest automated run and every active run decide what comes next.
     std::vector<existing_run> existing;
     run_filter latest;
@@ -791,7 +800,9 @@ void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake
       if (is_finished(run.state)) existing.push_back({run.logical_date, run.interval, run.type, false});
     for (const auto& [key, r] : active_)
       if (key.dag_id == dag_id) existing.push_back({r.run.logical_date, r.run.interval, r.run.type, true});
-    for (const auto& info : due_runs(d->times, d->def.catchup(), d->def.max_active_runs(), existing, now)) {
+    const auto due = due_runs(d->times, d->def.catchup(), d->def.max_active_runs(), existing, now);
+    const auto active = std::count_if(existing.begin(), existing.end(), [](const existing_run& r) { return r.active; });
+    for (const auto& info : due) {
       run_record run;
       run.dag_id = dag_id;
       run.type = run_type::scheduled;
@@ -807,6 +818,8 @@ void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake
     if (!next.empty()) {
       const timestamp at = std::chrono::time_point_cast<std::chrono::microseconds>(next.front().run_after);
       wake = wake ? std::min(*wake, at) : at;
+      // Only a run of its ending, or another process deleting one, could make one due sooner.
+      if (due.empty() && active < d->def.max_active_runs()) nothing_due_until_[dag_id] = at;
     }
   }
 }
@@ -1011,6 +1024,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
       wake = wake ? std::min(*wake, at) : at;
     }
     if (is_finished(r.run.state)) {
+      nothing_due_until_.erase(it->first.dag_id);  // room for its next run
       if (options_.run_ended) options_.run_ended(it->first, r.run.state);
       it = active_.erase(it);
     } else {
@@ -1109,7 +1123,10 @@ void engine::check_slas(change_set& changes, std::optional<timestamp>& wake) {
 }
 
 void engine::poll_store() {
-  paused_ = store_.paused_dags();
+  if (auto paused = store_.paused_dags(); paused != paused_) {
+    paused_ = std::move(paused);
+    nothing_due_until_.clear();  // an unpaused DAG may be due
+  }
   // Another process may have moved a previous run on: runs waiting on one look again.
   for (const auto& [id, d] : dags_)
     if (d->uses_past) past_changed_.insert(id);
@@ -1315,7 +1332,7 @@ void engine::run_until(const std::function<bool()>& done, std::stop_token stop) 
     const std::optional<timestamp> wake = step();
     if (done()) return;
     std::unique_lock lock(events_mutex_);
-    auto ready = [&] { return !events_.empty() || !metadata_requests_.empty() || stop.stop_requested(); };
+    auto ready = [&] { return !events_.empty() || !metadata_requests_.empty() || wake_requested_ || stop.stop_requested(); };
     if (wake) {
       const auto delay = *wake - now_us();
       if (delay > std::chrono::microseconds::zero()) events_cv_.wait_for(lock, delay, ready);
@@ -1325,7 +1342,14 @@ void engine::run_until(const std::function<bool()>& done, std::stop_token stop) 
     } else {
       return;  // nothing running, nothing due, nothing to wait for
     }
+    wake_requested_ = false;
   }
+}
+
+void engine::wake() {
+  std::lock_guard lock(events_mutex_);
+  wake_requested_ = true;
+  events_cv_.notify_all();
 }
 
 std::vector<run_state> engine::run_to_completion(const std::vector<run_key>& keys, std::stop_token stop) {

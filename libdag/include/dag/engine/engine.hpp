@@ -168,8 +168,11 @@ public:
   std::optional<timestamp> step();
 
   /// Steps until `done()` holds (checked after each step) or `stop` is requested, sleeping
-  /// between steps until a try ends or the next wake time.
+  /// between steps until a try ends, wake() is called or the next wake time.
   void run_until(const std::function<bool()>& done, std::stop_token stop = {});
+  /// Ends run_until's sleep now, from any thread, so that it steps and asks `done()` again (the
+  /// daemon: its DAGs folder changed).
+  void wake();
   /// Steps until every run in `keys` is finished; returns their final states.
   std::vector<run_state> run_to_completion(const std::vector<run_key>& keys, std::stop_token stop = {});
 
@@ -292,6 +295,11 @@ private:
   std::map<std::string, std::shared_ptr<const scheduled_dag>> datasets_before_;  // the DAGs it last took
   std::map<run_key, active_run> active_;
   std::set<std::string> paused_;
+  /// Per DAG: when its next scheduled interval ends, as its last look found, when that look
+  /// created nothing and left it under max_active_runs: no run of it falls due before then, so
+  /// create_due_runs skips it (no store query per DAG per pass). Forgotten when one of its runs
+  /// ends, when the DAGs change (set_dags) and when a DAG is paused or unpaused.
+  std::map<std::string, timestamp> nothing_due_until_;
   std::set<std::string> past_changed_;  // DAGs (with depends_on_past) whose task instances finished since the last pass
   std::set<std::string> warned_pools_;  // DAG, task and pool of missing pools already warned of
   int running_ = 0;
@@ -307,6 +315,7 @@ private:
   std::deque<task_event> events_;
   struct metadata_request;  // a job a try handed over, waiting for the loop (engine.cpp)
   std::deque<std::shared_ptr<metadata_request>> metadata_requests_;  // guarded by events_mutex_
+  bool wake_requested_ = false;  // guarded by events_mutex_: wake() was called since run_until last woke
   std::vector<std::pair<alert, std::vector<notifier_spec>>> pending_alerts_;  // sent once the pass is written
   std::unique_ptr<alert_dispatcher> alerts_;  // sends what is still queued when destroyed, before the members above go
   std::unique_ptr<executor> executor_;  // last: destroyed first, so no try end is posted to a dead engine
