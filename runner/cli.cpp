@@ -240,7 +240,10 @@ void print_table(std::ostream& out, const std::vector<std::string>& header, cons
 }
 
 dag::dag_folder load_dags(const invocation& inv, bool quiet) {
-  dag::dag_folder folder = dag::load_dag_folder(inv.global.dags_folder, inv.operators);
+  return with_program_dags(inv, dag::load_dag_folder(inv.global.dags_folder, inv.operators), quiet);
+}
+
+dag::dag_folder with_program_dags(const invocation& inv, dag::dag_folder folder, bool quiet) {
   if (inv.extra_dags)
     for (dag::definition d : *inv.extra_dags) {
       auto problems = dag::check(d, inv.operators);

@@ -1,10 +1,21 @@
 // `dagrun schedule`: the daemon. Creates due runs, runs their tasks, reloads changed DAG files.
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <ostream>
+#include <thread>
+#include <utility>
 
+#include <cerrno>
+#include <cstdint>
 #include <cstdlib>
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
@@ -17,20 +28,82 @@ namespace po = boost::program_options;
 namespace dagrun {
 namespace {
 
-// What the DAGs folder looks like now: a change in any file's name, size or time means reload.
-std::vector<std::tuple<std::string, std::uintmax_t, std::filesystem::file_time_type>> folder_signature(
-    const std::string& path) {
-  std::vector<std::tuple<std::string, std::uintmax_t, std::filesystem::file_time_type>> out;
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    for (const auto& e : std::filesystem::directory_iterator(path, ec))
-      if (e.is_regular_file(ec)) out.emplace_back(e.path().string(), e.file_size(ec), e.last_write_time(ec));
-  } else if (std::filesystem::exists(path, ec)) {
-    out.emplace_back(path, std::filesystem::file_size(path, ec), std::filesystem::last_write_time(path, ec));
+// Tells the daemon when its DAGs folder changes (inotify on the folder, or on the folder of a
+// single DAG file), from a thread of its own that calls `on_change`: an edit is reloaded at once
+// instead of at the next look. Where inotify cannot watch (no inotify, too many watches, the
+// folder missing for now: retried every second) active() is false and the daemon looks every second.
+class folder_watch {
+public:
+  folder_watch(const std::string& path, std::function<void()> on_change) : on_change_(std::move(on_change)) {
+    std::error_code ec;
+    const std::filesystem::path p(path);
+    watched_ = std::filesystem::is_directory(p, ec) ? p : p.parent_path();
+    if (watched_.empty()) watched_ = ".";
+    fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd_ < 0 || stop_fd_ < 0) return;
+    add_watch();
+    thread_ = std::thread([this] { watch(); });
   }
-  std::sort(out.begin(), out.end());
-  return out;
-}
+  ~folder_watch() {
+    if (thread_.joinable()) {
+      const std::uint64_t one = 1;
+      [[maybe_unused]] const auto n = ::write(stop_fd_, &one, sizeof one);
+      thread_.join();
+    }
+    if (fd_ >= 0) ::close(fd_);
+    if (stop_fd_ >= 0) ::close(stop_fd_);
+  }
+  folder_watch(const folder_watch&) = delete;
+  folder_watch& operator=(const folder_watch&) = delete;
+
+  // True while the folder is watched: a change is told at once.
+  bool active() const { return watching_.load(); }
+  // Whether the folder changed since the last call.
+  bool take_change() { return changed_.exchange(false); }
+
+private:
+  void add_watch() {
+    constexpr std::uint32_t mask = IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |
+                                   IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
+    watching_ = ::inotify_add_watch(fd_, watched_.c_str(), mask) >= 0;
+  }
+  void watch() {
+    alignas(struct inotify_event) char buffer[16384];
+    for (;;) {
+      pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+      // While the folder is not watched (missing, or moved away), try again every second.
+      if (::poll(fds, 2, watching_ ? -1 : 1000) < 0 && errno != EINTR) return;
+      if (fds[1].revents) return;
+      bool any = false;
+      for (;;) {
+        const ssize_t n = ::read(fd_, buffer, sizeof buffer);
+        if (n <= 0) break;
+        for (ssize_t at = 0; at < n;) {
+          const auto* e = reinterpret_cast<const struct inotify_event*>(buffer + at);
+          if (e->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) watching_ = false;  // the folder left
+          at += static_cast<ssize_t>(sizeof(struct inotify_event) + e->len);
+        }
+        any = true;
+      }
+      if (!watching_) {
+        add_watch();
+        if (watching_) any = true;  // back (or a new folder): whatever it holds now counts
+      }
+      if (any) {
+        changed_ = true;
+        on_change_();
+      }
+    }
+  }
+
+  std::filesystem::path watched_;
+  std::function<void()> on_change_;
+  int fd_ = -1, stop_fd_ = -1;
+  std::atomic<bool> watching_{false};
+  std::atomic<bool> changed_{false};
+  std::thread thread_;
+};
 
 // The folder's problems and the DAGs whose runs wait for their file, as the API and the UI show them.
 void record_import_errors(dag::store& db, const dag::dag_folder& folder, const std::vector<dag::waiting_dag>& waiting,
@@ -63,7 +136,9 @@ int schedule_command(invocation& inv) {
 
   stop_on_signals signals;
   auto db = open_db(inv);
-  auto folder = load_dags(inv, true);
+  dag::dag_folder_loader loader(inv.global.dags_folder, inv.operators);
+  loader.refresh();
+  auto folder = with_program_dags(inv, loader.folder(), true);
   record_import_errors(*db, folder, dag::waiting_dags(*db, folder.dags), inv.global.dags_folder);
   dag::engine_options options;
   set_alert_options(options);
@@ -87,24 +162,36 @@ int schedule_command(invocation& inv) {
     http.emplace(eng, serving);
     spdlog::info("serving HTTP on {}:{}", listen.substr(0, listen.rfind(':')), http->port());
   }
-  eng.set_dags(engine_dags(folder));
+  // The engine keeps the DAGs; `folder` keeps its problems (the import errors) only.
+  const std::size_t loaded = folder.dags.size();
+  eng.set_dags(std::exchange(folder.dags, {}));
   if (auto lost = eng.recover_lost_tries())
     spdlog::warn("{} tries were left running by a previous scheduler; recorded as failed (executor lost)", lost);
-  spdlog::info("scheduling {} DAGs from {} with {} slots", folder.dags.size(), inv.global.dags_folder, parallelism);
+  spdlog::info("scheduling {} DAGs from {} with {} slots", loaded, inv.global.dags_folder, parallelism);
 
-  auto signature = folder_signature(inv.global.dags_folder);
-  auto last_check = std::chrono::steady_clock::now();
+  // The folder is looked at when the watch says it changed; besides, every 10 s (a DAG file that
+  // is a link to a file elsewhere changes without an event here), or every second unwatched.
+  folder_watch watch(inv.global.dags_folder, [&eng] { eng.wake(); });
+  auto last_look = std::chrono::steady_clock::now(), last_check = last_look;
   auto waiting = eng.waiting_dags();
   auto reload_if_changed = [&] {
     const auto now = std::chrono::steady_clock::now();
-    if (now - last_check < std::chrono::seconds(1)) return false;
-    last_check = now;
-    auto current = folder_signature(inv.global.dags_folder);
-    if (current != signature) {
-      signature = std::move(current);
-      folder = load_dags(inv, true);
-      eng.set_dags(engine_dags(folder));
-      spdlog::info("reloaded DAGs: {} loaded, {} import errors", folder.dags.size(), folder.problems.size());
+    const bool look = watch.take_change() || now - last_look >= std::chrono::seconds(watch.active() ? 10 : 1);
+    const bool check_waiting = now - last_check >= std::chrono::seconds(1);
+    if (!look && !check_waiting) return false;
+    if (check_waiting) last_check = now;
+    std::size_t read = 0;
+    if (look) {
+      last_look = now;
+      read = loader.refresh();
+    }
+    if (look && loader.changed()) {
+      // Only the files that changed were read again; the others' DAGs are kept as they were.
+      folder = with_program_dags(inv, loader.folder(), true);
+      const std::size_t now_loaded = folder.dags.size();
+      eng.set_dags(std::exchange(folder.dags, {}));
+      spdlog::info("reloaded DAGs: {} loaded, {} import errors ({} {} read again)", now_loaded, folder.problems.size(), read,
+                   read == 1 ? "file" : "files");
     } else if (eng.waiting_dags() == waiting) {
       return false;
     }

@@ -192,6 +192,29 @@ TEST_CASE("Daemon.BrokenDagBesideGoodOnesAndReloadOnChange" * doctest::timeout(1
   CHECK(daemon.wait().exit_code == 0);
 }
 
+TEST_CASE("Daemon.AnEditedDagFileIsTheOnlyOneParsedAgain" * doctest::timeout(120)) {
+  daemon_sandbox s;
+  const auto dag_text = [](const std::string& id, const std::string& command) {
+    return "dag_id: " + id + "\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: " + command + "\n";
+  };
+  for (const std::string id : {"one", "two", "three"}) s.write_dag(id + ".yaml", dag_text(id, "echo " + id));
+  auto daemon = s.start_daemon();
+  REQUIRE(eventually([&] { return s.daemon_log().find("scheduling 3 DAGs") != std::string::npos; }));
+  s.write_dag("two.yaml", dag_text("two", "echo edited"));
+  REQUIRE(eventually([&] { return s.daemon_log().find("reloaded DAGs: 3 loaded, 0 import errors (1 file read again)") != std::string::npos; }));
+  // The edit counts: a run of it runs the new command.
+  REQUIRE(s.dagrun("trigger two --date 2024-01-01") == 0);
+  auto db = s.store();
+  REQUIRE(eventually([&] {
+    auto run = db->find_run("two", run_id);
+    return run && run->state == dag::run_state::success;
+  }));
+  std::ifstream log(instance(*db, "two", run_id, "a")->log_path);
+  CHECK(std::string(std::istreambuf_iterator<char>(log), {}).find("edited") != std::string::npos);
+  ::kill(daemon.pid(), SIGTERM);
+  CHECK(daemon.wait().exit_code == 0);
+}
+
 TEST_CASE("Daemon.ServesHealthAndMetricsOverHttp" * doctest::timeout(120)) {
   daemon_sandbox s;
   s.write_dag("hello.yaml", "dag_id: hello\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: echo hi\n");

@@ -1282,3 +1282,44 @@ TEST_CASE("Engine.MappingAThousandInstancesOverAnXCom" * doctest::timeout(300)) 
   MESSAGE("scheduler loop, mean pass: " << mapped << " us mapping 1,000 instances; " << mean_loop_us(plain)
                                         << " us for a plain 21-task DAG");
 }
+
+TEST_CASE("Engine.CreateRunsWritesABatchAndSaysWhichDatesTookAndEachRunsEnd") {
+  sandbox s;
+  dag::definition d("batch");
+  d.schedule("@daily").start_date("2024-01-01");
+  auto ok = [](dag::task_context&) { return dag::operator_result::success(); };
+  auto fails = [](dag::task_context& c) {
+    return c.logical_date == dag::parse_time("2024-01-02") ? dag::operator_result::failed("no") : dag::operator_result::success();
+  };
+  d.callable("a", ok) >> d.callable("b", fails);
+  // A date a run holds already is not created again.
+  dag::create_run_record(*s.db, dag::scheduled_dag(s.checked(d)), dag::run_type::scheduled, dag::parse_time("2024-01-03"));
+  std::map<dag::run_key, std::optional<dag::run_state>> ended;  // written on the loop's thread only
+  dag::engine_options options = s.options();
+  options.run_ended = [&](const dag::run_key& k, std::optional<dag::run_state> state) { ended[k] = state; };
+  dag::engine eng(*s.db, s.operators, s.clock, options);
+  eng.set_dags({s.checked(d)});
+  const std::vector<dag::time_point> dates = {dag::parse_time("2024-01-01"), dag::parse_time("2024-01-02"),
+                                              dag::parse_time("2024-01-03")};
+  const auto keys = eng.create_runs("batch", dag::run_type::backfill, dates);
+  REQUIRE(keys.size() == 3);
+  REQUIRE(keys[0]);
+  REQUIRE(keys[1]);
+  CHECK_FALSE(keys[2]);
+  CHECK(keys[0]->run_id == "backfill__2024-01-01T00:00:00+00:00");
+  // Written as create_run writes one: the run queued with its data interval, every instance `none`.
+  const auto run = s.db->find_run("batch", keys[1]->run_id);
+  REQUIRE(run);
+  CHECK(run->state == dag::run_state::queued);
+  CHECK(run->interval.start == dag::parse_time("2024-01-02"));
+  CHECK(run->interval.end == dag::parse_time("2024-01-03"));
+  for (const auto& ti : s.db->task_instances("batch", keys[1]->run_id)) CHECK(ti.state == task_state::none);
+  // Tracked as written (nothing read back), they run to their ends like any run.
+  const auto states = eng.run_to_completion({*keys[0], *keys[1]});
+  CHECK(states == std::vector<dag::run_state>{dag::run_state::success, dag::run_state::failed});
+  CHECK(s.tis(*keys[0]).at("b").state == task_state::success);
+  CHECK(s.tis(*keys[1]).at("b").state == task_state::failed);
+  REQUIRE(ended.size() == 2);
+  CHECK(ended.at(*keys[0]) == dag::run_state::success);
+  CHECK(ended.at(*keys[1]) == dag::run_state::failed);
+}

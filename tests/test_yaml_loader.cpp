@@ -330,6 +330,44 @@ TEST_CASE("YamlLoader.OneBrokenFileNeverHidesTheOthers") {
   CHECK(folder.find("broken") == nullptr);
 }
 
+TEST_CASE("YamlLoader.AFolderLoaderReadsAgainOnlyTheFilesThatChanged") {
+  temp_dir dir;
+  const auto dag_text = [](const std::string& id, const std::string& command) {
+    return "dag_id: " + id + "\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: " + command + "\n";
+  };
+  for (const std::string id : {"a", "b", "c"}) dir.write(id + ".yaml", dag_text(id, "echo " + id));
+  dag::dag_folder_loader loader(dir.path, catalog());
+  CHECK(loader.refresh() == 3);
+  CHECK(loader.changed());
+  CHECK(loader.folder().dags.size() == 3);
+  CHECK(loader.refresh() == 0);  // nothing changed: nothing parsed
+  CHECK_FALSE(loader.changed());
+
+  // One file edited: only it is parsed again; the others' DAGs are kept.
+  dir.write("b.yaml", dag_text("b", "echo edited"));
+  CHECK(loader.refresh() == 1);
+  CHECK(loader.changed());
+  auto folder = loader.folder();
+  REQUIRE(folder.dags.size() == 3);
+  REQUIRE(folder.find("b"));
+  CHECK(folder.find("b")->find("a")->fields.at("bash_command").text == "echo edited");
+
+  // A file broken, then another defining a dag_id twice, then a file removed: each as load_dag_folder says.
+  dir.write("c.yaml", "dag_id: c\ntasks: [broken\n");
+  dir.write("d.yaml", dag_text("a", "echo again"));
+  CHECK(loader.refresh() == 2);
+  folder = loader.folder();
+  const auto fresh = dag::load_dag_folder(dir.path, catalog());
+  REQUIRE(folder.dags.size() == fresh.dags.size());
+  for (std::size_t i = 0; i < fresh.dags.size(); ++i) CHECK(folder.dags[i].id() == fresh.dags[i].id());
+  REQUIRE(folder.problems.size() == fresh.problems.size());
+  for (std::size_t i = 0; i < fresh.problems.size(); ++i) CHECK(std::string(folder.problems[i].what()) == fresh.problems[i].what());
+  std::filesystem::remove(dir.path / "d.yaml");
+  CHECK(loader.refresh() == 0);
+  CHECK(loader.changed());
+  CHECK(loader.folder().problems.size() == 1);  // only the broken file
+}
+
 TEST_CASE("YamlLoader.MissingPathIsAProblemNotACrash") {
   auto folder = dag::load_dag_folder("/nonexistent/dagrun/dags", catalog());
   CHECK(folder.dags.empty());

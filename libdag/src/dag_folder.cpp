@@ -14,10 +14,16 @@ bool is_yaml(const std::filesystem::path& p) {
   const auto ext = p.extension().string();
   return ext == ".yaml" || ext == ".yml";
 }
-}  // namespace
 
-dag_folder load_dag_folder(const std::filesystem::path& path, const operator_catalog& operators) {
-  dag_folder out;
+definition_error problem_of(const std::filesystem::path& path, const std::string& message) {
+  error_context where;
+  where.file = path.string();
+  return {where, message};
+}
+
+// The DAG files of `path` (a folder: its YAML files and DAG libraries, not recursive; or one
+// file), or the problem that keeps them from being listed.
+std::vector<std::filesystem::path> dag_files(const std::filesystem::path& path, std::vector<definition_error>& problems) {
   std::error_code ec;
   std::vector<std::filesystem::path> files;
   if (std::filesystem::is_directory(path, ec)) {
@@ -30,48 +36,111 @@ dag_folder load_dag_folder(const std::filesystem::path& path, const operator_cat
         files.push_back(it->path());
     }
     if (ec) {
-      error_context where;
-      where.file = path.string();
-      out.problems.emplace_back(where, "cannot read the DAGs folder: " + ec.message());
-      return out;
+      problems.push_back(problem_of(path, "cannot read the DAGs folder: " + ec.message()));
+      return {};
     }
-    std::sort(files.begin(), files.end());
   } else if (std::filesystem::exists(path, ec)) {
     files.push_back(path);
   } else {
-    error_context where;
-    where.file = path.string();
-    out.problems.emplace_back(where, "no such file or directory");
-    return out;
+    problems.push_back(problem_of(path, "no such file or directory"));
   }
+  return files;
+}
 
+// One file's DAGs (a YAML file gives at most one, a C++ DAG library any number) and problems.
+void load_file(const std::filesystem::path& file, const operator_catalog& operators, std::vector<definition>& dags,
+               std::vector<definition_error>& problems) {
+  if (is_dag_library(file)) {
+    cpp_library_result r = load_dag_library(file, operators);
+    problems.insert(problems.end(), r.problems.begin(), r.problems.end());
+    dags = std::move(r.dags);
+  } else {
+    yaml_load_result r = load_yaml_file(file, operators);
+    problems.insert(problems.end(), r.problems.begin(), r.problems.end());
+    if (r.dag) dags.push_back(std::move(*r.dag));
+  }
+}
+
+// Adds one file's DAGs and problems to `out`, in file order: a dag_id an earlier file defined is
+// a problem of this one. `take` moves each DAG out of the file's list, or copies it.
+template <class Dags, class Take>
+void add_file(dag_folder& out, std::map<std::string, std::string>& defined_in, const std::string& file, Dags& dags, const std::vector<definition_error>& problems, Take take) {
+  out.problems.insert(out.problems.end(), problems.begin(), problems.end());
+  for (auto& d : dags) {
+    auto [it, fresh] = defined_in.emplace(d.id(), file);
+    if (!fresh) {
+      error_context where;
+      where.file = file;
+      where.line = d.where().line;
+      where.dag_id = d.id();
+      out.problems.emplace_back(where, "dag_id '" + d.id() + "' is already defined in " + it->second);
+      continue;
+    }
+    out.dags.push_back(take(d));
+  }
+}
+
+void sort_by_id(dag_folder& out) {
+  std::sort(out.dags.begin(), out.dags.end(), [](const definition& a, const definition& b) { return a.id() < b.id(); });
+}
+
+}  // namespace
+
+dag_folder load_dag_folder(const std::filesystem::path& path, const operator_catalog& operators) {
+  dag_folder out;
+  std::vector<std::filesystem::path> files = dag_files(path, out.problems);
+  std::sort(files.begin(), files.end());
   std::map<std::string, std::string> defined_in;
   for (const auto& file : files) {
-    // A YAML file gives at most one DAG, a C++ DAG library (`.so`) any number.
-    std::vector<definition> loaded;
-    if (is_dag_library(file)) {
-      cpp_library_result r = load_dag_library(file, operators);
-      out.problems.insert(out.problems.end(), r.problems.begin(), r.problems.end());
-      loaded = std::move(r.dags);
-    } else {
-      yaml_load_result r = load_yaml_file(file, operators);
-      out.problems.insert(out.problems.end(), r.problems.begin(), r.problems.end());
-      if (r.dag) loaded.push_back(std::move(*r.dag));
-    }
-    for (auto& d : loaded) {
-      auto [it, fresh] = defined_in.emplace(d.id(), file.string());
-      if (!fresh) {
-        error_context where;
-        where.file = file.string();
-        where.line = d.where().line;
-        where.dag_id = d.id();
-        out.problems.emplace_back(where, "dag_id '" + d.id() + "' is already defined in " + it->second);
-        continue;
-      }
-      out.dags.push_back(std::move(d));
-    }
+    std::vector<definition> dags;
+    std::vector<definition_error> problems;
+    load_file(file, operators, dags, problems);
+    add_file(out, defined_in, file.string(), dags, problems, [](definition& d) { return std::move(d); });
   }
-  std::sort(out.dags.begin(), out.dags.end(), [](const definition& a, const definition& b) { return a.id() < b.id(); });
+  sort_by_id(out);
+  return out;
+}
+
+dag_folder_loader::dag_folder_loader(std::filesystem::path path, const operator_catalog& operators)
+    : path_(std::move(path)), operators_(operators) {}
+
+std::size_t dag_folder_loader::refresh() {
+  std::vector<definition_error> own;
+  const std::vector<std::filesystem::path> files = dag_files(path_, own);
+  std::map<std::string, file_state> next;
+  std::size_t read = 0;
+  for (const auto& file : files) {
+    std::error_code ec;
+    const std::uintmax_t size = std::filesystem::file_size(file, ec);
+    const auto modified = std::filesystem::last_write_time(file, ec);
+    const std::string name = file.string();
+    if (auto known = files_.find(name); known != files_.end() && known->second.size == size && known->second.modified == modified) {
+      next.emplace(name, std::move(known->second));
+      continue;
+    }
+    file_state state{size, modified, {}, {}};
+    load_file(file, operators_, state.dags, state.problems);
+    next.emplace(name, std::move(state));
+    ++read;
+  }
+  const auto same_problems = [](const std::vector<definition_error>& a, const std::vector<definition_error>& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                      [](const definition_error& x, const definition_error& y) { return std::string_view(x.what()) == y.what(); });
+  };
+  changed_ = !looked_ || read > 0 || next.size() != files_.size() || !same_problems(own, own_problems_);
+  looked_ = true;
+  files_ = std::move(next);
+  own_problems_ = std::move(own);
+  return read;
+}
+
+dag_folder dag_folder_loader::folder() const {
+  dag_folder out;
+  out.problems = own_problems_;
+  std::map<std::string, std::string> defined_in;
+  for (const auto& [name, state] : files_)
+    add_file(out, defined_in, name, state.dags, state.problems, [](const definition& d) { return d; });
+  sort_by_id(out);
   return out;
 }
 

@@ -292,6 +292,7 @@ void engine::set_dags(std::vector<definition> dags) {
     std::string id = d.id();
     next.emplace(std::move(id), std::make_shared<const scheduled_dag>(std::move(d)));
   }
+  nothing_due_until_.clear();  // a schedule, catchup or max_active_runs may have changed
   for (const auto& [id, d] : dags_)
     if (!next.contains(id)) retired_[id] = d;
   for (const auto& [id, d] : next) retired_.erase(id);
@@ -426,8 +427,20 @@ bool engine::load_run(const run_key& key) {
   const auto* dag = dag_for(key.dag_id);
   if (!dag) return false;
   auto run = store_.find_run(key.dag_id, key.run_id);
-  if (!run) return false;
-  active_run r{*dag, *run, {}, {}};
+  if (!run) {
+    if (options_.run_ended) options_.run_ended(key, std::nullopt);  // deleted meanwhile
+    return false;
+  }
+  track_loaded(*dag, std::move(*run), store_.task_instances(key.dag_id, key.run_id));
+  return true;
+}
+
+void engine::track_loaded(const std::shared_ptr<const scheduled_dag>& dag, run_record run,
+                          std::vector<task_instance_record> stored) {
+  run_key key{run.dag_id, run.run_id};
+  active_run r{dag, std::move(run), {}, {}};
+  // An instance the store has no row of (a run just created, a task added since) is what a new
+  // row holds: state none, no try, the record's defaults (the schema's defaults too).
   const auto& tasks = r.dag->def.all_tasks();
   r.tis.resize(tasks.size());
   for (std::size_t i = 0; i < tasks.size(); ++i) {
@@ -438,18 +451,17 @@ bool engine::load_run(const run_key& key) {
   // Slots (see run_progress): each task's instance with the lowest map index in its own slot, the
   // other instances of mapped tasks after them (the store lists them by task, then map index).
   std::vector<bool> placed(tasks.size(), false);
-  for (auto& stored : store_.task_instances(key.dag_id, key.run_id)) {
-    const auto index = r.dag->def.index_of(stored.task_id);
+  for (auto& ti : stored) {
+    const auto index = r.dag->def.index_of(ti.task_id);
     if (!index) continue;
     if (!placed[*index]) {
       placed[*index] = true;
-      r.tis[*index] = std::move(stored);
+      r.tis[*index] = std::move(ti);
     } else {
-      r.tis.push_back(std::move(stored));
+      r.tis.push_back(std::move(ti));
     }
   }
-  active_[key] = std::move(r);
-  return true;
+  active_[std::move(key)] = std::move(r);
 }
 
 std::vector<waiting_dag> waiting_dags(store& s, const std::vector<definition>& loaded) {
@@ -576,27 +588,56 @@ run_record make_run_record(const scheduled_dag& d, run_type type, time_point log
   return run;
 }
 
-std::optional<run_record> create_run_record(store& s, const scheduled_dag& d, run_type type, time_point logical_date,
-                                            const std::string& conf, const std::string& run_id) {
-  run_record run = make_run_record(d, type, logical_date, conf, run_id);
+namespace {
+
+/// Writes `runs` of `d` with their task instances (state none), all in one transaction; per run,
+/// the record written, or nullopt when a run with its id or logical date existed.
+std::vector<std::optional<run_record>> write_new_runs(store& s, const scheduled_dag& d, std::vector<run_record> runs) {
   std::vector<std::string> ids;
   for (const auto& t : d.def.all_tasks()) ids.push_back(t.id);
   change_set changes;
-  changes.new_runs.emplace_back(run, std::move(ids));
-  auto result = s.apply(changes);
-  if (result.runs_created.empty() || !result.runs_created.front()) return std::nullopt;
-  return run;
+  changes.new_runs.reserve(runs.size());
+  for (auto& run : runs) changes.new_runs.emplace_back(std::move(run), ids);
+  const change_result result = s.apply(changes);
+  std::vector<std::optional<run_record>> out;
+  out.reserve(changes.new_runs.size());
+  for (std::size_t i = 0; i < changes.new_runs.size(); ++i) {
+    if (i < result.runs_created.size() && result.runs_created[i]) out.emplace_back(std::move(changes.new_runs[i].first));
+    else out.emplace_back();
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<run_record> create_run_record(store& s, const scheduled_dag& d, run_type type, time_point logical_date,
+                                            const std::string& conf, const std::string& run_id) {
+  return std::move(write_new_runs(s, d, {make_run_record(d, type, logical_date, conf, run_id)}).front());
 }
 
 std::optional<run_key> engine::create_run(const std::string& dag_id, run_type type, time_point logical_date,
                                           const std::string& conf) {
+  return std::move(create_runs(dag_id, type, {logical_date}, conf).front());
+}
+
+std::vector<std::optional<run_key>> engine::create_runs(const std::string& dag_id, run_type type,
+                                                        const std::vector<time_point>& logical_dates, const std::string& conf) {
   auto dag_it = dags_.find(dag_id);
   if (dag_it == dags_.end()) throw usage_error("unknown DAG '" + dag_id + "'");
-  auto run = create_run_record(store_, *dag_it->second, type, logical_date, conf);
-  if (!run) return std::nullopt;
-  run_key key{dag_id, run->run_id};
-  load_run(key);
-  return key;
+  std::vector<run_record> runs;
+  runs.reserve(logical_dates.size());
+  for (const time_point date : logical_dates) runs.push_back(make_run_record(*dag_it->second, type, date, conf));
+  std::vector<std::optional<run_key>> out;
+  out.reserve(runs.size());
+  for (auto& run : write_new_runs(store_, *dag_it->second, std::move(runs))) {
+    if (!run) {
+      out.emplace_back();
+      continue;
+    }
+    out.push_back(run_key{dag_id, run->run_id});
+    track_loaded(dag_it->second, std::move(*run), {});  // as written: nothing to read back
+  }
+  return out;
 }
 
 void engine::track_run(const run_key& key) {
@@ -745,8 +786,16 @@ void engine::reload_active_runs() {
 void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake) {
   if (!options_.create_scheduled_runs) return;
   const time_point now = clock_.now();
+  const timestamp now_at = now_us();
   for (const auto& [dag_id, d] : dags_) {
     if (paused_.contains(dag_id) || d->times.spec().kind == schedule_kind::none) continue;
+    if (auto quiet = nothing_due_until_.find(dag_id); quiet != nothing_due_until_.end()) {
+      if (now_at < quiet->second) {
+        wake = wake ? std::min(*wake, quiet->second) : quiet->second;
+        continue;
+      }
+      nothing_due_until_.erase(quiet);
+    }
     // The latest automated run and every active run decide what comes next.
     std::vector<existing_run> existing;
     run_filter latest;
@@ -757,7 +806,9 @@ void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake
       if (is_finished(run.state)) existing.push_back({run.logical_date, run.interval, run.type, false});
     for (const auto& [key, r] : active_)
       if (key.dag_id == dag_id) existing.push_back({r.run.logical_date, r.run.interval, r.run.type, true});
-    for (const auto& info : due_runs(d->times, d->def.catchup(), d->def.max_active_runs(), existing, now)) {
+    const auto due = due_runs(d->times, d->def.catchup(), d->def.max_active_runs(), existing, now);
+    const auto active = std::count_if(existing.begin(), existing.end(), [](const existing_run& r) { return r.active; });
+    for (const auto& info : due) {
       run_record run;
       run.dag_id = dag_id;
       run.type = run_type::scheduled;
@@ -773,6 +824,8 @@ void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake
     if (!next.empty()) {
       const timestamp at = std::chrono::time_point_cast<std::chrono::microseconds>(next.front().run_after);
       wake = wake ? std::min(*wake, at) : at;
+      // Only a run of its ending, or another process deleting one, could make one due sooner.
+      if (due.empty() && active < d->def.max_active_runs()) nothing_due_until_[dag_id] = at;
     }
   }
 }
@@ -980,8 +1033,13 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
       const timestamp at = std::chrono::time_point_cast<std::chrono::microseconds>(*s.wake_at);
       wake = wake ? std::min(*wake, at) : at;
     }
-    if (is_finished(r.run.state)) it = active_.erase(it);
-    else ++it;
+    if (is_finished(r.run.state)) {
+      nothing_due_until_.erase(it->first.dag_id);  // room for its next run
+      if (options_.run_ended) options_.run_ended(it->first, r.run.state);
+      it = active_.erase(it);
+    } else {
+      ++it;
+    }
   }
   if (!woken_later.empty()) {
     past_changed_ = std::move(woken_later);
@@ -1075,7 +1133,10 @@ void engine::check_slas(change_set& changes, std::optional<timestamp>& wake) {
 }
 
 void engine::poll_store() {
-  paused_ = store_.paused_dags();
+  if (auto paused = store_.paused_dags(); paused != paused_) {
+    paused_ = std::move(paused);
+    nothing_due_until_.clear();  // an unpaused DAG may be due
+  }
   // Another process may have moved a previous run on: runs waiting on one look again.
   for (const auto& [id, d] : dags_)
     if (d->uses_past) past_changed_.insert(id);
@@ -1160,8 +1221,11 @@ std::optional<timestamp> engine::step_once() {
       creation.new_runs = std::move(changes.new_runs);
       changes.new_runs.clear();
       auto created = store_.apply(creation);
-      for (std::size_t i = 0; i < creation.new_runs.size(); ++i)
-        if (created.runs_created[i]) load_run({creation.new_runs[i].first.dag_id, creation.new_runs[i].first.run_id});
+      for (std::size_t i = 0; i < creation.new_runs.size(); ++i) {
+        if (!created.runs_created[i]) continue;
+        run_record& run = creation.new_runs[i].first;
+        if (const auto* dag = dag_for(run.dag_id)) track_loaded(*dag, std::move(run), {});  // as written
+      }
     }
     advance_runs(changes, starts, stops, wake);
     check_slas(changes, wake);
@@ -1279,7 +1343,7 @@ void engine::run_until(const std::function<bool()>& done, std::stop_token stop) 
     const std::optional<timestamp> wake = step();
     if (done()) return;
     std::unique_lock lock(events_mutex_);
-    auto ready = [&] { return !events_.empty() || !metadata_requests_.empty() || stop.stop_requested(); };
+    auto ready = [&] { return !events_.empty() || !metadata_requests_.empty() || wake_requested_ || stop.stop_requested(); };
     if (wake) {
       const auto delay = *wake - now_us();
       if (delay > std::chrono::microseconds::zero()) events_cv_.wait_for(lock, delay, ready);
@@ -1289,7 +1353,14 @@ void engine::run_until(const std::function<bool()>& done, std::stop_token stop) 
     } else {
       return;  // nothing running, nothing due, nothing to wait for
     }
+    wake_requested_ = false;
   }
+}
+
+void engine::wake() {
+  std::lock_guard lock(events_mutex_);
+  wake_requested_ = true;
+  events_cv_.notify_all();
 }
 
 std::vector<run_state> engine::run_to_completion(const std::vector<run_key>& keys, std::stop_token stop) {

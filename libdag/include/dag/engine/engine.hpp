@@ -30,6 +30,13 @@
 
 namespace dag {
 
+/// Identifies a run.
+struct run_key {
+  std::string dag_id;  ///< its DAG
+  std::string run_id;  ///< its run id
+  friend auto operator<=>(const run_key&, const run_key&) = default;
+};
+
 /// How an engine runs.
 struct engine_options {
   /// The store an engine built without one opens (`sqlite:PATH` or `postgresql://…`); an engine
@@ -56,6 +63,11 @@ struct engine_options {
   /// Told how long each scheduler pass (`step`) took, on the engine's thread, after the pass
   /// (benchmarks; the metrics' loop duration histogram is too coarse for them); none when empty.
   std::function<void(std::chrono::steady_clock::duration)> on_pass;
+  /// Called on the loop's thread for each run the engine stops advancing: with its final state when
+  /// it finished (this engine finished it, or another process did), with nullopt when it was
+  /// deleted from the store meanwhile. `backfill` counts its runs with it, without asking after
+  /// each of them on every pass.
+  std::function<void(const run_key&, std::optional<run_state>)> run_ended;
 };
 
 /// Declares the families the engine records into `m`: heartbeat, loop duration, tries and runs
@@ -86,13 +98,6 @@ std::vector<waiting_dag> waiting_dags(store& s, const std::vector<definition>& l
 /// defines the DAG); a DAG whose file is unknown is named under `folder_path`.
 std::vector<import_error_record> import_errors_of(const dag_folder& folder, const std::vector<waiting_dag>& waiting,
                                                   const std::filesystem::path& folder_path);
-
-/// Identifies a run.
-struct run_key {
-  std::string dag_id;  ///< its DAG
-  std::string run_id;  ///< its run id
-  friend auto operator<=>(const run_key&, const run_key&) = default;
-};
 
 /// Writes a new run of `dag` with its task instances (state `none`) to `s`; nullopt when a run with
 /// that id or (for scheduled and backfill runs) that logical date exists. A manual run's interval
@@ -150,6 +155,11 @@ public:
   /// as `dagrun run` does, so that it is a JSON object and its typed params hold.
   std::optional<run_key> create_run(const std::string& dag_id, run_type type, time_point logical_date,
                                     const std::string& conf = "{}");
+  /// Creates runs of `dag_id` at each of `logical_dates` as create_run does, all in one
+  /// transaction (a backfill's runs); per date, its run's key, or nullopt when a run with that id
+  /// or logical date exists. The runs are tracked from what was written, without reading them back.
+  std::vector<std::optional<run_key>> create_runs(const std::string& dag_id, run_type type,
+                                                  const std::vector<time_point>& logical_dates, const std::string& conf = "{}");
   /// Starts tracking an existing run (e.g. a backfill run to re-run), loading it from the store.
   void track_run(const run_key& key);
 
@@ -161,8 +171,11 @@ public:
   std::optional<timestamp> step();
 
   /// Steps until `done()` holds (checked after each step) or `stop` is requested, sleeping
-  /// between steps until a try ends or the next wake time.
+  /// between steps until a try ends, wake() is called or the next wake time.
   void run_until(const std::function<bool()>& done, std::stop_token stop = {});
+  /// Ends run_until's sleep now, from any thread, so that it steps and asks `done()` again (the
+  /// daemon: its DAGs folder changed).
+  void wake();
   /// Steps until every run in `keys` is finished; returns their final states.
   std::vector<run_state> run_to_completion(const std::vector<run_key>& keys, std::stop_token stop = {});
 
@@ -209,6 +222,9 @@ private:
   std::optional<timestamp> step_once();
   void load_active_runs();
   bool load_run(const run_key& key);
+  /// Tracks `run` of `dag` with the task instances `stored` (as the store lists them; none for a
+  /// run just created, whose instances are all `none`), replacing any view of it the engine had.
+  void track_loaded(const std::shared_ptr<const scheduled_dag>& dag, run_record run, std::vector<task_instance_record> stored);
   /// The definition of `dag_id`: the loaded one, else the last one it had before it left the
   /// folder (retired_); nullptr when the engine never had one.
   const std::shared_ptr<const scheduled_dag>* dag_for(const std::string& dag_id) const;
@@ -283,6 +299,11 @@ private:
   std::map<std::string, std::shared_ptr<const scheduled_dag>> datasets_before_;  // the DAGs it last took
   std::map<run_key, active_run> active_;
   std::set<std::string> paused_;
+  /// Per DAG: when its next scheduled interval ends, as its last look found, when that look
+  /// created nothing and left it under max_active_runs: no run of it falls due before then, so
+  /// create_due_runs skips it (no store query per DAG per pass). Forgotten when one of its runs
+  /// ends, when the DAGs change (set_dags) and when a DAG is paused or unpaused.
+  std::map<std::string, timestamp> nothing_due_until_;
   std::set<std::string> past_changed_;  // DAGs (with depends_on_past) whose task instances finished since the last pass
   std::set<std::string> warned_pools_;  // DAG, task and pool of missing pools already warned of
   int running_ = 0;
@@ -298,6 +319,7 @@ private:
   std::deque<task_event> events_;
   struct metadata_request;  // a job a try handed over, waiting for the loop (engine.cpp)
   std::deque<std::shared_ptr<metadata_request>> metadata_requests_;  // guarded by events_mutex_
+  bool wake_requested_ = false;  // guarded by events_mutex_: wake() was called since run_until last woke
   std::vector<std::pair<alert, std::vector<notifier_spec>>> pending_alerts_;  // sent once the pass is written
   std::unique_ptr<alert_dispatcher> alerts_;  // sends what is still queued when destroyed, before the members above go
   std::unique_ptr<executor> executor_;  // last: destroyed first, so no try end is posted to a dead engine

@@ -1,7 +1,10 @@
 #pragma once
 /// @file Loading every DAG of a folder: one broken file never keeps the others out.
 
+#include <cstdint>
 #include <filesystem>
+#include <map>
+#include <string>
 #include <vector>
 
 #include <dag/core/definition.hpp>
@@ -27,5 +30,38 @@ struct dag_folder {
 /// sorted by name). A dag_id defined by two files is a problem of the second file.
 /// A missing path is a problem, not an exception.
 dag_folder load_dag_folder(const std::filesystem::path& path, const operator_catalog& operators);
+
+/// A DAGs folder loaded as load_dag_folder does and then kept up to date: refresh() reads again
+/// only the files that are new or whose size or modification time changed since it last looked,
+/// and keeps what the others gave (the daemon, when its folder changes: one file edited among a
+/// thousand is the only one parsed again).
+class dag_folder_loader {
+public:
+  /// Nothing is read until refresh(). `operators` must outlive it.
+  dag_folder_loader(std::filesystem::path path, const operator_catalog& operators);
+  /// Looks at the folder and reads the files that changed; returns how many it read (parsed or
+  /// loaded). When it returns 0 and nothing was removed, folder() is unchanged: see changed().
+  std::size_t refresh();
+  /// Whether the last refresh() found the folder different from the look before it (a file new,
+  /// changed or gone, or the folder's own problem), or was the first.
+  bool changed() const { return changed_; }
+  /// The DAGs and problems as of the last refresh(), as load_dag_folder gives them (a copy: the
+  /// loader keeps its own, one per file).
+  dag_folder folder() const;
+
+private:
+  struct file_state {
+    std::uintmax_t size = 0;
+    std::filesystem::file_time_type modified{};
+    std::vector<definition> dags;
+    std::vector<definition_error> problems;
+  };
+  std::filesystem::path path_;
+  const operator_catalog& operators_;
+  std::map<std::string, file_state> files_;  // by path, hence in name order
+  std::vector<definition_error> own_problems_;  // the folder's: missing, unreadable
+  bool looked_ = false;  // refresh() ran
+  bool changed_ = false;
+};
 
 }  // namespace dag

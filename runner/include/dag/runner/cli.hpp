@@ -81,6 +81,10 @@ void print_table(std::ostream& out, const std::vector<std::string>& header, cons
 
 /// Loads the DAG folder of the invocation; prints import errors to `err` unless `quiet`.
 dag::dag_folder load_dags(const invocation& inv, bool quiet = false);
+/// `folder` (the invocation's DAGs folder, loaded) with the C++ DAGs of the program that embeds
+/// the runner added; prints import errors to `err` unless `quiet`. load_dags is the folder loaded
+/// and passed through it.
+dag::dag_folder with_program_dags(const invocation& inv, dag::dag_folder folder, bool quiet = false);
 
 /// The DAG named `dag_id`, or prints a usage error (with a suggestion) and returns nullptr.
 const dag::definition* find_dag(const invocation& inv, const dag::dag_folder& folder, const std::string& dag_id);
