@@ -368,6 +368,24 @@ TEST_CASE("YamlLoader.AFolderLoaderReadsAgainOnlyTheFilesThatChanged") {
   CHECK(loader.folder().problems.size() == 1);  // only the broken file
 }
 
+TEST_CASE("YamlLoader.AFolderLoaderReadsEveryDagAgainWhenATemplateFileChanges") {
+  // A template file is read into its DAG when the YAML loads: editing it alone must reach the DAG.
+  temp_dir dir;
+  dir.write("job.sh", "echo one\n");
+  dir.write("a.yaml", "dag_id: a\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: job.sh\n");
+  dir.write("b.yaml", "dag_id: b\ntasks:\n  - task_id: t\n    operator: bash\n    bash_command: echo b\n");
+  dag::dag_folder_loader loader(dir.path, catalog());
+  CHECK(loader.refresh() == 2);
+  REQUIRE(loader.folder().find("a"));
+  CHECK(loader.folder().find("a")->find("t")->fields.at("bash_command").text == "echo one\n");
+  CHECK(loader.refresh() == 0);
+  dir.write("job.sh", "echo two, longer\n");
+  CHECK(loader.refresh() == 2);
+  CHECK(loader.changed());
+  CHECK(loader.folder().find("a")->find("t")->fields.at("bash_command").text == "echo two, longer\n");
+  CHECK(loader.refresh() == 0);
+}
+
 TEST_CASE("YamlLoader.MissingPathIsAProblemNotACrash") {
   auto folder = dag::load_dag_folder("/nonexistent/dagrun/dags", catalog());
   CHECK(folder.dags.empty());

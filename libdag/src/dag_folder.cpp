@@ -107,6 +107,21 @@ dag_folder_loader::dag_folder_loader(std::filesystem::path path, const operator_
 std::size_t dag_folder_loader::refresh() {
   std::vector<definition_error> own;
   const std::vector<std::filesystem::path> files = dag_files(path_, own);
+  // The folder's other files (templates a DAG reads when it loads): any change reads every DAG file.
+  std::string others;
+  {
+    std::vector<std::string> seen;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(path_, ec), end; !ec && it != end; it.increment(ec)) {
+      std::error_code fec;
+      if (!it->is_regular_file(fec) || std::find(files.begin(), files.end(), it->path()) != files.end()) continue;
+      seen.push_back(it->path().filename().string() + '\n' + std::to_string(it->file_size(fec)) + '\n' +
+                     std::to_string(it->last_write_time(fec).time_since_epoch().count()) + '\n');
+    }
+    std::sort(seen.begin(), seen.end());  // a directory's listing order is its own
+    for (const auto& line : seen) others += line;
+  }
+  const bool reread_all = looked_ && others != others_;
   std::map<std::string, file_state> next;
   std::size_t read = 0;
   for (const auto& file : files) {
@@ -114,7 +129,8 @@ std::size_t dag_folder_loader::refresh() {
     const std::uintmax_t size = std::filesystem::file_size(file, ec);
     const auto modified = std::filesystem::last_write_time(file, ec);
     const std::string name = file.string();
-    if (auto known = files_.find(name); known != files_.end() && known->second.size == size && known->second.modified == modified) {
+    if (auto known = files_.find(name); !reread_all && known != files_.end() &&
+                                        known->second.size == size && known->second.modified == modified) {
       next.emplace(name, std::move(known->second));
       continue;
     }
@@ -130,6 +146,7 @@ std::size_t dag_folder_loader::refresh() {
   changed_ = !looked_ || read > 0 || next.size() != files_.size() || !same_problems(own, own_problems_);
   looked_ = true;
   files_ = std::move(next);
+  others_ = std::move(others);
   own_problems_ = std::move(own);
   return read;
 }

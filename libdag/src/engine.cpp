@@ -824,7 +824,9 @@ void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake
     if (!next.empty()) {
       const timestamp at = std::chrono::time_point_cast<std::chrono::microseconds>(next.front().run_after);
       wake = wake ? std::min(*wake, at) : at;
-      // Only a run of its ending, or another process deleting one, could make one due sooner.
+      // Only a run of its ending could make one due sooner. A scheduled run another process deletes
+      // is not made again before then (Airflow's next run date has moved on too; with catchup the
+      // gap is filled when this interval ends).
       if (due.empty() && active < d->def.max_active_runs()) nothing_due_until_[dag_id] = at;
     }
   }
@@ -1035,7 +1037,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     }
     if (is_finished(r.run.state)) {
       nothing_due_until_.erase(it->first.dag_id);  // room for its next run
-      if (options_.run_ended) options_.run_ended(it->first, r.run.state);
+      if (options_.run_ended) finished_runs_.emplace_back(it->first, r.run.state);  // told once written
       it = active_.erase(it);
     } else {
       ++it;
@@ -1231,6 +1233,7 @@ std::optional<timestamp> engine::step_once() {
     check_slas(changes, wake);
     // Tries are handed over only once their start is committed: a start another process refused
     // never runs. (A crash in between leaves a `running` try that recovery records as lost.)
+    std::set<run_key> lost;
     if (!changes.empty()) {
       // A lost compare-and-set means another process changed that run (cleared or marked a task,
       // say, which puts the run back to queued). The pass's other writes to that run were decided
@@ -1238,7 +1241,7 @@ std::optional<timestamp> engine::step_once() {
       // do): one lost run's writes are left out and the rest written again, until what is left is
       // written whole.
       const bool wrote_dataset_events = !changes.dataset_events.empty();  // a try's end, kept whatever its run became
-      const std::set<run_key> lost = apply_by_run(changes);
+      lost = apply_by_run(changes);
       if (wrote_dataset_events) {
         check_datasets_ = true;  // consumers may be due: the next pass looks, right away
         wake = now;
@@ -1254,7 +1257,12 @@ std::optional<timestamp> engine::step_once() {
         load_run(key);
       }
     }
+    // Runs this pass finished are told about only now that the store holds their end; a lost
+    // one's (another process cleared or marked it meanwhile) goes on as the store has it.
+    for (auto& [key, state] : std::exchange(finished_runs_, {}))
+      if (!lost.contains(key)) options_.run_ended(key, state);
   } catch (...) {
+    finished_runs_.clear();
     // Nothing of this pass counts. Its ends go back to be taken again (the local executor has let
     // go of them, so they live here only; the queue still holds its own, and a repeat is ignored),
     // and the runs, changed in memory, are re-read next pass.

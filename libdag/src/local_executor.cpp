@@ -9,6 +9,7 @@
 #include <fstream>
 #include <optional>
 #include <thread>
+#include <system_error>
 #include <utility>
 
 #include <unistd.h>
@@ -68,7 +69,13 @@ void local_executor::watch(std::stop_token stop) {
       if (r.since <= waited_since) ++held;
     const auto idle = static_cast<std::size_t>(std::max(0, live_ - busy_));
     const std::size_t more = idle >= waited ? 0 : std::min(waited - idle, held);
-    for (std::size_t i = 0; i < more && live_ < max_threads_; ++i) add_thread();
+    try {
+      for (std::size_t i = 0; i < more && live_ < max_threads_; ++i) add_thread();
+    } catch (const std::system_error&) {
+      // No thread to be had (a pids limit, most likely, at the moment tries use the most): the
+      // pool keeps the threads it has rather than terminate the program with every try in it.
+      max_threads_ = live_;
+    }
     watching_ = starved();
   }
 }

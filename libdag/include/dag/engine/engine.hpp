@@ -65,8 +65,10 @@ struct engine_options {
   std::function<void(std::chrono::steady_clock::duration)> on_pass;
   /// Called on the loop's thread for each run the engine stops advancing: with its final state when
   /// it finished (this engine finished it, or another process did), with nullopt when it was
-  /// deleted from the store meanwhile. `backfill` counts its runs with it, without asking after
-  /// each of them on every pass.
+  /// deleted from the store meanwhile. A finished run is told about once the pass that finished it
+  /// is written. A run read again later (a late end of one of its tries) may be told about again:
+  /// callers count each key once. `backfill` counts its runs with it, without asking after each of
+  /// them on every pass. It must not call back into the engine.
   std::function<void(const run_key&, std::optional<run_state>)> run_ended;
 };
 
@@ -304,6 +306,8 @@ private:
   /// create_due_runs skips it (no store query per DAG per pass). Forgotten when one of its runs
   /// ends, when the DAGs change (set_dags) and when a DAG is paused or unpaused.
   std::map<std::string, timestamp> nothing_due_until_;
+  // Runs the current pass finished, told to options_.run_ended once the pass is written.
+  std::vector<std::pair<run_key, run_state>> finished_runs_;
   std::set<std::string> past_changed_;  // DAGs (with depends_on_past) whose task instances finished since the last pass
   std::set<std::string> warned_pools_;  // DAG, task and pool of missing pools already warned of
   int running_ = 0;

@@ -34,7 +34,8 @@ dag_folder load_dag_folder(const std::filesystem::path& path, const operator_cat
 /// A DAGs folder loaded as load_dag_folder does and then kept up to date: refresh() reads again
 /// only the files that are new or whose size or modification time changed since it last looked,
 /// and keeps what the others gave (the daemon, when its folder changes: one file edited among a
-/// thousand is the only one parsed again).
+/// thousand is the only one parsed again). Any other file of the folder changing (a template file
+/// such as `query.sql`, read into a DAG when its YAML loads) makes every DAG file read again.
 class dag_folder_loader {
 public:
   /// Nothing is read until refresh(). `operators` must outlive it.
@@ -60,6 +61,7 @@ private:
   const operator_catalog& operators_;
   std::map<std::string, file_state> files_;  // by path, hence in name order
   std::vector<definition_error> own_problems_;  // the folder's: missing, unreadable
+  std::string others_;  // names, sizes and times of the folder's other files, as last seen
   bool looked_ = false;  // refresh() ran
   bool changed_ = false;
 };
