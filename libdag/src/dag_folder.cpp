@@ -22,8 +22,10 @@ definition_error problem_of(const std::filesystem::path& path, const std::string
 }
 
 // The DAG files of `path` (a folder: its YAML files and DAG libraries, not recursive; or one
-// file), or the problem that keeps them from being listed.
-std::vector<std::filesystem::path> dag_files(const std::filesystem::path& path, std::vector<definition_error>& problems) {
+// file), or the problem that keeps them from being listed. With `others`, the folder's other
+// regular files are added to it as name, size and time, one line each (templates a DAG reads).
+std::vector<std::filesystem::path> dag_files(const std::filesystem::path& path, std::vector<definition_error>& problems,
+                                             std::vector<std::string>* others = nullptr) {
   std::error_code ec;
   std::vector<std::filesystem::path> files;
   if (std::filesystem::is_directory(path, ec)) {
@@ -32,8 +34,11 @@ std::vector<std::filesystem::path> dag_files(const std::filesystem::path& path, 
     std::filesystem::directory_iterator it(path, ec);
     for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
       std::error_code type_ec;
-      if (it->is_regular_file(type_ec) && (is_yaml(it->path()) || is_dag_library(it->path())))
-        files.push_back(it->path());
+      if (!it->is_regular_file(type_ec)) continue;
+      if (is_yaml(it->path()) || is_dag_library(it->path())) files.push_back(it->path());
+      else if (others)
+        others->push_back(it->path().filename().string() + '\n' + std::to_string(it->file_size(type_ec)) + '\n' +
+                          std::to_string(it->last_write_time(type_ec).time_since_epoch().count()) + '\n');
     }
     if (ec) {
       problems.push_back(problem_of(path, "cannot read the DAGs folder: " + ec.message()));
@@ -106,21 +111,12 @@ dag_folder_loader::dag_folder_loader(std::filesystem::path path, const operator_
 
 std::size_t dag_folder_loader::refresh() {
   std::vector<definition_error> own;
-  const std::vector<std::filesystem::path> files = dag_files(path_, own);
   // The folder's other files (templates a DAG reads when it loads): any change reads every DAG file.
+  std::vector<std::string> seen;
+  const std::vector<std::filesystem::path> files = dag_files(path_, own, &seen);
+  std::sort(seen.begin(), seen.end());  // a directory's listing order is its own
   std::string others;
-  {
-    std::vector<std::string> seen;
-    std::error_code ec;
-    for (std::filesystem::directory_iterator it(path_, ec), end; !ec && it != end; it.increment(ec)) {
-      std::error_code fec;
-      if (!it->is_regular_file(fec) || std::find(files.begin(), files.end(), it->path()) != files.end()) continue;
-      seen.push_back(it->path().filename().string() + '\n' + std::to_string(it->file_size(fec)) + '\n' +
-                     std::to_string(it->last_write_time(fec).time_since_epoch().count()) + '\n');
-    }
-    std::sort(seen.begin(), seen.end());  // a directory's listing order is its own
-    for (const auto& line : seen) others += line;
-  }
+  for (const auto& line : seen) others += line;
   const bool reread_all = looked_ && others != others_;
   std::map<std::string, file_state> next;
   std::size_t read = 0;
