@@ -11,6 +11,7 @@ packages=(
   curl libcurl4-openssl-dev
   prometheus prometheus-alertmanager
   python3 python3-jsonschema python3-yaml
+  fish zsh  # the completion tests load the scripts in these shells
   clang-14 libclang-rt-14-dev
 )
 # The browser tests' Chromium and Node.js, unless DAGRUN_NO_BROWSER_TESTS=1 (the image's build stage).
