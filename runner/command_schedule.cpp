@@ -1,5 +1,6 @@
 // `dagrun schedule`: the daemon. Creates due runs, runs their tasks, reloads changed DAG files.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
@@ -30,15 +31,17 @@ namespace {
 
 // Tells the daemon when its DAGs folder changes (inotify on the folder, or on the folder of a
 // single DAG file), from a thread of its own that calls `on_change`: an edit is reloaded at once
-// instead of at the next look. Where inotify cannot watch (no inotify, too many watches, the
-// folder missing for now: retried every second) active() is false and the daemon looks every second.
+// instead of at the next look. A folder that does not exist yet is waited for in its parent and
+// watched itself once it appears. Where inotify cannot watch (no inotify, too many watches, the
+// parent missing too: retried every second) active() is false and the daemon looks every second.
 class folder_watch {
 public:
-  folder_watch(const std::string& path, std::function<void()> on_change) : on_change_(std::move(on_change)) {
+  folder_watch(const std::string& path, std::function<void()> on_change) : path_(path), on_change_(std::move(on_change)) {
+    if (path_.empty()) path_ = ".";
     std::error_code ec;
-    const std::filesystem::path p(path);
-    watched_ = std::filesystem::is_directory(p, ec) ? p : p.parent_path();
-    if (watched_.empty()) watched_ = ".";
+    // A path that is not a folder (yet) is a single DAG file or a folder still to be made: its
+    // parent tells of both.
+    is_file_ = std::filesystem::exists(path_, ec) && !std::filesystem::is_directory(path_, ec);
     fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd_ < 0 || stop_fd_ < 0) return;
@@ -63,30 +66,58 @@ public:
   bool take_change() { return changed_.exchange(false); }
 
 private:
+  // Watches the folder itself when it is one, else its parent (the folder made later shows there).
   void add_watch() {
     constexpr std::uint32_t mask = IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |
                                    IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
-    watching_ = ::inotify_add_watch(fd_, watched_.c_str(), mask) >= 0;
+    if (wd_ >= 0) ::inotify_rm_watch(fd_, wd_);
+    std::error_code ec;
+    in_parent_ = is_file_ || !std::filesystem::is_directory(path_, ec);
+    auto target = in_parent_ ? path_.parent_path() : path_;
+    if (target.empty()) target = ".";
+    wd_ = ::inotify_add_watch(fd_, target.c_str(), mask);
+    watching_ = wd_ >= 0;
+    if (watching_ && !in_parent_) spdlog::info("watching DAGs folder {}", path_.string());
+  }
+  // Reads every event queued now; false when there was none.
+  bool drain() {
+    alignas(struct inotify_event) char buffer[16384];
+    bool any = false;
+    for (;;) {
+      const ssize_t n = ::read(fd_, buffer, sizeof buffer);
+      if (n <= 0) return any;
+      for (ssize_t at = 0; at < n;) {
+        const auto* e = reinterpret_cast<const struct inotify_event*>(buffer + at);
+        if (e->wd == wd_ && (e->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))) watching_ = false;  // it left
+        at += static_cast<ssize_t>(sizeof(struct inotify_event) + e->len);
+      }
+      any = true;
+    }
   }
   void watch() {
-    alignas(struct inotify_event) char buffer[16384];
     for (;;) {
       pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-      // While the folder is not watched (missing, or moved away), try again every second.
+      // While nothing is watched (the folder and its parent missing), try again every second.
       if (::poll(fds, 2, watching_ ? -1 : 1000) < 0 && errno != EINTR) return;
       if (fds[1].revents) return;
-      bool any = false;
-      for (;;) {
-        const ssize_t n = ::read(fd_, buffer, sizeof buffer);
-        if (n <= 0) break;
-        for (ssize_t at = 0; at < n;) {
-          const auto* e = reinterpret_cast<const struct inotify_event*>(buffer + at);
-          if (e->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) watching_ = false;  // the folder left
-          at += static_cast<ssize_t>(sizeof(struct inotify_event) + e->len);
+      bool any = drain();
+      // An editor or a copy writes a file in several steps: tell once the writes have paused for
+      // settle_ (at most max_settle_ after the first), so the reload reads the finished file and
+      // a rewrite of the same size is not hidden in the same timestamp tick as the read before it.
+      if (any) {
+        const auto until = std::chrono::steady_clock::now() + max_settle_;
+        while (std::chrono::steady_clock::now() < until) {
+          pollfd again[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+          const int ready = ::poll(again, 2, static_cast<int>(settle_.count()));
+          if (ready < 0 && errno != EINTR) return;
+          if (again[1].revents) return;
+          if (ready == 0) break;
+          drain();
         }
-        any = true;
       }
-      if (!watching_) {
+      std::error_code ec;
+      // Gone (watch it again, or its parent), or made at last (watch it, not its parent).
+      if (!watching_ || (in_parent_ && !is_file_ && std::filesystem::is_directory(path_, ec))) {
         add_watch();
         if (watching_) any = true;  // back (or a new folder): whatever it holds now counts
       }
@@ -97,9 +128,13 @@ private:
     }
   }
 
-  std::filesystem::path watched_;
+  static constexpr std::chrono::milliseconds settle_{50};
+  static constexpr std::chrono::milliseconds max_settle_{1000};
+  std::filesystem::path path_;
   std::function<void()> on_change_;
-  int fd_ = -1, stop_fd_ = -1;
+  int fd_ = -1, stop_fd_ = -1, wd_ = -1;
+  bool is_file_ = false;    // the path named a single DAG file at start
+  bool in_parent_ = false;  // the parent is watched (the path is a file, or no folder yet); the watcher thread's
   std::atomic<bool> watching_{false};
   std::atomic<bool> changed_{false};
   std::thread thread_;

@@ -215,6 +215,22 @@ TEST_CASE("Daemon.AnEditedDagFileIsTheOnlyOneParsedAgain" * doctest::timeout(120
   CHECK(daemon.wait().exit_code == 0);
 }
 
+TEST_CASE("Daemon.ADagsFolderMadeAfterStartIsWatchedOnceItAppears" * doctest::timeout(120)) {
+  // The daemon starts before its folder exists: it waits for it in the parent, then watches the
+  // folder itself, so an edit inside it is told at once rather than at the next 10 s look.
+  daemon_sandbox s;
+  std::filesystem::remove_all(s.dir / "dags");
+  auto daemon = s.start_daemon();
+  REQUIRE(eventually([&] { return s.daemon_log().find("scheduling 0 DAGs") != std::string::npos; }));
+  CHECK(s.daemon_log().find("watching DAGs folder") == std::string::npos);
+  std::filesystem::create_directories(s.dir / "dags");
+  REQUIRE(eventually([&] { return s.daemon_log().find("watching DAGs folder " + (s.dir / "dags").string()) != std::string::npos; }));
+  s.write_dag("late.yaml", "dag_id: late\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: echo late\n");
+  REQUIRE(eventually([&] { return s.daemon_log().find("reloaded DAGs: 1 loaded, 0 import errors") != std::string::npos; }));
+  ::kill(daemon.pid(), SIGTERM);
+  CHECK(daemon.wait().exit_code == 0);
+}
+
 TEST_CASE("Daemon.ServesHealthAndMetricsOverHttp" * doctest::timeout(120)) {
   daemon_sandbox s;
   s.write_dag("hello.yaml", "dag_id: hello\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: echo hi\n");
