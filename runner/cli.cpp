@@ -117,7 +117,7 @@ std::vector<command> all_commands() {
 }
 
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, const dag::clock& now,
-            const std::vector<dag::definition>& extra_dags) {
+            std::vector<dag::definition> extra_dags) {
   const std::vector<command> commands = all_commands();
   global_options global;
   if (const char* v = std::getenv("DAGRUN_DAGS"); v && *v) global.dags_folder = v;
@@ -180,7 +180,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   all.add(globals).add(own);
 
   static const dag::operator_catalog operators = dag::builtin_operators();
-  invocation inv{global, {}, out, err, now, operators, &extra_dags};
+  program_dags program(std::move(extra_dags));
+  invocation inv{global, {}, out, err, now, operators, &program};
   try {
     po::store(po::command_line_parser(rest).options(all).positional(positional).run(), inv.args);
     if (inv.args.count("help")) {
@@ -243,21 +244,32 @@ dag::dag_folder load_dags(const invocation& inv, bool quiet) {
   return with_program_dags(inv, dag::load_dag_folder(inv.global.dags_folder, inv.operators), quiet);
 }
 
-dag::dag_folder with_program_dags(const invocation& inv, dag::dag_folder folder, bool quiet) {
-  if (inv.extra_dags)
-    for (dag::definition d : *inv.extra_dags) {
-      auto problems = dag::check(d, inv.operators);
-      if (!problems.empty()) {
-        folder.problems.insert(folder.problems.end(), problems.begin(), problems.end());
-        continue;
-      }
-      if (folder.find(d.id())) {
-        folder.problems.emplace_back(dag::error_context{}, "dag_id '" + d.id() + "' is defined both in C++ and in " +
-                                                                  folder.find(d.id())->where().file);
-        continue;
-      }
-      folder.dags.push_back(std::move(d));
+const dag::dag_folder& program_dags::checked(const dag::operator_catalog& operators) {
+  if (!checked_) {
+    checked_.emplace();
+    for (auto& d : unchecked_) {
+      auto problems = dag::check(d, operators);  // in place: the program handed them over
+      if (problems.empty()) checked_->dags.push_back(std::make_shared<const dag::definition>(std::move(d)));
+      else checked_->problems.insert(checked_->problems.end(), problems.begin(), problems.end());
     }
+    unchecked_.clear();
+  }
+  return *checked_;
+}
+
+dag::dag_folder with_program_dags(const invocation& inv, dag::dag_folder folder, bool quiet) {
+  if (inv.extra_dags) {
+    const dag::dag_folder& program = inv.extra_dags->checked(inv.operators);
+    folder.problems.insert(folder.problems.end(), program.problems.begin(), program.problems.end());
+    for (const auto& d : program.dags) {
+      if (const auto* other = folder.find(d->id())) {
+        folder.problems.emplace_back(dag::error_context{}, "dag_id '" + d->id() + "' is defined both in C++ and in " +
+                                                                  other->where().file);
+        continue;
+      }
+      folder.dags.push_back(d);
+    }
+  }
   if (!quiet)
     for (const auto& p : folder.problems) inv.err << "import error: " << p.what() << "\n";
   return folder;
@@ -266,7 +278,7 @@ dag::dag_folder with_program_dags(const invocation& inv, dag::dag_folder folder,
 const dag::definition* find_dag(const invocation& inv, const dag::dag_folder& folder, const std::string& dag_id) {
   if (const auto* d = folder.find(dag_id)) return d;
   std::vector<std::string> ids;
-  for (const auto& d : folder.dags) ids.push_back(d.id());
+  for (const auto& d : folder.dags) ids.push_back(d->id());
   inv.err << "dagrun: unknown DAG '" << dag_id << "'" << dag::did_you_mean(dag_id, ids) << " in "
           << inv.global.dags_folder << "\n";
   return nullptr;

@@ -48,23 +48,23 @@ int dags_list(invocation& inv) {
   if (inv.global.json) {
     json out = json::array();
     for (const auto& d : folder.dags)
-      out.push_back({{"dag_id", d.id()},
-                     {"description", d.description()},
-                     {"schedule", d.schedule_summary().empty() ? json(nullptr) : json(d.schedule_summary())},
-                     {"dataset_condition", dataset_condition_json(d)},
-                     {"timezone", d.timezone()},
-                     {"start_date", optional_time_json(d.start_date())},
-                     {"catchup", d.catchup()},
-                     {"is_paused", paused.contains(d.id())},
-                     {"tags", d.tags()},
-                     {"task_count", d.all_tasks().size()},
-                     {"fileloc", d.where().file}});
+      out.push_back({{"dag_id", d->id()},
+                     {"description", d->description()},
+                     {"schedule", d->schedule_summary().empty() ? json(nullptr) : json(d->schedule_summary())},
+                     {"dataset_condition", dataset_condition_json(*d)},
+                     {"timezone", d->timezone()},
+                     {"start_date", optional_time_json(d->start_date())},
+                     {"catchup", d->catchup()},
+                     {"is_paused", paused.contains(d->id())},
+                     {"tags", d->tags()},
+                     {"task_count", d->all_tasks().size()},
+                     {"fileloc", d->where().file}});
     inv.out << dag::json_dump(out, 2) << "\n";
   } else {
     std::vector<std::vector<std::string>> rows;
     for (const auto& d : folder.dags)
-      rows.push_back({d.id(), or_dash(d.schedule_summary()), d.timezone(), std::to_string(d.all_tasks().size()),
-                      paused.contains(d.id()) ? "yes" : "no", or_dash(joined(d.tags(), ",")), d.where().file});
+      rows.push_back({d->id(), or_dash(d->schedule_summary()), d->timezone(), std::to_string(d->all_tasks().size()),
+                      paused.contains(d->id()) ? "yes" : "no", or_dash(joined(d->tags(), ",")), d->where().file});
     print_table(inv.out, {"dag_id", "schedule", "timezone", "tasks", "paused", "tags", "file"}, rows);
   }
   return exit_ok;

@@ -93,10 +93,10 @@ stop_on_signals::~stop_on_signals() {
   waiter_.join();
 }
 
-std::vector<dag::definition> engine_dags(const dag::dag_folder& folder, const std::string& dag_id) {
-  std::vector<dag::definition> out;
+std::vector<dag::shared_definition> engine_dags(const dag::dag_folder& folder, const std::string& dag_id) {
+  std::vector<dag::shared_definition> out;
   for (const auto& d : folder.dags)
-    if (dag_id.empty() || d.id() == dag_id) out.push_back(d);
+    if (dag_id.empty() || d->id() == dag_id) out.push_back(d);
   return out;
 }
 

@@ -79,8 +79,8 @@ private:
   std::jthread waiter_;
 };
 
-/// The DAGs of the invocation prepared for an engine: all of them, or only `dag_id`'s.
-std::vector<dag::definition> engine_dags(const dag::dag_folder& folder, const std::string& dag_id = "");
+/// The DAGs of the invocation for an engine: all of them, or only `dag_id`'s (shared, not copied).
+std::vector<dag::shared_definition> engine_dags(const dag::dag_folder& folder, const std::string& dag_id = "");
 
 /// Engine options from the invocation (logs folder) for a foreground command.
 dag::engine_options foreground_options(const invocation& inv, int parallelism);

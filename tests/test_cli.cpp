@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include <dag/dag.hpp>
 #include <dag/http/server.hpp>
 #include <dag/store/store.hpp>
 
@@ -437,6 +438,61 @@ TEST_CASE("Cli.RunTriggerClearPauseAndListings" * doctest::timeout(120)) {
   CHECK(test.out.find("[dagrun] task a: success") != std::string::npos);
   CHECK(test.out.find("[dagrun] xcom: 2024-05-05") != std::string::npos);
   CHECK(run(s.with({"test", "daily", "b", "2024-01-03"})).status == 1);
+}
+
+TEST_CASE("Cli.AProgramsDagsAreCheckedOnceAndJoinTheFoldersForEveryCommand" * doctest::timeout(120)) {
+  // A program embedding the runner hands its C++ DAGs over: each command that loads DAGs gets the
+  // same checked ones (default_args applied), with the problems of the others as import errors.
+  state_dir s;
+  s.write_dag("daily.yaml", daily_dag);
+  const auto program = [] {
+    std::vector<dag::definition> dags;
+    dag::definition mine{"mine"};
+    dag::task_options defaults;
+    defaults.retries = 1;
+    defaults.retry_delay = dag::duration{0};
+    mine.default_args(defaults);
+    mine.callable("first", [](dag::task_context&) {
+      static int tries = 0;
+      return ++tries == 1 ? dag::operator_result::failed("first try fails") : dag::operator_result::success();
+    });
+    dags.push_back(std::move(mine));
+    dag::definition broken{"broken"};
+    broken.add_task("a", "bsh");
+    dags.push_back(std::move(broken));
+    dag::definition twice{"daily"};
+    twice.callable("a", [](dag::task_context&) { return dag::operator_result::success(); });
+    dags.push_back(std::move(twice));
+    return dags;
+  };
+  const auto with_program = [&](std::vector<std::string> args) {
+    std::ostringstream out, err;
+    fixed_clock clock("2024-06-15T12:00:00Z");
+    const int status = dagrun::run_cli(s.with(std::move(args)), out, err, clock, program());
+    return result{status, out.str(), err.str()};
+  };
+  auto listed = with_program({"dags", "list", "--json"});
+  CHECK(listed.status == 0);
+  const auto all = nlohmann::json::parse(listed.out);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0]["dag_id"] == "daily");
+  CHECK(all[0]["fileloc"] == (s.dir / "dags" / "daily.yaml").string());
+  CHECK(all[1]["dag_id"] == "mine");
+  CHECK(listed.err.find("unknown operator 'bsh'") != std::string::npos);
+  CHECK(listed.err.find("dag_id 'daily' is defined both in C++ and in " + (s.dir / "dags" / "daily.yaml").string()) !=
+        std::string::npos);
+
+  // The retry comes from default_args: the check the program's DAG went through counts in the run.
+  auto ran = with_program({"run", "mine", "--date", "2024-02-01"});
+  CHECK(ran.status == 0);
+  CHECK(ran.out.find("run manual__2024-02-01T00:00:00+00:00: success") != std::string::npos);
+  std::istringstream lines(ran.out);
+  std::string line, task, state;
+  int try_number = 0;
+  while (std::getline(lines, line))
+    if (line.starts_with("first ")) std::istringstream(line) >> task >> state >> try_number;
+  CHECK(state == "success");
+  CHECK(try_number == 2);
 }
 
 TEST_CASE("Cli.RunAndTriggerCheckConfAgainstTypedParams" * doctest::timeout(120)) {

@@ -211,10 +211,10 @@ TEST_CASE("CppLibrary.DagsFolderLoadsLibrariesBesideYaml") {
 
   const dag::dag_folder folder = dag::load_dag_folder(dir.path, dag::builtin_operators());
   REQUIRE(folder.dags.size() == 2);
-  CHECK(folder.dags[0].id() == "cpp_library_first");
-  CHECK(folder.dags[0].where().file == (dir.path / "b_good.so").string());
-  CHECK(folder.dags[1].id() == "cpp_library_second");
-  CHECK(folder.dags[1].where().file == (dir.path / "a.yaml").string());
+  CHECK(folder.dags[0]->id() == "cpp_library_first");
+  CHECK(folder.dags[0]->where().file == (dir.path / "b_good.so").string());
+  CHECK(folder.dags[1]->id() == "cpp_library_second");
+  CHECK(folder.dags[1]->where().file == (dir.path / "a.yaml").string());
   REQUIRE(folder.problems.size() == 2);
   CHECK(contains(folder.problems[0].what(), (dir.path / "b_good.so").string() + ": dag_id 'cpp_library_second' is "
                                                 "already defined in " + (dir.path / "a.yaml").string()));

@@ -589,6 +589,61 @@ TEST_CASE("Engine.RefusesInvalidDagsListingEveryProblem") {
   CHECK_FALSE(eng.find_dag("bad"));
 }
 
+TEST_CASE("Engine.SharedDefinitionsAreScheduledAsTheyAreAndAReloadLeavesAReaderTheOldOnes") {
+  sandbox s;
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  const auto version = [&](const std::string& command, bool second_task) {
+    dag::definition d{"shared"};
+    d.bash("a", command);
+    if (second_task) d.bash("b", "true");
+    return std::make_shared<const dag::definition>(s.checked(std::move(d)));
+  };
+  const dag::shared_definition first = version("echo one", false);
+  eng.set_dags({first});
+  // The engine schedules and publishes the very definition it was given: no copy.
+  const auto before = eng.definitions();
+  REQUIRE(before->size() == 1);
+  CHECK(before->front() == first);
+  const dag::scheduled_dag* scheduled = eng.find_dag("shared");
+  REQUIRE(scheduled);
+  CHECK(scheduled->def == first);
+  const auto key = eng.create_run("shared", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+
+  // The same definition again (a reload that kept its file): its scheduled form stays.
+  eng.set_dags({first});
+  CHECK(eng.find_dag("shared") == scheduled);
+
+  // A new version (the file changed): published and scheduled, while a reader that took the DAGs
+  // before (a request of the HTTP face) still sees the old version whole.
+  const dag::shared_definition second = version("echo two", true);
+  eng.set_dags({second});
+  const auto after = eng.definitions();
+  REQUIRE(after->size() == 1);
+  CHECK(after->front() == second);
+  REQUIRE(eng.find_dag("shared"));
+  CHECK(eng.find_dag("shared")->def == second);
+  REQUIRE(before->size() == 1);
+  CHECK(before->front()->all_tasks().size() == 1);
+  CHECK(before->front()->find("a")->fields.at("bash_command").text == "echo one");
+  CHECK_FALSE(before->front()->find("b"));
+  // The run follows the new version: its new task runs too.
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+  CHECK(s.tis(*key).size() == 2);
+
+  // An unchecked shared definition is checked as a copy: the caller's stays as it was.
+  dag::definition raw{"raw"};
+  raw.bash("flaky", "true").retries(3);
+  const auto unchecked = std::make_shared<const dag::definition>(raw);
+  eng.set_dags({unchecked, second});
+  CHECK_FALSE(unchecked->checked());
+  REQUIRE(eng.find_dag("raw"));
+  CHECK(eng.find_dag("raw")->def != unchecked);
+  CHECK(eng.find_dag("raw")->def->checked());
+  CHECK(eng.find_dag("raw")->def->find("flaky")->settings.retry.retries == 3);
+  CHECK(eng.find_dag("shared")->def == second);
+}
+
 namespace {
 
 // A program's own executor: one thread of its own runs each try's operator in this process and

@@ -28,9 +28,9 @@ struct fixture {
   dag::run_progress progress;
 
   explicit fixture(dag::definition d) : dag(prepare(std::move(d))) {
-    run.dag_id = dag.def.id();
+    run.dag_id = dag.def->id();
     run.run_id = "manual__x";
-    for (const auto& t : dag.def.all_tasks()) {
+    for (const auto& t : dag.def->all_tasks()) {
       dag::task_instance_record ti;
       ti.dag_id = run.dag_id;
       ti.run_id = run.run_id;
@@ -43,35 +43,35 @@ struct fixture {
     REQUIRE(problems.empty());
     return d;
   }
-  dag::task_instance_record& ti(const std::string& id) { return tis[*dag.def.index_of(id)]; }
+  dag::task_instance_record& ti(const std::string& id) { return tis[*dag.def->index_of(id)]; }
   dag::run_step step(int now = 0, int slots = 100) {
     dag::slot_budget b{slots, 0};
     return dag::step_run(dag, run, tis, progress, at(now), b);
   }
   // Finishes the running try of `id` with `outcome`.
   void finish(const std::string& id, dag::try_outcome outcome, int now = 0) {
-    auto& t = *dag.def.find(id);
+    auto& t = *dag.def->find(id);
     dag::operator_result r;
     r.outcome = outcome;
     dag::finish_try(t, ti(id), r, at(now), at(now));
-    dag::note_try_ended(dag, progress, *dag.def.index_of(id), ti(id).state);
+    dag::note_try_ended(dag, progress, *dag.def->index_of(id), ti(id).state);
   }
   // Ends the running try of `id` successfully with `xcom`, applying the task's flow rule.
   dag::try_end succeed(const std::string& id, std::optional<std::string> xcom, int now = 0) {
-    return dag::end_try(dag, run, tis, progress, *dag.def.index_of(id), dag::operator_result::success(std::move(xcom)),
+    return dag::end_try(dag, run, tis, progress, *dag.def->index_of(id), dag::operator_result::success(std::move(xcom)),
                         at(now), at(now));
   }
   // Runs passes, succeeding every started task without an XCom, until the run ends.
   void run_out(int now = 0) {
     for (int pass = 0; pass < 50 && !dag::is_finished(run.state); ++pass)
-      for (std::size_t i : step(now).to_start) succeed(dag.def.all_tasks()[i].id, std::nullopt, now);
+      for (std::size_t i : step(now).to_start) succeed(dag.def->all_tasks()[i].id, std::nullopt, now);
   }
   std::string state(const std::string& id) { return std::string(dag::to_string(ti(id).state)); }
 };
 
 std::vector<std::string> names(const fixture& f, const std::vector<std::size_t>& idx) {
   std::vector<std::string> out;
-  for (auto i : idx) out.push_back(f.dag.def.all_tasks()[i].id);
+  for (auto i : idx) out.push_back(f.dag.def->all_tasks()[i].id);
   return out;
 }
 
@@ -201,8 +201,8 @@ TEST_CASE("SchedulerCore.ARescheduledTryFreesItsSlotAndRunsAgainUnderItsNumber")
   auto s = f.step(0, 1);
   CHECK(names(f, s.to_start) == std::vector<std::string>{"sensor"});  // first by priority
   dag::operator_result later = dag::operator_result::reschedule(60s, "rescheduled: next poke in 1m");
-  auto rec = dag::finish_try(*f.dag.def.find("sensor"), f.ti("sensor"), later, at(0), at(2));
-  dag::note_try_ended(f.dag, f.progress, *f.dag.def.index_of("sensor"), f.ti("sensor").state);
+  auto rec = dag::finish_try(*f.dag.def->find("sensor"), f.ti("sensor"), later, at(0), at(2));
+  dag::note_try_ended(f.dag, f.progress, *f.dag.def->index_of("sensor"), f.ti("sensor").state);
   CHECK(rec.state == task_state::up_for_reschedule);
   CHECK(rec.try_number == 1);
   CHECK(f.ti("sensor").retry_at == at(62));
@@ -218,12 +218,12 @@ TEST_CASE("SchedulerCore.ARescheduledTryFreesItsSlotAndRunsAgainUnderItsNumber")
   CHECK(names(f, s.to_start) == std::vector<std::string>{"sensor"});
   CHECK(f.ti("sensor").try_number == 1);  // the same try
   // Its end is the try's end: the record spans both executions.
-  rec = dag::finish_try(*f.dag.def.find("sensor"), f.ti("sensor"), dag::operator_result::success(), at(62), at(63));
+  rec = dag::finish_try(*f.dag.def->find("sensor"), f.ti("sensor"), dag::operator_result::success(), at(62), at(63));
   CHECK(rec.state == task_state::success);
   CHECK(rec.start_date == at(0));
   CHECK(rec.end_date == at(63));
   CHECK_FALSE(f.ti("sensor").first_start_date.has_value());
-  dag::note_try_ended(f.dag, f.progress, *f.dag.def.index_of("sensor"), f.ti("sensor").state);
+  dag::note_try_ended(f.dag, f.progress, *f.dag.def->index_of("sensor"), f.ti("sensor").state);
   CHECK(f.step(63).new_run_state == dag::run_state::success);
 }
 
@@ -232,10 +232,10 @@ TEST_CASE("SchedulerCore.ARescheduledTryThatFailsIsRetriedAsANewTry") {
   d.bash("sensor", "x").retries(1).retry_delay(0s);
   fixture f(std::move(d));
   f.step(0);
-  dag::finish_try(*f.dag.def.find("sensor"), f.ti("sensor"), dag::operator_result::reschedule(10s), at(0), at(1));
+  dag::finish_try(*f.dag.def->find("sensor"), f.ti("sensor"), dag::operator_result::reschedule(10s), at(0), at(1));
   dag::note_try_ended(f.dag, f.progress, 0, f.ti("sensor").state);
   f.step(11);
-  auto rec = dag::finish_try(*f.dag.def.find("sensor"), f.ti("sensor"), dag::operator_result::failed("boom"), at(11), at(12));
+  auto rec = dag::finish_try(*f.dag.def->find("sensor"), f.ti("sensor"), dag::operator_result::failed("boom"), at(11), at(12));
   dag::note_try_ended(f.dag, f.progress, 0, f.ti("sensor").state);
   CHECK(rec.try_number == 1);
   CHECK(rec.start_date == at(0));
@@ -279,7 +279,7 @@ TEST_CASE("SchedulerCore.PriorityWeightOrdersReadyTasks") {
   mid >> child;  // mid's effective weight is 1 + 3 (Airflow's downstream weight rule)
   (void)high;
   fixture f(std::move(d));
-  CHECK(f.dag.priority[*f.dag.def.index_of("mid")] == 4);
+  CHECK(f.dag.priority[*f.dag.def->index_of("mid")] == 4);
   auto s = f.step(0, 2);
   CHECK(names(f, s.to_start) == std::vector<std::string>{"high", "mid"});
 }
@@ -292,8 +292,8 @@ TEST_CASE("SchedulerCore.LostTryIsAFailedTryThatRetries") {
   f.step(0);
   f.ti("a").state = task_state::running;
   f.ti("b").state = task_state::running;
-  auto ra = dag::lose_try(*f.dag.def.find("a"), f.ti("a"), "executor lost", at(5));
-  auto rb = dag::lose_try(*f.dag.def.find("b"), f.ti("b"), "executor lost", at(5));
+  auto ra = dag::lose_try(*f.dag.def->find("a"), f.ti("a"), "executor lost", at(5));
+  auto rb = dag::lose_try(*f.dag.def->find("b"), f.ti("b"), "executor lost", at(5));
   CHECK(ra.state == task_state::up_for_retry);
   CHECK(ra.message == "executor lost");
   CHECK(f.ti("a").retry_at == at(35));
@@ -569,7 +569,7 @@ TEST_CASE("SchedulerCore.TaskGroupsBecomeDependenciesOnTheirRootsAndLeaves") {
   extract >> transform;
   transform >> end;
   fixture f(std::move(d));
-  const auto& def = f.dag.def;
+  const auto& def = *f.dag.def;
   auto deps = [&](const std::string& id) { return def.find(id)->dependencies; };
   CHECK(deps("extract.a") == std::vector<std::string>{"start"});
   CHECK(deps("extract.b") == std::vector<std::string>{"extract.a"});
@@ -630,7 +630,7 @@ TEST_CASE("SchedulerCore.MaxActiveTisPerDagHoldsATaskOverAllRuns") {
   std::vector<std::string> started;
   for (auto* f : {&first, &second, &third}) {
     for (std::size_t i : dag::step_run(f->dag, f->run, f->tis, f->progress, at(0), budget).to_start)
-      started.push_back(f->dag.def.all_tasks()[i].id);
+      started.push_back(f->dag.def->all_tasks()[i].id);
   }
   CHECK(std::count(started.begin(), started.end(), "load") == 2);
   CHECK(std::count(started.begin(), started.end(), "free") == 3);
@@ -654,7 +654,7 @@ TEST_CASE("SchedulerCore.APoolShortOfSlotsHoldsItsTasksAcrossRuns") {
   std::vector<std::string> started;
   for (auto* f : {&first, &second})
     for (std::size_t i : dag::step_run(f->dag, f->run, f->tis, f->progress, at(0), budget).to_start)
-      started.push_back(f->dag.def.all_tasks()[i].id);
+      started.push_back(f->dag.def->all_tasks()[i].id);
   // load (2) and check (1) of the first run fill the pool; the second run's wait, still ready.
   CHECK(std::count(started.begin(), started.end(), "load") == 1);
   CHECK(std::count(started.begin(), started.end(), "check") == 1);
@@ -709,10 +709,10 @@ TEST_CASE("SchedulerCore.DependsOnPastWaitsForThePreviousInstanceAndItsDownstrea
   CHECK(f.state("a") == "none");
   // Its `a` succeeded but its `b` (downstream, wait_for_downstream) has not.
   before.ti("a").state = task_state::success;
-  f.progress.dirty.push_back(*f.dag.def.index_of("a"));
+  f.progress.dirty.push_back(*f.dag.def->index_of("a"));
   CHECK(dag::step_run(f.dag, f.run, f.tis, f.progress, at(1), budget, past).to_start.empty());
   before.ti("b").state = task_state::skipped;
-  f.progress.dirty.push_back(*f.dag.def.index_of("a"));
+  f.progress.dirty.push_back(*f.dag.def->index_of("a"));
   CHECK(names(f, dag::step_run(f.dag, f.run, f.tis, f.progress, at(2), budget, past).to_start) ==
         std::vector<std::string>{"a"});
 }
@@ -736,7 +736,7 @@ TEST_CASE("SchedulerCore.DependsOnPastOfAMappedTaskWaitsForEveryInstanceOfThePre
   before.tis[2].state = task_state::failed;  // each's map index 1
   dag::slot_budget budget{100, 0};
   const dag::previous_run past{&before.tis, false, false};
-  const std::size_t each = *f.dag.def.index_of("each");
+  const std::size_t each = *f.dag.def->index_of("each");
   // Instance 0 of the previous run succeeded, instance 1 failed: the task waits, unexpanded.
   CHECK(dag::step_run(f.dag, f.run, f.tis, f.progress, at(0), budget, past).to_start.empty());
   CHECK(f.state("each") == "none");

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <utility>
 
 #include <unistd.h>
 
@@ -319,8 +320,8 @@ TEST_CASE("YamlLoader.OneBrokenFileNeverHidesTheOthers") {
   dir.write("notes.txt", "not a DAG");
   auto folder = dag::load_dag_folder(dir.path, catalog());
   REQUIRE(folder.dags.size() == 2);
-  CHECK(folder.dags[0].id() == "good_one");
-  CHECK(folder.dags[1].id() == "good_two");
+  CHECK(folder.dags[0]->id() == "good_one");
+  CHECK(folder.dags[1]->id() == "good_two");
   REQUIRE(folder.problems.size() == 2);
   CHECK(std::string(folder.problems[0].what()).starts_with((dir.path / "b_broken.yaml").string() + ":3: "));
   CHECK(std::string(folder.problems[1].what()) ==
@@ -339,11 +340,13 @@ TEST_CASE("YamlLoader.AFolderLoaderReadsAgainOnlyTheFilesThatChanged") {
   dag::dag_folder_loader loader(dir.path, catalog());
   CHECK(loader.refresh() == 3);
   CHECK(loader.changed());
-  CHECK(loader.folder().dags.size() == 3);
+  const auto first = loader.folder();
+  CHECK(first.dags.size() == 3);
   CHECK(loader.refresh() == 0);  // nothing changed: nothing parsed
   CHECK_FALSE(loader.changed());
 
-  // One file edited: only it is parsed again; the others' DAGs are kept.
+  // One file edited: only it is parsed again; the others' DAGs are kept, the very same definitions
+  // (shared, not copied: the engine keeps their scheduled form).
   dir.write("b.yaml", dag_text("b", "echo edited"));
   CHECK(loader.refresh() == 1);
   CHECK(loader.changed());
@@ -351,6 +354,12 @@ TEST_CASE("YamlLoader.AFolderLoaderReadsAgainOnlyTheFilesThatChanged") {
   REQUIRE(folder.dags.size() == 3);
   REQUIRE(folder.find("b"));
   CHECK(folder.find("b")->find("a")->fields.at("bash_command").text == "echo edited");
+  CHECK(folder.dags[0] == first.dags[0]);
+  CHECK(folder.dags[1] != first.dags[1]);
+  CHECK(folder.dags[2] == first.dags[2]);
+  CHECK(folder.dags[1]->checked());
+  // Who still holds the folder of before sees b as it was.
+  CHECK(first.find("b")->find("a")->fields.at("bash_command").text == "echo b");
 
   // A file broken, then another defining a dag_id twice, then a file removed: each as load_dag_folder says.
   dir.write("c.yaml", "dag_id: c\ntasks: [broken\n");
@@ -359,7 +368,7 @@ TEST_CASE("YamlLoader.AFolderLoaderReadsAgainOnlyTheFilesThatChanged") {
   folder = loader.folder();
   const auto fresh = dag::load_dag_folder(dir.path, catalog());
   REQUIRE(folder.dags.size() == fresh.dags.size());
-  for (std::size_t i = 0; i < fresh.dags.size(); ++i) CHECK(folder.dags[i].id() == fresh.dags[i].id());
+  for (std::size_t i = 0; i < fresh.dags.size(); ++i) CHECK(folder.dags[i]->id() == fresh.dags[i]->id());
   REQUIRE(folder.problems.size() == fresh.problems.size());
   for (std::size_t i = 0; i < fresh.problems.size(); ++i) CHECK(std::string(folder.problems[i].what()) == fresh.problems[i].what());
   std::filesystem::remove(dir.path / "d.yaml");
@@ -384,6 +393,45 @@ TEST_CASE("YamlLoader.AFolderLoaderReadsEveryDagAgainWhenATemplateFileChanges") 
   CHECK(loader.changed());
   CHECK(loader.folder().find("a")->find("t")->fields.at("bash_command").text == "echo two, longer\n");
   CHECK(loader.refresh() == 0);
+}
+
+TEST_CASE("Check.ADefinitionStaysCheckedUntilSomethingCanChangeIt") {
+  dag::definition d{"flagged"};
+  d.default_args([] {
+    dag::task_options o;
+    o.retries = 2;
+    return o;
+  }());
+  d.bash("a", "true");
+  CHECK_FALSE(d.checked());
+  REQUIRE(dag::check(d, catalog()).empty());
+  CHECK(d.checked());
+  CHECK(d.find("a")->settings.retry.retries == 2);  // default_args applied
+  const dag::definition copy = d;
+  CHECK(copy.checked());
+  CHECK(std::as_const(d).all_tasks().size() == 1);  // reading changes nothing
+  CHECK(d.checked());
+
+  // Anything that can change it: a task added, a setter, the tasks or groups handed out to change.
+  d.bash("b", "true");
+  CHECK_FALSE(d.checked());
+  REQUIRE(dag::check(d, catalog()).empty());
+  CHECK(d.find("b")->settings.retry.retries == 2);
+  d.description("now described");
+  CHECK_FALSE(d.checked());
+  REQUIRE(dag::check(d, catalog()).empty());
+  d.all_tasks();
+  CHECK_FALSE(d.checked());
+  REQUIRE(dag::check(d, catalog()).empty());
+  d.groups();
+  CHECK_FALSE(d.checked());
+
+  // A definition with a problem is never checked: each check finds the problem again.
+  dag::definition bad{"bad"};
+  bad.add_task("a", "bsh");
+  CHECK(dag::check(bad, catalog()).size() == 1);
+  CHECK_FALSE(bad.checked());
+  CHECK(dag::check(bad, catalog()).size() == 1);
 }
 
 TEST_CASE("YamlLoader.MissingPathIsAProblemNotACrash") {

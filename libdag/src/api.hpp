@@ -39,7 +39,7 @@ class api_call {
 public:
   /// A request with its decoded path parameters (by name), read against `db` and the loaded `dags`.
   api_call(const http_request& request, std::map<std::string, std::string> path, store& db,
-           const std::vector<definition>& dags, const clock& now, std::string actor, std::size_t max_page_size);
+           const std::vector<shared_definition>& dags, const clock& now, std::string actor, std::size_t max_page_size);
 
   const http_request& request;  ///< the request
   store& db;                    ///< the face's store connection
@@ -71,7 +71,7 @@ public:
   const json& body();
 
   /// The loaded DAGs.
-  const std::vector<definition>& dags() const { return dags_; }
+  const std::vector<shared_definition>& dags() const { return dags_; }
   /// The loaded DAG `dag_id`; not_found_error otherwise.
   const definition& dag(const std::string& dag_id) const;
   /// The run of a loaded DAG; not_found_error when either is missing.
@@ -89,7 +89,7 @@ public:
 private:
   std::map<std::string, std::string> path_;
   std::multimap<std::string, std::string> query_;
-  const std::vector<definition>& dags_;
+  const std::vector<shared_definition>& dags_;
   std::string actor_;
   std::size_t max_page_size_;
   std::optional<json> body_;
@@ -126,7 +126,7 @@ const std::vector<api_route>& api_routes();
 /// What the API needs from the face.
 struct api_context {
   store& db;                           ///< the face's store connection
-  const std::vector<definition>& dags; ///< the loaded DAGs
+  const std::vector<shared_definition>& dags; ///< the loaded DAGs
   const clock& now;                    ///< time
   std::string actor;                   ///< who asks
   std::size_t max_page_size = 100;     ///< the most a listing returns at once

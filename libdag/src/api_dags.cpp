@@ -72,13 +72,13 @@ std::vector<const definition*> selected_dags(const api_call& call, const std::se
   call.query_flag("only_active");  // every loaded DAG is active: either value selects them all
   std::vector<const definition*> out;
   for (const auto& d : call.dags()) {
-    if (pattern && d.id().find(*pattern) == std::string::npos) continue;
-    if (only_paused && *only_paused != paused.contains(d.id())) continue;
+    if (pattern && d->id().find(*pattern) == std::string::npos) continue;
+    if (only_paused && *only_paused != paused.contains(d->id())) continue;
     if (!tags.empty() && std::none_of(tags.begin(), tags.end(), [&](const std::string& t) {
-          return std::find(d.tags().begin(), d.tags().end(), t) != d.tags().end();
+          return std::find(d->tags().begin(), d->tags().end(), t) != d->tags().end();
         }))
       continue;
-    out.push_back(&d);
+    out.push_back(d.get());
   }
   std::sort(out.begin(), out.end(), [](const definition* a, const definition* b) { return a->id() < b->id(); });
   return out;
@@ -162,9 +162,9 @@ http_response get_task(api_call& call) {
 http_response dag_source(api_call& call) {
   const std::string& token = call.path("file_token");
   for (const auto& d : call.dags()) {
-    if (d.where().file.empty() || file_token_of(d.where().file) != token) continue;
-    std::ifstream in(d.where().file, std::ios::binary);
-    if (!in) throw not_found_error("the file of DAG '" + d.id() + "' cannot be read now");
+    if (d->where().file.empty() || file_token_of(d->where().file) != token) continue;
+    std::ifstream in(d->where().file, std::ios::binary);
+    if (!in) throw not_found_error("the file of DAG '" + d->id() + "' cannot be read now");
     const std::string content{std::istreambuf_iterator<char>(in), {}};
     const auto accept = call.request.headers.find("accept");
     if (accept != call.request.headers.end() && accept->second.find("application/json") == std::string::npos &&
@@ -178,7 +178,7 @@ http_response dag_source(api_call& call) {
 http_response dag_stats(api_call& call) {
   auto ids = call.query_list("dag_ids");
   if (ids.empty())
-    for (const auto& d : call.dags()) ids.push_back(d.id());
+    for (const auto& d : call.dags()) ids.push_back(d->id());
   json all = json::array();
   for (const auto& id : ids) {
     std::map<run_state, int> counts{{run_state::queued, 0}, {run_state::running, 0}, {run_state::success, 0}, {run_state::failed, 0}};

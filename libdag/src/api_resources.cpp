@@ -369,7 +369,7 @@ http_response plugins(api_call& call) { return json_response(200, page_of(call, 
 http_response providers(api_call& call) {
   std::set<std::string> names;
   for (const auto& d : call.dags())
-    for (const auto& t : d.all_tasks()) names.insert(t.operator_name);
+    for (const auto& t : d->all_tasks()) names.insert(t.operator_name);
   json all = json::array();
   for (const auto& n : names)
     all.push_back({{"package_name", "dagrun-operator-" + n}, {"description", "dagrun's " + n + " operator"}, {"version", DAGRUN_VERSION}});

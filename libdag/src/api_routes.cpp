@@ -224,7 +224,7 @@ std::string joined(const std::vector<std::string>& items) {
 // --- the call ------------------------------------------------------------------------------------
 
 api_call::api_call(const http_request& r, std::map<std::string, std::string> path, store& s,
-                   const std::vector<definition>& dags, const clock& time, std::string actor, std::size_t max_page_size)
+                   const std::vector<shared_definition>& dags, const clock& time, std::string actor, std::size_t max_page_size)
     : request(r), db(s), now(time), path_(std::move(path)), query_(query_of(r.target)), dags_(dags),
       actor_(std::move(actor)), max_page_size_(max_page_size) {}
 
@@ -321,7 +321,7 @@ const json& api_call::body() {
 
 const definition& api_call::dag(const std::string& dag_id) const {
   for (const auto& d : dags_)
-    if (d.id() == dag_id) return d;
+    if (d->id() == dag_id) return *d;
   throw not_found_error("DAG '" + dag_id + "' is not loaded");
 }
 

@@ -15,7 +15,7 @@ namespace {
 
 const definition* loaded(const api_call& call, const std::string& dag_id) {
   for (const auto& d : call.dags())
-    if (d.id() == dag_id) return &d;
+    if (d->id() == dag_id) return d.get();
   return nullptr;
 }
 

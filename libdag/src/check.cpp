@@ -494,7 +494,12 @@ bool is_valid_id(std::string_view id) {
 }
 
 std::vector<definition_error> check(definition& d, const operator_catalog& operators) {
-  return checker(d, operators).run();
+  // Unchanged since a check that passed: checking again would change nothing (default_args are
+  // applied, template files read) and find nothing.
+  if (d.checked()) return {};
+  auto problems = checker(d, operators).run();
+  d.checked_ = problems.empty();
+  return problems;
 }
 
 }  // namespace dag

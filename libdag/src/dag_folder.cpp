@@ -52,41 +52,42 @@ std::vector<std::filesystem::path> dag_files(const std::filesystem::path& path, 
   return files;
 }
 
-// One file's DAGs (a YAML file gives at most one, a C++ DAG library any number) and problems.
-void load_file(const std::filesystem::path& file, const operator_catalog& operators, std::vector<definition>& dags,
+// One file's DAGs (a YAML file gives at most one, a C++ DAG library any number), checked and
+// shared from here on, and problems.
+void load_file(const std::filesystem::path& file, const operator_catalog& operators, std::vector<shared_definition>& dags,
                std::vector<definition_error>& problems) {
   if (is_dag_library(file)) {
     cpp_library_result r = load_dag_library(file, operators);
     problems.insert(problems.end(), r.problems.begin(), r.problems.end());
-    dags = std::move(r.dags);
+    for (auto& d : r.dags) dags.push_back(std::make_shared<const definition>(std::move(d)));
   } else {
     yaml_load_result r = load_yaml_file(file, operators);
     problems.insert(problems.end(), r.problems.begin(), r.problems.end());
-    if (r.dag) dags.push_back(std::move(*r.dag));
+    if (r.dag) dags.push_back(std::make_shared<const definition>(std::move(*r.dag)));
   }
 }
 
-// Adds one file's DAGs and problems to `out`, in file order: a dag_id an earlier file defined is
-// a problem of this one. `take` moves each DAG out of the file's list, or copies it.
-template <class Dags, class Take>
-void add_file(dag_folder& out, std::map<std::string, std::string>& defined_in, const std::string& file, Dags& dags, const std::vector<definition_error>& problems, Take take) {
+// Adds one file's DAGs (shared, not copied) and problems to `out`, in file order: a dag_id an
+// earlier file defined is a problem of this one.
+void add_file(dag_folder& out, std::map<std::string, std::string>& defined_in, const std::string& file,
+              const std::vector<shared_definition>& dags, const std::vector<definition_error>& problems) {
   out.problems.insert(out.problems.end(), problems.begin(), problems.end());
-  for (auto& d : dags) {
-    auto [it, fresh] = defined_in.emplace(d.id(), file);
+  for (const auto& d : dags) {
+    auto [it, fresh] = defined_in.emplace(d->id(), file);
     if (!fresh) {
       error_context where;
       where.file = file;
-      where.line = d.where().line;
-      where.dag_id = d.id();
-      out.problems.emplace_back(where, "dag_id '" + d.id() + "' is already defined in " + it->second);
+      where.line = d->where().line;
+      where.dag_id = d->id();
+      out.problems.emplace_back(where, "dag_id '" + d->id() + "' is already defined in " + it->second);
       continue;
     }
-    out.dags.push_back(take(d));
+    out.dags.push_back(d);
   }
 }
 
 void sort_by_id(dag_folder& out) {
-  std::sort(out.dags.begin(), out.dags.end(), [](const definition& a, const definition& b) { return a.id() < b.id(); });
+  std::sort(out.dags.begin(), out.dags.end(), [](const shared_definition& a, const shared_definition& b) { return a->id() < b->id(); });
 }
 
 }  // namespace
@@ -97,10 +98,10 @@ dag_folder load_dag_folder(const std::filesystem::path& path, const operator_cat
   std::sort(files.begin(), files.end());
   std::map<std::string, std::string> defined_in;
   for (const auto& file : files) {
-    std::vector<definition> dags;
+    std::vector<shared_definition> dags;
     std::vector<definition_error> problems;
     load_file(file, operators, dags, problems);
-    add_file(out, defined_in, file.string(), dags, problems, [](definition& d) { return std::move(d); });
+    add_file(out, defined_in, file.string(), dags, problems);
   }
   sort_by_id(out);
   return out;
@@ -152,7 +153,7 @@ dag_folder dag_folder_loader::folder() const {
   out.problems = own_problems_;
   std::map<std::string, std::string> defined_in;
   for (const auto& [name, state] : files_)
-    add_file(out, defined_in, name, state.dags, state.problems, [](const definition& d) { return d; });
+    add_file(out, defined_in, name, state.dags, state.problems);
   sort_by_id(out);
   return out;
 }

@@ -281,18 +281,55 @@ engine::~engine() {
 
 timestamp engine::now_us() const { return clock_.precise_now(); }
 
+namespace {
+// Adds each problem dag::check finds in `d` to `problems`, a line each. An unchecked definition
+// would run with its tasks' settings (retries, timeouts) ignored.
+void add_problems(definition& d, const operator_catalog& operators, std::string& problems) {
+  for (const auto& p : check(d, operators)) problems += "\n  " + std::string(p.what());
+}
+
+definition_error refusal(const std::string& problems) {
+  return definition_error("the engine refuses invalid DAGs:" + problems);
+}
+}  // namespace
+
 void engine::set_dags(std::vector<definition> dags) {
-  // An unchecked definition would run with its tasks' settings (retries, timeouts) ignored.
+  // Checked in place, then shared: the other overload finds them checked and copies none.
   std::string problems;
-  for (auto& d : dags)
-    for (const auto& p : check(d, operators_)) problems += "\n  " + std::string(p.what());
-  if (!problems.empty()) throw definition_error("the engine refuses invalid DAGs:" + problems);
+  std::vector<shared_definition> shared;
+  shared.reserve(dags.size());
+  for (auto& d : dags) {
+    add_problems(d, operators_, problems);
+    shared.push_back(std::make_shared<const definition>(std::move(d)));
+  }
+  if (!problems.empty()) throw refusal(problems);
+  set_dags(std::move(shared));
+}
+
+void engine::set_dags(std::vector<shared_definition> dags) {
+  std::string problems;
+  for (auto& d : dags) {
+    if (d->checked()) continue;
+    definition copy = *d;  // shared read-only: checked as a copy, which replaces it here
+    add_problems(copy, operators_, problems);
+    d = std::make_shared<const definition>(std::move(copy));
+  }
+  if (!problems.empty()) throw refusal(problems);
+  // A definition the engine schedules already (the same shared one: the daemon's reload keeps the
+  // DAGs of unchanged files) keeps its scheduled form, so its runs are not read again.
   std::map<std::string, std::shared_ptr<const scheduled_dag>> next;
   for (auto& d : dags) {
-    std::string id = d.id();
-    next.emplace(std::move(id), std::make_shared<const scheduled_dag>(std::move(d)));
+    std::string id = d->id();
+    if (next.contains(id)) continue;  // a duplicate id: the first one counts
+    const auto known = dags_.find(id);
+    if (known != dags_.end() && known->second->def == d) next.emplace(std::move(id), known->second);
+    else next.emplace(std::move(id), std::make_shared<const scheduled_dag>(std::move(d)));
   }
-  nothing_due_until_.clear();  // a schedule, catchup or max_active_runs may have changed
+  // A changed schedule, catchup or max_active_runs may make a run due sooner.
+  std::erase_if(nothing_due_until_, [&](const auto& entry) {
+    const auto now = next.find(entry.first), before = dags_.find(entry.first);
+    return now == next.end() || before == dags_.end() || now->second != before->second;
+  });
   for (const auto& [id, d] : dags_)
     if (!next.contains(id)) retired_[id] = d;
   for (const auto& [id, d] : next) retired_.erase(id);
@@ -301,7 +338,8 @@ void engine::set_dags(std::vector<definition> dags) {
   // consuming is judged against it when the registration below (or its retry) reaches the store.
   if (!datasets_pending_) datasets_before_ = before;
   datasets_pending_ = true;
-  auto published = std::make_shared<std::vector<definition>>();
+  auto published = std::make_shared<std::vector<shared_definition>>();
+  published->reserve(dags_.size());
   for (const auto& [id, d] : dags_) published->push_back(d->def);
   {
     std::lock_guard lock(published_mutex_);
@@ -341,7 +379,7 @@ void engine::warn_missing_pools() {
   std::set<std::string> known;
   for (const auto& p : store_.pools()) known.insert(p.name);
   for (const auto& [id, d] : dags_)
-    for (const auto& t : d->def.all_tasks()) {
+    for (const auto& t : d->def->all_tasks()) {
       if (known.contains(t.settings.pool) || !warned_pools_.insert(id + "\n" + t.id + "\n" + t.settings.pool).second) continue;
       const std::string line = "DAG '" + id + "' task '" + t.id + "': pool '" + t.settings.pool +
                                "' does not exist; its tries wait until it does (dagrun pools set " + t.settings.pool + " SLOTS)";
@@ -354,12 +392,12 @@ void engine::register_datasets(const std::map<std::string, std::shared_ptr<const
   std::vector<std::string> uris;
   std::map<std::string, std::vector<std::string>> consumers;
   for (const auto& [id, d] : dags_) {
-    for (const auto& t : d->def.all_tasks()) uris.insert(uris.end(), t.outlets.begin(), t.outlets.end());
-    if (const auto& on = d->def.dataset_schedule()) consumers[id] = on->uris();
+    for (const auto& t : d->def->all_tasks()) uris.insert(uris.end(), t.outlets.begin(), t.outlets.end());
+    if (const auto& on = d->def->dataset_schedule()) consumers[id] = on->uris();
   }
   // A DAG no longer scheduled on datasets stops consuming them (a DAG that left keeps its queue).
   for (const auto& [id, d] : before)
-    if (d->def.dataset_schedule() && dags_.contains(id)) consumers.try_emplace(id);
+    if (d->def->dataset_schedule() && dags_.contains(id)) consumers.try_emplace(id);
   if (uris.empty() && consumers.empty()) return;  // no datasets: no store round trip
   store_.register_datasets(uris, consumers);
   check_datasets_ = true;
@@ -368,13 +406,13 @@ void engine::register_datasets(const std::map<std::string, std::shared_ptr<const
 void engine::create_dataset_runs() {
   if (!options_.create_scheduled_runs || !check_datasets_) return;
   check_datasets_ = false;
-  const bool any = std::any_of(dags_.begin(), dags_.end(), [](const auto& d) { return d.second->def.dataset_schedule().has_value(); });
+  const bool any = std::any_of(dags_.begin(), dags_.end(), [](const auto& d) { return d.second->def->dataset_schedule().has_value(); });
   if (!any) return;
   const auto queued = store_.queued_datasets();
   for (const auto& [dag_id, updated] : queued) {
     const auto found = dags_.find(dag_id);
     if (found == dags_.end() || paused_.contains(dag_id)) continue;
-    const auto& on = found->second->def.dataset_schedule();
+    const auto& on = found->second->def->dataset_schedule();
     if (!on || !on->met_by(updated)) continue;
     // The run takes every queued dataset the condition names (with `|`, those not needed too,
     // as Airflow empties the DAG's queue).
@@ -391,7 +429,7 @@ void engine::create_dataset_runs() {
       if (r.type == run_type::dataset_triggered && r.logical_date >= date) date = r.logical_date + std::chrono::seconds{1};
     const run_record run = make_run_record(*found->second, run_type::dataset_triggered, date);
     std::vector<std::string> ids;
-    for (const auto& t : found->second->def.all_tasks()) ids.push_back(t.id);
+    for (const auto& t : found->second->def->all_tasks()) ids.push_back(t.id);
     if (store_.create_dataset_run(run, ids, taken)) load_run({dag_id, run.run_id});
     else check_datasets_ = true;  // another scheduler took it, or the run id was taken this second: look again
   }
@@ -407,7 +445,7 @@ metrics_registry& engine::metrics() {
   return *own_metrics_;
 }
 
-std::shared_ptr<const std::vector<definition>> engine::definitions() const {
+std::shared_ptr<const std::vector<shared_definition>> engine::definitions() const {
   std::lock_guard lock(published_mutex_);
   return definitions_;
 }
@@ -441,7 +479,7 @@ void engine::track_loaded(const std::shared_ptr<const scheduled_dag>& dag, run_r
   active_run r{dag, std::move(run), {}, {}};
   // An instance the store has no row of (a run just created, a task added since) is what a new
   // row holds: state none, no try, the record's defaults (the schema's defaults too).
-  const auto& tasks = r.dag->def.all_tasks();
+  const auto& tasks = r.dag->def->all_tasks();
   r.tis.resize(tasks.size());
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     r.tis[i].dag_id = key.dag_id;
@@ -452,7 +490,7 @@ void engine::track_loaded(const std::shared_ptr<const scheduled_dag>& dag, run_r
   // other instances of mapped tasks after them (the store lists them by task, then map index).
   std::vector<bool> placed(tasks.size(), false);
   for (auto& ti : stored) {
-    const auto index = r.dag->def.index_of(ti.task_id);
+    const auto index = r.dag->def->index_of(ti.task_id);
     if (!index) continue;
     if (!placed[*index]) {
       placed[*index] = true;
@@ -464,12 +502,12 @@ void engine::track_loaded(const std::shared_ptr<const scheduled_dag>& dag, run_r
   active_[std::move(key)] = std::move(r);
 }
 
-std::vector<waiting_dag> waiting_dags(store& s, const std::vector<definition>& loaded) {
+std::vector<waiting_dag> waiting_dags(store& s, const std::vector<shared_definition>& loaded) {
   run_filter active;
   active.states = {run_state::queued, run_state::running};
   std::set<std::string> ids;
   for (const auto& run : s.runs(active)) ids.insert(run.dag_id);
-  for (const auto& d : loaded) ids.erase(d.id());
+  for (const auto& d : loaded) ids.erase(d->id());
   std::vector<waiting_dag> out;
   for (const auto& id : ids) out.push_back({id, ""});
   return out;
@@ -504,7 +542,7 @@ std::vector<waiting_dag> engine::waiting_dags() const {
   for (const auto& id : unloaded_with_runs_) {
     if (dags_.contains(id)) continue;
     auto retired = retired_.find(id);
-    out.push_back({id, retired == retired_.end() ? std::string() : retired->second->def.where().file});
+    out.push_back({id, retired == retired_.end() ? std::string() : retired->second->def->where().file});
   }
   return out;
 }
@@ -553,8 +591,8 @@ std::size_t engine::recover_lost_tries() {
     const int expected_try = ti.try_number;
     try_record r;
     if (dag) {
-      if (auto index = (*dag)->def.index_of(ti.task_id)) {
-        r = lose_try((*dag)->def.all_tasks()[*index], ti, "executor lost: the process running this try died", now);
+      if (auto index = (*dag)->def->index_of(ti.task_id)) {
+        r = lose_try((*dag)->def->all_tasks()[*index], ti, "executor lost: the process running this try died", now);
       }
     }
     if (r.task_id.empty()) {  // its DAG or task is gone: no retries to apply
@@ -575,7 +613,7 @@ std::size_t engine::recover_lost_tries() {
 run_record make_run_record(const scheduled_dag& d, run_type type, time_point logical_date, const std::string& conf,
                            const std::string& run_id) {
   run_record run;
-  run.dag_id = d.def.id();
+  run.dag_id = d.def->id();
   run.type = type;
   run.run_id = run_id.empty() ? make_run_id(type, logical_date) : run_id;
   run.logical_date = logical_date;
@@ -594,7 +632,7 @@ namespace {
 /// the record written, or nullopt when a run with its id or logical date existed.
 std::vector<std::optional<run_record>> write_new_runs(store& s, const scheduled_dag& d, std::vector<run_record> runs) {
   std::vector<std::string> ids;
-  for (const auto& t : d.def.all_tasks()) ids.push_back(t.id);
+  for (const auto& t : d.def->all_tasks()) ids.push_back(t.id);
   change_set changes;
   changes.new_runs.reserve(runs.size());
   for (auto& run : runs) changes.new_runs.emplace_back(std::move(run), ids);
@@ -682,10 +720,10 @@ std::vector<task_event> engine::take_events() {
 
 void engine::record_events(const std::vector<task_event>& events, change_set& changes) {
   auto slot_of = [](const active_run& r, const task_event& e) -> std::optional<std::size_t> {
-    auto index = r.dag->def.index_of(e.task_id);
+    auto index = r.dag->def->index_of(e.task_id);
     if (!index) return std::nullopt;
     if (r.tis[*index].map_index == e.map_index) return index;
-    for (std::size_t s = r.dag->def.all_tasks().size(); s < r.tis.size(); ++s)
+    for (std::size_t s = r.dag->def->all_tasks().size(); s < r.tis.size(); ++s)
       if (r.tis[s].map_index == e.map_index && r.tis[s].task_id == e.task_id) return s;
     return std::nullopt;
   };
@@ -749,7 +787,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
       m->add("dagrun_task_instance_finished_total", {ti.dag_id, ti.task_id, std::string(to_string(ti.state))});
       m->observe("dagrun_task_duration_seconds", seconds_of(e.ended - e.started), {ti.dag_id, ti.task_id});
     }
-    const task& t = r.dag->def.all_tasks()[task_of_slot(*r.dag, r.tis, *slot)];
+    const task& t = r.dag->def->all_tasks()[task_of_slot(*r.dag, r.tis, *slot)];
     {
       alert a{std::string(ti.state == task_state::failed ? "failure" : ti.state == task_state::up_for_retry ? "retry" : "success"),
               ti.dag_id, ti.run_id, ti.task_id, e.try_number, std::string(to_string(ti.state)),
@@ -806,7 +844,7 @@ void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake
       if (is_finished(run.state)) existing.push_back({run.logical_date, run.interval, run.type, false});
     for (const auto& [key, r] : active_)
       if (key.dag_id == dag_id) existing.push_back({r.run.logical_date, r.run.interval, r.run.type, true});
-    const auto due = due_runs(d->times, d->def.catchup(), d->def.max_active_runs(), existing, now);
+    const auto due = due_runs(d->times, d->def->catchup(), d->def->max_active_runs(), existing, now);
     const auto active = std::count_if(existing.begin(), existing.end(), [](const existing_run& r) { return r.active; });
     for (const auto& info : due) {
       run_record run;
@@ -816,7 +854,7 @@ void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake
       run.logical_date = info.logical_date;
       run.interval = info.interval;
       std::vector<std::string> ids;
-      for (const auto& t : d->def.all_tasks()) ids.push_back(t.id);
+      for (const auto& t : d->def->all_tasks()) ids.push_back(t.id);
       changes.new_runs.emplace_back(std::move(run), std::move(ids));
     }
     // Wake when the next interval ends.
@@ -827,14 +865,14 @@ void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake
       // Only a run of its ending could make one due sooner. A scheduled run another process deletes
       // is not made again before then (Airflow's next run date has moved on too; with catchup the
       // gap is filled when this interval ends).
-      if (due.empty() && active < d->def.max_active_runs()) nothing_due_until_[dag_id] = at;
+      if (due.empty() && active < d->def->max_active_runs()) nothing_due_until_[dag_id] = at;
     }
   }
 }
 
 task_request engine::prepare_try(active_run& r, std::size_t slot, change_set& changes, timestamp now) {
   const std::size_t index = task_of_slot(*r.dag, r.tis, slot);
-  const task& t = r.dag->def.all_tasks()[index];
+  const task& t = r.dag->def->all_tasks()[index];
   task_instance_record& ti = r.tis[slot];
   const task_state expected = task_state::queued;
   ti.state = task_state::running;
@@ -888,7 +926,7 @@ task_request engine::prepare_try(active_run& r, std::size_t slot, change_set& ch
   which.map_index = ti.map_index;
   if (ti.first_start_date) which.waited = now - *ti.first_start_date;  // a rescheduled try runs again
   which.log_path = ti.log_path;
-  req.context = make_try_context(r.dag->def, *req.definition, req.op, r.run, which, sources);
+  req.context = make_try_context(*r.dag->def, *req.definition, req.op, r.run, which, sources);
   req.context.time_source = &clock_;
   req.context.metadata = metadata_for_tries();
   if (!mapping_error.empty()) req.context.fields = {{std::string(render_error_field), mapping_error}};
@@ -913,7 +951,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
   for (const auto& [key, r] : active_) {
     if (!r.dag->limits_tasks) continue;
     auto& counts = task_running[key.dag_id];
-    counts.resize(r.dag->def.all_tasks().size(), 0);
+    counts.resize(r.dag->def->all_tasks().size(), 0);
     for (std::size_t s = 0; s < r.tis.size(); ++s)
       if (r.tis[s].state == task_state::queued || r.tis[s].state == task_state::running) ++counts[task_of_slot(*r.dag, r.tis, s)];
   }
@@ -940,7 +978,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
   for (auto it = active_.begin(); it != active_.end();) {
     active_run& r = it->second;
     if (woken.contains(it->first.dag_id) && r.progress.initialized) {
-      const auto& tasks = r.dag->def.all_tasks();
+      const auto& tasks = r.dag->def->all_tasks();
       for (std::size_t i = 0; i < tasks.size(); ++i)
         if (tasks[i].settings.depends_on_past && r.tis[i].state == task_state::none) r.progress.dirty.push_back(i);
     }
@@ -951,7 +989,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     // A queued run starts only while its DAG is under max_active_runs (oldest first: map order is by
     // run id, which sorts by logical date within a run type).
     if (r.run.state == run_state::queued) {
-      if (!accepting_ || runs_running[it->first.dag_id] >= r.dag->def.max_active_runs()) {
+      if (!accepting_ || runs_running[it->first.dag_id] >= r.dag->def->max_active_runs()) {
         r.waited = true;
         ++it;
         continue;
@@ -1022,7 +1060,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
         const bool ok = r.run.state == run_state::success;
         queue_alert({ok ? "run_success" : "run_failure", r.run.dag_id, r.run.run_id, "", 0, std::string(to_string(r.run.state)),
                      "", options_.base_url.empty() ? "" : options_.base_url + "/dags/" + percent_encoded(r.run.dag_id), r.run.logical_date},
-                    ok ? r.dag->def.on_run_success() : r.dag->def.on_run_failure());
+                    ok ? r.dag->def->on_run_success() : r.dag->def->on_run_failure());
       }
       if (auto* m = metrics_.load(std::memory_order_acquire); m && is_finished(r.run.state)) {
         const std::string state(to_string(r.run.state));
@@ -1068,10 +1106,10 @@ previous_run engine::previous_of(const active_run& r, std::vector<task_instance_
     return past;
   }
   if (stored.empty()) return past;  // the first run: nothing to wait for
-  from_store.assign(r.dag->def.all_tasks().size(), task_instance_record{});  // tasks the previous run lacks keep an empty id
+  from_store.assign(r.dag->def->all_tasks().size(), task_instance_record{});  // tasks the previous run lacks keep an empty id
   // As slots: a task's first instance at its index, the other instances of mapped tasks after.
   for (auto& ti : store_.task_instances(stored.front().dag_id, stored.front().run_id))
-    if (auto index = r.dag->def.index_of(ti.task_id)) {
+    if (auto index = r.dag->def->index_of(ti.task_id)) {
       if (from_store[*index].task_id.empty()) from_store[*index] = std::move(ti);
       else from_store.push_back(std::move(ti));
     }
@@ -1085,7 +1123,7 @@ void engine::check_slas(change_set& changes, std::optional<timestamp>& wake) {
   for (const auto& [key, r] : active_) {
     // Airflow's SLAs concern the schedule's runs: a manual run has no deadline to keep.
     if (r.run.type == run_type::manual) continue;
-    const auto& tasks = r.dag->def.all_tasks();
+    const auto& tasks = r.dag->def->all_tasks();
     for (std::size_t i = 0; i < tasks.size() && i < r.tis.size(); ++i) {
       const task& t = tasks[i];
       if (!t.settings.sla) continue;

@@ -109,18 +109,25 @@ http_response http_face::handle(const http_request& request) {
   return out;
 }
 
-void http_face::set_dags(std::vector<definition> dags) {
-  auto next = std::make_shared<const std::vector<definition>>(std::move(dags));
+void http_face::set_dags(std::vector<shared_definition> dags) {
+  auto next = std::make_shared<const std::vector<shared_definition>>(std::move(dags));
   std::lock_guard lock(dags_mutex_);
   dags_ = std::move(next);
 }
 
-void http_face::follow_dags(std::function<std::shared_ptr<const std::vector<definition>>()> source) {
+void http_face::set_dags(std::vector<definition> dags) {
+  std::vector<shared_definition> shared;
+  shared.reserve(dags.size());
+  for (auto& d : dags) shared.push_back(std::make_shared<const definition>(std::move(d)));
+  set_dags(std::move(shared));
+}
+
+void http_face::follow_dags(std::function<std::shared_ptr<const std::vector<shared_definition>>()> source) {
   std::lock_guard lock(dags_mutex_);
   dags_source_ = std::move(source);
 }
 
-std::shared_ptr<const std::vector<definition>> http_face::dags() const {
+std::shared_ptr<const std::vector<shared_definition>> http_face::dags() const {
   std::lock_guard lock(dags_mutex_);
   return dags_source_ ? dags_source_() : dags_;
 }

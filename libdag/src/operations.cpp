@@ -110,7 +110,7 @@ std::string checked_conf(const definition& dag, const std::string& conf, const s
 std::optional<run_record> trigger_run(store& s, const definition& dag, time_point logical_date, const std::string& conf,
                                       const std::string& note, const std::string& run_id) {
   const std::string checked = checked_conf(dag, conf);
-  auto run = create_run_record(s, scheduled_dag(dag), run_type::manual, logical_date, checked, run_id);
+  auto run = create_run_record(s, scheduled_dag::borrowing(dag), run_type::manual, logical_date, checked, run_id);
   if (run && !note.empty()) {
     s.set_note(run->dag_id, run->run_id, "", note);
     run->note = note;
@@ -321,13 +321,13 @@ std::vector<task_instance_ref> set_run_state(store& s, const definition& dag, co
   return mark_task_instances(s, which, dag, now);
 }
 
-std::map<std::string, dataset_uses> dataset_uses_of(const std::vector<definition>& dags) {
+std::map<std::string, dataset_uses> dataset_uses_of(const std::vector<shared_definition>& dags) {
   std::map<std::string, dataset_uses> out;
   for (const auto& d : dags) {
-    if (const auto& on = d.dataset_schedule())
-      for (const auto& uri : on->uris()) out[uri].consuming_dags.push_back(d.id());
-    for (const auto& t : d.all_tasks())
-      for (const auto& uri : t.outlets) out[uri].producing_tasks.emplace_back(d.id(), t.id);
+    if (const auto& on = d->dataset_schedule())
+      for (const auto& uri : on->uris()) out[uri].consuming_dags.push_back(d->id());
+    for (const auto& t : d->all_tasks())
+      for (const auto& uri : t.outlets) out[uri].producing_tasks.emplace_back(d->id(), t.id);
   }
   return out;
 }

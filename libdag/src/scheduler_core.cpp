@@ -20,8 +20,8 @@ task_graph checked_graph(const definition& d) {
 
 }  // namespace
 
-scheduled_dag::scheduled_dag(definition d) : def(std::move(d)), graph(checked_graph(def)), times(def) {
-  const auto& tasks = def.all_tasks();
+scheduled_dag::scheduled_dag(shared_definition d) : def(std::move(d)), graph(checked_graph(*def)), times(*def) {
+  const auto& tasks = def->all_tasks();
   priority.resize(tasks.size());
   topo_position.resize(tasks.size());
   const auto& order = graph.topological_order();
@@ -57,13 +57,13 @@ ready_entry ready_key(const scheduled_dag& dag, std::size_t task, std::size_t sl
 std::size_t ready_slot(const ready_entry& key) { return static_cast<std::size_t>(-std::get<2>(key)); }
 
 std::size_t task_of(const scheduled_dag& dag, const run_progress& p, std::size_t slot) {
-  const std::size_t n = dag.def.all_tasks().size();
+  const std::size_t n = dag.def->all_tasks().size();
   return slot < n ? slot : p.slot_task[slot - n];
 }
 
 // The first pass over a run looks at every task; later passes only at the dirty ones.
 void initialize(const scheduled_dag& dag, const std::vector<task_instance_record>& tis, run_progress& p) {
-  const std::size_t n = dag.def.all_tasks().size();
+  const std::size_t n = dag.def->all_tasks().size();
   p = run_progress{};
   p.initialized = true;
   p.more_instances.resize(n);
@@ -100,9 +100,9 @@ bool all_finished(const std::vector<task_instance_record>& tis, const run_progre
 }  // namespace
 
 std::size_t task_of_slot(const scheduled_dag& dag, const std::vector<task_instance_record>& tis, std::size_t s) {
-  const std::size_t n = dag.def.all_tasks().size();
+  const std::size_t n = dag.def->all_tasks().size();
   if (s < n) return s;
-  const auto index = dag.def.index_of(tis[s].task_id);
+  const auto index = dag.def->index_of(tis[s].task_id);
   if (!index) throw error("task instance of unknown task '" + tis[s].task_id + "'");
   return *index;
 }
@@ -110,8 +110,8 @@ std::size_t task_of_slot(const scheduled_dag& dag, const std::vector<task_instan
 std::vector<std::size_t> instance_slots(const scheduled_dag& dag, const std::vector<task_instance_record>& tis,
                                         std::size_t task) {
   std::vector<std::size_t> out{task};
-  const std::string& id = dag.def.all_tasks()[task].id;
-  for (std::size_t s = dag.def.all_tasks().size(); s < tis.size(); ++s)
+  const std::string& id = dag.def->all_tasks()[task].id;
+  for (std::size_t s = dag.def->all_tasks().size(); s < tis.size(); ++s)
     if (tis[s].task_id == id) out.push_back(s);
   return out;
 }
@@ -134,7 +134,7 @@ namespace {
 // however many the previous run had) and with wait_for_downstream every instance of its direct
 // downstream tasks ended success or skipped; a task the previous run lacks passes.
 bool past_allows(const scheduled_dag& dag, const previous_run& past, std::size_t i) {
-  const task_settings& s = dag.def.all_tasks()[i].settings;
+  const task_settings& s = dag.def->all_tasks()[i].settings;
   if (!s.depends_on_past || !past.tis) return true;
   const auto done = [&](std::size_t j) {
     const auto& tis = *past.tis;
@@ -164,14 +164,14 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
     run.start_date = now;
     step.new_run_state = run_state::running;
   }
-  const auto& tasks = dag.def.all_tasks();
+  const auto& tasks = dag.def->all_tasks();
   auto record_change = [&](std::size_t i, task_state before, int try_before) {
     step.changed.push_back({i, before, try_before});
   };
 
   // dagrun_timeout: past it, the run fails and whatever has not finished is skipped (running
   // tries are to be stopped); before it, the deadline is a time to wake at.
-  if (const auto& timeout = dag.def.dagrun_timeout(); timeout && run.start_date) {
+  if (const auto& timeout = dag.def->dagrun_timeout(); timeout && run.start_date) {
     const timestamp deadline = *run.start_date + std::chrono::duration_cast<std::chrono::microseconds>(*timeout);
     if (now >= deadline) {
       for (std::size_t i = 0; i < tis.size(); ++i) {
@@ -343,7 +343,7 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
   // max_active_tis_per_dag (counting its mapped instances) waits, still ready, for the next pass.
   if (dag.limits_tasks && budget.task_running.size() < tasks.size()) budget.task_running.resize(tasks.size(), 0);
   std::vector<ready_entry> held;
-  while (!progress.ready.empty() && budget.free_slots > 0 && budget.dag_running < dag.def.max_active_tasks()) {
+  while (!progress.ready.empty() && budget.free_slots > 0 && budget.dag_running < dag.def->max_active_tasks()) {
     const auto key = progress.ready.top();
     const std::size_t i = ready_slot(key);
     progress.ready.pop();
@@ -430,7 +430,7 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
 std::optional<run_state> run_outcome(const scheduled_dag& dag, const std::vector<task_instance_record>& tis) {
   for (const auto& ti : tis)
     if (!is_finished(ti.state)) return std::nullopt;
-  std::vector<bool> leaf(dag.def.all_tasks().size(), false);
+  std::vector<bool> leaf(dag.def->all_tasks().size(), false);
   for (std::size_t l : dag.graph.leaves()) leaf[l] = true;
   for (std::size_t s = 0; s < tis.size(); ++s) {
     if (!leaf[task_of_slot(dag, tis, s)]) continue;
@@ -534,8 +534,8 @@ flow_decision follow_only(const scheduled_dag& dag, std::size_t i, const std::ve
   std::string unknown;
   for (const auto& id : ids) {
     std::vector<std::size_t> named;
-    if (auto index = dag.def.index_of(id)) named.push_back(*index);
-    else if (dag.def.is_group(id)) named = dag.def.group_roots(id);
+    if (auto index = dag.def->index_of(id)) named.push_back(*index);
+    else if (dag.def->is_group(id)) named = dag.def->group_roots(id);
     else unknown += (unknown.empty() ? "'" : ", '") + id + "'";
     for (std::size_t n : named) {
       kept.insert(n);
@@ -571,7 +571,7 @@ bool xcom_truthy(const std::optional<std::string>& xcom) {
 
 flow_decision decide_flow(const scheduled_dag& dag, const run_record& run, std::size_t i,
                           const std::optional<std::string>& xcom, timestamp now) {
-  const task_flow& flow = dag.def.all_tasks()[i].flow;
+  const task_flow& flow = dag.def->all_tasks()[i].flow;
   flow_decision out;
   switch (flow.rule) {
     case flow_rule::none:
@@ -599,7 +599,7 @@ flow_decision decide_flow(const scheduled_dag& dag, const run_record& run, std::
 try_end end_try(const scheduled_dag& dag, const run_record& run, std::vector<task_instance_record>& tis,
                 run_progress& progress, std::size_t i, operator_result result, timestamp started, timestamp ended) {
   const std::size_t task_index = task_of_slot(dag, tis, i);
-  const task& t = dag.def.all_tasks()[task_index];
+  const task& t = dag.def->all_tasks()[task_index];
   flow_decision decision;
   if (result.outcome == try_outcome::success && t.flow.rule != flow_rule::none) {
     decision = decide_flow(dag, run, task_index, result.xcom, ended);

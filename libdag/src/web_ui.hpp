@@ -49,7 +49,7 @@ private:
 /// What a UI request may read and change.
 struct web_ui_context {
   store& db;                               ///< the metadata database (the HTTP face's connection)
-  const std::vector<definition>& dags;    ///< the loaded DAGs
+  const std::vector<shared_definition>& dags;    ///< the loaded DAGs
   const std::optional<std::string>& token;     ///< when set, pages need a sign-in with it (a session cookie)
   ui_sign_ins& sign_ins;                  ///< the sessions signed in so far and failed attempts
   const clock& now;                       ///< for triggered runs' logical dates

@@ -54,7 +54,7 @@ struct trigger_dagrun {
           [&](metadata_view& v) {
             const definition* target = nullptr;
             for (const auto& d : v.dags)
-              if (d.id() == dag_id) target = &d;
+              if (d->id() == dag_id) target = d.get();
             if (!target) throw usage_error("DAG '" + dag_id + "' is not loaded");
             const own_try mine = own_try::of(v.db, ctx);
             logical_date = field("logical_date").empty() ? mine.started : parse_time(field("logical_date"));

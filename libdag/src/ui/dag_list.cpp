@@ -96,13 +96,13 @@ http_response dag_list_page(const request& r) {
   std::map<std::string, int> counts{{"all", 0}, {"active", 0}, {"paused", 0}, {"failed", 0}};
   std::set<std::string> all_tags;
   for (const auto& d : r.ctx.dags) {
-    for (const auto& t : d.tags()) all_tags.insert(t);
-    if (!q.empty() && lowered(d.id()).find(lowered(q)) == std::string::npos) continue;
-    if (!tag.empty() && std::find(d.tags().begin(), d.tags().end(), tag) == d.tags().end()) continue;
+    for (const auto& t : d->tags()) all_tags.insert(t);
+    if (!q.empty() && lowered(d->id()).find(lowered(q)) == std::string::npos) continue;
+    if (!tag.empty() && std::find(d->tags().begin(), d->tags().end(), tag) == d->tags().end()) continue;
     run_filter recent;
-    recent.dag_id = d.id();
+    recent.dag_id = d->id();
     recent.limit = 25;
-    row x{&d, paused.contains(d.id()), r.ctx.db.runs(recent)};
+    row x{d.get(), paused.contains(d->id()), r.ctx.db.runs(recent)};
     const bool failed = !x.recent.empty() && x.recent.front().state == run_state::failed;
     ++counts["all"];
     ++counts[x.paused ? "paused" : "active"];

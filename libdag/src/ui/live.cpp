@@ -28,7 +28,7 @@ std::vector<run_record> live_runs(const request& r, const live_scope& scope) {
   if (scope.dag_id.empty()) {
     for (const auto& d : r.ctx.dags) {
       run_filter newest;
-      newest.dag_id = d.id();
+      newest.dag_id = d->id();
       newest.limit = 1;
       for (auto& run : r.ctx.db.runs(newest)) out.push_back(std::move(run));
     }

@@ -206,7 +206,7 @@ std::vector<std::size_t> task_rows(const definition& d) {
 
 const definition* find_dag(const request& r, const std::string& dag_id) {
   for (const auto& d : r.ctx.dags)
-    if (d.id() == dag_id) return &d;
+    if (d->id() == dag_id) return d.get();
   return nullptr;
 }
 

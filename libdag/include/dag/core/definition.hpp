@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <initializer_list>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -20,6 +21,7 @@ namespace dag {
 
 class definition;
 class group_handle;
+class operator_catalog;
 
 /// A task group (Airflow's TaskGroup): its tasks' ids start with its id and a dot
 /// (`prefix_group_id`); groups nest (`outer.inner.task`).
@@ -226,65 +228,65 @@ public:
 
   // --- fluent setters -------------------------------------------------------------------
   /// Sets `description`.
-  definition& description(std::string text) { description_ = std::move(text); return *this; }
+  definition& description(std::string text) { description_ = std::move(text); return changed(); }
   /// Sets `schedule`: cron, preset (`@daily`), duration (`6h`); empty for manual runs only.
-  definition& schedule(std::string text) { schedule_ = std::move(text); return *this; }
+  definition& schedule(std::string text) { schedule_ = std::move(text); return changed(); }
   /// Schedules the DAG on datasets (`schedule: [uri, …]`): a run each time `condition` is met by
   /// the datasets updated since its last dataset-triggered run. Replaces a time schedule.
   definition& schedule_on(dataset_condition condition) {
     datasets_ = std::move(condition);
-    return *this;
+    return changed();
   }
   /// Schedules the DAG on every one of `uris` being updated (`schedule: [a, b]`).
   definition& schedule_on(const std::vector<std::string>& uris) { return schedule_on(dataset_condition::all_of(uris)); }
   /// Sets `timezone` (IANA name) in which cron fires and naive dates are read.
-  definition& timezone(std::string name) { timezone_ = std::move(name); return *this; }
+  definition& timezone(std::string name) { timezone_ = std::move(name); return changed(); }
   /// Sets `start_date`.
-  definition& start_date(time_point t) { start_date_ = t; return *this; }
+  definition& start_date(time_point t) { start_date_ = t; return changed(); }
   /// Sets `start_date` from ISO text read in the DAG's timezone (set `timezone` first).
-  definition& start_date(std::string_view text) { start_date_ = parse_time(text, timezone_); return *this; }
+  definition& start_date(std::string_view text) { start_date_ = parse_time(text, timezone_); return changed(); }
   /// Sets `end_date`.
-  definition& end_date(time_point t) { end_date_ = t; return *this; }
+  definition& end_date(time_point t) { end_date_ = t; return changed(); }
   /// Sets `end_date` from ISO text read in the DAG's timezone.
-  definition& end_date(std::string_view text) { end_date_ = parse_time(text, timezone_); return *this; }
+  definition& end_date(std::string_view text) { end_date_ = parse_time(text, timezone_); return changed(); }
   /// Sets `catchup`.
-  definition& catchup(bool on) { catchup_ = on; return *this; }
+  definition& catchup(bool on) { catchup_ = on; return changed(); }
   /// Sets `max_active_runs`.
-  definition& max_active_runs(int n) { max_active_runs_ = n; return *this; }
+  definition& max_active_runs(int n) { max_active_runs_ = n; return changed(); }
   /// Sets `max_active_tasks`.
-  definition& max_active_tasks(int n) { max_active_tasks_ = n; return *this; }
+  definition& max_active_tasks(int n) { max_active_tasks_ = n; return changed(); }
   /// Sets `dagrun_timeout`: a run still unfinished this long after it started fails, its running
   /// tries are stopped and its other unfinished tasks skipped (Airflow's).
-  definition& dagrun_timeout(duration d) { dagrun_timeout_ = d; return *this; }
+  definition& dagrun_timeout(duration d) { dagrun_timeout_ = d; return changed(); }
   /// Sets `tags`.
-  definition& tags(std::vector<std::string> list) { tags_ = std::move(list); return *this; }
+  definition& tags(std::vector<std::string> list) { tags_ = std::move(list); return changed(); }
   /// Sets one entry of `params`.
-  definition& param(const std::string& name, std::string value) { params_[name] = std::move(value); return *this; }
+  definition& param(const std::string& name, std::string value) { params_[name] = std::move(value); return changed(); }
   /// Gives param `name` a schema (Airflow's `Param`; see dag/core/params.hpp). A typed param's
   /// value in `params` is JSON text (`5`, `["a"]`); a string param's is the plain string.
   definition& param_schema(const std::string& name, std::string schema_json) {
     param_schemas_[name] = std::move(schema_json);
-    return *this;
+    return changed();
   }
   /// Sets `conf_overrides_params` (Airflow's `dag_run_conf_overrides_params`): whether a run's
   /// conf overrides the params of the same name (default true).
-  definition& conf_overrides_params(bool on) { conf_overrides_params_ = on; return *this; }
+  definition& conf_overrides_params(bool on) { conf_overrides_params_ = on; return changed(); }
   /// Sets `template_searchpath` (Airflow's): folders searched for template files after the DAG
   /// file's own folder; a relative folder is relative to the DAG file's folder.
   definition& template_searchpath(std::vector<std::string> folders) {
     template_searchpath_ = std::move(folders);
-    return *this;
+    return changed();
   }
   /// Sets `default_args`.
-  definition& default_args(task_options options) { default_args_ = std::move(options); return *this; }
+  definition& default_args(task_options options) { default_args_ = std::move(options); return changed(); }
   /// Sets `on_run_failure`: the notifiers told when a run fails.
-  definition& on_run_failure(std::vector<notifier_spec> n) { on_run_failure_ = std::move(n); return *this; }
+  definition& on_run_failure(std::vector<notifier_spec> n) { on_run_failure_ = std::move(n); return changed(); }
   /// Sets `on_run_success`: the notifiers told when a run succeeds.
-  definition& on_run_success(std::vector<notifier_spec> n) { on_run_success_ = std::move(n); return *this; }
+  definition& on_run_success(std::vector<notifier_spec> n) { on_run_success_ = std::move(n); return changed(); }
   /// Records where the DAG was defined, for error messages.
-  definition& defined_at(source_location where) { where_ = std::move(where); return *this; }
+  definition& defined_at(source_location where) { where_ = std::move(where); return changed(); }
   /// Records the line of a DAG-level key (`schedule`, `start_date`, …), for error messages.
-  definition& key_line(const std::string& key, int line) { key_lines_[key] = line; return *this; }
+  definition& key_line(const std::string& key, int line) { key_lines_[key] = line; return changed(); }
 
   // --- tasks ------------------------------------------------------------------------------
   /// Adds a task running `operator_name` and returns a handle on it.
@@ -296,6 +298,7 @@ public:
   }
   /// Adds a fully built task (as the YAML loader does) and returns a handle on it.
   task_handle add_task(task t) {
+    checked_ = false;
     index_.try_emplace(t.id, tasks_.size());  // a duplicate keeps the first; check() reports it
     tasks_.push_back(std::move(t));
     return {*this, tasks_.size() - 1};
@@ -323,13 +326,17 @@ public:
   }
   /// Adds a fully built group (as the YAML loader does; `parent` must be added first).
   group_handle add_group(task_group g) {
+    checked_ = false;
     groups_.push_back(std::move(g));
     return {*this, groups_.size() - 1};
   }
   /// The task groups, in definition order (an enclosing group before those inside it).
   const std::vector<task_group>& groups() const { return groups_; }
   /// The task groups, for the loader to complete.
-  std::vector<task_group>& groups() { return groups_; }
+  std::vector<task_group>& groups() {
+    checked_ = false;
+    return groups_;
+  }
   /// The group with this id, or nullptr.
   const task_group* find_group(std::string_view group_id) const {
     for (const auto& g : groups_)
@@ -396,7 +403,10 @@ public:
   /// The tasks, in definition order.
   const std::vector<task>& all_tasks() const { return tasks_; }
   /// The tasks, for the loader and `check` to complete.
-  std::vector<task>& all_tasks() { return tasks_; }
+  std::vector<task>& all_tasks() {
+    checked_ = false;
+    return tasks_;
+  }
   /// The task with this id, or nullptr.
   const task* find(std::string_view task_id) const {
     auto it = index_.find(std::string(task_id));
@@ -411,6 +421,7 @@ public:
   /// Fills each task's effective `settings` from its options over its groups' `default_args`
   /// (innermost first) over the DAG's.
   void apply_default_args() {
+    checked_ = false;
     for (auto& t : tasks_) {
       task_options o = t.options;
       for (const task_group* g = find_group(t.group); g; g = g->parent.empty() ? nullptr : find_group(g->parent))
@@ -419,7 +430,21 @@ public:
     }
   }
 
+  /// True when dag::check found no problem in it and nothing changed it since: every access that
+  /// can change it (a setter, a task or group added, a task_handle, the non-const all_tasks() or
+  /// groups()) makes it false again; a reference into it taken before the check is not watched. A
+  /// checked definition is checked again in O(1): the engine and the CLI pass the same shared
+  /// definition along (see shared_definition) without copying it to check it again.
+  bool checked() const { return checked_; }
+
 private:
+  friend std::vector<definition_error> check(definition& d, const operator_catalog& operators);
+  /// Every fluent setter ends here: the definition may differ from the one check() saw.
+  definition& changed() {
+    checked_ = false;
+    return *this;
+  }
+
   std::string id_;
   std::string description_;
   std::string schedule_;
@@ -444,7 +469,14 @@ private:
   std::vector<task> tasks_;
   std::unordered_map<std::string, std::size_t> index_;
   std::vector<task_group> groups_;
+  bool checked_ = false;
 };
+
+/// A definition shared read-only. A DAG (a 100,000-task one is large) is loaded and checked once,
+/// then the DAGs folder, the engine, its scheduled form, the HTTP face and the CLI's commands hold
+/// the same one instead of copies; a reload replaces the pointers of the DAGs that changed, and a
+/// reader holding the old one keeps it intact.
+using shared_definition = std::shared_ptr<const definition>;
 
 inline task& task_handle::get() const { return owner_->all_tasks()[index_]; }
 

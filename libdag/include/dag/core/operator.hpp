@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,7 +24,7 @@ class definition;
 /// What a metadata job sees: the store and the DAGs the scheduler has, on the scheduler's thread.
 struct metadata_view {
   store& db;                                     ///< the metadata store (use it only inside the job)
-  const std::vector<definition>& dags;           ///< the DAG definitions the scheduler schedules now
+  const std::vector<std::shared_ptr<const definition>>& dags;  ///< the DAG definitions the scheduler schedules now
   /// Asks the scheduler to advance a run the job created or cleared (when it would not adopt it by itself).
   std::function<void(const std::string& dag_id, const std::string& run_id)> track;
 };

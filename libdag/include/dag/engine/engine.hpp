@@ -92,7 +92,7 @@ struct waiting_dag {
 };
 
 /// The DAGs of `s`'s unfinished runs that are not among `loaded`, each once, by id (files unknown).
-std::vector<waiting_dag> waiting_dags(store& s, const std::vector<definition>& loaded);
+std::vector<waiting_dag> waiting_dags(store& s, const std::vector<shared_definition>& loaded);
 
 /// The import errors of a DAGs folder, as the daemon records them (`/api/v1/importErrors`, the UI's
 /// banner, `dags list`): each problem of `folder`, then one for each DAG of `waiting` whose file has
@@ -137,7 +137,14 @@ public:
   /// when any DAG is invalid. Runs of DAGs that disappeared keep their state in the store and wait,
   /// not advanced, until their DAG comes back; tries of theirs that end meanwhile are recorded
   /// (with the last definition the engine had, or once the DAG is back when it never had one).
+  /// The definitions are checked in place and then shared, not copied.
   void set_dags(std::vector<definition> dags);
+  /// As set_dags above, for DAGs shared read-only (the DAGs folder's): a checked definition
+  /// (definition::checked) is taken as it is, an unchecked one is checked as a copy. A definition
+  /// the engine schedules already (the same pointer: a reload that kept the DAG of an unchanged
+  /// file) keeps its scheduled form and its runs as they are. A reader of definitions() holding the
+  /// DAGs published before keeps them intact.
+  void set_dags(std::vector<shared_definition> dags);
   /// The DAG with this id, or nullptr.
   const scheduled_dag* find_dag(const std::string& dag_id) const;
   /// The DAGs whose runs wait for them (see waiting_dag), as the latest look at the store's active
@@ -204,9 +211,10 @@ public:
   /// True when the engine opened its store itself (from `options().store_url`), false when it was
   /// handed one (its URL is then unknown to the engine).
   bool owns_store() const { return defaults_ != nullptr; }
-  /// The definitions of the DAGs it schedules now, as set_dags last replaced them (checked).
-  /// Thread-safe: the HTTP face reads it while the engine runs.
-  std::shared_ptr<const std::vector<definition>> definitions() const;
+  /// The definitions of the DAGs it schedules now, as set_dags last replaced them (checked), by id;
+  /// the very ones it schedules, shared, not copies. Thread-safe: the HTTP face reads it while the
+  /// engine runs.
+  std::shared_ptr<const std::vector<shared_definition>> definitions() const;
 
 private:
   struct defaults;  // what an engine built without them owns: store, operators, clock
@@ -280,7 +288,7 @@ private:
   std::unique_ptr<metrics_registry> own_metrics_;  // made by metrics() when none was given
   std::atomic<metrics_registry*> metrics_{nullptr};  // where the loop records: read by it, set by metrics() from any thread
   mutable std::mutex published_mutex_;  // guards what other threads read: definitions_, and making own_metrics_
-  std::shared_ptr<const std::vector<definition>> definitions_ = std::make_shared<const std::vector<definition>>();
+  std::shared_ptr<const std::vector<shared_definition>> definitions_ = std::make_shared<const std::vector<shared_definition>>();
   std::string log_folder_;  // options_.log_folder as text, for each try's log path
   dag::store& store_;
   const operator_catalog& operators_;
@@ -304,7 +312,7 @@ private:
   /// Per DAG: when its next scheduled interval ends, as its last look found, when that look
   /// created nothing and left it under max_active_runs: no run of it falls due before then, so
   /// create_due_runs skips it (no store query per DAG per pass). Forgotten when one of its runs
-  /// ends, when the DAGs change (set_dags) and when a DAG is paused or unpaused.
+  /// ends, when set_dags changes or removes its definition and when it is paused or unpaused.
   std::map<std::string, timestamp> nothing_due_until_;
   // Runs the current pass finished, told to options_.run_ended once the pass is written.
   std::vector<std::pair<run_key, run_state>> finished_runs_;

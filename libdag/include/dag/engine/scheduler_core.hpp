@@ -23,7 +23,7 @@ namespace dag {
 
 /// A DAG prepared for scheduling: its definition, graph, timetable and task priorities.
 struct scheduled_dag {
-  definition def;                 ///< the checked definition (default_args applied)
+  shared_definition def;          ///< the checked definition (default_args applied), shared with the engine's readers
   task_graph graph;               ///< its graph
   timetable times;                ///< its schedule
   std::vector<int> priority;      ///< effective priority per task by its weight_rule: own weight, plus all downstream (default) or upstream weights
@@ -31,8 +31,13 @@ struct scheduled_dag {
   bool limits_tasks = false;      ///< some task sets max_active_tis_per_dag
   bool uses_past = false;         ///< some task sets depends_on_past (or wait_for_downstream)
 
-  /// Prepares a checked definition; throws dag::definition_error if its graph is invalid.
-  explicit scheduled_dag(definition d);
+  /// Prepares a checked definition, sharing it; throws dag::definition_error if its graph is invalid.
+  explicit scheduled_dag(shared_definition d);
+  /// Prepares a checked definition (moved in, or copied: prefer the shared one for a large DAG).
+  explicit scheduled_dag(definition d) : scheduled_dag(std::make_shared<const definition>(std::move(d))) {}
+  /// Prepares `d` without copying it nor owning it, for a scheduled form that `d` outlives (the
+  /// run record of one command or request, for a DAG the caller holds).
+  static scheduled_dag borrowing(const definition& d) { return scheduled_dag(shared_definition(shared_definition(), &d)); }
 };
 
 /// Slots a scheduling step may still fill.

@@ -68,12 +68,14 @@ public:
   /// How long /health waits for the database before it calls it unhealthy.
   static constexpr std::chrono::milliseconds health_database_timeout{800};
 
-  /// Replaces the DAGs the API and UI show (checked definitions). Safe to call while requests
-  /// are served.
+  /// Replaces the DAGs the API and UI show (checked definitions, shared: not copied). Safe to call
+  /// while requests are served; a request being answered keeps the DAGs it started with.
+  void set_dags(std::vector<shared_definition> dags);
+  /// As above, for definitions handed over (moved in, or copied).
   void set_dags(std::vector<definition> dags);
   /// Shows the DAGs `source` gives (asked once per request; it must be thread-safe, as
   /// engine::definitions is) instead of those of set_dags.
-  void follow_dags(std::function<std::shared_ptr<const std::vector<definition>>()> source);
+  void follow_dags(std::function<std::shared_ptr<const std::vector<shared_definition>>()> source);
 
 private:
   http_response route(const http_request& request);
@@ -83,7 +85,7 @@ private:
   /// are configured); nullopt when credentials are needed and these are not right.
   std::optional<std::string> caller(const http_request& request) const;
   store& db();
-  std::shared_ptr<const std::vector<definition>> dags() const;
+  std::shared_ptr<const std::vector<shared_definition>> dags() const;
 
   http_face_options options_;
   metrics_registry& metrics_;
@@ -92,8 +94,8 @@ private:
   std::unique_ptr<task_queue> queue_;  // for the queued-tries gauge (queue executor only)
   std::unique_ptr<detail::ui_sign_ins> sign_ins_;  // web UI sessions and failed sign-ins
   mutable std::mutex dags_mutex_;
-  std::shared_ptr<const std::vector<definition>> dags_ = std::make_shared<const std::vector<definition>>();
-  std::function<std::shared_ptr<const std::vector<definition>>()> dags_source_;
+  std::shared_ptr<const std::vector<shared_definition>> dags_ = std::make_shared<const std::vector<shared_definition>>();
+  std::function<std::shared_ptr<const std::vector<shared_definition>>()> dags_source_;
 };
 
 }  // namespace dag

@@ -15,13 +15,13 @@ namespace dag {
 
 /// The DAGs of a folder (or of one file) and the problems of the files that failed.
 struct dag_folder {
-  std::vector<definition> dags;            ///< loaded DAGs, sorted by dag_id
+  std::vector<shared_definition> dags;     ///< loaded (checked) DAGs, sorted by dag_id
   std::vector<definition_error> problems;  ///< import errors, in file order
 
   /// The DAG with this id, or nullptr.
   const definition* find(std::string_view dag_id) const {
     for (const auto& d : dags)
-      if (d.id() == dag_id) return &d;
+      if (d->id() == dag_id) return d.get();
     return nullptr;
   }
 };
@@ -46,15 +46,16 @@ public:
   /// Whether the last refresh() found the folder different from the look before it (a file new,
   /// changed or gone, or the folder's own problem), or was the first.
   bool changed() const { return changed_; }
-  /// The DAGs and problems as of the last refresh(), as load_dag_folder gives them (a copy: the
-  /// loader keeps its own, one per file).
+  /// The DAGs and problems as of the last refresh(), as load_dag_folder gives them. The DAGs are
+  /// the loader's own, shared: a file not read again gives the same definitions as before (the
+  /// engine then keeps their scheduled form and runs as they are).
   dag_folder folder() const;
 
 private:
   struct file_state {
     std::uintmax_t size = 0;
     std::filesystem::file_time_type modified{};
-    std::vector<definition> dags;
+    std::vector<shared_definition> dags;
     std::vector<definition_error> problems;
   };
   std::filesystem::path path_;

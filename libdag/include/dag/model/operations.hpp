@@ -172,7 +172,7 @@ struct dataset_uses {
 };
 
 /// The uses of every dataset `dags` name, by URI (a listing adds them to the store's datasets).
-std::map<std::string, dataset_uses> dataset_uses_of(const std::vector<definition>& dags);
+std::map<std::string, dataset_uses> dataset_uses_of(const std::vector<shared_definition>& dags);
 
 /// Records an external update of dataset `uri` (Airflow's `create_dataset_event`), queued for its
 /// consumers as a task's would be; `extra` must be a JSON object within checked_conf's bounds

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,22 @@ const std::vector<std::pair<int, std::string>>& exit_statuses();
 /// The global options (bound to `g`), as `--help` lists them.
 boost::program_options::options_description global_options_description(global_options& g);
 
+/// The C++ DAGs of a program that embeds the runner, checked once, when a command first asks
+/// for them (a command that loads no DAGs does not check them), and shared from then on: a
+/// command, and each reload of the daemon, adds the same definitions, never copies.
+class program_dags {
+public:
+  /// The program's DAGs, unchecked.
+  explicit program_dags(std::vector<dag::definition> dags = {}) : unchecked_(std::move(dags)) {}
+  /// Those that passed dag::check (with `operators`, on the first call), in the program's order,
+  /// and the problems of the others.
+  const dag::dag_folder& checked(const dag::operator_catalog& operators);
+
+private:
+  std::vector<dag::definition> unchecked_;
+  std::optional<dag::dag_folder> checked_;
+};
+
 /// What a command runs with: its options, streams and clock.
 struct invocation {
   global_options global;                       ///< global options
@@ -43,7 +60,7 @@ struct invocation {
   std::ostream& err;                           ///< standard error
   const dag::clock& now;                       ///< the clock (injected in tests)
   const dag::operator_catalog& operators;      ///< known operators
-  const std::vector<dag::definition>* extra_dags = nullptr;  ///< DAGs handed in by a program embedding the runner
+  program_dags* extra_dags = nullptr;          ///< DAGs handed in by a program embedding the runner
 };
 
 /// One command: its words (`dags next`), summary, options and body.
@@ -74,7 +91,7 @@ void add_completion_commands(std::vector<command>& out);
 /// Runs dagrun with `args` (without the program name); returns the exit status. `extra_dags` are
 /// C++ DAGs of a program that embeds the runner; they join the DAGs folder's.
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, const dag::clock& now,
-            const std::vector<dag::definition>& extra_dags = {});
+            std::vector<dag::definition> extra_dags = {});
 
 /// Prints rows as aligned columns under a header.
 void print_table(std::ostream& out, const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
