@@ -2081,8 +2081,9 @@ TEST_CASE("Store.SqliteWalIsCheckpointedWhileOneWriterNeverPauses") {
   for (int i = 0; i < 6000; ++i) writer->set_variable("v" + std::to_string(i % 50), value + std::to_string(i));
   const auto wal = fs::path(db.name() + "-wal");
   REQUIRE(fs::exists(wal));
-  // Without checkpoints: about 18,000 pages (74 MB). The writer starts over at 4,000 (16 MB).
-  CHECK(fs::file_size(wal) < 24u * 1024 * 1024);
+  // Without checkpoints: over 18,000 pages (74 MB). The writer starts over at 4,000 (16 MB), or
+  // soon after when the thread's checkpoint is running then.
+  CHECK(fs::file_size(wal) < 40u * 1024 * 1024);
   auto reader = db.make_store();
   CHECK(reader->variable("v49") == value + "5999");
   writer.reset();  // the last connection checkpoints and removes the WAL

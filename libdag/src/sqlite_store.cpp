@@ -300,7 +300,7 @@ sqlite_store::sqlite_store(const std::string& path) try
     // Checkpoints off the writer's thread (see wal_checkpointer); this hook replaces SQLite's
     // automatic checkpoint. An in-memory database has no WAL and never calls it.
     if (path != ":memory:" && !path.empty()) {
-      checkpointer_ = std::make_unique<wal_checkpointer>(path);
+      checkpointer_ = std::make_unique<wal_checkpointer>(std::filesystem::absolute(path).string());  // the same file whatever the working directory is then
       sqlite3_wal_hook(
           db_.getHandle(),
           [](void* self, sqlite3* db, const char* schema, int pages) {
