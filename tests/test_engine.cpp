@@ -1084,6 +1084,88 @@ TEST_CASE("Engine.APoolOfTwoSharedByTwoDagsIsNeverExceeded" * doctest::timeout(9
   CHECK(s.db->find_pool("pair")->occupied_slots() == 0);
 }
 
+TEST_CASE("Engine.APoolAnotherProcessFillsAfterTheEngineCountedItIsNotOverfilled" * doctest::timeout(60)) {
+  // The engine keeps its pools' open slots between passes (it reads them once, then counts its
+  // own claims and ends); another process's tries are not in that count.
+  sandbox s;
+  s.db->set_pool({"pair", 2, ""});
+  auto noop = [](dag::task_context&) { return dag::operator_result::success(); };
+  dag::definition d{"mine"};
+  d.callable("gate", noop) >> dag::tasks{d.callable("y", noop).pool("pair"), d.callable("z", noop).pool("pair")};
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  eng.set_dags({s.checked(std::move(d))});
+  const auto key = eng.create_run("mine", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  eng.step();  // starts gate; pair counted open: 2
+
+  // Another process (a store object of its own) runs two tries in pair meanwhile.
+  auto other = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+  dag::definition t{"theirs"};
+  t.callable("p", noop).pool("pair");
+  t.callable("q", noop).pool("pair");
+  const dag::scheduled_dag theirs(s.checked(std::move(t)));
+  const auto their_run = dag::create_run_record(*other, theirs, dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(their_run);
+  dag::change_set claim;
+  for (const char* task : {"p", "q"}) {
+    dag::task_instance_record ti;
+    ti.dag_id = "theirs";
+    ti.run_id = their_run->run_id;
+    ti.task_id = task;
+    ti.state = task_state::running;
+    ti.try_number = 1;
+    ti.pool = "pair";
+    claim.task_instances.push_back({task_state::none, 0, ti});
+  }
+  REQUIRE(other->apply(claim).applied);
+  REQUIRE(s.db->find_pool("pair")->occupied_slots() == 2);
+
+  // gate's end lets y and z go: the engine's count says two open slots, the store refuses both
+  // claims, and the engine holds them, in passes after, until the pool has room.
+  REQUIRE(eventually([&] {
+    eng.step();
+    return s.tis(*key)["gate"].state == task_state::success;
+  }));
+  for (int i = 0; i < 3; ++i) eng.step();
+  for (const char* task : {"y", "z"}) {
+    CHECK(s.tis(*key)[task].try_number == 0);
+    CHECK(s.tis(*key)[task].state != task_state::running);
+  }
+  CHECK(s.db->find_pool("pair")->occupied_slots() == 2);
+
+  for (auto& u : claim.task_instances) {
+    u.expected = task_state::running;
+    u.expected_try = 1;
+    u.record.state = task_state::success;
+  }
+  REQUIRE(other->apply(claim).applied);
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+  CHECK(s.tis(*key)["y"].state == task_state::success);
+  CHECK(s.db->find_pool("pair")->occupied_slots() == 0);
+}
+
+TEST_CASE("Engine.APoolIsCountedAcrossPassesWithoutOverfillingIt" * doctest::timeout(60)) {
+  // Many short tries through a pool of two, over many passes: the engine's own count of the pool
+  // (not read again while it has room) admits at most two at once, and frees their slots.
+  sandbox s;
+  s.db->set_pool({"pair", 2, ""});
+  std::atomic<int> now{0}, peak{0};
+  auto counted = [&](dag::task_context&) {
+    const int n = ++now;
+    int seen = peak.load();
+    while (n > seen && !peak.compare_exchange_weak(seen, n)) {
+    }
+    --now;
+    return dag::operator_result::success();
+  };
+  dag::definition d{"many"};
+  for (int i = 0; i < 40; ++i) d.callable("t" + std::to_string(i), counted).pool("pair");
+  auto key = s.run(std::move(d), dag::run_state::success);
+  CHECK(peak.load() <= 2);
+  CHECK(s.db->find_pool("pair")->occupied_slots() == 0);
+  for (const auto& [id, ti] : s.tis(key)) CHECK(ti.state == task_state::success);
+}
+
 TEST_CASE("Engine.ATaskTakingMoreSlotsThanAreOpenWaitsForThem" * doctest::timeout(60)) {
   sandbox s;
   s.db->set_pool({"three", 3, ""});

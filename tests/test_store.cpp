@@ -2072,6 +2072,26 @@ TEST_CASE("Store.OpenFailsNamingAPathThatCannotBeOpened") {
   }
 }
 
+TEST_CASE("Store.SqliteWalIsCheckpointedWhileOneWriterNeverPauses") {
+  // Checkpoints run on a thread of the store's own; the writer still starts the WAL over now and
+  // then, so a writer that never pauses (a long chain of tasks) does not grow it for ever.
+  sqlite_database db;
+  auto writer = db.make_store();
+  const std::string value(8 * 1024, 'v');  // a few pages per commit
+  for (int i = 0; i < 6000; ++i) writer->set_variable("v" + std::to_string(i % 50), value + std::to_string(i));
+  const auto wal = fs::path(db.name() + "-wal");
+  REQUIRE(fs::exists(wal));
+  // Without checkpoints: over 18,000 pages (74 MB). The writer starts over at 4,000 (16 MB), or
+  // soon after when the thread's checkpoint is running then.
+  CHECK(fs::file_size(wal) < 40u * 1024 * 1024);
+  auto reader = db.make_store();
+  CHECK(reader->variable("v49") == value + "5999");
+  writer.reset();  // the last connection checkpoints and removes the WAL
+  reader.reset();
+  CHECK_FALSE(fs::exists(wal));
+  CHECK(db.make_store()->variable("v0") == value + "5950");
+}
+
 // --- PostgreSQL only -----------------------------------------------------------------------------
 
 /// A TCP proxy between a store and the server that can cut a connection around COMMIT, as a

@@ -224,6 +224,7 @@ void engine::run_metadata_jobs() {
     requests.swap(metadata_requests_);
   }
   if (requests.empty()) return;
+  pools_open_.reset();  // a job may clear or mark tries in flight
   const auto dags = definitions();
   std::vector<run_key> changed;
   metadata_view view{store_, *dags, [&](const std::string& dag_id, const std::string& run_id) {
@@ -362,6 +363,7 @@ void engine::set_dags(std::vector<shared_definition> dags) {
     ++it;
   }
   load_active_runs();
+  pools_open_.reset();
   warn_missing_pools();
   // Last, after the new DAGs are published and their runs re-bound: a store that fails here
   // leaves the registration pending, and every pass tries it again (register_pending_datasets).
@@ -606,6 +608,7 @@ std::size_t engine::recover_lost_tries() {
     ++count;
   }
   if (!changes.empty()) store_.apply(changes);
+  pools_open_.reset();
   for (auto& [key, run] : active_) load_run(key);
   return count;
 }
@@ -812,6 +815,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
 }
 
 void engine::reload_active_runs() {
+  pools_open_.reset();
   std::vector<run_key> keys;
   for (const auto& [key, r] : active_) keys.push_back(key);
   for (const auto& key : keys) {
@@ -959,10 +963,15 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
   // Open slots per pool over every DAG, as the store counts them, plus the slots of the tries
   // whose ends this pass records (still counted there until it commits). The store checks each
   // claim again when it is written, so that schedulers sharing it never overfill a pool.
+  // They are read from the store only when this engine's count may be wrong (see pools_open_):
+  // a chain of tasks would otherwise read every pool once per task.
   std::optional<std::map<std::string, int>> pool_open;
   if (free_slots > 0 && !active_.empty()) {
-    pool_open.emplace();
-    for (const auto& p : store_.pools()) (*pool_open)[p.name] = p.open_slots();
+    if (!pools_open_) {
+      pools_open_.emplace();
+      for (const auto& p : store_.pools()) (*pools_open_)[p.name] = p.open_slots();
+    }
+    pool_open = *pools_open_;
     const auto busy = [](task_state st) { return st == task_state::queued || st == task_state::running; };
     for (const auto& u : changes.task_instances)
       if (busy(u.expected) && !busy(u.record.state))
@@ -1033,6 +1042,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     }
     if (r.dag->limits_tasks) task_running[it->first.dag_id] = std::move(budget.task_running);
     if (pool_open) *pool_open = std::move(*budget.pool_open);
+    if (s.pool_short) pools_reread_ = true;  // another process's tries may have ended meanwhile
     free_slots -= static_cast<int>(s.to_start.size());
     started_here += static_cast<int>(s.to_start.size());
     for (const task_change& c : s.changed) {
@@ -1173,6 +1183,7 @@ void engine::check_slas(change_set& changes, std::optional<timestamp>& wake) {
 }
 
 void engine::poll_store() {
+  pools_open_.reset();  // other processes' tries, and `pools set`, show at least at every poll
   if (auto paused = store_.paused_dags(); paused != paused_) {
     paused_ = std::move(paused);
     nothing_due_until_.clear();  // an unpaused DAG may be due
@@ -1200,8 +1211,13 @@ void engine::poll_store() {
 std::optional<timestamp> engine::step() {
   const auto began = std::chrono::steady_clock::now();
   // A full disk pauses new tries (running ones go on, and their ends are recorded while the
-  // store can be written); the tries start once space is back.
-  disk_full_ = disk_full(options_.log_folder);
+  // store can be written); the tries start once space is back. Asked every pass while full, else
+  // at most every 100 ms: the statfs and stats cost a chain of short tasks 8 % of the loop's CPU,
+  // and a disk filling up is seen at most 100 ms later.
+  if (disk_full_ || began - disk_checked_ >= std::chrono::milliseconds(100)) {
+    disk_full_ = disk_full(options_.log_folder);
+    disk_checked_ = began;
+  }
   std::optional<timestamp> wake;
   try {
     wake = step_once();
@@ -1295,6 +1311,11 @@ std::optional<timestamp> engine::step_once() {
         load_run(key);
       }
     }
+    // The store holds this pass's claims and ends now. A lost run may be a claim the store refused
+    // (another process filled the pool): the pools are read again.
+    if (pools_reread_ || !lost.empty()) pools_open_.reset();
+    else if (pools_open_) count_pool_slots(changes);
+    pools_reread_ = false;
     // Runs this pass finished are told about only now that the store holds their end; a lost
     // one's (another process cleared or marked it meanwhile) goes on as the store has it.
     for (auto& [key, state] : std::exchange(finished_runs_, {}))
@@ -1312,6 +1333,8 @@ std::optional<timestamp> engine::step_once() {
     running_ = running_before;
     dag_running_ = dag_running_before;
     stale_ = true;
+    pools_open_.reset();
+    pools_reread_ = false;
     throw;
   }
   // The store holds these ends now: the executor may forget them.
@@ -1330,6 +1353,15 @@ std::optional<timestamp> engine::step_once() {
     wake = wake ? std::min(*wake, poll_at) : poll_at;
   }
   return wake;
+}
+
+void engine::count_pool_slots(const change_set& changes) {
+  const auto busy = [](task_state st) { return st == task_state::queued || st == task_state::running; };
+  for (const auto& u : changes.task_instances) {
+    const bool before = busy(u.expected), after = busy(u.record.state);
+    if (before == after) continue;
+    if (auto p = pools_open_->find(u.record.pool); p != pools_open_->end()) p->second += before ? u.record.pool_slots : -u.record.pool_slots;
+  }
 }
 
 std::set<run_key> engine::apply_by_run(change_set& changes) {

@@ -356,6 +356,7 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
       const auto pool = budget.pool_open->find(settings.pool);
       if (pool == budget.pool_open->end() || pool->second < settings.pool_slots) {
         held.push_back(key);  // a pool short of slots (or missing) holds the task, still ready
+        step.pool_short = true;
         continue;
       }
       pool_open = &pool->second;

@@ -957,9 +957,11 @@ change_result store_core::apply_once(const change_set& changes) {
   for (const auto& u : changes.task_instances)
     if (starts_try(u)) claimed_pools.insert(u.record.pool);
   return transact("apply changes", access::write, [&](session& s) {
+    std::map<std::string, std::int64_t> pool_slots;  // as the locking read found them
     for (const auto& pool : claimed_pools) {
       const value name[] = {pool};
-      s.exec("SELECT slots FROM pools WHERE name = $1" + sql_.row_lock, name);
+      s.exec("SELECT slots FROM pools WHERE name = $1" + sql_.row_lock, name,
+             [&](std::span<const value> row) { pool_slots[pool] = integer_of(row[0]); });
     }
     change_result result;  // afresh in every run, so that a run again reports only what it did itself
     const std::int64_t now = micros_of(wall_now());
@@ -1012,7 +1014,7 @@ change_result store_core::apply_once(const change_set& changes) {
       for (std::size_t k = 0; k < which.size(); ++k) result.task_instances_updated[which[k]] = won[k];
     };
     write_updates(ordinary);
-    if (!claims.empty()) write_updates(admitted_claims(s, changes.task_instances, claims));
+    if (!claims.empty()) write_updates(admitted_claims(s, changes.task_instances, claims, pool_slots));
     write_updates(after_claims);
     if (changes.all_or_nothing && !all_won(result)) throw change_set_lost{result};  // rolls back
     s.write(w.try_upserts, changes.tries.size(), rows_of(changes.tries));
@@ -1029,18 +1031,22 @@ change_result store_core::apply_once(const change_set& changes) {
 }
 
 std::vector<std::size_t> store_core::admitted_claims(session& s, const std::vector<task_instance_update>& updates,
-                                                     const std::vector<std::size_t>& claims) {
+                                                     const std::vector<std::size_t>& claims,
+                                                     const std::map<std::string, std::int64_t>& slots) {
   std::map<std::string, std::int64_t> open;  // per pool: slots left; a pool missing admits nothing
   for (std::size_t i : claims) {
     const std::string& pool = updates[i].record.pool;
     if (open.contains(pool)) continue;
+    const auto size = slots.find(pool);
+    if (size == slots.end()) {
+      open[pool] = 0;
+      continue;
+    }
     const value name[] = {pool};
-    std::optional<std::int64_t> slots;
-    s.exec("SELECT slots FROM pools WHERE name = $1", name, [&](std::span<const value> row) { slots = integer_of(row[0]); });
     std::int64_t used = 0;
     s.exec("SELECT COALESCE(SUM(pool_slots), 0) FROM task_instances WHERE pool = $1 AND state IN ('queued', 'running')",
            name, [&](std::span<const value> row) { used = integer_of(row[0]); });
-    open[pool] = slots ? *slots - used : 0;
+    open[pool] = size->second - used;
   }
   std::vector<std::size_t> admitted;
   for (std::size_t i : claims) {

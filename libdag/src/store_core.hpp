@@ -208,9 +208,11 @@ private:
   template <class R>
   std::vector<R> list(const char* what, const std::string& sql, std::span<const value> params = {});
   /// Of the task instance updates `claims` (indexes into `updates`, each starting a try), those
-  /// whose pool has the slots, in order; the pools are locked already (see apply_once).
+  /// whose pool has the slots, in order; the pools are locked already and `slots` holds what their
+  /// locking read found (see apply_once; a pool missing there admits nothing).
   std::vector<std::size_t> admitted_claims(session& s, const std::vector<task_instance_update>& updates,
-                                           const std::vector<std::size_t>& claims);
+                                           const std::vector<std::size_t>& claims,
+                                           const std::map<std::string, std::int64_t>& slots);
   /// The version recorded in schema_version; 0 when the table does not exist yet.
   int recorded_version(session& s);
 

@@ -4,6 +4,7 @@
 /// something falls due.
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -276,6 +277,8 @@ private:
   /// reported since the last pass took its events.
   std::vector<task_event> unrecorded_ends();
   void note_unkept(std::string problem);
+  /// Counts in pools_open_ the slots the written `changes` took and freed.
+  void count_pool_slots(const change_set& changes);
   void hand_over(std::vector<task_request>& starts);
   void queue_alert(alert a, std::vector<notifier_spec> notifiers);
   /// Runs the metadata jobs tries handed over (task_context::metadata), on the loop's thread.
@@ -301,6 +304,13 @@ private:
   std::vector<task_event> parked_;  // ends of DAGs never loaded in this engine: recorded once they are
   std::set<std::string> unloaded_with_runs_;  // DAGs with active runs in the store and no definition, at the latest poll
   bool disk_full_ = false;  // the logs folder's disk is full: no new tries
+  std::chrono::steady_clock::time_point disk_checked_{};  // when disk_full_ was last asked
+  /// Open slots per pool as the store holds them after this engine's latest written pass: read
+  /// from the store, then kept by this engine's own claims and ends. Another process's tries make
+  /// it wrong both ways: a claim it admits wrongly is refused by the store (which counts each
+  /// claim again), and a pool it shows short is read again (pool_short). Empty: read it.
+  std::optional<std::map<std::string, int>> pools_open_;
+  bool pools_reread_ = false;  // this pass found a pool short of slots: read them again next pass
   bool store_unwritable_ = false;  // the latest pass could not be written
   std::string unkept_;  // why ends not recorded yet are held in memory only (executor::hold), or empty
   bool stale_ = false;  // a pass's commit failed: active_ is ahead of the store until re-read

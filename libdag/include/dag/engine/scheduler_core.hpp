@@ -113,6 +113,7 @@ struct run_step {
   std::vector<std::size_t> expanded;
   std::optional<run_state> new_run_state;  ///< set when the run's state changes
   std::optional<time_point> wake_at;       ///< earliest time something falls due (a retry, the run's dagrun_timeout), if any
+  bool pool_short = false;  ///< a ready task waits because its pool has too few open slots (or does not exist)
 };
 
 /// Decides one run: marks tasks whose trigger rule can never be met (`skipped`, `upstream_failed`,
