@@ -2082,8 +2082,9 @@ TEST_CASE("Store.SqliteWalIsCheckpointedWhileOneWriterNeverPauses") {
   const auto wal = fs::path(db.name() + "-wal");
   REQUIRE(fs::exists(wal));
   // Without checkpoints: over 18,000 pages (74 MB). The writer starts over at 4,000 (16 MB), or
-  // soon after when the thread's checkpoint is running then.
-  CHECK(fs::file_size(wal) < 40u * 1024 * 1024);
+  // later when the thread's checkpoint holds the lock then (longer on a loaded machine): the bound
+  // only says that the WAL started over at least once.
+  CHECK(fs::file_size(wal) < 60u * 1024 * 1024);
   auto reader = db.make_store();
   CHECK(reader->variable("v49") == value + "5999");
   writer.reset();  // the last connection checkpoints and removes the WAL

@@ -434,6 +434,40 @@ TEST_CASE("Check.ADefinitionStaysCheckedUntilSomethingCanChangeIt") {
   CHECK(dag::check(bad, catalog()).size() == 1);
 }
 
+TEST_CASE("Check.ADefinitionCheckedWithOtherOperatorsOrMovedFromIsCheckedAgain") {
+  // Checked with a catalog that knows `custom`: against one that does not, the check runs again
+  // and finds the unknown operator (an engine with other operators must refuse the DAG).
+  dag::operator_catalog with_custom = catalog();
+  dag::operator_spec custom;
+  custom.name = "custom";
+  with_custom.add(custom);
+  dag::definition d{"custom_dag"};
+  d.add_task("a", "custom");
+  REQUIRE(dag::check(d, with_custom).empty());
+  CHECK(d.checked());
+  CHECK(d.checked_with(with_custom.stamp()));
+  CHECK_FALSE(d.checked_with(catalog().stamp()));
+  const auto problems = dag::check(d, catalog());
+  REQUIRE(problems.size() == 1);
+  CHECK(std::string(problems[0].what()).find("custom") != std::string::npos);
+  CHECK_FALSE(d.checked());
+  // A copy of a catalog has the same operators, hence the same stamp; an add() makes another.
+  const dag::operator_catalog same = with_custom;
+  CHECK(same.stamp() == with_custom.stamp());
+  const auto before = with_custom.stamp();
+  with_custom.add(custom);
+  CHECK(with_custom.stamp() != before);
+
+  // A moved-from definition is empty: it is not checked any more, and a check finds its problems.
+  dag::definition e{"moved"};
+  e.bash("a", "true");
+  REQUIRE(dag::check(e, catalog()).empty());
+  const dag::definition taken = std::move(e);
+  CHECK(taken.checked());
+  CHECK_FALSE(e.checked());  // NOLINT(bugprone-use-after-move): the point of the test
+  CHECK_FALSE(dag::check(e, catalog()).empty());
+}
+
 TEST_CASE("YamlLoader.MissingPathIsAProblemNotACrash") {
   auto folder = dag::load_dag_folder("/nonexistent/dagrun/dags", catalog());
   CHECK(folder.dags.empty());

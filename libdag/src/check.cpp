@@ -496,9 +496,9 @@ bool is_valid_id(std::string_view id) {
 std::vector<definition_error> check(definition& d, const operator_catalog& operators) {
   // Unchanged since a check that passed: checking again would change nothing (default_args are
   // applied, template files read) and find nothing.
-  if (d.checked()) return {};
+  if (d.checked_with(operators.stamp())) return {};
   auto problems = checker(d, operators).run();
-  d.checked_ = problems.empty();
+  d.checked_.set(problems.empty() ? operators.stamp() : 0);
   return problems;
 }
 

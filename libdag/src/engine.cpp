@@ -100,14 +100,22 @@ void declare_engine_metrics(metrics_registry& m) {
             {"type", "result"});
 }
 
-bool disk_full(const std::filesystem::path& folder) {
+namespace {
+// The bytes free for unprivileged writers on the disk of `folder`, or nullopt when that cannot be told.
+std::optional<std::uintmax_t> free_log_bytes(const std::filesystem::path& folder) {
   // The folder may not exist yet (its first log makes it): ask about the nearest one that does.
   std::filesystem::path at = folder;
   std::error_code ec;
   while (!at.empty() && !std::filesystem::exists(at, ec) && at != at.parent_path()) at = at.parent_path();
   struct statvfs fs {};
-  if (at.empty() || ::statvfs(at.c_str(), &fs) != 0) return false;  // cannot tell: not full
-  return static_cast<std::uintmax_t>(fs.f_bavail) * fs.f_frsize < min_free_log_bytes;
+  if (at.empty() || ::statvfs(at.c_str(), &fs) != 0) return std::nullopt;
+  return static_cast<std::uintmax_t>(fs.f_bavail) * fs.f_frsize;
+}
+}  // namespace
+
+bool disk_full(const std::filesystem::path& folder) {
+  const auto free = free_log_bytes(folder);
+  return free && *free < min_free_log_bytes;  // cannot tell: not full
 }
 
 namespace {
@@ -310,7 +318,8 @@ void engine::set_dags(std::vector<definition> dags) {
 void engine::set_dags(std::vector<shared_definition> dags) {
   std::string problems;
   for (auto& d : dags) {
-    if (d->checked()) continue;
+    if (!d) throw refusal("\n  a null shared_definition");
+    if (d->checked_with(operators_.stamp())) continue;
     definition copy = *d;  // shared read-only: checked as a copy, which replaces it here
     add_problems(copy, operators_, problems);
     d = std::make_shared<const definition>(std::move(copy));
@@ -1212,11 +1221,12 @@ std::optional<timestamp> engine::step() {
   const auto began = std::chrono::steady_clock::now();
   // A full disk pauses new tries (running ones go on, and their ends are recorded while the
   // store can be written); the tries start once space is back. Asked every pass while full, else
-  // at most every 100 ms: the statfs and stats cost a chain of short tasks 8 % of the loop's CPU,
-  // and a disk filling up is seen at most 100 ms later.
+  // at most every 100 ms while 64 MiB are free: the statfs and stats cost a chain of short tasks
+  // 8 % of the loop's CPU. Below that, every pass again: hundreds of tries can start in 100 ms.
   if (disk_full_ || began - disk_checked_ >= std::chrono::milliseconds(100)) {
-    disk_full_ = disk_full(options_.log_folder);
-    disk_checked_ = began;
+    const auto free = free_log_bytes(options_.log_folder);
+    disk_full_ = free && *free < min_free_log_bytes;
+    if (!free || *free >= 64 * (std::uintmax_t{1} << 20)) disk_checked_ = began;
   }
   std::optional<timestamp> wake;
   try {

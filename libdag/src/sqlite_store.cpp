@@ -2,6 +2,7 @@
 /// IMMEDIATE transaction per write, and the hot path's statements prepared once and run row by
 /// row, their text bound without copying.
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -140,30 +141,33 @@ public:
   wal_checkpointer(const wal_checkpointer&) = delete;
   wal_checkpointer& operator=(const wal_checkpointer&) = delete;
 
-  /// Called by the writer after each commit, with the WAL's size in frames.
-  void committed(sqlite3* writer, const char* schema, int pages) {
+  /// Called by the writer after each commit, with the WAL's size in frames. Inside sqlite3_step:
+  /// nothing may unwind through SQLite's frames, so a failure here only turns the thread off.
+  void committed(sqlite3* writer, const char* schema, int pages) noexcept {
     int copied = copied_.load(std::memory_order_relaxed);
-    if (pages < copied) {  // the WAL started over since the last background checkpoint
+    if (pages < copied || pages < asked_at_) {  // the WAL started over since the last background checkpoint
       copied = 0;
+      asked_at_ = 0;
       copied_.store(0, std::memory_order_relaxed);
     }
     if (pages >= writer_pages || (broken_ && pages >= background_pages)) {
       sqlite3_wal_checkpoint_v2(writer, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);  // busy: next commit
       return;
     }
-    if (pages - copied < background_pages || broken_) return;
-    std::lock_guard lock(mutex_);
-    if (wanted_) return;
-    wanted_ = true;
-    if (!thread_.joinable()) {
-      try {
-        thread_ = std::jthread([this](std::stop_token stop) { work(stop); });
-      } catch (const std::system_error&) {
-        broken_ = true;  // no thread to be had: the writer checkpoints, as SQLite would
-        return;
-      }
+    // Asked again only background_pages after the last ask too: a checkpoint that cannot advance
+    // (a reader holding an old snapshot, another process checkpointing) is not asked for at
+    // every commit.
+    if (pages - std::max(copied, asked_at_) < background_pages || broken_) return;
+    asked_at_ = pages;
+    try {
+      std::lock_guard lock(mutex_);
+      if (wanted_) return;
+      wanted_ = true;
+      if (!thread_.joinable()) thread_ = std::jthread([this](std::stop_token stop) { work(stop); });
+      wake_.notify_one();
+    } catch (...) {
+      broken_ = true;  // no thread (or lock) to be had: the writer checkpoints, as SQLite would
     }
-    wake_.notify_one();
   }
 
 private:
@@ -174,6 +178,7 @@ private:
       // A connection learns that the database is in WAL mode on its first read: until then a
       // checkpoint does nothing.
       if (!db_ && (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK ||
+                   sqlite3_busy_timeout(db_, 5000) != SQLITE_OK ||
                    sqlite3_exec(db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) != SQLITE_OK)) {
         sqlite3_close_v2(db_);
         db_ = nullptr;
@@ -190,6 +195,7 @@ private:
   std::string path_;
   sqlite3* db_ = nullptr;        // the thread's connection, opened on its first checkpoint
   std::atomic<int> copied_ = 0;  // WAL frames the latest background checkpoint left copied
+  int asked_at_ = 0;             // the WAL's frames when a checkpoint was last asked for (the writer's)
   std::atomic<bool> broken_ = false;
   std::mutex mutex_;
   std::condition_variable_any wake_;

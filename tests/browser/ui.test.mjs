@@ -224,7 +224,9 @@ try {
       page.evaluate(() => window.sameDocument === true && !!document.querySelector('#grid .sq.st-running, #grid .sq.st-success')));
     await shot('03-grid-running');
     await until('the run to finish green', () => page.evaluate(() => !!document.querySelector('#grid th.run .bar.st-success')), 30000);
-    assert.equal(await page.locator('#grid .sq.st-success').count(), 3);
+    // The run's end recolours the page, then reloads it (its signature changed): counted on the
+    // reloaded page, not in the moment between, where the grid is not there yet.
+    await until('its three task cells green', () => page.evaluate(() => document.querySelectorAll('#grid .sq.st-success').length === 3));
     await settled();
     await shot('04-grid-success');
     // The conf reached the task: its rendered field and its log.

@@ -2,7 +2,9 @@
 /// @file A DAG definition with its fluent C++ API (`a >> b`, `a >> dag::tasks{b, c}`).
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -219,6 +221,36 @@ inline group_handle operator>>(task_handle upstream, group_handle downstream) { 
 /// `group >> task`: the task runs after the group's leaves. Returns the task.
 inline task_handle operator>>(group_handle upstream, task_handle downstream);
 
+namespace detail {
+/// What check() found of a definition: the stamp of the operator catalog it passed against, or 0.
+/// A copy has the same content, so it keeps the mark; a moved-from definition is empty, so it
+/// loses it. Atomic (relaxed) because a non-const access clears it: two threads reading one
+/// non-const definition must not race on it.
+class check_mark {
+public:
+  check_mark() = default;
+  check_mark(const check_mark& o) : stamp_(o.stamp_.load(std::memory_order_relaxed)) {}
+  check_mark(check_mark&& o) noexcept : stamp_(o.stamp_.exchange(0, std::memory_order_relaxed)) {}
+  check_mark& operator=(const check_mark& o) {
+    stamp_.store(o.stamp_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    return *this;
+  }
+  check_mark& operator=(check_mark&& o) noexcept {
+    stamp_.store(o.stamp_.exchange(0, std::memory_order_relaxed), std::memory_order_relaxed);
+    return *this;
+  }
+  std::uint64_t stamp() const { return stamp_.load(std::memory_order_relaxed); }
+  void set(std::uint64_t catalog_stamp) { stamp_.store(catalog_stamp, std::memory_order_relaxed); }
+  // Written only when set, so reads through non-const accessors of an unchecked definition stay reads.
+  void clear() {
+    if (stamp_.load(std::memory_order_relaxed) != 0) stamp_.store(0, std::memory_order_relaxed);
+  }
+
+private:
+  std::atomic<std::uint64_t> stamp_{0};
+};
+}  // namespace detail
+
 /// A DAG: its settings and its tasks. Built by the YAML loader or with the fluent API;
 /// `dag::check` (in dag/load/check.hpp) validates it and applies `default_args`.
 class definition {
@@ -298,7 +330,7 @@ public:
   }
   /// Adds a fully built task (as the YAML loader does) and returns a handle on it.
   task_handle add_task(task t) {
-    checked_ = false;
+    checked_.clear();
     index_.try_emplace(t.id, tasks_.size());  // a duplicate keeps the first; check() reports it
     tasks_.push_back(std::move(t));
     return {*this, tasks_.size() - 1};
@@ -326,7 +358,7 @@ public:
   }
   /// Adds a fully built group (as the YAML loader does; `parent` must be added first).
   group_handle add_group(task_group g) {
-    checked_ = false;
+    checked_.clear();
     groups_.push_back(std::move(g));
     return {*this, groups_.size() - 1};
   }
@@ -334,7 +366,7 @@ public:
   const std::vector<task_group>& groups() const { return groups_; }
   /// The task groups, for the loader to complete.
   std::vector<task_group>& groups() {
-    checked_ = false;
+    checked_.clear();
     return groups_;
   }
   /// The group with this id, or nullptr.
@@ -404,7 +436,7 @@ public:
   const std::vector<task>& all_tasks() const { return tasks_; }
   /// The tasks, for the loader and `check` to complete.
   std::vector<task>& all_tasks() {
-    checked_ = false;
+    checked_.clear();
     return tasks_;
   }
   /// The task with this id, or nullptr.
@@ -421,7 +453,7 @@ public:
   /// Fills each task's effective `settings` from its options over its groups' `default_args`
   /// (innermost first) over the DAG's.
   void apply_default_args() {
-    checked_ = false;
+    checked_.clear();
     for (auto& t : tasks_) {
       task_options o = t.options;
       for (const task_group* g = find_group(t.group); g; g = g->parent.empty() ? nullptr : find_group(g->parent))
@@ -435,13 +467,15 @@ public:
   /// groups()) makes it false again; a reference into it taken before the check is not watched. A
   /// checked definition is checked again in O(1): the engine and the CLI pass the same shared
   /// definition along (see shared_definition) without copying it to check it again.
-  bool checked() const { return checked_; }
+  bool checked() const { return checked_.stamp() != 0; }
+  /// Checked, and against the operators of the catalog whose stamp() this is (see check_mark).
+  bool checked_with(std::uint64_t catalog_stamp) const { return checked_.stamp() == catalog_stamp; }
 
 private:
   friend std::vector<definition_error> check(definition& d, const operator_catalog& operators);
   /// Every fluent setter ends here: the definition may differ from the one check() saw.
   definition& changed() {
-    checked_ = false;
+    checked_.clear();
     return *this;
   }
 
@@ -469,7 +503,7 @@ private:
   std::vector<task> tasks_;
   std::unordered_map<std::string, std::size_t> index_;
   std::vector<task_group> groups_;
-  bool checked_ = false;
+  detail::check_mark checked_;
 };
 
 /// A definition shared read-only. A DAG (a 100,000-task one is large) is loaded and checked once,

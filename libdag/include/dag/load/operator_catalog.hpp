@@ -1,6 +1,8 @@
 #pragma once
 /// @file The operators a loader accepts, by name, with the fields each declares.
 
+#include <atomic>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -17,6 +19,7 @@ public:
   void add(operator_spec spec) {
     std::string name = spec.name;
     specs_.insert_or_assign(std::move(name), std::move(spec));
+    stamp_ = next_stamp();
   }
   /// Adds an operator type.
   template <dag_operator Op>
@@ -34,8 +37,18 @@ public:
     return out;
   }
 
+  /// Names these operators as they are now: another catalog, or this one after an add(), has
+  /// another stamp (a copy keeps it: same operators). A definition remembers the stamp it was
+  /// checked with, so checking it against other operators checks it again.
+  std::uint64_t stamp() const { return stamp_; }
+
 private:
+  static std::uint64_t next_stamp() {
+    static std::atomic<std::uint64_t> last{0};
+    return last.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
   std::map<std::string, operator_spec> specs_;
+  std::uint64_t stamp_ = next_stamp();
 };
 
 }  // namespace dag
