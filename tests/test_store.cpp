@@ -379,7 +379,7 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
   db.execute("DROP TABLE event_log");
   db.execute("ALTER TABLE connections DROP COLUMN extra");
   db.execute("DROP TABLE pools");
-  db.execute("DROP INDEX task_instances_by_pool");
+  db.execute("DROP INDEX task_instances_in_flight");
   db.execute("ALTER TABLE task_instances DROP COLUMN pool");
   db.execute("ALTER TABLE task_instances DROP COLUMN pool_slots");
   for (const char* table : {"dataset_run_events", "dataset_queue", "dataset_consumers", "dataset_events", "datasets"})
@@ -390,7 +390,7 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
   db.execute("ALTER TABLE task_instances DROP COLUMN executor");
   db.execute("DELETE FROM schema_version WHERE version > 1");
   auto s = db.make_store();
-  CHECK(s->schema_version() == 9);
+  CHECK(s->schema_version() == 10);
   // Migration 8: a row written before was changed when it last started or ended; this one never did.
   dag::task_instance_filter changed;
   changed.updated_from = dag::timestamp{};
@@ -410,6 +410,19 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
   CHECK(tis[0].pool == "default_pool");
   CHECK(tis[0].pool_slots == 1);
   CHECK(s->events({}).empty());
+}
+
+/// Checks `t` is the failed first try of "extract" that the migration tests write (every column set).
+void check_first_failed_try(const dag::try_record& t) {
+  CHECK(t.try_number == 1);
+  CHECK(t.state == dag::task_state::failed);
+  CHECK(t.start_date == dag::timestamp{100us});
+  CHECK(t.end_date == dag::timestamp{200us});
+  CHECK(t.exit_code == 3);
+  CHECK(t.hostname == "worker-2");
+  CHECK(t.pid == 7);
+  CHECK(t.log_path == "logs/extract/1.log");
+  CHECK(t.message == "exit status 3");
 }
 
 TEST_CASE_TEMPLATE("Store.MigrationSixKeepsEveryTaskInstanceTryAndXComAsUnmapped", database, STORE_BACKENDS) {
@@ -492,14 +505,7 @@ TEST_CASE_TEMPLATE("Store.MigrationSixKeepsEveryTaskInstanceTryAndXComAsUnmapped
   const auto tries = s->tries("etl", run.run_id, "extract");
   REQUIRE(tries.size() == 2);
   CHECK(tries[0].map_index == -1);
-  CHECK(tries[0].state == dag::task_state::failed);
-  CHECK(tries[0].start_date == dag::timestamp{100us});
-  CHECK(tries[0].end_date == dag::timestamp{200us});
-  CHECK(tries[0].exit_code == 3);
-  CHECK(tries[0].hostname == "worker-2");
-  CHECK(tries[0].pid == 7);
-  CHECK(tries[0].log_path == "logs/extract/1.log");
-  CHECK(tries[0].message == "exit status 3");
+  check_first_failed_try(tries[0]);
   CHECK(tries[1].try_number == 2);
   CHECK(tries[1].state == dag::task_state::success);
   const auto xcoms = s->xcoms("etl", run.run_id, "extract");
@@ -534,6 +540,75 @@ TEST_CASE_TEMPLATE("Store.MigrationSixKeepsEveryTaskInstanceTryAndXComAsUnmapped
   CHECK(s->task_instances("etl", run.run_id).empty());
   CHECK(s->tries("etl", run.run_id, "extract").empty());
   CHECK(s->xcoms("etl", run.run_id, "extract").empty());
+}
+
+TEST_CASE_TEMPLATE("Store.MigrationTenKeepsEveryTryAndCountsTheTriesInFlight", database, STORE_BACKENDS) {
+  database db;
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  const int latest = [&] {
+    auto s = db.make_store();
+    REQUIRE(s->apply(creating(run, {"extract", "load"})).runs_created == std::vector<bool>{true});
+    dag::change_set c;
+    c.task_instances.push_back(moving(run, "extract", dag::task_state::none, 0, dag::task_state::running, 2));
+    c.task_instances.push_back(moving(run, "load", dag::task_state::none, 0, dag::task_state::queued, 1));
+    c.task_instances[0].record.pool_slots = 3;
+    dag::try_record failed = a_try(run, "extract", 1, dag::task_state::failed);
+    failed.start_date = dag::timestamp{100us};
+    failed.end_date = dag::timestamp{200us};
+    failed.exit_code = 3;
+    failed.hostname = "worker-2";
+    failed.pid = 7;
+    failed.log_path = "logs/extract/1.log";
+    failed.message = "exit status 3";
+    c.tries.push_back(failed);
+    REQUIRE(s->apply(c).task_instances_updated == std::vector<bool>{true, true});
+    return s->schema_version();
+  }();
+  // A version 9 database: tries in a table of their own beside their key's index, and two
+  // indexes of the instances in flight.
+  const std::string key = database::key_type, instant = database::instant_type;
+  db.execute("CREATE TABLE task_tries_9 (dag_id " + key + " NOT NULL, run_id " + key + " NOT NULL, task_id " + key +
+             " NOT NULL, map_index INTEGER NOT NULL DEFAULT -1, try_number INTEGER NOT NULL, state TEXT NOT NULL, start_date " +
+             instant + ", end_date " + instant + ", exit_code INTEGER, hostname TEXT NOT NULL DEFAULT '', pid INTEGER NOT NULL "
+             "DEFAULT 0, log_path TEXT NOT NULL DEFAULT '', message TEXT NOT NULL DEFAULT '', PRIMARY KEY (dag_id, run_id, "
+             "task_id, map_index, try_number), FOREIGN KEY (dag_id, run_id, task_id, map_index) REFERENCES task_instances "
+             "(dag_id, run_id, task_id, map_index) ON DELETE CASCADE)");
+  db.execute("INSERT INTO task_tries_9 SELECT * FROM task_tries");
+  db.execute("DROP TABLE task_tries");
+  db.execute("ALTER TABLE task_tries_9 RENAME TO task_tries");
+  db.execute("DROP INDEX task_instances_in_flight");
+  db.execute("CREATE INDEX task_instances_in_flight ON task_instances (state) WHERE state IN ('queued', 'running')");
+  db.execute("CREATE INDEX task_instances_by_pool ON task_instances (pool, state) WHERE state IN ('queued', 'running')");
+  db.execute("DELETE FROM schema_version WHERE version > 9");
+
+  auto s = db.make_store();  // migrates from 9
+  CHECK(s->schema_version() == latest);
+  const auto tries = s->tries("etl", run.run_id, "extract");
+  REQUIRE(tries.size() == 1);
+  check_first_failed_try(tries[0]);
+  // The instances in flight, by state and by pool, as recovery and the pools' counts ask for them.
+  const auto in_flight = s->task_instances_in({dag::task_state::queued, dag::task_state::running});
+  REQUIRE(in_flight.size() == 2);
+  CHECK(in_flight[0].task_id == "extract");
+  CHECK(in_flight[1].task_id == "load");
+  const auto pool = s->find_pool("default_pool");
+  REQUIRE(pool);
+  CHECK(pool->running_slots == 3);
+  CHECK(pool->queued_slots == 1);
+  // A try written again replaces its row; the task instance's end takes it out of the counts.
+  dag::change_set ended;
+  ended.task_instances.push_back(moving(run, "extract", dag::task_state::running, 2, dag::task_state::success, 2));
+  dag::try_record again = a_try(run, "extract", 1, dag::task_state::failed);
+  again.message = "exit status 4";
+  ended.tries.push_back(again);
+  ended.tries.push_back(a_try(run, "extract", 2, dag::task_state::success));
+  REQUIRE(s->apply(ended).task_instances_updated == std::vector<bool>{true});
+  const auto after = s->tries("etl", run.run_id, "extract");
+  REQUIRE(after.size() == 2);
+  CHECK(after[0].message == "exit status 4");
+  CHECK(after[1].state == dag::task_state::success);
+  CHECK(s->find_pool("default_pool")->running_slots == 0);
+  CHECK(s->task_instances_in({dag::task_state::running}).empty());
 }
 
 TEST_CASE_TEMPLATE("Store.ReopeningAFileKeepsItsData", database, STORE_BACKENDS) {

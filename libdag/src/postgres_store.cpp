@@ -114,7 +114,8 @@ dialect postgres_dialect() {
   return {{{"key", "TEXT COLLATE \"C\""},
            {"instant", "BIGINT"},
            {"flag", "BOOLEAN NOT NULL DEFAULT FALSE"},
-           {"row_id", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"}},
+           {"row_id", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"},
+           {"without_rowid", ""}},
           "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0 ELSE 1 END",
           // Migrations' advisory lock ("dagrun" in ASCII, 0x64616772756e): per database, so stores on
           // other databases do not wait; it goes with the transaction, so it cannot outlive a crash.

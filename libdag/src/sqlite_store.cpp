@@ -249,7 +249,8 @@ private:
 };
 
 dialect sqlite_dialect() {
-  return {{{"key", "TEXT"}, {"instant", "INTEGER"}, {"flag", "INTEGER NOT NULL DEFAULT 0"}, {"row_id", "INTEGER PRIMARY KEY"}},
+  return {{{"key", "TEXT"}, {"instant", "INTEGER"}, {"flag", "INTEGER NOT NULL DEFAULT 0"}, {"row_id", "INTEGER PRIMARY KEY"},
+           {"without_rowid", " WITHOUT ROWID"}},
           "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
           ""};  // BEGIN IMMEDIATE already serializes writers
 }

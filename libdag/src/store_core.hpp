@@ -99,7 +99,8 @@ protected:
 /// What the core needs to know of a backend's SQL.
 struct dialect {
   /// The schema's types: `key` (text ordered bytewise), `instant` (64-bit integer), `flag` (with
-  /// its default, false) and `row_id` (an integer primary key the database draws).
+  /// its default, false) and `row_id` (an integer primary key the database draws); and the
+  /// table option `without_rowid` (rows kept in the primary key's B-tree, where the backend can).
   std::map<std::string, std::string, std::less<>> types;
   std::string has_schema_version;  ///< a query giving 1 when table schema_version exists, else 0
   std::string migration_lock;      ///< run first when migrating, to serialize migrations ("" if not needed)
