@@ -2125,10 +2125,10 @@ TEST_CASE("Store.SqliteWalCheckpointThreadOpensAFileUriDatabase") {
   // A `file:` URI (which this SQLite reads as one): the thread opens the file the writer has open,
   // not a file named after the URI's text.
   sqlite_database db;
-  auto writer = dag::open_store("sqlite:file:" + db.file().string() + "?cache=private");
+  auto writer = dag::open_store("sqlite:file:" + fs::path(db.name()).string() + "?cache=private");
   const std::string value(8 * 1024, 'v');
-  for (int i = 0; i < 1500; ++i) writer->set_variable("v" + std::to_string(i % 50), value);  // asks for a checkpoint
-  CHECK(eventually([&] { return descriptors_on(db.file()) == 2; }));
+  for (int i = 0; i < 1500; ++i) writer->set_variable("v" + std::to_string(i % 50), value + std::to_string(i));  // changed values (SQLite skips writing an unchanged one): asks for a checkpoint
+  CHECK(dag_test::eventually([&] { return descriptors_on(fs::path(db.name())) == 2; }));
 }
 
 TEST_CASE("Store.SqliteWalCheckpointThreadOpensItsConnectionAgainAfterAFailure") {
@@ -2136,7 +2136,7 @@ TEST_CASE("Store.SqliteWalCheckpointThreadOpensItsConnectionAgainAfterAFailure")
   auto writer = db.make_store();
   const std::string value(8 * 1024, 'v');
   writer->set_variable("v", value);
-  REQUIRE(descriptors_on(db.file()) == 1);
+  REQUIRE(descriptors_on(fs::path(db.name())) == 1);
   const int wal_fd = ::open((db.name() + "-wal").c_str(), O_RDONLY | O_CLOEXEC);
   REQUIRE(wal_fd >= 0);
   {
@@ -2152,16 +2152,16 @@ TEST_CASE("Store.SqliteWalCheckpointThreadOpensItsConnectionAgainAfterAFailure")
     REQUIRE(::setrlimit(RLIMIT_NOFILE, &limited) == 0);
     const std::uint32_t restarts = wal_restarts(wal_fd);
     int i = 0;
-    for (; i < 20000 && wal_restarts(wal_fd) < restarts + 2; ++i) writer->set_variable("v" + std::to_string(i % 50), value);
+    for (; i < 20000 && wal_restarts(wal_fd) < restarts + 2; ++i) writer->set_variable("v" + std::to_string(i % 50), value + std::to_string(i));
     REQUIRE(::setrlimit(RLIMIT_NOFILE, &before) == 0);
     CHECK(i < 20000);
-    CHECK(descriptors_on(db.file()) == 1);  // the thread has no connection (nothing written since)
+    CHECK(descriptors_on(fs::path(db.name())) == 1);  // the thread has no connection (nothing written since)
   }
   ::close(wal_fd);
   // Descriptors again: a later ask opens it.
   int i = 0;
-  for (; i < 20000 && descriptors_on(db.file()) < 2; ++i) writer->set_variable("v" + std::to_string(i % 50), value);
-  CHECK(eventually([&] { return descriptors_on(db.file()) == 2; }));
+  for (; i < 20000 && descriptors_on(fs::path(db.name())) < 2; ++i) writer->set_variable("v" + std::to_string(i % 50), value + std::to_string(i));
+  CHECK(dag_test::eventually([&] { return descriptors_on(fs::path(db.name())) == 2; }));
   CHECK(writer->variable("v") == value);
 }
 
