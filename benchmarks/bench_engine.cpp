@@ -118,6 +118,7 @@ std::string task_id(int i) {
 
 dag::definition make_dag(const options& o) {
   dag::definition d{"bench_" + o.mode + "_" + o.op};
+  d.reserve_tasks(static_cast<std::size_t>(o.tasks));
   if (o.mode == "chain") {
     // A linear chain: t0 >> t1 >> ... ; one task at a time whatever the limits.
     d.max_active_tasks(o.max_active_tasks > 0 ? o.max_active_tasks : 16);

@@ -46,7 +46,7 @@ std::vector<dag::definition> bench_dags() {
     int n = 100000;
     if (const char* v = std::getenv("BENCH_CALLABLES")) n = std::max(1, std::atoi(v));
     dag::definition wide{"bench_callables"};
-    wide.max_active_tasks(n);
+    wide.max_active_tasks(n).reserve_tasks(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) wide.callable("t" + std::to_string(i), noop);
     all.push_back(std::move(wide));
   }
@@ -54,6 +54,7 @@ std::vector<dag::definition> bench_dags() {
     int chain_n = 200;
     if (const char* v = std::getenv("BENCH_CHAIN")) chain_n = std::max(1, std::atoi(v));
     dag::definition chain{"bench_chain_callables"};
+    chain.reserve_tasks(static_cast<std::size_t>(chain_n));
     std::optional<dag::task_handle> previous;
     for (int i = 0; i < chain_n; ++i) {
       auto t = chain.callable("t" + std::to_string(i), noop);

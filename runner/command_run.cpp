@@ -99,7 +99,7 @@ int test_command(invocation& inv) {
     for (const auto& x : d->all_tasks()) ids.push_back(x.id);
     throw dag::usage_error("DAG '" + dag_id + "' has no task '" + task_id + "'" + dag::did_you_mean(task_id, ids));
   }
-  const auto sd = dag::scheduled_dag::borrowing(*d);
+  const dag::scheduled_dag sd(engine_dags(folder, dag_id).front());  // shares the folder's definition
   auto db = open_db(inv);
   // Nothing is written: the try runs here with its log on standard output, its context built as
   // the engine builds it (same environment, rendering and secrets).
@@ -166,7 +166,7 @@ int backfill_command(invocation& inv) {
   auto folder = load_dags(inv);
   const dag::definition* d = find_dag(inv, folder, dag_id);
   if (!d) return exit_usage;
-  const auto sd = dag::scheduled_dag::borrowing(*d);
+  const dag::scheduled_dag sd(engine_dags(folder, dag_id).front());  // shares the folder's definition
   auto db = open_db(inv);
   // What exists already, by logical date (scheduled and backfill runs: one per date).
   dag::run_filter filter;

@@ -93,13 +93,26 @@ TEST_CASE("Daemon.KillNineMidTaskThenRestartRetriesTheLostTry" * doctest::timeou
                            "    bash_command: 'if [ \"$DAGRUN_TRY_NUMBER\" = 1 ]; then echo $$ > " + pidfile.string() +
                            "; sleep 600; fi; echo finished'\n");
   REQUIRE(s.dagrun("trigger slow --date 2024-01-01") == 0);
+  // The XCom files of the first daemon's tries (`dagrun-xcom-NS-PID-…`, PID the daemon's).
+  pid_t first_daemon = 0;
+  const auto xcom_files_of_first_daemon = [&] {
+    int n = 0;
+    const std::string owner = "-" + std::to_string(first_daemon) + "-";
+    for (const auto& f : std::filesystem::directory_iterator(std::filesystem::temp_directory_path())) {
+      const std::string name = f.path().filename().string();
+      if (name.starts_with("dagrun-xcom-") && name.find(owner) != std::string::npos) ++n;
+    }
+    return n;
+  };
   {
     auto daemon = s.start_daemon();
+    first_daemon = daemon.pid();
     REQUIRE(eventually([&] { return std::filesystem::exists(pidfile) && std::filesystem::file_size(pidfile) > 0; }));
     ::kill(daemon.pid(), SIGKILL);
     auto r = daemon.wait();
     CHECK(r.signal == SIGKILL);
   }
+  CHECK(xcom_files_of_first_daemon() == 1);  // its killed try's, which nothing removed
   auto db = s.store();
   CHECK(instance(*db, "slow", run_id, "a")->state == dag::task_state::running);  // what the dead daemon left
   // The first try's shell outlived its daemon (it sleeps in its own process group).
@@ -123,6 +136,7 @@ TEST_CASE("Daemon.KillNineMidTaskThenRestartRetriesTheLostTry" * doctest::timeou
   CHECK(tries[0].state == dag::task_state::up_for_retry);
   CHECK(tries[0].message.starts_with("executor lost"));
   CHECK(tries[1].state == dag::task_state::success);
+  CHECK(xcom_files_of_first_daemon() == 0);  // the retry's process removed what the dead one left
   dag::run_filter all;
   all.dag_id = "slow";
   CHECK(db->runs(all).size() == 1);  // no duplicated run

@@ -645,6 +645,18 @@ TEST_CASE("Engine.SharedDefinitionsAreScheduledAsTheyAreAndAReloadLeavesAReaderT
   CHECK(eng.find_dag("shared")->def == second);
 }
 
+TEST_CASE("Engine.SetDagsOfAnEmptyBracedListSchedulesNoDag") {
+  sandbox s;
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  dag::definition d{"one"};
+  d.bash("a", "true");
+  eng.set_dags({std::move(d)});
+  REQUIRE(eng.find_dag("one"));
+  eng.set_dags({});  // compiles: one overload takes an empty list
+  CHECK_FALSE(eng.find_dag("one"));
+  CHECK(eng.definitions()->empty());
+}
+
 namespace {
 
 // A program's own executor: one thread of its own runs each try's operator in this process and

@@ -17,8 +17,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -42,6 +44,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "support/eventually.hpp"
 
 namespace doctest {
 template <>
@@ -2166,6 +2170,74 @@ TEST_CASE("Store.SqliteWalIsCheckpointedWhileOneWriterNeverPauses") {
   reader.reset();
   CHECK_FALSE(fs::exists(wal));
   CHECK(db.make_store()->variable("v0") == value + "5950");
+}
+
+namespace {
+
+// How many of this process's file descriptors are open on `file` (the checkpoint thread's
+// connection is the second one on a store's database).
+int descriptors_on(const fs::path& file) {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& fd : fs::directory_iterator("/proc/self/fd", ec)) {
+    std::error_code link_ec;
+    if (fs::read_symlink(fd.path(), link_ec) == fs::canonical(file) && !link_ec) ++n;
+  }
+  return n;
+}
+
+// The WAL's checkpoint sequence number (bytes 12–15 of its header, big-endian), read through
+// `wal_fd`: one more each time the WAL starts over.
+std::uint32_t wal_restarts(int wal_fd) {
+  unsigned char header[16] = {};
+  if (::pread(wal_fd, header, sizeof header, 0) != static_cast<ssize_t>(sizeof header)) return 0;
+  return std::uint32_t{header[12]} << 24 | std::uint32_t{header[13]} << 16 | std::uint32_t{header[14]} << 8 | header[15];
+}
+
+}  // namespace
+
+TEST_CASE("Store.SqliteWalCheckpointThreadOpensAFileUriDatabase") {
+  // A `file:` URI (which this SQLite reads as one): the thread opens the file the writer has open,
+  // not a file named after the URI's text.
+  sqlite_database db;
+  auto writer = dag::open_store("sqlite:file:" + fs::path(db.name()).string() + "?cache=private");
+  const std::string value(8 * 1024, 'v');
+  for (int i = 0; i < 1500; ++i) writer->set_variable("v" + std::to_string(i % 50), value + std::to_string(i));  // changed values (SQLite skips writing an unchanged one): asks for a checkpoint
+  CHECK(dag_test::eventually([&] { return descriptors_on(fs::path(db.name())) == 2; }));
+}
+
+TEST_CASE("Store.SqliteWalCheckpointThreadOpensItsConnectionAgainAfterAFailure") {
+  sqlite_database db;
+  auto writer = db.make_store();
+  const std::string value(8 * 1024, 'v');
+  writer->set_variable("v", value);
+  REQUIRE(descriptors_on(fs::path(db.name())) == 1);
+  const int wal_fd = ::open((db.name() + "-wal").c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(wal_fd >= 0);
+  {
+    // No file descriptor to be had: the thread, asked for a checkpoint, cannot open its connection
+    // and the writer checkpoints itself meanwhile (the WAL still starts over).
+    rlimit before{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &before) == 0);
+    const int lowest_free = ::dup(0);
+    REQUIRE(lowest_free >= 0);
+    ::close(lowest_free);
+    rlimit limited = before;
+    limited.rlim_cur = static_cast<rlim_t>(lowest_free);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &limited) == 0);
+    const std::uint32_t restarts = wal_restarts(wal_fd);
+    int i = 0;
+    for (; i < 20000 && wal_restarts(wal_fd) < restarts + 2; ++i) writer->set_variable("v" + std::to_string(i % 50), value + std::to_string(i));
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &before) == 0);
+    CHECK(i < 20000);
+    CHECK(descriptors_on(fs::path(db.name())) == 1);  // the thread has no connection (nothing written since)
+  }
+  ::close(wal_fd);
+  // Descriptors again: a later ask opens it.
+  int i = 0;
+  for (; i < 20000 && descriptors_on(fs::path(db.name())) < 2; ++i) writer->set_variable("v" + std::to_string(i % 50), value + std::to_string(i));
+  CHECK(dag_test::eventually([&] { return descriptors_on(fs::path(db.name())) == 2; }));
+  CHECK(writer->variable("v") == value);
 }
 
 // --- PostgreSQL only -----------------------------------------------------------------------------

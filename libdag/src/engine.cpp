@@ -981,10 +981,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
       for (const auto& p : store_.pools()) (*pools_open_)[p.name] = p.open_slots();
     }
     pool_open = *pools_open_;
-    const auto busy = [](task_state st) { return st == task_state::queued || st == task_state::running; };
-    for (const auto& u : changes.task_instances)
-      if (busy(u.expected) && !busy(u.record.state))
-        if (auto p = pool_open->find(u.record.pool); p != pool_open->end()) p->second += u.record.pool_slots;
+    count_pool_slots(changes, *pool_open);
   }
 
   // depends_on_past: runs of DAGs whose task instances finished look again at the tasks that
@@ -1324,7 +1321,7 @@ std::optional<timestamp> engine::step_once() {
     // The store holds this pass's claims and ends now. A lost run may be a claim the store refused
     // (another process filled the pool): the pools are read again.
     if (pools_reread_ || !lost.empty()) pools_open_.reset();
-    else if (pools_open_) count_pool_slots(changes);
+    else if (pools_open_) count_pool_slots(changes, *pools_open_);
     pools_reread_ = false;
     // Runs this pass finished are told about only now that the store holds their end; a lost
     // one's (another process cleared or marked it meanwhile) goes on as the store has it.
@@ -1365,12 +1362,11 @@ std::optional<timestamp> engine::step_once() {
   return wake;
 }
 
-void engine::count_pool_slots(const change_set& changes) {
-  const auto busy = [](task_state st) { return st == task_state::queued || st == task_state::running; };
+void engine::count_pool_slots(const change_set& changes, std::map<std::string, int>& open) {
   for (const auto& u : changes.task_instances) {
-    const bool before = busy(u.expected), after = busy(u.record.state);
+    const bool before = holds_pool_slot(u.expected), after = holds_pool_slot(u.record.state);
     if (before == after) continue;
-    if (auto p = pools_open_->find(u.record.pool); p != pools_open_->end()) p->second += before ? u.record.pool_slots : -u.record.pool_slots;
+    if (auto p = open.find(u.record.pool); p != open.end()) p->second += before ? u.record.pool_slots : -u.record.pool_slots;
   }
 }
 

@@ -110,7 +110,9 @@ std::string checked_conf(const definition& dag, const std::string& conf, const s
 std::optional<run_record> trigger_run(store& s, const definition& dag, time_point logical_date, const std::string& conf,
                                       const std::string& note, const std::string& run_id) {
   const std::string checked = checked_conf(dag, conf);
-  auto run = create_run_record(s, scheduled_dag::borrowing(dag), run_type::manual, logical_date, checked, run_id);
+  // Its scheduled form borrows `dag` (an alias that owns nothing): it lives only in this call.
+  const scheduled_dag borrowed(shared_definition(shared_definition(), &dag));
+  auto run = create_run_record(s, borrowed, run_type::manual, logical_date, checked, run_id);
   if (run && !note.empty()) {
     s.set_note(run->dag_id, run->run_id, "", note);
     run->note = note;

@@ -130,6 +130,8 @@ public:
   static constexpr int background_pages = 1000;  // SQLite's default wal_autocheckpoint
   static constexpr int writer_pages = 4 * background_pages;
 
+  /// `path`: the database file's own path, as SQLite resolved it (sqlite3_db_filename), opened as a
+  /// plain path: never a URI, nor relative to a working directory that may change.
   explicit wal_checkpointer(std::string path) : path_(std::move(path)) {}
   ~wal_checkpointer() {
     if (thread_.joinable()) {
@@ -150,13 +152,16 @@ public:
       asked_at_ = 0;
       copied_.store(0, std::memory_order_relaxed);
     }
-    if (pages >= writer_pages || (broken_ && pages >= background_pages)) {
+    // While the thread has no connection (it could not open one yet), the writer checkpoints as
+    // SQLite would, and still asks the thread, which tries to open it again at each ask.
+    const bool unopened = unopened_.load(std::memory_order_relaxed);
+    if (pages >= writer_pages || ((broken_ || unopened) && pages >= background_pages)) {
       sqlite3_wal_checkpoint_v2(writer, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);  // busy: next commit
-      return;
+      if (!unopened) return;
     }
     // Asked again only background_pages after the last ask too: a checkpoint that cannot advance
     // (a reader holding an old snapshot, another process checkpointing) is not asked for at
-    // every commit.
+    // every commit; nor is an open that failed tried again sooner.
     if (pages - std::max(copied, asked_at_) < background_pages || broken_) return;
     asked_at_ = pages;
     try {
@@ -177,13 +182,14 @@ private:
       lock.unlock();
       // A connection learns that the database is in WAL mode on its first read: until then a
       // checkpoint does nothing.
+      // An open that fails (no file descriptor to be had, say) is tried again at the next ask.
       if (!db_ && (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK ||
                    sqlite3_busy_timeout(db_, 5000) != SQLITE_OK ||
                    sqlite3_exec(db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) != SQLITE_OK)) {
         sqlite3_close_v2(db_);
         db_ = nullptr;
-        broken_ = true;
       }
+      unopened_.store(db_ == nullptr, std::memory_order_relaxed);
       int frames = 0, done = 0;
       if (db_ && sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, &done) == SQLITE_OK && done >= 0)
         copied_.store(done, std::memory_order_relaxed);
@@ -196,7 +202,8 @@ private:
   sqlite3* db_ = nullptr;        // the thread's connection, opened on its first checkpoint
   std::atomic<int> copied_ = 0;  // WAL frames the latest background checkpoint left copied
   int asked_at_ = 0;             // the WAL's frames when a checkpoint was last asked for (the writer's)
-  std::atomic<bool> broken_ = false;
+  std::atomic<bool> broken_ = false;    // no thread to be had: the writer checkpoints for good
+  std::atomic<bool> unopened_ = false;  // the thread's last open failed: the writer checkpoints until one succeeds
   std::mutex mutex_;
   std::condition_variable_any wake_;
   bool wanted_ = false;  // a checkpoint is asked for or running
@@ -305,9 +312,13 @@ sqlite_store::sqlite_store(const std::string& path) try
     // never corrupts the file.
     db_.exec("PRAGMA synchronous = NORMAL");
     // Checkpoints off the writer's thread (see wal_checkpointer); this hook replaces SQLite's
-    // automatic checkpoint. An in-memory database has no WAL and never calls it.
-    if (path != ":memory:" && !path.empty()) {
-      checkpointer_ = std::make_unique<wal_checkpointer>(std::filesystem::absolute(path).string());  // the same file whatever the working directory is then
+    // automatic checkpoint. The thread opens the file the writer has open, by the absolute path
+    // SQLite resolved: the same file whatever the working directory is then, and whether `path`
+    // was a plain path or a `file:` URI (which this SQLite build reads as one). An in-memory or
+    // temporary database has no file name here, and no WAL.
+    const char* file = sqlite3_db_filename(db_.getHandle(), "main");
+    if (file && *file) {
+      checkpointer_ = std::make_unique<wal_checkpointer>(file);
       sqlite3_wal_hook(
           db_.getHandle(),
           [](void* self, sqlite3* db, const char* schema, int pages) {

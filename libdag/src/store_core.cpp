@@ -964,10 +964,7 @@ struct change_set_lost {
 
 /// Whether an update starts a try (moves a task instance to queued or running from elsewhere),
 /// and so takes slots of its pool.
-bool starts_try(const task_instance_update& u) {
-  const auto busy = [](task_state s) { return s == task_state::queued || s == task_state::running; };
-  return busy(u.record.state) && !busy(u.expected);
-}
+bool starts_try(const task_instance_update& u) { return holds_pool_slot(u.record.state) && !holds_pool_slot(u.expected); }
 
 bool all_won(const change_result& r) {
   const auto won = [](const std::vector<bool>& v) { return std::find(v.begin(), v.end(), false) == v.end(); };

@@ -556,6 +556,7 @@ private:
       return;
     }
     if (n.size() == 0 && group.empty()) fail(n, "tasks: a DAG needs at least one task");
+    if (group.empty()) d.reserve_tasks(n.size());  // a group's tasks come after: reserved once, not per group
     for (const auto& item : n) read_task(d, item, group);
   }
 

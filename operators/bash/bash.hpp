@@ -1,9 +1,14 @@
 #pragma once
 /// @file The bash operator: runs a shell command in its own process group.
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
@@ -92,13 +97,18 @@ struct bash {
   }
 
 private:
-  /// A fresh empty file for one try's pushes, removed when the try is over.
+  /// A fresh empty file for one try's pushes, removed when the try is over. Its name,
+  /// `dagrun-xcom-NS-PID-XXXXXX` in the temporary folder, names the process that owns it (PID in
+  /// the pid namespace NS): one killed mid-try (kill -9) removes nothing, so a later try of any
+  /// dagrun process of that namespace removes the files of owners that are gone.
   class xcom_file {
   public:
     xcom_file() {
-      std::string pattern = (std::filesystem::temp_directory_path() / "dagrun-xcom-XXXXXX").string();
+      const std::filesystem::path folder = std::filesystem::temp_directory_path();
+      remove_orphans(folder);
+      std::string pattern = (folder / (owner_prefix() + std::to_string(::getpid()) + "-XXXXXX")).string();
       const int fd = ::mkstemp(pattern.data());
-      if (fd < 0) throw error("cannot create the XCom file in " + std::filesystem::temp_directory_path().string());
+      if (fd < 0) throw error("cannot create the XCom file in " + folder.string());
       ::close(fd);
       path_ = pattern;
     }
@@ -134,6 +144,44 @@ private:
     }
 
   private:
+    /// `dagrun-xcom-NS-`, NS the inode of this process's pid namespace (0 when unknown): a pid
+    /// means something only within its namespace (containers sharing a temporary folder).
+    static const std::string& owner_prefix() {
+      static const std::string prefix = [] {
+        std::error_code ec;
+        const std::string ns = std::filesystem::read_symlink("/proc/self/ns/pid", ec).string();  // pid:[4026531836]
+        std::string digits;
+        for (const char c : ns)
+          if (std::isdigit(static_cast<unsigned char>(c)) != 0) digits += c;
+        return "dagrun-xcom-" + (digits.empty() ? std::string("0") : digits) + "-";
+      }();
+      return prefix;
+    }
+
+    /// Removes the XCom files whose owner process is gone, at most once a minute per process (a
+    /// look through the temporary folder).
+    static void remove_orphans(const std::filesystem::path& folder) {
+      static std::atomic<std::int64_t> last_look{0};  // steady-clock seconds; 0: never
+      const std::int64_t now =
+          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count() + 1;
+      std::int64_t before = last_look.load();
+      if ((before != 0 && now - before < 60) || !last_look.compare_exchange_strong(before, now)) return;
+      const std::string& prefix = owner_prefix();
+      if (prefix == "dagrun-xcom-0-") return;  // namespaces cannot be told apart: leave them all
+      std::error_code ec;
+      for (std::filesystem::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (!name.starts_with(prefix)) continue;
+        const std::size_t dash = name.find('-', prefix.size());
+        const std::string pid = name.substr(prefix.size(), dash == std::string::npos ? 0 : dash - prefix.size());
+        if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+        // Only a pid that names no process: a live one (even another user's) keeps its file.
+        if (::kill(static_cast<pid_t>(std::stol(pid)), 0) == 0 || errno != ESRCH) continue;
+        std::error_code ignored;
+        std::filesystem::remove(it->path(), ignored);
+      }
+    }
+
     std::filesystem::path path_;
   };
 };

@@ -323,17 +323,22 @@ public:
   // --- tasks ------------------------------------------------------------------------------
   /// Adds a task running `operator_name` and returns a handle on it.
   task_handle add_task(std::string task_id, std::string operator_name) {
-    task t;
+    task& t = tasks_.emplace_back();  // built in place: a task is large, and moving one costs
     t.id = std::move(task_id);
     t.operator_name = std::move(operator_name);
-    return add_task(std::move(t));
+    return added_last();
   }
   /// Adds a fully built task (as the YAML loader does) and returns a handle on it.
   task_handle add_task(task t) {
-    checked_.clear();
-    index_.try_emplace(t.id, tasks_.size());  // a duplicate keeps the first; check() reports it
     tasks_.push_back(std::move(t));
-    return {*this, tasks_.size() - 1};
+    return added_last();
+  }
+  /// Makes room for `n` tasks in all: a program or loader that knows how many it adds saves the
+  /// task list's regrowth (half of the time to build a 100,000-task DAG). Changes nothing else.
+  definition& reserve_tasks(std::size_t n) {
+    tasks_.reserve(n);
+    index_.reserve(n);
+    return *this;
   }
   /// Adds a bash task.
   task_handle bash(std::string task_id, std::string command) {
@@ -500,6 +505,13 @@ private:
   std::vector<notifier_spec> on_run_success_;
   source_location where_;
   std::map<std::string, int> key_lines_;
+  /// Indexes the task just appended and returns its handle.
+  task_handle added_last() {
+    checked_.clear();
+    index_.try_emplace(tasks_.back().id, tasks_.size() - 1);  // a duplicate keeps the first; check() reports it
+    return {*this, tasks_.size() - 1};
+  }
+
   std::vector<task> tasks_;
   std::unordered_map<std::string, std::size_t> index_;
   std::vector<task_group> groups_;

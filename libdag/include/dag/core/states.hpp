@@ -53,6 +53,11 @@ constexpr std::optional<run_state> parse_run_state(std::string_view name) {
   return std::nullopt;
 }
 
+/// Whether a task instance in state `s` holds its pool slots: its try is handed to an executor
+/// (queued) or executing (running). The scheduler counts open slots by it and the store checks
+/// every claim by it.
+constexpr bool holds_pool_slot(task_state s) { return s == task_state::queued || s == task_state::running; }
+
 /// True for states a task instance never leaves on its own.
 constexpr bool is_finished(task_state s) {
   return s == task_state::success || s == task_state::failed || s == task_state::upstream_failed ||

@@ -10,6 +10,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -146,6 +147,9 @@ public:
   /// file) keeps its scheduled form and its runs as they are. A reader of definitions() holding the
   /// DAGs published before keeps them intact.
   void set_dags(std::vector<shared_definition> dags);
+  /// As the shared set_dags, from a braced list of shared definitions; `set_dags({})` (no DAG)
+  /// means this one, where the two vectors above would both take an empty list.
+  void set_dags(std::initializer_list<shared_definition> dags) { set_dags(std::vector<shared_definition>(dags)); }
   /// The DAG with this id, or nullptr.
   const scheduled_dag* find_dag(const std::string& dag_id) const;
   /// The DAGs whose runs wait for them (see waiting_dag), as the latest look at the store's active
@@ -277,8 +281,9 @@ private:
   /// reported since the last pass took its events.
   std::vector<task_event> unrecorded_ends();
   void note_unkept(std::string problem);
-  /// Counts in pools_open_ the slots the written `changes` took and freed.
-  void count_pool_slots(const change_set& changes);
+  /// Counts in `open` (open slots per pool) the slots `changes` take (tries they start) and free
+  /// (tries they end): pools_open_ once a pass is written, or a pass's copy of it.
+  static void count_pool_slots(const change_set& changes, std::map<std::string, int>& open);
   void hand_over(std::vector<task_request>& starts);
   void queue_alert(alert a, std::vector<notifier_spec> notifiers);
   /// Runs the metadata jobs tries handed over (task_context::metadata), on the loop's thread.

@@ -35,9 +35,6 @@ struct scheduled_dag {
   explicit scheduled_dag(shared_definition d);
   /// Prepares a checked definition (moved in, or copied: prefer the shared one for a large DAG).
   explicit scheduled_dag(definition d) : scheduled_dag(std::make_shared<const definition>(std::move(d))) {}
-  /// Prepares `d` without copying it nor owning it, for a scheduled form that `d` outlives (the
-  /// run record of one command or request, for a DAG the caller holds).
-  static scheduled_dag borrowing(const definition& d) { return scheduled_dag(shared_definition(shared_definition(), &d)); }
 };
 
 /// Slots a scheduling step may still fill.

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -73,6 +74,8 @@ public:
   void set_dags(std::vector<shared_definition> dags);
   /// As above, for definitions handed over (moved in, or copied).
   void set_dags(std::vector<definition> dags);
+  /// As the shared set_dags, from a braced list; `set_dags({})` (no DAG) means this one.
+  void set_dags(std::initializer_list<shared_definition> dags) { set_dags(std::vector<shared_definition>(dags)); }
   /// Shows the DAGs `source` gives (asked once per request; it must be thread-safe, as
   /// engine::definitions is) instead of those of set_dags.
   void follow_dags(std::function<std::shared_ptr<const std::vector<shared_definition>>()> source);
