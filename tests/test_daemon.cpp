@@ -88,17 +88,28 @@ const std::string run_id = "manual__2024-01-01T00:00:00+00:00";
 
 TEST_CASE("Daemon.KillNineMidTaskThenRestartRetriesTheLostTry" * doctest::timeout(120)) {
   daemon_sandbox s;
+  // A temporary folder of its own: other tests' dagrun processes remove dead owners' XCom files too.
+  const std::filesystem::path tmp = s.dir / "tmp";
+  std::filesystem::create_directories(tmp);
+  const char* const tmpdir_before = std::getenv("TMPDIR");
+  const std::string kept_tmpdir = tmpdir_before ? tmpdir_before : "";
+  ::setenv("TMPDIR", tmp.c_str(), 1);
+  struct restore_tmpdir {
+    bool had;
+    std::string value;
+    ~restore_tmpdir() { had ? ::setenv("TMPDIR", value.c_str(), 1) : ::unsetenv("TMPDIR"); }
+  } restore{tmpdir_before != nullptr, kept_tmpdir};
   const auto pidfile = s.dir / "first_try.pid";
   s.write_dag("slow.yaml", "dag_id: slow\ntasks:\n  - task_id: a\n    operator: bash\n    retries: 1\n    retry_delay: 1s\n"
                            "    bash_command: 'if [ \"$DAGRUN_TRY_NUMBER\" = 1 ]; then echo $$ > " + pidfile.string() +
                            "; sleep 600; fi; echo finished'\n");
   REQUIRE(s.dagrun("trigger slow --date 2024-01-01") == 0);
-  // The XCom files of the first daemon's tries (`dagrun-xcom-NS-PID-…`, PID the daemon's).
+  // The XCom files of the first daemon's tries (`dagrun-xcom-BOOT-NS-PID-…`, PID the daemon's).
   pid_t first_daemon = 0;
   const auto xcom_files_of_first_daemon = [&] {
     int n = 0;
     const std::string owner = "-" + std::to_string(first_daemon) + "-";
-    for (const auto& f : std::filesystem::directory_iterator(std::filesystem::temp_directory_path())) {
+    for (const auto& f : std::filesystem::directory_iterator(tmp)) {
       const std::string name = f.path().filename().string();
       if (name.starts_with("dagrun-xcom-") && name.find(owner) != std::string::npos) ++n;
     }

@@ -98,9 +98,11 @@ struct bash {
 
 private:
   /// A fresh empty file for one try's pushes, removed when the try is over. Its name,
-  /// `dagrun-xcom-NS-PID-XXXXXX` in the temporary folder, names the process that owns it (PID in
-  /// the pid namespace NS): one killed mid-try (kill -9) removes nothing, so a later try of any
-  /// dagrun process of that namespace removes the files of owners that are gone.
+  /// `dagrun-xcom-BOOT-NS-PID-XXXXXX` in the temporary folder, names the process that owns it
+  /// (PID in the pid namespace NS of the kernel boot BOOT): one killed mid-try (kill -9) removes
+  /// nothing, so a later try of any dagrun process of that boot and namespace removes the files of
+  /// owners that are gone. The boot id keeps machines that share a temporary folder (NFS, a
+  /// volume) apart: the host's pid namespace has the same inode on every kernel.
   class xcom_file {
   public:
     xcom_file() {
@@ -144,16 +146,23 @@ private:
     }
 
   private:
-    /// `dagrun-xcom-NS-`, NS the inode of this process's pid namespace (0 when unknown): a pid
-    /// means something only within its namespace (containers sharing a temporary folder).
+    /// `dagrun-xcom-BOOT-NS-`: BOOT this kernel boot's id, NS the inode of this process's pid
+    /// namespace (each `0` when unknown): a pid means something only within its namespace of one
+    /// boot of one machine.
     static const std::string& owner_prefix() {
       static const std::string prefix = [] {
+        const auto digits_of = [](const std::string& text, bool hex) {
+          std::string out;
+          for (const char c : text)
+            if ((hex ? std::isxdigit(static_cast<unsigned char>(c)) : std::isdigit(static_cast<unsigned char>(c))) != 0)
+              out += c;
+          return out.empty() ? std::string("0") : out;
+        };
+        std::string boot;
+        std::ifstream("/proc/sys/kernel/random/boot_id") >> boot;  // 36 characters, a UUID
         std::error_code ec;
         const std::string ns = std::filesystem::read_symlink("/proc/self/ns/pid", ec).string();  // pid:[4026531836]
-        std::string digits;
-        for (const char c : ns)
-          if (std::isdigit(static_cast<unsigned char>(c)) != 0) digits += c;
-        return "dagrun-xcom-" + (digits.empty() ? std::string("0") : digits) + "-";
+        return "dagrun-xcom-" + digits_of(boot.substr(0, 36), true) + "-" + digits_of(ns, false) + "-";
       }();
       return prefix;
     }
@@ -167,7 +176,7 @@ private:
       std::int64_t before = last_look.load();
       if ((before != 0 && now - before < 60) || !last_look.compare_exchange_strong(before, now)) return;
       const std::string& prefix = owner_prefix();
-      if (prefix == "dagrun-xcom-0-") return;  // namespaces cannot be told apart: leave them all
+      if (prefix.starts_with("dagrun-xcom-0-") || prefix.ends_with("-0-")) return;  // owners cannot be told apart: leave all
       std::error_code ec;
       for (std::filesystem::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
         const std::string name = it->path().filename().string();
