@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <thread>
@@ -78,7 +79,8 @@ public:
       try {
         const int want = std::min(free, batch);
         auto items = claimer->claim(queues_, want, name_);
-        for (auto& item : items) pool.submit(request_for(item));
+        for (auto& item : items)
+          if (auto req = request_for(item)) pool.submit(std::move(*req));
         pool.flush();
         const int found = static_cast<int>(items.size());
         batch = found == want ? std::min(concurrency_, 2 * batch) : std::max({1, found, batch / 2});
@@ -120,7 +122,23 @@ private:
     return busy_;
   }
 
-  dag::task_request request_for(const dag::queued_try& item) {
+  /// The request that runs a claimed try, or none when this worker already runs that try. The
+  /// queue hands a key out once per claim, but a claim whose commit was in doubt in a database
+  /// crash can be reported committed when it was not (after a crash PostgreSQL may give the lost
+  /// transaction's id to another one, whose commit `txid_status` then reports), and the try is
+  /// then claimed again: the running try keeps running, once, and answers under the newer lease
+  /// (the older one was never written).
+  std::optional<dag::task_request> request_for(const dag::queued_try& item) {
+    const std::string key = key_of(item.dag_id, item.run_id, item.task_id, item.map_index, item.try_number);
+    {
+      std::lock_guard lock(mutex_);
+      if (const auto held = claims_.find(key); held != claims_.end()) {
+        spdlog::warn("worker {}: claimed {} {} {} (map index {}) try {} again while running it; it runs once, under the "
+                     "new lease", name_, item.dag_id, item.run_id, item.task_id, item.map_index, item.try_number);
+        held->second = {item.id, item.lease_token};
+        return std::nullopt;
+      }
+    }
     dag::task_request req;
     std::shared_ptr<dag::task> own = std::make_shared<dag::task>();
     own->id = item.task_id;
@@ -135,7 +153,7 @@ private:
     req.context = dag::to_task_context(item);
     dag::finish_try_context(req.context, dag::connection_from_environment);
     std::lock_guard lock(mutex_);
-    claims_[key_of(item.dag_id, item.run_id, item.task_id, item.map_index, item.try_number)] = {item.id, item.lease_token};
+    claims_[key] = {item.id, item.lease_token};
     ++busy_;
     return req;
   }

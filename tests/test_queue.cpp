@@ -192,6 +192,56 @@ TEST_CASE("Queue.KilledWorkersTasksAreRequeuedAndFinishOnAnother" * doctest::tim
   CHECK(tries[1].state == dag::task_state::success);
 }
 
+TEST_CASE("Queue.ATryClaimedAgainWhileItsWorkerRunsItRunsOnceAndTheWorkerStillStops" * doctest::timeout(180)) {
+  // After a database crash, a claim whose commit was in doubt can be reported committed when it
+  // was not, and the try is claimed again by the worker already running it. The row put back in
+  // `queued` here is what the database holds then.
+  queue_sandbox s;
+  const auto runs = s.dir / "runs.txt";
+  const auto go = s.dir / "go";
+  s.write_dag("once.yaml", "dag_id: once\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: 'echo ran >> " +
+                               runs.string() + "; while [ ! -e " + go.string() + " ]; do sleep 0.05; done'\n");
+  REQUIRE(s.dagrun("db migrate") == 0);
+  REQUIRE(s.dagrun("trigger once --date 2024-01-01") == 0);
+  s.start("schedule --executor queue --lease-ms 2000", "scheduler.log");
+  auto& worker = s.start("worker --concurrency 2 --lease-ms 2000", "worker.log");
+  const auto ran = [&] {
+    std::ifstream in(runs);
+    int n = 0;
+    for (std::string l; std::getline(in, l);) ++n;
+    return n;
+  };
+  REQUIRE(eventually([&] { return ran() == 1; }));
+  pqxx::connection c(s.url);
+  const auto claimed_rows = [&] {
+    pqxx::nontransaction tx(c);
+    return tx.exec1("SELECT count(*) FROM dagrun_task_queue WHERE state = 'claimed'")[0].as<int>();
+  };
+  REQUIRE(claimed_rows() == 1);
+  {
+    pqxx::work tx(c);
+    tx.exec0("UPDATE dagrun_task_queue SET state = 'queued', lease_token = NULL, worker = NULL WHERE state = 'claimed'");
+    tx.commit();
+  }
+  // The worker, with a slot free, claims it again.
+  REQUIRE(eventually([&] { return claimed_rows() == 1; }));
+  std::ofstream(go) << "";
+  auto db = s.store();
+  REQUIRE(eventually([&] { return run_finished(*db, "once", run_id, dag::run_state::success); }));
+  CHECK(ran() == 1);
+  const auto tries = db->tries("once", run_id, "a");
+  REQUIRE(tries.size() == 1);
+  CHECK(tries[0].state == dag::task_state::success);  // its result was taken under the newer lease
+  // Nothing is left counted as running: the worker stops when asked (it waited for ever).
+  ::kill(worker.pid(), SIGTERM);
+  REQUIRE(eventually([&] { return dag::process_ended(worker.pid()); }, 30s));
+  CHECK(worker.wait().exit_code == 0);
+  s.processes.pop_back();  // reaped: its id is no longer its own to signal
+  bool said = false;
+  for (const auto& l : s.lines("worker.log")) said = said || l.find("again while running it") != std::string::npos;
+  CHECK(said);
+}
+
 TEST_CASE("Queue.StaleWorkersLateResultIsRefused") {
   queue_sandbox s;
   auto q = dag::open_task_queue(s.url);
