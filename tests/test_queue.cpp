@@ -203,8 +203,9 @@ TEST_CASE("Queue.ATryClaimedAgainWhileItsWorkerRunsItRunsOnceAndTheWorkerStillSt
                                runs.string() + "; while [ ! -e " + go.string() + " ]; do sleep 0.05; done'\n");
   REQUIRE(s.dagrun("db migrate") == 0);
   REQUIRE(s.dagrun("trigger once --date 2024-01-01") == 0);
-  s.start("schedule --executor queue --lease-ms 2000", "scheduler.log");
-  auto& worker = s.start("worker --concurrency 2 --lease-ms 2000", "worker.log");
+  // Leases long enough that none runs out under load: this test is about the claim, not expiry.
+  s.start("schedule --executor queue --lease-ms 30000", "scheduler.log");
+  auto& worker = s.start("worker --concurrency 2 --lease-ms 30000", "worker.log");
   const auto ran = [&] {
     std::ifstream in(runs);
     int n = 0;
@@ -220,7 +221,9 @@ TEST_CASE("Queue.ATryClaimedAgainWhileItsWorkerRunsItRunsOnceAndTheWorkerStillSt
   REQUIRE(claimed_rows() == 1);
   {
     pqxx::work tx(c);
-    tx.exec0("UPDATE dagrun_task_queue SET state = 'queued', lease_token = NULL, worker = NULL WHERE state = 'claimed'");
+    const auto put_back =
+        tx.exec0("UPDATE dagrun_task_queue SET state = 'queued', lease_token = NULL, worker = NULL WHERE state = 'claimed'");
+    REQUIRE(put_back.affected_rows() == 1);
     tx.commit();
   }
   // The worker, with a slot free, claims it again.
