@@ -2207,6 +2207,13 @@ TEST_CASE("Store.SqliteWalCheckpointThreadOpensAFileUriDatabase") {
 }
 
 TEST_CASE("Store.SqliteWalCheckpointThreadOpensItsConnectionAgainAfterAFailure") {
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizers' runtime needs file descriptors of its own (it reads /proc/self/maps to look at
+  // a pointer): with none to be had it reports errors that are not there (an "invalid vptr" in
+  // std::thread). This test runs in the build without sanitizers.
+  MESSAGE("not run under the sanitizers, which need the file descriptors this test takes away");
+  return;
+#endif
   sqlite_database db;
   auto writer = db.make_store();
   const std::string value(8 * 1024, 'v');
