@@ -123,21 +123,24 @@ private:
   }
 
   /// The request that runs a claimed try, or none when this worker already runs that try. The
-  /// queue hands a key out once per claim, but a claim whose commit was in doubt in a database
-  /// crash can be reported committed when it was not (after a crash PostgreSQL may give the lost
-  /// transaction's id to another one, whose commit `txid_status` then reports), and the try is
-  /// then claimed again: the running try keeps running, once, and answers under the newer lease
-  /// (the older one was never written).
+  /// queue hands a key out once per claim, and a claim whose commit was in doubt is settled by
+  /// what it wrote (pg_connection.hpp), so this is a defence: should a claim still be reported
+  /// committed when it was not, or a row be put back by hand, the try is claimed again, and the
+  /// running try keeps running, once, and answers under the newer lease.
   std::optional<dag::task_request> request_for(const dag::queued_try& item) {
     const std::string key = key_of(item.dag_id, item.run_id, item.task_id, item.map_index, item.try_number);
+    bool running = false;
     {
       std::lock_guard lock(mutex_);
       if (const auto held = claims_.find(key); held != claims_.end()) {
-        spdlog::warn("worker {}: claimed {} {} {} (map index {}) try {} again while running it; it runs once, under the "
-                     "new lease", name_, item.dag_id, item.run_id, item.task_id, item.map_index, item.try_number);
         held->second = {item.id, item.lease_token};
-        return std::nullopt;
+        running = true;
       }
+    }
+    if (running) {  // told outside the lock: a log write can block, and ending tries and the reporter take it
+      spdlog::warn("worker {}: claimed {} {} {} (map index {}) try {} again while running it; it runs once, under the "
+                   "new lease", name_, item.dag_id, item.run_id, item.task_id, item.map_index, item.try_number);
+      return std::nullopt;
     }
     dag::task_request req;
     std::shared_ptr<dag::task> own = std::make_shared<dag::task>();

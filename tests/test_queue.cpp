@@ -21,6 +21,7 @@
 #include <dag/exec/orphan_processes.hpp>
 
 #include "support/eventually.hpp"
+#include "support/private_server.hpp"
 #include <dag/core/error.hpp>
 #include <dag/exec/task_queue.hpp>
 #include <dag/store/store.hpp>
@@ -28,6 +29,7 @@
 using namespace std::chrono_literals;
 
 using dag_test::eventually;
+using dag_test::private_server;
 
 namespace {
 
@@ -193,9 +195,9 @@ TEST_CASE("Queue.KilledWorkersTasksAreRequeuedAndFinishOnAnother" * doctest::tim
 }
 
 TEST_CASE("Queue.ATryClaimedAgainWhileItsWorkerRunsItRunsOnceAndTheWorkerStillStops" * doctest::timeout(180)) {
-  // After a database crash, a claim whose commit was in doubt can be reported committed when it
-  // was not, and the try is claimed again by the worker already running it. The row put back in
-  // `queued` here is what the database holds then.
+  // Should a claim ever be reported committed when it was not (before commit marks, a claim in
+  // doubt in a database crash could be: pg_connection.hpp), the try is claimed again by the worker
+  // already running it. The row put back in `queued` here is what the database holds then.
   queue_sandbox s;
   const auto runs = s.dir / "runs.txt";
   const auto go = s.dir / "go";
@@ -440,74 +442,6 @@ TEST_CASE("Queue.TwoSchedulersOverACatchupCreateAndRunEverythingOnce" * doctest:
   CHECK(ran.size() == 40);
   CHECK(std::set<std::string>(ran.begin(), ran.end()).size() == 40);
 }
-
-namespace {
-
-// A PostgreSQL server of the test's own, which it may stop, crash and restart without disturbing
-// other tests; the sandboxes made meanwhile live on it. Stopped and removed however the test ends.
-// A loopback port no socket is bound to at the moment of asking.
-unsigned short free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t size = sizeof a;
-  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &size) == 0;
-  ::close(fd);
-  REQUIRE(bound);
-  return ntohs(a.sin_port);
-}
-
-class private_server {
-public:
-  private_server()
-      : cluster_(std::filesystem::temp_directory_path() / ("dagrun-pg-own-" + std::to_string(::getpid()))),
-        script_(std::string(DAG_SOURCE_DIR) + "/scripts/test-postgres.sh"),
-        shared_(server_url()) {  // fails before anything is started
-    // A port the kernel has free now. A fixed one lies in the range the kernel hands out to
-    // outgoing connections, so a test's own client socket could hold it: if the server still
-    // cannot bind it, take another.
-    for (int attempt = 0;; ++attempt) {
-      port_ = std::to_string(free_port());
-      if (sh(script_ + " start " + cluster_.string() + " " + port_ + " --durable") == 0) break;
-      REQUIRE_MESSAGE(attempt < 4, "PostgreSQL did not start; see " << cluster_.string() << ".log");
-    }
-    ::setenv("DAGRUN_TEST_POSTGRES_URL", ("postgresql://postgres@127.0.0.1:" + port_ + "/dagrun_test").c_str(), 1);
-  }
-  ~private_server() {
-    sh(script_ + " stop " + cluster_.string());
-    ::setenv("DAGRUN_TEST_POSTGRES_URL", shared_.c_str(), 1);
-    std::error_code ec;
-    std::filesystem::remove_all(cluster_, ec);
-    std::filesystem::remove(cluster_.string() + ".log", ec);
-  }
-  private_server(const private_server&) = delete;
-  private_server& operator=(const private_server&) = delete;
-
-  // Durable: with synchronous_commit off, a crash forgets commits the server had acknowledged
-  // (claims, results), which no client can make up for.
-  void start() { REQUIRE(sh(script_ + " start " + cluster_.string() + " " + port_ + " --durable") == 0); }
-  void stop() { REQUIRE(sh(script_ + " stop " + cluster_.string()) == 0); }
-  /// `pg_ctl stop -m immediate`: what a crash leaves, recovered on the next start.
-  void crash() { REQUIRE(sh(script_ + " crash " + cluster_.string()) == 0); }
-
-private:
-  int sh(const std::string& command) const {
-    dag::process_spec p;
-    p.command = command;
-    p.log_file = cluster_.string() + ".log";
-    return dag::child_process::start(p).wait().exit_code;
-  }
-  std::filesystem::path cluster_;
-  std::string script_;
-  std::string port_;
-  std::string shared_;
-};
-
-}  // namespace
 
 TEST_CASE("Queue.PostgresRestartMidRunEveryProcessReconnects" * doctest::timeout(240)) {
   private_server server;

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <random>
 #include <thread>
+#include <tuple>
 
 #include <poll.h>
 
@@ -24,14 +26,48 @@ constexpr std::chrono::milliseconds max_retry_delay{2000};
 /// restart or a failover, short enough that a scheduler notices a real outage.
 constexpr std::chrono::seconds retry_budget{30};
 
-constexpr std::string_view sql_txid_current = "SELECT txid_current()";
-constexpr std::string_view sql_txid_status = "SELECT txid_status($1)";
-// Ends the session still running transaction $1 (our own, whose connection broke), so that its
-// outcome is settled now rather than when the server notices the dead connection. No other session
-// can be running that transaction, so this never hits anybody else, poolers included.
-constexpr std::string_view sql_end_session_of_transaction =
-    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-    "WHERE backend_xid::text = ($1::bigint % 4294967296)::text AND pid <> pg_backend_pid()";
+// The commit marks (see pg_connection.hpp): one row per connection object, rewritten by each of
+// its write attempts just before COMMIT. Made under an advisory lock, so that processes starting
+// together create it once.
+constexpr const char* sql_create_marks =
+    "CREATE TABLE IF NOT EXISTS dagrun_commit_marks ("
+    "client TEXT PRIMARY KEY, attempt BIGINT NOT NULL, at TIMESTAMPTZ NOT NULL)";
+// Marks of objects gone for a day. A mark locked by a lingering transaction is left for another
+// time rather than waited for: every process's first write runs this.
+constexpr const char* sql_forget_old_marks =
+    "DELETE FROM dagrun_commit_marks WHERE client IN (SELECT client FROM dagrun_commit_marks "
+    "WHERE at < now() - interval '1 day' FOR UPDATE SKIP LOCKED)";
+// Writes the attempt's mark and takes the object's own advisory lock until the transaction ends:
+// while a session holds that lock, the transaction is not over.
+constexpr std::string_view sql_mark_attempt =
+    "INSERT INTO dagrun_commit_marks (client, attempt, at) SELECT $1::text, $2::bigint, now() "
+    "FROM (SELECT pg_advisory_xact_lock($3::bigint)) AS held "
+    "ON CONFLICT (client) DO UPDATE SET attempt = excluded.attempt, at = excluded.at";
+// The session still running our in-doubt transaction (its connection broke, and it waits for a
+// client that is gone), found by the advisory lock only that transaction holds: ended, so that the
+// outcome is settled now rather than when the server notices the dead connection. A server
+// crash or failover drops every lock, and no other session ever holds this one. On a standby (a
+// multi-host URL may land on one) the mark may lag: the answer waits for the primary.
+constexpr std::string_view sql_end_transaction_in_doubt =
+    "SELECT pg_is_in_recovery() AS standby, (SELECT count(pg_terminate_backend(pid)) FROM pg_locks "
+    "WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND classid = (($1::bigint >> 32) & 4294967295)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1 "
+    "AND granted AND pid <> pg_backend_pid()) AS ended";
+constexpr std::string_view sql_marked_attempt = "SELECT attempt FROM dagrun_commit_marks WHERE client = $1";
+
+/// A random client id for the commit marks: 128 bits, in hex; the first 64 also key its lock.
+std::pair<std::string, std::int64_t> random_client() {
+  std::random_device random;
+  constexpr char digits[] = "0123456789abcdef";
+  std::string id;
+  std::uint64_t key = 0;
+  for (int i = 0; i < 4; ++i) {
+    const std::uint32_t word = random();
+    if (i < 2) key = key << 32 | word;
+    for (std::uint32_t w = word, n = 0; n < 8; ++n, w >>= 4) id += digits[w & 0xf];
+  }
+  return {id, static_cast<std::int64_t>(key)};
+}
 
 /// `text` with every `secret` replaced by `***` (nothing when `secret` is empty).
 std::string scrubbed(std::string text, const std::string& secret) {
@@ -113,7 +149,9 @@ public:
   bool fired = false;  ///< a notification came since the last wait
 };
 
-pg_connection::pg_connection(pg_target where) : target_(std::move(where)) {}
+pg_connection::pg_connection(pg_target where) : target_(std::move(where)) {
+  std::tie(client_, lock_key_) = random_client();
+}
 
 pg_connection::~pg_connection() { drop(); }
 
@@ -137,6 +175,22 @@ void pg_connection::open() {
     c->set_variable("idle_in_transaction_session_timeout", "60000");
   for (const auto& [name, sql] : statements_) c->prepare(name, sql);
   conn_ = std::move(c);
+}
+
+void pg_connection::prepare_marks() {
+  if (marks_ready_) return;
+  pqxx::work tx(*conn_);
+  if (tx.exec1("SELECT to_regclass('dagrun_commit_marks') IS NULL")[0].as<bool>()) {
+    tx.exec("SELECT pg_advisory_xact_lock(727278)");
+    tx.exec(sql_create_marks);
+  }
+  tx.exec(sql_forget_old_marks);
+  try {
+    tx.commit();
+  } catch (const pqxx::in_doubt_error& e) {
+    throw pqxx::broken_connection(e.what());  // the next attempt does it all again, harmlessly
+  }
+  marks_ready_ = true;
 }
 
 void pg_connection::drop() noexcept {
@@ -178,16 +232,18 @@ void pg_connection::attempts(const char* what, bool write, const attempt_body& b
     std::string problem;  // why this attempt did not finish
     bool broken = false;  // the connection is gone
     bool in_doubt = false;  // this attempt's COMMIT may or may not have happened
-    std::int64_t txid = 0;
+    std::int64_t marked = 0;  // the number this attempt writes into the mark
     try {
       if (!conn_) open();
       if (!write) {
         pqxx::nontransaction tx(*conn_);
         return body(tx);
       }
+      prepare_marks();
       pqxx::work tx(*conn_);
       body(tx);
-      txid = tx.exec_prepared1(prepared(sql_txid_current))[0].as<std::int64_t>();
+      marked = ++attempts_;
+      tx.exec_prepared(prepared(sql_mark_attempt), client_, marked, lock_key_);
       try {
         tx.commit();
         return;
@@ -213,7 +269,7 @@ void pg_connection::attempts(const char* what, bool write, const attempt_body& b
     }
     if (broken) drop();
     if (in_doubt) {
-      if (committed(what, txid, deadline, delay, problem)) return;
+      if (committed(what, marked, deadline, delay, problem)) return;
       continue;  // it rolled back: run the whole transaction again (committed() already waited)
     }
     back_off(what, deadline, delay, problem, attempt);
@@ -229,29 +285,30 @@ void pg_connection::back_off(const char* what, steady::time_point deadline, std:
   delay = std::min(delay * 2, max_retry_delay);
 }
 
-bool pg_connection::committed(const char* what, std::int64_t txid, steady::time_point deadline,
+bool pg_connection::committed(const char* what, std::int64_t attempt, steady::time_point deadline,
                               std::chrono::milliseconds& delay, std::string& problem) {
   for (;;) {
     if (steady::now() + delay > deadline)
-      throw failure(what, "the connection was lost while committing, and whether transaction " +
-                              std::to_string(txid) + " committed is still unknown after " +
-                              std::to_string(retry_budget.count()) + " s: " + trimmed(problem));
+      throw failure(what, "the connection was lost while committing, and whether the transaction committed is still "
+                          "unknown after " + std::to_string(retry_budget.count()) + " s: " + trimmed(problem));
     std::this_thread::sleep_for(delay);
     delay = std::min(delay * 2, max_retry_delay);
     try {
       if (!conn_) open();
       pqxx::nontransaction tx(*conn_);
-      const pqxx::row status = tx.exec_prepared1(prepared(sql_txid_status), txid);
-      if (status[0].is_null())
-        throw failure(what, "the connection was lost while committing, and the server no longer knows whether "
-                            "transaction " + std::to_string(txid) + " committed");
-      const std::string state = status[0].as<std::string>();
-      if (state == "committed") return true;
-      if (state == "aborted") return false;
-      // Still in progress: only the network broke, and the old session waits for a client that is
-      // gone. End it, then ask again.
-      tx.exec_prepared(prepared(sql_end_session_of_transaction), txid);
-      problem = "transaction " + std::to_string(txid) + " is still in progress";
+      const pqxx::row state = tx.exec_prepared1(prepared(sql_end_transaction_in_doubt), lock_key_);
+      if (state["standby"].as<bool>()) {
+        problem = "the server is a standby, whose copy of the outcome may lag";
+        drop();
+        continue;
+      }
+      if (state["ended"].as<std::int64_t>() > 0) {
+        problem = "the transaction was still in progress";
+        continue;  // ask again once its session is gone
+      }
+      // The transaction is over, committed or not: its mark, written in it, says which.
+      const pqxx::result mark = tx.exec_prepared(prepared(sql_marked_attempt), client_);
+      return !mark.empty() && mark[0][0].as<std::int64_t>() == attempt;
     } catch (const error&) {
       throw;
     } catch (const pqxx::broken_connection& e) {

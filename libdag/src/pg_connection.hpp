@@ -12,12 +12,21 @@
 ///  - lost during COMMIT (libpqxx's in_doubt_error): it may have committed. A blind retry would
 ///    report as lost what the first attempt did (a compare-and-set update now finds its own write
 ///    and loses; a claimed queue row is claimed again), and the caller would never act on it. So
-///    every write transaction reads its id (txid_current()) just before COMMIT, and after
-///    reconnecting asks the server (txid_status()) what became of it: committed → the result
-///    computed in that attempt is returned; aborted → the transaction is retried; still in
-///    progress (only the network broke and the old session lives on) → the old session, found by
-///    its transaction id, is terminated so that the outcome is settled, and the server is asked
-///    again. If the outcome is still unknown when the budget runs out, it throws rather than guess.
+///    every write transaction also writes, just before COMMIT, its attempt number into the row of
+///    this connection object in `dagrun_commit_marks` (a random client id, one row per object),
+///    and takes the object's own advisory lock (a random key) until it ends. After reconnecting:
+///    if a session still holds that lock, the transaction is still running (only the network
+///    broke): that session is terminated and the question asked again once it is gone; then the
+///    mark says it: our attempt number → it committed, and the result computed in that attempt is
+///    returned; anything else → it did not, and the transaction is retried. (A lock is released
+///    after the transaction's outcome is visible, and every lock goes in a crash or failover.)
+///    The mark is used rather than the transaction's status (`txid_status`) because a transaction
+///    id is only durable once a later commit or checkpoint passes it: after a server crash the
+///    lost transaction's id can be given to another transaction, whose outcome `txid_status`
+///    would then report (and whose session a search by transaction id would end). The mark row
+///    is committed with the transaction or not at all, on the same server or on a promoted
+///    replica alike; a standby is not asked. If the outcome is still unknown when the budget
+///    runs out, it throws rather than guess. Marks untouched for a day are deleted.
 /// Deadlocks and serialization failures (the server rolled the transaction back) are retried the
 /// same way. Any other database error fails at once.
 
@@ -114,10 +123,13 @@ private:
   }
   /// Runs `body` until one attempt counts, as the file comment describes.
   void attempts(const char* what, bool write, const attempt_body& body);
-  /// Whether write transaction `txid`, whose COMMIT was in doubt, committed; reconnects as needed.
-  /// Throws once the outcome is still unknown at `deadline`.
-  bool committed(const char* what, std::int64_t txid, std::chrono::steady_clock::time_point deadline,
+  /// Whether write attempt number `attempt`, whose COMMIT was in doubt, committed; reconnects as
+  /// needed. Throws once the outcome is still unknown at `deadline`.
+  bool committed(const char* what, std::int64_t attempt, std::chrono::steady_clock::time_point deadline,
                  std::chrono::milliseconds& delay, std::string& problem);
+  /// Creates the commit marks' table if it is missing, and deletes marks untouched for a day;
+  /// once per object.
+  void prepare_marks();
   /// Sleeps `delay` and doubles it (up to the cap), or throws when that would pass `deadline`.
   void back_off(const char* what, std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds& delay,
                 const std::string& problem, int attempts);
@@ -133,6 +145,10 @@ private:
   std::unordered_map<std::string, std::string> names_;  ///< SQL text → prepared statement name
   std::vector<std::pair<std::string, std::string>> statements_;  ///< (name, SQL) to prepare on each connection
   std::map<std::string, std::unique_ptr<listener>> listeners_;  ///< by channel, on conn_
+  std::string client_;  ///< this object's row in dagrun_commit_marks: random, never reused
+  std::int64_t attempts_ = 0;  ///< write attempts made, the last one's number in the mark
+  bool marks_ready_ = false;  ///< the marks' table is known to exist
+  std::int64_t lock_key_ = 0;  ///< the advisory lock each write attempt holds until it ends: random
 };
 
 }  // namespace dag::detail
