@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -506,11 +507,19 @@ private:
   source_location where_;
   std::map<std::string, int> key_lines_;
   /// Indexes the task just appended and returns its handle.
+  /// Should indexing fail (out of memory), the task is taken back: every task stays indexed.
   task_handle added_last() {
     checked_.clear();
-    index_.try_emplace(tasks_.back().id, tasks_.size() - 1);  // a duplicate keeps the first; check() reports it
+    try {
+      index_.try_emplace(tasks_.back().id, tasks_.size() - 1);  // a duplicate keeps the first; check() reports it
+    } catch (...) {
+      tasks_.pop_back();
+      throw;
+    }
     return {*this, tasks_.size() - 1};
   }
+  // The task list grows by moving its tasks: a throwing move would make vector copy them all.
+  static_assert(std::is_nothrow_move_constructible_v<task>, "a task must move without throwing");
 
   std::vector<task> tasks_;
   std::unordered_map<std::string, std::size_t> index_;
