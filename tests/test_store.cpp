@@ -2617,6 +2617,43 @@ TEST_CASE("Store.PostgresSettlesACommitLostInAServerCrashByWhatItWrote" * doctes
   CHECK(tis[0].try_number == 1);
 }
 
+TEST_CASE("Store.PostgresRoleWithoutRightsOnTheCommitMarksIsToldWhichRightsItNeeds") {
+  postgres_database db;
+  db.make_store();  // migrated, and the commit marks' table made, by the owner
+  const std::string role = "dagrun_t_runtime_" + std::to_string(::getpid());
+  struct dropped {
+    const postgres_database& db;
+    std::string role;
+    ~dropped() {
+      try {
+        run_sql(db.url(), "DROP OWNED BY " + role);
+        run_sql(db.server(), "DROP ROLE IF EXISTS " + role);
+      } catch (const std::exception& e) {
+        MESSAGE("could not drop role " << role << ": " << e.what());
+      }
+    }
+  } drop_role{db, role};
+  run_sql(db.server(), "DROP ROLE IF EXISTS " + role);
+  db.execute("CREATE ROLE " + role + " LOGIN");
+  db.execute("GRANT USAGE ON SCHEMA public TO " + role);
+  db.execute("GRANT ALL ON ALL TABLES IN SCHEMA public TO " + role);
+  db.execute("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO " + role);
+  db.execute("REVOKE ALL ON dagrun_commit_marks FROM " + role);
+  auto s = dag::open_store(with_parameters(db.url(), "user=" + role));
+  try {
+    s->set_variable("v", "1");
+    FAIL("wrote without rights on the commit marks");
+  } catch (const dag::error& e) {
+    const std::string what = e.what();
+    CHECK_MESSAGE(what.find("permission denied for table dagrun_commit_marks") != std::string::npos, what);
+    CHECK_MESSAGE(what.find("SELECT, INSERT, UPDATE and DELETE on dagrun_commit_marks") != std::string::npos, what);
+  }
+  CHECK_FALSE(db.make_store()->variable("v").has_value());
+  db.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON dagrun_commit_marks TO " + role);
+  s->set_variable("v", "1");
+  CHECK(db.make_store()->variable("v") == "1");
+}
+
 TEST_CASE("Store.PostgresGivesUpNamingTheServerWhenItStaysUnreachable") {
   postgres_database db;
   db.make_store();

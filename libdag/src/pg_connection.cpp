@@ -43,16 +43,20 @@ constexpr std::string_view sql_mark_attempt =
     "INSERT INTO dagrun_commit_marks (client, attempt, at) SELECT $1::text, $2::bigint, now() "
     "FROM (SELECT pg_advisory_xact_lock($3::bigint)) AS held "
     "ON CONFLICT (client) DO UPDATE SET attempt = excluded.attempt, at = excluded.at";
-// The session still running our in-doubt transaction (its connection broke, and it waits for a
-// client that is gone), found by the advisory lock only that transaction holds: ended, so that the
-// outcome is settled now rather than when the server notices the dead connection. A server
-// crash or failover drops every lock, and no other session ever holds this one. On a standby (a
-// multi-host URL may land on one) the mark may lag: the answer waits for the primary.
-constexpr std::string_view sql_end_transaction_in_doubt =
-    "SELECT pg_is_in_recovery() AS standby, (SELECT count(pg_terminate_backend(pid)) FROM pg_locks "
-    "WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-    "AND classid = (($1::bigint >> 32) & 4294967295)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1 "
-    "AND granted AND pid <> pg_backend_pid()) AS ended";
+// Whether a transaction of this object still runs (a session other than ours holds the object's
+// advisory lock; no other session ever holds it), and ends it: its connection broke and it waits
+// for a client that is gone, and its outcome should be settled now rather than when the server
+// notices the dead connection. A session waiting for a synchronous standby to confirm its commit
+// is not ended (terminating it would cut the wait short, and the commit would count without the
+// standby's copy): it is only counted, and asked about again. A server crash or failover drops
+// every lock. On a standby (a multi-host URL may land on one) the mark may lag: not asked there.
+constexpr std::string_view sql_transaction_still_running =
+    "WITH holders AS (SELECT l.pid, a.wait_event FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.classid = (($1::bigint >> 32) & 4294967295)::oid AND l.objid = ($1::bigint & 4294967295)::oid "
+    "AND l.objsubid = 1 AND l.granted AND l.pid <> pg_backend_pid()) "
+    "SELECT pg_is_in_recovery() AS standby, (SELECT count(*) FROM holders) AS held, "
+    "(SELECT count(pg_terminate_backend(pid)) FROM holders WHERE wait_event IS DISTINCT FROM 'SyncRep') AS ended";
 constexpr std::string_view sql_marked_attempt = "SELECT attempt FROM dagrun_commit_marks WHERE client = $1";
 
 /// A random client id for the commit marks: 128 bits, in hex; the first 64 also key its lock.
@@ -196,6 +200,7 @@ void pg_connection::prepare_marks() {
 void pg_connection::drop() noexcept {
   listeners_.clear();  // before their connection
   conn_.reset();
+  marks_ready_ = false;  // the next connection may reach another server (a failover, a restore)
 }
 
 const std::string& pg_connection::prepared(std::string_view sql) {
@@ -239,6 +244,14 @@ void pg_connection::attempts(const char* what, bool write, const attempt_body& b
         pqxx::nontransaction tx(*conn_);
         return body(tx);
       }
+      if (leftover_) {
+        // An earlier attempt broke after its mark statement was sent, before COMMIT: its session
+        // may linger in the transaction, holding the lock this attempt is about to take. It
+        // cannot commit any more; end it rather than wait for the server to notice.
+        pqxx::nontransaction tx(*conn_);
+        tx.exec_prepared(prepared(sql_transaction_still_running), lock_key_);
+        leftover_ = false;
+      }
       prepare_marks();
       pqxx::work tx(*conn_);
       body(tx);
@@ -261,6 +274,11 @@ void pg_connection::attempts(const char* what, bool write, const attempt_body& b
     } catch (const pqxx::transaction_rollback& e) {
       problem = e.what();  // deadlock or serialization failure: rolled back, safe to run again
     } catch (const pqxx::sql_error& e) {
+      // (libpqxx 6.4 leaves sqlstate() empty for some errors: the class says it.)
+      if (dynamic_cast<const pqxx::insufficient_privilege*>(&e) != nullptr &&
+          std::string_view(e.what()).find("dagrun_commit_marks") != std::string_view::npos)
+        throw failure(what, std::string(e.what()) + " (every role that writes to a dagrun database needs SELECT, "
+                                                    "INSERT, UPDATE and DELETE on dagrun_commit_marks)");
       if (!lost(e)) throw failure(what, e.what());
       problem = e.what();
       broken = true;
@@ -268,6 +286,7 @@ void pg_connection::attempts(const char* what, bool write, const attempt_body& b
       throw failure(what, e.base().what());
     }
     if (broken) drop();
+    if (broken && marked != 0 && !in_doubt) leftover_ = true;
     if (in_doubt) {
       if (committed(what, marked, deadline, delay, problem)) return;
       continue;  // it rolled back: run the whole transaction again (committed() already waited)
@@ -295,26 +314,39 @@ bool pg_connection::committed(const char* what, std::int64_t attempt, steady::ti
     delay = std::min(delay * 2, max_retry_delay);
     try {
       if (!conn_) open();
-      pqxx::nontransaction tx(*conn_);
-      const pqxx::row state = tx.exec_prepared1(prepared(sql_end_transaction_in_doubt), lock_key_);
-      if (state["standby"].as<bool>()) {
+      bool standby = false;
+      bool running = false;
+      std::optional<bool> outcome;
+      {
+        pqxx::nontransaction tx(*conn_);
+        const pqxx::row state = tx.exec_prepared1(prepared(sql_transaction_still_running), lock_key_);
+        standby = state["standby"].as<bool>();
+        running = !standby && state["held"].as<std::int64_t>() > 0;
+        if (!standby && !running) {
+          // The transaction is over, committed or not: its mark, written in it, says which.
+          const pqxx::result mark = tx.exec_prepared(prepared(sql_marked_attempt), client_);
+          outcome = !mark.empty() && mark[0][0].as<std::int64_t>() == attempt;
+        }
+      }  // the statement's transaction object is gone before the connection may be dropped
+      if (standby) {
         problem = "the server is a standby, whose copy of the outcome may lag";
         drop();
         continue;
       }
-      if (state["ended"].as<std::int64_t>() > 0) {
+      if (running) {
         problem = "the transaction was still in progress";
         continue;  // ask again once its session is gone
       }
-      // The transaction is over, committed or not: its mark, written in it, says which.
-      const pqxx::result mark = tx.exec_prepared(prepared(sql_marked_attempt), client_);
-      return !mark.empty() && mark[0][0].as<std::int64_t>() == attempt;
+      return *outcome;
     } catch (const error&) {
       throw;
     } catch (const pqxx::broken_connection& e) {
       problem = e.what();
       drop();
     } catch (const pqxx::sql_error& e) {
+      // No marks table on this server (a restored or promoted copy made before it): the
+      // transaction, which wrote a mark, is not in this database.
+      if (dynamic_cast<const pqxx::undefined_table*>(&e) != nullptr) return false;
       if (!lost(e)) throw failure(what, e.what());
       problem = e.what();
       drop();

@@ -19,13 +19,14 @@
 ///    broke): that session is terminated and the question asked again once it is gone; then the
 ///    mark says it: our attempt number → it committed, and the result computed in that attempt is
 ///    returned; anything else → it did not, and the transaction is retried. (A lock is released
-///    after the transaction's outcome is visible, and every lock goes in a crash or failover.)
+///    after the transaction's outcome is visible, and every lock goes in a crash or failover. A
+///    session waiting for a synchronous standby's confirmation is waited for, not ended.)
 ///    The mark is used rather than the transaction's status (`txid_status`) because a transaction
 ///    id is only durable once a later commit or checkpoint passes it: after a server crash the
 ///    lost transaction's id can be given to another transaction, whose outcome `txid_status`
 ///    would then report (and whose session a search by transaction id would end). The mark row
-///    is committed with the transaction or not at all, on the same server or on a promoted
-///    replica alike; a standby is not asked. If the outcome is still unknown when the budget
+///    is committed with the transaction or not at all, on the server and on its standbys; a
+///    standby is not asked (its copy may lag). If the outcome is still unknown when the budget
 ///    runs out, it throws rather than guess. Marks untouched for a day are deleted.
 /// Deadlocks and serialization failures (the server rolled the transaction back) are retried the
 /// same way. Any other database error fails at once.
@@ -147,7 +148,8 @@ private:
   std::map<std::string, std::unique_ptr<listener>> listeners_;  ///< by channel, on conn_
   std::string client_;  ///< this object's row in dagrun_commit_marks: random, never reused
   std::int64_t attempts_ = 0;  ///< write attempts made, the last one's number in the mark
-  bool marks_ready_ = false;  ///< the marks' table is known to exist
+  bool marks_ready_ = false;  ///< the marks' table is known to exist on conn_'s server
+  bool leftover_ = false;  ///< a broken attempt's session may still hold the object's lock
   std::int64_t lock_key_ = 0;  ///< the advisory lock each write attempt holds until it ends: random
 };
 
