@@ -129,7 +129,7 @@ private:
   bool committed(const char* what, std::int64_t attempt, std::chrono::steady_clock::time_point deadline,
                  std::chrono::milliseconds& delay, std::string& problem);
   /// Creates the commit marks' table if it is missing, and deletes marks untouched for a day;
-  /// once per object.
+  /// once per connection (the next one may reach another server).
   void prepare_marks();
   /// Sleeps `delay` and doubles it (up to the cap), or throws when that would pass `deadline`.
   void back_off(const char* what, std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds& delay,
