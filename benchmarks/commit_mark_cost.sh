@@ -64,7 +64,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
             CREATE INDEX ON bench_raw_queue (id) WHERE state = 'queued';
             INSERT INTO bench_raw_queue (payload) SELECT '{}' FROM generate_series(1, $TASKS);" \
         -c "VACUUM ANALYZE bench_raw_queue"
-    out=$("$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -c 2 -j 2 -t $((TASKS / 2)) -f "$WORK/$v.sql" dagrun_test 2>&1) \
+    out=$("$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -M prepared -c 2 -j 2 -t $((TASKS / 2)) -f "$WORK/$v.sql" dagrun_test 2>&1) \
       || { echo "$out" >&2; exit 1; }
     [[ $(sql -c "SELECT count(*) FROM bench_raw_queue WHERE state = 'done'") == "$TASKS" ]] \
       || { echo "commit_mark_cost.sh: variant $v did not complete every task" >&2; exit 1; }
