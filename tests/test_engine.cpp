@@ -395,6 +395,70 @@ TEST_CASE("LocalExecutor.StartsWithAThreadPerCpuAndGrowsToParallelismWhileTriesB
   CHECK(met == width);
 }
 
+TEST_CASE("LocalExecutor.TriesHandedOverWhileAThreadWatchesForWorkAllStart") {
+  // A thread that ran out of work watches for more before it sleeps, and flush() wakes one thread
+  // fewer for it. Two flushes while it watches count on it twice: the try it does not take must
+  // still get a sleeping thread. Each round hands over two tries, one flush each, right after a
+  // quick try ended (so that its thread is watching); the two wait for each other, so both must
+  // be running at once, before their deadline.
+  dag::definition d{"handed"};
+  d.callable("t", [](dag::task_context&) { return dag::operator_result::success(); });
+  const dag::task& t = d.all_tasks().front();
+  std::mutex m;
+  std::condition_variable cv;
+  int running = 0;
+  bool all_met = true;
+  dag::operator_spec pair;
+  pair.run = [&](const dag::task&, dag::task_context&) {
+    std::unique_lock lock(m);
+    ++running;
+    cv.notify_all();
+    const bool met = cv.wait_for(lock, 20s, [&] { return running >= 2; });
+    all_met = all_met && met;
+    return met ? dag::operator_result::success() : dag::operator_result::failed("the other try never started");
+  };
+  dag::local_executor ex(8);
+  std::mutex em;
+  std::condition_variable ended;
+  int ends = 0;
+  ex.connect([&](dag::task_event) {
+    std::lock_guard lock(em);
+    ++ends;
+    ended.notify_all();
+  }, [] { return dag::timestamp{}; });
+  // Woken by the end itself (not polled): the next tries are handed over while its thread watches.
+  const auto all_ended = [&](int n) {
+    std::unique_lock lock(em);
+    return ended.wait_for(lock, 30s, [&] { return ends == n; });
+  };
+  const auto request = [&](const dag::operator_spec* op, int n) {
+    dag::task_request r;
+    r.definition = &t;
+    r.op = op;  // null: the try ends at once, failed
+    r.context.dag_id = "handed";
+    r.context.run_id = "r";
+    r.context.task_id = "t" + std::to_string(n);
+    return r;
+  };
+  int handed = 0;
+  for (int round = 0; round < 30; ++round) {
+    {
+      std::lock_guard lock(m);
+      running = 0;
+    }
+    ex.submit(request(nullptr, handed++));
+    ex.flush();
+    REQUIRE(all_ended(handed));
+    ex.submit(request(&pair, handed++));
+    ex.flush();
+    ex.submit(request(&pair, handed++));
+    ex.flush();
+    REQUIRE(all_ended(handed));
+  }
+  std::lock_guard lock(m);
+  CHECK(all_met);
+}
+
 TEST_CASE("LocalExecutor.SpoolIsBoundedAndReplayedWhenTheNextExecutorConnects") {
   sandbox s;
   dag::end_spool_options o;

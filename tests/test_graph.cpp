@@ -2,6 +2,9 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <set>
+#include <utility>
 
 #include <dag/graph/task_graph.hpp>
 
@@ -125,4 +128,56 @@ TEST_CASE("Graph.LargeChainIsOrdered") {
   const auto& order = g.topological_order();
   REQUIRE(order.size() == 5000);
   for (std::size_t i = 0; i < order.size(); ++i) CHECK(order[i] == i);
+}
+
+TEST_CASE("Graph.ReachWeightsCountEveryTaskAboveOrBelowOnce") {
+  // Against a search per task, on graphs where the tree shortcut holds (chain, fan-out, tree)
+  // and where it must not be taken (diamonds, shared descendants): random DAGs of 60 tasks.
+  std::uint32_t seed = 12345;
+  const auto next_random = [&] { return seed = seed * 1664525u + 1013904223u; };
+  for (int round = 0; round < 40; ++round) {
+    dag::definition d{"weights"};
+    constexpr int n = 60;
+    std::vector<dag::task_handle> t;
+    std::vector<int> w;
+    for (int i = 0; i < n; ++i) {
+      t.push_back(d.bash("t" + std::to_string(i), "true"));
+      w.push_back(static_cast<int>(next_random() % 7) + 1);
+    }
+    // Rounds alternate tree-shaped graphs (one upstream at most) and denser ones.
+    const unsigned extra = round % 2 ? 3 : 0;
+    std::set<std::pair<unsigned, int>> edges;
+    const auto link = [&](unsigned from, int to) {
+      if (edges.insert({from, to}).second) t[from] >> t[static_cast<std::size_t>(to)];
+    };
+    for (int i = 1; i < n; ++i) {
+      if (next_random() % 5 != 0) link(next_random() % static_cast<unsigned>(i), i);
+      for (unsigned e = 0; e < extra; ++e)
+        if (next_random() % 4 == 0) link(next_random() % static_cast<unsigned>(i), i);
+    }
+    std::vector<dag::definition_error> problems;
+    const auto g = dag::task_graph::build(d, problems);
+    REQUIRE(problems.empty());
+    const auto below = g.reach_weights(w, true);
+    const auto above = g.reach_weights(w, false);
+    for (std::size_t i = 0; i < g.size(); ++i) {
+      long long down = 0, up = 0;
+      for (std::size_t j : g.all_downstream(i)) down += w[j];
+      for (std::size_t j : g.all_upstream(i)) up += w[j];
+      CHECK(below[i] == down);
+      CHECK(above[i] == up);
+    }
+  }
+  // A diamond: the bottom task counts once for the top one.
+  dag::definition d{"diamond"};
+  auto top = d.bash("top", "true");
+  auto l = d.bash("l", "true");
+  auto r = d.bash("r", "true");
+  auto bottom = d.bash("bottom", "true");
+  top >> dag::tasks{l, r} >> bottom;
+  std::vector<dag::definition_error> problems;
+  const auto g = dag::task_graph::build(d, problems);
+  REQUIRE(problems.empty());
+  CHECK(g.reach_weights({1, 10, 100, 1000}, true)[0] == 1110);
+  CHECK(g.reach_weights({1, 10, 100, 1000}, false)[3] == 111);
 }

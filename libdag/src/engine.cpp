@@ -19,6 +19,8 @@
 #include <dag/exec/local_executor.hpp>
 #include <dag/load/check.hpp>
 
+#include "spin_wait.hpp"
+
 namespace dag {
 namespace {
 
@@ -211,6 +213,7 @@ std::function<bool(const metadata_job&, std::stop_token)> engine::metadata_for_t
       std::lock_guard lock(events_mutex_);
       metadata_requests_.push_back(request);
     }
+    posts_.fetch_add(1, std::memory_order_release);
     events_cv_.notify_all();
     std::unique_lock lock(request->m);
     request->cv.wait(lock, stop, [&] { return request->at == metadata_request::phase::done; });
@@ -717,7 +720,9 @@ void engine::post(task_event e) {
     was_empty = events_.empty();
     events_.push_back(std::move(e));
   }
-  // Only the first event of a batch needs to wake the loop; it takes them all at once.
+  posts_.fetch_add(1, std::memory_order_release);
+  // Only the first event of a batch needs to wake the loop; it takes them all at once. (A loop
+  // watching for it rather than sleeping makes the notification cost no system call.)
   if (was_empty) events_cv_.notify_one();
 }
 
@@ -1271,6 +1276,7 @@ std::optional<timestamp> engine::step_once() {
   const std::map<std::string, int> dag_running_before = dag_running_;
   change_set changes;
   std::vector<task_event> taken = take_events();
+  took_ends_ = !taken.empty();
   std::vector<task_request> starts;
   std::vector<try_id> stops;
   try {
@@ -1428,6 +1434,19 @@ void engine::run_until(const std::function<bool()>& done, std::stop_token stop) 
     if (done()) return;
     std::unique_lock lock(events_mutex_);
     auto ready = [&] { return !events_.empty() || !metadata_requests_.empty() || wake_requested_ || stop.stop_requested(); };
+    if (running_ > 0 && took_ends_ && !ready()) {
+      // Tries are running and ending: the next end is likely a moment away (an in-process try's
+      // microseconds, a chain's next step). Watch for it a little while before sleeping
+      // (spin_wait.hpp), never past the next due time. A loop that only waits on long tries
+      // (woken by timeouts, taking no end) sleeps at once.
+      const std::uint64_t seen = posts_.load(std::memory_order_acquire);
+      lock.unlock();
+      auto limit = detail::spin_before_sleep;
+      if (wake) limit = std::min(limit, std::max(std::chrono::microseconds::zero(),
+                                                 std::chrono::duration_cast<std::chrono::microseconds>(*wake - now_us())));
+      detail::spin_until([&] { return posts_.load(std::memory_order_acquire) != seen || stop.stop_requested(); }, limit);
+      lock.lock();
+    }
     if (wake) {
       const auto delay = *wake - now_us();
       if (delay > std::chrono::microseconds::zero()) events_cv_.wait_for(lock, delay, ready);
@@ -1444,6 +1463,7 @@ void engine::run_until(const std::function<bool()>& done, std::stop_token stop) 
 void engine::wake() {
   std::lock_guard lock(events_mutex_);
   wake_requested_ = true;
+  posts_.fetch_add(1, std::memory_order_release);
   events_cv_.notify_all();
 }
 

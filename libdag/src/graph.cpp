@@ -136,6 +136,38 @@ std::vector<std::size_t> reach(const std::vector<std::vector<std::size_t>>& edge
 std::vector<std::size_t> task_graph::all_upstream(std::size_t i) const { return reach(upstream_, i); }
 std::vector<std::size_t> task_graph::all_downstream(std::size_t i) const { return reach(downstream_, i); }
 
+std::vector<long long> task_graph::reach_weights(const std::vector<int>& weights, bool downstream) const {
+  const auto& next = downstream ? downstream_ : upstream_;  // the direction summed over
+  const auto& back = downstream ? upstream_ : downstream_;
+  std::vector<long long> total(size(), 0);
+  // Tasks whose reach is a tree: each task in it reached by one path only, so the sum is the
+  // sum over the next tasks of their weight and their own total. A next task with one edge back
+  // (to this task) heads a tree if its own next tasks do; visited so that the next tasks come
+  // first (reverse topological order for downstream, topological for upstream).
+  std::vector<bool> tree(size(), false);
+  const auto visit = [&](std::size_t v) {
+    bool is_tree = true;
+    long long sum = 0;
+    for (std::size_t w : next[v]) {
+      is_tree = is_tree && tree[w] && back[w].size() == 1;
+      sum += weights[w] + total[w];
+    }
+    tree[v] = is_tree;
+    if (is_tree) {
+      total[v] = sum;
+    } else {
+      sum = 0;
+      for (std::size_t w : reach(next, v)) sum += weights[w];
+      total[v] = sum;
+    }
+  };
+  if (downstream)
+    for (auto it = order_.rbegin(); it != order_.rend(); ++it) visit(*it);
+  else
+    for (std::size_t v : order_) visit(v);
+  return total;
+}
+
 std::vector<std::size_t> task_graph::roots() const {
   std::vector<std::size_t> out;
   for (std::size_t i = 0; i < upstream_.size(); ++i)

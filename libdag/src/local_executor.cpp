@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "end_spool.hpp"
+#include "spin_wait.hpp"
 
 namespace dag {
 
@@ -83,25 +84,30 @@ void local_executor::watch(std::stop_token stop) {
 void local_executor::submit(task_request request) {
   std::lock_guard lock(mutex_);
   queue_.push_back({std::move(request), std::chrono::steady_clock::now()});
+  queued_.store(queue_.size(), std::memory_order_release);
   ++unannounced_;
 }
 
 void local_executor::flush() {
   // One wake-up per new try, after the whole step's tries are queued: threads that wake find
-  // work instead of contending for the lock while the engine is still adding to the queue.
+  // work instead of contending for the lock while the engine is still adding to the queue. A
+  // thread watching for work (work(), below) takes one try without a wake-up, and only sleeping
+  // threads are woken: each wake-up is a system call and a context switch.
   std::size_t n = 0;
-  std::size_t threads = 0;
+  std::size_t sleeping = 0;
   {
     std::lock_guard lock(mutex_);
     n = std::exchange(unannounced_, 0);
-    threads = static_cast<std::size_t>(live_);
+    if (spinning_ && n > 0) --n;
+    sleeping = static_cast<std::size_t>(sleeping_);
     // Every thread is held by a try (a blocking one, most likely): the watcher times the new ones.
     if (!watching_ && live_ < max_threads_ && starved()) {
       watching_ = true;
       watch_.notify_one();
     }
   }
-  if (n >= threads) wake_.notify_all();
+  if (n == 0 || sleeping == 0) return;
+  if (n >= sleeping) wake_.notify_all();
   else
     for (std::size_t i = 0; i < n; ++i) wake_.notify_one();
 }
@@ -137,6 +143,7 @@ void local_executor::cancel(const try_id& which) {
     if (queued == queue_.end()) return;
     unstarted = std::move(queued->request);
     queue_.erase(queued);
+    queued_.store(queue_.size(), std::memory_order_release);
     if (queue_.empty() && busy_ == 0) idle_.notify_all();
   }
   task_event e;
@@ -211,9 +218,28 @@ void local_executor::work(std::stop_token pool_stop) {
     std::string key;
     {
       std::unique_lock lock(mutex_);
-      if (!wake_.wait(lock, pool_stop, [&] { return !queue_.empty(); })) return;
+      bool spun = false;
+      if (queue_.empty() && !spinning_) {
+        // Out of work: watch for the next try a little while before sleeping (spin_wait.hpp).
+        spinning_ = true;
+        lock.unlock();
+        detail::spin_until([&] { return queued_.load(std::memory_order_acquire) > 0 || pool_stop.stop_requested(); });
+        lock.lock();
+        spinning_ = false;
+        spun = true;
+      }
+      if (queue_.empty()) {
+        ++sleeping_;
+        const bool woken = wake_.wait(lock, pool_stop, [&] { return !queue_.empty(); });
+        --sleeping_;
+        if (!woken) return;
+      }
       request = std::move(queue_.front().request);
       queue_.pop_front();
+      queued_.store(queue_.size(), std::memory_order_release);
+      // flush() counted on this thread for one try; when it counted on it twice (two flushes
+      // while it watched), the try left over gets a sleeping thread here.
+      if (spun && !queue_.empty() && sleeping_ > 0) wake_.notify_one();
       cancel = cancel_.get_token();
       const task_context& c = request.context;
       key = try_text(c.dag_id, c.run_id, c.task_id, c.map_index, c.try_number);

@@ -2,6 +2,7 @@
 #include <dag/engine/scheduler_core.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include <dag/core/error.hpp>
@@ -26,19 +27,24 @@ scheduled_dag::scheduled_dag(shared_definition d) : def(std::move(d)), graph(che
   topo_position.resize(tasks.size());
   const auto& order = graph.topological_order();
   for (std::size_t p = 0; p < order.size(); ++p) topo_position[order[p]] = p;
+  std::vector<int> weights(tasks.size());
+  bool any_downstream = false, any_upstream = false;
   for (std::size_t i = 0; i < tasks.size(); ++i) {
-    int p = tasks[i].settings.priority_weight;
+    weights[i] = tasks[i].settings.priority_weight;
+    any_downstream = any_downstream || tasks[i].settings.weights == weight_rule::downstream;
+    any_upstream = any_upstream || tasks[i].settings.weights == weight_rule::upstream;
+  }
+  const auto below = any_downstream ? graph.reach_weights(weights, true) : std::vector<long long>();
+  const auto above = any_upstream ? graph.reach_weights(weights, false) : std::vector<long long>();
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    long long p = weights[i];
     switch (tasks[i].settings.weights) {
-      case weight_rule::downstream:
-        for (std::size_t j : graph.all_downstream(i)) p += tasks[j].settings.priority_weight;
-        break;
-      case weight_rule::upstream:
-        for (std::size_t j : graph.all_upstream(i)) p += tasks[j].settings.priority_weight;
-        break;
-      case weight_rule::absolute:
-        break;
+      case weight_rule::downstream: p += below[i]; break;
+      case weight_rule::upstream: p += above[i]; break;
+      case weight_rule::absolute: break;
     }
-    priority[i] = p;
+    // As before, an int (the ready queue's key); a total past its range keeps the largest value.
+    priority[i] = static_cast<int>(std::clamp<long long>(p, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
     limits_tasks = limits_tasks || tasks[i].settings.max_active_tis_per_dag.has_value();
     uses_past = uses_past || tasks[i].settings.depends_on_past;
   }

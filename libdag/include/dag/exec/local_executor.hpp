@@ -106,6 +106,11 @@ private:
     std::chrono::steady_clock::time_point since;  // when it was queued
   };
   std::deque<queued_try> queue_;
+  // queue_.size(), written under mutex_: a thread watching for work before it sleeps reads it
+  // without the lock (detail::spin_until).
+  std::atomic<std::size_t> queued_{0};
+  bool spinning_ = false;  // a thread is watching for work (at most one); under mutex_
+  int sleeping_ = 0;       // threads blocked on wake_; under mutex_
   int busy_ = 0;   // threads running a try
   int live_ = 0;   // threads started (threads_.size(), readable by the workers under mutex_)
   int max_threads_ = 1;

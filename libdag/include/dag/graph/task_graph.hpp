@@ -30,6 +30,11 @@ public:
   std::vector<std::size_t> all_upstream(std::size_t i) const;
   /// Every task that depends on `i`, directly or not, in ascending index order.
   std::vector<std::size_t> all_downstream(std::size_t i) const;
+  /// For each task, the sum of `weights` over every task downstream of it (`downstream` true) or
+  /// upstream of it, each counted once (Airflow's `priority_weight_total` without the task's own
+  /// weight). Linear where the tasks below (above) a task form a tree — a chain, a fan-out — and
+  /// a search per task elsewhere.
+  std::vector<long long> reach_weights(const std::vector<int>& weights, bool downstream) const;
   /// Tasks without upstream tasks.
   std::vector<std::size_t> roots() const;
   /// Tasks without downstream tasks: their states decide the run's state.
