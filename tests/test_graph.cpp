@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <set>
+#include <stdexcept>
 #include <utility>
 
 #include <dag/graph/task_graph.hpp>
@@ -167,6 +168,12 @@ TEST_CASE("Graph.ReachWeightsCountEveryTaskAboveOrBelowOnce") {
       CHECK(below[i] == down);
       CHECK(above[i] == up);
     }
+    // Only the flagged tasks need a total: theirs is exact, whatever the others hold.
+    std::vector<bool> wanted(g.size());
+    for (std::size_t i = 0; i < g.size(); ++i) wanted[i] = next_random() % 3 == 0;
+    const auto some = g.reach_weights(w, true, wanted);
+    for (std::size_t i = 0; i < g.size(); ++i)
+      if (wanted[i]) CHECK(some[i] == below[i]);
   }
   // A diamond: the bottom task counts once for the top one.
   dag::definition d{"diamond"};
@@ -180,4 +187,5 @@ TEST_CASE("Graph.ReachWeightsCountEveryTaskAboveOrBelowOnce") {
   REQUIRE(problems.empty());
   CHECK(g.reach_weights({1, 10, 100, 1000}, true)[0] == 1110);
   CHECK(g.reach_weights({1, 10, 100, 1000}, false)[3] == 111);
+  CHECK_THROWS_AS(g.reach_weights({1, 2}, true), std::invalid_argument);
 }

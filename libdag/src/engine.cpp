@@ -1275,8 +1275,9 @@ std::optional<timestamp> engine::step_once() {
   const int running_before = running_;
   const std::map<std::string, int> dag_running_before = dag_running_;
   change_set changes;
+  const std::size_t parked = parked_.size();  // taken again every pass: not news
   std::vector<task_event> taken = take_events();
-  took_ends_ = !taken.empty();
+  took_ends_ = taken.size() > parked;
   std::vector<task_request> starts;
   std::vector<try_id> stops;
   try {

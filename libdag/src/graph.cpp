@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <stdexcept>
 #include <string>
 
 #include <boost/graph/adjacency_list.hpp>
@@ -136,7 +137,10 @@ std::vector<std::size_t> reach(const std::vector<std::vector<std::size_t>>& edge
 std::vector<std::size_t> task_graph::all_upstream(std::size_t i) const { return reach(upstream_, i); }
 std::vector<std::size_t> task_graph::all_downstream(std::size_t i) const { return reach(downstream_, i); }
 
-std::vector<long long> task_graph::reach_weights(const std::vector<int>& weights, bool downstream) const {
+std::vector<long long> task_graph::reach_weights(const std::vector<int>& weights, bool downstream,
+                                                 const std::vector<bool>& wanted) const {
+  if (weights.size() != size() || (!wanted.empty() && wanted.size() != size()))
+    throw std::invalid_argument("task_graph::reach_weights: one weight (and flag) per task");
   const auto& next = downstream ? downstream_ : upstream_;  // the direction summed over
   const auto& back = downstream ? upstream_ : downstream_;
   std::vector<long long> total(size(), 0);
@@ -155,7 +159,7 @@ std::vector<long long> task_graph::reach_weights(const std::vector<int>& weights
     tree[v] = is_tree;
     if (is_tree) {
       total[v] = sum;
-    } else {
+    } else if (wanted.empty() || wanted[v]) {  // a task that is not a tree's head: no parent sums it
       sum = 0;
       for (std::size_t w : reach(next, v)) sum += weights[w];
       total[v] = sum;

@@ -98,7 +98,11 @@ void local_executor::flush() {
   {
     std::lock_guard lock(mutex_);
     n = std::exchange(unannounced_, 0);
-    if (spinning_ && n > 0) --n;
+    // The watching thread takes one try, whichever flush queued it: counted once per watch.
+    if (spinning_ && !spinner_counted_ && n > 0) {
+      --n;
+      spinner_counted_ = true;
+    }
     sleeping = static_cast<std::size_t>(sleeping_);
     // Every thread is held by a try (a blocking one, most likely): the watcher times the new ones.
     if (!watching_ && live_ < max_threads_ && starved()) {
@@ -218,15 +222,16 @@ void local_executor::work(std::stop_token pool_stop) {
     std::string key;
     {
       std::unique_lock lock(mutex_);
-      bool spun = false;
       if (queue_.empty() && !spinning_) {
         // Out of work: watch for the next try a little while before sleeping (spin_wait.hpp).
+        // Whatever a flush counted on this thread for is in the queue when it looks again below,
+        // under the lock, whether it saw it while watching or not.
         spinning_ = true;
+        spinner_counted_ = false;
         lock.unlock();
         detail::spin_until([&] { return queued_.load(std::memory_order_acquire) > 0 || pool_stop.stop_requested(); });
         lock.lock();
         spinning_ = false;
-        spun = true;
       }
       if (queue_.empty()) {
         ++sleeping_;
@@ -237,9 +242,6 @@ void local_executor::work(std::stop_token pool_stop) {
       request = std::move(queue_.front().request);
       queue_.pop_front();
       queued_.store(queue_.size(), std::memory_order_release);
-      // flush() counted on this thread for one try; when it counted on it twice (two flushes
-      // while it watched), the try left over gets a sleeping thread here.
-      if (spun && !queue_.empty() && sleeping_ > 0) wake_.notify_one();
       cancel = cancel_.get_token();
       const task_context& c = request.context;
       key = try_text(c.dag_id, c.run_id, c.task_id, c.map_index, c.try_number);

@@ -28,14 +28,15 @@ scheduled_dag::scheduled_dag(shared_definition d) : def(std::move(d)), graph(che
   const auto& order = graph.topological_order();
   for (std::size_t p = 0; p < order.size(); ++p) topo_position[order[p]] = p;
   std::vector<int> weights(tasks.size());
-  bool any_downstream = false, any_upstream = false;
+  std::vector<bool> by_downstream(tasks.size()), by_upstream(tasks.size());
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     weights[i] = tasks[i].settings.priority_weight;
-    any_downstream = any_downstream || tasks[i].settings.weights == weight_rule::downstream;
-    any_upstream = any_upstream || tasks[i].settings.weights == weight_rule::upstream;
+    by_downstream[i] = tasks[i].settings.weights == weight_rule::downstream;
+    by_upstream[i] = tasks[i].settings.weights == weight_rule::upstream;
   }
-  const auto below = any_downstream ? graph.reach_weights(weights, true) : std::vector<long long>();
-  const auto above = any_upstream ? graph.reach_weights(weights, false) : std::vector<long long>();
+  const auto any = [](const std::vector<bool>& v) { return std::find(v.begin(), v.end(), true) != v.end(); };
+  const auto below = any(by_downstream) ? graph.reach_weights(weights, true, by_downstream) : std::vector<long long>();
+  const auto above = any(by_upstream) ? graph.reach_weights(weights, false, by_upstream) : std::vector<long long>();
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     long long p = weights[i];
     switch (tasks[i].settings.weights) {

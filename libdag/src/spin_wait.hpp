@@ -23,11 +23,14 @@ inline constexpr std::chrono::microseconds spin_before_sleep{200};
 /// a lock (an atomic): the caller takes its lock and checks again either way.
 template <class Ready>
 bool spin_until(Ready&& ready, std::chrono::microseconds limit = spin_before_sleep) {
+  if (limit <= std::chrono::microseconds::zero()) return ready();
   const auto until = std::chrono::steady_clock::now() + limit;
   for (unsigned i = 1;; ++i) {
     if (ready()) return true;
 #if defined(__x86_64__) || defined(__i386__)
     _mm_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
 #endif
     // Now and then: the clock, and the CPU for another runnable thread (two CPUs are common).
     if (i % 64 == 0) {

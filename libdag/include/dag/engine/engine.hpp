@@ -350,7 +350,7 @@ private:
   // Counts post(), wake() and metadata requests, so that run_until can watch for them without the
   // lock before it sleeps (spin_wait.hpp).
   std::atomic<std::uint64_t> posts_{0};
-  bool took_ends_ = false;  // the last pass recorded try ends: more are likely on their way
+  bool took_ends_ = false;  // the last pass took ends just posted (not parked ones): more are likely on their way
   std::vector<std::pair<alert, std::vector<notifier_spec>>> pending_alerts_;  // sent once the pass is written
   std::unique_ptr<alert_dispatcher> alerts_;  // sends what is still queued when destroyed, before the members above go
   std::unique_ptr<executor> executor_;  // last: destroyed first, so no try end is posted to a dead engine

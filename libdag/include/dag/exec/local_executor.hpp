@@ -72,7 +72,8 @@ public:
   std::string name() const override { return "LocalExecutor"; }
   /// Queues a try; `flush` wakes threads for it.
   void submit(task_request request) override;
-  /// Wakes as many threads as tries were queued since the last flush.
+  /// Wakes a sleeping thread for each try queued since the last flush, less one for a thread that
+  /// is watching for work (it takes a try without a wake-up; counted once per watch).
   void flush() override;
   /// Requests every queued and running try to stop.
   void cancel_all() override;
@@ -110,6 +111,7 @@ private:
   // without the lock (detail::spin_until).
   std::atomic<std::size_t> queued_{0};
   bool spinning_ = false;  // a thread is watching for work (at most one); under mutex_
+  bool spinner_counted_ = false;  // a flush counted on the watching thread for one try; under mutex_
   int sleeping_ = 0;       // threads blocked on wake_; under mutex_
   int busy_ = 0;   // threads running a try
   int live_ = 0;   // threads started (threads_.size(), readable by the workers under mutex_)

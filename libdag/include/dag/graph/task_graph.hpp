@@ -33,8 +33,11 @@ public:
   /// For each task, the sum of `weights` over every task downstream of it (`downstream` true) or
   /// upstream of it, each counted once (Airflow's `priority_weight_total` without the task's own
   /// weight). Linear where the tasks below (above) a task form a tree — a chain, a fan-out — and
-  /// a search per task elsewhere.
-  std::vector<long long> reach_weights(const std::vector<int>& weights, bool downstream) const;
+  /// a search per task elsewhere. `weights` has one entry per task. With `wanted` (one flag per
+  /// task), only the flagged tasks are searched for: the others' totals are exact where their
+  /// reach is a tree and 0 elsewhere.
+  std::vector<long long> reach_weights(const std::vector<int>& weights, bool downstream,
+                                       const std::vector<bool>& wanted = {}) const;
   /// Tasks without upstream tasks.
   std::vector<std::size_t> roots() const;
   /// Tasks without downstream tasks: their states decide the run's state.
