@@ -142,7 +142,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         return exit_ok;
       }
       if (std::find(args.begin(), args.end(), "--version") != args.end()) {
-        out << "dagrun " << DAGRUN_VERSION << "\n";
+        print_version(out);
         return exit_ok;
       }
       print_main_help(err, commands, globals);

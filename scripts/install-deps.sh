@@ -7,6 +7,7 @@ packages=(
   libsqlitecpp-dev libsqlite3-dev libpqxx-dev
   libyaml-cpp-dev libspdlog-dev libfmt-dev doctest-dev nlohmann-json3-dev
   libhowardhinnant-date-dev libssl-dev libcurl4-openssl-dev openssl
+  libgoogle-perftools-dev  # tcmalloc, dagrun's allocator (DAG_TCMALLOC)
   postgresql postgresql-client
   curl libcurl4-openssl-dev
   prometheus prometheus-alertmanager

@@ -63,6 +63,19 @@ struct cli_sandbox {
 
 }  // namespace
 
+TEST_CASE("CliBinary.VersionNamesTheAllocatorTheBinaryRunsWith" * doctest::timeout(60)) {
+  cli_sandbox s;
+  const auto r = s.dagrun("version");
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.starts_with("dagrun "));
+#if DAG_TEST_TCMALLOC
+  // Built with DAG_TCMALLOC (the default): the binary's malloc is tcmalloc's, asked at run time.
+  CHECK(r.out.find("\nallocator: tcmalloc ") != std::string::npos);
+#else
+  CHECK(r.out.find("\nallocator: the system's malloc\n") != std::string::npos);
+#endif
+}
+
 TEST_CASE("CliBinary.JsonListingsReplaceBytesThatAreNotUtf8" * doctest::timeout(120)) {
   cli_sandbox s;
   // A description in Latin-1, and a task whose SQL error message holds a stray byte.

@@ -80,6 +80,8 @@ std::vector<command> all_commands();
 void add_validate_commands(std::vector<command>& out);
 void add_dags_commands(std::vector<command>& out);
 void add_version_commands(std::vector<command>& out);
+/// What `dagrun version` and `dagrun --version` print: the version, and the allocator in use.
+void print_version(std::ostream& out);
 void add_runs_commands(std::vector<command>& out);
 void add_admin_commands(std::vector<command>& out);
 void add_datasets_commands(std::vector<command>& out);
