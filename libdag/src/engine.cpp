@@ -1435,11 +1435,14 @@ void engine::run_until(const std::function<bool()>& done, std::stop_token stop) 
     if (done()) return;
     std::unique_lock lock(events_mutex_);
     auto ready = [&] { return !events_.empty() || !metadata_requests_.empty() || wake_requested_ || stop.stop_requested(); };
-    if (running_ > 0 && took_ends_ && !ready()) {
-      // Tries are running and ending: the next end is likely a moment away (an in-process try's
-      // microseconds, a chain's next step). Watch for it a little while before sleeping
-      // (spin_wait.hpp), never past the next due time. A loop that only waits on long tries
-      // (woken by timeouts, taking no end) sleeps at once.
+    const auto waiting_since = std::chrono::steady_clock::now();
+    const bool must_wait = !ready();  // an end already here says nothing about how long one takes
+    if (running_ > 0 && took_ends_ && last_wait_short_ && must_wait) {
+      // Tries are running and ending, and the last wait for one was short: the next end is likely
+      // a moment away (an in-process try's microseconds, a chain's next step). Watch for it a
+      // little while before sleeping (spin_wait.hpp), never past the next due time. A loop that
+      // waits on processes or longer tries, or only on timeouts (taking no end), sleeps at once:
+      // the CPU a watch takes is better left to the tries' processes.
       const std::uint64_t seen = posts_.load(std::memory_order_acquire);
       lock.unlock();
       auto limit = detail::spin_before_sleep;
@@ -1457,6 +1460,7 @@ void engine::run_until(const std::function<bool()>& done, std::stop_token stop) 
     } else {
       return;  // nothing running, nothing due, nothing to wait for
     }
+    if (must_wait) last_wait_short_ = std::chrono::steady_clock::now() - waiting_since < detail::spin_before_sleep;
     wake_requested_ = false;
   }
 }

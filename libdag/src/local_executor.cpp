@@ -215,6 +215,10 @@ void local_executor::drain() {
 }
 
 void local_executor::work(std::stop_token pool_stop) {
+  // Whether this thread's last try was over within a watch: only then does it watch for the next
+  // one. Short tries (in-process callables) are where a hand-off's wake-up costs as much as the
+  // try; after a process or any longer try, the CPU a watch takes is better left to the processes.
+  bool last_try_short = false;
   for (;;) {
     task_request request;
     std::stop_token cancel;
@@ -222,7 +226,7 @@ void local_executor::work(std::stop_token pool_stop) {
     std::string key;
     {
       std::unique_lock lock(mutex_);
-      if (queue_.empty() && !spinning_) {
+      if (queue_.empty() && !spinning_ && last_try_short) {
         // Out of work: watch for the next try a little while before sleeping (spin_wait.hpp).
         // Whatever a flush counted on this thread for is in the queue when it looks again below,
         // under the lock, whether it saw it while watching or not.
@@ -267,7 +271,9 @@ void local_executor::work(std::stop_token pool_stop) {
       }
       log << line << '\n' << std::flush;
     };
+    const auto began = std::chrono::steady_clock::now();
     task_event ended = run_try(request, [this] { return now(); });
+    last_try_short = std::chrono::steady_clock::now() - began < detail::spin_before_sleep;
     {
       std::lock_guard lock(mutex_);
       running_.erase(key);

@@ -16,7 +16,8 @@ namespace dag::detail {
 
 /// How long a thread that ran out of work watches for more before it blocks: about one scheduler
 /// pass with its commit on a slow disk, so that a chain's next try or end arrives while it
-/// watches. Spent once per transition to idle, never while idle.
+/// watches. Spent once per transition to idle, never while idle, and only after short tries or
+/// short waits (the callers decide: processes keep the CPU).
 inline constexpr std::chrono::microseconds spin_before_sleep{200};
 
 /// Returns true once `ready()` is true, false when `limit` passed first. `ready` is read without
