@@ -23,10 +23,14 @@ endif()
 
 # The allocator of dagrun's own programs (dagrun, the benchmarks): gperftools' tcmalloc. Tries
 # are made on the engine's thread and freed on the executor's, and glibc's malloc serialises such
-# frees on its arena's lock: 100,000 in-process tries ran 1.39x faster with tcmalloc (docs/
-# benchmarks.md, fifth round). libdag itself links no allocator: a program that embeds it keeps
-# its own. Off under the sanitizers, which replace malloc themselves.
+# frees on its arena's lock: 100,000 in-process tries ran 1.22x faster built with tcmalloc
+# (docs/benchmarks.md, fifth round). libdag itself links no allocator: a program that embeds it
+# keeps its own. Off under the sanitizers, which replace malloc themselves, and not looked for
+# when no program of dagrun's is built (a libdag-only build needs no gperftools).
 set(dag_use_tcmalloc ${DAG_TCMALLOC})
+if(NOT DAG_BUILD_RUNNER AND NOT DAG_BUILD_BENCHMARKS)
+  set(dag_use_tcmalloc OFF)
+endif()
 if(dag_use_tcmalloc AND (DAG_SANITIZE OR DAG_FUZZ))
   message(STATUS "DAG_TCMALLOC: the sanitizers bring their own malloc; dagrun's programs use it")
   set(dag_use_tcmalloc OFF)

@@ -20,7 +20,7 @@ std::string allocator_name() {
     tc_version(&major, &minor, &patch);
     return "tcmalloc " + std::to_string(major) + "." + std::to_string(minor) + (patch ? patch : "");
   }
-  return "the system's malloc";
+  return "not tcmalloc (the C library's malloc, or one preloaded)";
 }
 
 }  // namespace

@@ -719,6 +719,7 @@ void engine::post(task_event e) {
     std::lock_guard lock(events_mutex_);
     was_empty = events_.empty();
     events_.push_back(std::move(e));
+    last_post_ = std::chrono::steady_clock::now();
   }
   posts_.fetch_add(1, std::memory_order_release);
   // Only the first event of a batch needs to wake the loop; it takes them all at once. (A loop
@@ -1460,7 +1461,10 @@ void engine::run_until(const std::function<bool()>& done, std::stop_token stop) 
     } else {
       return;  // nothing running, nothing due, nothing to wait for
     }
-    if (must_wait) last_wait_short_ = std::chrono::steady_clock::now() - waiting_since < detail::spin_before_sleep;
+    // How long the end took to come, up to its post (a sleeping loop's own wake-up left out, so
+    // that one slow try does not keep a chain of short ones from watching again). Waits that a
+    // due time, wake() or a metadata job ended say nothing about ends.
+    if (must_wait && !events_.empty()) last_wait_short_ = last_post_ - waiting_since < detail::spin_before_sleep;
     wake_requested_ = false;
   }
 }

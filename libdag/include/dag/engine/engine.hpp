@@ -351,7 +351,10 @@ private:
   // lock before it sleeps (spin_wait.hpp).
   std::atomic<std::uint64_t> posts_{0};
   bool took_ends_ = false;  // the last pass took ends just posted (not parked ones): more are likely on their way
-  bool last_wait_short_ = true;  // run_until's last wait ended within a watch (spin_wait.hpp): watching pays
+  // run_until's last wait for an end took less than a watch (spin_wait.hpp), up to the end's post:
+  // watching pays.
+  bool last_wait_short_ = true;
+  std::chrono::steady_clock::time_point last_post_{};  // when post() last queued an end; guarded by events_mutex_
   std::vector<std::pair<alert, std::vector<notifier_spec>>> pending_alerts_;  // sent once the pass is written
   std::unique_ptr<alert_dispatcher> alerts_;  // sends what is still queued when destroyed, before the members above go
   std::unique_ptr<executor> executor_;  // last: destroyed first, so no try end is posted to a dead engine
