@@ -28,11 +28,12 @@
 # are wall-clock seconds of the whole command (process start to exit) measured with bash's
 # EPOCHREALTIME, except where a case says otherwise.
 #
-# The make baselines spawn exactly one shell per target, like dagrun's bash operator does:
+# The make baselines start exactly one process per target, as dagrun does:
 #   make-sh:   SHELL=/bin/sh,   recipe `@sh -c true` — make execs /bin/sh (dash) itself, once per target
 #   make-bash: SHELL=/bin/bash, recipe `@true`       — make runs `/bin/bash -c true`, once per target
 #              (make's no-shell fast path only applies when SHELL is /bin/sh)
-# dagrun runs every bash task as `/bin/bash -c true`. No timing assertions: this prints numbers.
+# dagrun executes `true` directly (a plain command skips the shell: one exec, docs/yaml.md), and
+# a silent try makes no log file. No timing assertions: this prints numbers.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

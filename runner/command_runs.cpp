@@ -136,7 +136,7 @@ int tasks_log(invocation& inv) {
   }
   std::error_code ec;
   if (!std::filesystem::exists(chosen->log_path, ec)) {
-    // In-process tries that wrote nothing have no log file.
+    // Tries that wrote nothing (in-process ones, silent commands) have no log file.
     inv.err << "dagrun: try " << chosen->try_number << " of " << instance << " wrote no log\n";
     return exit_ok;
   }

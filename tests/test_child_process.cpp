@@ -426,6 +426,37 @@ TEST_CASE("ChildProcess.SpawnFailuresThrowNamingThePath") {
   }
 }
 
+TEST_CASE("ChildProcess.TheLogIsMadeOnTheFirstOutput") {
+  temp_dir dir;
+  // A silent command makes no file and no folder.
+  auto spec = spec_in(dir, "true");
+  spec.log_on_first_output = true;
+  spec.log_file = dir / "logs" / "task" / "1.log";
+  auto result = run(spec);
+  CHECK(result.exit_code == 0);
+  CHECK(result.log_error.empty());
+  CHECK_FALSE(fs::exists(dir / "logs"));
+
+  // Output on stderr alone makes it, folders and all (through a pipe: its first byte).
+  spec.command = "echo only-err >&2";
+  result = run(spec);
+  CHECK(result.log_error.empty());
+  CHECK(read_text(spec.log_file) == "only-err\n");
+
+  // A log that cannot be made is reported, naming its path, once the command writes; the command
+  // itself ran, and its last stdout line is still captured.
+  std::ofstream(dir / "plain-file") << "not a directory";
+  spec.log_file = dir / "plain-file" / "sub" / "task.log";
+  spec.command = "echo made-it > " + quoted(dir / "ran") + "; echo out";
+  result = run(spec);
+  CHECK(result.exit_code == 0);
+  CHECK(fs::exists(dir / "ran"));
+  CHECK(show(result.last_stdout_line) == "[out]");
+  CHECK_MESSAGE(result.log_error.find(spec.log_file.string()) != std::string::npos, result.log_error);
+  spec.command = "true";
+  CHECK(run(spec).log_error.empty());  // nothing written, nothing to make
+}
+
 TEST_CASE("ChildProcess.ManyConcurrentChildren") {
   temp_dir dir;
   constexpr int count = 50;
@@ -540,16 +571,29 @@ TEST_CASE("ChildProcess.CleanDescriptorsAndSignals") {
 
 TEST_CASE("ChildProcess.BrokenPipeLogDoesNotKillTheParent") {
   temp_dir dir;
-  int log_pipe[2];
-  REQUIRE(::pipe2(log_pipe, O_CLOEXEC) == 0);
-  auto spec = spec_in(dir, "echo hi; echo there");
-  spec.log_file = "/proc/self/fd/" + std::to_string(log_pipe[1]);  // reopened while a reader exists
+  // The log is a FIFO whose reader takes one byte and goes: the parent's copy of more output
+  // than a pipe holds then meets EPIPE.
+  const fs::path fifo = dir / "log.fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  REQUIRE(reader >= 0);
+  auto spec = spec_in(dir, "seq 1 100000; echo there");
+  spec.log_file = fifo;
   auto child = dag::child_process::start(spec);
-  ::close(log_pipe[0]);  // now the parent's copy of stdout into the log meets EPIPE
-  ::close(log_pipe[1]);
+  // wait() copies the output, so the reader is another thread.
+  int read_bytes = -1;
+  std::thread take_one_byte([reader, &read_bytes] {
+    pollfd readable{reader, POLLIN, 0};
+    char byte = 0;
+    if (::poll(&readable, 1, 30000) == 1) read_bytes = static_cast<int>(::read(reader, &byte, 1));
+    ::close(reader);
+  });
   const auto result = child.wait();
+  take_one_byte.join();
+  CHECK(read_bytes == 1);
   CHECK(result.exit_code == 0);
   CHECK(show(result.last_stdout_line) == "[there]");
+  CHECK_MESSAGE(result.log_error.find(fifo.string()) != std::string::npos, result.log_error);
   // No SIGPIPE left pending or blocked behind.
   sigset_t pending;
   ::sigpending(&pending);

@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <string_view>
 #include <system_error>
@@ -244,11 +245,58 @@ private:
   bool raised_ = false;
 };
 
+/// The log file, made (with its folder) when the child first writes: a silent try creates
+/// nothing on disk, and on ext4 a new inode is what a try of a short command costs most.
+class lazy_log {
+public:
+  /// `fd`, when open, is the log made already (ownership passes here).
+  lazy_log(std::filesystem::path path, int fd) : path_(std::move(path)), fd_(fd), tried_(fd >= 0) {}
+  lazy_log(const lazy_log&) = delete;
+  lazy_log& operator=(const lazy_log&) = delete;
+  ~lazy_log() { close(); }
+
+  /// The open log, made on the first call; -1 when there is none or it failed (see error()).
+  int fd() {
+    if (fd_ < 0 && !tried_ && !path_.empty()) {
+      tried_ = true;
+      const int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY;
+      fd_ = ::open(path_.c_str(), flags, 0644);
+      if (fd_ < 0 && errno == ENOENT && path_.has_parent_path()) {
+        std::error_code ec;
+        std::filesystem::create_directories(path_.parent_path(), ec);
+        if (ec) {
+          error_ = "cannot create the directory of log file '" + path_.string() + "': " + ec.message();
+          return -1;
+        }
+        fd_ = ::open(path_.c_str(), flags, 0644);
+      }
+      if (fd_ < 0) error_ = "cannot open log file '" + path_.string() + "': " + errno_text(errno);
+    }
+    return fd_;
+  }
+  /// A write failed: logging stops here, and why is kept.
+  void failed(int e) {
+    if (error_.empty()) error_ = "cannot write log file '" + path_.string() + "': " + errno_text(e);
+    close();
+  }
+  const std::string& error() const { return error_; }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+  bool tried_ = false;
+  std::string error_;
+};
+
 /// Copies one of the child's streams into the log (masking secrets) and tracks its last line.
 class output_sink {
 public:
-  output_sink(int& log_fd, sigpipe_guard& guard, const std::vector<std::string>& secrets)
-      : log_fd_(log_fd), guard_(guard), buffer_(chunk_bytes), secrets_(secrets), hold_back_(longest_secret(secrets)) {}
+  output_sink(lazy_log& log, sigpipe_guard& guard, const std::vector<std::string>& secrets)
+      : log_(log), guard_(guard), buffer_(chunk_bytes), secrets_(secrets), hold_back_(longest_secret(secrets)) {}
 
   /// Reads what the pipe holds (up to a bound); false once it reached end of file.
   bool drain(int fd) {
@@ -300,21 +348,22 @@ private:
   }
 
   void write_raw(std::string_view data) {
-    // After a failed write (disk full, reader gone) stdout is still drained so the child never
-    // blocks on a full pipe, but no longer logged.
-    while (log_fd_ >= 0 && !data.empty()) {
-      const ssize_t n = ::write(log_fd_, data.data(), data.size());
+    // After a failed write (disk full, reader gone) the streams are still drained so the child
+    // never blocks on a full pipe, but no longer logged; the result says why.
+    while (!data.empty()) {
+      const int fd = log_.fd();
+      if (fd < 0) return;
+      const ssize_t n = ::write(fd, data.data(), data.size());
       if (n >= 0) {
         data.remove_prefix(static_cast<std::size_t>(n));
       } else if (errno != EINTR) {
         if (errno == EPIPE) guard_.raised();
-        ::close(log_fd_);  // the child's copy of the number is this one: nothing else closes it
-        log_fd_ = -1;
+        log_.failed(errno);
       }
     }
   }
 
-  int& log_fd_;  // shared by the stdout and stderr sinks: a failed write stops both
+  lazy_log& log_;  // shared by the stdout and stderr sinks: a failed write stops both
   sigpipe_guard& guard_;
   std::vector<char> buffer_;
   line_tracker lines_;
@@ -422,7 +471,7 @@ child_process child_process::start(const process_spec& spec) {
   }
 
   unique_fd log;
-  if (!spec.log_file.empty()) {
+  if (!spec.log_file.empty() && !spec.log_on_first_output) {
     const std::filesystem::path dir = spec.log_file.parent_path();
     std::error_code ec;
     if (!dir.empty()) std::filesystem::create_directories(dir, ec);
@@ -456,9 +505,10 @@ child_process child_process::start(const process_spec& spec) {
   std::memset(&signals, 0xff, sizeof signals);
   posix_spawnattr_setsigdefault(&spawn.attr, &signals);
 
-  // stderr goes straight to the log, unless secrets must be masked on the way.
+  // stderr goes straight to an open log; through a pipe when the parent makes the log on the
+  // first byte of either stream, or masks secrets on the way.
   unique_fd stderr_read, stderr_write;
-  if (log.get() >= 0 && longest_secret(spec.secrets) > 0) {
+  if (!spec.log_file.empty() && (log.get() < 0 || longest_secret(spec.secrets) > 0)) {
     if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
       throw error("cannot create a pipe for command '" + abbreviate(spec.command) + "': " + errno_text(errno));
     stderr_read.reset(pipe_fds[0]);
@@ -534,6 +584,7 @@ child_process child_process::start(const process_spec& spec) {
   child.pidfd_ = open_pidfd(pid);
   child.stdout_fd_ = stdout_read.release();
   child.stderr_fd_ = stderr_read.release();
+  child.log_file_ = spec.log_file;
   child.log_fd_ = log.release();
   child.secrets_ = spec.secrets;
   child.timeout_ = spec.timeout;
@@ -546,6 +597,7 @@ child_process::child_process(child_process&& other) noexcept
       pidfd_(std::exchange(other.pidfd_, -1)),
       stdout_fd_(std::exchange(other.stdout_fd_, -1)),
       stderr_fd_(std::exchange(other.stderr_fd_, -1)),
+      log_file_(std::move(other.log_file_)),
       log_fd_(std::exchange(other.log_fd_, -1)),
       reaped_(std::exchange(other.reaped_, false)),
       timeout_(other.timeout_),
@@ -563,6 +615,7 @@ child_process& child_process::operator=(child_process&& other) noexcept {
     pidfd_ = std::exchange(other.pidfd_, -1);
     stdout_fd_ = std::exchange(other.stdout_fd_, -1);
     stderr_fd_ = std::exchange(other.stderr_fd_, -1);
+    log_file_ = std::move(other.log_file_);
     log_fd_ = std::exchange(other.log_fd_, -1);
     reaped_ = std::exchange(other.reaped_, false);
     timeout_ = other.timeout_;
@@ -601,8 +654,9 @@ process_result child_process::wait(std::stop_token stop) {
   process_result result;
   result.pid = pid_;
   sigpipe_guard guard;
-  output_sink sink(log_fd_, guard, secrets_);
-  output_sink errors(log_fd_, guard, secrets_);
+  lazy_log log(log_file_, std::exchange(log_fd_, -1));
+  output_sink sink(log, guard, secrets_);
+  output_sink errors(log, guard, secrets_);
 
   // A stop request wakes the poll below through this eventfd; the callback is destroyed before
   // the descriptor (declaration order), and its destructor waits for a running callback.
@@ -757,9 +811,10 @@ process_result child_process::wait(std::stop_token stop) {
   errors.finish();
   close_fd(stdout_fd_);
   close_fd(stderr_fd_);
-  close_fd(log_fd_);
+  log.close();
 
   result.last_stdout_line = sink.last_line();
+  result.log_error = log.error();
   result_ = result;
   return result;
 }

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <string>
 #include <system_error>
 
@@ -57,6 +58,7 @@ struct bash {
     p.timeout = ctx.timeout;
     p.secrets = ctx.secrets;
     p.direct_exec = true;
+    p.log_on_first_output = true;
     const xcom_file pushes;
     p.environment["DAGRUN_XCOM_FILE"] = pushes.path().string();
     child_process child = child_process::start(p);
@@ -92,32 +94,37 @@ struct bash {
       out.outcome = try_outcome::failed;
       out.message = "exit status " + std::to_string(r.exit_code);
     }
+    // The output could not be kept: the try is not a success whose log is silently missing.
+    if (!r.log_error.empty()) {
+      const std::string ended = out.outcome == try_outcome::success ? "succeeded" : "ended: " + out.message;
+      out.outcome = try_outcome::failed;
+      out.message = r.log_error + " (the command " + ended + ")";
+      out.xcom.reset();
+      out.keyed_xcoms.clear();
+    }
     if (ctx.log && !out.message.empty()) ctx.log("[dagrun] " + out.message);
     return out;
   }
 
 private:
-  /// A fresh empty file for one try's pushes, removed when the try is over. Its name,
-  /// `dagrun-xcom-BOOT-NS-PID-XXXXXX` in the temporary folder, names the process that owns it
-  /// (PID in the pid namespace NS of the kernel boot BOOT): one killed mid-try (kill -9) removes
-  /// nothing, so a later try of any dagrun process of that boot and namespace removes the files of
-  /// owners that are gone. The boot id keeps machines that share a temporary folder (NFS, a
-  /// volume) apart: the host's pid namespace has the same inode on every kernel.
+  /// The path of one try's pushes: `try-N` in a folder of this process's own,
+  /// `dagrun-xcom-BOOT-NS-PID-XXXXXX` in the temporary folder (mode 0700, made once). The file is
+  /// not made for the try — the command's first `>>` makes it — so a try that pushes nothing costs
+  /// no new file; it is removed when the try is over. The folder's name names the process that
+  /// owns it (PID in the pid namespace NS of the kernel boot BOOT): one killed (kill -9) removes
+  /// nothing, so a later try of any dagrun process of that boot and namespace removes the folders
+  /// (and the files of older versions) of owners that are gone. The boot id keeps machines that
+  /// share a temporary folder (NFS, a volume) apart: the host's pid namespace has the same inode
+  /// on every kernel.
   class xcom_file {
   public:
     xcom_file() {
-      const std::filesystem::path folder = std::filesystem::temp_directory_path();
-      remove_orphans(folder);
-      std::string pattern = (folder / (owner_prefix() + std::to_string(::getpid()) + "-XXXXXX")).string();
-      const int fd = ::mkstemp(pattern.data());
-      if (fd < 0) throw error("cannot create the XCom file in " + folder.string());
-      ::close(fd);
-      path_ = pattern;
+      static std::atomic<std::uint64_t> tries{0};
+      const std::filesystem::path temp = std::filesystem::temp_directory_path();
+      remove_orphans(temp);
+      path_ = folder(temp) / ("try-" + std::to_string(++tries));
     }
-    ~xcom_file() {
-      std::error_code ignored;
-      std::filesystem::remove(path_, ignored);
-    }
+    ~xcom_file() { ::unlink(path_.c_str()); }
     xcom_file(const xcom_file&) = delete;
     xcom_file& operator=(const xcom_file&) = delete;
 
@@ -126,7 +133,7 @@ private:
     /// The pushes, by key; `bad` gets the first line that is not `KEY=VALUE` (KEY a name).
     std::map<std::string, std::string> read(std::string& bad) const {
       std::map<std::string, std::string> out;
-      std::ifstream in(path_);
+      std::ifstream in(path_);  // none: nothing was pushed
       for (std::string line; std::getline(in, line);) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.empty()) continue;
@@ -146,6 +153,33 @@ private:
     }
 
   private:
+    /// This process's folder in `temp`, made on first use and again if something (a cleaner of
+    /// the temporary folder) removed it meanwhile or the temporary folder changed (TMPDIR).
+    static std::filesystem::path folder(const std::filesystem::path& temp) {
+      struct owned {
+        std::mutex mutex;
+        std::filesystem::path path;
+        std::filesystem::path made_in;
+        // At a normal exit the folder goes too; rmdir keeps a file a try still writes.
+        ~owned() {
+          if (!path.empty()) ::rmdir(path.c_str());
+        }
+      };
+      static owned f;
+      std::lock_guard lock(f.mutex);
+      if (f.path.empty() || f.made_in != temp || ::access(f.path.c_str(), W_OK | X_OK) != 0) {
+        std::string pattern = (temp / (owner_prefix() + std::to_string(::getpid()) + "-XXXXXX")).string();
+        if (::mkdtemp(pattern.data()) == nullptr) {
+          const int e = errno;
+          throw error("cannot create the XCom folder in " + temp.string() + ": " + std::system_category().message(e));
+        }
+        if (!f.path.empty()) ::rmdir(f.path.c_str());
+        f.path = pattern;
+        f.made_in = temp;
+      }
+      return f.path;
+    }
+
     /// `dagrun-xcom-BOOT-NS-`: BOOT this kernel boot's id, NS the inode of this process's pid
     /// namespace (each `0` when unknown): a pid means something only within its namespace of one
     /// boot of one machine.
@@ -167,8 +201,8 @@ private:
       return prefix;
     }
 
-    /// Removes the XCom files whose owner process is gone, at most once a minute per process (a
-    /// look through the temporary folder).
+    /// Removes the XCom folders (and older versions' files) whose owner process is gone, at most
+    /// once a minute per process (a look through the temporary folder).
     static void remove_orphans(const std::filesystem::path& folder) {
       static std::atomic<std::int64_t> last_look{0};  // steady-clock seconds; 0: never
       const std::int64_t now =
@@ -187,7 +221,7 @@ private:
         // Only a pid that names no process: a live one (even another user's) keeps its file.
         if (::kill(static_cast<pid_t>(std::stol(pid)), 0) == 0 || errno != ESRCH) continue;
         std::error_code ignored;
-        std::filesystem::remove(it->path(), ignored);
+        std::filesystem::remove_all(it->path(), ignored);
       }
     }
 

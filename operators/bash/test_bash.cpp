@@ -91,3 +91,29 @@ TEST_CASE("BashOperator.KeyedXComsArePushedThroughTheXComFile") {
     CHECK(t.run("echo $DAGRUN_XCOM_FILE").xcom != first.xcom);
   }
 }
+
+TEST_CASE("BashOperator.ASilentTryMakesNoFile") {
+  bash_try t;
+  t.ctx.log_path = t.dir / "task_id=a" / "attempt=1.log";
+  auto r = t.run("test -e \"$DAGRUN_XCOM_FILE\" || true");
+  CHECK(r.outcome == dag::try_outcome::success);
+  CHECK_FALSE(std::filesystem::exists(t.dir / "task_id=a"));  // no log, no folder for it
+  // The XCom file is made by the command's first push, not before.
+  CHECK(t.run("test -e \"$DAGRUN_XCOM_FILE\" && echo exists || echo absent").xcom == "absent");
+  CHECK(std::filesystem::exists(t.ctx.log_path));  // that one wrote a line
+}
+
+TEST_CASE("BashOperator.ALogThatCannotBeMadeFailsTheTry") {
+  bash_try t;
+  std::ofstream(t.dir / "plain-file") << "not a directory";
+  t.ctx.log_path = t.dir / "plain-file" / "attempt=1.log";
+  auto r = t.run("echo rows=1 >> \"$DAGRUN_XCOM_FILE\"; echo hello");
+  CHECK(r.outcome == dag::try_outcome::failed);
+  CHECK(r.message.find(t.ctx.log_path.string()) != std::string::npos);
+  CHECK(r.message.ends_with("(the command succeeded)"));
+  CHECK_FALSE(r.xcom);  // a failed try pushes nothing
+  CHECK(r.keyed_xcoms.empty());
+  CHECK(t.logged.back() == "[dagrun] " + r.message);
+  // A command that writes nothing needs no log.
+  CHECK(t.run("true").outcome == dag::try_outcome::success);
+}

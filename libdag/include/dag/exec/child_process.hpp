@@ -4,8 +4,9 @@
 ///
 /// The child runs `shell -c command` as the leader of a new process group, with stdin from
 /// /dev/null, stdout through a pipe that the parent copies into the log file (keeping the last
-/// line for XCom), stderr appended straight to the log file, no other inherited descriptors, and
-/// default signal dispositions and an empty signal mask. Everything the task starts stays in that
+/// line for XCom), stderr appended straight to the log file (or through a pipe too, see
+/// process_spec), no other inherited descriptors, and default signal dispositions and an empty
+/// signal mask. Everything the task starts stays in that
 /// group unless it leaves on purpose (setsid/setpgid), so the group is what a timeout, a
 /// cancellation or the end of the task terminates: SIGTERM to the whole group, up to `kill_grace`
 /// for it to go, then SIGKILL to the group.
@@ -32,9 +33,16 @@ struct process_spec {
   std::map<std::string, std::string> environment;
   /// Directory the command starts in; empty inherits the parent's.
   std::string working_directory;
-  /// File that stdout and stderr are appended to, created with its parent directories; empty
-  /// discards both (the last stdout line is still captured).
+  /// File that stdout and stderr are appended to, created with its parent directories by
+  /// start() (or on the first output, see log_on_first_output); empty discards both (the last
+  /// stdout line is still captured). A write that fails (disk full, a closed pipe) is reported in
+  /// process_result::log_error, and the output past that point is dropped.
   std::filesystem::path log_file;
+  /// When set, the log file and its folders are made when the command first writes to stdout or
+  /// stderr, not by start(): a silent command creates nothing on disk (on ext4 a new inode is a
+  /// short task's largest cost). stderr then goes through a pipe too, so its lines reach the log
+  /// only while wait() runs; a log that cannot be made is reported in process_result::log_error.
+  bool log_on_first_output = false;
   /// Limit on the run, counted from start(); none waits for as long as the command runs.
   std::optional<std::chrono::milliseconds> timeout;
   /// How long the group gets between SIGTERM and SIGKILL.
@@ -79,6 +87,9 @@ struct process_result {
   int pid = 0;
   /// From spawning the shell to reaping it.
   std::chrono::microseconds elapsed{0};
+  /// Why the output was not (all) logged: the log file or its folder could not be made, or a
+  /// write failed (disk full, a closed pipe). Empty when everything written reached the log.
+  std::string log_error;
 };
 
 /// A running shell command in its own process group; see the file comment for its environment.
@@ -92,8 +103,9 @@ struct process_result {
 class child_process {
 public:
   /// Spawns `spec.shell -c spec.command`. Throws dag::error naming the log path when the log
-  /// file or its directory cannot be created, and naming the shell, directory and command when
-  /// the process cannot be started (shell missing, working directory missing, out of resources).
+  /// file or its directory cannot be created (unless it is made on the first output), and naming
+  /// the shell, directory and command when the process cannot be started (shell missing, working
+  /// directory missing, out of resources).
   [[nodiscard]] static child_process start(const process_spec& spec);
 
   /// Takes over the child of `other`, which is left empty.
@@ -123,8 +135,9 @@ private:
   int pid_ = 0;
   int pidfd_ = -1;        // readable once the shell exits; -1 on kernels without pidfd_open
   int stdout_fd_ = -1;    // read end of the shell's stdout pipe, non-blocking
-  int stderr_fd_ = -1;    // read end of a stderr pipe when secrets are masked; else stderr is the log
-  int log_fd_ = -1;       // the log file (O_APPEND), -1 when output is discarded
+  int stderr_fd_ = -1;    // read end of a stderr pipe (secrets masked, or the log made later); else stderr is the log
+  std::filesystem::path log_file_;  // empty when output is discarded
+  int log_fd_ = -1;       // the log file (O_APPEND) once made, -1 until then or when output is discarded
   bool reaped_ = false;
   std::optional<std::chrono::milliseconds> timeout_;
   std::chrono::milliseconds kill_grace_{5000};
