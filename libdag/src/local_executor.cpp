@@ -215,10 +215,12 @@ void local_executor::drain() {
 }
 
 void local_executor::work(std::stop_token pool_stop) {
-  // Whether this thread's last try was over within a watch: only then does it watch for the next
-  // one. Short tries (in-process callables) are where a hand-off's wake-up costs as much as the
-  // try; after a process or any longer try, the CPU a watch takes is better left to the processes.
-  bool last_try_short = false;
+  // Whether this thread watches for its next try: after a try that was over within a watch (an
+  // in-process callable, where a hand-off's wake-up costs as much as the try), or after the last
+  // try in flight (a chain of processes: nothing else wants the CPU while the engine records the
+  // end and hands over the next one). While other tries run — processes, most likely — the CPU a
+  // watch takes is better left to them.
+  bool watch_next = false;
   for (;;) {
     task_request request;
     std::stop_token cancel;
@@ -226,7 +228,7 @@ void local_executor::work(std::stop_token pool_stop) {
     std::string key;
     {
       std::unique_lock lock(mutex_);
-      if (queue_.empty() && !spinning_ && last_try_short) {
+      if (queue_.empty() && !spinning_ && watch_next) {
         // Out of work: watch for the next try a little while before sleeping (spin_wait.hpp).
         // Whatever a flush counted on this thread for is in the queue when it looks again below,
         // under the lock, whether it saw it while watching or not.
@@ -273,7 +275,7 @@ void local_executor::work(std::stop_token pool_stop) {
     };
     const auto began = std::chrono::steady_clock::now();
     task_event ended = run_try(request, [this] { return now(); });
-    last_try_short = std::chrono::steady_clock::now() - began < detail::spin_before_sleep;
+    const bool short_try = std::chrono::steady_clock::now() - began < detail::spin_before_sleep;
     {
       std::lock_guard lock(mutex_);
       running_.erase(key);
@@ -285,6 +287,7 @@ void local_executor::work(std::stop_token pool_stop) {
       std::lock_guard lock(mutex_);
       --busy_;
       if (queue_.empty() && busy_ == 0) idle_.notify_all();
+      watch_next = short_try || busy_ == 0;
     }
   }
 }
