@@ -101,10 +101,11 @@ TEST_CASE("Daemon.KillNineMidTaskThenRestartRetriesTheLostTry" * doctest::timeou
   } restore{tmpdir_before != nullptr, kept_tmpdir};
   const auto pidfile = s.dir / "first_try.pid";
   s.write_dag("slow.yaml", "dag_id: slow\ntasks:\n  - task_id: a\n    operator: bash\n    retries: 1\n    retry_delay: 1s\n"
-                           "    bash_command: 'if [ \"$DAGRUN_TRY_NUMBER\" = 1 ]; then echo $$ > " + pidfile.string() +
+                           "    bash_command: 'if [ \"$DAGRUN_TRY_NUMBER\" = 1 ]; then echo k=v >> \"$DAGRUN_XCOM_FILE\"; echo $$ > " + pidfile.string() +
                            "; sleep 600; fi; echo finished'\n");
   REQUIRE(s.dagrun("trigger slow --date 2024-01-01") == 0);
-  // The XCom files of the first daemon's tries (`dagrun-xcom-BOOT-NS-PID-…`, PID the daemon's).
+  // The XCom folder of the first daemon (`dagrun-xcom-BOOT-NS-PID-…`, PID the daemon's), which its
+  // killed try pushed into: not empty.
   pid_t first_daemon = 0;
   const auto xcom_files_of_first_daemon = [&] {
     int n = 0;
@@ -123,7 +124,7 @@ TEST_CASE("Daemon.KillNineMidTaskThenRestartRetriesTheLostTry" * doctest::timeou
     auto r = daemon.wait();
     CHECK(r.signal == SIGKILL);
   }
-  CHECK(xcom_files_of_first_daemon() == 1);  // its killed try's, which nothing removed
+  CHECK(xcom_files_of_first_daemon() == 1);  // the killed daemon's, which nothing removed
   auto db = s.store();
   CHECK(instance(*db, "slow", run_id, "a")->state == dag::task_state::running);  // what the dead daemon left
   // The first try's shell outlived its daemon (it sleeps in its own process group).

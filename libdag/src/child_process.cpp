@@ -274,9 +274,10 @@ public:
     }
     return fd_;
   }
-  /// A write failed: logging stops here, and why is kept.
+  /// A write failed: logging stops here, and why is kept — unless the log is a pipe whose reader
+  /// went away (`dagrun tasks test … | head`), which is the reader's choice, not lost output.
   void failed(int e) {
-    if (error_.empty()) error_ = "cannot write log file '" + path_.string() + "': " + errno_text(e);
+    if (error_.empty() && e != EPIPE) error_ = "cannot write log file '" + path_.string() + "': " + errno_text(e);
     close();
   }
   const std::string& error() const { return error_; }

@@ -1,7 +1,9 @@
 #pragma once
 /// @file The bash operator: runs a shell command in its own process group.
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -153,27 +155,45 @@ private:
     }
 
   private:
-    /// This process's folder in `temp`, made on first use and again if something (a cleaner of
-    /// the temporary folder) removed it meanwhile or the temporary folder changed (TMPDIR).
+    /// True when `path` is the very folder `kept` has open (same device and inode, not a
+    /// symlink), owned by this user and closed to everyone else: a cleaner of the temporary folder
+    /// may remove ours, and another user may then make one of the same (public) name.
+    static bool still_ours(const std::string& path, int kept) {
+      struct stat at{}, held{};
+      return ::lstat(path.c_str(), &at) == 0 && ::fstat(kept, &held) == 0 && S_ISDIR(at.st_mode) &&
+             at.st_dev == held.st_dev && at.st_ino == held.st_ino && at.st_uid == ::geteuid() && (at.st_mode & 077) == 0;
+    }
+
+    /// This process's folder in `temp`, made on first use and again if it is no longer ours (see
+    /// still_ours) or the temporary folder changed (TMPDIR). A folder left behind stays (a try may
+    /// still be about to push there); the orphan sweep of a later process removes it.
     static std::filesystem::path folder(const std::filesystem::path& temp) {
       struct owned {
         std::mutex mutex;
-        std::filesystem::path path;
+        std::string path;
         std::filesystem::path made_in;
+        int fd = -1;  // the folder, open: what the path must still name
         // At a normal exit the folder goes too; rmdir keeps a file a try still writes.
         ~owned() {
-          if (!path.empty()) ::rmdir(path.c_str());
+          if (!path.empty() && still_ours(path, fd)) ::rmdir(path.c_str());
+          if (fd >= 0) ::close(fd);
         }
       };
       static owned f;
       std::lock_guard lock(f.mutex);
-      if (f.path.empty() || f.made_in != temp || ::access(f.path.c_str(), W_OK | X_OK) != 0) {
+      if (f.path.empty() || f.made_in != temp || !still_ours(f.path, f.fd)) {
         std::string pattern = (temp / (owner_prefix() + std::to_string(::getpid()) + "-XXXXXX")).string();
         if (::mkdtemp(pattern.data()) == nullptr) {
           const int e = errno;
           throw error("cannot create the XCom folder in " + temp.string() + ": " + std::system_category().message(e));
         }
-        if (!f.path.empty()) ::rmdir(f.path.c_str());
+        const int fd = ::open(pattern.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+          const int e = errno;
+          throw error("cannot open the XCom folder " + pattern + ": " + std::system_category().message(e));
+        }
+        if (f.fd >= 0) ::close(f.fd);
+        f.fd = fd;
         f.path = pattern;
         f.made_in = temp;
       }
@@ -220,6 +240,10 @@ private:
         if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
         // Only a pid that names no process: a live one (even another user's) keeps its file.
         if (::kill(static_cast<pid_t>(std::stol(pid)), 0) == 0 || errno != ESRCH) continue;
+        // Only what this user made (a folder, or an older version's file), never through a link.
+        struct stat st{};
+        if (::lstat(it->path().c_str(), &st) != 0 || st.st_uid != ::geteuid() || !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
+          continue;
         std::error_code ignored;
         std::filesystem::remove_all(it->path(), ignored);
       }

@@ -117,3 +117,22 @@ TEST_CASE("BashOperator.ALogThatCannotBeMadeFailsTheTry") {
   // A command that writes nothing needs no log.
   CHECK(t.run("true").outcome == dag::try_outcome::success);
 }
+
+TEST_CASE("BashOperator.AnXComFolderNoLongerItsOwnIsNotUsed") {
+  namespace fs = std::filesystem;
+  bash_try t;
+  const auto first = t.run("echo $DAGRUN_XCOM_FILE");
+  REQUIRE(first.xcom);
+  const fs::path folder = fs::path(*first.xcom).parent_path();
+  CHECK((fs::status(folder).permissions() & fs::perms::all) == fs::perms::owner_all);
+  // A cleaner of the temporary folder removes it, and someone makes one of the same name, open to all.
+  fs::remove(folder);
+  fs::create_directory(folder);
+  fs::permissions(folder, fs::perms::all);
+  auto r = t.run("echo rows=3 >> \"$DAGRUN_XCOM_FILE\"; echo $DAGRUN_XCOM_FILE");
+  CHECK(r.keyed_xcoms == std::map<std::string, std::string>{{"rows", "3"}});
+  REQUIRE(r.xcom);
+  CHECK(fs::path(*r.xcom).parent_path() != folder);
+  CHECK(fs::is_empty(folder));  // nothing of the try went there
+  fs::remove(folder);
+}

@@ -35,8 +35,9 @@ struct process_spec {
   std::string working_directory;
   /// File that stdout and stderr are appended to, created with its parent directories by
   /// start() (or on the first output, see log_on_first_output); empty discards both (the last
-  /// stdout line is still captured). A write that fails (disk full, a closed pipe) is reported in
-  /// process_result::log_error, and the output past that point is dropped.
+  /// stdout line is still captured). A write of the parent's that fails (disk full) is reported in
+  /// process_result::log_error, and the output past that point is dropped; a log that is a pipe
+  /// whose reader went away is dropped without an error.
   std::filesystem::path log_file;
   /// When set, the log file and its folders are made when the command first writes to stdout or
   /// stderr, not by start(): a silent command creates nothing on disk (on ext4 a new inode is a
@@ -88,7 +89,7 @@ struct process_result {
   /// From spawning the shell to reaping it.
   std::chrono::microseconds elapsed{0};
   /// Why the output was not (all) logged: the log file or its folder could not be made, or a
-  /// write failed (disk full, a closed pipe). Empty when everything written reached the log.
+  /// write failed (disk full). Empty otherwise (also when the log is a pipe whose reader left).
   std::string log_error;
 };
 
@@ -121,7 +122,7 @@ public:
   int pid() const noexcept { return pid_; }
 
   /// Blocks until the shell exits, the timeout expires or `stop` is requested, copying stdout
-  /// into the log meanwhile. On timeout or stop the group gets SIGTERM, then SIGKILL after
+  /// (and stderr, when it goes through a pipe) into the log meanwhile. On timeout or stop the group gets SIGTERM, then SIGKILL after
   /// `kill_grace` if the shell is still alive; after the shell is gone, members of its group left
   /// alive are terminated the same way (SIGTERM, up to `kill_grace`, SIGKILL). Calling it again
   /// returns the same result. SIGPIPE from a log that is a closed pipe is suppressed, not raised.
