@@ -155,13 +155,14 @@ private:
     }
 
   private:
-    /// True when `path` is the very folder `kept` has open (same device and inode, not a
-    /// symlink), owned by this user and closed to everyone else: a cleaner of the temporary folder
-    /// may remove ours, and another user may then make one of the same (public) name.
-    static bool still_ours(const std::string& path, int kept) {
-      struct stat at{}, held{};
-      return ::lstat(path.c_str(), &at) == 0 && ::fstat(kept, &held) == 0 && S_ISDIR(at.st_mode) &&
-             at.st_dev == held.st_dev && at.st_ino == held.st_ino && at.st_uid == ::geteuid() && (at.st_mode & 077) == 0;
+    /// True when `path` is the very folder made (`made`: its device and inode, which the open
+    /// descriptor kept of it stops from being reused), not a symlink, owned by this user and
+    /// closed to everyone else: a cleaner of the temporary folder may remove ours, and another
+    /// user may then make one of the same (public) name.
+    static bool still_ours(const std::string& path, const struct stat& made) {
+      struct stat at{};
+      return ::lstat(path.c_str(), &at) == 0 && S_ISDIR(at.st_mode) && at.st_dev == made.st_dev &&
+             at.st_ino == made.st_ino && at.st_uid == ::geteuid() && (at.st_mode & 077) == 0;
     }
 
     /// This process's folder in `temp`, made on first use and again if it is no longer ours (see
@@ -172,27 +173,31 @@ private:
         std::mutex mutex;
         std::string path;
         std::filesystem::path made_in;
-        int fd = -1;  // the folder, open: what the path must still name
+        int fd = -1;          // the folder, held open so that its inode is not reused
+        struct stat made{};   // its device and inode: what the path must still name
         // At a normal exit the folder goes too; rmdir keeps a file a try still writes.
         ~owned() {
-          if (!path.empty() && still_ours(path, fd)) ::rmdir(path.c_str());
+          if (!path.empty() && still_ours(path, made)) ::rmdir(path.c_str());
           if (fd >= 0) ::close(fd);
         }
       };
       static owned f;
       std::lock_guard lock(f.mutex);
-      if (f.path.empty() || f.made_in != temp || !still_ours(f.path, f.fd)) {
+      if (f.path.empty() || f.made_in != temp || !still_ours(f.path, f.made)) {
         std::string pattern = (temp / (owner_prefix() + std::to_string(::getpid()) + "-XXXXXX")).string();
         if (::mkdtemp(pattern.data()) == nullptr) {
           const int e = errno;
           throw error("cannot create the XCom folder in " + temp.string() + ": " + std::system_category().message(e));
         }
         const int fd = ::open(pattern.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
+        struct stat made{};
+        if (fd < 0 || ::fstat(fd, &made) != 0) {
           const int e = errno;
+          if (fd >= 0) ::close(fd);
           throw error("cannot open the XCom folder " + pattern + ": " + std::system_category().message(e));
         }
         if (f.fd >= 0) ::close(f.fd);
+        f.made = made;
         f.fd = fd;
         f.path = pattern;
         f.made_in = temp;

@@ -6,10 +6,10 @@
 /// /dev/null, stdout through a pipe that the parent copies into the log file (keeping the last
 /// line for XCom), stderr appended straight to the log file (or through a pipe too, see
 /// process_spec), no other inherited descriptors, and default signal dispositions and an empty
-/// signal mask. Everything the task starts stays in that
-/// group unless it leaves on purpose (setsid/setpgid), so the group is what a timeout, a
-/// cancellation or the end of the task terminates: SIGTERM to the whole group, up to `kill_grace`
-/// for it to go, then SIGKILL to the group.
+/// signal mask. Everything the task starts stays in that group unless it leaves on purpose
+/// (setsid/setpgid), so the group is what a timeout, a cancellation or the end of the task
+/// terminates: SIGTERM to the whole group, up to `kill_grace` for it to go, then SIGKILL to the
+/// group.
 ///
 /// Linux only: children are spawned with posix_spawn (vfork-like, cheap from a large parent) and
 /// watched through a pidfd (Linux >= 5.3), so waiting costs no thread and no fixed-interval polling.
@@ -122,10 +122,11 @@ public:
   int pid() const noexcept { return pid_; }
 
   /// Blocks until the shell exits, the timeout expires or `stop` is requested, copying stdout
-  /// (and stderr, when it goes through a pipe) into the log meanwhile. On timeout or stop the group gets SIGTERM, then SIGKILL after
-  /// `kill_grace` if the shell is still alive; after the shell is gone, members of its group left
-  /// alive are terminated the same way (SIGTERM, up to `kill_grace`, SIGKILL). Calling it again
-  /// returns the same result. SIGPIPE from a log that is a closed pipe is suppressed, not raised.
+  /// (and stderr, when it goes through a pipe) into the log meanwhile. On timeout or stop the
+  /// group gets SIGTERM, then SIGKILL after `kill_grace` if the shell is still alive; after the
+  /// shell is gone, members of its group left alive are terminated the same way (SIGTERM, up to
+  /// `kill_grace`, SIGKILL). Calling it again returns the same result. SIGPIPE from a log that
+  /// is a closed pipe is suppressed, not raised.
   process_result wait(std::stop_token stop = {});
 
 private:
