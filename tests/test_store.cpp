@@ -39,6 +39,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -2275,6 +2276,266 @@ TEST_CASE("Store.SqliteWalCheckpointThreadOpensItsConnectionAgainAfterAFailure")
   for (; i < 20000 && descriptors_on(fs::path(db.name())) < 2; ++i) writer->set_variable("v" + std::to_string(i % 50), value + std::to_string(i));
   CHECK(dag_test::eventually([&] { return descriptors_on(fs::path(db.name())) == 2; }));
   CHECK(writer->variable("v") == value);
+}
+
+namespace {
+
+// Counts, and can fail, the writes the OS's VFS makes to WAL files: through its table of system
+// calls (sqlite3_vfs::xSetSystemCall), so that SQLite's own writes are seen without tracing. Only
+// while no other thread uses SQLite (the table is the process's).
+class wal_write_probe {
+public:
+  wal_write_probe() : vfs_(sqlite3_vfs_find(nullptr)) {
+    REQUIRE(vfs_ != nullptr);
+    original_ = vfs_->xGetSystemCall(vfs_, "pwrite64");
+    REQUIRE(static_cast<bool>(original_));
+    REQUIRE(vfs_->xSetSystemCall(vfs_, "pwrite64", reinterpret_cast<sqlite3_syscall_ptr>(&counted)) == SQLITE_OK);
+    calls_ = 0;
+    bytes_ = 0;
+    full_ = false;
+  }
+  ~wal_write_probe() { vfs_->xSetSystemCall(vfs_, "pwrite64", original_); }
+  wal_write_probe(const wal_write_probe&) = delete;
+  wal_write_probe& operator=(const wal_write_probe&) = delete;
+
+  int calls() const { return calls_; }
+  long bytes() const { return bytes_; }
+  /// From now on every write to a WAL fails as on a full disk (ENOSPC), or no longer.
+  void disk_full(bool full) { full_ = full; }
+
+private:
+  static bool is_wal(int fd) {
+    std::error_code ec;
+    const std::string target = fs::read_symlink("/proc/self/fd/" + std::to_string(fd), ec).string();
+    return !ec && target.size() > 4 && target.ends_with("-wal");
+  }
+  static ssize_t counted(int fd, const void* data, size_t size, off_t offset) {
+    if (is_wal(fd)) {
+      if (full_) {
+        errno = ENOSPC;
+        return -1;
+      }
+      ++calls_;
+      bytes_ += static_cast<long>(size);
+    }
+    return reinterpret_cast<ssize_t (*)(int, const void*, size_t, off_t)>(original_)(fd, data, size, offset);
+  }
+
+  sqlite3_vfs* vfs_;
+  static inline sqlite3_syscall_ptr original_ = nullptr;
+  static inline std::atomic<int> calls_ = 0;
+  static inline std::atomic<long> bytes_ = 0;
+  static inline std::atomic<bool> full_ = false;
+};
+
+/// Task ids enough for a commit of several pages.
+std::vector<std::string> many_task_ids(int n) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) ids.push_back("a_task_with_a_long_enough_name_" + std::to_string(i));
+  return ids;
+}
+
+/// A read-only connection of the OS's VFS to an SQLite file, for the first column of queries.
+class raw_sqlite {
+public:
+  explicit raw_sqlite(const std::string& file) {
+    if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
+      throw std::runtime_error("cannot open " + file + ": " + sqlite3_errmsg(db_));
+    sqlite3_busy_timeout(db_, 5000);
+  }
+  ~raw_sqlite() { sqlite3_close(db_); }
+  raw_sqlite(const raw_sqlite&) = delete;
+  raw_sqlite& operator=(const raw_sqlite&) = delete;
+  /// The first column of the first row of `sql`, as text.
+  std::string first(const char* sql) {
+    sqlite3_stmt* st = nullptr;
+    std::string out;
+    int rc = sqlite3_prepare_v2(db_, sql, -1, &st, nullptr);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_text(st, 0) != nullptr) out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    const std::string message = sqlite3_errmsg(db_);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) throw std::runtime_error(std::string(sql) + ": " + message);
+    return out;
+  }
+
+private:
+  sqlite3* db_ = nullptr;
+};
+
+/// PRAGMA integrity_check of the SQLite database `file`, on a connection of its own.
+std::string integrity_of(const std::string& file) { return raw_sqlite(file).first("PRAGMA integrity_check"); }
+
+}  // namespace
+
+TEST_CASE("Store.SqliteCommitReachesTheWalInOneWriteOf64KiBAtMost") {
+  // SQLite writes a frame's header and its page with two writes each; the store's VFS gathers a
+  // commit's frames and writes them at once (at most 64 KiB a call, as SQLite's own writes).
+  sqlite_database db;
+  auto s = db.make_store();
+  REQUIRE(s->apply(creating(daily_run("warm", utc(2024, 1, 1)), {"a"})).runs_created == std::vector<bool>{true});
+  wal_write_probe probe;
+  REQUIRE(s->apply(creating(daily_run("etl", utc(2024, 1, 2)), many_task_ids(200))).runs_created == std::vector<bool>{true});
+  constexpr long frame = 24 + 4096;
+  CHECK(probe.bytes() >= 4 * frame);  // several pages: eight writes or more without gathering
+  CHECK(probe.bytes() % frame == 0);  // whole frames only
+  CHECK(probe.calls() == (probe.bytes() + 65535) / 65536);
+}
+
+TEST_CASE("Store.SqliteCommitWhoseWalWriteFailsIsNotMadeAndTheNextOneIs") {
+  // A full disk fails the commit that could not be written, with SQLite's error; nothing of it is
+  // seen, nothing committed before is lost, and once there is room the same store writes again.
+  sqlite_database db;
+  auto s = db.make_store();
+  const auto kept = daily_run("etl", utc(2024, 1, 1));
+  const auto lost = daily_run("etl", utc(2024, 1, 2));
+  const auto later = daily_run("etl", utc(2024, 1, 3));
+  REQUIRE(s->apply(creating(kept, many_task_ids(100))).runs_created == std::vector<bool>{true});
+  {
+    wal_write_probe probe;
+    probe.disk_full(true);
+    CHECK_THROWS_WITH_AS(s->apply(creating(lost, many_task_ids(100))), doctest::Contains("full"), dag::error);
+  }
+  CHECK(s->apply(creating(later, many_task_ids(100))).runs_created == std::vector<bool>{true});
+  auto reader = db.make_store();
+  dag::run_filter etl;
+  etl.dag_id = "etl";
+  std::set<std::string> ids;
+  for (const auto& r : reader->runs(etl)) ids.insert(r.run_id);
+  CHECK(ids == std::set<std::string>{kept.run_id, later.run_id});
+  CHECK(reader->task_instances("etl", later.run_id).size() == 100);
+  CHECK(reader->task_instances("etl", lost.run_id).empty());
+  s.reset();
+  reader.reset();
+  CHECK(integrity_of(db.name()) == "ok");
+}
+
+TEST_CASE("Store.SqliteReadersSeeEveryCommitWholeWhileTheWriterGathersItsWal") {
+  // Another connection (the OS's VFS, as another process would have) reads while the store
+  // commits runs of many task instances each: every run it sees has all of its instances, which
+  // it reads from WAL frames the store gathered. A commit published before its frames were in the
+  // file would show runs without instances, or fail as a corrupt database.
+  sqlite_database db;
+  auto s = db.make_store();
+  constexpr int tasks = 60;
+  REQUIRE(s->apply(creating(daily_run("etl", utc(2020, 1, 1)), many_task_ids(tasks))).runs_created == std::vector<bool>{true});
+  std::atomic<bool> done = false;
+  std::atomic<int> looks = 0;
+  std::atomic<bool> failed = false;
+  std::string problem;  // the reader's, read after it is joined
+  std::thread reader([&] {
+    try {
+      raw_sqlite r(db.name());
+      while (!done || looks < 50) {
+        r.first("BEGIN");  // both counts from one snapshot
+        const int runs = std::stoi(r.first("SELECT count(*) FROM dag_runs"));
+        const int instances = std::stoi(r.first("SELECT count(*) FROM task_instances"));
+        r.first("COMMIT");
+        if (instances != runs * tasks) {
+          problem = std::to_string(runs) + " runs with " + std::to_string(instances) + " task instances";
+          failed = true;
+          return;
+        }
+        ++looks;
+      }
+    } catch (const std::exception& e) {
+      problem = e.what();
+      failed = true;
+    }
+  });
+  for (int day = 1; day <= 300 && !failed; ++day)
+    REQUIRE(s->apply(creating(daily_run("etl", utc(2020, 1, 1) + std::chrono::days(day)), many_task_ids(tasks))).runs_created ==
+            std::vector<bool>{true});
+  done = true;
+  reader.join();
+  CHECK_MESSAGE(problem.empty(), problem);
+  CHECK(looks >= 50);
+  s.reset();
+  CHECK(integrity_of(db.name()) == "ok");
+}
+
+TEST_CASE("Store.SqliteTransactionRolledBackAfterSpillingLeavesNothingToOverwriteTheNextWriter") {
+  // A change set larger than SQLite's page cache spills pages to the WAL before its commit; when
+  // it then loses (all or nothing) it is rolled back. Another store commits next, where the spilled
+  // frames were: nothing the first store gathered may reach the file after that.
+  sqlite_database db;
+  auto first = db.make_store();
+  auto second = db.make_store();
+  const auto existing = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(first->apply(creating(existing, {"a"})).runs_created == std::vector<bool>{true});
+  dag::change_set big = creating(daily_run("big", utc(2024, 1, 1)), many_task_ids(30000));
+  big.all_or_nothing = true;
+  big.task_instances.push_back(moving(existing, "a", dag::task_state::running, 1, dag::task_state::success, 1));  // loses
+  REQUIRE_FALSE(first->apply(big).applied);
+  const auto next = daily_run("etl", utc(2024, 1, 2));
+  REQUIRE(second->apply(creating(next, many_task_ids(3000))).runs_created == std::vector<bool>{true});
+  // The first store reads (its WAL too) and writes again; both see the second's commit whole.
+  dag::run_filter all;
+  CHECK(first->runs(all).size() == 2);
+  CHECK(first->task_instances("etl", next.run_id).size() == 3000);
+  REQUIRE(first->apply(creating(daily_run("etl", utc(2024, 1, 3)), {"b"})).runs_created == std::vector<bool>{true});
+  CHECK(second->task_instances("etl", next.run_id).size() == 3000);
+  first.reset();
+  second.reset();
+  CHECK(integrity_of(db.name()) == "ok");
+}
+
+TEST_CASE("Store.SqliteWalOfARolledBackTransactionIsNotWrittenOverTheNextWritersFrames") {
+  // The same through SQLite itself on the store's VFS (registered by the first store opened), with
+  // a cache of a few pages: a transaction spills a large value's pages to the WAL and is rolled
+  // back without reading any of them again; another connection commits where they were; the first
+  // then reads. Nothing of the rolled-back transaction may reach the file after the second commit.
+  sqlite_database db;
+  db.make_store().reset();
+  const std::string file = db.name();
+  const auto open = [&](sqlite3*& c) {
+    REQUIRE(sqlite3_open_v2(file.c_str(), &c, SQLITE_OPEN_READWRITE, "dagrun-wal") == SQLITE_OK);
+    sqlite3_busy_timeout(c, 5000);
+  };
+  const auto run = [](sqlite3* c, const char* sql) {
+    char* message = nullptr;
+    const int rc = sqlite3_exec(c, sql, nullptr, nullptr, &message);
+    const std::string text = message ? message : "";
+    sqlite3_free(message);
+    REQUIRE_MESSAGE(rc == SQLITE_OK, sql << ": " << text);
+  };
+  sqlite3* first = nullptr;
+  sqlite3* second = nullptr;
+  open(first);
+  open(second);
+  run(first, "PRAGMA cache_size = 5; CREATE TABLE spilled (value BLOB); CREATE TABLE kept (value BLOB)");
+  run(first, "BEGIN IMMEDIATE; INSERT INTO spilled VALUES (zeroblob(400000)); ROLLBACK");
+  run(second, "INSERT INTO kept VALUES (randomblob(200000))");
+  run(first, "SELECT count(*) FROM spilled; SELECT length(value) FROM kept");
+  run(first, "INSERT INTO kept VALUES (randomblob(10))");
+  sqlite3_close(first);
+  sqlite3_close(second);
+  raw_sqlite check(file);
+  CHECK(check.first("SELECT count(*) FROM kept") == "2");
+  CHECK(check.first("SELECT count(*) FROM spilled") == "0");
+  CHECK(check.first("PRAGMA integrity_check") == "ok");
+}
+
+TEST_CASE("Store.SqliteCommitThatRewroteSpilledFramesSurvivesACrashRightAfterIt") {
+  // A page spilled early in a large transaction and changed again before its commit is written
+  // over its frame, and SQLite then rewrites the checksums of the frames after it, the commit
+  // frame's last. A copy of the files taken right after the commit (as a crash would leave them,
+  // without the shared-memory index) must recover the transaction whole.
+  sqlite_database db;
+  auto s = db.make_store();
+  const auto run = daily_run("big", utc(2024, 1, 1));
+  const auto ids = many_task_ids(30000);
+  dag::change_set big = creating(run, ids);
+  big.task_instances.push_back(moving(run, ids.front(), dag::task_state::none, 0, dag::task_state::scheduled, 0));
+  REQUIRE(s->apply(big).runs_created == std::vector<bool>{true});
+  const fs::path copy = db.dir() / "copy.db";
+  fs::copy_file(db.name() + "-wal", copy.string() + "-wal");
+  fs::copy_file(db.name(), copy);
+  raw_sqlite recovered(copy.string());
+  CHECK(recovered.first("SELECT count(*) FROM task_instances WHERE dag_id = 'big'") == "30000");
+  CHECK(recovered.first("SELECT state FROM task_instances WHERE dag_id = 'big' AND task_id = 'a_task_with_a_long_enough_name_0'") ==
+        "scheduled");
+  CHECK(recovered.first("PRAGMA integrity_check") == "ok");
 }
 
 // --- PostgreSQL only -----------------------------------------------------------------------------

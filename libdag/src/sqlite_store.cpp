@@ -28,6 +28,7 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
 
+#include "sqlite_wal_vfs.hpp"
 #include "store_core.hpp"
 
 namespace dag::detail {
@@ -300,10 +301,13 @@ std::string read_only_uri(const std::string& path) {
 sqlite_store::sqlite_store(const std::string& path) try
     : store_core(sqlite_dialect(), path),
       read_only_(read_only_database(path)),
-      db_(read_only_ ? read_only_uri(path) : path,
+      db_((read_only_ ? read_only_uri(path) : path).c_str(),
           read_only_ ? SQLite::OPEN_READONLY | SQLite::OPEN_URI | SQLite::OPEN_NOMUTEX
                      : SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX,
-          busy_timeout_ms) {
+          busy_timeout_ms,
+          // The WAL's writes of a commit in one system call (sqlite_wal_vfs.hpp); the default VFS
+          // where it could not be registered.
+          read_only_ ? nullptr : sqlite_wal_vfs_name()) {
   // Opening is lazy: a directory or unreadable file first fails here, still inside the try.
   db_.exec("PRAGMA foreign_keys = ON");  // per connection; the cascades of clean() need it
   if (!read_only_) {
