@@ -2292,7 +2292,9 @@ public:
     REQUIRE(vfs_->xSetSystemCall(vfs_, "pwrite64", reinterpret_cast<sqlite3_syscall_ptr>(&counted)) == SQLITE_OK);
     calls_ = 0;
     bytes_ = 0;
+    overwrites_ = 0;
     full_ = false;
+    fail_large_ = 0;
   }
   ~wal_write_probe() { vfs_->xSetSystemCall(vfs_, "pwrite64", original_); }
   wal_write_probe(const wal_write_probe&) = delete;
@@ -2300,23 +2302,41 @@ public:
 
   int calls() const { return calls_; }
   long bytes() const { return bytes_; }
+  /// Writes to a WAL that began inside its published frames (the commit the WAL index in shared
+  /// memory shows to every connection): none may, whatever the timing. (The WAL header a restart
+  /// writes at offset 0 comes after the index was set to no frames.)
+  int overwrites() const { return overwrites_; }
   /// From now on every write to a WAL fails as on a full disk (ENOSPC), or no longer.
   void disk_full(bool full) { full_ = full; }
+  /// The next `n` writes to a WAL larger than any SQLite makes itself (a page and a frame header,
+  /// 4 KiB pages here) fail as on a full disk: writes of what the store's VFS gathered.
+  void fail_gathered_writes(int n) { fail_large_ = n; }
 
 private:
-  static bool is_wal(int fd) {
-    std::error_code ec;
-    const std::string target = fs::read_symlink("/proc/self/fd/" + std::to_string(fd), ec).string();
-    return !ec && target.size() > 4 && target.ends_with("-wal");
+  /// The frames the WAL index of `wal` publishes (WalIndexHdr.mxFrame, native byte order).
+  static std::uint32_t published_frames(const std::string& wal) {
+    const std::string shm = wal.substr(0, wal.size() - 4) + "-shm";
+    const int fd = ::open(shm.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    std::uint32_t frames = 0;
+    if (::pread(fd, &frames, sizeof frames, 16) != static_cast<ssize_t>(sizeof frames)) frames = 0;
+    ::close(fd);
+    return frames;
   }
   static ssize_t counted(int fd, const void* data, size_t size, off_t offset) {
-    if (is_wal(fd)) {
-      if (full_) {
+    std::error_code ec;
+    const std::string target = fs::read_symlink("/proc/self/fd/" + std::to_string(fd), ec).string();
+    if (!ec && target.ends_with("-wal")) {
+      const bool fail_gathered = size > 24 + 4096 && fail_large_ > 0;
+      if (fail_gathered) --fail_large_;
+      if (full_ || fail_gathered) {
         errno = ENOSPC;
         return -1;
       }
       ++calls_;
       bytes_ += static_cast<long>(size);
+      const std::uint32_t frames = published_frames(target);
+      if (frames > 0 && offset < 32 + static_cast<off_t>(frames) * (24 + 4096)) ++overwrites_;
     }
     return reinterpret_cast<ssize_t (*)(int, const void*, size_t, off_t)>(original_)(fd, data, size, offset);
   }
@@ -2325,7 +2345,9 @@ private:
   static inline sqlite3_syscall_ptr original_ = nullptr;
   static inline std::atomic<int> calls_ = 0;
   static inline std::atomic<long> bytes_ = 0;
+  static inline std::atomic<int> overwrites_ = 0;
   static inline std::atomic<bool> full_ = false;
+  static inline std::atomic<int> fail_large_ = 0;
 };
 
 /// Task ids enough for a commit of several pages.
@@ -2463,6 +2485,7 @@ TEST_CASE("Store.SqliteTransactionRolledBackAfterSpillingLeavesNothingToOverwrit
   auto second = db.make_store();
   const auto existing = daily_run("etl", utc(2024, 1, 1));
   REQUIRE(first->apply(creating(existing, {"a"})).runs_created == std::vector<bool>{true});
+  wal_write_probe probe;
   dag::change_set big = creating(daily_run("big", utc(2024, 1, 1)), many_task_ids(30000));
   big.all_or_nothing = true;
   big.task_instances.push_back(moving(existing, "a", dag::task_state::running, 1, dag::task_state::success, 1));  // loses
@@ -2475,6 +2498,7 @@ TEST_CASE("Store.SqliteTransactionRolledBackAfterSpillingLeavesNothingToOverwrit
   CHECK(first->task_instances("etl", next.run_id).size() == 3000);
   REQUIRE(first->apply(creating(daily_run("etl", utc(2024, 1, 3)), {"b"})).runs_created == std::vector<bool>{true});
   CHECK(second->task_instances("etl", next.run_id).size() == 3000);
+  CHECK(probe.overwrites() == 0);
   first.reset();
   second.reset();
   CHECK(integrity_of(db.name()) == "ok");
@@ -2499,6 +2523,7 @@ TEST_CASE("Store.SqliteWalOfARolledBackTransactionIsNotWrittenOverTheNextWriters
     sqlite3_free(message);
     REQUIRE_MESSAGE(rc == SQLITE_OK, sql << ": " << text);
   };
+  wal_write_probe probe;
   sqlite3* first = nullptr;
   sqlite3* second = nullptr;
   open(first);
@@ -2508,12 +2533,39 @@ TEST_CASE("Store.SqliteWalOfARolledBackTransactionIsNotWrittenOverTheNextWriters
   run(second, "INSERT INTO kept VALUES (randomblob(200000))");
   run(first, "SELECT count(*) FROM spilled; SELECT length(value) FROM kept");
   run(first, "INSERT INTO kept VALUES (randomblob(10))");
+  CHECK(probe.overwrites() == 0);
   sqlite3_close(first);
   sqlite3_close(second);
   raw_sqlite check(file);
   CHECK(check.first("SELECT count(*) FROM kept") == "2");
   CHECK(check.first("SELECT count(*) FROM spilled") == "0");
   CHECK(check.first("PRAGMA integrity_check") == "ok");
+}
+
+TEST_CASE("Store.SqliteSpillingTransactionWhoseGatheredWriteFailsIsNotMade") {
+  // A write of what the store's VFS gathered fails once, in the middle of a transaction that spills
+  // (as a disk that is full for a moment): the transaction fails, whatever SQLite does next in it,
+  // and nothing of it is seen; the store then writes again.
+  sqlite_database db;
+  auto s = db.make_store();
+  const auto lost = daily_run("big", utc(2024, 1, 1));
+  const auto later = daily_run("big", utc(2024, 1, 2));
+  REQUIRE(s->apply(creating(daily_run("etl", utc(2024, 1, 1)), {"a"})).runs_created == std::vector<bool>{true});
+  {
+    wal_write_probe probe;
+    probe.fail_gathered_writes(1);
+    CHECK_THROWS_AS(s->apply(creating(lost, many_task_ids(30000))), dag::error);
+    CHECK(probe.overwrites() == 0);
+  }
+  CHECK(s->apply(creating(later, many_task_ids(100))).runs_created == std::vector<bool>{true});
+  dag::run_filter big;
+  big.dag_id = "big";
+  const auto runs = s->runs(big);
+  REQUIRE(runs.size() == 1);
+  CHECK(runs.front().run_id == later.run_id);
+  CHECK(s->task_instances("big", lost.run_id).empty());
+  s.reset();
+  CHECK(integrity_of(db.name()) == "ok");
 }
 
 TEST_CASE("Store.SqliteCommitThatRewroteSpilledFramesSurvivesACrashRightAfterIt") {
@@ -2527,7 +2579,9 @@ TEST_CASE("Store.SqliteCommitThatRewroteSpilledFramesSurvivesACrashRightAfterIt"
   const auto ids = many_task_ids(30000);
   dag::change_set big = creating(run, ids);
   big.task_instances.push_back(moving(run, ids.front(), dag::task_state::none, 0, dag::task_state::scheduled, 0));
+  wal_write_probe probe;
   REQUIRE(s->apply(big).runs_created == std::vector<bool>{true});
+  CHECK(probe.overwrites() == 0);  // the commit frame's rewritten header went out before it was published
   const fs::path copy = db.dir() / "copy.db";
   fs::copy_file(db.name() + "-wal", copy.string() + "-wal");
   fs::copy_file(db.name(), copy);

@@ -3,9 +3,11 @@
 // Why it is safe. SQLite appends a transaction's frames to the WAL and only then publishes the
 // commit (the WAL index header in shared memory, which every other connection and a checkpoint
 // look at), all while it holds the WAL's write lock. Here:
-// - Only appends are gathered, from a frame's start on. Whatever rewrites bytes this write
-//   transaction already wrote (SQLite rewrites frame headers when a page spilled earlier is
-//   written again) goes straight through, after what was gathered.
+// - Only appends are gathered, from a frame's start on, and only while this connection holds the
+//   write lock as seen through the database file (in exclusive locking mode, which takes none
+//   there, every write goes straight through). Whatever rewrites bytes this write transaction
+//   already wrote (SQLite rewrites frame headers when a page spilled earlier is written again)
+//   goes straight through, after what was gathered.
 // - The gathered bytes are written, in one `pwrite` of at most 64 KiB a call, inside SQLite's own
 //   write of the last byte of a commit frame (found by the WAL file format: a frame header whose
 //   "database size after the commit" field is not zero,
@@ -72,6 +74,7 @@ struct wal_file {
   sqlite3_int64 next_frame = 0;    // offset of the next frame header in gathered not yet looked at
   sqlite3_int64 commit_end = 0;    // end of a commit frame whose header is gathered, 0 when none
   sqlite3_int64 appended_end = 0;  // end of the furthest write of this write transaction
+  bool holding = false;            // this connection holds the write lock (seen through `database`)
   int failed = SQLITE_OK;          // a flush failed in this write transaction: its error
 
   int write_through(const unsigned char* bytes, std::size_t size, sqlite3_int64 offset) {
@@ -92,11 +95,23 @@ struct wal_file {
     return rc;
   }
 
-  /// A write transaction starts or ends (the database file's write lock is taken or released).
-  void transaction_bound() {
-    flush();  // at the end: a transaction rolled back, under the lock still (see the top)
+  /// The database file's write lock was taken: a write transaction starts. Nothing is gathered
+  /// then (it was written when the lock was last released).
+  void write_lock_taken() {
+    gathered.clear();
+    commit_end = 0;
     appended_end = 0;
     failed = SQLITE_OK;
+    holding = true;
+  }
+  /// The write lock is about to be released: a transaction rolled back may have left appends
+  /// gathered, written here under the lock still (see the top). Without the lock (exclusive
+  /// locking mode takes none through the file) nothing is gathered: every write goes through.
+  void write_lock_released() {
+    flush();
+    appended_end = 0;
+    failed = SQLITE_OK;
+    holding = false;
   }
 
   sqlite3_int64 frame_size() const { return frame_header_size + page_size; }
@@ -120,18 +135,16 @@ struct wal_file {
       unsigned char header[wal_header_size];
       if (real->pMethods->xRead(real, header, sizeof header, 0) == SQLITE_OK) page_size = page_size_of(header);
     }
-    const bool gather = database != nullptr && page_size != 0 && offset >= rewritten_until &&
+    const bool gather = holding && database != nullptr && page_size != 0 && offset >= rewritten_until &&
                         (contiguous || starts_frame(offset));
     if (!gather) {
-      if (const int rc = write_through(bytes, size, offset); rc != SQLITE_OK) return failed = rc;
-      return SQLITE_OK;
+      return write_through(bytes, size, offset);  // its error is SQLite's, about this write
     }
     try {
       gathered.insert(gathered.end(), bytes, bytes + size);
     } catch (const std::bad_alloc&) {  // nothing may unwind through SQLite's frames
       if (const int rc = flush(); rc != SQLITE_OK) return rc;
-      if (const int rc = write_through(bytes, size, offset); rc != SQLITE_OK) return failed = rc;
-      return SQLITE_OK;
+      return write_through(bytes, size, offset);
     }
     if (!contiguous) {
       gathered_at = offset;
@@ -217,9 +230,9 @@ int db_close(sqlite3_file* f) {
 int db_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
   database_file& d = ours<database_file>(f);
   const bool write_lock = (flags & SQLITE_SHM_EXCLUSIVE) != 0 && offset <= wal_write_lock && wal_write_lock < offset + n;
-  if (write_lock && d.wal && (flags & SQLITE_SHM_UNLOCK) != 0) d.wal->transaction_bound();  // still held here
+  if (write_lock && d.wal && (flags & SQLITE_SHM_UNLOCK) != 0) d.wal->write_lock_released();  // still held here
   const int rc = d.real->pMethods->xShmLock(d.real, offset, n, flags);
-  if (write_lock && d.wal && (flags & SQLITE_SHM_LOCK) != 0 && rc == SQLITE_OK) d.wal->transaction_bound();
+  if (write_lock && d.wal && (flags & SQLITE_SHM_LOCK) != 0 && rc == SQLITE_OK) d.wal->write_lock_taken();
   return rc;
 }
 
