@@ -33,7 +33,9 @@
 #include <barrier>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -2302,9 +2304,9 @@ public:
 
   int calls() const { return calls_; }
   long bytes() const { return bytes_; }
-  /// Writes to a WAL that began inside its published frames (the commit the WAL index in shared
-  /// memory shows to every connection): none may, whatever the timing. (The WAL header a restart
-  /// writes at offset 0 comes after the index was set to no frames.)
+  /// Writes to a WAL that began inside the frames its index in shared memory published at that
+  /// moment (the commits every connection sees): none may. (The WAL header a restart writes at
+  /// offset 0 comes after the index was set to no frames.)
   int overwrites() const { return overwrites_; }
   /// From now on every write to a WAL fails as on a full disk (ENOSPC), or no longer.
   void disk_full(bool full) { full_ = full; }
@@ -2313,15 +2315,26 @@ public:
   void fail_gathered_writes(int n) { fail_large_ = n; }
 
 private:
-  /// The frames the WAL index of `wal` publishes (WalIndexHdr.mxFrame, native byte order).
-  static std::uint32_t published_frames(const std::string& wal) {
+  /// Where the frames the WAL index of `wal` publishes end in it (WalIndexHdr's mxFrame and
+  /// szPage, native byte order), or 0. Read through SQLite's own descriptor of the index: closing
+  /// one of our own would release every lock this process holds on the file.
+  static off_t published_end(const std::string& wal) {
     const std::string shm = wal.substr(0, wal.size() - 4) + "-shm";
-    const int fd = ::open(shm.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    std::uint32_t frames = 0;
-    if (::pread(fd, &frames, sizeof frames, 16) != static_cast<ssize_t>(sizeof frames)) frames = 0;
-    ::close(fd);
-    return frames;
+    std::error_code ec;
+    for (const auto& fd : fs::directory_iterator("/proc/self/fd", ec)) {
+      std::error_code link_ec;
+      if (fs::read_symlink(fd.path(), link_ec).string() != shm || link_ec) continue;
+      unsigned char header[20] = {};
+      if (::pread(std::stoi(fd.path().filename().string()), header, sizeof header, 0) != static_cast<ssize_t>(sizeof header))
+        return 0;
+      std::uint16_t page = 0;
+      std::uint32_t frames = 0;
+      std::memcpy(&page, header + 14, sizeof page);
+      std::memcpy(&frames, header + 16, sizeof frames);
+      const off_t page_size = page == 1 ? 65536 : page;
+      return frames == 0 ? 0 : 32 + static_cast<off_t>(frames) * (24 + page_size);
+    }
+    return 0;
   }
   static ssize_t counted(int fd, const void* data, size_t size, off_t offset) {
     std::error_code ec;
@@ -2335,8 +2348,7 @@ private:
       }
       ++calls_;
       bytes_ += static_cast<long>(size);
-      const std::uint32_t frames = published_frames(target);
-      if (frames > 0 && offset < 32 + static_cast<off_t>(frames) * (24 + 4096)) ++overwrites_;
+      if (offset < published_end(target)) ++overwrites_;
     }
     return reinterpret_cast<ssize_t (*)(int, const void*, size_t, off_t)>(original_)(fd, data, size, offset);
   }
@@ -2547,16 +2559,14 @@ TEST_CASE("Store.SqliteSpillingTransactionWhoseGatheredWriteFailsIsNotMade") {
   // (as a disk that is full for a moment): the transaction fails, whatever SQLite does next in it,
   // and nothing of it is seen; the store then writes again.
   sqlite_database db;
+  wal_write_probe probe;  // before the store: it stops when no other thread uses SQLite
   auto s = db.make_store();
   const auto lost = daily_run("big", utc(2024, 1, 1));
   const auto later = daily_run("big", utc(2024, 1, 2));
   REQUIRE(s->apply(creating(daily_run("etl", utc(2024, 1, 1)), {"a"})).runs_created == std::vector<bool>{true});
-  {
-    wal_write_probe probe;
-    probe.fail_gathered_writes(1);
-    CHECK_THROWS_AS(s->apply(creating(lost, many_task_ids(30000))), dag::error);
-    CHECK(probe.overwrites() == 0);
-  }
+  probe.fail_gathered_writes(1);
+  CHECK_THROWS_AS(s->apply(creating(lost, many_task_ids(30000))), dag::error);
+  CHECK(probe.overwrites() == 0);
   CHECK(s->apply(creating(later, many_task_ids(100))).runs_created == std::vector<bool>{true});
   dag::run_filter big;
   big.dag_id = "big";
@@ -2574,12 +2584,12 @@ TEST_CASE("Store.SqliteCommitThatRewroteSpilledFramesSurvivesACrashRightAfterIt"
   // frame's last. A copy of the files taken right after the commit (as a crash would leave them,
   // without the shared-memory index) must recover the transaction whole.
   sqlite_database db;
+  wal_write_probe probe;  // before the store: it stops when no other thread uses SQLite
   auto s = db.make_store();
   const auto run = daily_run("big", utc(2024, 1, 1));
   const auto ids = many_task_ids(30000);
   dag::change_set big = creating(run, ids);
   big.task_instances.push_back(moving(run, ids.front(), dag::task_state::none, 0, dag::task_state::scheduled, 0));
-  wal_write_probe probe;
   REQUIRE(s->apply(big).runs_created == std::vector<bool>{true});
   CHECK(probe.overwrites() == 0);  // the commit frame's rewritten header went out before it was published
   const fs::path copy = db.dir() / "copy.db";
@@ -2590,6 +2600,7 @@ TEST_CASE("Store.SqliteCommitThatRewroteSpilledFramesSurvivesACrashRightAfterIt"
   CHECK(recovered.first("SELECT state FROM task_instances WHERE dag_id = 'big' AND task_id = 'a_task_with_a_long_enough_name_0'") ==
         "scheduled");
   CHECK(recovered.first("PRAGMA integrity_check") == "ok");
+  s.reset();
 }
 
 // --- PostgreSQL only -----------------------------------------------------------------------------

@@ -95,8 +95,9 @@ struct wal_file {
     return rc;
   }
 
-  /// The database file's write lock was taken: a write transaction starts. Nothing is gathered
-  /// then (it was written when the lock was last released).
+  /// The database file's write lock was taken (for a write transaction, or a recovery or
+  /// checkpoint, which write no frames). Nothing is gathered then: it was written when the lock
+  /// was last released.
   void write_lock_taken() {
     gathered.clear();
     commit_end = 0;
