@@ -272,6 +272,82 @@ TEST_CASE("Queue.StaleWorkersLateResultIsRefused") {
   CHECK(q->heartbeat({claimed[0].lease_token}) == std::vector<std::string>{claimed[0].lease_token});
 }
 
+TEST_CASE("Queue.ATakenEndIsTakenAgainOnlyOnceStaleAndAnAcknowledgedOneNever") {
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);
+  q->enqueue({bash_try("a"), bash_try("b")});
+  auto claimed = q->claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 2);
+  std::vector<dag::queued_result> ends;
+  for (const auto& c : claimed) {
+    dag::queued_result r;
+    r.id = c.id;
+    r.lease_token = c.lease_token;
+    r.result = dag::operator_result::success("done " + c.task_id);
+    ends.push_back(r);
+  }
+  CHECK(q->complete(ends) == std::vector<bool>{true, true});
+
+  auto taken = q->take_finished(10, 60s);
+  REQUIRE(taken.size() == 2);
+  std::set<std::string> tasks;
+  for (const auto& f : taken) {
+    tasks.insert(f.item.task_id);
+    CHECK(f.item.dag_id == "d");
+    CHECK(f.item.run_id == "r");
+    CHECK(f.item.try_number == 1);
+    CHECK(f.item.map_index == -1);
+    CHECK(f.item.worker == "w");
+    CHECK(f.outcome.result.xcom == "done " + f.item.task_id);
+  }
+  CHECK(tasks == std::set<std::string>{"a", "b"});
+  CHECK(q->take_finished(10, 60s).empty());  // taken, and its taker is not presumed dead yet
+  CHECK(q->pending_keys().size() == 2);      // kept until acknowledged
+
+  q->acknowledge({{"d", "r", "a", -1, 1}});
+  // Stale at once: the end nobody acknowledged is taken again (its scheduler died), the other never.
+  auto again = q->take_finished(10, 0ms);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].item.task_id == "b");
+  CHECK(again[0].outcome.result.xcom == "done b");
+  q->acknowledge({{"d", "r", "b", -1, 1}});
+  CHECK(q->take_finished(10, 0ms).empty());
+  CHECK(q->pending_keys().empty());
+}
+
+TEST_CASE("Queue.EndsTakenUnderFormat1AreTakenAgainAfterTheUpgradeOnceStale") {
+  queue_sandbox s;
+  {
+    auto q = dag::open_task_queue(s.url);
+    q->enqueue({bash_try("old"), bash_try("recent")});
+  }
+  // As a format-1 scheduler leaves them: ends marked taken by their state, one taken an hour ago
+  // (its scheduler died) and one just now.
+  {
+    pqxx::connection c(s.url);
+    pqxx::work tx(c);
+    tx.exec("UPDATE dagrun_task_queue SET state = 'taken', result = '{\"outcome\":0,\"message\":\"m\",\"exit_code\":0,"
+            "\"started\":0,\"ended\":0,\"pid\":0,\"hostname\":\"h\"}', heartbeat_at = now() - "
+            "CASE task_id WHEN 'old' THEN interval '1 hour' ELSE interval '0 seconds' END");
+    tx.exec("UPDATE dagrun_task_queue_format SET format = 1");
+    tx.commit();
+  }
+  auto q = dag::open_task_queue(s.url);
+  {
+    pqxx::connection c(s.url);
+    pqxx::work tx(c);
+    CHECK(tx.exec1("SELECT count(*) FROM dagrun_task_queue WHERE state = 'taken'")[0].as<int>() == 0);
+    CHECK(tx.exec1("SELECT format FROM dagrun_task_queue_format")[0].as<int>() == 2);
+  }
+  auto taken = q->take_finished(10, 60s);
+  REQUIRE(taken.size() == 1);
+  CHECK(taken[0].item.task_id == "old");
+  CHECK(taken[0].outcome.result.message == "m");
+  CHECK(q->take_finished(10, 60s).empty());
+  q->acknowledge({{"d", "r", "old", -1, 1}});
+  CHECK(q->pending_keys() == std::set<dag::try_key>{{"d", "r", "recent", -1, 1}});
+}
+
 TEST_CASE("Queue.AnOlderQueueIsUpgradedOnceACurrentOneIsLeftAloneAndANewerOneRefused") {
   queue_sandbox s;
   // The queue table as a dagrun before mapped tasks made it: no map index, the old key, a try queued.

@@ -99,6 +99,27 @@ std::string trimmed(std::string text) {
 
 }  // namespace
 
+void add_array_element(std::string& array, std::string_view text) {
+  array += array.empty() ? '{' : ',';
+  array += '"';
+  for (char c : text) {
+    if (c == '"' || c == '\\') array += '\\';
+    array += c;
+  }
+  array += '"';
+}
+
+void add_array_element(std::string& array, std::int64_t number) {
+  array += array.empty() ? '{' : ',';
+  array += std::to_string(number);
+}
+
+void add_array_null(std::string& array) {
+  array += array.empty() ? "{NULL" : ",NULL";
+}
+
+void close_array(std::string& array) { array += array.empty() ? "{}" : "}"; }
+
 pg_target parse_postgres_url(const std::string& url, std::string_view application) {
   std::string uri = url;
   if (url.starts_with("postgresql+")) {  // SQLAlchemy's `postgresql+psycopg2://`: the driver is ours

@@ -68,6 +68,16 @@ pg_target parse_postgres_url(const std::string& url, std::string_view applicatio
 /// `within` (libpq's own connect_timeout counts whole seconds, at least 2): never retries.
 bool pg_answers(const pg_target& where, std::chrono::milliseconds within);
 
+/// Appends an element to the text form of a PostgreSQL array (`{"a",2,NULL}`; the first element
+/// opens it, `close_array` closes it): how statements take a batch of rows as one parameter per
+/// column (`unnest($1::bigint[], $2::text[])`), prepared once whatever the batch's size. Text is
+/// quoted, so any content survives.
+void add_array_element(std::string& array, std::string_view text);
+void add_array_element(std::string& array, std::int64_t number);
+void add_array_null(std::string& array);
+/// Closes an array add_array_element opened (`{}` when nothing was added).
+void close_array(std::string& array);
+
 /// One PostgreSQL connection, opened on first use and re-opened when it breaks. Not thread-safe
 /// (neither are libpqxx connections): use it from one thread at a time.
 class pg_connection {

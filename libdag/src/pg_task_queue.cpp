@@ -46,17 +46,26 @@ CREATE UNIQUE INDEX IF NOT EXISTS dagrun_task_queue_once ON dagrun_task_queue (d
 CREATE INDEX IF NOT EXISTS dagrun_task_queue_ready ON dagrun_task_queue (queue, priority DESC, id) WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS dagrun_task_queue_done ON dagrun_task_queue (id) WHERE state = 'done';
 CREATE INDEX IF NOT EXISTS dagrun_task_queue_leases ON dagrun_task_queue (heartbeat_at) WHERE state = 'claimed';
-CREATE INDEX IF NOT EXISTS dagrun_task_queue_taken ON dagrun_task_queue (heartbeat_at) WHERE state = 'taken';
+-- Format 2: a scheduler that takes an end sets taken_at and leaves the state 'done', a column no
+-- index names, so that PostgreSQL updates the row in place (a HOT update: no index entry, a WAL
+-- record of the bytes that changed) instead of writing a new version into every index. Ends taken
+-- under format 1 ('taken') become ends taken now.
+ALTER TABLE dagrun_task_queue ADD COLUMN IF NOT EXISTS taken_at TIMESTAMPTZ;
+UPDATE dagrun_task_queue SET state = 'done', taken_at = heartbeat_at WHERE state = 'taken';
+DROP INDEX IF EXISTS dagrun_task_queue_taken;
+-- Room on each page for the in-place updates.
+ALTER TABLE dagrun_task_queue SET (fillfactor = 80);
 )sql";
 
 /// The format of the queue table this dagrun reads and writes. The map index joining the key
 /// (format 1) was a change an older dagrun cannot work with (its enqueues name the old key), and
-/// so is every later format: all schedulers and workers on one queue run one format, and are
-/// upgraded together (docs/reliability.md, "Upgrading").
-constexpr int queue_format = 1;
+/// so is every later format (2: taken ends marked by `taken_at`, not by their state): all
+/// schedulers and workers on one queue run one format, and are upgraded together
+/// (docs/reliability.md, "Upgrading").
+constexpr int queue_format = 2;
 
 /// The queue format recorded in the database: 0 before any (no table, or one made before formats
-/// were recorded, which schema_sql brings to format 1).
+/// were recorded); schema_sql brings any older format to the current one.
 int recorded_format(pqxx::transaction_base& tx) {
   if (tx.exec("SELECT to_regclass('dagrun_task_queue_format') IS NULL")[0][0].as<bool>()) return 0;
   return tx.exec("SELECT COALESCE(MAX(format), 0) FROM dagrun_task_queue_format")[0][0].as<int>();
@@ -106,6 +115,27 @@ queued_try read_try(const pqxx::row& r) {
   if (j.contains("secrets")) t.secrets = j.at("secrets").get<std::vector<std::string>>();
   return t;
 }
+
+/// A finished try's row as a scheduler reads it: the try's key, queue and claim, not its payload
+/// (the scheduler built it, and reading it back would cost its bytes and a JSON parse per end).
+queued_try read_key(const pqxx::row& r) {
+  queued_try t;
+  t.id = r["id"].as<std::int64_t>();
+  t.dag_id = r["dag_id"].c_str();
+  t.run_id = r["run_id"].c_str();
+  t.task_id = r["task_id"].c_str();
+  t.try_number = r["try_number"].as<int>();
+  t.map_index = r["map_index"].as<int>();
+  t.queue = r["queue"].c_str();
+  t.priority = r["priority"].as<int>();
+  if (!r["lease_token"].is_null()) t.lease_token = r["lease_token"].c_str();
+  if (!r["worker"].is_null()) t.worker = r["worker"].c_str();
+  return t;
+}
+
+/// The columns read_key reads, and the result.
+constexpr const char* finished_columns =
+    "q.id, q.dag_id, q.run_id, q.task_id, q.try_number, q.map_index, q.queue, q.priority, q.lease_token, q.worker, q.result";
 
 std::string result_of(const queued_result& r) {
   json j = detail::result_json(r.result);
@@ -176,17 +206,19 @@ public:
   std::vector<queued_try> claim(const std::vector<std::string>& queues, int max, const std::string& worker) override {
     if (max <= 0 || queues.empty()) return {};
     return conn_.write("claim tries", [&](pqxx::transaction_base& tx) {
+      // The queues and the worker are written into the statement, which a worker prepares once
+      // (they do not change): `queue IN ('default')` is an equality the `ready` index returns in
+      // priority order, where `queue = ANY($1)` would sort every queued row. The CTE bounds the
+      // claim: the planner cannot lock more rows than the LIMIT.
       std::string in;
       for (const auto& q : queues) in += (in.empty() ? "" : ",") + tx.quote(q);
-      // The CTE bounds the claim: the planner cannot lock more rows than the LIMIT.
       const std::string sql =
           "WITH c AS (SELECT id FROM dagrun_task_queue WHERE state = 'queued' AND queue IN (" + in +
-          ") ORDER BY priority DESC, id LIMIT " + std::to_string(max) +
-          " FOR UPDATE SKIP LOCKED) "
+          ") ORDER BY priority DESC, id LIMIT $1 FOR UPDATE SKIP LOCKED) "
           "UPDATE dagrun_task_queue q SET state = 'claimed', lease_token = gen_random_uuid()::text, worker = " +
           tx.quote(worker) + ", heartbeat_at = now() FROM c WHERE q.id = c.id RETURNING " + prefixed("q.");
       std::vector<queued_try> out;
-      for (const auto& row : tx.exec(sql)) out.push_back(read_try(row));
+      for (const auto& row : tx.exec_prepared(conn_.prepared(sql), max)) out.push_back(read_try(row));
       return out;
     });
   }
@@ -228,27 +260,26 @@ public:
   }
 
   std::vector<finished_try> take_finished(int max, std::chrono::milliseconds stale_after) override {
+    if (max <= 0) return {};
     return conn_.write("take finished tries", [&](pqxx::transaction_base& tx) {
-      std::vector<finished_try> out;
       // Taken, not deleted: the row stays until the scheduler acknowledges the end as recorded,
-      // so a scheduler (or database) crash in between loses nothing. A taken row left
-      // unacknowledged for `stale_after` (its scheduler died) is taken again, by anyone.
-      // Two statements, each on its partial index: one condition with OR scanned the whole table.
-      const std::string which[] = {
-          "state = 'done'",
-          "state = 'taken' AND heartbeat_at < now() - interval '1 millisecond' * " + std::to_string(stale_after.count())};
-      for (const auto& condition : which) {
-        const auto left = max - static_cast<int>(out.size());
-        if (left <= 0) break;
-        // The CTE keeps the planner on the index: `id IN (subquery)` may hash-join the whole table.
-        for (const auto& row : tx.exec("WITH c AS (SELECT id FROM dagrun_task_queue WHERE " + condition + " ORDER BY id LIMIT " +
-                                       std::to_string(left) + " FOR UPDATE SKIP LOCKED) UPDATE dagrun_task_queue q SET state = "
-                                       "'taken', heartbeat_at = now() FROM c WHERE q.id = c.id RETURNING " + prefixed("q."))) {
-          finished_try f;
-          f.item = read_try(row);
-          f.outcome = read_result(f.item, row["result"].c_str());
-          out.push_back(std::move(f));
-        }
+      // so a scheduler (or database) crash in between loses nothing. A row taken and left
+      // unacknowledged for `stale_after` (its scheduler died) is taken again, by anyone. Taking
+      // sets only taken_at (see schema_sql): an update in place. The CTE keeps the planner on the
+      // `done` index (`id IN (subquery)` may hash-join the whole table), and so do the limits
+      // written into the statement, which a collector prepares once: with `LIMIT $1` the
+      // planner's generic plan may walk the primary key through every row in id order instead.
+      const std::string sql =
+          "WITH c AS (SELECT id FROM dagrun_task_queue WHERE state = 'done' AND (taken_at IS NULL OR taken_at < now() - "
+          "interval '1 millisecond' * " + std::to_string(stale_after.count()) + ") ORDER BY id LIMIT " +
+          std::to_string(max) + " FOR UPDATE SKIP LOCKED) "
+          "UPDATE dagrun_task_queue q SET taken_at = now() FROM c WHERE q.id = c.id RETURNING " + finished_columns;
+      std::vector<finished_try> out;
+      for (const auto& row : tx.exec_prepared(conn_.prepared(sql))) {
+        finished_try f;
+        f.item = read_key(row);
+        f.outcome = read_result(f.item, row["result"].c_str());
+        out.push_back(std::move(f));
       }
       return out;
     });
@@ -265,7 +296,8 @@ public:
                     std::to_string(m) + "," + std::to_string(n) + ")";
         }
         tx.exec("DELETE FROM dagrun_task_queue q USING (VALUES " + values +
-                ") AS v(dag_id, run_id, task_id, map_index, try_number) WHERE q.state = 'taken' AND q.dag_id = v.dag_id AND "
+                ") AS v(dag_id, run_id, task_id, map_index, try_number) WHERE q.state = 'done' AND q.taken_at IS NOT NULL AND "
+                "q.dag_id = v.dag_id AND "
                 "q.run_id = v.run_id AND q.task_id = v.task_id AND q.map_index = v.map_index AND q.try_number = v.try_number");
       }
     });
@@ -275,16 +307,16 @@ public:
     return conn_.write("expire leases", [&](pqxx::transaction_base& tx) {
       std::vector<finished_try> out;
       const std::string ms = "interval '1 millisecond' * " + std::to_string(lease.count());
-      // A lost try becomes a taken row holding its failure, acknowledged like any end. A server
+      // A lost try becomes a taken end holding its failure, acknowledged like any end. A server
       // that (re)started less than a lease ago has not given workers a lease to renew in: their
       // heartbeats were stopped by the outage, not by their death.
-      const auto rows = tx.exec("UPDATE dagrun_task_queue SET state = 'taken', heartbeat_at = now() WHERE id IN "
+      const auto rows = tx.exec("UPDATE dagrun_task_queue q SET state = 'done', taken_at = now() WHERE id IN "
                                 "(SELECT id FROM dagrun_task_queue WHERE state = 'claimed' AND heartbeat_at < now() - " +
                                 ms + " AND pg_postmaster_start_time() < now() - " + ms +
-                                " FOR UPDATE SKIP LOCKED) RETURNING " + std::string(returned_columns));
+                                " FOR UPDATE SKIP LOCKED) RETURNING " + std::string(finished_columns));
       for (const auto& row : rows) {
         finished_try f;
-        f.item = read_try(row);
+        f.item = read_key(row);
         f.outcome.id = f.item.id;
         f.outcome.lease_token = f.item.lease_token;
         f.outcome.result = operator_result::failed("worker lost: '" + f.item.worker + "' stopped renewing its lease");

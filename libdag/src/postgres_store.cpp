@@ -69,21 +69,11 @@ std::vector<std::pair<std::size_t, std::size_t>> batches(std::size_t key_size, s
   return out;
 }
 
-/// Appends `v` to the text form of a PostgreSQL array (`{"a","b",NULL}`, closed by the caller).
+/// Appends `v` to the text form of a PostgreSQL array (pg_connection.hpp).
 void add_element(std::string& array, const value& v) {
-  array += array.empty() ? '{' : ',';
-  if (const auto* number = std::get_if<std::int64_t>(&v)) {
-    array += std::to_string(*number);
-  } else if (const auto* text = std::get_if<std::string_view>(&v)) {
-    array += '"';  // quoted so that any content survives
-    for (char c : *text) {
-      if (c == '"' || c == '\\') array += '\\';
-      array += c;
-    }
-    array += '"';
-  } else {
-    array += "NULL";
-  }
+  if (const auto* number = std::get_if<std::int64_t>(&v)) add_array_element(array, *number);
+  else if (const auto* text = std::get_if<std::string_view>(&v)) add_array_element(array, *text);
+  else add_array_null(array);
 }
 
 /// The PostgreSQL store. One object is one connection (re-established when it breaks), used from
@@ -182,7 +172,7 @@ std::vector<std::size_t> postgres_store::write_batch(const row_write& w, std::si
     rows(i, row);
     for (std::size_t c = 0; c < arrays.size(); ++c) add_element(arrays[c], row[c]);
   }
-  for (auto& a : arrays) a += a.empty() ? "{}" : "}";
+  for (auto& a : arrays) close_array(a);
   const pqxx::result r = tx_->exec_prepared(conn_.prepared(it->second), pqxx::prepare::make_dynamic_params(arrays));
   std::vector<std::size_t> won;
   if (w.what == row_write::verb::update)

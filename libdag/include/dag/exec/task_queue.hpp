@@ -55,7 +55,7 @@ struct queued_result {
 
 /// A finished (or lost) try as the scheduler collects it.
 struct finished_try {
-  queued_try item;              ///< what was queued
+  queued_try item;              ///< which try: its key, queue, priority and claim (not its payload)
   queued_result outcome;        ///< how it ended
 };
 
