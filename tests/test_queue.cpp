@@ -304,15 +304,35 @@ TEST_CASE("Queue.ATakenEndIsTakenAgainOnlyOnceStaleAndAnAcknowledgedOneNever") {
   CHECK(q->take_finished(10, 60s).empty());  // taken, and its taker is not presumed dead yet
   CHECK(q->pending_keys().size() == 2);      // kept until acknowledged
 
-  q->acknowledge({{"d", "r", "a", -1, 1}});
+  const auto id_of = [&](const std::string& task) {
+    return std::find_if(taken.begin(), taken.end(), [&](const auto& f) { return f.item.task_id == task; })->item.id;
+  };
+  q->acknowledge({id_of("a")});
   // Stale at once: the end nobody acknowledged is taken again (its scheduler died), the other never.
   auto again = q->take_finished(10, 0ms);
   REQUIRE(again.size() == 1);
   CHECK(again[0].item.task_id == "b");
   CHECK(again[0].outcome.result.xcom == "done b");
-  q->acknowledge({{"d", "r", "b", -1, 1}});
+  q->acknowledge({again[0].item.id});
   CHECK(q->take_finished(10, 0ms).empty());
   CHECK(q->pending_keys().empty());
+
+  // A sensor's next poke has the same key. An acknowledgement of the earlier end that comes late
+  // (its first send failed) leaves the later one, taken by another scheduler and not yet recorded.
+  q->enqueue({bash_try("a")});
+  auto poke = q->claim({"default"}, 10, "w");
+  REQUIRE(poke.size() == 1);
+  dag::queued_result second;
+  second.id = poke[0].id;
+  second.lease_token = poke[0].lease_token;
+  second.result = dag::operator_result::success("second poke");
+  CHECK(q->complete({second}) == std::vector<bool>{true});
+  REQUIRE(q->take_finished(10, 60s).size() == 1);
+  q->acknowledge({id_of("a")});
+  CHECK(q->pending_keys() == std::set<dag::try_key>{{"d", "r", "a", -1, 1}});
+  auto kept = q->take_finished(10, 0ms);
+  REQUIRE(kept.size() == 1);
+  CHECK(kept[0].outcome.result.xcom == "second poke");
 }
 
 TEST_CASE("Queue.EndsTakenUnderFormat1AreTakenAgainAfterTheUpgradeOnceStale") {
@@ -344,7 +364,7 @@ TEST_CASE("Queue.EndsTakenUnderFormat1AreTakenAgainAfterTheUpgradeOnceStale") {
   CHECK(taken[0].item.task_id == "old");
   CHECK(taken[0].outcome.result.message == "m");
   CHECK(q->take_finished(10, 60s).empty());
-  q->acknowledge({{"d", "r", "old", -1, 1}});
+  q->acknowledge({taken[0].item.id});
   CHECK(q->pending_keys() == std::set<dag::try_key>{{"d", "r", "recent", -1, 1}});
 }
 

@@ -184,9 +184,18 @@ public:
     return found == queue_format;
   }
 
-  void enqueue(const std::vector<queued_try>& tries) override {
-    if (tries.empty()) return;
-    conn_.write("enqueue tries", [&](pqxx::transaction_base& tx) {
+  void enqueue(const std::vector<queued_try>& tries, const std::vector<std::int64_t>& acknowledged) override {
+    if (tries.empty() && acknowledged.empty()) return;
+    conn_.write(tries.empty() ? "acknowledge recorded tries" : "enqueue tries", [&](pqxx::transaction_base& tx) {
+      if (!acknowledged.empty()) {
+        std::string ids;
+        for (const auto id : acknowledged) detail::add_array_element(ids, id);
+        detail::close_array(ids);
+        // Only a taken end: the id of a row is never reused, and the row is gone or taken.
+        tx.exec_prepared(conn_.prepared("DELETE FROM dagrun_task_queue WHERE id = ANY($1::bigint[]) AND state = 'done' AND "
+                                        "taken_at IS NOT NULL"),
+                         ids);
+      }
       for (std::size_t start = 0; start < tries.size(); start += 500) {
         std::string sql = "INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority, payload) VALUES ";
         for (std::size_t i = start; i < std::min(tries.size(), start + 500); ++i) {
@@ -199,7 +208,7 @@ public:
         // Another scheduler may have queued the same try: the unique key keeps one.
         tx.exec(sql + " ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING");
       }
-      tx.exec("NOTIFY dagrun_queued");
+      if (!tries.empty()) tx.exec("NOTIFY dagrun_queued");
     });
   }
 
@@ -282,24 +291,6 @@ public:
         out.push_back(std::move(f));
       }
       return out;
-    });
-  }
-
-  void acknowledge(const std::vector<try_key>& keys) override {
-    if (keys.empty()) return;
-    conn_.write("acknowledge recorded tries", [&](pqxx::transaction_base& tx) {
-      for (std::size_t start = 0; start < keys.size(); start += 500) {
-        std::string values;
-        for (std::size_t i = start; i < std::min(keys.size(), start + 500); ++i) {
-          const auto& [d, r, t, m, n] = keys[i];
-          values += (values.empty() ? "(" : ",(") + tx.quote(d) + "," + tx.quote(r) + "," + tx.quote(t) + "," +
-                    std::to_string(m) + "," + std::to_string(n) + ")";
-        }
-        tx.exec("DELETE FROM dagrun_task_queue q USING (VALUES " + values +
-                ") AS v(dag_id, run_id, task_id, map_index, try_number) WHERE q.state = 'done' AND q.taken_at IS NOT NULL AND "
-                "q.dag_id = v.dag_id AND "
-                "q.run_id = v.run_id AND q.task_id = v.task_id AND q.map_index = v.map_index AND q.try_number = v.try_number");
-      }
     });
   }
 

@@ -80,25 +80,32 @@ std::vector<bool> queue_executor::lost(const std::vector<recorded_try>& tries, c
 }
 
 void queue_executor::flush() {
-  if (buffer_.empty()) return;
-  sender_->enqueue(buffer_);  // throws with buffer_ intact: the next flush sends it (once: ON CONFLICT)
+  if (buffer_.empty() && acknowledged_.empty()) return;
+  // Throws with both intact: the next flush sends them (a try once: ON CONFLICT; an end's row
+  // is deleted by its id, which no later try reuses).
+  sender_->enqueue(buffer_, acknowledged_);
   {
     std::lock_guard lock(mutex_);
     outstanding_ += static_cast<long long>(buffer_.size());
   }
   buffer_.clear();
+  acknowledged_.clear();
 }
 
 void queue_executor::recorded(const std::vector<task_event>& events) noexcept {
   if (events.empty()) return;
-  std::vector<try_key> keys;
-  keys.reserve(events.size());
-  for (const auto& e : events) keys.emplace_back(e.dag_id, e.run_id, e.task_id, e.map_index, e.try_number);
   try {
-    sender_->acknowledge(keys);
+    // Sent with the step's tries (the engine flushes right after): one transaction, not two.
+    std::lock_guard lock(mutex_);
+    for (const auto& e : events) {
+      const auto taken = taken_ids_.find({e.dag_id, e.run_id, e.task_id, e.map_index, e.try_number});
+      if (taken == taken_ids_.end()) continue;
+      acknowledged_.push_back(taken->second);
+      taken_ids_.erase(taken);
+    }
   } catch (const std::exception&) {
-    // The rows stay taken: after a lease they are collected again, and the engine, which holds
-    // these ends, acknowledges the repeat.
+    // Out of memory: the rows stay taken; after a lease they are collected again, and the
+    // engine, which holds these ends, acknowledges the repeat.
   }
 }
 
@@ -127,6 +134,12 @@ void queue_executor::collect(std::stop_token stop) {
       if (now_steady() - last_expiry > expiry_every && now_steady() - *reachable_since >= lease_) {
         last_expiry = now_steady();
         for (auto& l : q->expire_leases(lease_)) done.push_back(std::move(l));
+      }
+      {
+        // Known before the engine can record them: `recorded` acknowledges ends by row id.
+        std::lock_guard lock(mutex_);
+        for (const auto& f : done)
+          taken_ids_[{f.item.dag_id, f.item.run_id, f.item.task_id, f.item.map_index, f.item.try_number}] = f.item.id;
       }
       for (auto& f : done) {
         task_event e;

@@ -6,6 +6,8 @@
 /// database between the two loses none; the engine ignores an end it already holds.
 
 #include <condition_variable>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -35,10 +37,11 @@ public:
   std::string name() const override { return "QueueExecutor"; }
   /// Buffers a try until `flush`.
   void submit(task_request request) override;
-  /// Enqueues the buffered tries in one transaction; when that fails they stay buffered (and
-  /// held, for `lost`) and go with the next flush.
+  /// Enqueues the buffered tries and acknowledges the recorded ends in one transaction; when that
+  /// fails they stay buffered (the tries held, for `lost`) and go with the next flush.
   void flush() override;
-  /// Acknowledges the ends in the queue, which kept them until now.
+  /// Acknowledges the ends in the queue, which kept them until now: with the next `flush`, which
+  /// the engine calls at the end of the same step.
   void recorded(const std::vector<task_event>& events) noexcept override;
   /// Remote tries cannot be cancelled from here; their workers stop them on their own shutdown.
   void cancel_all() override {}
@@ -61,7 +64,9 @@ private:
   std::chrono::milliseconds lease_;
   std::unique_ptr<task_queue> sender_;   // used by the engine's thread only
   std::vector<queued_try> buffer_;
+  std::vector<std::int64_t> acknowledged_;  // row ids of recorded ends, sent with the next flush
   std::mutex mutex_;
+  std::map<try_key, std::int64_t> taken_ids_;  // row id of each end reported and not yet recorded
   std::condition_variable idle_;
   long long outstanding_ = 0;
   std::jthread collector_;

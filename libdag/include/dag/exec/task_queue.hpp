@@ -67,8 +67,10 @@ class task_queue {
 public:
   virtual ~task_queue() = default;
 
-  /// Adds tries (one transaction) and wakes listening workers.
-  virtual void enqueue(const std::vector<queued_try>& tries) = 0;
+  /// Forgets the taken ends `acknowledged` (row ids: the store has recorded them, or found them
+  /// settled already), then adds `tries`, in one transaction, and wakes listening workers when
+  /// there are tries. Ends are forgotten first: a rescheduled sensor's next poke has its key.
+  virtual void enqueue(const std::vector<queued_try>& tries, const std::vector<std::int64_t>& acknowledged = {}) = 0;
   /// Claims up to `max` queued tries of `queues` (highest priority first) for `worker`, each with
   /// a fresh lease token; `FOR UPDATE SKIP LOCKED` inside a CTE, so concurrent workers never
   /// claim the same row and never more than `max`.
@@ -81,8 +83,10 @@ public:
   /// until `acknowledge`: an end is in the queue until the store holds it. Tries taken more than
   /// `stale_after` ago and never acknowledged (their scheduler died) are taken again.
   virtual std::vector<finished_try> take_finished(int max, std::chrono::milliseconds stale_after) = 0;
-  /// Forgets taken tries whose ends the store has recorded (or found settled already).
-  virtual void acknowledge(const std::vector<try_key>& keys) = 0;
+  /// Forgets taken ends by row id (enqueue with no tries). By id, not by key: a later try of the
+  /// same key (a sensor's next poke) may be in the queue meanwhile, taken by another scheduler
+  /// and not yet recorded.
+  void acknowledge(const std::vector<std::int64_t>& ids) { enqueue({}, ids); }
   /// Claimed tries whose lease was not renewed for `lease` become lost: they are returned (and
   /// kept, taken, until acknowledged) as failed tries ("worker lost"); a late result for them is
   /// refused. Nothing expires while the server has been up for less than `lease`: after a crash
