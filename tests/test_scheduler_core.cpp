@@ -675,6 +675,30 @@ TEST_CASE("SchedulerCore.APoolShortOfSlotsHoldsItsTasksAcrossRuns") {
   CHECK(dag::step_run(second.dag, second.run, second.tis, second.progress, at(2), gone).to_start.empty());
 }
 
+TEST_CASE("SchedulerCore.ABacklogBehindFullPoolsStaysReadyAndStartsByPriorityOnceSlotsOpen") {
+  dag::definition d{"backlog"};
+  for (int i = 0; i < 50; ++i) d.bash("t" + std::to_string(i), "true").priority_weight(100 + i);
+  d.bash("elsewhere", "true").pool("other").priority_weight(1);
+  fixture f(std::move(d));
+  // The default pool is full; the lowest-priority task's pool is not, and it starts all the same.
+  dag::slot_budget budget{1000, 0};
+  budget.pool_open = std::map<std::string, int>{{"default_pool", 0}, {"other", 1}};
+  auto first = dag::step_run(f.dag, f.run, f.tis, f.progress, at(0), budget);
+  CHECK(names(f, first.to_start) == std::vector<std::string>{"elsewhere"});
+  CHECK(first.pool_short);
+  // Every pool full: nothing starts, and the backlog stays ready.
+  dag::slot_budget full{1000, 0};
+  full.pool_open = std::map<std::string, int>{{"default_pool", 0}, {"other", 0}};
+  CHECK(dag::step_run(f.dag, f.run, f.tis, f.progress, at(1), full).to_start.empty());
+  for (int i = 0; i < 50; ++i) CHECK(f.state("t" + std::to_string(i)) == "scheduled");
+  // Three slots open: the three of highest priority start.
+  dag::slot_budget open{1000, 0};
+  open.pool_open = std::map<std::string, int>{{"default_pool", 3}, {"other", 0}};
+  auto later = names(f, dag::step_run(f.dag, f.run, f.tis, f.progress, at(2), open).to_start);
+  std::sort(later.begin(), later.end());
+  CHECK(later == std::vector<std::string>{"t47", "t48", "t49"});
+}
+
 TEST_CASE("SchedulerCore.DagrunTimeoutFailsTheRunAndSkipsWhatIsUnfinished") {
   dag::definition d{"slow"};
   d.dagrun_timeout(std::chrono::seconds(60));

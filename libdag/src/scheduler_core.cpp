@@ -364,6 +364,11 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
       if (pool == budget.pool_open->end() || pool->second < settings.pool_slots) {
         held.push_back(key);  // a pool short of slots (or missing) holds the task, still ready
         step.pool_short = true;
+        // Every pool full: no ready task can start (each takes a slot at least), and the rest stay
+        // where they are. Popping a backlog of thousands only to push it back made each pass cost
+        // n log n while a queue executor's default pool was the limit.
+        if (std::all_of(budget.pool_open->begin(), budget.pool_open->end(), [](const auto& p) { return p.second <= 0; }))
+          break;
         continue;
       }
       pool_open = &pool->second;
