@@ -301,6 +301,12 @@ TEST_CASE("Queue.ATakenEndIsTakenAgainOnlyOnceStaleAndAnAcknowledgedOneNever") {
     CHECK(f.outcome.result.xcom == "done " + f.item.task_id);
   }
   CHECK(tasks == std::set<std::string>{"a", "b"});
+  {
+    // Taken in place: still `done`, with the time it was taken (see schema_sql).
+    pqxx::connection c(s.url);
+    pqxx::work tx(c);
+    CHECK(tx.exec1("SELECT count(*) FROM dagrun_task_queue WHERE state = 'done' AND taken_at IS NOT NULL")[0].as<int>() == 2);
+  }
   CHECK(q->take_finished(10, 60s).empty());  // taken, and its taker is not presumed dead yet
   CHECK(q->pending_keys().size() == 2);      // kept until acknowledged
 
@@ -335,37 +341,83 @@ TEST_CASE("Queue.ATakenEndIsTakenAgainOnlyOnceStaleAndAnAcknowledgedOneNever") {
   CHECK(kept[0].outcome.result.xcom == "second poke");
 }
 
-TEST_CASE("Queue.EndsTakenUnderFormat1AreTakenAgainAfterTheUpgradeOnceStale") {
+TEST_CASE("Queue.AStepAcknowledgesAnEndAndQueuesTheNextTryOfItsKeyInOneTransaction") {
   queue_sandbox s;
-  {
-    auto q = dag::open_task_queue(s.url);
-    q->enqueue({bash_try("old"), bash_try("recent")});
-  }
-  // As a format-1 scheduler leaves them: ends marked taken by their state, one taken an hour ago
-  // (its scheduler died) and one just now.
+  auto q = dag::open_task_queue(s.url);
+  q->enqueue({bash_try("sensor")});
+  auto claimed = q->claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 1);
+  dag::queued_result poke;
+  poke.id = claimed[0].id;
+  poke.lease_token = claimed[0].lease_token;
+  poke.result = dag::operator_result::success();
+  REQUIRE(q->complete({poke}) == std::vector<bool>{true});
+  auto taken = q->take_finished(10, 60s);
+  REQUIRE(taken.size() == 1);
+  // A rescheduled sensor's next poke has the same key: the end goes first, so the poke is queued.
+  q->enqueue({bash_try("sensor")}, {taken[0].item.id});
+  CHECK(q->counts().first == 1);
+  auto next = q->claim({"default"}, 10, "w");
+  REQUIRE(next.size() == 1);
+  CHECK(next[0].id != taken[0].item.id);
+}
+
+TEST_CASE("Queue.AFormat1QueueIsUpgradedItsTakenEndsTakenAgainOnceStaleAndAnOldTakeRefused") {
+  queue_sandbox s;
+  // The queue as format 1 made it, with a row in every state: ends marked taken by their state,
+  // one an hour ago (its scheduler died) and one just now.
   {
     pqxx::connection c(s.url);
     pqxx::work tx(c);
-    tx.exec("UPDATE dagrun_task_queue SET state = 'taken', result = '{\"outcome\":0,\"message\":\"m\",\"exit_code\":0,"
-            "\"started\":0,\"ended\":0,\"pid\":0,\"hostname\":\"h\"}', heartbeat_at = now() - "
-            "CASE task_id WHEN 'old' THEN interval '1 hour' ELSE interval '0 seconds' END");
-    tx.exec("UPDATE dagrun_task_queue_format SET format = 1");
+    tx.exec("CREATE TABLE dagrun_task_queue (id BIGSERIAL PRIMARY KEY, dag_id TEXT NOT NULL, run_id TEXT NOT NULL, "
+            "task_id TEXT NOT NULL, try_number INT NOT NULL, map_index INT NOT NULL DEFAULT -1, queue TEXT NOT NULL, "
+            "priority INT NOT NULL, payload TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'queued', lease_token TEXT, "
+            "worker TEXT, heartbeat_at TIMESTAMPTZ, result TEXT, enqueued_at TIMESTAMPTZ NOT NULL DEFAULT now())");
+    tx.exec("CREATE UNIQUE INDEX dagrun_task_queue_once ON dagrun_task_queue (dag_id, run_id, task_id, map_index, try_number)");
+    tx.exec("CREATE INDEX dagrun_task_queue_ready ON dagrun_task_queue (queue, priority DESC, id) WHERE state = 'queued'");
+    tx.exec("CREATE INDEX dagrun_task_queue_done ON dagrun_task_queue (id) WHERE state = 'done'");
+    tx.exec("CREATE INDEX dagrun_task_queue_leases ON dagrun_task_queue (heartbeat_at) WHERE state = 'claimed'");
+    tx.exec("CREATE INDEX dagrun_task_queue_taken ON dagrun_task_queue (heartbeat_at) WHERE state = 'taken'");
+    tx.exec("CREATE TABLE dagrun_task_queue_format (format INT NOT NULL)");
+    tx.exec("INSERT INTO dagrun_task_queue_format VALUES (1)");
+    const std::string result =
+        R"('{"outcome":0,"message":"m","exit_code":0,"started":0,"ended":0,"pid":0,"hostname":"h"}')";
+    tx.exec("INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, queue, priority, payload, state, "
+            "lease_token, heartbeat_at, result) VALUES "
+            "('d', 'r', 'queued', 1, 'default', 1, '{}', 'queued', NULL, NULL, NULL), "
+            "('d', 'r', 'claimed', 1, 'default', 1, '{}', 'claimed', 'tok', now(), NULL), "
+            "('d', 'r', 'done', 1, 'default', 1, '{}', 'done', 'tok', now(), " + result + "), "
+            "('d', 'r', 'old', 1, 'default', 1, '{}', 'taken', 'tok', now() - interval '1 hour', " + result + "), "
+            "('d', 'r', 'recent', 1, 'default', 1, '{}', 'taken', 'tok', now(), " + result + ")");
     tx.commit();
   }
   auto q = dag::open_task_queue(s.url);
   {
     pqxx::connection c(s.url);
     pqxx::work tx(c);
-    CHECK(tx.exec1("SELECT count(*) FROM dagrun_task_queue WHERE state = 'taken'")[0].as<int>() == 0);
     CHECK(tx.exec1("SELECT format FROM dagrun_task_queue_format")[0].as<int>() == 2);
+    CHECK(tx.exec1("SELECT to_regclass('dagrun_task_queue_taken') IS NULL")[0].as<bool>());
+    std::map<std::string, std::string> states;
+    for (const auto& row : tx.exec("SELECT task_id, state || CASE WHEN taken_at IS NULL THEN '' ELSE ' taken' END "
+                                   "FROM dagrun_task_queue"))
+      states[row[0].c_str()] = row[1].c_str();
+    CHECK(states == std::map<std::string, std::string>{{"queued", "queued"},
+                                                       {"claimed", "claimed"},
+                                                       {"done", "done"},
+                                                       {"old", "done taken"},
+                                                       {"recent", "done taken"}});
   }
-  auto taken = q->take_finished(10, 60s);
-  REQUIRE(taken.size() == 1);
-  CHECK(taken[0].item.task_id == "old");
-  CHECK(taken[0].outcome.result.message == "m");
-  CHECK(q->take_finished(10, 60s).empty());
-  q->acknowledge({taken[0].item.id});
-  CHECK(q->pending_keys() == std::set<dag::try_key>{{"d", "r", "recent", -1, 1}});
+  // The end nobody took yet and the one taken an hour ago; the one taken just now is its taker's.
+  std::set<std::string> taken;
+  for (const auto& f : q->take_finished(10, 60s)) {
+    taken.insert(f.item.task_id);
+    CHECK(f.outcome.result.message == "m");
+  }
+  CHECK(taken == std::set<std::string>{"done", "old"});
+  // A format-1 scheduler still running marks an end taken by its state: refused, loudly.
+  pqxx::connection c(s.url);
+  pqxx::work tx(c);
+  CHECK_THROWS_AS(tx.exec("UPDATE dagrun_task_queue SET state = 'taken' WHERE task_id = 'recent'"), pqxx::check_violation);
 }
 
 TEST_CASE("Queue.AnOlderQueueIsUpgradedOnceACurrentOneIsLeftAloneAndANewerOneRefused") {

@@ -47,13 +47,16 @@ CREATE INDEX IF NOT EXISTS dagrun_task_queue_ready ON dagrun_task_queue (queue, 
 CREATE INDEX IF NOT EXISTS dagrun_task_queue_done ON dagrun_task_queue (id) WHERE state = 'done';
 CREATE INDEX IF NOT EXISTS dagrun_task_queue_leases ON dagrun_task_queue (heartbeat_at) WHERE state = 'claimed';
 -- Format 2: a scheduler that takes an end sets taken_at and leaves the state 'done', a column no
--- index names, so that PostgreSQL updates the row in place (a HOT update: no index entry, a WAL
--- record of the bytes that changed) instead of writing a new version into every index. Ends taken
--- under format 1 ('taken') become ends taken now.
+-- index names, so that PostgreSQL can update the row in place when its page has room (a HOT
+-- update: no new index entries) instead of writing a new version into every index. Ends taken
+-- under format 1 ('taken') become ends taken at that time. The check makes a format-1 scheduler
+-- still running fail its takes and expiries loudly instead of leaving rows no one reads again.
 ALTER TABLE dagrun_task_queue ADD COLUMN IF NOT EXISTS taken_at TIMESTAMPTZ;
 UPDATE dagrun_task_queue SET state = 'done', taken_at = heartbeat_at WHERE state = 'taken';
 DROP INDEX IF EXISTS dagrun_task_queue_taken;
--- Room on each page for the in-place updates.
+ALTER TABLE dagrun_task_queue DROP CONSTRAINT IF EXISTS dagrun_task_queue_not_taken;
+ALTER TABLE dagrun_task_queue ADD CONSTRAINT dagrun_task_queue_not_taken CHECK (state <> 'taken');
+-- Room on each page for the in-place updates (pages written from now on).
 ALTER TABLE dagrun_task_queue SET (fillfactor = 80);
 )sql";
 
@@ -89,33 +92,6 @@ std::string payload_of(const queued_try& t) {
   return json_dump(j);
 }
 
-queued_try read_try(const pqxx::row& r) {
-  queued_try t;
-  t.id = r["id"].as<std::int64_t>();
-  t.dag_id = r["dag_id"].c_str();
-  t.run_id = r["run_id"].c_str();
-  t.task_id = r["task_id"].c_str();
-  t.try_number = r["try_number"].as<int>();
-  t.map_index = r["map_index"].as<int>();
-  t.queue = r["queue"].c_str();
-  t.priority = r["priority"].as<int>();
-  if (!r["lease_token"].is_null()) t.lease_token = r["lease_token"].c_str();
-  if (!r["worker"].is_null()) t.worker = r["worker"].c_str();
-  const json j = json::parse(r["payload"].c_str());
-  t.operator_name = j.at("operator").get<std::string>();
-  t.fields = j.at("fields").get<std::map<std::string, std::string>>();
-  t.environment = j.at("environment").get<std::map<std::string, std::string>>();
-  t.params = j.at("params").get<std::map<std::string, std::string>>();
-  t.log_path = j.at("log_path").get<std::string>();
-  t.logical_date = time_point{std::chrono::seconds(j.at("logical_date").get<std::int64_t>())};
-  t.data_interval_start = time_point{std::chrono::seconds(j.at("data_interval_start").get<std::int64_t>())};
-  t.data_interval_end = time_point{std::chrono::seconds(j.at("data_interval_end").get<std::int64_t>())};
-  if (j.contains("timeout_ms")) t.timeout_ms = j.at("timeout_ms").get<std::int64_t>();
-  if (j.contains("waited_us")) t.waited_us = j.at("waited_us").get<std::int64_t>();
-  if (j.contains("secrets")) t.secrets = j.at("secrets").get<std::vector<std::string>>();
-  return t;
-}
-
 /// A finished try's row as a scheduler reads it: the try's key, queue and claim, not its payload
 /// (the scheduler built it, and reading it back would cost its bytes and a JSON parse per end).
 queued_try read_key(const pqxx::row& r) {
@@ -130,6 +106,24 @@ queued_try read_key(const pqxx::row& r) {
   t.priority = r["priority"].as<int>();
   if (!r["lease_token"].is_null()) t.lease_token = r["lease_token"].c_str();
   if (!r["worker"].is_null()) t.worker = r["worker"].c_str();
+  return t;
+}
+
+/// A claimed try's row as a worker reads it: its key, queue and claim, and its payload.
+queued_try read_try(const pqxx::row& r) {
+  queued_try t = read_key(r);
+  const json j = json::parse(r["payload"].c_str());
+  t.operator_name = j.at("operator").get<std::string>();
+  t.fields = j.at("fields").get<std::map<std::string, std::string>>();
+  t.environment = j.at("environment").get<std::map<std::string, std::string>>();
+  t.params = j.at("params").get<std::map<std::string, std::string>>();
+  t.log_path = j.at("log_path").get<std::string>();
+  t.logical_date = time_point{std::chrono::seconds(j.at("logical_date").get<std::int64_t>())};
+  t.data_interval_start = time_point{std::chrono::seconds(j.at("data_interval_start").get<std::int64_t>())};
+  t.data_interval_end = time_point{std::chrono::seconds(j.at("data_interval_end").get<std::int64_t>())};
+  if (j.contains("timeout_ms")) t.timeout_ms = j.at("timeout_ms").get<std::int64_t>();
+  if (j.contains("waited_us")) t.waited_us = j.at("waited_us").get<std::int64_t>();
+  if (j.contains("secrets")) t.secrets = j.at("secrets").get<std::vector<std::string>>();
   return t;
 }
 
@@ -161,6 +155,7 @@ queued_result read_result(const queued_try& t, const std::string& text) {
 
 class pg_task_queue final : public task_queue {
 public:
+  using task_queue::enqueue;
   explicit pg_task_queue(const std::string& url) : conn_(detail::parse_postgres_url(url, "dagrun-queue")) {
     conn_.write("create the queue table", [&](pqxx::transaction_base& tx) {
       // The table is changed only when it is older than this dagrun: its statements lock the table
@@ -215,19 +210,20 @@ public:
   std::vector<queued_try> claim(const std::vector<std::string>& queues, int max, const std::string& worker) override {
     if (max <= 0 || queues.empty()) return {};
     return conn_.write("claim tries", [&](pqxx::transaction_base& tx) {
-      // The queues and the worker are written into the statement, which a worker prepares once
-      // (they do not change): `queue IN ('default')` is an equality the `ready` index returns in
-      // priority order, where `queue = ANY($1)` would sort every queued row. The CTE bounds the
-      // claim: the planner cannot lock more rows than the LIMIT.
+      // The queues, the worker and the limit are written into the statement, which a worker
+      // prepares once for each limit it uses (at most its concurrency): `queue IN ('default')` is
+      // an equality the `ready` index returns in priority order, where `queue = ANY($1)` would
+      // sort every queued row, and a generic plan for `LIMIT $1` may be another plan. The CTE
+      // bounds the claim: the planner cannot lock more rows than the LIMIT.
       std::string in;
       for (const auto& q : queues) in += (in.empty() ? "" : ",") + tx.quote(q);
       const std::string sql =
           "WITH c AS (SELECT id FROM dagrun_task_queue WHERE state = 'queued' AND queue IN (" + in +
-          ") ORDER BY priority DESC, id LIMIT $1 FOR UPDATE SKIP LOCKED) "
+          ") ORDER BY priority DESC, id LIMIT " + std::to_string(max) + " FOR UPDATE SKIP LOCKED) "
           "UPDATE dagrun_task_queue q SET state = 'claimed', lease_token = gen_random_uuid()::text, worker = " +
           tx.quote(worker) + ", heartbeat_at = now() FROM c WHERE q.id = c.id RETURNING " + prefixed("q.");
       std::vector<queued_try> out;
-      for (const auto& row : tx.exec_prepared(conn_.prepared(sql), max)) out.push_back(read_try(row));
+      for (const auto& row : tx.exec_prepared(conn_.prepared(sql))) out.push_back(read_try(row));
       return out;
     });
   }
@@ -274,7 +270,9 @@ public:
       // Taken, not deleted: the row stays until the scheduler acknowledges the end as recorded,
       // so a scheduler (or database) crash in between loses nothing. A row taken and left
       // unacknowledged for `stale_after` (its scheduler died) is taken again, by anyone. Taking
-      // sets only taken_at (see schema_sql): an update in place. The CTE keeps the planner on the
+      // sets only taken_at (see schema_sql): an update in place. Taken ends stay in the `done`
+      // index until acknowledged, and each take steps over them: normally the ends of one step;
+      // while no step can commit they pile up, and so does this cost. The CTE keeps the planner on the
       // `done` index (`id IN (subquery)` may hash-join the whole table), and so do the limits
       // written into the statement, which a collector prepares once: with `LIMIT $1` the
       // planner's generic plan may walk the primary key through every row in id order instead.

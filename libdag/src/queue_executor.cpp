@@ -95,14 +95,11 @@ void queue_executor::flush() {
 void queue_executor::recorded(const std::vector<task_event>& events) noexcept {
   if (events.empty()) return;
   try {
-    // Sent with the step's tries (the engine flushes right after): one transaction, not two.
-    std::lock_guard lock(mutex_);
-    for (const auto& e : events) {
-      const auto taken = taken_ids_.find({e.dag_id, e.run_id, e.task_id, e.map_index, e.try_number});
-      if (taken == taken_ids_.end()) continue;
-      acknowledged_.push_back(taken->second);
-      taken_ids_.erase(taken);
-    }
+    // Sent with the step's tries (the engine flushes right after): one transaction, not two. By
+    // the row the end was read from: a later end of the same key (a sensor's next poke) is another
+    // row, which this acknowledgement must not delete.
+    for (const auto& e : events)
+      if (e.source != 0) acknowledged_.push_back(e.source);
   } catch (const std::exception&) {
     // Out of memory: the rows stay taken; after a lease they are collected again, and the
     // engine, which holds these ends, acknowledges the repeat.
@@ -135,12 +132,6 @@ void queue_executor::collect(std::stop_token stop) {
         last_expiry = now_steady();
         for (auto& l : q->expire_leases(lease_)) done.push_back(std::move(l));
       }
-      {
-        // Known before the engine can record them: `recorded` acknowledges ends by row id.
-        std::lock_guard lock(mutex_);
-        for (const auto& f : done)
-          taken_ids_[{f.item.dag_id, f.item.run_id, f.item.task_id, f.item.map_index, f.item.try_number}] = f.item.id;
-      }
       for (auto& f : done) {
         task_event e;
         e.dag_id = f.item.dag_id;
@@ -152,6 +143,7 @@ void queue_executor::collect(std::stop_token stop) {
         e.started = f.outcome.started;
         e.ended = f.outcome.ended;
         e.pid = f.outcome.pid;
+        e.source = f.item.id;  // what `recorded` acknowledges
         report(std::move(e));
       }
       if (!done.empty()) {

@@ -3,6 +3,7 @@
 /// or a program's own), hands it the tries it decided to start, and records the ends it reports.
 /// The executor runs; the engine records: nothing here knows of the store.
 
+#include <cstdint>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -41,6 +42,8 @@ struct task_event {
   timestamp ended{};           ///< when it ended
   int pid = 0;                 ///< its process, if any
   int map_index = -1;          ///< its task instance's map index (-1: not mapped)
+  std::int64_t source = 0;     ///< the executor's own reference to where the end came from (the
+                               ///< queue's row id), handed back with `executor::recorded`; 0: none
 };
 
 /// Identifies one try.

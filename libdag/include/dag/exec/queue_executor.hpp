@@ -7,7 +7,6 @@
 
 #include <condition_variable>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -66,7 +65,6 @@ private:
   std::vector<queued_try> buffer_;
   std::vector<std::int64_t> acknowledged_;  // row ids of recorded ends, sent with the next flush
   std::mutex mutex_;
-  std::map<try_key, std::int64_t> taken_ids_;  // row id of each end reported and not yet recorded
   std::condition_variable idle_;
   long long outstanding_ = 0;
   std::jthread collector_;

@@ -70,7 +70,9 @@ public:
   /// Forgets the taken ends `acknowledged` (row ids: the store has recorded them, or found them
   /// settled already), then adds `tries`, in one transaction, and wakes listening workers when
   /// there are tries. Ends are forgotten first: a rescheduled sensor's next poke has its key.
-  virtual void enqueue(const std::vector<queued_try>& tries, const std::vector<std::int64_t>& acknowledged = {}) = 0;
+  virtual void enqueue(const std::vector<queued_try>& tries, const std::vector<std::int64_t>& acknowledged) = 0;
+  /// Adds tries (one transaction) and wakes listening workers.
+  void enqueue(const std::vector<queued_try>& tries) { enqueue(tries, {}); }
   /// Claims up to `max` queued tries of `queues` (highest priority first) for `worker`, each with
   /// a fresh lease token; `FOR UPDATE SKIP LOCKED` inside a CTE, so concurrent workers never
   /// claim the same row and never more than `max`.
