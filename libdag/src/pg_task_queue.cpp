@@ -4,6 +4,7 @@
 
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -74,8 +75,10 @@ int recorded_format(pqxx::transaction_base& tx) {
   return tx.exec("SELECT COALESCE(MAX(format), 0) FROM dagrun_task_queue_format")[0][0].as<int>();
 }
 
-constexpr const char* returned_columns =
-    "id, dag_id, run_id, task_id, try_number, map_index, queue, priority, payload, lease_token, worker, result";
+/// The columns read_key reads, of the queue table as `q`: a claim reads the payload too, a
+/// scheduler the result.
+constexpr std::string_view key_columns =
+    "q.id, q.dag_id, q.run_id, q.task_id, q.try_number, q.map_index, q.queue, q.priority, q.lease_token, q.worker";
 
 std::string payload_of(const queued_try& t) {
   json j{{"operator", t.operator_name},
@@ -127,9 +130,8 @@ queued_try read_try(const pqxx::row& r) {
   return t;
 }
 
-/// The columns read_key reads, and the result.
-constexpr const char* finished_columns =
-    "q.id, q.dag_id, q.run_id, q.task_id, q.try_number, q.map_index, q.queue, q.priority, q.lease_token, q.worker, q.result";
+/// What a scheduler reads of a finished try's row.
+std::string finished_columns() { return std::string(key_columns) + ", q.result"; }
 
 std::string result_of(const queued_result& r) {
   json j = detail::result_json(r.result);
@@ -221,7 +223,7 @@ public:
           "WITH c AS (SELECT id FROM dagrun_task_queue WHERE state = 'queued' AND queue IN (" + in +
           ") ORDER BY priority DESC, id LIMIT " + std::to_string(max) + " FOR UPDATE SKIP LOCKED) "
           "UPDATE dagrun_task_queue q SET state = 'claimed', lease_token = gen_random_uuid()::text, worker = " +
-          tx.quote(worker) + ", heartbeat_at = now() FROM c WHERE q.id = c.id RETURNING " + prefixed("q.");
+          tx.quote(worker) + ", heartbeat_at = now() FROM c WHERE q.id = c.id RETURNING " + std::string(key_columns) + ", q.payload";
       std::vector<queued_try> out;
       for (const auto& row : tx.exec_prepared(conn_.prepared(sql))) out.push_back(read_try(row));
       return out;
@@ -280,7 +282,7 @@ public:
           "WITH c AS (SELECT id FROM dagrun_task_queue WHERE state = 'done' AND (taken_at IS NULL OR taken_at < now() - "
           "interval '1 millisecond' * " + std::to_string(stale_after.count()) + ") ORDER BY id LIMIT " +
           std::to_string(max) + " FOR UPDATE SKIP LOCKED) "
-          "UPDATE dagrun_task_queue q SET taken_at = now() FROM c WHERE q.id = c.id RETURNING " + finished_columns;
+          "UPDATE dagrun_task_queue q SET taken_at = now() FROM c WHERE q.id = c.id RETURNING " + finished_columns();
       std::vector<finished_try> out;
       for (const auto& row : tx.exec_prepared(conn_.prepared(sql))) {
         finished_try f;
@@ -302,7 +304,7 @@ public:
       const auto rows = tx.exec("UPDATE dagrun_task_queue q SET state = 'done', taken_at = now() WHERE id IN "
                                 "(SELECT id FROM dagrun_task_queue WHERE state = 'claimed' AND heartbeat_at < now() - " +
                                 ms + " AND pg_postmaster_start_time() < now() - " + ms +
-                                " FOR UPDATE SKIP LOCKED) RETURNING " + std::string(finished_columns));
+                                " FOR UPDATE SKIP LOCKED) RETURNING " + finished_columns());
       for (const auto& row : rows) {
         finished_try f;
         f.item = read_key(row);
@@ -352,21 +354,6 @@ public:
   }
 
 private:
-  static std::string prefixed(const std::string& p) {
-    std::string out, col;
-    std::string cols = returned_columns;
-    cols += ",";
-    for (char ch : cols) {
-      if (ch == ',') {
-        out += (out.empty() ? "" : ", ") + p + col;
-        col.clear();
-      } else if (ch != ' ') {
-        col += ch;
-      }
-    }
-    return out;
-  }
-
   detail::pg_connection conn_;  // every operation retried as pg_connection describes
 };
 
