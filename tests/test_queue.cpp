@@ -21,6 +21,7 @@
 #include <dag/exec/orphan_processes.hpp>
 
 #include "support/eventually.hpp"
+#include "support/flaky_proxy.hpp"
 #include "support/private_server.hpp"
 #include <dag/core/error.hpp>
 #include <dag/exec/task_queue.hpp>
@@ -360,6 +361,66 @@ TEST_CASE("Queue.AStepAcknowledgesAnEndAndQueuesTheNextTryOfItsKeyInOneTransacti
   auto next = q->claim({"default"}, 10, "w");
   REQUIRE(next.size() == 1);
   CHECK(next[0].id != taken[0].item.id);
+}
+
+TEST_CASE("Queue.AnEnqueueWhoseCommitStayedInDoubtIsSettledBeforeItsTriesAreSentAgain" * doctest::timeout(180)) {
+  // A scheduler's enqueue loses its connection during COMMIT and the server stays out of reach for
+  // the connection's whole retry budget (about 30 s): the enqueue fails without knowing whether it
+  // committed, and the scheduler sends the same tries again with a later step. Had it committed,
+  // the try may have been claimed, run, reported and recorded meanwhile, its end acknowledged by
+  // that very step: sent again blindly, it would be queued and run a second time. One case whose
+  // COMMIT reached the server and one whose COMMIT never did, side by side (one budget's wait).
+  queue_sandbox s;
+  const auto in_doubt = [&](dag::task_queue& q, const dag::queued_try& t) {
+    std::string failed;
+    try {
+      q.enqueue({t});
+    } catch (const dag::error& e) {
+      failed = e.what();
+    }
+    return failed;
+  };
+  dag::open_task_queue(s.url)->counts();  // the table, made before the proxies cut anything
+  dag_test::flaky_proxy committed_proxy(s.server), lost_proxy(s.server);
+  auto committed_q = dag::open_task_queue(committed_proxy.url(s.url));
+  auto lost_q = dag::open_task_queue(lost_proxy.url(s.url));
+  // A first write through each proxy: connected, and the connection's commit marks checked (a
+  // COMMIT of its own, which the proxies must not be armed for).
+  committed_q->acknowledge({-1});
+  lost_q->acknowledge({-1});
+  committed_proxy.arm(dag_test::flaky_proxy::cut::reply_lost_then_unreachable);
+  lost_proxy.arm(dag_test::flaky_proxy::cut::never_arrives_then_unreachable);
+  std::string committed_failure, lost_failure;
+  std::thread other([&] { lost_failure = in_doubt(*lost_q, bash_try("b")); });
+  committed_failure = in_doubt(*committed_q, bash_try("a"));
+  other.join();
+  CHECK(committed_proxy.cuts() == 1);
+  CHECK(lost_proxy.cuts() == 1);
+  CHECK_MESSAGE(committed_failure.find("still unknown") != std::string::npos, committed_failure);
+  CHECK_MESSAGE(lost_failure.find("still unknown") != std::string::npos, lost_failure);
+
+  // Meanwhile a worker ran the try that was queued, and a scheduler took its end.
+  auto direct = dag::open_task_queue(s.url);
+  auto claimed = direct->claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 1);
+  CHECK(claimed[0].task_id == "a");
+  dag::queued_result r;
+  r.id = claimed[0].id;
+  r.lease_token = claimed[0].lease_token;
+  r.result = dag::operator_result::success("");
+  REQUIRE(direct->complete({r}) == std::vector<bool>{true});
+  auto taken = direct->take_finished(10, 60s);
+  REQUIRE(taken.size() == 1);
+
+  // The scheduler's next step: its end acknowledged, the unsent tries sent again, a new one too.
+  committed_proxy.reopen();
+  lost_proxy.reopen();
+  committed_q->enqueue({bash_try("a"), bash_try("c")}, {taken[0].item.id});
+  lost_q->enqueue({bash_try("b")});
+  std::multiset<std::string> queued;
+  for (const auto& c : direct->claim({"default"}, 10, "w")) queued.insert(c.task_id);
+  CHECK(queued == std::multiset<std::string>{"b", "c"});  // `a` ran once; `b`, never sent, is sent now
+  CHECK(direct->pending_keys().size() == 2);
 }
 
 TEST_CASE("Queue.AFormat1QueueIsUpgradedItsTakenEndsTakenAgainOnceStaleAndAnOldTakeRefused") {

@@ -265,6 +265,11 @@ void pg_connection::attempts(const char* what, bool write, const attempt_body& b
         pqxx::nontransaction tx(*conn_);
         return body(tx);
       }
+      if (unsettled_ != 0) {
+        // An earlier write's outcome first: this attempt's mark would overwrite its mark.
+        settled_ = committed(what, unsettled_, deadline, delay, problem);
+        unsettled_ = 0;
+      }
       if (leftover_) {
         // An earlier attempt broke after its mark statement was sent, before COMMIT: its session
         // may linger in the transaction, holding the lock this attempt is about to take. It
@@ -309,7 +314,10 @@ void pg_connection::attempts(const char* what, bool write, const attempt_body& b
     if (broken) drop();
     if (broken && marked != 0 && !in_doubt) leftover_ = true;
     if (in_doubt) {
-      if (committed(what, marked, deadline, delay, problem)) return;
+      unsettled_ = marked;  // until committed() answers: it throws if it cannot
+      const bool made = committed(what, marked, deadline, delay, problem);
+      unsettled_ = 0;
+      if (made) return;
       continue;  // it rolled back: run the whole transaction again (committed() already waited)
     }
     back_off(what, deadline, delay, problem, attempt);
@@ -323,6 +331,16 @@ void pg_connection::back_off(const char* what, steady::time_point deadline, std:
                             std::to_string(retry_budget.count()) + " s: " + trimmed(problem));
   std::this_thread::sleep_for(delay);  // backoff before reconnecting, not synchronisation
   delay = std::min(delay * 2, max_retry_delay);
+}
+
+std::optional<bool> pg_connection::settle(const char* what) {
+  if (unsettled_ != 0) {
+    auto delay = first_retry_delay;
+    std::string problem;
+    settled_ = committed(what, unsettled_, steady::now() + retry_budget, delay, problem);
+    unsettled_ = 0;
+  }
+  return std::exchange(settled_, std::nullopt);
 }
 
 bool pg_connection::committed(const char* what, std::int64_t attempt, steady::time_point deadline,

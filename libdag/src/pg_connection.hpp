@@ -27,7 +27,10 @@
 ///    would then report (and whose session a search by transaction id would end). The mark row
 ///    is committed with the transaction or not at all, on the server and on its standbys; a
 ///    standby is not asked (its copy may lag). If the outcome is still unknown when the budget
-///    runs out, it throws rather than guess. Marks untouched for a day are deleted.
+///    runs out, it throws rather than guess, and the question stays open: the next write on the
+///    object settles it first (the mark would otherwise be overwritten, and a lingering session
+///    still holds the lock), and `settle` tells the caller, who may be about to send the same
+///    changes again. Marks untouched for a day are deleted.
 /// Deadlocks and serialization failures (the server rolled the transaction back) are retried the
 /// same way. Any other database error fails at once.
 
@@ -106,6 +109,15 @@ public:
     return transact(what, true, body);
   }
 
+  /// The outcome of the latest write that threw with its COMMIT's outcome still unknown (true:
+  /// it committed), asked now if the next write has not settled it already; told once, then
+  /// std::nullopt, as when there was no such write. Throws while the outcome is still unknown.
+  /// A caller that sends the same changes again after such a throw asks first, and leaves out
+  /// what that write made.
+  std::optional<bool> settle(const char* what);
+  /// Whether a write threw with its COMMIT's outcome still unknown, not settled since.
+  bool unsettled() const { return unsettled_ != 0; }
+
   /// The name of the prepared statement for `sql`, registered on first use (and on every new
   /// connection from then on).
   const std::string& prepared(std::string_view sql);
@@ -160,6 +172,8 @@ private:
   std::int64_t attempts_ = 0;  ///< write attempts made, the last one's number in the mark
   bool marks_ready_ = false;  ///< the marks' table is known to exist on conn_'s server
   bool leftover_ = false;  ///< a broken attempt's session may still hold the object's lock
+  std::int64_t unsettled_ = 0;  ///< a write attempt whose COMMIT's outcome stayed unknown (0: none)
+  std::optional<bool> settled_;  ///< its outcome, once known, until `settle` tells it
   std::int64_t lock_key_ = 0;  ///< the advisory lock each write attempt holds until it ends: random
 };
 

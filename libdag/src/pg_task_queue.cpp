@@ -181,32 +181,27 @@ public:
     return found == queue_format;
   }
 
-  void enqueue(const std::vector<queued_try>& tries, const std::vector<std::int64_t>& acknowledged) override {
+  void enqueue(const std::vector<queued_try>& all_tries, const std::vector<std::int64_t>& acknowledged) override {
+    if (all_tries.empty() && acknowledged.empty()) return;
+    // The caller sends the tries of an enqueue that threw again (queue_executor::flush keeps
+    // them). If that one threw with its COMMIT's outcome unknown and in fact committed, its tries
+    // are in the queue, or were claimed, run and recorded meanwhile (their ends may be among
+    // `acknowledged`): queued again, they would run twice. So that outcome is settled first.
+    std::vector<queued_try> unsent;
+    const bool made = conn_.settle("enqueue tries").value_or(false) && !in_doubt_.empty();
+    if (made)
+      for (const auto& t : all_tries)
+        if (!in_doubt_.contains(key_of(t))) unsent.push_back(t);
+    in_doubt_.clear();
+    const std::vector<queued_try>& tries = made ? unsent : all_tries;
     if (tries.empty() && acknowledged.empty()) return;
-    conn_.write(tries.empty() ? "acknowledge recorded tries" : "enqueue tries", [&](pqxx::transaction_base& tx) {
-      if (!acknowledged.empty()) {
-        std::string ids;
-        for (const auto id : acknowledged) detail::add_array_element(ids, id);
-        detail::close_array(ids);
-        // Only a taken end: the id of a row is never reused, and the row is gone or taken.
-        tx.exec_prepared(conn_.prepared("DELETE FROM dagrun_task_queue WHERE id = ANY($1::bigint[]) AND state = 'done' AND "
-                                        "taken_at IS NOT NULL"),
-                         ids);
-      }
-      for (std::size_t start = 0; start < tries.size(); start += 500) {
-        std::string sql = "INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority, payload) VALUES ";
-        for (std::size_t i = start; i < std::min(tries.size(), start + 500); ++i) {
-          const auto& t = tries[i];
-          if (i != start) sql += ',';
-          sql += "(" + tx.quote(t.dag_id) + "," + tx.quote(t.run_id) + "," + tx.quote(t.task_id) + "," +
-                 std::to_string(t.try_number) + "," + std::to_string(t.map_index) + "," + tx.quote(t.queue) + "," + std::to_string(t.priority) + "," +
-                 tx.quote(payload_of(t)) + ")";
-        }
-        // Another scheduler may have queued the same try: the unique key keeps one.
-        tx.exec(sql + " ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING");
-      }
-      if (!tries.empty()) tx.exec("NOTIFY dagrun_queued");
-    });
+    try {
+      send(tries, acknowledged);
+    } catch (...) {
+      if (conn_.unsettled())
+        for (const auto& t : tries) in_doubt_.insert(key_of(t));
+      throw;
+    }
   }
 
   std::vector<queued_try> claim(const std::vector<std::string>& queues, int max, const std::string& worker) override {
@@ -354,7 +349,38 @@ public:
   }
 
 private:
+  /// Forgets `acknowledged` ends and adds `tries`, in one transaction (see enqueue).
+  void send(const std::vector<queued_try>& tries, const std::vector<std::int64_t>& acknowledged) {
+    conn_.write(tries.empty() ? "acknowledge recorded tries" : "enqueue tries", [&](pqxx::transaction_base& tx) {
+      if (!acknowledged.empty()) {
+        std::string ids;
+        for (const auto id : acknowledged) detail::add_array_element(ids, id);
+        detail::close_array(ids);
+        // Only a taken end: the id of a row is never reused, and the row is gone or taken.
+        tx.exec_prepared(conn_.prepared("DELETE FROM dagrun_task_queue WHERE id = ANY($1::bigint[]) AND state = 'done' AND "
+                                        "taken_at IS NOT NULL"),
+                         ids);
+      }
+      for (std::size_t start = 0; start < tries.size(); start += 500) {
+        std::string sql = "INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority, payload) VALUES ";
+        for (std::size_t i = start; i < std::min(tries.size(), start + 500); ++i) {
+          const auto& t = tries[i];
+          if (i != start) sql += ',';
+          sql += "(" + tx.quote(t.dag_id) + "," + tx.quote(t.run_id) + "," + tx.quote(t.task_id) + "," +
+                 std::to_string(t.try_number) + "," + std::to_string(t.map_index) + "," + tx.quote(t.queue) + "," + std::to_string(t.priority) + "," +
+                 tx.quote(payload_of(t)) + ")";
+        }
+        // Another scheduler may have queued the same try: the unique key keeps one.
+        tx.exec(sql + " ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING");
+      }
+      if (!tries.empty()) tx.exec("NOTIFY dagrun_queued");
+    });
+  }
+
+  static try_key key_of(const queued_try& t) { return {t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number}; }
+
   detail::pg_connection conn_;  // every operation retried as pg_connection describes
+  std::set<try_key> in_doubt_;  // the tries of the enqueue that threw with its outcome unknown
 };
 
 }  // namespace
