@@ -380,14 +380,10 @@ TEST_CASE("Queue.AnEnqueueWhoseCommitStayedInDoubtIsSettledBeforeItsTriesAreSent
     }
     return failed;
   };
-  dag::open_task_queue(s.url)->counts();  // the table, made before the proxies cut anything
   dag_test::flaky_proxy committed_proxy(s.server), lost_proxy(s.server);
   auto committed_q = dag::open_task_queue(committed_proxy.url(s.url));
   auto lost_q = dag::open_task_queue(lost_proxy.url(s.url));
-  // A first write through each proxy: connected, and the connection's commit marks checked (a
-  // COMMIT of its own, which the proxies must not be armed for).
-  committed_q->acknowledge({-1});
-  lost_q->acknowledge({-1});
+  // (Each queue's constructor has written through its proxy, with a COMMIT the cuts must not take.)
   committed_proxy.arm(dag_test::flaky_proxy::cut::reply_lost_then_unreachable);
   lost_proxy.arm(dag_test::flaky_proxy::cut::never_arrives_then_unreachable);
   std::string committed_failure, lost_failure;
@@ -421,6 +417,55 @@ TEST_CASE("Queue.AnEnqueueWhoseCommitStayedInDoubtIsSettledBeforeItsTriesAreSent
   for (const auto& c : direct->claim({"default"}, 10, "w")) queued.insert(c.task_id);
   CHECK(queued == std::multiset<std::string>{"b", "c"});  // `a` ran once; `b`, never sent, is sent now
   CHECK(direct->pending_keys().size() == 2);
+}
+
+TEST_CASE("Queue.TriesAnEnqueueInDoubtQueuedAreLeftOutUntilAnEnqueueSucceeds" * doctest::timeout(180)) {
+  // As above, and the enqueue that learns that the earlier one committed fails too (its own
+  // COMMIT cut, the server out of reach again): the scheduler still holds both steps' tries, and
+  // the earlier one's, run meanwhile, must stay left out of the enqueue after that.
+  queue_sandbox s;
+  dag_test::flaky_proxy proxy(s.server);
+  auto q = dag::open_task_queue(proxy.url(s.url));
+  const auto fails_in_doubt = [&](dag_test::flaky_proxy::cut how, const std::vector<dag::queued_try>& tries) {
+    proxy.arm(how);
+    try {
+      q->enqueue(tries);
+      FAIL("the enqueue went through a cut COMMIT");
+    } catch (const dag::error& e) {
+      const std::string what = e.what();
+      CHECK_MESSAGE(what.find("still unknown") != std::string::npos, what);
+    }
+    proxy.reopen();
+  };
+  fails_in_doubt(dag_test::flaky_proxy::cut::reply_lost_then_unreachable, {bash_try("a")});  // committed
+  // A write of another kind on the same connection settles the question first (and keeps the
+  // answer for the enqueue), and makes its new connection's first COMMIT, which no cut may take.
+  CHECK(q->heartbeat({"no such lease"}) == std::vector<std::string>{"no such lease"});
+  fails_in_doubt(dag_test::flaky_proxy::cut::never_arrives_then_unreachable, {bash_try("a"), bash_try("c")});  // not
+  CHECK(proxy.cuts() == 2);
+
+  auto direct = dag::open_task_queue(s.url);
+  auto claimed = direct->claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 1);
+  CHECK(claimed[0].task_id == "a");
+  dag::queued_result r;
+  r.id = claimed[0].id;
+  r.lease_token = claimed[0].lease_token;
+  r.result = dag::operator_result::success("");
+  REQUIRE(direct->complete({r}) == std::vector<bool>{true});
+  auto taken = direct->take_finished(10, 60s);
+  REQUIRE(taken.size() == 1);
+
+  q->enqueue({bash_try("a"), bash_try("c")}, {taken[0].item.id});
+  std::multiset<std::string> queued;
+  for (const auto& c : direct->claim({"default"}, 10, "w")) queued.insert(c.task_id);
+  std::string seen;  // (doctest cannot print a set)
+  for (const auto& t : queued) seen += t + " ";
+  CAPTURE(seen);
+  CHECK(queued == std::multiset<std::string>{"c"});
+  // Once an enqueue went through, the caller holds none of those tries: nothing is left out.
+  q->enqueue({bash_try("d")});
+  CHECK(direct->claim({"default"}, 10, "w").size() == 1);
 }
 
 TEST_CASE("Queue.AFormat1QueueIsUpgradedItsTakenEndsTakenAgainOnceStaleAndAnOldTakeRefused") {

@@ -266,9 +266,11 @@ void pg_connection::attempts(const char* what, bool write, const attempt_body& b
         return body(tx);
       }
       if (unsettled_ != 0) {
-        // An earlier write's outcome first: this attempt's mark would overwrite its mark.
-        settled_ = committed(what, unsettled_, deadline, delay, problem);
+        // An earlier write's outcome first: this attempt's mark would overwrite its mark. Kept
+        // for `settle`; only the last few, should no one ever ask.
+        settled_[unsettled_] = committed("settle an earlier write whose COMMIT was in doubt", unsettled_, deadline, delay, problem);
         unsettled_ = 0;
+        if (settled_.size() > 16) settled_.erase(settled_.begin());
       }
       if (leftover_) {
         // An earlier attempt broke after its mark statement was sent, before COMMIT: its session
@@ -333,14 +335,19 @@ void pg_connection::back_off(const char* what, steady::time_point deadline, std:
   delay = std::min(delay * 2, max_retry_delay);
 }
 
-std::optional<bool> pg_connection::settle(const char* what) {
-  if (unsettled_ != 0) {
+std::optional<bool> pg_connection::settle(const char* what, std::int64_t attempt) {
+  if (attempt != 0 && attempt == unsettled_) {
     auto delay = first_retry_delay;
     std::string problem;
-    settled_ = committed(what, unsettled_, steady::now() + retry_budget, delay, problem);
+    const bool made = committed(what, attempt, steady::now() + retry_budget, delay, problem);
     unsettled_ = 0;
+    return made;
   }
-  return std::exchange(settled_, std::nullopt);
+  const auto known = settled_.find(attempt);
+  if (known == settled_.end()) return std::nullopt;
+  const bool made = known->second;
+  settled_.erase(known);
+  return made;
 }
 
 bool pg_connection::committed(const char* what, std::int64_t attempt, steady::time_point deadline,

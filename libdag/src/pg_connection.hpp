@@ -30,7 +30,7 @@
 ///    runs out, it throws rather than guess, and the question stays open: the next write on the
 ///    object settles it first (the mark would otherwise be overwritten, and a lingering session
 ///    still holds the lock), and `settle` tells the caller, who may be about to send the same
-///    changes again. Marks untouched for a day are deleted.
+///    changes again (so a write can take two budgets). Marks untouched for a day are deleted.
 /// Deadlocks and serialization failures (the server rolled the transaction back) are retried the
 /// same way. Any other database error fails at once.
 
@@ -109,14 +109,14 @@ public:
     return transact(what, true, body);
   }
 
-  /// The outcome of the latest write that threw with its COMMIT's outcome still unknown (true:
-  /// it committed), asked now if the next write has not settled it already; told once, then
-  /// std::nullopt, as when there was no such write. Throws while the outcome is still unknown.
-  /// A caller that sends the same changes again after such a throw asks first, and leaves out
-  /// what that write made.
-  std::optional<bool> settle(const char* what);
-  /// Whether a write threw with its COMMIT's outcome still unknown, not settled since.
-  bool unsettled() const { return unsettled_ != 0; }
+  /// The write attempt that threw with its COMMIT's outcome still unknown and is not settled
+  /// yet, by number; 0 when there is none.
+  std::int64_t unsettled() const { return unsettled_; }
+  /// Whether write attempt `attempt` (a number `unsettled` gave) committed: asked now if no write
+  /// has settled it since, told once. std::nullopt when nothing is known of it (told already, or
+  /// one of many never asked for). Throws while its outcome is still unknown. A caller that sends
+  /// the same changes again after such a throw asks first, and leaves out what that write made.
+  std::optional<bool> settle(const char* what, std::int64_t attempt);
 
   /// The name of the prepared statement for `sql`, registered on first use (and on every new
   /// connection from then on).
@@ -173,7 +173,7 @@ private:
   bool marks_ready_ = false;  ///< the marks' table is known to exist on conn_'s server
   bool leftover_ = false;  ///< a broken attempt's session may still hold the object's lock
   std::int64_t unsettled_ = 0;  ///< a write attempt whose COMMIT's outcome stayed unknown (0: none)
-  std::optional<bool> settled_;  ///< its outcome, once known, until `settle` tells it
+  std::map<std::int64_t, bool> settled_;  ///< outcomes of such attempts a later write settled, until `settle` tells them
   std::int64_t lock_key_ = 0;  ///< the advisory lock each write attempt holds until it ends: random
 };
 

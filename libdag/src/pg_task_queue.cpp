@@ -184,24 +184,31 @@ public:
   void enqueue(const std::vector<queued_try>& all_tries, const std::vector<std::int64_t>& acknowledged) override {
     if (all_tries.empty() && acknowledged.empty()) return;
     // The caller sends the tries of an enqueue that threw again (queue_executor::flush keeps
-    // them). If that one threw with its COMMIT's outcome unknown and in fact committed, its tries
-    // are in the queue, or were claimed, run and recorded meanwhile (their ends may be among
-    // `acknowledged`): queued again, they would run twice. So that outcome is settled first.
-    std::vector<queued_try> unsent;
-    const bool made = conn_.settle("enqueue tries").value_or(false) && !in_doubt_.empty();
-    if (made)
+    // them until one succeeds). If that one threw with its COMMIT's outcome unknown and in fact
+    // committed, its tries are in the queue, or were claimed, run and recorded meanwhile (their
+    // ends may be among `acknowledged`): queued again, they would run twice. So that outcome is
+    // settled first, and the tries it made are left out until an enqueue succeeds.
+    if (in_doubt_attempt_ != 0) {
+      if (conn_.settle("enqueue tries", in_doubt_attempt_).value_or(false)) made_.merge(in_doubt_);
+      in_doubt_.clear();
+      in_doubt_attempt_ = 0;
+    }
+    std::vector<queued_try> unmade;
+    if (!made_.empty())
       for (const auto& t : all_tries)
-        if (!in_doubt_.contains(key_of(t))) unsent.push_back(t);
-    in_doubt_.clear();
-    const std::vector<queued_try>& tries = made ? unsent : all_tries;
-    if (tries.empty() && acknowledged.empty()) return;
+        if (!made_.contains(key_of(t))) unmade.push_back(t);
+    const std::vector<queued_try>& tries = made_.empty() ? all_tries : unmade;
+    const std::int64_t unsettled_before = conn_.unsettled();  // another write's, if any
     try {
-      send(tries, acknowledged);
+      if (!tries.empty() || !acknowledged.empty()) send(tries, acknowledged);
     } catch (...) {
-      if (conn_.unsettled())
+      if (const std::int64_t attempt = conn_.unsettled(); attempt != 0 && attempt != unsettled_before) {
         for (const auto& t : tries) in_doubt_.insert(key_of(t));
+        in_doubt_attempt_ = attempt;
+      }
       throw;
     }
+    if (!all_tries.empty()) made_.clear();  // the caller holds none of them any more (an acknowledgement alone: it may)
   }
 
   std::vector<queued_try> claim(const std::vector<std::string>& queues, int max, const std::string& worker) override {
@@ -380,7 +387,9 @@ private:
   static try_key key_of(const queued_try& t) { return {t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number}; }
 
   detail::pg_connection conn_;  // every operation retried as pg_connection describes
-  std::set<try_key> in_doubt_;  // the tries of the enqueue that threw with its outcome unknown
+  std::set<try_key> in_doubt_;          // the tries of an enqueue that threw with its outcome unknown…
+  std::int64_t in_doubt_attempt_ = 0;  // …and its write attempt (pg_connection::unsettled)
+  std::set<try_key> made_;             // tries an enqueue that threw in fact queued
 };
 
 }  // namespace

@@ -81,8 +81,9 @@ std::vector<bool> queue_executor::lost(const std::vector<recorded_try>& tries, c
 
 void queue_executor::flush() {
   if (buffer_.empty() && acknowledged_.empty()) return;
-  // Throws with both intact: the next flush sends them (a try once: ON CONFLICT; an end's row
-  // is deleted by its id, which no later try reuses).
+  // Throws with both intact: the next flush sends them (a try still queued is kept once: ON
+  // CONFLICT; one an enqueue that threw in fact queued is not sent again: pg_task_queue settles
+  // that first; an end's row is deleted by its id, which no later try reuses).
   sender_->enqueue(buffer_, acknowledged_);
   {
     std::lock_guard lock(mutex_);

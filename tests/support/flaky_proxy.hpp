@@ -66,10 +66,11 @@ public:
   flaky_proxy(const flaky_proxy&) = delete;
   flaky_proxy& operator=(const flaky_proxy&) = delete;
 
-  /// `url` (a URL of a database on the server), through the proxy: libpq lets a later query
+  /// `database_url` (a database on the server), through the proxy: libpq lets a later query
   /// parameter override the URL's host and port.
-  std::string url(const std::string& url) const {
-    return url + (url.find('?') == std::string::npos ? '?' : '&') + "host=127.0.0.1&port=" + std::to_string(port_);
+  std::string url(const std::string& database_url) const {
+    return database_url + (database_url.find('?') == std::string::npos ? '?' : '&') + "host=127.0.0.1&port=" +
+           std::to_string(port_);
   }
   /// The port it listens on.
   int port() const { return port_; }
