@@ -114,6 +114,22 @@ dag::queued_try bash_try(const std::string& task_id) {
   return t;
 }
 
+/// As a worker and a scheduler would: claims the one try queued (of task `task_id`), reports it
+/// done and takes its end; returns the end's row, for the scheduler's acknowledgement.
+std::int64_t run_the_queued_try(dag::task_queue& q, const std::string& task_id) {
+  auto claimed = q.claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 1);
+  CHECK(claimed[0].task_id == task_id);
+  dag::queued_result r;
+  r.id = claimed[0].id;
+  r.lease_token = claimed[0].lease_token;
+  r.result = dag::operator_result::success("");
+  REQUIRE(q.complete({r}) == std::vector<bool>{true});
+  auto taken = q.take_finished(10, 60s);
+  REQUIRE(taken.size() == 1);
+  return taken[0].item.id;
+}
+
 }  // namespace
 
 TEST_CASE("Queue.TwoHundredTasksOverTwoWorkersRunOnceEach" * doctest::timeout(180)) {
@@ -397,21 +413,12 @@ TEST_CASE("Queue.AnEnqueueWhoseCommitStayedInDoubtIsSettledBeforeItsTriesAreSent
 
   // Meanwhile a worker ran the try that was queued, and a scheduler took its end.
   auto direct = dag::open_task_queue(s.url);
-  auto claimed = direct->claim({"default"}, 10, "w");
-  REQUIRE(claimed.size() == 1);
-  CHECK(claimed[0].task_id == "a");
-  dag::queued_result r;
-  r.id = claimed[0].id;
-  r.lease_token = claimed[0].lease_token;
-  r.result = dag::operator_result::success("");
-  REQUIRE(direct->complete({r}) == std::vector<bool>{true});
-  auto taken = direct->take_finished(10, 60s);
-  REQUIRE(taken.size() == 1);
+  const std::int64_t end_of_a = run_the_queued_try(*direct, "a");
 
   // The scheduler's next step: its end acknowledged, the unsent tries sent again, a new one too.
   committed_proxy.reopen();
   lost_proxy.reopen();
-  committed_q->enqueue({bash_try("a"), bash_try("c")}, {taken[0].item.id});
+  committed_q->enqueue({bash_try("a"), bash_try("c")}, {end_of_a});
   lost_q->enqueue({bash_try("b")});
   std::multiset<std::string> queued;
   for (const auto& c : direct->claim({"default"}, 10, "w")) queued.insert(c.task_id);
@@ -445,18 +452,9 @@ TEST_CASE("Queue.TriesAnEnqueueInDoubtQueuedAreLeftOutUntilAnEnqueueSucceeds" * 
   CHECK(proxy.cuts() == 2);
 
   auto direct = dag::open_task_queue(s.url);
-  auto claimed = direct->claim({"default"}, 10, "w");
-  REQUIRE(claimed.size() == 1);
-  CHECK(claimed[0].task_id == "a");
-  dag::queued_result r;
-  r.id = claimed[0].id;
-  r.lease_token = claimed[0].lease_token;
-  r.result = dag::operator_result::success("");
-  REQUIRE(direct->complete({r}) == std::vector<bool>{true});
-  auto taken = direct->take_finished(10, 60s);
-  REQUIRE(taken.size() == 1);
+  const std::int64_t end_of_a = run_the_queued_try(*direct, "a");
 
-  q->enqueue({bash_try("a"), bash_try("c")}, {taken[0].item.id});
+  q->enqueue({bash_try("a"), bash_try("c")}, {end_of_a});
   std::multiset<std::string> queued;
   for (const auto& c : direct->claim({"default"}, 10, "w")) queued.insert(c.task_id);
   std::string seen;  // (doctest cannot print a set)
