@@ -11,15 +11,13 @@
 // The pattern (engine.cpp at the time of writing): one transaction creates the run and its N
 // task instances; one sets every instance none -> scheduled (the first pass of a run with no
 // dependencies); then each transaction finishes the previous batch of B tries (instance
-// running -> success, try row upserted) and starts the next B (instance scheduled -> running,
-// try row inserted as running).
+// running -> success, the try's row written: a try's row is written once, when it ends) and
+// starts the next B (instance scheduled -> running).
 //
-// Variants (SQLite only), applied with plain SQL to a freshly migrated file before the measured part:
-//   --no-start-try         write the try row only when the try ends (not also when it starts)
+// Variants (SQLite only), made on a freshly migrated file before the measured part by editing the
+// CREATE statements the store's migrations left (so they follow the schema as it changes):
 //   --no-scheduled-write   do not persist the none -> scheduled step
-//   --drop-state-index     drop task_instances_by_state
-//   --partial-state-index  replace it by one on (state) WHERE state IN ('queued', 'running')
-//   --without-rowid        task_instances and task_tries as WITHOUT ROWID tables (same keys)
+//   --without-rowid        task_instances as a WITHOUT ROWID table too (same keys; the tries are one)
 //   --no-fk                task_tries without its foreign key to task_instances
 //   --raw-int-keys         not the store: the same statements through SQLiteCpp on tables keyed by
 //                          integers (run, task index, try) and states stored as integers, as a
@@ -32,7 +30,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <SQLiteCpp/Database.h>
@@ -49,14 +49,13 @@ struct options {
   std::string db;
   int tasks = 100000;
   int batch = 32;
-  bool no_start_try = false, no_scheduled_write = false, drop_state_index = false, partial_state_index = false,
-       without_rowid = false, no_fk = false, raw_int_keys = false;
+  bool no_scheduled_write = false, without_rowid = false, no_fk = false, raw_int_keys = false;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "bench_store: " << why
-            << "\nusage: bench_store --db FILE|URL [--tasks N] [--batch B] [--no-start-try] [--no-scheduled-write]\n"
-               "       [--drop-state-index] [--partial-state-index] [--without-rowid] [--no-fk]\n";
+            << "\nusage: bench_store --db FILE|URL [--tasks N] [--batch B] [--no-scheduled-write] [--without-rowid]\n"
+               "       [--no-fk] [--raw-int-keys]\n";
   std::exit(2);
 }
 
@@ -71,55 +70,52 @@ options parse(int argc, char** argv) {
     if (a == "--db") o.db = value();
     else if (a == "--tasks") o.tasks = std::atoi(value().c_str());
     else if (a == "--batch") o.batch = std::atoi(value().c_str());
-    else if (a == "--no-start-try") o.no_start_try = true;
     else if (a == "--no-scheduled-write") o.no_scheduled_write = true;
-    else if (a == "--drop-state-index") o.drop_state_index = true;
-    else if (a == "--partial-state-index") o.partial_state_index = true;
     else if (a == "--without-rowid") o.without_rowid = true;
     else if (a == "--no-fk") o.no_fk = true;
     else if (a == "--raw-int-keys") o.raw_int_keys = true;
     else usage("unknown option '" + a + "'");
   }
   if (o.db.empty()) usage("--db is required");
-  if (o.db.starts_with("postgres") && (o.no_start_try || o.no_scheduled_write || o.drop_state_index ||
-                                       o.partial_state_index || o.without_rowid || o.no_fk || o.raw_int_keys))
+  if (o.db.starts_with("postgres") && (o.no_scheduled_write || o.without_rowid || o.no_fk || o.raw_int_keys))
     usage("the variants apply to SQLite files only");
   if (o.tasks < 1 || o.batch < 1) usage("--tasks and --batch must be at least 1");
   return o;
 }
 
-// The tables as migration 1 creates them, optionally WITHOUT ROWID and without the tries' FK.
+// The store's two busiest tables made again from the CREATE statements its migrations left, edited
+// as the variants say. The file is fresh (no rows), and its connection does not enforce foreign
+// keys, so the parent can be dropped under the tables that refer to it.
 void reshape(const options& o) {
+  if (!o.without_rowid && !o.no_fk) return;
   SQLite::Database db(o.db, SQLite::OPEN_READWRITE);
-  if (o.without_rowid || o.no_fk) {
-    const char* suffix = o.without_rowid ? " WITHOUT ROWID" : "";
-    db.exec("DROP TABLE xcom; DROP TABLE task_tries; DROP TABLE task_instances;");
-    db.exec(std::string(R"sql(
-CREATE TABLE task_instances (
-  dag_id TEXT NOT NULL, run_id TEXT NOT NULL, task_id TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'none',
-  try_number INTEGER NOT NULL DEFAULT 0, start_date INTEGER, end_date INTEGER, retry_at INTEGER, exit_code INTEGER,
-  hostname TEXT NOT NULL DEFAULT '', pid INTEGER NOT NULL DEFAULT 0, log_path TEXT NOT NULL DEFAULT '',
-  message TEXT NOT NULL DEFAULT '',
-  PRIMARY KEY (dag_id, run_id, task_id),
-  FOREIGN KEY (dag_id, run_id) REFERENCES dag_runs (dag_id, run_id) ON DELETE CASCADE))sql") + suffix + ";" +
-            "CREATE INDEX task_instances_by_state ON task_instances (state);" + R"sql(
-CREATE TABLE task_tries (
-  dag_id TEXT NOT NULL, run_id TEXT NOT NULL, task_id TEXT NOT NULL, try_number INTEGER NOT NULL,
-  state TEXT NOT NULL, start_date INTEGER, end_date INTEGER, exit_code INTEGER, hostname TEXT NOT NULL DEFAULT '',
-  pid INTEGER NOT NULL DEFAULT 0, log_path TEXT NOT NULL DEFAULT '', message TEXT NOT NULL DEFAULT '',
-  PRIMARY KEY (dag_id, run_id, task_id, try_number))sql" +
-            (o.no_fk ? std::string(")")
-                     : std::string(", FOREIGN KEY (dag_id, run_id, task_id) REFERENCES task_instances (dag_id, run_id, "
-                                   "task_id) ON DELETE CASCADE)")) +
-            suffix + ";" + R"sql(
-CREATE TABLE xcom (
-  dag_id TEXT NOT NULL, run_id TEXT NOT NULL, task_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-  PRIMARY KEY (dag_id, run_id, task_id, key),
-  FOREIGN KEY (dag_id, run_id, task_id) REFERENCES task_instances (dag_id, run_id, task_id) ON DELETE CASCADE);)sql");
+  auto schema_of = [&db](const std::string& where) {
+    std::vector<std::string> out;
+    SQLite::Statement q(db, "SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL AND " + where);
+    while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+    return out;
+  };
+  const auto only = [&schema_of](const std::string& table) {
+    auto found = schema_of("type = 'table' AND name = '" + table + "'");
+    if (found.size() != 1) throw std::runtime_error("bench_store: no table " + table + " in the store's schema");
+    return found.front();
+  };
+  std::string instances = only("task_instances"), tries = only("task_tries");
+  const auto indexes = schema_of("type = 'index' AND tbl_name IN ('task_instances', 'task_tries')");
+  if (o.without_rowid && instances.find("WITHOUT ROWID") == std::string::npos) instances += " WITHOUT ROWID";
+  if (o.no_fk) {
+    // ",\n  FOREIGN KEY (...)\n    REFERENCES task_instances (...) ON DELETE CASCADE" up to the closing parenthesis
+    const auto fk = tries.find("FOREIGN KEY");
+    const auto comma = tries.rfind(',', fk);
+    const auto end = tries.find("ON DELETE CASCADE", fk);
+    if (fk == std::string::npos || comma == std::string::npos || end == std::string::npos)
+      throw std::runtime_error("bench_store: task_tries has no foreign key to remove:\n" + tries);
+    tries.erase(comma, end + std::string_view("ON DELETE CASCADE").size() - comma);
   }
-  if (o.drop_state_index || o.partial_state_index) db.exec("DROP INDEX task_instances_by_state");
-  if (o.partial_state_index)
-    db.exec("CREATE INDEX task_instances_by_state ON task_instances (state) WHERE state IN ('queued', 'running')");
+  db.exec("DROP TABLE task_tries; DROP TABLE task_instances;");
+  db.exec(instances);
+  db.exec(tries);
+  for (const auto& index : indexes) db.exec(index);
 }
 
 // The same write pattern on integer-keyed tables, straight through SQLiteCpp.
@@ -205,12 +201,6 @@ INSERT INTO runs (id, dag_id, run_id) VALUES (1, 'bench_fanout_callable', 'manua
       update_ti.bind(5, now), update_ti.bind(6), update_ti.bind(7, host), update_ti.bind(8, path);
       update_ti.bind(9, ""), update_ti.bind(10, before_start), update_ti.bind(11, 0);
       if (exec(update_ti) != 1) return 1;
-      if (!o.no_start_try) {
-        upsert_try.bind(1, 1), upsert_try.bind(2, started), upsert_try.bind(3, 1), upsert_try.bind(4, running);
-        upsert_try.bind(5, now), upsert_try.bind(6), upsert_try.bind(7, host), upsert_try.bind(8, path);
-        upsert_try.bind(9, "");
-        exec(upsert_try);
-      }
     }
     exec(commit);
     ++transactions;
@@ -227,9 +217,19 @@ INSERT INTO runs (id, dag_id, run_id) VALUES (1, 'bench_fanout_callable', 'manua
 
 }  // namespace
 
+int measure(const options& o);
+
 int main(int argc, char** argv) {
   const options o = parse(argc, argv);
-  if (o.raw_int_keys) return raw_int_keys(o);
+  try {
+    return o.raw_int_keys ? raw_int_keys(o) : measure(o);
+  } catch (const std::exception& e) {
+    std::cerr << "bench_store: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int measure(const options& o) {
   const bool postgres = o.db.starts_with("postgres");
   if (!postgres) {
     std::filesystem::remove(o.db);
@@ -303,9 +303,6 @@ int main(int argc, char** argv) {
       ti.hostname = hostname;
       ti.log_path = "/tmp/logs/dag_id=" + ti.dag_id + "/run_id=" + ti.run_id + "/task_id=" + ti.task_id + "/attempt=1.log";
       c.task_instances.push_back({before_start, 0, ti});
-      if (!o.no_start_try)
-        c.tries.push_back({ti.dag_id, ti.run_id, ti.task_id, 1, ti.state, ti.start_date, std::nullopt, std::nullopt,
-                           ti.hostname, 0, ti.log_path, {}});
     }
     auto result = store->apply(c);
     for (bool ok : result.task_instances_updated)
