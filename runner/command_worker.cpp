@@ -173,6 +173,7 @@ private:
     r.ended = e.ended;
     r.pid = e.pid;
     r.hostname = hostname_;
+    r.instance_start = e.instance_start;
     claims_.erase(it);
     results_.push_back(std::move(r));
     --busy_;

@@ -307,8 +307,27 @@ dag::task_event an_end(const std::string& task_id) {
   e.started = dag::timestamp{std::chrono::microseconds(1'700'000'000'000'001)};
   e.ended = e.started + 5s;
   e.pid = 42;
+  e.instance_start = e.started - 3ms;  // the scheduler's stamp of the try's start
   return e;
 }
+
+// A stop token requested once `limit` has passed, unless this is destroyed first: a loop given it
+// ends even when what it waits for never happens.
+class give_up_after {
+public:
+  explicit give_up_after(std::chrono::seconds limit)
+      : guard_([this, limit](std::stop_token st) {
+          std::mutex m;
+          std::condition_variable_any cv;
+          std::unique_lock lock(m);
+          if (!cv.wait_for(lock, st, limit, [] { return false; })) stop_.request_stop();
+        }) {}
+  std::stop_token token() const { return stop_.get_token(); }
+
+private:
+  std::stop_source stop_;
+  std::jthread guard_;  // last: started once stop_ is made, joined first
+};
 }  // namespace
 
 TEST_CASE("Engine.EndsAPassCouldNotWriteAreSpooledAndRecordedOnceByTheNextEngine" * doctest::timeout(90)) {
@@ -501,6 +520,7 @@ TEST_CASE("LocalExecutor.SpoolIsBoundedAndReplayedWhenTheNextExecutorConnects") 
   CHECK(got.started == want.started);
   CHECK(got.ended == want.ended);
   CHECK(got.pid == 42);
+  CHECK(got.instance_start == want.instance_start);  // which poke the end is of
   CHECK(got.result.outcome == dag::try_outcome::success);
   CHECK(got.result.xcom == want.result.xcom);
   CHECK(got.result.message == "done");
@@ -517,15 +537,19 @@ struct reschedule_sandbox : sandbox {
     f.exec("CREATE TABLE flags(ready INTEGER)");
     db->set_connection(dag::parse_connection_uri("flags", "sqlite://" + flags.string()));
   }
-  dag::definition sensor_dag(const std::string& timeout) {
-    dag::definition d{"sensing"};
-    d.add_task("wait", "sql_sensor")
-        .field("conn_id", "flags")
+  // Task "wait": pokes every 60 s until the flag is set, for at most `timeout`.
+  static dag::task_handle add_sensor(dag::definition& d, const std::string& timeout) {
+    auto wait = d.add_task("wait", "sql_sensor");
+    wait.field("conn_id", "flags")
         .field("sql", "SELECT count(*) FROM flags WHERE ready = 1")
         .field("mode", "reschedule")
         .field("poke_interval", "60s")
-        .field("timeout", timeout)
-        .priority_weight(10);  // first in line for the single slot
+        .field("timeout", timeout);
+    return wait;
+  }
+  dag::definition sensor_dag(const std::string& timeout) {
+    dag::definition d{"sensing"};
+    add_sensor(d, timeout).priority_weight(10);  // first in line for the single slot
     d.callable("other", [](dag::task_context&) { return dag::operator_result::success(); });
     return checked(std::move(d));
   }
@@ -590,6 +614,168 @@ TEST_CASE("Engine.RescheduledSensorTimesOutCountingFromItsFirstPoke" * doctest::
   CHECK(wait.message == "sensor timeout: condition not met within 1m30s");
 }
 
+namespace {
+
+// Runs each try in this process and reports its end. When `task` is started a second time (a
+// rescheduled sensor's next poke), the end of its first start is reported again first, as a queue
+// hands out an end taken again from its table when the scheduler that recorded it stalled or died
+// before acknowledging it; the second start runs then at once, or when `release` is called.
+class replaying_executor final : public dag::executor {
+public:
+  replaying_executor(std::string task, bool hold) : task_(std::move(task)), hold_(hold) {}
+  void submit(dag::task_request request) override {
+    if (request.context.task_id == task_) ++starts_;
+    if (request.context.task_id == task_ && first_) {
+      report(*first_);  // the late end
+      if (hold_) {
+        held_ = std::move(request);
+        return;
+      }
+    }
+    run(std::move(request));
+  }
+  void cancel_all() override {}
+  void drain() override {}
+  bool holding() const { return held_.has_value(); }
+  int starts() const { return starts_; }  ///< of `task`
+  void release() {
+    run(std::move(*held_));
+    held_.reset();
+  }
+
+private:
+  void run(dag::task_request request) {
+    dag::task_event e = dag::run_try(request, [this] { return now(); });
+    if (e.task_id == task_ && !first_) first_ = e;
+    report(std::move(e));
+  }
+
+  const std::string task_;
+  const bool hold_;
+  std::optional<dag::task_event> first_;  // all on the engine's thread: submit runs there
+  std::optional<dag::task_request> held_;
+  int starts_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("Engine.ALateEndOfARescheduledSensorsEarlierPokeIsNotTakenForTheRunningPokes" * doctest::timeout(60)) {
+  for (const bool hold : {true, false}) {
+    CAPTURE(hold);  // the late end alone in a pass while the next poke runs, or in one pass with its end
+    reschedule_sandbox s;
+    const auto t0 = s.clock.at;
+    auto owned = std::make_unique<replaying_executor>("wait", hold);
+    replaying_executor& ex = *owned;
+    dag::engine eng(*s.db, s.operators, s.clock, s.one_slot(), std::move(owned));
+    dag::definition d{"sensing"};
+    reschedule_sandbox::add_sensor(d, "1h") >> d.add_task("after", "empty");
+    eng.set_dags({s.checked(std::move(d))});
+    const auto key = *eng.create_run("sensing", dag::run_type::manual, dag::parse_time("2024-01-01"));
+    eng.run_until([&] { return s.tis(key)["wait"].state == task_state::up_for_reschedule; });
+
+    // The flag is set, so the second poke succeeds; the first poke's "reschedule" comes again
+    // (same task, same try number) before the second poke's end.
+    SQLite::Database(s.flags.string(), SQLite::OPEN_READWRITE).exec("INSERT INTO flags VALUES (1)");
+    s.clock.at = t0 + 61s;
+    if (hold) {
+      eng.run_until([&] { return ex.holding(); });
+      for (int pass = 0; pass < 3; ++pass) eng.step();
+      const auto running = s.tis(key)["wait"];
+      CHECK(running.state == task_state::running);  // the second poke, still running
+      CHECK(running.start_date == t0 + 61s);
+      CHECK(ex.starts() == 2);  // no third poke: the late end did not end the second one
+      ex.release();
+    }
+    // A late end taken for the running poke's leaves the run waiting for a third poke the test's
+    // clock never reaches: given up on, it fails the test instead of hanging it.
+    const give_up_after guard(20s);
+    CHECK(eng.run_to_completion({key}, guard.token()).front() == dag::run_state::success);
+    auto tis = s.tis(key);
+    CHECK(tis["wait"].state == task_state::success);  // the second poke's end
+    CHECK(tis["wait"].try_number == 1);
+    CHECK(tis["after"].state == task_state::success);
+    CHECK(ex.starts() == 2);
+    const auto tries = s.db->tries(key.dag_id, key.run_id, "wait");
+    REQUIRE(tries.size() == 1);
+    CHECK(tries[0].state == task_state::success);
+  }
+}
+
+namespace {
+
+// Holds every try it is given; the test runs one when it likes and hands its end to this
+// executor's engine or another's, as a queue shared by two schedulers does.
+class holding_executor final : public dag::executor {
+public:
+  void submit(dag::task_request request) override { held_.push_back(std::move(request)); }
+  void cancel_all() override {}
+  void drain() override {}
+  std::vector<bool> lost(const std::vector<dag::recorded_try>& tries, const std::string&, dag::timestamp) override {
+    return std::vector<bool>(tries.size(), false);  // another scheduler's tries are running, not lost
+  }
+  std::size_t held() const { return held_.size(); }
+  /// Runs the `i`th try given and returns its end, not reported.
+  dag::task_event run(std::size_t i) { return dag::run_try(held_.at(i), [this] { return now(); }); }
+  void deliver(dag::task_event e) { report(std::move(e)); }
+
+private:
+  std::vector<dag::task_request> held_;
+};
+
+}  // namespace
+
+TEST_CASE("Engine.AnEndAnotherSchedulerRecordedIsNotTakenForTheNextPokeByAStaleView" * doctest::timeout(60)) {
+  // Two schedulers on one database: A started a sensor's first poke, B recorded its end (A
+  // stalled) and started the second poke. A's view still shows the first poke running when the
+  // same end reaches A: the store refuses it (the start A saw is not the row's any more).
+  reschedule_sandbox s;
+  const auto t0 = s.clock.at;
+  auto a_owned = std::make_unique<holding_executor>(), b_owned = std::make_unique<holding_executor>();
+  holding_executor &a_ex = *a_owned, &b_ex = *b_owned;
+  dag::engine a(*s.db, s.operators, s.clock, s.one_slot(), std::move(a_owned));
+  auto b_store = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+  auto b_options = s.one_slot();
+  b_options.adopt_store_runs = true;
+  b_options.poll_interval = std::chrono::milliseconds(0);
+  dag::engine b(*b_store, s.operators, s.clock, b_options, std::move(b_owned));
+  auto dag_of = [&] {
+    dag::definition d{"sensing"};
+    reschedule_sandbox::add_sensor(d, "1h");
+    return s.checked(std::move(d));
+  };
+  a.set_dags({dag_of()});
+  b.set_dags({dag_of()});
+  const auto key = *a.create_run("sensing", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  a.step();
+  REQUIRE(a_ex.held() == 1);  // the first poke, started by A
+  const dag::task_event first = a_ex.run(0);
+  CHECK(first.result.outcome == dag::try_outcome::rescheduled);
+  CHECK(first.instance_start == t0);
+
+  b.step();  // B finds the run
+  b_ex.deliver(first);
+  b.step();
+  CHECK(s.tis(key)["wait"].state == task_state::up_for_reschedule);
+  SQLite::Database(s.flags.string(), SQLite::OPEN_READWRITE).exec("INSERT INTO flags VALUES (1)");
+  s.clock.at = t0 + 61s;
+  b.step();
+  REQUIRE(b_ex.held() == 1);  // the second poke, started by B
+  CHECK(s.tis(key)["wait"].start_date == t0 + 61s);
+
+  a_ex.deliver(first);  // the same end, taken again by A
+  a.step();
+  auto wait = s.tis(key)["wait"];
+  CHECK(wait.state == task_state::running);  // still the second poke
+  CHECK(wait.start_date == t0 + 61s);
+  CHECK(a_ex.held() == 1);  // A started no third poke
+
+  b_ex.deliver(b_ex.run(0));
+  b.step();
+  wait = s.tis(key)["wait"];
+  CHECK(wait.state == task_state::success);
+  CHECK(wait.try_number == 1);
+}
+
 TEST_CASE("Engine.DaemonCreatesDueRunsOnceAndRunsThem") {
   sandbox s;
   s.clock.at = dag::parse_time("2024-01-04T12:00:00Z");
@@ -604,16 +790,8 @@ TEST_CASE("Engine.DaemonCreatesDueRunsOnceAndRunsThem") {
     auto runs = s.db->runs(all);
     return runs.size() == 3 && std::all_of(runs.begin(), runs.end(), [](auto& r) { return r.state == dag::run_state::success; });
   };
-  std::stop_source stop;
-  std::jthread guard([&](std::stop_token st) {
-    // Ends the loop if the runs never finish, so a bug fails the test instead of hanging it.
-    std::mutex m;
-    std::condition_variable_any cv;
-    std::unique_lock lock(m);
-    if (!cv.wait_for(lock, st, 30s, [] { return false; })) stop.request_stop();
-  });
-  eng.run_until(finished, stop.get_token());
-  guard.request_stop();
+  const give_up_after guard(30s);  // the runs never finishing fails the test instead of hanging it
+  eng.run_until(finished, guard.token());
   auto runs = s.db->runs(all);
   REQUIRE(runs.size() == 3);
   CHECK(runs[0].run_id == "scheduled__2024-01-03T00:00:00+00:00");

@@ -19,6 +19,7 @@
 
 #include <dag/exec/child_process.hpp>
 #include <dag/exec/orphan_processes.hpp>
+#include <dag/exec/queue_executor.hpp>
 
 #include "support/eventually.hpp"
 #include "support/flaky_proxy.hpp"
@@ -287,6 +288,41 @@ TEST_CASE("Queue.StaleWorkersLateResultIsRefused") {
   CHECK(q->complete({late}) == std::vector<bool>{false});
   CHECK(q->take_finished(10, 60s).empty());
   CHECK(q->heartbeat({claimed[0].lease_token}) == std::vector<std::string>{claimed[0].lease_token});
+}
+
+TEST_CASE("Queue.ATrysStartGoesToTheWorkerAndComesBackWithItsEnd") {
+  // The scheduler's stamp of a try's start names the poke of a rescheduled sensor an end is of: it
+  // travels with the try (payload), and the worker hands it back with the result.
+  dag::task_request request;
+  request.context.dag_id = "d", request.context.run_id = "r", request.context.task_id = "a";
+  request.context.start_date = dag::timestamp{std::chrono::microseconds(1'700'000'000'123'456)};
+  const dag::queued_try sent = dag::to_queued_try(request);
+  CHECK(sent.instance_start == request.context.start_date);
+
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);
+  q->enqueue({sent, bash_try("b")});  // b: from a scheduler that set no start
+  auto claimed = q->claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 2);
+  std::sort(claimed.begin(), claimed.end(), [](const auto& x, const auto& y) { return x.task_id < y.task_id; });
+  CHECK(claimed[0].instance_start == request.context.start_date);
+  CHECK(dag::to_task_context(claimed[0]).start_date == request.context.start_date);
+  CHECK(claimed[1].instance_start == dag::timestamp{});
+  std::vector<dag::queued_result> ends;
+  for (const auto& c : claimed) {
+    dag::queued_result r;
+    r.id = c.id;
+    r.lease_token = c.lease_token;
+    r.result = dag::operator_result::success();
+    r.instance_start = c.instance_start;  // as the worker does
+    ends.push_back(r);
+  }
+  CHECK(q->complete(ends) == std::vector<bool>{true, true});
+  auto taken = q->take_finished(10, 60s);
+  REQUIRE(taken.size() == 2);
+  std::sort(taken.begin(), taken.end(), [](const auto& x, const auto& y) { return x.item.task_id < y.item.task_id; });
+  CHECK(taken[0].outcome.instance_start == request.context.start_date);
+  CHECK(taken[1].outcome.instance_start == dag::timestamp{});  // not known: any poke
 }
 
 TEST_CASE("Queue.ATakenEndIsTakenAgainOnlyOnceStaleAndAnAcknowledgedOneNever") {

@@ -905,9 +905,13 @@ TEST_CASE_TEMPLATE("Store.CompareAndSetUpdatesWinOnlyWhenNotStale", database, ST
     retry.record.message = "exit status 3";
     retry.record.first_start_date = at(utc(2024, 1, 1, 23));
     retry.record.cleared_tries = 2;
+    retry.expected_start = run_it.record.start_date;  // the start the writer saw, and the row has
+    // The end of another poke of the same try (a rescheduled sensor's): its start is not the row's.
+    auto other_poke = moving(run, "a", dag::task_state::running, 1, dag::task_state::success, 1);
+    other_poke.expected_start = *run_it.record.start_date - 60s;
     dag::change_set r;
-    r.task_instances = {moving(run, "a", dag::task_state::running, 0, dag::task_state::failed, 0), retry};
-    CHECK(s->apply(r).task_instances_updated == std::vector<bool>{false, true});
+    r.task_instances = {moving(run, "a", dag::task_state::running, 0, dag::task_state::failed, 0), other_poke, retry};
+    CHECK(s->apply(r).task_instances_updated == std::vector<bool>{false, false, true});
 
     const auto tis = s->task_instances("etl", run.run_id);
     REQUIRE(tis.size() == 3);

@@ -48,6 +48,7 @@ std::string event_text(const task_event& e) {
          {"ended", e.ended.time_since_epoch().count()},
          {"pid", e.pid},
          {"result", result_json(e.result)}};
+  if (e.instance_start != timestamp{}) j["instance_start"] = e.instance_start.time_since_epoch().count();
   return json_dump(j) + "\n";
 }
 
@@ -62,6 +63,7 @@ task_event event_of(const std::string& text) {
   e.started = timestamp{std::chrono::microseconds(j.at("started").get<std::int64_t>())};
   e.ended = timestamp{std::chrono::microseconds(j.at("ended").get<std::int64_t>())};
   e.pid = j.at("pid").get<int>();
+  if (j.contains("instance_start")) e.instance_start = timestamp{std::chrono::microseconds(j.at("instance_start").get<std::int64_t>())};
   e.result = result_from_json(j.at("result"));
   return e;
 }

@@ -745,9 +745,16 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
       if (r.tis[s].map_index == e.map_index && r.tis[s].task_id == e.task_id) return s;
     return std::nullopt;
   };
-  // The try this end is of is the one `ti` shows running (or queued, its start not seen yet).
+  // The try this end is of is the one `ti` shows running (or queued, its start not seen yet). A
+  // rescheduled sensor pokes again under its try number: an end that names the start of its
+  // poke is the running poke's only when that is the start `ti` shows (a late end of an earlier
+  // poke, taken again from the queue after its scheduler stalled or died between recording it
+  // and acknowledging it, is not).
   auto runs_try_of = [](const task_instance_record& ti, const task_event& e) {
-    return ti.try_number == e.try_number && (ti.state == task_state::running || ti.state == task_state::queued);
+    if (ti.try_number != e.try_number) return false;
+    if (ti.state == task_state::queued) return true;
+    return ti.state == task_state::running &&
+           (e.instance_start == timestamp{} || !ti.start_date || *ti.start_date == e.instance_start);
   };
   // Another scheduler may have moved a run on (queue executor, several schedulers): a run whose
   // view here does not show an end's try in flight (no instance for it, an older try, or the same
@@ -772,7 +779,9 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
   // could not be written): the first is recorded, the repeat ignored. Recorded twice in one
   // pass, both updates would expect the try running, the second would lose its compare-and-set
   // and take the first with it, and the try would stay running with its end acknowledged.
-  std::set<std::tuple<std::string, std::string, std::string, int, int>> seen;
+  // Keyed by the poke too: a late end of a rescheduled sensor's earlier poke is no repeat of the
+  // running poke's end in the same pass, and must not hide it.
+  std::set<std::tuple<std::string, std::string, std::string, int, int, timestamp>> seen;
   for (const auto& e : events) {
     if (!dag_for(e.dag_id)) {
       // No definition to apply its retries with (the DAG file was missing or broken since this
@@ -782,7 +791,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
       if (!known) parked_.push_back(e);
       continue;
     }
-    if (!seen.emplace(e.dag_id, e.run_id, e.task_id, e.map_index, e.try_number).second) continue;
+    if (!seen.emplace(e.dag_id, e.run_id, e.task_id, e.map_index, e.try_number, e.instance_start).second) continue;
     // Every end was a try in flight. (An executor shared by several schedulers may report a try
     // another one submitted: the floor at zero holds until its own counts correct ours.)
     running_ = std::max(0, running_ - 1);
@@ -797,6 +806,9 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     active_run& r = it->second;
     task_instance_record& ti = r.tis[*slot];
     const task_state expected = ti.state;
+    // The store must still show this poke running: another scheduler may have recorded this end
+    // already and started the next poke while this one's view stood still.
+    const std::optional<timestamp> expected_start = expected == task_state::running ? ti.start_date : std::nullopt;
     ti.pid = e.pid;
     try_end ended = end_try(*r.dag, r.run, r.tis, r.progress, *slot, e.result, e.started, e.ended);
     if (r.dag->uses_past && is_finished(ti.state)) past_changed_.insert(e.dag_id);  // later runs may go on
@@ -815,6 +827,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
       queue_alert(std::move(a), notifiers_for(t.settings, ti.state));
     }
     changes.task_instances.push_back(update_of(ti, expected, e.try_number));
+    changes.task_instances.back().expected_start = expected_start;
     // Downstream tasks a branch, short-circuit or latest-only task ruled out, in the same commit.
     for (const task_change& c : ended.skipped) changes.task_instances.push_back(update_of(r.tis[c.index], c.before, c.try_before));
     // A task's outlets are updated by its success (Airflow's dataset events), in the same commit.
@@ -945,6 +958,7 @@ task_request engine::prepare_try(active_run& r, std::size_t slot, change_set& ch
   which.map_index = ti.map_index;
   if (ti.first_start_date) which.waited = now - *ti.first_start_date;  // a rescheduled try runs again
   which.log_path = ti.log_path;
+  which.start_date = now;
   req.context = make_try_context(*r.dag->def, *req.definition, req.op, r.run, which, sources);
   req.context.time_source = &clock_;
   req.context.metadata = metadata_for_tries();

@@ -156,6 +156,7 @@ void local_executor::cancel(const try_id& which) {
   e.task_id = which.task_id;
   e.map_index = which.map_index;
   e.try_number = which.try_number;
+  e.instance_start = unstarted->context.start_date;
   e.started = e.ended = now();
   e.result = operator_result::failed("cancelled before it started");
   report(std::move(e));
@@ -300,6 +301,7 @@ task_event run_try(task_request& request, const std::function<timestamp()>& now)
   e.task_id = ctx.task_id;
   e.try_number = ctx.try_number;
   e.map_index = ctx.map_index;
+  e.instance_start = ctx.start_date;
   e.started = now();
   // Every line passes the mask on its way to the sink the caller gave.
   ctx.log = [sink = std::move(ctx.log), &ctx](std::string_view line) {

@@ -91,6 +91,7 @@ std::string payload_of(const queued_try& t) {
          {"data_interval_end", t.data_interval_end.time_since_epoch().count()}};
   if (t.timeout_ms) j["timeout_ms"] = *t.timeout_ms;
   if (t.waited_us) j["waited_us"] = t.waited_us;
+  if (t.instance_start != timestamp{}) j["instance_start"] = t.instance_start.time_since_epoch().count();
   if (!t.secrets.empty()) j["secrets"] = t.secrets;
   return json_dump(j);
 }
@@ -126,6 +127,8 @@ queued_try read_try(const pqxx::row& r) {
   t.data_interval_end = time_point{std::chrono::seconds(j.at("data_interval_end").get<std::int64_t>())};
   if (j.contains("timeout_ms")) t.timeout_ms = j.at("timeout_ms").get<std::int64_t>();
   if (j.contains("waited_us")) t.waited_us = j.at("waited_us").get<std::int64_t>();
+  if (j.contains("instance_start"))
+    t.instance_start = timestamp{std::chrono::microseconds(j.at("instance_start").get<std::int64_t>())};
   if (j.contains("secrets")) t.secrets = j.at("secrets").get<std::vector<std::string>>();
   return t;
 }
@@ -139,6 +142,7 @@ std::string result_of(const queued_result& r) {
   j["ended"] = r.ended.time_since_epoch().count();
   j["pid"] = r.pid;
   j["hostname"] = r.hostname;
+  if (r.instance_start != timestamp{}) j["instance_start"] = r.instance_start.time_since_epoch().count();
   return json_dump(j);
 }
 
@@ -152,6 +156,8 @@ queued_result read_result(const queued_try& t, const std::string& text) {
   out.ended = timestamp{std::chrono::microseconds(j.at("ended").get<std::int64_t>())};
   out.pid = j.at("pid").get<int>();
   out.hostname = j.at("hostname").get<std::string>();
+  if (j.contains("instance_start"))  // not from workers older than the field: any poke
+    out.instance_start = timestamp{std::chrono::microseconds(j.at("instance_start").get<std::int64_t>())};
   return out;
 }
 

@@ -24,6 +24,7 @@ queued_try to_queued_try(const task_request& request) {
   t.log_path = c.log_path.string();
   if (c.timeout) t.timeout_ms = c.timeout->count();
   t.waited_us = c.waited.count();
+  t.instance_start = c.start_date;
   t.secrets = c.secrets;
   t.logical_date = c.logical_date;
   t.data_interval_start = c.data_interval_start;
@@ -44,6 +45,7 @@ task_context to_task_context(const queued_try& item) {
   c.log_path = item.log_path;
   if (item.timeout_ms) c.timeout = std::chrono::milliseconds(*item.timeout_ms);
   c.waited = std::chrono::microseconds(item.waited_us);
+  c.start_date = item.instance_start;
   c.secrets = item.secrets;
   c.logical_date = item.logical_date;
   c.data_interval_start = item.data_interval_start;
@@ -144,6 +146,7 @@ void queue_executor::collect(std::stop_token stop) {
         e.started = f.outcome.started;
         e.ended = f.outcome.ended;
         e.pid = f.outcome.pid;
+        e.instance_start = f.outcome.instance_start;
         e.source = f.item.id;  // what `recorded` acknowledges
         report(std::move(e));
       }

@@ -530,12 +530,13 @@ template <>
 struct table<task_instance_update> {
   static constexpr std::string_view names =
       "dag_id, run_id, task_id, map_index, state, try_number, start_date, end_date, retry_at, exit_code, hostname, pid, "
-      "log_path, message, first_start_date, cleared_tries, pool, pool_slots, queue, executor, expected, expected_try";
+      "log_path, message, first_start_date, cleared_tries, pool, pool_slots, queue, executor, expected, expected_try, "
+      "expected_start";
   static void members(auto& u, auto&& f) {
     auto& r = u.record;
     f(r.dag_id, r.run_id, r.task_id, r.map_index, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
       r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.pool, r.pool_slots, r.queue, r.executor,
-      u.expected, u.expected_try);
+      u.expected, u.expected_try, u.expected_start);
   }
 };
 
@@ -746,9 +747,11 @@ row_source stamped_rows(row_source rows, std::size_t key_size, std::int64_t now)
 struct writes {
   writes() {
     const auto ti = stamped(columns_of<task_instance_update>(), 4);
-    std::string every_field;  // a task instance update writes every field it gives (all but `expected…`)
-    for (std::size_t i = 4; i + 2 < ti.size(); ++i) every_field += (i > 4 ? ", " : "") + ti[i].name + " = {" + ti[i].name + "}";
-    task_instance_updates = matching("task_instances", ti, 4, every_field, "r.state = {expected} AND r.try_number = {expected_try}");
+    std::string every_field;  // a task instance update writes every field it gives (all but the three `expected…`)
+    for (std::size_t i = 4; i + 3 < ti.size(); ++i) every_field += (i > 4 ? ", " : "") + ti[i].name + " = {" + ti[i].name + "}";
+    task_instance_updates = matching("task_instances", ti, 4, every_field,
+                                     "r.state = {expected} AND r.try_number = {expected_try} AND "
+                                     "({expected_start} IS NULL OR r.start_date = {expected_start})");
     // A run is inserted on its own, to learn whether it was created: DO NOTHING also covers the
     // partial index on scheduled/backfill dates, so a duplicate by run id or by date is "not created".
     // Its values are the record's, then the stamp.

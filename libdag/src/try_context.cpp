@@ -166,6 +166,7 @@ task_context make_try_context(const definition& d, const task& t, const operator
   ctx.try_number = which.try_number;
   ctx.map_index = which.map_index;
   ctx.waited = which.waited;
+  ctx.start_date = which.start_date;
   ctx.log_path = which.log_path;
   ctx.params = d.params();
   // Airflow: a run's conf overrides the DAG's params of the same name; other keys stay in

@@ -86,6 +86,10 @@ struct task_context {
   /// Time since this try's first execution began: nonzero when the try was rescheduled (a sensor
   /// in reschedule mode counts its `timeout` from its first poke).
   std::chrono::microseconds waited{0};
+  /// When the scheduler started this try (its task instance's start date; for a rescheduled
+  /// sensor, this poke's): executors hand it back with the try's end, which tells the end of an
+  /// earlier poke of the same try from the running poke's. Zero where no scheduler set it.
+  timestamp start_date{};
   std::map<std::string, std::string> fields;   ///< operator fields, templates rendered
   std::map<std::string, std::string> params;   ///< the run's params (DAG params with conf over them)
   std::map<std::string, std::string> environment;  ///< `DAGRUN_*` variables for child processes

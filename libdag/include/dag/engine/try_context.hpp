@@ -51,6 +51,7 @@ struct try_spec {
   int map_index = -1;                   ///< a mapped task's instance, -1 when not mapped
   std::chrono::microseconds waited{0};  ///< time since a rescheduled try first started
   std::filesystem::path log_path;       ///< its log file
+  timestamp start_date{};               ///< when the scheduler started it (this poke); zero: not known
 };
 
 /// The context try `which` of task `t` (of DAG `d`, in `run`) runs with: ids and dates, the DAG's

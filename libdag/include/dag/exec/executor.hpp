@@ -42,6 +42,9 @@ struct task_event {
   timestamp ended{};           ///< when it ended
   int pid = 0;                 ///< its process, if any
   int map_index = -1;          ///< its task instance's map index (-1: not mapped)
+  /// The try's `task_context::start_date`, handed back: which poke of a rescheduled sensor's try
+  /// this end is of (the scheduler's clock; zero: not known, any poke)
+  timestamp instance_start{};
   std::int64_t source = 0;     ///< the executor's own reference to where the end came from (the
                                ///< queue's row id), handed back with `executor::recorded`; 0: none
 };

@@ -34,6 +34,7 @@ struct queued_try {
   std::string log_path;                           ///< the try's log file (on the worker's machine)
   std::optional<std::int64_t> timeout_ms;         ///< execution_timeout
   std::int64_t waited_us = 0;                     ///< time since a rescheduled try first started
+  timestamp instance_start{};                     ///< its task instance's start date (this poke's); zero: not known
   std::vector<std::string> secrets;               ///< values the worker masks in the try's log
   time_point logical_date{};                      ///< the run's logical date
   time_point data_interval_start{};               ///< the run's interval start
@@ -51,6 +52,7 @@ struct queued_result {
   timestamp ended{};            ///< when it ended
   int pid = 0;                  ///< its process, if any
   std::string hostname;         ///< where it ran
+  timestamp instance_start{};   ///< the claimed try's `instance_start`, handed back (zero: not known)
 };
 
 /// A finished (or lost) try as the scheduler collects it.

@@ -247,6 +247,9 @@ struct task_instance_update {
   task_state expected = task_state::none;  ///< the state the writer saw
   int expected_try = 0;                    ///< the try number the writer saw
   task_instance_record record;             ///< the new values (keys pick the row)
+  /// When set, the start date the writer saw too: a try's end names the poke it ends (a
+  /// rescheduled sensor pokes again under its try number, each poke with a start of its own).
+  std::optional<timestamp> expected_start{};
 };
 
 /// Everything one scheduler step writes, applied in one transaction.
