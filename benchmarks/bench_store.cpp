@@ -293,6 +293,7 @@ int measure(const options& o) {
       c.tries.push_back({ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.state, ti.start_date, ti.end_date,
                          ti.exit_code, ti.hostname, ti.pid, ti.log_path, ti.message});
       c.task_instances.push_back({dag::task_state::running, ti.try_number, ti});
+      c.task_instances.back().expected_start = ti.start_date;  // an end names its poke, as the engine's do
     }
     const std::size_t until = std::min(n, started + static_cast<std::size_t>(o.batch));
     for (; started < until; ++started) {

@@ -287,6 +287,19 @@ TEST_CASE("Engine.LostTriesAreFailedAndRetried") {
 
 namespace {
 // The `.end` files of a spool folder.
+// The ends a local executor on spool `o` replays when it connects.
+std::vector<dag::task_event> replayed_from(const dag::end_spool_options& o) {
+  std::mutex m;
+  std::vector<dag::task_event> replayed;
+  dag::local_executor again(1, o);
+  again.connect([&](dag::task_event e) {
+    std::lock_guard lock(m);
+    replayed.push_back(std::move(e));
+  }, [] { return dag::timestamp{}; });
+  std::lock_guard lock(m);
+  return replayed;
+}
+
 std::size_t spooled_ends(const std::filesystem::path& folder) {
   std::size_t n = 0;
   std::error_code ec;
@@ -480,6 +493,28 @@ TEST_CASE("LocalExecutor.TriesHandedOverWhileAThreadWatchesForWorkAllStart") {
   }
 }
 
+TEST_CASE("LocalExecutor.TheSpoolKeepsTheEndsOfTwoPokesOfOneTryApart") {
+  sandbox s;
+  dag::end_spool_options o;
+  o.folder = s.dir / "spool";
+  const auto now = [] { return dag::timestamp{}; };
+  dag::task_event first = an_end("wait"), second = an_end("wait");  // one try, two pokes
+  second.instance_start = first.instance_start + 61s;
+  first.result = dag::operator_result::reschedule(60s);
+  {
+    dag::local_executor ex(1, o);
+    ex.connect([](dag::task_event) {}, now);
+    CHECK(ex.hold({first, second}).empty());
+    CHECK(spooled_ends(o.folder) == 2);  // not "held already"
+    ex.recorded({first});  // forgets the first poke's end only
+    CHECK(spooled_ends(o.folder) == 1);
+  }
+  const auto replayed = replayed_from(o);
+  REQUIRE(replayed.size() == 1);
+  CHECK(replayed.front().instance_start == second.instance_start);
+  CHECK(replayed.front().result.outcome == dag::try_outcome::success);
+}
+
 TEST_CASE("LocalExecutor.SpoolIsBoundedAndReplayedWhenTheNextExecutorConnects") {
   sandbox s;
   dag::end_spool_options o;
@@ -502,14 +537,7 @@ TEST_CASE("LocalExecutor.SpoolIsBoundedAndReplayedWhenTheNextExecutorConnects") 
     ex.recorded({an_end("z")});
   }
   std::ofstream(o.folder / "0123.end.tmp") << "{\"dag_id\":";  // a write a crash cut short
-  std::mutex m;
-  std::vector<dag::task_event> replayed;
-  dag::local_executor again(1, o);
-  again.connect([&](dag::task_event e) {
-    std::lock_guard lock(m);
-    replayed.push_back(std::move(e));
-  }, now);
-  std::lock_guard lock(m);
+  const auto replayed = replayed_from(o);
   REQUIRE(replayed.size() == 1);
   const dag::task_event want = an_end("y");
   const dag::task_event& got = replayed.front();
@@ -727,53 +755,70 @@ private:
 TEST_CASE("Engine.AnEndAnotherSchedulerRecordedIsNotTakenForTheNextPokeByAStaleView" * doctest::timeout(60)) {
   // Two schedulers on one database: A started a sensor's first poke, B recorded its end (A
   // stalled) and started the second poke. A's view still shows the first poke running when the
-  // same end reaches A: the store refuses it (the start A saw is not the row's any more).
-  reschedule_sandbox s;
-  const auto t0 = s.clock.at;
-  auto a_owned = std::make_unique<holding_executor>(), b_owned = std::make_unique<holding_executor>();
-  holding_executor &a_ex = *a_owned, &b_ex = *b_owned;
-  dag::engine a(*s.db, s.operators, s.clock, s.one_slot(), std::move(a_owned));
-  auto b_store = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
-  auto b_options = s.one_slot();
-  b_options.adopt_store_runs = true;
-  b_options.poll_interval = std::chrono::milliseconds(0);
-  dag::engine b(*b_store, s.operators, s.clock, b_options, std::move(b_owned));
-  auto dag_of = [&] {
-    dag::definition d{"sensing"};
-    reschedule_sandbox::add_sensor(d, "1h");
-    return s.checked(std::move(d));
-  };
-  a.set_dags({dag_of()});
-  b.set_dags({dag_of()});
-  const auto key = *a.create_run("sensing", dag::run_type::manual, dag::parse_time("2024-01-01"));
-  a.step();
-  REQUIRE(a_ex.held() == 1);  // the first poke, started by A
-  const dag::task_event first = a_ex.run(0);
-  CHECK(first.result.outcome == dag::try_outcome::rescheduled);
-  CHECK(first.instance_start == t0);
+  // same end reaches A: the store refuses it (the start A saw is not the row's any more), while
+  // the second poke runs or once it has ended.
+  for (const bool second_ended : {false, true}) {
+    CAPTURE(second_ended);
+    reschedule_sandbox s;
+    const auto t0 = s.clock.at;
+    auto a_owned = std::make_unique<holding_executor>(), b_owned = std::make_unique<holding_executor>();
+    holding_executor &a_ex = *a_owned, &b_ex = *b_owned;
+    dag::engine a(*s.db, s.operators, s.clock, s.one_slot(), std::move(a_owned));
+    auto b_store = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+    auto b_options = s.one_slot();
+    b_options.adopt_store_runs = true;
+    b_options.poll_interval = std::chrono::milliseconds(0);
+    dag::engine b(*b_store, s.operators, s.clock, b_options, std::move(b_owned));
+    auto dag_of = [&] {
+      dag::definition d{"sensing"};
+      reschedule_sandbox::add_sensor(d, "1h");
+      return s.checked(std::move(d));
+    };
+    a.set_dags({dag_of()});
+    b.set_dags({dag_of()});
+    const auto key = *a.create_run("sensing", dag::run_type::manual, dag::parse_time("2024-01-01"));
+    a.step();
+    REQUIRE(a_ex.held() == 1);  // the first poke, started by A
+    const dag::task_event first = a_ex.run(0);
+    CHECK(first.result.outcome == dag::try_outcome::rescheduled);
+    CHECK(first.instance_start == t0);
 
-  b.step();  // B finds the run
-  b_ex.deliver(first);
-  b.step();
-  CHECK(s.tis(key)["wait"].state == task_state::up_for_reschedule);
-  SQLite::Database(s.flags.string(), SQLite::OPEN_READWRITE).exec("INSERT INTO flags VALUES (1)");
-  s.clock.at = t0 + 61s;
-  b.step();
-  REQUIRE(b_ex.held() == 1);  // the second poke, started by B
-  CHECK(s.tis(key)["wait"].start_date == t0 + 61s);
+    b.step();  // B finds the run
+    b_ex.deliver(first);
+    b.step();
+    CHECK(s.tis(key)["wait"].state == task_state::up_for_reschedule);
+    SQLite::Database(s.flags.string(), SQLite::OPEN_READWRITE).exec("INSERT INTO flags VALUES (1)");
+    s.clock.at = t0 + 61s;
+    b.step();
+    REQUIRE(b_ex.held() == 1);  // the second poke, started by B
+    CHECK(s.tis(key)["wait"].start_date == t0 + 61s);
+    if (second_ended) {
+      b_ex.deliver(b_ex.run(0));
+      b.step();
+      CHECK(s.tis(key)["wait"].state == task_state::success);
+    }
 
-  a_ex.deliver(first);  // the same end, taken again by A
-  a.step();
-  auto wait = s.tis(key)["wait"];
-  CHECK(wait.state == task_state::running);  // still the second poke
-  CHECK(wait.start_date == t0 + 61s);
-  CHECK(a_ex.held() == 1);  // A started no third poke
+    a_ex.deliver(first);  // the same end, taken again by A
+    a.step();
+    auto wait = s.tis(key)["wait"];
+    CHECK(wait.state == (second_ended ? task_state::success : task_state::running));
+    CHECK(wait.start_date == (second_ended ? t0 : t0 + 61s));  // a finished try spans its pokes
+    CHECK(a_ex.held() == 1);  // A started no third poke
+    auto tries = s.db->tries(key.dag_id, key.run_id, "wait");
+    REQUIRE(tries.size() == 1);
+    CHECK(tries[0].state == (second_ended ? task_state::success : task_state::up_for_reschedule));  // as B wrote it
 
-  b_ex.deliver(b_ex.run(0));
-  b.step();
-  wait = s.tis(key)["wait"];
-  CHECK(wait.state == task_state::success);
-  CHECK(wait.try_number == 1);
+    if (!second_ended) {
+      b_ex.deliver(b_ex.run(0));
+      b.step();
+    }
+    wait = s.tis(key)["wait"];
+    CHECK(wait.state == task_state::success);
+    CHECK(wait.try_number == 1);
+    tries = s.db->tries(key.dag_id, key.run_id, "wait");
+    REQUIRE(tries.size() == 1);
+    CHECK(tries[0].state == task_state::success);
+  }
 }
 
 TEST_CASE("Engine.DaemonCreatesDueRunsOnceAndRunsThem") {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
 #include <dag/exec/child_process.hpp>
@@ -323,6 +324,29 @@ TEST_CASE("Queue.ATrysStartGoesToTheWorkerAndComesBackWithItsEnd") {
   std::sort(taken.begin(), taken.end(), [](const auto& x, const auto& y) { return x.item.task_id < y.item.task_id; });
   CHECK(taken[0].outcome.instance_start == request.context.start_date);
   CHECK(taken[1].outcome.instance_start == dag::timestamp{});  // not known: any poke
+}
+
+TEST_CASE("Queue.AWorkerHandsATrysStartBackWithItsResult" * doctest::timeout(120)) {
+  queue_sandbox s;
+  s.write_dag("echo.yaml", "dag_id: echo\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: 'true'\n");
+  REQUIRE(s.dagrun("db migrate") == 0);
+  dag::queued_try t;
+  t.dag_id = "echo", t.run_id = run_id, t.task_id = "a", t.operator_name = "bash";
+  t.fields = {{"bash_command", "true"}};
+  t.log_path = (s.dir / "logs" / "a.log").string();
+  t.instance_start = dag::timestamp{std::chrono::microseconds(1'700'000'000'654'321)};
+  dag::open_task_queue(s.url)->enqueue({t});
+  s.start("worker --concurrency 1", "worker.log");
+  pqxx::connection c(s.url);
+  const auto result = [&] {
+    pqxx::nontransaction tx(c);
+    const auto r = tx.exec("SELECT result FROM dagrun_task_queue WHERE state = 'done'");
+    return r.empty() ? std::string() : std::string(r[0][0].c_str());
+  };
+  REQUIRE(eventually([&] { return !result().empty(); }));
+  const auto end = nlohmann::json::parse(result());
+  CHECK(end.at("instance_start").get<std::int64_t>() == 1'700'000'000'654'321);
+  CHECK(end.at("outcome").get<int>() == static_cast<int>(dag::try_outcome::success));
 }
 
 TEST_CASE("Queue.ATakenEndIsTakenAgainOnlyOnceStaleAndAnAcknowledgedOneNever") {

@@ -21,11 +21,15 @@ namespace {
 
 using json = nlohmann::json;
 
-// A try's identity: the key of its file (the try number is the fence: an end replayed for a try
-// the store settled meanwhile is refused by the engine, and then forgotten here).
+// An end's identity: the key of its file (the try number, and a rescheduled try's poke, are the
+// fence: an end replayed for a try the store settled meanwhile, or for a poke before the running
+// one, is refused by the engine, and then forgotten here). An end that names no poke keeps the
+// identity ends had before pokes were named.
 std::string identity(const task_event& e) {
-  return e.dag_id + '\n' + e.run_id + '\n' + e.task_id + '\n' + std::to_string(e.map_index) + '\n' +
-         std::to_string(e.try_number);
+  std::string id = e.dag_id + '\n' + e.run_id + '\n' + e.task_id + '\n' + std::to_string(e.map_index) + '\n' +
+                   std::to_string(e.try_number);
+  if (e.instance_start != timestamp{}) id += '\n' + std::to_string(e.instance_start.time_since_epoch().count());
+  return id;
 }
 
 // A file name for the identity: ids may hold any character and be long, so a stable 64-bit hash

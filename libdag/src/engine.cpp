@@ -43,10 +43,12 @@ std::string log_path_for(const std::string& folder, const task_instance_record& 
   return out.append("/attempt=").append(std::to_string(ti.try_number)).append(".log");
 }
 
-// The same try: a try end and another, or a try end and a task instance.
+// The same end: of the same try and, where both name one, the same poke of it (a rescheduled
+// sensor pokes again under its try number).
 bool same_try(const task_event& a, const task_event& b) {
   return a.dag_id == b.dag_id && a.run_id == b.run_id && a.task_id == b.task_id && a.map_index == b.map_index &&
-         a.try_number == b.try_number;
+         a.try_number == b.try_number &&
+         (a.instance_start == timestamp{} || b.instance_start == timestamp{} || a.instance_start == b.instance_start);
 }
 
 task_instance_update update_of(const task_instance_record& ti, task_state expected, int expected_try) {
@@ -583,12 +585,14 @@ std::size_t engine::recover_lost_tries() {
   const timestamp now = now_us();
   auto candidates = store_.task_instances_in({task_state::queued, task_state::running});
   // A try whose end the engine holds (replayed from the local executor's spool, or waiting for its
-  // DAG) is not lost, and not the executor's to judge: its own end is recorded instead.
+  // DAG) is not lost, and not the executor's to judge: its own end is recorded instead. An end of
+  // an earlier poke of a rescheduled try is not the running poke's, and does not shield it.
   const std::vector<task_event> pending = unrecorded_ends();
   std::erase_if(candidates, [&](const task_instance_record& ti) {
     return std::any_of(pending.begin(), pending.end(), [&](const task_event& e) {
       return e.dag_id == ti.dag_id && e.run_id == ti.run_id && e.task_id == ti.task_id && e.map_index == ti.map_index &&
-             e.try_number == ti.try_number;
+             e.try_number == ti.try_number &&
+             (e.instance_start == timestamp{} || !ti.start_date || *ti.start_date == e.instance_start);
     });
   });
   std::vector<recorded_try> recorded;
@@ -799,16 +803,20 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     auto it = active_.find({e.dag_id, e.run_id});
     if (it == active_.end()) continue;  // no such run
     // A repeat of an end already recorded, or a late one for a try already settled (cleared,
-    // lost): the try number and state tell, and it is refused.
+    // lost) or for an earlier poke of a rescheduled try: the try number, state and poke tell, and
+    // it is refused.
     const auto slot = slot_of(it->second, e);
     if (!slot) continue;
     if (!runs_try_of(it->second.tis[*slot], e)) continue;
     active_run& r = it->second;
     task_instance_record& ti = r.tis[*slot];
     const task_state expected = ti.state;
-    // The store must still show this poke running: another scheduler may have recorded this end
-    // already and started the next poke while this one's view stood still.
-    const std::optional<timestamp> expected_start = expected == task_state::running ? ti.start_date : std::nullopt;
+    // The store must still show the poke this end names running: another scheduler may have
+    // recorded this end already and started the next poke while this one's view stood still. An
+    // end that names no poke (a worker older than the field, a lease that ran out) is taken for
+    // whichever runs, as before.
+    const std::optional<timestamp> expected_start =
+        expected == task_state::running && e.instance_start != timestamp{} ? ti.start_date : std::nullopt;
     ti.pid = e.pid;
     try_end ended = end_try(*r.dag, r.run, r.tis, r.progress, *slot, e.result, e.started, e.ended);
     if (r.dag->uses_past && is_finished(ti.state)) past_changed_.insert(e.dag_id);  // later runs may go on
@@ -1416,8 +1424,13 @@ std::set<run_key> engine::apply_by_run(change_set& changes) {
         refused.insert({r.dag_id, r.run_id, r.task_id, r.map_index});
       }
     if (lost.size() + refused.size() == known) throw error("the store refused a scheduler pass without saying which run lost");
-    // The tries stay: they were made, whatever their task instances became meanwhile. Their
-    // XComs go: a cleared task's downstream must not read them, nor a marked one's.
+    // The tries stay: they were made, whatever their task instances became meanwhile. Not the
+    // end of a poke that was refused: the try goes on (or went on, and ended) past that poke, and
+    // its row is the later poke's. Their XComs go: a cleared task's downstream must not read
+    // them, nor a marked one's.
+    std::erase_if(changes.tries, [&](const try_record& t) {
+      return t.state == task_state::up_for_reschedule && refused.contains({t.dag_id, t.run_id, t.task_id, t.map_index});
+    });
     std::erase_if(changes.runs, [&](const run_update& u) { return of_lost(u.dag_id, u.run_id); });
     std::erase_if(changes.task_instances, [&](const task_instance_update& u) {
       const instance key{u.record.dag_id, u.record.run_id, u.record.task_id, u.record.map_index};
