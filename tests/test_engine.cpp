@@ -22,6 +22,7 @@
 #include <dag/exec/orphan_processes.hpp>
 #include <dag/load/check.hpp>
 #include <dag/load/yaml_loader.hpp>
+#include <dag/model/operations.hpp>
 
 #include "support/eventually.hpp"
 
@@ -819,6 +820,32 @@ TEST_CASE("Engine.AnEndAnotherSchedulerRecordedIsNotTakenForTheNextPokeByAStaleV
     REQUIRE(tries.size() == 1);
     CHECK(tries[0].state == task_state::success);
   }
+}
+
+TEST_CASE("Engine.APokeThatEndsAfterItsTaskWasClearedStaysItsTrysRecord" * doctest::timeout(60)) {
+  // The poke's end is refused (the instance was cleared meanwhile), but its try happened: the try
+  // has no row yet, and gets this one.
+  reschedule_sandbox s;
+  auto owned = std::make_unique<holding_executor>();
+  holding_executor& ex = *owned;
+  dag::engine eng(*s.db, s.operators, s.clock, s.one_slot(), std::move(owned));
+  dag::definition d{"sensing"};
+  reschedule_sandbox::add_sensor(d, "1h");
+  eng.set_dags({s.checked(std::move(d))});
+  const auto key = *eng.create_run("sensing", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  eng.step();
+  REQUIRE(ex.held() == 1);
+  dag::clear_selection which;
+  which.dag_id = key.dag_id;
+  which.run_id = key.run_id;
+  REQUIRE(dag::clear_task_instances(*s.db, which).size() == 1);
+  ex.deliver(ex.run(0));
+  eng.step();
+  const auto tries = s.db->tries(key.dag_id, key.run_id, "wait");
+  REQUIRE(tries.size() == 1);
+  CHECK(tries[0].try_number == 1);
+  CHECK(tries[0].state == task_state::up_for_reschedule);
+  CHECK(s.tis(key)["wait"].state == task_state::none);  // as the clear left it
 }
 
 TEST_CASE("Engine.DaemonCreatesDueRunsOnceAndRunsThem") {

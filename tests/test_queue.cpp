@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -114,6 +115,16 @@ dag::queued_try bash_try(const std::string& task_id) {
   dag::queued_try t;
   t.dag_id = "d", t.run_id = "r", t.task_id = task_id, t.operator_name = "bash";
   return t;
+}
+
+/// A worker's report that claimed try `c` succeeded, handing its start back as workers do.
+dag::queued_result succeeded(const dag::queued_try& c) {
+  dag::queued_result r;
+  r.id = c.id;
+  r.lease_token = c.lease_token;
+  r.result = dag::operator_result::success();
+  r.instance_start = c.instance_start;
+  return r;
 }
 
 /// As a worker and a scheduler would: claims the one try queued (of task `task_id`), reports it
@@ -309,21 +320,39 @@ TEST_CASE("Queue.ATrysStartGoesToTheWorkerAndComesBackWithItsEnd") {
   CHECK(claimed[0].instance_start == request.context.start_date);
   CHECK(dag::to_task_context(claimed[0]).start_date == request.context.start_date);
   CHECK(claimed[1].instance_start == dag::timestamp{});
-  std::vector<dag::queued_result> ends;
-  for (const auto& c : claimed) {
-    dag::queued_result r;
-    r.id = c.id;
-    r.lease_token = c.lease_token;
-    r.result = dag::operator_result::success();
-    r.instance_start = c.instance_start;  // as the worker does
-    ends.push_back(r);
-  }
-  CHECK(q->complete(ends) == std::vector<bool>{true, true});
+  CHECK(q->complete({succeeded(claimed[0]), succeeded(claimed[1])}) == std::vector<bool>{true, true});
   auto taken = q->take_finished(10, 60s);
   REQUIRE(taken.size() == 2);
   std::sort(taken.begin(), taken.end(), [](const auto& x, const auto& y) { return x.item.task_id < y.item.task_id; });
   CHECK(taken[0].outcome.instance_start == request.context.start_date);
   CHECK(taken[1].outcome.instance_start == dag::timestamp{});  // not known: any poke
+}
+
+TEST_CASE("Queue.TheQueueExecutorHandsItsEngineThePokeAnEndNames" * doctest::timeout(60)) {
+  queue_sandbox s;
+  dag::queue_executor ex(s.url, 30s);
+  std::mutex m;
+  std::vector<dag::task_event> ends;
+  ex.connect([&](dag::task_event e) {
+    std::lock_guard lock(m);
+    ends.push_back(std::move(e));
+  }, [] { return dag::timestamp{}; });
+  dag::task_request request;
+  request.context.dag_id = "d", request.context.run_id = "r", request.context.task_id = "a";
+  request.context.start_date = dag::timestamp{std::chrono::microseconds(1'700'000'000'777'000)};
+  ex.submit(request);
+  ex.flush();
+  auto q = dag::open_task_queue(s.url);  // a worker's side
+  auto claimed = q->claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 1);
+  CHECK(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});
+  REQUIRE(eventually([&] {
+    std::lock_guard lock(m);
+    return !ends.empty();
+  }));
+  std::lock_guard lock(m);
+  CHECK(ends.front().task_id == "a");
+  CHECK(ends.front().instance_start == request.context.start_date);
 }
 
 TEST_CASE("Queue.AWorkerHandsATrysStartBackWithItsResult" * doctest::timeout(120)) {

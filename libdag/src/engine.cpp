@@ -1424,13 +1424,19 @@ std::set<run_key> engine::apply_by_run(change_set& changes) {
         refused.insert({r.dag_id, r.run_id, r.task_id, r.map_index});
       }
     if (lost.size() + refused.size() == known) throw error("the store refused a scheduler pass without saying which run lost");
-    // The tries stay: they were made, whatever their task instances became meanwhile. Not the
-    // end of a poke that was refused: the try goes on (or went on, and ended) past that poke, and
-    // its row is the later poke's. Their XComs go: a cleared task's downstream must not read
+    // The tries stay: they were made, whatever their task instances became meanwhile. The end of
+    // a poke that was refused is written only where its try has no row: a late end of an earlier
+    // poke must not overwrite what a later poke wrote, while a poke ended after a clear or a mark
+    // is the only record of its try. Their XComs go: a cleared task's downstream must not read
     // them, nor a marked one's.
-    std::erase_if(changes.tries, [&](const try_record& t) {
-      return t.state == task_state::up_for_reschedule && refused.contains({t.dag_id, t.run_id, t.task_id, t.map_index});
-    });
+    for (auto t = changes.tries.begin(); t != changes.tries.end();) {
+      if (t->state != task_state::up_for_reschedule || !refused.contains({t->dag_id, t->run_id, t->task_id, t->map_index})) {
+        ++t;
+        continue;
+      }
+      changes.tries_if_absent.push_back(std::move(*t));
+      t = changes.tries.erase(t);
+    }
     std::erase_if(changes.runs, [&](const run_update& u) { return of_lost(u.dag_id, u.run_id); });
     std::erase_if(changes.task_instances, [&](const task_instance_update& u) {
       const instance key{u.record.dag_id, u.record.run_id, u.record.task_id, u.record.map_index};

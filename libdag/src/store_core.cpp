@@ -772,6 +772,7 @@ struct writes {
   row_write task_instance_updates;
   row_write xcom_deletes = matching("xcom", first(columns_of<xcom_record>(), 4), 4, {}, {});
   row_write try_upserts = inserting("task_tries", columns_of<try_record>(), 5, true);
+  row_write try_inserts = inserting("task_tries", columns_of<try_record>(), 5, false);
   row_write xcom_upserts = inserting("xcom", columns_of<xcom_record>(), 5, true);
   row_write import_errors = inserting("import_errors", columns_of<import_error_record>(), 0, false);
   row_write variables =
@@ -1055,6 +1056,7 @@ change_result store_core::apply_once(const change_set& changes) {
     write_updates(after_claims);
     if (changes.all_or_nothing && !all_won(result)) throw change_set_lost{result};  // rolls back
     s.write(w.try_upserts, changes.tries.size(), rows_of(changes.tries));
+    s.write(w.try_inserts, changes.tries_if_absent.size(), rows_of(changes.tries_if_absent));
     s.write(w.xcom_deletes, changes.xcom_deletes.size(), rows_of(changes.xcom_deletes, w.xcom_deletes.key_size));
     s.write(w.xcom_upserts, changes.xcoms.size(), rows_of(changes.xcoms));
     s.write(w.events, changes.events.size(), [&](std::size_t i, std::vector<value>& out) {

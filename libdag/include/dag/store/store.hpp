@@ -258,6 +258,9 @@ struct change_set {
   std::vector<run_update> runs;                    ///< run state changes
   std::vector<task_instance_update> task_instances;///< task instance changes
   std::vector<try_record> tries;                   ///< tries to insert or replace (by dag, run, task, try)
+  /// Tries to insert where the try has no row yet, leaving a row it has as it is: the end of a
+  /// rescheduled sensor's poke whose task instance had moved on (a later poke wrote the row).
+  std::vector<try_record> tries_if_absent;
   std::vector<xcom_record> xcoms;                  ///< XCom values to insert or replace
   /// Task instances whose XComs are deleted (all keys) before `xcoms` are written: a cleared
   /// task must not hand its old values to the next run of its downstream tasks.
@@ -280,8 +283,9 @@ struct change_set {
 
   /// True when there is nothing to write.
   bool empty() const {
-    return new_runs.empty() && runs.empty() && task_instances.empty() && tries.empty() && xcoms.empty() &&
-           xcom_deletes.empty() && events.empty() && task_instance_deletes.empty() && dataset_events.empty();
+    return new_runs.empty() && runs.empty() && task_instances.empty() && tries.empty() && tries_if_absent.empty() &&
+           xcoms.empty() && xcom_deletes.empty() && events.empty() && task_instance_deletes.empty() &&
+           dataset_events.empty();
   }
 };
 
