@@ -2275,7 +2275,9 @@ TEST_CASE("Store.SqliteWalCheckpointThreadOpensItsConnectionAgainAfterAFailure")
     for (; i < 20000 && wal_restarts(wal_fd) < restarts + 2; ++i) writer->set_variable("v" + std::to_string(i % 50), value + std::to_string(i));
     REQUIRE(::setrlimit(RLIMIT_NOFILE, &before) == 0);
     CHECK(i < 20000);
-    CHECK(descriptors_on(fs::path(db.name())) == 1);  // the thread has no connection (nothing written since)
+    // Whether the thread has a connection now is not asked: an ask of the last writes may reach
+    // it only after the limit was lifted (the asks are not waited for), and then it opens one.
+    // While the limit held it could open none; that it opens one afterwards is checked below.
   }
   ::close(wal_fd);
   // Descriptors again: a later ask opens it.
