@@ -133,11 +133,7 @@ std::int64_t run_the_queued_try(dag::task_queue& q, const std::string& task_id) 
   auto claimed = q.claim({"default"}, 10, "w");
   REQUIRE(claimed.size() == 1);
   CHECK(claimed[0].task_id == task_id);
-  dag::queued_result r;
-  r.id = claimed[0].id;
-  r.lease_token = claimed[0].lease_token;
-  r.result = dag::operator_result::success("");
-  REQUIRE(q.complete({r}) == std::vector<bool>{true});
+  REQUIRE(q.complete({succeeded(claimed[0])}) == std::vector<bool>{true});
   auto taken = q.take_finished(10, 60s);
   REQUIRE(taken.size() == 1);
   return taken[0].item.id;

@@ -3,6 +3,7 @@
 #include <dag/engine/engine.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <exception>
 #include <iostream>
 #include <set>
@@ -49,6 +50,12 @@ bool same_try(const task_event& a, const task_event& b) {
   return a.dag_id == b.dag_id && a.run_id == b.run_id && a.task_id == b.task_id && a.map_index == b.map_index &&
          a.try_number == b.try_number &&
          (a.instance_start == timestamp{} || b.instance_start == timestamp{} || a.instance_start == b.instance_start);
+}
+
+// Whether an end may be of the poke `ti` shows: it names none, `ti` shows no start, or the two
+// starts agree (a rescheduled sensor pokes again under its try number, each poke with its start).
+bool of_poke(const task_instance_record& ti, const task_event& e) {
+  return e.instance_start == timestamp{} || !ti.start_date || *ti.start_date == e.instance_start;
 }
 
 task_instance_update update_of(const task_instance_record& ti, task_state expected, int expected_try) {
@@ -591,8 +598,7 @@ std::size_t engine::recover_lost_tries() {
   std::erase_if(candidates, [&](const task_instance_record& ti) {
     return std::any_of(pending.begin(), pending.end(), [&](const task_event& e) {
       return e.dag_id == ti.dag_id && e.run_id == ti.run_id && e.task_id == ti.task_id && e.map_index == ti.map_index &&
-             e.try_number == ti.try_number &&
-             (e.instance_start == timestamp{} || !ti.start_date || *ti.start_date == e.instance_start);
+             e.try_number == ti.try_number && of_poke(ti, e);
     });
   });
   std::vector<recorded_try> recorded;
@@ -757,8 +763,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
   auto runs_try_of = [](const task_instance_record& ti, const task_event& e) {
     if (ti.try_number != e.try_number) return false;
     if (ti.state == task_state::queued) return true;
-    return ti.state == task_state::running &&
-           (e.instance_start == timestamp{} || !ti.start_date || *ti.start_date == e.instance_start);
+    return ti.state == task_state::running && of_poke(ti, e);
   };
   // Another scheduler may have moved a run on (queue executor, several schedulers): a run whose
   // view here does not show an end's try in flight (no instance for it, an older try, or the same
@@ -1429,14 +1434,11 @@ std::set<run_key> engine::apply_by_run(change_set& changes) {
     // poke must not overwrite what a later poke wrote, while a poke ended after a clear or a mark
     // is the only record of its try. Their XComs go: a cleared task's downstream must not read
     // them, nor a marked one's.
-    for (auto t = changes.tries.begin(); t != changes.tries.end();) {
-      if (t->state != task_state::up_for_reschedule || !refused.contains({t->dag_id, t->run_id, t->task_id, t->map_index})) {
-        ++t;
-        continue;
-      }
-      changes.tries_if_absent.push_back(std::move(*t));
-      t = changes.tries.erase(t);
-    }
+    const auto refused_pokes = std::stable_partition(changes.tries.begin(), changes.tries.end(), [&](const try_record& t) {
+      return t.state != task_state::up_for_reschedule || !refused.contains({t.dag_id, t.run_id, t.task_id, t.map_index});
+    });
+    std::move(refused_pokes, changes.tries.end(), std::back_inserter(changes.tries_if_absent));
+    changes.tries.erase(refused_pokes, changes.tries.end());
     std::erase_if(changes.runs, [&](const run_update& u) { return of_lost(u.dag_id, u.run_id); });
     std::erase_if(changes.task_instances, [&](const task_instance_update& u) {
       const instance key{u.record.dag_id, u.record.run_id, u.record.task_id, u.record.map_index};
