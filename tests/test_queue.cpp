@@ -464,6 +464,23 @@ TEST_CASE("Queue.AStepAcknowledgesAnEndAndQueuesTheNextTryOfItsKeyInOneTransacti
   CHECK(next[0].id != taken[0].item.id);
 }
 
+TEST_CASE("Queue.ALostTrysEndNamesItsPoke") {
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);
+  auto t = bash_try("sensor");
+  t.instance_start = dag::timestamp{std::chrono::microseconds(1'700'000'000'123'456)};
+  q->enqueue({t});
+  REQUIRE(q->claim({"default"}, 1, "gone").size() == 1);
+  auto lost = q->expire_leases(0ms);
+  REQUIRE(lost.size() == 1);
+  CHECK(lost[0].outcome.result.message.find("worker lost") != std::string::npos);
+  CHECK(lost[0].outcome.instance_start == t.instance_start);
+  // Taken again after its scheduler died: the stored end still names the poke.
+  auto again = q->take_finished(10, 0ms);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].outcome.instance_start == t.instance_start);
+}
+
 TEST_CASE("Queue.AnEnqueueWhoseCommitStayedInDoubtIsSettledBeforeItsTriesAreSentAgain" * doctest::timeout(180)) {
   // A scheduler's enqueue loses its connection during COMMIT and the server stays out of reach for
   // the connection's whole retry budget (about 30 s): the enqueue fails without knowing whether it

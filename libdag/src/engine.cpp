@@ -818,7 +818,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     const task_state expected = ti.state;
     // The store must still show the poke this end names running: another scheduler may have
     // recorded this end already and started the next poke while this one's view stood still. An
-    // end that names no poke (a worker older than the field, a lease that ran out) is taken for
+    // end that names no poke (from a worker or scheduler older than the field) is taken for
     // whichever runs, as before.
     const std::optional<timestamp> expected_start =
         expected == task_state::running && e.instance_start != timestamp{} ? ti.start_date : std::nullopt;

@@ -312,11 +312,16 @@ public:
       const auto rows = tx.exec("UPDATE dagrun_task_queue q SET state = 'done', taken_at = now() WHERE id IN "
                                 "(SELECT id FROM dagrun_task_queue WHERE state = 'claimed' AND heartbeat_at < now() - " +
                                 ms + " AND pg_postmaster_start_time() < now() - " + ms +
-                                " FOR UPDATE SKIP LOCKED) RETURNING " + finished_columns());
+                                " FOR UPDATE SKIP LOCKED) RETURNING " + finished_columns() +
+                                ", q.payload::json->>'instance_start' AS instance_start");
       for (const auto& row : rows) {
         finished_try f;
         f.item = read_key(row);
         f.outcome.id = f.item.id;
+        // The poke that was lost, from the payload the scheduler wrote (none from a scheduler older
+        // than the field): its end must not be taken for a later poke of the same try.
+        if (!row["instance_start"].is_null())
+          f.outcome.instance_start = timestamp{std::chrono::microseconds(row["instance_start"].as<std::int64_t>())};
         f.outcome.lease_token = f.item.lease_token;
         f.outcome.result = operator_result::failed("worker lost: '" + f.item.worker + "' stopped renewing its lease");
         f.outcome.result.exit_code = -1;
