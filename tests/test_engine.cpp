@@ -740,8 +740,10 @@ public:
   void cancel_all() override {}
   void drain() override {}
   std::vector<bool> lost(const std::vector<dag::recorded_try>& tries, const std::string&, dag::timestamp) override {
-    return std::vector<bool>(tries.size(), false);  // another scheduler's tries are running, not lost
+    return std::vector<bool>(tries.size(), all_lost_);  // by default another scheduler's tries: running, not lost
   }
+  /// From now on `lost` says every try it is asked about is lost.
+  void lose_everything() { all_lost_ = true; }
   std::size_t held() const { return held_.size(); }
   /// Runs the `i`th try given and returns its end, not reported.
   dag::task_event run(std::size_t i) { return dag::run_try(held_.at(i), [this] { return now(); }); }
@@ -749,9 +751,60 @@ public:
 
 private:
   std::vector<dag::task_request> held_;
+  bool all_lost_ = false;
 };
 
 }  // namespace
+
+TEST_CASE("Engine.AnEarlierPokesUnrecordedEndDoesNotShieldTheRunningPokeFromRecovery") {
+  // A rescheduled sensor's second poke is running (its start in the store); the executor says it
+  // is lost. An end the engine holds but has not recorded yet shields a try from recovery (its own
+  // end is recorded instead), but only an end of the running poke: a late end of the first poke
+  // (the same try number) is no news of the second.
+  sandbox s;
+  dag::definition d{"sensing"};
+  d.bash("wait", "true").retries(1).retry_delay(0s);
+  auto def = s.checked(std::move(d));
+  dag::run_key key;
+  {
+    dag::engine eng(*s.db, s.operators, s.clock, s.options());
+    eng.set_dags({def});
+    key = *eng.create_run("sensing", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  }
+  const dag::timestamp first_poke = s.clock.at, second_poke = s.clock.at + 61s;
+  dag::change_set c;
+  for (auto ti : s.db->task_instances(key.dag_id, key.run_id)) {
+    ti.state = task_state::running;
+    ti.try_number = 1;
+    ti.start_date = second_poke;
+    ti.first_start_date = first_poke;
+    c.task_instances.push_back({task_state::none, 0, ti});
+  }
+  s.db->apply(c);
+  const auto end_of = [&](dag::timestamp poke) {
+    dag::task_event e;
+    e.dag_id = key.dag_id;
+    e.run_id = key.run_id;
+    e.task_id = "wait";
+    e.try_number = 1;
+    e.result = dag::operator_result::success();
+    e.started = e.ended = poke;
+    e.instance_start = poke;
+    return e;
+  };
+  for (const bool of_running_poke : {true, false}) {
+    CAPTURE(of_running_poke);
+    auto owned = std::make_unique<holding_executor>();
+    holding_executor& ex = *owned;
+    dag::engine eng(*s.db, s.operators, s.clock, s.options(), std::move(owned));
+    eng.set_dags({def});
+    ex.lose_everything();
+    ex.deliver(end_of(of_running_poke ? second_poke : first_poke));  // held by the engine, not recorded yet
+    CHECK(eng.recover_lost_tries() == (of_running_poke ? 0u : 1u));
+    const auto wait = s.tis(key)["wait"];
+    CHECK(wait.state == (of_running_poke ? task_state::running : task_state::up_for_retry));
+  }
+}
 
 TEST_CASE("Engine.AnEndAnotherSchedulerRecordedIsNotTakenForTheNextPokeByAStaleView" * doctest::timeout(60)) {
   // Two schedulers on one database: A started a sensor's first poke, B recorded its end (A
