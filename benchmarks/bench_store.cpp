@@ -19,6 +19,10 @@
 //   --no-scheduled-write   do not persist the none -> scheduled step
 //   --without-rowid        task_instances as a WITHOUT ROWID table too (same keys; the tries are one)
 //   --no-fk                task_tries without its foreign key to task_instances
+//   --tries-rowid          task_tries as a rowid table (its key a separate unique index)
+//   --presized-rows        the none -> scheduled pass also writes the start, end, host and log path
+//                          a try's start and end will write, so that rows do not grow in the steps
+//                          (an upper bound for rows made at their final size; not what the engine does)
 //   --raw-int-keys         not the store: the same statements through SQLiteCpp on tables keyed by
 //                          integers (run, task index, try) and states stored as integers, as a
 //                          lower bound for what a schema change could give
@@ -49,13 +53,13 @@ struct options {
   std::string db;
   int tasks = 100000;
   int batch = 32;
-  bool no_scheduled_write = false, without_rowid = false, no_fk = false, raw_int_keys = false;
+  bool no_scheduled_write = false, without_rowid = false, no_fk = false, tries_rowid = false, presized_rows = false, raw_int_keys = false;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "bench_store: " << why
             << "\nusage: bench_store --db FILE|URL [--tasks N] [--batch B] [--no-scheduled-write] [--without-rowid]\n"
-               "       [--no-fk] [--raw-int-keys]\n";
+               "       [--no-fk] [--tries-rowid] [--presized-rows] [--raw-int-keys]\n";
   std::exit(2);
 }
 
@@ -73,11 +77,13 @@ options parse(int argc, char** argv) {
     else if (a == "--no-scheduled-write") o.no_scheduled_write = true;
     else if (a == "--without-rowid") o.without_rowid = true;
     else if (a == "--no-fk") o.no_fk = true;
+    else if (a == "--tries-rowid") o.tries_rowid = true;
+    else if (a == "--presized-rows") o.presized_rows = true;
     else if (a == "--raw-int-keys") o.raw_int_keys = true;
     else usage("unknown option '" + a + "'");
   }
   if (o.db.empty()) usage("--db is required");
-  if (o.db.starts_with("postgres") && (o.no_scheduled_write || o.without_rowid || o.no_fk || o.raw_int_keys))
+  if (o.db.starts_with("postgres") && (o.no_scheduled_write || o.without_rowid || o.no_fk || o.tries_rowid || o.raw_int_keys))
     usage("the variants apply to SQLite files only");
   if (o.tasks < 1 || o.batch < 1) usage("--tasks and --batch must be at least 1");
   return o;
@@ -87,7 +93,7 @@ options parse(int argc, char** argv) {
 // as the variants say. The file is fresh (no rows), and its connection does not enforce foreign
 // keys, so the parent can be dropped under the tables that refer to it.
 void reshape(const options& o) {
-  if (!o.without_rowid && !o.no_fk) return;
+  if (!o.without_rowid && !o.no_fk && !o.tries_rowid) return;
   SQLite::Database db(o.db, SQLite::OPEN_READWRITE);
   auto schema_of = [&db](const std::string& where) {
     std::vector<std::string> out;
@@ -103,6 +109,11 @@ void reshape(const options& o) {
   std::string instances = only("task_instances"), tries = only("task_tries");
   const auto indexes = schema_of("type = 'index' AND tbl_name IN ('task_instances', 'task_tries')");
   if (o.without_rowid && instances.find("WITHOUT ROWID") == std::string::npos) instances += " WITHOUT ROWID";
+  if (o.tries_rowid) {
+    const auto at = tries.rfind(" WITHOUT ROWID");
+    if (at == std::string::npos) throw std::runtime_error("bench_store: task_tries is a rowid table already:\n" + tries);
+    tries.erase(at);
+  }
   if (o.no_fk) {
     // ",\n  FOREIGN KEY (...)\n    REFERENCES task_instances (...) ON DELETE CASCADE" up to the closing parenthesis
     const auto fk = tries.find("FOREIGN KEY");
@@ -266,6 +277,9 @@ int measure(const options& o) {
     store->apply(c);
   }
   const double create_us = micros_since(t);
+  const auto log_path_of = [](const dag::task_instance_record& ti) {
+    return "/tmp/logs/dag_id=" + ti.dag_id + "/run_id=" + ti.run_id + "/task_id=" + ti.task_id + "/attempt=1.log";
+  };
 
   // 2. none -> scheduled, all at once (the first pass).
   t = wall::now();
@@ -273,6 +287,11 @@ int measure(const options& o) {
     dag::change_set c;
     for (auto& ti : tis) {
       ti.state = dag::task_state::scheduled;
+      if (o.presized_rows) {
+        ti.start_date = ti.end_date = now;
+        ti.hostname = hostname;
+        ti.log_path = log_path_of(ti);
+      }
       c.task_instances.push_back({dag::task_state::none, 0, ti});
     }
     store->apply(c);
@@ -301,8 +320,9 @@ int measure(const options& o) {
       ti.state = dag::task_state::running;
       ti.try_number = 1;
       ti.start_date = now;
+      ti.end_date.reset();
       ti.hostname = hostname;
-      ti.log_path = "/tmp/logs/dag_id=" + ti.dag_id + "/run_id=" + ti.run_id + "/task_id=" + ti.task_id + "/attempt=1.log";
+      ti.log_path = log_path_of(ti);
       c.task_instances.push_back({before_start, 0, ti});
     }
     auto result = store->apply(c);
