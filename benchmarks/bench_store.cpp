@@ -14,8 +14,9 @@
 // running -> success, the try's row written: a try's row is written once, when it ends) and
 // starts the next B (instance scheduled -> running).
 //
-// Variants (SQLite only), made on a freshly migrated file before the measured part by editing the
-// CREATE statements the store's migrations left (so they follow the schema as it changes):
+// Variants (SQLite only, but for --presized-rows), made on a freshly migrated file before the
+// measured part by editing the CREATE statements the store's migrations left (so they follow the
+// schema as it changes):
 //   --no-scheduled-write   do not persist the none -> scheduled step
 //   --without-rowid        task_instances as a WITHOUT ROWID table too (same keys; the tries are one)
 //   --no-fk                task_tries without its foreign key to task_instances
@@ -82,6 +83,8 @@ options parse(int argc, char** argv) {
     else if (a == "--raw-int-keys") o.raw_int_keys = true;
     else usage("unknown option '" + a + "'");
   }
+  if (o.presized_rows && (o.no_scheduled_write || o.raw_int_keys))
+    usage("--presized-rows writes the sizes in the none -> scheduled pass: not with --no-scheduled-write or --raw-int-keys");
   if (o.db.empty()) usage("--db is required");
   if (o.db.starts_with("postgres") && (o.no_scheduled_write || o.without_rowid || o.no_fk || o.tries_rowid || o.raw_int_keys))
     usage("the variants apply to SQLite files only");
@@ -320,7 +323,7 @@ int measure(const options& o) {
       ti.state = dag::task_state::running;
       ti.try_number = 1;
       ti.start_date = now;
-      ti.end_date.reset();
+      if (!o.presized_rows) ti.end_date.reset();  // presized: the end's stamp stays in place, the same size
       ti.hostname = hostname;
       ti.log_path = log_path_of(ti);
       c.task_instances.push_back({before_start, 0, ti});

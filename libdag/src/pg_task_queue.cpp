@@ -133,6 +133,18 @@ queued_try read_try(const pqxx::row& r) {
   return t;
 }
 
+/// The poke a payload names (zero when it names none: written by a scheduler older than the
+/// field), read here rather than with PostgreSQL's `->>`: that decodes every string of the
+/// document, and fails on a `\u0000` in any of them (a run's params may hold one), which would
+/// fail the whole expiry, for every lost try, for good.
+timestamp instance_start_in(const char* payload) {
+  const json j = json::parse(payload, nullptr, false);
+  if (!j.is_object()) return {};
+  const auto it = j.find("instance_start");
+  if (it == j.end() || !it->is_number_integer()) return {};
+  return timestamp{std::chrono::microseconds(it->get<std::int64_t>())};
+}
+
 /// What a scheduler reads of a finished try's row.
 std::string finished_columns() { return std::string(key_columns) + ", q.result"; }
 
@@ -312,16 +324,12 @@ public:
       const auto rows = tx.exec("UPDATE dagrun_task_queue q SET state = 'done', taken_at = now() WHERE id IN "
                                 "(SELECT id FROM dagrun_task_queue WHERE state = 'claimed' AND heartbeat_at < now() - " +
                                 ms + " AND pg_postmaster_start_time() < now() - " + ms +
-                                " FOR UPDATE SKIP LOCKED) RETURNING " + finished_columns() +
-                                ", q.payload::json->>'instance_start' AS instance_start");
+                                " FOR UPDATE SKIP LOCKED) RETURNING " + finished_columns() + ", q.payload");
       for (const auto& row : rows) {
         finished_try f;
         f.item = read_key(row);
         f.outcome.id = f.item.id;
-        // The poke that was lost, from the payload the scheduler wrote (none from a scheduler older
-        // than the field): its end must not be taken for a later poke of the same try.
-        if (!row["instance_start"].is_null())
-          f.outcome.instance_start = timestamp{std::chrono::microseconds(row["instance_start"].as<std::int64_t>())};
+        f.outcome.instance_start = instance_start_in(row["payload"].c_str());
         f.outcome.lease_token = f.item.lease_token;
         f.outcome.result = operator_result::failed("worker lost: '" + f.item.worker + "' stopped renewing its lease");
         f.outcome.result.exit_code = -1;
