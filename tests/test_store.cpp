@@ -967,6 +967,39 @@ TEST_CASE_TEMPLATE("Store.AnAddedTaskIsCreatedBeforeLaterUpdatesOfItInTheSameCha
   CHECK(tis[1].try_number == 1);
 }
 
+TEST_CASE_TEMPLATE("Store.TextThatIsNotUtf8OrHoldsANulByteIsWrittenNotRefused", database, STORE_BACKENDS) {
+  // A bash task's XCom is its last line as printed, its message may quote its output: Latin-1 or
+  // binary. PostgreSQL's text holds neither a NUL nor bytes that are not UTF-8; refused, such an
+  // end would fail every pass that writes it, and the scheduler would stall on it for good. There
+  // each such byte becomes U+FFFD (as in JSON text); SQLite keeps the bytes.
+  database db;
+  auto s = db.make_store();
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(s->apply(creating(run, {"a"})).runs_created == std::vector<bool>{true});
+  const std::string odd("caf\xe9 \0 \xff\xfe ok \xe2\x82\xac", 16);  // Latin-1, NUL, stray bytes, then a real euro sign
+  dag::change_set c;
+  c.task_instances = {moving(run, "a", dag::task_state::none, 0, dag::task_state::success, 1)};
+  c.task_instances[0].record.message = odd;
+  dag::try_record t;
+  t.dag_id = "etl";
+  t.run_id = run.run_id;
+  t.task_id = "a";
+  t.try_number = 1;
+  t.state = dag::task_state::success;
+  t.message = odd;
+  c.tries.push_back(t);
+  c.xcoms.push_back({"etl", run.run_id, "a", "return_value", odd});
+  REQUIRE(s->apply(c).task_instances_updated == std::vector<bool>{true});
+  const std::string held = std::is_same_v<database, postgres_database>
+                               ? std::string("caf\xef\xbf\xbd \xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd ok \xe2\x82\xac")
+                               : odd;
+  CHECK(s->xcom("etl", run.run_id, "a") == held);
+  CHECK(s->task_instances("etl", run.run_id)[0].message == held);
+  const auto tries = s->tries("etl", run.run_id, "a");
+  REQUIRE(tries.size() == 1);
+  CHECK(tries[0].message == held);
+}
+
 TEST_CASE_TEMPLATE("Store.AnAllOrNothingChangeSetWritesNothingWhenOneCompareAndSetLoses", database, STORE_BACKENDS) {
   database db;
   auto s = db.make_store();

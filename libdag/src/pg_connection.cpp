@@ -2,6 +2,8 @@
 
 #include "pg_connection.hpp"
 
+#include <dag/core/json_text.hpp>
+
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -99,13 +101,40 @@ std::string trimmed(std::string text) {
 
 }  // namespace
 
+namespace {
+// Appends `text` as pg_text says, each `"` and `\` escaped when `in_array` (an array's element).
+void append_pg_text(std::string& out, std::string_view text, bool in_array) {
+  for (std::size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (static_cast<unsigned char>(c) < 0x80 && c != '\0') {  // ASCII: most text, byte by byte
+      if (in_array && (c == '"' || c == '\\')) out += '\\';
+      out += c;
+      ++i;
+      continue;
+    }
+    const std::size_t length = c == '\0' ? 0 : utf8_sequence_length(text.substr(i));
+    if (length == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(text.substr(i, length));
+      i += length;
+    }
+  }
+}
+}  // namespace
+
+std::string pg_text(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  append_pg_text(out, text, false);
+  return out;
+}
+
 void add_array_element(std::string& array, std::string_view text) {
   array += array.empty() ? '{' : ',';
   array += '"';
-  for (char c : text) {
-    if (c == '"' || c == '\\') array += '\\';
-    array += c;
-  }
+  append_pg_text(array, text, true);
   array += '"';
 }
 

@@ -71,10 +71,16 @@ pg_target parse_postgres_url(const std::string& url, std::string_view applicatio
 /// `within` (libpq's own connect_timeout counts whole seconds, at least 2): never retries.
 bool pg_answers(const pg_target& where, std::chrono::milliseconds within);
 
+/// `text` as PostgreSQL can hold it: a `text` value is UTF-8 without NUL bytes (the server refuses
+/// anything else, and libpq ends a parameter at its first NUL), so each NUL byte and each byte
+/// that starts no UTF-8 sequence becomes U+FFFD, as JSON text does (json_text.hpp). A task's
+/// output may be Latin-1 or binary: refused, its end would fail every pass that writes it.
+std::string pg_text(std::string_view text);
+
 /// Appends an element to the text form of a PostgreSQL array (`{"a",2,NULL}`; the first element
 /// opens it, `close_array` closes it): how statements take a batch of rows as one parameter per
 /// column (`unnest($1::bigint[], $2::text[])`), prepared once whatever the batch's size. Text is
-/// quoted, so any content survives.
+/// quoted, so any content PostgreSQL can hold survives (the rest as `pg_text` says).
 void add_array_element(std::string& array, std::string_view text);
 void add_array_element(std::string& array, std::int64_t number);
 void add_array_null(std::string& array);

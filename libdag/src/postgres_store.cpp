@@ -134,7 +134,7 @@ std::size_t postgres_store::exec(std::string_view sql, std::span<const value> pa
   for (const value& v : params) {
     const auto* number = std::get_if<std::int64_t>(&v);
     const auto* text = std::get_if<std::string_view>(&v);
-    texts.push_back(number ? std::to_string(*number) : text ? std::optional<std::string>(*text) : std::nullopt);
+    texts.push_back(number ? std::to_string(*number) : text ? std::optional<std::string>(pg_text(*text)) : std::nullopt);
   }
   const pqxx::result result = tx_->exec_prepared(conn_.prepared(sql), pqxx::prepare::make_dynamic_params(texts));
   std::vector<value> row;
