@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include <dag/core/environment.hpp>
+#include <dag/core/json_text.hpp>
 #include <dag/engine/try_context.hpp>
 #include <dag/exec/local_executor.hpp>
 #include <dag/exec/orphan_processes.hpp>
@@ -28,8 +29,11 @@ namespace {
 std::vector<std::string> split_queues(const std::string& text) {
   std::vector<std::string> out;
   std::stringstream in(text);
-  for (std::string q; std::getline(in, q, ',');)
-    if (!q.empty()) out.push_back(q);
+  for (std::string q; std::getline(in, q, ',');) {
+    if (q.empty()) continue;
+    if (!dag::is_utf8_text(q)) throw dag::usage_error("--queues: queue names must be UTF-8 text");
+    out.push_back(q);
+  }
   if (out.empty()) throw dag::usage_error("--queues: give at least one queue name");
   return out;
 }

@@ -82,6 +82,9 @@ TEST_CASE("Cli.BadUsageExitsTwoWithAClearMessage") {
   auto missing = run({"dags", "show", "--dags", dags_dir});
   CHECK(missing.status == 2);
   CHECK(missing.err.find("dag") != std::string::npos);
+  auto latin1_queue = run({"worker", "--db", "postgresql://127.0.0.1:1/none", "--queues", "default,caf\xe9"});
+  CHECK(latin1_queue.status == 2);
+  CHECK(latin1_queue.err.find("--queues: queue names must be UTF-8 text") != std::string::npos);
 }
 
 TEST_CASE("Cli.VersionPrintsTheVersion") {

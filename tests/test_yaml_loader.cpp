@@ -656,6 +656,11 @@ TEST_CASE("YamlLoader.PoolsAndDagrunTimeout") {
   CHECK(plain.dag->find("a")->settings.pool_slots == 1);
   CHECK_FALSE(plain.dag->dagrun_timeout().has_value());
   CHECK(problem_of(dag_with("", "    pool_slots: 0\n")) == "dags/t.yaml:6: task 'a': pool_slots: must be at least 1, got 0");
+  // Names looked up again in the store are text (a Latin-1 file's bytes would not match on PostgreSQL).
+  CHECK(problem_of(dag_with("", "    pool: caf\xe9\n")) == "dags/t.yaml:3: task 'a': pool: must be UTF-8 text without NUL bytes");
+  CHECK(problem_of(dag_with("", "    queue: caf\xe9\n")) == "dags/t.yaml:3: task 'a': queue: must be UTF-8 text without NUL bytes");
+  CHECK(problem_of(dag_with("default_args:\n  pool: caf\xe9\n")) ==
+        "dags/t.yaml:3: default_args.pool: must be UTF-8 text without NUL bytes");
   CHECK(problem_of(dag_with("dagrun_timeout: soon\n")).find("dagrun_timeout") != std::string::npos);
 }
 

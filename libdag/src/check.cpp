@@ -11,6 +11,7 @@
 #include <utility>
 #include <sstream>
 
+#include <dag/core/json_text.hpp>
 #include <dag/core/suggest.hpp>
 #include <dag/graph/task_graph.hpp>
 #include <dag/schedule/timetable.hpp>
@@ -123,6 +124,9 @@ private:
     if (o.max_active_tis_per_dagrun && *o.max_active_tis_per_dagrun < 1)
       fail(where, prefix + "max_active_tis_per_dagrun: must be at least 1");
     if (o.pool && o.pool->empty()) fail(where, prefix + "pool: must not be empty");
+    // Looked up by name in the store, which holds other bytes only changed (PostgreSQL): refused here.
+    if (o.pool && !is_utf8_text(*o.pool)) fail(where, prefix + "pool: must be UTF-8 text without NUL bytes");
+    if (o.queue && !is_utf8_text(*o.queue)) fail(where, prefix + "queue: must be UTF-8 text without NUL bytes");
     auto positive = [&](const std::optional<duration>& v, const char* name) {
       if (v && v->count() <= 0) fail(where, prefix + name + ": must be longer than 0s");
     };

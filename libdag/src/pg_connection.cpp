@@ -225,6 +225,7 @@ void pg_connection::open() {
   // locks until the server gives up on it, and our retries would wait for them; unless the
   // administrator chose a limit, one minute is it: our own transactions never idle that long.
   c->set_variable("client_min_messages", "warning");
+  c->set_variable("client_encoding", "UTF8");  // what pg_text writes, whatever PGCLIENTENCODING says
   if (c->get_variable("idle_in_transaction_session_timeout") == "0")
     c->set_variable("idle_in_transaction_session_timeout", "60000");
   for (const auto& [name, sql] : statements_) c->prepare(name, sql);

@@ -26,6 +26,17 @@ inline std::size_t utf8_sequence_length(std::string_view text) {
   return length;
 }
 
+/// Whether `text` is UTF-8 without NUL bytes: text every store holds as it is (PostgreSQL's
+/// `text` holds nothing else). Names that are looked up again (pools, queues) must be.
+inline bool is_utf8_text(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t length = text[i] == '\0' ? 0 : utf8_sequence_length(text.substr(i));
+    if (length == 0) return false;
+    i += length;
+  }
+  return true;
+}
+
 /// Appends `text` to `out` as a quoted JSON string, escaping quotes, backslashes and controls;
 /// a byte that does not start a UTF-8 sequence becomes U+FFFD (text is text, as json_dump).
 inline void append_json_string(std::string& out, std::string_view text) {
