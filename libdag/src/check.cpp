@@ -124,7 +124,8 @@ private:
     if (o.max_active_tis_per_dagrun && *o.max_active_tis_per_dagrun < 1)
       fail(where, prefix + "max_active_tis_per_dagrun: must be at least 1");
     if (o.pool && o.pool->empty()) fail(where, prefix + "pool: must not be empty");
-    // Looked up by name in the store, which holds other bytes only changed (PostgreSQL): refused here.
+    // Names looked up again in the store, whose PostgreSQL backend would change other bytes
+    // (pg_text) and then no longer match them: refused here instead.
     if (o.pool && !is_utf8_text(*o.pool)) fail(where, prefix + "pool: must be UTF-8 text without NUL bytes");
     if (o.queue && !is_utf8_text(*o.queue)) fail(where, prefix + "queue: must be UTF-8 text without NUL bytes");
     auto positive = [&](const std::optional<duration>& v, const char* name) {

@@ -73,8 +73,9 @@ bool pg_answers(const pg_target& where, std::chrono::milliseconds within);
 
 /// `text` as PostgreSQL can hold it: a `text` value is UTF-8 without NUL bytes (the server refuses
 /// anything else, and libpq ends a parameter at its first NUL), so each NUL byte and each byte
-/// that starts no UTF-8 sequence becomes U+FFFD, as JSON text does (json_text.hpp). A task's
-/// output may be Latin-1 or binary: refused, its end would fail every pass that writes it.
+/// that starts no UTF-8 sequence becomes U+FFFD (as in JSON text, json_text.hpp, which keeps a NUL
+/// as `\u0000`). A task's output may be Latin-1 or binary: refused, its end would fail every pass
+/// that writes it. Names looked up again (pools, queues) are refused before they get here (check).
 std::string pg_text(std::string_view text);
 
 /// Appends an element to the text form of a PostgreSQL array (`{"a",2,NULL}`; the first element
