@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include <dag/operators/builtin.hpp>
+#include <dag/core/json_text.hpp>
 #include <dag/core/suggest.hpp>
 #include <dag/load/check.hpp>
 
@@ -197,6 +198,11 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return usage_failure(err, "--log-level: unknown level '" + inv.global.log_level + "'" +
                                   dag::did_you_mean(inv.global.log_level, log_levels),
                          "Levels: trace, debug, info, warn, error, critical, off.");
+  // Each try's log path is stored and looked up again: PostgreSQL would hold one that is not UTF-8
+  // converted (each bad byte U+FFFD), and the log would no longer be found.
+  if (!dag::is_utf8_text(inv.global.logs))
+    return usage_failure(err, "--logs: the folder's path must be UTF-8 text (from --logs or DAGRUN_LOGS)",
+                         "Use a folder whose path is UTF-8.");
   // Logs go to stderr, line by line, so a supervisor (or a test) sees them as they happen.
   static const auto logger = [] {
     // NO_COLOR (no-color.org): any non-empty value turns colours off; otherwise only on a terminal.

@@ -85,6 +85,9 @@ TEST_CASE("Cli.BadUsageExitsTwoWithAClearMessage") {
   auto latin1_queue = run({"worker", "--db", "postgresql://127.0.0.1:1/none", "--queues", "default,caf\xe9"});
   CHECK(latin1_queue.status == 2);
   CHECK(latin1_queue.err.find("--queues: queue names must be UTF-8 text") != std::string::npos);
+  auto latin1_logs = run({"dags", "list", "--logs", "/tmp/caf\xe9"});
+  CHECK(latin1_logs.status == 2);
+  CHECK(latin1_logs.err.find("--logs: the folder's path must be UTF-8 text") != std::string::npos);
 }
 
 TEST_CASE("Cli.VersionPrintsTheVersion") {

@@ -1000,6 +1000,31 @@ TEST_CASE_TEMPLATE("Store.TextThatIsNotUtf8OrHoldsANulByteIsWrittenNotRefused", 
   CHECK(tries[0].message == held);
 }
 
+TEST_CASE_TEMPLATE("Store.KeysThatDifferOnlyInBytesPostgreSqlCannotHoldAreOneKeyThere", database, STORE_BACKENDS) {
+  // Two XCom keys that differ only in bytes that are not UTF-8 are one key once PostgreSQL holds
+  // them (each such byte is U+FFFD there): in one set-based statement they would make the upsert
+  // touch a row twice, which PostgreSQL refuses, and the whole step would fail every pass.
+  database db;
+  auto s = db.make_store();
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(s->apply(creating(run, {"a"})).runs_created == std::vector<bool>{true});
+  dag::change_set c;
+  c.task_instances = {moving(run, "a", dag::task_state::none, 0, dag::task_state::success, 1)};
+  c.xcoms.push_back({"etl", run.run_id, "a", "k\xe9", "first"});
+  c.xcoms.push_back({"etl", run.run_id, "a", "k\xff", "second"});
+  REQUIRE(s->apply(c).task_instances_updated == std::vector<bool>{true});
+  const auto held = s->xcoms("etl", run.run_id, "a");
+  if constexpr (std::is_same_v<database, postgres_database>) {
+    REQUIRE(held.size() == 1);  // written in order, as one by one: the later value stays
+    CHECK(held[0].key == "k\xef\xbf\xbd");
+    CHECK(held[0].value == "second");
+  } else {
+    REQUIRE(held.size() == 2);
+    CHECK(held[0].value == "first");
+    CHECK(held[1].value == "second");
+  }
+}
+
 TEST_CASE_TEMPLATE("Store.AnAllOrNothingChangeSetWritesNothingWhenOneCompareAndSetLoses", database, STORE_BACKENDS) {
   database db;
   auto s = db.make_store();
@@ -1791,6 +1816,30 @@ TEST_CASE_TEMPLATE("Store.VariablesCanBeSetReadListedAndDeleted", database, STOR
   CHECK_FALSE(s->delete_variable("env"));
   CHECK_FALSE(s->variable("env").has_value());
   CHECK(s->variables().size() == 2);
+}
+
+TEST_CASE_TEMPLATE("Store.VariablesConnectionsAndPoolsRefuseTextThatIsNotUtf8", database, STORE_BACKENDS) {
+  // PostgreSQL would hold such text converted (each bad byte U+FFFD): a name would no longer match,
+  // a value would not read back as set. Both backends refuse it alike, naming the field but never
+  // quoting the value (it may be a secret), and store nothing.
+  database db;
+  auto s = db.make_store();
+  const std::string latin1 = "caf\xe9", nul("a\0b", 3);
+  check_usage_error([&] { s->set_variable(latin1, "v"); }, "variable name: must be UTF-8 text without NUL bytes");
+  check_usage_error([&] { s->set_variable("v", nul); }, "variable 'v': value: must be UTF-8");
+  check_usage_error([&] { s->set_variable("v", "s3cr\xe9t"); }, "value", "s3cr");
+  CHECK(s->variables().empty());
+  check_usage_error([&] { s->set_connection({latin1, "http", "h", std::nullopt, "", "", ""}); }, "connection id");
+  check_usage_error([&] { s->set_connection({"api", "http", "h", std::nullopt, "me", "pw\xff!", ""}); },
+                    "connection 'api': password: must be UTF-8", "pw");
+  check_usage_error([&] { s->set_connection({"api", "http", "h", std::nullopt, "", "", "", "{\"k\": \"\xff\"}"}); },
+                    "connection 'api': extra");
+  CHECK(s->connections().empty());
+  check_usage_error([&] { s->set_pool({latin1, 1, ""}); }, "pool name: must be UTF-8");
+  check_usage_error([&] { s->set_pool({"api", 1, nul}); }, "pool 'api': description");
+  CHECK(s->pools().size() == 1);  // default_pool only
+  s->set_variable("caf\xc3\xa9", "\xe2\x82\xac");  // real UTF-8 is text
+  CHECK(s->variable("caf\xc3\xa9") == "\xe2\x82\xac");
 }
 
 TEST_CASE_TEMPLATE("Store.PoolsCanBeSetReadListedAndDeletedAndCountTheirSlots", database, STORE_BACKENDS) {

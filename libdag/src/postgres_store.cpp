@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "dag/core/json_text.hpp"
 #include "pg_connection.hpp"
 #include "store_core.hpp"
 
@@ -45,10 +46,19 @@ std::string sql_of(const row_write& w) {
 /// enough that one statement's parameters stay a few megabytes.
 constexpr std::size_t batch_rows = 5000;
 
+/// The hash of `v` as PostgreSQL holds it: text that is not UTF-8 hashed as pg_text converts it.
+std::size_t held_hash(const value& v) {
+  const auto* text = std::get_if<std::string_view>(&v);
+  if (text == nullptr || is_utf8_text(*text)) return std::hash<value>{}(v);
+  const std::string held = pg_text(*text);
+  return std::hash<value>{}(value{std::string_view(held)});
+}
+
 /// Splits rows into consecutive batches of at most `batch_rows` in which no key (a row's first
 /// `key_size` values) repeats, so that a set-based statement on a batch does what applying its rows
 /// one by one would: a repeated key starts a new batch, which sees the earlier write. Keys are
-/// compared by hash; a collision only ends a batch early.
+/// compared by hash, of the text as PostgreSQL holds it (pg_text: two keys that differ only in
+/// bytes it cannot hold are one key there); a collision only ends a batch early.
 std::vector<std::pair<std::size_t, std::size_t>> batches(std::size_t key_size, std::size_t count, const row_source& rows) {
   std::vector<std::pair<std::size_t, std::size_t>> out;
   std::unordered_set<std::size_t> seen;
@@ -57,7 +67,7 @@ std::vector<std::pair<std::size_t, std::size_t>> batches(std::size_t key_size, s
   for (std::size_t i = 0; i < count; ++i) {
     std::size_t key = 0;
     if (key_size > 0) rows(i, row);
-    for (std::size_t k = 0; k < key_size; ++k) key = key * 1000003 ^ std::hash<value>{}(row[k]);
+    for (std::size_t k = 0; k < key_size; ++k) key = key * 1000003 ^ held_hash(row[k]);
     if (i - begin == batch_rows || (key_size > 0 && seen.contains(key))) {
       out.emplace_back(begin, i);
       begin = i;

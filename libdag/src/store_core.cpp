@@ -3,6 +3,8 @@
 
 #include "store_core.hpp"
 
+#include "dag/core/json_text.hpp"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -1491,7 +1493,18 @@ std::vector<dataset_event_record> store_core::triggering_dataset_events(const st
       key);
 }
 
+namespace {
+// Text set by hand must be UTF-8 without NUL bytes, on both backends alike: PostgreSQL would hold
+// it converted (pg_text), so a name would no longer match and a value would not read back as set.
+// Never quotes the text itself (it may be a secret).
+void require_text(std::string_view text, const std::string& what) {
+  if (!is_utf8_text(text)) throw usage_error(what + ": must be UTF-8 text without NUL bytes");
+}
+}  // namespace
+
 void store_core::set_variable(const std::string& name, const std::string& text) {
+  require_text(name, "variable name");
+  require_text(text, "variable '" + name + "': value");
   write_row("set a variable", all_writes().variables, {name, text});
 }
 
@@ -1511,6 +1524,11 @@ bool store_core::delete_variable(const std::string& name) {
 }
 
 void store_core::set_connection(const connection& c) {
+  require_text(c.conn_id, "connection id");
+  const std::pair<const std::string*, const char*> fields[] = {{&c.conn_type, "conn_type"}, {&c.host, "host"},
+                                                               {&c.login, "login"},         {&c.password, "password"},
+                                                               {&c.schema, "schema"},       {&c.extra, "extra"}};
+  for (const auto& [text, field] : fields) require_text(*text, "connection '" + c.conn_id + "': " + field);
   std::vector<value> values;
   append(values, c);
   write_row("store a connection", all_writes().connections, values);
@@ -1533,6 +1551,8 @@ bool store_core::delete_connection(const std::string& conn_id) {
 
 void store_core::set_pool(const pool_record& p) {
   if (p.name.empty()) throw usage_error("a pool needs a name");
+  require_text(p.name, "pool name");
+  require_text(p.description, "pool '" + p.name + "': description");
   if (p.slots < 0) throw usage_error("pool '" + p.name + "': slots must be at least 0, got " + std::to_string(p.slots));
   std::vector<value> values;
   append(values, p);
