@@ -677,3 +677,59 @@ TEST_CASE("Template.LocalNamesShadowNothingOutsideTheirBlock") {
   CHECK(dag::template_text::parse("a {# c #} {{ 'b' }}").is_constant());
   CHECK_FALSE(dag::template_text::parse("{% if true %}a{% endif %}").is_constant());
 }
+
+TEST_CASE("Template.WhatATemplateMayAskIsBounded") {
+  // A template comes from a DAG file and renders values from outside (a run's conf): neither may
+  // exhaust the stack, memory or time of the scheduler that renders it. Each bound fails the
+  // render (the try) with a message saying which.
+  const auto error_of = [](const std::string& text) -> std::string {
+    try {
+      (void)dag::render(text, fixed_context());
+    } catch (const dag::error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  const auto has = [](const std::string& got, const std::string& part) {
+    CAPTURE(got);
+    CHECK(got.find(part) != std::string::npos);
+  };
+  // Nesting (each level is a recursion of the parser and the renderer): brackets, `not`, `-`, blocks.
+  has(error_of("{{ " + std::string(5000, '[') + " }}"), "nests deeper than 64 levels");
+  has(error_of("{{ " + std::string(5000, '(') + "1 }}"), "nests deeper than 64 levels");
+  has(error_of("{{ " + std::string(20000, '-') + "1 }}"), "nests deeper than 64 levels");
+  std::string nots = "{{ ";
+  for (int i = 0; i < 5000; ++i) nots += "not ";
+  has(error_of(nots + "true }}"), "nests deeper than 64 levels");
+  std::string ifs;
+  for (int i = 0; i < 3000; ++i) ifs += "{% if true %}";
+  for (int i = 0; i < 3000; ++i) ifs += "{% endif %}";
+  has(error_of(ifs), "nests deeper than 64 levels");
+  // A long chain is a deep tree too (`1+1+…`, `a.b.c…`, `x|f|f…`).
+  std::string sum = "{{ 1";
+  for (int i = 0; i < 40000; ++i) sum += "+1";
+  has(error_of(sum + " }}"), "at most 500 operators");
+  std::string filters = "{{ 'x'";
+  for (int i = 0; i < 5000; ++i) filters += "|upper";
+  has(error_of(filters + " }}"), "at most 500 operators");
+  // What is allowed still renders: 60 levels, a chain of 400.
+  CHECK(dag::render("{{ " + std::string(60, '(') + "1" + std::string(60, ')') + " }}", fixed_context()) == "1");
+  std::string fine = "{{ 0";
+  for (int i = 0; i < 400; ++i) fine += "+1";
+  CHECK(dag::render(fine + " }}", fixed_context()) == "400");
+  // Sizes: a string or the output over 16 MiB, a list over 100,000 items, however they are made.
+  has(error_of("{{ 'x' * 10000000000 }}"), "strings of at most 16 MiB");
+  has(error_of("{{ ('x' * 20000000)|length }}"), "strings of at most 16 MiB");
+  has(error_of("{% set s = 'x' * 9000000 %}{{ s ~ s }}"), "strings of at most 16 MiB");
+  has(error_of("{% set s = 'x' * 9000000 %}{{ s + s }}"), "strings of at most 16 MiB");
+  has(error_of("{{ ('x' * 1000000)|replace('x', 'yyyyyyyyyyyyyyyyyyyy') }}"), "strings of at most 16 MiB");
+  has(error_of("{% set s %}a\nb{% endset %}{{ s|indent(100000000) }}"), "strings of at most 16 MiB");
+  has(error_of("{% set s = 'x' * 1000000 %}{% for i in range(20) %}{{ s }}{% endfor %}"), "strings of at most 16 MiB");
+  has(error_of("{{ ('x' * 200000)|list|length }}"), "lists of at most 100000 items");
+  has(error_of("{% set l = range(60000)|list %}{{ (l + l)|length }}"), "lists of at most 100000 items");
+  has(error_of("{{ [1]|tojson(1000000000) }}"), "indent must be at most 64");
+  CHECK(dag::render("{{ ('x' * 1000000)|length }} {{ ('\xc3\xa9' * 3)|length }}", fixed_context()) == "1000000 3");
+  // Time: nested loops that print nothing still count.
+  has(error_of("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"),
+      "at most 1000000 steps");
+}

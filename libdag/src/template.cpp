@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <new>
 #include <memory>
 #include <regex>
 #include <string>
@@ -223,6 +224,24 @@ std::string type_name(const value& v) {
 }
 
 [[noreturn]] void fail(const std::string& message) { throw error(message); }
+
+// Bounds on what one template may ask of the process that renders it (the scheduler): a template
+// comes from a DAG file and renders values from outside (a run's conf, XComs, variables), and
+// neither may exhaust its stack, memory or time (docs/concepts.md, "Limits of a template").
+constexpr int max_nesting = 64;                 // brackets, blocks, `not` or `-` in a row
+constexpr std::size_t max_links = 500;          // operators, attributes, items, calls, filters of one tag
+constexpr std::size_t max_text = 16u << 20;     // bytes of any string built, and of the output
+constexpr std::size_t max_items = 100000;       // items of any list built (as range())
+constexpr long long max_steps = 1'000'000;      // evaluations and loop iterations of one render
+
+/// Fails unless a string of `size` bytes is within max_text.
+void fits(std::size_t size) {
+  if (size > max_text) fail("a template may build strings of at most 16 MiB");
+}
+/// Fails unless a list of `count` items is within max_items.
+void fits_items(std::size_t count) {
+  if (count > max_items) fail("a template may build lists of at most 100000 items");
+}
 
 /// StrictUndefined: any use of an undefined value other than `default` and `is defined` fails.
 const value& need(const value& v) {
@@ -913,6 +932,7 @@ private:
 
   /// Statements up to (not including) a tag named in `stops`, or the end.
   std::vector<node> parse_block(std::vector<std::string_view> stops) {
+    const nested guard(*this, at_ < pieces_.size() ? pieces_[at_].offset : text_.size());
     std::vector<node> out;
     while (at_ < pieces_.size()) {
       const piece& p = pieces_[at_];
@@ -1072,6 +1092,7 @@ private:
   void start(std::size_t begin, std::size_t end, std::size_t open) {
     tokens_ = tokenize(text_, begin, end);
     pos_ = 0;
+    links_ = 0;
     tag_offset_ = open;
   }
   const token& tok() const { return tokens_[pos_]; }
@@ -1095,7 +1116,31 @@ private:
     fail_at(text_, tok().offset, "unexpected '" + tok().text + "' in '" + std::string(what) + "'");
   }
 
+  /// Counts one level of nesting while it lives: the parser and the renderer recurse once per
+  /// level, so a template nested thousands deep would overflow the stack.
+  class nested {
+  public:
+    nested(parser& p, std::size_t offset) : p_(p) {
+      if (++p_.nesting_ > max_nesting)
+        fail_at(p_.text_, offset, "the template nests deeper than 64 levels (brackets, blocks, 'not' or '-' in a row)");
+    }
+    ~nested() { --p_.nesting_; }
+    nested(const nested&) = delete;
+    nested& operator=(const nested&) = delete;
+
+  private:
+    parser& p_;
+  };
+
+  /// Counts one operator, attribute, item, call or filter of the current tag: each makes the tree
+  /// one deeper (`1+1+1…`), and rendering recurses once per level.
+  void link(std::size_t offset) {
+    if (++links_ > max_links)
+      fail_at(text_, offset, "a template tag may hold at most 500 operators, attributes, items, calls and filters");
+  }
+
   expr_ptr parse_expression() {
+    const nested guard(*this, tok().offset);
     expr_ptr e = parse_or_test();
     if (is_keyword("if")) {  // `a if cond else b`
       std::size_t offset = tok().offset;
@@ -1115,6 +1160,7 @@ private:
   expr_ptr parse_or_test() {
     expr_ptr left = parse_and();
     while (is_keyword("or")) {
+      link(tok().offset);
       auto e = make_expr(expr_kind::or_, tok().offset);
       ++pos_;
       e->args.push_back(std::move(left));
@@ -1127,6 +1173,7 @@ private:
   expr_ptr parse_and() {
     expr_ptr left = parse_not();
     while (is_keyword("and")) {
+      link(tok().offset);
       auto e = make_expr(expr_kind::and_, tok().offset);
       ++pos_;
       e->args.push_back(std::move(left));
@@ -1138,6 +1185,7 @@ private:
 
   expr_ptr parse_not() {
     if (is_keyword("not")) {
+      const nested guard(*this, tok().offset);
       auto e = make_expr(expr_kind::not_, tok().offset);
       ++pos_;
       e->args.push_back(parse_not());
@@ -1166,6 +1214,7 @@ private:
       } else {
         return left;
       }
+      link(offset);
       auto e = make_expr(expr_kind::binary, offset);
       e->name = op;
       e->negated = negated;
@@ -1179,6 +1228,7 @@ private:
     expr_ptr left = (this->*next)();
     for (;;) {
       if (tok().kind != token_kind::op || std::find(ops.begin(), ops.end(), tok().text) == ops.end()) return left;
+      link(tok().offset);
       auto e = make_expr(expr_kind::binary, tok().offset);
       e->name = tok().text;
       ++pos_;
@@ -1197,6 +1247,7 @@ private:
   expr_ptr parse_unary(bool with_filters = true) {
     expr_ptr e;
     if (is_op("-") || is_op("+")) {
+      const nested guard(*this, tok().offset);
       e = make_expr(is_op("-") ? expr_kind::neg : expr_kind::pos, tok().offset);
       ++pos_;
       e->args.push_back(parse_unary(false));
@@ -1314,6 +1365,7 @@ private:
   /// namespaces is checked as it grows.
   expr_ptr parse_postfix(expr_ptr e) {
     for (;;) {
+      if (is_op(".") || is_op("[") || is_op("(")) link(tok().offset);
       if (is_op(".")) {
         ++pos_;
         if (tok().kind != token_kind::name && tok().kind != token_kind::integer)
@@ -1488,6 +1540,7 @@ private:
 
   expr_ptr parse_filters(expr_ptr e) {
     for (;;) {
+      if (is_op("|") || is_keyword("is")) link(tok().offset);
       if (is_op("|")) {
         ++pos_;
         if (tok().kind != token_kind::name) fail_at(text_, tok().offset, "expected a filter name after '|'" + describe_found());
@@ -1557,6 +1610,8 @@ private:
   std::size_t open_offset_ = 0;
   std::string open_name_;
   std::vector<std::set<std::string>> scopes_;
+  int nesting_ = 0;         // levels open now (nested)
+  std::size_t links_ = 0;   // links of the current tag (link)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1587,6 +1642,7 @@ std::string replace_text(std::string s, std::string_view from, std::string_view 
     out.append(s, at, hit - at);
     out += to;
     at = hit + from.size();
+    fits(out.size() + s.size() - at);
   }
   out.append(s, at);
   return out;
@@ -1634,6 +1690,12 @@ int compare(const value& a, const value& b) {
   fail("cannot compare " + type_name(a) + " with " + type_name(b));
 }
 
+/// The bytes of the character that `lead` starts, as iterating a string counts them.
+std::size_t char_length(char lead) {
+  const auto byte = static_cast<unsigned char>(lead);
+  return byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1;
+}
+
 value_list items_of(const value& v) {
   switch (need(v).kind) {
     case value_kind::list: return *v.list;
@@ -1645,11 +1707,8 @@ value_list items_of(const value& v) {
     case value_kind::string: {
       value_list chars;
       for (std::size_t i = 0; i < v.text.size();) {
-        std::size_t len = 1;
-        auto byte = static_cast<unsigned char>(v.text[i]);
-        if (byte >= 0xF0) len = 4;
-        else if (byte >= 0xE0) len = 3;
-        else if (byte >= 0xC0) len = 2;
+        fits_items(chars.size() + 1);
+        const std::size_t len = char_length(v.text[i]);
         chars.push_back(value::of_string(v.text.substr(i, len)));
         i += len;
       }
@@ -1711,10 +1770,22 @@ public:
   }
 
 private:
+  /// Counts one evaluation or loop iteration against max_steps: nested loops over range() could
+  /// otherwise run for hours without printing anything.
+  void step() {
+    if (++steps_ > max_steps) fail("a template may take at most 1000000 steps (evaluations and loop iterations)");
+  }
+
   void run(const node& n) {
     switch (n.kind) {
-      case node_kind::text: out_ += n.text; return;
-      case node_kind::output: out_ += str(eval(*n.value)); return;
+      case node_kind::text:
+        out_ += n.text;
+        fits(out_.size());
+        return;
+      case node_kind::output:
+        out_ += str(eval(*n.value));
+        fits(out_.size());
+        return;
       case node_kind::if_:
         for (const auto& [condition, body] : n.branches)
           if (!condition || truthy(eval(*condition))) {
@@ -1731,6 +1802,7 @@ private:
         scopes_.emplace_back();
         const auto length = static_cast<long long>(items.size());
         for (long long i = 0; i < length; ++i) {
+          step();
           const value& item = items[static_cast<std::size_t>(i)];
           bind(n.targets, item);
           scopes_.back()["loop"] = value::of_dict({{"index", value::of_int(i + 1)},
@@ -1771,6 +1843,7 @@ private:
   // --- expressions
 
   value eval(const expr& e) {
+    step();
     switch (e.kind) {
       case expr_kind::literal: return e.literal;
       case expr_kind::name: return lookup(e.name);
@@ -1852,13 +1925,22 @@ private:
       }
       return value::boolean(found != negated);
     }
-    if (op == "~") return value::of_string(str(a) + str(b));
+    if (op == "~") {
+      std::string joined = str(a);
+      const std::string right = str(b);
+      fits(joined.size() + right.size());
+      return value::of_string(joined += right);
+    }
     need(a);
     need(b);
     using vk = value_kind;
     if (op == "+") {
-      if (a.is(vk::string) && b.is(vk::string)) return value::of_string(a.text + b.text);
+      if (a.is(vk::string) && b.is(vk::string)) {
+        fits(a.text.size() + b.text.size());
+        return value::of_string(a.text + b.text);
+      }
       if (a.is(vk::list) && b.is(vk::list)) {
+        fits_items(a.list->size() + b.list->size());
         value_list l = *a.list;
         l.insert(l.end(), b.list->begin(), b.list->end());
         return value::of_list(std::move(l));
@@ -1877,6 +1959,7 @@ private:
     }
     if (op == "*") {
       if (a.is(vk::string) && b.is(vk::integer)) {
+        if (b.integer > 0 && !a.text.empty()) fits(static_cast<std::size_t>(std::min<long long>(b.integer, max_text + 1)) * a.text.size());
         std::string out;
         for (long long i = 0; i < b.integer; ++i) out += a.text;
         return value::of_string(std::move(out));
@@ -1897,6 +1980,7 @@ private:
           char d = a.text[++i];
           if (d == '%') { out += '%'; continue; }
           if (next >= args.size()) fail("not enough arguments for format string");
+          fits(out.size());
           const value& arg = args[next++];
           if (d == 's') out += str(arg);
           else if (d == 'd') out += std::to_string(arg.is(value_kind::number) ? truncated(arg.number) : int_of(arg, "%d"));
@@ -2305,6 +2389,7 @@ private:
         bool first = true;
         for (const auto& item_value : items_of(arg(0, "iterable"))) {
           out += (first ? "" : s) + string_of(item_value, "a joined item");
+          fits(out.size());
           first = false;
         }
         return value::of_string(std::move(out));
@@ -2337,6 +2422,7 @@ private:
           if (s[i] == '{' && i + 1 < s.size() && s[i + 1] == '}') {
             if (next >= args.positional.size()) fail("not enough arguments for format()");
             out += str(args.positional[next++]);
+            fits(out.size());
             ++i;
           } else {
             out += s[i];
@@ -2415,6 +2501,12 @@ private:
     if (name == "bool") return value::boolean(truthy(v));
     if (name == "length" || name == "count") {
       if (v.is(vk::dict)) return value::of_int(static_cast<long long>(v.dict->size()));
+      if (v.is(vk::list)) return value::of_int(static_cast<long long>(v.list->size()));
+      if (v.is(vk::string)) {  // characters, as items_of counts them, without making a list of them
+        long long count = 0;
+        for (std::size_t i = 0; i < v.text.size(); i += char_length(v.text[i])) ++count;
+        return value::of_int(count);
+      }
       return value::of_int(static_cast<long long>(items_of(v).size()));
     }
     if (name == "join") {
@@ -2424,6 +2516,7 @@ private:
       bool first = true;
       for (const auto& x : items_of(v)) {
         out += (first ? "" : separator) + str(attr ? attribute(x, str(*attr)) : x);
+        fits(out.size());
         first = false;
       }
       return value::of_string(out);
@@ -2435,7 +2528,10 @@ private:
     }
     if (name == "tojson") {
       std::string out;
-      write_json(out, v, static_cast<int>(int_of(args.get_or(0, "indent", value::of_int(0)), "indent")), 0);
+      const long long indent = int_of(args.get_or(0, "indent", value::of_int(0)), "indent");
+      if (indent > 64) fail("tojson: indent must be at most 64");
+      write_json(out, v, static_cast<int>(indent), 0);
+      fits(out.size());
       return value::of_string(out);
     }
     if (name == "fromjson") return parse_json(string_of(v, "fromjson's value"), "the value given to fromjson");
@@ -2529,7 +2625,9 @@ private:
     }
     if (name == "indent") {
       value width = args.get_or(0, "width", value::of_int(4));
-      std::string pad = width.is(vk::string) ? width.text : std::string(static_cast<std::size_t>(std::max(0LL, int_of(width, "width"))), ' ');
+      const long long spaces = width.is(vk::string) ? 0 : std::max(0LL, int_of(width, "width"));
+      fits(static_cast<std::size_t>(std::min<long long>(spaces, max_text + 1)));
+      std::string pad = width.is(vk::string) ? width.text : std::string(static_cast<std::size_t>(spaces), ' ');
       bool first = truthy(args.get_or(1, "first", value::boolean(false)));
       bool blank = truthy(args.get_or(2, "blank", value::boolean(false)));
       std::string s = str(v), out;
@@ -2538,6 +2636,7 @@ private:
         if (i < s.size() && s[i] != '\n') continue;
         std::string_view line(s.data() + line_start, i - line_start);
         bool indent = (line_start != 0 || first) && (blank || !strip_text(line).empty());
+        fits(out.size() + (indent ? pad.size() : 0) + line.size());
         out += (indent ? pad : "") + std::string(line) + (i < s.size() ? "\n" : "");
         line_start = i + 1;
       }
@@ -2606,6 +2705,7 @@ private:
 
   const template_context& context_;
   std::string& out_;
+  long long steps_ = 0;  // step
   std::vector<std::map<std::string, value>> scopes_;
   std::vector<std::pair<std::string, value>> connections_;
 };
@@ -2655,7 +2755,13 @@ void check(const template_text& text, const template_scope& scope) {
 
 void render_to(std::string& out, const template_text& text, const template_context& context) {
   renderer r(context, out);
-  r.run(text.program().nodes);
+  try {
+    r.run(text.program().nodes);
+  } catch (const std::bad_alloc&) {
+    // Within the bounds above a render still asks for up to a few hundred MiB: a machine short of
+    // that fails this render (and so its try), not the scheduler.
+    fail("the template ran out of memory");
+  }
 }
 
 std::string render(const template_text& text, const template_context& context) {
