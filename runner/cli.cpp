@@ -2,6 +2,7 @@
 #include <dag/runner/cli.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -190,6 +191,17 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       return exit_ok;
     }
     po::notify(inv.args);
+  } catch (const po::required_option& e) {
+    // A positional argument is an option to program_options, which would name it as one
+    // ("the option '--run_id' is required"): it is named as the usage line shows it (RUN_ID).
+    std::string name = e.get_option_name();
+    while (name.starts_with('-')) name.erase(0, 1);
+    bool is_positional = false;
+    for (unsigned i = 0; i < positional.max_total_count() && i < 16; ++i)
+      is_positional = is_positional || positional.name_for_position(i) == name;
+    if (!is_positional) return usage_failure(err, joined(chosen->words) + ": " + e.what(), "Usage: dagrun " + chosen->usage);
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    return usage_failure(err, joined(chosen->words) + ": missing " + name, "Usage: dagrun " + chosen->usage);
   } catch (const po::error& e) {
     return usage_failure(err, joined(chosen->words) + ": " + e.what(), "Usage: dagrun " + chosen->usage);
   }

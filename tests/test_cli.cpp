@@ -81,7 +81,10 @@ TEST_CASE("Cli.BadUsageExitsTwoWithAClearMessage") {
   CHECK(level.err.find("--log-level: unknown level 'verbose'") != std::string::npos);
   auto missing = run({"dags", "show", "--dags", dags_dir});
   CHECK(missing.status == 2);
-  CHECK(missing.err.find("dag") != std::string::npos);
+  CHECK(missing.err.find("dags show: missing DAG") != std::string::npos);  // as the usage line names it, not '--dag'
+  auto missing_run = run({"tasks", "list", "etl", "--dags", dags_dir});
+  CHECK(missing_run.status == 2);
+  CHECK(missing_run.err.find("tasks list: missing RUN_ID") != std::string::npos);
   auto latin1_queue = run({"worker", "--db", "postgresql://127.0.0.1:1/none", "--queues", "default,caf\xe9"});
   CHECK(latin1_queue.status == 2);
   CHECK(latin1_queue.err.find("--queues: queue names must be UTF-8 text") != std::string::npos);
