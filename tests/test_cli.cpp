@@ -369,6 +369,38 @@ TEST_CASE("Cli.TasksListShowsMapIndexesAndTasksLogTakesOne" * doctest::timeout(1
   CHECK(plain.find("map_index") == std::string::npos);
 }
 
+TEST_CASE("Cli.RerunningFailedRunsTakesUpTheDaysDependsOnPastGaveUpOn" * doctest::timeout(120)) {
+  // a depends on its previous run: 2024-01-03 fails, so 04 and 05 give up on a (it stays in none,
+  // their runs fail). Once 03 is fixed, --rerun-failed must run them too, not leave them failed.
+  state_dir s;
+  const auto fixed = s.dir / "fixed";
+  s.write_dag("dop.yaml", "dag_id: dop\nschedule: \"@daily\"\nstart_date: 2024-01-01\ntasks:\n"
+                          "  - task_id: a\n    operator: bash\n    depends_on_past: true\n"
+                          "    bash_command: '[ {{ ds }} != 2024-01-03 ] || [ -f " + fixed.string() + " ]'\n");
+  const std::vector<std::string> days{"backfill", "dop", "--start", "2024-01-01", "--end", "2024-01-05"};
+  auto first = run(s.with(days));
+  CHECK(first.status == 1);
+  CHECK(first.out.find("backfill: 5/5 runs done, 3 failed") != std::string::npos);
+  auto blocked = nlohmann::json::parse(run(s.with({"tasks", "list", "dop", "backfill__2024-01-04T00:00:00+00:00", "--json"})).out);
+  REQUIRE(blocked.size() == 1);
+  CHECK(blocked[0]["state"] == "none");
+  { std::ofstream(fixed) << "yes"; }
+  auto rerun = days;
+  rerun.push_back("--rerun-failed");
+  auto second = run(s.with(rerun));
+  CAPTURE(second.out);
+  CHECK(second.status == 0);
+  CHECK(second.out.find("3 to run, 2 already done") != std::string::npos);
+  for (const auto& r : nlohmann::json::parse(run(s.with({"runs", "list", "dop", "--json"})).out)) {
+    CAPTURE(r["run_id"]);
+    CHECK(r["state"] == "success");
+  }
+  auto ran = nlohmann::json::parse(run(s.with({"tasks", "list", "dop", "backfill__2024-01-05T00:00:00+00:00", "--json"})).out);
+  REQUIRE(ran.size() == 1);
+  CHECK(ran[0]["state"] == "success");
+  CHECK(ran[0]["try_number"] == 1);
+}
+
 TEST_CASE("Cli.ClearingATaskGivesItsRetriesBack" * doctest::timeout(120)) {
   state_dir s;
   s.write_dag("flaky.yaml",

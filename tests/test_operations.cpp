@@ -163,9 +163,17 @@ TEST_CASE("Operations.MarkSuccessLetsTheFailedRunGoOn" * doctest::timeout(60)) {
 TEST_CASE("Operations.MarkFailedWithUpstreamEndsTheRunFailed" * doctest::timeout(60)) {
   sandbox s;
   REQUIRE(s.run() == dag::run_state::success);
+  const auto ended = s.db->task_instances(key.dag_id, key.run_id);
   dag::mark_selection which{"ops", key.run_id, {"c"}, task_state::failed};
   which.upstream = true;
-  CHECK(sandbox::task_ids(dag::mark_task_instances(*s.db, which, s.dag, s.clock.precise_now())) == ids{"a", "b", "c"});
+  const auto later = s.clock.precise_now() + std::chrono::hours(1);
+  CHECK(sandbox::task_ids(dag::mark_task_instances(*s.db, which, s.dag, later)) == ids{"a", "b", "c"});
+  // An instance that had ended keeps its end (and so its duration), as Airflow's set_state does.
+  const auto marked = s.db->task_instances(key.dag_id, key.run_id);
+  for (std::size_t i = 0; i < marked.size(); ++i) {
+    REQUIRE(ended[i].end_date);
+    CHECK(marked[i].end_date == ended[i].end_date);
+  }
   CHECK(s.states(key) == std::map<std::string, task_state>{
                              {"a", task_state::failed}, {"b", task_state::failed}, {"c", task_state::failed}, {"d", task_state::success}});
   CHECK(s.run(key) == dag::run_state::failed);  // re-evaluated from its new states, nothing re-run

@@ -210,8 +210,14 @@ std::vector<task_instance_ref> clear_task_instances(store& s, const clear_select
       bool any = false;
       for (auto& ti : s.task_instances(which.dag_id, run.run_id)) {
         if (selected ? !selected->contains(ti.task_id) : (which.task_matches && !which.task_matches(ti.task_id))) continue;
-        if (excluded.contains(ti.task_id) || ti.state == task_state::none) continue;
-        if (which.failed_only && !is_failure(ti.state)) continue;
+        if (excluded.contains(ti.task_id)) continue;
+        // An instance that never ran in a run that failed: the run gave up on it (depends_on_past,
+        // its previous run having ended without it). Cleared with the failures, so that the run is
+        // queued again and looks at it anew, as Airflow's clear queues the run of every instance it
+        // selects; otherwise `backfill --rerun-failed` would leave such runs failed for good.
+        const bool given_up = ti.state == task_state::none && run.state == run_state::failed;
+        if (ti.state == task_state::none && !given_up) continue;
+        if (which.failed_only && !is_failure(ti.state) && !given_up) continue;
         if (which.map_index && ti.map_index != *which.map_index) continue;
         if (const auto only = which.only_instances.find(ti.task_id);
             only != which.only_instances.end() && !only->second.contains(ti.map_index))
@@ -270,7 +276,7 @@ std::vector<task_instance_ref> mark_task_instances(store& s, const mark_selectio
       const int expected_try = ti.try_number;
       ti.state = which.state;
       if (!ti.start_date) ti.start_date = now;
-      ti.end_date = now;
+      if (!ti.end_date) ti.end_date = now;  // as Airflow's set_state: an instance that ended keeps its end
       ti.retry_at.reset();
       ti.first_start_date.reset();
       ti.message = "marked " + std::string(to_string(which.state)) + " by hand";
