@@ -1,6 +1,8 @@
 // YAML DAG files: the format of PRODUCT.md, and every kind of broken file with its message.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <filesystem>
 #include <fstream>
 #include <utility>
@@ -329,6 +331,29 @@ TEST_CASE("YamlLoader.OneBrokenFileNeverHidesTheOthers") {
             (dir.path / "a_good.yaml").string());
   CHECK(folder.find("good_two") != nullptr);
   CHECK(folder.find("broken") == nullptr);
+}
+
+TEST_CASE("YamlLoader.NothingInTheFolderIsSkippedUnseen") {
+  // A second DAG after `---` in one file, a link to nothing and a folder with a DAG file's name are
+  // each a problem of its own, never silently left out (a trailing `---` is no DAG).
+  temp_dir dir;
+  dir.write("a_two.yaml", "dag_id: z1\ntasks:\n  - task_id: a\n    operator: empty\n---\n"
+                          "dag_id: z2\ntasks:\n  - task_id: a\n    operator: empty\n");
+  dir.write("b_trailing.yaml", "dag_id: z3\ntasks:\n  - task_id: a\n    operator: empty\n---\n");
+  std::filesystem::create_symlink(dir.path / "gone.yaml", dir.path / "c_dangling.yaml");
+  std::filesystem::create_directory(dir.path / "d_folder.yaml");
+  auto folder = dag::load_dag_folder(dir.path, catalog());
+  REQUIRE(folder.dags.size() == 1);
+  CHECK(folder.dags[0]->id() == "z3");
+  std::vector<std::string> problems;
+  for (const auto& p : folder.problems) problems.emplace_back(p.what());
+  std::sort(problems.begin(), problems.end());
+  REQUIRE(problems.size() == 3);
+  CHECK(problems[0] == (dir.path / "a_two.yaml").string() +
+                           ":6: a DAG file holds one YAML document, and this is another one (after '---'): "
+                           "put each DAG in a file of its own");
+  CHECK(problems[1] == (dir.path / "c_dangling.yaml").string() + ": a link to nothing (" + (dir.path / "gone.yaml").string() + ")");
+  CHECK(problems[2] == (dir.path / "d_folder.yaml").string() + ": not a regular file, so not read as a DAG file");
 }
 
 TEST_CASE("YamlLoader.AFolderLoaderReadsAgainOnlyTheFilesThatChanged") {

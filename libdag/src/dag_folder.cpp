@@ -34,8 +34,16 @@ std::vector<std::filesystem::path> dag_files(const std::filesystem::path& path, 
     std::filesystem::directory_iterator it(path, ec);
     for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
       std::error_code type_ec;
-      if (!it->is_regular_file(type_ec)) continue;
-      if (is_yaml(it->path()) || is_dag_library(it->path())) files.push_back(it->path());
+      const bool dag_name = is_yaml(it->path()) || is_dag_library(it->path());
+      if (!it->is_regular_file(type_ec)) {
+        // Named as a DAG file but not one (a link to nothing, a folder): said, never skipped unseen.
+        if (dag_name)
+          problems.push_back(problem_of(it->path(), it->is_symlink(type_ec) && !std::filesystem::exists(it->path(), type_ec)
+                                                        ? "a link to nothing (" + std::filesystem::read_symlink(it->path(), type_ec).string() + ")"
+                                                        : "not a regular file, so not read as a DAG file"));
+        continue;
+      }
+      if (dag_name) files.push_back(it->path());
       else if (others)
         others->push_back(it->path().filename().string() + '\n' + std::to_string(it->file_size(type_ec)) + '\n' +
                           std::to_string(it->last_write_time(type_ec).time_since_epoch().count()) + '\n');

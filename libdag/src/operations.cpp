@@ -215,7 +215,7 @@ std::vector<task_instance_ref> clear_task_instances(store& s, const clear_select
         // its previous run having ended without it). Cleared with the failures, so that the run is
         // queued again and looks at it anew, as Airflow's clear queues the run of every instance it
         // selects; otherwise `backfill --rerun-failed` would leave such runs failed for good.
-        const bool given_up = ti.state == task_state::none && run.state == run_state::failed;
+        const bool given_up = ti.state == task_state::none && run.state == run_state::failed && ti.message == gave_up_on_past;
         if (ti.state == task_state::none && !given_up) continue;
         if (which.failed_only && !is_failure(ti.state) && !given_up) continue;
         if (which.map_index && ti.map_index != *which.map_index) continue;

@@ -422,7 +422,7 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
     for (std::size_t i = 0; i < tis.size(); ++i)
       if (tis[i].state == task_state::none && !past_allows(dag, past, task_of(dag, progress, i))) {
         record_change(i, tis[i].state, tis[i].try_number);
-        tis[i].message = "waits for the previous run (depends_on_past), which has ended";
+        tis[i].message = std::string(gave_up_on_past);
       }
     run.state = run_state::failed;
     run.end_date = now;

@@ -778,7 +778,18 @@ yaml_load_result load_yaml_text(std::string_view text, const std::string& file, 
   yaml_load_result result;
   YAML::Node root;
   try {
-    root = YAML::Load(std::string(text));
+    // Every document, not only the first: a second DAG after `---` would otherwise vanish unseen.
+    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
+    for (std::size_t i = 1; i < documents.size(); ++i) {
+      if (documents[i].IsNull()) continue;  // a trailing `---` or `...`
+      error_context where;
+      where.file = file;
+      where.line = documents[i].Mark().line >= 0 ? documents[i].Mark().line + 1 : 0;
+      result.problems.emplace_back(where, "a DAG file holds one YAML document, and this is another one (after '---'): "
+                                          "put each DAG in a file of its own");
+      return result;
+    }
+    if (!documents.empty()) root = documents.front();
   } catch (const YAML::Exception& e) {
     error_context where;
     where.file = file;

@@ -86,4 +86,9 @@ constexpr task_state most_relevant(task_state shown, task_state state) {
   return state_priority(state) < state_priority(shown) ? state : shown;
 }
 
+/// The message of an instance a run gave up on: it waits on its previous run (depends_on_past),
+/// which has ended without it, so nothing but a clear moves it (set by the scheduler's core; a
+/// clear of the run's failures takes such instances up again).
+inline constexpr std::string_view gave_up_on_past = "waits for the previous run (depends_on_past), which has ended";
+
 }  // namespace dag
