@@ -1769,6 +1769,24 @@ TEST_CASE("Engine.MoreInstancesThanMaxMapLengthFailTheTaskClearly") {
   CHECK(bad.tis(k)["each"].message == "expand: the XCom 'return_value' of task 'list' is not a JSON list: 'nope'");
 }
 
+TEST_CASE("Engine.AMappedValueThatIsNoObjectFailsItsInstanceForAMappingField") {
+  // bash's env takes a JSON object of its entries: an element that is none would run the
+  // instance with no environment at all, unseen. It fails that instance, saying why; the others run.
+  sandbox s;
+  dag::definition d{"env_map"};
+  auto list = d.bash("list", R"(echo '[{"X": "a"}, 1, "b c"]')");
+  auto each = d.bash("each", "echo \"[$X]\"").expand_xcom("env", "list");
+  list >> each;
+  auto key = s.run(std::move(d), dag::run_state::failed);
+  const auto instances = instances_of(s, key, "each");
+  REQUIRE(instances.size() == 3);
+  CHECK(instances[0].state == task_state::success);
+  CHECK(instances[1].state == task_state::failed);
+  CHECK(instances[1].message == "template error: expand: env of map index 1 must be a JSON object of its entries, got 1");
+  CHECK(instances[2].state == task_state::failed);
+  CHECK(instances[2].message == "template error: expand: env of map index 2 must be a JSON object of its entries, got 'b c'");
+}
+
 TEST_CASE("Engine.MappingAThousandInstancesOverAnXCom" * doctest::timeout(300)) {
   // max_active_tis_per_dag bounds the instances running at once; the loop's mean pass time with
   // 1,000 instances is reported next to a plain DAG's (no timed assertion: machines differ).

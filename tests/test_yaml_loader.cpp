@@ -825,3 +825,25 @@ TEST_CASE("YamlLoader.TemplateFileFromTextWithoutAFolder") {
   REQUIRE(problems.size() == 1);
   CHECK(problems[0].find("(no folder to search: set template_searchpath)") != std::string::npos);
 }
+
+TEST_CASE("YamlLoader.MappedValuesMayBeMappingsForAMappingField") {
+  // An element given to bash's env is a JSON object of its entries: written in YAML it is a
+  // mapping, in expand's list and in expand_kwargs alike (read as an XCom's element would be).
+  auto r = dag::load_yaml_text(dag_with("", "    expand:\n      env: [{X: \"1\"}, {X: two, Y: 3}]\n"), "dags/t.yaml", catalog());
+  REQUIRE(r.problems.empty());
+  const auto& expand = r.dag->all_tasks()[0].mapping.expand;
+  REQUIRE(expand.size() == 1);
+  CHECK(expand[0].first == "env");
+  CHECK(expand[0].second.items == std::vector<std::string>{R"({"X":"1"})", R"({"X":"two","Y":3})"});
+  auto k = dag::load_yaml_text("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n    expand_kwargs:\n"
+                               "      - {bash_command: 'echo $X', env: {X: \"1\"}}\n      - {bash_command: 'echo b'}\n",
+                               "dags/t.yaml", catalog());
+  REQUIRE(k.problems.empty());
+  const auto& kwargs = k.dag->all_tasks()[0].mapping.kwargs;
+  REQUIRE(kwargs.size() == 2);
+  CHECK(kwargs[0].at("env") == R"({"X":"1"})");
+  CHECK(kwargs[0].at("bash_command") == "echo $X");
+  CHECK(kwargs[1].at("bash_command") == "echo b");
+  CHECK(problem_of(dag_with("", "    expand:\n      env: [~]\n")) ==
+        "dags/t.yaml:7: task 'a': expand.env: expected a single value, got nothing");
+}

@@ -961,7 +961,7 @@ task_request engine::prepare_try(active_run& r, std::size_t slot, change_set& ch
                       " values the task expands to now";
     else {
       auto own = std::make_shared<std::pair<std::shared_ptr<const scheduled_dag>, task>>(
-          r.dag, mapped_instance(t, operators_.find(t.operator_name), expansion, k));
+          r.dag, mapped_instance(t, operators_.find(t.operator_name), expansion, k, &mapping_error));
       req.definition = &own->second;
       req.keep_alive = std::move(own);
     }

@@ -43,7 +43,8 @@ std::map<std::string, std::string> map_expansion::instance(std::size_t map_index
   return out;
 }
 
-task mapped_instance(const task& t, const operator_spec* spec, const map_expansion& expansion, std::size_t map_index) {
+task mapped_instance(const task& t, const operator_spec* spec, const map_expansion& expansion, std::size_t map_index,
+                     std::string* problem) {
   task out = t;
   std::set<std::string> from_xcom;
   for (const auto& [field, from] : t.mapping.expand)
@@ -58,8 +59,12 @@ task mapped_instance(const task& t, const operator_spec* spec, const map_expansi
     const auto parsed = f && f->kind != field_kind::templated && f->kind != field_kind::text
                             ? nlohmann::json::parse(text, nullptr, false)
                             : nlohmann::json();
-    if (f && f->kind == field_kind::string_map && parsed.is_object()) {
-      for (const auto& [k, v] : parsed.items()) value.entries[k] = text_of(v);
+    if (f && f->kind == field_kind::string_map) {
+      if (!parsed.is_object() && problem && problem->empty())
+        *problem = "expand: " + name + " of map index " + std::to_string(map_index) +
+                   " must be a JSON object of its entries, got " + (parsed.is_discarded() ? "'" + text + "'" : parsed.dump());
+      if (parsed.is_object())
+        for (const auto& [k, v] : parsed.items()) value.entries[k] = text_of(v);
     } else if (f && f->kind == field_kind::string_list && parsed.is_array()) {
       for (const auto& item : parsed) value.items.push_back(text_of(item));
     } else {

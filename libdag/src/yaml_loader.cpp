@@ -693,6 +693,13 @@ private:
     t.fields.emplace(key, std::move(f));
   }
 
+  // One value to map over, as an XCom's element would be: a scalar is its text, a mapping or a
+  // list its JSON (so that a mapping field such as bash's env takes a YAML mapping's entries).
+  std::optional<std::string> mapped_value(const YAML::Node& item, std::string_view key) {
+    if (item.IsMap() || item.IsSequence()) return to_json(item).dump();
+    return scalar(item, key);
+  }
+
   // Where mapped values come from: a list, or `{xcom: TASK, key: KEY}` (an upstream XCom, which
   // makes TASK an upstream task as Airflow's XComArg does).
   std::optional<map_source> read_map_source(task& t, const YAML::Node& v, const std::string& field, bool list_allowed) {
@@ -711,7 +718,8 @@ private:
       return out;
     }
     if (list_allowed && v.IsSequence()) {
-      if (auto items = string_list(v, field)) out.items = *items;
+      for (const auto& item : v)
+        if (auto text = mapped_value(item, field)) out.items.push_back(std::move(*text));
       return out;
     }
     fail(v, field + ": expected " + std::string(list_allowed ? "a list or " : "") + "{xcom: TASK_ID, key: KEY}, got " + kind_name(v));
@@ -736,8 +744,20 @@ private:
     } else if (key == "expand_kwargs") {
       t.mapping.has_kwargs = true;
       if (v.IsSequence()) {
-        for (const auto& item : v)
-          set(string_map(item, owner + "expand_kwargs[]"), [&](const std::map<std::string, std::string>& m) { t.mapping.kwargs.push_back(m); });
+        for (const auto& item : v) {
+          const std::string where = owner + "expand_kwargs[]";
+          if (!item.IsMap()) {
+            fail(item, where + ": expected a mapping, got " + kind_name(item));
+            continue;
+          }
+          check_duplicate_keys(item);
+          std::map<std::string, std::string> fields;
+          for (auto it = item.begin(); it != item.end(); ++it) {
+            const std::string name = it->first.as<std::string>("");
+            if (auto text = mapped_value(it->second, where + "." + name)) fields[name] = std::move(*text);
+          }
+          t.mapping.kwargs.push_back(std::move(fields));
+        }
       } else if (auto from = read_map_source(t, v, owner + "expand_kwargs", false)) {
         t.mapping.kwargs_from = std::move(*from);
       }

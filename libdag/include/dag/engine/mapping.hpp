@@ -42,6 +42,9 @@ map_expansion expand_mapping(const task& t, const xcom_reader& xcom);
 /// instance's values. A value for a mapping field of `spec` (bash's `env`) that is a JSON object
 /// gives its entries, one for a list field that is a JSON list its items; others are text. Values
 /// from an XCom are data (field_value::literal): rendering leaves them as they are, as Airflow's.
-task mapped_instance(const task& t, const operator_spec* spec, const map_expansion& expansion, std::size_t map_index);
+/// A value for a mapping field that is not a JSON object has no entries to give: `problem` (when
+/// given) then says so, and the instance must not run (it would run with that field empty).
+task mapped_instance(const task& t, const operator_spec* spec, const map_expansion& expansion, std::size_t map_index,
+                     std::string* problem = nullptr);
 
 }  // namespace dag
