@@ -476,6 +476,8 @@ TEST_CASE("Queue.ALostTrysEndNamesItsPoke") {
   REQUIRE(lost.size() == 1);
   CHECK(lost[0].outcome.result.message.find("worker lost") != std::string::npos);
   CHECK(lost[0].outcome.instance_start == t.instance_start);
+  CHECK(lost[0].outcome.started == t.instance_start);  // its span runs from its start, not from when it was found lost
+  CHECK(lost[0].outcome.ended > lost[0].outcome.started);
   // Taken again after its scheduler died: the stored end still names the poke.
   auto again = q->take_finished(10, 0ms);
   REQUIRE(again.size() == 1);

@@ -333,7 +333,10 @@ public:
         f.outcome.lease_token = f.item.lease_token;
         f.outcome.result = operator_result::failed("worker lost: '" + f.item.worker + "' stopped renewing its lease");
         f.outcome.result.exit_code = -1;
-        f.outcome.started = f.outcome.ended = std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
+        // Ended when found lost (as Airflow's zombie handling); started when its scheduler started
+        // it, as its task instance says, so that the try keeps its span (0 when not known).
+        f.outcome.ended = std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
+        f.outcome.started = f.outcome.instance_start != timestamp{} ? f.outcome.instance_start : f.outcome.ended;
         out.push_back(std::move(f));
       }
       // Tell the result apart from a worker's, should the row be taken again after a crash.
