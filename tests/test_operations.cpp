@@ -201,6 +201,10 @@ TEST_CASE("Operations.TriggerChecksConfAndRefusesDeepNesting") {
   CHECK(s.db->find_run("ops", run->run_id)->state == dag::run_state::queued);
   CHECK_FALSE(dag::trigger_run(*s.db, s.dag, dag::parse_time("2024-02-01")));  // the same run id
   CHECK_THROWS_WITH_AS(dag::checked_conf("[1]"), "conf: expected a JSON object", dag::usage_error);
+  CHECK_THROWS_WITH_AS(dag::checked_conf("{bad"),
+                       "conf: not valid JSON: parse error at line 1, column 2: syntax error while parsing object key - "
+                       "invalid literal; last read: '{b'; expected string literal",
+                       dag::usage_error);
   // 100,000 levels would overflow a recursive parser's stack; the bound refuses them unparsed.
   const std::string deep = "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
   CHECK_THROWS_WITH_AS(dag::checked_conf(deep, "--conf"), "--conf: nested more than 64 levels deep", dag::usage_error);

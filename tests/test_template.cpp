@@ -733,3 +733,33 @@ TEST_CASE("Template.WhatATemplateMayAskIsBounded") {
   has(error_of("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"),
       "at most 1000000 steps");
 }
+
+TEST_CASE("Template.ValuesBuiltWhileRenderingAreBoundedToo") {
+  // What the parser cannot see: values nested, shared or compared as the template runs, and JSON
+  // from outside (an XCom, a variable) given to fromjson.
+  const auto error_of = [](const std::string& text) -> std::string {
+    try {
+      (void)dag::render(text, fixed_context());
+    } catch (const dag::error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  const auto has = [](const std::string& got, const std::string& part, int line = __builtin_LINE()) {
+    CAPTURE(line);
+    CAPTURE(got);
+    CHECK(got.find(part) != std::string::npos);
+  };
+  has(error_of("{% set x = [] %}{% for i in range(30000) %}{% set x = [x] %}{% endfor %}"), "nest lists and dicts at most 64 deep");
+  has(error_of("{{ (('[' * 30000) ~ (']' * 30000))|fromjson|length }}"), "nest lists and dicts at most 64 deep");
+  has(error_of("{% set a = [1] %}{% for i in range(60) %}{% set a = [a, a] %}{% if loop.last %}{{ a == a }}{% endif %}{% endfor %}"), "at most 1000000 steps");
+  has(error_of("{% set a = [1] %}{% for i in range(60) %}{% set a = [a, a] %}{% if loop.last %}{{ a }}{% endif %}{% endfor %}"), "at most 1000000 steps");
+  has(error_of("{% set a = [1] %}{% for i in range(60) %}{% set a = [a, a] %}{% if loop.last %}{{ a|tojson }}{% endif %}{% endfor %}"), "at most 1000000 steps");
+  has(error_of("{{ range(100000)|unique|length }}"), "at most 1000000 steps");
+  has(error_of("{{ ('x,' * 8000000).split(',')|length }}"), "lists of at most 100000 items");
+  has(error_of("{{ ('[' ~ ('1,' * 200000) ~ '1]')|fromjson|length }}"), "lists of at most 100000 items");
+  CHECK(dag::render("{{ '' * 9000000000000000000 }}|{{ 'ab' * 0 }}|{{ 'ab' * -3 }}", fixed_context()) == "||");
+  // Within the bounds: 60 levels of JSON, a loop over 50,000 items.
+  CHECK(dag::render("{{ (('[' * 60) ~ (']' * 60))|fromjson|length }}", fixed_context()) == "1");
+  CHECK(dag::render("{% for i in range(50000) %}{% endfor %}{{ range(50000)|sum }}", fixed_context()) == "1249975000");
+}

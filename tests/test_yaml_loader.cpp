@@ -342,6 +342,7 @@ TEST_CASE("YamlLoader.NothingInTheFolderIsSkippedUnseen") {
   dir.write("b_trailing.yaml", "dag_id: z3\ntasks:\n  - task_id: a\n    operator: empty\n---\n");
   std::filesystem::create_symlink(dir.path / "gone.yaml", dir.path / "c_dangling.yaml");
   std::filesystem::create_directory(dir.path / "d_folder.yaml");
+  std::filesystem::create_symlink("user@host.1234:1700000000", dir.path / ".#a_two.yaml");  // an editor's lock: not a DAG
   auto folder = dag::load_dag_folder(dir.path, catalog());
   REQUIRE(folder.dags.size() == 1);
   CHECK(folder.dags[0]->id() == "z3");

@@ -36,8 +36,9 @@ std::vector<std::filesystem::path> dag_files(const std::filesystem::path& path, 
       std::error_code type_ec;
       const bool dag_name = is_yaml(it->path()) || is_dag_library(it->path());
       if (!it->is_regular_file(type_ec)) {
-        // Named as a DAG file but not one (a link to nothing, a folder): said, never skipped unseen.
-        if (dag_name)
+        // Named as a DAG file but not one (a link to nothing, a folder): said, never skipped unseen;
+        // but for hidden names, such as the dangling link `.#daily.yaml` Emacs keeps while editing.
+        if (dag_name && !it->path().filename().string().starts_with('.'))
           problems.push_back(problem_of(it->path(), it->is_symlink(type_ec) && !std::filesystem::exists(it->path(), type_ec)
                                                         ? "a link to nothing (" + std::filesystem::read_symlink(it->path(), type_ec).string() + ")"
                                                         : "not a regular file, so not read as a DAG file"));

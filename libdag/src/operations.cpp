@@ -90,8 +90,16 @@ std::string checked_conf(const std::string& conf, const std::string& what) {
                       std::to_string(max_conf_bytes) + " a run's conf may have");
   if (json_nesting_depth(conf, max_conf_depth) > max_conf_depth)
     throw usage_error(what + ": nested more than " + std::to_string(max_conf_depth) + " levels deep");
-  const auto parsed = nlohmann::json::parse(conf, nullptr, false);
-  if (parsed.is_discarded() || !parsed.is_object()) throw usage_error(what + ": expected a JSON object");
+  nlohmann::json parsed;
+  try {
+    parsed = nlohmann::json::parse(conf);
+  } catch (const nlohmann::json::parse_error& e) {
+    // nlohmann's message after its "[json.exception.parse_error.101] " tag: where and why.
+    const std::string why = e.what();
+    const auto tag_end = why.find("] ");
+    throw usage_error(what + ": not valid JSON: " + (tag_end == std::string::npos ? why : why.substr(tag_end + 2)));
+  }
+  if (!parsed.is_object()) throw usage_error(what + ": expected a JSON object");
   return json_dump(parsed);
 }
 

@@ -182,14 +182,15 @@ struct value {
   std::shared_ptr<value_dict> dict;
   std::chrono::microseconds micros{0};  // datetime since the epoch (UTC), or a timedelta
   std::shared_ptr<value> self;
+  int depth = 0;  // lists and dicts nested in it (0: none), bounded by of_list and of_dict
 
   static value undefined(std::string why) { value v; v.kind = value_kind::undefined; v.text = std::move(why); return v; }
   static value boolean(bool b) { value v; v.kind = value_kind::boolean; v.flag = b; return v; }
   static value of_int(long long i) { value v; v.kind = value_kind::integer; v.integer = i; return v; }
   static value of_float(double d) { value v; v.kind = value_kind::number; v.number = d; return v; }
-  static value of_string(std::string s) { value v; v.kind = value_kind::string; v.text = std::move(s); return v; }
-  static value of_list(value_list l) { value v; v.kind = value_kind::list; v.list = std::make_shared<value_list>(std::move(l)); return v; }
-  static value of_dict(value_dict d) { value v; v.kind = value_kind::dict; v.dict = std::make_shared<value_dict>(std::move(d)); return v; }
+  static value of_string(std::string s);
+  static value of_list(value_list l);
+  static value of_dict(value_dict d);
   static value datetime(std::chrono::microseconds since_epoch, bool naive = false) {
     value v; v.kind = value_kind::datetime; v.micros = since_epoch; v.flag = naive; return v;
   }
@@ -197,7 +198,7 @@ struct value {
   static value timedelta(std::chrono::microseconds d) { value v; v.kind = value_kind::timedelta; v.micros = d; return v; }
   static value object(std::string name) { value v; v.kind = value_kind::object; v.text = std::move(name); return v; }
   static value method(value self, std::string name) {
-    value v; v.kind = value_kind::method; v.text = std::move(name); v.self = std::make_shared<value>(std::move(self)); return v;
+    value v; v.kind = value_kind::method; v.text = std::move(name); v.depth = self.depth; v.self = std::make_shared<value>(std::move(self)); return v;
   }
   bool is(value_kind k) const { return kind == k; }
   bool numeric() const { return kind == value_kind::integer || kind == value_kind::number || kind == value_kind::boolean; }
@@ -241,6 +242,53 @@ void fits(std::size_t size) {
 /// Fails unless a list of `count` items is within max_items.
 void fits_items(std::size_t count) {
   if (count > max_items) fail("a template may build lists of at most 100000 items");
+}
+
+constexpr int max_value_depth = 64;  // lists and dicts nested in one value (`[[[…]]]`, fromjson)
+
+/// The steps the render on this thread has taken (its renderer points it at its count; null
+/// outside a render). Work inside one evaluation counts too: each item compared, printed or
+/// copied, each 256 bytes of text made, so that `unique` of a long list, `in` in a loop or a list
+/// printed that holds itself many times over cannot run for hours.
+thread_local long long* render_steps = nullptr;
+
+void charge(long long steps) {
+  if (render_steps && (*render_steps += steps) > max_steps)
+    fail("a template may take at most 1000000 steps (evaluations, loop iterations, items compared or printed)");
+}
+
+value value::of_string(std::string s) {
+  charge(static_cast<long long>(s.size() / 256));
+  value v;
+  v.kind = value_kind::string;
+  v.text = std::move(s);
+  return v;
+}
+
+/// The depth of a list or dict holding `items`; fails past max_value_depth, so that printing,
+/// comparing or dropping a value never recurses deeper than that.
+template <class Items, class Get>
+int nested_depth(const Items& items, Get get) {
+  int deepest = 0;
+  for (const auto& item : items) deepest = std::max(deepest, get(item).depth);
+  if (deepest + 1 > max_value_depth) fail("a template may nest lists and dicts at most 64 deep");
+  return deepest + 1;
+}
+
+value value::of_list(value_list l) {
+  value v;
+  v.kind = value_kind::list;
+  v.depth = nested_depth(l, [](const value& item) -> const value& { return item; });
+  v.list = std::make_shared<value_list>(std::move(l));
+  return v;
+}
+
+value value::of_dict(value_dict d) {
+  value v;
+  v.kind = value_kind::dict;
+  v.depth = nested_depth(d, [](const auto& entry) -> const value& { return entry.second; });
+  v.dict = std::make_shared<value_dict>(std::move(d));
+  return v;
 }
 
 /// StrictUndefined: any use of an undefined value other than `default` and `is defined` fails.
@@ -513,12 +561,20 @@ std::string str(const value& v) {
     case value_kind::string: return v.text;
     case value_kind::list: {
       std::string out = "[";
-      for (const auto& item : *v.list) out += (out.size() > 1 ? ", " : "") + repr(item);
+      for (const auto& item : *v.list) {
+        charge(1);
+        out += (out.size() > 1 ? ", " : "") + repr(item);
+        fits(out.size());
+      }
       return out + "]";
     }
     case value_kind::dict: {
       std::string out = "{";
-      for (const auto& [k, item] : *v.dict) out += (out.size() > 1 ? ", " : "") + repr(value::of_string(k)) + ": " + repr(item);
+      for (const auto& [k, item] : *v.dict) {
+        charge(1);
+        out += (out.size() > 1 ? ", " : "") + repr(value::of_string(k)) + ": " + repr(item);
+        fits(out.size());
+      }
       return out + "}";
     }
     case value_kind::datetime: return iso(v, v.flag ? ' ' : 'T');
@@ -532,6 +588,8 @@ std::string str(const value& v) {
 
 /// JSON as Jinja's `tojson` writes it: keys sorted, `<`, `>`, `&` and `'` escaped for HTML.
 void write_json(std::string& out, const value& v, int indent, int depth) {
+  charge(1);
+  fits(out.size());
   auto newline = [&](int d) {
     if (indent <= 0) return;
     out += '\n';
@@ -605,7 +663,11 @@ void write_json(std::string& out, const value& v, int indent, int depth) {
   out += '"';
 }
 
-value from_json(const nlohmann::json& j) {
+value from_json(const nlohmann::json& j, int depth = 0) {
+  // Bounded before it recurses: a JSON value nested deeper than a template's values may be (an
+  // XCom of 30,000 brackets) would overflow the stack here.
+  if (depth >= max_value_depth) fail("a template may nest lists and dicts at most 64 deep");
+  charge(1);
   switch (j.type()) {
     case nlohmann::json::value_t::null: return value{};
     case nlohmann::json::value_t::boolean: return value::boolean(j.get<bool>());
@@ -615,12 +677,18 @@ value from_json(const nlohmann::json& j) {
     case nlohmann::json::value_t::string: return value::of_string(j.get<std::string>());
     case nlohmann::json::value_t::array: {
       value_list l;
-      for (const auto& item : j) l.push_back(from_json(item));
+      for (const auto& item : j) {
+        fits_items(l.size() + 1);
+        l.push_back(from_json(item, depth + 1));
+      }
       return value::of_list(std::move(l));
     }
     case nlohmann::json::value_t::object: {
       value_dict d;
-      for (const auto& [k, item] : j.items()) d.emplace_back(k, from_json(item));
+      for (const auto& [k, item] : j.items()) {
+        fits_items(d.size() + 1);
+        d.emplace_back(k, from_json(item, depth + 1));
+      }
       return value::of_dict(std::move(d));
     }
     default: return value{};
@@ -1649,6 +1717,7 @@ std::string replace_text(std::string s, std::string_view from, std::string_view 
 }
 
 bool equal(const value& a, const value& b) {
+  charge(1);
   need(a);
   need(b);
   if (a.numeric() && b.numeric()) return a.as_double() == b.as_double();
@@ -1675,6 +1744,7 @@ bool equal(const value& a, const value& b) {
 
 /// -1, 0 or 1; fails for values Python cannot order.
 int compare(const value& a, const value& b) {
+  charge(1);
   need(a);
   need(b);
   if (a.numeric() && b.numeric()) return a.as_double() < b.as_double() ? -1 : a.as_double() > b.as_double() ? 1 : 0;
@@ -1763,7 +1833,13 @@ struct arguments {
 
 class renderer {
 public:
-  renderer(const template_context& context, std::string& out) : context_(context), out_(out) { scopes_.emplace_back(); }
+  renderer(const template_context& context, std::string& out) : context_(context), out_(out), outer_steps_(render_steps) {
+    scopes_.emplace_back();
+    render_steps = &steps_;
+  }
+  ~renderer() { render_steps = outer_steps_; }
+  renderer(const renderer&) = delete;
+  renderer& operator=(const renderer&) = delete;
 
   void run(const std::vector<node>& nodes) {
     for (const auto& n : nodes) run(n);
@@ -1772,9 +1848,7 @@ public:
 private:
   /// Counts one evaluation or loop iteration against max_steps: nested loops over range() could
   /// otherwise run for hours without printing anything.
-  void step() {
-    if (++steps_ > max_steps) fail("a template may take at most 1000000 steps (evaluations and loop iterations)");
-  }
+  void step() { charge(1); }
 
   void run(const node& n) {
     switch (n.kind) {
@@ -1959,7 +2033,8 @@ private:
     }
     if (op == "*") {
       if (a.is(vk::string) && b.is(vk::integer)) {
-        if (b.integer > 0 && !a.text.empty()) fits(static_cast<std::size_t>(std::min<long long>(b.integer, max_text + 1)) * a.text.size());
+        if (b.integer <= 0 || a.text.empty()) return value::of_string("");
+        fits(static_cast<std::size_t>(std::min<long long>(b.integer, max_text + 1)) * a.text.size());
         std::string out;
         for (long long i = 0; i < b.integer; ++i) out += a.text;
         return value::of_string(std::move(out));
@@ -2403,14 +2478,19 @@ private:
             while (i < s.size() && is_space(s[i])) ++i;
             std::size_t start = i;
             while (i < s.size() && !is_space(s[i])) ++i;
-            if (i > start) parts.push_back(value::of_string(s.substr(start, i - start)));
+            if (i > start) {
+              fits_items(parts.size() + 1);
+              parts.push_back(value::of_string(s.substr(start, i - start)));
+            }
           }
         } else {
           std::string d = string_of(*sep, "sep");
           if (d.empty()) fail("empty separator");
           std::size_t at = 0;
-          for (std::size_t hit; (hit = s.find(d, at)) != std::string::npos; at = hit + d.size())
+          for (std::size_t hit; (hit = s.find(d, at)) != std::string::npos; at = hit + d.size()) {
+            fits_items(parts.size() + 1);
             parts.push_back(value::of_string(s.substr(at, hit - at)));
+          }
           parts.push_back(value::of_string(s.substr(at)));
         }
         return value::of_list(std::move(parts));
@@ -2705,7 +2785,8 @@ private:
 
   const template_context& context_;
   std::string& out_;
-  long long steps_ = 0;  // step
+  long long steps_ = 0;        // steps taken (charge)
+  long long* outer_steps_;     // the count render_steps pointed at before (a render inside a render)
   std::vector<std::map<std::string, value>> scopes_;
   std::vector<std::pair<std::string, value>> connections_;
 };
@@ -2758,8 +2839,8 @@ void render_to(std::string& out, const template_text& text, const template_conte
   try {
     r.run(text.program().nodes);
   } catch (const std::bad_alloc&) {
-    // Within the bounds above a render still asks for up to a few hundred MiB: a machine short of
-    // that fails this render (and so its try), not the scheduler.
+    // The bounds above keep a render to a few hundred MiB (text is charged as it is made); where
+    // even that fails to be allocated, this render (and so its try) fails, not the scheduler.
     fail("the template ran out of memory");
   }
 }
