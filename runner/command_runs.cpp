@@ -126,7 +126,10 @@ int tasks_log(invocation& inv) {
                                             : "has map indexes " + index_list(indexes)));
   const std::string instance = "task '" + task_id + "'" + (map_index >= 0 ? " [" + std::to_string(map_index) + "]" : "");
   const auto tries = tries_of(*db, dag_id, run_id, task_id, map_index);
-  if (tries.empty()) throw dag::usage_error(instance + " of run '" + run_id + "' has no tries");
+  if (tries.empty()) {
+    if (!db->find_run(dag_id, run_id)) throw dag::usage_error("DAG '" + dag_id + "' has no run '" + run_id + "'");
+    throw dag::usage_error(instance + " of run '" + run_id + "' has no tries");
+  }
   std::optional<dag::try_record> chosen = tries.back();
   if (inv.args.count("try")) {
     const int n = inv.args["try"].as<int>();

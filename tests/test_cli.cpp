@@ -318,6 +318,9 @@ TEST_CASE("Cli.BackfillRunsEachDateOnceAndRerunsOnlyFailedOnes" * doctest::timeo
   CHECK(run(s.with({"tasks", "log", "daily", "backfill__2024-01-01T00:00:00+00:00", "a", "--try", "1"})).out == "2024-01-01\n");
   auto bad_try = run(s.with({"tasks", "log", "daily", "backfill__2024-01-01T00:00:00+00:00", "a", "--try", "3"}));
   CHECK(bad_try.status == 2);
+  auto no_run = run(s.with({"tasks", "log", "daily", "nope", "a"}));
+  CHECK(no_run.status == 2);
+  CHECK(no_run.err.find("DAG 'daily' has no run 'nope'") != std::string::npos);
   CHECK(bad_try.err.find("--try 3: task 'a' has tries 1..1") != std::string::npos);
 }
 
