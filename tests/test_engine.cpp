@@ -1774,13 +1774,14 @@ TEST_CASE("Engine.AMappedValueThatIsNoObjectFailsItsInstanceForAMappingField") {
   // instance with no environment at all, unseen. It fails that instance, saying why; the others run.
   sandbox s;
   dag::definition d{"env_map"};
-  auto list = d.bash("list", R"(echo '[{"X": "a"}, 1, "b c"]')");
+  auto list = d.bash("list", R"(echo '[{"X": "a"}, 1, "b c", null]')");
   auto each = d.bash("each", "echo \"[$X]\"").expand_xcom("env", "list");
   list >> each;
   auto key = s.run(std::move(d), dag::run_state::failed);
   const auto instances = instances_of(s, key, "each");
-  REQUIRE(instances.size() == 3);
+  REQUIRE(instances.size() == 4);
   CHECK(instances[0].state == task_state::success);
+  CHECK(instances[3].state == task_state::success);  // null: no entries, as Airflow's env=None
   CHECK(instances[1].state == task_state::failed);
   CHECK(instances[1].message == "template error: expand: env of map index 1 must be a JSON object of its entries, got 1");
   CHECK(instances[2].state == task_state::failed);

@@ -205,6 +205,8 @@ TEST_CASE("Operations.TriggerChecksConfAndRefusesDeepNesting") {
                        "conf: not valid JSON: parse error at line 1, column 2: syntax error while parsing object key - "
                        "invalid literal; last read: '{b'; expected string literal",
                        dag::usage_error);
+  CHECK_THROWS_WITH_AS(dag::checked_conf(R"({"a": 1e400})"), "conf: not valid JSON: number overflow parsing '1e400'",
+                       dag::usage_error);
   // 100,000 levels would overflow a recursive parser's stack; the bound refuses them unparsed.
   const std::string deep = "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
   CHECK_THROWS_WITH_AS(dag::checked_conf(deep, "--conf"), "--conf: nested more than 64 levels deep", dag::usage_error);

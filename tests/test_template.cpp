@@ -759,7 +759,9 @@ TEST_CASE("Template.ValuesBuiltWhileRenderingAreBoundedToo") {
   has(error_of("{{ ('x,' * 8000000).split(',')|length }}"), "lists of at most 100000 items");
   has(error_of("{{ ('[' ~ ('1,' * 200000) ~ '1]')|fromjson|length }}"), "lists of at most 100000 items");
   CHECK(dag::render("{{ '' * 9000000000000000000 }}|{{ 'ab' * 0 }}|{{ 'ab' * -3 }}", fixed_context()) == "||");
-  // Within the bounds: 60 levels of JSON, a loop over 50,000 items.
-  CHECK(dag::render("{{ (('[' * 60) ~ (']' * 60))|fromjson|length }}", fixed_context()) == "1");
+  // Within the bounds: 64 levels of JSON (as a run's conf may have, a value at the bottom), a loop
+  // over 50,000 items.
+  CHECK(dag::render("{{ (('[' * 64) ~ '1' ~ (']' * 64))|fromjson|length }}", fixed_context()) == "1");
+  has(error_of("{{ (('[' * 65) ~ (']' * 65))|fromjson|length }}"), "nest lists and dicts at most 64 deep");
   CHECK(dag::render("{% for i in range(50000) %}{% endfor %}{{ range(50000)|sum }}", fixed_context()) == "1249975000");
 }

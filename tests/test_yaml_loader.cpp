@@ -830,12 +830,12 @@ TEST_CASE("YamlLoader.TemplateFileFromTextWithoutAFolder") {
 TEST_CASE("YamlLoader.MappedValuesMayBeMappingsForAMappingField") {
   // An element given to bash's env is a JSON object of its entries: written in YAML it is a
   // mapping, in expand's list and in expand_kwargs alike (read as an XCom's element would be).
-  auto r = dag::load_yaml_text(dag_with("", "    expand:\n      env: [{X: \"1\"}, {X: two, Y: 3}]\n"), "dags/t.yaml", catalog());
+  auto r = dag::load_yaml_text(dag_with("", "    expand:\n      env: [{X: \"1\"}, {X: two, Y: 3, V: 1.10}]\n"), "dags/t.yaml", catalog());
   REQUIRE(r.problems.empty());
   const auto& expand = r.dag->all_tasks()[0].mapping.expand;
   REQUIRE(expand.size() == 1);
   CHECK(expand[0].first == "env");
-  CHECK(expand[0].second.items == std::vector<std::string>{R"({"X":"1"})", R"({"X":"two","Y":3})"});
+  CHECK(expand[0].second.items == std::vector<std::string>{R"({"X":"1"})", R"({"V":"1.10","X":"two","Y":"3"})"});
   auto k = dag::load_yaml_text("dag_id: t\ntasks:\n  - task_id: a\n    operator: bash\n    expand_kwargs:\n"
                                "      - {bash_command: 'echo $X', env: {X: \"1\"}}\n      - {bash_command: 'echo b'}\n",
                                "dags/t.yaml", catalog());

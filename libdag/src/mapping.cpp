@@ -60,7 +60,7 @@ task mapped_instance(const task& t, const operator_spec* spec, const map_expansi
                             ? nlohmann::json::parse(text, nullptr, false)
                             : nlohmann::json();
     if (f && f->kind == field_kind::string_map) {
-      if (!parsed.is_object() && problem && problem->empty())
+      if (!parsed.is_object() && !parsed.is_null() && problem && problem->empty())  // null: no entries (Airflow's None)
         *problem = "expand: " + name + " of map index " + std::to_string(map_index) +
                    " must be a JSON object of its entries, got " + (parsed.is_discarded() ? "'" + text + "'" : parsed.dump());
       if (parsed.is_object())

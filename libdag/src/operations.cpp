@@ -93,7 +93,7 @@ std::string checked_conf(const std::string& conf, const std::string& what) {
   nlohmann::json parsed;
   try {
     parsed = nlohmann::json::parse(conf);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // a parse error, or a number out of range (1e400)
     // nlohmann's message after its "[json.exception.parse_error.101] " tag: where and why.
     const std::string why = e.what();
     const auto tag_end = why.find("] ");

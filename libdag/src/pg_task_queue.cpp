@@ -336,7 +336,8 @@ public:
         // Ended when found lost (as Airflow's zombie handling); started when its scheduler started
         // it, as its task instance says, so that the try keeps its span (0 when not known).
         f.outcome.ended = std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
-        f.outcome.started = f.outcome.instance_start != timestamp{} ? f.outcome.instance_start : f.outcome.ended;
+        f.outcome.started = f.outcome.instance_start != timestamp{} ? std::min(f.outcome.instance_start, f.outcome.ended)
+                                                                    : f.outcome.ended;
         out.push_back(std::move(f));
       }
       // Tell the result apart from a worker's, should the row be taken again after a crash.

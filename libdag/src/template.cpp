@@ -248,7 +248,7 @@ constexpr int max_value_depth = 64;  // lists and dicts nested in one value (`[[
 
 /// The steps the render on this thread has taken (its renderer points it at its count; null
 /// outside a render). Work inside one evaluation counts too: each item compared, printed or
-/// copied, each 256 bytes of text made, so that `unique` of a long list, `in` in a loop or a list
+/// parsed from JSON, each 256 bytes of text made, so that `unique` of a long list, `in` in a loop or a list
 /// printed that holds itself many times over cannot run for hours.
 thread_local long long* render_steps = nullptr;
 
@@ -666,7 +666,7 @@ void write_json(std::string& out, const value& v, int indent, int depth) {
 value from_json(const nlohmann::json& j, int depth = 0) {
   // Bounded before it recurses: a JSON value nested deeper than a template's values may be (an
   // XCom of 30,000 brackets) would overflow the stack here.
-  if (depth >= max_value_depth) fail("a template may nest lists and dicts at most 64 deep");
+  if ((j.is_array() || j.is_object()) && depth >= max_value_depth) fail("a template may nest lists and dicts at most 64 deep");
   charge(1);
   switch (j.type()) {
     case nlohmann::json::value_t::null: return value{};
@@ -2123,6 +2123,7 @@ private:
   }
 
   value params_value() {
+    if (params_) return *params_;  // parsed once a render: a loop reading params.x parses nothing again
     value_dict d;
     for (const auto& [k, v] : context_.params) {
       if (context_.typed_params.contains(k)) d.emplace_back(k, parse_json(v, "param '" + k + "'"));
@@ -2130,6 +2131,7 @@ private:
     }
     value out = value::of_dict(std::move(d));
     out.text = "param";  // names what a missing key is, for the error
+    params_ = out;
     return out;
   }
 
@@ -2166,7 +2168,8 @@ private:
       return parse_json(context_.triggering_dataset_events, "the run's triggering dataset events");
     if (name == "dag_run") {
       const bool manual = context_.run_id.starts_with("manual__");
-      return value::of_dict({{"conf", parse_json(context_.conf, "the run's conf")},
+      if (!conf_) conf_ = parse_json(context_.conf, "the run's conf");  // once a render, as params
+      return value::of_dict({{"conf", *conf_},
                              {"run_id", value::of_string(context_.run_id)},
                              {"dag_id", value::of_string(context_.dag_id)},
                              {"logical_date", logical},
@@ -2786,6 +2789,7 @@ private:
   const template_context& context_;
   std::string& out_;
   long long steps_ = 0;        // steps taken (charge)
+  std::optional<value> params_, conf_;  // params and the run's conf, parsed on first use
   long long* outer_steps_;     // the count render_steps pointed at before (a render inside a render)
   std::vector<std::map<std::string, value>> scopes_;
   std::vector<std::pair<std::string, value>> connections_;

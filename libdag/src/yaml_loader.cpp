@@ -446,7 +446,13 @@ private:
         return s;
       }
     }
-    if (std::regex_match(s, decimal_text)) return std::stod(s);
+    if (std::regex_match(s, decimal_text)) {
+      try {
+        return std::stod(s);
+      } catch (const std::out_of_range&) {  // 1e400, 1e-400: kept as written
+        return s;
+      }
+    }
     return s;
   }
 
@@ -696,8 +702,25 @@ private:
   // One value to map over, as an XCom's element would be: a scalar is its text, a mapping or a
   // list its JSON (so that a mapping field such as bash's env takes a YAML mapping's entries).
   std::optional<std::string> mapped_value(const YAML::Node& item, std::string_view key) {
-    if (item.IsMap() || item.IsSequence()) return to_json(item).dump();
+    if (item.IsMap() || item.IsSequence()) return as_text_json(item).dump();
     return scalar(item, key);
+  }
+
+  // A YAML value as JSON whose scalars are all text, as written (`1.10` stays "1.10", `00123`
+  // "00123"): what a field's text or an env entry written in place would be.
+  static nlohmann::json as_text_json(const YAML::Node& n) {
+    if (n.IsNull()) return nullptr;
+    if (n.IsSequence()) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& item : n) out.push_back(as_text_json(item));
+      return out;
+    }
+    if (n.IsMap()) {
+      nlohmann::json out = nlohmann::json::object();
+      for (auto it = n.begin(); it != n.end(); ++it) out[it->first.as<std::string>("")] = as_text_json(it->second);
+      return out;
+    }
+    return n.Scalar();
   }
 
   // Where mapped values come from: a list, or `{xcom: TASK, key: KEY}` (an upstream XCom, which
