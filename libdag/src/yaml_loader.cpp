@@ -418,21 +418,23 @@ private:
     }
   }
 
-  /// A YAML value as JSON, with YAML 1.2 core scalars: quoted text is a string; plain
-  /// `true`/`false`, `null`/`~`, integers and decimals are what they look like.
-  static nlohmann::json to_json(const YAML::Node& n) {
+  /// A YAML value as JSON, with YAML 1.2 core scalars when `typed`: quoted text is a string; plain
+  /// `true`/`false`, `null`/`~`, integers and decimals are what they look like. Untyped, every
+  /// scalar is its text.
+  static nlohmann::json to_json(const YAML::Node& n, bool typed = true) {
     if (n.IsNull()) return nullptr;
     if (n.IsSequence()) {
       nlohmann::json out = nlohmann::json::array();
-      for (const auto& item : n) out.push_back(to_json(item));
+      for (const auto& item : n) out.push_back(to_json(item, typed));
       return out;
     }
     if (n.IsMap()) {
       nlohmann::json out = nlohmann::json::object();
-      for (auto it = n.begin(); it != n.end(); ++it) out[it->first.as<std::string>("")] = to_json(it->second);
+      for (auto it = n.begin(); it != n.end(); ++it) out[it->first.as<std::string>("")] = to_json(it->second, typed);
       return out;
     }
     const std::string& s = n.Scalar();
+    if (!typed) return s;
     if (n.Tag() == "!") return s;  // quoted
     if (s == "true") return true;
     if (s == "false") return false;
@@ -702,25 +704,10 @@ private:
   // One value to map over, as an XCom's element would be: a scalar is its text, a mapping or a
   // list its JSON (so that a mapping field such as bash's env takes a YAML mapping's entries).
   std::optional<std::string> mapped_value(const YAML::Node& item, std::string_view key) {
-    if (item.IsMap() || item.IsSequence()) return as_text_json(item).dump();
+    // Its scalars as text, as written (`1.10` stays "1.10", `00123` "00123"): what a field's text
+    // or an env entry written in place would be.
+    if (item.IsMap() || item.IsSequence()) return to_json(item, false).dump();
     return scalar(item, key);
-  }
-
-  // A YAML value as JSON whose scalars are all text, as written (`1.10` stays "1.10", `00123`
-  // "00123"): what a field's text or an env entry written in place would be.
-  static nlohmann::json as_text_json(const YAML::Node& n) {
-    if (n.IsNull()) return nullptr;
-    if (n.IsSequence()) {
-      nlohmann::json out = nlohmann::json::array();
-      for (const auto& item : n) out.push_back(as_text_json(item));
-      return out;
-    }
-    if (n.IsMap()) {
-      nlohmann::json out = nlohmann::json::object();
-      for (auto it = n.begin(); it != n.end(); ++it) out[it->first.as<std::string>("")] = as_text_json(it->second);
-      return out;
-    }
-    return n.Scalar();
   }
 
   // Where mapped values come from: a list, or `{xcom: TASK, key: KEY}` (an upstream XCom, which
