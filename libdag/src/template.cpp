@@ -233,7 +233,7 @@ constexpr int max_nesting = 64;                 // brackets, blocks, `not` or `-
 constexpr std::size_t max_links = 500;          // operators, attributes, items, calls, filters of one tag
 constexpr std::size_t max_text = 16u << 20;     // bytes of any string built, and of the output
 constexpr std::size_t max_items = 100000;       // items of any list built (as range())
-constexpr long long max_steps = 1'000'000;      // evaluations and loop iterations of one render
+constexpr long long max_steps = 1'000'000;      // steps of one render (charge: evaluations, items, text)
 
 /// Fails unless a string of `size` bytes is within max_text.
 void fits(std::size_t size) {
@@ -248,8 +248,8 @@ constexpr int max_value_depth = 64;  // lists and dicts nested in one value (`[[
 
 /// The steps the render on this thread has taken (its renderer points it at its count; null
 /// outside a render). Work inside one evaluation counts too: each item compared, printed or
-/// parsed from JSON, each 256 bytes of text made, so that `unique` of a long list, `in` in a loop or a list
-/// printed that holds itself many times over cannot run for hours.
+/// parsed from JSON, each 256 bytes of text made, so that `unique` of a long list, `in` in a
+/// loop or a list printed that holds itself many times over cannot run for hours.
 thread_local long long* render_steps = nullptr;
 
 void charge(long long steps) {
