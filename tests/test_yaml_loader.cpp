@@ -357,6 +357,21 @@ TEST_CASE("YamlLoader.NothingInTheFolderIsSkippedUnseen") {
   CHECK(problems[2] == (dir.path / "d_folder.yaml").string() + ": not a regular file, so not read as a DAG file");
 }
 
+TEST_CASE("YamlLoader.ATokenNoValueStartsWithIsASyntaxErrorNotAHang") {
+  // yaml-cpp's LoadAll hands out empty documents for ever at a stray ',' (found by fuzz_yaml in CI):
+  // each of these is one problem on its line, after the first document or before any.
+  CHECK(problem_of(",# a comment\ndag_id: t\n") ==
+        "dags/t.yaml:1: YAML syntax error: unexpected ',' where a value or a new document should start");
+  CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: empty\n---\n[1]\n,\n") ==
+        "dags/t.yaml:6: a DAG file holds one YAML document, and this is another one (after '---'): "
+        "put each DAG in a file of its own");
+  CHECK(problem_of("[1]\n,\n") ==
+        "dags/t.yaml:2: YAML syntax error: unexpected ',' where a value or a new document should start");
+  // A trailing end marker, or a `---` with nothing after it, is still one DAG.
+  CHECK(problems_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: empty\n...\n").empty());
+  CHECK(problems_of("---\ndag_id: t\ntasks:\n  - task_id: a\n    operator: empty\n---\n").empty());
+}
+
 TEST_CASE("YamlLoader.AFolderLoaderReadsAgainOnlyTheFilesThatChanged") {
   temp_dir dir;
   const auto dag_text = [](const std::string& id, const std::string& command) {

@@ -13,6 +13,7 @@
 #include <regex>
 #include <sstream>
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
@@ -802,6 +803,60 @@ private:
   std::vector<definition_error> problems_;
 };
 
+// What a file's documents after its first one hold, seen through the parser's events (no nodes
+// built). A document that starts where the one before started is the parser stuck on a token it
+// cannot make a node of; yaml-cpp would hand out empty documents there for ever.
+struct document_problem {
+  int line = 0;  // 1-based
+  std::string message;
+};
+
+class document_marks final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { start_ = mark; content_.reset(); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { seen(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override { seen(mark); }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override { seen(mark); }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override { seen(mark); }
+  void OnMapEnd() override {}
+  const YAML::Mark& start() const { return start_; }
+  // Where the document's first value starts; none for a document of nothing (a trailing `---`).
+  const std::optional<YAML::Mark>& content() const { return content_; }
+
+ private:
+  void seen(const YAML::Mark& mark) {
+    if (!content_) content_ = mark;
+  }
+  YAML::Mark start_;
+  std::optional<YAML::Mark> content_;
+};
+
+std::optional<document_problem> second_document(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  YAML::Parser parser(in);
+  document_marks marks;
+  int documents = 0;
+  int previous_start = -1;
+  while (parser.HandleNextDocument(marks)) {
+    const YAML::Mark& at = marks.start();
+    if (at.pos == previous_start) {
+      const auto pos = static_cast<std::size_t>(at.pos);
+      const std::string token = at.pos >= 0 && pos < text.size() ? std::string(1, text[pos]) : "?";
+      return document_problem{at.line + 1, "YAML syntax error: unexpected '" + token + "' where a value or a new document should start"};
+    }
+    previous_start = at.pos;
+    // A later document that holds nothing is a trailing `---` or `...`.
+    if (++documents > 1 && marks.content())
+      return document_problem{marks.content()->line + 1,
+                              "a DAG file holds one YAML document, and this is another one (after '---'): "
+                              "put each DAG in a file of its own"};
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 yaml_load_result load_yaml_text(std::string_view text, const std::string& file, const operator_catalog& operators) {
@@ -809,17 +864,16 @@ yaml_load_result load_yaml_text(std::string_view text, const std::string& file, 
   YAML::Node root;
   try {
     // Every document, not only the first: a second DAG after `---` would otherwise vanish unseen.
-    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
-    for (std::size_t i = 1; i < documents.size(); ++i) {
-      if (documents[i].IsNull()) continue;  // a trailing `---` or `...`
+    // Counted by events, not with YAML::LoadAll: yaml-cpp 0.7 loops there for good (and grows
+    // without bound) on a token no node can start with, such as a stray ',' at a line's start.
+    if (std::optional<document_problem> p = second_document(text)) {
       error_context where;
       where.file = file;
-      where.line = documents[i].Mark().line >= 0 ? documents[i].Mark().line + 1 : 0;
-      result.problems.emplace_back(where, "a DAG file holds one YAML document, and this is another one (after '---'): "
-                                          "put each DAG in a file of its own");
+      where.line = p->line;
+      result.problems.emplace_back(where, std::move(p->message));
       return result;
     }
-    if (!documents.empty()) root = documents.front();
+    root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
     error_context where;
     where.file = file;
