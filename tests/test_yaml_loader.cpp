@@ -357,7 +357,7 @@ TEST_CASE("YamlLoader.NothingInTheFolderIsSkippedUnseen") {
   CHECK(problems[2] == (dir.path / "d_folder.yaml").string() + ": not a regular file, so not read as a DAG file");
 }
 
-TEST_CASE("YamlLoader.ATokenNoValueStartsWithIsASyntaxErrorNotAHang") {
+TEST_CASE("YamlLoader.AStrayCommaIsASyntaxErrorNotAHang") {
   // yaml-cpp's LoadAll hands out empty documents for ever at a stray ',' (found by fuzz_yaml in CI):
   // each of these is one problem on its line, after the first document or before any.
   CHECK(problem_of(",# a comment\ndag_id: t\n") ==
@@ -367,6 +367,8 @@ TEST_CASE("YamlLoader.ATokenNoValueStartsWithIsASyntaxErrorNotAHang") {
         "put each DAG in a file of its own");
   CHECK(problem_of("[1]\n,\n") ==
         "dags/t.yaml:2: YAML syntax error: unexpected ',' where a value or a new document should start");
+  CHECK(problem_of("\xEF\xBB\xBF,\n") ==  // after a byte-order mark
+        "dags/t.yaml:1: YAML syntax error: unexpected token where a value or a new document should start");
   // A trailing end marker, or a `---` with nothing after it, is still one DAG.
   CHECK(problems_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: empty\n...\n").empty());
   CHECK(problems_of("---\ndag_id: t\ntasks:\n  - task_id: a\n    operator: empty\n---\n").empty());

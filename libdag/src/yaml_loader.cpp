@@ -803,9 +803,9 @@ private:
   std::vector<definition_error> problems_;
 };
 
-// What a file's documents after its first one hold, seen through the parser's events (no nodes
-// built). A document that starts where the one before started is the parser stuck on a token it
-// cannot make a node of; yaml-cpp would hand out empty documents there for ever.
+// A file's documents, seen through the parser's events (no nodes built): a problem if a second
+// one holds anything, or if the parser is stuck on a token it cannot make a node of (a document
+// that starts where the one before started; yaml-cpp would hand out empty documents there for ever).
 struct document_problem {
   int line = 0;  // 1-based
   std::string message;
@@ -834,7 +834,7 @@ class document_marks final : public YAML::EventHandler {
   std::optional<YAML::Mark> content_;
 };
 
-std::optional<document_problem> second_document(std::string_view text) {
+std::optional<document_problem> documents_problem(std::string_view text) {
   std::istringstream in{std::string(text)};
   YAML::Parser parser(in);
   document_marks marks;
@@ -843,9 +843,11 @@ std::optional<document_problem> second_document(std::string_view text) {
   while (parser.HandleNextDocument(marks)) {
     const YAML::Mark& at = marks.start();
     if (at.pos == previous_start) {
+      // Named only when it is plain ASCII: the mark does not count a byte-order mark.
       const auto pos = static_cast<std::size_t>(at.pos);
-      const std::string token = at.pos >= 0 && pos < text.size() ? std::string(1, text[pos]) : "?";
-      return document_problem{at.line + 1, "YAML syntax error: unexpected '" + token + "' where a value or a new document should start"};
+      const char c = at.pos >= 0 && pos < text.size() ? text[pos] : '\0';
+      const std::string token = c > ' ' && c < 127 ? std::string("'") + c + "'" : "token";
+      return document_problem{at.line + 1, "YAML syntax error: unexpected " + token + " where a value or a new document should start"};
     }
     previous_start = at.pos;
     // A later document that holds nothing is a trailing `---` or `...`.
@@ -866,7 +868,7 @@ yaml_load_result load_yaml_text(std::string_view text, const std::string& file, 
     // Every document, not only the first: a second DAG after `---` would otherwise vanish unseen.
     // Counted by events, not with YAML::LoadAll: yaml-cpp 0.7 loops there for good (and grows
     // without bound) on a token no node can start with, such as a stray ',' at a line's start.
-    if (std::optional<document_problem> p = second_document(text)) {
+    if (std::optional<document_problem> p = documents_problem(text)) {
       error_context where;
       where.file = file;
       where.line = p->line;
