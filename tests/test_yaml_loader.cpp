@@ -351,7 +351,7 @@ TEST_CASE("YamlLoader.NothingInTheFolderIsSkippedUnseen") {
   std::sort(problems.begin(), problems.end());
   REQUIRE(problems.size() == 3);
   CHECK(problems[0] == (dir.path / "a_two.yaml").string() +
-                           ":6: a DAG file holds one YAML document, and this is another one (after '---'): "
+                           ":6: a DAG file holds one YAML document, and a second one starts here: "
                            "put each DAG in a file of its own");
   CHECK(problems[1] == (dir.path / "c_dangling.yaml").string() + ": a link to nothing (" + (dir.path / "gone.yaml").string() + ")");
   CHECK(problems[2] == (dir.path / "d_folder.yaml").string() + ": not a regular file, so not read as a DAG file");
@@ -363,12 +363,19 @@ TEST_CASE("YamlLoader.AStrayCommaIsASyntaxErrorNotAHang") {
   CHECK(problem_of(",# a comment\ndag_id: t\n") ==
         "dags/t.yaml:1: YAML syntax error: unexpected ',' where a value or a new document should start");
   CHECK(problem_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: empty\n---\n[1]\n,\n") ==
-        "dags/t.yaml:6: a DAG file holds one YAML document, and this is another one (after '---'): "
+        "dags/t.yaml:6: a DAG file holds one YAML document, and a second one starts here: "
         "put each DAG in a file of its own");
   CHECK(problem_of("[1]\n,\n") ==
         "dags/t.yaml:2: YAML syntax error: unexpected ',' where a value or a new document should start");
   CHECK(problem_of("\xEF\xBB\xBF,\n") ==  // after a byte-order mark
         "dags/t.yaml:1: YAML syntax error: unexpected token where a value or a new document should start");
+  // A mapping off the left margin ends where a line starts at it: what follows is a document too.
+  CHECK(problem_of("  dag_id: t\n,\n") ==
+        "dags/t.yaml:2: YAML syntax error: unexpected ',' where a value or a new document should start");
+  CHECK(problem_of("  dag_id: t\ntasks: []\n") ==
+        "dags/t.yaml:2: a DAG file holds one YAML document, and a second one starts here: put each DAG in a file of its own");
+  CHECK(problem_of("{dag_id: t}\n{tasks: []}\n") ==
+        "dags/t.yaml:2: a DAG file holds one YAML document, and a second one starts here: put each DAG in a file of its own");
   // A trailing end marker, or a `---` with nothing after it, is still one DAG.
   CHECK(problems_of("dag_id: t\ntasks:\n  - task_id: a\n    operator: empty\n...\n").empty());
   CHECK(problems_of("---\ndag_id: t\ntasks:\n  - task_id: a\n    operator: empty\n---\n").empty());
