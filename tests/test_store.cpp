@@ -123,6 +123,23 @@ public:
     sqlite3_close(db);
     REQUIRE_MESSAGE(rc == SQLITE_OK, message);
   }
+  /// Drops what migration 11 made to keep tries, as a database of an earlier version has none.
+  void drop_keep_tries_trigger() const { execute("DROP TRIGGER IF EXISTS task_instances_keep_tries"); }
+  /// The first column of the first row of `sql` on the database, as text.
+  std::optional<std::string> query(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    sqlite3_stmt* st = nullptr;
+    std::optional<std::string> out;
+    int rc = sqlite3_open_v2(file().c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != nullptr)
+      out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    const std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    REQUIRE_MESSAGE(rc == SQLITE_OK, message);
+    return out;
+  }
   /// The SQL that made table or index `name` (sqlite_master's), or empty when there is none.
   std::string definition_of(const std::string& name) const {
     sqlite3* db = nullptr;
@@ -217,6 +234,11 @@ public:
     } catch (const std::exception& e) {
       FAIL(sql << ": " << e.what());
     }
+  }
+  /// Drops what migration 11 made to keep tries, as a database of an earlier version has none.
+  void drop_keep_tries_trigger() const {
+    execute("DROP TRIGGER IF EXISTS task_instances_keep_tries ON task_instances");
+    execute("DROP FUNCTION IF EXISTS task_instances_keep_tries()");
   }
   /// The definition of index `name` (pg_indexes'), or empty when there is none. (Tables have none
   /// here: only indexes are asked for on this backend.)
@@ -404,6 +426,7 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
     REQUIRE(s->apply(creating(run, {"extract"})).runs_created == std::vector<bool>{true});
   }
   // What a version 1 database looks like: without the columns and tables later migrations add.
+  db.drop_keep_tries_trigger();
   db.execute("ALTER TABLE task_instances DROP COLUMN first_start_date");
   db.execute("ALTER TABLE task_instances DROP COLUMN cleared_tries");
   db.execute("ALTER TABLE task_instances DROP COLUMN note");
@@ -422,7 +445,7 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
   db.execute("ALTER TABLE task_instances DROP COLUMN executor");
   db.execute("DELETE FROM schema_version WHERE version > 1");
   auto s = db.make_store();
-  CHECK(s->schema_version() == 10);
+  CHECK(s->schema_version() == 11);
   // Migration 8: a row written before was changed when it last started or ended; this one never did.
   dag::task_instance_filter changed;
   changed.updated_from = dag::timestamp{};
@@ -468,6 +491,7 @@ TEST_CASE_TEMPLATE("Store.MigrationSixKeepsEveryTaskInstanceTryAndXComAsUnmapped
   }();
   // A version 5 database: task instances, tries and XComs keyed without a map index (the tables
   // of migrations 1, 2, 3 and 5), and no datasets (migration 7).
+  db.drop_keep_tries_trigger();
   for (const char* table : {"dataset_run_events", "dataset_queue", "dataset_consumers", "dataset_events", "datasets",
                             "xcom", "task_tries", "task_instances"})
     db.execute(std::string("DROP TABLE ") + table);
@@ -598,6 +622,7 @@ TEST_CASE_TEMPLATE("Store.MigrationTenKeepsEveryTryAndCountsTheTriesInFlight", d
   }();
   // A version 9 database: tries in a table of their own beside their key's index, and two
   // indexes of the instances in flight.
+  db.drop_keep_tries_trigger();
   const std::string key = database::key_type, instant = database::instant_type;
   db.execute("CREATE TABLE task_tries_9 (dag_id " + key + " NOT NULL, run_id " + key + " NOT NULL, task_id " + key +
              " NOT NULL, map_index INTEGER NOT NULL DEFAULT -1, try_number INTEGER NOT NULL, state TEXT NOT NULL, start_date " +
@@ -622,8 +647,10 @@ TEST_CASE_TEMPLATE("Store.MigrationTenKeepsEveryTryAndCountsTheTriesInFlight", d
   if constexpr (std::is_same_v<database, sqlite_database>)
     CHECK(db.definition_of("task_tries").find("WITHOUT ROWID") != std::string::npos);
   const auto tries = s->tries("etl", run.run_id, "extract");
-  REQUIRE(tries.size() == 1);
+  REQUIRE(tries.size() == 2);
   check_first_failed_try(tries[0]);
+  CHECK(tries[1].try_number == 2);  // the try the instance is on, as it shows it (migration 11)
+  CHECK(tries[1].state == dag::task_state::running);
   // The instances in flight, by state and by pool, as recovery and the pools' counts ask for them.
   const auto in_flight = s->task_instances_in({dag::task_state::queued, dag::task_state::running});
   REQUIRE(in_flight.size() == 2);
@@ -647,6 +674,213 @@ TEST_CASE_TEMPLATE("Store.MigrationTenKeepsEveryTryAndCountsTheTriesInFlight", d
   CHECK(after[1].state == dag::task_state::success);
   CHECK(s->find_pool("default_pool")->running_slots == 0);
   CHECK(s->task_instances_in({dag::task_state::running}).empty());
+}
+
+/// Rows of task_tries on the database (not the tries store::tries shows).
+template <class Database>
+int try_rows(const Database& db) {
+  return std::stoi(db.query("SELECT count(*) FROM task_tries").value_or("-1"));
+}
+
+/// The instance `task_id` of `run` as `was`, moved to `state` (try `try_number`): an update that
+/// expects what `was` shows.
+dag::task_instance_update moved(const dag::task_instance_record& was, dag::task_state state, int try_number) {
+  dag::task_instance_update u{was.state, was.try_number, was};
+  u.record.state = state;
+  u.record.try_number = try_number;
+  return u;
+}
+
+TEST_CASE_TEMPLATE("Store.ATryItsInstanceShowsHasNoRowUntilTheInstanceMovesOffIt", database, STORE_BACKENDS) {
+  database db;
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  auto s = db.make_store();
+  REQUIRE(s->apply(creating(run, {"load"})).runs_created == std::vector<bool>{true});
+  const auto instance = [&] { return s->task_instances("etl", run.run_id).at(0); };
+  // Applies `u` with the try it ends, if any, as the engine writes an end; returns whether it won.
+  const auto write = [&](const dag::task_instance_update& u, bool ends_try) -> bool {
+    dag::change_set c;
+    c.task_instances.push_back(u);
+    if (ends_try) c.tries.push_back(dag::try_record_of(u.record));
+    return s->apply(c).task_instances_updated.at(0);
+  };
+
+  // Try 1 starts, and fails with a retry to come: the instance shows it, with no row of its own.
+  auto start = moved(instance(), dag::task_state::running, 1);
+  start.record.start_date = dag::timestamp{100us};
+  start.record.hostname = "worker-1";
+  start.record.log_path = "logs/load/1.log";
+  REQUIRE(write(start, false));
+  auto end = moved(instance(), dag::task_state::up_for_retry, 1);
+  end.record.end_date = dag::timestamp{200us};
+  end.record.exit_code = 3;
+  end.record.message = "exit status 3";
+  REQUIRE(write(end, true));
+  CHECK(try_rows(db) == 0);
+  auto tries = s->tries("etl", run.run_id, "load");
+  REQUIRE(tries.size() == 1);
+  CHECK(tries[0] == dag::try_record_of(end.record));
+
+  // The retry moves the instance off try 1 (scheduled, then try 2 starts): try 1 is kept as it was.
+  REQUIRE(write(moved(instance(), dag::task_state::scheduled, 1), false));
+  CHECK(try_rows(db) == 1);
+  auto retry = moved(instance(), dag::task_state::running, 2);
+  retry.record.start_date = dag::timestamp{300us};
+  retry.record.end_date.reset();
+  retry.record.exit_code.reset();
+  retry.record.message.clear();
+  retry.record.log_path = "logs/load/2.log";
+  REQUIRE(write(retry, false));
+  auto success = moved(instance(), dag::task_state::success, 2);
+  success.record.end_date = dag::timestamp{400us};
+  REQUIRE(write(success, true));
+  tries = s->tries("etl", run.run_id, "load");
+  REQUIRE(tries.size() == 2);
+  CHECK(tries[0] == dag::try_record_of(end.record));
+  CHECK(tries[1] == dag::try_record_of(success.record));
+  CHECK(try_rows(db) == 1);
+
+  // Marked failed by hand, then cleared: try 2 stays what it was, a success.
+  auto marked = moved(instance(), dag::task_state::failed, 2);
+  marked.record.message = "marked failed";
+  REQUIRE(write(marked, false));
+  REQUIRE(write(moved(instance(), dag::task_state::none, 2), false));
+  tries = s->tries("etl", run.run_id, "load");
+  REQUIRE(tries.size() == 2);
+  CHECK(tries[0] == dag::try_record_of(end.record));
+  CHECK(tries[1] == dag::try_record_of(success.record));
+  CHECK(try_rows(db) == 2);
+  // An update that moves nothing off a try keeps nothing: the note, and a cleared instance scheduled.
+  REQUIRE(write(moved(instance(), dag::task_state::scheduled, 2), false));
+  CHECK(try_rows(db) == 2);
+}
+
+TEST_CASE_TEMPLATE("Store.ATrysLateEndSaysMoreThanTheRowKeptWhenItsInstanceWasCleared", database, STORE_BACKENDS) {
+  database db;
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  auto s = db.make_store();
+  REQUIRE(s->apply(creating(run, {"load", "poke"})).runs_created == std::vector<bool>{true});
+  const auto instance = [&](const std::string& task_id) {
+    for (auto& ti : s->task_instances("etl", run.run_id))
+      if (ti.task_id == task_id) return ti;
+    FAIL("no instance " << task_id);
+    return dag::task_instance_record{};
+  };
+  dag::change_set starts;
+  for (const char* task_id : {"load", "poke"}) {
+    starts.task_instances.push_back(moved(instance(task_id), dag::task_state::running, 1));
+    starts.task_instances.back().record.start_date = dag::timestamp{100us};
+  }
+  REQUIRE(s->apply(starts).task_instances_updated == std::vector<bool>{true, true});
+  // Both are cleared while their tries run: the tries are kept as running.
+  dag::change_set clears;
+  for (const char* task_id : {"load", "poke"}) clears.task_instances.push_back(moved(instance(task_id), dag::task_state::none, 1));
+  REQUIRE(s->apply(clears).task_instances_updated == std::vector<bool>{true, true});
+  CHECK(try_rows(db) == 2);
+  CHECK(s->tries("etl", run.run_id, "load").at(0).state == dag::task_state::running);
+  // Their ends come late: refused for the instances, written for the tries (a try's end, and a
+  // poke's end where the try has no other row than the one kept while it ran).
+  dag::change_set ends;
+  auto load_end = moved(instance("load"), dag::task_state::success, 1);
+  load_end.expected = dag::task_state::running;
+  load_end.record.start_date = dag::timestamp{100us};
+  load_end.record.end_date = dag::timestamp{500us};
+  auto poke_end = moved(instance("poke"), dag::task_state::up_for_reschedule, 1);
+  poke_end.expected = dag::task_state::running;
+  poke_end.record.start_date = dag::timestamp{100us};
+  poke_end.record.end_date = dag::timestamp{600us};
+  ends.task_instances = {load_end, poke_end};
+  ends.tries.push_back(dag::try_record_of(load_end.record));
+  ends.tries_if_absent.push_back(dag::try_record_of(poke_end.record));
+  REQUIRE(s->apply(ends).task_instances_updated == std::vector<bool>{false, false});
+  CHECK(s->tries("etl", run.run_id, "load").at(0) == dag::try_record_of(load_end.record));
+  CHECK(s->tries("etl", run.run_id, "poke").at(0) == dag::try_record_of(poke_end.record));
+  // A poke's end where the try has an ended row leaves that row as it is.
+  dag::change_set again;
+  auto later = poke_end;
+  later.record.end_date = dag::timestamp{700us};
+  again.tries_if_absent.push_back(dag::try_record_of(later.record));
+  s->apply(again);
+  CHECK(s->tries("etl", run.run_id, "poke").at(0) == dag::try_record_of(poke_end.record));
+}
+
+TEST_CASE_TEMPLATE("Store.AnEndTheInstanceShowsDeletesAnEarlierRowOfItsTry", database, STORE_BACKENDS) {
+  database db;
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  auto s = db.make_store();
+  REQUIRE(s->apply(creating(run, {"wait"})).runs_created == std::vector<bool>{true});
+  auto start = moved(s->task_instances("etl", run.run_id).at(0), dag::task_state::running, 1);
+  start.record.start_date = dag::timestamp{100us};
+  start.record.first_start_date = dag::timestamp{50us};  // a rescheduled try: its first poke started at 50
+  dag::change_set c;
+  c.task_instances.push_back(start);
+  // A late end of an earlier poke, written where the try had no row.
+  dag::try_record earlier = a_try(run, "wait", 1, dag::task_state::up_for_reschedule);
+  earlier.start_date = dag::timestamp{50us};
+  earlier.end_date = dag::timestamp{60us};
+  c.tries_if_absent.push_back(earlier);
+  REQUIRE(s->apply(c).task_instances_updated == std::vector<bool>{true});
+  CHECK(try_rows(db) == 1);
+  // The try ends: the instance shows it, from its first poke, and the earlier row goes.
+  auto end = moved(s->task_instances("etl", run.run_id).at(0), dag::task_state::success, 1);
+  end.expected_start = dag::timestamp{100us};
+  end.record.start_date = end.record.first_start_date;
+  end.record.first_start_date.reset();
+  end.record.end_date = dag::timestamp{900us};
+  dag::change_set e;
+  e.task_instances.push_back(end);
+  e.tries.push_back(dag::try_record_of(end.record));
+  REQUIRE(s->apply(e).task_instances_updated == std::vector<bool>{true});
+  CHECK(try_rows(db) == 0);
+  const auto tries = s->tries("etl", run.run_id, "wait");
+  REQUIRE(tries.size() == 1);
+  CHECK(tries[0].state == dag::task_state::success);
+  CHECK(tries[0].start_date == dag::timestamp{50us});
+  CHECK(tries[0].end_date == dag::timestamp{900us});
+}
+
+TEST_CASE_TEMPLATE("Store.MigrationElevenLeavesTheTryAnInstanceIsOnToTheInstance", database, STORE_BACKENDS) {
+  database db;
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  {
+    auto s = db.make_store();
+    REQUIRE(s->apply(creating(run, {"wait", "load"})).runs_created == std::vector<bool>{true});
+    dag::change_set c;
+    for (auto& ti : s->task_instances("etl", run.run_id)) {
+      // wait: rescheduled, its next poke running; load: try 1 failed, try 2 running.
+      const bool wait = ti.task_id == "wait";
+      c.task_instances.push_back(moved(ti, dag::task_state::running, wait ? 1 : 2));
+      c.task_instances.back().record.start_date = dag::timestamp{300us};
+      if (wait) c.task_instances.back().record.first_start_date = dag::timestamp{100us};
+    }
+    REQUIRE(s->apply(c).task_instances_updated == std::vector<bool>{true, true});
+  }
+  // A version 10 database wrote a row for every poke's end and every try's end.
+  db.drop_keep_tries_trigger();
+  dag::try_record poke = a_try(run, "wait", 1, dag::task_state::up_for_reschedule);
+  poke.start_date = dag::timestamp{100us};
+  poke.end_date = dag::timestamp{200us};
+  dag::try_record failed = a_try(run, "load", 1, dag::task_state::failed);
+  failed.end_date = dag::timestamp{200us};
+  {
+    dag::change_set rows;
+    rows.tries = {poke, failed};
+    db.make_store()->apply(rows);
+  }
+  REQUIRE(try_rows(db) == 2);
+  db.execute("DELETE FROM schema_version WHERE version > 10");
+
+  auto s = db.make_store();  // migrates from 10
+  CHECK(s->schema_version() == 11);
+  CHECK(try_rows(db) == 1);  // the poke's row went: its instance shows the try
+  auto waits = s->tries("etl", run.run_id, "wait");
+  REQUIRE(waits.size() == 1);
+  CHECK(waits[0].state == dag::task_state::running);
+  CHECK(waits[0].start_date == dag::timestamp{100us});  // from its first poke
+  auto loads = s->tries("etl", run.run_id, "load");
+  REQUIRE(loads.size() == 2);
+  CHECK(loads[0] == failed);
+  CHECK(loads[1].state == dag::task_state::running);
 }
 
 TEST_CASE_TEMPLATE("Store.ReopeningAFileKeepsItsData", database, STORE_BACKENDS) {

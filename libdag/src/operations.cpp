@@ -132,11 +132,7 @@ void set_paused(store& s, const std::string& dag_id, bool paused) { s.set_paused
 
 std::vector<try_record> tries_of(store& s, const std::string& dag_id, const std::string& run_id,
                                  const std::string& task_id, int map_index) {
-  auto tries = s.tries(dag_id, run_id, task_id, map_index);
-  for (const auto& ti : s.task_instances(dag_id, run_id))
-    if (ti.task_id == task_id && ti.map_index == map_index && ti.try_number > 0 && (tries.empty() || tries.back().try_number < ti.try_number))
-      tries.push_back(try_record_of(ti));
-  return tries;
+  return s.tries(dag_id, run_id, task_id, map_index);
 }
 
 std::optional<try_record> find_try(store& s, const std::string& dag_id, const std::string& run_id,

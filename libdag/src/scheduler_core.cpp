@@ -489,9 +489,7 @@ try_record finish_try(const task& t, task_instance_record& ti, const operator_re
     if (!ti.first_start_date) ti.first_start_date = started;
     ti.state = task_state::up_for_reschedule;
     ti.retry_at = ended + std::chrono::duration_cast<std::chrono::microseconds>(result.reschedule_after);
-    try_record r = try_record_of(ti);
-    r.start_date = ti.first_start_date;
-    return r;
+    return try_record_of(ti);  // from the first execution (first_start_date)
   }
   end_rescheduled_span(ti);
   switch (result.outcome) {

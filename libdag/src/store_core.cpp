@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <optional>
@@ -28,7 +29,7 @@ namespace {
 /// migration is never edited; a schema change is a new entry. `{key}`, `{instant}`, `{flag}` and
 /// `{row_id}` are the backend's types (`dialect::types`); `{without_rowid}` is SQLite's table
 /// option that keeps the rows in their primary key's B-tree, nothing on PostgreSQL.
-constexpr std::array<std::string_view, 10> migrations{
+constexpr std::array<std::string_view, 11> migrations{
     // 1: the initial schema.
     R"sql(
 CREATE TABLE dags (
@@ -344,6 +345,31 @@ INSERT INTO task_tries_keyed (dag_id, run_id, task_id, map_index, try_number, st
     log_path, message FROM task_tries;
 DROP TABLE task_tries;
 ALTER TABLE task_tries_keyed RENAME TO task_tries;
+)sql",
+    // 11: a try's row is written once its task instance has moved off it (Airflow keeps earlier
+    // tries in task_instance_history the same way): while an instance shows its try (number,
+    // state, times, host, log), the instance is that try's record, and a try's end writes one row
+    // instead of two (docs/benchmarks.md, thirteenth round). The trigger keeps the try an update
+    // moves an instance off (a retry, a clear, a mark, whoever writes it) as a row before it is
+    // overwritten; an update that goes on with the same try (its start, its end, a rescheduled
+    // sensor's next poke) keeps nothing. Rows an earlier version wrote for the try an instance is
+    // still on (a rescheduled sensor's pokes) go: the instance shows that try now.
+    R"sql(
+{keep_tries_function}
+CREATE TRIGGER task_instances_keep_tries AFTER UPDATE ON task_instances FOR EACH ROW
+  WHEN (OLD.try_number >= 1
+        AND OLD.state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', 'up_for_reschedule', 'skipped')
+        AND NOT (NEW.try_number = OLD.try_number
+                 AND (NEW.state = OLD.state
+                      OR (OLD.state IN ('queued', 'running')
+                          AND NEW.state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', 'up_for_reschedule', 'skipped'))
+                      OR (OLD.state = 'up_for_reschedule' AND NEW.state IN ('scheduled', 'queued', 'running')))))
+  {keep_tries_action};
+DELETE FROM task_tries WHERE EXISTS (
+  SELECT 1 FROM task_instances i
+  WHERE i.dag_id = task_tries.dag_id AND i.run_id = task_tries.run_id AND i.task_id = task_tries.task_id
+    AND i.map_index = task_tries.map_index AND i.try_number = task_tries.try_number
+    AND (i.state IN ('queued', 'running', 'up_for_reschedule') OR (i.state = 'scheduled' AND i.first_start_date IS NOT NULL)));
 )sql",
 };
 
@@ -774,7 +800,14 @@ struct writes {
   row_write task_instance_updates;
   row_write xcom_deletes = matching("xcom", first(columns_of<xcom_record>(), 4), 4, {}, {});
   row_write try_upserts = inserting("task_tries", columns_of<try_record>(), 5, true);
-  row_write try_inserts = inserting("task_tries", columns_of<try_record>(), 5, false);
+  // Where the try's row is one the trigger of migration 11 kept while the try was still queued or
+  // running (its instance was cleared or marked meanwhile), the end replaces it: it says more.
+  row_write try_inserts = [] {
+    row_write w = inserting("task_tries", columns_of<try_record>(), 5, true);
+    w.clause += " WHERE task_tries.state IN ('queued', 'running')";
+    return w;
+  }();
+  row_write try_deletes = matching("task_tries", first(columns_of<try_record>(), 5), 5, {}, {});
   row_write xcom_upserts = inserting("xcom", columns_of<xcom_record>(), 5, true);
   row_write import_errors = inserting("import_errors", columns_of<import_error_record>(), 0, false);
   row_write variables =
@@ -1057,8 +1090,35 @@ change_result store_core::apply_once(const change_set& changes) {
     if (!claims.empty()) write_updates(admitted_claims(s, changes.task_instances, claims, pool_slots));
     write_updates(after_claims);
     if (changes.all_or_nothing && !all_won(result)) throw change_set_lost{result};  // rolls back
-    s.write(w.try_upserts, changes.tries.size(), rows_of(changes.tries));
+    // A try that its instance shows once this change set is written (the last update of the
+    // instance won, and try_record_of it is this try) gets no row: the instance is its record
+    // until an update moves it off the try, and the trigger of migration 11 keeps it then. A row
+    // of that try written before (a late end of an earlier poke) is deleted: it would hide what the
+    // instance shows.
+    std::vector<std::size_t> kept, shown;
+    if (!changes.tries.empty()) {
+      std::map<std::tuple<std::string_view, std::string_view, std::string_view, int>, std::size_t> last_update;
+      for (std::size_t i = 0; i < changes.task_instances.size(); ++i) {
+        const task_instance_record& r = changes.task_instances[i].record;
+        last_update[{r.dag_id, r.run_id, r.task_id, r.map_index}] = i;
+      }
+      for (std::size_t i = 0; i < changes.tries.size(); ++i) {
+        const try_record& t = changes.tries[i];
+        const auto u = last_update.find({t.dag_id, t.run_id, t.task_id, t.map_index});
+        const bool is_shown = u != last_update.end() && result.task_instances_updated[u->second] &&
+                              try_record_of(changes.task_instances[u->second].record) == t;
+        (is_shown ? shown : kept).push_back(i);
+      }
+    }
+    const auto tries_at = [&](const std::vector<std::size_t>& which, std::size_t count) -> row_source {
+      return [&which, &changes, count](std::size_t k, std::vector<value>& out) {
+        out.clear();
+        append(out, changes.tries[which[k]], count);
+      };
+    };
+    s.write(w.try_upserts, kept.size(), tries_at(kept, std::numeric_limits<std::size_t>::max()));
     s.write(w.try_inserts, changes.tries_if_absent.size(), rows_of(changes.tries_if_absent));
+    s.write(w.try_deletes, shown.size(), tries_at(shown, w.try_deletes.key_size));
     s.write(w.xcom_deletes, changes.xcom_deletes.size(), rows_of(changes.xcom_deletes, w.xcom_deletes.key_size));
     s.write(w.xcom_upserts, changes.xcoms.size(), rows_of(changes.xcoms));
     s.write(w.events, changes.events.size(), [&](std::size_t i, std::vector<value>& out) {
@@ -1290,10 +1350,19 @@ std::vector<task_instance_record> store_core::task_instances_in(const std::set<t
 std::vector<try_record> store_core::tries(const std::string& dag_id, const std::string& run_id,
                                           const std::string& task_id, int map_index) {
   const value key[] = {dag_id, run_id, task_id, std::int64_t{map_index}};
-  return list<try_record>("list tries",
-                          select_from<try_record>("task_tries") +
-                              " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4 ORDER BY try_number",
-                          key);
+  // The rows of the tries its instance moved off, and the try it shows where that has no row
+  // (migration 11).
+  return list<try_record>(
+      "list tries",
+      select_from<try_record>("task_tries") +
+          " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4"
+          " UNION ALL SELECT dag_id, run_id, task_id, map_index, try_number, state, COALESCE(first_start_date, start_date),"
+          " end_date, exit_code, hostname, pid, log_path, message FROM task_instances i"
+          " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4 AND try_number >= 1 AND NOT EXISTS ("
+          "SELECT 1 FROM task_tries t WHERE t.dag_id = i.dag_id AND t.run_id = i.run_id AND t.task_id = i.task_id"
+          " AND t.map_index = i.map_index AND t.try_number = i.try_number)"
+          " ORDER BY try_number",
+      key);
 }
 
 std::optional<std::string> store_core::xcom(const std::string& dag_id, const std::string& run_id,

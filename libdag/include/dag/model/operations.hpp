@@ -64,8 +64,7 @@ std::optional<run_record> trigger_run(store& s, const definition& dag, time_poin
 /// Pauses or unpauses a DAG (paused DAGs get no scheduled runs, and their runs start no tries).
 void set_paused(store& s, const std::string& dag_id, bool paused);
 
-/// Every try of a task instance, oldest first: the recorded ones, plus the one still running (it
-/// has no row of its own until it ends; its task instance knows its number and log).
+/// Every try of a task instance, oldest first, the one it is on included (store::tries).
 std::vector<try_record> tries_of(store& s, const std::string& dag_id, const std::string& run_id,
                                  const std::string& task_id, int map_index = -1);
 

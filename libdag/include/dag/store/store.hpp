@@ -92,12 +92,15 @@ struct try_record {
   std::string log_path;                    ///< its log file
   std::string message;                     ///< why it failed or was skipped
   int map_index = -1;                      ///< its task instance's map index (-1: not mapped)
+
+  bool operator==(const try_record&) const = default;
 };
 
-/// The record of the try a task instance is on (its number, state, times, host and log).
+/// The record of the try a task instance is on (its number, state, times, host and log). A
+/// rescheduled try's record spans every execution: it starts with the first.
 inline try_record try_record_of(const task_instance_record& ti) {
-  return {ti.dag_id,   ti.run_id,    ti.task_id,  ti.try_number, ti.state,   ti.start_date, ti.end_date,
-          ti.exit_code, ti.hostname, ti.pid,      ti.log_path,   ti.message, ti.map_index};
+  return {ti.dag_id,    ti.run_id,   ti.task_id, ti.try_number, ti.state,   ti.first_start_date ? ti.first_start_date : ti.start_date,
+          ti.end_date,  ti.exit_code, ti.hostname, ti.pid,     ti.log_path, ti.message,   ti.map_index};
 }
 
 /// A value a task pushed for later tasks of the same run.
@@ -257,9 +260,15 @@ struct change_set {
   std::vector<std::pair<run_record, std::vector<std::string>>> new_runs;  ///< runs with their task ids (instances start as `none`)
   std::vector<run_update> runs;                    ///< run state changes
   std::vector<task_instance_update> task_instances;///< task instance changes
-  std::vector<try_record> tries;                   ///< tries to insert or replace (by dag, run, task, try)
-  /// Tries to insert where the try has no row yet, leaving a row it has as it is: the end of a
-  /// rescheduled sensor's poke whose task instance had moved on (a later poke wrote the row).
+  /// Tries to insert or replace (by dag, run, task, try). One that its task instance shows once the
+  /// change set is written (the instance's last update here won, and try_record_of it is the try)
+  /// gets no row: the instance is its record until it moves off the try, and the store keeps the
+  /// try as a row then, whoever moves it (a retry, a clear, a mark). (Airflow keeps a task
+  /// instance's earlier tries in task_instance_history the same way.)
+  std::vector<try_record> tries;
+  /// Tries to insert where the try has no row yet, leaving a row it has as it is (but one kept while
+  /// the try was still queued or running, which the end replaces): the end of a rescheduled
+  /// sensor's poke whose task instance had moved on.
   std::vector<try_record> tries_if_absent;
   std::vector<xcom_record> xcoms;                  ///< XCom values to insert or replace
   /// Task instances whose XComs are deleted (all keys) before `xcoms` are written: a cleared
@@ -401,7 +410,10 @@ public:
   virtual std::vector<task_instance_record> task_instances(const std::string& dag_id, const std::string& run_id) = 0;
   /// Every task instance in one of `states`, across all runs (crash recovery, the scheduler's start).
   virtual std::vector<task_instance_record> task_instances_in(const std::set<task_state>& states) = 0;
-  /// The tries of one task instance, oldest first (of a mapped task: of its instance `map_index`).
+  /// The tries of one task instance, oldest first (of a mapped task: of its instance `map_index`):
+  /// the ones it moved off, and the one it is on (its number, state, times, host and log, as
+  /// try_record_of shows them) once it has started one. A try the instance shows has no row of its
+  /// own: see change_set::tries.
   virtual std::vector<try_record> tries(const std::string& dag_id, const std::string& run_id, const std::string& task_id,
                                         int map_index = -1) = 0;
 
