@@ -682,8 +682,14 @@ int try_rows(const Database& db) {
   return std::stoi(db.query("SELECT count(*) FROM task_tries").value_or("-1"));
 }
 
-/// The instance `task_id` of `run` as `was`, moved to `state` (try `try_number`): an update that
-/// expects what `was` shows.
+/// A change set of these task instance updates alone.
+dag::change_set updating(std::vector<dag::task_instance_update> updates) {
+  dag::change_set c;
+  c.task_instances = std::move(updates);
+  return c;
+}
+
+/// The instance `was` moved to `state` (try `try_number`): an update that expects what `was` shows.
 dag::task_instance_update moved(const dag::task_instance_record& was, dag::task_state state, int try_number) {
   dag::task_instance_update u{was.state, was.try_number, was};
   u.record.state = state;
@@ -750,9 +756,72 @@ TEST_CASE_TEMPLATE("Store.ATryItsInstanceShowsHasNoRowUntilTheInstanceMovesOffIt
   CHECK(tries[0] == dag::try_record_of(end.record));
   CHECK(tries[1] == dag::try_record_of(success.record));
   CHECK(try_rows(db) == 2);
-  // An update that moves nothing off a try keeps nothing: the note, and a cleared instance scheduled.
+  // An update that moves nothing off a try keeps nothing: a cleared instance scheduled, a note.
   REQUIRE(write(moved(instance(), dag::task_state::scheduled, 2), false));
+  CHECK(s->set_note("etl", run.run_id, "load", "looked at it"));
   CHECK(try_rows(db) == 2);
+}
+
+TEST_CASE_TEMPLATE("Store.AnEndAndTheRetryItsPassStartsKeepTheTryThatEnded", database, STORE_BACKENDS) {
+  database db;
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  auto s = db.make_store();
+  REQUIRE(s->apply(creating(run, {"load"})).runs_created == std::vector<bool>{true});
+  auto start = moved(s->task_instances("etl", run.run_id).at(0), dag::task_state::running, 1);
+  start.record.start_date = dag::timestamp{100us};
+  start.record.log_path = "logs/load/1.log";
+  REQUIRE(s->apply(updating({start})).task_instances_updated == std::vector<bool>{true});
+  // One pass, as the engine writes it: try 1 fails with a retry due at once, and try 2 starts.
+  auto end = moved(start.record, dag::task_state::up_for_retry, 1);
+  end.record.end_date = dag::timestamp{200us};
+  end.record.message = "exit status 3";
+  auto retry = moved(end.record, dag::task_state::running, 2);
+  retry.record.start_date = dag::timestamp{300us};
+  retry.record.end_date.reset();
+  retry.record.message.clear();
+  retry.record.log_path = "logs/load/2.log";
+  dag::change_set pass;
+  pass.task_instances = {end, retry};
+  pass.tries = {dag::try_record_of(end.record)};
+  pass.all_or_nothing = true;
+  REQUIRE(s->apply(pass).task_instances_updated == std::vector<bool>{true, true});
+  const auto tries = s->tries("etl", run.run_id, "load");
+  REQUIRE(tries.size() == 2);
+  CHECK(tries[0] == dag::try_record_of(end.record));
+  CHECK(tries[1] == dag::try_record_of(retry.record));
+  CHECK(try_rows(db) == 1);
+}
+
+TEST_CASE_TEMPLATE("Store.ARescheduledTryWaitingForASlotIsKeptWhenCleared", database, STORE_BACKENDS) {
+  database db;
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  auto s = db.make_store();
+  REQUIRE(s->apply(creating(run, {"wait"})).runs_created == std::vector<bool>{true});
+  auto start = moved(s->task_instances("etl", run.run_id).at(0), dag::task_state::running, 1);
+  start.record.start_date = dag::timestamp{100us};
+  REQUIRE(s->apply(updating({start})).task_instances_updated == std::vector<bool>{true});
+  // The poke ends rescheduled; its next poke is due, but waits for a slot.
+  auto poked = moved(start.record, dag::task_state::up_for_reschedule, 1);
+  poked.record.first_start_date = dag::timestamp{100us};
+  poked.record.end_date = dag::timestamp{200us};
+  dag::change_set end;
+  end.task_instances = {poked};
+  end.tries = {dag::try_record_of(poked.record)};
+  REQUIRE(s->apply(end).task_instances_updated == std::vector<bool>{true});
+  auto waiting = moved(poked.record, dag::task_state::scheduled, 1);
+  REQUIRE(s->apply(updating({waiting})).task_instances_updated == std::vector<bool>{true});
+  CHECK(try_rows(db) == 0);
+  auto tries = s->tries("etl", run.run_id, "wait");
+  REQUIRE(tries.size() == 1);
+  CHECK(tries[0] == dag::try_record_of(poked.record));  // up_for_reschedule, from its first poke
+  // Cleared (its first start forgotten): the try is kept as it was.
+  auto cleared = moved(waiting.record, dag::task_state::none, 1);
+  cleared.record.first_start_date.reset();
+  REQUIRE(s->apply(updating({cleared})).task_instances_updated == std::vector<bool>{true});
+  CHECK(try_rows(db) == 1);
+  tries = s->tries("etl", run.run_id, "wait");
+  REQUIRE(tries.size() == 1);
+  CHECK(tries[0] == dag::try_record_of(poked.record));
 }
 
 TEST_CASE_TEMPLATE("Store.ATrysLateEndSaysMoreThanTheRowKeptWhenItsInstanceWasCleared", database, STORE_BACKENDS) {
@@ -804,7 +873,7 @@ TEST_CASE_TEMPLATE("Store.ATrysLateEndSaysMoreThanTheRowKeptWhenItsInstanceWasCl
   CHECK(s->tries("etl", run.run_id, "poke").at(0) == dag::try_record_of(poke_end.record));
 }
 
-TEST_CASE_TEMPLATE("Store.AnEndTheInstanceShowsDeletesAnEarlierRowOfItsTry", database, STORE_BACKENDS) {
+TEST_CASE_TEMPLATE("Store.AnEndTheInstanceShowsReplacesEveryRowOfItsTry", database, STORE_BACKENDS) {
   database db;
   const auto run = daily_run("etl", utc(2024, 1, 1));
   auto s = db.make_store();
@@ -812,14 +881,21 @@ TEST_CASE_TEMPLATE("Store.AnEndTheInstanceShowsDeletesAnEarlierRowOfItsTry", dat
   auto start = moved(s->task_instances("etl", run.run_id).at(0), dag::task_state::running, 1);
   start.record.start_date = dag::timestamp{100us};
   start.record.first_start_date = dag::timestamp{50us};  // a rescheduled try: its first poke started at 50
-  dag::change_set c;
-  c.task_instances.push_back(start);
-  // A late end of an earlier poke, written where the try had no row.
+  REQUIRE(s->apply(updating({start})).task_instances_updated == std::vector<bool>{true});
+  // A late end of an earlier poke, refused while the instance is on the try: no row, the
+  // instance shows the try.
   dag::try_record earlier = a_try(run, "wait", 1, dag::task_state::up_for_reschedule);
   earlier.start_date = dag::timestamp{50us};
   earlier.end_date = dag::timestamp{60us};
-  c.tries_if_absent.push_back(earlier);
-  REQUIRE(s->apply(c).task_instances_updated == std::vector<bool>{true});
+  dag::change_set late;
+  late.tries_if_absent.push_back(earlier);
+  s->apply(late);
+  CHECK(try_rows(db) == 0);
+  CHECK(s->tries("etl", run.run_id, "wait").at(0).state == dag::task_state::running);
+  // A row of the try written all the same (a record given alone is written as given).
+  dag::change_set given;
+  given.tries.push_back(earlier);
+  s->apply(given);
   CHECK(try_rows(db) == 1);
   // The try ends: the instance shows it, from its first poke, and the earlier row goes.
   auto end = moved(s->task_instances("etl", run.run_id).at(0), dag::task_state::success, 1);

@@ -352,18 +352,21 @@ ALTER TABLE task_tries_keyed RENAME TO task_tries;
     // instead of two (docs/benchmarks.md, thirteenth round). The trigger keeps the try an update
     // moves an instance off (a retry, a clear, a mark, whoever writes it) as a row before it is
     // overwritten; an update that goes on with the same try (its start, its end, a rescheduled
-    // sensor's next poke) keeps nothing. Rows an earlier version wrote for the try an instance is
-    // still on (a rescheduled sensor's pokes) go: the instance shows that try now.
+    // sensor's next poke, also while it waits for a slot: `scheduled` with its first start) keeps
+    // nothing. Rows an earlier version wrote for the try an instance is still on (a rescheduled
+    // sensor's pokes) go: the instance shows that try now.
     R"sql(
 {keep_tries_function}
 CREATE TRIGGER task_instances_keep_tries AFTER UPDATE ON task_instances FOR EACH ROW
   WHEN (OLD.try_number >= 1
-        AND OLD.state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', 'up_for_reschedule', 'skipped')
+        AND (OLD.state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', 'up_for_reschedule', 'skipped')
+             OR (OLD.state = 'scheduled' AND OLD.first_start_date IS NOT NULL))
         AND NOT (NEW.try_number = OLD.try_number
                  AND (NEW.state = OLD.state
                       OR (OLD.state IN ('queued', 'running')
                           AND NEW.state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', 'up_for_reschedule', 'skipped'))
-                      OR (OLD.state = 'up_for_reschedule' AND NEW.state IN ('scheduled', 'queued', 'running')))))
+                      OR (OLD.state IN ('up_for_reschedule', 'scheduled') AND NEW.state IN ('scheduled', 'queued', 'running')
+                          AND NEW.first_start_date IS NOT NULL))))
   {keep_tries_action};
 DELETE FROM task_tries WHERE EXISTS (
   SELECT 1 FROM task_instances i
@@ -1005,6 +1008,23 @@ struct change_set_lost {
 /// and so takes slots of its pool.
 bool starts_try(const task_instance_update& u) { return holds_pool_slot(u.record.state) && !holds_pool_slot(u.expected); }
 
+/// Whether `ti` is on try `try_number` and shows it (the states the trigger of migration 11 takes
+/// for a try's: started, ended, or a rescheduled sensor's between pokes).
+bool on_its_try(const task_instance_record& ti, int try_number) {
+  if (try_number < 1 || ti.try_number != try_number) return false;
+  switch (ti.state) {
+    case task_state::queued:
+    case task_state::running:
+    case task_state::success:
+    case task_state::failed:
+    case task_state::up_for_retry:
+    case task_state::up_for_reschedule:
+    case task_state::skipped: return true;
+    case task_state::scheduled: return ti.first_start_date.has_value();
+    default: return false;
+  }
+}
+
 bool all_won(const change_result& r) {
   const auto won = [](const std::vector<bool>& v) { return std::find(v.begin(), v.end(), false) == v.end(); };
   return won(r.runs_created) && won(r.runs_updated) && won(r.task_instances_updated);
@@ -1090,11 +1110,11 @@ change_result store_core::apply_once(const change_set& changes) {
     if (!claims.empty()) write_updates(admitted_claims(s, changes.task_instances, claims, pool_slots));
     write_updates(after_claims);
     if (changes.all_or_nothing && !all_won(result)) throw change_set_lost{result};  // rolls back
-    // A try that its instance shows once this change set is written (the last update of the
-    // instance won, and try_record_of it is this try) gets no row: the instance is its record
-    // until an update moves it off the try, and the trigger of migration 11 keeps it then. A row
-    // of that try written before (a late end of an earlier poke) is deleted: it would hide what the
-    // instance shows.
+    // A try its instance is still on once this change set is written (the last update of the
+    // instance won, and leaves it on that try: ended, or a rescheduled sensor's next poke) gets no
+    // row: the instance is its record until an update moves it off the try, and the trigger of
+    // migration 11 keeps it then. A row of that try written before (a late end of an earlier poke)
+    // is deleted: it would hide what the instance shows.
     std::vector<std::size_t> kept, shown;
     if (!changes.tries.empty()) {
       std::map<std::tuple<std::string_view, std::string_view, std::string_view, int>, std::size_t> last_update;
@@ -1106,19 +1126,34 @@ change_result store_core::apply_once(const change_set& changes) {
         const try_record& t = changes.tries[i];
         const auto u = last_update.find({t.dag_id, t.run_id, t.task_id, t.map_index});
         const bool is_shown = u != last_update.end() && result.task_instances_updated[u->second] &&
-                              try_record_of(changes.task_instances[u->second].record) == t;
+                              on_its_try(changes.task_instances[u->second].record, t.try_number);
         (is_shown ? shown : kept).push_back(i);
       }
     }
-    const auto tries_at = [&](const std::vector<std::size_t>& which, std::size_t count) -> row_source {
-      return [&which, &changes, count](std::size_t k, std::vector<value>& out) {
+    // A refused end of a poke is no record of its try while the instance is still on that try (a
+    // later poke of it runs, or has ended it): the instance shows the try. (Rare: one read each.)
+    std::vector<std::size_t> unshown;
+    for (std::size_t i = 0; i < changes.tries_if_absent.size(); ++i) {
+      const try_record& t = changes.tries_if_absent[i];
+      const value key[] = {t.dag_id, t.run_id, t.task_id, std::int64_t{t.map_index}, std::int64_t{t.try_number}};
+      bool on_it = false;
+      s.exec("SELECT 1 FROM task_instances WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4 AND "
+             "try_number = $5 AND (state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', "
+             "'up_for_reschedule', 'skipped') OR (state = 'scheduled' AND first_start_date IS NOT NULL))",
+             key, [&](std::span<const value>) { on_it = true; });
+      if (!on_it) unshown.push_back(i);
+    }
+    const auto rows_at = [](const std::vector<try_record>& tries, const std::vector<std::size_t>& which,
+                            std::size_t count) -> row_source {
+      return [&tries, &which, count](std::size_t k, std::vector<value>& out) {
         out.clear();
-        append(out, changes.tries[which[k]], count);
+        append(out, tries[which[k]], count);
       };
     };
-    s.write(w.try_upserts, kept.size(), tries_at(kept, std::numeric_limits<std::size_t>::max()));
-    s.write(w.try_inserts, changes.tries_if_absent.size(), rows_of(changes.tries_if_absent));
-    s.write(w.try_deletes, shown.size(), tries_at(shown, w.try_deletes.key_size));
+    constexpr std::size_t every_column = std::numeric_limits<std::size_t>::max();
+    s.write(w.try_upserts, kept.size(), rows_at(changes.tries, kept, every_column));
+    s.write(w.try_inserts, unshown.size(), rows_at(changes.tries_if_absent, unshown, every_column));
+    s.write(w.try_deletes, shown.size(), rows_at(changes.tries, shown, w.try_deletes.key_size));
     s.write(w.xcom_deletes, changes.xcom_deletes.size(), rows_of(changes.xcom_deletes, w.xcom_deletes.key_size));
     s.write(w.xcom_upserts, changes.xcoms.size(), rows_of(changes.xcoms));
     s.write(w.events, changes.events.size(), [&](std::size_t i, std::vector<value>& out) {
@@ -1351,12 +1386,15 @@ std::vector<try_record> store_core::tries(const std::string& dag_id, const std::
                                           const std::string& task_id, int map_index) {
   const value key[] = {dag_id, run_id, task_id, std::int64_t{map_index}};
   // The rows of the tries its instance moved off, and the try it shows where that has no row
-  // (migration 11).
+  // (migration 11; a rescheduled sensor's try waiting for a slot is up_for_reschedule, as the
+  // trigger keeps it).
   return list<try_record>(
       "list tries",
       select_from<try_record>("task_tries") +
           " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4"
-          " UNION ALL SELECT dag_id, run_id, task_id, map_index, try_number, state, COALESCE(first_start_date, start_date),"
+          " UNION ALL SELECT dag_id, run_id, task_id, map_index, try_number,"
+          " CASE WHEN state = 'scheduled' AND first_start_date IS NOT NULL THEN 'up_for_reschedule' ELSE state END,"
+          " COALESCE(first_start_date, start_date),"
           " end_date, exit_code, hostname, pid, log_path, message FROM task_instances i"
           " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4 AND try_number >= 1 AND NOT EXISTS ("
           "SELECT 1 FROM task_tries t WHERE t.dag_id = i.dag_id AND t.run_id = i.run_id AND t.task_id = i.task_id"

@@ -99,10 +99,13 @@ protected:
 /// What the trigger of migration 11 runs when an update moves a task instance off the try it
 /// shows: that try (OLD, the row before the update) kept as a row of task_tries, unless it has one.
 /// Each backend wraps it in its own trigger syntax (`keep_tries_function`, `keep_tries_action`).
+/// A rescheduled sensor's try that waits for a slot for its next poke (`scheduled`, with its first
+/// start) is `up_for_reschedule`, as store::tries shows it.
 inline constexpr std::string_view keep_shown_try =
     "INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, start_date, end_date, exit_code, "
     "hostname, pid, log_path, message) VALUES (OLD.dag_id, OLD.run_id, OLD.task_id, OLD.map_index, OLD.try_number, "
-    "OLD.state, COALESCE(OLD.first_start_date, OLD.start_date), OLD.end_date, OLD.exit_code, OLD.hostname, OLD.pid, "
+    "CASE WHEN OLD.state = 'scheduled' THEN 'up_for_reschedule' ELSE OLD.state END, "
+    "COALESCE(OLD.first_start_date, OLD.start_date), OLD.end_date, OLD.exit_code, OLD.hostname, OLD.pid, "
     "OLD.log_path, OLD.message) ON CONFLICT DO NOTHING";
 
 /// What the core needs to know of a backend's SQL.

@@ -260,15 +260,16 @@ struct change_set {
   std::vector<std::pair<run_record, std::vector<std::string>>> new_runs;  ///< runs with their task ids (instances start as `none`)
   std::vector<run_update> runs;                    ///< run state changes
   std::vector<task_instance_update> task_instances;///< task instance changes
-  /// Tries to insert or replace (by dag, run, task, try). One that its task instance shows once the
-  /// change set is written (the instance's last update here won, and try_record_of it is the try)
-  /// gets no row: the instance is its record until it moves off the try, and the store keeps the
+  /// Tries to insert or replace (by dag, run, task, try). One that its task instance is still on
+  /// once the change set is written (the instance's last update here won and leaves it on that
+  /// try: ended, or a rescheduled sensor's next poke) gets no row: the instance is its record until it moves off the try, and the store keeps the
   /// try as a row then, whoever moves it (a retry, a clear, a mark). (Airflow keeps a task
   /// instance's earlier tries in task_instance_history the same way.)
   std::vector<try_record> tries;
   /// Tries to insert where the try has no row yet, leaving a row it has as it is (but one kept while
-  /// the try was still queued or running, which the end replaces): the end of a rescheduled
-  /// sensor's poke whose task instance had moved on.
+  /// the try was still queued or running, which the end replaces), and not where the task instance
+  /// is still on the try (it shows it): the end of a rescheduled sensor's poke whose task instance
+  /// had moved on (cleared, marked, or to a later poke).
   std::vector<try_record> tries_if_absent;
   std::vector<xcom_record> xcoms;                  ///< XCom values to insert or replace
   /// Task instances whose XComs are deleted (all keys) before `xcoms` are written: a cleared
