@@ -123,8 +123,6 @@ public:
     sqlite3_close(db);
     REQUIRE_MESSAGE(rc == SQLITE_OK, message);
   }
-  /// Drops what migration 11 made to keep tries, as a database of an earlier version has none.
-  void drop_keep_tries_trigger() const { execute("DROP TRIGGER IF EXISTS task_instances_keep_tries"); }
   /// The first column of the first row of `sql` on the database, as text.
   std::optional<std::string> query(const std::string& sql) const {
     sqlite3* db = nullptr;
@@ -234,11 +232,6 @@ public:
     } catch (const std::exception& e) {
       FAIL(sql << ": " << e.what());
     }
-  }
-  /// Drops what migration 11 made to keep tries, as a database of an earlier version has none.
-  void drop_keep_tries_trigger() const {
-    execute("DROP TRIGGER IF EXISTS task_instances_keep_tries ON task_instances");
-    execute("DROP FUNCTION IF EXISTS task_instances_keep_tries()");
   }
   /// The definition of index `name` (pg_indexes'), or empty when there is none. (Tables have none
   /// here: only indexes are asked for on this backend.)
@@ -426,7 +419,6 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
     REQUIRE(s->apply(creating(run, {"extract"})).runs_created == std::vector<bool>{true});
   }
   // What a version 1 database looks like: without the columns and tables later migrations add.
-  db.drop_keep_tries_trigger();
   db.execute("ALTER TABLE task_instances DROP COLUMN first_start_date");
   db.execute("ALTER TABLE task_instances DROP COLUMN cleared_tries");
   db.execute("ALTER TABLE task_instances DROP COLUMN note");
@@ -491,7 +483,6 @@ TEST_CASE_TEMPLATE("Store.MigrationSixKeepsEveryTaskInstanceTryAndXComAsUnmapped
   }();
   // A version 5 database: task instances, tries and XComs keyed without a map index (the tables
   // of migrations 1, 2, 3 and 5), and no datasets (migration 7).
-  db.drop_keep_tries_trigger();
   for (const char* table : {"dataset_run_events", "dataset_queue", "dataset_consumers", "dataset_events", "datasets",
                             "xcom", "task_tries", "task_instances"})
     db.execute(std::string("DROP TABLE ") + table);
@@ -622,7 +613,6 @@ TEST_CASE_TEMPLATE("Store.MigrationTenKeepsEveryTryAndCountsTheTriesInFlight", d
   }();
   // A version 9 database: tries in a table of their own beside their key's index, and two
   // indexes of the instances in flight.
-  db.drop_keep_tries_trigger();
   const std::string key = database::key_type, instant = database::instant_type;
   db.execute("CREATE TABLE task_tries_9 (dag_id " + key + " NOT NULL, run_id " + key + " NOT NULL, task_id " + key +
              " NOT NULL, map_index INTEGER NOT NULL DEFAULT -1, try_number INTEGER NOT NULL, state TEXT NOT NULL, start_date " +
@@ -762,34 +752,43 @@ TEST_CASE_TEMPLATE("Store.ATryItsInstanceShowsHasNoRowUntilTheInstanceMovesOffIt
   CHECK(try_rows(db) == 2);
 }
 
-TEST_CASE_TEMPLATE("Store.AnEndAndTheRetryItsPassStartsKeepTheTryThatEnded", database, STORE_BACKENDS) {
-  database db;
-  const auto run = daily_run("etl", utc(2024, 1, 1));
-  auto s = db.make_store();
-  REQUIRE(s->apply(creating(run, {"load"})).runs_created == std::vector<bool>{true});
-  auto start = moved(s->task_instances("etl", run.run_id).at(0), dag::task_state::running, 1);
-  start.record.start_date = dag::timestamp{100us};
-  start.record.log_path = "logs/load/1.log";
-  REQUIRE(s->apply(updating({start})).task_instances_updated == std::vector<bool>{true});
-  // One pass, as the engine writes it: try 1 fails with a retry due at once, and try 2 starts.
-  auto end = moved(start.record, dag::task_state::up_for_retry, 1);
-  end.record.end_date = dag::timestamp{200us};
-  end.record.message = "exit status 3";
-  auto retry = moved(end.record, dag::task_state::running, 2);
-  retry.record.start_date = dag::timestamp{300us};
-  retry.record.end_date.reset();
-  retry.record.message.clear();
-  retry.record.log_path = "logs/load/2.log";
-  dag::change_set pass;
-  pass.task_instances = {end, retry};
-  pass.tries = {dag::try_record_of(end.record)};
-  pass.all_or_nothing = true;
-  REQUIRE(s->apply(pass).task_instances_updated == std::vector<bool>{true, true});
-  const auto tries = s->tries("etl", run.run_id, "load");
-  REQUIRE(tries.size() == 2);
-  CHECK(tries[0] == dag::try_record_of(end.record));
-  CHECK(tries[1] == dag::try_record_of(retry.record));
-  CHECK(try_rows(db) == 1);
+TEST_CASE_TEMPLATE("Store.AnEndAndWhatItsPassDoesNextKeepTheTryThatEnded", database, STORE_BACKENDS) {
+  // One pass, as the engine writes it: try 1 fails with a retry to come, and in the same pass the
+  // retry starts (try 2), or the run's dagrun_timeout skips the instance (still on try 1). With the
+  // try's record in the change set, as the engine sends it, and without (from the update alone).
+  for (const bool retried : {true, false}) {
+    for (const bool with_record : {true, false}) {
+      CAPTURE(retried);
+      CAPTURE(with_record);
+      database db;
+      const auto run = daily_run("etl", utc(2024, 1, 1));
+      auto s = db.make_store();
+      REQUIRE(s->apply(creating(run, {"load"})).runs_created == std::vector<bool>{true});
+      auto start = moved(s->task_instances("etl", run.run_id).at(0), dag::task_state::running, 1);
+      start.record.start_date = dag::timestamp{100us};
+      start.record.log_path = "logs/load/1.log";
+      REQUIRE(s->apply(updating({start})).task_instances_updated == std::vector<bool>{true});
+      auto end = moved(start.record, dag::task_state::up_for_retry, 1);
+      end.record.end_date = dag::timestamp{200us};
+      end.record.message = "exit status 3";
+      auto next = moved(end.record, retried ? dag::task_state::running : dag::task_state::skipped, retried ? 2 : 1);
+      if (retried) {
+        next.record.start_date = dag::timestamp{300us};
+        next.record.end_date.reset();
+        next.record.log_path = "logs/load/2.log";
+      }
+      next.record.message = retried ? "" : "the run exceeded its dagrun_timeout";
+      dag::change_set pass = updating({end, next});
+      if (with_record) pass.tries = {dag::try_record_of(end.record)};
+      pass.all_or_nothing = true;
+      REQUIRE(s->apply(pass).task_instances_updated == std::vector<bool>{true, true});
+      const auto tries = s->tries("etl", run.run_id, "load");
+      REQUIRE(tries.size() == (retried ? 2 : 1));
+      CHECK(tries[0] == dag::try_record_of(end.record));  // the try as it ended, not as skipped
+      if (retried) CHECK(tries[1] == dag::try_record_of(next.record));
+      CHECK(try_rows(db) == 1);
+    }
+  }
 }
 
 TEST_CASE_TEMPLATE("Store.ARescheduledTryWaitingForASlotIsKeptWhenCleared", database, STORE_BACKENDS) {
@@ -932,7 +931,6 @@ TEST_CASE_TEMPLATE("Store.MigrationElevenLeavesTheTryAnInstanceIsOnToTheInstance
     REQUIRE(s->apply(c).task_instances_updated == std::vector<bool>{true, true});
   }
   // A version 10 database wrote a row for every poke's end and every try's end.
-  db.drop_keep_tries_trigger();
   dag::try_record poke = a_try(run, "wait", 1, dag::task_state::up_for_reschedule);
   poke.start_date = dag::timestamp{100us};
   poke.end_date = dag::timestamp{200us};

@@ -115,11 +115,7 @@ dialect postgres_dialect() {
            {"instant", "BIGINT"},
            {"flag", "BOOLEAN NOT NULL DEFAULT FALSE"},
            {"row_id", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"},
-           {"without_rowid", ""},
-           {"keep_tries_function", "CREATE OR REPLACE FUNCTION task_instances_keep_tries() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN " +
-                                       std::string(keep_shown_try) + "; RETURN NULL; END $$;"},
-           // PROCEDURE: the spelling every PostgreSQL version takes (FUNCTION only from 11 on).
-           {"keep_tries_action", "EXECUTE PROCEDURE task_instances_keep_tries()"}},
+           {"without_rowid", ""}},
           "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0 ELSE 1 END",
           // Migrations' advisory lock ("dagrun" in ASCII, 0x64616772756e): per database, so stores on
           // other databases do not wait; it goes with the transaction, so it cannot outlive a crash.

@@ -258,9 +258,7 @@ private:
 
 dialect sqlite_dialect() {
   return {{{"key", "TEXT"}, {"instant", "INTEGER"}, {"flag", "INTEGER NOT NULL DEFAULT 0"}, {"row_id", "INTEGER PRIMARY KEY"},
-           {"without_rowid", " WITHOUT ROWID"},
-           {"keep_tries_function", ""},
-           {"keep_tries_action", "BEGIN " + std::string(keep_shown_try) + "; END"}},
+           {"without_rowid", " WITHOUT ROWID"}},
           "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
           ""};  // BEGIN IMMEDIATE already serializes writers
 }

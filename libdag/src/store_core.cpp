@@ -349,25 +349,11 @@ ALTER TABLE task_tries_keyed RENAME TO task_tries;
     // 11: a try's row is written once its task instance has moved off it (Airflow keeps earlier
     // tries in task_instance_history the same way): while an instance shows its try (number,
     // state, times, host, log), the instance is that try's record, and a try's end writes one row
-    // instead of two (docs/benchmarks.md, thirteenth round). The trigger keeps the try an update
-    // moves an instance off (a retry, a clear, a mark, whoever writes it) as a row before it is
-    // overwritten; an update that goes on with the same try (its start, its end, a rescheduled
-    // sensor's next poke, also while it waits for a slot: `scheduled` with its first start) keeps
-    // nothing. Rows an earlier version wrote for the try an instance is still on (a rescheduled
-    // sensor's pokes) go: the instance shows that try now.
+    // instead of two (docs/benchmarks.md, thirteenth round). The store keeps the try an update
+    // moves an instance off (a retry, a clear, a mark) as a row in the same transaction
+    // (store_core::apply). Rows an earlier version wrote for the try an instance is still on (a
+    // rescheduled sensor's pokes) go: the instance shows that try now.
     R"sql(
-{keep_tries_function}
-CREATE TRIGGER task_instances_keep_tries AFTER UPDATE ON task_instances FOR EACH ROW
-  WHEN (OLD.try_number >= 1
-        AND (OLD.state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', 'up_for_reschedule', 'skipped')
-             OR (OLD.state = 'scheduled' AND OLD.first_start_date IS NOT NULL))
-        AND NOT (NEW.try_number = OLD.try_number
-                 AND (NEW.state = OLD.state
-                      OR (OLD.state IN ('queued', 'running')
-                          AND NEW.state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', 'up_for_reschedule', 'skipped'))
-                      OR (OLD.state IN ('up_for_reschedule', 'scheduled') AND NEW.state IN ('scheduled', 'queued', 'running')
-                          AND NEW.first_start_date IS NOT NULL))))
-  {keep_tries_action};
 DELETE FROM task_tries WHERE EXISTS (
   SELECT 1 FROM task_instances i
   WHERE i.dag_id = task_tries.dag_id AND i.run_id = task_tries.run_id AND i.task_id = task_tries.task_id
@@ -803,14 +789,15 @@ struct writes {
   row_write task_instance_updates;
   row_write xcom_deletes = matching("xcom", first(columns_of<xcom_record>(), 4), 4, {}, {});
   row_write try_upserts = inserting("task_tries", columns_of<try_record>(), 5, true);
-  // Where the try's row is one the trigger of migration 11 kept while the try was still queued or
-  // running (its instance was cleared or marked meanwhile), the end replaces it: it says more.
+  // Where the try's row is one kept while the try was still queued or running (its instance was
+  // cleared or marked meanwhile: see keep_shown_try), the end replaces it: it says more.
   row_write try_inserts = [] {
     row_write w = inserting("task_tries", columns_of<try_record>(), 5, true);
     w.clause += " WHERE task_tries.state IN ('queued', 'running')";
     return w;
   }();
   row_write try_deletes = matching("task_tries", first(columns_of<try_record>(), 5), 5, {}, {});
+  row_write try_keeps = inserting("task_tries", columns_of<try_record>(), 5, false);
   row_write xcom_upserts = inserting("xcom", columns_of<xcom_record>(), 5, true);
   row_write import_errors = inserting("import_errors", columns_of<import_error_record>(), 0, false);
   row_write variables =
@@ -1008,11 +995,9 @@ struct change_set_lost {
 /// and so takes slots of its pool.
 bool starts_try(const task_instance_update& u) { return holds_pool_slot(u.record.state) && !holds_pool_slot(u.expected); }
 
-/// Whether `ti` is on try `try_number` and shows it (the states the trigger of migration 11 takes
-/// for a try's: started, ended, or a rescheduled sensor's between pokes).
-bool on_its_try(const task_instance_record& ti, int try_number) {
-  if (try_number < 1 || ti.try_number != try_number) return false;
-  switch (ti.state) {
+/// Whether a task instance in `state` shows a try: started, or ended by it.
+bool shows_a_try(task_state state) {
+  switch (state) {
     case task_state::queued:
     case task_state::running:
     case task_state::success:
@@ -1020,9 +1005,55 @@ bool on_its_try(const task_instance_record& ti, int try_number) {
     case task_state::up_for_retry:
     case task_state::up_for_reschedule:
     case task_state::skipped: return true;
-    case task_state::scheduled: return ti.first_start_date.has_value();
     default: return false;
   }
+}
+
+/// Whether `ti` is on try `try_number` and shows it: started, ended, or a rescheduled sensor's
+/// between pokes (also waiting for a slot: `scheduled`, with its first start).
+bool on_its_try(const task_instance_record& ti, int try_number) {
+  if (try_number < 1 || ti.try_number != try_number) return false;
+  return shows_a_try(ti.state) || (ti.state == task_state::scheduled && ti.first_start_date);
+}
+
+/// Whether `u` may move its instance off the try it shows (a retry, a clear, a mark), so that the
+/// try must be kept as a row first. Not an update that goes on with the same try: its start, its
+/// end, a rescheduled sensor's next poke. (Whether the instance showed a try at all is for its row
+/// to say: see keep_shown_try.)
+bool moves_off_its_try(const task_instance_update& u) {
+  if (u.expected_try < 1) return false;
+  const task_instance_record& next = u.record;
+  if (next.try_number != u.expected_try) return true;
+  if (next.state == u.expected) return false;
+  if (u.expected == task_state::queued || u.expected == task_state::running) return !shows_a_try(next.state);
+  const bool next_poke = (u.expected == task_state::up_for_reschedule || u.expected == task_state::scheduled) &&
+                         (next.state == task_state::scheduled || next.state == task_state::queued ||
+                          next.state == task_state::running) &&
+                         next.first_start_date;
+  return !next_poke;
+}
+
+/// Keeps the try the row of `u`'s instance shows as a row of task_tries (unless it has one), if
+/// the row is as `u` expects it and on a try; run before `u` is written.
+void keep_shown_try(session& s, const task_instance_update& u) {
+  const task_instance_record& r = u.record;
+  const value row[] = {r.dag_id,
+                       r.run_id,
+                       r.task_id,
+                       std::int64_t{r.map_index},
+                       to_string(u.expected),
+                       std::int64_t{u.expected_try},
+                       u.expected_start ? value{micros_of(*u.expected_start)} : value{}};
+  // A rescheduled sensor's try waiting for a slot (`scheduled`, with its first start) is kept as
+  // `up_for_reschedule`, as store::tries shows it.
+  s.exec("INSERT INTO task_tries (" + std::string(table<try_record>::names) +
+             ") SELECT dag_id, run_id, task_id, map_index, try_number, "
+             "CASE WHEN state = 'scheduled' THEN 'up_for_reschedule' ELSE state END, COALESCE(first_start_date, start_date), "
+             "end_date, exit_code, hostname, pid, log_path, message FROM task_instances WHERE dag_id = $1 AND run_id = $2 AND "
+             "task_id = $3 AND map_index = $4 AND state = $5 AND try_number = $6 AND (CAST($7 AS BIGINT) IS NULL OR start_date = $7) AND "
+             "(state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', 'up_for_reschedule', 'skipped') OR "
+             "(state = 'scheduled' AND first_start_date IS NOT NULL)) ON CONFLICT DO NOTHING",
+         row);
 }
 
 bool all_won(const change_result& r) {
@@ -1106,15 +1137,36 @@ change_result store_core::apply_once(const change_set& changes) {
       const std::vector<bool> won = s.write(w.task_instance_updates, which.size(), rows, &added_task);
       for (std::size_t k = 0; k < which.size(); ++k) result.task_instances_updated[which[k]] = won[k];
     };
+    // Tries the updates move their instances off are kept as rows (see change_set::tries): where
+    // an earlier update of the same instance in this change set made the try, from that update
+    // (below, once both are known to have won); else from the row as it is now, before any update.
+    std::vector<std::pair<std::size_t, std::size_t>> kept_from_changes;  // (update, earlier update of its instance)
+    std::set<std::tuple<std::string_view, std::string_view, std::string_view, int, int>> moved_off;  // (instance, try)
+    {
+      std::map<std::tuple<std::string_view, std::string_view, std::string_view, int>, std::size_t> earlier;
+      for (std::size_t i = 0; i < changes.task_instances.size(); ++i) {
+        const task_instance_update& u = changes.task_instances[i];
+        const auto key = std::make_tuple(std::string_view(u.record.dag_id), std::string_view(u.record.run_id),
+                                         std::string_view(u.record.task_id), u.record.map_index);
+        const auto before = earlier.find(key);
+        if (moves_off_its_try(u)) {
+          moved_off.emplace(u.record.dag_id, u.record.run_id, u.record.task_id, u.record.map_index, u.expected_try);
+          if (before != earlier.end()) kept_from_changes.emplace_back(i, before->second);
+          else if (shows_a_try(u.expected) || u.expected == task_state::scheduled) keep_shown_try(s, u);
+        }
+        earlier[key] = i;
+      }
+    }
     write_updates(ordinary);
     if (!claims.empty()) write_updates(admitted_claims(s, changes.task_instances, claims, pool_slots));
     write_updates(after_claims);
     if (changes.all_or_nothing && !all_won(result)) throw change_set_lost{result};  // rolls back
     // A try its instance is still on once this change set is written (the last update of the
-    // instance won, and leaves it on that try: ended, or a rescheduled sensor's next poke) gets no
-    // row: the instance is its record until an update moves it off the try, and the trigger of
-    // migration 11 keeps it then. A row of that try written before (a late end of an earlier poke)
-    // is deleted: it would hide what the instance shows.
+    // instance won, and leaves it on that try: ended, or a rescheduled sensor's next poke), and
+    // that no update here moved it off (an end, then the run's dagrun_timeout skipping the
+    // instance, still on that try), gets no row: the instance is its record until an update moves
+    // it off the try, which keeps it then. A row of that try written before (a late end of an
+    // earlier poke) is deleted: it would hide what the instance shows.
     std::vector<std::size_t> kept, shown;
     if (!changes.tries.empty()) {
       std::map<std::tuple<std::string_view, std::string_view, std::string_view, int>, std::size_t> last_update;
@@ -1126,7 +1178,8 @@ change_result store_core::apply_once(const change_set& changes) {
         const try_record& t = changes.tries[i];
         const auto u = last_update.find({t.dag_id, t.run_id, t.task_id, t.map_index});
         const bool is_shown = u != last_update.end() && result.task_instances_updated[u->second] &&
-                              on_its_try(changes.task_instances[u->second].record, t.try_number);
+                              on_its_try(changes.task_instances[u->second].record, t.try_number) &&
+                              !moved_off.contains({t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number});
         (is_shown ? shown : kept).push_back(i);
       }
     }
@@ -1151,7 +1204,15 @@ change_result store_core::apply_once(const change_set& changes) {
       };
     };
     constexpr std::size_t every_column = std::numeric_limits<std::size_t>::max();
+    std::vector<try_record> left;  // tries kept from an earlier update of the same change set
+    for (const auto& [i, before] : kept_from_changes) {
+      const task_instance_record& r = changes.task_instances[before].record;
+      if (result.task_instances_updated[i] && result.task_instances_updated[before] &&
+          on_its_try(r, changes.task_instances[i].expected_try))
+        left.push_back(try_record_of(r));
+    }
     s.write(w.try_upserts, kept.size(), rows_at(changes.tries, kept, every_column));
+    s.write(w.try_keeps, left.size(), rows_of(left));
     s.write(w.try_inserts, unshown.size(), rows_at(changes.tries_if_absent, unshown, every_column));
     s.write(w.try_deletes, shown.size(), rows_at(changes.tries, shown, w.try_deletes.key_size));
     s.write(w.xcom_deletes, changes.xcom_deletes.size(), rows_of(changes.xcom_deletes, w.xcom_deletes.key_size));
@@ -1386,8 +1447,8 @@ std::vector<try_record> store_core::tries(const std::string& dag_id, const std::
                                           const std::string& task_id, int map_index) {
   const value key[] = {dag_id, run_id, task_id, std::int64_t{map_index}};
   // The rows of the tries its instance moved off, and the try it shows where that has no row
-  // (migration 11; a rescheduled sensor's try waiting for a slot is up_for_reschedule, as the
-  // trigger keeps it).
+  // (migration 11; a rescheduled sensor's try waiting for a slot is up_for_reschedule, as
+  // keep_shown_try keeps it).
   return list<try_record>(
       "list tries",
       select_from<try_record>("task_tries") +

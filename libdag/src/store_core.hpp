@@ -96,25 +96,11 @@ protected:
   ~session() = default;
 };
 
-/// What the trigger of migration 11 runs when an update moves a task instance off the try it
-/// shows: that try (OLD, the row before the update) kept as a row of task_tries, unless it has one.
-/// Each backend wraps it in its own trigger syntax (`keep_tries_function`, `keep_tries_action`).
-/// A rescheduled sensor's try that waits for a slot for its next poke (`scheduled`, with its first
-/// start) is `up_for_reschedule`, as store::tries shows it.
-inline constexpr std::string_view keep_shown_try =
-    "INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, start_date, end_date, exit_code, "
-    "hostname, pid, log_path, message) VALUES (OLD.dag_id, OLD.run_id, OLD.task_id, OLD.map_index, OLD.try_number, "
-    "CASE WHEN OLD.state = 'scheduled' THEN 'up_for_reschedule' ELSE OLD.state END, "
-    "COALESCE(OLD.first_start_date, OLD.start_date), OLD.end_date, OLD.exit_code, OLD.hostname, OLD.pid, "
-    "OLD.log_path, OLD.message) ON CONFLICT DO NOTHING";
-
 /// What the core needs to know of a backend's SQL.
 struct dialect {
   /// The schema's types: `key` (text ordered bytewise), `instant` (64-bit integer), `flag` (with
   /// its default, false) and `row_id` (an integer primary key the database draws); and the
-  /// table option `without_rowid` (rows kept in the primary key's B-tree, where the backend can);
-  /// `keep_tries_function` (what must exist before a trigger can run keep_shown_try) and
-  /// `keep_tries_action` (the trigger's body running it).
+  /// table option `without_rowid` (rows kept in the primary key's B-tree, where the backend can).
   std::map<std::string, std::string, std::less<>> types;
   std::string has_schema_version;  ///< a query giving 1 when table schema_version exists, else 0
   std::string migration_lock;      ///< run first when migrating, to serialize migrations ("" if not needed)
