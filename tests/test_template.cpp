@@ -763,5 +763,9 @@ TEST_CASE("Template.ValuesBuiltWhileRenderingAreBoundedToo") {
   // over 50,000 items.
   CHECK(dag::render("{{ (('[' * 64) ~ '1' ~ (']' * 64))|fromjson|length }}", fixed_context()) == "1");
   has(error_of("{{ (('[' * 65) ~ (']' * 65))|fromjson|length }}"), "nest lists and dicts at most 64 deep");
+  // Refused before it is parsed (fuzzing found a million `[` that took seconds to build and free);
+  // brackets inside a JSON string do not count.
+  has(error_of("{{ ('[' * 1000000)|fromjson|length }}"), "nest lists and dicts at most 64 deep");
+  CHECK(dag::render("{{ ('[\"' ~ ('[{' * 100) ~ '\"]')|fromjson|length }}", fixed_context()) == "1");
   CHECK(dag::render("{% for i in range(50000) %}{% endfor %}{{ range(50000)|sum }}", fixed_context()) == "1249975000");
 }

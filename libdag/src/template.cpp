@@ -696,6 +696,23 @@ value from_json(const nlohmann::json& j, int depth = 0) {
 }
 
 value parse_json(std::string_view text, std::string_view what) {
+  // Its brackets counted first: the parser would build (and then free) every level of a string of
+  // millions of `[` before from_json could refuse the 65th, seconds of work for nothing.
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_value_depth) fail("a template may nest lists and dicts at most 64 deep");
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded()) fail(std::string(what) + " is not valid JSON");
   return from_json(j);
