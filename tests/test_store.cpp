@@ -140,19 +140,7 @@ public:
   }
   /// The SQL that made table or index `name` (sqlite_master's), or empty when there is none.
   std::string definition_of(const std::string& name) const {
-    sqlite3* db = nullptr;
-    std::string sql;
-    sqlite3_stmt* st = nullptr;
-    int rc = sqlite3_open_v2(file().c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE name = ?", -1, &st, nullptr);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 1, name.c_str(), -1, SQLITE_TRANSIENT);
-    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != nullptr)
-      sql = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-    const std::string message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    REQUIRE_MESSAGE(rc == SQLITE_OK, message);
-    return sql;
+    return query("SELECT sql FROM sqlite_master WHERE name = '" + name + "'").value_or("");
   }
   /// The schema's `key` and `instant` types on this backend (for tables an older schema had).
   static constexpr const char* key_type = "TEXT";

@@ -1033,6 +1033,19 @@ bool moves_off_its_try(const task_instance_update& u) {
   return !next_poke;
 }
 
+/// on_its_try in SQL, over a task_instances row (its try number aside).
+constexpr std::string_view shows_its_try_sql =
+    "(state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', 'up_for_reschedule', 'skipped') OR "
+    "(state = 'scheduled' AND first_start_date IS NOT NULL))";
+
+/// The try a task_instances row shows, as task_tries' columns (table<try_record>::names): a
+/// rescheduled sensor's try waiting for a slot (`scheduled`, with its first start) is
+/// `up_for_reschedule`, and a rescheduled try starts with its first poke.
+constexpr std::string_view shown_try_columns =
+    "dag_id, run_id, task_id, map_index, try_number, "
+    "CASE WHEN state = 'scheduled' AND first_start_date IS NOT NULL THEN 'up_for_reschedule' ELSE state END, "
+    "COALESCE(first_start_date, start_date), end_date, exit_code, hostname, pid, log_path, message";
+
 /// Keeps the try the row of `u`'s instance shows as a row of task_tries (unless it has one), if
 /// the row is as `u` expects it and on a try; run before `u` is written.
 void keep_shown_try(session& s, const task_instance_update& u) {
@@ -1044,15 +1057,10 @@ void keep_shown_try(session& s, const task_instance_update& u) {
                        to_string(u.expected),
                        std::int64_t{u.expected_try},
                        u.expected_start ? value{micros_of(*u.expected_start)} : value{}};
-  // A rescheduled sensor's try waiting for a slot (`scheduled`, with its first start) is kept as
-  // `up_for_reschedule`, as store::tries shows it.
-  s.exec("INSERT INTO task_tries (" + std::string(table<try_record>::names) +
-             ") SELECT dag_id, run_id, task_id, map_index, try_number, "
-             "CASE WHEN state = 'scheduled' THEN 'up_for_reschedule' ELSE state END, COALESCE(first_start_date, start_date), "
-             "end_date, exit_code, hostname, pid, log_path, message FROM task_instances WHERE dag_id = $1 AND run_id = $2 AND "
-             "task_id = $3 AND map_index = $4 AND state = $5 AND try_number = $6 AND (CAST($7 AS BIGINT) IS NULL OR start_date = $7) AND "
-             "(state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', 'up_for_reschedule', 'skipped') OR "
-             "(state = 'scheduled' AND first_start_date IS NOT NULL)) ON CONFLICT DO NOTHING",
+  s.exec("INSERT INTO task_tries (" + std::string(table<try_record>::names) + ") SELECT " + std::string(shown_try_columns) +
+             " FROM task_instances WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4 AND state = $5 AND "
+             "try_number = $6 AND (CAST($7 AS BIGINT) IS NULL OR start_date = $7) AND " + std::string(shows_its_try_sql) +
+             " ON CONFLICT DO NOTHING",
          row);
 }
 
@@ -1142,20 +1150,19 @@ change_result store_core::apply_once(const change_set& changes) {
     // (below, once both are known to have won); else from the row as it is now, before any update.
     std::vector<std::pair<std::size_t, std::size_t>> kept_from_changes;  // (update, earlier update of its instance)
     std::set<std::tuple<std::string_view, std::string_view, std::string_view, int, int>> moved_off;  // (instance, try)
-    {
-      std::map<std::tuple<std::string_view, std::string_view, std::string_view, int>, std::size_t> earlier;
-      for (std::size_t i = 0; i < changes.task_instances.size(); ++i) {
-        const task_instance_update& u = changes.task_instances[i];
-        const auto key = std::make_tuple(std::string_view(u.record.dag_id), std::string_view(u.record.run_id),
-                                         std::string_view(u.record.task_id), u.record.map_index);
-        const auto before = earlier.find(key);
-        if (moves_off_its_try(u)) {
-          moved_off.emplace(u.record.dag_id, u.record.run_id, u.record.task_id, u.record.map_index, u.expected_try);
-          if (before != earlier.end()) kept_from_changes.emplace_back(i, before->second);
-          else if (shows_a_try(u.expected) || u.expected == task_state::scheduled) keep_shown_try(s, u);
-        }
-        earlier[key] = i;
+    // Per instance, its last update so far (in the end: its last in the change set).
+    std::map<std::tuple<std::string_view, std::string_view, std::string_view, int>, std::size_t> last_update;
+    for (std::size_t i = 0; i < changes.task_instances.size(); ++i) {
+      const task_instance_update& u = changes.task_instances[i];
+      const auto key = std::make_tuple(std::string_view(u.record.dag_id), std::string_view(u.record.run_id),
+                                       std::string_view(u.record.task_id), u.record.map_index);
+      const auto before = last_update.find(key);
+      if (moves_off_its_try(u)) {
+        moved_off.emplace(u.record.dag_id, u.record.run_id, u.record.task_id, u.record.map_index, u.expected_try);
+        if (before != last_update.end()) kept_from_changes.emplace_back(i, before->second);
+        else if (shows_a_try(u.expected) || u.expected == task_state::scheduled) keep_shown_try(s, u);
       }
+      last_update[key] = i;
     }
     write_updates(ordinary);
     if (!claims.empty()) write_updates(admitted_claims(s, changes.task_instances, claims, pool_slots));
@@ -1168,20 +1175,13 @@ change_result store_core::apply_once(const change_set& changes) {
     // it off the try, which keeps it then. A row of that try written before (a late end of an
     // earlier poke) is deleted: it would hide what the instance shows.
     std::vector<std::size_t> kept, shown;
-    if (!changes.tries.empty()) {
-      std::map<std::tuple<std::string_view, std::string_view, std::string_view, int>, std::size_t> last_update;
-      for (std::size_t i = 0; i < changes.task_instances.size(); ++i) {
-        const task_instance_record& r = changes.task_instances[i].record;
-        last_update[{r.dag_id, r.run_id, r.task_id, r.map_index}] = i;
-      }
-      for (std::size_t i = 0; i < changes.tries.size(); ++i) {
-        const try_record& t = changes.tries[i];
-        const auto u = last_update.find({t.dag_id, t.run_id, t.task_id, t.map_index});
-        const bool is_shown = u != last_update.end() && result.task_instances_updated[u->second] &&
-                              on_its_try(changes.task_instances[u->second].record, t.try_number) &&
-                              !moved_off.contains({t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number});
-        (is_shown ? shown : kept).push_back(i);
-      }
+    for (std::size_t i = 0; i < changes.tries.size(); ++i) {
+      const try_record& t = changes.tries[i];
+      const auto u = last_update.find({t.dag_id, t.run_id, t.task_id, t.map_index});
+      const bool is_shown = u != last_update.end() && result.task_instances_updated[u->second] &&
+                            on_its_try(changes.task_instances[u->second].record, t.try_number) &&
+                            !moved_off.contains({t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number});
+      (is_shown ? shown : kept).push_back(i);
     }
     // A refused end of a poke is no record of its try while the instance is still on that try (a
     // later poke of it runs, or has ended it): the instance shows the try. (Rare: one read each.)
@@ -1191,8 +1191,7 @@ change_result store_core::apply_once(const change_set& changes) {
       const value key[] = {t.dag_id, t.run_id, t.task_id, std::int64_t{t.map_index}, std::int64_t{t.try_number}};
       bool on_it = false;
       s.exec("SELECT 1 FROM task_instances WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4 AND "
-             "try_number = $5 AND (state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', "
-             "'up_for_reschedule', 'skipped') OR (state = 'scheduled' AND first_start_date IS NOT NULL))",
+             "try_number = $5 AND " + std::string(shows_its_try_sql),
              key, [&](std::span<const value>) { on_it = true; });
       if (!on_it) unshown.push_back(i);
     }
@@ -1453,10 +1452,7 @@ std::vector<try_record> store_core::tries(const std::string& dag_id, const std::
       "list tries",
       select_from<try_record>("task_tries") +
           " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4"
-          " UNION ALL SELECT dag_id, run_id, task_id, map_index, try_number,"
-          " CASE WHEN state = 'scheduled' AND first_start_date IS NOT NULL THEN 'up_for_reschedule' ELSE state END,"
-          " COALESCE(first_start_date, start_date),"
-          " end_date, exit_code, hostname, pid, log_path, message FROM task_instances i"
+          " UNION ALL SELECT " + std::string(shown_try_columns) + " FROM task_instances i"
           " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4 AND try_number >= 1 AND NOT EXISTS ("
           "SELECT 1 FROM task_tries t WHERE t.dag_id = i.dag_id AND t.run_id = i.run_id AND t.task_id = i.task_id"
           " AND t.map_index = i.map_index AND t.try_number = i.try_number)"
