@@ -806,6 +806,56 @@ TEST_CASE("Engine.AnEarlierPokesUnrecordedEndDoesNotShieldTheRunningPokeFromReco
   }
 }
 
+TEST_CASE("Engine.ARetryClaimedInAPassWhoseRunLostIsClaimedAgainNotLeftUnstarted" * doctest::timeout(60)) {
+  // One pass records two ends of one run: a's (a failure with a retry due at once, which the same
+  // pass claims) and c's, which another process had marked meanwhile, so c's update loses and the
+  // run is read again. a's end stays written; its retry, decided from the outdated view, is not:
+  // written but not handed over, it would stay `running` with nothing running it.
+  sandbox s;
+  dag::definition d{"pair"};
+  d.callable("a", [](dag::task_context& c) {
+     return c.try_number == 1 ? dag::operator_result::failed("first try fails") : dag::operator_result::success();
+   }).retries(1).retry_delay(0s);
+  d.callable("c", [](dag::task_context&) { return dag::operator_result::success(); });
+  auto owned = std::make_unique<holding_executor>();
+  holding_executor& ex = *owned;
+  dag::engine eng(*s.db, s.operators, s.clock, s.options(), std::move(owned));
+  eng.set_dags({s.checked(std::move(d))});
+  const auto key = eng.create_run("pair", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  eng.step();
+  REQUIRE(ex.held() == 2);
+
+  auto other = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+  dag::change_set mark;
+  auto c = s.tis(*key)["c"];
+  REQUIRE(c.state == task_state::running);
+  c.state = task_state::success;
+  mark.task_instances.push_back({task_state::running, 1, c});
+  REQUIRE(other->apply(mark).applied);
+
+  ex.deliver(ex.run(0));
+  ex.deliver(ex.run(1));
+  eng.step();  // both ends in one pass
+  auto a = s.tis(*key)["a"];
+  CHECK(a.state != task_state::running);
+  CHECK(a.try_number == 1);
+  CHECK(ex.held() == 2);
+  REQUIRE(eventually([&] {
+    eng.step();
+    return ex.held() == 3;
+  }));
+  a = s.tis(*key)["a"];
+  CHECK(a.state == task_state::running);
+  CHECK(a.try_number == 2);
+  ex.deliver(ex.run(2));
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+  CHECK(s.tis(*key)["a"].state == task_state::success);
+  const auto tries = s.db->tries("pair", key->run_id, "a");
+  REQUIRE(tries.size() == 2);
+  CHECK(tries[0].state == task_state::up_for_retry);
+}
+
 TEST_CASE("Engine.AnEndAnotherSchedulerRecordedIsNotTakenForTheNextPokeByAStaleView" * doctest::timeout(60)) {
   // Two schedulers on one database: A started a sensor's first poke, B recorded its end (A
   // stalled) and started the second poke. A's view still shows the first poke running when the
@@ -1526,6 +1576,74 @@ TEST_CASE("Engine.APoolAnotherProcessFillsAfterTheEngineCountedItIsNotOverfilled
   CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
   CHECK(s.tis(*key)["y"].state == task_state::success);
   CHECK(s.db->find_pool("pair")->occupied_slots() == 0);
+}
+
+TEST_CASE("Engine.AnEndIsRecordedWhenTheRetryItsPassClaimsIsRefusedForItsPool" * doctest::timeout(60)) {
+  // A try fails and its retry is due at once: the pass that records the end claims the retry too.
+  // Another process has meanwhile filled the pool (here: shrunk it under a try of its own), which
+  // the engine's own count of the pool cannot know, so the store refuses the claim. The end must
+  // still be written: the instance is up for retry, not left `running` with nothing running it.
+  sandbox s;
+  s.db->set_pool({"pair", 2, ""});
+  std::atomic<bool> go{false};
+  auto fails_first = [&](dag::task_context& c) {
+    while (!go.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return c.try_number == 1 ? dag::operator_result::failed("first try fails") : dag::operator_result::success();
+  };
+  dag::definition d{"mine"};
+  d.callable("a", fails_first).pool("pair").retries(1).retry_delay(0s);
+  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  eng.set_dags({s.checked(std::move(d))});
+  const auto key = eng.create_run("mine", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  eng.step();  // a's first try runs; the engine counts one slot of pair open
+  REQUIRE(s.tis(*key)["a"].state == task_state::running);
+
+  auto other = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+  dag::definition t{"theirs"};
+  t.callable("p", [](dag::task_context&) { return dag::operator_result::success(); }).pool("pair");
+  const dag::scheduled_dag theirs(s.checked(std::move(t)));
+  const auto their_run = dag::create_run_record(*other, theirs, dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(their_run);
+  dag::change_set claim;
+  dag::task_instance_record p;
+  p.dag_id = "theirs";
+  p.run_id = their_run->run_id;
+  p.task_id = "p";
+  p.state = task_state::running;
+  p.try_number = 1;
+  p.pool = "pair";
+  claim.task_instances.push_back({task_state::none, 0, p});
+  REQUIRE(other->apply(claim).applied);
+  other->set_pool({"pair", 1, ""});  // a and p hold two slots of one: a's end leaves none open
+
+  go = true;
+  REQUIRE(eventually([&] {
+    eng.step();
+    return s.tis(*key)["a"].state != task_state::running;
+  }));
+  auto a = s.tis(*key)["a"];
+  CHECK(a.state == task_state::up_for_retry);
+  CHECK(a.try_number == 1);
+  CHECK(a.message.find("first try fails") != std::string::npos);
+  for (int i = 0; i < 3; ++i) eng.step();
+  a = s.tis(*key)["a"];
+  CHECK(a.state == task_state::scheduled);  // its retry is due, and waits for a slot
+  CHECK(a.try_number == 1);
+  CHECK(s.db->find_pool("pair")->occupied_slots() == 1);
+
+  claim.task_instances.front().expected = task_state::running;
+  claim.task_instances.front().expected_try = 1;
+  claim.task_instances.front().record.state = task_state::success;
+  REQUIRE(other->apply(claim).applied);
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+  a = s.tis(*key)["a"];
+  CHECK(a.state == task_state::success);
+  CHECK(a.try_number == 2);
+  const auto tries = s.db->tries("mine", key->run_id, "a");
+  REQUIRE(tries.size() == 2);
+  CHECK(tries[0].state == task_state::up_for_retry);
+  CHECK(tries[1].state == task_state::success);
 }
 
 TEST_CASE("Engine.APoolIsCountedAcrossPassesWithoutOverfillingIt" * doctest::timeout(60)) {

@@ -1407,12 +1407,17 @@ void engine::count_pool_slots(const change_set& changes, std::map<std::string, i
 
 std::set<run_key> engine::apply_by_run(change_set& changes) {
   using instance = std::tuple<std::string, std::string, std::string, int>;  // dag, run, task, map index
+  const auto instance_of = [](const task_instance_update& u) {
+    return instance{u.record.dag_id, u.record.run_id, u.record.task_id, u.record.map_index};
+  };
   std::set<run_key> lost;
-  std::set<instance> refused;  // task instance updates whose own compare-and-set lost
+  std::set<instance> refused;  // task instances whose first update of the pass lost its compare-and-set
   const auto of_lost = [&](const std::string& dag_id, const std::string& run_id) { return lost.contains({dag_id, run_id}); };
   // A try's end is kept even when its run lost: the try happened, and its task instance would
-  // otherwise stay `running` with nothing running it. Only its own lost compare-and-set (the task
-  // was cleared or marked meanwhile) drops it.
+  // otherwise stay `running` with nothing running it. The end is the first update of its instance
+  // in the pass (events are recorded before anything else is decided); what the pass decided after
+  // it (a retry claimed at once, say) goes with the run. Only the end's own lost compare-and-set
+  // (the task was cleared or marked meanwhile) drops it.
   std::set<instance> ended;
   for (const auto& t : changes.tries) ended.insert({t.dag_id, t.run_id, t.task_id, t.map_index});
   changes.all_or_nothing = true;
@@ -1422,13 +1427,33 @@ std::set<run_key> engine::apply_by_run(change_set& changes) {
     const std::size_t known = lost.size() + refused.size();
     for (std::size_t i = 0; i < result.runs_updated.size(); ++i)
       if (!result.runs_updated[i]) lost.insert({changes.runs[i].dag_id, changes.runs[i].run_id});
-    for (std::size_t i = 0; i < result.task_instances_updated.size(); ++i)
-      if (!result.task_instances_updated[i]) {
-        const auto& r = changes.task_instances[i].record;
+    // Which updates go: one that lost and every later update of its instance (each expects what
+    // the one before it wrote), and, of a lost run, all but an end. An update before the one that
+    // lost stays where it may: the store refuses a claim for want of pool slots (its own count,
+    // under the pools' locks, which the engine's cannot replace) while the end before it won.
+    std::vector<bool> drop(changes.task_instances.size(), false);
+    std::set<instance> cut, updated;
+    for (std::size_t i = 0; i < changes.task_instances.size(); ++i) {
+      const task_instance_record& r = changes.task_instances[i].record;
+      const instance key = instance_of(changes.task_instances[i]);
+      const bool first = updated.insert(key).second;
+      if (cut.contains(key)) {
+        drop[i] = true;
+      } else if (!result.task_instances_updated[i]) {
+        drop[i] = true;
+        cut.insert(key);
         lost.insert({r.dag_id, r.run_id});
-        refused.insert({r.dag_id, r.run_id, r.task_id, r.map_index});
+        if (first) refused.insert(key);
       }
+    }
     if (lost.size() + refused.size() == known) throw error("the store refused a scheduler pass without saying which run lost");
+    updated.clear();
+    for (std::size_t i = 0; i < changes.task_instances.size(); ++i) {
+      const task_instance_record& r = changes.task_instances[i].record;
+      const instance key = instance_of(changes.task_instances[i]);
+      const bool first = updated.insert(key).second;
+      if (of_lost(r.dag_id, r.run_id) && !(first && ended.contains(key))) drop[i] = true;
+    }
     // The tries stay: they were made, whatever their task instances became meanwhile. The end of
     // a poke that was refused is written only where its try has no row: a late end of an earlier
     // poke must not overwrite what a later poke wrote, while a poke ended after a clear or a mark
@@ -1440,10 +1465,13 @@ std::set<run_key> engine::apply_by_run(change_set& changes) {
     std::move(refused_pokes, changes.tries.end(), std::back_inserter(changes.tries_if_absent));
     changes.tries.erase(refused_pokes, changes.tries.end());
     std::erase_if(changes.runs, [&](const run_update& u) { return of_lost(u.dag_id, u.run_id); });
-    std::erase_if(changes.task_instances, [&](const task_instance_update& u) {
-      const instance key{u.record.dag_id, u.record.run_id, u.record.task_id, u.record.map_index};
-      return refused.contains(key) || (of_lost(u.record.dag_id, u.record.run_id) && !ended.contains(key));
-    });
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < changes.task_instances.size(); ++i)
+      if (!drop[i]) {
+        if (kept != i) changes.task_instances[kept] = std::move(changes.task_instances[i]);
+        ++kept;
+      }
+    changes.task_instances.erase(changes.task_instances.begin() + static_cast<std::ptrdiff_t>(kept), changes.task_instances.end());
     std::erase_if(changes.xcoms, [&](const xcom_record& x) { return of_lost(x.dag_id, x.run_id); });
     std::erase_if(changes.task_instance_deletes, [&](const task_instance_record& d) { return of_lost(d.dag_id, d.run_id); });
     if (changes.empty()) return lost;
