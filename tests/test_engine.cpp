@@ -856,6 +856,56 @@ TEST_CASE("Engine.ARetryClaimedInAPassWhoseRunLostIsClaimedAgainNotLeftUnstarted
   CHECK(tries[0].state == task_state::up_for_retry);
 }
 
+TEST_CASE("Engine.ABranchsEndInAPassWhoseRunLostKeepsItsSkipsAndItsXCom" * doctest::timeout(60)) {
+  // A branch ends in the same pass as c, which another process had marked meanwhile: c's update
+  // loses and the run is read again. The branch's end stays written, and so does what comes of it
+  // (decided only at its end, never again): the branch it did not follow is skipped, and its XCom
+  // is there for the task it follows.
+  sandbox s;
+  dag::definition d{"forked"};
+  auto pick = d.callable("pick", [](dag::task_context&) { return dag::operator_result::success("x"); }).branch();
+  auto x = d.callable("x", [](dag::task_context&) { return dag::operator_result::success(); });
+  auto y = d.callable("y", [](dag::task_context&) { return dag::operator_result::success(); });
+  pick >> dag::tasks{x, y};
+  d.callable("c", [](dag::task_context&) { return dag::operator_result::success(); });
+  auto owned = std::make_unique<holding_executor>();
+  holding_executor& ex = *owned;
+  dag::engine eng(*s.db, s.operators, s.clock, s.options(), std::move(owned));
+  eng.set_dags({s.checked(std::move(d))});
+  const auto key = eng.create_run("forked", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  eng.step();
+  REQUIRE(ex.held() == 2);  // pick and c
+
+  auto other = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+  dag::change_set mark;
+  auto c = s.tis(*key)["c"];
+  REQUIRE(c.state == task_state::running);
+  c.state = task_state::failed;
+  mark.task_instances.push_back({task_state::running, 1, c});
+  REQUIRE(other->apply(mark).applied);
+
+  ex.deliver(ex.run(0));
+  ex.deliver(ex.run(1));
+  eng.step();  // both ends in one pass
+  auto tis = s.tis(*key);
+  CHECK(tis["pick"].state == task_state::success);
+  CHECK(tis["y"].state == task_state::skipped);
+  CHECK(tis["c"].state == task_state::failed);  // as the other process marked it
+  CHECK(s.db->xcom("forked", key->run_id, "pick", "return_value").value_or("") == "x");
+  REQUIRE(eventually([&] {
+    eng.step();
+    return ex.held() == 3;
+  }));
+  const auto end_of_x = ex.run(2);
+  CHECK(end_of_x.task_id == "x");
+  ex.deliver(end_of_x);
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::failed);  // c was marked failed
+  tis = s.tis(*key);
+  CHECK(tis["x"].state == task_state::success);
+  CHECK(tis["y"].state == task_state::skipped);
+}
+
 TEST_CASE("Engine.AnEndAnotherSchedulerRecordedIsNotTakenForTheNextPokeByAStaleView" * doctest::timeout(60)) {
   // Two schedulers on one database: A started a sensor's first poke, B recorded its end (A
   // stalled) and started the second poke. A's view still shows the first poke running when the
@@ -1585,19 +1635,18 @@ TEST_CASE("Engine.AnEndIsRecordedWhenTheRetryItsPassClaimsIsRefusedForItsPool" *
   // still be written: the instance is up for retry, not left `running` with nothing running it.
   sandbox s;
   s.db->set_pool({"pair", 2, ""});
-  std::atomic<bool> go{false};
-  auto fails_first = [&](dag::task_context& c) {
-    while (!go.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    return c.try_number == 1 ? dag::operator_result::failed("first try fails") : dag::operator_result::success();
-  };
   dag::definition d{"mine"};
-  d.callable("a", fails_first).pool("pair").retries(1).retry_delay(0s);
-  dag::engine eng(*s.db, s.operators, s.clock, s.options());
+  d.callable("a", [](dag::task_context& c) {
+     return c.try_number == 1 ? dag::operator_result::failed("first try fails") : dag::operator_result::success();
+   }).pool("pair").retries(1).retry_delay(0s);
+  auto owned = std::make_unique<holding_executor>();
+  holding_executor& ex = *owned;
+  dag::engine eng(*s.db, s.operators, s.clock, s.options(), std::move(owned));
   eng.set_dags({s.checked(std::move(d))});
   const auto key = eng.create_run("mine", dag::run_type::manual, dag::parse_time("2024-01-01"));
   REQUIRE(key);
-  eng.step();  // a's first try runs; the engine counts one slot of pair open
-  REQUIRE(s.tis(*key)["a"].state == task_state::running);
+  eng.step();  // a's first try is handed over; the engine counts one slot of pair open
+  REQUIRE(ex.held() == 1);
 
   auto other = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
   dag::definition t{"theirs"};
@@ -1617,11 +1666,8 @@ TEST_CASE("Engine.AnEndIsRecordedWhenTheRetryItsPassClaimsIsRefusedForItsPool" *
   REQUIRE(other->apply(claim).applied);
   other->set_pool({"pair", 1, ""});  // a and p hold two slots of one: a's end leaves none open
 
-  go = true;
-  REQUIRE(eventually([&] {
-    eng.step();
-    return s.tis(*key)["a"].state != task_state::running;
-  }));
+  ex.deliver(ex.run(0));
+  eng.step();  // records a's end, and claims its retry: refused
   auto a = s.tis(*key)["a"];
   CHECK(a.state == task_state::up_for_retry);
   CHECK(a.try_number == 1);
@@ -1630,12 +1676,18 @@ TEST_CASE("Engine.AnEndIsRecordedWhenTheRetryItsPassClaimsIsRefusedForItsPool" *
   a = s.tis(*key)["a"];
   CHECK(a.state == task_state::scheduled);  // its retry is due, and waits for a slot
   CHECK(a.try_number == 1);
+  CHECK(ex.held() == 1);
   CHECK(s.db->find_pool("pair")->occupied_slots() == 1);
 
   claim.task_instances.front().expected = task_state::running;
   claim.task_instances.front().expected_try = 1;
   claim.task_instances.front().record.state = task_state::success;
   REQUIRE(other->apply(claim).applied);
+  REQUIRE(eventually([&] {
+    eng.step();
+    return ex.held() == 2;
+  }));
+  ex.deliver(ex.run(1));
   CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
   a = s.tis(*key)["a"];
   CHECK(a.state == task_state::success);

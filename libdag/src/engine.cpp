@@ -3,6 +3,7 @@
 #include <dag/engine/engine.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <iterator>
 #include <exception>
 #include <iostream>
@@ -746,7 +747,7 @@ std::vector<task_event> engine::take_events() {
   return events;
 }
 
-void engine::record_events(const std::vector<task_event>& events, change_set& changes) {
+void engine::record_events(const std::vector<task_event>& events, change_set& changes, end_writes& of_ends) {
   auto slot_of = [](const active_run& r, const task_event& e) -> std::optional<std::size_t> {
     auto index = r.dag->def->index_of(e.task_id);
     if (!index) return std::nullopt;
@@ -839,10 +840,12 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
               r.run.logical_date};
       queue_alert(std::move(a), notifiers_for(t.settings, ti.state));
     }
+    const std::size_t end_update = changes.task_instances.size();
     changes.task_instances.push_back(update_of(ti, expected, e.try_number));
     changes.task_instances.back().expected_start = expected_start;
     // Downstream tasks a branch, short-circuit or latest-only task ruled out, in the same commit.
     for (const task_change& c : ended.skipped) changes.task_instances.push_back(update_of(r.tis[c.index], c.before, c.try_before));
+    of_ends.updates.resize(changes.task_instances.size(), end_update);
     // A task's outlets are updated by its success (Airflow's dataset events), in the same commit.
     if (ti.state == task_state::success)
       for (const auto& uri : t.outlets)
@@ -852,6 +855,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     if (e.result.outcome == try_outcome::success)
       for (const auto& [xcom_key, value] : e.result.keyed_xcoms)
         changes.xcoms.push_back({ti.dag_id, ti.run_id, ti.task_id, xcom_key, value, ti.map_index});
+    of_ends.xcoms.resize(changes.xcoms.size(), end_update);
   }
 }
 
@@ -1308,8 +1312,9 @@ std::optional<timestamp> engine::step_once() {
   took_ends_ = taken.size() > parked;
   std::vector<task_request> starts;
   std::vector<try_id> stops;
+  end_writes of_ends;
   try {
-    record_events(taken, changes);
+    record_events(taken, changes, of_ends);
     create_due_runs(changes, wake);
     register_pending_datasets();
     create_dataset_runs();
@@ -1337,7 +1342,7 @@ std::optional<timestamp> engine::step_once() {
       // do): one lost run's writes are left out and the rest written again, until what is left is
       // written whole.
       const bool wrote_dataset_events = !changes.dataset_events.empty();  // a try's end, kept whatever its run became
-      lost = apply_by_run(changes);
+      lost = apply_by_run(changes, of_ends);
       if (wrote_dataset_events) {
         check_datasets_ = true;  // consumers may be due: the next pass looks, right away
         wake = now;
@@ -1346,6 +1351,15 @@ std::optional<timestamp> engine::step_once() {
       // tries this pass would have started do not start.
       for (const run_key& key : lost) {
         std::erase_if(starts, [&](const task_request& s) { return s.context.dag_id == key.dag_id && s.context.run_id == key.run_id; });
+        // A try is stopped only where its stop was written (apply_by_run keeps it unless its own
+        // compare-and-set lost: the task was cleared or marked meanwhile).
+        std::erase_if(stops, [&](const try_id& t) {
+          return t.dag_id == key.dag_id && t.run_id == key.run_id &&
+                 std::none_of(changes.task_instances.begin(), changes.task_instances.end(), [&](const task_instance_update& u) {
+                   return u.expected == task_state::running && u.expected_try == t.try_number && u.record.task_id == t.task_id &&
+                          u.record.map_index == t.map_index && u.record.dag_id == t.dag_id && u.record.run_id == t.run_id;
+                 });
+        });
         std::erase_if(pending_alerts_, [&](const auto& queued) {
           return queued.first.task_id.empty() && queued.first.dag_id == key.dag_id && queued.first.run_id == key.run_id;
         });
@@ -1405,76 +1419,93 @@ void engine::count_pool_slots(const change_set& changes, std::map<std::string, i
   }
 }
 
-std::set<run_key> engine::apply_by_run(change_set& changes) {
-  using instance = std::tuple<std::string, std::string, std::string, int>;  // dag, run, task, map index
-  const auto instance_of = [](const task_instance_update& u) {
-    return instance{u.record.dag_id, u.record.run_id, u.record.task_id, u.record.map_index};
-  };
-  std::set<run_key> lost;
-  std::set<instance> refused;  // task instances whose first update of the pass lost its compare-and-set
-  const auto of_lost = [&](const std::string& dag_id, const std::string& run_id) { return lost.contains({dag_id, run_id}); };
-  // A try's end is kept even when its run lost: the try happened, and its task instance would
-  // otherwise stay `running` with nothing running it. The end is the first update of its instance
-  // in the pass (events are recorded before anything else is decided); what the pass decided after
-  // it (a retry claimed at once, say) goes with the run. Only the end's own lost compare-and-set
-  // (the task was cleared or marked meanwhile) drops it.
-  std::set<instance> ended;
-  for (const auto& t : changes.tries) ended.insert({t.dag_id, t.run_id, t.task_id, t.map_index});
+std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of_ends) {
   changes.all_or_nothing = true;
+  change_result result = store_.apply(changes);
+  if (result.applied) return {};
+  // Some compare-and-set lost: the pass is written again without what depends on it, from `all`
+  // (indices below are into it; `changes` is what each attempt writes).
+  using instance = std::tuple<std::string, std::string, std::string, int>;  // dag, run, task, map index
+  const auto instance_of = [](const task_instance_record& r) { return instance{r.dag_id, r.run_id, r.task_id, r.map_index}; };
+  const change_set all = changes;
+  const std::size_t none = std::numeric_limits<std::size_t>::max();
+  // What each update stands or falls with when its run lost: an end (and what its flow rule
+  // skipped) with that end; a try the pass stopped (a dagrun_timeout), its instance's first update
+  // with a try of its own, with itself; anything else the pass decided goes with the run, to be
+  // decided again from the store's view (a retry claimed at once after its try's end, say).
+  std::vector<std::size_t> anchor(all.task_instances.size(), none);
+  {
+    std::set<instance> ended, updated;
+    for (const auto& t : all.tries) ended.insert({t.dag_id, t.run_id, t.task_id, t.map_index});
+    for (std::size_t i = 0; i < all.task_instances.size(); ++i) {
+      const instance key = instance_of(all.task_instances[i].record);
+      const bool first = updated.insert(key).second;
+      if (i < of_ends.updates.size()) anchor[i] = of_ends.updates[i];
+      else if (first && ended.contains(key)) anchor[i] = i;
+    }
+  }
+  std::set<run_key> lost;
+  std::vector<bool> lost_cas(all.task_instances.size(), false);  // updates whose own compare-and-set lost
+  std::vector<std::size_t> written;                                // index in `all` of each update of `changes`
+  for (std::size_t i = 0; i < all.task_instances.size(); ++i) written.push_back(i);
+  std::vector<bool> keep(all.task_instances.size(), true);
+  std::set<instance> refused;  // instances whose first update of the pass lost its compare-and-set
   for (;;) {
-    const change_result result = store_.apply(changes);
-    if (result.applied) return lost;
-    const std::size_t known = lost.size() + refused.size();
-    for (std::size_t i = 0; i < result.runs_updated.size(); ++i)
+    const std::size_t known = lost.size() + refused.size() + static_cast<std::size_t>(std::count(lost_cas.begin(), lost_cas.end(), true));
+    for (std::size_t i = 0; i < changes.runs.size() && i < result.runs_updated.size(); ++i)
       if (!result.runs_updated[i]) lost.insert({changes.runs[i].dag_id, changes.runs[i].run_id});
-    // Which updates go: one that lost and every later update of its instance (each expects what
-    // the one before it wrote), and, of a lost run, all but an end. An update before the one that
-    // lost stays where it may: the store refuses a claim for want of pool slots (its own count,
-    // under the pools' locks, which the engine's cannot replace) while the end before it won.
-    std::vector<bool> drop(changes.task_instances.size(), false);
-    std::set<instance> cut, updated;
-    for (std::size_t i = 0; i < changes.task_instances.size(); ++i) {
-      const task_instance_record& r = changes.task_instances[i].record;
-      const instance key = instance_of(changes.task_instances[i]);
-      const bool first = updated.insert(key).second;
-      if (cut.contains(key)) {
-        drop[i] = true;
-      } else if (!result.task_instances_updated[i]) {
-        drop[i] = true;
-        cut.insert(key);
-        lost.insert({r.dag_id, r.run_id});
-        if (first) refused.insert(key);
+    for (std::size_t i = 0; i < written.size() && i < result.task_instances_updated.size(); ++i)
+      if (!result.task_instances_updated[i]) {
+        lost_cas[written[i]] = true;
+        lost.insert({changes.task_instances[i].record.dag_id, changes.task_instances[i].record.run_id});
       }
-    }
-    if (lost.size() + refused.size() == known) throw error("the store refused a scheduler pass without saying which run lost");
-    updated.clear();
-    for (std::size_t i = 0; i < changes.task_instances.size(); ++i) {
-      const task_instance_record& r = changes.task_instances[i].record;
-      const instance key = instance_of(changes.task_instances[i]);
+    // An update that lost goes, with every later update of its instance (each expects what the
+    // one before it wrote); an update of a lost run goes unless what it stands with stays. An
+    // update before one that lost stays where it may: the store refuses a claim for want of pool
+    // slots (its own count, under the pools' locks) while the end before it won.
+    std::set<instance> broken, updated;
+    for (std::size_t i = 0; i < all.task_instances.size(); ++i) {
+      const task_instance_record& r = all.task_instances[i].record;
+      const instance key = instance_of(r);
       const bool first = updated.insert(key).second;
-      if (of_lost(r.dag_id, r.run_id) && !(first && ended.contains(key))) drop[i] = true;
+      if (broken.contains(key) || lost_cas[i]) keep[i] = false;
+      else if (anchor[i] != none) keep[i] = anchor[i] == i || keep[anchor[i]];
+      else keep[i] = !lost.contains({r.dag_id, r.run_id});
+      if (!keep[i]) broken.insert(key);
+      if (first && lost_cas[i]) refused.insert(key);
     }
+    if (lost.size() + refused.size() + static_cast<std::size_t>(std::count(lost_cas.begin(), lost_cas.end(), true)) == known)
+      throw error("the store refused a scheduler pass without saying which run lost");
+    changes = all;
+    changes.all_or_nothing = true;
+    const auto of_lost = [&](const std::string& dag_id, const std::string& run_id) { return lost.contains({dag_id, run_id}); };
+    std::erase_if(changes.runs, [&](const run_update& u) { return of_lost(u.dag_id, u.run_id); });
+    changes.task_instances.clear();
+    written.clear();
+    for (std::size_t i = 0; i < all.task_instances.size(); ++i)
+      if (keep[i]) {
+        changes.task_instances.push_back(all.task_instances[i]);
+        written.push_back(i);
+      }
     // The tries stay: they were made, whatever their task instances became meanwhile. The end of
     // a poke that was refused is written only where its try has no row: a late end of an earlier
     // poke must not overwrite what a later poke wrote, while a poke ended after a clear or a mark
-    // is the only record of its try. Their XComs go: a cleared task's downstream must not read
-    // them, nor a marked one's.
+    // is the only record of its try. XComs go with their end (a cleared task's downstream must not
+    // read them, nor a marked one's), or with their run.
     const auto refused_pokes = std::stable_partition(changes.tries.begin(), changes.tries.end(), [&](const try_record& t) {
       return t.state != task_state::up_for_reschedule || !refused.contains({t.dag_id, t.run_id, t.task_id, t.map_index});
     });
     std::move(refused_pokes, changes.tries.end(), std::back_inserter(changes.tries_if_absent));
     changes.tries.erase(refused_pokes, changes.tries.end());
-    std::erase_if(changes.runs, [&](const run_update& u) { return of_lost(u.dag_id, u.run_id); });
-    std::size_t kept = 0;
-    for (std::size_t i = 0; i < changes.task_instances.size(); ++i)
-      if (!drop[i]) {
-        if (kept != i) changes.task_instances[kept] = std::move(changes.task_instances[i]);
-        ++kept;
-      }
-    changes.task_instances.erase(changes.task_instances.begin() + static_cast<std::ptrdiff_t>(kept), changes.task_instances.end());
-    std::erase_if(changes.xcoms, [&](const xcom_record& x) { return of_lost(x.dag_id, x.run_id); });
+    changes.xcoms.clear();
+    for (std::size_t j = 0; j < all.xcoms.size(); ++j) {
+      const xcom_record& x = all.xcoms[j];
+      if (j < of_ends.xcoms.size() ? keep[of_ends.xcoms[j]] : !of_lost(x.dag_id, x.run_id)) changes.xcoms.push_back(x);
+    }
     std::erase_if(changes.task_instance_deletes, [&](const task_instance_record& d) { return of_lost(d.dag_id, d.run_id); });
     if (changes.empty()) return lost;
+    result = store_.apply(changes);
+    if (result.applied) return lost;
   }
 }
 

@@ -248,7 +248,14 @@ private:
   /// Puts `events` into `changes`: each end of a try still running, as finish_try decides; repeats
   /// and late ends are ignored; ends of DAGs the engine has no definition of are parked until one
   /// comes.
-  void record_events(const std::vector<task_event>& events, change_set& changes);
+  /// The writes of a pass that come of the ends it recorded (each end's task instance update, the
+  /// skips its flow rule made, its XComs), as the index of that end's update in the pass's change
+  /// set: they stand or fall with the end when their run lost (apply_by_run).
+  struct end_writes {
+    std::vector<std::size_t> updates;  ///< for the first task instance updates of the pass
+    std::vector<std::size_t> xcoms;    ///< for the first XComs of the pass
+  };
+  void record_events(const std::vector<task_event>& events, change_set& changes, end_writes& of_ends);
   /// Re-reads every active run from the store (after a pass whose commit failed).
   void reload_active_runs();
   void create_due_runs(change_set& changes, std::optional<timestamp>& wake);
@@ -270,8 +277,10 @@ private:
   previous_run previous_of(const active_run& r, std::vector<task_instance_record>& from_store);
   void poll_store();
   /// Writes `changes` (a pass): whole when every compare-and-set wins; otherwise without any write
-  /// to a run that lost one (tries made stay). Returns the runs left out.
-  std::set<run_key> apply_by_run(change_set& changes);
+  /// to a run that lost one but its ends and what comes of them (`of_ends`; tries made stay), and
+  /// without an update that lost and those of its instance after it. Leaves in `changes` what was
+  /// written; returns the runs left out.
+  std::set<run_key> apply_by_run(change_set& changes, const end_writes& of_ends);
   /// Warns (options_.warn, else stderr) of each task naming a pool the store does not have.
   void warn_missing_pools();
   void post(task_event e);
