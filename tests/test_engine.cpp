@@ -806,6 +806,20 @@ TEST_CASE("Engine.AnEarlierPokesUnrecordedEndDoesNotShieldTheRunningPokeFromReco
   }
 }
 
+namespace {
+// Another process (a store of its own on the same file) marks `task` of run `key`, on its first
+// try and running, `state`.
+void mark_running_try_from_another_process(sandbox& s, const dag::run_key& key, const std::string& task, task_state state) {
+  auto other = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+  auto ti = s.tis(key)[task];
+  REQUIRE(ti.state == task_state::running);
+  ti.state = state;
+  dag::change_set mark;
+  mark.task_instances.push_back({task_state::running, 1, ti});
+  REQUIRE(other->apply(mark).applied);
+}
+}  // namespace
+
 TEST_CASE("Engine.ARetryClaimedInAPassWhoseRunLostIsClaimedAgainNotLeftUnstarted" * doctest::timeout(60)) {
   // One pass records two ends of one run: a's (a failure with a retry due at once, which the same
   // pass claims) and c's, which another process had marked meanwhile, so c's update loses and the
@@ -826,13 +840,7 @@ TEST_CASE("Engine.ARetryClaimedInAPassWhoseRunLostIsClaimedAgainNotLeftUnstarted
   eng.step();
   REQUIRE(ex.held() == 2);
 
-  auto other = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
-  dag::change_set mark;
-  auto c = s.tis(*key)["c"];
-  REQUIRE(c.state == task_state::running);
-  c.state = task_state::success;
-  mark.task_instances.push_back({task_state::running, 1, c});
-  REQUIRE(other->apply(mark).applied);
+  mark_running_try_from_another_process(s, *key, "c", task_state::success);
 
   ex.deliver(ex.run(0));
   ex.deliver(ex.run(1));
@@ -877,13 +885,7 @@ TEST_CASE("Engine.ABranchsEndInAPassWhoseRunLostKeepsItsSkipsAndItsXCom" * docte
   eng.step();
   REQUIRE(ex.held() == 2);  // pick and c
 
-  auto other = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
-  dag::change_set mark;
-  auto c = s.tis(*key)["c"];
-  REQUIRE(c.state == task_state::running);
-  c.state = task_state::failed;
-  mark.task_instances.push_back({task_state::running, 1, c});
-  REQUIRE(other->apply(mark).applied);
+  mark_running_try_from_another_process(s, *key, "c", task_state::failed);
 
   ex.deliver(ex.run(0));
   ex.deliver(ex.run(1));
