@@ -3,8 +3,8 @@
 #include <dag/engine/engine.hpp>
 
 #include <algorithm>
-#include <limits>
 #include <iterator>
+#include <limits>
 #include <exception>
 #include <iostream>
 #include <set>
@@ -1356,7 +1356,8 @@ std::optional<timestamp> engine::step_once() {
         std::erase_if(stops, [&](const try_id& t) {
           return t.dag_id == key.dag_id && t.run_id == key.run_id &&
                  std::none_of(changes.task_instances.begin(), changes.task_instances.end(), [&](const task_instance_update& u) {
-                   return u.expected == task_state::running && u.expected_try == t.try_number && u.record.task_id == t.task_id &&
+                   return (u.expected == task_state::queued || u.expected == task_state::running) &&
+                          u.expected_try == t.try_number && u.record.task_id == t.task_id &&
                           u.record.map_index == t.map_index && u.record.dag_id == t.dag_id && u.record.run_id == t.run_id;
                  });
         });

@@ -245,9 +245,6 @@ private:
   const std::shared_ptr<const scheduled_dag>* dag_for(const std::string& dag_id) const;
   /// Takes the reported ends and the parked ones (never throws: none is lost).
   std::vector<task_event> take_events();
-  /// Puts `events` into `changes`: each end of a try still running, as finish_try decides; repeats
-  /// and late ends are ignored; ends of DAGs the engine has no definition of are parked until one
-  /// comes.
   /// The writes of a pass that come of the ends it recorded (each end's task instance update, the
   /// skips its flow rule made, its XComs), as the index of that end's update in the pass's change
   /// set: they stand or fall with the end when their run lost (apply_by_run).
@@ -255,6 +252,9 @@ private:
     std::vector<std::size_t> updates;  ///< for the first task instance updates of the pass
     std::vector<std::size_t> xcoms;    ///< for the first XComs of the pass
   };
+  /// Puts `events` into `changes`: each end of a try still running, as finish_try decides; repeats
+  /// and late ends are ignored; ends of DAGs the engine has no definition of are parked until one
+  /// comes.
   void record_events(const std::vector<task_event>& events, change_set& changes, end_writes& of_ends);
   /// Re-reads every active run from the store (after a pass whose commit failed).
   void reload_active_runs();
