@@ -737,6 +737,7 @@ namespace {
 class holding_executor final : public dag::executor {
 public:
   void submit(dag::task_request request) override { held_.push_back(std::move(request)); }
+  void cancel(const dag::try_id& which) override { cancelled_.push_back(which); }
   void cancel_all() override {}
   void drain() override {}
   std::vector<bool> lost(const std::vector<dag::recorded_try>& tries, const std::string&, dag::timestamp) override {
@@ -745,12 +746,17 @@ public:
   /// From now on `lost` says every try it is asked about is lost.
   void lose_everything() { all_lost_ = true; }
   std::size_t held() const { return held_.size(); }
+  /// The task of the `i`th try given.
+  const std::string& task_of(std::size_t i) const { return held_.at(i).context.task_id; }
+  /// The tries the engine asked to stop, in order.
+  const std::vector<dag::try_id>& cancelled() const { return cancelled_; }
   /// Runs the `i`th try given and returns its end, not reported.
   dag::task_event run(std::size_t i) { return dag::run_try(held_.at(i), [this] { return now(); }); }
   void deliver(dag::task_event e) { report(std::move(e)); }
 
 private:
   std::vector<dag::task_request> held_;
+  std::vector<dag::try_id> cancelled_;
   bool all_lost_ = false;
 };
 
@@ -906,6 +912,51 @@ TEST_CASE("Engine.ABranchsEndInAPassWhoseRunLostKeepsItsSkipsAndItsXCom" * docte
   tis = s.tis(*key);
   CHECK(tis["x"].state == task_state::success);
   CHECK(tis["y"].state == task_state::skipped);
+}
+
+TEST_CASE("Engine.ATryADagrunTimeoutStopsInAPassWhoseRunLostIsStoppedOnce" * doctest::timeout(60)) {
+  // The run's dagrun_timeout passes in the pass that records c's end, which another process had
+  // marked meanwhile: c's update loses and the run is read again. The stop of the running try t
+  // is written all the same (the try's record with it) and the executor is told to stop it, once;
+  // the rest of the timeout (the run failed, `after` skipped) follows from the store's view.
+  sandbox s;
+  dag::definition d{"timed"};
+  d.dagrun_timeout(std::chrono::hours(1));
+  auto noop = [](dag::task_context&) { return dag::operator_result::success(); };
+  d.callable("t", noop) >> d.callable("after", noop);
+  d.callable("c", noop);
+  auto owned = std::make_unique<holding_executor>();
+  holding_executor& ex = *owned;
+  dag::engine eng(*s.db, s.operators, s.clock, s.options(), std::move(owned));
+  eng.set_dags({s.checked(std::move(d))});
+  const auto key = eng.create_run("timed", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  eng.step();
+  REQUIRE(ex.held() == 2);  // t and c
+  const std::size_t c_index = ex.task_of(0) == "c" ? 0 : 1;
+
+  mark_running_try_from_another_process(s, *key, "c", task_state::success);
+  ex.deliver(ex.run(c_index));
+  s.clock.at += std::chrono::hours(2);
+  eng.step();  // c's end (refused) and the timeout in one pass
+  auto t = s.tis(*key)["t"];
+  CHECK(t.state == task_state::skipped);
+  CHECK(t.message == "the run exceeded its dagrun_timeout");
+  REQUIRE(ex.cancelled().size() == 1);
+  CHECK(ex.cancelled()[0].task_id == "t");
+  CHECK(ex.cancelled()[0].try_number == 1);
+  const auto tries = s.db->tries("timed", key->run_id, "t");
+  REQUIRE(tries.size() == 1);
+  CHECK(tries[0].state == task_state::skipped);
+
+  REQUIRE(eventually([&] {
+    eng.step();
+    return s.db->find_run("timed", key->run_id)->state == dag::run_state::failed;
+  }));
+  CHECK(s.tis(*key)["after"].state == task_state::skipped);
+  CHECK(s.tis(*key)["c"].state == task_state::success);  // as the other process marked it
+  CHECK(ex.cancelled().size() == 1);
+  CHECK(ex.held() == 2);
 }
 
 TEST_CASE("Engine.AnEndAnotherSchedulerRecordedIsNotTakenForTheNextPokeByAStaleView" * doctest::timeout(60)) {
