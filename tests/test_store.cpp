@@ -740,6 +740,48 @@ TEST_CASE_TEMPLATE("Store.ATryItsInstanceShowsHasNoRowUntilTheInstanceMovesOffIt
   CHECK(try_rows(db) == 2);
 }
 
+TEST_CASE_TEMPLATE("Store.AClearOfManyInstancesKeepsEachTryItMovesThemOffInOneGo", database, STORE_BACKENDS) {
+  // A clear of a whole run (here 7,000 instances: more than one batch of PostgreSQL's set-based
+  // writes) keeps the try each instance showed as a row, as it was; an update that loses its
+  // compare-and-set (the instance moved on meanwhile) keeps nothing.
+  database db;
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  auto s = db.make_store();
+  constexpr int count = 7000;
+  std::vector<std::string> task_ids;
+  for (int i = 0; i < count; ++i) task_ids.push_back("t" + std::to_string(i));
+  REQUIRE(s->apply(creating(run, task_ids)).runs_created == std::vector<bool>{true});
+  dag::change_set ended;
+  for (const auto& ti : s->task_instances("etl", run.run_id)) {
+    auto u = moved(ti, dag::task_state::success, 1);
+    u.record.start_date = dag::timestamp{100us};
+    u.record.end_date = dag::timestamp{200us};
+    u.record.message = "done " + ti.task_id;
+    ended.task_instances.push_back(u);
+    ended.tries.push_back(dag::try_record_of(u.record));
+  }
+  REQUIRE(s->apply(ended).applied);
+  CHECK(try_rows(db) == 0);
+
+  dag::change_set clear;
+  for (const auto& ti : s->task_instances("etl", run.run_id)) clear.task_instances.push_back(moved(ti, dag::task_state::none, 1));
+  clear.task_instances.back().expected = dag::task_state::failed;  // stale: the instance is a success
+  const std::string stale = clear.task_instances.back().record.task_id;
+  const auto result = s->apply(clear);
+  CHECK(std::count(result.task_instances_updated.begin(), result.task_instances_updated.end(), true) == count - 1);
+  CHECK(try_rows(db) == count - 1);
+  for (const char* task : {"t0", "t4999", "t5000", "t6998"}) {
+    if (task == stale) continue;
+    const auto tries = s->tries("etl", run.run_id, task);
+    REQUIRE(tries.size() == 1);
+    CHECK(tries[0].state == dag::task_state::success);
+    CHECK(tries[0].message == std::string("done ") + task);
+  }
+  const auto kept = s->tries("etl", run.run_id, stale);  // still the instance's own try, shown
+  REQUIRE(kept.size() == 1);
+  CHECK(kept[0].state == dag::task_state::success);
+}
+
 TEST_CASE_TEMPLATE("Store.AnEndAndWhatItsPassDoesNextKeepTheTryThatEnded", database, STORE_BACKENDS) {
   // One pass, as the engine writes it: try 1 fails with a retry to come, and in the same pass the
   // retry starts (try 2), or the run's dagrun_timeout skips the instance (still on try 1). With the

@@ -38,6 +38,8 @@ std::string sql_of(const row_write& w) {
     return "INSERT INTO " + w.table + " (" + w.names() + ") SELECT " + w.refs(column) + " FROM " + rows +
            " ORDER BY u.ord " + w.clause;
   const std::string where = " WHERE " + w.expand(w.condition, column);
+  if (w.what == row_write::verb::copy)
+    return "INSERT INTO " + w.table + " " + w.from + ", " + rows + where + " ORDER BY u.ord " + w.clause;
   if (w.what == row_write::verb::remove) return "DELETE FROM " + w.table + " AS r USING " + rows + where;
   return "UPDATE " + w.table + " AS r SET " + w.expand(w.clause, column) + " FROM " + rows + where + " RETURNING u.ord";
 }

@@ -217,6 +217,7 @@ std::string sql_of(const row_write& w) {
   if (w.what == row_write::verb::insert)
     return "INSERT INTO " + w.table + " (" + w.names() + ") VALUES (" + w.refs(parameter) + ") " + w.clause;
   const std::string where = " WHERE " + w.expand(w.condition, parameter);
+  if (w.what == row_write::verb::copy) return "INSERT INTO " + w.table + " " + w.from + where + " " + w.clause;
   if (w.what == row_write::verb::remove) return "DELETE FROM " + w.table + " AS r" + where;
   return "UPDATE " + w.table + " AS r SET " + w.expand(w.clause, parameter) + where;
 }

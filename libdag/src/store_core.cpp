@@ -723,7 +723,7 @@ std::vector<column> first(const std::vector<column>& columns, std::size_t count)
 
 /// An insert that, when the row exists (by whichever constraint), keeps it or replaces its columns.
 row_write inserting(std::string table, std::vector<column> given, std::size_t key_size, bool replace) {
-  row_write w{row_write::verb::insert, std::move(table), std::move(given), key_size, "ON CONFLICT DO NOTHING", {}};
+  row_write w{row_write::verb::insert, std::move(table), std::move(given), key_size, "ON CONFLICT DO NOTHING", {}, {}};
   if (!replace) return w;
   // An upsert rather than SQLite's INSERT OR REPLACE, which deletes and re-inserts the row (slower,
   // and it would fire ON DELETE actions).
@@ -737,7 +737,7 @@ row_write inserting(std::string table, std::vector<column> given, std::size_t ke
 row_write matching(std::string table, std::vector<column> given, std::size_t key_size, std::string assignments,
                    std::string expected) {
   const auto what = assignments.empty() ? row_write::verb::remove : row_write::verb::update;
-  row_write w{what, std::move(table), std::move(given), key_size, std::move(assignments), std::move(expected)};
+  row_write w{what, std::move(table), std::move(given), key_size, std::move(assignments), std::move(expected), {}};
   for (std::size_t i = key_size; i-- > 0;)
     w.condition = "r." + w.given[i].name + " = {" + w.given[i].name + "}" + (w.condition.empty() ? "" : " AND ") + w.condition;
   return w;
@@ -761,14 +761,37 @@ row_source stamped_rows(row_source rows, std::size_t key_size, std::int64_t now)
 
 /// Every write the store makes, built once. Writes of runs and task instances are stamped (their
 /// updated_at): their rows come through stamped_rows.
+/// on_its_try in SQL, over a task_instances row `r` (its try number aside).
+constexpr std::string_view shows_its_try_sql =
+    "(r.state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', 'up_for_reschedule', 'skipped') OR "
+    "(r.state = 'scheduled' AND r.first_start_date IS NOT NULL))";
+
+/// The try a task_instances row `r` shows, as task_tries' columns (table<try_record>::names): a
+/// rescheduled sensor's try waiting for a slot (`scheduled`, with its first start) is
+/// `up_for_reschedule`, and a rescheduled try starts with its first poke.
+constexpr std::string_view shown_try_columns =
+    "r.dag_id, r.run_id, r.task_id, r.map_index, r.try_number, "
+    "CASE WHEN r.state = 'scheduled' AND r.first_start_date IS NOT NULL THEN 'up_for_reschedule' ELSE r.state END, "
+    "COALESCE(r.first_start_date, r.start_date), r.end_date, r.exit_code, r.hostname, r.pid, r.log_path, r.message";
+
 struct writes {
   writes() {
     const auto ti = stamped(columns_of<task_instance_update>(), 4);
     std::string every_field;  // a task instance update writes every field it gives (all but the three `expected…`)
     for (std::size_t i = 4; i + 3 < ti.size(); ++i) every_field += (i > 4 ? ", " : "") + ti[i].name + " = {" + ti[i].name + "}";
-    task_instance_updates = matching("task_instances", ti, 4, every_field,
-                                     "r.state = {expected} AND r.try_number = {expected_try} AND "
-                                     "({expected_start} IS NULL OR r.start_date = {expected_start})");
+    const std::string as_expected = "r.state = {expected} AND r.try_number = {expected_try} AND "
+                                    "({expected_start} IS NULL OR r.start_date = {expected_start})";
+    task_instance_updates = matching("task_instances", ti, 4, every_field, as_expected);
+    // The try an update's instance shows, kept as a row of task_tries (unless it has one) where
+    // the row is as the update expects it and on a try: written before the update.
+    std::vector<column> expects = first(ti, 4);
+    expects.insert(expects.end(), ti.end() - 3, ti.end());
+    shown_try_keeps = matching("task_instances", expects, 4, {}, as_expected + " AND " + std::string(shows_its_try_sql));
+    shown_try_keeps.what = row_write::verb::copy;
+    shown_try_keeps.table = "task_tries";
+    shown_try_keeps.from = "(" + std::string(table<try_record>::names) + ") SELECT " + std::string(shown_try_columns) +
+                           " FROM task_instances AS r";
+    shown_try_keeps.clause = "ON CONFLICT DO NOTHING";
     // A run is inserted on its own, to learn whether it was created: DO NOTHING also covers the
     // partial index on scheduled/backfill dates, so a duplicate by run id or by date is "not created".
     // Its values are the record's, then the stamp.
@@ -787,10 +810,11 @@ struct writes {
                                    "ELSE COALESCE({end_date}, r.end_date) END",
                                    "r.state = {expected}");
   row_write task_instance_updates;
+  row_write shown_try_keeps;
   row_write xcom_deletes = matching("xcom", first(columns_of<xcom_record>(), 4), 4, {}, {});
   row_write try_upserts = inserting("task_tries", columns_of<try_record>(), 5, true);
   // Where the try's row is one kept while the try was still queued or running (its instance was
-  // cleared or marked meanwhile: see keep_shown_try), the end replaces it: it says more.
+  // cleared or marked meanwhile: see shown_try_keeps), the end replaces it: it says more.
   row_write try_inserts = [] {
     row_write w = inserting("task_tries", columns_of<try_record>(), 5, true);
     w.clause += " WHERE task_tries.state IN ('queued', 'running')";
@@ -1019,7 +1043,7 @@ bool on_its_try(const task_instance_record& ti, int try_number) {
 /// Whether `u` may move its instance off the try it shows (a retry, a clear, a mark), so that the
 /// try must be kept as a row first. Not an update that goes on with the same try: its start, its
 /// end, a rescheduled sensor's next poke. (Whether the instance showed a try at all is for its row
-/// to say: see keep_shown_try.)
+/// to say: see writes::shown_try_keeps.)
 bool moves_off_its_try(const task_instance_update& u) {
   if (u.expected_try < 1) return false;
   const task_instance_record& next = u.record;
@@ -1033,36 +1057,6 @@ bool moves_off_its_try(const task_instance_update& u) {
   return !next_poke;
 }
 
-/// on_its_try in SQL, over a task_instances row (its try number aside).
-constexpr std::string_view shows_its_try_sql =
-    "(state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', 'up_for_reschedule', 'skipped') OR "
-    "(state = 'scheduled' AND first_start_date IS NOT NULL))";
-
-/// The try a task_instances row shows, as task_tries' columns (table<try_record>::names): a
-/// rescheduled sensor's try waiting for a slot (`scheduled`, with its first start) is
-/// `up_for_reschedule`, and a rescheduled try starts with its first poke.
-constexpr std::string_view shown_try_columns =
-    "dag_id, run_id, task_id, map_index, try_number, "
-    "CASE WHEN state = 'scheduled' AND first_start_date IS NOT NULL THEN 'up_for_reschedule' ELSE state END, "
-    "COALESCE(first_start_date, start_date), end_date, exit_code, hostname, pid, log_path, message";
-
-/// Keeps the try the row of `u`'s instance shows as a row of task_tries (unless it has one), if
-/// the row is as `u` expects it and on a try; run before `u` is written.
-void keep_shown_try(session& s, const task_instance_update& u) {
-  const task_instance_record& r = u.record;
-  const value row[] = {r.dag_id,
-                       r.run_id,
-                       r.task_id,
-                       std::int64_t{r.map_index},
-                       to_string(u.expected),
-                       std::int64_t{u.expected_try},
-                       u.expected_start ? value{micros_of(*u.expected_start)} : value{}};
-  s.exec("INSERT INTO task_tries (" + std::string(table<try_record>::names) + ") SELECT " + std::string(shown_try_columns) +
-             " FROM task_instances WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4 AND state = $5 AND "
-             "try_number = $6 AND (CAST($7 AS BIGINT) IS NULL OR start_date = $7) AND " + std::string(shows_its_try_sql) +
-             " ON CONFLICT DO NOTHING",
-         row);
-}
 
 bool all_won(const change_result& r) {
   const auto won = [](const std::vector<bool>& v) { return std::find(v.begin(), v.end(), false) == v.end(); };
@@ -1152,6 +1146,7 @@ change_result store_core::apply_once(const change_set& changes) {
     std::set<std::tuple<std::string_view, std::string_view, std::string_view, int, int>> moved_off;  // (instance, try)
     // Per instance, its last update so far (in the end: its last in the change set).
     std::map<std::tuple<std::string_view, std::string_view, std::string_view, int>, std::size_t> last_update;
+    std::vector<std::size_t> kept_from_rows;  // updates whose instance's row shows the try they move it off
     for (std::size_t i = 0; i < changes.task_instances.size(); ++i) {
       const task_instance_update& u = changes.task_instances[i];
       const auto key = std::make_tuple(std::string_view(u.record.dag_id), std::string_view(u.record.run_id),
@@ -1160,10 +1155,16 @@ change_result store_core::apply_once(const change_set& changes) {
       if (moves_off_its_try(u)) {
         moved_off.emplace(u.record.dag_id, u.record.run_id, u.record.task_id, u.record.map_index, u.expected_try);
         if (before != last_update.end()) kept_from_changes.emplace_back(i, before->second);
-        else if (shows_a_try(u.expected) || u.expected == task_state::scheduled) keep_shown_try(s, u);
+        else if (shows_a_try(u.expected) || u.expected == task_state::scheduled) kept_from_rows.push_back(i);
       }
       last_update[key] = i;
     }
+    // One statement a batch (a clear of many instances), before any update is written.
+    s.write(w.shown_try_keeps, kept_from_rows.size(), [&](std::size_t k, std::vector<value>& out) {
+      const task_instance_update& u = changes.task_instances[kept_from_rows[k]];
+      out.assign({u.record.dag_id, u.record.run_id, u.record.task_id, std::int64_t{u.record.map_index}, to_string(u.expected),
+                  std::int64_t{u.expected_try}, u.expected_start ? value{micros_of(*u.expected_start)} : value{}});
+    });
     write_updates(ordinary);
     if (!claims.empty()) write_updates(admitted_claims(s, changes.task_instances, claims, pool_slots));
     write_updates(after_claims);
@@ -1190,7 +1191,7 @@ change_result store_core::apply_once(const change_set& changes) {
       const try_record& t = changes.tries_if_absent[i];
       const value key[] = {t.dag_id, t.run_id, t.task_id, std::int64_t{t.map_index}, std::int64_t{t.try_number}};
       bool on_it = false;
-      s.exec("SELECT 1 FROM task_instances WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4 AND "
+      s.exec("SELECT 1 FROM task_instances AS r WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4 AND "
              "try_number = $5 AND " + std::string(shows_its_try_sql),
              key, [&](std::span<const value>) { on_it = true; });
       if (!on_it) unshown.push_back(i);
@@ -1447,15 +1448,15 @@ std::vector<try_record> store_core::tries(const std::string& dag_id, const std::
   const value key[] = {dag_id, run_id, task_id, std::int64_t{map_index}};
   // The rows of the tries its instance moved off, and the try it shows where that has no row
   // (migration 11; a rescheduled sensor's try waiting for a slot is up_for_reschedule, as
-  // keep_shown_try keeps it).
+  // shown_try_keeps keeps it).
   return list<try_record>(
       "list tries",
       select_from<try_record>("task_tries") +
           " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4"
-          " UNION ALL SELECT " + std::string(shown_try_columns) + " FROM task_instances i"
+          " UNION ALL SELECT " + std::string(shown_try_columns) + " FROM task_instances AS r"
           " WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4 AND try_number >= 1 AND NOT EXISTS ("
-          "SELECT 1 FROM task_tries t WHERE t.dag_id = i.dag_id AND t.run_id = i.run_id AND t.task_id = i.task_id"
-          " AND t.map_index = i.map_index AND t.try_number = i.try_number)"
+          "SELECT 1 FROM task_tries t WHERE t.dag_id = r.dag_id AND t.run_id = r.run_id AND t.task_id = r.task_id"
+          " AND t.map_index = r.map_index AND t.try_number = r.try_number)"
           " ORDER BY try_number",
       key);
 }

@@ -50,13 +50,16 @@ using value = std::variant<std::monostate, std::int64_t, std::string_view>;
 /// row's value of a given column and `r` for the table's row being written.
 struct row_write {
   /// What the write does.
-  enum class verb { insert, update, remove };
+  enum class verb { insert, update, remove, copy };
   verb what = verb::insert;  ///< what it does
   std::string table;         ///< the table written
   std::vector<column> given; ///< what each row gives, in order; the key columns first
   std::size_t key_size = 0;  ///< how many leading columns identify the row written
   std::string clause;        ///< insert: what follows the values (ON CONFLICT …); update: the assignments
-  std::string condition;     ///< update, remove: which row is written
+  std::string condition;     ///< update, remove: which row is written; copy: which rows are read
+  /// copy: the columns of `table` it fills and the SELECT that fills them from the rows read, as
+  /// `r` (`(a, b) SELECT r.x, r.y FROM source AS r`); `clause` follows (ON CONFLICT …).
+  std::string from;
 
   /// `text` with every `{name}` of a given column replaced by `ref(its index)`.
   std::string expand(std::string_view text, const std::function<std::string(std::size_t)>& ref) const;
