@@ -759,8 +759,6 @@ row_source stamped_rows(row_source rows, std::size_t key_size, std::int64_t now)
   };
 }
 
-/// Every write the store makes, built once. Writes of runs and task instances are stamped (their
-/// updated_at): their rows come through stamped_rows.
 /// on_its_try in SQL, over a task_instances row `r` (its try number aside).
 constexpr std::string_view shows_its_try_sql =
     "(r.state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', 'up_for_reschedule', 'skipped') OR "
@@ -774,6 +772,8 @@ constexpr std::string_view shown_try_columns =
     "CASE WHEN r.state = 'scheduled' AND r.first_start_date IS NOT NULL THEN 'up_for_reschedule' ELSE r.state END, "
     "COALESCE(r.first_start_date, r.start_date), r.end_date, r.exit_code, r.hostname, r.pid, r.log_path, r.message";
 
+/// Every write the store makes, built once. Writes of runs and task instances are stamped (their
+/// updated_at): their rows come through stamped_rows.
 struct writes {
   writes() {
     const auto ti = stamped(columns_of<task_instance_update>(), 4);
