@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <dag/exec/child_process.hpp>
@@ -94,8 +95,13 @@ private:
       const auto lock = std::filesystem::temp_directory_path() / ("dagrun-pg-port-" + std::to_string(port) + ".lock");
       const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
       if (fd < 0) continue;
-      if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && port_is_free(port)) {
+      // Held only if the file locked is still the one the path names (a server letting go of the
+      // port removes its file while it holds the lock).
+      struct stat locked{}, named{};
+      if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::fstat(fd, &locked) == 0 && ::stat(lock.c_str(), &named) == 0 &&
+          locked.st_ino == named.st_ino && locked.st_dev == named.st_dev && port_is_free(port)) {
         lock_fd_ = fd;
+        lock_ = lock;
         port_ = std::to_string(port);
         return;
       }
@@ -104,7 +110,9 @@ private:
     FAIL("no free port below the ephemeral range " << low);
   }
   void release_port() {
-    if (lock_fd_ >= 0) ::close(lock_fd_);
+    if (lock_fd_ < 0) return;
+    ::unlink(lock_.c_str());  // while locked: no one else holds a lock on this file meanwhile
+    ::close(lock_fd_);
     lock_fd_ = -1;
   }
   std::string log() const {
@@ -124,6 +132,7 @@ private:
   std::string shared_;
   std::string port_;
   int lock_fd_ = -1;
+  std::filesystem::path lock_;
 };
 
 }  // namespace dag_test
