@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <iterator>
 #include <limits>
+#include <numeric>
 #include <exception>
 #include <iostream>
 #include <set>
@@ -1447,12 +1448,14 @@ std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of
   }
   std::set<run_key> lost;
   std::vector<bool> lost_cas(all.task_instances.size(), false);  // updates whose own compare-and-set lost
-  std::vector<std::size_t> written;                                // index in `all` of each update of `changes`
-  for (std::size_t i = 0; i < all.task_instances.size(); ++i) written.push_back(i);
+  std::vector<std::size_t> written(all.task_instances.size());   // index in `all` of each update of `changes`
+  std::iota(written.begin(), written.end(), std::size_t{0});
   std::vector<bool> keep(all.task_instances.size(), true);
   std::set<instance> refused;  // instances whose first update of the pass lost its compare-and-set
+  // What the store has said lost so far: each attempt must say more, or it would go on for ever.
+  const auto found = [&] { return lost.size() + static_cast<std::size_t>(std::count(lost_cas.begin(), lost_cas.end(), true)); };
   for (;;) {
-    const std::size_t known = lost.size() + refused.size() + static_cast<std::size_t>(std::count(lost_cas.begin(), lost_cas.end(), true));
+    const std::size_t known = found();
     for (std::size_t i = 0; i < changes.runs.size() && i < result.runs_updated.size(); ++i)
       if (!result.runs_updated[i]) lost.insert({changes.runs[i].dag_id, changes.runs[i].run_id});
     for (std::size_t i = 0; i < written.size() && i < result.task_instances_updated.size(); ++i)
@@ -1475,8 +1478,7 @@ std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of
       if (!keep[i]) broken.insert(key);
       if (first && lost_cas[i]) refused.insert(key);
     }
-    if (lost.size() + refused.size() + static_cast<std::size_t>(std::count(lost_cas.begin(), lost_cas.end(), true)) == known)
-      throw error("the store refused a scheduler pass without saying which run lost");
+    if (found() == known) throw error("the store refused a scheduler pass without saying which run lost");
     changes = all;
     changes.all_or_nothing = true;
     const auto of_lost = [&](const std::string& dag_id, const std::string& run_id) { return lost.contains({dag_id, run_id}); };

@@ -743,6 +743,17 @@ row_write matching(std::string table, std::vector<column> given, std::size_t key
   return w;
 }
 
+/// A copy into `table` (`from`: its columns and the SELECT that fills them, see row_write::from) of
+/// the rows whose key matches, where `condition` holds; a row already there is kept.
+row_write copying(std::string table, std::string from, std::vector<column> given, std::size_t key_size,
+                  std::string condition) {
+  row_write w = matching(std::move(table), std::move(given), key_size, {}, std::move(condition));
+  w.what = row_write::verb::copy;
+  w.from = std::move(from);
+  w.clause = "ON CONFLICT DO NOTHING";
+  return w;
+}
+
 /// The column every write of a run or a task instance sets to the time it is made (Airflow's
 /// updated_at), placed right after the row's key: an insert of a key alone (a task instance
 /// created for an update that lost) then takes it from the update's row at the same place.
@@ -786,12 +797,10 @@ struct writes {
     // the row is as the update expects it and on a try: written before the update.
     std::vector<column> expects = first(ti, 4);
     expects.insert(expects.end(), ti.end() - 3, ti.end());
-    shown_try_keeps = matching("task_instances", expects, 4, {}, as_expected + " AND " + std::string(shows_its_try_sql));
-    shown_try_keeps.what = row_write::verb::copy;
-    shown_try_keeps.table = "task_tries";
-    shown_try_keeps.from = "(" + std::string(table<try_record>::names) + ") SELECT " + std::string(shown_try_columns) +
-                           " FROM task_instances AS r";
-    shown_try_keeps.clause = "ON CONFLICT DO NOTHING";
+    shown_try_keeps = copying("task_tries",
+                              "(" + std::string(table<try_record>::names) + ") SELECT " + std::string(shown_try_columns) +
+                                  " FROM task_instances AS r",
+                              expects, 4, as_expected + " AND " + std::string(shows_its_try_sql));
     // A run is inserted on its own, to learn whether it was created: DO NOTHING also covers the
     // partial index on scheduled/backfill dates, so a duplicate by run id or by date is "not created".
     // Its values are the record's, then the stamp.
@@ -1056,7 +1065,6 @@ bool moves_off_its_try(const task_instance_update& u) {
                          next.first_start_date;
   return !next_poke;
 }
-
 
 bool all_won(const change_result& r) {
   const auto won = [](const std::vector<bool>& v) { return std::find(v.begin(), v.end(), false) == v.end(); };
