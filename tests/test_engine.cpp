@@ -267,9 +267,10 @@ TEST_CASE("Engine.LostTriesAreFailedAndRetried") {
   // What a killed daemon leaves behind: both instances running on try 1.
   dag::change_set c;
   for (auto ti : s.db->task_instances(key.dag_id, key.run_id)) {
+    const task_state was = ti.state;  // as the run's creation and first pass left it
     ti.state = task_state::running;
     ti.try_number = 1;
-    c.task_instances.push_back({task_state::none, 0, ti});
+    c.task_instances.push_back({was, 0, ti});
   }
   s.db->apply(c);
   dag::engine eng(*s.db, s.operators, s.clock, s.options());
@@ -780,11 +781,12 @@ TEST_CASE("Engine.AnEarlierPokesUnrecordedEndDoesNotShieldTheRunningPokeFromReco
   const dag::timestamp first_poke = s.clock.at, second_poke = s.clock.at + 61s;
   dag::change_set c;
   for (auto ti : s.db->task_instances(key.dag_id, key.run_id)) {
+    const task_state was = ti.state;  // as the run's creation and first pass left it
     ti.state = task_state::running;
     ti.try_number = 1;
     ti.start_date = second_poke;
     ti.first_start_date = first_poke;
-    c.task_instances.push_back({task_state::none, 0, ti});
+    c.task_instances.push_back({was, 0, ti});
   }
   s.db->apply(c);
   const auto end_of = [&](dag::timestamp poke) {
@@ -2074,13 +2076,20 @@ TEST_CASE("Engine.CreateRunsWritesABatchAndSaysWhichDatesTookAndEachRunsEnd") {
   REQUIRE(keys[1]);
   CHECK_FALSE(keys[2]);
   CHECK(keys[0]->run_id == "backfill__2024-01-01T00:00:00+00:00");
-  // Written as create_run writes one: the run queued with its data interval, every instance `none`.
+  // Written as create_run writes one: the run with its data interval and its first pass, which
+  // starts it and makes its first task ready but starts no try (the loop's first pass does).
   const auto run = s.db->find_run("batch", keys[1]->run_id);
   REQUIRE(run);
-  CHECK(run->state == dag::run_state::queued);
+  CHECK(run->state == dag::run_state::running);
+  CHECK(run->start_date);
   CHECK(run->interval.start == dag::parse_time("2024-01-02"));
   CHECK(run->interval.end == dag::parse_time("2024-01-03"));
-  for (const auto& ti : s.db->task_instances("batch", keys[1]->run_id)) CHECK(ti.state == task_state::none);
+  CHECK(s.tis(*keys[1]).at("a").state == task_state::scheduled);
+  CHECK(s.tis(*keys[1]).at("a").try_number == 0);
+  CHECK(s.tis(*keys[1]).at("b").state == task_state::none);
+  // The run whose date another run held is not tracked, nor that other run changed.
+  for (const auto& ti : s.db->task_instances("batch", "scheduled__2024-01-03T00:00:00+00:00")) CHECK(ti.state == task_state::none);
+  CHECK(s.db->find_run("batch", "scheduled__2024-01-03T00:00:00+00:00")->state == dag::run_state::queued);
   // Tracked as written (nothing read back), they run to their ends like any run.
   const auto states = eng.run_to_completion({*keys[0], *keys[1]});
   CHECK(states == std::vector<dag::run_state>{dag::run_state::success, dag::run_state::failed});

@@ -1308,6 +1308,70 @@ TEST_CASE_TEMPLATE("Store.AnAddedTaskIsCreatedBeforeLaterUpdatesOfItInTheSameCha
   CHECK(tis[1].try_number == 1);
 }
 
+TEST_CASE_TEMPLATE("Store.ARunsFirstUpdatesInTheChangeSetThatCreatesItAreWrittenAsItsNewRows", database, STORE_BACKENDS) {
+  // The scheduler writes a run with its first pass: the first update of a new instance that
+  // expects a new row (none, no try) is that row as the update leaves it. A claim is still
+  // counted against its pool, a stale update still loses, and a run that existed takes none of it.
+  database db;
+  auto s = db.make_store();
+  s->set_pool({"one", 1, ""});
+  const auto run = daily_run("etl", utc(2024, 1, 1), dag::run_type::backfill);
+  dag::change_set c = creating(run, {"a", "b", "c", "d", "e"});
+  c.task_instances.push_back(moving(run, "a", dag::task_state::none, 0, dag::task_state::scheduled, 0));
+  c.task_instances.push_back(moving(run, "a", dag::task_state::scheduled, 0, dag::task_state::queued, 1));
+  c.task_instances.push_back(moving(run, "b", dag::task_state::none, 0, dag::task_state::queued, 1));
+  c.task_instances.push_back(moving(run, "c", dag::task_state::scheduled, 0, dag::task_state::queued, 1));  // stale
+  c.task_instances.push_back(moving(run, "d", dag::task_state::none, 0, dag::task_state::skipped, 0));
+  c.task_instances.push_back(moving(run, "e", dag::task_state::none, 0, dag::task_state::queued, 1));
+  c.task_instances[2].record.pool = "one";
+  c.task_instances[4].record.message = "ruled out by branch";
+  c.task_instances[5].record.pool = "one";
+  c.task_instances[5].record.pool_slots = 2;  // more than the pool has
+  c.runs.push_back(moving(run, dag::run_state::queued, dag::run_state::running));
+  auto result = s->apply(c);
+  CHECK(result.runs_created == std::vector<bool>{true});
+  CHECK(result.runs_updated == std::vector<bool>{true});
+  CHECK(result.task_instances_updated == std::vector<bool>{true, true, true, false, true, false});
+  auto tis = s->task_instances("etl", run.run_id);
+  REQUIRE(tis.size() == 5);
+  CHECK(tis[0].state == dag::task_state::queued);
+  CHECK(tis[0].try_number == 1);
+  CHECK(tis[1].state == dag::task_state::queued);
+  CHECK(tis[1].pool == "one");
+  CHECK(tis[2].state == dag::task_state::none);
+  CHECK(tis[3].state == dag::task_state::skipped);
+  CHECK(tis[3].message == "ruled out by branch");
+  CHECK(tis[3].map_index == -1);
+  CHECK(tis[4].state == dag::task_state::none);
+  CHECK(s->find_run("etl", run.run_id)->state == dag::run_state::running);
+  CHECK(s->find_pool("one")->queued_slots == 1);
+
+  // Another run with that date (a scheduled one: one run a date) is not created; what was decided
+  // for it is refused, as lost, and the run that holds the date keeps its rows.
+  const auto same_date = daily_run("etl", utc(2024, 1, 1));
+  dag::change_set again = creating(same_date, {"a", "x"});
+  again.task_instances.push_back(moving(same_date, "a", dag::task_state::none, 0, dag::task_state::scheduled, 0));
+  again.task_instances.push_back(moving(same_date, "x", dag::task_state::none, 0, dag::task_state::queued, 1));
+  again.runs.push_back(moving(same_date, dag::run_state::queued, dag::run_state::running));
+  result = s->apply(again);
+  CHECK(result.runs_created == std::vector<bool>{false});
+  CHECK(result.runs_updated == std::vector<bool>{false});
+  CHECK(result.task_instances_updated == std::vector<bool>{false, false});
+  CHECK_FALSE(s->find_run("etl", same_date.run_id));
+  CHECK(s->task_instances("etl", same_date.run_id).empty());
+  tis = s->task_instances("etl", run.run_id);
+  REQUIRE(tis.size() == 5);
+  CHECK(tis[0].state == dag::task_state::queued);
+
+  // The same, all or nothing: nothing is written.
+  again.all_or_nothing = true;
+  dag::change_set with_it = creating(daily_run("etl", utc(2024, 1, 2)), {"a"});
+  again.new_runs.push_back(with_it.new_runs.front());
+  result = s->apply(again);
+  CHECK_FALSE(result.applied);
+  CHECK_FALSE(s->find_run("etl", daily_run("etl", utc(2024, 1, 2)).run_id));
+}
+
 TEST_CASE_TEMPLATE("Store.TextThatIsNotUtf8OrHoldsANulByteIsWrittenNotRefused", database, STORE_BACKENDS) {
   // A bash task's XCom is its last line as printed, its message may quote its output: Latin-1 or
   // binary. PostgreSQL's text holds neither a NUL nor bytes that are not UTF-8; refused, such an

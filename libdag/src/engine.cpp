@@ -689,20 +689,73 @@ std::vector<std::optional<run_key>> engine::create_runs(const std::string& dag_i
                                                         const std::vector<time_point>& logical_dates, const std::string& conf) {
   auto dag_it = dags_.find(dag_id);
   if (dag_it == dags_.end()) throw usage_error("unknown DAG '" + dag_id + "'");
-  std::vector<run_record> runs;
-  runs.reserve(logical_dates.size());
-  for (const time_point date : logical_dates) runs.push_back(make_run_record(*dag_it->second, type, date, conf));
+  std::vector<std::string> ids;
+  for (const auto& t : dag_it->second->def->all_tasks()) ids.push_back(t.id);
+  change_set changes;
+  changes.new_runs.reserve(logical_dates.size());
+  std::vector<run_key> keys;
+  for (const time_point date : logical_dates) {
+    run_record run = make_run_record(*dag_it->second, type, date, conf);
+    keys.push_back({dag_id, run.run_id});
+    changes.new_runs.emplace_back(std::move(run), ids);
+  }
+  // Their first pass (without starting a try: that is the loop's) is written with them.
+  std::vector<task_request> starts;
+  std::vector<try_id> stops;
+  std::optional<timestamp> wake;
+  const std::set<run_key> fresh = track_new_runs(changes);
+  std::set<run_key> not_created;
+  std::set<run_key> lost;
+  try {
+    advance_runs(changes, starts, stops, wake, &fresh);
+    lost = apply_by_run(changes, {}, &not_created);
+  } catch (...) {
+    forget_unwritten(fresh);
+    throw;
+  }
+  settle_lost(lost, not_created, fresh);
+  for (auto& [key, state] : std::exchange(finished_runs_, {}))
+    if (!lost.contains(key)) options_.run_ended(key, state);
   std::vector<std::optional<run_key>> out;
-  out.reserve(runs.size());
-  for (auto& run : write_new_runs(store_, *dag_it->second, std::move(runs))) {
-    if (!run) {
-      out.emplace_back();
-      continue;
-    }
-    out.push_back(run_key{dag_id, run->run_id});
-    track_loaded(dag_it->second, std::move(*run), {});  // as written: nothing to read back
+  out.reserve(keys.size());
+  for (auto& key : keys) {
+    if (not_created.contains(key)) out.emplace_back();
+    else out.push_back(std::move(key));
   }
   return out;
+}
+
+std::set<run_key> engine::track_new_runs(const change_set& changes) {
+  std::set<run_key> fresh;
+  for (const auto& [run, task_ids] : changes.new_runs) {
+    run_key key{run.dag_id, run.run_id};
+    const auto* dag = dag_for(run.dag_id);
+    if (!dag || active_.contains(key)) continue;  // one the engine has is not created (the store has it)
+    track_loaded(*dag, run, {});  // as it will be written: nothing to read back
+    fresh.insert(std::move(key));
+  }
+  return fresh;
+}
+
+void engine::forget_unwritten(const std::set<run_key>& fresh) {
+  finished_runs_.clear();
+  for (const run_key& key : fresh) {
+    active_.erase(key);
+    std::erase_if(pending_alerts_, [&](const auto& queued) {
+      return queued.first.task_id.empty() && queued.first.dag_id == key.dag_id && queued.first.run_id == key.run_id;
+    });
+  }
+}
+
+void engine::settle_lost(const std::set<run_key>& lost, const std::set<run_key>& not_created, const std::set<run_key>& fresh) {
+  for (const run_key& key : lost) {
+    std::erase_if(pending_alerts_, [&](const auto& queued) {
+      return queued.first.task_id.empty() && queued.first.dag_id == key.dag_id && queued.first.run_id == key.run_id;
+    });
+    active_.erase(key);
+    // A run the pass meant to create that existed is another writer's: not this pass's to track.
+    if (!(not_created.contains(key) && fresh.contains(key))) load_run(key);
+  }
 }
 
 void engine::track_run(const run_key& key) {
@@ -990,12 +1043,12 @@ task_request engine::prepare_try(active_run& r, std::size_t slot, change_set& ch
 }
 
 void engine::advance_runs(change_set& changes, std::vector<task_request>& starts, std::vector<try_id>& stops,
-                          std::optional<timestamp>& wake) {
+                          std::optional<timestamp>& wake, const std::set<run_key>* only) {
   const timestamp now = now_us();
   std::map<std::string, int> runs_running;
   for (const auto& [key, r] : active_)
     if (r.run.state == run_state::running) ++runs_running[key.dag_id];
-  int free_slots = accepting_ && !disk_full_ ? options_.parallelism - running_ : 0;
+  int free_slots = !only && accepting_ && !disk_full_ ? options_.parallelism - running_ : 0;
   std::map<std::string, int> starting;  // tries this pass starts, per DAG (not yet submitted)
   // Tries in flight per task, over all runs, for DAGs with a max_active_tis_per_dag task.
   std::map<std::string, std::vector<int>> task_running;
@@ -1024,11 +1077,14 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
 
   // depends_on_past: runs of DAGs whose task instances finished look again at the tasks that
   // wait on their previous run; what finishes in this pass wakes the next one at once.
-  const std::set<std::string> woken = std::move(past_changed_);
-  past_changed_.clear();
+  const std::set<std::string> woken = only ? std::set<std::string>{} : std::exchange(past_changed_, {});
   std::set<std::string> woken_later;
 
   for (auto it = active_.begin(); it != active_.end();) {
+    if (only && !only->contains(it->first)) {
+      ++it;
+      continue;
+    }
     active_run& r = it->second;
     if (woken.contains(it->first.dag_id) && r.progress.initialized) {
       const auto& tasks = r.dag->def->all_tasks();
@@ -1089,6 +1145,9 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     if (s.pool_short) pools_reread_ = true;  // another process's tries may have ended meanwhile
     free_slots -= static_cast<int>(s.to_start.size());
     started_here += static_cast<int>(s.to_start.size());
+    // A run's first pass may change every instance (a wide fan-out): grown once, not step by step.
+    if (const std::size_t need = changes.task_instances.size() + s.changed.size(); need > changes.task_instances.capacity())
+      changes.task_instances.reserve(std::max(need, 2 * changes.task_instances.capacity()));
     for (const task_change& c : s.changed) {
       if (std::find(s.to_start.begin(), s.to_start.end(), c.index) != s.to_start.end()) continue;
       changes.task_instances.push_back(update_of(r.tis[c.index], c.before, c.try_before));
@@ -1136,7 +1195,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     }
   }
   if (!woken_later.empty()) {
-    past_changed_ = std::move(woken_later);
+    past_changed_.insert(woken_later.begin(), woken_later.end());
     wake = now;
   }
 }
@@ -1314,23 +1373,15 @@ std::optional<timestamp> engine::step_once() {
   std::vector<task_request> starts;
   std::vector<try_id> stops;
   end_writes of_ends;
+  std::set<run_key> fresh, not_created;  // runs this pass creates; of them, those the store had already
   try {
     record_events(taken, changes, of_ends);
     create_due_runs(changes, wake);
     register_pending_datasets();
     create_dataset_runs();
-    if (!changes.new_runs.empty()) {
-      // New runs are written first so this pass can already start their first tasks.
-      change_set creation;
-      creation.new_runs = std::move(changes.new_runs);
-      changes.new_runs.clear();
-      auto created = store_.apply(creation);
-      for (std::size_t i = 0; i < creation.new_runs.size(); ++i) {
-        if (!created.runs_created[i]) continue;
-        run_record& run = creation.new_runs[i].first;
-        if (const auto* dag = dag_for(run.dag_id)) track_loaded(*dag, std::move(run), {});  // as written
-      }
-    }
+    // New runs are written with this pass, which already decides them (and starts their first
+    // tasks): their first updates are their new rows (store_core::apply).
+    fresh = track_new_runs(changes);
     advance_runs(changes, starts, stops, wake);
     check_slas(changes, wake);
     // Tries are handed over only once their start is committed: a start another process refused
@@ -1343,7 +1394,7 @@ std::optional<timestamp> engine::step_once() {
       // do): one lost run's writes are left out and the rest written again, until what is left is
       // written whole.
       const bool wrote_dataset_events = !changes.dataset_events.empty();  // a try's end, kept whatever its run became
-      lost = apply_by_run(changes, of_ends);
+      lost = apply_by_run(changes, of_ends, &not_created);
       if (wrote_dataset_events) {
         check_datasets_ = true;  // consumers may be due: the next pass looks, right away
         wake = now;
@@ -1362,12 +1413,8 @@ std::optional<timestamp> engine::step_once() {
                           u.record.map_index == t.map_index && u.record.dag_id == t.dag_id && u.record.run_id == t.run_id;
                  });
         });
-        std::erase_if(pending_alerts_, [&](const auto& queued) {
-          return queued.first.task_id.empty() && queued.first.dag_id == key.dag_id && queued.first.run_id == key.run_id;
-        });
-        active_.erase(key);
-        load_run(key);
       }
+      settle_lost(lost, not_created, fresh);
     }
     // The store holds this pass's claims and ends now. A lost run may be a claim the store refused
     // (another process filled the pool): the pools are read again.
@@ -1379,7 +1426,7 @@ std::optional<timestamp> engine::step_once() {
     for (auto& [key, state] : std::exchange(finished_runs_, {}))
       if (!lost.contains(key)) options_.run_ended(key, state);
   } catch (...) {
-    finished_runs_.clear();
+    forget_unwritten(fresh);
     // Nothing of this pass counts. Its ends go back to be taken again (the local executor has let
     // go of them, so they live here only; the queue still holds its own, and a repeat is ignored),
     // and the runs, changed in memory, are re-read next pass.
@@ -1421,7 +1468,7 @@ void engine::count_pool_slots(const change_set& changes, std::map<std::string, i
   }
 }
 
-std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of_ends) {
+std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of_ends, std::set<run_key>* not_created) {
   changes.all_or_nothing = true;
   change_result result = store_.apply(changes);
   if (result.applied) return {};
@@ -1446,7 +1493,7 @@ std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of
       else if (first && ended.contains(key)) anchor[i] = i;
     }
   }
-  std::set<run_key> lost;
+  std::set<run_key> lost, existed;
   std::vector<bool> lost_cas(all.task_instances.size(), false);  // updates whose own compare-and-set lost
   std::vector<std::size_t> written(all.task_instances.size());   // index in `all` of each update of `changes`
   std::iota(written.begin(), written.end(), std::size_t{0});
@@ -1456,6 +1503,13 @@ std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of
   const auto found = [&] { return lost.size() + static_cast<std::size_t>(std::count(lost_cas.begin(), lost_cas.end(), true)); };
   for (;;) {
     const std::size_t known = found();
+    // A new run that existed (another writer created it) is not this pass's: none of its writes land.
+    for (std::size_t i = 0; i < changes.new_runs.size() && i < result.runs_created.size(); ++i)
+      if (!result.runs_created[i]) {
+        const run_record& r = changes.new_runs[i].first;
+        lost.insert({r.dag_id, r.run_id});
+        existed.insert({r.dag_id, r.run_id});
+      }
     for (std::size_t i = 0; i < changes.runs.size() && i < result.runs_updated.size(); ++i)
       if (!result.runs_updated[i]) lost.insert({changes.runs[i].dag_id, changes.runs[i].run_id});
     for (std::size_t i = 0; i < written.size() && i < result.task_instances_updated.size(); ++i)
@@ -1482,6 +1536,7 @@ std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of
     changes = all;
     changes.all_or_nothing = true;
     const auto of_lost = [&](const std::string& dag_id, const std::string& run_id) { return lost.contains({dag_id, run_id}); };
+    std::erase_if(changes.new_runs, [&](const auto& n) { return existed.contains({n.first.dag_id, n.first.run_id}); });
     std::erase_if(changes.runs, [&](const run_update& u) { return of_lost(u.dag_id, u.run_id); });
     changes.task_instances.clear();
     written.clear();
@@ -1506,6 +1561,7 @@ std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of
       if (j < of_ends.xcoms.size() ? keep[of_ends.xcoms[j]] : !of_lost(x.dag_id, x.run_id)) changes.xcoms.push_back(x);
     }
     std::erase_if(changes.task_instance_deletes, [&](const task_instance_record& d) { return of_lost(d.dag_id, d.run_id); });
+    if (not_created) *not_created = existed;
     if (changes.empty()) return lost;
     result = store_.apply(changes);
     if (result.applied) return lost;

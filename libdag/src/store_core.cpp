@@ -20,6 +20,8 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace dag::detail {
@@ -810,6 +812,11 @@ struct writes {
   }
   row_write new_task_instances =
       inserting("task_instances", stamped(first(columns_of<task_instance_record>(), 4), 4), 4, false);
+  // A new run's task instance as its first update in the same change set leaves it (see
+  // folded_into_new_rows): the update's columns but the three `expected…`.
+  row_write new_task_instances_as_updated = inserting(
+      "task_instances", first(stamped(columns_of<task_instance_update>(), 4), columns_of<task_instance_update>().size() - 2), 4,
+      false);
   row_write task_instance_deletes = matching("task_instances", first(columns_of<task_instance_record>(), 4), 4, {}, {});
   // A run goes back to queued or running when cleared: it has not ended then, whatever the update
   // says; a start date, once set, is kept unless a new one is given.
@@ -1066,6 +1073,52 @@ bool moves_off_its_try(const task_instance_update& u) {
   return !next_poke;
 }
 
+/// A task instance's key (dag, run, task, map index), as views into a change set's records.
+using instance_key = std::tuple<std::string_view, std::string_view, std::string_view, int>;
+
+/// Hashes an instance_key. A change set may update 100,000 instances of one run (its first pass):
+/// their keys share long DAG and run ids, which a tree of keys compares at every step.
+struct instance_key_hash {
+  std::size_t operator()(const instance_key& k) const noexcept {
+    const auto mix = [](std::size_t h, std::size_t v) { return h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2)); };
+    std::size_t h = std::hash<std::string_view>{}(std::get<2>(k));
+    h = mix(h, std::hash<std::string_view>{}(std::get<1>(k)));
+    h = mix(h, std::hash<std::string_view>{}(std::get<0>(k)));
+    return mix(h, static_cast<std::size_t>(std::get<3>(k)));
+  }
+};
+using instance_set = std::unordered_set<instance_key, instance_key_hash>;
+
+/// The key of the instance `r` is.
+instance_key key_of(const task_instance_record& r) { return {r.dag_id, r.run_id, r.task_id, r.map_index}; }
+
+/// Where each instance of a change set's updates is updated: per update, the update of its instance
+/// before it (npos for its first), and per instance, its first and last updates.
+struct update_order {
+  static constexpr std::size_t none = std::numeric_limits<std::size_t>::max();
+  struct of_instance {
+    std::size_t first, last;
+  };
+  std::vector<std::size_t> previous;
+  std::unordered_map<instance_key, of_instance, instance_key_hash> instances;
+
+  explicit update_order(const std::vector<task_instance_update>& updates) : previous(updates.size(), none) {
+    instances.reserve(updates.size());
+    for (std::size_t i = 0; i < updates.size(); ++i) {
+      const auto [at, added] = instances.try_emplace(key_of(updates[i].record), of_instance{i, i});
+      if (!added) previous[i] = std::exchange(at->second.last, i);
+    }
+  }
+};
+
+/// Whether update `u`, the first of its instance in its change set, is written as the instance's
+/// new row when its run is created there: it expects what a new row holds (state none, no try, no
+/// start; map index -1, as a new row has) and starts no try (a claim is counted against its pool).
+bool writes_a_new_row(const task_instance_update& u) {
+  return u.record.map_index == -1 && u.expected == task_state::none && u.expected_try == 0 && !u.expected_start &&
+         !starts_try(u);
+}
+
 bool all_won(const change_result& r) {
   const auto won = [](const std::vector<bool>& v) { return std::find(v.begin(), v.end(), false) == v.end(); };
   return won(r.runs_created) && won(r.runs_updated) && won(r.task_instances_updated);
@@ -1090,6 +1143,7 @@ change_result store_core::apply_once(const change_set& changes) {
   std::set<std::string> claimed_pools;
   for (const auto& u : changes.task_instances)
     if (starts_try(u)) claimed_pools.insert(u.record.pool);
+  const update_order order(changes.task_instances);
   return transact("apply changes", access::write, [&](session& s) {
     std::map<std::string, std::int64_t> pool_slots;  // as the locking read found them
     for (const auto& pool : claimed_pools) {
@@ -1101,16 +1155,40 @@ change_result store_core::apply_once(const change_set& changes) {
     const std::int64_t now = micros_of(wall_now());
     std::vector<value> run;
     std::vector<std::pair<const run_record*, const std::string*>> new_task_instances;
+    // (dag, run) of the new runs created here, and of those that existed (another writer's)
+    std::set<std::pair<std::string_view, std::string_view>> existed;
     for (const auto& [r, task_ids] : changes.new_runs) {
       run.clear();
       append(run, r);
       run.emplace_back(now);
       result.runs_created.push_back(s.exec(w.insert_run, run) == 1);
-      if (!result.runs_created.back()) continue;  // an existing run keeps its task instances as they are
+      if (!result.runs_created.back()) {
+        existed.emplace(r.dag_id, r.run_id);
+        continue;  // an existing run keeps its task instances as they are
+      }
       for (const auto& task_id : task_ids) new_task_instances.emplace_back(&r, &task_id);
+    }
+    result.task_instances_updated.assign(changes.task_instances.size(), false);
+    // A run's first pass, in the change set that creates it (the scheduler's), is written into its
+    // new rows: an instance's first update here that expects what a new row holds is the row
+    // inserted, not a row inserted and then updated. The same rows, a write less a task.
+    std::vector<std::size_t> folded;  // those updates, ascending
+    if (!new_task_instances.empty() && !changes.task_instances.empty()) {
+      std::erase_if(new_task_instances, [&](const auto& n) {
+        const auto u = order.instances.find({n.first->dag_id, n.first->run_id, *n.second, -1});
+        if (u == order.instances.end() || !writes_a_new_row(changes.task_instances[u->second.first])) return false;
+        folded.push_back(u->second.first);
+        result.task_instances_updated[u->second.first] = true;
+        return true;
+      });
+      std::sort(folded.begin(), folded.end());
     }
     s.write(w.new_task_instances, new_task_instances.size(), stamped_rows([&](std::size_t i, std::vector<value>& out) {
       new_task_instance_row(*new_task_instances[i].first, *new_task_instances[i].second, out);
+    }, 4, now));
+    s.write(w.new_task_instances_as_updated, folded.size(), stamped_rows([&](std::size_t k, std::vector<value>& out) {
+      out.clear();
+      append(out, changes.task_instances[folded[k]], w.new_task_instances_as_updated.given.size() - 1);
     }, 4, now));
     s.write(w.task_instance_deletes, changes.task_instance_deletes.size(),
             rows_of(changes.task_instance_deletes, w.task_instance_deletes.key_size));
@@ -1123,18 +1201,24 @@ change_result store_core::apply_once(const change_set& changes) {
     // An update of a row a claim before it touched still comes after that claim.
     std::vector<std::size_t> ordinary, claims, after_claims;
     // Keyed by the whole task instance key: the instances of a mapped task are rows of their own.
-    std::set<std::tuple<std::string_view, std::string_view, std::string_view, int>> claimed;
-    for (std::size_t i = 0; i < changes.task_instances.size(); ++i) {
+    instance_set claimed;
+    for (std::size_t i = 0, f = 0; i < changes.task_instances.size(); ++i) {
+      if (f < folded.size() && folded[f] == i) {
+        ++f;
+        continue;
+      }
       const task_instance_record& r = changes.task_instances[i].record;
-      const auto key = std::make_tuple(std::string_view(r.dag_id), std::string_view(r.run_id), std::string_view(r.task_id), r.map_index);
+      // What was decided for a run this change set meant to create is not another writer's
+      // run's: refused, as lost (the run, created anew, would have had other rows).
+      if (!existed.empty() && existed.contains({r.dag_id, r.run_id})) continue;
+      const instance_key key = key_of(r);
       if (starts_try(changes.task_instances[i])) {
         claims.push_back(i);
         claimed.insert(key);
       } else {
-        (claimed.contains(key) ? after_claims : ordinary).push_back(i);
+        (!claimed.empty() && claimed.contains(key) ? after_claims : ordinary).push_back(i);
       }
     }
-    result.task_instances_updated.assign(changes.task_instances.size(), false);
     const auto write_updates = [&](const std::vector<std::size_t>& which) {
       const on_lost added_task{w.new_task_instances, [&](std::size_t k) {
                                  const task_instance_update& u = changes.task_instances[which[k]];
@@ -1152,20 +1236,13 @@ change_result store_core::apply_once(const change_set& changes) {
     // (below, once both are known to have won); else from the row as it is now, before any update.
     std::vector<std::pair<std::size_t, std::size_t>> kept_from_changes;  // (update, earlier update of its instance)
     std::set<std::tuple<std::string_view, std::string_view, std::string_view, int, int>> moved_off;  // (instance, try)
-    // Per instance, its last update so far (in the end: its last in the change set).
-    std::map<std::tuple<std::string_view, std::string_view, std::string_view, int>, std::size_t> last_update;
     std::vector<std::size_t> kept_from_rows;  // updates whose instance's row shows the try they move it off
     for (std::size_t i = 0; i < changes.task_instances.size(); ++i) {
       const task_instance_update& u = changes.task_instances[i];
-      const auto key = std::make_tuple(std::string_view(u.record.dag_id), std::string_view(u.record.run_id),
-                                       std::string_view(u.record.task_id), u.record.map_index);
-      const auto before = last_update.find(key);
-      if (moves_off_its_try(u)) {
-        moved_off.emplace(u.record.dag_id, u.record.run_id, u.record.task_id, u.record.map_index, u.expected_try);
-        if (before != last_update.end()) kept_from_changes.emplace_back(i, before->second);
-        else if (shows_a_try(u.expected) || u.expected == task_state::scheduled) kept_from_rows.push_back(i);
-      }
-      last_update[key] = i;
+      if (!moves_off_its_try(u)) continue;
+      moved_off.emplace(u.record.dag_id, u.record.run_id, u.record.task_id, u.record.map_index, u.expected_try);
+      if (order.previous[i] != update_order::none) kept_from_changes.emplace_back(i, order.previous[i]);
+      else if (shows_a_try(u.expected) || u.expected == task_state::scheduled) kept_from_rows.push_back(i);
     }
     // One statement a batch (a clear of many instances), before any update is written.
     s.write(w.shown_try_keeps, kept_from_rows.size(), [&](std::size_t k, std::vector<value>& out) {
@@ -1186,9 +1263,9 @@ change_result store_core::apply_once(const change_set& changes) {
     std::vector<std::size_t> kept, shown;
     for (std::size_t i = 0; i < changes.tries.size(); ++i) {
       const try_record& t = changes.tries[i];
-      const auto u = last_update.find({t.dag_id, t.run_id, t.task_id, t.map_index});
-      const bool is_shown = u != last_update.end() && result.task_instances_updated[u->second] &&
-                            on_its_try(changes.task_instances[u->second].record, t.try_number) &&
+      const auto u = order.instances.find({t.dag_id, t.run_id, t.task_id, t.map_index});
+      const bool is_shown = u != order.instances.end() && result.task_instances_updated[u->second.last] &&
+                            on_its_try(changes.task_instances[u->second.last].record, t.try_number) &&
                             !moved_off.contains({t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number});
       (is_shown ? shown : kept).push_back(i);
     }

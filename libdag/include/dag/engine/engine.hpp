@@ -266,9 +266,20 @@ private:
   /// or were (`before`) scheduled on datasets.
   void register_datasets(const std::map<std::string, std::shared_ptr<const scheduled_dag>>& before);
   void register_pending_datasets();
-  /// Advances every active run: the tries to start go to `starts`, those a dagrun_timeout stops to `stops`.
+  /// Advances every active run: the tries to start go to `starts`, those a dagrun_timeout stops to
+  /// `stops`. Given `only`, advances only those runs and starts no try (the first pass of runs
+  /// create_runs writes, which the loop's next pass starts tries of).
   void advance_runs(change_set& changes, std::vector<task_request>& starts, std::vector<try_id>& stops,
-                    std::optional<timestamp>& wake);
+                    std::optional<timestamp>& wake, const std::set<run_key>* only = nullptr);
+  /// Tracks the runs `changes` creates (new_runs) as they will be written, but those the engine
+  /// has (the store has them: they will not be created); returns the ones it tracked.
+  std::set<run_key> track_new_runs(const change_set& changes);
+  /// Forgets what a pass that was not written decided of the runs it created (`fresh`): the runs,
+  /// their alerts, the runs it finished.
+  void forget_unwritten(const std::set<run_key>& fresh);
+  /// After apply_by_run: each run that `lost` names is read again from the store, but one the pass
+  /// created (`fresh`) that the store had already (`not_created`), which is dropped.
+  void settle_lost(const std::set<run_key>& lost, const std::set<run_key>& not_created, const std::set<run_key>& fresh);
   /// Records (as a `sla_miss` event), counts and alerts each task of an active run that has not
   /// succeeded by its run's data interval end plus its `sla`, once; wakes at the next deadline.
   void check_slas(change_set& changes, std::optional<timestamp>& wake);
@@ -279,8 +290,9 @@ private:
   /// Writes `changes` (a pass): whole when every compare-and-set wins; otherwise without any write
   /// to a run that lost one but its ends and what comes of them (`of_ends`; tries made stay), and
   /// without an update that lost and those of its instance after it. Leaves in `changes` what was
-  /// written; returns the runs left out.
-  std::set<run_key> apply_by_run(change_set& changes, const end_writes& of_ends);
+  /// written; returns the runs left out. A run it creates that exists already is left out too
+  /// (and named in `not_created`).
+  std::set<run_key> apply_by_run(change_set& changes, const end_writes& of_ends, std::set<run_key>* not_created = nullptr);
   /// Warns (options_.warn, else stderr) of each task naming a pool the store does not have.
   void warn_missing_pools();
   void post(task_event e);
