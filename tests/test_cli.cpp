@@ -404,6 +404,23 @@ TEST_CASE("Cli.RerunningFailedRunsTakesUpTheDaysDependsOnPastGaveUpOn" * doctest
   CHECK(ran[0]["try_number"] == 1);
 }
 
+TEST_CASE("Cli.ABackfillRunThatGivesUpInItsFirstPassCountsAsFailed" * doctest::timeout(120)) {
+  // A run is written with its first pass; a run whose task waits on a failed previous run gives up
+  // there, before the backfill knows its runs: it must still be counted, as failed.
+  state_dir s;
+  s.write_dag("dop.yaml", "dag_id: dop\nschedule: \"@daily\"\nstart_date: 2024-01-01\ntasks:\n"
+                          "  - task_id: a\n    operator: bash\n    depends_on_past: true\n"
+                          "    bash_command: '[ {{ ds }} != 2024-01-01 ]'\n");
+  CHECK(run(s.with({"backfill", "dop", "--start", "2024-01-01", "--end", "2024-01-01"})).status == 1);
+  const auto next = run(s.with({"backfill", "dop", "--start", "2024-01-02", "--end", "2024-01-02"}));
+  CAPTURE(next.out);
+  CHECK(next.status == 1);
+  CHECK(next.out.find("backfill dop: 0 succeeded, 1 failed") != std::string::npos);
+  const auto runs = nlohmann::json::parse(run(s.with({"runs", "list", "dop", "--json"})).out);
+  REQUIRE(runs.size() == 2);
+  for (const auto& r : runs) CHECK(r["state"] == "failed");
+}
+
 TEST_CASE("Cli.ClearingATaskGivesItsRetriesBack" * doctest::timeout(120)) {
   state_dir s;
   s.write_dag("flaky.yaml",

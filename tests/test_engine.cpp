@@ -2098,4 +2098,10 @@ TEST_CASE("Engine.CreateRunsWritesABatchAndSaysWhichDatesTookAndEachRunsEnd") {
   REQUIRE(ended.size() == 2);
   CHECK(ended.at(*keys[0]) == dag::run_state::success);
   CHECK(ended.at(*keys[1]) == dag::run_state::failed);
+  // A date given twice makes one run.
+  const auto twice = eng.create_runs("batch", dag::run_type::backfill, {dag::parse_time("2024-01-05"), dag::parse_time("2024-01-05")});
+  REQUIRE(twice.size() == 2);
+  REQUIRE(twice[0]);
+  CHECK_FALSE(twice[1]);
+  CHECK(eng.run_to_completion({*twice[0]}) == std::vector<dag::run_state>{dag::run_state::success});
 }

@@ -1325,8 +1325,7 @@ TEST_CASE_TEMPLATE("Store.ARunsFirstUpdatesInTheChangeSetThatCreatesItAreWritten
   c.task_instances.push_back(moving(run, "e", dag::task_state::none, 0, dag::task_state::queued, 1));
   c.task_instances[2].record.pool = "one";
   c.task_instances[4].record.message = "ruled out by branch";
-  c.task_instances[5].record.pool = "one";
-  c.task_instances[5].record.pool_slots = 2;  // more than the pool has
+  c.task_instances[5].record.pool = "one";  // its one slot taken by b's claim
   c.runs.push_back(moving(run, dag::run_state::queued, dag::run_state::running));
   auto result = s->apply(c);
   CHECK(result.runs_created == std::vector<bool>{true});
@@ -1362,6 +1361,17 @@ TEST_CASE_TEMPLATE("Store.ARunsFirstUpdatesInTheChangeSetThatCreatesItAreWritten
   tis = s->task_instances("etl", run.run_id);
   REQUIRE(tis.size() == 5);
   CHECK(tis[0].state == dag::task_state::queued);
+
+  // The same run id: the run that has it keeps its state and rows.
+  dag::change_set same_id = creating(run, {"a", "b", "c"});
+  same_id.task_instances.push_back(moving(run, "c", dag::task_state::none, 0, dag::task_state::scheduled, 0));
+  same_id.runs.push_back(moving(run, dag::run_state::running, dag::run_state::success));
+  result = s->apply(same_id);
+  CHECK(result.runs_created == std::vector<bool>{false});
+  CHECK(result.runs_updated == std::vector<bool>{false});
+  CHECK(result.task_instances_updated == std::vector<bool>{false});
+  CHECK(s->find_run("etl", run.run_id)->state == dag::run_state::running);
+  CHECK(s->task_instances("etl", run.run_id)[2].state == dag::task_state::none);
 
   // The same, all or nothing: nothing is written.
   again.all_or_nothing = true;

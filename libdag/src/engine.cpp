@@ -703,7 +703,7 @@ std::vector<std::optional<run_key>> engine::create_runs(const std::string& dag_i
   std::vector<task_request> starts;
   std::vector<try_id> stops;
   std::optional<timestamp> wake;
-  const std::set<run_key> fresh = track_new_runs(changes);
+  const std::set<run_key> fresh = track_new_runs(changes);  // a date given twice is one run
   std::set<run_key> not_created;
   std::set<run_key> lost;
   try {
@@ -714,26 +714,32 @@ std::vector<std::optional<run_key>> engine::create_runs(const std::string& dag_i
     throw;
   }
   settle_lost(lost, not_created, fresh);
+  // A run its first pass finished (it gave up on a previous run, say) is told about by the loop's
+  // next pass: the caller learns of its runs from this call first.
   for (auto& [key, state] : std::exchange(finished_runs_, {}))
-    if (!lost.contains(key)) options_.run_ended(key, state);
+    if (!lost.contains(key)) ended_before_pass_.emplace_back(std::move(key), state);
   std::vector<std::optional<run_key>> out;
   out.reserve(keys.size());
+  std::set<run_key> given;
   for (auto& key : keys) {
-    if (not_created.contains(key)) out.emplace_back();
+    if (!fresh.contains(key) || not_created.contains(key) || !given.insert(key).second) out.emplace_back();
     else out.push_back(std::move(key));
   }
   return out;
 }
 
-std::set<run_key> engine::track_new_runs(const change_set& changes) {
+std::set<run_key> engine::track_new_runs(change_set& changes) {
   std::set<run_key> fresh;
-  for (const auto& [run, task_ids] : changes.new_runs) {
+  std::erase_if(changes.new_runs, [&](const auto& n) {
+    const run_record& run = n.first;
     run_key key{run.dag_id, run.run_id};
     const auto* dag = dag_for(run.dag_id);
-    if (!dag || active_.contains(key)) continue;  // one the engine has is not created (the store has it)
+    // One the engine has, the store has: not created again (nor a second copy of one).
+    if (!dag || active_.contains(key)) return true;
     track_loaded(*dag, run, {});  // as it will be written: nothing to read back
     fresh.insert(std::move(key));
-  }
+    return false;
+  });
   return fresh;
 }
 
@@ -742,19 +748,21 @@ void engine::forget_unwritten(const std::set<run_key>& fresh) {
   for (const run_key& key : fresh) {
     active_.erase(key);
     std::erase_if(pending_alerts_, [&](const auto& queued) {
-      return queued.first.task_id.empty() && queued.first.dag_id == key.dag_id && queued.first.run_id == key.run_id;
+      return queued.first.dag_id == key.dag_id && queued.first.run_id == key.run_id;
     });
   }
 }
 
 void engine::settle_lost(const std::set<run_key>& lost, const std::set<run_key>& not_created, const std::set<run_key>& fresh) {
   for (const run_key& key : lost) {
+    // A run the pass meant to create that existed is another writer's: not this pass's to track,
+    // nor to alert about.
+    const bool others = not_created.contains(key) && fresh.contains(key);
     std::erase_if(pending_alerts_, [&](const auto& queued) {
-      return queued.first.task_id.empty() && queued.first.dag_id == key.dag_id && queued.first.run_id == key.run_id;
+      return (others || queued.first.task_id.empty()) && queued.first.dag_id == key.dag_id && queued.first.run_id == key.run_id;
     });
     active_.erase(key);
-    // A run the pass meant to create that existed is another writer's: not this pass's to track.
-    if (!(not_created.contains(key) && fresh.contains(key))) load_run(key);
+    if (!others) load_run(key);
   }
 }
 
@@ -1231,9 +1239,10 @@ previous_run engine::previous_of(const active_run& r, std::vector<task_instance_
   return past;
 }
 
-void engine::check_slas(change_set& changes, std::optional<timestamp>& wake) {
+void engine::check_slas(change_set& changes, std::optional<timestamp>& wake, const std::set<run_key>& later) {
   const timestamp now = now_us();
   for (const auto& [key, r] : active_) {
+    if (later.contains(key)) continue;
     // Airflow's SLAs concern the schedule's runs: a manual run has no deadline to keep.
     if (r.run.type == run_type::manual) continue;
     const auto& tasks = r.dag->def->all_tasks();
@@ -1374,7 +1383,10 @@ std::optional<timestamp> engine::step_once() {
   std::vector<try_id> stops;
   end_writes of_ends;
   std::set<run_key> fresh, not_created;  // runs this pass creates; of them, those the store had already
+  bool written = false;                  // the pass is committed
   try {
+    // Runs create_runs created and finished in their first pass: written then, told now.
+    for (auto& [key, state] : std::exchange(ended_before_pass_, {})) options_.run_ended(key, state);
     record_events(taken, changes, of_ends);
     create_due_runs(changes, wake);
     register_pending_datasets();
@@ -1383,7 +1395,9 @@ std::optional<timestamp> engine::step_once() {
     // tasks): their first updates are their new rows (store_core::apply).
     fresh = track_new_runs(changes);
     advance_runs(changes, starts, stops, wake);
-    check_slas(changes, wake);
+    // Not of a run being created, which the store may refuse (another writer's): the next pass's.
+    check_slas(changes, wake, fresh);
+    if (!fresh.empty()) wake = now;
     // Tries are handed over only once their start is committed: a start another process refused
     // never runs. (A crash in between leaves a `running` try that recovery records as lost.)
     std::set<run_key> lost;
@@ -1395,6 +1409,7 @@ std::optional<timestamp> engine::step_once() {
       // written whole.
       const bool wrote_dataset_events = !changes.dataset_events.empty();  // a try's end, kept whatever its run became
       lost = apply_by_run(changes, of_ends, &not_created);
+      written = true;
       if (wrote_dataset_events) {
         check_datasets_ = true;  // consumers may be due: the next pass looks, right away
         wake = now;
@@ -1426,7 +1441,7 @@ std::optional<timestamp> engine::step_once() {
     for (auto& [key, state] : std::exchange(finished_runs_, {}))
       if (!lost.contains(key)) options_.run_ended(key, state);
   } catch (...) {
-    forget_unwritten(fresh);
+    if (!written) forget_unwritten(fresh);  // else they are in the store: re-read with the rest
     // Nothing of this pass counts. Its ends go back to be taken again (the local executor has let
     // go of them, so they live here only; the queue still holds its own, and a repeat is ignored),
     // and the runs, changed in memory, are re-read next pass.
@@ -1500,7 +1515,9 @@ std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of
   std::vector<bool> keep(all.task_instances.size(), true);
   std::set<instance> refused;  // instances whose first update of the pass lost its compare-and-set
   // What the store has said lost so far: each attempt must say more, or it would go on for ever.
-  const auto found = [&] { return lost.size() + static_cast<std::size_t>(std::count(lost_cas.begin(), lost_cas.end(), true)); };
+  const auto found = [&] {
+    return lost.size() + existed.size() + static_cast<std::size_t>(std::count(lost_cas.begin(), lost_cas.end(), true));
+  };
   for (;;) {
     const std::size_t known = found();
     // A new run that existed (another writer created it) is not this pass's: none of its writes land.

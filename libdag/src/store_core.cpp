@@ -813,7 +813,7 @@ struct writes {
   row_write new_task_instances =
       inserting("task_instances", stamped(first(columns_of<task_instance_record>(), 4), 4), 4, false);
   // A new run's task instance as its first update in the same change set leaves it (see
-  // folded_into_new_rows): the update's columns but the three `expected…`.
+  // writes_a_new_row): the update's columns but the three `expected…`.
   row_write new_task_instances_as_updated = inserting(
       "task_instances", first(stamped(columns_of<task_instance_update>(), 4), columns_of<task_instance_update>().size() - 2), 4,
       false);
@@ -1174,9 +1174,14 @@ change_result store_core::apply_once(const change_set& changes) {
     // inserted, not a row inserted and then updated. The same rows, a write less a task.
     std::vector<std::size_t> folded;  // those updates, ascending
     if (!new_task_instances.empty() && !changes.task_instances.empty()) {
+      instance_set deleted;  // rows this change set deletes before its updates: inserted as they are
+      for (const auto& d : changes.task_instance_deletes) deleted.insert(key_of(d));
       std::erase_if(new_task_instances, [&](const auto& n) {
-        const auto u = order.instances.find({n.first->dag_id, n.first->run_id, *n.second, -1});
-        if (u == order.instances.end() || !writes_a_new_row(changes.task_instances[u->second.first])) return false;
+        const instance_key key{n.first->dag_id, n.first->run_id, *n.second, -1};
+        const auto u = order.instances.find(key);
+        if (u == order.instances.end() || !writes_a_new_row(changes.task_instances[u->second.first]) ||
+            (!deleted.empty() && deleted.contains(key)))
+          return false;
         folded.push_back(u->second.first);
         result.task_instances_updated[u->second.first] = true;
         return true;
@@ -1192,7 +1197,19 @@ change_result store_core::apply_once(const change_set& changes) {
     }, 4, now));
     s.write(w.task_instance_deletes, changes.task_instance_deletes.size(),
             rows_of(changes.task_instance_deletes, w.task_instance_deletes.key_size));
-    result.runs_updated = s.write(w.run_updates, changes.runs.size(), stamped_rows(rows_of(changes.runs), 2, now));
+    if (existed.empty()) {
+      result.runs_updated = s.write(w.run_updates, changes.runs.size(), stamped_rows(rows_of(changes.runs), 2, now));
+    } else {  // an update of a run this change set meant to create is refused, as its instances' are
+      std::vector<std::size_t> ours;
+      for (std::size_t i = 0; i < changes.runs.size(); ++i)
+        if (!existed.contains({changes.runs[i].dag_id, changes.runs[i].run_id})) ours.push_back(i);
+      const std::vector<bool> won = s.write(w.run_updates, ours.size(), stamped_rows([&](std::size_t k, std::vector<value>& out) {
+        out.clear();
+        append(out, changes.runs[ours[k]]);
+      }, 2, now));
+      result.runs_updated.assign(changes.runs.size(), false);
+      for (std::size_t k = 0; k < ours.size(); ++k) result.runs_updated[ours[k]] = won[k];
+    }
     // A task added to the DAG after its run was created has no row yet: an instance in state none
     // with no try is what it would have been, so it is created and the update applied again (which
     // still loses if another writer created the row and moved it on meanwhile).

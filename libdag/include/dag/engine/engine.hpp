@@ -166,12 +166,16 @@ public:
   /// Creates a run of `dag_id` now; nullopt when a run with that id or (for scheduled and backfill
   /// runs) that logical date exists. Manual runs take timetable::manual_interval. `conf` is stored
   /// as given: a conf from a user goes through dag::checked_conf (dag/model/operations.hpp) first,
-  /// as `dagrun run` does, so that it is a JSON object and its typed params hold.
+  /// as `dagrun run` does, so that it is a JSON object and its typed params hold. The run is
+  /// written with its first pass (started, within max_active_runs, its ready tasks `scheduled`),
+  /// but no try starts before the loop's next pass (step, run_until); a run that pass finished (it
+  /// gave up on a previous run) is told about (engine_options::run_ended) by that pass too.
   std::optional<run_key> create_run(const std::string& dag_id, run_type type, time_point logical_date,
                                     const std::string& conf = "{}");
   /// Creates runs of `dag_id` at each of `logical_dates` as create_run does, all in one
   /// transaction (a backfill's runs); per date, its run's key, or nullopt when a run with that id
-  /// or logical date exists. The runs are tracked from what was written, without reading them back.
+  /// or logical date exists (or an earlier date given made it). The runs are tracked from what was
+  /// written, without reading them back.
   std::vector<std::optional<run_key>> create_runs(const std::string& dag_id, run_type type,
                                                   const std::vector<time_point>& logical_dates, const std::string& conf = "{}");
   /// Starts tracking an existing run (e.g. a backfill run to re-run), loading it from the store.
@@ -271,18 +275,19 @@ private:
   /// create_runs writes, which the loop's next pass starts tries of).
   void advance_runs(change_set& changes, std::vector<task_request>& starts, std::vector<try_id>& stops,
                     std::optional<timestamp>& wake, const std::set<run_key>* only = nullptr);
-  /// Tracks the runs `changes` creates (new_runs) as they will be written, but those the engine
-  /// has (the store has them: they will not be created); returns the ones it tracked.
-  std::set<run_key> track_new_runs(const change_set& changes);
+  /// Tracks the runs `changes` creates (new_runs) as they will be written; takes out of it those
+  /// the engine has (the store has them) and second copies; returns the ones it tracked.
+  std::set<run_key> track_new_runs(change_set& changes);
   /// Forgets what a pass that was not written decided of the runs it created (`fresh`): the runs,
   /// their alerts, the runs it finished.
   void forget_unwritten(const std::set<run_key>& fresh);
   /// After apply_by_run: each run that `lost` names is read again from the store, but one the pass
-  /// created (`fresh`) that the store had already (`not_created`), which is dropped.
+  /// created (`fresh`) that the store had already (`not_created`), which is dropped with its alerts.
   void settle_lost(const std::set<run_key>& lost, const std::set<run_key>& not_created, const std::set<run_key>& fresh);
   /// Records (as a `sla_miss` event), counts and alerts each task of an active run that has not
   /// succeeded by its run's data interval end plus its `sla`, once; wakes at the next deadline.
-  void check_slas(change_set& changes, std::optional<timestamp>& wake);
+  /// Runs in `later` are left to the next pass.
+  void check_slas(change_set& changes, std::optional<timestamp>& wake, const std::set<run_key>& later = {});
   task_request prepare_try(active_run& r, std::size_t slot, change_set& changes, timestamp now);
   /// The run before `r` for depends_on_past: held by the engine, or read from the store into `from_store`.
   previous_run previous_of(const active_run& r, std::vector<task_instance_record>& from_store);
@@ -352,6 +357,8 @@ private:
   std::map<std::string, timestamp> nothing_due_until_;
   // Runs the current pass finished, told to options_.run_ended once the pass is written.
   std::vector<std::pair<run_key, run_state>> finished_runs_;
+  /// Runs create_runs finished in their first pass, told about (run_ended) by the next pass.
+  std::vector<std::pair<run_key, run_state>> ended_before_pass_;
   std::set<std::string> past_changed_;  // DAGs (with depends_on_past) whose task instances finished since the last pass
   std::set<std::string> warned_pools_;  // DAG, task and pool of missing pools already warned of
   int running_ = 0;

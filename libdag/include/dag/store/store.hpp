@@ -257,7 +257,13 @@ struct task_instance_update {
 
 /// Everything one scheduler step writes, applied in one transaction.
 struct change_set {
-  std::vector<std::pair<run_record, std::vector<std::string>>> new_runs;  ///< runs with their task ids (instances start as `none`)
+  /// Runs with their task ids (instances start as `none`). An update of a new run's instance in
+  /// the same change set applies to the new row (the first update of an instance that expects
+  /// state none and no try, and starts none, is written as that row). A run that exists already
+  /// (its id, or its logical date for a scheduled or backfill run) is not created, and the run and
+  /// task instance updates of it here are refused, as lost; its other writes (deletes, tries,
+  /// XComs, events) are the caller's to keep out: with all_or_nothing, none is written.
+  std::vector<std::pair<run_record, std::vector<std::string>>> new_runs;
   std::vector<run_update> runs;                    ///< run state changes
   std::vector<task_instance_update> task_instances;///< task instance changes
   /// Tries to insert or replace (by dag, run, task, try). One that its task instance is still on
