@@ -2052,6 +2052,34 @@ TEST_CASE("Engine.MappingAThousandInstancesOverAnXCom" * doctest::timeout(300)) 
                                         << " us for a plain 21-task DAG");
 }
 
+TEST_CASE("Engine.ARunItsFirstPassFinishesIsToldByTheNextPassNotBeforeCreateRunsReturns") {
+  // A run is written with its first pass; a run that gives up there (its task waits on a failed
+  // previous run) ends before its creator has its key: the loop's next pass tells of it.
+  sandbox s;
+  dag::definition d("dop");
+  d.schedule("@daily").start_date("2024-01-01");
+  d.callable("a", [](dag::task_context&) { return dag::operator_result::failed("no"); }).depends_on_past();
+  std::vector<std::pair<dag::run_key, std::optional<dag::run_state>>> ended;
+  dag::engine_options options = s.options();
+  options.run_ended = [&](const dag::run_key& k, std::optional<dag::run_state> state) { ended.emplace_back(k, state); };
+  dag::engine eng(*s.db, s.operators, s.clock, options);
+  eng.set_dags({s.checked(d)});
+  const auto first = eng.create_runs("dop", dag::run_type::backfill, {dag::parse_time("2024-01-01")});
+  REQUIRE(first[0]);
+  CHECK(eng.run_to_completion({*first[0]}) == std::vector<dag::run_state>{dag::run_state::failed});
+  REQUIRE(ended.size() == 1);
+  const auto second = eng.create_runs("dop", dag::run_type::backfill, {dag::parse_time("2024-01-02")});
+  REQUIRE(second[0]);
+  CHECK(s.db->find_run("dop", second[0]->run_id)->state == dag::run_state::failed);  // written so
+  CHECK(ended.size() == 1);  // not told yet
+  eng.step();
+  REQUIRE(ended.size() == 2);
+  CHECK(ended[1].first == *second[0]);
+  CHECK(ended[1].second == dag::run_state::failed);
+  eng.step();
+  CHECK(ended.size() == 2);  // once
+}
+
 TEST_CASE("Engine.CreateRunsWritesABatchAndSaysWhichDatesTookAndEachRunsEnd") {
   sandbox s;
   dag::definition d("batch");

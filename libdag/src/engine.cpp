@@ -713,11 +713,19 @@ std::vector<std::optional<run_key>> engine::create_runs(const std::string& dag_i
     forget_unwritten(fresh);
     throw;
   }
-  settle_lost(lost, not_created, fresh);
   // A run its first pass finished (it gave up on a previous run, say) is told about by the loop's
   // next pass: the caller learns of its runs from this call first.
-  for (auto& [key, state] : std::exchange(finished_runs_, {}))
-    if (!lost.contains(key)) ended_before_pass_.emplace_back(std::move(key), state);
+  const auto keep_ends = [&] {
+    for (auto& [key, state] : std::exchange(finished_runs_, {}))
+      if (!lost.contains(key)) ended_before_pass_.emplace_back(std::move(key), state);
+  };
+  try {
+    settle_lost(lost, not_created, fresh);
+  } catch (...) {
+    keep_ends();
+    throw;
+  }
+  keep_ends();
   std::vector<std::optional<run_key>> out;
   out.reserve(keys.size());
   std::set<run_key> given;
@@ -1383,10 +1391,16 @@ std::optional<timestamp> engine::step_once() {
   std::vector<try_id> stops;
   end_writes of_ends;
   std::set<run_key> fresh, not_created;  // runs this pass creates; of them, those the store had already
+  std::set<run_key> lost;                // runs whose writes were left out (apply_by_run)
   bool written = false;                  // the pass is committed
   try {
-    // Runs create_runs created and finished in their first pass: written then, told now.
-    for (auto& [key, state] : std::exchange(ended_before_pass_, {})) options_.run_ended(key, state);
+    // Runs create_runs created and finished in their first pass: written then, told now (one at
+    // a time: a callback that throws leaves the others to the next pass).
+    while (!ended_before_pass_.empty()) {
+      const auto [key, state] = ended_before_pass_.front();
+      ended_before_pass_.erase(ended_before_pass_.begin());
+      if (options_.run_ended) options_.run_ended(key, state);
+    }
     record_events(taken, changes, of_ends);
     create_due_runs(changes, wake);
     register_pending_datasets();
@@ -1395,12 +1409,11 @@ std::optional<timestamp> engine::step_once() {
     // tasks): their first updates are their new rows (store_core::apply).
     fresh = track_new_runs(changes);
     advance_runs(changes, starts, stops, wake);
-    // Not of a run being created, which the store may refuse (another writer's): the next pass's.
+    // Not of a run being created, which the store may refuse (another writer's): the next pass's,
+    // right away once it is written (below).
     check_slas(changes, wake, fresh);
-    if (!fresh.empty()) wake = now;
     // Tries are handed over only once their start is committed: a start another process refused
     // never runs. (A crash in between leaves a `running` try that recovery records as lost.)
-    std::set<run_key> lost;
     if (!changes.empty()) {
       // A lost compare-and-set means another process changed that run (cleared or marked a task,
       // say, which puts the run back to queued). The pass's other writes to that run were decided
@@ -1430,6 +1443,7 @@ std::optional<timestamp> engine::step_once() {
         });
       }
       settle_lost(lost, not_created, fresh);
+      if (std::any_of(fresh.begin(), fresh.end(), [&](const run_key& k) { return !lost.contains(k); })) wake = now;
     }
     // The store holds this pass's claims and ends now. A lost run may be a claim the store refused
     // (another process filled the pool): the pools are read again.
@@ -1441,7 +1455,17 @@ std::optional<timestamp> engine::step_once() {
     for (auto& [key, state] : std::exchange(finished_runs_, {}))
       if (!lost.contains(key)) options_.run_ended(key, state);
   } catch (...) {
-    if (!written) forget_unwritten(fresh);  // else they are in the store: re-read with the rest
+    if (!written) {
+      forget_unwritten(fresh);
+    } else {
+      // In the store already (re-read with the rest next pass): the runs it finished are told
+      // about then; a lost run's alerts are not sent.
+      for (auto& [key, state] : std::exchange(finished_runs_, {}))
+        if (!lost.contains(key)) ended_before_pass_.emplace_back(std::move(key), state);
+      std::erase_if(pending_alerts_, [&](const auto& queued) {
+        return queued.first.task_id.empty() && lost.contains({queued.first.dag_id, queued.first.run_id});
+      });
+    }
     // Nothing of this pass counts. Its ends go back to be taken again (the local executor has let
     // go of them, so they live here only; the queue still holds its own, and a repeat is ignored),
     // and the runs, changed in memory, are re-read next pass.

@@ -357,7 +357,8 @@ private:
   std::map<std::string, timestamp> nothing_due_until_;
   // Runs the current pass finished, told to options_.run_ended once the pass is written.
   std::vector<std::pair<run_key, run_state>> finished_runs_;
-  /// Runs create_runs finished in their first pass, told about (run_ended) by the next pass.
+  /// Runs written finished but not told about yet (create_runs' first pass, a pass that failed
+  /// after its commit): the next pass tells them (run_ended).
   std::vector<std::pair<run_key, run_state>> ended_before_pass_;
   std::set<std::string> past_changed_;  // DAGs (with depends_on_past) whose task instances finished since the last pass
   std::set<std::string> warned_pools_;  // DAG, task and pool of missing pools already warned of
