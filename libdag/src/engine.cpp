@@ -715,17 +715,13 @@ std::vector<std::optional<run_key>> engine::create_runs(const std::string& dag_i
   }
   // A run its first pass finished (it gave up on a previous run, say) is told about by the loop's
   // next pass: the caller learns of its runs from this call first.
-  const auto keep_ends = [&] {
-    for (auto& [key, state] : std::exchange(finished_runs_, {}))
-      if (!lost.contains(key)) ended_before_pass_.emplace_back(std::move(key), state);
-  };
   try {
     settle_lost(lost, not_created, fresh);
   } catch (...) {
-    keep_ends();
+    hold_finished_runs(lost);
     throw;
   }
-  keep_ends();
+  hold_finished_runs(lost);
   std::vector<std::optional<run_key>> out;
   out.reserve(keys.size());
   std::set<run_key> given;
@@ -755,10 +751,20 @@ void engine::forget_unwritten(const std::set<run_key>& fresh) {
   finished_runs_.clear();
   for (const run_key& key : fresh) {
     active_.erase(key);
-    std::erase_if(pending_alerts_, [&](const auto& queued) {
-      return queued.first.dag_id == key.dag_id && queued.first.run_id == key.run_id;
-    });
+    drop_alerts(key, false);
   }
+}
+
+void engine::drop_alerts(const run_key& key, bool run_level_only) {
+  std::erase_if(pending_alerts_, [&](const auto& queued) {
+    return (!run_level_only || queued.first.task_id.empty()) && queued.first.dag_id == key.dag_id &&
+           queued.first.run_id == key.run_id;
+  });
+}
+
+void engine::hold_finished_runs(const std::set<run_key>& lost) {
+  for (auto& [key, state] : std::exchange(finished_runs_, {}))
+    if (!lost.contains(key)) ended_before_pass_.emplace_back(std::move(key), state);
 }
 
 void engine::settle_lost(const std::set<run_key>& lost, const std::set<run_key>& not_created, const std::set<run_key>& fresh) {
@@ -766,9 +772,7 @@ void engine::settle_lost(const std::set<run_key>& lost, const std::set<run_key>&
     // A run the pass meant to create that existed is another writer's: not this pass's to track,
     // nor to alert about.
     const bool others = not_created.contains(key) && fresh.contains(key);
-    std::erase_if(pending_alerts_, [&](const auto& queued) {
-      return (others || queued.first.task_id.empty()) && queued.first.dag_id == key.dag_id && queued.first.run_id == key.run_id;
-    });
+    drop_alerts(key, !others);
     active_.erase(key);
     if (!others) load_run(key);
   }
@@ -1460,11 +1464,8 @@ std::optional<timestamp> engine::step_once() {
     } else {
       // In the store already (re-read with the rest next pass): the runs it finished are told
       // about then; a lost run's alerts are not sent.
-      for (auto& [key, state] : std::exchange(finished_runs_, {}))
-        if (!lost.contains(key)) ended_before_pass_.emplace_back(std::move(key), state);
-      std::erase_if(pending_alerts_, [&](const auto& queued) {
-        return queued.first.task_id.empty() && lost.contains({queued.first.dag_id, queued.first.run_id});
-      });
+      hold_finished_runs(lost);
+      for (const run_key& key : lost) drop_alerts(key, true);
     }
     // Nothing of this pass counts. Its ends go back to be taken again (the local executor has let
     // go of them, so they live here only; the queue still holds its own, and a repeat is ignored),

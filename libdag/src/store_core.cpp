@@ -1093,7 +1093,7 @@ using instance_set = std::unordered_set<instance_key, instance_key_hash>;
 instance_key key_of(const task_instance_record& r) { return {r.dag_id, r.run_id, r.task_id, r.map_index}; }
 
 /// Where each instance of a change set's updates is updated: per update, the update of its instance
-/// before it (npos for its first), and per instance, its first and last updates.
+/// before it (`none` for its first), and per instance, its first and last updates.
 struct update_order {
   static constexpr std::size_t none = std::numeric_limits<std::size_t>::max();
   struct of_instance {
@@ -1155,7 +1155,7 @@ change_result store_core::apply_once(const change_set& changes) {
     const std::int64_t now = micros_of(wall_now());
     std::vector<value> run;
     std::vector<std::pair<const run_record*, const std::string*>> new_task_instances;
-    // (dag, run) of the new runs created here, and of those that existed (another writer's)
+    // (dag, run) of the new runs that existed (another writer's): not created here
     std::set<std::pair<std::string_view, std::string_view>> existed;
     for (const auto& [r, task_ids] : changes.new_runs) {
       run.clear();
@@ -1197,12 +1197,10 @@ change_result store_core::apply_once(const change_set& changes) {
     }, 4, now));
     s.write(w.task_instance_deletes, changes.task_instance_deletes.size(),
             rows_of(changes.task_instance_deletes, w.task_instance_deletes.key_size));
-    if (existed.empty()) {
-      result.runs_updated = s.write(w.run_updates, changes.runs.size(), stamped_rows(rows_of(changes.runs), 2, now));
-    } else {  // an update of a run this change set meant to create is refused, as its instances' are
+    {  // an update of a run this change set meant to create is refused, as its instances' are
       std::vector<std::size_t> ours;
       for (std::size_t i = 0; i < changes.runs.size(); ++i)
-        if (!existed.contains({changes.runs[i].dag_id, changes.runs[i].run_id})) ours.push_back(i);
+        if (existed.empty() || !existed.contains({changes.runs[i].dag_id, changes.runs[i].run_id})) ours.push_back(i);
       const std::vector<bool> won = s.write(w.run_updates, ours.size(), stamped_rows([&](std::size_t k, std::vector<value>& out) {
         out.clear();
         append(out, changes.runs[ours[k]]);

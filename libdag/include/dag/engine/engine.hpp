@@ -281,6 +281,10 @@ private:
   /// Forgets what a pass that was not written decided of the runs it created (`fresh`): the runs,
   /// their alerts, the runs it finished.
   void forget_unwritten(const std::set<run_key>& fresh);
+  /// Drops the alerts queued for run `key`: only the run's own (not its tasks'), or all of them.
+  void drop_alerts(const run_key& key, bool run_level_only);
+  /// Moves the runs this pass finished, but those in `lost`, to ended_before_pass_ (told next pass).
+  void hold_finished_runs(const std::set<run_key>& lost);
   /// After apply_by_run: each run that `lost` names is read again from the store, but one the pass
   /// created (`fresh`) that the store had already (`not_created`), which is dropped with its alerts.
   void settle_lost(const std::set<run_key>& lost, const std::set<run_key>& not_created, const std::set<run_key>& fresh);
