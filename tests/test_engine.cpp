@@ -2080,6 +2080,46 @@ TEST_CASE("Engine.ARunItsFirstPassFinishesIsToldByTheNextPassNotBeforeCreateRuns
   CHECK(ended.size() == 2);  // once
 }
 
+TEST_CASE("Engine.TheTriesAPassStartedRunWhenThePassFailsAfterItsCommit") {
+  // One slot: the pass that records the first run's end (and ends that run) starts the second
+  // run's try. Telling of the first run's end throws, after the commit: the try it started is
+  // in the store as started, and must run all the same.
+  sandbox s;
+  dag::definition d("handed");
+  d.schedule("@daily").start_date("2024-01-01");
+  d.callable("x", [](dag::task_context&) { return dag::operator_result::success(); });
+  std::optional<dag::run_key> first;
+  int throws = 0;
+  dag::engine_options options = s.options();
+  options.parallelism = 1;
+  options.run_ended = [&](const dag::run_key& k, std::optional<dag::run_state>) {
+    if (first && k == *first && throws++ == 0) throw std::runtime_error("the callback failed");
+  };
+  dag::engine eng(*s.db, s.operators, s.clock, options);
+  eng.set_dags({s.checked(d)});
+  const auto keys = eng.create_runs("handed", dag::run_type::backfill, {dag::parse_time("2024-01-01"), dag::parse_time("2024-01-02")});
+  REQUIRE(keys.size() == 2);
+  REQUIRE(keys[0]);
+  REQUIRE(keys[1]);
+  first = *keys[0];
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  const auto both_ended = [&] {
+    for (const auto& k : keys)
+      if (s.db->find_run("handed", k->run_id)->state != dag::run_state::success) return false;
+    return true;
+  };
+  while (!both_ended() && std::chrono::steady_clock::now() < deadline) {
+    try {
+      eng.run_until([&] { return both_ended() || std::chrono::steady_clock::now() >= deadline; });
+    } catch (const std::runtime_error& e) {
+      CHECK(std::string(e.what()) == "the callback failed");
+    }
+  }
+  CHECK(throws >= 1);
+  CHECK(s.tis(*keys[1]).at("x").state == task_state::success);
+  CHECK(s.db->find_run("handed", keys[1]->run_id)->state == dag::run_state::success);
+}
+
 TEST_CASE("Engine.CreateRunsWritesABatchAndSaysWhichDatesTookAndEachRunsEnd") {
   sandbox s;
   dag::definition d("batch");

@@ -1397,6 +1397,7 @@ std::optional<timestamp> engine::step_once() {
   std::set<run_key> fresh, not_created;  // runs this pass creates; of them, those the store had already
   std::set<run_key> lost;                // runs whose writes were left out (apply_by_run)
   bool written = false;                  // the pass is committed
+  bool decided = false;                  // and `starts` and `stops` are what it committed
   try {
     // Runs create_runs created and finished in their first pass: written then, told now (one at
     // a time: a callback that throws leaves the others to the next pass).
@@ -1446,6 +1447,7 @@ std::optional<timestamp> engine::step_once() {
                  });
         });
       }
+      decided = true;
       settle_lost(lost, not_created, fresh);
       if (std::any_of(fresh.begin(), fresh.end(), [&](const run_key& k) { return !lost.contains(k); })) wake = now;
     }
@@ -1480,6 +1482,19 @@ std::optional<timestamp> engine::step_once() {
     stale_ = true;
     pools_open_.reset();
     pools_reread_ = false;
+    // The store holds the starts and stops of a pass that failed after its commit (reading a lost
+    // run back, a run_ended callback): they are carried out all the same. Left out, a try would be
+    // `running` with nothing running it, which only a restart's recovery notices with the local
+    // executor.
+    if (decided) {
+      try {
+        for (const auto& which : stops) executor_->cancel(which);
+        hand_over(starts);
+      } catch (...) {
+        // The executor keeps what it was handed (the queue's unsent buffer goes with the next
+        // flush); the pass's own failure is the one reported.
+      }
+    }
     throw;
   }
   // The store holds these ends now: the executor may forget them.
