@@ -1082,6 +1082,46 @@ TEST_CASE("Engine.DaemonCreatesDueRunsOnceAndRunsThem") {
   CHECK(s.db->runs(all).size() == 3);  // nothing new is due until 2024-01-05
 }
 
+TEST_CASE("Engine.ADueRunAnotherSchedulerWroteFirstIsNotWrittenAgainAndRunsOnce") {
+  // Two schedulers on one store: the other writes the run due at midnight after this one last
+  // polled and before its pass does. This pass's run, and what it decided for it, are refused
+  // whole; the run is adopted at the next poll and runs once.
+  sandbox s;
+  s.clock.at = dag::parse_time("2024-01-01T12:00:00Z");
+  dag::definition d{"race"};
+  d.schedule("@daily").start_date("2024-01-01");
+  d.callable("t", [](dag::task_context&) { return dag::operator_result::success(); });
+  dag::engine_options options = s.options(true);
+  options.poll_interval = 24h;  // polled at construction, next at 2024-01-02T12:00
+  dag::engine eng(*s.db, s.operators, s.clock, options);
+  eng.set_dags({s.checked(d)});
+  eng.step();
+  dag::run_filter all;
+  all.dag_id = "race";
+  CHECK(s.db->runs(all).empty());  // the first interval ends at midnight
+  const auto theirs = dag::create_run_record(*s.db, dag::scheduled_dag(s.checked(d)), dag::run_type::scheduled,
+                                             dag::parse_time("2024-01-01"));
+  REQUIRE(theirs);
+  s.clock.at = dag::parse_time("2024-01-02T00:00:01Z");
+  CHECK_NOTHROW(eng.step());
+  CHECK_NOTHROW(eng.step());
+  auto runs = s.db->runs(all);
+  REQUIRE(runs.size() == 1);
+  CHECK(runs[0].run_id == theirs->run_id);
+  CHECK(runs[0].state == dag::run_state::queued);  // as the other scheduler wrote it
+  const dag::run_key key{"race", theirs->run_id};
+  CHECK(s.tis(key).at("t").state == task_state::none);
+  CHECK(s.tis(key).at("t").try_number == 0);
+  // Adopted at the next poll, and run.
+  s.clock.at = dag::parse_time("2024-01-02T12:00:01Z");
+  const give_up_after guard(30s);
+  eng.run_until([&] { return s.db->find_run("race", theirs->run_id)->state == dag::run_state::success; }, guard.token());
+  CHECK(s.db->find_run("race", theirs->run_id)->state == dag::run_state::success);
+  CHECK(s.tis(key).at("t").state == task_state::success);
+  CHECK(s.tis(key).at("t").try_number == 1);
+  CHECK(s.db->runs(all).size() == 1);
+}
+
 TEST_CASE("Engine.ChecksTheDagsItIsGivenSoRetriesCount") {
   sandbox s;
   dag::definition d{"unchecked"};
