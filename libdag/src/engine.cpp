@@ -1457,9 +1457,13 @@ std::optional<timestamp> engine::step_once() {
     else if (pools_open_) count_pool_slots(changes, *pools_open_);
     pools_reread_ = false;
     // Runs this pass finished are told about only now that the store holds their end; a lost
-    // one's (another process cleared or marked it meanwhile) goes on as the store has it.
-    for (auto& [key, state] : std::exchange(finished_runs_, {}))
+    // one's (another process cleared or marked it meanwhile) goes on as the store has it. One at
+    // a time: a callback that throws leaves the others to the next pass (hold_finished_runs).
+    while (!finished_runs_.empty()) {
+      const auto [key, state] = finished_runs_.front();
+      finished_runs_.erase(finished_runs_.begin());
       if (!lost.contains(key)) options_.run_ended(key, state);
+    }
   } catch (...) {
     if (!written) {
       forget_unwritten(fresh);
@@ -1469,9 +1473,10 @@ std::optional<timestamp> engine::step_once() {
       hold_finished_runs(lost);
       for (const run_key& key : lost) drop_alerts(key, true);
     }
-    // Nothing of this pass counts. Its ends go back to be taken again (the local executor has let
-    // go of them, so they live here only; the queue still holds its own, and a repeat is ignored),
-    // and the runs, changed in memory, are re-read next pass.
+    // Nothing of this pass counts but what it committed (its starts and stops, below). Its ends go
+    // back to be taken again (the local executor has let go of them, so they live here only; the
+    // queue still holds its own, and a repeat is ignored), and the runs, changed in memory, are
+    // re-read next pass.
     parked_.clear();
     {
       std::lock_guard lock(events_mutex_);
@@ -1487,12 +1492,17 @@ std::optional<timestamp> engine::step_once() {
     // `running` with nothing running it, which only a restart's recovery notices with the local
     // executor.
     if (decided) {
+      // The executor keeps what it was handed (the queue's unsent buffer goes with the next
+      // flush); the pass's own failure is the one reported.
       try {
-        for (const auto& which : stops) executor_->cancel(which);
         hand_over(starts);
       } catch (...) {
-        // The executor keeps what it was handed (the queue's unsent buffer goes with the next
-        // flush); the pass's own failure is the one reported.
+      }
+      for (const auto& which : stops) {
+        try {
+          executor_->cancel(which);
+        } catch (...) {
+        }
       }
     }
     throw;
@@ -1503,10 +1513,12 @@ std::optional<timestamp> engine::step_once() {
   });
   // Ends waiting for their DAG are not recorded either: kept as the ones of a failed pass are
   // (first: `recorded` then tells the executor that the store takes ends again).
-  note_unkept(parked_.empty() ? std::string() : executor_->hold(parked_));
+  std::string unkept = parked_.empty() ? std::string() : executor_->hold(parked_);
   executor_->recorded(taken);
-  for (const auto& which : stops) executor_->cancel(which);  // only once their skip is committed
+  // What the pass committed is carried out before anything that may throw (a warning callback).
   hand_over(starts);
+  for (const auto& which : stops) executor_->cancel(which);  // only once their skip is committed
+  note_unkept(std::move(unkept));
   send_alerts();
   if (options_.adopt_store_runs) {
     const timestamp poll_at = last_poll_ + options_.poll_interval;
