@@ -25,6 +25,7 @@
 #include <dag/model/operations.hpp>
 
 #include "support/eventually.hpp"
+#include "support/forwarding_store.hpp"
 
 using namespace std::chrono_literals;
 using dag::task_state;
@@ -2167,6 +2168,71 @@ TEST_CASE("Engine.TheTriesAPassStartedRunWhenThePassFailsAfterItsCommit") {
   CHECK(s.tis(*keys[1]).at("x").try_number == 1);
   CHECK(s.db->find_run("handed", keys[1]->run_id)->state == dag::run_state::success);
   CHECK(ran == 2);  // once a run
+}
+
+TEST_CASE("Engine.ALostRunWhoseReadBackFailsIsReadAgainByTheNextPass") {
+  // Another writer marks a task after the engine made it ready and before the pass that claims it:
+  // the claim loses its compare-and-set, and the engine reads the run back from the store. That
+  // read fails once (a database going away right after the commit). An engine that does not adopt
+  // the store's runs (`run`, `backfill`, an embedding program) must still hold the run and read
+  // it again, not forget it: no end of it is on its way to bring it back.
+  sandbox s;
+  struct reads_that_fail final : dag::test_support::forwarding_store {
+    using forwarding_store::forwarding_store;
+    bool armed = false;
+    int failed = 0;
+    void fail_if_armed() {
+      if (std::exchange(armed, false)) {
+        ++failed;
+        throw std::runtime_error("the database went away");
+      }
+    }
+    std::optional<dag::run_record> find_run(const std::string& dag_id, const std::string& run_id) override {
+      fail_if_armed();
+      return forwarding_store::find_run(dag_id, run_id);
+    }
+    std::vector<dag::task_instance_record> task_instances(const std::string& dag_id, const std::string& run_id) override {
+      fail_if_armed();
+      return forwarding_store::task_instances(dag_id, run_id);
+    }
+  } db(*s.db);
+  std::atomic<int> ran{0};
+  dag::definition d("reread");
+  d.callable("a", [&](dag::task_context&) {
+    ++ran;
+    return dag::operator_result::success();
+  }) >> d.callable("b", [&](dag::task_context&) {
+    ++ran;
+    return dag::operator_result::success();
+  });
+  const dag::definition checked = s.checked(d);
+  dag::engine eng(db, s.operators, s.clock, s.options());
+  eng.set_dags({checked});
+  const auto key = eng.create_run("reread", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  REQUIRE(s.tis(*key).at("a").state == task_state::scheduled);  // the first pass made it ready
+  const auto other = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());  // another process's
+  dag::mark_selection m;
+  m.dag_id = "reread";
+  m.run_id = key->run_id;
+  m.task_ids = {"a"};
+  dag::mark_task_instances(*other, m, checked, std::chrono::time_point_cast<std::chrono::microseconds>(s.clock.now()));
+  db.armed = true;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  const auto ended = [&] { return dag::is_finished(s.db->find_run("reread", key->run_id)->state); };
+  while (!ended() && std::chrono::steady_clock::now() < deadline) {
+    try {
+      eng.run_until([&] { return ended() || std::chrono::steady_clock::now() >= deadline; });
+    } catch (const std::runtime_error& e) {
+      CHECK(std::string(e.what()) == "the database went away");
+    }
+  }
+  CHECK(db.failed == 1);
+  CHECK(s.db->find_run("reread", key->run_id)->state == dag::run_state::success);
+  CHECK(s.tis(*key).at("a").state == task_state::success);
+  CHECK(s.tis(*key).at("b").state == task_state::success);
+  CHECK(ran == 1);  // b; a was marked
+  CHECK(eng.state_of(*key) == dag::run_state::success);
 }
 
 TEST_CASE("Engine.CreateRunsWritesABatchAndSaysWhichDatesTookAndEachRunsEnd") {

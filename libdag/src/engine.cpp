@@ -774,7 +774,12 @@ void engine::settle_lost(const std::set<run_key>& lost, const std::set<run_key>&
     const bool others = not_created.contains(key) && fresh.contains(key);
     drop_alerts(key, !others);
     active_.erase(key);
-    if (!others) load_run(key);
+    if (others) continue;
+    // Held until read: a read that fails leaves it to the next pass (reload_active_runs), which
+    // an engine that does not adopt the store's runs would not find again otherwise.
+    reread_.insert(key);
+    load_run(key);
+    reread_.erase(key);
   }
 }
 
@@ -935,11 +940,13 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
 
 void engine::reload_active_runs() {
   pools_open_.reset();
-  std::vector<run_key> keys;
-  for (const auto& [key, r] : active_) keys.push_back(key);
-  for (const auto& key : keys) {
+  // Every run held, and those a failed read left to read again; one that fails again stays there.
+  for (const auto& [key, r] : active_) reread_.insert(key);
+  while (!reread_.empty()) {
+    const run_key key = *reread_.begin();
     active_.erase(key);
     load_run(key);
+    reread_.erase(key);
   }
   load_active_runs();
 }
@@ -1701,7 +1708,7 @@ void engine::wake() {
 std::vector<run_state> engine::run_to_completion(const std::vector<run_key>& keys, std::stop_token stop) {
   auto finished = [&] {
     for (const auto& k : keys)
-      if (active_.contains(k)) return false;
+      if (active_.contains(k) || reread_.contains(k)) return false;
     return running_ == 0;
   };
   run_until(finished, stop);

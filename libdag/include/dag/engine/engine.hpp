@@ -361,6 +361,9 @@ private:
   std::map<std::string, timestamp> nothing_due_until_;
   // Runs the current pass finished, told to options_.run_ended once the pass is written.
   std::vector<std::pair<run_key, run_state>> finished_runs_;
+  // Runs taken out of active_ to be read from the store again, until that read succeeds (a pass
+  // that failed reading one back leaves it here for the next pass's reload_active_runs).
+  std::set<run_key> reread_;
   /// Runs written finished but not told about yet (create_runs' first pass, a pass that failed
   /// after its commit): the next pass tells them (run_ended).
   std::vector<std::pair<run_key, run_state>> ended_before_pass_;
