@@ -775,8 +775,8 @@ void engine::settle_lost(const std::set<run_key>& lost, const std::set<run_key>&
     drop_alerts(key, !others);
     active_.erase(key);
     if (others) continue;
-    // Held until read: a read that fails leaves it to the next pass (reload_active_runs), which
-    // an engine that does not adopt the store's runs would not find again otherwise.
+    // Held until read: a read that fails leaves it to the next pass (reread_runs), which an
+    // engine that does not adopt the store's runs would not find again otherwise.
     reread_.insert(key);
     load_run(key);
     reread_.erase(key);
@@ -940,15 +940,32 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
 
 void engine::reload_active_runs() {
   pools_open_.reset();
-  // Every run held, and those a failed read left to read again; one that fails again stays there.
   for (const auto& [key, r] : active_) reread_.insert(key);
-  while (!reread_.empty()) {
-    const run_key key = *reread_.begin();
-    active_.erase(key);
-    load_run(key);
-    reread_.erase(key);
-  }
+  reread_runs();
   load_active_runs();
+}
+
+void engine::reread_runs() {
+  // One at a time: a run whose read fails (the database away, a row this build cannot read) stays
+  // to be read again next pass, and the others go on meanwhile.
+  std::string problem;
+  for (auto it = reread_.begin(); it != reread_.end();) {
+    try {
+      active_.erase(*it);
+      load_run(*it);
+      it = reread_.erase(it);
+    } catch (const std::exception& e) {
+      if (problem.empty())
+        problem = "cannot read run '" + it->run_id + "' of DAG '" + it->dag_id + "' from the store (" + e.what() +
+                  "); it waits and is read again next pass";
+      ++it;
+    }
+  }
+  if (!problem.empty() && problem != reread_problem_) {
+    if (options_.warn) options_.warn(problem);
+    else std::cerr << problem << std::endl;
+  }
+  reread_problem_ = std::move(problem);
 }
 
 void engine::create_due_runs(change_set& changes, std::optional<timestamp>& wake) {
@@ -1386,6 +1403,8 @@ std::optional<timestamp> engine::step_once() {
   if (stale_) {
     reload_active_runs();
     stale_ = false;
+  } else if (!reread_.empty()) {
+    reread_runs();
   }
   if (options_.adopt_store_runs && now - last_poll_ >= options_.poll_interval) {
     poll_store();
@@ -1684,8 +1703,9 @@ void engine::run_until(const std::function<bool()>& done, std::stop_token stop) 
     if (wake) {
       const auto delay = *wake - now_us();
       if (delay > std::chrono::microseconds::zero()) events_cv_.wait_for(lock, delay, ready);
-    } else if (running_ > 0 || !active_.empty()) {
-      // Nothing is due: sleep until a try ends (bounded, so a stop request is seen).
+    } else if (running_ > 0 || !active_.empty() || !reread_.empty()) {
+      // Nothing is due: sleep until a try ends (bounded, so a stop request is seen; a run that
+      // could not be read is read again after it).
       events_cv_.wait_for(lock, std::chrono::milliseconds(200), ready);
     } else {
       return;  // nothing running, nothing due, nothing to wait for

@@ -262,6 +262,9 @@ private:
   void record_events(const std::vector<task_event>& events, change_set& changes, end_writes& of_ends);
   /// Re-reads every active run from the store (after a pass whose commit failed).
   void reload_active_runs();
+  /// Reads the runs of reread_ from the store; one whose read fails stays there (and is named in
+  /// a warning), the others are held again.
+  void reread_runs();
   void create_due_runs(change_set& changes, std::optional<timestamp>& wake);
   /// Creates a dataset-triggered run of each dataset-scheduled DAG whose condition the datasets
   /// queued for it meet (after a pass that wrote dataset events, and on each poll).
@@ -362,8 +365,9 @@ private:
   // Runs the current pass finished, told to options_.run_ended once the pass is written.
   std::vector<std::pair<run_key, run_state>> finished_runs_;
   // Runs taken out of active_ to be read from the store again, until that read succeeds (a pass
-  // that failed reading one back leaves it here for the next pass's reload_active_runs).
+  // that failed reading one back leaves it here for the next pass: reread_runs).
   std::set<run_key> reread_;
+  std::string reread_problem_;  // the last warning of a run that could not be read again (said once)
   /// Runs written finished but not told about yet (create_runs' first pass, a pass that failed
   /// after its commit): the next pass tells them (run_ended).
   std::vector<std::pair<run_key, run_state>> ended_before_pass_;
