@@ -50,5 +50,7 @@ endif()
 function(dag_program_allocator target)
   if(dag_use_tcmalloc)
     target_link_libraries(${target} PRIVATE PkgConfig::dag_tcmalloc)
+    # tcmalloc's heap grows on memory marked for transparent huge pages (the file says why).
+    target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/runner/huge_page_heap.cpp)
   endif()
 endfunction()

@@ -1,12 +1,18 @@
 // `dagrun version`.
 #include <dag/runner/cli.hpp>
 
+#include <fstream>
 #include <ostream>
 #include <string>
 
 #include <dlfcn.h>
 
 namespace dagrun {
+
+namespace detail {
+/// Set before main when the heap grows on memory marked for huge pages (huge_page_heap.cpp).
+[[gnu::weak]] extern const bool heap_on_huge_pages;
+}  // namespace detail
 
 namespace {
 
@@ -23,11 +29,34 @@ std::string allocator_name() {
   return "not tcmalloc (the C library's malloc, or one preloaded)";
 }
 
+// The word the kernel's transparent huge page setting has chosen (`always`, `madvise`, `never`),
+// or "" when it cannot be read (no such file: a kernel without them).
+std::string huge_page_setting() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  if (!std::getline(in, line)) return "";
+  const auto open = line.find('['), close = line.find(']');
+  return open != std::string::npos && close > open ? line.substr(open + 1, close - open - 1) : "";
+}
+
+// Where the heap gets its memory: huge_page_heap.cpp, linked into programs with tcmalloc, defines
+// the flag; a program without it (glibc's malloc) leaves the weak reference null.
+std::string heap_pages() {
+  const bool marked = &detail::heap_on_huge_pages != nullptr && detail::heap_on_huge_pages;
+  if (!marked) return "the allocator's own pages";
+  const std::string setting = huge_page_setting();
+  if (setting == "never" || setting.empty())
+    return "marked for transparent huge pages, which this kernel does not make (" +
+           (setting.empty() ? std::string("no setting found") : "its setting: never") + ")";
+  return "on transparent huge pages (the kernel's setting: " + setting + ")";
+}
+
 }  // namespace
 
 void print_version(std::ostream& out) {
   out << "dagrun " << DAGRUN_VERSION << "\n";
   out << "allocator: " << allocator_name() << "\n";
+  out << "heap: " << heap_pages() << "\n";
 }
 
 void add_version_commands(std::vector<command>& out) {

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <string>
 
 #include <unistd.h>
 
@@ -74,6 +76,35 @@ TEST_CASE("CliBinary.VersionNamesTheAllocatorTheBinaryRunsWith" * doctest::timeo
 #else
   CHECK(r.out.find("\nallocator: not tcmalloc") != std::string::npos);
 #endif
+}
+
+TEST_CASE("CliBinary.VersionSaysWhetherTheHeapGrowsOnHugePages" * doctest::timeout(60)) {
+  cli_sandbox s;
+  const auto version = [&](std::map<std::string, std::string> env) {
+    dag::process_spec p;
+    p.command = std::string(DAGRUN_BINARY) + " version";
+    p.environment = std::move(env);
+    p.log_file = s.dir / "version.out";
+    std::filesystem::remove(p.log_file);
+    REQUIRE(dag::child_process::start(p).wait().exit_code == 0);
+    std::ifstream in(p.log_file);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  std::ifstream setting_file("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string setting;
+  std::getline(setting_file, setting);
+  const bool kernel_makes_them = !setting.empty() && setting.find("[never]") == std::string::npos;
+#if DAG_TEST_TCMALLOC
+  // tcmalloc's heap grows on memory marked for huge pages, unless the environment says no.
+  const std::string on = version({});
+  if (kernel_makes_them)
+    CHECK(on.find("\nheap: on transparent huge pages (the kernel's setting: ") != std::string::npos);
+  else
+    CHECK(on.find("\nheap: marked for transparent huge pages, which this kernel does not make") != std::string::npos);
+#else
+  CHECK(version({}).find("\nheap: the allocator's own pages\n") != std::string::npos);
+#endif
+  CHECK(version({{"DAGRUN_HUGE_PAGES", "0"}}).find("\nheap: the allocator's own pages\n") != std::string::npos);
 }
 
 TEST_CASE("CliBinary.JsonListingsReplaceBytesThatAreNotUtf8" * doctest::timeout(120)) {
