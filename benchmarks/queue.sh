@@ -3,7 +3,7 @@
 # (docs/benchmarks.md has results and method).
 #
 #   benchmarks/queue.sh [-n REPS] [--tasks N] [--chain N] [--port P] [--scratch DIR] [--no-build]
-#                       [--tuned] [--setup] [--no-celery]
+#                       [--tuned] [--setup] [--no-celery] [--socket]
 #
 #   -n REPS        repetitions (default 5); medians are printed
 #   --tasks N      no-op tasks for the throughput case (default 20000)
@@ -12,6 +12,9 @@
 #   --scratch DIR  where the cluster, logs and scratch files go (default ${TMPDIR:-/tmp})
 #   --no-build     use the binaries already in $BUILD (default /work/main/build-bench)
 #   --no-celery    leave the Celery peer out
+#   --socket       every client (pgbench, psql, dagrun) connects through the cluster's Unix-domain
+#                  socket instead of TCP on loopback: a scheduler and workers on the database's
+#                  machine can (a URL whose host is the socket's folder, percent-encoded)
 #   --tuned        also run dagrun with the earlier hand-tuned flags (`--parallelism 2000`,
 #                  `--concurrency 64`), recorded as case `tuned` beside the defaults
 #   --chart FILE   draw the medians (tasks/s and latency of each peer) into FILE, an SVG, with gnuplot
@@ -45,7 +48,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build-bench}
-REPS=5 TASKS=20000 CHAIN=200 PORT=54341 SCRATCH_PARENT=${TMPDIR:-/tmp} BUILD_FIRST=1 CELERY=1 TUNED=0 SETUP=0 CHART=
+REPS=5 TASKS=20000 CHAIN=200 PORT=54341 SCRATCH_PARENT=${TMPDIR:-/tmp} BUILD_FIRST=1 CELERY=1 TUNED=0 SETUP=0 CHART= SOCKET=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     -n) REPS=$2; shift 2 ;;
@@ -55,10 +58,11 @@ while [[ $# -gt 0 ]]; do
     --scratch) SCRATCH_PARENT=$2; shift 2 ;;
     --no-build) BUILD_FIRST=0; shift ;;
     --no-celery) CELERY=0; shift ;;
+    --socket) SOCKET=1; shift ;;
     --tuned) TUNED=1; shift ;;
     --setup) SETUP=1; shift ;;
     --chart) CHART=$2; shift 2 ;;
-    -h|--help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "queue.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -101,8 +105,13 @@ cleanup() {
 }
 trap cleanup EXIT
 "$ROOT/scripts/test-postgres.sh" start "$WORK/pg" "$PORT" --durable >/dev/null
+PGHOSTARG=127.0.0.1
 BASE="postgresql://postgres@127.0.0.1:$PORT"
-sql() { local db=$1; shift; PGOPTIONS="-c client_min_messages=warning" "$PGBIN/psql" -X -q -t -A -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d "$db" "$@"; }
+if ((SOCKET)); then  # test-postgres.sh puts the socket in the cluster's folder
+  PGHOSTARG=$WORK/pg
+  BASE="postgresql://postgres@$(/usr/bin/python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$WORK/pg"):$PORT"
+fi
+sql() { local db=$1; shift; PGOPTIONS="-c client_min_messages=warning" "$PGBIN/psql" -X -q -t -A -v ON_ERROR_STOP=1 -h "$PGHOSTARG" -p "$PORT" -U postgres -d "$db" "$@"; }
 RESULTS=$WORK/results.txt
 : >"$RESULTS"
 
@@ -129,7 +138,7 @@ raw_case() {
                 INSERT INTO bench_raw_queue (payload) SELECT '{\"operator\":\"callable\"}' FROM generate_series(1, $TASKS);" \
       -c "VACUUM ANALYZE bench_raw_queue"
   local out tps
-  out=$("$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -c 2 -j 2 -t $((TASKS / 2)) \
+  out=$("$PGBIN/pgbench" -n -h "$PGHOSTARG" -p "$PORT" -U postgres -c 2 -j 2 -t $((TASKS / 2)) \
         -f "$ROOT/benchmarks/raw_claim_complete.sql" "$db" 2>&1) || { echo "$out" >&2; exit 1; }
   tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)
   [[ $(sql "$db" -c "SELECT count(*) FROM bench_raw_queue WHERE state = 'done'") == "$TASKS" ]] \
