@@ -206,7 +206,9 @@ dagrun_case() {
   "${prof_s[@]}" "$BIN" schedule --executor queue "${sched_flags[@]}" --listen 127.0.0.1:0 "${common[@]}" >"$dir/scheduler.log" 2>&1 & PIDS+=($!)
   # Watched from one session (a statement every 50 ms, each in its own transaction), not a psql
   # process a poll: each of those was a new server backend, and forking and starting one every
-  # 50 ms took about a tenth of this machine's two CPUs from the run it was watching.
+  # 50 ms took about a tenth of this machine's two CPUs from the run it was watching. (The
+  # session holds a snapshot at most about 50 ms old meanwhile, which delays the pruning of the
+  # queue's dead row versions by as much; PostgreSQL 11 or later, for the COMMIT in a DO block.)
   state=$(sql "$db" -c "DO \$\$ DECLARE s text; BEGIN
       FOR i IN 1..12000 LOOP
         SELECT state INTO s FROM dag_runs WHERE dag_id = '$dag';

@@ -33,22 +33,26 @@ std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to *
 
 class huge_page_heap final : public SysAllocator {
 public:
-  explicit huge_page_heap(SysAllocator* fallback) : fallback_(fallback) {}
+  explicit huge_page_heap(SysAllocator* fallback) : fallback_(fallback) {}  // fallback: never null
 
-  // tcmalloc calls this under its page heap's lock: one call at a time.
+  // tcmalloc calls this under its system allocation lock (TCMalloc_SystemAlloc's): one call at a time.
   void* Alloc(std::size_t size, std::size_t* actual_size, std::size_t alignment) override {
-    if (size == 0 || size > (std::size_t{1} << 40) || alignment > huge_page)
-      return fallback_ ? fallback_->Alloc(size, actual_size, alignment) : nullptr;
+    if (size == 0 || size > (std::size_t{1} << 40) || alignment > huge_page) return fallback_->Alloc(size, actual_size, alignment);
     const std::size_t want = round_up(size, huge_page);
-    if (static_cast<std::size_t>(end_ - next_) < want) {
-      const std::size_t map = std::max(want, region_size);
-      char* region = map_aligned(map);
-      if (!region) return fallback_ ? fallback_->Alloc(size, actual_size, alignment) : nullptr;
-      next_ = region;  // the rest of the last region stays unused (address space only)
-      end_ = region + map;
+    char* out = nullptr;
+    if (want >= region_size) {
+      out = map_aligned(want);  // a region of its own: the current one keeps its room
+    } else {
+      if (static_cast<std::size_t>(end_ - next_) < want) {
+        char* region = map_aligned(region_size);
+        if (!region) return fallback_->Alloc(size, actual_size, alignment);
+        next_ = region;  // the rest of the last region stays unused (less than a request)
+        end_ = region + region_size;
+      }
+      out = next_;
+      next_ += want;
     }
-    char* out = next_;
-    next_ += want;
+    if (!out) return fallback_->Alloc(size, actual_size, alignment);
     if (actual_size) *actual_size = want;
     return out;
   }
@@ -77,10 +81,14 @@ private:
 bool install() {
   if (const char* v = std::getenv("DAGRUN_HUGE_PAGES"); v && std::strcmp(v, "0") == 0) return false;
   MallocExtension* m = MallocExtension::instance();
-  if (!m) return false;
+  // No system allocator to fall back on: tcmalloc is not this process's malloc (under Valgrind,
+  // say, its extension is the base class's, which does nothing).
+  SysAllocator* fallback = m ? m->GetSystemAllocator() : nullptr;
+  if (!fallback) return false;
   alignas(huge_page_heap) static unsigned char storage[sizeof(huge_page_heap)];
-  m->SetSystemAllocator(new (storage) huge_page_heap(m->GetSystemAllocator()));
-  return true;
+  auto* ours = new (storage) huge_page_heap(fallback);
+  m->SetSystemAllocator(ours);
+  return m->GetSystemAllocator() == ours;  // what `dagrun version` says is what tcmalloc uses
 }
 
 }  // namespace

@@ -298,6 +298,34 @@ TEST_CASE("Queue.StaleWorkersLateResultIsRefused") {
   CHECK(q->heartbeat({claimed[0].lease_token}) == std::vector<std::string>{claimed[0].lease_token});
 }
 
+TEST_CASE("Queue.ACompletionOfManyResultsFinishesEachCurrentLeaseAndRefusesTheStaleOnes") {
+  // A batch larger than a worker's default slots: each current lease finishes its try with its
+  // own result, and a stale token, wherever it is in the batch, changes nothing.
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);
+  std::vector<dag::queued_try> tries;
+  for (int i = 0; i < 70; ++i) tries.push_back(bash_try("t" + std::to_string(i)));
+  q->enqueue(tries);
+  const auto claimed = q->claim({"default"}, 100, "w");
+  REQUIRE(claimed.size() == 70);
+  std::vector<dag::queued_result> results;
+  std::vector<bool> want;
+  for (std::size_t i = 0; i < claimed.size(); ++i) {
+    const auto& c = claimed[i];
+    dag::queued_result r = succeeded(c);
+    r.result = dag::operator_result::success("ended " + c.task_id);
+    const bool stale = i == 3 || i == 66;
+    if (stale) r.lease_token = "not-the-lease";
+    results.push_back(r);
+    want.push_back(!stale);
+  }
+  CHECK(q->complete(results) == want);
+  const auto taken = q->take_finished(100, 60s);
+  REQUIRE(taken.size() == 68);
+  for (const auto& f : taken) CHECK(f.outcome.result.xcom == "ended " + f.item.task_id);
+  CHECK(q->counts().second == 2);  // the two stale ones are still claimed
+}
+
 TEST_CASE("Queue.ATrysStartGoesToTheWorkerAndComesBackWithItsEnd") {
   // The scheduler's stamp of a try's start names the poke of a rescheduled sensor an end is of: it
   // travels with the try (payload), and the worker hands it back with the result.
