@@ -90,11 +90,11 @@ TEST_CASE("CliBinary.VersionSaysWhetherTheHeapGrowsOnHugePages" * doctest::timeo
     std::ifstream in(p.log_file);
     return std::string(std::istreambuf_iterator<char>(in), {});
   };
+#if DAG_TEST_TCMALLOC
   std::ifstream setting_file("/sys/kernel/mm/transparent_hugepage/enabled");
   std::string setting;
   std::getline(setting_file, setting);
   const bool kernel_makes_them = !setting.empty() && setting.find("[never]") == std::string::npos;
-#if DAG_TEST_TCMALLOC
   // tcmalloc's heap grows on memory marked for huge pages, unless the environment says no.
   const std::string on = version({{"DAGRUN_HUGE_PAGES", "1"}});  // whatever the test's own environment says
   if (kernel_makes_them)
