@@ -18,13 +18,9 @@ namespace {
 
 // The malloc this process runs with, asked at run time, so that it holds however tcmalloc came
 // in (linked, as dagrun's build does by default, or preloaded) and says so when it did not.
-using version_fn = const char* (*)(int*, int*, const char**);
-
-// tcmalloc's version function, when tcmalloc is in this process.
-version_fn tcmalloc_version() { return reinterpret_cast<version_fn>(::dlsym(RTLD_DEFAULT, "tc_version")); }
-
 std::string allocator_name() {
-  if (auto* tc_version = tcmalloc_version()) {
+  using version_fn = const char* (*)(int*, int*, const char**);
+  if (auto* tc_version = reinterpret_cast<version_fn>(::dlsym(RTLD_DEFAULT, "tc_version"))) {
     int major = 0, minor = 0;
     const char* patch = nullptr;
     tc_version(&major, &minor, &patch);
@@ -44,9 +40,10 @@ std::string huge_page_setting() {
 }
 
 // Where the heap gets its memory: huge_page_heap.cpp, linked into programs with tcmalloc, defines
-// the flag; a program without it (glibc's malloc) leaves the weak reference null.
+// the flag (true only when tcmalloc took its allocator); a program without it (glibc's malloc)
+// leaves the weak reference null.
 std::string heap_pages() {
-  const bool marked = &detail::heap_on_huge_pages != nullptr && detail::heap_on_huge_pages && tcmalloc_version();
+  const bool marked = &detail::heap_on_huge_pages != nullptr && detail::heap_on_huge_pages;
   if (!marked) return "the allocator's own pages";
   const std::string setting = huge_page_setting();
   if (setting == "never" || setting.empty())

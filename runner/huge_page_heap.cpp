@@ -6,7 +6,7 @@
 // callables took 77,000 of them. Memory handed to tcmalloc in 2 MiB-aligned regions marked
 // MADV_HUGEPAGE is faulted in 2 MiB at a time where the kernel allows it (its setting
 // `transparent_hugepage/enabled` is `madvise` or `always`); where it does not, the mark changes
-// nothing. docs/architecture.md ("Allocator") says what it costs: RSS grows in 2 MiB steps.
+// nothing. docs/cli.md (`version`) says what it costs: RSS in 2 MiB steps, among others.
 //
 // Linked into each program that links tcmalloc (cmake/dag_options.cmake, dag_program_allocator);
 // DAGRUN_HUGE_PAGES=0 in the environment leaves tcmalloc's own system allocator in place.
@@ -44,15 +44,17 @@ public:
       out = map_aligned(want);  // a region of its own: the current one keeps its room
     } else {
       if (static_cast<std::size_t>(end_ - next_) < want) {
-        char* region = map_aligned(region_size);
-        if (!region) return fallback_->Alloc(size, actual_size, alignment);
-        next_ = region;  // the rest of the last region stays unused (less than a request)
-        end_ = region + region_size;
+        if (char* region = map_aligned(region_size)) {
+          next_ = region;  // the rest of the last region stays unused (less than a request)
+          end_ = region + region_size;
+        }
       }
-      out = next_;
-      next_ += want;
+      if (static_cast<std::size_t>(end_ - next_) >= want) {
+        out = next_;
+        next_ += want;
+      }
     }
-    if (!out) return fallback_->Alloc(size, actual_size, alignment);
+    if (!out) return fallback_->Alloc(size, actual_size, alignment);  // no memory mapped
     if (actual_size) *actual_size = want;
     return out;
   }
