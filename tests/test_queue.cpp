@@ -326,6 +326,32 @@ TEST_CASE("Queue.ACompletionOfManyResultsFinishesEachCurrentLeaseAndRefusesTheSt
   CHECK(q->counts().second == 2);  // the two stale ones are still claimed
 }
 
+TEST_CASE("Queue.ARowTwiceInOneCompletionIsFinishedOnlyByItsCurrentLease") {
+  // A batch naming one row twice, once with a stale token and once with the current one, in either
+  // order: only the current token's result is accepted and recorded, the stale one refused.
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);
+  q->enqueue({bash_try("a"), bash_try("b")});
+  auto claimed = q->claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 2);
+  std::sort(claimed.begin(), claimed.end(), [](const auto& x, const auto& y) { return x.task_id < y.task_id; });
+  auto result = [&](const dag::queued_try& c, const std::string& token, const std::string& xcom) {
+    dag::queued_result r = succeeded(c);
+    r.lease_token = token;
+    r.result = dag::operator_result::success(xcom);
+    return r;
+  };
+  CHECK(q->complete({result(claimed[0], "stale", "from the stale worker"),
+                     result(claimed[0], claimed[0].lease_token, "from the current worker"),
+                     result(claimed[1], claimed[1].lease_token, "b's"),
+                     result(claimed[1], "stale", "b's stale")}) == std::vector<bool>{false, true, true, false});
+  auto taken = q->take_finished(10, 60s);
+  REQUIRE(taken.size() == 2);
+  std::sort(taken.begin(), taken.end(), [](const auto& x, const auto& y) { return x.item.task_id < y.item.task_id; });
+  CHECK(taken[0].outcome.result.xcom == "from the current worker");
+  CHECK(taken[1].outcome.result.xcom == "b's");
+}
+
 TEST_CASE("Queue.ATrysStartGoesToTheWorkerAndComesBackWithItsEnd") {
   // The scheduler's stamp of a try's start names the poke of a rescheduled sensor an end is of: it
   // travels with the try (payload), and the worker hands it back with the result.

@@ -274,14 +274,16 @@ public:
         values += (values.empty() ? "" : ",") + std::string("(") + std::to_string(r.id) + "::bigint," +
                   tx.quote(r.lease_token) + "," + tx.quote(result_of(r)) + ")";
       // Only a current lease may finish its try: a stale worker's late result changes nothing.
-      std::set<std::int64_t> accepted;
+      // Accepted by (row, token), not by row: a batch may carry one row twice, with the current
+      // token and a stale one, and only the current one finished it.
+      std::set<std::pair<std::int64_t, std::string>> accepted;
       for (const auto& row : tx.exec("UPDATE dagrun_task_queue q SET state = 'done', result = v.result FROM (VALUES " +
                                      values + ") AS v(id, token, result) WHERE q.id = v.id AND q.lease_token = v.token "
-                                              "AND q.state = 'claimed' RETURNING q.id"))
-        accepted.insert(row[0].as<std::int64_t>());
+                                              "AND q.state = 'claimed' RETURNING q.id, v.token"))
+        accepted.emplace(row[0].as<std::int64_t>(), row[1].c_str());
       tx.exec("NOTIFY dagrun_finished");
       std::vector<bool> out;
-      for (const auto& r : results) out.push_back(accepted.contains(r.id));
+      for (const auto& r : results) out.push_back(accepted.contains({r.id, r.lease_token}));
       return out;
     });
   }

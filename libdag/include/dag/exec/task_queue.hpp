@@ -81,7 +81,8 @@ public:
   virtual std::vector<queued_try> claim(const std::vector<std::string>& queues, int max, const std::string& worker) = 0;
   /// Renews the leases of `tokens`; returns the tokens that are no longer valid (lost or done).
   virtual std::vector<std::string> heartbeat(const std::vector<std::string>& tokens) = 0;
-  /// Records results in one transaction; per result, false when refused (its lease was lost).
+  /// Records results in one transaction; per result, false when refused (its token is not the
+  /// try's current lease: lost, or a stale copy of a result the batch also carries current).
   virtual std::vector<bool> complete(const std::vector<queued_result>& results) = 0;
   /// Takes up to `max` finished tries (the scheduler's input), marking them taken but keeping them
   /// until `acknowledge`: an end is in the queue until the store holds it. Tries taken more than
