@@ -658,7 +658,7 @@ TEST_CASE("Queue.AFormat1QueueIsUpgradedItsTakenEndsTakenAgainOnceStaleAndAnOldT
   {
     pqxx::connection c(s.url);
     pqxx::work tx(c);
-    CHECK(tx.exec1("SELECT format FROM dagrun_task_queue_format")[0].as<int>() == 2);
+    CHECK(tx.exec1("SELECT format FROM dagrun_task_queue_format")[0].as<int>() == 3);
     CHECK(tx.exec1("SELECT to_regclass('dagrun_task_queue_taken') IS NULL")[0].as<bool>());
     std::map<std::string, std::string> states;
     for (const auto& row : tx.exec("SELECT task_id, state || CASE WHEN taken_at IS NULL THEN '' ELSE ' taken' END "
@@ -681,6 +681,76 @@ TEST_CASE("Queue.AFormat1QueueIsUpgradedItsTakenEndsTakenAgainOnceStaleAndAnOldT
   pqxx::connection c(s.url);
   pqxx::work tx(c);
   CHECK_THROWS_AS(tx.exec("UPDATE dagrun_task_queue SET state = 'taken' WHERE task_id = 'recent'"), pqxx::check_violation);
+}
+
+TEST_CASE("Queue.AFormat2QueueHandsThePayloadsOfTriesNotYetEndedToTheirOwnTable") {
+  queue_sandbox s;
+  // The queue as format 2 made it, payloads in the rows: a try queued, one claimed by a worker that
+  // died an hour ago (its payload names its poke), and an end not yet taken.
+  const std::string payload =
+      R"({"operator":"bash","fields":{"bash_command":"echo upgraded"},"environment":{"DAGRUN_X":"1"},"params":{},)"
+      R"("log_path":"/tmp/l.log","logical_date":1700000000,"data_interval_start":0,"data_interval_end":0)";
+  {
+    pqxx::connection c(s.url);
+    pqxx::work tx(c);
+    tx.exec("CREATE TABLE dagrun_task_queue (id BIGSERIAL PRIMARY KEY, dag_id TEXT NOT NULL, run_id TEXT NOT NULL, "
+            "task_id TEXT NOT NULL, try_number INT NOT NULL, map_index INT NOT NULL DEFAULT -1, queue TEXT NOT NULL, "
+            "priority INT NOT NULL, payload TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'queued', lease_token TEXT, "
+            "worker TEXT, heartbeat_at TIMESTAMPTZ, result TEXT, enqueued_at TIMESTAMPTZ NOT NULL DEFAULT now(), "
+            "taken_at TIMESTAMPTZ, CONSTRAINT dagrun_task_queue_not_taken CHECK (state <> 'taken'))");
+    tx.exec("CREATE UNIQUE INDEX dagrun_task_queue_once ON dagrun_task_queue (dag_id, run_id, task_id, map_index, try_number)");
+    tx.exec("CREATE INDEX dagrun_task_queue_ready ON dagrun_task_queue (queue, priority DESC, id) WHERE state = 'queued'");
+    tx.exec("CREATE INDEX dagrun_task_queue_done ON dagrun_task_queue (id) WHERE state = 'done'");
+    tx.exec("CREATE INDEX dagrun_task_queue_leases ON dagrun_task_queue (heartbeat_at) WHERE state = 'claimed'");
+    tx.exec("CREATE TABLE dagrun_task_queue_format (format INT NOT NULL)");
+    tx.exec("INSERT INTO dagrun_task_queue_format VALUES (2)");
+    const std::string result =
+        R"('{"outcome":0,"message":"m","exit_code":0,"started":0,"ended":0,"pid":0,"hostname":"h"}')";
+    tx.exec("INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, queue, priority, payload, state, "
+            "lease_token, worker, heartbeat_at, result) VALUES "
+            "('d', 'r', 'queued', 1, 'default', 1, " + tx.quote(payload + "}") + ", 'queued', NULL, NULL, NULL, NULL), "
+            "('d', 'r', 'claimed', 1, 'default', 1, " + tx.quote(payload + R"(,"instance_start":1700000000123456})") +
+            ", 'claimed', 'tok', 'gone', now() - interval '1 hour', NULL), "
+            "('d', 'r', 'done', 1, 'default', 1, " + tx.quote(payload + "}") + ", 'done', 'tok', 'w', now(), " + result + ")");
+    tx.commit();
+  }
+  auto q = dag::open_task_queue(s.url);
+  auto rows = [&](const std::string& sql) {
+    pqxx::connection c(s.url);
+    pqxx::work tx(c);
+    return tx.exec1(sql)[0].as<std::int64_t>();
+  };
+  CHECK(rows("SELECT format FROM dagrun_task_queue_format") == 3);
+  CHECK(rows("SELECT count(*) FROM pg_attribute WHERE attrelid = 'dagrun_task_queue'::regclass AND attname = 'payload' "
+             "AND NOT attisdropped") == 0);
+  CHECK(rows("SELECT count(*) FROM dagrun_task_queue_payload") == 2);  // the ended try's is not needed
+  // The lost try's end still names its poke, read from the payload handed over.
+  const auto lost = q->expire_leases(0ms);
+  REQUIRE(lost.size() == 1);
+  CHECK(lost[0].item.task_id == "claimed");
+  CHECK(lost[0].outcome.instance_start == dag::timestamp{std::chrono::microseconds(1'700'000'000'123'456)});
+  // The queued try reaches a worker whole.
+  const auto claimed = q->claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 1);
+  CHECK(claimed[0].task_id == "queued");
+  CHECK(claimed[0].operator_name == "bash");
+  CHECK(claimed[0].fields == std::map<std::string, std::string>{{"bash_command", "echo upgraded"}});
+  CHECK(claimed[0].environment.at("DAGRUN_X") == "1");
+  CHECK(claimed[0].log_path == "/tmp/l.log");
+  CHECK(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});
+  // A payload lives until its try's end: every try has ended, so none is left.
+  CHECK(rows("SELECT count(*) FROM dagrun_task_queue_payload") == 0);
+  std::set<std::string> ended;
+  std::vector<std::int64_t> ids;
+  for (const auto& f : q->take_finished(10, 0ms)) ended.insert(f.item.task_id), ids.push_back(f.item.id);
+  CHECK(ended == std::set<std::string>{"queued", "claimed", "done"});
+  q->acknowledge(ids);
+  CHECK(rows("SELECT count(*) FROM dagrun_task_queue") == 0);
+  // A format-2 worker still running claims a payload column no longer there: refused, loudly.
+  q->enqueue({bash_try("later")});
+  pqxx::connection c(s.url);
+  pqxx::work tx(c);
+  CHECK_THROWS_AS(tx.exec("SELECT payload FROM dagrun_task_queue"), pqxx::undefined_column);
 }
 
 TEST_CASE("Queue.AnOlderQueueIsUpgradedOnceACurrentOneIsLeftAloneAndANewerOneRefused") {

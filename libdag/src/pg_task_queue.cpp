@@ -1,4 +1,4 @@
-// The PostgreSQL task queue: one table, batched statements, leases by random tokens, on the
+// The PostgreSQL task queue: a table of tries and one of their payloads, batched statements, leases by random tokens, on the
 // PostgreSQL connection layer the store uses too (retries, in-doubt commits: pg_connection.hpp).
 #include <dag/exec/task_queue.hpp>
 
@@ -30,7 +30,6 @@ CREATE TABLE IF NOT EXISTS dagrun_task_queue (
   map_index    INT NOT NULL DEFAULT -1,
   queue        TEXT NOT NULL,
   priority     INT NOT NULL,
-  payload      TEXT NOT NULL,
   state        TEXT NOT NULL DEFAULT 'queued',
   lease_token  TEXT,
   worker       TEXT,
@@ -59,14 +58,33 @@ ALTER TABLE dagrun_task_queue DROP CONSTRAINT IF EXISTS dagrun_task_queue_not_ta
 ALTER TABLE dagrun_task_queue ADD CONSTRAINT dagrun_task_queue_not_taken CHECK (state <> 'taken');
 -- Room on each page for the in-place updates (pages written from now on).
 ALTER TABLE dagrun_task_queue SET (fillfactor = 80);
+-- Format 3: a try's payload (what a worker needs to run it: 500-900 bytes of rendered fields,
+-- environment and log path) in a table of its own, written once, read once by the claim and
+-- deleted with the try's end, so that the claim, the completion and the take, each of which
+-- writes a new version of the try's row, no longer copy it into the heap and the WAL. A table
+-- of an older format hands the payloads of tries not yet ended over; ended ones need none.
+CREATE TABLE IF NOT EXISTS dagrun_task_queue_payload (
+  id      BIGINT PRIMARY KEY,
+  payload TEXT NOT NULL
+);
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'dagrun_task_queue'::regclass AND attname = 'payload'
+             AND NOT attisdropped) THEN
+    INSERT INTO dagrun_task_queue_payload (id, payload)
+      SELECT id, payload FROM dagrun_task_queue WHERE state IN ('queued', 'claimed') ON CONFLICT (id) DO NOTHING;
+    ALTER TABLE dagrun_task_queue DROP COLUMN payload;
+  END IF;
+END $$;
 )sql";
 
 /// The format of the queue table this dagrun reads and writes. The map index joining the key
 /// (format 1) was a change an older dagrun cannot work with (its enqueues name the old key), and
-/// so is every later format (2: taken ends marked by `taken_at`, not by their state): all
+/// so is every later format (2: taken ends marked by `taken_at`, not by their state; 3: payloads
+/// in a table of their own): all
 /// schedulers and workers on one queue run one format, and are upgraded together
 /// (docs/reliability.md, "Upgrading").
-constexpr int queue_format = 2;
+constexpr int queue_format = 3;
 
 /// The queue format recorded in the database: 0 before any (no table, or one made before formats
 /// were recorded); schema_sql brings any older format to the current one.
@@ -75,8 +93,8 @@ int recorded_format(pqxx::transaction_base& tx) {
   return tx.exec("SELECT COALESCE(MAX(format), 0) FROM dagrun_task_queue_format")[0][0].as<int>();
 }
 
-/// The columns read_key reads, of the queue table as `q`: a claim reads the payload too, a
-/// scheduler the result.
+/// The columns read_key reads, of the queue table as `q`: a claim reads the payload (table `p`)
+/// too, a scheduler the result.
 constexpr std::string_view key_columns =
     "q.id, q.dag_id, q.run_id, q.task_id, q.try_number, q.map_index, q.queue, q.priority, q.lease_token, q.worker";
 
@@ -236,14 +254,16 @@ public:
       // prepares once for each limit it uses (at most its concurrency): `queue IN ('default')` is
       // an equality the `ready` index returns in priority order, where `queue = ANY($1)` would
       // sort every queued row, and a generic plan for `LIMIT $1` may be another plan. The CTE
-      // bounds the claim: the planner cannot lock more rows than the LIMIT.
+      // bounds the claim: the planner cannot lock more rows than the LIMIT. The payload is read
+      // from its own table by the claimed rows' ids (see schema_sql).
       std::string in;
       for (const auto& q : queues) in += (in.empty() ? "" : ",") + tx.quote(q);
       const std::string sql =
           "WITH c AS (SELECT id FROM dagrun_task_queue WHERE state = 'queued' AND queue IN (" + in +
           ") ORDER BY priority DESC, id LIMIT " + std::to_string(max) + " FOR UPDATE SKIP LOCKED) "
           "UPDATE dagrun_task_queue q SET state = 'claimed', lease_token = gen_random_uuid()::text, worker = " +
-          tx.quote(worker) + ", heartbeat_at = now() FROM c WHERE q.id = c.id RETURNING " + std::string(key_columns) + ", q.payload";
+          tx.quote(worker) + ", heartbeat_at = now() FROM c JOIN dagrun_task_queue_payload p ON p.id = c.id WHERE q.id = c.id "
+          "RETURNING " + std::string(key_columns) + ", p.payload";
       std::vector<queued_try> out;
       for (const auto& row : tx.exec_prepared(conn_.prepared(sql))) out.push_back(read_try(row));
       return out;
@@ -276,10 +296,13 @@ public:
       // Only a current lease may finish its try: a stale worker's late result changes nothing.
       // Accepted by (row, token), not by row: a batch may carry one row twice, with the current
       // token and a stale one, and only the current one finished it.
+      // An ended try's payload is deleted with the end: nothing reads it again.
       std::set<std::pair<std::int64_t, std::string>> accepted;
-      for (const auto& row : tx.exec("UPDATE dagrun_task_queue q SET state = 'done', result = v.result FROM (VALUES " +
+      for (const auto& row : tx.exec("WITH u AS (UPDATE dagrun_task_queue q SET state = 'done', result = v.result FROM (VALUES " +
                                      values + ") AS v(id, token, result) WHERE q.id = v.id AND q.lease_token = v.token "
-                                              "AND q.state = 'claimed' RETURNING q.id, v.token"))
+                                              "AND q.state = 'claimed' RETURNING q.id, v.token), "
+                                              "d AS (DELETE FROM dagrun_task_queue_payload p USING u WHERE p.id = u.id) "
+                                              "SELECT id, token FROM u"))
         accepted.emplace(row[0].as<std::int64_t>(), row[1].c_str());
       tx.exec("NOTIFY dagrun_finished");
       std::vector<bool> out;
@@ -323,15 +346,18 @@ public:
       // A lost try becomes a taken end holding its failure, acknowledged like any end. A server
       // that (re)started less than a lease ago has not given workers a lease to renew in: their
       // heartbeats were stopped by the outage, not by their death.
-      const auto rows = tx.exec("UPDATE dagrun_task_queue q SET state = 'done', taken_at = now() WHERE id IN "
+      // Its payload (read for the poke it names) is deleted with it, as a worker's end deletes it.
+      const auto rows = tx.exec("WITH e AS (UPDATE dagrun_task_queue q SET state = 'done', taken_at = now() WHERE id IN "
                                 "(SELECT id FROM dagrun_task_queue WHERE state = 'claimed' AND heartbeat_at < now() - " +
                                 ms + " AND pg_postmaster_start_time() < now() - " + ms +
-                                " FOR UPDATE SKIP LOCKED) RETURNING " + finished_columns() + ", q.payload");
+                                " FOR UPDATE SKIP LOCKED) RETURNING " + finished_columns() + "), "
+                                "d AS (DELETE FROM dagrun_task_queue_payload p USING e WHERE p.id = e.id RETURNING p.id, p.payload) "
+                                "SELECT e.*, d.payload FROM e LEFT JOIN d ON d.id = e.id");
       for (const auto& row : rows) {
         finished_try f;
         f.item = read_key(row);
         f.outcome.id = f.item.id;
-        f.outcome.instance_start = instance_start_in(row["payload"].c_str());
+        if (!row["payload"].is_null()) f.outcome.instance_start = instance_start_in(row["payload"].c_str());
         f.outcome.lease_token = f.item.lease_token;
         f.outcome.result = operator_result::failed("worker lost: '" + f.item.worker + "' stopped renewing its lease");
         f.outcome.result.exit_code = -1;
@@ -394,7 +420,7 @@ private:
                          ids);
       }
       for (std::size_t start = 0; start < tries.size(); start += 500) {
-        std::string sql = "INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority, payload) VALUES ";
+        std::string sql = "WITH v (dag_id, run_id, task_id, try_number, map_index, queue, priority, payload) AS (VALUES ";
         for (std::size_t i = start; i < std::min(tries.size(), start + 500); ++i) {
           const auto& t = tries[i];
           if (i != start) sql += ',';
@@ -402,8 +428,14 @@ private:
                  std::to_string(t.try_number) + "," + std::to_string(t.map_index) + "," + tx.quote(t.queue) + "," + std::to_string(t.priority) + "," +
                  tx.quote(payload_of(t)) + ")";
         }
-        // Another scheduler may have queued the same try: the unique key keeps one.
-        tx.exec(sql + " ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING");
+        // Another scheduler may have queued the same try: the unique key keeps one, and only a row
+        // this statement made gets a payload (once, should the batch name a try twice).
+        tx.exec(sql + "), i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority) "
+                      "SELECT dag_id, run_id, task_id, try_number, map_index, queue, priority FROM v "
+                      "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING "
+                      "RETURNING id, dag_id, run_id, task_id, map_index, try_number) "
+                      "INSERT INTO dagrun_task_queue_payload (id, payload) SELECT DISTINCT ON (i.id) i.id, v.payload FROM i "
+                      "JOIN v USING (dag_id, run_id, task_id, map_index, try_number) ORDER BY i.id");
       }
       if (!tries.empty()) tx.exec("NOTIFY dagrun_queued");
     });
