@@ -8,6 +8,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <set>
+#include <stdexcept>
 #include <mutex>
 #include <chrono>
 #include <thread>
@@ -1231,7 +1233,7 @@ namespace {
 // that took it could not be written); nothing of dagrun's executors is used.
 class own_executor final : public dag::executor {
 public:
-  explicit own_executor(int reports = 1) : reports_(reports) {}
+  explicit own_executor(int reports = 1, std::set<std::string> refused = {}) : reports_(reports), refused_(std::move(refused)) {}
   std::atomic<int> ran{0};
   std::atomic<int> reported{0};  ///< ends reported, repeats included
   ~own_executor() override {
@@ -1242,6 +1244,7 @@ public:
     changed_.notify_all();
   }
   void submit(dag::task_request request) override {
+    if (refused_.contains(request.context.task_id)) throw std::runtime_error("no room for " + request.context.task_id);
     {
       std::lock_guard lock(mutex_);
       queue_.push_back(std::move(request));
@@ -1288,6 +1291,7 @@ private:
   }
 
   const int reports_;
+  const std::set<std::string> refused_;  // tasks whose tries submit refuses, throwing
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<dag::task_request> queue_;
@@ -1323,6 +1327,32 @@ TEST_CASE("Engine.RunsTriesOnAProgramsOwnExecutor") {
   CHECK(s.db->xcom(key->dag_id, key->run_id, "a") == "from a");
   // An executor serves one engine.
   CHECK_THROWS_AS(used.connect([](dag::task_event) {}, [] { return dag::timestamp{}; }), dag::usage_error);
+}
+
+TEST_CASE("Engine.ATryTheExecutorRefusesFailsAndThePassesOtherStartsRun") {
+  // A program's own executor throws from submit for one try of a pass that starts three: that try
+  // fails with the executor's reason (and is retried as any failed try), the other two run.
+  sandbox s;
+  dag::definition d{"refusing"};
+  d.callable("a", [](dag::task_context&) { return dag::operator_result::success(); });
+  d.callable("b", [](dag::task_context&) { return dag::operator_result::success(); }).retries(1).retry_delay(0s);
+  d.callable("c", [](dag::task_context&) { return dag::operator_result::success(); });
+  auto own = std::make_unique<own_executor>(1, std::set<std::string>{"b"});
+  own_executor& used = *own;
+  dag::engine eng(*s.db, s.operators, s.clock, s.options(), std::move(own));
+  eng.set_dags({d});
+  const auto key = eng.create_run("refusing", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::failed);
+  CHECK(used.ran == 2);
+  auto tis = s.tis(*key);
+  CHECK(tis["a"].state == task_state::success);
+  CHECK(tis["c"].state == task_state::success);
+  CHECK(tis["b"].state == task_state::failed);
+  CHECK(tis["b"].try_number == 2);  // retried, and refused again
+  const auto tries = s.db->tries("refusing", key->run_id, "b");
+  REQUIRE(tries.size() == 2);
+  for (const auto& t : tries) CHECK(t.message == "the executor refused the try: no room for b");
 }
 
 TEST_CASE("Engine.AnEndReportedTwiceInOnePassIsRecordedOnce") {

@@ -1664,12 +1664,35 @@ std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of
 }
 
 void engine::hand_over(std::vector<task_request>& starts) {
+  std::vector<task_event> refused;
   for (auto& req : starts) {
     ++running_;
     ++dag_running_[req.context.dag_id];
-    executor_->submit(std::move(req));
+    // An executor that refuses one try (a program's own executor may throw) fails that try, as
+    // a try that could not start does, and the pass's other starts go on: the store holds them
+    // all as started, and a try handed to no one would stay running until a restart's recovery.
+    task_event e;
+    e.dag_id = req.context.dag_id;
+    e.run_id = req.context.run_id;
+    e.task_id = req.context.task_id;
+    e.try_number = req.context.try_number;
+    e.map_index = req.context.map_index;
+    e.instance_start = req.context.start_date;
+    try {
+      executor_->submit(std::move(req));
+      continue;
+    } catch (const std::exception& ex) {
+      e.result = operator_result::failed(std::string("the executor refused the try: ") + ex.what());
+    } catch (...) {
+      e.result = operator_result::failed("the executor refused the try");
+    }
+    e.result.exit_code = -1;
+    e.ended = now_us();
+    e.started = e.instance_start != timestamp{} ? std::min(e.instance_start, e.ended) : e.ended;
+    refused.push_back(std::move(e));
   }
   starts.clear();
+  for (auto& e : refused) post(std::move(e));
   executor_->flush();
 }
 
