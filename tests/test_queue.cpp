@@ -686,7 +686,7 @@ TEST_CASE("Queue.AFormat1QueueIsUpgradedItsTakenEndsTakenAgainOnceStaleAndAnOldT
 TEST_CASE("Queue.AFormat2QueueHandsThePayloadsOfTriesNotYetEndedToTheirOwnTable") {
   queue_sandbox s;
   // The queue as format 2 made it, payloads in the rows: a try queued, one claimed by a worker that
-  // died an hour ago (its payload names its poke), and an end not yet taken.
+  // died an hour ago (its payload names its poke), one a live worker holds, and an end not yet taken.
   const std::string payload =
       R"({"operator":"bash","fields":{"bash_command":"echo upgraded"},"environment":{"DAGRUN_X":"1"},"params":{},)"
       R"("log_path":"/tmp/l.log","logical_date":1700000000,"data_interval_start":0,"data_interval_end":0)";
@@ -711,6 +711,7 @@ TEST_CASE("Queue.AFormat2QueueHandsThePayloadsOfTriesNotYetEndedToTheirOwnTable"
             "('d', 'r', 'queued', 1, 'default', 1, " + tx.quote(payload + "}") + ", 'queued', NULL, NULL, NULL, NULL), "
             "('d', 'r', 'claimed', 1, 'default', 1, " + tx.quote(payload + R"(,"instance_start":1700000000123456})") +
             ", 'claimed', 'tok', 'gone', now() - interval '1 hour', NULL), "
+            "('d', 'r', 'held', 1, 'default', 1, " + tx.quote(payload + "}") + ", 'claimed', 'tok2', 'old', now(), NULL), "
             "('d', 'r', 'done', 1, 'default', 1, " + tx.quote(payload + "}") + ", 'done', 'tok', 'w', now(), " + result + ")");
     tx.commit();
   }
@@ -723,7 +724,18 @@ TEST_CASE("Queue.AFormat2QueueHandsThePayloadsOfTriesNotYetEndedToTheirOwnTable"
   CHECK(rows("SELECT format FROM dagrun_task_queue_format") == 3);
   CHECK(rows("SELECT count(*) FROM pg_attribute WHERE attrelid = 'dagrun_task_queue'::regclass AND attname = 'payload' "
              "AND NOT attisdropped") == 0);
-  CHECK(rows("SELECT count(*) FROM dagrun_task_queue_payload") == 2);  // the ended try's is not needed
+  CHECK(rows("SELECT count(*) FROM dagrun_task_queue_payload") == 3);  // the ended try's is not needed
+  // A format-2 worker still running ends the try it holds as it did, leaving its payload.
+  {
+    pqxx::connection c(s.url);
+    pqxx::work tx(c);
+    const std::string result = R"({"outcome":0,"message":"old","exit_code":0,"started":0,"ended":0,"pid":0,"hostname":"h"})";
+    CHECK(tx.exec("UPDATE dagrun_task_queue q SET state = 'done', result = v.result FROM (VALUES ((SELECT id FROM "
+                  "dagrun_task_queue WHERE task_id = 'held'), 'tok2', " + tx.quote(result) + ")) AS v(id, token, result) "
+                  "WHERE q.id = v.id AND q.lease_token = v.token AND q.state = 'claimed' RETURNING q.id").size() == 1);
+    tx.commit();
+  }
+  CHECK(rows("SELECT count(*) FROM dagrun_task_queue_payload") == 3);
   // The lost try's end still names its poke, read from the payload handed over.
   const auto lost = q->expire_leases(0ms);
   REQUIRE(lost.size() == 1);
@@ -738,19 +750,55 @@ TEST_CASE("Queue.AFormat2QueueHandsThePayloadsOfTriesNotYetEndedToTheirOwnTable"
   CHECK(claimed[0].environment.at("DAGRUN_X") == "1");
   CHECK(claimed[0].log_path == "/tmp/l.log");
   CHECK(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});
-  // A payload lives until its try's end: every try has ended, so none is left.
-  CHECK(rows("SELECT count(*) FROM dagrun_task_queue_payload") == 0);
+  // A payload lives until its try's end: only the one the old worker left is there.
+  CHECK(rows("SELECT count(*) FROM dagrun_task_queue_payload") == 1);
   std::set<std::string> ended;
   std::vector<std::int64_t> ids;
   for (const auto& f : q->take_finished(10, 0ms)) ended.insert(f.item.task_id), ids.push_back(f.item.id);
-  CHECK(ended == std::set<std::string>{"queued", "claimed", "done"});
-  q->acknowledge(ids);
+  CHECK(ended == std::set<std::string>{"queued", "claimed", "held", "done"});
+  q->acknowledge(ids);  // and its end's acknowledgement deletes that one too
   CHECK(rows("SELECT count(*) FROM dagrun_task_queue") == 0);
-  // A format-2 worker still running claims a payload column no longer there: refused, loudly.
+  CHECK(rows("SELECT count(*) FROM dagrun_task_queue_payload") == 0);
+  // A format-2 worker's claim and a format-2 scheduler's enqueue name the column no longer there:
+  // refused, loudly, and the try queued meanwhile stays queued.
   q->enqueue({bash_try("later")});
   pqxx::connection c(s.url);
+  {
+    pqxx::work tx(c);
+    CHECK_THROWS_AS(tx.exec("WITH c AS (SELECT id FROM dagrun_task_queue WHERE state = 'queued' LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                            "UPDATE dagrun_task_queue q SET state = 'claimed', lease_token = 't', worker = 'old', "
+                            "heartbeat_at = now() FROM c WHERE q.id = c.id RETURNING q.id, q.payload"),
+                    pqxx::undefined_column);
+  }
+  {
+    pqxx::work tx(c);
+    CHECK_THROWS_AS(tx.exec("INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority, "
+                            "payload) VALUES ('d', 'r', 'old', 1, -1, 'default', 1, '{}')"),
+                    pqxx::undefined_column);
+  }
+  CHECK(q->counts() == std::pair<std::int64_t, std::int64_t>{1, 0});
+}
+
+TEST_CASE("Queue.ATryNamedTwiceIsQueuedOnceAsFirstNamedAndAnotherSchedulersCopyChangesNothing") {
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);
+  auto first = bash_try("a");
+  first.priority = 5;
+  first.fields["bash_command"] = "echo first";
+  auto second = bash_try("a");
+  second.priority = 1;
+  second.fields["bash_command"] = "echo second";
+  q->enqueue({first, second, bash_try("b")});
+  q->enqueue({second});  // another scheduler queues the same try
+  auto claimed = q->claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 2);
+  std::sort(claimed.begin(), claimed.end(), [](const auto& x, const auto& y) { return x.task_id < y.task_id; });
+  CHECK(claimed[0].task_id == "a");
+  CHECK(claimed[0].priority == 5);  // its priority is the first one's…
+  CHECK(claimed[0].fields.at("bash_command") == "echo first");  // …and so is its payload
+  pqxx::connection c(s.url);
   pqxx::work tx(c);
-  CHECK_THROWS_AS(tx.exec("SELECT payload FROM dagrun_task_queue"), pqxx::undefined_column);
+  CHECK(tx.exec1("SELECT count(*) FROM dagrun_task_queue_payload")[0].as<int>() == 2);
 }
 
 TEST_CASE("Queue.AnOlderQueueIsUpgradedOnceACurrentOneIsLeftAloneAndANewerOneRefused") {

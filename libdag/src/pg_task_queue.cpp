@@ -414,28 +414,40 @@ private:
         std::string ids;
         for (const auto id : acknowledged) detail::add_array_element(ids, id);
         detail::close_array(ids);
-        // Only a taken end: the id of a row is never reused, and the row is gone or taken.
-        tx.exec_prepared(conn_.prepared("DELETE FROM dagrun_task_queue WHERE id = ANY($1::bigint[]) AND state = 'done' AND "
-                                        "taken_at IS NOT NULL"),
+        // Only a taken end: the id of a row is never reused, and the row is gone or taken. Its
+        // payload, if any, goes with it: an end's payload is deleted with the end, but a worker
+        // of format 2 that is still running after the upgrade ends a try it claimed before
+        // without deleting the payload the upgrade moved.
+        tx.exec_prepared(conn_.prepared("WITH d AS (DELETE FROM dagrun_task_queue WHERE id = ANY($1::bigint[]) AND state = 'done' "
+                                        "AND taken_at IS NOT NULL RETURNING id) "
+                                        "DELETE FROM dagrun_task_queue_payload p USING d WHERE p.id = d.id"),
                          ids);
       }
-      for (std::size_t start = 0; start < tries.size(); start += 500) {
+      // A try named twice is sent once, as first named: its row and its payload must agree.
+      std::vector<const queued_try*> unique;
+      unique.reserve(tries.size());
+      {
+        std::set<try_key> seen;
+        for (const auto& t : tries)
+          if (seen.insert(key_of(t)).second) unique.push_back(&t);
+      }
+      for (std::size_t start = 0; start < unique.size(); start += 500) {
         std::string sql = "WITH v (dag_id, run_id, task_id, try_number, map_index, queue, priority, payload) AS (VALUES ";
-        for (std::size_t i = start; i < std::min(tries.size(), start + 500); ++i) {
-          const auto& t = tries[i];
+        for (std::size_t i = start; i < std::min(unique.size(), start + 500); ++i) {
+          const auto& t = *unique[i];
           if (i != start) sql += ',';
           sql += "(" + tx.quote(t.dag_id) + "," + tx.quote(t.run_id) + "," + tx.quote(t.task_id) + "," +
                  std::to_string(t.try_number) + "," + std::to_string(t.map_index) + "," + tx.quote(t.queue) + "," + std::to_string(t.priority) + "," +
                  tx.quote(payload_of(t)) + ")";
         }
         // Another scheduler may have queued the same try: the unique key keeps one, and only a row
-        // this statement made gets a payload (once, should the batch name a try twice).
+        // this statement made gets a payload.
         tx.exec(sql + "), i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority) "
                       "SELECT dag_id, run_id, task_id, try_number, map_index, queue, priority FROM v "
                       "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING "
                       "RETURNING id, dag_id, run_id, task_id, map_index, try_number) "
-                      "INSERT INTO dagrun_task_queue_payload (id, payload) SELECT DISTINCT ON (i.id) i.id, v.payload FROM i "
-                      "JOIN v USING (dag_id, run_id, task_id, map_index, try_number) ORDER BY i.id");
+                      "INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, v.payload FROM i "
+                      "JOIN v USING (dag_id, run_id, task_id, map_index, try_number)");
       }
       if (!tries.empty()) tx.exec("NOTIFY dagrun_queued");
     });

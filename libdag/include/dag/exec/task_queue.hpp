@@ -71,7 +71,9 @@ public:
 
   /// Forgets the taken ends `acknowledged` (row ids: the store has recorded them, or found them
   /// settled already), then adds `tries`, in one transaction, and wakes listening workers when
-  /// there are tries. Ends are forgotten first: a rescheduled sensor's next poke has its key.
+  /// there are tries. Ends are forgotten first: a rescheduled sensor's next poke has its key. A
+  /// try already in the queue (another scheduler's) is kept as it is; one named twice is added
+  /// once, as first named.
   virtual void enqueue(const std::vector<queued_try>& tries, const std::vector<std::int64_t>& acknowledged) = 0;
   /// Adds tries (one transaction) and wakes listening workers.
   void enqueue(const std::vector<queued_try>& tries) { enqueue(tries, {}); }
@@ -82,7 +84,8 @@ public:
   /// Renews the leases of `tokens`; returns the tokens that are no longer valid (lost or done).
   virtual std::vector<std::string> heartbeat(const std::vector<std::string>& tokens) = 0;
   /// Records results in one transaction; per result, false when refused (its token is not the
-  /// try's current lease: lost, or a stale copy of a result the batch also carries current).
+  /// try's current lease: lost, or a stale copy of a result the batch also carries current). A
+  /// batch carrying one try's current token twice records one of the two and accepts both.
   virtual std::vector<bool> complete(const std::vector<queued_result>& results) = 0;
   /// Takes up to `max` finished tries (the scheduler's input), marking them taken but keeping them
   /// until `acknowledge`: an end is in the queue until the store holds it. Tries taken more than
