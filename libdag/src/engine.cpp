@@ -1671,13 +1671,7 @@ void engine::hand_over(std::vector<task_request>& starts) {
     // An executor that refuses one try (a program's own executor may throw) fails that try, as
     // a try that could not start does, and the pass's other starts go on: the store holds them
     // all as started, and a try handed to no one would stay running until a restart's recovery.
-    task_event e;
-    e.dag_id = req.context.dag_id;
-    e.run_id = req.context.run_id;
-    e.task_id = req.context.task_id;
-    e.try_number = req.context.try_number;
-    e.map_index = req.context.map_index;
-    e.instance_start = req.context.start_date;
+    task_event e = event_of(req.context);
     try {
       executor_->submit(std::move(req));
       continue;

@@ -11,6 +11,17 @@
 
 namespace dag {
 
+task_event event_of(const task_context& context) {
+  task_event e;
+  e.dag_id = context.dag_id;
+  e.run_id = context.run_id;
+  e.task_id = context.task_id;
+  e.try_number = context.try_number;
+  e.map_index = context.map_index;
+  e.instance_start = context.start_date;
+  return e;
+}
+
 void executor::connect(task_listener listener, std::function<timestamp()> now) {
   if (connected_) throw usage_error("this executor is connected to an engine already: give each engine its own");
   connected_ = true;

@@ -150,13 +150,7 @@ void local_executor::cancel(const try_id& which) {
     queued_.store(queue_.size(), std::memory_order_release);
     if (queue_.empty() && busy_ == 0) idle_.notify_all();
   }
-  task_event e;
-  e.dag_id = which.dag_id;
-  e.run_id = which.run_id;
-  e.task_id = which.task_id;
-  e.map_index = which.map_index;
-  e.try_number = which.try_number;
-  e.instance_start = unstarted->context.start_date;
+  task_event e = event_of(unstarted->context);  // the try `which` names
   e.started = e.ended = now();
   e.result = operator_result::failed("cancelled before it started");
   report(std::move(e));
@@ -295,13 +289,7 @@ void local_executor::work(std::stop_token pool_stop) {
 
 task_event run_try(task_request& request, const std::function<timestamp()>& now) {
   task_context& ctx = request.context;
-  task_event e;
-  e.dag_id = ctx.dag_id;
-  e.run_id = ctx.run_id;
-  e.task_id = ctx.task_id;
-  e.try_number = ctx.try_number;
-  e.map_index = ctx.map_index;
-  e.instance_start = ctx.start_date;
+  task_event e = event_of(ctx);
   e.started = now();
   // Every line passes the mask on its way to the sink the caller gave.
   ctx.log = [sink = std::move(ctx.log), &ctx](std::string_view line) {

@@ -49,6 +49,10 @@ struct task_event {
                                ///< queue's row id), handed back with `executor::recorded`; 0: none
 };
 
+/// An end of the try `context` is of, before its outcome and times are known: its key, and its
+/// start handed back (`instance_start`).
+task_event event_of(const task_context& context);
+
 /// Identifies one try.
 struct try_id {
   std::string dag_id;   ///< its DAG
