@@ -97,7 +97,8 @@ public:
   /// class names. The default, "", shows as null (Airflow's "the default executor").
   virtual std::string name() const { return {}; }
 
-  /// Starts a try; never blocks on the try itself.
+  /// Starts a try; never blocks on the try itself. Throwing refuses the try: the engine fails
+  /// it with the exception's message.
   virtual void submit(task_request request) = 0;
   /// Hands over what `submit` buffered (the queue executor enqueues a whole step at once).
   virtual void flush() {}
