@@ -432,6 +432,79 @@ TEST_CASE("LocalExecutor.StartsWithAThreadPerCpuAndGrowsToParallelismWhileTriesB
   CHECK(met == width);
 }
 
+TEST_CASE("LocalExecutor.ACancelledTryThatHadNotStartedEndsAtOnceWithoutRunningAndOnlyTheOneNamed") {
+  // One thread, held by a try: a cancel of a queued try ends it at once without running it, and
+  // only the try it names, by its whole key (another try number of the same task is not it).
+  dag::definition d{"held"};
+  d.callable("t", [](dag::task_context&) { return dag::operator_result::success(); });
+  const dag::task& t = d.all_tasks().front();
+  std::mutex m;
+  std::condition_variable cv;
+  bool holding = false, release = false;
+  std::vector<std::string> ran;
+  dag::operator_spec hold;
+  hold.run = [&](const dag::task&, dag::task_context& ctx) {
+    std::unique_lock lock(m);
+    ran.push_back(ctx.task_id);
+    holding = true;
+    cv.notify_all();
+    cv.wait_for(lock, 15s, [&] { return release; });
+    return dag::operator_result::success();
+  };
+  dag::operator_spec quick;
+  quick.run = [&](const dag::task&, dag::task_context& ctx) {
+    std::lock_guard lock(m);
+    ran.push_back(ctx.task_id);
+    return dag::operator_result::success();
+  };
+  std::vector<dag::task_event> ends;  // guarded by m
+  dag::local_executor ex(1);
+  ex.connect([&](dag::task_event e) {
+    std::lock_guard lock(m);
+    ends.push_back(std::move(e));
+    cv.notify_all();
+  }, [] { return dag::timestamp{std::chrono::microseconds(42)}; });
+  const auto request = [&](const dag::operator_spec& op, const std::string& task_id) {
+    dag::task_request r;
+    r.definition = &t;
+    r.op = &op;
+    r.context.dag_id = "held";
+    r.context.run_id = "r";
+    r.context.task_id = task_id;
+    r.context.try_number = 1;
+    return r;
+  };
+  ex.submit(request(hold, "holder"));
+  ex.flush();
+  {
+    std::unique_lock lock(m);
+    REQUIRE(cv.wait_for(lock, 15s, [&] { return holding; }));
+  }
+  ex.submit(request(quick, "waiting"));
+  ex.submit(request(quick, "kept"));
+  ex.flush();
+  ex.cancel(dag::try_id{"held", "r", "waiting", 2, -1});  // another try of it: not queued
+  {
+    std::lock_guard lock(m);
+    CHECK(ends.empty());
+  }
+  ex.cancel(dag::try_id{"held", "r", "waiting", 1, -1});
+  {
+    std::unique_lock lock(m);
+    REQUIRE(cv.wait_for(lock, 15s, [&] { return ends.size() == 1; }));  // at once, the holder still running
+    CHECK(ends[0].task_id == "waiting");
+    CHECK(ends[0].try_number == 1);
+    CHECK(ends[0].result.outcome == dag::try_outcome::failed);
+    CHECK(ends[0].result.message == "cancelled before it started");
+    CHECK(ends[0].started == dag::timestamp{std::chrono::microseconds(42)});
+    release = true;
+    cv.notify_all();
+    REQUIRE(cv.wait_for(lock, 15s, [&] { return ends.size() == 3; }));
+    CHECK(ran == std::vector<std::string>{"holder", "kept"});
+  }
+  ex.drain();
+}
+
 TEST_CASE("LocalExecutor.TriesHandedOverWhileAThreadWatchesForWorkAllStart") {
   // A thread that ran out of work watches for more before it sleeps, and flush() wakes one thread
   // fewer for it, once per watch: flushes that each counted on it would leave tries queued with
