@@ -992,6 +992,40 @@ TEST_CASE("Engine.ABranchsEndInAPassWhoseRunLostKeepsItsSkipsAndItsXCom" * docte
   CHECK(tis["y"].state == task_state::skipped);
 }
 
+TEST_CASE("Engine.ASuccessTheStoreRefusesUpdatesNoDatasetAndOneItRecordsDoes" * doctest::timeout(60)) {
+  // Two producers end in one pass, one of them marked failed by another process meanwhile: its
+  // success is refused, and so is its dataset event (as its XCom); the other's is recorded.
+  sandbox s;
+  dag::definition d{"producers"};
+  d.callable("marked", [](dag::task_context&) { return dag::operator_result::success("m"); }).outlets({"ds://marked"});
+  d.callable("kept", [](dag::task_context&) { return dag::operator_result::success(); }).outlets({"ds://kept"});
+  auto owned = std::make_unique<holding_executor>();
+  holding_executor& ex = *owned;
+  dag::engine eng(*s.db, s.operators, s.clock, s.options(), std::move(owned));
+  eng.set_dags({s.checked(std::move(d))});
+  const auto key = eng.create_run("producers", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  REQUIRE(key);
+  eng.step();
+  REQUIRE(ex.held() == 2);
+
+  mark_running_try_from_another_process(s, *key, "marked", task_state::failed);
+
+  ex.deliver(ex.run(0));
+  ex.deliver(ex.run(1));
+  eng.step();  // both ends in one pass
+  auto tis = s.tis(*key);
+  CHECK(tis["marked"].state == task_state::failed);  // as the other process marked it
+  CHECK(tis["kept"].state == task_state::success);
+  const auto events_of = [&](const std::string& uri) {
+    dag::dataset_event_filter f;
+    f.uri = uri;
+    return s.db->dataset_events(f).size();
+  };
+  CHECK(events_of("ds://marked") == 0);
+  CHECK(events_of("ds://kept") == 1);
+  CHECK_FALSE(s.db->xcom("producers", key->run_id, "marked", "return_value"));
+}
+
 TEST_CASE("Engine.ATryADagrunTimeoutStopsInAPassWhoseRunLostIsStoppedOnce" * doctest::timeout(60)) {
   // The run's dagrun_timeout passes in the pass that records c's end, which another process had
   // marked meanwhile: c's update loses and the run is read again. The stop of the running try t

@@ -929,6 +929,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     if (ti.state == task_state::success)
       for (const auto& uri : t.outlets)
         changes.dataset_events.push_back({0, uri, "{}", ti.dag_id, ti.run_id, ti.task_id, e.try_number, e.ended, ti.map_index});
+    of_ends.dataset_events.resize(changes.dataset_events.size(), end_update);
     if (e.result.xcom && ti.state == task_state::success)
       changes.xcoms.push_back({ti.dag_id, ti.run_id, ti.task_id, "return_value", *e.result.xcom, ti.map_index});
     if (e.result.outcome == try_outcome::success)
@@ -1451,10 +1452,9 @@ std::optional<timestamp> engine::step_once() {
       // from the same outdated view, so none of them may land (the rest of the pass's runs still
       // do): one lost run's writes are left out and the rest written again, until what is left is
       // written whole.
-      const bool wrote_dataset_events = !changes.dataset_events.empty();  // a try's end, kept whatever its run became
       lost = apply_by_run(changes, of_ends, &not_created);
       written = true;
-      if (wrote_dataset_events) {
+      if (!changes.dataset_events.empty()) {  // what was written: apply_by_run leaves refused ends' out
         check_datasets_ = true;  // consumers may be due: the next pass looks, right away
         wake = now;
       }
@@ -1655,6 +1655,12 @@ std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of
       const xcom_record& x = all.xcoms[j];
       if (j < of_ends.xcoms.size() ? keep[of_ends.xcoms[j]] : !of_lost(x.dag_id, x.run_id)) changes.xcoms.push_back(x);
     }
+    // A dataset event goes with its end: a success the store refused (its try was cleared or
+    // marked meanwhile) updates no dataset, as it records no XCom. One recorded stands, whatever
+    // its run became.
+    changes.dataset_events.clear();
+    for (std::size_t j = 0; j < all.dataset_events.size(); ++j)
+      if (j >= of_ends.dataset_events.size() || keep[of_ends.dataset_events[j]]) changes.dataset_events.push_back(all.dataset_events[j]);
     std::erase_if(changes.task_instance_deletes, [&](const task_instance_record& d) { return of_lost(d.dag_id, d.run_id); });
     if (not_created) *not_created = existed;
     if (changes.empty()) return lost;

@@ -250,11 +250,12 @@ private:
   /// Takes the reported ends and the parked ones (never throws: none is lost).
   std::vector<task_event> take_events();
   /// The writes of a pass that come of the ends it recorded (each end's task instance update, the
-  /// skips its flow rule made, its XComs), as the index of that end's update in the pass's change
-  /// set: they stand or fall with the end when their run lost (apply_by_run).
+  /// skips its flow rule made, its XComs and dataset events), as the index of that end's update in
+  /// the pass's change set: they stand or fall with the end when their run lost (apply_by_run).
   struct end_writes {
-    std::vector<std::size_t> updates;  ///< for the first task instance updates of the pass
-    std::vector<std::size_t> xcoms;    ///< for the first XComs of the pass
+    std::vector<std::size_t> updates;         ///< for the first task instance updates of the pass
+    std::vector<std::size_t> xcoms;           ///< for the first XComs of the pass
+    std::vector<std::size_t> dataset_events;  ///< for the first dataset events of the pass
   };
   /// Puts `events` into `changes`: each end of a try still running, as finish_try decides; repeats
   /// and late ends are ignored; ends of DAGs the engine has no definition of are parked until one
