@@ -472,6 +472,8 @@ TEST_CASE("LocalExecutor.ACancelledTryThatHadNotStartedEndsAtOnceWithoutRunningA
     r.context.run_id = "r";
     r.context.task_id = task_id;
     r.context.try_number = 1;
+    r.context.map_index = 3;
+    r.context.start_date = dag::timestamp{std::chrono::microseconds(7)};
     return r;
   };
   ex.submit(request(hold, "holder"));
@@ -483,17 +485,20 @@ TEST_CASE("LocalExecutor.ACancelledTryThatHadNotStartedEndsAtOnceWithoutRunningA
   ex.submit(request(quick, "waiting"));
   ex.submit(request(quick, "kept"));
   ex.flush();
-  ex.cancel(dag::try_id{"held", "r", "waiting", 2, -1});  // another try of it: not queued
+  ex.cancel(dag::try_id{"held", "r", "waiting", 2, 3});  // another try of it: not queued
+  ex.cancel(dag::try_id{"held", "r", "waiting", 1, -1});  // another instance: not queued
   {
     std::lock_guard lock(m);
     CHECK(ends.empty());
   }
-  ex.cancel(dag::try_id{"held", "r", "waiting", 1, -1});
+  ex.cancel(dag::try_id{"held", "r", "waiting", 1, 3});
   {
     std::unique_lock lock(m);
     REQUIRE(cv.wait_for(lock, 15s, [&] { return ends.size() == 1; }));  // at once, the holder still running
     CHECK(ends[0].task_id == "waiting");
     CHECK(ends[0].try_number == 1);
+    CHECK(ends[0].map_index == 3);
+    CHECK(ends[0].instance_start == dag::timestamp{std::chrono::microseconds(7)});  // the poke it was
     CHECK(ends[0].result.outcome == dag::try_outcome::failed);
     CHECK(ends[0].result.message == "cancelled before it started");
     CHECK(ends[0].started == dag::timestamp{std::chrono::microseconds(42)});
@@ -1450,7 +1455,13 @@ TEST_CASE("Engine.ATryTheExecutorRefusesFailsAndThePassesOtherStartsRun") {
   eng.set_dags({d});
   const auto key = eng.create_run("refusing", dag::run_type::manual, dag::parse_time("2024-01-01"));
   REQUIRE(key);
-  CHECK(eng.run_to_completion({*key}).front() == dag::run_state::failed);
+  // Stepped until the run ends, within a deadline: a refused try no one ends would hang
+  // run_to_completion instead of failing this test.
+  REQUIRE(eventually([&] {
+    eng.step();
+    const auto run = s.db->find_run("refusing", key->run_id);
+    return run && run->state == dag::run_state::failed;
+  }));
   CHECK(used.ran == 2);
   auto tis = s.tis(*key);
   CHECK(tis["a"].state == task_state::success);

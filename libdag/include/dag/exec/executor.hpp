@@ -98,7 +98,8 @@ public:
   virtual std::string name() const { return {}; }
 
   /// Starts a try; never blocks on the try itself. Throwing refuses the try: the engine fails
-  /// it with the exception's message.
+  /// it with the exception's message, so a `submit` that throws must not have kept the try (its
+  /// end would be refused, and counted as a second end of a try in flight).
   virtual void submit(task_request request) = 0;
   /// Hands over what `submit` buffered (the queue executor enqueues a whole step at once).
   virtual void flush() {}
