@@ -1,5 +1,6 @@
-// The PostgreSQL task queue: a table of tries and one of their payloads, batched statements, leases by random tokens, on the
-// PostgreSQL connection layer the store uses too (retries, in-doubt commits: pg_connection.hpp).
+// The PostgreSQL task queue: a table of tries and one of their payloads, batched statements,
+// leases by random tokens, on the PostgreSQL connection layer the store uses too (retries,
+// in-doubt commits: pg_connection.hpp).
 #include <dag/exec/task_queue.hpp>
 
 #include <set>
@@ -81,9 +82,8 @@ END $$;
 /// The format of the queue table this dagrun reads and writes. The map index joining the key
 /// (format 1) was a change an older dagrun cannot work with (its enqueues name the old key), and
 /// so is every later format (2: taken ends marked by `taken_at`, not by their state; 3: payloads
-/// in a table of their own): all
-/// schedulers and workers on one queue run one format, and are upgraded together
-/// (docs/reliability.md, "Upgrading").
+/// in a table of their own): all schedulers and workers on one queue run one format, and are
+/// upgraded together (docs/reliability.md, "Upgrading").
 constexpr int queue_format = 3;
 
 /// The queue format recorded in the database: 0 before any (no table, or one made before formats
@@ -295,8 +295,8 @@ public:
                   tx.quote(r.lease_token) + "," + tx.quote(result_of(r)) + ")";
       // Only a current lease may finish its try: a stale worker's late result changes nothing.
       // Accepted by (row, token), not by row: a batch may carry one row twice, with the current
-      // token and a stale one, and only the current one finished it.
-      // An ended try's payload is deleted with the end: nothing reads it again.
+      // token and a stale one, and only the current one finished it. An ended try's payload is
+      // deleted with the end: nothing reads it again.
       std::set<std::pair<std::int64_t, std::string>> accepted;
       for (const auto& row : tx.exec("WITH u AS (UPDATE dagrun_task_queue q SET state = 'done', result = v.result FROM (VALUES " +
                                      values + ") AS v(id, token, result) WHERE q.id = v.id AND q.lease_token = v.token "
