@@ -134,7 +134,7 @@ TEST_CASE("TryContext.WorkerCompletesTheEnginesContextToTheSameTry") {
   const dag::task_context& built = kept.requests.front().context;
   CHECK(built.fields.at("sql") == "INSERT INTO audit VALUES ('" + api_key + "', '2024-01-01')");
   CHECK(built.secrets == std::vector<std::string>{api_key, password});
-  CHECK(built.environment.at("DAGRUN_TRY_NUMBER") == "1");
+  CHECK(dag::try_environment(built).at("DAGRUN_TRY_NUMBER") == "1");
   CHECK(built.timeout == std::chrono::minutes(5));
 
   // Through the queue and a worker's completion, the try is the same.
@@ -148,6 +148,7 @@ TEST_CASE("TryContext.WorkerCompletesTheEnginesContextToTheSameTry") {
                     c.try_number, c.waited, c.fields, c.params, c.environment, c.log_path, c.timeout, c.secrets);
   };
   CHECK(facts(worker) == facts(built));
+  CHECK(dag::try_environment(worker) == dag::try_environment(built));
   CHECK(worker.connection_lookup("vault")->password == built.connection_lookup("vault")->password);
   CHECK_FALSE(worker.connection_lookup("other"));
 }
@@ -162,7 +163,7 @@ TEST_CASE("TryContext.RenderErrorsTravelWithTheTryInsteadOfThrowing") {
       dag::make_try_context(d, h.get(), operators.find("bash"), run, {}, dag::try_sources{});
   REQUIRE(ctx.fields.size() == 1);
   CHECK(ctx.fields.at(std::string(dag::render_error_field)).find("nowhere_at_all") != std::string::npos);
-  CHECK(ctx.environment.at("DAGRUN_RUN_ID") == run.run_id);
+  CHECK(dag::try_environment(ctx).at("DAGRUN_RUN_ID") == run.run_id);
 }
 
 // The injection example of docs/concepts.md "Safe values in commands": a conf value that is a

@@ -870,7 +870,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
   // and take the first with it, and the try would stay running with its end acknowledged.
   // Keyed by the poke too: a late end of a rescheduled sensor's earlier poke is no repeat of the
   // running poke's end in the same pass, and must not hide it.
-  std::set<std::tuple<std::string, std::string, std::string, int, int, timestamp>> seen;
+  std::set<std::tuple<std::string_view, std::string_view, std::string_view, int, int, timestamp>> seen;  // into `events`
   for (const auto& e : events) {
     if (!dag_for(e.dag_id)) {
       // No definition to apply its retries with (the DAG file was missing or broken since this
@@ -911,13 +911,15 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
       m->observe("dagrun_task_duration_seconds", seconds_of(e.ended - e.started), {ti.dag_id, ti.task_id});
     }
     const task& t = r.dag->def->all_tasks()[task_of_slot(*r.dag, r.tis, *slot)];
-    {
+    // The alert is made only for a task with notifiers for this end (its text copies the ids and
+    // the log's address): most have none.
+    if (std::vector<notifier_spec> notifiers = notifiers_for(t.settings, ti.state); !notifiers.empty()) {
       alert a{std::string(ti.state == task_state::failed ? "failure" : ti.state == task_state::up_for_retry ? "retry" : "success"),
               ti.dag_id, ti.run_id, ti.task_id, e.try_number, std::string(to_string(ti.state)),
               ti.state == task_state::failed || ti.state == task_state::up_for_retry ? ti.message : std::string(),
               options_.base_url.empty() ? ti.log_path : options_.base_url + try_log_path(ti.dag_id, ti.run_id, ti.task_id, e.try_number, ti.map_index),
               r.run.logical_date};
-      queue_alert(std::move(a), notifiers_for(t.settings, ti.state));
+      queue_alert(std::move(a), std::move(notifiers));
     }
     const std::size_t end_update = changes.task_instances.size();
     changes.task_instances.push_back(update_of(ti, expected, e.try_number));
@@ -1073,9 +1075,11 @@ task_request engine::prepare_try(active_run& r, std::size_t slot, change_set& ch
   which.try_number = ti.try_number;
   which.map_index = ti.map_index;
   if (ti.first_start_date) which.waited = now - *ti.first_start_date;  // a rescheduled try runs again
-  which.log_path = ti.log_path;
   which.start_date = now;
   req.context = make_try_context(*r.dag->def, *req.definition, req.op, r.run, which, sources);
+  // Set here rather than through `which`: a path splits its text into parts when made, and a copy
+  // copies them all again.
+  req.context.log_path = ti.log_path;
   req.context.time_source = &clock_;
   req.context.metadata = metadata_for_tries();
   if (!mapping_error.empty()) req.context.fields = {{std::string(render_error_field), mapping_error}};

@@ -51,7 +51,7 @@ struct bash {
   static operator_result run(const task&, task_context& ctx) {
     process_spec p;
     p.command = ctx.fields.at("bash_command");
-    p.environment = ctx.environment;
+    p.environment = try_environment(ctx);
     const std::string env_prefix = "env.";
     for (const auto& [name, value] : ctx.fields)
       if (name.starts_with(env_prefix)) p.environment[name.substr(env_prefix.size())] = value;

@@ -53,9 +53,17 @@ TEST_CASE("BashOperator.LastStdoutLineIsTheXCom") {
 
 TEST_CASE("BashOperator.EnvironmentAndExtraEnv") {
   bash_try t;
-  t.ctx.environment = {{"DAGRUN_DAG_ID", "d"}, {"DAGRUN_TRY_NUMBER", "3"}};
+  // The DAGRUN_* variables come from the try's context; its `environment` adds and overrides.
+  t.ctx.dag_id = "d";
+  t.ctx.try_number = 3;
+  t.ctx.map_index = 2;
+  t.ctx.environment = {{"DAGRUN_TASK_ID", "over"}, {"EXTRA", "x"}};
   t.ctx.fields["env.REGION"] = "eu";
-  CHECK(t.run("echo $DAGRUN_DAG_ID-$DAGRUN_TRY_NUMBER-$REGION").xcom == "d-3-eu");
+  CHECK(t.run("echo $DAGRUN_DAG_ID-$DAGRUN_TRY_NUMBER-$DAGRUN_MAP_INDEX-$DAGRUN_TASK_ID-$EXTRA-$REGION").xcom ==
+        "d-3-2-over-x-eu");
+  CHECK(t.run("echo $DAGRUN_OWNER_PID").xcom == std::to_string(::getpid()));
+  t.ctx.map_index = -1;  // not a mapped instance: no DAGRUN_MAP_INDEX
+  CHECK(t.run("echo \"${DAGRUN_MAP_INDEX-unset}\"").xcom == "unset");
 }
 
 TEST_CASE("BashOperator.TimeoutFailsTheTry" * doctest::timeout(30)) {

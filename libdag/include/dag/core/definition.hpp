@@ -223,6 +223,12 @@ inline group_handle operator>>(task_handle upstream, group_handle downstream) { 
 inline task_handle operator>>(group_handle upstream, task_handle downstream);
 
 namespace detail {
+/// Hashes text keys and views alike, so that a lookup by a view needs no string made of it.
+struct text_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const noexcept { return std::hash<std::string_view>{}(text); }
+};
+
 /// What check() found of a definition: the stamp of the operator catalog it passed against, or 0.
 /// A copy has the same content, so it keeps the mark; a moved-from definition is empty, so it
 /// loses it. Atomic (relaxed) because a non-const access clears it: two threads reading one
@@ -447,12 +453,12 @@ public:
   }
   /// The task with this id, or nullptr.
   const task* find(std::string_view task_id) const {
-    auto it = index_.find(std::string(task_id));
+    auto it = index_.find(task_id);
     return it == index_.end() ? nullptr : &tasks_[it->second];
   }
   /// The position of the task with this id, if any.
   std::optional<std::size_t> index_of(std::string_view task_id) const {
-    auto it = index_.find(std::string(task_id));
+    auto it = index_.find(task_id);
     if (it == index_.end()) return std::nullopt;
     return it->second;
   }
@@ -522,7 +528,7 @@ private:
   static_assert(std::is_nothrow_move_constructible_v<task>, "a task must move without throwing");
 
   std::vector<task> tasks_;
-  std::unordered_map<std::string, std::size_t> index_;
+  std::unordered_map<std::string, std::size_t, detail::text_hash, std::equal_to<>> index_;
   std::vector<task_group> groups_;
   detail::check_mark checked_;
 };

@@ -92,7 +92,9 @@ struct task_context {
   timestamp start_date{};
   std::map<std::string, std::string> fields;   ///< operator fields, templates rendered
   std::map<std::string, std::string> params;   ///< the run's params (DAG params with conf over them)
-  std::map<std::string, std::string> environment;  ///< `DAGRUN_*` variables for child processes
+  /// Variables for the try's child processes besides the `DAGRUN_*` ones, which try_environment
+  /// adds (an entry here overrides one of those).
+  std::map<std::string, std::string> environment;
   std::filesystem::path log_path;              ///< this try's log file
   std::optional<std::chrono::milliseconds> timeout;  ///< execution_timeout, enforced by the operator's process or the engine
   std::stop_token stop;                        ///< requested when the try must stop (timeout, shutdown)
@@ -113,6 +115,13 @@ struct task_context {
   /// operators that need it (external_task_sensor, trigger_dagrun) fail saying so.
   std::function<bool(const metadata_job&, std::stop_token)> metadata = {};
 };
+
+/// The environment a try's child process gets on top of its parent's: `DAGRUN_DAG_ID`,
+/// `DAGRUN_TASK_ID`, `DAGRUN_RUN_ID`, `DAGRUN_LOGICAL_DATE`, `DAGRUN_TRY_NUMBER`,
+/// `DAGRUN_MAP_INDEX` (a mapped instance only) and `DAGRUN_OWNER_PID` (this process, which runs the
+/// try: recovery and workers find the processes of a dead owner by it), then `ctx.environment`.
+/// Made when a process is started, not with every try's context: most tries start none.
+std::map<std::string, std::string> try_environment(const task_context& ctx);
 
 /// Whether boolean field `name` of a try is set to true (`true` or `True`, as the load-time check
 /// accepts); false when absent.

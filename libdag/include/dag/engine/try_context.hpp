@@ -64,12 +64,12 @@ struct try_spec {
 task_context make_try_context(const definition& d, const task& t, const operator_spec* op, const run_record& run,
                               const try_spec& which, const try_sources& sources);
 
-/// Completes a context for the process that runs the try: the `DAGRUN_*` environment with this
-/// process as the owner (recovery and workers find the processes of a dead owner by it), and the
-/// connection the `conn_id` field names resolved now through `connections` (operators run on other
-/// threads, or on a worker, where the sources are not at hand): `connection_lookup` answers from
-/// it, and its secrets (add_connection_secrets) join `secrets`. Called by make_try_context, and by a worker on the
-/// context the queue brought, with its own environment's connections.
+/// Completes a context for the process that runs the try: the connection the `conn_id` field
+/// names, resolved now through `connections` (operators run on other threads, or on a worker, where
+/// the sources are not at hand): `connection_lookup` answers from it, and its secrets
+/// (add_connection_secrets) join `secrets`. Called by make_try_context, and by a worker on the
+/// context the queue brought, with its own environment's connections. (The `DAGRUN_*` environment,
+/// with the process that runs the try as its owner, is made when a process starts: try_environment.)
 void finish_try_context(task_context& ctx, const connection_source& connections);
 
 /// This process's id, read once (getpid is a system call; a try's start records it twice).
