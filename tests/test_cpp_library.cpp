@@ -20,7 +20,9 @@ std::vector<dag::definition> test_dags() {
   dag::definition first{"cpp_library_first"};
   first.schedule("@daily").start_date("2024-01-01").catchup(false).default_args(defaults);
   auto hello = first.callable("hello", [](dag::task_context& ctx) {
-    ctx.log("hello from the library");
+    // try_environment is what a callable gives a process it starts: usable from a library, which
+    // links dag::core and dag::schedule only.
+    ctx.log("hello from the library (" + dag::try_environment(ctx).at("DAGRUN_DAG_ID") + ")");
     return dag::operator_result::success("from " + ctx.dag_id);
   });
   auto after = first.bash("after", "echo {{ ti.xcom_pull('hello') }}");
@@ -125,7 +127,7 @@ TEST_CASE("CppLibrary.LoadsEveryDagOfABuiltLibrary") {
   const dag::operator_result result = hello->callable(ctx);
   CHECK(result.outcome == dag::try_outcome::success);
   CHECK(result.xcom == std::optional<std::string>("from cpp_library_first"));
-  CHECK(logged == "hello from the library");
+  CHECK(logged == "hello from the library (cpp_library_first)");
 }
 
 TEST_CASE("CppLibrary.LoadingTwiceGivesFreshDefinitions") {

@@ -59,8 +59,8 @@ ALTER TABLE dagrun_task_queue DROP CONSTRAINT IF EXISTS dagrun_task_queue_not_ta
 ALTER TABLE dagrun_task_queue ADD CONSTRAINT dagrun_task_queue_not_taken CHECK (state <> 'taken');
 -- Room on each page for the in-place updates (pages written from now on).
 ALTER TABLE dagrun_task_queue SET (fillfactor = 80);
--- Format 3: a try's payload (what a worker needs to run it: 500-900 bytes of rendered fields,
--- environment and log path) in a table of its own, written once, read once by the claim and
+-- Format 3: a try's payload (what a worker needs to run it: a few hundred bytes of rendered
+-- fields, params and log path) in a table of its own, written once, read once by the claim and
 -- deleted with the try's end, so that the claim, the completion and the take, each of which
 -- writes a new version of the try's row, no longer copy it into the heap and the WAL. A table
 -- of an older format hands the payloads of tries not yet ended over; ended ones need none.

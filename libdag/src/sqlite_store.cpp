@@ -225,8 +225,8 @@ std::string sql_of(const row_write& w) {
 /// The SQLite store. One object is one SQLite connection, opened without SQLite's own mutex, so it
 /// must be used from one thread at a time (open one store per thread); SQLite's file locks, the WAL
 /// and the busy timeout arbitrate between store objects and processes sharing a file. No global
-/// state but SQLite's memory statistics turned off (sqlite_memory_statistics_off): everything, the
-/// statement cache included, lives in the object.
+/// state but SQLite's memory statistics turned off (sqlite_memory_statistics_off) and the WAL's VFS
+/// registered: everything else, the statement cache included, lives in the object.
 class sqlite_store final : public store_core, private session {
 public:
   /// Opens (creating if missing) and migrates the database at `path`.
@@ -304,7 +304,9 @@ std::string read_only_uri(const std::string& path) {
 // record buffers of a scheduler step, about 8 % of the instructions of a store's writer. Nothing
 // in dagrun reads those counts (sqlite3_memory_used), so they are turned off, once, before SQLite
 // first initializes in this process; a program that used SQLite before keeps them (sqlite3_config
-// then refuses, and nothing changes). This is SQLite's only process-wide setting dagrun makes.
+// then refuses, and nothing changes). Besides its VFS (sqlite_wal_vfs.hpp), this is the only
+// process-wide SQLite setting dagrun makes. sqlite3_config must not run while another thread
+// initializes SQLite: the first store opens before any try (a SQL task's own connection) runs.
 bool sqlite_memory_statistics_off() {
   static const bool off = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
   return off;

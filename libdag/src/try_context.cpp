@@ -215,19 +215,4 @@ void finish_try_context(task_context& ctx, const connection_source& connections)
   };
 }
 
-std::map<std::string, std::string> try_environment(const task_context& ctx) {
-  // The tries of a run share its logical date: formatted once per run a thread starts, not per try.
-  thread_local std::pair<time_point, std::string> date{time_point::min(), ""};
-  if (date.first != ctx.logical_date) date = {ctx.logical_date, format_iso(ctx.logical_date)};
-  std::map<std::string, std::string> out{{"DAGRUN_DAG_ID", ctx.dag_id},
-                                         {"DAGRUN_TASK_ID", ctx.task_id},
-                                         {"DAGRUN_RUN_ID", ctx.run_id},
-                                         {"DAGRUN_LOGICAL_DATE", date.second},
-                                         {"DAGRUN_TRY_NUMBER", std::to_string(ctx.try_number)},
-                                         {"DAGRUN_OWNER_PID", std::to_string(this_process_id())}};
-  if (ctx.map_index >= 0) out["DAGRUN_MAP_INDEX"] = std::to_string(ctx.map_index);
-  for (const auto& [name, value] : ctx.environment) out[name] = value;
-  return out;
-}
-
 }  // namespace dag

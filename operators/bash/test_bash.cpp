@@ -53,14 +53,17 @@ TEST_CASE("BashOperator.LastStdoutLineIsTheXCom") {
 
 TEST_CASE("BashOperator.EnvironmentAndExtraEnv") {
   bash_try t;
-  // The DAGRUN_* variables come from the try's context; its `environment` adds and overrides.
+  // The DAGRUN_* variables come from the try's context, over what its `environment` adds: a
+  // queue row an older scheduler wrote carries that scheduler's pid as the owner, which must not
+  // reach the process (a worker would take it for an orphan of a dead owner).
   t.ctx.dag_id = "d";
+  t.ctx.task_id = "t";
   t.ctx.try_number = 3;
   t.ctx.map_index = 2;
-  t.ctx.environment = {{"DAGRUN_TASK_ID", "over"}, {"EXTRA", "x"}};
+  t.ctx.environment = {{"DAGRUN_TASK_ID", "old"}, {"DAGRUN_OWNER_PID", "1"}, {"EXTRA", "x"}};
   t.ctx.fields["env.REGION"] = "eu";
   CHECK(t.run("echo $DAGRUN_DAG_ID-$DAGRUN_TRY_NUMBER-$DAGRUN_MAP_INDEX-$DAGRUN_TASK_ID-$EXTRA-$REGION").xcom ==
-        "d-3-2-over-x-eu");
+        "d-3-2-t-x-eu");
   CHECK(t.run("echo $DAGRUN_OWNER_PID").xcom == std::to_string(::getpid()));
   t.ctx.map_index = -1;  // not a mapped instance: no DAGRUN_MAP_INDEX
   CHECK(t.run("echo \"${DAGRUN_MAP_INDEX-unset}\"").xcom == "unset");

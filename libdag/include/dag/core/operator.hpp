@@ -12,6 +12,8 @@
 #include <stop_token>
 #include <vector>
 
+#include <unistd.h>
+
 #include <dag/core/connection.hpp>
 #include <dag/core/time.hpp>
 
@@ -93,7 +95,7 @@ struct task_context {
   std::map<std::string, std::string> fields;   ///< operator fields, templates rendered
   std::map<std::string, std::string> params;   ///< the run's params (DAG params with conf over them)
   /// Variables for the try's child processes besides the `DAGRUN_*` ones, which try_environment
-  /// adds (an entry here overrides one of those).
+  /// adds over them.
   std::map<std::string, std::string> environment;
   std::filesystem::path log_path;              ///< this try's log file
   std::optional<std::chrono::milliseconds> timeout;  ///< execution_timeout, enforced by the operator's process or the engine
@@ -116,12 +118,25 @@ struct task_context {
   std::function<bool(const metadata_job&, std::stop_token)> metadata = {};
 };
 
-/// The environment a try's child process gets on top of its parent's: `DAGRUN_DAG_ID`,
-/// `DAGRUN_TASK_ID`, `DAGRUN_RUN_ID`, `DAGRUN_LOGICAL_DATE`, `DAGRUN_TRY_NUMBER`,
-/// `DAGRUN_MAP_INDEX` (a mapped instance only) and `DAGRUN_OWNER_PID` (this process, which runs the
-/// try: recovery and workers find the processes of a dead owner by it), then `ctx.environment`.
-/// Made when a process is started, not with every try's context: most tries start none.
-std::map<std::string, std::string> try_environment(const task_context& ctx);
+/// The environment a try's child process gets on top of its parent's: `ctx.environment`, with
+/// `DAGRUN_DAG_ID`, `DAGRUN_TASK_ID`, `DAGRUN_RUN_ID`, `DAGRUN_LOGICAL_DATE`, `DAGRUN_TRY_NUMBER`,
+/// `DAGRUN_MAP_INDEX` (a mapped instance only) and `DAGRUN_OWNER_PID` over it. The owner is this
+/// process, which runs the try: recovery and workers find the processes of a dead owner by it, so
+/// no entry of `ctx.environment` may name another (a queue row an older scheduler wrote carries its
+/// own pid there). Made when a process is started, not with every try's context: most tries start
+/// none. Inline: a C++ DAG library's callables link only dag::core and dag::schedule.
+inline std::map<std::string, std::string> try_environment(const task_context& ctx) {
+  std::map<std::string, std::string> out = ctx.environment;
+  out["DAGRUN_DAG_ID"] = ctx.dag_id;
+  out["DAGRUN_TASK_ID"] = ctx.task_id;
+  out["DAGRUN_RUN_ID"] = ctx.run_id;
+  out["DAGRUN_LOGICAL_DATE"] = format_iso(ctx.logical_date);
+  out["DAGRUN_TRY_NUMBER"] = std::to_string(ctx.try_number);
+  out["DAGRUN_OWNER_PID"] = std::to_string(::getpid());
+  if (ctx.map_index >= 0) out["DAGRUN_MAP_INDEX"] = std::to_string(ctx.map_index);
+  else out.erase("DAGRUN_MAP_INDEX");
+  return out;
+}
 
 /// Whether boolean field `name` of a try is set to true (`true` or `True`, as the load-time check
 /// accepts); false when absent.

@@ -1,8 +1,9 @@
 #pragma once
-/// @file The one place a try's context is built: ids and dates, params, `execution_timeout`, the
-/// `DAGRUN_*` environment, fields rendered, connections resolved and secrets collected. The engine,
-/// `dagrun test` and queue workers (which complete the context the scheduler built and sent) all
-/// use it, so a try sees the same fields, environment and masked secrets wherever it runs.
+/// @file The one place a try's context is built: ids and dates, params, `execution_timeout`,
+/// fields rendered, connections resolved and secrets collected. The engine, `dagrun test` and queue
+/// workers (which complete the context the scheduler built and sent) all use it, so a try sees the
+/// same fields and masked secrets wherever it runs; the `DAGRUN_*` environment of its processes
+/// comes from the context alone (try_environment, dag/core/operator.hpp).
 
 #include <filesystem>
 #include <functional>

@@ -29,7 +29,7 @@ struct queued_try {
   int priority = 1;                               ///< higher is claimed first
   std::string operator_name;                      ///< the operator to run
   std::map<std::string, std::string> fields;      ///< rendered operator fields
-  std::map<std::string, std::string> environment; ///< DAGRUN_* variables
+  std::map<std::string, std::string> environment; ///< extra variables (the DAGRUN_* ones are made on the worker)
   std::map<std::string, std::string> params;      ///< the run's params
   std::string log_path;                           ///< the try's log file (on the worker's machine)
   std::optional<std::int64_t> timeout_ms;         ///< execution_timeout

@@ -31,7 +31,7 @@ namespace dag {
 
 /// The version of the DAG library ABI this libdag loads; bump it whenever a type that crosses
 /// the boundary (definition, task, task_context, operator_result, …) changes.
-inline constexpr int cpp_library_abi_version = 3;  // 3: metadata_view::dags holds shared definitions; 2: tasks and contexts carry map indexes, datasets and pools
+inline constexpr int cpp_library_abi_version = 4;  // 4: a definition's task index hashes views, a context's environment holds extras only; 3: metadata_view::dags holds shared definitions; 2: tasks and contexts carry map indexes, datasets and pools
 
 namespace detail {
 // Mixes one value into a 64-bit FNV-1a style hash, at compile time.
