@@ -1390,7 +1390,7 @@ TEST_CASE_TEMPLATE("Store.TextThatIsNotUtf8OrHoldsANulByteIsWrittenNotRefused", 
   database db;
   auto s = db.make_store();
   const auto run = daily_run("etl", utc(2024, 1, 1));
-  REQUIRE(s->apply(creating(run, {"a"})).runs_created == std::vector<bool>{true});
+  REQUIRE(s->apply(creating(run, {"a", "b", "c"})).runs_created == std::vector<bool>{true});
   const std::string odd("caf\xe9 \0 \xff\xfe ok \xe2\x82\xac", 16);  // Latin-1, NUL, stray bytes, then a real euro sign
   dag::change_set c;
   c.task_instances = {moving(run, "a", dag::task_state::none, 0, dag::task_state::success, 1)};
@@ -1413,6 +1413,32 @@ TEST_CASE_TEMPLATE("Store.TextThatIsNotUtf8OrHoldsANulByteIsWrittenNotRefused", 
   const auto tries = s->tries("etl", run.run_id, "a");
   REQUIRE(tries.size() == 1);
   CHECK(tries[0].message == held);
+
+  // The same text in a batch of two rows (PostgreSQL sends one row as scalar parameters and a
+  // batch as arrays, whose elements are quoted: quotes and backslashes too).
+  const std::string quoted = odd + " \"q\" \\b";
+  dag::change_set two;
+  for (const std::string task : {"b", "c"}) {
+    two.task_instances.push_back(moving(run, task, dag::task_state::none, 0, dag::task_state::success, 1));
+    two.task_instances.back().record.message = quoted;
+    t.task_id = task;
+    t.message = quoted;
+    two.tries.push_back(t);
+    two.xcoms.push_back({"etl", run.run_id, task, "return_value", quoted});
+  }
+  REQUIRE(s->apply(two).task_instances_updated == std::vector<bool>{true, true});
+  const std::string held_quoted = held + " \"q\" \\b";
+  for (const std::string task : {"b", "c"}) {
+    CAPTURE(task);
+    CHECK(s->xcom("etl", run.run_id, task) == held_quoted);
+    const auto instances = s->task_instances("etl", run.run_id);
+    const auto it = std::find_if(instances.begin(), instances.end(), [&](const auto& i) { return i.task_id == task; });
+    REQUIRE(it != instances.end());
+    CHECK(it->message == held_quoted);
+    const auto its_tries = s->tries("etl", run.run_id, task);
+    REQUIRE(its_tries.size() == 1);
+    CHECK(its_tries[0].message == held_quoted);
+  }
 }
 
 TEST_CASE_TEMPLATE("Store.KeysThatDifferOnlyInBytesPostgreSqlCannotHoldAreOneKeyThere", database, STORE_BACKENDS) {

@@ -1,6 +1,7 @@
 /// @file The PostgreSQL backend of the store core: a pg_connection (reconnection, retries and
 /// in-doubt commits: see pg_connection.hpp), migrations under an advisory lock, and the hot path's
-/// writes as set-based statements, one per batch, over array parameters.
+/// writes as set-based statements, one per batch, over array parameters (a batch of one row as
+/// the same statement over scalar parameters: see sql_of_one).
 
 #include <array>
 #include <cstddef>
@@ -8,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -42,6 +44,42 @@ std::string sql_of(const row_write& w) {
     return "INSERT INTO " + w.table + " " + w.from + ", " + rows + where + " ORDER BY u.ord " + w.clause;
   if (w.what == row_write::verb::remove) return "DELETE FROM " + w.table + " AS r USING " + rows + where;
   return "UPDATE " + w.table + " AS r SET " + w.expand(w.clause, column) + " FROM " + rows + where + " RETURNING u.ord";
+}
+
+/// The SQL of `w` for one row, with one scalar parameter per column (`$1::text`). A one-row batch
+/// (most of a chain's writes) goes this way: PostgreSQL plans the set-based form again at every
+/// call (a generic plan's guess of an array's rows makes it dearer than a custom one, so the plan
+/// cache never keeps it), which cost more than running it; this form's generic plan is the custom
+/// one (an index scan on the key), kept after the fifth call.
+std::string sql_of_one(const row_write& w) {
+  const auto scalar = [&](std::size_t i) {
+    return "$" + std::to_string(i + 1) + "::" + std::string(type_names[static_cast<std::size_t>(w.given[i].type)]);
+  };
+  if (w.what == row_write::verb::insert) return "INSERT INTO " + w.table + " (" + w.names() + ") VALUES (" + w.refs(scalar) + ") " + w.clause;
+  const std::string where = " WHERE " + w.expand(w.condition, scalar);
+  std::string sql;
+  if (w.what == row_write::verb::copy) sql = "INSERT INTO " + w.table + " " + w.from + where + " " + w.clause;
+  else if (w.what == row_write::verb::remove) sql = "DELETE FROM " + w.table + " AS r" + where;
+  else sql = "UPDATE " + w.table + " AS r SET " + w.expand(w.clause, scalar) + where + " RETURNING 1";
+  // The array form names every column in its unnest; here a column only its row gives (named
+  // nowhere in the condition or assignments) would be a parameter without a type, refused by
+  // the server on one-row batches only. Caught here, where the write is defined.
+  for (std::size_t i = 0; i < w.given.size(); ++i)
+    if (sql.find("$" + std::to_string(i + 1) + "::") == std::string::npos)
+      throw std::logic_error("store write on " + w.table + ": column " + w.given[i].name + " is given but used nowhere");
+  return sql;
+}
+
+/// `values` as libpq takes parameters: text (as PostgreSQL holds it, pg_text), nullopt for NULL.
+std::vector<std::optional<std::string>> parameters_of(std::span<const value> values) {
+  std::vector<std::optional<std::string>> texts;
+  texts.reserve(values.size());
+  for (const value& v : values) {
+    const auto* number = std::get_if<std::int64_t>(&v);
+    const auto* text = std::get_if<std::string_view>(&v);
+    texts.push_back(number ? std::to_string(*number) : text ? std::optional<std::string>(pg_text(*text)) : std::nullopt);
+  }
+  return texts;
 }
 
 /// Rows per set-based statement: large enough that 100k updates take a few dozen round trips, small
@@ -109,7 +147,8 @@ private:
 
   pg_connection conn_;
   pqxx::transaction_base* tx_ = nullptr;  ///< during `run`, the transaction of its current attempt
-  std::unordered_map<const row_write*, std::string> writes_;  ///< each write's SQL
+  std::unordered_map<const row_write*, std::string> writes_;         ///< each write's SQL
+  std::unordered_map<const row_write*, std::string> single_writes_;  ///< each write's SQL for one row
 };
 
 dialect postgres_dialect() {
@@ -142,12 +181,7 @@ void postgres_store::run(const char* what, access mode, const std::function<void
 
 std::size_t postgres_store::exec(std::string_view sql, std::span<const value> params,
                                  const std::function<void(std::span<const value>)>& each) {
-  std::vector<std::optional<std::string>> texts;  // as libpq takes them, nullopt for NULL
-  for (const value& v : params) {
-    const auto* number = std::get_if<std::int64_t>(&v);
-    const auto* text = std::get_if<std::string_view>(&v);
-    texts.push_back(number ? std::to_string(*number) : text ? std::optional<std::string>(pg_text(*text)) : std::nullopt);
-  }
+  const auto texts = parameters_of(params);
   const pqxx::result result = tx_->exec_prepared(conn_.prepared(sql), pqxx::prepare::make_dynamic_params(texts));
   std::vector<value> row;
   for (const auto& r : result) {
@@ -176,10 +210,19 @@ std::vector<bool> postgres_store::write(const row_write& w, std::size_t count, c
 
 std::vector<std::size_t> postgres_store::write_batch(const row_write& w, std::size_t begin, std::size_t end,
                                                      const row_source& rows) {
+  std::vector<value> row;
+  if (end - begin == 1) {
+    auto one = single_writes_.find(&w);
+    if (one == single_writes_.end()) one = single_writes_.emplace(&w, sql_of_one(w)).first;
+    rows(begin, row);  // may hold more than `w` takes (an update's row for its insert): the first columns
+    const auto texts = parameters_of(std::span<const value>(row).first(w.given.size()));
+    const pqxx::result r = tx_->exec_prepared(conn_.prepared(one->second), pqxx::prepare::make_dynamic_params(texts));
+    if (w.what == row_write::verb::update && !r.empty()) return {begin};
+    return {};
+  }
   auto it = writes_.find(&w);
   if (it == writes_.end()) it = writes_.emplace(&w, sql_of(w)).first;
   std::vector<std::string> arrays(w.given.size());  // one per column
-  std::vector<value> row;
   for (std::size_t i = begin; i < end; ++i) {
     rows(i, row);
     for (std::size_t c = 0; c < arrays.size(); ++c) add_element(arrays[c], row[c]);

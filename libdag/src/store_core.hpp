@@ -4,7 +4,8 @@
 /// written once over a few backend hooks, as spdlog's base_sink does for sinks. A backend brings
 /// its statement syntax, its types, its transactions and locking, and its batching: SQLite runs a
 /// cached statement per row (sqlite_store.cpp); PostgreSQL one set-based statement per batch over
-/// array parameters, on a connection that survives restarts (postgres_store.cpp).
+/// array parameters (one row over scalar ones), on a connection that survives restarts
+/// (postgres_store.cpp).
 ///
 /// Storage conventions (both backends):
 ///  - Every instant is an integer of microseconds since the Unix epoch (UTC); logical dates and
@@ -47,7 +48,9 @@ using value = std::variant<std::monostate, std::int64_t, std::string_view>;
 
 /// A write applied to each row of a list, described once; each backend writes it as its own SQL
 /// (a statement per row, or one per batch). In `clause` and `condition`, `{name}` stands for the
-/// row's value of a given column and `r` for the table's row being written.
+/// row's value of a given column and `r` for the table's row being written. An update, remove or
+/// copy names each given column somewhere in them (a column given but unused is refused when the
+/// statement is made: PostgreSQL could not type its parameter).
 struct row_write {
   /// What the write does.
   enum class verb { insert, update, remove, copy };
