@@ -27,13 +27,18 @@ namespace {
 /// PostgreSQL's type for each column_type; arrays of it carry a batch's column.
 constexpr std::array<std::string_view, 4> type_names{"text", "integer", "bigint", "boolean"};
 
+/// The parameter that carries given column `i` of `w`, typed: `$1::text`, or `$1::text[]` for an
+/// array of a batch's values.
+std::string parameter(const row_write& w, std::size_t i, bool array) {
+  return "$" + std::to_string(i + 1) + "::" + std::string(type_names[static_cast<std::size_t>(w.given[i].type)]) +
+         (array ? "[]" : "");
+}
+
 /// The SQL of `w` for a whole batch: rows travel as one array parameter per column (`$1::text[]`),
 /// unnested server-side, so one prepared statement serves any batch size and a batch is one round
 /// trip. An update returns the ordinals (from 1) of the rows that won.
 std::string sql_of(const row_write& w) {
-  const auto array = [&](std::size_t i) {
-    return "$" + std::to_string(i + 1) + "::" + std::string(type_names[static_cast<std::size_t>(w.given[i].type)]) + "[]";
-  };
+  const auto array = [&](std::size_t i) { return parameter(w, i, true); };
   const std::string rows = "unnest(" + w.refs(array) + ") WITH ORDINALITY AS u(" + w.names() + ", ord)";
   const auto column = [&](std::size_t i) { return "u." + w.given[i].name; };
   if (w.what == row_write::verb::insert)  // in the order given: ids drawn on insertion follow it
@@ -52,9 +57,7 @@ std::string sql_of(const row_write& w) {
 /// cache never keeps it), which cost more than running it; this form's generic plan is the custom
 /// one (an index scan on the key), kept after the fifth call.
 std::string sql_of_one(const row_write& w) {
-  const auto scalar = [&](std::size_t i) {
-    return "$" + std::to_string(i + 1) + "::" + std::string(type_names[static_cast<std::size_t>(w.given[i].type)]);
-  };
+  const auto scalar = [&](std::size_t i) { return parameter(w, i, false); };
   if (w.what == row_write::verb::insert) return "INSERT INTO " + w.table + " (" + w.names() + ") VALUES (" + w.refs(scalar) + ") " + w.clause;
   const std::string where = " WHERE " + w.expand(w.condition, scalar);
   std::string sql;
@@ -65,7 +68,7 @@ std::string sql_of_one(const row_write& w) {
   // nowhere in the condition or assignments) would be a parameter without a type, refused by
   // the server on one-row batches only. Caught here, where the write is defined.
   for (std::size_t i = 0; i < w.given.size(); ++i)
-    if (sql.find("$" + std::to_string(i + 1) + "::") == std::string::npos)
+    if (sql.find(parameter(w, i, false)) == std::string::npos)
       throw std::logic_error("store write on " + w.table + ": column " + w.given[i].name + " is given but used nowhere");
   return sql;
 }
