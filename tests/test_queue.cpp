@@ -352,6 +352,72 @@ TEST_CASE("Queue.ARowTwiceInOneCompletionIsFinishedOnlyByItsCurrentLease") {
   CHECK(taken[1].outcome.result.xcom == "b's");
 }
 
+TEST_CASE("Queue.OneTryAloneAndTriesInABatchTravelAlike") {
+  // One try, one end and one acknowledgement alone go by prepared statements over parameters,
+  // more go as lists: the same text comes back either way, and each form keeps its rules (a try
+  // queued twice has one row, a stale lease's end and a second end are refused, acknowledged ends
+  // and their payloads are gone).
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);
+  const std::string odd = "it's \\ \"quoted\" $1 ?1 \u00e9t\u00e9 \n\t; DROP TABLE x; --";
+  const auto odd_try = [&](const std::string& task_id, int priority) {
+    dag::queued_try t = bash_try(task_id);
+    t.run_id = odd;
+    t.queue = "default";
+    t.priority = priority;
+    t.map_index = 3;
+    t.try_number = 2;
+    t.fields["bash_command"] = "echo " + odd;
+    t.params["p"] = odd;
+    return t;
+  };
+  for (const std::size_t batch : {std::size_t{1}, std::size_t{3}}) {
+    CAPTURE(batch);
+    std::vector<dag::queued_try> tries;
+    for (std::size_t i = 0; i < batch; ++i) tries.push_back(odd_try("t" + std::to_string(batch) + odd + std::to_string(i), 7));
+    q->enqueue(tries);
+    q->enqueue(tries);  // again (another scheduler's): no second row
+    CHECK(q->counts().first == static_cast<std::int64_t>(batch));
+    auto claimed = q->claim({"default"}, 10, "w");
+    REQUIRE(claimed.size() == batch);
+    std::sort(claimed.begin(), claimed.end(), [](const auto& x, const auto& y) { return x.task_id < y.task_id; });
+    std::vector<dag::queued_result> ends;
+    for (std::size_t i = 0; i < batch; ++i) {
+      const auto& c = claimed[i];
+      CHECK(c.task_id == tries[i].task_id);
+      CHECK(c.run_id == odd);
+      CHECK(c.map_index == 3);
+      CHECK(c.try_number == 2);
+      CHECK(c.priority == 7);
+      CHECK(c.fields.at("bash_command") == "echo " + odd);
+      CHECK(c.params.at("p") == odd);
+      dag::queued_result r = succeeded(c);
+      r.result = dag::operator_result::success(odd + c.task_id);
+      ends.push_back(r);
+    }
+    // A stale lease's end alone is refused and changes nothing; the current ones are taken.
+    dag::queued_result stale = ends.front();
+    stale.lease_token = "not-the-lease";
+    stale.result = dag::operator_result::success("stale");
+    CHECK(q->complete({stale}) == std::vector<bool>{false});
+    CHECK(q->complete(ends) == std::vector<bool>(batch, true));
+    CHECK(q->complete({ends.front()}) == std::vector<bool>{false});  // ended already
+    auto taken = q->take_finished(10, 60s);
+    REQUIRE(taken.size() == batch);
+    std::vector<std::int64_t> ids;
+    for (const auto& f : taken) {
+      CHECK(f.outcome.result.xcom == odd + f.item.task_id);
+      CHECK(f.item.run_id == odd);
+      ids.push_back(f.item.id);
+    }
+    q->acknowledge(ids);
+    CHECK(q->pending_keys().empty());
+  }
+  pqxx::connection c(s.url);
+  pqxx::work tx(c);
+  CHECK(tx.exec1("SELECT count(*) FROM dagrun_task_queue_payload")[0].as<int>() == 0);
+}
+
 TEST_CASE("Queue.ATrysStartGoesToTheWorkerAndComesBackWithItsEnd") {
   // The scheduler's stamp of a try's start names the poke of a rescheduled sensor an end is of: it
   // travels with the try (payload), and the worker hands it back with the result.

@@ -293,7 +293,8 @@ void pg_connection::attempts(const char* what, bool write, const attempt_body& b
       if (!conn_) open();
       if (!write) {
         pqxx::nontransaction tx(*conn_);
-        return body(tx);
+        body(tx);
+        return;
       }
       if (unsettled_ != 0) {
         // An earlier write's outcome first: this attempt's mark would overwrite its mark. Kept
@@ -312,14 +313,15 @@ void pg_connection::attempts(const char* what, bool write, const attempt_body& b
       }
       prepare_marks();
       pqxx::work tx(*conn_);
-      body(tx);
-      marked = ++attempts_;
-      tx.exec_prepared(prepared(sql_mark_attempt), client_, marked, lock_key_);
+      if (body(tx)) {
+        marked = ++attempts_;
+        tx.exec_prepared(prepared(sql_mark_attempt), client_, marked, lock_key_);
+      }
       try {
         tx.commit();
         return;
       } catch (const pqxx::in_doubt_error& e) {
-        in_doubt = true;
+        in_doubt = marked != 0;  // one that changed nothing did the same either way: run again
         problem = e.what();
         broken = true;
       }

@@ -12,7 +12,8 @@
 ///  - lost during COMMIT (libpqxx's in_doubt_error): it may have committed. A blind retry would
 ///    report as lost what the first attempt did (a compare-and-set update now finds its own write
 ///    and loses; a claimed queue row is claimed again), and the caller would never act on it. So
-///    every write transaction also writes, just before COMMIT, its attempt number into the row of
+///    every write transaction (but one its caller knows changed nothing: `write_if_changed`)
+///    also writes, just before COMMIT, its attempt number into the row of
 ///    this connection object in `dagrun_commit_marks` (a random client id, one row per object),
 ///    and takes the object's own advisory lock (a random key) until it ends. After reconnecting:
 ///    if a session still holds that lock, the transaction is still running (only the network
@@ -107,13 +108,21 @@ public:
   /// connection when it breaks; returns what `body` returns.
   template <class F>
   auto read(const char* what, F&& body) {
-    return transact(what, false, body);
+    return transact(what, false, body, [](const auto&...) { return false; });
   }
   /// Runs `body(tx)` in one transaction whose outcome is made certain (see the file comment);
   /// returns what `body` returned in the attempt that committed.
   template <class F>
   auto write(const char* what, F&& body) {
-    return transact(what, true, body);
+    return transact(what, true, body, [](const auto&...) { return false; });
+  }
+  /// As `write`, for a body that often changes nothing (a claim that finds no queued try): when
+  /// `unchanged(result)` says the attempt changed nothing, it commits without its mark, a write
+  /// that would make the COMMIT wait for the disk. Committed or not, such an attempt did the same,
+  /// so one whose COMMIT was in doubt is simply run again.
+  template <class F, class Unchanged>
+  auto write_if_changed(const char* what, F&& body, Unchanged&& unchanged) {
+    return transact(what, true, body, unchanged);
   }
 
   /// The write attempt that threw with its COMMIT's outcome still unknown and is not settled
@@ -138,16 +147,23 @@ public:
 
 private:
   class listener;
-  using attempt_body = std::function<void(pqxx::transaction_base&)>;
+  /// An attempt's body: true when it changed something (and so must leave its mark).
+  using attempt_body = std::function<bool(pqxx::transaction_base&)>;
 
-  template <class F>
-  auto transact(const char* what, bool write, F& body) {
+  template <class F, class Unchanged>
+  auto transact(const char* what, bool write, F& body, const Unchanged& unchanged) {
     using result = std::invoke_result_t<F&, pqxx::transaction_base&>;
     if constexpr (std::is_void_v<result>) {
-      attempts(what, write, body);
+      attempts(what, write, [&](pqxx::transaction_base& tx) {
+        body(tx);
+        return true;
+      });
     } else {
       std::optional<result> out;  // from the attempt that counted
-      attempts(what, write, [&](pqxx::transaction_base& tx) { out = body(tx); });
+      attempts(what, write, [&](pqxx::transaction_base& tx) {
+        out = body(tx);
+        return !unchanged(*out);
+      });
       return std::move(*out);
     }
   }

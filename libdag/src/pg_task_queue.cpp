@@ -163,8 +163,37 @@ timestamp instance_start_in(const char* payload) {
   return timestamp{std::chrono::microseconds(it->get<std::int64_t>())};
 }
 
+/// Whether a claim, take or expiry found nothing, and so changed nothing.
+constexpr auto nothing_in = [](const auto& rows) { return rows.empty(); };
+
 /// What a scheduler reads of a finished try's row.
 std::string finished_columns() { return std::string(key_columns) + ", q.result"; }
+
+// One row alone: each hop of a chain of tries sends one try, acknowledges one end and completes
+// one try. The forms for many rows are new statement texts (VALUES lists) or array parameters,
+// which PostgreSQL plans at every call, and for one row the plan costs more than running it. So
+// one row goes by a prepared statement over scalar parameters, whose plan (index lookups by the
+// key or the id) the plan cache keeps.
+
+/// A try and its payload; a try another scheduler queued already keeps its row (as below).
+constexpr const char* enqueue_one_sql =
+    "WITH i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority) "
+    "VALUES ($1::text, $2::text, $3::text, $4::int, $5::int, $6::text, $7::int) "
+    "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING RETURNING id) "
+    "INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, $8::text FROM i";
+
+/// A worker's end of one try, accepted only from its current lease (see complete).
+constexpr const char* complete_one_sql =
+    "WITH u AS (UPDATE dagrun_task_queue q SET state = 'done', result = $3::text WHERE q.id = $1::bigint AND "
+    "q.lease_token = $2::text AND q.state = 'claimed' RETURNING q.id), "
+    "d AS (DELETE FROM dagrun_task_queue_payload p USING u WHERE p.id = u.id) SELECT id FROM u";
+
+/// The acknowledgement of recorded ends whose ids meet `ids` (see send).
+std::string acknowledge_sql(std::string_view ids) {
+  return "WITH d AS (DELETE FROM dagrun_task_queue WHERE id " + std::string(ids) +
+         " AND state = 'done' AND taken_at IS NOT NULL RETURNING id) "
+         "DELETE FROM dagrun_task_queue_payload p USING d WHERE p.id = d.id";
+}
 
 std::string result_of(const queued_result& r) {
   json j = detail::result_json(r.result);
@@ -249,7 +278,9 @@ public:
 
   std::vector<queued_try> claim(const std::vector<std::string>& queues, int max, const std::string& worker) override {
     if (max <= 0 || queues.empty()) return {};
-    return conn_.write("claim tries", [&](pqxx::transaction_base& tx) {
+    // A claim that finds nothing (each worker asks after every end it reports, and on every
+    // notice) changes nothing, and commits without a mark (pg_connection::write_if_changed).
+    return conn_.write_if_changed("claim tries", [&](pqxx::transaction_base& tx) {
       // The queues, the worker and the limit are written into the statement, which a worker
       // prepares once for each limit it uses (at most its concurrency): `queue IN ('default')` is
       // an equality the `ready` index returns in priority order, where `queue = ANY($1)` would
@@ -267,12 +298,12 @@ public:
       std::vector<queued_try> out;
       for (const auto& row : tx.exec_prepared(conn_.prepared(sql))) out.push_back(read_try(row));
       return out;
-    });
+    }, nothing_in);
   }
 
   std::vector<std::string> heartbeat(const std::vector<std::string>& tokens) override {
     if (tokens.empty()) return {};
-    return conn_.write("renew leases", [&](pqxx::transaction_base& tx) {
+    return conn_.write_if_changed("renew leases", [&](pqxx::transaction_base& tx) {
       std::string in;
       for (const auto& t : tokens) in += (in.empty() ? "" : ",") + tx.quote(t);
       std::set<std::string> alive;
@@ -283,12 +314,19 @@ public:
       for (const auto& t : tokens)
         if (!alive.contains(t)) lost.push_back(t);
       return lost;
-    });
+    }, [&](const std::vector<std::string>& lost) { return lost.size() == tokens.size(); });
   }
 
   std::vector<bool> complete(const std::vector<queued_result>& results) override {
     if (results.empty()) return {};
     return conn_.write("complete tries", [&](pqxx::transaction_base& tx) {
+      std::vector<bool> out;
+      if (results.size() == 1) {  // prepared, as enqueue_one_sql says why
+        const auto& r = results.front();
+        out.push_back(!tx.exec_prepared(conn_.prepared(complete_one_sql), r.id, r.lease_token, result_of(r)).empty());
+        tx.exec("NOTIFY dagrun_finished");
+        return out;
+      }
       std::string values;
       for (const auto& r : results)
         values += (values.empty() ? "" : ",") + std::string("(") + std::to_string(r.id) + "::bigint," +
@@ -305,7 +343,6 @@ public:
                                               "SELECT id, token FROM u"))
         accepted.emplace(row[0].as<std::int64_t>(), row[1].c_str());
       tx.exec("NOTIFY dagrun_finished");
-      std::vector<bool> out;
       for (const auto& r : results) out.push_back(accepted.contains({r.id, r.lease_token}));
       return out;
     });
@@ -313,7 +350,7 @@ public:
 
   std::vector<finished_try> take_finished(int max, std::chrono::milliseconds stale_after) override {
     if (max <= 0) return {};
-    return conn_.write("take finished tries", [&](pqxx::transaction_base& tx) {
+    return conn_.write_if_changed("take finished tries", [&](pqxx::transaction_base& tx) {
       // Taken, not deleted: the row stays until the scheduler acknowledges the end as recorded,
       // so a scheduler (or database) crash in between loses nothing. A row taken and left
       // unacknowledged for `stale_after` (its scheduler died) is taken again, by anyone. Taking
@@ -336,11 +373,11 @@ public:
         out.push_back(std::move(f));
       }
       return out;
-    });
+    }, nothing_in);
   }
 
   std::vector<finished_try> expire_leases(std::chrono::milliseconds lease) override {
-    return conn_.write("expire leases", [&](pqxx::transaction_base& tx) {
+    return conn_.write_if_changed("expire leases", [&](pqxx::transaction_base& tx) {
       std::vector<finished_try> out;
       const std::string ms = "interval '1 millisecond' * " + std::to_string(lease.count());
       // A lost try becomes a taken end holding its failure, acknowledged like any end. A server
@@ -373,7 +410,7 @@ public:
         tx.exec("UPDATE dagrun_task_queue SET result = " + tx.quote(result_of(f.outcome)) +
                 " WHERE id = " + std::to_string(f.item.id));
       return out;
-    });
+    }, nothing_in);
   }
 
   bool wait(const std::string& channel, std::chrono::milliseconds max) override {
@@ -411,17 +448,18 @@ private:
   void send(const std::vector<queued_try>& tries, const std::vector<std::int64_t>& acknowledged) {
     conn_.write(tries.empty() ? "acknowledge recorded tries" : "enqueue tries", [&](pqxx::transaction_base& tx) {
       if (!acknowledged.empty()) {
-        std::string ids;
-        for (const auto id : acknowledged) detail::add_array_element(ids, id);
-        detail::close_array(ids);
         // Only a taken end: the id of a row is never reused, and the row is gone or taken. Its
         // payload, if any, goes with it: an end's payload is deleted with the end, but a worker
         // of format 2 that is still running after the upgrade ends a try it claimed before
         // without deleting the payload the upgrade moved.
-        tx.exec_prepared(conn_.prepared("WITH d AS (DELETE FROM dagrun_task_queue WHERE id = ANY($1::bigint[]) AND state = 'done' "
-                                        "AND taken_at IS NOT NULL RETURNING id) "
-                                        "DELETE FROM dagrun_task_queue_payload p USING d WHERE p.id = d.id"),
-                         ids);
+        if (acknowledged.size() == 1) {  // prepared, as enqueue_one_sql says why
+          tx.exec_prepared(conn_.prepared(acknowledge_sql("= $1::bigint")), acknowledged.front());
+        } else {
+          std::string ids;
+          for (const auto id : acknowledged) detail::add_array_element(ids, id);
+          detail::close_array(ids);
+          tx.exec_prepared(conn_.prepared(acknowledge_sql("= ANY($1::bigint[])")), ids);
+        }
       }
       // A try named twice is sent once, as first named: its row and its payload must agree.
       std::vector<const queued_try*> unique;
@@ -430,6 +468,12 @@ private:
         std::set<try_key> seen;
         for (const auto& t : tries)
           if (seen.insert(key_of(t)).second) unique.push_back(&t);
+      }
+      if (unique.size() == 1) {  // prepared, as enqueue_one_sql says why
+        const queued_try& t = *unique.front();
+        tx.exec_prepared(conn_.prepared(enqueue_one_sql), t.dag_id, t.run_id, t.task_id, t.try_number, t.map_index, t.queue,
+                         t.priority, payload_of(t));
+        unique.clear();
       }
       for (std::size_t start = 0; start < unique.size(); start += 500) {
         std::string sql = "WITH v (dag_id, run_id, task_id, try_number, map_index, queue, priority, payload) AS (VALUES ";
