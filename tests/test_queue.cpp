@@ -418,6 +418,39 @@ TEST_CASE("Queue.OneTryAloneAndTriesInABatchTravelAlike") {
   CHECK(tx.exec1("SELECT count(*) FROM dagrun_task_queue_payload")[0].as<int>() == 0);
 }
 
+TEST_CASE("Queue.AClaimOrTakeThatFindsNothingWritesNoCommitMark") {
+  // Workers claim after every end and on every notice, mostly finding nothing: such a transaction
+  // changed nothing, and its COMMIT need not wait for a mark written to disk. One that finds a
+  // try (or an end) still leaves its mark, for an in-doubt COMMIT to be settled by.
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);  // its first write (the table) leaves a mark
+  pqxx::connection c(s.url);
+  const auto marks = [&] {
+    pqxx::nontransaction tx(c);
+    return tx.exec1("SELECT count(*) * 1000 + COALESCE(sum(attempt), 0) FROM dagrun_commit_marks")[0].as<long>();
+  };
+  const long first = marks();
+  CHECK(first > 0);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(q->claim({"default"}, 10, "w").empty());
+    CHECK(q->take_finished(10, 60s).empty());
+    CHECK(q->expire_leases(0ms).empty());
+    CHECK(q->heartbeat({"no-such-lease"}) == std::vector<std::string>{"no-such-lease"});
+  }
+  CHECK(marks() == first);
+  q->enqueue({bash_try("a")});
+  const long enqueued = marks();
+  CHECK(enqueued == first + 1);
+  const auto claimed = q->claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 1);
+  CHECK(marks() == enqueued + 1);
+  CHECK(q->heartbeat({claimed[0].lease_token}).empty());
+  CHECK(marks() == enqueued + 2);
+  REQUIRE(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});
+  REQUIRE(q->take_finished(10, 60s).size() == 1);
+  CHECK(marks() == enqueued + 4);
+}
+
 TEST_CASE("Queue.ATrysStartGoesToTheWorkerAndComesBackWithItsEnd") {
   // The scheduler's stamp of a try's start names the poke of a rescheduled sensor an end is of: it
   // travels with the try (payload), and the worker hands it back with the result.
