@@ -451,6 +451,28 @@ TEST_CASE("Queue.AClaimOrTakeThatFindsNothingWritesNoCommitMark") {
   CHECK(marks() == enqueued + 4);
 }
 
+TEST_CASE("Queue.AClaimWhoseCommitReplyIsLostIsRunAgainWhenItFoundNothingAndSettledWhenItFoundATry" * doctest::timeout(120)) {
+  // A claim that found nothing wrote no mark: its COMMIT's lost reply leaves nothing to settle,
+  // and it is run again on a new connection. One that claimed a try is settled by its mark: the
+  // try comes back once, from the attempt that committed, and is not claimed again.
+  queue_sandbox s;
+  dag_test::flaky_proxy proxy(s.server);
+  auto q = dag::open_task_queue(proxy.url(s.url));
+  proxy.arm(dag_test::flaky_proxy::cut::reply_lost);
+  CHECK(q->claim({"default"}, 10, "w").empty());
+  CHECK(proxy.cuts() == 1);
+  auto direct = dag::open_task_queue(s.url);
+  direct->enqueue({bash_try("a")});
+  proxy.arm(dag_test::flaky_proxy::cut::reply_lost);
+  const auto claimed = q->claim({"default"}, 10, "w");
+  CHECK(proxy.cuts() == 2);
+  REQUIRE(claimed.size() == 1);
+  CHECK(claimed[0].task_id == "a");
+  CHECK(direct->claim({"default"}, 10, "other").empty());
+  CHECK(direct->counts().second == 1);
+  REQUIRE(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});  // its lease is the one claimed
+}
+
 TEST_CASE("Queue.ATrysStartGoesToTheWorkerAndComesBackWithItsEnd") {
   // The scheduler's stamp of a try's start names the poke of a rescheduled sensor an end is of: it
   // travels with the try (payload), and the worker hands it back with the result.
