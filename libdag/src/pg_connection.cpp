@@ -35,8 +35,9 @@ constexpr const char* sql_create_marks =
     "CREATE TABLE IF NOT EXISTS dagrun_commit_marks ("
     "client TEXT PRIMARY KEY, attempt BIGINT NOT NULL, at TIMESTAMPTZ NOT NULL)";
 // Marks of objects gone, or that changed nothing, for a day (a missing mark reads as "not
-// committed", which is right: an attempt's mark is written in its own transaction). A mark locked by a lingering transaction is left for another
-// time rather than waited for: every process's first write runs this.
+// committed", which is right: an attempt's mark is written in its own transaction). A mark
+// locked by a lingering transaction is left for another time rather than waited for: every
+// process's first write runs this.
 constexpr const char* sql_forget_old_marks =
     "DELETE FROM dagrun_commit_marks WHERE client IN (SELECT client FROM dagrun_commit_marks "
     "WHERE at < now() - interval '1 day' FOR UPDATE SKIP LOCKED)";

@@ -220,6 +220,28 @@ queued_result read_result(const queued_try& t, const std::string& text) {
   return out;
 }
 
+/// The batch form of pg_task_queue::complete: whether each result was accepted, in order.
+std::vector<bool> complete_many(pqxx::transaction_base& tx, const std::vector<queued_result>& results) {
+  std::string values;
+  for (const auto& r : results)
+    values += (values.empty() ? "" : ",") + std::string("(") + std::to_string(r.id) + "::bigint," +
+              tx.quote(r.lease_token) + "," + tx.quote(result_of(r)) + ")";
+  // Only a current lease may finish its try: a stale worker's late result changes nothing.
+  // Accepted by (row, token), not by row: a batch may carry one row twice, with the current
+  // token and a stale one, and only the current one finished it. An ended try's payload is
+  // deleted with the end: nothing reads it again.
+  std::set<std::pair<std::int64_t, std::string>> accepted;
+  for (const auto& row : tx.exec("WITH u AS (UPDATE dagrun_task_queue q SET state = 'done', result = v.result FROM (VALUES " +
+                                 values + ") AS v(id, token, result) WHERE q.id = v.id AND q.lease_token = v.token "
+                                          "AND q.state = 'claimed' RETURNING q.id, v.token), "
+                                          "d AS (DELETE FROM dagrun_task_queue_payload p USING u WHERE p.id = u.id) "
+                                          "SELECT id, token FROM u"))
+    accepted.emplace(row[0].as<std::int64_t>(), row[1].c_str());
+  std::vector<bool> out;
+  for (const auto& r : results) out.push_back(accepted.contains({r.id, r.lease_token}));
+  return out;
+}
+
 class pg_task_queue final : public task_queue {
 public:
   using task_queue::enqueue;
@@ -324,26 +346,10 @@ public:
       if (results.size() == 1) {  // prepared, as enqueue_one_sql says why
         const auto& r = results.front();
         out.push_back(!tx.exec_prepared(conn_.prepared(complete_one_sql), r.id, r.lease_token, result_of(r)).empty());
-        tx.exec("NOTIFY dagrun_finished");
-        return out;
+      } else {
+        out = complete_many(tx, results);
       }
-      std::string values;
-      for (const auto& r : results)
-        values += (values.empty() ? "" : ",") + std::string("(") + std::to_string(r.id) + "::bigint," +
-                  tx.quote(r.lease_token) + "," + tx.quote(result_of(r)) + ")";
-      // Only a current lease may finish its try: a stale worker's late result changes nothing.
-      // Accepted by (row, token), not by row: a batch may carry one row twice, with the current
-      // token and a stale one, and only the current one finished it. An ended try's payload is
-      // deleted with the end: nothing reads it again.
-      std::set<std::pair<std::int64_t, std::string>> accepted;
-      for (const auto& row : tx.exec("WITH u AS (UPDATE dagrun_task_queue q SET state = 'done', result = v.result FROM (VALUES " +
-                                     values + ") AS v(id, token, result) WHERE q.id = v.id AND q.lease_token = v.token "
-                                              "AND q.state = 'claimed' RETURNING q.id, v.token), "
-                                              "d AS (DELETE FROM dagrun_task_queue_payload p USING u WHERE p.id = u.id) "
-                                              "SELECT id, token FROM u"))
-        accepted.emplace(row[0].as<std::int64_t>(), row[1].c_str());
       tx.exec("NOTIFY dagrun_finished");
-      for (const auto& r : results) out.push_back(accepted.contains({r.id, r.lease_token}));
       return out;
     });
   }
@@ -473,25 +479,25 @@ private:
         const queued_try& t = *unique.front();
         tx.exec_prepared(conn_.prepared(enqueue_one_sql), t.dag_id, t.run_id, t.task_id, t.try_number, t.map_index, t.queue,
                          t.priority, payload_of(t));
-        unique.clear();
-      }
-      for (std::size_t start = 0; start < unique.size(); start += 500) {
-        std::string sql = "WITH v (dag_id, run_id, task_id, try_number, map_index, queue, priority, payload) AS (VALUES ";
-        for (std::size_t i = start; i < std::min(unique.size(), start + 500); ++i) {
-          const auto& t = *unique[i];
-          if (i != start) sql += ',';
-          sql += "(" + tx.quote(t.dag_id) + "," + tx.quote(t.run_id) + "," + tx.quote(t.task_id) + "," +
-                 std::to_string(t.try_number) + "," + std::to_string(t.map_index) + "," + tx.quote(t.queue) + "," + std::to_string(t.priority) + "," +
-                 tx.quote(payload_of(t)) + ")";
+      } else {
+        for (std::size_t start = 0; start < unique.size(); start += 500) {
+          std::string sql = "WITH v (dag_id, run_id, task_id, try_number, map_index, queue, priority, payload) AS (VALUES ";
+          for (std::size_t i = start; i < std::min(unique.size(), start + 500); ++i) {
+            const auto& t = *unique[i];
+            if (i != start) sql += ',';
+            sql += "(" + tx.quote(t.dag_id) + "," + tx.quote(t.run_id) + "," + tx.quote(t.task_id) + "," +
+                   std::to_string(t.try_number) + "," + std::to_string(t.map_index) + "," + tx.quote(t.queue) + "," + std::to_string(t.priority) + "," +
+                   tx.quote(payload_of(t)) + ")";
+          }
+          // Another scheduler may have queued the same try: the unique key keeps one, and only a row
+          // this statement made gets a payload.
+          tx.exec(sql + "), i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority) "
+                        "SELECT dag_id, run_id, task_id, try_number, map_index, queue, priority FROM v "
+                        "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING "
+                        "RETURNING id, dag_id, run_id, task_id, map_index, try_number) "
+                        "INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, v.payload FROM i "
+                        "JOIN v USING (dag_id, run_id, task_id, map_index, try_number)");
         }
-        // Another scheduler may have queued the same try: the unique key keeps one, and only a row
-        // this statement made gets a payload.
-        tx.exec(sql + "), i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority) "
-                      "SELECT dag_id, run_id, task_id, try_number, map_index, queue, priority FROM v "
-                      "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING "
-                      "RETURNING id, dag_id, run_id, task_id, map_index, try_number) "
-                      "INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, v.payload FROM i "
-                      "JOIN v USING (dag_id, run_id, task_id, map_index, try_number)");
       }
       if (!tries.empty()) tx.exec("NOTIFY dagrun_queued");
     });
