@@ -11,6 +11,7 @@
 // migrations, sessions killed server-side, and connections cut around COMMIT (through a proxy).
 
 #include <dag/core/error.hpp>
+#include <dag/core/log_file.hpp>
 #include <dag/store/store.hpp>
 
 #include <doctest/doctest.h>
@@ -738,6 +739,61 @@ TEST_CASE_TEMPLATE("Store.ATryItsInstanceShowsHasNoRowUntilTheInstanceMovesOffIt
   REQUIRE(write(moved(instance(), dag::task_state::scheduled, 2), false));
   CHECK(s->set_note("etl", run.run_id, "load", "looked at it"));
   CHECK(try_rows(db) == 2);
+}
+
+TEST_CASE_TEMPLATE("Store.ALogFileInTheEnginesLayoutIsKeptAsItsFolderAndReadWhole", database, STORE_BACKENDS) {
+  // A try's log file in the layout of dag/core/log_file.hpp takes its folder's room in its rows
+  // (a try's start grows the instance's row by little); every other path is kept as it is.
+  database db;
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  auto s = db.make_store();
+  REQUIRE(s->apply(creating(run, {"load"})).runs_created == std::vector<bool>{true});
+  const auto instance = [&] { return s->task_instances("etl", run.run_id).at(0); };
+  const auto stored = [&](const std::string& table) {
+    return db.query("SELECT log_path FROM " + table + " WHERE task_id = 'load' ORDER BY try_number DESC LIMIT 1").value_or("?");
+  };
+  const auto write = [&](const dag::task_instance_update& u) -> bool {
+    dag::change_set c;
+    c.task_instances.push_back(u);
+    return s->apply(c).task_instances_updated.at(0);
+  };
+  const auto log_of = [&](std::string_view folder, int try_number) {
+    return dag::log_file_of(folder, "etl", run.run_id, "load", -1, try_number);
+  };
+
+  auto start = moved(instance(), dag::task_state::running, 1);
+  start.record.start_date = dag::timestamp{100us};
+  start.record.log_path = log_of("/var/log/dagrun", 1);
+  REQUIRE(write(start));
+  CHECK(stored("task_instances") == "/var/log/dagrun/");
+  CHECK(instance().log_path == log_of("/var/log/dagrun", 1));
+  // Moved off its try (retried): the try's row keeps it the same way, and reads it whole.
+  auto retry = moved(instance(), dag::task_state::up_for_retry, 1);
+  retry.record.end_date = dag::timestamp{200us};
+  REQUIRE(write(retry));
+  REQUIRE(write(moved(instance(), dag::task_state::scheduled, 1)));
+  CHECK(stored("task_tries") == "/var/log/dagrun/");
+  REQUIRE(s->tries("etl", run.run_id, "load").size() == 1);
+  CHECK(s->tries("etl", run.run_id, "load")[0].log_path == log_of("/var/log/dagrun", 1));
+
+  // Paths of any other shape are kept whole: not the layout, the layout of another try, no folder.
+  for (const std::string& path : {std::string("logs/load/2.log"), log_of("/var/log/dagrun", 1), log_of("", 2), std::string()}) {
+    CAPTURE(path);
+    auto again = moved(instance(), dag::task_state::running, 2);
+    again.record.start_date = dag::timestamp{300us};
+    again.record.log_path = path;
+    REQUIRE(write(again));
+    CHECK(stored("task_instances") == path);
+    CHECK(instance().log_path == path);
+    auto back = moved(instance(), dag::task_state::scheduled, 1);
+    back.record.log_path = instance().log_path;
+    REQUIRE(write(back));
+  }
+  // A folder is no log file (it would read back as one): refused, and nothing of its change set written.
+  auto folder = moved(instance(), dag::task_state::running, 2);
+  folder.record.log_path = "/var/log/dagrun/";
+  check_usage_error([&] { write(folder); }, "log_path '/var/log/dagrun/' ends with '/'");
+  CHECK(instance().state == dag::task_state::scheduled);
 }
 
 TEST_CASE_TEMPLATE("Store.AClearOfManyInstancesKeepsEachTryItMovesThemOffInOneGo", database, STORE_BACKENDS) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <dag/core/environment.hpp>
+#include <dag/core/log_file.hpp>
 #include <dag/notifiers/dispatcher.hpp>
 #include <dag/operators/builtin.hpp>
 #include <dag/engine/try_context.hpp>
@@ -31,19 +32,6 @@ std::string this_host() {
   char name[256] = {};
   if (::gethostname(name, sizeof name - 1) != 0) return "localhost";
   return name;
-}
-
-// Airflow's log layout: dag_id=X/run_id=Y/task_id=Z/attempt=N.log (run ids hold ':' and '+'),
-// with map_index=K/ before the attempt for the instances of a mapped task.
-// Built as one string: path's operator/ per part cost more than the rest of a try's start.
-std::string log_path_for(const std::string& folder, const task_instance_record& ti) {
-  std::string out;
-  out.reserve(folder.size() + ti.dag_id.size() + ti.run_id.size() + ti.task_id.size() + 64);
-  out.append(folder);
-  if (!out.empty() && out.back() != '/') out += '/';
-  out.append("dag_id=").append(ti.dag_id).append("/run_id=").append(ti.run_id).append("/task_id=").append(ti.task_id);
-  if (ti.map_index >= 0) out.append("/map_index=").append(std::to_string(ti.map_index));
-  return out.append("/attempt=").append(std::to_string(ti.try_number)).append(".log");
 }
 
 // The same end: of the same try and, where both name one, the same poke of it (a rescheduled
@@ -1037,7 +1025,7 @@ task_request engine::prepare_try(active_run& r, std::size_t slot, change_set& ch
   ti.hostname = options_.hostname;
   ti.pid = this_process_id();  // the dagrun process running the try: recovery checks it is gone
   ti.executor = executor_->name();
-  ti.log_path = log_path_for(log_folder_, ti);
+  ti.log_path = log_file_of(log_folder_, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number);
 
   task_request req;
   req.keep_alive = r.dag;

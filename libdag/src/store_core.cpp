@@ -4,6 +4,7 @@
 #include "store_core.hpp"
 
 #include "dag/core/json_text.hpp"
+#include "dag/core/log_file.hpp"
 
 #include <algorithm>
 #include <array>
@@ -393,9 +394,39 @@ timestamp wall_now() { return std::chrono::time_point_cast<std::chrono::microsec
 std::int64_t micros_of(time_point t) { return micros_of(std::chrono::time_point_cast<std::chrono::microseconds>(t)); }
 timestamp timestamp_at(std::int64_t micros) { return timestamp{std::chrono::microseconds{micros}}; }
 
+/// A record's log file as stored. A file in Airflow's layout of the record's own try (the one a
+/// try's start gives it, dag/core/log_file.hpp) is kept as its folder with the '/' after it, and
+/// any other path as it is: no file's path ends with '/' (one that does is refused), and rows
+/// written before read as they were. The part
+/// left out is most of what a try's start adds to its instance's row; SQLite packs a new run's
+/// rows into full pages, and a row that outgrows its page's free room has it rebalanced with its
+/// neighbours, writing a page of each and their parent (docs/benchmarks.md, twenty-second round).
+/// R: task_instance_record or try_record, const to be written.
+template <class R>
+struct stored_log_file {
+  R& record;
+};
+template <class R>
+stored_log_file<R> log_file_column(R& record) {
+  return {record};
+}
+template <class T>
+constexpr bool is_stored_log_file = false;
+template <class R>
+constexpr bool is_stored_log_file<stored_log_file<R>> = true;
+
 template <class T>
 value value_of(const T& member) {
-  if constexpr (std::is_enum_v<T>) return to_string(member);  // names of static storage
+  if constexpr (is_stored_log_file<T>) {
+    const auto& r = member.record;
+    const std::string_view path = r.log_path;
+    const std::size_t folder = log_folder_length(path, r.dag_id, r.run_id, r.task_id, r.map_index, r.try_number);
+    if (folder != std::string_view::npos) return path.substr(0, folder);
+    if (path.ends_with('/'))
+      throw usage_error(r.dag_id + "/" + r.run_id + "/" + r.task_id + ", try " + std::to_string(r.try_number) +
+                        ": log_path '" + r.log_path + "' ends with '/': a log file's path cannot");
+    return path;
+  } else if constexpr (std::is_enum_v<T>) return to_string(member);  // names of static storage
   else if constexpr (std::same_as<T, std::string>) return std::string_view(member);
   else if constexpr (std::same_as<T, int>) return std::int64_t{member};
   else if constexpr (std::same_as<T, std::int64_t>) return member;
@@ -427,7 +458,11 @@ std::string text_of(const value& v) {
 
 template <class T>
 void read_value(const value& v, T& out) {
-  if constexpr (std::same_as<T, std::string>) out = text_of(v);
+  if constexpr (is_stored_log_file<T>) {  // read after the key and try number, which come first
+    auto& r = out.record;
+    const std::string stored = text_of(v);
+    r.log_path = stored.ends_with('/') ? log_file_of(stored, r.dag_id, r.run_id, r.task_id, r.map_index, r.try_number) : stored;
+  } else if constexpr (std::same_as<T, std::string>) out = text_of(v);
   else if constexpr (std::same_as<T, int>) out = static_cast<int>(integer_of(v));
   else if constexpr (std::same_as<T, std::int64_t>) out = integer_of(v);
   else if constexpr (std::same_as<T, timestamp>) out = timestamp_at(integer_of(v));
@@ -472,8 +507,8 @@ struct table<task_instance_record> {
       "log_path, message, first_start_date, cleared_tries, note, pool, pool_slots, queue, executor";
   static void members(auto& r, auto&& f) {
     f(r.dag_id, r.run_id, r.task_id, r.map_index, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
-      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.note, r.pool, r.pool_slots, r.queue,
-      r.executor);
+      r.hostname, r.pid, log_file_column(r), r.message, r.first_start_date, r.cleared_tries, r.note, r.pool, r.pool_slots,
+      r.queue, r.executor);
   }
 };
 
@@ -507,7 +542,7 @@ struct table<try_record> {
       "message";
   static void members(auto& r, auto&& f) {
     f(r.dag_id, r.run_id, r.task_id, r.map_index, r.try_number, r.state, r.start_date, r.end_date, r.exit_code, r.hostname, r.pid,
-      r.log_path, r.message);
+      log_file_column(r), r.message);
   }
 };
 
@@ -554,8 +589,8 @@ struct table<task_instance_update> {
   static void members(auto& u, auto&& f) {
     auto& r = u.record;
     f(r.dag_id, r.run_id, r.task_id, r.map_index, r.state, r.try_number, r.start_date, r.end_date, r.retry_at, r.exit_code,
-      r.hostname, r.pid, r.log_path, r.message, r.first_start_date, r.cleared_tries, r.pool, r.pool_slots, r.queue, r.executor,
-      u.expected, u.expected_try, u.expected_start);
+      r.hostname, r.pid, log_file_column(r), r.message, r.first_start_date, r.cleared_tries, r.pool, r.pool_slots, r.queue,
+      r.executor, u.expected, u.expected_try, u.expected_start);
   }
 };
 
@@ -683,7 +718,7 @@ R read(std::span<const value> row) {
     return R{text_of(row[0]), text_of(row[1])};
   } else {
     R out{};
-    table<R>::members(out, [&](auto&... member) {
+    table<R>::members(out, [&](auto&&... member) {
       std::size_t i = 0;
       (read_value(row[i++], member), ...);
     });
@@ -1139,10 +1174,13 @@ change_result store_core::apply(const change_set& changes) {
 change_result store_core::apply_once(const change_set& changes) {
   const writes& w = all_writes();
   // The pools tries start in, locked first and in order, so that claiming writers queue up on
-  // them without deadlocking: a writer waiting for a pool holds no row yet.
+  // them without deadlocking: a writer waiting for a pool holds no row yet. Where writers are
+  // serialized anyway (no row lock: SQLite), none is read here: admitted_claims reads each pool's
+  // size with its count, a statement less.
   std::set<std::string> claimed_pools;
-  for (const auto& u : changes.task_instances)
-    if (starts_try(u)) claimed_pools.insert(u.record.pool);
+  if (!sql_.row_lock.empty())
+    for (const auto& u : changes.task_instances)
+      if (starts_try(u)) claimed_pools.insert(u.record.pool);
   const update_order order(changes.task_instances);
   return transact("apply changes", access::write, [&](session& s) {
     std::map<std::string, std::int64_t> pool_slots;  // as the locking read found them
@@ -1330,26 +1368,34 @@ change_result store_core::apply_once(const change_set& changes) {
 std::vector<std::size_t> store_core::admitted_claims(session& s, const std::vector<task_instance_update>& updates,
                                                      const std::vector<std::size_t>& claims,
                                                      const std::map<std::string, std::int64_t>& slots) {
+  // The slots of pool $1 its instances in flight take. One sum per state, each an equality on
+  // the in-flight index: with `state IN (…)` as the index's key SQLite builds a temporary table of
+  // the list's values at every run (a pager of its own opened and closed: a sixth of a chain
+  // step's instructions). The IN term stays, for the planner to see that the partial index applies.
+  constexpr std::string_view in_use =
+      "(SELECT COALESCE(SUM(pool_slots), 0) FROM task_instances WHERE state IN ('queued', 'running') AND "
+      "state = 'queued' AND pool = $1) + (SELECT COALESCE(SUM(pool_slots), 0) FROM task_instances WHERE state IN "
+      "('queued', 'running') AND state = 'running' AND pool = $1)";
+  // Where writers are serialized (no row lock), the pool's size is read with its count: no row
+  // for a missing pool. Elsewhere apply_once locked the pools first and `slots` has their sizes.
+  const bool serialized = sql_.row_lock.empty();
+  static const std::string open_slots = "SELECT p.slots - (" + std::string(in_use) + ") FROM pools AS p WHERE p.name = $1";
+  static const std::string used_slots = "SELECT " + std::string(in_use);
   std::map<std::string, std::int64_t> open;  // per pool: slots left; a pool missing admits nothing
   for (std::size_t i : claims) {
     const std::string& pool = updates[i].record.pool;
     if (open.contains(pool)) continue;
-    const auto size = slots.find(pool);
-    if (size == slots.end()) {
-      open[pool] = 0;
+    std::int64_t& left = open[pool];  // 0 unless read
+    const value name[] = {pool};
+    if (serialized) {
+      s.exec(open_slots, name, [&](std::span<const value> row) { left = integer_of(row[0]); });
       continue;
     }
-    const value name[] = {pool};
+    const auto size = slots.find(pool);
+    if (size == slots.end()) continue;
     std::int64_t used = 0;
-    // One sum per state, each an equality on the in-flight index: with `state IN (…)` as the
-    // index's key SQLite builds a temporary table of the list's values at every run (a pager of
-    // its own opened and closed: a sixth of a chain step's instructions). The IN term stays, for
-    // the planner to see that the partial index applies.
-    s.exec("SELECT (SELECT COALESCE(SUM(pool_slots), 0) FROM task_instances WHERE state IN ('queued', 'running') AND "
-           "state = 'queued' AND pool = $1) + (SELECT COALESCE(SUM(pool_slots), 0) FROM task_instances WHERE state IN "
-           "('queued', 'running') AND state = 'running' AND pool = $1)",
-           name, [&](std::span<const value> row) { used = integer_of(row[0]); });
-    open[pool] = size->second - used;
+    s.exec(used_slots, name, [&](std::span<const value> row) { used = integer_of(row[0]); });
+    left = size->second - used;
   }
   std::vector<std::size_t> admitted;
   for (std::size_t i : claims) {

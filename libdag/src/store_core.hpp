@@ -215,8 +215,9 @@ private:
   template <class R>
   std::vector<R> list(const char* what, const std::string& sql, std::span<const value> params = {});
   /// Of the task instance updates `claims` (indexes into `updates`, each starting a try), those
-  /// whose pool has the slots, in order; the pools are locked already and `slots` holds what their
-  /// locking read found (see apply_once; a pool missing there admits nothing).
+  /// whose pool has the slots, in order; a pool missing admits nothing. Where writers are
+  /// serialized (no row lock) each pool is read here; elsewhere the pools are locked already and
+  /// `slots` holds what their locking read found (see apply_once).
   std::vector<std::size_t> admitted_claims(session& s, const std::vector<task_instance_update>& updates,
                                            const std::vector<std::size_t>& claims,
                                            const std::map<std::string, std::int64_t>& slots);

@@ -6,6 +6,7 @@
 #include <dag/core/definition.hpp>
 #include <dag/core/environment.hpp>
 #include <dag/core/error.hpp>
+#include <dag/core/log_file.hpp>
 #include <dag/core/operator.hpp>
 #include <dag/core/retry_policy.hpp>
 #include <dag/core/secret_mask.hpp>
