@@ -619,7 +619,7 @@ TEST_CASE("Cli.VariablesAndConnectionsNeverShowSecrets") {
   CHECK(run(s.with({"connections", "add", "hook", "--uri", "https://hooks.example?api_token=tok-123456&ca_file=%2Fetc%2Fca.pem"})).status == 0);
   CHECK(run(s.with({"connections", "list"})).out.find("https://hooks.example/?api_token=***&ca_file=%2Fetc%2Fca.pem") != std::string::npos);
   CHECK(run(s.with({"connections", "delete", "warehouse"})).status == 0);
-  CHECK(run(s.with({"db", "migrate"})).out == "schema version 11\n");  // the latest migration (store_core.cpp)
+  CHECK(run(s.with({"db", "migrate"})).out == "schema version 12\n");  // the latest migration (store_core.cpp)
   CHECK(run(s.with({"db", "clean", "--older-than", "30"})).out == "deleted 0 runs\n");
 }
 

@@ -38,6 +38,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -426,7 +427,7 @@ TEST_CASE_TEMPLATE("Store.MigratesAVersionOneDatabaseKeepingItsRows", database, 
   db.execute("ALTER TABLE task_instances DROP COLUMN executor");
   db.execute("DELETE FROM schema_version WHERE version > 1");
   auto s = db.make_store();
-  CHECK(s->schema_version() == 11);
+  CHECK(s->schema_version() == 12);
   // Migration 8: a row written before was changed when it last started or ended; this one never did.
   dag::task_instance_filter changed;
   changed.updated_from = dag::timestamp{};
@@ -747,53 +748,141 @@ TEST_CASE_TEMPLATE("Store.ALogFileInTheEnginesLayoutIsKeptAsItsFolderAndReadWhol
   database db;
   const auto run = daily_run("etl", utc(2024, 1, 1));
   auto s = db.make_store();
-  REQUIRE(s->apply(creating(run, {"load"})).runs_created == std::vector<bool>{true});
-  const auto instance = [&] { return s->task_instances("etl", run.run_id).at(0); };
-  const auto stored = [&](const std::string& table) {
-    return db.query("SELECT log_path FROM " + table + " WHERE task_id = 'load' ORDER BY try_number DESC LIMIT 1").value_or("?");
+  REQUIRE(s->apply(creating(run, {"load", "copy"})).runs_created == std::vector<bool>{true});
+  const auto instance = [&](const std::string& task_id, int map_index = -1) {
+    for (const auto& ti : s->task_instances("etl", run.run_id))
+      if (ti.task_id == task_id && ti.map_index == map_index) return ti;
+    FAIL("no instance " << task_id << " " << map_index);
+    return dag::task_instance_record{};
   };
-  const auto write = [&](const dag::task_instance_update& u) -> bool {
+  const auto stored = [&](const std::string& table, const std::string& task_id = "load", int map_index = -1) {
+    return db.query("SELECT log_path FROM " + table + " WHERE task_id = '" + task_id + "' AND map_index = " +
+                    std::to_string(map_index) + " ORDER BY try_number DESC LIMIT 1")
+        .value_or("?");
+  };
+  const auto write = [&](std::vector<dag::task_instance_update> updates) -> std::vector<bool> {
     dag::change_set c;
-    c.task_instances.push_back(u);
-    return s->apply(c).task_instances_updated.at(0);
+    c.task_instances = std::move(updates);
+    return s->apply(c).task_instances_updated;
   };
-  const auto log_of = [&](std::string_view folder, int try_number) {
-    return dag::log_file_of(folder, "etl", run.run_id, "load", -1, try_number);
+  const auto log_of = [&](std::string_view folder, int try_number, const std::string& task_id = "load", int map_index = -1) {
+    return dag::log_file_of(folder, "etl", run.run_id, task_id, map_index, try_number);
+  };
+  const auto starting = [&](const dag::task_instance_record& ti, int try_number, const std::string& path) {
+    auto u = moved(ti, dag::task_state::running, try_number);
+    u.record.start_date = dag::timestamp{100us * try_number};
+    u.record.log_path = path;
+    return u;
   };
 
-  auto start = moved(instance(), dag::task_state::running, 1);
-  start.record.start_date = dag::timestamp{100us};
-  start.record.log_path = log_of("/var/log/dagrun", 1);
-  REQUIRE(write(start));
+  // Two instances in one change set (PostgreSQL's set-based write of many rows), each its layout.
+  REQUIRE(write({starting(instance("load"), 1, log_of("/var/log/dagrun", 1)),
+                 starting(instance("copy"), 1, log_of("/var/log/dagrun", 1, "copy"))}) == std::vector<bool>{true, true});
   CHECK(stored("task_instances") == "/var/log/dagrun/");
-  CHECK(instance().log_path == log_of("/var/log/dagrun", 1));
+  CHECK(stored("task_instances", "copy") == "/var/log/dagrun/");
+  CHECK(instance("load").log_path == log_of("/var/log/dagrun", 1));
+  CHECK(instance("copy").log_path == log_of("/var/log/dagrun", 1, "copy"));
+  // The try an instance is on, read as a try (from the instance's row).
+  REQUIRE(s->tries("etl", run.run_id, "load").size() == 1);
+  CHECK(s->tries("etl", run.run_id, "load")[0].log_path == log_of("/var/log/dagrun", 1));
   // Moved off its try (retried): the try's row keeps it the same way, and reads it whole.
-  auto retry = moved(instance(), dag::task_state::up_for_retry, 1);
+  auto retry = moved(instance("load"), dag::task_state::up_for_retry, 1);
   retry.record.end_date = dag::timestamp{200us};
-  REQUIRE(write(retry));
-  REQUIRE(write(moved(instance(), dag::task_state::scheduled, 1)));
+  REQUIRE(write({retry}) == std::vector<bool>{true});
+  REQUIRE(write({moved(instance("load"), dag::task_state::scheduled, 1)}) == std::vector<bool>{true});
   CHECK(stored("task_tries") == "/var/log/dagrun/");
   REQUIRE(s->tries("etl", run.run_id, "load").size() == 1);
   CHECK(s->tries("etl", run.run_id, "load")[0].log_path == log_of("/var/log/dagrun", 1));
 
-  // Paths of any other shape are kept whole: not the layout, the layout of another try, no folder.
-  for (const std::string& path : {std::string("logs/load/2.log"), log_of("/var/log/dagrun", 1), log_of("", 2), std::string()}) {
+  // A mapped task's instance (its row made by the update: the task was mapped after the run began).
+  auto mapped = starting(instance("copy"), 1, log_of("logs", 1, "copy", 3));
+  mapped.record.map_index = 3;
+  mapped.expected = dag::task_state::none;
+  mapped.expected_try = 0;
+  REQUIRE(write({mapped}) == std::vector<bool>{true});
+  CHECK(stored("task_instances", "copy", 3) == "logs/");
+  CHECK(instance("copy", 3).log_path == log_of("logs", 1, "copy", 3));
+
+  // Paths of any other shape are kept whole: not the layout, the layout of another try or
+  // instance, no folder.
+  for (const std::string& path : {std::string("logs/load/2.log"), log_of("/var/log/dagrun", 1), log_of("/l", 2, "load", 0),
+                                  log_of("", 2), std::string()}) {
     CAPTURE(path);
-    auto again = moved(instance(), dag::task_state::running, 2);
-    again.record.start_date = dag::timestamp{300us};
-    again.record.log_path = path;
-    REQUIRE(write(again));
+    REQUIRE(write({starting(instance("load"), 2, path)}) == std::vector<bool>{true});
     CHECK(stored("task_instances") == path);
-    CHECK(instance().log_path == path);
-    auto back = moved(instance(), dag::task_state::scheduled, 1);
-    back.record.log_path = instance().log_path;
-    REQUIRE(write(back));
+    CHECK(instance("load").log_path == path);
+    auto back = moved(instance("load"), dag::task_state::scheduled, 1);
+    back.record.log_path = instance("load").log_path;
+    REQUIRE(write({back}) == std::vector<bool>{true});
   }
-  // A folder is no log file (it would read back as one): refused, and nothing of its change set written.
-  auto folder = moved(instance(), dag::task_state::running, 2);
-  folder.record.log_path = "/var/log/dagrun/";
-  check_usage_error([&] { write(folder); }, "log_path '/var/log/dagrun/' ends with '/'");
-  CHECK(instance().state == dag::task_state::scheduled);
+  // A folder is no log file (it would read back as one): refused, and nothing of its change set
+  // written (the other instance's end is not either).
+  auto done = moved(instance("copy"), dag::task_state::success, 1);
+  done.record.end_date = dag::timestamp{500us};
+  check_usage_error([&] { write({done, starting(instance("load"), 2, "/var/log/dagrun/")}); },
+                    "log_path '/var/log/dagrun/' ends with '/'");
+  CHECK(instance("load").state == dag::task_state::scheduled);
+  CHECK(instance("copy").state == dag::task_state::running);
+}
+
+TEST_CASE_TEMPLATE("Store.TheSqlThatGoesBackBeforeMigrationTwelveWritesEveryLogFileWhole", database, STORE_BACKENDS) {
+  // docs/reliability.md, "Upgrading": the SQL that writes every log file whole, as a dagrun
+  // before migration 12 reads it, and gives the database that version back.
+  std::ifstream doc(std::string(DAG_SOURCE_DIR) + "/docs/reliability.md");
+  const std::string text{std::istreambuf_iterator<char>(doc), std::istreambuf_iterator<char>()};
+  const auto after = text.find("Migration 12");
+  REQUIRE(after != std::string::npos);
+  const auto open = text.find("```sql\n", after);
+  REQUIRE(open != std::string::npos);
+  const auto close = text.find("```", open + 7);
+  REQUIRE(close != std::string::npos);
+  const std::string sql = text.substr(open + 7, close - open - 7);
+
+  database db;
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  auto s = db.make_store();
+  REQUIRE(s->apply(creating(run, {"load", "copy"})).runs_created == std::vector<bool>{true});
+  const auto log_of = [&](const std::string& task_id, int map_index, int try_number) {
+    return dag::log_file_of("/var/log/dagrun", "etl", run.run_id, task_id, map_index, try_number);
+  };
+  dag::change_set c;
+  for (const auto& ti : s->task_instances("etl", run.run_id)) {
+    auto u = moved(ti, dag::task_state::running, 1);
+    u.record.log_path = log_of(ti.task_id, -1, 1);
+    c.task_instances.push_back(u);
+  }
+  auto mapped = *std::find_if(c.task_instances.begin(), c.task_instances.end(),
+                              [](const auto& u) { return u.record.task_id == "copy"; });
+  mapped.record.map_index = 2;
+  mapped.record.log_path = log_of(mapped.record.task_id, 2, 1);
+  c.task_instances.push_back(mapped);
+  REQUIRE(s->apply(c).task_instances_updated == std::vector<bool>{true, true, true});
+  // The first one retried: its try 1 is a row of task_tries, and it is on try 2.
+  const auto load = [&] {
+    for (const auto& ti : s->task_instances("etl", run.run_id))
+      if (ti.task_id == "load") return ti;
+    FAIL("no instance of load");
+    return dag::task_instance_record{};
+  };
+  REQUIRE(s->apply(updating({moved(load(), dag::task_state::scheduled, 1)})).task_instances_updated == std::vector<bool>{true});
+  auto again = moved(load(), dag::task_state::running, 2);
+  again.record.log_path = log_of("load", -1, 2);
+  REQUIRE(s->apply(updating({again})).task_instances_updated == std::vector<bool>{true});
+  REQUIRE(db.query("SELECT count(*) FROM task_instances WHERE log_path = '/var/log/dagrun/'") == "3");
+  REQUIRE(db.query("SELECT count(*) FROM task_tries WHERE log_path = '/var/log/dagrun/'") == "1");
+
+  s.reset();
+  db.execute(sql);
+  CHECK(db.query("SELECT max(version) FROM schema_version") == "11");
+  CHECK(db.query("SELECT log_path FROM task_instances WHERE task_id = 'load' AND map_index = -1") == log_of("load", -1, 2));
+  CHECK(db.query("SELECT log_path FROM task_instances WHERE task_id = 'copy' AND map_index = -1") == log_of("copy", -1, 1));
+  CHECK(db.query("SELECT log_path FROM task_instances WHERE task_id = 'copy' AND map_index = 2") == log_of("copy", 2, 1));
+  CHECK(db.query("SELECT log_path FROM task_tries WHERE task_id = 'load'") == log_of("load", -1, 1));
+  // And this dagrun, migrating again, reads them as it wrote them.
+  auto back = db.make_store();
+  CHECK(back->schema_version() == 12);
+  CHECK(back->tries("etl", run.run_id, "load").at(0).log_path == log_of("load", -1, 1));
+  CHECK(back->tries("etl", run.run_id, "load").at(1).log_path == log_of("load", -1, 2));
 }
 
 TEST_CASE_TEMPLATE("Store.AClearOfManyInstancesKeepsEachTryItMovesThemOffInOneGo", database, STORE_BACKENDS) {
@@ -1034,7 +1123,7 @@ TEST_CASE_TEMPLATE("Store.MigrationElevenLeavesTheTryAnInstanceIsOnToTheInstance
   db.execute("DELETE FROM schema_version WHERE version > 10");
 
   auto s = db.make_store();  // migrates from 10
-  CHECK(s->schema_version() == 11);
+  CHECK(s->schema_version() == 12);
   CHECK(try_rows(db) == 1);  // the poke's row went: its instance shows the try
   auto waits = s->tries("etl", run.run_id, "wait");
   REQUIRE(waits.size() == 1);

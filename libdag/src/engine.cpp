@@ -1607,7 +1607,8 @@ std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of
     // An update that lost goes, with every later update of its instance (each expects what the
     // one before it wrote); an update of a lost run goes unless what it stands with stays. An
     // update before one that lost stays where it may: the store refuses a claim for want of pool
-    // slots (its own count, under the pools' locks) while the end before it won.
+    // slots (its own count, under the pools' locks or SQLite's write lock) while the end before
+    // it won.
     std::set<instance> broken, updated;
     for (std::size_t i = 0; i < all.task_instances.size(); ++i) {
       const task_instance_record& r = all.task_instances[i].record;

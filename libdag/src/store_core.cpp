@@ -32,7 +32,7 @@ namespace {
 /// migration is never edited; a schema change is a new entry. `{key}`, `{instant}`, `{flag}` and
 /// `{row_id}` are the backend's types (`dialect::types`); `{without_rowid}` is SQLite's table
 /// option that keeps the rows in their primary key's B-tree, nothing on PostgreSQL.
-constexpr std::array<std::string_view, 11> migrations{
+constexpr std::array<std::string_view, 12> migrations{
     // 1: the initial schema.
     R"sql(
 CREATE TABLE dags (
@@ -363,6 +363,12 @@ DELETE FROM task_tries WHERE EXISTS (
     AND i.map_index = task_tries.map_index AND i.try_number = task_tries.try_number
     AND (i.state IN ('queued', 'running', 'up_for_reschedule') OR (i.state = 'scheduled' AND i.first_start_date IS NOT NULL)));
 )sql",
+    // 12: no table changes. From here a try's log file in the engine's layout is kept as its
+    // folder (see stored_log_file), which a dagrun before it would take for the log file: the
+    // version makes such a dagrun refuse the database (docs/reliability.md, "Upgrading").
+    R"sql(
+SELECT 1;
+)sql",
 };
 
 /// The schema version this build creates and understands.
@@ -396,8 +402,8 @@ timestamp timestamp_at(std::int64_t micros) { return timestamp{std::chrono::micr
 
 /// A record's log file as stored. A file in Airflow's layout of the record's own try (the one a
 /// try's start gives it, dag/core/log_file.hpp) is kept as its folder with the '/' after it, and
-/// any other path as it is: no file's path ends with '/' (one that does is refused), and rows
-/// written before read as they were. The part
+/// any other path as it is: no file's path ends with '/' (one that does is refused), and the
+/// engine never wrote one, so rows written before read as they were. The part
 /// left out is most of what a try's start adds to its instance's row; SQLite packs a new run's
 /// rows into full pages, and a row that outgrows its page's free room has it rebalanced with its
 /// neighbours, writing a page of each and their parent (docs/benchmarks.md, twenty-second round).
@@ -460,8 +466,9 @@ template <class T>
 void read_value(const value& v, T& out) {
   if constexpr (is_stored_log_file<T>) {  // read after the key and try number, which come first
     auto& r = out.record;
-    const std::string stored = text_of(v);
-    r.log_path = stored.ends_with('/') ? log_file_of(stored, r.dag_id, r.run_id, r.task_id, r.map_index, r.try_number) : stored;
+    std::string stored = text_of(v);
+    r.log_path = stored.ends_with('/') ? log_file_of(stored, r.dag_id, r.run_id, r.task_id, r.map_index, r.try_number)
+                                       : std::move(stored);
   } else if constexpr (std::same_as<T, std::string>) out = text_of(v);
   else if constexpr (std::same_as<T, int>) out = static_cast<int>(integer_of(v));
   else if constexpr (std::same_as<T, std::int64_t>) out = integer_of(v);
@@ -1250,7 +1257,8 @@ change_result store_core::apply_once(const change_set& changes) {
     // with no try is what it would have been, so it is created and the update applied again (which
     // still loses if another writer created the row and moved it on meanwhile).
     // Updates that start a try are written after the others (which may end tries and so free
-    // slots), and only those their pool has the slots for: counted here, under the pools' locks.
+    // slots), and only those their pool has the slots for: counted here, under the pools' locks
+    // (each pool's row lock on PostgreSQL, the write lock on SQLite).
     // An update of a row a claim before it touched still comes after that claim.
     std::vector<std::size_t> ordinary, claims, after_claims;
     // Keyed by the whole task instance key: the instances of a mapped task are rows of their own.

@@ -111,7 +111,8 @@ struct dialect {
   std::string has_schema_version;  ///< a query giving 1 when table schema_version exists, else 0
   std::string migration_lock;      ///< run first when migrating, to serialize migrations ("" if not needed)
   /// Appended to a SELECT of one row to lock it until the transaction ends (PostgreSQL's
-  /// `FOR UPDATE`); "" where write transactions are serialized anyway (SQLite's BEGIN IMMEDIATE).
+  /// `FOR UPDATE`); "" where write transactions are serialized anyway (SQLite's BEGIN IMMEDIATE),
+  /// which also lets a claim's pool be read with its count, unlocked (store_core::admitted_claims).
   std::string row_lock = {};
 };
 
