@@ -403,10 +403,10 @@ timestamp timestamp_at(std::int64_t micros) { return timestamp{std::chrono::micr
 /// A record's log file as stored. A file in Airflow's layout of the record's own try (the one a
 /// try's start gives it, dag/core/log_file.hpp) is kept as its folder with the '/' after it, and
 /// any other path as it is: no file's path ends with '/' (one that does is refused), and the
-/// engine never wrote one, so rows written before read as they were. The part
-/// left out is most of what a try's start adds to its instance's row; SQLite packs a new run's
-/// rows into full pages, and a row that outgrows its page's free room has it rebalanced with its
-/// neighbours, writing a page of each and their parent (docs/benchmarks.md, twenty-second round).
+/// engine never wrote one, so rows written before read as they were. The part left out is most
+/// of what a try's start adds to its instance's row; SQLite packs a new run's rows into full
+/// pages, and a row that outgrows its page's free room has it rebalanced with its neighbours,
+/// writing a page of each and their parent (docs/benchmarks.md, twenty-second round).
 /// R: task_instance_record or try_record, const to be written.
 template <class R>
 struct stored_log_file {
