@@ -1070,6 +1070,35 @@ TEST_CASE("Queue.ClaimsRespectNamedQueuesAndPriority") {
   CHECK(gpu[0].task_id == "t3");
 }
 
+TEST_CASE("Queue.QueuedTriesAndEndsWakeTheirWaitersAndABatchIsClaimedInItsOrder" * doctest::timeout(60)) {
+  // The statements that queue and end tries raise the notices themselves (no NOTIFY of their
+  // own), alone or in a batch; a batch of one priority is claimed in the order it was sent.
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);
+  auto worker = dag::open_task_queue(s.url);
+  auto collector = dag::open_task_queue(s.url);
+  CHECK_FALSE(worker->wait("queued", 0ms));  // listening from now on
+  CHECK_FALSE(collector->wait("finished", 0ms));
+  q->enqueue({bash_try("t2"), bash_try("t0"), bash_try("t1")});
+  CHECK(worker->wait("queued", 10s));
+  std::vector<dag::queued_try> claimed;
+  for (int i = 0; i < 3; ++i) {
+    auto one = q->claim({"default"}, 1, "w");
+    REQUIRE(one.size() == 1);
+    claimed.push_back(one.front());
+  }
+  CHECK(claimed[0].task_id == "t2");
+  CHECK(claimed[1].task_id == "t0");
+  CHECK(claimed[2].task_id == "t1");
+  q->enqueue({bash_try("t3")});
+  CHECK(worker->wait("queued", 10s));
+  CHECK(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});
+  CHECK(collector->wait("finished", 10s));
+  CHECK(q->complete({succeeded(claimed[1]), succeeded(claimed[2])}) == std::vector<bool>{true, true});
+  CHECK(collector->wait("finished", 10s));
+  CHECK(q->take_finished(10, 60s).size() == 3);
+}
+
 TEST_CASE("Queue.TwoSchedulersOverACatchupCreateAndRunEverythingOnce" * doctest::timeout(180)) {
   queue_sandbox s;
   s.write_dag("daily.yaml", "dag_id: daily\nschedule: \"@daily\"\nstart_date: 2024-01-01\nend_date: 2024-01-20\n"

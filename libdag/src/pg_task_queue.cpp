@@ -169,6 +169,12 @@ constexpr auto nothing_in = [](const auto& rows) { return rows.empty(); };
 /// What a scheduler reads of a finished try's row.
 std::string finished_columns() { return std::string(key_columns) + ", q.result"; }
 
+// The notices that wake workers (a try was queued) and collectors (a try ended), sent at COMMIT,
+// are raised by the statement that queues or ends the try (pg_notify), for each row it writes: a
+// NOTIFY of its own was one more round trip to the server in every such transaction. PostgreSQL
+// sends one notice per channel however many rows raised it, and none when the statement wrote no
+// row (a try another scheduler queued already, a result whose lease was lost): no one to wake.
+
 // One row alone: each hop of a chain of tries sends one try, acknowledges one end and completes
 // one try. The forms for many rows are new statement texts (VALUES lists) or array parameters,
 // which PostgreSQL plans at every call, and for one row the plan costs more than running it. So
@@ -179,13 +185,29 @@ std::string finished_columns() { return std::string(key_columns) + ", q.result";
 constexpr const char* enqueue_one_sql =
     "WITH i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority) "
     "VALUES ($1::text, $2::text, $3::text, $4::int, $5::int, $6::text, $7::int) "
-    "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING RETURNING id) "
+    "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING RETURNING id, pg_notify('dagrun_queued', '')) "
     "INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, $8::text FROM i";
+
+/// The batch form of enqueue_one_sql, over one array per column (add_array_element): one
+/// statement text whatever the batch's size, prepared once, where a list of VALUES was a new text
+/// to parse and plan at every call; its plan reads no table but through the unique key, so the
+/// plan cache may keep it. Rows are inserted in the batch's order (ids, and so claims within a
+/// priority, follow it). Another scheduler may have queued the same try: the unique key keeps
+/// one, and only a row this statement made gets a payload.
+constexpr const char* enqueue_many_sql =
+    "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::int[], "
+    "$8::text[]) WITH ORDINALITY AS v(dag_id, run_id, task_id, try_number, map_index, queue, priority, payload, n)), "
+    "i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority) "
+    "SELECT dag_id, run_id, task_id, try_number, map_index, queue, priority FROM v ORDER BY n "
+    "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING "
+    "RETURNING id, dag_id, run_id, task_id, map_index, try_number, pg_notify('dagrun_queued', '')) "
+    "INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, v.payload FROM i "
+    "JOIN v USING (dag_id, run_id, task_id, map_index, try_number)";
 
 /// A worker's end of one try, accepted only from its current lease (see complete).
 constexpr const char* complete_one_sql =
     "WITH u AS (UPDATE dagrun_task_queue q SET state = 'done', result = $3::text WHERE q.id = $1::bigint AND "
-    "q.lease_token = $2::text AND q.state = 'claimed' RETURNING q.id), "
+    "q.lease_token = $2::text AND q.state = 'claimed' RETURNING q.id, pg_notify('dagrun_finished', '')), "
     "d AS (DELETE FROM dagrun_task_queue_payload p USING u WHERE p.id = u.id) SELECT id FROM u";
 
 /// The acknowledgement of recorded ends whose ids meet `ids` (see send).
@@ -233,7 +255,7 @@ std::vector<bool> complete_many(pqxx::transaction_base& tx, const std::vector<qu
   std::set<std::pair<std::int64_t, std::string>> accepted;
   for (const auto& row : tx.exec("WITH u AS (UPDATE dagrun_task_queue q SET state = 'done', result = v.result FROM (VALUES " +
                                  values + ") AS v(id, token, result) WHERE q.id = v.id AND q.lease_token = v.token "
-                                          "AND q.state = 'claimed' RETURNING q.id, v.token), "
+                                          "AND q.state = 'claimed' RETURNING q.id, v.token, pg_notify('dagrun_finished', '')), "
                                           "d AS (DELETE FROM dagrun_task_queue_payload p USING u WHERE p.id = u.id) "
                                           "SELECT id, token FROM u"))
     accepted.emplace(row[0].as<std::int64_t>(), row[1].c_str());
@@ -349,7 +371,6 @@ public:
       } else {
         out = complete_many(tx, results);
       }
-      tx.exec("NOTIFY dagrun_finished");
       return out;
     });
   }
@@ -481,25 +502,22 @@ private:
                          t.priority, payload_of(t));
       } else {
         for (std::size_t start = 0; start < unique.size(); start += 500) {
-          std::string sql = "WITH v (dag_id, run_id, task_id, try_number, map_index, queue, priority, payload) AS (VALUES ";
+          std::string dags, runs, tasks, numbers, maps, queues, priorities, payloads;
           for (std::size_t i = start; i < std::min(unique.size(), start + 500); ++i) {
             const auto& t = *unique[i];
-            if (i != start) sql += ',';
-            sql += "(" + tx.quote(t.dag_id) + "," + tx.quote(t.run_id) + "," + tx.quote(t.task_id) + "," +
-                   std::to_string(t.try_number) + "," + std::to_string(t.map_index) + "," + tx.quote(t.queue) + "," + std::to_string(t.priority) + "," +
-                   tx.quote(payload_of(t)) + ")";
+            detail::add_array_element(dags, t.dag_id);
+            detail::add_array_element(runs, t.run_id);
+            detail::add_array_element(tasks, t.task_id);
+            detail::add_array_element(numbers, t.try_number);
+            detail::add_array_element(maps, t.map_index);
+            detail::add_array_element(queues, t.queue);
+            detail::add_array_element(priorities, t.priority);
+            detail::add_array_element(payloads, payload_of(t));
           }
-          // Another scheduler may have queued the same try: the unique key keeps one, and only a row
-          // this statement made gets a payload.
-          tx.exec(sql + "), i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority) "
-                        "SELECT dag_id, run_id, task_id, try_number, map_index, queue, priority FROM v "
-                        "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING "
-                        "RETURNING id, dag_id, run_id, task_id, map_index, try_number) "
-                        "INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, v.payload FROM i "
-                        "JOIN v USING (dag_id, run_id, task_id, map_index, try_number)");
+          for (auto* a : {&dags, &runs, &tasks, &numbers, &maps, &queues, &priorities, &payloads}) detail::close_array(*a);
+          tx.exec_prepared(conn_.prepared(enqueue_many_sql), dags, runs, tasks, numbers, maps, queues, priorities, payloads);
         }
       }
-      if (!tries.empty()) tx.exec("NOTIFY dagrun_queued");
     });
   }
 
