@@ -1092,11 +1092,34 @@ TEST_CASE("Queue.QueuedTriesAndEndsWakeTheirWaitersAndABatchIsClaimedInItsOrder"
   CHECK(claimed[2].task_id == "t1");
   q->enqueue({bash_try("t3")});
   CHECK(worker->wait("queued", 10s));
+  q->enqueue({bash_try("t3")});  // queued already: no row made, no one woken
+  CHECK_FALSE(worker->wait("queued", 200ms));
   CHECK(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});
   CHECK(collector->wait("finished", 10s));
   CHECK(q->complete({succeeded(claimed[1]), succeeded(claimed[2])}) == std::vector<bool>{true, true});
   CHECK(collector->wait("finished", 10s));
   CHECK(q->take_finished(10, 60s).size() == 3);
+}
+
+TEST_CASE("Queue.TextPostgresCannotHoldIsQueuedAsTheStoreHoldsItAloneOrInABatch") {
+  // A NUL byte or one that starts no UTF-8 sequence becomes U+FFFD (pg_text), as in the store,
+  // whether the try goes alone or in a batch: the server would refuse the raw bytes.
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);
+  const std::string raw = std::string("r\0x", 3) + "\xff";
+  const std::string held = "r\uFFFDx\uFFFD";
+  for (const std::size_t batch : {std::size_t{1}, std::size_t{2}}) {
+    CAPTURE(batch);
+    std::vector<dag::queued_try> tries;
+    for (std::size_t i = 0; i < batch; ++i) {
+      tries.push_back(bash_try("t" + std::to_string(batch) + "_" + std::to_string(i)));
+      tries.back().run_id = raw;
+    }
+    q->enqueue(tries);
+    const auto claimed = q->claim({"default"}, 10, "w");
+    REQUIRE(claimed.size() == batch);
+    for (const auto& c : claimed) CHECK(c.run_id == held);
+  }
 }
 
 TEST_CASE("Queue.TwoSchedulersOverACatchupCreateAndRunEverythingOnce" * doctest::timeout(180)) {
