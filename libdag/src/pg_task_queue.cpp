@@ -176,10 +176,10 @@ std::string finished_columns() { return std::string(key_columns) + ", q.result";
 // row (a try another scheduler queued already, a result whose lease was lost): no one to wake.
 
 // One row alone: each hop of a chain of tries sends one try, acknowledges one end and completes
-// one try. The forms for many rows are new statement texts (VALUES lists) or array parameters,
-// which PostgreSQL plans at every call, and for one row the plan costs more than running it. So
-// one row goes by a prepared statement over scalar parameters, whose plan (index lookups by the
-// key or the id) the plan cache keeps.
+// one try. The forms for many rows are new statement texts (VALUES lists), which PostgreSQL
+// plans at every call, or array parameters, whose plans guess a hundred rows a batch; for one
+// row either plan costs more than running it. So one row goes by a prepared statement over
+// scalar parameters, whose plan (index lookups by the key or the id) the plan cache keeps.
 
 /// A try and its payload; a try another scheduler queued already keeps its row (as below).
 constexpr const char* enqueue_one_sql =
