@@ -473,6 +473,41 @@ TEST_CASE("Queue.AClaimWhoseCommitReplyIsLostIsRunAgainWhenItFoundNothingAndSett
   REQUIRE(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});  // its lease is the one claimed
 }
 
+TEST_CASE("Queue.EachTransactionOfAHandOffTakesTwoRoundTrips") {
+  // A write's BEGIN goes to the server with its first statement, and its commit mark with its
+  // COMMIT (pg_connection::write_joined): an enqueue (with an acknowledgement), a claim, a
+  // completion and a take are two round trips each, where BEGIN, the statement, the mark and COMMIT
+  // were four; a claim that finds nothing is two as well.
+  queue_sandbox s;
+  dag_test::flaky_proxy proxy(s.server);
+  auto q = dag::open_task_queue(proxy.url(s.url));
+  // Once through every statement first: a connection prepares each on its first use.
+  q->enqueue({bash_try("warm")});
+  q->enqueue({bash_try("a")}, {run_the_queued_try(*q, "warm")});
+  CHECK(q->claim({"default"}, 10, "w").size() == 1);
+  CHECK(q->claim({"default"}, 10, "w").empty());
+  int last = proxy.round_trips();
+  const auto trips = [&] {  // since the last call
+    const int now = proxy.round_trips();
+    return now - std::exchange(last, now);
+  };
+  q->enqueue({bash_try("b")});
+  CHECK(trips() == 2);
+  const auto claimed = q->claim({"default"}, 10, "w");
+  CHECK(trips() == 2);
+  REQUIRE(claimed.size() == 1);
+  CHECK(q->claim({"default"}, 10, "w").empty());
+  CHECK(trips() == 2);
+  REQUIRE(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});
+  CHECK(trips() == 2);
+  const auto taken = q->take_finished(10, 60s);
+  CHECK(trips() == 2);
+  REQUIRE(taken.size() == 1);
+  q->enqueue({bash_try("c")}, {taken[0].item.id});
+  CHECK(trips() == 2);
+  CHECK(q->pending_keys().size() == 2);  // `a` claimed, `c` queued; `b`'s end acknowledged
+}
+
 TEST_CASE("Queue.ATrysStartGoesToTheWorkerAndComesBackWithItsEnd") {
   // The scheduler's stamp of a try's start names the poke of a rescheduled sensor an end is of: it
   // travels with the try (payload), and the worker hands it back with the result.

@@ -41,12 +41,15 @@ constexpr const char* sql_create_marks =
 constexpr const char* sql_forget_old_marks =
     "DELETE FROM dagrun_commit_marks WHERE client IN (SELECT client FROM dagrun_commit_marks "
     "WHERE at < now() - interval '1 day' FOR UPDATE SKIP LOCKED)";
-// Writes the attempt's mark and takes the object's own advisory lock until the transaction ends:
-// while a session holds that lock, the transaction is not over.
+// Writes the attempt's mark.
 constexpr std::string_view sql_mark_attempt =
-    "INSERT INTO dagrun_commit_marks (client, attempt, at) SELECT $1::text, $2::bigint, now() "
-    "FROM (SELECT pg_advisory_xact_lock($3::bigint)) AS held "
+    "INSERT INTO dagrun_commit_marks (client, attempt, at) VALUES ($1::text, $2::bigint, now()) "
     "ON CONFLICT (client) DO UPDATE SET attempt = excluded.attempt, at = excluded.at";
+// Takes the object's own advisory lock until the transaction ends, sent with its BEGIN: while a
+// session holds that lock, the transaction is not over. Taken first, not with the mark: a session
+// whose COMMIT (and mark, in the same message) never arrived still holds its row locks, and must
+// be found and ended.
+constexpr std::string_view sql_hold_lock = "SELECT pg_advisory_xact_lock($1::bigint)";
 // Whether a transaction of this object still runs (a session other than ours holds the object's
 // advisory lock; no other session ever holds it), and ends it: its connection broke and it waits
 // for a client that is gone, and its outcome should be settled now rather than when the server
@@ -265,6 +268,26 @@ const std::string& pg_connection::prepared(std::string_view sql) {
   return names_.emplace(text, std::move(name)).first->second;
 }
 
+std::string pg_connection::execute(std::string_view sql, std::initializer_list<std::string_view> values) {
+  const std::string& name = prepared(sql);
+  conn_->prepare_now(name);  // does nothing once this connection has it
+  std::string text = "EXECUTE " + name;
+  for (const auto value : values) (text += text.size() == 8 + name.size() ? "(" : ", ") += value;
+  if (values.size() != 0) text += ')';
+  return text;
+}
+
+std::string pg_connection::quote(std::string_view text) const { return conn_->quote(pg_text(text)); }
+
+pqxx::result pg_connection::send(pqxx::transaction_base& tx, const std::string& text) {
+  // Marked sent before it is: should the message fail, its BEGIN may have run (block_guard).
+  if (std::exchange(begin_pending_, false)) {
+    begun_ = true;
+    return tx.exec(begin_ + "; " + text);
+  }
+  return tx.exec(text);
+}
+
 error pg_connection::failure(const char* what, const std::string& message) const {
   // libpq never echoes a password, but a message is cheap to check and a leak is not. (A password
   // of one or two characters would mangle every message and is no secret anyway.)
@@ -283,7 +306,7 @@ bool pg_connection::lost(const pqxx::sql_error& e) const {
          !conn_->is_open();
 }
 
-void pg_connection::attempts(const char* what, bool write, const attempt_body& body) {
+void pg_connection::attempts(const char* what, kind how, const attempt_body& body) {
   const auto deadline = steady::now() + retry_budget;
   auto delay = first_retry_delay;
   for (int attempt = 1;; ++attempt) {
@@ -291,9 +314,10 @@ void pg_connection::attempts(const char* what, bool write, const attempt_body& b
     bool broken = false;  // the connection is gone
     bool in_doubt = false;  // this attempt's COMMIT may or may not have happened
     std::int64_t marked = 0;  // the number this attempt writes into the mark
+    begun_ = false;
     try {
       if (!conn_) open();
-      if (!write) {
+      if (how == kind::read) {
         pqxx::nontransaction tx(*conn_);
         body(tx);
         return;
@@ -306,23 +330,58 @@ void pg_connection::attempts(const char* what, bool write, const attempt_body& b
         if (settled_.size() > 16) settled_.erase(settled_.begin());
       }
       if (leftover_) {
-        // An earlier attempt broke after its mark statement was sent, before COMMIT: its session
-        // may linger in the transaction, holding the lock this attempt is about to take. It
-        // cannot commit any more; end it rather than wait for the server to notice.
+        // An earlier attempt broke inside its transaction: its session may linger in it, holding
+        // the lock this attempt is about to take (and row locks). It cannot commit any more; end
+        // it rather than wait for the server to notice.
         pqxx::nontransaction tx(*conn_);
         tx.exec_prepared(prepared(sql_transaction_still_running), lock_key_);
         leftover_ = false;
       }
       prepare_marks();
-      pqxx::work tx(*conn_);
-      if (body(tx)) {
+      // The transaction is ours to begin and end (BEGIN and COMMIT as statements), so that each
+      // may share a message with another statement. Should anything throw inside it, the session
+      // is rolled back before the connection is used again, or dropped when it cannot be.
+      struct block_guard {
+        pg_connection& c;
+        bool open = true;
+        ~block_guard() {
+          if (std::exchange(c.begin_pending_, false)) return;  // never begun
+          if (!open || !c.conn_) return;
+          if (!c.conn_->is_open()) {
+            c.drop();
+            return;
+          }
+          try {
+            pqxx::nontransaction end(*c.conn_);
+            end.exec("ROLLBACK");
+          } catch (...) {
+            c.drop();
+          }
+        }
+      } block{*this};
+      pqxx::nontransaction tx(*conn_);
+      begin_ = "BEGIN; " + execute(sql_hold_lock, {std::to_string(lock_key_)});
+      if (how == kind::joined) {
+        begin_pending_ = true;
+      } else {
+        begun_ = true;
+        tx.exec(begin_);
+      }
+      const bool changed = body(tx);
+      if (begin_pending_) {  // a joined body that sent nothing: no transaction to end
+        block.open = false;
+        return;
+      }
+      std::string end = "COMMIT";
+      if (changed) {
         marked = ++attempts_;
-        tx.exec_prepared(prepared(sql_mark_attempt), client_, marked, lock_key_);
+        end = execute(sql_mark_attempt, {quote(client_), std::to_string(marked)}) + "; COMMIT";
       }
       try {
-        tx.commit();
+        tx.exec(end);
+        block.open = false;
         return;
-      } catch (const pqxx::in_doubt_error& e) {
+      } catch (const pqxx::broken_connection& e) {
         in_doubt = marked != 0;  // one that changed nothing did the same either way: run again
         problem = e.what();
         broken = true;
@@ -348,7 +407,7 @@ void pg_connection::attempts(const char* what, bool write, const attempt_body& b
       throw failure(what, e.base().what());
     }
     if (broken) drop();
-    if (broken && marked != 0 && !in_doubt) leftover_ = true;
+    if (broken && begun_ && !in_doubt) leftover_ = true;
     if (in_doubt) {
       unsettled_ = marked;  // until committed() answers: it throws if it cannot
       const bool made = committed(what, marked, deadline, delay, problem);

@@ -9,13 +9,14 @@
 /// then it fails with dag::error naming the operation and the server. A read is simply run again.
 /// A write transaction is retried as a whole, which is only right when it did not commit:
 ///  - lost before COMMIT was sent: the server rolls the transaction back, so it did not commit;
-///  - lost during COMMIT (libpqxx's in_doubt_error): it may have committed. A blind retry would
+///  - lost once the message holding the COMMIT was sent (the mark's statement and COMMIT go as
+///    one message), before its answer came: it may have committed. A blind retry would
 ///    report as lost what the first attempt did (a compare-and-set update now finds its own write
 ///    and loses; a claimed queue row is claimed again), and the caller would never act on it. So
-///    every write transaction (but one its caller knows changed nothing: `write_if_changed`)
-///    also writes, just before COMMIT, its attempt number into the row of
-///    this connection object in `dagrun_commit_marks` (a random client id, one row per object),
-///    and takes the object's own advisory lock (a random key) until it ends. After reconnecting:
+///    every write transaction takes, with its BEGIN, the object's own advisory lock (a random
+///    key) until it ends, and (but one its caller knows changed nothing: `write_if_changed`)
+///    writes, with its COMMIT, its attempt number into the row of this connection object in
+///    `dagrun_commit_marks` (a random client id, one row per object). After reconnecting:
 ///    if a session still holds that lock, the transaction is still running (only the network
 ///    broke): that session is terminated and the question asked again once it is gone; then the
 ///    mark says it: our attempt number → it committed, and the result computed in that attempt is
@@ -38,6 +39,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -108,13 +110,13 @@ public:
   /// connection when it breaks; returns what `body` returns.
   template <class F>
   auto read(const char* what, F&& body) {
-    return transact(what, false, body, [](const auto&...) { return false; });
+    return transact(what, kind::read, body, [](const auto&...) { return false; });
   }
   /// Runs `body(tx)` in one transaction whose outcome is made certain (see the file comment);
   /// returns what `body` returned in the attempt that committed.
   template <class F>
   auto write(const char* what, F&& body) {
-    return transact(what, true, body, [](const auto&...) { return false; });
+    return transact(what, kind::write, body, [](const auto&...) { return false; });
   }
   /// As `write`, for a body that often changes nothing (a claim that finds no queued try): when
   /// `unchanged(result)` says the attempt changed nothing, it commits without its mark, a write
@@ -122,8 +124,44 @@ public:
   /// so one whose COMMIT was in doubt is simply run again.
   template <class F, class Unchanged>
   auto write_if_changed(const char* what, F&& body, Unchanged&& unchanged) {
-    return transact(what, true, body, unchanged);
+    return transact(what, kind::write, body, unchanged);
   }
+  /// As `write_if_changed`, for a body that sends its statements with `send` (text, with values
+  /// written in: `quote`, `execute`) rather than through `tx`: the first of them goes to the
+  /// server in one message with the BEGIN, so that a transaction of one statement takes two round
+  /// trips (the statement, then the COMMIT with the mark) where it took three, or four with a
+  /// mark. Each round trip is a wake-up of the server's process and then of ours, and a queue's
+  /// hand-off is a chain of such transactions. A body that sends nothing makes no transaction.
+  template <class F, class Unchanged>
+  auto write_joined(const char* what, F&& body, Unchanged&& unchanged) {
+    return transact(what, kind::joined, body, unchanged);
+  }
+
+  /// Sends `text` (one statement or several, separated by `;`) in the write transaction `tx` of a
+  /// `write_joined` body (the first with its BEGIN); the last statement's result.
+  pqxx::result send(pqxx::transaction_base& tx, const std::string& text);
+  /// The text that runs the prepared statement for `sql` (`prepared`) with `values`, each already an
+  /// SQL literal (`quote`, a number): `EXECUTE name(v1, v2)`, the plan the server keeps for it.
+  /// Prepares it on the server now if it is not yet.
+  std::string execute(std::string_view sql, std::initializer_list<std::string_view> values = {});
+  /// Runs the prepared statement for `sql` with `params` (text, or NULL) in `tx`: by the protocol's
+  /// own parameters, or as `execute`'s text sent with the BEGIN when it is a `write_joined` body's
+  /// first statement.
+  template <class Params>  // a container of std::string or std::optional<std::string>
+  pqxx::result exec_prepared(pqxx::transaction_base& tx, std::string_view sql, const Params& params) {
+    if (!begin_pending_) return tx.exec_prepared(prepared(sql), pqxx::prepare::make_dynamic_params(params));
+    std::string text = execute(sql);
+    bool first = true;
+    for (const auto& p : params) (text += std::exchange(first, false) ? "(" : ", ") += literal(p);
+    if (!first) text += ')';
+    return send(tx, text);
+  }
+  /// A parameter's value as an SQL literal (NULL when absent), as it is, without pg_text.
+  std::string literal(const std::string& value) const { return conn_->quote(value); }
+  std::string literal(const std::optional<std::string>& value) const { return value ? literal(*value) : "NULL"; }
+  /// `text` as a quoted SQL literal, as PostgreSQL holds it (pg_text). Needs a connection (the
+  /// quoting follows its settings): use it inside a body.
+  std::string quote(std::string_view text) const;
 
   /// The write attempt that threw with its COMMIT's outcome still unknown and is not settled
   /// yet, by number; 0 when there is none.
@@ -149,18 +187,21 @@ private:
   class listener;
   /// An attempt's body: true when it changed something (and so must leave its mark).
   using attempt_body = std::function<bool(pqxx::transaction_base&)>;
+  /// A read (no transaction), a write (BEGIN sent before the body runs) or a write whose BEGIN goes
+  /// with the body's first `send`.
+  enum class kind { read, write, joined };
 
   template <class F, class Unchanged>
-  auto transact(const char* what, bool write, F& body, const Unchanged& unchanged) {
+  auto transact(const char* what, kind how, F& body, const Unchanged& unchanged) {
     using result = std::invoke_result_t<F&, pqxx::transaction_base&>;
     if constexpr (std::is_void_v<result>) {
-      attempts(what, write, [&](pqxx::transaction_base& tx) {
+      attempts(what, how, [&](pqxx::transaction_base& tx) {
         body(tx);
         return true;
       });
     } else {
       std::optional<result> out;  // from the attempt that counted
-      attempts(what, write, [&](pqxx::transaction_base& tx) {
+      attempts(what, how, [&](pqxx::transaction_base& tx) {
         out = body(tx);
         return !unchanged(*out);
       });
@@ -168,7 +209,7 @@ private:
     }
   }
   /// Runs `body` until one attempt counts, as the file comment describes.
-  void attempts(const char* what, bool write, const attempt_body& body);
+  void attempts(const char* what, kind how, const attempt_body& body);
   /// Whether write attempt number `attempt`, whose COMMIT was in doubt, committed; reconnects as
   /// needed. Throws once the outcome is still unknown at `deadline`.
   bool committed(const char* what, std::int64_t attempt, std::chrono::steady_clock::time_point deadline,
@@ -194,6 +235,9 @@ private:
   std::string client_;  ///< this object's row in dagrun_commit_marks: random, never reused
   std::int64_t attempts_ = 0;  ///< write attempts made, the last one's number in the mark
   bool marks_ready_ = false;  ///< the marks' table is known to exist on conn_'s server
+  bool begin_pending_ = false;  ///< a joined write's BEGIN is not sent yet: it goes with the first `send`
+  std::string begin_;  ///< what begins a write: BEGIN and the lock (statements for this connection)
+  bool begun_ = false;  ///< the current attempt sent its BEGIN: broken from then on, its session may linger
   bool leftover_ = false;  ///< a broken attempt's session may still hold the object's lock
   std::int64_t unsettled_ = 0;  ///< a write attempt whose COMMIT's outcome stayed unknown (0: none)
   std::map<std::int64_t, bool> settled_;  ///< outcomes of such attempts a later write settled, until `settle` tells them

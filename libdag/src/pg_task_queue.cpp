@@ -244,17 +244,18 @@ queued_result read_result(const queued_try& t, const std::string& text) {
 }
 
 /// The batch form of pg_task_queue::complete: whether each result was accepted, in order.
-std::vector<bool> complete_many(pqxx::transaction_base& tx, const std::vector<queued_result>& results) {
+std::vector<bool> complete_many(detail::pg_connection& conn, pqxx::transaction_base& tx,
+                                const std::vector<queued_result>& results) {
   std::string values;
   for (const auto& r : results)
     values += (values.empty() ? "" : ",") + std::string("(") + std::to_string(r.id) + "::bigint," +
-              tx.quote(r.lease_token) + "," + tx.quote(result_of(r)) + ")";
+              conn.quote(r.lease_token) + "," + conn.quote(result_of(r)) + ")";
   // Only a current lease may finish its try: a stale worker's late result changes nothing.
   // Accepted by (row, token), not by row: a batch may carry one row twice, with the current
   // token and a stale one, and only the current one finished it. An ended try's payload is
   // deleted with the end: nothing reads it again.
   std::set<std::pair<std::int64_t, std::string>> accepted;
-  for (const auto& row : tx.exec("WITH u AS (UPDATE dagrun_task_queue q SET state = 'done', result = v.result FROM (VALUES " +
+  for (const auto& row : conn.send(tx, "WITH u AS (UPDATE dagrun_task_queue q SET state = 'done', result = v.result FROM (VALUES " +
                                  values + ") AS v(id, token, result) WHERE q.id = v.id AND q.lease_token = v.token "
                                           "AND q.state = 'claimed' RETURNING q.id, v.token, pg_notify('dagrun_finished', '')), "
                                           "d AS (DELETE FROM dagrun_task_queue_payload p USING u WHERE p.id = u.id) "
@@ -325,7 +326,7 @@ public:
     if (max <= 0 || queues.empty()) return {};
     // A claim that finds nothing (each worker asks after every end it reports, and on every
     // notice) changes nothing, and commits without a mark (pg_connection::write_if_changed).
-    return conn_.write_if_changed("claim tries", [&](pqxx::transaction_base& tx) {
+    return conn_.write_joined("claim tries", [&](pqxx::transaction_base& tx) {
       // The queues, the worker and the limit are written into the statement, which a worker
       // prepares once for each limit it uses (at most its concurrency): `queue IN ('default')` is
       // an equality the `ready` index returns in priority order, where `queue = ANY($1)` would
@@ -333,15 +334,15 @@ public:
       // bounds the claim: the planner cannot lock more rows than the LIMIT. The payload is read
       // from its own table by the claimed rows' ids (see schema_sql).
       std::string in;
-      for (const auto& q : queues) in += (in.empty() ? "" : ",") + tx.quote(q);
+      for (const auto& q : queues) in += (in.empty() ? "" : ",") + conn_.quote(q);
       const std::string sql =
           "WITH c AS (SELECT id FROM dagrun_task_queue WHERE state = 'queued' AND queue IN (" + in +
           ") ORDER BY priority DESC, id LIMIT " + std::to_string(max) + " FOR UPDATE SKIP LOCKED) "
           "UPDATE dagrun_task_queue q SET state = 'claimed', lease_token = gen_random_uuid()::text, worker = " +
-          tx.quote(worker) + ", heartbeat_at = now() FROM c JOIN dagrun_task_queue_payload p ON p.id = c.id WHERE q.id = c.id "
+          conn_.quote(worker) + ", heartbeat_at = now() FROM c JOIN dagrun_task_queue_payload p ON p.id = c.id WHERE q.id = c.id "
           "RETURNING " + std::string(key_columns) + ", p.payload";
       std::vector<queued_try> out;
-      for (const auto& row : tx.exec_prepared(conn_.prepared(sql))) out.push_back(read_try(row));
+      for (const auto& row : conn_.send(tx, conn_.execute(sql))) out.push_back(read_try(row));
       return out;
     }, nothing_in);
   }
@@ -364,21 +365,23 @@ public:
 
   std::vector<bool> complete(const std::vector<queued_result>& results) override {
     if (results.empty()) return {};
-    return conn_.write("complete tries", [&](pqxx::transaction_base& tx) {
+    return conn_.write_joined("complete tries", [&](pqxx::transaction_base& tx) {
       std::vector<bool> out;
       if (results.size() == 1) {  // prepared, as enqueue_one_sql says why
         const auto& r = results.front();
-        out.push_back(!tx.exec_prepared(conn_.prepared(complete_one_sql), r.id, r.lease_token, result_of(r)).empty());
+        out.push_back(!conn_.send(tx, conn_.execute(complete_one_sql, {std::to_string(r.id), conn_.quote(r.lease_token),
+                                                                          conn_.quote(result_of(r))}))
+                           .empty());
       } else {
-        out = complete_many(tx, results);
+        out = complete_many(conn_, tx, results);
       }
       return out;
-    });
+    }, [](const auto&) { return false; });
   }
 
   std::vector<finished_try> take_finished(int max, std::chrono::milliseconds stale_after) override {
     if (max <= 0) return {};
-    return conn_.write_if_changed("take finished tries", [&](pqxx::transaction_base& tx) {
+    return conn_.write_joined("take finished tries", [&](pqxx::transaction_base& tx) {
       // Taken, not deleted: the row stays until the scheduler acknowledges the end as recorded,
       // so a scheduler (or database) crash in between loses nothing. A row taken and left
       // unacknowledged for `stale_after` (its scheduler died) is taken again, by anyone. Taking
@@ -394,7 +397,7 @@ public:
           std::to_string(max) + " FOR UPDATE SKIP LOCKED) "
           "UPDATE dagrun_task_queue q SET taken_at = now() FROM c WHERE q.id = c.id RETURNING " + finished_columns();
       std::vector<finished_try> out;
-      for (const auto& row : tx.exec_prepared(conn_.prepared(sql))) {
+      for (const auto& row : conn_.send(tx, conn_.execute(sql))) {
         finished_try f;
         f.item = read_key(row);
         f.outcome = read_result(f.item, row["result"].c_str());
@@ -474,19 +477,22 @@ public:
 private:
   /// Forgets `acknowledged` ends and adds `tries`, in one transaction (see enqueue).
   void send(const std::vector<queued_try>& tries, const std::vector<std::int64_t>& acknowledged) {
-    conn_.write(tries.empty() ? "acknowledge recorded tries" : "enqueue tries", [&](pqxx::transaction_base& tx) {
+    conn_.write_joined(tries.empty() ? "acknowledge recorded tries" : "enqueue tries", [&](pqxx::transaction_base& tx) {
+      // One message: its statements go to the server with the BEGIN (pg_connection::write_joined).
+      std::string text;
+      const auto add = [&](std::string statement) { (text += text.empty() ? "" : "; ") += statement; };
       if (!acknowledged.empty()) {
         // Only a taken end: the id of a row is never reused, and the row is gone or taken. Its
         // payload, if any, goes with it: an end's payload is deleted with the end, but a worker
         // of format 2 that is still running after the upgrade ends a try it claimed before
         // without deleting the payload the upgrade moved.
         if (acknowledged.size() == 1) {  // prepared, as enqueue_one_sql says why
-          tx.exec_prepared(conn_.prepared(acknowledge_sql("= $1::bigint")), acknowledged.front());
+          add(conn_.execute(acknowledge_sql("= $1::bigint"), {std::to_string(acknowledged.front())}));
         } else {
           std::string ids;
           for (const auto id : acknowledged) detail::add_array_element(ids, id);
           detail::close_array(ids);
-          tx.exec_prepared(conn_.prepared(acknowledge_sql("= ANY($1::bigint[])")), ids);
+          add(conn_.execute(acknowledge_sql("= ANY($1::bigint[])"), {conn_.quote(ids)}));
         }
       }
       // A try named twice is sent once, as first named: its row and its payload must agree.
@@ -499,10 +505,9 @@ private:
       }
       if (unique.size() == 1) {  // prepared, as enqueue_one_sql says why
         const queued_try& t = *unique.front();
-        // Text as PostgreSQL holds it (pg_text), as the batch form's arrays and the store have it.
-        tx.exec_prepared(conn_.prepared(enqueue_one_sql), detail::pg_text(t.dag_id), detail::pg_text(t.run_id),
-                         detail::pg_text(t.task_id), t.try_number, t.map_index, detail::pg_text(t.queue), t.priority,
-                         detail::pg_text(payload_of(t)));
+        add(conn_.execute(enqueue_one_sql, {conn_.quote(t.dag_id), conn_.quote(t.run_id), conn_.quote(t.task_id),
+                                            std::to_string(t.try_number), std::to_string(t.map_index),
+                                            conn_.quote(t.queue), std::to_string(t.priority), conn_.quote(payload_of(t))}));
       } else {
         for (std::size_t start = 0; start < unique.size(); start += 500) {
           std::string dags, runs, tasks, numbers, maps, queues, priorities, payloads;
@@ -518,10 +523,13 @@ private:
             detail::add_array_element(payloads, payload_of(t));
           }
           for (auto* a : {&dags, &runs, &tasks, &numbers, &maps, &queues, &priorities, &payloads}) detail::close_array(*a);
-          tx.exec_prepared(conn_.prepared(enqueue_many_sql), dags, runs, tasks, numbers, maps, queues, priorities, payloads);
+          add(conn_.execute(enqueue_many_sql, {conn_.quote(dags), conn_.quote(runs), conn_.quote(tasks), conn_.quote(numbers),
+                                               conn_.quote(maps), conn_.quote(queues), conn_.quote(priorities),
+                                               conn_.quote(payloads)}));
         }
       }
-    });
+      conn_.send(tx, text);
+    }, [](const auto&...) { return false; });
   }
 
   static try_key key_of(const queued_try& t) { return {t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number}; }

@@ -81,6 +81,9 @@ public:
   }
   /// How many COMMITs were cut.
   int cuts() const { return cuts_; }
+  /// How many round trips the relayed connections have made: the server's ReadyForQuery
+  /// messages, one at the end of each answer.
+  int round_trips() const { return round_trips_; }
   /// Stops listening and cuts every connection: the server is unreachable from now on.
   void go_down() { down_ = true; }
   /// Relays new connections again after a cut::…_then_unreachable.
@@ -152,7 +155,13 @@ private:
         }
         if (p[1].revents != 0) {
           const ssize_t n = ::recv(server, buffer.data(), buffer.size(), 0);
-          if (n <= 0 || !write_all(client, buffer.data(), static_cast<std::size_t>(n))) break;
+          if (n <= 0) break;
+          // 'Z', its length (5) and the transaction status end each answer (data that looks alike
+          // the tests that count keep away from). Counted before the client can read it.
+          constexpr std::string_view ready{"Z\0\0\0\5", 5};
+          const std::string_view chunk(buffer.data(), static_cast<std::size_t>(n));
+          for (auto at = chunk.find(ready); at != std::string_view::npos; at = chunk.find(ready, at + 1)) ++round_trips_;
+          if (!write_all(client, buffer.data(), static_cast<std::size_t>(n))) break;
         }
       }
     }
@@ -175,6 +184,7 @@ private:
   std::atomic<bool> armed_{false};
   std::atomic<cut> how_{cut::reply_lost};
   std::atomic<int> cuts_{0};
+  std::atomic<int> round_trips_{0};
   std::mutex mutex_;
   std::vector<std::thread> relays_;
   std::vector<int> lingering_;
