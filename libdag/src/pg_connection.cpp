@@ -283,8 +283,9 @@ pqxx::result pg_connection::send(pqxx::transaction_base& tx, const std::string& 
   // Marked sent before it is: should the message fail, its BEGIN may have run (block_guard).
   if (std::exchange(begin_pending_, false)) {
     begun_ = true;
-    return tx.exec(begin_ + "; " + text);
+    return tx.exec(text.empty() ? begin_ : begin_ + "; " + text);
   }
+  if (text.empty()) return {};
   return tx.exec(text);
 }
 
@@ -315,8 +316,10 @@ void pg_connection::attempts(const char* what, kind how, const attempt_body& bod
     bool in_doubt = false;  // this attempt's COMMIT may or may not have happened
     std::int64_t marked = 0;  // the number this attempt writes into the mark
     begun_ = false;
+    bool opening = !conn_;  // a failure now is the connection's, not a transaction's
     try {
-      if (!conn_) open();
+      if (opening) open();
+      opening = false;
       if (how == kind::read) {
         pqxx::nontransaction tx(*conn_);
         body(tx);
@@ -347,16 +350,16 @@ void pg_connection::attempts(const char* what, kind how, const attempt_body& bod
         ~block_guard() {
           if (std::exchange(c.begin_pending_, false)) return;  // never begun
           if (!open || !c.conn_) return;
-          if (!c.conn_->is_open()) {
-            c.drop();
-            return;
+          if (c.conn_->is_open()) {
+            try {
+              pqxx::nontransaction end(*c.conn_);
+              end.exec("ROLLBACK");
+              return;
+            } catch (...) {
+            }
           }
-          try {
-            pqxx::nontransaction end(*c.conn_);
-            end.exec("ROLLBACK");
-          } catch (...) {
-            c.drop();
-          }
+          c.drop();
+          c.leftover_ = c.leftover_ || c.begun_;  // its session may linger, holding the lock
         }
       } block{*this};
       pqxx::nontransaction tx(*conn_);
@@ -385,11 +388,16 @@ void pg_connection::attempts(const char* what, kind how, const attempt_body& bod
         in_doubt = marked != 0;  // one that changed nothing did the same either way: run again
         problem = e.what();
         broken = true;
+      } catch (const pqxx::sql_error& e) {
+        if (!lost(e)) throw;  // refused before COMMIT (the mark's table, a constraint): rolled back
+        in_doubt = marked != 0;  // the server went away with COMMIT sent
+        problem = e.what();
+        broken = true;
       }
     } catch (const error&) {
       throw;  // ours (an unknown state name, a newer schema): not a connection problem
     } catch (const pqxx::broken_connection& e) {
-      if (!conn_ && refused_for_good(e.what())) throw failure("connect", e.what());
+      if (opening && refused_for_good(e.what())) throw failure("connect", e.what());
       problem = e.what();
       broken = true;
     } catch (const pqxx::transaction_rollback& e) {

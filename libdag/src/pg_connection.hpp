@@ -8,14 +8,15 @@
 /// broke is retried on a new connection, with a delay of 50 ms doubling up to 2 s, for up to 30 s;
 /// then it fails with dag::error naming the operation and the server. A read is simply run again.
 /// A write transaction is retried as a whole, which is only right when it did not commit:
-///  - lost before COMMIT was sent: the server rolls the transaction back, so it did not commit;
+///  - lost before COMMIT was sent: the transaction cannot commit any more (its session, which
+///    may linger in it holding its locks, is ended by the next write: see below);
 ///  - lost once the message holding the COMMIT was sent (the mark's statement and COMMIT go as
 ///    one message), before its answer came: it may have committed. A blind retry would
 ///    report as lost what the first attempt did (a compare-and-set update now finds its own write
 ///    and loses; a claimed queue row is claimed again), and the caller would never act on it. So
 ///    every write transaction takes, with its BEGIN, the object's own advisory lock (a random
-///    key) until it ends, and (but one its caller knows changed nothing: `write_if_changed`)
-///    writes, with its COMMIT, its attempt number into the row of this connection object in
+///    key) until it ends, and (but one its caller knows changed nothing: `write_if_changed`,
+///    `write_joined`) writes, with its COMMIT, its attempt number into the row of this connection object in
 ///    `dagrun_commit_marks` (a random client id, one row per object). After reconnecting:
 ///    if a session still holds that lock, the transaction is still running (only the network
 ///    broke): that session is terminated and the question asked again once it is gone; then the
@@ -126,39 +127,28 @@ public:
   auto write_if_changed(const char* what, F&& body, Unchanged&& unchanged) {
     return transact(what, kind::write, body, unchanged);
   }
-  /// As `write_if_changed`, for a body that sends its statements with `send` (text, with values
-  /// written in: `quote`, `execute`) rather than through `tx`: the first of them goes to the
-  /// server in one message with the BEGIN, so that a transaction of one statement takes two round
-  /// trips (the statement, then the COMMIT with the mark) where it took three, or four with a
-  /// mark. Each round trip is a wake-up of the server's process and then of ours, and a queue's
-  /// hand-off is a chain of such transactions. A body that sends nothing makes no transaction.
+  /// As `write_if_changed`, for a body whose first statement goes to the server in one message
+  /// with the BEGIN: it sends it with `send` (text, with its values written in: `quote`,
+  /// `execute`), and any later ones through `tx` as usual. A transaction of one statement takes
+  /// two round trips (the statement, then the COMMIT with the mark) where it took three, or four
+  /// with a mark: each round trip is a wake-up of the server's process and then of ours, and a
+  /// queue's hand-off is a chain of such transactions. A body that sends nothing makes no
+  /// transaction. Values written into a statement's text show in `pg_stat_activity` and in the
+  /// server's log of a failed statement, as protocol parameters do not: never a secret (a try's
+  /// payload, a connection's password) this way.
   template <class F, class Unchanged>
   auto write_joined(const char* what, F&& body, Unchanged&& unchanged) {
     return transact(what, kind::joined, body, unchanged);
   }
 
   /// Sends `text` (one statement or several, separated by `;`) in the write transaction `tx` of a
-  /// `write_joined` body (the first with its BEGIN); the last statement's result.
+  /// `write_joined` body (with its BEGIN if none was sent yet); the last statement's result.
+  /// `text` empty: sends the BEGIN alone, if not sent yet.
   pqxx::result send(pqxx::transaction_base& tx, const std::string& text);
   /// The text that runs the prepared statement for `sql` (`prepared`) with `values`, each already an
   /// SQL literal (`quote`, a number): `EXECUTE name(v1, v2)`, the plan the server keeps for it.
   /// Prepares it on the server now if it is not yet.
   std::string execute(std::string_view sql, std::initializer_list<std::string_view> values = {});
-  /// Runs the prepared statement for `sql` with `params` (text, or NULL) in `tx`: by the protocol's
-  /// own parameters, or as `execute`'s text sent with the BEGIN when it is a `write_joined` body's
-  /// first statement.
-  template <class Params>  // a container of std::string or std::optional<std::string>
-  pqxx::result exec_prepared(pqxx::transaction_base& tx, std::string_view sql, const Params& params) {
-    if (!begin_pending_) return tx.exec_prepared(prepared(sql), pqxx::prepare::make_dynamic_params(params));
-    std::string text = execute(sql);
-    bool first = true;
-    for (const auto& p : params) (text += std::exchange(first, false) ? "(" : ", ") += literal(p);
-    if (!first) text += ')';
-    return send(tx, text);
-  }
-  /// A parameter's value as an SQL literal (NULL when absent), as it is, without pg_text.
-  std::string literal(const std::string& value) const { return conn_->quote(value); }
-  std::string literal(const std::optional<std::string>& value) const { return value ? literal(*value) : "NULL"; }
   /// `text` as a quoted SQL literal, as PostgreSQL holds it (pg_text). Needs a connection (the
   /// quoting follows its settings): use it inside a body.
   std::string quote(std::string_view text) const;

@@ -325,7 +325,7 @@ public:
   std::vector<queued_try> claim(const std::vector<std::string>& queues, int max, const std::string& worker) override {
     if (max <= 0 || queues.empty()) return {};
     // A claim that finds nothing (each worker asks after every end it reports, and on every
-    // notice) changes nothing, and commits without a mark (pg_connection::write_if_changed).
+    // notice) changes nothing, and commits without a mark (pg_connection::write_joined).
     return conn_.write_joined("claim tries", [&](pqxx::transaction_base& tx) {
       // The queues, the worker and the limit are written into the statement, which a worker
       // prepares once for each limit it uses (at most its concurrency): `queue IN ('default')` is
@@ -478,23 +478,24 @@ private:
   /// Forgets `acknowledged` ends and adds `tries`, in one transaction (see enqueue).
   void send(const std::vector<queued_try>& tries, const std::vector<std::int64_t>& acknowledged) {
     conn_.write_joined(tries.empty() ? "acknowledge recorded tries" : "enqueue tries", [&](pqxx::transaction_base& tx) {
-      // One message: its statements go to the server with the BEGIN (pg_connection::write_joined).
-      std::string text;
-      const auto add = [&](std::string statement) { (text += text.empty() ? "" : "; ") += statement; };
+      // The acknowledgement (ids only) goes with the BEGIN (pg_connection::write_joined); the tries
+      // by protocol parameters: their payloads may hold secrets, which a statement's text must not.
       if (!acknowledged.empty()) {
         // Only a taken end: the id of a row is never reused, and the row is gone or taken. Its
         // payload, if any, goes with it: an end's payload is deleted with the end, but a worker
         // of format 2 that is still running after the upgrade ends a try it claimed before
         // without deleting the payload the upgrade moved.
         if (acknowledged.size() == 1) {  // prepared, as enqueue_one_sql says why
-          add(conn_.execute(acknowledge_sql("= $1::bigint"), {std::to_string(acknowledged.front())}));
+          conn_.send(tx, conn_.execute(acknowledge_sql("= $1::bigint"), {std::to_string(acknowledged.front())}));
         } else {
           std::string ids;
           for (const auto id : acknowledged) detail::add_array_element(ids, id);
           detail::close_array(ids);
-          add(conn_.execute(acknowledge_sql("= ANY($1::bigint[])"), {conn_.quote(ids)}));
+          conn_.send(tx, conn_.execute(acknowledge_sql("= ANY($1::bigint[])"), {conn_.quote(ids)}));
         }
       }
+      if (tries.empty()) return;
+      conn_.send(tx, "");  // the BEGIN, if the acknowledgement did not take it
       // A try named twice is sent once, as first named: its row and its payload must agree.
       std::vector<const queued_try*> unique;
       unique.reserve(tries.size());
@@ -505,9 +506,10 @@ private:
       }
       if (unique.size() == 1) {  // prepared, as enqueue_one_sql says why
         const queued_try& t = *unique.front();
-        add(conn_.execute(enqueue_one_sql, {conn_.quote(t.dag_id), conn_.quote(t.run_id), conn_.quote(t.task_id),
-                                            std::to_string(t.try_number), std::to_string(t.map_index),
-                                            conn_.quote(t.queue), std::to_string(t.priority), conn_.quote(payload_of(t))}));
+        // Text as PostgreSQL holds it (pg_text), as the batch form's arrays and the store have it.
+        tx.exec_prepared(conn_.prepared(enqueue_one_sql), detail::pg_text(t.dag_id), detail::pg_text(t.run_id),
+                         detail::pg_text(t.task_id), t.try_number, t.map_index, detail::pg_text(t.queue), t.priority,
+                         detail::pg_text(payload_of(t)));
       } else {
         for (std::size_t start = 0; start < unique.size(); start += 500) {
           std::string dags, runs, tasks, numbers, maps, queues, priorities, payloads;
@@ -523,12 +525,9 @@ private:
             detail::add_array_element(payloads, payload_of(t));
           }
           for (auto* a : {&dags, &runs, &tasks, &numbers, &maps, &queues, &priorities, &payloads}) detail::close_array(*a);
-          add(conn_.execute(enqueue_many_sql, {conn_.quote(dags), conn_.quote(runs), conn_.quote(tasks), conn_.quote(numbers),
-                                               conn_.quote(maps), conn_.quote(queues), conn_.quote(priorities),
-                                               conn_.quote(payloads)}));
+          tx.exec_prepared(conn_.prepared(enqueue_many_sql), dags, runs, tasks, numbers, maps, queues, priorities, payloads);
         }
       }
-      conn_.send(tx, text);
     }, [](const auto&...) { return false; });
   }
 

@@ -142,7 +142,7 @@ private:
 
   std::size_t exec(std::string_view sql, std::span<const value> params,
                    const std::function<void(std::span<const value>)>& each) override;
-  void script(std::string_view sql) override { conn_.send(*tx_, std::string(sql)); }
+  void script(std::string_view sql) override { tx_->exec(std::string(sql)); }
   std::vector<bool> write(const row_write& w, std::size_t count, const row_source& rows, const on_lost* lost) override;
 
   /// Runs `w` once over rows `begin` to `end` - 1; returns the rows that won (updates).
@@ -179,13 +179,13 @@ void postgres_store::run(const char* what, access mode, const std::function<void
     body(*this);
   };
   if (mode == access::read) conn_.read(what, in_session);
-  else conn_.write_joined(what, in_session, [](const auto&...) { return false; });  // BEGIN with the first statement
+  else conn_.write(what, in_session);
 }
 
 std::size_t postgres_store::exec(std::string_view sql, std::span<const value> params,
                                  const std::function<void(std::span<const value>)>& each) {
   const auto texts = parameters_of(params);
-  const pqxx::result result = conn_.exec_prepared(*tx_, sql, texts);
+  const pqxx::result result = tx_->exec_prepared(conn_.prepared(sql), pqxx::prepare::make_dynamic_params(texts));
   std::vector<value> row;
   for (const auto& r : result) {
     row.clear();
@@ -219,7 +219,7 @@ std::vector<std::size_t> postgres_store::write_batch(const row_write& w, std::si
     if (one == single_writes_.end()) one = single_writes_.emplace(&w, sql_of_one(w)).first;
     rows(begin, row);  // may hold more than `w` takes (an update's row for its insert): the first columns
     const auto texts = parameters_of(std::span<const value>(row).first(w.given.size()));
-    const pqxx::result r = conn_.exec_prepared(*tx_, one->second, texts);
+    const pqxx::result r = tx_->exec_prepared(conn_.prepared(one->second), pqxx::prepare::make_dynamic_params(texts));
     if (w.what == row_write::verb::update && !r.empty()) return {begin};
     return {};
   }
@@ -231,7 +231,7 @@ std::vector<std::size_t> postgres_store::write_batch(const row_write& w, std::si
     for (std::size_t c = 0; c < arrays.size(); ++c) add_element(arrays[c], row[c]);
   }
   for (auto& a : arrays) close_array(a);
-  const pqxx::result r = conn_.exec_prepared(*tx_, it->second, arrays);
+  const pqxx::result r = tx_->exec_prepared(conn_.prepared(it->second), pqxx::prepare::make_dynamic_params(arrays));
   std::vector<std::size_t> won;
   if (w.what == row_write::verb::update)
     for (const auto& ord : r) won.push_back(begin + ord[0].as<std::size_t>() - 1);
