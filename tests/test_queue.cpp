@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -418,10 +419,11 @@ TEST_CASE("Queue.OneTryAloneAndTriesInABatchTravelAlike") {
   CHECK(tx.exec1("SELECT count(*) FROM dagrun_task_queue_payload")[0].as<int>() == 0);
 }
 
-TEST_CASE("Queue.AClaimOrTakeThatFindsNothingWritesNoCommitMark") {
+TEST_CASE("Queue.AClaimThatFindsNothingWritesNoCommitMarkAndATakeNever") {
   // Workers claim after every end and on every notice, mostly finding nothing: such a transaction
   // changed nothing, and its COMMIT need not wait for a mark written to disk. One that finds a
-  // try (or an end) still leaves its mark, for an in-doubt COMMIT to be settled by.
+  // try still leaves its mark, for an in-doubt COMMIT to be settled by. A take leaves none even
+  // when it takes an end: whether it committed does not matter (write_relaxed).
   queue_sandbox s;
   auto q = dag::open_task_queue(s.url);  // its first write (the table) leaves a mark
   pqxx::connection c(s.url);
@@ -447,8 +449,9 @@ TEST_CASE("Queue.AClaimOrTakeThatFindsNothingWritesNoCommitMark") {
   CHECK(q->heartbeat({claimed[0].lease_token}).empty());
   CHECK(marks() == enqueued + 2);
   REQUIRE(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});
+  CHECK(marks() == enqueued + 3);
   REQUIRE(q->take_finished(10, 60s).size() == 1);
-  CHECK(marks() == enqueued + 4);
+  CHECK(marks() == enqueued + 3);
 }
 
 TEST_CASE("Queue.AClaimWhoseCommitReplyIsLostIsRunAgainWhenItFoundNothingAndSettledWhenItFoundATry" * doctest::timeout(120)) {
@@ -473,11 +476,102 @@ TEST_CASE("Queue.AClaimWhoseCommitReplyIsLostIsRunAgainWhenItFoundNothingAndSett
   REQUIRE(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});  // its lease is the one claimed
 }
 
+TEST_CASE("Queue.ATakeHandsItsEndsOnBeforeItCommitsAndOneWhoseCommitIsLostIsTakenAgain" * doctest::timeout(120)) {
+  // A scheduler's step need not wait for its take's COMMIT: the ends are handed on as soon as
+  // they are read, and an acknowledgement that comes before the take ends waits for it and
+  // deletes the end. A take whose COMMIT reached the server holds its ends; one whose COMMIT
+  // never arrived hands them out again, to the next take (which first ends the session left in
+  // its transaction), as a repeat. Either way the end stays in the queue until acknowledged.
+  queue_sandbox s;
+  dag_test::flaky_proxy proxy(s.server);
+  auto q = dag::open_task_queue(proxy.url(s.url));
+  auto direct = dag::open_task_queue(s.url);
+  pqxx::connection c(s.url);
+  const auto taken_rows = [&] {
+    pqxx::nontransaction tx(c);
+    return tx.exec1("SELECT count(*) FROM dagrun_task_queue WHERE taken_at IS NOT NULL")[0].as<int>();
+  };
+  const auto end_one = [&](const std::string& task) {
+    direct->enqueue({bash_try(task)});
+    const auto claimed = direct->claim({"default"}, 10, "w");
+    REQUIRE(claimed.size() == 1);
+    REQUIRE(direct->complete({succeeded(claimed[0])}) == std::vector<bool>{true});
+  };
+
+  end_one("a");
+  std::vector<std::string> handed;
+  int taken_while_handed = -1;
+  const auto taken = q->take_finished(10, 60s, [&](const std::vector<dag::finished_try>& ends) {
+    for (const auto& f : ends) handed.push_back(f.item.task_id);
+    taken_while_handed = taken_rows();
+  });
+  CHECK(handed == std::vector<std::string>{"a"});
+  CHECK(taken_while_handed == 0);  // not committed yet when handed on
+  REQUIRE(taken.size() == 1);
+  CHECK(taken_rows() == 1);
+  CHECK(q->take_finished(10, 60s).empty());
+  q->acknowledge({taken[0].item.id});
+
+  // The step that recorded an end acknowledges it while its take is still open (the collector
+  // was slow to send the COMMIT): the acknowledgement waits for the take, then deletes the end.
+  end_one("d");
+  std::atomic<bool> acked{false};
+  const auto lock_waiters = [&] {
+    pqxx::nontransaction tx(c);
+    return tx.exec1("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+                    "datname = current_database()")[0].as<int>();
+  };
+  {
+    std::jthread ack;
+    const auto d = q->take_finished(10, 60s, [&](const std::vector<dag::finished_try>& ends) {
+      if (ends.size() != 1) return;
+      ack = std::jthread([&, id = ends[0].item.id] {
+        direct->acknowledge({id});
+        acked = true;
+      });
+      // Until it waits for the take's row lock (or, deleting nothing, has finished already).
+      CHECK(dag_test::eventually([&] { return acked || lock_waiters() > 0; }));
+      CHECK_FALSE(acked);
+    });
+    REQUIRE(d.size() == 1);
+  }
+  CHECK(acked);
+  CHECK(q->pending_keys().empty());
+
+  // COMMIT reached the server and committed; its reply was lost: the end is returned all the same,
+  // once, and it stays taken.
+  end_one("b");
+  proxy.arm(dag_test::flaky_proxy::cut::reply_lost);
+  int calls = 0;
+  const auto b = q->take_finished(10, 60s, [&](const auto&) { ++calls; });
+  CHECK(proxy.cuts() == 1);
+  CHECK(calls == 1);
+  REQUIRE(b.size() == 1);
+  CHECK(b[0].item.task_id == "b");
+  CHECK(q->take_finished(10, 60s).empty());
+  q->acknowledge({b[0].item.id});
+
+  // COMMIT never arrived: the end is returned, and taken again by the next take.
+  end_one("c");
+  proxy.arm(dag_test::flaky_proxy::cut::never_arrives);
+  const auto first = q->take_finished(10, 60s);
+  CHECK(proxy.cuts() == 2);
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].item.task_id == "c");
+  const auto again = q->take_finished(10, 60s);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].item.id == first[0].item.id);
+  CHECK(again[0].outcome.result.outcome == dag::try_outcome::success);
+  CHECK(q->pending_keys() == std::set<dag::try_key>{{"d", "r", "c", -1, 1}});
+  q->acknowledge({again[0].item.id});
+  CHECK(q->pending_keys().empty());
+}
+
 TEST_CASE("Queue.EachTransactionOfAHandOffTakesTwoRoundTrips") {
   // A write's BEGIN goes to the server with its first statement, and its commit mark with its
-  // COMMIT (pg_connection::write_joined): a claim, a completion and a take are two round trips
-  // each, where BEGIN, the statement, the mark and COMMIT were four; a claim that finds nothing is
-  // two as well. An enqueue is three: its tries (whose payloads may hold secrets) go by protocol
+  // COMMIT (pg_connection::write_joined): a claim and a completion are two round trips each,
+  // where BEGIN, the statement, the mark and COMMIT were four; a claim that finds nothing is two
+  // as well, and so is a take (its COMMIT carries no mark: pg_connection::write_relaxed). An enqueue is three: its tries (whose payloads may hold secrets) go by protocol
   // parameters, never in a statement's text; an acknowledgement sent with it rides with the BEGIN.
   queue_sandbox s;
   dag_test::flaky_proxy proxy(s.server);

@@ -364,18 +364,31 @@ void pg_connection::attempts(const char* what, kind how, const attempt_body& bod
       } block{*this};
       pqxx::nontransaction tx(*conn_);
       begin_ = "BEGIN; " + execute(sql_hold_lock, {std::to_string(lock_key_)});
-      if (how == kind::joined) {
+      if (how == kind::relaxed) begin_ += "; SET LOCAL synchronous_commit TO off";
+      if (how == kind::joined || how == kind::relaxed) {
         begin_pending_ = true;
       } else {
         begun_ = true;
         tx.exec(begin_);
       }
       const bool changed = body(tx);
-      if (begin_pending_) {  // a joined body that sent nothing: no transaction to end
+      if (begin_pending_) {  // a joined or relaxed body that sent nothing: no transaction to end
         block.open = false;
         return;
       }
       std::string end = "COMMIT";
+      if (how == kind::relaxed) {
+        // Its result stands whatever becomes of the COMMIT (write_relaxed). One that failed left
+        // the session rolled back or lost: the guard ends it, or drops the connection and leaves
+        // the lingering session to the next write.
+        try {
+          tx.exec(end);
+          block.open = false;
+        } catch (const pqxx::broken_connection&) {
+        } catch (const pqxx::sql_error&) {
+        }
+        return;
+      }
       if (changed) {
         marked = ++attempts_;
         end = execute(sql_mark_attempt, {quote(client_), std::to_string(marked)}) + "; COMMIT";

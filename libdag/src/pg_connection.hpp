@@ -34,6 +34,8 @@
 ///    object settles it first (the mark would otherwise be overwritten, and a lingering session
 ///    still holds the lock), and `settle` tells the caller, who may be about to send the same
 ///    changes again (so a write can take two budgets). Marks untouched for a day are deleted.
+///    A `write_relaxed` transaction, whose outcome no one depends on, writes no mark, and its
+///    COMMIT is never settled: its result stands either way.
 /// Deadlocks and serialization failures (the server rolled the transaction back) are retried the
 /// same way. Any other database error fails at once.
 
@@ -140,9 +142,23 @@ public:
   auto write_joined(const char* what, F&& body, Unchanged&& unchanged) {
     return transact(what, kind::joined, body, unchanged);
   }
+  /// As `write_joined`, for a transaction that only spares work, whose outcome no one depends on
+  /// once its body has returned: a scheduler's take of finished tries, whose ends are handed on as
+  /// soon as they are read; a take that did not commit leaves them to be taken again, and an end
+  /// handed on twice is recognised. So it commits without a mark and without waiting for the disk
+  /// (`synchronous_commit` off for this transaction alone: a server crash may undo it, as if it
+  /// had not happened; any later durable commit on the server makes it durable too), and a
+  /// failure once the body has returned (the COMMIT refused or lost with the server) returns the
+  /// body's result all the same; the session, which may linger holding the rows' locks, is ended
+  /// by the object's next write. A failure before that is retried as `write_joined`'s is.
+  template <class F>
+  auto write_relaxed(const char* what, F&& body) {
+    return transact(what, kind::relaxed, body, [](const auto&...) { return false; });
+  }
 
   /// Sends `text` (one statement or several, separated by `;`) in the write transaction `tx` of a
-  /// `write_joined` body (with its BEGIN if none was sent yet); the last statement's result.
+  /// `write_joined` or `write_relaxed` body (with its BEGIN if none was sent yet); the last
+  /// statement's result.
   /// `text` empty: sends the BEGIN alone, if not sent yet.
   pqxx::result send(pqxx::transaction_base& tx, const std::string& text);
   /// The text that runs the prepared statement for `sql` (`prepared`) with `values`, each already an
@@ -175,11 +191,11 @@ public:
 
 private:
   class listener;
-  /// An attempt's body: true when it changed something (and so must leave its mark).
+  /// An attempt's body: true when it changed something (and so must leave its mark, unless relaxed).
   using attempt_body = std::function<bool(pqxx::transaction_base&)>;
-  /// A read (no transaction), a write (BEGIN sent before the body runs) or a write whose BEGIN goes
-  /// with the body's first `send`.
-  enum class kind { read, write, joined };
+  /// A read (no transaction), a write (BEGIN sent before the body runs), a write whose BEGIN goes
+  /// with the body's first `send`, or one of those whose outcome does not matter (write_relaxed).
+  enum class kind { read, write, joined, relaxed };
 
   template <class F, class Unchanged>
   auto transact(const char* what, kind how, F& body, const Unchanged& unchanged) {

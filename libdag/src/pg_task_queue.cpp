@@ -3,6 +3,7 @@
 // in-doubt commits: pg_connection.hpp).
 #include <dag/exec/task_queue.hpp>
 
+#include <functional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -163,7 +164,7 @@ timestamp instance_start_in(const char* payload) {
   return timestamp{std::chrono::microseconds(it->get<std::int64_t>())};
 }
 
-/// Whether a claim, take or expiry found nothing, and so changed nothing.
+/// Whether a claim or expiry found nothing, and so changed nothing.
 constexpr auto nothing_in = [](const auto& rows) { return rows.empty(); };
 
 /// What a scheduler reads of a finished try's row.
@@ -211,10 +212,14 @@ constexpr const char* complete_one_sql =
     "q.lease_token = $2::text AND q.state = 'claimed' RETURNING q.id, pg_notify('dagrun_finished', '')), "
     "d AS (DELETE FROM dagrun_task_queue_payload p USING u WHERE p.id = u.id) SELECT id FROM u";
 
-/// The acknowledgement of recorded ends whose ids meet `ids` (see send).
+/// The acknowledgement of recorded ends whose ids meet `ids` (see send). Any end, taken or not:
+/// the take of an end may still be running when its acknowledgement comes (the collector hands
+/// ends on before its take commits), and a row its snapshot shows not taken must still be
+/// deleted, once that take has ended (the DELETE waits for the row's lock, then checks the row
+/// again); a take that did not commit is as good.
 std::string acknowledge_sql(std::string_view ids) {
   return "WITH d AS (DELETE FROM dagrun_task_queue WHERE id " + std::string(ids) +
-         " AND state = 'done' AND taken_at IS NOT NULL RETURNING id) "
+         " AND state = 'done' RETURNING id) "
          "DELETE FROM dagrun_task_queue_payload p USING d WHERE p.id = d.id";
 }
 
@@ -379,9 +384,14 @@ public:
     }, [](const auto&) { return false; });
   }
 
-  std::vector<finished_try> take_finished(int max, std::chrono::milliseconds stale_after) override {
+  using task_queue::take_finished;
+  std::vector<finished_try> take_finished(int max, std::chrono::milliseconds stale_after,
+                                          const std::function<void(const std::vector<finished_try>&)>& read) override {
     if (max <= 0) return {};
-    return conn_.write_joined("take finished tries", [&](pqxx::transaction_base& tx) {
+    // A take spares work and guards nothing (see task_queue::take_finished): its COMMIT neither
+    // waits for the disk nor carries a mark, and the ends are handed on before it is sent, so that
+    // a chain's next step does not wait for it (pg_connection::write_relaxed).
+    return conn_.write_relaxed("take finished tries", [&](pqxx::transaction_base& tx) {
       // Taken, not deleted: the row stays until the scheduler acknowledges the end as recorded,
       // so a scheduler (or database) crash in between loses nothing. A row taken and left
       // unacknowledged for `stale_after` (its scheduler died) is taken again, by anyone. Taking
@@ -403,8 +413,9 @@ public:
         f.outcome = read_result(f.item, row["result"].c_str());
         out.push_back(std::move(f));
       }
+      if (read && !out.empty()) read(out);
       return out;
-    }, nothing_in);
+    });
   }
 
   std::vector<finished_try> expire_leases(std::chrono::milliseconds lease) override {
@@ -481,7 +492,7 @@ private:
       // The acknowledgement (ids only) goes with the BEGIN (pg_connection::write_joined); the tries
       // by protocol parameters: their payloads may hold secrets, which a statement's text must not.
       if (!acknowledged.empty()) {
-        // Only a taken end: the id of a row is never reused, and the row is gone or taken. Its
+        // Only an end: the id of a row is never reused, and the row is gone or ended. Its
         // payload, if any, goes with it: an end's payload is deleted with the end, but a worker
         // of format 2 that is still running after the upgrade ends a try it claimed before
         // without deleting the payload the upgrade moved.

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -89,8 +90,18 @@ public:
   virtual std::vector<bool> complete(const std::vector<queued_result>& results) = 0;
   /// Takes up to `max` finished tries (the scheduler's input), marking them taken but keeping them
   /// until `acknowledge`: an end is in the queue until the store holds it. Tries taken more than
-  /// `stale_after` ago and never acknowledged (their scheduler died) are taken again.
-  virtual std::vector<finished_try> take_finished(int max, std::chrono::milliseconds stale_after) = 0;
+  /// `stale_after` ago and never acknowledged (their scheduler died) are taken again. `read`, when
+  /// given and ends were found, is called with them as soon as they are read, before the take is
+  /// known to hold: a take only spares other schedulers the work of the same ends, and one that
+  /// does not hold (not committed, or undone by a crash of the database) leaves them to be taken
+  /// again, repeats the engine recognises. The ends are returned too.
+  virtual std::vector<finished_try> take_finished(
+      int max, std::chrono::milliseconds stale_after,
+      const std::function<void(const std::vector<finished_try>&)>& read) = 0;
+  /// As above, with no one to hand the ends to before the take commits.
+  std::vector<finished_try> take_finished(int max, std::chrono::milliseconds stale_after) {
+    return take_finished(max, stale_after, {});
+  }
   /// Forgets taken ends by row id (enqueue with no tries). By id, not by key: a later try of the
   /// same key (a sensor's next poke) may be in the queue meanwhile, taken by another scheduler
   /// and not yet recorded.
