@@ -124,32 +124,32 @@ void queue_executor::collect(std::stop_token stop) {
   // likely out of reach for the workers too, and a lease they could not renew says nothing of
   // whether they live.
   std::optional<std::chrono::steady_clock::time_point> reachable_since;
+  const auto report_all = [this](const std::vector<finished_try>& ends) {
+    for (const auto& f : ends) {
+      task_event e;
+      e.dag_id = f.item.dag_id;
+      e.run_id = f.item.run_id;
+      e.task_id = f.item.task_id;
+      e.try_number = f.item.try_number;
+      e.map_index = f.item.map_index;
+      e.result = f.outcome.result;
+      e.started = f.outcome.started;
+      e.ended = f.outcome.ended;
+      e.pid = f.outcome.pid;
+      e.instance_start = f.outcome.instance_start;
+      e.source = f.item.id;  // what `recorded` acknowledges
+      report(std::move(e));
+    }
+    // Counted as they are reported: an expiry that throws after them must not keep them.
+    if (ends.empty()) return;
+    std::lock_guard lock(mutex_);
+    outstanding_ -= static_cast<long long>(ends.size());
+    if (outstanding_ <= 0) idle_.notify_all();
+  };
   while (!stop.stop_requested()) {
     const auto began = now_steady();
     try {
       if (!q) q = open_task_queue(url_);
-      const auto report_all = [&](const std::vector<finished_try>& ends) {
-        for (const auto& f : ends) {
-          task_event e;
-          e.dag_id = f.item.dag_id;
-          e.run_id = f.item.run_id;
-          e.task_id = f.item.task_id;
-          e.try_number = f.item.try_number;
-          e.map_index = f.item.map_index;
-          e.result = f.outcome.result;
-          e.started = f.outcome.started;
-          e.ended = f.outcome.ended;
-          e.pid = f.outcome.pid;
-          e.instance_start = f.outcome.instance_start;
-          e.source = f.item.id;  // what `recorded` acknowledges
-          report(std::move(e));
-        }
-        // Counted as they are reported: an expiry that throws after them must not keep them.
-        if (ends.empty()) return;
-        std::lock_guard lock(mutex_);
-        outstanding_ -= static_cast<long long>(ends.size());
-        if (outstanding_ <= 0) idle_.notify_all();
-      };
       // Reported as soon as they are read: the engine's step need not wait for the take's COMMIT.
       const bool more = q->take_finished(1000, lease_, report_all).size() == 1000;
       // An answer that took half a lease came through retries: the connection broke meanwhile.
