@@ -2554,6 +2554,40 @@ TEST_CASE_TEMPLATE("Store.TwoStoresNeverOverfillAPool", database, STORE_BACKENDS
   CHECK(one->find_pool("pair")->running_slots == 2);
 }
 
+TEST_CASE_TEMPLATE("Store.TwoStoresClaimingOneTryEachNeverOverfillAPool", database, STORE_BACKENDS) {
+  // A change set's only claim (a chain's next task) counts its pool's slots in its own statement:
+  // two schedulers claiming one try each, at the same time, in a pool of one, round after round.
+  database db;
+  auto one = db.make_store();
+  auto two = db.make_store();
+  one->set_pool({"single", 1, ""});
+  dag::store* stores[2] = {one.get(), two.get()};
+  std::barrier sync(2);
+  for (unsigned round = 1; round <= 20; ++round) {
+    CAPTURE(round);
+    const auto run = daily_run("etl", utc(2024, 1, round));
+    REQUIRE(one->apply(creating(run, {"a", "b"})).runs_created == std::vector<bool>{true});
+    const auto claim = [&](int who) -> bool {
+      dag::change_set c;
+      c.task_instances.push_back(moving(run, who == 0 ? "a" : "b", dag::task_state::none, 0, dag::task_state::running, 1));
+      c.task_instances.back().record.pool = "single";
+      sync.arrive_and_wait();
+      return stores[who]->apply(c).task_instances_updated.at(0);
+    };
+    bool won_by_two = false;
+    std::thread other([&] { won_by_two = claim(1); });
+    const bool won_by_one = claim(0);
+    other.join();
+    REQUIRE(won_by_one != won_by_two);
+    CHECK(one->find_pool("single")->running_slots == 1);
+    // The winner ends, and gives the slot back for the next round.
+    auto end = moving(run, won_by_one ? "a" : "b", dag::task_state::running, 1, dag::task_state::success, 1);
+    end.record.pool = "single";
+    REQUIRE(one->apply(updating({end})).task_instances_updated == std::vector<bool>{true});
+    CHECK(one->find_pool("single")->running_slots == 0);
+  }
+}
+
 TEST_CASE_TEMPLATE("Store.ConnectionsCanBeSetReadListedAndDeletedWithTheirPassword", database, STORE_BACKENDS) {
   database db;
   auto s = db.make_store();
@@ -3355,6 +3389,74 @@ TEST_CASE("Store.PostgresReconnectsAfterTheServerKillsItsSession") {
   CHECK(tis[1].state == dag::task_state::none);
   CHECK_FALSE(s->variable("v").has_value());
   CHECK(db.kill_sessions() == 1);  // still one connection per store
+}
+
+/// A chain's step: try 1 of `ended` succeeds (with its try, as the engine writes an end) and
+/// `next` is claimed (none → queued, try 1).
+dag::change_set chain_step(const dag::run_record& run, const std::string& ended, const std::string& next) {
+  dag::change_set c;
+  c.task_instances = {moving(run, ended, dag::task_state::running, 1, dag::task_state::success, 1),
+                      moving(run, next, dag::task_state::none, 0, dag::task_state::queued, 1)};
+  c.tries.push_back(dag::try_record_of(c.task_instances[0].record));
+  return c;
+}
+
+/// Whether `s` starts try 1 of `task_id` (from `expected`, try 1 unless none) running.
+bool starts(dag::store& s, const dag::run_record& run, const std::string& task_id, dag::task_state expected) {
+  const int expected_try = expected == dag::task_state::none ? 0 : 1;
+  return s.apply(updating({moving(run, task_id, expected, expected_try, dag::task_state::running, 1)})).task_instances_updated.at(0);
+}
+
+TEST_CASE("Store.PostgresWritesAChainsStepInFourRoundTrips") {
+  // A chain's step (a try ends, the next task is claimed) is the scheduler's commonest write. Its
+  // BEGIN goes with the lock of the claimed task's pool, the claim counts the pool's slots in its
+  // own statement, and the delete of a row of the ended try (almost never there) goes with the
+  // mark and the COMMIT: four round trips (BEGIN and locks, the end, the claim, the COMMIT).
+  postgres_database db;
+  db.make_store();
+  flaky_proxy proxy(db.server());
+  auto s = dag::open_store(proxy.url(db.url()));
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(s->apply(creating(run, {"a", "b", "c"})).runs_created == std::vector<bool>{true});
+  REQUIRE(starts(*s, run, "a", dag::task_state::none));
+  const auto step = [&](const std::string& ended, const std::string& next) {
+    return s->apply(chain_step(run, ended, next)).task_instances_updated;
+  };
+  REQUIRE(step("a", "b") == std::vector<bool>{true, true});  // every statement prepared on this connection
+  REQUIRE(starts(*s, run, "b", dag::task_state::queued));
+  // A row of b's try left behind (as a late end of an earlier poke leaves one): the step deletes it.
+  db.execute("INSERT INTO task_tries (dag_id, run_id, task_id, try_number, state) VALUES ('etl', '" + run.run_id +
+             "', 'b', 1, 'running')");
+  const int before = proxy.round_trips();
+  CHECK(step("b", "c") == std::vector<bool>{true, true});
+  CHECK(proxy.round_trips() - before == 4);
+  CHECK(try_rows(db) == 0);
+  const auto tis = s->task_instances("etl", run.run_id);
+  REQUIRE(tis.size() == 3);
+  CHECK(tis[1].state == dag::task_state::success);
+  CHECK(tis[2].state == dag::task_state::queued);
+  CHECK(s->find_pool("default_pool")->queued_slots == 1);
+}
+
+TEST_CASE("Store.PostgresFailsAWriteWhoseDeferredDeleteFailsAndKeepsNothingOfIt") {
+  // A delete sent with the COMMIT that fails takes the whole transaction with it, as it would
+  // have sent on its own: nothing of the change set is written, and the error says why.
+  postgres_database db;
+  auto s = db.make_store();
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  REQUIRE(s->apply(creating(run, {"a", "b"})).runs_created == std::vector<bool>{true});
+  REQUIRE(starts(*s, run, "a", dag::task_state::none));
+  db.execute("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no deletes "
+             "today'; END $$; CREATE TRIGGER refuse BEFORE DELETE ON task_tries FOR EACH STATEMENT EXECUTE FUNCTION refuse()");
+  const dag::change_set c = chain_step(run, "a", "b");
+  CHECK_THROWS_WITH_AS(s->apply(c), doctest::Contains("no deletes today"), dag::error);
+  const auto tis = s->task_instances("etl", run.run_id);
+  REQUIRE(tis.size() == 2);
+  CHECK(tis[0].state == dag::task_state::running);
+  CHECK(tis[1].state == dag::task_state::none);
+  // The store goes on: the next write finds the connection out of the failed transaction.
+  db.execute("DROP TRIGGER refuse ON task_tries");
+  CHECK(s->apply(c).task_instances_updated == std::vector<bool>{true, true});
 }
 
 TEST_CASE("Store.PostgresLearnsThatACommitWhoseReplyWasLostWentThrough") {

@@ -5,6 +5,7 @@
 #include <dag/core/json_text.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <cstdlib>
 #include <memory>
 #include <random>
@@ -268,25 +269,50 @@ const std::string& pg_connection::prepared(std::string_view sql) {
   return names_.emplace(text, std::move(name)).first->second;
 }
 
+namespace {
+
+/// `EXECUTE name(v1, v2)` for literals `values`.
+template <class Values>
+std::string execute_text(const std::string& name, const Values& values) {
+  std::string text = "EXECUTE " + name;
+  for (const auto& value : values) (text += text.size() == 8 + name.size() ? "(" : ", ") += value;
+  if (std::size(values) != 0) text += ')';
+  return text;
+}
+
+/// `first` and `then`, statements, in one text: either may be empty.
+std::string joined(std::string first, std::string_view then) {
+  if (!first.empty() && !then.empty()) first += "; ";
+  return first += then;
+}
+
+}  // namespace
+
 std::string pg_connection::execute(std::string_view sql, std::initializer_list<std::string_view> values) {
   const std::string& name = prepared(sql);
   conn_->prepare_now(name);  // does nothing once this connection has it
-  std::string text = "EXECUTE " + name;
-  for (const auto value : values) (text += text.size() == 8 + name.size() ? "(" : ", ") += value;
-  if (values.size() != 0) text += ')';
-  return text;
+  return execute_text(name, values);
 }
+
+std::string pg_connection::execute(std::string_view sql, const std::vector<std::string>& values) {
+  const std::string& name = prepared(sql);
+  conn_->prepare_now(name);
+  return execute_text(name, values);
+}
+
+void pg_connection::send_later(const std::string& text) { later_ = joined(std::move(later_), text); }
 
 std::string pg_connection::quote(std::string_view text) const { return conn_->quote(pg_text(text)); }
 
 pqxx::result pg_connection::send(pqxx::transaction_base& tx, const std::string& text) {
+  std::string message = joined(std::exchange(later_, {}), text);
   // Marked sent before it is: should the message fail, its BEGIN may have run (block_guard).
   if (std::exchange(begin_pending_, false)) {
     begun_ = true;
-    return tx.exec(text.empty() ? begin_ : begin_ + "; " + text);
+    message = joined(begin_, message);
   }
-  if (text.empty()) return {};
-  return tx.exec(text);
+  if (message.empty()) return {};
+  return tx.exec(message);
 }
 
 error pg_connection::failure(const char* what, const std::string& message) const {
@@ -363,6 +389,7 @@ void pg_connection::attempts(const char* what, kind how, const attempt_body& bod
         }
       } block{*this};
       pqxx::nontransaction tx(*conn_);
+      later_.clear();  // an earlier attempt's, unsent
       begin_ = "BEGIN; " + execute(sql_hold_lock, {std::to_string(lock_key_)});
       if (how == kind::relaxed) begin_ += "; SET LOCAL synchronous_commit TO off";
       if (how == kind::joined || how == kind::relaxed) {
@@ -372,11 +399,16 @@ void pg_connection::attempts(const char* what, kind how, const attempt_body& bod
         tx.exec(begin_);
       }
       const bool changed = body(tx);
-      if (begin_pending_) {  // a joined or relaxed body that sent nothing: no transaction to end
+      if (begin_pending_ && later_.empty()) {  // a joined or relaxed body that sent nothing: no transaction to end
         block.open = false;
         return;
       }
-      std::string end = "COMMIT";
+      // What the body left for later goes with the COMMIT; with the BEGIN too, should it have sent
+      // nothing else (a round trip more, rarely), and on its own before a relaxed COMMIT, which
+      // must not swallow its error.
+      if (begin_pending_ || how == kind::relaxed) send(tx, "");
+      const std::string deferred = std::exchange(later_, {});
+      std::string end = joined(deferred, "COMMIT");
       if (how == kind::relaxed) {
         // Its result stands whatever becomes of the COMMIT (write_relaxed). One that failed left
         // the session rolled back or lost: the guard ends it, or drops the connection and leaves
@@ -391,7 +423,7 @@ void pg_connection::attempts(const char* what, kind how, const attempt_body& bod
       }
       if (changed) {
         marked = ++attempts_;
-        end = execute(sql_mark_attempt, {quote(client_), std::to_string(marked)}) + "; COMMIT";
+        end = joined(deferred, execute(sql_mark_attempt, {quote(client_), std::to_string(marked)}) + "; COMMIT");
       }
       try {
         tx.exec(end);

@@ -157,14 +157,20 @@ public:
   }
 
   /// Sends `text` (one statement or several, separated by `;`) in the write transaction `tx` of a
-  /// `write_joined` or `write_relaxed` body (with its BEGIN if none was sent yet); the last
-  /// statement's result.
-  /// `text` empty: sends the BEGIN alone, if not sent yet.
+  /// `write_joined` or `write_relaxed` body (with its BEGIN if none was sent yet), after what
+  /// `send_later` holds; the last statement's result.
+  /// `text` empty: sends the BEGIN and what `send_later` holds, if anything: a body that runs a
+  /// statement through `tx` itself (with its values as protocol parameters) calls this first.
   pqxx::result send(pqxx::transaction_base& tx, const std::string& text);
+  /// Holds `text` (statements whose results no one reads) for the write transaction's next
+  /// `send`, or else its COMMIT, which it goes before in the same message: a round trip less. An
+  /// error in it fails the transaction as it would have then.
+  void send_later(const std::string& text);
   /// The text that runs the prepared statement for `sql` (`prepared`) with `values`, each already an
-  /// SQL literal (`quote`, a number): `EXECUTE name(v1, v2)`, the plan the server keeps for it.
-  /// Prepares it on the server now if it is not yet.
+  /// SQL literal (`quote`, a number, NULL): `EXECUTE name(v1, v2)`, the plan the server keeps for
+  /// it. Prepares it on the server now if it is not yet.
   std::string execute(std::string_view sql, std::initializer_list<std::string_view> values = {});
+  std::string execute(std::string_view sql, const std::vector<std::string>& values);
   /// `text` as a quoted SQL literal, as PostgreSQL holds it (pg_text). Needs a connection (the
   /// quoting follows its settings): use it inside a body.
   std::string quote(std::string_view text) const;
@@ -243,6 +249,7 @@ private:
   bool marks_ready_ = false;  ///< the marks' table is known to exist on conn_'s server
   bool begin_pending_ = false;  ///< a joined write's BEGIN is not sent yet: it goes with the first `send`
   std::string begin_;  ///< what begins a write: BEGIN and the lock (statements for this connection)
+  std::string later_;  ///< statements for the current write attempt's next message (send_later)
   bool begun_ = false;  ///< the current attempt sent its BEGIN: broken from then on, its session may linger
   bool leftover_ = false;  ///< a broken attempt's session may still hold the object's lock
   std::int64_t unsettled_ = 0;  ///< a write attempt whose COMMIT's outcome stayed unknown (0: none)

@@ -142,11 +142,23 @@ private:
 
   std::size_t exec(std::string_view sql, std::span<const value> params,
                    const std::function<void(std::span<const value>)>& each) override;
-  void script(std::string_view sql) override { tx_->exec(std::string(sql)); }
+  std::size_t exec_inline(std::string_view sql, std::span<const value> params,
+                          const std::function<void(std::span<const value>)>& each) override;
+  void script(std::string_view sql) override { conn_.send(*tx_, std::string(sql)); }
   std::vector<bool> write(const row_write& w, std::size_t count, const row_source& rows, const on_lost* lost) override;
 
   /// Runs `w` once over rows `begin` to `end` - 1; returns the rows that won (updates).
   std::vector<std::size_t> write_batch(const row_write& w, std::size_t begin, std::size_t end, const row_source& rows);
+  /// Runs the prepared statement for `sql` with `params` (protocol parameters), after what the
+  /// transaction has not sent yet (its BEGIN, deferred statements).
+  pqxx::result exec_prepared(std::string_view sql, const std::vector<std::optional<std::string>>& params);
+  /// The SQL of `w` for rows `begin` to `end` - 1 (one row's, or a batch's) and its parameters.
+  std::pair<const std::string*, std::vector<std::optional<std::string>>> statement_of(const row_write& w, std::size_t begin,
+                                                                                      std::size_t end, const row_source& rows);
+  /// `params` as SQL literals, to be written into a statement's text (never a secret).
+  std::vector<std::string> literals_of(const std::vector<std::optional<std::string>>& params) const;
+  /// Calls `each` with the rows of `result`, as values.
+  static void read_rows(const pqxx::result& result, const std::function<void(std::span<const value>)>& each);
 
   pg_connection conn_;
   pqxx::transaction_base* tx_ = nullptr;  ///< during `run`, the transaction of its current attempt
@@ -178,20 +190,44 @@ void postgres_store::run(const char* what, access mode, const std::function<void
     tx_ = &tx;
     body(*this);
   };
+  // A write's BEGIN goes with its first statement (every statement here sends what is pending
+  // first); every write is marked, as one that changed something.
   if (mode == access::read) conn_.read(what, in_session);
-  else conn_.write(what, in_session);
+  else conn_.write_joined(what, in_session, [] { return false; });
 }
 
-std::size_t postgres_store::exec(std::string_view sql, std::span<const value> params,
-                                 const std::function<void(std::span<const value>)>& each) {
-  const auto texts = parameters_of(params);
-  const pqxx::result result = tx_->exec_prepared(conn_.prepared(sql), pqxx::prepare::make_dynamic_params(texts));
+pqxx::result postgres_store::exec_prepared(std::string_view sql, const std::vector<std::optional<std::string>>& params) {
+  conn_.send(*tx_, "");
+  return tx_->exec_prepared(conn_.prepared(sql), pqxx::prepare::make_dynamic_params(params));
+}
+
+std::vector<std::string> postgres_store::literals_of(const std::vector<std::optional<std::string>>& params) const {
+  std::vector<std::string> literals;
+  literals.reserve(params.size());
+  for (const auto& p : params) literals.push_back(p ? conn_.quote(*p) : "NULL");
+  return literals;
+}
+
+void postgres_store::read_rows(const pqxx::result& result, const std::function<void(std::span<const value>)>& each) {
   std::vector<value> row;
   for (const auto& r : result) {
     row.clear();
     for (const auto& f : r) row.push_back(f.is_null() ? value{} : std::string_view(f.c_str(), f.size()));
     if (each) each(row);
   }
+}
+
+std::size_t postgres_store::exec(std::string_view sql, std::span<const value> params,
+                                 const std::function<void(std::span<const value>)>& each) {
+  const pqxx::result result = exec_prepared(sql, parameters_of(params));
+  read_rows(result, each);
+  return static_cast<std::size_t>(result.affected_rows());
+}
+
+std::size_t postgres_store::exec_inline(std::string_view sql, std::span<const value> params,
+                                        const std::function<void(std::span<const value>)>& each) {
+  const pqxx::result result = conn_.send(*tx_, conn_.execute(sql, literals_of(parameters_of(params))));
+  read_rows(result, each);
   return static_cast<std::size_t>(result.affected_rows());
 }
 
@@ -211,17 +247,14 @@ std::vector<bool> postgres_store::write(const row_write& w, std::size_t count, c
   return won;
 }
 
-std::vector<std::size_t> postgres_store::write_batch(const row_write& w, std::size_t begin, std::size_t end,
-                                                     const row_source& rows) {
+std::pair<const std::string*, std::vector<std::optional<std::string>>> postgres_store::statement_of(
+    const row_write& w, std::size_t begin, std::size_t end, const row_source& rows) {
   std::vector<value> row;
   if (end - begin == 1) {
     auto one = single_writes_.find(&w);
     if (one == single_writes_.end()) one = single_writes_.emplace(&w, sql_of_one(w)).first;
     rows(begin, row);  // may hold more than `w` takes (an update's row for its insert): the first columns
-    const auto texts = parameters_of(std::span<const value>(row).first(w.given.size()));
-    const pqxx::result r = tx_->exec_prepared(conn_.prepared(one->second), pqxx::prepare::make_dynamic_params(texts));
-    if (w.what == row_write::verb::update && !r.empty()) return {begin};
-    return {};
+    return {&one->second, parameters_of(std::span<const value>(row).first(w.given.size()))};
   }
   auto it = writes_.find(&w);
   if (it == writes_.end()) it = writes_.emplace(&w, sql_of(w)).first;
@@ -230,11 +263,26 @@ std::vector<std::size_t> postgres_store::write_batch(const row_write& w, std::si
     rows(i, row);
     for (std::size_t c = 0; c < arrays.size(); ++c) add_element(arrays[c], row[c]);
   }
-  for (auto& a : arrays) close_array(a);
-  const pqxx::result r = tx_->exec_prepared(conn_.prepared(it->second), pqxx::prepare::make_dynamic_params(arrays));
+  std::vector<std::optional<std::string>> params;
+  for (auto& a : arrays) {
+    close_array(a);
+    params.emplace_back(std::move(a));
+  }
+  return {&it->second, std::move(params)};
+}
+
+std::vector<std::size_t> postgres_store::write_batch(const row_write& w, std::size_t begin, std::size_t end,
+                                                     const row_source& rows) {
+  const auto [sql, params] = statement_of(w, begin, end, rows);
+  if (w.deferrable && w.what == row_write::verb::remove) {  // nothing to return: sent with the next statement
+    conn_.send_later(conn_.execute(*sql, literals_of(params)));
+    return {};
+  }
+  const pqxx::result r = exec_prepared(*sql, params);
+  if (w.what != row_write::verb::update) return {};
+  if (end - begin == 1) return r.empty() ? std::vector<std::size_t>{} : std::vector<std::size_t>{begin};
   std::vector<std::size_t> won;
-  if (w.what == row_write::verb::update)
-    for (const auto& ord : r) won.push_back(begin + ord[0].as<std::size_t>() - 1);
+  for (const auto& ord : r) won.push_back(begin + ord[0].as<std::size_t>() - 1);
   return won;
 }
 

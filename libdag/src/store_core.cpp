@@ -787,6 +787,12 @@ row_write matching(std::string table, std::vector<column> given, std::size_t key
   return w;
 }
 
+/// `w` (a remove of rows by key, none of them a secret), marked deferrable.
+row_write deferred(row_write w) {
+  w.deferrable = true;
+  return w;
+}
+
 /// A copy into `table` (`from`: its columns and the SELECT that fills them, see row_write::from) of
 /// the rows whose key matches, where `condition` holds; a row already there is kept.
 row_write copying(std::string table, std::string from, std::vector<column> given, std::size_t key_size,
@@ -819,6 +825,18 @@ constexpr std::string_view shows_its_try_sql =
     "(r.state IN ('queued', 'running', 'success', 'failed', 'up_for_retry', 'up_for_reschedule', 'skipped') OR "
     "(r.state = 'scheduled' AND r.first_start_date IS NOT NULL))";
 
+/// The slots of pool `pool` (an SQL expression) its instances in flight take. One sum per state,
+/// each an equality on the in-flight index: with `state IN (…)` as the index's key SQLite builds a
+/// temporary table of the list's values at every run (a pager of its own opened and closed: a
+/// sixth of a chain step's instructions). The IN term stays, for the planner to see that the
+/// partial index applies.
+std::string slots_in_use(std::string_view pool) {
+  const std::string of_pool = " AND pool = " + std::string(pool) + ")";
+  return "(SELECT COALESCE(SUM(pool_slots), 0) FROM task_instances WHERE state IN ('queued', 'running') AND "
+         "state = 'queued'" + of_pool + " + (SELECT COALESCE(SUM(pool_slots), 0) FROM task_instances WHERE state IN "
+         "('queued', 'running') AND state = 'running'" + of_pool;
+}
+
 /// The try a task_instances row `r` shows, as task_tries' columns (table<try_record>::names): a
 /// rescheduled sensor's try waiting for a slot (`scheduled`, with its first start) is
 /// `up_for_reschedule`, and a rescheduled try starts with its first poke.
@@ -837,6 +855,12 @@ struct writes {
     const std::string as_expected = "r.state = {expected} AND r.try_number = {expected_try} AND "
                                     "({expected_start} IS NULL OR r.start_date = {expected_start})";
     task_instance_updates = matching("task_instances", ti, 4, every_field, as_expected);
+    // A change set's only claim: the update where its pool has the slots, counted by the statement
+    // itself (whose view of the table comes after the pool's lock, and after the updates before it
+    // that ended tries). A pool missing has no size, and so admits nothing.
+    task_instance_claim = task_instance_updates;
+    task_instance_claim.condition += " AND {pool_slots} <= (SELECT p.slots FROM pools AS p WHERE p.name = {pool}) - (" +
+                                     slots_in_use("{pool}") + ")";
     // The try an update's instance shows, kept as a row of task_tries (unless it has one) where
     // the row is as the update expects it and on a try: written before the update.
     std::vector<column> expects = first(ti, 4);
@@ -868,8 +892,9 @@ struct writes {
                                    "ELSE COALESCE({end_date}, r.end_date) END",
                                    "r.state = {expected}");
   row_write task_instance_updates;
+  row_write task_instance_claim;
   row_write shown_try_keeps;
-  row_write xcom_deletes = matching("xcom", first(columns_of<xcom_record>(), 4), 4, {}, {});
+  row_write xcom_deletes = deferred(matching("xcom", first(columns_of<xcom_record>(), 4), 4, {}, {}));
   row_write try_upserts = inserting("task_tries", columns_of<try_record>(), 5, true);
   // Where the try's row is one kept while the try was still queued or running (its instance was
   // cleared or marked meanwhile: see shown_try_keeps), the end replaces it: it says more.
@@ -878,7 +903,8 @@ struct writes {
     w.clause += " WHERE task_tries.state IN ('queued', 'running')";
     return w;
   }();
-  row_write try_deletes = matching("task_tries", first(columns_of<try_record>(), 5), 5, {}, {});
+  // (Of the try an instance shows at the end of a change set: almost never there, sent with the COMMIT.)
+  row_write try_deletes = deferred(matching("task_tries", first(columns_of<try_record>(), 5), 5, {}, {}));
   row_write try_keeps = inserting("task_tries", columns_of<try_record>(), 5, false);
   row_write xcom_upserts = inserting("xcom", columns_of<xcom_record>(), 5, true);
   row_write import_errors = inserting("import_errors", columns_of<import_error_record>(), 0, false);
@@ -1193,8 +1219,8 @@ change_result store_core::apply_once(const change_set& changes) {
     std::map<std::string, std::int64_t> pool_slots;  // as the locking read found them
     for (const auto& pool : claimed_pools) {
       const value name[] = {pool};
-      s.exec("SELECT slots FROM pools WHERE name = $1" + sql_.row_lock, name,
-             [&](std::span<const value> row) { pool_slots[pool] = integer_of(row[0]); });
+      s.exec_inline("SELECT slots FROM pools WHERE name = $1" + sql_.row_lock, name,
+                    [&](std::span<const value> row) { pool_slots[pool] = integer_of(row[0]); });
     }
     change_result result;  // afresh in every run, so that a run again reports only what it did itself
     const std::int64_t now = micros_of(wall_now());
@@ -1257,8 +1283,8 @@ change_result store_core::apply_once(const change_set& changes) {
     // with no try is what it would have been, so it is created and the update applied again (which
     // still loses if another writer created the row and moved it on meanwhile).
     // Updates that start a try are written after the others (which may end tries and so free
-    // slots), and only those their pool has the slots for: counted here, under the pools' locks
-    // (each pool's row lock on PostgreSQL, the write lock on SQLite).
+    // slots), and only those their pool has the slots for: counted under the pools' locks (each
+    // pool's row lock on PostgreSQL, the write lock on SQLite).
     // An update of a row a claim before it touched still comes after that claim.
     std::vector<std::size_t> ordinary, claims, after_claims;
     // Keyed by the whole task instance key: the instances of a mapped task are rows of their own.
@@ -1280,7 +1306,7 @@ change_result store_core::apply_once(const change_set& changes) {
         (!claimed.empty() && claimed.contains(key) ? after_claims : ordinary).push_back(i);
       }
     }
-    const auto write_updates = [&](const std::vector<std::size_t>& which) {
+    const auto write_updates = [&](const std::vector<std::size_t>& which, const row_write& as) {
       const on_lost added_task{w.new_task_instances, [&](std::size_t k) {
                                  const task_instance_update& u = changes.task_instances[which[k]];
                                  return u.expected == task_state::none && u.expected_try == 0;
@@ -1289,7 +1315,7 @@ change_result store_core::apply_once(const change_set& changes) {
         out.clear();
         append(out, changes.task_instances[which[k]]);
       }, 4, now);
-      const std::vector<bool> won = s.write(w.task_instance_updates, which.size(), rows, &added_task);
+      const std::vector<bool> won = s.write(as, which.size(), rows, &added_task);
       for (std::size_t k = 0; k < which.size(); ++k) result.task_instances_updated[which[k]] = won[k];
     };
     // Tries the updates move their instances off are kept as rows (see change_set::tries): where
@@ -1311,9 +1337,12 @@ change_result store_core::apply_once(const change_set& changes) {
       out.assign({u.record.dag_id, u.record.run_id, u.record.task_id, std::int64_t{u.record.map_index}, to_string(u.expected),
                   std::int64_t{u.expected_try}, u.expected_start ? value{micros_of(*u.expected_start)} : value{}});
     });
-    write_updates(ordinary);
-    if (!claims.empty()) write_updates(admitted_claims(s, changes.task_instances, claims, pool_slots));
-    write_updates(after_claims);
+    write_updates(ordinary, w.task_instance_updates);
+    // One claim (a chain's next task) counts its pool's slots in its own statement; several are
+    // counted first, each pool once, and admitted in order.
+    if (claims.size() == 1) write_updates(claims, w.task_instance_claim);
+    else if (!claims.empty()) write_updates(admitted_claims(s, changes.task_instances, claims, pool_slots), w.task_instance_updates);
+    write_updates(after_claims, w.task_instance_updates);
     if (changes.all_or_nothing && !all_won(result)) throw change_set_lost{result};  // rolls back
     // A try its instance is still on once this change set is written (the last update of the
     // instance won, and leaves it on that try: ended, or a rescheduled sensor's next poke), and
@@ -1376,19 +1405,12 @@ change_result store_core::apply_once(const change_set& changes) {
 std::vector<std::size_t> store_core::admitted_claims(session& s, const std::vector<task_instance_update>& updates,
                                                      const std::vector<std::size_t>& claims,
                                                      const std::map<std::string, std::int64_t>& slots) {
-  // The slots of pool $1 its instances in flight take. One sum per state, each an equality on
-  // the in-flight index: with `state IN (…)` as the index's key SQLite builds a temporary table of
-  // the list's values at every run (a pager of its own opened and closed: a sixth of a chain
-  // step's instructions). The IN term stays, for the planner to see that the partial index applies.
-  constexpr std::string_view in_use =
-      "(SELECT COALESCE(SUM(pool_slots), 0) FROM task_instances WHERE state IN ('queued', 'running') AND "
-      "state = 'queued' AND pool = $1) + (SELECT COALESCE(SUM(pool_slots), 0) FROM task_instances WHERE state IN "
-      "('queued', 'running') AND state = 'running' AND pool = $1)";
+  static const std::string in_use = slots_in_use("$1");
   // Where writers are serialized (no row lock), the pool's size is read with its count: no row
   // for a missing pool. Elsewhere apply_once locked the pools first and `slots` has their sizes.
   const bool serialized = sql_.row_lock.empty();
-  static const std::string open_slots = "SELECT p.slots - (" + std::string(in_use) + ") FROM pools AS p WHERE p.name = $1";
-  static const std::string used_slots = "SELECT " + std::string(in_use);
+  static const std::string open_slots = "SELECT p.slots - (" + in_use + ") FROM pools AS p WHERE p.name = $1";
+  static const std::string used_slots = "SELECT " + in_use;
   std::map<std::string, std::int64_t> open;  // per pool: slots left; a pool missing admits nothing
   for (std::size_t i : claims) {
     const std::string& pool = updates[i].record.pool;

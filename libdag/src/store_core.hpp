@@ -63,6 +63,10 @@ struct row_write {
   /// copy: the columns of `table` it fills and the SELECT that fills them from the rows read, as
   /// `r` (`(a, b) SELECT r.x, r.y FROM source AS r`); `clause` follows (ON CONFLICT …).
   std::string from;
+  /// A remove whose values are no secret: a backend may send it later, with the transaction's
+  /// next statement (PostgreSQL: in the same message, at the latest the COMMIT's), a round trip
+  /// less. It still runs before every later statement; an error in it fails the transaction then.
+  bool deferrable = false;
 
   /// `text` with every `{name}` of a given column replaced by `ref(its index)`.
   std::string expand(std::string_view text, const std::function<std::string(std::size_t)>& ref) const;
@@ -91,6 +95,14 @@ public:
   /// it returns; returns how many rows it changed.
   virtual std::size_t exec(std::string_view sql, std::span<const value> params = {},
                            const std::function<void(std::span<const value>)>& each = {}) = 0;
+  /// As `exec`, for a statement whose values are no secret: a backend may write them into the
+  /// statement's text (PostgreSQL, where they then show in the server's activity view and in its
+  /// log of a failed statement), so that the statement can share a message with others (the
+  /// BEGIN, for a transaction's first). The pools a change set claims slots in are locked so.
+  virtual std::size_t exec_inline(std::string_view sql, std::span<const value> params = {},
+                                  const std::function<void(std::span<const value>)>& each = {}) {
+    return exec(sql, params, each);
+  }
   /// Runs statements that take no parameters (the schema's migrations).
   virtual void script(std::string_view sql) = 0;
   /// Applies `w` to rows 0 to `count` - 1 of `rows` as if one by one, in order; for updates, per
