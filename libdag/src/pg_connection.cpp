@@ -342,6 +342,7 @@ void pg_connection::attempts(const char* what, kind how, const attempt_body& bod
     bool in_doubt = false;  // this attempt's COMMIT may or may not have happened
     std::int64_t marked = 0;  // the number this attempt writes into the mark
     begun_ = false;
+    later_.clear();  // an earlier attempt's, unsent (it threw before sending them)
     bool opening = !conn_;  // a failure now is the connection's, not a transaction's
     try {
       if (opening) open();
@@ -374,6 +375,7 @@ void pg_connection::attempts(const char* what, kind how, const attempt_body& bod
         pg_connection& c;
         bool open = true;
         ~block_guard() {
+          c.later_.clear();  // for this transaction only: never for a later read's `send`
           if (std::exchange(c.begin_pending_, false)) return;  // never begun
           if (!open || !c.conn_) return;
           if (c.conn_->is_open()) {
@@ -389,7 +391,6 @@ void pg_connection::attempts(const char* what, kind how, const attempt_body& bod
         }
       } block{*this};
       pqxx::nontransaction tx(*conn_);
-      later_.clear();  // an earlier attempt's, unsent
       begin_ = "BEGIN; " + execute(sql_hold_lock, {std::to_string(lock_key_)});
       if (how == kind::relaxed) begin_ += "; SET LOCAL synchronous_commit TO off";
       if (how == kind::joined || how == kind::relaxed) {
@@ -398,16 +399,22 @@ void pg_connection::attempts(const char* what, kind how, const attempt_body& bod
         begun_ = true;
         tx.exec(begin_);
       }
-      const bool changed = body(tx);
+      bool changed = body(tx);
       if (begin_pending_ && later_.empty()) {  // a joined or relaxed body that sent nothing: no transaction to end
         block.open = false;
         return;
       }
-      // What the body left for later goes with the COMMIT; with the BEGIN too, should it have sent
-      // nothing else (a round trip more, rarely), and on its own before a relaxed COMMIT, which
-      // must not swallow its error.
-      if (begin_pending_ || how == kind::relaxed) send(tx, "");
-      const std::string deferred = std::exchange(later_, {});
+      // What the body left for later goes with the COMMIT (and the BEGIN, should the body have
+      // sent nothing else); on its own before a relaxed COMMIT, which must not swallow its error.
+      if (how == kind::relaxed) send(tx, "");
+      std::string deferred = std::exchange(later_, {});
+      // A transaction that ran deferred statements changed something: it is marked, so that its
+      // COMMIT, if in doubt, is settled rather than run again.
+      changed = changed || !deferred.empty();
+      if (std::exchange(begin_pending_, false)) {
+        begun_ = true;
+        deferred = joined(begin_, deferred);
+      }
       std::string end = joined(deferred, "COMMIT");
       if (how == kind::relaxed) {
         // Its result stands whatever becomes of the COMMIT (write_relaxed). One that failed left

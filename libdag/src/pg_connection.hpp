@@ -131,7 +131,8 @@ public:
   }
   /// As `write_if_changed`, for a body whose first statement goes to the server in one message
   /// with the BEGIN: it sends it with `send` (text, with its values written in: `quote`,
-  /// `execute`), and any later ones through `tx` as usual. A transaction of one statement takes
+  /// `execute`), and any later ones through `send` or through `tx`, after a `send(tx, "")` that
+  /// sends what is pending (the BEGIN, `send_later`'s statements). A transaction of one statement takes
   /// two round trips (the statement, then the COMMIT with the mark) where it took three, or four
   /// with a mark: each round trip is a wake-up of the server's process and then of ours, and a
   /// queue's hand-off is a chain of such transactions. A body that sends nothing makes no

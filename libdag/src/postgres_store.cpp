@@ -191,9 +191,10 @@ void postgres_store::run(const char* what, access mode, const std::function<void
     body(*this);
   };
   // A write's BEGIN goes with its first statement (every statement here sends what is pending
-  // first); every write is marked, as one that changed something.
+  // first). Its body has no result: every write is marked, as one that changed something (the
+  // third argument, which would tell a result that changed nothing, is never called).
   if (mode == access::read) conn_.read(what, in_session);
-  else conn_.write_joined(what, in_session, [] { return false; });
+  else conn_.write_joined(what, in_session, [](const auto&) { return false; });
 }
 
 pqxx::result postgres_store::exec_prepared(std::string_view sql, const std::vector<std::optional<std::string>>& params) {
@@ -274,7 +275,9 @@ std::pair<const std::string*, std::vector<std::optional<std::string>>> postgres_
 std::vector<std::size_t> postgres_store::write_batch(const row_write& w, std::size_t begin, std::size_t end,
                                                      const row_source& rows) {
   const auto [sql, params] = statement_of(w, begin, end, rows);
-  if (w.deferrable && w.what == row_write::verb::remove) {  // nothing to return: sent with the next statement
+  // A deferrable remove of one row (a batch's keys would fill the server's log of a failed
+  // statement) is sent with the next statement; it has nothing to return.
+  if (w.deferrable && w.what == row_write::verb::remove && end - begin == 1) {
     conn_.send_later(conn_.execute(*sql, literals_of(params)));
     return {};
   }

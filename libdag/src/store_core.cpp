@@ -856,8 +856,12 @@ struct writes {
                                     "({expected_start} IS NULL OR r.start_date = {expected_start})";
     task_instance_updates = matching("task_instances", ti, 4, every_field, as_expected);
     // A change set's only claim: the update where its pool has the slots, counted by the statement
-    // itself (whose view of the table comes after the pool's lock, and after the updates before it
-    // that ended tries). A pool missing has no size, and so admits nothing.
+    // itself, after the updates before it that ended tries. On PostgreSQL the pool's row lock is
+    // taken by an earlier statement (apply_once), so that this one's view of the table (taken when
+    // it starts, under READ COMMITTED) holds every claim committed before the lock was ours; on
+    // SQLite writers are serialized. A pool missing has no size, and so admits nothing.
+    // (A claim refused whose instance has no row yet creates it, in state none, as a claim that
+    // loses its compare-and-set does: see on_lost in apply_once.)
     task_instance_claim = task_instance_updates;
     task_instance_claim.condition += " AND {pool_slots} <= (SELECT p.slots FROM pools AS p WHERE p.name = {pool}) - (" +
                                      slots_in_use("{pool}") + ")";
@@ -1208,8 +1212,8 @@ change_result store_core::apply_once(const change_set& changes) {
   const writes& w = all_writes();
   // The pools tries start in, locked first and in order, so that claiming writers queue up on
   // them without deadlocking: a writer waiting for a pool holds no row yet. Where writers are
-  // serialized anyway (no row lock: SQLite), none is read here: admitted_claims reads each pool's
-  // size with its count, a statement less.
+  // serialized anyway (no row lock: SQLite), none is read here: a claim counts its pool's slots
+  // with its size (task_instance_claim, admitted_claims), a statement less.
   std::set<std::string> claimed_pools;
   if (!sql_.row_lock.empty())
     for (const auto& u : changes.task_instances)

@@ -64,8 +64,10 @@ struct row_write {
   /// `r` (`(a, b) SELECT r.x, r.y FROM source AS r`); `clause` follows (ON CONFLICT …).
   std::string from;
   /// A remove whose values are no secret: a backend may send it later, with the transaction's
-  /// next statement (PostgreSQL: in the same message, at the latest the COMMIT's), a round trip
-  /// less. It still runs before every later statement; an error in it fails the transaction then.
+  /// next statement (PostgreSQL: a one-row remove, in the same message, at the latest the
+  /// COMMIT's), a round trip less. It still runs before every later statement; an error in it
+  /// fails the transaction then. (Its row locks are taken then too: a deadlock it meets is
+  /// retried, as any is.)
   bool deferrable = false;
 
   /// `text` with every `{name}` of a given column replaced by `ref(its index)`.
