@@ -342,7 +342,6 @@ void pg_connection::attempts(const char* what, kind how, const attempt_body& bod
     bool in_doubt = false;  // this attempt's COMMIT may or may not have happened
     std::int64_t marked = 0;  // the number this attempt writes into the mark
     begun_ = false;
-    later_.clear();  // an earlier attempt's, unsent (it threw before sending them)
     bool opening = !conn_;  // a failure now is the connection's, not a transaction's
     try {
       if (opening) open();
@@ -375,7 +374,7 @@ void pg_connection::attempts(const char* what, kind how, const attempt_body& bod
         pg_connection& c;
         bool open = true;
         ~block_guard() {
-          c.later_.clear();  // for this transaction only: never for a later read's `send`
+          c.later_.clear();  // for this transaction only (sent or not): never for a later attempt's or read's `send`
           if (std::exchange(c.begin_pending_, false)) return;  // never begun
           if (!open || !c.conn_) return;
           if (c.conn_->is_open()) {
