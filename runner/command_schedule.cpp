@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <thread>
 #include <utility>
@@ -209,31 +210,38 @@ int schedule_command(invocation& inv) {
   folder_watch watch(inv.global.dags_folder, [&eng] { eng.wake(); });
   auto last_look = std::chrono::steady_clock::now(), last_check = last_look;
   auto waiting = eng.waiting_dags();
+  std::optional<std::size_t> reloaded;  // DAGs loaded by a reload whose import errors are not yet recorded
+  std::size_t read_again = 0;           // files read since the last reload said so
   auto reload_if_changed = [&] {
     const auto now = std::chrono::steady_clock::now();
     const bool look = watch.take_change() || now - last_look >= std::chrono::seconds(watch.active() ? 10 : 1);
     const bool check_waiting = now - last_check >= std::chrono::seconds(1);
     if (!look && !check_waiting) return false;
     if (check_waiting) last_check = now;
-    std::size_t read = 0;
     if (look) {
       last_look = now;
-      read = loader.refresh();
+      read_again += loader.refresh();
     }
     if (look && loader.changed()) {
       // Only the files that changed were read again; the others' DAGs are kept as they were.
       folder = with_program_dags(inv, loader.folder(), true);
-      const std::size_t now_loaded = folder.dags.size();
+      reloaded = folder.dags.size();
       eng.set_dags(std::exchange(folder.dags, {}));
-      spdlog::info("reloaded DAGs: {} loaded, {} import errors ({} {} read again)", now_loaded, folder.problems.size(), read,
-                   read == 1 ? "file" : "files");
-    } else if (eng.waiting_dags() == waiting) {
+    } else if (!reloaded && eng.waiting_dags() == waiting) {
       return false;
     }
     // A DAG file gone while its DAG has unfinished runs is an import error until it is back or
-    // the runs end; one gone without any simply leaves the loaded DAGs.
-    waiting = eng.waiting_dags();
-    record_import_errors(*db, folder, waiting, inv.global.dags_folder);
+    // the runs end; one gone without any simply leaves the loaded DAGs. Should the store fail
+    // here, the next look records them again (`reloaded` and `waiting` move on only once they are in).
+    auto now_waiting = eng.waiting_dags();
+    record_import_errors(*db, folder, now_waiting, inv.global.dags_folder);
+    waiting = std::move(now_waiting);
+    // Said once the import errors are in the store, so whoever reads the line finds them there.
+    if (reloaded) {
+      const std::size_t loaded_now = *std::exchange(reloaded, std::nullopt), read = std::exchange(read_again, 0);
+      spdlog::info("reloaded DAGs: {} loaded, {} import errors ({} {} read again)", loaded_now, folder.problems.size(), read,
+                   read == 1 ? "file" : "files");
+    }
     return false;
   };
   // The store's own retries cover a restart or a failover; a longer outage makes a pass throw,
