@@ -23,6 +23,8 @@
 #include <dag/exec/child_process.hpp>
 #include <dag/exec/orphan_processes.hpp>
 #include <dag/exec/queue_executor.hpp>
+#include <dag/engine/engine.hpp>
+#include <dag/operators/builtin.hpp>
 
 #include "support/eventually.hpp"
 #include "support/flaky_proxy.hpp"
@@ -769,6 +771,93 @@ TEST_CASE("Queue.AStepAcknowledgesAnEndAndQueuesTheNextTryOfItsKeyInOneTransacti
   auto next = q->claim({"default"}, 10, "w");
   REQUIRE(next.size() == 1);
   CHECK(next[0].id != taken[0].item.id);
+}
+
+TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhereTheStoreIsInTheQueuesDatabase" *
+          doctest::timeout(120)) {
+  // Two independent tasks start in one step. With the store and the queue on one database (as
+  // `schedule --executor queue` has them), their rows in the queue are written by the store's
+  // transaction that claims their task instances (one xmin), each once. With the queue named
+  // otherwise (another host name for the same server), the store leaves them to the executor's
+  // own enqueue. And a try whose key the queue holds already (a rescheduled sensor's poke whose
+  // end is not acknowledged yet) is left to that enqueue, which acknowledges ends first.
+  for (const int variant : {0, 1, 2}) {
+    CAPTURE(variant);
+    queue_sandbox s;
+    std::string queue_url = s.url;
+    if (variant == 1) {
+      const auto at = queue_url.find("@127.0.0.1:");
+      REQUIRE(at != std::string::npos);
+      queue_url.replace(at, 10, "@localhost");
+      queue_url += "?hostaddr=127.0.0.1";
+    }
+    auto db = dag::open_store(s.url);
+    auto ex = std::make_unique<dag::queue_executor>(queue_url, 30s);
+    const std::string run = "manual__2024-01-01T00:00:00+00:00";
+    if (variant == 2) {  // `a`'s key is in the queue already
+      dag::queued_try held = bash_try("a");
+      held.dag_id = "two", held.run_id = run;
+      dag::open_task_queue(s.url)->enqueue({held});
+    }
+    // Every row offered to the queue, counted before the unique key keeps or drops it.
+    pqxx::connection c(s.url);
+    {
+      pqxx::work tx(c);
+      tx.exec("CREATE TABLE offered (task_id TEXT)");
+      tx.exec("CREATE FUNCTION note_offer() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+              "INSERT INTO offered VALUES (NEW.task_id); RETURN NEW; END $$");
+      tx.exec("CREATE TRIGGER note_offer BEFORE INSERT ON dagrun_task_queue FOR EACH ROW EXECUTE FUNCTION note_offer()");
+      tx.commit();
+    }
+    const dag::operator_catalog operators = dag::builtin_operators();
+    const dag::system_clock clock;
+    dag::engine_options o;
+    o.log_folder = s.dir / "logs";
+    o.create_scheduled_runs = false;
+    o.adopt_store_runs = false;
+    dag::engine eng(*db, operators, clock, o, std::move(ex));
+    dag::definition d{"two"};
+    d.bash("a", "true");
+    d.bash("b", "true");
+    eng.set_dags({std::move(d)});
+    REQUIRE(eng.create_run("two", dag::run_type::manual, dag::parse_time("2024-01-01")));
+    const auto count = [&](const std::string& sql) {
+      pqxx::nontransaction tx(c);
+      return tx.exec1(sql)[0].as<int>();
+    };
+    REQUIRE(eventually([&] {
+      eng.step();
+      return eng.running() == 2;
+    }));
+    CHECK(count("SELECT count(*) FROM dagrun_task_queue") == 2);
+    const int with_their_claims = count(
+        "SELECT count(*) FROM dagrun_task_queue q JOIN task_instances t USING (dag_id, run_id, task_id, map_index, try_number) "
+        "WHERE q.xmin = t.xmin");
+    const int offers_of_a = count("SELECT count(*) FROM offered WHERE task_id = 'a'");
+    const int offers_of_b = count("SELECT count(*) FROM offered WHERE task_id = 'b'");
+    if (variant == 0) {
+      CHECK(with_their_claims == 2);
+      CHECK(offers_of_a == 1);
+      CHECK(offers_of_b == 1);
+    } else if (variant == 1) {
+      CHECK(with_their_claims == 0);
+      CHECK(offers_of_a == 1);
+      CHECK(offers_of_b == 1);
+    } else {
+      CHECK(with_their_claims == 1);  // b's
+      CHECK(offers_of_a == 2);        // the store's, refused by the key, then the executor's own
+      CHECK(offers_of_b == 1);
+    }
+    // As workers would: both end, and the engine records them (it waits for its tries on exit).
+    auto q = dag::open_task_queue(s.url);
+    auto claimed = q->claim({"default"}, 10, "w");
+    REQUIRE(claimed.size() == 2);
+    REQUIRE(q->complete({succeeded(claimed[0]), succeeded(claimed[1])}) == std::vector<bool>{true, true});
+    REQUIRE(eventually([&] {
+      eng.step();
+      return eng.running() == 0;
+    }));
+  }
 }
 
 TEST_CASE("Queue.ALostTrysEndNamesItsPoke") {

@@ -1444,6 +1444,9 @@ std::optional<timestamp> engine::step_once() {
       // from the same outdated view, so none of them may land (the rest of the pass's runs still
       // do): one lost run's writes are left out and the rest written again, until what is left is
       // written whole.
+      // The executor's rows for these starts (the queue's tries) go in the same transaction where
+      // the store can write them: only those of claims that won.
+      if (!starts.empty()) changes.attachment = executor_->attachment_for(starts);
       lost = apply_by_run(changes, of_ends, &not_created);
       written = true;
       if (!changes.dataset_events.empty()) {  // what was written: apply_by_run leaves refused ends' out

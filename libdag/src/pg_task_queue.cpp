@@ -14,6 +14,7 @@
 #include <dag/core/error.hpp>
 #include <dag/core/json_text.hpp>
 
+#include "pg_attachment.hpp"
 #include "pg_connection.hpp"
 #include "result_json.hpp"
 
@@ -182,12 +183,13 @@ std::string finished_columns() { return std::string(key_columns) + ", q.result";
 // row either plan costs more than running it. So one row goes by a prepared statement over
 // scalar parameters, whose plan (index lookups by the key or the id) the plan cache keeps.
 
-/// A try and its payload; a try another scheduler queued already keeps its row (as below).
+/// A try and its payload; a try another scheduler queued already keeps its row (as below). It
+/// returns a row when it queued the try (write_tries).
 constexpr const char* enqueue_one_sql =
     "WITH i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority) "
     "VALUES ($1::text, $2::text, $3::text, $4::int, $5::int, $6::text, $7::int) "
     "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING RETURNING id, pg_notify('dagrun_queued', '')) "
-    "INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, $8::text FROM i";
+    "INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, $8::text FROM i RETURNING id";
 
 /// The batch form of enqueue_one_sql, over one array per column (add_array_element): one
 /// statement text whatever the batch's size, prepared once, where a list of VALUES was a new text
@@ -195,16 +197,17 @@ constexpr const char* enqueue_one_sql =
 /// the batch's size (in a 20,000-try run the plan cache kept one after six of 440 calls). Rows
 /// are inserted in the batch's order (ids, and so claims within a priority, follow it). Another
 /// scheduler may have queued the same try: the unique key keeps one, and only a row this
-/// statement made gets a payload.
+/// statement made gets a payload. It returns the keys of the tries it queued.
 constexpr const char* enqueue_many_sql =
     "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::int[], "
     "$8::text[]) WITH ORDINALITY AS v(dag_id, run_id, task_id, try_number, map_index, queue, priority, payload, n)), "
     "i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority) "
     "SELECT dag_id, run_id, task_id, try_number, map_index, queue, priority FROM v ORDER BY n "
     "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING "
-    "RETURNING id, dag_id, run_id, task_id, map_index, try_number, pg_notify('dagrun_queued', '')) "
-    "INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, v.payload FROM i "
-    "JOIN v USING (dag_id, run_id, task_id, map_index, try_number)";
+    "RETURNING id, dag_id, run_id, task_id, map_index, try_number, pg_notify('dagrun_queued', '')), "
+    "p AS (INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, v.payload FROM i "
+    "JOIN v USING (dag_id, run_id, task_id, map_index, try_number)) "
+    "SELECT dag_id, run_id, task_id, map_index, try_number FROM i";
 
 /// A worker's end of one try, accepted only from its current lease (see complete).
 constexpr const char* complete_one_sql =
@@ -270,6 +273,90 @@ std::vector<bool> complete_many(detail::pg_connection& conn, pqxx::transaction_b
   for (const auto& r : results) out.push_back(accepted.contains({r.id, r.lease_token}));
   return out;
 }
+
+try_key key_of(const queued_try& t) { return {t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number}; }
+
+/// Queues `tries` (no key twice) in `tx` on `conn`: the queue's own enqueue, or a store's write
+/// that carries them (queue_attachment). By protocol parameters: their payloads may hold secrets,
+/// which a statement's text must not. Returns the keys of the tries it queued: not those whose key
+/// the queue holds already (another scheduler's copy, or a rescheduled sensor's poke whose end is
+/// not acknowledged yet).
+std::set<try_key> write_tries(detail::pg_connection& conn, pqxx::transaction_base& tx,
+                              const std::vector<const queued_try*>& tries) {
+  std::set<try_key> queued;
+  if (tries.empty()) return queued;
+  conn.send(tx, "");  // the BEGIN and what is held back, if nothing took them yet
+  if (tries.size() == 1) {  // prepared, as enqueue_one_sql says why
+    const queued_try& t = *tries.front();
+    // Text as PostgreSQL holds it (pg_text), as the batch form's arrays and the store have it.
+    if (!tx.exec_prepared(conn.prepared(enqueue_one_sql), detail::pg_text(t.dag_id), detail::pg_text(t.run_id),
+                          detail::pg_text(t.task_id), t.try_number, t.map_index, detail::pg_text(t.queue), t.priority,
+                          detail::pg_text(payload_of(t)))
+             .empty())
+      queued.insert(key_of(t));
+    return queued;
+  }
+  for (std::size_t start = 0; start < tries.size(); start += 500) {
+    std::string dags, runs, tasks, numbers, maps, queues, priorities, payloads;
+    for (std::size_t i = start; i < std::min(tries.size(), start + 500); ++i) {
+      const auto& t = *tries[i];
+      detail::add_array_element(dags, t.dag_id);
+      detail::add_array_element(runs, t.run_id);
+      detail::add_array_element(tasks, t.task_id);
+      detail::add_array_element(numbers, t.try_number);
+      detail::add_array_element(maps, t.map_index);
+      detail::add_array_element(queues, t.queue);
+      detail::add_array_element(priorities, t.priority);
+      detail::add_array_element(payloads, payload_of(t));
+    }
+    for (auto* a : {&dags, &runs, &tasks, &numbers, &maps, &queues, &priorities, &payloads}) detail::close_array(*a);
+    for (const auto& row : tx.exec_prepared(conn.prepared(enqueue_many_sql), dags, runs, tasks, numbers, maps, queues,
+                                            priorities, payloads))
+      queued.emplace(row[0].c_str(), row[1].c_str(), row[2].c_str(), row[3].as<int>(), row[4].as<int>());
+  }
+  return queued;
+}
+
+/// A step's tries, queued by the store's write that records their starts (see
+/// detail::queue_with_store).
+class queue_attachment final : public detail::pg_write_attachment {
+public:
+  queue_attachment(std::string database, std::vector<queued_try> tries,
+                   std::function<void(std::vector<try_key>&&)> committed)
+      : database_(std::move(database)), tries_(std::move(tries)), committed_(std::move(committed)) {}
+
+  const std::string& database() const override { return database_; }
+
+  void write(detail::pg_connection& conn, pqxx::transaction_base& tx,
+             std::span<const task_instance_record* const> started) override {
+    // Only the tries whose claims won: the others' starts are not recorded (another process
+    // cleared or marked their run meanwhile), and their runs decide again from the store's view.
+    std::set<try_key> won;
+    for (const auto* r : started) won.emplace(r->dag_id, r->run_id, r->task_id, r->map_index, r->try_number);
+    std::vector<const queued_try*> sent;
+    for (const auto& t : tries_)
+      if (won.erase(key_of(t)) == 1) sent.push_back(&t);  // once each, as first named
+    // A try whose key the queue holds already is left to the owner (queue_executor::flush
+    // acknowledges the ends first, and a rescheduled sensor's next poke has its last poke's key).
+    const std::set<try_key> queued = write_tries(conn, tx, sent);
+    written_.assign(queued.begin(), queued.end());
+  }
+
+  void committed() noexcept override {
+    try {
+      committed_(std::move(written_));
+    } catch (...) {
+      // Out of memory: the owner sends them again itself, and the queue keeps the row it has
+      // (ON CONFLICT): a try's row stays until its end is acknowledged, a later step's work.
+    }
+  }
+
+private:
+  std::string database_;
+  std::vector<queued_try> tries_;
+  std::vector<try_key> written_;  // by the attempt that ran last
+  std::function<void(std::vector<try_key>&&)> committed_;
+};
 
 class pg_task_queue final : public task_queue {
 public:
@@ -506,43 +593,15 @@ private:
         }
       }
       if (tries.empty()) return;
-      conn_.send(tx, "");  // the BEGIN, if the acknowledgement did not take it
       // A try named twice is sent once, as first named: its row and its payload must agree.
       std::vector<const queued_try*> unique;
       unique.reserve(tries.size());
-      {
-        std::set<try_key> seen;
-        for (const auto& t : tries)
-          if (seen.insert(key_of(t)).second) unique.push_back(&t);
-      }
-      if (unique.size() == 1) {  // prepared, as enqueue_one_sql says why
-        const queued_try& t = *unique.front();
-        // Text as PostgreSQL holds it (pg_text), as the batch form's arrays and the store have it.
-        tx.exec_prepared(conn_.prepared(enqueue_one_sql), detail::pg_text(t.dag_id), detail::pg_text(t.run_id),
-                         detail::pg_text(t.task_id), t.try_number, t.map_index, detail::pg_text(t.queue), t.priority,
-                         detail::pg_text(payload_of(t)));
-      } else {
-        for (std::size_t start = 0; start < unique.size(); start += 500) {
-          std::string dags, runs, tasks, numbers, maps, queues, priorities, payloads;
-          for (std::size_t i = start; i < std::min(unique.size(), start + 500); ++i) {
-            const auto& t = *unique[i];
-            detail::add_array_element(dags, t.dag_id);
-            detail::add_array_element(runs, t.run_id);
-            detail::add_array_element(tasks, t.task_id);
-            detail::add_array_element(numbers, t.try_number);
-            detail::add_array_element(maps, t.map_index);
-            detail::add_array_element(queues, t.queue);
-            detail::add_array_element(priorities, t.priority);
-            detail::add_array_element(payloads, payload_of(t));
-          }
-          for (auto* a : {&dags, &runs, &tasks, &numbers, &maps, &queues, &priorities, &payloads}) detail::close_array(*a);
-          tx.exec_prepared(conn_.prepared(enqueue_many_sql), dags, runs, tasks, numbers, maps, queues, priorities, payloads);
-        }
-      }
+      std::set<try_key> seen;
+      for (const auto& t : tries)
+        if (seen.insert(key_of(t)).second) unique.push_back(&t);
+      write_tries(conn_, tx, unique);
     }, [](const auto&...) { return false; });
   }
-
-  static try_key key_of(const queued_try& t) { return {t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number}; }
 
   detail::pg_connection conn_;  // every operation retried as pg_connection describes
   std::set<try_key> in_doubt_;          // the tries of an enqueue that threw with its outcome unknown…
@@ -553,5 +612,16 @@ private:
 }  // namespace
 
 std::unique_ptr<task_queue> open_task_queue(const std::string& url) { return std::make_unique<pg_task_queue>(url); }
+
+namespace detail {
+
+std::string queue_database(const std::string& url) { return parse_postgres_url(url, "dagrun-queue").label; }
+
+std::shared_ptr<write_attachment> queue_with_store(std::string database, std::vector<queued_try> tries,
+                                                   std::function<void(std::vector<try_key>&&)> committed) {
+  return std::make_shared<queue_attachment>(std::move(database), std::move(tries), std::move(committed));
+}
+
+}  // namespace detail
 
 }  // namespace dag

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "dag/core/json_text.hpp"
+#include "pg_attachment.hpp"
 #include "pg_connection.hpp"
 #include "store_core.hpp"
 
@@ -146,6 +147,7 @@ private:
                           const std::function<void(std::span<const value>)>& each) override;
   void script(std::string_view sql) override { conn_.send(*tx_, std::string(sql)); }
   std::vector<bool> write(const row_write& w, std::size_t count, const row_source& rows, const on_lost* lost) override;
+  bool attach(write_attachment& a, std::span<const task_instance_record* const> started) override;
 
   /// Runs `w` once over rows `begin` to `end` - 1; returns the rows that won (updates).
   std::vector<std::size_t> write_batch(const row_write& w, std::size_t begin, std::size_t end, const row_source& rows);
@@ -230,6 +232,13 @@ std::size_t postgres_store::exec_inline(std::string_view sql, std::span<const va
   const pqxx::result result = conn_.send(*tx_, conn_.execute(sql, literals_of(parameters_of(params))));
   read_rows(result, each);
   return static_cast<std::size_t>(result.affected_rows());
+}
+
+bool postgres_store::attach(write_attachment& a, std::span<const task_instance_record* const> started) {
+  auto* rows = dynamic_cast<pg_write_attachment*>(&a);
+  if (rows == nullptr || rows->database() != label()) return false;
+  rows->write(conn_, *tx_, started);
+  return true;
 }
 
 std::vector<bool> postgres_store::write(const row_write& w, std::size_t count, const row_source& rows,

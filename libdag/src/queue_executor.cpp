@@ -1,6 +1,7 @@
 // The scheduler's side of the queue.
 #include <dag/exec/queue_executor.hpp>
 
+#include <iterator>
 #include <optional>
 
 namespace dag {
@@ -54,7 +55,7 @@ task_context to_task_context(const queued_try& item) {
 }
 
 queue_executor::queue_executor(const std::string& url, std::chrono::milliseconds lease)
-    : url_(url), lease_(lease), sender_(open_task_queue(url)) {}
+    : url_(url), database_(detail::queue_database(url)), lease_(lease), sender_(open_task_queue(url)) {}
 
 void queue_executor::on_connect() {
   // Ends are collected only once there is someone to report them to.
@@ -66,7 +67,26 @@ queue_executor::~queue_executor() {
   collector_ = {};
 }
 
-void queue_executor::submit(task_request request) { buffer_.push_back(to_queued_try(request)); }
+std::shared_ptr<write_attachment> queue_executor::attachment_for(const std::vector<task_request>& starts) {
+  std::vector<queued_try> tries;
+  tries.reserve(starts.size());
+  for (const auto& s : starts) tries.push_back(to_queued_try(s));
+  // Called on the engine's thread, from the store's apply, before the step hands its starts over.
+  return detail::queue_with_store(database_, std::move(tries), [this](std::vector<try_key>&& queued) {
+    queued_with_store_.insert(std::make_move_iterator(queued.begin()), std::make_move_iterator(queued.end()));
+  });
+}
+
+void queue_executor::submit(task_request request) {
+  const task_context& c = request.context;
+  if (!queued_with_store_.empty() &&
+      queued_with_store_.erase(try_key{c.dag_id, c.run_id, c.task_id, c.map_index, c.try_number}) == 1) {
+    std::lock_guard lock(mutex_);
+    ++outstanding_;  // collected as any other (its end may even be collected before this)
+    return;
+  }
+  buffer_.push_back(to_queued_try(request));
+}
 
 std::vector<bool> queue_executor::lost(const std::vector<recorded_try>& tries, const std::string&, timestamp now) {
   // Read after the engine read the tries: a row seen then is still in flight.
@@ -82,6 +102,7 @@ std::vector<bool> queue_executor::lost(const std::vector<recorded_try>& tries, c
 }
 
 void queue_executor::flush() {
+  queued_with_store_.clear();  // a start the step did not carry out (its run was lost) is not submitted later
   if (buffer_.empty() && acknowledged_.empty()) return;
   // Throws with both intact: the next flush sends them (a try still queued is kept once: ON
   // CONFLICT; one an enqueue that threw in fact queued is not sent again: pg_task_queue settles

@@ -1219,7 +1219,9 @@ change_result store_core::apply_once(const change_set& changes) {
     for (const auto& u : changes.task_instances)
       if (starts_try(u)) claimed_pools.insert(u.record.pool);
   const update_order order(changes.task_instances);
-  return transact("apply changes", access::write, [&](session& s) {
+  bool attached = false;  // the attachment is in the attempt that committed
+  change_result applied = transact("apply changes", access::write, [&](session& s) {
+    attached = false;  // this attempt's, not an earlier one's that rolled back
     std::map<std::string, std::int64_t> pool_slots;  // as the locking read found them
     for (const auto& pool : claimed_pools) {
       const value name[] = {pool};
@@ -1402,8 +1404,17 @@ change_result store_core::apply_once(const change_set& changes) {
       out.erase(out.begin());  // the id
     });
     for (const auto& e : changes.dataset_events) write_dataset_event(s, e, false);
+    // Last, so that the locks its rows take are held the shortest time; told the claims that won.
+    if (changes.attachment) {
+      std::vector<const task_instance_record*> started;
+      for (std::size_t i : claims)
+        if (result.task_instances_updated[i]) started.push_back(&changes.task_instances[i].record);
+      attached = s.attach(*changes.attachment, started);
+    }
     return result;
   });
+  if (attached) changes.attachment->committed();
+  return applied;
 }
 
 std::vector<std::size_t> store_core::admitted_claims(session& s, const std::vector<task_instance_update>& updates,

@@ -111,6 +111,14 @@ public:
   /// row whether it won, after `lost` where given.
   virtual std::vector<bool> write(const row_write& w, std::size_t count, const row_source& rows,
                                   const on_lost* lost = nullptr) = 0;
+  /// Writes `a` in this transaction when the backend knows its kind and its database is this one,
+  /// telling it the task instance records of the claims that won (`started`); false (the
+  /// default) when it does not, and the attachment is left to its owner.
+  virtual bool attach(write_attachment& a, std::span<const task_instance_record* const> started) {
+    (void)a;
+    (void)started;
+    return false;
+  }
 
 protected:
   ~session() = default;

@@ -19,6 +19,8 @@
 
 namespace dag {
 
+class write_attachment;  // dag/store/store.hpp
+
 /// One try to run.
 struct task_request {
   std::shared_ptr<const void> keep_alive;  ///< keeps the task's DAG alive while the try runs
@@ -101,6 +103,14 @@ public:
   /// it with the exception's message, so a `submit` that throws must not have kept the try (its
   /// end would be refused, and counted as a second end of a try in flight).
   virtual void submit(task_request request) = 0;
+  /// Rows of the executor's own that the store may write in the transaction that records the
+  /// starts of `starts` (change_set::attachment): the queue's tries, when the store is in the
+  /// queue's database, so that a try is queued as its start is committed. `submit` is still called
+  /// for each start that is carried out; nullptr (the default): nothing to attach.
+  virtual std::shared_ptr<write_attachment> attachment_for(const std::vector<task_request>& starts) {
+    (void)starts;
+    return nullptr;
+  }
   /// Hands over what `submit` buffered (the queue executor enqueues a whole step at once).
   virtual void flush() {}
   /// Asks every running try to stop (their processes get SIGTERM, then SIGKILL after their grace).

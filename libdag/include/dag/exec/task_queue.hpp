@@ -126,4 +126,19 @@ public:
 /// Opens the queue in the PostgreSQL database at `url` (creating its table if needed).
 std::unique_ptr<task_queue> open_task_queue(const std::string& url);
 
+class write_attachment;  // dag/store/store.hpp
+
+namespace detail {
+
+/// The database of the queue at `url`, as a store on it names its own (`host:port/database`).
+std::string queue_database(const std::string& url);
+/// The tries of `tries` whose starts a store's change set records, queued in that change set's
+/// transaction when the store is a PostgreSQL store on `database` (change_set::attachment); a
+/// store elsewhere leaves them out. Once that transaction has committed, `committed` is told the
+/// keys it queued (from the thread that applied the change set; it must not throw).
+std::shared_ptr<write_attachment> queue_with_store(std::string database, std::vector<queued_try> tries,
+                                                   std::function<void(std::vector<try_key>&&)> committed);
+
+}  // namespace detail
+
 }  // namespace dag

@@ -255,6 +255,20 @@ struct task_instance_update {
   std::optional<timestamp> expected_start{};
 };
 
+/// Rows of another part of the store's database that a change set's transaction writes with it:
+/// the task queue's tries, when the store and the queue share one PostgreSQL database, so that a
+/// try is queued in the transaction that records its start (no durable commit and no window of
+/// its own). Only the store that knows the attachment's kind and database writes it (the
+/// PostgreSQL store, the queue's); any other writes the change set alone, and the attachment's
+/// owner does its work itself. Its owner makes it; the store tells it when it is in.
+class write_attachment {
+public:
+  virtual ~write_attachment() = default;
+  /// Called once the transaction that wrote it has committed, and only then (not for an attempt
+  /// rolled back, nor when the change set was written without it).
+  virtual void committed() noexcept = 0;
+};
+
 /// Everything one scheduler step writes, applied in one transaction.
 struct change_set {
   /// Runs with their task ids (instances start as `none`). An update of a new run's instance in
@@ -297,7 +311,11 @@ struct change_set {
   /// that lost (it reloads those).
   bool all_or_nothing = false;
 
-  /// True when there is nothing to write.
+  /// Written in the same transaction, after the change set's rows, by a store that can (see
+  /// write_attachment); it is told which tries' claims (updates that start a try) won.
+  std::shared_ptr<write_attachment> attachment;
+
+  /// True when there is nothing to write (an attachment alone is not written).
   bool empty() const {
     return new_runs.empty() && runs.empty() && task_instances.empty() && tries.empty() && tries_if_absent.empty() &&
            xcoms.empty() && xcom_deletes.empty() && events.empty() && task_instance_deletes.empty() &&

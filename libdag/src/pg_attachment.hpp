@@ -1,0 +1,26 @@
+#pragma once
+/// @file The kind of write_attachment a PostgreSQL store writes in its own transaction (the task
+/// queue's tries, pg_task_queue.cpp): private to libdag, as pg_connection.hpp is.
+
+#include <span>
+#include <string>
+
+#include <dag/store/store.hpp>
+
+#include "pg_connection.hpp"
+
+namespace dag::detail {
+
+/// Rows a PostgreSQL store writes in a change set's transaction when they belong in its database.
+class pg_write_attachment : public write_attachment {
+public:
+  /// The database its rows belong in, as pg_target::label names it (`host:port/database`): a store
+  /// on another (or on the same one named otherwise) leaves them to the attachment's owner.
+  virtual const std::string& database() const = 0;
+  /// Writes its rows in `tx` on `conn` (the store's), for the tries whose claims won (`started`).
+  /// Called at every attempt of the transaction; only the one that commits counts.
+  virtual void write(pg_connection& conn, pqxx::transaction_base& tx,
+                     std::span<const task_instance_record* const> started) = 0;
+};
+
+}  // namespace dag::detail
