@@ -776,12 +776,13 @@ TEST_CASE("Queue.AStepAcknowledgesAnEndAndQueuesTheNextTryOfItsKeyInOneTransacti
 TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhereTheStoreIsInTheQueuesDatabase" *
           doctest::timeout(120)) {
   // Two independent tasks start in one step. With the store and the queue on one database (as
-  // `schedule --executor queue` has them), their rows in the queue are written by the store's
-  // transaction that claims their task instances (one xmin), each once. With the queue named
-  // otherwise (another host name for the same server), the store leaves them to the executor's
-  // own enqueue. And a try whose key the queue holds already (a rescheduled sensor's poke whose
-  // end is not acknowledged yet) is left to that enqueue, which acknowledges ends first.
-  for (const int variant : {0, 1, 2}) {
+  // `schedule --executor queue` has them), each try's row in the queue is written by the store's
+  // transaction that claims its task instance (the row's xmin is the instance's), once. With the
+  // queue named otherwise (another host name for the same server: variant 1) or reached with other
+  // session options (variant 3), the store leaves them to the executor's own enqueue. And a try
+  // whose key the queue holds already (as a rescheduled sensor's next poke does while its last
+  // poke's end is not acknowledged) is left to that enqueue too (variant 2).
+  for (const int variant : {0, 1, 2, 3}) {
     CAPTURE(variant);
     queue_sandbox s;
     std::string queue_url = s.url;
@@ -790,6 +791,8 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
       REQUIRE(at != std::string::npos);
       queue_url.replace(at, 10, "@localhost");
       queue_url += "?hostaddr=127.0.0.1";
+    } else if (variant == 3) {
+      queue_url += "?options=-c%20search_path%3Dpublic";
     }
     auto db = dag::open_store(s.url);
     auto ex = std::make_unique<dag::queue_executor>(queue_url, 30s);
@@ -839,7 +842,7 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
       CHECK(with_their_claims == 2);
       CHECK(offers_of_a == 1);
       CHECK(offers_of_b == 1);
-    } else if (variant == 1) {
+    } else if (variant == 1 || variant == 3) {
       CHECK(with_their_claims == 0);
       CHECK(offers_of_a == 1);
       CHECK(offers_of_b == 1);

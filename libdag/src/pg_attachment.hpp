@@ -14,8 +14,9 @@ namespace dag::detail {
 /// Rows a PostgreSQL store writes in a change set's transaction when they belong in its database.
 class pg_write_attachment : public write_attachment {
 public:
-  /// The database its rows belong in, as pg_target::label names it (`host:port/database`): a store
-  /// on another (or on the same one named otherwise) leaves them to the attachment's owner.
+  /// Where its rows belong, as pg_target::identity names it (server, database, role, session
+  /// options): a store whose sessions differ in any of these (or name the same ones otherwise)
+  /// leaves them to the attachment's owner, since its role or search path may not reach them.
   virtual const std::string& database() const = 0;
   /// Writes its rows in `tx` on `conn` (the store's), for the tries whose claims won (`started`).
   /// Called at every attempt of the transaction; only the one that commits counts.

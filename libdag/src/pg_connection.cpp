@@ -186,9 +186,13 @@ pg_target parse_postgres_url(const std::string& url, std::string_view applicatio
   given.try_emplace("fallback_application_name", application);
   pg_target t;
   for (const auto& [keyword, v] : given) {  // libpq's keyword=value form, values quoted
-    t.conninfo += keyword + "='";
-    for (char c : v) t.conninfo += c == '\'' || c == '\\' ? std::string{'\\', c} : std::string{c};
-    t.conninfo += "' ";
+    std::string setting = keyword + "='";
+    for (char c : v) setting += c == '\'' || c == '\\' ? std::string{'\\', c} : std::string{c};
+    setting += "' ";
+    t.conninfo += setting;
+    if (keyword != "password" && keyword != "application_name" && keyword != "fallback_application_name" &&
+        keyword != "connect_timeout")
+      t.identity += setting;
   }
   const auto value = [&](const char* keyword, const char* env, const std::string& fallback) {
     if (auto it = given.find(keyword); it != given.end()) return it->second;

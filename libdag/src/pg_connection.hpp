@@ -64,6 +64,9 @@ struct pg_target {
   std::string conninfo;  ///< what libpq connects with (may hold the password: never shown)
   std::string label;     ///< `host:port/database`, for messages
   std::string password;  ///< the password given in the URL, scrubbed from any message
+  /// The server, database, role and session options it connects with (not the password nor the
+  /// client's name): two targets with equal identities open equal sessions on one database.
+  std::string identity;
 };
 
 /// Reads a libpq connection URI (`postgresql://user:password@host:5432/db?sslmode=require`, also

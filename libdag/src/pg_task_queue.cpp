@@ -615,7 +615,7 @@ std::unique_ptr<task_queue> open_task_queue(const std::string& url) { return std
 
 namespace detail {
 
-std::string queue_database(const std::string& url) { return parse_postgres_url(url, "dagrun-queue").label; }
+std::string queue_database(const std::string& url) { return parse_postgres_url(url, "dagrun-queue").identity; }
 
 std::shared_ptr<write_attachment> queue_with_store(std::string database, std::vector<queued_try> tries,
                                                    std::function<void(std::vector<try_key>&&)> committed) {

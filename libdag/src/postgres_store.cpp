@@ -162,6 +162,7 @@ private:
   /// Calls `each` with the rows of `result`, as values.
   static void read_rows(const pqxx::result& result, const std::function<void(std::span<const value>)>& each);
 
+  std::string identity_;  ///< pg_target::identity of its database: where attachments may be written
   pg_connection conn_;
   pqxx::transaction_base* tx_ = nullptr;  ///< during `run`, the transaction of its current attempt
   std::unordered_map<const row_write*, std::string> writes_;         ///< each write's SQL
@@ -182,7 +183,7 @@ dialect postgres_dialect() {
 }
 
 postgres_store::postgres_store(pg_target where)
-    : store_core(postgres_dialect(), where.label), conn_(std::move(where)) {
+    : store_core(postgres_dialect(), where.label), identity_(where.identity), conn_(std::move(where)) {
   conn_.connect();
   migrate();
 }
@@ -236,7 +237,7 @@ std::size_t postgres_store::exec_inline(std::string_view sql, std::span<const va
 
 bool postgres_store::attach(write_attachment& a, std::span<const task_instance_record* const> started) {
   auto* rows = dynamic_cast<pg_write_attachment*>(&a);
-  if (rows == nullptr || rows->database() != label()) return false;
+  if (rows == nullptr || rows->database() != identity_) return false;
   rows->write(conn_, *tx_, started);
   return true;
 }

@@ -102,7 +102,10 @@ std::vector<bool> queue_executor::lost(const std::vector<recorded_try>& tries, c
 }
 
 void queue_executor::flush() {
-  queued_with_store_.clear();  // a start the step did not carry out (its run was lost) is not submitted later
+  // Every start the store queued was submitted by now, unless the step threw between its commit
+  // and its hand-over (it hands over what it committed all the same, engine::step): none is left
+  // for a later step, whose tries of the same key are other rows.
+  queued_with_store_.clear();
   if (buffer_.empty() && acknowledged_.empty()) return;
   // Throws with both intact: the next flush sends them (a try still queued is kept once: ON
   // CONFLICT; one an enqueue that threw in fact queued is not sent again: pg_task_queue settles

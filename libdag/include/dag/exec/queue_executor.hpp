@@ -35,10 +35,11 @@ public:
 
   /// `QueueExecutor`: tries go through the PostgreSQL queue to `dagrun worker`s.
   std::string name() const override { return "QueueExecutor"; }
-  /// The step's tries, queued in the store's transaction that records their starts when the
-  /// store is a PostgreSQL store on the queue's database (the same `host:port/database`): a
-  /// durable commit, two round trips and a wake-up less a step, and no window between a start's
-  /// commit and its try's enqueue. With a store elsewhere they go with `flush`, as before.
+  /// The step's tries, queued in the store's transaction that records their starts when the store
+  /// is a PostgreSQL store on the queue's database, with its role and session options (as
+  /// `schedule --executor queue` has them, both from `--db`): a durable commit, two round trips
+  /// and a wake-up less a step, and no window between a start's commit and its try's enqueue.
+  /// With any other store, and for a try whose key the queue holds already, `flush` sends them.
   std::shared_ptr<write_attachment> attachment_for(const std::vector<task_request>& starts) override;
   /// Buffers a try until `flush`, unless the store's write queued it already.
   void submit(task_request request) override;
@@ -66,7 +67,7 @@ private:
   void collect(std::stop_token stop);
 
   std::string url_;
-  std::string database_;  // the queue's database, as a store on it names its own
+  std::string database_;  // where the queue is, as a store compares it with its own (detail::queue_database)
   std::chrono::milliseconds lease_;
   std::unique_ptr<task_queue> sender_;   // used by the engine's thread only
   std::vector<queued_try> buffer_;

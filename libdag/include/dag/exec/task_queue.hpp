@@ -130,12 +130,15 @@ class write_attachment;  // dag/store/store.hpp
 
 namespace detail {
 
-/// The database of the queue at `url`, as a store on it names its own (`host:port/database`).
+/// Where the queue at `url` is, as a PostgreSQL store compares it with its own: the server, the
+/// database, the role and the session options (the password and the client's name aside).
 std::string queue_database(const std::string& url);
 /// The tries of `tries` whose starts a store's change set records, queued in that change set's
-/// transaction when the store is a PostgreSQL store on `database` (change_set::attachment); a
-/// store elsewhere leaves them out. Once that transaction has committed, `committed` is told the
-/// keys it queued (from the thread that applied the change set; it must not throw).
+/// transaction when the store is a PostgreSQL store on `database` with the same role and options
+/// (change_set::attachment); any other store leaves them out. Once that transaction is known to
+/// have committed, `committed` is told the keys it queued (from the thread that applied the change
+/// set); when its outcome stays unknown (the store's apply threw) it is told nothing, though the
+/// tries may be queued and run: their ends are recorded as any other.
 std::shared_ptr<write_attachment> queue_with_store(std::string database, std::vector<queued_try> tries,
                                                    std::function<void(std::vector<try_key>&&)> committed);
 

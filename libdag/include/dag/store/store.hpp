@@ -264,8 +264,9 @@ struct task_instance_update {
 class write_attachment {
 public:
   virtual ~write_attachment() = default;
-  /// Called once the transaction that wrote it has committed, and only then (not for an attempt
-  /// rolled back, nor when the change set was written without it).
+  /// Called once the transaction that wrote it is known to have committed, and only then (not for
+  /// an attempt rolled back, nor when the change set was written without it, nor when `apply`
+  /// threw: then whether it committed is not known).
   virtual void committed() noexcept = 0;
 };
 
