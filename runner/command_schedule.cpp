@@ -227,13 +227,12 @@ int schedule_command(invocation& inv) {
       folder = with_program_dags(inv, loader.folder(), true);
       reloaded = folder.dags.size();
       eng.set_dags(std::exchange(folder.dags, {}));
-    } else if (!reloaded && eng.waiting_dags() == waiting) {
-      return false;
     }
+    auto now_waiting = eng.waiting_dags();
+    if (!reloaded && now_waiting == waiting) return false;
     // A DAG file gone while its DAG has unfinished runs is an import error until it is back or
     // the runs end; one gone without any simply leaves the loaded DAGs. Should the store fail
     // here, the next look records them again (`reloaded` and `waiting` move on only once they are in).
-    auto now_waiting = eng.waiting_dags();
     record_import_errors(*db, folder, now_waiting, inv.global.dags_folder);
     waiting = std::move(now_waiting);
     // Said once the import errors are in the store, so whoever reads the line finds them there.

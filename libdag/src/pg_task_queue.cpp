@@ -322,7 +322,7 @@ std::set<try_key> write_tries(detail::pg_connection& conn, pqxx::transaction_bas
 class queue_attachment final : public detail::pg_write_attachment {
 public:
   queue_attachment(std::string database, std::vector<queued_try> tries,
-                   std::function<void(std::vector<try_key>&&)> committed)
+                   std::function<void(std::set<try_key>&&)> committed)
       : database_(std::move(database)), tries_(std::move(tries)), committed_(std::move(committed)) {}
 
   const std::string& database() const override { return database_; }
@@ -338,24 +338,23 @@ public:
       if (won.erase(key_of(t)) == 1) sent.push_back(&t);  // once each, as first named
     // A try whose key the queue holds already is left to the owner (queue_executor::flush
     // acknowledges the ends first, and a rescheduled sensor's next poke has its last poke's key).
-    const std::set<try_key> queued = write_tries(conn, tx, sent);
-    written_.assign(queued.begin(), queued.end());
+    written_ = write_tries(conn, tx, sent);
   }
 
   void committed() noexcept override {
     try {
       committed_(std::move(written_));
     } catch (...) {
-      // Out of memory: the owner sends them again itself, and the queue keeps the row it has
-      // (ON CONFLICT): a try's row stays until its end is acknowledged, a later step's work.
+      // The owner's callback should not throw; if it does, the owner sends them again itself, and
+      // the queue keeps the row it has (ON CONFLICT): a try's row stays until its end is acknowledged.
     }
   }
 
 private:
   std::string database_;
   std::vector<queued_try> tries_;
-  std::vector<try_key> written_;  // by the attempt that ran last
-  std::function<void(std::vector<try_key>&&)> committed_;
+  std::set<try_key> written_;  // by the attempt that ran last
+  std::function<void(std::set<try_key>&&)> committed_;
 };
 
 class pg_task_queue final : public task_queue {
@@ -618,7 +617,7 @@ namespace detail {
 std::string queue_database(const std::string& url) { return parse_postgres_url(url, "dagrun-queue").identity; }
 
 std::shared_ptr<write_attachment> queue_with_store(std::string database, std::vector<queued_try> tries,
-                                                   std::function<void(std::vector<try_key>&&)> committed) {
+                                                   std::function<void(std::set<try_key>&&)> committed) {
   return std::make_shared<queue_attachment>(std::move(database), std::move(tries), std::move(committed));
 }
 

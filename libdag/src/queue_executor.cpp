@@ -1,7 +1,6 @@
 // The scheduler's side of the queue.
 #include <dag/exec/queue_executor.hpp>
 
-#include <iterator>
 #include <optional>
 
 namespace dag {
@@ -72,8 +71,8 @@ std::shared_ptr<write_attachment> queue_executor::attachment_for(const std::vect
   tries.reserve(starts.size());
   for (const auto& s : starts) tries.push_back(to_queued_try(s));
   // Called on the engine's thread, from the store's apply, before the step hands its starts over.
-  return detail::queue_with_store(database_, std::move(tries), [this](std::vector<try_key>&& queued) {
-    queued_with_store_.insert(std::make_move_iterator(queued.begin()), std::make_move_iterator(queued.end()));
+  return detail::queue_with_store(database_, std::move(tries), [this](std::set<try_key>&& queued) {
+    queued_with_store_.merge(queued);
   });
 }
 

@@ -140,7 +140,7 @@ std::string queue_database(const std::string& url);
 /// set); when its outcome stays unknown (the store's apply threw) it is told nothing, though the
 /// tries may be queued and run: their ends are recorded as any other.
 std::shared_ptr<write_attachment> queue_with_store(std::string database, std::vector<queued_try> tries,
-                                                   std::function<void(std::vector<try_key>&&)> committed);
+                                                   std::function<void(std::set<try_key>&&)> committed);
 
 }  // namespace detail
 
