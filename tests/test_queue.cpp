@@ -781,8 +781,11 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
   // queue named otherwise (another host name for the same server: variant 1) or reached with other
   // session options (variant 3), the store leaves them to the executor's own enqueue. And a try
   // whose key the queue holds already (as a rescheduled sensor's next poke does while its last
-  // poke's end is not acknowledged) is left to that enqueue too (variant 2).
-  for (const int variant : {0, 1, 2, 3}) {
+  // poke's end is not acknowledged) is left to that enqueue too (variant 2). The ends the engine
+  // records are deleted from the queue by the transaction that records them, ahead of the tries it
+  // queues: so a rescheduled sensor's next poke, which has its last poke's key, is queued by the
+  // store as well (variant 4).
+  for (const int variant : {0, 1, 2, 3, 4}) {
     CAPTURE(variant);
     queue_sandbox s;
     std::string queue_url = s.url;
@@ -810,6 +813,11 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
       tx.exec("CREATE FUNCTION note_offer() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
               "INSERT INTO offered VALUES (NEW.task_id); RETURN NEW; END $$");
       tx.exec("CREATE TRIGGER note_offer BEFORE INSERT ON dagrun_task_queue FOR EACH ROW EXECUTE FUNCTION note_offer()");
+      // Every row deleted (an end acknowledged), with its transaction's id as a row's xmin shows it.
+      tx.exec("CREATE TABLE forgotten (task_id TEXT, by_xid BIGINT)");
+      tx.exec("CREATE FUNCTION note_forget() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+              "INSERT INTO forgotten VALUES (OLD.task_id, txid_current() % 4294967296); RETURN OLD; END $$");
+      tx.exec("CREATE TRIGGER note_forget AFTER DELETE ON dagrun_task_queue FOR EACH ROW EXECUTE FUNCTION note_forget()");
       tx.commit();
     }
     const dag::operator_catalog operators = dag::builtin_operators();
@@ -838,7 +846,7 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
         "WHERE q.xmin = t.xmin");
     const int offers_of_a = count("SELECT count(*) FROM offered WHERE task_id = 'a'");
     const int offers_of_b = count("SELECT count(*) FROM offered WHERE task_id = 'b'");
-    if (variant == 0) {
+    if (variant == 0 || variant == 4) {
       CHECK(with_their_claims == 2);
       CHECK(offers_of_a == 1);
       CHECK(offers_of_b == 1);
@@ -846,7 +854,7 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
       CHECK(with_their_claims == 0);
       CHECK(offers_of_a == 1);
       CHECK(offers_of_b == 1);
-    } else {
+    } else if (variant == 2) {
       CHECK(with_their_claims == 1);  // b's
       CHECK(offers_of_a == 2);        // the store's, refused by the key, then the executor's own
       CHECK(offers_of_b == 1);
@@ -855,11 +863,39 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
     auto q = dag::open_task_queue(s.url);
     auto claimed = q->claim({"default"}, 10, "w");
     REQUIRE(claimed.size() == 2);
+    if (variant == 4) {
+      // `a` is a sensor that pokes again at once: its next poke is queued under the same key, by
+      // the transaction that records the last poke's end and forgets it.
+      auto& a = claimed[0].task_id == "a" ? claimed[0] : claimed[1];
+      dag::queued_result poked = succeeded(a);
+      poked.result = dag::operator_result::reschedule(std::chrono::seconds(0), "not yet");
+      REQUIRE(q->complete({poked}) == std::vector<bool>{true});
+      REQUIRE(eventually([&] {
+        eng.step();
+        return count("SELECT count(*) FROM dagrun_task_queue WHERE task_id = 'a' AND state = 'queued'") == 1;
+      }));
+      CHECK(count("SELECT count(*) FROM offered WHERE task_id = 'a'") == 2);  // each poke once, by the store
+      CHECK(count("SELECT count(*) FROM dagrun_task_queue q JOIN task_instances t USING (dag_id, run_id, task_id, "
+                  "map_index, try_number) WHERE q.xmin = t.xmin AND task_id = 'a'") == 1);
+      // The last poke's end went in that transaction, before the next poke took its key.
+      CHECK(count("SELECT count(*) FROM forgotten f JOIN dagrun_task_queue q USING (task_id) "
+                  "WHERE f.by_xid = q.xmin::text::bigint") == 1);
+      const auto again = q->claim({"default"}, 10, "w");
+      REQUIRE(again.size() == 1);
+      a = again[0];
+    }
     REQUIRE(q->complete({succeeded(claimed[0]), succeeded(claimed[1])}) == std::vector<bool>{true, true});
     REQUIRE(eventually([&] {
       eng.step();
-      return eng.running() == 0;
+      return eng.running() == 0 && count("SELECT count(*) FROM dagrun_task_queue") == 0;
     }));
+    // Each end was forgotten once, by the transaction that recorded it (the instance's last write).
+    const int forgotten = count("SELECT count(*) FROM forgotten");
+    const int with_their_records = count(
+        "SELECT count(*) FROM forgotten f JOIN task_instances t ON t.task_id = f.task_id "
+        "WHERE f.by_xid = t.xmin::text::bigint");
+    CHECK(forgotten == (variant == 4 ? 3 : 2));
+    CHECK(with_their_records == (variant == 1 || variant == 3 ? 0 : 2));
   }
 }
 

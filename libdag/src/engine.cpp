@@ -1444,9 +1444,17 @@ std::optional<timestamp> engine::step_once() {
       // from the same outdated view, so none of them may land (the rest of the pass's runs still
       // do): one lost run's writes are left out and the rest written again, until what is left is
       // written whole.
-      // The executor's rows for these starts (the queue's tries) go in the same transaction where
-      // the store can write them: only those of claims that won.
-      if (!starts.empty()) changes.attachment = executor_->attachment_for(starts);
+      // The executor's rows for these starts and ends (the queue's tries, and the deletes of the
+      // ends it kept) go in the same transaction where the store can write them: tries only of
+      // starts that won; every end this pass records (as `recorded` below), not the parked ones.
+      if (!starts.empty() || taken.size() > parked_.size()) {
+        std::vector<const task_event*> recording;
+        recording.reserve(taken.size());
+        for (const auto& e : taken)
+          if (std::none_of(parked_.begin(), parked_.end(), [&](const task_event& p) { return same_try(p, e); }))
+            recording.push_back(&e);
+        changes.attachment = executor_->attachment_for(starts, recording);
+      }
       lost = apply_by_run(changes, of_ends, &not_created);
       written = true;
       if (!changes.dataset_events.empty()) {  // what was written: apply_by_run leaves refused ends' out

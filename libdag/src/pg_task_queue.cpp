@@ -226,6 +226,20 @@ std::string acknowledge_sql(std::string_view ids) {
          "DELETE FROM dagrun_task_queue_payload p USING d WHERE p.id = d.id";
 }
 
+/// The statement that forgets the ends `ids` (not empty; see acknowledge_sql), to send in a write
+/// transaction on `conn`. Only an end: the id of a row is never reused, and the row is gone or
+/// ended. Its payload, if any, goes with it: an end's payload is deleted with the end, but a worker
+/// of format 2 that is still running after the upgrade ends a try it claimed before without
+/// deleting the payload the upgrade moved. The ids, no secret, are written into its text.
+std::string acknowledgement(detail::pg_connection& conn, const std::vector<std::int64_t>& ids) {
+  if (ids.size() == 1)  // prepared, as enqueue_one_sql says why
+    return conn.execute(acknowledge_sql("= $1::bigint"), {std::to_string(ids.front())});
+  std::string array;
+  for (const auto id : ids) detail::add_array_element(array, id);
+  detail::close_array(array);
+  return conn.execute(acknowledge_sql("= ANY($1::bigint[])"), {conn.quote(array)});
+}
+
 std::string result_of(const queued_result& r) {
   json j = detail::result_json(r.result);
   j["started"] = r.started.time_since_epoch().count();
@@ -317,44 +331,52 @@ std::set<try_key> write_tries(detail::pg_connection& conn, pqxx::transaction_bas
   return queued;
 }
 
-/// A step's tries, queued by the store's write that records their starts (see
-/// detail::queue_with_store).
+/// A step's tries, queued by the store's write that records their starts, and its ends, forgotten
+/// by it (see detail::queue_with_store).
 class queue_attachment final : public detail::pg_write_attachment {
 public:
-  queue_attachment(std::string database, std::vector<queued_try> tries,
-                   std::function<void(std::set<try_key>&&)> committed)
-      : database_(std::move(database)), tries_(std::move(tries)), committed_(std::move(committed)) {}
+  queue_attachment(std::string database, std::vector<queued_try> tries, std::vector<std::int64_t> acknowledged,
+                   std::function<void(std::set<try_key>&&, std::vector<std::int64_t>&&)> committed)
+      : database_(std::move(database)), tries_(std::move(tries)), acknowledged_(std::move(acknowledged)),
+        committed_(std::move(committed)) {}
 
   const std::string& database() const override { return database_; }
 
   void write(detail::pg_connection& conn, pqxx::transaction_base& tx,
              std::span<const task_instance_record* const> started) override {
-    // Only the tries whose claims won: the others' starts are not recorded (another process
+    // The ends first, as the queue's own enqueue orders them: a rescheduled sensor's next poke has
+    // the key of the poke whose end goes. Held back for the next statement, or else the COMMIT's
+    // message (a step without starts: no round trip of their own). The DELETE may wait for a
+    // take of those rows to end; a take commits without waiting for the disk, right after it has
+    // handed the ends on, and takes nothing it would have to wait for (SKIP LOCKED).
+    if (!acknowledged_.empty()) conn.send_later(acknowledgement(conn, acknowledged_));
+    // Only the tries whose starts won: the others' starts are not recorded (another process
     // cleared or marked their run meanwhile), and their runs decide again from the store's view.
     std::set<try_key> won;
     for (const auto* r : started) won.emplace(r->dag_id, r->run_id, r->task_id, r->map_index, r->try_number);
     std::vector<const queued_try*> sent;
     for (const auto& t : tries_)
       if (won.erase(key_of(t)) == 1) sent.push_back(&t);  // once each, as first named
-    // A try whose key the queue holds already is left to the owner (queue_executor::flush
-    // acknowledges the ends first, and a rescheduled sensor's next poke has its last poke's key).
+    // A try whose key the queue still holds is left to the owner (queue_executor::flush).
     written_ = write_tries(conn, tx, sent);
   }
 
   void committed() noexcept override {
     try {
-      committed_(std::move(written_));
+      committed_(std::move(written_), std::move(acknowledged_));
     } catch (...) {
-      // The owner's callback should not throw; if it does, the owner sends them again itself, and
-      // the queue keeps the row it has (ON CONFLICT): a try's row stays until its end is acknowledged.
+      // The owner's callback should not throw; if it does, the owner sends them again itself: the
+      // queue keeps the row it has (ON CONFLICT; a try's row stays until its end is acknowledged),
+      // and an end forgotten twice is deleted once.
     }
   }
 
 private:
   std::string database_;
   std::vector<queued_try> tries_;
+  std::vector<std::int64_t> acknowledged_;
   std::set<try_key> written_;  // by the attempt that ran last
-  std::function<void(std::set<try_key>&&)> committed_;
+  std::function<void(std::set<try_key>&&, std::vector<std::int64_t>&&)> committed_;
 };
 
 class pg_task_queue final : public task_queue {
@@ -577,20 +599,7 @@ private:
     conn_.write_joined(tries.empty() ? "acknowledge recorded tries" : "enqueue tries", [&](pqxx::transaction_base& tx) {
       // The acknowledgement (ids only) goes with the BEGIN (pg_connection::write_joined); the tries
       // by protocol parameters: their payloads may hold secrets, which a statement's text must not.
-      if (!acknowledged.empty()) {
-        // Only an end: the id of a row is never reused, and the row is gone or ended. Its
-        // payload, if any, goes with it: an end's payload is deleted with the end, but a worker
-        // of format 2 that is still running after the upgrade ends a try it claimed before
-        // without deleting the payload the upgrade moved.
-        if (acknowledged.size() == 1) {  // prepared, as enqueue_one_sql says why
-          conn_.send(tx, conn_.execute(acknowledge_sql("= $1::bigint"), {std::to_string(acknowledged.front())}));
-        } else {
-          std::string ids;
-          for (const auto id : acknowledged) detail::add_array_element(ids, id);
-          detail::close_array(ids);
-          conn_.send(tx, conn_.execute(acknowledge_sql("= ANY($1::bigint[])"), {conn_.quote(ids)}));
-        }
-      }
+      if (!acknowledged.empty()) conn_.send(tx, acknowledgement(conn_, acknowledged));
       if (tries.empty()) return;
       // A try named twice is sent once, as first named: its row and its payload must agree.
       std::vector<const queued_try*> unique;
@@ -616,9 +625,11 @@ namespace detail {
 
 std::string queue_database(const std::string& url) { return parse_postgres_url(url, "dagrun-queue").identity; }
 
-std::shared_ptr<write_attachment> queue_with_store(std::string database, std::vector<queued_try> tries,
-                                                   std::function<void(std::set<try_key>&&)> committed) {
-  return std::make_shared<queue_attachment>(std::move(database), std::move(tries), std::move(committed));
+std::shared_ptr<write_attachment> queue_with_store(
+    std::string database, std::vector<queued_try> tries, std::vector<std::int64_t> acknowledged,
+    std::function<void(std::set<try_key>&&, std::vector<std::int64_t>&&)> committed) {
+  return std::make_shared<queue_attachment>(std::move(database), std::move(tries), std::move(acknowledged),
+                                            std::move(committed));
 }
 
 }  // namespace detail

@@ -66,14 +66,22 @@ queue_executor::~queue_executor() {
   collector_ = {};
 }
 
-std::shared_ptr<write_attachment> queue_executor::attachment_for(const std::vector<task_request>& starts) {
+std::shared_ptr<write_attachment> queue_executor::attachment_for(const std::vector<task_request>& starts,
+                                                                 std::span<const task_event* const> ends) {
+  std::vector<std::int64_t> acknowledged;
+  for (const task_event* e : ends)
+    if (e->source != 0) acknowledged.push_back(e->source);
+  if (starts.empty() && acknowledged.empty()) return nullptr;
   std::vector<queued_try> tries;
   tries.reserve(starts.size());
   for (const auto& s : starts) tries.push_back(to_queued_try(s));
-  // Called on the engine's thread, from the store's apply, before the step hands its starts over.
-  return detail::queue_with_store(database_, std::move(tries), [this](std::set<try_key>&& queued) {
-    queued_with_store_.merge(queued);
-  });
+  // Called on the engine's thread, from the store's apply, before the step hands its starts over
+  // and calls `recorded`.
+  return detail::queue_with_store(database_, std::move(tries), std::move(acknowledged),
+                                  [this](std::set<try_key>&& queued, std::vector<std::int64_t>&& forgotten) {
+                                    queued_with_store_.merge(queued);
+                                    acknowledged_with_store_.insert(forgotten.begin(), forgotten.end());
+                                  });
 }
 
 void queue_executor::submit(task_request request) {
@@ -105,6 +113,7 @@ void queue_executor::flush() {
   // and its hand-over (it hands over what it committed all the same, engine::step): none is left
   // for a later step, whose tries of the same key are other rows.
   queued_with_store_.clear();
+  acknowledged_with_store_.clear();
   if (buffer_.empty() && acknowledged_.empty()) return;
   // Throws with both intact: the next flush sends them (a try still queued is kept once: ON
   // CONFLICT; one an enqueue that threw in fact queued is not sent again: pg_task_queue settles
@@ -124,8 +133,9 @@ void queue_executor::recorded(const std::vector<task_event>& events) noexcept {
     // Sent with the step's tries (the engine flushes right after): one transaction, not two. By
     // the row the end was read from: a later end of the same key (a sensor's next poke) is another
     // row, which this acknowledgement must not delete.
+    // The store's write deleted some with the ends' records already (attachment_for).
     for (const auto& e : events)
-      if (e.source != 0) acknowledged_.push_back(e.source);
+      if (e.source != 0 && acknowledged_with_store_.erase(e.source) == 0) acknowledged_.push_back(e.source);
   } catch (const std::exception&) {
     // Out of memory: the rows stay taken; after a lease they are collected again, and the
     // engine, which holds these ends, acknowledges the repeat.

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -104,11 +105,14 @@ public:
   /// end would be refused, and counted as a second end of a try in flight).
   virtual void submit(task_request request) = 0;
   /// Rows of the executor's own that the store may write in the transaction that records the
-  /// starts of `starts` (change_set::attachment): the queue's tries, when the store is in the
-  /// queue's database, so that a try is queued as its start is committed. `submit` is still called
-  /// for each start that is carried out; nullptr (the default): nothing to attach.
-  virtual std::shared_ptr<write_attachment> attachment_for(const std::vector<task_request>& starts) {
+  /// starts of `starts` and the ends of `ends` (change_set::attachment): the queue's tries, and
+  /// the acknowledgements of its ends, when the store is in the queue's database, so that a try is
+  /// queued as its start is committed and an end forgotten as it is recorded. `submit` and
+  /// `recorded` are still called as ever; nullptr (the default): nothing to attach.
+  virtual std::shared_ptr<write_attachment> attachment_for(const std::vector<task_request>& starts,
+                                                           std::span<const task_event* const> ends) {
     (void)starts;
+    (void)ends;
     return nullptr;
   }
   /// Hands over what `submit` buffered (the queue executor enqueues a whole step at once).

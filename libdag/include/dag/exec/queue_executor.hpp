@@ -35,19 +35,21 @@ public:
 
   /// `QueueExecutor`: tries go through the PostgreSQL queue to `dagrun worker`s.
   std::string name() const override { return "QueueExecutor"; }
-  /// The step's tries, queued in the store's transaction that records their starts when the store
-  /// is a PostgreSQL store on the queue's database, with its role and session options (as
-  /// `schedule --executor queue` has them, both from `--db`): a durable commit, two round trips
-  /// and a wake-up less a step, and no window between a start's commit and its try's enqueue.
-  /// With any other store, and for a try whose key the queue holds already, `flush` sends them.
-  std::shared_ptr<write_attachment> attachment_for(const std::vector<task_request>& starts) override;
+  /// The step's tries, queued in the store's transaction that records their starts, and the ends
+  /// it records, deleted from the queue in that transaction, when the store is a PostgreSQL store
+  /// on the queue's database, with its role and session options (as `schedule --executor queue`
+  /// has them, both from `--db`): no durable commit of the executor's own in a step, and no window
+  /// between a start's commit and its try's enqueue. With any other store, and for a try whose key
+  /// the queue holds still, `flush` sends them.
+  std::shared_ptr<write_attachment> attachment_for(const std::vector<task_request>& starts,
+                                                   std::span<const task_event* const> ends) override;
   /// Buffers a try until `flush`, unless the store's write queued it already.
   void submit(task_request request) override;
   /// Enqueues the buffered tries and acknowledges the recorded ends in one transaction; when that
   /// fails they stay buffered (the tries held, for `lost`) and go with the next flush.
   void flush() override;
   /// Acknowledges the ends in the queue, which kept them until now: with the next `flush`, which
-  /// the engine calls at the end of the same step.
+  /// the engine calls at the end of the same step, unless the store's write deleted them already.
   void recorded(const std::vector<task_event>& events) noexcept override;
   /// Remote tries cannot be cancelled from here; their workers stop them on their own shutdown.
   void cancel_all() override {}
@@ -73,6 +75,7 @@ private:
   std::vector<queued_try> buffer_;
   std::set<try_key> queued_with_store_;  // tries the store's last write queued, until submitted (engine thread)
   std::vector<std::int64_t> acknowledged_;  // row ids of recorded ends, sent with the next flush
+  std::set<std::int64_t> acknowledged_with_store_;  // ends the store's last write deleted, until `recorded` (engine thread)
   std::mutex mutex_;
   std::condition_variable idle_;
   long long outstanding_ = 0;

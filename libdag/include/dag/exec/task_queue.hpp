@@ -135,12 +135,16 @@ namespace detail {
 std::string queue_database(const std::string& url);
 /// The tries of `tries` whose starts a store's change set records, queued in that change set's
 /// transaction when the store is a PostgreSQL store on `database` with the same role and options
-/// (change_set::attachment); any other store leaves them out. Once that transaction is known to
-/// have committed, `committed` is told the keys it queued (from the thread that applied the change
-/// set); when its outcome stays unknown (the store's apply threw) it is told nothing, though the
-/// tries may be queued and run: their ends are recorded as any other.
-std::shared_ptr<write_attachment> queue_with_store(std::string database, std::vector<queued_try> tries,
-                                                   std::function<void(std::set<try_key>&&)> committed);
+/// (change_set::attachment), after the ends `acknowledged` (row ids: the ends the change set
+/// records) are forgotten in it, as `task_queue::enqueue` orders them; any other store leaves
+/// both out. Once that transaction is known to have committed, `committed` is told the keys it
+/// queued and the ends it forgot (from the thread that applied the change set); when its outcome
+/// stays unknown (the store's apply threw) it is told nothing, though the tries may be queued and
+/// run, and the ends forgotten: the tries' ends are recorded as any other, and forgetting an end
+/// again deletes nothing.
+std::shared_ptr<write_attachment> queue_with_store(
+    std::string database, std::vector<queued_try> tries, std::vector<std::int64_t> acknowledged,
+    std::function<void(std::set<try_key>&&, std::vector<std::int64_t>&&)> committed);
 
 }  // namespace detail
 
