@@ -780,11 +780,11 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
   // transaction that claims its task instance (the row's xmin is the instance's), once. With the
   // queue named otherwise (another host name for the same server: variant 1) or reached with other
   // session options (variant 3), the store leaves them to the executor's own enqueue. And a try
-  // whose key the queue holds already (as a rescheduled sensor's next poke does while its last
-  // poke's end is not acknowledged) is left to that enqueue too (variant 2). The ends the engine
-  // records are deleted from the queue by the transaction that records them, ahead of the tries it
-  // queues: so a rescheduled sensor's next poke, which has its last poke's key, is queued by the
-  // store as well (variant 4).
+  // whose key the queue holds already (another scheduler's copy) is left to that enqueue too
+  // (variant 2). The ends the engine records are deleted from the queue by the transaction that
+  // records them, ahead of the tries it queues, and by no transaction of the executor's own: so a
+  // rescheduled sensor's next poke, which has its last poke's key, is queued by the store as well
+  // (variant 4).
   for (const int variant : {0, 1, 2, 3, 4}) {
     CAPTURE(variant);
     queue_sandbox s;
@@ -818,6 +818,11 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
       tx.exec("CREATE FUNCTION note_forget() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
               "INSERT INTO forgotten VALUES (OLD.task_id, txid_current() % 4294967296); RETURN OLD; END $$");
       tx.exec("CREATE TRIGGER note_forget AFTER DELETE ON dagrun_task_queue FOR EACH ROW EXECUTE FUNCTION note_forget()");
+      // Every DELETE statement, whether it deleted a row or not (an acknowledgement sent again).
+      tx.exec("CREATE TABLE deletes (by_xid BIGINT)");
+      tx.exec("CREATE FUNCTION note_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+              "INSERT INTO deletes VALUES (txid_current() % 4294967296); RETURN NULL; END $$");
+      tx.exec("CREATE TRIGGER note_delete AFTER DELETE ON dagrun_task_queue FOR EACH STATEMENT EXECUTE FUNCTION note_delete()");
       tx.commit();
     }
     const dag::operator_catalog operators = dag::builtin_operators();
@@ -864,8 +869,9 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
     auto claimed = q->claim({"default"}, 10, "w");
     REQUIRE(claimed.size() == 2);
     if (variant == 4) {
-      // `a` is a sensor that pokes again at once: its next poke is queued under the same key, by
-      // the transaction that records the last poke's end and forgets it.
+      // `a` is a sensor that pokes again at once (no delay after an end at time zero): its next
+      // poke is queued under the same key, by the transaction that records the last poke's end
+      // and forgets it.
       auto& a = claimed[0].task_id == "a" ? claimed[0] : claimed[1];
       dag::queued_result poked = succeeded(a);
       poked.result = dag::operator_result::reschedule(std::chrono::seconds(0), "not yet");
@@ -896,6 +902,8 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
         "WHERE f.by_xid = t.xmin::text::bigint");
     CHECK(forgotten == (variant == 4 ? 3 : 2));
     CHECK(with_their_records == (variant == 1 || variant == 3 ? 0 : 2));
+    // And no transaction deleted nothing: no acknowledgement was sent again after the store's.
+    CHECK(count("SELECT count(*) FROM deletes d WHERE NOT EXISTS (SELECT 1 FROM forgotten f WHERE f.by_xid = d.by_xid)") == 0);
   }
 }
 

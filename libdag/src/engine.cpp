@@ -1446,7 +1446,7 @@ std::optional<timestamp> engine::step_once() {
       // written whole.
       // The executor's rows for these starts and ends (the queue's tries, and the deletes of the
       // ends it kept) go in the same transaction where the store can write them: tries only of
-      // starts that won; every end this pass records (as `recorded` below), not the parked ones.
+      // claims that won; every end this pass records (as `recorded` below), not the parked ones.
       if (!starts.empty() || taken.size() > parked_.size()) {
         std::vector<const task_event*> recording;
         recording.reserve(taken.size());
@@ -1504,8 +1504,8 @@ std::optional<timestamp> engine::step_once() {
     }
     // Nothing of this pass counts but what it committed (its starts and stops, below). Its ends go
     // back to be taken again (the local executor has let go of them, so they live here only; the
-    // queue still holds its own, and a repeat is ignored), and the runs, changed in memory, are
-    // re-read next pass.
+    // queue still holds its own, unless a commit of this pass deleted them with their records;
+    // a repeat is ignored), and the runs, changed in memory, are re-read next pass.
     parked_.clear();
     {
       std::lock_guard lock(events_mutex_);

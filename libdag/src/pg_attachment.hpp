@@ -18,7 +18,7 @@ public:
   /// options): a store whose sessions differ in any of these (or name the same ones otherwise)
   /// leaves them to the attachment's owner, since its role or search path may not reach them.
   virtual const std::string& database() const = 0;
-  /// Writes its rows in `tx` on `conn` (the store's), for the tries whose starts won (`started`).
+  /// Writes its rows in `tx` on `conn` (the store's), for the tries whose claims won (`started`).
   /// Called at every attempt of the transaction; only the one that commits counts.
   virtual void write(pg_connection& conn, pqxx::transaction_base& tx,
                      std::span<const task_instance_record* const> started) = 0;

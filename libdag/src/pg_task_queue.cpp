@@ -345,12 +345,14 @@ public:
   void write(detail::pg_connection& conn, pqxx::transaction_base& tx,
              std::span<const task_instance_record* const> started) override {
     // The ends first, as the queue's own enqueue orders them: a rescheduled sensor's next poke has
-    // the key of the poke whose end goes. Held back for the next statement, or else the COMMIT's
-    // message (a step without starts: no round trip of their own). The DELETE may wait for a
-    // take of those rows to end; a take commits without waiting for the disk, right after it has
-    // handed the ends on, and takes nothing it would have to wait for (SKIP LOCKED).
+    // the key of the poke whose end goes. Held back for the next statement (write_tries sends it
+    // alone, a round trip), or else the COMMIT's message (a step without starts: none of its own).
+    // The DELETE may wait for the take of those rows to end, holding the step's locks meanwhile
+    // (its pools' rows among them): a take commits right after it has handed the ends on, without
+    // waiting for the disk, and itself waits for no lock (SKIP LOCKED); one whose COMMIT is lost
+    // lingers until its collector's next take (docs/reliability.md).
     if (!acknowledged_.empty()) conn.send_later(acknowledgement(conn, acknowledged_));
-    // Only the tries whose starts won: the others' starts are not recorded (another process
+    // Only the tries whose claims won: the others' starts are not recorded (another process
     // cleared or marked their run meanwhile), and their runs decide again from the store's view.
     std::set<try_key> won;
     for (const auto* r : started) won.emplace(r->dag_id, r->run_id, r->task_id, r->map_index, r->try_number);

@@ -133,9 +133,10 @@ void queue_executor::recorded(const std::vector<task_event>& events) noexcept {
     // Sent with the step's tries (the engine flushes right after): one transaction, not two. By
     // the row the end was read from: a later end of the same key (a sensor's next poke) is another
     // row, which this acknowledgement must not delete.
-    // The store's write deleted some with the ends' records already (attachment_for).
+    // The store's write deleted some with the ends' records already (attachment_for); one row's
+    // end may come twice in a pass (taken again), and flush forgets the set.
     for (const auto& e : events)
-      if (e.source != 0 && acknowledged_with_store_.erase(e.source) == 0) acknowledged_.push_back(e.source);
+      if (e.source != 0 && !acknowledged_with_store_.contains(e.source)) acknowledged_.push_back(e.source);
   } catch (const std::exception&) {
     // Out of memory: the rows stay taken; after a lease they are collected again, and the
     // engine, which holds these ends, acknowledges the repeat.

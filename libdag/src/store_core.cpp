@@ -1404,15 +1404,11 @@ change_result store_core::apply_once(const change_set& changes) {
       out.erase(out.begin());  // the id
     });
     for (const auto& e : changes.dataset_events) write_dataset_event(s, e, false);
-    // Last, so that the locks its rows take are held the shortest time; told the instances whose
-    // updates won and leave them on a try in flight: claims, a new run's first claims (written as
-    // its new rows), and a rescheduled sensor's next poke started in the pass that recorded the
-    // last poke's end (running before and after).
+    // Last, so that the locks its rows take are held the shortest time; told the claims that won.
     if (changes.attachment) {
       std::vector<const task_instance_record*> started;
-      for (std::size_t i = 0; i < changes.task_instances.size(); ++i)
-        if (result.task_instances_updated[i] && holds_pool_slot(changes.task_instances[i].record.state))
-          started.push_back(&changes.task_instances[i].record);
+      for (std::size_t i : claims)
+        if (result.task_instances_updated[i]) started.push_back(&changes.task_instances[i].record);
       attached = s.attach(*changes.attachment, started);
     }
     return result;

@@ -112,9 +112,8 @@ public:
   virtual std::vector<bool> write(const row_write& w, std::size_t count, const row_source& rows,
                                   const on_lost* lost = nullptr) = 0;
   /// Writes `a` in this transaction when the backend knows its kind and its database is this one,
-  /// telling it the task instance records of the updates that won and leave a try in flight
-  /// (`started`: claims, and a rescheduled sensor's next poke); false (the default) when it does
-  /// not, and the attachment is left to its owner.
+  /// telling it the task instance records of the claims that won (`started`); false (the
+  /// default) when it does not, and the attachment is left to its owner.
   virtual bool attach(write_attachment& a, std::span<const task_instance_record* const> started) {
     (void)a;
     (void)started;

@@ -313,8 +313,7 @@ struct change_set {
   bool all_or_nothing = false;
 
   /// Written in the same transaction, after the change set's rows, by a store that can (see
-  /// write_attachment); it is told which tries' starts (updates that leave an instance on a try in
-  /// flight: claims, a rescheduled sensor's next poke) won.
+  /// write_attachment); it is told which tries' claims (updates that start a try) won.
   std::shared_ptr<write_attachment> attachment;
 
   /// True when there is nothing to write (an attachment alone is not written).
