@@ -18,6 +18,9 @@ public:
   /// options): a store whose sessions differ in any of these (or name the same ones otherwise)
   /// leaves them to the attachment's owner, since its role or search path may not reach them.
   virtual const std::string& database() const = 0;
+  /// Called at the start of each attempt of the transaction, before the store's first statement:
+  /// what it holds back on `conn` (pg_connection::send_later) goes with the transaction's BEGIN.
+  virtual void open(pg_connection& conn) = 0;
   /// Writes its rows in `tx` on `conn` (the store's), for the tries whose claims won (`started`).
   /// Called at every attempt of the transaction; only the one that commits counts.
   virtual void write(pg_connection& conn, pqxx::transaction_base& tx,

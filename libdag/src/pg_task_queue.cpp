@@ -342,16 +342,19 @@ public:
 
   const std::string& database() const override { return database_; }
 
+  void open(detail::pg_connection& conn) override {
+    // The ends first, as the queue's own enqueue orders them: a rescheduled sensor's next poke has
+    // the key of the poke whose end goes. Sent with the BEGIN, no round trip of its own, and before
+    // the store takes any lock: the DELETE may wait for the take of those rows to end (a take
+    // commits right after it has handed the ends on, without waiting for the disk, and itself
+    // waits for no lock: SKIP LOCKED; one whose COMMIT is lost lingers until its collector's next
+    // take, docs/reliability.md). The rows it deletes stay locked until the step commits, which
+    // nothing waits for: takes skip them, and no one else changes an ended try's row.
+    if (!acknowledged_.empty()) conn.send_later(acknowledgement(conn, acknowledged_));
+  }
+
   void write(detail::pg_connection& conn, pqxx::transaction_base& tx,
              std::span<const task_instance_record* const> started) override {
-    // The ends first, as the queue's own enqueue orders them: a rescheduled sensor's next poke has
-    // the key of the poke whose end goes. Held back for the next statement (write_tries sends it
-    // alone, a round trip), or else the COMMIT's message (a step without starts: none of its own).
-    // The DELETE may wait for the take of those rows to end, holding the step's locks meanwhile
-    // (its pools' rows among them): a take commits right after it has handed the ends on, without
-    // waiting for the disk, and itself waits for no lock (SKIP LOCKED); one whose COMMIT is lost
-    // lingers until its collector's next take (docs/reliability.md).
-    if (!acknowledged_.empty()) conn.send_later(acknowledgement(conn, acknowledged_));
     // Only the tries whose claims won: the others' starts are not recorded (another process
     // cleared or marked their run meanwhile), and their runs decide again from the store's view.
     std::set<try_key> won;

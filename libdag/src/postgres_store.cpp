@@ -148,6 +148,7 @@ private:
   void script(std::string_view sql) override { conn_.send(*tx_, std::string(sql)); }
   std::vector<bool> write(const row_write& w, std::size_t count, const row_source& rows, const on_lost* lost) override;
   bool attach(write_attachment& a, std::span<const task_instance_record* const> started) override;
+  void open_attachment(write_attachment& a) override;
 
   /// Runs `w` once over rows `begin` to `end` - 1; returns the rows that won (updates).
   std::vector<std::size_t> write_batch(const row_write& w, std::size_t begin, std::size_t end, const row_source& rows);
@@ -163,6 +164,7 @@ private:
   static void read_rows(const pqxx::result& result, const std::function<void(std::span<const value>)>& each);
 
   std::string identity_;  ///< pg_target::identity of its database: where attachments may be written
+  pg_write_attachment* ours(write_attachment& a) const;
   pg_connection conn_;
   pqxx::transaction_base* tx_ = nullptr;  ///< during `run`, the transaction of its current attempt
   std::unordered_map<const row_write*, std::string> writes_;         ///< each write's SQL
@@ -235,9 +237,19 @@ std::size_t postgres_store::exec_inline(std::string_view sql, std::span<const va
   return static_cast<std::size_t>(result.affected_rows());
 }
 
-bool postgres_store::attach(write_attachment& a, std::span<const task_instance_record* const> started) {
+/// The attachment `a` when it is one this store writes (its rows belong in this database), else nullptr.
+pg_write_attachment* postgres_store::ours(write_attachment& a) const {
   auto* rows = dynamic_cast<pg_write_attachment*>(&a);
-  if (rows == nullptr || rows->database() != identity_) return false;
+  return rows != nullptr && rows->database() == identity_ ? rows : nullptr;
+}
+
+void postgres_store::open_attachment(write_attachment& a) {
+  if (auto* rows = ours(a)) rows->open(conn_);
+}
+
+bool postgres_store::attach(write_attachment& a, std::span<const task_instance_record* const> started) {
+  auto* rows = ours(a);
+  if (rows == nullptr) return false;
   rows->write(conn_, *tx_, started);
   return true;
 }

@@ -1222,6 +1222,7 @@ change_result store_core::apply_once(const change_set& changes) {
   bool attached = false;  // the attachment is in the attempt that committed
   change_result applied = transact("apply changes", access::write, [&](session& s) {
     attached = false;  // this attempt's, not an earlier one's that rolled back
+    if (changes.attachment) s.open_attachment(*changes.attachment);
     std::map<std::string, std::int64_t> pool_slots;  // as the locking read found them
     for (const auto& pool : claimed_pools) {
       const value name[] = {pool};

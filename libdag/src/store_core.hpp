@@ -119,6 +119,10 @@ public:
     (void)started;
     return false;
   }
+  /// Called at the start of each attempt, before its first statement, for a change set with an
+  /// attachment: a backend that will write it (`attach`) lets it hold statements back for the
+  /// transaction's first message. The default does nothing.
+  virtual void open_attachment(write_attachment& a) { (void)a; }
 
 protected:
   ~session() = default;
