@@ -1,6 +1,7 @@
 #pragma once
 /// @file The kind of write_attachment a PostgreSQL store writes in its own transaction (the task
-/// queue's tries, pg_task_queue.cpp): private to libdag, as pg_connection.hpp is.
+/// queue's acknowledgements and tries, pg_task_queue.cpp): private to libdag, as
+/// pg_connection.hpp is.
 
 #include <span>
 #include <string>

@@ -345,11 +345,15 @@ public:
   void open(detail::pg_connection& conn) override {
     // The ends first, as the queue's own enqueue orders them: a rescheduled sensor's next poke has
     // the key of the poke whose end goes. Sent with the BEGIN, no round trip of its own, and before
-    // the store takes any lock: the DELETE may wait for the take of those rows to end (a take
+    // the store takes any row lock: the DELETE may wait for the take of those rows to end (a take
     // commits right after it has handed the ends on, without waiting for the disk, and itself
     // waits for no lock: SKIP LOCKED; one whose COMMIT is lost lingers until its collector's next
-    // take, docs/reliability.md). The rows it deletes stay locked until the step commits, which
-    // nothing waits for: takes skip them, and no one else changes an ended try's row.
+    // take, docs/reliability.md). The rows it deletes stay locked until the step commits: takes
+    // skip them, and no one else changes an ended try's row; only another scheduler's insert of
+    // the same key (its own copy of a sensor's next poke) waits for them, which in the worst case
+    // is a deadlock PostgreSQL breaks, and the losing write is run again (pg_connection). A
+    // transaction that sends this is always marked (the store's are), so that an in-doubt COMMIT
+    // is settled, not run again.
     if (!acknowledged_.empty()) conn.send_later(acknowledgement(conn, acknowledged_));
   }
 

@@ -1405,7 +1405,8 @@ change_result store_core::apply_once(const change_set& changes) {
       out.erase(out.begin());  // the id
     });
     for (const auto& e : changes.dataset_events) write_dataset_event(s, e, false);
-    // Last, so that the locks its rows take are held the shortest time; told the claims that won.
+    // Its rows last, so that their locks are held the shortest time (what it held back went with
+    // the first statement: open_attachment); told the claims that won.
     if (changes.attachment) {
       std::vector<const task_instance_record*> started;
       for (std::size_t i : claims)

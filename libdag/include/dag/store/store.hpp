@@ -256,9 +256,9 @@ struct task_instance_update {
 };
 
 /// Rows of another part of the store's database that a change set's transaction writes with it:
-/// the task queue's tries, when the store and the queue share one PostgreSQL database, so that a
-/// try is queued in the transaction that records its start (no durable commit and no window of
-/// its own). Only the store that knows the attachment's kind and database writes it (the
+/// the task queue's tries and acknowledgements, when the store and the queue share one PostgreSQL
+/// database, so that a try is queued in the transaction that records its start, and an end
+/// forgotten in the one that records it (no durable commit and no window of their own). Only the store that knows the attachment's kind and database writes it (the
 /// PostgreSQL store, the queue's); any other writes the change set alone, and the attachment's
 /// owner does its work itself. Its owner makes it; the store tells it when it is in.
 class write_attachment {
@@ -312,8 +312,9 @@ struct change_set {
   /// that lost (it reloads those).
   bool all_or_nothing = false;
 
-  /// Written in the same transaction, after the change set's rows, by a store that can (see
-  /// write_attachment); it is told which tries' claims (updates that start a try) won.
+  /// Written in the same transaction by a store that can (see write_attachment): what it holds
+  /// back goes with the transaction's first message, its rows after the change set's; it is told
+  /// which tries' claims (updates that start a try) won.
   std::shared_ptr<write_attachment> attachment;
 
   /// True when there is nothing to write (an attachment alone is not written).
