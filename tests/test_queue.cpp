@@ -784,8 +784,9 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
   // (variant 2). The ends the engine records are deleted from the queue by the transaction that
   // records them, ahead of the tries it queues, and by no transaction of the executor's own: so a
   // rescheduled sensor's next poke, which has its last poke's key, is queued by the store as well
-  // (variant 4).
-  for (const int variant : {0, 1, 2, 3, 4}) {
+  // (variant 4). A write that deadlocks once (injected) is run again whole, its deletes too
+  // (variant 5).
+  for (const int variant : {0, 1, 2, 3, 4, 5}) {
     CAPTURE(variant);
     queue_sandbox s;
     std::string queue_url = s.url;
@@ -823,6 +824,13 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
       tx.exec("CREATE FUNCTION note_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
               "INSERT INTO deletes VALUES (txid_current() % 4294967296); RETURN NULL; END $$");
       tx.exec("CREATE TRIGGER note_delete AFTER DELETE ON dagrun_task_queue FOR EACH STATEMENT EXECUTE FUNCTION note_delete()");
+      if (variant == 5) {  // the first write of an end fails as a deadlock would (a sequence is not rolled back)
+        tx.exec("CREATE SEQUENCE ends_written");
+        tx.exec("CREATE FUNCTION deadlock_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.state = 'success' AND nextval('ends_written') = 1 THEN "
+                "RAISE EXCEPTION 'injected deadlock' USING ERRCODE = '40P01'; END IF; RETURN NEW; END $$");
+        tx.exec("CREATE TRIGGER deadlock_once BEFORE UPDATE ON task_instances FOR EACH ROW EXECUTE FUNCTION deadlock_once()");
+      }
       tx.commit();
     }
     const dag::operator_catalog operators = dag::builtin_operators();
@@ -851,7 +859,7 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
         "WHERE q.xmin = t.xmin");
     const int offers_of_a = count("SELECT count(*) FROM offered WHERE task_id = 'a'");
     const int offers_of_b = count("SELECT count(*) FROM offered WHERE task_id = 'b'");
-    if (variant == 0 || variant == 4) {
+    if (variant == 0 || variant == 4 || variant == 5) {
       CHECK(with_their_claims == 2);
       CHECK(offers_of_a == 1);
       CHECK(offers_of_b == 1);
@@ -902,6 +910,7 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
         "WHERE f.by_xid = t.xmin::text::bigint");
     CHECK(forgotten == (variant == 4 ? 3 : 2));
     CHECK(with_their_records == (variant == 1 || variant == 3 ? 0 : 2));
+    if (variant == 5) CHECK(count("SELECT last_value FROM ends_written") >= 3);  // it failed, then both ends were written
     // And no transaction deleted nothing: no acknowledgement was sent again after the store's.
     CHECK(count("SELECT count(*) FROM deletes d WHERE NOT EXISTS (SELECT 1 FROM forgotten f WHERE f.by_xid = d.by_xid)") == 0);
   }
