@@ -1410,6 +1410,10 @@ std::optional<timestamp> engine::step_once() {
   const std::size_t parked = parked_.size();  // taken again every pass: not news
   std::vector<task_event> taken = take_events();
   took_ends_ = taken.size() > parked;
+  // An end record_events parked (its DAG is not loaded): not recorded, so neither acknowledged.
+  const auto is_parked = [this](const task_event& e) {
+    return std::any_of(parked_.begin(), parked_.end(), [&](const task_event& p) { return same_try(p, e); });
+  };
   std::vector<task_request> starts;
   std::vector<try_id> stops;
   end_writes of_ends;
@@ -1447,13 +1451,14 @@ std::optional<timestamp> engine::step_once() {
       // The executor's rows for these starts and ends (the queue's tries, and the deletes of the
       // ends it kept) go in the same transaction where the store can write them: tries only of
       // claims that won; every end this pass records (as `recorded` below), not the parked ones.
+      // (A copy without the parked ones only when there are any: a DAG that is not loaded.)
       if (!starts.empty() || taken.size() > parked_.size()) {
-        std::vector<const task_event*> recording;
-        recording.reserve(taken.size());
-        for (const auto& e : taken)
-          if (std::none_of(parked_.begin(), parked_.end(), [&](const task_event& p) { return same_try(p, e); }))
-            recording.push_back(&e);
-        changes.attachment = executor_->attachment_for(starts, recording);
+        std::vector<task_event> unparked;
+        if (!parked_.empty())
+          std::copy_if(taken.begin(), taken.end(), std::back_inserter(unparked),
+                       [&](const task_event& e) { return !is_parked(e); });
+        changes.attachment =
+            executor_->attachment_for(starts, parked_.empty() ? std::span<const task_event>(taken) : unparked);
       }
       lost = apply_by_run(changes, of_ends, &not_created);
       written = true;
@@ -1537,9 +1542,7 @@ std::optional<timestamp> engine::step_once() {
     throw;
   }
   // The store holds these ends now: the executor may forget them.
-  std::erase_if(taken, [&](const task_event& e) {
-    return std::any_of(parked_.begin(), parked_.end(), [&](const task_event& p) { return same_try(p, e); });
-  });
+  std::erase_if(taken, is_parked);
   // Ends waiting for their DAG are not recorded either: kept as the ones of a failed pass are
   // (first: `recorded` then tells the executor that the store takes ends again).
   std::string unkept = parked_.empty() ? std::string() : executor_->hold(parked_);

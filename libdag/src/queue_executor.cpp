@@ -67,10 +67,10 @@ queue_executor::~queue_executor() {
 }
 
 std::shared_ptr<write_attachment> queue_executor::attachment_for(const std::vector<task_request>& starts,
-                                                                 std::span<const task_event* const> ends) {
+                                                                 std::span<const task_event> ends) {
   std::vector<std::int64_t> acknowledged;
-  for (const task_event* e : ends)
-    if (e->source != 0) acknowledged.push_back(e->source);
+  for (const task_event& e : ends)
+    if (e.source != 0) acknowledged.push_back(e.source);
   if (starts.empty() && acknowledged.empty()) return nullptr;
   std::vector<queued_try> tries;
   tries.reserve(starts.size());

@@ -110,7 +110,7 @@ public:
   /// queued as its start is committed and an end forgotten as it is recorded. `submit` and
   /// `recorded` are still called as ever; nullptr (the default): nothing to attach.
   virtual std::shared_ptr<write_attachment> attachment_for(const std::vector<task_request>& starts,
-                                                           std::span<const task_event* const> ends) {
+                                                           std::span<const task_event> ends) {
     (void)starts;
     (void)ends;
     return nullptr;

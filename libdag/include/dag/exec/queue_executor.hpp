@@ -42,7 +42,7 @@ public:
   /// between a start's commit and its try's enqueue. With any other store, and for a try whose key
   /// the queue holds still, `flush` sends them.
   std::shared_ptr<write_attachment> attachment_for(const std::vector<task_request>& starts,
-                                                   std::span<const task_event* const> ends) override;
+                                                   std::span<const task_event> ends) override;
   /// Buffers a try until `flush`, unless the store's write queued it already.
   void submit(task_request request) override;
   /// Enqueues the buffered tries and acknowledges the recorded ends in one transaction; when that
