@@ -186,18 +186,33 @@ private:
   }
 
   // Sends results in batches and renews the leases of running tries, on its own connection.
+  // Results are committed without waiting for the disk (task_queue::complete); the queue keeps
+  // them until a durable commit confirms them, which this asks for once the oldest has waited
+  // `confirm_after` (by then the server's WAL writer has most likely flushed them, so the
+  // confirmation's flush is short and off every try's path), when many wait, and before it stops.
   void report(std::stop_token stop) {
     std::unique_ptr<dag::task_queue> q;  // opened (again) inside the loop, where failures are retried
     auto last_beat = std::chrono::steady_clock::now();
     auto last_orphan_scan = std::chrono::steady_clock::time_point{};  // scan at once on start
     const auto beat_every = std::max(lease_ / 3, std::chrono::milliseconds(100));
+    constexpr auto confirm_after = std::chrono::milliseconds(200);
+    constexpr std::size_t confirm_at_most = 10000;  // results held unconfirmed
+    bool unconfirmed = false;  // the queue holds results no durable commit confirmed, since:
+    auto unconfirmed_since = std::chrono::steady_clock::time_point{};
     while (true) {
       std::vector<dag::queued_result> batch;
       std::vector<std::string> tokens;
+      bool stopping = false;
       {
         std::unique_lock lock(mutex_);
-        results_ready_.wait_for(lock, beat_every, [&] { return !results_.empty() || stop.stop_requested(); });
-        if (results_.empty() && stop.stop_requested()) return;
+        const auto wake = unconfirmed ? std::min(beat_every, std::chrono::ceil<std::chrono::milliseconds>(
+                                                                 unconfirmed_since + confirm_after -
+                                                                 std::chrono::steady_clock::now()))
+                                      : beat_every;
+        results_ready_.wait_for(lock, std::max(wake, std::chrono::milliseconds(0)),
+                                [&] { return !results_.empty() || stop.stop_requested(); });
+        stopping = results_.empty() && stop.stop_requested();
+        if (stopping && !unconfirmed) return;
         batch.assign(std::make_move_iterator(results_.begin()), std::make_move_iterator(results_.end()));
         results_.clear();
         // A finished try's lease is renewed too until its result is in: after an outage the
@@ -227,6 +242,16 @@ private:
           for (std::size_t i = 0; i < batch.size(); ++i)
             if (!accepted[i])
               spdlog::warn("result of queue item {} refused: its lease was lost (the scheduler re-queued it)", batch[i].id);
+          batch.clear();  // sent: the queue keeps them until they are durable (not put back below)
+        }
+        if (q->unflushed() > 0 && !unconfirmed) {
+          unconfirmed = true;
+          unconfirmed_since = std::chrono::steady_clock::now();
+        }
+        if (unconfirmed && (stopping || q->unflushed() >= confirm_at_most ||
+                            std::chrono::steady_clock::now() - unconfirmed_since >= confirm_after)) {
+          q->confirm();
+          unconfirmed = false;
         }
       } catch (const std::exception& ex) {
         spdlog::error("worker {}: cannot reach the queue: {}; retrying", name_, ex.what());

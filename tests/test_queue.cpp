@@ -1280,6 +1280,86 @@ TEST_CASE("Queue.ReconnectsAfterTheServerKillsItsSession") {
   CHECK(count() == 1);  // still one connection per queue object
 }
 
+TEST_CASE("Queue.AResultIsCommittedWithoutWaitingForTheDiskKeptUntilADurableCommitAndWrittenAgainIfItsSessionEnds") {
+  // A completion's COMMIT does not wait for the disk: a crash of the server may undo it. The queue
+  // keeps the results until `confirm` has made a durable commit on their session, and writes again
+  // those of a session that ended first (as a crash ends every session), whose loss is emulated
+  // here by putting the row back as the crash would have left it.
+  queue_sandbox s;
+  s.admin("ALTER DATABASE " + s.db_name + " SET synchronous_commit = on");  // the tests' server has it off
+  auto q = dag::open_task_queue(s.url);
+  pqxx::connection c(s.url);
+  const auto exec = [&](const std::string& sql) {
+    pqxx::nontransaction tx(c);
+    return tx.exec(sql);
+  };
+  exec("CREATE TABLE ended (id bigint, sync text)");
+  exec("CREATE TABLE marked (sync text)");
+  exec("CREATE FUNCTION note_end() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+       "INSERT INTO ended VALUES (NEW.id, current_setting('synchronous_commit')); RETURN NEW; END $$");
+  exec("CREATE TRIGGER note_end AFTER UPDATE ON dagrun_task_queue FOR EACH ROW "
+       "WHEN (OLD.state = 'claimed' AND NEW.state = 'done') EXECUTE FUNCTION note_end()");
+  exec("CREATE FUNCTION note_mark() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+       "INSERT INTO marked VALUES (current_setting('synchronous_commit')); RETURN NEW; END $$");
+  exec("CREATE TRIGGER note_mark AFTER INSERT OR UPDATE ON dagrun_commit_marks FOR EACH ROW EXECUTE FUNCTION note_mark()");
+  const auto ends_of = [&](std::int64_t id) {
+    std::vector<std::string> out;
+    for (const auto& row : exec("SELECT sync FROM ended WHERE id = " + std::to_string(id))) out.push_back(row[0].c_str());
+    return out;
+  };
+  const auto durable_marks = [&] { return exec("SELECT count(*) FROM marked WHERE sync = 'on'")[0][0].as<int>(); };
+  const auto state_of = [&](std::int64_t id) {
+    return std::string(exec("SELECT state FROM dagrun_task_queue WHERE id = " + std::to_string(id))[0][0].c_str());
+  };
+  const auto end_queue_sessions = [&] {  // as a crash, a restart or a failover would
+    exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + s.db_name +
+         "' AND application_name = 'dagrun-queue'");
+    REQUIRE(eventually([&] {
+      return exec("SELECT count(*) FROM pg_stat_activity WHERE datname = '" + s.db_name +
+                  "' AND application_name = 'dagrun-queue'")[0][0].as<int>() == 0;
+    }));
+  };
+
+  q->enqueue({bash_try("a"), bash_try("b"), bash_try("c")});
+  const auto claimed = q->claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 3);
+  CHECK(q->unflushed() == 0);
+
+  // Committed without waiting for the disk, kept until a durable commit confirms it.
+  REQUIRE(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});
+  CHECK(ends_of(claimed[0].id) == std::vector<std::string>{"off"});
+  CHECK(q->unflushed() == 1);
+  const int marks_before = durable_marks();
+  q->confirm();
+  CHECK(q->unflushed() == 0);
+  CHECK(durable_marks() == marks_before + 1);  // the confirmation: a durable commit
+  q->confirm();  // nothing to confirm: no transaction
+  CHECK(durable_marks() == marks_before + 1);
+
+  // Its session ends before it is confirmed, and the server has lost it: written again.
+  REQUIRE(q->complete({succeeded(claimed[1])}) == std::vector<bool>{true});
+  CHECK(q->unflushed() == 1);
+  exec("UPDATE dagrun_task_queue SET state = 'claimed', result = NULL WHERE id = " + std::to_string(claimed[1].id));
+  end_queue_sessions();
+  q->confirm();
+  CHECK(q->unflushed() == 0);
+  CHECK(state_of(claimed[1].id) == "done");
+  CHECK(ends_of(claimed[1].id) == std::vector<std::string>{"off", "off"});
+  CHECK(exec("SELECT result IS NOT NULL FROM dagrun_task_queue WHERE id = " + std::to_string(claimed[1].id))[0][0].as<bool>());
+
+  // Its session ends before it is confirmed, and the server kept it: written again, refused, no change.
+  REQUIRE(q->complete({succeeded(claimed[2])}) == std::vector<bool>{true});
+  end_queue_sessions();
+  // Any later call writes it again first: here the next completion, of a result already in.
+  CHECK(q->complete({succeeded(claimed[0])}) == std::vector<bool>{false});
+  CHECK(ends_of(claimed[2].id) == std::vector<std::string>{"off"});
+  CHECK(state_of(claimed[2].id) == "done");
+  CHECK(q->unflushed() == 2);  // the one written again, and the refused one
+  q->confirm();
+  CHECK(q->unflushed() == 0);
+  CHECK(q->take_finished(10, 60s).size() == 3);
+}
+
 TEST_CASE("Queue.RescheduledSensorGivesTheWorkerSlotBackAndFinishesAsOneTry" * doctest::timeout(180)) {
   queue_sandbox s;
   const auto flags = s.dir / "flags.db";

@@ -240,6 +240,7 @@ void pg_connection::open() {
     c->set_variable("idle_in_transaction_session_timeout", "60000");
   for (const auto& [name, sql] : statements_) c->prepare(name, sql);
   conn_ = std::move(c);
+  ++sessions_;
 }
 
 void pg_connection::prepare_marks() {
@@ -395,8 +396,8 @@ void pg_connection::attempts(const char* what, kind how, const attempt_body& bod
       } block{*this};
       pqxx::nontransaction tx(*conn_);
       begin_ = "BEGIN; " + execute(sql_hold_lock, {std::to_string(lock_key_)});
-      if (how == kind::relaxed) begin_ += "; SET LOCAL synchronous_commit TO off";
-      if (how == kind::joined || how == kind::relaxed) {
+      if (how == kind::relaxed || how == kind::unflushed) begin_ += "; SET LOCAL synchronous_commit TO off";
+      if (how == kind::joined || how == kind::unflushed || how == kind::relaxed) {
         begin_pending_ = true;
       } else {
         begun_ = true;

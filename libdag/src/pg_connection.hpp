@@ -146,6 +146,16 @@ public:
   auto write_joined(const char* what, F&& body, Unchanged&& unchanged) {
     return transact(what, kind::joined, body, unchanged);
   }
+  /// As `write_joined`, for a transaction whose COMMIT need not wait for the disk because its
+  /// caller keeps what it wrote until a later durable commit on the same session (`sessions`) has
+  /// made it durable too, and writes it again should the session end first: a worker's results
+  /// (pg_task_queue's `complete` and `confirm`). `synchronous_commit` is off for this transaction
+  /// alone; it is marked and settled as `write_joined`'s (a mark a server crash undid says: not
+  /// committed, run it again).
+  template <class F, class Unchanged>
+  auto write_unflushed(const char* what, F&& body, Unchanged&& unchanged) {
+    return transact(what, kind::unflushed, body, unchanged);
+  }
   /// As `write_joined`, for a transaction that only spares work, whose outcome no one depends on
   /// once its body has returned: a scheduler's take of finished tries, whose ends are handed on as
   /// soon as they are read; a take that did not commit leaves them to be taken again, and an end
@@ -188,6 +198,10 @@ public:
   /// the same changes again after such a throw asks first, and leaves out what that write made.
   std::optional<bool> settle(const char* what, std::int64_t attempt);
 
+  /// How many sessions this object has opened: a session that ended (a server crash or restart
+  /// ends every session) may have taken with it what its unflushed commits wrote.
+  std::uint64_t sessions() const { return sessions_; }
+
   /// The name of the prepared statement for `sql`, registered on first use (and on every new
   /// connection from then on).
   const std::string& prepared(std::string_view sql);
@@ -204,8 +218,9 @@ private:
   /// An attempt's body: true when it changed something (and so must leave its mark, unless relaxed).
   using attempt_body = std::function<bool(pqxx::transaction_base&)>;
   /// A read (no transaction), a write (BEGIN sent before the body runs), a write whose BEGIN goes
-  /// with the body's first `send`, or one of those whose outcome does not matter (write_relaxed).
-  enum class kind { read, write, joined, relaxed };
+  /// with the body's first `send` (and one whose COMMIT does not wait for the disk: write_unflushed),
+  /// or one of those whose outcome does not matter (write_relaxed).
+  enum class kind { read, write, joined, unflushed, relaxed };
 
   template <class F, class Unchanged>
   auto transact(const char* what, kind how, F& body, const Unchanged& unchanged) {
@@ -259,6 +274,7 @@ private:
   std::int64_t unsettled_ = 0;  ///< a write attempt whose COMMIT's outcome stayed unknown (0: none)
   std::map<std::int64_t, bool> settled_;  ///< outcomes of such attempts a later write settled, until `settle` tells them
   std::int64_t lock_key_ = 0;  ///< the advisory lock each write attempt holds until it ends: random
+  std::uint64_t sessions_ = 0;  ///< sessions opened (`sessions`)
 };
 
 }  // namespace dag::detail

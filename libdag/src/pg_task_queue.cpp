@@ -487,18 +487,33 @@ public:
 
   std::vector<bool> complete(const std::vector<queued_result>& results) override {
     if (results.empty()) return {};
-    return conn_.write_joined("complete tries", [&](pqxx::transaction_base& tx) {
-      std::vector<bool> out;
-      if (results.size() == 1) {  // prepared, as enqueue_one_sql says why
-        const auto& r = results.front();
-        out.push_back(!conn_.send(tx, conn_.execute(complete_one_sql, {std::to_string(r.id), conn_.quote(r.lease_token),
-                                                                          conn_.quote(result_of(r))}))
-                           .empty());
-      } else {
-        out = complete_many(conn_, tx, results);
-      }
-      return out;
-    }, [](const auto&) { return false; });
+    send_again_lost();
+    auto out = write_results(results);
+    unflushed_.push_back({results, conn_.sessions()});  // the session it committed in
+    unflushed_count_ += results.size();
+    return out;
+  }
+
+  std::size_t unflushed() const override { return unflushed_count_; }
+
+  void confirm() override {
+    // A durable commit on the session the results committed in makes them durable too (WAL is
+    // flushed in order, and a synchronous standby confirms it in order). One that reconnected
+    // made nothing of the old session's durable: the server may have crashed meanwhile.
+    while (!unflushed_.empty()) {
+      send_again_lost();
+      const std::uint64_t session = conn_.sessions();
+      const std::size_t held = unflushed_.size();
+      conn_.write_joined("make results durable", [&](pqxx::transaction_base&) {
+        // A statement of no effect, for the transaction's one message (BEGIN, it, the mark and a
+        // COMMIT that waits for the disk): the mark is the write that makes the COMMIT durable.
+        conn_.send_later("SELECT 1");
+        return true;
+      }, [](bool) { return false; });
+      if (conn_.sessions() != session) continue;  // sent again on the new session, then asked again
+      for (std::size_t i = 0; i < held; ++i) unflushed_count_ -= unflushed_[i].results.size();
+      unflushed_.erase(unflushed_.begin(), unflushed_.begin() + static_cast<std::ptrdiff_t>(held));
+    }
   }
 
   using task_queue::take_finished;
@@ -603,6 +618,48 @@ public:
   }
 
 private:
+  /// Results written by a commit that did not wait for the disk, and the session it was made in.
+  struct unflushed_results {
+    std::vector<queued_result> results;
+    std::uint64_t session;
+  };
+
+  /// Records `results` in a transaction whose COMMIT does not wait for the disk: a chain's next
+  /// step waits for this commit, and the collector's take, the store's step (where it shares the
+  /// server) or the acknowledgement of these ends, each a durable commit after it, make it durable
+  /// before anything is built on it. Until `confirm`, this object keeps them (`unflushed_`).
+  std::vector<bool> write_results(const std::vector<queued_result>& results) {
+    return conn_.write_unflushed("complete tries", [&](pqxx::transaction_base& tx) {
+      std::vector<bool> out;
+      if (results.size() == 1) {  // prepared, as enqueue_one_sql says why
+        const auto& r = results.front();
+        out.push_back(!conn_.send(tx, conn_.execute(complete_one_sql, {std::to_string(r.id), conn_.quote(r.lease_token),
+                                                                          conn_.quote(result_of(r))}))
+                           .empty());
+      } else {
+        out = complete_many(conn_, tx, results);
+      }
+      return out;
+    }, [](const auto&) { return false; });
+  }
+
+  /// Writes again the results of sessions that ended before a durable commit confirmed them: a
+  /// server crash may have undone them. One that was not undone is refused now (its lease token
+  /// is spent), and one whose try was taken and acknowledged meanwhile finds no row: neither
+  /// changes anything.
+  void send_again_lost() {
+    while (!unflushed_.empty()) {
+      const std::uint64_t session = conn_.sessions();
+      std::vector<queued_result> again;
+      for (const auto& u : unflushed_)
+        if (u.session != session) again.insert(again.end(), u.results.begin(), u.results.end());
+      if (again.empty()) return;
+      write_results(again);  // throws with unflushed_ as it was
+      std::erase_if(unflushed_, [&](const unflushed_results& u) { return u.session != session; });
+      unflushed_.push_back({std::move(again), conn_.sessions()});
+    }
+  }
+
   /// Forgets `acknowledged` ends and adds `tries`, in one transaction (see enqueue).
   void send(const std::vector<queued_try>& tries, const std::vector<std::int64_t>& acknowledged) {
     conn_.write_joined(tries.empty() ? "acknowledge recorded tries" : "enqueue tries", [&](pqxx::transaction_base& tx) {
@@ -624,6 +681,8 @@ private:
   std::set<try_key> in_doubt_;          // the tries of an enqueue that threw with its outcome unknown…
   std::int64_t in_doubt_attempt_ = 0;  // …and its write attempt (pg_connection::unsettled)
   std::set<try_key> made_;             // tries an enqueue that threw in fact queued
+  std::vector<unflushed_results> unflushed_;  // results given to complete that no durable commit confirmed yet, oldest first
+  std::size_t unflushed_count_ = 0;           // the results in unflushed_
 };
 
 }  // namespace

@@ -87,7 +87,22 @@ public:
   /// Records results in one transaction; per result, false when refused (its token is not the
   /// try's current lease: lost, or a stale copy of a result the batch also carries current). A
   /// batch carrying one try's current token twice records one of the two and accepts both.
+  ///
+  /// Its COMMIT does not wait for the disk (a chain's next step waits for it): a crash of the
+  /// server may undo it. So this object keeps the accepted results until `confirm` has seen a
+  /// durable commit after them on the same session, and writes them again first thing should that
+  /// session end before (a crash or restart of the server ends every session). A result written
+  /// again that had not been undone is refused, changing nothing. Meanwhile the results are
+  /// visible at once, and the scheduler builds nothing on them before a durable commit of its own
+  /// on the same server (the store's step or the ends' acknowledgement), which makes them durable.
   virtual std::vector<bool> complete(const std::vector<queued_result>& results) = 0;
+  /// Results given to `complete` that no durable commit has confirmed yet: refused ones too (one
+  /// may have been refused for a copy an earlier call wrote, whose commit was in doubt).
+  virtual std::size_t unflushed() const = 0;
+  /// Makes every result given to `complete` durable: one durable commit on the session they were
+  /// written in (after writing again those of a session that ended). Throws, keeping them, when
+  /// the server cannot be reached; a worker calls it now and then, and before it exits.
+  virtual void confirm() = 0;
   /// Takes up to `max` finished tries (the scheduler's input), marking them taken but keeping them
   /// until `acknowledge`: an end is in the queue until the store holds it. Tries taken more than
   /// `stale_after` ago and never acknowledged (their scheduler died) are taken again. `read`, when
