@@ -1299,6 +1299,11 @@ TEST_CASE("Queue.AResultIsCommittedWithoutWaitingForTheDiskKeptUntilADurableComm
        "INSERT INTO ended VALUES (NEW.id, current_setting('synchronous_commit')); RETURN NEW; END $$");
   exec("CREATE TRIGGER note_end AFTER UPDATE ON dagrun_task_queue FOR EACH ROW "
        "WHEN (OLD.state = 'claimed' AND NEW.state = 'done') EXECUTE FUNCTION note_end()");
+  exec("CREATE SEQUENCE updates");  // UPDATE statements on the queue, whether they changed a row or not
+  exec("CREATE FUNCTION count_update() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+       "PERFORM nextval('updates'); RETURN NULL; END $$");
+  exec("CREATE TRIGGER count_update AFTER UPDATE ON dagrun_task_queue FOR EACH STATEMENT EXECUTE FUNCTION count_update()");
+  const auto updates = [&] { return exec("SELECT last_value - 1 + is_called::int FROM updates")[0][0].as<int>(); };
   exec("CREATE FUNCTION note_mark() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
        "INSERT INTO marked VALUES (current_setting('synchronous_commit')); RETURN NEW; END $$");
   exec("CREATE TRIGGER note_mark AFTER INSERT OR UPDATE ON dagrun_commit_marks FOR EACH ROW EXECUTE FUNCTION note_mark()");
@@ -1350,13 +1355,17 @@ TEST_CASE("Queue.AResultIsCommittedWithoutWaitingForTheDiskKeptUntilADurableComm
   // Its session ends before it is confirmed, and the server kept it: written again, refused, no change.
   REQUIRE(q->complete({succeeded(claimed[2])}) == std::vector<bool>{true});
   end_queue_sessions();
-  // Any later call writes it again first: here the next completion, of a result already in.
+  // The next call finds the session ended and writes it again: here the next completion (of a
+  // result already in, refused), which writes it again once its own write has found out.
+  const int updates_before = updates();
   CHECK(q->complete({succeeded(claimed[0])}) == std::vector<bool>{false});
+  CHECK(updates() == updates_before + 2);  // that completion, then the one written again
   CHECK(ends_of(claimed[2].id) == std::vector<std::string>{"off"});
   CHECK(state_of(claimed[2].id) == "done");
   CHECK(q->unflushed() == 2);  // the one written again, and the refused one
   q->confirm();
   CHECK(q->unflushed() == 0);
+  CHECK(updates() == updates_before + 2);  // nothing written a third time
   CHECK(q->take_finished(10, 60s).size() == 3);
 }
 

@@ -149,7 +149,7 @@ public:
   /// As `write_joined`, for a transaction whose COMMIT need not wait for the disk because its
   /// caller keeps what it wrote until a later durable commit on the same session (`sessions`) has
   /// made it durable too, and writes it again should the session end first: a worker's results
-  /// (pg_task_queue's `complete` and `confirm`). `synchronous_commit` is off for this transaction
+  /// (pg_task_queue's `complete`; its `confirm` is the durable commit, a `write_joined`). `synchronous_commit` is off for this transaction
   /// alone; it is marked and settled as `write_joined`'s (a mark a server crash undid says: not
   /// committed, run it again).
   template <class F, class Unchanged>
@@ -171,7 +171,7 @@ public:
   }
 
   /// Sends `text` (one statement or several, separated by `;`) in the write transaction `tx` of a
-  /// `write_joined` or `write_relaxed` body (with its BEGIN if none was sent yet), after what
+  /// `write_joined`, `write_unflushed` or `write_relaxed` body (with its BEGIN if none was sent yet), after what
   /// `send_later` holds; the last statement's result.
   /// `text` empty: sends the BEGIN and what `send_later` holds, if anything: a body that runs a
   /// statement through `tx` itself (with its values as protocol parameters) calls this first.

@@ -491,6 +491,11 @@ public:
     auto out = write_results(results);
     unflushed_.push_back({results, conn_.sessions()});  // the session it committed in
     unflushed_count_ += results.size();
+    try {
+      send_again_lost();  // the write may have found the session ended: the older ones go again now
+    } catch (const std::exception&) {
+      // Kept: the next call writes them again (these results are accepted and held already).
+    }
     return out;
   }
 
@@ -625,9 +630,9 @@ private:
   };
 
   /// Records `results` in a transaction whose COMMIT does not wait for the disk: a chain's next
-  /// step waits for this commit, and the collector's take, the store's step (where it shares the
-  /// server) or the acknowledgement of these ends, each a durable commit after it, make it durable
-  /// before anything is built on it. Until `confirm`, this object keeps them (`unflushed_`).
+  /// step waits for this commit, and the scheduler's durable commit that records these ends (the
+  /// store's step, or the acknowledgement of the ends), later in the server's log, makes it
+  /// durable before anything is built on it. Until `confirm`, this object keeps them (`unflushed_`).
   std::vector<bool> write_results(const std::vector<queued_result>& results) {
     return conn_.write_unflushed("complete tries", [&](pqxx::transaction_base& tx) {
       std::vector<bool> out;
@@ -655,8 +660,11 @@ private:
         if (u.session != session) again.insert(again.end(), u.results.begin(), u.results.end());
       if (again.empty()) return;
       write_results(again);  // throws with unflushed_ as it was
-      std::erase_if(unflushed_, [&](const unflushed_results& u) { return u.session != session; });
-      unflushed_.push_back({std::move(again), conn_.sessions()});
+      std::vector<unflushed_results> kept;  // built whole before it replaces unflushed_: nothing dropped on a throw
+      for (auto& u : unflushed_)
+        if (u.session == session) kept.push_back(u);
+      kept.push_back({std::move(again), conn_.sessions()});
+      unflushed_.swap(kept);
     }
   }
 

@@ -89,9 +89,9 @@ public:
   /// batch carrying one try's current token twice records one of the two and accepts both.
   ///
   /// Its COMMIT does not wait for the disk (a chain's next step waits for it): a crash of the
-  /// server may undo it. So this object keeps the accepted results until `confirm` has seen a
-  /// durable commit after them on the same session, and writes them again first thing should that
-  /// session end before (a crash or restart of the server ends every session). A result written
+  /// server may undo it. So this object keeps the results until `confirm` has made a durable
+  /// commit after them on the same session, and writes them again as soon as it finds that session
+  /// ended first (its next call; a crash or restart of the server ends every session). A result written
   /// again that had not been undone is refused, changing nothing. Meanwhile the results are
   /// visible at once, and the scheduler builds nothing on them before a durable commit of its own
   /// on the same server (the store's step or the ends' acknowledgement), which makes them durable.
