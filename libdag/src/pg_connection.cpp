@@ -229,8 +229,15 @@ void pg_connection::connect() {
 
 void pg_connection::open() {
   auto c = std::make_unique<pqxx::connection>(target_.conninfo);
-  // Session settings go through set_variable, which libpqxx replays should it ever re-establish
-  // the session by itself. Warnings only: CREATE … IF NOT EXISTS notices are noise. A session left
+  // Every session is opened here, never by libpqxx on its own (which 6.4 does for a transaction
+  // begun on a connection it found closed): `sessions` counts them, and a session that ended
+  // unseen would have taken the unflushed commits it made with it (write_unflushed). A connection
+  // found closed throws broken_connection instead, which `attempts` answers with a new one.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  c->inhibit_reactivation(true);  // deprecated in libpqxx 6 (7 never reactivates), and what 7 does
+#pragma GCC diagnostic pop
+  // Session settings go through set_variable. Warnings only: CREATE … IF NOT EXISTS notices are noise. A session left
   // idle inside a transaction (its client vanished without the server noticing) keeps its row
   // locks until the server gives up on it, and our retries would wait for them; unless the
   // administrator chose a limit, one minute is it: our own transactions never idle that long.
