@@ -689,7 +689,7 @@ private:
   std::set<try_key> in_doubt_;          // the tries of an enqueue that threw with its outcome unknown…
   std::int64_t in_doubt_attempt_ = 0;  // …and its write attempt (pg_connection::unsettled)
   std::set<try_key> made_;             // tries an enqueue that threw in fact queued
-  std::vector<unflushed_results> unflushed_;  // results given to complete that no durable commit confirmed yet, oldest first
+  std::vector<unflushed_results> unflushed_;  // results given to complete that no durable commit confirmed yet
   std::size_t unflushed_count_ = 0;           // the results in unflushed_
 };
 
