@@ -683,6 +683,39 @@ TEST_CASE("Queue.AWorkerHandsATrysStartBackWithItsResult" * doctest::timeout(120
   CHECK(end.at("outcome").get<int>() == static_cast<int>(dag::try_outcome::success));
 }
 
+TEST_CASE("Queue.AWorkerConfirmsItsResultWithADurableCommitOnTheSessionItWasSentOn" * doctest::timeout(120)) {
+  // The worker's completion waits for no disk; its reporter then makes a durable commit on the same
+  // connection (the mark of each shows which is which: same client, synchronous_commit off, then on),
+  // after its result has waited the 200 ms the server's WAL writer usually takes to flush it.
+  queue_sandbox s;
+  s.admin("ALTER DATABASE " + s.db_name + " SET synchronous_commit = on");  // the tests' server has it off
+  s.write_dag("echo.yaml", "dag_id: echo\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: 'true'\n");
+  REQUIRE(s.dagrun("db migrate") == 0);
+  dag::queued_try t;
+  t.dag_id = "echo", t.run_id = run_id, t.task_id = "a", t.operator_name = "bash";
+  t.fields = {{"bash_command", "true"}};
+  t.log_path = (s.dir / "logs" / "a.log").string();
+  dag::open_task_queue(s.url)->enqueue({t});
+  pqxx::connection c(s.url);
+  const auto exec = [&](const std::string& sql) {
+    pqxx::nontransaction tx(c);
+    return tx.exec(sql);
+  };
+  exec("CREATE TABLE marks_seen (client text, sync text, at timestamptz)");
+  exec("CREATE FUNCTION note_mark() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO marks_seen "
+       "VALUES (NEW.client, current_setting('synchronous_commit'), clock_timestamp()); RETURN NEW; END $$");
+  exec("CREATE TRIGGER note_mark AFTER INSERT OR UPDATE ON dagrun_commit_marks FOR EACH ROW EXECUTE FUNCTION note_mark()");
+  s.start("worker --concurrency 1 --lease-ms 60000", "worker.log");  // no heartbeat within the test
+  // The completion's mark: the only one written with synchronous_commit off.
+  REQUIRE(eventually([&] { return exec("SELECT count(*) FROM marks_seen WHERE sync = 'off'")[0][0].as<int>() == 1; }));
+  CHECK(exec("SELECT count(*) FROM dagrun_task_queue WHERE state = 'done'")[0][0].as<int>() == 1);
+  const std::string confirmed =
+      "SELECT count(*), COALESCE(min(extract(epoch FROM o.at - d.at)), 0) FROM marks_seen d JOIN marks_seen o "
+      "ON o.client = d.client AND o.sync = 'on' AND o.at > d.at WHERE d.sync = 'off'";
+  REQUIRE(eventually([&] { return exec(confirmed)[0][0].as<int>() == 1; }));
+  CHECK(exec(confirmed)[0][1].as<double>() >= 0.2);  // not before the result has waited 200 ms
+}
+
 TEST_CASE("Queue.ATakenEndIsTakenAgainOnlyOnceStaleAndAnAcknowledgedOneNever") {
   queue_sandbox s;
   auto q = dag::open_task_queue(s.url);
