@@ -660,14 +660,21 @@ TEST_CASE("Queue.TheQueueExecutorHandsItsEngineThePokeAnEndNames" * doctest::tim
   CHECK(ends.front().instance_start == request.context.start_date);
 }
 
-TEST_CASE("Queue.AWorkerHandsATrysStartBackWithItsResult" * doctest::timeout(120)) {
-  queue_sandbox s;
+/// Writes DAG `echo` (one bash task `a` running `true`) into `s` and migrates its database; the
+/// try of `a` a scheduler would queue for a worker.
+dag::queued_try echo_try(queue_sandbox& s) {
   s.write_dag("echo.yaml", "dag_id: echo\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: 'true'\n");
   REQUIRE(s.dagrun("db migrate") == 0);
   dag::queued_try t;
   t.dag_id = "echo", t.run_id = run_id, t.task_id = "a", t.operator_name = "bash";
   t.fields = {{"bash_command", "true"}};
   t.log_path = (s.dir / "logs" / "a.log").string();
+  return t;
+}
+
+TEST_CASE("Queue.AWorkerHandsATrysStartBackWithItsResult" * doctest::timeout(120)) {
+  queue_sandbox s;
+  dag::queued_try t = echo_try(s);
   t.instance_start = dag::timestamp{std::chrono::microseconds(1'700'000'000'654'321)};
   dag::open_task_queue(s.url)->enqueue({t});
   s.start("worker --concurrency 1", "worker.log");
@@ -689,13 +696,7 @@ TEST_CASE("Queue.AWorkerConfirmsItsResultWithADurableCommitOnTheSessionItWasSent
   // after its result has waited the 200 ms the server's WAL writer usually takes to flush it.
   queue_sandbox s;
   s.admin("ALTER DATABASE " + s.db_name + " SET synchronous_commit = on");  // the tests' server has it off
-  s.write_dag("echo.yaml", "dag_id: echo\ntasks:\n  - task_id: a\n    operator: bash\n    bash_command: 'true'\n");
-  REQUIRE(s.dagrun("db migrate") == 0);
-  dag::queued_try t;
-  t.dag_id = "echo", t.run_id = run_id, t.task_id = "a", t.operator_name = "bash";
-  t.fields = {{"bash_command", "true"}};
-  t.log_path = (s.dir / "logs" / "a.log").string();
-  dag::open_task_queue(s.url)->enqueue({t});
+  dag::open_task_queue(s.url)->enqueue({echo_try(s)});
   pqxx::connection c(s.url);
   const auto exec = [&](const std::string& sql) {
     pqxx::nontransaction tx(c);
