@@ -197,22 +197,22 @@ private:
     const auto beat_every = std::max(lease_ / 3, std::chrono::milliseconds(100));
     constexpr auto confirm_after = std::chrono::milliseconds(200);
     constexpr std::size_t confirm_at_most = 10000;  // results held unconfirmed
-    bool unconfirmed = false;  // the queue holds results no durable commit confirmed, since:
-    auto unconfirmed_since = std::chrono::steady_clock::time_point{};
+    auto unconfirmed_since = std::chrono::steady_clock::time_point{};  // the oldest result q holds unconfirmed
+    const auto unconfirmed = [&] { return q && q->unflushed() > 0; };
     while (true) {
       std::vector<dag::queued_result> batch;
       std::vector<std::string> tokens;
       bool stopping = false;
       {
         std::unique_lock lock(mutex_);
-        const auto wake = unconfirmed ? std::min(beat_every, std::chrono::ceil<std::chrono::milliseconds>(
+        const auto wake = unconfirmed() ? std::min(beat_every, std::chrono::ceil<std::chrono::milliseconds>(
                                                                  unconfirmed_since + confirm_after -
                                                                  std::chrono::steady_clock::now()))
                                       : beat_every;
         results_ready_.wait_for(lock, std::max(wake, std::chrono::milliseconds(0)),
                                 [&] { return !results_.empty() || stop.stop_requested(); });
         stopping = results_.empty() && stop.stop_requested();
-        if (stopping && !unconfirmed) return;
+        if (stopping && !unconfirmed()) return;
         batch.assign(std::make_move_iterator(results_.begin()), std::make_move_iterator(results_.end()));
         results_.clear();
         // A finished try's lease is renewed too until its result is in: after an outage the
@@ -238,21 +238,17 @@ private:
         if (!batch.empty()) {
           // Sent until the queue answers: a result whose COMMIT was in doubt is settled by the
           // connection layer, and one sent again finds its lease token spent and changes nothing.
+          const bool first = !unconfirmed();
           auto accepted = q->complete(batch);
+          if (first) unconfirmed_since = std::chrono::steady_clock::now();  // once they are sent
           for (std::size_t i = 0; i < batch.size(); ++i)
             if (!accepted[i])
               spdlog::warn("result of queue item {} refused: its lease was lost (the scheduler re-queued it)", batch[i].id);
           batch.clear();  // sent: the queue keeps them until they are durable (not put back below)
         }
-        if (q->unflushed() > 0 && !unconfirmed) {
-          unconfirmed = true;
-          unconfirmed_since = std::chrono::steady_clock::now();
-        }
-        if (unconfirmed && (stopping || q->unflushed() >= confirm_at_most ||
-                            std::chrono::steady_clock::now() - unconfirmed_since >= confirm_after)) {
+        if (unconfirmed() && (stopping || q->unflushed() >= confirm_at_most ||
+                              std::chrono::steady_clock::now() - unconfirmed_since >= confirm_after))
           q->confirm();
-          unconfirmed = false;
-        }
       } catch (const std::exception& ex) {
         spdlog::error("worker {}: cannot reach the queue: {}; retrying", name_, ex.what());
         std::unique_lock lock(mutex_);

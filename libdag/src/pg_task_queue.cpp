@@ -490,7 +490,6 @@ public:
     send_again_lost();
     auto out = write_results(results);
     unflushed_.push_back({results, conn_.sessions()});  // the session it committed in
-    unflushed_count_ += results.size();
     try {
       send_again_lost();  // the write may have found the session ended: the older ones go again now
     } catch (const std::exception&) {
@@ -499,7 +498,11 @@ public:
     return out;
   }
 
-  std::size_t unflushed() const override { return unflushed_count_; }
+  std::size_t unflushed() const override {
+    std::size_t n = 0;  // a group or two: each call's, until the reporter confirms them
+    for (const auto& u : unflushed_) n += u.results.size();
+    return n;
+  }
 
   void confirm() override {
     // A durable commit on the session the results committed in makes them durable too (WAL is
@@ -516,7 +519,6 @@ public:
         return true;
       }, [](bool) { return false; });
       if (conn_.sessions() != session) continue;  // sent again on the new session, then asked again
-      for (std::size_t i = 0; i < held; ++i) unflushed_count_ -= unflushed_[i].results.size();
       unflushed_.erase(unflushed_.begin(), unflushed_.begin() + static_cast<std::ptrdiff_t>(held));
     }
   }
@@ -690,7 +692,6 @@ private:
   std::int64_t in_doubt_attempt_ = 0;  // …and its write attempt (pg_connection::unsettled)
   std::set<try_key> made_;             // tries an enqueue that threw in fact queued
   std::vector<unflushed_results> unflushed_;  // results given to complete that no durable commit confirmed yet
-  std::size_t unflushed_count_ = 0;           // the results in unflushed_
 };
 
 }  // namespace
