@@ -309,7 +309,7 @@ set grid ytics
 set xtics scale 0
 set yrange [0:*]
 set title "throughput, tasks/s (higher is better)"
-plot "$WORK/tps.dat" using 2:xtic(1) skip 1 linecolor rgb "#4878a8"
+plot "$WORK/tps.dat" using 2:xtic(1) skip 1 notitle linecolor rgb "#4878a8"
 set key top left
 set title "upstream end -> downstream start, ms (lower is better)"
 plot "$WORK/lat.dat" using 2:xtic(1) skip 1 title "p50" linecolor rgb "#4878a8", "" using 3 skip 1 title "p99" linecolor rgb "#d08040"
