@@ -607,6 +607,70 @@ TEST_CASE("Queue.EachTransactionOfAHandOffTakesTwoRoundTrips") {
   CHECK(q->pending_keys().size() == 2);  // `a` claimed, `c` queued; `b`'s end acknowledged
 }
 
+TEST_CASE("Queue.AChainsStepWrittenWithTheStoreTakesFiveRoundTrips") {
+  // With the queue on the store's database (`schedule --executor queue`), a chain's step (a try
+  // ends, the next task starts) also forgets the ended try's queue row (with the BEGIN) and
+  // queues the next try (its payload by protocol parameters: a round trip of its own): five round
+  // trips, the store's own four and the INSERT. The store's held-back delete of a row of the ended
+  // try waits for the COMMIT's message all the same: the queue's INSERT touches no row it does,
+  // so it need not go first, on its own.
+  queue_sandbox s;
+  dag_test::flaky_proxy proxy(s.server);
+  const std::string url = proxy.url(s.url);
+  auto store = dag::open_store(url);
+  dag::queue_executor queue(url, 30s);
+  dag::run_record run;
+  run.dag_id = "etl", run.type = dag::run_type::manual, run.logical_date = dag::parse_time("2024-01-01");
+  run.run_id = dag::make_run_id(run.type, run.logical_date);
+  run.interval = {run.logical_date, run.logical_date};
+  dag::change_set created;
+  created.new_runs.emplace_back(run, std::vector<std::string>{"a", "b", "c"});
+  REQUIRE(store->apply(created).runs_created == std::vector<bool>{true});
+  const auto moving = [&](const std::string& task_id, dag::task_state expected, int expected_try, dag::task_state state) {
+    dag::task_instance_update u;
+    u.expected = expected, u.expected_try = expected_try;
+    u.record.dag_id = run.dag_id, u.record.run_id = run.run_id, u.record.task_id = task_id;
+    u.record.state = state, u.record.try_number = 1;
+    return u;
+  };
+  const auto starts = [&](const std::string& task_id, dag::task_state expected) {
+    dag::change_set c;
+    c.task_instances = {moving(task_id, expected, expected == dag::task_state::none ? 0 : 1, dag::task_state::running)};
+    return store->apply(c).task_instances_updated == std::vector<bool>{true};
+  };
+  // `ended` succeeds (with its try, as the engine writes an end) and `next` is claimed and queued.
+  const auto step = [&](const std::string& ended, const std::string& next) {
+    dag::change_set c;
+    c.task_instances = {moving(ended, dag::task_state::running, 1, dag::task_state::success),
+                        moving(next, dag::task_state::none, 0, dag::task_state::queued)};
+    c.tries.push_back(dag::try_record_of(c.task_instances[0].record));
+    dag::task_request start;
+    start.context.dag_id = run.dag_id, start.context.run_id = run.run_id, start.context.task_id = next;
+    start.context.try_number = 1;
+    dag::task_event end;
+    end.dag_id = run.dag_id, end.run_id = run.run_id, end.task_id = ended, end.try_number = 1;
+    end.source = 1'000'000;  // a queue row that is gone: its DELETE is sent all the same
+    c.attachment = queue.attachment_for({start}, std::span<const dag::task_event>(&end, 1));
+    return store->apply(c).task_instances_updated;
+  };
+  REQUIRE(starts("a", dag::task_state::none));
+  REQUIRE(step("a", "b") == std::vector<bool>{true, true});  // every statement prepared on this connection
+  REQUIRE(starts("b", dag::task_state::queued));
+  pqxx::connection c(s.url);
+  const auto query = [&](const std::string& sql) {
+    pqxx::nontransaction tx(c);
+    return tx.exec1(sql)[0].as<std::string>();
+  };
+  // A row of b's try left behind (as a late end of an earlier poke leaves one): the step deletes it.
+  query("INSERT INTO task_tries (dag_id, run_id, task_id, try_number, state) VALUES ('etl', '" + run.run_id +
+        "', 'b', 1, 'running') RETURNING 1");
+  const int before = proxy.round_trips();
+  CHECK(step("b", "c") == std::vector<bool>{true, true});
+  CHECK(proxy.round_trips() - before == 5);
+  CHECK(query("SELECT count(*) FROM task_tries") == "0");
+  CHECK(query("SELECT string_agg(task_id, ',' ORDER BY id) FROM dagrun_task_queue") == "b,c");
+}
+
 TEST_CASE("Queue.ATrysStartGoesToTheWorkerAndComesBackWithItsEnd") {
   // The scheduler's stamp of a try's start names the poke of a rescheduled sensor an end is of: it
   // travels with the try (payload), and the worker hands it back with the result.

@@ -314,6 +314,10 @@ std::string pg_connection::execute(std::string_view sql, const std::vector<std::
 
 void pg_connection::send_later(const std::string& text) { later_ = joined(std::move(later_), text); }
 
+void pg_connection::begin(pqxx::transaction_base& tx) {
+  if (begin_pending_) send(tx, "");
+}
+
 std::string pg_connection::quote(std::string_view text) const { return conn_->quote(pg_text(text)); }
 
 pqxx::result pg_connection::send(pqxx::transaction_base& tx, const std::string& text) {

@@ -135,7 +135,7 @@ public:
   /// As `write_if_changed`, for a body whose first statement goes to the server in one message
   /// with the BEGIN: it sends it with `send` (text, with its values written in: `quote`,
   /// `execute`), and any later ones through `send` or through `tx`, after a `send(tx, "")` that
-  /// sends what is pending (the BEGIN, `send_later`'s statements). A transaction of one statement takes
+  /// sends what is pending (the BEGIN, `send_later`'s statements), or a `begin(tx)`. A transaction of one statement takes
   /// two round trips (the statement, then the COMMIT with the mark) where it took three, or four
   /// with a mark: each round trip is a wake-up of the server's process and then of ours, and a
   /// queue's hand-off is a chain of such transactions. A body that sends nothing makes no
@@ -174,12 +174,19 @@ public:
   /// `write_joined`, `write_unflushed` or `write_relaxed` body (with its BEGIN if none was sent yet), after what
   /// `send_later` holds; the last statement's result.
   /// `text` empty: sends the BEGIN and what `send_later` holds, if anything: a body that runs a
-  /// statement through `tx` itself (with its values as protocol parameters) calls this first.
+  /// statement through `tx` itself (with its values as protocol parameters) calls this first, or
+  /// `begin(tx)`.
   pqxx::result send(pqxx::transaction_base& tx, const std::string& text);
   /// Holds `text` (statements whose results no one reads) for the write transaction's next
   /// `send`, or else its COMMIT, which it goes before in the same message: a round trip less. An
   /// error in it fails the transaction as it would have then.
   void send_later(const std::string& text);
+  /// Sends the write transaction's BEGIN if it has not gone yet (with what `send_later` holds),
+  /// and nothing else: for a body about to run a statement through `tx` itself that touches no row
+  /// a held-back statement does, so that what is held back may still wait for a later message
+  /// (the COMMIT's at the latest) instead of taking a round trip of its own first. A statement whose
+  /// order against the held-back ones matters calls `send(tx, "")` instead.
+  void begin(pqxx::transaction_base& tx);
   /// The text that runs the prepared statement for `sql` (`prepared`) with `values`, each already an
   /// SQL literal (`quote`, a number, NULL): `EXECUTE name(v1, v2)`, the plan the server keeps for
   /// it. Prepares it on the server now if it is not yet.

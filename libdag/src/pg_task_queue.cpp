@@ -299,7 +299,13 @@ std::set<try_key> write_tries(detail::pg_connection& conn, pqxx::transaction_bas
                               const std::vector<const queued_try*>& tries) {
   std::set<try_key> queued;
   if (tries.empty()) return queued;
-  conn.send(tx, "");  // the BEGIN and what is held back, if nothing took them yet
+  // The BEGIN, if nothing sent it yet. What the caller holds back after that may wait for the
+  // COMMIT's message: the queue's acknowledgements, which must go before these rows (a sensor's
+  // next poke has the key of the poke whose end goes), are held back only until the BEGIN
+  // (queue_attachment::open runs before a store write's first statement) or sent on their own
+  // (send), so they have gone by now either way; a store's held-back statements are one-row
+  // deletes of its own tables.
+  conn.begin(tx);
   if (tries.size() == 1) {  // prepared, as enqueue_one_sql says why
     const queued_try& t = *tries.front();
     // Text as PostgreSQL holds it (pg_text), as the batch form's arrays and the store have it.
