@@ -88,7 +88,7 @@ public:
         pool.flush();
         const int found = static_cast<int>(items.size());
         batch = found == want ? std::min(concurrency_, 2 * batch) : std::max({1, found, batch / 2});
-        if (found < want) claimer->wait("queued", std::chrono::milliseconds(1000));
+        if (found < want) claimer->wait("queued", std::chrono::milliseconds(1000), stop);
       } catch (const dag::error& e) {
         // The queue's retries gave up (a long outage). Running tries go on and their results wait
         // in the reporter; claiming starts again once the database is back.

@@ -671,6 +671,24 @@ TEST_CASE("Queue.AChainsStepWrittenWithTheStoreTakesFiveRoundTrips") {
   CHECK(query("SELECT string_agg(task_id, ',' ORDER BY id) FROM dagrun_task_queue") == "b,c");
 }
 
+TEST_CASE("Queue.AWaitForANoticeEndsAtOnceWhenItsStopIsRequested" * doctest::timeout(60)) {
+  // A worker told to stop (SIGTERM) while it waits for a queued try's notice stops waiting then,
+  // not after its wait's full second: its results are confirmed and it exits at once.
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);
+  std::stop_source stop;
+  std::atomic<int> answer = -1;
+  std::jthread waiter([&] { answer = q->wait("queued", std::chrono::hours(1), stop.get_token()) ? 1 : 0; });
+  stop.request_stop();
+  waiter.join();  // within the test's timeout, not the hour
+  CHECK(answer == 0);
+  CHECK_FALSE(q->wait("queued", std::chrono::hours(1), stop.get_token()));  // asked after the request
+  // Without a stop, a notice still ends the wait.
+  std::stop_source other;
+  std::jthread notice([&] { dag::open_task_queue(s.url)->enqueue({bash_try("a")}); });
+  CHECK(eventually([&] { return q->wait("queued", std::chrono::seconds(1), other.get_token()); }));
+}
+
 TEST_CASE("Queue.ATrysStartGoesToTheWorkerAndComesBackWithItsEnd") {
   // The scheduler's stamp of a try's start names the poke of a rescheduled sensor an end is of: it
   // travels with the try (payload), and the worker hands it back with the result.
@@ -754,31 +772,58 @@ TEST_CASE("Queue.AWorkerHandsATrysStartBackWithItsResult" * doctest::timeout(120
   CHECK(end.at("outcome").get<int>() == static_cast<int>(dag::try_outcome::success));
 }
 
+/// A worker (one slot, no heartbeat within a test) that ran echo_try in a database that commits
+/// durably (the tests' server has synchronous_commit off), where a trigger notes each commit
+/// mark's client, `synchronous_commit` and time in table `marks_seen`; made once the completion's
+/// mark, the only one written with synchronous_commit off, is in.
+struct worker_noting_marks {
+  queue_sandbox s;
+  pqxx::connection c{s.url};
+  dag::child_process* worker = nullptr;
+
+  worker_noting_marks() {
+    s.admin("ALTER DATABASE " + s.db_name + " SET synchronous_commit = on");
+    dag::open_task_queue(s.url)->enqueue({echo_try(s)});
+    exec("CREATE TABLE marks_seen (client text, sync text, at timestamptz)");
+    exec("CREATE FUNCTION note_mark() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO marks_seen "
+         "VALUES (NEW.client, current_setting('synchronous_commit'), clock_timestamp()); RETURN NEW; END $$");
+    exec("CREATE TRIGGER note_mark AFTER INSERT OR UPDATE ON dagrun_commit_marks FOR EACH ROW EXECUTE FUNCTION note_mark()");
+    worker = &s.start("worker --concurrency 1 --lease-ms 60000", "worker.log");
+    REQUIRE(eventually([&] { return exec("SELECT count(*) FROM marks_seen WHERE sync = 'off'")[0][0].as<int>() == 1; }));
+  }
+  pqxx::result exec(const std::string& sql) {
+    pqxx::nontransaction tx(c);
+    return tx.exec(sql);
+  }
+};
+
+/// Of each mark written with synchronous_commit off, a later one of the same client written with
+/// it on: how many, and the shortest time between the two (seconds).
+constexpr const char* confirmed_marks =
+    "SELECT count(*), COALESCE(min(extract(epoch FROM o.at - d.at)), 0) FROM marks_seen d JOIN marks_seen o "
+    "ON o.client = d.client AND o.sync = 'on' AND o.at > d.at WHERE d.sync = 'off'";
+
 TEST_CASE("Queue.AWorkerConfirmsItsResultWithADurableCommitOnTheSessionItWasSentOn" * doctest::timeout(120)) {
   // The worker's completion waits for no disk; its reporter then makes a durable commit on the same
   // connection (the mark of each shows which is which: same client, synchronous_commit off, then on),
   // after its result has waited the 200 ms the server's WAL writer usually takes to flush it.
-  queue_sandbox s;
-  s.admin("ALTER DATABASE " + s.db_name + " SET synchronous_commit = on");  // the tests' server has it off
-  dag::open_task_queue(s.url)->enqueue({echo_try(s)});
-  pqxx::connection c(s.url);
-  const auto exec = [&](const std::string& sql) {
-    pqxx::nontransaction tx(c);
-    return tx.exec(sql);
-  };
-  exec("CREATE TABLE marks_seen (client text, sync text, at timestamptz)");
-  exec("CREATE FUNCTION note_mark() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO marks_seen "
-       "VALUES (NEW.client, current_setting('synchronous_commit'), clock_timestamp()); RETURN NEW; END $$");
-  exec("CREATE TRIGGER note_mark AFTER INSERT OR UPDATE ON dagrun_commit_marks FOR EACH ROW EXECUTE FUNCTION note_mark()");
-  s.start("worker --concurrency 1 --lease-ms 60000", "worker.log");  // no heartbeat within the test
-  // The completion's mark: the only one written with synchronous_commit off.
-  REQUIRE(eventually([&] { return exec("SELECT count(*) FROM marks_seen WHERE sync = 'off'")[0][0].as<int>() == 1; }));
-  CHECK(exec("SELECT count(*) FROM dagrun_task_queue WHERE state = 'done'")[0][0].as<int>() == 1);
-  const std::string confirmed =
-      "SELECT count(*), COALESCE(min(extract(epoch FROM o.at - d.at)), 0) FROM marks_seen d JOIN marks_seen o "
-      "ON o.client = d.client AND o.sync = 'on' AND o.at > d.at WHERE d.sync = 'off'";
-  REQUIRE(eventually([&] { return exec(confirmed)[0][0].as<int>() == 1; }));
-  CHECK(exec(confirmed)[0][1].as<double>() >= 0.2);  // not before the result has waited 200 ms
+  worker_noting_marks w;
+  CHECK(w.exec("SELECT count(*) FROM dagrun_task_queue WHERE state = 'done'")[0][0].as<int>() == 1);
+  REQUIRE(eventually([&] { return w.exec(confirmed_marks)[0][0].as<int>() == 1; }));
+  CHECK(w.exec(confirmed_marks)[0][1].as<double>() >= 0.2);  // not before the result has waited 200 ms
+}
+
+TEST_CASE("Queue.AWorkerThatStopsConfirmsItsResultsBeforeItExits" * doctest::timeout(120)) {
+  // Stopped as soon as its completion is in (well within the 200 ms a result otherwise waits: a
+  // stop ends the wait for a queued try's notice at once), a worker still makes the durable commit
+  // that confirms it before it exits: a crash of the server after the worker is gone must not undo
+  // a result no one holds any more.
+  worker_noting_marks w;
+  ::kill(w.worker->pid(), SIGTERM);
+  REQUIRE(eventually([&] { return dag::process_ended(w.worker->pid()); }, 30s));
+  CHECK(w.worker->wait().exit_code == 0);
+  w.s.processes.pop_back();  // reaped: its id is no longer its own to signal
+  CHECK(w.exec(confirmed_marks)[0][0].as<int>() == 1);
 }
 
 TEST_CASE("Queue.ATakenEndIsTakenAgainOnlyOnceStaleAndAnAcknowledgedOneNever") {

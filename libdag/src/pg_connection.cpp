@@ -13,6 +13,8 @@
 #include <tuple>
 
 #include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -570,16 +572,33 @@ bool pg_connection::committed(const char* what, std::int64_t attempt, steady::ti
   }
 }
 
-bool pg_connection::wait(const std::string& channel, std::chrono::milliseconds max) {
+bool pg_connection::wait(const std::string& channel, std::chrono::milliseconds max, std::stop_token stop) {
   try {
     if (!conn_) open();
     auto it = listeners_.find(channel);
     if (it == listeners_.end()) it = listeners_.emplace(channel, std::make_unique<listener>(*conn_, channel)).first;
     listener& l = *it->second;
-    if (!l.fired) {
-      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(max).count();
-      conn_->await_notification(static_cast<long>(us / 1'000'000), static_cast<long>(us % 1'000'000));
-    }
+    if (stop.stop_requested()) return false;
+    conn_->get_notifs();  // what came during the last statements
+    if (l.fired) return std::exchange(l.fired, false);
+    // The connection's socket and, where the wait may be stopped, an eventfd the stop request
+    // writes to (from the requesting thread; the callback is gone before the descriptor is).
+    struct descriptor {
+      int fd;
+      ~descriptor() {
+        if (fd >= 0) ::close(fd);
+      }
+    } woken{stop.stop_possible() ? ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1};
+    const auto wake = [fd = woken.fd]() noexcept {
+      const std::uint64_t one = 1;
+      [[maybe_unused]] const auto n = ::write(fd, &one, sizeof one);
+    };
+    std::optional<std::stop_callback<decltype(wake)>> on_stop;
+    if (woken.fd >= 0) on_stop.emplace(stop, wake);
+    pollfd fds[2] = {{conn_->sock(), POLLIN, 0}, {woken.fd, POLLIN, 0}};
+    if (::poll(fds, woken.fd >= 0 ? 2 : 1, static_cast<int>(std::clamp<std::int64_t>(max.count(), 0, 24 * 3600 * 1000))) > 0 &&
+        (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0)
+      conn_->get_notifs();
     return std::exchange(l.fired, false);
   } catch (const pqxx::broken_connection&) {
     drop();

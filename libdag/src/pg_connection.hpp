@@ -47,6 +47,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <stop_token>
 #include <string_view>
 #include <type_traits>
 #include <unordered_map>
@@ -214,8 +215,9 @@ public:
   const std::string& prepared(std::string_view sql);
 
   /// Waits up to `max` for a notification on `channel` (LISTENing from the first call on); false
-  /// when none came or the connection broke (the next call reconnects).
-  bool wait(const std::string& channel, std::chrono::milliseconds max);
+  /// when none came, the connection broke (the next call reconnects) or `stop` was requested
+  /// (which ends the wait at once).
+  bool wait(const std::string& channel, std::chrono::milliseconds max, std::stop_token stop = {});
 
   /// dag::error "LABEL: cannot WHAT: MESSAGE", with the password scrubbed from MESSAGE.
   error failure(const char* what, const std::string& message) const;

@@ -600,8 +600,9 @@ public:
     }, nothing_in);
   }
 
-  bool wait(const std::string& channel, std::chrono::milliseconds max) override {
-    return conn_.wait("dagrun_" + channel, max);
+  using task_queue::wait;
+  bool wait(const std::string& channel, std::chrono::milliseconds max, std::stop_token stop) override {
+    return conn_.wait("dagrun_" + channel, max, std::move(stop));
   }
 
   std::set<try_key> pending_keys() override {

@@ -192,7 +192,7 @@ void queue_executor::collect(std::stop_token stop) {
         last_expiry = now_steady();
         report_all(q->expire_leases(lease_));
       }
-      if (!more) q->wait("finished", std::chrono::milliseconds(500));
+      if (!more) q->wait("finished", std::chrono::milliseconds(500), stop);
     } catch (const std::exception&) {
       // The queue's own retries gave up (database down for long): start over with a new
       // connection; ends stay safe in the queue meanwhile.

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <stop_token>
 #include <tuple>
 #include <string>
 #include <vector>
@@ -127,8 +128,10 @@ public:
   /// or restart, workers get a whole lease to reconnect and renew.
   virtual std::vector<finished_try> expire_leases(std::chrono::milliseconds lease) = 0;
   /// Waits up to `max` for a notification on `channel` (`queued` for workers, `finished` for
-  /// schedulers); true when one came.
-  virtual bool wait(const std::string& channel, std::chrono::milliseconds max) = 0;
+  /// schedulers); true when one came. Returns at once, false, when `stop` is requested, before or
+  /// during the wait: a worker told to stop does not sit out its wait first.
+  virtual bool wait(const std::string& channel, std::chrono::milliseconds max, std::stop_token stop) = 0;
+  bool wait(const std::string& channel, std::chrono::milliseconds max) { return wait(channel, max, {}); }
   /// (dag, run, task, map index, try) of every try in the queue, whatever its state: after a scheduler
   /// restart, a try the store says is running but the queue does not hold was lost.
   virtual std::set<try_key> pending_keys() = 0;
