@@ -111,6 +111,12 @@ public:
       slot_freed_.wait(lock, [&] { return results_.empty() && busy_ == 0; });  // the reporter sent them
     }
     reporter.request_stop();
+    {
+      // Woken now, not at its next heartbeat: it confirms what it sent and ends.
+      std::lock_guard lock(mutex_);
+      results_ready_.notify_all();
+    }
+    reporter.join();
     spdlog::info("worker {} stopped", name_);
     return exit_ok;
   }

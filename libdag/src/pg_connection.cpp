@@ -5,6 +5,7 @@
 #include <dag/core/json_text.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <iterator>
 #include <cstdlib>
 #include <memory>
@@ -573,16 +574,20 @@ bool pg_connection::committed(const char* what, std::int64_t attempt, steady::ti
 }
 
 bool pg_connection::wait(const std::string& channel, std::chrono::milliseconds max, std::stop_token stop) {
+  if (stop.stop_requested()) return false;
   try {
     if (!conn_) open();
     auto it = listeners_.find(channel);
     if (it == listeners_.end()) it = listeners_.emplace(channel, std::make_unique<listener>(*conn_, channel)).first;
     listener& l = *it->second;
-    if (stop.stop_requested()) return false;
     conn_->get_notifs();  // what came during the last statements
     if (l.fired) return std::exchange(l.fired, false);
+    // A connection that broke (libpqxx lets a LISTEN that failed so pass) reads as nothing: it is
+    // dropped here, as a wait on it would find nothing but the end of `max`.
+    if (!conn_->is_open() || conn_->sock() < 0) throw pqxx::broken_connection("the connection is closed");
     // The connection's socket and, where the wait may be stopped, an eventfd the stop request
     // writes to (from the requesting thread; the callback is gone before the descriptor is).
+    // Should no eventfd be had, the wait goes in slices of 100 ms that look at `stop`.
     struct descriptor {
       int fd;
       ~descriptor() {
@@ -595,10 +600,22 @@ bool pg_connection::wait(const std::string& channel, std::chrono::milliseconds m
     };
     std::optional<std::stop_callback<decltype(wake)>> on_stop;
     if (woken.fd >= 0) on_stop.emplace(stop, wake);
+    const bool sliced = stop.stop_possible() && woken.fd < 0;
+    const auto deadline = steady::now() + max;
     pollfd fds[2] = {{conn_->sock(), POLLIN, 0}, {woken.fd, POLLIN, 0}};
-    if (::poll(fds, woken.fd >= 0 ? 2 : 1, static_cast<int>(std::clamp<std::int64_t>(max.count(), 0, 24 * 3600 * 1000))) > 0 &&
-        (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0)
-      conn_->get_notifs();
+    while (!stop.stop_requested()) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - steady::now()).count();
+      if (left <= 0) break;
+      const int ready = ::poll(fds, woken.fd >= 0 ? 2 : 1,
+                               static_cast<int>(std::clamp<std::int64_t>(left, 0, sliced ? 100 : 24 * 3600 * 1000)));
+      if (ready < 0 && errno != EINTR) break;
+      if (ready > 0 && (fds[0].revents & POLLNVAL) != 0) throw pqxx::broken_connection("the connection is closed");
+      if (ready > 0 && (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
+        conn_->get_notifs();  // throws broken_connection when the server hung up
+        break;
+      }
+      if (ready > 0) break;  // the stop's eventfd
+    }
     return std::exchange(l.fired, false);
   } catch (const pqxx::broken_connection&) {
     drop();
