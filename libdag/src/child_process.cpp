@@ -5,12 +5,13 @@
 #include <dag/core/secret_mask.hpp>
 #include <dag/exec/child_process.hpp>
 
+#include "file_descriptors.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -54,29 +55,8 @@ std::string abbreviate(const std::string& command) {
   return command.size() <= max ? command : command.substr(0, max) + "...";
 }
 
-/// Owns one file descriptor until it is released.
-class unique_fd {
-public:
-  unique_fd() = default;
-  explicit unique_fd(int fd) noexcept : fd_(fd) {}
-  unique_fd(unique_fd&& other) noexcept : fd_(other.release()) {}
-  unique_fd& operator=(unique_fd&& other) noexcept {
-    reset(other.release());
-    return *this;
-  }
-  ~unique_fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const noexcept { return fd_; }
-  int release() noexcept { return std::exchange(fd_, -1); }
-  void reset(int fd = -1) noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
-private:
-  int fd_ = -1;
-};
+using detail::unique_fd;
+using detail::stop_wakeup;
 
 void close_fd(int& fd) noexcept {
   if (fd >= 0) ::close(fd);
@@ -659,17 +639,9 @@ process_result child_process::wait(std::stop_token stop) {
   output_sink sink(log, guard, secrets_);
   output_sink errors(log, guard, secrets_);
 
-  // A stop request wakes the poll below through this eventfd; the callback is destroyed before
-  // the descriptor (declaration order), and its destructor waits for a running callback.
-  unique_fd stop_fd;
-  if (stop.stop_possible()) stop_fd.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  const int wake_fd = stop_fd.get();
-  auto wake = [wake_fd] {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const ssize_t n = ::write(wake_fd, &one, sizeof one);
-  };
-  std::optional<std::stop_callback<decltype(wake)>> on_stop;
-  if (wake_fd >= 0) on_stop.emplace(stop, wake);
+  // A stop request wakes the poll below.
+  const stop_wakeup woken(stop);
+  const int wake_fd = woken.fd();
 
   enum class phase { running, terminating, killing };
   phase current = phase::running;

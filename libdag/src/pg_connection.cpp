@@ -1,6 +1,7 @@
 /// @file The PostgreSQL client layer (see pg_connection.hpp).
 
 #include "pg_connection.hpp"
+#include "file_descriptors.hpp"
 
 #include <dag/core/json_text.hpp>
 
@@ -14,8 +15,6 @@
 #include <tuple>
 
 #include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -585,28 +584,16 @@ bool pg_connection::wait(const std::string& channel, std::chrono::milliseconds m
     // A connection that broke (libpqxx lets a LISTEN that failed so pass) reads as nothing: it is
     // dropped here, as a wait on it would find nothing but the end of `max`.
     if (!conn_->is_open() || conn_->sock() < 0) throw pqxx::broken_connection("the connection is closed");
-    // The connection's socket and, where the wait may be stopped, an eventfd the stop request
-    // writes to (from the requesting thread; the callback is gone before the descriptor is).
-    // Should no eventfd be had, the wait goes in slices of 100 ms that look at `stop`.
-    struct descriptor {
-      int fd;
-      ~descriptor() {
-        if (fd >= 0) ::close(fd);
-      }
-    } woken{stop.stop_possible() ? ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1};
-    const auto wake = [fd = woken.fd]() noexcept {
-      const std::uint64_t one = 1;
-      [[maybe_unused]] const auto n = ::write(fd, &one, sizeof one);
-    };
-    std::optional<std::stop_callback<decltype(wake)>> on_stop;
-    if (woken.fd >= 0) on_stop.emplace(stop, wake);
-    const bool sliced = stop.stop_possible() && woken.fd < 0;
+    // The connection's socket and, where the wait may be stopped, the stop's eventfd. Should no
+    // eventfd be had, the wait goes in slices of 100 ms that look at `stop`.
+    const stop_wakeup woken(stop);
+    const bool sliced = stop.stop_possible() && woken.fd() < 0;
     const auto deadline = steady::now() + max;
-    pollfd fds[2] = {{conn_->sock(), POLLIN, 0}, {woken.fd, POLLIN, 0}};
+    pollfd fds[2] = {{conn_->sock(), POLLIN, 0}, {woken.fd(), POLLIN, 0}};
     while (!stop.stop_requested()) {
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - steady::now()).count();
       if (left <= 0) break;
-      const int ready = ::poll(fds, woken.fd >= 0 ? 2 : 1,
+      const int ready = ::poll(fds, woken.fd() >= 0 ? 2 : 1,
                                static_cast<int>(std::clamp<std::int64_t>(left, 0, sliced ? 100 : 24 * 3600 * 1000)));
       if (ready < 0 && errno != EINTR) break;
       if (ready > 0 && (fds[0].revents & POLLNVAL) != 0) throw pqxx::broken_connection("the connection is closed");
