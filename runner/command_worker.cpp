@@ -73,6 +73,12 @@ public:
     // what the last claim found when the queue runs dry, so that workers share a trickle of
     // tries instead of the first one taking them all.
     int batch = 1;
+    // Tries pushed to this worker (the next try of a chain whose last try it ran: pg_task_queue.cpp,
+    // "Pushes") come claimed already, and start first. The queue is asked when a claim came back
+    // full, a try was queued for anyone, or a second passed without a notice: not after a push's
+    // notice alone, which says nothing of the queue.
+    bool taking_pushes = false;
+    bool look_in_queue = true;
     while (!stop.stop_requested()) {
       const int free = concurrency_ - busy();
       if (free <= 0) {
@@ -81,21 +87,47 @@ public:
         continue;
       }
       try {
-        const int want = std::min(free, batch);
-        auto items = claimer->claim(queues_, want, name_);
-        for (auto& item : items)
+        if (!taking_pushes) {
+          claimer->accept_pushes(name_);
+          taking_pushes = true;
+        }
+        const auto pushed = claimer->pushed(free);
+        for (const auto& item : pushed)
           if (auto req = request_for(item)) pool.submit(std::move(*req));
         pool.flush();
-        const int found = static_cast<int>(items.size());
-        batch = found == want ? std::min(concurrency_, 2 * batch) : std::max({1, found, batch / 2});
-        if (found < want) claimer->wait("queued", std::chrono::milliseconds(1000), stop);
+        const int left = free - static_cast<int>(pushed.size());
+        if (left > 0 && look_in_queue) {
+          const int want = std::min(left, batch);
+          auto items = claimer->claim(queues_, want, name_);
+          for (auto& item : items)
+            if (auto req = request_for(item)) pool.submit(std::move(*req));
+          pool.flush();
+          const int found = static_cast<int>(items.size());
+          batch = found == want ? std::min(concurrency_, 2 * batch) : std::max({1, found, batch / 2});
+          look_in_queue = found == want;
+        }
+        if (left > 0 && !look_in_queue && !claimer->pushes_waiting()) {
+          const bool queued = claimer->wait("queued", std::chrono::milliseconds(1000), stop);
+          look_in_queue = queued || !claimer->pushes_waiting();
+        }
       } catch (const dag::error& e) {
         // The queue's retries gave up (a long outage). Running tries go on and their results wait
         // in the reporter; claiming starts again once the database is back.
         spdlog::error("worker {}: cannot claim tries: {}; retrying", name_, e.what());
+        look_in_queue = true;
         std::unique_lock lock(mutex_);
         slot_freed_.wait_for(lock, stop, std::chrono::seconds(1), [] { return false; });
       }
+    }
+    // Pushed to no more: a try pushed and not started goes back to the queue, for another worker,
+    // now rather than when its lease runs out.
+    try {
+      if (taking_pushes)
+        if (const int back = claimer->refuse_pushes({}); back > 0)
+          spdlog::info("worker {}: put back {} tries pushed to it that it had not started", name_, back);
+    } catch (const std::exception& e) {
+      spdlog::warn("worker {}: cannot put back the tries pushed to it ({}); they are lost when their leases run out",
+                   name_, e.what());
     }
     spdlog::info("worker {}: stopping; waiting up to {}s for {} running tries", name_, grace.count(), busy());
     {
@@ -238,7 +270,8 @@ private:
         if (!q) q = dag::open_task_queue(inv_.global.db);
         // Renewed first: after an outage the leases are the ones close to running out.
         if (!tokens.empty() || std::chrono::steady_clock::now() - last_beat >= beat_every) {
-          for (const auto& t : q->heartbeat(tokens)) spdlog::warn("lease {} was lost", t);
+          // Tries pushed to this worker that wait for a slot are renewed by its name.
+          for (const auto& t : q->heartbeat(tokens, name_)) spdlog::warn("lease {} was lost", t);
           last_beat = std::chrono::steady_clock::now();
         }
         if (!batch.empty()) {

@@ -106,6 +106,16 @@ struct queue_sandbox {
   }
 };
 
+/// Options of an engine a test steps itself: logs in the sandbox, no scheduled runs, no runs
+/// adopted from the store.
+dag::engine_options stepped_engine(const queue_sandbox& s) {
+  dag::engine_options o;
+  o.log_folder = s.dir / "logs";
+  o.create_scheduled_runs = false;
+  o.adopt_store_runs = false;
+  return o;
+}
+
 bool run_finished(dag::store& s, const std::string& dag_id, const std::string& run_id, dag::run_state want) {
   auto run = s.find_run(dag_id, run_id);
   return run && run->state == want;
@@ -698,6 +708,209 @@ TEST_CASE("Queue.AWaitForANoticeEndsAtOnceWhenItsStopIsRequested") {
   CHECK(eventually([&] { return q->wait("queued", std::chrono::seconds(1), other.get_token()); }));
 }
 
+/// `task_id`'s try, to push to `worker`.
+dag::queued_try pushed_try(const std::string& task_id, const std::string& worker) {
+  dag::queued_try t = bash_try(task_id);
+  t.worker = worker;
+  return t;
+}
+
+TEST_CASE("Queue.ATryPushedToAWorkerTakingPushesIsClaimedForItAndWakesItAlone") {
+  // A step that names a worker taking pushes writes the try claimed by it, with a lease: no other
+  // worker can claim it, only its notice wakes that worker, and `pushed` hands it out, once.
+  queue_sandbox s;
+  auto w1 = dag::open_task_queue(s.url);
+  auto w2 = dag::open_task_queue(s.url);
+  auto scheduler = dag::open_task_queue(s.url);
+  w1->accept_pushes("w1");
+  CHECK(w1->pushed(10).empty());  // nothing yet (it asks once at first)
+  CHECK_FALSE(w1->pushes_waiting());
+  CHECK_FALSE(w2->wait("queued", 0ms));  // both listening from now on
+  CHECK_FALSE(w1->wait("queued", 0ms));
+  dag::queued_try a = pushed_try("a", "w1");
+  a.fields["bash_command"] = "echo pushed";
+  scheduler->enqueue({a});
+  CHECK(w2->claim({"default"}, 10, "w2").empty());
+  // The push's notice ends w1's wait, though no try was queued for anyone.
+  REQUIRE(eventually([&] {
+    w1->wait("queued", 1s);
+    return w1->pushes_waiting();
+  }));
+  CHECK_FALSE(w2->wait("queued", 200ms));  // no notice for the other worker
+  auto got = w1->pushed(10);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].task_id == "a");
+  CHECK(got[0].worker == "w1");
+  CHECK(got[0].fields.at("bash_command") == "echo pushed");  // with its payload
+  CHECK_FALSE(got[0].lease_token.empty());
+  CHECK_FALSE(w1->pushes_waiting());
+  CHECK(w1->pushed(10).empty());  // handed out once
+  // A push not handed out yet (no free slot) is renewed by the worker's name.
+  scheduler->enqueue({pushed_try("b", "w1")});
+  pqxx::connection c(s.url);
+  const auto sql = [&](const std::string& text) {
+    pqxx::nontransaction tx(c);
+    return std::string(tx.exec1(text)[0].c_str());
+  };
+  sql("UPDATE dagrun_task_queue SET heartbeat_at = now() - interval '1 hour' WHERE task_id = 'b' RETURNING id");
+  CHECK(w1->heartbeat({}, "w1").empty());
+  CHECK(sql("SELECT heartbeat_at > now() - interval '1 minute' FROM dagrun_task_queue WHERE task_id = 'b'") == "t");
+  CHECK(scheduler->expire_leases(60s).empty());
+  REQUIRE(eventually([&] { return w1->pushed(1).size() == 1; }));
+  // Its lease is as good as a claim's.
+  CHECK(w1->complete({succeeded(got[0])}) == std::vector<bool>{true});
+  auto taken = scheduler->take_finished(10, 60s);
+  REQUIRE(taken.size() == 1);
+  CHECK(taken[0].item.worker == "w1");
+}
+
+TEST_CASE("Queue.ATryForAWorkerNotTakingPushesIsQueuedForAnyone") {
+  // No session holds the lock of a worker that never took pushes, whose session ended, or that
+  // stopped taking them: the try is queued as any other, in a batch as alone.
+  queue_sandbox s;
+  auto scheduler = dag::open_task_queue(s.url);
+  auto w2 = dag::open_task_queue(s.url);
+  scheduler->enqueue({pushed_try("a", "never")});
+  {
+    auto gone = dag::open_task_queue(s.url);
+    gone->accept_pushes("gone");
+  }  // its session ended with it
+  scheduler->enqueue({pushed_try("b", "gone"), pushed_try("c", "never"), bash_try("d")});
+  auto stopped = dag::open_task_queue(s.url);
+  stopped->accept_pushes("stopped");
+  CHECK(stopped->refuse_pushes({}) == 0);
+  scheduler->enqueue({pushed_try("e", "stopped")});
+  auto claimed = w2->claim({"default"}, 10, "w2");
+  std::set<std::string> tasks;
+  for (const auto& t : claimed) tasks.insert(t.task_id);
+  CHECK(tasks == std::set<std::string>{"a", "b", "c", "d", "e"});
+  // Alive, in a batch: pushed, beside a try queued for anyone.
+  auto w1 = dag::open_task_queue(s.url);
+  w1->accept_pushes("w1");
+  scheduler->enqueue({pushed_try("f", "w1"), bash_try("g")});
+  claimed = w2->claim({"default"}, 10, "w2");
+  REQUIRE(claimed.size() == 1);
+  CHECK(claimed[0].task_id == "g");
+  REQUIRE(eventually([&] { return w1->pushed(10).size() == 1; }));
+}
+
+TEST_CASE("Queue.AWorkerThatStopsTakingPushesPutsBackThoseItNeverStartedOnceEveryStepThatFoundItTakingThemCommitted" *
+          doctest::timeout(120)) {
+  queue_sandbox s;
+  auto w1 = dag::open_task_queue(s.url);
+  auto w2 = dag::open_task_queue(s.url);
+  auto scheduler = dag::open_task_queue(s.url);
+  w1->accept_pushes("w1");
+  scheduler->enqueue({pushed_try("a", "w1")});
+  std::vector<dag::queued_try> started;
+  REQUIRE(eventually([&] {
+    for (auto& t : w1->pushed(10)) started.push_back(t);
+    return started.size() == 1;
+  }));
+  scheduler->enqueue({pushed_try("b", "w1"), pushed_try("c", "w1")});
+  REQUIRE(eventually([&] {
+    for (auto& t : w1->pushed(1)) started.push_back(t);  // one handed out, not started
+    return started.size() == 2;
+  }));
+  // A step that finds w1 taking pushes and has not committed yet: its INSERT waits, in a trigger,
+  // for a lock this test holds.
+  pqxx::connection c(s.url);
+  {
+    pqxx::work tx(c);
+    tx.exec("CREATE FUNCTION hold_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "PERFORM pg_advisory_xact_lock(4242); RETURN NEW; END $$");
+    tx.exec("CREATE TRIGGER hold_insert BEFORE INSERT ON dagrun_task_queue FOR EACH ROW EXECUTE FUNCTION hold_insert()");
+    tx.commit();
+  }
+  pqxx::connection holder(s.url);
+  pqxx::work hold(holder);
+  hold.exec("SELECT pg_advisory_xact_lock(4242)");
+  std::jthread step([&] { dag::open_task_queue(s.url)->enqueue({pushed_try("d", "w1")}); });
+  const auto waiting_for = [&](const std::string& query) {
+    pqxx::nontransaction tx(c);
+    return tx.exec1("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = "
+                    "'Lock' AND query LIKE " + tx.quote(query))[0].as<int>() == 1;
+  };
+  REQUIRE(eventually([&] { return waiting_for("%INSERT INTO dagrun_task_queue%"); }));
+  std::atomic<int> put_back = -1;
+  std::jthread stopping([&] { put_back = w1->refuse_pushes({started[1].lease_token}); });
+  REQUIRE(eventually([&] { return waiting_for("%pg_advisory_xact_lock(hashtextextended%"); }));  // waits for the step
+  CHECK(put_back == -1);
+  hold.commit();
+  step.join();
+  stopping.join();
+  // b (handed out, not started), c (never handed out) and d (pushed by the step it waited for).
+  CHECK(put_back == 3);
+  auto claimed = w2->claim({"default"}, 10, "w2");
+  std::set<std::string> tasks;
+  for (const auto& t : claimed) tasks.insert(t.task_id);
+  CHECK(tasks == std::set<std::string>{"b", "c", "d"});
+  CHECK(w1->complete({succeeded(started[0])}) == std::vector<bool>{true});  // a, started, is still its
+  // And no step pushes to it any more.
+  scheduler->enqueue({pushed_try("e", "w1")});
+  REQUIRE(w2->claim({"default"}, 10, "w2").size() == 1);
+}
+
+TEST_CASE("Queue.TheQueueExecutorPushesTheNextTryToTheWorkerThatEndedTheLast" * doctest::timeout(120)) {
+  // a >> b, with the store on the queue's database: the step that records a's end, reported by a
+  // worker taking pushes, writes b claimed by that worker; with a worker that does not, b is
+  // queued for anyone. (The store's path, and the executor's own enqueue: variant 1.)
+  for (const int variant : {0, 1, 2}) {
+    CAPTURE(variant);
+    queue_sandbox s;
+    std::string queue_url = s.url;
+    if (variant == 1) queue_url += "?options=-c%20search_path%3Dpublic";  // not the store's session: its own enqueue
+    auto db = dag::open_store(s.url);
+    const dag::operator_catalog operators = dag::builtin_operators();
+    const dag::system_clock clock;
+    const dag::engine_options o = stepped_engine(s);
+    dag::engine eng(*db, operators, clock, o, std::make_unique<dag::queue_executor>(queue_url, 30s));
+    dag::definition d{"two"};
+    d.bash("a", "true") >> d.bash("b", "true");
+    eng.set_dags({std::move(d)});
+    REQUIRE(eng.create_run("two", dag::run_type::manual, dag::parse_time("2024-01-01")));
+    auto w1 = dag::open_task_queue(s.url);
+    const std::string name = variant == 2 ? "not-taking" : "w1";
+    if (variant != 2) w1->accept_pushes(name);
+    std::vector<dag::queued_try> a;
+    REQUIRE(eventually([&] {
+      eng.step();
+      a = w1->claim({"default"}, 10, name);
+      return a.size() == 1;
+    }));
+    REQUIRE(w1->complete({succeeded(a[0])}) == std::vector<bool>{true});
+    pqxx::connection c(s.url);
+    const auto state_of_b = [&] {
+      pqxx::nontransaction tx(c);
+      const auto r = tx.exec("SELECT state, coalesce(worker, '') FROM dagrun_task_queue WHERE task_id = 'b'");
+      return r.empty() ? std::string() : std::string(r[0][0].c_str()) + " " + r[0][1].c_str();
+    };
+    REQUIRE(eventually([&] {
+      eng.step();
+      return !state_of_b().empty();
+    }));
+    std::vector<dag::queued_try> b;
+    if (variant == 2) {
+      CHECK(state_of_b() == "queued ");
+      b = w1->claim({"default"}, 10, name);
+    } else {
+      CHECK(state_of_b() == "claimed w1");
+      REQUIRE(eventually([&] {
+        w1->wait("queued", 100ms);
+        b = w1->pushed(10);
+        return b.size() == 1;
+      }));
+    }
+    REQUIRE(b.size() == 1);
+    CHECK(b[0].task_id == "b");
+    REQUIRE(w1->complete({succeeded(b[0])}) == std::vector<bool>{true});
+    REQUIRE(eventually([&] {
+      eng.step();
+      return run_finished(*db, "two", "manual__2024-01-01T00:00:00+00:00", dag::run_state::success);
+    }));
+  }
+}
+
 TEST_CASE("Queue.ATrysStartGoesToTheWorkerAndComesBackWithItsEnd") {
   // The scheduler's stamp of a try's start names the poke of a rescheduled sensor an end is of: it
   // travels with the try (payload), and the worker hands it back with the result.
@@ -987,10 +1200,7 @@ TEST_CASE("Queue.AStepsTriesAreQueuedInTheTransactionThatRecordsTheirStartsWhere
     }
     const dag::operator_catalog operators = dag::builtin_operators();
     const dag::system_clock clock;
-    dag::engine_options o;
-    o.log_folder = s.dir / "logs";
-    o.create_scheduled_runs = false;
-    o.adopt_store_runs = false;
+    const dag::engine_options o = stepped_engine(s);
     dag::engine eng(*db, operators, clock, o, std::move(ex));
     dag::definition d{"two"};
     d.bash("a", "true");

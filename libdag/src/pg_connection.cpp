@@ -576,11 +576,14 @@ bool pg_connection::wait(const std::string& channel, std::chrono::milliseconds m
   if (stop.stop_requested()) return false;
   try {
     if (!conn_) open();
-    auto it = listeners_.find(channel);
-    if (it == listeners_.end()) it = listeners_.emplace(channel, std::make_unique<listener>(*conn_, channel)).first;
-    listener& l = *it->second;
+    listen(channel);
+    listen_all();
+    listener& l = *listeners_.at(channel);
+    const auto any_fired = [&] {
+      return std::any_of(listeners_.begin(), listeners_.end(), [](const auto& e) { return e.second->fired; });
+    };
     conn_->get_notifs();  // what came during the last statements
-    if (l.fired) return std::exchange(l.fired, false);
+    if (any_fired()) return std::exchange(l.fired, false);
     // A connection that broke (libpqxx lets a LISTEN that failed so pass) reads as nothing: it is
     // dropped here, as a wait on it would find nothing but the end of `max`.
     if (!conn_->is_open() || conn_->sock() < 0) throw pqxx::broken_connection("the connection is closed");
@@ -607,7 +610,33 @@ bool pg_connection::wait(const std::string& channel, std::chrono::milliseconds m
   } catch (const pqxx::broken_connection&) {
     drop();
     return false;
+  } catch (const pqxx::pqxx_exception& e) {  // a LISTEN the server refused (a standby's, in recovery)
+    throw failure("wait for a notice", e.base().what());
   }
+}
+
+void pg_connection::listen(const std::string& channel) {
+  if (std::find(listened_.begin(), listened_.end(), channel) == listened_.end()) listened_.push_back(channel);
+}
+
+void pg_connection::listen_all() {
+  for (const auto& name : listened_)
+    if (!listeners_.contains(name)) listeners_.emplace(name, std::make_unique<listener>(*conn_, name));
+}
+
+bool pg_connection::notified(const std::string& channel) {
+  if (!conn_) return false;
+  try {
+    listen_all();  // from now on, on a session that began since
+    conn_->get_notifs();
+  } catch (const pqxx::broken_connection&) {
+    drop();  // its notifications went with it; the next call reconnects
+    return false;
+  } catch (const pqxx::pqxx_exception& e) {
+    throw failure("wait for a notice", e.base().what());
+  }
+  const auto it = listeners_.find(channel);
+  return it != listeners_.end() && std::exchange(it->second->fired, false);
 }
 
 bool pg_answers(const pg_target& where, std::chrono::milliseconds within) {

@@ -214,16 +214,25 @@ public:
   /// connection from then on).
   const std::string& prepared(std::string_view sql);
 
-  /// Waits up to `max` for a notification on `channel` (LISTENing from the first call on); false
-  /// when none came, the connection broke (the next call reconnects) or `stop` was requested
-  /// (which ends the wait at once).
+  /// Waits up to `max` for a notification on `channel` (LISTENing from the first call on) or on
+  /// any channel `listen` named; whether one came on `channel`: false when none came, the
+  /// connection broke (the next call reconnects) or `stop` was requested (which ends the wait at
+  /// once). A notification on another channel ends the wait too, and stays for `notified`.
   bool wait(const std::string& channel, std::chrono::milliseconds max, std::stop_token stop = {});
+  /// LISTENs to `channel` too from the next `wait` on, on this session and every later one.
+  void listen(const std::string& channel);
+  /// Whether a notification came on `channel` (one `listen` named) since the last time this
+  /// said so, reading what the connection received without waiting. Notifications that came
+  /// on a session that has ended since are not known: a caller asks `sessions` too.
+  bool notified(const std::string& channel);
 
   /// dag::error "LABEL: cannot WHAT: MESSAGE", with the password scrubbed from MESSAGE.
   error failure(const char* what, const std::string& message) const;
 
 private:
   class listener;
+  /// LISTENs on conn_ (open) to every channel `listen` named that it does not listen to yet.
+  void listen_all();
   /// An attempt's body: true when it changed something (and so must leave its mark, unless relaxed).
   using attempt_body = std::function<bool(pqxx::transaction_base&)>;
   /// A read (no transaction), a write (BEGIN sent before the body runs), a write whose BEGIN goes
@@ -272,6 +281,7 @@ private:
   std::unordered_map<std::string, std::string> names_;  ///< SQL text → prepared statement name
   std::vector<std::pair<std::string, std::string>> statements_;  ///< (name, SQL) to prepare on each connection
   std::map<std::string, std::unique_ptr<listener>> listeners_;  ///< by channel, on conn_
+  std::vector<std::string> listened_;  ///< channels `listen` named: listened to on every session
   std::string client_;  ///< this object's row in dagrun_commit_marks: random, never reused
   std::int64_t attempts_ = 0;  ///< write attempts made, the last one's number in the mark
   bool marks_ready_ = false;  ///< the marks' table is known to exist on conn_'s server

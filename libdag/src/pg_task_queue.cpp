@@ -3,7 +3,10 @@
 // in-doubt commits: pg_connection.hpp).
 #include <dag/exec/task_queue.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -183,12 +186,54 @@ std::string finished_columns() { return std::string(key_columns) + ", q.result";
 // row either plan costs more than running it. So one row goes by a prepared statement over
 // scalar parameters, whose plan (index lookups by the key or the id) the plan cache keeps.
 
+// Pushes. A try the step names a worker for (queued_try::worker: the worker whose end of the
+// upstream try the same step records) is written claimed by that worker, with a fresh lease, if
+// the worker is taking pushes (task_queue::accept_pushes): its session holds the advisory lock
+// `worker_lock` names. Its notice goes to that worker alone (`push_channel`), which starts it
+// without a claim of its own: the claim's round trips and its durable commit leave a chain's
+// hop, and the other workers are not woken for a try they would not get. A worker that holds no
+// such lock (it stopped taking pushes, its session ended, or it is an older dagrun) gets the try
+// queued for anyone, as before. The check takes the worker's second key (`worker_exit_lock`)
+// shared first, for the rest of the step's transaction: a worker that stops taking pushes lets
+// go of the first key, then takes the second alone, which waits for every step that found it
+// taking pushes to commit, and puts back the tries they pushed that it never started
+// (refuse_pushes). Keys are hashes of the worker's name, in the bigint space of advisory locks.
+
+/// The advisory lock a worker taking pushes holds on its session, for worker `w` (an SQL
+/// expression of text).
+std::string worker_lock(std::string_view w) { return "hashtextextended('dagrun worker ' || " + std::string(w) + ", 0)"; }
+/// The second key: taken shared by a step that pushes to the worker, alone by a worker that stops.
+std::string worker_exit_lock(std::string_view w) { return "hashtextextended('dagrun worker ' || " + std::string(w) + ", 1)"; }
+/// The channel a worker's pushes notify (an SQL expression): `dagrun_w_` and its lock's key.
+std::string push_channel(std::string_view w) { return "'dagrun_w_' || " + worker_lock(w); }
+
+/// Of the workers in column `worker` of `rows` (NULL: none named), those taking pushes, as CTEs
+/// `b` and `w` (see Pushes): the second key is taken first, in a CTE of its own, which the
+/// check's scan makes run first.
+std::string taking_pushes(std::string_view rows) {
+  return "b AS (SELECT d.worker, pg_advisory_xact_lock_shared(" + worker_exit_lock("d.worker") +
+         ") FROM (SELECT DISTINCT worker FROM " + std::string(rows) + " WHERE worker IS NOT NULL) d), "
+         "w AS (SELECT worker FROM b WHERE NOT pg_try_advisory_xact_lock_shared(" + worker_lock("worker") + "))";
+}
+
+/// The columns of a try's row that a push sets, from `w.worker` (NULL: queued for anyone).
+constexpr std::string_view pushed_columns = "state, lease_token, worker, heartbeat_at";
+constexpr std::string_view pushed_values =
+    "CASE WHEN w.worker IS NULL THEN 'queued' ELSE 'claimed' END, "
+    "CASE WHEN w.worker IS NULL THEN NULL ELSE gen_random_uuid()::text END, w.worker, "
+    "CASE WHEN w.worker IS NULL THEN NULL ELSE now() END";
+/// The notice a written row raises: its worker's, or every worker's.
+const std::string notice_of_row =
+    "pg_notify(CASE WHEN worker IS NULL THEN 'dagrun_queued' ELSE " + push_channel("worker") + " END, '')";
+
 /// A try and its payload; a try another scheduler queued already keeps its row (as below). It
-/// returns a row when it queued the try (write_tries).
-constexpr const char* enqueue_one_sql =
-    "WITH i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority) "
-    "VALUES ($1::text, $2::text, $3::text, $4::int, $5::int, $6::text, $7::int) "
-    "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING RETURNING id, pg_notify('dagrun_queued', '')) "
+/// returns a row when it queued the try (write_tries). $9: the worker to push it to, or NULL.
+const std::string enqueue_one_sql =
+    "WITH v AS (SELECT $9::text AS worker), " + taking_pushes("v") + ", "
+    "i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority, " +
+    std::string(pushed_columns) + ") SELECT $1::text, $2::text, $3::text, $4::int, $5::int, $6::text, $7::int, " +
+    std::string(pushed_values) + " FROM v LEFT JOIN w USING (worker) "
+    "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING RETURNING id, " + notice_of_row + ") "
     "INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, $8::text FROM i RETURNING id";
 
 /// The batch form of enqueue_one_sql, over one array per column (add_array_element): one
@@ -198,13 +243,15 @@ constexpr const char* enqueue_one_sql =
 /// are inserted in the batch's order (ids, and so claims within a priority, follow it). Another
 /// scheduler may have queued the same try: the unique key keeps one, and only a row this
 /// statement made gets a payload. It returns the keys of the tries it queued.
-constexpr const char* enqueue_many_sql =
+const std::string enqueue_many_sql =
     "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::int[], "
-    "$8::text[]) WITH ORDINALITY AS v(dag_id, run_id, task_id, try_number, map_index, queue, priority, payload, n)), "
-    "i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority) "
-    "SELECT dag_id, run_id, task_id, try_number, map_index, queue, priority FROM v ORDER BY n "
+    "$8::text[], $9::text[]) WITH ORDINALITY AS v(dag_id, run_id, task_id, try_number, map_index, queue, priority, "
+    "payload, worker, n)), " + taking_pushes("v") + ", "
+    "i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority, " +
+    std::string(pushed_columns) + ") SELECT v.dag_id, v.run_id, v.task_id, v.try_number, v.map_index, v.queue, v.priority, " +
+    std::string(pushed_values) + " FROM v LEFT JOIN w USING (worker) ORDER BY v.n "
     "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING "
-    "RETURNING id, dag_id, run_id, task_id, map_index, try_number, pg_notify('dagrun_queued', '')), "
+    "RETURNING id, dag_id, run_id, task_id, map_index, try_number, " + notice_of_row + "), "
     "p AS (INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, v.payload FROM i "
     "JOIN v USING (dag_id, run_id, task_id, map_index, try_number)) "
     "SELECT dag_id, run_id, task_id, map_index, try_number FROM i";
@@ -309,15 +356,17 @@ std::set<try_key> write_tries(detail::pg_connection& conn, pqxx::transaction_bas
   if (tries.size() == 1) {  // prepared, as enqueue_one_sql says why
     const queued_try& t = *tries.front();
     // Text as PostgreSQL holds it (pg_text), as the batch form's arrays and the store have it.
+    const std::optional<std::string> worker =
+        t.worker.empty() ? std::nullopt : std::optional<std::string>(detail::pg_text(t.worker));
     if (!tx.exec_prepared(conn.prepared(enqueue_one_sql), detail::pg_text(t.dag_id), detail::pg_text(t.run_id),
                           detail::pg_text(t.task_id), t.try_number, t.map_index, detail::pg_text(t.queue), t.priority,
-                          detail::pg_text(payload_of(t)))
+                          detail::pg_text(payload_of(t)), worker)
              .empty())
       queued.insert(key_of(t));
     return queued;
   }
   for (std::size_t start = 0; start < tries.size(); start += 500) {
-    std::string dags, runs, tasks, numbers, maps, queues, priorities, payloads;
+    std::string dags, runs, tasks, numbers, maps, queues, priorities, payloads, workers;
     for (std::size_t i = start; i < std::min(tries.size(), start + 500); ++i) {
       const auto& t = *tries[i];
       detail::add_array_element(dags, t.dag_id);
@@ -328,10 +377,15 @@ std::set<try_key> write_tries(detail::pg_connection& conn, pqxx::transaction_bas
       detail::add_array_element(queues, t.queue);
       detail::add_array_element(priorities, t.priority);
       detail::add_array_element(payloads, payload_of(t));
+      if (t.worker.empty())
+        detail::add_array_null(workers);
+      else
+        detail::add_array_element(workers, t.worker);
     }
-    for (auto* a : {&dags, &runs, &tasks, &numbers, &maps, &queues, &priorities, &payloads}) detail::close_array(*a);
+    for (auto* a : {&dags, &runs, &tasks, &numbers, &maps, &queues, &priorities, &payloads, &workers})
+      detail::close_array(*a);
     for (const auto& row : tx.exec_prepared(conn.prepared(enqueue_many_sql), dags, runs, tasks, numbers, maps, queues,
-                                            priorities, payloads))
+                                            priorities, payloads, workers))
       queued.emplace(row[0].c_str(), row[1].c_str(), row[2].c_str(), row[3].as<int>(), row[4].as<int>());
   }
   return queued;
@@ -452,6 +506,103 @@ public:
 
   std::vector<queued_try> claim(const std::vector<std::string>& queues, int max, const std::string& worker) override {
     if (max <= 0 || queues.empty()) return {};
+    auto claimed = claim_rows(queues, max, worker);
+    if (!push_worker_.empty())
+      for (const auto& t : claimed) handed_.insert(t.lease_token);  // not a push for `pushed` to hand out
+    return claimed;
+  }
+
+  void accept_pushes(const std::string& worker) override {
+    push_key_ = conn_.read("take pushes", [&](pqxx::transaction_base& tx) {
+      return std::string(tx.exec_params1("SELECT " + worker_lock("$1::text") + "::text", detail::pg_text(worker))[0].c_str());
+    });
+    push_worker_ = worker;
+    push_channel_ = "dagrun_w_" + push_key_;
+    conn_.listen(push_channel_);
+    hold_push_lock();
+  }
+
+  std::vector<queued_try> pushed(int max) override {
+    if (push_worker_.empty() || max <= 0) return {};
+    hold_push_lock();
+    if (conn_.notified(push_channel_)) look_for_pushes_ = true;
+    if (!pushes_waiting() && std::chrono::steady_clock::now() - last_push_look_ < push_look_every) return {};
+    // Every try claimed by this worker, pushed or claimed: what this object handed out before is
+    // known by its token (and forgotten once its row is no longer claimed: done or lost).
+    const std::uint64_t session = conn_.sessions();  // listening there: a later one asks again
+    auto rows = conn_.read("read pushed tries", [&](pqxx::transaction_base& tx) {
+      std::vector<queued_try> out;
+      for (const auto& row : tx.exec_params("SELECT " + std::string(key_columns) + ", p.payload FROM dagrun_task_queue q "
+                                            "JOIN dagrun_task_queue_payload p ON p.id = q.id WHERE q.state = 'claimed' "
+                                            "AND q.worker = $1::text ORDER BY q.priority DESC, q.id",
+                                            detail::pg_text(push_worker_)))
+        out.push_back(read_try(row));
+      return out;
+    });
+    looked_session_ = session;
+    last_push_look_ = std::chrono::steady_clock::now();
+    std::set<std::string> still;
+    std::vector<queued_try> out;
+    look_for_pushes_ = false;
+    for (auto& t : rows) {
+      still.insert(t.lease_token);
+      if (handed_.contains(t.lease_token)) continue;
+      if (static_cast<int>(out.size()) == max) {
+        look_for_pushes_ = true;  // more than asked for: the next call looks again
+        continue;
+      }
+      out.push_back(std::move(t));
+    }
+    std::erase_if(handed_, [&](const std::string& token) { return !still.contains(token); });
+    for (const auto& t : out) handed_.insert(t.lease_token);
+    return out;
+  }
+
+  bool pushes_waiting() const override {
+    return !push_worker_.empty() && (look_for_pushes_ || looked_session_ != conn_.sessions());
+  }
+
+  int refuse_pushes(const std::vector<std::string>& unstarted) override {
+    if (push_worker_.empty()) return 0;
+    const std::string worker = std::exchange(push_worker_, {});
+    // The lock goes first, so that no step finds this worker taking pushes from now on (a session
+    // that ended took it with it); then the second key, alone, once every step that found it
+    // taking pushes has committed (see Pushes).
+    if (lock_session_ == conn_.sessions())
+      conn_.read("stop taking pushes", [&](pqxx::transaction_base& tx) { tx.exec("SELECT pg_advisory_unlock_all()"); });
+    lock_session_ = 0;
+    return conn_.write("put back pushed tries", [&](pqxx::transaction_base& tx) {
+      std::string handed, left;
+      for (const auto& t : handed_)
+        if (std::find(unstarted.begin(), unstarted.end(), t) == unstarted.end()) detail::add_array_element(handed, t);
+      detail::close_array(handed);
+      tx.exec("SELECT pg_advisory_xact_lock(" + worker_exit_lock(tx.quote(detail::pg_text(worker))) + ")");
+      return tx.exec_params1("WITH r AS (UPDATE dagrun_task_queue SET state = 'queued', lease_token = NULL, worker = NULL, "
+                             "heartbeat_at = NULL WHERE state = 'claimed' AND worker = $1::text AND "
+                             "lease_token <> ALL($2::text[]) RETURNING id, pg_notify('dagrun_queued', '')) "
+                             "SELECT count(*) FROM r",
+                             detail::pg_text(worker), handed)[0]
+          .as<int>();
+    });
+  }
+
+private:
+  /// How often `pushed` asks the server though no notice came (one lost with a session).
+  static constexpr auto push_look_every = std::chrono::seconds(5);
+
+  /// Takes the lock that says this worker takes pushes on the current session, unless it holds
+  /// it there already. Another session may hold it for a while (a scheduler's step that found this
+  /// worker not taking pushes, until it commits; a session of ours that broke, until the server
+  /// sees it gone): then it is asked again at the next call.
+  void hold_push_lock() {
+    if (push_worker_.empty() || (lock_session_ != 0 && lock_session_ == conn_.sessions())) return;
+    if (conn_.read("take pushes", [&](pqxx::transaction_base& tx) {
+          return tx.exec("SELECT pg_try_advisory_lock(" + push_key_ + ")")[0][0].as<bool>();
+        }))
+      lock_session_ = conn_.sessions();
+  }
+
+  std::vector<queued_try> claim_rows(const std::vector<std::string>& queues, int max, const std::string& worker) {
     // A claim that finds nothing (each worker asks after every end it reports, and on every
     // notice) changes nothing, and commits without a mark (pg_connection::write_joined).
     return conn_.write_joined("claim tries", [&](pqxx::transaction_base& tx) {
@@ -475,20 +626,27 @@ public:
     }, nothing_in);
   }
 
-  std::vector<std::string> heartbeat(const std::vector<std::string>& tokens) override {
-    if (tokens.empty()) return {};
+public:
+  using task_queue::heartbeat;
+  std::vector<std::string> heartbeat(const std::vector<std::string>& tokens, const std::string& worker) override {
+    if (tokens.empty() && worker.empty()) return {};
+    bool renewed = false;
     return conn_.write_if_changed("renew leases", [&](pqxx::transaction_base& tx) {
       std::string in;
       for (const auto& t : tokens) in += (in.empty() ? "" : ",") + tx.quote(t);
+      // A try pushed to the worker and not started yet (it had no free slot) is its too.
+      std::string which = in.empty() ? "" : "lease_token IN (" + in + ")";
+      if (!worker.empty()) which += (which.empty() ? "" : " OR ") + ("worker = " + tx.quote(detail::pg_text(worker)));
       std::set<std::string> alive;
-      for (const auto& row : tx.exec("UPDATE dagrun_task_queue SET heartbeat_at = now() WHERE state = 'claimed' AND "
-                                     "lease_token IN (" + in + ") RETURNING lease_token"))
+      for (const auto& row : tx.exec("UPDATE dagrun_task_queue SET heartbeat_at = now() WHERE state = 'claimed' AND (" +
+                                     which + ") RETURNING lease_token"))
         alive.insert(row[0].c_str());
+      renewed = !alive.empty();
       std::vector<std::string> lost;
       for (const auto& t : tokens)
         if (!alive.contains(t)) lost.push_back(t);
       return lost;
-    }, [&](const std::vector<std::string>& lost) { return lost.size() == tokens.size(); });
+    }, [&](const std::vector<std::string>&) { return !renewed; });
   }
 
   std::vector<bool> complete(const std::vector<queued_result>& results) override {
@@ -602,7 +760,10 @@ public:
 
   using task_queue::wait;
   bool wait(const std::string& channel, std::chrono::milliseconds max, std::stop_token stop) override {
-    return conn_.wait("dagrun_" + channel, max, std::move(stop));
+    hold_push_lock();
+    const bool came = conn_.wait("dagrun_" + channel, max, std::move(stop));
+    if (!push_worker_.empty() && conn_.notified(push_channel_)) look_for_pushes_ = true;
+    return came;
   }
 
   std::set<try_key> pending_keys() override {
@@ -695,6 +856,15 @@ private:
   }
 
   detail::pg_connection conn_;  // every operation retried as pg_connection describes
+  // Pushes (accept_pushes), on conn_'s session:
+  std::string push_worker_;             // the worker taking pushes (empty: none, or no more)
+  std::string push_key_;                // its lock's key, as text (worker_lock)
+  std::string push_channel_;            // the channel its pushes notify
+  std::uint64_t lock_session_ = 0;      // the session holding its lock (0: none)
+  std::uint64_t looked_session_ = 0;    // the session `pushed` last asked on
+  bool look_for_pushes_ = true;         // a push's notice came since `pushed` last asked
+  std::chrono::steady_clock::time_point last_push_look_{};
+  std::set<std::string> handed_;        // lease tokens handed out (claim, pushed) whose rows were claimed when last seen
   std::set<try_key> in_doubt_;          // the tries of an enqueue that threw with its outcome unknown…
   std::int64_t in_doubt_attempt_ = 0;  // …and its write attempt (pg_connection::unsettled)
   std::set<try_key> made_;             // tries an enqueue that threw in fact queued

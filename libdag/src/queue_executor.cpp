@@ -1,6 +1,7 @@
 // The scheduler's side of the queue.
 #include <dag/exec/queue_executor.hpp>
 
+#include <algorithm>
 #include <optional>
 
 namespace dag {
@@ -75,6 +76,7 @@ std::shared_ptr<write_attachment> queue_executor::attachment_for(const std::vect
   std::vector<queued_try> tries;
   tries.reserve(starts.size());
   for (const auto& s : starts) tries.push_back(to_queued_try(s));
+  push_to_workers(tries, acknowledged);
   // Called on the engine's thread, from the store's apply, before the step hands its starts over
   // and calls `recorded`.
   return detail::queue_with_store(database_, std::move(tries), std::move(acknowledged),
@@ -82,6 +84,24 @@ std::shared_ptr<write_attachment> queue_executor::attachment_for(const std::vect
                                     queued_with_store_.merge(queued);
                                     acknowledged_with_store_.insert(forgotten.begin(), forgotten.end());
                                   });
+}
+
+void queue_executor::push_to_workers(std::vector<queued_try>& tries, const std::vector<std::int64_t>& ends) {
+  // Each end frees a slot on the worker that reported it: a try of the same queue goes to that
+  // worker, if it still takes pushes (pg_task_queue.cpp, "Pushes"). In a chain, the next try
+  // goes to the worker that ran the last one, without a claim.
+  std::vector<end_worker> free;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto id : ends)
+      if (auto it = end_workers_.find(id); it != end_workers_.end()) free.push_back(it->second);
+  }
+  for (auto& t : tries) {
+    const auto slot = std::find_if(free.begin(), free.end(), [&](const end_worker& w) { return w.queue == t.queue; });
+    if (slot == free.end()) continue;
+    t.worker = std::move(slot->worker);
+    free.erase(slot);
+  }
 }
 
 void queue_executor::submit(task_request request) {
@@ -113,6 +133,14 @@ void queue_executor::flush() {
   // and its hand-over (it hands over what it committed all the same, engine::step): none is left
   // for a later step, whose tries of the same key are other rows.
   queued_with_store_.clear();
+  // The step's ends are recorded by now (with the store's write, or below): their workers are
+  // forgotten (the store's write may not have queued the step's tries: they go below).
+  if (!buffer_.empty()) push_to_workers(buffer_, acknowledged_);
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto id : acknowledged_) end_workers_.erase(id);
+    for (const auto id : acknowledged_with_store_) end_workers_.erase(id);
+  }
   acknowledged_with_store_.clear();
   if (buffer_.empty() && acknowledged_.empty()) return;
   // Throws with both intact: the next flush sends them (a try still queued is kept once: ON
@@ -158,6 +186,15 @@ void queue_executor::collect(std::stop_token stop) {
   // likely out of reach for the workers too, and a lease they could not renew says nothing of
   // whether they live.
   std::optional<std::chrono::steady_clock::time_point> reachable_since;
+  // Ends a worker reported (not leases found lost): their workers may take the next tries.
+  const auto note_workers = [this](const std::vector<finished_try>& ends) {
+    std::lock_guard lock(mutex_);
+    // Forgotten when a step records the end; ends no step records (their DAG does not load) are
+    // few, but a bound keeps them from adding up: past it, those ends' next tries are queued.
+    if (end_workers_.size() > 100000) end_workers_.clear();
+    for (const auto& f : ends)
+      if (!f.item.worker.empty()) end_workers_[f.item.id] = {f.item.worker, f.item.queue};
+  };
   const auto report_all = [this](const std::vector<finished_try>& ends) {
     for (const auto& f : ends) {
       task_event e;
@@ -185,7 +222,10 @@ void queue_executor::collect(std::stop_token stop) {
     try {
       if (!q) q = open_task_queue(url_);
       // Reported as soon as they are read: the engine's step need not wait for the take's COMMIT.
-      const bool more = q->take_finished(1000, lease_, report_all).size() == 1000;
+      const bool more = q->take_finished(1000, lease_, [&](const std::vector<finished_try>& ends) {
+                           note_workers(ends);  // before the engine may record them
+                           report_all(ends);
+                         }).size() == 1000;
       // An answer that took half a lease came through retries: the connection broke meanwhile.
       if (!reachable_since || now_steady() - began > lease_ / 2) reachable_since = now_steady();
       if (now_steady() - last_expiry > expiry_every && now_steady() - *reachable_since >= lease_) {

@@ -7,6 +7,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -65,8 +66,16 @@ public:
   std::optional<std::chrono::milliseconds> sweep_interval() const override { return lease_; }
 
 private:
+  /// The worker that reported an end, and the queue its try came from.
+  struct end_worker {
+    std::string worker;
+    std::string queue;
+  };
+
   void on_connect() override;
   void collect(std::stop_token stop);
+  /// Names, for tries of `tries`, the workers of the ends `ends` (row ids) to push them to.
+  void push_to_workers(std::vector<queued_try>& tries, const std::vector<std::int64_t>& ends);
 
   std::string url_;
   std::string database_;  // where the queue is, as a store compares it with its own (detail::queue_database)
@@ -77,6 +86,7 @@ private:
   std::vector<std::int64_t> acknowledged_;  // row ids of recorded ends, sent with the next flush
   std::set<std::int64_t> acknowledged_with_store_;  // ends the store's last write deleted, until `recorded` (engine thread)
   std::mutex mutex_;
+  std::map<std::int64_t, end_worker> end_workers_;  // by the end's row id, until a step records it (mutex_)
   std::condition_variable idle_;
   long long outstanding_ = 0;
   std::jthread collector_;

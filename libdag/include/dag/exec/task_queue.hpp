@@ -42,7 +42,10 @@ struct queued_try {
   time_point data_interval_start{};               ///< the run's interval start
   time_point data_interval_end{};                 ///< the run's interval end
   std::string lease_token;                        ///< set when claimed: proves the claim
-  std::string worker;                             ///< who claimed it
+  /// Who claimed it; on `enqueue`, the worker to push it to (empty: none): the one whose end of
+  /// the try upstream of it the same step records. It goes to that worker, claimed for it, if
+  /// that worker is taking pushes (`accept_pushes`); else it is queued for anyone.
+  std::string worker;
 };
 
 /// A worker's report of one try's end, refused unless its lease token is still current.
@@ -83,8 +86,29 @@ public:
   /// a fresh lease token; `FOR UPDATE SKIP LOCKED` inside a CTE, so concurrent workers never
   /// claim the same row and never more than `max`.
   virtual std::vector<queued_try> claim(const std::vector<std::string>& queues, int max, const std::string& worker) = 0;
-  /// Renews the leases of `tokens`; returns the tokens that are no longer valid (lost or done).
-  virtual std::vector<std::string> heartbeat(const std::vector<std::string>& tokens) = 0;
+  /// Renews the leases of `tokens`, and of every try pushed to `worker` (not empty) that it has
+  /// not started yet; returns the tokens that are no longer valid (lost or done).
+  virtual std::vector<std::string> heartbeat(const std::vector<std::string>& tokens, const std::string& worker) = 0;
+  std::vector<std::string> heartbeat(const std::vector<std::string>& tokens) { return heartbeat(tokens, {}); }
+  /// From now on, a step that starts a try downstream of one `worker` ended may push it to this
+  /// worker: the try is written claimed by `worker`, with a lease, in the step's own commit, and
+  /// its notice wakes this object's `wait` (and no other worker's). `pushed` hands such tries
+  /// out. `worker` names one worker process (a claim's `worker` too); its session holds a lock
+  /// while it takes pushes, so that a worker whose session ended is pushed nothing.
+  virtual void accept_pushes(const std::string& worker) = 0;
+  /// Up to `max` tries pushed to this worker that no call of this object handed out before (by
+  /// `claim` or `pushed`), highest priority first; asks the server only when a push's notice came
+  /// (`wait` reads them), after the session changed, or once in a while; others wait, claimed
+  /// and renewed by `heartbeat`.
+  virtual std::vector<queued_try> pushed(int max) = 0;
+  /// Whether tries pushed to this worker may be waiting for `pushed`: a notice came, or the
+  /// session changed, since `pushed` last looked.
+  virtual bool pushes_waiting() const = 0;
+  /// Stops taking pushes: lets go of the session's lock, waits for every step that found this
+  /// worker taking pushes to commit, then puts back in the queue, for anyone, the tries pushed to
+  /// it that this object never handed out and those of `unstarted` (lease tokens of tries handed
+  /// out that the worker did not start). Returns how many it put back.
+  virtual int refuse_pushes(const std::vector<std::string>& unstarted) = 0;
   /// Records results in one transaction; per result, false when refused (its token is not the
   /// try's current lease: lost, or a stale copy of a result the batch also carries current). A
   /// batch carrying one try's current token twice records one of the two and accepts both.
@@ -129,7 +153,8 @@ public:
   virtual std::vector<finished_try> expire_leases(std::chrono::milliseconds lease) = 0;
   /// Waits up to `max` for a notification on `channel` (`queued` for workers, `finished` for
   /// schedulers); true when one came. Returns at once, false, when `stop` is requested, before or
-  /// during the wait: a worker told to stop does not sit out its wait first.
+  /// during the wait: a worker told to stop does not sit out its wait first. A worker taking
+  /// pushes is woken by a push too (false, unless `channel`'s came as well; `pushes_waiting`).
   virtual bool wait(const std::string& channel, std::chrono::milliseconds max, std::stop_token stop) = 0;
   bool wait(const std::string& channel, std::chrono::milliseconds max) { return wait(channel, max, {}); }
   /// (dag, run, task, map index, try) of every try in the queue, whatever its state: after a scheduler
