@@ -757,6 +757,20 @@ TEST_CASE("Queue.ATryPushedToAWorkerTakingPushesIsClaimedForItAndWakesItAlone") 
   CHECK(sql("SELECT heartbeat_at > now() - interval '1 minute' FROM dagrun_task_queue WHERE task_id = 'b'") == "t");
   CHECK(scheduler->expire_leases(60s).empty());
   REQUIRE(eventually([&] { return w1->pushed(1).size() == 1; }));
+  // A notice carries the try, payload and all; one too long for a notice carries nothing, and the
+  // worker reads it.
+  dag::queued_try big = pushed_try("big", "w1");
+  big.fields["bash_command"] = std::string(20000, 'x');
+  scheduler->enqueue({big, pushed_try("small", "w1")});
+  std::map<std::string, dag::queued_try> later;
+  REQUIRE(eventually([&] {
+    w1->wait("queued", 100ms);
+    for (auto& t : w1->pushed(10)) later[t.task_id] = t;
+    return later.size() == 2;
+  }));
+  CHECK(later["big"].fields.at("bash_command") == big.fields.at("bash_command"));
+  CHECK(later["small"].operator_name == "bash");
+  CHECK(later["small"].lease_token != later["big"].lease_token);
   // Its lease is as good as a claim's.
   CHECK(w1->complete({succeeded(got[0])}) == std::vector<bool>{true});
   auto taken = scheduler->take_finished(10, 60s);

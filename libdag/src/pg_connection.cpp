@@ -210,9 +210,21 @@ pg_target parse_postgres_url(const std::string& url, std::string_view applicatio
 /// A channel's LISTEN on the current connection, and whether a notification came.
 class pg_connection::listener : public pqxx::notification_receiver {
 public:
-  listener(pqxx::connection_base& c, const std::string& channel) : pqxx::notification_receiver(c, channel) {}
-  void operator()(const std::string&, int) override { fired = true; }
+  listener(pqxx::connection_base& c, const std::string& channel, bool keep)
+      : pqxx::notification_receiver(c, channel), keep_payloads(keep) {}
+  void operator()(const std::string& payload, int) override {
+    fired = true;
+    if (!keep_payloads) return;
+    if (payloads.size() < max_payloads)
+      payloads.push_back(payload);
+    else
+      all = false;
+  }
+  static constexpr std::size_t max_payloads = 1000;  ///< kept until taken; later ones are only counted
+  const bool keep_payloads;
   bool fired = false;  ///< a notification came since the last wait
+  std::vector<std::string> payloads;  ///< theirs, if kept, until taken
+  bool all = true;  ///< no payload was left out since the last take
 };
 
 pg_connection::pg_connection(pg_target where) : target_(std::move(where)) {
@@ -576,7 +588,7 @@ bool pg_connection::wait(const std::string& channel, std::chrono::milliseconds m
   if (stop.stop_requested()) return false;
   try {
     if (!conn_) open();
-    listen(channel);
+    listen(channel, false);
     listen_all();
     listener& l = *listeners_.at(channel);
     const auto any_fired = [&] {
@@ -615,28 +627,34 @@ bool pg_connection::wait(const std::string& channel, std::chrono::milliseconds m
   }
 }
 
-void pg_connection::listen(const std::string& channel) {
-  if (std::find(listened_.begin(), listened_.end(), channel) == listened_.end()) listened_.push_back(channel);
+void pg_connection::listen(const std::string& channel, bool keep_payloads) {
+  if (!listened_.contains(channel)) listened_.emplace(channel, keep_payloads);
 }
 
 void pg_connection::listen_all() {
-  for (const auto& name : listened_)
-    if (!listeners_.contains(name)) listeners_.emplace(name, std::make_unique<listener>(*conn_, name));
+  for (const auto& [name, keep] : listened_)
+    if (!listeners_.contains(name)) listeners_.emplace(name, std::make_unique<listener>(*conn_, name, keep));
 }
 
-bool pg_connection::notified(const std::string& channel) {
-  if (!conn_) return false;
+pg_connection::notices pg_connection::take_notices(const std::string& channel) {
+  notices out;
+  if (!conn_) return out;
   try {
     listen_all();  // from now on, on a session that began since
     conn_->get_notifs();
   } catch (const pqxx::broken_connection&) {
     drop();  // its notifications went with it; the next call reconnects
-    return false;
+    return out;
   } catch (const pqxx::pqxx_exception& e) {
     throw failure("wait for a notice", e.base().what());
   }
   const auto it = listeners_.find(channel);
-  return it != listeners_.end() && std::exchange(it->second->fired, false);
+  if (it == listeners_.end()) return out;
+  listener& l = *it->second;
+  out.came = std::exchange(l.fired, false);
+  out.payloads = std::exchange(l.payloads, {});
+  out.all = std::exchange(l.all, true);
+  return out;
 }
 
 bool pg_answers(const pg_target& where, std::chrono::milliseconds within) {

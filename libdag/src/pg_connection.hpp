@@ -219,12 +219,19 @@ public:
   /// connection broke (the next call reconnects) or `stop` was requested (which ends the wait at
   /// once). A notification on another channel ends the wait too, and stays for `notified`.
   bool wait(const std::string& channel, std::chrono::milliseconds max, std::stop_token stop = {});
-  /// LISTENs to `channel` too from the next `wait` on, on this session and every later one.
-  void listen(const std::string& channel);
-  /// Whether a notification came on `channel` (one `listen` named) since the last time this
-  /// said so, reading what the connection received without waiting. Notifications that came
-  /// on a session that has ended since are not known: a caller asks `sessions` too.
-  bool notified(const std::string& channel);
+  /// LISTENs to `channel` too from the next `wait` or `take_notices` on, on this session and
+  /// every later one; with `keep_payloads`, the notifications' payloads are kept for `take_notices`.
+  void listen(const std::string& channel, bool keep_payloads);
+  /// What came on a channel since it was last taken.
+  struct notices {
+    bool came = false;                  ///< a notification came
+    std::vector<std::string> payloads;  ///< their payloads, if the channel keeps them
+    bool all = true;                    ///< false: more came than are kept (a thousand), only counted
+  };
+  /// The notifications that came on `channel` (one `listen` named) since the last take, reading
+  /// what the connection received without waiting. Those that came on a session that has ended
+  /// since are not known: a caller asks `sessions` too.
+  notices take_notices(const std::string& channel);
 
   /// dag::error "LABEL: cannot WHAT: MESSAGE", with the password scrubbed from MESSAGE.
   error failure(const char* what, const std::string& message) const;
@@ -281,7 +288,7 @@ private:
   std::unordered_map<std::string, std::string> names_;  ///< SQL text → prepared statement name
   std::vector<std::pair<std::string, std::string>> statements_;  ///< (name, SQL) to prepare on each connection
   std::map<std::string, std::unique_ptr<listener>> listeners_;  ///< by channel, on conn_
-  std::vector<std::string> listened_;  ///< channels `listen` named: listened to on every session
+  std::map<std::string, bool> listened_;  ///< channels `listen` named (and whether payloads are kept): on every session
   std::string client_;  ///< this object's row in dagrun_commit_marks: random, never reused
   std::int64_t attempts_ = 0;  ///< write attempts made, the last one's number in the mark
   bool marks_ready_ = false;  ///< the marks' table is known to exist on conn_'s server

@@ -136,10 +136,8 @@ queued_try read_key(const pqxx::row& r) {
   return t;
 }
 
-/// A claimed try's row as a worker reads it: its key, queue and claim, and its payload.
-queued_try read_try(const pqxx::row& r) {
-  queued_try t = read_key(r);
-  const json j = json::parse(r["payload"].c_str());
+/// The payload `j` (payload_of) into `t`.
+void read_payload(queued_try& t, const json& j) {
   t.operator_name = j.at("operator").get<std::string>();
   t.fields = j.at("fields").get<std::map<std::string, std::string>>();
   t.environment = j.at("environment").get<std::map<std::string, std::string>>();
@@ -153,6 +151,31 @@ queued_try read_try(const pqxx::row& r) {
   if (j.contains("instance_start"))
     t.instance_start = timestamp{std::chrono::microseconds(j.at("instance_start").get<std::int64_t>())};
   if (j.contains("secrets")) t.secrets = j.at("secrets").get<std::vector<std::string>>();
+}
+
+/// A claimed try's row as a worker reads it: its key, queue and claim, and its payload.
+queued_try read_try(const pqxx::row& r) {
+  queued_try t = read_key(r);
+  read_payload(t, json::parse(r["payload"].c_str()));
+  return t;
+}
+
+/// A pushed try as its notice carries it (`push_notice`): its key, queue, claim and payload.
+/// Throws on anything else.
+queued_try read_push_notice(const std::string& text) {
+  const json j = json::parse(text);
+  queued_try t;
+  t.id = j.at("id").get<std::int64_t>();
+  t.dag_id = j.at("dag_id").get<std::string>();
+  t.run_id = j.at("run_id").get<std::string>();
+  t.task_id = j.at("task_id").get<std::string>();
+  t.try_number = j.at("try_number").get<int>();
+  t.map_index = j.at("map_index").get<int>();
+  t.queue = j.at("queue").get<std::string>();
+  t.priority = j.at("priority").get<int>();
+  t.lease_token = j.at("lease_token").get<std::string>();
+  t.worker = j.at("worker").get<std::string>();
+  read_payload(t, j.at("payload"));
   return t;
 }
 
@@ -222,9 +245,16 @@ constexpr std::string_view pushed_values =
     "CASE WHEN w.worker IS NULL THEN 'queued' ELSE 'claimed' END, "
     "CASE WHEN w.worker IS NULL THEN NULL ELSE gen_random_uuid()::text END, w.worker, "
     "CASE WHEN w.worker IS NULL THEN NULL ELSE now() END";
-/// The notice a written row raises: its worker's, or every worker's.
+/// The notice a row queued (`i`, with its payload's row `p`) raises: every worker's, or, pushed,
+/// its worker's, which carries the try, payload and all (read_push_notice), so that the worker
+/// starts it without reading it; one too long for a notice (8,000 bytes) carries nothing, and
+/// the worker reads it (pg_task_queue::pushed).
 const std::string notice_of_row =
-    "pg_notify(CASE WHEN worker IS NULL THEN 'dagrun_queued' ELSE " + push_channel("worker") + " END, '')";
+    "CASE WHEN i.worker IS NULL THEN pg_notify('dagrun_queued', '') ELSE pg_notify(" + push_channel("i.worker") +
+    ", (SELECT CASE WHEN octet_length(n) < 7900 THEN n ELSE '' END FROM (SELECT json_build_object('id', i.id, "
+    "'dag_id', i.dag_id, 'run_id', i.run_id, 'task_id', i.task_id, 'try_number', i.try_number, 'map_index', "
+    "i.map_index, 'queue', i.queue, 'priority', i.priority, 'lease_token', i.lease_token, 'worker', i.worker, "
+    "'payload', p.payload::json)::text AS n) x)) END";
 
 /// A try and its payload; a try another scheduler queued already keeps its row (as below). It
 /// returns a row when it queued the try (write_tries). $9: the worker to push it to, or NULL.
@@ -233,8 +263,9 @@ const std::string enqueue_one_sql =
     "i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority, " +
     std::string(pushed_columns) + ") SELECT $1::text, $2::text, $3::text, $4::int, $5::int, $6::text, $7::int, " +
     std::string(pushed_values) + " FROM v LEFT JOIN w USING (worker) "
-    "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING RETURNING id, " + notice_of_row + ") "
-    "INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, $8::text FROM i RETURNING id";
+    "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING RETURNING *), "
+    "p AS (INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, $8::text FROM i RETURNING id, payload) "
+    "SELECT i.id, " + notice_of_row + " FROM i JOIN p USING (id)";
 
 /// The batch form of enqueue_one_sql, over one array per column (add_array_element): one
 /// statement text whatever the batch's size, prepared once, where a list of VALUES was a new text
@@ -251,10 +282,10 @@ const std::string enqueue_many_sql =
     std::string(pushed_columns) + ") SELECT v.dag_id, v.run_id, v.task_id, v.try_number, v.map_index, v.queue, v.priority, " +
     std::string(pushed_values) + " FROM v LEFT JOIN w USING (worker) ORDER BY v.n "
     "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING "
-    "RETURNING id, dag_id, run_id, task_id, map_index, try_number, " + notice_of_row + "), "
+    "RETURNING *), "
     "p AS (INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, v.payload FROM i "
-    "JOIN v USING (dag_id, run_id, task_id, map_index, try_number)) "
-    "SELECT dag_id, run_id, task_id, map_index, try_number FROM i";
+    "JOIN v USING (dag_id, run_id, task_id, map_index, try_number) RETURNING id, payload) "
+    "SELECT i.dag_id, i.run_id, i.task_id, i.map_index, i.try_number, " + notice_of_row + " FROM i JOIN p USING (id)";
 
 /// A worker's end of one try, accepted only from its current lease (see complete).
 constexpr const char* complete_one_sql =
@@ -518,15 +549,25 @@ public:
     });
     push_worker_ = worker;
     push_channel_ = "dagrun_w_" + push_key_;
-    conn_.listen(push_channel_);
+    conn_.listen(push_channel_, true);
     hold_push_lock();
   }
 
   std::vector<queued_try> pushed(int max) override {
     if (push_worker_.empty() || max <= 0) return {};
     hold_push_lock();
-    if (conn_.notified(push_channel_)) look_for_pushes_ = true;
-    if (!pushes_waiting() && std::chrono::steady_clock::now() - last_push_look_ < push_look_every) return {};
+    take_push_notices();
+    const bool ask = look_for_pushes_ || looked_session_ != conn_.sessions() ||
+                     std::chrono::steady_clock::now() - last_push_look_ >= push_look_every;
+    if (!ask) {  // the notices carried them
+      std::vector<queued_try> out;
+      auto t = noticed_.begin();
+      for (; t != noticed_.end() && static_cast<int>(out.size()) < max; ++t)
+        if (handed_.insert(t->lease_token).second) out.push_back(std::move(*t));
+      noticed_.erase(noticed_.begin(), t);
+      return out;
+    }
+    noticed_.clear();  // the read finds them too
     // Every try claimed by this worker, pushed or claimed: what this object handed out before is
     // known by its token (and forgotten once its row is no longer claimed: done or lost).
     const std::uint64_t session = conn_.sessions();  // listening there: a later one asks again
@@ -559,7 +600,7 @@ public:
   }
 
   bool pushes_waiting() const override {
-    return !push_worker_.empty() && (look_for_pushes_ || looked_session_ != conn_.sessions());
+    return !push_worker_.empty() && (!noticed_.empty() || look_for_pushes_ || looked_session_ != conn_.sessions());
   }
 
   int refuse_pushes(const std::vector<std::string>& unstarted) override {
@@ -589,6 +630,24 @@ public:
 private:
   /// How often `pushed` asks the server though no notice came (one lost with a session).
   static constexpr auto push_look_every = std::chrono::seconds(5);
+  /// Pushed tries read from notices and kept for `pushed`: past this, it reads them instead.
+  static constexpr std::size_t max_noticed = 1000;
+
+  /// Reads the pushes' notices the connection received: the tries they carry wait in noticed_;
+  /// one that carries none (too long), or more notices than the connection keeps, make `pushed`
+  /// read them all.
+  void take_push_notices() {
+    auto n = conn_.take_notices(push_channel_);
+    if (!n.all || noticed_.size() + n.payloads.size() > max_noticed) look_for_pushes_ = true;
+    if (look_for_pushes_) return;
+    for (const auto& text : n.payloads) {
+      try {
+        noticed_.push_back(read_push_notice(text));
+      } catch (const std::exception&) {
+        look_for_pushes_ = true;  // too long for a notice (empty), or not ours: read
+      }
+    }
+  }
 
   /// Takes the lock that says this worker takes pushes on the current session, unless it holds
   /// it there already. Another session may hold it for a while (a scheduler's step that found this
@@ -762,7 +821,7 @@ public:
   bool wait(const std::string& channel, std::chrono::milliseconds max, std::stop_token stop) override {
     hold_push_lock();
     const bool came = conn_.wait("dagrun_" + channel, max, std::move(stop));
-    if (!push_worker_.empty() && conn_.notified(push_channel_)) look_for_pushes_ = true;
+    if (!push_worker_.empty()) take_push_notices();
     return came;
   }
 
@@ -862,7 +921,8 @@ private:
   std::string push_channel_;            // the channel its pushes notify
   std::uint64_t lock_session_ = 0;      // the session holding its lock (0: none)
   std::uint64_t looked_session_ = 0;    // the session `pushed` last asked on
-  bool look_for_pushes_ = true;         // a push's notice came since `pushed` last asked
+  bool look_for_pushes_ = true;         // `pushed` must ask the server: a notice carried no try, or too many came
+  std::vector<queued_try> noticed_;     // pushed tries their notices carried, not handed out yet
   std::chrono::steady_clock::time_point last_push_look_{};
   std::set<std::string> handed_;        // lease tokens handed out (claim, pushed) whose rows were claimed when last seen
   std::set<try_key> in_doubt_;          // the tries of an enqueue that threw with its outcome unknown…
