@@ -925,6 +925,57 @@ TEST_CASE("Queue.TheQueueExecutorPushesTheNextTryToTheWorkerThatEndedTheLast" * 
   }
 }
 
+TEST_CASE("Queue.AnEndsNoticeCarriesTheEndSoThatASchedulerHandsItOnWithoutATake") {
+  queue_sandbox s;
+  auto scheduler = dag::open_task_queue(s.url);
+  auto worker = dag::open_task_queue(s.url);
+  CHECK_FALSE(scheduler->wait("finished", 0ms));  // listening from now on
+  dag::queued_try a = bash_try("a");
+  a.map_index = 3;
+  a.try_number = 2;
+  dag::queued_try big = bash_try("big");
+  worker->enqueue({a, big});
+  auto claimed = worker->claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 2);
+  std::sort(claimed.begin(), claimed.end(), [](const auto& x, const auto& y) { return x.task_id < y.task_id; });
+  dag::queued_result done = succeeded(claimed[0]);
+  done.result.xcom = "\"forty-two\"";
+  done.pid = 1234;
+  REQUIRE(worker->complete({done}) == std::vector<bool>{true});
+  std::vector<dag::finished_try> ends;
+  REQUIRE(eventually([&] {
+    scheduler->wait("finished", 100ms);
+    for (auto& e : scheduler->noticed_ends()) ends.push_back(e);
+    return !ends.empty();
+  }));
+  REQUIRE(ends.size() == 1);
+  CHECK(ends[0].item.id == claimed[0].id);
+  CHECK(ends[0].item.task_id == "a");
+  CHECK(ends[0].item.map_index == 3);
+  CHECK(ends[0].item.try_number == 2);
+  CHECK(ends[0].item.worker == "w");
+  CHECK(ends[0].outcome.lease_token == claimed[0].lease_token);
+  CHECK(ends[0].outcome.result.outcome == dag::try_outcome::success);
+  CHECK(ends[0].outcome.result.xcom == done.result.xcom);
+  CHECK(ends[0].outcome.pid == 1234);
+  CHECK_FALSE(scheduler->ends_unnoticed());
+  // Not taken: a take still finds it (and the collector skips what it handed on).
+  REQUIRE(scheduler->take_finished(10, 60s).size() == 1);
+  // An end too long for a notice comes without it: a take finds it.
+  dag::queued_result long_one = succeeded(claimed[1]);
+  long_one.result.xcom = "\"" + std::string(20000, 'x') + "\"";
+  REQUIRE(worker->complete({long_one}) == std::vector<bool>{true});
+  REQUIRE(eventually([&] {
+    scheduler->wait("finished", 100ms);
+    return scheduler->ends_unnoticed();
+  }));
+  CHECK(scheduler->noticed_ends().empty());
+  auto taken = scheduler->take_finished(10, 60s);
+  REQUIRE(taken.size() == 1);
+  CHECK(taken[0].outcome.result.xcom == long_one.result.xcom);
+  CHECK_FALSE(scheduler->ends_unnoticed());
+}
+
 TEST_CASE("Queue.ATrysStartGoesToTheWorkerAndComesBackWithItsEnd") {
   // The scheduler's stamp of a try's start names the poke of a rescheduled sensor an end is of: it
   // travels with the try (payload), and the worker hands it back with the result.

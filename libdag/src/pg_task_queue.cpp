@@ -287,11 +287,7 @@ const std::string enqueue_many_sql =
     "JOIN v USING (dag_id, run_id, task_id, map_index, try_number) RETURNING id, payload) "
     "SELECT i.dag_id, i.run_id, i.task_id, i.map_index, i.try_number, " + notice_of_row + " FROM i JOIN p USING (id)";
 
-/// A worker's end of one try, accepted only from its current lease (see complete).
-constexpr const char* complete_one_sql =
-    "WITH u AS (UPDATE dagrun_task_queue q SET state = 'done', result = $3::text WHERE q.id = $1::bigint AND "
-    "q.lease_token = $2::text AND q.state = 'claimed' RETURNING q.id, pg_notify('dagrun_finished', '')), "
-    "d AS (DELETE FROM dagrun_task_queue_payload p USING u WHERE p.id = u.id) SELECT id FROM u";
+
 
 /// The acknowledgement of recorded ends whose ids meet `ids` (see send). Any end, taken or not:
 /// the take of an end may still be running when its acknowledgement comes (the collector hands
@@ -328,11 +324,10 @@ std::string result_of(const queued_result& r) {
   return json_dump(j);
 }
 
-queued_result read_result(const queued_try& t, const std::string& text) {
+queued_result read_result(const queued_try& t, const json& j) {
   queued_result out;
   out.id = t.id;
   out.lease_token = t.lease_token;
-  const json j = json::parse(text);
   out.result = detail::result_from_json(j);
   out.started = timestamp{std::chrono::microseconds(j.at("started").get<std::int64_t>())};
   out.ended = timestamp{std::chrono::microseconds(j.at("ended").get<std::int64_t>())};
@@ -341,6 +336,42 @@ queued_result read_result(const queued_try& t, const std::string& text) {
   if (j.contains("instance_start"))  // not from workers older than the field: any poke
     out.instance_start = timestamp{std::chrono::microseconds(j.at("instance_start").get<std::int64_t>())};
   return out;
+}
+
+
+/// The notice a try's end raises (an SQL expression over the ended row `q` and the result's text
+/// `result`): the end, key, claim and result, so that a scheduler hands it on without taking it
+/// (read_end_notice); one too long for a notice (8,000 bytes) carries nothing, and a take finds it.
+std::string end_notice(std::string_view result) {
+  return "pg_notify('dagrun_finished', (SELECT CASE WHEN octet_length(n) < 7900 THEN n ELSE '' END FROM (SELECT "
+         "json_build_object('id', q.id, 'dag_id', q.dag_id, 'run_id', q.run_id, 'task_id', q.task_id, 'try_number', "
+         "q.try_number, 'map_index', q.map_index, 'queue', q.queue, 'priority', q.priority, 'lease_token', "
+         "q.lease_token, 'worker', q.worker, 'result', (" + std::string(result) + ")::json)::text AS n) x))";
+}
+
+/// A worker's end of one try, accepted only from its current lease (see complete).
+const std::string complete_one_sql =
+    "WITH u AS (UPDATE dagrun_task_queue q SET state = 'done', result = $3::text WHERE q.id = $1::bigint AND "
+    "q.lease_token = $2::text AND q.state = 'claimed' RETURNING q.id, " + end_notice("$3::text") + "), "
+    "d AS (DELETE FROM dagrun_task_queue_payload p USING u WHERE p.id = u.id) SELECT id FROM u";
+
+/// An end as its notice carries it (end_notice). Throws on anything else.
+finished_try read_end_notice(const std::string& text) {
+  const json j = json::parse(text);
+  finished_try f;
+  queued_try& t = f.item;
+  t.id = j.at("id").get<std::int64_t>();
+  t.dag_id = j.at("dag_id").get<std::string>();
+  t.run_id = j.at("run_id").get<std::string>();
+  t.task_id = j.at("task_id").get<std::string>();
+  t.try_number = j.at("try_number").get<int>();
+  t.map_index = j.at("map_index").get<int>();
+  t.queue = j.at("queue").get<std::string>();
+  t.priority = j.at("priority").get<int>();
+  t.lease_token = j.at("lease_token").get<std::string>();
+  t.worker = j.at("worker").get<std::string>();
+  f.outcome = read_result(t, j.at("result"));
+  return f;
 }
 
 /// The batch form of pg_task_queue::complete: whether each result was accepted, in order.
@@ -357,7 +388,7 @@ std::vector<bool> complete_many(detail::pg_connection& conn, pqxx::transaction_b
   std::set<std::pair<std::int64_t, std::string>> accepted;
   for (const auto& row : conn.send(tx, "WITH u AS (UPDATE dagrun_task_queue q SET state = 'done', result = v.result FROM (VALUES " +
                                  values + ") AS v(id, token, result) WHERE q.id = v.id AND q.lease_token = v.token "
-                                          "AND q.state = 'claimed' RETURNING q.id, v.token, pg_notify('dagrun_finished', '')), "
+                                          "AND q.state = 'claimed' RETURNING q.id, v.token, " + end_notice("v.result") + "), "
                                           "d AS (DELETE FROM dagrun_task_queue_payload p USING u WHERE p.id = u.id) "
                                           "SELECT id, token FROM u"))
     accepted.emplace(row[0].as<std::int64_t>(), row[1].c_str());
@@ -630,8 +661,24 @@ public:
 private:
   /// How often `pushed` asks the server though no notice came (one lost with a session).
   static constexpr auto push_look_every = std::chrono::seconds(5);
-  /// Pushed tries read from notices and kept for `pushed`: past this, it reads them instead.
+  /// Pushed tries or ends read from notices and kept: past this, they are read instead.
   static constexpr std::size_t max_noticed = 1000;
+  /// The channel of ends' notices (complete).
+  static constexpr const char* end_channel = "dagrun_finished";
+
+  /// Reads the ends' notices the connection received into noticed_ends_ (see noticed_ends).
+  void take_end_notices() {
+    auto n = conn_.take_notices(end_channel);
+    if (!n.all || noticed_ends_.size() + n.payloads.size() > max_noticed) ends_unnoticed_ = true;
+    if (noticed_ends_.size() + n.payloads.size() > max_noticed) return;
+    for (const auto& text : n.payloads) {
+      try {
+        noticed_ends_.push_back(read_end_notice(text));
+      } catch (const std::exception&) {
+        ends_unnoticed_ = true;  // too long for a notice (empty), or not ours: a take finds it
+      }
+    }
+  }
 
   /// Reads the pushes' notices the connection received: the tries they carry wait in noticed_;
   /// one that carries none (too long), or more notices than the connection keeps, make `pushed`
@@ -750,6 +797,7 @@ public:
   std::vector<finished_try> take_finished(int max, std::chrono::milliseconds stale_after,
                                           const std::function<void(const std::vector<finished_try>&)>& read) override {
     if (max <= 0) return {};
+    ends_unnoticed_ = false;  // it finds them
     // A take spares work and guards nothing (see task_queue::take_finished): its COMMIT neither
     // waits for the disk nor carries a mark, and the ends are handed on before it is sent, so that
     // a chain's next step does not wait for it (pg_connection::write_relaxed).
@@ -772,7 +820,7 @@ public:
       for (const auto& row : conn_.send(tx, conn_.execute(sql))) {
         finished_try f;
         f.item = read_key(row);
-        f.outcome = read_result(f.item, row["result"].c_str());
+        f.outcome = read_result(f.item, json::parse(row["result"].c_str()));
         out.push_back(std::move(f));
       }
       if (read && !out.empty()) read(out);
@@ -820,10 +868,15 @@ public:
   using task_queue::wait;
   bool wait(const std::string& channel, std::chrono::milliseconds max, std::stop_token stop) override {
     hold_push_lock();
+    if (channel == "finished") conn_.listen(end_channel, true);  // their ends with them
     const bool came = conn_.wait("dagrun_" + channel, max, std::move(stop));
     if (!push_worker_.empty()) take_push_notices();
+    if (channel == "finished") take_end_notices();
     return came;
   }
+
+  std::vector<finished_try> noticed_ends() override { return std::exchange(noticed_ends_, {}); }
+  bool ends_unnoticed() const override { return ends_unnoticed_; }
 
   std::set<try_key> pending_keys() override {
     return conn_.read("list queued tries", [&](pqxx::transaction_base& tx) {
@@ -923,6 +976,9 @@ private:
   std::uint64_t looked_session_ = 0;    // the session `pushed` last asked on
   bool look_for_pushes_ = true;         // `pushed` must ask the server: a notice carried no try, or too many came
   std::vector<queued_try> noticed_;     // pushed tries their notices carried, not handed out yet
+  // Ends by notices (a scheduler's collector):
+  std::vector<finished_try> noticed_ends_;  // ends their notices carried, until noticed_ends
+  bool ends_unnoticed_ = false;            // a notice since the last take did not carry its end
   std::chrono::steady_clock::time_point last_push_look_{};
   std::set<std::string> handed_;        // lease tokens handed out (claim, pushed) whose rows were claimed when last seen
   std::set<try_key> in_doubt_;          // the tries of an enqueue that threw with its outcome unknown…

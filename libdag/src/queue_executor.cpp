@@ -2,7 +2,6 @@
 #include <dag/exec/queue_executor.hpp>
 
 #include <algorithm>
-#include <optional>
 
 namespace dag {
 
@@ -110,6 +109,7 @@ void queue_executor::submit(task_request request) {
       queued_with_store_.erase(try_key{c.dag_id, c.run_id, c.task_id, c.map_index, c.try_number}) == 1) {
     std::lock_guard lock(mutex_);
     ++outstanding_;  // collected as any other (its end may even be collected before this)
+    mine_.emplace(c.dag_id, c.run_id, c.task_id, c.map_index, c.try_number);
     return;
   }
   buffer_.push_back(to_queued_try(request));
@@ -125,6 +125,9 @@ std::vector<bool> queue_executor::lost(const std::vector<recorded_try>& tries, c
     const bool young = t.start_date && now - *t.start_date < lease_;
     out.push_back(!young && !held.contains({t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number}));
   }
+  std::lock_guard lock(mutex_);
+  for (std::size_t i = 0; i < tries.size(); ++i)  // no end of theirs will come
+    if (out[i]) mine_.erase({tries[i].dag_id, tries[i].run_id, tries[i].task_id, tries[i].map_index, tries[i].try_number});
   return out;
 }
 
@@ -150,6 +153,7 @@ void queue_executor::flush() {
   {
     std::lock_guard lock(mutex_);
     outstanding_ += static_cast<long long>(buffer_.size());
+    for (const auto& t : buffer_) mine_.emplace(t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number);
   }
   buffer_.clear();
   acknowledged_.clear();
@@ -185,7 +189,8 @@ void queue_executor::collect(std::stop_token stop) {
   // after a whole lease of it. While the database was out of reach for the scheduler it was most
   // likely out of reach for the workers too, and a lease they could not renew says nothing of
   // whether they live.
-  std::optional<std::chrono::steady_clock::time_point> reachable_since;
+  bool reachable = false;
+  auto reachable_since = now_steady();
   // Ends a worker reported (not leases found lost): their workers may take the next tries.
   const auto note_workers = [this](const std::vector<finished_try>& ends) {
     std::lock_guard lock(mutex_);
@@ -214,30 +219,68 @@ void queue_executor::collect(std::stop_token stop) {
     // Counted as they are reported: an expiry that throws after them must not keep them.
     if (ends.empty()) return;
     std::lock_guard lock(mutex_);
+    for (const auto& f : ends) mine_.erase({f.item.dag_id, f.item.run_id, f.item.task_id, f.item.map_index, f.item.try_number});
     outstanding_ -= static_cast<long long>(ends.size());
     if (outstanding_ <= 0) idle_.notify_all();
   };
+  // Ends come with their notices (task_queue::noticed_ends): those of tries this executor queued
+  // are handed on at once, without a take; a take runs when a notice came without its end or of
+  // another scheduler's try, after a full take, and every half second, for the rest. An end handed
+  // on from its notice is kept here (by row id) until a take returns it, which skips it and marks
+  // it taken: it comes again only once stale, as a taken end does; one never taken (recorded and
+  // deleted first) is forgotten after a lease.
+  constexpr auto take_every = std::chrono::milliseconds(500);
+  std::map<std::int64_t, std::chrono::steady_clock::time_point> from_notices;
+  auto last_take = std::chrono::steady_clock::time_point{};
+  bool more = false;
   while (!stop.stop_requested()) {
     const auto began = now_steady();
     try {
-      if (!q) q = open_task_queue(url_);
-      // Reported as soon as they are read: the engine's step need not wait for the take's COMMIT.
-      const bool more = q->take_finished(1000, lease_, [&](const std::vector<finished_try>& ends) {
-                           note_workers(ends);  // before the engine may record them
-                           report_all(ends);
-                         }).size() == 1000;
+      if (!q) {
+        q = open_task_queue(url_);
+        last_take = {};
+      }
+      std::vector<finished_try> noticed;
+      bool others = false;
+      {
+        std::lock_guard lock(mutex_);
+        for (auto& f : q->noticed_ends()) {
+          if (from_notices.contains(f.item.id)) continue;
+          if (!mine_.contains({f.item.dag_id, f.item.run_id, f.item.task_id, f.item.map_index, f.item.try_number})) {
+            others = true;  // another scheduler's, or queued just now: left to a take
+            continue;
+          }
+          from_notices.emplace(f.item.id, began);
+          noticed.push_back(std::move(f));
+        }
+      }
+      note_workers(noticed);
+      report_all(noticed);
+      if (more || others || q->ends_unnoticed() || began - last_take >= take_every) {
+        last_take = began;
+        std::erase_if(from_notices, [&](const auto& e) { return began - e.second > lease_; });
+        // Reported as soon as they are read: the engine's step need not wait for the take's COMMIT.
+        more = q->take_finished(1000, lease_, [&](const std::vector<finished_try>& ends) {
+                  std::vector<finished_try> fresh;
+                  for (const auto& f : ends)
+                    if (from_notices.erase(f.item.id) == 0) fresh.push_back(f);
+                  note_workers(fresh);  // before the engine may record them
+                  report_all(fresh);
+                }).size() == 1000;
+      }
       // An answer that took half a lease came through retries: the connection broke meanwhile.
-      if (!reachable_since || now_steady() - began > lease_ / 2) reachable_since = now_steady();
-      if (now_steady() - last_expiry > expiry_every && now_steady() - *reachable_since >= lease_) {
+      if (!reachable || now_steady() - began > lease_ / 2) reachable_since = now_steady();
+      reachable = true;
+      if (now_steady() - last_expiry > expiry_every && now_steady() - reachable_since >= lease_) {
         last_expiry = now_steady();
         report_all(q->expire_leases(lease_));
       }
-      if (!more) q->wait("finished", std::chrono::milliseconds(500), stop);
+      if (!more) q->wait("finished", take_every, stop);
     } catch (const std::exception&) {
       // The queue's own retries gave up (database down for long): start over with a new
       // connection; ends stay safe in the queue meanwhile.
       q.reset();
-      reachable_since.reset();
+      reachable = false;
       std::mutex m;
       std::condition_variable_any cv;
       std::unique_lock lock(m);

@@ -138,6 +138,15 @@ public:
   virtual std::vector<finished_try> take_finished(
       int max, std::chrono::milliseconds stale_after,
       const std::function<void(const std::vector<finished_try>&)>& read) = 0;
+  /// Ends whose notices `wait("finished")` has read since the last call (a worker's completion
+  /// notice carries its end), as a take returns them, without asking the server and without taking
+  /// them: a collector hands them on at once and takes only now and then, and when
+  /// `ends_unnoticed` says so. The same end may still come from a take (not taken, not yet
+  /// acknowledged) or from another scheduler's notice.
+  virtual std::vector<finished_try> noticed_ends() = 0;
+  /// Whether, since the last take, an end's notice came without its end (too long for a notice)
+  /// or more came than are kept: a take finds them.
+  virtual bool ends_unnoticed() const = 0;
   /// As above, with no one to hand the ends to before the take commits.
   std::vector<finished_try> take_finished(int max, std::chrono::milliseconds stale_after) {
     return take_finished(max, stale_after, {});
