@@ -4,6 +4,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <ostream>
 #include <sstream>
 #include <thread>
@@ -55,7 +56,10 @@ public:
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
     hostname_ = host;
-    name_ = hostname_ + ":" + std::to_string(::getpid());
+    // Unique to this process: tries are pushed to a worker by its name (task_queue::accept_pushes),
+    // and containers on one host's network may share its name and their pids.
+    std::random_device random;
+    name_ = hostname_ + ":" + std::to_string(::getpid()) + ":" + fmt::format("{:08x}", random());
   }
 
   int run(std::stop_token stop, std::chrono::seconds grace) {
@@ -79,9 +83,17 @@ public:
     // notice alone, which says nothing of the queue.
     bool taking_pushes = false;
     bool look_in_queue = true;
+    auto last_claim = std::chrono::steady_clock::time_point{};
     while (!stop.stop_requested()) {
       const int free = concurrency_ - busy();
       if (free <= 0) {
+        // A try pushed to it meanwhile (it claimed another into the slot its last end freed) would
+        // wait for a slot: it goes back to the queue, for another worker.
+        try {
+          if (taking_pushes) claimer->put_back_pushes();
+        } catch (const dag::error& e) {
+          spdlog::error("worker {}: cannot put back the tries pushed to it: {}; retrying", name_, e.what());
+        }
         std::unique_lock lock(mutex_);
         slot_freed_.wait_for(lock, stop, std::chrono::seconds(1), [&] { return busy_ < concurrency_; });
         continue;
@@ -97,6 +109,7 @@ public:
         pool.flush();
         const int left = free - static_cast<int>(pushed.size());
         if (left > 0 && look_in_queue) {
+          last_claim = std::chrono::steady_clock::now();
           const int want = std::min(left, batch);
           auto items = claimer->claim(queues_, want, name_);
           for (auto& item : items)
@@ -108,7 +121,9 @@ public:
         }
         if (left > 0 && !look_in_queue && !claimer->pushes_waiting()) {
           const bool queued = claimer->wait("queued", std::chrono::milliseconds(1000), stop);
-          look_in_queue = queued || !claimer->pushes_waiting();
+          // At least once a second: a notice may have gone with a session that broke.
+          look_in_queue = queued || !claimer->pushes_waiting() ||
+                          std::chrono::steady_clock::now() - last_claim >= std::chrono::seconds(1);
         }
       } catch (const dag::error& e) {
         // The queue's retries gave up (a long outage). Running tries go on and their results wait
@@ -270,8 +285,7 @@ private:
         if (!q) q = dag::open_task_queue(inv_.global.db);
         // Renewed first: after an outage the leases are the ones close to running out.
         if (!tokens.empty() || std::chrono::steady_clock::now() - last_beat >= beat_every) {
-          // Tries pushed to this worker that wait for a slot are renewed by its name.
-          for (const auto& t : q->heartbeat(tokens, name_)) spdlog::warn("lease {} was lost", t);
+          for (const auto& t : q->heartbeat(tokens)) spdlog::warn("lease {} was lost", t);
           last_beat = std::chrono::steady_clock::now();
         }
         if (!batch.empty()) {

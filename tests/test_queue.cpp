@@ -745,18 +745,47 @@ TEST_CASE("Queue.ATryPushedToAWorkerTakingPushesIsClaimedForItAndWakesItAlone") 
   CHECK_FALSE(got[0].lease_token.empty());
   CHECK_FALSE(w1->pushes_waiting());
   CHECK(w1->pushed(10).empty());  // handed out once
-  // A push not handed out yet (no free slot) is renewed by the worker's name.
+  // A worker with no free slot puts back what was pushed to it meanwhile, for anyone.
   scheduler->enqueue({pushed_try("b", "w1")});
+  REQUIRE(eventually([&] {
+    w1->wait("queued", 100ms);
+    return w1->pushes_waiting();
+  }));
+  CHECK(w1->put_back_pushes() == 1);
+  CHECK_FALSE(w1->pushes_waiting());
+  CHECK(w1->put_back_pushes() == 0);
+  auto b = w2->claim({"default"}, 10, "w2");
+  REQUIRE(b.size() == 1);
+  CHECK(b[0].task_id == "b");
+  // A notice of a try put back, read only after it (its push committed before the put-back's
+  // UPDATE, its notice came after the put-back's transaction), hands nothing out: w2 runs it.
+  // Sent again here, as it was: the test listens on the worker's channel and keeps it.
   pqxx::connection c(s.url);
   const auto sql = [&](const std::string& text) {
     pqxx::nontransaction tx(c);
     return std::string(tx.exec1(text)[0].c_str());
   };
-  sql("UPDATE dagrun_task_queue SET heartbeat_at = now() - interval '1 hour' WHERE task_id = 'b' RETURNING id");
-  CHECK(w1->heartbeat({}, "w1").empty());
-  CHECK(sql("SELECT heartbeat_at > now() - interval '1 minute' FROM dagrun_task_queue WHERE task_id = 'b'") == "t");
-  CHECK(scheduler->expire_leases(60s).empty());
-  REQUIRE(eventually([&] { return w1->pushed(1).size() == 1; }));
+  const std::string channel = "dagrun_w_" + sql("SELECT hashtextextended('dagrun worker ' || 'w1', 0)::text");
+  struct keeper : pqxx::notification_receiver {
+    using pqxx::notification_receiver::notification_receiver;
+    void operator()(const std::string& payload, int) override { kept.push_back(payload); }
+    std::vector<std::string> kept;
+  };
+  pqxx::connection listener(s.url);
+  keeper notices(listener, channel);
+  scheduler->enqueue({pushed_try("b2", "w1")});
+  REQUIRE(eventually([&] {
+    listener.get_notifs();
+    return !notices.kept.empty();
+  }));
+  REQUIRE(eventually([&] {
+    w1->wait("queued", 100ms);
+    return w1->pushes_waiting();
+  }));
+  CHECK(w1->put_back_pushes() == 1);
+  sql("SELECT 'sent again' FROM pg_notify(" + c.quote(channel) + ", " + c.quote(notices.kept.front()) + ")");
+  w1->wait("queued", 300ms);
+  CHECK(w1->pushed(10).empty());
   // A notice carries the try, payload and all; one too long for a notice carries nothing, and the
   // worker reads it.
   dag::queued_try big = pushed_try("big", "w1");
@@ -863,6 +892,46 @@ TEST_CASE("Queue.AWorkerThatStopsTakingPushesPutsBackThoseItNeverStartedOnceEver
   // And no step pushes to it any more.
   scheduler->enqueue({pushed_try("e", "w1")});
   REQUIRE(w2->claim({"default"}, 10, "w2").size() == 1);
+}
+
+TEST_CASE("Queue.ASessionOfAWorkerThatBrokeAndLingersHoldingItsPushLockIsEnded" * doctest::timeout(120)) {
+  // The server keeps a session whose client vanished until it notices (TCP keepalive): holding
+  // the worker's lock, it would make steps push to the worker after it stopped. A worker's name is
+  // its process's alone, so the worker ends any other session holding its lock alone.
+  queue_sandbox s;
+  pqxx::connection lingering(s.url);
+  const int lingering_pid = lingering.backendpid();
+  {
+    pqxx::nontransaction tx(lingering);
+    tx.exec("SELECT pg_advisory_lock(hashtextextended('dagrun worker ' || 'w9', 0))");
+  }
+  pqxx::connection c(s.url);
+  const auto count = [&](const std::string& sql) {
+    pqxx::nontransaction tx(c);
+    return tx.exec1(sql)[0].as<int>();
+  };
+  auto w9 = dag::open_task_queue(s.url);
+  w9->accept_pushes("w9");
+  REQUIRE(eventually([&] {
+    return count("SELECT count(*) FROM pg_stat_activity WHERE pid = " + std::to_string(lingering_pid)) == 0;
+  }));
+  // Taken at its next call, and from then on pushed to.
+  const std::string held_by_another =
+      "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' AND granted AND objid = "
+      "(hashtextextended('dagrun worker ' || 'w9', 0) & 4294967295)::oid";
+  REQUIRE(eventually([&] {
+    w9->wait("queued", 10ms);
+    return count(held_by_another) == 1;
+  }));
+  auto scheduler = dag::open_task_queue(s.url);
+  scheduler->enqueue({pushed_try("a", "w9")});
+  CHECK(scheduler->claim({"default"}, 10, "other").empty());
+  REQUIRE(eventually([&] { return w9->pushed(10).size() == 1; }));
+  // Stopped, it lets go, and no step pushes to it any more.
+  CHECK(w9->refuse_pushes({}) == 0);
+  CHECK(count(held_by_another) == 0);
+  scheduler->enqueue({pushed_try("b", "w9")});
+  CHECK(scheduler->claim({"default"}, 10, "other").size() == 1);
 }
 
 TEST_CASE("Queue.TheQueueExecutorPushesTheNextTryToTheWorkerThatEndedTheLast" * doctest::timeout(120)) {

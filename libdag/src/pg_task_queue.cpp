@@ -153,17 +153,9 @@ void read_payload(queued_try& t, const json& j) {
   if (j.contains("secrets")) t.secrets = j.at("secrets").get<std::vector<std::string>>();
 }
 
-/// A claimed try's row as a worker reads it: its key, queue and claim, and its payload.
-queued_try read_try(const pqxx::row& r) {
-  queued_try t = read_key(r);
-  read_payload(t, json::parse(r["payload"].c_str()));
-  return t;
-}
-
-/// A pushed try as its notice carries it (`push_notice`): its key, queue, claim and payload.
-/// Throws on anything else.
-queued_try read_push_notice(const std::string& text) {
-  const json j = json::parse(text);
+/// A try's key, queue and claim as a notice carries them (notice_of_row, end_notice): the row's
+/// columns by name.
+queued_try read_key(const json& j) {
   queued_try t;
   t.id = j.at("id").get<std::int64_t>();
   t.dag_id = j.at("dag_id").get<std::string>();
@@ -175,6 +167,21 @@ queued_try read_push_notice(const std::string& text) {
   t.priority = j.at("priority").get<int>();
   t.lease_token = j.at("lease_token").get<std::string>();
   t.worker = j.at("worker").get<std::string>();
+  return t;
+}
+
+/// A claimed try's row as a worker reads it: its key, queue and claim, and its payload.
+queued_try read_try(const pqxx::row& r) {
+  queued_try t = read_key(r);
+  read_payload(t, json::parse(r["payload"].c_str()));
+  return t;
+}
+
+/// A pushed try as its notice carries it (notice_of_row): its key, queue, claim and payload.
+/// Throws on anything else.
+queued_try read_push_notice(const std::string& text) {
+  const json j = json::parse(text);
+  queued_try t = read_key(j);
   read_payload(t, j.at("payload"));
   return t;
 }
@@ -235,7 +242,7 @@ std::string push_channel(std::string_view w) { return "'dagrun_w_' || " + worker
 /// check's scan makes run first.
 std::string taking_pushes(std::string_view rows) {
   return "b AS (SELECT d.worker, pg_advisory_xact_lock_shared(" + worker_exit_lock("d.worker") +
-         ") FROM (SELECT DISTINCT worker FROM " + std::string(rows) + " WHERE worker IS NOT NULL) d), "
+         ") FROM (SELECT DISTINCT worker FROM " + std::string(rows) + " WHERE worker IS NOT NULL ORDER BY worker) d), "
          "w AS (SELECT worker FROM b WHERE NOT pg_try_advisory_xact_lock_shared(" + worker_lock("worker") + "))";
 }
 
@@ -359,18 +366,8 @@ const std::string complete_one_sql =
 finished_try read_end_notice(const std::string& text) {
   const json j = json::parse(text);
   finished_try f;
-  queued_try& t = f.item;
-  t.id = j.at("id").get<std::int64_t>();
-  t.dag_id = j.at("dag_id").get<std::string>();
-  t.run_id = j.at("run_id").get<std::string>();
-  t.task_id = j.at("task_id").get<std::string>();
-  t.try_number = j.at("try_number").get<int>();
-  t.map_index = j.at("map_index").get<int>();
-  t.queue = j.at("queue").get<std::string>();
-  t.priority = j.at("priority").get<int>();
-  t.lease_token = j.at("lease_token").get<std::string>();
-  t.worker = j.at("worker").get<std::string>();
-  f.outcome = read_result(t, j.at("result"));
+  f.item = read_key(j);
+  f.outcome = read_result(f.item, j.at("result"));
   return f;
 }
 
@@ -570,7 +567,7 @@ public:
     if (max <= 0 || queues.empty()) return {};
     auto claimed = claim_rows(queues, max, worker);
     if (!push_worker_.empty())
-      for (const auto& t : claimed) handed_.insert(t.lease_token);  // not a push for `pushed` to hand out
+      for (const auto& t : claimed) handed_.emplace(t.lease_token, seen_claimed);  // not a push for `pushed` to hand out
     return claimed;
   }
 
@@ -594,39 +591,57 @@ public:
       std::vector<queued_try> out;
       auto t = noticed_.begin();
       for (; t != noticed_.end() && static_cast<int>(out.size()) < max; ++t)
-        if (handed_.insert(t->lease_token).second) out.push_back(std::move(*t));
+        if (handed_.emplace(t->lease_token, seen_claimed).second) out.push_back(std::move(*t));
       noticed_.erase(noticed_.begin(), t);
       return out;
     }
     noticed_.clear();  // the read finds them too
     // Every try claimed by this worker, pushed or claimed: what this object handed out before is
-    // known by its token (and forgotten once its row is no longer claimed: done or lost).
+    // known by its token.
     const std::uint64_t session = conn_.sessions();  // listening there: a later one asks again
     auto rows = conn_.read("read pushed tries", [&](pqxx::transaction_base& tx) {
-      std::vector<queued_try> out;
+      std::vector<std::pair<std::string, std::optional<queued_try>>> out;  // token, and the try if not handed out
       for (const auto& row : tx.exec_params("SELECT " + std::string(key_columns) + ", p.payload FROM dagrun_task_queue q "
-                                            "JOIN dagrun_task_queue_payload p ON p.id = q.id WHERE q.state = 'claimed' "
+                                            "LEFT JOIN dagrun_task_queue_payload p ON p.id = q.id WHERE q.state = 'claimed' "
                                             "AND q.worker = $1::text ORDER BY q.priority DESC, q.id",
-                                            detail::pg_text(push_worker_)))
-        out.push_back(read_try(row));
+                                            detail::pg_text(push_worker_))) {
+        std::string token = row["lease_token"].c_str();
+        const bool readable = !handed_.contains(token) && !row["payload"].is_null();  // one without: never started here
+        out.emplace_back(std::move(token), readable ? std::optional<queued_try>(read_try(row)) : std::nullopt);
+      }
       return out;
     });
     looked_session_ = session;
-    last_push_look_ = std::chrono::steady_clock::now();
+    const auto now = std::chrono::steady_clock::now();
+    last_push_look_ = now;
     std::set<std::string> still;
     std::vector<queued_try> out;
     look_for_pushes_ = false;
-    for (auto& t : rows) {
-      still.insert(t.lease_token);
-      if (handed_.contains(t.lease_token)) continue;
+    for (auto& [token, t] : rows) {
+      still.insert(token);
+      if (!t) continue;
       if (static_cast<int>(out.size()) == max) {
         look_for_pushes_ = true;  // more than asked for: the next call looks again
         continue;
       }
-      out.push_back(std::move(t));
+      out.push_back(std::move(*t));
     }
-    std::erase_if(handed_, [&](const std::string& token) { return !still.contains(token); });
-    for (const auto& t : out) handed_.insert(t.lease_token);
+    // A token is forgotten once its row has not been claimed for a while: an end the worker
+    // committed without waiting for the disk may yet be undone by a crash of the server (and its
+    // row be claimed by this worker again, under the same token) until a durable commit, which the
+    // worker makes within a second; forgotten sooner, that try would be handed out again.
+    for (auto it = handed_.begin(); it != handed_.end();) {
+      if (still.contains(it->first)) {
+        it->second = seen_claimed;
+      } else if (it->second == seen_claimed) {
+        it->second = now;
+      } else if (now - it->second >= forget_handed_after) {
+        it = handed_.erase(it);
+        continue;
+      }
+      ++it;
+    }
+    for (const auto& t : out) handed_.emplace(t.lease_token, seen_claimed);
     return out;
   }
 
@@ -634,33 +649,40 @@ public:
     return !push_worker_.empty() && (!noticed_.empty() || look_for_pushes_ || looked_session_ != conn_.sessions());
   }
 
+  int put_back_pushes() override {
+    if (push_worker_.empty()) return 0;
+    take_push_notices();
+    if (!pushes_waiting()) return 0;
+    const int back = put_back(push_worker_, {}, false);
+    noticed_.clear();
+    look_for_pushes_ = false;
+    looked_session_ = conn_.sessions();
+    return back;
+  }
+
   int refuse_pushes(const std::vector<std::string>& unstarted) override {
     if (push_worker_.empty()) return 0;
-    const std::string worker = std::exchange(push_worker_, {});
     // The lock goes first, so that no step finds this worker taking pushes from now on (a session
-    // that ended took it with it); then the second key, alone, once every step that found it
-    // taking pushes has committed (see Pushes).
-    if (lock_session_ == conn_.sessions())
-      conn_.read("stop taking pushes", [&](pqxx::transaction_base& tx) { tx.exec("SELECT pg_advisory_unlock_all()"); });
-    lock_session_ = 0;
-    return conn_.write("put back pushed tries", [&](pqxx::transaction_base& tx) {
-      std::string handed, left;
-      for (const auto& t : handed_)
-        if (std::find(unstarted.begin(), unstarted.end(), t) == unstarted.end()) detail::add_array_element(handed, t);
-      detail::close_array(handed);
-      tx.exec("SELECT pg_advisory_xact_lock(" + worker_exit_lock(tx.quote(detail::pg_text(worker))) + ")");
-      return tx.exec_params1("WITH r AS (UPDATE dagrun_task_queue SET state = 'queued', lease_token = NULL, worker = NULL, "
-                             "heartbeat_at = NULL WHERE state = 'claimed' AND worker = $1::text AND "
-                             "lease_token <> ALL($2::text[]) RETURNING id, pg_notify('dagrun_queued', '')) "
-                             "SELECT count(*) FROM r",
-                             detail::pg_text(worker), handed)[0]
-          .as<int>();
+    // of ours that broke and lingers on the server is ended: it may hold it still); then the
+    // second key, alone, once every step that found it taking pushes has committed (see Pushes).
+    conn_.read("stop taking pushes", [&](pqxx::transaction_base& tx) {
+      if (lock_session_ == conn_.sessions()) tx.exec("SELECT pg_advisory_unlock_all()");
+      tx.exec(end_other_holders());
     });
+    lock_session_ = 0;
+    const int back = put_back(push_worker_, unstarted, true);
+    push_worker_.clear();
+    noticed_.clear();
+    return back;
   }
 
 private:
   /// How often `pushed` asks the server though no notice came (one lost with a session).
   static constexpr auto push_look_every = std::chrono::seconds(5);
+  /// handed_'s mark of a token whose row was claimed when last seen (or was just handed out).
+  static constexpr std::chrono::steady_clock::time_point seen_claimed{};
+  /// How long a handed-out token is kept once its row is seen no longer claimed.
+  static constexpr auto forget_handed_after = std::chrono::seconds(30);
   /// Pushed tries or ends read from notices and kept: past this, they are read instead.
   static constexpr std::size_t max_noticed = 1000;
   /// The channel of ends' notices (complete).
@@ -685,6 +707,7 @@ private:
   /// read them all.
   void take_push_notices() {
     auto n = conn_.take_notices(push_channel_);
+    if (push_worker_.empty()) return;  // no longer taking pushes: nothing to hand out
     if (!n.all || noticed_.size() + n.payloads.size() > max_noticed) look_for_pushes_ = true;
     if (look_for_pushes_) return;
     for (const auto& text : n.payloads) {
@@ -697,15 +720,54 @@ private:
   }
 
   /// Takes the lock that says this worker takes pushes on the current session, unless it holds
-  /// it there already. Another session may hold it for a while (a scheduler's step that found this
-  /// worker not taking pushes, until it commits; a session of ours that broke, until the server
-  /// sees it gone): then it is asked again at the next call.
+  /// it there already. Another session may hold it: a scheduler's step that found this worker not
+  /// taking pushes, shared, until it commits; or a session of ours that broke and lingers on the
+  /// server (the worker's name is its process's alone), which is ended. Then it is asked again at
+  /// the next call.
   void hold_push_lock() {
     if (push_worker_.empty() || (lock_session_ != 0 && lock_session_ == conn_.sessions())) return;
     if (conn_.read("take pushes", [&](pqxx::transaction_base& tx) {
-          return tx.exec("SELECT pg_try_advisory_lock(" + push_key_ + ")")[0][0].as<bool>();
+          if (tx.exec("SELECT pg_try_advisory_lock(" + push_key_ + "::bigint)")[0][0].as<bool>()) return true;
+          tx.exec(end_other_holders());
+          return false;
         }))
       lock_session_ = conn_.sessions();
+  }
+
+  /// The statement that ends the other sessions holding this worker's lock alone: ours, broken.
+  std::string end_other_holders() const {
+    return "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+           "(SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = ((" + push_key_ +
+           "::bigint >> 32) & 4294967295)::oid AND objid = (" + push_key_ + "::bigint & 4294967295)::oid AND "
+           "objsubid = 1 AND mode = 'ExclusiveLock' AND granted AND pid <> pg_backend_pid()";
+  }
+
+  /// Puts back in the queue, for anyone, the tries pushed to `worker` that this object has not
+  /// handed out, and those of `unstarted`; after the second key (`barrier`: see refuse_pushes).
+  /// Their tokens join handed_, spent: a notice of one of them read after this (it may have come
+  /// before, unread) must not hand it out.
+  int put_back(const std::string& worker, const std::vector<std::string>& unstarted, bool barrier) {
+    const std::set<std::string> left(unstarted.begin(), unstarted.end());
+    const auto spent = conn_.write("put back pushed tries", [&](pqxx::transaction_base& tx) {
+      std::string handed;
+      for (const auto& [token, seen] : handed_)
+        if (!left.contains(token)) detail::add_array_element(handed, token);
+      detail::close_array(handed);
+      if (barrier) tx.exec("SELECT pg_advisory_xact_lock(" + worker_exit_lock(tx.quote(detail::pg_text(worker))) + ")");
+      std::vector<std::string> tokens;
+      for (const auto& row : tx.exec_params(
+               "WITH o AS (SELECT id, lease_token FROM dagrun_task_queue WHERE state = 'claimed' AND worker = $1::text "
+               "AND lease_token <> ALL($2::text[]) FOR UPDATE), "
+               "r AS (UPDATE dagrun_task_queue q SET state = 'queued', lease_token = NULL, worker = NULL, heartbeat_at = NULL "
+               "FROM o WHERE q.id = o.id RETURNING o.lease_token, pg_notify('dagrun_queued', '')) "
+               "SELECT lease_token FROM r",
+               detail::pg_text(worker), handed))
+        tokens.emplace_back(row[0].c_str());
+      return tokens;
+    });
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& token : spent) handed_.insert_or_assign(token, now);
+    return static_cast<int>(spent.size());
   }
 
   std::vector<queued_try> claim_rows(const std::vector<std::string>& queues, int max, const std::string& worker) {
@@ -733,26 +795,20 @@ private:
   }
 
 public:
-  using task_queue::heartbeat;
-  std::vector<std::string> heartbeat(const std::vector<std::string>& tokens, const std::string& worker) override {
-    if (tokens.empty() && worker.empty()) return {};
-    bool renewed = false;
+  std::vector<std::string> heartbeat(const std::vector<std::string>& tokens) override {
+    if (tokens.empty()) return {};
     return conn_.write_if_changed("renew leases", [&](pqxx::transaction_base& tx) {
       std::string in;
       for (const auto& t : tokens) in += (in.empty() ? "" : ",") + tx.quote(t);
-      // A try pushed to the worker and not started yet (it had no free slot) is its too.
-      std::string which = in.empty() ? "" : "lease_token IN (" + in + ")";
-      if (!worker.empty()) which += (which.empty() ? "" : " OR ") + ("worker = " + tx.quote(detail::pg_text(worker)));
       std::set<std::string> alive;
-      for (const auto& row : tx.exec("UPDATE dagrun_task_queue SET heartbeat_at = now() WHERE state = 'claimed' AND (" +
-                                     which + ") RETURNING lease_token"))
+      for (const auto& row : tx.exec("UPDATE dagrun_task_queue SET heartbeat_at = now() WHERE state = 'claimed' AND "
+                                     "lease_token IN (" + in + ") RETURNING lease_token"))
         alive.insert(row[0].c_str());
-      renewed = !alive.empty();
       std::vector<std::string> lost;
       for (const auto& t : tokens)
         if (!alive.contains(t)) lost.push_back(t);
       return lost;
-    }, [&](const std::vector<std::string>&) { return !renewed; });
+    }, [&](const std::vector<std::string>& lost) { return lost.size() == tokens.size(); });
   }
 
   std::vector<bool> complete(const std::vector<queued_result>& results) override {
@@ -870,7 +926,7 @@ public:
     hold_push_lock();
     if (channel == "finished") conn_.listen(end_channel, true);  // their ends with them
     const bool came = conn_.wait("dagrun_" + channel, max, std::move(stop));
-    if (!push_worker_.empty()) take_push_notices();
+    if (!push_channel_.empty()) take_push_notices();  // read, even when no longer taking pushes: no wait ends for them again
     if (channel == "finished") take_end_notices();
     return came;
   }
@@ -980,7 +1036,9 @@ private:
   std::vector<finished_try> noticed_ends_;  // ends their notices carried, until noticed_ends
   bool ends_unnoticed_ = false;            // a notice since the last take did not carry its end
   std::chrono::steady_clock::time_point last_push_look_{};
-  std::set<std::string> handed_;        // lease tokens handed out (claim, pushed) whose rows were claimed when last seen
+  // Lease tokens handed out (claim, pushed), and since when their rows are seen no longer claimed
+  // (seen_claimed: they were claimed when last seen).
+  std::map<std::string, std::chrono::steady_clock::time_point> handed_;
   std::set<try_key> in_doubt_;          // the tries of an enqueue that threw with its outcome unknown…
   std::int64_t in_doubt_attempt_ = 0;  // …and its write attempt (pg_connection::unsettled)
   std::set<try_key> made_;             // tries an enqueue that threw in fact queued

@@ -96,6 +96,7 @@ void queue_executor::push_to_workers(std::vector<queued_try>& tries, const std::
       if (auto it = end_workers_.find(id); it != end_workers_.end()) free.push_back(it->second);
   }
   for (auto& t : tries) {
+    if (!t.worker.empty()) continue;  // named by an earlier flush that threw
     const auto slot = std::find_if(free.begin(), free.end(), [&](const end_worker& w) { return w.queue == t.queue; });
     if (slot == free.end()) continue;
     t.worker = std::move(slot->worker);

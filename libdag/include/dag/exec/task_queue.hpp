@@ -86,21 +86,25 @@ public:
   /// a fresh lease token; `FOR UPDATE SKIP LOCKED` inside a CTE, so concurrent workers never
   /// claim the same row and never more than `max`.
   virtual std::vector<queued_try> claim(const std::vector<std::string>& queues, int max, const std::string& worker) = 0;
-  /// Renews the leases of `tokens`, and of every try pushed to `worker` (not empty) that it has
-  /// not started yet; returns the tokens that are no longer valid (lost or done).
-  virtual std::vector<std::string> heartbeat(const std::vector<std::string>& tokens, const std::string& worker) = 0;
-  std::vector<std::string> heartbeat(const std::vector<std::string>& tokens) { return heartbeat(tokens, {}); }
-  /// From now on, a step that starts a try downstream of one `worker` ended may push it to this
-  /// worker: the try is written claimed by `worker`, with a lease, in the step's own commit, and
-  /// its notice wakes this object's `wait` (and no other worker's). `pushed` hands such tries
-  /// out. `worker` names one worker process (a claim's `worker` too); its session holds a lock
-  /// while it takes pushes, so that a worker whose session ended is pushed nothing.
+  /// Renews the leases of `tokens`; returns the tokens that are no longer valid (lost or done).
+  virtual std::vector<std::string> heartbeat(const std::vector<std::string>& tokens) = 0;
+  /// From now on, a step that records the end of a try `worker` ran may push a try it starts (of
+  /// the same named queue; in a chain, the next one) to this worker: the try is written claimed by
+  /// `worker`, with a lease, in the step's own commit, and its notice, which carries it, wakes
+  /// this object's `wait` (and no other worker's). `pushed` hands such tries out. `worker` names
+  /// one worker process, unique to it (a claim's `worker` too); its session holds a lock while it
+  /// takes pushes, so that a worker whose session ended is pushed nothing.
   virtual void accept_pushes(const std::string& worker) = 0;
   /// Up to `max` tries pushed to this worker that no call of this object handed out before (by
-  /// `claim` or `pushed`), highest priority first; asks the server only when a push's notice came
-  /// (`wait` reads them), after the session changed, or once in a while; others wait, claimed
-  /// and renewed by `heartbeat`.
+  /// `claim` or `pushed`), highest priority first, as their notices carried them (`wait` reads
+  /// them); it asks the server when a notice came without its try (too long), after the session
+  /// changed, and every few seconds. The others wait, claimed: a worker with no free slot puts
+  /// them back (`put_back_pushes`), or they are lost when their lease runs out.
   virtual std::vector<queued_try> pushed(int max) = 0;
+  /// Puts back in the queue, for anyone, the tries pushed to this worker that this object has not
+  /// handed out, if their notices came (or may have: the session changed), and keeps taking
+  /// pushes: for a worker with no free slot. Returns how many it put back.
+  virtual int put_back_pushes() = 0;
   /// Whether tries pushed to this worker may be waiting for `pushed`: a notice came, or the
   /// session changed, since `pushed` last looked.
   virtual bool pushes_waiting() const = 0;
