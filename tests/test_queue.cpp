@@ -1098,6 +1098,43 @@ TEST_CASE("Queue.TheQueueExecutorHandsItsEngineThePokeAnEndNames" * doctest::tim
   CHECK(ends.front().instance_start == request.context.start_date);
 }
 
+TEST_CASE("Queue.AnEndWrittenAgainAfterACrashUndidItIsHandedOnAgainFromItsNotice" * doctest::timeout(60)) {
+  // The executor hands its own ends on from their notices. A completion a crash of the server
+  // undid (committed without waiting for the disk) is written again by its worker: its second
+  // notice is handed on too (the engine acknowledges it as a repeat), not left for a lease.
+  queue_sandbox s;
+  dag::queue_executor ex(s.url, 30s);
+  std::mutex m;
+  std::vector<dag::task_event> ends;
+  ex.connect([&](dag::task_event e) {
+    std::lock_guard lock(m);
+    ends.push_back(std::move(e));
+  }, [] { return dag::timestamp{}; });
+  dag::task_request request;
+  request.context.dag_id = "d", request.context.run_id = "r", request.context.task_id = "a";
+  ex.submit(request);
+  ex.flush();
+  auto q = dag::open_task_queue(s.url);  // a worker's side
+  auto claimed = q->claim({"default"}, 10, "w");
+  REQUIRE(claimed.size() == 1);
+  REQUIRE(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});
+  const auto count = [&] {
+    std::lock_guard lock(m);
+    return ends.size();
+  };
+  REQUIRE(eventually([&] { return count() == 1; }));
+  {  // what the crash does: the row is claimed again, as before the completion
+    pqxx::connection c(s.url);
+    pqxx::work tx(c);
+    tx.exec("UPDATE dagrun_task_queue SET state = 'claimed', result = NULL, taken_at = NULL");
+    tx.commit();
+  }
+  REQUIRE(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});
+  CHECK(eventually([&] { return count() == 2; }, 10s));  // not after the lease (30 s)
+  std::lock_guard lock(m);
+  CHECK(ends.back().source == claimed[0].id);
+}
+
 /// Writes DAG `echo` (one bash task `a` running `true`) into `s` and migrates its database; the
 /// try of `a` a scheduler would queue for a worker.
 dag::queued_try echo_try(queue_sandbox& s) {

@@ -207,8 +207,9 @@ std::string finished_columns() { return std::string(key_columns) + ", q.result";
 // The notices that wake workers (a try was queued) and collectors (a try ended), sent at COMMIT,
 // are raised by the statement that queues or ends the try (pg_notify), for each row it writes: a
 // NOTIFY of its own was one more round trip to the server in every such transaction. PostgreSQL
-// sends one notice per channel however many rows raised it, and none when the statement wrote no
-// row (a try another scheduler queued already, a result whose lease was lost): no one to wake.
+// sends one `dagrun_queued` notice however many rows raised it (they are alike); a push's and an
+// end's carry their try or end, one each; and none goes when the statement wrote no row (a try
+// another scheduler queued already, a result whose lease was lost): no one to wake.
 
 // One row alone: each hop of a chain of tries sends one try, acknowledges one end and completes
 // one try. The forms for many rows are new statement texts (VALUES lists), which PostgreSQL
@@ -653,10 +654,11 @@ public:
     if (push_worker_.empty()) return 0;
     take_push_notices();
     if (!pushes_waiting()) return 0;
+    const std::uint64_t session = conn_.sessions();  // a later one may have missed notices: looked at again
     const int back = put_back(push_worker_, {}, false);
     noticed_.clear();
     look_for_pushes_ = false;
-    looked_session_ = conn_.sessions();
+    looked_session_ = session;
     return back;
   }
 
@@ -736,10 +738,13 @@ private:
 
   /// The statement that ends the other sessions holding this worker's lock alone: ours, broken.
   std::string end_other_holders() const {
-    return "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND database = "
-           "(SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = ((" + push_key_ +
-           "::bigint >> 32) & 4294967295)::oid AND objid = (" + push_key_ + "::bigint & 4294967295)::oid AND "
-           "objsubid = 1 AND mode = 'ExclusiveLock' AND granted AND pid <> pg_backend_pid()";
+    // One waiting for a synchronous standby's confirmation of a COMMIT is spared, as
+    // pg_connection spares its own: ended, it would count on the primary alone.
+    return "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+           "WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = "
+           "current_database()) AND l.classid = ((" + push_key_ + "::bigint >> 32) & 4294967295)::oid AND l.objid = (" +
+           push_key_ + "::bigint & 4294967295)::oid AND l.objsubid = 1 AND l.mode = 'ExclusiveLock' AND l.granted AND "
+           "l.pid <> pg_backend_pid() AND a.wait_event IS DISTINCT FROM 'SyncRep'";
   }
 
   /// Puts back in the queue, for anyone, the tries pushed to `worker` that this object has not

@@ -80,6 +80,12 @@ std::shared_ptr<write_attachment> queue_executor::attachment_for(const std::vect
   // and calls `recorded`.
   return detail::queue_with_store(database_, std::move(tries), std::move(acknowledged),
                                   [this](std::set<try_key>&& queued, std::vector<std::int64_t>&& forgotten) {
+                                    {
+                                      // Told right after the commit: their ends' notices may come
+                                      // before the step hands them over.
+                                      std::lock_guard lock(mutex_);
+                                      mine_.insert(queued.begin(), queued.end());
+                                    }
                                     queued_with_store_.merge(queued);
                                     acknowledged_with_store_.insert(forgotten.begin(), forgotten.end());
                                   });
@@ -108,10 +114,7 @@ void queue_executor::submit(task_request request) {
   const task_context& c = request.context;
   if (!queued_with_store_.empty() &&
       queued_with_store_.erase(try_key{c.dag_id, c.run_id, c.task_id, c.map_index, c.try_number}) == 1) {
-    std::lock_guard lock(mutex_);
-    ++outstanding_;  // collected as any other (its end may even be collected before this)
-    mine_.emplace(c.dag_id, c.run_id, c.task_id, c.map_index, c.try_number);
-    return;
+    return;  // in mine_ since its commit (attachment_for)
   }
   buffer_.push_back(to_queued_try(request));
 }
@@ -126,9 +129,11 @@ std::vector<bool> queue_executor::lost(const std::vector<recorded_try>& tries, c
     const bool young = t.start_date && now - *t.start_date < lease_;
     out.push_back(!young && !held.contains({t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number}));
   }
+  // Tries of this executor's that the queue no longer holds will send it no end (another
+  // scheduler recorded them, or a write that failed never queued them): forgotten.
   std::lock_guard lock(mutex_);
-  for (std::size_t i = 0; i < tries.size(); ++i)  // no end of theirs will come
-    if (out[i]) mine_.erase({tries[i].dag_id, tries[i].run_id, tries[i].task_id, tries[i].map_index, tries[i].try_number});
+  std::erase_if(mine_, [&](const try_key& k) { return !held.contains(k); });
+  if (mine_.empty()) idle_.notify_all();
   return out;
 }
 
@@ -150,12 +155,13 @@ void queue_executor::flush() {
   // Throws with both intact: the next flush sends them (a try still queued is kept once: ON
   // CONFLICT; one an enqueue that threw in fact queued is not sent again: pg_task_queue settles
   // that first; an end's row is deleted by its id, which no later try reuses).
-  sender_->enqueue(buffer_, acknowledged_);
   {
+    // Before they are sent: their ends' notices may come before the enqueue returns. Should it
+    // throw, they are sent again (kept in buffer_), or the sweep (lost) forgets them.
     std::lock_guard lock(mutex_);
-    outstanding_ += static_cast<long long>(buffer_.size());
     for (const auto& t : buffer_) mine_.emplace(t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number);
   }
+  sender_->enqueue(buffer_, acknowledged_);
   buffer_.clear();
   acknowledged_.clear();
 }
@@ -178,7 +184,7 @@ void queue_executor::recorded(const std::vector<task_event>& events) noexcept {
 
 void queue_executor::drain() {
   std::unique_lock lock(mutex_);
-  idle_.wait(lock, [&] { return outstanding_ <= 0; });
+  idle_.wait(lock, [&] { return mine_.empty(); });
 }
 
 void queue_executor::collect(std::stop_token stop) {
@@ -221,8 +227,7 @@ void queue_executor::collect(std::stop_token stop) {
     if (ends.empty()) return;
     std::lock_guard lock(mutex_);
     for (const auto& f : ends) mine_.erase({f.item.dag_id, f.item.run_id, f.item.task_id, f.item.map_index, f.item.try_number});
-    outstanding_ -= static_cast<long long>(ends.size());
-    if (outstanding_ <= 0) idle_.notify_all();
+    if (mine_.empty()) idle_.notify_all();
   };
   // Ends come with their notices (task_queue::noticed_ends): those of tries this executor queued
   // are handed on at once, without a take; a take runs when a notice came without its end or of
@@ -242,22 +247,24 @@ void queue_executor::collect(std::stop_token stop) {
         last_take = {};
       }
       std::vector<finished_try> noticed;
-      bool others = false;
       {
         std::lock_guard lock(mutex_);
         for (auto& f : q->noticed_ends()) {
-          if (from_notices.contains(f.item.id)) continue;
-          if (!mine_.contains({f.item.dag_id, f.item.run_id, f.item.task_id, f.item.map_index, f.item.try_number})) {
-            others = true;  // another scheduler's, or queued just now: left to a take
+          // A second notice of an end handed on: a crash of the server undid the first completion
+          // and the worker wrote it again (the only way a completion succeeds twice); the engine
+          // holds it, and acknowledges it again as a repeat.
+          const bool again = from_notices.contains(f.item.id);
+          // Another scheduler's end (or one whose notice beat this executor's commit) is left to
+          // the takes, every half second: that scheduler hands it on meanwhile.
+          if (!again && !mine_.contains({f.item.dag_id, f.item.run_id, f.item.task_id, f.item.map_index, f.item.try_number}))
             continue;
-          }
-          from_notices.emplace(f.item.id, began);
+          from_notices.insert_or_assign(f.item.id, began);
           noticed.push_back(std::move(f));
         }
       }
       note_workers(noticed);
       report_all(noticed);
-      if (more || others || q->ends_unnoticed() || began - last_take >= take_every) {
+      if (more || q->ends_unnoticed() || began - last_take >= take_every) {
         last_take = began;
         std::erase_if(from_notices, [&](const auto& e) { return began - e.second > lease_; });
         // Reported as soon as they are read: the engine's step need not wait for the take's COMMIT.

@@ -87,9 +87,8 @@ private:
   std::set<std::int64_t> acknowledged_with_store_;  // ends the store's last write deleted, until `recorded` (engine thread)
   std::mutex mutex_;
   std::map<std::int64_t, end_worker> end_workers_;  // by the end's row id, until a step records it (mutex_)
-  std::set<try_key> mine_;  // tries this executor queued whose ends it has not reported (mutex_)
-  std::condition_variable idle_;
-  long long outstanding_ = 0;
+  std::set<try_key> mine_;  // tries this executor queued whose ends it has not reported (mutex_): drain waits for none
+  std::condition_variable idle_;  // notified when mine_ becomes empty
   std::jthread collector_;
 };
 
