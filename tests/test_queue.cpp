@@ -1071,31 +1071,44 @@ TEST_CASE("Queue.ATrysStartGoesToTheWorkerAndComesBackWithItsEnd") {
   CHECK(taken[1].outcome.instance_start == dag::timestamp{});  // not known: any poke
 }
 
-TEST_CASE("Queue.TheQueueExecutorHandsItsEngineThePokeAnEndNames" * doctest::timeout(60)) {
-  queue_sandbox s;
-  dag::queue_executor ex(s.url, 30s);
+/// A queue executor on `s`'s queue that keeps the ends it reports, with one try of task `a` of run
+/// `r` of DAG `d` sent, started at `start`; and a worker's side, which has claimed it.
+struct executor_with_one_try {
+  dag::queue_executor ex;
   std::mutex m;
   std::vector<dag::task_event> ends;
-  ex.connect([&](dag::task_event e) {
-    std::lock_guard lock(m);
-    ends.push_back(std::move(e));
-  }, [] { return dag::timestamp{}; });
   dag::task_request request;
-  request.context.dag_id = "d", request.context.run_id = "r", request.context.task_id = "a";
-  request.context.start_date = dag::timestamp{std::chrono::microseconds(1'700'000'000'777'000)};
-  ex.submit(request);
-  ex.flush();
-  auto q = dag::open_task_queue(s.url);  // a worker's side
-  auto claimed = q->claim({"default"}, 10, "w");
-  REQUIRE(claimed.size() == 1);
-  CHECK(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});
-  REQUIRE(eventually([&] {
+  std::unique_ptr<dag::task_queue> worker;
+  dag::queued_try claimed;
+
+  executor_with_one_try(const queue_sandbox& s, dag::timestamp start) : ex(s.url, 30s) {
+    ex.connect([&](dag::task_event e) {
+      std::lock_guard lock(m);
+      ends.push_back(std::move(e));
+    }, [] { return dag::timestamp{}; });
+    request.context.dag_id = "d", request.context.run_id = "r", request.context.task_id = "a";
+    request.context.start_date = start;
+    ex.submit(request);
+    ex.flush();
+    worker = dag::open_task_queue(s.url);
+    auto got = worker->claim({"default"}, 10, "w");
+    REQUIRE(got.size() == 1);
+    claimed = got.front();
+  }
+  std::size_t count() {
     std::lock_guard lock(m);
-    return !ends.empty();
-  }));
-  std::lock_guard lock(m);
-  CHECK(ends.front().task_id == "a");
-  CHECK(ends.front().instance_start == request.context.start_date);
+    return ends.size();
+  }
+};
+
+TEST_CASE("Queue.TheQueueExecutorHandsItsEngineThePokeAnEndNames" * doctest::timeout(60)) {
+  queue_sandbox s;
+  executor_with_one_try e(s, dag::timestamp{std::chrono::microseconds(1'700'000'000'777'000)});
+  CHECK(e.worker->complete({succeeded(e.claimed)}) == std::vector<bool>{true});
+  REQUIRE(eventually([&] { return e.count() > 0; }));
+  std::lock_guard lock(e.m);
+  CHECK(e.ends.front().task_id == "a");
+  CHECK(e.ends.front().instance_start == e.request.context.start_date);
 }
 
 TEST_CASE("Queue.AnEndWrittenAgainAfterACrashUndidItIsHandedOnAgainFromItsNotice" * doctest::timeout(60)) {
@@ -1103,36 +1116,19 @@ TEST_CASE("Queue.AnEndWrittenAgainAfterACrashUndidItIsHandedOnAgainFromItsNotice
   // undid (committed without waiting for the disk) is written again by its worker: its second
   // notice is handed on too (the engine acknowledges it as a repeat), not left for a lease.
   queue_sandbox s;
-  dag::queue_executor ex(s.url, 30s);
-  std::mutex m;
-  std::vector<dag::task_event> ends;
-  ex.connect([&](dag::task_event e) {
-    std::lock_guard lock(m);
-    ends.push_back(std::move(e));
-  }, [] { return dag::timestamp{}; });
-  dag::task_request request;
-  request.context.dag_id = "d", request.context.run_id = "r", request.context.task_id = "a";
-  ex.submit(request);
-  ex.flush();
-  auto q = dag::open_task_queue(s.url);  // a worker's side
-  auto claimed = q->claim({"default"}, 10, "w");
-  REQUIRE(claimed.size() == 1);
-  REQUIRE(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});
-  const auto count = [&] {
-    std::lock_guard lock(m);
-    return ends.size();
-  };
-  REQUIRE(eventually([&] { return count() == 1; }));
+  executor_with_one_try e(s, {});
+  REQUIRE(e.worker->complete({succeeded(e.claimed)}) == std::vector<bool>{true});
+  REQUIRE(eventually([&] { return e.count() == 1; }));
   {  // what the crash does: the row is claimed again, as before the completion
     pqxx::connection c(s.url);
     pqxx::work tx(c);
     tx.exec("UPDATE dagrun_task_queue SET state = 'claimed', result = NULL, taken_at = NULL");
     tx.commit();
   }
-  REQUIRE(q->complete({succeeded(claimed[0])}) == std::vector<bool>{true});
-  CHECK(eventually([&] { return count() == 2; }, 10s));  // not after the lease (30 s)
-  std::lock_guard lock(m);
-  CHECK(ends.back().source == claimed[0].id);
+  REQUIRE(e.worker->complete({succeeded(e.claimed)}) == std::vector<bool>{true});
+  CHECK(eventually([&] { return e.count() == 2; }, 10s));  // not after the lease (30 s)
+  std::lock_guard lock(e.m);
+  CHECK(e.ends.back().source == e.claimed.id);
 }
 
 /// Writes DAG `echo` (one bash task `a` running `true`) into `s` and migrates its database; the
