@@ -230,8 +230,10 @@ void queue_executor::collect(std::stop_token stop) {
     if (mine_.empty()) idle_.notify_all();
   };
   // Ends come with their notices (task_queue::noticed_ends): those of tries this executor queued
-  // are handed on at once, without a take; a take runs when a notice came without its end or of
-  // another scheduler's try, after a full take, and every half second, for the rest. An end handed
+  // are handed on at once, without a take; a take runs when a notice came without its end, after
+  // a full take, and every half second, for the rest (another scheduler's ends among them, which
+  // that scheduler has most likely recorded by then: taken at their notice, both would record
+  // them, and one of the two writes would lose). An end handed
   // on from its notice is kept here (by row id) until a take returns it, which skips it and marks
   // it taken: it comes again only once stale, as a taken end does; one never taken (recorded and
   // deleted first) is forgotten after a lease.
