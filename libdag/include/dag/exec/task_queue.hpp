@@ -42,9 +42,10 @@ struct queued_try {
   time_point data_interval_start{};               ///< the run's interval start
   time_point data_interval_end{};                 ///< the run's interval end
   std::string lease_token;                        ///< set when claimed: proves the claim
-  /// Who claimed it; on `enqueue`, the worker to push it to (empty: none): the one whose end of
-  /// the try upstream of it the same step records. It goes to that worker, claimed for it, if
-  /// that worker is taking pushes (`accept_pushes`); else it is queued for anyone.
+  /// Who claimed it; on `enqueue`, the worker to push it to (empty: none): one whose end of a
+  /// try of the same named queue the same step records (in a chain, the try before it). It goes
+  /// to that worker, claimed for it, if that worker is taking pushes (`accept_pushes`); else it
+  /// is queued for anyone.
   std::string worker;
 };
 
