@@ -1131,6 +1131,35 @@ TEST_CASE("Queue.AnEndWrittenAgainAfterACrashUndidItIsHandedOnAgainFromItsNotice
   CHECK(e.ends.back().source == e.claimed.id);
 }
 
+TEST_CASE("Queue.AnEndHandedOnFromItsNoticeIsNotHandedOnAgainByTheTakeThatFollows" * doctest::timeout(60)) {
+  // The executor hands its own end on from its notice; its next take (every half second) returns
+  // the same end, not yet acknowledged, and must skip it: the engine gets it once. Acknowledged,
+  // it leaves the queue.
+  queue_sandbox s;
+  executor_with_one_try e(s, {});
+  REQUIRE(e.worker->complete({succeeded(e.claimed)}) == std::vector<bool>{true});
+  REQUIRE(eventually([&] { return e.count() == 1; }));
+  pqxx::connection c(s.url);
+  const auto query = [&](const std::string& sql) {
+    pqxx::nontransaction tx(c);
+    return tx.exec(sql)[0][0].as<int>();
+  };
+  // A take marks what it returns (and hands it on before it commits): once the mark shows, the
+  // take has returned the end.
+  REQUIRE(eventually([&] { return query("SELECT count(*) FROM dagrun_task_queue WHERE taken_at IS NOT NULL") == 1; }));
+  CHECK(e.count() == 1);
+  dag::task_event end;
+  {
+    std::lock_guard lock(e.m);
+    end = e.ends.front();
+  }
+  CHECK(end.source == e.claimed.id);
+  e.ex.recorded({end});
+  e.ex.flush();
+  CHECK(query("SELECT count(*) FROM dagrun_task_queue") == 0);
+  CHECK(e.count() == 1);
+}
+
 /// Writes DAG `echo` (one bash task `a` running `true`) into `s` and migrates its database; the
 /// try of `a` a scheduler would queue for a worker.
 dag::queued_try echo_try(queue_sandbox& s) {

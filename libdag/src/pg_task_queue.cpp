@@ -256,13 +256,15 @@ constexpr std::string_view pushed_values =
 /// The notice a row queued (`i`, with its payload's row `p`) raises: every worker's, or, pushed,
 /// its worker's, which carries the try, payload and all (read_push_notice), so that the worker
 /// starts it without reading it; one too long for a notice (8,000 bytes) carries nothing, and
-/// the worker reads it (pg_task_queue::pushed).
+/// the worker reads it (pg_task_queue::pushed). A payload that alone is too long is not made into
+/// the notice's text first.
 const std::string notice_of_row =
     "CASE WHEN i.worker IS NULL THEN pg_notify('dagrun_queued', '') ELSE pg_notify(" + push_channel("i.worker") +
-    ", (SELECT CASE WHEN octet_length(n) < 7900 THEN n ELSE '' END FROM (SELECT json_build_object('id', i.id, "
+    ", CASE WHEN octet_length(p.payload) >= 7900 THEN '' ELSE (SELECT CASE WHEN octet_length(n) < 7900 THEN "
+    "n ELSE '' END FROM (SELECT json_build_object('id', i.id, "
     "'dag_id', i.dag_id, 'run_id', i.run_id, 'task_id', i.task_id, 'try_number', i.try_number, 'map_index', "
     "i.map_index, 'queue', i.queue, 'priority', i.priority, 'lease_token', i.lease_token, 'worker', i.worker, "
-    "'payload', p.payload::json)::text AS n) x)) END";
+    "'payload', p.payload::json)::text AS n) x) END) END";
 
 /// A try and its payload; a try another scheduler queued already keeps its row (as below). It
 /// returns a row when it queued the try (write_tries). $9: the worker to push it to, or NULL.
@@ -350,11 +352,14 @@ queued_result read_result(const queued_try& t, const json& j) {
 /// The notice a try's end raises (an SQL expression over the ended row `q` and the result's text
 /// `result`): the end, key, claim and result, so that a scheduler hands it on without taking it
 /// (read_end_notice); one too long for a notice (8,000 bytes) carries nothing, and a take finds it.
+/// A result that alone is too long is not made into the notice's text first.
 std::string end_notice(std::string_view result) {
-  return "pg_notify('dagrun_finished', (SELECT CASE WHEN octet_length(n) < 7900 THEN n ELSE '' END FROM (SELECT "
+  const std::string r(result);
+  return "pg_notify('dagrun_finished', CASE WHEN octet_length(" + r + ") >= 7900 THEN '' ELSE (SELECT CASE WHEN "
+         "octet_length(n) < 7900 THEN n ELSE '' END FROM (SELECT "
          "json_build_object('id', q.id, 'dag_id', q.dag_id, 'run_id', q.run_id, 'task_id', q.task_id, 'try_number', "
          "q.try_number, 'map_index', q.map_index, 'queue', q.queue, 'priority', q.priority, 'lease_token', "
-         "q.lease_token, 'worker', q.worker, 'result', (" + std::string(result) + ")::json)::text AS n) x))";
+         "q.lease_token, 'worker', q.worker, 'result', (" + r + ")::json)::text AS n) x) END)";
 }
 
 /// A worker's end of one try, accepted only from its current lease (see complete).

@@ -148,7 +148,10 @@ void queue_executor::flush() {
   {
     std::lock_guard lock(mutex_);
     for (const auto id : acknowledged_) end_workers_.erase(id);
-    for (const auto id : acknowledged_with_store_) end_workers_.erase(id);
+    for (const auto id : acknowledged_with_store_) {
+      end_workers_.erase(id);
+      handed_from_notices_.erase(id);
+    }
   }
   acknowledged_with_store_.clear();
   if (buffer_.empty() && acknowledged_.empty()) return;
@@ -162,6 +165,11 @@ void queue_executor::flush() {
     for (const auto& t : buffer_) mine_.emplace(t.dag_id, t.run_id, t.task_id, t.map_index, t.try_number);
   }
   sender_->enqueue(buffer_, acknowledged_);
+  {
+    // Acknowledged durably: no take returns them again, and no crash can undo their completions.
+    std::lock_guard lock(mutex_);
+    for (const auto id : acknowledged_) handed_from_notices_.erase(id);
+  }
   buffer_.clear();
   acknowledged_.clear();
 }
@@ -234,11 +242,10 @@ void queue_executor::collect(std::stop_token stop) {
   // a full take, and every half second, for the rest (another scheduler's ends among them, which
   // that scheduler has most likely recorded by then: taken at their notice, both would record
   // them, and one of the two writes would lose). An end handed
-  // on from its notice is kept here (by row id) until a take returns it, which skips it and marks
-  // it taken: it comes again only once stale, as a taken end does; one never taken (recorded and
-  // deleted first) is forgotten after a lease.
+  // on from its notice is kept (handed_from_notices_) until a take returns it, which skips it and
+  // marks it taken: it comes again only once stale, as a taken end does; or until a step's durable
+  // commit acknowledges it (flush); one neither taken nor acknowledged is forgotten after a lease.
   constexpr auto take_every = std::chrono::milliseconds(500);
-  std::map<std::int64_t, std::chrono::steady_clock::time_point> from_notices;
   auto last_take = std::chrono::steady_clock::time_point{};
   bool more = false;
   while (!stop.stop_requested()) {
@@ -255,12 +262,12 @@ void queue_executor::collect(std::stop_token stop) {
           // A second notice of an end handed on: a crash of the server undid the first completion
           // and the worker wrote it again (the only way a completion succeeds twice); the engine
           // holds it, and acknowledges it again as a repeat.
-          const bool again = from_notices.contains(f.item.id);
+          const bool again = handed_from_notices_.contains(f.item.id);
           // Another scheduler's end (or one whose notice beat this executor's commit) is left to
           // the takes, every half second: that scheduler hands it on meanwhile.
           if (!again && !mine_.contains({f.item.dag_id, f.item.run_id, f.item.task_id, f.item.map_index, f.item.try_number}))
             continue;
-          from_notices.insert_or_assign(f.item.id, began);
+          handed_from_notices_.insert_or_assign(f.item.id, began);
           noticed.push_back(std::move(f));
         }
       }
@@ -268,12 +275,18 @@ void queue_executor::collect(std::stop_token stop) {
       report_all(noticed);
       if (more || q->ends_unnoticed() || began - last_take >= take_every) {
         last_take = began;
-        std::erase_if(from_notices, [&](const auto& e) { return began - e.second > lease_; });
+        {
+          std::lock_guard lock(mutex_);
+          std::erase_if(handed_from_notices_, [&](const auto& e) { return began - e.second > lease_; });
+        }
         // Reported as soon as they are read: the engine's step need not wait for the take's COMMIT.
         more = q->take_finished(1000, lease_, [&](const std::vector<finished_try>& ends) {
                   std::vector<finished_try> fresh;
-                  for (const auto& f : ends)
-                    if (from_notices.erase(f.item.id) == 0) fresh.push_back(f);
+                  {
+                    std::lock_guard lock(mutex_);
+                    for (const auto& f : ends)
+                      if (handed_from_notices_.erase(f.item.id) == 0) fresh.push_back(f);
+                  }
                   note_workers(fresh);  // before the engine may record them
                   report_all(fresh);
                 }).size() == 1000;

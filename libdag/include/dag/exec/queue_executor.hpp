@@ -5,6 +5,7 @@
 /// queue until the engine has recorded it (`recorded`), so a crash of the scheduler or of the
 /// database between the two loses none; the engine ignores an end it already holds.
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -88,6 +89,9 @@ private:
   std::mutex mutex_;
   std::map<std::int64_t, end_worker> end_workers_;  // by the end's row id, until a step records it (mutex_)
   std::set<try_key> mine_;  // tries this executor queued whose ends it has not reported (mutex_): drain waits for none
+  // Ends handed on from their notices, by row id, with when (mutex_): until a take returns them
+  // (skipped), a step acknowledges them, or a lease passes (collect).
+  std::map<std::int64_t, std::chrono::steady_clock::time_point> handed_from_notices_;
   std::condition_variable idle_;  // notified when mine_ becomes empty
   std::jthread collector_;
 };
