@@ -505,7 +505,7 @@ TEST_CASE("Daemon.TakesUpEveryRunClearedOrMarkedAfterItEndedOrWhileItRuns" * doc
     return run && run->state == dag::run_state::failed && boom && boom->try_number == cycles + 1;
   }, 30s));
   const auto marked = dag_test::http_call(port, "PATCH", "/api/v1/dags/flaky/dagRuns/manual__2024-01-01T00%3A00%3A00%2B00%3A00/taskInstances/boom",
-                                          R"({"new_state": "success"})");
+                                          R"({"new_state": "success", "dry_run": false})");
   REQUIRE(marked.status == 200);
   CHECK(eventually([&] {
     auto run = db->find_run("flaky", run_id);
@@ -528,7 +528,7 @@ TEST_CASE("Daemon.TakesUpEveryRunClearedOrMarkedAfterItEndedOrWhileItRuns" * doc
       auto boom = instance(*db, "gate", gate_run, "boom");
       return boom && boom->state == dag::task_state::running;
     }, 30s));
-    REQUIRE(dag_test::http_call(port, "PATCH", "/api/v1/dags/gate/dagRuns/" + in_path + "/taskInstances/boom", R"({"new_state": "success"})")
+    REQUIRE(dag_test::http_call(port, "PATCH", "/api/v1/dags/gate/dagRuns/" + in_path + "/taskInstances/boom", R"({"new_state": "success", "dry_run": false})")
                 .status == 200);
     std::ofstream(s.dir / ("go-" + date)) << "go";
     CHECK(eventually([&] {

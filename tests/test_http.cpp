@@ -368,6 +368,9 @@ TEST_CASE("Http.ApiListingsFilterOrderPageAndCountTaskInstancesRunsXComsAndEvent
   CHECK(tis(get("/dags/etl/dagRuns/~/taskInstances?duration_lte=10.5")) == std::vector<std::string>{"extract@" + d1});
   CHECK(get("/dags/etl/dagRuns/~/taskInstances?execution_date_gte=2024-01-02T00:00:00Z")["total_entries"] == 4);
   CHECK(get("/dags/etl/dagRuns/~/taskInstances?execution_date_lte=2024-01-01T00:00:00Z")["total_entries"] == 2);
+  // An offset's `+` sent unencoded reads as a space; taken for the `+`, as Airflow does.
+  CHECK(get("/dags/etl/dagRuns/~/taskInstances?execution_date_gte=2024-01-02T01:00:00+01:00")["total_entries"] == 4);
+  CHECK(get("/dags/etl/dagRuns/~/taskInstances?execution_date_lte=2024-01-01T01:00:00+0100")["total_entries"] == 2);
   CHECK(get("/dags/etl/dagRuns/~/taskInstances?start_date_gte=2024-01-05T00:00:00Z")["total_entries"] == 3);
   CHECK(tis(get("/dags/etl/dagRuns/~/taskInstances?pool=warehouse")) == std::vector<std::string>{"load@" + d1});
   CHECK(tis(get("/dags/etl/dagRuns/~/taskInstances?end_date_gte=2024-01-05T00:00:20Z")) == std::vector<std::string>{"load@" + d1});
@@ -383,6 +386,12 @@ TEST_CASE("Http.ApiListingsFilterOrderPageAndCountTaskInstancesRunsXComsAndEvent
   CHECK(r.status == 400);
   CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("order_by: cannot order by 'colour'"));
   CHECK(s.get("/api/v1/dags/etl/dagRuns/~/taskInstances?state=sleepy").status == 400);
+  // Airflow's states that no instance here has (no deferrable operators) are known, and match nothing.
+  CHECK(tis(get("/dags/etl/dagRuns/~/taskInstances?state=running&state=deferred")) == std::vector<std::string>{"extract@" + d2});
+  page = get("/dags/etl/dagRuns/~/taskInstances?state=deferred&state=restarting");
+  CHECK(page["total_entries"] == 0);
+  CHECK(page["task_instances"].empty());
+  CHECK(get("/dags/maps/dagRuns/" + in_path(day1) + "/taskInstances/fan/listMapped?state=deferred")["total_entries"] == 0);
   CHECK(s.get("/api/v1/dags/etl/dagRuns/~/taskInstances?duration_gte=nan").status == 400);
   // Across DAGs.
   CHECK(get("/dags/~/dagRuns/~/taskInstances")["total_entries"] == 9);
@@ -401,6 +410,11 @@ TEST_CASE("Http.ApiListingsFilterOrderPageAndCountTaskInstancesRunsXComsAndEvent
   CHECK(tis(batch({{"dag_ids", {"etl"}}, {"task_ids", {"load"}}, {"order_by", "execution_date"}, {"page_offset", 2}})) ==
         std::vector<std::string>{"load@" + d3});
   CHECK(tis(batch({{"state", {"running"}}})) == std::vector<std::string>{"extract@" + d2});
+  CHECK(tis(batch({{"state", {"running", "deferred"}}})) == std::vector<std::string>{"extract@" + d2});
+  CHECK(batch({{"state", {"deferred"}}})["total_entries"] == 0);
+  // null, Airflow's "no state": dagrun's `none` (etl's day 2 load and day 3's two, not started).
+  CHECK(batch({{"dag_ids", {"etl"}}, {"state", json::array({nullptr})}})["total_entries"] == 3);
+  CHECK(s.send("POST", "/api/v1/dags/~/dagRuns/~/taskInstances/list", {{"state", json::array({1})}}).status == 400);
   CHECK(tis(batch({{"dag_run_ids", {day2}}, {"dag_ids", {"etl"}}})) == std::vector<std::string>{"extract@" + d2, "load@" + d2});
   CHECK(batch({{"duration_gte", 10}, {"duration_lte", 15}})["total_entries"] == 3);  // extract, fan 1 and 2
   CHECK(batch({{"execution_date_gte", "2024-01-03T00:00:00Z"}})["total_entries"] == 2);
@@ -545,6 +559,19 @@ TEST_CASE("Http.ApiSetsTheNoteOfOneMappedInstance" * doctest::timeout(30)) {
   // The route is in the API's description.
   const auto doc = json::parse(s.get("/api/v1/openapi.json").body);
   CHECK(doc["paths"].contains("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/setNote"));
+  // A task says whether it is mapped (Airflow's Task.is_mapped).
+  CHECK(json::parse(s.get("/api/v1/dags/maps/tasks/fan").body)["is_mapped"] == true);
+  CHECK(json::parse(s.get("/api/v1/dags/maps/tasks/single").body)["is_mapped"] == false);
+  // A dry run of clearing the run lists each instance it would clear once: the three of `fan`
+  // (`single`, never run, has nothing to clear).
+  r = s.send("POST", "/api/v1/dags/maps/dagRuns/manual__2024-01-01T00%3A00%3A00%2B00%3A00/clear", json::object());
+  REQUIRE(r.status == 200);
+  const json cleared = json::parse(r.body);
+  std::multiset<std::string> listed;
+  for (const auto& ti : cleared["task_instances"])
+    listed.insert(ti["task_id"].get<std::string>() + std::to_string(ti["map_index"].get<int>()));
+  CHECK(listed == std::multiset<std::string>{"fan0", "fan1", "fan2"});
+  CHECK(cleared["total_entries"] == 3);
 }
 
 // The wall clock now as ISO-8601 to the microsecond (`…T12:00:00.123456Z`): what a client
@@ -585,7 +612,7 @@ TEST_CASE("Http.ApiFiltersAndOrdersRunsAndTaskInstancesByWhenTheyLastChanged" * 
   // Marking day 1's extract changes that task instance; a note on day 2's run changes the run.
   const std::string marked = precise_now();
   CHECK(tis("updated_at_gte=" + marked).empty());
-  REQUIRE(s.send("PATCH", run1 + "/taskInstances/extract", {{"new_state", "success"}}).status == 200);
+  REQUIRE(s.send("PATCH", run1 + "/taskInstances/extract", {{"new_state", "success"}, {"dry_run", false}}).status == 200);
   const std::string noted = precise_now();
   REQUIRE(s.send("PATCH", run2 + "/setNote", {{"note", "checked"}}).status == 200);
   CHECK(tis("updated_at_gte=" + marked) == std::vector<std::string>{"extract@" + d1});
@@ -671,7 +698,7 @@ TEST_CASE("Http.ApiEventLogEntriesAboutATaskInstanceCarryItsMapIndexAndTryAndAre
   const std::string run_id = "manual__2024-01-02T00:00:00+00:00";
   s.fail_task(run_id, 0, "line one\n");  // extract failed on try 1
   const std::string run = "/api/v1/dags/etl/dagRuns/manual__2024-01-02T00%3A00%3A00%2B00%3A00";
-  REQUIRE(s.send("PATCH", run + "/taskInstances/extract", {{"new_state", "success"}}).status == 200);
+  REQUIRE(s.send("PATCH", run + "/taskInstances/extract", {{"new_state", "success"}, {"dry_run", false}}).status == 200);
   REQUIRE(s.send("PATCH", run + "/taskInstances/load/setNote", {{"note", "waits for extract"}}).status == 200);
   const auto events = [&](const std::string& query) {
     const auto r = s.get("/api/v1/eventLogs?" + query);
@@ -1059,11 +1086,16 @@ TEST_CASE("Http.ApiMarksTaskInstancesAndClearsWithRelatives" * doctest::timeout(
     return out;
   };
 
-  // PATCH a task instance's state: Airflow's mark success / failed (not a dry run by default).
+  // PATCH a task instance's state: Airflow's mark success / failed, a dry run unless told not to
+  // be (as Airflow's: it answers with the instance it would mark and changes nothing).
+  const json named{{"dag_id", "etl"}, {"dag_run_id", run_id}, {"task_id", "extract"}, {"execution_date", "2024-01-02T00:00:00+00:00"}};
   auto r = s.send("PATCH", ti + "extract", {{"new_state", "success"}});
   CHECK(r.status == 200);
-  CHECK(json::parse(r.body) == json{{"dag_id", "etl"}, {"dag_run_id", run_id}, {"task_id", "extract"},
-                                    {"execution_date", "2024-01-02T00:00:00+00:00"}});
+  CHECK(json::parse(r.body) == named);
+  CHECK(states() == std::vector<std::string>{"failed", "none"});
+  r = s.send("PATCH", ti + "extract", {{"new_state", "success"}, {"dry_run", false}});
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body) == named);
   CHECK(states() == std::vector<std::string>{"success", "none"});
   CHECK(s.store()->find_run("etl", run_id)->state == dag::run_state::queued);  // a scheduler takes it up again
   CHECK(s.send("PATCH", ti + "extract", {{"new_state", "running"}}).status == 400);

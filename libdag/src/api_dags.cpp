@@ -251,7 +251,7 @@ json task_json(const definition& d, const task& t) {
           {"trigger_rule", std::string(to_string(s.trigger))},
           {"extra_links", json::array()},
           {"depends_on_past", s.depends_on_past},
-          {"is_mapped", false},
+          {"is_mapped", t.mapping.mapped()},
           {"wait_for_downstream", s.wait_for_downstream},
           {"retries", s.retry.retries},
           {"queue", s.queue},

@@ -255,8 +255,14 @@ std::optional<bool> api_call::query_flag(const std::string& name) const {
 }
 
 std::optional<timestamp> api_call::query_time(const std::string& name) const {
-  const auto text = query(name);
+  auto text = query(name);
   if (!text) return std::nullopt;
+  // A query's `+` reads as a space, so `…T00:00:00+00:00` written unencoded arrives as
+  // `…T00:00:00 00:00`: as Airflow does (parameters.format_datetime), the space after the time
+  // is taken for the offset's `+`.
+  if (const auto space = text->rfind(' '); space != std::string::npos && space >= 16 &&
+      text->find_first_not_of("0123456789:", space + 1) == std::string::npos)
+    (*text)[space] = '+';
   try {
     return parse_precise_time(*text);
   } catch (const error& e) {

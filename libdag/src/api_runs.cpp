@@ -118,7 +118,7 @@ http_response clear_run(api_call& call) {
     const auto instances = call.db.task_instances(run.dag_id, run.run_id);
     for (const auto& ref : cleared)
       for (const auto& ti : instances)
-        if (ti.task_id == ref.task_id) tis.push_back(task_instance_json(ti, run.logical_date, &d));
+        if (ti.task_id == ref.task_id && ti.map_index == ref.map_index) tis.push_back(task_instance_json(ti, run.logical_date, &d));
     return json_response(200, {{"task_instances", tis}, {"total_entries", tis.size()}});
   }
   call.record("clear_dag_run", run.dag_id, run.run_id, "", {{"task_instances", cleared.size()}});

@@ -95,7 +95,7 @@ json api_schemas() {
     "duration_gte": {"type": "number"}, "duration_lte": {"type": "number"}, "order_by": {"type": "string"},
     "page_offset": {"type": "integer"}, "page_limit": {"type": "integer"}}},
   "UpdateTaskInstance": {"type": "object", "required": ["new_state"], "properties": {
-    "dry_run": {"type": "boolean", "default": false}, "new_state": {"type": "string", "enum": ["success", "failed", "skipped"]}}},
+    "dry_run": {"type": "boolean", "default": true}, "new_state": {"type": "string", "enum": ["success", "failed", "skipped"]}}},
   "UpdateTaskInstancesState": {"type": "object", "required": ["task_id", "new_state"], "properties": {
     "dry_run": {"type": "boolean", "default": true}, "task_id": {"type": "string"}, "execution_date": {"type": "string"},
     "dag_run_id": {"type": "string"}, "include_upstream": {"type": "boolean"}, "include_downstream": {"type": "boolean"},

@@ -19,13 +19,18 @@ const definition* loaded(const api_call& call, const std::string& dag_id) {
   return nullptr;
 }
 
-std::set<task_state> task_states_of(const std::vector<std::string>& names, const std::string& what) {
+// The states a listing's `state` filter names (empty: any), or nullopt when it names only states
+// of Airflow's that no instance here ever has (`deferred`: no deferrable operators; `restarting`):
+// Airflow's clients may ask for them, and they match nothing.
+std::optional<std::set<task_state>> task_states_of(const std::vector<std::string>& names, const std::string& what) {
   std::set<task_state> out;
   for (const auto& name : names) {
+    if (name == "deferred" || name == "restarting") continue;
     const auto state = parse_task_state(name);
     if (!state) throw usage_error(what + ": unknown task state '" + name + "'");
     out.insert(*state);
   }
+  if (out.empty() && !names.empty()) return std::nullopt;
   return out;
 }
 
@@ -56,9 +61,12 @@ const std::map<std::string, std::string> instance_order{
 
 // A page of the task instances `filter` selects, filtered, ordered, paged and counted by the
 // database.
-json instances_page(api_call& call, task_instance_filter filter, const page_request& page,
+json instances_page(api_call& call, std::optional<task_instance_filter> selected, const page_request& page,
                     const std::map<std::string, std::string>& order) {
-  filter.order = listing_order_of(page.order, order);
+  const listing_order ordered = listing_order_of(page.order, order);
+  if (!selected) return {{"task_instances", json::array()}, {"total_entries", 0}};  // task_states_of
+  task_instance_filter& filter = *selected;
+  filter.order = ordered;
   const std::size_t total = call.db.count_task_instances(filter);
   filter.limit = page.limit;
   filter.offset = page.offset;
@@ -68,24 +76,31 @@ json instances_page(api_call& call, task_instance_filter filter, const page_requ
   return {{"task_instances", std::move(listed)}, {"total_entries", total}};
 }
 
-// The filters a GET listing of task instances takes from its query.
-task_instance_filter instance_filter_of_query(const api_call& call) {
+// The filters a GET listing of task instances takes from its query (nullopt: they match nothing).
+std::optional<task_instance_filter> instance_filter_of_query(const api_call& call) {
   task_instance_filter f;
-  f.states = task_states_of(call.query_list("state"), "state");
+  auto states = task_states_of(call.query_list("state"), "state");
   for (auto& p : call.query_list("pool")) f.pools.insert(std::move(p));
   for (auto& q : call.query_list("queue")) f.queues.insert(std::move(q));
   for (auto& e : call.query_list("executor")) f.executors.insert(std::move(e));
   add_ranges(f, date_ranges::of_query(call), call.query_number("duration_gte"), call.query_number("duration_lte"),
              "duration_gte", "duration_lte");
+  if (!states) return std::nullopt;
+  f.states = std::move(*states);
   return f;
 }
 
 http_response list_instances(api_call& call) {
-  task_instance_filter f = instance_filter_of_query(call);
-  if (call.path("dag_id") != "~") f.dag_ids = {call.dag(call.path("dag_id")).id()};
+  std::set<std::string> dag_ids, run_ids;
+  if (call.path("dag_id") != "~") dag_ids = {call.dag(call.path("dag_id")).id()};
   if (call.path("dag_run_id") != "~") {
-    if (f.dag_ids.empty()) throw usage_error("dag_run_id: a run can be named only with its DAG (use ~ for both)");
-    f.run_ids = {call.run(*f.dag_ids.begin(), call.path("dag_run_id")).run_id};
+    if (dag_ids.empty()) throw usage_error("dag_run_id: a run can be named only with its DAG (use ~ for both)");
+    run_ids = {call.run(*dag_ids.begin(), call.path("dag_run_id")).run_id};
+  }
+  auto f = instance_filter_of_query(call);
+  if (f) {
+    f->dag_ids = std::move(dag_ids);
+    f->run_ids = std::move(run_ids);
   }
   return json_response(200, instances_page(call, std::move(f), page_request::of_query(call), instance_order));
 }
@@ -101,6 +116,15 @@ std::set<std::string> string_set_field(const json& b, const std::string& name) {
   return {list.begin(), list.end()};
 }
 
+// A body's `state` list. Airflow's TaskState has null for an instance with no state: dagrun's `none`.
+std::vector<std::string> body_states(const json& b) {
+  if (!b.contains("state") || !b["state"].is_array()) return string_list_field(b, "state");
+  json named = b["state"];
+  for (auto& v : named)
+    if (v.is_null()) v = "none";
+  return string_list_field(json{{"state", std::move(named)}}, "state");
+}
+
 http_response list_instances_batch(api_call& call) {
   const json& b = call.body();
   refuse_unknown_fields(b, {"dag_ids", "dag_run_ids", "task_ids", "execution_date_gte", "execution_date_lte", "start_date_gte",
@@ -110,13 +134,15 @@ http_response list_instances_batch(api_call& call) {
   f.dag_ids = string_set_field(b, "dag_ids");
   f.run_ids = string_set_field(b, "dag_run_ids");
   f.task_ids = string_set_field(b, "task_ids");
-  f.states = task_states_of(string_list_field(b, "state"), "state");
+  auto states = task_states_of(body_states(b), "state");
   f.pools = string_set_field(b, "pool");
   f.queues = string_set_field(b, "queue");
   f.executors = string_set_field(b, "executor");
   add_ranges(f, date_ranges::of_body(b), body_number(b, "duration_gte"), body_number(b, "duration_lte"), "duration_gte",
              "duration_lte");
-  return json_response(200, instances_page(call, std::move(f), page_request::of_body(call, b), instance_order));
+  if (states) f.states = std::move(*states);
+  return json_response(200, instances_page(call, states ? std::optional(std::move(f)) : std::nullopt,
+                                           page_request::of_body(call, b), instance_order));
 }
 
 // The task instance a path names, with its run and DAG; not_found_error when any is missing.
@@ -157,11 +183,13 @@ http_response list_mapped(api_call& call) {
   const auto run = call.run(d.id(), call.path("dag_run_id"));
   const std::string& task_id = call.path("task_id");
   if (!d.find(task_id)) throw not_found_error("DAG '" + d.id() + "' has no task '" + task_id + "'");
-  task_instance_filter f = instance_filter_of_query(call);
-  f.dag_ids = {d.id()};
-  f.run_ids = {run.run_id};
-  f.task_ids = {task_id};
-  f.mapped_only = true;
+  auto f = instance_filter_of_query(call);
+  if (f) {
+    f->dag_ids = {d.id()};
+    f->run_ids = {run.run_id};
+    f->task_ids = {task_id};
+    f->mapped_only = true;
+  }
   static const std::map<std::string, std::string> mapped_order{{"map_index", "map_index"}, {"state", "state"},
                                                                {"start_date", "start_date"}, {"end_date", "end_date"},
                                                                {"duration", "duration"},   {"try_number", "try_number"},
@@ -193,7 +221,7 @@ http_response patch_instance(api_call& call) {
   which.task_ids = {named.ti.task_id};
   if (named.ti.map_index >= 0) which.map_index = named.ti.map_index;
   which.state = new_state_field(b);
-  which.dry_run = bool_field(b, "dry_run", false);
+  which.dry_run = bool_field(b, "dry_run", true);  // Airflow's default (SetSingleTaskInstanceStateFormSchema)
   mark_task_instances(call.db, which, *named.dag, call.now.precise_now());
   if (!which.dry_run) call.record("mark_" + std::string(to_string(which.state)), named.ti);
   // The answer names the instance whether or not its state changed (it may already have had it).
