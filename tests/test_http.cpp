@@ -730,6 +730,39 @@ TEST_CASE("Http.ApiEventLogEntriesAboutATaskInstanceCarryItsMapIndexAndTryAndAre
   CHECK(json::parse(r.body)["detail"] == "try_number: expected a whole number, got '-1'");
 }
 
+// dag_id_pattern as Airflow's ILIKE '%pattern%': any part of the id, either case, `%` and `_` as
+// wildcards, `\` escaping one; a PATCH's `~` selects every DAG.
+TEST_CASE("Http.ApiSelectsDagsByAPatternAsAirflowsIlike" * doctest::timeout(30)) {
+  served_face s;
+  std::vector<dag::definition> dags;
+  for (const char* id : {"etl_daily", "Reports", "other", "etlXdaily"}) {
+    dags.emplace_back(id);
+    dags.back().bash("t", "true");
+  }
+  s.face->set_dags(dags);
+  const auto listed = [&](const std::string& pattern) {
+    const auto r = s.get("/api/v1/dags?dag_id_pattern=" + pattern);
+    INFO(pattern << ": " << r.body);
+    REQUIRE(r.status == 200);
+    std::vector<std::string> out;
+    const json page = json::parse(r.body);
+    for (const auto& d : page["dags"]) out.push_back(d["dag_id"].get<std::string>());
+    return out;
+  };
+  CHECK(listed("ETL") == std::vector<std::string>{"etlXdaily", "etl_daily"});
+  CHECK(listed("rep") == std::vector<std::string>{"Reports"});
+  CHECK(listed("e%25y") == std::vector<std::string>{"etlXdaily", "etl_daily"});  // %25: '%'
+  CHECK(listed("l_d") == std::vector<std::string>{"etlXdaily", "etl_daily"});
+  CHECK(listed("l%5C_d") == std::vector<std::string>{"etl_daily"});  // %5C: '\', so '_' is itself
+  CHECK(listed("_th").size() == 1);
+  CHECK(listed("rx").empty());
+  CHECK(listed("~").empty());  // a listing's `~` is no wildcard (Airflow's get_dags)
+  const auto r = s.send("PATCH", "/api/v1/dags?dag_id_pattern=~", {{"is_paused", true}});
+  REQUIRE(r.status == 200);
+  CHECK(json::parse(r.body)["total_entries"] == 4);
+  CHECK(s.store()->paused_dags() == std::set<std::string>{"Reports", "etlXdaily", "etl_daily", "other"});
+}
+
 TEST_CASE("Http.ApiPausesClearsAndServesLogs" * doctest::timeout(30)) {
   served_face s;
   s.load_etl();

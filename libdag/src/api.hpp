@@ -245,6 +245,10 @@ json task_json(const definition& d, const task& t);
 /// Airflow's TaskInstanceReference list: the instances an operation touched.
 json references(const std::vector<task_instance_ref>& refs, store& s);
 
+/// Whether `text` holds a match of `pattern` as Airflow's `ilike('%' + pattern + '%')` finds one
+/// (dag_id_pattern, uri_pattern): `%` any run of characters, `_` any one, `\\` escapes, ASCII
+/// letters of either case alike.
+bool contains_like(std::string_view text, std::string_view pattern);
 /// A map index given as text (-1 for a task that is not mapped); a bad one is a 400 naming `name`.
 int map_index_of(const std::string& text, const std::string& name);
 /// A count given as text (a try number: 0 or more); a bad one is a 400 naming `name`.

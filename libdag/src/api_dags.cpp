@@ -64,15 +64,17 @@ json dag_detail_json(const definition& d, bool paused) {
   return out;
 }
 
-// The DAGs a listing or a PATCH of many selects, in dag_id order.
-std::vector<const definition*> selected_dags(const api_call& call, const std::set<std::string>& paused) {
+// The DAGs a listing or a PATCH of many selects, in dag_id order. A PATCH's `dag_id_pattern` of
+// `~` selects every DAG, as Airflow's (patch_dags).
+std::vector<const definition*> selected_dags(const api_call& call, const std::set<std::string>& paused, bool patching) {
   const auto tags = call.query_list("tags");
-  const auto pattern = call.query("dag_id_pattern");
+  auto pattern = call.query("dag_id_pattern");
+  if (patching && pattern == "~") pattern = "%";
   const auto only_paused = call.query_flag("paused");
   call.query_flag("only_active");  // every loaded DAG is active: either value selects them all
   std::vector<const definition*> out;
   for (const auto& d : call.dags()) {
-    if (pattern && d->id().find(*pattern) == std::string::npos) continue;
+    if (pattern && !contains_like(d->id(), *pattern)) continue;
     if (only_paused && *only_paused != paused.contains(d->id())) continue;
     if (!tags.empty() && std::none_of(tags.begin(), tags.end(), [&](const std::string& t) {
           return std::find(d->tags().begin(), d->tags().end(), t) != d->tags().end();
@@ -98,7 +100,7 @@ const std::vector<std::string> dag_order{"dag_id", "is_paused", "fileloc", "desc
 http_response list_dags(api_call& call) {
   const auto paused = call.db.paused_dags();
   json all = json::array();
-  for (const auto* d : selected_dags(call, paused)) all.push_back(dag_json(*d, paused.contains(d->id())));
+  for (const auto* d : selected_dags(call, paused, false)) all.push_back(dag_json(*d, paused.contains(d->id())));
   order_by(call, all, dag_order);
   json page = page_of(call, "dags", all);
   for (auto& d : page["dags"]) d = only_fields(call, d, "a DAG");
@@ -108,10 +110,11 @@ http_response list_dags(api_call& call) {
 http_response patch_dags(api_call& call) {
   const bool pause = paused_field(call);
   if (!call.query("dag_id_pattern"))
-    throw usage_error("dag_id_pattern: name the DAGs to change (`%` or a part of their ids); Airflow requires it too");
+    throw usage_error("dag_id_pattern: name the DAGs to change (`~` or `%` for all, or a part of their ids); Airflow "
+                      "requires it too");
   const auto paused = call.db.paused_dags();
   json all = json::array();
-  for (const auto* d : selected_dags(call, paused)) {
+  for (const auto* d : selected_dags(call, paused, true)) {
     set_paused(call.db, d->id(), pause);
     call.record(pause ? "pause" : "unpause", d->id());
     all.push_back(dag_json(*d, pause));

@@ -83,7 +83,7 @@ http_response list_datasets(api_call& call) {
   const auto dag_ids = call.query_list("dag_ids");
   json all = json::array();
   for (const auto& d : call.db.datasets()) {
-    if (pattern && d.uri.find(*pattern) == std::string::npos) continue;
+    if (pattern && !contains_like(d.uri, *pattern)) continue;
     if (!dag_ids.empty()) {
       // Airflow: datasets a DAG of the list consumes or produces.
       const auto u = uses.find(d.uri);

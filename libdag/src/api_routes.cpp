@@ -306,6 +306,33 @@ int whole_number_of(const std::string& text, const std::string& name) {
   return std::stoi(text);
 }
 
+bool contains_like(std::string_view text, std::string_view pattern) {
+  // Airflow's ilike('%' + pattern + '%'). Pattern items: '%' any run, '_' any one character,
+  // '\\' and the character after it that character, any other character itself (ASCII letters
+  // of either case alike). Greedy, going back to the last '%' (at first, the one before the
+  // pattern) on a mismatch: at worst text × pattern steps, both bounded by the request.
+  const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  std::size_t t = 0, p = 0, after_percent = 0, text_there = 0;
+  while (true) {
+    if (p == pattern.size()) return true;  // the '%' after the pattern takes the rest
+    if (pattern[p] == '%') {
+      after_percent = ++p;
+      text_there = t;
+      continue;
+    }
+    if (t == text.size()) return false;
+    const bool escaped = pattern[p] == '\\' && p + 1 < pattern.size();
+    const char want = pattern[p + (escaped ? 1 : 0)];
+    if ((!escaped && want == '_') || lower(want) == lower(text[t])) {
+      p += escaped ? 2 : 1;
+      ++t;
+      continue;
+    }
+    p = after_percent;
+    t = ++text_there;
+  }
+}
+
 std::size_t api_call::limit() const {
   // As Airflow: a limit above the maximum page size is clamped to it, and 0 gives the maximum.
   const std::size_t asked = whole_number(query("limit"), "limit", max_page_size_);
