@@ -282,6 +282,26 @@ TEST_CASE("Http.ApiTriggersAndListsRunsAndTaskInstances" * doctest::timeout(30))
   r = http_call(s.server->port(), "POST", "/api/v1/dags/etl/dagRuns", "[1, 2]");
   CHECK(r.status == 400);
   CHECK(json::parse(r.body)["detail"] == "the request body must be a JSON object");
+
+  // The caller's run id, as Airflow's: two runs of one logical date under ids of their own.
+  for (const std::string id : {"deploy-1234", "deploy-1235"}) {
+    r = s.send("POST", "/api/v1/dags/etl/dagRuns", {{"dag_run_id", id}, {"logical_date", "2024-03-01T00:00:00Z"}});
+    INFO(r.body);
+    CHECK(r.status == 200);
+    CHECK(json::parse(r.body)["dag_run_id"] == id);
+    CHECK(json::parse(r.body)["run_type"] == "manual");
+    const auto got = s.get("/api/v1/dags/etl/dagRuns/" + id);
+    CHECK(got.status == 200);
+    CHECK(json::parse(got.body)["logical_date"] == "2024-03-01T00:00:00+00:00");
+  }
+  CHECK(s.store()->task_instances("etl", "deploy-1234").size() == 2);
+  CHECK(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"dag_run_id", "deploy-1234"}}).status == 409);
+  for (const std::string& bad : std::vector<std::string>{"", "a/b", "two words", "scheduled__2024-01-01T00:00:00+00:00", std::string(251, 'x')}) {
+    r = s.send("POST", "/api/v1/dags/etl/dagRuns", {{"dag_run_id", bad}});
+    CHECK_MESSAGE(r.status == 400, bad);
+    CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("dag_run_id: "));
+  }
+  CHECK(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"dag_run_id", 7}}).status == 400);
 }
 
 // Each listing's filters, order and page as the database applies them: what each parameter does to
