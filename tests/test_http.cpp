@@ -750,6 +750,40 @@ TEST_CASE("Http.ApiEventLogEntriesAboutATaskInstanceCarryItsMapIndexAndTryAndAre
   CHECK(json::parse(r.body)["detail"] == "try_number: expected a whole number, got '-1'");
 }
 
+// A DAG whose file broke or went away keeps its history readable (as Airflow's API, which reads
+// its tables): its runs, task instances and logs; what changes them needs the DAG; its history
+// can be deleted.
+TEST_CASE("Http.ApiServesTheHistoryOfADagThatIsNoLongerLoaded" * doctest::timeout(30)) {
+  served_face s;
+  s.load_etl();
+  REQUIRE(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"logical_date", "2024-01-02T00:00:00Z"}}).status == 200);
+  const std::string run_id = "manual__2024-01-02T00:00:00+00:00";
+  s.fail_task(run_id, 0, "line one\n", "", true);
+  s.face->set_dags(std::vector<dag::definition>{});  // the file is gone
+  const std::string run = "/api/v1/dags/etl/dagRuns/manual__2024-01-02T00%3A00%3A00%2B00%3A00";
+  CHECK(s.get("/api/v1/dags/etl").status == 404);
+  CHECK(json::parse(s.get("/api/v1/dags/etl/dagRuns").body)["total_entries"] == 1);
+  CHECK(json::parse(s.get(run).body)["state"] == "failed");
+  CHECK(json::parse(s.get(run + "/taskInstances").body)["total_entries"] == 2);
+  CHECK(json::parse(s.get("/api/v1/dags/etl/dagRuns/~/taskInstances").body)["total_entries"] == 2);
+  CHECK(json::parse(s.get(run + "/taskInstances/extract").body)["state"] == "failed");
+  CHECK(json::parse(s.get(run + "/taskInstances/extract/logs/1").body)["content"] == "line one\n");
+  CHECK(s.get(run + "/taskInstances/extract/dependencies").status == 200);
+  CHECK(s.get(run + "/taskInstances/nope").status == 404);
+  CHECK(s.send("PATCH", run + "/setNote", {{"note", "file went away"}}).status == 200);
+  // Changes need the DAG.
+  CHECK(s.send("PATCH", run + "/taskInstances/extract", {{"new_state", "success"}, {"dry_run", false}}).status == 404);
+  CHECK(s.send("POST", run + "/clear", {{"dry_run", false}}).status == 404);
+  CHECK(s.send("POST", "/api/v1/dags/etl/dagRuns", json::object()).status == 404);
+  // A DAG neither loaded nor in the store is not found.
+  CHECK(s.get("/api/v1/dags/nope/dagRuns").status == 404);
+  CHECK(s.get("/api/v1/dags/nope/dagRuns/x").status == 404);
+  // Its history can be deleted.
+  CHECK(s.send("DELETE", "/api/v1/dags/etl", json::object()).status == 204);
+  CHECK(s.store()->find_run("etl", run_id) == std::nullopt);
+  CHECK(s.get("/api/v1/dags/etl/dagRuns").status == 404);
+}
+
 // dag_id_pattern as Airflow's ILIKE '%pattern%': any part of the id, either case, `%` and `_` as
 // wildcards, `\` escaping one; a PATCH's `~` selects every DAG.
 TEST_CASE("Http.ApiSelectsDagsByAPatternAsAirflowsIlike" * doctest::timeout(30)) {
@@ -1388,7 +1422,8 @@ TEST_CASE("Http.ServiceOfAnEngineFollowsItsDagsAndRefusesToGuessItsStore" * doct
                          doctest::Contains("needs serve_options.store_url"), dag::usage_error);
     serving.store_url = o.store_url;
     dag::http_service http(eng, serving);
-    CHECK(http_call(http.port(), "GET", "/api/v1/dags/second/dagRuns").status == 404);  // no DAGs set on this engine
+    CHECK(http_call(http.port(), "GET", "/api/v1/dags/second").status == 404);  // no DAGs set on this engine
+    CHECK(http_call(http.port(), "GET", "/api/v1/dags/second/dagRuns").status == 200);  // its history, in the store
   }
   std::filesystem::remove_all(dir);
 }

@@ -72,9 +72,14 @@ public:
 
   /// The loaded DAGs.
   const std::vector<shared_definition>& dags() const { return dags_; }
-  /// The loaded DAG `dag_id`; not_found_error otherwise.
+  /// The loaded DAG `dag_id`; not_found_error otherwise. What changes runs and task instances
+  /// (trigger, mark, clear) and what describes a DAG need it.
   const definition& dag(const std::string& dag_id) const;
-  /// The run of a loaded DAG; not_found_error when either is missing.
+  /// `dag_id`, if a DAG of that id is loaded or the store holds a run of it; not_found_error
+  /// otherwise. Reads and deletes of history need no definition (as Airflow's, which read its
+  /// tables): a DAG whose file is broken or gone keeps its runs, logs and XComs readable.
+  const std::string& known_dag(const std::string& dag_id);
+  /// Run `run_id` of DAG `dag_id`, loaded or not; not_found_error when the store has no such run.
   run_record run(const std::string& dag_id, const std::string& run_id);
 
   /// Who makes the request (the basic-auth user, `token`, or `anonymous`).

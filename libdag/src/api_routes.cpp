@@ -358,10 +358,22 @@ const definition& api_call::dag(const std::string& dag_id) const {
   throw not_found_error("DAG '" + dag_id + "' is not loaded");
 }
 
+const std::string& api_call::known_dag(const std::string& dag_id) {
+  for (const auto& d : dags_)
+    if (d->id() == dag_id) return dag_id;
+  run_filter any;
+  any.dag_ids = {dag_id};
+  any.limit = 1;
+  if (db.runs(any).empty()) throw not_found_error("DAG '" + dag_id + "' is not loaded and has no runs");
+  return dag_id;
+}
+
 run_record api_call::run(const std::string& dag_id, const std::string& run_id) {
-  dag(dag_id);
   auto run = db.find_run(dag_id, run_id);
-  if (!run) throw not_found_error("DAG '" + dag_id + "' has no run '" + run_id + "'");
+  if (!run) {
+    known_dag(dag_id);  // says which of the two is missing
+    throw not_found_error("DAG '" + dag_id + "' has no run '" + run_id + "'");
+  }
   return std::move(*run);
 }
 

@@ -45,7 +45,7 @@ json runs_page(api_call& call, run_filter filter, const page_request& page) {
 
 http_response list_runs(api_call& call) {
   std::vector<std::string> dag_ids;
-  if (call.path("dag_id") != "~") dag_ids = {call.dag(call.path("dag_id")).id()};
+  if (call.path("dag_id") != "~") dag_ids = {call.known_dag(call.path("dag_id"))};
   const auto filter = run_filter_of(dag_ids, call.query_list("state"), "state", date_ranges::of_query(call));
   json page = runs_page(call, filter, page_request::of_query(call));
   for (auto& r : page["dag_runs"]) r = only_fields(call, std::move(r), "a DAG run");

@@ -92,7 +92,7 @@ std::optional<task_instance_filter> instance_filter_of_query(const api_call& cal
 
 http_response list_instances(api_call& call) {
   std::set<std::string> dag_ids, run_ids;
-  if (call.path("dag_id") != "~") dag_ids = {call.dag(call.path("dag_id")).id()};
+  if (call.path("dag_id") != "~") dag_ids = {call.known_dag(call.path("dag_id"))};
   if (call.path("dag_run_id") != "~") {
     if (dag_ids.empty()) throw usage_error("dag_run_id: a run can be named only with its DAG (use ~ for both)");
     run_ids = {call.run(*dag_ids.begin(), call.path("dag_run_id")).run_id};
@@ -145,9 +145,10 @@ http_response list_instances_batch(api_call& call) {
                                            page_request::of_body(call, b), instance_order));
 }
 
-// The task instance a path names, with its run and DAG; not_found_error when any is missing.
+// The task instance a path names, with its run and DAG; not_found_error when the instance or its
+// run is missing.
 struct named_instance {
-  const definition* dag;
+  const definition* dag;  // null when the DAG is not loaded (its file broken or gone)
   run_record run;
   task_instance_record ti;
 };
@@ -160,14 +161,13 @@ int wanted_map_index(const api_call& call) {
 }
 
 named_instance instance_of(api_call& call) {
-  const auto& d = call.dag(call.path("dag_id"));
-  auto run = call.run(d.id(), call.path("dag_run_id"));
+  auto run = call.run(call.path("dag_id"), call.path("dag_run_id"));
   const std::string& task_id = call.path("task_id");
   const int map_index = wanted_map_index(call);
   bool mapped = false;
-  for (auto& ti : call.db.task_instances(d.id(), run.run_id)) {
+  for (auto& ti : call.db.task_instances(run.dag_id, run.run_id)) {
     if (ti.task_id != task_id) continue;
-    if (ti.map_index == map_index) return {&d, std::move(run), std::move(ti)};
+    if (ti.map_index == map_index) return {loaded(call, run.dag_id), std::move(run), std::move(ti)};
     mapped = true;
   }
   if (mapped && map_index < 0)
@@ -179,13 +179,13 @@ named_instance instance_of(api_call& call) {
 // Airflow's listMapped: the instances of a mapped task in a run, by map index, with the
 // filters of other task instance listings.
 http_response list_mapped(api_call& call) {
-  const auto& d = call.dag(call.path("dag_id"));
-  const auto run = call.run(d.id(), call.path("dag_run_id"));
+  const auto run = call.run(call.path("dag_id"), call.path("dag_run_id"));
   const std::string& task_id = call.path("task_id");
-  if (!d.find(task_id)) throw not_found_error("DAG '" + d.id() + "' has no task '" + task_id + "'");
+  if (const auto* d = loaded(call, run.dag_id); d && !d->find(task_id))
+    throw not_found_error("DAG '" + d->id() + "' has no task '" + task_id + "'");
   auto f = instance_filter_of_query(call);
   if (f) {
-    f->dag_ids = {d.id()};
+    f->dag_ids = {run.dag_id};
     f->run_ids = {run.run_id};
     f->task_ids = {task_id};
     f->mapped_only = true;
@@ -222,7 +222,7 @@ http_response patch_instance(api_call& call) {
   if (named.ti.map_index >= 0) which.map_index = named.ti.map_index;
   which.state = new_state_field(b);
   which.dry_run = bool_field(b, "dry_run", true);  // Airflow's default (SetSingleTaskInstanceStateFormSchema)
-  mark_task_instances(call.db, which, *named.dag, call.now.precise_now());
+  mark_task_instances(call.db, which, call.dag(named.run.dag_id), call.now.precise_now());
   if (!which.dry_run) call.record("mark_" + std::string(to_string(which.state)), named.ti);
   // The answer names the instance whether or not its state changed (it may already have had it).
   return json_response(200, references({{which.dag_id, which.run_id, named.ti.task_id}}, call.db).front());
@@ -356,7 +356,7 @@ http_response dependencies(api_call& call) {
     std::map<std::string, task_state> states;
     for (const auto& ti : call.db.task_instances(named.run.dag_id, named.run.run_id)) states[ti.task_id] = ti.state;
     std::string waiting;
-    if (const auto* t = named.dag->find(named.ti.task_id))
+    if (const auto* t = named.dag ? named.dag->find(named.ti.task_id) : nullptr)
       for (const auto& up : t->dependencies) {
         const auto it = states.find(up);
         const task_state s = it == states.end() ? task_state::none : it->second;
