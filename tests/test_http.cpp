@@ -1262,6 +1262,14 @@ TEST_CASE("Http.LogPagesShowTheStartAndTheEndOfALargeLogAndStreamTheWholeOne" * 
   CHECK(whole.body == big);
   const std::string api = "/api/v1/dags/etl/dagRuns/manual__2024-01-02T00%3A00%3A00%2B00%3A00/taskInstances/extract/logs/1";
   CHECK(http_call(s.server->port(), "GET", api + "?full_content=true", "", "", "", "text/plain").body == big);
+  // As JSON too (what Airflow's client asks for), for a log of up to 64 MiB.
+  for (const std::string accept : {"application/json", "application/json, text/plain"}) {
+    const auto as_json = http_call(s.server->port(), "GET", api + "?full_content=true", "", "", "", accept);
+    REQUIRE(as_json.status == 200);
+    const json answer = json::parse(as_json.body);
+    CHECK(answer["content"] == big);
+    CHECK(answer["continuation_token"] == std::to_string(big.size()));
+  }
   const auto excerpt = http_call(s.server->port(), "GET", api, "", "", "", "text/plain").body;
   CHECK(excerpt.size() < big.size());
   CHECK(excerpt.starts_with("line 0 of a chatty task"));

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -405,6 +406,13 @@ http_response get_log(api_call& call) {
     http_response whole{200, "text/plain; charset=utf-8", ""};
     if (std::ifstream(found->log_path).good()) whole.file = found->log_path;  // no file: the try logged nothing
     return whole;
+  }
+  if (full && from == 0) {
+    // Airflow's full_content as JSON: the whole log, up to log_json_whole_bytes.
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(found->log_path, ec);
+    return json_response(200, {{"content", log_excerpt(found->log_path, log_view_head_bytes, log_json_whole_bytes - log_view_head_bytes)},
+                               {"continuation_token", std::to_string(ec ? 0 : size)}});
   }
   // Otherwise its first 64 KiB and last 4 MiB (log_excerpt), or what was added since the token.
   const auto [content, end] = log_since(found->log_path, from);

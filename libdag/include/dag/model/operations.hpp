@@ -81,6 +81,10 @@ std::map<std::string, const task_instance_record*> most_relevant_instances(const
 /// end (where failures are). The whole log is streamed on request.
 inline constexpr std::size_t log_view_head_bytes = 64 * 1024;
 inline constexpr std::size_t log_view_tail_bytes = 4 * 1024 * 1024;
+/// How much of a try's log the API's JSON answer holds when the whole log is asked for
+/// (full_content): a JSON answer is built in memory, where a text one is streamed from the file.
+/// A longer log gives its first log_view_head_bytes and its end.
+inline constexpr std::size_t log_json_whole_bytes = 64 * 1024 * 1024;
 
 /// The log at `path` when it holds at most `head_bytes + tail_bytes`; otherwise its first
 /// `head_bytes` and its last `tail_bytes`, with a line between saying how many bytes were left out.
