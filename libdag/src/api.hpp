@@ -235,9 +235,10 @@ std::string string_field(const json& body, const std::string& name);
 /// An optional ISO time field; a usage error names it.
 std::optional<time_point> time_field(const json& body, const std::string& name);
 /// An optional list of strings (empty when absent or null); a usage error names it.
-/// The most values a list filter takes (`dag_ids`, `state=a,b`, …): each length is a statement
-/// of its own in the stores' statement caches, so the lengths must be few; more is a 400.
-inline constexpr std::size_t max_list_items = 100;
+/// The most values a list filter takes (`dag_ids`, `state=a,b`, …; Airflow sets none); more is a
+/// 400. The stores pad each list to a power of two, so that its lengths are few statements in
+/// their caches.
+inline constexpr std::size_t max_list_items = 1000;
 std::vector<std::string> string_list_field(const json& body, const std::string& name);
 
 // --- records as Airflow shows them ---------------------------------------------------------------
