@@ -302,6 +302,14 @@ TEST_CASE("Http.ApiTriggersAndListsRunsAndTaskInstances" * doctest::timeout(30))
     CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("dag_run_id: "));
   }
   CHECK(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"dag_run_id", 7}}).status == 400);
+
+  // dagStats counts each state's runs (every one queued here).
+  const json stats = json::parse(s.get("/api/v1/dagStats?dag_ids=etl").body);
+  REQUIRE(stats["total_entries"] == 1);
+  std::map<std::string, int> counts;
+  for (const auto& st : stats["dags"][0]["stats"]) counts[st["state"].get<std::string>()] = st["count"].get<int>();
+  CHECK(counts == std::map<std::string, int>{{"queued", 4}, {"running", 0}, {"success", 0}, {"failed", 0}});
+  CHECK(json::parse(s.get("/api/v1/dags/etl/dagRuns").body)["total_entries"] == 4);
 }
 
 // Each listing's filters, order and page as the database applies them: what each parameter does to
