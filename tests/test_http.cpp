@@ -360,6 +360,8 @@ TEST_CASE("Http.ApiListingsFilterOrderPageAndCountTaskInstancesRunsXComsAndEvent
     c.task_instance_deletes = {unexpanded};
     for (int i = 0; i < 3; ++i) set("maps", day1, "fan", i, i == 1 ? dag::task_state::failed : dag::task_state::success, 5 * (i + 1));
     for (const char* key : {"c", "a", "b"}) c.xcoms.push_back({"etl", day1, "extract", key, std::string("value ") + key});
+    c.xcoms.push_back({"etl", day2, "load", "d", "value d"});
+    c.xcoms.push_back({"maps", day1, "fan", "return_value", "\"1\"", 1});
     REQUIRE(db->apply(c).task_instances_updated == std::vector<bool>(6, true));
   }
   const auto get = [&](const std::string& target) {
@@ -509,6 +511,23 @@ TEST_CASE("Http.ApiListingsFilterOrderPageAndCountTaskInstancesRunsXComsAndEvent
   CHECK(ids(page, "xcom_entries", {"key"}) == std::vector<std::string>{"a"});
   CHECK(page["total_entries"] == 1);
   CHECK(get(xcoms + "/b")["value"] == "value b");
+  // `~` for any DAG, run or task, as Airflow's: in DAG, run, task, key and map index order.
+  const std::vector<std::string> fields{"dag_id", "dag_run_id", "task_id", "key", "map_index"};
+  page = get("/dags/~/dagRuns/~/taskInstances/~/xcomEntries");
+  CHECK(ids(page, "xcom_entries", fields) ==
+        std::vector<std::string>{"etl@" + day1 + "@extract@a@-1", "etl@" + day1 + "@extract@b@-1", "etl@" + day1 + "@extract@c@-1",
+                                 "etl@" + day2 + "@load@d@-1", "maps@" + day1 + "@fan@return_value@1"});
+  CHECK(page["xcom_entries"][3]["execution_date"] == d2);
+  CHECK(get("/dags/etl/dagRuns/~/taskInstances/~/xcomEntries")["total_entries"] == 4);
+  CHECK(ids(get("/dags/etl/dagRuns/" + in_path(day2) + "/taskInstances/~/xcomEntries"), "xcom_entries", {"key"}) ==
+        std::vector<std::string>{"d"});
+  CHECK(ids(get("/dags/~/dagRuns/~/taskInstances/~/xcomEntries?xcom_key=return_value&map_index=1"), "xcom_entries", {"dag_id"}) ==
+        std::vector<std::string>{"maps"});
+  page = get("/dags/~/dagRuns/~/taskInstances/extract/xcomEntries?limit=1&offset=2");
+  CHECK(ids(page, "xcom_entries", {"key"}) == std::vector<std::string>{"c"});
+  CHECK(page["total_entries"] == 3);
+  CHECK(s.get("/api/v1/dags/~/dagRuns/" + in_path(day1) + "/taskInstances/~/xcomEntries").status == 400);
+  CHECK(s.get("/api/v1/dags/nope/dagRuns/~/taskInstances/~/xcomEntries").status == 404);
 
   // The event log: included and excluded events, ordered, paged and counted.
   REQUIRE(s.send("PATCH", "/api/v1/dags/etl", {{"is_paused", true}}).status == 200);

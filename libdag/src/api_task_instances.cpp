@@ -429,13 +429,31 @@ json xcom_json(const xcom_record& x, const run_record& run, bool with_value) {
 }
 
 http_response list_xcoms(api_call& call) {
-  const auto named = instance_of(call);
-  xcom_filter f{named.run.dag_id, named.run.run_id, named.ti.task_id, named.ti.map_index, call.query("xcom_key"), 0, 0};
+  xcom_filter f{std::nullopt, std::nullopt, std::nullopt, std::nullopt, call.query("xcom_key"), 0, 0};
+  std::map<std::pair<std::string, std::string>, run_record> runs;  // of the entries, for their dates
+  if (call.path("dag_id") != "~" && call.path("dag_run_id") != "~" && call.path("task_id") != "~") {
+    auto named = instance_of(call);
+    f.dag_id = named.run.dag_id, f.run_id = named.run.run_id, f.task_id = named.ti.task_id, f.map_index = named.ti.map_index;
+    runs.emplace(std::pair{named.run.dag_id, named.run.run_id}, std::move(named.run));
+  } else {
+    // Airflow's `~` for any DAG, run or task.
+    if (call.path("dag_id") != "~") f.dag_id = call.known_dag(call.path("dag_id"));
+    if (call.path("dag_run_id") != "~") {
+      if (!f.dag_id) throw usage_error("dag_run_id: a run can be named only with its DAG (use ~ for both)");
+      f.run_id = call.run(*f.dag_id, call.path("dag_run_id")).run_id;
+    }
+    if (call.path("task_id") != "~") f.task_id = call.path("task_id");
+    if (const auto m = call.query("map_index")) f.map_index = map_index_of(*m, "map_index");
+  }
   const std::size_t total = call.db.count_xcoms(f);
   f.limit = call.limit();
   f.offset = call.offset();
   json listed = json::array();
-  for (const auto& x : call.db.xcoms(f)) listed.push_back(xcom_json(x, named.run, false));
+  for (const auto& x : call.db.xcoms(f)) {
+    auto at = runs.find({x.dag_id, x.run_id});
+    if (at == runs.end()) at = runs.emplace(std::pair{x.dag_id, x.run_id}, call.run(x.dag_id, x.run_id)).first;
+    listed.push_back(xcom_json(x, at->second, false));
+  }
   return json_response(200, {{"xcom_entries", std::move(listed)}, {"total_entries", total}});
 }
 

@@ -1679,7 +1679,7 @@ std::vector<xcom_record> store_core::xcoms(const std::string& dag_id, const std:
 
 std::vector<xcom_record> store_core::xcoms(const xcom_filter& filter) {
   filtered_select q = xcoms_query(select_from<xcom_record>("xcom"), filter);
-  q.sql += " ORDER BY key, map_index";
+  q.sql += " ORDER BY dag_id, run_id, task_id, key, map_index";
   q.page(filter.limit, filter.offset);
   return list<xcom_record>("list XComs", q.sql, q.params);
 }

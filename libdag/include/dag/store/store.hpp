@@ -392,9 +392,9 @@ struct listed_task_instance {
 
 /// Which XComs of one task instance to list, by key then map index, and which page.
 struct xcom_filter {
-  std::string dag_id;              ///< its DAG
-  std::string run_id;              ///< its run
-  std::string task_id;             ///< its task
+  std::optional<std::string> dag_id;   ///< only this DAG's (unset: every DAG's)
+  std::optional<std::string> run_id;   ///< only this run's
+  std::optional<std::string> task_id;  ///< only this task's
   std::optional<int> map_index;    ///< only this instance's (-1: a task not mapped); unset: every instance's
   std::optional<std::string> key;  ///< only this key
   std::size_t limit = 0;           ///< at most this many (0: all)
