@@ -618,6 +618,17 @@ TEST_CASE("Http.ApiSetsTheNoteOfOneMappedInstance" * doctest::timeout(30)) {
   // The route is in the API's description.
   const auto doc = json::parse(s.get("/api/v1/openapi.json").body);
   CHECK(doc["paths"].contains("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/setNote"));
+  // One mapped instance's dependencies, and an instance's extra links (none).
+  r = s.get(tis + "fan/1/dependencies");
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body)["dependencies"].is_array());
+  CHECK(s.get(tis + "fan/7/dependencies").status == 404);
+  r = s.get(tis + "single/links");
+  CHECK(r.status == 200);
+  CHECK(json::parse(r.body) == json::object());
+  CHECK(s.get(tis + "nope/links").status == 404);
+  CHECK(doc["paths"].contains("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/dependencies"));
+  CHECK(doc["paths"].contains("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/links"));
   // A task says whether it is mapped (Airflow's Task.is_mapped).
   CHECK(json::parse(s.get("/api/v1/dags/maps/tasks/fan").body)["is_mapped"] == true);
   CHECK(json::parse(s.get("/api/v1/dags/maps/tasks/single").body)["is_mapped"] == false);

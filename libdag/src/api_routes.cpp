@@ -140,6 +140,8 @@ const std::map<std::string, std::string>& operation_summaries() {
       {"get_task_instance_tries", "List a task instance's tries"},
       {"get_task_instance_try_details", "Get one try of a task instance"},
       {"get_task_instance_dependencies", "Why a task instance is not running yet"},
+      {"get_mapped_task_instance_dependencies", "Why one instance of a mapped task is not running yet"},
+      {"get_extra_links", "List a task instance's extra links (none: no operator defines any)"},
       {"set_task_instance_note", "Set a task instance's note"},
       {"set_mapped_task_instance_note", "Set the note of one instance of a mapped task"},
       {"get_log", "Get the log of one try"},

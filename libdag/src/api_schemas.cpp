@@ -108,6 +108,7 @@ json api_schemas() {
   "TaskInstanceDependencyCollection": {"type": "object", "required": ["dependencies"], "properties": {
     "dependencies": {"type": "array", "items": {"type": "object", "properties": {
       "name": {"type": "string"}, "reason": {"type": "string"}}}}}},
+  "ExtraLinkCollection": {"type": "object", "additionalProperties": {"type": "string", "nullable": true}},
   "Log": {"type": "object", "required": ["content", "continuation_token"], "properties": {
     "content": {"type": "string"}, "continuation_token": {"type": "string"}}},
   "XCom": {"type": "object", "required": ["key", "task_id", "dag_id", "value"], "properties": {

@@ -345,6 +345,12 @@ http_response get_try(api_call& call) {
 }
 
 // Why a task instance is not running: its upstream tasks, or its own state.
+// Airflow's extra links of an instance (name → URL): dagrun's operators define none.
+http_response extra_links(api_call& call) {
+  instance_of(call);  // 404 for no such instance
+  return json_response(200, json::object());
+}
+
 http_response dependencies(api_call& call) {
   const auto named = instance_of(call);
   json deps = json::array();
@@ -545,11 +551,14 @@ std::vector<api_route> task_instance_routes() {
       {"PATCH", ti + "/setNote", "set_task_instance_note", "TaskInstance", {}, "SetTaskInstanceNote", 200, "TaskInstance",
        set_instance_note},
       {"GET", ti + "/listMapped", "get_mapped_task_instances", "TaskInstance", filters, "", 200, "TaskInstanceCollection", list_mapped},
+      {"GET", ti + "/links", "get_extra_links", "TaskInstance", {}, "", 200, "ExtraLinkCollection", extra_links},
       {"GET", ti + "/{map_index}", "get_mapped_task_instance", "TaskInstance", {}, "", 200, "TaskInstance", get_instance},
       {"PATCH", ti + "/{map_index}", "patch_mapped_task_instance", "TaskInstance", {}, "UpdateTaskInstance", 200,
        "TaskInstanceReference", patch_instance},
       {"PATCH", ti + "/{map_index}/setNote", "set_mapped_task_instance_note", "TaskInstance", {}, "SetTaskInstanceNote", 200,
        "TaskInstance", set_instance_note},
+      {"GET", ti + "/{map_index}/dependencies", "get_mapped_task_instance_dependencies", "TaskInstance", {}, "", 200,
+       "TaskInstanceDependencyCollection", dependencies},
       {"GET", ti + "/{map_index}/tries", "get_mapped_task_instance_tries", "TaskInstance", {"limit", "offset", "order_by"}, "", 200,
        "TaskInstanceCollection", list_tries},
       {"GET", ti + "/{map_index}/tries/{task_try_number}", "get_mapped_task_instance_try_details", "TaskInstance", {}, "", 200,
