@@ -218,6 +218,21 @@ TEST_CASE("Datasets.AnEventPostedThroughTheApiTriggersTheConsumer") {
   REQUIRE(datasets["total_entries"] == 2);
   CHECK(datasets["datasets"][0]["uri"] == customers);
   CHECK(datasets["datasets"][1]["consuming_dags"][0]["dag_id"] == "refresh_dashboard");
+  // uri_pattern as Airflow's ILIKE '%pattern%': either case, `%` any run, `_` one character.
+  const auto matching = [&](const std::string& pattern) {
+    const json page = json::parse(
+        dag_test::http_call(server.port(), "GET", "/api/v1/datasets?uri_pattern=" + dag::percent_encoded(pattern)).body);
+    std::vector<std::string> uris;
+    for (const auto& d : page["datasets"]) uris.push_back(d["uri"].get<std::string>());
+    return uris;
+  };
+  CHECK(matching("ORDERS") == std::vector<std::string>{orders});
+  CHECK(matching("s3://%.parquet") == std::vector<std::string>{customers, orders});
+  CHECK(matching("_rders").size() == 1);
+  CHECK(matching("warehouse/c%s.").size() == 1);
+  CHECK(matching("orders_parquet").size() == 1);  // '_' any one character: the '.'
+  CHECK(matching("orders\\_parquet").empty());  // escaped: '_' itself
+  CHECK(matching("s3:/__warehouse").empty());
   const auto one = dag_test::http_call(server.port(), "GET", "/api/v1/datasets/" + dag::percent_encoded(orders));
   REQUIRE(one.status == 200);
   CHECK(json::parse(one.body)["uri"] == orders);

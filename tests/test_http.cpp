@@ -296,20 +296,22 @@ TEST_CASE("Http.ApiTriggersAndListsRunsAndTaskInstances" * doctest::timeout(30))
   }
   CHECK(s.store()->task_instances("etl", "deploy-1234").size() == 2);
   CHECK(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"dag_run_id", "deploy-1234"}}).status == 409);
-  for (const std::string& bad : std::vector<std::string>{"", "a/b", "two words", "scheduled__2024-01-01T00:00:00+00:00", std::string(251, 'x')}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", "a/b", "two words", "scheduled__2024-01-01T00:00:00+00:00", "~", std::string(249, 'x')}) {
     r = s.send("POST", "/api/v1/dags/etl/dagRuns", {{"dag_run_id", bad}});
     CHECK_MESSAGE(r.status == 400, bad);
     CHECK(json::parse(r.body)["detail"].get<std::string>().starts_with("dag_run_id: "));
   }
   CHECK(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"dag_run_id", 7}}).status == 400);
+  CHECK(s.send("POST", "/api/v1/dags/etl/dagRuns", {{"dag_run_id", std::string(248, 'x')}}).status == 200);  // the longest
 
   // dagStats counts each state's runs (every one queued here).
   const json stats = json::parse(s.get("/api/v1/dagStats?dag_ids=etl").body);
   REQUIRE(stats["total_entries"] == 1);
   std::map<std::string, int> counts;
   for (const auto& st : stats["dags"][0]["stats"]) counts[st["state"].get<std::string>()] = st["count"].get<int>();
-  CHECK(counts == std::map<std::string, int>{{"queued", 4}, {"running", 0}, {"success", 0}, {"failed", 0}});
-  CHECK(json::parse(s.get("/api/v1/dags/etl/dagRuns").body)["total_entries"] == 4);
+  CHECK(counts == std::map<std::string, int>{{"queued", 5}, {"running", 0}, {"success", 0}, {"failed", 0}});
+  CHECK(json::parse(s.get("/api/v1/dags/etl/dagRuns").body)["total_entries"] == 5);
 }
 
 // Each listing's filters, order and page as the database applies them: what each parameter does to
@@ -618,6 +620,19 @@ TEST_CASE("Http.ApiSetsTheNoteOfOneMappedInstance" * doctest::timeout(30)) {
   // The route is in the API's description.
   const auto doc = json::parse(s.get("/api/v1/openapi.json").body);
   CHECK(doc["paths"].contains("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/setNote"));
+  // XCom keys that are words of other routes' paths are keys: the route fixed where the two
+  // first differ wins.
+  {
+    dag::change_set c;
+    for (const char* key : {"dependencies", "tries", "setNote"}) c.xcoms.push_back({"maps", run_id, "single", key, key});
+    s.store()->apply(c);
+  }
+  for (const std::string key : {"dependencies", "tries", "setNote"}) {
+    r = s.get(tis + "single/xcomEntries/" + key);
+    INFO(key << ": " << r.body);
+    CHECK(r.status == 200);
+    CHECK(json::parse(r.body)["value"] == key);
+  }
   // One mapped instance's dependencies, and an instance's extra links (none).
   r = s.get(tis + "fan/1/dependencies");
   CHECK(r.status == 200);
@@ -820,6 +835,8 @@ TEST_CASE("Http.ApiServesTheHistoryOfADagThatIsNoLongerLoaded" * doctest::timeou
   CHECK(json::parse(s.get(run + "/taskInstances/extract/logs/1").body)["content"] == "line one\n");
   CHECK(s.get(run + "/taskInstances/extract/dependencies").status == 200);
   CHECK(s.get(run + "/taskInstances/nope").status == 404);
+  CHECK(json::parse(s.get(run + "/taskInstances/extract/listMapped").body)["total_entries"] == 0);  // not mapped
+  CHECK(s.get(run + "/taskInstances/nope/listMapped").status == 404);
   CHECK(s.send("PATCH", run + "/setNote", {{"note", "file went away"}}).status == 200);
   // Changes need the DAG.
   CHECK(s.send("PATCH", run + "/taskInstances/extract", {{"new_state", "success"}, {"dry_run", false}}).status == 404);

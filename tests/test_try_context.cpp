@@ -166,6 +166,24 @@ TEST_CASE("TryContext.RenderErrorsTravelWithTheTryInsteadOfThrowing") {
   CHECK(dag::try_environment(ctx).at("DAGRUN_RUN_ID") == run.run_id);
 }
 
+// A run's type is the run's, not its id's: a run triggered under an id of its own (the API's
+// dag_run_id, TriggerDagRunOperator's trigger_run_id) is manual and externally triggered.
+TEST_CASE("TryContext.TemplatesSeeTheRunsTypeWhateverItsId") {
+  dag::definition d{"typed"};
+  auto h = d.bash("t", "echo {{ dag_run.run_type }} {{ dag_run.external_trigger }}");
+  const dag::operator_catalog operators = dag::builtin_operators();
+  const auto rendered = [&](dag::run_type type, const std::string& id) {
+    dag::run_record run;
+    run.run_id = id;
+    run.type = type;
+    return dag::make_try_context(d, h.get(), operators.find("bash"), run, {}, dag::try_sources{}).fields.at("bash_command");
+  };
+  CHECK(rendered(dag::run_type::manual, "deploy-1234") == "echo manual True");
+  CHECK(rendered(dag::run_type::scheduled, "scheduled__2024-01-01T00:00:00+00:00") == "echo scheduled False");
+  CHECK(rendered(dag::run_type::backfill, "backfill__2024-01-01T00:00:00+00:00") == "echo backfill False");
+  CHECK(rendered(dag::run_type::dataset_triggered, "nightly") == "echo dataset_triggered False");
+}
+
 // The injection example of docs/concepts.md "Safe values in commands": a conf value that is a
 // shell command substitution reaches the command as text with `| shquote` or through `env:`.
 TEST_CASE("TryContext.ConfInjectionStaysTextWithShquoteOrEnv" * doctest::timeout(60)) {

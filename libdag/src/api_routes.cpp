@@ -179,18 +179,20 @@ std::vector<std::string> template_segments(const std::string& path) {
 bool is_parameter(const std::string& segment) { return segment.starts_with('{') && segment.ends_with('}'); }
 
 // The path parameters of `parts` under `route`'s template, or nullopt when it does not match;
-// `literals` counts the template's fixed segments (the most specific match wins).
+// `fixed` says, segment by segment, which of the template's are fixed: of two templates that
+// match, the one fixed where they first differ wins (`…/xcomEntries/{xcom_key}` over
+// `…/{map_index}/dependencies` for `…/xcomEntries/dependencies`), as Airflow's router ranks them.
 std::optional<std::map<std::string, std::string>> match(const api_route& route, const std::vector<std::string>& parts,
-                                                        int& literals) {
+                                                        std::vector<bool>& fixed) {
   const auto segments = template_segments(route.path);
   if (segments.size() != parts.size()) return std::nullopt;
   std::map<std::string, std::string> out;
-  literals = 0;
+  fixed.assign(parts.size(), false);
   for (std::size_t i = 0; i < parts.size(); ++i) {
     if (is_parameter(segments[i])) {
       out[segments[i].substr(1, segments[i].size() - 2)] = parts[i];
     } else if (segments[i] == parts[i]) {
-      ++literals;
+      fixed[i] = true;
     } else {
       return std::nullopt;
     }
@@ -309,11 +311,13 @@ int whole_number_of(const std::string& text, const std::string& name) {
 }
 
 bool contains_like(std::string_view text, std::string_view pattern) {
-  // Airflow's ilike('%' + pattern + '%'). Pattern items: '%' any run, '_' any one character,
-  // '\\' and the character after it that character, any other character itself (ASCII letters
-  // of either case alike). Greedy, going back to the last '%' (at first, the one before the
-  // pattern) on a mismatch: at worst text × pattern steps, both bounded by the request.
+  // Airflow's ilike('%' + pattern + '%'). Pattern items: '%' any run, '_' any one character (a
+  // whole UTF-8 sequence), '\\' and the character after it that character, any other byte
+  // itself (ASCII letters of either case alike). Greedy, going back to the last '%' (at first, the
+  // one before the pattern) on a mismatch, one character on: at worst text × pattern steps, both
+  // bounded by the request.
   const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  const auto continues = [&](std::size_t at) { return at < text.size() && (static_cast<unsigned char>(text[at]) & 0xC0) == 0x80; };
   std::size_t t = 0, p = 0, after_percent = 0, text_there = 0;
   while (true) {
     if (p == pattern.size()) return true;  // the '%' after the pattern takes the rest
@@ -325,13 +329,19 @@ bool contains_like(std::string_view text, std::string_view pattern) {
     if (t == text.size()) return false;
     const bool escaped = pattern[p] == '\\' && p + 1 < pattern.size();
     const char want = pattern[p + (escaped ? 1 : 0)];
-    if ((!escaped && want == '_') || lower(want) == lower(text[t])) {
+    if (!escaped && want == '_') {
+      ++p;
+      do ++t; while (continues(t));
+      continue;
+    }
+    if (lower(want) == lower(text[t])) {
       p += escaped ? 2 : 1;
       ++t;
       continue;
     }
     p = after_percent;
-    t = ++text_there;
+    do ++text_there; while (continues(text_there));
+    t = text_there;
   }
 }
 
@@ -560,17 +570,16 @@ struct dispatch {
 dispatch dispatch_of(const std::string& method, const std::string& rest) {
   const auto parts = path_segments(rest);
   dispatch out;
-  int best_literals = -1;
+  std::vector<bool> best, fixed;
   for (const auto& route : api_routes()) {
-    int literals = 0;
-    auto found = match(route, parts, literals);
+    auto found = match(route, parts, fixed);
     if (!found) continue;
     out.methods.insert(route.method);
     if (route.method != method && !(method == "HEAD" && route.method == "GET")) continue;
-    if (literals > best_literals) {
+    if (!out.route || fixed > best) {  // lexicographically: fixed where they first differ
       out.route = &route;
       out.path = std::move(*found);
-      best_literals = literals;
+      best = fixed;
     }
   }
   return out;

@@ -68,16 +68,18 @@ http_response trigger(api_call& call) {
   if (b.contains("data_interval_start") || b.contains("data_interval_end"))
     throw usage_error("data_interval_start: dagrun derives a run's data interval from its logical date; leave it out");
   const time_point date = time_field(b, "logical_date").value_or(time_field(b, "execution_date").value_or(call.now.now()));
-  // The caller's id, as Airflow's: its allowed_run_id_pattern (`^[A-Za-z0-9_.~:+-]+$`) and run_id
-  // column (250 characters), and not one that names another kind of run (scheduled__…, as
-  // Airflow 3 refuses). Else Airflow's `manual__<logical date>`.
+  // The caller's id, as Airflow's: its allowed_run_id_pattern (`^[A-Za-z0-9_.~:+-]+$`), at most
+  // 248 characters (a try's log folder is named `run_id=` and the id, and a name holds 255 bytes;
+  // Airflow's column holds 250), not `~` (which means every run in a path), and not one that names
+  // another kind of run (scheduled__…, as Airflow 3 refuses). Else `manual__<logical date>`.
   std::string run_id = make_run_id(run_type::manual, date);
   if (b.contains("dag_run_id") && !b["dag_run_id"].is_null()) {
     run_id = string_field(b, "dag_run_id");
-    if (run_id.empty() || run_id.size() > 250 ||
+    if (run_id.empty() || run_id.size() > 248 ||
         run_id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~:+-") != std::string::npos)
-      throw usage_error("dag_run_id: expected 1 to 250 of the characters A-Z a-z 0-9 _ . ~ : + - (Airflow's "
+      throw usage_error("dag_run_id: expected 1 to 248 of the characters A-Z a-z 0-9 _ . ~ : + - (Airflow's "
                         "allowed_run_id_pattern)");
+    if (run_id == "~") throw usage_error("dag_run_id: '~' stands for every run in a path; name the run otherwise");
     for (const run_type other : {run_type::scheduled, run_type::backfill, run_type::dataset_triggered})
       if (run_id.starts_with(std::string(to_string(other)) + "__"))
         throw usage_error("dag_run_id: '" + run_id + "' is the form of a " + std::string(to_string(other)) +

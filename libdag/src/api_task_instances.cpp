@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -182,8 +181,11 @@ named_instance instance_of(api_call& call) {
 http_response list_mapped(api_call& call) {
   const auto run = call.run(call.path("dag_id"), call.path("dag_run_id"));
   const std::string& task_id = call.path("task_id");
-  if (const auto* d = loaded(call, run.dag_id); d && !d->find(task_id))
-    throw not_found_error("DAG '" + d->id() + "' has no task '" + task_id + "'");
+  const auto* d = loaded(call, run.dag_id);
+  const bool known = d ? d->find(task_id) != nullptr : std::ranges::any_of(call.db.task_instances(run.dag_id, run.run_id), [&](const auto& ti) {
+    return ti.task_id == task_id;  // a DAG not loaded: its run's instances tell its tasks
+  });
+  if (!known) throw not_found_error("DAG '" + run.dag_id + "' has no task '" + task_id + "'");
   auto f = instance_filter_of_query(call);
   if (f) {
     f->dag_ids = {run.dag_id};
@@ -415,10 +417,8 @@ http_response get_log(api_call& call) {
   }
   if (full && from == 0) {
     // Airflow's full_content as JSON: the whole log, up to log_json_whole_bytes.
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(found->log_path, ec);
-    return json_response(200, {{"content", log_excerpt(found->log_path, log_view_head_bytes, log_json_whole_bytes - log_view_head_bytes)},
-                               {"continuation_token", std::to_string(ec ? 0 : size)}});
+    const auto [content, end] = log_start(found->log_path, log_view_head_bytes, log_json_whole_bytes - log_view_head_bytes);
+    return json_response(200, {{"content", content}, {"continuation_token", std::to_string(end)}});
   }
   // Otherwise its first 64 KiB and last 4 MiB (log_excerpt), or what was added since the token.
   const auto [content, end] = log_since(found->log_path, from);

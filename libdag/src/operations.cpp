@@ -150,10 +150,10 @@ std::map<std::string, const task_instance_record*> most_relevant_instances(const
 }
 
 std::pair<std::string, std::size_t> log_since(const std::string& path, std::size_t from, std::size_t max_bytes) {
+  if (from == 0) return log_start(path);
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return {"", from};
   const auto size = static_cast<std::size_t>(in.tellg());
-  if (from == 0) return {log_excerpt(path), size};
   if (from >= size) return {"", from};
   const std::size_t count = std::min(size - from, max_bytes);
   std::string out(count, '\0');
@@ -163,8 +163,12 @@ std::pair<std::string, std::size_t> log_since(const std::string& path, std::size
 }
 
 std::string log_excerpt(const std::string& path, std::size_t head_bytes, std::size_t tail_bytes) {
+  return log_start(path, head_bytes, tail_bytes).first;
+}
+
+std::pair<std::string, std::size_t> log_start(const std::string& path, std::size_t head_bytes, std::size_t tail_bytes) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return {};
+  if (!in) return {"", 0};
   const auto size = static_cast<std::size_t>(in.tellg());
   const auto read = [&](std::size_t from, std::size_t count) {
     in.seekg(static_cast<std::streamoff>(from));
@@ -173,11 +177,16 @@ std::string log_excerpt(const std::string& path, std::size_t head_bytes, std::si
     part.resize(static_cast<std::size_t>(in.gcount()));  // the file may have shrunk meanwhile
     return part;
   };
-  if (size <= head_bytes + tail_bytes) return read(0, size);
+  if (size <= head_bytes + tail_bytes) {
+    std::string whole = read(0, size);
+    const std::size_t end = whole.size();
+    return {std::move(whole), end};
+  }
   std::string head = read(0, head_bytes);
   if (!head.ends_with('\n')) head += '\n';
-  return head + "[dagrun] " + std::to_string(size - head_bytes - tail_bytes) +
-         " bytes of this log are left out here (the whole log: its download link)\n" + read(size - tail_bytes, tail_bytes);
+  return {head + "[dagrun] " + std::to_string(size - head_bytes - tail_bytes) +
+              " bytes of this log are left out here (the whole log: its download link)\n" + read(size - tail_bytes, tail_bytes),
+          size};
 }
 
 std::vector<task_instance_ref> clear_task_instances(store& s, const clear_selection& which, const definition* dag) {

@@ -2184,7 +2184,11 @@ private:
     if (name == "triggering_dataset_events")
       return parse_json(context_.triggering_dataset_events, "the run's triggering dataset events");
     if (name == "dag_run") {
-      const bool manual = context_.run_id.starts_with("manual__");
+      const std::string type = !context_.run_type.empty()                        ? context_.run_type
+                               : context_.run_id.starts_with("manual__")            ? "manual"
+                               : context_.run_id.starts_with("backfill__")          ? "backfill"
+                               : context_.run_id.starts_with("dataset_triggered__") ? "dataset_triggered"
+                                                                                    : "scheduled";
       if (!conf_) conf_ = parse_json(context_.conf, "the run's conf");  // once a render, as params
       return value::of_dict({{"conf", *conf_},
                              {"run_id", value::of_string(context_.run_id)},
@@ -2193,11 +2197,8 @@ private:
                              {"execution_date", logical},
                              {"data_interval_start", value::of_time(context_.data_interval_start)},
                              {"data_interval_end", value::of_time(context_.data_interval_end)},
-                             {"run_type", value::of_string(manual                                          ? "manual"
-                                                           : context_.run_id.starts_with("backfill__")   ? "backfill"
-                                                           : context_.run_id.starts_with("dataset_triggered__") ? "dataset_triggered"
-                                                                                                          : "scheduled")},
-                             {"external_trigger", value::boolean(manual)}});
+                             {"run_type", value::of_string(type)},
+                             {"external_trigger", value::boolean(type == "manual")}});
     }
     if (name == "task")
       return value::of_dict({{"owner", value::of_string(context_.owner)},

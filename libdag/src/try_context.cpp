@@ -126,6 +126,7 @@ std::map<std::string, std::string> rendered_fields(const definition& d, const ta
   const template_context tc{.dag_id = ctx.dag_id,
                             .task_id = ctx.task_id,
                             .run_id = ctx.run_id,
+                            .run_type = std::string(to_string(run.type)),
                             .logical_date = ctx.logical_date,
                             .data_interval_start = ctx.data_interval_start,
                             .data_interval_end = ctx.data_interval_end,

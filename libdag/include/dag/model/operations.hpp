@@ -92,6 +92,12 @@ inline constexpr std::size_t log_json_whole_bytes = 64 * 1024 * 1024;
 std::string log_excerpt(const std::string& path, std::size_t head_bytes = log_view_head_bytes,
                         std::size_t tail_bytes = log_view_tail_bytes);
 
+/// log_excerpt, and the offset it was read to (the size it saw: the continuation a reader passes
+/// next, as the API's log token). One look at the size: bytes the try writes meanwhile are left
+/// for the next read, neither in the excerpt nor skipped. "" and 0 when there is no such file.
+std::pair<std::string, std::size_t> log_start(const std::string& path, std::size_t head_bytes = log_view_head_bytes,
+                                              std::size_t tail_bytes = log_view_tail_bytes);
+
 /// What the log at `path` holds from byte `from` on, and the offset it was read to (the
 /// continuation a reader passes next time, as the API's log token): from 0, its log_excerpt; from
 /// elsewhere, up to `max_bytes` from there. "" and `from` when nothing was added.

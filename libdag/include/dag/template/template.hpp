@@ -111,6 +111,9 @@ struct template_context {
   std::string dag_id;                         ///< `{{ dag_id }}`
   std::string task_id;                        ///< `{{ task_id }}`, `{{ task.task_id }}`
   std::string run_id;                         ///< `{{ run_id }}`, `{{ dag_run.run_id }}`
+  /// `{{ dag_run.run_type }}`: manual, scheduled, backfill or dataset_triggered (a run's type, which
+  /// a triggered run's own id does not show); empty: read from the run id's prefix (`manual__`, …).
+  std::string run_type;
   time_point logical_date{};                  ///< `{{ ds }}`, `{{ ts }}`, `{{ logical_date }}`, …
   time_point data_interval_start{};           ///< `{{ data_interval_start }}`
   time_point data_interval_end{};             ///< `{{ data_interval_end }}`
