@@ -818,6 +818,14 @@ TEST_CASE("Queue.ATryForAWorkerNotTakingPushesIsQueuedForAnyone") {
     auto gone = dag::open_task_queue(s.url);
     gone->accept_pushes("gone");
   }  // its session ended with it
+  // Once its server process has ended too, which lets go of its locks a moment after the client
+  // closed the connection.
+  pqxx::connection watch(s.url);
+  REQUIRE(eventually([&] {
+    pqxx::nontransaction tx(watch);
+    return tx.exec("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+                   "(SELECT oid FROM pg_database WHERE datname = current_database())")[0][0].as<int>() == 0;
+  }));
   scheduler->enqueue({pushed_try("b", "gone"), pushed_try("c", "never"), bash_try("d")});
   auto stopped = dag::open_task_queue(s.url);
   stopped->accept_pushes("stopped");
