@@ -346,13 +346,13 @@ http_response get_try(api_call& call) {
   return json_response(200, try_json(*found, named));
 }
 
-// Why a task instance is not running: its upstream tasks, or its own state.
 // Airflow's extra links of an instance (name → URL): dagrun's operators define none.
 http_response extra_links(api_call& call) {
   instance_of(call);  // 404 for no such instance
   return json_response(200, json::object());
 }
 
+// Why a task instance is not running: its upstream tasks, or its own state.
 http_response dependencies(api_call& call) {
   const auto named = instance_of(call);
   json deps = json::array();
