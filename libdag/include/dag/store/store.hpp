@@ -390,7 +390,8 @@ struct listed_task_instance {
   time_point logical_date{};    ///< its run's logical date
 };
 
-/// Which XComs of one task instance to list, by key then map index, and which page.
+/// Which XComs to list (of one task instance, or of any DAG, run or task: the API's `~`), by DAG,
+/// run, task, key and map index, and which page.
 struct xcom_filter {
   std::optional<std::string> dag_id;   ///< only this DAG's (unset: every DAG's)
   std::optional<std::string> run_id;   ///< only this run's
