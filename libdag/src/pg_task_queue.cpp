@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <string_view>
@@ -251,31 +252,70 @@ std::string taking_pushes(std::string_view rows) {
 constexpr std::string_view pushed_columns = "state, lease_token, worker, heartbeat_at";
 constexpr std::string_view pushed_values =
     "CASE WHEN w.worker IS NULL THEN 'queued' ELSE 'claimed' END, "
-    "CASE WHEN w.worker IS NULL THEN NULL ELSE gen_random_uuid()::text END, w.worker, "
+    "CASE WHEN w.worker IS NULL THEN NULL ELSE v.token END, w.worker, "
     "CASE WHEN w.worker IS NULL THEN NULL ELSE now() END";
-/// The notice a row queued (`i`, with its payload's row `p`) raises: every worker's, or, pushed,
-/// its worker's, which carries the try, payload and all (read_push_notice), so that the worker
-/// starts it without reading it; one too long for a notice (8,000 bytes) carries nothing, and
-/// the worker reads it (pg_task_queue::pushed). A payload that alone is too long is not made into
-/// the notice's text first.
+/// A fresh lease's token: 122 random bits as a version-4 UUID's text, like the claims'
+/// `gen_random_uuid()`. A push's is made here, as its notice is (notice_of_row). Tokens tell a
+/// current lease from a lost one; they are no secret (a worker reads the row's).
+std::string new_lease_token() {
+  thread_local std::mt19937_64 bits = [] {
+    std::random_device seed;
+    std::seed_seq seq{seed(), seed(), seed(), seed(), seed(), seed(), seed(), seed()};
+    return std::mt19937_64(seq);
+  }();
+  const std::uint64_t words[2] = {(bits() & ~0xf000ULL) | 0x4000ULL, (bits() & ~(3ULL << 62)) | (2ULL << 62)};
+  constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (int n = 0; n < 32; ++n) {
+    if (n == 8 || n == 12 || n == 16 || n == 20) out += '-';
+    out += digits[(words[n / 16] >> (60 - 4 * (n % 16))) & 0xf];
+  }
+  return out;
+}
+
+/// A push's notice but for its leading `{"id":N,` (notice_of_row): the try's key, queue, claim and
+/// payload, as read_push_notice reads them; empty when the notice would be too long.
+std::string push_notice_rest(const queued_try& t, const std::string& token, const std::string& payload) {
+  // The text as the row holds it (pg_text), as the statement's json_build_object had it.
+  const json key{{"dag_id", detail::pg_text(t.dag_id)},   {"run_id", detail::pg_text(t.run_id)},
+                 {"task_id", detail::pg_text(t.task_id)}, {"try_number", t.try_number},
+                 {"map_index", t.map_index},              {"queue", detail::pg_text(t.queue)},
+                 {"priority", t.priority},                {"lease_token", token},
+                 {"worker", detail::pg_text(t.worker)}};
+  std::string rest = json_dump(key);
+  rest.erase(0, 1);  // its `{`; its `}` gives way to the payload
+  rest.back() = ',';
+  rest += "\"payload\":";
+  rest += payload;
+  rest += '}';
+  // `{"id":`, at most 19 digits and `,` go before it.
+  return rest.size() + 26 < 7900 ? rest : std::string();
+}
+
+/// The notice a row queued (`i`, from its batch row `v`) raises: every worker's, or, pushed, its
+/// worker's, which carries the try, payload and all (read_push_notice), so that the worker starts
+/// it without reading it. The scheduler writes that notice but for the row's id (`v.rest`, made by
+/// push_notice_rest), where the statement built it with `json_build_object` over the payload parsed
+/// as `json`: a third of the enqueue's time, in the scheduler's step. One too long for a notice
+/// (8,000 bytes) has an empty `v.rest` and carries nothing, and the worker reads the row
+/// (pg_task_queue::pushed).
 const std::string notice_of_row =
     "CASE WHEN i.worker IS NULL THEN pg_notify('dagrun_queued', '') ELSE pg_notify(" + push_channel("i.worker") +
-    ", CASE WHEN octet_length(p.payload) >= 7900 THEN '' ELSE (SELECT CASE WHEN octet_length(n) < 7900 THEN "
-    "n ELSE '' END FROM (SELECT json_build_object('id', i.id, "
-    "'dag_id', i.dag_id, 'run_id', i.run_id, 'task_id', i.task_id, 'try_number', i.try_number, 'map_index', "
-    "i.map_index, 'queue', i.queue, 'priority', i.priority, 'lease_token', i.lease_token, 'worker', i.worker, "
-    "'payload', p.payload::json)::text AS n) x) END) END";
+    ", CASE WHEN v.rest = '' THEN '' ELSE '{\"id\":' || i.id || ',' || v.rest END) END";
 
 /// A try and its payload; a try another scheduler queued already keeps its row (as below). It
-/// returns a row when it queued the try (write_tries). $9: the worker to push it to, or NULL.
+/// returns a row when it queued the try (write_tries). $9: the worker to push it to, or NULL; $10, $11:
+/// the push's lease token and its notice but for the id (push_notice_rest), NULL and ''
+/// without a worker.
 const std::string enqueue_one_sql =
-    "WITH v AS (SELECT $9::text AS worker), " + taking_pushes("v") + ", "
+    "WITH v AS (SELECT $9::text AS worker, $10::text AS token, $11::text AS rest), " + taking_pushes("v") + ", "
     "i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority, " +
     std::string(pushed_columns) + ") SELECT $1::text, $2::text, $3::text, $4::int, $5::int, $6::text, $7::int, " +
     std::string(pushed_values) + " FROM v LEFT JOIN w USING (worker) "
     "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING RETURNING *), "
-    "p AS (INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, $8::text FROM i RETURNING id, payload) "
-    "SELECT i.id, " + notice_of_row + " FROM i JOIN p USING (id)";
+    "p AS (INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, $8::text FROM i) "
+    "SELECT i.id, " + notice_of_row + " FROM i CROSS JOIN v";
 
 /// The batch form of enqueue_one_sql, over one array per column (add_array_element): one
 /// statement text whatever the batch's size, prepared once, where a list of VALUES was a new text
@@ -286,16 +326,17 @@ const std::string enqueue_one_sql =
 /// statement made gets a payload. It returns the keys of the tries it queued.
 const std::string enqueue_many_sql =
     "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::int[], "
-    "$8::text[], $9::text[]) WITH ORDINALITY AS v(dag_id, run_id, task_id, try_number, map_index, queue, priority, "
-    "payload, worker, n)), " + taking_pushes("v") + ", "
+    "$8::text[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY AS v(dag_id, run_id, task_id, try_number, "
+    "map_index, queue, priority, payload, worker, token, rest, n)), " + taking_pushes("v") + ", "
     "i AS (INSERT INTO dagrun_task_queue (dag_id, run_id, task_id, try_number, map_index, queue, priority, " +
     std::string(pushed_columns) + ") SELECT v.dag_id, v.run_id, v.task_id, v.try_number, v.map_index, v.queue, v.priority, " +
     std::string(pushed_values) + " FROM v LEFT JOIN w USING (worker) ORDER BY v.n "
     "ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO NOTHING "
     "RETURNING *), "
     "p AS (INSERT INTO dagrun_task_queue_payload (id, payload) SELECT i.id, v.payload FROM i "
-    "JOIN v USING (dag_id, run_id, task_id, map_index, try_number) RETURNING id, payload) "
-    "SELECT i.dag_id, i.run_id, i.task_id, i.map_index, i.try_number, " + notice_of_row + " FROM i JOIN p USING (id)";
+    "JOIN v USING (dag_id, run_id, task_id, map_index, try_number)) "
+    "SELECT i.dag_id, i.run_id, i.task_id, i.map_index, i.try_number, " + notice_of_row +
+    " FROM i JOIN v USING (dag_id, run_id, task_id, map_index, try_number)";
 
 
 
@@ -423,17 +464,21 @@ std::set<try_key> write_tries(detail::pg_connection& conn, pqxx::transaction_bas
     // Text as PostgreSQL holds it (pg_text), as the batch form's arrays and the store have it.
     const std::optional<std::string> worker =
         t.worker.empty() ? std::nullopt : std::optional<std::string>(detail::pg_text(t.worker));
+    const std::string payload = payload_of(t);
+    const std::optional<std::string> token = worker ? std::optional<std::string>(new_lease_token()) : std::nullopt;
+    const std::string rest = worker ? detail::pg_text(push_notice_rest(t, *token, payload)) : std::string();
     if (!tx.exec_prepared(conn.prepared(enqueue_one_sql), detail::pg_text(t.dag_id), detail::pg_text(t.run_id),
                           detail::pg_text(t.task_id), t.try_number, t.map_index, detail::pg_text(t.queue), t.priority,
-                          detail::pg_text(payload_of(t)), worker)
+                          detail::pg_text(payload), worker, token, rest)
              .empty())
       queued.insert(key_of(t));
     return queued;
   }
   for (std::size_t start = 0; start < tries.size(); start += 500) {
-    std::string dags, runs, tasks, numbers, maps, queues, priorities, payloads, workers;
+    std::string dags, runs, tasks, numbers, maps, queues, priorities, payloads, workers, tokens, rests;
     for (std::size_t i = start; i < std::min(tries.size(), start + 500); ++i) {
       const auto& t = *tries[i];
+      const std::string payload = payload_of(t);
       detail::add_array_element(dags, t.dag_id);
       detail::add_array_element(runs, t.run_id);
       detail::add_array_element(tasks, t.task_id);
@@ -441,16 +486,22 @@ std::set<try_key> write_tries(detail::pg_connection& conn, pqxx::transaction_bas
       detail::add_array_element(maps, t.map_index);
       detail::add_array_element(queues, t.queue);
       detail::add_array_element(priorities, t.priority);
-      detail::add_array_element(payloads, payload_of(t));
-      if (t.worker.empty())
+      detail::add_array_element(payloads, payload);
+      if (t.worker.empty()) {
         detail::add_array_null(workers);
-      else
+        detail::add_array_null(tokens);
+        detail::add_array_element(rests, std::string_view());
+      } else {
+        const std::string token = new_lease_token();
         detail::add_array_element(workers, t.worker);
+        detail::add_array_element(tokens, token);
+        detail::add_array_element(rests, push_notice_rest(t, token, payload));
+      }
     }
-    for (auto* a : {&dags, &runs, &tasks, &numbers, &maps, &queues, &priorities, &payloads, &workers})
+    for (auto* a : {&dags, &runs, &tasks, &numbers, &maps, &queues, &priorities, &payloads, &workers, &tokens, &rests})
       detail::close_array(*a);
     for (const auto& row : tx.exec_prepared(conn.prepared(enqueue_many_sql), dags, runs, tasks, numbers, maps, queues,
-                                            priorities, payloads, workers))
+                                            priorities, payloads, workers, tokens, rests))
       queued.emplace(row[0].c_str(), row[1].c_str(), row[2].c_str(), row[3].as<int>(), row[4].as<int>());
   }
   return queued;
