@@ -277,8 +277,9 @@ std::string new_lease_token() {
 /// A push's notice but for its leading `{"id":N,` (notice_of_row): the try's key, queue, claim and
 /// payload, as read_push_notice reads them; empty when the notice would be too long.
 std::string push_notice_rest(const queued_try& t, const std::string& token, const std::string& payload) {
-  // The text as the row holds it (pg_text), as the statement's json_build_object had it; written
-  // by hand, in the order json_build_object wrote it.
+  if (payload.size() + 26 >= 7900) return {};  // too long whatever the rest
+  // The fields the statement's json_build_object wrote, with the text as the row holds it
+  // (pg_text); written by hand.
   std::string rest;
   rest.reserve(payload.size() + 256);
   const auto text = [&rest](std::string_view name, std::string_view value) {
@@ -341,7 +342,8 @@ const std::string enqueue_one_sql =
 /// the batch's size (in a 20,000-try run the plan cache kept one after six of 440 calls). Rows
 /// are inserted in the batch's order (ids, and so claims within a priority, follow it). Another
 /// scheduler may have queued the same try: the unique key keeps one, and only a row this
-/// statement made gets a payload. It returns the keys of the tries it queued.
+/// statement made gets a payload. It returns the keys of the tries it queued. $10, $11: each try's
+/// lease token and notice if pushed, as in enqueue_one_sql.
 const std::string enqueue_many_sql =
     "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::int[], "
     "$8::text[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY AS v(dag_id, run_id, task_id, try_number, "
@@ -484,7 +486,7 @@ std::set<try_key> write_tries(detail::pg_connection& conn, pqxx::transaction_bas
         t.worker.empty() ? std::nullopt : std::optional<std::string>(detail::pg_text(t.worker));
     const std::string payload = payload_of(t);
     const std::optional<std::string> token = worker ? std::optional<std::string>(new_lease_token()) : std::nullopt;
-    const std::string rest = worker ? detail::pg_text(push_notice_rest(t, *token, payload)) : std::string();
+    const std::string rest = worker ? push_notice_rest(t, *token, payload) : std::string();  // UTF-8, no NUL
     if (!tx.exec_prepared(conn.prepared(enqueue_one_sql), detail::pg_text(t.dag_id), detail::pg_text(t.run_id),
                           detail::pg_text(t.task_id), t.try_number, t.map_index, detail::pg_text(t.queue), t.priority,
                           detail::pg_text(payload), worker, token, rest)
