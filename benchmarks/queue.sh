@@ -152,7 +152,14 @@ celery_case() {
   local port=$((PORT + 1))
   redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --daemonize no \
     >"$dir/redis.log" 2>&1 & PIDS+=($!)
-  until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+  # Its port is the cluster's + 1: something else there (another PostgreSQL, say) makes
+  # redis-server exit, and the ping would never answer.
+  local redis=$! deadline=$((SECONDS + 30))
+  until redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; do
+    kill -0 "$redis" 2>/dev/null && ((SECONDS < deadline)) ||
+      { echo "queue.sh: redis-server on port $port (--port + 1) did not start:" >&2; cat "$dir/redis.log" >&2; exit 1; }
+    sleep 0.05
+  done
   export BENCH_REDIS=redis://127.0.0.1:$port/0
   local w
   for w in 1 2; do
