@@ -619,9 +619,15 @@ std::size_t engine::recover_lost_tries() {
     changes.tries.push_back(r);
     ++count;
   }
-  if (!changes.empty()) store_.apply(changes);
+  if (changes.empty()) return 0;
+  store_.apply(changes);
   pools_open_.reset();
-  for (auto& [key, run] : active_) load_run(key);
+  // Only the runs whose tries it failed changed: the others' views hold (reading every active run
+  // again, each sweep, read a 20,000-task run's rows every lease for nothing).
+  std::set<run_key> changed;
+  for (const auto& u : changes.task_instances) changed.insert({u.record.dag_id, u.record.run_id});
+  for (const run_key& key : changed)
+    if (active_.contains(key)) load_run(key);
   return count;
 }
 
