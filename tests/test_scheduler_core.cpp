@@ -98,6 +98,46 @@ TEST_CASE("SchedulerCore.RootsStartFirstAndRunStarts") {
   CHECK(f.run.state == dag::run_state::success);
 }
 
+TEST_CASE("SchedulerCore.APassSaysWhichInstancesItChangedTheStateOfAlone") {
+  dag::definition d{"fan"};
+  auto a = d.bash("a", "false").retries(1).retry_delay(30s);
+  d.bash("b", "true");
+  d.bash("c", "true");
+  auto after = d.bash("after", "true");
+  a >> after;
+  fixture f(std::move(d));
+  // One slot: a starts, b and c wait scheduled, their state alone changed (written so).
+  const auto alone = [](const dag::run_step& s, const fixture& fx) {
+    std::vector<std::string> out;
+    for (const auto& c : s.changed)
+      if (c.state_only && std::find(s.to_start.begin(), s.to_start.end(), c.index) == s.to_start.end())
+        out.push_back(fx.dag.def->all_tasks()[c.index].id);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  auto s = f.step(0, 1);
+  REQUIRE(names(f, s.to_start) == std::vector<std::string>{"a"});
+  CHECK(alone(s, f) == std::vector<std::string>{"b", "c"});
+  // a fails with a retry to come; past its delay it is scheduled again, its state alone changed.
+  f.finish("a", dag::try_outcome::failed);
+  REQUIRE(f.ti("a").state == task_state::up_for_retry);
+  s = f.step(1, 0);
+  CHECK(alone(s, f).empty());
+  s = f.step(40, 0);
+  CHECK(f.ti("a").state == task_state::scheduled);
+  CHECK(alone(s, f) == std::vector<std::string>{"a"});
+  // Its last try fails: `after` becomes upstream_failed with an end date, more than its state.
+  REQUIRE(names(f, f.step(41, 1).to_start) == std::vector<std::string>{"a"});
+  f.finish("a", dag::try_outcome::failed, 41);
+  s = f.step(42, 0);
+  CHECK(f.ti("after").state == task_state::upstream_failed);
+  const auto changed_after = std::find_if(s.changed.begin(), s.changed.end(), [&](const dag::task_change& c) {
+    return c.index == *f.dag.def->index_of("after");
+  });
+  REQUIRE(changed_after != s.changed.end());
+  CHECK_FALSE(changed_after->state_only);
+}
+
 TEST_CASE("SchedulerCore.DiamondWithFailingBranch") {
   // start >> {ok, bad} >> {join_all_success, join_all_done, join_one_failed}
   dag::definition d{"diamond"};

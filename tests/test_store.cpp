@@ -677,6 +677,52 @@ dag::task_instance_update moved(const dag::task_instance_record& was, dag::task_
   return u;
 }
 
+TEST_CASE_TEMPLATE("Store.AnUpdateOfTheStateAloneWritesTheStateAndKeepsItsCompareAndSetAndOrder", database, STORE_BACKENDS) {
+  database db;
+  const auto run = daily_run("etl", utc(2024, 1, 1));
+  auto s = db.make_store();
+  REQUIRE(s->apply(creating(run, {"a", "b", "c", "e"})).runs_created == std::vector<bool>{true});
+  const auto instance = [&](const std::string& task) {
+    for (const auto& ti : s->task_instances("etl", run.run_id))
+      if (ti.task_id == task) return ti;
+    return dag::task_instance_record{};
+  };
+  const auto state_only = [&](const std::string& task, dag::task_state expected) {
+    dag::task_instance_record r = instance(task);
+    if (r.task_id.empty()) {  // no row: what the engine reads for it
+      r.dag_id = "etl";
+      r.run_id = run.run_id;
+      r.task_id = task;
+    }
+    dag::task_instance_update u{expected, 0, r};
+    u.record.state = dag::task_state::scheduled;
+    // Not the row's: written only by an update of every field, which this one is not.
+    u.record.hostname = "not written";
+    u.state_only = true;
+    return u;
+  };
+  // Two instances scheduled (a batch), one whose writer saw another state (it loses), one of a
+  // task added after the run was created (its row is made, as for any update expecting none).
+  const auto result = s->apply(updating({state_only("a", dag::task_state::none), state_only("e", dag::task_state::none),
+                                         state_only("b", dag::task_state::running), state_only("d", dag::task_state::none)}));
+  CHECK(result.task_instances_updated == std::vector<bool>{true, true, false, true});
+  for (const char* task : {"a", "e", "d"}) {
+    CAPTURE(task);
+    CHECK(instance(task).state == dag::task_state::scheduled);
+    CHECK(instance(task).hostname.empty());
+  }
+  CHECK(instance("b").state == dag::task_state::none);
+  // An instance updated twice in one change set: the state alone first, then every field. Written
+  // in that order (the second expects what the first leaves), so the first is written whole too.
+  auto skipped = moved(instance("c"), dag::task_state::skipped, 0);
+  skipped.expected = dag::task_state::scheduled;
+  skipped.record.message = "skipped by its branch";
+  CHECK(s->apply(updating({state_only("c", dag::task_state::none), skipped})).task_instances_updated ==
+        std::vector<bool>{true, true});
+  CHECK(instance("c").state == dag::task_state::skipped);
+  CHECK(instance("c").message == "skipped by its branch");
+}
+
 TEST_CASE_TEMPLATE("Store.ATryItsInstanceShowsHasNoRowUntilTheInstanceMovesOffIt", database, STORE_BACKENDS) {
   database db;
   const auto run = daily_run("etl", utc(2024, 1, 1));

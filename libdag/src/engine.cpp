@@ -1194,6 +1194,9 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     for (const task_change& c : s.changed) {
       if (std::find(s.to_start.begin(), s.to_start.end(), c.index) != s.to_start.end()) continue;
       changes.task_instances.push_back(update_of(r.tis[c.index], c.before, c.try_before));
+      // Still as the change left it (no later change of the pass moved it on): the state alone.
+      changes.task_instances.back().state_only =
+          c.state_only && r.tis[c.index].state == task_state::scheduled && r.tis[c.index].try_number == c.try_before;
     }
     for (std::size_t i : s.to_stop) {
       // The try's record is written now: its end, when the executor reports it, is refused (the

@@ -172,8 +172,8 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
     step.new_run_state = run_state::running;
   }
   const auto& tasks = dag.def->all_tasks();
-  auto record_change = [&](std::size_t i, task_state before, int try_before) {
-    step.changed.push_back({i, before, try_before});
+  auto record_change = [&](std::size_t i, task_state before, int try_before, bool state_only = false) {
+    step.changed.push_back({i, before, try_before, state_only});
   };
 
   // dagrun_timeout: past it, the run fails and whatever has not finished is skipped (running
@@ -212,7 +212,7 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
       continue;
     }
     ti.state = task_state::scheduled;
-    record_change(i, waiting, ti.try_number);
+    record_change(i, waiting, ti.try_number, true);
     progress.ready.push(ready_key(dag, task_of(dag, progress, i), i));
   }
   progress.retrying = std::move(still_waiting);
@@ -339,7 +339,8 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
           ti.end_date = now;
           break;
       }
-      record_change(s, before, ti.try_number);
+      // Scheduled: the state alone changed, unless the instances were revised (mapped tasks).
+      record_change(s, before, ti.try_number, decision == trigger_decision::run && !tasks[i].mapping.mapped());
       if (is_finished(ti.state)) --progress.unfinished;
     }
     if (all_finished(tis, progress, i))

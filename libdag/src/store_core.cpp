@@ -857,6 +857,13 @@ struct writes {
     const std::string as_expected = "r.state = {expected} AND r.try_number = {expected_try} AND "
                                     "({expected_start} IS NULL OR r.start_date = {expected_start})";
     task_instance_updates = matching("task_instances", ti, 4, every_field, as_expected);
+    // An update of the state alone (task_instance_update::state_only): the key, the stamp, the
+    // state and the three `expected…`, as state_rows gives them.
+    std::vector<column> state_only = first(ti, 5);
+    state_only.push_back(*std::find_if(ti.begin(), ti.end(), [](const column& c) { return c.name == "state"; }));
+    state_only.insert(state_only.end(), ti.end() - 3, ti.end());
+    task_instance_state_updates =
+        matching("task_instances", std::move(state_only), 4, "updated_at = {updated_at}, state = {state}", as_expected);
     // A change set's only claim: the update where its pool has the slots, counted by the statement
     // itself, after the updates before it that ended tries. On PostgreSQL the pool's row lock is
     // taken by an earlier statement (apply_once), so that this one's view of the table (taken when
@@ -898,6 +905,7 @@ struct writes {
                                    "ELSE COALESCE({end_date}, r.end_date) END",
                                    "r.state = {expected}");
   row_write task_instance_updates;
+  row_write task_instance_state_updates;
   row_write task_instance_claim;
   row_write shown_try_keeps;
   row_write xcom_deletes = deferred(matching("xcom", first(columns_of<xcom_record>(), 4), 4, {}, {}));
@@ -1295,7 +1303,9 @@ change_result store_core::apply_once(const change_set& changes) {
     // slots), and only those their pool has the slots for: counted under the pools' locks (each
     // pool's row lock on PostgreSQL, the write lock on SQLite).
     // An update of a row a claim before it touched still comes after that claim.
-    std::vector<std::size_t> ordinary, claims, after_claims;
+    // An update of the state alone that is its instance's only one here is written as such (its
+    // order against the others does not matter then).
+    std::vector<std::size_t> ordinary, claims, after_claims, states;
     // Keyed by the whole task instance key: the instances of a mapped task are rows of their own.
     instance_set claimed;
     for (std::size_t i = 0, f = 0; i < changes.task_instances.size(); ++i) {
@@ -1311,6 +1321,9 @@ change_result store_core::apply_once(const change_set& changes) {
       if (starts_try(changes.task_instances[i])) {
         claims.push_back(i);
         claimed.insert(key);
+      } else if (changes.task_instances[i].state_only && order.previous[i] == update_order::none &&
+                 order.instances.at(key).last == i) {
+        states.push_back(i);
       } else {
         (!claimed.empty() && claimed.contains(key) ? after_claims : ordinary).push_back(i);
       }
@@ -1321,8 +1334,12 @@ change_result store_core::apply_once(const change_set& changes) {
                                  return u.expected == task_state::none && u.expected_try == 0;
                                }};
       const row_source rows = stamped_rows([&](std::size_t k, std::vector<value>& out) {
+        const task_instance_update& u = changes.task_instances[which[k]];
         out.clear();
-        append(out, changes.task_instances[which[k]]);
+        if (&as != &w.task_instance_state_updates) return append(out, u);
+        const task_instance_record& r = u.record;
+        out.assign({r.dag_id, r.run_id, r.task_id, std::int64_t{r.map_index}, to_string(r.state), to_string(u.expected),
+                    std::int64_t{u.expected_try}, u.expected_start ? value{micros_of(*u.expected_start)} : value{}});
       }, 4, now);
       const std::vector<bool> won = s.write(as, which.size(), rows, &added_task);
       for (std::size_t k = 0; k < which.size(); ++k) result.task_instances_updated[which[k]] = won[k];
@@ -1347,6 +1364,7 @@ change_result store_core::apply_once(const change_set& changes) {
                   std::int64_t{u.expected_try}, u.expected_start ? value{micros_of(*u.expected_start)} : value{}});
     });
     write_updates(ordinary, w.task_instance_updates);
+    write_updates(states, w.task_instance_state_updates);
     // One claim (a chain's next task) counts its pool's slots in its own statement; several are
     // counted first, each pool once, and admitted in order.
     if (claims.size() == 1) write_updates(claims, w.task_instance_claim);

@@ -96,6 +96,7 @@ struct task_change {
   std::size_t index;     ///< its slot
   task_state before;     ///< its state before the pass
   int try_before;        ///< its try number before the pass
+  bool state_only = false;  ///< the pass changed its state alone (task_instance_update::state_only)
 };
 
 /// What one pass over a run decided.

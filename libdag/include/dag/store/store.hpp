@@ -243,9 +243,10 @@ struct run_update {
 /// `running` from any other state) also loses when its pool does not exist or has fewer open
 /// slots than the record's `pool_slots`, counted in the same transaction over every DAG, so
 /// that several schedulers never overfill a pool. Such updates are written after the change
-/// set's other updates (which may free slots), except updates of a row a claim before them touched. Every field of the record is written. An instance
-/// that does not exist yet (a task added after its run was created) is created when the update
-/// expects `none` with try 0, the state it would have had.
+/// set's other updates (which may free slots), except updates of a row a claim before them
+/// touched. Every field of the record is written (but see `state_only`). An instance that does
+/// not exist yet (a task added after its run was created) is created when the update expects
+/// `none` with try 0, the state it would have had.
 struct task_instance_update {
   task_state expected = task_state::none;  ///< the state the writer saw
   int expected_try = 0;                    ///< the try number the writer saw
@@ -253,6 +254,12 @@ struct task_instance_update {
   /// When set, the start date the writer saw too: a try's end names the poke it ends (a
   /// rescheduled sensor pokes again under its try number, each poke with a start of its own).
   std::optional<timestamp> expected_start{};
+  /// Set by a writer that changed the state alone (a task whose upstream let it run, a retry
+  /// whose delay passed: `scheduled`): the record's other fields are those it read. The store may
+  /// then write the state alone (and the time of the change), where every field costs a wide
+  /// fan-out's first pass twice the time; it writes every field all the same when the change set
+  /// updates the instance more than once.
+  bool state_only = false;
 };
 
 /// Rows of another part of the store's database that a change set's transaction writes with it:
