@@ -1147,6 +1147,53 @@ TEST_CASE("Engine.AnEndAnotherSchedulerRecordedIsNotTakenForTheNextPokeByAStaleV
   }
 }
 
+TEST_CASE("Engine.ARunAnotherSchedulerFinishedOrDeletedIsLetGoOfAtThePoll" * doctest::timeout(60)) {
+  // Two schedulers on one database: A started a run's try, B recorded its end (and so finished the
+  // run). A, which recorded nothing, lets go of its stale view at its next look at the store: told
+  // that the run ended, as B left it. A run deleted meanwhile is let go of too.
+  for (const bool deleted : {false, true}) {
+    CAPTURE(deleted);
+    reschedule_sandbox s;
+    auto a_owned = std::make_unique<holding_executor>(), b_owned = std::make_unique<holding_executor>();
+    holding_executor &a_ex = *a_owned, &b_ex = *b_owned;
+    auto a_options = s.one_slot();
+    a_options.adopt_store_runs = true;
+    a_options.poll_interval = std::chrono::milliseconds(0);
+    std::vector<std::pair<dag::run_key, std::optional<dag::run_state>>> told;
+    a_options.run_ended = [&](const dag::run_key& k, std::optional<dag::run_state> state) { told.emplace_back(k, state); };
+    dag::engine a(*s.db, s.operators, s.clock, a_options, std::move(a_owned));
+    auto b_store = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+    auto b_options = a_options;
+    b_options.run_ended = {};
+    dag::engine b(*b_store, s.operators, s.clock, b_options, std::move(b_owned));
+    auto dag_of = [&] {
+      dag::definition d{"one"};
+      d.callable("t", [](dag::task_context&) { return dag::operator_result::success(); });
+      return s.checked(std::move(d));
+    };
+    a.set_dags({dag_of()});
+    b.set_dags({dag_of()});
+    const auto key = *a.create_run("one", dag::run_type::manual, dag::parse_time("2024-01-01"));
+    a.step();
+    REQUIRE(a_ex.held() == 1);
+    b.step();  // B finds the run
+    if (deleted) {
+      REQUIRE(s.db->delete_run(key.dag_id, key.run_id));
+    } else {
+      b_ex.deliver(a_ex.run(0));  // the end, taken by B
+      b.step();
+      REQUIRE(s.db->find_run(key.dag_id, key.run_id)->state == dag::run_state::success);
+    }
+    REQUIRE(a.state_of(key) == dag::run_state::running);  // A's view
+    told.clear();
+    a.step();
+    REQUIRE(told.size() == 1);
+    CHECK(told[0].first.run_id == key.run_id);
+    CHECK(told[0].second == (deleted ? std::nullopt : std::optional(dag::run_state::success)));
+    CHECK(a.state_of(key) == (deleted ? std::nullopt : std::optional(dag::run_state::success)));
+  }
+}
+
 TEST_CASE("Engine.APokeThatEndsAfterItsTaskWasClearedStaysItsTrysRecord" * doctest::timeout(60)) {
   // The poke's end is refused (the instance was cleared meanwhile), but its try happened: the try
   // has no row yet, and gets this one.

@@ -565,15 +565,25 @@ void engine::load_active_runs() {
   run_filter active;
   active.states = {run_state::queued, run_state::running};
   std::set<std::string> unloaded;
+  std::set<run_key> listed;
   for (const auto& run : store_.runs(active)) {
     if (!dags_.contains(run.dag_id)) unloaded.insert(run.dag_id);
     run_key key{run.dag_id, run.run_id};
+    listed.insert(key);
     auto it = active_.find(key);
     // A run the store moved back to `queued` behind our back was cleared: take the store's view.
     if (it != active_.end() && !(run.state == run_state::queued && it->second.run.state != run_state::queued)) continue;
     if (it != active_.end()) active_.erase(it);
     load_run(key);
   }
+  // A run this engine holds that the store no longer lists as active was finished or deleted by
+  // another process (another scheduler on the same queue, the API): read again, it is told about
+  // and let go of (advance_runs), or dropped.
+  std::vector<run_key> gone;
+  for (const auto& [key, r] : active_)
+    if (!listed.contains(key)) gone.push_back(key);
+  for (const run_key& key : gone)
+    if (!load_run(key)) active_.erase(key);
   unloaded_with_runs_ = std::move(unloaded);
 }
 
@@ -619,15 +629,22 @@ std::size_t engine::recover_lost_tries() {
     changes.tries.push_back(r);
     ++count;
   }
-  if (changes.empty()) return 0;
-  store_.apply(changes);
-  pools_open_.reset();
-  // Only the runs whose tries it failed changed: the others' views hold (reading every active run
-  // again, each sweep, read a 20,000-task run's rows every lease for nothing).
-  std::set<run_key> changed;
-  for (const auto& u : changes.task_instances) changed.insert({u.record.dag_id, u.record.run_id});
-  for (const run_key& key : changed)
-    if (active_.contains(key)) load_run(key);
+  // Read again: the runs whose tries it failed, and those no end or start of this engine's moved
+  // on since the last sweep, which another scheduler on the same queue may be moving on (its
+  // workers' ends go to it). A run this engine drives is not: reading a 20,000-task run's rows
+  // every lease, and deciding it afresh, was for nothing; its view is read again whenever one of
+  // its writes or ends does not match the store (settle_lost, record_events).
+  std::set<run_key> reread;
+  for (const auto& u : changes.task_instances) reread.insert({u.record.dag_id, u.record.run_id});
+  if (!changes.empty()) {
+    store_.apply(changes);
+    pools_open_.reset();
+  }
+  for (const auto& [key, r] : active_)
+    if (!driven_.contains(key)) reread.insert(key);
+  driven_.clear();
+  for (const run_key& key : reread)
+    if (active_.contains(key) && !load_run(key)) active_.erase(key);
   return count;
 }
 
@@ -848,6 +865,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
   for (const auto& e : events) {
     if (!dag_for(e.dag_id)) continue;
     const run_key key{e.dag_id, e.run_id};
+    driven_.insert(key);
     if (reread.contains(key)) continue;
     auto it = active_.find(key);
     if (it != active_.end()) {
@@ -1187,6 +1205,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     if (pool_open) *pool_open = std::move(*budget.pool_open);
     if (s.pool_short) pools_reread_ = true;  // another process's tries may have ended meanwhile
     free_slots -= static_cast<int>(s.to_start.size());
+    if (!s.to_start.empty()) driven_.insert(it->first);
     started_here += static_cast<int>(s.to_start.size());
     // A run's first pass may change every instance (a wide fan-out): grown once, not step by step.
     if (const std::size_t need = changes.task_instances.size() + s.changed.size(); need > changes.task_instances.capacity())

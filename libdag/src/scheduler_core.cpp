@@ -400,6 +400,7 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
     ti.queue = settings.queue;
     const auto it = std::find_if(step.changed.begin(), step.changed.end(), [&](const task_change& c) { return c.index == i; });
     if (it == step.changed.end()) record_change(i, ti.state, ti.try_number);
+    else it->state_only = false;  // started too
     ti.state = task_state::queued;
     // A rescheduled try runs again under its own number (its log and record continue).
     if (!ti.first_start_date) ti.try_number += 1;

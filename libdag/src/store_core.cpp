@@ -1363,6 +1363,11 @@ change_result store_core::apply_once(const change_set& changes) {
       out.assign({u.record.dag_id, u.record.run_id, u.record.task_id, std::int64_t{u.record.map_index}, to_string(u.expected),
                   std::int64_t{u.expected_try}, u.expected_start ? value{micros_of(*u.expected_start)} : value{}});
     });
+    // A statement of its own costs a round trip, which a few rows do not pay back.
+    if (!ordinary.empty() && states.size() < 32) {
+      ordinary.insert(ordinary.end(), states.begin(), states.end());
+      states.clear();
+    }
     write_updates(ordinary, w.task_instance_updates);
     write_updates(states, w.task_instance_state_updates);
     // One claim (a chain's next task) counts its pool's slots in its own statement; several are
