@@ -489,6 +489,7 @@ bool engine::load_run(const run_key& key) {
 void engine::track_loaded(const std::shared_ptr<const scheduled_dag>& dag, run_record run,
                           std::vector<task_instance_record> stored) {
   run_key key{run.dag_id, run.run_id};
+  kept_up_.insert(key);
   active_run r{dag, std::move(run), {}, {}};
   // An instance the store has no row of (a run just created, a task added since) is what a new
   // row holds: state none, no try, the record's defaults (the schema's defaults too).
@@ -629,11 +630,12 @@ std::size_t engine::recover_lost_tries() {
     changes.tries.push_back(r);
     ++count;
   }
-  // Read again: the runs whose tries it failed, and those no end or start of this engine's moved
-  // on since the last sweep, which another scheduler on the same queue may be moving on (its
-  // workers' ends go to it). A run this engine drives is not: reading a 20,000-task run's rows
-  // every lease, and deciding it afresh, was for nothing; its view is read again whenever one of
-  // its writes or ends does not match the store (settle_lost, record_events).
+  // Read again: the runs whose tries it failed, and those this engine neither read nor moved on
+  // (an end recorded, a try started) since the last sweep, which another scheduler on the same
+  // queue may be moving on (its workers' ends go to it). A run this engine drives is not: reading
+  // a 20,000-task run's rows every lease, and deciding it afresh, was for nothing; its view is
+  // read again whenever one of its writes or ends does not match the store (settle_lost,
+  // record_events).
   std::set<run_key> reread;
   for (const auto& u : changes.task_instances) reread.insert({u.record.dag_id, u.record.run_id});
   if (!changes.empty()) {
@@ -641,8 +643,8 @@ std::size_t engine::recover_lost_tries() {
     pools_open_.reset();
   }
   for (const auto& [key, r] : active_)
-    if (!driven_.contains(key)) reread.insert(key);
-  driven_.clear();
+    if (!kept_up_.contains(key)) reread.insert(key);
+  kept_up_.clear();
   for (const run_key& key : reread)
     if (active_.contains(key) && !load_run(key)) active_.erase(key);
   return count;
@@ -865,7 +867,7 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
   for (const auto& e : events) {
     if (!dag_for(e.dag_id)) continue;
     const run_key key{e.dag_id, e.run_id};
-    driven_.insert(key);
+    kept_up_.insert(key);
     if (reread.contains(key)) continue;
     auto it = active_.find(key);
     if (it != active_.end()) {
@@ -1205,7 +1207,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     if (pool_open) *pool_open = std::move(*budget.pool_open);
     if (s.pool_short) pools_reread_ = true;  // another process's tries may have ended meanwhile
     free_slots -= static_cast<int>(s.to_start.size());
-    if (!s.to_start.empty()) driven_.insert(it->first);
+    if (!s.to_start.empty()) kept_up_.insert(it->first);
     started_here += static_cast<int>(s.to_start.size());
     // A run's first pass may change every instance (a wide fan-out): grown once, not step by step.
     if (const std::size_t need = changes.task_instances.size() + s.changed.size(); need > changes.task_instances.capacity())

@@ -368,9 +368,9 @@ private:
   // Runs taken out of active_ to be read from the store again, until that read succeeds (a pass
   // that failed reading one back leaves it here for the next pass: reread_runs).
   std::set<run_key> reread_;
-  // Runs this engine recorded an end of or started a try of since the last sweep for lost tries
-  // (recover_lost_tries): the others are read again then.
-  std::set<run_key> driven_;
+  // Runs whose view this engine kept up since the last sweep for lost tries (recover_lost_tries):
+  // read from the store, or an end of theirs recorded or a try started. The others are read again then.
+  std::set<run_key> kept_up_;
   std::string reread_problem_;  // the last warning of a run that could not be read again (said once)
   /// Runs written finished but not told about yet (create_runs' first pass, a pass that failed
   /// after its commit): the next pass tells them (run_ended).
