@@ -1151,8 +1151,11 @@ TEST_CASE("Engine.ARunAnotherSchedulerFinishedOrDeletedIsLetGoOfAtThePoll" * doc
   // Two schedulers on one database: A started a run's try, B recorded its end (and so finished the
   // run). A, which recorded nothing, lets go of its stale view at its next look at the store: told
   // that the run ended, as B left it. A run deleted meanwhile is let go of too.
-  for (const bool deleted : {false, true}) {
-    CAPTURE(deleted);
+  // Also when A's folder lost the run's DAG meanwhile (A keeps such a run, waiting for its DAG).
+  enum class way { finished, deleted, finished_without_its_dag };
+  for (const way how : {way::finished, way::deleted, way::finished_without_its_dag}) {
+    CAPTURE(static_cast<int>(how));
+    const bool deleted = how == way::deleted;
     reschedule_sandbox s;
     auto a_owned = std::make_unique<holding_executor>(), b_owned = std::make_unique<holding_executor>();
     holding_executor &a_ex = *a_owned, &b_ex = *b_owned;
@@ -1177,6 +1180,7 @@ TEST_CASE("Engine.ARunAnotherSchedulerFinishedOrDeletedIsLetGoOfAtThePoll" * doc
     a.step();
     REQUIRE(a_ex.held() == 1);
     b.step();  // B finds the run
+    if (how == way::finished_without_its_dag) a.set_dags({});
     if (deleted) {
       REQUIRE(s.db->delete_run(key.dag_id, key.run_id));
     } else {
@@ -1191,7 +1195,41 @@ TEST_CASE("Engine.ARunAnotherSchedulerFinishedOrDeletedIsLetGoOfAtThePoll" * doc
     CHECK(told[0].first.run_id == key.run_id);
     CHECK(told[0].second == (deleted ? std::nullopt : std::optional(dag::run_state::success)));
     CHECK(a.state_of(key) == (deleted ? std::nullopt : std::optional(dag::run_state::success)));
+    a.step();  // let go of: told once
+    CHECK(told.size() == 1);
   }
+}
+
+TEST_CASE("Engine.ASweepForLostTriesReadsAgainARunThisEngineLeftAloneForALease" * doctest::timeout(60)) {
+  // A sweep (every lease, with the queue) reads again the runs this engine neither read nor moved
+  // on since the one before, not those it keeps moving on: A started the run's try, B recorded its
+  // end; A's view catches up at its second sweep, not its first.
+  reschedule_sandbox s;
+  auto a_owned = std::make_unique<holding_executor>(), b_owned = std::make_unique<holding_executor>();
+  holding_executor &a_ex = *a_owned, &b_ex = *b_owned;
+  auto options = s.one_slot();
+  options.adopt_store_runs = true;
+  dag::engine a(*s.db, s.operators, s.clock, options, std::move(a_owned));
+  auto b_store = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+  dag::engine b(*b_store, s.operators, s.clock, options, std::move(b_owned));
+  auto dag_of = [&] {
+    dag::definition d{"one"};
+    d.callable("t", [](dag::task_context&) { return dag::operator_result::success(); });
+    return s.checked(std::move(d));
+  };
+  a.set_dags({dag_of()});
+  b.set_dags({dag_of()});
+  const auto key = *a.create_run("one", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  a.step();
+  REQUIRE(a_ex.held() == 1);
+  b.step();
+  b_ex.deliver(a_ex.run(0));
+  b.step();
+  REQUIRE(s.db->find_run(key.dag_id, key.run_id)->state == dag::run_state::success);
+  CHECK(a.recover_lost_tries() == 0);
+  CHECK(a.state_of(key) == dag::run_state::running);  // A started its try this lease: not read
+  CHECK(a.recover_lost_tries() == 0);
+  CHECK(a.state_of(key) == dag::run_state::success);  // a lease without moving it: read
 }
 
 TEST_CASE("Engine.APokeThatEndsAfterItsTaskWasClearedStaysItsTrysRecord" * doctest::timeout(60)) {

@@ -489,7 +489,6 @@ bool engine::load_run(const run_key& key) {
 void engine::track_loaded(const std::shared_ptr<const scheduled_dag>& dag, run_record run,
                           std::vector<task_instance_record> stored) {
   run_key key{run.dag_id, run.run_id};
-  kept_up_.insert(key);
   active_run r{dag, std::move(run), {}, {}};
   // An instance the store has no row of (a run just created, a task added since) is what a new
   // row holds: state none, no try, the record's defaults (the schema's defaults too).
@@ -579,7 +578,7 @@ void engine::load_active_runs() {
   }
   // A run this engine holds that the store no longer lists as active was finished or deleted by
   // another process (another scheduler on the same queue, the API): read again, it is told about
-  // and let go of (advance_runs), or dropped.
+  // and let go of by the pass (advance_runs; a run of a DAG that left the folder too), or dropped.
   std::vector<run_key> gone;
   for (const auto& [key, r] : active_)
     if (!listed.contains(key)) gone.push_back(key);
@@ -632,10 +631,11 @@ std::size_t engine::recover_lost_tries() {
   }
   // Read again: the runs whose tries it failed, and those this engine neither read nor moved on
   // (an end recorded, a try started) since the last sweep, which another scheduler on the same
-  // queue may be moving on (its workers' ends go to it). A run this engine drives is not: reading
-  // a 20,000-task run's rows every lease, and deciding it afresh, was for nothing; its view is
-  // read again whenever one of its writes or ends does not match the store (settle_lost,
-  // record_events).
+  // queue may be moving on (its workers' ends go to it). A run this engine keeps moving on is not:
+  // reading a 20,000-task run's rows every lease, and deciding it afresh, was for nothing. Its
+  // view is read again when one of its writes or ends does not match the store (settle_lost,
+  // record_events), or by a sweep once it stopped moving here for a lease: a run both schedulers
+  // move on shows the other's ends here within two leases of waiting on them.
   std::set<run_key> reread;
   for (const auto& u : changes.task_instances) reread.insert({u.record.dag_id, u.record.run_id});
   if (!changes.empty()) {
@@ -643,10 +643,10 @@ std::size_t engine::recover_lost_tries() {
     pools_open_.reset();
   }
   for (const auto& [key, r] : active_)
-    if (!kept_up_.contains(key)) reread.insert(key);
-  kept_up_.clear();
+    if (!r.kept_up) reread.insert(key);
   for (const run_key& key : reread)
     if (active_.contains(key) && !load_run(key)) active_.erase(key);
+  for (auto& [key, r] : active_) r.kept_up = false;  // a lease starts (those just read too)
   return count;
 }
 
@@ -867,10 +867,10 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
   for (const auto& e : events) {
     if (!dag_for(e.dag_id)) continue;
     const run_key key{e.dag_id, e.run_id};
-    kept_up_.insert(key);
     if (reread.contains(key)) continue;
     auto it = active_.find(key);
     if (it != active_.end()) {
+      it->second.kept_up = true;
       const auto slot = slot_of(it->second, e);
       if (slot && (it->second.tis[*slot].try_number > e.try_number || runs_try_of(it->second.tis[*slot], e))) continue;
       active_.erase(it);
@@ -1155,6 +1155,11 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
         if (tasks[i].settings.depends_on_past && r.tis[i].state == task_state::none) r.progress.dirty.push_back(i);
     }
     if (!dags_.contains(it->first.dag_id)) {  // its DAG left the folder: the run waits for it
+      if (is_finished(r.run.state)) {  // unless another process finished it (load_active_runs)
+        if (options_.run_ended) finished_runs_.emplace_back(it->first, r.run.state);
+        it = active_.erase(it);
+        continue;
+      }
       ++it;
       continue;
     }
@@ -1207,7 +1212,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     if (pool_open) *pool_open = std::move(*budget.pool_open);
     if (s.pool_short) pools_reread_ = true;  // another process's tries may have ended meanwhile
     free_slots -= static_cast<int>(s.to_start.size());
-    if (!s.to_start.empty()) kept_up_.insert(it->first);
+    if (!s.to_start.empty()) r.kept_up = true;
     started_here += static_cast<int>(s.to_start.size());
     // A run's first pass may change every instance (a wide fan-out): grown once, not step by step.
     if (const std::size_t need = changes.task_instances.size() + s.changed.size(); need > changes.task_instances.capacity())

@@ -1303,8 +1303,9 @@ change_result store_core::apply_once(const change_set& changes) {
     // slots), and only those their pool has the slots for: counted under the pools' locks (each
     // pool's row lock on PostgreSQL, the write lock on SQLite).
     // An update of a row a claim before it touched still comes after that claim.
-    // An update of the state alone that is its instance's only one here is written as such (its
-    // order against the others does not matter then).
+    // An update of the state alone that is its instance's only one here may be written as such
+    // (its order against the others does not matter then): in a statement of its own when there
+    // are no others, or enough of them to pay for the round trip (below).
     std::vector<std::size_t> ordinary, claims, after_claims, states;
     // Keyed by the whole task instance key: the instances of a mapped task are rows of their own.
     instance_set claimed;

@@ -235,6 +235,9 @@ private:
     std::vector<task_instance_record> tis;
     run_progress progress;
     bool waited = false;  // it stayed queued through a pass (max_active_runs): re-read it when it starts
+    // Its view was kept up since the last sweep for lost tries (recover_lost_tries): read from the
+    // store, or an end of it recorded, or a try of it started. A sweep reads the others again.
+    bool kept_up = true;
   };
 
   timestamp now_us() const;
@@ -368,9 +371,6 @@ private:
   // Runs taken out of active_ to be read from the store again, until that read succeeds (a pass
   // that failed reading one back leaves it here for the next pass: reread_runs).
   std::set<run_key> reread_;
-  // Runs whose view this engine kept up since the last sweep for lost tries (recover_lost_tries):
-  // read from the store, or an end of theirs recorded or a try started. The others are read again then.
-  std::set<run_key> kept_up_;
   std::string reread_problem_;  // the last warning of a run that could not be read again (said once)
   /// Runs written finished but not told about yet (create_runs' first pass, a pass that failed
   /// after its commit): the next pass tells them (run_ended).
