@@ -1147,56 +1147,71 @@ TEST_CASE("Engine.AnEndAnotherSchedulerRecordedIsNotTakenForTheNextPokeByAStaleV
   }
 }
 
+namespace {
+// Schedulers A and B on one SQLite database (each its own store and holding executor, both
+// adopting the store's runs at every pass) and a run of DAG "one" (callable "t") that A created
+// and started the try of, and B found.
+struct two_schedulers {
+  reschedule_sandbox s;
+  std::vector<std::pair<dag::run_key, std::optional<dag::run_state>>> told;  // A's run_ended
+  holding_executor* a_ex = nullptr;
+  holding_executor* b_ex = nullptr;
+  std::unique_ptr<dag::store> b_store = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
+  std::optional<dag::engine> a, b;
+  dag::run_key key;
+
+  two_schedulers() {
+    auto options = s.one_slot();
+    options.adopt_store_runs = true;
+    options.poll_interval = std::chrono::milliseconds(0);
+    auto a_owned = std::make_unique<holding_executor>(), b_owned = std::make_unique<holding_executor>();
+    a_ex = a_owned.get();
+    b_ex = b_owned.get();
+    b.emplace(*b_store, s.operators, s.clock, options, std::move(b_owned));
+    options.run_ended = [this](const dag::run_key& k, std::optional<dag::run_state> state) { told.emplace_back(k, state); };
+    a.emplace(*s.db, s.operators, s.clock, options, std::move(a_owned));
+    a->set_dags({dag_of()});
+    b->set_dags({dag_of()});
+    key = *a->create_run("one", dag::run_type::manual, dag::parse_time("2024-01-01"));
+    a->step();
+    REQUIRE(a_ex->held() == 1);
+    b->step();  // B finds the run
+  }
+  dag::definition dag_of() {
+    dag::definition d{"one"};
+    d.callable("t", [](dag::task_context&) { return dag::operator_result::success(); });
+    return s.checked(std::move(d));
+  }
+  // B records the end of A's try (taken by B), which finishes the run.
+  void b_finishes() {
+    b_ex->deliver(a_ex->run(0));
+    b->step();
+    REQUIRE(s.db->find_run(key.dag_id, key.run_id)->state == dag::run_state::success);
+  }
+};
+}  // namespace
+
 TEST_CASE("Engine.ARunAnotherSchedulerFinishedOrDeletedIsLetGoOfAtThePoll" * doctest::timeout(60)) {
-  // Two schedulers on one database: A started a run's try, B recorded its end (and so finished the
-  // run). A, which recorded nothing, lets go of its stale view at its next look at the store: told
-  // that the run ended, as B left it. A run deleted meanwhile is let go of too.
-  // Also when A's folder lost the run's DAG meanwhile (A keeps such a run, waiting for its DAG).
+  // B finished the run (or it was deleted); A, which recorded nothing of it, lets go of its stale
+  // view at its next look at the store: told that the run ended, as B left it. Also when A's
+  // folder lost the run's DAG meanwhile (A keeps such a run, waiting for its DAG).
   enum class way { finished, deleted, finished_without_its_dag };
   for (const way how : {way::finished, way::deleted, way::finished_without_its_dag}) {
     CAPTURE(static_cast<int>(how));
     const bool deleted = how == way::deleted;
-    reschedule_sandbox s;
-    auto a_owned = std::make_unique<holding_executor>(), b_owned = std::make_unique<holding_executor>();
-    holding_executor &a_ex = *a_owned, &b_ex = *b_owned;
-    auto a_options = s.one_slot();
-    a_options.adopt_store_runs = true;
-    a_options.poll_interval = std::chrono::milliseconds(0);
-    std::vector<std::pair<dag::run_key, std::optional<dag::run_state>>> told;
-    a_options.run_ended = [&](const dag::run_key& k, std::optional<dag::run_state> state) { told.emplace_back(k, state); };
-    dag::engine a(*s.db, s.operators, s.clock, a_options, std::move(a_owned));
-    auto b_store = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
-    auto b_options = a_options;
-    b_options.run_ended = {};
-    dag::engine b(*b_store, s.operators, s.clock, b_options, std::move(b_owned));
-    auto dag_of = [&] {
-      dag::definition d{"one"};
-      d.callable("t", [](dag::task_context&) { return dag::operator_result::success(); });
-      return s.checked(std::move(d));
-    };
-    a.set_dags({dag_of()});
-    b.set_dags({dag_of()});
-    const auto key = *a.create_run("one", dag::run_type::manual, dag::parse_time("2024-01-01"));
-    a.step();
-    REQUIRE(a_ex.held() == 1);
-    b.step();  // B finds the run
-    if (how == way::finished_without_its_dag) a.set_dags({});
-    if (deleted) {
-      REQUIRE(s.db->delete_run(key.dag_id, key.run_id));
-    } else {
-      b_ex.deliver(a_ex.run(0));  // the end, taken by B
-      b.step();
-      REQUIRE(s.db->find_run(key.dag_id, key.run_id)->state == dag::run_state::success);
-    }
-    REQUIRE(a.state_of(key) == dag::run_state::running);  // A's view
-    told.clear();
-    a.step();
-    REQUIRE(told.size() == 1);
-    CHECK(told[0].first.run_id == key.run_id);
-    CHECK(told[0].second == (deleted ? std::nullopt : std::optional(dag::run_state::success)));
-    CHECK(a.state_of(key) == (deleted ? std::nullopt : std::optional(dag::run_state::success)));
-    a.step();  // let go of: told once
-    CHECK(told.size() == 1);
+    two_schedulers t;
+    if (how == way::finished_without_its_dag) t.a->set_dags({});
+    if (deleted) REQUIRE(t.s.db->delete_run(t.key.dag_id, t.key.run_id));
+    else t.b_finishes();
+    REQUIRE(t.a->state_of(t.key) == dag::run_state::running);  // A's view
+    t.told.clear();
+    t.a->step();
+    REQUIRE(t.told.size() == 1);
+    CHECK(t.told[0].first.run_id == t.key.run_id);
+    CHECK(t.told[0].second == (deleted ? std::nullopt : std::optional(dag::run_state::success)));
+    CHECK(t.a->state_of(t.key) == (deleted ? std::nullopt : std::optional(dag::run_state::success)));
+    t.a->step();  // let go of: told once
+    CHECK(t.told.size() == 1);
   }
 }
 
@@ -1204,32 +1219,12 @@ TEST_CASE("Engine.ASweepForLostTriesReadsAgainARunThisEngineLeftAloneForALease" 
   // A sweep (every lease, with the queue) reads again the runs this engine neither read nor moved
   // on since the one before, not those it keeps moving on: A started the run's try, B recorded its
   // end; A's view catches up at its second sweep, not its first.
-  reschedule_sandbox s;
-  auto a_owned = std::make_unique<holding_executor>(), b_owned = std::make_unique<holding_executor>();
-  holding_executor &a_ex = *a_owned, &b_ex = *b_owned;
-  auto options = s.one_slot();
-  options.adopt_store_runs = true;
-  dag::engine a(*s.db, s.operators, s.clock, options, std::move(a_owned));
-  auto b_store = dag::open_store("sqlite:" + (s.dir / "dagrun.db").string());
-  dag::engine b(*b_store, s.operators, s.clock, options, std::move(b_owned));
-  auto dag_of = [&] {
-    dag::definition d{"one"};
-    d.callable("t", [](dag::task_context&) { return dag::operator_result::success(); });
-    return s.checked(std::move(d));
-  };
-  a.set_dags({dag_of()});
-  b.set_dags({dag_of()});
-  const auto key = *a.create_run("one", dag::run_type::manual, dag::parse_time("2024-01-01"));
-  a.step();
-  REQUIRE(a_ex.held() == 1);
-  b.step();
-  b_ex.deliver(a_ex.run(0));
-  b.step();
-  REQUIRE(s.db->find_run(key.dag_id, key.run_id)->state == dag::run_state::success);
-  CHECK(a.recover_lost_tries() == 0);
-  CHECK(a.state_of(key) == dag::run_state::running);  // A started its try this lease: not read
-  CHECK(a.recover_lost_tries() == 0);
-  CHECK(a.state_of(key) == dag::run_state::success);  // a lease without moving it: read
+  two_schedulers t;
+  t.b_finishes();
+  CHECK(t.a->recover_lost_tries() == 0);
+  CHECK(t.a->state_of(t.key) == dag::run_state::running);  // A started its try this lease: not read
+  CHECK(t.a->recover_lost_tries() == 0);
+  CHECK(t.a->state_of(t.key) == dag::run_state::success);  // a lease without moving it: read
 }
 
 TEST_CASE("Engine.APokeThatEndsAfterItsTaskWasClearedStaysItsTrysRecord" * doctest::timeout(60)) {
