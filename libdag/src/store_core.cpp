@@ -1305,7 +1305,7 @@ change_result store_core::apply_once(const change_set& changes) {
     // An update of a row a claim before it touched still comes after that claim.
     // An update of the state alone that is its instance's only one here may be written as such
     // (its order against the others does not matter then): in a statement of its own when there
-    // are no others, or enough of them to pay for the round trip (below).
+    // are no others, or when there are 32 or more state-alone ones (below).
     std::vector<std::size_t> ordinary, claims, after_claims, states;
     // Keyed by the whole task instance key: the instances of a mapped task are rows of their own.
     instance_set claimed;

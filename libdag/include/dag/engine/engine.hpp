@@ -366,7 +366,8 @@ private:
   /// create_due_runs skips it (no store query per DAG per pass). Forgotten when one of its runs
   /// ends, when set_dags changes or removes its definition and when it is paused or unpaused.
   std::map<std::string, timestamp> nothing_due_until_;
-  // Runs the current pass finished, told to options_.run_ended once the pass is written.
+  // Runs the current pass finished (or let go of, finished by another process), told to
+  // options_.run_ended once the pass is written.
   std::vector<std::pair<run_key, run_state>> finished_runs_;
   // Runs taken out of active_ to be read from the store again, until that read succeeds (a pass
   // that failed reading one back leaves it here for the next pass: reread_runs).
