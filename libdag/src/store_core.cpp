@@ -858,7 +858,7 @@ struct writes {
                                     "({expected_start} IS NULL OR r.start_date = {expected_start})";
     task_instance_updates = matching("task_instances", ti, 4, every_field, as_expected);
     // An update of the state alone (task_instance_update::state_only): the key, the stamp, the
-    // state and the three `expected…`, as state_rows gives them.
+    // state and the three `expected…`, as write_updates gives them.
     std::vector<column> state_only = first(ti, 5);
     state_only.push_back(*std::find_if(ti.begin(), ti.end(), [](const column& c) { return c.name == "state"; }));
     state_only.insert(state_only.end(), ti.end() - 3, ti.end());
@@ -1201,6 +1201,12 @@ bool writes_a_new_row(const task_instance_update& u) {
          !starts_try(u);
 }
 
+/// What update `u` expects of its row (`expected`, `expected_try`, `expected_start`), appended to `out`.
+void append_expectation(std::vector<value>& out, const task_instance_update& u) {
+  out.insert(out.end(), {to_string(u.expected), std::int64_t{u.expected_try},
+                         u.expected_start ? value{micros_of(*u.expected_start)} : value{}});
+}
+
 bool all_won(const change_result& r) {
   const auto won = [](const std::vector<bool>& v) { return std::find(v.begin(), v.end(), false) == v.end(); };
   return won(r.runs_created) && won(r.runs_updated) && won(r.task_instances_updated);
@@ -1339,8 +1345,8 @@ change_result store_core::apply_once(const change_set& changes) {
         out.clear();
         if (&as != &w.task_instance_state_updates) return append(out, u);
         const task_instance_record& r = u.record;
-        out.assign({r.dag_id, r.run_id, r.task_id, std::int64_t{r.map_index}, to_string(r.state), to_string(u.expected),
-                    std::int64_t{u.expected_try}, u.expected_start ? value{micros_of(*u.expected_start)} : value{}});
+        out.assign({r.dag_id, r.run_id, r.task_id, std::int64_t{r.map_index}, to_string(r.state)});
+        append_expectation(out, u);
       }, 4, now);
       const std::vector<bool> won = s.write(as, which.size(), rows, &added_task);
       for (std::size_t k = 0; k < which.size(); ++k) result.task_instances_updated[which[k]] = won[k];
@@ -1361,8 +1367,8 @@ change_result store_core::apply_once(const change_set& changes) {
     // One statement a batch (a clear of many instances), before any update is written.
     s.write(w.shown_try_keeps, kept_from_rows.size(), [&](std::size_t k, std::vector<value>& out) {
       const task_instance_update& u = changes.task_instances[kept_from_rows[k]];
-      out.assign({u.record.dag_id, u.record.run_id, u.record.task_id, std::int64_t{u.record.map_index}, to_string(u.expected),
-                  std::int64_t{u.expected_try}, u.expected_start ? value{micros_of(*u.expected_start)} : value{}});
+      out.assign({u.record.dag_id, u.record.run_id, u.record.task_id, std::int64_t{u.record.map_index}});
+      append_expectation(out, u);
     });
     // A statement of its own costs a round trip, which a few rows do not pay back.
     if (!ordinary.empty() && states.size() < 32) {
