@@ -1160,7 +1160,7 @@ struct two_schedulers {
   std::optional<dag::engine> a, b;
   dag::run_key key;
 
-  two_schedulers() {
+  explicit two_schedulers(int a_parallelism = 1) {
     auto options = s.one_slot();
     options.adopt_store_runs = true;
     options.poll_interval = std::chrono::milliseconds(0);
@@ -1169,6 +1169,7 @@ struct two_schedulers {
     b_ex = b_owned.get();
     b.emplace(*b_store, s.operators, s.clock, options, std::move(b_owned));
     options.run_ended = [this](const dag::run_key& k, std::optional<dag::run_state> state) { told.emplace_back(k, state); };
+    options.parallelism = a_parallelism;
     a.emplace(*s.db, s.operators, s.clock, options, std::move(a_owned));
     a->set_dags({dag_of()});
     b->set_dags({dag_of()});
@@ -1225,6 +1226,82 @@ TEST_CASE("Engine.ASweepForLostTriesReadsAgainARunThisEngineLeftAloneForALease" 
   CHECK(t.a->state_of(t.key) == dag::run_state::running);  // A started its try this lease: not read
   CHECK(t.a->recover_lost_tries() == 0);
   CHECK(t.a->state_of(t.key) == dag::run_state::success);  // a lease without moving it: read
+  // The lease starts after the sweep's reads: the third sweep reads the run again (now deleted).
+  REQUIRE(t.s.db->delete_run(t.key.dag_id, t.key.run_id));
+  CHECK(t.a->recover_lost_tries() == 0);
+  CHECK(t.a->state_of(t.key) == std::nullopt);
+}
+
+TEST_CASE("Engine.ASweepForLostTriesLeavesARunOfADagThatLeftTheFolderToThePoll" * doctest::timeout(60)) {
+  // Nothing moves such a run on here: the sweeps do not read it again, however long it is left
+  // alone; the poll lets go of it once another process finished it.
+  two_schedulers t;
+  t.a->set_dags({});
+  t.b_finishes();
+  CHECK(t.a->recover_lost_tries() == 0);
+  CHECK(t.a->recover_lost_tries() == 0);
+  CHECK(t.a->state_of(t.key) == dag::run_state::running);  // A's view, not read again
+  t.told.clear();
+  t.a->step();
+  REQUIRE(t.told.size() == 1);
+  CHECK(t.told[0].second == dag::run_state::success);
+}
+
+TEST_CASE("Engine.ARunLetGoOfByAPassThatCouldNotBeWrittenIsStillToldAbout" * doctest::timeout(60)) {
+  // B finished the run; A's next pass lets go of it, and starts the try of a run B created, but
+  // the store refuses the pass's write (another connection holds its write lock). The run is not
+  // active in the store any more, so no later look brings it back: A tells of it all the same.
+  two_schedulers t(2);
+  t.b_finishes();
+  const auto second = t.b->create_run("one", dag::run_type::manual, dag::parse_time("2024-01-02"));
+  REQUIRE(second);
+  t.told.clear();
+  SQLite::Database writer((t.s.dir / "dagrun.db").string(), SQLite::OPEN_READWRITE);
+  writer.exec("BEGIN EXCLUSIVE");
+  CHECK_THROWS(t.a->step());
+  writer.exec("ROLLBACK");
+  CHECK(t.told.empty());  // not before the store is written again
+  t.a->step();
+  REQUIRE(t.told.size() == 1);
+  CHECK(t.told[0].first.run_id == t.key.run_id);
+  CHECK(t.told[0].second == dag::run_state::success);
+  CHECK(t.a->state_of(*second) == dag::run_state::running);  // and the other run goes on
+  t.a->step();
+  CHECK(t.told.size() == 1);  // told once
+}
+
+TEST_CASE("Engine.ARescheduledTryIsNotMadeDueByAViewOfAnEarlierPoke" * doctest::timeout(60)) {
+  // This engine saw the first poke reschedule the try to t0 + 60 s. Meanwhile another scheduler
+  // ran a later poke of the same try, which rescheduled it to t0 + 121 s. At t0 + 61 s this
+  // engine's view says the try is due: its write, which expects the poke it saw, is refused, and
+  // the try waits for the later poke's time.
+  reschedule_sandbox s;
+  const auto t0 = s.clock.at;
+  auto owned = std::make_unique<holding_executor>();
+  holding_executor& ex = *owned;
+  dag::engine eng(*s.db, s.operators, s.clock, s.one_slot(), std::move(owned));
+  eng.set_dags({s.sensor_dag("1h")});
+  const auto key = *eng.create_run("sensing", dag::run_type::manual, dag::parse_time("2024-01-01"));
+  eng.step();
+  REQUIRE(ex.held() == 1);
+  ex.deliver(ex.run(0));  // the first poke finds nothing
+  eng.step();             // rescheduled; "other" takes the one slot, and stays running
+  REQUIRE(ex.held() == 2);
+  REQUIRE(ex.task_of(1) == "other");
+  auto later = s.tis(key)["wait"];
+  REQUIRE(later.state == task_state::up_for_reschedule);
+  REQUIRE(later.retry_at == t0 + 60s);
+  const int try_number = later.try_number;
+  later.start_date = t0 + 61s;  // the later poke, as the other scheduler wrote it
+  later.retry_at = t0 + 121s;
+  dag::change_set other;
+  other.task_instances.push_back({task_state::up_for_reschedule, try_number, later});
+  s.db->apply(other);
+  s.clock.at = t0 + 61s;
+  eng.step();
+  const auto now = s.tis(key)["wait"];
+  CHECK(now.state == task_state::up_for_reschedule);
+  CHECK(now.retry_at == t0 + 121s);
 }
 
 TEST_CASE("Engine.APokeThatEndsAfterItsTaskWasClearedStaysItsTrysRecord" * doctest::timeout(60)) {

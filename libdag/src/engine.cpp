@@ -490,6 +490,7 @@ void engine::track_loaded(const std::shared_ptr<const scheduled_dag>& dag, run_r
                           std::vector<task_instance_record> stored) {
   run_key key{run.dag_id, run.run_id};
   active_run r{dag, std::move(run), {}, {}};
+  r.finished_when_read = is_finished(r.run.state);
   // An instance the store has no row of (a run just created, a task added since) is what a new
   // row holds: state none, no try, the record's defaults (the schema's defaults too).
   const auto& tasks = r.dag->def->all_tasks();
@@ -642,8 +643,10 @@ std::size_t engine::recover_lost_tries() {
     store_.apply(changes);
     pools_open_.reset();
   }
+  // (Not a run of a DAG that left the folder: nothing moves it on here, and the poll lets go of it
+  // once another process finishes it.)
   for (const auto& [key, r] : active_)
-    if (!r.kept_up) reread.insert(key);
+    if (!r.kept_up && dags_.contains(key.dag_id)) reread.insert(key);
   for (const run_key& key : reread)
     if (active_.contains(key) && !load_run(key)) active_.erase(key);
   for (auto& [key, r] : active_) r.kept_up = false;  // a lease starts (those just read too)
@@ -761,7 +764,8 @@ std::set<run_key> engine::track_new_runs(change_set& changes) {
 }
 
 void engine::forget_unwritten(const std::set<run_key>& fresh) {
-  finished_runs_.clear();
+  for (auto& f : std::exchange(finished_runs_, {}))
+    if (f.finished_when_read) ended_before_pass_.emplace_back(std::move(f.key), f.state);
   for (const run_key& key : fresh) {
     active_.erase(key);
     drop_alerts(key, false);
@@ -776,8 +780,8 @@ void engine::drop_alerts(const run_key& key, bool run_level_only) {
 }
 
 void engine::hold_finished_runs(const std::set<run_key>& lost) {
-  for (auto& [key, state] : std::exchange(finished_runs_, {}))
-    if (!lost.contains(key)) ended_before_pass_.emplace_back(std::move(key), state);
+  for (auto& f : std::exchange(finished_runs_, {}))
+    if (!lost.contains(f.key)) ended_before_pass_.emplace_back(std::move(f.key), f.state);
 }
 
 void engine::settle_lost(const std::set<run_key>& lost, const std::set<run_key>& not_created, const std::set<run_key>& fresh) {
@@ -1156,7 +1160,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     }
     if (!dags_.contains(it->first.dag_id)) {  // its DAG left the folder: the run waits for it
       if (is_finished(r.run.state)) {  // unless another process finished it (load_active_runs)
-        if (options_.run_ended) finished_runs_.emplace_back(it->first, r.run.state);
+        if (options_.run_ended) finished_runs_.push_back({it->first, r.run.state, true});
         it = active_.erase(it);
         continue;
       }
@@ -1220,6 +1224,9 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     for (const task_change& c : s.changed) {
       if (std::find(s.to_start.begin(), s.to_start.end(), c.index) != s.to_start.end()) continue;
       changes.task_instances.push_back(update_of(r.tis[c.index], c.before, c.try_before));
+      // A rescheduled try pokes again under its try number: the poke this view saw is named, so
+      // that a view older than a later poke (another scheduler's) does not make that one due early.
+      if (c.before == task_state::up_for_reschedule) changes.task_instances.back().expected_start = r.tis[c.index].start_date;
       // Still as the change left it (no later change of the pass moved it on): the state alone.
       changes.task_instances.back().state_only =
           c.state_only && r.tis[c.index].state == task_state::scheduled && r.tis[c.index].try_number == c.try_before;
@@ -1260,7 +1267,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     }
     if (is_finished(r.run.state)) {
       nothing_due_until_.erase(it->first.dag_id);  // room for its next run
-      if (options_.run_ended) finished_runs_.emplace_back(it->first, r.run.state);  // told once written
+      if (options_.run_ended) finished_runs_.push_back({it->first, r.run.state, r.finished_when_read});  // told once written
       it = active_.erase(it);
     } else {
       ++it;
@@ -1529,9 +1536,9 @@ std::optional<timestamp> engine::step_once() {
     // one's (another process cleared or marked it meanwhile) goes on as the store has it. One at
     // a time: a callback that throws leaves the others to the next pass (hold_finished_runs).
     while (!finished_runs_.empty()) {
-      const auto [key, state] = finished_runs_.front();
+      const ended_run f = finished_runs_.front();
       finished_runs_.erase(finished_runs_.begin());
-      if (!lost.contains(key)) options_.run_ended(key, state);
+      if (!lost.contains(f.key)) options_.run_ended(f.key, f.state);
     }
   } catch (...) {
     if (!written) {

@@ -254,6 +254,10 @@ constexpr std::string_view pushed_values =
     "CASE WHEN w.worker IS NULL THEN 'queued' ELSE 'claimed' END, "
     "CASE WHEN w.worker IS NULL THEN NULL ELSE v.token END, w.worker, "
     "CASE WHEN w.worker IS NULL THEN NULL ELSE now() END";
+/// The longest notice this queue sends, in bytes: PostgreSQL refuses a payload of 8,000 or more.
+/// A longer one goes empty, and its reader reads the row (a push) or a take finds it (an end).
+constexpr std::size_t notice_limit = 7900;
+
 /// A fresh lease's token: 122 random bits as a version-4 UUID's text, like the claims'
 /// `gen_random_uuid()`. A push's is made here, as its notice is (notice_of_row). Tokens tell a
 /// current lease from a lost one; they are no secret (a worker reads the row's).
@@ -277,7 +281,7 @@ std::string new_lease_token() {
 /// A push's notice but for its leading `{"id":N,` (notice_of_row): the try's key, queue, claim and
 /// payload, as read_push_notice reads them; empty when the notice would be too long.
 std::string push_notice_rest(const queued_try& t, const std::string& token, const std::string& payload) {
-  if (payload.size() + 26 >= 7900) return {};  // too long whatever the rest
+  if (payload.size() + 26 >= notice_limit) return {};  // too long whatever the rest
   // The fields the statement's json_build_object wrote, with the text as the row holds it
   // (pg_text); written by hand.
   std::string rest;
@@ -309,7 +313,7 @@ std::string push_notice_rest(const queued_try& t, const std::string& token, cons
   rest += payload;
   rest += '}';
   // `{"id":`, at most 19 digits and `,` go before it.
-  return rest.size() + 26 < 7900 ? rest : std::string();
+  return rest.size() + 26 < notice_limit ? rest : std::string();
 }
 
 /// The notice a row queued (`i`, from its batch row `v`) raises: every worker's, or, pushed, its
@@ -415,9 +419,9 @@ queued_result read_result(const queued_try& t, const json& j) {
 /// (read_end_notice); one too long for a notice (8,000 bytes) carries nothing, and a take finds it.
 /// A result that alone is too long is not made into the notice's text first.
 std::string end_notice(std::string_view result) {
-  const std::string r(result);
-  return "pg_notify('dagrun_finished', CASE WHEN octet_length(" + r + ") >= 7900 THEN '' ELSE (SELECT CASE WHEN "
-         "octet_length(n) < 7900 THEN n ELSE '' END FROM (SELECT "
+  const std::string r(result), limit = std::to_string(notice_limit);
+  return "pg_notify('dagrun_finished', CASE WHEN octet_length(" + r + ") >= " + limit + " THEN '' ELSE (SELECT CASE WHEN "
+         "octet_length(n) < " + limit + " THEN n ELSE '' END FROM (SELECT "
          "json_build_object('id', q.id, 'dag_id', q.dag_id, 'run_id', q.run_id, 'task_id', q.task_id, 'try_number', "
          "q.try_number, 'map_index', q.map_index, 'queue', q.queue, 'priority', q.priority, 'lease_token', "
          "q.lease_token, 'worker', q.worker, 'result', (" + r + ")::json)::text AS n) x) END)";
