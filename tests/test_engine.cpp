@@ -1250,9 +1250,11 @@ TEST_CASE("Engine.ASweepForLostTriesLeavesARunOfADagThatLeftTheFolderToThePoll" 
 TEST_CASE("Engine.ARunLetGoOfByAPassThatCouldNotBeWrittenIsStillToldAbout" * doctest::timeout(60)) {
   // B finished the run; A's next pass lets go of it, and starts the try of a run B created, but
   // the store refuses the pass's write (another connection holds its write lock). The run is not
-  // active in the store any more, so no later look brings it back: A tells of it all the same.
+  // active in the store any more, so no look at the store's active runs brings it back: A reads
+  // it again and tells of it, once, when the store takes its writes again.
   two_schedulers t(2);
   t.b_finishes();
+  t.a_ex->deliver(t.a_ex->run(0));  // the same end reaches A too: A's pass reads the run for it
   const auto second = t.b->create_run("one", dag::run_type::manual, dag::parse_time("2024-01-02"));
   REQUIRE(second);
   t.told.clear();
@@ -1274,34 +1276,44 @@ TEST_CASE("Engine.ARescheduledTryIsNotMadeDueByAViewOfAnEarlierPoke" * doctest::
   // This engine saw the first poke reschedule the try to t0 + 60 s. Meanwhile another scheduler
   // ran a later poke of the same try, which rescheduled it to t0 + 121 s. At t0 + 61 s this
   // engine's view says the try is due: its write, which expects the poke it saw, is refused, and
-  // the try waits for the later poke's time.
-  reschedule_sandbox s;
-  const auto t0 = s.clock.at;
-  auto owned = std::make_unique<holding_executor>();
-  holding_executor& ex = *owned;
-  dag::engine eng(*s.db, s.operators, s.clock, s.one_slot(), std::move(owned));
-  eng.set_dags({s.sensor_dag("1h")});
-  const auto key = *eng.create_run("sensing", dag::run_type::manual, dag::parse_time("2024-01-01"));
-  eng.step();
-  REQUIRE(ex.held() == 1);
-  ex.deliver(ex.run(0));  // the first poke finds nothing
-  eng.step();             // rescheduled; "other" takes the one slot, and stays running
-  REQUIRE(ex.held() == 2);
-  REQUIRE(ex.task_of(1) == "other");
-  auto later = s.tis(key)["wait"];
-  REQUIRE(later.state == task_state::up_for_reschedule);
-  REQUIRE(later.retry_at == t0 + 60s);
-  const int try_number = later.try_number;
-  later.start_date = t0 + 61s;  // the later poke, as the other scheduler wrote it
-  later.retry_at = t0 + 121s;
-  dag::change_set other;
-  other.task_instances.push_back({task_state::up_for_reschedule, try_number, later});
-  s.db->apply(other);
-  s.clock.at = t0 + 61s;
-  eng.step();
-  const auto now = s.tis(key)["wait"];
-  CHECK(now.state == task_state::up_for_reschedule);
-  CHECK(now.retry_at == t0 + 121s);
+  // the try waits for the later poke's time. Whether the one slot is taken (the try would only
+  // be scheduled) or free (it would start).
+  for (const bool slot_free : {false, true}) {
+    CAPTURE(slot_free);
+    reschedule_sandbox s;
+    const auto t0 = s.clock.at;
+    auto owned = std::make_unique<holding_executor>();
+    holding_executor& ex = *owned;
+    dag::engine eng(*s.db, s.operators, s.clock, s.one_slot(), std::move(owned));
+    eng.set_dags({s.sensor_dag("1h")});
+    const auto key = *eng.create_run("sensing", dag::run_type::manual, dag::parse_time("2024-01-01"));
+    eng.step();
+    REQUIRE(ex.held() == 1);
+    ex.deliver(ex.run(0));  // the first poke finds nothing
+    eng.step();             // rescheduled; "other" takes the one slot
+    REQUIRE(ex.held() == 2);
+    REQUIRE(ex.task_of(1) == "other");
+    if (slot_free) {
+      ex.deliver(ex.run(1));
+      eng.step();
+      REQUIRE(s.tis(key)["other"].state == task_state::success);
+    }
+    auto later = s.tis(key)["wait"];
+    REQUIRE(later.state == task_state::up_for_reschedule);
+    REQUIRE(later.retry_at == t0 + 60s);
+    const int try_number = later.try_number;
+    later.start_date = t0 + 61s;  // the later poke, as the other scheduler wrote it
+    later.retry_at = t0 + 121s;
+    dag::change_set other;
+    other.task_instances.push_back({task_state::up_for_reschedule, try_number, later});
+    s.db->apply(other);
+    s.clock.at = t0 + 61s;
+    eng.step();
+    const auto now = s.tis(key)["wait"];
+    CHECK(now.state == task_state::up_for_reschedule);
+    CHECK(now.retry_at == t0 + 121s);
+    CHECK(ex.held() == 2);  // not started
+  }
 }
 
 TEST_CASE("Engine.APokeThatEndsAfterItsTaskWasClearedStaysItsTrysRecord" * doctest::timeout(60)) {

@@ -490,7 +490,6 @@ void engine::track_loaded(const std::shared_ptr<const scheduled_dag>& dag, run_r
                           std::vector<task_instance_record> stored) {
   run_key key{run.dag_id, run.run_id};
   active_run r{dag, std::move(run), {}, {}};
-  r.finished_when_read = is_finished(r.run.state);
   // An instance the store has no row of (a run just created, a task added since) is what a new
   // row holds: state none, no try, the record's defaults (the schema's defaults too).
   const auto& tasks = r.dag->def->all_tasks();
@@ -764,8 +763,11 @@ std::set<run_key> engine::track_new_runs(change_set& changes) {
 }
 
 void engine::forget_unwritten(const std::set<run_key>& fresh) {
-  for (auto& f : std::exchange(finished_runs_, {}))
-    if (f.finished_when_read) ended_before_pass_.emplace_back(std::move(f.key), f.state);
+  // Let go of from active_, they are read again: one this engine finished is still active in the
+  // store, but an engine that does not adopt the store's runs would not look; one another process
+  // finished is not active there, and no look at the store's active runs would find it again.
+  for (auto& [key, state] : std::exchange(finished_runs_, {}))
+    if (!fresh.contains(key)) reread_.insert(std::move(key));
   for (const run_key& key : fresh) {
     active_.erase(key);
     drop_alerts(key, false);
@@ -780,8 +782,8 @@ void engine::drop_alerts(const run_key& key, bool run_level_only) {
 }
 
 void engine::hold_finished_runs(const std::set<run_key>& lost) {
-  for (auto& f : std::exchange(finished_runs_, {}))
-    if (!lost.contains(f.key)) ended_before_pass_.emplace_back(std::move(f.key), f.state);
+  for (auto& [key, state] : std::exchange(finished_runs_, {}))
+    if (!lost.contains(key)) ended_before_pass_.emplace_back(std::move(key), state);
 }
 
 void engine::settle_lost(const std::set<run_key>& lost, const std::set<run_key>& not_created, const std::set<run_key>& fresh) {
@@ -1160,7 +1162,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     }
     if (!dags_.contains(it->first.dag_id)) {  // its DAG left the folder: the run waits for it
       if (is_finished(r.run.state)) {  // unless another process finished it (load_active_runs)
-        if (options_.run_ended) finished_runs_.push_back({it->first, r.run.state, true});
+        if (options_.run_ended) finished_runs_.emplace_back(it->first, r.run.state);
         it = active_.erase(it);
         continue;
       }
@@ -1224,9 +1226,8 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     for (const task_change& c : s.changed) {
       if (std::find(s.to_start.begin(), s.to_start.end(), c.index) != s.to_start.end()) continue;
       changes.task_instances.push_back(update_of(r.tis[c.index], c.before, c.try_before));
-      // A rescheduled try pokes again under its try number: the poke this view saw is named, so
-      // that a view older than a later poke (another scheduler's) does not make that one due early.
-      if (c.before == task_state::up_for_reschedule) changes.task_instances.back().expected_start = r.tis[c.index].start_date;
+      // (Out of up_for_reschedule: the poke this view saw is named, as for a start below.)
+      if (c.before == task_state::up_for_reschedule) changes.task_instances.back().expected_start = c.start_before;
       // Still as the change left it (no later change of the pass moved it on): the state alone.
       changes.task_instances.back().state_only =
           c.state_only && r.tis[c.index].state == task_state::scheduled && r.tis[c.index].try_number == c.try_before;
@@ -1244,6 +1245,9 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
       task_request req = prepare_try(r, i, changes, now);
       changes.task_instances.back().expected = c->before;
       changes.task_instances.back().expected_try = c->try_before;
+      // A rescheduled try pokes again under its try number: its write names the poke this view saw,
+      // so that a view older than a later poke (another scheduler's) does not run the try early.
+      if (c->before == task_state::up_for_reschedule) changes.task_instances.back().expected_start = c->start_before;
       starts.push_back(std::move(req));
     }
     if (s.new_run_state) {
@@ -1267,7 +1271,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     }
     if (is_finished(r.run.state)) {
       nothing_due_until_.erase(it->first.dag_id);  // room for its next run
-      if (options_.run_ended) finished_runs_.push_back({it->first, r.run.state, r.finished_when_read});  // told once written
+      if (options_.run_ended) finished_runs_.emplace_back(it->first, r.run.state);  // told once written
       it = active_.erase(it);
     } else {
       ++it;
@@ -1464,8 +1468,9 @@ std::optional<timestamp> engine::step_once() {
   bool written = false;                  // the pass is committed
   bool decided = false;                  // and `starts` and `stops` are what it committed
   try {
-    // Runs create_runs created and finished in their first pass: written then, told now (one at
-    // a time: a callback that throws leaves the others to the next pass).
+    // Runs written finished but not told about yet (create_runs' first pass, a pass that failed
+    // after its commit): told now (one at a time: a callback that throws leaves the others to the
+    // next pass).
     while (!ended_before_pass_.empty()) {
       const auto [key, state] = ended_before_pass_.front();
       ended_before_pass_.erase(ended_before_pass_.begin());
@@ -1536,9 +1541,9 @@ std::optional<timestamp> engine::step_once() {
     // one's (another process cleared or marked it meanwhile) goes on as the store has it. One at
     // a time: a callback that throws leaves the others to the next pass (hold_finished_runs).
     while (!finished_runs_.empty()) {
-      const ended_run f = finished_runs_.front();
+      const auto [key, state] = finished_runs_.front();
       finished_runs_.erase(finished_runs_.begin());
-      if (!lost.contains(f.key)) options_.run_ended(f.key, f.state);
+      if (!lost.contains(key)) options_.run_ended(key, state);
     }
   } catch (...) {
     if (!written) {

@@ -173,7 +173,7 @@ run_step step_run(const scheduled_dag& dag, run_record& run, std::vector<task_in
   }
   const auto& tasks = dag.def->all_tasks();
   auto record_change = [&](std::size_t i, task_state before, int try_before, bool state_only = false) {
-    step.changed.push_back({i, before, try_before, state_only});
+    step.changed.push_back({i, before, try_before, state_only, tis[i].start_date});
   };
 
   // dagrun_timeout: past it, the run fails and whatever has not finished is skipped (running

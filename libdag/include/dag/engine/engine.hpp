@@ -68,7 +68,7 @@ struct engine_options {
   /// Called on the loop's thread for each run the engine stops advancing: with its final state when
   /// it finished (this engine finished it, or another process did), with nullopt when it was
   /// deleted from the store meanwhile. A finished run is told about once the pass that finished it
-  /// is written. A run read again later (a late end of one of its tries) may be told about again:
+  /// (or let go of it, when another process finished it) is written. A run read again later (a late end of one of its tries) may be told about again:
   /// callers count each key once. `backfill` counts its runs with it, without asking after each of
   /// them on every pass. It must not call back into the engine.
   std::function<void(const run_key&, std::optional<run_state>)> run_ended;
@@ -238,9 +238,6 @@ private:
     // Its view was kept up since the last sweep for lost tries (recover_lost_tries): read from the
     // store, or an end of it recorded, or a try of it started. A sweep reads the others again.
     bool kept_up = true;
-    // The store had it finished when it was read: another process ended it, and this engine only
-    // lets go of it (its end is no write of a pass of ours).
-    bool finished_when_read = false;
   };
 
   timestamp now_us() const;
@@ -289,8 +286,8 @@ private:
   /// the engine has (the store has them) and second copies; returns the ones it tracked.
   std::set<run_key> track_new_runs(change_set& changes);
   /// Forgets what a pass that was not written decided of the runs it created (`fresh`): the runs,
-  /// their alerts, the runs it finished. Runs it let go of (another process finished them) are
-  /// told about next pass: the store holds their end, and they are not read again.
+  /// their alerts; the others it finished or let go of are read again next pass (reread_), and
+  /// told about once a pass that lets go of them is written.
   void forget_unwritten(const std::set<run_key>& fresh);
   /// Drops the alerts queued for run `key`: only the run's own (not its tasks'), or all of them.
   void drop_alerts(const run_key& key, bool run_level_only);
@@ -371,13 +368,8 @@ private:
   /// ends, when set_dags changes or removes its definition and when it is paused or unpaused.
   std::map<std::string, timestamp> nothing_due_until_;
   // Runs the current pass finished (or let go of, finished by another process), told to
-  // options_.run_ended once the pass is written; those let go of are told even when it is not.
-  struct ended_run {
-    run_key key;
-    run_state state;
-    bool finished_when_read = false;  // let go of: the store held its end before this pass
-  };
-  std::vector<ended_run> finished_runs_;
+  // options_.run_ended once the pass is written (one that is not reads them again: forget_unwritten).
+  std::vector<std::pair<run_key, run_state>> finished_runs_;
   // Runs taken out of active_ to be read from the store again, until that read succeeds (a pass
   // that failed reading one back leaves it here for the next pass: reread_runs).
   std::set<run_key> reread_;

@@ -97,6 +97,9 @@ struct task_change {
   task_state before;     ///< its state before the pass
   int try_before;        ///< its try number before the pass
   bool state_only = false;  ///< the pass changed its state alone (task_instance_update::state_only)
+  /// Its start before the pass: of a rescheduled try, the poke it ended (a later poke of the same
+  /// try has another), which its write expects (task_instance_update::expected_start).
+  std::optional<timestamp> start_before{};
 };
 
 /// What one pass over a run decided.
