@@ -2,6 +2,7 @@
 // command) when tasks fail, retry or succeed and when runs end; a failing notifier fails nothing.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <SQLiteCpp/SQLiteCpp.h>
 
 #include <dag/engine/engine.hpp>
 #include <dag/http/server.hpp>
@@ -63,8 +65,7 @@ struct sandbox {
     db = dag::open_store("sqlite:" + (dir / "dagrun.db").string());
   }
   ~sandbox() { std::filesystem::remove_all(dir); }
-  // Runs `d` once; the engine (and so its alert thread, which sends what is queued) ends with it.
-  dag::run_state run(dag::definition d) {
+  dag::engine_options options() {
     dag::engine_options o;
     o.parallelism = 2;
     o.log_folder = dir / "logs";
@@ -74,7 +75,11 @@ struct sandbox {
       std::lock_guard lock(warn_mutex);
       warnings.push_back(line);
     };
-    dag::engine eng(*db, operators, clock, o);
+    return o;
+  }
+  // Runs `d` once; the engine (and so its alert thread, which sends what is queued) ends with it.
+  dag::run_state run(dag::definition d) {
+    dag::engine eng(*db, operators, clock, options());
     const std::string id = d.id();
     for (const auto& p : dag::check(d, operators)) FAIL_CHECK(p.what());
     eng.set_dags({std::move(d)});
@@ -123,6 +128,50 @@ TEST_CASE("Alerts.RetryAndFailureReachTheWebhookAndEmail" * doctest::timeout(60)
   CHECK(mails[0].data.find("Log: http://dagrun.local/dags/etl/runs/manual__2024-01-01T00%3A00%3A00%2B00%3A00/tasks/load/logs/2") !=
         std::string::npos);
   CHECK(s.metrics.text().find("dagrun_notifications_total{type=\"webhook\",result=\"sent\"} 3") != std::string::npos);
+}
+
+TEST_CASE("Alerts.APassTheStoreRefusedSendsNothingAndTheOneItTakesSendsEachOnce" * doctest::timeout(90)) {
+  // The pass that records the failed try is refused (another connection holds the store's write
+  // lock): the failure and the run's end it decided are not sent. The pass that records them
+  // once the store is back sends each once.
+  receiver hook;
+  sandbox s;
+  std::atomic<int> tries{0};
+  dag::definition d{"etl"};
+  dag::task_options defaults;
+  defaults.on_failure = std::vector{webhook(hook.url())};
+  d.default_args(defaults);
+  d.callable("load", [&tries](dag::task_context&) {
+    ++tries;
+    return dag::operator_result::failed("boom");
+  });
+  d.on_run_failure({webhook(hook.url())});
+  for (const auto& p : dag::check(d, s.operators)) FAIL_CHECK(p.what());
+  {
+    dag::engine eng(*s.db, s.operators, s.clock, s.options());
+    eng.set_dags({std::move(d)});
+    const auto key = eng.create_run("etl", dag::run_type::manual, dag::parse_time("2024-01-01"));
+    REQUIRE(key);
+    eng.step();  // load starts
+    REQUIRE(eventually([&] { return tries == 1; }));
+    SQLite::Database writer((s.dir / "dagrun.db").string(), SQLite::OPEN_READWRITE);
+    writer.exec("BEGIN EXCLUSIVE");
+    REQUIRE(eventually([&] {
+      try {
+        eng.step();
+        return false;
+      } catch (const std::exception&) {
+        return true;  // the pass with load's end could not be written
+      }
+    }));
+    writer.exec("ROLLBACK");
+    CHECK(eng.run_to_completion({*key}).front() == dag::run_state::failed);
+  }  // the engine's alert thread sends what is queued before it ends
+  const auto docs = hook.received();
+  REQUIRE(docs.size() == 2);
+  CHECK(docs[0]["event"] == "failure");
+  CHECK(docs[1]["event"] == "run_failure");
+  CHECK(tries == 1);
 }
 
 TEST_CASE("Alerts.EmailOnFailureMailsTheEmailAddressesThroughDagrunSmtp" * doctest::timeout(60)) {

@@ -1452,6 +1452,9 @@ std::optional<timestamp> engine::step_once() {
   run_metadata_jobs();
   const int running_before = running_;
   const std::map<std::string, int> dag_running_before = dag_running_;
+  // Alerts queued before this pass (create_runs' first passes, a pass that failed after its
+  // commit) are of writes the store holds; this pass's are sent only if it is written.
+  const std::size_t alerts_before = pending_alerts_.size();
   change_set changes;
   const std::size_t parked = parked_.size();  // taken again every pass: not news
   std::vector<task_event> taken = take_events();
@@ -1547,6 +1550,9 @@ std::optional<timestamp> engine::step_once() {
     }
   } catch (...) {
     if (!written) {
+      // Decided again from the store next pass (its ends taken again), which queues what still
+      // holds: sent now, a failure or a run's end would be told twice, or told of what was not.
+      pending_alerts_.erase(pending_alerts_.begin() + static_cast<std::ptrdiff_t>(alerts_before), pending_alerts_.end());
       forget_unwritten(fresh);
     } else {
       // In the store already (re-read with the rest next pass): the runs it finished are told
