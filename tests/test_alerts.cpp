@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
-#include <SQLiteCpp/SQLiteCpp.h>
 
 #include <dag/engine/engine.hpp>
 #include <dag/http/server.hpp>
@@ -22,6 +21,7 @@
 
 #include "support/engine_sandbox.hpp"
 #include "support/eventually.hpp"
+#include "support/held_write_lock.hpp"
 #include "support/smtp_sink.hpp"
 
 using namespace std::chrono_literals;
@@ -154,17 +154,9 @@ TEST_CASE("Alerts.APassTheStoreRefusedSendsNothingAndTheOneItTakesSendsEachOnce"
     REQUIRE(key);
     eng.step();  // load starts
     REQUIRE(eventually([&] { return tries == 1; }));
-    SQLite::Database writer((s.dir / "dagrun.db").string(), SQLite::OPEN_READWRITE);
-    writer.exec("BEGIN EXCLUSIVE");
-    REQUIRE(eventually([&] {
-      try {
-        eng.step();
-        return false;
-      } catch (const std::exception&) {
-        return true;  // the pass with load's end could not be written
-      }
-    }));
-    writer.exec("ROLLBACK");
+    dag_test::held_write_lock writer(s.dir / "dagrun.db");
+    REQUIRE(dag_test::a_pass_fails(eng));  // the pass with load's end could not be written
+    writer.release();
     CHECK(eng.run_to_completion({*key}).front() == dag::run_state::failed);
   }  // the engine's alert thread sends what is queued before it ends
   const auto docs = hook.received();

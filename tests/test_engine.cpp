@@ -28,6 +28,7 @@
 
 #include "support/eventually.hpp"
 #include "support/forwarding_store.hpp"
+#include "support/held_write_lock.hpp"
 
 using namespace std::chrono_literals;
 using dag::task_state;
@@ -369,20 +370,12 @@ TEST_CASE("Engine.EndsAPassCouldNotWriteAreSpooledAndRecordedOnceByTheNextEngine
     dag::engine eng(*s.db, s.operators, s.clock, o);
     eng.set_dags({def});
     key = *eng.create_run("spooled", dag::run_type::manual, dag::parse_time("2024-01-01"));
-    SQLite::Database writer((s.dir / "dagrun.db").string(), SQLite::OPEN_READWRITE);
     eng.step();  // a starts
     REQUIRE(eventually([&] { return runs == 1; }));
-    writer.exec("BEGIN EXCLUSIVE");
-    REQUIRE(eventually([&] {
-      try {
-        eng.step();
-        return false;
-      } catch (const std::exception&) {
-        return true;  // the pass with a's end could not be written
-      }
-    }));
+    dag_test::held_write_lock writer(s.dir / "dagrun.db");
+    REQUIRE(dag_test::a_pass_fails(eng));  // the pass with a's end could not be written
     CHECK(spooled_ends(spool) == 1);
-    writer.exec("ROLLBACK");
+    writer.release();
   }
   CHECK(s.tis(key)["a"].state == task_state::running);
   dag::engine next(*s.db, s.operators, s.clock, o);
@@ -1258,10 +1251,9 @@ TEST_CASE("Engine.ARunLetGoOfByAPassThatCouldNotBeWrittenIsStillToldAbout" * doc
   const auto second = t.b->create_run("one", dag::run_type::manual, dag::parse_time("2024-01-02"));
   REQUIRE(second);
   t.told.clear();
-  SQLite::Database writer((t.s.dir / "dagrun.db").string(), SQLite::OPEN_READWRITE);
-  writer.exec("BEGIN EXCLUSIVE");
+  dag_test::held_write_lock writer(t.s.dir / "dagrun.db");
   CHECK_THROWS(t.a->step());
-  writer.exec("ROLLBACK");
+  writer.release();
   CHECK(t.told.empty());  // not before the store is written again
   t.a->step();
   REQUIRE(t.told.size() == 1);
