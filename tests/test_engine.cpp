@@ -11,6 +11,7 @@
 #include <set>
 #include <stdexcept>
 #include <mutex>
+#include <optional>
 #include <chrono>
 #include <thread>
 
@@ -900,6 +901,25 @@ void mark_running_try_from_another_process(sandbox& s, const dag::run_key& key, 
   mark.task_instances.push_back({task_state::running, 1, ti});
   REQUIRE(other->apply(mark).applied);
 }
+
+// An engine over `s`'s store with `d` loaded, whose tries `ex` holds, and a manual run of `d`
+// after its first pass (its first tries handed over).
+struct holding_engine {
+  holding_executor* ex = nullptr;
+  std::optional<dag::engine> eng;
+  dag::run_key key;
+  holding_engine(sandbox& s, dag::definition d) {
+    auto owned = std::make_unique<holding_executor>();
+    ex = owned.get();
+    eng.emplace(*s.db, s.operators, s.clock, s.options(), std::move(owned));
+    const std::string id = d.id();
+    eng->set_dags({s.checked(std::move(d))});
+    const auto created = eng->create_run(id, dag::run_type::manual, dag::parse_time("2024-01-01"));
+    REQUIRE(created);
+    key = *created;
+    eng->step();
+  }
+};
 }  // namespace
 
 TEST_CASE("Engine.ARetryClaimedInAPassWhoseRunLostIsClaimedAgainNotLeftUnstarted" * doctest::timeout(60)) {
@@ -1022,6 +1042,27 @@ TEST_CASE("Engine.ASuccessTheStoreRefusesUpdatesNoDatasetAndOneItRecordsDoes" * 
   CHECK(events_of("ds://marked") == 0);
   CHECK(events_of("ds://kept") == 1);
   CHECK_FALSE(s.db->xcom("producers", key->run_id, "marked", "return_value"));
+}
+
+TEST_CASE("Engine.ARunAPassFailedForItsTimeoutIsFailedByTheNextWhenThatOneWasNotWritten" * doctest::timeout(60)) {
+  // An engine that neither adopts the store's runs nor is told of runs' ends: the pass that fails
+  // the run for its dagrun_timeout is refused by the store. The next pass reads the run again
+  // and fails it (the run had left the engine's view with the refused pass).
+  sandbox s;
+  dag::definition d{"timed"};
+  d.dagrun_timeout(std::chrono::hours(1));
+  d.callable("t", [](dag::task_context&) { return dag::operator_result::success(); });
+  holding_engine h(s, std::move(d));
+  REQUIRE(h.ex->held() == 1);
+  s.clock.at += std::chrono::hours(2);
+  {
+    dag_test::held_write_lock writer(s.dir / "dagrun.db");
+    CHECK_THROWS(h.eng->step());
+  }
+  CHECK(s.db->find_run("timed", h.key.run_id)->state == dag::run_state::running);
+  h.eng->step();
+  CHECK(s.db->find_run("timed", h.key.run_id)->state == dag::run_state::failed);
+  CHECK(s.tis(h.key)["t"].state == task_state::skipped);
 }
 
 TEST_CASE("Engine.ATryADagrunTimeoutStopsInAPassWhoseRunLostIsStoppedOnce" * doctest::timeout(60)) {

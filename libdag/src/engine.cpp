@@ -1162,7 +1162,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     }
     if (!dags_.contains(it->first.dag_id)) {  // its DAG left the folder: the run waits for it
       if (is_finished(r.run.state)) {  // unless another process finished it (load_active_runs)
-        if (options_.run_ended) finished_runs_.emplace_back(it->first, r.run.state);
+        finished_runs_.emplace_back(it->first, r.run.state);
         it = active_.erase(it);
         continue;
       }
@@ -1271,7 +1271,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     }
     if (is_finished(r.run.state)) {
       nothing_due_until_.erase(it->first.dag_id);  // room for its next run
-      if (options_.run_ended) finished_runs_.emplace_back(it->first, r.run.state);  // told once written
+      finished_runs_.emplace_back(it->first, r.run.state);  // told once written (read again if not)
       it = active_.erase(it);
     } else {
       ++it;
@@ -1314,7 +1314,9 @@ previous_run engine::previous_of(const active_run& r, std::vector<task_instance_
   return past;
 }
 
-void engine::check_slas(change_set& changes, std::optional<timestamp>& wake, const std::set<run_key>& later) {
+std::vector<engine::sla_miss_key> engine::check_slas(change_set& changes, std::optional<timestamp>& wake,
+                                                     const std::set<run_key>& later) {
+  std::vector<sla_miss_key> marked;
   const timestamp now = now_us();
   for (const auto& [key, r] : active_) {
     if (later.contains(key)) continue;
@@ -1341,7 +1343,7 @@ void engine::check_slas(change_set& changes, std::optional<timestamp>& wake, con
         wake = wake ? std::min(*wake, deadline) : deadline;
         continue;
       }
-      auto id = std::make_tuple(key.dag_id, key.run_id, t.id);
+      sla_miss_key id{key.dag_id, key.run_id, t.id};
       if (sla_missed_.contains(id)) continue;
       sla_missed_.insert(id);
       // Recorded by an earlier scheduler (a restart)? Then it was counted and alerted already.
@@ -1351,6 +1353,7 @@ void engine::check_slas(change_set& changes, std::optional<timestamp>& wake, con
       earlier.task_id = t.id;
       earlier.event = "sla_miss";
       if (!store_.events(earlier).empty()) continue;
+      marked.push_back(id);
       const std::string message = "missed its sla of " + format_duration(*t.settings.sla) + ": not succeeded by " +
                                   format_iso(std::chrono::floor<std::chrono::seconds>(deadline)) + " (state " +
                                   std::string(to_string(ti.state)) +
@@ -1358,7 +1361,6 @@ void engine::check_slas(change_set& changes, std::optional<timestamp>& wake, con
       changes.events.push_back({0, now, "sla_miss", "scheduler", key.dag_id, key.run_id, t.id,
                                 "{\"sla\":\"" + format_duration(*t.settings.sla) + "\",\"deadline\":\"" +
                                     format_iso(std::chrono::floor<std::chrono::seconds>(deadline)) + "\"}"});
-      if (auto* m = metrics_.load(std::memory_order_acquire)) m->add("dagrun_sla_misses_total", {key.dag_id, t.id});
       queue_alert({"sla_miss", key.dag_id, key.run_id, t.id, ti.try_number, std::string(to_string(ti.state)), message,
                    options_.base_url.empty() ? ti.log_path
                                              : options_.base_url + try_log_path(ti.dag_id, ti.run_id, ti.task_id, std::max(ti.try_number, 1),
@@ -1367,6 +1369,7 @@ void engine::check_slas(change_set& changes, std::optional<timestamp>& wake, con
                   t.settings.on_sla_miss);
     }
   }
+  return marked;
 }
 
 void engine::poll_store() {
@@ -1455,6 +1458,7 @@ std::optional<timestamp> engine::step_once() {
   // Alerts queued before this pass (create_runs' first passes, a pass that failed after its
   // commit) are of writes the store holds; this pass's are sent only if it is written.
   const std::size_t alerts_before = pending_alerts_.size();
+  std::vector<sla_miss_key> sla_marked;  // SLA misses this pass records
   change_set changes;
   const std::size_t parked = parked_.size();  // taken again every pass: not news
   std::vector<task_event> taken = take_events();
@@ -1489,7 +1493,7 @@ std::optional<timestamp> engine::step_once() {
     advance_runs(changes, starts, stops, wake);
     // Not of a run being created, which the store may refuse (another writer's): the next pass's,
     // right away once it is written (below).
-    check_slas(changes, wake, fresh);
+    sla_marked = check_slas(changes, wake, fresh);
     // Tries are handed over only once their start is committed: a start another process refused
     // never runs. (A crash in between leaves a `running` try that recovery records as lost.)
     if (!changes.empty()) {
@@ -1512,6 +1516,8 @@ std::optional<timestamp> engine::step_once() {
       }
       lost = apply_by_run(changes, of_ends, &not_created);
       written = true;
+      if (auto* m = metrics_.load(std::memory_order_acquire))
+        for (const auto& [dag_id, run_id, task_id] : sla_marked) m->add("dagrun_sla_misses_total", {dag_id, task_id});
       if (!changes.dataset_events.empty()) {  // what was written: apply_by_run leaves refused ends' out
         check_datasets_ = true;  // consumers may be due: the next pass looks, right away
         wake = now;
@@ -1546,13 +1552,15 @@ std::optional<timestamp> engine::step_once() {
     while (!finished_runs_.empty()) {
       const auto [key, state] = finished_runs_.front();
       finished_runs_.erase(finished_runs_.begin());
-      if (!lost.contains(key)) options_.run_ended(key, state);
+      if (!lost.contains(key) && options_.run_ended) options_.run_ended(key, state);
     }
   } catch (...) {
     if (!written) {
       // Decided again from the store next pass (its ends taken again), which queues what still
       // holds: sent now, a failure or a run's end would be told twice, or told of what was not.
-      pending_alerts_.erase(pending_alerts_.begin() + static_cast<std::ptrdiff_t>(alerts_before), pending_alerts_.end());
+      pending_alerts_.erase(pending_alerts_.begin() + static_cast<std::ptrdiff_t>(std::min(alerts_before, pending_alerts_.size())),
+                            pending_alerts_.end());
+      for (const auto& id : sla_marked) sla_missed_.erase(id);  // not recorded: found again next pass
       forget_unwritten(fresh);
     } else {
       // In the store already (re-read with the rest next pass): the runs it finished are told

@@ -17,17 +17,19 @@ namespace dag_test {
 /// Holds the write lock of the SQLite database at `file` from its making until release().
 class held_write_lock {
 public:
-  explicit held_write_lock(const std::filesystem::path& file) : db_(file.string(), SQLite::OPEN_READWRITE) {
+  // (Waits up to 5 s for a write of the store's that is under way.)
+  explicit held_write_lock(const std::filesystem::path& file) : db_(file.string(), SQLite::OPEN_READWRITE, 5000) {
     db_.exec("BEGIN EXCLUSIVE");
   }
   ~held_write_lock() {
-    if (held_) db_.exec("ROLLBACK");
+    if (held_) db_.tryExec("ROLLBACK");  // never throws (closing the connection rolls back anyway)
   }
   held_write_lock(const held_write_lock&) = delete;
   held_write_lock& operator=(const held_write_lock&) = delete;
   void release() {
-    if (held_) db_.exec("ROLLBACK");
+    if (!held_) return;
     held_ = false;
+    db_.exec("ROLLBACK");
   }
 
 private:

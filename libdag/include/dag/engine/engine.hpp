@@ -296,10 +296,13 @@ private:
   /// After apply_by_run: each run that `lost` names is read again from the store, but one the pass
   /// created (`fresh`) that the store had already (`not_created`), which is dropped with its alerts.
   void settle_lost(const std::set<run_key>& lost, const std::set<run_key>& not_created, const std::set<run_key>& fresh);
-  /// Records (as a `sla_miss` event), counts and alerts each task of an active run that has not
-  /// succeeded by its run's data interval end plus its `sla`, once; wakes at the next deadline.
-  /// Runs in `later` are left to the next pass.
-  void check_slas(change_set& changes, std::optional<timestamp>& wake, const std::set<run_key>& later = {});
+  /// The key of a task's SLA miss in a run (DAG, run, task): recorded and alerted once.
+  using sla_miss_key = std::tuple<std::string, std::string, std::string>;
+  /// Records (as a `sla_miss` event) and alerts each task of an active run that has not succeeded
+  /// by its run's data interval end plus its `sla`, once; wakes at the next deadline. Runs in
+  /// `later` are left to the next pass. Returns the misses it marked (sla_missed_): counted once
+  /// the pass is written, unmarked when it is not.
+  std::vector<sla_miss_key> check_slas(change_set& changes, std::optional<timestamp>& wake, const std::set<run_key>& later = {});
   task_request prepare_try(active_run& r, std::size_t slot, change_set& changes, timestamp now);
   /// The run before `r` for depends_on_past: held by the engine, or read from the store into `from_store`.
   previous_run previous_of(const active_run& r, std::vector<task_instance_record>& from_store);
@@ -383,7 +386,7 @@ private:
   std::map<std::string, int> dag_running_;  // tries submitted and not yet ended, per DAG
   bool accepting_ = true;
   // Task instances whose SLA miss is recorded (dag, run, task): each is recorded and alerted once.
-  std::set<std::tuple<std::string, std::string, std::string>> sla_missed_;
+  std::set<sla_miss_key> sla_missed_;
   timestamp last_poll_{};
   timestamp last_sweep_{};
 
