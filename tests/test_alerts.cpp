@@ -9,6 +9,8 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <stdexcept>
+#include <utility>
 
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 
 #include "support/engine_sandbox.hpp"
 #include "support/eventually.hpp"
+#include "support/forwarding_store.hpp"
 #include "support/held_write_lock.hpp"
 #include "support/smtp_sink.hpp"
 
@@ -125,6 +128,27 @@ dag::definition nightly(held_task& slow, const receiver& hook) {
   d.callable("slow", slow.body()).sla(1h).on_sla_miss({webhook(hook.url())});
   return d;
 }
+
+// A run of `nightly` missing its SLA, run by an engine that neither creates nor adopts runs: the
+// parts a test of a refused pass needs.
+struct sla_case {
+  receiver hook;
+  sandbox s;  // the clock says 2024-06-01T00:00
+  held_task slow;
+  dag::definition d = nightly(slow, hook);
+  dag::engine_options o;
+  sla_case() {
+    for (const auto& p : dag::check(d, s.operators)) FAIL_CHECK(p.what());
+    o = s.options();
+    o.create_scheduled_runs = false;
+    o.adopt_store_runs = false;
+  }
+  std::size_t recorded() {  // the misses' records
+    dag::event_filter misses;
+    misses.event = "sla_miss";
+    return s.db->events(misses).size();
+  }
+};
 
 }  // namespace
 
@@ -329,34 +353,53 @@ TEST_CASE("Alerts.SlaMissIsRecordedOnceCountedAndSentToOnSlaMiss" * doctest::tim
 TEST_CASE("Alerts.AnSlaMissAPassCouldNotWriteIsRecordedCountedAndSentOnceByTheNext" * doctest::timeout(90)) {
   // The pass that finds the miss is refused by the store (another connection holds its write
   // lock): nothing of it is recorded, counted or sent, and the pass after it does all three, once.
-  receiver hook;
-  sandbox s;  // the clock says 2024-06-01T00:00
-  held_task slow;
-  dag::definition d = nightly(slow, hook);
-  for (const auto& p : dag::check(d, s.operators)) FAIL_CHECK(p.what());
-  auto o = s.options();
-  o.create_scheduled_runs = false;
-  o.adopt_store_runs = false;
-  dag::event_filter misses;
-  misses.event = "sla_miss";
+  sla_case c;
   {
-    dag::engine eng(*s.db, s.operators, s.clock, o);
-    eng.set_dags({d});
+    dag::engine eng(*c.s.db, c.s.operators, c.s.clock, c.o);
+    eng.set_dags({c.d});
     REQUIRE(eng.create_run("nightly", dag::run_type::scheduled, dag::parse_time("2024-05-30")));
-    dag_test::held_write_lock writer(s.dir / "dagrun.db");
+    dag_test::held_write_lock writer(c.s.dir / "dagrun.db");
     CHECK_THROWS(eng.step());  // slow's start and the miss: refused
     writer.release();
-    CHECK(s.db->events(misses).empty());
+    CHECK(c.recorded() == 0);
     eng.step();
-    CHECK(s.db->events(misses).size() == 1);
+    CHECK(c.recorded() == 1);
     eng.step();
-    slow.release();
+    c.slow.release();
   }
-  CHECK(s.db->events(misses).size() == 1);
-  const auto docs = hook.received();
+  CHECK(c.recorded() == 1);
+  const auto docs = c.hook.received();
   REQUIRE(docs.size() == 1);
   CHECK(docs[0]["event"] == "sla_miss");
-  CHECK(s.metrics.text().find("dagrun_sla_misses_total{dag_id=\"nightly\",task_id=\"slow\"} 1") != std::string::npos);
+  CHECK(c.s.metrics.text().find("dagrun_sla_misses_total{dag_id=\"nightly\",task_id=\"slow\"} 1") != std::string::npos);
+}
+
+TEST_CASE("Alerts.AnSlaMissWhoseLookInTheStoreFailedIsRecordedByTheNextPass" * doctest::timeout(90)) {
+  // The look for a miss an earlier scheduler recorded fails (the database went away): the pass
+  // fails, and the next one records the miss and sends it, once.
+  struct events_that_fail_once final : dag::test_support::forwarding_store {
+    using forwarding_store::forwarding_store;
+    bool failed = false;
+    std::vector<dag::event_record> events(const dag::event_filter& filter) override {
+      if (filter.event == "sla_miss" && !std::exchange(failed, true)) throw std::runtime_error("the database went away");
+      return forwarding_store::events(filter);
+    }
+  };
+  sla_case c;
+  events_that_fail_once store(*c.s.db);
+  {
+    dag::engine eng(store, c.s.operators, c.s.clock, c.o);
+    eng.set_dags({c.d});
+    REQUIRE(eng.create_run("nightly", dag::run_type::scheduled, dag::parse_time("2024-05-30")));
+    CHECK_THROWS(eng.step());
+    REQUIRE(store.failed);
+    eng.step();
+    CHECK(c.recorded() == 1);
+    eng.step();
+    c.slow.release();
+  }
+  CHECK(c.recorded() == 1);
+  CHECK(c.hook.received().size() == 1);
 }
 
 TEST_CASE("Alerts.AMappedTaskMissesItsSlaWhileAnyOfItsInstancesHasNotSucceeded" * doctest::timeout(60)) {

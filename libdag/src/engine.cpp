@@ -1314,9 +1314,8 @@ previous_run engine::previous_of(const active_run& r, std::vector<task_instance_
   return past;
 }
 
-std::vector<engine::sla_miss_key> engine::check_slas(change_set& changes, std::optional<timestamp>& wake,
-                                                     const std::set<run_key>& later) {
-  std::vector<sla_miss_key> marked;
+void engine::check_slas(change_set& changes, std::optional<timestamp>& wake, const std::set<run_key>& later,
+                        std::vector<sla_miss_key>& recorded) {
   const timestamp now = now_us();
   for (const auto& [key, r] : active_) {
     if (later.contains(key)) continue;
@@ -1345,15 +1344,16 @@ std::vector<engine::sla_miss_key> engine::check_slas(change_set& changes, std::o
       }
       sla_miss_key id{key.dag_id, key.run_id, t.id};
       if (sla_missed_.contains(id)) continue;
-      sla_missed_.insert(id);
       // Recorded by an earlier scheduler (a restart)? Then it was counted and alerted already.
       event_filter earlier;
       earlier.dag_id = key.dag_id;
       earlier.run_id = key.run_id;
       earlier.task_id = t.id;
       earlier.event = "sla_miss";
-      if (!store_.events(earlier).empty()) continue;
-      marked.push_back(id);
+      const bool already = !store_.events(earlier).empty();  // marked only once this read succeeded
+      sla_missed_.insert(id);
+      if (already) continue;
+      recorded.push_back(id);
       const std::string message = "missed its sla of " + format_duration(*t.settings.sla) + ": not succeeded by " +
                                   format_iso(std::chrono::floor<std::chrono::seconds>(deadline)) + " (state " +
                                   std::string(to_string(ti.state)) +
@@ -1369,7 +1369,6 @@ std::vector<engine::sla_miss_key> engine::check_slas(change_set& changes, std::o
                   t.settings.on_sla_miss);
     }
   }
-  return marked;
 }
 
 void engine::poll_store() {
@@ -1493,7 +1492,7 @@ std::optional<timestamp> engine::step_once() {
     advance_runs(changes, starts, stops, wake);
     // Not of a run being created, which the store may refuse (another writer's): the next pass's,
     // right away once it is written (below).
-    sla_marked = check_slas(changes, wake, fresh);
+    check_slas(changes, wake, fresh, sla_marked);
     // Tries are handed over only once their start is committed: a start another process refused
     // never runs. (A crash in between leaves a `running` try that recovery records as lost.)
     if (!changes.empty()) {

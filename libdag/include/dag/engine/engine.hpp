@@ -300,9 +300,10 @@ private:
   using sla_miss_key = std::tuple<std::string, std::string, std::string>;
   /// Records (as a `sla_miss` event) and alerts each task of an active run that has not succeeded
   /// by its run's data interval end plus its `sla`, once; wakes at the next deadline. Runs in
-  /// `later` are left to the next pass. Returns the misses it marked (sla_missed_): counted once
-  /// the pass is written, unmarked when it is not.
-  std::vector<sla_miss_key> check_slas(change_set& changes, std::optional<timestamp>& wake, const std::set<run_key>& later = {});
+  /// `later` are left to the next pass. Adds the misses it records in `changes` to `recorded`
+  /// (also when it throws part way): counted once the pass is written, unmarked when it is not.
+  void check_slas(change_set& changes, std::optional<timestamp>& wake, const std::set<run_key>& later,
+                  std::vector<sla_miss_key>& recorded);
   task_request prepare_try(active_run& r, std::size_t slot, change_set& changes, timestamp now);
   /// The run before `r` for depends_on_past: held by the engine, or read from the store into `from_store`.
   previous_run previous_of(const active_run& r, std::vector<task_instance_record>& from_store);
@@ -385,7 +386,8 @@ private:
   int running_ = 0;
   std::map<std::string, int> dag_running_;  // tries submitted and not yet ended, per DAG
   bool accepting_ = true;
-  // Task instances whose SLA miss is recorded (dag, run, task): each is recorded and alerted once.
+  // Task instances whose SLA miss is recorded, or being recorded by the current pass (dag, run,
+  // task; unmarked when that pass is not written): each is recorded and alerted once.
   std::set<sla_miss_key> sla_missed_;
   timestamp last_poll_{};
   timestamp last_sweep_{};
