@@ -52,6 +52,15 @@ task_instance_update update_of(const task_instance_record& ti, task_state expect
   return {expected, expected_try, ti};
 }
 
+// What the write of change `c` expects of its row: the state and try before the pass, and of a
+// rescheduled try the poke the view saw (it pokes again under its try number: a view older than
+// another scheduler's later poke must not make that poke due, or start it, early).
+void expect_as_before(task_instance_update& u, const task_change& c) {
+  u.expected = c.before;
+  u.expected_try = c.try_before;
+  if (c.before == task_state::up_for_reschedule) u.expected_start = c.start_before;
+}
+
 // An XCom of a run as the store will hold it once this pass's `pending` values are written: the
 // newest pending value, or of a mapped task its instances' values (stored ones with the pending
 // ones over them) as one list; else what `stored` reads.
@@ -1226,8 +1235,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
     for (const task_change& c : s.changed) {
       if (std::find(s.to_start.begin(), s.to_start.end(), c.index) != s.to_start.end()) continue;
       changes.task_instances.push_back(update_of(r.tis[c.index], c.before, c.try_before));
-      // (Out of up_for_reschedule: the poke this view saw is named, as for a start below.)
-      if (c.before == task_state::up_for_reschedule) changes.task_instances.back().expected_start = c.start_before;
+      expect_as_before(changes.task_instances.back(), c);
       // Still as the change left it (no later change of the pass moved it on): the state alone.
       changes.task_instances.back().state_only =
           c.state_only && r.tis[c.index].state == task_state::scheduled && r.tis[c.index].try_number == c.try_before;
@@ -1243,11 +1251,7 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
       // The queued state is transient for the local executor: the try starts right away.
       const auto c = std::find_if(s.changed.begin(), s.changed.end(), [&](const task_change& x) { return x.index == i; });
       task_request req = prepare_try(r, i, changes, now);
-      changes.task_instances.back().expected = c->before;
-      changes.task_instances.back().expected_try = c->try_before;
-      // A rescheduled try pokes again under its try number: its write names the poke this view saw,
-      // so that a view older than a later poke (another scheduler's) does not run the try early.
-      if (c->before == task_state::up_for_reschedule) changes.task_instances.back().expected_start = c->start_before;
+      expect_as_before(changes.task_instances.back(), *c);
       starts.push_back(std::move(req));
     }
     if (s.new_run_state) {

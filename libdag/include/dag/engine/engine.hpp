@@ -68,9 +68,10 @@ struct engine_options {
   /// Called on the loop's thread for each run the engine stops advancing: with its final state when
   /// it finished (this engine finished it, or another process did), with nullopt when it was
   /// deleted from the store meanwhile. A finished run is told about once the pass that finished it
-  /// (or let go of it, when another process finished it) is written. A run read again later (a late end of one of its tries) may be told about again:
-  /// callers count each key once. `backfill` counts its runs with it, without asking after each of
-  /// them on every pass. It must not call back into the engine.
+  /// (or let go of it, when another process finished it) is written. A run read again later (a
+  /// late end of one of its tries) may be told about again: callers count each key once.
+  /// `backfill` counts its runs with it, without asking after each of them on every pass. It must
+  /// not call back into the engine.
   std::function<void(const run_key&, std::optional<run_state>)> run_ended;
 };
 
