@@ -8,6 +8,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <future>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <mutex>
@@ -426,6 +428,29 @@ TEST_CASE("LocalExecutor.StartsWithAThreadPerCpuAndGrowsToParallelismWhileTriesB
   CHECK(met == width);
 }
 
+namespace {
+// A request for try 1 of `task_id` in run "r" of DAG "held", run by `op`.
+dag::task_request held_request(const dag::task& t, const dag::operator_spec& op, const std::string& task_id) {
+  dag::task_request r;
+  r.definition = &t;
+  r.op = &op;
+  r.context.dag_id = "held";
+  r.context.run_id = "r";
+  r.context.task_id = task_id;
+  r.context.try_number = 1;
+  return r;
+}
+
+// Connects `ex` to collect each end into `ends` under `m`, waking `cv`; its clock says 42 µs.
+void connect_collecting(dag::local_executor& ex, std::mutex& m, std::condition_variable& cv, std::vector<dag::task_event>& ends) {
+  ex.connect([&](dag::task_event e) {
+    std::lock_guard lock(m);
+    ends.push_back(std::move(e));
+    cv.notify_all();
+  }, [] { return dag::timestamp{std::chrono::microseconds(42)}; });
+}
+}  // namespace
+
 TEST_CASE("LocalExecutor.ACancelledTryThatHadNotStartedEndsAtOnceWithoutRunningAndOnlyTheOneNamed") {
   // One thread, held by a try: a cancel of a queued try ends it at once without running it, and
   // only the try it names, by its whole key (another try number of the same task is not it).
@@ -453,19 +478,9 @@ TEST_CASE("LocalExecutor.ACancelledTryThatHadNotStartedEndsAtOnceWithoutRunningA
   };
   std::vector<dag::task_event> ends;  // guarded by m
   dag::local_executor ex(1);
-  ex.connect([&](dag::task_event e) {
-    std::lock_guard lock(m);
-    ends.push_back(std::move(e));
-    cv.notify_all();
-  }, [] { return dag::timestamp{std::chrono::microseconds(42)}; });
+  connect_collecting(ex, m, cv, ends);
   const auto request = [&](const dag::operator_spec& op, const std::string& task_id) {
-    dag::task_request r;
-    r.definition = &t;
-    r.op = &op;
-    r.context.dag_id = "held";
-    r.context.run_id = "r";
-    r.context.task_id = task_id;
-    r.context.try_number = 1;
+    dag::task_request r = held_request(t, op, task_id);
     r.context.map_index = 3;
     r.context.start_date = dag::timestamp{std::chrono::microseconds(7)};
     return r;
@@ -502,6 +517,72 @@ TEST_CASE("LocalExecutor.ACancelledTryThatHadNotStartedEndsAtOnceWithoutRunningA
     CHECK(ran == std::vector<std::string>{"holder", "kept"});
   }
   ex.drain();
+}
+
+TEST_CASE("LocalExecutor.CancelAllStopsTheRunningTriesAndEndsTheQueuedOnesUnstarted" * doctest::timeout(60)) {
+  // One thread, held by a try that runs until it is asked to stop, and a try queued behind it that
+  // would do the same: cancel_all stops the first and ends the second without running it, so a
+  // drain returns (before, the second was taken with a fresh stop and the drain waited on it).
+  // A try handed over afterwards runs as usual.
+  dag::definition d{"held"};
+  d.callable("t", [](dag::task_context&) { return dag::operator_result::success(); });
+  const dag::task& t = d.all_tasks().front();
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<std::string> ran;  // guarded by m
+  std::vector<dag::task_event> ends;  // guarded by m
+  dag::operator_spec until_stopped;
+  until_stopped.run = [&](const dag::task&, dag::task_context& ctx) {
+    {
+      std::lock_guard lock(m);
+      ran.push_back(ctx.task_id);
+      cv.notify_all();
+    }
+    std::mutex own;
+    std::condition_variable_any asked;
+    std::unique_lock lock(own);
+    if (!asked.wait_for(lock, ctx.stop, 30s, [] { return false; }) && ctx.stop.stop_requested())
+      return dag::operator_result::failed("stopped");
+    return dag::operator_result::success();
+  };
+  dag::local_executor ex(1);
+  connect_collecting(ex, m, cv, ends);
+  const auto request = [&](const std::string& task_id) { return held_request(t, until_stopped, task_id); };
+  ex.submit(request("running"));
+  ex.flush();
+  {
+    std::unique_lock lock(m);
+    REQUIRE(cv.wait_for(lock, 15s, [&] { return ran.size() == 1; }));
+  }
+  ex.submit(request("queued"));
+  ex.flush();
+  ex.cancel_all();
+  auto drained = std::async(std::launch::async, [&] { ex.drain(); });
+  REQUIRE(drained.wait_for(15s) == std::future_status::ready);
+  {
+    std::lock_guard lock(m);
+    CHECK(ran == std::vector<std::string>{"running"});
+    REQUIRE(ends.size() == 2);
+    std::map<std::string, std::string> why;
+    for (const auto& e : ends) why[e.task_id] = e.result.message;
+    CHECK(why["running"] == "stopped");
+    CHECK(why["queued"] == "cancelled before it started");
+    for (const auto& e : ends) CHECK(e.result.outcome == dag::try_outcome::failed);
+  }
+  // Later tries are not cancelled by the earlier cancel_all: this one runs until cancelled itself.
+  ex.submit(request("later"));
+  ex.flush();
+  {
+    std::unique_lock lock(m);
+    REQUIRE(cv.wait_for(lock, 15s, [&] { return ran.size() == 2; }));
+    CHECK(ran.back() == "later");
+    CHECK(ends.size() == 2);
+  }
+  ex.cancel(dag::try_id{"held", "r", "later", 1, -1});
+  ex.drain();
+  std::lock_guard lock(m);
+  REQUIRE(ends.size() == 3);
+  CHECK(ends.back().result.message == "stopped");
 }
 
 TEST_CASE("LocalExecutor.TriesHandedOverWhileAThreadWatchesForWorkAllStart") {

@@ -117,10 +117,26 @@ void local_executor::flush() {
 }
 
 void local_executor::cancel_all() {
-  std::lock_guard lock(mutex_);
-  cancel_.request_stop();
-  // Later tries get a fresh source: cancelling is for what runs now.
-  cancel_ = std::stop_source();
+  // Tries still queued end now, unstarted: taken after the stop below, each would get the fresh
+  // source and run to its end, which a drain (the engine's shutdown) would then wait for.
+  std::deque<queued_try> unstarted;
+  {
+    std::lock_guard lock(mutex_);
+    cancel_.request_stop();
+    // Later tries get a fresh source: cancelling is for what is handed over now.
+    cancel_ = std::stop_source();
+    unstarted.swap(queue_);
+    queued_.store(0, std::memory_order_release);
+    if (busy_ == 0) idle_.notify_all();
+  }
+  for (auto& q : unstarted) report_unstarted(q.request.context);
+}
+
+void local_executor::report_unstarted(const task_context& c) {
+  task_event e = event_of(c);
+  e.started = e.ended = now();
+  e.result = operator_result::failed("cancelled before it started");
+  report(std::move(e));
 }
 
 namespace {
@@ -150,10 +166,7 @@ void local_executor::cancel(const try_id& which) {
     queued_.store(queue_.size(), std::memory_order_release);
     if (queue_.empty() && busy_ == 0) idle_.notify_all();
   }
-  task_event e = event_of(unstarted->context);  // the try `which` names
-  e.started = e.ended = now();
-  e.result = operator_result::failed("cancelled before it started");
-  report(std::move(e));
+  report_unstarted(unstarted->context);  // the try `which` names
 }
 
 void local_executor::on_connect() {

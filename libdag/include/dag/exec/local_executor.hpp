@@ -75,7 +75,8 @@ public:
   /// Wakes a sleeping thread for each try queued since the last flush, less one for a thread that
   /// is watching for work (it takes a try without a wake-up; counted once per watch).
   void flush() override;
-  /// Requests every queued and running try to stop.
+  /// Asks every running try to stop, and takes every queued one off the queue, reporting it failed
+  /// without running it (as `cancel` does); tries submitted afterwards run as usual.
   void cancel_all() override;
   /// Stops one running try, or takes it off the queue (reporting it failed) before it starts.
   void cancel(const try_id& which) override;
@@ -96,6 +97,8 @@ private:
   void add_thread();
   /// Tries wait and no thread is free to take them; under mutex_.
   bool starved() const { return !queue_.empty() && busy_ >= live_; }
+  /// Reports a try taken off the queue before it started as failed, without running it.
+  void report_unstarted(const task_context& c);
   /// Spools one end as its try ends (during an outage), on the try's thread.
   void spool_now(const task_event& e) noexcept;
 
