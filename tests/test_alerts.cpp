@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <dag/engine/engine.hpp>
+#include <dag/model/operations.hpp>
 #include <dag/http/server.hpp>
 #include <dag/load/check.hpp>
 #include <dag/load/yaml_loader.hpp>
@@ -187,8 +188,8 @@ TEST_CASE("Alerts.RetryAndFailureReachTheWebhookAndEmail" * doctest::timeout(60)
 
 TEST_CASE("Alerts.APassTheStoreRefusedSendsNothingAndTheOneItTakesSendsEachOnce" * doctest::timeout(90)) {
   // The pass that records the failed try is refused (another connection holds the store's write
-  // lock): the failure and the run's end it decided are not sent. The pass that records them
-  // once the store is back sends each once.
+  // lock): the failure and the run's end it decided are not sent, nor counted. The pass that
+  // records them once the store is back sends and counts each once.
   receiver hook;
   sandbox s;
   std::atomic<int> tries{0};
@@ -219,6 +220,11 @@ TEST_CASE("Alerts.APassTheStoreRefusedSendsNothingAndTheOneItTakesSendsEachOnce"
   CHECK(docs[0]["event"] == "failure");
   CHECK(docs[1]["event"] == "run_failure");
   CHECK(tries == 1);
+  const std::string metrics = s.metrics.text();
+  CHECK(metrics.find(R"(dagrun_task_instance_finished_total{dag_id="etl",task_id="load",state="failed"} 1)") != std::string::npos);
+  CHECK(metrics.find(R"(dagrun_task_duration_seconds_count{dag_id="etl",task_id="load"} 1)") != std::string::npos);
+  CHECK(metrics.find(R"(dagrun_dag_run_finished_total{dag_id="etl",state="failed"} 1)") != std::string::npos);
+  CHECK(metrics.find(R"(dagrun_dag_run_duration_seconds_count{dag_id="etl",state="failed"} 1)") != std::string::npos);
 }
 
 TEST_CASE("Alerts.EmailOnFailureMailsTheEmailAddressesThroughDagrunSmtp" * doctest::timeout(60)) {
@@ -400,6 +406,31 @@ TEST_CASE("Alerts.AnSlaMissWhoseLookInTheStoreFailedIsRecordedByTheNextPass" * d
   }
   CHECK(c.recorded() == 1);
   CHECK(c.hook.received().size() == 1);
+}
+
+TEST_CASE("Alerts.AnSlaMissOfARunThatComesBackAfterItEndedIsNotRecordedAgain" * doctest::timeout(90)) {
+  // The engine forgets the misses of a run it let go of (it would keep one per late task for its
+  // life); a run that comes back (its late task cleared) finds its miss in the store instead.
+  sla_case c;
+  {
+    dag::engine eng(*c.s.db, c.s.operators, c.s.clock, c.o);
+    eng.set_dags({c.d});
+    const auto key = eng.create_run("nightly", dag::run_type::scheduled, dag::parse_time("2024-05-30"));
+    REQUIRE(key);
+    eng.step();
+    CHECK(c.recorded() == 1);
+    c.slow.release();
+    CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+    dag::clear_selection which;
+    which.dag_id = "nightly";
+    which.run_id = key->run_id;
+    REQUIRE(dag::clear_task_instances(*c.s.db, which).size() == 1);
+    eng.track_run(*key);
+    CHECK(eng.run_to_completion({*key}).front() == dag::run_state::success);
+  }
+  CHECK(c.recorded() == 1);
+  CHECK(c.hook.received().size() == 1);
+  CHECK(c.s.metrics.text().find("dagrun_sla_misses_total{dag_id=\"nightly\",task_id=\"slow\"} 1") != std::string::npos);
 }
 
 TEST_CASE("Alerts.AMappedTaskMissesItsSlaWhileAnyOfItsInstancesHasNotSucceeded" * doctest::timeout(60)) {

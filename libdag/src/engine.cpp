@@ -734,9 +734,11 @@ std::vector<std::optional<run_key>> engine::create_runs(const std::string& dag_i
     advance_runs(changes, starts, stops, wake, &fresh);
     lost = apply_by_run(changes, {}, &not_created);
   } catch (...) {
+    uncounted_.clear();
     forget_unwritten(fresh);
     throw;
   }
+  count_written(lost);
   // A run its first pass finished (it gave up on a previous run, say) is told about by the loop's
   // next pass: the caller learns of its runs from this call first.
   try {
@@ -769,6 +771,15 @@ std::set<run_key> engine::track_new_runs(change_set& changes) {
     return false;
   });
   return fresh;
+}
+
+void engine::count_written(const std::set<run_key>& lost) {
+  auto* m = metrics_.load(std::memory_order_acquire);
+  for (const auto& u : std::exchange(uncounted_, {})) {
+    if (!m || lost.contains(u.run)) continue;
+    if (u.observed) m->observe(u.name, *u.observed, u.labels);
+    else m->add(u.name, u.labels);
+  }
 }
 
 void engine::forget_unwritten(const std::set<run_key>& fresh) {
@@ -935,9 +946,9 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     try_end ended = end_try(*r.dag, r.run, r.tis, r.progress, *slot, e.result, e.started, e.ended);
     if (r.dag->uses_past && is_finished(ti.state)) past_changed_.insert(e.dag_id);  // later runs may go on
     changes.tries.push_back(std::move(ended.record));
-    if (auto* m = metrics_.load(std::memory_order_acquire)) {
-      m->add("dagrun_task_instance_finished_total", {ti.dag_id, ti.task_id, std::string(to_string(ti.state))});
-      m->observe("dagrun_task_duration_seconds", seconds_of(e.ended - e.started), {ti.dag_id, ti.task_id});
+    if (metrics_.load(std::memory_order_acquire)) {
+      uncounted_.push_back({it->first, "dagrun_task_instance_finished_total", {ti.dag_id, ti.task_id, std::string(to_string(ti.state))}, {}});
+      uncounted_.push_back({it->first, "dagrun_task_duration_seconds", {ti.dag_id, ti.task_id}, seconds_of(e.ended - e.started)});
     }
     const task& t = r.dag->def->all_tasks()[task_of_slot(*r.dag, r.tis, *slot)];
     // The alert is made only for a task with notifiers for this end (its text copies the ids and
@@ -1056,12 +1067,14 @@ task_request engine::prepare_try(active_run& r, std::size_t slot, change_set& ch
   const task_state expected = task_state::queued;
   ti.state = task_state::running;
   ti.start_date = now;
-  if (auto* m = metrics_.load(std::memory_order_acquire)) {
+  if (metrics_.load(std::memory_order_acquire)) {
     // Schedule delay: from the end of the last upstream task to this start.
     std::optional<timestamp> upstream_end;
     for (std::size_t u : r.dag->graph.upstream(index))
       if (r.tis[u].end_date) upstream_end = upstream_end ? std::max(*upstream_end, *r.tis[u].end_date) : *r.tis[u].end_date;
-    if (upstream_end) m->observe("dagrun_schedule_delay_seconds", seconds_of(std::max(now - *upstream_end, std::chrono::microseconds(0))));
+    if (upstream_end)
+      uncounted_.push_back({run_key{r.run.dag_id, r.run.run_id}, "dagrun_schedule_delay_seconds", {},
+                            seconds_of(std::max(now - *upstream_end, std::chrono::microseconds(0)))});
   }
   ti.hostname = options_.hostname;
   ti.pid = this_process_id();  // the dagrun process running the try: recovery checks it is gone
@@ -1262,11 +1275,13 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
                      "", options_.base_url.empty() ? "" : options_.base_url + "/dags/" + percent_encoded(r.run.dag_id), r.run.logical_date},
                     ok ? r.dag->def->on_run_success() : r.dag->def->on_run_failure());
       }
-      if (auto* m = metrics_.load(std::memory_order_acquire); m && is_finished(r.run.state)) {
+      if (metrics_.load(std::memory_order_acquire) && is_finished(r.run.state)) {
         const std::string state(to_string(r.run.state));
-        m->add("dagrun_dag_run_finished_total", {r.run.dag_id, state});
+        const run_key key{r.run.dag_id, r.run.run_id};
+        uncounted_.push_back({key, "dagrun_dag_run_finished_total", {r.run.dag_id, state}, {}});
         if (r.run.start_date && r.run.end_date)
-          m->observe("dagrun_dag_run_duration_seconds", seconds_of(*r.run.end_date - *r.run.start_date), {r.run.dag_id, state});
+          uncounted_.push_back({key, "dagrun_dag_run_duration_seconds", {r.run.dag_id, state},
+                                seconds_of(*r.run.end_date - *r.run.start_date)});
       }
     }
     if (s.wake_at) {
@@ -1321,6 +1336,10 @@ previous_run engine::previous_of(const active_run& r, std::vector<task_instance_
 void engine::check_slas(change_set& changes, std::optional<timestamp>& wake, const std::set<run_key>& later,
                         std::vector<sla_miss_key>& recorded) {
   const timestamp now = now_us();
+  // Only active runs are checked: a run let go of, if it comes back, finds its miss in the store.
+  std::erase_if(sla_missed_, [&](const sla_miss_key& id) {
+    return !active_.contains(run_key{std::get<0>(id), std::get<1>(id)});
+  });
   for (const auto& [key, r] : active_) {
     if (later.contains(key)) continue;
     // Airflow's SLAs concern the schedule's runs: a manual run has no deadline to keep.
@@ -1519,6 +1538,7 @@ std::optional<timestamp> engine::step_once() {
       }
       lost = apply_by_run(changes, of_ends, &not_created);
       written = true;
+      count_written(lost);
       if (auto* m = metrics_.load(std::memory_order_acquire))
         for (const auto& [dag_id, run_id, task_id] : sla_marked) m->add("dagrun_sla_misses_total", {dag_id, task_id});
       if (!changes.dataset_events.empty()) {  // what was written: apply_by_run leaves refused ends' out
@@ -1564,6 +1584,7 @@ std::optional<timestamp> engine::step_once() {
       pending_alerts_.erase(pending_alerts_.begin() + static_cast<std::ptrdiff_t>(std::min(alerts_before, pending_alerts_.size())),
                             pending_alerts_.end());
       for (const auto& id : sla_marked) sla_missed_.erase(id);  // not recorded: found again next pass
+      uncounted_.clear();  // decided again next pass
       forget_unwritten(fresh);
     } else {
       // In the store already (re-read with the rest next pass): the runs it finished are told

@@ -294,6 +294,9 @@ private:
   void drop_alerts(const run_key& key, bool run_level_only);
   /// Moves the runs this pass finished, but those in `lost`, to ended_before_pass_ (told next pass).
   void hold_finished_runs(const std::set<run_key>& lost);
+  /// Adds to the metrics what the pass just written decided (uncounted_), but of the runs in `lost`
+  /// (their writes were left out: the pass that records them counts them).
+  void count_written(const std::set<run_key>& lost);
   /// After apply_by_run: each run that `lost` names is read again from the store, but one the pass
   /// created (`fresh`) that the store had already (`not_created`), which is dropped with its alerts.
   void settle_lost(const std::set<run_key>& lost, const std::set<run_key>& not_created, const std::set<run_key>& fresh);
@@ -387,8 +390,9 @@ private:
   int running_ = 0;
   std::map<std::string, int> dag_running_;  // tries submitted and not yet ended, per DAG
   bool accepting_ = true;
-  // Task instances whose SLA miss is recorded, or being recorded by the current pass (dag, run,
-  // task; unmarked when that pass is not written): each is recorded and alerted once.
+  // Task instances of active runs whose SLA miss is recorded, or being recorded by the current pass
+  // (dag, run, task; unmarked when that pass is not written): each is recorded and alerted once. A
+  // run's go when it is no longer active (a run read again is looked up in the store's events).
   std::set<sla_miss_key> sla_missed_;
   timestamp last_poll_{};
   timestamp last_sweep_{};
@@ -408,6 +412,15 @@ private:
   bool last_wait_short_ = true;
   std::chrono::steady_clock::time_point last_post_{};  // when post() last queued an end; guarded by events_mutex_
   std::vector<std::pair<alert, std::vector<notifier_spec>>> pending_alerts_;  // sent once the pass is written
+  // A try's or a run's end the current pass decided, for the metrics: counted once the pass is
+  // written (count_written), dropped when it is refused (the next pass decides the same end again).
+  struct uncounted {
+    run_key run;
+    const char* name;
+    std::vector<std::string> labels;
+    std::optional<double> observed;  // a histogram's value; a counter's increment when empty
+  };
+  std::vector<uncounted> uncounted_;
   std::unique_ptr<alert_dispatcher> alerts_;  // sends what is still queued when destroyed, before the members above go
   std::unique_ptr<executor> executor_;  // last: destroyed first, so no try end is posted to a dead engine
 };
