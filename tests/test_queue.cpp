@@ -2077,6 +2077,32 @@ TEST_CASE("Queue.TwoSchedulersOverACatchupCreateAndRunEverythingOnce" * doctest:
   CHECK(std::set<std::string>(ran.begin(), ran.end()).size() == 40);
 }
 
+TEST_CASE("Queue.ALeaseExpiresOnlyOnceARestartedServerWasUpForItAndAWorkersLongestPause" * doctest::timeout(120)) {
+  // After a restart a worker may notice the server back only at its next attempt to reach it, up
+  // to 2 s (its longest pause between attempts) after the start, and renews from there: a server
+  // up for a lease is not enough to judge a claim lost. (It was: a worker that paused that long had
+  // its try failed as lost after an outage.)
+  private_server server;
+  queue_sandbox s;
+  auto q = dag::open_task_queue(s.url);
+  q->enqueue({bash_try("a")});
+  REQUIRE(q->claim({"default"}, 10, "w").size() == 1);
+  server.crash();
+  server.start();
+  pqxx::connection c(s.url);
+  const auto up_ms = [&] {
+    pqxx::nontransaction tx(c);
+    return tx.exec1("SELECT extract(epoch FROM now() - pg_postmaster_start_time()) * 1000")[0].as<double>();
+  };
+  constexpr auto lease = 3000ms;
+  REQUIRE(eventually([&] { return up_ms() > 3200; }, 30s));  // up for more than a lease
+  const auto lost = q->expire_leases(lease);
+  if (up_ms() < 4900) CHECK(lost.empty());  // and less than a lease and the pause
+  else MESSAGE("the machine was too slow to look within the pause: not checked");
+  REQUIRE(eventually([&] { return q->expire_leases(lease).size() == 1; }, 30s));  // then it is lost
+  CHECK(up_ms() >= 5000);
+}
+
 TEST_CASE("Queue.PostgresRestartMidRunEveryProcessReconnects" * doctest::timeout(240)) {
   private_server server;
   queue_sandbox s;

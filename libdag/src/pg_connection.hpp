@@ -60,6 +60,10 @@
 
 namespace dag::detail {
 
+/// The longest pause between two attempts to reach the server (pauses start at 50 ms and
+/// double): a client whose server came back may wait this long before it tries again.
+inline constexpr std::chrono::milliseconds max_retry_delay{2000};
+
 /// Where a PostgreSQL URL points, for connecting and for messages.
 struct pg_target {
   std::string conninfo;  ///< what libpq connects with (may hold the password: never shown)

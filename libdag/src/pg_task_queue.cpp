@@ -975,11 +975,15 @@ public:
       const std::string ms = "interval '1 millisecond' * " + std::to_string(lease.count());
       // A lost try becomes a taken end holding its failure, acknowledged like any end. A server
       // that (re)started less than a lease ago has not given workers a lease to renew in: their
-      // heartbeats were stopped by the outage, not by their death.
+      // heartbeats were stopped by the outage, not by their death. A worker may also notice the
+      // server back only up to max_retry_delay after its start (the pause before its next
+      // attempt): that is added to the lease the server must have been up for.
       // Its payload (read for the poke it names) is deleted with it, as a worker's end deletes it.
+      const std::string since_start =
+          "interval '1 millisecond' * " + std::to_string((lease + detail::max_retry_delay).count());
       const auto rows = tx.exec("WITH e AS (UPDATE dagrun_task_queue q SET state = 'done', taken_at = now() WHERE id IN "
                                 "(SELECT id FROM dagrun_task_queue WHERE state = 'claimed' AND heartbeat_at < now() - " +
-                                ms + " AND pg_postmaster_start_time() < now() - " + ms +
+                                ms + " AND pg_postmaster_start_time() < now() - " + since_start +
                                 " FOR UPDATE SKIP LOCKED) RETURNING " + finished_columns() + "), "
                                 "d AS (DELETE FROM dagrun_task_queue_payload p USING e WHERE p.id = e.id RETURNING p.id, p.payload) "
                                 "SELECT e.*, d.payload FROM e LEFT JOIN d ON d.id = e.id");
