@@ -221,10 +221,10 @@ TEST_CASE("Alerts.APassTheStoreRefusedSendsNothingAndTheOneItTakesSendsEachOnce"
   CHECK(docs[1]["event"] == "run_failure");
   CHECK(tries == 1);
   const std::string metrics = s.metrics.text();
-  CHECK(metrics.find(R"(dagrun_task_instance_finished_total{dag_id="etl",task_id="load",state="failed"} 1)") != std::string::npos);
-  CHECK(metrics.find(R"(dagrun_task_duration_seconds_count{dag_id="etl",task_id="load"} 1)") != std::string::npos);
-  CHECK(metrics.find(R"(dagrun_dag_run_finished_total{dag_id="etl",state="failed"} 1)") != std::string::npos);
-  CHECK(metrics.find(R"(dagrun_dag_run_duration_seconds_count{dag_id="etl",state="failed"} 1)") != std::string::npos);
+  CHECK(metrics.find(R"(dagrun_task_instance_finished_total{dag_id="etl",task_id="load",state="failed"} 1)" "\n") != std::string::npos);
+  CHECK(metrics.find(R"(dagrun_task_duration_seconds_count{dag_id="etl",task_id="load"} 1)" "\n") != std::string::npos);
+  CHECK(metrics.find(R"(dagrun_dag_run_finished_total{dag_id="etl",state="failed"} 1)" "\n") != std::string::npos);
+  CHECK(metrics.find(R"(dagrun_dag_run_duration_seconds_count{dag_id="etl",state="failed"} 1)" "\n") != std::string::npos);
 }
 
 TEST_CASE("Alerts.EmailOnFailureMailsTheEmailAddressesThroughDagrunSmtp" * doctest::timeout(60)) {

@@ -1051,8 +1051,12 @@ TEST_CASE("Engine.ABranchsEndInAPassWhoseRunLostKeepsItsSkipsAndItsXCom" * docte
   // A branch ends in the same pass as c, which another process had marked meanwhile: c's update
   // loses and the run is read again. The branch's end stays written, and so does what comes of it
   // (decided only at its end, never again): the branch it did not follow is skipped, and its XCom
-  // is there for the task it follows.
+  // is there for the task it follows. The branch's end is counted once in the metrics, with the
+  // pass that wrote it.
   sandbox s;
+  dag::metrics_registry metrics;
+  auto o = s.options();
+  o.metrics = &metrics;
   dag::definition d{"forked"};
   auto pick = d.callable("pick", [](dag::task_context&) { return dag::operator_result::success("x"); }).branch();
   auto x = d.callable("x", [](dag::task_context&) { return dag::operator_result::success(); });
@@ -1061,7 +1065,7 @@ TEST_CASE("Engine.ABranchsEndInAPassWhoseRunLostKeepsItsSkipsAndItsXCom" * docte
   d.callable("c", [](dag::task_context&) { return dag::operator_result::success(); });
   auto owned = std::make_unique<holding_executor>();
   holding_executor& ex = *owned;
-  dag::engine eng(*s.db, s.operators, s.clock, s.options(), std::move(owned));
+  dag::engine eng(*s.db, s.operators, s.clock, o, std::move(owned));
   eng.set_dags({s.checked(std::move(d))});
   const auto key = eng.create_run("forked", dag::run_type::manual, dag::parse_time("2024-01-01"));
   REQUIRE(key);
@@ -1089,6 +1093,10 @@ TEST_CASE("Engine.ABranchsEndInAPassWhoseRunLostKeepsItsSkipsAndItsXCom" * docte
   tis = s.tis(*key);
   CHECK(tis["x"].state == task_state::success);
   CHECK(tis["y"].state == task_state::skipped);
+  const std::string counted = metrics.text();
+  CHECK(counted.find(R"(dagrun_task_instance_finished_total{dag_id="forked",task_id="pick",state="success"} 1)" "\n") != std::string::npos);
+  CHECK(counted.find(R"(dagrun_task_instance_finished_total{dag_id="forked",task_id="x",state="success"} 1)" "\n") != std::string::npos);
+  CHECK(counted.find(R"(dagrun_dag_run_finished_total{dag_id="forked",state="failed"} 1)" "\n") != std::string::npos);
 }
 
 TEST_CASE("Engine.ASuccessTheStoreRefusesUpdatesNoDatasetAndOneItRecordsDoes" * doctest::timeout(60)) {

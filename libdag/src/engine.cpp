@@ -776,7 +776,7 @@ std::set<run_key> engine::track_new_runs(change_set& changes) {
 void engine::count_written(const std::set<run_key>& lost) {
   auto* m = metrics_.load(std::memory_order_acquire);
   for (const auto& u : std::exchange(uncounted_, {})) {
-    if (!m || lost.contains(u.run)) continue;
+    if (!m || (u.run && lost.contains(*u.run))) continue;
     if (u.observed) m->observe(u.name, *u.observed, u.labels);
     else m->add(u.name, u.labels);
   }
@@ -947,8 +947,10 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     if (r.dag->uses_past && is_finished(ti.state)) past_changed_.insert(e.dag_id);  // later runs may go on
     changes.tries.push_back(std::move(ended.record));
     if (metrics_.load(std::memory_order_acquire)) {
-      uncounted_.push_back({it->first, "dagrun_task_instance_finished_total", {ti.dag_id, ti.task_id, std::string(to_string(ti.state))}, {}});
-      uncounted_.push_back({it->first, "dagrun_task_duration_seconds", {ti.dag_id, ti.task_id}, seconds_of(e.ended - e.started)});
+      // Written with the pass even when its run's other writes are left out (apply_by_run keeps
+      // the tries), and acknowledged then: no later pass records it again.
+      uncounted_.push_back({std::nullopt, "dagrun_task_instance_finished_total", {ti.dag_id, ti.task_id, std::string(to_string(ti.state))}, {}});
+      uncounted_.push_back({std::nullopt, "dagrun_task_duration_seconds", {ti.dag_id, ti.task_id}, seconds_of(e.ended - e.started)});
     }
     const task& t = r.dag->def->all_tasks()[task_of_slot(*r.dag, r.tis, *slot)];
     // The alert is made only for a task with notifiers for this end (its text copies the ids and

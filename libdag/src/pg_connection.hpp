@@ -58,11 +58,9 @@
 
 #include <dag/core/error.hpp>
 
-namespace dag::detail {
+#include "retry_pause.hpp"
 
-/// The longest pause between two attempts to reach the server (pauses start at 50 ms and
-/// double): a client whose server came back may wait this long before it tries again.
-inline constexpr std::chrono::milliseconds max_retry_delay{2000};
+namespace dag::detail {
 
 /// Where a PostgreSQL URL points, for connecting and for messages.
 struct pg_target {

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "retry_pause.hpp"
+
 namespace dag {
 
 queued_try to_queued_try(const task_request& request) {
@@ -201,9 +203,10 @@ void queue_executor::collect(std::stop_token stop) {
   const auto expiry_every = std::min(lease_ / 3, std::chrono::milliseconds(5000));
   auto last_expiry = now_steady();
   // Since when this collector has reached the queue without a break: leases are expired only
-  // after a whole lease of it. While the database was out of reach for the scheduler it was most
-  // likely out of reach for the workers too, and a lease they could not renew says nothing of
-  // whether they live.
+  // after a whole lease of it, and a worker's longest pause between attempts to reach the
+  // database (it may find the database back that much later). While the database was out of
+  // reach for the scheduler it was most likely out of reach for the workers too, and a lease they
+  // could not renew says nothing of whether they live.
   bool reachable = false;
   auto reachable_since = now_steady();
   // Ends a worker reported (not leases found lost): their workers may take the next tries.
@@ -294,7 +297,7 @@ void queue_executor::collect(std::stop_token stop) {
       // An answer that took half a lease came through retries: the connection broke meanwhile.
       if (!reachable || now_steady() - began > lease_ / 2) reachable_since = now_steady();
       reachable = true;
-      if (now_steady() - last_expiry > expiry_every && now_steady() - reachable_since >= lease_) {
+      if (now_steady() - last_expiry > expiry_every && now_steady() - reachable_since >= lease_ + detail::max_retry_delay) {
         last_expiry = now_steady();
         report_all(q->expire_leases(lease_));
       }

@@ -294,8 +294,9 @@ private:
   void drop_alerts(const run_key& key, bool run_level_only);
   /// Moves the runs this pass finished, but those in `lost`, to ended_before_pass_ (told next pass).
   void hold_finished_runs(const std::set<run_key>& lost);
-  /// Adds to the metrics what the pass just written decided (uncounted_), but of the runs in `lost`
-  /// (their writes were left out: the pass that records them counts them).
+  /// Adds to the metrics what the pass just written decided (uncounted_): the ends of its tries
+  /// (written whatever their run's fate), and its runs' ends and tries' starts but those of the
+  /// runs in `lost` (left out: the pass that decides them again counts them).
   void count_written(const std::set<run_key>& lost);
   /// After apply_by_run: each run that `lost` names is read again from the store, but one the pass
   /// created (`fresh`) that the store had already (`not_created`), which is dropped with its alerts.
@@ -415,7 +416,7 @@ private:
   // A try's or a run's end the current pass decided, for the metrics: counted once the pass is
   // written (count_written), dropped when it is refused (the next pass decides the same end again).
   struct uncounted {
-    run_key run;
+    std::optional<run_key> run;  // a decision about this run, left out when it is lost; none: a try's end
     const char* name;
     std::vector<std::string> labels;
     std::optional<double> observed;  // a histogram's value; a counter's increment when empty

@@ -117,7 +117,8 @@ public:
   }
   /// Hands over what `submit` buffered (the queue executor enqueues a whole step at once).
   virtual void flush() {}
-  /// Asks every running try to stop (their processes get SIGTERM, then SIGKILL after their grace).
+  /// Asks every running try to stop (their processes get SIGTERM, then SIGKILL after their grace),
+  /// and ends the tries it holds that have not started without starting them (reported failed).
   virtual void cancel_all() = 0;
   /// Asks one try to stop, as cancel_all does, or not to start when it has not yet; its end is
   /// reported either way. Nothing happens for a try the executor does not hold. The default does
