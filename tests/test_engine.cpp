@@ -585,6 +585,57 @@ TEST_CASE("LocalExecutor.CancelAllStopsTheRunningTriesAndEndsTheQueuedOnesUnstar
   CHECK(ends.back().result.message == "stopped");
 }
 
+TEST_CASE("LocalExecutor.ADrainWaitsForTheEndOfATryCancelledBeforeItStarted" * doctest::timeout(60)) {
+  // The end of a try taken off the queue is reported after the queue's lock is let go: a drain
+  // on another thread returns only once it is, as it does for a try that ran.
+  dag::definition d{"held"};
+  d.callable("t", [](dag::task_context&) { return dag::operator_result::success(); });
+  const dag::task& t = d.all_tasks().front();
+  std::mutex m;
+  std::condition_variable cv;
+  bool holding = false, release = false, reporting = false, let_report = false;  // guarded by m
+  dag::operator_spec hold;
+  hold.run = [&](const dag::task&, dag::task_context&) {
+    std::unique_lock lock(m);
+    holding = true;
+    cv.notify_all();
+    cv.wait_for(lock, 15s, [&] { return release; });
+    return dag::operator_result::success();
+  };
+  dag::local_executor ex(1);
+  ex.connect([&](dag::task_event e) {
+    std::unique_lock lock(m);
+    if (e.task_id != "queued") return;
+    reporting = true;
+    cv.notify_all();
+    cv.wait_for(lock, 15s, [&] { return let_report; });
+  }, [] { return dag::timestamp{}; });
+  ex.submit(held_request(t, hold, "holder"));
+  ex.flush();
+  {
+    std::unique_lock lock(m);
+    REQUIRE(cv.wait_for(lock, 15s, [&] { return holding; }));
+  }
+  ex.submit(held_request(t, hold, "queued"));
+  ex.flush();
+  auto cancelled = std::async(std::launch::async, [&] { ex.cancel(dag::try_id{"held", "r", "queued", 1, -1}); });
+  {
+    std::unique_lock lock(m);
+    REQUIRE(cv.wait_for(lock, 15s, [&] { return reporting; }));  // its end is being reported
+    release = true;  // and the holder ends: nothing is queued or running now
+    cv.notify_all();
+  }
+  auto drained = std::async(std::launch::async, [&] { ex.drain(); });
+  CHECK(drained.wait_for(300ms) == std::future_status::timeout);
+  {
+    std::lock_guard lock(m);
+    let_report = true;
+  }
+  cv.notify_all();
+  CHECK(drained.wait_for(15s) == std::future_status::ready);
+  cancelled.get();
+}
+
 TEST_CASE("LocalExecutor.TriesHandedOverWhileAThreadWatchesForWorkAllStart") {
   // A thread that ran out of work watches for more before it sleeps, and flush() wakes one thread
   // fewer for it, once per watch: flushes that each counted on it would leave tries queued with

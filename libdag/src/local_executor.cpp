@@ -127,16 +127,29 @@ void local_executor::cancel_all() {
     cancel_ = std::stop_source();
     unstarted.swap(queue_);
     queued_.store(0, std::memory_order_release);
-    if (busy_ == 0) idle_.notify_all();
+    reporting_ += unstarted.size();
   }
-  for (auto& q : unstarted) report_unstarted(q.request.context);
+  report_unstarted(unstarted);
 }
 
-void local_executor::report_unstarted(const task_context& c) {
-  task_event e = event_of(c);
-  e.started = e.ended = now();
-  e.result = operator_result::failed("cancelled before it started");
-  report(std::move(e));
+void local_executor::report_unstarted(const std::deque<queued_try>& tries) {
+  // Counted in reporting_ by the caller when it took them off the queue, and until reported: a
+  // drain waits for their ends too.
+  struct done {
+    local_executor& ex;
+    std::size_t n;
+    ~done() {
+      std::lock_guard lock(ex.mutex_);
+      ex.reporting_ -= n;
+      if (ex.queue_.empty() && ex.busy_ == 0 && ex.reporting_ == 0) ex.idle_.notify_all();
+    }
+  } when_done{*this, tries.size()};
+  for (const auto& q : tries) {
+    task_event e = event_of(q.request.context);
+    e.started = e.ended = now();
+    e.result = operator_result::failed("cancelled before it started");
+    report(std::move(e));
+  }
 }
 
 namespace {
@@ -148,7 +161,7 @@ std::string try_text(const std::string& dag_id, const std::string& run_id, const
 }  // namespace
 
 void local_executor::cancel(const try_id& which) {
-  std::optional<task_request> unstarted;
+  std::deque<queued_try> unstarted;  // the try `which` names, when it has not started
   {
     std::lock_guard lock(mutex_);
     if (auto it = running_.find(try_text(which.dag_id, which.run_id, which.task_id, which.map_index, which.try_number)); it != running_.end()) {
@@ -161,12 +174,12 @@ void local_executor::cancel(const try_id& which) {
              r.context.map_index == which.map_index && r.context.try_number == which.try_number;
     });
     if (queued == queue_.end()) return;
-    unstarted = std::move(queued->request);
+    unstarted.push_back(std::move(*queued));
     queue_.erase(queued);
     queued_.store(queue_.size(), std::memory_order_release);
-    if (queue_.empty() && busy_ == 0) idle_.notify_all();
+    ++reporting_;
   }
-  report_unstarted(unstarted->context);  // the try `which` names
+  report_unstarted(unstarted);
 }
 
 void local_executor::on_connect() {
@@ -219,7 +232,7 @@ void local_executor::spool_now(const task_event& e) noexcept {
 
 void local_executor::drain() {
   std::unique_lock lock(mutex_);
-  idle_.wait(lock, [&] { return queue_.empty() && busy_ == 0; });
+  idle_.wait(lock, [&] { return queue_.empty() && busy_ == 0 && reporting_ == 0; });
 }
 
 void local_executor::work(std::stop_token pool_stop) {

@@ -97,8 +97,9 @@ private:
   void add_thread();
   /// Tries wait and no thread is free to take them; under mutex_.
   bool starved() const { return !queue_.empty() && busy_ >= live_; }
-  /// Reports a try taken off the queue before it started as failed, without running it.
-  void report_unstarted(const task_context& c);
+  struct queued_try;
+  /// Reports tries taken off the queue before they started as failed, without running them.
+  void report_unstarted(const std::deque<queued_try>& tries);
   /// Spools one end as its try ends (during an outage), on the try's thread.
   void spool_now(const task_event& e) noexcept;
 
@@ -117,6 +118,7 @@ private:
   bool spinner_counted_ = false;  // a flush counted on the watching thread for one try; under mutex_
   int sleeping_ = 0;       // threads blocked on wake_; under mutex_
   int busy_ = 0;   // threads running a try
+  std::size_t reporting_ = 0;  // tries taken off the queue unstarted whose ends are being reported
   int live_ = 0;   // threads started (threads_.size(), readable by the workers under mutex_)
   int max_threads_ = 1;
   std::condition_variable_any watch_;  // wakes the watcher
