@@ -738,7 +738,7 @@ std::vector<std::optional<run_key>> engine::create_runs(const std::string& dag_i
     forget_unwritten(fresh);
     throw;
   }
-  count_written(lost);
+  count_written(lost, {});
   // A run its first pass finished (it gave up on a previous run, say) is told about by the loop's
   // next pass: the caller learns of its runs from this call first.
   try {
@@ -773,10 +773,11 @@ std::set<run_key> engine::track_new_runs(change_set& changes) {
   return fresh;
 }
 
-void engine::count_written(const std::set<run_key>& lost) {
+void engine::count_written(const std::set<run_key>& lost, const std::vector<bool>& kept) {
   auto* m = metrics_.load(std::memory_order_acquire);
   for (const auto& u : std::exchange(uncounted_, {})) {
     if (!m || (u.run && lost.contains(*u.run))) continue;
+    if (u.end_update && *u.end_update < kept.size() && !kept[*u.end_update]) continue;
     if (u.observed) m->observe(u.name, *u.observed, u.labels);
     else m->add(u.name, u.labels);
   }
@@ -946,12 +947,6 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
     try_end ended = end_try(*r.dag, r.run, r.tis, r.progress, *slot, e.result, e.started, e.ended);
     if (r.dag->uses_past && is_finished(ti.state)) past_changed_.insert(e.dag_id);  // later runs may go on
     changes.tries.push_back(std::move(ended.record));
-    if (metrics_.load(std::memory_order_acquire)) {
-      // Written with the pass even when its run's other writes are left out (apply_by_run keeps
-      // the tries), and acknowledged then: no later pass records it again.
-      uncounted_.push_back({std::nullopt, "dagrun_task_instance_finished_total", {ti.dag_id, ti.task_id, std::string(to_string(ti.state))}, {}});
-      uncounted_.push_back({std::nullopt, "dagrun_task_duration_seconds", {ti.dag_id, ti.task_id}, seconds_of(e.ended - e.started)});
-    }
     const task& t = r.dag->def->all_tasks()[task_of_slot(*r.dag, r.tis, *slot)];
     // The alert is made only for a task with notifiers for this end (its text copies the ids and
     // the log's address): most have none.
@@ -964,6 +959,15 @@ void engine::record_events(const std::vector<task_event>& events, change_set& ch
       queue_alert(std::move(a), std::move(notifiers));
     }
     const std::size_t end_update = changes.task_instances.size();
+    if (metrics_.load(std::memory_order_acquire)) {
+      // Counted when its own update is written, even when its run's other writes are left out
+      // (and acknowledged then: no later pass records it again); not when that update lost (the
+      // task was marked meanwhile, or another scheduler recorded the same end first).
+      uncounted_.push_back({std::nullopt, end_update, "dagrun_task_instance_finished_total",
+                            {ti.dag_id, ti.task_id, std::string(to_string(ti.state))}, {}});
+      uncounted_.push_back({std::nullopt, end_update, "dagrun_task_duration_seconds", {ti.dag_id, ti.task_id},
+                            seconds_of(e.ended - e.started)});
+    }
     changes.task_instances.push_back(update_of(ti, expected, e.try_number));
     changes.task_instances.back().expected_start = expected_start;
     // Downstream tasks a branch, short-circuit or latest-only task ruled out, in the same commit.
@@ -1075,7 +1079,7 @@ task_request engine::prepare_try(active_run& r, std::size_t slot, change_set& ch
     for (std::size_t u : r.dag->graph.upstream(index))
       if (r.tis[u].end_date) upstream_end = upstream_end ? std::max(*upstream_end, *r.tis[u].end_date) : *r.tis[u].end_date;
     if (upstream_end)
-      uncounted_.push_back({run_key{r.run.dag_id, r.run.run_id}, "dagrun_schedule_delay_seconds", {},
+      uncounted_.push_back({run_key{r.run.dag_id, r.run.run_id}, std::nullopt, "dagrun_schedule_delay_seconds", {},
                             seconds_of(std::max(now - *upstream_end, std::chrono::microseconds(0)))});
   }
   ti.hostname = options_.hostname;
@@ -1280,9 +1284,9 @@ void engine::advance_runs(change_set& changes, std::vector<task_request>& starts
       if (metrics_.load(std::memory_order_acquire) && is_finished(r.run.state)) {
         const std::string state(to_string(r.run.state));
         const run_key key{r.run.dag_id, r.run.run_id};
-        uncounted_.push_back({key, "dagrun_dag_run_finished_total", {r.run.dag_id, state}, {}});
+        uncounted_.push_back({key, std::nullopt, "dagrun_dag_run_finished_total", {r.run.dag_id, state}, {}});
         if (r.run.start_date && r.run.end_date)
-          uncounted_.push_back({key, "dagrun_dag_run_duration_seconds", {r.run.dag_id, state},
+          uncounted_.push_back({key, std::nullopt, "dagrun_dag_run_duration_seconds", {r.run.dag_id, state},
                                 seconds_of(*r.run.end_date - *r.run.start_date)});
       }
     }
@@ -1538,9 +1542,10 @@ std::optional<timestamp> engine::step_once() {
         changes.attachment =
             executor_->attachment_for(starts, parked_.empty() ? std::span<const task_event>(taken) : unparked);
       }
-      lost = apply_by_run(changes, of_ends, &not_created);
+      std::vector<bool> kept;
+      lost = apply_by_run(changes, of_ends, &not_created, &kept);
       written = true;
-      count_written(lost);
+      count_written(lost, kept);
       if (auto* m = metrics_.load(std::memory_order_acquire))
         for (const auto& [dag_id, run_id, task_id] : sla_marked) m->add("dagrun_sla_misses_total", {dag_id, task_id});
       if (!changes.dataset_events.empty()) {  // what was written: apply_by_run leaves refused ends' out
@@ -1654,7 +1659,8 @@ void engine::count_pool_slots(const change_set& changes, std::map<std::string, i
   }
 }
 
-std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of_ends, std::set<run_key>* not_created) {
+std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of_ends, std::set<run_key>* not_created,
+                                       std::vector<bool>* kept) {
   changes.all_or_nothing = true;
   change_result result = store_.apply(changes);
   if (result.applied) return {};
@@ -1757,6 +1763,7 @@ std::set<run_key> engine::apply_by_run(change_set& changes, const end_writes& of
       if (j >= of_ends.dataset_events.size() || keep[of_ends.dataset_events[j]]) changes.dataset_events.push_back(all.dataset_events[j]);
     std::erase_if(changes.task_instance_deletes, [&](const task_instance_record& d) { return of_lost(d.dag_id, d.run_id); });
     if (not_created) *not_created = existed;
+    if (kept) *kept = keep;
     if (changes.empty()) return lost;
     result = store_.apply(changes);
     if (result.applied) return lost;

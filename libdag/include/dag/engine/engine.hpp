@@ -295,9 +295,10 @@ private:
   /// Moves the runs this pass finished, but those in `lost`, to ended_before_pass_ (told next pass).
   void hold_finished_runs(const std::set<run_key>& lost);
   /// Adds to the metrics what the pass just written decided (uncounted_): the ends of its tries
-  /// (written whatever their run's fate), and its runs' ends and tries' starts but those of the
-  /// runs in `lost` (left out: the pass that decides them again counts them).
-  void count_written(const std::set<run_key>& lost);
+  /// whose own update was written (`kept`, from apply_by_run: empty when all were), and its runs'
+  /// ends and tries' starts but those of the runs in `lost` (left out: the pass that decides them
+  /// again counts them).
+  void count_written(const std::set<run_key>& lost, const std::vector<bool>& kept);
   /// After apply_by_run: each run that `lost` names is read again from the store, but one the pass
   /// created (`fresh`) that the store had already (`not_created`), which is dropped with its alerts.
   void settle_lost(const std::set<run_key>& lost, const std::set<run_key>& not_created, const std::set<run_key>& fresh);
@@ -318,7 +319,10 @@ private:
   /// without an update that lost and those of its instance after it. Leaves in `changes` what was
   /// written; returns the runs left out. A run it creates that exists already is left out too
   /// (and named in `not_created`).
-  std::set<run_key> apply_by_run(change_set& changes, const end_writes& of_ends, std::set<run_key>* not_created = nullptr);
+  /// `kept`, when given, is set to which of the pass's task instance updates were written (by
+  /// their index in `changes` as given), or left empty when every one was.
+  std::set<run_key> apply_by_run(change_set& changes, const end_writes& of_ends, std::set<run_key>* not_created = nullptr,
+                                 std::vector<bool>* kept = nullptr);
   /// Warns (options_.warn, else stderr) of each task naming a pool the store does not have.
   void warn_missing_pools();
   void post(task_event e);
@@ -416,7 +420,8 @@ private:
   // A try's or a run's end the current pass decided, for the metrics: counted once the pass is
   // written (count_written), dropped when it is refused (the next pass decides the same end again).
   struct uncounted {
-    std::optional<run_key> run;  // a decision about this run, left out when it is lost; none: a try's end
+    std::optional<run_key> run;            // a decision about this run: left out when the run is lost
+    std::optional<std::size_t> end_update;  // or a try's end: the index of its own update in the pass
     const char* name;
     std::vector<std::string> labels;
     std::optional<double> observed;  // a histogram's value; a counter's increment when empty

@@ -117,8 +117,9 @@ public:
   }
   /// Hands over what `submit` buffered (the queue executor enqueues a whole step at once).
   virtual void flush() {}
-  /// Asks every running try to stop (their processes get SIGTERM, then SIGKILL after their grace),
-  /// and ends the tries it holds that have not started without starting them (reported failed).
+  /// Asks every running try to stop (their processes get SIGTERM, then SIGKILL after their grace).
+  /// An executor that holds tries not yet started ends them without starting them, reported
+  /// failed (the local executor does); the queue's cannot reach the tries its workers run.
   virtual void cancel_all() = 0;
   /// Asks one try to stop, as cancel_all does, or not to start when it has not yet; its end is
   /// reported either way. Nothing happens for a try the executor does not hold. The default does

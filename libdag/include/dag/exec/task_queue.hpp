@@ -162,7 +162,7 @@ public:
   void acknowledge(const std::vector<std::int64_t>& ids) { enqueue({}, ids); }
   /// Claimed tries whose lease was not renewed for `lease` become lost: they are returned (and
   /// kept, taken, until acknowledged) as failed tries ("worker lost"); a late result for them is
-  /// refused. Nothing expires while the server has been up for less than `lease` and a client's
+  /// refused. Nothing expires while the server has been up for less than `lease` plus a client's
   /// longest pause between attempts to reach it (2 s): after a crash or restart, workers get a
   /// whole lease to reconnect and renew.
   virtual std::vector<finished_try> expire_leases(std::chrono::milliseconds lease) = 0;
