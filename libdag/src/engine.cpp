@@ -1383,6 +1383,9 @@ void engine::check_slas(change_set& changes, std::optional<timestamp>& wake, con
       sla_missed_.insert(id);
       if (already) continue;
       recorded.push_back(id);
+      // Written with the pass whatever its run's fate (apply_by_run keeps the events).
+      if (metrics_.load(std::memory_order_acquire))
+        uncounted_.push_back({std::nullopt, std::nullopt, "dagrun_sla_misses_total", {key.dag_id, t.id}, {}});
       const std::string message = "missed its sla of " + format_duration(*t.settings.sla) + ": not succeeded by " +
                                   format_iso(std::chrono::floor<std::chrono::seconds>(deadline)) + " (state " +
                                   std::string(to_string(ti.state)) +
@@ -1546,8 +1549,6 @@ std::optional<timestamp> engine::step_once() {
       lost = apply_by_run(changes, of_ends, &not_created, &kept);
       written = true;
       count_written(lost, kept);
-      if (auto* m = metrics_.load(std::memory_order_acquire))
-        for (const auto& [dag_id, run_id, task_id] : sla_marked) m->add("dagrun_sla_misses_total", {dag_id, task_id});
       if (!changes.dataset_events.empty()) {  // what was written: apply_by_run leaves refused ends' out
         check_datasets_ = true;  // consumers may be due: the next pass looks, right away
         wake = now;

@@ -23,8 +23,6 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-/// The first pause before retrying after a broken connection; doubled after every failure.
-constexpr std::chrono::milliseconds first_retry_delay{50};
 /// How long an operation keeps retrying before it fails: long enough to ride out a server
 /// restart or a failover, short enough that a scheduler notices a real outage.
 constexpr std::chrono::seconds retry_budget{30};

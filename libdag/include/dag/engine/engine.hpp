@@ -295,9 +295,9 @@ private:
   /// Moves the runs this pass finished, but those in `lost`, to ended_before_pass_ (told next pass).
   void hold_finished_runs(const std::set<run_key>& lost);
   /// Adds to the metrics what the pass just written decided (uncounted_): the ends of its tries
-  /// whose own update was written (`kept`, from apply_by_run: empty when all were), and its runs'
-  /// ends and tries' starts but those of the runs in `lost` (left out: the pass that decides them
-  /// again counts them).
+  /// whose own update was written (`kept`, from apply_by_run: empty when all were), its runs' ends
+  /// and tries' starts but those of the runs in `lost` (left out: the pass that decides them again
+  /// counts them), and its SLA misses.
   void count_written(const std::set<run_key>& lost, const std::vector<bool>& kept);
   /// After apply_by_run: each run that `lost` names is read again from the store, but one the pass
   /// created (`fresh`) that the store had already (`not_created`), which is dropped with its alerts.
@@ -307,7 +307,8 @@ private:
   /// Records (as a `sla_miss` event) and alerts each task of an active run that has not succeeded
   /// by its run's data interval end plus its `sla`, once; wakes at the next deadline. Runs in
   /// `later` are left to the next pass. Adds the misses it records in `changes` to `recorded`
-  /// (also when it throws part way): counted once the pass is written, unmarked when it is not.
+  /// (also when it throws part way): unmarked when the pass is not written (and counted, through
+  /// uncounted_, when it is).
   void check_slas(change_set& changes, std::optional<timestamp>& wake, const std::set<run_key>& later,
                   std::vector<sla_miss_key>& recorded);
   task_request prepare_try(active_run& r, std::size_t slot, change_set& changes, timestamp now);
@@ -417,11 +418,13 @@ private:
   bool last_wait_short_ = true;
   std::chrono::steady_clock::time_point last_post_{};  // when post() last queued an end; guarded by events_mutex_
   std::vector<std::pair<alert, std::vector<notifier_spec>>> pending_alerts_;  // sent once the pass is written
-  // A try's or a run's end the current pass decided, for the metrics: counted once the pass is
-  // written (count_written), dropped when it is refused (the next pass decides the same end again).
+  // What the current pass decided, for the metrics (a try's or a run's end, a start's delay, an
+  // SLA miss): counted once the pass is written (count_written), dropped when it is refused (the
+  // next pass decides the same again).
   struct uncounted {
     std::optional<run_key> run;            // a decision about this run: left out when the run is lost
     std::optional<std::size_t> end_update;  // or a try's end: the index of its own update in the pass
+                                            // (neither: counted whenever the pass is written)
     const char* name;
     std::vector<std::string> labels;
     std::optional<double> observed;  // a histogram's value; a counter's increment when empty
